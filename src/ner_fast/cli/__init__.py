@@ -1,0 +1,33 @@
+"""The `ner-fast` command line: a click group with one module per command.
+
+Each command module parses options and calls a plain, tested function elsewhere in the package;
+heavy imports (mxnet, onnx) happen inside the commands so `ner-fast --help` stays fast.
+"""
+from __future__ import annotations
+
+import click
+
+from ner_fast import __version__
+from ner_fast.cli.evaluate import evaluate_command
+from ner_fast.cli.export import export_command
+from ner_fast.cli.prepare import prepare_command
+from ner_fast.cli.tag import tag_command
+from ner_fast.cli.train import train_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ner-fast")
+def cli() -> None:
+    """ner-fast: train a BiLSTM-CNN named-entity tagger once, embed it everywhere."""
+
+
+cli.add_command(prepare_command, "prepare")
+cli.add_command(train_command, "train")
+cli.add_command(evaluate_command, "evaluate")
+cli.add_command(export_command, "export")
+cli.add_command(tag_command, "tag")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
