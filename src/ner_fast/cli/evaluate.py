@@ -1,8 +1,37 @@
-"""`ner-fast evaluate` (placeholder until its issue lands)."""
+"""`ner-fast evaluate`: score a trained checkpoint on a corpus."""
+from __future__ import annotations
+
+import json
+
 import click
 
 
 @click.command()
-def evaluate_command() -> None:
-    """Not built yet."""
-    raise click.ClickException("ner-fast evaluate is not built yet")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--which", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which parameters of the run.")
+@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", "gmb", "conll"]), help="Corpus format of DATA.")
+@click.option("--batch-size", default=50, show_default=True)
+@click.option("--decode", type=click.Choice(["bio", "argmax"]), help="Tag decoding (default: the model's, from its config).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate_command(
+    model: str, data: str | None, which: str, fmt: str, batch_size: int, decode: str | None, progress: bool, as_json: bool
+) -> None:
+    """Print accuracy, the tutorial's token-level P/R/F1 and entity-level (conlleval) P/R/F1 with a
+    per-type table for the checkpoint folder MODEL (from `ner-fast train`) on the tagged corpus DATA.
+
+    Without DATA the model is scored on the validation split it was trained with, rebuilt from the
+    data settings in MODEL/config.json.
+    """
+    from ner_fast.evaluate import evaluate
+    from ner_fast.metrics import format_table
+
+    try:
+        scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=progress, decode=decode)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps(scores.to_dict()))
+    else:
+        click.echo(format_table({data or "validation split": scores}))

@@ -1,8 +1,53 @@
-"""`ner-fast export` (placeholder until its issue lands)."""
+"""`ner-fast export`: a training checkpoint folder -> a self-describing ONNX model package."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import click
 
 
+def package_summary(package: Path) -> dict:
+    """Facts about a written package: its path, buckets, quantization and file sizes in bytes."""
+    from ner_fast.package import load_package
+
+    pkg = load_package(package)
+    sizes = {p.name: p.stat().st_size for p in sorted(package.iterdir())}
+    return {
+        "package": str(package),
+        "buckets": pkg.buckets,
+        "quantization": pkg.model["quantization"],
+        "tags": len(pkg.tags),
+        "files": sizes,
+        "bytes": sum(sizes.values()),
+    }
+
+
 @click.command()
-def export_command() -> None:
-    """Not built yet."""
-    raise click.ClickException("ner-fast export is not built yet")
+@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Package folder to write (default: export/<MODEL folder name>/); replaced only when complete.")
+@click.option("--buckets", default="auto", show_default=True,
+              help="'auto' (the training buckets), 'dynamic' (one graph, free length) or lengths like 10,20,40. "
+                   "The dynamic graph is always written too, so long sentences are tagged whole.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Store int8 weights (dynamic quantization).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Which parameters of the training folder to export.")
+@click.option("--json", "as_json", is_flag=True, help="Print the package summary as JSON.")
+def export_command(model: Path, out: Path | None, buckets: str, quantize: str | None, checkpoint: str, as_json: bool) -> None:
+    """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: one graph
+    per bucket length plus a dynamic one, weights stored once, vocabularies and a checksummed manifest."""
+    from ner_fast.onnx_export import export_model
+
+    try:
+        package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint)
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    summary = package_summary(package)
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        lengths = summary["buckets"]
+        shown = ", ".join(map(str, lengths)) if len(lengths) <= 12 else f"{lengths[0]}..{lengths[-1]} ({len(lengths)} lengths)"
+        click.echo(f"wrote {package}: buckets {shown or 'none'} + dynamic, {summary['tags']} tags, "
+                   f"{summary['bytes'] / 1e6:.1f} MB{' (int8)' if quantize else ''}")

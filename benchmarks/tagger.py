@@ -1,0 +1,299 @@
+"""Tagger benchmark: onnxruntime (per-bucket graphs, the dynamic graph, int8) against MXNet's forward pass.
+
+    python benchmarks/tagger.py [--model DIR] [--json FILE]
+
+On one trained model (`--model`, else `runs/gmb` when it holds a checkpoint, else a small model trained
+here for one epoch on a slice) and its validation sentences, in one run:
+
+- tokens a second of the network alone at batch 1 and 64: MXNet `Predictor.predict_proba` vs onnxruntime
+  sessions, all fed the same bucket tensors (each shape run once untimed first, so MXNet's binding and
+  onnxruntime's first-run setup are not counted; the median of 3 interleaved passes);
+- tokens a second end to end (`Tagger.tag_batch`: tokens in, tags out) at batch 64;
+- p50/p99 latency of one 20-token sentence end to end (`Tagger.tag`), onnxruntime fp32 and int8, and
+  MXNet (featurize + forward + tag names) for reference;
+- entity-level F1 (conlleval, `ner_fast.metrics`) of MXNet, fp32 and int8 on the validation split, all
+  decoded the way the package says (argmax or valid-IOB2 Viterbi, `ner_fast.decode`);
+- package sizes.
+
+Both engines use 2 threads (BENCH_THREADS overrides): OMP_NUM_THREADS=2 for MXNet, set before it is
+imported; for onnxruntime either 2 intra-op threads per run (`ort_*`, taggers `fp32`/`int8`) or 2 batches
+at once with one thread each (`*_workers`, `Tagger(workers=2)`). The machine is shared: `uptime`'s load
+average is recorded before and after.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = os.environ.get("BENCH_THREADS", "2")
+os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from ner_fast import _kernels  # noqa: E402
+from ner_fast.checkpoint import load_model  # noqa: E402
+from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
+from ner_fast.decode import decode  # noqa: E402
+from ner_fast.features import featurize  # noqa: E402
+from ner_fast.metrics import TagScheme, score  # noqa: E402
+from ner_fast.onnx_export import export_model  # noqa: E402
+from ner_fast.prepare import split_corpus  # noqa: E402
+from ner_fast.tagger import Tagger  # noqa: E402
+
+THREADS = int(os.environ["OMP_NUM_THREADS"])
+REPEATS = 3
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def validation_corpus(doc: dict[str, Any]) -> Corpus:
+    """The validation sentences of a training run, rebuilt from its recorded settings."""
+    train = doc["train"]
+    if train.get("dev"):
+        return read_corpus(train["dev"], train.get("format", "auto"))
+    corpus = read_corpus(train.get("data"), train.get("format", "auto"))
+    if train.get("max_sentences"):
+        corpus = corpus[: train["max_sentences"]]
+    return split_corpus(corpus, train["split"])[1]
+
+
+def find_or_train_model(given: str | None, work: Path) -> Path:
+    """`--model`, else runs/gmb if it holds a checkpoint, else a small model trained now (about a minute)."""
+    if given:
+        return Path(given)
+    full_run = ROOT / "runs" / "gmb"
+    if (full_run / "best.params.npz").exists():
+        return full_run
+    from ner_fast.train import TrainConfig, train
+
+    print("no --model and no runs/gmb: training a small model (1 epoch, 3000 sentences)")
+    cfg = TrainConfig(out=str(work / "model"), max_sentences=3000, epochs=1, seed=0)
+    train(cfg, progress=False, echo=lambda _: None)
+    return work / "model"
+
+
+def bucket_batches(matrix: np.ndarray, offsets: np.ndarray, buckets: list[int], batch_size: int, limit: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(bucket length, sentence indices, features) batches: sentences in the smallest bucket that fits,
+    longer ones in a batch padded to their own maximum (the dynamic graph's case)."""
+    lengths = np.diff(offsets)
+    order = np.arange(len(lengths) if limit is None else min(limit, len(lengths)))
+    which = np.searchsorted(np.asarray(buckets), lengths[order], side="left")
+    batches = []
+    for k in np.unique(which).tolist():
+        members = order[which == k]
+        for start in range(0, len(members), batch_size):
+            idx = np.ascontiguousarray(members[start : start + batch_size], dtype=np.int64)
+            seq_len = buckets[k] if k < len(buckets) else int(lengths[idx].max())
+            features, _, _ = _kernels.fill_bucket(matrix, None, offsets, idx, seq_len)
+            batches.append((seq_len, idx, features))
+    return batches
+
+
+Batches = list[tuple[int, np.ndarray, np.ndarray]]
+
+
+def session_pass(sessions: Mapping[int | None, Any], pool: ThreadPoolExecutor | None = None) -> Callable[[Batches], None]:
+    """A pass over batches through the bucket sessions (the dynamic one where no bucket fits), one batch
+    at a time, or with `pool` several batches at once (data-parallel, as `Tagger(workers=...)` runs)."""
+
+    def one(batch: tuple[int, np.ndarray, np.ndarray]) -> None:
+        seq_len, _, x = batch
+        sessions.get(seq_len, sessions[None]).run(None, {"features": x})
+
+    def run_pass(batches: Batches) -> None:
+        if pool is None:
+            for batch in batches:
+                one(batch)
+        else:
+            list(pool.map(one, batches))
+
+    return run_pass
+
+
+def warm_up(run_pass: Callable[[Batches], None], batches: Batches) -> None:
+    """One untimed run of every (length, batch size) shape: MXNet binds, onnxruntime sizes its arenas."""
+    shapes = {(seq_len, len(x)): (seq_len, i, x) for seq_len, i, x in batches}
+    run_pass(list(shapes.values()))
+
+
+def timed_pass(run_pass: Callable[[Batches], None], batches: Batches) -> float:
+    """Seconds for one pass over `batches`."""
+    start = time.perf_counter()
+    run_pass(batches)
+    return time.perf_counter() - start
+
+
+def latency(call: Callable[[], Any], n: int) -> dict[str, float]:
+    for _ in range(50):
+        call()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    ms = np.asarray(times) * 1e3
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="training checkpoint folder (default: runs/gmb, else train a small one)")
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--batch1-sentences", type=int, default=1500, help="sentences timed at batch 1 (default 1500)")
+    parser.add_argument("--latency-calls", type=int, default=2000)
+    args = parser.parse_args()
+
+    import mxnet as mx  # noqa: F401  (after OMP_NUM_THREADS is set)
+
+    from ner_fast.model import Predictor
+
+    load_before = load_average()
+    work = Path(tempfile.mkdtemp(prefix="ner_fast_bench_"))
+    model_dir = find_or_train_model(args.model, work)
+    config, params, vocabs, doc = load_model(model_dir)
+    valid = validation_corpus(doc)
+    words = valid.words
+    pos = valid.pos if config.pos_enabled else None
+    sentences = [valid.sentence(i) for i in range(len(valid))]
+    sent_words = [s.words for s in sentences]
+    sent_pos = [s.pos for s in sentences] if pos is not None else None
+    print(f"model {model_dir}; validation: {len(valid):,} sentences, {valid.n_tokens:,} tokens; threads {THREADS}")
+
+    packages = {
+        "fp32": export_model(model_dir, work / "fp32"),
+        "int8": export_model(model_dir, work / "int8", quantize="int8"),
+    }
+    # Two ways to give onnxruntime THREADS threads: intra-op threads in each run, or THREADS batches
+    # at once with one thread each (`workers`).
+    taggers = {name: Tagger.load(p, device="cpu", threads=THREADS) for name, p in packages.items()}
+    taggers.update({f"{name}_workers": Tagger.load(p, device="cpu", threads=1, workers=THREADS) for name, p in packages.items()})
+    buckets = taggers["fp32"].buckets
+    predictor = Predictor(config, params)
+
+    matrix = featurize(words, pos, vocabs, config.max_token_chars).matrix
+    offsets = valid.offsets
+    n_tokens = {}
+    pool = ThreadPoolExecutor(THREADS)
+
+    def mxnet_pass(batches: Batches) -> None:
+        for _, _, x in batches:
+            predictor.predict_proba(x)
+
+    engines: dict[str, Callable[[Batches], None]] = {
+        "mxnet": mxnet_pass,
+        "ort_buckets": session_pass(taggers["fp32"].sessions),
+        "ort_dynamic": session_pass({None: taggers["fp32"].sessions[None]}),
+        "ort_int8_buckets": session_pass(taggers["int8"].sessions),
+        "ort_buckets_workers": session_pass(taggers["fp32_workers"].sessions, pool),
+        "ort_int8_buckets_workers": session_pass(taggers["int8_workers"].sessions, pool),
+    }
+    speed: dict[str, dict[str, float]] = {name: {} for name in engines}
+    for batch_size, limit in ((1, args.batch1_sentences), (64, None)):
+        batches = bucket_batches(matrix, offsets, buckets, batch_size, limit)
+        n_tokens[batch_size] = int(sum(np.diff(offsets)[idx].sum() for _, idx, _ in batches))
+        for run_pass in engines.values():
+            warm_up(run_pass, batches)
+        # Engines take turns in a rotating order, REPEATS passes each, and the median pass counts: the
+        # machine is shared, and interleaving spreads any change in its load over all engines alike.
+        seconds: dict[str, list[float]] = {name: [] for name in engines}
+        names = list(engines)
+        for r in range(REPEATS):
+            for name in names[r:] + names[:r]:
+                seconds[name].append(timed_pass(engines[name], batches))
+        for name in engines:
+            speed[name][f"batch{batch_size}_tokens_per_s"] = round(n_tokens[batch_size] / float(np.median(seconds[name])))
+            print(f"  {name:<24} batch {batch_size:>2}: {speed[name][f'batch{batch_size}_tokens_per_s']:>10,} tokens/s")
+
+    end_to_end = {}
+    for name, tagger in taggers.items():
+        tagger.tag_batch(sent_words[:200], sent_pos[:200] if sent_pos else None)
+        start = time.perf_counter()
+        predicted = tagger.tag_batch(sent_words, sent_pos, batch_size=64)
+        end_to_end[name] = {"batch64_tokens_per_s": round(valid.n_tokens / (time.perf_counter() - start)), "tags": predicted}
+
+    twenty = next(i for i, s in enumerate(sent_words) if len(s) == 20)
+    w20, p20 = sent_words[twenty], sent_pos[twenty] if sent_pos else None
+    # Single sentences: THREADS intra-op threads, one thread (the workers taggers), and int8.
+    lat = {name: latency(lambda t=tagger: t.tag(w20, p20), args.latency_calls) for name, tagger in taggers.items()}
+
+    method = taggers["fp32"].decode  # the package's decoding, applied to MXNet's probabilities too
+
+    def mxnet_tag() -> list[str]:
+        m = featurize(w20, p20, vocabs, config.max_token_chars).matrix
+        probs = predictor.predict_proba(np.ascontiguousarray(m.T[None]))
+        return [vocabs.tags.itos[i] for i in decode(probs, np.array([len(w20)]), vocabs.tags.itos, method)[0].tolist()]
+
+    lat["mxnet"] = latency(mxnet_tag, min(args.latency_calls, 1000))
+
+    # Entity F1 on the validation split: MXNet's own predictions, then fp32 and int8 packages.
+    scheme = TagScheme(vocabs.tags.itos)
+    gold = vocabs.tags.lookup_many(valid.tags)
+    mx_pred = np.empty(len(words), dtype=np.int64)
+    for _, idx, x in bucket_batches(matrix, offsets, buckets, 64):
+        ids = decode(predictor.predict_proba(x), np.diff(offsets)[idx], vocabs.tags.itos, method)
+        for row, i in enumerate(idx.tolist()):
+            a, b = offsets[i], offsets[i + 1]
+            mx_pred[a:b] = ids[row, : b - a]
+    lengths = np.diff(offsets)
+    f1 = {"mxnet": score(gold, mx_pred, lengths, scheme).f1}
+    for name in taggers:
+        pred = vocabs.tags.lookup_many([t for s in end_to_end[name].pop("tags") for t in s])
+        f1[name] = score(gold, pred, lengths, scheme).f1
+    pool.shutdown()
+    sizes = {name: {p.name: p.stat().st_size for p in sorted(path.iterdir())} for name, path in packages.items()}
+
+    mx_speed = speed["mxnet"]
+    ratios = {
+        name: {b: round(speed[name][f"batch{b}_tokens_per_s"] / mx_speed[f"batch{b}_tokens_per_s"], 2) for b in ("1", "64")}
+        for name in engines
+        if name != "mxnet"
+    }
+    result = {
+        "model": str(model_dir),
+        "threads": THREADS,
+        "validation": {"sentences": len(valid), "tokens": valid.n_tokens, "timed_batch1_tokens": n_tokens[1]},
+        "buckets": buckets,
+        "network_tokens_per_s": speed,
+        "speedup_vs_mxnet": ratios,
+        "end_to_end_tokens_per_s_batch64": {k: v["batch64_tokens_per_s"] for k, v in end_to_end.items()},
+        "latency_20_tokens": lat,
+        "decode": method,
+        "entity_f1": {k: round(v, 4) for k, v in f1.items()},
+        "package_bytes": {name: sum(s.values()) for name, s in sizes.items()},
+        "package_files": sizes,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "targets": {
+            f"{name}_2x_mxnet_batch{b}": ratios[name][b] >= 2
+            for name in ("ort_buckets", "ort_buckets_workers")
+            for b in ("1", "64")
+        }
+        | {"p50_20_tokens_under_1ms": lat["fp32"]["p50_ms"] < 1.0},
+    }
+    print()
+    print(f"{'engine':<24} {'batch 1 tok/s':>14} {'batch 64 tok/s':>15} {'x MXNet (1/64)':>16}")
+    for name in engines:
+        r = ratios.get(name, {"1": 1.0, "64": 1.0})
+        print(f"{name:<24} {speed[name]['batch1_tokens_per_s']:>14,} {speed[name]['batch64_tokens_per_s']:>15,} {r['1']:>7.2f}/{r['64']:<7.2f}")
+    print("end to end (tokens in, tags out), batch 64: " + ", ".join(f"{k} {v:,} tok/s" for k, v in result["end_to_end_tokens_per_s_batch64"].items()))
+    print("one 20-token sentence, end to end: " + ", ".join(f"{k} p50 {v['p50_ms']:.3f} ms p99 {v['p99_ms']:.3f} ms" for k, v in lat.items()))
+    print("entity F1: " + ", ".join(f"{k} {v:.4f}" for k, v in result["entity_f1"].items()))
+    print("package MB: " + ", ".join(f"{k} {v / 1e6:.2f}" for k, v in result["package_bytes"].items()))
+    print(f"load average before {load_before}, after {result['load_average_after']}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

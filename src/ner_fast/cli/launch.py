@@ -1,0 +1,66 @@
+"""`ner-fast launch`: start parameter-server training (scheduler, servers, workers)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--workers", default=2, show_default=True, help="Number of workers in the job.")
+@click.option("--servers", default=1, show_default=True, help="Number of parameter servers in the job.")
+@click.option("--role", type=click.Choice(["all", "scheduler", "server", "worker"]), default="all", show_default=True,
+              help="all: the whole job on this machine; otherwise this machine's one process.")
+@click.option("--scheduler", "scheduler_addr", help="HOST:PORT of the scheduler (default with --role all: 127.0.0.1 and a free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address this node announces (DMLC_NODE_HOST).")
+@click.option("--interface", default="lo", show_default=True, help="Network interface to bind (DMLC_INTERFACE).")
+@click.option("--log-dir", type=click.Path(file_okay=False), help="With --role all: one log file per process here.")
+@click.option("--timeout", type=float, help="With --role all: stop everything after this many seconds.")
+@click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
+def launch_command(
+    workers: int,
+    servers: int,
+    role: str,
+    scheduler_addr: str | None,
+    host: str,
+    interface: str,
+    log_dir: str | None,
+    timeout: float | None,
+    worker_args: tuple[str, ...],
+) -> None:
+    """Run MXNet parameter-server training: `ner-fast launch [OPTIONS] -- train --kvstore dist_sync --out DIR ...`.
+
+    WORKER_ARGS is the `ner-fast` command each worker runs (a `train` with a dist_* kvstore).
+    With --role all (the default) a scheduler, --servers servers and --workers workers start on
+    this machine, bound to --host on --interface (loopback by default), and stop together. For
+    several machines start one role per process with the same --scheduler everywhere and each
+    machine's own --host / --interface (see the `ner_fast.distributed` docs).
+    """
+    from ner_fast.distributed import Cluster, launch, run_role
+
+    if role in ("all", "worker") and not worker_args:
+        raise click.UsageError("give the worker command after --, e.g. -- train --kvstore dist_sync --out DIR")
+    if scheduler_addr:
+        sched_host, _, sched_port = scheduler_addr.rpartition(":")
+        if not sched_host or not sched_port.isdigit():
+            raise click.BadParameter(f"expected HOST:PORT, got {scheduler_addr!r}", param_hint="--scheduler")
+        port: int | None = int(sched_port)
+    elif role != "all":
+        raise click.UsageError("--scheduler HOST:PORT is required with --role scheduler/server/worker")
+    else:
+        sched_host, port = host, None
+    if role == "all":
+        if sched_host != host:
+            raise click.UsageError("with --role all the scheduler runs here: --scheduler must use --host")
+        try:
+            result = launch(worker_args, workers=workers, servers=servers, host=host, port=port,
+                           interface=interface, log_dir=log_dir, timeout=timeout)
+        except (TimeoutError, ValueError) as err:
+            raise click.ClickException(str(err)) from err
+        codes = result.worker_codes
+        if len(codes) < workers or any(c != 0 for c in codes):
+            raise click.ClickException(f"worker exit codes: {codes}")
+        return
+    assert port is not None  # --scheduler is required for single roles (checked above)
+    cluster = Cluster(sched_host, port, workers, servers)
+    sys.exit(run_role(role, worker_args, cluster, host, interface))

@@ -1,0 +1,173 @@
+"""Starting MXNet's parameter-server processes for multi-machine training (`ner-fast launch`).
+
+A parameter-server job has one scheduler, some servers and some workers. Every process reads
+its part from environment variables (DMLC_*): its role, the scheduler's address and port, and
+how many servers and workers there are. Servers and the scheduler need no code of ours: importing
+mxnet with `DMLC_ROLE=server` (or `scheduler`) runs that role until the workers finish. Workers run
+`ner-fast train ... --kvstore dist_sync` (or `dist_device_sync` / `dist_async`); each trains on its
+own share of every epoch's batches and the servers combine their gradients (see `train.py`).
+
+On one machine `launch(...)` starts everything on the loopback interface. On several machines run
+one role per process with the same scheduler address everywhere, e.g. for 2 workers, 1 server:
+
+    host A:  ner-fast launch --role scheduler --scheduler A:9091 --workers 2 --servers 1
+    host A:  ner-fast launch --role server    --scheduler A:9091 --workers 2 --servers 1 --host A
+    host B:  ner-fast launch --role worker    --scheduler A:9091 --workers 2 --servers 1 --host B -- train --kvstore dist_sync --out run
+    host C:  ner-fast launch --role worker    --scheduler A:9091 --workers 2 --servers 1 --host C -- train --kvstore dist_sync --out run
+
+`--host` is the address this node announces (DMLC_NODE_HOST) and `--interface` the network
+interface it binds (DMLC_INTERFACE); set both, or ps-lite may pick another address of the machine.
+Only worker 0 writes the checkpoint folder.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+ROLES = ("scheduler", "server", "worker")
+# A worker is the `ner-fast` command line itself, run by this Python.
+_CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
+_ROLE_ONLY = [sys.executable, "-c", "import mxnet"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on `host` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """Where the scheduler listens and how many servers and workers join."""
+
+    scheduler_host: str
+    scheduler_port: int
+    workers: int
+    servers: int
+
+    def env(self, role: str, node_host: str, interface: str | None) -> dict[str, str]:
+        """The environment of one process of this cluster."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        env = dict(os.environ)
+        env.update(
+            DMLC_ROLE=role,
+            DMLC_PS_ROOT_URI=self.scheduler_host,
+            DMLC_PS_ROOT_PORT=str(self.scheduler_port),
+            DMLC_NUM_WORKER=str(self.workers),
+            DMLC_NUM_SERVER=str(self.servers),
+            DMLC_NODE_HOST=node_host,
+        )
+        if interface:
+            env["DMLC_INTERFACE"] = interface
+        return env
+
+
+@dataclass
+class LaunchResult:
+    """The workers' exit codes (in start order; cut short after a failure) and every process id started."""
+
+    worker_codes: list[int]
+    pids: list[int]
+
+
+def role_command(role: str, worker_args: Sequence[str]) -> list[str]:
+    """The command line of one process: a bare mxnet import, or `ner-fast <worker_args>` for workers."""
+    return _CLI + list(worker_args) if role == "worker" else list(_ROLE_ONLY)
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Terminate our child processes (and their own children), then kill what is left."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, 15)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 5
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def launch(
+    worker_args: Sequence[str],
+    *,
+    workers: int = 2,
+    servers: int = 1,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    interface: str | None = "lo",
+    log_dir: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+) -> LaunchResult:
+    """Run a whole parameter-server job on this machine.
+
+    Every node binds `host` on `interface` (loopback by default, so no byte leaves the machine).
+    With `log_dir`, process output goes to `scheduler.log`, `server-<i>.log`, `worker-<i>.log` there;
+    otherwise workers share this terminal and the others are silent. Every process is stopped when
+    the workers are done, on error, on Ctrl-C and after `timeout` seconds (then TimeoutError).
+    """
+    if workers < 1 or servers < 1:
+        raise ValueError("a job needs at least one worker and one server")
+    cluster = Cluster(host, port or free_port(host), workers, servers)
+    logs: list[IO[bytes]] = []
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(role: str, name: str) -> subprocess.Popen[bytes]:
+        out: IO[bytes] | int | None
+        if log_dir is not None:
+            out = open(Path(log_dir) / f"{name}.log", "wb")
+            logs.append(out)
+        else:
+            out = None if role == "worker" else subprocess.DEVNULL
+        p = subprocess.Popen(
+            role_command(role, worker_args),
+            env=cluster.env(role, host, interface),
+            stdout=out,
+            stderr=subprocess.STDOUT if log_dir is not None else out,
+            start_new_session=True,  # its own process group, so _stop reaches its children too
+        )
+        procs.append(p)
+        return p
+
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        start("scheduler", "scheduler")
+        for i in range(servers):
+            start("server", f"server-{i}")
+        worker_procs = [start("worker", f"worker-{i}") for i in range(workers)]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        codes = []
+        for p in worker_procs:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                codes.append(p.wait(timeout=remaining))
+            except subprocess.TimeoutExpired as err:
+                raise TimeoutError(f"the workers did not finish within {timeout} s") from err
+            if codes[-1] != 0:
+                break  # the others would wait forever for it at the next synchronisation
+        return LaunchResult(codes, [p.pid for p in procs])
+    finally:
+        _stop(procs)
+        for f in logs:
+            f.close()
+
+
+def run_role(role: str, worker_args: Sequence[str], cluster: Cluster, host: str, interface: str | None) -> int:
+    """Run one process of a multi-machine job in the foreground; returns its exit code."""
+    return subprocess.call(role_command(role, worker_args), env=cluster.env(role, host, interface))

@@ -1,0 +1,96 @@
+"""Scoring a trained checkpoint on a corpus: the metrics of `metrics.py`, with plain MXNet inference.
+
+The default corpus is the validation split the model was trained with, rebuilt from the data
+settings recorded in its `config.json` (the same `prepare` call, so the same sentences); the
+vocabularies must come out identical to the saved ones, else the data has changed and we refuse.
+Another corpus is featurized with the model's own vocabularies (unseen words become UNK) and
+bucketed without cutting, so every token is scored.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from ner_fast.buckets import Bucket, build_buckets
+from ner_fast.checkpoint import load_model
+from ner_fast.metrics import Accumulator, Scores, TagScheme
+
+
+def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
+    """Rebuild the validation split of the run described by config.json document `doc`."""
+    from ner_fast.train import TrainConfig, load_data
+
+    data = load_data(TrainConfig.from_dict(doc["train"]))
+    if data.vocabs != vocabs:
+        raise ValueError(
+            f"the training data ({doc['data'].get('source')}) no longer gives the model's vocabularies:"
+            " pass the corpus to evaluate explicitly"
+        )
+    return data.splits["valid"]
+
+
+def corpus_buckets(path: str | os.PathLike[str], vocabs: Any, max_token_chars: int, lengths: Sequence[int], fmt: str = "auto") -> list[Bucket]:
+    """A tagged corpus file as buckets of the model's features (nothing cut)."""
+    from ner_fast.corpus import read_corpus
+    from ner_fast.features import featurize, tag_ids
+
+    corpus = read_corpus(path, fmt)
+    if corpus.tags is None:
+        raise ValueError(f"{corpus.source}: evaluation needs a tagged corpus")
+    unknown = sorted(set(corpus.tags) - set(vocabs.tags.itos))
+    if unknown:
+        raise ValueError(f"{corpus.source}: tags the model does not know: {unknown}")
+    features = featurize(corpus.words, corpus.pos, vocabs, max_token_chars)
+    buckets, _ = build_buckets(features, corpus.offsets, tag_ids(corpus.tags, vocabs), lengths, cut=False)
+    return buckets
+
+
+def score_buckets(
+    predictor: Any,
+    buckets: Sequence[Bucket],
+    tags: Sequence[str],
+    batch_size: int = 50,
+    progress: bool = False,
+    decode: str = "argmax",
+) -> Scores:
+    """Run `predictor.predict_proba` over every sentence of `buckets` and score against their tags."""
+    acc = Accumulator(TagScheme(tags), decode)
+    total = sum((len(b) + batch_size - 1) // batch_size for b in buckets)
+    with tqdm(total=total, desc="evaluate", unit="batch", disable=not progress, leave=False) as bar:
+        for bucket in buckets:
+            if bucket.tags is None:
+                raise ValueError("evaluation needs tags")
+            for start in range(0, len(bucket), batch_size):
+                rows = slice(start, start + batch_size)
+                acc.add(bucket.tags[rows], predictor.predict_proba(bucket.features[rows]))
+                bar.update(1)
+    return acc.result()
+
+
+def evaluate(
+    model_dir: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
+    *,
+    which: str = "best",
+    format: str = "auto",
+    batch_size: int = 50,
+    progress: bool = False,
+    decode: str | None = None,
+) -> Scores:
+    """Metrics of the checkpoint in `model_dir` on `data` (default: its validation split).
+
+    `decode` defaults to the one the model was trained (and selected) with.
+    """
+    from ner_fast.model import Predictor
+
+    config, params, vocabs, doc = load_model(model_dir, which)
+    if data is None:
+        buckets = validation_buckets(doc, vocabs)
+    else:
+        lengths = doc.get("data", {}).get("buckets") or []
+        buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format)
+    method = decode or doc["train"].get("decode", "argmax")
+    return score_buckets(Predictor(config, params), buckets, vocabs.tags.itos, batch_size, progress, method)

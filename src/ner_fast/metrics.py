@@ -1,0 +1,269 @@
+"""Tagging metrics over real tokens only (padding never counts), in NumPy.
+
+- token accuracy;
+- the MXNet tutorial's token-level "entity" precision/recall/F1 (a token predicted as any non-O tag
+  is correct if it equals the gold tag), reported for comparison with the tutorial's 86.54;
+- entity-level micro precision/recall/F1 with conlleval semantics (what NER papers report): an
+  entity counts as found only if its type and both boundaries match; plus a per-type table.
+
+Sequences arrive flat: one array of tag ids for all sentences back to back, and their lengths.
+Entities never cross a sentence boundary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ner_fast.decode import DECODERS
+from ner_fast.decode import decode as decode_tags
+
+# Tag prefixes, as codes. IOB2 uses B/I/O; E and S (IOBES) are read with conlleval's rules too.
+_O, _B, _I, _E, _S = 0, 1, 2, 3, 4
+_PREFIXES = {"B": _B, "I": _I, "E": _E, "S": _S}
+
+
+class TagScheme:
+    """Tag id -> (prefix code, entity type id) lookup tables for a tag vocabulary like ["O", "B-geo", ...]."""
+
+    def __init__(self, tags: Sequence[str]):
+        self.tags = list(tags)
+        self.types: list[str] = []
+        prefix = np.zeros(len(self.tags), dtype=np.int8)
+        kind = np.full(len(self.tags), -1, dtype=np.int64)
+        for i, tag in enumerate(self.tags):
+            if tag == "O":
+                continue
+            head, sep, name = tag.partition("-")
+            if not sep or head not in _PREFIXES or not name:
+                raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE with PREFIX in B, I, E, S")
+            if name not in self.types:
+                self.types.append(name)
+            prefix[i] = _PREFIXES[head]
+            kind[i] = self.types.index(name)
+        self.prefix = prefix
+        self.kind = kind
+        self.o_index = self.tags.index("O") if "O" in self.tags else -1
+
+
+def _sentence_edges(lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of each sentence's first and last token in a flat array of `n` tokens."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.sum() != n:
+        raise ValueError(f"lengths add up to {lengths.sum()} but there are {n} tags")
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    nonempty = lengths > 0
+    first = np.zeros(n, dtype=bool)
+    last = np.zeros(n, dtype=bool)
+    first[starts[nonempty]] = True
+    last[ends[nonempty] - 1] = True
+    return first, last
+
+
+def entity_spans(tag_ids: np.ndarray, lengths: np.ndarray, scheme: TagScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entities in flat tag ids: (start, end inclusive, type id) arrays, conlleval's chunk rules.
+
+    A chunk starts at a B or S, at an I or E that follows O, E or S, or wherever the type changes;
+    it ends at an E or S, before a B, S or O, or before a type change. So an I- without a B- opens
+    an entity, as conlleval and seqeval (default mode) read it.
+    """
+    tag_ids = np.asarray(tag_ids, dtype=np.int64)
+    n = tag_ids.size
+    first, last = _sentence_edges(lengths, n)
+    prefix = scheme.prefix[tag_ids]
+    kind = scheme.kind[tag_ids]
+    inside = prefix != _O
+
+    prev_prefix = np.roll(prefix, 1)
+    prev_kind = np.roll(kind, 1)
+    prev_prefix[first] = _O
+    prev_kind[first] = -1
+    next_prefix = np.roll(prefix, -1)
+    next_kind = np.roll(kind, -1)
+    next_prefix[last] = _O
+    next_kind[last] = -1
+
+    starts = (
+        (prefix == _B)
+        | (prefix == _S)
+        | (np.isin(prev_prefix, (_E, _S, _O)) & np.isin(prefix, (_I, _E)))
+        | (inside & (prev_kind != kind))
+    )
+    ends = (
+        (prefix == _E)
+        | (prefix == _S)
+        | (np.isin(prefix, (_B, _I)) & np.isin(next_prefix, (_B, _S, _O)))
+        | (inside & (next_kind != kind))
+    )
+    start_pos = np.flatnonzero(starts)
+    end_pos = np.flatnonzero(ends)
+    # Every start closes the chunk before it, so starts and ends alternate and pair up in order.
+    assert start_pos.size == end_pos.size
+    return start_pos, end_pos, kind[start_pos]
+
+
+def _prf(correct: np.ndarray | int, predicted: np.ndarray | int, gold: np.ndarray | int) -> tuple[Any, Any, Any]:
+    """Precision, recall, F1 (0 where undefined), element-wise."""
+    correct, predicted, gold = (np.asarray(a, dtype=np.float64) for a in (correct, predicted, gold))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(predicted > 0, correct / predicted, 0.0)
+        r = np.where(gold > 0, correct / gold, 0.0)
+        f = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    return p, r, f
+
+
+@dataclass
+class Scores:
+    """Every metric of one evaluation pass (fractions in 0..1)."""
+
+    tokens: int
+    sentences: int
+    accuracy: float
+    token_precision: float
+    token_recall: float
+    token_f1: float
+    precision: float
+    recall: float
+    f1: float
+    per_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    loss: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+def score(gold: np.ndarray, pred: np.ndarray, lengths: np.ndarray, scheme: TagScheme, loss: float | None = None) -> Scores:
+    """All metrics for flat gold and predicted tag ids of real tokens, sentence `lengths` back to back."""
+    gold = np.asarray(gold, dtype=np.int64).ravel()
+    pred = np.asarray(pred, dtype=np.int64).ravel()
+    if gold.shape != pred.shape:
+        raise ValueError(f"gold has {gold.size} tags, predictions {pred.size}")
+    n = gold.size
+    accuracy = float((gold == pred).mean()) if n else 0.0
+
+    # The tutorial's token-level figures: a predicted non-O token is right if it equals the gold tag.
+    pred_entity = pred != scheme.o_index
+    gold_entity = gold != scheme.o_index
+    right = int((pred_entity & (pred == gold)).sum())
+    tp, tr, tf = _prf(right, int(pred_entity.sum()), int(gold_entity.sum()))
+
+    gs, ge, gk = entity_spans(gold, lengths, scheme)
+    ps, pe, pk = entity_spans(pred, lengths, scheme)
+    n_types = max(len(scheme.types), 1)
+    # One integer key per entity (start, end, type) so matching is a set intersection.
+    width = np.int64(n + 1)
+    gold_keys = (gs * width + ge) * n_types + gk
+    pred_keys = (ps * width + pe) * n_types + pk
+    hit = np.intersect1d(gold_keys, pred_keys, assume_unique=True) % n_types
+    n_gold = np.bincount(gk, minlength=n_types)
+    n_pred = np.bincount(pk, minlength=n_types)
+    n_hit = np.bincount(hit, minlength=n_types)
+    p, r, f = _prf(n_hit.sum(), n_pred.sum(), n_gold.sum())
+    tp_, tr_, tf_ = _prf(n_hit, n_pred, n_gold)
+    per_type = {
+        name: {
+            "precision": float(tp_[i]),
+            "recall": float(tr_[i]),
+            "f1": float(tf_[i]),
+            "support": int(n_gold[i]),
+            "predicted": int(n_pred[i]),
+        }
+        for i, name in enumerate(scheme.types)
+    }
+    return Scores(
+        tokens=n,
+        sentences=int(np.count_nonzero(np.asarray(lengths))),
+        accuracy=accuracy,
+        token_precision=float(tp),
+        token_recall=float(tr),
+        token_f1=float(tf),
+        precision=float(p),
+        recall=float(r),
+        f1=float(f),
+        per_type=per_type,
+        loss=loss,
+    )
+
+
+class Accumulator:
+    """Collects padded batches (labels with -1 on padding) during an epoch, then scores them at once.
+
+    Predictions are decoded from the probabilities by `decode` ("argmax" or "bio", see `decode.py`).
+    """
+
+    def __init__(self, scheme: TagScheme, decode: str = "argmax"):
+        if decode not in DECODERS:
+            raise ValueError(f"decode must be one of {DECODERS}, got {decode!r}")
+        self.scheme = scheme
+        self.decode = decode
+        self._gold: list[np.ndarray] = []
+        self._pred: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
+        self._nll = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """Real tokens seen so far."""
+        return int(sum(a.size for a in self._gold))
+
+    def add(self, labels: np.ndarray, proba: np.ndarray) -> None:
+        """Add one batch: `labels` (B, L) with -1 padding, `proba` (B, L, T) tag probabilities.
+
+        Real tokens are a prefix of each row, so row-major masking keeps sentences contiguous.
+        """
+        labels = np.asarray(labels).astype(np.int64)
+        mask = labels >= 0
+        gold = labels[mask]
+        probs = proba[mask]
+        lengths = mask.sum(axis=1)
+        self._gold.append(gold)
+        self._pred.append(decode_tags(proba, lengths, self.scheme.tags, self.decode)[mask])
+        self._lengths.append(lengths)
+        picked = probs[np.arange(gold.size), gold]
+        self._nll += float(-np.log(np.maximum(picked, 1e-12)).sum())
+
+    def result(self) -> Scores:
+        """Scores of everything added (mean negative log-likelihood per real token as `loss`)."""
+        if not self._gold:
+            return score(np.zeros(0), np.zeros(0), np.zeros(0), self.scheme, loss=0.0)
+        gold = np.concatenate(self._gold)
+        return score(
+            gold,
+            np.concatenate(self._pred),
+            np.concatenate(self._lengths),
+            self.scheme,
+            loss=self._nll / max(gold.size, 1),
+        )
+
+
+def format_table(results: dict[str, Scores]) -> str:
+    """A plain-text table: one column per named result (e.g. train, valid), then per-type entity F1."""
+    names = list(results)
+    rows = [
+        ("loss", lambda s: "-" if s.loss is None else f"{s.loss:.4f}"),
+        ("accuracy", lambda s: f"{s.accuracy:.4f}"),
+        ("token P (tutorial)", lambda s: f"{s.token_precision:.4f}"),
+        ("token R (tutorial)", lambda s: f"{s.token_recall:.4f}"),
+        ("token F1 (tutorial)", lambda s: f"{s.token_f1:.4f}"),
+        ("entity P", lambda s: f"{s.precision:.4f}"),
+        ("entity R", lambda s: f"{s.recall:.4f}"),
+        ("entity F1", lambda s: f"{s.f1:.4f}"),
+    ]
+    types = sorted({t for s in results.values() for t in s.per_type})
+    for t in types:
+        rows.append(
+            (
+                f"  F1 {t}",
+                lambda s, t=t: f"{s.per_type[t]['f1']:.4f} ({s.per_type[t]['support']})" if t in s.per_type else "-",
+            )
+        )
+    label_w = max(len(r[0]) for r in rows)
+    cells = [[fmt(results[n]) for n in names] for _, fmt in rows]
+    col_w = [max(len(n), *(len(c[i]) for c in cells)) for i, n in enumerate(names)]
+    lines = [" " * label_w + "  " + "  ".join(n.rjust(w) for n, w in zip(names, col_w))]
+    for (label, _), row in zip(rows, cells):
+        lines.append(label.ljust(label_w) + "  " + "  ".join(c.rjust(w) for c, w in zip(row, col_w)))
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""The BiLSTM-CNN network (Chiu & Nichols 2016, as in the MXNet NER tutorial) on MXNet.
+
+`make_sym_gen(config)` gives the `sym_gen(seq_len)` of `mx.mod.BucketingModule`: one graph per
+bucket length. The input layout and the parameter names are fixed in docs/ARCHITECTURE.md because
+the ONNX exporter rebuilds the same network from the same named arrays; `ModelConfig` and the
+canonical (unpacked) parameter dicts live in the mxnet-free `checkpoint.py`.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+import mxnet as mx
+import numpy as np
+
+from ner_fast.checkpoint import ModelConfig, check_params, pack_params
+from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
+
+__all__ = ["ModelConfig", "make_sym_gen", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
+
+
+def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:
+    """Canonical parameters as the NDArrays a module of this config (fused or not) binds."""
+    arrays = pack_params(config, params) if config.fused else params
+    return {name: mx.nd.array(arr, dtype=np.float32) for name, arr in arrays.items()}
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def _row(data: mx.sym.Symbol, row: int) -> mx.sym.Symbol:
+    """Row `row` of the (B, F, L) input as (B, L)."""
+    return mx.sym.reshape(mx.sym.slice_axis(data, axis=1, begin=row, end=row + 1), shape=(0, -1))
+
+
+def _lstm(config: ModelConfig, prefix: str, inputs: mx.sym.Symbol, seq_len: int) -> mx.sym.Symbol:
+    """One unidirectional LSTM over TNC `inputs` -> (L, B, H) outputs."""
+    if config.fused:
+        cell = mx.rnn.FusedRNNCell(config.hidden, num_layers=1, mode="lstm", prefix=prefix)
+    else:
+        cell = mx.rnn.LSTMCell(config.hidden, prefix=prefix)
+    outputs, _ = cell.unroll(seq_len, inputs=inputs, layout="TNC", merge_outputs=True)
+    return outputs
+
+
+def logits_symbol(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Symbol:
+    """The network up to the fully connected layer: (B, F, L) input -> (B, L, T) scores."""
+    c = config
+    words = _row(data, ROW_WORD)
+    # A real token is never PAD (an unseen one is UNK), so counting non-zero ids gives each length.
+    lengths = mx.sym.sum(words != 0, axis=1)
+
+    parts = [mx.sym.Embedding(words, input_dim=c.n_words, output_dim=c.word_dim, name="word_embed")]
+    if c.use_casing:
+        casing = _row(data, ROW_CASING)
+        parts.append(mx.sym.Embedding(casing, input_dim=c.n_casing, output_dim=c.casing_dim, name="casing_embed"))
+    if c.pos_enabled:
+        parts.append(mx.sym.one_hot(_row(data, ROW_POS), depth=c.n_pos))
+
+    # Characters: (B, C, L) -> (B*L, 1, C, char_dim) images, one convolution per filter width.
+    chars = mx.sym.slice_axis(data, axis=1, begin=ROW_CHARS, end=ROW_CHARS + c.max_token_chars)
+    chars = mx.sym.reshape(mx.sym.transpose(chars, axes=(0, 2, 1)), shape=(-1, c.max_token_chars))
+    char_embed = mx.sym.Embedding(chars, input_dim=c.n_chars, output_dim=c.char_dim, name="char_embed")
+    char_embed = mx.sym.expand_dims(char_embed, axis=1)
+    pooled = []
+    for w in c.filter_widths:
+        conv = mx.sym.Convolution(
+            char_embed, kernel=(w, c.char_dim), num_filter=c.filters, name=f"char_conv{w}"
+        )
+        pooled.append(mx.sym.max(mx.sym.tanh(conv), axis=(2, 3)))
+    char_feats = pooled[0] if len(pooled) == 1 else mx.sym.concat(*pooled, dim=1)
+    parts.append(mx.sym.reshape(char_feats, shape=(-1, seq_len, c.filters * len(c.filter_widths))))
+
+    x = mx.sym.concat(*parts, dim=2) if len(parts) > 1 else parts[0]
+    if c.dropout > 0:
+        x = mx.sym.Dropout(x, p=c.dropout)
+
+    # BiLSTM layers in TNC. The backward LSTM reads each sentence reversed over its true length
+    # only (SequenceReverse leaves the padding in place), so it starts at the last real token and
+    # a sentence's tags do not depend on the bucket it landed in.
+    x = mx.sym.transpose(x, axes=(1, 0, 2))
+    for k in range(c.num_layers):
+        if k > 0 and c.dropout > 0:
+            x = mx.sym.Dropout(x, p=c.dropout)
+        fwd = _lstm(c, f"lstm{k}_fwd_", x, seq_len)
+        rev = mx.sym.SequenceReverse(x, sequence_length=lengths, use_sequence_length=True)
+        bwd = mx.sym.SequenceReverse(
+            _lstm(c, f"lstm{k}_bwd_", rev, seq_len), sequence_length=lengths, use_sequence_length=True
+        )
+        x = mx.sym.concat(fwd, bwd, dim=2)
+    x = mx.sym.transpose(x, axes=(1, 0, 2))  # (B, L, 2H)
+    if c.dropout > 0:
+        x = mx.sym.Dropout(x, p=c.dropout)
+    fc = mx.sym.FullyConnected(mx.sym.reshape(x, shape=(-1, 2 * c.hidden)), num_hidden=c.n_tags, name="fc")
+    return mx.sym.reshape(fc, shape=(-1, seq_len, c.n_tags))
+
+
+def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tuple[str], tuple[str]]]:
+    """`sym_gen(seq_len) -> (symbol, data_names, label_names)` for `mx.mod.BucketingModule`.
+
+    The training head is `SoftmaxOutput` over the tag axis of (B, T, L) scores with label
+    `softmax_label` (B, L); label -1 (padding) gets no gradient. The gradient is the mean over the
+    batch's real tokens (`normalization="valid"`): MXNet's default for `multi_output` divides by
+    L instead, so a sentence's weight would depend on the bucket (padding) it lands in.
+    """
+
+    def sym_gen(seq_len: int) -> tuple[mx.sym.Symbol, tuple[str], tuple[str]]:
+        data = mx.sym.Variable("data")
+        label = mx.sym.Variable("softmax_label")
+        scores = mx.sym.transpose(logits_symbol(config, seq_len, data), axes=(0, 2, 1))
+        out = mx.sym.SoftmaxOutput(
+            scores,
+            label=label,
+            multi_output=True,
+            use_ignore=True,
+            ignore_label=-1,
+            normalization="valid",
+            name="softmax",
+        )
+        return out, ("data",), ("softmax_label",)
+
+    return sym_gen
+
+
+def proba_symbol(config: ModelConfig, seq_len: int) -> mx.sym.Symbol:
+    """The inference graph: `data` (B, F, L) -> tag probabilities (B, L, T)."""
+    return mx.sym.softmax(logits_symbol(config, seq_len, mx.sym.Variable("data")), axis=-1)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+class Predictor:
+    """Plain-MXNet forward passes (no training) for canonical parameters.
+
+    Executors are bound once per (batch, seq_len) and share one copy of the weights; each holds
+    its own activation buffers, so only the `max_executors` most recently used are kept.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        params: dict[str, np.ndarray],
+        ctx: mx.Context | None = None,
+        max_executors: int = 16,
+    ):
+        check_params(config, params)
+        self.config = config
+        self.ctx = ctx or mx.cpu()
+        self.max_executors = max_executors
+        self._weights = {n: a.as_in_context(self.ctx) for n, a in module_params(config, params).items()}
+        self._executors: OrderedDict[tuple[int, int], Any] = OrderedDict()
+
+    def _executor(self, batch: int, seq_len: int) -> Any:
+        key = (batch, seq_len)
+        if key in self._executors:
+            self._executors.move_to_end(key)
+            return self._executors[key]
+        sym = proba_symbol(self.config, seq_len)
+        args = {"data": mx.nd.zeros((batch, self.config.n_features, seq_len), ctx=self.ctx)}
+        args.update({n: self._weights[n] for n in sym.list_arguments() if n != "data"})
+        self._executors[key] = sym.bind(self.ctx, args, grad_req="null")
+        while len(self._executors) > self.max_executors:
+            self._executors.popitem(last=False)
+        return self._executors[key]
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Tag probabilities (B, L, T) for int features (B, F, L) laid out as in docs/ARCHITECTURE.md."""
+        features = np.asarray(features)
+        if features.ndim != 3 or features.shape[1] != self.config.n_features:
+            raise ValueError(
+                f"features must be (batch, {self.config.n_features}, seq_len), got {features.shape}"
+            )
+        if features.shape[0] == 0:
+            return np.zeros((0, features.shape[2], self.config.n_tags), dtype=np.float32)
+        exe = self._executor(features.shape[0], features.shape[2])
+        exe.arg_dict["data"][:] = features.astype(np.float32)
+        exe.forward(is_train=False)
+        return exe.outputs[0].asnumpy()
+
+
+_PREDICTORS: list[tuple[dict[str, np.ndarray], ModelConfig, Predictor]] = []
+
+
+def predict_proba(params: dict[str, np.ndarray], config: ModelConfig, features: np.ndarray) -> np.ndarray:
+    """Tag probabilities (B, L, T) for features (B, F, L), on CPU.
+
+    Reuses the `Predictor` of the last few (params, config) pairs (compared by identity), so a loop
+    over batches binds each shape once.
+    """
+    for p, c, predictor in _PREDICTORS:
+        if p is params and c is config:
+            return predictor.predict_proba(features)
+    predictor = Predictor(config, params)
+    _PREDICTORS.insert(0, (params, config, predictor))
+    del _PREDICTORS[4:]
+    return predictor.predict_proba(features)

@@ -1,0 +1,208 @@
+"""Corpus -> split -> vocabularies -> bucket tensors (what `ner-fast prepare` runs and writes).
+
+The layout of a prepared directory is in docs/ARCHITECTURE.md: ``prepared.json`` (settings and
+counts), ``vocab.json`` and one ``<split>.npz`` per split with the bucket arrays.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ner_fast.buckets import Bucket, build_buckets, default_buckets
+from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.features import featurize, n_features, tag_ids
+from ner_fast.vocab import Vocabularies, current_umask
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid")
+
+
+@dataclass
+class PreparedData:
+    """Vocabularies, per-split buckets, the settings used and a summary of the run."""
+
+    vocabs: Vocabularies
+    splits: dict[str, list[Bucket]]
+    settings: dict[str, Any]
+    summary: dict[str, Any]
+
+    def save(self, directory: str | Path) -> None:
+        """Write to a temporary folder beside `directory`, then rename it into place.
+
+        An existing `directory` is replaced only once the new one is complete.
+        """
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes the folder private; give it the usual mode
+            doc = {"format_version": FORMAT_VERSION, "settings": self.settings, "summary": self.summary}
+            (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+            self.vocabs.save(tmp / "vocab.json")
+            for name, buckets in self.splits.items():
+                _save_split(tmp / f"{name}.npz", buckets)
+            if directory.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
+                os.replace(directory, old / "data")
+                os.replace(tmp, directory)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PreparedData:
+        """Read a directory written by `save` (no pickle: npz with allow_pickle=False)."""
+        directory = Path(directory)
+        try:
+            doc = json.loads((directory / "prepared.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{directory / 'prepared.json'}: {err}") from err
+        version = doc.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(f"{directory}: prepared data format {version!r} is not supported (max {FORMAT_VERSION})")
+        vocabs = Vocabularies.load(directory / "vocab.json")
+        splits = {}
+        for name in SPLITS:
+            path = directory / f"{name}.npz"
+            if path.exists():
+                splits[name] = _load_split(path)
+        return cls(vocabs, splits, doc["settings"], doc["summary"])
+
+
+def _save_split(path: Path, buckets: Sequence[Bucket]) -> None:
+    arrays: dict[str, np.ndarray] = {"buckets": np.asarray([b.length for b in buckets], dtype=np.int32)}
+    for b in buckets:
+        arrays[f"features_{b.length}"] = b.features
+        if b.tags is not None:
+            arrays[f"tags_{b.length}"] = b.tags
+        arrays[f"lengths_{b.length}"] = b.lengths
+        arrays[f"indices_{b.length}"] = b.indices
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _load_split(path: Path) -> list[Bucket]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return [
+                Bucket(
+                    int(n),
+                    npz[f"features_{n}"],
+                    npz[f"tags_{n}"] if f"tags_{n}" in npz.files else None,
+                    npz[f"lengths_{n}"],
+                    npz[f"indices_{n}"],
+                )
+                for n in npz["buckets"].tolist()
+            ]
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus]:
+    """Sequential split: the first ``split[0]`` of the sentences train, the next ``split[1]`` validate.
+
+    When the fractions add up to 1, validation takes every remaining sentence.
+    """
+    if len(split) != 2 or min(split) <= 0 or sum(split) > 1 + 1e-9:
+        raise ValueError(f"split must be two positive fractions adding up to at most 1, got {tuple(split)}")
+    n = len(corpus)
+    n_train = int(n * split[0])
+    n_valid = n - n_train if abs(sum(split) - 1) < 1e-9 else int(n * split[1])
+    if n_train == 0 or n_valid == 0:
+        raise ValueError(f"split {tuple(split)} of {n} sentences leaves a split empty")
+    return corpus[:n_train], corpus[n_train : n_train + n_valid]
+
+
+def prepare(
+    data: str | Path | Corpus | None = None,
+    *,
+    format: str = "auto",
+    split: Sequence[float] = (0.8, 0.2),
+    dev: str | Path | Corpus | None = None,
+    max_sentences: int | None = None,
+    max_token_chars: int = 20,
+    batch_size: int = 50,
+    buckets: Sequence[int] | None = None,
+    lowercase: bool = False,
+) -> PreparedData:
+    """Read `data` (None: the bundled GMB corpus), split it, build vocabularies on the training
+    split only and lay out both splits as buckets.
+
+    `dev` is a separate validation corpus (then all of `data` trains and `split` is unused);
+    `max_sentences` keeps only the first sentences of `data`. `buckets` defaults to the tutorial's
+    rule on the training lengths (`default_buckets`); training sentences longer than the largest
+    bucket are cut to it, validation sentences never are.
+    """
+    started = time.perf_counter()
+    if max_token_chars < 1:
+        raise ValueError("max_token_chars must be at least 1")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
+    if max_sentences is not None:
+        corpus = corpus[:max_sentences]
+    if corpus.tags is None:
+        raise ValueError(f"{corpus.source}: prepare needs a tagged corpus")
+    if dev is None:
+        train, valid = split_corpus(corpus, split)
+    else:
+        train = corpus
+        valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format)
+        if valid.tags is None:
+            raise ValueError(f"{valid.source}: the validation corpus has no tags")
+        if valid.has_pos != train.has_pos:
+            raise ValueError(f"{valid.source}: has POS tags where {train.source} has {'none' if not train.has_pos else 'some'}")
+
+    vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
+    bucket_lengths = sorted(set(buckets)) if buckets else default_buckets(train.lengths, batch_size)
+    splits: dict[str, list[Bucket]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    n_cut = 0
+    for name, part in (("train", train), ("valid", valid)):
+        features = featurize(part.words, part.pos, vocabs, max_token_chars)
+        assert part.tags is not None
+        ids = tag_ids(part.tags, vocabs)
+        splits[name], cut = build_buckets(features, part.offsets, ids, bucket_lengths, cut=name == "train")
+        n_cut += cut
+        counts[name] = {"sentences": len(part), "tokens": part.n_tokens, "buckets": len(splits[name])}
+
+    settings = {
+        "max_token_chars": max_token_chars,
+        "n_features": n_features(max_token_chars),
+        "batch_size": batch_size,
+        "buckets": bucket_lengths,
+        "lowercase": lowercase,
+        "split": None if dev is not None else list(split),
+        "max_sentences": max_sentences,
+        "source": corpus.source,
+        "format": corpus.format,
+        "dev": None if dev is None else valid.source,
+        "has_pos": train.has_pos,
+    }
+    summary = {
+        "sentences": counts["train"]["sentences"] + counts["valid"]["sentences"],
+        "tokens": counts["train"]["tokens"] + counts["valid"]["tokens"],
+        "splits": counts,
+        "buckets": bucket_lengths,
+        "cut": n_cut,
+        "has_pos": train.has_pos,
+        "vocab": {
+            "words": len(vocabs.words),
+            "chars": len(vocabs.chars),
+            "pos": None if vocabs.pos is None else len(vocabs.pos),
+            "tags": len(vocabs.tags),
+        },
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return PreparedData(vocabs, splits, settings, summary)

@@ -1,0 +1,550 @@
+"""The training loop: prepared buckets -> `mx.mod.BucketingModule` -> a checkpoint folder.
+
+`train(TrainConfig(...))` does the whole run: it prepares (or loads) the data, builds the model,
+trains epoch by epoch with Adam, scores train and validation data after each epoch
+(`metrics.py`), keeps the best model by validation entity F1, stops early after `patience`
+epochs without improvement, and writes the checkpoint files of docs/ARCHITECTURE.md atomically
+after every epoch. Ctrl-C saves the current parameters and returns; `resume_config(DIR)` gives
+the configuration to continue from such a folder.
+
+Several devices (`context="gpu:0,gpu:1"`) split each batch (data parallel, kvstore `device` or
+`local`); several machines use MXNet's parameter server (`kvstore="dist_sync"` and friends, see
+`distributed.py`), each worker training on its own share of each epoch's batches. Only worker 0
+writes the checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ner_fast import __version__
+from ner_fast.checkpoint import (
+    CONFIG_VERSION,
+    ModelConfig,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_params,
+    init_params,
+    load_params,
+    pack_params,
+    save_params,
+    unpack_params,
+)
+from ner_fast.decode import DECODERS
+from ner_fast.features import CASING_CLASSES
+from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
+from ner_fast.vocab import Vocabularies
+
+# MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run.
+os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
+
+KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+
+
+# The default recipe departs from the tutorial's (lr 0.01 constant, dropout 0.1, no clipping,
+# cased words only, per-token argmax) where that measured better on the GMB validation split:
+# Adam at lr 0.002 decayed by 0.9 per epoch, gradients clipped at 5, lower-cased words plus a
+# casing embedding (Chiu & Nichols), dropout 0.5 and BIO-constrained decoding (see the report in
+# docs/TRAINING.md). `ModelConfig` keeps the tutorial's architecture defaults.
+RECIPE_ARCH: dict[str, Any] = {"use_casing": True, "dropout": 0.5}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; stored in `config.json` (section `train`).
+
+    `data` is a corpus file, a folder written by `ner-fast prepare`, or None for the bundled
+    corpus. `arch` holds `ModelConfig` keyword overrides (hidden, dropout, fused, ...); the vocabulary
+    sizes come from the data.
+    """
+
+    out: str
+    data: str | None = None
+    format: str = "auto"
+    dev: str | None = None
+    split: tuple[float, float] = (0.8, 0.2)
+    max_sentences: int | None = None
+    max_token_chars: int = 20
+    buckets: list[int] | None = None
+    lowercase: bool = True
+    batch_size: int = 50
+    epochs: int = 30
+    patience: int | None = 5
+    learning_rate: float = 0.002
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    lr_decay: float = 0.9
+    clip_gradient: float | None = 5.0
+    word_dropout: float = 0.0
+    decode: str = "bio"
+    seed: int = 0
+    context: str = "cpu"
+    kvstore: str = "device"
+    arch: dict[str, Any] = field(default_factory=lambda: dict(RECIPE_ARCH))
+
+    def __post_init__(self) -> None:
+        self.split = tuple(self.split)  # type: ignore[assignment]
+        if self.kvstore not in KVSTORES:
+            raise ValueError(f"kvstore must be one of {', '.join(KVSTORES)}, got {self.kvstore!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if self.decode not in DECODERS:
+            raise ValueError(f"decode must be one of {', '.join(DECODERS)}, got {self.decode!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError("lr_decay must lie in (0, 1]")
+        unknown = set(self.arch) - {f.name for f in dataclasses.fields(ModelConfig)}
+        if unknown:
+            raise ValueError(f"unknown architecture options: {sorted(unknown)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        d = dataclasses.asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """The inverse of `to_dict`."""
+        return cls(**data)
+
+
+@dataclass
+class EpochRecord:
+    """One line of `metrics.jsonl`."""
+
+    epoch: int
+    train: Scores
+    valid: Scores
+    train_tokens_per_s: float
+    valid_tokens_per_s: float
+    seconds: float
+    learning_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "epoch": self.epoch,
+            "train": self.train.to_dict(),
+            "valid": self.valid.to_dict(),
+            "train_tokens_per_s": self.train_tokens_per_s,
+            "valid_tokens_per_s": self.valid_tokens_per_s,
+            "seconds": self.seconds,
+            "learning_rate": self.learning_rate,
+        }
+
+
+@dataclass
+class TrainResult:
+    """What a run did: per-epoch history (dicts as in metrics.jsonl), the best epoch, and how it ended."""
+
+    out: str
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_f1: float
+    stopped: str  # "epochs", "patience" or "interrupted"
+    seconds: float
+    params_sha256: str
+    rank: int = 0
+    num_workers: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_context(spec: str) -> list[Any]:
+    """`"cpu"`, `"gpu:0"` or `"gpu:0,gpu:1"` -> MXNet contexts."""
+    import mxnet as mx
+
+    contexts = []
+    for part in spec.split(","):
+        kind, _, index = part.strip().partition(":")
+        if kind not in ("cpu", "gpu") or (index and not index.isdigit()):
+            raise ValueError(f"bad context {part!r}: use cpu, gpu:N or a comma-separated list")
+        contexts.append(getattr(mx, kind)(int(index or 0)))
+    return contexts
+
+
+def params_sha256(params: dict[str, np.ndarray]) -> str:
+    """A digest of canonical parameters (names and float32 bytes) to compare models exactly."""
+    h = hashlib.sha256()
+    for name in sorted(params):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(params[name], dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _seed_everything(seed: int) -> None:
+    import mxnet as mx
+
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def load_data(cfg: TrainConfig) -> Any:
+    """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus."""
+    from ner_fast.prepare import PreparedData, prepare
+
+    if cfg.data is not None and Path(cfg.data).is_dir():
+        return PreparedData.load(cfg.data)
+    return prepare(
+        cfg.data,
+        format=cfg.format,
+        split=cfg.split,
+        dev=cfg.dev,
+        max_sentences=cfg.max_sentences,
+        max_token_chars=cfg.max_token_chars,
+        batch_size=cfg.batch_size,
+        buckets=cfg.buckets,
+        lowercase=cfg.lowercase,
+    )
+
+
+def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
+    """The `ModelConfig` for these vocabularies with the run's architecture overrides."""
+    return ModelConfig(
+        n_words=len(vocabs.words),
+        n_chars=len(vocabs.chars),
+        n_tags=len(vocabs.tags),
+        max_token_chars=max_token_chars,
+        n_pos=len(vocabs.pos) if vocabs.pos is not None else 0,
+        n_casing=len(CASING_CLASSES) + 1,
+        **cfg.arch,
+    )
+
+
+def _module_canonical(module: Any, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The module's current parameters in canonical form."""
+    arg, _ = module.get_params()
+    return unpack_params(config, {n: a.asnumpy() for n, a in arg.items()})
+
+
+def _updater(module: Any) -> tuple[Any, list[tuple[Any, str]]]:
+    """The module's optimizer `Updater` and its (state key, parameter name) pairs.
+
+    The updater lives in the module, keyed by parameter index (one index per device), or in a local
+    kvstore, keyed by parameter name. With parameter servers the servers hold it: (None, []).
+    """
+    inner = module._curr_module  # the BucketingModule shares one optimizer among its bucket modules
+    if inner._updater is not None:
+        updater = inner._updater
+        return updater, list(updater.optimizer.idx2name.items())
+    kv = inner._kvstore
+    if kv is not None and "dist" not in kv.type and getattr(kv, "_updater", None) is not None:
+        updater = kv._updater
+        return updater, [(name, name) for name in updater.optimizer.idx2name.values()]
+    return None, []
+
+
+def _save_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
+    """Adam's moments and step counts as an npz in canonical naming; False where not reachable."""
+    updater, keys = _updater(module)
+    if updater is None:
+        return False
+    opt = updater.optimizer
+    counts: dict[Any, int] = {}
+    for per_device in opt._all_index_update_counts.values():
+        counts.update(per_device)
+    mean: dict[str, np.ndarray] = {}
+    var: dict[str, np.ndarray] = {}
+    steps: dict[str, np.ndarray] = {}
+    for key, name in keys:
+        if key not in updater.states or name in mean:  # one copy per device: equal, keep the first
+            continue
+        mean[name] = updater.states[key][0].asnumpy()
+        var[name] = updater.states[key][1].asnumpy()
+        steps[name] = np.full(mean[name].shape, counts.get(key, 0), dtype=np.float32)
+    arrays: dict[str, np.ndarray] = {"num_update": np.array(opt.num_update, dtype=np.int64)}
+    for prefix, d in (("mean", mean), ("var", var), ("steps", steps)):
+        arrays.update({f"{prefix}:{n}": a for n, a in unpack_params(config, d).items()})
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    return True
+
+
+def _load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
+    """Put states saved by `_save_optimizer_states` back into the module's optimizer."""
+    import mxnet as mx
+
+    updater, keys = _updater(module)
+    if updater is None or not path.exists():
+        return False
+    with np.load(path, allow_pickle=False) as npz:
+        saved = {k: npz[k] for k in npz.files}
+    parts: dict[str, dict[str, np.ndarray]] = {"mean": {}, "var": {}, "steps": {}}
+    for key, arr in saved.items():
+        prefix, _, name = key.partition(":")
+        if name:
+            parts[prefix][name] = arr
+    if config.fused:
+        parts = {p: pack_params(config, d) for p, d in parts.items()}
+    opt = updater.optimizer
+    for key, name in keys:
+        if name not in parts["mean"]:
+            continue
+        updater.states[key] = (mx.nd.array(parts["mean"][name]), mx.nd.array(parts["var"][name]))
+        updater.states_synced[key] = False  # moved to the weight's device on first use
+        for per_device in opt._all_index_update_counts.values():
+            per_device[key] = int(parts["steps"][name].ravel()[0])
+    opt.num_update = int(saved["num_update"])
+    return True
+
+
+def _versions() -> dict[str, str]:
+    import mxnet as mx
+
+    return {
+        "ner_fast": __version__,
+        "mxnet": mx.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Sequence[Any], batch_size: int, longest: int) -> Any:
+    """A bound `mx.mod.BucketingModule` for `config` holding canonical `params`.
+
+    `longest` is the largest bucket length it will see: the default bucket, whose memory the
+    shorter buckets share.
+    """
+    import mxnet as mx
+
+    from ner_fast.model import make_sym_gen, module_params
+
+    module = mx.mod.BucketingModule(make_sym_gen(config), default_bucket_key=longest, context=list(contexts))
+    module.bind(
+        data_shapes=[mx.io.DataDesc("data", (batch_size, config.n_features, longest))],
+        label_shapes=[mx.io.DataDesc("softmax_label", (batch_size, longest))],
+    )
+    module.init_params(arg_params=module_params(config, params), aux_params={}, allow_missing=False, force_init=True)
+    return module
+
+
+def run_epoch(
+    module: Any,
+    data_iter: Any,
+    scheme: TagScheme,
+    *,
+    train: bool,
+    desc: str,
+    progress: bool,
+    decode: str = "argmax",
+) -> tuple[Scores, float]:
+    """One pass (training or scoring) -> (scores, real tokens per second); `decode` as in `decode.py`."""
+    from tqdm import tqdm
+
+    acc = Accumulator(scheme, decode)
+    data_iter.reset()
+    start = time.perf_counter()
+    with tqdm(total=data_iter.num_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+        for batch in data_iter:
+            module.forward(batch, is_train=train)
+            if train:
+                module.backward()
+                module.update()
+            proba = module.get_outputs()[0].asnumpy().transpose(0, 2, 1)
+            acc.add(batch.label[0].asnumpy(), proba)
+            bar.update(1)
+    seconds = time.perf_counter() - start
+    scores = acc.result()
+    return scores, scores.tokens / max(seconds, 1e-9)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train per `cfg` into the folder `cfg.out` (created; with `resume`, continued).
+
+    Returns the history and how the run ended; raises ValueError on unusable settings or data.
+    """
+    import mxnet as mx
+
+    from ner_fast.iterators import BucketIter
+
+    say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    wall_start = time.perf_counter()
+    _seed_everything(cfg.seed)
+
+    kv: Any = cfg.kvstore
+    rank, num_workers = 0, 1
+    if "dist" in cfg.kvstore:
+        kv = mx.kv.create(cfg.kvstore)
+        rank, num_workers = kv.rank, kv.num_workers
+    writes = rank == 0
+    out = Path(cfg.out)
+
+    data = load_data(cfg)
+    vocabs = data.vocabs
+    max_token_chars = int(data.settings["max_token_chars"])
+    config = model_config_for(cfg, vocabs, max_token_chars)
+    scheme = TagScheme(vocabs.tags.itos)
+
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    history: list[dict[str, Any]] = []
+    params: dict[str, np.ndarray] | None = None
+    if resume:
+        if Vocabularies.load(out / "vocab.json") != vocabs:
+            raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
+        state.update(json.loads((out / "state.json").read_text()))
+        params, _ = load_params(out / "last.params.npz")
+        check_params(config, params)
+        lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+        history = [json.loads(line) for line in lines if line.strip()][: state["epoch"]]
+        say(f"resuming {out} after epoch {state['epoch']}")
+    elif writes:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "state.json").exists():
+            raise ValueError(f"{out} already holds a training run: use --resume {out} or another --out")
+    if writes:
+        atomic_write_json(
+            out / "config.json",
+            {
+                "format_version": CONFIG_VERSION,
+                "model": config.to_dict(),
+                "train": cfg.to_dict(),
+                "data": {**data.settings, "summary": data.summary},
+                "versions": _versions(),
+            },
+        )
+        vocabs.save(out / "vocab.json")
+
+    contexts = parse_context(cfg.context)
+    train_iter = BucketIter(
+        data.splits["train"],
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        num_parts=num_workers,
+        part_index=rank,
+        word_dropout=cfg.word_dropout,
+    )
+    valid_iter = BucketIter(data.splits["valid"], cfg.batch_size)
+    if params is None:
+        params = init_params(config, cfg.seed)
+    longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
+    module = make_module(config, params, contexts, cfg.batch_size, longest)
+    optimizer_params: dict[str, Any] = {
+        "learning_rate": cfg.learning_rate,
+        "beta1": cfg.beta1,
+        "beta2": cfg.beta2,
+        "epsilon": cfg.epsilon,
+        # Each device's gradient is already a mean over its real tokens (see model.make_sym_gen);
+        # devices and synchronous workers are summed by the kvstore, so average them here.
+        "rescale_grad": 1.0 / (len(contexts) * (num_workers if "sync" in cfg.kvstore else 1)),
+    }
+    if cfg.clip_gradient:
+        optimizer_params["clip_gradient"] = cfg.clip_gradient
+    if cfg.lr_decay < 1:
+        # Step decay once per epoch, counted in updates so it also runs on parameter servers.
+        optimizer_params["lr_scheduler"] = mx.lr_scheduler.FactorScheduler(
+            step=train_iter.num_batches, factor=cfg.lr_decay, base_lr=cfg.learning_rate
+        )
+    module.init_optimizer(kvstore=kv, optimizer="adam", optimizer_params=optimizer_params)
+    if resume and not _load_optimizer_states(out / "last.states.npz", module, config):
+        say("optimizer state not restored (none saved, or held by parameter servers): Adam restarts")
+
+    say(
+        f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
+        f" (worker {rank} of {num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
+    )
+
+    def save(best: bool) -> None:
+        if not writes:
+            return
+        canonical = _module_canonical(module, config)
+        save_params(out / "last.params.npz", canonical)
+        if best:
+            save_params(out / "best.params.npz", canonical)
+        _save_optimizer_states(out / "last.states.npz", module, config)
+        lines = "".join(json.dumps(h) + "\n" for h in history)
+        atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
+        atomic_write_json(out / "state.json", state)
+
+    stopped = "epochs"
+    try:
+        for epoch in range(state["epoch"], cfg.epochs):
+            epoch_start = time.perf_counter()
+            train_iter.start_epoch(epoch)
+            # Dropout draws from a stream seeded per epoch, so a resumed run repeats an unbroken one.
+            mx.random.seed(cfg.seed * 100_003 + epoch)
+            lr = cfg.learning_rate * cfg.lr_decay**epoch
+            tr, tr_speed = run_epoch(
+                module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress, decode=cfg.decode
+            )
+            va, va_speed = run_epoch(
+                module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress, decode=cfg.decode
+            )
+            record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
+            history.append(record.to_dict())
+            improved = va.f1 > state["best_f1"]
+            if improved:
+                state.update(best_f1=va.f1, best_epoch=epoch + 1, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            state["interrupted"] = False
+            save(best=improved)
+            say(
+                f"epoch {epoch + 1}/{cfg.epochs}: {record.seconds:.0f} s, train {tr_speed:,.0f} tokens/s,"
+                f" valid {va_speed:,.0f} tokens/s, lr {lr:.5g}" + ("  (best so far)" if improved else "")
+            )
+            say(format_table({"train": tr, "valid": va}))
+            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+                stopped = "patience"
+                say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
+                break
+    except KeyboardInterrupt:
+        # The current, partly trained epoch is redone on resume from the parameters saved here.
+        stopped = "interrupted"
+        state["interrupted"] = True
+        save(best=False)
+        say(f"interrupted: parameters saved in {out}; continue with --resume {out}")
+
+    final = _module_canonical(module, config)
+    return TrainResult(
+        out=str(out),
+        history=history,
+        best_epoch=state["best_epoch"],
+        best_f1=float(state["best_f1"]),
+        stopped=stopped,
+        seconds=time.perf_counter() - wall_start,
+        params_sha256=params_sha256(final),
+        rank=rank,
+        num_workers=num_workers,
+    )
+
+
+def resume_config(out: str | os.PathLike[str], *, epochs: int | None = None, patience: int | None = None) -> TrainConfig:
+    """The `TrainConfig` stored in checkpoint folder `out`, optionally with a new epoch cap or patience."""
+    path = Path(out) / "config.json"
+    if not path.exists():
+        raise ValueError(f"{out} is not a training folder (no config.json)")
+    cfg = TrainConfig.from_dict(json.loads(path.read_text())["train"])
+    cfg.out = str(out)
+    if epochs is not None:
+        cfg.epochs = epochs
+    if patience is not None:
+        cfg.patience = patience
+    return cfg

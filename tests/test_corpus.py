@@ -1,0 +1,236 @@
+"""Corpus readers: the GMB CSV as shipped, CoNLL columns, format detection, errors with file:line."""
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import write_conll
+from ner_fast.corpus import Corpus, CorpusError, bundled_corpus_path, iob1_to_iob2, read_corpus
+
+
+def reference_gmb(raw: bytes, encoding: str = "cp1252") -> tuple[list[str], list[str], list[str], list[int]]:
+    """The GMB CSV read with the csv module, row by row (slow and obviously right)."""
+    rows = list(csv.reader(io.StringIO(raw.decode(encoding), newline="")))[1:]
+    words, pos, tags, starts = [], [], [], []
+    for i, (sentence, word, p, tag) in enumerate(rows):
+        if sentence:
+            starts.append(i)
+        words.append(word)
+        pos.append(p)
+        tags.append(tag)
+    return words, pos, tags, starts + [len(rows)]
+
+
+def test_bundled_corpus_matches_a_csv_module_reading(bundled: Corpus) -> None:
+    with zipfile.ZipFile(bundled_corpus_path()) as archive:
+        raw = archive.read("ner_dataset.csv")
+    words, pos, tags, offsets = reference_gmb(raw)
+    assert bundled.words == words
+    assert bundled.pos == pos
+    assert bundled.tags == tags
+    assert bundled.offsets.tolist() == offsets
+    assert bundled.format == "gmb"
+
+
+def test_bundled_corpus_facts(bundled: Corpus) -> None:
+    assert len(bundled) == 47_959
+    assert bundled.n_tokens == 1_048_575
+    assert bundled.lengths.min() == 1 and bundled.lengths.max() == 104
+    assert bundled.words.count("None") == 10
+    assert [w for w in bundled.words if "\xa0" in w] == ["5\xa0storm"]
+    text = "".join(bundled.words)
+    # cp1252, not latin-1: the punctuation is real, the C1 control characters are absent.
+    assert "\u2019" in text and "\u2026" in text and "\u2013" in text and "\u2014" in text
+    assert not any("\x80" <= ch <= "\x9f" for ch in set(text))
+    tag_counts = Counter(bundled.tags)
+    assert len(tag_counts) == 17 and tag_counts["O"] == 887_908 and tag_counts["I-nat"] == 51
+    assert len(set(bundled.pos)) == 42
+    assert bundled.sentence(0).words[:3] == ["Thousands", "of", "demonstrators"]
+
+
+def test_gmb_quirks(gmb_file: Path) -> None:
+    corpus = read_corpus(gmb_file)
+    assert corpus.format == "gmb"
+    assert corpus.offsets.tolist() == [0, 6, 10]
+    assert corpus.words == ["Thousands", "of", "London", "10,000", '"', "None", "5\xa0storm", "It\u2019s", "NA", "null"]
+    assert corpus.pos is not None and corpus.pos[3:5] == ["CD", "``"]
+    assert corpus.tags == ["O", "O", "B-geo", "O", "O", "O", "O", "O", "B-org", "O"]
+
+
+def test_gmb_line_endings_and_utf8(tmp_path: Path, gmb_file: Path) -> None:
+    expected = read_corpus(gmb_file)
+    lf = tmp_path / "lf.csv"
+    lf.write_bytes(gmb_file.read_bytes().replace(b"\r\n", b"\n"))
+    utf8 = tmp_path / "utf8.csv"
+    utf8.write_bytes(gmb_file.read_bytes().decode("cp1252").encode("utf-8") + b"\r\n\r\n")
+    for path in (lf, utf8):
+        corpus = read_corpus(path, "gmb")
+        assert (corpus.words, corpus.pos, corpus.tags) == (expected.words, expected.pos, expected.tags)
+        assert corpus.offsets.tolist() == expected.offsets.tolist()
+
+
+def test_gmb_without_pos_and_other_column_order(tmp_path: Path) -> None:
+    path = tmp_path / "nopos.csv"
+    path.write_text("Word,Tag,Sentence #\nHello,O,Sentence: 1\nWorld,B-geo,\nBye,O,Sentence: 2\n")
+    corpus = read_corpus(path)
+    assert corpus.pos is None
+    assert corpus.words == ["Hello", "World", "Bye"]
+    assert corpus.tags == ["O", "B-geo", "O"]
+    assert corpus.offsets.tolist() == [0, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (b"Sentence #,Word,POS,Tag\r\nSentence: 1,a,DT,O\r\n,b,NN\r\n", 3, "expected 4 fields, found 3"),
+        (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN,O,extra\n", 3, "expected 4 fields, found 5"),
+        (b'Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,"x,y",NN\n', 3, "expected 4 fields, found 3"),
+        (b'Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,"x"y",NN,O\n', 3, "bad CSV quoting"),
+        (b"Sentence #,Word,POS,Tag\n,a,DT,O\n", 2, "no sentence number"),
+        (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,,NN,O\n", 3, "empty word"),
+        (b"Sentence #,Word,POS,Tag\r\n", 2, "no sentences"),
+        (b"Sentence #,Token,Label\nSentence: 1,a,O\n", 1, "header"),
+        (b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\n,\x81,NN,O\n", 3, "byte 0x81"),
+        (b"", 1, "empty file"),
+        (b"\n \n", 1, "empty file"),
+    ],
+)
+def test_gmb_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=message) as info:
+        read_corpus(path, "gmb")
+    assert info.value.line == line
+    assert str(info.value).startswith(f"{path}:{line}: ")
+
+
+def test_conll_four_columns_with_docstart(conll_file: Path) -> None:
+    corpus = read_corpus(conll_file)
+    assert corpus.format == "conll"
+    assert corpus.offsets.tolist() == [0, 4, 6]
+    assert corpus.words == ["EU", "rejects", "German", "call", "Peter", "Blackburn"]
+    assert corpus.pos == ["NNP", "VBZ", "JJ", "NN", "NNP", "NNP"]
+    # IOB1 -> IOB2: an entity's first token becomes B-.
+    assert corpus.tags == ["B-ORG", "O", "B-MISC", "O", "B-PER", "I-PER"]
+
+
+def test_conll_two_columns_has_no_pos(tmp_path: Path) -> None:
+    path = write_conll(tmp_path / "two.tsv", [[("New", "B-LOC"), ("York", "I-LOC")], [("caf\u00e9", "O"), ("\U0001f600", "O")]])
+    corpus = read_corpus(path)
+    assert corpus.pos is None
+    assert corpus.words == ["New", "York", "caf\u00e9", "\U0001f600"]
+    assert corpus.tags == ["B-LOC", "I-LOC", "O", "O"]
+
+
+def test_conll_blank_lines_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "blank.conll"
+    path.write_bytes(b"\r\n\r\na O\r\nb B-X\r\n\r\n\r\n\r\nc I-X\r\n")
+    corpus = read_corpus(path, "conll")
+    assert corpus.offsets.tolist() == [0, 2, 3]
+    assert corpus.tags == ["O", "B-X", "B-X"]
+
+
+def test_iob1_to_iob2() -> None:
+    assert iob1_to_iob2(["I-PER", "I-PER", "I-LOC", "O", "I-LOC", "B-LOC", "I-LOC"]) == [
+        "B-PER", "I-PER", "B-LOC", "O", "B-LOC", "B-LOC", "I-LOC",
+    ]
+    iob2 = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"]
+    assert iob1_to_iob2(iob2) == iob2
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (b"a NN O\nb NN\n", 2, "expected 3 columns, found 2"),
+        (b"a O\n\nb\n", 3, "expected 2 columns, found 1"),
+        (b"\na\n", 2, "at least a word and a tag"),
+        (b"a O\nb\xff O\n", 2, "not valid UTF-8"),
+        (b"-DOCSTART- O\n\n", 1, "no sentences"),
+    ],
+)
+def test_conll_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
+    path = tmp_path / "bad.conll"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=message) as info:
+        read_corpus(path, "conll")
+    assert info.value.line == line
+
+
+def test_unknown_format(tmp_path: Path) -> None:
+    path = tmp_path / "words.txt"
+    path.write_text("\nhello\nworld\n")
+    with pytest.raises(CorpusError, match="unknown format") as info:
+        read_corpus(path)
+    assert info.value.line == 2
+    with pytest.raises(CorpusError, match="unknown format 'xml'"):
+        read_corpus(path, "xml")
+
+
+def test_missing_file_and_zip_members(tmp_path: Path, gmb_file: Path) -> None:
+    with pytest.raises(CorpusError, match="cannot read"):
+        read_corpus(tmp_path / "absent.csv")
+    good = tmp_path / "one.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        archive.write(gmb_file, "inner.csv")
+    assert read_corpus(good).words == read_corpus(gmb_file).words
+    bad = tmp_path / "two.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.write(gmb_file, "a.csv")
+        archive.write(gmb_file, "b.csv")
+    with pytest.raises(CorpusError, match="exactly one file"):
+        read_corpus(bad)
+
+
+def test_corpus_from_sentences_slicing_and_subset() -> None:
+    sentences = [["a", "b"], [], ["c"], ["d", "e", "f"]]
+    tags = [["O", "B-X"], [], ["O"], ["B-Y", "I-Y", "O"]]
+    corpus = Corpus.from_sentences(sentences, tags=tags)
+    assert len(corpus) == 4 and corpus.n_tokens == 6
+    assert corpus.lengths.tolist() == [2, 0, 1, 3]
+    assert corpus.sentence(-1).words == ["d", "e", "f"] and corpus.sentence(1).words == []
+    assert corpus.pos is None and corpus.sentence(0).pos is None
+    part = corpus[1:3]
+    assert [part.sentence(i).words for i in range(len(part))] == [[], ["c"]]
+    picked = corpus.subset([3, 0, 3])
+    assert [picked.sentence(i).tags for i in range(3)] == [tags[3], tags[0], tags[3]]
+    assert picked.offsets.tolist() == [0, 3, 5, 8]
+    with pytest.raises(IndexError):
+        corpus.sentence(4)
+    with pytest.raises(ValueError, match="one entry per token"):
+        Corpus.from_sentences(sentences, tags=[["O"], [], ["O"], ["O"]])
+    with pytest.raises(ValueError, match="offsets"):
+        Corpus(["a"], None, None, np.array([0, 2]))
+
+
+GMB_FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9\u2019\xa0N'), min_size=1, max_size=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), GMB_FIELD, GMB_FIELD, GMB_FIELD), min_size=1, max_size=30),
+    st.sampled_from(["\r\n", "\n"]),
+    st.sampled_from(["cp1252", "utf-8"]),
+)
+def test_gmb_reader_matches_csv_module(rows, line_end, encoding) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=line_end)
+    writer.writerow(["Sentence #", "Word", "POS", "Tag"])
+    for i, (new, word, pos, tag) in enumerate(rows):
+        writer.writerow([f"Sentence: {i}" if new or i == 0 else "", word, pos, tag])
+    raw = out.getvalue().encode(encoding)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gen.csv"
+        path.write_bytes(raw)
+        corpus = read_corpus(path)
+    words, pos, tags, offsets = reference_gmb(raw, encoding)
+    assert (corpus.words, corpus.pos, corpus.tags) == (words, pos, tags)
+    assert corpus.offsets.tolist() == offsets

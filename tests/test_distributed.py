@@ -1,0 +1,88 @@
+"""Parameter-server training on loopback: 1 scheduler, 1 server, 2 workers, one tiny run."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ner_fast.distributed import Cluster, free_port, launch
+
+
+def _result(log: Path) -> dict[str, Any]:
+    """The JSON line `ner-fast train --json` printed last in a worker's log."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+    assert lines, f"no result in {log}:\n{log.read_text(errors='replace')[-3000:]}"
+    return json.loads(lines[-1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_cluster_env_stays_on_loopback() -> None:
+    env = Cluster("127.0.0.1", 9999, workers=2, servers=1).env("server", "127.0.0.1", "lo")
+    assert (env["DMLC_ROLE"], env["DMLC_PS_ROOT_URI"], env["DMLC_NODE_HOST"], env["DMLC_INTERFACE"]) == (
+        "server",
+        "127.0.0.1",
+        "127.0.0.1",
+        "lo",
+    )
+    assert (env["DMLC_NUM_WORKER"], env["DMLC_NUM_SERVER"], env["DMLC_PS_ROOT_PORT"]) == ("2", "1", "9999")
+    with pytest.raises(ValueError):
+        Cluster("127.0.0.1", 1, 1, 1).env("boss", "127.0.0.1", "lo")
+
+
+@pytest.mark.slow
+def test_two_workers_end_with_identical_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = [
+        "train", "--kvstore", "dist_sync", "--out", str(tmp_path / "run"), "--max-sentences", "240",
+        "--epochs", "2", "--patience", "0", "--hidden", "16", "--word-dim", "16", "--filters", "8",
+        "--batch-size", "16", "--lr", "0.02", "--no-progress", "--json",
+    ]  # fmt: skip
+    # launch() stops every process it started in a finally: on success, failure and timeout alike.
+    result = launch(
+        args, workers=2, servers=1, host="127.0.0.1", port=free_port(), interface="lo",
+        log_dir=tmp_path / "logs", timeout=240,
+    )  # fmt: skip
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in (tmp_path / "logs").iterdir()}
+    assert result.worker_codes == [0, 0], logs
+    assert len(result.pids) == 4 and not any(_alive(pid) for pid in result.pids)
+    results = [_result(tmp_path / "logs" / f"worker-{i}.log") for i in range(2)]
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    assert all(r["num_workers"] == 2 for r in results)
+    # Each worker trained on its own half of the batches, yet both hold the servers' parameters.
+    assert results[0]["history"][0]["train"]["tokens"] != results[1]["history"][0]["train"]["tokens"]
+    assert results[0]["params_sha256"] == results[1]["params_sha256"]
+    for r in results:
+        losses = [h["train"]["loss"] for h in r["history"]]
+        assert losses[-1] < losses[0]
+    assert (tmp_path / "run" / "best.params.npz").exists()  # written by worker 0 only
+
+
+def test_launch_stops_everything_when_a_worker_fails(tmp_path: Path) -> None:
+    # The scheduler and server would wait for these workers forever; launch must stop them.
+    result = launch(["train", "--no-such-option"], workers=2, servers=1, port=free_port(), log_dir=tmp_path, timeout=60)
+    assert result.worker_codes == [2]
+    assert len(result.pids) == 4 and not any(_alive(pid) for pid in result.pids)
+
+
+def test_launch_command_checks_its_arguments() -> None:
+    from click.testing import CliRunner
+
+    from ner_fast.cli.launch import launch_command
+
+    runner = CliRunner()
+    res = runner.invoke(launch_command, ["--workers", "2"])
+    assert res.exit_code != 0 and "give the worker command" in res.output
+    res = runner.invoke(launch_command, ["--role", "server"])
+    assert res.exit_code != 0 and "--scheduler" in res.output
+    res = runner.invoke(launch_command, ["--role", "worker", "--scheduler", "nohost", "--", "train"])
+    assert res.exit_code != 0 and "HOST:PORT" in res.output

@@ -1,0 +1,268 @@
+"""The compiled kernels against plain Python/NumPy references (hypothesis property tests)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ner_fast import _kernels
+from ner_fast.buckets import IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
+from ner_fast.features import CASING_CLASSES
+
+# Characters from every storage kind of str: ASCII, latin-1, other BMP (incl. titlecase and
+# digits of other scripts) and astral plane.
+CHARS = st.one_of(
+    st.sampled_from("aZz09._-'\xa0éÉß\u01c5\u0130\u0660\u2019\U0001d7d8\U0001f600"),
+    st.characters(blacklist_categories=("Cs",)),
+)
+TOKEN = st.text(alphabet=CHARS, max_size=25)
+settings.register_profile("kernels", max_examples=150, deadline=None)
+settings.load_profile("kernels")
+
+
+def reference_casing(word: str) -> str:
+    """Chiu & Nichols casing with Reimers & Gurevych's numeric classes, on Python's str predicates."""
+    if not word:
+        return "other"
+    digits = sum(ch.isdigit() for ch in word)
+    if word.isdigit():
+        return "numeric"
+    if digits / len(word) > 0.5:
+        return "mainly_numeric"
+    if word.islower():
+        return "all_lower"
+    if word.isupper():
+        return "all_upper"
+    if word[0].isupper():
+        return "initial_upper"
+    if digits:
+        return "contains_digit"
+    return "other"
+
+
+def token_features(tokens, word_tokens, entries, first_id, char_table, max_chars):
+    """Run the fused kernel into fresh arrays; returns (word ids, casing ids, char ids)."""
+    pinned = _kernels.Tokens(entries)
+    words = np.full(len(tokens), -5, dtype=np.int32)
+    casing = np.full(len(tokens), -5, dtype=np.int32)
+    chars = np.full((len(tokens), max_chars), -5, dtype=np.int32)
+    _kernels.token_features(
+        _kernels.Tokens(tokens), _kernels.Tokens(word_tokens), _kernels.build_table(pinned), pinned,
+        first_id, char_table, words, casing, chars,
+    )
+    return words, casing, chars
+
+
+@given(st.lists(TOKEN, max_size=40))
+def test_casing_matches_python_predicates(words: list[str]) -> None:
+    _, ids, _ = token_features(words, words, [], 2, np.zeros(0, np.int32), 0)
+    assert [CASING_CLASSES[i] for i in ids] == [reference_casing(w) for w in words]
+
+
+def test_casing_examples() -> None:
+    words = ["London", "the", "USA", "1996", "12.5%", "A4", "iPhone", "...", "\u01c5ungla", "\u0660\u0661x", ""]
+    _, ids, _ = token_features(words, words, [], 2, np.zeros(0, np.int32), 0)
+    assert [CASING_CLASSES[i] for i in ids] == [
+        "initial_upper", "all_lower", "all_upper", "numeric", "mainly_numeric", "all_upper",
+        "other", "other", "other", "mainly_numeric", "other",
+    ]
+
+
+@given(
+    st.lists(TOKEN, max_size=40),
+    st.integers(0, 12),
+    st.dictionaries(CHARS, st.integers(2, 500), max_size=20),
+    st.lists(TOKEN, unique=True, max_size=20),
+    st.booleans(),
+)
+def test_token_features_match_references(tokens, max_chars, known, entries, lower) -> None:
+    size = max((ord(c) for c in known), default=-1) + 1
+    table = np.full(size, 1, dtype=np.int32)
+    for ch, i in known.items():
+        table[ord(ch)] = i
+    word_tokens = [t.lower() for t in tokens] if lower else tokens
+    words, casing, chars = token_features(tokens, word_tokens, entries, 2, table, max_chars)
+    stoi = {s: 2 + i for i, s in enumerate(entries)}
+    assert words.tolist() == [stoi.get(t, 1) for t in word_tokens]
+    assert [CASING_CLASSES[i] for i in casing] == [reference_casing(w) for w in tokens]
+    expected = [[known.get(ch, 1) for ch in t[:max_chars]] + [0] * (max_chars - len(t[:max_chars])) for t in tokens]
+    assert chars.tolist() == expected
+
+
+def test_token_features_writes_into_matrix_columns() -> None:
+    matrix = np.full((3, 5), 9, dtype=np.int32)
+    entries = _kernels.Tokens(["ab", "c"])
+    tokens = _kernels.Tokens(["c", "ab", "zz"])
+    table = np.array([1] * 99 + [7, 8], dtype=np.int32)  # 'c' (99) -> 7
+    _kernels.token_features(tokens, tokens, _kernels.build_table(entries), entries, 2, table,
+                            matrix[:, 0], matrix[:, 1], matrix[:, 3:])
+    assert matrix.tolist() == [[3, 4, 9, 7, 0], [2, 4, 9, 1, 1], [1, 4, 9, 1, 1]]
+    with pytest.raises(ValueError, match="2 word tokens for 3 tokens"):
+        _kernels.token_features(tokens, entries, _kernels.build_table(entries), entries, 2, table,
+                                matrix[:, 0], matrix[:, 1], matrix[:, 3:])
+    with pytest.raises(ValueError, match="chars_out has 2 rows"):
+        _kernels.token_features(tokens, tokens, _kernels.build_table(entries), entries, 2, table,
+                                matrix[:, 0], matrix[:, 1], matrix[:2, 3:])
+
+
+@given(st.lists(TOKEN, unique=True, max_size=30), st.lists(TOKEN, max_size=40), st.integers(0, 5), st.data())
+def test_lookup_matches_a_dict(entries: list[str], others: list[str], first_id: int, data: st.DataObject) -> None:
+    tokens = data.draw(st.lists(st.sampled_from(entries), max_size=40)) + others if entries else others
+    tokens = data.draw(st.permutations(tokens))
+    pinned = _kernels.Tokens(entries)
+    ids = _kernels.lookup(_kernels.build_table(pinned), pinned, _kernels.Tokens(tokens), first_id, -7)
+    stoi = {s: first_id + i for i, s in enumerate(entries)}
+    assert ids.tolist() == [stoi.get(t, -7) for t in tokens]
+
+
+def test_lookup_keeps_the_first_of_duplicate_entries_and_writes_into_views() -> None:
+    entries = _kernels.Tokens(["a", "b", "a"])
+    table = _kernels.build_table(entries)
+    matrix = np.zeros((3, 4), dtype=np.int32)
+    _kernels.lookup(table, entries, _kernels.Tokens(["a", "b", "c"]), 2, 1, out=matrix[:, 1])
+    assert matrix[:, 1].tolist() == [2, 3, 1]
+    assert not matrix[:, [0, 2, 3]].any()
+
+
+def test_lookup_rejects_mismatched_inputs() -> None:
+    entries = _kernels.Tokens([str(i) for i in range(10)])
+    with pytest.raises(ValueError, match="hash table"):
+        _kernels.lookup(np.zeros(8, dtype=np.int32), entries, entries, 0, -1)
+    with pytest.raises(ValueError, match="out has 3 rows"):
+        _kernels.lookup(_kernels.build_table(entries), entries, entries, 0, -1, out=np.zeros(3, dtype=np.int32))
+    with pytest.raises(TypeError, match="token 1 is a int"):
+        _kernels.Tokens(["a", 1])
+
+
+@given(st.lists(TOKEN, max_size=60))
+def test_count_unique_matches_first_seen_counting(tokens: list[str]) -> None:
+    firsts, counts, ids = _kernels.count_unique(_kernels.Tokens(tokens))
+    order: dict[str, int] = {}
+    for t in tokens:
+        order.setdefault(t, len(order))
+    assert [tokens[i] for i in firsts] == list(order)
+    assert counts.tolist() == [tokens.count(t) for t in order]
+    assert ids.tolist() == [order[t] for t in tokens]
+
+
+@given(st.lists(TOKEN, max_size=40))
+def test_char_counts(tokens: list[str]) -> None:
+    counts = _kernels.char_counts(_kernels.Tokens(tokens))
+    text = "".join(tokens)
+    assert {chr(c): int(counts[c]) for c in np.flatnonzero(counts)} == {ch: text.count(ch) for ch in set(text)}
+
+
+def reference_buckets(lengths, bucket_lengths, cut):
+    """Per-sentence bucket length by the documented rule (plain Python)."""
+    out = []
+    for n in lengths:
+        fits = [b for b in sorted(bucket_lengths) if b >= n]
+        out.append(fits[0] if fits else (max(bucket_lengths) if cut else n))
+    return out
+
+
+@given(
+    st.lists(st.integers(0, 30), max_size=25),
+    st.lists(st.integers(1, 20), min_size=1, max_size=5),
+    st.booleans(),
+    st.booleans(),
+    st.integers(1, 6),
+)
+def test_build_buckets_matches_np_full_reference(lengths, bucket_lengths, cut, with_tags, n_features) -> None:
+    offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+    n_tokens = int(offsets[-1])
+    rng = np.random.default_rng(len(lengths) + n_tokens)
+    matrix = rng.integers(1, 1000, size=(n_tokens, n_features), dtype=np.int32)
+    tags = rng.integers(0, 9, size=n_tokens, dtype=np.int32) if with_tags else None
+    buckets, n_cut = build_buckets(matrix, offsets, tags, bucket_lengths, cut=cut)
+
+    targets = reference_buckets(lengths, bucket_lengths, cut)
+    assert n_cut == (sum(n > max(bucket_lengths) for n in lengths) if cut else 0)
+    assert [b.length for b in buckets] == sorted(set(targets))
+    seen = []
+    for bucket in buckets:
+        assert bucket.features.shape == (len(bucket), n_features, bucket.length)
+        assert bucket.features.flags.c_contiguous and bucket.features.dtype == np.int32
+        assert bucket.indices.tolist() == [i for i, t in enumerate(targets) if t == bucket.length]
+        for row, i in enumerate(bucket.indices.tolist()):
+            n = min(lengths[i], bucket.length)
+            expected = np.full((n_features, bucket.length), 0, dtype=np.int32)
+            expected[:, :n] = matrix[offsets[i] : offsets[i] + n].T
+            assert np.array_equal(bucket.features[row], expected)
+            assert bucket.lengths[row] == n
+            if with_tags:
+                label = np.full(bucket.length, IGNORE_LABEL, dtype=np.int32)
+                label[:n] = tags[offsets[i] : offsets[i] + n]
+                assert np.array_equal(bucket.tags[row], label)
+            else:
+                assert bucket.tags is None
+        seen += bucket.indices.tolist()
+    assert sorted(seen) == list(range(len(lengths)))
+
+
+def test_fill_bucket_validates_inputs() -> None:
+    matrix = np.ones((3, 2), dtype=np.int32)
+    with pytest.raises(ValueError, match="out of range"):
+        _kernels.fill_bucket(matrix, None, np.array([0, 3], dtype=np.int64), np.array([1], dtype=np.int64), 4)
+    with pytest.raises(ValueError, match="offsets"):
+        _kernels.fill_bucket(matrix, None, np.array([0, 5], dtype=np.int64), np.array([0], dtype=np.int64), 4)
+    with pytest.raises(ValueError, match="2 tag ids for 3 tokens"):
+        _kernels.fill_bucket(matrix, np.zeros(2, np.int32), np.array([0, 3], np.int64), np.array([0], np.int64), 4)
+
+
+def test_default_and_assigned_buckets() -> None:
+    lengths = [3] * 5 + [4] * 2 + [7] * 5 + [9]
+    assert default_buckets(lengths, batch_size=5) == [3, 7]
+    assert default_buckets([2, 6], batch_size=5) == [6]  # nothing frequent: one bucket, nothing cut
+    assert assign_buckets(np.array([0, 3, 4, 7, 8]), [3, 7]).tolist() == [0, 0, 1, 1, 2]
+
+
+FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9'), max_size=6)
+
+
+@given(st.lists(st.tuples(FIELD, FIELD, FIELD), min_size=1, max_size=20), st.sampled_from(["\r\n", "\n"]))
+def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator=line_end).writerows(rows)
+    data = out.getvalue().encode("utf-8").rstrip(b"\r\n")
+    flags, cat_ids, cat_bounds, bad = _kernels.parse_csv(data, 3, 0, [2, 0, 1])
+    assert bad is None
+    lines = [line.decode("utf-8") for line in data.split(b"\n")]
+    expected = [next(csv.reader([line.removesuffix("\r")], strict=True)) for line in lines]
+    assert flags.tolist() == [bool(fields[0]) for fields in expected]
+
+    def unquote(raw: bytes) -> str:
+        text = raw.decode("utf-8")
+        return text[1:-1].replace('""', '"') if text.startswith('"') else text
+
+    for k, col in enumerate([2, 0, 1]):
+        distinct = [data[a:b] for a, b in cat_bounds[k].tolist()]
+        assert len(set(distinct)) == len(distinct)
+        assert [unquote(distinct[i]) for i in cat_ids[k]] == [fields[col] for fields in expected]
+
+
+@pytest.mark.parametrize(
+    ("data", "bad"),
+    [
+        (b"a,b\r\nc\r\nd,e,f", (1, 1)),
+        (b'a,b\n"c,d",e,f', (1, 3)),
+        (b'a,"b""c"\n"x"y,z', (1, -1)),  # text after a closing quote
+        (b'a,"b\nc",d', (0, -1)),  # a quoted field may not span lines
+        (b'"a,b",""', None),
+    ],
+)
+def test_parse_csv_reports_the_first_bad_row(data: bytes, bad) -> None:
+    assert _kernels.parse_csv(data, 2, 0, [1])[-1] == bad
+
+
+def test_parse_csv_validates_columns() -> None:
+    flags, ids, bounds, bad = _kernels.parse_csv(b"", 1, 0, [0])  # one empty row
+    assert flags.tolist() == [False] and ids.tolist() == [[0]] and bad is None
+    with pytest.raises(ValueError, match="flag_col"):
+        _kernels.parse_csv(b"a,b", 2, 2, [])
+    with pytest.raises(ValueError, match="cat_cols"):
+        _kernels.parse_csv(b"a,b", 2, 0, [5])

@@ -1,0 +1,257 @@
+"""ONNX export: parity with MXNet for every bucket graph and the dynamic graph, and the package layout.
+
+`make_checkpoint` (also used by the tagger and CLI tests) writes a small checkpoint folder in the
+format of `ner_fast.checkpoint`, with random parameters: parity does not need a trained model, and
+random weights exercise every gate. One test exports a model really trained for a few batches.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, atomic_write_json, init_params, load_model, save_params
+from ner_fast.corpus import Corpus
+from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
+from ner_fast.model import predict_proba
+from ner_fast.onnx_export import EXTERNAL_MIN_BYTES, build_graph, export_model, parse_buckets, with_seq_len
+from ner_fast.package import WEIGHTS_FILE, load_package
+from ner_fast.vocab import UNK, Vocabularies
+
+SENTENCES = [
+    ["Angela", "Merkel", "visited", "Paris", "on", "Monday", "."],
+    ["The", "UN", "met", "in", "New", "York", "."],
+    ["Prices", "rose", "3.5", "%", "in", "2009", "."],
+]
+POS = [
+    ["NNP", "NNP", "VBD", "NNP", "IN", "NNP", "."],
+    ["DT", "NNP", "VBD", "IN", "NNP", "NNP", "."],
+    ["NNS", "VBD", "CD", "NN", "IN", "CD", "."],
+]
+TAGS = [
+    ["B-per", "I-per", "O", "B-geo", "O", "B-tim", "O"],
+    ["O", "B-org", "O", "O", "B-geo", "I-geo", "O"],
+    ["O", "O", "O", "O", "O", "B-tim", "O"],
+]
+SMALL = dict(
+    max_token_chars=8, use_casing=True, casing_dim=3, char_dim=5, filters=4, word_dim=6, hidden=7,
+    num_layers=2, filter_widths=[2, 3],
+)
+
+
+def make_checkpoint(
+    folder: Path, buckets: list[int] = [4, 9], with_pos: bool = True, seed: int = 0, decode: str = "argmax", **arch: Any
+) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies]:
+    """A checkpoint folder (config.json, vocab.json, best.params.npz) with random parameters, trained
+    (as config.json says) to be decoded by `decode`.
+
+    The weights are scaled up from `init_params` so the tag probabilities are far from uniform.
+    """
+    corpus = Corpus.from_sentences(SENTENCES, POS if with_pos else None, TAGS)
+    vocabs = Vocabularies.build(corpus, lowercase=True)
+    config = ModelConfig(
+        n_words=len(vocabs.words),
+        n_chars=len(vocabs.chars),
+        n_tags=len(vocabs.tags),
+        n_pos=len(vocabs.pos) if with_pos else 0,
+        n_casing=len(CASING_CLASSES) + 1,
+        **{**SMALL, **arch},
+    )
+    rng = np.random.default_rng(seed)
+    params = {k: (v * 3 + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in init_params(config, seed).items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "format_version": CONFIG_VERSION,
+        "model": config.to_dict(),
+        "data": {"buckets": buckets, "max_token_chars": config.max_token_chars},
+        "train": {"decode": decode},
+        "versions": {"mxnet": "1.9.1"},
+    }
+    atomic_write_json(folder / "config.json", doc)
+    vocabs.save(folder / "vocab.json")
+    save_params(folder / "best.params.npz", params)
+    return config, params, vocabs
+
+
+def random_features(rng: np.random.Generator, config: ModelConfig, lengths: list[int], seq_len: int) -> np.ndarray:
+    """Features (B, F, seq_len) in the documented layout, zero beyond each length; about a fifth of
+    the words and characters are unknown (id 1)."""
+    x = np.zeros((len(lengths), config.n_features, seq_len), dtype=np.int32)
+    for b, n in enumerate(lengths):
+        x[b, ROW_WORD, :n] = rng.integers(1, config.n_words, n)
+        x[b, ROW_WORD, :n][rng.random(n) < 0.2] = UNK
+        x[b, ROW_CASING, :n] = rng.integers(1, config.n_casing, n)
+        if config.pos_enabled:
+            x[b, ROW_POS, :n] = rng.integers(1, config.n_pos, n)
+        for t in range(n):
+            k = int(rng.integers(1, config.max_token_chars + 1))
+            chars = rng.integers(1, config.n_chars, k)
+            chars[rng.random(k) < 0.2] = UNK
+            x[b, ROW_CHARS : ROW_CHARS + k, t] = chars
+    return x
+
+
+def assert_parity(session: ort.InferenceSession, params: dict, config: ModelConfig, x: np.ndarray) -> None:
+    """onnxruntime and MXNet agree within 1e-5 and on the argmax at every real token."""
+    ours = session.run(None, {"features": x})[0]
+    theirs = predict_proba(params, config, x)
+    assert ours.shape == theirs.shape == (x.shape[0], x.shape[2], config.n_tags)
+    real = x[:, ROW_WORD, :] > 0
+    assert real.any()
+    assert np.abs(ours - theirs)[real].max() <= 1e-5
+    assert np.array_equal(ours.argmax(-1)[real], theirs.argmax(-1)[real])
+
+
+def lengths_for(rng: np.random.Generator, batch: int, seq_len: int) -> list[int]:
+    """`batch` lengths in 1..seq_len, the first one exactly seq_len (a full bucket)."""
+    return [seq_len] + rng.integers(1, seq_len + 1, batch - 1).tolist()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelConfig, dict, Vocabularies, Path]:
+    folder = tmp_path_factory.mktemp("small")
+    config, params, vocabs = make_checkpoint(folder / "model")
+    package = export_model(folder / "model", folder / "pkg")
+    return config, params, vocabs, package
+
+
+def test_parity_every_bucket_and_the_dynamic_graph(small: tuple) -> None:
+    config, params, _, package = small
+    pkg = load_package(package)
+    rng = np.random.default_rng(1)
+    for seq_len in [*pkg.buckets, None]:
+        session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
+        # The dynamic graph runs at lengths beyond every bucket, and at one of them.
+        for length in [seq_len] if seq_len else [pkg.buckets[-1], 23]:
+            for batch in (1, 7, 50):
+                assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, batch, length), length))
+
+
+def test_parity_without_pos_and_casing_one_layer(tmp_path: Path) -> None:
+    config, params, _ = make_checkpoint(tmp_path / "m", with_pos=False, use_casing=False, num_layers=1, filter_widths=[3])
+    session = ort.InferenceSession(build_graph(params, config).SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(2)
+    assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, 11), 11))
+
+
+def test_parity_at_the_default_dimensions(tmp_path: Path) -> None:
+    default_dims = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in SMALL and f.name != "filter_widths"}
+    config, params, _ = make_checkpoint(tmp_path / "m", **{**default_dims, "use_casing": True, "max_token_chars": 20})
+    assert (config.hidden, config.word_dim, config.filters, config.char_dim) == (275, 150, 53, 25)
+    model = with_seq_len(build_graph(params, config), 20)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, 20), 20))
+
+
+def test_a_sentence_gets_the_same_probabilities_in_every_bucket(small: tuple) -> None:
+    config, _, _, package = small
+    pkg = load_package(package)
+    x = random_features(np.random.default_rng(4), config, [4], 4)
+    results = []
+    for seq_len in (4, 9, None):
+        session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
+        padded = np.zeros((1, config.n_features, seq_len or 15), dtype=np.int32)
+        padded[:, :, :4] = x
+        results.append(session.run(None, {"features": padded})[0][0, :4])
+    assert np.abs(results[0] - results[1]).max() < 1e-6 and np.abs(results[0] - results[2]).max() < 1e-6
+
+
+def test_package_describes_itself(small: tuple) -> None:
+    config, _, vocabs, package = small
+    pkg = load_package(package)
+    assert pkg.buckets == [4, 9]
+    assert sorted(p.name for p in package.iterdir()) == sorted(
+        ["bucket_4.onnx", "bucket_9.onnx", "dynamic.onnx", WEIGHTS_FILE, "model.json", "manifest.json"]
+    )
+    assert pkg.model["vocab"] == vocabs.to_json()
+    assert pkg.tags == vocabs.tags.itos
+    assert pkg.model["architecture"] == config.to_dict()
+    assert (pkg.model["use_pos"], pkg.model["has_pos"], pkg.model["use_casing"], pkg.model["lowercase"]) == (True, True, True, True)
+    assert pkg.model["max_token_chars"] == 8
+    assert set(pkg.manifest["files"]) == {p.name for p in package.iterdir()} - {"manifest.json"}
+    assert {"ner_fast", "onnx", "onnxruntime", "opset", "trained_with_mxnet"} <= set(pkg.manifest["versions"])
+    model = onnx.load(str(pkg.graph_path(9)), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["ner_fast.tags"]) == vocabs.tags.itos
+    assert meta["ner_fast.seq_len"] == "9" and meta["ner_fast.use_pos"] == "true"
+    assert model.graph.input[0].type.tensor_type.shape.dim[2].dim_value == 9
+    # Every tensor but the tiny constants lives in the shared file.
+    inline = [t for t in model.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    assert {"word_embed_weight", "lstm0_W", "lstm1_R"} <= {t.name for t in model.graph.initializer} - {t.name for t in inline}
+    assert all(len(t.raw_data) < EXTERNAL_MIN_BYTES for t in inline)
+
+
+def test_weights_are_stored_once_whatever_the_number_of_buckets(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "m", word_dim=60, hidden=40)
+    one = export_model(tmp_path / "m", tmp_path / "dyn", buckets="dynamic")
+    many = export_model(tmp_path / "m", tmp_path / "many", buckets=",".join(str(n) for n in range(2, 42)))
+    weights = (one / WEIGHTS_FILE).stat().st_size
+    assert (many / WEIGHTS_FILE).read_bytes() == (one / WEIGHTS_FILE).read_bytes()
+    graphs = sorted(many.glob("bucket_*.onnx"))
+    assert len(graphs) == 40
+    largest_graph = max(p.stat().st_size for p in graphs)
+    assert largest_graph < weights / 10
+    size = lambda d: sum(p.stat().st_size for p in d.iterdir())  # noqa: E731
+    assert size(many) - size(one) <= 40 * largest_graph + 4096
+
+
+def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path) -> None:
+    config, params, _ = make_checkpoint(tmp_path / "m", word_dim=60, hidden=40)
+    fp32 = export_model(tmp_path / "m", tmp_path / "fp32", buckets="9")
+    int8 = export_model(tmp_path / "m", tmp_path / "int8", buckets="9", quantize="int8")
+    assert load_package(int8).model["quantization"] == "int8"
+    assert (int8 / WEIGHTS_FILE).stat().st_size < 0.5 * (fp32 / WEIGHTS_FILE).stat().st_size
+    x = random_features(np.random.default_rng(5), config, lengths_for(np.random.default_rng(5), 20, 9), 9)
+    outs = [
+        ort.InferenceSession(str(p / "bucket_9.onnx"), providers=["CPUExecutionProvider"]).run(None, {"features": x})[0]
+        for p in (fp32, int8)
+    ]
+    real = x[:, ROW_WORD] > 0
+    assert np.allclose(outs[1].sum(-1), 1, atol=1e-5)
+    assert np.abs(outs[0] - outs[1])[real].max() < 0.2
+    assert (outs[0].argmax(-1) == outs[1].argmax(-1))[real].mean() > 0.8
+
+
+def test_export_replaces_a_package_only_when_complete(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "m")
+    package = export_model(tmp_path / "m", tmp_path / "pkg", buckets="5")
+    with pytest.raises(ValueError):
+        export_model(tmp_path / "m", tmp_path / "pkg", buckets="0,3")
+    assert load_package(package).buckets == [5]
+    export_model(tmp_path / "m", tmp_path / "pkg", buckets="3,6")
+    assert load_package(package).buckets == [3, 6]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "pkg"]  # no temporary folders left
+
+
+def test_parse_buckets() -> None:
+    assert parse_buckets("auto", [20, 10, 40]) == [10, 20, 40]
+    assert parse_buckets("dynamic", [10]) == []
+    assert parse_buckets("40,10, 20,10", []) == [10, 20, 40]
+    for bad in ("ten", "0,5", "", "-3"):
+        with pytest.raises(ValueError):
+            parse_buckets(bad, [])
+
+
+@pytest.mark.slow
+def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path) -> None:
+    from ner_fast.train import TrainConfig, train
+
+    arch = {"hidden": 16, "word_dim": 16, "filters": 8, "char_dim": 8, "use_casing": True, "dropout": 0.1}
+    cfg = TrainConfig(out=str(tmp_path / "run"), max_sentences=200, epochs=1, batch_size=20, arch=arch, seed=1)
+    train(cfg, progress=False, echo=lambda _: None)
+    config, params, _, doc = load_model(tmp_path / "run")
+    package = export_model(tmp_path / "run", tmp_path / "pkg")
+    pkg = load_package(package)
+    assert pkg.buckets == sorted(doc["data"]["buckets"])
+    rng = np.random.default_rng(6)
+    for seq_len in (pkg.buckets[0], pkg.buckets[-1], None):
+        length = seq_len or pkg.buckets[-1] + 5
+        session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
+        assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, length), length))

@@ -1,0 +1,164 @@
+"""`prepare()` and `ner-fast prepare`: splits, vocabularies, buckets on disk, failure leaves nothing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import write_conll
+from ner_fast.cli import cli
+from ner_fast.corpus import Corpus
+from ner_fast.features import ROW_POS, ROW_WORD
+from ner_fast.prepare import PreparedData, prepare, split_corpus
+from ner_fast.vocab import UNK
+
+
+def small_corpus(n: int = 40) -> Corpus:
+    """Sentences of varied lengths (1..13) with a word that only occurs late (validation)."""
+    sentences, tags = [], []
+    for i in range(n):
+        length = 1 + (i * 7) % 13
+        words = [f"w{(i + j) % 9}" for j in range(length)]
+        if i >= n - 3:
+            words[0] = "only-in-valid"
+        sentences.append(words)
+        tags.append(["B-X" if j == 0 else "O" for j in range(length)])
+    return Corpus.from_sentences(sentences, pos=[["NN"] * len(s) for s in sentences], tags=tags)
+
+
+def test_sequential_split() -> None:
+    corpus = small_corpus(10)
+    train, valid = split_corpus(corpus, (0.8, 0.2))
+    assert (len(train), len(valid)) == (8, 2)
+    assert train.words == corpus.words[: corpus.offsets[8]] and valid.words == corpus.words[corpus.offsets[8] :]
+    assert [len(p) for p in split_corpus(corpus, (0.5, 0.3))] == [5, 3]
+    for bad in [(0.9, 0.2), (0.0, 1.0), (1.0,)]:
+        with pytest.raises(ValueError, match="split"):
+            split_corpus(corpus, bad)
+
+
+def test_prepare_small_corpus_layout() -> None:
+    corpus = small_corpus()
+    prepared = prepare(corpus, buckets=[4, 8], max_token_chars=5)
+    train, valid = split_corpus(corpus, (0.8, 0.2))
+    s = prepared.summary
+    assert (s["sentences"], s["tokens"]) == (40, corpus.n_tokens)
+    assert s["splits"]["train"]["sentences"] == 32 and s["splits"]["valid"]["tokens"] == valid.n_tokens
+    assert s["cut"] == int((train.lengths > 8).sum()) > 0
+    assert s["buckets"] == [4, 8] and s["has_pos"] is True
+    # Vocabularies from the training split only.
+    assert "only-in-valid" not in prepared.vocabs.words.stoi
+    assert [b.length for b in prepared.splits["train"]] == [4, 8]
+    # Validation is never cut: its long sentences get buckets of their own length.
+    assert [b.length for b in prepared.splits["valid"]] == sorted({4, 8} | {int(n) for n in valid.lengths if n > 8})
+    valid_tokens = sum(int(b.lengths.sum()) for b in prepared.splits["valid"])
+    assert valid_tokens == valid.n_tokens
+    first = next(b for b in prepared.splits["valid"] if (b.indices == len(valid) - 1).any())
+    row = int(np.flatnonzero(first.indices == len(valid) - 1)[0])
+    assert first.features[row, ROW_WORD, 0] == UNK
+    assert first.features.shape[1] == 3 + 5
+    assert (first.features[row, ROW_POS, : first.lengths[row]] > 1).all()
+    assert (first.tags[row, first.lengths[row] :] == -1).all()
+
+
+def test_prepare_defaults_on_the_bundled_corpus(bundled: Corpus) -> None:
+    prepared = prepare(bundled)
+    s = prepared.summary
+    assert (s["sentences"], s["tokens"]) == (47_959, 1_048_575)
+    assert s["splits"]["train"]["sentences"] == 38_367 and s["splits"]["valid"]["sentences"] == 9_592
+    train_lengths = bundled.lengths[:38_367]
+    expected = [n for n in range(1, 105) if (train_lengths == n).sum() >= 50]
+    assert s["buckets"] == expected
+    assert s["cut"] == int((train_lengths > expected[-1]).sum())
+    kept = sum(int(b.lengths.sum()) for b in prepared.splits["train"])
+    assert kept == int(np.minimum(train_lengths, expected[-1]).sum())
+
+
+def test_save_load_round_trip_and_replace(tmp_path: Path) -> None:
+    prepared = prepare(small_corpus(), buckets=[5, 10])
+    out = tmp_path / "prep"
+    prepared.save(out)
+    assert sorted(p.name for p in out.iterdir()) == ["prepared.json", "train.npz", "valid.npz", "vocab.json"]
+    with np.load(out / "train.npz", allow_pickle=False) as npz:
+        assert npz["buckets"].tolist() == [5, 10]
+        assert npz["features_5"].dtype == np.int32 and npz["indices_5"].dtype == np.int64
+    loaded = PreparedData.load(out)
+    assert loaded.vocabs == prepared.vocabs and loaded.summary == prepared.summary
+    for name in ("train", "valid"):
+        for a, b in zip(loaded.splits[name], prepared.splits[name]):
+            assert a.length == b.length
+            for field in ("features", "tags", "lengths", "indices"):
+                assert np.array_equal(getattr(a, field), getattr(b, field))
+    # Saving again replaces the directory as a whole and leaves no temporary folders.
+    prepare(small_corpus(20), buckets=[5]).save(out)
+    assert PreparedData.load(out).summary["sentences"] == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["prep"]
+
+
+def test_newer_format_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "prep"
+    prepare(small_corpus(), buckets=[5]).save(out)
+    doc = json.loads((out / "prepared.json").read_text())
+    doc["format_version"] = 99
+    (out / "prepared.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="not supported"):
+        PreparedData.load(out)
+
+
+def test_cli_conll_without_pos_with_dev(tmp_path: Path) -> None:
+    train = write_conll(tmp_path / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "I-PER")]] * 30)
+    dev = write_conll(tmp_path / "dev.tsv", [[("Cy", "B-PER"), ("walks", "O"), ("far", "O")]])
+    out = tmp_path / "prep"
+    result = CliRunner().invoke(cli, ["prepare", str(train), "--dev", str(dev), "--out", str(out), "--json", "--max-token-chars", "4", "--batch-size", "30"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["has_pos"] is False and summary["splits"]["valid"]["sentences"] == 1
+    assert summary["buckets"] == [1, 2]
+    prepared = PreparedData.load(out)
+    assert prepared.vocabs.pos is None and prepared.settings["dev"] == str(dev)
+    assert all(not b.features[:, ROW_POS].any() for b in prepared.splits["train"])
+    assert prepared.vocabs.tags.itos == ["O", "B-PER"]  # IOB1 "I-PER" alone became B-PER
+    assert [b.length for b in prepared.splits["valid"]] == [3]
+
+
+def test_cli_human_summary_and_options(gmb_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prep"
+    result = CliRunner().invoke(
+        cli, ["prepare", str(gmb_file), "--out", str(out), "--split", "0.5", "--buckets", "3,6", "--lowercase"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "sentences 2" in result.output and "tokens 10" in result.output and "cut" in result.output
+    prepared = PreparedData.load(out)
+    assert prepared.settings["split"] == [0.5, 0.5] and prepared.settings["lowercase"] is True
+    assert prepared.vocabs.lowercase and "thousands" in prepared.vocabs.words.stoi
+
+
+def test_failures_write_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,b,NN\n")
+    out = tmp_path / "prep"
+    result = CliRunner().invoke(cli, ["prepare", str(bad), "--out", str(out)])
+    assert result.exit_code != 0
+    assert f"{bad}:3:" in result.output
+    assert not out.exists()
+    # An existing good directory survives a failed run untouched.
+    prepare(small_corpus(), buckets=[5]).save(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = CliRunner().invoke(cli, ["prepare", str(bad), "--out", str(out)])
+    assert result.exit_code != 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "prep"]
+    result = CliRunner().invoke(cli, ["prepare", "--out", str(out), "--buckets", "a,b"])
+    assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_prepare_argument_errors() -> None:
+    with pytest.raises(ValueError, match="max_token_chars"):
+        prepare(small_corpus(), max_token_chars=0)
+    with pytest.raises(ValueError, match="tagged"):
+        prepare(Corpus.from_sentences([["a"], ["b"]]))
+    with pytest.raises(ValueError, match="positive"):
+        prepare(small_corpus(), buckets=[0, 3])

@@ -1,0 +1,116 @@
+"""`ner-fast export` and `ner-fast tag`: formats in and out, stdin, errors with file and line, atomic output."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ner_fast import Tagger
+from ner_fast.cli import cli
+from ner_fast.cli.tag import detect_format
+from test_onnx_export import POS, SENTENCES, TAGS, make_checkpoint
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("cli")
+    make_checkpoint(folder / "pos")
+    make_checkpoint(folder / "nopos", with_pos=False)
+    runner = CliRunner()
+    out = {}
+    for name in ("pos", "nopos"):
+        result = runner.invoke(cli, ["export", str(folder / name), "--out", str(folder / f"pkg_{name}"), "--buckets", "3,5", "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert summary["buckets"] == [3, 5] and summary["quantization"] is None
+        out[name] = Path(summary["package"])
+    return out
+
+
+def conll_text() -> str:
+    return "".join(
+        "".join(f"{w} {p} {t}\n" for w, p, t in zip(ws, ps, ts)) + "\n" for ws, ps, ts in zip(SENTENCES, POS, TAGS)
+    )
+
+
+def read_conll_output(text: str) -> list[list[tuple[str, str]]]:
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    return [[tuple(line.split("\t")) for line in b.strip("\n").split("\n")] for b in blocks]
+
+
+def test_conll_in_conll_out_equals_the_library(packages: dict, tmp_path: Path) -> None:
+    (tmp_path / "in.conll").write_text(conll_text())
+    out = tmp_path / "out.conll"
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(tmp_path / "in.conll"), "--output", str(out), "--threads", "1", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    expected = Tagger.load(packages["pos"], device="cpu").tag_batch(SENTENCES, POS)
+    got = read_conll_output(out.read_text())
+    assert [[w for w, _ in s] for s in got] == SENTENCES
+    assert [[t for _, t in s] for s in got] == expected
+
+
+def test_gmb_csv_in_jsonl_out(packages: dict, tmp_path: Path) -> None:
+    rows = ["Sentence #,Word,POS,Tag"]
+    for i, (ws, ps, ts) in enumerate(zip(SENTENCES, POS, TAGS), 1):
+        rows += [f"{f'Sentence: {i}' if j == 0 else ''},{w},{p},{t}" for j, (w, p, t) in enumerate(zip(ws, ps, ts))]
+    (tmp_path / "in.csv").write_text("\r\n".join(rows) + "\r\n")
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(tmp_path / "in.csv"), "--output-format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    tagger = Tagger.load(packages["pos"], device="cpu")
+    assert [d["tokens"] for d in lines] == SENTENCES
+    for d, ws, ps in zip(lines, SENTENCES, POS):
+        assert d["tags"] == tagger.tag(ws, ps)
+        expected = tagger.entities(ws, ps)
+        assert [(e["type"], e["start"], e["end"], e["text"]) for e in d["entities"]] == [(e.type, e.start, e.end, e.text) for e in expected]
+
+
+def test_tokens_from_stdin(packages: dict) -> None:
+    text = "Angela Merkel visited Paris .\n\n  The UN met in New  York .\n"
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), "-", "--input-format", "tokens"], input=text)
+    assert result.exit_code == 0, result.output
+    got = read_conll_output(result.output)
+    sentences = [["Angela", "Merkel", "visited", "Paris", "."], ["The", "UN", "met", "in", "New", "York", "."]]
+    assert [[w for w, _ in s] for s in got] == sentences
+    assert [[t for _, t in s] for s in got] == Tagger.load(packages["nopos"], device="cpu").tag_batch(sentences)
+
+
+def test_a_pos_model_refuses_input_without_pos(packages: dict, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("Angela Merkel visited Paris .\n")
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(tmp_path / "in.txt")])
+    assert result.exit_code != 0 and "uses POS tags" in result.output
+
+
+def test_malformed_input_names_file_and_line_and_writes_nothing(packages: dict, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Paris NNP B-geo\nis VBZ O\n\nNice JJ\n")
+    out = tmp_path / "out.conll"
+    out.write_text("previous results\n")
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(bad), "--input-format", "conll", "--output", str(out)])
+    assert result.exit_code != 0
+    assert f"{bad}:4:" in result.output
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.conll", "out.conll"]  # no temporary file left
+
+    (tmp_path / "latin1.txt").write_bytes("Paris\nstra\xdfe ok\n".encode("latin-1"))
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(tmp_path / "latin1.txt"), "--input-format", "tokens"])
+    assert result.exit_code != 0 and "latin1.txt:2:" in result.output
+
+    (tmp_path / "empty.txt").write_text("\n\n")
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(tmp_path / "empty.txt")])
+    assert result.exit_code != 0 and "empty input" in result.output
+
+
+def test_format_detection() -> None:
+    assert detect_format(b"Sentence #,Word,POS,Tag\r\nSentence: 1,Paris,NNP,B-geo\r\n") == "gmb"
+    assert detect_format(conll_text().encode()) == "conll"
+    assert detect_format(b"-DOCSTART- -X- O O\n\nParis NNP B-NP B-LOC\nis VBZ B-VP O\n\n") == "conll"
+    assert detect_format(b"Angela Merkel visited Paris .\nThe UN met .\n") == "tokens"
+    assert detect_format(b"Hello world\n\nGood bye\n") == "conll"  # ambiguous: --input-format tokens decides
+
+
+def test_export_refuses_bad_options(packages: dict, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "config.json" in result.output

@@ -1,0 +1,195 @@
+"""The onnxruntime `Tagger`: MXNet's answers end to end, bucketing and order, long sentences, entities,
+POS handling, devices, and threads."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from ner_fast import Entity, Tagger
+from ner_fast.decode import transition_rules, viterbi
+from ner_fast.features import featurize
+from ner_fast.model import predict_proba
+from ner_fast.onnx_export import export_model
+from ner_fast.package import load_package
+from ner_fast.tagger import spans
+from test_onnx_export import POS, SENTENCES, make_checkpoint
+
+# Words and POS tags from the training sentences, plus words and characters never seen ("Zyxwv", "ß").
+WORDS = sorted({w for s in SENTENCES for w in s}) + ["Zyxwv", "straße", "Ω", "1,000"]
+TAGSET = sorted({p for s in POS for p in s})
+
+
+def random_sentences(rng: np.random.Generator, lengths: list[int]) -> tuple[list[list[str]], list[list[str]]]:
+    words = [[WORDS[i] for i in rng.integers(0, len(WORDS), n)] for n in lengths]
+    pos = [[TAGSET[i] for i in rng.integers(0, len(TAGSET), n)] for n in lengths]
+    return words, pos
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    folder = tmp_path_factory.mktemp("tagger")
+    config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10])
+    package = export_model(folder / "model", folder / "pkg")
+    return config, params, vocabs, package, Tagger.load(package, device="cpu", threads=1)
+
+
+def mxnet_proba(model: tuple, words: list[str], pos: list[str]) -> np.ndarray:
+    """MXNet's probabilities for one sentence, run at exactly its length."""
+    config, params, vocabs, _, _ = model
+    x = featurize(words, pos, vocabs, config.max_token_chars).matrix.T[None]
+    return predict_proba(params, config, np.ascontiguousarray(x))[0]
+
+
+def test_tags_and_probabilities_match_mxnet_end_to_end(model: tuple) -> None:
+    tagger = model[4]
+    rng = np.random.default_rng(0)
+    # Lengths in every bucket, on bucket edges, and beyond the largest bucket (dynamic graph, whole).
+    words, pos = random_sentences(rng, [1, 3, 4, 6, 9, 10, 11, 25, 2])
+    tags, probs = tagger.tag_batch(words, pos, batch_size=3, proba=True)
+    for w, p, t, pr in zip(words, pos, tags, probs):
+        expected = mxnet_proba(model, w, p)
+        assert pr.shape == (len(w), len(tagger.tags))
+        assert np.abs(pr - expected).max() <= 1e-5
+        assert t == [tagger.tags[i] for i in expected.argmax(1)]
+
+
+def test_batches_come_back_in_input_order_and_equal_single_calls(model: tuple) -> None:
+    tagger = model[4]
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(0, 16, 40).tolist()
+    words, pos = random_sentences(rng, lengths)
+    singles = [tagger.tag(w, p) for w, p in zip(words, pos)]
+    for batch_size in (1, 4, 64):
+        assert tagger.tag_batch(words, pos, batch_size=batch_size) == singles
+    assert [len(t) for t in singles] == lengths
+
+
+def test_empty_input(model: tuple) -> None:
+    tagger = model[4]
+    assert tagger.tag([], pos=[]) == []
+    assert tagger.tag_batch([], pos=[]) == []
+    assert tagger.entities([], pos=[]) == []
+    assert tagger.tag_batch([[], []], pos=[[], []]) == [[], []]
+
+
+def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:
+    tagger = model[4]
+    assert tagger.uses_pos
+    with pytest.raises(ValueError, match="uses POS"):
+        tagger.tag(["Paris"])
+    with pytest.raises(ValueError, match="one POS tag per token"):
+        tagger.tag(["Paris", "."], pos=["NNP"])
+    with pytest.raises(TypeError, match="pre-tokenized"):
+        tagger.tag_batch("Paris is nice", pos=None)
+
+
+def test_a_model_without_pos_tags_without_it(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "m", with_pos=False)
+    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg"), device="cpu")
+    assert not tagger.uses_pos
+    assert len(tagger.tag(["Paris", "is", "nice"])) == 3
+
+
+def test_entities_use_the_tagged_spans(model: tuple) -> None:
+    tagger = model[4]
+    rng = np.random.default_rng(2)
+    words, pos = random_sentences(rng, [12] * 5)
+    for w, p in zip(words, pos):
+        tags, probs = tagger.tag(w, p, proba=True)
+        found = tagger.entities(w, p)
+        assert found == spans(w, tags, probs.max(1))
+        for e in found:
+            assert e.text == " ".join(w[e.start : e.end])
+            assert tags[e.start] in (f"B-{e.type}", f"I-{e.type}")
+            assert e.score == pytest.approx(float(probs[e.start : e.end].max(1).mean()))
+    assert tagger.entities_batch(words, pos) == [tagger.entities(w, p) for w, p in zip(words, pos)]
+
+
+def test_spans_follow_conlleval() -> None:
+    tokens = ["a", "b", "c", "d", "e", "f", "g"]
+    tags = ["B-per", "I-per", "I-geo", "O", "I-org", "B-org", "I-org"]
+    scores = np.array([0.9, 0.7, 0.5, 1.0, 0.6, 0.8, 0.6])
+    assert spans(tokens, tags, scores) == [
+        Entity("per", 0, 2, "a b", pytest.approx(0.8)),
+        Entity("geo", 2, 3, "c", pytest.approx(0.5)),
+        Entity("org", 4, 5, "e", pytest.approx(0.6)),
+        Entity("org", 5, 7, "f g", pytest.approx(0.7)),
+    ]
+    assert spans([], [], np.zeros(0)) == []
+
+
+def test_several_threads_give_the_serial_results(model: tuple) -> None:
+    tagger = model[4]
+    rng = np.random.default_rng(3)
+    work = [random_sentences(rng, rng.integers(1, 14, 6).tolist()) for _ in range(24)]
+    serial = [tagger.tag_batch(w, p, batch_size=4) for w, p in work]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda wp: tagger.tag_batch(wp[0], wp[1], batch_size=4), work))
+    assert parallel == serial
+    # A tagger that itself runs batches in worker threads gives the same results too.
+    workers = Tagger.load(model[3], device="cpu", threads=1, workers=3)
+    assert [workers.tag_batch(w, p, batch_size=2) for w, p in work] == serial
+    with pytest.raises(ValueError, match="workers"):
+        Tagger.load(model[3], workers=0)
+
+
+def test_cuda_request_without_cuda_warns_and_runs_on_cpu(model: tuple) -> None:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.warns(RuntimeWarning, match="CUDA"):
+        tagger = Tagger.load(model[3], device="cuda")
+    assert tagger.providers == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="device"):
+        Tagger.load(model[3], device="tpu")  # type: ignore[arg-type]
+
+
+def test_ready_made_sessions(model: tuple) -> None:
+    package, reference = model[3], model[4]
+    pkg = load_package(package)
+    dynamic_only = Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=["CPUExecutionProvider"])})
+    assert dynamic_only.buckets == []
+    words, pos = random_sentences(np.random.default_rng(4), [2, 5, 8, 13])
+    assert dynamic_only.tag_batch(words, pos) == reference.tag_batch(words, pos)
+    with pytest.raises(ValueError, match="dynamic"):
+        Tagger(pkg, {})
+
+
+def test_loading_some_buckets_gives_the_same_tags(model: tuple) -> None:
+    package, reference = model[3], model[4]
+    fewer = Tagger.load(package, device="cpu", buckets=[6])
+    assert fewer.buckets == [6] and len(fewer.sessions) == 2
+    words, pos = random_sentences(np.random.default_rng(5), [1, 3, 6, 7, 12])
+    assert fewer.tag_batch(words, pos) == reference.tag_batch(words, pos)
+    with pytest.raises(ValueError, match=r"no graphs for bucket lengths \[7\]"):
+        Tagger.load(package, buckets=[6, 7])
+
+
+def valid_iob2(ids: np.ndarray, tags: list[str]) -> bool:
+    allowed, first, last = transition_rules(tags)
+    return bool(first[ids[0]] and last[ids[-1]] and all(allowed[a, b] for a, b in zip(ids[:-1], ids[1:])))
+
+
+def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> None:
+    config, params, vocabs = make_checkpoint(tmp_path / "m", buckets=[5, 10], decode="bio", seed=1)
+    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg"), device="cpu")
+    assert tagger.decode == "bio" and Tagger.load(tmp_path / "pkg", decode="argmax").decode == "argmax"
+    words, pos = random_sentences(np.random.default_rng(6), np.random.default_rng(6).integers(1, 14, 60).tolist())
+    got = tagger.tag_batch(words, pos, batch_size=8)
+    valid_argmax = 0
+    for w, p, t in zip(words, pos, got):
+        proba = mxnet_proba((config, params, vocabs, None, None), w, p)
+        expected = viterbi(proba[None], np.array([len(w)]), tagger.tags)[0]
+        assert t == [tagger.tags[i] for i in expected]
+        assert valid_iob2(expected, tagger.tags)
+        valid_argmax += valid_iob2(proba.argmax(1), tagger.tags)
+    # Both paths ran: sentences whose argmax is already valid (kept) and others (searched).
+    assert 0 < valid_argmax < len(words)
+    for w, p in zip(words[:10], pos[:10]):
+        tags, probs = tagger.tag(w, p, proba=True)
+        for e in tagger.entities(w, p):
+            chosen = [probs[i, tagger.tags.index(tags[i])] for i in range(e.start, e.end)]
+            assert e.score == pytest.approx(float(np.mean(chosen)))

@@ -1,0 +1,226 @@
+"""Training loop, checkpoints, resume, Ctrl-C, the bucketing iterator and `ner-fast evaluate`.
+
+Every run here is a tiny network on the first sentences of the bundled corpus.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import ner_fast.train as train_module
+from ner_fast.buckets import Bucket
+from ner_fast.checkpoint import load_model, load_params
+from ner_fast.cli.evaluate import evaluate_command
+from ner_fast.cli.train import train_command
+from ner_fast.evaluate import evaluate
+from ner_fast.iterators import BucketIter
+from ner_fast.prepare import prepare
+from ner_fast.train import TrainConfig, resume_config, train
+
+TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("prepared")
+    prepare(max_sentences=160, buckets=[12, 20, 30], batch_size=16).save(folder)
+    return str(folder)
+
+
+def _cfg(prepared: str, out: Path, **kw: Any) -> TrainConfig:
+    options: dict[str, Any] = dict(out=str(out), data=prepared, batch_size=16, epochs=2, patience=None, arch=TINY)
+    options.update(kw)
+    return TrainConfig(**options)
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _params(folder: Path, which: str = "last") -> dict[str, np.ndarray]:
+    return load_params(folder / f"{which}.params.npz")[0]
+
+
+def test_seeded_runs_repeat_and_resume_continues_exactly(prepared: str, tmp_path: Path) -> None:
+    a = train(_cfg(prepared, tmp_path / "a"), progress=False, echo=_quiet)
+    b = train(_cfg(prepared, tmp_path / "b"), progress=False, echo=_quiet)
+    other_seed = train(_cfg(prepared, tmp_path / "c", seed=1, epochs=1), progress=False, echo=_quiet)
+    assert a.params_sha256 == b.params_sha256
+    pa, pb = _params(tmp_path / "a"), _params(tmp_path / "b")
+    assert all(np.array_equal(pa[n], pb[n]) for n in pa)
+    # One epoch, then --resume for the second: optimizer state and shuffles carry over exactly.
+    train(_cfg(prepared, tmp_path / "d", epochs=1), progress=False, echo=_quiet)
+    resumed = train(resume_config(tmp_path / "d", epochs=2), resume=True, progress=False, echo=_quiet)
+    assert resumed.params_sha256 == a.params_sha256
+    assert len(resumed.history) == 2
+    assert other_seed.history[0]["train"]["loss"] != a.history[0]["train"]["loss"]
+    assert a.history[-1]["train"]["loss"] < a.history[0]["train"]["loss"]
+
+
+def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = train(_cfg(prepared, out, epochs=3, patience=None, learning_rate=0.02), progress=False, echo=_quiet)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json", "metrics.jsonl"]
+    )
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["train"]["learning_rate"] == 0.02 and doc["model"]["hidden"] == 12
+    assert doc["versions"]["mxnet"].startswith("1.9")
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    state = json.loads((out / "state.json").read_text())
+    best_f1s = [json.loads(line)["valid"]["f1"] for line in lines]
+    assert state["best_epoch"] == result.best_epoch == int(np.argmax(best_f1s)) + 1
+    config, params, vocabs, _ = load_model(out, "best")
+    assert config.n_tags == len(vocabs.tags)
+    # Scoring the best parameters on the rebuilt validation split reproduces that epoch's line.
+    scores = evaluate(out, which="best")
+    logged = json.loads(lines[result.best_epoch - 1])["valid"]
+    for key in ("tokens", "accuracy", "f1", "token_f1"):
+        assert scores.to_dict()[key] == pytest.approx(logged[key], abs=1e-6)
+    assert scores.loss == pytest.approx(logged["loss"], rel=1e-4)
+
+
+def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
+    # A learning rate of ~0 never improves on epoch 1's F1, so patience 1 stops after epoch 2.
+    result = train(_cfg(prepared, tmp_path / "p", epochs=5, patience=1, learning_rate=1e-12), progress=False, echo=_quiet)
+    assert result.stopped == "patience"
+    assert len(result.history) == 2
+
+
+def test_ctrl_c_saves_and_resume_finishes(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = train_module.run_epoch
+    calls = {"n": 0}
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:  # training pass of epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "run_epoch", interrupted)
+    out = tmp_path / "int"
+    result = train(_cfg(prepared, out), progress=False, echo=_quiet)
+    assert result.stopped == "interrupted"
+    state = json.loads((out / "state.json").read_text())
+    assert state["interrupted"] and state["epoch"] == 1
+    assert _params(out).keys() == _params(out, "best").keys()
+    monkeypatch.setattr(train_module, "run_epoch", real)
+    finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
+    assert finished.stopped == "epochs" and len(finished.history) == 2
+
+
+def test_existing_run_is_not_overwritten(prepared: str, tmp_path: Path) -> None:
+    train(_cfg(prepared, tmp_path / "x", epochs=1), progress=False, echo=_quiet)
+    with pytest.raises(ValueError, match="--resume"):
+        train(_cfg(prepared, tmp_path / "x", epochs=1), progress=False, echo=_quiet)
+
+
+def _toy_buckets() -> list[Bucket]:
+    buckets = []
+    start = 0
+    for length, n in ((3, 7), (5, 4), (8, 10)):
+        feats = np.zeros((n, 4, length), dtype=np.int32)
+        feats[:, 0, :] = 2
+        tags = np.zeros((n, length), dtype=np.int32)
+        buckets.append(Bucket(length, feats, tags, np.full(n, length, dtype=np.int32), np.arange(start, start + n)))
+        start += n
+    return buckets
+
+
+def test_bucket_iterator_covers_every_sentence_once_and_shuffles() -> None:
+    it = BucketIter(_toy_buckets(), 4, shuffle=True, seed=3)
+    orders = []
+    for epoch in (0, 1, 0):
+        it.start_epoch(epoch)
+        seen = []
+        for batch in it:
+            rows = batch.index[batch.index >= 0]
+            assert batch.data[0].shape == (4, 4, batch.bucket_key)
+            assert len(rows) == 4 - batch.pad
+            # Filler rows are all padding: zero features, label -1.
+            if batch.pad:
+                assert (batch.data[0].asnumpy()[-batch.pad :] == 0).all()
+                assert (batch.label[0].asnumpy()[-batch.pad :] == -1).all()
+            seen += rows.tolist()
+        assert sorted(seen) == list(range(21))
+        orders.append(seen)
+    assert orders[0] != orders[1] and orders[0] == orders[2]
+
+
+def test_bucket_iterator_parts_are_disjoint_and_equal() -> None:
+    parts = [BucketIter(_toy_buckets(), 4, shuffle=True, seed=5, num_parts=2, part_index=i) for i in range(2)]
+    seen = [[i for b in p for i in b.index.tolist() if i >= 0] for p in parts]
+    assert parts[0].num_batches == parts[1].num_batches
+    assert not set(seen[0]) & set(seen[1])
+
+
+def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    res = runner.invoke(
+        train_command,
+        [prepared, "--out", str(out), "--epochs", "1", "--batch-size", "16", "--hidden", "8", "--word-dim", "8",
+         "--filters", "4", "--filter-widths", "2,3", "--casing", "--no-progress", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["stopped"] == "epochs" and len(result["history"]) == 1
+    config, params, _, _ = load_model(out)
+    assert config.filter_widths == [2, 3] and config.use_casing and "casing_embed_weight" in params
+    res = runner.invoke(evaluate_command, [str(out), "--json", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    scores = json.loads(res.stdout.strip().splitlines()[-1])
+    assert scores["f1"] == pytest.approx(result["history"][0]["valid"]["f1"], abs=1e-9)
+    res = runner.invoke(train_command, ["--epochs", "1"])
+    assert res.exit_code != 0 and "--out" in res.output
+
+
+def test_two_devices_train_and_resume_exactly(prepared: str, tmp_path: Path) -> None:
+    # Two CPU contexts stand in for two GPUs: each takes half of every batch, a local kvstore sums.
+    two = {"context": "cpu:0,cpu:1", "kvstore": "local"}
+    whole = train(_cfg(prepared, tmp_path / "w", **two), progress=False, echo=_quiet)
+    train(_cfg(prepared, tmp_path / "h", epochs=1, **two), progress=False, echo=_quiet)
+    assert (tmp_path / "h" / "last.states.npz").exists()
+    resumed = train(resume_config(tmp_path / "h", epochs=2), resume=True, progress=False, echo=_quiet)
+    assert resumed.params_sha256 == whole.params_sha256
+    assert whole.history[-1]["train"]["loss"] < whole.history[0]["train"]["loss"]
+
+
+def test_word_dropout_replaces_only_real_words_repeatably() -> None:
+    buckets = _toy_buckets()
+    for b in buckets:
+        b.features[:, 0, -1] = 0  # padding at the end of every sentence
+        b.features[:, 1, :-1] = 7  # another feature row, which must stay as it is
+    it = BucketIter(buckets, 4, shuffle=True, seed=1, word_dropout=0.5)
+    first = [b.data[0].asnumpy() for b in it]
+    it.reset()
+    again = [b.data[0].asnumpy() for b in it]
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    words = np.concatenate([x[:, 0].ravel() for x in first])
+    assert set(np.unique(words)) <= {0, 1, 2}
+    real = np.concatenate([x[:, 1].ravel() for x in first]) == 7
+    assert (words[~real] == 0).all()  # padding (and filler rows) never becomes UNK
+    assert 0.3 < (words[real] == 1).mean() < 0.7
+
+
+def test_evaluate_on_another_corpus(prepared: str, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    train(_cfg(prepared, out, epochs=1), progress=False, echo=_quiet)
+    corpus = tmp_path / "other.csv"
+    corpus.write_bytes(
+        b"Sentence #,Word,POS,Tag\r\nSentence: 1,Zyxwv,NNP,B-geo\r\n,visited,VBD,O\r\n,Paris,NNP,B-geo\r\n"
+        b"Sentence: 2,Monday,NNP,B-tim\r\n"
+    )
+    scores = evaluate(out, corpus)
+    assert (scores.tokens, scores.sentences) == (4, 2)
+    assert scores.per_type["geo"]["support"] == 2 and scores.per_type["tim"]["support"] == 1
+    corpus.write_bytes(b"Sentence #,Word,POS,Tag\r\nSentence: 1,Paris,NNP,B-city\r\n")
+    with pytest.raises(ValueError, match="B-city"):
+        evaluate(out, corpus)
