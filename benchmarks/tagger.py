@@ -31,9 +31,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -153,13 +153,19 @@ def main() -> None:
     parser.add_argument("--batch1-sentences", type=int, default=1500, help="sentences timed at batch 1 (default 1500)")
     parser.add_argument("--latency-calls", type=int, default=2000)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ner_fast_bench_") as work:  # packages (and a model) made here
+        result = bench(args, Path(work))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
 
+
+def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The whole measurement (see the module docstring); returns the figures."""
     import mxnet as mx  # noqa: F401  (after OMP_NUM_THREADS is set)
 
     from ner_fast.model import Predictor
 
     load_before = load_average()
-    work = Path(tempfile.mkdtemp(prefix="ner_fast_bench_"))
     model_dir = find_or_train_model(args.model, work)
     config, params, vocabs, doc = load_model(model_dir)
     valid = validation_corpus(doc)
@@ -291,8 +297,7 @@ def main() -> None:
     print("entity F1: " + ", ".join(f"{k} {v:.4f}" for k, v in result["entity_f1"].items()))
     print("package MB: " + ", ".join(f"{k} {v / 1e6:.2f}" for k, v in result["package_bytes"].items()))
     print(f"load average before {load_before}, after {result['load_average_after']}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 if __name__ == "__main__":

@@ -255,3 +255,11 @@ def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path) -> None:
         length = seq_len or pkg.buckets[-1] + 5
         session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
         assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, length), length))
+
+
+def test_default_package_folder_is_export_slash_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_checkpoint(tmp_path / "runs" / "tiny")
+    monkeypatch.chdir(tmp_path)
+    package = export_model(Path("runs") / "tiny", buckets="dynamic")
+    assert package == Path("export") / "tiny"
+    assert load_package(package).buckets == [] and (package / "dynamic.onnx").is_file()

@@ -114,3 +114,20 @@ def test_format_detection() -> None:
 def test_export_refuses_bad_options(packages: dict, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "config.json" in result.output
+
+
+def test_a_zipped_corpus(packages: dict, tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "in.zip", "w") as archive:
+        archive.writestr("in.conll", conll_text())
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(tmp_path / "in.zip")])
+    assert result.exit_code == 0, result.output
+    assert [[w for w, _ in s] for s in read_conll_output(result.output)] == SENTENCES
+
+
+def test_the_gmb_quirks_survive_tagging(packages: dict, gmb_file: Path) -> None:
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(gmb_file), "--output-format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    tokens = [json.loads(line)["tokens"] for line in result.output.splitlines()]
+    assert tokens == [["Thousands", "of", "London", "10,000", '"', "None"], ["5\xa0storm", "It\u2019s", "NA", "null"]]

@@ -62,7 +62,6 @@ class BucketIter(mx.io.DataIter):
         self.default_bucket_key = max(int(b.length) for b in self.buckets)
         self._plan: list[tuple[int, np.ndarray]] = []
         self._epoch = 0
-        self._rng = np.random.default_rng(seed)
         self._cursor = 0
         self.start_epoch(0)
 

@@ -1,9 +1,11 @@
 """`Tagger`: named-entity tagging of pre-tokenized text with an exported model package on onnxruntime.
 
     from ner_fast import Tagger
-    tagger = Tagger.load("export/gmb")                  # device="auto" | "cpu" | "cuda", threads=...
-    tagger.tag(["Angela", "Merkel", "visited", "Paris", "."])   # ['B-per', 'I-per', 'O', 'B-geo', 'O']
-    tagger.entities(["Angela", "Merkel", "visited", "Paris", "."])
+    tagger = Tagger.load("export/gmb")          # device="auto" | "cpu" | "cuda", threads=..., workers=...
+    tokens = ["Angela", "Merkel", "visited", "Paris", "."]
+    pos = ["NNP", "NNP", "VBD", "NNP", "."]     # only for models trained with POS (tagger.uses_pos)
+    tagger.tag(tokens, pos)                     # ['B-per', 'I-per', 'O', 'B-geo', 'O']
+    tagger.entities(tokens, pos)
     # [Entity(type='per', start=0, end=2, text='Angela Merkel', score=0.99), Entity(type='geo', ...)]
 
 How a call runs: the compiled kernels of `ner_fast.features` turn all tokens into feature ids at once;
@@ -20,8 +22,8 @@ from __future__ import annotations
 import os
 import warnings
 from bisect import bisect_left
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, overload

@@ -53,6 +53,9 @@ def read_input(path: Path | None, fmt: str) -> tuple[list[list[str]], list[list[
 
     if fmt not in INPUT_FORMATS:
         raise ValueError(f"unknown input format {fmt!r} (choose from {', '.join(INPUT_FORMATS)})")
+    if path is not None and path.suffix.lower() == ".zip":  # the corpus reader opens zips (a CoNLL or GMB file inside)
+        corpus = read_corpus(path, "auto" if fmt in ("auto", "tokens") else fmt)
+        return _columns(corpus)
     source = "<stdin>" if path is None else str(path)
     raw = sys.stdin.buffer.read() if path is None else Path(path).read_bytes()
     if not raw.strip():
@@ -71,6 +74,11 @@ def read_input(path: Path | None, fmt: str) -> tuple[list[list[str]], list[list[
                 raise CorpusError(str(err).replace(tmp.name, source)) from None
     else:
         corpus = read_corpus(path, fmt)
+    return _columns(corpus)
+
+
+def _columns(corpus: Any) -> tuple[list[list[str]], list[list[str]] | None]:
+    """A `Corpus`'s sentences as token lists, and POS lists where it has POS."""
     sentences = [corpus.sentence(i) for i in range(len(corpus))]
     pos = [s.pos for s in sentences] if corpus.pos is not None else None
     return [s.words for s in sentences], pos  # type: ignore[misc]
