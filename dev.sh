@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine (Python 3.11 and gcc, nothing else):
-#   ./dev.sh train [ARGS...]   set up .venv, then train on the bundled GMB corpus (ner-fast train ARGS)
+#   ./dev.sh train [ARGS...]   set up .venv, then train on the bundled GMB corpus (ner-fast train ARGS,
+#                              default: --out runs/gmb)
 #   ./dev.sh test  [ARGS...]   set up .venv, then run the whole test suite (pytest ARGS)
 #   ./dev.sh setup             only create/refresh .venv
 set -euo pipefail
@@ -22,7 +23,11 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
     setup) setup ;;
-    train) setup; exec .venv/bin/ner-fast train "$@" ;;
+    train)
+        setup
+        # With no arguments: the bundled GMB corpus, sequential 80/20 split, into runs/gmb.
+        [ $# -gt 0 ] || set -- --out runs/gmb
+        exec .venv/bin/ner-fast train "$@" ;;
     test)  setup; exec .venv/bin/python -m pytest "$@" ;;
     *) echo "usage: ./dev.sh {train|test|setup} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -10,6 +10,7 @@ import click
 from ner_fast import __version__
 from ner_fast.cli.evaluate import evaluate_command
 from ner_fast.cli.export import export_command
+from ner_fast.cli.launch import launch_command
 from ner_fast.cli.prepare import prepare_command
 from ner_fast.cli.tag import tag_command
 from ner_fast.cli.train import train_command
@@ -26,6 +27,7 @@ cli.add_command(train_command, "train")
 cli.add_command(evaluate_command, "evaluate")
 cli.add_command(export_command, "export")
 cli.add_command(tag_command, "tag")
+cli.add_command(launch_command, "launch")
 
 
 def main() -> None:
