@@ -8,9 +8,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from ner_fast.atomic import atomic_write_bytes
 from ner_fast.checkpoint import (
     ModelConfig,
-    atomic_write_bytes,
     check_params,
     init_params,
     load_params,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ner_fast.onnx_export import export_model
-from test_onnx_export import make_checkpoint
+from helpers import make_checkpoint
 
 SCRIPT = """
 import json, sys

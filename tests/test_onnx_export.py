@@ -1,82 +1,26 @@
 """ONNX export: parity with MXNet for every bucket graph and the dynamic graph, and the package layout.
 
-`make_checkpoint` (also used by the tagger and CLI tests) writes a small checkpoint folder in the
-format of `ner_fast.checkpoint`, with random parameters: parity does not need a trained model, and
-random weights exercise every gate. One test exports a model really trained for a few batches.
+Checkpoints come from `helpers.make_checkpoint` (random parameters: parity does not need a trained
+model, and random weights exercise every gate). One test exports a model really trained for a few batches.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
-from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, atomic_write_json, init_params, load_model, save_params
-from ner_fast.corpus import Corpus
-from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
+from helpers import SMALL, make_checkpoint
+from ner_fast.checkpoint import ModelConfig, load_model
+from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.model import predict_proba
 from ner_fast.onnx_export import EXTERNAL_MIN_BYTES, build_graph, export_model, parse_buckets, with_seq_len
 from ner_fast.package import WEIGHTS_FILE, load_package
 from ner_fast.vocab import UNK, Vocabularies
-
-SENTENCES = [
-    ["Angela", "Merkel", "visited", "Paris", "on", "Monday", "."],
-    ["The", "UN", "met", "in", "New", "York", "."],
-    ["Prices", "rose", "3.5", "%", "in", "2009", "."],
-]
-POS = [
-    ["NNP", "NNP", "VBD", "NNP", "IN", "NNP", "."],
-    ["DT", "NNP", "VBD", "IN", "NNP", "NNP", "."],
-    ["NNS", "VBD", "CD", "NN", "IN", "CD", "."],
-]
-TAGS = [
-    ["B-per", "I-per", "O", "B-geo", "O", "B-tim", "O"],
-    ["O", "B-org", "O", "O", "B-geo", "I-geo", "O"],
-    ["O", "O", "O", "O", "O", "B-tim", "O"],
-]
-SMALL = dict(
-    max_token_chars=8, use_casing=True, casing_dim=3, char_dim=5, filters=4, word_dim=6, hidden=7,
-    num_layers=2, filter_widths=[2, 3],
-)
-
-
-def make_checkpoint(
-    folder: Path, buckets: list[int] = [4, 9], with_pos: bool = True, seed: int = 0, decode: str = "argmax", **arch: Any
-) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies]:
-    """A checkpoint folder (config.json, vocab.json, best.params.npz) with random parameters, trained
-    (as config.json says) to be decoded by `decode`.
-
-    The weights are scaled up from `init_params` so the tag probabilities are far from uniform.
-    """
-    corpus = Corpus.from_sentences(SENTENCES, POS if with_pos else None, TAGS)
-    vocabs = Vocabularies.build(corpus, lowercase=True)
-    config = ModelConfig(
-        n_words=len(vocabs.words),
-        n_chars=len(vocabs.chars),
-        n_tags=len(vocabs.tags),
-        n_pos=len(vocabs.pos) if with_pos else 0,
-        n_casing=len(CASING_CLASSES) + 1,
-        **{**SMALL, **arch},
-    )
-    rng = np.random.default_rng(seed)
-    params = {k: (v * 3 + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in init_params(config, seed).items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "format_version": CONFIG_VERSION,
-        "model": config.to_dict(),
-        "data": {"buckets": buckets, "max_token_chars": config.max_token_chars},
-        "train": {"decode": decode},
-        "versions": {"mxnet": "1.9.1"},
-    }
-    atomic_write_json(folder / "config.json", doc)
-    vocabs.save(folder / "vocab.json")
-    save_params(folder / "best.params.npz", params)
-    return config, params, vocabs
 
 
 def random_features(rng: np.random.Generator, config: ModelConfig, lengths: list[int], seq_len: int) -> np.ndarray:

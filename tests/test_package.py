@@ -8,7 +8,7 @@ import pytest
 
 from ner_fast.onnx_export import export_model
 from ner_fast.package import FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_FILE, PackageError, load_package, sha256_file
-from test_onnx_export import make_checkpoint
+from helpers import make_checkpoint
 
 
 @pytest.fixture()

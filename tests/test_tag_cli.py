@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from ner_fast import Tagger
 from ner_fast.cli import cli
 from ner_fast.cli.tag import detect_format
-from test_onnx_export import POS, SENTENCES, TAGS, make_checkpoint
+from helpers import POS, SENTENCES, TAGS, make_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,12 @@ def test_tokens_from_stdin(packages: dict) -> None:
     sentences = [["Angela", "Merkel", "visited", "Paris", "."], ["The", "UN", "met", "in", "New", "York", "."]]
     assert [[w for w, _ in s] for s in got] == sentences
     assert [[t for _, t in s] for s in got] == Tagger.load(packages["nopos"], device="cpu").tag_batch(sentences)
+
+
+def test_malformed_stdin_names_stdin_and_line(packages: dict) -> None:
+    text = "Paris NNP B-geo\nis VBZ O\n\nNice JJ\n"
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), "-", "--input-format", "conll"], input=text)
+    assert result.exit_code != 0 and "<stdin>:4: expected 3 columns" in result.output
 
 
 def test_a_pos_model_refuses_input_without_pos(packages: dict, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from ner_fast.model import predict_proba
 from ner_fast.onnx_export import export_model
 from ner_fast.package import load_package
 from ner_fast.tagger import spans
-from test_onnx_export import POS, SENTENCES, make_checkpoint
+from helpers import POS, SENTENCES, make_checkpoint
 
 # Words and POS tags from the training sentences, plus words and characters never seen ("Zyxwv", "ß").
 WORDS = sorted({w for s in SENTENCES for w in s}) + ["Zyxwv", "straße", "Ω", "1,000"]

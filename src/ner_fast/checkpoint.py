@@ -19,10 +19,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from ner_fast.atomic import atomic_write_bytes
 from ner_fast.features import ROW_CHARS
 from ner_fast.vocab import Vocabularies
 
@@ -205,29 +206,6 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
     for name, shape in shapes.items():
         if tuple(params[name].shape) != shape:
             raise ValueError(f"parameter {name} has shape {tuple(params[name].shape)}, expected {shape}")
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
-    """Write a file through `write(fileobj)` to a temporary name in the same folder, fsync, rename.
-
-    A crash or Ctrl-C mid-write leaves the previous file (or none), never a truncated one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """`atomic_write_bytes` for a JSON document."""
-    atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
 
 
 def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray], aux: dict[str, np.ndarray] | None = None) -> None:

@@ -181,11 +181,15 @@ def bundled_corpus_path() -> Path:
 
 def read_corpus(path: str | Path | None = None, format: str = "auto") -> Corpus:
     """Read a corpus file (``None``: the bundled GMB corpus) in `format` (auto, gmb or conll)."""
-    path = bundled_corpus_path() if path is None else Path(path)
+    raw, source = _read_bytes(bundled_corpus_path() if path is None else Path(path))
+    return parse_corpus(raw, source, format)
+
+
+def parse_corpus(raw: bytes, source: str, format: str = "auto") -> Corpus:
+    """Parse a corpus from its bytes (auto, gmb or conll); `source` names it in errors."""
     fmt = "gmb" if format == "csv" else format
     if fmt not in FORMATS:
-        raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", str(path))
-    raw, source = _read_bytes(path)
+        raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", source)
     if raw.startswith(_UTF8_BOM):
         raw = raw[len(_UTF8_BOM) :]
     if not raw.strip():

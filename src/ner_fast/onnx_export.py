@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ner_fast import __version__
+from ner_fast.atomic import atomic_dir
 from ner_fast.checkpoint import ModelConfig, check_params
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.package import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, write_manifest
@@ -243,10 +243,7 @@ def write_package(
     buckets = sorted({int(b) for b in buckets})
     if any(b < 1 for b in buckets):
         raise ValueError(f"bucket lengths must be positive, got {buckets}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a package is meant to be shared
+    with atomic_dir(out) as tmp:
         shared = _externalize(model, tmp / WEIGHTS_FILE)
         graphs = {graph_file(None): shared, **{graph_file(b): with_seq_len(shared, b) for b in buckets}}
         for name, graph in graphs.items():
@@ -254,16 +251,6 @@ def write_package(
         info = {**model_info, "format_version": FORMAT_VERSION, "buckets": buckets, "versions": dict(versions)}
         (tmp / MODEL_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         write_manifest(tmp, [MODEL_FILE, WEIGHTS_FILE, *graphs], versions)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ner_fast.atomic import atomic_write_text
+
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
@@ -46,13 +48,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str]) -> dict[str, Any]:
     """Checksum `files` (names inside `folder`) and write `folder/manifest.json`; return the manifest."""
     manifest = {
@@ -60,7 +55,7 @@ def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, st
         "files": {name: sha256_file(folder / name) for name in sorted(files)},
         "versions": dict(versions),
     }
-    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return manifest
 
 

@@ -6,9 +6,6 @@ counts), ``vocab.json`` and one ``<split>.npz`` per split with the bucket arrays
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +13,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ner_fast.atomic import atomic_dir
 from ner_fast.buckets import Bucket, build_buckets, default_buckets
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
-from ner_fast.vocab import Vocabularies, current_umask
+from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid")
@@ -39,26 +37,12 @@ class PreparedData:
 
         An existing `directory` is replaced only once the new one is complete.
         """
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-        try:
-            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes the folder private; give it the usual mode
+        with atomic_dir(directory) as tmp:
             doc = {"format_version": FORMAT_VERSION, "settings": self.settings, "summary": self.summary}
             (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
             self.vocabs.save(tmp / "vocab.json")
             for name, buckets in self.splits.items():
                 _save_split(tmp / f"{name}.npz", buckets)
-            if directory.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
-                os.replace(directory, old / "data")
-                os.replace(tmp, directory)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, directory: str | Path) -> PreparedData:

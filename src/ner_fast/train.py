@@ -29,11 +29,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ner_fast import __version__
+from ner_fast.atomic import atomic_write_bytes, atomic_write_json
 from ner_fast.checkpoint import (
     CONFIG_VERSION,
     ModelConfig,
-    atomic_write_bytes,
-    atomic_write_json,
     check_params,
     init_params,
     load_params,

@@ -11,8 +11,6 @@ short sentence at inference time costs no setup.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -20,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ner_fast import _kernels
+from ner_fast.atomic import atomic_write_text
 from ner_fast.corpus import Corpus
 
 PAD = 0
@@ -198,7 +197,7 @@ class Vocabularies:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON to a temporary file beside `path`, then rename it into place."""
-        write_text_atomic(Path(path), json.dumps(self.to_json(), ensure_ascii=False))
+        atomic_write_text(path, json.dumps(self.to_json(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabularies:
@@ -216,23 +215,3 @@ def _tag_order(tag: str) -> tuple[int, str, str]:
         return (0, "", "")
     prefix, _, kind = tag.partition("-")
     return (1, kind, prefix) if kind else (2, tag, "")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file in `path`'s folder, then rename it onto `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

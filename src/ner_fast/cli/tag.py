@@ -8,9 +8,7 @@ line after each sentence) or `jsonl` (one JSON object a sentence: tokens, tags, 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -49,7 +47,7 @@ def read_tokens(raw: bytes, source: str) -> tuple[list[list[str]], None]:
 
 def read_input(path: Path | None, fmt: str) -> tuple[list[list[str]], list[list[str]] | None]:
     """Sentences (and their POS tags where the format has them) from a file, or stdin for None."""
-    from ner_fast.corpus import CorpusError, read_corpus
+    from ner_fast.corpus import CorpusError, parse_corpus, read_corpus
 
     if fmt not in INPUT_FORMATS:
         raise ValueError(f"unknown input format {fmt!r} (choose from {', '.join(INPUT_FORMATS)})")
@@ -64,17 +62,7 @@ def read_input(path: Path | None, fmt: str) -> tuple[list[list[str]], list[list[
         fmt = detect_format(raw)
     if fmt == "tokens":
         return read_tokens(raw, source)
-    if path is None:  # the corpus readers read files: give them stdin's bytes as one, named <stdin> in errors
-        with tempfile.NamedTemporaryFile(suffix=".txt") as tmp:
-            tmp.write(raw)
-            tmp.flush()
-            try:
-                corpus = read_corpus(tmp.name, fmt)
-            except CorpusError as err:
-                raise CorpusError(str(err).replace(tmp.name, source)) from None
-    else:
-        corpus = read_corpus(path, fmt)
-    return _columns(corpus)
+    return _columns(parse_corpus(raw, source, fmt))
 
 
 def _columns(corpus: Any) -> tuple[list[list[str]], list[list[str]] | None]:
@@ -126,6 +114,7 @@ def tag_file(
     """
     from tqdm import tqdm
 
+    from ner_fast.atomic import atomic_open
     from ner_fast.tagger import Tagger
 
     if output_format not in OUTPUT_FORMATS:
@@ -139,15 +128,9 @@ def tag_file(
             for item in tagged(tagger, sentences, pos, batch_size, bar):
                 write_sentence(sys.stdout, output_format, *item)
             return len(sentences)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                for item in tagged(tagger, sentences, pos, batch_size, bar):
-                    write_sentence(out, output_format, *item)
-            os.replace(tmp, output)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(output, "w", encoding="utf-8") as out:
+            for item in tagged(tagger, sentences, pos, batch_size, bar):
+                write_sentence(out, output_format, *item)
     return len(sentences)
 
 

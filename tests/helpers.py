@@ -1,0 +1,69 @@
+"""Test data shared by several test files: a three-sentence corpus and `make_checkpoint`, which
+writes a small checkpoint folder in the format of `ner_fast.checkpoint` with random parameters
+(export parity does not need a trained model, and random weights exercise every gate)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ner_fast.atomic import atomic_write_json
+from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
+from ner_fast.corpus import Corpus
+from ner_fast.features import CASING_CLASSES
+from ner_fast.vocab import Vocabularies
+
+SENTENCES = [
+    ["Angela", "Merkel", "visited", "Paris", "on", "Monday", "."],
+    ["The", "UN", "met", "in", "New", "York", "."],
+    ["Prices", "rose", "3.5", "%", "in", "2009", "."],
+]
+POS = [
+    ["NNP", "NNP", "VBD", "NNP", "IN", "NNP", "."],
+    ["DT", "NNP", "VBD", "IN", "NNP", "NNP", "."],
+    ["NNS", "VBD", "CD", "NN", "IN", "CD", "."],
+]
+TAGS = [
+    ["B-per", "I-per", "O", "B-geo", "O", "B-tim", "O"],
+    ["O", "B-org", "O", "O", "B-geo", "I-geo", "O"],
+    ["O", "O", "O", "O", "O", "B-tim", "O"],
+]
+SMALL = dict(
+    max_token_chars=8, use_casing=True, casing_dim=3, char_dim=5, filters=4, word_dim=6, hidden=7,
+    num_layers=2, filter_widths=[2, 3],
+)
+
+
+def make_checkpoint(
+    folder: Path, buckets: list[int] = [4, 9], with_pos: bool = True, seed: int = 0, decode: str = "argmax", **arch: Any
+) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies]:
+    """A checkpoint folder (config.json, vocab.json, best.params.npz) with random parameters, trained
+    (as config.json says) to be decoded by `decode`.
+
+    The weights are scaled up from `init_params` so the tag probabilities are far from uniform.
+    """
+    corpus = Corpus.from_sentences(SENTENCES, POS if with_pos else None, TAGS)
+    vocabs = Vocabularies.build(corpus, lowercase=True)
+    config = ModelConfig(
+        n_words=len(vocabs.words),
+        n_chars=len(vocabs.chars),
+        n_tags=len(vocabs.tags),
+        n_pos=len(vocabs.pos) if with_pos else 0,
+        n_casing=len(CASING_CLASSES) + 1,
+        **{**SMALL, **arch},
+    )
+    rng = np.random.default_rng(seed)
+    params = {k: (v * 3 + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in init_params(config, seed).items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "format_version": CONFIG_VERSION,
+        "model": config.to_dict(),
+        "data": {"buckets": buckets, "max_token_chars": config.max_token_chars},
+        "train": {"decode": decode},
+        "versions": {"mxnet": "1.9.1"},
+    }
+    atomic_write_json(folder / "config.json", doc)
+    vocabs.save(folder / "vocab.json")
+    save_params(folder / "best.params.npz", params)
+    return config, params, vocabs
