@@ -77,6 +77,14 @@ def test_tokens_from_stdin(packages: dict) -> None:
     assert [[t for _, t in s] for s in got] == Tagger.load(packages["nopos"], device="cpu").tag_batch(sentences)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_token(packages: dict, tmp_path: Path) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes("Angela Merkel visited Paris .\n".encode("utf-8-sig"))
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(path), "--input-format", "tokens"])
+    assert result.exit_code == 0, result.output
+    assert read_conll_output(result.output)[0][0][0] == "Angela"
+
+
 def test_malformed_stdin_names_stdin_and_line(packages: dict) -> None:
     text = "Paris NNP B-geo\nis VBZ O\n\nNice JJ\n"
     result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), "-", "--input-format", "conll"], input=text)

@@ -12,6 +12,7 @@ NumPy only: the onnxruntime tagger uses this module too.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -43,12 +44,22 @@ def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     return allowed, first, last
 
 
+@lru_cache(maxsize=16)
+def _rules(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # The tables depend only on the tag list: built once, not on every call (a Python loop over
+    # all tag pairs costs more than the Viterbi pass of a short sentence). Read-only.
+    tables = transition_rules(tags)
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
 def viterbi(proba: np.ndarray, lengths: np.ndarray, tags: Sequence[str]) -> np.ndarray:
     """The most probable valid tag ids (B, L) for probabilities (B, L, T); -1 beyond each length."""
     proba = np.asarray(proba)
     batch, seq_len, n_tags = proba.shape
     lengths = np.asarray(lengths, dtype=np.int64)
-    allowed, first, last = transition_rules(tags)
+    allowed, first, last = _rules(tuple(tags))
     trans = np.where(allowed, 0.0, -np.inf)
     logp = np.log(np.maximum(proba, 1e-30))
     out = np.full((batch, seq_len), -1, dtype=np.int64)

@@ -35,11 +35,14 @@ def detect_format(raw: bytes) -> str:
 
 
 def read_tokens(raw: bytes, source: str) -> tuple[list[list[str]], None]:
-    """One pre-tokenized sentence a line (UTF-8); blank lines skipped. Returns (sentences, no POS)."""
+    """One pre-tokenized sentence a line (UTF-8, a byte-order mark allowed); blank lines skipped.
+
+    Returns (sentences, no POS)."""
     from ner_fast.corpus import CorpusError
 
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: editors on Windows start files with a BOM, which would glue itself to the first token.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, raw.count(b"\n", 0, err.start) + 1) from None
     return [line.split() for line in text.splitlines() if line.strip()], None
