@@ -179,22 +179,29 @@ cdef int64_t _insert_all(Tokens entries, int32_t[::1] table, int32_t[::1] ids, i
     return n_unique
 
 
+cdef tuple _hashed(Tokens tokens, str caller):
+    """Run `_insert_all` over fresh arrays: (table, ids, firsts, number of distinct strings)."""
+    cdef Py_ssize_t n = len(tokens)
+    if n >= 2**31 - 1:
+        raise ValueError(f"{caller}: too many strings")
+    table = np.zeros(_table_size(n), dtype=np.int32)
+    ids = np.empty(n, dtype=np.int32)
+    firsts = np.empty(n, dtype=np.int64)
+    cdef int32_t[::1] tv = table, iv = ids
+    cdef int64_t[::1] fv = firsts
+    cdef int64_t n_unique
+    with nogil:
+        n_unique = _insert_all(tokens, tv, iv, fv)
+    return table, ids, firsts, n_unique
+
+
 def build_table(Tokens entries):
     """Open-addressing hash table over distinct `entries` for `lookup`.
 
     Returns an `int32` array whose size is a power of two at least twice the number of entries;
     a slot holds `entry + 1` (the first of equal entries), or 0 when empty.
     """
-    cdef Py_ssize_t n = len(entries)
-    if n >= 2**31 - 1:
-        raise ValueError("build_table: too many entries")
-    table = np.zeros(_table_size(n), dtype=np.int32)
-    ids = np.empty(n, dtype=np.int32)
-    firsts = np.empty(n, dtype=np.int64)
-    cdef int32_t[::1] tv = table, iv = ids
-    cdef int64_t[::1] fv = firsts
-    with nogil:
-        _insert_all(entries, tv, iv, fv)
+    table, _, firsts, _ = _hashed(entries, "build_table")
     # Slots hold distinct numbers; map them back to entry indices (+1) for `lookup`.
     table[table > 0] = firsts[table[table > 0] - 1] + 1
     return table
@@ -206,17 +213,7 @@ def count_unique(Tokens tokens):
     Returns `(firsts, counts, ids)`: int64 index of each distinct string's first occurrence,
     int64 number of occurrences of each, and int32 distinct number of every token.
     """
-    cdef Py_ssize_t n = len(tokens)
-    if n >= 2**31 - 1:
-        raise ValueError("count_unique: too many tokens")
-    table = np.zeros(_table_size(n), dtype=np.int32)
-    ids = np.empty(n, dtype=np.int32)
-    firsts = np.empty(n, dtype=np.int64)
-    cdef int32_t[::1] tv = table, iv = ids
-    cdef int64_t[::1] fv = firsts
-    cdef int64_t n_unique
-    with nogil:
-        n_unique = _insert_all(tokens, tv, iv, fv)
+    _, ids, firsts, n_unique = _hashed(tokens, "count_unique")
     return firsts[:n_unique].copy(), np.bincount(ids, minlength=n_unique).astype(np.int64), ids
 
 
