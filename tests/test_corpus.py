@@ -105,10 +105,14 @@ def test_gmb_without_pos_and_other_column_order(tmp_path: Path) -> None:
     ],
 )
 def test_gmb_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
-    path = tmp_path / "bad.csv"
+    assert_error_at(tmp_path / "bad.csv", content, "gmb", line, message)
+
+
+def assert_error_at(path: Path, content: bytes, fmt: str, line: int, message: str) -> None:
+    """Reading `content` as `fmt` fails with `message`, naming `path` and `line`."""
     path.write_bytes(content)
     with pytest.raises(CorpusError, match=message) as info:
-        read_corpus(path, "gmb")
+        read_corpus(path, fmt)
     assert info.value.line == line
     assert str(info.value).startswith(f"{path}:{line}: ")
 
@@ -158,11 +162,7 @@ def test_iob1_to_iob2() -> None:
     ],
 )
 def test_conll_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
-    path = tmp_path / "bad.conll"
-    path.write_bytes(content)
-    with pytest.raises(CorpusError, match=message) as info:
-        read_corpus(path, "conll")
-    assert info.value.line == line
+    assert_error_at(tmp_path / "bad.conll", content, "conll", line, message)
 
 
 def test_unknown_format(tmp_path: Path) -> None:
