@@ -12,7 +12,7 @@ here for one epoch on a slice) and its validation sentences, in one run:
 - p50/p99 latency of single 20-token sentences (500 different ones in turn) end to end (`Tagger.tag`), onnxruntime fp32 and int8, and
   MXNet (featurize + forward + tag names) for reference;
 - entity-level F1 (conlleval, `ner_fast.metrics`) of MXNet, fp32 and int8 on the validation split, all
-  decoded the way the package says (argmax or valid-IOB2 Viterbi, `ner_fast.decode`);
+  decoded the way the package says (argmax or valid-IOB2 Viterbi, with a CRF model's transitions, `ner_fast.decode`);
 - package sizes.
 
 Both engines use 2 threads (BENCH_THREADS overrides): OMP_NUM_THREADS=2 for MXNet, set before it is
@@ -238,6 +238,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
     method = taggers["fp32"].decode  # the package's decoding, applied to MXNet's probabilities too
+    crf = taggers["fp32"].crf  # and a CRF model's learned transitions
 
     mx_cases = cycle(twenty)
 
@@ -245,7 +246,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         w20, p20 = next(mx_cases)
         m = featurize(w20, p20, vocabs, config.max_token_chars).matrix
         probs = predictor.predict_proba(np.ascontiguousarray(m.T[None]))
-        return [vocabs.tags.itos[i] for i in decode(probs, np.array([len(w20)]), vocabs.tags.itos, method)[0].tolist()]
+        return [vocabs.tags.itos[i] for i in decode(probs, np.array([len(w20)]), vocabs.tags.itos, method, crf)[0].tolist()]
 
     lat["mxnet"] = latency(mxnet_tag, min(args.latency_calls, 1000))
 
@@ -254,7 +255,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     gold = vocabs.tags.lookup_many(valid.tags)
     mx_pred = np.empty(len(words), dtype=np.int64)
     for _, idx, x in bucket_batches(matrix, offsets, buckets, 64):
-        ids = decode(predictor.predict_proba(x), np.diff(offsets)[idx], vocabs.tags.itos, method)
+        ids = decode(predictor.predict_proba(x), np.diff(offsets)[idx], vocabs.tags.itos, method, crf)
         for row, i in enumerate(idx.tolist()):
             a, b = offsets[i], offsets[i + 1]
             mx_pred[a:b] = ids[row, : b - a]
@@ -282,6 +283,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "end_to_end_tokens_per_s_batch64": {k: v["batch64_tokens_per_s"] for k, v in end_to_end.items()},
         "latency_20_tokens": lat,
         "decode": method,
+        "crf": crf is not None,
         "entity_f1": {k: round(v, 4) for k, v in f1.items()},
         "package_bytes": {name: sum(s.values()) for name, s in sizes.items()},
         "package_files": sizes,

@@ -1,12 +1,15 @@
 """Training speed: the fused LSTM operator vs unrolled `LSTMCell`s, same data, same run.
 
+With `--crf`, a third variant (fused LSTM + CRF output layer, `ner-fast train --crf`) measures what
+the CRF costs against the fused softmax model.
+
 Both variants start from the same parameters and train on the same batches in the same order
 (the first sentences of the bundled corpus, the tutorial's buckets, batch 50, Adam) through the
 training loop of `ner_fast.train` (forward, backward, update, and the per-batch metric collection).
 A first pass over the data binds every bucket's graph and is not timed; then `--passes` passes
 are timed, alternating between the variants. The figure is real (non-padding) tokens per second; the ratio is fused / unfused.
 
-Usage: ``python benchmarks/train.py [--sentences N] [--passes N] [--json FILE]``
+Usage: ``python benchmarks/train.py [--sentences N] [--passes N] [--crf] [--json FILE]``
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ from typing import Any
 
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 
+from ner_fast.train import flush_denormals  # noqa: E402
+
+flush_denormals()  # as `ner-fast train` does, before MXNet starts its threads
+
 import mxnet as mx  # noqa: E402
 
 from ner_fast.checkpoint import init_params  # noqa: E402
@@ -29,27 +36,29 @@ from ner_fast.train import TrainConfig, make_module, model_config_for, run_epoch
 
 
 class Variant:
-    """One model variant (fused or unrolled LSTM), bound and warmed up on the benchmark data."""
+    """One model variant (`arch`: ModelConfig overrides), bound and warmed up on the benchmark data."""
 
-    def __init__(self, fused: bool, data: Any, batch_size: int, seed: int):
-        cfg = TrainConfig(out="", batch_size=batch_size, arch={"fused": fused}, seed=seed)
+    def __init__(self, arch: dict[str, bool], data: Any, batch_size: int, seed: int):
+        cfg = TrainConfig(out="", batch_size=batch_size, arch=arch, seed=seed)
         config = model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
         self.it = BucketIter(data.splits["train"], batch_size, shuffle=True, seed=seed)
         mx.random.seed(seed)
         self.module = make_module(config, init_params(config, seed), [mx.cpu()], batch_size, self.it.default_bucket_key)
         self.module.init_optimizer(optimizer="adam", optimizer_params={"learning_rate": 0.01, "rescale_grad": 1.0})
         self.scheme = TagScheme(data.vocabs.tags.itos)
+        self.crf = config.crf
         self.tokens = self.batches = 0
         self.seconds = 0.0
         self.loss = 0.0
         self.it.start_epoch(0)
-        run_epoch(self.module, self.it, self.scheme, train=True, desc="warm-up", progress=False)  # binds every bucket
+        # binds every bucket
+        run_epoch(self.module, self.it, self.scheme, train=True, desc="warm-up", progress=False, crf=self.crf)
 
     def timed_pass(self, epoch: int) -> None:
         """One more timed pass over the training sentences."""
         self.it.start_epoch(epoch)
         start = time.perf_counter()
-        scores, _ = run_epoch(self.module, self.it, self.scheme, train=True, desc="timed", progress=False)
+        scores, _ = run_epoch(self.module, self.it, self.scheme, train=True, desc="timed", progress=False, crf=self.crf)
         self.seconds += time.perf_counter() - start
         self.tokens += scores.tokens
         self.batches += self.it.num_batches
@@ -72,11 +81,15 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=4, help="timed passes over the training sentences")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crf", action="store_true", help="also time the fused model with a CRF output layer")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
     data = prepare(max_sentences=args.sentences, batch_size=args.batch_size)
-    variants = {name: Variant(fused, data, args.batch_size, args.seed) for name, fused in (("fused", True), ("unfused", False))}
+    archs = {"fused": {"fused": True}, "unfused": {"fused": False}}
+    if args.crf:
+        archs["fused+crf"] = {"fused": True, "crf": True}
+    variants = {name: Variant(arch, data, args.batch_size, args.seed) for name, arch in archs.items()}
     # Alternate the timed passes so a change in machine load hits both variants alike.
     for p in range(args.passes):
         for variant in variants.values():
@@ -84,16 +97,20 @@ def main() -> None:
     results = {name: v.figures() for name, v in variants.items()}
     ratio = results["fused"]["tokens_per_s"] / results["unfused"]["tokens_per_s"]
     print(f"training speed, {args.sentences} sentences (80% train), {args.passes} timed passes, batch {args.batch_size}")
-    print(f"{'cell':10}{'tokens/s':>12}{'ms/batch':>10}{'batches':>9}{'last loss':>11}")
+    print(f"{'variant':10}{'tokens/s':>12}{'ms/batch':>10}{'batches':>9}{'last loss':>11}")
     for name, r in results.items():
         print(f"{name:10}{r['tokens_per_s']:12,.0f}{r['ms_per_batch']:10.1f}{r['batches']:9d}{r['final_train_loss']:11.4f}")
     print(f"fused / unfused: {ratio:.2f}x")
+    crf_cost = results["fused"]["tokens_per_s"] / results["fused+crf"]["tokens_per_s"] if args.crf else None
+    if crf_cost is not None:
+        print(f"fused / fused+crf: {crf_cost:.2f}x (time the CRF layer adds)")
     if args.json:
         doc = {
             "benchmark": "train",
             "settings": vars(args),
             "results": results,
             "ratio_fused_over_unfused": ratio,
+            "ratio_fused_over_fused_crf": crf_cost,
             "machine": {
                 "python": platform.python_version(),
                 "mxnet": mx.__version__,

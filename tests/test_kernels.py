@@ -266,3 +266,56 @@ def test_parse_csv_validates_columns() -> None:
         _kernels.parse_csv(b"a,b", 2, 2, [])
     with pytest.raises(ValueError, match="cat_cols"):
         _kernels.parse_csv(b"a,b", 2, 0, [5])
+
+
+def reference_viterbi(scores: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Plain NumPy Viterbi over the batch at once (first best predecessor on ties, as argmax)."""
+    batch, seq_len, n_tags = scores.shape
+    out = np.full((batch, seq_len), -1, dtype=np.int64)
+    if seq_len == 0 or batch == 0:
+        return out
+    score = scores[:, 0] + start
+    back = np.zeros((batch, seq_len, n_tags), dtype=np.int64)
+    for t in range(1, seq_len):
+        cand = score[:, :, None] + trans[None]
+        best_prev = cand.argmax(axis=1)
+        stepped = np.take_along_axis(cand, best_prev[:, None, :], axis=1)[:, 0] + scores[:, t]
+        score = np.where((t < lengths)[:, None], stepped, score)
+        back[:, t] = best_prev
+    tag = (score + end).argmax(axis=1)
+    for b in range(batch):
+        k = int(tag[b])
+        for t in range(int(lengths[b]) - 1, -1, -1):
+            out[b, t] = k
+            k = int(back[b, t, k])
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(0, 9), st.booleans(), st.booleans())
+def test_viterbi_path_matches_numpy_reference(seed: int, n_tags: int, seq_len: int, forbid: bool, ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    batch = 4
+
+    def draw(*shape: int) -> np.ndarray:
+        # Small integers make exact ties, which both must break the same way (first best).
+        return rng.integers(-2, 3, shape).astype(np.float64) if ties else rng.normal(0, 2, shape)
+
+    scores, trans, start, end = draw(batch, seq_len, n_tags), draw(n_tags, n_tags), draw(n_tags), draw(n_tags)
+    if forbid:  # -inf entries, as the IOB2 rules give, never on every predecessor at once
+        trans[rng.random(trans.shape) < 0.3] = -np.inf
+        trans[0, :] = 0.0
+        start[1:][rng.random(n_tags - 1) < 0.3] = -np.inf
+    lengths = rng.integers(0, seq_len + 1, batch)
+    got = _kernels.viterbi_path(scores, lengths, trans, start, end)
+    np.testing.assert_array_equal(got, reference_viterbi(scores, lengths, trans, start, end))
+
+
+def test_viterbi_path_validates_inputs() -> None:
+    scores = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError, match="transition tables"):
+        _kernels.viterbi_path(scores, np.array([3, 1]), np.zeros((3, 3)), np.zeros(4), np.zeros(4))
+    with pytest.raises(ValueError, match="lengths"):
+        _kernels.viterbi_path(scores, np.array([3]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))
+    # Lengths over the padded length are cut to it.
+    assert (_kernels.viterbi_path(scores, np.array([9, 0]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))[0] >= 0).all()

@@ -125,6 +125,7 @@ def test_package_describes_itself(small: tuple) -> None:
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["ner_fast.tags"]) == vocabs.tags.itos
     assert meta["ner_fast.seq_len"] == "9" and meta["ner_fast.use_pos"] == "true"
+    assert pkg.model["crf"] is None and meta["ner_fast.crf"] == "none"  # a softmax model (CRF: test_tagger)
     assert model.graph.input[0].type.tensor_type.shape.dim[2].dim_value == 9
     # Every tensor but the tiny constants lives in the shared file.
     inline = [t for t in model.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]

@@ -2,15 +2,18 @@
 POS handling, devices, and threads."""
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 from ner_fast import Entity, Tagger
-from ner_fast.decode import transition_rules, viterbi
+from ner_fast.checkpoint import save_params
+from ner_fast.decode import CRF, transition_rules, viterbi
 from ner_fast.features import featurize
 from ner_fast.model import predict_proba
 from ner_fast.onnx_export import export_model
@@ -193,3 +196,28 @@ def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> Non
         for e in tagger.entities(w, p):
             chosen = [probs[i, tagger.tags.index(tags[i])] for i in range(e.start, e.end)]
             assert e.score == pytest.approx(float(np.mean(chosen)))
+
+
+def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None:
+    config, params, vocabs = make_checkpoint(tmp_path / "m", buckets=[5, 10], decode="bio", seed=2, crf=True)
+    rng = np.random.default_rng(2)
+    for name in ("crf_transitions", "crf_start", "crf_end"):
+        params[name] = rng.normal(0, 2, params[name].shape).astype(np.float32)
+    save_params(tmp_path / "m" / "best.params.npz", params)
+    package = export_model(tmp_path / "m", tmp_path / "pkg")
+    crf = CRF.from_params(params)
+    stored = CRF.from_json(load_package(package).model["crf"])
+    graph_meta = {p.key: p.value for p in onnx.load(str(package / "dynamic.onnx"), load_external_data=False).metadata_props}
+    assert json.loads(graph_meta["ner_fast.crf"]) == load_package(package).model["crf"]
+    assert all(np.array_equal(getattr(stored, k), getattr(crf, k)) for k in ("transitions", "start", "end"))
+    words, pos = random_sentences(np.random.default_rng(7), np.random.default_rng(7).integers(1, 14, 40).tolist())
+    changed = 0
+    for decode in ("bio", "argmax"):
+        tagger = Tagger.load(package, device="cpu", decode=decode)
+        got = tagger.tag_batch(words, pos, batch_size=8)
+        for w, p, t in zip(words, pos, got):
+            proba = mxnet_proba((config, params, vocabs, None, None), w, p)
+            expected = viterbi(proba[None], np.array([len(w)]), tagger.tags, crf, constrained=decode == "bio")[0]
+            assert t == [tagger.tags[i] for i in expected]
+            changed += expected.tolist() != viterbi(proba[None], np.array([len(w)]), tagger.tags)[0].tolist()
+    assert changed > 0  # the transitions mattered: a plain (non-CRF) decode differs somewhere

@@ -5,6 +5,8 @@ Every run here is a tiny network on the first sentences of the bundled corpus.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +169,14 @@ def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
     res = runner.invoke(
         train_command,
         [prepared, "--out", str(out), "--epochs", "1", "--batch-size", "16", "--hidden", "8", "--word-dim", "8",
-         "--filters", "4", "--filter-widths", "2,3", "--casing", "--no-progress", "--json"],
+         "--filters", "4", "--filter-widths", "2,3", "--casing", "--crf", "--no-progress", "--json"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["stopped"] == "epochs" and len(result["history"]) == 1
     config, params, _, _ = load_model(out)
     assert config.filter_widths == [2, 3] and config.use_casing and "casing_embed_weight" in params
+    assert config.crf and params["crf_transitions"].shape == (config.n_tags, config.n_tags)
     res = runner.invoke(evaluate_command, [str(out), "--json", "--no-progress"])
     assert res.exit_code == 0, res.output
     scores = json.loads(res.stdout.strip().splitlines()[-1])
@@ -182,9 +185,10 @@ def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "--out" in res.output
 
 
-def test_two_devices_train_and_resume_exactly(prepared: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("crf", [False, True])
+def test_two_devices_train_and_resume_exactly(prepared: str, tmp_path: Path, crf: bool) -> None:
     # Two CPU contexts stand in for two GPUs: each takes half of every batch, a local kvstore sums.
-    two = {"context": "cpu:0,cpu:1", "kvstore": "local"}
+    two: dict[str, Any] = {"context": "cpu:0,cpu:1", "kvstore": "local", "arch": {**TINY, "crf": crf}}
     whole = train(_cfg(prepared, tmp_path / "w", **two), progress=False, echo=_quiet)
     train(_cfg(prepared, tmp_path / "h", epochs=1, **two), progress=False, echo=_quiet)
     assert (tmp_path / "h" / "last.states.npz").exists()
@@ -224,3 +228,22 @@ def test_evaluate_on_another_corpus(prepared: str, tmp_path: Path) -> None:
     corpus.write_bytes(b"Sentence #,Word,POS,Tag\r\nSentence: 1,Paris,NNP,B-city\r\n")
     with pytest.raises(ValueError, match="B-city"):
         evaluate(out, corpus)
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_flush_denormals_reaches_mxnet_threads(flush: bool) -> None:
+    # In a child process: the mode is process-wide and must be set before MXNet starts its threads.
+    code = (
+        "import sys, numpy as np\n"
+        "from ner_fast.train import flush_denormals\n"
+        f"assert flush_denormals() if {flush} else True\n"
+        "import mxnet as mx\n"
+        "tiny = np.float32(1e-40)\n"
+        "print(float((mx.nd.array([tiny]) * 1.5).asnumpy()[0]), float(np.float32(tiny) * np.float32(1.5)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    on_mxnet, on_numpy = (float(v) for v in out.stdout.split())
+    if flush:
+        assert on_mxnet == 0.0 and on_numpy == 0.0
+    else:
+        assert on_mxnet == pytest.approx(1.5e-40, rel=1e-3) and on_numpy == pytest.approx(1.5e-40, rel=1e-3)

@@ -37,7 +37,8 @@ class ModelConfig:
     """Every architectural hyper-parameter, plus the vocabulary sizes the network is built for.
 
     Sizes count the padding/unknown ids (`n_words = len(vocabs.words)`); `n_pos = 0` means the
-    corpus has no POS column, and then POS is not used whatever `use_pos` says.
+    corpus has no POS column, and then POS is not used whatever `use_pos` says. `crf` replaces the
+    per-token softmax loss by a linear-chain CRF over the same scores (Lample et al. 2016).
     """
 
     n_words: int
@@ -57,6 +58,7 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float = 0.1
     fused: bool = True
+    crf: bool = False
 
     def __post_init__(self) -> None:
         self.filter_widths = [int(w) for w in self.filter_widths]
@@ -128,6 +130,10 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             shapes[f"lstm{k}_{d}_h2h_bias"] = (4 * h,)
     shapes["fc_weight"] = (c.n_tags, 2 * h)
     shapes["fc_bias"] = (c.n_tags,)
+    if c.crf:
+        shapes["crf_transitions"] = (c.n_tags, c.n_tags)
+        shapes["crf_start"] = (c.n_tags,)
+        shapes["crf_end"] = (c.n_tags,)
     return shapes
 
 
@@ -135,7 +141,8 @@ def init_params(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """Fresh canonical parameters, drawn from NumPy with `seed` (so fused and unrolled runs start equal).
 
     Xavier-uniform for matrices and convolutions, U(-0.1, 0.1) for embeddings, zero biases except
-    the LSTM forget gate, which starts at 1 (Jozefowicz et al. 2015, MXNet's default).
+    the LSTM forget gate, which starts at 1 (Jozefowicz et al. 2015, MXNet's default). CRF scores
+    start at zero: at first the CRF ranks paths by the per-token scores alone.
     """
     rng = np.random.default_rng(seed)
     params: dict[str, np.ndarray] = {}
@@ -143,6 +150,8 @@ def init_params(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
     for name, shape in param_shapes(config).items():
         if name.endswith("embed_weight"):
             arr = rng.uniform(-0.1, 0.1, shape)
+        elif name.startswith("crf_"):
+            arr = np.zeros(shape)
         elif name.endswith("bias"):
             arr = np.zeros(shape)
             if name.endswith("i2h_bias"):

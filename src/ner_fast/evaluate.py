@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ner_fast.buckets import Bucket, build_buckets
 from ner_fast.checkpoint import load_model
+from ner_fast.decode import CRF
 from ner_fast.metrics import Accumulator, Scores, TagScheme
 
 
@@ -55,8 +56,12 @@ def score_buckets(
     batch_size: int = 50,
     progress: bool = False,
     decode: str = "argmax",
+    crf: CRF | None = None,
 ) -> Scores:
-    """Run `predictor.predict_proba` over every sentence of `buckets` and score against their tags."""
+    """Run `predictor.predict_proba` over every sentence of `buckets` and score against their tags.
+
+    `crf`: the model's CRF scores, for a model trained with a CRF output layer.
+    """
     acc = Accumulator(TagScheme(tags), decode)
     total = sum((len(b) + batch_size - 1) // batch_size for b in buckets)
     with tqdm(total=total, desc="evaluate", unit="batch", disable=not progress, leave=False) as bar:
@@ -65,7 +70,7 @@ def score_buckets(
                 raise ValueError("evaluation needs tags")
             for start in range(0, len(bucket), batch_size):
                 rows = slice(start, start + batch_size)
-                acc.add(bucket.tags[rows], predictor.predict_proba(bucket.features[rows]))
+                acc.add(bucket.tags[rows], predictor.predict_proba(bucket.features[rows]), crf)
                 bar.update(1)
     return acc.result()
 
@@ -93,4 +98,5 @@ def evaluate(
         lengths = doc.get("data", {}).get("buckets") or []
         buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format)
     method = decode or doc["train"].get("decode", "argmax")
-    return score_buckets(Predictor(config, params), buckets, vocabs.tags.itos, batch_size, progress, method)
+    crf = CRF.from_params(params) if config.crf else None
+    return score_buckets(Predictor(config, params), buckets, vocabs.tags.itos, batch_size, progress, method, crf)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ner_fast.decode import DECODERS
+from ner_fast.decode import CRF, DECODERS, crf_nll
 from ner_fast.decode import decode as decode_tags
 
 # Tag prefixes, as codes. IOB2 uses B/I/O; E and S (IOBES) are read with conlleval's rules too.
@@ -209,24 +209,28 @@ class Accumulator:
         """Real tokens seen so far."""
         return int(sum(a.size for a in self._gold))
 
-    def add(self, labels: np.ndarray, proba: np.ndarray) -> None:
+    def add(self, labels: np.ndarray, proba: np.ndarray, crf: CRF | None = None) -> None:
         """Add one batch: `labels` (B, L) with -1 padding, `proba` (B, L, T) tag probabilities.
 
-        Real tokens are a prefix of each row, so row-major masking keeps sentences contiguous.
+        With `crf` (a CRF model's current scores), tags are its Viterbi path and the loss is its
+        sentence negative log-likelihood. Real tokens are a prefix of each row, so row-major
+        masking keeps sentences contiguous.
         """
         labels = np.asarray(labels).astype(np.int64)
         mask = labels >= 0
         gold = labels[mask]
-        probs = proba[mask]
         lengths = mask.sum(axis=1)
         self._gold.append(gold)
-        self._pred.append(decode_tags(proba, lengths, self.scheme.tags, self.decode)[mask])
+        self._pred.append(decode_tags(proba, lengths, self.scheme.tags, self.decode, crf)[mask])
         self._lengths.append(lengths)
-        picked = probs[np.arange(gold.size), gold]
-        self._nll += float(-np.log(np.maximum(picked, 1e-12)).sum())
+        if crf is not None:
+            self._nll += float(crf_nll(proba, labels, crf).sum())
+        else:
+            picked = proba[mask][np.arange(gold.size), gold]
+            self._nll += float(-np.log(np.maximum(picked, 1e-12)).sum())
 
     def result(self) -> Scores:
-        """Scores of everything added (mean negative log-likelihood per real token as `loss`)."""
+        """Scores of everything added; `loss`: negative log-likelihood per real token."""
         if not self._gold:
             return score(np.zeros(0), np.zeros(0), np.zeros(0), self.scheme, loss=0.0)
         gold = np.concatenate(self._gold)

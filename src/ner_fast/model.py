@@ -95,6 +95,56 @@ def logits_symbol(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.
     return mx.sym.reshape(fc, shape=(-1, seq_len, c.n_tags))
 
 
+def _logsumexp(x: mx.sym.Symbol, axis: int) -> mx.sym.Symbol:
+    # The shift by the (gradient-blocked) maximum keeps exp() finite; the value and the gradient
+    # (a softmax) do not depend on it.
+    top = mx.sym.BlockGrad(mx.sym.max(x, axis=axis, keepdims=True))
+    return mx.sym.log(mx.sym.sum(mx.sym.exp(mx.sym.broadcast_sub(x, top)), axis=axis)) + mx.sym.squeeze(top, axis=axis)
+
+
+def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n_tags: int) -> mx.sym.Symbol:
+    """Mean CRF negative log-likelihood per real token, for scores (B, L, T) and labels (B, L).
+
+    Labels are tag ids with -1 on padding, real tokens first. The partition function is the forward
+    algorithm unrolled over the bucket's `seq_len` steps; a sentence stops updating it after its
+    last real token. The same quantity as `decode.crf_nll` (NumPy), which the tests compare against.
+    """
+    trans = mx.sym.Variable("crf_transitions", shape=(n_tags, n_tags))
+    start = mx.sym.Variable("crf_start", shape=(n_tags,))
+    end = mx.sym.Variable("crf_end", shape=(n_tags,))
+    mask = label >= 0  # (B, L) 1/0
+    y = mx.sym.maximum(label, 0)
+    lengths = mx.sym.sum(mask, axis=1)
+
+    def col(x: mx.sym.Symbol, t: int) -> mx.sym.Symbol:
+        return mx.sym.slice_axis(x, axis=1, begin=t, end=t + 1)
+
+    # Score of the gold path: emissions, transitions between consecutive real tokens, start and end.
+    gold = mx.sym.sum(mx.sym.pick(scores, y, axis=2) * mask, axis=1)
+    if seq_len > 1:
+        prev = mx.sym.slice_axis(y, axis=1, begin=0, end=seq_len - 1)
+        cur = mx.sym.slice_axis(y, axis=1, begin=1, end=seq_len)
+        pair = mx.sym.take(mx.sym.reshape(trans, shape=(-1,)), prev * n_tags + cur)
+        gold = gold + mx.sym.sum(pair * mx.sym.slice_axis(mask, axis=1, begin=1, end=seq_len), axis=1)
+    gold = gold + mx.sym.reshape(mx.sym.take(start, col(y, 0)), shape=(-1,))
+    last = mx.sym.pick(y, mx.sym.maximum(lengths - 1, 0), axis=1)
+    gold = gold + mx.sym.take(end, last)
+
+    # log Z by the forward algorithm.
+    emit = [mx.sym.reshape(col(scores, t), shape=(-1, n_tags)) for t in range(seq_len)]
+    alpha = mx.sym.broadcast_add(emit[0], mx.sym.expand_dims(start, axis=0))
+    for t in range(1, seq_len):
+        pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), mx.sym.expand_dims(trans, axis=0))
+        stepped = _logsumexp(pairs, axis=1) + emit[t]
+        m = col(mask, t)
+        alpha = mx.sym.broadcast_mul(stepped, m) + mx.sym.broadcast_mul(alpha, 1 - m)
+    log_z = _logsumexp(mx.sym.broadcast_add(alpha, mx.sym.expand_dims(end, axis=0)), axis=1)
+
+    real = lengths > 0  # rows that only pad a batch contribute nothing
+    nll = mx.sym.sum((log_z - gold) * real)
+    return nll / mx.sym.BlockGrad(mx.sym.maximum(mx.sym.sum(mask), 1))
+
+
 def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tuple[str], tuple[str]]]:
     """`sym_gen(seq_len) -> (symbol, data_names, label_names)` for `mx.mod.BucketingModule`.
 
@@ -102,12 +152,20 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
     `softmax_label` (B, L); label -1 (padding) gets no gradient. The gradient is the mean over the
     batch's real tokens (`normalization="valid"`): MXNet's default for `multi_output` divides by
     L instead, so a sentence's weight would depend on the bucket (padding) it lands in.
+
+    With `config.crf` the loss is the CRF's (`crf_loss_symbol`, also a mean over real tokens) and
+    the outputs are the per-token softmax (B, T, L), as without CRF, then the loss.
     """
 
     def sym_gen(seq_len: int) -> tuple[mx.sym.Symbol, tuple[str], tuple[str]]:
         data = mx.sym.Variable("data")
         label = mx.sym.Variable("softmax_label")
-        scores = mx.sym.transpose(logits_symbol(config, seq_len, data), axes=(0, 2, 1))
+        logits = logits_symbol(config, seq_len, data)
+        scores = mx.sym.transpose(logits, axes=(0, 2, 1))
+        if config.crf:
+            proba = mx.sym.BlockGrad(mx.sym.softmax(scores, axis=1))
+            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, seq_len, config.n_tags), name="crf_loss")
+            return mx.sym.Group([proba, loss]), ("data",), ("softmax_label",)
         out = mx.sym.SoftmaxOutput(
             scores,
             label=label,

@@ -33,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import atomic_dir
 from ner_fast.checkpoint import ModelConfig, check_params
+from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.package import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, write_manifest
 
@@ -302,6 +303,7 @@ def export_model(
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     config, params, vocabs, doc = load_model(model_dir, which)
+    crf = CRF.from_params(params).to_json() if config.crf else None
     data = doc.get("data", {})
     lengths = parse_buckets(buckets, data.get("buckets") or [])
     versions = _versions(OPSET)
@@ -316,6 +318,8 @@ def export_model(
         "ner_fast.input": f"{INPUT_NAME}: int32 (batch, {config.n_features}, seq_len), rows word, casing, POS, chars",
         "ner_fast.output": f"{OUTPUT_NAME}: float32 (batch, seq_len, {config.n_tags}), softmax over tags",
         "ner_fast.quantization": quantize or "none",
+        # A CRF model's tags are the Viterbi path of log(output) plus these scores (ner_fast.decode).
+        "ner_fast.crf": json.dumps(crf) if crf else "none",
     }
     graph = build_graph(params, config, facts)
     if quantize == "int8":
@@ -333,6 +337,8 @@ def export_model(
         "quantization": quantize,
         # How the tagger turns probabilities into tags by default: what training selected the model with.
         "decode": doc.get("train", {}).get("decode", "argmax"),
+        # The learned tag-transition scores of a CRF output layer (None without one).
+        "crf": crf,
         "architecture": config.to_dict(),
         "input": {"name": INPUT_NAME, "dtype": "int32", "shape": ["batch", config.n_features, "seq_len"]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_tags]},

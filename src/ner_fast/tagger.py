@@ -32,7 +32,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.decode import DECODERS, transition_rules, viterbi
+from ner_fast.decode import CRF, DECODERS, transition_rules, viterbi
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, load_package
 from ner_fast.vocab import Vocabularies
@@ -131,6 +131,7 @@ class Tagger:
         self.buckets: list[int] = sorted(k for k in self._sessions if k is not None)
         self._input = self._sessions[None].get_inputs()[0].name
         self._allowed, self._first, self._last = transition_rules(self.tags)
+        self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
         featurize(["warm", "up"], ["x", "x"] if self.uses_pos else None, self.vocabs, self.max_token_chars)
@@ -298,8 +299,11 @@ class Tagger:
 
         For "bio", a sentence whose per-token argmax is already a valid sequence keeps it: no valid
         sequence can score higher than the unconstrained best. Only the others go through the
-        (slower) Viterbi search, and most sentences of a trained model are valid.
+        (slower) Viterbi search, and most sentences of a trained model are valid. A CRF model's tags
+        are always its Viterbi path.
         """
+        if self.crf is not None:
+            return viterbi(probs, lengths, self.tags, self.crf, constrained=self.decode == "bio")
         top = probs.argmax(axis=2)
         if self.decode == "argmax" or top.shape[1] == 0:
             return top

@@ -40,7 +40,7 @@ from ner_fast.checkpoint import (
     save_params,
     unpack_params,
 )
-from ner_fast.decode import DECODERS
+from ner_fast.decode import CRF, CRF_PARAMS, DECODERS
 from ner_fast.features import CASING_CLASSES
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
 from ner_fast.vocab import Vocabularies
@@ -54,9 +54,10 @@ KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 # The default recipe departs from the tutorial's (lr 0.01 constant, dropout 0.1, no clipping,
 # cased words only, per-token argmax) where that measured better on the GMB validation split:
 # Adam at lr 0.002 decayed by 0.9 per epoch, gradients clipped at 5, lower-cased words plus a
-# casing embedding (Chiu & Nichols), dropout 0.5 and BIO-constrained decoding (see the report in
-# docs/TRAINING.md). `ModelConfig` keeps the tutorial's architecture defaults.
-RECIPE_ARCH: dict[str, Any] = {"use_casing": True, "dropout": 0.5}
+# casing embedding (Chiu & Nichols), dropout 0.5, word dropout 0.1, a CRF output layer and
+# BIO-constrained decoding (see the report in docs/TRAINING.md). `ModelConfig` keeps the
+# tutorial's architecture defaults.
+RECIPE_ARCH: dict[str, Any] = {"use_casing": True, "dropout": 0.5, "crf": True}
 
 
 @dataclass
@@ -86,7 +87,7 @@ class TrainConfig:
     epsilon: float = 1e-8
     lr_decay: float = 0.9
     clip_gradient: float | None = 5.0
-    word_dropout: float = 0.0
+    word_dropout: float = 0.1
     decode: str = "bio"
     seed: int = 0
     context: str = "cpu"
@@ -186,6 +187,23 @@ def params_sha256(params: dict[str, np.ndarray]) -> str:
         h.update(name.encode())
         h.update(np.ascontiguousarray(params[name], dtype=np.float32).tobytes())
     return h.hexdigest()
+
+
+def flush_denormals() -> bool:
+    """Switch this process to flush-to-zero before MXNet starts its threads (`_kernels.flush_denormals`).
+
+    Without it training slows down epoch after epoch (denormal Adam moments); with it nothing
+    changes but the speed. Returns False where the processor has no such mode.
+    """
+    import warnings
+
+    from ner_fast import _kernels
+
+    if not _kernels.flush_denormals():
+        return False
+    # NumPy's finfo notices the mode and warns that the smallest subnormal is now zero: expected.
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal", category=UserWarning)
+    return True
 
 
 def _seed_everything(seed: int) -> None:
@@ -337,6 +355,12 @@ def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Se
     return module
 
 
+def _current_crf(module: Any) -> CRF:
+    """The CRF scores the module holds right now (read from its first executor, no full sync)."""
+    arrays = module._curr_module._exec_group.execs[0].arg_dict
+    return CRF(*(arrays[name].asnumpy().astype(np.float64) for name in CRF_PARAMS))
+
+
 def run_epoch(
     module: Any,
     data_iter: Any,
@@ -346,8 +370,13 @@ def run_epoch(
     desc: str,
     progress: bool,
     decode: str = "argmax",
+    crf: bool = False,
 ) -> tuple[Scores, float]:
-    """One pass (training or scoring) -> (scores, real tokens per second); `decode` as in `decode.py`."""
+    """One pass (training or scoring) -> (scores, real tokens per second).
+
+    `decode` as in `decode.py`; `crf`: the module has a CRF output layer, whose current scores
+    decode each batch.
+    """
     from tqdm import tqdm
 
     acc = Accumulator(scheme, decode)
@@ -360,7 +389,7 @@ def run_epoch(
                 module.backward()
                 module.update()
             proba = module.get_outputs()[0].asnumpy().transpose(0, 2, 1)
-            acc.add(batch.label[0].asnumpy(), proba)
+            acc.add(batch.label[0].asnumpy(), proba, _current_crf(module) if crf else None)
             bar.update(1)
     seconds = time.perf_counter() - start
     scores = acc.result()
@@ -377,7 +406,9 @@ def train(
     """Train per `cfg` into the folder `cfg.out` (created; with `resume`, continued).
 
     Returns the history and how the run ended; raises ValueError on unusable settings or data.
+    The process is switched to flush-to-zero (`flush_denormals`) before MXNet is imported.
     """
+    flush_denormals()
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
@@ -490,10 +521,12 @@ def train(
             mx.random.seed(cfg.seed * 100_003 + epoch)
             lr = cfg.learning_rate * cfg.lr_decay**epoch
             tr, tr_speed = run_epoch(
-                module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress, decode=cfg.decode
+                module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
+                decode=cfg.decode, crf=config.crf,
             )
             va, va_speed = run_epoch(
-                module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress, decode=cfg.decode
+                module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress,
+                decode=cfg.decode, crf=config.crf,
             )
             record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
             history.append(record.to_dict())

@@ -36,7 +36,7 @@ def _int_list(value: str | None) -> list[int] | None:
 @click.option("--epsilon", default=1e-8, show_default=True)
 @click.option("--lr-decay", default=0.9, show_default=True, help="Multiply the learning rate by this after every epoch (1: constant, as the tutorial).")
 @click.option("--clip-gradient", default=5.0, show_default=True, help="Clip each gradient element to [-x, x] (0: never, as the tutorial).")
-@click.option("--word-dropout", default=0.0, show_default=True, help="Replace training words by UNK with this probability.")
+@click.option("--word-dropout", default=0.1, show_default=True, help="Replace training words by UNK with this probability (the tutorial: 0).")
 @click.option("--decode", default="bio", show_default=True, type=click.Choice(["bio", "argmax"]),
               help="Tag decoding for metrics and model selection: best valid BIO sequence, or per-token argmax (the tutorial).")
 @click.option("--char-dim", default=25, show_default=True)
@@ -49,6 +49,7 @@ def _int_list(value: str | None) -> list[int] | None:
 @click.option("--hidden", default=275, show_default=True, help="LSTM units per direction.")
 @click.option("--layers", "num_layers", default=1, show_default=True, help="BiLSTM layers.")
 @click.option("--dropout", default=0.5, show_default=True, help="Dropout on the LSTM inputs and outputs (the tutorial: 0.1).")
+@click.option("--crf/--no-crf", default=True, show_default=True, help="Linear-chain CRF output layer (the tutorial: per-token softmax, --no-crf).")
 @click.option("--fused/--unfused", default=True, show_default=True, help="Fused RNN operator or unrolled LSTM cells.")
 @click.option("--seed", default=0, show_default=True, help="Seeds initialisation, shuffling and dropout.")
 @click.option("--context", default="cpu", show_default=True, help="cpu, gpu:0 or several: gpu:0,gpu:1.")
