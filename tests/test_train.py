@@ -22,7 +22,7 @@ from ner_fast.cli.train import train_command
 from ner_fast.evaluate import evaluate
 from ner_fast.iterators import BucketIter
 from ner_fast.prepare import prepare
-from ner_fast.train import TrainConfig, resume_config, train
+from ner_fast.train import TrainConfig, recipe_options, resume_config, train
 
 TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
 
@@ -247,3 +247,26 @@ def test_flush_denormals_reaches_mxnet_threads(flush: bool) -> None:
         assert on_mxnet == 0.0 and on_numpy == 0.0
     else:
         assert on_mxnet == pytest.approx(1.5e-40, rel=1e-3) and on_numpy == pytest.approx(1.5e-40, rel=1e-3)
+
+
+def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: str, tmp_path: Path) -> None:
+    defaults = TrainConfig(out="x")
+    settings, arch = recipe_options("tuned")
+    assert {k: getattr(defaults, k) for k in settings} == settings
+    assert {k: defaults.arch[k] for k in arch} == arch
+    runner = CliRunner()
+    common = [prepared, "--epochs", "1", "--batch-size", "16", "--hidden", "8", "--word-dim", "8", "--filters", "4",
+              "--no-progress", "--json"]  # fmt: skip
+    res = runner.invoke(train_command, [*common, "--out", str(tmp_path / "t"), "--recipe", "tutorial", "--lr", "0.005"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "t" / "config.json").read_text())
+    # The tutorial's settings, except the learning rate given on the command line.
+    assert doc["train"]["learning_rate"] == 0.005
+    assert (doc["train"]["lr_decay"], doc["train"]["clip_gradient"], doc["train"]["lowercase"]) == (1.0, None, False)
+    assert (doc["train"]["word_dropout"], doc["train"]["decode"]) == (0.0, "argmax")
+    assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, False, 0.1)
+    res = runner.invoke(train_command, [*common, "--out", str(tmp_path / "d"), "--no-crf", "--clip-gradient", "0"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "d" / "config.json").read_text())
+    assert (doc["train"]["learning_rate"], doc["train"]["decode"], doc["train"]["clip_gradient"]) == (0.002, "bio", None)
+    assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, True, 0.5)

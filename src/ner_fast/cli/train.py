@@ -26,30 +26,32 @@ def _int_list(value: str | None) -> list[int] | None:
 @click.option("--max-sentences", type=int, help="Use only the first N sentences of DATA (quick runs).")
 @click.option("--max-token-chars", default=20, show_default=True, help="Characters kept per token.")
 @click.option("--buckets", help="Comma-separated bucket lengths (default: the tutorial's rule).")
-@click.option("--lowercase/--no-lowercase", default=True, show_default=True, help="Look words up lower-cased (the tutorial: no).")
+@click.option("--recipe", default="tuned", show_default=True, type=click.Choice(["tuned", "tutorial"]),
+              help="Defaults of the options marked [tuned: ...; tutorial: ...]: the tuned ones, or exactly the tutorial's.")
+@click.option("--lowercase/--no-lowercase", default=None, help="Look words up lower-cased.  [tuned: yes; tutorial: no]")
 @click.option("--batch-size", default=50, show_default=True)
 @click.option("--epochs", type=int, help="Epoch cap.  [default: 30]")
 @click.option("--patience", type=int, help="Stop after this many epochs without a better validation entity F1 (0: never).  [default: 5]")
-@click.option("--lr", "learning_rate", default=0.002, show_default=True, help="Adam learning rate (the tutorial: 0.01).")
+@click.option("--lr", "learning_rate", type=float, help="Adam learning rate.  [tuned: 0.002; tutorial: 0.01]")
 @click.option("--beta1", default=0.9, show_default=True)
 @click.option("--beta2", default=0.999, show_default=True)
 @click.option("--epsilon", default=1e-8, show_default=True)
-@click.option("--lr-decay", default=0.9, show_default=True, help="Multiply the learning rate by this after every epoch (1: constant, as the tutorial).")
-@click.option("--clip-gradient", default=5.0, show_default=True, help="Clip each gradient element to [-x, x] (0: never, as the tutorial).")
-@click.option("--word-dropout", default=0.1, show_default=True, help="Replace training words by UNK with this probability (the tutorial: 0).")
-@click.option("--decode", default="bio", show_default=True, type=click.Choice(["bio", "argmax"]),
-              help="Tag decoding for metrics and model selection: best valid BIO sequence, or per-token argmax (the tutorial).")
+@click.option("--lr-decay", type=float, help="Multiply the learning rate by this after every epoch (1: constant).  [tuned: 0.9; tutorial: 1]")
+@click.option("--clip-gradient", type=float, help="Clip each gradient element to [-x, x] (0: never).  [tuned: 5; tutorial: 0]")
+@click.option("--word-dropout", type=float, help="Replace training words by UNK with this probability.  [tuned: 0.1; tutorial: 0]")
+@click.option("--decode", type=click.Choice(["bio", "argmax"]),
+              help="Tag decoding for metrics and model selection: best valid BIO sequence, or per-token argmax (with --crf: the CRF's best path).  [tuned: bio; tutorial: argmax]")
 @click.option("--char-dim", default=25, show_default=True)
 @click.option("--filter-widths", default="3", show_default=True, help="Comma-separated character convolution widths.")
 @click.option("--filters", default=53, show_default=True, help="Filters per width.")
 @click.option("--word-dim", default=150, show_default=True)
-@click.option("--casing/--no-casing", "use_casing", default=True, show_default=True, help="Add a casing-class embedding (the tutorial: no).")
+@click.option("--casing/--no-casing", "use_casing", default=None, help="Add a casing-class embedding.  [tuned: yes; tutorial: no]")
 @click.option("--casing-dim", default=10, show_default=True)
 @click.option("--pos/--no-pos", "use_pos", default=True, show_default=True, help="Use one-hot POS where the corpus has it.")
 @click.option("--hidden", default=275, show_default=True, help="LSTM units per direction.")
 @click.option("--layers", "num_layers", default=1, show_default=True, help="BiLSTM layers.")
-@click.option("--dropout", default=0.5, show_default=True, help="Dropout on the LSTM inputs and outputs (the tutorial: 0.1).")
-@click.option("--crf/--no-crf", default=True, show_default=True, help="Linear-chain CRF output layer (the tutorial: per-token softmax, --no-crf).")
+@click.option("--dropout", type=float, help="Dropout on the LSTM inputs and outputs.  [tuned: 0.5; tutorial: 0.1]")
+@click.option("--crf/--no-crf", default=None, help="Linear-chain CRF output layer, or per-token softmax.  [tuned: yes; tutorial: no]")
 @click.option("--fused/--unfused", default=True, show_default=True, help="Fused RNN operator or unrolled LSTM cells.")
 @click.option("--seed", default=0, show_default=True, help="Seeds initialisation, shuffling and dropout.")
 @click.option("--context", default="cpu", show_default=True, help="cpu, gpu:0 or several: gpu:0,gpu:1.")
@@ -72,18 +74,19 @@ def train_command(
     max_sentences: int | None,
     max_token_chars: int,
     buckets: str | None,
-    lowercase: bool,
+    recipe: str,
+    lowercase: bool | None,
     batch_size: int,
     epochs: int | None,
     patience: int | None,
-    learning_rate: float,
+    learning_rate: float | None,
     beta1: float,
     beta2: float,
     epsilon: float,
-    lr_decay: float,
-    clip_gradient: float,
-    word_dropout: float,
-    decode: str,
+    lr_decay: float | None,
+    clip_gradient: float | None,
+    word_dropout: float | None,
+    decode: str | None,
     filter_widths: str,
     progress: bool,
     as_json: bool,
@@ -96,8 +99,10 @@ def train_command(
     validation loss, accuracy, the tutorial's token-level F1 and the entity-level (conlleval)
     P/R/F1 with a per-type table; the best model by validation entity F1 is kept. Ctrl-C saves
     and exits; --resume DIR continues (with --epochs / --patience to change the stopping rule).
+    Options marked [tuned: ...; tutorial: ...] default to the value of the --recipe chosen
+    (docs/TRAINING.md: what each setting gave on the GMB corpus).
     """
-    from ner_fast.train import TrainConfig, resume_config, train
+    from ner_fast.train import ARCH_RECIPE_KEYS, TrainConfig, recipe_options, resume_config, train
 
     patience_value = None if patience == 0 else patience
     try:
@@ -111,6 +116,18 @@ def train_command(
             except ValueError as err:
                 raise click.BadParameter(f"expected two fractions like 0.8,0.2, got {split!r}") from err
             arch["filter_widths"] = _int_list(filter_widths)
+            # The recipe fills every recipe option left unset on the command line.
+            settings, recipe_arch = recipe_options(recipe)
+            given = {
+                "learning_rate": learning_rate, "lr_decay": lr_decay, "lowercase": lowercase,
+                "word_dropout": word_dropout, "decode": decode,
+            }  # fmt: skip
+            settings.update({k: v for k, v in given.items() if v is not None})
+            if clip_gradient is not None:
+                settings["clip_gradient"] = clip_gradient or None  # 0: never
+            for key in ARCH_RECIPE_KEYS:
+                value = arch.pop(key)
+                arch[key] = recipe_arch[key] if value is None else value
             cfg = TrainConfig(
                 out=out,
                 data=data,
@@ -120,22 +137,17 @@ def train_command(
                 max_sentences=max_sentences,
                 max_token_chars=max_token_chars,
                 buckets=_int_list(buckets),
-                lowercase=lowercase,
                 batch_size=batch_size,
                 epochs=30 if epochs is None else epochs,
                 patience=5 if patience is None else patience_value,
-                learning_rate=learning_rate,
                 beta1=beta1,
                 beta2=beta2,
                 epsilon=epsilon,
-                lr_decay=lr_decay,
-                clip_gradient=clip_gradient or None,
-                word_dropout=word_dropout,
-                decode=decode,
                 seed=arch.pop("seed"),
                 context=arch.pop("context"),
                 kvstore=arch.pop("kvstore"),
                 arch=arch,
+                **settings,
             )
         result = train(cfg, resume=resume_dir is not None, progress=progress)
     except ValueError as err:
