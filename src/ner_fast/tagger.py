@@ -47,7 +47,8 @@ class Entity:
     """An entity span: tokens `start` to `end` (exclusive) of the sentence.
 
     `score` is the mean, over the span's tokens, of the probability the model gave the tag it chose
-    for each token: near 1 when the model is sure of every token of the span.
+    for each token: near 1 when the model is sure of every token of the span. For a CRF model these
+    are the per-token softmax of its scores (the graph's output), not the CRF's marginals.
     """
 
     type: str
