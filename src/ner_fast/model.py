@@ -116,9 +116,6 @@ def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n
     y = mx.sym.maximum(label, 0)
     lengths = mx.sym.sum(mask, axis=1)
 
-    def col(x: mx.sym.Symbol, t: int) -> mx.sym.Symbol:
-        return mx.sym.slice_axis(x, axis=1, begin=t, end=t + 1)
-
     # Score of the gold path: emissions, transitions between consecutive real tokens, start and end.
     gold = mx.sym.sum(mx.sym.pick(scores, y, axis=2) * mask, axis=1)
     if seq_len > 1:
@@ -126,18 +123,24 @@ def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n
         cur = mx.sym.slice_axis(y, axis=1, begin=1, end=seq_len)
         pair = mx.sym.take(mx.sym.reshape(trans, shape=(-1,)), prev * n_tags + cur)
         gold = gold + mx.sym.sum(pair * mx.sym.slice_axis(mask, axis=1, begin=1, end=seq_len), axis=1)
-    gold = gold + mx.sym.reshape(mx.sym.take(start, col(y, 0)), shape=(-1,))
+    gold = gold + mx.sym.reshape(mx.sym.take(start, mx.sym.slice_axis(y, axis=1, begin=0, end=1)), shape=(-1,))
     last = mx.sym.pick(y, mx.sym.maximum(lengths - 1, 0), axis=1)
     gold = gold + mx.sym.take(end, last)
 
-    # log Z by the forward algorithm.
-    emit = [mx.sym.reshape(col(scores, t), shape=(-1, n_tags)) for t in range(seq_len)]
+    # log Z by the forward algorithm. Per-step slices come from one split each, and the transition
+    # table is broadcast once: every operator here runs once per time step, forward and backward.
+    if seq_len > 1:
+        emit = list(mx.sym.split(scores, num_outputs=seq_len, axis=1, squeeze_axis=True))
+        steps = list(mx.sym.split(mask, num_outputs=seq_len, axis=1))  # (B, 1) each
+    else:
+        emit, steps = [mx.sym.reshape(scores, shape=(-1, n_tags))], [mask]
+    pairs_base = mx.sym.expand_dims(trans, axis=0)  # (1, T, T)
     alpha = mx.sym.broadcast_add(emit[0], mx.sym.expand_dims(start, axis=0))
     for t in range(1, seq_len):
-        pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), mx.sym.expand_dims(trans, axis=0))
+        pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), pairs_base)
         stepped = _logsumexp(pairs, axis=1) + emit[t]
-        m = col(mask, t)
-        alpha = mx.sym.broadcast_mul(stepped, m) + mx.sym.broadcast_mul(alpha, 1 - m)
+        # Past a sentence's end (mask 0) alpha keeps its value.
+        alpha = alpha + mx.sym.broadcast_mul(steps[t], stepped - alpha)
     log_z = _logsumexp(mx.sym.broadcast_add(alpha, mx.sym.expand_dims(end, axis=0)), axis=1)
 
     real = lengths > 0  # rows that only pad a batch contribute nothing
