@@ -33,7 +33,9 @@ from typing import IO, Sequence
 ROLES = ("scheduler", "server", "worker")
 # A worker is the `ner-fast` command line itself, run by this Python.
 _CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
-_ROLE_ONLY = [sys.executable, "-c", "import mxnet"]
+# Servers and the scheduler are MXNet itself (its import starts the role). Servers run the optimizer,
+# so they flush denormals too (see `train.flush_denormals`).
+_ROLE_ONLY = [sys.executable, "-c", "from ner_fast.train import flush_denormals; flush_denormals(); import mxnet"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
