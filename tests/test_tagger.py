@@ -189,7 +189,7 @@ def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> Non
         assert t == [tagger.tags[i] for i in expected]
         assert valid_iob2(expected, tagger.tags)
         valid_argmax += valid_iob2(proba.argmax(1), tagger.tags)
-    # Both paths ran: sentences whose argmax is already valid (kept) and others (searched).
+    # The sample holds both kinds of sentences: argmax already valid, and argmax repaired by Viterbi.
     assert 0 < valid_argmax < len(words)
     for w, p in zip(words[:10], pos[:10]):
         tags, probs = tagger.tag(w, p, proba=True)

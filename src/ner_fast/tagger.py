@@ -32,7 +32,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.decode import CRF, DECODERS, transition_rules, viterbi
+from ner_fast.decode import CRF, DECODERS
+from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, load_package
 from ner_fast.vocab import Vocabularies
@@ -131,7 +132,6 @@ class Tagger:
         self._sessions = dict(sessions)
         self.buckets: list[int] = sorted(k for k in self._sessions if k is not None)
         self._input = self._sessions[None].get_inputs()[0].name
-        self._allowed, self._first, self._last = transition_rules(self.tags)
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
@@ -272,7 +272,7 @@ class Tagger:
             seq_len = key if key is not None else int(lengths[batch].max())
             features, _, _ = _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)
             out = self._sessions[key].run(None, {self._input: features})[0]
-            top = self._tag_ids(out, lengths[batch])
+            top = decode_tags(out, lengths[batch], self.tags, self.decode, self.crf)
             for row, i in enumerate(batch.tolist()):
                 a, b = int(offsets[i]), int(offsets[i + 1])
                 best[a:b] = top[row, : b - a]
@@ -294,27 +294,6 @@ class Tagger:
         tags = [[names[t] for t in best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
         return tags, per_sentence
-
-    def _tag_ids(self, probs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Tag ids (B, L) of a batch's probabilities (B, L, T) by `self.decode`.
-
-        For "bio", a sentence whose per-token argmax is already a valid sequence keeps it: no valid
-        sequence can score higher than the unconstrained best. Only the others go through the
-        (slower) Viterbi search, and most sentences of a trained model are valid. A CRF model's tags
-        are always its Viterbi path.
-        """
-        if self.crf is not None:
-            return viterbi(probs, lengths, self.tags, self.crf, constrained=self.decode == "bio")
-        top = probs.argmax(axis=2)
-        if self.decode == "argmax" or top.shape[1] == 0:
-            return top
-        last = top[np.arange(len(top)), np.maximum(lengths - 1, 0)]
-        inside = np.arange(1, top.shape[1])[None, :] < lengths[:, None]  # pair (t-1, t) within the sentence
-        valid = self._first[top[:, 0]] & self._last[last] & (self._allowed[top[:, :-1], top[:, 1:]] | ~inside).all(axis=1)
-        if not valid.all():
-            bad = np.flatnonzero(~valid)
-            top[bad] = viterbi(probs[bad], lengths[bad], self.tags)
-        return top
 
     def _groups(self, lengths: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
         """(bucket length or None for the dynamic graph, sentence indices) for non-empty sentences."""
