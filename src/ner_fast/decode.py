@@ -63,6 +63,12 @@ def _log(proba: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(proba, dtype=np.float64), 1e-30))
 
 
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    # Several times faster than np.logaddexp.reduce; x holds no -inf here (CRF scores are finite).
+    top = x.max(axis=axis, keepdims=True)
+    return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
+
+
 def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
     """Negative log-likelihood of each gold sequence under a CRF: (B,) for proba (B, L, T).
 
@@ -84,9 +90,9 @@ def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
     gold += crf.start[y[:, 0]] + crf.end[y[rows, np.maximum(lengths - 1, 0)]]
     alpha = crf.start[None] + logp[:, 0]
     for t in range(1, seq_len):
-        stepped = np.logaddexp.reduce(alpha[:, :, None] + crf.transitions[None], axis=1) + logp[:, t]
+        stepped = _logsumexp(alpha[:, :, None] + crf.transitions[None], axis=1) + logp[:, t]
         alpha = np.where(mask[:, t, None], stepped, alpha)
-    log_z = np.logaddexp.reduce(alpha + crf.end[None], axis=1)
+    log_z = _logsumexp(alpha + crf.end[None], axis=1)
     return np.where(lengths > 0, log_z - gold, 0.0)
 
 
