@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.atomic import atomic_write_bytes
+from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CHARS
 from ner_fast.vocab import Vocabularies
 
@@ -131,9 +132,7 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes["fc_weight"] = (c.n_tags, 2 * h)
     shapes["fc_bias"] = (c.n_tags,)
     if c.crf:
-        shapes["crf_transitions"] = (c.n_tags, c.n_tags)
-        shapes["crf_start"] = (c.n_tags,)
-        shapes["crf_end"] = (c.n_tags,)
+        shapes.update(zip(CRF_PARAMS, [(c.n_tags, c.n_tags), (c.n_tags,), (c.n_tags,)]))
     return shapes
 
 
@@ -150,7 +149,7 @@ def init_params(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
     for name, shape in param_shapes(config).items():
         if name.endswith("embed_weight"):
             arr = rng.uniform(-0.1, 0.1, shape)
-        elif name.startswith("crf_"):
+        elif name in CRF_PARAMS:
             arr = np.zeros(shape)
         elif name.endswith("bias"):
             arr = np.zeros(shape)

@@ -14,6 +14,7 @@ import mxnet as mx
 import numpy as np
 
 from ner_fast.checkpoint import ModelConfig, check_params, pack_params
+from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 
 __all__ = ["ModelConfig", "make_sym_gen", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
@@ -109,9 +110,8 @@ def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n
     algorithm unrolled over the bucket's `seq_len` steps; a sentence stops updating it after its
     last real token. The same quantity as `decode.crf_nll` (NumPy), which the tests compare against.
     """
-    trans = mx.sym.Variable("crf_transitions", shape=(n_tags, n_tags))
-    start = mx.sym.Variable("crf_start", shape=(n_tags,))
-    end = mx.sym.Variable("crf_end", shape=(n_tags,))
+    shapes = [(n_tags, n_tags), (n_tags,), (n_tags,)]
+    trans, start, end = (mx.sym.Variable(name, shape=shape) for name, shape in zip(CRF_PARAMS, shapes))
     mask = label >= 0  # (B, L) 1/0
     y = mx.sym.maximum(label, 0)
     lengths = mx.sym.sum(mask, axis=1)
