@@ -104,7 +104,7 @@ def _token_pattern(full: bool) -> re.Pattern[str]:
         rf"[^{SEPARATORS}]",  # any other character is a token of its own
     ]
     if full:
-        url = r"(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]'\u2019\u201d]"
+        url = rf"(?:https?://|www\.)[^{SEPARATORS}<>\"]*[^{SEPARATORS}<>\".,;:!?)\]'\u2019\u201d]"
         email = r"[\w.+-]+@\w[\w-]*(?:\.\w[\w-]*)+"
         alternatives = [url, email, *alternatives]
     return re.compile(rf"([{SEPARATORS}]*)(" + "|".join(alternatives) + ")")
