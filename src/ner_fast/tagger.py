@@ -36,6 +36,7 @@ from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, load_package
+from ner_fast.schemes import TagScheme, chunks
 from ner_fast.vocab import Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -134,6 +135,7 @@ class Tagger:
         self._input = self._sessions[None].get_inputs()[0].name
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.scheme = TagScheme(self.tags)
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
         featurize(["warm", "up"], ["x", "x"] if self.uses_pos else None, self.vocabs, self.max_token_chars)
 
@@ -225,14 +227,14 @@ class Tagger:
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
         """Entity spans of one sentence (see `Entity` for the score)."""
         tags, probs = self.tag(tokens, pos, proba=True)
-        return spans(tokens, tags, self.chosen_probabilities(tags, probs))
+        return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme)
 
     def entities_batch(
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
         tags, probs = self._run(sentences, pos, batch_size, proba=True)
-        return [spans(s, t, self.chosen_probabilities(t, p)) for s, t, p in zip(sentences, tags, probs)]
+        return [spans(s, t, self.chosen_probabilities(t, p), self.scheme) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`)."""
@@ -311,24 +313,13 @@ class Tagger:
         return groups
 
 
-def spans(tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float]) -> list[Entity]:
-    """Entity spans of IOB2 `tags` (an `I-X` that does not continue an X entity starts one, as conlleval
-    reads it); `scores[i]` is token i's probability of its tag, averaged over each span."""
-    found: list[Entity] = []
-    start, kind = -1, ""
-
-    def close(end: int) -> None:
-        if start >= 0:
-            score = float(np.mean(scores[start:end]))
-            found.append(Entity(kind, start, end, " ".join(tokens[start:end]), score))
-
-    for i, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if tag == "O" or not label:
-            close(i)
-            start = -1
-        elif prefix == "B" or label != kind or start < 0:
-            close(i)
-            start, kind = i, label
-    close(len(tags))
-    return found
+def spans(
+    tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float], scheme: TagScheme | None = None
+) -> list[Entity]:
+    """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
+    conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
+    `scheme`: a `TagScheme` holding every tag (built from `tags` when None)."""
+    return [
+        Entity(kind, start, end, " ".join(tokens[start:end]), float(np.mean(scores[start:end])))
+        for kind, start, end in chunks(tags, scheme)
+    ]
