@@ -263,7 +263,10 @@ class Tagger:
         np.cumsum(lengths, out=offsets[1:])
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
-        matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        try:
+            matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        except TypeError:
+            raise TypeError(_not_a_string(sentences, pos)) from None
 
         best = np.empty((len(words),), dtype=np.int64)
         probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
@@ -311,6 +314,16 @@ class Tagger:
             members = np.flatnonzero((which == k) & (lengths > 0)).astype(np.int64)
             groups.append((self.buckets[k] if k < len(self.buckets) else None, members))
         return groups
+
+
+def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
+    """The message for the first token or POS tag that is not a str (found only after featurize refused one)."""
+    for name, lists in (("token", sentences), ("POS tag", pos or [])):
+        for i, items in enumerate(lists):
+            for j, item in enumerate(items):
+                if not isinstance(item, str):
+                    return f"{name} {j} of sentence {i} is {item!r} ({type(item).__name__}): {name}s must be strings"
+    return "tokens and POS tags must be strings"
 
 
 def spans(
