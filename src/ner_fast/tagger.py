@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
+from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
@@ -284,11 +284,7 @@ class Tagger:
                 if probs is not None:
                     probs[a:b] = out[row, : b - a]
 
-        jobs = [
-            (key, np.ascontiguousarray(members[start : start + batch_size]))
-            for key, members in self._groups(lengths)
-            for start in range(0, len(members), batch_size)
-        ]
+        jobs = plan_batches(lengths, self.buckets, batch_size)
         if self.workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(self.workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
@@ -299,22 +295,6 @@ class Tagger:
         tags = [[names[t] for t in best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
         return tags, per_sentence
-
-    def _groups(self, lengths: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
-        """(bucket length or None for the dynamic graph, sentence indices) for non-empty sentences."""
-        if len(lengths) == 1:  # the single-sentence path: no sorting, no array ops
-            n = int(lengths[0])
-            if n == 0:
-                return []
-            k = bisect_left(self.buckets, n)
-            return [(self.buckets[k] if k < len(self.buckets) else None, np.zeros(1, dtype=np.int64))]
-        which = np.searchsorted(np.asarray(self.buckets, dtype=np.int64), lengths, side="left")
-        groups: list[tuple[int | None, np.ndarray]] = []
-        for k in np.unique(which[lengths > 0]).tolist():
-            members = np.flatnonzero((which == k) & (lengths > 0)).astype(np.int64)
-            groups.append((self.buckets[k] if k < len(self.buckets) else None, members))
-        return groups
-
 
 def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
     """The message for the first token or POS tag that is not a str (found only after featurize refused one)."""
