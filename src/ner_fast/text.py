@@ -36,12 +36,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ner_fast.metrics import TagScheme, entity_spans
+from ner_fast.schemes import entity_spans
 
 if TYPE_CHECKING:
     from ner_fast.tagger import Tagger
@@ -377,9 +376,8 @@ def tag_texts(tagger: Tagger, texts: Sequence[str]) -> list[Doc]:
     scores = flat_probs[np.arange(len(ids)), ids]
     flat_pos = [p for sentence in pos for p in sentence] if pos is not None else None
     lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
-    scheme = _scheme(tuple(tagger.tags))
-    first, last, kinds = entity_spans(ids, lengths, scheme)
-    types = scheme.types
+    first, last, kinds = entity_spans(ids, lengths, tagger.scheme)
+    types = tagger.scheme.types
     docs = []
     base = 0
     k = 0
@@ -400,12 +398,6 @@ def tag_texts(tagger: Tagger, texts: Sequence[str]) -> list[Doc]:
         )
         base += n
     return docs
-
-
-@lru_cache(maxsize=16)
-def _scheme(tags: tuple[str, ...]) -> TagScheme:
-    """The `TagScheme` of a tag list, built once per list."""
-    return TagScheme(tags)
 
 
 def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = 256, n_threads: int | None = None) -> Iterator[Doc]:
