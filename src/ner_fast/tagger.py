@@ -37,7 +37,7 @@ from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, default_package, load_package
 from ner_fast.schemes import TagScheme, chunks
-from ner_fast.text import Doc, Entity, make_entities
+from ner_fast.text import BATCH_SIZE, Doc, Entity, make_entities
 from ner_fast.text import pipe as pipe_texts
 from ner_fast.text import tag_texts
 from ner_fast.vocab import Vocabularies
@@ -190,7 +190,7 @@ class Tagger:
         """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
         return tag_texts(self, [text])[0]
 
-    def pipe(self, texts: Iterable[str], batch_size: int = 256, n_threads: int | None = None) -> Iterator[Doc]:
+    def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
         (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
         return pipe_texts(self, texts, batch_size, n_threads)

@@ -359,16 +359,21 @@ def _check_tagger(tagger: Tagger) -> None:
         )
 
 
-def tag_texts(tagger: Tagger, texts: Sequence[str]) -> list[Doc]:
-    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences; one `Doc` each."""
+#: `pipe`'s default: sentences a `tag_batch` call (and at most a graph run).
+BATCH_SIZE = 256
+
+
+def tag_texts(tagger: Tagger, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> list[Doc]:
+    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences (`batch_size`
+    sentences a graph run at most); one `Doc` each."""
     _check_tagger(tagger)
     segments = [segment(t) for t in texts]
     sentences = [words[a:b] for words, _, _, offs in segments for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
     pos_head = getattr(tagger, "pos_tags", None) is not None
     if pos_head:
-        tags, probs, pos = tagger.tag_batch(sentences, proba=True, return_pos=True)
+        tags, probs, pos = tagger.tag_batch(sentences, batch_size=batch_size, proba=True, return_pos=True)
     else:
-        (tags, probs), pos = tagger.tag_batch(sentences, proba=True), None
+        (tags, probs), pos = tagger.tag_batch(sentences, batch_size=batch_size, proba=True), None
     index = tagger._tag_index
     flat_tags = [t for sentence in tags for t in sentence]
     ids = np.fromiter((index[t] for t in flat_tags), dtype=np.int64, count=len(flat_tags))
@@ -400,30 +405,31 @@ def tag_texts(tagger: Tagger, texts: Sequence[str]) -> list[Doc]:
     return docs
 
 
-def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = 256, n_threads: int | None = None) -> Iterator[Doc]:
+def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
     """`Doc`s of `texts`, in input order, lazily: documents are read until they hold `batch_size`
     sentences (a document is never split), and all of them go through one `tag_batch` call.
 
-    `n_threads` such groups are tokenized and tagged at once, in threads (onnxruntime releases the
-    GIL, so one group's tokenization overlaps another's inference); default: the tagger's `workers`.
-    At most `n_threads` groups are read ahead of the one being yielded.
+    `n_threads` > 1 tokenizes and tags that many such groups at once, in threads (onnxruntime releases
+    the GIL, so one group's tokenization overlaps another's inference), reading at most `n_threads`
+    groups ahead of the one being yielded. None or 1: one group at a time, whose batches the tagger
+    itself runs in its `workers` threads (load the tagger with `workers=1` when using `n_threads`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    threads = tagger.workers if n_threads is None else n_threads
+    threads = 1 if n_threads is None else n_threads
     if threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {threads}")
     _check_tagger(tagger)
     groups = _groups(iter(texts), batch_size)
     if threads == 1:
         for group in groups:
-            yield from tag_texts(tagger, group)
+            yield from tag_texts(tagger, group, batch_size)
         return
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-pipe")
     pending: list[Future[list[Doc]]] = []
     try:
         for group in groups:
-            pending.append(pool.submit(tag_texts, tagger, group))
+            pending.append(pool.submit(tag_texts, tagger, group, batch_size))
             if len(pending) > threads:
                 yield from pending.pop(0).result()
         while pending:
