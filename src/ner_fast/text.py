@@ -33,6 +33,7 @@ limitation of a rule-based splitter that needs no model file.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -236,6 +237,9 @@ class Entity(NamedTuple):
         return self.label
 
 
+_JSON_LINE_SAFE = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class Doc:
     """A tagged document: `text`, `tokens`, `sentences` and `entities`, all with character offsets into
     `text` (end exclusive). Built by `Tagger.__call__` and `Tagger.pipe`; the token and sentence tuples
@@ -296,6 +300,12 @@ class Doc:
     def __repr__(self) -> str:
         preview = self.text if len(self.text) <= 40 else self.text[:37] + "..."
         return f"Doc({preview!r}, tokens={len(self)}, sentences={len(self._sentence_offsets) - 1}, entities={len(self.entities)})"
+
+    def to_json(self) -> str:
+        """`to_dict()` as one line of JSON: what `ner-fast tag` writes per document. Non-ASCII characters
+        are kept, except the ones some line splitters (Python's `str.splitlines`, older JavaScript) take
+        for line ends, U+0085, U+2028 and U+2029, which are escaped so that a line is always one document."""
+        return json.dumps(self.to_dict(), ensure_ascii=False).translate(_JSON_LINE_SAFE)
 
     def to_dict(self) -> dict[str, Any]:
         """The document as a JSON-ready dict (what `ner-fast tag --input-format text` writes, one a line):
