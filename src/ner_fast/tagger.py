@@ -37,7 +37,7 @@ from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, default_package, load_package
 from ner_fast.schemes import TagScheme, chunks
-from ner_fast.text import BATCH_SIZE, Doc, Entity, make_entities
+from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
 from ner_fast.text import pipe as pipe_texts
 from ner_fast.text import tag_texts
 from ner_fast.vocab import Vocabularies
@@ -313,6 +313,5 @@ def spans(
     conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
     `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
     into `" ".join(tokens)` (see `Entity`)."""
-    ends = np.cumsum([len(t) + 1 for t in tokens], dtype=np.int64) - 1
-    starts = ends - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    return make_entities(" ".join(tokens), starts, ends, chunks(tags, scheme), np.asarray(scores))
+    text, starts, ends = join_tokens(tokens)
+    return make_entities(text, starts, ends, chunks(tags, scheme), np.asarray(scores, dtype=np.float64).tolist())
