@@ -45,7 +45,7 @@ def _quiet(msg: str) -> None:
 
 
 def _params(folder: Path, which: str = "last") -> dict[str, np.ndarray]:
-    return load_params(folder / f"{which}.params.npz")[0]
+    return load_params(folder / f"{which}.params.npz")
 
 
 def test_seeded_runs_repeat_and_resume_continues_exactly(prepared: str, tmp_path: Path) -> None:
