@@ -193,7 +193,10 @@ def check_onnxruntime(work: Path, args: argparse.Namespace, device: str, model: 
     report: dict[str, Any] = {"available_providers": ort.get_available_providers()}
     if device != "cpu" and hasattr(ort, "preload_dlls"):
         # onnxruntime-gpu[cuda,cudnn] brings CUDA and cuDNN as pip packages: load them from there.
-        ort.preload_dlls()
+        try:
+            ort.preload_dlls()
+        except Exception as err:  # then the CUDA provider finds the system's libraries, or says why not
+            report["preload_dlls_error"] = f"{type(err).__name__}: {err}"
     if model is None:
         model = _random_checkpoint(work / "random_model", args.sentences)
         report["model"] = "random weights, ModelConfig's default architecture (MXNet could not train)"
