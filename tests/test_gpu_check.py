@@ -56,14 +56,14 @@ def test_cpu_only_dry_run_goes_through_every_step(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU: MXNet may well use it")
 def test_without_a_usable_gpu_mxnet_is_marked_failed_and_onnxruntime_still_runs(tmp_path: Path) -> None:
     # Not --cpu-only, on a machine whose MXNet has no GPU: the probe fails, GPU training is not run.
-    # Training on the CPU is made to fail too (--word-dim 0), so the onnxruntime part falls back to
-    # a model with random weights; it runs, and fails only because there is no CUDA provider.
-    run, report = _check(tmp_path, "--skip-install", "--", *TINY[:4], "--train-args", "--word-dim 0")
+    # Training on the CPU is made to fail too (an option `ner-fast train` refuses), so the onnxruntime
+    # part falls back to a model with random weights; it runs, and fails only for want of CUDA.
+    run, report = _check(tmp_path, "--skip-install", "--", *TINY[:4], "--train-args=--no-such-option")
     assert run.returncode == 1, run.stdout + run.stderr
     mx = report["mxnet"]
     assert not mx["probe"]["ok"] and mx["probe"]["error"]
     assert not mx["gpu"]["ok"] and mx["gpu"]["error"].startswith("not run: the probe failed")
-    assert not mx["cpu"]["ok"] and "compared" not in mx
+    assert not mx["cpu"]["ok"] and "--no-such-option" in mx["cpu"]["error"] and "compared" not in mx
     assert mx["gpu"]["error"] in run.stdout  # printed, not only recorded
     rt = report["onnxruntime"]
     assert rt["model"].startswith("random weights") and "CPUExecutionProvider" in rt["available_providers"]
