@@ -40,7 +40,7 @@ import numpy as np
 
 from ner_fast.atomic import atomic_write_json
 from ner_fast.corpus import Corpus, read_corpus
-from ner_fast.package import default_package
+from ner_fast.package import default_package_path
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import chunks
 from ner_fast.tagger import Tagger
@@ -243,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = load_average()
-    package = args.package or default_package()
+    package = args.package or default_package_path()
     corpus = read_corpus()
     train, valid = split_corpus(corpus, (0.8, 0.2))
     texts, gold_words, gold = documents(valid, args.group)

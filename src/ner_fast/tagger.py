@@ -35,7 +35,7 @@ from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, default_package, load_package
+from ner_fast.package import Package, PackageError, default_package_path, load_package
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
 from ner_fast.text import pipe as pipe_texts
@@ -141,7 +141,7 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
-        Without `package`, the default package bundled with ner-fast (`package.default_package`).
+        Without `package`, the default package bundled with ner-fast (`package.default_package_path`).
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
@@ -153,7 +153,7 @@ class Tagger:
         `workers` as in the class docstring.
         """
         if package is None:
-            package = default_package()
+            package = default_package_path()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
