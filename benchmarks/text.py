@@ -44,7 +44,7 @@ from ner_fast.package import default_package_path
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import chunks
 from ner_fast.tagger import Tagger
-from ner_fast.text import segment, tokenize
+from ner_fast.text import join_tokens, segment, tokenize
 
 REPEATS = 3
 Span = tuple[int, str, int, int]  # (document, label, start, end)
@@ -57,37 +57,23 @@ def load_average() -> list[float]:
 # ------------------------------------------------------------------------------------------ data
 
 
-def documents(corpus: Corpus, group: int) -> tuple[list[str], list[list[list[str]]], set[Span]]:
-    """Raw texts (`group` sentences each, tokens joined by single spaces), each document's gold token
-    lists, and the gold entities as character spans."""
-    texts: list[str] = []
-    sentences: list[list[list[str]]] = []
+def documents(corpus: Corpus, group: int) -> tuple[list[str], list[list[list[str]]], list[list[tuple[int, int]]], set[Span]]:
+    """Raw texts (`group` sentences each, all tokens joined by single spaces), each document's gold token
+    lists and their character spans, and the gold entities as character spans."""
+    texts, sentences, offsets = [], [], []
     gold: set[Span] = set()
     for d, first in enumerate(range(0, len(corpus), group)):
-        parts, position, words_of = [], 0, []
-        for i in range(first, min(first + group, len(corpus))):
-            s = corpus.sentence(i)
-            starts = []
-            for w in s.words:
-                starts.append(position)
-                position += len(w) + 1
+        doc = [corpus.sentence(i) for i in range(first, min(first + group, len(corpus)))]
+        text, starts, ends = join_tokens([w for s in doc for w in s.words])
+        base = 0
+        for s in doc:
             for label, a, b in chunks(s.tags):
-                gold.add((d, label, starts[a], starts[b - 1] + len(s.words[b - 1])))
-            parts.append(" ".join(s.words))
-            words_of.append(s.words)
-        texts.append(" ".join(parts))
-        sentences.append(words_of)
-    return texts, sentences, gold
-
-
-def token_spans(words: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
-    """Character spans of a document's gold tokens in its space-joined text."""
-    spans, position = [], 0
-    for sentence in words:
-        for w in sentence:
-            spans.append((position, position + len(w)))
-            position += len(w) + 1
-    return spans
+                gold.add((d, label, starts[base + a], ends[base + b - 1]))
+            base += len(s.words)
+        texts.append(text)
+        sentences.append([s.words for s in doc])
+        offsets.append(list(zip(starts, ends)))
+    return texts, sentences, offsets, gold
 
 
 def agreement(corpus: Corpus) -> dict[str, Any]:
@@ -100,8 +86,8 @@ def agreement(corpus: Corpus) -> dict[str, Any]:
         start = time.perf_counter()
         _, starts, ends = tokenize(text)
         seconds += time.perf_counter() - start
-        gold = set(token_spans([words]))
-        hits = len(gold & set(zip(starts.tolist(), ends.tolist())))
+        _, gold_starts, gold_ends = join_tokens(words)
+        hits = len(set(zip(gold_starts, gold_ends)) & set(zip(starts, ends)))
         found += hits
         total += len(words)
         identical += hits == len(words) == len(starts)
@@ -246,7 +232,7 @@ def main() -> None:
     package = args.package or default_package_path()
     corpus = read_corpus()
     train, valid = split_corpus(corpus, (0.8, 0.2))
-    texts, gold_words, gold = documents(valid, args.group)
+    texts, gold_words, offsets, gold = documents(valid, args.group)
     n_tokens = valid.n_tokens
     print(f"validation: {len(valid)} sentences, {n_tokens} tokens, {len(texts)} documents, {len(gold)} entities")
 
@@ -255,7 +241,6 @@ def main() -> None:
     print("tokenizer:", result["tokenizer"])
 
     tagger = Tagger.load(package, device="cpu", threads=1, workers=1)
-    offsets = [token_spans(w) for w in gold_words]
     flat_sentences = [s for doc in gold_words for s in doc]
 
     # Entity F1 by character span.
@@ -299,9 +284,9 @@ def main() -> None:
     crf_raw: set[Span] = set()
     for d, text in enumerate(texts):
         words, starts, ends, sent = segment(text)
-        sentences = [words[a:b] for a, b in zip(sent[:-1].tolist(), sent[1:].tolist())]
+        sentences = [words[a:b] for a, b in zip(sent[:-1], sent[1:])]
         crf_tags = crf.predict([features.sentence(s) for s in sentences]) if sentences else []
-        crf_raw.update(spans_of_tags(d, crf_tags, list(zip(starts.tolist(), ends.tolist()))))
+        crf_raw.update(spans_of_tags(d, crf_tags, list(zip(starts, ends))))
     crf_tags = crf.predict([features.sentence(s) for s in flat_sentences])
     crf_pre, k = set(), 0
     for d, doc_words in enumerate(gold_words):

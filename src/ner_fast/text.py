@@ -7,7 +7,7 @@
     doc.sentences   # [Sentence(start=0, end=38, token_start=0, token_end=7), ...]
     doc.tokens      # [Token(text='Angela', start=0, end=6, tag='B-per', pos='NNP', score=0.99), ...]
     doc.to_dict()   # JSON-ready, see `Doc.to_dict`
-    for doc in tagger.pipe(texts, batch_size=256): ...     # lazy, sentences batched across documents
+    for doc in tagger.pipe(texts): ...                     # lazy, sentences batched across documents
 
 Every offset is a character offset into the original string, end exclusive: `text[t.start:t.end] == t.text`
 for every token, sentence span and entity, whatever the whitespace between them.
@@ -376,21 +376,21 @@ def _check_tagger(tagger: Tagger) -> None:
         )
 
 
-#: `pipe`'s default: sentences a `tag_batch` call (and at most a graph run).
-BATCH_SIZE = 256
+#: `pipe`'s default: sentences a `tag_batch` call. Large enough that most bucket graphs get full
+#: batches (`tag_batch`'s own batch size), which is what makes `pipe` as fast as one big `tag_batch`.
+BATCH_SIZE = 2048
 
 
-def tag_texts(tagger: Tagger, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> list[Doc]:
-    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences (`batch_size`
-    sentences a graph run at most); one `Doc` each."""
+def tag_texts(tagger: Tagger, texts: Sequence[str]) -> list[Doc]:
+    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences; one `Doc` each."""
     _check_tagger(tagger)
     segments = [segment(t) for t in texts]
     sentences = [words[a:b] for words, _, _, offs in segments for a, b in zip(offs[:-1], offs[1:])]
     pos_head = getattr(tagger, "pos_tags", None) is not None
     if pos_head:
-        tags, probs, pos = tagger.tag_batch(sentences, batch_size=batch_size, proba=True, return_pos=True)
+        tags, probs, pos = tagger.tag_batch(sentences, proba=True, return_pos=True)
     else:
-        (tags, probs), pos = tagger.tag_batch(sentences, batch_size=batch_size, proba=True), None
+        (tags, probs), pos = tagger.tag_batch(sentences, proba=True), None
     flat_tags = [t for sentence in tags for t in sentence]
     ids = list(map(tagger._tag_index.__getitem__, flat_tags))
     flat_probs = probs[0] if len(probs) == 1 else np.concatenate(probs) if probs else np.zeros((0, len(tagger.tags)))
@@ -420,7 +420,8 @@ def tag_texts(tagger: Tagger, texts: Sequence[str], batch_size: int = BATCH_SIZE
 
 def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
     """`Doc`s of `texts`, in input order, lazily: documents are read until they hold `batch_size`
-    sentences (a document is never split), and all of them go through one `tag_batch` call.
+    sentences (a document is never split), and all of them go through one `tag_batch` call (which
+    batches them by length, `tag_batch`'s batch size a graph run).
 
     `n_threads` > 1 tokenizes and tags that many such groups at once, in threads (onnxruntime releases
     the GIL, so one group's tokenization overlaps another's inference), reading at most `n_threads`
@@ -436,13 +437,13 @@ def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_t
     groups = _groups(iter(texts), batch_size)
     if threads == 1:
         for group in groups:
-            yield from tag_texts(tagger, group, batch_size)
+            yield from tag_texts(tagger, group)
         return
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-pipe")
     pending: list[Future[list[Doc]]] = []
     try:
         for group in groups:
-            pending.append(pool.submit(tag_texts, tagger, group, batch_size))
+            pending.append(pool.submit(tag_texts, tagger, group))
             if len(pending) > threads:
                 yield from pending.pop(0).result()
         while pending:
