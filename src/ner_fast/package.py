@@ -33,8 +33,8 @@ MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
-#: benchmarks/results/tagger_graphs.json), it tags as fast as 41 bucket graphs at batch 64 and faster one sentence at a
-#: time (one session's weights stay in cache), loads in 0.05 s instead of 2.2 s and holds 5 MB instead of 132.
+#: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
+#: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
 DEFAULT_BUCKETS = "dynamic"
 
 
