@@ -142,6 +142,7 @@ def _is_int(value: Any, minimum: int) -> bool:
 def validate_model(model: Any, path: Path) -> None:
     """Check every field of a package's `model.json` the tagger reads; PackageError names the field."""
     from ner_fast.decode import DECODERS
+    from ner_fast.schemes import TagScheme
     from ner_fast.vocab import Vocabularies
 
     def bad(field: str, what: str) -> PackageError:
@@ -159,6 +160,10 @@ def validate_model(model: Any, path: Path) -> None:
     n_tags = len(vocabs.tags)
     if n_tags == 0:
         raise bad("vocab", "has no tags")
+    try:
+        TagScheme(vocabs.tags.itos)
+    except ValueError as exc:
+        raise bad("vocab.tags", f"is malformed ({exc})") from None
     if "tags" in model and model["tags"] != vocabs.tags.itos:
         raise bad("tags", "differs from vocab.tags")
     buckets = model["buckets"]

@@ -31,7 +31,7 @@ def evaluate_command(
 
     try:
         scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=progress, decode=decode)
-    except ValueError as err:  # CorpusError and PackageError included
+    except ValueError as err:  # CorpusError included
         raise click.ClickException(str(err)) from err
     if as_json:
         click.echo(json.dumps(scores.to_dict()))
