@@ -53,3 +53,10 @@ def test_iob1_to_iob2_keeps_the_entities_and_opens_each_with_b(tags: list[str]) 
     starts = {s for _, s, _ in get_entities(rewritten)}
     for i, tag in enumerate(rewritten):
         assert tag.startswith("B-") == (i in starts)  # plain rule of IOB2: B- exactly where an entity opens
+
+
+@settings(max_examples=100)
+@given(st.lists(st.lists(st.sampled_from(["O", "B-geo", "I-geo", "I-per"]), max_size=6), max_size=6))
+def test_iob1_to_iob2_of_many_sentences_equals_one_at_a_time(sentences: list[list[str]]) -> None:
+    flat = [t for s in sentences for t in s]
+    assert iob1_to_iob2(flat, [len(s) for s in sentences]) == [t for s in sentences for t in iob1_to_iob2(s)]
