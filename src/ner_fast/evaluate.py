@@ -22,7 +22,8 @@ from ner_fast.metrics import Accumulator, Scores, TagScheme
 
 def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     """Rebuild the validation split of the run described by config.json document `doc`."""
-    from ner_fast.train import TrainConfig, load_data
+    from ner_fast.config import TrainConfig
+    from ner_fast.train import load_data
 
     data = load_data(TrainConfig.from_dict(doc["train"]))
     if data.vocabs != vocabs:

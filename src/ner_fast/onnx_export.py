@@ -33,6 +33,8 @@ from onnx import TensorProto, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import atomic_dir
 from ner_fast.checkpoint import ModelConfig, check_params
+from ner_fast.config import normalise_buckets
+from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.package import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, write_manifest
@@ -263,12 +265,9 @@ def parse_buckets(spec: str, training_buckets: Sequence[int]) -> list[int]:
     if spec == "dynamic":
         return []
     try:
-        buckets = sorted({int(part) for part in spec.split(",") if part.strip()})
-    except ValueError:
-        raise ValueError(f"buckets must be 'auto', 'dynamic' or comma-separated lengths, got {spec!r}") from None
-    if not buckets or buckets[0] < 1:
-        raise ValueError(f"bucket lengths must be positive integers, got {spec!r}")
-    return buckets
+        return parse_bucket_list(spec)
+    except ValueError as err:
+        raise ValueError(f"buckets must be 'auto', 'dynamic' or comma-separated lengths: {err}") from None
 
 
 def _versions(opset: int) -> dict[str, str]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ner_fast.atomic import atomic_dir
 from ner_fast.buckets import Bucket, build_buckets, default_buckets
+from ner_fast.config import BY_NAME, check_values, default_of
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.vocab import Vocabularies
@@ -98,8 +99,7 @@ def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus
 
     When the fractions add up to 1, validation takes every remaining sentence.
     """
-    if len(split) != 2 or min(split) <= 0 or sum(split) > 1 + 1e-9:
-        raise ValueError(f"split must be two positive fractions adding up to at most 1, got {tuple(split)}")
+    split = BY_NAME["split"].check(split)
     n = len(corpus)
     n_train = int(n * split[0])
     n_valid = n - n_train if abs(sum(split) - 1) < 1e-9 else int(n * split[1])
@@ -111,14 +111,14 @@ def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus
 def prepare(
     data: str | Path | Corpus | None = None,
     *,
-    format: str = "auto",
-    split: Sequence[float] = (0.8, 0.2),
-    dev: str | Path | Corpus | None = None,
-    max_sentences: int | None = None,
-    max_token_chars: int = 20,
-    batch_size: int = 50,
-    buckets: Sequence[int] | None = None,
-    lowercase: bool = False,
+    format: str = default_of("format"),
+    split: Sequence[float] = default_of("split"),
+    dev: str | Path | Corpus | None = default_of("dev"),
+    max_sentences: int | None = default_of("max_sentences"),
+    max_token_chars: int = default_of("max_token_chars"),
+    batch_size: int = default_of("batch_size"),
+    buckets: Sequence[int] | None = default_of("buckets"),
+    lowercase: bool = default_of("lowercase"),
 ) -> PreparedData:
     """Read `data` (None: the bundled GMB corpus), split it, build vocabularies on the training
     split only and lay out both splits as buckets.
@@ -129,10 +129,11 @@ def prepare(
     bucket are cut to it, validation sentences never are.
     """
     started = time.perf_counter()
-    if max_token_chars < 1:
-        raise ValueError("max_token_chars must be at least 1")
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+    checked = check_values(
+        {"format": format, "split": split, "max_sentences": max_sentences, "max_token_chars": max_token_chars,
+         "batch_size": batch_size, "buckets": buckets, "lowercase": lowercase}
+    )  # fmt: skip
+    split, buckets = checked["split"], checked["buckets"]
     corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
@@ -149,7 +150,7 @@ def prepare(
             raise ValueError(f"{valid.source}: has POS tags where {train.source} has {'none' if not train.has_pos else 'some'}")
 
     vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
-    bucket_lengths = sorted(set(buckets)) if buckets else default_buckets(train.lengths, batch_size)
+    bucket_lengths = buckets or default_buckets(train.lengths, batch_size)
     splits: dict[str, list[Bucket]] = {}
     counts: dict[str, dict[str, int]] = {}
     n_cut = 0

@@ -4,8 +4,9 @@
 trains epoch by epoch with Adam, scores train and validation data after each epoch
 (`metrics.py`), keeps the best model by validation entity F1, stops early after `patience`
 epochs without improvement, and writes the checkpoint files of docs/ARCHITECTURE.md atomically
-after every epoch. Ctrl-C saves the current parameters and returns; `resume_config(DIR)` gives
-the configuration to continue from such a folder.
+after every epoch. Ctrl-C saves the current parameters and returns; `config.resume_config(DIR)`
+gives the configuration to continue from such a folder. The configuration itself (`TrainConfig`,
+`ModelConfig`, every option's default and range) lives in the MXNet-free `config.py`.
 
 Several devices (`context="gpu:0,gpu:1"`) split each batch (data parallel, kvstore `device` or
 `local`); several machines use MXNet's parameter server (`kvstore="dist_sync"` and friends, see
@@ -22,7 +23,7 @@ import platform
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,7 +33,6 @@ from ner_fast import __version__
 from ner_fast.atomic import atomic_write_bytes, atomic_write_json
 from ner_fast.checkpoint import (
     CONFIG_VERSION,
-    ModelConfig,
     check_params,
     init_params,
     load_params,
@@ -40,104 +40,13 @@ from ner_fast.checkpoint import (
     save_params,
     unpack_params,
 )
-from ner_fast.decode import CRF, CRF_PARAMS, DECODERS
-from ner_fast.features import CASING_CLASSES
+from ner_fast.config import N_CASING, ModelConfig, TrainConfig, default_of, fixed_by_prepared, parse_context
+from ner_fast.decode import CRF, CRF_PARAMS
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
 from ner_fast.vocab import Vocabularies
 
 # MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run.
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
-
-KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
-
-
-# Named sets of the settings where the default departs from the tutorial (`ner-fast train --recipe`).
-# "tuned" (the default) is what measured better on the GMB validation split: Adam at lr 0.002
-# decayed by 0.9 per epoch, gradients clipped at 5, lower-cased words plus a casing embedding
-# (Chiu & Nichols), dropout 0.5, word dropout 0.1, a CRF output layer and BIO-constrained decoding
-# (the report: docs/TRAINING.md). "tutorial" is the tutorial's own: lr 0.01 constant, no clipping,
-# cased words only, dropout 0.1, per-token softmax and argmax. Keys are TrainConfig fields, or
-# ModelConfig fields (ARCH_RECIPE_KEYS) that go into `arch`; everything else is the tutorial's in both.
-RECIPES: dict[str, dict[str, Any]] = {
-    "tuned": {
-        "learning_rate": 0.002, "lr_decay": 0.9, "clip_gradient": 5.0, "lowercase": True, "word_dropout": 0.1,
-        "decode": "bio", "use_casing": True, "dropout": 0.5, "crf": True,
-    },
-    "tutorial": {
-        "learning_rate": 0.01, "lr_decay": 1.0, "clip_gradient": None, "lowercase": False, "word_dropout": 0.0,
-        "decode": "argmax", "use_casing": False, "dropout": 0.1, "crf": False,
-    },
-}  # fmt: skip
-ARCH_RECIPE_KEYS = ("use_casing", "dropout", "crf")
-
-
-def recipe_options(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The settings of recipe `name` as (TrainConfig keyword arguments, `arch` overrides)."""
-    if name not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {name!r}")
-    settings = RECIPES[name]
-    arch = {k: v for k, v in settings.items() if k in ARCH_RECIPE_KEYS}
-    return {k: v for k, v in settings.items() if k not in ARCH_RECIPE_KEYS}, arch
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; stored in `config.json` (section `train`).
-
-    `data` is a corpus file, a folder written by `ner-fast prepare`, or None for the bundled
-    corpus. `arch` holds `ModelConfig` keyword overrides (hidden, dropout, fused, ...); the vocabulary
-    sizes come from the data. The defaults are the "tuned" recipe (`RECIPES`).
-    """
-
-    out: str
-    data: str | None = None
-    format: str = "auto"
-    dev: str | None = None
-    split: tuple[float, float] = (0.8, 0.2)
-    max_sentences: int | None = None
-    max_token_chars: int = 20
-    buckets: list[int] | None = None
-    lowercase: bool = True
-    batch_size: int = 50
-    epochs: int = 30
-    patience: int | None = 5
-    learning_rate: float = 0.002
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    lr_decay: float = 0.9
-    clip_gradient: float | None = 5.0
-    word_dropout: float = 0.1
-    decode: str = "bio"
-    seed: int = 0
-    context: str = "cpu"
-    kvstore: str = "device"
-    arch: dict[str, Any] = field(default_factory=lambda: recipe_options("tuned")[1])
-
-    def __post_init__(self) -> None:
-        self.split = tuple(self.split)  # type: ignore[assignment]
-        if self.kvstore not in KVSTORES:
-            raise ValueError(f"kvstore must be one of {', '.join(KVSTORES)}, got {self.kvstore!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
-        if self.decode not in DECODERS:
-            raise ValueError(f"decode must be one of {', '.join(DECODERS)}, got {self.decode!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError("lr_decay must lie in (0, 1]")
-        unknown = set(self.arch) - {f.name for f in dataclasses.fields(ModelConfig)}
-        if unknown:
-            raise ValueError(f"unknown architecture options: {sorted(unknown)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        d = dataclasses.asdict(self)
-        d["split"] = list(self.split)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """The inverse of `to_dict`."""
-        return cls(**data)
 
 
 @dataclass
@@ -187,17 +96,11 @@ class TrainResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_context(spec: str) -> list[Any]:
-    """`"cpu"`, `"gpu:0"` or `"gpu:0,gpu:1"` -> MXNet contexts."""
+def mx_contexts(spec: str) -> list[Any]:
+    """`--context` (`config.parse_context`) -> MXNet contexts."""
     import mxnet as mx
 
-    contexts = []
-    for part in spec.split(","):
-        kind, _, index = part.strip().partition(":")
-        if kind not in ("cpu", "gpu") or (index and not index.isdigit()):
-            raise ValueError(f"bad context {part!r}: use cpu, gpu:N or a comma-separated list")
-        contexts.append(getattr(mx, kind)(int(index or 0)))
-    return contexts
+    return [getattr(mx, kind)(index) for kind, index in parse_context(spec)]
 
 
 def params_sha256(params: dict[str, np.ndarray]) -> str:
@@ -235,22 +138,21 @@ def _seed_everything(seed: int) -> None:
 
 
 def load_data(cfg: TrainConfig) -> Any:
-    """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus."""
+    """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
+
+    A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
+    was used), and a value of `cfg` that differs from the table default and from the folder's is an
+    OptionError (`config.fixed_by_prepared`).
+    """
     from ner_fast.prepare import PreparedData, prepare
 
     if cfg.data is not None and Path(cfg.data).is_dir():
-        return PreparedData.load(cfg.data)
-    return prepare(
-        cfg.data,
-        format=cfg.format,
-        split=cfg.split,
-        dev=cfg.dev,
-        max_sentences=cfg.max_sentences,
-        max_token_chars=cfg.max_token_chars,
-        batch_size=cfg.batch_size,
-        buckets=cfg.buckets,
-        lowercase=cfg.lowercase,
-    )
+        data = PreparedData.load(cfg.data)
+        asked = {k: v for k, v in cfg.data_options().items() if v != default_of(k)}
+        for name, value in fixed_by_prepared(data.settings, asked).items():
+            setattr(cfg, name, value)
+        return data
+    return prepare(cfg.data, batch_size=cfg.batch_size, **cfg.data_options())
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
@@ -261,7 +163,7 @@ def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> Mod
         n_tags=len(vocabs.tags),
         max_token_chars=max_token_chars,
         n_pos=len(vocabs.pos) if vocabs.pos is not None else 0,
-        n_casing=len(CASING_CLASSES) + 1,
+        n_casing=N_CASING,
         **cfg.arch,
     )
 
@@ -480,7 +382,7 @@ def train(
         )
         vocabs.save(out / "vocab.json")
 
-    contexts = parse_context(cfg.context)
+    contexts = mx_contexts(cfg.context)
     train_iter = BucketIter(
         data.splits["train"],
         cfg.batch_size,
@@ -563,7 +465,7 @@ def train(
                 f" valid {va_speed:,.0f} tokens/s, lr {lr:.5g}" + ("  (best so far)" if improved else "")
             )
             say(format_table({"train": tr, "valid": va}))
-            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+            if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 stopped = "patience"
                 say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
                 break
@@ -586,17 +488,3 @@ def train(
         rank=rank,
         num_workers=num_workers,
     )
-
-
-def resume_config(out: str | os.PathLike[str], *, epochs: int | None = None, patience: int | None = None) -> TrainConfig:
-    """The `TrainConfig` stored in checkpoint folder `out`, optionally with a new epoch cap or patience."""
-    path = Path(out) / "config.json"
-    if not path.exists():
-        raise ValueError(f"{out} is not a training folder (no config.json)")
-    cfg = TrainConfig.from_dict(json.loads(path.read_text())["train"])
-    cfg.out = str(out)
-    if epochs is not None:
-        cfg.epochs = epochs
-    if patience is not None:
-        cfg.patience = patience
-    return cfg
