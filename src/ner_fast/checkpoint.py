@@ -22,15 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes
+from ner_fast.atomic import atomic_write_bytes, read_npz
 from ner_fast.config import CONFIG_VERSION, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.vocab import Vocabularies
 
-__all__ = ["ModelConfig", "CONFIG_VERSION", "param_shapes", "init_params", "pack_params", "unpack_params",
+__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
            "check_params", "save_params", "load_params", "read_config", "load_model"]
 
 DIRECTIONS = ("fwd", "bwd")
+# Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
+RUN_FILES = ("config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
+             "metrics.jsonl")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -151,21 +154,23 @@ def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray], aux
 
 
 def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read a params npz written by `save_params` -> (arg params, aux params)."""
+    """Read a params npz written by `save_params` -> (arg params, aux params); ValueError naming the file."""
     args: dict[str, np.ndarray] = {}
     aux: dict[str, np.ndarray] = {}
-    if not Path(path).exists():
-        raise ValueError(f"{path}: no such parameter file")
-    with np.load(path, allow_pickle=False) as npz:
-        for key in npz.files:
-            kind, _, name = key.partition(":")
-            if kind == "arg":
-                args[name] = npz[key]
-            elif kind == "aux":
-                aux[name] = npz[key]
-            else:
-                raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME or aux:NAME)")
+    for key, array in read_npz(path, "parameter file").items():
+        kind, _, name = key.partition(":")
+        if kind == "arg":
+            args[name] = array
+        elif kind == "aux":
+            aux[name] = array
+        else:
+            raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME or aux:NAME)")
     return args, aux
+
+
+def run_files(folder: Path) -> set[str] | None:
+    """The files of an earlier `ner-fast train` run in `folder` (None: it holds none)."""
+    return set(RUN_FILES) if (folder / "config.json").is_file() else None
 
 
 def load_model(
@@ -180,7 +185,11 @@ def load_model(
     folder = Path(folder)
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
-    params, _ = load_params(folder / f"{which}.params.npz")
-    check_params(config, params)
+    path = folder / f"{which}.params.npz"
+    params, _ = load_params(path)
+    try:
+        check_params(config, params)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     vocabs = Vocabularies.load(folder / "vocab.json")
     return config, params, vocabs, doc

@@ -30,17 +30,26 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ner_fast import __version__
-from ner_fast.atomic import atomic_write_bytes, atomic_write_json
+from ner_fast.atomic import atomic_write_bytes, atomic_write_json, claim_output_dir, read_json, read_npz
 from ner_fast.checkpoint import (
     CONFIG_VERSION,
     check_params,
+    run_files,
     init_params,
     load_params,
     pack_params,
     save_params,
     unpack_params,
 )
-from ner_fast.config import N_CASING, ModelConfig, TrainConfig, default_of, fixed_by_prepared, parse_context
+from ner_fast.config import (
+    N_CASING,
+    ModelConfig,
+    OptionError,
+    TrainConfig,
+    default_of,
+    fixed_by_prepared,
+    parse_context,
+)
 from ner_fast.decode import CRF, CRF_PARAMS
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
 from ner_fast.vocab import Vocabularies
@@ -97,10 +106,21 @@ class TrainResult:
 
 
 def mx_contexts(spec: str) -> list[Any]:
-    """`--context` (`config.parse_context`) -> MXNet contexts."""
+    """`--context` (`config.parse_context`) -> MXNet contexts; OptionError for a GPU this MXNet cannot use."""
     import mxnet as mx
 
-    return [getattr(mx, kind)(index) for kind, index in parse_context(spec)]
+    contexts = []
+    for kind, index in parse_context(spec):
+        if kind == "gpu":
+            if not mx.runtime.Features().is_enabled("CUDA"):
+                raise OptionError(
+                    "--context", f"gpu:{index}: this MXNet ({mx.__version__}) is a CPU-only build; install the `gpu` extra"
+                )
+            visible = mx.context.num_gpus()
+            if index >= visible:
+                raise OptionError("--context", f"gpu:{index}: {visible} GPU(s) visible to MXNet")
+        contexts.append(getattr(mx, kind)(index))
+    return contexts
 
 
 def params_sha256(params: dict[str, np.ndarray]) -> str:
@@ -223,13 +243,16 @@ def _load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool
     updater, keys = _updater(module)
     if updater is None or not path.exists():
         return False
-    with np.load(path, allow_pickle=False) as npz:
-        saved = {k: npz[k] for k in npz.files}
+    saved = read_npz(path, "optimizer state file")
     parts: dict[str, dict[str, np.ndarray]] = {"mean": {}, "var": {}, "steps": {}}
     for key, arr in saved.items():
         prefix, _, name = key.partition(":")
-        if name:
+        if name and prefix in parts:
             parts[prefix][name] = arr
+        elif key != "num_update":
+            raise ValueError(f"{path}: unexpected array {key!r}")
+    if "num_update" not in saved or set(parts["mean"]) != set(parts["var"]) or set(parts["mean"]) != set(parts["steps"]):
+        raise ValueError(f"{path}: incomplete optimizer state (num_update, mean:, var:, steps: arrays)")
     if config.fused:
         parts = {p: pack_params(config, d) for p, d in parts.items()}
     opt = updater.optimizer
@@ -242,6 +265,51 @@ def _load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool
             per_device[key] = int(parts["steps"][name].ravel()[0])
     opt.num_update = int(saved["num_update"])
     return True
+
+
+def claim_run_dir(out: Path, force: bool = False) -> None:
+    """Check (and clear of an earlier run) the folder a new run writes, before any work.
+
+    `atomic.claim_output_dir` with the run's files (`checkpoint.run_files`): other files refuse the
+    folder unless `force`. A finished run (state.json) is only started over with `force`, since
+    `--resume` continues it; the files of the earlier run are removed then, nothing else.
+    """
+    claim = claim_output_dir(out, run_files, force=force)
+    if (out / "state.json").exists() and not force:
+        raise OptionError(
+            "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
+        )
+    for name in claim.previous:
+        (out / name).unlink(missing_ok=True)
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    """`state.json` of a run to resume; ValueError naming the file when missing or malformed."""
+    path = out / "state.json"
+    if not path.exists():
+        raise ValueError(
+            f"{path}: missing, so the run in {out} never finished an epoch; nothing to resume,"
+            f" start it again with --out {out}"
+        )
+    doc = read_json(path, "training state")
+    if not isinstance(doc, dict) or not isinstance(doc.get("epoch"), int) or not isinstance(doc.get("bad_epochs", 0), int):
+        raise ValueError(f"{path}: not a ner-fast training state (needs integer 'epoch' and 'bad_epochs')")
+    return doc
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The epoch records of `metrics.jsonl` (none if it is missing); ValueError naming file and line."""
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return records
 
 
 def _versions() -> dict[str, str]:
@@ -322,12 +390,16 @@ def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
+    force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train per `cfg` into the folder `cfg.out` (created; with `resume`, continued).
 
-    Returns the history and how the run ended; raises ValueError on unusable settings or data.
+    The folder must be new, empty, or a run that never finished an epoch (`claim_run_dir`); `force`
+    also starts over a finished run or writes beside other files (kept). Returns the history and
+    how the run ended; raises OptionError (a ValueError) on unusable options, ValueError on unusable
+    data or checkpoint files, OSError where the folder cannot be written.
     The process is switched to flush-to-zero (`flush_denormals`) before MXNet is imported.
     """
     flush_denormals()
@@ -339,6 +411,7 @@ def train(
     wall_start = time.perf_counter()
     _seed_everything(cfg.seed)
 
+    contexts = mx_contexts(cfg.context)
     kv: Any = cfg.kvstore
     rank, num_workers = 0, 1
     if "dist" in cfg.kvstore:
@@ -347,28 +420,33 @@ def train(
     writes = rank == 0
     out = Path(cfg.out)
 
+    # The folder is checked before the data is read: a mistake there costs nothing.
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    if resume:
+        state.update(read_state(out))
+    elif writes:
+        claim_run_dir(out, force=force)
+
     data = load_data(cfg)
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     scheme = TagScheme(vocabs.tags.itos)
 
-    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
     history: list[dict[str, Any]] = []
     params: dict[str, np.ndarray] | None = None
     if resume:
         if Vocabularies.load(out / "vocab.json") != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
-        state.update(json.loads((out / "state.json").read_text()))
         params, _ = load_params(out / "last.params.npz")
-        check_params(config, params)
-        lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
-        history = [json.loads(line) for line in lines if line.strip()][: state["epoch"]]
+        try:
+            check_params(config, params)
+        except ValueError as err:
+            raise ValueError(f"{out / 'last.params.npz'}: {err}") from None
+        history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "state.json").exists():
-            raise ValueError(f"{out} already holds a training run: use --resume {out} or another --out")
     if writes:
         atomic_write_json(
             out / "config.json",
@@ -382,7 +460,6 @@ def train(
         )
         vocabs.save(out / "vocab.json")
 
-    contexts = mx_contexts(cfg.context)
     train_iter = BucketIter(
         data.splits["train"],
         cfg.batch_size,

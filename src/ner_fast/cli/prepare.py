@@ -32,20 +32,24 @@ def format_summary(summary: dict) -> str:
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write: new, empty, or an earlier `ner-fast prepare` output (replaced only when the"
                    " whole run succeeds).")
+@click.option("--force", is_flag=True,
+              help="Also write into a non-empty folder that is not a prepare output (its other files are kept).")
 @click_options("prepare")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def prepare_command(data: Path | None, out: Path, recipe_name: str | None, as_json: bool, **values: Any) -> None:
+def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str | None, as_json: bool, **values: Any) -> None:
     """Read a tagged corpus (default: the bundled GMB corpus), split it, build vocabularies on the
     training split and write the bucket tensors and vocabularies to OUT."""
+    from ner_fast.atomic import claim_output_dir
     from ner_fast.config import OptionError, given_options, recipe_defaults
     from ner_fast.corpus import CorpusError
-    from ner_fast.prepare import prepare
+    from ner_fast.prepare import prepare, prepared_files
 
     settings = {o: v for o, v in recipe_defaults(recipe_name or DEFAULT_RECIPE).items() if o in values}
     settings.update(given_options(values))
     try:
+        claim = claim_output_dir(out, prepared_files, force=force)  # before reading the corpus
         prepared = prepare(data, **settings)
-        prepared.save(out)
+        prepared.save(claim)
     except OptionError as err:
         raise click.UsageError(str(err)) from None
     except (CorpusError, ValueError, OSError) as err:

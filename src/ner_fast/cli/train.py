@@ -18,6 +18,9 @@ from ner_fast.config import click_options
 @click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder to create (required unless --resume).")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
               help="Continue the run in this folder (only --epochs, --patience and --context may change).")
+@click.option("--force", is_flag=True,
+              help="Start over a finished run in --out, or write beside other files there (only the run's own"
+                   " files are replaced; nothing else is removed).")
 @click_options("train")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's result as JSON on stdout.")
@@ -25,6 +28,7 @@ def train_command(
     data: str | None,
     out: str | None,
     resume_dir: str | None,
+    force: bool,
     recipe_name: str | None,
     progress: bool,
     as_json: bool,
@@ -48,7 +52,7 @@ def train_command(
         cfg = command_line_config(
             data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given_options(values)
         )
-        result = train(cfg, resume=resume_dir is not None, progress=progress)
+        result = train(cfg, resume=resume_dir is not None, force=force, progress=progress)
     except OptionError as err:
         raise click.UsageError(str(err)) from None
     except (CorpusError, ValueError, OSError) as err:
