@@ -156,6 +156,17 @@ class OutputDir:
     path: Path
     previous: frozenset[str] = frozenset()
     foreign: frozenset[str] = frozenset()
+    option: str = "--out"
+
+    def refuse_clashes(self, names: Collection[str]) -> None:
+        """OptionError if writing `names` would overwrite entries this command did not write (even with force)."""
+        from ner_fast.config import OptionError
+
+        clash = sorted(set(names) & self.foreign)
+        if clash:
+            raise OptionError(
+                self.option, f"{self.path}: {', '.join(clash)} was not written by this command; not overwritten, even with --force"
+            )
 
 
 def nothing_owned(folder: Path) -> None:
@@ -189,11 +200,11 @@ def claim_output_dir(
         raise OptionError(option, f"{path} is a file, not a folder")
     _check_writable(path)
     if not path.exists():
-        return OutputDir(path)
+        return OutputDir(path, option=option)
     remove_stale_temps(path)
     entries = {e for e in os.listdir(path) if not _TEMP.match(e)}  # a live run's temporaries are not content
     if not entries:
-        return OutputDir(path)
+        return OutputDir(path, option=option)
     ours = set(owned(path) or ()) & entries
     foreign = entries - ours
     if foreign and not force:
@@ -204,7 +215,7 @@ def claim_output_dir(
             f"{path} holds other files ({shown}) {what}; choose a new or empty folder, or add --force"
             " (then only this command's own files there are replaced)",
         )
-    return OutputDir(path, frozenset(ours), frozenset(foreign))
+    return OutputDir(path, frozenset(ours), frozenset(foreign), option)
 
 
 def _check_writable(path: Path) -> None:
@@ -236,7 +247,7 @@ def atomic_dir(
     command, the filled folder is swapped in by renames (an earlier output is replaced only once the
     new one is complete). Into a folder with other entries (`force`), the new files are moved in one
     by one and the earlier output's files that the new one lacks are removed; nothing else is
-    touched. On an error the temporary folder is removed and `target` is left as it was.
+    touched (a new file that would overwrite another's is an OptionError before anything moves). On an error the temporary folder is removed and `target` is left as it was.
     """
     claim = target if isinstance(target, OutputDir) else claim_output_dir(target, owned, force=force)
     path = claim.path
@@ -251,6 +262,7 @@ def atomic_dir(
         yield tmp
         if claim.foreign:
             written = set(os.listdir(tmp))
+            claim.refuse_clashes(written)
             for name in sorted(written):
                 os.replace(tmp / name, path / name)
             for name in claim.previous - written:

@@ -170,7 +170,11 @@ def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], di
 
 def run_files(folder: Path) -> set[str] | None:
     """The files of an earlier `ner-fast train` run in `folder` (None: it holds none)."""
-    return set(RUN_FILES) if (folder / "config.json").is_file() else None
+    try:
+        read_config(folder)
+    except ValueError:
+        return None
+    return set(RUN_FILES)
 
 
 def load_model(

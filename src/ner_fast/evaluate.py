@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ner_fast.buckets import Bucket, build_buckets
 from ner_fast.checkpoint import load_model
+from ner_fast.config import read_config
 from ner_fast.decode import CRF
 from ner_fast.metrics import Accumulator, Scores, TagScheme
 
@@ -94,6 +95,7 @@ def evaluate(
 
     config, params, vocabs, doc = load_model(model_dir, which)
     if data is None:
+        doc = read_config(model_dir, need_train=True)  # its train section rebuilds the split: checked, errors name the file
         buckets = validation_buckets(doc, vocabs)
     else:
         lengths = doc.get("data", {}).get("buckets") or []

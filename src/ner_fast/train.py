@@ -34,6 +34,7 @@ from ner_fast.atomic import atomic_write_bytes, atomic_write_json, claim_output_
 from ner_fast.checkpoint import (
     CONFIG_VERSION,
     check_params,
+    RUN_FILES,
     run_files,
     init_params,
     load_params,
@@ -275,6 +276,7 @@ def claim_run_dir(out: Path, force: bool = False) -> None:
     `--resume` continues it; the files of the earlier run are removed then, nothing else.
     """
     claim = claim_output_dir(out, run_files, force=force)
+    claim.refuse_clashes(RUN_FILES)
     if (out / "state.json").exists() and not force:
         raise OptionError(
             "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
