@@ -173,3 +173,14 @@ def test_train_split_takes_one_fraction_like_prepare(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "config.json").read_text())
     assert doc["train"]["split"] == [0.8, 0.2] and doc["data"]["summary"]["splits"]["valid"]["sentences"] == 12
+
+
+def test_evaluate_rebuilds_a_prepared_run_recorded_before_the_rule(copy: Path) -> None:
+    # Runs trained before the rule recorded the recipe's lowercase over a cased prepared folder.
+    path = copy / "config.json"
+    doc = json.loads(path.read_text())
+    doc["train"]["lowercase"] = True
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["tokens"] > 0

@@ -139,6 +139,22 @@ def test_a_symlink_is_written_through(tmp_path: Path) -> None:
     assert real.read_text() == "new" and (real.stat().st_mode & 0o777) == 0o640
 
 
+def test_tag_output_through_a_symlink(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "pkg")]).exit_code == 0
+    (tmp_path / "in.txt").write_text("Angela visited\nParis\n", encoding="utf-8")
+    real = tmp_path / "results" / "tagged.tsv"
+    real.parent.mkdir()
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "tagged.tsv"
+    link.symlink_to(real)
+    result = runner.invoke(cli, ["tag", str(tmp_path / "pkg"), str(tmp_path / "in.txt"), "--input-format", "tokens", "--output", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert [line.split("\t")[0] for line in real.read_text().split("\n") if line] == ["Angela", "visited", "Paris"]
+
+
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -26,7 +26,7 @@ def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     from ner_fast.config import TrainConfig
     from ner_fast.train import load_data
 
-    data = load_data(TrainConfig.from_dict(doc["train"]))
+    data = load_data(TrainConfig.from_dict(doc["train"]), check=False)
     if data.vocabs != vocabs:
         raise ValueError(
             f"the training data ({doc['data'].get('source')}) no longer gives the model's vocabularies:"

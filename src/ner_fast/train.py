@@ -158,18 +158,19 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig) -> Any:
+def load_data(cfg: TrainConfig, check: bool = True) -> Any:
     """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
-    was used), and a value of `cfg` that differs from the table default and from the folder's is an
-    OptionError (`config.fixed_by_prepared`).
+    was used), and (with `check`) a value of `cfg` that differs from the table default and from the
+    folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
+    (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
     """
     from ner_fast.prepare import PreparedData, prepare
 
     if cfg.data is not None and Path(cfg.data).is_dir():
         data = PreparedData.load(cfg.data)
-        asked = {k: v for k, v in cfg.data_options().items() if v != default_of(k)}
+        asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
         for name, value in fixed_by_prepared(data.settings, asked).items():
             setattr(cfg, name, value)
         return data
