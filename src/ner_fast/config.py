@@ -60,9 +60,9 @@ def recipe(tuned: Any, tutorial: Any) -> dict[str, Any]:
 class Option:
     """One option: name, kind, default(s), range, help and the dataclass it feeds.
 
-    `kind`: "int", "float", "bool" (a --x/--no-x flag pair), "choice", "str", "path" (an existing
-    file), "context" (`parse_context`), "ints" (comma-separated integers, order kept), "buckets" (`parse_buckets`) or "split"
-    (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
+    `kind`: "int", "float", "bool" (a --x/--no-x flag pair), "choice", "path" (an existing file),
+    "context" (`parse_context`), "ints" (comma-separated integers, order kept), "buckets"
+    (`parse_buckets`) or "split" (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
     (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in
     the help). `optional`: None is allowed (no value). `resumable`: `train --resume` may change it.
     `commands`: the CLI commands that offer it.
@@ -126,7 +126,7 @@ class Option:
             elif k == "choice":
                 if value not in self.choices:
                     raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
-            elif k in ("str", "path"):
+            elif k == "path":
                 value = os.fspath(value)
             elif k == "context":
                 parse_context(value)
@@ -531,7 +531,7 @@ def _click_option(opt: Option) -> Callable[[Callable[..., Any]], Callable[..., A
         off = {"--fused": "--unfused"}.get(flag, "--no-" + flag[2:])
         return click.option(f"{flag}/{off}", opt.name, **kwargs)
     types: dict[str, Any] = {
-        "int": int, "float": float, "str": str, "context": str, "ints": str, "buckets": str, "split": str,
+        "int": int, "float": float, "context": str, "ints": str, "buckets": str, "split": str,
         "choice": click.Choice(opt.choices),
         "path": click.Path(exists=True, dir_okay=False),
     }  # fmt: skip
