@@ -8,7 +8,7 @@ canonical (unpacked) parameter dicts live in the mxnet-free `checkpoint.py`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import mxnet as mx
 import numpy as np
@@ -17,7 +17,7 @@ from ner_fast.checkpoint import ModelConfig, check_params, pack_params
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 
-__all__ = ["ModelConfig", "make_sym_gen", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
+__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
 
 
 def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:
@@ -187,6 +187,21 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
         return out, ("data",), ("softmax_label",)
 
     return sym_gen
+
+
+def check_bucket_params(config: ModelConfig, lengths: Iterable[int]) -> None:
+    """RuntimeError unless the training graph of every length in `lengths` lists the same parameters
+    in the same order: `BucketingModule`'s buckets share one optimizer that keys its states by
+    parameter position, so a bucket that differs would update parameters with another's state."""
+    sym_gen = make_sym_gen(config)
+    inputs = ("data", "softmax_label")
+    seen: dict[tuple[str, ...], int] = {}
+    for length in sorted(set(lengths)):
+        names = tuple(a for a in sym_gen(length)[0].list_arguments() if a not in inputs)
+        seen.setdefault(names, length)
+    if len(seen) > 1:
+        (a, la), (b, lb) = list(seen.items())[:2]
+        raise RuntimeError(f"bucket {la} lists parameters {list(a)}, bucket {lb} {list(b)}: the optimizer would mix them")
 
 
 def proba_symbol(config: ModelConfig, seq_len: int) -> mx.sym.Symbol:

@@ -409,6 +409,7 @@ def train(
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
+    from ner_fast.model import check_bucket_params
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
@@ -476,6 +477,7 @@ def train(
     if params is None:
         params = init_params(config, cfg.seed)
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
+    check_bucket_params(config, [b.length for split in data.splits.values() for b in split])
     module = make_module(config, params, contexts, cfg.batch_size, longest)
     optimizer_params: dict[str, Any] = {
         "learning_rate": cfg.learning_rate,
