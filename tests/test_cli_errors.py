@@ -136,7 +136,7 @@ def test_resume_honours_patience_zero(copy: Path) -> None:
 @pytest.mark.parametrize(
     "args,flag",
     [(["--lr", "0.1"], "--lr"), (["--hidden", "9"], "--hidden"), (["--lowercase"], "--lowercase"),
-     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA")],
+     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA"), (["--force"], "--force")],
 )  # fmt: skip
 def test_resume_refuses_options_it_cannot_honour(copy: Path, prepared: Path, args: list[str], flag: str) -> None:
     args = [str(prepared) if a == "DATA" else a for a in args]

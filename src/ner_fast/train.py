@@ -405,6 +405,8 @@ def train(
     data or checkpoint files, OSError where the folder cannot be written.
     The process is switched to flush-to-zero (`flush_denormals`) before MXNet is imported.
     """
+    if resume and force:
+        raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
     flush_denormals()
     import mxnet as mx
 
