@@ -193,8 +193,11 @@ def normalise_buckets(lengths: Iterable[int]) -> list[int]:
 
 
 def parse_buckets(text: str) -> list[int]:
-    """The one bucket-list parser: "40,10, 20" -> [10, 20, 40]."""
-    return normalise_buckets(parse_int_list(text))
+    """The one bucket-list parser: "40,10, 20" -> [10, 20, 40]; ValueError naming the text otherwise."""
+    try:
+        return normalise_buckets(parse_int_list(text))
+    except ValueError:
+        raise ValueError(f"bucket lengths must be comma-separated positive integers, got {text!r}") from None
 
 
 def _check_split(values: Sequence[float]) -> tuple[float, float]:

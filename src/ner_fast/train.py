@@ -444,7 +444,7 @@ def train(
     if resume:
         if Vocabularies.load(out / "vocab.json") != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
-        params, _ = load_params(out / "last.params.npz")
+        params = load_params(out / "last.params.npz")
         try:
             check_params(config, params)
         except ValueError as err:
