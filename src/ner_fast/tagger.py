@@ -193,7 +193,8 @@ class Tagger:
 
     def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
-        (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
+        (`batch_size` sentences a `tag_batch` call, `n_threads` of its batches at once, default the
+        tagger's `workers`; the next group is tokenized meanwhile: `ner_fast.text.pipe`)."""
         return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
@@ -217,12 +218,14 @@ class Tagger:
         pos: Sequence[Sequence[str]] | None = None,
         batch_size: int = 64,
         proba: bool = False,
+        workers: int | None = None,
     ) -> Any:
-        """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once.
+        """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once,
+        `workers` batches at once in threads (default: the tagger's `workers`).
 
         With `proba=True` returns `(tags, probabilities)`, one (len(sentence), len(self.tags)) array each.
         """
-        tags, probs = self._run(sentences, pos, batch_size, proba)
+        tags, probs = self._run(sentences, pos, batch_size, proba, workers)
         return (tags, probs) if proba else tags
 
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
@@ -249,7 +252,11 @@ class Tagger:
         pos: Sequence[Sequence[str]] | None,
         batch_size: int,
         proba: bool,
+        workers: int | None = None,
     ) -> tuple[list[Any], list[np.ndarray]]:
+        workers = self.workers if workers is None else workers
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
@@ -286,8 +293,8 @@ class Tagger:
                     probs[a:b] = out[row, : b - a]
 
         jobs = plan_batches(lengths, self.buckets, batch_size)
-        if self.workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(self.workers) as pool:
+        if workers > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
         else:
             for job in jobs:
