@@ -19,7 +19,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.onnx_export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
-from ner_fast.text import ABBREVIATIONS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
+from ner_fast.text import ABBREVIATIONS, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import make_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "ner_fast" / "data" / "ner_dataset.csv.zip"
@@ -103,9 +103,9 @@ def test_offsets_are_valid_ordered_and_cover_every_non_separator(parts: list[str
         previous_end = b
     for i, ch in enumerate(text):
         assert covered[i] == (0 if is_separator(ch) else 1), (i, ch)
-    # Sentences: from token 0 to the last, none empty (no sentence at all without tokens).
+    # Sentences: from token 0 to the last, none empty (no sentence at all without tokens), none too long.
     assert offsets[0] == 0 and offsets[-1] == len(w)
-    assert np.all(np.diff(offsets) > 0)
+    assert np.all(np.diff(offsets) > 0) and np.all(np.diff(offsets) <= MAX_SENTENCE_TOKENS)
     assert len(offsets) == 1 if not w else len(offsets) >= 2
 
 
@@ -179,6 +179,16 @@ def test_sentence_splitting(text: str, expected: list[str]) -> None:
     assert sentences(text) == expected
 
 
+def test_no_sentence_is_longer_than_the_cap() -> None:
+    cap = MAX_SENTENCE_TOKENS
+    text = " ".join(f"w{i}" for i in range(2 * cap + 10)) + ". Short one."
+    w, starts, ends, offsets = segment(text)
+    lengths = [b - a for a, b in zip(offsets[:-1], offsets[1:])]
+    # The run without a full stop is cut every `cap` tokens; the short sentence keeps its own bounds.
+    assert lengths == [cap, cap, 11, 3]
+    assert w[offsets[-2] : offsets[-1]] == ["Short", "one", "."]
+
+
 def test_split_sentences_returns_token_offsets() -> None:
     text = "a. B"
     w, starts, ends = tokenize(text)
@@ -243,6 +253,13 @@ def test_call_tags_the_sentences_of_the_text_like_tag_batch(tagger: Tagger) -> N
         assert [(e.label, [t.text for t in doc.tokens[e.token_start : e.token_end]]) for e in doc.entities] == expected
         n_entities += len(doc.entities)
     assert n_entities > 0
+
+
+def test_a_long_text_without_sentence_ends(tagger: Tagger) -> None:
+    text = "alpha\tbeta gamma\u00a0" * 2000  # 6,000 tokens, no full stop: cut at the sentence cap
+    doc = tagger(text)
+    check_doc(doc, text)
+    assert len(doc) == 6000 and len(doc.sentences) == -(-6000 // MAX_SENTENCE_TOKENS)
 
 
 @pytest.mark.parametrize("batch_size, n_threads", [(1, 1), (2, 2), (3, 1), (256, 2)])
