@@ -40,6 +40,14 @@ class ModelConfig:
     Sizes count the padding/unknown ids (`n_words = len(vocabs.words)`); `n_pos = 0` means the
     corpus has no POS column, and then POS is not used whatever `use_pos` says. `crf` replaces the
     per-token softmax loss by a linear-chain CRF over the same scores (Lample et al. 2016).
+
+    Auxiliary training heads (multi-task; they change what the network learns, not its input):
+    `pos_aux_weight` > 0 adds a POS head (`pos_fc`, softmax over the POS vocabulary on the BiLSTM
+    output) trained on the corpus's POS column with that loss weight; the exported graph keeps it
+    as a second output, so a POS-free model still returns POS tags. `lm_aux_weight` > 0 adds Rei
+    (2017)'s language-model loss: the last layer's forward LSTM predicts the next word and the
+    backward one the previous word, over the `lm_vocab` most frequent word ids (rarer ones count as
+    `<unk>`), through a `lm_dim` tanh layer; training only, never exported.
     """
 
     n_words: int
@@ -60,6 +68,10 @@ class ModelConfig:
     dropout: float = 0.1
     fused: bool = True
     crf: bool = False
+    pos_aux_weight: float = 0.0
+    lm_aux_weight: float = 0.0
+    lm_vocab: int = 7500
+    lm_dim: int = 50
 
     def __post_init__(self) -> None:
         self.filter_widths = [int(w) for w in self.filter_widths]
@@ -71,11 +83,32 @@ class ModelConfig:
             raise ValueError("use_casing needs n_casing (the number of casing ids, padding included)")
         if self.num_layers < 1 or self.hidden < 1:
             raise ValueError("num_layers and hidden must be positive")
+        if self.pos_aux_weight < 0 or self.lm_aux_weight < 0:
+            raise ValueError("auxiliary loss weights must not be negative")
+        if self.pos_head and self.pos_enabled:
+            raise ValueError("a POS head predicts POS tags, so POS cannot be an input too: turn off use_pos")
+        if self.lm_head and (self.lm_vocab < 3 or self.lm_dim < 1):
+            raise ValueError("lm_vocab must be at least 3 (pad, unk and a word) and lm_dim positive")
 
     @property
     def pos_enabled(self) -> bool:
         """Whether the one-hot POS feature is part of the input (asked for and available)."""
         return self.use_pos and self.n_pos > 0
+
+    @property
+    def pos_head(self) -> bool:
+        """Whether the network has the auxiliary POS output head (asked for and the corpus has POS)."""
+        return self.pos_aux_weight > 0 and self.n_pos > 0
+
+    @property
+    def lm_head(self) -> bool:
+        """Whether training adds the language-model loss (Rei 2017)."""
+        return self.lm_aux_weight > 0
+
+    @property
+    def lm_classes(self) -> int:
+        """Word ids the language-model head predicts: pad, unk and the most frequent words."""
+        return min(self.lm_vocab, self.n_words)
 
     @property
     def input_dim(self) -> int:
@@ -133,7 +166,26 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes["fc_bias"] = (c.n_tags,)
     if c.crf:
         shapes.update(zip(CRF_PARAMS, [(c.n_tags, c.n_tags), (c.n_tags,), (c.n_tags,)]))
+    # The auxiliary heads come last, so adding them leaves the other parameters' initial draws unchanged.
+    if c.pos_head:
+        shapes["pos_fc_weight"] = (c.n_pos, 2 * h)
+        shapes["pos_fc_bias"] = (c.n_pos,)
+    if c.lm_head:
+        for d in DIRECTIONS:
+            shapes[f"lm_{d}_hidden_weight"] = (c.lm_dim, h)
+            shapes[f"lm_{d}_hidden_bias"] = (c.lm_dim,)
+            shapes[f"lm_{d}_out_weight"] = (c.lm_classes, c.lm_dim)
+            shapes[f"lm_{d}_out_bias"] = (c.lm_classes,)
     return shapes
+
+
+def inference_params(config: ModelConfig, params: dict[str, np.ndarray]) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """The config and parameters of the network as exported: without the training-only LM head."""
+    if not config.lm_head:
+        return config, params
+    kept = dataclasses.replace(config, lm_aux_weight=0.0)
+    names = set(param_shapes(kept))
+    return kept, {n: a for n, a in params.items() if n in names}
 
 
 def init_params(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:

@@ -61,14 +61,16 @@ KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 RECIPES: dict[str, dict[str, Any]] = {
     "tuned": {
         "learning_rate": 0.002, "lr_decay": 0.9, "clip_gradient": 5.0, "lowercase": True, "word_dropout": 0.1,
-        "decode": "bio", "use_casing": True, "dropout": 0.5, "crf": True,
+        "decode": "bio", "use_casing": True, "dropout": 0.5, "crf": True, "use_pos": True, "pos_aux_weight": 0.0,
+        "lm_aux_weight": 0.0,
     },
     "tutorial": {
         "learning_rate": 0.01, "lr_decay": 1.0, "clip_gradient": None, "lowercase": False, "word_dropout": 0.0,
-        "decode": "argmax", "use_casing": False, "dropout": 0.1, "crf": False,
+        "decode": "argmax", "use_casing": False, "dropout": 0.1, "crf": False, "use_pos": True, "pos_aux_weight": 0.0,
+        "lm_aux_weight": 0.0,
     },
 }  # fmt: skip
-ARCH_RECIPE_KEYS = ("use_casing", "dropout", "crf")
+ARCH_RECIPE_KEYS = ("use_casing", "dropout", "crf", "use_pos", "pos_aux_weight", "lm_aux_weight")
 
 
 def recipe_options(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -391,15 +393,20 @@ def run_epoch(
     progress: bool,
     decode: str = "argmax",
     crf: bool = False,
+    pos_index: int | None = None,
 ) -> tuple[Scores, float]:
     """One pass (training or scoring) -> (scores, real tokens per second).
 
     `decode` as in `decode.py`; `crf`: the module has a CRF output layer, whose current scores
-    decode each batch.
+    decode each batch; `pos_index`: the module output holding the POS head's probabilities
+    (`model.pos_output_index`), scored against the input's POS row into `Scores.pos_accuracy`.
     """
     from tqdm import tqdm
 
+    from ner_fast.features import ROW_POS
+
     acc = Accumulator(scheme, decode)
+    pos_right = pos_total = 0
     data_iter.reset()
     start = time.perf_counter()
     with tqdm(total=data_iter.num_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
@@ -408,11 +415,19 @@ def run_epoch(
             if train:
                 module.backward()
                 module.update()
-            proba = module.get_outputs()[0].asnumpy().transpose(0, 2, 1)
+            outputs = module.get_outputs()
+            proba = outputs[0].asnumpy().transpose(0, 2, 1)
             acc.add(batch.label[0].asnumpy(), proba, _current_crf(module) if crf else None)
+            if pos_index is not None:
+                gold_pos = batch.data[0].asnumpy()[:, ROW_POS]
+                real = gold_pos > 0  # POS id 0 is padding
+                pos_right += int((outputs[pos_index].asnumpy().argmax(axis=1) == gold_pos)[real].sum())
+                pos_total += int(real.sum())
             bar.update(1)
     seconds = time.perf_counter() - start
     scores = acc.result()
+    if pos_index is not None:
+        scores.pos_accuracy = pos_right / max(pos_total, 1)
     return scores, scores.tokens / max(seconds, 1e-9)
 
 
@@ -432,6 +447,7 @@ def train(
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
+    from ner_fast.model import pos_output_index
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
@@ -542,11 +558,11 @@ def train(
             lr = cfg.learning_rate * cfg.lr_decay**epoch
             tr, tr_speed = run_epoch(
                 module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
-                decode=cfg.decode, crf=config.crf,
+                decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
             )
             va, va_speed = run_epoch(
                 module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress,
-                decode=cfg.decode, crf=config.crf,
+                decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
             )
             record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
             history.append(record.to_dict())

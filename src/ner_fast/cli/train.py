@@ -47,7 +47,13 @@ def _int_list(value: str | None) -> list[int] | None:
 @click.option("--word-dim", default=150, show_default=True)
 @click.option("--casing/--no-casing", "use_casing", default=None, help="Add a casing-class embedding.  [tuned: yes; tutorial: no]")
 @click.option("--casing-dim", default=10, show_default=True)
-@click.option("--pos/--no-pos", "use_pos", default=True, show_default=True, help="Use one-hot POS where the corpus has it.")
+@click.option("--pos/--no-pos", "use_pos", default=None, help="Use one-hot POS where the corpus has it.  [tuned: yes; tutorial: yes]")
+@click.option("--pos-aux-weight", type=float,
+              help="Weight of the auxiliary POS output head's loss (multi-task, predicts the corpus's POS column; needs --no-pos); 0: no head.  [tuned: 0; tutorial: 0]")
+@click.option("--lm-aux-weight", type=float,
+              help="Weight of the auxiliary language-model loss (Rei 2017: next/previous word from the forward/backward LSTM); 0: none.  [tuned: 0; tutorial: 0]")
+@click.option("--lm-vocab", default=7500, show_default=True, help="Words the language-model loss predicts (the most frequent; the rest count as unknown).")
+@click.option("--lm-dim", default=50, show_default=True, help="Width of the language-model head's tanh layer.")
 @click.option("--hidden", default=275, show_default=True, help="LSTM units per direction.")
 @click.option("--layers", "num_layers", default=1, show_default=True, help="BiLSTM layers.")
 @click.option("--dropout", type=float, help="Dropout on the LSTM inputs and outputs.  [tuned: 0.5; tutorial: 0.1]")
