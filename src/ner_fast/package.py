@@ -9,7 +9,9 @@ A package (written by `ner_fast.onnx_export.write_package`) is a folder:
     dynamic.onnx         the same network with a free sequence length (sentences longer than every bucket)
 
 `load_package` refuses a package whose files do not match their checksums or whose format is newer
-than this code understands.
+than this code understands. `default_package_path()` is the pretrained package installed with
+ner-fast (package data, built by `./dev.sh build-model`, see `ner_fast.bundle`): what
+`Tagger.load()` opens when given no path.
 """
 from __future__ import annotations
 
@@ -28,10 +30,25 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
+# The bundled pretrained package, inside the installed ner_fast package.
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 
 
 class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
+
+
+def default_package_path() -> Path:
+    """The folder of the pretrained package bundled with ner-fast (the one place that knows it).
+
+    Raises PackageError when this installation has none (a source tree where it was never built).
+    """
+    if not (DEFAULT_PACKAGE / MANIFEST_FILE).is_file():
+        raise PackageError(
+            f"{DEFAULT_PACKAGE}: no bundled model package in this installation; build it with"
+            " `./dev.sh build-model` or pass the path of a package"
+        )
+    return DEFAULT_PACKAGE
 
 
 def graph_file(seq_len: int | None) -> str:

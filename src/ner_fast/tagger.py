@@ -37,7 +37,7 @@ from ner_fast import _kernels
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, load_package
+from ner_fast.package import Package, PackageError, default_package_path, load_package
 from ner_fast.vocab import UNK, Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -146,7 +146,7 @@ class Tagger:
     @classmethod
     def load(
         cls,
-        package: str | os.PathLike[str] | Package,
+        package: str | os.PathLike[str] | Package | None = None,
         device: Device = "auto",
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
@@ -158,6 +158,8 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
+        With no `package`, the pretrained package bundled with ner-fast (`package.default_package_path()`).
+
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
         says when CUDA was wanted (or found by "auto") but the sessions run on the CPU.
@@ -167,6 +169,8 @@ class Tagger:
         memory and load faster; sentences then pad to the smallest loaded bucket that fits. `decode` and
         `workers` as in the class docstring.
         """
+        if package is None:
+            package = default_package_path()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
