@@ -19,13 +19,13 @@ from helpers import SENTENCES, make_checkpoint
 from ner_fast import Tagger
 from ner_fast.checkpoint import ModelConfig, init_params, pack_params, param_shapes, unpack_params
 from ner_fast.cli.train import train_command
-from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD, featurize
 from ner_fast.model import make_sym_gen, pos_output_index
 from ner_fast.onnx_export import POS_OUTPUT_NAME, export_model
 from ner_fast.package import load_package
 from ner_fast.prepare import prepare
-from ner_fast.train import TrainConfig, train
+from ner_fast.config import TrainConfig
+from ner_fast.train import train
 from ner_fast.vocab import UNK
 
 CONFIG = ModelConfig(
@@ -71,20 +71,22 @@ def _xent_bias_grad(proba: np.ndarray, target: np.ndarray, weight: float) -> np.
     return weight * (proba[keep] - onehot).sum(axis=0) / keep.sum()
 
 
-def test_aux_parameters_are_in_every_bucket_graph() -> None:
-    """BucketingModule shares one parameter set: every length, 1 included, must list the same ones."""
-    for crf in (False, True):
-        config = dataclasses.replace(CONFIG, crf=crf, fused=False)
+def test_aux_parameters_are_in_every_bucket_graph_in_the_same_order() -> None:
+    """BucketingModule shares one optimizer keyed by parameter position: every length, 1 included,
+    must list the same parameters, heads included, in the same order."""
+    for crf, fused in ((False, False), (True, False), (True, True)):
+        config = dataclasses.replace(CONFIG, crf=crf, fused=fused)
+        lists = {}
         for seq_len in (1, 2, 9):
             sym, _, _ = make_sym_gen(config)(seq_len)
             shapes, _, _ = sym.infer_shape(data=(3, config.n_features, seq_len), softmax_label=(3, seq_len))
-            got = {n: tuple(s) for n, s in zip(sym.list_arguments(), shapes) if n not in ("data", "softmax_label")}
-            expected = param_shapes(config)
-            assert AUX_NAMES <= set(got), (crf, seq_len)
-            # Known elsewhere (issue 8, defect 1): a one-token CRF graph has no transition to use.
-            missing = set(expected) - set(got)
-            assert missing <= ({CRF_PARAMS[0]} if crf and seq_len == 1 else set()), missing
-            assert {n: got[n] for n in got} == {n: expected[n] for n in got}
+            lists[seq_len] = [(n, tuple(s)) for n, s in zip(sym.list_arguments(), shapes) if n not in ("data", "softmax_label")]
+        expected = param_shapes(config)
+        if fused:
+            expected = {n: a.shape for n, a in pack_params(config, init_params(config)).items()}
+        assert AUX_NAMES <= set(expected)
+        assert dict(lists[9]) == expected, (crf, fused)
+        assert lists[1] == lists[2] == lists[9], (crf, fused)
 
 
 @pytest.mark.parametrize("crf", [False, True])
@@ -202,7 +204,7 @@ def test_training_with_the_heads_logs_pos_accuracy(tmp_path: Path) -> None:
     majority = np.bincount(valid_pos[valid_pos > 0]).max() / (valid_pos > 0).sum()
     arch = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8, "crf": False, "use_pos": False,
             "pos_aux_weight": 1.0, "lm_aux_weight": 0.1, "lm_vocab": 50, "lm_dim": 8}  # fmt: skip
-    cfg = TrainConfig(out=str(tmp_path / "run"), data=str(data), batch_size=16, epochs=3, patience=None,
+    cfg = TrainConfig(out=str(tmp_path / "run"), data=str(data), batch_size=16, epochs=3, patience=0,
                       learning_rate=0.02, arch=arch)  # fmt: skip
     result = train(cfg, progress=False, echo=lambda msg: None)
     accuracy = [h[split]["pos_accuracy"] for h in result.history for split in ("train", "valid")]
@@ -218,5 +220,5 @@ def test_a_pos_head_cannot_read_pos_too(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         train_command, ["--max-sentences", "50", "--out", str(tmp_path / "r"), "--pos", "--pos-aux-weight", "1", "--no-progress"]
     )
-    assert res.exit_code == 1 and "POS head" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "POS head" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r").exists()  # refused before anything was written

@@ -192,6 +192,12 @@ def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n
         emit, steps = [mx.sym.reshape(scores, shape=(-1, n_tags))], [mask]
     pairs_base = mx.sym.expand_dims(trans, axis=0)  # (1, T, T)
     alpha = mx.sym.broadcast_add(emit[0], mx.sym.expand_dims(start, axis=0))
+    if seq_len == 1:
+        # One token: no transition, but the graph must still list `crf_transitions`, and at the same
+        # place as longer buckets do (after crf_start, before crf_end). BucketingModule's buckets share
+        # one optimizer that keys Adam's states by parameter position: a bucket listing one parameter
+        # fewer shifts later states onto the wrong parameters. The gradient this adds is exactly 0.
+        alpha = mx.sym.broadcast_add(alpha, 0 * mx.sym.reshape(mx.sym.sum(trans), shape=(1, 1)))
     for t in range(1, seq_len):
         pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), pairs_base)
         stepped = _logsumexp(pairs, axis=1) + emit[t]
