@@ -418,15 +418,21 @@ def run_epoch(
     decode: str = "argmax",
     crf: bool = False,
     average: ParamAverage | None = None,
+    pos_index: int | None = None,
 ) -> tuple[Scores, float]:
     """One pass (training or scoring) -> (scores, real tokens per second).
 
     `decode` as in `decode.py`; `crf`: the module has a CRF output layer, whose current scores
-    decode each batch; `average`: updated after every training update.
+    decode each batch; `average`: updated after every training update; `pos_index`: the module output
+    holding the POS head's probabilities (`model.pos_output_index`), scored against the input's POS row
+    into `Scores.pos_accuracy`.
     """
     from tqdm import tqdm
 
+    from ner_fast.features import ROW_POS
+
     acc = Accumulator(scheme, decode)
+    pos_right = pos_total = 0
     data_iter.reset()
     start = time.perf_counter()
     with tqdm(total=data_iter.num_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
@@ -437,11 +443,19 @@ def run_epoch(
                 module.update()
                 if average is not None:
                     average.update()
-            proba = module.get_outputs()[0].asnumpy().transpose(0, 2, 1)
+            outputs = module.get_outputs()
+            proba = outputs[0].asnumpy().transpose(0, 2, 1)
             acc.add(batch.label[0].asnumpy(), proba, _current_crf(module) if crf else None)
+            if pos_index is not None:
+                gold_pos = batch.data[0].asnumpy()[:, ROW_POS]
+                real = gold_pos > 0  # POS id 0 is padding
+                pos_right += int((outputs[pos_index].asnumpy().argmax(axis=1) == gold_pos)[real].sum())
+                pos_total += int(real.sum())
             bar.update(1)
     seconds = time.perf_counter() - start
     scores = acc.result()
+    if pos_index is not None:
+        scores.pos_accuracy = pos_right / max(pos_total, 1)
     return scores, scores.tokens / max(seconds, 1e-9)
 
 
@@ -467,7 +481,7 @@ def train(
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
-    from ner_fast.model import check_bucket_params
+    from ner_fast.model import check_bucket_params, pos_output_index
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
@@ -602,12 +616,12 @@ def train(
             lr = cfg.learning_rate * cfg.lr_decay**epoch
             tr, tr_speed = run_epoch(
                 module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
-                decode=cfg.decode, crf=config.crf, average=average,
+                decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
             )
             with average.swapped() if average is not None else contextlib.nullcontext():
                 va, va_speed = run_epoch(
                     module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress,
-                    decode=cfg.decode, crf=config.crf,
+                    decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
                 )
             record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
             history.append(record.to_dict())
