@@ -351,3 +351,20 @@ def test_the_text_module_imports_no_engine() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_tokens_carry_the_pos_head_tags(tmp_path: Path) -> None:
+    """A package with an auxiliary POS head (no POS input): each Token.pos is the head's tag for it."""
+    make_checkpoint(tmp_path / "model", buckets=[4, 9], use_pos=False, pos_aux_weight=1.0)
+    pos_tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg"), device="cpu")
+    assert pos_tagger.pos_tags and not pos_tagger.uses_pos
+    doc = pos_tagger(TEXTS[2])
+    w, starts, ends, offsets = segment(TEXTS[2])
+    sents = [w[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    _, expected = pos_tagger.tag_batch(sents, return_pos=True)
+    assert len(doc.tokens) > 0
+    assert [t.pos for t in doc.tokens] == [p for s in expected for p in s]
+    assert all(t.pos in pos_tagger.pos_tags for t in doc.tokens)
+    assert [t["pos"] for t in doc.to_dict()["tokens"]] == [t.pos for t in doc.tokens]
+    assert [d.to_dict() for d in pos_tagger.pipe([TEXTS[2], TEXTS[0]], n_threads=2)] == [
+        pos_tagger(TEXTS[2]).to_dict(), pos_tagger(TEXTS[0]).to_dict()]
