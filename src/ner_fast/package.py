@@ -59,6 +59,12 @@ def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, st
     return manifest
 
 
+def package_checksum(path: str | os.PathLike[str]) -> str:
+    """sha256 of a package's manifest.json: it lists the sha256 of every other file, so it names the
+    package's exact contents (what a cluster worker checks before tagging with its own copy)."""
+    return sha256_file(Path(path) / MANIFEST_FILE)
+
+
 @dataclass(frozen=True)
 class Package:
     """A verified model package: its folder, `model.json` and `manifest.json` contents."""
