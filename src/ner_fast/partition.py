@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ner_fast.corpus import CorpusError
-
 #: Documents per partition (`ner-fast tag --partition-size`): a partition is the unit that is retried and
 #: written as one part, so it bounds the work a lost worker repeats and the memory a task holds.
 PARTITION_SIZE = 1000
@@ -221,6 +219,8 @@ def _plan_corpus(path: Path, fmt: str, size: int, first_index: int) -> list[Part
 def read_partition(part: Partition) -> list[str]:
     """The documents of a partition (on the worker): its byte range read back, checked against its
     digest and parsed; a malformed line raises CorpusError naming its file and line."""
+    from ner_fast.corpus import CorpusError
+
     if part.texts is not None:
         return list(part.texts)
     with open(part.source, "rb") as f:
@@ -239,6 +239,8 @@ def parse_lines(raw: bytes, source: str, first_line: int, fmt: str, text_field: 
     a JSON line must be an object whose `text_field` is a string.
     """
     import json
+
+    from ner_fast.corpus import CorpusError
 
     if first_line == 1 and raw.startswith(_UTF8_BOM):
         raw = raw[len(_UTF8_BOM) :]

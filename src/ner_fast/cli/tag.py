@@ -15,7 +15,9 @@ from typing import IO, Any
 
 import click
 
-INPUT_FORMATS = ("auto", "conll", "gmb", "tokens")
+from ner_fast.partition import PARTITION_SIZE, TEXT_FIELD
+
+INPUT_FORMATS = ("auto", "conll", "gmb", "tokens", "text", "jsonl")
 OUTPUT_FORMATS = ("conll", "jsonl")
 # Sentences tagged per call between progress updates; large enough for full batches in every bucket.
 CHUNK = 2048
@@ -139,7 +141,7 @@ def tag_file(
 
 @click.command()
 @click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="[INPUT|-]", required=False, default="-")
+@click.argument("inputs", metavar="[INPUT|-]...", nargs=-1)
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True,
               help="conll columns, gmb CSV, or tokens (one whitespace-tokenized sentence a line).")
 @click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="conll", show_default=True,
@@ -151,9 +153,19 @@ def tag_file(
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batches tagged at once, in threads (on few cores, --workers 2 --threads 1 beats --threads 2).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Tag on a Dask cluster into this folder: one JSON lines part per partition and a manifest.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="With --output-dir: an existing Dask scheduler.")
+@click.option("--local-workers", type=click.IntRange(min=1), default=None,
+              help="With --output-dir: a local Dask cluster of N processes (default 1 without --scheduler).")
+@click.option("--partition-size", type=click.IntRange(min=1), default=PARTITION_SIZE, show_default=True,
+              help="With --output-dir: documents per partition (the unit written, retried and resumed).")
+@click.option("--text-field", default=TEXT_FIELD, show_default=True, help="With --output-dir: the text field of JSON lines input.")
+@click.option("--resume", is_flag=True, help="With --output-dir: tag only the partitions the folder's manifest lacks.")
+@click.option("--force", is_flag=True, help="With --output-dir: delete the folder's earlier parts and manifest first.")
 def tag_command(
     package: Path,
-    input_path: str,
+    inputs: tuple[str, ...],
     input_format: str,
     output_format: str,
     output: Path | None,
@@ -161,11 +173,29 @@ def tag_command(
     device: str,
     threads: int | None,
     workers: int,
+    output_dir: Path | None,
+    scheduler: str | None,
+    local_workers: int | None,
+    partition_size: int,
+    text_field: str,
+    resume: bool,
+    force: bool,
 ) -> None:
-    """Tag the sentences of INPUT (a file, or - / nothing for stdin) with the model package PACKAGE."""
+    """Tag the sentences of INPUT (a file, or - / nothing for stdin) with the model package PACKAGE.
+
+    With --output-dir, tag one or more INPUT files on a Dask cluster (ner-fast[dask]): text (one document
+    a line), JSON lines (--input-format jsonl) or a corpus; `cat OUT/part-*.jsonl` is the result.
+    """
     from ner_fast.corpus import CorpusError
     from ner_fast.package import PackageError
 
+    if output_dir is not None:
+        cluster_tag(package, inputs, output_dir, input_format, scheduler, local_workers, partition_size, text_field,
+                    resume, force, threads, batch_size)
+        return
+    if len(inputs) > 1:
+        raise click.UsageError("several inputs need --output-dir")
+    input_path = inputs[0] if inputs else "-"
     path = None if input_path == "-" else Path(input_path)
     if path is not None and not path.is_file():
         raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
@@ -173,3 +203,32 @@ def tag_command(
         tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers)
     except (CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
+
+
+def cluster_tag(package: Path, inputs: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
+                local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
+                threads: int | None, batch_size: int) -> None:
+    """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line."""
+    if not inputs or "-" in inputs:
+        raise click.UsageError("--output-dir needs INPUT files (workers read them; not stdin)")
+    if scheduler is not None and local_workers is not None:
+        raise click.UsageError("give --scheduler or --local-workers, not both")
+    if resume and force:
+        raise click.UsageError("give --resume or --force, not both")
+    if input_format == "tokens":
+        raise click.UsageError("--output-dir tags documents: --input-format text, jsonl, gmb, conll or auto")
+    try:
+        from ner_fast.dask import OutputFolderError, PartitionsFailed, tag_files
+    except ImportError as err:  # distributed is an extra
+        raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
+    from ner_fast.corpus import CorpusError
+    from ner_fast.package import PackageError
+
+    try:
+        tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
+                  input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
+                  force=force, threads=threads or 1, batch_size=batch_size)
+    except OutputFolderError as err:
+        raise click.UsageError(str(err)) from None
+    except (PartitionsFailed, CorpusError, PackageError, ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
