@@ -14,45 +14,44 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ner_fast import Tagger
 from ner_fast.cli import cli
+from ner_fast.corpus import CorpusError
 from ner_fast.onnx_export import export_model
 from ner_fast.package import PackageError
-from ner_fast.partition import parse_lines, plan_partitions, read_partition, worker_tagger
+from ner_fast.partition import plan_partitions, read_partition, worker_tagger
 from helpers import SENTENCES, make_checkpoint
 
 distributed = pytest.importorskip("distributed")
 
-WORDS = sorted({w for s in SENTENCES for w in s}) + ["Zyxwv", "straße", "Ω"]
+WORDS = sorted({w for s in SENTENCES for w in s}) + ["Zyxwv", "straße", "Ω", "Mr.", "U.S.-led", "(", ")", '"']
 
 
 def documents(n: int, seed: int) -> list[str]:
-    """n different documents (each starts with its number) of 1 to 30 words."""
+    """n different documents (each starts with its number) of 1 to 60 words, a few of several sentences."""
     rng = np.random.default_rng(seed)
-    return [" ".join([f"d{i}", *(WORDS[k] for k in rng.integers(0, len(WORDS), rng.integers(0, 30)))]) for i in range(n)]
+    return [" ".join([f"d{i}", *(WORDS[k] for k in rng.integers(0, len(WORDS), rng.integers(0, 60)))]) for i in range(n)]
 
 
-def write_text(path: Path, docs: list[str], blank_every: int = 0) -> Path:
-    lines = []
-    for i, d in enumerate(docs):
-        lines.append(d)
-        if blank_every and i % blank_every == 0:
-            lines.append("   ")  # blank lines hold no document
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def write_text(path: Path, docs: list[str]) -> Path:
+    path.write_text("".join(d + "\n" for d in docs), encoding="utf-8")
     return path
 
 
-def read_parts(out: Path) -> list[dict]:
+def read_parts(out: Path) -> str:
     parts = sorted(out.glob("part-*.jsonl"))
     assert parts
-    return [json.loads(line) for p in parts for line in p.read_text(encoding="utf-8").splitlines()]
+    return "".join(p.read_text(encoding="utf-8") for p in parts)
 
 
-def expected(package: Path, docs: list[str]) -> list[dict]:
-    """Single-process tagging of the same documents, straight from the Tagger."""
-    tagger = Tagger.load(package, device="cpu")
-    sentences = [d.split() for d in docs]
-    return [{"text": d, "tokens": s, "tags": t} for d, s, t in zip(docs, sentences, tagger.tag_batch(sentences))]
+def single_process(package: Path, docs: list[str], tmp_path: Path) -> str:
+    """What `ner-fast tag PACKAGE INPUT --input-format text` writes for the same documents, in one process."""
+    path = write_text(tmp_path / "reference.txt", docs)
+    result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--input-format", "text", "--output",
+                                      str(tmp_path / "reference.jsonl")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "reference.jsonl").read_text(encoding="utf-8")
+    assert text.count("\n") == len(docs)
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +74,41 @@ def client() -> distributed.Client:
 
 def test_plan_puts_every_document_in_one_bounded_partition(tmp_path: Path) -> None:
     docs = documents(103, seed=1)
-    path = write_text(tmp_path / "in.txt", docs, blank_every=7)
-    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # a byte-order mark is not part of the first document
+    docs[5] = docs[40] = "   "  # blank lines are documents too (output line i answers input line i)
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(docs).encode())  # BOM, CRLF, no final line end
     plan = plan_partitions([path, path], "text", size=10)
-    assert [p.index for p in plan] == list(range(len(plan)))
+    assert [p.index for p in plan] == list(range(22))
     assert all(1 <= p.documents <= 10 for p in plan)
     assert [d for p in plan for d in read_partition(p)] == docs + docs
-    lines = path.read_text(encoding="utf-8-sig").split("\n")
-    first = plan[3]
-    assert lines[first.first_line - 1] == docs[30]  # line numbers are the file's (1-based)
+    assert [p.first_line for p in plan[:3]] == [1, 11, 21]
+
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("\n\n".join(json.dumps({"body": d}) for d in docs) + "\n", encoding="utf-8")
+    plan = plan_partitions([jsonl], "jsonl", text_field="body", size=10)  # blank JSON lines hold no document
+    assert [d for p in plan for d in read_partition(p)] == docs
+    assert [p.first_line for p in plan[:3]] == [1, 21, 41]
+
+    cr = tmp_path / "cr.txt"
+    cr.write_bytes("\r".join(docs[:25]).encode())  # classic Mac line ends
+    assert [d for p in plan_partitions([cr], "text", size=10) for d in read_partition(p)] == docs[:25]
 
 
-def test_a_malformed_json_line_names_its_file_and_line() -> None:
-    from ner_fast.corpus import CorpusError
-
-    raw = b'{"text": "a b"}\n\n{"text": 3}\n'
-    with pytest.raises(CorpusError, match=r"^in\.jsonl:12: .*string field 'text'"):
-        list(parse_lines(raw, "in.jsonl", 10, "jsonl"))
-    assert list(parse_lines(b'{"body": "x y"}\n', "in.jsonl", 1, "jsonl", "body")) == ["x y"]
-    with pytest.raises(CorpusError, match=r"^in\.txt:2: .*UTF-8"):
-        list(parse_lines(b"ok\nstra\xdfe\n", "in.txt", 1, "text"))
+def test_malformed_lines_name_their_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "a b"}\n' * 12 + '\n{"text": 3}\n', encoding="utf-8")
+    plan = plan_partitions([path], "jsonl", size=5)
+    assert len(plan) == 3
+    with pytest.raises(CorpusError, match=rf"^{path}:14: .*string field 'text'"):
+        read_partition(plan[2])
+    assert read_partition(plan[1]) == ["a b"] * 5
+    (tmp_path / "in.txt").write_bytes(b"ok\n" * 7 + b"stra\xdfe\n")
+    plan = plan_partitions([tmp_path / "in.txt"], "text", size=3)
+    with pytest.raises(CorpusError, match=r"in\.txt:8: .*UTF-8"):
+        read_partition(plan[2])
+    (tmp_path / "empty.txt").write_bytes(b"\xef\xbb\xbf \n\n")
+    with pytest.raises(CorpusError, match="empty file"):
+        plan_partitions([tmp_path / "empty.txt"], "text")
 
 
 def test_a_worker_refuses_a_package_that_is_not_the_clients(package: Path) -> None:
@@ -104,7 +118,9 @@ def test_a_worker_refuses_a_package_that_is_not_the_clients(package: Path) -> No
 
 def test_parts_equal_single_process_tagging(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     docs = documents(300, seed=2)
-    text = write_text(tmp_path / "in.txt", docs[:200], blank_every=9)
+    docs[17] = ""
+    reference = single_process(package, docs, tmp_path).split("\n")
+    text = write_text(tmp_path / "in.txt", docs[:200])
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text("".join(json.dumps({"id": i, "body": d}) + "\n" for i, d in enumerate(docs[200:])), encoding="utf-8")
     from ner_fast.dask import tag_files
@@ -112,10 +128,11 @@ def test_parts_equal_single_process_tagging(package: Path, client: distributed.C
     summary = tag_files([text], tmp_path / "out", package, client=client, input_format="text", partition_size=37,
                         progress=False)
     assert summary["partitions"] == 6 and summary["documents"] == 200
-    assert read_parts(tmp_path / "out") == expected(package, docs[:200])
+    assert read_parts(tmp_path / "out") == "\n".join(reference[:200]) + "\n"  # byte for byte
     summary = tag_files([jsonl], tmp_path / "out2", package, client=client, input_format="jsonl", text_field="body",
                         partition_size=37, progress=False)
-    assert read_parts(tmp_path / "out2") == expected(package, docs[200:])
+    assert summary["partitions"] == 3
+    assert read_parts(tmp_path / "out2") == "\n".join(reference[200:])
     manifest = json.loads((tmp_path / "out2" / "manifest.json").read_text())
     assert manifest["complete"] and all(p["done"] for p in manifest["partitions"])
 
@@ -149,7 +166,8 @@ def test_a_killed_worker_loses_and_duplicates_no_document(package: Path, client:
     client.wait_for_workers(2, timeout=60)
     assert killed[0] not in client.run(os.getpid).values()  # the worker really died (its nanny started another)
     assert summary["documents"] == 3000
-    assert [d["text"] for d in read_parts(tmp_path / "out")] == docs  # each document once, in order
+    got = [json.loads(line)["text"] for line in read_parts(tmp_path / "out").splitlines()]
+    assert got == docs  # each document once, in order
 
 
 def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, client: distributed.Client, tmp_path: Path) -> None:
@@ -176,7 +194,7 @@ def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, cl
     result = CliRunner().invoke(cli, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*") if p.name in kept} == kept  # not redone
-    assert read_parts(out) == expected(package, docs)
+    assert read_parts(out) == single_process(package, docs, tmp_path)
     assert json.loads((out / "manifest.json").read_text())["complete"]
 
 
@@ -200,7 +218,7 @@ def test_the_output_folder_is_never_clobbered(package: Path, client: distributed
     assert result.exit_code == 0 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.jsonl", "part-00001.jsonl"]
 
 
-def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client) -> None:
+def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     import dask.bag as db
     import dask.dataframe as dd
     import pandas as pd
@@ -208,7 +226,7 @@ def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client) ->
     from ner_fast.dask import tag_bag, tag_dataframe
 
     docs = documents(50, seed=6)
-    want = expected(package, docs)
+    want = [json.loads(line) for line in single_process(package, docs, tmp_path).splitlines()]
     assert tag_bag(db.from_sequence(docs, npartitions=3), package).compute() == want
     frame = pd.DataFrame({"id": range(100, 150), "body": docs})
     got = tag_dataframe(dd.from_pandas(frame, npartitions=2), column="body", package=package).compute()

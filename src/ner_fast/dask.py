@@ -37,7 +37,6 @@ from typing import Any
 
 from ner_fast.atomic import atomic_write_json
 from ner_fast.partition import (
-    BATCH_SIZE,
     PARTITION_SIZE,
     TEXT_FIELD,
     Partition,
@@ -63,11 +62,9 @@ class PartitionsFailed(RuntimeError):
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     """(absolute path, checksum) of a package, verified here first so that a bad package fails before
     any worker starts. None: the bundled default package."""
-    from ner_fast.package import load_package, package_checksum
+    from ner_fast.package import default_package, load_package, package_checksum
 
-    if package is None:
-        raise ValueError("give a model package path")
-    path = Path(package).resolve()
+    path = Path(default_package() if package is None else package).resolve()
     load_package(path)
     return str(path), package_checksum(path)
 
@@ -76,14 +73,14 @@ def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
 
 
 def tag_bag(bag: Any, package: str | os.PathLike[str] | None = None, threads: int | None = 1,
-            batch_size: int = BATCH_SIZE) -> Any:
+            batch_size: int | None = None) -> Any:
     """A Dask bag of document strings -> a bag of tagged documents (`Doc.to_dict()` dicts), same partitions."""
     path, checksum = package_ref(package)
     return bag.map_partitions(tag_texts, package=path, checksum=checksum, threads=threads, batch_size=batch_size)
 
 
 def tag_dataframe(df: Any, column: str = "text", package: str | os.PathLike[str] | None = None,
-                  into: str = "doc", threads: int | None = 1, batch_size: int = BATCH_SIZE) -> Any:
+                  into: str = "doc", threads: int | None = 1, batch_size: int | None = None) -> Any:
     """A Dask dataframe with a text `column` -> the same dataframe plus an object column `into` holding each
     row's `Doc.to_dict()` (one `map_partitions` task per partition)."""
     import pandas as pd
@@ -117,7 +114,7 @@ def tag_files(
     resume: bool = False,
     force: bool = False,
     threads: int | None = 1,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Tag input files on a Dask cluster into the output folder `out_dir` (see the module docstring).

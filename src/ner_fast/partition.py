@@ -1,6 +1,6 @@
 """Tagging in partitions, for any engine that runs Python functions on lists of documents (Dask, Spark,
 Ray, multiprocessing): the engine-neutral partition function, the per-process tagger cache, input
-files cut into partitions, and the output folder of JSON lines parts with its manifest.
+files cut into partitions, and a partition tagged into its JSON lines part.
 
     from ner_fast.partition import tag_texts
     tag_texts(["Angela Merkel visited Paris.", "..."], package="/shared/pkg")   # -> [Doc.to_dict(), ...]
@@ -25,13 +25,9 @@ from typing import Any
 #: Documents per partition (`ner-fast tag --partition-size`): a partition is the unit that is retried and
 #: written as one part, so it bounds the work a lost worker repeats and the memory a task holds.
 PARTITION_SIZE = 1000
-#: Input formats of a partitioned run: `text` one document a line, `jsonl` one JSON object a line (its
-#: text under `text_field`), the corpus formats (`gmb`, `conll`: each sentence, its tokens joined by
-#: spaces, is a document) and `auto` (the corpus sniffer decides between text and the corpus formats).
-INPUT_FORMATS = ("auto", "text", "jsonl", "gmb", "conll")
+#: JSON lines input: one JSON object a line, its document under `text_field` (blank lines skipped).
+JSONL = "jsonl"
 TEXT_FIELD = "text"
-#: Sentences per onnxruntime run inside a partition.
-BATCH_SIZE = 64
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -41,17 +37,19 @@ _taggers: dict[tuple[str, str, int | None], Any] = {}
 _taggers_lock = threading.Lock()
 
 
-def worker_tagger(package: str | os.PathLike[str], checksum: str | None = None, threads: int | None = 1) -> Any:
+def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str | None = None,
+                  threads: int | None = 1) -> Any:
     """The `Tagger` of this process for `package`, opened (and its files verified) on first use, then kept.
 
     `checksum` (`ner_fast.package.package_checksum` on the client) must match this machine's copy of
     the package: a worker never tags with a different model than the one the run was started with.
-    Threads of one worker share the tagger (onnxruntime sessions are thread-safe).
+    Threads of one worker share the tagger (onnxruntime sessions are thread-safe). `package` None: the
+    bundled default package.
     """
-    from ner_fast.package import PackageError, load_package, package_checksum
+    from ner_fast.package import PackageError, default_package, load_package, package_checksum
     from ner_fast.tagger import Tagger
 
-    path = str(Path(package).resolve())
+    path = str(Path(default_package() if package is None else package).resolve())
     key = (path, checksum or "", threads)
     tagger = _taggers.get(key)
     if tagger is not None:
@@ -65,29 +63,31 @@ def worker_tagger(package: str | os.PathLike[str], checksum: str | None = None, 
         return _taggers[key]
 
 
-def tag_texts(
+def tag_docs(
     texts: Iterable[str],
-    package: str | os.PathLike[str],
+    package: str | os.PathLike[str] | None = None,
     checksum: str | None = None,
     threads: int | None = 1,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
+) -> Iterator[Any]:
+    """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default)."""
+    tagger = worker_tagger(package, checksum, threads)
+    return tagger.pipe([str(t) for t in texts], **({} if batch_size is None else {"batch_size": batch_size}))
+
+
+def tag_texts(
+    texts: Iterable[str],
+    package: str | os.PathLike[str] | None = None,
+    checksum: str | None = None,
+    threads: int | None = 1,
+    batch_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The partition function: documents -> one JSON-ready dict each, in order, with this process's tagger.
+    """The partition function: documents -> one `Doc.to_dict()` each, in order, with this process's tagger.
 
     Engine-neutral: a Dask bag partition, a pandas Series of a Spark `mapInPandas` batch or a plain list.
+    `package` None: the bundled default package.
     """
-    tagger = worker_tagger(package, checksum, threads)
-    texts = [str(t) for t in texts]
-    sentences = [t.split() for t in texts]
-    tags = tagger.tag_batch(sentences, batch_size=batch_size) if sentences else []
-    return [{"text": t, "tokens": s, "tags": g} for t, s, g in zip(texts, sentences, tags)]
-
-
-def json_line(doc: dict[str, Any]) -> str:
-    """One output line for a tagged document."""
-    import json
-
-    return json.dumps(doc, ensure_ascii=False) + "\n"
+    return [doc.to_dict() for doc in tag_docs(texts, package, checksum, threads, batch_size)]
 
 
 # --------------------------------------------------------------------------- input, cut into partitions
@@ -97,10 +97,10 @@ def json_line(doc: dict[str, Any]) -> str:
 class Partition:
     """A bounded run of documents of one input file, and where its result goes (`part`).
 
-    Text and JSON lines inputs travel as a byte range (`start`, `stop`) that the worker reads itself,
-    covering lines `first_line` .. `first_line + lines - 1`; corpus inputs travel as `texts` (their
-    `first_line` and `lines` count sentences). `sha256` is the digest of those bytes (or texts): a
-    worker refuses input that changed after the run was planned, and `--resume` redoes such a part.
+    Raw text and JSON lines travel as a byte range (`start`, `stop`) that the worker reads itself,
+    covering lines `first_line` .. `first_line + lines - 1` (ended by `ends`); corpus inputs travel as
+    `texts` (their `first_line` and `lines` count sentences). `sha256` is the digest of those bytes (or
+    texts): a worker refuses input that changed after the run was planned, and `--resume` redoes such a part.
     """
 
     index: int
@@ -112,6 +112,7 @@ class Partition:
     sha256: str
     start: int = 0
     stop: int = 0
+    ends: bytes = b"\n"
     texts: tuple[str, ...] | None = None
     text_field: str = TEXT_FIELD
 
@@ -126,28 +127,6 @@ class Partition:
                 "lines": self.lines, "documents": self.documents, "sha256": self.sha256}
 
 
-def resolve_format(path: Path, fmt: str) -> str:
-    """The format of one input: `fmt`, or for `auto` what the corpus sniffer says (its one-sentence-a-line
-    answer means one document a line here). JSON lines are never guessed: ask for `jsonl`."""
-    from ner_fast.cli.tag import detect_format
-
-    if fmt not in INPUT_FORMATS:
-        raise ValueError(f"unknown input format {fmt!r} (choose from {', '.join(INPUT_FORMATS)})")
-    if fmt != "auto":
-        return fmt
-    if path.suffix.lower() == ".zip":
-        return "gmb"  # the corpus reader opens a zip's single member
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    found = detect_format(head)
-    return "text" if found == "tokens" else found
-
-
-def is_blank(line: bytes) -> bool:
-    """A line that holds no document (only ASCII whitespace): skipped by the planner and the worker alike."""
-    return not line.strip()
-
-
 def plan_partitions(
     paths: Iterable[str | os.PathLike[str]],
     input_format: str = "auto",
@@ -156,50 +135,68 @@ def plan_partitions(
 ) -> list[Partition]:
     """Cut the input files into partitions of at most `size` documents each, numbered across files in order.
 
-    Text and JSON lines files are read once, line by line, to find the byte range of every partition;
-    their content is parsed by the workers. Corpus files are parsed here (a malformed one fails at once,
-    with its file and line).
+    `input_format`: `text` (one document a line, blank lines too: `corpus.parse_documents`), `jsonl`, or
+    a corpus format (`corpus.FORMATS`, `auto` being the one sniffer), whose sentences, tokens joined by
+    single spaces, are the documents. Text and JSON lines files are read once here, line by line, to find
+    each partition's byte range, and parsed by the workers; corpus files are parsed here (a malformed
+    one fails at once, naming its file and line).
     """
+    from ner_fast.corpus import FORMATS, TEXT
+
+    if input_format not in (*FORMATS, TEXT, JSONL):
+        raise ValueError(f"unknown input format {input_format!r} (choose from {', '.join((*FORMATS, TEXT, JSONL))})")
     if size < 1:
         raise ValueError(f"partition size must be at least 1, got {size}")
     partitions: list[Partition] = []
     for raw_path in paths:
         path = Path(raw_path)
-        fmt = resolve_format(path, input_format)
-        if fmt in ("text", "jsonl"):
-            found = _plan_lines(path, fmt, text_field, size, len(partitions))
+        if input_format in (TEXT, JSONL):
+            found = _plan_lines(path, input_format, text_field, size, len(partitions))
         else:
-            found = _plan_corpus(path, fmt, size, len(partitions))
+            found = _plan_corpus(path, input_format, size, len(partitions))
         partitions.extend(found)
     return partitions
 
 
+def is_document(line: bytes, fmt: str) -> bool:
+    """Whether a line holds a document: every raw-text line does (output line i answers input line i);
+    a JSON lines file may have blank lines."""
+    return fmt != JSONL or bool(line.strip())
+
+
 def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: int) -> list[Partition]:
+    from ner_fast.corpus import CorpusError, line_end
+
     found: list[Partition] = []
-    digest = hashlib.sha256()
-    start = offset = 0
-    first_line = line_number = 1
-    documents = 0
-
-    def close() -> None:
-        found.append(Partition(first_index + len(found), str(path), fmt, first_line, line_number - first_line,
-                               documents, digest.hexdigest(), start, offset, None, text_field))
-
     with open(path, "rb") as f:
-        for line in f:
-            if line_number == 1 and line.startswith(_UTF8_BOM):  # as the worker reads it (`parse_lines`)
-                line = line[len(_UTF8_BOM) :]
-                offset += len(_UTF8_BOM)
-                digest.update(_UTF8_BOM)
-            if documents == size and not is_blank(line):  # a full partition ends before the next document
-                close()
-                digest, start, first_line, documents = hashlib.sha256(), offset, line_number, 0
+        ends = b"\n"
+        while block := f.read(1 << 20):  # `corpus.line_end` of the whole file, without holding it
+            ends = line_end(block) if ends == b"\n" or b"\n" in block else ends
+            if b"\n" in block:
+                break
+        f.seek(0)
+        # `f` iterates LF lines; a CR-only file is small and old: split it in memory.
+        lines: Iterable[bytes] = f if ends == b"\n" else f.read().splitlines(keepends=True)
+        digest = hashlib.sha256()
+        start = offset = 0
+        first_line = number = 1
+        documents, content = 0, False
+        for line in lines:
+            document = is_document(line, fmt)
+            if documents == size and document:  # a full partition ends before the next document
+                found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,
+                                       documents, digest.hexdigest(), start, offset, ends, None, text_field))
+                digest, start, first_line, documents = hashlib.sha256(), offset, number, 0
+            content = content or bool((line[len(_UTF8_BOM) :] if number == 1 and line.startswith(_UTF8_BOM) else line).strip())
             digest.update(line)
             offset += len(line)
-            line_number += 1
-            documents += not is_blank(line)
+            number += 1
+            documents += document
+    if not content:
+        raise CorpusError("empty file", str(path), 1)
     if documents:
-        close()
+        found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,
+                               documents, digest.hexdigest(), start, offset, ends, None, text_field))
     return found
 
 
@@ -212,14 +209,15 @@ def _plan_corpus(path: Path, fmt: str, size: int, first_index: int) -> list[Part
     for k, at in enumerate(range(0, len(texts), size)):
         chunk = tuple(texts[at : at + size])
         digest = hashlib.sha256("\n".join(chunk).encode("utf-8")).hexdigest()
-        found.append(Partition(first_index + k, str(path), fmt, at + 1, len(chunk), len(chunk), digest, texts=chunk))
+        found.append(Partition(first_index + k, str(path), corpus.format, at + 1, len(chunk), len(chunk), digest,
+                               texts=chunk))
     return found
 
 
 def read_partition(part: Partition) -> list[str]:
     """The documents of a partition (on the worker): its byte range read back, checked against its
     digest and parsed; a malformed line raises CorpusError naming its file and line."""
-    from ner_fast.corpus import CorpusError
+    from ner_fast.corpus import CorpusError, parse_documents
 
     if part.texts is not None:
         return list(part.texts)
@@ -229,38 +227,26 @@ def read_partition(part: Partition) -> list[str]:
     if hashlib.sha256(raw).hexdigest() != part.sha256:
         raise CorpusError(f"changed since the run was planned (lines {part.first_line}-{part.first_line + part.lines - 1})",
                           part.source)
-    return list(parse_lines(raw, part.source, part.first_line, part.format, part.text_field))
+    lines = parse_documents(raw, part.source, first_line=part.first_line, ends=part.ends)
+    if part.format != JSONL:
+        return lines
+    return [_json_text(line, part.source, number, part.text_field)
+            for number, line in enumerate(lines, part.first_line) if line.strip()]
 
 
-def parse_lines(raw: bytes, source: str, first_line: int, fmt: str, text_field: str = TEXT_FIELD) -> Iterator[str]:
-    """Documents of `raw` (whole lines of a text or JSON lines file starting at line `first_line`).
-
-    Blank lines hold no document. UTF-8 only (a byte-order mark at the start of the file is dropped);
-    a JSON line must be an object whose `text_field` is a string.
-    """
+def _json_text(line: str, source: str, number: int, text_field: str) -> str:
+    """The document of one JSON line: an object whose `text_field` is a string."""
     import json
 
     from ner_fast.corpus import CorpusError
 
-    if first_line == 1 and raw.startswith(_UTF8_BOM):
-        raw = raw[len(_UTF8_BOM) :]
-    for number, line in enumerate(raw.split(b"\n"), first_line):
-        if is_blank(line):
-            continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise CorpusError(f"byte 0x{line[err.start]:02x} is not valid UTF-8", source, number) from None
-        if fmt == "text":
-            yield text.rstrip("\r")
-            continue
-        try:
-            value = json.loads(text)
-        except ValueError as err:
-            raise CorpusError(f"not a JSON object ({err})", source, number) from None
-        if not isinstance(value, dict) or not isinstance(value.get(text_field), str):
-            raise CorpusError(f"expected a JSON object with a string field {text_field!r}", source, number)
-        yield value[text_field]
+    try:
+        value = json.loads(line)
+    except ValueError as err:
+        raise CorpusError(f"not a JSON object ({err})", source, number) from None
+    if not isinstance(value, dict) or not isinstance(value.get(text_field), str):
+        raise CorpusError(f"expected a JSON object with a string field {text_field!r}", source, number)
+    return value[text_field]
 
 
 # --------------------------------------------------------------------------- a partition, tagged and written
@@ -269,10 +255,10 @@ def parse_lines(raw: bytes, source: str, first_line: int, fmt: str, text_field: 
 def tag_partition(
     part: Partition,
     out_dir: str | os.PathLike[str],
-    package: str | os.PathLike[str],
+    package: str | os.PathLike[str] | None = None,
     checksum: str | None = None,
     threads: int | None = 1,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Read, tag and write one partition as `out_dir/<part.part>`, whole or not at all (write, then rename).
 
@@ -281,7 +267,9 @@ def tag_partition(
     """
     from ner_fast.atomic import atomic_open
 
-    docs = tag_texts(read_partition(part), package, checksum, threads, batch_size)
+    documents = 0
     with atomic_open(Path(out_dir) / part.part, "w", encoding="utf-8") as out:
-        out.writelines(json_line(d) for d in docs)
-    return {**part.describe(), "documents": len(docs)}
+        for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size):
+            out.write(doc.to_json() + "\n")  # the line `ner-fast tag --input-format text` writes
+            documents += 1
+    return {**part.describe(), "documents": documents}

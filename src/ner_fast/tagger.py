@@ -6,7 +6,8 @@
     pos = ["NNP", "NNP", "VBD", "NNP", "."]     # only for models trained with POS (tagger.uses_pos)
     tagger.tag(tokens, pos)                     # ['B-per', 'I-per', 'O', 'B-geo', 'O']
     tagger.entities(tokens, pos)
-    # [Entity(type='per', start=0, end=2, text='Angela Merkel', score=0.99), Entity(type='geo', ...)]
+    # [Entity(label='per', start=0, end=13, text='Angela Merkel', score=0.99, token_start=0, token_end=2), ...]
+    # (offsets into " ".join(tokens); raw text: `tagger(text)` / `tagger.pipe(texts)`, see ner_fast.text)
 
 How a call runs: the compiled kernels of `ner_fast.features` turn all tokens into feature ids at once;
 each sentence goes to the smallest bucket graph that fits it (padding costs compute, so the tightest
@@ -21,10 +22,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -32,31 +31,20 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
+from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, load_package
+from ner_fast.package import Package, PackageError, default_package, load_package
+from ner_fast.schemes import TagScheme, chunks
+from ner_fast.text import BATCH_SIZE, Doc, Entity, make_entities
+from ner_fast.text import pipe as pipe_texts
+from ner_fast.text import tag_texts
 from ner_fast.vocab import Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-@dataclass(frozen=True)
-class Entity:
-    """An entity span: tokens `start` to `end` (exclusive) of the sentence.
-
-    `score` is the mean, over the span's tokens, of the probability the model gave the tag it chose
-    for each token: near 1 when the model is sure of every token of the span. For a CRF model these
-    are the per-token softmax of its scores (the graph's output), not the CRF's marginals.
-    """
-
-    type: str
-    start: int
-    end: int
-    text: str
-    score: float
 
 
 def providers_for(device: Device) -> list[str]:
@@ -134,13 +122,14 @@ class Tagger:
         self._input = self._sessions[None].get_inputs()[0].name
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.scheme = TagScheme(self.tags)
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
         featurize(["warm", "up"], ["x", "x"] if self.uses_pos else None, self.vocabs, self.max_token_chars)
 
     @classmethod
     def load(
         cls,
-        package: str | os.PathLike[str] | Package,
+        package: str | os.PathLike[str] | Package | None = None,
         device: Device = "auto",
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
@@ -152,6 +141,8 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
+        Without `package`, the default package bundled with ner-fast (`package.default_package`).
+
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
         says when CUDA was wanted (or found by "auto") but the sessions run on the CPU.
@@ -161,6 +152,8 @@ class Tagger:
         memory and load faster; sentences then pad to the smallest loaded bucket that fits. `decode` and
         `workers` as in the class docstring.
         """
+        if package is None:
+            package = default_package()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
@@ -192,6 +185,15 @@ class Tagger:
         return list(self._sessions[None].get_providers())
 
     # ----------------------------------------------------------------- the public calls
+
+    def __call__(self, text: str) -> Doc:
+        """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
+        return tag_texts(self, [text])[0]
+
+    def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
+        """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
+        (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
+        return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
     def tag(self, tokens: Sequence[str], pos: Sequence[str] | None = None, proba: Literal[False] = False) -> list[str]: ...
@@ -225,14 +227,14 @@ class Tagger:
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
         """Entity spans of one sentence (see `Entity` for the score)."""
         tags, probs = self.tag(tokens, pos, proba=True)
-        return spans(tokens, tags, self.chosen_probabilities(tags, probs))
+        return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme)
 
     def entities_batch(
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
         tags, probs = self._run(sentences, pos, batch_size, proba=True)
-        return [spans(s, t, self.chosen_probabilities(t, p)) for s, t, p in zip(sentences, tags, probs)]
+        return [spans(s, t, self.chosen_probabilities(t, p), self.scheme) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`)."""
@@ -261,7 +263,10 @@ class Tagger:
         np.cumsum(lengths, out=offsets[1:])
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
-        matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        try:
+            matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        except TypeError:
+            raise TypeError(_not_a_string(sentences, pos)) from None
 
         best = np.empty((len(words),), dtype=np.int64)
         probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
@@ -279,11 +284,7 @@ class Tagger:
                 if probs is not None:
                     probs[a:b] = out[row, : b - a]
 
-        jobs = [
-            (key, np.ascontiguousarray(members[start : start + batch_size]))
-            for key, members in self._groups(lengths)
-            for start in range(0, len(members), batch_size)
-        ]
+        jobs = plan_batches(lengths, self.buckets, batch_size)
         if self.workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(self.workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
@@ -295,40 +296,23 @@ class Tagger:
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
         return tags, per_sentence
 
-    def _groups(self, lengths: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
-        """(bucket length or None for the dynamic graph, sentence indices) for non-empty sentences."""
-        if len(lengths) == 1:  # the single-sentence path: no sorting, no array ops
-            n = int(lengths[0])
-            if n == 0:
-                return []
-            k = bisect_left(self.buckets, n)
-            return [(self.buckets[k] if k < len(self.buckets) else None, np.zeros(1, dtype=np.int64))]
-        which = np.searchsorted(np.asarray(self.buckets, dtype=np.int64), lengths, side="left")
-        groups: list[tuple[int | None, np.ndarray]] = []
-        for k in np.unique(which[lengths > 0]).tolist():
-            members = np.flatnonzero((which == k) & (lengths > 0)).astype(np.int64)
-            groups.append((self.buckets[k] if k < len(self.buckets) else None, members))
-        return groups
+def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
+    """The message for the first token or POS tag that is not a str (found only after featurize refused one)."""
+    for name, lists in (("token", sentences), ("POS tag", pos or [])):
+        for i, items in enumerate(lists):
+            for j, item in enumerate(items):
+                if not isinstance(item, str):
+                    return f"{name} {j} of sentence {i} is {item!r} ({type(item).__name__}): {name}s must be strings"
+    return "tokens and POS tags must be strings"
 
 
-def spans(tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float]) -> list[Entity]:
-    """Entity spans of IOB2 `tags` (an `I-X` that does not continue an X entity starts one, as conlleval
-    reads it); `scores[i]` is token i's probability of its tag, averaged over each span."""
-    found: list[Entity] = []
-    start, kind = -1, ""
-
-    def close(end: int) -> None:
-        if start >= 0:
-            score = float(np.mean(scores[start:end]))
-            found.append(Entity(kind, start, end, " ".join(tokens[start:end]), score))
-
-    for i, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if tag == "O" or not label:
-            close(i)
-            start = -1
-        elif prefix == "B" or label != kind or start < 0:
-            close(i)
-            start, kind = i, label
-    close(len(tags))
-    return found
+def spans(
+    tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float], scheme: TagScheme | None = None
+) -> list[Entity]:
+    """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
+    conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
+    `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
+    into `" ".join(tokens)` (see `Entity`)."""
+    ends = np.cumsum([len(t) + 1 for t in tokens], dtype=np.int64) - 1
+    starts = ends - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    return make_entities(" ".join(tokens), starts, ends, chunks(tags, scheme), np.asarray(scores))
