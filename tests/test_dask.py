@@ -198,6 +198,34 @@ def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, cl
     assert json.loads((out / "manifest.json").read_text())["complete"]
 
 
+def test_resume_after_a_killed_client_gives_the_single_process_output(package: Path, client: distributed.Client,
+                                                                       tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    docs = documents(2000, seed=7)
+    path = write_text(tmp_path / "in.txt", docs)
+    out = tmp_path / "out"
+    args = [str(package), str(path), "--output-dir", str(out), "--input-format", "text", "--partition-size", "25",
+            "--scheduler", client.scheduler.address]
+    run = subprocess.Popen([sys.executable, "-c", "from ner_fast.cli import main; main()", "tag", *args],
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("part-*.jsonl"))) < 3 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        run.kill()  # the client dies mid-run, as with a lost terminal or an out-of-memory kill
+    finally:
+        run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not manifest["complete"]  # it was interrupted
+    result = CliRunner().invoke(cli, ["tag", *args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert read_parts(out) == single_process(package, docs, tmp_path)
+    assert json.loads((out / "manifest.json").read_text())["complete"]
+
+
 def test_the_output_folder_is_never_clobbered(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     path = write_text(tmp_path / "in.txt", documents(30, seed=5))
     out = tmp_path / "out"

@@ -127,6 +127,9 @@ def tag_files(
 
     Raises `PartitionsFailed` (its cause: the first failure, e.g. a `CorpusError` naming a file and line)
     after all other partitions have finished and been recorded.
+
+    A script that starts a local cluster must call this under `if __name__ == "__main__":` (the worker
+    processes are started by re-importing the main module).
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -176,8 +179,11 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
         recorded, old_settings = manifest["partitions"], manifest["settings"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise OutputFolderError(f"{manifest_path}: no readable run to resume ({err}); --force to start over") from None
-    if old_settings != settings:
-        changed = sorted(k for k in settings if old_settings.get(k) != settings[k])
+    # The package may have moved: its checksum, not its path, says whether it is the same model.
+    same = {**settings, "package": settings["package"]["checksum"]}
+    old_same = {**old_settings, "package": (old_settings.get("package") or {}).get("checksum")}
+    if old_same != same:
+        changed = sorted(k for k in same if old_same.get(k) != same[k])
         raise OutputFolderError(f"{out} was started with other settings ({', '.join(changed)}); --force to start over")
     shape = ("part", "source", "format", "first_line", "lines")
     if [[r.get(k) for k in shape] for r in recorded] != [[p.describe()[k] for k in shape] for p in plan]:
@@ -255,8 +261,9 @@ def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str
     try:
         with tqdm(total=sum(p.documents for p in todo), unit="doc", disable=not progress, file=sys.stderr) as bar:
             for future in as_completed(futures):
-                if future.status == "error":
-                    failures.append((index_of[future.key], future.exception()))
+                if future.status != "finished":  # "error" (also a task whose workers all died), "cancelled"
+                    error = future.exception() if future.status == "error" else None
+                    failures.append((index_of[future.key], error or RuntimeError(f"{future.key} was {future.status}")))
                     continue
                 result = future.result()
                 writer.record(result)
