@@ -4,8 +4,9 @@
 
 Input: the first GMB sentences of the bundled corpus (about `--tokens` tokens), each sentence's tokens
 joined by single spaces, one document a line, in a text file. Model: `--package`, else the bundled default
-package, else random weights at the tuned recipe's dimensions without POS (`benchmarks/tagger.py`
-`random_package`: a graph's cost depends on its dimensions, not on its weights).
+package, else random weights at the tuned recipe's dimensions without POS, exported as `ner-fast export`
+does by default (`benchmarks/tagger.py` `random_package`: a graph's cost depends on its dimensions, not
+on its weights).
 
 In one run, all with one onnxruntime thread per process:
 
@@ -63,14 +64,14 @@ def the_package(given: str | None, folder: Path) -> tuple[Path, str]:
     """(package, where it came from)."""
     if given:
         return Path(given), "given"
-    from ner_fast.package import PackageError, default_package
+    from ner_fast.package import DEFAULT_BUCKETS, PackageError, default_package
 
     try:
         return default_package(), "bundled default package"
     except PackageError:
         from tagger import random_package
 
-        return random_package(folder, pos=False), "random weights, tuned dimensions, no POS"
+        return random_package(folder, pos=False, buckets=DEFAULT_BUCKETS), "random weights, tuned dimensions, no POS"
 
 
 def warm(package: str, checksum: str, sample: list[str]) -> None:

@@ -179,9 +179,9 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def random_package(work: Path, pos: bool = True) -> Path:
+def random_package(work: Path, pos: bool = True, buckets: str = "auto") -> Path:
     """A package of random weights at the tuned recipe's dimensions, GMB vocabularies and training buckets
-    (`pos` False: no POS input, as raw text needs)."""
+    (`pos` False: no POS input, as raw text needs; `buckets` as `ner-fast export --buckets`)."""
     from ner_fast.atomic import atomic_write_json
     from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
     from ner_fast.features import CASING_CLASSES
@@ -205,7 +205,7 @@ def random_package(work: Path, pos: bool = True) -> Path:
     atomic_write_json(folder / "config.json", doc)
     vocabs.save(folder / "vocab.json")
     save_params(folder / "best.params.npz", init_params(config, 0))
-    return export_model(folder, work / "random_pkg", buckets="auto")
+    return export_model(folder, work / "random_pkg", buckets=buckets)
 
 
 def resident_mb() -> float:
