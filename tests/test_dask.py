@@ -116,6 +116,7 @@ def test_a_worker_refuses_a_package_that_is_not_the_clients(package: Path) -> No
         worker_tagger(package, checksum="0" * 64)
 
 
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_parts_equal_single_process_tagging(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     docs = documents(300, seed=2)
     docs[17] = ""
@@ -137,6 +138,7 @@ def test_parts_equal_single_process_tagging(package: Path, client: distributed.C
     assert manifest["complete"] and all(p["done"] for p in manifest["partitions"])
 
 
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_a_killed_worker_loses_and_duplicates_no_document(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     from ner_fast.dask import tag_files
 
@@ -170,6 +172,7 @@ def test_a_killed_worker_loses_and_duplicates_no_document(package: Path, client:
     assert got == docs  # each document once, in order
 
 
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     docs = documents(120, seed=4)
     path = tmp_path / "in.jsonl"
@@ -198,6 +201,7 @@ def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, cl
     assert json.loads((out / "manifest.json").read_text())["complete"]
 
 
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_resume_after_a_killed_client_gives_the_single_process_output(package: Path, client: distributed.Client,
                                                                        tmp_path: Path) -> None:
     import subprocess
@@ -226,6 +230,7 @@ def test_resume_after_a_killed_client_gives_the_single_process_output(package: P
     assert json.loads((out / "manifest.json").read_text())["complete"]
 
 
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_the_output_folder_is_never_clobbered(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     path = write_text(tmp_path / "in.txt", documents(30, seed=5))
     out = tmp_path / "out"
@@ -246,6 +251,7 @@ def test_the_output_folder_is_never_clobbered(package: Path, client: distributed
     assert result.exit_code == 0 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.jsonl", "part-00001.jsonl"]
 
 
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     import dask.bag as db
     import dask.dataframe as dd

@@ -300,6 +300,9 @@ def tag_command(
     if output_dir is not None:
         if text is not None or document or output is not None or output_format not in (None, "jsonl"):
             raise click.UsageError("--output-dir writes JSON lines parts: no --text, --document, --output or --output-format")
+        if device != "auto" or workers != 1:
+            raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
+                                   "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
                     force, threads, batch_size)
         return
