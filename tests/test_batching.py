@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
