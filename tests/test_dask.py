@@ -238,17 +238,27 @@ def test_the_output_folder_is_never_clobbered(package: Path, client: distributed
     (out / "notes.txt").write_text("mine")
     base = ["tag", str(package), str(path), "--output-dir", str(out), "--input-format", "text", "--scheduler",
             client.scheduler.address]
-    result = CliRunner().invoke(cli, base)
-    assert result.exit_code == 2 and "not empty" in result.output
-    result = CliRunner().invoke(cli, [*base, "--resume"])
-    assert result.exit_code == 2 and "no readable run to resume" in result.output
+    for extra in ([], ["--resume"]):
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 2 and "holds other files (notes.txt)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     result = CliRunner().invoke(cli, [*base, "--force", "--partition-size", "10"])
     assert result.exit_code == 0, result.output
     assert (out / "notes.txt").read_text() == "mine"
-    result = CliRunner().invoke(cli, [*base, "--resume", "--partition-size", "7"])
-    assert result.exit_code == 2 and "other settings (partition_size)" in result.output
+    result = CliRunner().invoke(cli, [*base, "--force", "--resume", "--partition-size", "7"])
+    assert result.exit_code == 2 and "--resume or --force" in result.output
     result = CliRunner().invoke(cli, [*base, "--force", "--partition-size", "20"])  # fewer parts: the old ones go
     assert result.exit_code == 0 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.jsonl", "part-00001.jsonl"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+    (out / "notes.txt").unlink()
+    result = CliRunner().invoke(cli, base)
+    assert result.exit_code == 2 and "holds a tagging run: --resume to finish it" in result.output
+    result = CliRunner().invoke(cli, [*base, "--resume", "--partition-size", "7"])
+    assert result.exit_code == 2 and "other settings (partition_size)" in result.output
+    (out / "manifest.json").unlink()  # without it, nothing says the parts are ours: never overwritten
+    result = CliRunner().invoke(cli, [*base, "--force"])
+    assert result.exit_code == 2 and "part-00000.jsonl was not written by this command" in result.output
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)

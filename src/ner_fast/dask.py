@@ -51,10 +51,6 @@ MANIFEST_VERSION = 1
 MANIFEST_EVERY = 1.0
 
 
-class OutputFolderError(ValueError):
-    """The output folder cannot be used as asked (not empty, or a `--resume` of a different run)."""
-
-
 class PartitionsFailed(RuntimeError):
     """Some partitions failed (the first failure is the cause); the others' parts are kept and recorded."""
 
@@ -121,9 +117,11 @@ def tag_files(
 
     The cluster: `client` (a `distributed.Client` the caller holds), else the scheduler at `scheduler`
     (`tcp://host:port`), else a `LocalCluster` of `local_workers` processes (one thread each) on
-    127.0.0.1, closed on return. A non-empty `out_dir` is refused unless `resume` (finish the run
-    recorded there) or `force` (its parts and manifest are deleted first). Returns a summary: partitions,
-    parts done before, parts tagged now, documents, seconds.
+    127.0.0.1, closed on return. `out_dir` follows `atomic.claim_output_dir` (other files refuse it
+    unless `force`, and are kept even then); an earlier run there is finished with `resume` (which must
+    have the same settings and inputs) or started over with `force` (its parts and manifest deleted
+    first), else refused (`config.OptionError`, as for the option mistakes). Returns a summary:
+    partitions, parts done before, parts tagged now, documents, seconds.
 
     Raises `PartitionsFailed` (its cause: the first failure, e.g. a `CorpusError` naming a file and line)
     after all other partitions have finished and been recorded.
@@ -157,37 +155,45 @@ def tag_files(
             "seconds": round(time.perf_counter() - started, 3)}
 
 
-def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], resume: bool,
-                    force: bool) -> dict[str, dict[str, Any]]:
-    """Check or clear the output folder; return the parts already done (by part name)."""
-    if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"{out} is a file, not a folder")
-    if not out.exists() or not any(out.iterdir()):
-        out.mkdir(parents=True, exist_ok=True)
-        return {}
-    manifest_path = out / MANIFEST_FILE
-    if force:
-        for old in [manifest_path, *out.glob("part-*.jsonl")]:  # what a run writes there, nothing else
-            old.unlink(missing_ok=True)
-        return {}
-    if not resume:
-        raise OutputFolderError(f"{out} is not empty: --resume to finish the run recorded there, --force to start over")
-    import json
+def run_files(folder: Path) -> set[str] | None:
+    """The files of an earlier `tag_files` run in `folder`, its manifest and parts (None: it holds none)."""
+    from ner_fast.atomic import read_json
 
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        recorded, old_settings = manifest["partitions"], manifest["settings"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise OutputFolderError(f"{manifest_path}: no readable run to resume ({err}); --force to start over") from None
+        manifest = read_json(folder / MANIFEST_FILE, "tagging manifest")
+        manifest["settings"], manifest["partitions"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {MANIFEST_FILE, *(p.name for p in folder.glob("part-*.jsonl"))}
+
+
+def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], resume: bool,
+                    force: bool) -> dict[str, dict[str, Any]]:
+    """Claim the output folder (`atomic.claim_output_dir`: other files refuse it unless `force`, and are
+    never touched); return the parts already done (by part name), which only `resume` keeps."""
+    from ner_fast.atomic import claim_output_dir, read_json
+    from ner_fast.config import OptionError
+
+    claim = claim_output_dir(out, run_files, force=force, option="--output-dir")
+    claim.refuse_clashes([MANIFEST_FILE, *(p.part for p in plan)])
+    if claim.previous and not (resume or force):
+        raise OptionError("--output-dir", f"{out} holds a tagging run: --resume to finish it, or add --force to start over")
+    if not (claim.previous and resume):
+        for name in claim.previous:  # --force: the earlier run's files, nothing else
+            (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        return {}
+    manifest = read_json(out / MANIFEST_FILE, "tagging manifest")
+    recorded, old_settings = manifest["partitions"], manifest["settings"]
     # The package may have moved: its checksum, not its path, says whether it is the same model.
     same = {**settings, "package": settings["package"]["checksum"]}
     old_same = {**old_settings, "package": (old_settings.get("package") or {}).get("checksum")}
     if old_same != same:
         changed = sorted(k for k in same if old_same.get(k) != same[k])
-        raise OutputFolderError(f"{out} was started with other settings ({', '.join(changed)}); --force to start over")
+        raise OptionError("--resume", f"{out} was started with other settings ({', '.join(changed)}); add --force to start over")
     shape = ("part", "source", "format", "first_line", "lines")
     if [[r.get(k) for k in shape] for r in recorded] != [[p.describe()[k] for k in shape] for p in plan]:
-        raise OutputFolderError(f"{out} was started on other inputs (files or line counts differ); --force to start over")
+        raise OptionError("--resume", f"{out} was started on other inputs (files or line counts differ); add --force to start over")
     # A part counts as done only with its file present and its input unchanged since it was tagged.
     return {r["part"]: r for r, p in zip(recorded, plan)
             if r.get("done") and r.get("sha256") == p.sha256 and (out / p.part).is_file()}

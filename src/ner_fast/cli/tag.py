@@ -365,9 +365,10 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     if resume and force:
         raise click.UsageError("give --resume or --force, not both")
     try:
-        from ner_fast.dask import OutputFolderError, PartitionsFailed, tag_files
+        from ner_fast.dask import PartitionsFailed, tag_files
     except ImportError as err:  # distributed is an extra
         raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
+    from ner_fast.config import OptionError
     from ner_fast.corpus import CorpusError
     from ner_fast.package import PackageError
 
@@ -375,7 +376,7 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
                   force=force, threads=threads or 1, batch_size=batch_size)
-    except OutputFolderError as err:
+    except OptionError as err:
         raise click.UsageError(str(err)) from None
     except (PartitionsFailed, CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from None
