@@ -145,7 +145,7 @@ def tag_files(
             tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress)
     writer.write()
     if failures:
-        index, err = min(failures, key=lambda f: f[0])
+        _, err = min(failures, key=lambda f: f[0])
         raise PartitionsFailed(
             f"{err} ({len(failures)} of {len(plan)} partitions failed; the {len(writer.done)} parts done are kept "
             f"in {out}: fix the input and rerun with --resume)"
