@@ -267,11 +267,17 @@ def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str
     try:
         with tqdm(total=sum(p.documents for p in todo), unit="doc", disable=not progress, file=sys.stderr) as bar:
             for future in as_completed(futures):
-                if future.status != "finished":  # "error" (also a task whose workers all died), "cancelled"
+                if future.status in ("error", "cancelled"):  # "error" also: a task whose workers all died
                     error = future.exception() if future.status == "error" else None
-                    failures.append((index_of[future.key], error or RuntimeError(f"{future.key} was {future.status}")))
+                    failures.append((index_of[future.key], error or RuntimeError(f"{future.key} was cancelled")))
                     continue
-                result = future.result()
+                try:
+                    # "lost": it finished, then its worker died before the result came back; the scheduler
+                    # runs it again (the part is rewritten with the same bytes) and result() waits for that.
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - recorded; the other partitions go on
+                    failures.append((index_of[future.key], err))
+                    continue
                 writer.record(result)
                 tagged += 1
                 bar.update(int(result["documents"]))
