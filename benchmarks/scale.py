@@ -64,10 +64,10 @@ def the_package(given: str | None, folder: Path) -> tuple[Path, str]:
     """(package, where it came from)."""
     if given:
         return Path(given), "given"
-    from ner_fast.package import DEFAULT_BUCKETS, PackageError, default_package
+    from ner_fast.package import DEFAULT_BUCKETS, PackageError, default_package_path
 
     try:
-        return default_package(), "bundled default package"
+        return default_package_path(), "bundled default package"
     except PackageError:
         from tagger import random_package
 

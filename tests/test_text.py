@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from seqeval.metrics.sequence_labeling import get_entities
 
 from ner_fast import Doc, Entity, Tagger, package
 from ner_fast.corpus import read_corpus
 from ner_fast.onnx_export import export_model
 from ner_fast.package import PackageError
+from ner_fast.schemes import TagScheme, chunk_ids
 from ner_fast.text import ABBREVIATIONS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import make_checkpoint
 
@@ -94,7 +96,7 @@ def test_offsets_are_valid_ordered_and_cover_every_non_separator(parts: list[str
     assert len(w) == len(starts) == len(ends)
     covered = np.zeros(len(text), dtype=np.int64)
     previous_end = 0
-    for word, a, b in zip(w, starts.tolist(), ends.tolist()):
+    for word, a, b in zip(w, starts, ends):
         assert previous_end <= a < b <= len(text)
         assert text[a:b] == word
         covered[a:b] += 1
@@ -141,7 +143,7 @@ def test_agreement_with_the_bundled_corpus(gmb) -> None:
             spans.add((position, position + len(word)))
             position += len(word) + 1
         w, starts, ends = tokenize(text)
-        agree += len(spans & set(zip(starts.tolist(), ends.tolist())))
+        agree += len(spans & set(zip(starts, ends)))
         total += len(gold)
     assert total > 60_000
     assert agree / total >= 0.999
@@ -180,7 +182,7 @@ def test_sentence_splitting(text: str, expected: list[str]) -> None:
 def test_split_sentences_returns_token_offsets() -> None:
     text = "a. B"
     w, starts, ends = tokenize(text)
-    assert split_sentences(text, w, starts, ends).tolist() == [0, 2, 3]
+    assert split_sentences(text, w, starts, ends) == [0, 2, 3]
 
 
 # ------------------------------------------------------------------------------------------ Doc API
@@ -303,9 +305,32 @@ def test_a_pos_input_model_refuses_raw_text(tmp_path: Path) -> None:
 
 def test_load_without_a_path_uses_the_bundled_package(tagger: Tagger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(package, "DEFAULT_PACKAGE", tmp_path / "missing")
-    with pytest.raises(PackageError, match="no bundled default package"):
+    with pytest.raises(PackageError, match="no bundled"):
         Tagger.load()
     monkeypatch.setattr(package, "DEFAULT_PACKAGE", tagger.package.path)
     loaded = Tagger.load(device="cpu")
     assert loaded.package.path == tagger.package.path
     assert loaded("Angela Merkel visited Paris.").to_dict() == tagger("Angela Merkel visited Paris.").to_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["O", "B-geo", "I-geo", "E-geo", "S-geo", "B-per", "I-per", "E-per", "S-per"]), max_size=14))
+def test_chunk_ids_match_seqeval(tags: list[str]) -> None:
+    """The Doc path's per-sentence chunker (`schemes.chunk_ids`) against seqeval."""
+    scheme = TagScheme(["O", "B-geo", "I-geo", "E-geo", "S-geo", "B-per", "I-per", "E-per", "S-per"])
+    found = chunk_ids([scheme.tags.index(t) for t in tags], scheme)
+    assert sorted((scheme.types[k], a, b) for a, b, k in found) == sorted((k, s, e + 1) for k, s, e in get_entities(tags))
+
+
+def test_the_text_module_imports_no_engine() -> None:
+    """Tokenizing needs neither onnxruntime nor mxnet nor onnx (a fresh process)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from ner_fast.text import segment; segment('Mr. Smith went.'); "
+        "print(sorted(m for m in ('mxnet', 'onnx', 'onnxruntime', 'pandas') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ner_fast.atomic import read_json
-from ner_fast.corpus import FORMATS
+from ner_fast.corpus import TAGGED_FORMATS
 from ner_fast.decode import DECODERS
 from ner_fast.features import CASING_CLASSES, ROW_CHARS
 
@@ -239,7 +239,7 @@ def parse_context(spec: str) -> list[tuple[str, int]]:
 
 OPTIONS: tuple[Option, ...] = (
     # data: corpus -> prepared buckets (prepare and train)
-    Option("format", "choice", "auto", "Corpus format.", "data", choices=FORMATS, commands=("prepare", "train")),
+    Option("format", "choice", "auto", "Corpus format.", "data", choices=TAGGED_FORMATS, commands=("prepare", "train")),
     Option("dev", "path", None, "A separate validation corpus (then all of DATA trains).", "data", optional=True,
            commands=("prepare", "train")),
     Option("split", "split", (0.8, 0.2), "Sequential TRAIN[,VALID] fractions of DATA (0.8 means 0.8,0.2).", "data",

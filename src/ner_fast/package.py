@@ -32,8 +32,8 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
-#: Where the default package is installed with ner-fast (package data; `./dev.sh build-model` makes it).
-DEFAULT_PACKAGE = Path(__file__).parent / "models" / "default"
+# The bundled pretrained package, inside the installed ner_fast package.
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
@@ -44,12 +44,15 @@ class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
 
 
-def default_package() -> Path:
-    """The folder of the default package bundled with ner-fast; PackageError when this install has none."""
+def default_package_path() -> Path:
+    """The folder of the pretrained package bundled with ner-fast (the one place that knows it).
+
+    Raises PackageError when this installation has none (a source tree where it was never built).
+    """
     if not (DEFAULT_PACKAGE / MANIFEST_FILE).is_file():
         raise PackageError(
-            f"no bundled default package in {DEFAULT_PACKAGE} (build it with ./dev.sh build-model, "
-            "or give a package path)"
+            f"{DEFAULT_PACKAGE}: no bundled model package in this installation; build it with"
+            " `./dev.sh build-model` or pass the path of a package"
         )
     return DEFAULT_PACKAGE
 

@@ -36,9 +36,9 @@ from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, default_package, load_package
+from ner_fast.package import Package, PackageError, default_package_path, load_package
 from ner_fast.schemes import TagScheme, chunks
-from ner_fast.text import BATCH_SIZE, Doc, Entity, make_entities
+from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
 from ner_fast.text import pipe as pipe_texts
 from ner_fast.text import tag_texts
 from ner_fast.vocab import Vocabularies
@@ -142,7 +142,7 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
-        Without `package`, the default package bundled with ner-fast (`package.default_package`).
+        Without `package`, the default package bundled with ner-fast (`package.default_package_path`).
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
@@ -154,7 +154,7 @@ class Tagger:
         `workers` as in the class docstring.
         """
         if package is None:
-            package = default_package()
+            package = default_package_path()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
@@ -314,6 +314,5 @@ def spans(
     conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
     `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
     into `" ".join(tokens)` (see `Entity`)."""
-    ends = np.cumsum([len(t) + 1 for t in tokens], dtype=np.int64) - 1
-    starts = ends - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    return make_entities(" ".join(tokens), starts, ends, chunks(tags, scheme), np.asarray(scores))
+    text, starts, ends = join_tokens(tokens)
+    return make_entities(text, starts, ends, chunks(tags, scheme), np.asarray(scores, dtype=np.float64).tolist())
