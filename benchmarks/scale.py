@@ -106,10 +106,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200_000, help="input size in tokens (whole sentences)")
     parser.add_argument("--partition-size", type=int, default=500, help="documents per partition")
     parser.add_argument("--overhead-partitions", type=int, default=300, help="one-document partitions for the overhead")
-    parser.add_argument("--repeats", type=int, default=2, help="rounds of the interleaved runs")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the interleaved runs")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from ner_fast.dask import local_cluster
 
     from ner_fast.package import package_checksum
 
@@ -128,8 +130,7 @@ def main() -> None:
         clients = {}
         for n in (1, 2):
             started = time.perf_counter()
-            cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=None))
+            cluster = stack.enter_context(local_cluster(n))
             clients[n] = stack.enter_context(Client(cluster))
             setup[f"dask_{n}_cluster_start_s"] = round(time.perf_counter() - started, 2)
             started = time.perf_counter()

@@ -19,7 +19,7 @@ from ner_fast.corpus import CorpusError
 from ner_fast.onnx_export import export_model
 from ner_fast.package import PackageError
 from ner_fast.partition import plan_partitions, read_partition, worker_tagger
-from helpers import SENTENCES, make_checkpoint
+from helpers import SENTENCES, make_checkpoint, write_conll
 
 distributed = pytest.importorskip("distributed")
 
@@ -63,8 +63,9 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client() -> distributed.Client:
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+    from ner_fast.dask import local_cluster
+
+    cluster = local_cluster(2)  # LocalCluster(n_workers=2, threads_per_worker=1, processes=True) on 127.0.0.1
     try:
         with distributed.Client(cluster) as client:
             yield client
@@ -136,6 +137,12 @@ def test_parts_equal_single_process_tagging(package: Path, client: distributed.C
     assert read_parts(tmp_path / "out2") == "\n".join(reference[200:])
     manifest = json.loads((tmp_path / "out2" / "manifest.json").read_text())
     assert manifest["complete"] and all(p["done"] for p in manifest["partitions"])
+
+    # A corpus (sniffed: .conll): each sentence, its tokens joined by single spaces, is a document.
+    sentences = [d.split() for d in docs[:40] if d]
+    conll = write_conll(tmp_path / "in.conll", [[(w, "O") for w in s] for s in sentences])
+    tag_files([conll], tmp_path / "out3", package, client=client, partition_size=15, progress=False)
+    assert read_parts(tmp_path / "out3") == single_process(package, [" ".join(s) for s in sentences], tmp_path)
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)

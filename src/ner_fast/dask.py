@@ -218,6 +218,15 @@ class _ManifestWriter:
         self.written_at = time.monotonic()
 
 
+def local_cluster(n_workers: int) -> Any:
+    """A `distributed.LocalCluster` of `n_workers` processes of one thread each, every socket on 127.0.0.1
+    (the scheduler's and the workers' HTTP servers too: by default they listen on every interface)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+
+
 class _cluster:
     """The client to run on: the caller's (left open), or one made here and closed on exit with its cluster."""
 
@@ -228,14 +237,13 @@ class _cluster:
     def __enter__(self) -> Any:
         if self.given is not None:
             return self.given
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         try:
             if self.scheduler is not None:
                 self.owned.append(Client(self.scheduler))
             else:
-                cluster = LocalCluster(n_workers=self.local_workers or 1, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
+                cluster = local_cluster(self.local_workers or 1)
                 self.owned.append(cluster)
                 self.owned.append(Client(cluster))
         except BaseException:

@@ -137,9 +137,9 @@ def plan_partitions(
 
     `input_format`: `text` (one document a line, blank lines too: `corpus.parse_documents`), `jsonl`, or
     a corpus format (`corpus.FORMATS`, `auto` being the one sniffer), whose sentences, tokens joined by
-    single spaces, are the documents. Text and JSON lines files are read once here, line by line, to find
-    each partition's byte range, and parsed by the workers; corpus files are parsed here (a malformed
-    one fails at once, naming its file and line).
+    single spaces (`text.join_tokens`), are the documents. Text and JSON lines files are read once here,
+    line by line, to find each partition's byte range, and parsed by the workers; corpus files are parsed
+    here (a malformed one fails at once, naming its file and line).
     """
     from ner_fast.corpus import FORMATS, TEXT
 
@@ -202,9 +202,11 @@ def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: i
 
 def _plan_corpus(path: Path, fmt: str, size: int, first_index: int) -> list[Partition]:
     from ner_fast.corpus import read_corpus
+    from ner_fast.text import join_tokens
 
     corpus = read_corpus(path, fmt)
-    texts = [" ".join(corpus.words[a:b]) for a, b in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
+    bounds = zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())
+    texts = [join_tokens(corpus.words[a:b])[0] for a, b in bounds]  # pre-tokenized text as the tagger shows it
     found = []
     for k, at in enumerate(range(0, len(texts), size)):
         chunk = tuple(texts[at : at + size])
