@@ -28,10 +28,22 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
+#: Where the default package is installed with ner-fast (package data; `./dev.sh build-model` makes it).
+DEFAULT_PACKAGE = Path(__file__).parent / "models" / "default"
 
 
 class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
+
+
+def default_package() -> Path:
+    """The folder of the default package bundled with ner-fast; PackageError when this install has none."""
+    if not (DEFAULT_PACKAGE / MANIFEST_FILE).is_file():
+        raise PackageError(
+            f"no bundled default package in {DEFAULT_PACKAGE} (build it with ./dev.sh build-model, "
+            "or give a package path)"
+        )
+    return DEFAULT_PACKAGE
 
 
 def graph_file(seq_len: int | None) -> str:

@@ -6,7 +6,8 @@
     pos = ["NNP", "NNP", "VBD", "NNP", "."]     # only for models trained with POS (tagger.uses_pos)
     tagger.tag(tokens, pos)                     # ['B-per', 'I-per', 'O', 'B-geo', 'O']
     tagger.entities(tokens, pos)
-    # [Entity(type='per', start=0, end=2, text='Angela Merkel', score=0.99), Entity(type='geo', ...)]
+    # [Entity(label='per', start=0, end=13, text='Angela Merkel', score=0.99, token_start=0, token_end=2), ...]
+    # (offsets into " ".join(tokens); raw text: `tagger(text)` / `tagger.pipe(texts)`, see ner_fast.text)
 
 How a call runs: the compiled kernels of `ner_fast.features` turn all tokens into feature ids at once;
 each sentence goes to the smallest bucket graph that fits it (padding costs compute, so the tightest
@@ -22,9 +23,8 @@ from __future__ import annotations
 import os
 import warnings
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -35,28 +35,15 @@ from ner_fast import _kernels
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, load_package
+from ner_fast.package import Package, PackageError, default_package, load_package
+from ner_fast.text import Doc, Entity, make_entities
+from ner_fast.text import pipe as pipe_texts
+from ner_fast.text import tag_texts
 from ner_fast.vocab import Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-@dataclass(frozen=True)
-class Entity:
-    """An entity span: tokens `start` to `end` (exclusive) of the sentence.
-
-    `score` is the mean, over the span's tokens, of the probability the model gave the tag it chose
-    for each token: near 1 when the model is sure of every token of the span. For a CRF model these
-    are the per-token softmax of its scores (the graph's output), not the CRF's marginals.
-    """
-
-    type: str
-    start: int
-    end: int
-    text: str
-    score: float
 
 
 def providers_for(device: Device) -> list[str]:
@@ -140,7 +127,7 @@ class Tagger:
     @classmethod
     def load(
         cls,
-        package: str | os.PathLike[str] | Package,
+        package: str | os.PathLike[str] | Package | None = None,
         device: Device = "auto",
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
@@ -152,6 +139,8 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
+        Without `package`, the default package bundled with ner-fast (`package.default_package`).
+
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
         says when CUDA was wanted (or found by "auto") but the sessions run on the CPU.
@@ -161,6 +150,8 @@ class Tagger:
         memory and load faster; sentences then pad to the smallest loaded bucket that fits. `decode` and
         `workers` as in the class docstring.
         """
+        if package is None:
+            package = default_package()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
@@ -192,6 +183,15 @@ class Tagger:
         return list(self._sessions[None].get_providers())
 
     # ----------------------------------------------------------------- the public calls
+
+    def __call__(self, text: str) -> Doc:
+        """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
+        return tag_texts(self, [text])[0]
+
+    def pipe(self, texts: Iterable[str], batch_size: int = 256, n_threads: int | None = None) -> Iterator[Doc]:
+        """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
+        (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
+        return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
     def tag(self, tokens: Sequence[str], pos: Sequence[str] | None = None, proba: Literal[False] = False) -> list[str]: ...
@@ -313,14 +313,14 @@ class Tagger:
 
 def spans(tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float]) -> list[Entity]:
     """Entity spans of IOB2 `tags` (an `I-X` that does not continue an X entity starts one, as conlleval
-    reads it); `scores[i]` is token i's probability of its tag, averaged over each span."""
-    found: list[Entity] = []
+    reads it); `scores[i]` is token i's probability of its tag, averaged over each span. Character
+    offsets point into `" ".join(tokens)` (see `Entity`)."""
+    found: list[tuple[str, int, int]] = []
     start, kind = -1, ""
 
     def close(end: int) -> None:
         if start >= 0:
-            score = float(np.mean(scores[start:end]))
-            found.append(Entity(kind, start, end, " ".join(tokens[start:end]), score))
+            found.append((kind, start, end))
 
     for i, tag in enumerate(tags):
         prefix, _, label = tag.partition("-")
@@ -331,4 +331,6 @@ def spans(tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Seque
             close(i)
             start, kind = i, label
     close(len(tags))
-    return found
+    ends = np.cumsum([len(t) + 1 for t in tokens], dtype=np.int64) - 1
+    starts = ends - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    return make_entities(" ".join(tokens), starts, ends, found, np.asarray(scores))

@@ -94,7 +94,11 @@ def write_sentence(out: IO[str], fmt: str, tokens: list[str], tags: list[str], e
         out.writelines(f"{w}\t{t}\n" for w, t in zip(tokens, tags))
         out.write("\n")
     else:
-        found = [{"type": e.type, "start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)} for e in entities]
+        # Pre-tokenized input: entity start/end are token indices (raw text input writes Doc.to_dict()).
+        found = [
+            {"type": e.label, "start": e.token_start, "end": e.token_end, "text": e.text, "score": round(e.score, 6)}
+            for e in entities
+        ]
         out.write(json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False) + "\n")
 
 
