@@ -167,6 +167,16 @@ def split_sentences(text: str, words: Sequence[str], starts: np.ndarray, ends: n
     return np.array([0, *sorted(cuts), n] if n else [0], dtype=np.int64)
 
 
+def join_tokens(tokens: Sequence[str]) -> tuple[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]:
+    """A pre-tokenized sentence as a text, its tokens joined by single spaces, and its `segment`: the
+    tokens kept as given (not re-tokenized), one sentence."""
+    words = list(tokens)
+    ends = np.cumsum(np.fromiter((len(w) + 1 for w in words), dtype=np.int64, count=len(words))) - 1
+    starts = ends - np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    offsets = np.array([0, len(words)] if words else [0], dtype=np.int64)
+    return " ".join(words), (words, starts, ends, offsets)
+
+
 def corpus_abbreviations(words: Iterable[str]) -> set[str]:
     """Abbreviations a tokenized corpus uses: tokens ending in "." (letters before it, not an
     initialism like "U.S.") with the period removed; what `ABBREVIATIONS` was learned from."""
@@ -360,10 +370,16 @@ def _check_tagger(tagger: Tagger) -> None:
         )
 
 
-def tag_texts(tagger: Tagger, texts: Sequence[str]) -> list[Doc]:
-    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences; one `Doc` each."""
+def tag_texts(
+    tagger: Tagger, texts: Sequence[str], segments: Sequence[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] | None = None
+) -> list[Doc]:
+    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences; one `Doc` each.
+
+    `segments`: the texts' tokens and sentences (as `segment` returns them) when the caller already has
+    them, e.g. pre-tokenized sentences (`join_tokens`)."""
     _check_tagger(tagger)
-    segments = [segment(t) for t in texts]
+    if segments is None:
+        segments = [segment(t) for t in texts]
     sentences = [words[a:b] for words, _, _, offs in segments for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
     pos_head = getattr(tagger, "pos_tags", None) is not None
     if pos_head:

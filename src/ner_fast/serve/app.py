@@ -21,9 +21,8 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Callable, Sequence
+
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -36,6 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ner_fast import __version__
+from ner_fast.serve.annotate import Job, annotate
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
 
@@ -47,17 +47,6 @@ FIELDS = ("text", "texts", "tokens")
 ENDPOINTS = ("/", "/static/app.js", "/static/app.css", "/v1/entities", "/v1/model", "/healthz", "/metrics")
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/app.css": ("app.css", "text/css; charset=utf-8")}
-
-
-@dataclass(frozen=True)
-class Job:
-    """One request's work: raw `texts`, or pre-tokenized `sentences` (the other is None). `single`: the
-    request sent one `text` and gets one document back, not a list. `tokens` estimates its size for batching."""
-
-    texts: list[str] | None
-    sentences: list[list[str]] | None
-    single: bool
-    tokens: int
 
 
 class ClientError(Exception):
@@ -289,18 +278,9 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return {route: (folder.joinpath(name).read_bytes(), media) for route, (name, media) in STATIC.items()}
 
 
-def create_app(
-    tagger: Any,
-    settings: Settings = Settings(),
-    annotate: Callable[[Any, Sequence[Job]], list[bytes]] | None = None,
-) -> Starlette:
-    """The ASGI app serving `tagger` (a loaded `ner_fast.Tagger`).
-
-    `annotate(tagger, jobs)` turns a batch of jobs into one JSON answer each, in a worker thread
-    (default: `ner_fast.serve.annotate.annotate`). `app.state.metrics` holds the app's `Metrics`.
-    """
-    if annotate is None:
-        from ner_fast.serve.annotate import annotate
+def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
+    """The ASGI app serving `tagger` (a loaded `ner_fast.Tagger`); a worker thread answers a batch of
+    requests with `ner_fast.serve.annotate.annotate`. `app.state.metrics` holds the app's `Metrics`."""
     limits = settings.limits
     metrics = Metrics()
     batcher: Batcher[Job, bytes] = Batcher(
