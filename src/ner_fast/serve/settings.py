@@ -20,5 +20,5 @@ class Settings:
 
     threads: int = 1
     max_batch_tokens: int = 4096
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     limits: Limits = field(default_factory=Limits)
