@@ -151,12 +151,12 @@ def test_pre_tokenized_sentences_keep_their_tokens(client: httpx.Client, tagger:
         assert got == want
 
 
-def test_concurrent_clients_get_the_sequential_answers_and_share_batches(tagger: Tagger) -> None:
-    # A long wait makes the coalescing certain: requests sent together must share a batch.
-    app = create_app(tagger, Settings(max_wait_ms=100, max_batch_tokens=100_000))
+def test_concurrent_clients_get_the_sequential_answers_and_share_batches(client: httpx.Client, tagger: Tagger) -> None:
     bodies = [{"text": t} for t in TEXTS] + [{"texts": TEXTS[:3]}, {"tokens": SENTENCES}] + [{"text": f"Visit {c} in May."} for c in "ABCDEFGH"]
+    sequential = [client.post("/v1/entities", json=b).json() for b in bodies]
+    # A long wait makes the coalescing certain: requests sent together must share a batch.
+    app = create_app(tagger, Settings(max_wait_ms=200, max_batch_tokens=100_000))
     with running(app) as base, httpx.Client(base_url=base, timeout=60) as client:
-        sequential = [client.post("/v1/entities", json=b).json() for b in bodies]
         batches_before = client.get("/metrics").text
 
         def post(body: dict) -> object:
@@ -188,8 +188,8 @@ def test_batching_off_gives_the_same_answers_one_request_a_batch(tagger: Tagger)
 
 
 def test_the_event_loop_answers_while_a_request_waits_for_its_batch(tagger: Tagger) -> None:
-    # The first request waits up to 2 s for company; /healthz must not wait behind it.
-    app = create_app(tagger, Settings(max_wait_ms=2000, max_batch_tokens=100_000))
+    # The first request waits up to 1.5 s for company; /healthz must not wait behind it.
+    app = create_app(tagger, Settings(max_wait_ms=1500, max_batch_tokens=100_000))
     with running(app) as base, httpx.Client(base_url=base, timeout=60) as client, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(lambda: httpx.post(f"{base}/v1/entities", json={"text": TEXT}, timeout=60))
         deadline = time.monotonic() + 10

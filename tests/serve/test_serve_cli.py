@@ -46,8 +46,8 @@ def in_progress(url: str) -> float:
 
 @pytest.mark.slow
 def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagger: Tagger) -> None:
-    # Requests wait up to 3 s for company in the batcher, so SIGTERM arrives while all of them are in flight.
-    process, url = start_server(package, "--max-wait-ms", "3000", "--max-batch-tokens", "100000")
+    # Requests wait up to 2 s for company in the batcher, so SIGTERM arrives while all of them are in flight.
+    process, url = start_server(package, "--max-wait-ms", "2000", "--max-batch-tokens", "100000")
     texts = [f"Talks in Paris number {i} ended on Monday." for i in range(8)]
     try:
         with ThreadPoolExecutor(len(texts)) as pool:
@@ -58,7 +58,7 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagg
                 time.sleep(0.02)
             process.send_signal(signal.SIGTERM)
             # New connections are refused while the accepted requests are still waiting for their batch.
-            deadline = time.monotonic() + 2.5
+            deadline = time.monotonic() + 1.5
             while True:
                 try:
                     httpx.get(f"{url}/healthz", timeout=1)
