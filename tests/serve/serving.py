@@ -11,7 +11,7 @@ from ner_fast.serve.server import bind, make_server, run
 from ner_fast.serve.settings import Limits
 
 # Small limits, so the tests reach each of them with small requests.
-LIMITS = Limits(max_body_bytes=4096, max_texts=8, max_text_chars=300)
+LIMITS = Limits(max_body_bytes=8192, max_texts=8, max_text_chars=300)
 
 
 

@@ -16,6 +16,8 @@ CASES = [
     ("invalid JSON", b'{"text": "Paris"', 400, ["not valid JSON"]),
     ("empty body", b"", 400, ["not valid JSON"]),
     ("not an object", b'["Paris"]', 422, ["JSON object", "array"]),
+    ("nested too deeply", b"[" * 2000 + b"]" * 2000, 400, ["nested too deeply"]),
+    ("a 4400-digit number", b'{"text": ' + b"7" * 4400 + b"}", 400, ["not usable JSON", "4300"]),
     ("unknown field", b'{"txt": "Paris"}', 422, ["unknown field", "'txt'"]),
     ("two fields", b'{"text": "a", "texts": ["b"]}', 422, ["exactly one", "text, texts"]),
     ("no field", b"{}", 422, ["exactly one"]),

@@ -198,3 +198,12 @@ def test_the_event_loop_answers_while_a_request_waits_for_its_batch(tagger: Tagg
         assert client.get("/healthz").status_code == 200
         assert not pending.done()
         assert pending.result().json() == expected_docs(tagger, [TEXT])[0]
+
+
+def test_odd_texts_are_answered_not_failed(client: httpx.Client, tagger: Tagger) -> None:
+    odd = ["x" * 300, "\x00\x01\x7f", "🙂" * 40, "\u200b\ufeff", "....!!!???", "\n\n\n", "A. " * 90,
+           "word " * 59 + "end", "\t\r\n café\u0301 naïve", "<script>alert(1)</script> & \"quotes\""]
+    for part in (odd[:5], odd[5:]):  # the test server takes 8 texts a request
+        response = client.post("/v1/entities", json={"texts": part})
+        assert response.status_code == 200, response.text
+        assert response.json() == expected_docs(tagger, part)

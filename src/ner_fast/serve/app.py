@@ -76,6 +76,10 @@ def parse_job(body: bytes, limits: Limits) -> Job:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise ClientError(400, f"the request body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise ClientError(400, "the request body is not usable JSON: nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise ClientError(400, f"the request body is not usable JSON: {err}") from None
     if not isinstance(doc, dict):
         raise ClientError(422, f"the body must be a JSON object with one of the fields {', '.join(FIELDS)}; got a JSON {_kind(doc)}")
     unknown = sorted(set(doc) - set(FIELDS))
