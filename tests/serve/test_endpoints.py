@@ -19,7 +19,7 @@ from ner_fast import __version__
 from ner_fast.serve.app import create_app
 from ner_fast.serve.settings import Settings
 from ner_fast.tagger import Tagger
-from serving import running
+from serving import PROVENANCE, running
 
 TEXT = "Angela Merkel visited Paris on Monday. The UN met in New York. Prices rose 3.5 % in 2009."
 TEXTS = [
@@ -61,6 +61,8 @@ def test_model_describes_tags_provenance_and_versions(client: httpx.Client, tagg
     assert info["labels"] == sorted({t[2:] for t in model["vocab"]["tags"] if t != "O"})
     assert info["uses_pos"] is False
     assert info["source"] == model["source"]
+    assert info["provenance"] == PROVENANCE
+    assert info["validation_f1"] == PROVENANCE["validation"]["f1"]
     assert info["versions"]["package"] == json.loads((package / "manifest.json").read_text())["versions"]
     assert info["versions"]["runtime"]["ner_fast"] == __version__
     assert info["versions"]["runtime"]["onnxruntime"] == onnxruntime.__version__

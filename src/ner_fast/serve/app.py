@@ -254,6 +254,8 @@ def model_info(tagger: Any) -> dict[str, Any]:
 
     model = tagger.package.model
     provenance = model.get("provenance")
+    # Bundled packages record how they were built, and their validation scores, under "provenance".
+    validation = (provenance or {}).get("validation") or {}
     labels = sorted({t.partition("-")[2] for t in tagger.tags if "-" in t})
     return {
         "tags": list(tagger.tags),
@@ -266,7 +268,7 @@ def model_info(tagger: Any) -> dict[str, Any]:
         "architecture": model.get("architecture"),
         "source": model.get("source"),
         "provenance": provenance,
-        "validation_f1": (provenance or {}).get("validation_f1"),
+        "validation_f1": validation.get("f1"),
         "versions": {
             "package": tagger.package.manifest.get("versions", {}),
             "runtime": {"ner_fast": __version__, "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
