@@ -15,7 +15,7 @@ from ner_fast.package import MANIFEST_FILE, MODEL_FILE, write_manifest
 from ner_fast.serve.app import create_app
 from ner_fast.serve.settings import Settings
 from ner_fast.tagger import Tagger
-from serving import LIMITS, PROVENANCE, running
+from serve.serving import LIMITS, PROVENANCE, running
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from serving import LIMITS
+from serve.serving import LIMITS
 
 CASES = [
     # (name, body bytes, expected status, words the message must contain)

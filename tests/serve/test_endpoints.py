@@ -19,7 +19,7 @@ from ner_fast import __version__
 from ner_fast.serve.app import create_app
 from ner_fast.serve.settings import Settings
 from ner_fast.tagger import Tagger
-from serving import PROVENANCE, running
+from serve.serving import PROVENANCE, running
 
 TEXT = "Angela Merkel visited Paris on Monday. The UN met in New York. Prices rose 3.5 % in 2009."
 TEXTS = [
