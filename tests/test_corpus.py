@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import write_conll
+from helpers import write_conll
 from ner_fast.corpus import Corpus, CorpusError, bundled_corpus_path, iob1_to_iob2, read_corpus
 
 

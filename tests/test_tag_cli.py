@@ -125,9 +125,36 @@ def test_format_detection() -> None:
     assert detect_format(b"Hello world\n\nGood bye\n") == "conll"  # ambiguous: --input-format tokens decides
 
 
-def test_export_refuses_bad_options(packages: dict, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(tmp_path / "x")])
-    assert result.exit_code != 0 and "config.json" in result.output
+@pytest.mark.parametrize(
+    "model, options, exit_code, names",
+    [
+        ("run", ["--buckets", "abc"], 2, ["--buckets", "abc"]),
+        ("run", ["--buckets", "0"], 2, ["--buckets", "0"]),
+        ("run", ["--buckets", "4,-1"], 2, ["--buckets", "4,-1"]),
+        ("run", ["--buckets", ","], 2, ["--buckets"]),
+        ("run", ["--quantize", "int4"], 2, ["--quantize", "int4"]),
+        ("run", ["--checkpoint", "middle"], 2, ["--checkpoint", "middle"]),
+        ("run", ["--checkpoint", "last"], 1, ["last.params.npz"]),  # make_checkpoint writes only best
+        ("run", ["--out", "{file}"], 2, ["--out"]),  # an existing file is no package folder
+        ("empty", [], 1, ["config.json"]),  # a folder that holds no training run
+        ("missing", [], 2, ["MODEL"]),
+    ],
+)
+def test_export_refuses_bad_options(tmp_path: Path, model: str, options: list[str], exit_code: int, names: list[str]) -> None:
+    make_checkpoint(tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    options = [o.format(file=tmp_path / "file") for o in options]
+    if "--out" not in options:
+        options += ["--out", str(tmp_path / "pkg")]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / model), *options])
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # an exit code, no traceback
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and all(name in errors[0] for name in names), result.output
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_a_zipped_corpus(packages: dict, tmp_path: Path) -> None:

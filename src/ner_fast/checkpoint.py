@@ -216,29 +216,24 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
             raise ValueError(f"parameter {name} has shape {tuple(params[name].shape)}, expected {shape}")
 
 
-def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray], aux: dict[str, np.ndarray] | None = None) -> None:
-    """Save canonical parameters as an npz of `arg:NAME` / `aux:NAME` float32 arrays, atomically."""
+def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray]) -> None:
+    """Save canonical parameters as an npz of `arg:NAME` float32 arrays, atomically."""
     arrays = {f"arg:{n}": np.asarray(a, dtype=np.float32) for n, a in params.items()}
-    arrays.update({f"aux:{n}": np.asarray(a, dtype=np.float32) for n, a in (aux or {}).items()})
     atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
 
 
-def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read a params npz written by `save_params` -> (arg params, aux params)."""
-    args: dict[str, np.ndarray] = {}
-    aux: dict[str, np.ndarray] = {}
+def load_params(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read a params npz written by `save_params` -> canonical parameters by name."""
+    params: dict[str, np.ndarray] = {}
     if not Path(path).exists():
         raise ValueError(f"{path}: no such parameter file")
     with np.load(path, allow_pickle=False) as npz:
         for key in npz.files:
             kind, _, name = key.partition(":")
-            if kind == "arg":
-                args[name] = npz[key]
-            elif kind == "aux":
-                aux[name] = npz[key]
-            else:
-                raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME or aux:NAME)")
-    return args, aux
+            if kind != "arg":
+                raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME)")
+            params[name] = npz[key]
+    return params
 
 
 def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -267,7 +262,7 @@ def load_model(
     folder = Path(folder)
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
-    params, _ = load_params(folder / f"{which}.params.npz")
+    params = load_params(folder / f"{which}.params.npz")
     check_params(config, params)
     vocabs = Vocabularies.load(folder / "vocab.json")
     return config, params, vocabs, doc

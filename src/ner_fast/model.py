@@ -240,19 +240,7 @@ class Predictor:
         return exe.outputs[0].asnumpy()
 
 
-_PREDICTORS: list[tuple[dict[str, np.ndarray], ModelConfig, Predictor]] = []
-
-
 def predict_proba(params: dict[str, np.ndarray], config: ModelConfig, features: np.ndarray) -> np.ndarray:
-    """Tag probabilities (B, L, T) for features (B, F, L), on CPU.
-
-    Reuses the `Predictor` of the last few (params, config) pairs (compared by identity), so a loop
-    over batches binds each shape once.
-    """
-    for p, c, predictor in _PREDICTORS:
-        if p is params and c is config:
-            return predictor.predict_proba(features)
-    predictor = Predictor(config, params)
-    _PREDICTORS.insert(0, (params, config, predictor))
-    del _PREDICTORS[4:]
-    return predictor.predict_proba(features)
+    """Tag probabilities (B, L, T) for features (B, F, L), on CPU: one call of a fresh `Predictor`
+    (keep a `Predictor` to run many batches)."""
+    return Predictor(config, params).predict_proba(features)

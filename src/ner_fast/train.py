@@ -458,7 +458,7 @@ def train(
         if Vocabularies.load(out / "vocab.json") != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
         state.update(json.loads((out / "state.json").read_text()))
-        params, _ = load_params(out / "last.params.npz")
+        params = load_params(out / "last.params.npz")
         check_params(config, params)
         lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
         history = [json.loads(line) for line in lines if line.strip()][: state["epoch"]]

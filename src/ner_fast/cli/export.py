@@ -23,11 +23,22 @@ def package_summary(package: Path) -> dict:
     }
 
 
+def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a malformed --buckets as a usage error (exit 2) before anything is loaded."""
+    from ner_fast.onnx_export import parse_buckets
+
+    try:
+        parse_buckets(value, [])
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Package folder to write (default: export/<MODEL folder name>/); replaced only when complete.")
-@click.option("--buckets", default="auto", show_default=True,
+@click.option("--buckets", default="auto", show_default=True, callback=_check_buckets,
               help="'auto' (the training buckets), 'dynamic' (one graph, free length) or lengths like 10,20,40. "
                    "The dynamic graph is always written too, so long sentences are tagged whole.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Store int8 weights (dynamic quantization).")
