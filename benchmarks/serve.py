@@ -119,12 +119,12 @@ def synthetic_package(corpus: Any, texts: list[str], work: Path) -> Path:
 
 
 def choose_package(given: str | None, corpus: Any, texts: list[str], work: Path) -> tuple[Path, str]:
-    from ner_fast.package import PackageError, default_package
+    from ner_fast.package import PackageError, default_package_path
 
     if given:
         return Path(given), given
     try:
-        return default_package(), "bundled default package"
+        return default_package_path(), "bundled default package"
     except PackageError:
         print("no bundled default package: using the default architecture with random weights, int8")
         return synthetic_package(corpus, texts, work), "default architecture, random weights, int8 (no bundled package yet)"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
@@ -32,11 +31,13 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
+from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, default_package, load_package
-from ner_fast.text import Doc, Entity, make_entities
+from ner_fast.package import Package, PackageError, default_package_path, load_package
+from ner_fast.schemes import TagScheme, chunks
+from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
 from ner_fast.text import pipe as pipe_texts
 from ner_fast.text import tag_texts
 from ner_fast.vocab import Vocabularies
@@ -121,6 +122,7 @@ class Tagger:
         self._input = self._sessions[None].get_inputs()[0].name
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.scheme = TagScheme(self.tags)
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
         featurize(["warm", "up"], ["x", "x"] if self.uses_pos else None, self.vocabs, self.max_token_chars)
 
@@ -139,7 +141,7 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
-        Without `package`, the default package bundled with ner-fast (`package.default_package`).
+        Without `package`, the default package bundled with ner-fast (`package.default_package_path`).
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
@@ -151,7 +153,7 @@ class Tagger:
         `workers` as in the class docstring.
         """
         if package is None:
-            package = default_package()
+            package = default_package_path()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
@@ -188,7 +190,7 @@ class Tagger:
         """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
         return tag_texts(self, [text])[0]
 
-    def pipe(self, texts: Iterable[str], batch_size: int = 256, n_threads: int | None = None) -> Iterator[Doc]:
+    def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
         (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
         return pipe_texts(self, texts, batch_size, n_threads)
@@ -225,14 +227,14 @@ class Tagger:
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
         """Entity spans of one sentence (see `Entity` for the score)."""
         tags, probs = self.tag(tokens, pos, proba=True)
-        return spans(tokens, tags, self.chosen_probabilities(tags, probs))
+        return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme)
 
     def entities_batch(
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
         tags, probs = self._run(sentences, pos, batch_size, proba=True)
-        return [spans(s, t, self.chosen_probabilities(t, p)) for s, t, p in zip(sentences, tags, probs)]
+        return [spans(s, t, self.chosen_probabilities(t, p), self.scheme) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`)."""
@@ -261,7 +263,10 @@ class Tagger:
         np.cumsum(lengths, out=offsets[1:])
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
-        matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        try:
+            matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        except TypeError:
+            raise TypeError(_not_a_string(sentences, pos)) from None
 
         best = np.empty((len(words),), dtype=np.int64)
         probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
@@ -279,11 +284,7 @@ class Tagger:
                 if probs is not None:
                     probs[a:b] = out[row, : b - a]
 
-        jobs = [
-            (key, np.ascontiguousarray(members[start : start + batch_size]))
-            for key, members in self._groups(lengths)
-            for start in range(0, len(members), batch_size)
-        ]
+        jobs = plan_batches(lengths, self.buckets, batch_size)
         if self.workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(self.workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
@@ -295,42 +296,22 @@ class Tagger:
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
         return tags, per_sentence
 
-    def _groups(self, lengths: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
-        """(bucket length or None for the dynamic graph, sentence indices) for non-empty sentences."""
-        if len(lengths) == 1:  # the single-sentence path: no sorting, no array ops
-            n = int(lengths[0])
-            if n == 0:
-                return []
-            k = bisect_left(self.buckets, n)
-            return [(self.buckets[k] if k < len(self.buckets) else None, np.zeros(1, dtype=np.int64))]
-        which = np.searchsorted(np.asarray(self.buckets, dtype=np.int64), lengths, side="left")
-        groups: list[tuple[int | None, np.ndarray]] = []
-        for k in np.unique(which[lengths > 0]).tolist():
-            members = np.flatnonzero((which == k) & (lengths > 0)).astype(np.int64)
-            groups.append((self.buckets[k] if k < len(self.buckets) else None, members))
-        return groups
+def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
+    """The message for the first token or POS tag that is not a str (found only after featurize refused one)."""
+    for name, lists in (("token", sentences), ("POS tag", pos or [])):
+        for i, items in enumerate(lists):
+            for j, item in enumerate(items):
+                if not isinstance(item, str):
+                    return f"{name} {j} of sentence {i} is {item!r} ({type(item).__name__}): {name}s must be strings"
+    return "tokens and POS tags must be strings"
 
 
-def spans(tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float]) -> list[Entity]:
-    """Entity spans of IOB2 `tags` (an `I-X` that does not continue an X entity starts one, as conlleval
-    reads it); `scores[i]` is token i's probability of its tag, averaged over each span. Character
-    offsets point into `" ".join(tokens)` (see `Entity`)."""
-    found: list[tuple[str, int, int]] = []
-    start, kind = -1, ""
-
-    def close(end: int) -> None:
-        if start >= 0:
-            found.append((kind, start, end))
-
-    for i, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if tag == "O" or not label:
-            close(i)
-            start = -1
-        elif prefix == "B" or label != kind or start < 0:
-            close(i)
-            start, kind = i, label
-    close(len(tags))
-    ends = np.cumsum([len(t) + 1 for t in tokens], dtype=np.int64) - 1
-    starts = ends - np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    return make_entities(" ".join(tokens), starts, ends, found, np.asarray(scores))
+def spans(
+    tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float], scheme: TagScheme | None = None
+) -> list[Entity]:
+    """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
+    conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
+    `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
+    into `" ".join(tokens)` (see `Entity`)."""
+    text, starts, ends = join_tokens(tokens)
+    return make_entities(text, starts, ends, chunks(tags, scheme), np.asarray(scores, dtype=np.float64).tolist())

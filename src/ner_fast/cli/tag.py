@@ -1,13 +1,21 @@
-"""`ner-fast tag`: tag a file of sentences with a model package (onnxruntime; no mxnet, no onnx).
+"""`ner-fast tag`: tag a file of sentences or raw text with a model package (onnxruntime; no mxnet, no onnx).
 
-Input formats: `conll` (whitespace columns, word first, POS second when there are 3+ columns, the last
-column a tag, which is ignored), `gmb` (the GMB CSV), `tokens` (one pre-tokenized sentence a line,
-tokens separated by whitespace, blank lines skipped). Output: `conll` (token TAB predicted tag, a blank
-line after each sentence) or `jsonl` (one JSON object a sentence: tokens, tags, entities).
+Input formats (`ner_fast.corpus`, which also sniffs `auto`): `conll` (whitespace columns, word first, POS
+second when there are 3+ columns, the last column a tag, which is ignored), `gmb` (the GMB CSV), `tokens`
+(one pre-tokenized sentence a line, tokens separated by whitespace, blank lines skipped), and `text`
+(raw text, one document a line, or the whole input as one with `--document`; never sniffed), which
+`ner_fast.text` tokenizes. `--text "..."` tags one document given on the command line.
+
+Output: `conll` (token TAB predicted tag, a blank line after each sentence), `jsonl` (pre-tokenized
+input: one JSON object a sentence with tokens, tags and entities, entity start/end being token
+indices; raw text: one `Doc.to_dict()` a document, character offsets) or `pretty` (raw text: each
+document with its entities marked, then one line per entity; coloured on a terminal). Default:
+`pretty` for `--text`, `jsonl` for other raw text, `conll` for pre-tokenized input.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,57 +23,27 @@ from typing import IO, Any
 
 import click
 
-INPUT_FORMATS = ("auto", "conll", "gmb", "tokens")
-OUTPUT_FORMATS = ("conll", "jsonl")
+from ner_fast.corpus import TAG_FORMATS, TEXT
+
+OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
+# Entity label colours of the pretty view, given to labels in order of appearance.
+COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "red")
 # Sentences tagged per call between progress updates; large enough for full batches in every bucket.
 CHUNK = 2048
 
 
-def detect_format(raw: bytes) -> str:
-    """`gmb` for a CSV header naming word and tag columns; `conll` when the lines have one constant
-    column count and blank lines separate sentences; otherwise `tokens` (one sentence a line)."""
-    lines = raw.split(b"\n", 400)[:400]
-    header = [h.strip().lower() for h in lines[0].decode("latin-1").split(",")]
-    if "word" in header and "tag" in header:
-        return "gmb"
-    filled = [line.split() for line in lines if line.strip()]
-    blank = any(not line.strip() for line in lines[:-1])  # the last line may be cut or a trailing newline
-    counts = {len(cols) for cols in filled if cols[0] != b"-DOCSTART-"}
-    return "conll" if (blank and len(counts) == 1 and counts != {1}) else "tokens"
+def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], list[list[str]] | None, Any]:
+    """Sentences, their POS tags where the format has them, and the `Corpus` read, from a file or stdin (None).
 
+    `fmt` is one of `corpus.FORMATS`; "auto" is `corpus.sniff_format` (stdin: by content only).
+    """
+    from ner_fast.corpus import parse_corpus, read_corpus
 
-def read_tokens(raw: bytes, source: str) -> tuple[list[list[str]], None]:
-    """One pre-tokenized sentence a line (UTF-8, a byte-order mark allowed); blank lines skipped.
-
-    Returns (sentences, no POS)."""
-    from ner_fast.corpus import CorpusError
-
-    try:
-        # utf-8-sig: editors on Windows start files with a BOM, which would glue itself to the first token.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, raw.count(b"\n", 0, err.start) + 1) from None
-    return [line.split() for line in text.splitlines() if line.strip()], None
-
-
-def read_input(path: Path | None, fmt: str) -> tuple[list[list[str]], list[list[str]] | None]:
-    """Sentences (and their POS tags where the format has them) from a file, or stdin for None."""
-    from ner_fast.corpus import CorpusError, parse_corpus, read_corpus
-
-    if fmt not in INPUT_FORMATS:
-        raise ValueError(f"unknown input format {fmt!r} (choose from {', '.join(INPUT_FORMATS)})")
-    if path is not None and path.suffix.lower() == ".zip":  # the corpus reader opens zips (a CoNLL or GMB file inside)
-        corpus = read_corpus(path, "auto" if fmt in ("auto", "tokens") else fmt)
-        return _columns(corpus)
-    source = "<stdin>" if path is None else str(path)
-    raw = sys.stdin.buffer.read() if path is None else Path(path).read_bytes()
-    if not raw.strip():
-        raise CorpusError("empty input", source, 1)
-    if fmt == "auto":
-        fmt = detect_format(raw)
-    if fmt == "tokens":
-        return read_tokens(raw, source)
-    return _columns(parse_corpus(raw, source, fmt))
+    if path is None:
+        corpus = parse_corpus(sys.stdin.buffer.read(), "<stdin>", fmt)
+    else:
+        corpus = read_corpus(path, fmt)
+    return (*_columns(corpus), corpus)
 
 
 def _columns(corpus: Any) -> tuple[list[list[str]], list[list[str]] | None]:
@@ -75,16 +53,35 @@ def _columns(corpus: Any) -> tuple[list[list[str]], list[list[str]] | None]:
     return [s.words for s in sentences], pos  # type: ignore[misc]
 
 
-def tagged(tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int, bar: Any) -> Iterator[tuple]:
-    """(tokens, tags, entities) per sentence, in input order, tagging CHUNK sentences at a time."""
+def refuse_unwritable_tokens(corpus: Any) -> None:
+    """A token holding a tab or line break (possible inside a GMB CSV field) would break the
+    tab-separated conll output: refuse it, naming its file and line, before anything is written."""
+    from ner_fast.corpus import CorpusError
+
+    for i, word in enumerate(corpus.words):
+        if "\t" in word or "\n" in word or "\r" in word:
+            raise CorpusError(
+                f"token {word!r} holds a tab or line break, which the tab-separated conll output cannot hold: "
+                "use --output-format jsonl",
+                corpus.source,
+                corpus.line_of(i),
+            )
+
+
+def tagged(
+    tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int | None, bar: Any
+) -> Iterator[tuple]:
+    """(tokens, tags, entities) per sentence, in input order, tagging CHUNK sentences at a time
+    (`batch_size` None: `tag_batch`'s default)."""
     from ner_fast.tagger import spans
 
+    options = {} if batch_size is None else {"batch_size": batch_size}
     for start in range(0, len(sentences), CHUNK):
         words = sentences[start : start + CHUNK]
         part_pos = pos[start : start + CHUNK] if (pos is not None and tagger.uses_pos) else None
-        tags, probs = tagger.tag_batch(words, part_pos, batch_size=batch_size, proba=True)
+        tags, probs = tagger.tag_batch(words, part_pos, proba=True, **options)
         for w, t, p in zip(words, tags, probs):
-            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p))
+            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme)
         bar.update(len(words))
 
 
@@ -102,78 +99,212 @@ def write_sentence(out: IO[str], fmt: str, tokens: list[str], tags: list[str], e
         out.write(json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False) + "\n")
 
 
+def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = None) -> str:
+    """The pretty view of a `Doc`: its text with each entity marked `[text](label)` (in colour and
+    without brackets when `colour`), then one line per entity (label, character span, text, score)."""
+    palette = {} if palette is None else palette
+    parts: list[str] = []
+    position = 0
+    for e in doc.entities:
+        shade = palette.setdefault(e.label, COLOURS[len(palette) % len(COLOURS)])
+        parts.append(doc.text[position : e.start])
+        if colour:
+            parts.append(click.style(e.text, fg=shade, bold=True, underline=True) + click.style(f" {e.label}", fg=shade))
+        else:
+            parts.append(f"[{e.text}]({e.label})")
+        position = e.end
+    parts.append(doc.text[position:])
+    lines = ["".join(parts)]
+    for e in doc.entities:
+        label = click.style(f"{e.label:<5}", fg=palette[e.label], bold=True) if colour else f"{e.label:<5}"
+        lines.append(f"  {label} {e.start:>5}-{e.end:<5} {e.text}  ({e.score:.2f})")
+    return "\n".join(lines) + "\n\n"
+
+
+def read_documents(path: Path | None, whole: bool = False) -> list[str]:
+    """Raw-text documents of a file or stdin (None): `corpus.parse_documents`."""
+    from ner_fast.corpus import CorpusError, parse_documents
+
+    if path is None:
+        return parse_documents(sys.stdin.buffer.read(), "<stdin>", whole)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise CorpusError(f"cannot read: {err}", str(path)) from err
+    return parse_documents(raw, str(path), whole)
+
+
+def write_doc(out: IO[str], fmt: str, doc: Any, colour: bool, palette: dict[str, str]) -> None:
+    """One document in the output format."""
+    if fmt == "jsonl":
+        out.write(doc.to_json() + "\n")
+    elif fmt == "conll":
+        for s in doc.sentences:
+            out.writelines(f"{t.text}\t{t.tag}\n" for t in doc.tokens[s.token_start : s.token_end])
+            out.write("\n")
+    else:
+        out.write(format_doc(doc, colour, palette))
+
+
 def tag_file(
-    package: Path,
+    package: Path | None,
     input_path: Path | None,
     output: Path | None,
     input_format: str = "auto",
-    output_format: str = "conll",
-    batch_size: int = 64,
+    output_format: str | None = None,
+    batch_size: int | None = None,
     device: str = "auto",
     threads: int | None = None,
     workers: int = 1,
     progress: bool = True,
+    document: bool = False,
+    text: str | None = None,
 ) -> int:
-    """Tag `input_path` (stdin for None) into `output` (stdout for None); returns the sentence count.
+    """Tag `input_path` (stdin for None), or the document `text`, into `output` (stdout for None) with
+    the package folder `package` (None: the bundled one); returns the count of sentences (pre-tokenized
+    input) or documents (raw text) written.
 
-    The whole input is read and checked before anything is written; a file output is written to a
-    temporary name beside it and renamed into place only when complete.
+    `input_format` is one of `corpus.TAG_FORMATS`; `document` reads a raw-text input as one document;
+    `output_format` one of `OUTPUT_FORMATS` (None: see the module docstring); `batch_size` None keeps
+    `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
+    anything is written; a file output is written to a temporary name beside it and renamed into place
+    only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
+    `click.UsageError`.
     """
+    from ner_fast.atomic import atomic_open
+
+    raw_text = text is not None or input_format == TEXT
+    if output_format is None:
+        output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
+    if output_format not in OUTPUT_FORMATS:
+        raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    if output_format == "pretty" and not raw_text:
+        raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
+    if document and input_format != TEXT:
+        raise click.UsageError("--document reads raw text: give --input-format text")
+    if raw_text:
+        documents = [text] if text is not None else read_documents(input_path, document)
+        count = len(documents)
+        write: Any = lambda out: _write_documents(out, package, documents, output_format, batch_size, device, threads,
+                                                  workers, progress and output is not None, out is sys.stdout and out.isatty())
+    else:
+        sentences, pos, corpus = read_input(input_path, input_format)
+        if output_format == "conll":
+            refuse_unwritable_tokens(corpus)
+        count = len(sentences)
+        write = lambda out: _write_sentences(out, package, sentences, pos, output_format, batch_size, device, threads,
+                                             workers, progress and output is not None)
+    if output is None:
+        write(sys.stdout)
+    else:
+        with atomic_open(output, "w", encoding="utf-8") as out:
+            write(out)
+    return count
+
+
+def _write_sentences(out: IO[str], package: Path | None, sentences: list[list[str]], pos: list[list[str]] | None,
+                     output_format: str, batch_size: int | None, device: str, threads: int | None, workers: int,
+                     progress: bool) -> None:
     from tqdm import tqdm
 
-    from ner_fast.atomic import atomic_open
     from ner_fast.tagger import Tagger
 
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    sentences, pos = read_input(input_path, input_format)
     tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     if tagger.uses_pos and pos is None:
         raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
-    with tqdm(total=len(sentences), unit="sent", disable=not progress or output is None, file=sys.stderr) as bar:
-        if output is None:
-            for item in tagged(tagger, sentences, pos, batch_size, bar):
-                write_sentence(sys.stdout, output_format, *item)
-            return len(sentences)
-        with atomic_open(output, "w", encoding="utf-8") as out:
-            for item in tagged(tagger, sentences, pos, batch_size, bar):
-                write_sentence(out, output_format, *item)
-    return len(sentences)
+    with tqdm(total=len(sentences), unit="sent", disable=not progress, file=sys.stderr) as bar:
+        for item in tagged(tagger, sentences, pos, batch_size, bar):
+            write_sentence(out, output_format, *item)
+
+
+def _write_documents(out: IO[str], package: Path | None, documents: list[str], output_format: str,
+                     batch_size: int | None, device: str, threads: int | None, workers: int, progress: bool,
+                     colour: bool) -> None:
+    from tqdm import tqdm
+
+    from ner_fast.tagger import Tagger
+
+    # pipe runs `workers` groups of documents at once, each group's batches in its own thread.
+    tagger = Tagger.load(package, device=device, threads=threads, workers=1)  # type: ignore[arg-type]
+    options = {} if batch_size is None else {"batch_size": batch_size}
+    palette: dict[str, str] = {}
+    with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
+        for doc in tagger.pipe(documents, n_threads=workers, **options):
+            write_doc(out, output_format, doc, colour, palette)
+            bar.update(1)
 
 
 @click.command()
-@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="[INPUT|-]", required=False, default="-")
-@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True,
-              help="conll columns, gmb CSV, or tokens (one whitespace-tokenized sentence a line).")
-@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="conll", show_default=True,
-              help="conll (token TAB tag) or jsonl (tokens, tags and entities per sentence).")
+@click.argument("paths", nargs=-1, metavar="[PACKAGE] [INPUT|-]")
+@click.option("--input-format", type=click.Choice(TAG_FORMATS), default="auto", show_default=True,
+              help="conll columns, gmb CSV, tokens (one whitespace-tokenized sentence a line) or text (raw text, "
+                   "one document a line, tokenized here); auto: by the file's extension, else its content, never "
+                   "text (docs/ARCHITECTURE.md, 'Input formats').")
+@click.option("--document", is_flag=True, help="With --input-format text: the whole input is one document.")
+@click.option("--text", "text", default=None, metavar="TEXT", help="Tag this raw text (instead of INPUT), one document.")
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
+              help="conll (token TAB tag), jsonl (one JSON object a sentence, or a document for raw text: "
+                   "Doc.to_dict() with character offsets) or pretty (raw text, entities marked). "
+                   "Default: pretty for --text, jsonl for other raw text, conll for pre-tokenized input.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (written whole, then renamed into place); default stdout.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sentences per graph run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Sentences per graph run (pre-tokenized, default 64), or per tag_batch call of the raw-text "
+                   "pipeline (default 256).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches tagged at once, in threads (on few cores, --workers 2 --threads 1 beats --threads 2).")
+              help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
+                   "--workers 2 --threads 1 beats --threads 2).")
 def tag_command(
-    package: Path,
-    input_path: str,
+    paths: tuple[str, ...],
     input_format: str,
-    output_format: str,
+    document: bool,
+    text: str | None,
+    output_format: str | None,
     output: Path | None,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     threads: int | None,
     workers: int,
 ) -> None:
-    """Tag the sentences of INPUT (a file, or - / nothing for stdin) with the model package PACKAGE."""
+    """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package folder PACKAGE
+    (default: the package bundled with ner-fast).
+
+    One path: a folder is the package (input from stdin), anything else the input.
+    """
     from ner_fast.corpus import CorpusError
     from ner_fast.package import PackageError
 
-    path = None if input_path == "-" else Path(input_path)
-    if path is not None and not path.is_file():
-        raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
+    package, path = resolve_paths(paths, text is not None)
     try:
-        tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers)
+        tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
+                 document=document, text=text)
+    except BrokenPipeError:
+        # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
+        # that the interpreter's final flush does not raise again, and stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except (CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
+
+
+def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None, Path | None]:
+    """(package folder or None for the bundled one, input file or None for stdin) from the command's
+    positional arguments: PACKAGE INPUT, or one of them (a folder is a package), or none."""
+    if len(paths) > 2:
+        raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)}")
+    package: Path | None = None
+    given = list(paths)
+    if len(given) == 2 or (given and Path(given[0]).is_dir()):
+        package = Path(given.pop(0))
+        if not package.is_dir():
+            raise click.BadParameter(f"{package} is not a folder", param_hint="PACKAGE")
+    if given and have_text:
+        raise click.UsageError("give INPUT or --text, not both")
+    if not given or given[0] == "-":
+        return package, None
+    path = Path(given[0])
+    if not path.is_file():
+        raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
+    return package, path
