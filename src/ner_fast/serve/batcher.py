@@ -4,9 +4,10 @@ An inference server answers many small requests. One sentence through the networ
 much as a batch of 32 (the per-run overhead of onnxruntime and the LSTM steps dominate), so a server that
 tags each request on its own wastes most of its time. The `Batcher` queues the work of concurrent
 requests and hands it to `run` in one call. When a worker thread is free it takes the first waiting
-item, lets the event loop read the requests whose bytes have already arrived, takes everything queued
-by then, and waits at most `max_wait_ms` more for further items, until the batch holds
-`max_batch_tokens` tokens. While the workers are busy the queue fills by itself, so under load batches
+item and everything queued behind it (a lone item first lets the event loop read the requests whose
+bytes have already arrived), and waits at most `max_wait_ms` more for further items, until the batch
+holds `max_batch_tokens` tokens. A finished batch frees its worker before its answers are sent, so the
+next batch starts while the event loop sends them. While the workers are busy the queue fills by itself, so under load batches
 grow with no waiting at all; the wait only delays a request that finds a worker free (a lone request
 waits `max_wait_ms`, which is why the default is 0: under a closed loop of clients, measured in
 `benchmarks/serve.py`, waiting only idled the worker).
@@ -170,8 +171,10 @@ class Batcher(Generic[Item, Result]):
                 self._free.release()
                 break
             batch, tokens = [first], first.tokens
-            # One turn of the loop: requests already received (their callbacks are ready) join this batch.
-            await asyncio.sleep(0)
+            if self._queue.empty():
+                # A lone item: one turn of the loop lets requests already received (their callbacks are
+                # ready) join it. Items already queued go at once: a worker is idle until they do.
+                await asyncio.sleep(0)
             deadline = loop.time() + self.max_wait
             while tokens < self.max_batch_tokens:
                 waiting = await self._next(deadline - loop.time())
@@ -190,17 +193,22 @@ class Batcher(Generic[Item, Result]):
         """Run a gathered batch and hand each waiting request its result (or the batch's exception)."""
         assert self._free is not None
         batch = [w for w in batch if not w.future.done()]  # a client that went away cancelled its future
+        if not batch:
+            self._free.release()
+            return
         try:
-            if not batch:
-                return
             results = await self._execute(loop, [w.item for w in batch], sum(w.tokens for w in batch))
-        except Exception as exc:  # the requests answer with it; the collector goes on
+        except BaseException as exc:  # the requests answer with it; the collector goes on
+            self._free.release()
             for w in batch:
                 if not w.future.done():
-                    w.future.set_exception(exc)
-        else:
-            for w, result in zip(batch, results):
-                if not w.future.done():
-                    w.future.set_result(result)
-        finally:
-            self._free.release()
+                    w.future.set_exception(exc) if isinstance(exc, Exception) else w.future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        # The worker is free before these answers go out: the collector, woken first, starts the next
+        # batch while the event loop sends them.
+        self._free.release()
+        for w, result in zip(batch, results):
+            if not w.future.done():
+                w.future.set_result(result)
