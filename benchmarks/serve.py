@@ -1,9 +1,9 @@
 """Serving benchmark: `ner-fast serve` under 32 concurrent clients, with dynamic batching and without.
 
-    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--json FILE]
+    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--threads 1 2] [--json FILE]
 
-For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off)
-a fresh `ner-fast serve` process is started on 127.0.0.1 at a free port, and `--clients` concurrent
+For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off),
+each with `--threads 1` (the default) and 2 worker threads, a fresh `ner-fast serve` process is started on 127.0.0.1 at a free port, and `--clients` concurrent
 clients each send `--requests` requests (after `--warmup` untimed ones), one 20-token sentence of raw
 text each (`{"text": ...}`; 500 different GMB sentences in turn), each client on one keep-alive
 connection, the next request as soon as the answer is in (a closed loop). Reported: requests/s,
@@ -289,36 +289,40 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"in process, one thread: tag_batch {reference['tag_batch_tokens_per_s']:,} tokens/s, "
           f"tag_texts {reference['tag_texts_tokens_per_s']:,} tokens/s")
     results: dict[str, Any] = {}
-    for name, options in SETTINGS.items():
-        process, port = start_server(package, options + args.server_option)
-        try:
-            cpu_before = cpu_seconds(process.pid)
-            seconds, latencies = run_load(port, requests, args.clients, args.warmup, args.requests)
-            cpu_after = cpu_seconds(process.pid)
-            row = summary(seconds, latencies, tokens_per_request)
-            # CPU the server spent per request (warm-up included): unlike wall time, barely moved by a shared machine.
-            if cpu_before is not None and cpu_after is not None:
-                row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1e3 / (args.clients * (args.requests + args.warmup)), 3)
-            row.update(batch_means(port))
-            alone_seconds, alone = run_load(port, requests, 1, args.warmup, args.alone_requests)
-            row["one_client"] = {k: v for k, v in summary(alone_seconds, alone, tokens_per_request).items()
-                                 if k in ("requests", "requests_per_s", "p50_ms", "p99_ms")}
-        finally:
-            code = stop_server(process)
-        row["exit_code"] = code
-        row["fraction_of_tag_batch"] = round(row["tokens_per_s"] / reference["tag_batch_tokens_per_s"], 3)
-        row["fraction_of_tag_texts"] = round(row["tokens_per_s"] / reference["tag_texts_tokens_per_s"], 3)
-        results[name] = row
-        print(f"{name:13s} {row['requests_per_s']:8,.0f} req/s {row['tokens_per_s']:9,} tokens/s  "
-              f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {row['requests_per_batch']:5.1f} requests/batch  "
-              f"{row['fraction_of_tag_batch']:.0%} of in-process tag_batch; one client: p50 {row['one_client']['p50_ms']:.2f} ms; "
-              f"server CPU {row.get('server_cpu_ms_per_request', float('nan')):.3f} ms/request")
-    speedup = results["batching"]["requests_per_s"] / results["batching_off"]["requests_per_s"]
-    print(f"dynamic batching: {speedup:.2f}x the throughput of batching off")
+    speedups: dict[str, float] = {}
+    for threads in args.threads:
+        for mode, options in SETTINGS.items():
+            name = f"{mode}_threads{threads}"
+            process, port = start_server(package, [*options, "--threads", str(threads), *args.server_option])
+            try:
+                cpu_before = cpu_seconds(process.pid)
+                seconds, latencies = run_load(port, requests, args.clients, args.warmup, args.requests)
+                cpu_after = cpu_seconds(process.pid)
+                row = summary(seconds, latencies, tokens_per_request)
+                # CPU the server spent per request (warm-up included): unlike wall time, barely moved by a shared machine.
+                if cpu_before is not None and cpu_after is not None:
+                    row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1e3 / (args.clients * (args.requests + args.warmup)), 3)
+                row.update(batch_means(port))
+                alone_seconds, alone = run_load(port, requests, 1, args.warmup, args.alone_requests)
+                row["one_client"] = {k: v for k, v in summary(alone_seconds, alone, tokens_per_request).items()
+                                     if k in ("requests", "requests_per_s", "p50_ms", "p99_ms")}
+            finally:
+                code = stop_server(process)
+            row["exit_code"] = code
+            row["fraction_of_tag_batch"] = round(row["tokens_per_s"] / reference["tag_batch_tokens_per_s"], 3)
+            row["fraction_of_tag_texts"] = round(row["tokens_per_s"] / reference["tag_texts_tokens_per_s"], 3)
+            results[name] = row
+            print(f"{name:22s} {row['requests_per_s']:8,.0f} req/s {row['tokens_per_s']:9,} tokens/s  "
+                  f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {row['requests_per_batch']:5.1f} requests/batch  "
+                  f"{row['fraction_of_tag_batch']:.0%} of in-process tag_batch; one client: p50 {row['one_client']['p50_ms']:.2f} ms; "
+                  f"server CPU {row.get('server_cpu_ms_per_request', float('nan')):.3f} ms/request", flush=True)
+        on, off = results[f"batching_threads{threads}"], results[f"batching_off_threads{threads}"]
+        speedups[f"threads{threads}"] = round(on["requests_per_s"] / off["requests_per_s"], 2)
+        print(f"{threads} thread(s): dynamic batching {speedups[f'threads{threads}']:.2f}x the throughput of batching off")
     return {
         "model": described, "clients": args.clients, "requests_per_client": args.requests, "warmup_per_client": args.warmup,
         "sentences": len(texts), "tokens_per_request": tokens_per_request, "server_options": args.server_option,
-        "in_process_one_thread": reference, "servers": results, "speedup_batching_vs_off": round(speedup, 2),
+        "in_process_one_thread": reference, "servers": results, "speedup_batching_vs_off": speedups,
         "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_average(),
     }
 
@@ -330,8 +334,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per client (default 2000)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests per client first (default 20)")
     parser.add_argument("--alone-requests", type=int, default=500, help="requests of the one-client latency run")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="worker threads of the servers: each count is run with batching and without (default 1 2)")
     parser.add_argument("--server-option", action="append", default=[],
-                        help="extra option for both servers, e.g. --server-option=--threads=2 (repeatable)")
+                        help="extra option for every server, e.g. --server-option=--max-wait-ms=1 (repeatable)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ner_fast_bench_serve_") as work:
