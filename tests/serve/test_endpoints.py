@@ -209,3 +209,24 @@ def test_odd_texts_are_answered_not_failed(client: httpx.Client, tagger: Tagger)
         response = client.post("/v1/entities", json={"texts": part})
         assert response.status_code == 200, response.text
         assert response.json() == expected_docs(tagger, part)
+
+
+def test_a_fault_of_the_server_is_one_json_line_and_the_server_goes_on(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ner_fast.serve.app as app_module
+
+    real = app_module.annotate
+
+    def failing(tagger: Tagger, jobs: list) -> list[bytes]:
+        if any(job.texts == ["boom"] for job in jobs):
+            raise RuntimeError("injected fault")
+        return real(tagger, jobs)
+
+    monkeypatch.setattr(app_module, "annotate", failing)
+    app = create_app(tagger, Settings(max_batch_tokens=0))
+    with running(app) as base, httpx.Client(base_url=base, timeout=60) as client:
+        failed = client.post("/v1/entities", json={"text": "boom"})
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "internal error; the server log has the details"}
+        assert "injected" not in failed.text and "Traceback" not in failed.text
+        after = client.post("/v1/entities", json={"text": TEXT})
+        assert after.status_code == 200 and after.json() == expected_docs(tagger, [TEXT])[0]

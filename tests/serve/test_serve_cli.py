@@ -116,3 +116,13 @@ def test_help_lists_the_options() -> None:
     assert result.exit_code == 0
     for option in ("--host", "--port", "--threads", "--max-batch-tokens", "--max-wait-ms"):
         assert option in result.output
+
+
+def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
+    from helpers import make_checkpoint
+    from ner_fast.onnx_export import export_model
+
+    make_checkpoint(tmp_path / "m", with_pos=True)
+    result = CliRunner().invoke(cli, ["serve", str(export_model(tmp_path / "m", tmp_path / "pkg")), "--port", "0"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "POS" in result.output and "Traceback" not in result.output

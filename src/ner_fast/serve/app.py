@@ -21,7 +21,6 @@ import json
 import logging
 import platform
 import time
-
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -43,8 +42,7 @@ log = logging.getLogger("ner_fast.serve")
 
 JSON = "application/json"
 FIELDS = ("text", "texts", "tokens")
-# Requests are counted per route; any other path counts as "other" (a client cannot grow the label set).
-ENDPOINTS = ("/", "/static/app.js", "/static/app.css", "/v1/entities", "/v1/model", "/healthz", "/metrics")
+INTERNAL_ERROR = "internal error; the server log has the details"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 
@@ -210,18 +208,20 @@ class Metrics:
 
 class MetricsMiddleware:
     """Counts every request by endpoint and status and times it (plain ASGI: cheaper than Starlette's
-    BaseHTTPMiddleware on the hot path)."""
+    BaseHTTPMiddleware on the hot path). `endpoints`: the app's route paths; any other path counts as
+    "other", so clients cannot grow the label set."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, endpoints: frozenset[str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        endpoint = path if path in ENDPOINTS else "other"
+        endpoint = path if path in self.endpoints else "other"
         status = 500  # if the app raises before answering, the server answers 500
 
         async def send_status(message: Message) -> None:
@@ -285,9 +285,8 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class EntitiesEndpoint:
-    """`POST /v1/entities` as a plain ASGI app (Starlette routes to it without building its Request and
-    Response objects, which cost about a tenth of the server's time per request under load): check the
-    body, queue the job in the batcher, send the JSON the worker wrote."""
+    """`POST /v1/entities` as a plain ASGI app (Starlette routes to it without Request and Response
+    objects): check the body, queue the job in the batcher, send the JSON bytes the worker wrote."""
 
     def __init__(self, batcher: Batcher[Job, bytes], limits: Limits) -> None:
         self.batcher = batcher
@@ -310,6 +309,10 @@ class EntitiesEndpoint:
         except BatcherClosed as err:
             await error(503, str(err))(scope, receive, send)
             return
+        except Exception:  # a fault of the server: answered here (Starlette's handler would re-raise and drop the connection)
+            log.exception("POST /v1/entities failed")
+            await error(500, INTERNAL_ERROR)(scope, receive, send)
+            return
         headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
@@ -317,7 +320,11 @@ class EntitiesEndpoint:
 
 def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     """The ASGI app serving `tagger` (a loaded `ner_fast.Tagger`); a worker thread answers a batch of
-    requests with `ner_fast.serve.annotate.annotate`. `app.state.metrics` holds the app's `Metrics`."""
+    requests with `ner_fast.serve.annotate.annotate`. `app.state.metrics` holds the app's `Metrics`.
+
+    Raises ValueError for a model that reads POS tags: raw text has none, and the API takes none."""
+    if tagger.uses_pos:
+        raise ValueError("this model reads POS tags, which the HTTP API does not take: serve a package trained without POS input")
     limits = settings.limits
     metrics = Metrics()
     batcher: Batcher[Job, bytes] = Batcher(
@@ -350,7 +357,7 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     async def server_error(request: Request, exc: Exception) -> Response:
         # A fault of the server, not the client's: logged with its traceback here, one line to the client.
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error(500, "internal error while tagging; the server log has the details")
+        return error(500, INTERNAL_ERROR)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -371,7 +378,7 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=frozenset(route.path for route in app.routes))
     app.state.metrics = metrics
     app.state.batcher = batcher
     return app
