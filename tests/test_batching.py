@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +16,7 @@ from ner_fast.package import load_package
 from helpers import make_checkpoint
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.lists(st.integers(0, 60), min_size=0, max_size=80),
     st.lists(st.integers(1, 30), max_size=5).map(lambda b: sorted(set(b))),

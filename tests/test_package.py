@@ -108,6 +108,7 @@ def test_only_supported_integer_format_versions_load(package: Path, version: obj
         (lambda m: m.update(decode="greedy"), "decode"),
         (lambda m: m["vocab"].pop("words"), "vocab"),
         (lambda m: m["vocab"].update(tags=["O", 3]), "vocab"),
+        (lambda m: (m["vocab"]["tags"].append("PER"), m["tags"].append("PER")), "vocab.tags"),
         (lambda m: m.update(tags=["O"]), "tags"),
         (lambda m: m.update(crf={"transitions": [[0.0]], "start": [0.0], "end": [0.0]}), "crf.transitions"),
         (lambda m: m.update(crf=[1, 2]), "crf"),

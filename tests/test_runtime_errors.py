@@ -65,3 +65,11 @@ def test_a_pos_tag_that_is_not_a_string_is_named(tmp_path: Path) -> None:
         tagger.tag(["Paris", "is"], pos=["NNP", None])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"^token 0 of sentence 1 is 3 \(int\)"):
         tagger.tag_batch([["a"], [3]], pos=[["NN"], ["CD"]])  # type: ignore[list-item]
+
+
+def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> None:
+    data = tmp_path / "plain.txt"
+    data.write_text("Angela Merkel visited Paris .\nThe UN met .\n")
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    assert f"{data}: prepare needs a tagged corpus (read as tokens; see --format)" in result.output

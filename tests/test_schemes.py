@@ -16,7 +16,7 @@ TAGS = ["O", "B-geo", "I-geo", "E-geo", "S-geo", "B-per", "I-per", "E-per", "S-p
 SENTENCE = st.lists(st.sampled_from(TAGS), max_size=14)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(SENTENCE)
 def test_chunks_match_seqeval(tags: list[str]) -> None:
     expected = [(kind, start, end + 1) for kind, start, end in get_entities(tags)]
@@ -24,7 +24,7 @@ def test_chunks_match_seqeval(tags: list[str]) -> None:
     assert sorted(chunks(tags, TagScheme(TAGS))) == sorted(expected)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(SENTENCE)
 def test_tagger_spans_match_seqeval(tags: list[str]) -> None:
     tokens = [f"t{i}" for i in range(len(tags))]
@@ -45,7 +45,7 @@ def test_iobes_singletons_are_separate_entities() -> None:
     assert [(e.token_start, e.token_end) for e in spans(list("abcd"), ["B-geo", "E-geo", "B-geo", "E-geo"], np.ones(4))] == [(0, 2), (2, 4)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.sampled_from(["O", "B-geo", "I-geo", "B-per", "I-per"]), max_size=14))
 def test_iob1_to_iob2_keeps_the_entities_and_opens_each_with_b(tags: list[str]) -> None:
     rewritten = iob1_to_iob2(tags)
@@ -53,3 +53,10 @@ def test_iob1_to_iob2_keeps_the_entities_and_opens_each_with_b(tags: list[str]) 
     starts = {s for _, s, _ in get_entities(rewritten)}
     for i, tag in enumerate(rewritten):
         assert tag.startswith("B-") == (i in starts)  # plain rule of IOB2: B- exactly where an entity opens
+
+
+@settings(max_examples=100)
+@given(st.lists(st.lists(st.sampled_from(["O", "B-geo", "I-geo", "I-per"]), max_size=6), max_size=6))
+def test_iob1_to_iob2_of_many_sentences_equals_one_at_a_time(sentences: list[list[str]]) -> None:
+    flat = [t for s in sentences for t in s]
+    assert iob1_to_iob2(flat, [len(s) for s in sentences]) == [t for s in sentences for t in iob1_to_iob2(s)]

@@ -36,7 +36,7 @@ def random_sentences(rng: np.random.Generator, lengths: list[int]) -> tuple[list
 def model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     folder = tmp_path_factory.mktemp("tagger")
     config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10])
-    package = export_model(folder / "model", folder / "pkg")
+    package = export_model(folder / "model", folder / "pkg", buckets="auto")
     return config, params, vocabs, package, Tagger.load(package, device="cpu", threads=1)
 
 
@@ -234,3 +234,15 @@ def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None
             assert t == [tagger.tags[i] for i in expected]
             changed += expected.tolist() != viterbi(proba[None], np.array([len(w)]), tagger.tags)[0].tolist()
     assert changed > 0  # the transitions mattered: a plain (non-CRF) decode differs somewhere
+
+
+def test_the_default_package_holds_the_dynamic_graph_alone(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "m", buckets=[3, 6])
+    default = export_model(tmp_path / "m", tmp_path / "default")
+    assert sorted(p.name for p in default.glob("*.onnx")) == ["dynamic.onnx"]
+    tagger = Tagger.load(default, device="cpu")
+    assert tagger.buckets == [] and list(tagger.sessions) == [None]
+    bucketed = Tagger.load(export_model(tmp_path / "m", tmp_path / "auto", buckets="auto"), device="cpu")
+    assert bucketed.buckets == [3, 6]
+    words, pos = random_sentences(np.random.default_rng(8), [1, 3, 5, 6, 9, 2, 14])
+    assert tagger.tag_batch(words, pos, batch_size=3) == bucketed.tag_batch(words, pos, batch_size=3)

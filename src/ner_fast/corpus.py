@@ -424,18 +424,10 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
     tags: list[str] = []
     lines: list[int] = []
     offsets = [0]
-    sentence_tags: list[str] = []
     ncols = 0
 
     def end_sentence() -> None:
-        if sentence_tags:
-            for k, tag in enumerate(sentence_tags):
-                if not is_tag(tag):
-                    raise CorpusError(
-                        f"tag {tag!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)", source, lines[offsets[-1] + k]
-                    )
-            tags.extend(iob1_to_iob2(sentence_tags))
-            sentence_tags.clear()
+        if len(words) > offsets[-1]:
             offsets.append(len(words))
 
     for number, line in enumerate(text.split("\n"), 1):
@@ -455,13 +447,18 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
             raise CorpusError(f"expected {ncols} columns, found {len(columns)}", source, number)
         words.append(columns[0])
         lines.append(number)
-        sentence_tags.append(columns[-1])
+        tags.append(columns[-1])
         if ncols >= 3:
             pos.append(columns[1])
     end_sentence()
     if not words:
         raise CorpusError("no sentences found", source, 1)
+    bad = {t for t in set(tags) if not is_tag(t)}
+    if bad:
+        first = next(i for i, t in enumerate(tags) if t in bad)
+        raise CorpusError(f"tag {tags[first]!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)", source, lines[first])
     offsets_array = np.asarray(offsets, dtype=np.int64)
+    tags = iob1_to_iob2(tags, np.diff(offsets_array))
     return Corpus(words, pos if ncols >= 3 else None, tags, offsets_array, source, "conll", np.asarray(lines, dtype=np.int64))
 
 

@@ -34,6 +34,10 @@ WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
 # The bundled pretrained package, inside the installed ner_fast package.
 DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
+#: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
+#: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
+#: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
+DEFAULT_BUCKETS = "dynamic"
 
 
 class PackageError(ValueError):
@@ -65,6 +69,17 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def package_files(folder: Path) -> set[str] | None:
+    """The files of an earlier package written into `folder`: the manifest and what it lists (None: no package)."""
+    try:
+        listed = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(listed, dict):
+        return None
+    return {MANIFEST_FILE, *(name for name in listed if isinstance(name, str) and "/" not in name)}
 
 
 def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str]) -> dict[str, Any]:
@@ -153,6 +168,7 @@ def _is_int(value: Any, minimum: int) -> bool:
 def validate_model(model: Any, path: Path) -> None:
     """Check every field of a package's `model.json` the tagger reads; PackageError names the field."""
     from ner_fast.decode import DECODERS
+    from ner_fast.schemes import TagScheme
     from ner_fast.vocab import Vocabularies
 
     def bad(field: str, what: str) -> PackageError:
@@ -170,6 +186,10 @@ def validate_model(model: Any, path: Path) -> None:
     n_tags = len(vocabs.tags)
     if n_tags == 0:
         raise bad("vocab", "has no tags")
+    try:
+        TagScheme(vocabs.tags.itos)
+    except ValueError as exc:
+        raise bad("vocab.tags", f"is malformed ({exc})") from None
     if "tags" in model and model["tags"] != vocabs.tags.itos:
         raise bad("tags", "differs from vocab.tags")
     buckets = model["buckets"]

@@ -159,13 +159,20 @@ def chunks(tags: Sequence[str], scheme: TagScheme | None = None) -> list[tuple[s
     return [(scheme.types[k], s, e + 1) for s, e, k in zip(starts.tolist(), ends.tolist(), kinds.tolist())]
 
 
-def iob1_to_iob2(tags: list[str]) -> list[str]:
-    """One sentence's tags with every entity opened by ``I-`` reopened with ``B-`` (IOB1 -> IOB2).
+def iob1_to_iob2(tags: Sequence[str], lengths: Sequence[int] | np.ndarray | None = None) -> list[str]:
+    """Tags with every entity opened by ``I-`` reopened with ``B-`` (IOB1 -> IOB2).
 
+    `tags` is one sentence, or many back to back with their `lengths` (one chunking pass for all).
     IOB2 (and IOBES) input comes back unchanged. Raises ValueError for a tag that is not O or PREFIX-TYPE.
     """
     out = list(tags)
-    for _, start, _ in chunks(tags):
+    if not out:
+        return out
+    scheme = TagScheme(sorted(set(out)))
+    index = {t: i for i, t in enumerate(scheme.tags)}
+    ids = np.fromiter((index[t] for t in out), dtype=np.int64, count=len(out))
+    starts, _, _ = entity_spans(ids, np.array([len(out)]) if lengths is None else np.asarray(lengths), scheme)
+    for start in starts.tolist():
         if out[start].startswith("I-"):
             out[start] = "B-" + out[start][2:]
     return out

@@ -10,9 +10,10 @@
     # (offsets into " ".join(tokens); raw text: `tagger(text)` / `tagger.pipe(texts)`, see ner_fast.text)
 
 How a call runs: the compiled kernels of `ner_fast.features` turn all tokens into feature ids at once;
-each sentence goes to the smallest bucket graph that fits it (padding costs compute, so the tightest
-bucket is the fastest); sentences longer than every bucket go to the dynamic graph, whole, padded to
-the longest of them. Batches run through onnxruntime and the results come back in input order.
+`buckets.plan_batches` makes the batches: each sentence in the smallest loaded bucket graph that fits it,
+and sentences longer than every bucket (all of them with a package holding the dynamic graph alone, the
+export default) sorted by length into batches under `buckets.MAX_BATCH_TOKENS` padded tokens, so the
+cost follows the real tokens. Batches run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
 threads: onnxruntime sessions are thread-safe, the sessions and lookup tables are built once in
