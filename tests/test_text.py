@@ -320,3 +320,17 @@ def test_chunk_ids_match_seqeval(tags: list[str]) -> None:
     scheme = TagScheme(["O", "B-geo", "I-geo", "E-geo", "S-geo", "B-per", "I-per", "E-per", "S-per"])
     found = chunk_ids([scheme.tags.index(t) for t in tags], scheme)
     assert sorted((scheme.types[k], a, b) for a, b, k in found) == sorted((k, s, e + 1) for k, s, e in get_entities(tags))
+
+
+def test_the_text_module_imports_no_engine() -> None:
+    """Tokenizing needs neither onnxruntime nor mxnet nor onnx (a fresh process)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from ner_fast.text import segment; segment('Mr. Smith went.'); "
+        "print(sorted(m for m in ('mxnet', 'onnx', 'onnxruntime', 'pandas') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -7,7 +7,7 @@
     doc.sentences   # [Sentence(start=0, end=38, token_start=0, token_end=7), ...]
     doc.tokens      # [Token(text='Angela', start=0, end=6, tag='B-per', pos='NNP', score=0.99), ...]
     doc.to_dict()   # JSON-ready, see `Doc.to_dict`
-    for doc in tagger.pipe(texts, batch_size=256): ...     # lazy, sentences batched across documents
+    for doc in tagger.pipe(texts): ...                     # lazy, sentences batched across documents
 
 Every offset is a character offset into the original string, end exclusive: `text[t.start:t.end] == t.text`
 for every token, sentence span and entity, whatever the whitespace between them.
@@ -88,7 +88,7 @@ def _token_pattern(full: bool) -> re.Pattern[str]:
     """The tokenizer's pattern: `(separators)(token)` pairs for `findall`.
 
     `full` adds what needs extra work on every word and is rare: words ending before `n't`, URLs and
-    e-mail addresses. `tokenize` uses the full pattern only when `_NEEDS_FULL` finds one of them.
+    e-mail addresses. `tokenize` uses the full pattern only when the text holds one of `_FULL_HINTS`.
     """
     char = rf"(?:(?!{_NT}){_W})" if full else _W
     word = rf"{char}+(?:(?:(?<=\d)[.,:](?=\d)|[{_APOS}](?!{_CLITIC})(?=\w)){char}+)*"
@@ -117,8 +117,9 @@ def _token_pattern(full: bool) -> re.Pattern[str]:
 
 _FAST = _token_pattern(full=False)
 _FULL = _token_pattern(full=True)
-# The two patterns differ only on text that contains one of these.
-_NEEDS_FULL = re.compile(rf"{_NT}|@|://|www\.")
+# The two patterns differ only on text that contains one of these (a superset of n't, found with
+# plain substring searches, which cost less than one more regex pass).
+_FULL_HINTS = ("'t", "'T", "\u2019t", "\u2019T", "@", "://", "www.")
 
 
 def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
@@ -128,7 +129,7 @@ def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    pattern = _FULL if _NEEDS_FULL.search(text) else _FAST
+    pattern = _FULL if any(hint in text for hint in _FULL_HINTS) else _FAST
     pairs = pattern.findall(text)
     if not pairs:
         return [], [], []
@@ -146,6 +147,7 @@ _TERMINATOR = re.compile(r"[.?!…]+")
 _CLOSERS = frozenset(")]}\"'\u2019\u201d\u00bb")
 _STRAIGHT_QUOTES = frozenset("\"'")
 # Two or more line breaks (with any other whitespace between them), or a paragraph separator.
+_LINE_BREAK = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 _PARAGRAPH = re.compile(r"(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])[^\S\r\n\v\f\x1c-\x1e\x85\u2028\u2029]*(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])|\u2029")
 
 
@@ -163,7 +165,7 @@ def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends
             j += 1
         if j < n and not words[j][0].islower():
             cuts.add(j)
-    if n > 1:
+    if n > 1 and _LINE_BREAK.search(text):
         for match in _PARAGRAPH.finditer(text):
             k = bisect_right(starts, match.start())
             if 0 < k < n:
@@ -376,18 +378,15 @@ def _check_tagger(tagger: Tagger) -> None:
         )
 
 
-#: `pipe`'s default: sentences a `tag_batch` call (and at most a graph run).
-BATCH_SIZE = 256
+#: `pipe`'s default: sentences a `tag_batch` call. Large enough that most bucket graphs get full
+#: batches (`tag_batch`'s own batch size), which is what makes `pipe` as fast as one big `tag_batch`.
+BATCH_SIZE = 2048
 
 
 def tag_texts(
-    tagger: Tagger,
-    texts: Sequence[str],
-    batch_size: int = BATCH_SIZE,
-    segments: Sequence[tuple[list[str], list[int], list[int], list[int]]] | None = None,
+    tagger: Tagger, texts: Sequence[str], segments: Sequence[tuple[list[str], list[int], list[int], list[int]]] | None = None
 ) -> list[Doc]:
-    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences (`batch_size`
-    sentences a graph run at most); one `Doc` each.
+    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences; one `Doc` each.
 
     `segments`: the texts' tokens and sentences as `segment` returns them, when the caller has them
     already (`ner-fast serve` for pre-tokenized sentences: `join_tokens`, one sentence each)."""
@@ -397,9 +396,9 @@ def tag_texts(
     sentences = [words[a:b] for words, _, _, offs in segments for a, b in zip(offs[:-1], offs[1:])]
     pos_head = getattr(tagger, "pos_tags", None) is not None
     if pos_head:
-        tags, probs, pos = tagger.tag_batch(sentences, batch_size=batch_size, proba=True, return_pos=True)
+        tags, probs, pos = tagger.tag_batch(sentences, proba=True, return_pos=True)
     else:
-        (tags, probs), pos = tagger.tag_batch(sentences, batch_size=batch_size, proba=True), None
+        (tags, probs), pos = tagger.tag_batch(sentences, proba=True), None
     flat_tags = [t for sentence in tags for t in sentence]
     ids = list(map(tagger._tag_index.__getitem__, flat_tags))
     flat_probs = probs[0] if len(probs) == 1 else np.concatenate(probs) if probs else np.zeros((0, len(tagger.tags)))
@@ -429,7 +428,8 @@ def tag_texts(
 
 def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
     """`Doc`s of `texts`, in input order, lazily: documents are read until they hold `batch_size`
-    sentences (a document is never split), and all of them go through one `tag_batch` call.
+    sentences (a document is never split), and all of them go through one `tag_batch` call (which
+    batches them by length, `tag_batch`'s batch size a graph run).
 
     `n_threads` > 1 tokenizes and tags that many such groups at once, in threads (onnxruntime releases
     the GIL, so one group's tokenization overlaps another's inference), reading at most `n_threads`
@@ -445,13 +445,13 @@ def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_t
     groups = _groups(iter(texts), batch_size)
     if threads == 1:
         for group in groups:
-            yield from tag_texts(tagger, group, batch_size)
+            yield from tag_texts(tagger, group)
         return
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-pipe")
     pending: list[Future[list[Doc]]] = []
     try:
         for group in groups:
-            pending.append(pool.submit(tag_texts, tagger, group, batch_size))
+            pending.append(pool.submit(tag_texts, tagger, group))
             if len(pending) > threads:
                 yield from pending.pop(0).result()
         while pending:

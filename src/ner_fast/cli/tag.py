@@ -249,8 +249,8 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (written whole, then renamed into place); default stdout.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Sentences per graph run (pre-tokenized, default 64), or per tag_batch call of the raw-text "
-                   "pipeline (default 256).")
+              help="Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or per tag_batch call of the raw-text "
+                   "pipeline (default: Tagger.pipe's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ner_fast.text import BATCH_SIZE, join_tokens, segment, tag_texts
+from ner_fast.text import join_tokens, segment, tag_texts
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def annotate(tagger: Any, jobs: Sequence[Job]) -> list[bytes]:
                 text, starts, ends = join_tokens(tokens)
                 texts.append(text)
                 segments.append((tokens, starts, ends, [0, len(tokens)] if tokens else [0]))
-    docs = iter(tag_texts(tagger, texts, BATCH_SIZE, segments))
+    docs = iter(tag_texts(tagger, texts, segments))
     answers = []
     for job in jobs:
         count = len(job.texts) if job.texts is not None else len(job.sentences or ())
