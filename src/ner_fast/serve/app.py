@@ -200,6 +200,24 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5),
         )
 
+        # Labelled children, made once each: `labels()` costs a lock and a dict lookup per call.
+        self._latency: dict[str, Any] = {}
+        self._counts: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        latency = self._latency.get(endpoint)
+        if latency is None:
+            latency = self._latency[endpoint] = self.latency.labels(endpoint)
+        counts = self._counts.get((endpoint, status))
+        if counts is None:
+            labels = (endpoint, str(status))
+            counts = self._counts[endpoint, status] = (self.requests.labels(*labels), self.errors.labels(*labels) if status >= 400 else None)
+        latency.observe(seconds)
+        counts[0].inc()
+        if counts[1] is not None:
+            counts[1].inc()
+
     def on_batch(self, stats: BatchStats) -> None:
         self.batch_requests.observe(stats.items)
         self.batch_tokens.observe(stats.tokens)
@@ -236,10 +254,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            m.latency.labels(endpoint).observe(time.perf_counter() - start)
-            m.requests.labels(endpoint, str(status)).inc()
-            if status >= 400:
-                m.errors.labels(endpoint, str(status)).inc()
+            m.observe(endpoint, status, time.perf_counter() - start)
             m.in_progress.dec()
 
 
