@@ -1,17 +1,20 @@
 """Serving benchmark: `ner-fast serve` under 32 concurrent clients, with dynamic batching and without.
 
-    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--threads 1 2] [--json FILE]
+    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2] [--json FILE]
 
 For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off),
-each with `--threads 1` (the default) and 2 worker threads, a fresh `ner-fast serve` process is started on 127.0.0.1 at a free port, and `--clients` concurrent
-clients each send `--requests` requests (after `--warmup` untimed ones), one 20-token sentence of raw
-text each (`{"text": ...}`; 500 different GMB sentences in turn), each client on one keep-alive
-connection, the next request as soon as the answer is in (a closed loop). Reported: requests/s,
-tokens/s (the server's tokenizer's count), p50/p99 latency, the mean requests per tagger batch (from
-the server's /metrics), the ratio to batching off, and the fraction of the in-process throughput on
-the same sentences: `Tagger.tag_batch` on their tokens (batch 64) and `tag_texts` (tokenizer included)
-on 32 texts at a time, both with one onnxruntime thread as the server's worker has. Also the latency of
-one client alone (no queueing), for each setting.
+each with `--threads 1` (the default) and 2 worker threads, a `ner-fast serve` process is started on
+127.0.0.1 at a free port, and `--clients` concurrent clients each send `--requests` requests (after
+`--warmup` untimed ones), one 20-token sentence of raw text each (`{"text": ...}`; 500 different GMB
+sentences in turn), each client on one keep-alive connection, the next request as soon as the answer
+is in (a closed loop). The requests go in `--rounds` rounds in which the servers take turns, so that
+whatever else runs on a shared machine weighs on all of them alike. Reported: requests/s, tokens/s
+(the server's tokenizer's count), p50/p99 latency, the mean requests per tagger batch (from the
+server's /metrics), the server's CPU time per request (from /proc: what a shared machine disturbs
+least), the ratios to batching off, and the fraction of the in-process throughput on the same
+sentences: `Tagger.tag_batch` on their tokens (batch 64) and `tag_texts` (tokenizer included) on 32
+texts at a time, both with one onnxruntime thread as each server worker has. Also the latency of one
+client alone (no queueing) on each server.
 
 The load generator is a minimal HTTP/1.1 client on asyncio streams (uvloop when installed): it sends
 pre-built request bytes and reads each answer by its Content-Length, so on a 2-core machine it takes
@@ -288,42 +291,65 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     reference = in_process(package, texts)
     print(f"in process, one thread: tag_batch {reference['tag_batch_tokens_per_s']:,} tokens/s, "
           f"tag_texts {reference['tag_texts_tokens_per_s']:,} tokens/s")
+    # All servers run at once, idle but for the one under load; the load goes to them in turn, in
+    # `--rounds` rounds, so a change in what else the machine runs touches every server alike.
+    configs = {f"{mode}_threads{threads}": [*options, "--threads", str(threads), *args.server_option]
+               for threads in args.threads for mode, options in SETTINGS.items()}
+    servers = {name: start_server(package, options) for name, options in configs.items()}
+    per_round = -(-args.requests // args.rounds)  # the last round takes what is left
+    seconds = dict.fromkeys(servers, 0.0)
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+    rounds: dict[str, list[float]] = {name: [] for name in servers}
     results: dict[str, Any] = {}
-    speedups: dict[str, float] = {}
-    for threads in args.threads:
-        for mode, options in SETTINGS.items():
-            name = f"{mode}_threads{threads}"
-            process, port = start_server(package, [*options, "--threads", str(threads), *args.server_option])
-            try:
-                cpu_before = cpu_seconds(process.pid)
-                seconds, latencies = run_load(port, requests, args.clients, args.warmup, args.requests)
-                cpu_after = cpu_seconds(process.pid)
-                row = summary(seconds, latencies, tokens_per_request)
-                # CPU the server spent per request (warm-up included): unlike wall time, barely moved by a shared machine.
-                if cpu_before is not None and cpu_after is not None:
-                    row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before) * 1e3 / (args.clients * (args.requests + args.warmup)), 3)
-                row.update(batch_means(port))
-                alone_seconds, alone = run_load(port, requests, 1, args.warmup, args.alone_requests)
-                row["one_client"] = {k: v for k, v in summary(alone_seconds, alone, tokens_per_request).items()
-                                     if k in ("requests", "requests_per_s", "p50_ms", "p99_ms")}
-            finally:
-                code = stop_server(process)
-            row["exit_code"] = code
+    try:
+        cpu_before = {name: cpu_seconds(process.pid) for name, (process, _) in servers.items()}
+        for r in range(args.rounds):
+            n = min(per_round, args.requests - r * per_round)
+            for name, (_, port) in servers.items():
+                took, timed = run_load(port, requests, args.clients, args.warmup if r == 0 else 0, n)
+                seconds[name] += took
+                latencies[name] += timed
+                rounds[name].append(round(len(timed) / took, 1))
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{name} {rounds[name][-1]:,.0f}" for name in servers) + " req/s", flush=True)
+        for name, (process, port) in servers.items():
+            cpu_after = cpu_seconds(process.pid)
+            row = summary(seconds[name], latencies[name], tokens_per_request)
+            row["rounds_requests_per_s"] = rounds[name]
+            # CPU the server spent per request (warm-up included): unlike wall time, barely moved by a shared machine.
+            if cpu_before[name] is not None and cpu_after is not None:
+                row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before[name]) * 1e3 / (args.clients * (args.requests + args.warmup)), 3)
+            row.update(batch_means(port))
+            alone_seconds, alone = run_load(port, requests, 1, args.warmup, args.alone_requests)
+            row["one_client"] = {k: v for k, v in summary(alone_seconds, alone, tokens_per_request).items()
+                                 if k in ("requests", "requests_per_s", "p50_ms", "p99_ms")}
             row["fraction_of_tag_batch"] = round(row["tokens_per_s"] / reference["tag_batch_tokens_per_s"], 3)
             row["fraction_of_tag_texts"] = round(row["tokens_per_s"] / reference["tag_texts_tokens_per_s"], 3)
             results[name] = row
-            print(f"{name:22s} {row['requests_per_s']:8,.0f} req/s {row['tokens_per_s']:9,} tokens/s  "
-                  f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {row['requests_per_batch']:5.1f} requests/batch  "
-                  f"{row['fraction_of_tag_batch']:.0%} of in-process tag_batch; one client: p50 {row['one_client']['p50_ms']:.2f} ms; "
-                  f"server CPU {row.get('server_cpu_ms_per_request', float('nan')):.3f} ms/request", flush=True)
+    finally:
+        for name, (process, _) in servers.items():
+            code = stop_server(process)
+            if name in results:
+                results[name]["exit_code"] = code
+    for name, row in results.items():
+        print(f"{name:22s} {row['requests_per_s']:8,.0f} req/s {row['tokens_per_s']:9,} tokens/s  "
+              f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {row['requests_per_batch']:5.1f} requests/batch  "
+              f"{row['fraction_of_tag_batch']:.0%} of in-process tag_batch; one client: p50 {row['one_client']['p50_ms']:.2f} ms; "
+              f"server CPU {row.get('server_cpu_ms_per_request', float('nan')):.3f} ms/request")
+    speedups: dict[str, dict[str, float]] = {}
+    for threads in args.threads:
         on, off = results[f"batching_threads{threads}"], results[f"batching_off_threads{threads}"]
-        speedups[f"threads{threads}"] = round(on["requests_per_s"] / off["requests_per_s"], 2)
-        print(f"{threads} thread(s): dynamic batching {speedups[f'threads{threads}']:.2f}x the throughput of batching off")
+        speedups[f"threads{threads}"] = {
+            "throughput": round(on["requests_per_s"] / off["requests_per_s"], 2),
+            "server_cpu_per_request": round(off["server_cpu_ms_per_request"] / on["server_cpu_ms_per_request"], 2),
+        }
+        print(f"{threads} thread(s): dynamic batching {speedups[f'threads{threads}']['throughput']:.2f}x the throughput "
+              f"of batching off, {speedups[f'threads{threads}']['server_cpu_per_request']:.2f}x less server CPU a request")
     return {
         "model": described, "clients": args.clients, "requests_per_client": args.requests, "warmup_per_client": args.warmup,
-        "sentences": len(texts), "tokens_per_request": tokens_per_request, "server_options": args.server_option,
-        "in_process_one_thread": reference, "servers": results, "speedup_batching_vs_off": speedups,
-        "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_average(),
+        "rounds": args.rounds, "sentences": len(texts), "tokens_per_request": tokens_per_request,
+        "server_options": args.server_option, "in_process_one_thread": reference, "servers": results,
+        "speedup_batching_vs_off": speedups, "cpus": os.cpu_count(), "load_average_before": load_before,
+        "load_average_after": load_average(),
     }
 
 
@@ -334,6 +360,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per client (default 2000)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests per client first (default 20)")
     parser.add_argument("--alone-requests", type=int, default=500, help="requests of the one-client latency run")
+    parser.add_argument("--rounds", type=int, default=5, help="the requests of each client are sent in this many rounds, "
+                        "the servers taking turns (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="worker threads of the servers: each count is run with batching and without (default 1 2)")
     parser.add_argument("--server-option", action="append", default=[],
