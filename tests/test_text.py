@@ -19,7 +19,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.onnx_export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
-from ner_fast.text import ABBREVIATIONS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
+from ner_fast.text import ABBREVIATIONS, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import make_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "ner_fast" / "data" / "ner_dataset.csv.zip"
@@ -103,9 +103,9 @@ def test_offsets_are_valid_ordered_and_cover_every_non_separator(parts: list[str
         previous_end = b
     for i, ch in enumerate(text):
         assert covered[i] == (0 if is_separator(ch) else 1), (i, ch)
-    # Sentences: from token 0 to the last, none empty (no sentence at all without tokens).
+    # Sentences: from token 0 to the last, none empty (no sentence at all without tokens), none too long.
     assert offsets[0] == 0 and offsets[-1] == len(w)
-    assert np.all(np.diff(offsets) > 0)
+    assert np.all(np.diff(offsets) > 0) and np.all(np.diff(offsets) <= MAX_SENTENCE_TOKENS)
     assert len(offsets) == 1 if not w else len(offsets) >= 2
 
 
@@ -179,6 +179,16 @@ def test_sentence_splitting(text: str, expected: list[str]) -> None:
     assert sentences(text) == expected
 
 
+def test_no_sentence_is_longer_than_the_cap() -> None:
+    cap = MAX_SENTENCE_TOKENS
+    text = " ".join(f"w{i}" for i in range(2 * cap + 10)) + ". Short one."
+    w, starts, ends, offsets = segment(text)
+    lengths = [b - a for a, b in zip(offsets[:-1], offsets[1:])]
+    # The run without a full stop is cut every `cap` tokens; the short sentence keeps its own bounds.
+    assert lengths == [cap, cap, 11, 3]
+    assert w[offsets[-2] : offsets[-1]] == ["Short", "one", "."]
+
+
 def test_split_sentences_returns_token_offsets() -> None:
     text = "a. B"
     w, starts, ends = tokenize(text)
@@ -243,6 +253,13 @@ def test_call_tags_the_sentences_of_the_text_like_tag_batch(tagger: Tagger) -> N
         assert [(e.label, [t.text for t in doc.tokens[e.token_start : e.token_end]]) for e in doc.entities] == expected
         n_entities += len(doc.entities)
     assert n_entities > 0
+
+
+def test_a_long_text_without_sentence_ends(tagger: Tagger) -> None:
+    text = "alpha\tbeta gamma\u00a0" * 2000  # 6,000 tokens, no full stop: cut at the sentence cap
+    doc = tagger(text)
+    check_doc(doc, text)
+    assert len(doc) == 6000 and len(doc.sentences) == -(-6000 // MAX_SENTENCE_TOKENS)
 
 
 @pytest.mark.parametrize("batch_size, n_threads", [(1, 1), (2, 2), (3, 1), (256, 2)])
@@ -334,3 +351,20 @@ def test_the_text_module_imports_no_engine() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_tokens_carry_the_pos_head_tags(tmp_path: Path) -> None:
+    """A package with an auxiliary POS head (no POS input): each Token.pos is the head's tag for it."""
+    make_checkpoint(tmp_path / "model", buckets=[4, 9], use_pos=False, pos_aux_weight=1.0)
+    pos_tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg"), device="cpu")
+    assert pos_tagger.pos_tags and not pos_tagger.uses_pos
+    doc = pos_tagger(TEXTS[2])
+    w, starts, ends, offsets = segment(TEXTS[2])
+    sents = [w[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    _, expected = pos_tagger.tag_batch(sents, return_pos=True)
+    assert len(doc.tokens) > 0
+    assert [t.pos for t in doc.tokens] == [p for s in expected for p in s]
+    assert all(t.pos in pos_tagger.pos_tags for t in doc.tokens)
+    assert [t["pos"] for t in doc.to_dict()["tokens"]] == [t.pos for t in doc.tokens]
+    assert [d.to_dict() for d in pos_tagger.pipe([TEXTS[2], TEXTS[0]], n_threads=2)] == [
+        pos_tagger(TEXTS[2]).to_dict(), pos_tagger(TEXTS[0]).to_dict()]

@@ -199,7 +199,8 @@ class Tagger:
 
     def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
-        (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
+        (`batch_size` sentences a `tag_batch` call, `n_threads` of its batches at once, default the
+        tagger's `workers`; the next group is tokenized meanwhile: `ner_fast.text.pipe`)."""
         return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
@@ -223,16 +224,18 @@ class Tagger:
         pos: Sequence[Sequence[str]] | None = None,
         batch_size: int = 64,
         proba: bool = False,
+        workers: int | None = None,
         return_pos: bool = False,
     ) -> Any:
-        """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once.
+        """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once,
+        `workers` batches at once in threads (default: the tagger's `workers`).
 
         With `proba=True` returns `(tags, probabilities)`, one (len(sentence), len(self.tags)) array each.
         With `return_pos=True` the predicted POS tags of the package's auxiliary POS head come last:
         `(tags, pos_tags)` or `(tags, probabilities, pos_tags)`, `pos_tags` one list per sentence, or
         None when the package has no POS head (`self.pos_tags is None`).
         """
-        tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos)
+        tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos, workers)
         head: tuple[Any, ...] = (tags, probs) if proba else (tags,)
         if return_pos:
             return (*head, pos_out)
@@ -263,7 +266,11 @@ class Tagger:
         batch_size: int,
         proba: bool,
         return_pos: bool = False,
+        workers: int | None = None,
     ) -> tuple[list[Any], list[np.ndarray], list[list[str]] | None]:
+        workers = self.workers if workers is None else workers
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
@@ -307,8 +314,8 @@ class Tagger:
                     pos_best[a:b] = pos_top[row, : b - a]
 
         jobs = plan_batches(lengths, self.buckets, batch_size)
-        if self.workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(self.workers) as pool:
+        if workers > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
         else:
             for job in jobs:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
@@ -151,10 +152,18 @@ _LINE_BREAK = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 _PARAGRAPH = re.compile(r"(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])[^\S\r\n\v\f\x1c-\x1e\x85\u2028\u2029]*(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])|\u2029")
 
 
+#: The longest sentence the splitter makes: a longer run of tokens without a sentence end (a list, a
+#: table, a megabyte without a full stop) is cut every MAX_SENTENCE_TOKENS tokens. The network's cost
+#: grows faster than linearly with one sentence's length (a 20,000-token sentence took 5.8 s and 565 MB,
+#: ten of 2,000 tokens 1.5 s); GMB's longest sentence has 104 tokens.
+MAX_SENTENCE_TOKENS = 256
+
+
 def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends: Sequence[int]) -> list[int]:
     """Sentence boundaries of tokenized `text`: token offsets (n_sentences + 1), from 0 to len(words).
 
-    Sentence i is tokens `offsets[i]:offsets[i + 1]`; no sentence is empty (no text, no sentence).
+    Sentence i is tokens `offsets[i]:offsets[i + 1]`; no sentence is empty (no text, no sentence) and
+    none is longer than `MAX_SENTENCE_TOKENS`.
     """
     n = len(words)
     cuts: set[int] = set()
@@ -170,7 +179,16 @@ def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends
             k = bisect_right(starts, match.start())
             if 0 < k < n:
                 cuts.add(k)
-    return [0, *sorted(cuts), n] if n else [0]
+    if not n:
+        return [0]
+    offsets = [0, *sorted(cuts), n]
+    if max(b - a for a, b in zip(offsets[:-1], offsets[1:])) <= MAX_SENTENCE_TOKENS:
+        return offsets
+    capped = [0]
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        capped.extend(range(a + MAX_SENTENCE_TOKENS, b, MAX_SENTENCE_TOKENS))
+        capped.append(b)
+    return capped
 
 
 def corpus_abbreviations(words: Iterable[str]) -> set[str]:
@@ -384,21 +402,30 @@ BATCH_SIZE = 2048
 
 
 def tag_texts(
-    tagger: Tagger, texts: Sequence[str], segments: Sequence[tuple[list[str], list[int], list[int], list[int]]] | None = None
+    tagger: Tagger,
+    texts: Sequence[str],
+    workers: int | None = None,
+    segments: Sequence[tuple[list[str], list[int], list[int], list[int]]] | None = None,
 ) -> list[Doc]:
-    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences; one `Doc` each.
+    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences (`workers`
+    batches at once, default the tagger's); one `Doc` each.
 
     `segments`: the texts' tokens and sentences as `segment` returns them, when the caller has them
     already (`ner-fast serve` for pre-tokenized sentences: `join_tokens`, one sentence each)."""
     _check_tagger(tagger)
-    if segments is None:
-        segments = [segment(t) for t in texts]
+    return _tag_segmented(tagger, texts, [segment(t) for t in texts] if segments is None else segments, workers)
+
+
+def _tag_segmented(
+    tagger: Tagger, texts: Sequence[str], segments: Sequence[tuple[list[str], list[int], list[int], list[int]]],
+    workers: int | None,
+) -> list[Doc]:
+    """The `Doc`s of texts already segmented (`segment`), tagged in one `tag_batch` call."""
     sentences = [words[a:b] for words, _, _, offs in segments for a, b in zip(offs[:-1], offs[1:])]
-    pos_head = getattr(tagger, "pos_tags", None) is not None
-    if pos_head:
-        tags, probs, pos = tagger.tag_batch(sentences, proba=True, return_pos=True)
+    if getattr(tagger, "pos_tags", None) is not None:  # a package with a POS head
+        tags, probs, pos = tagger.tag_batch(sentences, proba=True, workers=workers, return_pos=True)
     else:
-        (tags, probs), pos = tagger.tag_batch(sentences, proba=True), None
+        (tags, probs), pos = tagger.tag_batch(sentences, proba=True, workers=workers), None
     flat_tags = [t for sentence in tags for t in sentence]
     ids = list(map(tagger._tag_index.__getitem__, flat_tags))
     flat_probs = probs[0] if len(probs) == 1 else np.concatenate(probs) if probs else np.zeros((0, len(tagger.tags)))
@@ -429,37 +456,35 @@ def tag_texts(
 def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
     """`Doc`s of `texts`, in input order, lazily: documents are read until they hold `batch_size`
     sentences (a document is never split), and all of them go through one `tag_batch` call (which
-    batches them by length, `tag_batch`'s batch size a graph run).
-
-    `n_threads` > 1 tokenizes and tags that many such groups at once, in threads (onnxruntime releases
-    the GIL, so one group's tokenization overlaps another's inference), reading at most `n_threads`
-    groups ahead of the one being yielded. None or 1: one group at a time, whose batches the tagger
-    itself runs in its `workers` threads (load the tagger with `workers=1` when using `n_threads`).
+    batches them by length, `tag_batch`'s batch size a graph run, `n_threads` batches at once in
+    threads; default: the tagger's `workers`). Meanwhile a background thread tokenizes the next group
+    (tokenizing holds the GIL, onnxruntime does not), so at most one group is read ahead.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    threads = 1 if n_threads is None else n_threads
+    threads = tagger.workers if n_threads is None else n_threads
     if threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {threads}")
     _check_tagger(tagger)
-    groups = _groups(iter(texts), batch_size)
-    if threads == 1:
-        for group in groups:
-            yield from tag_texts(tagger, group)
-        return
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-pipe")
-    pending: list[Future[list[Doc]]] = []
-    try:
-        for group in groups:
-            pending.append(pool.submit(tag_texts, tagger, group))
-            if len(pending) > threads:
-                yield from pending.pop(0).result()
-        while pending:
-            yield from pending.pop(0).result()
-    finally:
-        for future in pending:  # the consumer stopped early or a group failed: drop the work not started
-            future.cancel()
-        pool.shutdown(wait=True)
+    with ThreadPoolExecutor(1, thread_name_prefix="ner-fast-tokenize") as tokenizer:
+        pending: deque[tuple[list[str], Future[list[Any]]]] = deque()
+        try:
+            for group in _groups(iter(texts), batch_size):
+                pending.append((group, tokenizer.submit(_segment_all, group)))
+                if len(pending) > 1:
+                    done, segments = pending.popleft()
+                    yield from _tag_segmented(tagger, done, segments.result(), threads)
+            while pending:
+                done, segments = pending.popleft()
+                yield from _tag_segmented(tagger, done, segments.result(), threads)
+        finally:
+            for _, segments in pending:  # stopped early (or failed): drop the work not yet used
+                segments.cancel()
+
+
+def _segment_all(texts: Sequence[str]) -> list[tuple[list[str], list[int], list[int], list[int]]]:
+    """`segment` of each text."""
+    return [segment(t) for t in texts]
 
 
 def _groups(texts: Iterator[str], sentences: int) -> Iterator[list[str]]:

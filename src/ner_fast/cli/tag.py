@@ -224,12 +224,11 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
 
     from ner_fast.tagger import Tagger
 
-    # pipe runs `workers` groups of documents at once, each group's batches in its own thread.
-    tagger = Tagger.load(package, device=device, threads=threads, workers=1)  # type: ignore[arg-type]
+    tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     options = {} if batch_size is None else {"batch_size": batch_size}
     palette: dict[str, str] = {}
     with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
-        for doc in tagger.pipe(documents, n_threads=workers, **options):
+        for doc in tagger.pipe(documents, **options):
             write_doc(out, output_format, doc, colour, palette)
             bar.update(1)
 
@@ -254,8 +253,7 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
-                   "--workers 2 --threads 1 beats --threads 2).")
+              help="Batches tagged at once, in threads (on few cores, --workers 2 --threads 1 beats --threads 2).")
 def tag_command(
     paths: tuple[str, ...],
     input_format: str,

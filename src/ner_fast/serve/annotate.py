@@ -38,7 +38,7 @@ def annotate(tagger: Any, jobs: Sequence[Job]) -> list[bytes]:
                 text, starts, ends = join_tokens(tokens)
                 texts.append(text)
                 segments.append((tokens, starts, ends, [0, len(tokens)] if tokens else [0]))
-    docs = iter(tag_texts(tagger, texts, segments))
+    docs = iter(tag_texts(tagger, texts, segments=segments))
     answers = []
     for job in jobs:
         count = len(job.texts) if job.texts is not None else len(job.sentences or ())
