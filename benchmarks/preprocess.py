@@ -10,7 +10,7 @@ Three timings in one run, on the same machine and corpus:
 - kernels: the compiled kernels alone on pre-encoded tokens (word and POS lookup, casing,
   characters, bucket filling), single-threaded, as tokens per second.
 
-Usage: ``python benchmarks/preprocess.py [--json FILE] [--repeat N]``
+Usage: ``python benchmarks/preprocess.py [--json FILE] [--repeat N]`` (pandas: ``pip install ".[bench]"``)
 """
 from __future__ import annotations
 

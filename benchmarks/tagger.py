@@ -1,6 +1,23 @@
 """Tagger benchmark: onnxruntime (per-bucket graphs, the dynamic graph, int8) against MXNet's forward pass.
 
-    python benchmarks/tagger.py [--model DIR] [--json FILE]
+    python benchmarks/tagger.py [--model DIR] [--json FILE]               # case "network" (below)
+    python benchmarks/tagger.py --case graphs [--package PKG] [--json FILE]
+    python benchmarks/tagger.py --case long [--package PKG] [--json FILE]
+
+`--case graphs` and `--case long` need no MXNet. They run on `--package`, else on a package exported from
+random weights at the tuned recipe's dimensions (CRF, casing, POS, hidden 275) with the GMB vocabularies
+and the 41 GMB training buckets: the cost of a graph depends on its dimensions, not on its weights.
+
+- `graphs`: per-bucket graphs (`Tagger.load(buckets=None)`, all of them) against the single dynamic graph
+  (`buckets=[]`) on the GMB validation sentences, end to end (`tag` one sentence at a time, `tag_batch` at
+  batch 64), the two taking turns on each piece of work, median of 3 passes (`--repeats`); plus each tagger's load time and resident memory. Ratio: dynamic
+  over buckets (above 1: the dynamic graph is faster).
+- `long`: 63 sentences of 30 tokens and one of 2,000 in one `tag_batch` call at batch 64, against the same
+  sentences one `tag` call at a time. Ratio: batch time over one-at-a-time time (it was 24: the long
+  sentence padded the whole batch to 2,000 tokens; `buckets.plan_batches` now groups long sentences by
+  length under a padded-token cap).
+
+Case `network` (the default):
 
 On one trained model (`--model`, else `runs/gmb` when it holds a checkpoint, else a small model trained
 here for one epoch on a slice) and its validation sentences, in one run:
@@ -40,6 +57,8 @@ from typing import Any, Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ner_fast import _kernels  # noqa: E402
+
+from ner_fast.buckets import default_buckets, plan_batches  # noqa: E402
 from ner_fast.checkpoint import load_model  # noqa: E402
 from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
 from ner_fast.decode import decode  # noqa: E402
@@ -86,19 +105,14 @@ def find_or_train_model(given: str | None, work: Path) -> Path:
 
 
 def bucket_batches(matrix: np.ndarray, offsets: np.ndarray, buckets: list[int], batch_size: int, limit: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(bucket length, sentence indices, features) batches: sentences in the smallest bucket that fits,
-    longer ones in a batch padded to their own maximum (the dynamic graph's case)."""
-    lengths = np.diff(offsets)
-    order = np.arange(len(lengths) if limit is None else min(limit, len(lengths)))
-    which = np.searchsorted(np.asarray(buckets), lengths[order], side="left")
+    """(padded length, sentence indices, features) batches, planned as the tagger plans them
+    (`buckets.plan_batches`: the smallest bucket that fits, longer sentences grouped by length)."""
+    lengths = np.diff(offsets)[: len(offsets) - 1 if limit is None else limit]
     batches = []
-    for k in np.unique(which).tolist():
-        members = order[which == k]
-        for start in range(0, len(members), batch_size):
-            idx = np.ascontiguousarray(members[start : start + batch_size], dtype=np.int64)
-            seq_len = buckets[k] if k < len(buckets) else int(lengths[idx].max())
-            features, _, _ = _kernels.fill_bucket(matrix, None, offsets, idx, seq_len)
-            batches.append((seq_len, idx, features))
+    for key, idx in plan_batches(lengths, buckets, batch_size):
+        seq_len = key if key is not None else int(lengths[idx].max())
+        features, _, _ = _kernels.fill_bucket(matrix, None, offsets, np.ascontiguousarray(idx), seq_len)
+        batches.append((seq_len, idx, features))
     return batches
 
 
@@ -154,11 +168,165 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--batch1-sentences", type=int, default=1500, help="sentences timed at batch 1 (default 1500)")
     parser.add_argument("--latency-calls", type=int, default=2000)
+    parser.add_argument("--case", choices=("network", "graphs", "long"), default="network", help="what to measure (module docstring)")
+    parser.add_argument("--sentences", type=int, default=None, help="--case graphs: only the first N validation sentences")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="--case graphs: timed passes per tagger (default 3)")
+    parser.add_argument("--package", help="model package for --case graphs/long (default: random weights at the tuned dimensions)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ner_fast_bench_") as work:  # packages (and a model) made here
-        result = bench(args, Path(work))
+        cases = {"network": bench, "graphs": bench_graphs, "long": bench_long}
+        result = cases[args.case](args, Path(work))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def random_package(work: Path) -> Path:
+    """A package of random weights at the tuned recipe's dimensions, GMB vocabularies and training buckets."""
+    from ner_fast.atomic import atomic_write_json
+    from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
+    from ner_fast.features import CASING_CLASSES
+    from ner_fast.vocab import Vocabularies
+
+    train = split_corpus(read_corpus(), (0.8, 0.2))[0]
+    vocabs = Vocabularies.build(train, lowercase=True)
+    config = ModelConfig(
+        n_words=len(vocabs.words), n_chars=len(vocabs.chars), n_tags=len(vocabs.tags), n_pos=len(vocabs.pos or []),
+        n_casing=len(CASING_CLASSES) + 1, max_token_chars=20, use_casing=True, crf=True,
+    )
+    folder = work / "random_model"
+    folder.mkdir()
+    doc = {
+        "format_version": CONFIG_VERSION,
+        "model": config.to_dict(),
+        "data": {"buckets": default_buckets(train.lengths, 50), "max_token_chars": 20},
+        "train": {"decode": "bio"},
+        "versions": {"mxnet": "none (random weights)"},
+    }
+    atomic_write_json(folder / "config.json", doc)
+    vocabs.save(folder / "vocab.json")
+    save_params(folder / "best.params.npz", init_params(config, 0))
+    return export_model(folder, work / "random_pkg", buckets="auto")
+
+
+def resident_mb() -> float:
+    """This process's resident memory, MB (Linux /proc)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def validation_sentences(package: Path) -> tuple[list[list[str]], list[list[str]] | None]:
+    """The GMB validation sentences (and POS when the package uses them)."""
+    from ner_fast.package import load_package
+
+    valid = split_corpus(read_corpus(), (0.8, 0.2))[1]
+    sentences = [valid.sentence(i) for i in range(len(valid))]
+    uses_pos = load_package(package, verify=False).model["use_pos"]
+    return [s.words for s in sentences], ([s.pos for s in sentences] if uses_pos else None)  # type: ignore[misc]
+
+
+def bench_graphs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Per-bucket graphs against the single dynamic graph, end to end (module docstring)."""
+    load_before = load_average()
+    package = Path(args.package) if args.package else random_package(work)
+    words, pos = validation_sentences(package)
+    words, pos = words[: args.sentences], (pos[: args.sentences] if pos else None)
+    n_tokens = sum(map(len, words))
+    loads: dict[str, dict[str, float]] = {}
+    taggers: dict[str, Tagger] = {}
+    for name, buckets in (("dynamic", []), ("buckets", None)):  # dynamic first: its memory is the smaller step
+        before, start = resident_mb(), time.perf_counter()
+        taggers[name] = Tagger.load(package, device="cpu", threads=THREADS, buckets=buckets)
+        loads[name] = {"load_s": round(time.perf_counter() - start, 3), "resident_mb": round(resident_mb() - before, 1),
+                       "sessions": len(taggers[name].sessions)}
+    n1 = min(args.batch1_sentences, len(words))
+    pos_or_none = pos if pos else [None] * len(words)
+    assert taggers["dynamic"].tag_batch(words[:300], pos[:300] if pos else None) == taggers["buckets"].tag_batch(words[:300], pos[:300] if pos else None)
+
+    # The machine is shared and its load changes from second to second: the two taggers take turns on
+    # every piece of work (one sentence at batch 1, 640 sentences at batch 64), in alternating order,
+    # so any change in load falls on both alike. Each pass sums each tagger's time; the median pass counts.
+    def one(t: Tagger, i: int) -> None:
+        t.tag(words[i], pos_or_none[i])
+
+    def many(t: Tagger, i: int) -> None:
+        t.tag_batch(words[i : i + 640], pos[i : i + 640] if pos else None, batch_size=64)
+
+    work_items = {"batch1": (one, range(n1)), "batch64": (many, range(0, len(words), 640))}
+    tokens = {"batch1": sum(len(w) for w in words[:n1]), "batch64": n_tokens}
+    speed: dict[str, dict[str, float]] = {name: {} for name in taggers}
+    ratio: dict[str, float] = {}
+    names = list(taggers)
+    for label, (call, items) in work_items.items():
+        for t in taggers.values():  # warm-up: every graph shape once
+            for i in items:
+                call(t, i)
+        passes: list[dict[str, float]] = []
+        for _ in range(args.repeats):
+            total = {name: 0.0 for name in names}
+            for k, i in enumerate(items):
+                for name in names if k % 2 == 0 else names[::-1]:
+                    start = time.perf_counter()
+                    call(taggers[name], i)
+                    total[name] += time.perf_counter() - start
+            passes.append(total)
+        for name in names:
+            speed[name][f"{label}_tokens_per_s"] = round(tokens[label] / float(np.median([p[name] for p in passes])))
+        ratio[label] = round(float(np.median([p["buckets"] / p["dynamic"] for p in passes])), 3)
+        ratio[f"{label}_passes"] = [round(p["buckets"] / p["dynamic"], 3) for p in passes]  # type: ignore[assignment]
+        print(f"{label}: " + ", ".join(f"{n} {speed[n][f'{label}_tokens_per_s']:,} tok/s" for n in names) + f"; dynamic speed / buckets speed {ratio[label]}")
+    print(f"dynamic / buckets: {ratio}; load: {loads}")
+    return {
+        "case": "graphs",
+        "package": str(package) if args.package else "random weights, tuned dimensions, GMB vocabularies and training buckets",
+        "threads": THREADS,
+        "sentences": {"batch1": n1, "batch64": len(words)},
+        "tokens": tokens,
+        "end_to_end_tokens_per_s": speed,
+        "ratio_dynamic_over_buckets": ratio,
+        "load": loads,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+
+
+def bench_long(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One 2,000-token sentence among 63 of 30 tokens: one batch against one sentence at a time."""
+    load_before = load_average()
+    package = Path(args.package) if args.package else random_package(work)
+    words, pos = validation_sentences(package)
+    flat_words = [w for s in words for w in s]
+    flat_pos = [p for s in pos for p in s] if pos else None
+    sentences = [flat_words[i * 30 : (i + 1) * 30] for i in range(63)] + [flat_words[:2000]]
+    tags_pos = [flat_pos[i * 30 : (i + 1) * 30] for i in range(63)] + [flat_pos[:2000]] if flat_pos else None
+    tagger = Tagger.load(package, device="cpu", threads=THREADS)
+    lengths = np.array([len(s) for s in sentences])
+    plan = plan_batches(lengths, tagger.buckets, 64)
+    largest = max(len(idx) * (key or int(lengths[idx].max())) for key, idx in plan)
+    tagger.tag_batch(sentences, tags_pos, batch_size=64)  # warm-up
+    batch_s, single_s = [], []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        batched = tagger.tag_batch(sentences, tags_pos, batch_size=64)
+        batch_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        singles = [tagger.tag(s, tags_pos[i] if tags_pos else None) for i, s in enumerate(sentences)]
+        single_s.append(time.perf_counter() - start)
+    assert batched == singles
+    result = {
+        "case": "long",
+        "package": str(package) if args.package else "random weights, tuned dimensions, GMB vocabularies and training buckets",
+        "threads": THREADS,
+        "sentences": "63 x 30 tokens + 1 x 2000",
+        "buckets": tagger.buckets,
+        "batch64_s": round(float(np.median(batch_s)), 4),
+        "one_at_a_time_s": round(float(np.median(single_s)), 4),
+        "ratio_batch_over_one_at_a_time": round(float(np.median(batch_s) / np.median(single_s)), 3),
+        "largest_padded_batch_tokens": int(largest),
+        "real_tokens": int(lengths.sum()),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+    print(json.dumps(result, indent=1))
+    return result
 
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -179,8 +347,9 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"model {model_dir}; validation: {len(valid):,} sentences, {valid.n_tokens:,} tokens; threads {THREADS}")
 
     packages = {
-        "fp32": export_model(model_dir, work / "fp32"),
-        "int8": export_model(model_dir, work / "int8", quantize="int8"),
+        # Bucket graphs too (not the export default), so that both kinds of graph are measured.
+        "fp32": export_model(model_dir, work / "fp32", buckets="auto"),
+        "int8": export_model(model_dir, work / "int8", buckets="auto", quantize="int8"),
     }
     # Two ways to give onnxruntime THREADS threads: intra-op threads in each run, or THREADS batches
     # at once with one thread each (`workers`).

@@ -1,38 +1,20 @@
-"""Shared fixtures: the bundled corpus (read once per session) and small corpus files."""
+"""Shared fixtures (the bundled corpus, read once per session, and small corpus files) and the one
+Hypothesis profile of the suite. Data and helpers that test modules import live in helpers.py:
+pytest imports this file itself, and a test module must not import it a second time."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from helpers import CONLL_SAMPLE, GMB_SAMPLE
 from ner_fast.corpus import Corpus, read_corpus
 
-# A GMB-style CSV with the shipped file's quirks: CRLF, quoted fields, the sentence number only on
-# a sentence's first row, the word "None", a token with a non-breaking space, a cp1252 quote.
-GMB_SAMPLE = (
-    "Sentence #,Word,POS,Tag\r\n"
-    "Sentence: 1,Thousands,NNS,O\r\n"
-    ",of,IN,O\r\n"
-    ",London,NNP,B-geo\r\n"
-    ',"10,000",CD,O\r\n'
-    ',"""",``,O\r\n'
-    ",None,NN,O\r\n"
-    "Sentence: 2,5\xa0storm,NN,O\r\n"
-    ",It\u2019s,PRP,O\r\n"
-    ",NA,NNP,B-org\r\n"
-    ",null,NN,O\r\n"
-).encode("cp1252")
-
-CONLL_SAMPLE = """-DOCSTART- -X- -X- O
-
-EU NNP I-NP I-ORG
-rejects VBZ I-VP O
-German JJ I-NP I-MISC
-call NN I-NP O
-
-Peter NNP I-NP I-PER
-Blackburn NNP I-NP I-PER
-"""
+# Property tests with no @settings of their own: 150 examples (the kernels' inputs have many
+# storage kinds of str to cover), and no deadline, since a shared 2-core machine stalls at random.
+settings.register_profile("ner-fast", max_examples=150, deadline=None)
+settings.load_profile("ner-fast")
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +36,3 @@ def conll_file(tmp_path: Path) -> Path:
     path.write_text(CONLL_SAMPLE, encoding="utf-8")
     return path
 
-
-def write_conll(path: Path, sentences: list[list[tuple[str, ...]]]) -> Path:
-    """Write sentences of column tuples as a CoNLL file (tab separated, blank line between)."""
-    text = "\n\n".join("\n".join("\t".join(cols) for cols in sent) for sent in sentences)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path

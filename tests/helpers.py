@@ -1,6 +1,7 @@
-"""Test data shared by several test files: a three-sentence corpus and `make_checkpoint`, which
-writes a small checkpoint folder in the format of `ner_fast.checkpoint` with random parameters
-(export parity does not need a trained model, and random weights exercise every gate)."""
+"""Test data shared by several test files: GMB and CoNLL samples with their quirks, `write_conll`,
+a three-sentence corpus and `make_checkpoint`, which writes a small checkpoint folder in the format
+of `ner_fast.checkpoint` with random parameters (export parity does not need a trained model, and
+random weights exercise every gate)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,41 @@ from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_p
 from ner_fast.corpus import Corpus
 from ner_fast.features import CASING_CLASSES
 from ner_fast.vocab import Vocabularies
+
+# A GMB-style CSV with the shipped file's quirks: CRLF, quoted fields, the sentence number only on
+# a sentence's first row, the word "None", a token with a non-breaking space, a cp1252 quote.
+GMB_SAMPLE = (
+    "Sentence #,Word,POS,Tag\r\n"
+    "Sentence: 1,Thousands,NNS,O\r\n"
+    ",of,IN,O\r\n"
+    ",London,NNP,B-geo\r\n"
+    ',"10,000",CD,O\r\n'
+    ',"""",``,O\r\n'
+    ",None,NN,O\r\n"
+    "Sentence: 2,5\xa0storm,NN,O\r\n"
+    ",It\u2019s,PRP,O\r\n"
+    ",NA,NNP,B-org\r\n"
+    ",null,NN,O\r\n"
+).encode("cp1252")
+
+CONLL_SAMPLE = """-DOCSTART- -X- -X- O
+
+EU NNP I-NP I-ORG
+rejects VBZ I-VP O
+German JJ I-NP I-MISC
+call NN I-NP O
+
+Peter NNP I-NP I-PER
+Blackburn NNP I-NP I-PER
+"""
+
+
+def write_conll(path: Path, sentences: list[list[tuple[str, ...]]]) -> Path:
+    """Write sentences of column tuples as a CoNLL file (tab separated, blank line between)."""
+    text = "\n\n".join("\n".join("\t".join(cols) for cols in sent) for sent in sentences)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
 
 SENTENCES = [
     ["Angela", "Merkel", "visited", "Paris", "on", "Monday", "."],

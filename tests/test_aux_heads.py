@@ -133,7 +133,7 @@ def head_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
         folder / "model", buckets=[3, 6], use_pos=False, pos_aux_weight=1.0, lm_aux_weight=0.1, lm_vocab=10, crf=True,
         decode="bio",
     )
-    package = export_model(folder / "model", folder / "pkg", quantize=None)
+    package = export_model(folder / "model", folder / "pkg", buckets="auto", quantize=None)
     return config, params, vocabs, package
 
 

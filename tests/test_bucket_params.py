@@ -2,6 +2,7 @@
 keys its states by position), and training runs on a corpus with one-token sentences (issue 8, defect 1)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -9,29 +10,52 @@ from pathlib import Path
 
 import pytest
 
-from ner_fast.config import ModelConfig, TrainConfig
-from ner_fast.model import make_sym_gen
+from ner_fast.config import ModelConfig, TrainConfig, options
+from ner_fast.model import check_bucket_params, make_sym_gen
 from ner_fast.train import train
 from helpers import POS, SENTENCES, TAGS
 
-VARIANTS = list(itertools.product([True, False], [1, 2], [0, 5], [True, False], [True, False]))
+# Every on/off architecture option of the table (a new one is covered as soon as it is a row), with
+# one and two BiLSTM layers; POS is fed (n_pos 5) exactly when use_pos is on.
+SWITCHES = [o.name for o in options("model") if o.kind == "bool"]
+VARIANTS = [dict(zip(SWITCHES, values)) for values in itertools.product([True, False], repeat=len(SWITCHES))]
 
 
-@pytest.mark.parametrize("crf,layers,n_pos,casing,fused", VARIANTS)
-def test_every_bucket_lists_the_same_parameters_in_the_same_order(
-    crf: bool, layers: int, n_pos: int, casing: bool, fused: bool
-) -> None:
-    config = ModelConfig(
-        n_words=20, n_chars=15, n_tags=5, max_token_chars=4, n_pos=n_pos, use_pos=n_pos > 0, use_casing=casing,
-        num_layers=layers, crf=crf, fused=fused, char_dim=3, filters=2, word_dim=4, hidden=3, casing_dim=2,
-        filter_widths=[1, 2],
+def _config(switches: dict[str, bool], layers: int) -> ModelConfig:
+    return ModelConfig(
+        n_words=20, n_chars=15, n_tags=5, max_token_chars=4, n_pos=5 if switches["use_pos"] else 0, num_layers=layers,
+        char_dim=3, filters=2, word_dim=4, hidden=3, casing_dim=2, filter_widths=[1, 2], **switches,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("switches", VARIANTS, ids=lambda v: ",".join(k for k, on in v.items() if on) or "none")
+def test_every_bucket_lists_the_same_parameters_in_the_same_order(switches: dict[str, bool], layers: int) -> None:
+    assert {"crf", "use_pos", "use_casing"} <= set(SWITCHES)
+    config = _config(switches, layers)
     sym_gen = make_sym_gen(config)
     lists = {n: [a for a in sym_gen(n)[0].list_arguments() if a not in ("data", "softmax_label")] for n in range(1, 7)}
     reference = lists[6]
-    assert reference and ("crf_transitions" in reference) == crf
+    assert reference and ("crf_transitions" in reference) == config.crf
     for length, names in lists.items():
         assert names == reference, f"bucket {length}"
+
+
+def test_the_training_guard_sees_a_bucket_that_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ner_fast.model as model
+
+    config = _config({name: False for name in SWITCHES} | {"crf": True}, 1)
+    check_bucket_params(config, [1, 2, 7])  # the fixed graph passes
+    real = model.make_sym_gen
+
+    def one_token_without_transitions(cfg: ModelConfig):  # type: ignore[no-untyped-def]
+        gen = real(cfg)
+        # The graph as it was before the fix: a one-token bucket without crf_transitions.
+        return lambda n: gen(n) if n > 1 else real(dataclasses.replace(cfg, crf=False))(n)
+
+    monkeypatch.setattr(model, "make_sym_gen", one_token_without_transitions)
+    with pytest.raises(RuntimeError, match="bucket 1"):
+        check_bucket_params(config, [1, 2, 7])
 
 
 def _write_conll(path: Path) -> Path:

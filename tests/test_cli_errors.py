@@ -123,20 +123,22 @@ def test_gpu_context_on_a_cpu_only_build(prepared: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_resume_honours_patience_zero(copy: Path) -> None:
+def test_resume_honours_patience_zero_and_the_other_resumable_options(copy: Path) -> None:
     # Patience 1 with no improvement would stop after epoch 2; --patience 0 (never) runs all 3.
-    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "3", "--patience", "0", "--json"])
+    result = CliRunner().invoke(
+        cli, ["train", "--resume", str(copy), "--epochs", "3", "--patience", "0", "--context", "cpu:0", "--json"]
+    )
     assert result.exit_code == 0, result.output
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["stopped"] == "epochs" and len(outcome["history"]) == 3
     doc = json.loads((copy / "config.json").read_text())
-    assert (doc["train"]["patience"], doc["train"]["epochs"]) == (0, 3)
+    assert (doc["train"]["patience"], doc["train"]["epochs"], doc["train"]["context"]) == (0, 3, "cpu:0")
 
 
 @pytest.mark.parametrize(
     "args,flag",
     [(["--lr", "0.1"], "--lr"), (["--hidden", "9"], "--hidden"), (["--lowercase"], "--lowercase"),
-     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA")],
+     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA"), (["--force"], "--force")],
 )  # fmt: skip
 def test_resume_refuses_options_it_cannot_honour(copy: Path, prepared: Path, args: list[str], flag: str) -> None:
     args = [str(prepared) if a == "DATA" else a for a in args]

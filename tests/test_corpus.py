@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import write_conll
-from ner_fast.corpus import Corpus, CorpusError, bundled_corpus_path, iob1_to_iob2, read_corpus
+from helpers import write_conll
+from ner_fast.corpus import Corpus, CorpusError, bundled_corpus_path, parse_corpus, read_corpus, sniff_format
+from ner_fast.schemes import iob1_to_iob2
 
 
 def reference_gmb(raw: bytes, encoding: str = "cp1252") -> tuple[list[str], list[str], list[str], list[int]]:
@@ -165,14 +166,84 @@ def test_conll_errors_name_file_and_line(tmp_path: Path, content: bytes, line: i
     assert_error_at(tmp_path / "bad.conll", content, "conll", line, message)
 
 
-def test_unknown_format(tmp_path: Path) -> None:
+def test_unknown_format_name(tmp_path: Path) -> None:
     path = tmp_path / "words.txt"
-    path.write_text("\nhello\nworld\n")
-    with pytest.raises(CorpusError, match="unknown format") as info:
-        read_corpus(path)
-    assert info.value.line == 2
+    path.write_text("hello\n")
     with pytest.raises(CorpusError, match="unknown format 'xml'"):
         read_corpus(path, "xml")
+
+
+ONE_SENTENCE_CONLL = b"Angela NNP B-per\nMerkel NNP I-per\nvisited VBD O\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        # Rule 1: the extension decides, whatever the content.
+        ("x.csv", b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n", "gmb"),
+        ("x.conll", b"Hello world\n", "conll"),
+        ("x.tokens", ONE_SENTENCE_CONLL, "tokens"),
+        ("X.IOB", b"a O\n", "conll"),
+        # Rule 2: a GMB header.
+        ("x.txt", b"Sentence #,Word,POS,Tag\r\nSentence: 1,a,DT,O\r\n", "gmb"),
+        (None, b"sentence,word,tag\nSentence: 1,a,O\n", "gmb"),
+        # Rule 3: one column count >= 2 and a tag in every last column, blank lines or not.
+        (None, ONE_SENTENCE_CONLL, "conll"),
+        (None, b"-DOCSTART- -X- O O\n\nParis NNP B-NP B-LOC\nis VBZ B-VP O\n\n", "conll"),
+        (None, b"a O\nb S-X\n\nc E-X\n", "conll"),
+        # Rule 4: otherwise tokens, when nothing looks like raw text.
+        (None, b"Hello world\n\nGood morning\n", "tokens"),
+        (None, b"Angela Merkel visited Paris .\nThe UN met .\n", "tokens"),
+        (None, b"It cost 1,000 dollars in the U.S. .\n", "tokens"),
+        (None, b"a O\nb X\n", "tokens"),  # "X" is not a tag
+        (None, b"a O\nb c O\n", "tokens"),  # column counts differ
+    ],
+)
+def test_sniff_format_rules(name: str | None, content: bytes, expected: str) -> None:
+    assert sniff_format(content, "<test>", name) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (b"\nParis B-geo\n", 2, "give --input-format conll or tokens"),  # one line: CoNLL or one sentence?
+        (b"Good morning .\nHello, world .\n", 2, "'o,' has punctuation attached"),
+        (b"Good morning.\n", 1, "raw text"),
+        (b'He said "Hi" .\n', 1, "raw text"),
+    ],
+)
+def test_ambiguous_input_is_refused_naming_input_format(content: bytes, line: int, message: str) -> None:
+    with pytest.raises(CorpusError, match=message) as info:
+        sniff_format(content, "in.txt")
+    assert info.value.line == line and "--input-format" in str(info.value)
+
+
+def test_every_reader_sniffs_alike_and_a_zip_by_its_member_name(tmp_path: Path) -> None:
+    conll = tmp_path / "one.txt"
+    conll.write_bytes(ONE_SENTENCE_CONLL)
+    corpus = read_corpus(conll)
+    assert corpus.format == "conll" and corpus.words == ["Angela", "Merkel", "visited"]
+    assert corpus.tags == ["B-per", "I-per", "O"] and corpus.lines.tolist() == [1, 2, 3]
+    for member, fmt in (("inner.txt", "conll"), ("inner.tokens", "tokens")):
+        path = tmp_path / f"{member}.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(member, ONE_SENTENCE_CONLL)
+        assert read_corpus(path).format == fmt
+    tokens = read_corpus(tmp_path / "inner.tokens.zip")
+    assert tokens.tags is None and tokens.words[:3] == ["Angela", "NNP", "B-per"] and len(tokens) == 3
+
+
+def test_cr_only_line_ends(tmp_path: Path) -> None:
+    for name, content in (("mac.conll", b"a NN O\rb NN B-X\r\rc NN I-X\r"), ("mac.csv", b"Sentence #,Word,POS,Tag\rSentence: 1,a,NN,O\r,b,NN,B-X\r")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        corpus = read_corpus(path)
+        assert corpus.words[:2] == ["a", "b"] and corpus.tags[:2] == ["O", "B-X"]
+    assert parse_corpus(b"a b\rc\r", "<stdin>", "tokens").offsets.tolist() == [0, 2, 3]
+
+
+def test_a_conll_tag_outside_every_scheme_names_its_line(tmp_path: Path) -> None:
+    assert_error_at(tmp_path / "bad.conll", b"a O\n\nb PER\n", "conll", 3, "tag 'PER' is neither O nor PREFIX-TYPE")
 
 
 def test_missing_file_and_zip_members(tmp_path: Path, gmb_file: Path) -> None:

@@ -132,17 +132,80 @@ def test_mxnet_crf_loss_matches_numpy_value_and_gradient(seq_len: int) -> None:
     assert np.abs(grads["scores"][2]).max() == 0
 
 
+def test_crf_loss_graph_learns_a_markov_chain() -> None:
+    # With uninformative per-token scores, only the CRF's own parameters can explain the labels:
+    # gradient steps through the MXNet loss graph must lower the likelihood that crf_nll computes
+    # and rank every bigram the data shows often above every bigram it never shows.
+    rng = np.random.default_rng(0)
+    chain = np.array([  # rows: previous tag (IOB order), columns: next tag
+        [0.6, 0.25, 0.0, 0.15, 0.0],
+        [0.3, 0.0, 0.7, 0.0, 0.0],
+        [0.5, 0.1, 0.4, 0.0, 0.0],
+        [0.8, 0.0, 0.0, 0.0, 0.2],
+        [0.9, 0.0, 0.0, 0.1, 0.0],
+    ])
+    batch, seq_len, n_tags = 64, 6, len(IOB)
+    labels = np.zeros((batch, seq_len), dtype=np.int64)
+    for row in labels:
+        row[0] = rng.choice([0, 1, 3])
+        for t in range(1, seq_len):
+            row[t] = rng.choice(n_tags, p=chain[row[t - 1]])
+    counts = np.zeros((n_tags, n_tags), dtype=np.int64)
+    np.add.at(counts, (labels[:, :-1], labels[:, 1:]), 1)
+    assert (counts >= 5).sum() >= 6 and (counts == 0).sum() >= 6  # the draw has both kinds of bigram
+
+    sym = crf_loss_symbol(mx.sym.Variable("scores"), mx.sym.Variable("label"), seq_len, n_tags)
+    args = {
+        "scores": mx.nd.zeros((batch, seq_len, n_tags)),
+        "label": mx.nd.array(labels),
+        "crf_transitions": mx.nd.zeros((n_tags, n_tags)),
+        "crf_start": mx.nd.zeros(n_tags),
+        "crf_end": mx.nd.zeros(n_tags),
+    }
+    names = ("crf_transitions", "crf_start", "crf_end")
+    grads = {name: mx.nd.zeros(args[name].shape) for name in names}
+    exe = sym.bind(mx.cpu(), args, args_grad=grads, grad_req={n: "write" if n in grads else "null" for n in args})
+    losses = []
+    for _ in range(100):
+        exe.forward(is_train=True)
+        losses.append(float(exe.outputs[0].asnumpy()[0]))
+        exe.backward(mx.nd.ones((1,)))
+        for name in names:
+            args[name][:] = args[name] - 2.0 * grads[name]
+
+    assert losses[0] == pytest.approx(np.log(n_tags), rel=1e-5)  # zero CRF, uniform scores
+    assert np.all(np.diff(losses) <= 1e-6) and losses[-1] < 0.6 * losses[0]
+    learned = CRF(*(args[name].asnumpy().astype(np.float64) for name in names))
+    uniform = np.full((batch, seq_len, n_tags), 1.0 / n_tags)
+    zero = CRF(np.zeros((n_tags, n_tags)), np.zeros(n_tags), np.zeros(n_tags))
+    assert crf_nll(uniform, labels, learned).mean() / seq_len == pytest.approx(losses[-1], abs=0.01)
+    assert crf_nll(uniform, labels, learned).sum() < 0.6 * crf_nll(uniform, labels, zero).sum()
+    assert learned.transitions[counts >= 5].min() > learned.transitions[counts == 0].max()
+
+
 def test_crf_training_learns_and_evaluate_reproduces_it(tmp_path: Path) -> None:
     data = tmp_path / "prepared"
-    prepare(max_sentences=160, buckets=[12, 20, 30], batch_size=16).save(data)
+    prepared = prepare(max_sentences=160, buckets=[12, 20, 30], batch_size=16)
+    prepared.save(data)
     arch = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8, "crf": True}
     cfg = TrainConfig(out=str(tmp_path / "run"), data=str(data), batch_size=16, epochs=3, patience=None,
                       learning_rate=0.02, arch=arch)
     result = train(cfg, progress=False, echo=lambda msg: None)
     losses = [h["train"]["loss"] for h in result.history]
     assert losses[-1] < losses[0]
-    config, params, _, _ = load_model(tmp_path / "run", "best")
-    assert config.crf and np.abs(params["crf_transitions"]).max() > 0  # the CRF scores were trained
+    # The transition scores start at zero; training must rank every tag bigram that the training
+    # split shows often (B-per -> I-per, O -> B-geo, ...) above every bigram it never shows.
+    n_tags = len(prepared.vocabs.tags)
+    counts = np.zeros((n_tags, n_tags), dtype=np.int64)
+    for bucket in prepared.splits["train"]:
+        assert bucket.tags is not None
+        for row, length in zip(bucket.tags, bucket.lengths):
+            np.add.at(counts, (row[: length - 1], row[1:length]), 1)
+    assert (counts >= 10).sum() >= 5 and (counts == 0).sum() >= 5
+    config, params, _, _ = load_model(tmp_path / "run", "last")
+    assert config.crf
+    transitions = params["crf_transitions"]
+    assert transitions[counts >= 10].min() > transitions[counts == 0].max()
     logged = result.history[result.best_epoch - 1]["valid"]
     scores = evaluate(tmp_path / "run", which="best")
     assert scores.f1 == pytest.approx(logged["f1"], abs=1e-9)

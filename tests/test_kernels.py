@@ -17,8 +17,6 @@ CHARS = st.one_of(
     st.characters(blacklist_categories=("Cs",)),
 )
 TOKEN = st.text(alphabet=CHARS, max_size=25)
-settings.register_profile("kernels", max_examples=150, deadline=None)
-settings.load_profile("kernels")
 
 
 def reference_casing(word: str) -> str:

@@ -197,13 +197,16 @@ def test_training_head_ignores_padding() -> None:
 def test_checkpoint_params_round_trip(tmp_path: Path) -> None:
     params = init_params(CONFIG, 7)
     save_params(tmp_path / "p.npz", params)
-    args, aux = load_params(tmp_path / "p.npz")
-    assert aux == {}
+    args = load_params(tmp_path / "p.npz")
     check_params(CONFIG, args)
     for name in params:
         np.testing.assert_array_equal(args[name], params[name])
     with pytest.raises(ValueError, match="missing"):
         check_params(CONFIG, {k: v for k, v in args.items() if k != "fc_bias"})
+    # Only `arg:NAME` arrays belong in the file (the network has no auxiliary states).
+    np.savez(tmp_path / "aux.npz", **{"arg:fc_bias": params["fc_bias"], "aux:moving_mean": params["fc_bias"]})
+    with pytest.raises(ValueError, match="aux:moving_mean"):
+        load_params(tmp_path / "aux.npz")
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def lengths_for(rng: np.random.Generator, batch: int, seq_len: int) -> list[int]
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelConfig, dict, Vocabularies, Path]:
     folder = tmp_path_factory.mktemp("small")
     config, params, vocabs = make_checkpoint(folder / "model")
-    package = export_model(folder / "model", folder / "pkg")
+    package = export_model(folder / "model", folder / "pkg", buckets="auto")
     return config, params, vocabs, package
 
 
@@ -192,7 +192,7 @@ def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path) -> None:
     cfg = TrainConfig(out=str(tmp_path / "run"), max_sentences=200, epochs=1, batch_size=20, arch=arch, seed=1)
     train(cfg, progress=False, echo=lambda _: None)
     config, params, _, doc = load_model(tmp_path / "run")
-    package = export_model(tmp_path / "run", tmp_path / "pkg")
+    package = export_model(tmp_path / "run", tmp_path / "pkg", buckets="auto")
     pkg = load_package(package)
     assert pkg.buckets == sorted(doc["data"]["buckets"])
     rng = np.random.default_rng(6)

@@ -128,6 +128,18 @@ def test_out_dot_fails_cleanly_leaving_nothing(tmp_path: Path, monkeypatch: pyte
         assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["run", "work"]
 
 
+def test_a_symlinked_output_folder_stays_a_link(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    real = tmp_path / "packages" / "v1"
+    real.mkdir(parents=True)
+    link = tmp_path / "current"
+    link.symlink_to(real, target_is_directory=True)
+    result = CliRunner().invoke(cli, ["export", str(run), "--out", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (real / "manifest.json").is_file()
+
+
 def test_a_symlink_is_written_through(tmp_path: Path) -> None:
     real = tmp_path / "real.txt"
     real.write_text("old", encoding="utf-8")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,57 @@ def test_not_a_package(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(PackageError, match="unreadable manifest"):
         load_package(tmp_path)
+
+
+def rewrite(package: Path, name: str, change) -> None:
+    """Apply `change` to the JSON document `name` and record its new checksum in the manifest (as a
+    careless hand edit would), so that only the loader's own checks stand between it and the tagger."""
+    doc = json.loads((package / name).read_text())
+    change(doc)
+    (package / name).write_text(json.dumps(doc))
+    if name != MANIFEST_FILE:
+        manifest = json.loads((package / MANIFEST_FILE).read_text())
+        manifest["files"][name] = sha256_file(package / name)
+        (package / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, "dynamic.onnx", "bucket_4.onnx", "model.json"])
+def test_every_file_the_tagger_opens_must_be_listed(package: Path, name: str) -> None:
+    rewrite(package, MANIFEST_FILE, lambda m: m["files"].pop(name))
+    data = bytearray((package / name).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # unlisted, a corruption would go unseen
+    (package / name).write_bytes(bytes(data))
+    with pytest.raises(PackageError, match=f"{name} is not listed"):
+        load_package(package)
+
+
+@pytest.mark.parametrize("version", [0, 1.9, 1.0, "1", True, None, -1])
+def test_only_supported_integer_format_versions_load(package: Path, version: object) -> None:
+    rewrite(package, MANIFEST_FILE, lambda m: m.update(format_version=version))
+    with pytest.raises(PackageError, match=r"format_version .* is not one this ner-fast reads \(1\)"):
+        load_package(package)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda m: m.pop("max_token_chars"), "max_token_chars"),
+        (lambda m: m.update(max_token_chars="8"), "max_token_chars"),
+        (lambda m: m.update(n_features=5), "n_features"),
+        (lambda m: m.update(buckets=[4, 0]), "buckets"),
+        (lambda m: m.update(buckets=[4, 6]), "bucket_6.onnx"),  # no graph for 6 in the manifest
+        (lambda m: m.update(use_pos="yes"), "use_pos"),
+        (lambda m: m.update(decode="greedy"), "decode"),
+        (lambda m: m["vocab"].pop("words"), "vocab"),
+        (lambda m: m["vocab"].update(tags=["O", 3]), "vocab"),
+        (lambda m: (m["vocab"]["tags"].append("PER"), m["tags"].append("PER")), "vocab.tags"),
+        (lambda m: m.update(tags=["O"]), "tags"),
+        (lambda m: m.update(crf={"transitions": [[0.0]], "start": [0.0], "end": [0.0]}), "crf.transitions"),
+        (lambda m: m.update(crf=[1, 2]), "crf"),
+    ],
+)
+def test_a_malformed_model_json_is_refused_naming_the_field(package: Path, change, field: str) -> None:
+    rewrite(package, "model.json", change)
+    with pytest.raises(PackageError, match=re.escape(field)) as info:
+        load_package(package)
+    assert str(package) in str(info.value) and "model.json" in str(info.value)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_conll
+from helpers import write_conll
 from ner_fast.cli import cli
 from ner_fast.corpus import Corpus
 from ner_fast.features import ROW_POS, ROW_WORD

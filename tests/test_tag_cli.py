@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from ner_fast import Tagger
 from ner_fast.cli import cli
-from ner_fast.cli.tag import detect_format
 from helpers import POS, SENTENCES, TAGS, make_checkpoint
 
 
@@ -114,20 +113,107 @@ def test_malformed_input_names_file_and_line_and_writes_nothing(packages: dict, 
 
     (tmp_path / "empty.txt").write_text("\n\n")
     result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(tmp_path / "empty.txt")])
-    assert result.exit_code != 0 and "empty input" in result.output
+    assert result.exit_code != 0 and "empty file" in result.output
 
 
-def test_format_detection() -> None:
-    assert detect_format(b"Sentence #,Word,POS,Tag\r\nSentence: 1,Paris,NNP,B-geo\r\n") == "gmb"
-    assert detect_format(conll_text().encode()) == "conll"
-    assert detect_format(b"-DOCSTART- -X- O O\n\nParis NNP B-NP B-LOC\nis VBZ B-VP O\n\n") == "conll"
-    assert detect_format(b"Angela Merkel visited Paris .\nThe UN met .\n") == "tokens"
-    assert detect_format(b"Hello world\n\nGood bye\n") == "conll"  # ambiguous: --input-format tokens decides
+def test_a_one_sentence_conll_file_is_read_as_conll(packages: dict, tmp_path: Path) -> None:
+    # No blank line at all: the old sniffer read it as `tokens` and tagged "Angela NNP B-per" as a sentence.
+    path = tmp_path / "one.txt"
+    path.write_text("".join(f"{w} {p} {t}\n" for w, p, t in zip(SENTENCES[0], POS[0], TAGS[0])))
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(path)])
+    assert result.exit_code == 0, result.output
+    got = read_conll_output(result.output)
+    assert [[w for w, _ in s] for s in got] == [SENTENCES[0]]
+    assert [[t for _, t in s] for s in got] == [Tagger.load(packages["pos"], device="cpu").tag(SENTENCES[0], POS[0])]
 
 
-def test_export_refuses_bad_options(packages: dict, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(tmp_path / "x")])
-    assert result.exit_code != 0 and "config.json" in result.output
+def test_two_word_lines_are_tokens_not_conll(packages: dict) -> None:
+    # The old sniffer read this as CoNLL (word, tag) and tagged only "Hello" and "Good".
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), "-"], input="Hello world\n\nGood morning\n")
+    assert result.exit_code == 0, result.output
+    assert [[w for w, _ in s] for s in read_conll_output(result.output)] == [["Hello", "world"], ["Good", "morning"]]
+
+
+def test_ambiguous_input_names_input_format(packages: dict, tmp_path: Path) -> None:
+    path = tmp_path / "raw.txt"
+    path.write_text("Hello, world.\nGood morning.\n")
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:1:" in result.output and "--input-format" in result.output and "Traceback" not in result.output
+    # The explicit flag reads it anyway.
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(path), "--input-format", "tokens"])
+    assert result.exit_code == 0, result.output
+    assert [[w for w, _ in s] for s in read_conll_output(result.output)] == [["Hello,", "world."], ["Good", "morning."]]
+
+
+def test_a_cr_only_file_is_read_line_by_line(packages: dict, tmp_path: Path) -> None:
+    # Old Mac line ends: the old readers saw one line and tagged only its first token.
+    path = tmp_path / "mac.conll"
+    path.write_bytes(conll_text().replace("\n", "\r").encode())
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(path)])
+    assert result.exit_code == 0, result.output
+    assert [[w for w, _ in s] for s in read_conll_output(result.output)] == SENTENCES
+
+
+def test_a_tab_inside_a_gmb_word_is_refused_for_conll_output(packages: dict, tmp_path: Path) -> None:
+    path = tmp_path / "tab.csv"
+    path.write_text("Sentence #,Word,POS,Tag\nSentence: 1,Paris,NNP,B-geo\n,New\tYork,NNP,B-geo\n")
+    out = tmp_path / "out.conll"
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(path), "--output", str(out)])
+    assert result.exit_code == 1 and f"{path}:3:" in result.output and "--output-format jsonl" in result.output
+    assert not out.exists()
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(path), "--output-format", "jsonl"])
+    assert result.exit_code == 0 and json.loads(result.output)["tokens"] == ["Paris", "New\tYork"]
+
+
+def test_a_closed_pipe_ends_quietly(packages: dict, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Enough output to fill the pipe's buffer many times over.
+    (tmp_path / "in.tokens").write_text("Angela Merkel visited Paris on Monday .\n" * 20000)
+    command = [sys.executable, "-c", "from ner_fast.cli import main; main()", "tag", str(packages["nopos"]), str(tmp_path / "in.tokens"), "--batch-size", "256"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdout.readline().startswith(b"Angela\t")
+        process.stdout.close()  # what `| head -1` does
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    assert b"Error" not in err and b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "model, options, exit_code, names",
+    [
+        ("run", ["--buckets", "abc"], 2, ["--buckets", "abc"]),
+        ("run", ["--buckets", "0"], 2, ["--buckets", "0"]),
+        ("run", ["--buckets", "4,-1"], 2, ["--buckets", "4,-1"]),
+        ("run", ["--buckets", ","], 2, ["--buckets"]),
+        ("run", ["--quantize", "int4"], 2, ["--quantize", "int4"]),
+        ("run", ["--checkpoint", "middle"], 2, ["--checkpoint", "middle"]),
+        ("run", ["--checkpoint", "last"], 1, ["last.params.npz"]),  # make_checkpoint writes only best
+        ("run", ["--out", "{file}"], 2, ["--out"]),  # an existing file is no package folder
+        ("empty", [], 1, ["config.json"]),  # a folder that holds no training run
+        ("missing", [], 2, ["MODEL"]),
+    ],
+)
+def test_export_refuses_bad_options(tmp_path: Path, model: str, options: list[str], exit_code: int, names: list[str]) -> None:
+    make_checkpoint(tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("not a folder")
+    options = [o.format(file=tmp_path / "file") for o in options]
+    if "--out" not in options:
+        options += ["--out", str(tmp_path / "pkg")]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / model), *options])
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # an exit code, no traceback
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and all(name in errors[0] for name in names), result.output
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_a_zipped_corpus(packages: dict, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from ner_fast import Entity, Tagger
 from ner_fast.checkpoint import save_params
-from ner_fast.decode import CRF, transition_rules, viterbi
+from ner_fast.decode import CRF, viterbi
 from ner_fast.features import featurize
 from ner_fast.model import predict_proba
 from ner_fast.onnx_export import export_model
@@ -36,7 +36,7 @@ def random_sentences(rng: np.random.Generator, lengths: list[int]) -> tuple[list
 def model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     folder = tmp_path_factory.mktemp("tagger")
     config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10])
-    package = export_model(folder / "model", folder / "pkg")
+    package = export_model(folder / "model", folder / "pkg", buckets="auto")
     return config, params, vocabs, package, Tagger.load(package, device="cpu", threads=1)
 
 
@@ -101,14 +101,17 @@ def test_entities_use_the_tagged_spans(model: tuple) -> None:
     tagger = model[4]
     rng = np.random.default_rng(2)
     words, pos = random_sentences(rng, [12] * 5)
+    n_entities = 0
     for w, p in zip(words, pos):
         tags, probs = tagger.tag(w, p, proba=True)
         found = tagger.entities(w, p)
         assert found == spans(w, tags, probs.max(1))
+        n_entities += len(found)
         for e in found:
             assert e.text == " ".join(w[e.start : e.end])
             assert tags[e.start] in (f"B-{e.type}", f"I-{e.type}")
             assert e.score == pytest.approx(float(probs[e.start : e.end].max(1).mean()))
+    assert n_entities > 0  # the loop above checked something
     assert tagger.entities_batch(words, pos) == [tagger.entities(w, p) for w, p in zip(words, pos)]
 
 
@@ -172,8 +175,12 @@ def test_loading_some_buckets_gives_the_same_tags(model: tuple) -> None:
 
 
 def valid_iob2(ids: np.ndarray, tags: list[str]) -> bool:
-    allowed, first, last = transition_rules(tags)
-    return bool(first[ids[0]] and last[ids[-1]] and all(allowed[a, b] for a, b in zip(ids[:-1], ids[1:])))
+    """IOB2, written out plainly (not the decoder's own tables): I-X only right after B-X or I-X."""
+    names = [tags[i] for i in ids]
+    return all(
+        not tag.startswith("I-") or (i > 0 and names[i - 1] in (f"B-{tag[2:]}", f"I-{tag[2:]}"))
+        for i, tag in enumerate(names)
+    )
 
 
 def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> None:
@@ -191,11 +198,14 @@ def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> Non
         valid_argmax += valid_iob2(proba.argmax(1), tagger.tags)
     # The sample holds both kinds of sentences: argmax already valid, and argmax repaired by Viterbi.
     assert 0 < valid_argmax < len(words)
+    n_entities = 0
     for w, p in zip(words[:10], pos[:10]):
         tags, probs = tagger.tag(w, p, proba=True)
+        n_entities += len(tagger.entities(w, p))
         for e in tagger.entities(w, p):
             chosen = [probs[i, tagger.tags.index(tags[i])] for i in range(e.start, e.end)]
             assert e.score == pytest.approx(float(np.mean(chosen)))
+    assert n_entities > 0
 
 
 def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None:
@@ -221,3 +231,15 @@ def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None
             assert t == [tagger.tags[i] for i in expected]
             changed += expected.tolist() != viterbi(proba[None], np.array([len(w)]), tagger.tags)[0].tolist()
     assert changed > 0  # the transitions mattered: a plain (non-CRF) decode differs somewhere
+
+
+def test_the_default_package_holds_the_dynamic_graph_alone(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "m", buckets=[3, 6])
+    default = export_model(tmp_path / "m", tmp_path / "default")
+    assert sorted(p.name for p in default.glob("*.onnx")) == ["dynamic.onnx"]
+    tagger = Tagger.load(default, device="cpu")
+    assert tagger.buckets == [] and list(tagger.sessions) == [None]
+    bucketed = Tagger.load(export_model(tmp_path / "m", tmp_path / "auto", buckets="auto"), device="cpu")
+    assert bucketed.buckets == [3, 6]
+    words, pos = random_sentences(np.random.default_rng(8), [1, 3, 5, 6, 9, 2, 14])
+    assert tagger.tag_batch(words, pos, batch_size=3) == bucketed.tag_batch(words, pos, batch_size=3)

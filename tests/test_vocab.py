@@ -54,7 +54,7 @@ def test_lowercase_min_freq_and_extra_tags() -> None:
     assert "T" in vocabs.chars.stoi  # characters are never lower-cased
     assert vocabs.tags.itos == ["O", "B-ANI", "I-ANI", "B-TIM"]
     features = featurize(["THE", "Cat", "sat"], None, vocabs, 4)
-    assert features.word_ids.tolist() == [vocabs.words.lookup("the"), vocabs.words.lookup("cat"), UNK]
+    assert features.matrix[:, ROW_WORD].tolist() == [vocabs.words.lookup("the"), vocabs.words.lookup("cat"), UNK]
 
 
 def test_lookup_many_matches_lookup_and_rejects_unknown_tags() -> None:

@@ -187,11 +187,13 @@ def claim_output_dir(
     (None: there is none). A new or empty folder, or one holding only such an output, is fine. Any
     other entry makes it an OptionError naming `option` unless `force`; then those entries are kept.
     The current folder (or one holding it) is refused, and a folder that cannot be written is a
-    PermissionError naming it.
+    PermissionError naming it. A symbolic link to a folder stands for that folder.
     """
     from ner_fast.config import OptionError  # config reads files through this module
 
     path = Path(path)
+    if path.is_symlink():  # write where the link points; the link stays
+        path = Path(os.path.realpath(path))
     resolved = path.resolve()
     here = Path.cwd().resolve()
     if resolved == here or resolved in here.parents:

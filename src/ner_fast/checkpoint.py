@@ -167,26 +167,21 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
             raise ValueError(f"parameter {name} has shape {tuple(params[name].shape)}, expected {shape}")
 
 
-def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray], aux: dict[str, np.ndarray] | None = None) -> None:
-    """Save canonical parameters as an npz of `arg:NAME` / `aux:NAME` float32 arrays, atomically."""
+def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray]) -> None:
+    """Save canonical parameters as an npz of `arg:NAME` float32 arrays, atomically."""
     arrays = {f"arg:{n}": np.asarray(a, dtype=np.float32) for n, a in params.items()}
-    arrays.update({f"aux:{n}": np.asarray(a, dtype=np.float32) for n, a in (aux or {}).items()})
     atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
 
 
-def load_params(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read a params npz written by `save_params` -> (arg params, aux params); ValueError naming the file."""
-    args: dict[str, np.ndarray] = {}
-    aux: dict[str, np.ndarray] = {}
+def load_params(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read a params npz written by `save_params` -> canonical parameters by name; ValueError naming the file."""
+    params: dict[str, np.ndarray] = {}
     for key, array in read_npz(path, "parameter file").items():
         kind, _, name = key.partition(":")
-        if kind == "arg":
-            args[name] = array
-        elif kind == "aux":
-            aux[name] = array
-        else:
-            raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME or aux:NAME)")
-    return args, aux
+        if kind != "arg":
+            raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME)")
+        params[name] = array
+    return params
 
 
 def run_files(folder: Path) -> set[str] | None:
@@ -211,7 +206,7 @@ def load_model(
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
     path = folder / f"{which}.params.npz"
-    params, _ = load_params(path)
+    params = load_params(path)
     try:
         check_params(config, params)
     except ValueError as err:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ner_fast.atomic import read_json
-from ner_fast.corpus import FORMATS
+from ner_fast.corpus import TAGGED_FORMATS
 from ner_fast.decode import DECODERS
 from ner_fast.features import CASING_CLASSES, ROW_CHARS
 
@@ -60,9 +60,9 @@ def recipe(tuned: Any, tutorial: Any) -> dict[str, Any]:
 class Option:
     """One option: name, kind, default(s), range, help and the dataclass it feeds.
 
-    `kind`: "int", "float", "bool" (a --x/--no-x flag pair), "choice", "str", "path" (an existing
-    file), "context" (`parse_context`), "ints" (comma-separated integers, order kept), "buckets" (`parse_buckets`) or "split"
-    (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
+    `kind`: "int", "float", "bool" (a --x/--no-x flag pair), "choice", "path" (an existing file),
+    "context" (`parse_context`), "ints" (comma-separated integers, order kept), "buckets"
+    (`parse_buckets`) or "split" (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
     (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in
     the help). `optional`: None is allowed (no value). `resumable`: `train --resume` may change it.
     `commands`: the CLI commands that offer it.
@@ -126,7 +126,7 @@ class Option:
             elif k == "choice":
                 if value not in self.choices:
                     raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
-            elif k in ("str", "path"):
+            elif k == "path":
                 value = os.fspath(value)
             elif k == "context":
                 parse_context(value)
@@ -193,8 +193,11 @@ def normalise_buckets(lengths: Iterable[int]) -> list[int]:
 
 
 def parse_buckets(text: str) -> list[int]:
-    """The one bucket-list parser: "40,10, 20" -> [10, 20, 40]."""
-    return normalise_buckets(parse_int_list(text))
+    """The one bucket-list parser: "40,10, 20" -> [10, 20, 40]; ValueError naming the text otherwise."""
+    try:
+        return normalise_buckets(parse_int_list(text))
+    except ValueError:
+        raise ValueError(f"bucket lengths must be comma-separated positive integers, got {text!r}") from None
 
 
 def _check_split(values: Sequence[float]) -> tuple[float, float]:
@@ -236,7 +239,7 @@ def parse_context(spec: str) -> list[tuple[str, int]]:
 
 OPTIONS: tuple[Option, ...] = (
     # data: corpus -> prepared buckets (prepare and train)
-    Option("format", "choice", "auto", "Corpus format.", "data", choices=FORMATS, commands=("prepare", "train")),
+    Option("format", "choice", "auto", "Corpus format.", "data", choices=TAGGED_FORMATS, commands=("prepare", "train")),
     Option("dev", "path", None, "A separate validation corpus (then all of DATA trains).", "data", optional=True,
            commands=("prepare", "train")),
     Option("split", "split", (0.8, 0.2), "Sequential TRAIN[,VALID] fractions of DATA (0.8 means 0.8,0.2).", "data",
@@ -573,7 +576,7 @@ def _click_option(opt: Option) -> Callable[[Callable[..., Any]], Callable[..., A
         off = {"--fused": "--unfused"}.get(flag, "--no-" + flag[2:])
         return click.option(f"{flag}/{off}", opt.name, **kwargs)
     types: dict[str, Any] = {
-        "int": int, "float": float, "str": str, "context": str, "ints": str, "buckets": str, "split": str,
+        "int": int, "float": float, "context": str, "ints": str, "buckets": str, "split": str,
         "choice": click.Choice(opt.choices),
         "path": click.Path(exists=True, dir_okay=False),
     }  # fmt: skip

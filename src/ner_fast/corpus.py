@@ -14,9 +14,28 @@ Two formats are understood:
   UTF-8 only. IOB1 tags are rewritten as IOB2 (an ``I-X`` that does not continue an ``X`` entity
   becomes ``B-X``).
 
-``auto`` picks ``gmb`` when the first line is a comma-separated header naming a word and a tag
-column, else ``conll``. A ``.zip`` path is read through its single member. Malformed input raises
-`CorpusError`, whose message names the file and the line.
+- ``tokens``: one pre-tokenized sentence a line, tokens separated by spaces or tabs, blank lines
+  skipped; no POS, no tags (what `ner-fast tag` reads besides the tagged formats). UTF-8.
+
+Every reader accepts LF, CRLF and CR-only line ends (a file with CRs and no LF is read as CR
+lines) and a UTF-8 byte-order mark. A ``.zip`` path is read through its single member.
+
+``auto`` is `sniff_format`, the one format sniffer of every command (prepare, train, evaluate, tag).
+Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
+
+1. the file's extension (a zip member's own name): ``.csv`` -> gmb; ``.conll``, ``.conllx``,
+   ``.iob``, ``.bio``, ``.iob2``, ``.iobes`` -> conll; ``.tokens``, ``.tok`` -> tokens;
+2. a first line that is a comma-separated header naming a ``Sentence...``, a ``Word`` and a ``Tag``
+   column -> gmb;
+3. the first `SNIFF_LINES` non-blank lines (``-DOCSTART-`` lines aside) all have the same number of
+   whitespace-separated columns, at least two, and every last column is a tag (``O`` or
+   PREFIX-TYPE, `schemes.is_tag`) -> conll; there must be at least two such lines;
+4. otherwise -> tokens, unless a line looks like raw text, i.e. has a word with punctuation
+   attached (``world,`` or a line ending ``morning.``): raw text is never read as tokens by guess;
+5. anything else (one line that could be CoNLL or tokens; text with punctuation attached) is
+   ambiguous: a `CorpusError` says so and names ``--input-format``.
+
+Malformed input raises `CorpusError`, whose message names the file and the line.
 """
 from __future__ import annotations
 
@@ -30,8 +49,20 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ner_fast import _kernels
+from ner_fast.schemes import is_tag, iob1_to_iob2
 
-FORMATS = ("auto", "gmb", "conll")
+#: Every input format (`auto`: sniffed by `sniff_format`).
+FORMATS = ("auto", "gmb", "conll", "tokens")
+#: The formats that carry tags (what prepare, train and evaluate read).
+TAGGED_FORMATS = ("auto", "gmb", "conll")
+#: Rule 1 of `sniff_format`: a file's extension decides its format.
+EXTENSIONS = {
+    ".csv": "gmb",
+    ".conll": "conll", ".conllx": "conll", ".iob": "conll", ".bio": "conll", ".iob2": "conll", ".iobes": "conll",
+    ".tokens": "tokens", ".tok": "tokens",
+}
+#: Non-blank lines that rules 3 and 4 of `sniff_format` look at.
+SNIFF_LINES = 1000
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -69,10 +100,16 @@ class Corpus:
     offsets: np.ndarray
     source: str = "<memory>"
     format: str = "memory"
+    #: Each token's 1-based line in `source` (int64, n_tokens), where the corpus was read from a file.
+    lines: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
         n = len(self.words)
+        if self.lines is not None:
+            self.lines = np.ascontiguousarray(self.lines, dtype=np.int64)
+            if self.lines.shape != (n,):
+                raise ValueError(f"lines has {self.lines.shape} entries for {n} words")
         if self.offsets.ndim != 1 or len(self.offsets) == 0 or self.offsets[0] != 0 or self.offsets[-1] != n:
             raise ValueError(f"offsets must run from 0 to the number of tokens ({n})")
         if np.any(np.diff(self.offsets) < 0):
@@ -123,6 +160,10 @@ class Corpus:
         """Whether the corpus has POS tags."""
         return self.pos is not None
 
+    def line_of(self, token: int) -> int | None:
+        """The 1-based line of flat token `token` in `source` (None for a corpus built in memory)."""
+        return None if self.lines is None else int(self.lines[token])
+
     def sentence(self, i: int) -> Sentence:
         """Sentence ``i`` (negative indices count from the end)."""
         if not -len(self) <= i < len(self):
@@ -151,6 +192,7 @@ class Corpus:
             self.offsets[start : stop + 1] - a,
             self.source,
             self.format,
+            None if self.lines is None else self.lines[a:b],
         )
 
     def subset(self, indices: Iterable[int]) -> Corpus:
@@ -171,7 +213,10 @@ class Corpus:
                 out.extend(column[a:b])
             return out
 
-        return Corpus(take(self.words), take(self.pos), take(self.tags), offsets, self.source, self.format)
+        lines = None
+        if self.lines is not None:
+            lines = np.concatenate([self.lines[a:b] for a, b in zip(starts.tolist(), stops.tolist())] or [np.zeros(0, np.int64)])
+        return Corpus(take(self.words), take(self.pos), take(self.tags), offsets, self.source, self.format, lines)
 
 
 def bundled_corpus_path() -> Path:
@@ -180,13 +225,14 @@ def bundled_corpus_path() -> Path:
 
 
 def read_corpus(path: str | Path | None = None, format: str = "auto") -> Corpus:
-    """Read a corpus file (``None``: the bundled GMB corpus) in `format` (auto, gmb or conll)."""
-    raw, source = _read_bytes(bundled_corpus_path() if path is None else Path(path))
-    return parse_corpus(raw, source, format)
+    """Read a corpus file (``None``: the bundled GMB corpus) in `format` (one of `FORMATS`)."""
+    raw, source, name = _read_bytes(bundled_corpus_path() if path is None else Path(path))
+    return parse_corpus(raw, source, format, name)
 
 
-def parse_corpus(raw: bytes, source: str, format: str = "auto") -> Corpus:
-    """Parse a corpus from its bytes (auto, gmb or conll); `source` names it in errors."""
+def parse_corpus(raw: bytes, source: str, format: str = "auto", name: str | None = None) -> Corpus:
+    """Parse a corpus from its bytes in `format` (one of `FORMATS`); `source` names it in errors and
+    `name` (a file name, None for stdin) gives `sniff_format` its extension."""
     fmt = "gmb" if format == "csv" else format
     if fmt not in FORMATS:
         raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", source)
@@ -194,46 +240,70 @@ def parse_corpus(raw: bytes, source: str, format: str = "auto") -> Corpus:
         raw = raw[len(_UTF8_BOM) :]
     if not raw.strip():
         raise CorpusError("empty file", source, 1)
+    if b"\r" in raw and b"\n" not in raw:  # CR-only line ends (classic Mac): one line per CR
+        raw = raw.replace(b"\r", b"\n")
     if fmt == "auto":
-        fmt = _detect(raw, source)
-    if fmt == "gmb":
-        return _read_gmb(raw, source)
-    return _read_conll(raw, source)
+        fmt = sniff_format(raw, source, name)
+    return _READERS[fmt](raw, source)
 
 
-def _read_bytes(path: Path) -> tuple[bytes, str]:
-    """The file's bytes (a zip's single member) and the name errors should give."""
+def _read_bytes(path: Path) -> tuple[bytes, str, str]:
+    """The file's bytes (a zip's single member), the name errors should give, and the file's own name."""
     try:
         if path.suffix.lower() == ".zip":
             with zipfile.ZipFile(path) as archive:
                 members = [m for m in archive.infolist() if not m.is_dir()]
                 if len(members) != 1:
                     raise CorpusError(f"a corpus zip must hold exactly one file, found {len(members)}", str(path))
-                return archive.read(members[0]), f"{path}[{members[0].filename}]"
-        return path.read_bytes(), str(path)
+                return archive.read(members[0]), f"{path}[{members[0].filename}]", members[0].filename
+        return path.read_bytes(), str(path), path.name
     except (OSError, zipfile.BadZipFile) as err:
         raise CorpusError(f"cannot read: {err}", str(path)) from err
 
 
-def _detect(raw: bytes, source: str) -> str:
-    """``gmb`` for a CSV header naming word and tag columns, ``conll`` for >= 2 columns."""
-    lines = raw.split(b"\n", 64)
-    first = lines[0].decode("latin-1").strip()
-    header = [h.strip().lower() for h in first.split(",")]
-    if len(header) >= 3 and "word" in header and "tag" in header:
+# A word with punctuation glued to its end (`world,`) or a line ending in a word with its full stop
+# (`morning.`): raw text, which tokenized input never has (its punctuation is a token of its own).
+_GLUED = re.compile(r"(?:\w[,;:](?:\s|$))|(?:[^\W\d_]{2,}[.!?]\s*$)|(?:(?:^|\s)[\"(]\w)")
+
+
+def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None) -> str:
+    """The format of a file's bytes: ``gmb``, ``conll`` or ``tokens`` by the documented rules (module
+    docstring); `name` is the file's name (None: stdin, content only). Raises `CorpusError` naming
+    ``--input-format`` when the bytes fit more than one format."""
+    if name is not None and Path(name).suffix.lower() in EXTENSIONS:
+        return EXTENSIONS[Path(name).suffix.lower()]
+    head = raw.split(b"\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4]
+    header = [h.strip().lower() for h in head[0].decode("latin-1").rstrip("\r").split(",")]
+    if "word" in header and "tag" in header and any(h.startswith("sentence") for h in header):
         return "gmb"
-    for number, line in enumerate(lines[:64], 1):
-        text = line.decode("latin-1").strip()
-        if not text:
-            continue
-        if text.split()[0] == "-DOCSTART-" or len(text.split()) >= 2:
+    rows: list[tuple[int, list[str]]] = []
+    for number, line in enumerate(head, 1):
+        text = line.decode("utf-8", errors="replace").strip(" \t\r")
+        if text and text.split()[0] != "-DOCSTART-":
+            rows.append((number, text.split()))
+        if len(rows) == SNIFF_LINES:
+            break
+    if not rows:
+        raise CorpusError("no data in the first lines: cannot tell its format (give --input-format)", source, 1)
+    columns = {len(cols) for _, cols in rows}
+    if len(columns) == 1 and columns != {1} and all(is_tag(cols[-1]) for _, cols in rows):
+        if len(rows) >= 2:
             return "conll"
         raise CorpusError(
-            "unknown format: neither a GMB CSV header (Sentence #,Word,POS,Tag) nor CoNLL columns",
+            "one line that reads as CoNLL (word ... tag) or as a sentence of tokens: give --input-format conll or tokens",
             source,
-            number,
+            rows[0][0],
         )
-    raise CorpusError("unknown format: no data in the first lines", source, 1)
+    for number, cols in rows:
+        glued = _GLUED.search(" ".join(cols))
+        if glued:
+            raise CorpusError(
+                f"looks like raw text ({glued.group().strip()!r} has punctuation attached), not CoNLL columns nor "
+                "one tokenized sentence a line: give --input-format (tokens splits at whitespace only)",
+                source,
+                number,
+            )
+    return "tokens"
 
 
 def _line_of(raw: bytes, position: int) -> int:
@@ -299,7 +369,8 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
         if values is not None and "" in values:
             raise CorpusError(f"empty {name}", source, values.index("") + 2)
     offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
-    return Corpus(words, pos, tags, offsets, source, "gmb")
+    # One row per line (a quoted field may not span lines), after the header.
+    return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
 
 def _encoding_of(raw: bytes) -> str:
@@ -332,18 +403,6 @@ def _decode(data: bytes, encoding: str, raw: bytes, source: str) -> str:
 _COLUMN_SPLIT = re.compile(r"[ \t]+")
 
 
-def iob1_to_iob2(tags: list[str]) -> list[str]:
-    """Rewrite one sentence's IOB1 tags as IOB2 (IOB2 input comes back unchanged)."""
-    out: list[str] = []
-    previous = "O"
-    for tag in tags:
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            tag = "B-" + tag[2:]
-        out.append(tag)
-        previous = tag if tag[:2] in ("B-", "I-") else "O"
-    return out
-
-
 def _read_conll(raw: bytes, source: str) -> Corpus:
     try:
         text = raw.decode("utf-8")
@@ -354,14 +413,12 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
     words: list[str] = []
     pos: list[str] = []
     tags: list[str] = []
+    lines: list[int] = []
     offsets = [0]
-    sentence_tags: list[str] = []
     ncols = 0
 
     def end_sentence() -> None:
-        if sentence_tags:
-            tags.extend(iob1_to_iob2(sentence_tags))
-            sentence_tags.clear()
+        if len(words) > offsets[-1]:
             offsets.append(len(words))
 
     for number, line in enumerate(text.split("\n"), 1):
@@ -380,10 +437,44 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
         elif len(columns) != ncols:
             raise CorpusError(f"expected {ncols} columns, found {len(columns)}", source, number)
         words.append(columns[0])
-        sentence_tags.append(columns[-1])
+        lines.append(number)
+        tags.append(columns[-1])
         if ncols >= 3:
             pos.append(columns[1])
     end_sentence()
     if not words:
         raise CorpusError("no sentences found", source, 1)
-    return Corpus(words, pos if ncols >= 3 else None, tags, np.asarray(offsets, dtype=np.int64), source, "conll")
+    bad = {t for t in set(tags) if not is_tag(t)}
+    if bad:
+        first = next(i for i, t in enumerate(tags) if t in bad)
+        raise CorpusError(f"tag {tags[first]!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)", source, lines[first])
+    offsets_array = np.asarray(offsets, dtype=np.int64)
+    tags = iob1_to_iob2(tags, np.diff(offsets_array))
+    return Corpus(words, pos if ncols >= 3 else None, tags, offsets_array, source, "conll", np.asarray(lines, dtype=np.int64))
+
+
+def _read_tokens(raw: bytes, source: str) -> Corpus:
+    """One pre-tokenized sentence a line (whitespace between tokens), blank lines skipped; no POS, no tags."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorpusError(
+            f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, _line_of(raw, err.start)
+        ) from None
+    words: list[str] = []
+    lines: list[int] = []
+    offsets = [0]
+    # Split at '\n' only (a CR before it is whitespace): str.splitlines would also break at
+    # characters such as U+2028 or \x1c and so disagree with the line numbers of every other reader.
+    for number, line in enumerate(text.split("\n"), 1):
+        tokens = line.split()
+        if tokens:
+            words.extend(tokens)
+            lines.extend([number] * len(tokens))
+            offsets.append(len(words))
+    if not words:
+        raise CorpusError("no sentences found", source, 1)
+    return Corpus(words, None, None, np.asarray(offsets, dtype=np.int64), source, "tokens", np.asarray(lines, dtype=np.int64))
+
+
+_READERS = {"gmb": _read_gmb, "conll": _read_conll, "tokens": _read_tokens}

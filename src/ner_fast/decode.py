@@ -12,8 +12,7 @@ A model trained with a CRF output layer (`ModelConfig.crf`) also learned a score
 differs from the CRF's raw emission scores by one constant per token, which shifts every path
 equally, so the best path and the sentence likelihood (`crf_nll`) come out the same from either.
 
-Rules (IOB2): I-X only after B-X or I-X, never first. With IOBES tags (any E- or S- present),
-additionally an open chunk (B-X, I-X) must continue with I-X or E-X and cannot end a sentence.
+The rules of a valid sequence (IOB2, IOBES) are `ner_fast.schemes.transition_rules`.
 NumPy and the compiled kernels only: the onnxruntime tagger uses this module too.
 """
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ner_fast import _kernels
+from ner_fast.schemes import transition_rules
 
 DECODERS = ("bio", "argmax")
 
@@ -94,30 +94,6 @@ def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
         alpha = np.where(mask[:, t, None], stepped, alpha)
     log_z = _logsumexp(alpha + crf.end[None], axis=1)
     return np.where(lengths > 0, log_z - gold, 0.0)
-
-
-def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(allowed[prev, cur], allowed_first[cur], allowed_last[prev]) boolean tables for a tag list."""
-    n = len(tags)
-    prefix = [t.partition("-")[0] if t != "O" else "O" for t in tags]
-    kind = [t.partition("-")[2] for t in tags]
-    iobes = any(p in ("E", "S") for p in prefix)
-    allowed = np.ones((n, n), dtype=bool)
-    first = np.ones(n, dtype=bool)
-    last = np.ones(n, dtype=bool)
-    for j in range(n):
-        continues = prefix[j] == "I" or (iobes and prefix[j] == "E")
-        if continues:
-            first[j] = False
-        if iobes and prefix[j] in ("B", "I"):
-            last[j] = False
-        for i in range(n):
-            opens = prefix[i] in ("B", "I")
-            if continues and not (opens and kind[i] == kind[j]):
-                allowed[i, j] = False
-            if iobes and opens and not (prefix[j] in ("I", "E") and kind[j] == kind[i]):
-                allowed[i, j] = False
-    return allowed, first, last
 
 
 @lru_cache(maxsize=16)

@@ -35,17 +35,27 @@ def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     return data.splits["valid"]
 
 
-def corpus_buckets(path: str | os.PathLike[str], vocabs: Any, max_token_chars: int, lengths: Sequence[int], fmt: str = "auto") -> list[Bucket]:
-    """A tagged corpus file as buckets of the model's features (nothing cut)."""
-    from ner_fast.corpus import read_corpus
+def corpus_buckets(
+    path: str | os.PathLike[str], vocabs: Any, max_token_chars: int, lengths: Sequence[int], fmt: str = "auto", uses_pos: bool = False
+) -> list[Bucket]:
+    """A tagged corpus file as buckets of the model's features (nothing cut).
+
+    `uses_pos`: the model reads POS tags, so a corpus without them is refused (its scores would be
+    those of a model fed all-padding POS, not the model's)."""
+    from ner_fast.corpus import CorpusError, read_corpus
     from ner_fast.features import featurize, tag_ids
 
     corpus = read_corpus(path, fmt)
     if corpus.tags is None:
-        raise ValueError(f"{corpus.source}: evaluation needs a tagged corpus")
-    unknown = sorted(set(corpus.tags) - set(vocabs.tags.itos))
-    if unknown:
-        raise ValueError(f"{corpus.source}: tags the model does not know: {unknown}")
+        raise CorpusError(f"evaluation needs a tagged corpus (read as {corpus.format}; see --format)", corpus.source)
+    if uses_pos and not corpus.has_pos:
+        raise CorpusError(
+            "this model uses POS tags and the corpus has none: give CoNLL columns or a GMB CSV with POS", corpus.source
+        )
+    known = set(vocabs.tags.itos)
+    for i, tag in enumerate(corpus.tags):
+        if tag not in known:
+            raise CorpusError(f"tag {tag!r} is not one the model knows ({', '.join(vocabs.tags.itos)})", corpus.source, corpus.line_of(i))
     features = featurize(corpus.words, corpus.pos, vocabs, max_token_chars)
     buckets, _ = build_buckets(features, corpus.offsets, tag_ids(corpus.tags, vocabs), lengths, cut=False)
     return buckets
@@ -99,7 +109,7 @@ def evaluate(
         buckets = validation_buckets(doc, vocabs)
     else:
         lengths = doc.get("data", {}).get("buckets") or []
-        buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format)
+        buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format, config.pos_enabled)
     method = decode or doc["train"].get("decode", "argmax")
     crf = CRF.from_params(params) if config.crf else None
     return score_buckets(Predictor(config, params), buckets, vocabs.tags.itos, batch_size, progress, method, crf)

@@ -33,37 +33,12 @@ def n_features(max_token_chars: int) -> int:
 
 @dataclass(frozen=True)
 class TokenFeatures:
-    """Per-token features as one int32 matrix (n_tokens, F); the named properties are views."""
+    """Per-token features as one int32 matrix (n_tokens, F), rows `ROW_WORD` .. `ROW_CHARS` as above."""
 
     matrix: np.ndarray
 
     def __len__(self) -> int:
         return self.matrix.shape[0]
-
-    @property
-    def max_token_chars(self) -> int:
-        """Characters per token (the width of `char_ids`)."""
-        return self.matrix.shape[1] - ROW_CHARS
-
-    @property
-    def word_ids(self) -> np.ndarray:
-        """Word id per token (n,)."""
-        return self.matrix[:, ROW_WORD]
-
-    @property
-    def casing_ids(self) -> np.ndarray:
-        """Casing class per token (n,)."""
-        return self.matrix[:, ROW_CASING]
-
-    @property
-    def pos_ids(self) -> np.ndarray:
-        """POS id per token (n,), 0 without POS."""
-        return self.matrix[:, ROW_POS]
-
-    @property
-    def char_ids(self) -> np.ndarray:
-        """Character ids per token (n, max_token_chars), 0-padded."""
-        return self.matrix[:, ROW_CHARS:]
 
 
 def featurize(

@@ -7,102 +7,19 @@
   entity counts as found only if its type and both boundaries match; plus a per-type table.
 
 Sequences arrive flat: one array of tag ids for all sentences back to back, and their lengths.
-Entities never cross a sentence boundary.
+Entities never cross a sentence boundary; they are cut by `ner_fast.schemes.entity_spans`, the
+package's one chunker.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ner_fast.decode import CRF, DECODERS, crf_nll
 from ner_fast.decode import decode as decode_tags
-
-# Tag prefixes, as codes. IOB2 uses B/I/O; E and S (IOBES) are read with conlleval's rules too.
-_O, _B, _I, _E, _S = 0, 1, 2, 3, 4
-_PREFIXES = {"B": _B, "I": _I, "E": _E, "S": _S}
-
-
-class TagScheme:
-    """Tag id -> (prefix code, entity type id) lookup tables for a tag vocabulary like ["O", "B-geo", ...]."""
-
-    def __init__(self, tags: Sequence[str]):
-        self.tags = list(tags)
-        self.types: list[str] = []
-        prefix = np.zeros(len(self.tags), dtype=np.int8)
-        kind = np.full(len(self.tags), -1, dtype=np.int64)
-        for i, tag in enumerate(self.tags):
-            if tag == "O":
-                continue
-            head, sep, name = tag.partition("-")
-            if not sep or head not in _PREFIXES or not name:
-                raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE with PREFIX in B, I, E, S")
-            if name not in self.types:
-                self.types.append(name)
-            prefix[i] = _PREFIXES[head]
-            kind[i] = self.types.index(name)
-        self.prefix = prefix
-        self.kind = kind
-        self.o_index = self.tags.index("O") if "O" in self.tags else -1
-
-
-def _sentence_edges(lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks of each sentence's first and last token in a flat array of `n` tokens."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if lengths.sum() != n:
-        raise ValueError(f"lengths add up to {lengths.sum()} but there are {n} tags")
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    nonempty = lengths > 0
-    first = np.zeros(n, dtype=bool)
-    last = np.zeros(n, dtype=bool)
-    first[starts[nonempty]] = True
-    last[ends[nonempty] - 1] = True
-    return first, last
-
-
-def entity_spans(tag_ids: np.ndarray, lengths: np.ndarray, scheme: TagScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The entities in flat tag ids: (start, end inclusive, type id) arrays, conlleval's chunk rules.
-
-    A chunk starts at a B or S, at an I or E that follows O, E or S, or wherever the type changes;
-    it ends at an E or S, before a B, S or O, or before a type change. So an I- without a B- opens
-    an entity, as conlleval and seqeval (default mode) read it.
-    """
-    tag_ids = np.asarray(tag_ids, dtype=np.int64)
-    n = tag_ids.size
-    first, last = _sentence_edges(lengths, n)
-    prefix = scheme.prefix[tag_ids]
-    kind = scheme.kind[tag_ids]
-    inside = prefix != _O
-
-    prev_prefix = np.roll(prefix, 1)
-    prev_kind = np.roll(kind, 1)
-    prev_prefix[first] = _O
-    prev_kind[first] = -1
-    next_prefix = np.roll(prefix, -1)
-    next_kind = np.roll(kind, -1)
-    next_prefix[last] = _O
-    next_kind[last] = -1
-
-    starts = (
-        (prefix == _B)
-        | (prefix == _S)
-        | (np.isin(prev_prefix, (_E, _S, _O)) & np.isin(prefix, (_I, _E)))
-        | (inside & (prev_kind != kind))
-    )
-    ends = (
-        (prefix == _E)
-        | (prefix == _S)
-        | (np.isin(prefix, (_B, _I)) & np.isin(next_prefix, (_B, _S, _O)))
-        | (inside & (next_kind != kind))
-    )
-    start_pos = np.flatnonzero(starts)
-    end_pos = np.flatnonzero(ends)
-    # Every start closes the chunk before it, so starts and ends alternate and pair up in order.
-    assert start_pos.size == end_pos.size
-    return start_pos, end_pos, kind[start_pos]
-
+from ner_fast.schemes import TagScheme, entity_spans
 
 def _prf(correct: np.ndarray | int, predicted: np.ndarray | int, gold: np.ndarray | int) -> tuple[Any, Any, Any]:
     """Precision, recall, F1 (0 where undefined), element-wise."""

@@ -8,7 +8,7 @@ canonical (unpacked) parameter dicts live in the mxnet-free `checkpoint.py`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import mxnet as mx
 import numpy as np
@@ -18,7 +18,8 @@ from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import UNK
 
-__all__ = ["ModelConfig", "make_sym_gen", "proba_symbol", "logits_symbol", "module_params", "pos_output_index", "Predictor", "predict_proba"]
+__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params",
+           "pos_output_index", "Predictor", "predict_proba"]
 
 
 def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:
@@ -260,6 +261,21 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
     return sym_gen
 
 
+def check_bucket_params(config: ModelConfig, lengths: Iterable[int]) -> None:
+    """RuntimeError unless the training graph of every length in `lengths` lists the same parameters
+    in the same order: `BucketingModule`'s buckets share one optimizer that keys its states by
+    parameter position, so a bucket that differs would update parameters with another's state."""
+    sym_gen = make_sym_gen(config)
+    inputs = ("data", "softmax_label")
+    seen: dict[tuple[str, ...], int] = {}
+    for length in sorted(set(lengths)):
+        names = tuple(a for a in sym_gen(length)[0].list_arguments() if a not in inputs)
+        seen.setdefault(names, length)
+    if len(seen) > 1:
+        (a, la), (b, lb) = list(seen.items())[:2]
+        raise RuntimeError(f"bucket {la} lists parameters {list(a)}, bucket {lb} {list(b)}: the optimizer would mix them")
+
+
 def proba_symbol(config: ModelConfig, seq_len: int) -> mx.sym.Symbol:
     """The inference graph: `data` (B, F, L) -> tag probabilities (B, L, T)."""
     return mx.sym.softmax(logits_symbol(config, seq_len, mx.sym.Variable("data")), axis=-1)
@@ -317,19 +333,7 @@ class Predictor:
         return exe.outputs[0].asnumpy()
 
 
-_PREDICTORS: list[tuple[dict[str, np.ndarray], ModelConfig, Predictor]] = []
-
-
 def predict_proba(params: dict[str, np.ndarray], config: ModelConfig, features: np.ndarray) -> np.ndarray:
-    """Tag probabilities (B, L, T) for features (B, F, L), on CPU.
-
-    Reuses the `Predictor` of the last few (params, config) pairs (compared by identity), so a loop
-    over batches binds each shape once.
-    """
-    for p, c, predictor in _PREDICTORS:
-        if p is params and c is config:
-            return predictor.predict_proba(features)
-    predictor = Predictor(config, params)
-    _PREDICTORS.insert(0, (params, config, predictor))
-    del _PREDICTORS[4:]
-    return predictor.predict_proba(features)
+    """Tag probabilities (B, L, T) for features (B, F, L), on CPU: one call of a fresh `Predictor`
+    (keep a `Predictor` to run many batches)."""
+    return Predictor(config, params).predict_proba(features)

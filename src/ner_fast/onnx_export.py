@@ -38,7 +38,7 @@ from ner_fast.config import normalise_buckets
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.package import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
+from ner_fast.package import DEFAULT_BUCKETS, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -297,7 +297,7 @@ def _versions(opset: int) -> dict[str, str]:
 def export_model(
     model_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
-    buckets: str = "auto",
+    buckets: str = DEFAULT_BUCKETS,
     quantize: str | None = None,
     which: str = "best",
     force: bool = False,

@@ -8,10 +8,12 @@ A package (written by `ner_fast.onnx_export.write_package`) is a folder:
     bucket_<L>.onnx      one small graph per bucket length L
     dynamic.onnx         the same network with a free sequence length (sentences longer than every bucket)
 
-`load_package` refuses a package whose files do not match their checksums or whose format is newer
-than this code understands. `default_package_path()` is the pretrained package installed with
-ner-fast (package data, built by `./dev.sh build-model`, see `ner_fast.bundle`): what
-`Tagger.load()` opens when given no path.
+`load_package` refuses a package whose files do not match their checksums, whose manifest does not
+list every file the tagger opens (`model.json`, the shared weights, every graph), whose format version
+is not one this code reads, or whose `model.json` lacks a field the tagger needs or holds a malformed
+one (`validate_model`): a `PackageError` naming the file and the field, never a KeyError later.
+`default_package_path()` is the pretrained package installed with ner-fast (package data, built by
+`./dev.sh build-model`, see `ner_fast.bundle`): what `Tagger.load()` opens when given no path.
 """
 from __future__ import annotations
 
@@ -26,10 +28,16 @@ from typing import Any
 from ner_fast.atomic import atomic_write_text
 
 FORMAT_VERSION = 1
+#: The package format versions this code reads (integers only: 1.9 is not 1).
+SUPPORTED_VERSIONS = (1,)
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
+#: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
+#: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
+#: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
+DEFAULT_BUCKETS = "dynamic"
 # The bundled pretrained package, inside the installed ner_fast package.
 DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 
@@ -121,17 +129,21 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        version = int(manifest["format_version"])
+        version = manifest["format_version"]
         files: dict[str, str] = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PackageError(f"{manifest_path}: unreadable manifest ({exc})") from exc
-    if version > FORMAT_VERSION:
+    # bool is an int in Python, and 1.0 == 1: only a JSON integer counts.
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        newer = type(version) is int and version > FORMAT_VERSION
         raise PackageError(
-            f"{folder}: package format_version {version} is newer than this ner-fast understands "
-            f"({FORMAT_VERSION}); upgrade ner-fast"
+            f"{manifest_path}: format_version {version!r} is "
+            + (f"newer than this ner-fast understands ({FORMAT_VERSION}); upgrade ner-fast" if newer
+               else f"not one this ner-fast reads ({', '.join(map(str, SUPPORTED_VERSIONS))})")
         )
-    if MODEL_FILE not in files:
-        raise PackageError(f"{manifest_path}: {MODEL_FILE} is not listed")
+    for name in (MODEL_FILE, WEIGHTS_FILE, graph_file(None)):
+        if name not in files:
+            raise PackageError(f"{manifest_path}: {name} is not listed (every file the tagger opens must be)")
     for name, expected in files.items():
         file = folder / name
         if Path(name).name != name:
@@ -144,4 +156,79 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         model = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
     except ValueError as exc:
         raise PackageError(f"{folder / MODEL_FILE}: not valid JSON ({exc})") from exc
+    validate_model(model, folder / MODEL_FILE)
+    for length in model["buckets"]:
+        if graph_file(length) not in files:
+            raise PackageError(f"{manifest_path}: {graph_file(length)} is not listed (model.json buckets has {length})")
     return Package(folder, model, manifest)
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return type(value) is int and value >= minimum
+
+
+def validate_model(model: Any, path: Path) -> None:
+    """Check every field of a package's `model.json` the tagger reads; PackageError names the field."""
+    from ner_fast.decode import DECODERS
+    from ner_fast.schemes import TagScheme
+    from ner_fast.vocab import Vocabularies
+
+    def bad(field: str, what: str) -> PackageError:
+        return PackageError(f"{path}: field {field!r} {what}")
+
+    if not isinstance(model, dict):
+        raise PackageError(f"{path}: not a JSON object")
+    for field in ("vocab", "buckets", "max_token_chars", "n_features", "use_pos", "decode"):
+        if field not in model:
+            raise bad(field, "is missing")
+    try:
+        vocabs = Vocabularies.from_json(model["vocab"])
+    except ValueError as exc:
+        raise bad("vocab", f"is malformed ({exc})") from None
+    n_tags = len(vocabs.tags)
+    if n_tags == 0:
+        raise bad("vocab", "has no tags")
+    try:
+        TagScheme(vocabs.tags.itos)
+    except ValueError as exc:
+        raise bad("vocab.tags", f"is malformed ({exc})") from None
+    if "tags" in model and model["tags"] != vocabs.tags.itos:
+        raise bad("tags", "differs from vocab.tags")
+    buckets = model["buckets"]
+    if not isinstance(buckets, list) or not all(_is_int(b, 1) for b in buckets):
+        raise bad("buckets", f"must be a list of positive integers, got {buckets!r}")
+    if not _is_int(model["max_token_chars"], 1):
+        raise bad("max_token_chars", f"must be a positive integer, got {model['max_token_chars']!r}")
+    if model["n_features"] != 3 + model["max_token_chars"]:
+        raise bad("n_features", f"must be 3 + max_token_chars = {3 + model['max_token_chars']}, got {model['n_features']!r}")
+    if not isinstance(model["use_pos"], bool):
+        raise bad("use_pos", f"must be true or false, got {model['use_pos']!r}")
+    if model["use_pos"] and vocabs.pos is None:
+        raise bad("use_pos", "is true but vocab has no POS vocabulary")
+    if model["decode"] not in DECODERS:
+        raise bad("decode", f"must be one of {', '.join(DECODERS)}, got {model['decode']!r}")
+    pos_tags = model.get("pos_tags")
+    if pos_tags is not None and (
+        not isinstance(pos_tags, list) or len(pos_tags) < 3 or not all(isinstance(t, str) for t in pos_tags)
+    ):
+        raise bad("pos_tags", "must be null or the POS head's tag list (<pad>, <unk>, then tags)")
+    crf = model.get("crf")
+    if crf is not None:
+        shapes = {"transitions": (n_tags, n_tags), "start": (n_tags,), "end": (n_tags,)}
+        if not isinstance(crf, dict):
+            raise bad("crf", "must be null or an object with transitions, start and end")
+        for key, shape in shapes.items():
+            if _shape(crf.get(key)) != shape:
+                raise bad(f"crf.{key}", f"must be numbers of shape {shape} ({n_tags} tags)")
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """The shape of nested lists of numbers (bools excluded), None when ragged or not numbers."""
+    if isinstance(value, list):
+        inner = [_shape(v) for v in value]
+        if not inner:
+            return (0,)
+        if inner[0] is None or any(i != inner[0] for i in inner):
+            return None
+        return (len(value), *inner[0])
+    return () if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -145,7 +145,7 @@ def prepare(
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
-        raise ValueError(f"{corpus.source}: prepare needs a tagged corpus")
+        raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
     if dev is None:
         train, valid = split_corpus(corpus, split)
     else:
@@ -154,7 +154,11 @@ def prepare(
         if valid.tags is None:
             raise ValueError(f"{valid.source}: the validation corpus has no tags")
         if valid.has_pos != train.has_pos:
-            raise ValueError(f"{valid.source}: has POS tags where {train.source} has {'none' if not train.has_pos else 'some'}")
+            has = {True: "has", False: "has no"}
+            raise ValueError(
+                f"{valid.source} {has[valid.has_pos]} POS tags but {train.source} {has[train.has_pos]}:"
+                " give both corpora POS tags, or neither"
+            )
 
     vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
     bucket_lengths = buckets or default_buckets(train.lengths, batch_size)

@@ -11,9 +11,10 @@
     # ([['B-per', 'I-per', 'O', 'B-geo', 'O']], [['NNP', 'NNP', 'VBD', 'NNP', '.']])
 
 How a call runs: the compiled kernels of `ner_fast.features` turn all tokens into feature ids at once;
-each sentence goes to the smallest bucket graph that fits it (padding costs compute, so the tightest
-bucket is the fastest); sentences longer than every bucket go to the dynamic graph, whole, padded to
-the longest of them. Batches run through onnxruntime and the results come back in input order.
+`buckets.plan_batches` makes the batches: each sentence in the smallest loaded bucket graph that fits it,
+and sentences longer than every bucket (all of them with a package holding the dynamic graph alone, the
+export default) sorted by length into batches under `buckets.MAX_BATCH_TOKENS` padded tokens, so the
+cost follows the real tokens. Batches run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
 threads: onnxruntime sessions are thread-safe, the sessions and lookup tables are built once in
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,10 +34,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
+from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS
 from ner_fast.decode import decode as decode_tags
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, default_package_path, load_package
+from ner_fast.schemes import TagScheme, chunks
 from ner_fast.vocab import UNK, Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -140,6 +142,7 @@ class Tagger:
         self._outputs = [self._sessions[None].get_outputs()[0].name]
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
+        self.scheme = TagScheme(self.tags)
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
         featurize(["warm", "up"], ["x", "x"] if self.uses_pos else None, self.vocabs, self.max_token_chars)
 
@@ -242,14 +245,14 @@ class Tagger:
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
         """Entity spans of one sentence (see `Entity` for the score)."""
         tags, probs = self.tag(tokens, pos, proba=True)
-        return spans(tokens, tags, self.chosen_probabilities(tags, probs))
+        return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme)
 
     def entities_batch(
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
         tags, probs, _ = self._run(sentences, pos, batch_size, proba=True)
-        return [spans(s, t, self.chosen_probabilities(t, p)) for s, t, p in zip(sentences, tags, probs)]
+        return [spans(s, t, self.chosen_probabilities(t, p), self.scheme) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`)."""
@@ -279,7 +282,10 @@ class Tagger:
         np.cumsum(lengths, out=offsets[1:])
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
-        matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        try:
+            matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+        except TypeError:
+            raise TypeError(_not_a_string(sentences, pos)) from None
 
         best = np.empty((len(words),), dtype=np.int64)
         probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
@@ -304,11 +310,7 @@ class Tagger:
                 if pos_best is not None:
                     pos_best[a:b] = pos_top[row, : b - a]
 
-        jobs = [
-            (key, np.ascontiguousarray(members[start : start + batch_size]))
-            for key, members in self._groups(lengths)
-            for start in range(0, len(members), batch_size)
-        ]
+        jobs = plan_batches(lengths, self.buckets, batch_size)
         if self.workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(self.workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
@@ -326,40 +328,24 @@ class Tagger:
         )
         return tags, per_sentence, pos_out
 
-    def _groups(self, lengths: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
-        """(bucket length or None for the dynamic graph, sentence indices) for non-empty sentences."""
-        if len(lengths) == 1:  # the single-sentence path: no sorting, no array ops
-            n = int(lengths[0])
-            if n == 0:
-                return []
-            k = bisect_left(self.buckets, n)
-            return [(self.buckets[k] if k < len(self.buckets) else None, np.zeros(1, dtype=np.int64))]
-        which = np.searchsorted(np.asarray(self.buckets, dtype=np.int64), lengths, side="left")
-        groups: list[tuple[int | None, np.ndarray]] = []
-        for k in np.unique(which[lengths > 0]).tolist():
-            members = np.flatnonzero((which == k) & (lengths > 0)).astype(np.int64)
-            groups.append((self.buckets[k] if k < len(self.buckets) else None, members))
-        return groups
+
+def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
+    """The message for the first token or POS tag that is not a str (found only after featurize refused one)."""
+    for name, lists in (("token", sentences), ("POS tag", pos or [])):
+        for i, items in enumerate(lists):
+            for j, item in enumerate(items):
+                if not isinstance(item, str):
+                    return f"{name} {j} of sentence {i} is {item!r} ({type(item).__name__}): {name}s must be strings"
+    return "tokens and POS tags must be strings"
 
 
-def spans(tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float]) -> list[Entity]:
-    """Entity spans of IOB2 `tags` (an `I-X` that does not continue an X entity starts one, as conlleval
-    reads it); `scores[i]` is token i's probability of its tag, averaged over each span."""
-    found: list[Entity] = []
-    start, kind = -1, ""
-
-    def close(end: int) -> None:
-        if start >= 0:
-            score = float(np.mean(scores[start:end]))
-            found.append(Entity(kind, start, end, " ".join(tokens[start:end]), score))
-
-    for i, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if tag == "O" or not label:
-            close(i)
-            start = -1
-        elif prefix == "B" or label != kind or start < 0:
-            close(i)
-            start, kind = i, label
-    close(len(tags))
-    return found
+def spans(
+    tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float], scheme: TagScheme | None = None
+) -> list[Entity]:
+    """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
+    conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
+    `scheme`: a `TagScheme` holding every tag (built from `tags` when None)."""
+    return [
+        Entity(kind, start, end, " ".join(tokens[start:end]), float(np.mean(scores[start:end])))
+        for kind, start, end in chunks(tags, scheme)
+    ]

@@ -418,11 +418,13 @@ def train(
     data or checkpoint files, OSError where the folder cannot be written.
     The process is switched to flush-to-zero (`flush_denormals`) before MXNet is imported.
     """
+    if resume and force:
+        raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
     flush_denormals()
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
-    from ner_fast.model import pos_output_index
+    from ner_fast.model import check_bucket_params, pos_output_index
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
@@ -455,7 +457,7 @@ def train(
     if resume:
         if Vocabularies.load(out / "vocab.json") != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
-        params, _ = load_params(out / "last.params.npz")
+        params = load_params(out / "last.params.npz")
         try:
             check_params(config, params)
         except ValueError as err:
@@ -490,6 +492,7 @@ def train(
     if params is None:
         params = init_params(config, cfg.seed)
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
+    check_bucket_params(config, [b.length for split in data.splits.values() for b in split])
     module = make_module(config, params, contexts, cfg.batch_size, longest)
     optimizer_params: dict[str, Any] = {
         "learning_rate": cfg.learning_rate,

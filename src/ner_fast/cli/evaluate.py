@@ -5,12 +5,14 @@ import json
 
 import click
 
+from ner_fast.corpus import TAGGED_FORMATS
+
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--which", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which parameters of the run.")
-@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", "gmb", "conll"]), help="Corpus format of DATA.")
+@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(TAGGED_FORMATS), help="Corpus format of DATA (auto: docs/ARCHITECTURE.md, 'Input formats').")
 @click.option("--batch-size", default=50, show_default=True)
 @click.option("--decode", type=click.Choice(["bio", "argmax"]), help="Tag decoding (default: the model's, from its config).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")

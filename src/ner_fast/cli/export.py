@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ner_fast.package import DEFAULT_BUCKETS
+
 
 def package_summary(package: Path) -> dict:
     """Facts about a written package: its path, buckets, quantization and file sizes in bytes."""
@@ -23,6 +25,17 @@ def package_summary(package: Path) -> dict:
     }
 
 
+def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a malformed --buckets as a usage error (exit 2) before anything is loaded."""
+    from ner_fast.onnx_export import parse_buckets
+
+    try:
+        parse_buckets(value, [])
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -30,9 +43,9 @@ def package_summary(package: Path) -> dict:
                    " replaced only when complete.")
 @click.option("--force", is_flag=True,
               help="Also write into a non-empty folder that is not a package (its other files are kept).")
-@click.option("--buckets", default="auto", show_default=True,
-              help="'auto' (the training buckets), 'dynamic' (one graph, free length) or lengths like 10,20,40. "
-                   "The dynamic graph is always written too, so long sentences are tagged whole.")
+@click.option("--buckets", default=DEFAULT_BUCKETS, show_default=True, callback=_check_buckets,
+              help="'dynamic' (one graph, free length; the fastest on CPU, docs/ARCHITECTURE.md), 'auto' (one "
+                   "graph per training bucket too) or lengths like 10,20,40. The dynamic graph is always written.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Store int8 weights (dynamic quantization).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Which parameters of the training folder to export.")
@@ -40,8 +53,9 @@ def package_summary(package: Path) -> dict:
 def export_command(
     model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str, as_json: bool
 ) -> None:
-    """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: one graph
-    per bucket length plus a dynamic one, weights stored once, vocabularies and a checksummed manifest."""
+    """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
+    graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
+    manifest."""
     from ner_fast.config import OptionError
     from ner_fast.onnx_export import export_model
 

@@ -1,13 +1,14 @@
 """`ner-fast tag`: tag a file of sentences with a model package (onnxruntime; no mxnet, no onnx).
 
-Input formats: `conll` (whitespace columns, word first, POS second when there are 3+ columns, the last
-column a tag, which is ignored), `gmb` (the GMB CSV), `tokens` (one pre-tokenized sentence a line,
-tokens separated by whitespace, blank lines skipped). Output: `conll` (token TAB predicted tag, a blank
+Input formats (`ner_fast.corpus`, which also sniffs `auto`): `conll` (whitespace columns, word first, POS
+second when there are 3+ columns, the last column a tag, which is ignored), `gmb` (the GMB CSV), `tokens`
+(one pre-tokenized sentence a line, tokens separated by whitespace, blank lines skipped). Output: `conll` (token TAB predicted tag, a blank
 line after each sentence) or `jsonl` (one JSON object a sentence: tokens, tags, entities).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,57 +16,25 @@ from typing import IO, Any
 
 import click
 
-INPUT_FORMATS = ("auto", "conll", "gmb", "tokens")
+from ner_fast.corpus import FORMATS
+
 OUTPUT_FORMATS = ("conll", "jsonl")
 # Sentences tagged per call between progress updates; large enough for full batches in every bucket.
 CHUNK = 2048
 
 
-def detect_format(raw: bytes) -> str:
-    """`gmb` for a CSV header naming word and tag columns; `conll` when the lines have one constant
-    column count and blank lines separate sentences; otherwise `tokens` (one sentence a line)."""
-    lines = raw.split(b"\n", 400)[:400]
-    header = [h.strip().lower() for h in lines[0].decode("latin-1").split(",")]
-    if "word" in header and "tag" in header:
-        return "gmb"
-    filled = [line.split() for line in lines if line.strip()]
-    blank = any(not line.strip() for line in lines[:-1])  # the last line may be cut or a trailing newline
-    counts = {len(cols) for cols in filled if cols[0] != b"-DOCSTART-"}
-    return "conll" if (blank and len(counts) == 1 and counts != {1}) else "tokens"
+def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], list[list[str]] | None, Any]:
+    """Sentences, their POS tags where the format has them, and the `Corpus` read, from a file or stdin (None).
 
+    `fmt` is one of `corpus.FORMATS`; "auto" is `corpus.sniff_format` (stdin: by content only).
+    """
+    from ner_fast.corpus import parse_corpus, read_corpus
 
-def read_tokens(raw: bytes, source: str) -> tuple[list[list[str]], None]:
-    """One pre-tokenized sentence a line (UTF-8, a byte-order mark allowed); blank lines skipped.
-
-    Returns (sentences, no POS)."""
-    from ner_fast.corpus import CorpusError
-
-    try:
-        # utf-8-sig: editors on Windows start files with a BOM, which would glue itself to the first token.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, raw.count(b"\n", 0, err.start) + 1) from None
-    return [line.split() for line in text.splitlines() if line.strip()], None
-
-
-def read_input(path: Path | None, fmt: str) -> tuple[list[list[str]], list[list[str]] | None]:
-    """Sentences (and their POS tags where the format has them) from a file, or stdin for None."""
-    from ner_fast.corpus import CorpusError, parse_corpus, read_corpus
-
-    if fmt not in INPUT_FORMATS:
-        raise ValueError(f"unknown input format {fmt!r} (choose from {', '.join(INPUT_FORMATS)})")
-    if path is not None and path.suffix.lower() == ".zip":  # the corpus reader opens zips (a CoNLL or GMB file inside)
-        corpus = read_corpus(path, "auto" if fmt in ("auto", "tokens") else fmt)
-        return _columns(corpus)
-    source = "<stdin>" if path is None else str(path)
-    raw = sys.stdin.buffer.read() if path is None else Path(path).read_bytes()
-    if not raw.strip():
-        raise CorpusError("empty input", source, 1)
-    if fmt == "auto":
-        fmt = detect_format(raw)
-    if fmt == "tokens":
-        return read_tokens(raw, source)
-    return _columns(parse_corpus(raw, source, fmt))
+    if path is None:
+        corpus = parse_corpus(sys.stdin.buffer.read(), "<stdin>", fmt)
+    else:
+        corpus = read_corpus(path, fmt)
+    return (*_columns(corpus), corpus)
 
 
 def _columns(corpus: Any) -> tuple[list[list[str]], list[list[str]] | None]:
@@ -73,6 +42,21 @@ def _columns(corpus: Any) -> tuple[list[list[str]], list[list[str]] | None]:
     sentences = [corpus.sentence(i) for i in range(len(corpus))]
     pos = [s.pos for s in sentences] if corpus.pos is not None else None
     return [s.words for s in sentences], pos  # type: ignore[misc]
+
+
+def refuse_unwritable_tokens(corpus: Any) -> None:
+    """A token holding a tab or line break (possible inside a GMB CSV field) would break the
+    tab-separated conll output: refuse it, naming its file and line, before anything is written."""
+    from ner_fast.corpus import CorpusError
+
+    for i, word in enumerate(corpus.words):
+        if "\t" in word or "\n" in word or "\r" in word:
+            raise CorpusError(
+                f"token {word!r} holds a tab or line break, which the tab-separated conll output cannot hold: "
+                "use --output-format jsonl",
+                corpus.source,
+                corpus.line_of(i),
+            )
 
 
 def tagged(tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int, bar: Any) -> Iterator[tuple]:
@@ -84,7 +68,7 @@ def tagged(tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None,
         part_pos = pos[start : start + CHUNK] if (pos is not None and tagger.uses_pos) else None
         tags, probs = tagger.tag_batch(words, part_pos, batch_size=batch_size, proba=True)
         for w, t, p in zip(words, tags, probs):
-            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p))
+            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme)
         bar.update(len(words))
 
 
@@ -122,7 +106,9 @@ def tag_file(
 
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    sentences, pos = read_input(input_path, input_format)
+    sentences, pos, corpus = read_input(input_path, input_format)
+    if output_format == "conll":
+        refuse_unwritable_tokens(corpus)
     tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     if tagger.uses_pos and pos is None:
         raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
@@ -140,8 +126,9 @@ def tag_file(
 @click.command()
 @click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("input_path", metavar="[INPUT|-]", required=False, default="-")
-@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default="auto", show_default=True,
-              help="conll columns, gmb CSV, or tokens (one whitespace-tokenized sentence a line).")
+@click.option("--input-format", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="conll columns, gmb CSV, or tokens (one whitespace-tokenized sentence a line); auto: by the "
+                   "file's extension, else its content (docs/ARCHITECTURE.md, 'Input formats').")
 @click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="conll", show_default=True,
               help="conll (token TAB tag) or jsonl (tokens, tags and entities per sentence).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -171,5 +158,10 @@ def tag_command(
         raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
     try:
         tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers)
+    except BrokenPipeError:
+        # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
+        # that the interpreter's final flush does not raise again, and stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except (CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err

@@ -1,0 +1,173 @@
+"""Tag schemes and chunking: the one home of the IOB2/IOBES rules (NumPy only, no mxnet, no onnx).
+
+Tags are ``O`` or ``PREFIX-TYPE`` with PREFIX one of B, I, E, S (IOB1 and IOB2 use B and I; IOBES adds
+E and S). Everything in ner-fast that reads tag sequences goes through this module:
+
+- `entity_spans` cuts tag ids into entities with conlleval's chunk rules (what seqeval reads in its
+  default mode): the metrics score them, the tagger reports them (`chunks` for string tags), and
+  the corpus readers use them to rewrite IOB1 as IOB2 (`iob1_to_iob2`);
+- `transition_rules` says which tag may follow which in a *valid* sequence (the "bio" decoder's
+  Viterbi constraints, `ner_fast.decode`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# Tag prefixes, as codes.
+O, B, I, E, S = 0, 1, 2, 3, 4
+PREFIXES = {"B": B, "I": I, "E": E, "S": S}
+
+
+class TagScheme:
+    """Tag id -> (prefix code, entity type id) lookup tables for a tag vocabulary like ["O", "B-geo", ...].
+
+    Raises ValueError naming the first tag that is neither ``O`` nor PREFIX-TYPE.
+    """
+
+    def __init__(self, tags: Sequence[str]):
+        self.tags = list(tags)
+        self.types: list[str] = []
+        prefix = np.zeros(len(self.tags), dtype=np.int8)
+        kind = np.full(len(self.tags), -1, dtype=np.int64)
+        for i, tag in enumerate(self.tags):
+            if tag == "O":
+                continue
+            if not is_tag(tag):
+                raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE with PREFIX in B, I, E, S")
+            head, _, name = tag.partition("-")
+            if name not in self.types:
+                self.types.append(name)
+            prefix[i] = PREFIXES[head]
+            kind[i] = self.types.index(name)
+        self.prefix = prefix
+        self.kind = kind
+        self.o_index = self.tags.index("O") if "O" in self.tags else -1
+        self.iobes = bool(np.isin(prefix, (E, S)).any())
+
+
+def is_tag(tag: str) -> bool:
+    """Whether `tag` is ``O`` or PREFIX-TYPE (PREFIX in B, I, E, S; TYPE not empty)."""
+    head, sep, name = tag.partition("-")
+    return tag == "O" or (bool(sep) and head in PREFIXES and bool(name))
+
+
+def _sentence_edges(lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of each sentence's first and last token in a flat array of `n` tokens."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.sum() != n:
+        raise ValueError(f"lengths add up to {lengths.sum()} but there are {n} tags")
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    nonempty = lengths > 0
+    first = np.zeros(n, dtype=bool)
+    last = np.zeros(n, dtype=bool)
+    first[starts[nonempty]] = True
+    last[ends[nonempty] - 1] = True
+    return first, last
+
+
+def entity_spans(tag_ids: np.ndarray, lengths: np.ndarray, scheme: TagScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entities in flat tag ids: (start, end inclusive, type id) arrays, conlleval's chunk rules.
+
+    A chunk starts at a B or S, at an I or E that follows O, E or S, or wherever the type changes;
+    it ends at an E or S, before a B, S or O, or before a type change. So an I- without a B- opens
+    an entity, and ``S-per S-per`` is two entities, as conlleval and seqeval (default mode) read them.
+    Entities never cross a sentence boundary (`lengths`: the sentences' lengths, back to back).
+    """
+    tag_ids = np.asarray(tag_ids, dtype=np.int64)
+    n = tag_ids.size
+    first, last = _sentence_edges(lengths, n)
+    prefix = scheme.prefix[tag_ids]
+    kind = scheme.kind[tag_ids]
+    inside = prefix != O
+
+    prev_prefix = np.roll(prefix, 1)
+    prev_kind = np.roll(kind, 1)
+    prev_prefix[first] = O
+    prev_kind[first] = -1
+    next_prefix = np.roll(prefix, -1)
+    next_kind = np.roll(kind, -1)
+    next_prefix[last] = O
+    next_kind[last] = -1
+
+    starts = (
+        (prefix == B)
+        | (prefix == S)
+        | (np.isin(prev_prefix, (E, S, O)) & np.isin(prefix, (I, E)))
+        | (inside & (prev_kind != kind))
+    )
+    ends = (
+        (prefix == E)
+        | (prefix == S)
+        | (np.isin(prefix, (B, I)) & np.isin(next_prefix, (B, S, O)))
+        | (inside & (next_kind != kind))
+    )
+    start_pos = np.flatnonzero(starts)
+    end_pos = np.flatnonzero(ends)
+    # Every start closes the chunk before it, so starts and ends alternate and pair up in order.
+    assert start_pos.size == end_pos.size
+    return start_pos, end_pos, kind[start_pos]
+
+
+def chunks(tags: Sequence[str], scheme: TagScheme | None = None) -> list[tuple[str, int, int]]:
+    """(type, start, end exclusive) of each entity of one sentence's string tags (`entity_spans`' rules).
+
+    `scheme` is a `TagScheme` holding every tag of `tags` (built from them when None).
+    """
+    if not len(tags):
+        return []
+    scheme = scheme or TagScheme(sorted(set(tags)))
+    index = {t: i for i, t in enumerate(scheme.tags)}
+    ids = np.fromiter((index[t] for t in tags), dtype=np.int64, count=len(tags))
+    starts, ends, kinds = entity_spans(ids, np.array([len(tags)]), scheme)
+    return [(scheme.types[k], s, e + 1) for s, e, k in zip(starts.tolist(), ends.tolist(), kinds.tolist())]
+
+
+def iob1_to_iob2(tags: Sequence[str], lengths: Sequence[int] | np.ndarray | None = None) -> list[str]:
+    """Tags with every entity opened by ``I-`` reopened with ``B-`` (IOB1 -> IOB2).
+
+    `tags` is one sentence, or many back to back with their `lengths` (one chunking pass for all).
+    IOB2 (and IOBES) input comes back unchanged. Raises ValueError for a tag that is not O or PREFIX-TYPE.
+    """
+    out = list(tags)
+    if not out:
+        return out
+    scheme = TagScheme(sorted(set(out)))
+    index = {t: i for i, t in enumerate(scheme.tags)}
+    ids = np.fromiter((index[t] for t in out), dtype=np.int64, count=len(out))
+    starts, _, _ = entity_spans(ids, np.array([len(out)]) if lengths is None else np.asarray(lengths), scheme)
+    for start in starts.tolist():
+        if out[start].startswith("I-"):
+            out[start] = "B-" + out[start][2:]
+    return out
+
+
+def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(allowed[prev, cur], allowed_first[cur], allowed_last[prev]) boolean tables for a tag list.
+
+    IOB2: I-X only after B-X or I-X, never first. With IOBES tags (any E- or S- present), an open
+    chunk (B-X, I-X) must also continue with I-X or E-X and cannot end a sentence, and E-X closes
+    a chunk like I-X continues one.
+    """
+    n = len(tags)
+    prefix = [t.partition("-")[0] if t != "O" else "O" for t in tags]
+    kind = [t.partition("-")[2] for t in tags]
+    iobes = any(p in ("E", "S") for p in prefix)
+    allowed = np.ones((n, n), dtype=bool)
+    first = np.ones(n, dtype=bool)
+    last = np.ones(n, dtype=bool)
+    for j in range(n):
+        continues = prefix[j] == "I" or (iobes and prefix[j] == "E")
+        if continues:
+            first[j] = False
+        if iobes and prefix[j] in ("B", "I"):
+            last[j] = False
+        for i in range(n):
+            opens = prefix[i] in ("B", "I")
+            if continues and not (opens and kind[i] == kind[j]):
+                allowed[i, j] = False
+            if iobes and opens and not (prefix[j] in ("I", "E") and kind[j] == kind[i]):
+                allowed[i, j] = False
+    return allowed, first, last

@@ -1,0 +1,75 @@
+"""User mistakes at run time get one clear line: evaluate's POS and tag checks, prepare's POS mismatch,
+non-string POS tags in the tagger."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ner_fast import Tagger
+from ner_fast.cli import cli
+from ner_fast.onnx_export import export_model
+from helpers import POS, SENTENCES, TAGS, make_checkpoint
+
+
+def write_conll(path: Path, with_pos: bool, tags: list[list[str]] = TAGS) -> Path:
+    blocks = []
+    for ws, ps, ts in zip(SENTENCES, POS, tags):
+        blocks.append("".join(f"{w} {p} {t}\n" if with_pos else f"{w} {t}\n" for w, p, t in zip(ws, ps, ts)))
+    path.write_text("\n".join(blocks))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pos_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("evaluate") / "model"
+    make_checkpoint(folder)
+    return folder
+
+
+def test_evaluate_refuses_a_pos_model_on_a_corpus_without_pos(pos_model: Path, tmp_path: Path) -> None:
+    data = write_conll(tmp_path / "nopos.conll", with_pos=False)
+    result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(data), "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {data}: this model uses POS tags and the corpus has none: give CoNLL columns or a GMB CSV with POS"]
+    # With POS the same corpus is scored.
+    result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(write_conll(tmp_path / "pos.conll", True)), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_evaluate_names_file_and_line_of_an_unknown_tag(pos_model: Path, tmp_path: Path) -> None:
+    tags = [list(t) for t in TAGS]
+    tags[1][2] = "B-art"  # sentence 2, token 3: line 8 + 1 blank line + 3 = line 11
+    data = write_conll(tmp_path / "art.conll", with_pos=True, tags=tags)
+    assert data.read_text().splitlines()[10].split() == ["met", "VBD", "B-art"]
+    result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(data), "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {data}:11: tag 'B-art' is not one the model knows")
+
+
+@pytest.mark.parametrize("train_pos", [True, False])
+def test_prepare_says_which_corpus_lacks_pos(tmp_path: Path, train_pos: bool) -> None:
+    train = write_conll(tmp_path / "train.conll", with_pos=train_pos)
+    dev = write_conll(tmp_path / "dev.conll", with_pos=not train_pos)
+    result = CliRunner().invoke(cli, ["prepare", str(train), "--dev", str(dev), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    has = {True: "has", False: "has no"}
+    assert f"{dev} {has[not train_pos]} POS tags but {train} {has[train_pos]}" in result.output
+
+
+def test_a_pos_tag_that_is_not_a_string_is_named(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "m")
+    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg", buckets="dynamic"), device="cpu")
+    with pytest.raises(TypeError, match=r"^POS tag 1 of sentence 0 is None \(NoneType\): POS tags must be strings$"):
+        tagger.tag(["Paris", "is"], pos=["NNP", None])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^token 0 of sentence 1 is 3 \(int\)"):
+        tagger.tag_batch([["a"], [3]], pos=[["NN"], ["CD"]])  # type: ignore[list-item]
+
+
+def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> None:
+    data = tmp_path / "plain.txt"
+    data.write_text("Angela Merkel visited Paris .\nThe UN met .\n")
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    assert f"{data}: prepare needs a tagged corpus (read as tokens; see --format)" in result.output
