@@ -34,8 +34,6 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
-# The bundled pretrained package, inside the installed ner_fast package.
-DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
@@ -209,6 +207,11 @@ def validate_model(model: Any, path: Path) -> None:
         raise bad("use_pos", "is true but vocab has no POS vocabulary")
     if model["decode"] not in DECODERS:
         raise bad("decode", f"must be one of {', '.join(DECODERS)}, got {model['decode']!r}")
+    pos_tags = model.get("pos_tags")
+    if pos_tags is not None and (
+        not isinstance(pos_tags, list) or len(pos_tags) < 3 or not all(isinstance(t, str) for t in pos_tags)
+    ):
+        raise bad("pos_tags", "must be null or the POS head's tag list (<pad>, <unk>, then tags)")
     crf = model.get("crf")
     if crf is not None:
         shapes = {"transitions": (n_tags, n_tags), "start": (n_tags,), "end": (n_tags,)}
