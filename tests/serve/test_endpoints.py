@@ -230,3 +230,16 @@ def test_a_fault_of_the_server_is_one_json_line_and_the_server_goes_on(tagger: T
         assert "injected" not in failed.text and "Traceback" not in failed.text
         after = client.post("/v1/entities", json={"text": TEXT})
         assert after.status_code == 200 and after.json() == expected_docs(tagger, [TEXT])[0]
+
+
+def test_the_bundled_model_is_served_with_its_provenance() -> None:
+    bundled = Tagger.load(device="cpu", threads=1)  # what `ner-fast serve` without a package serves
+    provenance = bundled.package.model["provenance"]
+    with running(create_app(bundled)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        info = client.get("/v1/model").json()
+        doc = client.post("/v1/entities", json={"text": "Angela Merkel visited Paris on Monday."}).json()
+    assert info["provenance"] == provenance
+    assert info["validation_f1"] == provenance["validation"]["f1"] > 0.8
+    found = {(e["label"], e["text"]) for e in doc["entities"]}
+    assert {("per", "Angela Merkel"), ("geo", "Paris")} <= found
+    assert all(t["pos"] for t in doc["tokens"]) == (bundled.pos_tags is not None)
