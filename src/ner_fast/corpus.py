@@ -486,25 +486,39 @@ def _read_tokens(raw: bytes, source: str) -> Corpus:
     return Corpus(words, None, None, np.asarray(offsets, dtype=np.int64), source, "tokens", np.asarray(lines, dtype=np.int64))
 
 
-def parse_documents(raw: bytes, source: str, whole: bool = False) -> list[str]:
+def line_end(raw: bytes) -> bytes:
+    """What ends the lines of a file: LF (a CRLF's CR is dropped by the readers), or CR in a file with
+    CRs and no LF (classic Mac)."""
+    return b"\r" if b"\r" in raw and b"\n" not in raw else b"\n"
+
+
+def parse_documents(raw: bytes, source: str, whole: bool = False, first_line: int = 1,
+                    ends: bytes | None = None) -> list[str]:
     """Raw-text documents from UTF-8 bytes (a byte-order mark skipped): one a line, or with `whole` the
     whole input as one document.
 
     Lines end at LF or CRLF (the CR is dropped), or at CR in a file with CRs and no LF, as for the
     corpus readers; line breaks such as U+2028 stay inside a document. Every line is a document, blank
     ones too, so that output line i answers input line i; a final line end starts no document.
+
+    A run of whole lines cut from a larger file (`ner_fast.partition`) gives its first line's number
+    `first_line` and the file's line end `ends` (`line_end`): errors then name lines of the file, and a
+    run of blank lines is not an empty file.
     """
-    if raw.startswith(_UTF8_BOM):
+    if first_line == 1 and raw.startswith(_UTF8_BOM):
         raw = raw[len(_UTF8_BOM) :]
-    if not raw.strip():
-        raise CorpusError("empty file", source, 1)
+    if ends is None:
+        if not raw.strip():
+            raise CorpusError("empty file", source, 1)
+        ends = line_end(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, _line_of(raw, err.start)) from None
+        line = raw.count(ends, 0, err.start) + first_line
+        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, line) from None
     if whole:
         return [text]
-    lines = text.split("\n") if "\n" in text else text.split("\r")
+    lines = text.split(ends.decode())
     if lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]

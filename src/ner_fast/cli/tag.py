@@ -24,6 +24,7 @@ from typing import IO, Any
 import click
 
 from ner_fast.corpus import TAG_FORMATS, TEXT
+from ner_fast.partition import JSONL, PARTITION_SIZE, TEXT_FIELD
 
 OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
 # Entity label colours of the pretty view, given to labels in order of appearance.
@@ -235,10 +236,11 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
 
 @click.command()
 @click.argument("paths", nargs=-1, metavar="[PACKAGE] [INPUT|-]")
-@click.option("--input-format", type=click.Choice(TAG_FORMATS), default="auto", show_default=True,
+@click.option("--input-format", type=click.Choice((*TAG_FORMATS, JSONL)), default="auto", show_default=True,
               help="conll columns, gmb CSV, tokens (one whitespace-tokenized sentence a line) or text (raw text, "
-                   "one document a line, tokenized here); auto: by the file's extension, else its content, never "
-                   "text (docs/ARCHITECTURE.md, 'Input formats').")
+                   "one document a line, tokenized here), jsonl (with --output-dir: a JSON object a line, the "
+                   "document under --text-field); auto: by the file's extension, else its content, never text or "
+                   "jsonl (docs/ARCHITECTURE.md, 'Input formats').")
 @click.option("--document", is_flag=True, help="With --input-format text: the whole input is one document.")
 @click.option("--text", "text", default=None, metavar="TEXT", help="Tag this raw text (instead of INPUT), one document.")
 @click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
@@ -253,7 +255,19 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches tagged at once, in threads (on few cores, --workers 2 --threads 1 beats --threads 2).")
+              help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
+                   "--workers 2 --threads 1 beats --threads 2).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one JSON lines part per "
+                   "partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="With --output-dir: a running Dask scheduler.")
+@click.option("--local-workers", type=click.IntRange(min=1), default=None,
+              help="With --output-dir: start a local Dask cluster of N processes on 127.0.0.1 (default 1).")
+@click.option("--partition-size", type=click.IntRange(min=1), default=PARTITION_SIZE, show_default=True,
+              help="With --output-dir: documents per partition (the unit written, retried and resumed).")
+@click.option("--text-field", default=TEXT_FIELD, show_default=True, help="The document field of --input-format jsonl.")
+@click.option("--resume", is_flag=True, help="With --output-dir: tag only the partitions its manifest lacks.")
+@click.option("--force", is_flag=True, help="With --output-dir: delete its earlier parts and manifest first.")
 def tag_command(
     paths: tuple[str, ...],
     input_format: str,
@@ -265,15 +279,34 @@ def tag_command(
     device: str,
     threads: int | None,
     workers: int,
+    output_dir: Path | None,
+    scheduler: str | None,
+    local_workers: int | None,
+    partition_size: int,
+    text_field: str,
+    resume: bool,
+    force: bool,
 ) -> None:
     """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package folder PACKAGE
     (default: the package bundled with ner-fast).
 
-    One path: a folder is the package (input from stdin), anything else the input.
+    One path: a folder is the package (input from stdin), anything else the input. With --output-dir,
+    any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
     """
     from ner_fast.corpus import CorpusError
     from ner_fast.package import PackageError
 
+    if output_dir is not None:
+        if text is not None or document or output is not None or output_format not in (None, "jsonl"):
+            raise click.UsageError("--output-dir writes JSON lines parts: no --text, --document, --output or --output-format")
+        if device != "auto" or workers != 1:
+            raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
+                                   "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
+        cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
+                    force, threads, batch_size)
+        return
+    if input_format == JSONL:
+        raise click.UsageError("--input-format jsonl is read by the cluster run: give --output-dir")
     package, path = resolve_paths(paths, text is not None)
     try:
         tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
@@ -287,17 +320,24 @@ def tag_command(
         raise click.ClickException(str(err)) from err
 
 
+def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[Path | None, list[str]]:
+    """(package folder or None for the bundled one, the other paths): the first path is the package when
+    it is a folder (or when `first_is_package`)."""
+    given = list(paths)
+    if not given or not (first_is_package or Path(given[0]).is_dir()):
+        return None, given
+    package = Path(given.pop(0))
+    if not package.is_dir():
+        raise click.BadParameter(f"{package} is not a folder", param_hint="PACKAGE")
+    return package, given
+
+
 def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None, Path | None]:
     """(package folder or None for the bundled one, input file or None for stdin) from the command's
     positional arguments: PACKAGE INPUT, or one of them (a folder is a package), or none."""
     if len(paths) > 2:
-        raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)}")
-    package: Path | None = None
-    given = list(paths)
-    if len(given) == 2 or (given and Path(given[0]).is_dir()):
-        package = Path(given.pop(0))
-        if not package.is_dir():
-            raise click.BadParameter(f"{package} is not a folder", param_hint="PACKAGE")
+        raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)} (several inputs: --output-dir)")
+    package, given = split_package(paths, len(paths) == 2)
     if given and have_text:
         raise click.UsageError("give INPUT or --text, not both")
     if not given or given[0] == "-":
@@ -306,3 +346,36 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None,
     if not path.is_file():
         raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
     return package, path
+
+
+def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
+                local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
+                threads: int | None, batch_size: int | None) -> None:
+    """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line
+    (exit 2 for the options and the output folder, 1 for the data)."""
+    package, inputs = split_package(paths)
+    if not inputs or "-" in inputs:
+        raise click.UsageError("--output-dir needs INPUT files (the workers read them; not stdin)")
+    for name in inputs:
+        if not Path(name).is_file():
+            raise click.BadParameter(f"{name} is not a file", param_hint="INPUT")
+    if scheduler is not None and local_workers is not None:
+        raise click.UsageError("give --scheduler or --local-workers, not both")
+    if resume and force:
+        raise click.UsageError("give --resume or --force, not both")
+    try:
+        from ner_fast.dask import PartitionsFailed, tag_files
+    except ImportError as err:  # distributed is an extra
+        raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
+    from ner_fast.config import OptionError
+    from ner_fast.corpus import CorpusError
+    from ner_fast.package import PackageError
+
+    try:
+        tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
+                  input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
+                  force=force, threads=threads or 1, batch_size=batch_size)
+    except OptionError as err:
+        raise click.UsageError(str(err)) from None
+    except (PartitionsFailed, CorpusError, PackageError, ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
