@@ -17,10 +17,11 @@ Measured in one run:
   tokenization and splitting errors count: the package through `pipe`; the package on the gold tokens
   (`tag_batch`, the pre-tokenized path); the CRF through the same tokenizer and on the gold tokens;
 - throughput, tokens a second (the corpus's token count): `pipe(texts, n_threads=2)` (2 batches at once,
-  the next group tokenized meanwhile) against `tag_batch(gold tokens, proba=True, workers=2)`, on one
-  tagger with one intra-op thread a session; median of 3 interleaved passes;
-- latency p50/p99 of `tagger(text)` against `tagger.tag_batch([tokens], proba=True)` (the throughput
-  baseline's call), and for reference `tagger.tag(tokens)` (tags only) and `tagger.entities(tokens)` (tags
+  the next group tokenized meanwhile) against `tag_batch(gold tokens, proba=True, workers=2)` (with
+  `return_pos=True` when the package has a POS head: the same outputs as a Doc), on one tagger with one
+  intra-op thread a session; median of 3 interleaved passes;
+- latency p50/p99 of `tagger(text)` against `tagger.tag_batch([tokens], proba=True[, return_pos=True])`
+  (the throughput baseline's call), and for reference `tagger.tag(tokens)` (tags only) and `tagger.entities(tokens)` (tags
   and entities, what a Doc holds), for validation sentences of 20 tokens (up to 500, each timed once per
   pass, interleaved, 3 passes).
 
@@ -262,8 +263,11 @@ def main() -> None:
         for _ in tagger.pipe(texts, n_threads=2):
             pass
 
+    # The pre-tokenized calls return what a Doc holds: tags, probabilities, and POS tags from a POS head.
+    pos_head = tagger.pos_tags is not None
+
     def pretokenized_run() -> None:
-        tagger.tag_batch(flat_sentences, proba=True, workers=2)
+        tagger.tag_batch(flat_sentences, proba=True, workers=2, return_pos=pos_head)
 
     rates = median_rate(n_tokens, {"pipe_2_threads": pipe_run, "tag_batch_2_workers": pretokenized_run})
     result["throughput_tokens_per_s"] = {**rates, "ratio": round(rates["pipe_2_threads"] / rates["tag_batch_2_workers"], 3)}
@@ -276,7 +280,7 @@ def main() -> None:
     lat: dict[str, Any] = latencies(
         {
             "call_text": lambda i: tagger(raw[i]),
-            "tag_batch_tokens": lambda i: tagger.tag_batch([twenty[i]], proba=True),
+            "tag_batch_tokens": lambda i: tagger.tag_batch([twenty[i]], proba=True, return_pos=pos_head),
             "tag_tokens": lambda i: tagger.tag(twenty[i]),
             "entities_tokens": lambda i: tagger.entities(twenty[i]),
         },

@@ -27,7 +27,8 @@ astral code points included) belongs to exactly one token.
 
 **Sentences** end after a token made of `.`, `?`, `!` or `…` (plus the closing brackets and quotes
 right after it, a straight quote only when it touches the terminator), unless the next token starts
-with a lower-case letter; and at every paragraph break (two or more line breaks). Abbreviation tokens
+with a lower-case letter; at every paragraph break (two or more line breaks); and every
+`MAX_SENTENCE_TOKENS` tokens of a longer run without either. Abbreviation tokens
 (`Mr.`, `U.S.`) never end a sentence: "He went to the U.S. Then ..." stays one sentence, a
 limitation of a rule-based splitter that needs no model file.
 """
