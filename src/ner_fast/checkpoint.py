@@ -28,14 +28,16 @@ from ner_fast.config import CONFIG_VERSION, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.vocab import Vocabularies
 
-__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
+__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
            "inference_params",
            "check_params", "save_params", "load_params", "read_config", "load_model"]
 
 DIRECTIONS = ("fwd", "bwd")
 # Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
 RUN_FILES = ("config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
-             "metrics.jsonl")
+             "metrics.jsonl", "last.average.npz")
+# With --average: the parameters' moving average (what is validated and kept as best), continued by --resume.
+AVERAGE_FILE = "last.average.npz"
 
 
 # --------------------------------------------------------------------------- parameters

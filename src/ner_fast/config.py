@@ -272,6 +272,8 @@ OPTIONS: tuple[Option, ...] = (
            "train", low=0, high=1, high_open=True),
     Option("decode", "choice", recipe("bio", "argmax"), "Tag decoding for metrics and model selection: best valid"
            " BIO sequence, or per-token argmax (with --crf: the CRF's best path).", "train", choices=DECODERS),
+    Option("average", "float", 0.0, "Validate and keep an exponential moving average of the parameters with this"
+           " decay per update (Polyak averaging, e.g. 0.999).", "train", low=0, high=1, high_open=True, zero="off"),
     Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
     Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
     Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
@@ -481,6 +483,7 @@ class TrainConfig:
     clip_gradient: float = _field("clip_gradient")
     word_dropout: float = _field("word_dropout")
     decode: str = _field("decode")
+    average: float = _field("average")
     seed: int = _field("seed")
     context: str = _field("context")
     kvstore: str = _field("kvstore")
