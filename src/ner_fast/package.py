@@ -34,6 +34,8 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
+# The bundled pretrained package, inside the installed ner_fast package.
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
