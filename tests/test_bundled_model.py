@@ -23,9 +23,7 @@ from ner_fast.package import DEFAULT_PACKAGE, PackageError, default_package_path
 
 SCRIPT = """
 import json, sys
-from helpers import make_checkpoint
 from ner_fast import Tagger
-from ner_fast.corpus import Corpus
 from ner_fast.bundle import score_tagger, validation_corpus
 tagger = Tagger.load()
 corpus = validation_corpus(tagger.package.model["provenance"]["training"])

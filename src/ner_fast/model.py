@@ -18,8 +18,8 @@ from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import UNK
 
-__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params", "pos_output_index",
-           "Predictor", "predict_proba"]
+__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params",
+           "pos_output_index", "Predictor", "predict_proba"]
 
 
 def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:

@@ -213,6 +213,11 @@ def validate_model(model: Any, path: Path) -> None:
         raise bad("use_pos", "is true but vocab has no POS vocabulary")
     if model["decode"] not in DECODERS:
         raise bad("decode", f"must be one of {', '.join(DECODERS)}, got {model['decode']!r}")
+    pos_tags = model.get("pos_tags")
+    if pos_tags is not None and (
+        not isinstance(pos_tags, list) or len(pos_tags) < 3 or not all(isinstance(t, str) for t in pos_tags)
+    ):
+        raise bad("pos_tags", "must be null or the POS head's tag list (<pad>, <unk>, then tags)")
     crf = model.get("crf")
     if crf is not None:
         shapes = {"transitions": (n_tags, n_tags), "start": (n_tags,), "end": (n_tags,)}

@@ -331,6 +331,7 @@ class Tagger:
         )
         return tags, per_sentence, pos_out
 
+
 def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
     """The message for the first token or POS tag that is not a str (found only after featurize refused one)."""
     for name, lists in (("token", sentences), ("POS tag", pos or [])):

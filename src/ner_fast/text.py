@@ -402,11 +402,19 @@ def _check_tagger(tagger: Tagger) -> None:
 BATCH_SIZE = 2048
 
 
-def tag_texts(tagger: Tagger, texts: Sequence[str], workers: int | None = None) -> list[Doc]:
+def tag_texts(
+    tagger: Tagger,
+    texts: Sequence[str],
+    workers: int | None = None,
+    segments: Sequence[tuple[list[str], list[int], list[int], list[int]]] | None = None,
+) -> list[Doc]:
     """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences (`workers`
-    batches at once, default the tagger's); one `Doc` each."""
+    batches at once, default the tagger's); one `Doc` each.
+
+    `segments`: the texts' tokens and sentences as `segment` returns them, when the caller has them
+    already (`ner-fast serve` for pre-tokenized sentences: `join_tokens`, one sentence each)."""
     _check_tagger(tagger)
-    return _tag_segmented(tagger, texts, [segment(t) for t in texts], workers)
+    return _tag_segmented(tagger, texts, [segment(t) for t in texts] if segments is None else segments, workers)
 
 
 def _tag_segmented(

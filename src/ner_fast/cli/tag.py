@@ -255,7 +255,8 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches tagged at once, in threads (on few cores, --workers 2 --threads 1 beats --threads 2).")
+              help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
+                   "--workers 2 --threads 1 beats --threads 2).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one JSON lines part per "
                    "partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.")
