@@ -95,7 +95,8 @@ def find_or_train_model(given: str | None, work: Path) -> Path:
     full_run = ROOT / "runs" / "gmb"
     if (full_run / "best.params.npz").exists():
         return full_run
-    from ner_fast.train import TrainConfig, train
+    from ner_fast.config import TrainConfig
+    from ner_fast.train import train
 
     print("no --model and no runs/gmb: training a small model (1 epoch, 3000 sentences)")
     cfg = TrainConfig(out=str(work / "model"), max_sentences=3000, epochs=1, seed=0)

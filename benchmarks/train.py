@@ -46,7 +46,8 @@ from ner_fast.checkpoint import init_params  # noqa: E402
 from ner_fast.iterators import BucketIter  # noqa: E402
 from ner_fast.metrics import TagScheme  # noqa: E402
 from ner_fast.prepare import prepare  # noqa: E402
-from ner_fast.train import TrainConfig, make_module, model_config_for, run_epoch  # noqa: E402
+from ner_fast.config import TrainConfig  # noqa: E402
+from ner_fast.train import make_module, model_config_for, run_epoch  # noqa: E402
 
 
 class Variant:

@@ -67,7 +67,7 @@ TAGS = [
 ]
 SMALL = dict(
     max_token_chars=8, use_casing=True, casing_dim=3, char_dim=5, filters=4, word_dim=6, hidden=7,
-    num_layers=2, filter_widths=[2, 3],
+    num_layers=2, filter_widths=[2, 3], crf=False,
 )
 
 

@@ -37,6 +37,7 @@ CONFIG = ModelConfig(
     casing_dim=3,
     hidden=7,
     num_layers=2,
+    crf=False,  # the softmax network; the CRF's own tests are in test_crf.py
 )
 
 

@@ -156,7 +156,7 @@ def test_failures_write_nothing(tmp_path: Path) -> None:
 
 
 def test_prepare_argument_errors() -> None:
-    with pytest.raises(ValueError, match="max_token_chars"):
+    with pytest.raises(ValueError, match="max-token-chars"):
         prepare(small_corpus(), max_token_chars=0)
     with pytest.raises(ValueError, match="tagged"):
         prepare(Corpus.from_sentences([["a"], ["b"]]))

@@ -22,7 +22,8 @@ from ner_fast.cli.train import train_command
 from ner_fast.evaluate import evaluate
 from ner_fast.iterators import BucketIter
 from ner_fast.prepare import prepare
-from ner_fast.train import TrainConfig, recipe_options, resume_config, train
+from ner_fast.config import RECIPES, TrainConfig, resume_config
+from ner_fast.train import train
 
 TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
 
@@ -35,7 +36,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _cfg(prepared: str, out: Path, **kw: Any) -> TrainConfig:
-    options: dict[str, Any] = dict(out=str(out), data=prepared, batch_size=16, epochs=2, patience=None, arch=TINY)
+    options: dict[str, Any] = dict(out=str(out), data=prepared, batch_size=16, epochs=2, patience=0, arch=TINY)
     options.update(kw)
     return TrainConfig(**options)
 
@@ -66,7 +67,7 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(prepared: str, tmp_path
 
 def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = train(_cfg(prepared, out, epochs=3, patience=None, learning_rate=0.02), progress=False, echo=_quiet)
+    result = train(_cfg(prepared, out, epochs=3, patience=0, learning_rate=0.02), progress=False, echo=_quiet)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         ["config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json", "metrics.jsonl"]
@@ -254,9 +255,8 @@ def test_flush_denormals_reaches_mxnet_threads(flush: bool) -> None:
 
 def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: str, tmp_path: Path) -> None:
     defaults = TrainConfig(out="x")
-    settings, arch = recipe_options("tuned")
-    assert {k: getattr(defaults, k) for k in settings} == settings
-    assert {k: defaults.arch[k] for k in arch} == arch
+    tuned = RECIPES["tuned"]
+    assert tuned and {k: defaults.arch.get(k, getattr(defaults, k, None)) for k in tuned} == tuned
     runner = CliRunner()
     common = [prepared, "--epochs", "1", "--batch-size", "16", "--hidden", "8", "--word-dim", "8", "--filters", "4",
               "--no-progress", "--json"]  # fmt: skip
@@ -265,11 +265,13 @@ def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: s
     doc = json.loads((tmp_path / "t" / "config.json").read_text())
     # The tutorial's settings, except the learning rate given on the command line.
     assert doc["train"]["learning_rate"] == 0.005
-    assert (doc["train"]["lr_decay"], doc["train"]["clip_gradient"], doc["train"]["lowercase"]) == (1.0, None, False)
+    assert (doc["train"]["lr_decay"], doc["train"]["clip_gradient"]) == (1.0, 0.0)
+    # A prepared folder fixes the data options: the record is the folder's, not the recipe's.
+    assert doc["train"]["lowercase"] is doc["data"]["lowercase"] is True
     assert (doc["train"]["word_dropout"], doc["train"]["decode"]) == (0.0, "argmax")
     assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, False, 0.1)
     res = runner.invoke(train_command, [*common, "--out", str(tmp_path / "d"), "--no-crf", "--clip-gradient", "0"])
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "d" / "config.json").read_text())
-    assert (doc["train"]["learning_rate"], doc["train"]["decode"], doc["train"]["clip_gradient"]) == (0.002, "bio", None)
+    assert (doc["train"]["learning_rate"], doc["train"]["decode"], doc["train"]["clip_gradient"]) == (0.002, "bio", 0.0)
     assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, True, 0.5)

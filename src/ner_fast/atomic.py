@@ -1,20 +1,34 @@
-"""Write-then-rename for every output: a crash or Ctrl-C mid-write leaves the previous file or
-folder (or none), never a half-written one.
+"""Outputs on disk: write-then-rename for every file and folder, the rule for output folders, and
+reading our own files back with errors that name them.
 
-Files are written to a temporary name in the target's folder (so the rename stays on one file
-system), flushed to disk and renamed onto the target; folders are filled under a temporary name
-and then swapped in.
+- Files are written to a temporary name beside the target (so the rename stays on one file
+  system), flushed to disk and renamed onto the target; a crash or Ctrl-C mid-write leaves the
+  previous file (or none), never a half-written one. A symbolic link is written through (its
+  target is replaced, the link stays); an existing file keeps its permissions.
+- Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
+  swapped out): the next write to the same target removes those whose process is gone, so a killed
+  run leaves nothing behind for long.
+- Errors name the output path, never the temporary one (a full disk too).
+- Output folders (`claim_output_dir`): a command writes into a new or empty folder, or over an
+  earlier output of its own; a non-empty folder holding anything else is refused unless `force`,
+  and even then nothing but the command's own files is replaced. `--out .` (or any folder holding
+  the current one) is refused.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+# `.<name>.<pid>.<random>.tmp` / `.old`: what this module creates, and the pid that owns it.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.(?:tmp|old)$")
 
 
 def current_umask() -> int:
@@ -24,21 +38,94 @@ def current_umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
+    """Remove the temporary files and folders of this module in `folder` whose process is gone.
+
+    With `name`, only those of that target. Returns what was removed. Another live process's
+    temporaries (a run in progress) are left alone.
+    """
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP.match(entry)
+        if not m or (name is not None and m["name"] != name) or _alive(int(m["pid"])):
+            continue
+        path = Path(folder) / entry
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        removed.append(path)
+    return removed
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """`err` re-raised about the output `path` (not a temporary name), e.g. a full disk."""
+    if err.errno:
+        return type(err)(err.errno, err.strerror or str(err), str(path))
+    return OSError(f"{path}: {err}")
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
-    """Open a temporary file beside `path` for writing; on a clean exit fsync it and rename it onto `path`."""
+    """Open a temporary file beside `path` for writing; on a clean exit fsync it and rename it onto `path`.
+
+    A symbolic link `path` is written through: the file it points to is replaced. Errors name `path`.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    remove_stale_temps(path.parent, path.name)
+    try:
+        mode_bits = path.stat().st_mode & 0o7777
+    except OSError:
+        mode_bits = 0o666 & ~current_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _named(err, path) from None
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes the file private; give it the usual mode
+        os.chmod(tmp, mode_bits)  # mkstemp makes the file private; give it the target's (or the usual) mode
         os.replace(tmp, path)
+    except OSError as err:
+        _unlink_quietly(tmp)
+        raise _named(err, path) from None
     except BaseException:
-        os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
@@ -58,26 +145,180 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-@contextmanager
-def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a new temporary folder beside `target`; on a clean exit it replaces `target` by renames.
+# --------------------------------------------------------------------------- output folders
 
-    An existing `target` is replaced only once the new folder is complete; on an error the
-    temporary folder is removed and `target` is left as it was.
+
+@dataclass(frozen=True)
+class OutputDir:
+    """A folder a command may write: `previous` are the entries of an earlier output of the same
+    command there (replaced), `foreign` the other entries (kept; only ever non-empty with force)."""
+
+    path: Path
+    previous: frozenset[str] = frozenset()
+    foreign: frozenset[str] = frozenset()
+    option: str = "--out"
+
+    def refuse_clashes(self, names: Collection[str]) -> None:
+        """OptionError if writing `names` would overwrite entries this command did not write (even with force)."""
+        from ner_fast.config import OptionError
+
+        clash = sorted(set(names) & self.foreign)
+        if clash:
+            raise OptionError(
+                self.option, f"{self.path}: {', '.join(clash)} was not written by this command; not overwritten, even with --force"
+            )
+
+
+def nothing_owned(folder: Path) -> None:
+    """For `claim_output_dir`: a command that recognises no earlier output of its own."""
+    return None
+
+
+def claim_output_dir(
+    path: str | os.PathLike[str],
+    owned: Callable[[Path], Collection[str] | None] = nothing_owned,
+    *,
+    force: bool = False,
+    option: str = "--out",
+) -> OutputDir:
+    """Check that a command may write the folder `path`, before it does any work.
+
+    `owned(path)` gives the entry names of an earlier output of the same command found in `path`
+    (None: there is none). A new or empty folder, or one holding only such an output, is fine. Any
+    other entry makes it an OptionError naming `option` unless `force`; then those entries are kept.
+    The current folder (or one holding it) is refused, and a folder that cannot be written is a
+    PermissionError naming it. A symbolic link to a folder stands for that folder.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    from ner_fast.config import OptionError  # config reads files through this module
+
+    path = Path(path)
+    if path.is_symlink():  # write where the link points; the link stays
+        path = Path(os.path.realpath(path))
+    resolved = path.resolve()
+    here = Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise OptionError(option, f"{path} is the current folder or holds it; name a new folder for the output")
+    if path.exists() and not path.is_dir():
+        raise OptionError(option, f"{path} is a file, not a folder")
+    _check_writable(path)
+    if not path.exists():
+        return OutputDir(path, option=option)
+    remove_stale_temps(path)
+    entries = {e for e in os.listdir(path) if not _TEMP.match(e)}  # a live run's temporaries are not content
+    if not entries:
+        return OutputDir(path, option=option)
+    ours = set(owned(path) or ()) & entries
+    foreign = entries - ours
+    if foreign and not force:
+        shown = ", ".join(sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
+        what = "besides an earlier output of this command" if ours else "and is not an output of this command"
+        raise OptionError(
+            option,
+            f"{path} holds other files ({shown}) {what}; choose a new or empty folder, or add --force"
+            " (then only this command's own files there are replaced)",
+        )
+    return OutputDir(path, frozenset(ours), frozenset(foreign), option)
+
+
+def _check_writable(path: Path) -> None:
+    """PermissionError naming `path` where the folder (or the nearest existing parent) cannot be written."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return
+        probe = probe.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=probe)
+    except OSError as err:
+        raise _named(err, path) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+@contextmanager
+def atomic_dir(
+    target: str | os.PathLike[str] | OutputDir,
+    owned: Callable[[Path], Collection[str] | None] = nothing_owned,
+    *,
+    force: bool = False,
+) -> Iterator[Path]:
+    """Yield a new temporary folder beside `target` to fill; on a clean exit it becomes `target`.
+
+    `target` is claimed first (`claim_output_dir` with `owned` and `force`; or pass the `OutputDir`
+    it returned). Into a new folder, an empty one or one holding only an earlier output of the same
+    command, the filled folder is swapped in by renames (an earlier output is replaced only once the
+    new one is complete). Into a folder with other entries (`force`), the new files are moved in one
+    by one and the earlier output's files that the new one lacks are removed; nothing else is
+    touched (a new file that would overwrite another's is an OptionError before anything moves). On an error the temporary folder is removed and `target` is left as it was.
+    """
+    claim = target if isinstance(target, OutputDir) else claim_output_dir(target, owned, force=force)
+    path = claim.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, path.name)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise _named(err, path) from None
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes the folder private; give it the usual mode
         yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "data")
-            os.replace(tmp, target)
+        if claim.foreign:
+            written = set(os.listdir(tmp))
+            claim.refuse_clashes(written)
+            for name in sorted(written):
+                os.replace(tmp / name, path / name)
+            for name in claim.previous - written:
+                (path / name).unlink(missing_ok=True)
+            tmp.rmdir()
+        elif path.exists():
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".old", dir=path.parent))
+            os.replace(path, old / "data")
+            os.replace(tmp, path)
             shutil.rmtree(old)
         else:
-            os.replace(tmp, target)
+            os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named(err, path) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# --------------------------------------------------------------------------- reading our files
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON document") -> Any:
+    """A JSON file's document; ValueError naming the file when it is missing, unreadable or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (expected a {what})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the {what}: {err}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+
+
+def read_npz(path: str | os.PathLike[str], what: str = "array file") -> dict[str, Any]:
+    """Every array of an `.npz` written by this package (no pickle), read whole.
+
+    ValueError naming the file when it is missing, not an npz archive (random bytes are not
+    "pickled data"), truncated or corrupt.
+    """
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file (expected a {what})")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a {what} (not an .npz archive; damaged or replaced?)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, RuntimeError) as err:
+        raise ValueError(f"{path}: the {what} is corrupt or truncated ({err})") from None

@@ -1,7 +1,8 @@
-"""Model configuration, canonical parameters and checkpoint files: everything but the graph.
+"""Canonical parameters and checkpoint files: everything about a trained network but the graph.
 
 This module never imports mxnet, so the ONNX exporter and `ner-fast evaluate` can read a
-checkpoint without it. The graph itself lives in `model.py`.
+checkpoint without it. The graph itself lives in `model.py`; `ModelConfig` lives with every other
+option in `config.py` (re-exported here, where the checkpoint readers have always found it).
 
 Parameters travel in one *canonical* form everywhere outside a running module: a dict of float32
 NumPy arrays under the unpacked names of docs/ARCHITECTURE.md (`lstm{k}_{fwd|bwd}_{i2h|h2h}_{weight|bias}`,
@@ -14,96 +15,25 @@ A checkpoint folder (`ner-fast train --out DIR`) holds `config.json`, `vocab.jso
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes
+from ner_fast.atomic import atomic_write_bytes, read_npz
+from ner_fast.config import CONFIG_VERSION, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
-from ner_fast.features import ROW_CHARS
 from ner_fast.vocab import Vocabularies
 
-CONFIG_VERSION = 1
+__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
+           "check_params", "save_params", "load_params", "read_config", "load_model"]
 
 DIRECTIONS = ("fwd", "bwd")
-
-
-@dataclass
-class ModelConfig:
-    """Every architectural hyper-parameter, plus the vocabulary sizes the network is built for.
-
-    Sizes count the padding/unknown ids (`n_words = len(vocabs.words)`); `n_pos = 0` means the
-    corpus has no POS column, and then POS is not used whatever `use_pos` says. `crf` replaces the
-    per-token softmax loss by a linear-chain CRF over the same scores (Lample et al. 2016).
-    """
-
-    n_words: int
-    n_chars: int
-    n_tags: int
-    max_token_chars: int
-    n_pos: int = 0
-    n_casing: int = 0
-    char_dim: int = 25
-    filter_widths: list[int] = field(default_factory=lambda: [3])
-    filters: int = 53
-    word_dim: int = 150
-    use_casing: bool = False
-    casing_dim: int = 10
-    use_pos: bool = True
-    hidden: int = 275
-    num_layers: int = 1
-    dropout: float = 0.1
-    fused: bool = True
-    crf: bool = False
-
-    def __post_init__(self) -> None:
-        self.filter_widths = [int(w) for w in self.filter_widths]
-        if any(w < 1 or w > self.max_token_chars for w in self.filter_widths):
-            raise ValueError(
-                f"filter widths {self.filter_widths} must lie in 1..max_token_chars ({self.max_token_chars})"
-            )
-        if self.use_casing and self.n_casing < 2:
-            raise ValueError("use_casing needs n_casing (the number of casing ids, padding included)")
-        if self.num_layers < 1 or self.hidden < 1:
-            raise ValueError("num_layers and hidden must be positive")
-
-    @property
-    def pos_enabled(self) -> bool:
-        """Whether the one-hot POS feature is part of the input (asked for and available)."""
-        return self.use_pos and self.n_pos > 0
-
-    @property
-    def input_dim(self) -> int:
-        """Width of the per-token vector that enters the first BiLSTM layer."""
-        dim = self.word_dim + self.filters * len(self.filter_widths)
-        if self.use_casing:
-            dim += self.casing_dim
-        if self.pos_enabled:
-            dim += self.n_pos
-        return dim
-
-    @property
-    def n_features(self) -> int:
-        """Rows of the input tensor: word, casing, POS, then one per character."""
-        return ROW_CHARS + self.max_token_chars
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the `model` section of config.json)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        """The inverse of `to_dict`; unknown keys are an error (a newer or foreign config)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**data)
+# Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
+RUN_FILES = ("config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
+             "metrics.jsonl")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -223,31 +153,23 @@ def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray]) -> 
 
 
 def load_params(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read a params npz written by `save_params` -> canonical parameters by name."""
+    """Read a params npz written by `save_params` -> canonical parameters by name; ValueError naming the file."""
     params: dict[str, np.ndarray] = {}
-    if not Path(path).exists():
-        raise ValueError(f"{path}: no such parameter file")
-    with np.load(path, allow_pickle=False) as npz:
-        for key in npz.files:
-            kind, _, name = key.partition(":")
-            if kind != "arg":
-                raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME)")
-            params[name] = npz[key]
+    for key, array in read_npz(path, "parameter file").items():
+        kind, _, name = key.partition(":")
+        if kind != "arg":
+            raise ValueError(f"{path}: unexpected array {key!r} (expected arg:NAME)")
+        params[name] = array
     return params
 
 
-def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """The `config.json` document of a checkpoint folder."""
-    path = Path(folder) / "config.json"
+def run_files(folder: Path) -> set[str] | None:
+    """The files of an earlier `ner-fast train` run in `folder` (None: it holds none)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from err
-    if not isinstance(doc, dict) or "model" not in doc:
-        raise ValueError(f"{path}: not a ner-fast training config (no 'model' section)")
-    if doc.get("format_version", 0) > CONFIG_VERSION:
-        raise ValueError(f"{path}: format_version {doc['format_version']} is newer than this ner-fast reads")
-    return doc
+        read_config(folder)
+    except ValueError:
+        return None
+    return set(RUN_FILES)
 
 
 def load_model(
@@ -262,7 +184,11 @@ def load_model(
     folder = Path(folder)
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
-    params = load_params(folder / f"{which}.params.npz")
-    check_params(config, params)
+    path = folder / f"{which}.params.npz"
+    params = load_params(path)
+    try:
+        check_params(config, params)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     vocabs = Vocabularies.load(folder / "vocab.json")
     return config, params, vocabs, doc

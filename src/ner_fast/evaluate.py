@@ -16,15 +16,17 @@ from tqdm import tqdm
 
 from ner_fast.buckets import Bucket, build_buckets
 from ner_fast.checkpoint import load_model
+from ner_fast.config import read_config
 from ner_fast.decode import CRF
 from ner_fast.metrics import Accumulator, Scores, TagScheme
 
 
 def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     """Rebuild the validation split of the run described by config.json document `doc`."""
-    from ner_fast.train import TrainConfig, load_data
+    from ner_fast.config import TrainConfig
+    from ner_fast.train import load_data
 
-    data = load_data(TrainConfig.from_dict(doc["train"]))
+    data = load_data(TrainConfig.from_dict(doc["train"]), check=False)
     if data.vocabs != vocabs:
         raise ValueError(
             f"the training data ({doc['data'].get('source')}) no longer gives the model's vocabularies:"
@@ -103,6 +105,7 @@ def evaluate(
 
     config, params, vocabs, doc = load_model(model_dir, which)
     if data is None:
+        doc = read_config(model_dir, need_train=True)  # its train section rebuilds the split: checked, errors name the file
         buckets = validation_buckets(doc, vocabs)
     else:
         lengths = doc.get("data", {}).get("buckets") or []

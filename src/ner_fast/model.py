@@ -8,7 +8,7 @@ canonical (unpacked) parameter dicts live in the mxnet-free `checkpoint.py`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import mxnet as mx
 import numpy as np
@@ -17,7 +17,7 @@ from ner_fast.checkpoint import ModelConfig, check_params, pack_params
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 
-__all__ = ["ModelConfig", "make_sym_gen", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
+__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
 
 
 def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:
@@ -136,6 +136,12 @@ def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n
         emit, steps = [mx.sym.reshape(scores, shape=(-1, n_tags))], [mask]
     pairs_base = mx.sym.expand_dims(trans, axis=0)  # (1, T, T)
     alpha = mx.sym.broadcast_add(emit[0], mx.sym.expand_dims(start, axis=0))
+    if seq_len == 1:
+        # One token: no transition, but the graph must still list `crf_transitions`, and at the same
+        # place as longer buckets do (after crf_start, before crf_end). BucketingModule's buckets share
+        # one optimizer that keys Adam's states by parameter position: a bucket listing one parameter
+        # fewer shifts later states onto the wrong parameters. The gradient this adds is exactly 0.
+        alpha = mx.sym.broadcast_add(alpha, 0 * mx.sym.reshape(mx.sym.sum(trans), shape=(1, 1)))
     for t in range(1, seq_len):
         pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), pairs_base)
         stepped = _logsumexp(pairs, axis=1) + emit[t]
@@ -181,6 +187,21 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
         return out, ("data",), ("softmax_label",)
 
     return sym_gen
+
+
+def check_bucket_params(config: ModelConfig, lengths: Iterable[int]) -> None:
+    """RuntimeError unless the training graph of every length in `lengths` lists the same parameters
+    in the same order: `BucketingModule`'s buckets share one optimizer that keys its states by
+    parameter position, so a bucket that differs would update parameters with another's state."""
+    sym_gen = make_sym_gen(config)
+    inputs = ("data", "softmax_label")
+    seen: dict[tuple[str, ...], int] = {}
+    for length in sorted(set(lengths)):
+        names = tuple(a for a in sym_gen(length)[0].list_arguments() if a not in inputs)
+        seen.setdefault(names, length)
+    if len(seen) > 1:
+        (a, la), (b, lb) = list(seen.items())[:2]
+        raise RuntimeError(f"bucket {la} lists parameters {list(a)}, bucket {lb} {list(b)}: the optimizer would mix them")
 
 
 def proba_symbol(config: ModelConfig, seq_len: int) -> mx.sym.Symbol:

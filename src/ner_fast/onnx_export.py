@@ -31,11 +31,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ner_fast import __version__
-from ner_fast.atomic import atomic_dir
+from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params
+from ner_fast.config import normalise_buckets
+from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.package import DEFAULT_BUCKETS, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, write_manifest
+from ner_fast.package import DEFAULT_BUCKETS, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -226,11 +228,12 @@ def _externalize(model: onnx.ModelProto, weights_path: Path) -> onnx.ModelProto:
 
 
 def write_package(
-    out: str | os.PathLike[str],
+    out: str | os.PathLike[str] | OutputDir,
     model: onnx.ModelProto,
     buckets: Sequence[int],
     model_info: Mapping[str, Any],
     versions: Mapping[str, str],
+    force: bool = False,
 ) -> Path:
     """Write a model package folder from the dynamic `model` (weights embedded).
 
@@ -238,13 +241,14 @@ def write_package(
     length are small graphs that all point into it. `model.json` is `model_info` plus the format
     version, buckets and versions; `manifest.json` checksums every file. Everything is written to a
     temporary folder beside `out`, which then replaces `out` by renames, so an existing package is
-    never left half-overwritten.
+    never left half-overwritten. `out` must be new, empty or an earlier package; a folder with other
+    files is refused unless `force` (then they are kept: `atomic.atomic_dir`).
     """
-    out = Path(out)
+    claim = out if isinstance(out, OutputDir) else claim_output_dir(out, package_files, force=force)
     buckets = sorted({int(b) for b in buckets})
     if any(b < 1 for b in buckets):
         raise ValueError(f"bucket lengths must be positive, got {buckets}")
-    with atomic_dir(out) as tmp:
+    with atomic_dir(claim) as tmp:
         shared = _externalize(model, tmp / WEIGHTS_FILE)
         graphs = {graph_file(None): shared, **{graph_file(b): with_seq_len(shared, b) for b in buckets}}
         for name, graph in graphs.items():
@@ -252,7 +256,7 @@ def write_package(
         info = {**model_info, "format_version": FORMAT_VERSION, "buckets": buckets, "versions": dict(versions)}
         (tmp / MODEL_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         write_manifest(tmp, [MODEL_FILE, WEIGHTS_FILE, *graphs], versions)
-    return out
+    return claim.path
 
 
 def parse_buckets(spec: str, training_buckets: Sequence[int]) -> list[int]:
@@ -263,12 +267,9 @@ def parse_buckets(spec: str, training_buckets: Sequence[int]) -> list[int]:
     if spec == "dynamic":
         return []
     try:
-        buckets = sorted({int(part) for part in spec.split(",") if part.strip()})
-    except ValueError:
-        raise ValueError(f"buckets must be 'auto', 'dynamic' or comma-separated lengths, got {spec!r}") from None
-    if not buckets or buckets[0] < 1:
-        raise ValueError(f"bucket lengths must be positive integers, got {spec!r}")
-    return buckets
+        return parse_bucket_list(spec)
+    except ValueError as err:
+        raise ValueError(f"buckets must be 'auto', 'dynamic' or comma-separated lengths: {err}") from None
 
 
 def _versions(opset: int) -> dict[str, str]:
@@ -290,18 +291,22 @@ def export_model(
     buckets: str = DEFAULT_BUCKETS,
     quantize: str | None = None,
     which: str = "best",
+    force: bool = False,
 ) -> Path:
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
     `buckets` as in `parse_buckets`; the dynamic graph is always written, so sentences longer than
     every bucket are tagged whole. `quantize="int8"` stores int8 weights (onnxruntime dynamic
-    quantization). Returns the package folder.
+    quantization). `out` must be new, empty or an earlier package (else `force`, see `write_package`).
+    Returns the package folder.
     """
     from ner_fast.checkpoint import load_model
 
     model_dir = Path(model_dir)
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
+    claim = claim_output_dir(target, package_files, force=force)  # before any work
     config, params, vocabs, doc = load_model(model_dir, which)
     crf = CRF.from_params(params).to_json() if config.crf else None
     data = doc.get("data", {})
@@ -344,5 +349,4 @@ def export_model(
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_tags]},
         "source": {"model_dir": str(model_dir.resolve()), "checkpoint": which, "trained_with": doc.get("versions", {})},
     }
-    target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
-    return write_package(target, graph, lengths, info, versions)
+    return write_package(claim, graph, lengths, info, versions)

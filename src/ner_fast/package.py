@@ -56,6 +56,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def package_files(folder: Path) -> set[str] | None:
+    """The files of an earlier package written into `folder`: the manifest and what it lists (None: no package)."""
+    try:
+        listed = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(listed, dict):
+        return None
+    return {MANIFEST_FILE, *(name for name in listed if isinstance(name, str) and "/" not in name)}
+
+
 def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str]) -> dict[str, Any]:
     """Checksum `files` (names inside `folder`) and write `folder/manifest.json`; return the manifest."""
     manifest = {

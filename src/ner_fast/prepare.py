@@ -13,14 +13,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ner_fast.atomic import atomic_dir
+from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz
 from ner_fast.buckets import Bucket, build_buckets, default_buckets
+from ner_fast.config import BY_NAME, check_values, default_of
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid")
+PREPARED_FILES = ("prepared.json", "vocab.json", *(f"{name}.npz" for name in SPLITS))
+
+
+def prepared_files(folder: Path) -> set[str] | None:
+    """The files of an earlier `ner-fast prepare` output in `folder` (None: it holds none)."""
+    return set(PREPARED_FILES) if (folder / "prepared.json").is_file() else None
 
 
 @dataclass
@@ -32,12 +39,14 @@ class PreparedData:
     settings: dict[str, Any]
     summary: dict[str, Any]
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path | OutputDir, force: bool = False) -> None:
         """Write to a temporary folder beside `directory`, then rename it into place.
 
-        An existing `directory` is replaced only once the new one is complete.
+        `directory` must be new, empty or an earlier prepare output (`prepared_files`), which is
+        replaced only once the new one is complete; a folder with other files is refused unless
+        `force` (then they are kept). See `atomic.atomic_dir`.
         """
-        with atomic_dir(directory) as tmp:
+        with atomic_dir(directory, prepared_files, force=force) as tmp:
             doc = {"format_version": FORMAT_VERSION, "settings": self.settings, "summary": self.summary}
             (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
             self.vocabs.save(tmp / "vocab.json")
@@ -48,10 +57,9 @@ class PreparedData:
     def load(cls, directory: str | Path) -> PreparedData:
         """Read a directory written by `save` (no pickle: npz with allow_pickle=False)."""
         directory = Path(directory)
-        try:
-            doc = json.loads((directory / "prepared.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{directory / 'prepared.json'}: {err}") from err
+        doc = read_json(directory / "prepared.json", "prepared-data description")
+        if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
+            raise ValueError(f"{directory / 'prepared.json'}: not a ner-fast prepared-data description")
         version = doc.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ValueError(f"{directory}: prepared data format {version!r} is not supported (max {FORMAT_VERSION})")
@@ -77,20 +85,20 @@ def _save_split(path: Path, buckets: Sequence[Bucket]) -> None:
 
 
 def _load_split(path: Path) -> list[Bucket]:
+    arrays = read_npz(path, "prepared split")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return [
-                Bucket(
-                    int(n),
-                    npz[f"features_{n}"],
-                    npz[f"tags_{n}"] if f"tags_{n}" in npz.files else None,
-                    npz[f"lengths_{n}"],
-                    npz[f"indices_{n}"],
-                )
-                for n in npz["buckets"].tolist()
-            ]
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: {err}") from err
+        return [
+            Bucket(
+                int(n),
+                arrays[f"features_{n}"],
+                arrays.get(f"tags_{n}"),
+                arrays[f"lengths_{n}"],
+                arrays[f"indices_{n}"],
+            )
+            for n in arrays["buckets"].tolist()
+        ]
+    except KeyError as err:
+        raise ValueError(f"{path}: array {err} is missing") from None
 
 
 def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus]:
@@ -98,8 +106,7 @@ def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus
 
     When the fractions add up to 1, validation takes every remaining sentence.
     """
-    if len(split) != 2 or min(split) <= 0 or sum(split) > 1 + 1e-9:
-        raise ValueError(f"split must be two positive fractions adding up to at most 1, got {tuple(split)}")
+    split = BY_NAME["split"].check(split)
     n = len(corpus)
     n_train = int(n * split[0])
     n_valid = n - n_train if abs(sum(split) - 1) < 1e-9 else int(n * split[1])
@@ -111,14 +118,14 @@ def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus
 def prepare(
     data: str | Path | Corpus | None = None,
     *,
-    format: str = "auto",
-    split: Sequence[float] = (0.8, 0.2),
-    dev: str | Path | Corpus | None = None,
-    max_sentences: int | None = None,
-    max_token_chars: int = 20,
-    batch_size: int = 50,
-    buckets: Sequence[int] | None = None,
-    lowercase: bool = False,
+    format: str = default_of("format"),
+    split: Sequence[float] = default_of("split"),
+    dev: str | Path | Corpus | None = default_of("dev"),
+    max_sentences: int | None = default_of("max_sentences"),
+    max_token_chars: int = default_of("max_token_chars"),
+    batch_size: int = default_of("batch_size"),
+    buckets: Sequence[int] | None = default_of("buckets"),
+    lowercase: bool = default_of("lowercase"),
 ) -> PreparedData:
     """Read `data` (None: the bundled GMB corpus), split it, build vocabularies on the training
     split only and lay out both splits as buckets.
@@ -129,10 +136,11 @@ def prepare(
     bucket are cut to it, validation sentences never are.
     """
     started = time.perf_counter()
-    if max_token_chars < 1:
-        raise ValueError("max_token_chars must be at least 1")
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+    checked = check_values(
+        {"format": format, "split": split, "max_sentences": max_sentences, "max_token_chars": max_token_chars,
+         "batch_size": batch_size, "buckets": buckets, "lowercase": lowercase}
+    )  # fmt: skip
+    split, buckets = checked["split"], checked["buckets"]
     corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
@@ -153,7 +161,7 @@ def prepare(
             )
 
     vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
-    bucket_lengths = sorted(set(buckets)) if buckets else default_buckets(train.lengths, batch_size)
+    bucket_lengths = buckets or default_buckets(train.lengths, batch_size)
     splits: dict[str, list[Bucket]] = {}
     counts: dict[str, dict[str, int]] = {}
     n_cut = 0

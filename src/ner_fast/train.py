@@ -4,8 +4,9 @@
 trains epoch by epoch with Adam, scores train and validation data after each epoch
 (`metrics.py`), keeps the best model by validation entity F1, stops early after `patience`
 epochs without improvement, and writes the checkpoint files of docs/ARCHITECTURE.md atomically
-after every epoch. Ctrl-C saves the current parameters and returns; `resume_config(DIR)` gives
-the configuration to continue from such a folder.
+after every epoch. Ctrl-C saves the current parameters and returns; `config.resume_config(DIR)`
+gives the configuration to continue from such a folder. The configuration itself (`TrainConfig`,
+`ModelConfig`, every option's default and range) lives in the MXNet-free `config.py`.
 
 Several devices (`context="gpu:0,gpu:1"`) split each batch (data parallel, kvstore `device` or
 `local`); several machines use MXNet's parameter server (`kvstore="dist_sync"` and friends, see
@@ -22,122 +23,40 @@ import platform
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, MutableMapping, Sequence
 
 import numpy as np
 
 from ner_fast import __version__
-from ner_fast.atomic import atomic_write_bytes, atomic_write_json
+from ner_fast.atomic import atomic_write_bytes, atomic_write_json, claim_output_dir, read_json, read_npz
 from ner_fast.checkpoint import (
     CONFIG_VERSION,
-    ModelConfig,
     check_params,
+    RUN_FILES,
+    run_files,
     init_params,
     load_params,
     pack_params,
     save_params,
     unpack_params,
 )
-from ner_fast.decode import CRF, CRF_PARAMS, DECODERS
-from ner_fast.features import CASING_CLASSES
+from ner_fast.config import (
+    N_CASING,
+    ModelConfig,
+    OptionError,
+    TrainConfig,
+    default_of,
+    fixed_by_prepared,
+    parse_context,
+)
+from ner_fast.decode import CRF, CRF_PARAMS
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
 from ner_fast.vocab import Vocabularies
 
 # MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run.
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
-
-KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
-
-
-# Named sets of the settings where the default departs from the tutorial (`ner-fast train --recipe`).
-# "tuned" (the default) is what measured better on the GMB validation split: Adam at lr 0.002
-# decayed by 0.9 per epoch, gradients clipped at 5, lower-cased words plus a casing embedding
-# (Chiu & Nichols), dropout 0.5, word dropout 0.1, a CRF output layer and BIO-constrained decoding
-# (the report: docs/TRAINING.md). "tutorial" is the tutorial's own: lr 0.01 constant, no clipping,
-# cased words only, dropout 0.1, per-token softmax and argmax. Keys are TrainConfig fields, or
-# ModelConfig fields (ARCH_RECIPE_KEYS) that go into `arch`; everything else is the tutorial's in both.
-RECIPES: dict[str, dict[str, Any]] = {
-    "tuned": {
-        "learning_rate": 0.002, "lr_decay": 0.9, "clip_gradient": 5.0, "lowercase": True, "word_dropout": 0.1,
-        "decode": "bio", "use_casing": True, "dropout": 0.5, "crf": True,
-    },
-    "tutorial": {
-        "learning_rate": 0.01, "lr_decay": 1.0, "clip_gradient": None, "lowercase": False, "word_dropout": 0.0,
-        "decode": "argmax", "use_casing": False, "dropout": 0.1, "crf": False,
-    },
-}  # fmt: skip
-ARCH_RECIPE_KEYS = ("use_casing", "dropout", "crf")
-
-
-def recipe_options(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The settings of recipe `name` as (TrainConfig keyword arguments, `arch` overrides)."""
-    if name not in RECIPES:
-        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {name!r}")
-    settings = RECIPES[name]
-    arch = {k: v for k, v in settings.items() if k in ARCH_RECIPE_KEYS}
-    return {k: v for k, v in settings.items() if k not in ARCH_RECIPE_KEYS}, arch
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; stored in `config.json` (section `train`).
-
-    `data` is a corpus file, a folder written by `ner-fast prepare`, or None for the bundled
-    corpus. `arch` holds `ModelConfig` keyword overrides (hidden, dropout, fused, ...); the vocabulary
-    sizes come from the data. The defaults are the "tuned" recipe (`RECIPES`).
-    """
-
-    out: str
-    data: str | None = None
-    format: str = "auto"
-    dev: str | None = None
-    split: tuple[float, float] = (0.8, 0.2)
-    max_sentences: int | None = None
-    max_token_chars: int = 20
-    buckets: list[int] | None = None
-    lowercase: bool = True
-    batch_size: int = 50
-    epochs: int = 30
-    patience: int | None = 5
-    learning_rate: float = 0.002
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
-    lr_decay: float = 0.9
-    clip_gradient: float | None = 5.0
-    word_dropout: float = 0.1
-    decode: str = "bio"
-    seed: int = 0
-    context: str = "cpu"
-    kvstore: str = "device"
-    arch: dict[str, Any] = field(default_factory=lambda: recipe_options("tuned")[1])
-
-    def __post_init__(self) -> None:
-        self.split = tuple(self.split)  # type: ignore[assignment]
-        if self.kvstore not in KVSTORES:
-            raise ValueError(f"kvstore must be one of {', '.join(KVSTORES)}, got {self.kvstore!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
-        if self.decode not in DECODERS:
-            raise ValueError(f"decode must be one of {', '.join(DECODERS)}, got {self.decode!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError("lr_decay must lie in (0, 1]")
-        unknown = set(self.arch) - {f.name for f in dataclasses.fields(ModelConfig)}
-        if unknown:
-            raise ValueError(f"unknown architecture options: {sorted(unknown)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        d = dataclasses.asdict(self)
-        d["split"] = list(self.split)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """The inverse of `to_dict`."""
-        return cls(**data)
 
 
 @dataclass
@@ -187,16 +106,21 @@ class TrainResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_context(spec: str) -> list[Any]:
-    """`"cpu"`, `"gpu:0"` or `"gpu:0,gpu:1"` -> MXNet contexts."""
+def mx_contexts(spec: str) -> list[Any]:
+    """`--context` (`config.parse_context`) -> MXNet contexts; OptionError for a GPU this MXNet cannot use."""
     import mxnet as mx
 
     contexts = []
-    for part in spec.split(","):
-        kind, _, index = part.strip().partition(":")
-        if kind not in ("cpu", "gpu") or (index and not index.isdigit()):
-            raise ValueError(f"bad context {part!r}: use cpu, gpu:N or a comma-separated list")
-        contexts.append(getattr(mx, kind)(int(index or 0)))
+    for kind, index in parse_context(spec):
+        if kind == "gpu":
+            if not mx.runtime.Features().is_enabled("CUDA"):
+                raise OptionError(
+                    "--context", f"gpu:{index}: this MXNet ({mx.__version__}) is a CPU-only build; install the `gpu` extra"
+                )
+            visible = mx.context.num_gpus()
+            if index >= visible:
+                raise OptionError("--context", f"gpu:{index}: {visible} GPU(s) visible to MXNet")
+        contexts.append(getattr(mx, kind)(index))
     return contexts
 
 
@@ -253,23 +177,23 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig) -> Any:
-    """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus."""
+def load_data(cfg: TrainConfig, check: bool = True) -> Any:
+    """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
+
+    A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
+    was used), and (with `check`) a value of `cfg` that differs from the table default and from the
+    folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
+    (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
+    """
     from ner_fast.prepare import PreparedData, prepare
 
     if cfg.data is not None and Path(cfg.data).is_dir():
-        return PreparedData.load(cfg.data)
-    return prepare(
-        cfg.data,
-        format=cfg.format,
-        split=cfg.split,
-        dev=cfg.dev,
-        max_sentences=cfg.max_sentences,
-        max_token_chars=cfg.max_token_chars,
-        batch_size=cfg.batch_size,
-        buckets=cfg.buckets,
-        lowercase=cfg.lowercase,
-    )
+        data = PreparedData.load(cfg.data)
+        asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
+        for name, value in fixed_by_prepared(data.settings, asked).items():
+            setattr(cfg, name, value)
+        return data
+    return prepare(cfg.data, batch_size=cfg.batch_size, **cfg.data_options())
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
@@ -280,7 +204,7 @@ def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> Mod
         n_tags=len(vocabs.tags),
         max_token_chars=max_token_chars,
         n_pos=len(vocabs.pos) if vocabs.pos is not None else 0,
-        n_casing=len(CASING_CLASSES) + 1,
+        n_casing=N_CASING,
         **cfg.arch,
     )
 
@@ -340,13 +264,16 @@ def _load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool
     updater, keys = _updater(module)
     if updater is None or not path.exists():
         return False
-    with np.load(path, allow_pickle=False) as npz:
-        saved = {k: npz[k] for k in npz.files}
+    saved = read_npz(path, "optimizer state file")
     parts: dict[str, dict[str, np.ndarray]] = {"mean": {}, "var": {}, "steps": {}}
     for key, arr in saved.items():
         prefix, _, name = key.partition(":")
-        if name:
+        if name and prefix in parts:
             parts[prefix][name] = arr
+        elif key != "num_update":
+            raise ValueError(f"{path}: unexpected array {key!r}")
+    if "num_update" not in saved or set(parts["mean"]) != set(parts["var"]) or set(parts["mean"]) != set(parts["steps"]):
+        raise ValueError(f"{path}: incomplete optimizer state (num_update, mean:, var:, steps: arrays)")
     if config.fused:
         parts = {p: pack_params(config, d) for p, d in parts.items()}
     opt = updater.optimizer
@@ -359,6 +286,52 @@ def _load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool
             per_device[key] = int(parts["steps"][name].ravel()[0])
     opt.num_update = int(saved["num_update"])
     return True
+
+
+def claim_run_dir(out: Path, force: bool = False) -> None:
+    """Check (and clear of an earlier run) the folder a new run writes, before any work.
+
+    `atomic.claim_output_dir` with the run's files (`checkpoint.run_files`): other files refuse the
+    folder unless `force`. A finished run (state.json) is only started over with `force`, since
+    `--resume` continues it; the files of the earlier run are removed then, nothing else.
+    """
+    claim = claim_output_dir(out, run_files, force=force)
+    claim.refuse_clashes(RUN_FILES)
+    if (out / "state.json").exists() and not force:
+        raise OptionError(
+            "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
+        )
+    for name in claim.previous:
+        (out / name).unlink(missing_ok=True)
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    """`state.json` of a run to resume; ValueError naming the file when missing or malformed."""
+    path = out / "state.json"
+    if not path.exists():
+        raise ValueError(
+            f"{path}: missing, so the run in {out} never finished an epoch; nothing to resume,"
+            f" start it again with --out {out}"
+        )
+    doc = read_json(path, "training state")
+    if not isinstance(doc, dict) or not isinstance(doc.get("epoch"), int) or not isinstance(doc.get("bad_epochs", 0), int):
+        raise ValueError(f"{path}: not a ner-fast training state (needs integer 'epoch' and 'bad_epochs')")
+    return doc
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The epoch records of `metrics.jsonl` (none if it is missing); ValueError naming file and line."""
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return records
 
 
 def _versions() -> dict[str, str]:
@@ -439,25 +412,33 @@ def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
+    force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train per `cfg` into the folder `cfg.out` (created; with `resume`, continued).
 
-    Returns the history and how the run ended; raises ValueError on unusable settings or data.
+    The folder must be new, empty, or a run that never finished an epoch (`claim_run_dir`); `force`
+    also starts over a finished run or writes beside other files (kept). Returns the history and
+    how the run ended; raises OptionError (a ValueError) on unusable options, ValueError on unusable
+    data or checkpoint files, OSError where the folder cannot be written.
     The process is switched to flush-to-zero (`flush_denormals`) and MXNet given every core
     (`set_mxnet_threads`) before MXNet is imported.
     """
+    if resume and force:
+        raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
     flush_denormals()
     set_mxnet_threads()
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
+    from ner_fast.model import check_bucket_params
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
     _seed_everything(cfg.seed)
 
+    contexts = mx_contexts(cfg.context)
     kv: Any = cfg.kvstore
     rank, num_workers = 0, 1
     if "dist" in cfg.kvstore:
@@ -466,28 +447,33 @@ def train(
     writes = rank == 0
     out = Path(cfg.out)
 
+    # The folder is checked before the data is read: a mistake there costs nothing.
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    if resume:
+        state.update(read_state(out))
+    elif writes:
+        claim_run_dir(out, force=force)
+
     data = load_data(cfg)
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     scheme = TagScheme(vocabs.tags.itos)
 
-    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
     history: list[dict[str, Any]] = []
     params: dict[str, np.ndarray] | None = None
     if resume:
         if Vocabularies.load(out / "vocab.json") != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
-        state.update(json.loads((out / "state.json").read_text()))
         params = load_params(out / "last.params.npz")
-        check_params(config, params)
-        lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
-        history = [json.loads(line) for line in lines if line.strip()][: state["epoch"]]
+        try:
+            check_params(config, params)
+        except ValueError as err:
+            raise ValueError(f"{out / 'last.params.npz'}: {err}") from None
+        history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "state.json").exists():
-            raise ValueError(f"{out} already holds a training run: use --resume {out} or another --out")
     if writes:
         atomic_write_json(
             out / "config.json",
@@ -501,7 +487,6 @@ def train(
         )
         vocabs.save(out / "vocab.json")
 
-    contexts = parse_context(cfg.context)
     train_iter = BucketIter(
         data.splits["train"],
         cfg.batch_size,
@@ -515,6 +500,7 @@ def train(
     if params is None:
         params = init_params(config, cfg.seed)
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
+    check_bucket_params(config, [b.length for split in data.splits.values() for b in split])
     module = make_module(config, params, contexts, cfg.batch_size, longest)
     optimizer_params: dict[str, Any] = {
         "learning_rate": cfg.learning_rate,
@@ -584,7 +570,7 @@ def train(
                 f" valid {va_speed:,.0f} tokens/s, lr {lr:.5g}" + ("  (best so far)" if improved else "")
             )
             say(format_table({"train": tr, "valid": va}))
-            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+            if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 stopped = "patience"
                 say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
                 break
@@ -607,17 +593,3 @@ def train(
         rank=rank,
         num_workers=num_workers,
     )
-
-
-def resume_config(out: str | os.PathLike[str], *, epochs: int | None = None, patience: int | None = None) -> TrainConfig:
-    """The `TrainConfig` stored in checkpoint folder `out`, optionally with a new epoch cap or patience."""
-    path = Path(out) / "config.json"
-    if not path.exists():
-        raise ValueError(f"{out} is not a training folder (no config.json)")
-    cfg = TrainConfig.from_dict(json.loads(path.read_text())["train"])
-    cfg.out = str(out)
-    if epochs is not None:
-        cfg.epochs = epochs
-    if patience is not None:
-        cfg.patience = patience
-    return cfg

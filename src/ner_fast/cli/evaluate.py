@@ -31,8 +31,8 @@ def evaluate_command(
 
     try:
         scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=progress, decode=decode)
-    except ValueError as err:  # CorpusError included
-        raise click.ClickException(str(err)) from err
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(scores.to_dict()))
     else:

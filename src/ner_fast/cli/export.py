@@ -39,7 +39,10 @@ def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> st
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Package folder to write (default: export/<MODEL folder name>/); replaced only when complete.")
+              help="Package folder to write (default: export/<MODEL folder name>/): new, empty or an earlier package,"
+                   " replaced only when complete.")
+@click.option("--force", is_flag=True,
+              help="Also write into a non-empty folder that is not a package (its other files are kept).")
 @click.option("--buckets", default=DEFAULT_BUCKETS, show_default=True, callback=_check_buckets,
               help="'dynamic' (one graph, free length; the fastest on CPU, docs/ARCHITECTURE.md), 'auto' (one "
                    "graph per training bucket too) or lengths like 10,20,40. The dynamic graph is always written.")
@@ -47,16 +50,21 @@ def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> st
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Which parameters of the training folder to export.")
 @click.option("--json", "as_json", is_flag=True, help="Print the package summary as JSON.")
-def export_command(model: Path, out: Path | None, buckets: str, quantize: str | None, checkpoint: str, as_json: bool) -> None:
+def export_command(
+    model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str, as_json: bool
+) -> None:
     """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
     manifest."""
+    from ner_fast.config import OptionError
     from ner_fast.onnx_export import export_model
 
     try:
-        package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint)
+        package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force)
+    except OptionError as err:
+        raise click.UsageError(str(err)) from None
     except (ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(str(err)) from None
     summary = package_summary(package)
     if as_json:
         click.echo(json.dumps(summary))

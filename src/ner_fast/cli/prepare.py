@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-
-def _parse_split(value: str) -> tuple[float, float]:
-    parts = [float(p) for p in value.split(",") if p.strip()]
-    if len(parts) == 1:
-        parts.append(round(1.0 - parts[0], 12))
-    if len(parts) != 2:
-        raise ValueError("give TRAIN[,VALID] fractions, e.g. 0.8 or 0.8,0.2")
-    return parts[0], parts[1]
-
-
-def _parse_buckets(value: str) -> list[int]:
-    return sorted({int(p) for p in value.split(",") if p.strip()})
+from ner_fast.config import DEFAULT_RECIPE, click_options
 
 
 def format_summary(summary: dict) -> str:
@@ -40,59 +30,30 @@ def format_summary(summary: dict) -> str:
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write (replaced only when the whole run succeeds).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "gmb", "conll"]), default="auto", show_default=True,
-              help="Corpus format.")
-@click.option("--split", "split", default="0.8,0.2", show_default=True,
-              help="Sequential TRAIN,VALID fractions of the sentences.")
-@click.option("--dev", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A separate validation corpus (then all of DATA trains).")
-@click.option("--max-sentences", type=click.IntRange(min=1), default=None, help="Use only the first N sentences.")
-@click.option("--max-token-chars", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Characters per token (cut or padded).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Batch size; the default buckets are the lengths with at least this many sentences.")
-@click.option("--buckets", default=None, help="Explicit bucket lengths, comma separated (e.g. 10,20,40,80).")
-@click.option("--lowercase/--no-lowercase", default=False, show_default=True, help="Look words up lower-cased.")
+              help="Folder to write: new, empty, or an earlier `ner-fast prepare` output (replaced only when the"
+                   " whole run succeeds).")
+@click.option("--force", is_flag=True,
+              help="Also write into a non-empty folder that is not a prepare output (its other files are kept).")
+@click_options("prepare")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def prepare_command(
-    data: Path | None,
-    out: Path,
-    fmt: str,
-    split: str,
-    dev: Path | None,
-    max_sentences: int | None,
-    max_token_chars: int,
-    batch_size: int,
-    buckets: str | None,
-    lowercase: bool,
-    as_json: bool,
-) -> None:
+def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str | None, as_json: bool, **values: Any) -> None:
     """Read a tagged corpus (default: the bundled GMB corpus), split it, build vocabularies on the
     training split and write the bucket tensors and vocabularies to OUT."""
+    from ner_fast.atomic import claim_output_dir
+    from ner_fast.config import OptionError, given_options, recipe_defaults
     from ner_fast.corpus import CorpusError
-    from ner_fast.prepare import prepare
+    from ner_fast.prepare import prepare, prepared_files
 
+    settings = {o: v for o, v in recipe_defaults(recipe_name or DEFAULT_RECIPE).items() if o in values}
+    settings.update(given_options(values))
     try:
-        split_fractions = _parse_split(split)
-        bucket_lengths = _parse_buckets(buckets) if buckets else None
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
-    try:
-        prepared = prepare(
-            data,
-            format=fmt,
-            split=split_fractions,
-            dev=dev,
-            max_sentences=max_sentences,
-            max_token_chars=max_token_chars,
-            batch_size=batch_size,
-            buckets=bucket_lengths,
-            lowercase=lowercase,
-        )
-        prepared.save(out)
+        claim = claim_output_dir(out, prepared_files, force=force)  # before reading the corpus
+        prepared = prepare(data, **settings)
+        prepared.save(claim)
+    except OptionError as err:
+        raise click.UsageError(str(err)) from None
     except (CorpusError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(prepared.summary))
     else:

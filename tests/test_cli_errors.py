@@ -1,0 +1,188 @@
+"""User mistakes and damaged files get one line naming the file or option, exit 2 for usage and 1 for
+data, never a traceback (issue 8, defect 6); options are honoured or refused, never ignored (defect 8)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ner_fast.cli import cli
+from ner_fast.prepare import prepare
+
+TINY = ["--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "3", "--no-progress"]
+
+
+def _fails(result: Result, code: int, *words: str) -> None:
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # a message, not a traceback
+    for word in words:
+        assert word in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("prep") / "p"
+    prepare(max_sentences=120, buckets=[12, 20, 40], batch_size=16, lowercase=False).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, prepared: Path) -> Path:
+    """One finished epoch that never improves again (learning rate ~0), patience 1."""
+    out = tmp_path_factory.mktemp("run") / "r"
+    args = ["train", str(prepared), "--out", str(out), "--epochs", "1", "--patience", "1", "--lr", "1e-12",
+            "--batch-size", "16", *TINY]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def copy(run: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(run, target)
+    return target
+
+
+def test_resume_without_state_json(copy: Path) -> None:
+    (copy / "state.json").unlink()
+    _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy)]), 1, "state.json", "never finished an epoch")
+
+
+@pytest.mark.parametrize("name", ["last.params.npz", "last.states.npz"])
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+def test_resume_with_damaged_npz(copy: Path, name: str, damage: str) -> None:
+    path = copy / name
+    data = path.read_bytes()
+    path.write_bytes(bytes(range(256)) * 8 if damage == "random" else data[: len(data) // 2])
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 1, str(path))
+    assert "pickled" not in result.output
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+def test_export_and_evaluate_with_damaged_params(copy: Path, tmp_path: Path, damage: str) -> None:
+    path = copy / "best.params.npz"
+    data = path.read_bytes()
+    path.write_bytes(b"\x93NUMPY" + bytes(300) if damage == "random" else data[: len(data) // 3])
+    for args in (["export", str(copy), "--out", str(tmp_path / "pkg")], ["evaluate", str(copy), "--no-progress"]):
+        result = CliRunner().invoke(cli, args)
+        _fails(result, 1, str(path))
+        assert "pickled" not in result.output
+
+
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        (lambda d: d.pop("train"), ["config.json", "'train'"]),
+        (lambda d: d["train"].update(colour="blue"), ["config.json", "colour"]),
+        (lambda d: d["model"].update(colour="blue"), ["config.json", "colour"]),
+        (lambda d: d.update(format_version=99), ["config.json", "format_version 99"]),
+    ],
+)
+def test_bad_config_json(copy: Path, edit, words: list[str]) -> None:  # type: ignore[no-untyped-def]
+    path = copy / "config.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"]), 1, *words)
+    _fails(CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"]), 1, *words)
+
+
+@pytest.mark.parametrize("name", ["state.json", "config.json", "metrics.jsonl"])
+def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
+    (copy / name).write_text('{"epoch": 1,\n', encoding="utf-8")
+    _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"]), 1, str(copy / name))
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [(["--dropout", "2"], "--dropout"), (["--word-dim", "0"], "--word-dim"), (["--split", "1.5"], "--split"),
+     (["--buckets", "0,4"], "--buckets"), (["--context", "tpu"], "--context")],
+)  # fmt: skip
+def test_bad_values_are_usage_errors_naming_the_option(tmp_path: Path, args: list[str], flag: str) -> None:
+    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), *args])
+    _fails(result, 2, flag)
+    assert not (tmp_path / "o").exists()
+
+
+def test_gpu_context_on_a_cpu_only_build(prepared: Path, tmp_path: Path) -> None:
+    import mxnet as mx
+
+    if mx.runtime.Features().is_enabled("CUDA"):
+        pytest.skip("this MXNet has CUDA")
+    result = CliRunner().invoke(cli, ["train", str(prepared), "--out", str(tmp_path / "o"), "--context", "gpu:0", *TINY])
+    _fails(result, 2, "--context", "CPU-only")
+    assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- defect 8: no option ignored
+
+
+@pytest.mark.slow
+def test_resume_honours_patience_zero_and_the_other_resumable_options(copy: Path) -> None:
+    # Patience 1 with no improvement would stop after epoch 2; --patience 0 (never) runs all 3.
+    result = CliRunner().invoke(
+        cli, ["train", "--resume", str(copy), "--epochs", "3", "--patience", "0", "--context", "cpu:0", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["stopped"] == "epochs" and len(outcome["history"]) == 3
+    doc = json.loads((copy / "config.json").read_text())
+    assert (doc["train"]["patience"], doc["train"]["epochs"], doc["train"]["context"]) == (0, 3, "cpu:0")
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [(["--lr", "0.1"], "--lr"), (["--hidden", "9"], "--hidden"), (["--lowercase"], "--lowercase"),
+     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA"), (["--force"], "--force")],
+)  # fmt: skip
+def test_resume_refuses_options_it_cannot_honour(copy: Path, prepared: Path, args: list[str], flag: str) -> None:
+    args = [str(prepared) if a == "DATA" else a for a in args]
+    before = (copy / "config.json").read_bytes()
+    _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), *args]), 2, flag)
+    assert (copy / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [(["--lowercase"], "--lowercase"), (["--max-sentences", "10"], "--max-sentences"), (["--buckets", "5"], "--buckets"),
+     (["--split", "0.5"], "--split"), (["--max-token-chars", "9"], "--max-token-chars"), (["--format", "conll"], "--format")],
+)  # fmt: skip
+def test_a_prepared_folder_refuses_other_data_options(prepared: Path, tmp_path: Path, args: list[str], flag: str) -> None:
+    result = CliRunner().invoke(cli, ["train", str(prepared), "--out", str(tmp_path / "o"), *args, *TINY])
+    _fails(result, 2, flag, "prepared folder")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_prepared_folder_is_recorded_as_used(run: Path) -> None:
+    # The tuned recipe lower-cases, but this folder was prepared cased: the record says what was used.
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["train"]["lowercase"] is False and doc["data"]["lowercase"] is False
+    assert doc["train"]["max_sentences"] == 120 and doc["train"]["buckets"] == [12, 20, 40]
+
+
+@pytest.mark.slow
+def test_train_split_takes_one_fraction_like_prepare(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    result = CliRunner().invoke(
+        cli, ["train", "--out", str(out), "--max-sentences", "60", "--split", "0.8", "--epochs", "1", "--buckets", "40",
+              "--batch-size", "16", *TINY],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["train"]["split"] == [0.8, 0.2] and doc["data"]["summary"]["splits"]["valid"]["sentences"] == 12
+
+
+def test_evaluate_rebuilds_a_prepared_run_recorded_before_the_rule(copy: Path) -> None:
+    # Runs trained before the rule recorded the recipe's lowercase over a cased prepared folder.
+    path = copy / "config.json"
+    doc = json.loads(path.read_text())
+    doc["train"]["lowercase"] = True
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["tokens"] > 0

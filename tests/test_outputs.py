@@ -1,0 +1,224 @@
+"""Output folders and files (issue 8, defects 2 and 10): no command removes or overwrites what it did
+not write unless --force (and even then keeps it), `--out .` fails leaving nothing, symlinks are
+written through, killed runs' temporaries get cleaned, errors name the output path."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from helpers import make_checkpoint
+from ner_fast.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from ner_fast.cli import cli
+
+CONLL = "Angela\tNNP\tB-per\nvisited\tVBD\tO\nParis\tNNP\tB-geo\n\nThe\tDT\tO\nUN\tNNP\tB-org\nmet\tVBD\tO\n\n" * 20
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _refused(result: Result, *words: str) -> None:
+    """A one-line usage error (exit 2), not a traceback, mentioning `words`."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for word in words:
+        assert word in result.output, result.output
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "x.conll").write_text(CONLL, encoding="utf-8")
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    return folder
+
+
+def test_prepare_refuses_a_folder_it_did_not_write(corpus_dir: Path) -> None:
+    before = _snapshot(corpus_dir)
+    result = CliRunner().invoke(cli, ["prepare", str(corpus_dir / "x.conll"), "--out", str(corpus_dir)])
+    _refused(result, "--out", "--force")
+    assert _snapshot(corpus_dir) == before
+    assert sorted(p.name for p in corpus_dir.parent.iterdir()) == ["corpus"]  # no temporary left either
+
+
+def test_prepare_replaces_its_own_output_and_force_keeps_other_files(corpus_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prep"
+    runner = CliRunner()
+    args = ["prepare", str(corpus_dir / "x.conll"), "--out", str(out), "--buckets", "4"]
+    assert runner.invoke(cli, args).exit_code == 0
+    first = json.loads((out / "prepared.json").read_text())
+    # An earlier output of prepare is replaced without --force.
+    result = runner.invoke(cli, [*args, "--split", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "prepared.json").read_text())["settings"]["split"] == [0.5, 0.5] != first["settings"]["split"]
+    # With a file of the user's beside it: refused, then --force writes and keeps that file.
+    (out / "README").write_text("keep me", encoding="utf-8")
+    _refused(runner.invoke(cli, args), "README")
+    result = runner.invoke(cli, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert (out / "README").read_text() == "keep me"
+    assert json.loads((out / "prepared.json").read_text())["settings"]["split"] == [0.8, 0.2]
+    assert sorted(p.name for p in out.iterdir()) == ["README", "prepared.json", "train.npz", "valid.npz", "vocab.json"]
+
+
+def test_export_refuses_a_training_folder_and_replaces_its_own_package(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    before = _snapshot(run)
+    runner = CliRunner()
+    _refused(runner.invoke(cli, ["export", str(run), "--out", str(run)]), "--out", "config.json")
+    assert _snapshot(run) == before
+    pkg = tmp_path / "pkg"
+    assert runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "4,9"]).exit_code == 0
+    assert (pkg / "bucket_9.onnx").exists()
+    result = runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "4"])
+    assert result.exit_code == 0, result.output
+    assert not (pkg / "bucket_9.onnx").exists()  # the earlier package was replaced, not merged
+    (pkg / "LICENSE").write_text("user's", encoding="utf-8")
+    _refused(runner.invoke(cli, ["export", str(run), "--out", str(pkg)]), "LICENSE")
+    result = runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "9", "--force"])
+    assert result.exit_code == 0, result.output
+    # --force: the user's file stays, the earlier package's bucket_4 (ours) goes, the new files come.
+    names = {p.name for p in pkg.iterdir()}
+    assert "LICENSE" in names and "bucket_9.onnx" in names and "bucket_4.onnx" not in names
+
+
+def test_train_refuses_a_foreign_folder_and_force_keeps_its_files(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_bytes(b"{\"my\": \"own config\"}")
+    (out / "data.csv").write_bytes(b"a,b\n")
+    before = _snapshot(out)
+    result = CliRunner().invoke(cli, ["train", "--max-sentences", "40", "--out", str(out), "--epochs", "1", "--no-progress"])
+    # A config.json that is not a training run's: the folder is someone else's.
+    assert result.exit_code == 2 and _snapshot(out) == before, result.output
+    # Even --force does not overwrite that config.json ...
+    result = CliRunner().invoke(cli, ["train", "--max-sentences", "40", "--out", str(out), "--epochs", "1", "--force"])
+    _refused(result, "config.json", "not overwritten")
+    assert _snapshot(out) == before
+    # ... and with it gone, --force trains beside the other file, which stays as it was.
+    (out / "config.json").unlink()
+    result = CliRunner().invoke(
+        cli, ["train", "--max-sentences", "40", "--out", str(out), "--epochs", "1", "--hidden", "4", "--word-dim", "4",
+              "--filters", "2", "--no-progress", "--force"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "data.csv").read_bytes() == b"a,b\n" and (out / "state.json").exists()
+
+
+@pytest.mark.parametrize("command", [["prepare"], ["export", "RUN"], ["train", "--max-sentences", "30"]])
+def test_out_dot_fails_cleanly_leaving_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    monkeypatch.chdir(work)
+    args = [str(run) if a == "RUN" else a for a in command]
+    for out in (".", str(work)):
+        result = CliRunner().invoke(cli, [*args, "--out", out, "--force"])
+        _refused(result, "--out", "current folder")
+        assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["run", "work"]
+
+
+def test_a_symlinked_output_folder_stays_a_link(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    real = tmp_path / "packages" / "v1"
+    real.mkdir(parents=True)
+    link = tmp_path / "current"
+    link.symlink_to(real, target_is_directory=True)
+    result = CliRunner().invoke(cli, ["export", str(run), "--out", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (real / "manifest.json").is_file()
+
+
+def test_a_symlink_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    real.write_text("old", encoding="utf-8")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() == "new" and (real.stat().st_mode & 0o777) == 0o640
+
+
+def test_tag_output_through_a_symlink(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "pkg")]).exit_code == 0
+    (tmp_path / "in.txt").write_text("Angela visited\nParis\n", encoding="utf-8")
+    real = tmp_path / "results" / "tagged.tsv"
+    real.parent.mkdir()
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "tagged.tsv"
+    link.symlink_to(real)
+    result = runner.invoke(cli, ["tag", str(tmp_path / "pkg"), str(tmp_path / "in.txt"), "--input-format", "tokens", "--output", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert [line.split("\t")[0] for line in real.read_text().split("\n") if line] == ["Angela", "visited", "Paris"]
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale_file = tmp_path / f".out.json.{dead.pid}.abc123.tmp"
+    stale_dir = tmp_path / f".out.json.{dead.pid}.def456.tmp"
+    live = tmp_path / f".out.json.{os.getppid()}.ghi789.tmp"  # a process that is still running
+    other = tmp_path / f".other.json.{dead.pid}.jkl012.tmp"  # another target's: left to its own writes
+    stale_file.write_bytes(b"half")
+    stale_dir.mkdir()
+    (stale_dir / "x").write_bytes(b"half")
+    live.write_bytes(b"busy")
+    other.write_bytes(b"x")
+    atomic_write_text(tmp_path / "out.json", "{}")
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.json"])
+
+
+def test_write_errors_name_the_output_not_the_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "model.json"
+
+    def disk_full(f: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(target, disk_full)
+    assert info.value.errno == errno.ENOSPC and str(target) in str(info.value) and ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind
+    with pytest.raises(OSError) as info:
+        with atomic_open(tmp_path / "missing" / "out.txt") as f:
+            f.write(b"x")
+    assert str(tmp_path / "missing" / "out.txt") in str(info.value) and ".tmp" not in str(info.value)
+
+
+def _read_only_dir(tmp_path: Path) -> Path:
+    """A folder this process cannot write (as root, permission bits do not stop it: use /sys)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    os.chmod(folder, 0o555)
+    return folder
+
+
+@pytest.mark.parametrize("command", [["prepare"], ["export", "RUN"], ["train", "--max-sentences", "30"]])
+def test_a_read_only_out_is_one_line_naming_it(tmp_path: Path, command: list[str]) -> None:
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    out = _read_only_dir(tmp_path) / "ner-fast-out"
+    args = [str(run) if a == "RUN" else a for a in command]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert str(out) in result.output and ".tmp" not in result.output
+    assert not out.exists()
