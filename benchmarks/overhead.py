@@ -9,7 +9,10 @@ for each onnxruntime session setup below, in one run:
 - `run`: p50 of the dynamic graph's `InferenceSession.run` alone on the same sentences' feature tensors;
 - `rest` = tag - run (featurize + batch planning + decode + glue) and its share of `tag`, the figure
   issue 12 bounds at 15%;
-- the same split for `tag_batch` at batch 64 over 2,000 sentences (tokens/s), for the thread settings.
+- `tag_batch` at batch 64 over 2,000 sentences (tokens/s), each setup's median of 3 passes taking turns;
+- `iobinding_p50_ms`: the dynamic graph run through an onnxruntime IOBinding (input bound from NumPy,
+  output left to onnxruntime, copied out) instead of `run`, same sentences, same turns: whether binding
+  pays at batch 1.
 
 Setups (`SETUPS`): the tagger's default options (`tagger.make_session_options`), and the same with one
 option changed (threads, spinning, graph optimisation level), so each option's effect is a ratio
@@ -53,13 +56,14 @@ def _options(threads: int | None, spinning: bool | None = None, level: str | Non
     return make
 
 
-# name -> session options; "default" is what `Tagger.load(pkg)` uses.
-SETUPS: dict[str, Callable[[], ort.SessionOptions]] = {
-    "default": _options(None),
-    "threads=1": _options(1),
-    "threads=2": _options(2),
-    "threads=2,no-spin": _options(2, spinning=False),
-    "threads=1,extended-opt": _options(1, level="ORT_ENABLE_EXTENDED"),
+# name -> (session options, Tagger workers); "default" is what `Tagger.load(pkg)` uses.
+SETUPS: dict[str, tuple[Callable[[], ort.SessionOptions], int]] = {
+    "default": (_options(None), 1),
+    "threads=1": (_options(1), 1),
+    "threads=2": (_options(2), 1),
+    "threads=1,workers=2": (_options(1), 2),
+    "threads=2,no-spin": (_options(2, spinning=False), 1),
+    "threads=1,extended-opt": (_options(1, level="ORT_ENABLE_EXTENDED"), 1),
 }
 
 
@@ -87,7 +91,7 @@ def main() -> None:
 
     load_before = load_average()
     pkg = load_package(args.package)
-    taggers = {name: Tagger.load(pkg, session_options=SETUPS[name]()) for name in args.setups}
+    taggers = {name: Tagger.load(pkg, session_options=SETUPS[name][0](), workers=SETUPS[name][1]) for name in args.setups}
     first = next(iter(taggers.values()))
     words, pos = validation_sentences(first.uses_pos)
     twenty = [i for i, w in enumerate(words) if len(w) == 20][:500]
@@ -104,6 +108,7 @@ def main() -> None:
 
     tag_times: dict[str, list[float]] = {n: [] for n in taggers}
     run_times: dict[str, list[float]] = {n: [] for n in taggers}
+    bound_times: dict[str, list[float]] = {n: [] for n in taggers}
     for tagger in taggers.values():  # warm-up: onnxruntime sizes its arenas on the first runs
         for w, p in cases[:50]:
             tagger.tag(w, p)
@@ -122,6 +127,15 @@ def main() -> None:
                 start = time.perf_counter()
                 session.run(None, {name_in: x})
                 run_times[name].append(time.perf_counter() - start)
+            binding = session.io_binding()
+            for j in range(args.chunk):
+                x = feats[(k + j) % len(cases)]
+                start = time.perf_counter()
+                binding.bind_cpu_input(name_in, x)
+                binding.bind_output(session.get_outputs()[0].name)
+                session.run_with_iobinding(binding)
+                binding.copy_outputs_to_cpu()
+                bound_times[name].append(time.perf_counter() - start)
         k += args.chunk
 
     batch_words = words[: args.batch_sentences]
@@ -145,6 +159,7 @@ def main() -> None:
             "run": run,
             "rest_p50_ms": round(rest, 4),
             "rest_share": round(rest / tag["p50_ms"], 4),
+            "iobinding_p50_ms": percentiles(bound_times[name])["p50_ms"],
             "batched_tokens_per_s": round(n_tokens / float(np.median(batch_times[name]))),
         }
     base = results["default"]["tag"]["p50_ms"] if "default" in results else None
@@ -165,11 +180,11 @@ def main() -> None:
         "onnxruntime": ort.__version__,
     }
     print(f"one 20-token sentence, {len(cases)} different ones, {turns} turns of {args.chunk} calls; load {load_before} -> {load_after}")
-    print(f"{'setup':26}{'tag p50':>9}{'p99':>8}{'run p50':>9}{'rest':>8}{'share':>7}{'batch tok/s':>13}")
+    print(f"{'setup':26}{'tag p50':>9}{'p99':>8}{'run p50':>9}{'rest':>8}{'share':>7}{'iobind':>8}{'batch tok/s':>13}")
     for name, r in results.items():
         print(
             f"{name:26}{r['tag']['p50_ms']:9.3f}{r['tag']['p99_ms']:8.3f}{r['run']['p50_ms']:9.3f}"
-            f"{r['rest_p50_ms']:8.3f}{r['rest_share']:7.1%}{r['batched_tokens_per_s']:13,}"
+            f"{r['rest_p50_ms']:8.3f}{r['rest_share']:7.1%}{r['iobinding_p50_ms']:8.3f}{r['batched_tokens_per_s']:13,}"
         )
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1) + "\n")

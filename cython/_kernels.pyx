@@ -670,7 +670,7 @@ cdef void _viterbi(
     cdef Py_ssize_t b, t, i, j, n, k, arg, n_tags = trans.shape[0]
     cdef double best, v
     for b in range(scores.shape[0]):
-        n = lengths[b]
+        n = min(lengths[b], scores.shape[1])
         if n <= 0:
             continue
         for j in range(n_tags):
@@ -723,17 +723,14 @@ def viterbi_path(
         raise ValueError(f"viterbi_path: {lengths.shape[0]} lengths for {batch} sentences")
     if n_tags == 0 and seq_len > 0:
         raise ValueError("viterbi_path: no tags")
-    clipped = np.minimum(np.asarray(lengths), seq_len)
     out = np.full((batch, seq_len), -1, dtype=np.int64)
-    cur = np.empty(n_tags, dtype=np.float64)
-    nxt = np.empty(n_tags, dtype=np.float64)
-    back = np.zeros((max(seq_len, 1), n_tags), dtype=np.int32)
-    cdef const int64_t[::1] lv = clipped
-    cdef double[::1] cv = cur, nv = nxt
+    work = np.empty(2 * n_tags, dtype=np.float64)  # the scores of the current and the next position
+    back = np.empty((max(seq_len, 1), n_tags), dtype=np.int32)  # rows 1..n-1 written before read
+    cdef double[::1] cv = work[:n_tags], nv = work[n_tags:]
     cdef int32_t[:, ::1] bv = back
     cdef int64_t[:, ::1] ov = out
     with nogil:
-        _viterbi(scores, lv, trans, start, end, from_proba, cv, nv, bv, ov)
+        _viterbi(scores, lengths, trans, start, end, from_proba, cv, nv, bv, ov)
     return out
 
 
