@@ -3,6 +3,12 @@
 #   ./dev.sh train [ARGS...]   set up .venv, then train on the bundled GMB corpus (ner-fast train ARGS,
 #                              default: --out runs/gmb)
 #   ./dev.sh test  [ARGS...]   set up .venv, then run the whole test suite (pytest ARGS)
+#   ./dev.sh build-model [--from RUN_DIR] [TRAIN ARGS...]
+#                              set up .venv, train the default recipe on the bundled corpus into
+#                              runs/default-model (ner-fast train --epochs 8 --patience 2 TRAIN ARGS;
+#                              skipped with --from, which names a finished run), then export it as the
+#                              bundled int8 package src/ner_fast/models/default/ with its validation F1,
+#                              measured through the tagger, and its provenance in model.json
 #   ./dev.sh setup             only create/refresh .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,5 +35,16 @@ case "$cmd" in
         [ $# -gt 0 ] || set -- --out runs/gmb
         exec .venv/bin/ner-fast train "$@" ;;
     test)  setup; exec .venv/bin/python -m pytest "$@" ;;
-    *) echo "usage: ./dev.sh {train|test|setup} [ARGS...]" >&2; exit 2 ;;
+    build-model)
+        setup
+        command="./dev.sh build-model${*:+ $*}"
+        if [ "${1:-}" = "--from" ]; then
+            [ $# -ge 2 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR] [TRAIN ARGS...]" >&2; exit 2; }
+            run=$2
+        else
+            run=runs/default-model
+            .venv/bin/ner-fast train --out "$run" --epochs 8 --patience 2 --no-progress "$@"
+        fi
+        exec .venv/bin/python -m ner_fast.bundle "$run" --command "$command" ;;
+    *) echo "usage: ./dev.sh {train|test|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -72,14 +72,22 @@ SMALL = dict(
 
 
 def make_checkpoint(
-    folder: Path, buckets: list[int] = [4, 9], with_pos: bool = True, seed: int = 0, decode: str = "argmax", **arch: Any
+    folder: Path,
+    buckets: list[int] = [4, 9],
+    with_pos: bool = True,
+    seed: int = 0,
+    decode: str = "argmax",
+    corpus: Corpus | None = None,
+    train: dict[str, Any] | None = None,
+    **arch: Any,
 ) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies]:
     """A checkpoint folder (config.json, vocab.json, best.params.npz) with random parameters, trained
-    (as config.json says) to be decoded by `decode`.
+    (as config.json says) to be decoded by `decode`, with vocabularies of `corpus` (default: the three
+    sentences above) and `train` added to config.json's train section.
 
     The weights are scaled up from `init_params` so the tag probabilities are far from uniform.
     """
-    corpus = Corpus.from_sentences(SENTENCES, POS if with_pos else None, TAGS)
+    corpus = corpus or Corpus.from_sentences(SENTENCES, POS if with_pos else None, TAGS)
     vocabs = Vocabularies.build(corpus, lowercase=True)
     config = ModelConfig(
         n_words=len(vocabs.words),
@@ -96,7 +104,7 @@ def make_checkpoint(
         "format_version": CONFIG_VERSION,
         "model": config.to_dict(),
         "data": {"buckets": buckets, "max_token_chars": config.max_token_chars},
-        "train": {"decode": decode},
+        "train": {"decode": decode, **(train or {})},
         "versions": {"mxnet": "1.9.1"},
     }
     atomic_write_json(folder / "config.json", doc)

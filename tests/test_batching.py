@@ -56,6 +56,9 @@ class Recording:
     def get_inputs(self):  # noqa: ANN201
         return self.session.get_inputs()
 
+    def get_outputs(self):  # noqa: ANN201
+        return self.session.get_outputs()
+
     def run(self, names, feeds):  # noqa: ANN001, ANN201
         self.shapes.append(next(iter(feeds.values())).shape)
         return self.session.run(names, feeds)

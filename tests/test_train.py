@@ -275,3 +275,45 @@ def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: s
     doc = json.loads((tmp_path / "d" / "config.json").read_text())
     assert (doc["train"]["learning_rate"], doc["train"]["decode"], doc["train"]["clip_gradient"]) == (0.002, "bio", 0.0)
     assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, True, 0.5)
+
+
+def test_param_average_follows_the_formula() -> None:
+    """ParamAverage against a plain NumPy loop over the same weight sequence, on two 'devices'."""
+    import mxnet as mx
+
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=(3, 2)).astype(np.float32) for _ in range(30)]
+    live = [[mx.nd.array(weights[0]), mx.nd.array(weights[0])]]
+    average = train_module.ParamAverage(["w"], live, decay=0.9)
+    expected = weights[0].astype(np.float64)
+    for t, w in enumerate(weights[1:]):
+        for device in live[0]:
+            device[:] = w
+        average.update()
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * w
+    assert average.steps == 29
+    np.testing.assert_allclose(average.arrays()["w"], expected, rtol=1e-5)
+    # Inside `swapped` every device holds the average; the live weights come back after it.
+    with average.swapped():
+        for device in live[0]:
+            np.testing.assert_allclose(device.asnumpy(), expected, rtol=1e-5)
+    for device in live[0]:
+        np.testing.assert_array_equal(device.asnumpy(), weights[-1])
+
+
+def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp_path: Path) -> None:
+    kw = dict(epochs=2, learning_rate=0.02, average=0.9)
+    whole = train(_cfg(prepared, tmp_path / "whole", **kw), progress=False, echo=_quiet)
+    out = tmp_path / "whole"
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # best.params.npz is the average, not the live parameters, and scoring it reproduces the logged epoch.
+    best, last = _params(out, "best"), _params(out, "last")
+    assert any(not np.array_equal(best[n], last[n]) for n in best)
+    scores = evaluate(out, which="best")
+    assert scores.f1 == pytest.approx(lines[whole.best_epoch - 1]["valid"]["f1"], abs=1e-6)
+    # Resuming after epoch 1 continues the average exactly.
+    train(_cfg(prepared, tmp_path / "half", **{**kw, "epochs": 1}), progress=False, echo=_quiet)
+    resumed = train(resume_config(tmp_path / "half", epochs=2), resume=True, progress=False, echo=_quiet)
+    assert resumed.params_sha256 == whole.params_sha256
+    assert [h["valid"]["f1"] for h in resumed.history] == [h["valid"]["f1"] for h in lines]

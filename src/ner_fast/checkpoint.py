@@ -15,6 +15,7 @@ A checkpoint folder (`ner-fast train --out DIR`) holds `config.json`, `vocab.jso
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -27,13 +28,16 @@ from ner_fast.config import CONFIG_VERSION, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.vocab import Vocabularies
 
-__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
+__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
+           "inference_params",
            "check_params", "save_params", "load_params", "read_config", "load_model"]
 
 DIRECTIONS = ("fwd", "bwd")
 # Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
 RUN_FILES = ("config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
-             "metrics.jsonl")
+             "metrics.jsonl", "last.average.npz")
+# With --average: the parameters' moving average (what is validated and kept as best), continued by --resume.
+AVERAGE_FILE = "last.average.npz"
 
 
 # --------------------------------------------------------------------------- parameters
@@ -63,7 +67,26 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes["fc_bias"] = (c.n_tags,)
     if c.crf:
         shapes.update(zip(CRF_PARAMS, [(c.n_tags, c.n_tags), (c.n_tags,), (c.n_tags,)]))
+    # The auxiliary heads come last, so adding them leaves the other parameters' initial draws unchanged.
+    if c.pos_head:
+        shapes["pos_fc_weight"] = (c.n_pos, 2 * h)
+        shapes["pos_fc_bias"] = (c.n_pos,)
+    if c.lm_head:
+        for d in DIRECTIONS:
+            shapes[f"lm_{d}_hidden_weight"] = (c.lm_dim, h)
+            shapes[f"lm_{d}_hidden_bias"] = (c.lm_dim,)
+            shapes[f"lm_{d}_out_weight"] = (c.lm_classes, c.lm_dim)
+            shapes[f"lm_{d}_out_bias"] = (c.lm_classes,)
     return shapes
+
+
+def inference_params(config: ModelConfig, params: dict[str, np.ndarray]) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """The config and parameters of the network as exported: without the training-only LM head."""
+    if not config.lm_head:
+        return config, params
+    kept = dataclasses.replace(config, lm_aux_weight=0.0)
+    names = set(param_shapes(kept))
+    return kept, {n: a for n, a in params.items() if n in names}
 
 
 def init_params(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:

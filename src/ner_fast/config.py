@@ -272,6 +272,8 @@ OPTIONS: tuple[Option, ...] = (
            "train", low=0, high=1, high_open=True),
     Option("decode", "choice", recipe("bio", "argmax"), "Tag decoding for metrics and model selection: best valid"
            " BIO sequence, or per-token argmax (with --crf: the CRF's best path).", "train", choices=DECODERS),
+    Option("average", "float", 0.0, "Validate and keep an exponential moving average of the parameters with this"
+           " decay per update (Polyak averaging, e.g. 0.999).", "train", low=0, high=1, high_open=True, zero="off"),
     Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
     Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
     Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
@@ -289,6 +291,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("dropout", "float", recipe(0.5, 0.1), "Dropout on the LSTM inputs and outputs.", "model", low=0, high=1,
            high_open=True),
     Option("crf", "bool", recipe(True, False), "Linear-chain CRF output layer (--no-crf: per-token softmax).", "model"),
+    Option("pos_aux_weight", "float", 0.0, "Weight of the auxiliary POS output head's loss (multi-task: predicts the"
+           " corpus's POS column from the BiLSTM; needs --no-pos).", "model", low=0, zero="no POS head"),
+    Option("lm_aux_weight", "float", 0.0, "Weight of the auxiliary language-model loss (Rei 2017: the forward LSTM"
+           " predicts the next word, the backward one the previous word).", "model", low=0, zero="none"),
+    Option("lm_vocab", "int", 7500, "Words the language-model loss predicts (the most frequent; the rest count as"
+           " unknown).", "model", low=3),
+    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1),
     Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
 )  # fmt: skip
 
@@ -336,6 +345,12 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- dataclasses
 
 
+def check_pos_head(use_pos: bool, pos_aux_weight: float) -> None:
+    """OptionError when a model would both read POS tags and predict them with its auxiliary head."""
+    if pos_aux_weight > 0 and use_pos:
+        raise OptionError("--pos-aux-weight", "a POS head predicts POS tags, so POS cannot be an input too: add --no-pos")
+
+
 @dataclass
 class ModelConfig:
     """Every architectural hyper-parameter, plus the vocabulary sizes the network is built for.
@@ -344,6 +359,14 @@ class ModelConfig:
     corpus has no POS column, and then POS is not used whatever `use_pos` says. `crf` replaces the
     per-token softmax loss by a linear-chain CRF over the same scores (Lample et al. 2016). The
     defaults of the architecture are the table's (the tuned recipe).
+
+    Auxiliary training heads (multi-task; they change what the network learns, not its input):
+    `pos_aux_weight` > 0 adds a POS head (`pos_fc`, softmax over the POS vocabulary on the BiLSTM
+    output) trained on the corpus's POS column with that loss weight; the exported graph keeps it
+    as a second output, so a POS-free model still returns POS tags. `lm_aux_weight` > 0 adds Rei
+    (2017)'s language-model loss: the last layer's forward LSTM predicts the next word and the
+    backward one the previous word, over the `lm_vocab` most frequent word ids (rarer ones count as
+    `<unk>`), through a `lm_dim` tanh layer; training only, never exported.
     """
 
     n_words: int
@@ -364,6 +387,10 @@ class ModelConfig:
     dropout: float = _field("dropout")
     fused: bool = _field("fused")
     crf: bool = _field("crf")
+    pos_aux_weight: float = _field("pos_aux_weight")
+    lm_aux_weight: float = _field("lm_aux_weight")
+    lm_vocab: int = _field("lm_vocab")
+    lm_dim: int = _field("lm_dim")
 
     def __post_init__(self) -> None:
         for name, value in check_values({o.name: getattr(self, o.name) for o in options("model")}).items():
@@ -375,11 +402,27 @@ class ModelConfig:
             )
         if self.use_casing and self.n_casing < 2:
             raise ValueError("use_casing needs n_casing (the number of casing ids, padding included)")
+        check_pos_head(self.use_pos, self.pos_aux_weight)
 
     @property
     def pos_enabled(self) -> bool:
         """Whether the one-hot POS feature is part of the input (asked for and available)."""
         return self.use_pos and self.n_pos > 0
+
+    @property
+    def pos_head(self) -> bool:
+        """Whether the network has the auxiliary POS output head (asked for and the corpus has POS)."""
+        return self.pos_aux_weight > 0 and self.n_pos > 0
+
+    @property
+    def lm_head(self) -> bool:
+        """Whether training adds the language-model loss (Rei 2017)."""
+        return self.lm_aux_weight > 0
+
+    @property
+    def lm_classes(self) -> int:
+        """Word ids the language-model head predicts: pad, unk and the most frequent words."""
+        return min(self.lm_vocab, self.n_words)
 
     @property
     def input_dim(self) -> int:
@@ -440,6 +483,7 @@ class TrainConfig:
     clip_gradient: float = _field("clip_gradient")
     word_dropout: float = _field("word_dropout")
     decode: str = _field("decode")
+    average: float = _field("average")
     seed: int = _field("seed")
     context: str = _field("context")
     kvstore: str = _field("kvstore")
@@ -457,6 +501,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown architecture options: {sorted(unknown)}")
         self.arch = {o.name: o.default_for() for o in options("model")} | check_values(self.arch)
+        check_pos_head(self.arch["use_pos"], self.arch["pos_aux_weight"])  # before any work
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -46,6 +46,8 @@ class Scores:
     f1: float
     per_type: dict[str, dict[str, float]] = field(default_factory=dict)
     loss: float | None = None
+    #: Token accuracy of a model's auxiliary POS head (None without one).
+    pos_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -173,6 +175,8 @@ def format_table(results: dict[str, Scores]) -> str:
         ("entity R", lambda s: f"{s.recall:.4f}"),
         ("entity F1", lambda s: f"{s.f1:.4f}"),
     ]
+    if any(s.pos_accuracy is not None for s in results.values()):
+        rows.append(("POS accuracy (aux)", lambda s: "-" if s.pos_accuracy is None else f"{s.pos_accuracy:.4f}"))
     types = sorted({t for s in results.values() for t in s.per_type})
     for t in types:
         rows.append(

@@ -16,8 +16,10 @@ import numpy as np
 from ner_fast.checkpoint import ModelConfig, check_params, pack_params
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
+from ner_fast.vocab import UNK
 
-__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params", "Predictor", "predict_proba"]
+__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params", "pos_output_index",
+           "Predictor", "predict_proba"]
 
 
 def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:
@@ -44,8 +46,9 @@ def _lstm(config: ModelConfig, prefix: str, inputs: mx.sym.Symbol, seq_len: int)
     return outputs
 
 
-def logits_symbol(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Symbol:
-    """The network up to the fully connected layer: (B, F, L) input -> (B, L, T) scores."""
+def _encode(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Symbol:
+    """The network up to the last BiLSTM layer's output, after dropout: (B, F, L) -> (B, L, 2H),
+    forward states in the first H columns, backward ones in the last H."""
     c = config
     words = _row(data, ROW_WORD)
     # A real token is never PAD (an unseen one is UNK), so counting non-zero ids gives each length.
@@ -92,8 +95,62 @@ def logits_symbol(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.
     x = mx.sym.transpose(x, axes=(1, 0, 2))  # (B, L, 2H)
     if c.dropout > 0:
         x = mx.sym.Dropout(x, p=c.dropout)
-    fc = mx.sym.FullyConnected(mx.sym.reshape(x, shape=(-1, 2 * c.hidden)), num_hidden=c.n_tags, name="fc")
-    return mx.sym.reshape(fc, shape=(-1, seq_len, c.n_tags))
+    return x
+
+
+def _dense(x: mx.sym.Symbol, seq_len: int, width: int, units: int, name: str) -> mx.sym.Symbol:
+    """A fully connected layer applied to every position: (B, L, width) -> (B, L, units)."""
+    fc = mx.sym.FullyConnected(mx.sym.reshape(x, shape=(-1, width)), num_hidden=units, name=name)
+    return mx.sym.reshape(fc, shape=(-1, seq_len, units))
+
+
+def logits_symbol(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Symbol:
+    """The network up to the fully connected layer: (B, F, L) input -> (B, L, T) scores."""
+    return _dense(_encode(config, seq_len, data), seq_len, 2 * config.hidden, config.n_tags, "fc")
+
+
+def _aux_softmax(scores: mx.sym.Symbol, label: mx.sym.Symbol, weight: float, name: str) -> mx.sym.Symbol:
+    """Cross-entropy of (B, L, C) scores against (B, L) class ids, weighted by `weight`, as a mean
+    over the positions whose label is not 0 (padding). Outputs the softmax (B, C, L)."""
+    return mx.sym.SoftmaxOutput(
+        mx.sym.transpose(scores, axes=(0, 2, 1)),
+        label=label,
+        multi_output=True,
+        use_ignore=True,
+        ignore_label=0,
+        normalization="valid",
+        grad_scale=weight,
+        name=name,
+    )
+
+
+def _lm_heads(config: ModelConfig, seq_len: int, states: mx.sym.Symbol, words: mx.sym.Symbol) -> list[mx.sym.Symbol]:
+    """Rei (2017)'s language-model losses on the last layer's (B, L, 2H) states: the forward half
+    predicts the next word id, the backward half the previous one (ids past `lm_classes` count as
+    UNK; nothing to predict beyond the sentence: label 0, ignored)."""
+    c = config
+    h = c.hidden
+    if seq_len > 1:
+        pad = mx.sym.zeros_like(mx.sym.slice_axis(words, axis=1, begin=0, end=1))
+        nxt = mx.sym.concat(mx.sym.slice_axis(words, axis=1, begin=1, end=seq_len), pad, dim=1)
+        prev = mx.sym.concat(pad, mx.sym.slice_axis(words, axis=1, begin=0, end=seq_len - 1), dim=1)
+    else:
+        nxt = prev = mx.sym.zeros_like(words)
+    heads = []
+    for d, target, begin in (("fwd", nxt, 0), ("bwd", prev, h)):
+        target = mx.sym.where(target >= c.lm_classes, mx.sym.ones_like(target) * UNK, target)
+        half = mx.sym.slice_axis(states, axis=2, begin=begin, end=begin + h)
+        hidden = mx.sym.tanh(_dense(half, seq_len, h, c.lm_dim, f"lm_{d}_hidden"))
+        scores = _dense(hidden, seq_len, c.lm_dim, c.lm_classes, f"lm_{d}_out")
+        heads.append(_aux_softmax(scores, target, c.lm_aux_weight, f"lm_{d}_softmax"))
+    return heads
+
+
+def pos_output_index(config: ModelConfig) -> int | None:
+    """Index of the POS head's probabilities (B, n_pos, L) among a training module's outputs."""
+    if not config.pos_head:
+        return None
+    return 2 if config.crf else 1
 
 
 def _logsumexp(x: mx.sym.Symbol, axis: int) -> mx.sym.Symbol:
@@ -163,27 +220,42 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
     L instead, so a sentence's weight would depend on the bucket (padding) it lands in.
 
     With `config.crf` the loss is the CRF's (`crf_loss_symbol`, also a mean over real tokens) and
-    the outputs are the per-token softmax (B, T, L), as without CRF, then the loss.
+    the outputs are the per-token softmax (B, T, L), as without CRF, then the loss. The auxiliary
+    heads' outputs follow: the POS probabilities (B, n_pos, L) (`pos_output_index`), then the
+    language model's forward and backward word probabilities. Every bucket's graph holds the same
+    parameters: the heads read every position, whatever the length.
     """
 
     def sym_gen(seq_len: int) -> tuple[mx.sym.Symbol, tuple[str], tuple[str]]:
         data = mx.sym.Variable("data")
         label = mx.sym.Variable("softmax_label")
-        logits = logits_symbol(config, seq_len, data)
+        states = _encode(config, seq_len, data)
+        logits = _dense(states, seq_len, 2 * config.hidden, config.n_tags, "fc")
         scores = mx.sym.transpose(logits, axes=(0, 2, 1))
         if config.crf:
             proba = mx.sym.BlockGrad(mx.sym.softmax(scores, axis=1))
             loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, seq_len, config.n_tags), name="crf_loss")
-            return mx.sym.Group([proba, loss]), ("data",), ("softmax_label",)
-        out = mx.sym.SoftmaxOutput(
-            scores,
-            label=label,
-            multi_output=True,
-            use_ignore=True,
-            ignore_label=-1,
-            normalization="valid",
-            name="softmax",
-        )
+            outputs = [proba, loss]
+        else:
+            outputs = [
+                mx.sym.SoftmaxOutput(
+                    scores,
+                    label=label,
+                    multi_output=True,
+                    use_ignore=True,
+                    ignore_label=-1,
+                    normalization="valid",
+                    name="softmax",
+                )
+            ]
+        # The auxiliary heads read their labels from the input rows (the POS row is never an input
+        # of a model with a POS head), so the data iterator needs no second label.
+        if config.pos_head:
+            pos_scores = _dense(states, seq_len, 2 * config.hidden, config.n_pos, "pos_fc")
+            outputs.append(_aux_softmax(pos_scores, _row(data, ROW_POS), config.pos_aux_weight, "pos_softmax"))
+        if config.lm_head:
+            outputs += _lm_heads(config, seq_len, states, _row(data, ROW_WORD))
+        out = outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs)
         return out, ("data",), ("softmax_label",)
 
     return sym_gen

@@ -11,7 +11,8 @@ Graph (one per bucket length, plus one whose sequence length is free), input `fe
     chars: per filter width, Gathers from per-kernel-row tables (the convolution folded into the
            embedding) summed -> ReduceMax over positions -> + bias -> Tanh
     concat -> per layer one ONNX `LSTM` (bidirectional, `sequence_lens` = number of non-zero word ids)
-    -> MatMul/Add -> Softmax over the tag axis.
+    -> MatMul/Add -> Softmax over the tag axis
+    (with the auxiliary POS head, a second MatMul/Add -> Softmax on the same LSTM output: `pos_probs`).
 
 `tanh(max(x)) == max(tanh(x))` because tanh is increasing, so the graph takes the max first (53 tanh a token
 instead of 53 x positions). Dropout is the identity at inference and does not appear.
@@ -32,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ner_fast import __version__
 from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
-from ner_fast.checkpoint import ModelConfig, check_params
+from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import normalise_buckets
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
@@ -42,6 +43,8 @@ from ner_fast.package import DEFAULT_BUCKETS, FORMAT_VERSION, MODEL_FILE, WEIGHT
 OPSET = 18
 INPUT_NAME = "features"
 OUTPUT_NAME = "probs"
+# Second output of a model with the auxiliary POS head: (batch, L, n_pos) softmax over the POS vocabulary.
+POS_OUTPUT_NAME = "pos_probs"
 # Initializers at least this large go to the shared weights file; the small shape constants stay inline.
 EXTERNAL_MIN_BYTES = 256
 # Offsets in the weights file are multiples of this, so a runtime may map tensors straight from the file.
@@ -101,6 +104,7 @@ def build_graph(
     """
     params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
     check_params(config, params)
+    config, params = inference_params(config, params)
     hidden, chars = config.hidden, config.max_token_chars
     g = _Graph()
 
@@ -157,15 +161,19 @@ def build_graph(
         y = g.op("Transpose", [y], perm=[0, 2, 1, 3])
         x = g.op("Reshape", [y, g.ints(f"shape_concat_{k}", [0, 0, 2 * hidden])])  # (L, B, fwd|bwd)
 
-    logits = g.op("Add", [g.op("MatMul", [x, g.const("fc_weight_t", params["fc_weight"].T)]), g.const("fc_bias", params["fc_bias"])])
-    logits = g.op("Transpose", [logits], perm=[1, 0, 2])
-    g.nodes.append(helper.make_node("Softmax", [logits], [OUTPUT_NAME], name="Softmax_out", axis=-1))
+    outputs = [(OUTPUT_NAME, "fc", config.n_tags)]
+    if config.pos_head:
+        outputs.append((POS_OUTPUT_NAME, "pos_fc", config.n_pos))
+    for name, layer, width in outputs:
+        logits = g.op("Add", [g.op("MatMul", [x, g.const(f"{layer}_weight_t", params[f"{layer}_weight"].T)]), g.const(f"{layer}_bias", params[f"{layer}_bias"])])
+        logits = g.op("Transpose", [logits], perm=[1, 0, 2])  # (L, B, width) -> (B, L, width)
+        g.nodes.append(helper.make_node("Softmax", [logits], [name], name=f"Softmax_{name}", axis=-1))
 
     graph = helper.make_graph(
         g.nodes,
         "ner_fast_bilstm_cnn",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", config.n_features, "seq_len"])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", "seq_len", config.n_tags])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq_len", width]) for name, _, width in outputs],
         g.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ner-fast", producer_version=__version__)
@@ -200,7 +208,8 @@ def with_seq_len(model: onnx.ModelProto, seq_len: int) -> onnx.ModelProto:
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     fixed.graph.input[0].type.tensor_type.shape.dim[2].dim_value = int(seq_len)
-    fixed.graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(seq_len)
+    for output in fixed.graph.output:
+        output.type.tensor_type.shape.dim[1].dim_value = int(seq_len)
     fixed.metadata_props.add(key="ner_fast.seq_len", value=str(int(seq_len)))
     return fixed
 
@@ -308,6 +317,7 @@ def export_model(
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     claim = claim_output_dir(target, package_files, force=force)  # before any work
     config, params, vocabs, doc = load_model(model_dir, which)
+    pos_tags = vocabs.pos.itos if config.pos_head and vocabs.pos is not None else None
     crf = CRF.from_params(params).to_json() if config.crf else None
     data = doc.get("data", {})
     lengths = parse_buckets(buckets, data.get("buckets") or [])
@@ -321,7 +331,8 @@ def export_model(
         "ner_fast.use_pos": str(config.pos_enabled).lower(),
         "ner_fast.use_casing": str(config.use_casing).lower(),
         "ner_fast.input": f"{INPUT_NAME}: int32 (batch, {config.n_features}, seq_len), rows word, casing, POS, chars",
-        "ner_fast.output": f"{OUTPUT_NAME}: float32 (batch, seq_len, {config.n_tags}), softmax over tags",
+        "ner_fast.output": f"{OUTPUT_NAME}: float32 (batch, seq_len, {config.n_tags}), softmax over tags"
+        + (f"; {POS_OUTPUT_NAME}: float32 (batch, seq_len, {config.n_pos}), softmax over POS tags" if pos_tags else ""),
         "ner_fast.quantization": quantize or "none",
         # A CRF model's tags are the Viterbi path of log(output) plus these scores (ner_fast.decode).
         "ner_fast.crf": json.dumps(crf) if crf else "none",
@@ -347,6 +358,11 @@ def export_model(
         "architecture": config.to_dict(),
         "input": {"name": INPUT_NAME, "dtype": "int32", "shape": ["batch", config.n_features, "seq_len"]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_tags]},
+        # The auxiliary POS head's output and its POS tag list, id -> tag (ids 0, 1: <pad>, <unk>; None without a head).
+        "pos_output": (
+            {"name": POS_OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_pos]} if pos_tags else None
+        ),
+        "pos_tags": pos_tags,
         "source": {"model_dir": str(model_dir.resolve()), "checkpoint": which, "trained_with": doc.get("versions", {})},
     }
     return write_package(claim, graph, lengths, info, versions)

@@ -12,6 +12,8 @@ A package (written by `ner_fast.onnx_export.write_package`) is a folder:
 list every file the tagger opens (`model.json`, the shared weights, every graph), whose format version
 is not one this code reads, or whose `model.json` lacks a field the tagger needs or holds a malformed
 one (`validate_model`): a `PackageError` naming the file and the field, never a KeyError later.
+`default_package_path()` is the pretrained package installed with ner-fast (package data, built by
+`./dev.sh build-model`, see `ner_fast.bundle`): what `Tagger.load()` opens when given no path.
 """
 from __future__ import annotations
 
@@ -36,10 +38,25 @@ DYNAMIC = "dynamic"
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
 DEFAULT_BUCKETS = "dynamic"
+# The bundled pretrained package, inside the installed ner_fast package.
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 
 
 class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
+
+
+def default_package_path() -> Path:
+    """The folder of the pretrained package bundled with ner-fast (the one place that knows it).
+
+    Raises PackageError when this installation has none (a source tree where it was never built).
+    """
+    if not (DEFAULT_PACKAGE / MANIFEST_FILE).is_file():
+        raise PackageError(
+            f"{DEFAULT_PACKAGE}: no bundled model package in this installation; build it with"
+            " `./dev.sh build-model` or pass the path of a package"
+        )
+    return DEFAULT_PACKAGE
 
 
 def graph_file(seq_len: int | None) -> str:

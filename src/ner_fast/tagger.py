@@ -7,6 +7,8 @@
     tagger.tag(tokens, pos)                     # ['B-per', 'I-per', 'O', 'B-geo', 'O']
     tagger.entities(tokens, pos)
     # [Entity(type='per', start=0, end=2, text='Angela Merkel', score=0.99), Entity(type='geo', ...)]
+    tagger.tag_batch([tokens], return_pos=True)  # a model with a POS head (tagger.pos_tags is not None):
+    # ([['B-per', 'I-per', 'O', 'B-geo', 'O']], [['NNP', 'NNP', 'VBD', 'NNP', '.']])
 
 How a call runs: the compiled kernels of `ner_fast.features` turn all tokens into feature ids at once;
 `buckets.plan_batches` makes the batches: each sentence in the smallest loaded bucket graph that fits it,
@@ -35,9 +37,9 @@ from ner_fast import _kernels
 from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, load_package
+from ner_fast.package import Package, PackageError, default_package_path, load_package
 from ner_fast.schemes import TagScheme, chunks
-from ner_fast.vocab import Vocabularies
+from ner_fast.vocab import UNK, Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -130,9 +132,13 @@ class Tagger:
         self.tags: list[str] = list(self.vocabs.tags.itos)
         self.max_token_chars = int(model["max_token_chars"])
         self.uses_pos = bool(model["use_pos"])
+        #: POS tag list (id -> tag) of the package's auxiliary POS head; None without one.
+        self.pos_tags: list[str] | None = list(model["pos_tags"]) if model.get("pos_tags") else None
         self._sessions = dict(sessions)
         self.buckets: list[int] = sorted(k for k in self._sessions if k is not None)
         self._input = self._sessions[None].get_inputs()[0].name
+        # Only the tag probabilities unless POS tags are asked for (a POS head is a second output).
+        self._outputs = [self._sessions[None].get_outputs()[0].name]
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
         self._decoder = Decoder(self.tags, self.decode, self.crf)
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
@@ -143,7 +149,7 @@ class Tagger:
     @classmethod
     def load(
         cls,
-        package: str | os.PathLike[str] | Package,
+        package: str | os.PathLike[str] | Package | None = None,
         device: Device = "auto",
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
@@ -155,6 +161,8 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
+        With no `package`, the pretrained package bundled with ner-fast (`package.default_package_path()`).
+
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
         says when CUDA was wanted (or found by "auto") but the sessions run on the CPU.
@@ -164,6 +172,8 @@ class Tagger:
         memory and load faster; sentences then pad to the smallest loaded bucket that fits. `decode` and
         `workers` as in the class docstring.
         """
+        if package is None:
+            package = default_package_path()
         pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
@@ -219,7 +229,7 @@ class Tagger:
             if matrix is not None:
                 lengths = np.array([n], dtype=np.int64)
                 (key, batch), = plan_batches(lengths, self.buckets, 1)
-                top, out = self._infer(matrix, np.array([0, n], dtype=np.int64), lengths, key, batch)
+                top, out, _ = self._infer(matrix, np.array([0, n], dtype=np.int64), lengths, key, batch)
                 names = self.tags
                 tags = [names[t] for t in top[0, :n].tolist()]
                 return (tags, out[0, :n]) if proba else tags
@@ -232,13 +242,20 @@ class Tagger:
         pos: Sequence[Sequence[str]] | None = None,
         batch_size: int = 64,
         proba: bool = False,
+        return_pos: bool = False,
     ) -> Any:
         """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once.
 
         With `proba=True` returns `(tags, probabilities)`, one (len(sentence), len(self.tags)) array each.
+        With `return_pos=True` the predicted POS tags of the package's auxiliary POS head come last:
+        `(tags, pos_tags)` or `(tags, probabilities, pos_tags)`, `pos_tags` one list per sentence, or
+        None when the package has no POS head (`self.pos_tags is None`).
         """
-        tags, probs = self._run(sentences, pos, batch_size, proba)
-        return (tags, probs) if proba else tags
+        tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos)
+        head: tuple[Any, ...] = (tags, probs) if proba else (tags,)
+        if return_pos:
+            return (*head, pos_out)
+        return head if proba else tags
 
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
         """Entity spans of one sentence (see `Entity` for the score)."""
@@ -249,7 +266,7 @@ class Tagger:
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
-        tags, probs = self._run(sentences, pos, batch_size, proba=True)
+        tags, probs, _ = self._run(sentences, pos, batch_size, proba=True)
         return [spans(s, t, self.chosen_probabilities(t, p), self.scheme) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
@@ -259,13 +276,20 @@ class Tagger:
     # ----------------------------------------------------------------- the work
 
     def _infer(
-        self, matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T))."""
+        self,
+        matrix: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        key: int | None,
+        batch: np.ndarray,
+        want_pos: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
+        with `want_pos` the POS head's output (B, L, V_pos), else None)."""
         seq_len = key if key is not None else int(lengths[batch].max())
         features, _, _ = _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)
-        out = self._sessions[key].run(None, {self._input: features})[0]
-        return self._decoder(out, lengths[batch]), out
+        outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
+        return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
 
     def _run(
         self,
@@ -273,7 +297,8 @@ class Tagger:
         pos: Sequence[Sequence[str]] | None,
         batch_size: int,
         proba: bool,
-    ) -> tuple[list[Any], list[np.ndarray]]:
+        return_pos: bool = False,
+    ) -> tuple[list[Any], list[np.ndarray], list[list[str]] | None]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
@@ -295,16 +320,22 @@ class Tagger:
 
         best = np.empty((len(words),), dtype=np.int64)
         probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
+        want_pos = return_pos and self.pos_tags is not None
+        pos_best = np.empty((len(words),), dtype=np.int64) if want_pos else None
 
         def run(job: tuple[int | None, np.ndarray]) -> None:
             # Each job writes only its own sentences' rows of `best` and `probs`: jobs may run concurrently.
-            top, out = self._infer(matrix, offsets, lengths, *job)
+            top, out, pos_scores = self._infer(matrix, offsets, lengths, *job, want_pos=want_pos)
             batch = job[1]
+            # POS ids 0 and 1 are <pad> and <unk>, never an answer.
+            pos_top = pos_scores[:, :, UNK + 1 :].argmax(axis=2) + UNK + 1 if pos_scores is not None else None
             for row, i in enumerate(batch.tolist()):
                 a, b = int(offsets[i]), int(offsets[i + 1])
                 best[a:b] = top[row, : b - a]
                 if probs is not None:
                     probs[a:b] = out[row, : b - a]
+                if pos_best is not None:
+                    pos_best[a:b] = pos_top[row, : b - a]
 
         jobs = plan_batches(lengths, self.buckets, batch_size)
         if self.workers > 1 and len(jobs) > 1:
@@ -316,7 +347,13 @@ class Tagger:
         names = self.tags
         tags = [[names[t] for t in best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
-        return tags, per_sentence
+        pos_names = self.pos_tags
+        pos_out = (
+            [[pos_names[t] for t in pos_best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+            if pos_best is not None and pos_names is not None
+            else None
+        )
+        return tags, per_sentence, pos_out
 
 def _same_length(pos: Sequence[str] | None, n: int) -> bool:
     return pos is not None and not isinstance(pos, str) and len(pos) == n

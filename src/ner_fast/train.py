@@ -15,6 +15,7 @@ writes the checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -32,6 +33,7 @@ import numpy as np
 from ner_fast import __version__
 from ner_fast.atomic import atomic_write_bytes, atomic_write_json, claim_output_dir, read_json, read_npz
 from ner_fast.checkpoint import (
+    AVERAGE_FILE,
     CONFIG_VERSION,
     check_params,
     RUN_FILES,
@@ -367,6 +369,57 @@ def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Se
     return module
 
 
+class ParamAverage:
+    """An exponential moving average of a module's parameters (Polyak averaging), kept on the devices.
+
+    `live[i]` holds parameter `names[i]` once per device (equal after every update). After each update
+    `avg = d * avg + (1 - d) * w` with `d = min(decay, (1 + t) / (10 + t))` at update t, so that the
+    first updates do not give the random initialisation the weight `decay` would. Validation and
+    `best.params.npz` use the average (`swapped`); training goes on from the live parameters.
+    """
+
+    def __init__(self, names: Sequence[str], live: Sequence[Sequence[Any]], decay: float, steps: int = 0,
+                 start: dict[str, np.ndarray] | None = None) -> None:
+        import mxnet as mx
+
+        self.names, self.live, self.decay, self.steps = list(names), [list(d) for d in live], decay, steps
+        first = [d[0] for d in self.live]
+        self.avg = [w.copy() if start is None else mx.nd.array(start[n], ctx=w.context, dtype=w.dtype)
+                    for n, w in zip(self.names, first)]
+
+    @classmethod
+    def of_module(cls, module: Any, decay: float, steps: int = 0, start: dict[str, np.ndarray] | None = None) -> "ParamAverage":
+        """The average of a BucketingModule's parameters (its bucket modules share their memory)."""
+        group = module._buckets[module._default_bucket_key]._exec_group
+        return cls(group.param_names, group.param_arrays, decay, steps, start)
+
+    def update(self) -> None:
+        """Fold the current parameters in (after `module.update()`; runs asynchronously on the engine)."""
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        self.steps += 1
+        for avg, devices in zip(self.avg, self.live):
+            avg *= d
+            avg += (1 - d) * devices[0]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The average by module parameter name, as NumPy arrays."""
+        return {n: a.asnumpy() for n, a in zip(self.names, self.avg)}
+
+    @contextlib.contextmanager
+    def swapped(self) -> Any:
+        """Inside the block the module holds the average; the live parameters come back after it."""
+        saved = [devices[0].copy() for devices in self.live]
+        for avg, devices in zip(self.avg, self.live):
+            for w in devices:
+                avg.copyto(w)
+        try:
+            yield
+        finally:
+            for keep, devices in zip(saved, self.live):
+                for w in devices:
+                    keep.copyto(w)
+
+
 def _current_crf(module: Any) -> CRF:
     """The CRF scores the module holds right now (read from its first executor, no full sync)."""
     arrays = module._curr_module._exec_group.execs[0].arg_dict
@@ -383,15 +436,22 @@ def run_epoch(
     progress: bool,
     decode: str = "argmax",
     crf: bool = False,
+    average: ParamAverage | None = None,
+    pos_index: int | None = None,
 ) -> tuple[Scores, float]:
     """One pass (training or scoring) -> (scores, real tokens per second).
 
     `decode` as in `decode.py`; `crf`: the module has a CRF output layer, whose current scores
-    decode each batch.
+    decode each batch; `average`: updated after every training update; `pos_index`: the module output
+    holding the POS head's probabilities (`model.pos_output_index`), scored against the input's POS row
+    into `Scores.pos_accuracy`.
     """
     from tqdm import tqdm
 
+    from ner_fast.features import ROW_POS
+
     acc = Accumulator(scheme, decode)
+    pos_right = pos_total = 0
     data_iter.reset()
     start = time.perf_counter()
     with tqdm(total=data_iter.num_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
@@ -400,11 +460,21 @@ def run_epoch(
             if train:
                 module.backward()
                 module.update()
-            proba = module.get_outputs()[0].asnumpy().transpose(0, 2, 1)
+                if average is not None:
+                    average.update()
+            outputs = module.get_outputs()
+            proba = outputs[0].asnumpy().transpose(0, 2, 1)
             acc.add(batch.label[0].asnumpy(), proba, _current_crf(module) if crf else None)
+            if pos_index is not None:
+                gold_pos = batch.data[0].asnumpy()[:, ROW_POS]
+                real = gold_pos > 0  # POS id 0 is padding
+                pos_right += int((outputs[pos_index].asnumpy().argmax(axis=1) == gold_pos)[real].sum())
+                pos_total += int(real.sum())
             bar.update(1)
     seconds = time.perf_counter() - start
     scores = acc.result()
+    if pos_index is not None:
+        scores.pos_accuracy = pos_right / max(pos_total, 1)
     return scores, scores.tokens / max(seconds, 1e-9)
 
 
@@ -432,7 +502,7 @@ def train(
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
-    from ner_fast.model import check_bucket_params
+    from ner_fast.model import check_bucket_params, pos_output_index
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
@@ -522,6 +592,19 @@ def train(
     if resume and not _load_optimizer_states(out / "last.states.npz", module, config):
         say("optimizer state not restored (none saved, or held by parameter servers): Adam restarts")
 
+    average: ParamAverage | None = None
+    if cfg.average:
+        start, steps = None, 0
+        if resume and (out / AVERAGE_FILE).exists():
+            saved = load_params(out / AVERAGE_FILE)
+            steps = int(state.get("average_steps", 0))
+            try:
+                check_params(config, saved)
+            except ValueError as err:
+                raise ValueError(f"{out / AVERAGE_FILE}: {err}") from None
+            start = pack_params(config, saved) if config.fused else saved
+        average = ParamAverage.of_module(module, cfg.average, steps, start)
+
     say(
         f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
         f" (worker {rank} of {num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
@@ -532,8 +615,13 @@ def train(
             return
         canonical = _module_canonical(module, config)
         save_params(out / "last.params.npz", canonical)
+        validated = canonical
+        if average is not None:
+            validated = unpack_params(config, average.arrays())
+            save_params(out / AVERAGE_FILE, validated)
+            state["average_steps"] = average.steps
         if best:
-            save_params(out / "best.params.npz", canonical)
+            save_params(out / "best.params.npz", validated)
         _save_optimizer_states(out / "last.states.npz", module, config)
         lines = "".join(json.dumps(h) + "\n" for h in history)
         atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
@@ -549,12 +637,13 @@ def train(
             lr = cfg.learning_rate * cfg.lr_decay**epoch
             tr, tr_speed = run_epoch(
                 module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
-                decode=cfg.decode, crf=config.crf,
+                decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
             )
-            va, va_speed = run_epoch(
-                module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress,
-                decode=cfg.decode, crf=config.crf,
-            )
+            with average.swapped() if average is not None else contextlib.nullcontext():
+                va, va_speed = run_epoch(
+                    module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid", progress=progress,
+                    decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
+                )
             record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
             history.append(record.to_dict())
             improved = va.f1 > state["best_f1"]

@@ -1,0 +1,181 @@
+"""The pretrained package bundled with ner-fast: how it is built and how it is scored.
+
+`./dev.sh build-model` trains the default recipe on the bundled GMB corpus and then runs
+`python -m ner_fast.bundle RUN_DIR`, i.e. `build_default_package`: export the best checkpoint as
+an int8 package, tag the run's validation split with that package through `Tagger` (what a user
+gets, int8 and all), and write the package, with its provenance in `model.json`
+(`provenance`: source commit, command, training settings, the validation entity F1 overall and per
+type), to `package.DEFAULT_PACKAGE` (`src/ner_fast/models/default/`, package data).
+
+`score_tagger` / `validation_corpus` are MXNet-free (the test of the bundled package runs them
+without MXNet); the export step needs onnx.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.metrics import Scores, TagScheme, score
+from ner_fast.package import DEFAULT_PACKAGE, MANIFEST_FILE, MODEL_FILE, load_package, write_manifest
+
+# The most a bundled package may weigh (it ships inside the wheel).
+MAX_BYTES = 8 * 1024 * 1024
+
+
+def validation_corpus(train: dict[str, Any]) -> Corpus:
+    """The validation sentences of a training run, from its config.json `train` section: the `dev`
+    corpus, or the sequential split of `data` (None: the bundled corpus), as `prepare` makes it."""
+    from ner_fast.prepare import split_corpus
+
+    fmt = train.get("format", "auto")
+    if train.get("dev"):
+        return read_corpus(train["dev"], fmt)
+    if train.get("data") and Path(train["data"]).is_dir():
+        raise ValueError(f"{train['data']}: the run trained on prepared data; score it on a corpus instead")
+    corpus = read_corpus(train.get("data"), fmt)
+    if train.get("max_sentences") is not None:
+        corpus = corpus[: train["max_sentences"]]
+    return split_corpus(corpus, train.get("split", (0.8, 0.2)))[1]
+
+
+def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
+    """Entity P/R/F1 (conlleval, overall and per type) of `tagger`'s tags for `corpus`'s sentences.
+
+    POS tags are passed only to a model that reads them; the tags come from `tagger.tag_batch`
+    with the package's own decoding, exactly what an application gets.
+    """
+    if corpus.tags is None:
+        raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
+    offsets = corpus.offsets.tolist()
+    sentences = [corpus.words[a:b] for a, b in zip(offsets, offsets[1:])]
+    pos = [corpus.pos[a:b] for a, b in zip(offsets, offsets[1:])] if (tagger.uses_pos and corpus.pos) else None
+    predicted = tagger.tag_batch(sentences, pos, batch_size=batch_size)
+    index = {t: i for i, t in enumerate(tagger.tags)}
+    unknown = sorted(set(corpus.tags) - set(index))
+    if unknown:
+        raise ValueError(f"{corpus.source}: tags the model does not know: {unknown}")
+    gold = np.fromiter((index[t] for t in corpus.tags), dtype=np.int64, count=len(corpus.tags))
+    pred = np.fromiter((index[t] for s in predicted for t in s), dtype=np.int64, count=len(corpus.tags))
+    return score(gold, pred, corpus.lengths, TagScheme(tagger.tags))
+
+
+def _git(*args: str) -> str | None:
+    """Output of a git command in this source tree, or None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout.strip()
+
+
+def _validation_record(scores: Scores, corpus: Corpus, train: dict[str, Any], tagger: Any) -> dict[str, Any]:
+    return {
+        "corpus": corpus.source,
+        "split": None if train.get("dev") else list(train.get("split", (0.8, 0.2))),
+        "sentences": len(corpus),
+        "tokens": corpus.n_tokens,
+        "entities": int(sum(t["support"] for t in scores.per_type.values())),
+        "f1": scores.f1,
+        "precision": scores.precision,
+        "recall": scores.recall,
+        "per_type": {
+            name: {k: t[k] for k in ("f1", "precision", "recall", "support")} for name, t in sorted(scores.per_type.items())
+        },
+        "measured_with": f"ner_fast.Tagger on this package (onnxruntime, decode {tagger.decode!r}, "
+        + ("gold POS input)" if tagger.uses_pos else "no POS input)"),
+    }
+
+
+def build_default_package(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] = DEFAULT_PACKAGE,
+    *,
+    command: str,
+    which: str = "best",
+    quantize: str | None = "int8",
+) -> tuple[Path, dict[str, Any]]:
+    """Export `run_dir`'s checkpoint, score it through the tagger on the run's validation split,
+    and write it with its provenance to `out` (replaced only once complete). Returns (out, provenance).
+
+    `command` is recorded as the command that built the package. Raises ValueError when the
+    package would weigh more than `MAX_BYTES`.
+    """
+    from ner_fast.checkpoint import read_config
+    from ner_fast.onnx_export import export_model
+    from ner_fast.tagger import Tagger
+
+    run_dir, out = Path(run_dir), Path(out)
+    doc = read_config(run_dir)
+    state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").exists() else {}
+    corpus = validation_corpus(doc["train"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+        staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which)
+        tagger = Tagger.load(staged, device="cpu")
+        validation = _validation_record(score_tagger(tagger, corpus), corpus, doc["train"], tagger)
+        del tagger  # close its sessions before the files move
+        history = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
+        best = state.get("best_epoch")
+        logged = json.loads(history[best - 1])["valid"]["f1"] if best and len(history) >= best else None
+        provenance = {
+            "source_commit": _git("rev-parse", "HEAD"),
+            "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            "command": command,
+            "checkpoint": which,
+            "best_epoch": best,
+            "epochs_trained": state.get("epoch"),
+            "training_valid_f1": logged,  # MXNet float32, as logged during training
+            "training": doc["train"],
+            "validation": validation,
+        }
+        model_path = staged / MODEL_FILE
+        info = json.loads(model_path.read_text(encoding="utf-8"))
+        info["provenance"] = provenance
+        model_path.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        manifest = json.loads((staged / MANIFEST_FILE).read_text(encoding="utf-8"))
+        write_manifest(staged, manifest["files"], manifest["versions"])
+        load_package(staged)  # the rewritten manifest verifies
+        size = sum(p.stat().st_size for p in staged.iterdir())
+        if size > MAX_BYTES:
+            raise ValueError(f"the package weighs {size:,} bytes, more than the {MAX_BYTES:,} a bundled one may")
+        from ner_fast.atomic import atomic_dir
+
+        with atomic_dir(out) as final:
+            for path in staged.iterdir():
+                shutil.copy2(path, final / path.name)
+    return out, provenance
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_PACKAGE, show_default=True,
+              help="Package folder to write (replaced only when complete).")
+@click.option("--command", "command", required=True, help="The command that built it, recorded in model.json.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def build_command(run_dir: Path, out: Path, command: str, checkpoint: str) -> None:
+    """Export RUN_DIR (a `ner-fast train` folder) as the bundled int8 package, with its validation
+    entity F1 measured through the tagger and its provenance in model.json."""
+    try:
+        path, provenance = build_default_package(run_dir, out, command=command, which=checkpoint)
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    v = provenance["validation"]
+    size = sum(p.stat().st_size for p in path.iterdir())
+    per_type = ", ".join(f"{k} {t['f1']:.4f}" for k, t in v["per_type"].items())
+    click.echo(
+        f"wrote {path} ({size / 1e6:.1f} MB): validation entity F1 {v['f1']:.4f} (P {v['precision']:.4f},"
+        f" R {v['recall']:.4f}) on {v['sentences']:,} sentences through the tagger; {per_type}"
+    )
+
+
+if __name__ == "__main__":
+    build_command()

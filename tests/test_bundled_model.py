@@ -1,0 +1,112 @@
+"""The pretrained package bundled with ner-fast (`src/ner_fast/models/default/`, `./dev.sh build-model`).
+
+It must verify, load with `Tagger.load()` and no MXNet/onnx, and reproduce the validation entity F1
+recorded in its model.json when the tagger tags the validation split again (in a fresh process, as
+an application would). Building a package is checked on a small trained run, against seqeval.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from seqeval.metrics import classification_report, f1_score
+
+from helpers import make_checkpoint
+from ner_fast import Tagger
+from ner_fast.bundle import MAX_BYTES, build_default_package, validation_corpus
+from ner_fast.corpus import Corpus
+from ner_fast.package import DEFAULT_PACKAGE, PackageError, default_package_path, load_package
+
+SCRIPT = """
+import json, sys
+from helpers import make_checkpoint
+from ner_fast import Tagger
+from ner_fast.corpus import Corpus
+from ner_fast.bundle import score_tagger, validation_corpus
+tagger = Tagger.load()
+corpus = validation_corpus(tagger.package.model["provenance"]["training"])
+scores = score_tagger(tagger, corpus)
+_, pos = tagger.tag_batch([["Angela", "Merkel", "visited", "Paris", "."]], return_pos=True)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("mxnet", "onnx"))
+print(json.dumps({"path": str(tagger.package.path), "sentences": len(corpus), "f1": scores.f1,
+                  "per_type": {k: t["f1"] for k, t in scores.per_type.items()}, "pos": pos, "heavy": heavy}))
+"""
+
+
+def test_bundled_package_verifies_and_records_its_provenance() -> None:
+    pkg = load_package(default_package_path())  # checksums verified
+    assert pkg.path == DEFAULT_PACKAGE
+    size = sum(p.stat().st_size for p in pkg.path.iterdir())
+    assert 0 < size <= MAX_BYTES
+    assert pkg.model["quantization"] == "int8"
+    # The default model reads no POS tags, and predicts them with its auxiliary head.
+    assert pkg.model["use_pos"] is False and pkg.model["pos_tags"]
+    prov = pkg.model["provenance"]
+    assert re.fullmatch(r"[0-9a-f]{40}", prov["source_commit"])
+    assert prov["command"].startswith("./dev.sh build-model")
+    assert prov["training"]["data"] is None  # the bundled corpus: anyone can rebuild the validation split
+    v = prov["validation"]
+    assert v["sentences"] == 9592 and v["split"] == [0.8, 0.2]
+    assert 0 < v["f1"] <= 1 and set(v["per_type"]) == {"art", "eve", "geo", "gpe", "nat", "org", "per", "tim"}
+
+
+@pytest.mark.slow
+def test_bundled_package_reproduces_its_validation_f1_without_mxnet() -> None:
+    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    recorded = load_package(default_package_path()).model["provenance"]["validation"]
+    assert report["heavy"] == []
+    assert Path(report["path"]) == DEFAULT_PACKAGE
+    assert report["sentences"] == recorded["sentences"] == 9592
+    assert report["f1"] == pytest.approx(recorded["f1"], abs=1e-4)
+    assert report["per_type"].keys() == recorded["per_type"].keys()
+    for name, f1 in report["per_type"].items():
+        assert f1 == pytest.approx(recorded["per_type"][name]["f1"], abs=1e-3), name
+    assert len(report["pos"][0]) == 5
+
+
+def test_no_bundled_package_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ner_fast.package.DEFAULT_PACKAGE", tmp_path / "models" / "default")
+    with pytest.raises(PackageError, match="build-model"):
+        default_package_path()
+    with pytest.raises(PackageError, match="no bundled model package"):
+        Tagger.load()
+
+
+def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -> None:
+    # Random weights (no training needed to check the bookkeeping): the tags are far from all "O".
+    train = {"data": None, "max_sentences": 300, "split": [0.8, 0.2]}
+    make_checkpoint(tmp_path / "run", corpus=bundled[:300], train=train, use_pos=False, pos_aux_weight=1.0, seed=3)
+    out, prov = build_default_package(tmp_path / "run", tmp_path / "pkg", command="./dev.sh build-model test", quantize=None)
+    pkg = load_package(out)
+    assert pkg.model["provenance"] == prov and prov["command"] == "./dev.sh build-model test"
+    # An independent scorer (seqeval, conlleval rules) on the tagger's output for the same sentences.
+    corpus = validation_corpus(prov["training"])
+    assert len(corpus) == 60 and prov["validation"]["sentences"] == 60
+    offsets = corpus.offsets.tolist()
+    gold = [corpus.tags[a:b] for a, b in zip(offsets, offsets[1:])]
+    predicted = Tagger.load(out, device="cpu").tag_batch([corpus.words[a:b] for a, b in zip(offsets, offsets[1:])])
+    assert prov["validation"]["f1"] > 0  # some entities found, so the comparison below means something
+    assert prov["validation"]["f1"] == pytest.approx(f1_score(gold, predicted), abs=1e-9)
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    checked = 0
+    for name, t in prov["validation"]["per_type"].items():
+        if t["support"]:
+            assert t["f1"] == pytest.approx(report[name]["f1-score"], abs=1e-9), name
+            checked += 1
+    assert checked >= 3
+
+
+def test_build_refuses_a_package_over_the_size_limit(tmp_path: Path, bundled: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_checkpoint(tmp_path / "run", corpus=bundled[:50], train={"data": None, "max_sentences": 50})
+    monkeypatch.setattr("ner_fast.bundle.MAX_BYTES", 1000)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "keep.txt").write_text("old")
+    with pytest.raises(ValueError, match="more than"):
+        build_default_package(tmp_path / "run", tmp_path / "pkg", command="x")
+    assert [p.name for p in (tmp_path / "pkg").iterdir()] == ["keep.txt"]  # nothing replaced
