@@ -31,7 +31,6 @@ per package, the CRFs marked.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
