@@ -6,7 +6,8 @@
     pos = ["NNP", "NNP", "VBD", "NNP", "."]     # only for models trained with POS (tagger.uses_pos)
     tagger.tag(tokens, pos)                     # ['B-per', 'I-per', 'O', 'B-geo', 'O']
     tagger.entities(tokens, pos)
-    # [Entity(type='per', start=0, end=2, text='Angela Merkel', score=0.99), Entity(type='geo', ...)]
+    # [Entity(label='per', start=0, end=13, text='Angela Merkel', score=0.99, token_start=0, token_end=2), ...]
+    # (offsets into " ".join(tokens); raw text: `tagger(text)` / `tagger.pipe(texts)`, see ner_fast.text)
     tagger.tag_batch([tokens], return_pos=True)  # a model with a POS head (tagger.pos_tags is not None):
     # ([['B-per', 'I-per', 'O', 'B-geo', 'O']], [['NNP', 'NNP', 'VBD', 'NNP', '.']])
 
@@ -24,9 +25,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -39,27 +39,14 @@ from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, default_package_path, load_package
 from ner_fast.schemes import TagScheme, chunks
+from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
+from ner_fast.text import pipe as pipe_texts
+from ner_fast.text import tag_texts
 from ner_fast.vocab import UNK, Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-@dataclass(frozen=True)
-class Entity:
-    """An entity span: tokens `start` to `end` (exclusive) of the sentence.
-
-    `score` is the mean, over the span's tokens, of the probability the model gave the tag it chose
-    for each token: near 1 when the model is sure of every token of the span. For a CRF model these
-    are the per-token softmax of its scores (the graph's output), not the CRF's marginals.
-    """
-
-    type: str
-    start: int
-    end: int
-    text: str
-    score: float
 
 
 def providers_for(device: Device) -> list[str]:
@@ -205,6 +192,15 @@ class Tagger:
         return list(self._sessions[None].get_providers())
 
     # ----------------------------------------------------------------- the public calls
+
+    def __call__(self, text: str) -> Doc:
+        """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
+        return tag_texts(self, [text])[0]
+
+    def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
+        """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
+        (`batch_size` sentences a `tag_batch` call, `n_threads` calls at once: `ner_fast.text.pipe`)."""
+        return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
     def tag(self, tokens: Sequence[str], pos: Sequence[str] | None = None, proba: Literal[False] = False) -> list[str]: ...
@@ -374,8 +370,7 @@ def spans(
 ) -> list[Entity]:
     """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
     conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
-    `scheme`: a `TagScheme` holding every tag (built from `tags` when None)."""
-    return [
-        Entity(kind, start, end, " ".join(tokens[start:end]), float(np.mean(scores[start:end])))
-        for kind, start, end in chunks(tags, scheme)
-    ]
+    `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
+    into `" ".join(tokens)` (see `Entity`)."""
+    text, starts, ends = join_tokens(tokens)
+    return make_entities(text, starts, ends, chunks(tags, scheme), np.asarray(scores, dtype=np.float64).tolist())
