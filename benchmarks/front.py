@@ -8,7 +8,8 @@ Variants are trained checkpoints given with `--model NAME=DIR`, or trained here 
 `VARIANTS`, or `all`) on a short schedule (`--epochs`, the same for every variant) into `DIR/models/NAME`
 (a finished one there is reused, not retrained). Each is exported (`onnx_export.export_model`, the
 dynamic graph) into `DIR/packages/NAME-fp32` and `NAME-int8` (onnxruntime dynamic quantization), reused
-when present. The CRF peer (sklearn-crfsuite, L-BFGS, features of `crf_features`) is trained here on
+when present. The CRF peer (sklearn-crfsuite, L-BFGS, `benchmarks/text.py`'s word features plus POS
+features for the POS peer: `crf_features`) is trained here on
 the same training split, once without POS features and once with them when a variant uses POS: each
 variant is compared with the CRF given the same inputs.
 
@@ -45,6 +46,7 @@ from ner_fast.metrics import score
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import TagScheme
 from ner_fast.tagger import Tagger
+from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
 
 # Variants `--train` knows: name -> ModelConfig overrides (TrainConfig.arch) of the tuned recipe.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -69,32 +71,16 @@ def load_average() -> list[float]:
 # ------------------------------------------------------------------------------------------ the CRF peer
 
 
-def crf_features(words: Sequence[str], pos: Sequence[str] | None = None) -> list[list[str]]:
-    """crfsuite features of each token: the word, its shape, affixes and character classes, the same
-    for its neighbours (-1, +1: word, shape and suffix; -2, +2: the word), and POS when given (own and
-    neighbours')."""
-    own = []
-    for w in words:
-        shape = "".join("X" if c.isupper() else "x" if c.islower() else "d" if c.isdigit() else c for c in w)
-        short = "".join(ch for i, ch in enumerate(shape) if i == 0 or ch != shape[i - 1])
-        own.append((w.lower(), short, w[-3:], shape[:12], w[:3], w[-2:], w.istitle(), w.isupper(), w.isdigit()))
-    out = []
-    n = len(words)
-    for i, (low, short, s3, shape, p3, s2, title, upper, digit) in enumerate(own):
-        f = ["bias", "w=" + low, "short=" + short, "shape=" + shape, "p3=" + p3, "s2=" + s2, "s3=" + s3,
-             f"title={title}", f"upper={upper}", f"digit={digit}"]
-        for d in (-2, -1, 1, 2):
-            j = i + d
-            if not 0 <= j < n:
-                f.append(f"{d}:edge")
-                continue
-            f.append(f"{d}:w=" + own[j][0])
-            if abs(d) == 1:
-                f += [f"{d}:short=" + own[j][1], f"{d}:s3=" + own[j][2], f"{d}:title={own[j][6]}"]
-        if pos is not None:
+def crf_features(features: Features, words: Sequence[str], pos: Sequence[str] | None = None) -> list[list[str]]:
+    """crfsuite features of each token: `benchmarks/text.py`'s (`Features`: the word, its shape,
+    affixes and character classes, and its neighbours'), plus, when `pos` is given, the POS tags of
+    the token and of its neighbours (-1, +1)."""
+    out = features.sentence(words)
+    if pos is not None:
+        n = len(words)
+        for i, f in enumerate(out):
             f.append("pos=" + pos[i])
-            f += [f"{d}:pos=" + (pos[i + d] if 0 <= i + d < n else "edge") for d in (-1, 1)]
-        out.append(f)
+            f.extend(f"{d}:pos=" + (pos[i + d] if 0 <= i + d < n else "edge") for d in (-1, 1))
     return out
 
 
@@ -105,7 +91,9 @@ class CRFPeer:
         import sklearn_crfsuite
 
         self.uses_pos = uses_pos
+        self.features = Features()
         n = len(train) if max_sentences is None else min(len(train), max_sentences)
+        # The settings of `text.train_crf` (which takes no POS features).
         self.crf = sklearn_crfsuite.CRF(
             algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=iterations, all_possible_transitions=True
         )
@@ -113,18 +101,19 @@ class CRFPeer:
         sentences = [train.sentence(i) for i in range(n)]
         # A generator: crfsuite reads each sentence's features once (a list of all would take gigabytes).
         self.crf.fit(
-            (crf_features(s.words, s.pos if uses_pos else None) for s in sentences), [s.tags for s in sentences]
+            (crf_features(self.features, s.words, s.pos if uses_pos else None) for s in sentences),
+            [s.tags for s in sentences],
         )
         self.train_seconds = time.perf_counter() - start
         self.train_sentences = n
 
     def tag_batch(self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None) -> list[list[str]]:
         return self.crf.predict(
-            [crf_features(s, pos[i] if self.uses_pos and pos else None) for i, s in enumerate(sentences)]
+            [crf_features(self.features, s, pos[i] if self.uses_pos and pos else None) for i, s in enumerate(sentences)]
         )
 
     def tag(self, words: Sequence[str], pos: Sequence[str] | None) -> list[str]:
-        return self.crf.predict_single(crf_features(words, pos if self.uses_pos else None))
+        return self.crf.predict_single(crf_features(self.features, words, pos if self.uses_pos else None))
 
 
 # ------------------------------------------------------------------------------------------ the variants
