@@ -71,6 +71,24 @@ def test_batches_come_back_in_input_order_and_equal_single_calls(model: tuple) -
     assert [len(t) for t in singles] == lengths
 
 
+def test_single_calls_give_the_batch_probabilities_for_any_sequence_type(model: tuple) -> None:
+    # `tag` has its own path for one sentence: the same tags and probabilities as `tag_batch`, in every
+    # bucket and beyond the largest, for lists and tuples; odd inputs still get `_run`'s errors.
+    tagger = model[4]
+    rng = np.random.default_rng(7)
+    words, pos = random_sentences(rng, [1, 3, 5, 6, 10, 11, 30])
+    tags, probs = tagger.tag_batch(words, pos, batch_size=1, proba=True)
+    assert len(tags) == len(words)
+    for w, p, t, pr in zip(words, pos, tags, probs):
+        one_tags, one_probs = tagger.tag(tuple(w), tuple(p), proba=True)
+        assert one_tags == t == tagger.tag(w, p)
+        np.testing.assert_array_equal(one_probs, pr)
+    with pytest.raises(TypeError, match="token 1 of sentence 0"):
+        tagger.tag(["Paris", 3], pos=["NNP", "NNP"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="one POS tag per token"):
+        tagger.tag(("Paris", "."), pos=("NNP",))
+
+
 def test_empty_input(model: tuple) -> None:
     tagger = model[4]
     assert tagger.tag([], pos=[]) == []
