@@ -95,7 +95,8 @@ def make_checkpoint(
         n_tags=len(vocabs.tags),
         n_pos=len(vocabs.pos) if with_pos else 0,
         n_casing=len(CASING_CLASSES) + 1,
-        **{**SMALL, **arch},
+        # with_pos: a model that reads POS tags (no POS head), unless `arch` says otherwise.
+        **{**SMALL, "use_pos": with_pos, "pos_aux_weight": 0.0, **arch},
     )
     rng = np.random.default_rng(seed)
     params = {k: (v * 3 + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in init_params(config, seed).items()}

@@ -272,7 +272,7 @@ OPTIONS: tuple[Option, ...] = (
            "train", low=0, high=1, high_open=True),
     Option("decode", "choice", recipe("bio", "argmax"), "Tag decoding for metrics and model selection: best valid"
            " BIO sequence, or per-token argmax (with --crf: the CRF's best path).", "train", choices=DECODERS),
-    Option("average", "float", 0.0, "Validate and keep an exponential moving average of the parameters with this"
+    Option("average", "float", recipe(0.999, 0.0), "Validate and keep an exponential moving average of the parameters with this"
            " decay per update (Polyak averaging, e.g. 0.999).", "train", low=0, high=1, high_open=True, zero="off"),
     Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
     Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
@@ -285,13 +285,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("word_dim", "int", 150, "Word embedding size.", "model", low=1),
     Option("use_casing", "bool", recipe(True, False), "Add a casing-class embedding.", "model", flag="--casing"),
     Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1),
-    Option("use_pos", "bool", True, "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
+    Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
     Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1),
     Option("num_layers", "int", 1, "BiLSTM layers.", "model", flag="--layers", low=1),
     Option("dropout", "float", recipe(0.5, 0.1), "Dropout on the LSTM inputs and outputs.", "model", low=0, high=1,
            high_open=True),
     Option("crf", "bool", recipe(True, False), "Linear-chain CRF output layer (--no-crf: per-token softmax).", "model"),
-    Option("pos_aux_weight", "float", 0.0, "Weight of the auxiliary POS output head's loss (multi-task: predicts the"
+    Option("pos_aux_weight", "float", recipe(1.0, 0.0), "Weight of the auxiliary POS output head's loss (multi-task: predicts the"
            " corpus's POS column from the BiLSTM; needs --no-pos).", "model", low=0, zero="no POS head"),
     Option("lm_aux_weight", "float", 0.0, "Weight of the auxiliary language-model loss (Rei 2017: the forward LSTM"
            " predicts the next word, the backward one the previous word).", "model", low=0, zero="none"),
@@ -348,7 +348,11 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
 def check_pos_head(use_pos: bool, pos_aux_weight: float) -> None:
     """OptionError when a model would both read POS tags and predict them with its auxiliary head."""
     if pos_aux_weight > 0 and use_pos:
-        raise OptionError("--pos-aux-weight", "a POS head predicts POS tags, so POS cannot be an input too: add --no-pos")
+        raise OptionError(
+            "--pos-aux-weight",
+            "a POS head predicts POS tags, so POS cannot be an input too: with --pos add --pos-aux-weight 0"
+            " (or --recipe tutorial), or keep the head and add --no-pos",
+        )
 
 
 @dataclass
