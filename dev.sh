@@ -2,7 +2,8 @@
 # One entry point for a fresh machine (Python 3.11 and gcc, nothing else):
 #   ./dev.sh train [ARGS...]   set up .venv, then train on the bundled GMB corpus (ner-fast train ARGS,
 #                              default: --out runs/gmb)
-#   ./dev.sh test  [ARGS...]   set up .venv, then run the whole test suite (pytest ARGS)
+#   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test), then run the whole
+#                              test suite (pytest ARGS)
 #   ./dev.sh build-model [--from RUN_DIR] [TRAIN ARGS...]
 #                              set up .venv, train the POS-free model on the bundled corpus into
 #                              runs/default-model (ner-fast train --no-pos --pos-aux-weight 1 --average 0.999
@@ -26,6 +27,21 @@ setup() {
     .venv/bin/python -m pip install --quiet -e ".[test]"
 }
 
+browser() {
+    # The page test (tests/serve/test_page.py) drives Debian's chromium through its chromedriver: install
+    # both when missing and this shell may (root with apt-get, as in CI); otherwise that test is skipped.
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "dev.sh: installing chromium and chromium-driver for the page test" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+            || echo "dev.sh: could not install chromium; the page test will fail in CI and be skipped elsewhere" >&2
+    else
+        echo "dev.sh: chromium or chromedriver missing and not root: the page test will be skipped" >&2
+    fi
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
@@ -35,7 +51,7 @@ case "$cmd" in
         # With no arguments: the bundled GMB corpus, sequential 80/20 split, into runs/gmb.
         [ $# -gt 0 ] || set -- --out runs/gmb
         exec .venv/bin/ner-fast train "$@" ;;
-    test)  setup; exec .venv/bin/python -m pytest "$@" ;;
+    test)  setup; browser; exec .venv/bin/python -m pytest "$@" ;;
     build-model)
         setup
         command="./dev.sh build-model${*:+ $*}"

@@ -180,8 +180,9 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def random_package(work: Path) -> Path:
-    """A package of random weights at the tuned recipe's dimensions, GMB vocabularies and training buckets."""
+def random_package(work: Path, pos: bool = True, buckets: str = "auto") -> Path:
+    """A package of random weights at the tuned recipe's dimensions, GMB vocabularies and training buckets
+    (`pos` False: no POS input, as raw text needs; `buckets` as `ner-fast export --buckets`)."""
     from ner_fast.atomic import atomic_write_json
     from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
     from ner_fast.features import CASING_CLASSES
@@ -190,7 +191,7 @@ def random_package(work: Path) -> Path:
     train = split_corpus(read_corpus(), (0.8, 0.2))[0]
     vocabs = Vocabularies.build(train, lowercase=True)
     config = ModelConfig(
-        n_words=len(vocabs.words), n_chars=len(vocabs.chars), n_tags=len(vocabs.tags), n_pos=len(vocabs.pos or []),
+        n_words=len(vocabs.words), n_chars=len(vocabs.chars), n_tags=len(vocabs.tags), n_pos=len(vocabs.pos or []) if pos else 0,
         n_casing=len(CASING_CLASSES) + 1, max_token_chars=20, use_casing=True, crf=True,
     )
     folder = work / "random_model"
@@ -205,7 +206,7 @@ def random_package(work: Path) -> Path:
     atomic_write_json(folder / "config.json", doc)
     vocabs.save(folder / "vocab.json")
     save_params(folder / "best.params.npz", init_params(config, 0))
-    return export_model(folder, work / "random_pkg", buckets="auto")
+    return export_model(folder, work / "random_pkg", buckets=buckets)
 
 
 def resident_mb() -> float:

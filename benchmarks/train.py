@@ -9,7 +9,17 @@ training loop of `ner_fast.train` (forward, backward, update, and the per-batch 
 A first pass over the data binds every bucket's graph and is not timed; then `--passes` passes
 are timed, alternating between the variants. The figure is real (non-padding) tokens per second; the ratio is fused / unfused.
 
-Usage: ``python benchmarks/train.py [--sentences N] [--passes N] [--crf] [--json FILE]``
+Every variant's figures include its CPU utilisation: process CPU time (all threads) over wall time
+during the timed passes (2.0 = both cores of a 2-core machine busy).
+
+`--compare-threads A,B` measures instead the `fused` variant under two `OMP_NUM_THREADS` values, in
+one run: each timed pass is a fresh process of this script (bound and warmed up untimed), the two
+settings taking turns, and the ratio is B's tokens/s over A's. `1` is what MXNet 1.x chose by itself on
+a 2-core machine (half the processors), `default` is `ner_fast.train.omp_threads()` (every core),
+what `ner-fast train` now sets.
+
+Usage: ``python benchmarks/train.py [--sentences N] [--passes N] [--crf] [--variants ...]
+[--compare-threads 1,default] [--json FILE]``
 """
 from __future__ import annotations
 
@@ -17,14 +27,18 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any
 
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 
-from ner_fast.train import flush_denormals  # noqa: E402
+from ner_fast.train import flush_denormals, omp_threads, set_mxnet_threads  # noqa: E402
 
 flush_denormals()  # as `ner-fast train` does, before MXNet starts its threads
+set_mxnet_threads()  # likewise (a value in the environment wins: `--compare-threads` sets it)
 
 import mxnet as mx  # noqa: E402
 
@@ -50,6 +64,7 @@ class Variant:
         self.crf = config.crf
         self.tokens = self.batches = 0
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.loss = 0.0
         self.it.start_epoch(0)
         # binds every bucket
@@ -58,9 +73,10 @@ class Variant:
     def timed_pass(self, epoch: int) -> None:
         """One more timed pass over the training sentences."""
         self.it.start_epoch(epoch)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         scores, _ = run_epoch(self.module, self.it, self.scheme, train=True, desc="timed", progress=False, crf=self.crf)
         self.seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu_start
         self.tokens += scores.tokens
         self.batches += self.it.num_batches
         self.loss = float(scores.loss or 0.0)
@@ -72,8 +88,51 @@ class Variant:
             "batches": self.batches,
             "tokens": self.tokens,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "cpu_utilisation": self.cpu_seconds / self.seconds,
             "final_train_loss": self.loss,
         }
+
+
+def compare_threads(args: argparse.Namespace) -> dict[str, Any]:
+    """`--compare-threads`: fresh processes of this script, the two OMP_NUM_THREADS values in turn."""
+    settings = args.compare_threads.split(",")
+    if len(settings) != 2:
+        raise SystemExit("--compare-threads takes two values, e.g. 1,default")
+    values = {name: str(omp_threads()) if name == "default" else name for name in settings}
+    totals = {name: {"tokens": 0, "seconds": 0.0, "cpu_seconds": 0.0, "losses": []} for name in settings}
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory() as work:
+        for p in range(args.passes):
+            for name in settings:
+                out = os.path.join(work, f"{p}-{name}.json")
+                command = [sys.executable, __file__, "--sentences", str(args.sentences), "--passes", "1",
+                           "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--variants", "fused",
+                           "--json", out]
+                subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": values[name]}, check=True,
+                               stdout=subprocess.DEVNULL)
+                with open(out) as f:
+                    r = json.load(f)["results"]["fused"]
+                t = totals[name]
+                t["tokens"] += r["tokens"]
+                t["seconds"] += r["seconds"]
+                t["cpu_seconds"] += r["cpu_seconds"]
+                t["losses"].append(r["final_train_loss"])
+    results = {
+        name: {"omp_num_threads": int(values[name]), "tokens_per_s": t["tokens"] / t["seconds"],
+               "cpu_utilisation": t["cpu_seconds"] / t["seconds"], **t}
+        for name, t in totals.items()
+    }
+    a, b = settings
+    ratio = results[b]["tokens_per_s"] / results[a]["tokens_per_s"]
+    load_after = [round(x, 2) for x in os.getloadavg()]
+    print(f"fused training, {args.sentences} sentences, {args.passes} timed passes each; load {load_before} -> {load_after}")
+    for name, r in results.items():
+        print(f"OMP_NUM_THREADS={r['omp_num_threads']} ({name}): {r['tokens_per_s']:,.0f} tokens/s, "
+              f"CPU utilisation {r['cpu_utilisation']:.2f}, train loss after each pass {r['losses']}")
+    print(f"{b} / {a}: {ratio:.2f}x")
+    return {"benchmark": "train-threads", "settings": vars(args), "results": results, "ratio": ratio,
+            "load_average_before": load_before, "load_average_after": load_after, "cpus": os.cpu_count()}
 
 
 def main() -> None:
@@ -83,26 +142,38 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crf", action="store_true", help="also time the fused model with a CRF output layer")
+    parser.add_argument("--variants", help="comma-separated subset of fused,unfused,fused+crf")
+    parser.add_argument("--compare-threads", help="two OMP_NUM_THREADS values (a number or 'default'), e.g. 1,default")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
+    if args.compare_threads:
+        doc = compare_threads(args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(doc, f, indent=2)
+        return
 
     data = prepare(max_sentences=args.sentences, batch_size=args.batch_size)
     archs = {"fused": {"fused": True}, "unfused": {"fused": False}}
     if args.crf:
         archs["fused+crf"] = {"fused": True, "crf": True}
+    if args.variants:
+        every = {**archs, "fused+crf": {"fused": True, "crf": True}}
+        archs = {name: every[name] for name in args.variants.split(",")}
     variants = {name: Variant(arch, data, args.batch_size, args.seed) for name, arch in archs.items()}
     # Alternate the timed passes so a change in machine load hits both variants alike.
     for p in range(args.passes):
         for variant in variants.values():
             variant.timed_pass(p + 1)
     results = {name: v.figures() for name, v in variants.items()}
-    ratio = results["fused"]["tokens_per_s"] / results["unfused"]["tokens_per_s"]
+    ratio = results["fused"]["tokens_per_s"] / results["unfused"]["tokens_per_s"] if {"fused", "unfused"} <= set(results) else None
     print(f"training speed, {args.sentences} sentences (80% train), {args.passes} timed passes, batch {args.batch_size}")
-    print(f"{'variant':10}{'tokens/s':>12}{'ms/batch':>10}{'batches':>9}{'last loss':>11}")
+    print(f"{'variant':10}{'tokens/s':>12}{'ms/batch':>10}{'batches':>9}{'CPU util':>9}{'last loss':>11}")
     for name, r in results.items():
-        print(f"{name:10}{r['tokens_per_s']:12,.0f}{r['ms_per_batch']:10.1f}{r['batches']:9d}{r['final_train_loss']:11.4f}")
-    print(f"fused / unfused: {ratio:.2f}x")
-    crf_cost = results["fused"]["tokens_per_s"] / results["fused+crf"]["tokens_per_s"] if args.crf else None
+        print(f"{name:10}{r['tokens_per_s']:12,.0f}{r['ms_per_batch']:10.1f}{r['batches']:9d}{r['cpu_utilisation']:9.2f}{r['final_train_loss']:11.4f}")
+    if ratio is not None:
+        print(f"fused / unfused: {ratio:.2f}x")
+    crf_cost = results["fused"]["tokens_per_s"] / results["fused+crf"]["tokens_per_s"] if {"fused", "fused+crf"} <= set(results) else None
     if crf_cost is not None:
         print(f"fused / fused+crf: {crf_cost:.2f}x (time the CRF layer adds)")
     if args.json:
@@ -117,6 +188,7 @@ def main() -> None:
                 "mxnet": mx.__version__,
                 "cpus": os.cpu_count(),
                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
             },
         }
         with open(args.json, "w") as f:

@@ -309,6 +309,28 @@ def test_viterbi_path_matches_numpy_reference(seed: int, n_tags: int, seq_len: i
     np.testing.assert_array_equal(got, reference_viterbi(scores, lengths, trans, start, end))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(0, 9), st.booleans())
+def test_viterbi_path_reads_float32_probabilities_in_place(seed: int, n_tags: int, seq_len: int, zeros: bool) -> None:
+    # The tagger's path: onnxruntime's float32 probabilities, their log taken inside the kernel, must
+    # give the path of the float64 log-probabilities `decode` used to compute first (floor 1e-30).
+    rng = np.random.default_rng(seed)
+    batch = 4
+    proba = rng.dirichlet(np.full(n_tags, 0.5), size=(batch, seq_len)).astype(np.float32)
+    if zeros:  # underflowed probabilities: the floor, never log(0)
+        proba[rng.random(proba.shape) < 0.2] = 0.0
+    trans, start, end = rng.normal(0, 1, (n_tags, n_tags)), rng.normal(0, 1, n_tags), rng.normal(0, 1, n_tags)
+    trans[rng.random(trans.shape) < 0.3] = -np.inf
+    trans[0, :] = 0.0
+    lengths = rng.integers(0, seq_len + 1, batch)
+    logp = np.log(np.maximum(proba.astype(np.float64), 1e-30))
+    expected = reference_viterbi(logp, lengths, trans, start, end)
+    np.testing.assert_array_equal(_kernels.viterbi_path(proba, lengths, trans, start, end, from_proba=True), expected)
+    np.testing.assert_array_equal(
+        _kernels.viterbi_path(proba.astype(np.float64), lengths, trans, start, end, from_proba=True), expected
+    )
+
+
 def test_viterbi_path_validates_inputs() -> None:
     scores = np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match="transition tables"):

@@ -30,19 +30,19 @@ def test_tagger_spans_match_seqeval(tags: list[str]) -> None:
     tokens = [f"t{i}" for i in range(len(tags))]
     scores = np.linspace(0.5, 1.0, len(tags))
     found = spans(tokens, tags, scores)
-    assert sorted((e.type, e.start, e.end) for e in found) == sorted((k, s, e + 1) for k, s, e in get_entities(tags))
+    assert sorted((e.label, e.token_start, e.token_end) for e in found) == sorted((k, s, e + 1) for k, s, e in get_entities(tags))
     for e in found:
-        assert e.text == " ".join(tokens[e.start : e.end])
-        assert e.score == pytest.approx(float(np.mean(scores[e.start : e.end])))
+        assert e.text == " ".join(tokens[e.token_start : e.token_end])
+        assert e.score == pytest.approx(float(np.mean(scores[e.token_start : e.token_end])))
 
 
 def test_iobes_singletons_are_separate_entities() -> None:
     # Was one entity "a b": the tagger read only B/I prefixes.
     assert spans(["a", "b", "c"], ["S-per", "S-per", "O"], [1.0, 0.5, 1.0]) == [
-        Entity("per", 0, 1, "a", 1.0),
-        Entity("per", 1, 2, "b", 0.5),
+        Entity("per", 0, 1, "a", 1.0, 0, 1),
+        Entity("per", 2, 3, "b", 0.5, 1, 2),
     ]
-    assert [(e.start, e.end) for e in spans(list("abcd"), ["B-geo", "E-geo", "B-geo", "E-geo"], np.ones(4))] == [(0, 2), (2, 4)]
+    assert [(e.token_start, e.token_end) for e in spans(list("abcd"), ["B-geo", "E-geo", "B-geo", "E-geo"], np.ones(4))] == [(0, 2), (2, 4)]
 
 
 @settings(max_examples=200)

@@ -63,7 +63,7 @@ def test_gmb_csv_in_jsonl_out(packages: dict, tmp_path: Path) -> None:
     for d, ws, ps in zip(lines, SENTENCES, POS):
         assert d["tags"] == tagger.tag(ws, ps)
         expected = tagger.entities(ws, ps)
-        assert [(e["type"], e["start"], e["end"], e["text"]) for e in d["entities"]] == [(e.type, e.start, e.end, e.text) for e in expected]
+        assert [(e["type"], e["start"], e["end"], e["text"]) for e in d["entities"]] == [(e.label, e.token_start, e.token_end, e.text) for e in expected]
 
 
 def test_tokens_from_stdin(packages: dict) -> None:

@@ -71,6 +71,24 @@ def test_batches_come_back_in_input_order_and_equal_single_calls(model: tuple) -
     assert [len(t) for t in singles] == lengths
 
 
+def test_single_calls_give_the_batch_probabilities_for_any_sequence_type(model: tuple) -> None:
+    # `tag` has its own path for one sentence: the same tags and probabilities as `tag_batch`, in every
+    # bucket and beyond the largest, for lists and tuples; odd inputs still get `_run`'s errors.
+    tagger = model[4]
+    rng = np.random.default_rng(7)
+    words, pos = random_sentences(rng, [1, 3, 5, 6, 10, 11, 30])
+    tags, probs = tagger.tag_batch(words, pos, batch_size=1, proba=True)
+    assert len(tags) == len(words)
+    for w, p, t, pr in zip(words, pos, tags, probs):
+        one_tags, one_probs = tagger.tag(tuple(w), tuple(p), proba=True)
+        assert one_tags == t == tagger.tag(w, p)
+        np.testing.assert_array_equal(one_probs, pr)
+    with pytest.raises(TypeError, match="token 1 of sentence 0"):
+        tagger.tag(["Paris", 3], pos=["NNP", "NNP"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="one POS tag per token"):
+        tagger.tag(("Paris", "."), pos=("NNP",))
+
+
 def test_empty_input(model: tuple) -> None:
     tagger = model[4]
     assert tagger.tag([], pos=[]) == []
@@ -108,22 +126,25 @@ def test_entities_use_the_tagged_spans(model: tuple) -> None:
         assert found == spans(w, tags, probs.max(1))
         n_entities += len(found)
         for e in found:
-            assert e.text == " ".join(w[e.start : e.end])
-            assert tags[e.start] in (f"B-{e.type}", f"I-{e.type}")
-            assert e.score == pytest.approx(float(probs[e.start : e.end].max(1).mean()))
+            # Token indices, and character offsets into the space-joined sentence.
+            assert e.text == " ".join(w[e.token_start : e.token_end]) == " ".join(w)[e.start : e.end]
+            assert e.start == len(" ".join(w[: e.token_start])) + (e.token_start > 0)
+            assert tags[e.token_start] in (f"B-{e.label}", f"I-{e.label}") and e.type == e.label
+            assert e.score == pytest.approx(float(probs[e.token_start : e.token_end].max(1).mean()))
     assert n_entities > 0  # the loop above checked something
     assert tagger.entities_batch(words, pos) == [tagger.entities(w, p) for w, p in zip(words, pos)]
 
 
 def test_spans_follow_conlleval() -> None:
-    tokens = ["a", "b", "c", "d", "e", "f", "g"]
+    tokens = ["a", "bb", "c", "d", "e", "f", "g"]
     tags = ["B-per", "I-per", "I-geo", "O", "I-org", "B-org", "I-org"]
     scores = np.array([0.9, 0.7, 0.5, 1.0, 0.6, 0.8, 0.6])
+    # "a bb c d e f g": character offsets into the space-joined tokens, then token indices.
     assert spans(tokens, tags, scores) == [
-        Entity("per", 0, 2, "a b", pytest.approx(0.8)),
-        Entity("geo", 2, 3, "c", pytest.approx(0.5)),
-        Entity("org", 4, 5, "e", pytest.approx(0.6)),
-        Entity("org", 5, 7, "f g", pytest.approx(0.7)),
+        Entity("per", 0, 4, "a bb", pytest.approx(0.8), 0, 2),
+        Entity("geo", 5, 6, "c", pytest.approx(0.5), 2, 3),
+        Entity("org", 9, 10, "e", pytest.approx(0.6), 4, 5),
+        Entity("org", 11, 14, "f g", pytest.approx(0.7), 5, 7),
     ]
     assert spans([], [], np.zeros(0)) == []
 
@@ -203,7 +224,7 @@ def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> Non
         tags, probs = tagger.tag(w, p, proba=True)
         n_entities += len(tagger.entities(w, p))
         for e in tagger.entities(w, p):
-            chosen = [probs[i, tagger.tags.index(tags[i])] for i in range(e.start, e.end)]
+            chosen = [probs[i, tagger.tags.index(tags[i])] for i in range(e.token_start, e.token_end)]
             assert e.score == pytest.approx(float(np.mean(chosen)))
     assert n_entities > 0
 

@@ -9,16 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Entity", "Tagger", "__version__"]
+__all__ = ["Doc", "Entity", "Sentence", "Tagger", "Token", "__version__"]
 
 if TYPE_CHECKING:
-    from ner_fast.tagger import Entity, Tagger
+    from ner_fast.tagger import Tagger
+    from ner_fast.text import Doc, Entity, Sentence, Token
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `from ner_fast import Tagger` imports onnxruntime only when someone asks for the tagger.
-    if name in ("Tagger", "Entity"):
+    if name == "Tagger":
         from ner_fast import tagger
 
-        return getattr(tagger, name)
+        return tagger.Tagger
+    if name in ("Doc", "Entity", "Sentence", "Token"):
+        from ner_fast import text
+
+        return getattr(text, name)
     raise AttributeError(f"module 'ner_fast' has no attribute {name!r}")

@@ -45,6 +45,11 @@ def parse_csv(
     data: bytes, ncols: int, flag_col: int, cat_cols: list[int]
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], tuple[int, int] | None]: ...
 def viterbi_path(
-    scores: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray
+    scores: np.ndarray,
+    lengths: np.ndarray,
+    trans: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    from_proba: bool = False,
 ) -> np.ndarray: ...
 def flush_denormals() -> bool: ...

@@ -17,6 +17,10 @@ Two formats are understood:
 - ``tokens``: one pre-tokenized sentence a line, tokens separated by spaces or tabs, blank lines
   skipped; no POS, no tags (what `ner-fast tag` reads besides the tagged formats). UTF-8.
 
+Raw text (`TEXT`, what `ner-fast tag --input-format text` reads) is not a corpus: `parse_documents`
+returns its documents as strings (one a line, or the whole input as one) for `ner_fast.text` to
+tokenize. It is never sniffed: give it by name.
+
 Every reader accepts LF, CRLF and CR-only line ends (a file with CRs and no LF is read as CR
 lines) and a UTF-8 byte-order mark. A ``.zip`` path is read through its single member.
 
@@ -33,7 +37,7 @@ Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
 4. otherwise -> tokens, unless a line looks like raw text, i.e. has a word with punctuation
    attached (``world,`` or a line ending ``morning.``): raw text is never read as tokens by guess;
 5. anything else (one line that could be CoNLL or tokens; text with punctuation attached) is
-   ambiguous: a `CorpusError` says so and names ``--input-format``.
+   ambiguous: a `CorpusError` says so and names ``--input-format`` (raw text: ``--input-format text``).
 
 Malformed input raises `CorpusError`, whose message names the file and the line.
 """
@@ -55,6 +59,10 @@ from ner_fast.schemes import is_tag, iob1_to_iob2
 FORMATS = ("auto", "gmb", "conll", "tokens")
 #: The formats that carry tags (what prepare, train and evaluate read).
 TAGGED_FORMATS = ("auto", "gmb", "conll")
+#: Raw text, one document a line (`parse_documents`); never sniffed.
+TEXT = "text"
+#: What `ner-fast tag` reads: the corpus formats and raw text.
+TAG_FORMATS = (*FORMATS, TEXT)
 #: Rule 1 of `sniff_format`: a file's extension decides its format.
 EXTENSIONS = {
     ".csv": "gmb",
@@ -299,7 +307,8 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None) -
         if glued:
             raise CorpusError(
                 f"looks like raw text ({glued.group().strip()!r} has punctuation attached), not CoNLL columns nor "
-                "one tokenized sentence a line: give --input-format (tokens splits at whitespace only)",
+                "one tokenized sentence a line: give --input-format (text to tokenize it, tokens to split at "
+                "whitespace only)",
                 source,
                 number,
             )
@@ -475,6 +484,44 @@ def _read_tokens(raw: bytes, source: str) -> Corpus:
     if not words:
         raise CorpusError("no sentences found", source, 1)
     return Corpus(words, None, None, np.asarray(offsets, dtype=np.int64), source, "tokens", np.asarray(lines, dtype=np.int64))
+
+
+def line_end(raw: bytes) -> bytes:
+    """What ends the lines of a file: LF (a CRLF's CR is dropped by the readers), or CR in a file with
+    CRs and no LF (classic Mac)."""
+    return b"\r" if b"\r" in raw and b"\n" not in raw else b"\n"
+
+
+def parse_documents(raw: bytes, source: str, whole: bool = False, first_line: int = 1,
+                    ends: bytes | None = None) -> list[str]:
+    """Raw-text documents from UTF-8 bytes (a byte-order mark skipped): one a line, or with `whole` the
+    whole input as one document.
+
+    Lines end at LF or CRLF (the CR is dropped), or at CR in a file with CRs and no LF, as for the
+    corpus readers; line breaks such as U+2028 stay inside a document. Every line is a document, blank
+    ones too, so that output line i answers input line i; a final line end starts no document.
+
+    A run of whole lines cut from a larger file (`ner_fast.partition`) gives its first line's number
+    `first_line` and the file's line end `ends` (`line_end`): errors then name lines of the file, and a
+    run of blank lines is not an empty file.
+    """
+    if first_line == 1 and raw.startswith(_UTF8_BOM):
+        raw = raw[len(_UTF8_BOM) :]
+    if ends is None:
+        if not raw.strip():
+            raise CorpusError("empty file", source, 1)
+        ends = line_end(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(ends, 0, err.start) + first_line
+        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, line) from None
+    if whole:
+        return [text]
+    lines = text.split(ends.decode())
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 _READERS = {"gmb": _read_gmb, "conll": _read_conll, "tokens": _read_tokens}

@@ -106,17 +106,10 @@ def _rules(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tables
 
 
-def viterbi(
-    proba: np.ndarray, lengths: np.ndarray, tags: Sequence[str], crf: CRF | None = None, constrained: bool = True
-) -> np.ndarray:
-    """The best tag ids (B, L) for probabilities (B, L, T); -1 beyond each length.
-
-    Best: the highest sum of log-probabilities plus, with `crf`, its transition, start and end
-    scores; `constrained` allows only sequences that obey the tagging scheme.
-    """
-    proba = np.asarray(proba)
-    n_tags = proba.shape[2]
-    lengths = np.asarray(lengths, dtype=np.int64)
+def _tables(
+    n_tags: int, tags: Sequence[str], crf: CRF | None, constrained: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition, start and end scores of a Viterbi search: the scheme's rules as 0/-inf, plus `crf`."""
     trans = np.zeros((n_tags, n_tags))
     opening = np.zeros(n_tags)
     closing = np.zeros(n_tags)
@@ -129,8 +122,54 @@ def viterbi(
         trans += crf.transitions
         opening += crf.start
         closing += crf.end
+    return trans, opening, closing
+
+
+def viterbi(
+    proba: np.ndarray, lengths: np.ndarray, tags: Sequence[str], crf: CRF | None = None, constrained: bool = True
+) -> np.ndarray:
+    """The best tag ids (B, L) for probabilities (B, L, T); -1 beyond each length.
+
+    Best: the highest sum of log-probabilities plus, with `crf`, its transition, start and end
+    scores; `constrained` allows only sequences that obey the tagging scheme.
+    """
+    proba = np.asarray(proba)
+    return _search(proba, lengths, _tables(proba.shape[2], tags, crf, constrained))
+
+
+def _search(proba: np.ndarray, lengths: np.ndarray, tables: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     # The search itself is a compiled loop (`_kernels.viterbi_path`); tests hold the NumPy reference.
-    return _kernels.viterbi_path(np.ascontiguousarray(_log(proba)), np.ascontiguousarray(lengths), trans, opening, closing)
+    # It reads float32 or float64 probabilities in place and takes their log as it goes.
+    if proba.dtype != np.float32:
+        proba = proba.astype(np.float64, copy=False)
+    return _kernels.viterbi_path(
+        np.ascontiguousarray(proba), np.ascontiguousarray(lengths, dtype=np.int64), *tables, from_proba=True
+    )
+
+
+class Decoder:
+    """`decode` for one tag list, method and CRF, with its Viterbi tables built once (the tagger
+    calls it for every batch: rebuilding the tables cost more than decoding a short sentence)."""
+
+    def __init__(self, tags: Sequence[str], method: str = "bio", crf: CRF | None = None) -> None:
+        if method not in DECODERS:
+            raise ValueError(f"decode must be one of {DECODERS}, got {method!r}")
+        self.method = method
+        self._tables = _tables(len(tags), tags, crf, method == "bio") if crf is not None or method == "bio" else None
+        if self._tables is not None:
+            for table in self._tables:
+                table.flags.writeable = False
+
+    def __call__(self, proba: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Tag ids (B, L), -1 beyond each length, of probabilities (B, L, T)."""
+        proba = np.asarray(proba)
+        if self._tables is not None:
+            if proba.shape[2] != self._tables[1].shape[0]:
+                raise ValueError(f"decode: {proba.shape[2]} tag probabilities for {self._tables[1].shape[0]} tags")
+            return _search(proba, lengths, self._tables)
+        ids = proba.argmax(axis=-1).astype(np.int64)
+        ids[np.arange(ids.shape[1])[None, :] >= np.asarray(lengths)[:, None]] = -1
+        return ids
 
 
 def decode(
@@ -140,10 +179,4 @@ def decode(
 
     With `crf`, "argmax" is the CRF's best path and "bio" its best valid path.
     """
-    if method not in DECODERS:
-        raise ValueError(f"decode must be one of {DECODERS}, got {method!r}")
-    if crf is not None or method == "bio":
-        return viterbi(proba, lengths, tags, crf, constrained=method == "bio")
-    ids = np.asarray(proba).argmax(axis=-1).astype(np.int64)
-    ids[np.arange(ids.shape[1])[None, :] >= np.asarray(lengths)[:, None]] = -1
-    return ids
+    return Decoder(tags, method, crf)(proba, lengths)

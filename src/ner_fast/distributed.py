@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
+from ner_fast.train import set_mxnet_threads
+
 ROLES = ("scheduler", "server", "worker")
 # A worker is the `ner-fast` command line itself, run by this Python.
 _CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
@@ -69,6 +71,9 @@ class Cluster:
         )
         if interface:
             env["DMLC_INTERFACE"] = interface
+        if role == "worker":
+            # The workers share this machine's cores (unless the user set OMP_NUM_THREADS).
+            set_mxnet_threads(env, processes=self.workers)
         return env
 
 

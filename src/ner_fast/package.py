@@ -34,12 +34,12 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
+# The bundled pretrained package, inside the installed ner_fast package.
+DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
 DEFAULT_BUCKETS = "dynamic"
-# The bundled pretrained package, inside the installed ner_fast package.
-DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 
 
 class PackageError(ValueError):
@@ -93,6 +93,12 @@ def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, st
     }
     atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return manifest
+
+
+def package_checksum(path: str | os.PathLike[str]) -> str:
+    """sha256 of a package's manifest.json: it lists the sha256 of every other file, so it names the
+    package's exact contents (what a cluster worker checks before tagging with its own copy)."""
+    return sha256_file(Path(path) / MANIFEST_FILE)
 
 
 @dataclass(frozen=True)

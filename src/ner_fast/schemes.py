@@ -45,6 +45,16 @@ class TagScheme:
         self.kind = kind
         self.o_index = self.tags.index("O") if "O" in self.tags else -1
         self.iobes = bool(np.isin(prefix, (E, S)).any())
+        # The chunk rules as tables over tag ids, id len(tags) standing for a sentence edge:
+        # opens[previous, current] and closes[current, next] (what `entity_spans` looks up).
+        edge_prefix = np.append(prefix, np.int8(O))
+        edge_kind = np.append(kind, -1)
+        self.opens = _opens(edge_prefix[:, None], edge_kind[:, None], prefix[None, :], kind[None, :])
+        self.closes = _closes(prefix[:, None], kind[:, None], edge_prefix[None, :], edge_kind[None, :])
+        # The same tables as nested lists, for `chunk_ids`' Python loop.
+        self._opens_rows: list[list[bool]] = self.opens.tolist()
+        self._closes_rows: list[list[bool]] = self.closes.tolist()
+        self._kinds: list[int] = kind.tolist()
 
 
 def is_tag(tag: str) -> bool:
@@ -68,6 +78,26 @@ def _sentence_edges(lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray
     return first, last
 
 
+def _opens(prev_prefix: np.ndarray, prev_kind: np.ndarray, prefix: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Whether a token (prefix, kind) opens a chunk after its neighbour (prev_prefix, prev_kind)."""
+    return (
+        (prefix == B)
+        | (prefix == S)
+        | (((prev_prefix == O) | (prev_prefix == E) | (prev_prefix == S)) & ((prefix == I) | (prefix == E)))
+        | ((prefix != O) & (prev_kind != kind))
+    )
+
+
+def _closes(prefix: np.ndarray, kind: np.ndarray, next_prefix: np.ndarray, next_kind: np.ndarray) -> np.ndarray:
+    """Whether a token (prefix, kind) closes its chunk before its neighbour (next_prefix, next_kind)."""
+    return (
+        (prefix == E)
+        | (prefix == S)
+        | (((prefix == B) | (prefix == I)) & ((next_prefix == B) | (next_prefix == S) | (next_prefix == O)))
+        | ((prefix != O) & (next_kind != kind))
+    )
+
+
 def entity_spans(tag_ids: np.ndarray, lengths: np.ndarray, scheme: TagScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The entities in flat tag ids: (start, end inclusive, type id) arrays, conlleval's chunk rules.
 
@@ -79,36 +109,40 @@ def entity_spans(tag_ids: np.ndarray, lengths: np.ndarray, scheme: TagScheme) ->
     tag_ids = np.asarray(tag_ids, dtype=np.int64)
     n = tag_ids.size
     first, last = _sentence_edges(lengths, n)
-    prefix = scheme.prefix[tag_ids]
-    kind = scheme.kind[tag_ids]
-    inside = prefix != O
-
-    prev_prefix = np.roll(prefix, 1)
-    prev_kind = np.roll(kind, 1)
-    prev_prefix[first] = O
-    prev_kind[first] = -1
-    next_prefix = np.roll(prefix, -1)
-    next_kind = np.roll(kind, -1)
-    next_prefix[last] = O
-    next_kind[last] = -1
-
-    starts = (
-        (prefix == B)
-        | (prefix == S)
-        | (np.isin(prev_prefix, (E, S, O)) & np.isin(prefix, (I, E)))
-        | (inside & (prev_kind != kind))
-    )
-    ends = (
-        (prefix == E)
-        | (prefix == S)
-        | (np.isin(prefix, (B, I)) & np.isin(next_prefix, (B, S, O)))
-        | (inside & (next_kind != kind))
-    )
+    # Each token's previous and next tag id, `edge` across a sentence boundary; then the rule tables.
+    edge = len(scheme.tags)
+    previous = np.empty_like(tag_ids)
+    previous[1:] = tag_ids[:-1]
+    previous[first] = edge
+    following = np.empty_like(tag_ids)
+    following[:-1] = tag_ids[1:]
+    following[last] = edge
+    starts = scheme.opens[previous, tag_ids]
+    ends = scheme.closes[tag_ids, following]
     start_pos = np.flatnonzero(starts)
     end_pos = np.flatnonzero(ends)
     # Every start closes the chunk before it, so starts and ends alternate and pair up in order.
     assert start_pos.size == end_pos.size
-    return start_pos, end_pos, kind[start_pos]
+    return start_pos, end_pos, scheme.kind[tag_ids[start_pos]]
+
+
+def chunk_ids(tag_ids: Sequence[int], scheme: TagScheme) -> list[tuple[int, int, int]]:
+    """(start, end exclusive, type id) of the entities in ONE sentence's tag ids: `entity_spans`'s
+    answer from the same rule tables, in a plain Python loop, which beats NumPy's per-call overhead on
+    short inputs (a 20-token sentence: ~5 us against ~20 us)."""
+    opens, closes, kinds = scheme._opens_rows, scheme._closes_rows, scheme._kinds
+    edge = len(scheme.tags)
+    found: list[tuple[int, int, int]] = []
+    start = -1
+    previous = edge
+    last = len(tag_ids) - 1
+    for i, current in enumerate(tag_ids):
+        if opens[previous][current]:
+            start = i
+        if closes[current][tag_ids[i + 1] if i < last else edge]:
+            found.append((start, i + 1, kinds[tag_ids[start]]))
+        previous = current
+    return found
 
 
 def chunks(tags: Sequence[str], scheme: TagScheme | None = None) -> list[tuple[str, int, int]]:

@@ -6,7 +6,8 @@
     pos = ["NNP", "NNP", "VBD", "NNP", "."]     # only for models trained with POS (tagger.uses_pos)
     tagger.tag(tokens, pos)                     # ['B-per', 'I-per', 'O', 'B-geo', 'O']
     tagger.entities(tokens, pos)
-    # [Entity(type='per', start=0, end=2, text='Angela Merkel', score=0.99), Entity(type='geo', ...)]
+    # [Entity(label='per', start=0, end=13, text='Angela Merkel', score=0.99, token_start=0, token_end=2), ...]
+    # (offsets into " ".join(tokens); raw text: `tagger(text)` / `tagger.pipe(texts)`, see ner_fast.text)
     tagger.tag_batch([tokens], return_pos=True)  # a model with a POS head (tagger.pos_tags is not None):
     # ([['B-per', 'I-per', 'O', 'B-geo', 'O']], [['NNP', 'NNP', 'VBD', 'NNP', '.']])
 
@@ -24,9 +25,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -35,32 +35,18 @@ import onnxruntime as ort
 
 from ner_fast import _kernels
 from ner_fast.buckets import plan_batches
-from ner_fast.decode import CRF, DECODERS
-from ner_fast.decode import decode as decode_tags
+from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, default_package_path, load_package
 from ner_fast.schemes import TagScheme, chunks
+from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
+from ner_fast.text import pipe as pipe_texts
+from ner_fast.text import tag_texts
 from ner_fast.vocab import UNK, Vocabularies
 
 Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-@dataclass(frozen=True)
-class Entity:
-    """An entity span: tokens `start` to `end` (exclusive) of the sentence.
-
-    `score` is the mean, over the span's tokens, of the probability the model gave the tag it chose
-    for each token: near 1 when the model is sure of every token of the span. For a CRF model these
-    are the per-token softmax of its scores (the graph's output), not the CRF's marginals.
-    """
-
-    type: str
-    start: int
-    end: int
-    text: str
-    score: float
 
 
 def providers_for(device: Device) -> list[str]:
@@ -141,6 +127,7 @@ class Tagger:
         # Only the tag probabilities unless POS tags are asked for (a POS head is a second output).
         self._outputs = [self._sessions[None].get_outputs()[0].name]
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
+        self._decoder = Decoder(self.tags, self.decode, self.crf)
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
         self.scheme = TagScheme(self.tags)
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
@@ -206,6 +193,16 @@ class Tagger:
 
     # ----------------------------------------------------------------- the public calls
 
+    def __call__(self, text: str) -> Doc:
+        """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
+        return tag_texts(self, [text])[0]
+
+    def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
+        """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
+        (`batch_size` sentences a `tag_batch` call, `n_threads` of its batches at once, default the
+        tagger's `workers`; the next group is tokenized meanwhile: `ner_fast.text.pipe`)."""
+        return pipe_texts(self, texts, batch_size, n_threads)
+
     @overload
     def tag(self, tokens: Sequence[str], pos: Sequence[str] | None = None, proba: Literal[False] = False) -> list[str]: ...
     @overload
@@ -218,6 +215,21 @@ class Tagger:
 
         With `proba=True` returns `(tags, probabilities)`, probabilities float32 (len(tokens), len(self.tags)).
         """
+        n = len(tokens)
+        if n and type(tokens) in (list, tuple) and (pos is None if not self.uses_pos else _same_length(pos, n)):
+            # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
+            # outside onnxruntime); anything unusual, errors included, goes through `_run`.
+            try:
+                matrix = featurize(tokens, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
+            except TypeError:
+                matrix = None
+            if matrix is not None:
+                lengths = np.array([n], dtype=np.int64)
+                (key, batch), = plan_batches(lengths, self.buckets, 1)
+                top, out, _ = self._infer(matrix, np.array([0, n], dtype=np.int64), lengths, key, batch)
+                names = self.tags
+                tags = [names[t] for t in top[0, :n].tolist()]
+                return (tags, out[0, :n]) if proba else tags
         result = self._run([tokens], None if pos is None else [pos], batch_size=1, proba=proba)
         return (result[0][0], result[1][0]) if proba else result[0][0]
 
@@ -227,16 +239,18 @@ class Tagger:
         pos: Sequence[Sequence[str]] | None = None,
         batch_size: int = 64,
         proba: bool = False,
+        workers: int | None = None,
         return_pos: bool = False,
     ) -> Any:
-        """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once.
+        """Tags of many sentences, in input order; `batch_size` sentences go through a graph at once,
+        `workers` batches at once in threads (default: the tagger's `workers`).
 
         With `proba=True` returns `(tags, probabilities)`, one (len(sentence), len(self.tags)) array each.
         With `return_pos=True` the predicted POS tags of the package's auxiliary POS head come last:
         `(tags, pos_tags)` or `(tags, probabilities, pos_tags)`, `pos_tags` one list per sentence, or
         None when the package has no POS head (`self.pos_tags is None`).
         """
-        tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos)
+        tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos, workers)
         head: tuple[Any, ...] = (tags, probs) if proba else (tags,)
         if return_pos:
             return (*head, pos_out)
@@ -260,6 +274,22 @@ class Tagger:
 
     # ----------------------------------------------------------------- the work
 
+    def _infer(
+        self,
+        matrix: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        key: int | None,
+        batch: np.ndarray,
+        want_pos: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
+        with `want_pos` the POS head's output (B, L, V_pos), else None)."""
+        seq_len = key if key is not None else int(lengths[batch].max())
+        features, _, _ = _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)
+        outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
+        return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
+
     def _run(
         self,
         sentences: Sequence[Sequence[str]],
@@ -267,7 +297,11 @@ class Tagger:
         batch_size: int,
         proba: bool,
         return_pos: bool = False,
+        workers: int | None = None,
     ) -> tuple[list[Any], list[np.ndarray], list[list[str]] | None]:
+        workers = self.workers if workers is None else workers
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
@@ -294,14 +328,10 @@ class Tagger:
 
         def run(job: tuple[int | None, np.ndarray]) -> None:
             # Each job writes only its own sentences' rows of `best` and `probs`: jobs may run concurrently.
-            key, batch = job
-            seq_len = key if key is not None else int(lengths[batch].max())
-            features, _, _ = _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)
-            outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
-            out = outputs[0]
-            top = decode_tags(out, lengths[batch], self.tags, self.decode, self.crf)
+            top, out, pos_scores = self._infer(matrix, offsets, lengths, *job, want_pos=want_pos)
+            batch = job[1]
             # POS ids 0 and 1 are <pad> and <unk>, never an answer.
-            pos_top = outputs[1][:, :, UNK + 1 :].argmax(axis=2) + UNK + 1 if want_pos else None
+            pos_top = pos_scores[:, :, UNK + 1 :].argmax(axis=2) + UNK + 1 if pos_scores is not None else None
             for row, i in enumerate(batch.tolist()):
                 a, b = int(offsets[i]), int(offsets[i + 1])
                 best[a:b] = top[row, : b - a]
@@ -311,8 +341,8 @@ class Tagger:
                     pos_best[a:b] = pos_top[row, : b - a]
 
         jobs = plan_batches(lengths, self.buckets, batch_size)
-        if self.workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(self.workers) as pool:
+        if workers > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
         else:
             for job in jobs:
@@ -327,6 +357,11 @@ class Tagger:
             else None
         )
         return tags, per_sentence, pos_out
+
+
+def _same_length(pos: Sequence[str] | None, n: int) -> bool:
+    """Whether `pos` is a list of n POS tags (the fast path of `tag`; anything else goes through `_run`)."""
+    return pos is not None and not isinstance(pos, str) and len(pos) == n
 
 
 def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
@@ -344,8 +379,7 @@ def spans(
 ) -> list[Entity]:
     """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
     conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
-    `scheme`: a `TagScheme` holding every tag (built from `tags` when None)."""
-    return [
-        Entity(kind, start, end, " ".join(tokens[start:end]), float(np.mean(scores[start:end])))
-        for kind, start, end in chunks(tags, scheme)
-    ]
+    `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
+    into `" ".join(tokens)` (see `Entity`)."""
+    text, starts, ends = join_tokens(tokens)
+    return make_entities(text, starts, ends, chunks(tags, scheme), np.asarray(scores, dtype=np.float64).tolist())

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, MutableMapping, Sequence
 
 import numpy as np
 
@@ -150,6 +150,25 @@ def flush_denormals() -> bool:
     # NumPy's finfo notices the mode and warns that the smallest subnormal is now zero: expected.
     warnings.filterwarnings("ignore", message="The value of the smallest subnormal", category=UserWarning)
     return True
+
+
+def omp_threads(processes: int = 1) -> int:
+    """OpenMP threads for MXNet's operators in each of `processes` training processes sharing this
+    machine: the cores this process may run on, shared out evenly (at least 1)."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, processes))
+
+
+def set_mxnet_threads(env: MutableMapping[str, str] | None = None, processes: int = 1) -> str:
+    """Set `OMP_NUM_THREADS` in `env` (default: this process's environment) to `omp_threads(processes)`
+    unless it is set already (a user's value wins); returns the value in effect.
+
+    Why: when OMP_NUM_THREADS is unset, MXNet 1.x sizes its operators' OpenMP pool at half the
+    processors (it assumes two hyper-threads a core), so on 2 cores every operator ran on one
+    thread and `ner-fast train` used one core of two. Must run before MXNet is imported, as libgomp
+    and MXNet read the variable once.
+    """
+    target = os.environ if env is None else env
+    return target.setdefault("OMP_NUM_THREADS", str(omp_threads(processes)))
 
 
 def _seed_everything(seed: int) -> None:
@@ -473,11 +492,13 @@ def train(
     also starts over a finished run or writes beside other files (kept). Returns the history and
     how the run ended; raises OptionError (a ValueError) on unusable options, ValueError on unusable
     data or checkpoint files, OSError where the folder cannot be written.
-    The process is switched to flush-to-zero (`flush_denormals`) before MXNet is imported.
+    The process is switched to flush-to-zero (`flush_denormals`) and MXNet given every core
+    (`set_mxnet_threads`) before MXNet is imported.
     """
     if resume and force:
         raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
     flush_denormals()
+    set_mxnet_threads()
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter

@@ -12,6 +12,7 @@ from ner_fast.cli.evaluate import evaluate_command
 from ner_fast.cli.export import export_command
 from ner_fast.cli.launch import launch_command
 from ner_fast.cli.prepare import prepare_command
+from ner_fast.cli.serve import serve_command
 from ner_fast.cli.tag import tag_command
 from ner_fast.cli.train import train_command
 
@@ -28,6 +29,7 @@ cli.add_command(evaluate_command, "evaluate")
 cli.add_command(export_command, "export")
 cli.add_command(tag_command, "tag")
 cli.add_command(launch_command, "launch")
+cli.add_command(serve_command, "serve")
 
 
 def main() -> None:

@@ -1,9 +1,16 @@
-"""`ner-fast tag`: tag a file of sentences with a model package (onnxruntime; no mxnet, no onnx).
+"""`ner-fast tag`: tag a file of sentences or raw text with a model package (onnxruntime; no mxnet, no onnx).
 
 Input formats (`ner_fast.corpus`, which also sniffs `auto`): `conll` (whitespace columns, word first, POS
 second when there are 3+ columns, the last column a tag, which is ignored), `gmb` (the GMB CSV), `tokens`
-(one pre-tokenized sentence a line, tokens separated by whitespace, blank lines skipped). Output: `conll` (token TAB predicted tag, a blank
-line after each sentence) or `jsonl` (one JSON object a sentence: tokens, tags, entities).
+(one pre-tokenized sentence a line, tokens separated by whitespace, blank lines skipped), and `text`
+(raw text, one document a line, or the whole input as one with `--document`; never sniffed), which
+`ner_fast.text` tokenizes. `--text "..."` tags one document given on the command line.
+
+Output: `conll` (token TAB predicted tag, a blank line after each sentence), `jsonl` (pre-tokenized
+input: one JSON object a sentence with tokens, tags and entities, entity start/end being token
+indices; raw text: one `Doc.to_dict()` a document, character offsets) or `pretty` (raw text: each
+document with its entities marked, then one line per entity; coloured on a terminal). Default:
+`pretty` for `--text`, `jsonl` for other raw text, `conll` for pre-tokenized input.
 """
 from __future__ import annotations
 
@@ -16,9 +23,12 @@ from typing import IO, Any
 
 import click
 
-from ner_fast.corpus import FORMATS
+from ner_fast.corpus import TAG_FORMATS, TEXT
+from ner_fast.partition import JSONL, PARTITION_SIZE, TEXT_FIELD
 
-OUTPUT_FORMATS = ("conll", "jsonl")
+OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
+# Entity label colours of the pretty view, given to labels in order of appearance.
+COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "red")
 # Sentences tagged per call between progress updates; large enough for full batches in every bucket.
 CHUNK = 2048
 
@@ -59,14 +69,18 @@ def refuse_unwritable_tokens(corpus: Any) -> None:
             )
 
 
-def tagged(tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int, bar: Any) -> Iterator[tuple]:
-    """(tokens, tags, entities) per sentence, in input order, tagging CHUNK sentences at a time."""
+def tagged(
+    tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int | None, bar: Any
+) -> Iterator[tuple]:
+    """(tokens, tags, entities) per sentence, in input order, tagging CHUNK sentences at a time
+    (`batch_size` None: `tag_batch`'s default)."""
     from ner_fast.tagger import spans
 
+    options = {} if batch_size is None else {"batch_size": batch_size}
     for start in range(0, len(sentences), CHUNK):
         words = sentences[start : start + CHUNK]
         part_pos = pos[start : start + CHUNK] if (pos is not None and tagger.uses_pos) else None
-        tags, probs = tagger.tag_batch(words, part_pos, batch_size=batch_size, proba=True)
+        tags, probs = tagger.tag_batch(words, part_pos, proba=True, **options)
         for w, t, p in zip(words, tags, probs):
             yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme)
         bar.update(len(words))
@@ -78,86 +92,225 @@ def write_sentence(out: IO[str], fmt: str, tokens: list[str], tags: list[str], e
         out.writelines(f"{w}\t{t}\n" for w, t in zip(tokens, tags))
         out.write("\n")
     else:
-        found = [{"type": e.type, "start": e.start, "end": e.end, "text": e.text, "score": round(e.score, 6)} for e in entities]
+        # Pre-tokenized input: entity start/end are token indices (raw text input writes Doc.to_dict()).
+        found = [
+            {"type": e.label, "start": e.token_start, "end": e.token_end, "text": e.text, "score": round(e.score, 6)}
+            for e in entities
+        ]
         out.write(json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False) + "\n")
 
 
+def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = None) -> str:
+    """The pretty view of a `Doc`: its text with each entity marked `[text](label)` (in colour and
+    without brackets when `colour`), then one line per entity (label, character span, text, score)."""
+    palette = {} if palette is None else palette
+    parts: list[str] = []
+    position = 0
+    for e in doc.entities:
+        shade = palette.setdefault(e.label, COLOURS[len(palette) % len(COLOURS)])
+        parts.append(doc.text[position : e.start])
+        if colour:
+            parts.append(click.style(e.text, fg=shade, bold=True, underline=True) + click.style(f" {e.label}", fg=shade))
+        else:
+            parts.append(f"[{e.text}]({e.label})")
+        position = e.end
+    parts.append(doc.text[position:])
+    lines = ["".join(parts)]
+    for e in doc.entities:
+        label = click.style(f"{e.label:<5}", fg=palette[e.label], bold=True) if colour else f"{e.label:<5}"
+        lines.append(f"  {label} {e.start:>5}-{e.end:<5} {e.text}  ({e.score:.2f})")
+    return "\n".join(lines) + "\n\n"
+
+
+def read_documents(path: Path | None, whole: bool = False) -> list[str]:
+    """Raw-text documents of a file or stdin (None): `corpus.parse_documents`."""
+    from ner_fast.corpus import CorpusError, parse_documents
+
+    if path is None:
+        return parse_documents(sys.stdin.buffer.read(), "<stdin>", whole)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise CorpusError(f"cannot read: {err}", str(path)) from err
+    return parse_documents(raw, str(path), whole)
+
+
+def write_doc(out: IO[str], fmt: str, doc: Any, colour: bool, palette: dict[str, str]) -> None:
+    """One document in the output format."""
+    if fmt == "jsonl":
+        out.write(doc.to_json() + "\n")
+    elif fmt == "conll":
+        for s in doc.sentences:
+            out.writelines(f"{t.text}\t{t.tag}\n" for t in doc.tokens[s.token_start : s.token_end])
+            out.write("\n")
+    else:
+        out.write(format_doc(doc, colour, palette))
+
+
 def tag_file(
-    package: Path,
+    package: Path | None,
     input_path: Path | None,
     output: Path | None,
     input_format: str = "auto",
-    output_format: str = "conll",
-    batch_size: int = 64,
+    output_format: str | None = None,
+    batch_size: int | None = None,
     device: str = "auto",
     threads: int | None = None,
     workers: int = 1,
     progress: bool = True,
+    document: bool = False,
+    text: str | None = None,
 ) -> int:
-    """Tag `input_path` (stdin for None) into `output` (stdout for None); returns the sentence count.
+    """Tag `input_path` (stdin for None), or the document `text`, into `output` (stdout for None) with
+    the package folder `package` (None: the bundled one); returns the count of sentences (pre-tokenized
+    input) or documents (raw text) written.
 
-    The whole input is read and checked before anything is written; a file output is written to a
-    temporary name beside it and renamed into place only when complete.
+    `input_format` is one of `corpus.TAG_FORMATS`; `document` reads a raw-text input as one document;
+    `output_format` one of `OUTPUT_FORMATS` (None: see the module docstring); `batch_size` None keeps
+    `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
+    anything is written; a file output is written to a temporary name beside it and renamed into place
+    only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
+    `click.UsageError`.
     """
+    from ner_fast.atomic import atomic_open
+
+    raw_text = text is not None or input_format == TEXT
+    if output_format is None:
+        output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
+    if output_format not in OUTPUT_FORMATS:
+        raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    if output_format == "pretty" and not raw_text:
+        raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
+    if document and input_format != TEXT:
+        raise click.UsageError("--document reads raw text: give --input-format text")
+    if raw_text:
+        documents = [text] if text is not None else read_documents(input_path, document)
+        count = len(documents)
+        write: Any = lambda out: _write_documents(out, package, documents, output_format, batch_size, device, threads,
+                                                  workers, progress and output is not None, out is sys.stdout and out.isatty())
+    else:
+        sentences, pos, corpus = read_input(input_path, input_format)
+        if output_format == "conll":
+            refuse_unwritable_tokens(corpus)
+        count = len(sentences)
+        write = lambda out: _write_sentences(out, package, sentences, pos, output_format, batch_size, device, threads,
+                                             workers, progress and output is not None)
+    if output is None:
+        write(sys.stdout)
+    else:
+        with atomic_open(output, "w", encoding="utf-8") as out:
+            write(out)
+    return count
+
+
+def _write_sentences(out: IO[str], package: Path | None, sentences: list[list[str]], pos: list[list[str]] | None,
+                     output_format: str, batch_size: int | None, device: str, threads: int | None, workers: int,
+                     progress: bool) -> None:
     from tqdm import tqdm
 
-    from ner_fast.atomic import atomic_open
     from ner_fast.tagger import Tagger
 
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    sentences, pos, corpus = read_input(input_path, input_format)
-    if output_format == "conll":
-        refuse_unwritable_tokens(corpus)
     tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     if tagger.uses_pos and pos is None:
         raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
-    with tqdm(total=len(sentences), unit="sent", disable=not progress or output is None, file=sys.stderr) as bar:
-        if output is None:
-            for item in tagged(tagger, sentences, pos, batch_size, bar):
-                write_sentence(sys.stdout, output_format, *item)
-            return len(sentences)
-        with atomic_open(output, "w", encoding="utf-8") as out:
-            for item in tagged(tagger, sentences, pos, batch_size, bar):
-                write_sentence(out, output_format, *item)
-    return len(sentences)
+    with tqdm(total=len(sentences), unit="sent", disable=not progress, file=sys.stderr) as bar:
+        for item in tagged(tagger, sentences, pos, batch_size, bar):
+            write_sentence(out, output_format, *item)
+
+
+def _write_documents(out: IO[str], package: Path | None, documents: list[str], output_format: str,
+                     batch_size: int | None, device: str, threads: int | None, workers: int, progress: bool,
+                     colour: bool) -> None:
+    from tqdm import tqdm
+
+    from ner_fast.tagger import Tagger
+
+    tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
+    options = {} if batch_size is None else {"batch_size": batch_size}
+    palette: dict[str, str] = {}
+    with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
+        for doc in tagger.pipe(documents, **options):
+            write_doc(out, output_format, doc, colour, palette)
+            bar.update(1)
 
 
 @click.command()
-@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("input_path", metavar="[INPUT|-]", required=False, default="-")
-@click.option("--input-format", type=click.Choice(FORMATS), default="auto", show_default=True,
-              help="conll columns, gmb CSV, or tokens (one whitespace-tokenized sentence a line); auto: by the "
-                   "file's extension, else its content (docs/ARCHITECTURE.md, 'Input formats').")
-@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="conll", show_default=True,
-              help="conll (token TAB tag) or jsonl (tokens, tags and entities per sentence).")
+@click.argument("paths", nargs=-1, metavar="[PACKAGE] [INPUT|-]")
+@click.option("--input-format", type=click.Choice((*TAG_FORMATS, JSONL)), default="auto", show_default=True,
+              help="conll columns, gmb CSV, tokens (one whitespace-tokenized sentence a line) or text (raw text, "
+                   "one document a line, tokenized here), jsonl (with --output-dir: a JSON object a line, the "
+                   "document under --text-field); auto: by the file's extension, else its content, never text or "
+                   "jsonl (docs/ARCHITECTURE.md, 'Input formats').")
+@click.option("--document", is_flag=True, help="With --input-format text: the whole input is one document.")
+@click.option("--text", "text", default=None, metavar="TEXT", help="Tag this raw text (instead of INPUT), one document.")
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
+              help="conll (token TAB tag), jsonl (one JSON object a sentence, or a document for raw text: "
+                   "Doc.to_dict() with character offsets) or pretty (raw text, entities marked). "
+                   "Default: pretty for --text, jsonl for other raw text, conll for pre-tokenized input.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (written whole, then renamed into place); default stdout.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sentences per graph run.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or per tag_batch call of the raw-text "
+                   "pipeline (default: Tagger.pipe's).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches tagged at once, in threads (on few cores, --workers 2 --threads 1 beats --threads 2).")
+              help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
+                   "--workers 2 --threads 1 beats --threads 2).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one JSON lines part per "
+                   "partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="With --output-dir: a running Dask scheduler.")
+@click.option("--local-workers", type=click.IntRange(min=1), default=None,
+              help="With --output-dir: start a local Dask cluster of N processes on 127.0.0.1 (default 1).")
+@click.option("--partition-size", type=click.IntRange(min=1), default=PARTITION_SIZE, show_default=True,
+              help="With --output-dir: documents per partition (the unit written, retried and resumed).")
+@click.option("--text-field", default=TEXT_FIELD, show_default=True, help="The document field of --input-format jsonl.")
+@click.option("--resume", is_flag=True, help="With --output-dir: tag only the partitions its manifest lacks.")
+@click.option("--force", is_flag=True, help="With --output-dir: delete its earlier parts and manifest first.")
 def tag_command(
-    package: Path,
-    input_path: str,
+    paths: tuple[str, ...],
     input_format: str,
-    output_format: str,
+    document: bool,
+    text: str | None,
+    output_format: str | None,
     output: Path | None,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     threads: int | None,
     workers: int,
+    output_dir: Path | None,
+    scheduler: str | None,
+    local_workers: int | None,
+    partition_size: int,
+    text_field: str,
+    resume: bool,
+    force: bool,
 ) -> None:
-    """Tag the sentences of INPUT (a file, or - / nothing for stdin) with the model package PACKAGE."""
+    """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package folder PACKAGE
+    (default: the package bundled with ner-fast).
+
+    One path: a folder is the package (input from stdin), anything else the input. With --output-dir,
+    any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
+    """
     from ner_fast.corpus import CorpusError
     from ner_fast.package import PackageError
 
-    path = None if input_path == "-" else Path(input_path)
-    if path is not None and not path.is_file():
-        raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
+    if output_dir is not None:
+        if text is not None or document or output is not None or output_format not in (None, "jsonl"):
+            raise click.UsageError("--output-dir writes JSON lines parts: no --text, --document, --output or --output-format")
+        if device != "auto" or workers != 1:
+            raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
+                                   "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
+        cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
+                    force, threads, batch_size)
+        return
+    if input_format == JSONL:
+        raise click.UsageError("--input-format jsonl is read by the cluster run: give --output-dir")
+    package, path = resolve_paths(paths, text is not None)
     try:
-        tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers)
+        tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
+                 document=document, text=text)
     except BrokenPipeError:
         # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
         # that the interpreter's final flush does not raise again, and stop quietly.
@@ -165,3 +318,64 @@ def tag_command(
         sys.exit(0)
     except (CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
+
+
+def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[Path | None, list[str]]:
+    """(package folder or None for the bundled one, the other paths): the first path is the package when
+    it is a folder (or when `first_is_package`)."""
+    given = list(paths)
+    if not given or not (first_is_package or Path(given[0]).is_dir()):
+        return None, given
+    package = Path(given.pop(0))
+    if not package.is_dir():
+        raise click.BadParameter(f"{package} is not a folder", param_hint="PACKAGE")
+    return package, given
+
+
+def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None, Path | None]:
+    """(package folder or None for the bundled one, input file or None for stdin) from the command's
+    positional arguments: PACKAGE INPUT, or one of them (a folder is a package), or none."""
+    if len(paths) > 2:
+        raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)} (several inputs: --output-dir)")
+    package, given = split_package(paths, len(paths) == 2)
+    if given and have_text:
+        raise click.UsageError("give INPUT or --text, not both")
+    if not given or given[0] == "-":
+        return package, None
+    path = Path(given[0])
+    if not path.is_file():
+        raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
+    return package, path
+
+
+def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
+                local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
+                threads: int | None, batch_size: int | None) -> None:
+    """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line
+    (exit 2 for the options and the output folder, 1 for the data)."""
+    package, inputs = split_package(paths)
+    if not inputs or "-" in inputs:
+        raise click.UsageError("--output-dir needs INPUT files (the workers read them; not stdin)")
+    for name in inputs:
+        if not Path(name).is_file():
+            raise click.BadParameter(f"{name} is not a file", param_hint="INPUT")
+    if scheduler is not None and local_workers is not None:
+        raise click.UsageError("give --scheduler or --local-workers, not both")
+    if resume and force:
+        raise click.UsageError("give --resume or --force, not both")
+    try:
+        from ner_fast.dask import PartitionsFailed, tag_files
+    except ImportError as err:  # distributed is an extra
+        raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
+    from ner_fast.config import OptionError
+    from ner_fast.corpus import CorpusError
+    from ner_fast.package import PackageError
+
+    try:
+        tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
+                  input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
+                  force=force, threads=threads or 1, batch_size=batch_size)
+    except OptionError as err:
+        raise click.UsageError(str(err)) from None
+    except (PartitionsFailed, CorpusError, PackageError, ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None

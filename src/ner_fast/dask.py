@@ -1,0 +1,295 @@
+"""Tagging on a Dask cluster (`pip install ner-fast[dask]`): whole input files into an output folder of
+parts (`tag_files`, what `ner-fast tag --output-dir` runs), or a Dask bag or dataframe a user already
+holds (`tag_bag`, `tag_dataframe`).
+
+    from ner_fast.dask import tag_bag, tag_dataframe
+    docs = tag_bag(dask.bag.read_text("docs-*.txt").map(str.strip), "/shared/pkg")   # a bag of Doc dicts
+    df = tag_dataframe(ddf, column="text", package="/shared/pkg")                    # adds a "doc" column
+
+Every path (package, inputs, output folder) must mean the same files on the client and on every worker
+(one machine, or a shared file system). Workers receive the package path and the sha256 of its manifest,
+never a tagger: each worker process opens the package once, checks it, and keeps its `Tagger`
+(`ner_fast.partition.worker_tagger`).
+
+The output folder of `tag_files`:
+
+    OUT/part-00000.jsonl ...   one part per partition, one JSON line per document, in input order
+    OUT/manifest.json          the plan (every partition: source file, lines, documents, sha256 of its
+                               input), the package, the settings, and which parts are done
+
+Concatenating the parts in name order (`cat OUT/part-*.jsonl`) gives the single-process output. A part
+is written by its worker to a temporary name and renamed, so it is whole or absent; a partition run
+twice (Dask retries the partitions of a lost worker) writes the same bytes. The client rewrites the
+manifest (atomically) as parts complete, so after a crash, Ctrl-C or a malformed line, `--resume` tags
+only the partitions not recorded as done (and any whose input bytes changed since).
+
+This module is named after the library it drives; `import dask` inside it is the library (absolute
+imports), and nothing in the runtime imports this module.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ner_fast.atomic import atomic_write_json
+from ner_fast.partition import (
+    PARTITION_SIZE,
+    TEXT_FIELD,
+    Partition,
+    plan_partitions,
+    tag_partition,
+    tag_texts,
+)
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+#: Least seconds between two manifest writes while parts complete (the last one is always written).
+MANIFEST_EVERY = 1.0
+
+
+class PartitionsFailed(RuntimeError):
+    """Some partitions failed (the first failure is the cause); the others' parts are kept and recorded."""
+
+
+def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
+    """(absolute path, checksum) of a package, verified here first so that a bad package fails before
+    any worker starts. None: the bundled default package."""
+    from ner_fast.package import default_package_path, load_package, package_checksum
+
+    path = Path(default_package_path() if package is None else package).resolve()
+    load_package(path)
+    return str(path), package_checksum(path)
+
+
+# --------------------------------------------------------------------------- collections a user holds
+
+
+def tag_bag(bag: Any, package: str | os.PathLike[str] | None = None, threads: int | None = 1,
+            batch_size: int | None = None) -> Any:
+    """A Dask bag of document strings -> a bag of tagged documents (`Doc.to_dict()` dicts), same partitions."""
+    path, checksum = package_ref(package)
+    return bag.map_partitions(tag_texts, package=path, checksum=checksum, threads=threads, batch_size=batch_size)
+
+
+def tag_dataframe(df: Any, column: str = "text", package: str | os.PathLike[str] | None = None,
+                  into: str = "doc", threads: int | None = 1, batch_size: int | None = None) -> Any:
+    """A Dask dataframe with a text `column` -> the same dataframe plus an object column `into` holding each
+    row's `Doc.to_dict()` (one `map_partitions` task per partition)."""
+    import pandas as pd
+
+    if column not in df.columns:
+        raise KeyError(f"no column {column!r} (columns: {', '.join(map(str, df.columns))})")
+    path, checksum = package_ref(package)
+
+    def tag_frame(frame: pd.DataFrame) -> pd.DataFrame:
+        docs = tag_texts(frame[column].tolist(), path, checksum, threads, batch_size)
+        return frame.assign(**{into: pd.Series(docs, index=frame.index, dtype=object)})
+
+    meta = df._meta.assign(**{into: pd.Series(dtype=object)})
+    return df.map_partitions(tag_frame, meta=meta)
+
+
+# --------------------------------------------------------------------------- files into an output folder
+
+
+def tag_files(
+    inputs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    package: str | os.PathLike[str] | None = None,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    local_workers: int | None = None,
+    input_format: str = "auto",
+    text_field: str = TEXT_FIELD,
+    partition_size: int = PARTITION_SIZE,
+    resume: bool = False,
+    force: bool = False,
+    threads: int | None = 1,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Tag input files on a Dask cluster into the output folder `out_dir` (see the module docstring).
+
+    The cluster: `client` (a `distributed.Client` the caller holds), else the scheduler at `scheduler`
+    (`tcp://host:port`), else a `LocalCluster` of `local_workers` processes (one thread each) on
+    127.0.0.1, closed on return. `out_dir` follows `atomic.claim_output_dir` (other files refuse it
+    unless `force`, and are kept even then); an earlier run there is finished with `resume` (which must
+    have the same settings and inputs) or started over with `force` (its parts and manifest deleted
+    first), else refused (`config.OptionError`, as for the option mistakes). Returns a summary:
+    partitions, parts done before, parts tagged now, documents, seconds.
+
+    Raises `PartitionsFailed` (its cause: the first failure, e.g. a `CorpusError` naming a file and line)
+    after all other partitions have finished and been recorded.
+
+    A script that starts a local cluster must call this under `if __name__ == "__main__":` (the worker
+    processes are started by re-importing the main module).
+    """
+    started = time.perf_counter()
+    out = Path(out_dir)
+    path, checksum = package_ref(package)
+    plan = plan_partitions(inputs, input_format, text_field, partition_size)
+    settings = {"package": {"path": path, "checksum": checksum}, "input_format": input_format,
+                "text_field": text_field, "partition_size": partition_size}
+    done = _prepare_output(out, plan, settings, resume, force)
+    todo = [p for p in plan if p.part not in done]
+    writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
+    writer.write()
+    tagged, failures = 0, []
+    if todo:
+        with _cluster(client, scheduler, local_workers) as active:
+            tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress)
+    writer.write()
+    if failures:
+        _, err = min(failures, key=lambda f: f[0])
+        raise PartitionsFailed(
+            f"{err} ({len(failures)} of {len(plan)} partitions failed; the {len(writer.done)} parts done are kept "
+            f"in {out}: fix the input and rerun with --resume)"
+        ) from err
+    return {"out": str(out), "partitions": len(plan), "parts_before": len(plan) - len(todo), "parts_tagged": tagged,
+            "documents": sum(int(d["documents"]) for d in writer.done.values()),
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def run_files(folder: Path) -> set[str] | None:
+    """The files of an earlier `tag_files` run in `folder`, its manifest and parts (None: it holds none)."""
+    from ner_fast.atomic import read_json
+
+    try:
+        manifest = read_json(folder / MANIFEST_FILE, "tagging manifest")
+        manifest["settings"], manifest["partitions"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {MANIFEST_FILE, *(p.name for p in folder.glob("part-*.jsonl"))}
+
+
+def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], resume: bool,
+                    force: bool) -> dict[str, dict[str, Any]]:
+    """Claim the output folder (`atomic.claim_output_dir`: other files refuse it unless `force`, and are
+    never touched); return the parts already done (by part name), which only `resume` keeps."""
+    from ner_fast.atomic import claim_output_dir, read_json
+    from ner_fast.config import OptionError
+
+    claim = claim_output_dir(out, run_files, force=force, option="--output-dir")
+    claim.refuse_clashes([MANIFEST_FILE, *(p.part for p in plan)])
+    if claim.previous and not (resume or force):
+        raise OptionError("--output-dir", f"{out} holds a tagging run: --resume to finish it, or add --force to start over")
+    if not (claim.previous and resume):
+        for name in claim.previous:  # --force: the earlier run's files, nothing else
+            (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        return {}
+    manifest = read_json(out / MANIFEST_FILE, "tagging manifest")
+    recorded, old_settings = manifest["partitions"], manifest["settings"]
+    # The package may have moved: its checksum, not its path, says whether it is the same model.
+    same = {**settings, "package": settings["package"]["checksum"]}
+    old_same = {**old_settings, "package": (old_settings.get("package") or {}).get("checksum")}
+    if old_same != same:
+        changed = sorted(k for k in same if old_same.get(k) != same[k])
+        raise OptionError("--resume", f"{out} was started with other settings ({', '.join(changed)}); add --force to start over")
+    shape = ("part", "source", "format", "first_line", "lines")
+    if [[r.get(k) for k in shape] for r in recorded] != [[p.describe()[k] for k in shape] for p in plan]:
+        raise OptionError("--resume", f"{out} was started on other inputs (files or line counts differ); add --force to start over")
+    # A part counts as done only with its file present and its input unchanged since it was tagged.
+    return {r["part"]: r for r, p in zip(recorded, plan)
+            if r.get("done") and r.get("sha256") == p.sha256 and (out / p.part).is_file()}
+
+
+class _ManifestWriter:
+    """The manifest of a run: the plan, the settings, and the parts done so far (rewritten atomically)."""
+
+    def __init__(self, path: Path, plan: list[Partition], settings: dict[str, Any], done: dict[str, dict[str, Any]]):
+        self.path, self.plan, self.settings, self.done = path, plan, settings, dict(done)
+        self.written_at = 0.0
+
+    def record(self, result: dict[str, Any]) -> None:
+        self.done[result["part"]] = result
+        if time.monotonic() - self.written_at >= MANIFEST_EVERY:
+            self.write()
+
+    def write(self) -> None:
+        partitions = [{**p.describe(), **self.done.get(p.part, {}), "done": p.part in self.done} for p in self.plan]
+        atomic_write_json(self.path, {"format_version": MANIFEST_VERSION, "settings": self.settings,
+                                      "complete": len(self.done) == len(self.plan), "partitions": partitions})
+        self.written_at = time.monotonic()
+
+
+def local_cluster(n_workers: int) -> Any:
+    """A `distributed.LocalCluster` of `n_workers` processes of one thread each, every socket on 127.0.0.1
+    (the scheduler's and the workers' HTTP servers too: by default they listen on every interface)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+
+
+class _cluster:
+    """The client to run on: the caller's (left open), or one made here and closed on exit with its cluster."""
+
+    def __init__(self, client: Any, scheduler: str | None, local_workers: int | None) -> None:
+        self.given, self.scheduler, self.local_workers = client, scheduler, local_workers
+        self.owned: list[Any] = []
+
+    def __enter__(self) -> Any:
+        if self.given is not None:
+            return self.given
+        from distributed import Client
+
+        try:
+            if self.scheduler is not None:
+                self.owned.append(Client(self.scheduler))
+            else:
+                cluster = local_cluster(self.local_workers or 1)
+                self.owned.append(cluster)
+                self.owned.append(Client(cluster))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.owned[-1]
+
+    def __exit__(self, *exc: object) -> None:
+        for thing in reversed(self.owned):
+            thing.close()
+        self.owned.clear()
+
+
+def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str, threads: int | None,
+         batch_size: int, writer: _ManifestWriter, progress: bool) -> tuple[int, list[tuple[int, BaseException]]]:
+    """Submit every partition, record parts as they complete; return (parts tagged, failures by index)."""
+    import sys
+
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    # retries=0: a partition lost with its worker is rescheduled by the scheduler anyway (up to its
+    # allowed-failures); an error raised by the partition itself (a malformed line) would fail again.
+    run_id = uuid.uuid4().hex[:8]  # keys unique per run: a client must not hand back an earlier run's result
+    futures = client.map(tag_partition, todo, out_dir=str(out), package=path, checksum=checksum, threads=threads,
+                         batch_size=batch_size, key=[f"ner-fast-tag-{run_id}-{p.part}" for p in todo], retries=0)
+    index_of = {f.key: p.index for f, p in zip(futures, todo)}
+    tagged, failures = 0, []
+    try:
+        with tqdm(total=sum(p.documents for p in todo), unit="doc", disable=not progress, file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                if future.status in ("error", "cancelled"):  # "error" also: a task whose workers all died
+                    error = future.exception() if future.status == "error" else None
+                    failures.append((index_of[future.key], error or RuntimeError(f"{future.key} was cancelled")))
+                    continue
+                try:
+                    # "lost": it finished, then its worker died before the result came back; the scheduler
+                    # runs it again (the part is rewritten with the same bytes) and result() waits for that.
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - recorded; the other partitions go on
+                    failures.append((index_of[future.key], err))
+                    continue
+                writer.record(result)
+                tagged += 1
+                bar.update(int(result["documents"]))
+    finally:
+        client.cancel(futures)  # after Ctrl-C, stop the rest (parts already renamed stay valid)
+        writer.write()
+    return tagged, failures

@@ -1,0 +1,277 @@
+"""Tagging in partitions, for any engine that runs Python functions on lists of documents (Dask, Spark,
+Ray, multiprocessing): the engine-neutral partition function, the per-process tagger cache, input
+files cut into partitions, and a partition tagged into its JSON lines part.
+
+    from ner_fast.partition import tag_texts
+    tag_texts(["Angela Merkel visited Paris.", "..."], package="/shared/pkg")   # -> [Doc.to_dict(), ...]
+
+`tag_texts` is what every engine calls on each partition. It ships no tagger: an onnxruntime session
+cannot be pickled, so a partition carries the package path (and the sha256 of its manifest), and each
+worker process opens the package once, checks that it is the same package, and keeps the `Tagger` for
+every later partition (`worker_tagger`).
+
+This module needs no engine: `ner_fast.dask` drives it on a Dask cluster.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Documents per partition (`ner-fast tag --partition-size`): a partition is the unit that is retried and
+#: written as one part, so it bounds the work a lost worker repeats and the memory a task holds.
+PARTITION_SIZE = 1000
+#: JSON lines input: one JSON object a line, its document under `text_field` (blank lines skipped).
+JSONL = "jsonl"
+TEXT_FIELD = "text"
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+# --------------------------------------------------------------------------- the partition function
+
+_taggers: dict[tuple[str, str, int | None], Any] = {}
+_taggers_lock = threading.Lock()
+
+
+def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str | None = None,
+                  threads: int | None = 1) -> Any:
+    """The `Tagger` of this process for `package`, opened (and its files verified) on first use, then kept.
+
+    `checksum` (`ner_fast.package.package_checksum` on the client) must match this machine's copy of
+    the package: a worker never tags with a different model than the one the run was started with.
+    Threads of one worker share the tagger (onnxruntime sessions are thread-safe). `package` None: the
+    bundled default package.
+    """
+    from ner_fast.package import PackageError, default_package_path, load_package, package_checksum
+    from ner_fast.tagger import Tagger
+
+    path = str(Path(default_package_path() if package is None else package).resolve())
+    key = (path, checksum or "", threads)
+    tagger = _taggers.get(key)
+    if tagger is not None:
+        return tagger
+    with _taggers_lock:  # two threads of one worker must not both load it
+        if key not in _taggers:
+            pkg = load_package(path)  # verifies every file against the manifest
+            if checksum is not None and package_checksum(path) != checksum:
+                raise PackageError(f"{path} on {os.uname().nodename} is not the package the run was started with")
+            _taggers[key] = Tagger.load(pkg, device="cpu", threads=threads)
+        return _taggers[key]
+
+
+def tag_docs(
+    texts: Iterable[str],
+    package: str | os.PathLike[str] | None = None,
+    checksum: str | None = None,
+    threads: int | None = 1,
+    batch_size: int | None = None,
+) -> Iterator[Any]:
+    """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default)."""
+    tagger = worker_tagger(package, checksum, threads)
+    return tagger.pipe([str(t) for t in texts], **({} if batch_size is None else {"batch_size": batch_size}))
+
+
+def tag_texts(
+    texts: Iterable[str],
+    package: str | os.PathLike[str] | None = None,
+    checksum: str | None = None,
+    threads: int | None = 1,
+    batch_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """The partition function: documents -> one `Doc.to_dict()` each, in order, with this process's tagger.
+
+    Engine-neutral: a Dask bag partition, a pandas Series of a Spark `mapInPandas` batch or a plain list.
+    `package` None: the bundled default package.
+    """
+    return [doc.to_dict() for doc in tag_docs(texts, package, checksum, threads, batch_size)]
+
+
+# --------------------------------------------------------------------------- input, cut into partitions
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A bounded run of documents of one input file, and where its result goes (`part`).
+
+    Raw text and JSON lines travel as a byte range (`start`, `stop`) that the worker reads itself,
+    covering lines `first_line` .. `first_line + lines - 1` (ended by `ends`); corpus inputs travel as
+    `texts` (their `first_line` and `lines` count sentences). `sha256` is the digest of those bytes (or
+    texts): a worker refuses input that changed after the run was planned, and `--resume` redoes such a part.
+    """
+
+    index: int
+    source: str
+    format: str
+    first_line: int
+    lines: int
+    documents: int
+    sha256: str
+    start: int = 0
+    stop: int = 0
+    ends: bytes = b"\n"
+    texts: tuple[str, ...] | None = None
+    text_field: str = TEXT_FIELD
+
+    @property
+    def part(self) -> str:
+        """File name of the partition's output part."""
+        return f"part-{self.index:05d}.jsonl"
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records of the partition."""
+        return {"part": self.part, "source": self.source, "format": self.format, "first_line": self.first_line,
+                "lines": self.lines, "documents": self.documents, "sha256": self.sha256}
+
+
+def plan_partitions(
+    paths: Iterable[str | os.PathLike[str]],
+    input_format: str = "auto",
+    text_field: str = TEXT_FIELD,
+    size: int = PARTITION_SIZE,
+) -> list[Partition]:
+    """Cut the input files into partitions of at most `size` documents each, numbered across files in order.
+
+    `input_format`: `text` (one document a line, blank lines too: `corpus.parse_documents`), `jsonl`, or
+    a corpus format (`corpus.FORMATS`, `auto` being the one sniffer), whose sentences, tokens joined by
+    single spaces (`text.join_tokens`), are the documents. Text and JSON lines files are read once here,
+    line by line, to find each partition's byte range, and parsed by the workers; corpus files are parsed
+    here (a malformed one fails at once, naming its file and line).
+    """
+    from ner_fast.corpus import FORMATS, TEXT
+
+    if input_format not in (*FORMATS, TEXT, JSONL):
+        raise ValueError(f"unknown input format {input_format!r} (choose from {', '.join((*FORMATS, TEXT, JSONL))})")
+    if size < 1:
+        raise ValueError(f"partition size must be at least 1, got {size}")
+    partitions: list[Partition] = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        if input_format in (TEXT, JSONL):
+            found = _plan_lines(path, input_format, text_field, size, len(partitions))
+        else:
+            found = _plan_corpus(path, input_format, size, len(partitions))
+        partitions.extend(found)
+    return partitions
+
+
+def is_document(line: bytes, fmt: str) -> bool:
+    """Whether a line holds a document: every raw-text line does (output line i answers input line i);
+    a JSON lines file may have blank lines."""
+    return fmt != JSONL or bool(line.strip())
+
+
+def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: int) -> list[Partition]:
+    from ner_fast.corpus import CorpusError, line_end
+
+    found: list[Partition] = []
+    with open(path, "rb") as f:
+        ends = b"\n"
+        while block := f.read(1 << 20):  # `corpus.line_end` of the whole file, without holding it
+            ends = line_end(block) if ends == b"\n" or b"\n" in block else ends
+            if b"\n" in block:
+                break
+        f.seek(0)
+        # `f` iterates LF lines; a CR-only file is small and old: split it in memory.
+        lines: Iterable[bytes] = f if ends == b"\n" else f.read().splitlines(keepends=True)
+        digest = hashlib.sha256()
+        start = offset = 0
+        first_line = number = 1
+        documents, content = 0, False
+        for line in lines:
+            document = is_document(line, fmt)
+            if documents == size and document:  # a full partition ends before the next document
+                found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,
+                                       documents, digest.hexdigest(), start, offset, ends, None, text_field))
+                digest, start, first_line, documents = hashlib.sha256(), offset, number, 0
+            content = content or bool((line[len(_UTF8_BOM) :] if number == 1 and line.startswith(_UTF8_BOM) else line).strip())
+            digest.update(line)
+            offset += len(line)
+            number += 1
+            documents += document
+    if not content:
+        raise CorpusError("empty file", str(path), 1)
+    if documents:
+        found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,
+                               documents, digest.hexdigest(), start, offset, ends, None, text_field))
+    return found
+
+
+def _plan_corpus(path: Path, fmt: str, size: int, first_index: int) -> list[Partition]:
+    from ner_fast.corpus import read_corpus
+    from ner_fast.text import join_tokens
+
+    corpus = read_corpus(path, fmt)
+    bounds = zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())
+    texts = [join_tokens(corpus.words[a:b])[0] for a, b in bounds]  # pre-tokenized text as the tagger shows it
+    found = []
+    for k, at in enumerate(range(0, len(texts), size)):
+        chunk = tuple(texts[at : at + size])
+        digest = hashlib.sha256("\n".join(chunk).encode("utf-8")).hexdigest()
+        found.append(Partition(first_index + k, str(path), corpus.format, at + 1, len(chunk), len(chunk), digest,
+                               texts=chunk))
+    return found
+
+
+def read_partition(part: Partition) -> list[str]:
+    """The documents of a partition (on the worker): its byte range read back, checked against its
+    digest and parsed; a malformed line raises CorpusError naming its file and line."""
+    from ner_fast.corpus import CorpusError, parse_documents
+
+    if part.texts is not None:
+        return list(part.texts)
+    with open(part.source, "rb") as f:
+        f.seek(part.start)
+        raw = f.read(part.stop - part.start)
+    if hashlib.sha256(raw).hexdigest() != part.sha256:
+        raise CorpusError(f"changed since the run was planned (lines {part.first_line}-{part.first_line + part.lines - 1})",
+                          part.source)
+    lines = parse_documents(raw, part.source, first_line=part.first_line, ends=part.ends)
+    if part.format != JSONL:
+        return lines
+    return [_json_text(line, part.source, number, part.text_field)
+            for number, line in enumerate(lines, part.first_line) if line.strip()]
+
+
+def _json_text(line: str, source: str, number: int, text_field: str) -> str:
+    """The document of one JSON line: an object whose `text_field` is a string."""
+    import json
+
+    from ner_fast.corpus import CorpusError
+
+    try:
+        value = json.loads(line)
+    except ValueError as err:
+        raise CorpusError(f"not a JSON object ({err})", source, number) from None
+    if not isinstance(value, dict) or not isinstance(value.get(text_field), str):
+        raise CorpusError(f"expected a JSON object with a string field {text_field!r}", source, number)
+    return value[text_field]
+
+
+# --------------------------------------------------------------------------- a partition, tagged and written
+
+
+def tag_partition(
+    part: Partition,
+    out_dir: str | os.PathLike[str],
+    package: str | os.PathLike[str] | None = None,
+    checksum: str | None = None,
+    threads: int | None = 1,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Read, tag and write one partition as `out_dir/<part.part>`, whole or not at all (write, then rename).
+
+    Idempotent: the same partition tagged twice (a retry after a lost worker) writes the same bytes to
+    the same name. Returns what the manifest records of the done part.
+    """
+    from ner_fast.atomic import atomic_open
+
+    documents = 0
+    with atomic_open(Path(out_dir) / part.part, "w", encoding="utf-8") as out:
+        for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size):
+            out.write(doc.to_json() + "\n")  # the line `ner-fast tag --input-format text` writes
+            documents += 1
+    return {**part.describe(), "documents": documents}

@@ -1,0 +1,399 @@
+"""The ASGI application of `ner-fast serve` (Starlette): routes, request checks, limits and metrics.
+
+Endpoints:
+- `POST /v1/entities`: `{"text": "..."}` -> one document (`Doc.to_dict()`), `{"texts": [...]}` or
+  pre-tokenized `{"tokens": [["Angela", "Merkel", ...], ...]}` -> a JSON list, one document per entry;
+- `GET /v1/model`: the model's tags and entity labels, provenance, validation F1, versions;
+- `GET /healthz`: `{"status": "ok"}` once the model is loaded;
+- `GET /metrics`: Prometheus text format (requests, errors, latency, batch sizes);
+- `GET /`: a page to paste text into and see its entities (`static/`, served by the app itself).
+
+Client mistakes get a JSON `{"error": "..."}` naming the problem: 400 for a body that is not UTF-8 or
+not JSON, 422 for a JSON document of the wrong shape, 413 for a body, a text or a list over its limit
+(the limit is in the message). The network never runs in the event loop: the `Batcher` runs it in
+worker threads, coalescing concurrent requests into one tagger batch. No endpoint reads a path a client
+sends: the page's files are read from the package once, at start.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import platform
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ner_fast import __version__
+from ner_fast.serve.annotate import Job, annotate
+from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
+from ner_fast.serve.settings import Limits, Settings
+
+log = logging.getLogger("ner_fast.serve")
+
+JSON = "application/json"
+FIELDS = ("text", "texts", "tokens")
+INTERNAL_ERROR = "internal error; the server log has the details"
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/static/app.css": ("app.css", "text/css; charset=utf-8")}
+
+
+class ClientError(Exception):
+    """A request the server will not run: `status` and a message for the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error(status: int, message: str) -> JSONResponse:
+    """The JSON body of every error answer."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# --------------------------------------------------------------------------- request checks
+
+
+def parse_job(body: bytes, limits: Limits) -> Job:
+    """Check a `/v1/entities` body and turn it into a `Job`; raises `ClientError` naming the problem."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ClientError(400, f"the request body is not valid UTF-8 (byte 0x{body[err.start]:02x} at offset {err.start})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ClientError(400, f"the request body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise ClientError(400, "the request body is not usable JSON: nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        raise ClientError(400, f"the request body is not usable JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise ClientError(422, f"the body must be a JSON object with one of the fields {', '.join(FIELDS)}; got a JSON {_kind(doc)}")
+    unknown = sorted(set(doc) - set(FIELDS))
+    if unknown:
+        raise ClientError(422, f"unknown field {', '.join(map(repr, unknown))}: give one of {', '.join(FIELDS)}")
+    given = [f for f in FIELDS if f in doc]
+    if len(given) != 1:
+        raise ClientError(422, f"give exactly one of the fields {', '.join(FIELDS)}" + (f"; got {', '.join(given)}" if given else ""))
+    field = given[0]
+    value = doc[field]
+    if field == "text":
+        if not isinstance(value, str):
+            raise ClientError(422, f"'text' must be a string; got a JSON {_kind(value)}")
+        _check_text(value, "'text'", limits)
+        return Job([value], None, True, _estimate(value))
+    if not isinstance(value, list):
+        raise ClientError(422, f"'{field}' must be a list; got a JSON {_kind(value)}")
+    if len(value) > limits.max_texts:
+        raise ClientError(413, f"'{field}' has {len(value)} entries; the limit is {limits.max_texts} a request")
+    if field == "texts":
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ClientError(422, f"'texts'[{i}] must be a string; got a JSON {_kind(item)}")
+            _check_text(item, f"'texts'[{i}]", limits)
+        return Job(value, None, False, sum(_estimate(t) for t in value))
+    tokens = 0
+    for i, sentence in enumerate(value):
+        if not isinstance(sentence, list):
+            raise ClientError(422, f"'tokens'[{i}] must be a list of token strings; got a JSON {_kind(sentence)}")
+        chars = len(sentence)  # the joining spaces
+        for j, token in enumerate(sentence):
+            where = f"'tokens'[{i}][{j}]"
+            if not isinstance(token, str):
+                raise ClientError(422, f"{where} must be a string; got a JSON {_kind(token)}")
+            if not token or token.split() != [token]:
+                raise ClientError(422, f"{where} ({token!r}) must be a non-empty token without whitespace")
+            chars += len(token)
+            _check_unicode(token, where)
+        if chars > limits.max_text_chars:
+            raise ClientError(413, f"'tokens'[{i}] joined by spaces has {chars} characters; the limit is {limits.max_text_chars}")
+        tokens += len(sentence)
+    return Job(None, value, False, tokens)
+
+
+def _check_text(text: str, where: str, limits: Limits) -> None:
+    if len(text) > limits.max_text_chars:
+        raise ClientError(413, f"{where} has {len(text)} characters; the limit is {limits.max_text_chars} a text")
+    _check_unicode(text, where)
+
+
+def _check_unicode(text: str, where: str) -> None:
+    """JSON escapes can spell lone surrogates (\\ud800), which are not text and cannot be encoded back."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ClientError(422, f"{where} holds a lone surrogate (\\u{ord(text[err.start]):04x}) at character {err.start}: not Unicode text") from None
+
+
+def _estimate(text: str) -> int:
+    """Tokens of a raw text for filling batches, before the tokenizer runs (in a worker): its words."""
+    return max(1, len(text.split()))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over `limit` bytes: from its
+    Content-Length before reading anything, else while it streams in (chunked)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise ClientError(400, "the Content-Length header is not a number") from None
+            if declared > limit:
+                raise ClientError(413, f"the request body has {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ClientError(413, f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (two apps in one process do not collide)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("ner_fast_requests", "HTTP requests answered.", ["endpoint", "status"], registry=r)
+        self.errors = Counter("ner_fast_errors", "HTTP requests answered with a 4xx or 5xx status.", ["endpoint", "status"], registry=r)
+        self.latency = Histogram(
+            "ner_fast_request_seconds", "Time from a request's start to its answer.", ["endpoint"], registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.in_progress = Gauge("ner_fast_requests_in_progress", "HTTP requests being answered now.", registry=r)
+        self.batch_requests = Histogram(
+            "ner_fast_batch_requests", "Requests coalesced into one tagger batch.", registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        self.batch_tokens = Histogram(
+            "ner_fast_batch_tokens", "Tokens (estimated for raw text) in one tagger batch.", registry=r,
+            buckets=(10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000),
+        )
+        self.batch_seconds = Histogram(
+            "ner_fast_batch_seconds", "Time one batch spent in a worker thread.", registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5),
+        )
+
+        # Labelled children, made once each: `labels()` costs a lock and a dict lookup per call.
+        self._latency: dict[str, Any] = {}
+        self._counts: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        latency = self._latency.get(endpoint)
+        if latency is None:
+            latency = self._latency[endpoint] = self.latency.labels(endpoint)
+        counts = self._counts.get((endpoint, status))
+        if counts is None:
+            labels = (endpoint, str(status))
+            counts = self._counts[endpoint, status] = (self.requests.labels(*labels), self.errors.labels(*labels) if status >= 400 else None)
+        latency.observe(seconds)
+        counts[0].inc()
+        if counts[1] is not None:
+            counts[1].inc()
+
+    def on_batch(self, stats: BatchStats) -> None:
+        self.batch_requests.observe(stats.items)
+        self.batch_tokens.observe(stats.tokens)
+        self.batch_seconds.observe(stats.seconds)
+
+
+class MetricsMiddleware:
+    """Counts every request by endpoint and status and times it (plain ASGI: cheaper than Starlette's
+    BaseHTTPMiddleware on the hot path). `endpoints`: the app's route paths; any other path counts as
+    "other", so clients cannot grow the label set."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, endpoints: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = path if path in self.endpoints else "other"
+        status = 500  # if the app raises before answering, the server answers 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        m = self.metrics
+        m.in_progress.inc()
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            m.observe(endpoint, status, time.perf_counter() - start)
+            m.in_progress.dec()
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def model_info(tagger: Any) -> dict[str, Any]:
+    """What `GET /v1/model` answers: tags, entity labels, provenance and validation F1 (when the package
+    records them), and the versions it was made with and runs on."""
+    import numpy
+    import onnxruntime
+
+    model = tagger.package.model
+    provenance = model.get("provenance")
+    # Bundled packages record how they were built, and their validation scores, under "provenance".
+    validation = (provenance or {}).get("validation") or {}
+    labels = sorted({t.partition("-")[2] for t in tagger.tags if "-" in t})
+    return {
+        "tags": list(tagger.tags),
+        "labels": labels,
+        "uses_pos": bool(tagger.uses_pos),
+        "decode": tagger.decode,
+        "crf": tagger.crf is not None,
+        "quantization": model.get("quantization"),
+        "buckets": list(tagger.buckets),
+        "architecture": model.get("architecture"),
+        "source": model.get("source"),
+        "provenance": provenance,
+        "validation_f1": validation.get("f1"),
+        "versions": {
+            "package": tagger.package.manifest.get("versions", {}),
+            "runtime": {"ner_fast": __version__, "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+                        "python": platform.python_version()},
+        },
+        "providers": tagger.providers,
+    }
+
+
+def static_files() -> dict[str, tuple[bytes, str]]:
+    """The page's files, read once from the package (path -> (bytes, media type))."""
+    folder = resources.files("ner_fast.serve") / "static"
+    return {route: (folder.joinpath(name).read_bytes(), media) for route, (name, media) in STATIC.items()}
+
+
+class EntitiesEndpoint:
+    """`POST /v1/entities` as a plain ASGI app (Starlette routes to it without Request and Response
+    objects): check the body, queue the job in the batcher, send the JSON bytes the worker wrote."""
+
+    def __init__(self, batcher: Batcher[Job, bytes], limits: Limits) -> None:
+        self.batcher = batcher
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await read_body(receive, scope, self.limits.max_body_bytes)
+            if len(body) > 65536:  # parsing a large body would hold up every other request
+                job = await asyncio.get_running_loop().run_in_executor(None, parse_job, body, self.limits)
+            else:
+                job = parse_job(body, self.limits)
+            answer = await self.batcher.submit(job, job.tokens)
+        except ClientError as err:
+            await error(err.status, err.message)(scope, receive, send)
+            return
+        except ClientDisconnect:  # nobody to answer; counted as a client error
+            await error(400, "the client went away before sending the whole body")(scope, receive, send)
+            return
+        except BatcherClosed as err:
+            await error(503, str(err))(scope, receive, send)
+            return
+        except Exception:  # a fault of the server: answered here (Starlette's handler would re-raise and drop the connection)
+            log.exception("POST /v1/entities failed")
+            await error(500, INTERNAL_ERROR)(scope, receive, send)
+            return
+        headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
+    """The ASGI app serving `tagger` (a loaded `ner_fast.Tagger`); a worker thread answers a batch of
+    requests with `ner_fast.serve.annotate.annotate`. `app.state.metrics` holds the app's `Metrics`.
+
+    Raises ValueError for a model that reads POS tags: raw text has none, and the API takes none."""
+    if tagger.uses_pos:
+        raise ValueError("this model reads POS tags, which the HTTP API does not take: serve a package trained without POS input")
+    limits = settings.limits
+    metrics = Metrics()
+    batcher: Batcher[Job, bytes] = Batcher(
+        lambda jobs: annotate(tagger, jobs), settings.max_batch_tokens, settings.max_wait_ms, settings.threads, metrics.on_batch
+    )
+    model_body = json.dumps(model_info(tagger), ensure_ascii=False).encode("utf-8")
+    files = static_files()
+
+    async def model(request: Request) -> Response:
+        return Response(model_body, media_type=JSON)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def page_route(path: str) -> Route:
+        content, media = files[path]
+
+        async def page(request: Request) -> Response:
+            return Response(content, media_type=media)
+
+        return Route(path, page, methods=["GET"])
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, exc.detail)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # A fault of the server, not the client's: logged with its traceback here, one line to the client.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error(500, INTERNAL_ERROR)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.close()  # finishes the queued work first
+
+    app = Starlette(
+        routes=[
+            Route("/v1/entities", EntitiesEndpoint(batcher, limits), methods=["POST"]),
+            Route("/v1/model", model, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+            *(page_route(path) for path in STATIC),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=frozenset(route.path for route in app.routes))
+    app.state.metrics = metrics
+    app.state.batcher = batcher
+    return app

@@ -1,0 +1,24 @@
+"""The server's settings and request limits, with their defaults (the one home of `ner-fast serve`'s
+defaults; imports nothing heavy, so the command line can read them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; larger ones get 413 with the limit in the message."""
+
+    max_body_bytes: int = 1 << 20
+    max_texts: int = 256
+    max_text_chars: int = 100_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the server batches (see `ner_fast.serve.batcher`) and what it accepts."""
+
+    threads: int = 1
+    max_batch_tokens: int = 4096
+    max_wait_ms: float = 0.0
+    limits: Limits = field(default_factory=Limits)

@@ -1,0 +1,508 @@
+"""Raw text in, entities with character offsets out: tokenizer, sentence splitter and the `Doc` API.
+
+    from ner_fast import Tagger
+    tagger = Tagger.load()                                  # the bundled package (or Tagger.load(PATH))
+    doc = tagger("Angela Merkel visited Paris on Monday. She met Emmanuel Macron.")
+    doc.entities    # [Entity(label='per', start=0, end=13, text='Angela Merkel', score=0.99, token_start=0, token_end=2), ...]
+    doc.sentences   # [Sentence(start=0, end=38, token_start=0, token_end=7), ...]
+    doc.tokens      # [Token(text='Angela', start=0, end=6, tag='B-per', pos='NNP', score=0.99), ...]
+    doc.to_dict()   # JSON-ready, see `Doc.to_dict`
+    for doc in tagger.pipe(texts): ...                     # lazy, sentences batched across documents
+
+Every offset is a character offset into the original string, end exclusive: `text[t.start:t.end] == t.text`
+for every token, sentence span and entity, whatever the whitespace between them.
+
+**Tokenization** follows the conventions of the GMB corpus the models are trained on (one compiled
+regular expression, one pass): contractions split (`do` `n't`, `Merkel` `'s`, `we` `'ll`); hyphenated
+compounds stay whole (`al-Qaida`, `U.S.-led`, also `AT&T`, `and/or`, GMB's `de~facto`); abbreviations
+keep their period (`U.S.`, `a.m.`, `Mr.`, `Corp.`: initialisms by rule, the rest from `ABBREVIATIONS`);
+numbers keep their separators (`1,000`, `3.5`, `3:34`); straight quotes stay as they are (`"`, never
+PTB's ``` `` ```); `$`, `%` and every other symbol are tokens of their own; `...`, `--` and `?!` runs
+are one token; URLs and e-mail addresses are one token. Re-tokenizing the bundled corpus's sentences
+from their space-joined text gives back 99.995% of its tokens (`benchmarks/text.py`).
+
+Separators are whitespace of every kind (`str.isspace`: tabs, NBSP, U+2028, CR, ...), C0/C1 control
+characters and the invisible U+200B, U+2060, U+FEFF; every other character (symbols, emoji and other
+astral code points included) belongs to exactly one token.
+
+**Sentences** end after a token made of `.`, `?`, `!` or `…` (plus the closing brackets and quotes
+right after it, a straight quote only when it touches the terminator), unless the next token starts
+with a lower-case letter; at every paragraph break (two or more line breaks); and every
+`MAX_SENTENCE_TOKENS` tokens of a longer run without either. Abbreviation tokens
+(`Mr.`, `U.S.`) never end a sentence: "He went to the U.S. Then ..." stays one sentence, a
+limitation of a rule-based splitter that needs no model file.
+"""
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import accumulate
+from operator import add, sub
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ner_fast.schemes import chunk_ids
+
+if TYPE_CHECKING:
+    from ner_fast.tagger import Tagger
+
+# ------------------------------------------------------------------------------------------ tokenizer
+
+#: Characters that separate tokens and never belong to one (a regex character-class body).
+SEPARATORS = r"\s\x00-\x1f\x7f-\x9f\u200b\u2060\ufeff"
+# A word character: \w, the soft hyphen and the common blocks of combining marks (a decomposed "é"
+# stays one word).
+_W = r"[\w\u00ad\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_LETTER = r"[^\W\d_]"
+_APOS = "'\u2019"
+_CLITIC = r"(?:[sSmMdD]|ll|LL|re|RE|ve|VE)(?!\w)"
+_NT = rf"[nN][{_APOS}][tT](?!\w)"
+
+#: Abbreviations that keep their period (without it). Learned from the bundled corpus (every token
+#: ending in "." that is not an initialism like U.S.; `corpus_abbreviations`) plus common titles,
+#: months, US states and Latin ones. Words that often end a sentence ("Miss", "Wash", "Me") are left out.
+ABBREVIATIONS = frozenset(
+    # from the GMB corpus
+    "Brig Calif Capt Co Col Cong Conn Corp Dec Dr Feb Ga Gen Ill Inc Jan Jr Lt Ltd Mass Mr Mrs Ms Nov Oct "
+    "Rep Sept Sgt St Wis ca "
+    # titles, companies, months, places
+    "Adm Ave Blvd Bros Cmdr Col Dept Esq Gov Hon Maj Messrs Mme Mlle Mt Prof Pvt Rd Rev Sen Sr Supt "
+    "Apr Aug Jun Jul Sep "
+    "Ala Ariz Ark Colo Fla Ky Md Mich Minn Mont Neb Nev Okla Ore Pa Tenn Tex Va Vt Wyo "
+    "approx dept est etc vs viz".split()
+)
+#: Abbreviations that keep their period only before a number ("No. 5", but "He said No.").
+NUMBERED_ABBREVIATIONS = frozenset("No Nos Vol Fig Art".split())
+
+
+def _alternation(words: Iterable[str]) -> str:
+    """A regex alternation of the words and their upper-case forms, longest first."""
+    forms = {w for word in words for w in (word, word.upper())}
+    return "|".join(re.escape(w) for w in sorted(forms, key=lambda w: (-len(w), w)))
+
+
+def _token_pattern(full: bool) -> re.Pattern[str]:
+    """The tokenizer's pattern: `(separators)(token)` pairs for `findall`.
+
+    `full` adds what needs extra work on every word and is rare: words ending before `n't`, URLs and
+    e-mail addresses. `tokenize` uses the full pattern only when the text holds one of `_FULL_HINTS`.
+    """
+    char = rf"(?:(?!{_NT}){_W})" if full else _W
+    word = rf"{char}+(?:(?:(?<=\d)[.,:](?=\d)|[{_APOS}](?!{_CLITIC})(?=\w)){char}+)*"
+    abbreviation = (
+        # The lookahead first: most words have no period after them, and then the long alternations,
+        # which the regex engine tries one by one, are skipped (3x faster on ordinary text).
+        rf"(?=[A-Za-z]+\.)(?:(?:{_alternation(ABBREVIATIONS)})\.(?!\w)"
+        rf"|(?:{_alternation(NUMBERED_ABBREVIATIONS)})\.(?=[{SEPARATORS}]*\d))"
+        # initialisms (U.S., a.m., S.p.A., U.S without its last period) and initials (George W. Bush)
+        rf"|{_LETTER}(?:\.{_LETTER})+\.?(?!\w)|[A-Z]\.(?!\w)"
+    )
+    piece = rf"(?:{abbreviation}|{word})"
+    alternatives = [
+        rf"[{_APOS}]{_CLITIC}|{_NT}",  # clitics, also standing alone in space-joined text
+        rf"[{_APOS}]\d\ds(?!\w)",  # '80s
+        rf"{piece}(?:[-~&/]{piece})*",  # compounds joined by - ~ & /
+        r"\.{2,}|-{2,}|[?!]+|…+",
+        rf"[^{SEPARATORS}]",  # any other character is a token of its own
+    ]
+    if full:
+        url = rf"(?:https?://|www\.)[^{SEPARATORS}<>\"]*[^{SEPARATORS}<>\".,;:!?)\]'\u2019\u201d]"
+        email = r"[\w.+-]+@\w[\w-]*(?:\.\w[\w-]*)+"
+        alternatives = [url, email, *alternatives]
+    return re.compile(rf"([{SEPARATORS}]*)(" + "|".join(alternatives) + ")")
+
+
+_FAST = _token_pattern(full=False)
+_FULL = _token_pattern(full=True)
+# The two patterns differ only on text that contains one of these (a superset of n't, found with
+# plain substring searches, which cost less than one more regex pass).
+_FULL_HINTS = ("'t", "'T", "\u2019t", "\u2019T", "@", "://", "www.")
+
+
+def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
+    """Tokens of `text` and their character offsets: `(words, starts, ends)`, end exclusive.
+
+    `text[starts[i]:ends[i]] == words[i]`; tokens are in text order and never overlap.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    pattern = _FULL if any(hint in text for hint in _FULL_HINTS) else _FAST
+    pairs = pattern.findall(text)
+    if not pairs:
+        return [], [], []
+    gaps, words = zip(*pairs)
+    # Plain lists, no NumPy: a 20-token sentence must cost microseconds (the tagger's p50 is ~0.3 ms).
+    word_lengths = list(map(len, words))
+    ends = list(accumulate(map(add, map(len, gaps), word_lengths)))
+    return list(words), list(map(sub, ends, word_lengths)), ends
+
+
+# ------------------------------------------------------------------------------------ sentence splitter
+
+_TERMINATOR = re.compile(r"[.?!…]+")
+# Closing brackets and quotes that stay with the sentence they follow.
+_CLOSERS = frozenset(")]}\"'\u2019\u201d\u00bb")
+_STRAIGHT_QUOTES = frozenset("\"'")
+# Two or more line breaks (with any other whitespace between them), or a paragraph separator.
+_LINE_BREAK = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+_PARAGRAPH = re.compile(r"(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])[^\S\r\n\v\f\x1c-\x1e\x85\u2028\u2029]*(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])|\u2029")
+
+
+#: The longest sentence the splitter makes: a longer run of tokens without a sentence end (a list, a
+#: table, a megabyte without a full stop) is cut every MAX_SENTENCE_TOKENS tokens. The network's cost
+#: grows faster than linearly with one sentence's length (a 20,000-token sentence took 5.8 s and 565 MB,
+#: ten of 2,000 tokens 1.5 s); GMB's longest sentence has 104 tokens.
+MAX_SENTENCE_TOKENS = 256
+
+
+def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends: Sequence[int]) -> list[int]:
+    """Sentence boundaries of tokenized `text`: token offsets (n_sentences + 1), from 0 to len(words).
+
+    Sentence i is tokens `offsets[i]:offsets[i + 1]`; no sentence is empty (no text, no sentence) and
+    none is longer than `MAX_SENTENCE_TOKENS`.
+    """
+    n = len(words)
+    cuts: set[int] = set()
+    for i in [i for i, w in enumerate(words) if w[0] in ".?!…" and _TERMINATOR.fullmatch(w)]:
+        j = i + 1
+        # Closers that follow: any closing bracket or curly quote; a straight quote only when it touches.
+        while j < n and words[j] in _CLOSERS and (words[j] not in _STRAIGHT_QUOTES or starts[j] == ends[j - 1]):
+            j += 1
+        if j < n and not words[j][0].islower():
+            cuts.add(j)
+    if n > 1 and _LINE_BREAK.search(text):
+        for match in _PARAGRAPH.finditer(text):
+            k = bisect_right(starts, match.start())
+            if 0 < k < n:
+                cuts.add(k)
+    if not n:
+        return [0]
+    offsets = [0, *sorted(cuts), n]
+    if max(b - a for a, b in zip(offsets[:-1], offsets[1:])) <= MAX_SENTENCE_TOKENS:
+        return offsets
+    capped = [0]
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        capped.extend(range(a + MAX_SENTENCE_TOKENS, b, MAX_SENTENCE_TOKENS))
+        capped.append(b)
+    return capped
+
+
+def corpus_abbreviations(words: Iterable[str]) -> set[str]:
+    """Abbreviations a tokenized corpus uses: tokens ending in "." (letters before it, not an
+    initialism like "U.S.") with the period removed; what `ABBREVIATIONS` was learned from."""
+    found = set()
+    initialism = re.compile(rf"{_LETTER}(?:\.{_LETTER})+\.?|[A-Z]\.")
+    for w in words:
+        if len(w) > 1 and w.endswith(".") and w[:-1].isalpha() and not initialism.fullmatch(w):
+            found.add(w[:-1])
+    return found
+
+
+def segment(text: str) -> tuple[list[str], list[int], list[int], list[int]]:
+    """`tokenize` and `split_sentences` in one call: `(words, starts, ends, sentence_offsets)`."""
+    words, starts, ends = tokenize(text)
+    return words, starts, ends, split_sentences(text, words, starts, ends)
+
+
+# ------------------------------------------------------------------------------------------ the Doc API
+
+
+class Token(NamedTuple):
+    """One token: its text, character offsets (end exclusive), predicted tag, POS tag (None when the
+    package has no POS head) and `score`, the probability the model gave its tag."""
+
+    text: str
+    start: int
+    end: int
+    tag: str
+    pos: str | None
+    score: float
+
+
+class Sentence(NamedTuple):
+    """One sentence: character offsets of its first token's start and last token's end, and its token
+    range `token_start:token_end`."""
+
+    start: int
+    end: int
+    token_start: int
+    token_end: int
+
+
+class Entity(NamedTuple):
+    """An entity: `label` (its type, e.g. "per"), character offsets `start:end` (end exclusive) with
+    `text` = the text between them, and token indices `token_start:token_end` (end exclusive).
+
+    From `Tagger.__call__`/`pipe` the offsets point into the document's text (`doc.text[e.start:e.end]
+    == e.text`, original whitespace kept). From the token-level calls (`Tagger.entities`,
+    `entities_batch`), which have no text, they point into the sentence's tokens joined by single
+    spaces (`" ".join(tokens)[e.start:e.end] == e.text`) and `token_start`/`token_end` index the tokens.
+
+    `score` is the mean, over the entity's tokens, of the probability the model gave the tag it chose
+    for each token: near 1 when the model is sure of every token. For a CRF model these are the
+    per-token softmax of its scores (the graph's output), not the CRF's marginals.
+    """
+
+    label: str
+    start: int
+    end: int
+    text: str
+    score: float
+    token_start: int
+    token_end: int
+
+    @property
+    def type(self) -> str:
+        """The label (the name older versions used)."""
+        return self.label
+
+
+_JSON_LINE_SAFE = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+class Doc:
+    """A tagged document: `text`, `tokens`, `sentences` and `entities`, all with character offsets into
+    `text` (end exclusive). Built by `Tagger.__call__` and `Tagger.pipe`; the token and sentence tuples
+    are made on first access (a pipeline that reads only entities or `to_dict` never builds them).
+    """
+
+    __slots__ = ("text", "entities", "_words", "_starts", "_ends", "_sentence_offsets", "_tags", "_pos", "_scores",
+                 "_tokens", "_sentences")
+
+    def __init__(
+        self,
+        text: str,
+        words: Sequence[str],
+        starts: list[int],
+        ends: list[int],
+        sentence_offsets: list[int],
+        tags: Sequence[str],
+        pos: Sequence[str] | None,
+        scores: list[float],
+        entities: Sequence[Entity],
+    ) -> None:
+        self.text = text
+        self.entities: list[Entity] = list(entities)
+        self._words = words
+        self._starts = starts
+        self._ends = ends
+        self._sentence_offsets = sentence_offsets
+        self._tags = tags
+        self._pos = pos
+        self._scores = scores
+        self._tokens: tuple[Token, ...] | None = None
+        self._sentences: tuple[Sentence, ...] | None = None
+
+    @property
+    def tokens(self) -> tuple[Token, ...]:
+        """The tokens, in text order."""
+        if self._tokens is None:
+            pos = self._pos if self._pos is not None else [None] * len(self._words)
+            self._tokens = tuple(
+                map(Token, self._words, self._starts, self._ends, self._tags, pos, self._scores)
+            )
+        return self._tokens
+
+    @property
+    def sentences(self) -> tuple[Sentence, ...]:
+        """The sentences, in text order."""
+        if self._sentences is None:
+            offsets, starts, ends = self._sentence_offsets, self._starts, self._ends
+            self._sentences = tuple(Sentence(starts[a], ends[b - 1], a, b) for a, b in zip(offsets[:-1], offsets[1:]))
+        return self._sentences
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def __repr__(self) -> str:
+        preview = self.text if len(self.text) <= 40 else self.text[:37] + "..."
+        return f"Doc({preview!r}, tokens={len(self)}, sentences={len(self._sentence_offsets) - 1}, entities={len(self.entities)})"
+
+    def to_json(self) -> str:
+        """`to_dict()` as one line of JSON: what `ner-fast tag` writes per document. Non-ASCII characters
+        are kept, except the ones some line splitters (Python's `str.splitlines`, older JavaScript) take
+        for line ends, U+0085, U+2028 and U+2029, which are escaped so that a line is always one document."""
+        return json.dumps(self.to_dict(), ensure_ascii=False).translate(_JSON_LINE_SAFE)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document as a JSON-ready dict (what `ner-fast tag --input-format text` writes, one a line):
+
+            {"text": str,
+             "entities": [{"label", "entity_group", "start", "end", "text", "word", "score", "token_start", "token_end"}],
+             "sentences": [{"start", "end"}],
+             "tokens": [{"text", "start", "end", "tag", "pos"}]}
+
+        Offsets are characters (Python string indices, not bytes), end exclusive. Each entity carries
+        the names of two ecosystems: spaCy's displaCy (manual mode) reads `{"text": d["text"], "ents":
+        [{"start", "end", "label"}]}` straight from `text` and `entities`; Hugging Face's
+        token-classification pipeline (`aggregation_strategy="simple"`) reports `entity_group`, `score`,
+        `word`, `start`, `end`, here `entity_group` = `label` and `word` = `text` (the original text,
+        not re-joined word pieces). `score` is rounded to 6 decimals; `pos` is null without a POS head.
+        """
+        pos = self._pos if self._pos is not None else [None] * len(self._words)
+        return {
+            "text": self.text,
+            "entities": [
+                {
+                    "label": e.label,
+                    "entity_group": e.label,
+                    "start": e.start,
+                    "end": e.end,
+                    "text": e.text,
+                    "word": e.text,
+                    "score": round(e.score, 6),
+                    "token_start": e.token_start,
+                    "token_end": e.token_end,
+                }
+                for e in self.entities
+            ],
+            "sentences": [{"start": s.start, "end": s.end} for s in self.sentences],
+            "tokens": [
+                {"text": w, "start": a, "end": b, "tag": t, "pos": p}
+                for w, a, b, t, p in zip(self._words, self._starts, self._ends, self._tags, pos)
+            ],
+        }
+
+
+# ------------------------------------------------------------------------------------------ tagging
+
+
+def join_tokens(tokens: Sequence[str]) -> tuple[str, list[int], list[int]]:
+    """Pre-tokenized tokens as text: `(" ".join(tokens), starts, ends)`, each token's offsets in it."""
+    ends = [end - 1 for end in accumulate(len(t) + 1 for t in tokens)]
+    return " ".join(tokens), [end - len(t) for end, t in zip(ends, tokens)], ends
+
+
+def make_entities(
+    text: str, starts: Sequence[int], ends: Sequence[int], chunks: Iterable[tuple[str, int, int]], scores: Sequence[float]
+) -> list[Entity]:
+    """`Entity` objects for token-index chunks `(label, token_start, token_end)` of one text whose tokens
+    sit at `starts`/`ends`; each score is the mean of `scores` (per token) over the entity's tokens."""
+    return [
+        Entity(label, int(starts[a]), int(ends[b - 1]), text[starts[a] : ends[b - 1]], float(sum(scores[a:b])) / (b - a), a, b)
+        for label, a, b in chunks
+    ]
+
+
+def _check_tagger(tagger: Tagger) -> None:
+    if tagger.uses_pos:
+        raise ValueError(
+            "this model reads POS tags, which raw text does not have: tag pre-tokenized sentences with their "
+            "POS tags (tagger.tag / tagger.tag_batch with pos=...), or use a package trained without POS input"
+        )
+
+
+#: `pipe`'s default: sentences a `tag_batch` call. Large enough that most bucket graphs get full
+#: batches (`tag_batch`'s own batch size), which is what makes `pipe` as fast as one big `tag_batch`.
+BATCH_SIZE = 2048
+
+
+def tag_texts(
+    tagger: Tagger,
+    texts: Sequence[str],
+    workers: int | None = None,
+    segments: Sequence[tuple[list[str], list[int], list[int], list[int]]] | None = None,
+) -> list[Doc]:
+    """Tokenize, split and tag `texts` with one `tag_batch` call over all their sentences (`workers`
+    batches at once, default the tagger's); one `Doc` each.
+
+    `segments`: the texts' tokens and sentences as `segment` returns them, when the caller has them
+    already (`ner-fast serve` for pre-tokenized sentences: `join_tokens`, one sentence each)."""
+    _check_tagger(tagger)
+    return _tag_segmented(tagger, texts, [segment(t) for t in texts] if segments is None else segments, workers)
+
+
+def _tag_segmented(
+    tagger: Tagger, texts: Sequence[str], segments: Sequence[tuple[list[str], list[int], list[int], list[int]]],
+    workers: int | None,
+) -> list[Doc]:
+    """The `Doc`s of texts already segmented (`segment`), tagged in one `tag_batch` call."""
+    sentences = [words[a:b] for words, _, _, offs in segments for a, b in zip(offs[:-1], offs[1:])]
+    if getattr(tagger, "pos_tags", None) is not None:  # a package with a POS head
+        tags, probs, pos = tagger.tag_batch(sentences, proba=True, workers=workers, return_pos=True)
+    else:
+        (tags, probs), pos = tagger.tag_batch(sentences, proba=True, workers=workers), None
+    flat_tags = [t for sentence in tags for t in sentence]
+    ids = list(map(tagger._tag_index.__getitem__, flat_tags))
+    flat_probs = probs[0] if len(probs) == 1 else np.concatenate(probs) if probs else np.zeros((0, len(tagger.tags)))
+    scores: list[float] = flat_probs[np.arange(len(ids)), ids].tolist()
+    flat_pos = [p for sentence in pos for p in sentence] if pos is not None else None
+    types = tagger.scheme.types
+    docs = []
+    base = 0
+    for text, (words, starts, ends, offsets) in zip(texts, segments):
+        n = len(words)
+        chunks = [
+            (types[kind], a + start, b + start)
+            for start, stop in zip(offsets[:-1], offsets[1:])
+            for a, b, kind in chunk_ids(ids[base + start : base + stop], tagger.scheme)
+        ]
+        doc_scores = scores[base : base + n]
+        docs.append(
+            Doc(
+                text, words, starts, ends, offsets, flat_tags[base : base + n],
+                None if flat_pos is None else flat_pos[base : base + n], doc_scores,
+                make_entities(text, starts, ends, chunks, doc_scores),
+            )
+        )
+        base += n
+    return docs
+
+
+def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
+    """`Doc`s of `texts`, in input order, lazily: documents are read until they hold `batch_size`
+    sentences (a document is never split), and all of them go through one `tag_batch` call (which
+    batches them by length, `tag_batch`'s batch size a graph run, `n_threads` batches at once in
+    threads; default: the tagger's `workers`). Meanwhile a background thread tokenizes the next group
+    (tokenizing holds the GIL, onnxruntime does not), so at most one group is read ahead.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    threads = tagger.workers if n_threads is None else n_threads
+    if threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {threads}")
+    _check_tagger(tagger)
+    with ThreadPoolExecutor(1, thread_name_prefix="ner-fast-tokenize") as tokenizer:
+        pending: deque[tuple[list[str], Future[list[Any]]]] = deque()
+        try:
+            for group in _groups(iter(texts), batch_size):
+                pending.append((group, tokenizer.submit(_segment_all, group)))
+                if len(pending) > 1:
+                    done, segments = pending.popleft()
+                    yield from _tag_segmented(tagger, done, segments.result(), threads)
+            while pending:
+                done, segments = pending.popleft()
+                yield from _tag_segmented(tagger, done, segments.result(), threads)
+        finally:
+            for _, segments in pending:  # stopped early (or failed): drop the work not yet used
+                segments.cancel()
+
+
+def _segment_all(texts: Sequence[str]) -> list[tuple[list[str], list[int], list[int], list[int]]]:
+    """`segment` of each text."""
+    return [segment(t) for t in texts]
+
+
+def _groups(texts: Iterator[str], sentences: int) -> Iterator[list[str]]:
+    """Consecutive documents holding at least `sentences` sentences (fewer at the end), counted by a
+    cheap upper bound: terminators and paragraph breaks (the splitter never cuts elsewhere)."""
+    group: list[str] = []
+    count = 0
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__}")
+        group.append(text)
+        count += 1 + len(_ROUGH_CUTS.findall(text))
+        if count >= sentences:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+_ROUGH_CUTS = re.compile(r"[.?!…]+|" + _PARAGRAPH.pattern)

@@ -1,0 +1,91 @@
+"""Every client mistake gets a 400, 413 or 422 with a JSON message naming the problem (and the limit,
+where one was passed), never a 500 or a traceback; the server keeps answering afterwards."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from serve.serving import LIMITS
+
+CASES = [
+    # (name, body bytes, expected status, words the message must contain)
+    ("invalid UTF-8", b'{"text": "caf\xe9"}', 400, ["UTF-8", "0xe9"]),
+    ("invalid JSON", b'{"text": "Paris"', 400, ["not valid JSON"]),
+    ("empty body", b"", 400, ["not valid JSON"]),
+    ("not an object", b'["Paris"]', 422, ["JSON object", "array"]),
+    ("nested too deeply", b"[" * 2000 + b"]" * 2000, 400, ["nested too deeply"]),
+    ("a 4400-digit number", b'{"text": ' + b"7" * 4400 + b"}", 400, ["not usable JSON", "4300"]),
+    ("unknown field", b'{"txt": "Paris"}', 422, ["unknown field", "'txt'"]),
+    ("two fields", b'{"text": "a", "texts": ["b"]}', 422, ["exactly one", "text, texts"]),
+    ("no field", b"{}", 422, ["exactly one"]),
+    ("text not a string", b'{"text": 42}', 422, ["'text' must be a string", "number"]),
+    ("texts not a list", b'{"texts": "Paris"}', 422, ["'texts' must be a list", "string"]),
+    ("texts item not a string", b'{"texts": ["a", null]}', 422, ["'texts'[1] must be a string", "null"]),
+    ("tokens item not a list", b'{"tokens": ["Paris"]}', 422, ["'tokens'[0] must be a list"]),
+    ("token not a string", b'{"tokens": [["Paris", 3]]}', 422, ["'tokens'[0][1] must be a string"]),
+    ("empty token", b'{"tokens": [["Paris", ""]]}', 422, ["'tokens'[0][1]", "without whitespace"]),
+    ("token with a space", b'{"tokens": [["New York"]]}', 422, ["'tokens'[0][0]", "without whitespace"]),
+    ("lone surrogate", b'{"text": "Paris \\ud800"}', 422, ["lone surrogate", "\\ud800", "character 6"]),
+    ("too many texts", json.dumps({"texts": ["a"] * (LIMITS.max_texts + 1)}).encode(), 413,
+     [f"{LIMITS.max_texts + 1} entries", f"limit is {LIMITS.max_texts}"]),
+    ("too many sentences", json.dumps({"tokens": [["a"]] * (LIMITS.max_texts + 1)}).encode(), 413, [f"limit is {LIMITS.max_texts}"]),
+    ("text too long", json.dumps({"text": "x" * (LIMITS.max_text_chars + 1)}).encode(), 413,
+     [f"{LIMITS.max_text_chars + 1} characters", f"limit is {LIMITS.max_text_chars}"]),
+    ("one of the texts too long", json.dumps({"texts": ["a", "y" * (LIMITS.max_text_chars + 1)]}).encode(), 413,
+     ["'texts'[1]", f"limit is {LIMITS.max_text_chars}"]),
+    ("sentence too long", json.dumps({"tokens": [["abcd"] * LIMITS.max_text_chars]}).encode(), 413,
+     ["'tokens'[0]", f"limit is {LIMITS.max_text_chars}"]),
+    ("body too large", json.dumps({"text": "z" * (LIMITS.max_body_bytes + 10)}).encode(), 413,
+     [f"limit is {LIMITS.max_body_bytes}"]),
+]
+
+
+@pytest.fixture(scope="module")
+def client(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=30) as c:
+        yield c
+
+
+def assert_clean_error(response: httpx.Response, status: int, words: list[str]) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    message = response.json()["error"]
+    assert "Traceback" not in response.text
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("name, body, status, words", CASES, ids=[c[0] for c in CASES])
+def test_bad_request_gets_a_clear_error(client: httpx.Client, name: str, body: bytes, status: int, words: list[str]) -> None:
+    response = client.post("/v1/entities", content=body, headers={"content-type": "application/json"})
+    assert_clean_error(response, status, words)
+
+
+def test_a_chunked_body_over_the_limit_is_cut_off_with_413(client: httpx.Client) -> None:
+    # No Content-Length: the server counts the bytes as they arrive.
+    chunks = iter([b'{"text": "', b"w" * LIMITS.max_body_bytes, b'"}'])
+    response = client.post("/v1/entities", content=chunks)
+    assert "content-length" not in response.request.headers
+    assert_clean_error(response, 413, [f"over the limit of {LIMITS.max_body_bytes} bytes"])
+
+
+def test_unknown_paths_and_methods(client: httpx.Client) -> None:
+    assert_clean_error(client.get("/v1/nothing"), 404, ["Not Found"])
+    assert_clean_error(client.get("/v1/entities"), 405, ["Method Not Allowed"])
+    assert_clean_error(client.post("/healthz"), 405, ["Method Not Allowed"])
+    # Paths that try to leave a folder reach no file: there is no route that reads one.
+    assert_clean_error(client.get("/static/../../etc/passwd"), 404, ["Not Found"])
+    assert_clean_error(client.get("/static/%2e%2e/app.py"), 404, ["Not Found"])
+
+
+def test_the_server_still_answers_after_the_errors(client: httpx.Client) -> None:
+    for _, body, _, _ in CASES:
+        client.post("/v1/entities", content=body)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    metrics = client.get("/metrics").text
+    assert 'ner_fast_errors_total{endpoint="/v1/entities",status="422"}' in metrics
+    assert 'ner_fast_errors_total{endpoint="/v1/entities",status="413"}' in metrics
+    assert 'status="500"' not in metrics

@@ -1,0 +1,128 @@
+"""`ner-fast serve` as a process: it announces its address, answers, and on SIGTERM stops accepting,
+answers every request it had accepted, and exits 0. Usage mistakes get one line and an exit code."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from ner_fast.cli import cli
+from ner_fast.tagger import Tagger
+
+START = "from ner_fast.cli import main; main()"
+
+
+def start_server(package: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`ner-fast serve PACKAGE --port 0 OPTIONS` in a child process; returns it and its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", START, "serve", str(package), "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    for line in process.stderr:  # the announcement is the first line (the log level hides uvicorn's)
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", line)
+        if found:
+            return process, found.group(1)
+        if time.monotonic() > deadline:
+            break
+    process.kill()
+    raise AssertionError(f"the server did not announce its address: {process.communicate()}")
+
+
+def in_progress(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return float(re.search(r"^ner_fast_requests_in_progress ([0-9.]+)$", text, re.M).group(1))  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagger: Tagger) -> None:
+    # Requests wait up to 2 s for company in the batcher, so SIGTERM arrives while all of them are in flight.
+    process, url = start_server(package, "--max-wait-ms", "2000", "--max-batch-tokens", "100000")
+    texts = [f"Talks in Paris number {i} ended on Monday." for i in range(8)]
+    try:
+        with ThreadPoolExecutor(len(texts)) as pool:
+            answers = [pool.submit(httpx.post, f"{url}/v1/entities", json={"text": t}, timeout=60) for t in texts]
+            deadline = time.monotonic() + 20
+            while in_progress(url) < len(texts) + 1:  # the requests and this /metrics call
+                assert time.monotonic() < deadline, "the requests did not all arrive"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGTERM)
+            # New connections are refused while the accepted requests are still waiting for their batch.
+            deadline = time.monotonic() + 1.5
+            while True:
+                try:
+                    httpx.get(f"{url}/healthz", timeout=1)
+                except httpx.TransportError:
+                    break
+                assert time.monotonic() < deadline, "the server still accepts connections after SIGTERM"
+                time.sleep(0.02)
+            assert not any(a.done() for a in answers), "the requests were answered before the test could check"
+            responses = [a.result() for a in answers]
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert [r.status_code for r in responses] == [200] * len(texts)
+    assert [r.json() for r in responses] == [json.loads(json.dumps(tagger(t).to_dict())) for t in texts]
+
+
+def test_usage_mistakes_get_one_line(tmp_path: Path, package: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["serve", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    not_a_package = runner.invoke(cli, ["serve", str(tmp_path)])
+    assert not_a_package.exit_code == 1
+    assert not_a_package.output.startswith("Error: ") and "not a model package" in not_a_package.output
+    assert "Traceback" not in not_a_package.output
+    bad_port = runner.invoke(cli, ["serve", str(package), "--port", "70000"])
+    assert bad_port.exit_code == 2 and "70000" in bad_port.output
+
+
+def test_a_port_in_use_is_one_line(package: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", str(package), "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "in use" in result.output.lower()
+
+
+def test_without_a_package_it_loads_the_bundled_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ner_fast import package as package_module
+
+    monkeypatch.setattr(package_module, "DEFAULT_PACKAGE", tmp_path / "no-model")  # as in an install without it
+    result = CliRunner().invoke(cli, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and str(tmp_path / "no-model") in result.output
+    assert "bundled" in result.output and "Traceback" not in result.output
+
+
+def test_help_lists_the_options() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--threads", "--max-batch-tokens", "--max-wait-ms"):
+        assert option in result.output
+
+
+def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
+    from helpers import make_checkpoint
+    from ner_fast.onnx_export import export_model
+
+    make_checkpoint(tmp_path / "m", with_pos=True)
+    result = CliRunner().invoke(cli, ["serve", str(export_model(tmp_path / "m", tmp_path / "pkg")), "--port", "0"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "POS" in result.output and "Traceback" not in result.output

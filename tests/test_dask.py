@@ -1,0 +1,285 @@
+"""Tagging on Dask: a LocalCluster of 2 worker processes on 127.0.0.1 (one per module) tags input files into
+parts equal to single-process tagging, survives a killed worker without losing or repeating a document,
+keeps the other parts when a line is malformed and finishes with --resume; bags and dataframes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ner_fast.cli import cli
+from ner_fast.corpus import CorpusError
+from ner_fast.onnx_export import export_model
+from ner_fast.package import PackageError
+from ner_fast.partition import plan_partitions, read_partition, worker_tagger
+from helpers import SENTENCES, make_checkpoint, write_conll
+
+distributed = pytest.importorskip("distributed")
+
+WORDS = sorted({w for s in SENTENCES for w in s}) + ["Zyxwv", "straße", "Ω", "Mr.", "U.S.-led", "(", ")", '"']
+
+
+def documents(n: int, seed: int) -> list[str]:
+    """n different documents (each starts with its number) of 1 to 60 words, a few of several sentences."""
+    rng = np.random.default_rng(seed)
+    return [" ".join([f"d{i}", *(WORDS[k] for k in rng.integers(0, len(WORDS), rng.integers(0, 60)))]) for i in range(n)]
+
+
+def write_text(path: Path, docs: list[str]) -> Path:
+    path.write_text("".join(d + "\n" for d in docs), encoding="utf-8")
+    return path
+
+
+def read_parts(out: Path) -> str:
+    parts = sorted(out.glob("part-*.jsonl"))
+    assert parts
+    return "".join(p.read_text(encoding="utf-8") for p in parts)
+
+
+def single_process(package: Path, docs: list[str], tmp_path: Path) -> str:
+    """What `ner-fast tag PACKAGE INPUT --input-format text` writes for the same documents, in one process."""
+    path = write_text(tmp_path / "reference.txt", docs)
+    result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--input-format", "text", "--output",
+                                      str(tmp_path / "reference.jsonl")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "reference.jsonl").read_text(encoding="utf-8")
+    assert text.count("\n") == len(docs)
+    return text
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dask")
+    make_checkpoint(folder / "model", with_pos=False)
+    return export_model(folder / "model", folder / "pkg")
+
+
+@pytest.fixture(scope="module")
+def client() -> distributed.Client:
+    from ner_fast.dask import local_cluster
+
+    cluster = local_cluster(2)  # LocalCluster(n_workers=2, threads_per_worker=1, processes=True) on 127.0.0.1
+    try:
+        with distributed.Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def test_plan_puts_every_document_in_one_bounded_partition(tmp_path: Path) -> None:
+    docs = documents(103, seed=1)
+    docs[5] = docs[40] = "   "  # blank lines are documents too (output line i answers input line i)
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(docs).encode())  # BOM, CRLF, no final line end
+    plan = plan_partitions([path, path], "text", size=10)
+    assert [p.index for p in plan] == list(range(22))
+    assert all(1 <= p.documents <= 10 for p in plan)
+    assert [d for p in plan for d in read_partition(p)] == docs + docs
+    assert [p.first_line for p in plan[:3]] == [1, 11, 21]
+
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("\n\n".join(json.dumps({"body": d}) for d in docs) + "\n", encoding="utf-8")
+    plan = plan_partitions([jsonl], "jsonl", text_field="body", size=10)  # blank JSON lines hold no document
+    assert [d for p in plan for d in read_partition(p)] == docs
+    assert [p.first_line for p in plan[:3]] == [1, 21, 41]
+
+    cr = tmp_path / "cr.txt"
+    cr.write_bytes("\r".join(docs[:25]).encode())  # classic Mac line ends
+    assert [d for p in plan_partitions([cr], "text", size=10) for d in read_partition(p)] == docs[:25]
+
+
+def test_malformed_lines_name_their_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "a b"}\n' * 12 + '\n{"text": 3}\n', encoding="utf-8")
+    plan = plan_partitions([path], "jsonl", size=5)
+    assert len(plan) == 3
+    with pytest.raises(CorpusError, match=rf"^{path}:14: .*string field 'text'"):
+        read_partition(plan[2])
+    assert read_partition(plan[1]) == ["a b"] * 5
+    (tmp_path / "in.txt").write_bytes(b"ok\n" * 7 + b"stra\xdfe\n")
+    plan = plan_partitions([tmp_path / "in.txt"], "text", size=3)
+    with pytest.raises(CorpusError, match=r"in\.txt:8: .*UTF-8"):
+        read_partition(plan[2])
+    (tmp_path / "empty.txt").write_bytes(b"\xef\xbb\xbf \n\n")
+    with pytest.raises(CorpusError, match="empty file"):
+        plan_partitions([tmp_path / "empty.txt"], "text")
+
+
+def test_a_worker_refuses_a_package_that_is_not_the_clients(package: Path) -> None:
+    with pytest.raises(PackageError, match="not the package the run was started with"):
+        worker_tagger(package, checksum="0" * 64)
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_parts_equal_single_process_tagging(package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    docs = documents(300, seed=2)
+    docs[17] = ""
+    reference = single_process(package, docs, tmp_path).split("\n")
+    text = write_text(tmp_path / "in.txt", docs[:200])
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": i, "body": d}) + "\n" for i, d in enumerate(docs[200:])), encoding="utf-8")
+    from ner_fast.dask import tag_files
+
+    summary = tag_files([text], tmp_path / "out", package, client=client, input_format="text", partition_size=37,
+                        progress=False)
+    assert summary["partitions"] == 6 and summary["documents"] == 200
+    assert read_parts(tmp_path / "out") == "\n".join(reference[:200]) + "\n"  # byte for byte
+    summary = tag_files([jsonl], tmp_path / "out2", package, client=client, input_format="jsonl", text_field="body",
+                        partition_size=37, progress=False)
+    assert summary["partitions"] == 3
+    assert read_parts(tmp_path / "out2") == "\n".join(reference[200:])
+    manifest = json.loads((tmp_path / "out2" / "manifest.json").read_text())
+    assert manifest["complete"] and all(p["done"] for p in manifest["partitions"])
+
+    # A corpus (sniffed: .conll): each sentence, its tokens joined by single spaces, is a document.
+    sentences = [d.split() for d in docs[:40] if d]
+    conll = write_conll(tmp_path / "in.conll", [[(w, "O") for w in s] for s in sentences])
+    tag_files([conll], tmp_path / "out3", package, client=client, partition_size=15, progress=False)
+    assert read_parts(tmp_path / "out3") == single_process(package, [" ".join(s) for s in sentences], tmp_path)
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_a_killed_worker_loses_and_duplicates_no_document(package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    from ner_fast.dask import tag_files
+
+    docs = documents(3000, seed=3)
+    path = write_text(tmp_path / "in.txt", docs)
+    before = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_a_busy_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if any("ner-fast-tag" in str(k) for k in keys)]
+            if busy and len(list((tmp_path / "out").glob("part-*.jsonl"))) >= 2:
+                os.kill(before[busy[0]], signal.SIGKILL)
+                killed.append(before[busy[0]])
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    try:
+        summary = tag_files([path], tmp_path / "out", package, client=client, input_format="text", partition_size=40,
+                            progress=False)
+    finally:
+        killer.join()
+    assert killed, "no worker was busy: the run ended before the kill"
+    client.wait_for_workers(2, timeout=60)
+    assert killed[0] not in client.run(os.getpid).values()  # the worker really died (its nanny started another)
+    assert summary["documents"] == 3000
+    got = [json.loads(line)["text"] for line in read_parts(tmp_path / "out").splitlines()]
+    assert got == docs  # each document once, in order
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    docs = documents(120, seed=4)
+    path = tmp_path / "in.jsonl"
+    lines = [json.dumps({"text": d}) for d in docs]
+    good = lines[57]
+    lines[57] = '{"text": "unterminated'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["tag", str(package), str(path), "--output-dir", str(out), "--input-format", "jsonl", "--partition-size", "25",
+            "--scheduler", client.scheduler.address]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert f"{path}:58: not a JSON object" in result.output and "Traceback" not in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [p["done"] for p in manifest["partitions"]] == [True, True, False, True, True]
+    assert sorted(p.name for p in out.glob("part-*")) == [f"part-0000{i}.jsonl" for i in (0, 1, 3, 4)]
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*")}
+
+    lines[57] = good
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert CliRunner().invoke(cli, args).exit_code == 2  # a non-empty folder needs --resume or --force
+    result = CliRunner().invoke(cli, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*") if p.name in kept} == kept  # not redone
+    assert read_parts(out) == single_process(package, docs, tmp_path)
+    assert json.loads((out / "manifest.json").read_text())["complete"]
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_resume_after_a_killed_client_gives_the_single_process_output(package: Path, client: distributed.Client,
+                                                                       tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    docs = documents(2000, seed=7)
+    path = write_text(tmp_path / "in.txt", docs)
+    out = tmp_path / "out"
+    args = [str(package), str(path), "--output-dir", str(out), "--input-format", "text", "--partition-size", "25",
+            "--scheduler", client.scheduler.address]
+    run = subprocess.Popen([sys.executable, "-c", "from ner_fast.cli import main; main()", "tag", *args],
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("part-*.jsonl"))) < 3 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        run.kill()  # the client dies mid-run, as with a lost terminal or an out-of-memory kill
+    finally:
+        run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not manifest["complete"]  # it was interrupted
+    result = CliRunner().invoke(cli, ["tag", *args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert read_parts(out) == single_process(package, docs, tmp_path)
+    assert json.loads((out / "manifest.json").read_text())["complete"]
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_the_output_folder_is_never_clobbered(package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    path = write_text(tmp_path / "in.txt", documents(30, seed=5))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    base = ["tag", str(package), str(path), "--output-dir", str(out), "--input-format", "text", "--scheduler",
+            client.scheduler.address]
+    for extra in ([], ["--resume"]):
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 2 and "holds other files (notes.txt)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    result = CliRunner().invoke(cli, [*base, "--force", "--partition-size", "10"])
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine"
+    result = CliRunner().invoke(cli, [*base, "--force", "--resume", "--partition-size", "7"])
+    assert result.exit_code == 2 and "--resume or --force" in result.output
+    result = CliRunner().invoke(cli, [*base, "--force", "--partition-size", "20"])  # fewer parts: the old ones go
+    assert result.exit_code == 0 and sorted(p.name for p in out.glob("part-*")) == ["part-00000.jsonl", "part-00001.jsonl"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+    (out / "notes.txt").unlink()
+    result = CliRunner().invoke(cli, base)
+    assert result.exit_code == 2 and "holds a tagging run: --resume to finish it" in result.output
+    result = CliRunner().invoke(cli, [*base, "--resume", "--partition-size", "7"])
+    assert result.exit_code == 2 and "other settings (partition_size)" in result.output
+    (out / "manifest.json").unlink()  # without it, nothing says the parts are ours: never overwritten
+    result = CliRunner().invoke(cli, [*base, "--force"])
+    assert result.exit_code == 2 and "part-00000.jsonl was not written by this command" in result.output
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    import dask.bag as db
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from ner_fast.dask import tag_bag, tag_dataframe
+
+    docs = documents(50, seed=6)
+    want = [json.loads(line) for line in single_process(package, docs, tmp_path).splitlines()]
+    assert tag_bag(db.from_sequence(docs, npartitions=3), package).compute() == want
+    frame = pd.DataFrame({"id": range(100, 150), "body": docs})
+    got = tag_dataframe(dd.from_pandas(frame, npartitions=2), column="body", package=package).compute()
+    assert got["id"].tolist() == list(range(100, 150))
+    assert got["doc"].tolist() == want

@@ -1,0 +1,159 @@
+"""`ner-fast tag` on raw text: JSON lines of `Doc.to_dict()`, `--document`, stdin, `--text`, the pretty
+view, the bundled package when no PACKAGE is given, and the mistakes that get one line and an exit code."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ner_fast import Tagger, package
+from ner_fast.cli import cli
+from ner_fast.cli.tag import format_doc
+from ner_fast.onnx_export import export_model
+from helpers import make_checkpoint
+
+LINES = [
+    "Angela Merkel visited Paris on Monday. She met Emmanuel Macron.",
+    "",
+    "The UN met in New\tYork; prices rose 3.5% in 2009.",
+    "Zyxwv straße don't \u2028 Ω",
+]
+
+
+@pytest.fixture(scope="module")
+def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("textcli")
+    make_checkpoint(folder / "model", buckets=[4, 9], with_pos=False)
+    return export_model(folder / "model", folder / "pkg")
+
+
+@pytest.fixture(scope="module")
+def tagger(pkg: Path) -> Tagger:
+    return Tagger.load(pkg, device="cpu")
+
+
+def run(*args: str, input: str | bytes | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["tag", *args], input=input)
+    return result.exit_code, result.output
+
+
+def test_one_document_a_line_in_jsonl_out(pkg: Path, tagger: Tagger, tmp_path: Path) -> None:
+    path = tmp_path / "in.txt"
+    path.write_bytes("\r\n".join(LINES).encode() + b"\r\n")  # CRLF line ends, U+2028 inside a line
+    code, output = run(str(pkg), str(path), "--input-format", "text")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert len(lines) == len(LINES)  # blank lines are documents too: output line i answers input line i
+    assert [json.loads(line) for line in lines] == [tagger(text).to_dict() for text in LINES]
+    assert lines == [tagger(text).to_json() for text in LINES]
+    assert sum(len(json.loads(line)["entities"]) for line in lines) > 0
+
+
+def test_cr_only_line_ends_and_the_whole_file_as_one_document(pkg: Path, tagger: Tagger, tmp_path: Path) -> None:
+    path = tmp_path / "mac.txt"
+    path.write_bytes("\r".join(LINES).encode())
+    code, output = run(str(pkg), str(path), "--input-format", "text")
+    assert code == 0, output
+    assert [json.loads(line)["text"] for line in output.splitlines()] == LINES
+    code, output = run(str(pkg), str(path), "--input-format", "text", "--document")
+    assert code == 0, output
+    assert output.splitlines() == [tagger("\r".join(LINES)).to_json()]
+
+
+def test_stdin_with_dash_or_no_input(pkg: Path, tagger: Tagger) -> None:
+    text = "\n".join(LINES) + "\n"
+    expected = [tagger(t).to_json() for t in LINES]
+    for args in ([str(pkg), "-"], [str(pkg)]):
+        code, output = run(*args, "--input-format", "text", input=text)
+        assert code == 0, output
+        assert output.splitlines() == expected
+
+
+def test_text_option_prints_the_pretty_view(pkg: Path, tagger: Tagger) -> None:
+    code, output = run(str(pkg), "--text", LINES[0])
+    assert code == 0, output
+    doc = tagger(LINES[0])
+    assert doc.entities
+    assert output == format_doc(doc)
+    assert "\x1b[" not in output  # not a terminal: no colour codes
+    first = doc.entities[0]
+    assert f"[{first.text}]({first.label})" in output.splitlines()[0]
+    assert len(output.splitlines()) == 1 + len(doc.entities) + 1  # text, one line per entity, a blank line
+    code, output = run(str(pkg), "--text", LINES[0], "--output-format", "jsonl")
+    assert code == 0 and output.splitlines() == [doc.to_json()]
+
+
+def test_the_pretty_view_in_colour(tagger: Tagger) -> None:
+    doc = tagger(LINES[0])
+    coloured = format_doc(doc, colour=True)
+    plain = format_doc(doc, colour=False)
+    assert doc.entities and "\x1b[" in coloured and "\x1b[" not in plain
+    for e in doc.entities:
+        assert e.text in coloured and f"[{e.text}]({e.label})" in plain
+
+
+def test_conll_output_of_raw_text(pkg: Path, tagger: Tagger) -> None:
+    code, output = run(str(pkg), "--text", LINES[0], "--output-format", "conll")
+    assert code == 0, output
+    blocks = [b.splitlines() for b in output.strip("\n").split("\n\n")]
+    doc = tagger(LINES[0])
+    assert len(blocks) == len(doc.sentences) == 2
+    assert [line.split("\t") for b in blocks for line in b] == [[t.text, t.tag] for t in doc.tokens]
+
+
+def test_output_file(pkg: Path, tagger: Tagger, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("\n".join(LINES) + "\n")
+    out = tmp_path / "out.jsonl"
+    code, output = run(str(pkg), str(tmp_path / "in.txt"), "--input-format", "text", "--output", str(out), "--workers", "2")
+    assert code == 0, output
+    assert out.read_text().splitlines() == [tagger(t).to_json() for t in LINES]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(package, "DEFAULT_PACKAGE", tmp_path / "none")
+    code, output = run("--text", LINES[0])
+    assert code == 1 and "no bundled" in output and "Traceback" not in output
+    monkeypatch.setattr(package, "DEFAULT_PACKAGE", pkg)
+    code, output = run("--text", LINES[0])
+    assert code == 0 and output == format_doc(tagger(LINES[0]))
+    # One path that is a file: the input, with the bundled package.
+    (tmp_path / "in.txt").write_text(LINES[0] + "\n")
+    code, output = run(str(tmp_path / "in.txt"), "--input-format", "text")
+    assert code == 0 and output.splitlines() == [tagger(LINES[0]).to_json()]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{pkg}", "{file}", "--text", "x"], "INPUT or --text"),
+        (["{pkg}", "{file}", "--document"], "--input-format text"),
+        (["{pkg}", "{file}", "--input-format", "tokens", "--output-format", "pretty"], "pretty"),
+        (["{pkg}", "{file}", "{file}"], "at most two paths"),
+        (["{file}", "{file}"], "not a folder"),
+        (["{pkg}", "{pkg}/missing.txt"], "not a file"),
+    ],
+)
+def test_usage_mistakes_exit_2_with_one_line(pkg: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "in.txt").write_text("Hello world.\n")
+    code, output = run(*[a.format(pkg=pkg, file=tmp_path / "in.txt") for a in args])
+    assert code == 2 and message in output and "Traceback" not in output
+
+
+def test_data_mistakes_exit_1_naming_file_and_line(pkg: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine line\nbad \xff byte\n")
+    code, output = run(str(pkg), str(bad), "--input-format", "text")
+    assert code == 1 and f"{bad}:2:" in output and "UTF-8" in output
+    (tmp_path / "empty.txt").write_bytes(b"")
+    code, output = run(str(pkg), str(tmp_path / "empty.txt"), "--input-format", "text")
+    assert code == 1 and "empty" in output
+
+
+def test_a_pos_model_refuses_raw_text(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=True)
+    pos_pkg = export_model(tmp_path / "model", tmp_path / "pkg")
+    code, output = run(str(pos_pkg), "--text", "Angela Merkel visited Paris.")
+    assert code == 1 and "POS" in output and "Traceback" not in output
