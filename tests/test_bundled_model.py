@@ -18,6 +18,7 @@ from seqeval.metrics import classification_report, f1_score
 from helpers import make_checkpoint
 from ner_fast import Tagger
 from ner_fast.bundle import MAX_BYTES, build_default_package, validation_corpus
+from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus
 from ner_fast.package import DEFAULT_PACKAGE, PackageError, default_package_path, load_package
 
@@ -80,6 +81,8 @@ def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -
     # Random weights (no training needed to check the bookkeeping): the tags are far from all "O".
     train = {"data": None, "max_sentences": 300, "split": [0.8, 0.2]}
     make_checkpoint(tmp_path / "run", corpus=bundled[:300], train=train, use_pos=False, pos_aux_weight=1.0, seed=3)
+    build_default_package(tmp_path / "run", tmp_path / "pkg", command="an earlier build", quantize=None)
+    # A rebuild replaces the earlier package (and only a package: see the size-limit test).
     out, prov = build_default_package(tmp_path / "run", tmp_path / "pkg", command="./dev.sh build-model test", quantize=None)
     pkg = load_package(out)
     assert pkg.model["provenance"] == prov and prov["command"] == "./dev.sh build-model test"
@@ -100,11 +103,16 @@ def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -
     assert checked >= 3
 
 
-def test_build_refuses_a_package_over_the_size_limit(tmp_path: Path, bundled: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_refuses_a_package_over_the_size_limit_or_a_foreign_folder(
+    tmp_path: Path, bundled: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_checkpoint(tmp_path / "run", corpus=bundled[:50], train={"data": None, "max_sentences": 50})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("old")
+    with pytest.raises(OptionError, match="holds other files"):
+        build_default_package(tmp_path / "run", tmp_path / "mine", command="x")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]  # nothing replaced
     monkeypatch.setattr("ner_fast.bundle.MAX_BYTES", 1000)
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "keep.txt").write_text("old")
     with pytest.raises(ValueError, match="more than"):
         build_default_package(tmp_path / "run", tmp_path / "pkg", command="x")
-    assert [p.name for p in (tmp_path / "pkg").iterdir()] == ["keep.txt"]  # nothing replaced
+    assert not (tmp_path / "pkg").exists()

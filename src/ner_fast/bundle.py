@@ -23,9 +23,11 @@ from typing import Any
 import click
 import numpy as np
 
+from ner_fast.atomic import atomic_dir, claim_output_dir
+from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
-from ner_fast.package import DEFAULT_PACKAGE, MANIFEST_FILE, MODEL_FILE, load_package, write_manifest
+from ner_fast.package import DEFAULT_PACKAGE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, write_manifest
 
 # The most a bundled package may weigh (it ships inside the wheel).
 MAX_BYTES = 8 * 1024 * 1024
@@ -117,8 +119,9 @@ def build_default_package(
     doc = read_config(run_dir)
     state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").exists() else {}
     corpus = validation_corpus(doc["train"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+    # Claimed before any work: a new or empty folder, or an earlier package (replaced only at the end).
+    claim = claim_output_dir(out, package_files)
+    with tempfile.TemporaryDirectory(prefix="ner-fast-build-") as tmp:
         staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which)
         tagger = Tagger.load(staged, device="cpu")
         validation = _validation_record(score_tagger(tagger, corpus), corpus, doc["train"], tagger)
@@ -147,9 +150,7 @@ def build_default_package(
         size = sum(p.stat().st_size for p in staged.iterdir())
         if size > MAX_BYTES:
             raise ValueError(f"the package weighs {size:,} bytes, more than the {MAX_BYTES:,} a bundled one may")
-        from ner_fast.atomic import atomic_dir
-
-        with atomic_dir(out) as final:
+        with atomic_dir(claim) as final:
             for path in staged.iterdir():
                 shutil.copy2(path, final / path.name)
     return out, provenance
@@ -166,8 +167,10 @@ def build_command(run_dir: Path, out: Path, command: str, checkpoint: str) -> No
     entity F1 measured through the tagger and its provenance in model.json."""
     try:
         path, provenance = build_default_package(run_dir, out, command=command, which=checkpoint)
+    except OptionError as err:
+        raise click.UsageError(str(err)) from None
     except (ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from err
+        raise click.ClickException(str(err)) from None
     v = provenance["validation"]
     size = sum(p.stat().st_size for p in path.iterdir())
     per_type = ", ".join(f"{k} {t['f1']:.4f}" for k, t in v["per_type"].items())
