@@ -6,8 +6,8 @@
 #                              test suite (pytest ARGS)
 #   ./dev.sh build-model [--from RUN_DIR] [TRAIN ARGS...]
 #                              set up .venv, train the POS-free model on the bundled corpus into
-#                              runs/default-model (ner-fast train --no-pos --pos-aux-weight 1 --average 0.999
-#                              --epochs 8 --patience 2 TRAIN ARGS; skipped with --from, a finished run),
+#                              runs/default-model (ner-fast train --epochs 12 --patience 2 TRAIN ARGS, the
+#                              default recipe; skipped with --from, a finished run),
 #                              then export it as the bundled int8 package src/ner_fast/models/default/
 #                              with its validation F1, measured through the tagger, and its provenance
 #                              in model.json (docs/TRAINING.md, "The bundled model")
@@ -60,10 +60,10 @@ case "$cmd" in
             run=$2
         else
             run=runs/default-model
-            # No POS input (callers have none): POS as an auxiliary output head instead, and the
-            # parameters' moving average validated and kept (docs/TRAINING.md, "The bundled model").
-            .venv/bin/ner-fast train --out "$run" --no-pos --pos-aux-weight 1 --average 0.999 --epochs 8 --patience 2 \
-                --no-progress "$@"
+            # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output
+            # head instead, the parameters' moving average validated and kept (docs/TRAINING.md,
+            # "The bundled model").
+            .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
         fi
         exec .venv/bin/python -m ner_fast.bundle "$run" --command "$command" ;;
     *) echo "usage: ./dev.sh {train|test|setup|build-model} [ARGS...]" >&2; exit 2 ;;
