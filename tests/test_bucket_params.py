@@ -21,18 +21,29 @@ SWITCHES = [o.name for o in options("model") if o.kind == "bool"]
 VARIANTS = [dict(zip(SWITCHES, values)) for values in itertools.product([True, False], repeat=len(SWITCHES))]
 
 
-def _config(switches: dict[str, bool], layers: int) -> ModelConfig:
+def _config(switches: dict[str, bool], layers: int, pos_head: bool = False) -> ModelConfig:
+    # The corpus has POS (n_pos 5) when the model reads it or predicts it with its auxiliary head.
     return ModelConfig(
-        n_words=20, n_chars=15, n_tags=5, max_token_chars=4, n_pos=5 if switches["use_pos"] else 0, num_layers=layers,
-        char_dim=3, filters=2, word_dim=4, hidden=3, casing_dim=2, filter_widths=[1, 2], **switches,
+        n_words=20, n_chars=15, n_tags=5, max_token_chars=4, n_pos=5 if switches["use_pos"] or pos_head else 0,
+        num_layers=layers, char_dim=3, filters=2, word_dim=4, hidden=3, casing_dim=2, filter_widths=[1, 2],
+        pos_aux_weight=1.0 if pos_head else 0.0, **switches,
     )  # fmt: skip
 
 
+# The auxiliary POS head too, where the model does not read POS (the two exclude each other).
+WITH_HEAD = [(v, head) for v in VARIANTS for head in (False, True) if not (head and v["use_pos"])]
+
+
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("switches", VARIANTS, ids=lambda v: ",".join(k for k, on in v.items() if on) or "none")
-def test_every_bucket_lists_the_same_parameters_in_the_same_order(switches: dict[str, bool], layers: int) -> None:
+@pytest.mark.parametrize(
+    ("switches", "pos_head"), WITH_HEAD,
+    ids=[",".join([k for k, on in v.items() if on] + ["pos_head"] * head) or "none" for v, head in WITH_HEAD],
+)
+def test_every_bucket_lists_the_same_parameters_in_the_same_order(
+    switches: dict[str, bool], pos_head: bool, layers: int
+) -> None:
     assert {"crf", "use_pos", "use_casing"} <= set(SWITCHES)
-    config = _config(switches, layers)
+    config = _config(switches, layers, pos_head)
     sym_gen = make_sym_gen(config)
     lists = {n: [a for a in sym_gen(n)[0].list_arguments() if a not in ("data", "softmax_label")] for n in range(1, 7)}
     reference = lists[6]

@@ -38,6 +38,8 @@ CONFIG = ModelConfig(
     hidden=7,
     num_layers=2,
     crf=False,  # the softmax network; the CRF's own tests are in test_crf.py
+    use_pos=True,  # POS as an input (the auxiliary POS head's tests are in test_aux_heads.py)
+    pos_aux_weight=0.0,
 )
 
 

@@ -70,7 +70,8 @@ def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     result = train(_cfg(prepared, out, epochs=3, patience=0, learning_rate=0.02), progress=False, echo=_quiet)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        ["config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json", "metrics.jsonl"]
+        ["config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json", "metrics.jsonl",
+         "last.average.npz"]  # the tuned recipe averages the parameters (--average 0.999)
     )
     doc = json.loads((out / "config.json").read_text())
     assert doc["train"]["learning_rate"] == 0.02 and doc["model"]["hidden"] == 12
