@@ -10,7 +10,7 @@
 #                              default recipe; skipped with --from, a finished run),
 #                              then export it as the bundled int8 package src/ner_fast/models/default/
 #                              with its validation F1, measured through the tagger, and its provenance
-#                              in model.json (docs/TRAINING.md, "The bundled model")
+#                              in model.json (docs/TRAINING.md, "The POS-free model and the bundled package")
 #   ./dev.sh setup             only create/refresh .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -62,7 +62,7 @@ case "$cmd" in
             run=runs/default-model
             # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output
             # head instead, the parameters' moving average validated and kept (docs/TRAINING.md,
-            # "The bundled model").
+            # "The POS-free model and the bundled package").
             .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
         fi
         exec .venv/bin/python -m ner_fast.bundle "$run" --command "$command" ;;

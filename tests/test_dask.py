@@ -47,7 +47,7 @@ def single_process(package: Path, docs: list[str], tmp_path: Path) -> str:
     """What `ner-fast tag PACKAGE INPUT --input-format text` writes for the same documents, in one process."""
     path = write_text(tmp_path / "reference.txt", docs)
     result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--input-format", "text", "--output",
-                                      str(tmp_path / "reference.jsonl")])
+                                      str(tmp_path / "reference.jsonl"), "--force"])  # called once per input
     assert result.exit_code == 0, result.output
     text = (tmp_path / "reference.jsonl").read_text(encoding="utf-8")
     assert text.count("\n") == len(docs)

@@ -161,7 +161,7 @@ def test_tag_output_through_a_symlink(tmp_path: Path) -> None:
     real.write_text("old", encoding="utf-8")
     link = tmp_path / "tagged.tsv"
     link.symlink_to(real)
-    result = runner.invoke(cli, ["tag", str(tmp_path / "pkg"), str(tmp_path / "in.txt"), "--input-format", "tokens", "--output", str(link)])
+    result = runner.invoke(cli, ["tag", str(tmp_path / "pkg"), str(tmp_path / "in.txt"), "--input-format", "tokens", "--output", str(link), "--force"])
     assert result.exit_code == 0, result.output
     assert link.is_symlink()
     assert [line.split("\t")[0] for line in real.read_text().split("\n") if line] == ["Angela", "visited", "Paris"]

@@ -101,7 +101,7 @@ def test_malformed_input_names_file_and_line_and_writes_nothing(packages: dict, 
     bad.write_text("Paris NNP B-geo\nis VBZ O\n\nNice JJ\n")
     out = tmp_path / "out.conll"
     out.write_text("previous results\n")
-    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(bad), "--input-format", "conll", "--output", str(out)])
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(bad), "--input-format", "conll", "--output", str(out), "--force"])
     assert result.exit_code != 0
     assert f"{bad}:4:" in result.output
     assert out.read_text() == "previous results\n"

@@ -157,3 +157,36 @@ def test_a_pos_model_refuses_raw_text(tmp_path: Path) -> None:
     pos_pkg = export_model(tmp_path / "model", tmp_path / "pkg")
     code, output = run(str(pos_pkg), "--text", "Angela Merkel visited Paris.")
     assert code == 1 and "POS" in output and "Traceback" not in output
+
+
+def test_an_existing_output_is_replaced_only_with_force_and_never_the_input(pkg: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text(LINES[0] + "\n", encoding="utf-8")
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("mine\n", encoding="utf-8")
+    code, output = run(str(pkg), str(source), "--input-format", "text", "--output", str(kept))
+    assert code == 2 and "--force" in output and kept.read_text(encoding="utf-8") == "mine\n"
+    code, _ = run(str(pkg), str(source), "--input-format", "text", "--output", str(kept), "--force")
+    assert code == 0 and json.loads(kept.read_text(encoding="utf-8"))["text"] == LINES[0]
+    code, output = run(str(pkg), str(source), "--input-format", "text", "--output", str(source), "--force")
+    assert code == 2 and "is the input file" in output
+    assert source.read_text(encoding="utf-8") == LINES[0] + "\n"
+
+
+def test_a_wrong_package_is_refused_before_stdin_is_read(tmp_path: Path) -> None:
+    not_a_package = tmp_path / "folder"
+    not_a_package.mkdir()
+    code, output = run(str(not_a_package), "-", "--input-format", "text", input="")
+    assert code == 1 and "<stdin>" not in output and str(not_a_package) in output
+
+
+def test_the_pretty_view_does_not_pass_terminal_controls_through(tagger: Tagger) -> None:
+    text = "Angela Merkel \x1b[31mred\x1b[0m \x07 \u202eevil Paris"
+    shown = format_doc(tagger(text), colour=False)
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert "\\u001b" in shown and "\\u0007" in shown and "\\u202e" in shown
+
+
+def test_pipe_refuses_a_single_string(tagger: Tagger) -> None:
+    with pytest.raises(TypeError, match="not one str"):
+        tagger.pipe("Paris is nice")

@@ -201,6 +201,8 @@ class Tagger:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
         (`batch_size` sentences a `tag_batch` call, `n_threads` of its batches at once, default the
         tagger's `workers`; the next group is tokenized meanwhile: `ner_fast.text.pipe`)."""
+        if isinstance(texts, str):
+            raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
         return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload

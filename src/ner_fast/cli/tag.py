@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -104,22 +105,33 @@ def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = 
     """The pretty view of a `Doc`: its text with each entity marked `[text](label)` (in colour and
     without brackets when `colour`), then one line per entity (label, character span, text, score)."""
     palette = {} if palette is None else palette
+    shown = _visible
     parts: list[str] = []
     position = 0
     for e in doc.entities:
         shade = palette.setdefault(e.label, COLOURS[len(palette) % len(COLOURS)])
-        parts.append(doc.text[position : e.start])
+        parts.append(shown(doc.text[position : e.start]))
         if colour:
-            parts.append(click.style(e.text, fg=shade, bold=True, underline=True) + click.style(f" {e.label}", fg=shade))
+            parts.append(click.style(shown(e.text), fg=shade, bold=True, underline=True) + click.style(f" {e.label}", fg=shade))
         else:
-            parts.append(f"[{e.text}]({e.label})")
+            parts.append(f"[{shown(e.text)}]({e.label})")
         position = e.end
-    parts.append(doc.text[position:])
+    parts.append(shown(doc.text[position:]))
     lines = ["".join(parts)]
     for e in doc.entities:
         label = click.style(f"{e.label:<5}", fg=palette[e.label], bold=True) if colour else f"{e.label:<5}"
-        lines.append(f"  {label} {e.start:>5}-{e.end:<5} {e.text}  ({e.score:.2f})")
+        lines.append(f"  {label} {e.start:>5}-{e.end:<5} {shown(e.text)}  ({e.score:.2f})")
     return "\n".join(lines) + "\n\n"
+
+
+def _visible(text: str) -> str:
+    """`text` for a terminal: control and format characters (escape sequences, bidi overrides) written
+    as `\\uXXXX`, so that input cannot drive the terminal; line breaks and tabs kept."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"\\u{ord(c):04x}" if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf") else c for c in text
+    )
 
 
 def read_documents(path: Path | None, whole: bool = False) -> list[str]:
@@ -160,6 +172,7 @@ def tag_file(
     progress: bool = True,
     document: bool = False,
     text: str | None = None,
+    force: bool = False,
 ) -> int:
     """Tag `input_path` (stdin for None), or the document `text`, into `output` (stdout for None) with
     the package folder `package` (None: the bundled one); returns the count of sentences (pre-tokenized
@@ -170,9 +183,16 @@ def tag_file(
     `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
     anything is written; a file output is written to a temporary name beside it and renamed into place
     only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
-    `click.UsageError`.
+    `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input.
     """
     from ner_fast.atomic import atomic_open
+    from ner_fast.tagger import Tagger
+
+    if output is not None:
+        if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
+            raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
+        if output.exists() and not force:
+            raise click.UsageError(f"--output {output} exists: add --force to replace it")
 
     raw_text = text is not None or input_format == TEXT
     if output_format is None:
@@ -183,18 +203,22 @@ def tag_file(
         raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
     if document and input_format != TEXT:
         raise click.UsageError("--document reads raw text: give --input-format text")
+    if input_path is None and text is None and sys.stdin.isatty():
+        raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
+    # The package is opened (and verified) before the input is read: a wrong package costs nothing.
+    tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     if raw_text:
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)
-        write: Any = lambda out: _write_documents(out, package, documents, output_format, batch_size, device, threads,
-                                                  workers, progress and output is not None, out is sys.stdout and out.isatty())
+        write: Any = lambda out: _write_documents(out, tagger, documents, output_format, batch_size,
+                                                  progress and output is not None, out is sys.stdout and out.isatty())
     else:
         sentences, pos, corpus = read_input(input_path, input_format)
         if output_format == "conll":
             refuse_unwritable_tokens(corpus)
         count = len(sentences)
-        write = lambda out: _write_sentences(out, package, sentences, pos, output_format, batch_size, device, threads,
-                                             workers, progress and output is not None)
+        write = lambda out: _write_sentences(out, tagger, sentences, pos, output_format, batch_size,
+                                             progress and output is not None)
     if output is None:
         write(sys.stdout)
     else:
@@ -203,14 +227,10 @@ def tag_file(
     return count
 
 
-def _write_sentences(out: IO[str], package: Path | None, sentences: list[list[str]], pos: list[list[str]] | None,
-                     output_format: str, batch_size: int | None, device: str, threads: int | None, workers: int,
-                     progress: bool) -> None:
+def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None,
+                     output_format: str, batch_size: int | None, progress: bool) -> None:
     from tqdm import tqdm
 
-    from ner_fast.tagger import Tagger
-
-    tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     if tagger.uses_pos and pos is None:
         raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
     with tqdm(total=len(sentences), unit="sent", disable=not progress, file=sys.stderr) as bar:
@@ -218,14 +238,10 @@ def _write_sentences(out: IO[str], package: Path | None, sentences: list[list[st
             write_sentence(out, output_format, *item)
 
 
-def _write_documents(out: IO[str], package: Path | None, documents: list[str], output_format: str,
-                     batch_size: int | None, device: str, threads: int | None, workers: int, progress: bool,
-                     colour: bool) -> None:
+def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_format: str, batch_size: int | None,
+                     progress: bool, colour: bool) -> None:
     from tqdm import tqdm
 
-    from ner_fast.tagger import Tagger
-
-    tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
     options = {} if batch_size is None else {"batch_size": batch_size}
     palette: dict[str, str] = {}
     with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
@@ -267,7 +283,8 @@ def _write_documents(out: IO[str], package: Path | None, documents: list[str], o
               help="With --output-dir: documents per partition (the unit written, retried and resumed).")
 @click.option("--text-field", default=TEXT_FIELD, show_default=True, help="The document field of --input-format jsonl.")
 @click.option("--resume", is_flag=True, help="With --output-dir: tag only the partitions its manifest lacks.")
-@click.option("--force", is_flag=True, help="With --output-dir: delete its earlier parts and manifest first.")
+@click.option("--force", is_flag=True, help="Replace an existing --output file; with --output-dir: delete its earlier "
+                                           "parts and manifest first.")
 def tag_command(
     paths: tuple[str, ...],
     input_format: str,
@@ -310,7 +327,7 @@ def tag_command(
     package, path = resolve_paths(paths, text is not None)
     try:
         tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
-                 document=document, text=text)
+                 document=document, text=text, force=force)
     except BrokenPipeError:
         # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
         # that the interpreter's final flush does not raise again, and stop quietly.
