@@ -190,3 +190,16 @@ def test_the_pretty_view_does_not_pass_terminal_controls_through(tagger: Tagger)
 def test_pipe_refuses_a_single_string(tagger: Tagger) -> None:
     with pytest.raises(TypeError, match="not one str"):
         tagger.pipe("Paris is nice")
+
+
+def test_a_missing_package_folder_and_a_cuda_request_get_one_line(pkg: Path, tmp_path: Path) -> None:
+    code, output = run(str(tmp_path / "nowhere"), "--text", "Paris")
+    assert code != 0 and "Traceback" not in output
+    result = CliRunner().invoke(cli, ["tag", str(pkg), "--text", "Paris", "--device", "cuda"])
+    assert result.exit_code == 0
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        warning_lines = [line for line in result.output.splitlines() if "CUDA" in line]
+        assert len(warning_lines) == 1 and warning_lines[0].startswith("Warning: ")
+        assert "Tagger.load(" not in result.output  # no source line of ours

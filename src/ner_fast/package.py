@@ -131,6 +131,8 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     """
     folder = Path(path)
     manifest_path = folder / MANIFEST_FILE
+    if not folder.exists():
+        raise PackageError(f"{folder}: no such package folder")
     if not manifest_path.is_file():
         raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
     try:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import unicodedata
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -206,7 +207,11 @@ def tag_file(
     if input_path is None and text is None and sys.stdin.isatty():
         raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
-    tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
+    for warning in caught:  # e.g. CUDA asked for and not available: one line, not Python's two
+        click.echo(f"Warning: {warning.message}", err=True)
     if raw_text:
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)
