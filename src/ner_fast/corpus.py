@@ -48,7 +48,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -407,18 +407,23 @@ def _decode(data: bytes, encoding: str, raw: bytes, source: str) -> str:
         raise  # unreachable: a part fails only where the whole file does
 
 
+def _utf8(raw: bytes, source: str, line_at: Callable[[int], int] | None = None) -> str:
+    """`raw` decoded as UTF-8; a CorpusError naming the first bad byte and its line (`line_at(offset)`,
+    default: counted by `_line_of`) otherwise."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = (line_at or (lambda at: _line_of(raw, at)))(err.start)
+        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, line) from None
+
+
 # --------------------------------------------------------------------------- CoNLL
 
 _COLUMN_SPLIT = re.compile(r"[ \t]+")
 
 
 def _read_conll(raw: bytes, source: str) -> Corpus:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CorpusError(
-            f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, _line_of(raw, err.start)
-        ) from None
+    text = _utf8(raw, source)
     words: list[str] = []
     pos: list[str] = []
     tags: list[str] = []
@@ -464,12 +469,7 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
 
 def _read_tokens(raw: bytes, source: str) -> Corpus:
     """One pre-tokenized sentence a line (whitespace between tokens), blank lines skipped; no POS, no tags."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CorpusError(
-            f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, _line_of(raw, err.start)
-        ) from None
+    text = _utf8(raw, source)
     words: list[str] = []
     lines: list[int] = []
     offsets = [0]
@@ -511,11 +511,7 @@ def parse_documents(raw: bytes, source: str, whole: bool = False, first_line: in
         if not raw.strip():
             raise CorpusError("empty file", source, 1)
         ends = line_end(raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(ends, 0, err.start) + first_line
-        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, line) from None
+    text = _utf8(raw, source, lambda at: raw.count(ends, 0, at) + first_line)
     if whole:
         return [text]
     lines = text.split(ends.decode())
