@@ -186,3 +186,17 @@ def test_evaluate_rebuilds_a_prepared_run_recorded_before_the_rule(copy: Path) -
     result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["tokens"] > 0
+
+
+def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import ner_fast.cli as cli_module
+
+    def no_mxnet() -> None:
+        raise ModuleNotFoundError("No module named 'mxnet'", name="mxnet")
+
+    monkeypatch.setattr(cli_module, "cli", no_mxnet)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["Error: this command needs mxnet: pip install 'ner-fast[train]'"]

@@ -283,3 +283,13 @@ def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tm
     got = tag_dataframe(dd.from_pandas(frame, npartitions=2), column="body", package=package).compute()
     assert got["id"].tolist() == list(range(100, 150))
     assert got["doc"].tolist() == want
+
+
+def test_only_the_parts_its_manifest_plans_belong_to_a_run(tmp_path: Path) -> None:
+    """A user's own part-*.jsonl beside a run is not the run's: --force must never delete it."""
+    from ner_fast.dask import MANIFEST_FILE, run_files
+
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"settings": {}, "partitions": [{"part": "part-00000.jsonl"}]}))
+    (tmp_path / "part-00000.jsonl").write_text("{}\n")
+    (tmp_path / "part-99999.jsonl").write_text("mine\n")
+    assert run_files(tmp_path) == {MANIFEST_FILE, "part-00000.jsonl"}

@@ -161,10 +161,12 @@ def run_files(folder: Path) -> set[str] | None:
 
     try:
         manifest = read_json(folder / MANIFEST_FILE, "tagging manifest")
-        manifest["settings"], manifest["partitions"]
+        manifest["settings"]
+        # Only the parts the manifest plans are the run's: any other part-*.jsonl is the user's.
+        parts = {str(r["part"]) for r in manifest["partitions"]}
     except (ValueError, KeyError, TypeError):
         return None
-    return {MANIFEST_FILE, *(p.name for p in folder.glob("part-*.jsonl"))}
+    return {MANIFEST_FILE, *parts}
 
 
 def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], resume: bool,

@@ -34,7 +34,6 @@ from onnx import TensorProto, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
-from ner_fast.config import normalise_buckets
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD

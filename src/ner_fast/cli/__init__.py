@@ -32,6 +32,17 @@ cli.add_command(launch_command, "launch")
 cli.add_command(serve_command, "serve")
 
 
+# The engines of the training side come with an extra; without it a command says which, in one line.
+EXTRAS = {"mxnet": "train", "onnx": "train", "distributed": "dask", "dask": "dask", "starlette": "serve", "uvicorn": "serve"}
+
+
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    try:
+        cli()
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        click.echo(f"Error: this command needs {err.name}: pip install 'ner-fast[{extra}]'", err=True)
+        raise SystemExit(1) from None

@@ -55,5 +55,5 @@ def serve_command(
     settings = Settings(threads=threads, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, limits=limits)
     try:
         serve(package, host, port, settings, device=device, log_level=log_level)
-    except (PackageError, ValueError, OSError) as err:
+    except (PackageError, ValueError, OSError, RuntimeError) as err:  # RuntimeError: the server did not start
         raise click.ClickException(str(err)) from err

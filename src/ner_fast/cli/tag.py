@@ -340,6 +340,8 @@ def tag_command(
         sys.exit(0)
     except (CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
+    except RuntimeError as err:  # onnxruntime's failures (e.g. CUDA out of memory) are RuntimeErrors
+        raise click.ClickException(f"inference failed: {err}") from err
 
 
 def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[Path | None, list[str]]:
