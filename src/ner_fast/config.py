@@ -355,6 +355,13 @@ def check_pos_head(use_pos: bool, pos_aux_weight: float) -> None:
         )
 
 
+def _refuse_unknown_keys(cls: type, data: Mapping[str, Any], section: str) -> None:
+    """ValueError naming the keys of a config.json `section` that `cls` has no field for (a newer or foreign config)."""
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {section} config keys: {sorted(unknown)}")
+
+
 @dataclass
 class ModelConfig:
     """Every architectural hyper-parameter, plus the vocabulary sizes the network is built for.
@@ -450,10 +457,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
         """The inverse of `to_dict`; unknown keys are an error (a newer or foreign config)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        _refuse_unknown_keys(cls, data, "model")
         return cls(**data)
 
 
@@ -516,10 +520,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         """The inverse of `to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        _refuse_unknown_keys(cls, data, "train")
         if "out" not in data:
             raise ValueError("the train section has no 'out'")
         return cls(**data)

@@ -58,9 +58,9 @@ class PartitionsFailed(RuntimeError):
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     """(absolute path, checksum) of a package, verified here first so that a bad package fails before
     any worker starts. None: the bundled default package."""
-    from ner_fast.package import default_package_path, load_package, package_checksum
+    from ner_fast.package import load_package, package_checksum, package_path
 
-    path = Path(default_package_path() if package is None else package).resolve()
+    path = package_path(package).resolve()
     load_package(path)
     return str(path), package_checksum(path)
 

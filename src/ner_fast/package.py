@@ -59,6 +59,11 @@ def default_package_path() -> Path:
     return DEFAULT_PACKAGE
 
 
+def package_path(path: str | os.PathLike[str] | None) -> Path:
+    """The package folder `path` names, the bundled one (`default_package_path`) for None."""
+    return default_package_path() if path is None else Path(path)
+
+
 def graph_file(seq_len: int | None) -> str:
     """File name of the graph for a bucket length, or of the dynamic graph for None."""
     return f"{DYNAMIC}.onnx" if seq_len is None else f"bucket_{int(seq_len)}.onnx"

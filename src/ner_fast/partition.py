@@ -46,10 +46,10 @@ def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str |
     Threads of one worker share the tagger (onnxruntime sessions are thread-safe). `package` None: the
     bundled default package.
     """
-    from ner_fast.package import PackageError, default_package_path, load_package, package_checksum
+    from ner_fast.package import PackageError, load_package, package_checksum, package_path
     from ner_fast.tagger import Tagger
 
-    path = str(Path(default_package_path() if package is None else package).resolve())
+    path = str(package_path(package).resolve())
     key = (path, checksum or "", threads)
     tagger = _taggers.get(key)
     if tagger is not None:

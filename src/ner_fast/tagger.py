@@ -37,7 +37,7 @@ from ner_fast import _kernels
 from ner_fast.buckets import plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.features import featurize
-from ner_fast.package import Package, PackageError, default_package_path, load_package
+from ner_fast.package import Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
 from ner_fast.text import pipe as pipe_texts
@@ -159,9 +159,7 @@ class Tagger:
         memory and load faster; sentences then pad to the smallest loaded bucket that fits. `decode` and
         `workers` as in the class docstring.
         """
-        if package is None:
-            package = default_package_path()
-        pkg = package if isinstance(package, Package) else load_package(package, verify=verify)
+        pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
         chosen = pkg.buckets if buckets is None else sorted({int(b) for b in buckets})
