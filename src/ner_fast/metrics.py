@@ -128,12 +128,14 @@ class Accumulator:
         """Real tokens seen so far."""
         return int(sum(a.size for a in self._gold))
 
-    def add(self, labels: np.ndarray, proba: np.ndarray, crf: CRF | None = None) -> None:
+    def add(self, labels: np.ndarray, proba: np.ndarray, crf: CRF | None = None, nll: float | None = None) -> None:
         """Add one batch: `labels` (B, L) with -1 padding, `proba` (B, L, T) tag probabilities.
 
         With `crf` (a CRF model's current scores), tags are its Viterbi path and the loss is its
-        sentence negative log-likelihood. Real tokens are a prefix of each row, so row-major
-        masking keeps sentences contiguous.
+        sentence negative log-likelihood: `nll`, the batch's sum, where the network computed it
+        already (training reads it from the CRF loss output instead of running the forward
+        algorithm again in NumPy), else `decode.crf_nll`. Real tokens are a prefix of each row,
+        so row-major masking keeps sentences contiguous.
         """
         labels = np.asarray(labels).astype(np.int64)
         mask = labels >= 0
@@ -142,7 +144,9 @@ class Accumulator:
         self._gold.append(gold)
         self._pred.append(decode_tags(proba, lengths, self.scheme.tags, self.decode, crf)[mask])
         self._lengths.append(lengths)
-        if crf is not None:
+        if nll is not None:
+            self._nll += nll
+        elif crf is not None:
             self._nll += float(crf_nll(proba, labels, crf).sum())
         else:
             picked = proba[mask][np.arange(gold.size), gold]

@@ -442,9 +442,11 @@ def run_epoch(
     """One pass (training or scoring) -> (scores, real tokens per second).
 
     `decode` as in `decode.py`; `crf`: the module has a CRF output layer, whose current scores
-    decode each batch; `average`: updated after every training update; `pos_index`: the module output
-    holding the POS head's probabilities (`model.pos_output_index`), scored against the input's POS row
-    into `Scores.pos_accuracy`.
+    decode each batch and whose loss output (the batch's mean NLL per real token,
+    `model.crf_loss_symbol`) is the reported loss, not computed again in NumPy; `average`: updated
+    after every training update; `pos_index`: the module output holding the POS head's
+    probabilities (`model.pos_output_index`), scored against the input's POS row into
+    `Scores.pos_accuracy`.
     """
     from tqdm import tqdm
 
@@ -464,7 +466,12 @@ def run_epoch(
                     average.update()
             outputs = module.get_outputs()
             proba = outputs[0].asnumpy().transpose(0, 2, 1)
-            acc.add(batch.label[0].asnumpy(), proba, _current_crf(module) if crf else None)
+            labels = batch.label[0].asnumpy()
+            if crf:
+                nll = float(outputs[1].asnumpy().sum()) * max(int((labels >= 0).sum()), 1)
+                acc.add(labels, proba, _current_crf(module), nll)
+            else:
+                acc.add(labels, proba)
             if pos_index is not None:
                 gold_pos = batch.data[0].asnumpy()[:, ROW_POS]
                 real = gold_pos > 0  # POS id 0 is padding
