@@ -32,10 +32,11 @@ def random_sentences(rng: np.random.Generator, lengths: list[int]) -> tuple[list
     return words, pos
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+@pytest.fixture(scope="module", params=[2, 1], ids=["bidirectional", "forward-only"])
+def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """(config, params, vocabularies, package, tagger) of a two-layer BiLSTM, or forward-only LSTM, model."""
     folder = tmp_path_factory.mktemp("tagger")
-    config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10])
+    config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10], directions=request.param)
     package = export_model(folder / "model", folder / "pkg", buckets="auto")
     return config, params, vocabs, package, Tagger.load(package, device="cpu", threads=1)
 
