@@ -62,7 +62,7 @@ def small(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """A two-layer model (BiLSTM, or forward-only LSTM) and its package with buckets 4 and 9."""
     folder = tmp_path_factory.mktemp("small")
     config, params, vocabs = make_checkpoint(folder / "model", directions=request.param)
-    package = export_model(folder / "model", folder / "pkg", buckets="auto")
+    package = export_model(folder / "model", folder / "pkg", buckets="auto", quantize=None)
     return config, params, vocabs, package
 
 
@@ -150,8 +150,8 @@ def test_package_describes_itself(small: tuple) -> None:
 
 def test_weights_are_stored_once_whatever_the_number_of_buckets(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m", word_dim=60, hidden=40)
-    one = export_model(tmp_path / "m", tmp_path / "dyn", buckets="dynamic")
-    many = export_model(tmp_path / "m", tmp_path / "many", buckets=",".join(str(n) for n in range(2, 42)))
+    one = export_model(tmp_path / "m", tmp_path / "dyn", buckets="dynamic", quantize=None)
+    many = export_model(tmp_path / "m", tmp_path / "many", buckets=",".join(str(n) for n in range(2, 42)), quantize=None)
     weights = (one / WEIGHTS_FILE).stat().st_size
     assert (many / WEIGHTS_FILE).read_bytes() == (one / WEIGHTS_FILE).read_bytes()
     graphs = sorted(many.glob("bucket_*.onnx"))
@@ -165,7 +165,7 @@ def test_weights_are_stored_once_whatever_the_number_of_buckets(tmp_path: Path) 
 @pytest.mark.parametrize("directions", [2, 1])
 def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path, directions: int) -> None:
     config, params, _ = make_checkpoint(tmp_path / "m", word_dim=60, hidden=40, directions=directions)
-    fp32 = export_model(tmp_path / "m", tmp_path / "fp32", buckets="9")
+    fp32 = export_model(tmp_path / "m", tmp_path / "fp32", buckets="9", quantize=None)
     int8 = export_model(tmp_path / "m", tmp_path / "int8", buckets="9", quantize="int8")
     assert load_package(int8).model["quantization"] == "int8"
     assert (int8 / WEIGHTS_FILE).stat().st_size < 0.5 * (fp32 / WEIGHTS_FILE).stat().st_size
@@ -182,11 +182,11 @@ def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path, directions: i
 
 def test_export_replaces_a_package_only_when_complete(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m")
-    package = export_model(tmp_path / "m", tmp_path / "pkg", buckets="5")
+    package = export_model(tmp_path / "m", tmp_path / "pkg", buckets="5", quantize=None)
     with pytest.raises(ValueError):
-        export_model(tmp_path / "m", tmp_path / "pkg", buckets="0,3")
+        export_model(tmp_path / "m", tmp_path / "pkg", buckets="0,3", quantize=None)
     assert load_package(package).buckets == [5]
-    export_model(tmp_path / "m", tmp_path / "pkg", buckets="3,6")
+    export_model(tmp_path / "m", tmp_path / "pkg", buckets="3,6", quantize=None)
     assert load_package(package).buckets == [3, 6]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "pkg"]  # no temporary folders left
 
@@ -210,7 +210,7 @@ def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path, directions:
     cfg = TrainConfig(out=str(tmp_path / "run"), max_sentences=200, epochs=1, batch_size=20, arch=arch, seed=1)
     train(cfg, progress=False, echo=lambda _: None)
     config, params, _, doc = load_model(tmp_path / "run")
-    package = export_model(tmp_path / "run", tmp_path / "pkg", buckets="auto")
+    package = export_model(tmp_path / "run", tmp_path / "pkg", buckets="auto", quantize=None)
     pkg = load_package(package)
     assert pkg.buckets == sorted(doc["data"]["buckets"])
     rng = np.random.default_rng(6)
@@ -223,6 +223,6 @@ def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path, directions:
 def test_default_package_folder_is_export_slash_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_checkpoint(tmp_path / "runs" / "tiny")
     monkeypatch.chdir(tmp_path)
-    package = export_model(Path("runs") / "tiny", buckets="dynamic")
+    package = export_model(Path("runs") / "tiny", buckets="dynamic", quantize=None)
     assert package == Path("export") / "tiny"
     assert load_package(package).buckets == [] and (package / "dynamic.onnx").is_file()

@@ -38,7 +38,7 @@ from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.package import DEFAULT_BUCKETS, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
+from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -303,22 +303,23 @@ def export_model(
     model_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     buckets: str = DEFAULT_BUCKETS,
-    quantize: str | None = None,
+    quantize: str | None = DEFAULT_QUANTIZE,
     which: str = "best",
     force: bool = False,
 ) -> Path:
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
     `buckets` as in `parse_buckets`; the dynamic graph is always written, so sentences longer than
-    every bucket are tagged whole. `quantize="int8"` stores int8 weights (onnxruntime dynamic
-    quantization). `out` must be new, empty or an earlier package (else `force`, see `write_package`).
-    Returns the package folder.
+    every bucket are tagged whole. `quantize`: "int8" (the default, `package.DEFAULT_QUANTIZE`) stores
+    int8 weights (onnxruntime dynamic quantization), "none" or None float32 ones. `out` must be new,
+    empty or an earlier package (else `force`, see `write_package`). Returns the package folder.
     """
     from ner_fast.checkpoint import load_model
 
     model_dir = Path(model_dir)
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
+    quantize = None if quantize == "none" else quantize
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     claim = claim_output_dir(target, package_files, force=force)  # before any work
     config, params, vocabs, doc = load_model(model_dir, which)
