@@ -52,4 +52,11 @@ def viterbi_path(
     end: np.ndarray,
     from_proba: bool = False,
 ) -> np.ndarray: ...
+def crf_nll_grad(
+    emissions: np.ndarray,
+    labels: np.ndarray,
+    transitions: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 def flush_denormals() -> bool: ...

@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from ner_fast.checkpoint import ModelConfig, check_params, pack_params
-from ner_fast.decode import CRF_PARAMS
+from ner_fast.crf_loss import crf_loss_symbol
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import UNK
 
@@ -159,64 +159,6 @@ def pos_output_index(config: ModelConfig) -> int | None:
     return 2 if config.crf else 1
 
 
-def _logsumexp(x: mx.sym.Symbol, axis: int) -> mx.sym.Symbol:
-    # The shift by the (gradient-blocked) maximum keeps exp() finite; the value and the gradient
-    # (a softmax) do not depend on it.
-    top = mx.sym.BlockGrad(mx.sym.max(x, axis=axis, keepdims=True))
-    return mx.sym.log(mx.sym.sum(mx.sym.exp(mx.sym.broadcast_sub(x, top)), axis=axis)) + mx.sym.squeeze(top, axis=axis)
-
-
-def crf_loss_symbol(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n_tags: int) -> mx.sym.Symbol:
-    """Mean CRF negative log-likelihood per real token, for scores (B, L, T) and labels (B, L).
-
-    Labels are tag ids with -1 on padding, real tokens first. The partition function is the forward
-    algorithm unrolled over the bucket's `seq_len` steps; a sentence stops updating it after its
-    last real token. The same quantity as `decode.crf_nll` (NumPy), which the tests compare against.
-    """
-    shapes = [(n_tags, n_tags), (n_tags,), (n_tags,)]
-    trans, start, end = (mx.sym.Variable(name, shape=shape) for name, shape in zip(CRF_PARAMS, shapes))
-    mask = label >= 0  # (B, L) 1/0
-    y = mx.sym.maximum(label, 0)
-    lengths = mx.sym.sum(mask, axis=1)
-
-    # Score of the gold path: emissions, transitions between consecutive real tokens, start and end.
-    gold = mx.sym.sum(mx.sym.pick(scores, y, axis=2) * mask, axis=1)
-    if seq_len > 1:
-        prev = mx.sym.slice_axis(y, axis=1, begin=0, end=seq_len - 1)
-        cur = mx.sym.slice_axis(y, axis=1, begin=1, end=seq_len)
-        pair = mx.sym.take(mx.sym.reshape(trans, shape=(-1,)), prev * n_tags + cur)
-        gold = gold + mx.sym.sum(pair * mx.sym.slice_axis(mask, axis=1, begin=1, end=seq_len), axis=1)
-    gold = gold + mx.sym.reshape(mx.sym.take(start, mx.sym.slice_axis(y, axis=1, begin=0, end=1)), shape=(-1,))
-    last = mx.sym.pick(y, mx.sym.maximum(lengths - 1, 0), axis=1)
-    gold = gold + mx.sym.take(end, last)
-
-    # log Z by the forward algorithm. Per-step slices come from one split each, and the transition
-    # table is broadcast once: every operator here runs once per time step, forward and backward.
-    if seq_len > 1:
-        emit = list(mx.sym.split(scores, num_outputs=seq_len, axis=1, squeeze_axis=True))
-        steps = list(mx.sym.split(mask, num_outputs=seq_len, axis=1))  # (B, 1) each
-    else:
-        emit, steps = [mx.sym.reshape(scores, shape=(-1, n_tags))], [mask]
-    pairs_base = mx.sym.expand_dims(trans, axis=0)  # (1, T, T)
-    alpha = mx.sym.broadcast_add(emit[0], mx.sym.expand_dims(start, axis=0))
-    if seq_len == 1:
-        # One token: no transition, but the graph must still list `crf_transitions`, and at the same
-        # place as longer buckets do (after crf_start, before crf_end). BucketingModule's buckets share
-        # one optimizer that keys Adam's states by parameter position: a bucket listing one parameter
-        # fewer shifts later states onto the wrong parameters. The gradient this adds is exactly 0.
-        alpha = mx.sym.broadcast_add(alpha, 0 * mx.sym.reshape(mx.sym.sum(trans), shape=(1, 1)))
-    for t in range(1, seq_len):
-        pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), pairs_base)
-        stepped = _logsumexp(pairs, axis=1) + emit[t]
-        # Past a sentence's end (mask 0) alpha keeps its value.
-        alpha = alpha + mx.sym.broadcast_mul(steps[t], stepped - alpha)
-    log_z = _logsumexp(mx.sym.broadcast_add(alpha, mx.sym.expand_dims(end, axis=0)), axis=1)
-
-    real = lengths > 0  # rows that only pad a batch contribute nothing
-    nll = mx.sym.sum((log_z - gold) * real)
-    return nll / mx.sym.BlockGrad(mx.sym.maximum(mx.sym.sum(mask), 1))
-
-
 def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tuple[str], tuple[str]]]:
     """`sym_gen(seq_len) -> (symbol, data_names, label_names)` for `mx.mod.BucketingModule`.
 
@@ -225,9 +167,9 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
     batch's real tokens (`normalization="valid"`): MXNet's default for `multi_output` divides by
     L instead, so a sentence's weight would depend on the bucket (padding) it lands in.
 
-    With `config.crf` the loss is the CRF's (`crf_loss_symbol`, also a mean over real tokens) and
-    the outputs are the per-token softmax (B, T, L), as without CRF, then the loss. The auxiliary
-    heads' outputs follow: the POS probabilities (B, n_pos, L) (`pos_output_index`), then the
+    With `config.crf` the loss is the CRF's (`crf_loss.crf_loss_symbol`, one compiled operator, also
+    a mean over real tokens) and the outputs are the per-token softmax (B, T, L), as without CRF,
+    then the loss. The auxiliary heads' outputs follow: the POS probabilities (B, n_pos, L) (`pos_output_index`), then the
     language model's forward and backward word probabilities. Every bucket's graph holds the same
     parameters: the heads read every position, whatever the length.
     """
@@ -240,7 +182,7 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
         scores = mx.sym.transpose(logits, axes=(0, 2, 1))
         if config.crf:
             proba = mx.sym.BlockGrad(mx.sym.softmax(scores, axis=1))
-            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, seq_len, config.n_tags), name="crf_loss")
+            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, config.n_tags), name="crf_loss")
             outputs = [proba, loss]
         else:
             outputs = [

@@ -434,7 +434,7 @@ def _current_crf(module: Any) -> CRF:
 
 def _crf_nll_sum(module: Any, labels: np.ndarray) -> float:
     """The batch's summed CRF NLL from the loss outputs: each device's is a mean over the real
-    tokens of its slice of the batch (`model.crf_loss_symbol`)."""
+    tokens of its slice of the batch (`crf_loss.crf_loss_symbol`)."""
     losses = module.get_outputs(merge_multi_context=False)[1]
     slices = module._curr_module._exec_group.slices
     return sum(float(loss.asnumpy().sum()) * max(int((labels[part] >= 0).sum()), 1) for loss, part in zip(losses, slices))
@@ -457,7 +457,7 @@ def run_epoch(
 
     `decode` as in `decode.py`; `crf`: the module has a CRF output layer, whose current scores
     decode each batch and whose loss output (the batch's mean NLL per real token,
-    `model.crf_loss_symbol`) is the reported loss, not computed again in NumPy; `average`: updated
+    `crf_loss.crf_loss_symbol`) is the reported loss, not computed again in NumPy; `average`: updated
     after every training update; `pos_index`: the module output holding the POS head's
     probabilities (`model.pos_output_index`), scored against the input's POS row into
     `Scores.pos_accuracy`.
