@@ -794,7 +794,7 @@ cdef Py_ssize_t _crf_nll_grad(
         # alpha[t, j]: log of the summed scores of every path over tokens 0..t that ends in tag j.
         # A step shifts by the largest alpha (m), so exp() of the shifted values lies in (0, 1].
         for j in range(n_tags):
-            alpha[0, j] = emit[b, 0, j] + start[j]
+            alpha[0, j] = <double>emit[b, 0, j] + start[j]  # in float64, not float32 + float32
         for t in range(1, n):
             m = alpha[t - 1, 0]
             for i in range(1, n_tags):
@@ -835,12 +835,12 @@ cdef Py_ssize_t _crf_nll_grad(
 
         # The gold path's score, and the gradient: marginals minus the gold path's indicators.
         prev = labels[b, 0]
-        gold = emit[b, 0, prev] + start[prev]
+        gold = <double>emit[b, 0, prev] + start[prev]
         g_start[prev] -= 1.0
         for t in range(n):
             y = labels[b, t]
             if t > 0:
-                gold += emit[b, t, y] + trans[prev, y]
+                gold += <double>emit[b, t, y] + trans[prev, y]
                 g_trans[prev, y] -= 1.0
             for j in range(n_tags):
                 p = exp(alpha[t, j] + beta[t, j] - log_z)

@@ -1,5 +1,8 @@
-"""The CRF output layer: NumPy likelihood and Viterbi against brute force over every tag sequence,
-the MXNet loss graph against the NumPy likelihood (value and gradient), and a CRF training run."""
+"""The CRF output layer: NumPy likelihood and Viterbi against brute force over every tag sequence; the
+compiled loss kernel (`_kernels.crf_nll_grad`) against the NumPy likelihood and its finite differences;
+the MXNet loss operator (`crf_loss.crf_loss_symbol`) against the NumPy likelihood and against MXNet's
+autograd of the forward algorithm unrolled into a graph (the loss training used before the operator,
+kept here as the reference); CRF training runs, the operator's against the unrolled graph's."""
 from __future__ import annotations
 
 import itertools
@@ -11,10 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ner_fast.model as model
+from ner_fast import _kernels
 from ner_fast.checkpoint import load_model
-from ner_fast.decode import CRF, crf_nll, decode, viterbi
+from ner_fast.crf_loss import crf_loss_symbol
+from ner_fast.decode import CRF, CRF_PARAMS, crf_nll, decode, viterbi
 from ner_fast.evaluate import evaluate
-from ner_fast.model import crf_loss_symbol
 from ner_fast.prepare import prepare
 from ner_fast.train import TrainConfig, train
 
@@ -78,9 +83,162 @@ def test_crf_scores_change_the_best_path() -> None:
     assert CRF.from_json(crf.to_json()).transitions[1, 2] == 1.0
 
 
-def _mx_loss(scores: np.ndarray, labels: np.ndarray, crf: CRF) -> tuple[float, dict[str, np.ndarray]]:
+# --------------------------------------------------------------------------- the reference loss graph
+
+
+def _sym_logsumexp(x: mx.sym.Symbol, axis: int) -> mx.sym.Symbol:
+    top = mx.sym.BlockGrad(mx.sym.max(x, axis=axis, keepdims=True))
+    return mx.sym.log(mx.sym.sum(mx.sym.exp(mx.sym.broadcast_sub(x, top)), axis=axis)) + mx.sym.squeeze(top, axis=axis)
+
+
+def unrolled_crf_loss(scores: mx.sym.Symbol, label: mx.sym.Symbol, seq_len: int, n_tags: int) -> mx.sym.Symbol:
+    """The loss as training computed it before the compiled operator: the forward algorithm unrolled
+    over the bucket's steps in MXNet operators, differentiated by MXNet's autograd (the same
+    quantity: the batch's summed NLL over its real tokens)."""
+    shapes = [(n_tags, n_tags), (n_tags,), (n_tags,)]
+    trans, start, end = (mx.sym.Variable(name, shape=shape) for name, shape in zip(CRF_PARAMS, shapes))
+    mask = label >= 0
+    y = mx.sym.maximum(label, 0)
+    lengths = mx.sym.sum(mask, axis=1)
+    gold = mx.sym.sum(mx.sym.pick(scores, y, axis=2) * mask, axis=1)
+    if seq_len > 1:
+        prev = mx.sym.slice_axis(y, axis=1, begin=0, end=seq_len - 1)
+        cur = mx.sym.slice_axis(y, axis=1, begin=1, end=seq_len)
+        pair = mx.sym.take(mx.sym.reshape(trans, shape=(-1,)), prev * n_tags + cur)
+        gold = gold + mx.sym.sum(pair * mx.sym.slice_axis(mask, axis=1, begin=1, end=seq_len), axis=1)
+    gold = gold + mx.sym.reshape(mx.sym.take(start, mx.sym.slice_axis(y, axis=1, begin=0, end=1)), shape=(-1,))
+    gold = gold + mx.sym.take(end, mx.sym.pick(y, mx.sym.maximum(lengths - 1, 0), axis=1))
+    if seq_len > 1:
+        emit = list(mx.sym.split(scores, num_outputs=seq_len, axis=1, squeeze_axis=True))
+        steps = list(mx.sym.split(mask, num_outputs=seq_len, axis=1))
+    else:
+        emit, steps = [mx.sym.reshape(scores, shape=(-1, n_tags))], [mask]
+    alpha = mx.sym.broadcast_add(emit[0], mx.sym.expand_dims(start, axis=0))
+    if seq_len == 1:  # list crf_transitions in a one-token bucket too (gradient 0)
+        alpha = mx.sym.broadcast_add(alpha, 0 * mx.sym.reshape(mx.sym.sum(trans), shape=(1, 1)))
+    for t in range(1, seq_len):
+        pairs = mx.sym.broadcast_add(mx.sym.expand_dims(alpha, axis=2), mx.sym.expand_dims(trans, axis=0))
+        stepped = _sym_logsumexp(pairs, axis=1) + emit[t]
+        alpha = alpha + mx.sym.broadcast_mul(steps[t], stepped - alpha)
+    log_z = _sym_logsumexp(mx.sym.broadcast_add(alpha, mx.sym.expand_dims(end, axis=0)), axis=1)
+    nll = mx.sym.sum((log_z - gold) * (lengths > 0))
+    return nll / mx.sym.BlockGrad(mx.sym.maximum(mx.sym.sum(mask), 1))
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    # Raw scores are log-probabilities up to one constant per token, which every path shares.
+    return np.exp(scores - np.logaddexp.reduce(scores, axis=2, keepdims=True))
+
+
+def _random_batch(
+    rng: np.random.Generator, batch: int, seq_len: int, n_tags: int, lengths: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    scores = rng.normal(0, 2, (batch, seq_len, n_tags))
+    if lengths is None:
+        lengths = rng.integers(0, seq_len + 1, batch)
+    labels = rng.integers(0, n_tags, (batch, seq_len))
+    labels[np.arange(seq_len)[None, :] >= lengths[:, None]] = -1
+    return scores, labels, lengths
+
+
+# --------------------------------------------------------------------------- the compiled kernel
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(0, 7), st.sampled_from([np.float32, np.float64]))
+def test_kernel_nll_matches_numpy(seed: int, n_tags: int, seq_len: int, dtype: type) -> None:
+    # Lengths 0 and 1 and padded rows among them; the oracle is decode.crf_nll (NumPy, float64).
+    rng = np.random.default_rng(seed)
+    batch = 5
+    crf = _random_crf(rng, n_tags)
+    lengths = rng.integers(0, seq_len + 1, batch)
+    lengths[: min(2, batch)] = [0, min(1, seq_len)]
+    scores, labels, _ = _random_batch(rng, batch, seq_len, n_tags, lengths)
+    scores = scores.astype(dtype)
+    params = [a.astype(dtype) for a in (crf.transitions, crf.start, crf.end)]
+    nll, d_scores, d_trans, d_start, d_end = _kernels.crf_nll_grad(scores, labels, *params)
+    expected = crf_nll(_softmax(scores.astype(np.float64)), labels, CRF(*(p.astype(np.float64) for p in params)))
+    assert nll.dtype == np.float64 and d_scores.dtype == dtype and d_scores.shape == scores.shape
+    np.testing.assert_allclose(nll, expected, rtol=1e-9, atol=1e-9)
+    assert (nll[lengths == 0] == 0).all() and (n_tags == 1 or (nll[lengths > 0] > 0).all())
+    # Nothing beyond a sentence's end; each real token's marginals sum to 1, less its gold 1.
+    padding = np.arange(seq_len)[None, :] >= lengths[:, None]
+    assert (d_scores[padding] == 0).all()
+    np.testing.assert_allclose(d_scores[~padding].sum(axis=-1), 0, atol=1e-5)
+    # Each sentence opens and closes once, and has length - 1 transitions, in the model as in the gold path.
+    np.testing.assert_allclose([d_start.sum(), d_end.sum(), d_trans.sum()], 0, atol=1e-9)
+
+
+@pytest.mark.parametrize("seq_len", [1, 2, 6])
+def test_kernel_gradients_match_finite_differences(seq_len: int) -> None:
+    rng = np.random.default_rng(seq_len)
+    n_tags = 4
+    crf = _random_crf(rng, n_tags)
+    scores, labels, _ = _random_batch(rng, 4, seq_len, n_tags, np.array([seq_len, max(seq_len - 1, 1), 1, 0]))
+
+    def total(s: np.ndarray, c: CRF) -> float:
+        return float(crf_nll(_softmax(s), labels, c).sum())
+
+    _, *grads = _kernels.crf_nll_grad(scores, labels, crf.transitions, crf.start, crf.end)
+    eps = 1e-6
+    for k, (array, grad) in enumerate(zip((scores, crf.transitions, crf.start, crf.end), grads)):
+        numeric = np.zeros_like(array)
+        for idx in np.ndindex(array.shape):
+            moved = []
+            for step in (eps, -eps):
+                copy = array.copy()
+                copy[idx] += step
+                parts = [scores, crf.transitions, crf.start, crf.end]
+                parts[k] = copy
+                moved.append(total(parts[0], CRF(*parts[1:])))
+            numeric[idx] = (moved[0] - moved[1]) / (2 * eps)
+        # Every argument moves the likelihood, but for transitions in one-token sentences.
+        assert np.abs(numeric).max() > 0.01 or (k == 1 and seq_len == 1)
+        np.testing.assert_allclose(grad, numeric, atol=1e-6)
+
+
+def test_kernel_is_exact_where_float32_scores_are_large() -> None:
+    # Long sentences with large scores: the likelihood is in the thousands, yet it must match NumPy's
+    # float64 forward algorithm to 1e-9 and each token's marginals still sum to 1.
+    rng = np.random.default_rng(3)
+    n_tags, seq_len = 9, 200
+    crf = _random_crf(rng, n_tags)
+    scores = (rng.normal(0, 8, (2, seq_len, n_tags))).astype(np.float32)
+    labels = rng.integers(0, n_tags, (2, seq_len))
+    nll, d_scores, *_ = _kernels.crf_nll_grad(scores, labels, *(a.astype(np.float32) for a in (crf.transitions, crf.start, crf.end)))
+    params32 = CRF(*(a.astype(np.float32).astype(np.float64) for a in (crf.transitions, crf.start, crf.end)))
+    np.testing.assert_allclose(nll, crf_nll(_softmax(scores.astype(np.float64)), labels, params32), rtol=1e-9)
+    assert nll.min() > 1000
+    np.testing.assert_allclose(d_scores.sum(axis=-1), 0, atol=1e-5)
+
+
+def test_kernel_rejects_malformed_input() -> None:
+    z3, z33 = np.zeros(3), np.zeros((3, 3))
+    scores = np.zeros((2, 4, 3))
+    with pytest.raises(ValueError, match="labels are"):
+        _kernels.crf_nll_grad(scores, np.zeros((2, 3), dtype=np.int64), z33, z3, z3)
+    with pytest.raises(ValueError, match="CRF parameters"):
+        _kernels.crf_nll_grad(scores, np.zeros((2, 4), dtype=np.int64), np.zeros((3, 4)), z3, z3)
+    with pytest.raises(ValueError, match="row 1"):  # a tag id out of range
+        _kernels.crf_nll_grad(scores, np.array([[0, 1, 2, -1], [0, 3, -1, -1]]), z33, z3, z3)
+    with pytest.raises(ValueError, match="row 0"):  # a tag after the padding started
+        _kernels.crf_nll_grad(scores, np.array([[0, -1, 2, -1], [0, 1, -1, -1]]), z33, z3, z3)
+
+
+# --------------------------------------------------------------------------- the MXNet operator
+
+
+def _loss_symbol(kind: str, seq_len: int, n_tags: int) -> mx.sym.Symbol:
+    scores, label = mx.sym.Variable("scores"), mx.sym.Variable("label")
+    if kind == "operator":
+        return crf_loss_symbol(scores, label, n_tags)
+    return unrolled_crf_loss(scores, label, seq_len, n_tags)
+
+
+def _mx_loss(scores: np.ndarray, labels: np.ndarray, crf: CRF, kind: str = "operator") -> tuple[float, dict[str, np.ndarray]]:
     batch, seq_len, n_tags = scores.shape
-    sym = crf_loss_symbol(mx.sym.Variable("scores"), mx.sym.Variable("label"), seq_len, n_tags)
+    # Under MakeLoss, as in training: the head gradient is 1.
+    sym = mx.sym.MakeLoss(_loss_symbol(kind, seq_len, n_tags))
     args = {
         "scores": mx.nd.array(scores),
         "label": mx.nd.array(labels),
@@ -95,8 +253,9 @@ def _mx_loss(scores: np.ndarray, labels: np.ndarray, crf: CRF) -> tuple[float, d
     return float(exe.outputs[0].asnumpy()[0]), {n: g.asnumpy() for n, g in grads.items()}
 
 
+@pytest.mark.parametrize("kind", ["operator", "unrolled"])
 @pytest.mark.parametrize("seq_len", [1, 5])
-def test_mxnet_crf_loss_matches_numpy_value_and_gradient(seq_len: int) -> None:
+def test_mxnet_crf_loss_matches_numpy_value_and_gradient(seq_len: int, kind: str) -> None:
     rng = np.random.default_rng(seq_len)
     n_tags, batch = 4, 3
     crf = _random_crf(rng, n_tags)
@@ -110,7 +269,7 @@ def test_mxnet_crf_loss_matches_numpy_value_and_gradient(seq_len: int) -> None:
         proba = np.exp(s - np.logaddexp.reduce(s, axis=2, keepdims=True))
         return float(crf_nll(proba, labels, c).sum() / (labels >= 0).sum())
 
-    value, grads = _mx_loss(scores, labels, crf)
+    value, grads = _mx_loss(scores, labels, crf, kind)
     assert value == pytest.approx(reference(scores, crf), rel=1e-4)
     eps = 1e-4
     for name, array in (("scores", scores), ("crf_transitions", crf.transitions), ("crf_start", crf.start), ("crf_end", crf.end)):
@@ -130,6 +289,44 @@ def test_mxnet_crf_loss_matches_numpy_value_and_gradient(seq_len: int) -> None:
         np.testing.assert_allclose(grads[name], numeric, atol=2e-3)
     # The padding row gets no gradient at all.
     assert np.abs(grads["scores"][2]).max() == 0
+
+
+@pytest.mark.parametrize("seq_len", [1, 2, 9, 30])
+def test_operator_matches_the_unrolled_graph_autograd(seq_len: int) -> None:
+    rng = np.random.default_rng(10 + seq_len)
+    n_tags, batch = 7, 12
+    crf = _random_crf(rng, n_tags)
+    lengths = rng.integers(0, seq_len + 1, batch)
+    lengths[:3] = [seq_len, 1, 0]
+    scores, labels, _ = _random_batch(rng, batch, seq_len, n_tags, lengths)
+    value, grads = _mx_loss(scores, labels.astype(np.float64), crf, "operator")
+    expected, reference = _mx_loss(scores, labels.astype(np.float64), crf, "unrolled")
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert set(grads) == set(reference) == {"scores", *CRF_PARAMS}
+    for name, grad in reference.items():
+        assert np.abs(grad).max() > 0 or (name == "crf_transitions" and seq_len == 1)
+        np.testing.assert_allclose(grads[name], grad, atol=2e-6, err_msg=name)
+
+
+def test_operator_scales_its_gradient_by_the_head_gradient() -> None:
+    # Outside MakeLoss, the incoming gradient scales every gradient (the chain rule).
+    rng = np.random.default_rng(5)
+    crf = _random_crf(rng, 3)
+    scores, labels, _ = _random_batch(rng, 4, 5, 3, np.array([5, 3, 1, 0]))
+    args = {"scores": mx.nd.array(scores), "label": mx.nd.array(labels)}
+    args.update({name: mx.nd.array(getattr(crf, name[4:])) for name in CRF_PARAMS})
+    grads = {}
+    for head in (1.0, -2.5):
+        g = {name: mx.nd.zeros(a.shape) for name, a in args.items() if name != "label"}
+        exe = crf_loss_symbol(mx.sym.Variable("scores"), mx.sym.Variable("label"), 3).bind(
+            mx.cpu(), args, args_grad=g, grad_req={n: "write" if n in g else "null" for n in args}
+        )
+        exe.forward(is_train=True)
+        exe.backward(mx.nd.array([head]))
+        grads[head] = {n: a.asnumpy() for n, a in g.items()}
+    for name, grad in grads[1.0].items():
+        assert np.abs(grad).max() > 0
+        np.testing.assert_allclose(grads[-2.5][name], -2.5 * grad, rtol=1e-6, atol=1e-7)
 
 
 def test_crf_loss_graph_learns_a_markov_chain() -> None:
@@ -154,7 +351,7 @@ def test_crf_loss_graph_learns_a_markov_chain() -> None:
     np.add.at(counts, (labels[:, :-1], labels[:, 1:]), 1)
     assert (counts >= 5).sum() >= 6 and (counts == 0).sum() >= 6  # the draw has both kinds of bigram
 
-    sym = crf_loss_symbol(mx.sym.Variable("scores"), mx.sym.Variable("label"), seq_len, n_tags)
+    sym = crf_loss_symbol(mx.sym.Variable("scores"), mx.sym.Variable("label"), n_tags)
     args = {
         "scores": mx.nd.zeros((batch, seq_len, n_tags)),
         "label": mx.nd.array(labels),
@@ -210,3 +407,38 @@ def test_crf_training_learns_and_evaluate_reproduces_it(tmp_path: Path) -> None:
     scores = evaluate(tmp_path / "run", which="best")
     assert scores.f1 == pytest.approx(logged["f1"], abs=1e-9)
     assert scores.loss == pytest.approx(logged["loss"], rel=1e-4)
+
+
+def test_training_with_the_operator_follows_the_unrolled_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same seeded run twice, once with the loss the operator computes and once with the unrolled
+    # graph as training used before it: the losses of every epoch, and the learned CRF, agree.
+    data = tmp_path / "prepared"
+    prepare(max_sentences=120, buckets=[1, 12, 20, 30], batch_size=16).save(data)
+    arch = {"hidden": 8, "word_dim": 8, "filters": 4, "char_dim": 6, "crf": True}
+
+    def run(name: str) -> tuple[list[float], dict[str, np.ndarray]]:
+        cfg = TrainConfig(out=str(tmp_path / name), data=str(data), batch_size=16, epochs=2, patience=None,
+                          learning_rate=0.02, arch=arch)  # fmt: skip
+        result = train(cfg, progress=False, echo=lambda msg: None)
+        losses = [h[split]["loss"] for h in result.history for split in ("train", "valid")]
+        return losses, load_model(tmp_path / name, "last")[1]
+
+    ours, ours_params = run("operator")
+    real = model.make_sym_gen
+
+    def with_unrolled_loss(config):  # type: ignore[no-untyped-def]
+        inner = real(config)
+
+        def sym_gen(seq_len: int):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(model, "crf_loss_symbol", lambda s, l, n: unrolled_crf_loss(s, l, seq_len, n))
+            return inner(seq_len)
+
+        return sym_gen
+
+    monkeypatch.setattr(model, "make_sym_gen", with_unrolled_loss)
+    theirs, their_params = run("unrolled")
+    assert len(ours) == len(theirs) == 4 and ours[0] > ours[2]  # it learned
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3)
+    for name in CRF_PARAMS:
+        assert np.abs(their_params[name]).max() > 0
+        np.testing.assert_allclose(ours_params[name], their_params[name], atol=1e-3, err_msg=name)
