@@ -42,12 +42,11 @@ class _CRFLoss(mx.operator.CustomOp):
     def forward(self, is_train: bool, req: list[str], in_data: list[Any], out_data: list[Any], aux: list[Any]) -> None:
         scores, label, start, trans, end = (a.asnumpy() for a in in_data)
         labels = label.astype(np.int64)
-        nll, d_scores, d_trans, d_start, d_end = _kernels.crf_nll_grad(
-            np.ascontiguousarray(scores, dtype=np.float32), labels,
-            np.ascontiguousarray(trans, dtype=np.float32), start.astype(np.float32), end.astype(np.float32),
-        )  # fmt: skip
+        # MXNet hands out float32 C-contiguous arrays already: these make no copies.
+        scores, trans, start, end = (np.ascontiguousarray(a, dtype=np.float32) for a in (scores, trans, start, end))
+        nll, d_scores, d_trans, d_start, d_end = _kernels.crf_nll_grad(scores, labels, trans, start, end)
         # A mean over the batch's real tokens, so a sentence weighs the same in any bucket; the
-        # divisor is a count, not a function of the inputs (the graph blocked its gradient).
+        # divisor is a count, and no gradient flows through it.
         tokens = max(int((labels >= 0).sum()), 1)
         self.assign(out_data[0], req[0], mx.nd.array([nll.sum() / tokens], ctx=out_data[0].context))
         self._grads = (d_scores / tokens, None, d_start / tokens, d_trans / tokens, d_end / tokens) if is_train else None
@@ -59,10 +58,10 @@ class _CRFLoss(mx.operator.CustomOp):
             raise RuntimeError(f"{OP_TYPE}: backward without a training forward")
         head = float(out_grad[0].asnumpy()[0])  # 1 under MakeLoss: the loss is the head
         for i, grad in enumerate(self._grads):
-            if grad is None:
-                self.assign(in_grad[i], req[i], mx.nd.zeros(in_grad[i].shape, ctx=in_grad[i].context))
-            else:
-                self.assign(in_grad[i], req[i], mx.nd.array(grad * head, ctx=in_grad[i].context, dtype=np.float32))
+            if req[i] == "null":  # the label's, and a frozen parameter's
+                continue
+            value = np.zeros(in_grad[i].shape, dtype=np.float32) if grad is None else grad * head
+            self.assign(in_grad[i], req[i], mx.nd.array(value, ctx=in_grad[i].context, dtype=np.float32))
         self._grads = None
 
 
