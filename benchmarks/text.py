@@ -192,6 +192,29 @@ def train_crf(train: Corpus, iterations: int, features: Features) -> tuple[Any, 
     return crf, time.perf_counter() - start
 
 
+def crf_peer(
+    train: Corpus, iterations: int, texts: Sequence[str], gold_words: Sequence[Sequence[Sequence[str]]],
+    offsets: Sequence[Sequence[tuple[int, int]]], flat_sentences: Sequence[Sequence[str]], gold: set[Span],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The CRF trained on `train`, scored on the raw texts (through the same tokenizer and splitter) and
+    on the gold tokens: (its training facts, {"crf_raw_text": F1, "crf_pretokenized": F1})."""
+    features = Features()
+    crf, seconds = train_crf(train, iterations, features)
+    crf_raw: set[Span] = set()
+    for d, text in enumerate(texts):
+        words, starts, ends, sent = segment(text)
+        sentences = [words[a:b] for a, b in zip(sent[:-1], sent[1:])]
+        crf_tags = crf.predict([features.sentence(s) for s in sentences]) if sentences else []
+        crf_raw.update(spans_of_tags(d, crf_tags, list(zip(starts, ends))))
+    crf_tags = crf.predict([features.sentence(s) for s in flat_sentences])
+    crf_pre, k = set(), 0
+    for d, doc_words in enumerate(gold_words):
+        crf_pre.update(spans_of_tags(d, crf_tags[k : k + len(doc_words)], offsets[d]))
+        k += len(doc_words)
+    facts = {"iterations": iterations, "train_seconds": round(seconds, 1), "train_sentences": len(train)}
+    return facts, {"crf_raw_text": f1(gold, crf_raw), "crf_pretokenized": f1(gold, crf_pre)}
+
+
 # ------------------------------------------------------------------------------------------ timing
 
 
@@ -230,12 +253,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--crf-iterations", type=int, default=50, help="L-BFGS iterations of the CRF peer")
     parser.add_argument("--group", type=int, default=1, help="sentences a document")
+    parser.add_argument("--sentences", type=int, default=None, help="use only the first N validation sentences (quick runs)")
+    parser.add_argument("--no-crf", action="store_true", help="skip the CRF peer (quick runs; no F1 margin)")
     args = parser.parse_args()
 
     load_before = load_average()
     package = args.package or default_package_path()
     corpus = read_corpus()
     train, valid = split_corpus(corpus, (0.8, 0.2))
+    if args.sentences is not None:
+        valid = valid[: args.sentences]
     texts, gold_words, offsets, gold = documents(valid, args.group)
     n_tokens = valid.n_tokens
     print(f"validation: {len(valid)} sentences, {n_tokens} tokens, {len(texts)} documents, {len(gold)} entities")
@@ -296,30 +323,18 @@ def main() -> None:
     # The CRF peer. Close the tagger first: its sessions' memory arenas hold gigabytes after tag_batch.
     del tagger, docs
     gc.collect()
-    features = Features()
-    crf, seconds = train_crf(train, args.crf_iterations, features)
-    crf_raw: set[Span] = set()
-    for d, text in enumerate(texts):
-        words, starts, ends, sent = segment(text)
-        sentences = [words[a:b] for a, b in zip(sent[:-1], sent[1:])]
-        crf_tags = crf.predict([features.sentence(s) for s in sentences]) if sentences else []
-        crf_raw.update(spans_of_tags(d, crf_tags, list(zip(starts, ends))))
-    crf_tags = crf.predict([features.sentence(s) for s in flat_sentences])
-    crf_pre, k = set(), 0
-    for d, doc_words in enumerate(gold_words):
-        crf_pre.update(spans_of_tags(d, crf_tags[k : k + len(doc_words)], offsets[d]))
-        k += len(doc_words)
-    result["crf"] = {"iterations": args.crf_iterations, "train_seconds": round(seconds, 1), "train_sentences": len(train)}
-    result["f1"]["crf_raw_text"] = f1(gold, crf_raw)
-    result["f1"]["crf_pretokenized"] = f1(gold, crf_pre)
-    margin = result["f1"]["package_raw_text"]["f1"] - result["f1"]["crf_raw_text"]["f1"]
-    result["f1"]["margin_over_crf_points"] = round(100 * margin, 2)
-    print("CRF F1: raw", result["f1"]["crf_raw_text"]["f1"], "pre-tokenized", result["f1"]["crf_pretokenized"]["f1"])
+    margin = None
+    if not args.no_crf:
+        result["crf"], crf_f1 = crf_peer(train, args.crf_iterations, texts, gold_words, offsets, flat_sentences, gold)
+        result["f1"].update(crf_f1)
+        margin = result["f1"]["package_raw_text"]["f1"] - result["f1"]["crf_raw_text"]["f1"]
+        result["f1"]["margin_over_crf_points"] = round(100 * margin, 2)
+        print("CRF F1: raw", result["f1"]["crf_raw_text"]["f1"], "pre-tokenized", result["f1"]["crf_pretokenized"]["f1"])
 
     result["targets"] = {
         "throughput_ratio_at_least_0.7": result["throughput_tokens_per_s"]["ratio"] >= 0.7,
         "p50_ratio_at_most_1.2": lat["p50_ratio"] <= 1.2,
-        "f1_over_crf_at_least_1_point": margin >= 0.01,
+        "f1_over_crf_at_least_1_point": None if margin is None else margin >= 0.01,
     }
     result["load_average_after"] = load_average()
     print(json.dumps(result["targets"]))

@@ -312,51 +312,117 @@ class Tagger:
             raise ValueError("pos must hold one POS tag per token of every sentence")
         n = len(sentences)
         lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
         try:
-            matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+            work = self._plan(words, lengths, batch_size, flat_pos, probs=proba, pos=return_pos)
         except TypeError:
             raise TypeError(_not_a_string(sentences, pos)) from None
-
-        best = np.empty((len(words),), dtype=np.int64)
-        probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
-        want_pos = return_pos and self.pos_tags is not None
-        pos_best = np.empty((len(words),), dtype=np.int64) if want_pos else None
-
-        def run(job: tuple[int | None, np.ndarray]) -> None:
-            # Each job writes only its own sentences' rows of `best` and `probs`: jobs may run concurrently.
-            top, out, pos_scores = self._infer(matrix, offsets, lengths, *job, want_pos=want_pos)
-            batch = job[1]
-            # POS ids 0 and 1 are <pad> and <unk>, never an answer.
-            pos_top = pos_scores[:, :, UNK + 1 :].argmax(axis=2) + UNK + 1 if pos_scores is not None else None
-            for row, i in enumerate(batch.tolist()):
-                a, b = int(offsets[i]), int(offsets[i + 1])
-                best[a:b] = top[row, : b - a]
-                if probs is not None:
-                    probs[a:b] = out[row, : b - a]
-                if pos_best is not None:
-                    pos_best[a:b] = pos_top[row, : b - a]
-
-        jobs = plan_batches(lengths, self.buckets, batch_size)
-        if workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
-        else:
-            for job in jobs:
-                run(job)
+        work.run_all(workers)
+        offsets = work.offsets
         names = self.tags
-        tags = [[names[t] for t in best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+        tags = [[names[t] for t in work.tag_ids[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+        probs = work.probs
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
         pos_names = self.pos_tags
+        pos_ids = work.pos_ids
         pos_out = (
-            [[pos_names[t] for t in pos_best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
-            if pos_best is not None and pos_names is not None
+            [[pos_names[t] for t in pos_ids[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+            if pos_ids is not None and pos_names is not None
             else None
         )
         return tags, per_sentence, pos_out
+
+    def _plan(
+        self,
+        words: Sequence[str],
+        lengths: np.ndarray,
+        batch_size: int = 64,
+        pos_tags: Sequence[str] | None = None,
+        probs: bool = False,
+        scores: bool = False,
+        pos: bool = False,
+    ) -> TagWork:
+        """A tagging call over flat tokens, featurized and planned, not run yet (see `TagWork`):
+        `words` all sentences' tokens back to back, `lengths` (int64) each sentence's count, `pos_tags`
+        their POS tags when the model reads them; `probs`, `scores`, `pos`: the outputs to fill.
+        A token that is not a str raises TypeError."""
+        matrix = featurize(words, pos_tags if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
+        return TagWork(self, matrix, lengths, batch_size, probs, scores, pos)
+
+
+class TagWork:
+    """One tagging call over flat tokens (`Tagger._plan`): the features of all its tokens, its batches
+    (`jobs`, from `buckets.plan_batches`) and the flat per-token outputs they fill.
+
+    `run(job)` tags one batch and writes only its own sentences' rows of the outputs, so jobs may run
+    in any threads, in any order (onnxruntime releases the GIL): `Tagger.tag_batch` runs them with
+    `run_all`, `Tagger.pipe` keeps a pool of threads fed with the jobs of consecutive groups. When
+    every job has run: `tag_ids` (int64, one per token), `probs` (float32 (tokens, tags), when asked),
+    `scores` (float32, each token's probability of its tag, when asked) and `pos_ids` (int64, the POS
+    head's choice, when asked and the package has a head), all in input order; `offsets` (int64,
+    sentences + 1) locate each sentence's tokens.
+    """
+
+    __slots__ = ("_tagger", "_matrix", "offsets", "lengths", "jobs", "tag_ids", "probs", "scores", "pos_ids")
+
+    def __init__(
+        self,
+        tagger: Tagger,
+        matrix: np.ndarray,
+        lengths: np.ndarray,
+        batch_size: int,
+        probs: bool,
+        scores: bool,
+        pos: bool,
+    ) -> None:
+        n_tokens = matrix.shape[0]
+        self._tagger = tagger
+        self._matrix = matrix
+        self.lengths = lengths
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+        self.jobs = plan_batches(lengths, tagger.buckets, batch_size)
+        self.tag_ids = np.empty((n_tokens,), dtype=np.int64)
+        self.probs = np.empty((n_tokens, len(tagger.tags)), dtype=np.float32) if probs else None
+        self.scores = np.empty((n_tokens,), dtype=np.float32) if scores else None
+        self.pos_ids = np.empty((n_tokens,), dtype=np.int64) if pos and tagger.pos_tags is not None else None
+
+    def run(self, job: tuple[int | None, np.ndarray]) -> None:
+        """Tag one batch of `jobs` and write its sentences' rows of the outputs."""
+        key, batch = job
+        want_pos = self.pos_ids is not None
+        top, out, pos_scores = self._tagger._infer(self._matrix, self.offsets, self.lengths, key, batch, want_pos)
+        # The batch's real tokens (`keep`, row by row) and their rows in the flat outputs (`rows`), in
+        # the same order; one sentence (the latency path) as slices, which cost less than masks.
+        if len(batch) == 1:
+            a, n = int(self.offsets[batch[0]]), int(self.lengths[batch[0]])
+            keep: Any = (0, slice(0, n))
+            rows: Any = slice(a, a + n)
+        else:
+            positions = np.arange(top.shape[1])
+            keep = positions < self.lengths[batch][:, None]
+            rows = (self.offsets[batch][:, None] + positions)[keep]
+        chosen = top[keep]
+        self.tag_ids[rows] = chosen
+        if self.probs is not None or self.scores is not None:
+            real = out[keep]
+            if self.probs is not None:
+                self.probs[rows] = real
+            if self.scores is not None:
+                self.scores[rows] = real[np.arange(len(chosen)), chosen]
+        if self.pos_ids is not None and pos_scores is not None:
+            # POS ids 0 and 1 are <pad> and <unk>, never an answer.
+            self.pos_ids[rows] = pos_scores[keep][:, UNK + 1 :].argmax(axis=1) + UNK + 1
+
+    def run_all(self, workers: int) -> None:
+        """Run every job: in this thread, or `workers` at once in threads."""
+        if workers > 1 and len(self.jobs) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(self.run, self.jobs))  # list(): re-raises the first exception of a job
+        else:
+            for job in self.jobs:
+                self.run(job)
 
 
 def _same_length(pos: Sequence[str] | None, n: int) -> bool:
