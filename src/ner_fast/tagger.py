@@ -197,8 +197,9 @@ class Tagger:
 
     def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
-        (`batch_size` sentences a `tag_batch` call, `n_threads` of its batches at once, default the
-        tagger's `workers`; the next group is tokenized meanwhile: `ner_fast.text.pipe`)."""
+        (groups of `batch_size` sentences, each one tagging call whose batches run on a pool of
+        `n_threads` threads, default the tagger's `workers`; the next group is segmented while the pool
+        tags: `ner_fast.text.pipe`)."""
         if isinstance(texts, str):
             raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
         return pipe_texts(self, texts, batch_size, n_threads)
