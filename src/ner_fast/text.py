@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -550,20 +551,54 @@ def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_t
     _check_tagger(tagger)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-tag")
     pending: deque[_Group] = deque()
+    pause = _Pauses()
     try:
-        for texts_, segments in _groups(iter(texts), batch_size):
+        for texts_, segments in _groups(iter(texts), batch_size, pause):
             pending.append(_Group(tagger, texts_, segments).submit(pool))
             if len(pending) > 1:
-                yield from pending.popleft().docs()
+                yield from pause.between(pending.popleft().docs())
         while pending:
-            yield from pending.popleft().docs()
+            yield from pause.between(pending.popleft().docs())
     finally:
         for group in pending:  # stopped early (or failed): drop the work not started yet
             group.cancel()
         pool.shutdown(wait=True)
 
 
-def _groups(texts: Iterator[str], sentences: int) -> Iterator[tuple[list[str], list[Segments]]]:
+class _Pauses:
+    """Lets the pool's threads take the GIL while `pipe`'s thread works in Python (segmenting, handing
+    out Docs, the caller's own work on each Doc): a release every `GIL_PAUSE_TOKENS` tokens.
+
+    A thread that runs Python keeps the GIL until another has waited for it for `sys.getswitchinterval()`
+    (5 ms). A tagging job needs the GIL for a moment after each of its nogil sections (filling the
+    batch, onnxruntime's run, the Viterbi kernel), so with the tokenizer busy every job waited some
+    5 ms several times for 9 ms of onnxruntime work. Measured (`benchmarks/text.py`, see the README).
+    """
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def after(self, tokens: int) -> None:
+        """Count `tokens` of work; release the GIL (`time.sleep(0)`) when they add up to GIL_PAUSE_TOKENS."""
+        self.tokens += tokens
+        if self.tokens >= GIL_PAUSE_TOKENS:
+            self.tokens = 0
+            time.sleep(0)
+
+    def between(self, docs: list[Doc]) -> Iterator[Doc]:
+        """The docs, with a pause after every GIL_PAUSE_TOKENS tokens of them (the caller works on each)."""
+        for doc in docs:
+            yield doc
+            self.after(len(doc))
+
+
+#: Tokens of Python work between two GIL releases of `pipe`'s thread (`_Pauses`): some 0.2 ms.
+GIL_PAUSE_TOKENS = 256
+
+
+def _groups(texts: Iterator[str], sentences: int, pause: _Pauses) -> Iterator[tuple[list[str], list[Segments]]]:
     """Consecutive documents, segmented, holding at least `sentences` sentences (fewer at the end)."""
     group: list[str] = []
     segments: list[Segments] = []
@@ -573,6 +608,7 @@ def _groups(texts: Iterator[str], sentences: int) -> Iterator[tuple[list[str], l
             raise TypeError(f"texts must be strings, got {type(text).__name__}")
         group.append(text)
         segments.append(segment(text))
+        pause.after(len(segments[-1][0]))
         count += max(1, len(segments[-1][3]) - 1)  # a text without sentences counts one: the input stays lazy
         if count >= sentences:
             yield group, segments
