@@ -146,3 +146,24 @@ def test_a_failing_batch_fails_the_pipe_and_stops_its_threads(tagger: Tagger, mo
         list(tagger.pipe(["Angela Merkel visited Paris."] * 20, batch_size=2, n_threads=2))
     assert len(calls) >= 3
     assert not _tag_threads()
+
+
+def test_pipe_lets_the_pool_take_the_gil(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pipe`'s thread sleeps 0 s (a GIL release) after every GIL_PAUSE_TOKENS tokens of work."""
+    from ner_fast import text
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(text.time, "sleep", sleeps.append)
+    pause = text._Pauses()
+    pause.after(text.GIL_PAUSE_TOKENS - 1)
+    assert sleeps == []
+    pause.after(1)
+    assert sleeps == [0]
+    pause.after(text.GIL_PAUSE_TOKENS - 1)
+    assert sleeps == [0]
+    sleeps.clear()
+    texts = ["Angela Merkel visited Paris on Monday ."] * 200  # 7 tokens each
+    docs = list(tagger.pipe(texts, batch_size=16, n_threads=2))
+    assert len(docs) == 200
+    # segmenting 1,400 tokens and handing out their Docs: 2 x 1,400 // 256 pauses, give or take one
+    assert abs(len(sleeps) - 2 * 1400 // text.GIL_PAUSE_TOKENS) <= 1
