@@ -426,6 +426,9 @@ def _check_tagger(tagger: Tagger) -> None:
         )
 
 
+#: Sentences an onnxruntime run of `pipe` and `tag_texts` (at most; `buckets.plan_batches`).
+RUN_BATCH = 64
+
 #: `pipe`'s default: sentences a `tag_batch` call. Large enough that most bucket graphs get full
 #: batches (`tag_batch`'s own batch size), which is what makes `pipe` as fast as one big `tag_batch`.
 BATCH_SIZE = 2048
@@ -510,7 +513,7 @@ class _Group:
         lengths = np.fromiter(
             (b - a for seg in segments for a, b in zip(seg[3][:-1], seg[3][1:])), dtype=np.int64
         )
-        self.work = tagger._plan(words, lengths, scores=True, pos=True)
+        self.work = tagger._plan(words, lengths, RUN_BATCH, scores=True, pos=True)
         self.futures: list[Future[None]] = []
 
     def submit(self, pool: ThreadPoolExecutor) -> _Group:
