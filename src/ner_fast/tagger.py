@@ -275,6 +275,60 @@ class Tagger:
 
     # ----------------------------------------------------------------- the work
 
+    def features(
+        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
+    ) -> Iterator[np.ndarray]:
+        """The network's input batches for `sentences`, as `tag_batch` makes them: int32 arrays
+        (B, feature rows, L), one per batch, sentences sorted by length. For calibrating static
+        quantization (`benchmarks/front.py`) and for looking at what the graph is given; the input's
+        name is `input_name`."""
+        matrix, offsets, lengths, jobs = self._plan(sentences, pos, batch_size)
+        for key, batch in jobs:
+            yield _batch_features(matrix, offsets, lengths, key, batch)
+
+    @property
+    def input_name(self) -> str:
+        """The name of the graphs' one input (what `features` yields)."""
+        return self._input
+
+    def _plan(
+        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
+        """Checked input -> (feature matrix of every token, sentence offsets into it, lengths, batches
+        of `buckets.plan_batches`)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
+            raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
+        if self.uses_pos and pos is None:
+            raise ValueError("this model uses POS tags: pass pos=, one POS tag per token")
+        if pos is not None and (len(pos) != len(sentences) or any(len(p) != len(s) for p, s in zip(pos, sentences))):
+            raise ValueError("pos must hold one POS tag per token of every sentence")
+        n = len(sentences)
+        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
+        words = [w for s in sentences for w in s]
+        flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
+        try:
+            return self._plan_flat(words, flat_pos, lengths, batch_size)
+        except TypeError:
+            raise TypeError(_not_a_string(sentences, pos)) from None
+
+    def _plan_flat(
+        self, words: Sequence[str], pos: Sequence[str] | None, lengths: np.ndarray, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
+        """`_plan` of sentences given flat, unchecked: `words` (and `pos`, for a POS-input model) all
+        sentences' tokens back to back, `lengths` (int64) each sentence's count. A token that is not a
+        str raises TypeError."""
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        matrix = featurize(words, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
+        return matrix, offsets, lengths, plan_batches(lengths, self.buckets, batch_size)
+
+    def _flat_work(self, words: Sequence[str], lengths: np.ndarray, batch_size: int, scores: bool, pos: bool) -> TagWork:
+        """A `TagWork` over flat tokens (`_plan_flat`, no POS input) filling `tag_ids` and, as asked,
+        `scores` and `pos_ids`: what `ner_fast.text` tags raw text with."""
+        return TagWork(self, *self._plan_flat(words, None, lengths, batch_size), scores=scores, pos=pos)
+
     def _infer(
         self,
         matrix: np.ndarray,
@@ -286,8 +340,7 @@ class Tagger:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
         with `want_pos` the POS head's output (B, L, V_pos), else None)."""
-        seq_len = key if key is not None else int(lengths[batch].max())
-        features, _, _ = _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)
+        features = _batch_features(matrix, offsets, lengths, key, batch)
         outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
         return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
 
@@ -303,24 +356,9 @@ class Tagger:
         workers = self.workers if workers is None else workers
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
-            raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
-        if self.uses_pos and pos is None:
-            raise ValueError("this model uses POS tags: pass pos=, one POS tag per token")
-        if pos is not None and (len(pos) != len(sentences) or any(len(p) != len(s) for p, s in zip(pos, sentences))):
-            raise ValueError("pos must hold one POS tag per token of every sentence")
-        n = len(sentences)
-        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
-        words = [w for s in sentences for w in s]
-        flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
-        try:
-            work = self._plan(words, lengths, batch_size, flat_pos, probs=proba, pos=return_pos)
-        except TypeError:
-            raise TypeError(_not_a_string(sentences, pos)) from None
+        work = TagWork(self, *self._plan(sentences, pos, batch_size), probs=proba, pos=return_pos)
         work.run_all(workers)
-        offsets = work.offsets
+        n, offsets = len(sentences), work.offsets
         names = self.tags
         tags = [[names[t] for t in work.tag_ids[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
         probs = work.probs
@@ -334,26 +372,9 @@ class Tagger:
         )
         return tags, per_sentence, pos_out
 
-    def _plan(
-        self,
-        words: Sequence[str],
-        lengths: np.ndarray,
-        batch_size: int = 64,
-        pos_tags: Sequence[str] | None = None,
-        probs: bool = False,
-        scores: bool = False,
-        pos: bool = False,
-    ) -> TagWork:
-        """A tagging call over flat tokens, featurized and planned, not run yet (see `TagWork`):
-        `words` all sentences' tokens back to back, `lengths` (int64) each sentence's count, `pos_tags`
-        their POS tags when the model reads them; `probs`, `scores`, `pos`: the outputs to fill.
-        A token that is not a str raises TypeError."""
-        matrix = featurize(words, pos_tags if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
-        return TagWork(self, matrix, lengths, batch_size, probs, scores, pos)
-
 
 class TagWork:
-    """One tagging call over flat tokens (`Tagger._plan`): the features of all its tokens, its batches
+    """One tagging call over flat tokens (`Tagger._plan` / `_flat_work`): the features of all its tokens, its batches
     (`jobs`, from `buckets.plan_batches`) and the flat per-token outputs they fill.
 
     `run(job)` tags one batch and writes only its own sentences' rows of the outputs, so jobs may run
@@ -371,19 +392,19 @@ class TagWork:
         self,
         tagger: Tagger,
         matrix: np.ndarray,
+        offsets: np.ndarray,
         lengths: np.ndarray,
-        batch_size: int,
-        probs: bool,
-        scores: bool,
-        pos: bool,
+        jobs: list[tuple[int | None, np.ndarray]],
+        probs: bool = False,
+        scores: bool = False,
+        pos: bool = False,
     ) -> None:
         n_tokens = matrix.shape[0]
         self._tagger = tagger
         self._matrix = matrix
+        self.offsets = offsets
         self.lengths = lengths
-        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.offsets[1:])
-        self.jobs = plan_batches(lengths, tagger.buckets, batch_size)
+        self.jobs = jobs
         self.tag_ids = np.empty((n_tokens,), dtype=np.int64)
         self.probs = np.empty((n_tokens, len(tagger.tags)), dtype=np.float32) if probs else None
         self.scores = np.empty((n_tokens,), dtype=np.float32) if scores else None
@@ -424,6 +445,13 @@ class TagWork:
         else:
             for job in self.jobs:
                 self.run(job)
+
+
+def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray) -> np.ndarray:
+    """The graph input of one planned batch: its sentences' rows of `matrix`, padded to the bucket
+    length `key` (the dynamic graph, None: to the batch's longest sentence)."""
+    seq_len = key if key is not None else int(lengths[batch].max())
+    return _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)[0]
 
 
 def _same_length(pos: Sequence[str] | None, n: int) -> bool:

@@ -513,7 +513,7 @@ class _Group:
         lengths = np.fromiter(
             (b - a for seg in segments for a, b in zip(seg[3][:-1], seg[3][1:])), dtype=np.int64
         )
-        self.work = tagger._plan(words, lengths, RUN_BATCH, scores=True, pos=True)
+        self.work = tagger._flat_work(words, lengths, RUN_BATCH, scores=True, pos=True)
         self.futures: list[Future[None]] = []
 
     def submit(self, pool: ThreadPoolExecutor) -> _Group:
