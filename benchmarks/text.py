@@ -20,7 +20,9 @@ Measured in one run:
   the next group segmented meanwhile; each Doc's `entities` read, since Docs build their parts on first
   access) against `tag_batch(gold tokens, proba=True, workers=2)` (with
   `return_pos=True` when the package has a POS head: the same outputs as a Doc), on one tagger with one
-  intra-op thread a session; median of 3 interleaved passes;
+  intra-op thread a session; median of 3 interleaved passes; beside it the CPU time each used (all
+  threads), microseconds a token, and its ratio (tag_batch's over pipe's: the throughput ratio two
+  idle cores would allow if both paths kept them busy);
 - latency p50/p99 of `tagger(text).entities` against `tagger.tag_batch([tokens], proba=True[, return_pos=True])`
   (the throughput baseline's call), and for reference `tagger.tag(tokens)` (tags only) and `tagger.entities(tokens)` (tags
   and entities, what a Doc holds), for validation sentences of 20 tokens (up to 500, each timed once per
@@ -219,15 +221,20 @@ def crf_peer(
 # ------------------------------------------------------------------------------------------ timing
 
 
-def median_rate(tokens: int, runs: dict[str, Callable[[], Any]]) -> dict[str, float]:
-    """Tokens a second of each callable, median of REPEATS passes run interleaved."""
+def median_rate(tokens: int, runs: dict[str, Callable[[], Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Tokens a second of each callable, median of REPEATS passes run interleaved, and the CPU time
+    it used (the process's, every thread) in microseconds a token, median too: on a shared machine the
+    CPU a path needs moves less with the load than its speed does."""
     times: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(REPEATS):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             times[name].append(time.perf_counter() - start)
-    return {name: round(tokens / statistics.median(t)) for name, t in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+    rates = {name: round(tokens / statistics.median(t)) for name, t in times.items()}
+    return rates, {name: round(statistics.median(c) / tokens * 1e6, 3) for name, c in cpu.items()}
 
 
 def latencies(calls: dict[str, Callable[[int], Any]], n: int) -> dict[str, dict[str, float]]:
@@ -298,9 +305,10 @@ def main() -> None:
     def pretokenized_run() -> None:
         tagger.tag_batch(flat_sentences, proba=True, workers=2, return_pos=pos_head)
 
-    rates = median_rate(n_tokens, {"pipe_2_threads": pipe_run, "tag_batch_2_workers": pretokenized_run})
+    rates, cpu = median_rate(n_tokens, {"pipe_2_threads": pipe_run, "tag_batch_2_workers": pretokenized_run})
     result["throughput_tokens_per_s"] = {**rates, "ratio": round(rates["pipe_2_threads"] / rates["tag_batch_2_workers"], 3)}
-    print("throughput:", result["throughput_tokens_per_s"])
+    result["cpu_us_per_token"] = {**cpu, "ratio": round(cpu["tag_batch_2_workers"] / cpu["pipe_2_threads"], 3)}
+    print("throughput:", result["throughput_tokens_per_s"], "CPU us a token:", result["cpu_us_per_token"])
 
     # Latency of 20-token sentences: raw text in, Doc out, against tokens in, tags + probabilities out
     # (the call the throughput baseline makes), tags only, and tags + entities (what a Doc holds).
