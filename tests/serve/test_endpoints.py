@@ -136,6 +136,20 @@ def test_entities_of_several_texts_come_back_in_order(client: httpx.Client, tagg
     assert client.post("/v1/entities", json={"texts": []}).json() == []
 
 
+def test_an_answer_is_the_bytes_ner_fast_tag_writes(client: httpx.Client, tagger: Tagger) -> None:
+    # One encoding of a document: the body of a one-text answer is `Doc.to_json()`, the line of
+    # `ner-fast tag`; a list is those lines joined by commas. U+2028 and U+0085 come back escaped.
+    texts = [TEXT, "Zo\u00eb met Ange\u2028la in Z\u00fcrich\x85 on Friday.\u2029Then Paris \U0001f642."]
+    lines = [tagger(t).to_json().encode("utf-8") for t in texts]
+    assert lines
+    for text, line in zip(texts, lines):
+        response = client.post("/v1/entities", json={"text": text})
+        assert response.status_code == 200 and response.content == line
+    both = client.post("/v1/entities", json={"texts": texts})
+    assert both.status_code == 200 and both.content == b"[" + b",".join(lines) + b"]"
+    assert "\u2028" not in both.text and "\x85" not in both.text and both.json()[1]["text"] == texts[1]
+
+
 def test_pre_tokenized_sentences_keep_their_tokens(client: httpx.Client, tagger: Tagger) -> None:
     response = client.post("/v1/entities", json={"tokens": SENTENCES})
     assert response.status_code == 200
