@@ -87,6 +87,8 @@ def test_metrics_count_requests_errors_latency(client: httpx.Client) -> None:
     for _ in range(3):
         client.get("/healthz")
     client.post("/v1/entities", content=b"{")
+    assert client.post("/v1/entities", json={"text": TEXT}).status_code == 200
+    assert client.get("/v1/entities").status_code == 405  # not the POST shortcut: through the router
     after = client.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
     text = after.text
@@ -94,6 +96,9 @@ def test_metrics_count_requests_errors_latency(client: httpx.Client) -> None:
         metric(before, "ner_fast_requests_total", endpoint="/healthz", status="200") + 3
     assert metric(text, "ner_fast_errors_total", endpoint="/v1/entities", status="400") == \
         metric(before, "ner_fast_errors_total", endpoint="/v1/entities", status="400") + 1
+    for status, added in (("200", 1), ("405", 1)):
+        assert metric(text, "ner_fast_requests_total", endpoint="/v1/entities", status=status) == \
+            metric(before, "ner_fast_requests_total", endpoint="/v1/entities", status=status) + added
     assert metric(text, "ner_fast_request_seconds_count", endpoint="/healthz") >= 3
     assert "ner_fast_request_seconds_bucket" in text
     assert "ner_fast_batch_requests_bucket" in text and "ner_fast_batch_tokens_bucket" in text
