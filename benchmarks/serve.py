@@ -1,6 +1,7 @@
 """Serving benchmark: `ner-fast serve` under 32 concurrent clients, with dynamic batching and without.
 
-    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2] [--json FILE]
+    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2]
+                               [--rates 0.5 0.9 1.5] [--open-requests 6000] [--json FILE]
 
 For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off),
 each with `--threads 1` (the default) and 2 worker threads, a `ner-fast serve` process is started on
@@ -16,10 +17,23 @@ sentences: `Tagger.tag_batch` on their tokens (batch 64) and `tag_texts` (tokeni
 texts at a time, both with one onnxruntime thread as each server worker has. Also the latency of one
 client alone (no queueing) on each server.
 
+A closed loop measures saturation, not latency: with `--clients` requests always in flight, Little's
+law fixes the mean latency at clients / throughput, whatever the server does (reported beside the
+measured mean and p50). Latency at a given load is measured in an open loop, as Triton's perf_analyzer
+(request-rate mode) and wrk2 do: for each of `--rates`, a fraction of batching off's closed-loop
+requests/s measured in the same run, `--open-requests` requests are offered at that fixed rate
+(Poisson arrivals, dealt to the `--clients` connections in turn) to the two servers with the first
+`--threads` count (batching on and off). A request is sent at its scheduled time, or, when its
+connection is still waiting for the previous answer, as soon as that answer is in; its latency counts
+from the scheduled time, so queueing is not hidden (no coordinated omission). Reported: the achieved
+rate, p50, p99 and mean, the p50 counted from the actual send, how late the client sent (`send_lag`,
+its timer's granularity and its CPU), and the client's and the server's CPU per request.
+
 The load generator is a minimal HTTP/1.1 client on asyncio streams (uvloop when installed): it sends
 pre-built request bytes and reads each answer by its Content-Length, so on a 2-core machine it takes
-as little as possible of the CPU the server needs (httpx costs several times more per request). Every
-answer's status is checked and the first answer of each client is parsed.
+as little as possible of the CPU the server needs (httpx costs several times more per request); its
+CPU per request (the benchmark process's, during each load) is reported. Every answer's status is
+checked and the first answer of each client is parsed.
 
 The model: `--package`, else the bundled default package, else a package with the default
 architecture and random weights over the bundled corpus's vocabulary (speed does not depend on the
@@ -376,7 +390,10 @@ def open_loop(args: argparse.Namespace, servers: dict[str, tuple[subprocess.Pope
         row: dict[str, Any] = {"fraction_of_batching_off_saturation": fraction, "offered_requests_per_s": round(rate, 1)}
         for name, (process, port) in servers.items():
             cpu, server_cpu = time.process_time(), cpu_seconds(process.pid)
-            took, latencies, lags = run_async(open_load(port, requests, args.clients, rate, args.open_requests, seed=k))
+            # asyncio's own loop, not uvloop: its timers never fire early (uvloop's, in whole milliseconds, fire
+            # up to 1.4 ms early, which would send before the schedule and hide that much latency);
+            # they fire up to ~1 ms late instead, which the latencies include and `send_lag` shows.
+            took, latencies, lags = asyncio.run(open_load(port, requests, args.clients, rate, args.open_requests, seed=k))
             client_cpu = time.process_time() - cpu
             server_after = cpu_seconds(process.pid)
             ms, lag_ms = np.asarray(latencies) * 1e3, np.asarray(lags) * 1e3
@@ -384,6 +401,9 @@ def open_loop(args: argparse.Namespace, servers: dict[str, tuple[subprocess.Pope
                 "requests": len(latencies), "achieved_requests_per_s": round(len(latencies) / took, 1),
                 "p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
                 "mean_ms": round(float(ms.mean()), 3),
+                # From the actual send instead: what the server and the network took, without the time a
+                # request waited for its schedule's turn on a busy connection (coordinated omission).
+                "p50_from_send_ms": round(float(np.percentile(ms - lag_ms, 50)), 3),
                 # How late the client sent (its timer and CPU), included in the latencies above.
                 "send_lag_p50_ms": round(float(np.percentile(lag_ms, 50)), 3),
                 "send_lag_p99_ms": round(float(np.percentile(lag_ms, 99)), 3),
