@@ -6,9 +6,13 @@
 
 Variants are trained checkpoints given with `--model NAME=DIR`, or trained here (`--train`, names from
 `VARIANTS`, or `all`) on a short schedule (`--epochs`, the same for every variant) into `DIR/models/NAME`
-(a finished one there is reused, not retrained). Each is exported (`onnx_export.export_model`, the
-dynamic graph) into `DIR/packages/NAME-fp32` and `NAME-int8` (onnxruntime dynamic quantization), reused
-when present. The CRF peer (sklearn-crfsuite, L-BFGS, `benchmarks/text.py`'s word features plus POS
+(a finished one there is reused, not retrained; `--prepare-only` trains and exports and measures
+nothing, so that training may share the machine and a later run measures on a quiet one). Each is
+exported (`onnx_export.export_model`, the dynamic graph) into `DIR/packages/NAME-fp32` and `NAME-int8`
+(onnxruntime dynamic quantization, per tensor: what `ner-fast export --quantize int8` writes), reused
+when present. `--quantize` may also ask for quantizations the exporter does not offer, made here from
+the fp32 graph (`quantized_graph`): `int8-channel` (dynamic, per channel), `qdq` and `qoperator`
+(static, per channel, calibrated on 640 training sentences). The CRF peer (sklearn-crfsuite, L-BFGS, `benchmarks/text.py`'s word features plus POS
 features for the POS peer: `crf_features`) is trained here on
 the same training split, once without POS features and once with them when a variant uses POS: each
 variant is compared with the CRF given the same inputs.
@@ -39,13 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from ner_fast.atomic import atomic_write_bytes, atomic_write_json
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import score
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import TagScheme
-from ner_fast.tagger import Tagger
+from ner_fast.package import load_package
+from ner_fast.tagger import Tagger, make_session_options
 from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
 
 # Variants `--train` knows: name -> ModelConfig overrides (TrainConfig.arch) of the tuned recipe.
@@ -146,6 +152,51 @@ def export_variant(model: Path, out: Path, quantize: str | None) -> Path:
     return export_model(model, out, quantize=quantize)
 
 
+# Quantizations measured beside the exporter's own two (fp32, and "int8": onnxruntime dynamic, per tensor).
+# These are made here from the fp32 package's graph: the exporter does not offer them (see the docstring).
+EXTRA_KINDS = ("int8-channel", "qdq", "qoperator")
+KINDS = ("fp32", "int8", *EXTRA_KINDS)
+
+
+def quantized_graph(fp32: Path, kind: str, out: Path, calibration: list[list[str]]) -> Path:
+    """`fp32`'s dynamic graph quantized as `kind` (one of `EXTRA_KINDS`) at `out/graph.onnx` (reused).
+
+    int8-channel: dynamic (weights int8 per output channel, activations quantized at run time);
+    qdq / qoperator: static, per channel, activation ranges calibrated (MinMax) on `calibration`
+    sentences, in the QDQ format (QuantizeLinear/DequantizeLinear pairs) or as quantized operators.
+    """
+    graph = out / "graph.onnx"
+    if graph.exists():
+        return graph
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice on CNN pre-processing
+    out.mkdir(parents=True, exist_ok=True)
+    single = out / "fp32.onnx"  # the graph with its weights inline, as the quantizers read it
+    onnx.save(onnx.load(str(fp32 / "dynamic.onnx")), str(single))
+    if kind == "int8-channel":
+        quantize_dynamic(str(single), str(graph), weight_type=QuantType.QInt8, per_channel=True)
+    else:
+        tagger = Tagger.load(fp32, device="cpu", threads=1)
+
+        class Batches(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.batches = iter(tagger.features(calibration, batch_size=BATCH))
+
+            def get_next(self) -> dict[str, np.ndarray] | None:
+                features = next(self.batches, None)
+                return None if features is None else {tagger.input_name: features}
+
+        fmt = QuantFormat.QDQ if kind == "qdq" else QuantFormat.QOperator
+        quantize_static(str(single), str(graph), Batches(), quant_format=fmt, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    single.unlink()
+    return graph
+
+
 def package_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
 
@@ -228,6 +279,11 @@ def compare_with_crf(results: dict[str, dict[str, Any]]) -> None:
         r["meets_target"] = v["f1_points"] >= 0.5 and v["throughput_ratio"] >= 3 and v["p50_ratio"] <= 2
 
 
+STYLE = {"fp32": ("o", "tab:blue"), "int8": ("s", "tab:green")}  # other quantizations: grey triangles
+STYLE_LEGEND = (("o", "tab:blue", "ner-fast fp32"), ("s", "tab:green", "ner-fast int8 (dynamic)"),
+                ("^", "tab:gray", "int8 per channel / static"))
+
+
 def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     """F1 against batched tokens/s, one point per system, the CRFs marked; written atomically."""
     import matplotlib
@@ -238,8 +294,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for name, r in results.items():
         crf = r["kind"] == "crf"
-        marker = "X" if crf else ("o" if r.get("quantization") != "int8" else "s")
-        color = "tab:red" if crf else ("tab:blue" if r.get("quantization") != "int8" else "tab:green")
+        marker, color = ("X", "tab:red") if crf else STYLE.get(r.get("quantization"), ("^", "tab:gray"))
         ax.scatter(r["tokens_per_s"], r["f1"], marker=marker, color=color, s=60 if crf else 36, zorder=3)
         ax.annotate(name, (r["tokens_per_s"], r["f1"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
@@ -248,7 +303,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     handles = [
         plt.Line2D([], [], marker=m, color=c, linestyle="", label=label)
-        for m, c, label in (("o", "tab:blue", "ner-fast fp32"), ("s", "tab:green", "ner-fast int8"), ("X", "tab:red", "CRF peer"))
+        for m, c, label in (*STYLE_LEGEND, ("X", "tab:red", "CRF peer"))
     ]
     ax.legend(handles=handles, fontsize=8, loc="lower left")
     ax.grid(True, alpha=0.3)
@@ -294,12 +349,12 @@ def main() -> None:
     if not models:
         raise SystemExit("nothing to measure: give --model NAME=DIR or --train NAMES")
     kinds = args.quantize.split(",")
-    if not set(kinds) <= {"fp32", "int8"} or not kinds:
-        raise SystemExit("--quantize: fp32, int8 or fp32,int8")
+    if not set(kinds) <= set(KINDS) or not kinds:
+        raise SystemExit(f"--quantize: a comma-separated list of {', '.join(KINDS)}")
 
     if args.prepare_only:
         for name, folder in models.items():
-            for kind in kinds:
+            for kind in {"int8" if k == "int8" else "fp32" for k in kinds}:
                 print(f"{name}-{kind}: {export_variant(folder, args.out / 'packages' / f'{name}-{kind}', 'int8' if kind == 'int8' else None)}")
         return
 
@@ -311,14 +366,25 @@ def main() -> None:
     gold = [s.tags for s in sentences]
     pos = [s.pos for s in sentences] if valid.pos is not None else None
 
+    # Static quantization's calibration: every 60th training sentence (640 of them, all lengths).
+    calibration = [train_split.sentence(i).words for i in range(0, len(train_split), max(1, len(train_split) // 640))]
     systems: list[System] = []
     for name, folder in models.items():
         for kind in kinds:
-            path = export_variant(folder, args.out / "packages" / f"{name}-{kind}", "int8" if kind == "int8" else None)
-            tagger = Tagger.load(path, device="cpu", threads=1, workers=2)
+            packages = args.out / "packages"
+            if kind in EXTRA_KINDS:
+                fp32 = export_variant(folder, packages / f"{name}-fp32", None)
+                path = quantized_graph(fp32, kind, packages / f"{name}-{kind}", calibration)
+                session = ort.InferenceSession(str(path), make_session_options(1), providers=["CPUExecutionProvider"])
+                tagger = Tagger(load_package(fp32), {None: session}, workers=2)
+                size = path.stat().st_size
+            else:
+                path = export_variant(folder, packages / f"{name}-{kind}", "int8" if kind == "int8" else None)
+                tagger = Tagger.load(path, device="cpu", threads=1, workers=2)
+                size = package_bytes(path)
             info = {
                 "checkpoint": str(folder), "package": str(path), "quantization": kind,
-                "architecture": tagger.package.model.get("architecture"), "package_bytes": package_bytes(path),
+                "architecture": tagger.package.model.get("architecture"), "package_bytes": size,
             }
             systems.append(System(
                 f"{name}-{kind}", "ner-fast", tagger.uses_pos,

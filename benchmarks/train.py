@@ -16,7 +16,9 @@ during the timed passes (2.0 = both cores of a 2-core machine busy).
 one run: each timed pass is a fresh process of this script (bound and warmed up untimed), the two
 settings taking turns, and the ratio is B's tokens/s over A's. `1` is what MXNet 1.x chose by itself on
 a 2-core machine (half the processors), `default` is `ner_fast.train.omp_threads()` (every core),
-what `ner-fast train` now sets.
+what `ner-fast train` now sets, and `split` is one CPU context per core with one OpenMP thread each
+(`ner-fast train --context cpu:0,cpu:1`: each context takes half of every batch, on its own engine
+thread, and the gradients are summed).
 
 Usage: ``python benchmarks/train.py [--sentences N] [--passes N] [--crf] [--variants ...]
 [--compare-threads 1,default] [--json FILE]``
@@ -53,13 +55,17 @@ from ner_fast.train import make_module, model_config_for, run_epoch  # noqa: E40
 class Variant:
     """One model variant (`arch`: ModelConfig overrides), bound and warmed up on the benchmark data."""
 
-    def __init__(self, arch: dict[str, bool], data: Any, batch_size: int, seed: int):
+    def __init__(self, arch: dict[str, bool], data: Any, batch_size: int, seed: int, contexts: int = 1):
         cfg = TrainConfig(out="", batch_size=batch_size, arch=arch, seed=seed)
         config = model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
         self.it = BucketIter(data.splits["train"], batch_size, shuffle=True, seed=seed)
         mx.random.seed(seed)
-        self.module = make_module(config, init_params(config, seed), [mx.cpu()], batch_size, self.it.default_bucket_key)
-        self.module.init_optimizer(optimizer="adam", optimizer_params={"learning_rate": 0.01, "rescale_grad": 1.0})
+        devices = [mx.cpu(i) for i in range(contexts)]
+        self.module = make_module(config, init_params(config, seed), devices, batch_size, self.it.default_bucket_key)
+        # As `ner-fast train` does: each context's gradient is a mean over its share of the batch.
+        self.module.init_optimizer(
+            kvstore="local", optimizer="adam", optimizer_params={"learning_rate": 0.01, "rescale_grad": 1.0 / contexts}
+        )
         self.scheme = TagScheme(data.vocabs.tags.itos)
         self.crf = config.crf
         self.tokens = self.batches = 0
@@ -99,18 +105,26 @@ def compare_threads(args: argparse.Namespace) -> dict[str, Any]:
     settings = args.compare_threads.split(",")
     if len(settings) != 2:
         raise SystemExit("--compare-threads takes two values, e.g. 1,default")
-    values = {name: str(omp_threads()) if name == "default" else name for name in settings}
+    cores = omp_threads()
+    # name -> (OMP_NUM_THREADS, CPU contexts)
+    values = {
+        name: (str(cores), 1) if name == "default" else ("1", cores) if name == "split" else (name, 1)
+        for name in settings
+    }
     totals = {name: {"tokens": 0, "seconds": 0.0, "cpu_seconds": 0.0, "losses": []} for name in settings}
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as work:
         for p in range(args.passes):
             for name in settings:
                 out = os.path.join(work, f"{p}-{name}.json")
+                omp, contexts = values[name]
                 command = [sys.executable, __file__, "--sentences", str(args.sentences), "--passes", "1",
                            "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--variants", "fused",
-                           "--json", out]
-                subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": values[name]}, check=True,
-                               stdout=subprocess.DEVNULL)
+                           "--contexts", str(contexts), "--json", out]
+                env = {**os.environ, "OMP_NUM_THREADS": omp}
+                env.pop("MXNET_CPU_WORKER_NTHREADS", None)
+                set_mxnet_threads(env, cpu_contexts=contexts)  # as `ner-fast train --context cpu:0,cpu:1` does
+                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
                 with open(out) as f:
                     r = json.load(f)["results"]["fused"]
                 t = totals[name]
@@ -119,7 +133,7 @@ def compare_threads(args: argparse.Namespace) -> dict[str, Any]:
                 t["cpu_seconds"] += r["cpu_seconds"]
                 t["losses"].append(r["final_train_loss"])
     results = {
-        name: {"omp_num_threads": int(values[name]), "tokens_per_s": t["tokens"] / t["seconds"],
+        name: {"omp_num_threads": int(values[name][0]), "cpu_contexts": values[name][1], "tokens_per_s": t["tokens"] / t["seconds"],
                "cpu_utilisation": t["cpu_seconds"] / t["seconds"], **t}
         for name, t in totals.items()
     }
@@ -128,7 +142,7 @@ def compare_threads(args: argparse.Namespace) -> dict[str, Any]:
     load_after = [round(x, 2) for x in os.getloadavg()]
     print(f"fused training, {args.sentences} sentences, {args.passes} timed passes each; load {load_before} -> {load_after}")
     for name, r in results.items():
-        print(f"OMP_NUM_THREADS={r['omp_num_threads']} ({name}): {r['tokens_per_s']:,.0f} tokens/s, "
+        print(f"OMP_NUM_THREADS={r['omp_num_threads']}, {r['cpu_contexts']} CPU context(s) ({name}): {r['tokens_per_s']:,.0f} tokens/s, "
               f"CPU utilisation {r['cpu_utilisation']:.2f}, train loss after each pass {r['losses']}")
     print(f"{b} / {a}: {ratio:.2f}x")
     return {"benchmark": "train-threads", "settings": vars(args), "results": results, "ratio": ratio,
@@ -143,7 +157,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crf", action="store_true", help="also time the fused model with a CRF output layer")
     parser.add_argument("--variants", help="comma-separated subset of fused,unfused,fused+crf")
-    parser.add_argument("--compare-threads", help="two OMP_NUM_THREADS values (a number or 'default'), e.g. 1,default")
+    parser.add_argument("--compare-threads", help="two settings, e.g. 1,default or default,split: an OMP_NUM_THREADS"
+                        " value, 'default' (every core, one context) or 'split' (one CPU context per core, 1 thread each)")
+    parser.add_argument("--contexts", type=int, default=1, help="CPU contexts (data parallel over a batch's halves)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     if args.compare_threads:
@@ -160,7 +176,7 @@ def main() -> None:
     if args.variants:
         every = {**archs, "fused+crf": {"fused": True, "crf": True}}
         archs = {name: every[name] for name in args.variants.split(",")}
-    variants = {name: Variant(arch, data, args.batch_size, args.seed) for name, arch in archs.items()}
+    variants = {name: Variant(arch, data, args.batch_size, args.seed, args.contexts) for name, arch in archs.items()}
     # Alternate the timed passes so a change in machine load hits both variants alike.
     for p in range(args.passes):
         for variant in variants.values():

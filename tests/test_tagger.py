@@ -264,3 +264,22 @@ def test_the_default_package_holds_the_dynamic_graph_alone(tmp_path: Path) -> No
     assert bucketed.buckets == [3, 6]
     words, pos = random_sentences(np.random.default_rng(8), [1, 3, 5, 6, 9, 2, 14])
     assert tagger.tag_batch(words, pos, batch_size=3) == bucketed.tag_batch(words, pos, batch_size=3)
+
+
+def test_features_are_each_sentences_featurize_rows_padded_with_zeros(model: tuple) -> None:
+    config, _, vocabs, _, tagger = model
+    rng = np.random.default_rng(3)
+    words, pos = random_sentences(rng, [1, 3, 4, 6, 9, 10, 11, 25, 2])
+    batches = list(tagger.features(words, pos, batch_size=3))
+    assert batches and sum(b.shape[0] for b in batches) == len(words)
+    rows = [b[i] for b in batches for i in range(b.shape[0])]
+    assert all(b.dtype == np.int32 for b in batches)
+    for w, p in zip(words, pos):
+        expected = featurize(w, p, vocabs, config.max_token_chars).matrix.T
+        n = expected.shape[1]
+        assert any(r.shape[1] >= n and np.array_equal(r[:, :n], expected) and not r[:, n:].any() for r in rows)
+    # They are what the graphs take: the dynamic graph runs on each under `input_name`.
+    session = ort.InferenceSession(str(load_package(model[3]).graph_path(None)), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == tagger.input_name
+    for b in batches:
+        assert session.run(None, {tagger.input_name: b})[0].shape[0] == b.shape[0]

@@ -39,3 +39,15 @@ def test_local_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "OMP_NUM_THREADS" not in cluster.env("server", "127.0.0.1", "lo")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cluster.env("worker", "127.0.0.1", "lo")["OMP_NUM_THREADS"] == "3"
+
+
+def test_several_cpu_contexts_get_an_engine_thread_each_and_share_the_cores() -> None:
+    env: dict[str, str] = {}
+    assert set_mxnet_threads(env, cpu_contexts=2) == str(omp_threads(2))
+    assert env == {"OMP_NUM_THREADS": str(omp_threads(2)), "MXNET_CPU_WORKER_NTHREADS": "2"}
+    one: dict[str, str] = {}
+    set_mxnet_threads(one, cpu_contexts=1)
+    assert "MXNET_CPU_WORKER_NTHREADS" not in one  # MXNet's own default for one context
+    mine = {"MXNET_CPU_WORKER_NTHREADS": "5"}
+    set_mxnet_threads(mine, cpu_contexts=2)
+    assert mine["MXNET_CPU_WORKER_NTHREADS"] == "5"

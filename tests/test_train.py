@@ -318,3 +318,38 @@ def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp
     resumed = train(resume_config(tmp_path / "half", epochs=2), resume=True, progress=False, echo=_quiet)
     assert resumed.params_sha256 == whole.params_sha256
     assert [h["valid"]["f1"] for h in resumed.history] == [h["valid"]["f1"] for h in lines]
+
+
+@pytest.mark.parametrize("contexts", [1, 2])
+def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, contexts: int) -> None:
+    # `run_epoch` reads the loss from the network's CRF loss output (per device, a mean over its
+    # slice's real tokens); the oracle is `decode.crf_nll`, the NumPy forward algorithm.
+    import mxnet as mx
+
+    from ner_fast.checkpoint import init_params
+    from ner_fast.decode import CRF, CRF_PARAMS, crf_nll
+    from ner_fast.metrics import TagScheme
+    from ner_fast.prepare import PreparedData
+
+    data = PreparedData.load(prepared)
+    cfg = TrainConfig(out="", batch_size=16, arch={**TINY, "crf": True})
+    config = train_module.model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
+    it = BucketIter(data.splits["valid"], 16)
+    module = train_module.make_module(
+        config, init_params(config, 0), [mx.cpu(i) for i in range(contexts)], 16, it.default_bucket_key
+    )
+    scores, _ = train_module.run_epoch(
+        module, it, TagScheme(data.vocabs.tags.itos), train=False, desc="", progress=False, crf=True
+    )
+    arrays = module._curr_module._exec_group.execs[0].arg_dict
+    crf = CRF(*(arrays[name].asnumpy().astype(np.float64) for name in CRF_PARAMS))
+    total = tokens = 0.0
+    it.reset()
+    for batch in it:
+        module.forward(batch, is_train=False)
+        labels = batch.label[0].asnumpy()
+        proba = module.get_outputs()[0].asnumpy().transpose(0, 2, 1)
+        total += float(crf_nll(proba, labels, crf).sum())
+        tokens += int((labels >= 0).sum())
+    assert tokens > 0 and scores.tokens == tokens
+    assert scores.loss == pytest.approx(total / tokens, rel=1e-4)

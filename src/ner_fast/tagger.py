@@ -274,34 +274,27 @@ class Tagger:
 
     # ----------------------------------------------------------------- the work
 
-    def _infer(
-        self,
-        matrix: np.ndarray,
-        offsets: np.ndarray,
-        lengths: np.ndarray,
-        key: int | None,
-        batch: np.ndarray,
-        want_pos: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
-        with `want_pos` the POS head's output (B, L, V_pos), else None)."""
-        seq_len = key if key is not None else int(lengths[batch].max())
-        features, _, _ = _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)
-        outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
-        return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
+    def features(
+        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
+    ) -> Iterator[np.ndarray]:
+        """The network's input batches for `sentences`, as `tag_batch` makes them: int32 arrays
+        (B, feature rows, L), one per batch, sentences sorted by length. For calibrating static
+        quantization (`benchmarks/front.py`) and for looking at what the graph is given; the input's
+        name is `input_name`."""
+        matrix, offsets, lengths, jobs = self._plan(sentences, pos, batch_size)
+        for key, batch in jobs:
+            yield _batch_features(matrix, offsets, lengths, key, batch)
 
-    def _run(
-        self,
-        sentences: Sequence[Sequence[str]],
-        pos: Sequence[Sequence[str]] | None,
-        batch_size: int,
-        proba: bool,
-        return_pos: bool = False,
-        workers: int | None = None,
-    ) -> tuple[list[Any], list[np.ndarray], list[list[str]] | None]:
-        workers = self.workers if workers is None else workers
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+    @property
+    def input_name(self) -> str:
+        """The name of the graphs' one input (what `features` yields)."""
+        return self._input
+
+    def _plan(
+        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
+        """Checked input -> (feature matrix of every token, sentence offsets into it, lengths, batches
+        of `buckets.plan_batches`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
@@ -320,11 +313,41 @@ class Tagger:
             matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
         except TypeError:
             raise TypeError(_not_a_string(sentences, pos)) from None
+        return matrix, offsets, lengths, plan_batches(lengths, self.buckets, batch_size)
 
-        best = np.empty((len(words),), dtype=np.int64)
-        probs = np.empty((len(words), len(self.tags)), dtype=np.float32) if proba else None
+    def _infer(
+        self,
+        matrix: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        key: int | None,
+        batch: np.ndarray,
+        want_pos: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
+        with `want_pos` the POS head's output (B, L, V_pos), else None)."""
+        features = _batch_features(matrix, offsets, lengths, key, batch)
+        outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
+        return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
+
+    def _run(
+        self,
+        sentences: Sequence[Sequence[str]],
+        pos: Sequence[Sequence[str]] | None,
+        batch_size: int,
+        proba: bool,
+        return_pos: bool = False,
+        workers: int | None = None,
+    ) -> tuple[list[Any], list[np.ndarray], list[list[str]] | None]:
+        workers = self.workers if workers is None else workers
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        matrix, offsets, lengths, jobs = self._plan(sentences, pos, batch_size)
+        n = len(sentences)
+        best = np.empty((int(offsets[-1]),), dtype=np.int64)
+        probs = np.empty((int(offsets[-1]), len(self.tags)), dtype=np.float32) if proba else None
         want_pos = return_pos and self.pos_tags is not None
-        pos_best = np.empty((len(words),), dtype=np.int64) if want_pos else None
+        pos_best = np.empty((int(offsets[-1]),), dtype=np.int64) if want_pos else None
 
         def run(job: tuple[int | None, np.ndarray]) -> None:
             # Each job writes only its own sentences' rows of `best` and `probs`: jobs may run concurrently.
@@ -340,7 +363,6 @@ class Tagger:
                 if pos_best is not None:
                     pos_best[a:b] = pos_top[row, : b - a]
 
-        jobs = plan_batches(lengths, self.buckets, batch_size)
         if workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
@@ -357,6 +379,13 @@ class Tagger:
             else None
         )
         return tags, per_sentence, pos_out
+
+
+def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray) -> np.ndarray:
+    """The graph input of one planned batch: its sentences' rows of `matrix`, padded to the bucket
+    length `key` (the dynamic graph, None: to the batch's longest sentence)."""
+    seq_len = key if key is not None else int(lengths[batch].max())
+    return _kernels.fill_bucket(matrix, None, offsets, batch, seq_len)[0]
 
 
 def _same_length(pos: Sequence[str] | None, n: int) -> bool:

@@ -158,17 +158,23 @@ def omp_threads(processes: int = 1) -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(1, processes))
 
 
-def set_mxnet_threads(env: MutableMapping[str, str] | None = None, processes: int = 1) -> str:
-    """Set `OMP_NUM_THREADS` in `env` (default: this process's environment) to `omp_threads(processes)`
-    unless it is set already (a user's value wins); returns the value in effect.
+def set_mxnet_threads(env: MutableMapping[str, str] | None = None, processes: int = 1, cpu_contexts: int = 1) -> str:
+    """Set `OMP_NUM_THREADS` in `env` (default: this process's environment) to
+    `omp_threads(processes * cpu_contexts)`, and with several CPU contexts (`--context cpu:0,cpu:1`)
+    `MXNET_CPU_WORKER_NTHREADS` to their number, each unless set already (a user's value wins);
+    returns the OpenMP value in effect.
 
     Why: when OMP_NUM_THREADS is unset, MXNet 1.x sizes its operators' OpenMP pool at half the
     processors (it assumes two hyper-threads a core), so on 2 cores every operator ran on one
-    thread and `ner-fast train` used one core of two. Must run before MXNet is imported, as libgomp
-    and MXNet read the variable once.
+    thread and `ner-fast train` used one core of two. And MXNet runs the operators of every CPU
+    context on one engine thread unless told otherwise, so CPU contexts would take turns instead of
+    working on their shares of a batch at once. Must run before MXNet is imported, as libgomp and
+    MXNet read the variables once.
     """
     target = os.environ if env is None else env
-    return target.setdefault("OMP_NUM_THREADS", str(omp_threads(processes)))
+    if cpu_contexts > 1:
+        target.setdefault("MXNET_CPU_WORKER_NTHREADS", str(cpu_contexts))
+    return target.setdefault("OMP_NUM_THREADS", str(omp_threads(processes * max(1, cpu_contexts))))
 
 
 def _seed_everything(seed: int) -> None:
@@ -426,6 +432,14 @@ def _current_crf(module: Any) -> CRF:
     return CRF(*(arrays[name].asnumpy().astype(np.float64) for name in CRF_PARAMS))
 
 
+def _crf_nll_sum(module: Any, labels: np.ndarray) -> float:
+    """The batch's summed CRF NLL from the loss outputs: each device's is a mean over the real
+    tokens of its slice of the batch (`model.crf_loss_symbol`)."""
+    losses = module.get_outputs(merge_multi_context=False)[1]
+    slices = module._curr_module._exec_group.slices
+    return sum(float(loss.asnumpy().sum()) * max(int((labels[part] >= 0).sum()), 1) for loss, part in zip(losses, slices))
+
+
 def run_epoch(
     module: Any,
     data_iter: Any,
@@ -468,8 +482,7 @@ def run_epoch(
             proba = outputs[0].asnumpy().transpose(0, 2, 1)
             labels = batch.label[0].asnumpy()
             if crf:
-                nll = float(outputs[1].asnumpy().sum()) * max(int((labels >= 0).sum()), 1)
-                acc.add(labels, proba, _current_crf(module), nll)
+                acc.add(labels, proba, _current_crf(module), _crf_nll_sum(module, labels))
             else:
                 acc.add(labels, proba)
             if pos_index is not None:
@@ -505,7 +518,7 @@ def train(
     if resume and force:
         raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
     flush_denormals()
-    set_mxnet_threads()
+    set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
     import mxnet as mx
 
     from ner_fast.iterators import BucketIter
