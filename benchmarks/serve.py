@@ -1,7 +1,7 @@
 """Serving benchmark: `ner-fast serve` under 32 concurrent clients, with dynamic batching and without.
 
     python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2]
-                               [--rates 0.5 0.9 1.5] [--open-requests 6000] [--json FILE]
+                               [--rates 0.5 0.9 1.2] [--open-requests 6000] [--json FILE]
 
 For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off),
 each with `--threads 1` (the default) and 2 worker threads, a `ner-fast serve` process is started on
@@ -497,9 +497,9 @@ def main() -> None:
                         "the servers taking turns (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="worker threads of the servers: each count is run with batching and without (default 1 2)")
-    parser.add_argument("--rates", type=float, nargs="*", default=[0.5, 0.9, 1.5],
+    parser.add_argument("--rates", type=float, nargs="*", default=[0.5, 0.9, 1.2],
                         help="open-loop rates, as fractions of batching off's closed-loop requests/s, each offered to the "
-                        "servers with the first --threads count (default 0.5 0.9 1.5; none: skip the open loop)")
+                        "servers with the first --threads count (default 0.5 0.9 1.2; none: skip the open loop)")
     parser.add_argument("--open-requests", type=int, default=6000, help="requests of each open-loop rate and server (default 6000)")
     parser.add_argument("--server-option", action="append", default=[],
                         help="extra option for every server, e.g. --server-option=--max-wait-ms=1 (repeatable)")
