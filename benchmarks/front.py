@@ -63,6 +63,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "h275": {"use_pos": False},  # the POS-free default of the raw-text issue
     "h100-w50": {"hidden": 100, "word_dim": 50, "use_pos": False},
     "h100-f25": {"hidden": 100, "filters": 25, "use_pos": False},
+    # A forward-only LSTM: one direction's cost (each token sees only its left context).
+    "h100-uni": {"hidden": 100, "directions": 1, "use_pos": False},
+    "h200-uni": {"hidden": 200, "directions": 1, "use_pos": False},
     # POS input instead of the POS head (a model cannot have both), against the CRF with POS features.
     "h64-pos": {"hidden": 64, "use_pos": True, "pos_aux_weight": 0.0},
     "h275-pos": {"use_pos": True, "pos_aux_weight": 0.0},

@@ -202,7 +202,7 @@ def check_onnxruntime(work: Path, args: argparse.Namespace, device: str, model: 
         report["model"] = "random weights, ModelConfig's default architecture (MXNet could not train)"
     else:
         report["model"] = "trained on the CPU in step 1"
-    package = export_model(model, work / "package", which="last")
+    package = export_model(model, work / "package", which="last", quantize=None)
     corpus = read_corpus()
     tail = corpus[max(0, len(corpus) - args.tag_sentences) :]  # never trained on: the GMB corpus has 47,959
     sentences = [tail.sentence(i).words for i in range(len(tail))]

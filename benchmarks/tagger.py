@@ -206,7 +206,7 @@ def random_package(work: Path, pos: bool = True, buckets: str = "auto") -> Path:
     atomic_write_json(folder / "config.json", doc)
     vocabs.save(folder / "vocab.json")
     save_params(folder / "best.params.npz", init_params(config, 0))
-    return export_model(folder, work / "random_pkg", buckets=buckets)
+    return export_model(folder, work / "random_pkg", buckets=buckets, quantize=None)
 
 
 def resident_mb() -> float:
@@ -349,7 +349,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     packages = {
         # Bucket graphs too (not the export default), so that both kinds of graph are measured.
-        "fp32": export_model(model_dir, work / "fp32", buckets="auto"),
+        "fp32": export_model(model_dir, work / "fp32", buckets="auto", quantize=None),
         "int8": export_model(model_dir, work / "int8", buckets="auto", quantize="int8"),
     }
     # Two ways to give onnxruntime THREADS threads: intra-op threads in each run, or THREADS batches

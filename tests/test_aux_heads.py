@@ -189,7 +189,7 @@ def test_tagger_returns_pos_tags_of_the_head(head_model: tuple) -> None:
 
 def test_a_package_without_a_pos_head_returns_none(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "model")
-    tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg"), device="cpu")
+    tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None), device="cpu")
     assert tagger.pos_tags is None
     tags, pos = tagger.tag_batch([SENTENCES[2]], [["NN"] * len(SENTENCES[2])], return_pos=True)
     assert pos is None and len(tags[0]) == len(SENTENCES[2])

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from ner_fast.checkpoint import load_model
 from ner_fast.cli import cli
+from ner_fast.package import load_package
 from ner_fast.prepare import prepare
 
 TINY = ["--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "3", "--no-progress"]
@@ -101,7 +103,8 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
 @pytest.mark.parametrize(
     "args,flag",
     [(["--dropout", "2"], "--dropout"), (["--word-dim", "0"], "--word-dim"), (["--split", "1.5"], "--split"),
-     (["--buckets", "0,4"], "--buckets"), (["--context", "tpu"], "--context")],
+     (["--buckets", "0,4"], "--buckets"), (["--context", "tpu"], "--context"), (["--directions", "3"], "--directions"),
+     (["--directions", "1", "--lm-aux-weight", "0.1"], "--lm-aux-weight")],
 )  # fmt: skip
 def test_bad_values_are_usage_errors_naming_the_option(tmp_path: Path, args: list[str], flag: str) -> None:
     result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), *args])
@@ -138,7 +141,8 @@ def test_resume_honours_patience_zero_and_the_other_resumable_options(copy: Path
 @pytest.mark.parametrize(
     "args,flag",
     [(["--lr", "0.1"], "--lr"), (["--hidden", "9"], "--hidden"), (["--lowercase"], "--lowercase"),
-     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA"), (["--force"], "--force")],
+     (["--recipe", "tutorial"], "--recipe"), (["DATA"], "DATA"), (["--force"], "--force"),
+     (["--directions", "1"], "--directions")],
 )  # fmt: skip
 def test_resume_refuses_options_it_cannot_honour(copy: Path, prepared: Path, args: list[str], flag: str) -> None:
     args = [str(prepared) if a == "DATA" else a for a in args]
@@ -186,6 +190,23 @@ def test_evaluate_rebuilds_a_prepared_run_recorded_before_the_rule(copy: Path) -
     result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["tokens"] > 0
+
+
+def test_a_run_recorded_before_directions_existed_is_a_bilstm(copy: Path, tmp_path: Path) -> None:
+    # config.json of runs trained before the option: no "directions" in either section.
+    path = copy / "config.json"
+    doc = json.loads(path.read_text())
+    assert doc["model"].pop("directions") == 2 and doc["train"]["arch"].pop("directions") == 2
+    path.write_text(json.dumps(doc))
+    config, params, _, _ = load_model(copy)
+    assert config.directions == 2 and "lstm0_bwd_i2h_weight" in params
+    result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress", "--json"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["export", str(copy), "--out", str(tmp_path / "pkg")])
+    assert result.exit_code == 0, result.output
+    assert load_package(tmp_path / "pkg").model["architecture"]["directions"] == 2
 
 
 def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -103,6 +103,8 @@ def test_out_of_range_values_name_the_option() -> None:
     for kwargs, flag in (
         ({"arch": {"dropout": 2.0}}, "--dropout"),
         ({"arch": {"word_dim": 0}}, "--word-dim"),
+        ({"arch": {"directions": 3}}, "--directions"),
+        ({"arch": {"directions": 0}}, "--directions"),
         ({"patience": -1}, "--patience"),
         ({"learning_rate": 0.0}, "--lr"),
         ({"context": "tpu:0"}, "--context"),
@@ -112,6 +114,21 @@ def test_out_of_range_values_name_the_option() -> None:
             TrainConfig(out="x", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="--filter-widths"):
         ModelConfig(n_words=5, n_chars=5, n_tags=2, max_token_chars=4, filter_widths=[5])
+
+
+def test_the_language_model_loss_needs_both_directions() -> None:
+    # The backward LSTM predicts the previous word: a forward-only model cannot have the loss.
+    for make in (
+        lambda: ModelConfig(n_words=5, n_chars=5, n_tags=2, max_token_chars=4, directions=1, lm_aux_weight=0.1),
+        lambda: TrainConfig(out="x", arch={"directions": 1, "lm_aux_weight": 0.1}),
+        lambda: TrainConfig.from_options("x", directions=1, lm_aux_weight=0.1),
+    ):
+        with pytest.raises(OptionError, match="--directions 1") as err:
+            make()
+        assert err.value.option == "--lm-aux-weight"
+    # Either alone is fine; the default is the BiLSTM.
+    assert TrainConfig(out="x", arch={"directions": 1}).arch["directions"] == 1
+    assert TrainConfig(out="x", arch={"lm_aux_weight": 0.1}).arch["directions"] == 2
 
 
 def test_config_module_does_not_import_mxnet() -> None:

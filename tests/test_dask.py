@@ -58,7 +58,7 @@ def single_process(package: Path, docs: list[str], tmp_path: Path) -> str:
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("dask")
     make_checkpoint(folder / "model", with_pos=False)
-    return export_model(folder / "model", folder / "pkg")
+    return export_model(folder / "model", folder / "pkg", quantize=None)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def reference_proba(config: ModelConfig, p: dict[str, np.ndarray], x: np.ndarray
         seq = np.concatenate(parts, axis=1)
         for k in range(config.num_layers):
             outs = []
-            for d in ("fwd", "bwd"):
+            for d in ("fwd", "bwd")[: config.directions]:
                 pre = f"lstm{k}_{d}_"
                 steps = seq if d == "fwd" else seq[::-1]
                 hs, hc, cc = [], np.zeros(h), np.zeros(h)
@@ -103,9 +103,14 @@ def _trained_like(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
     return {n: (a + rng.normal(0, 0.3, a.shape)).astype(np.float32) for n, a in init_params(config, seed).items()}
 
 
-def test_parameter_names_and_shapes_match_the_graph() -> None:
+# The same network with a forward-only LSTM (`directions` 1).
+FORWARD_ONLY = dataclasses.replace(CONFIG, directions=1)
+
+
+@pytest.mark.parametrize("directions", [2, 1])
+def test_parameter_names_and_shapes_match_the_graph(directions: int) -> None:
     for fused in (False, True):
-        config = dataclasses.replace(CONFIG, fused=fused)
+        config = dataclasses.replace(CONFIG, fused=fused, directions=directions)
         sym, data_names, label_names = make_sym_gen(config)(9)
         assert data_names == ("data",) and label_names == ("softmax_label",)
         shapes, out_shapes, _ = sym.infer_shape(data=(3, config.n_features, 9), softmax_label=(3, 9))
@@ -115,6 +120,10 @@ def test_parameter_names_and_shapes_match_the_graph() -> None:
             expected = {n: a.shape for n, a in pack_params(config, init_params(config)).items()}
         assert {n: tuple(s) for n, s in got.items() if n not in ("data", "softmax_label")} == expected
         assert out_shapes == [(3, config.n_tags, 9)]
+        # A forward-only model has the forward LSTMs alone, and its layers are H wide, not 2H.
+        lstm = [n for n in expected if n.startswith("lstm")]
+        assert lstm and any("_bwd_" in n for n in lstm) == (directions == 2)
+        assert expected["fc_weight"] == (config.n_tags, directions * config.hidden)
 
 
 def test_pack_matches_mxnet_fused_cell_layout() -> None:
@@ -132,33 +141,52 @@ def test_pack_matches_mxnet_fused_cell_layout() -> None:
         np.testing.assert_array_equal(back[name], params[name])
 
 
-def test_fused_and_unrolled_agree_with_numpy_reference() -> None:
+@pytest.mark.parametrize("config", [CONFIG, FORWARD_ONLY], ids=["bidirectional", "forward-only"])
+def test_fused_and_unrolled_agree_with_numpy_reference(config: ModelConfig) -> None:
     rng = np.random.default_rng(0)
-    params = _trained_like(CONFIG, 2)
+    params = _trained_like(config, 2)
     x = features(rng, [9, 1, 4, 7], 9)
-    fused = predict_proba(params, CONFIG, x)
-    unrolled = predict_proba(params, dataclasses.replace(CONFIG, fused=False), x)
-    reference = reference_proba(CONFIG, params, x)
-    assert fused.shape == (4, 9, CONFIG.n_tags)
+    fused = predict_proba(params, config, x)
+    unrolled = predict_proba(params, dataclasses.replace(config, fused=False), x)
+    reference = reference_proba(config, params, x)
+    assert fused.shape == (4, 9, config.n_tags)
     assert np.abs(fused - unrolled).max() <= 1e-5
     real = x[:, ROW_WORD] != 0
     assert np.abs(fused[real] - reference[real]).max() <= 1e-5
     np.testing.assert_allclose(fused[real].sum(axis=-1), 1.0, atol=1e-5)
 
 
-def test_padding_and_batch_do_not_change_a_sentence() -> None:
+@pytest.mark.parametrize("config", [CONFIG, FORWARD_ONLY], ids=["bidirectional", "forward-only"])
+def test_padding_and_batch_do_not_change_a_sentence(config: ModelConfig) -> None:
     rng = np.random.default_rng(3)
-    params = _trained_like(CONFIG, 4)
+    params = _trained_like(config, 4)
     x = features(rng, [5, 2, 3], 5)
-    predictor = Predictor(CONFIG, params)
+    predictor = Predictor(config, params)
     short = predictor.predict_proba(x)
-    longer = np.zeros((3, CONFIG.n_features, 11), dtype=np.int32)
+    longer = np.zeros((3, config.n_features, 11), dtype=np.int32)
     longer[:, :, :5] = x
     padded = predictor.predict_proba(longer)
     alone = predictor.predict_proba(x[1:2])
     for b, n in enumerate([5, 2, 3]):
         np.testing.assert_allclose(padded[b, :n], short[b, :n], atol=1e-6)
     np.testing.assert_allclose(alone[0, :2], short[1, :2], atol=1e-6)
+
+
+@pytest.mark.parametrize("config", [CONFIG, FORWARD_ONLY], ids=["bidirectional", "forward-only"])
+def test_only_a_bidirectional_model_reads_the_words_to_the_right(config: ModelConfig) -> None:
+    rng = np.random.default_rng(8)
+    params = _trained_like(config, 9)
+    x = features(rng, [8], 8)
+    changed = x.copy()
+    changed[0, :, 5:] = features(rng, [3], 3)[0]  # other words from position 5 on
+    assert not np.array_equal(changed, x)
+    before, after = predict_proba(params, config, x)[0], predict_proba(params, config, changed)[0]
+    assert np.abs(before[5:] - after[5:]).max() > 1e-4
+    left = np.abs(before[:5] - after[:5]).max()
+    if config.directions == 1:
+        assert left <= 1e-6  # a forward LSTM's state at a token sees only the tokens up to it
+    else:
+        assert left > 1e-4
 
 
 def _loss_gradients(config: ModelConfig, params: dict[str, np.ndarray], x: np.ndarray, label: np.ndarray):  # type: ignore[no-untyped-def]
@@ -175,10 +203,11 @@ def _loss_gradients(config: ModelConfig, params: dict[str, np.ndarray], x: np.nd
     return proba, unpack_params(config, grads)
 
 
-def test_training_head_ignores_padding() -> None:
+@pytest.mark.parametrize("directions", [2, 1])
+def test_training_head_ignores_padding(directions: int) -> None:
     """SoftmaxOutput's forward is the probabilities; padding (label -1) adds no gradient."""
     rng = np.random.default_rng(5)
-    config = dataclasses.replace(CONFIG, dropout=0.0)
+    config = dataclasses.replace(CONFIG, dropout=0.0, directions=directions)
     params = _trained_like(config, 6)
     tight = features(rng, [4, 2], 4)
     label = rng.integers(0, config.n_tags, (2, 4)).astype(np.float32)

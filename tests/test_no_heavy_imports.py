@@ -30,7 +30,7 @@ print(json.dumps({"after_import": light, "heavy": heavy, "tags": tags}))
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("light")
     make_checkpoint(folder / "m")
-    return export_model(folder / "m", folder / "pkg")
+    return export_model(folder / "m", folder / "pkg", quantize=None)
 
 
 def test_tagging_imports_neither_mxnet_nor_onnx(package: Path) -> None:

@@ -57,11 +57,12 @@ def lengths_for(rng: np.random.Generator, batch: int, seq_len: int) -> list[int]
     return [seq_len] + rng.integers(1, seq_len + 1, batch - 1).tolist()
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelConfig, dict, Vocabularies, Path]:
+@pytest.fixture(scope="module", params=[2, 1], ids=["bidirectional", "forward-only"])
+def small(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelConfig, dict, Vocabularies, Path]:
+    """A two-layer model (BiLSTM, or forward-only LSTM) and its package with buckets 4 and 9."""
     folder = tmp_path_factory.mktemp("small")
-    config, params, vocabs = make_checkpoint(folder / "model")
-    package = export_model(folder / "model", folder / "pkg", buckets="auto")
+    config, params, vocabs = make_checkpoint(folder / "model", directions=request.param)
+    package = export_model(folder / "model", folder / "pkg", buckets="auto", quantize=None)
     return config, params, vocabs, package
 
 
@@ -77,16 +78,22 @@ def test_parity_every_bucket_and_the_dynamic_graph(small: tuple) -> None:
                 assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, batch, length), length))
 
 
-def test_parity_without_pos_and_casing_one_layer(tmp_path: Path) -> None:
-    config, params, _ = make_checkpoint(tmp_path / "m", with_pos=False, use_casing=False, num_layers=1, filter_widths=[3])
+@pytest.mark.parametrize("directions", [2, 1])
+def test_parity_without_pos_and_casing_one_layer(tmp_path: Path, directions: int) -> None:
+    config, params, _ = make_checkpoint(
+        tmp_path / "m", with_pos=False, use_casing=False, num_layers=1, filter_widths=[3], directions=directions
+    )
     session = ort.InferenceSession(build_graph(params, config).SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(2)
     assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, 11), 11))
 
 
-def test_parity_at_the_default_dimensions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("directions", [2, 1])
+def test_parity_at_the_default_dimensions(tmp_path: Path, directions: int) -> None:
     default_dims = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in SMALL and f.name != "filter_widths"}
-    config, params, _ = make_checkpoint(tmp_path / "m", **{**default_dims, "use_casing": True, "max_token_chars": 20})
+    config, params, _ = make_checkpoint(
+        tmp_path / "m", **{**default_dims, "use_casing": True, "max_token_chars": 20, "directions": directions}
+    )
     assert (config.hidden, config.word_dim, config.filters, config.char_dim) == (275, 150, 53, 25)
     model = with_seq_len(build_graph(params, config), 20)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -131,12 +138,20 @@ def test_package_describes_itself(small: tuple) -> None:
     inline = [t for t in model.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
     assert {"word_embed_weight", "lstm0_W", "lstm1_R"} <= {t.name for t in model.graph.initializer} - {t.name for t in inline}
     assert all(len(t.raw_data) < EXTERNAL_MIN_BYTES for t in inline)
+    # One ONNX LSTM a layer, over the directions the model has, and the forward weights alone in a forward-only one.
+    lstms = [n for n in model.graph.node if n.op_type == "LSTM"]
+    assert len(lstms) == config.num_layers == 2
+    expected = "bidirectional" if config.directions == 2 else "forward"
+    assert [onnx.helper.get_attribute_value(a) for n in lstms for a in n.attribute if a.name == "direction"] == [expected.encode()] * 2
+    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    assert shapes["lstm1_W"] == (config.directions, 4 * config.hidden, config.directions * config.hidden)
+    assert shapes["fc_weight_t"] == (config.directions * config.hidden, config.n_tags)
 
 
 def test_weights_are_stored_once_whatever_the_number_of_buckets(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m", word_dim=60, hidden=40)
-    one = export_model(tmp_path / "m", tmp_path / "dyn", buckets="dynamic")
-    many = export_model(tmp_path / "m", tmp_path / "many", buckets=",".join(str(n) for n in range(2, 42)))
+    one = export_model(tmp_path / "m", tmp_path / "dyn", buckets="dynamic", quantize=None)
+    many = export_model(tmp_path / "m", tmp_path / "many", buckets=",".join(str(n) for n in range(2, 42)), quantize=None)
     weights = (one / WEIGHTS_FILE).stat().st_size
     assert (many / WEIGHTS_FILE).read_bytes() == (one / WEIGHTS_FILE).read_bytes()
     graphs = sorted(many.glob("bucket_*.onnx"))
@@ -147,9 +162,10 @@ def test_weights_are_stored_once_whatever_the_number_of_buckets(tmp_path: Path) 
     assert size(many) - size(one) <= 40 * largest_graph + 4096
 
 
-def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path) -> None:
-    config, params, _ = make_checkpoint(tmp_path / "m", word_dim=60, hidden=40)
-    fp32 = export_model(tmp_path / "m", tmp_path / "fp32", buckets="9")
+@pytest.mark.parametrize("directions", [2, 1])
+def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path, directions: int) -> None:
+    config, params, _ = make_checkpoint(tmp_path / "m", word_dim=60, hidden=40, directions=directions)
+    fp32 = export_model(tmp_path / "m", tmp_path / "fp32", buckets="9", quantize=None)
     int8 = export_model(tmp_path / "m", tmp_path / "int8", buckets="9", quantize="int8")
     assert load_package(int8).model["quantization"] == "int8"
     assert (int8 / WEIGHTS_FILE).stat().st_size < 0.5 * (fp32 / WEIGHTS_FILE).stat().st_size
@@ -166,11 +182,11 @@ def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path) -> None:
 
 def test_export_replaces_a_package_only_when_complete(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m")
-    package = export_model(tmp_path / "m", tmp_path / "pkg", buckets="5")
+    package = export_model(tmp_path / "m", tmp_path / "pkg", buckets="5", quantize=None)
     with pytest.raises(ValueError):
-        export_model(tmp_path / "m", tmp_path / "pkg", buckets="0,3")
+        export_model(tmp_path / "m", tmp_path / "pkg", buckets="0,3", quantize=None)
     assert load_package(package).buckets == [5]
-    export_model(tmp_path / "m", tmp_path / "pkg", buckets="3,6")
+    export_model(tmp_path / "m", tmp_path / "pkg", buckets="3,6", quantize=None)
     assert load_package(package).buckets == [3, 6]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "pkg"]  # no temporary folders left
 
@@ -185,14 +201,16 @@ def test_parse_buckets() -> None:
 
 
 @pytest.mark.slow
-def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("directions", [2, 1])
+def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path, directions: int) -> None:
     from ner_fast.train import TrainConfig, train
 
-    arch = {"hidden": 16, "word_dim": 16, "filters": 8, "char_dim": 8, "use_casing": True, "dropout": 0.1}
+    arch = {"hidden": 16, "word_dim": 16, "filters": 8, "char_dim": 8, "use_casing": True, "dropout": 0.1,
+            "directions": directions}  # fmt: skip
     cfg = TrainConfig(out=str(tmp_path / "run"), max_sentences=200, epochs=1, batch_size=20, arch=arch, seed=1)
     train(cfg, progress=False, echo=lambda _: None)
     config, params, _, doc = load_model(tmp_path / "run")
-    package = export_model(tmp_path / "run", tmp_path / "pkg", buckets="auto")
+    package = export_model(tmp_path / "run", tmp_path / "pkg", buckets="auto", quantize=None)
     pkg = load_package(package)
     assert pkg.buckets == sorted(doc["data"]["buckets"])
     rng = np.random.default_rng(6)
@@ -205,6 +223,6 @@ def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path) -> None:
 def test_default_package_folder_is_export_slash_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_checkpoint(tmp_path / "runs" / "tiny")
     monkeypatch.chdir(tmp_path)
-    package = export_model(Path("runs") / "tiny", buckets="dynamic")
+    package = export_model(Path("runs") / "tiny", buckets="dynamic", quantize=None)
     assert package == Path("export") / "tiny"
     assert load_package(package).buckets == [] and (package / "dynamic.onnx").is_file()

@@ -15,7 +15,7 @@ from helpers import make_checkpoint
 @pytest.fixture()
 def package(tmp_path: Path) -> Path:
     make_checkpoint(tmp_path / "model")
-    return export_model(tmp_path / "model", tmp_path / "pkg", buckets="4")
+    return export_model(tmp_path / "model", tmp_path / "pkg", buckets="4", quantize=None)
 
 
 def test_a_fresh_package_loads(package: Path) -> None:

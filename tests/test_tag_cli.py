@@ -19,11 +19,14 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_checkpoint(folder / "nopos", with_pos=False)
     runner = CliRunner()
     out = {}
-    for name in ("pos", "nopos"):
-        result = runner.invoke(cli, ["export", str(folder / name), "--out", str(folder / f"pkg_{name}"), "--buckets", "3,5", "--json"])
+    # One package with export's default quantization (int8), one with float32 weights.
+    for name, options, quantization in (("pos", [], "int8"), ("nopos", ["--quantize", "none"], None)):
+        result = runner.invoke(
+            cli, ["export", str(folder / name), "--out", str(folder / f"pkg_{name}"), "--buckets", "3,5", "--json", *options]
+        )
         assert result.exit_code == 0, result.output
         summary = json.loads(result.output)
-        assert summary["buckets"] == [3, 5] and summary["quantization"] is None
+        assert summary["buckets"] == [3, 5] and summary["quantization"] == quantization
         out[name] = Path(summary["package"])
     return out
 

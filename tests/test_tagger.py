@@ -32,11 +32,12 @@ def random_sentences(rng: np.random.Generator, lengths: list[int]) -> tuple[list
     return words, pos
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+@pytest.fixture(scope="module", params=[2, 1], ids=["bidirectional", "forward-only"])
+def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """(config, params, vocabularies, package, tagger) of a two-layer BiLSTM, or forward-only LSTM, model."""
     folder = tmp_path_factory.mktemp("tagger")
-    config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10])
-    package = export_model(folder / "model", folder / "pkg", buckets="auto")
+    config, params, vocabs = make_checkpoint(folder / "model", buckets=[3, 6, 10], directions=request.param)
+    package = export_model(folder / "model", folder / "pkg", buckets="auto", quantize=None)
     return config, params, vocabs, package, Tagger.load(package, device="cpu", threads=1)
 
 
@@ -110,7 +111,7 @@ def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:
 
 def test_a_model_without_pos_tags_without_it(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m", with_pos=False)
-    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg"), device="cpu")
+    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg", quantize=None), device="cpu")
     assert not tagger.uses_pos
     assert len(tagger.tag(["Paris", "is", "nice"])) == 3
 
@@ -206,7 +207,7 @@ def valid_iob2(ids: np.ndarray, tags: list[str]) -> bool:
 
 def test_bio_decoding_is_viterbi_over_mxnet_probabilities(tmp_path: Path) -> None:
     config, params, vocabs = make_checkpoint(tmp_path / "m", buckets=[5, 10], decode="bio", seed=1)
-    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg"), device="cpu")
+    tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg", quantize=None), device="cpu")
     assert tagger.decode == "bio" and Tagger.load(tmp_path / "pkg", decode="argmax").decode == "argmax"
     words, pos = random_sentences(np.random.default_rng(6), np.random.default_rng(6).integers(1, 14, 60).tolist())
     got = tagger.tag_batch(words, pos, batch_size=8)
@@ -235,7 +236,7 @@ def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None
     for name in ("crf_transitions", "crf_start", "crf_end"):
         params[name] = rng.normal(0, 2, params[name].shape).astype(np.float32)
     save_params(tmp_path / "m" / "best.params.npz", params)
-    package = export_model(tmp_path / "m", tmp_path / "pkg")
+    package = export_model(tmp_path / "m", tmp_path / "pkg", quantize=None)
     crf = CRF.from_params(params)
     stored = CRF.from_json(load_package(package).model["crf"])
     graph_meta = {p.key: p.value for p in onnx.load(str(package / "dynamic.onnx"), load_external_data=False).metadata_props}
@@ -256,11 +257,11 @@ def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None
 
 def test_the_default_package_holds_the_dynamic_graph_alone(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m", buckets=[3, 6])
-    default = export_model(tmp_path / "m", tmp_path / "default")
+    default = export_model(tmp_path / "m", tmp_path / "default", quantize=None)
     assert sorted(p.name for p in default.glob("*.onnx")) == ["dynamic.onnx"]
     tagger = Tagger.load(default, device="cpu")
     assert tagger.buckets == [] and list(tagger.sessions) == [None]
-    bucketed = Tagger.load(export_model(tmp_path / "m", tmp_path / "auto", buckets="auto"), device="cpu")
+    bucketed = Tagger.load(export_model(tmp_path / "m", tmp_path / "auto", buckets="auto", quantize=None), device="cpu")
     assert bucketed.buckets == [3, 6]
     words, pos = random_sentences(np.random.default_rng(8), [1, 3, 5, 6, 9, 2, 14])
     assert tagger.tag_batch(words, pos, batch_size=3) == bucketed.tag_batch(words, pos, batch_size=3)

@@ -211,7 +211,7 @@ TEXTS = [
 def tagger(tmp_path_factory: pytest.TempPathFactory) -> Tagger:
     folder = tmp_path_factory.mktemp("text")
     make_checkpoint(folder / "model", buckets=[4, 9], with_pos=False)
-    return Tagger.load(export_model(folder / "model", folder / "pkg"), device="cpu", threads=1)
+    return Tagger.load(export_model(folder / "model", folder / "pkg", quantize=None), device="cpu", threads=1)
 
 
 def check_doc(doc: Doc, text: str) -> None:
@@ -334,7 +334,7 @@ def test_entity_is_one_class_with_offsets_and_token_indices(tagger: Tagger) -> N
 
 def test_a_pos_input_model_refuses_raw_text(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "model", buckets=[4], with_pos=True)
-    pos_tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg"), device="cpu")
+    pos_tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None), device="cpu")
     with pytest.raises(ValueError, match="POS"):
         pos_tagger("Angela Merkel visited Paris.")
     with pytest.raises(ValueError, match="POS"):
@@ -377,7 +377,7 @@ def test_the_text_module_imports_no_engine() -> None:
 def test_tokens_carry_the_pos_head_tags(tmp_path: Path) -> None:
     """A package with an auxiliary POS head (no POS input): each Token.pos is the head's tag for it."""
     make_checkpoint(tmp_path / "model", buckets=[4, 9], use_pos=False, pos_aux_weight=1.0)
-    pos_tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg"), device="cpu")
+    pos_tagger = Tagger.load(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None), device="cpu")
     assert pos_tagger.pos_tags and not pos_tagger.uses_pos
     doc = pos_tagger(TEXTS[2])
     w, starts, ends, offsets = segment(TEXTS[2])

@@ -26,7 +26,7 @@ LINES = [
 def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("textcli")
     make_checkpoint(folder / "model", buckets=[4, 9], with_pos=False)
-    return export_model(folder / "model", folder / "pkg")
+    return export_model(folder / "model", folder / "pkg", quantize=None)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_data_mistakes_exit_1_naming_file_and_line(pkg: Path, tmp_path: Path) ->
 
 def test_a_pos_model_refuses_raw_text(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "model", buckets=[4], with_pos=True)
-    pos_pkg = export_model(tmp_path / "model", tmp_path / "pkg")
+    pos_pkg = export_model(tmp_path / "model", tmp_path / "pkg", quantize=None)
     code, output = run(str(pos_pkg), "--text", "Angela Merkel visited Paris.")
     assert code == 1 and "POS" in output and "Traceback" not in output
 

@@ -27,7 +27,7 @@ from ner_fast.atomic import atomic_dir, claim_output_dir
 from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
-from ner_fast.package import DEFAULT_PACKAGE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, write_manifest
+from ner_fast.package import DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, write_manifest
 
 # The most a bundled package may weigh (it ships inside the wheel).
 MAX_BYTES = 8 * 1024 * 1024
@@ -103,7 +103,7 @@ def build_default_package(
     *,
     command: str,
     which: str = "best",
-    quantize: str | None = "int8",
+    quantize: str | None = DEFAULT_QUANTIZE,
 ) -> tuple[Path, dict[str, Any]]:
     """Export `run_dir`'s checkpoint, score it through the tagger on the run's validation split,
     and write it with its provenance to `out` (replaced only once complete). Returns (out, provenance).

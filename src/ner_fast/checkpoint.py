@@ -6,7 +6,7 @@ option in `config.py` (re-exported here, where the checkpoint readers have alway
 
 Parameters travel in one *canonical* form everywhere outside a running module: a dict of float32
 NumPy arrays under the unpacked names of docs/ARCHITECTURE.md (`lstm{k}_{fwd|bwd}_{i2h|h2h}_{weight|bias}`,
-MXNet gate order i, f, c, o). The fused LSTM (`mx.rnn.FusedRNNCell`, the `RNN` operator) wants one
+MXNet gate order i, f, c, o; a forward-only model has no `bwd` ones). The fused LSTM (`mx.rnn.FusedRNNCell`, the `RNN` operator) wants one
 packed vector per direction instead (`lstm{k}_{d}_parameters`); `pack_params` / `unpack_params` convert.
 
 A checkpoint folder (`ner-fast train --out DIR`) holds `config.json`, `vocab.json`,
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.atomic import atomic_write_bytes, read_npz
-from ner_fast.config import CONFIG_VERSION, ModelConfig, read_config
+from ner_fast.config import CONFIG_VERSION, LSTM_DIRECTIONS, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.vocab import Vocabularies
 
@@ -32,7 +32,6 @@ __all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "run_fi
            "inference_params",
            "check_params", "save_params", "load_params", "read_config", "load_model"]
 
-DIRECTIONS = ("fwd", "bwd")
 # Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
 RUN_FILES = ("config.json", "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
              "metrics.jsonl", "last.average.npz")
@@ -57,22 +56,22 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"char_conv{w}_bias"] = (c.filters,)
     h = c.hidden
     for k in range(c.num_layers):
-        d_in = c.input_dim if k == 0 else 2 * h
-        for d in DIRECTIONS:
+        d_in = c.input_dim if k == 0 else c.state_dim
+        for d in c.lstm_directions:
             shapes[f"lstm{k}_{d}_i2h_weight"] = (4 * h, d_in)
             shapes[f"lstm{k}_{d}_h2h_weight"] = (4 * h, h)
             shapes[f"lstm{k}_{d}_i2h_bias"] = (4 * h,)
             shapes[f"lstm{k}_{d}_h2h_bias"] = (4 * h,)
-    shapes["fc_weight"] = (c.n_tags, 2 * h)
+    shapes["fc_weight"] = (c.n_tags, c.state_dim)
     shapes["fc_bias"] = (c.n_tags,)
     if c.crf:
         shapes.update(zip(CRF_PARAMS, [(c.n_tags, c.n_tags), (c.n_tags,), (c.n_tags,)]))
     # The auxiliary heads come last, so adding them leaves the other parameters' initial draws unchanged.
     if c.pos_head:
-        shapes["pos_fc_weight"] = (c.n_pos, 2 * h)
+        shapes["pos_fc_weight"] = (c.n_pos, c.state_dim)
         shapes["pos_fc_bias"] = (c.n_pos,)
-    if c.lm_head:
-        for d in DIRECTIONS:
+    if c.lm_head:  # always both directions (`config.check_combinations`)
+        for d in LSTM_DIRECTIONS:
             shapes[f"lm_{d}_hidden_weight"] = (c.lm_dim, h)
             shapes[f"lm_{d}_hidden_bias"] = (c.lm_dim,)
             shapes[f"lm_{d}_out_weight"] = (c.lm_classes, c.lm_dim)
@@ -131,7 +130,7 @@ def pack_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str,
     """
     out = dict(params)
     for k in range(config.num_layers):
-        for d in DIRECTIONS:
+        for d in config.lstm_directions:
             keys = _lstm_keys(k, d)
             out[f"lstm{k}_{d}_parameters"] = np.concatenate([np.asarray(out.pop(n)).ravel() for n in keys])
     return out
@@ -142,7 +141,7 @@ def unpack_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[st
     out = dict(params)
     shapes = param_shapes(config)
     for k in range(config.num_layers):
-        for d in DIRECTIONS:
+        for d in config.lstm_directions:
             packed_name = f"lstm{k}_{d}_parameters"
             if packed_name not in out:
                 continue

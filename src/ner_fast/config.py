@@ -40,6 +40,9 @@ DEFAULT_RECIPE = "tuned"
 N_CASING = len(CASING_CLASSES) + 1
 FEEDS = ("data", "train", "model")
 CONFIG_VERSION = 1  # of config.json in a checkpoint folder
+# The LSTM directions in parameter names (`lstm{k}_fwd_...`, `lstm{k}_bwd_...`), in the order their
+# states are concatenated; a forward-only model (`directions` 1) has the first alone.
+LSTM_DIRECTIONS = ("fwd", "bwd")
 
 
 class OptionError(ValueError):
@@ -287,14 +290,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1),
     Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
     Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1),
-    Option("num_layers", "int", 1, "BiLSTM layers.", "model", flag="--layers", low=1),
+    Option("num_layers", "int", 1, "LSTM layers.", "model", flag="--layers", low=1),
+    Option("directions", "int", 2, "LSTM directions per layer: 2 (a BiLSTM) or 1 (forward only: about half the"
+           " LSTM's cost; no --lm-aux-weight).", "model", low=1, high=2),
     Option("dropout", "float", recipe(0.5, 0.1), "Dropout on the LSTM inputs and outputs.", "model", low=0, high=1,
            high_open=True),
     Option("crf", "bool", recipe(True, False), "Linear-chain CRF output layer (--no-crf: per-token softmax).", "model"),
     Option("pos_aux_weight", "float", recipe(1.0, 0.0), "Weight of the auxiliary POS output head's loss (multi-task: predicts the"
            " corpus's POS column from the BiLSTM; needs --no-pos).", "model", low=0, zero="no POS head"),
     Option("lm_aux_weight", "float", 0.0, "Weight of the auxiliary language-model loss (Rei 2017: the forward LSTM"
-           " predicts the next word, the backward one the previous word).", "model", low=0, zero="none"),
+           " predicts the next word, the backward one the previous word; needs --directions 2).", "model", low=0,
+           zero="none"),
     Option("lm_vocab", "int", 7500, "Words the language-model loss predicts (the most frequent; the rest count as"
            " unknown).", "model", low=3),
     Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1),
@@ -345,13 +351,21 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- dataclasses
 
 
-def check_pos_head(use_pos: bool, pos_aux_weight: float) -> None:
-    """OptionError when a model would both read POS tags and predict them with its auxiliary head."""
-    if pos_aux_weight > 0 and use_pos:
+def check_combinations(arch: Mapping[str, Any]) -> None:
+    """OptionError when architecture options (a `ModelConfig`'s values by name) exclude each other:
+    a model that would both read POS tags and predict them with its auxiliary head, or the
+    language-model loss (which needs the backward direction) on a forward-only LSTM."""
+    if arch["pos_aux_weight"] > 0 and arch["use_pos"]:
         raise OptionError(
             "--pos-aux-weight",
             "a POS head predicts POS tags, so POS cannot be an input too: with --pos add --pos-aux-weight 0"
             " (or --recipe tutorial), or keep the head and add --no-pos",
+        )
+    if arch["lm_aux_weight"] > 0 and arch["directions"] < 2:
+        raise OptionError(
+            "--lm-aux-weight",
+            "the language-model loss needs both directions (the backward LSTM predicts the previous word): with"
+            " --directions 1 add --lm-aux-weight 0, or keep --directions 2",
         )
 
 
@@ -368,8 +382,10 @@ class ModelConfig:
 
     Sizes count the padding/unknown ids (`n_words = len(vocabs.words)`); `n_pos = 0` means the
     corpus has no POS column, and then POS is not used whatever `use_pos` says. `crf` replaces the
-    per-token softmax loss by a linear-chain CRF over the same scores (Lample et al. 2016). The
-    defaults of the architecture are the table's (the tuned recipe).
+    per-token softmax loss by a linear-chain CRF over the same scores (Lample et al. 2016).
+    `directions` 2 makes each layer a BiLSTM, 1 a forward-only LSTM (`lstm_directions`, `state_dim`).
+    The defaults of the architecture are the table's (the tuned recipe); a config.json written before
+    an option existed gets its default (e.g. no `directions`: 2, the BiLSTM it was trained as).
 
     Auxiliary training heads (multi-task; they change what the network learns, not its input):
     `pos_aux_weight` > 0 adds a POS head (`pos_fc`, softmax over the POS vocabulary on the BiLSTM
@@ -395,6 +411,7 @@ class ModelConfig:
     use_pos: bool = _field("use_pos")
     hidden: int = _field("hidden")
     num_layers: int = _field("num_layers")
+    directions: int = _field("directions")
     dropout: float = _field("dropout")
     fused: bool = _field("fused")
     crf: bool = _field("crf")
@@ -413,7 +430,7 @@ class ModelConfig:
             )
         if self.use_casing and self.n_casing < 2:
             raise ValueError("use_casing needs n_casing (the number of casing ids, padding included)")
-        check_pos_head(self.use_pos, self.pos_aux_weight)
+        check_combinations({o.name: getattr(self, o.name) for o in options("model")})
 
     @property
     def pos_enabled(self) -> bool:
@@ -436,8 +453,18 @@ class ModelConfig:
         return min(self.lm_vocab, self.n_words)
 
     @property
+    def lstm_directions(self) -> tuple[str, ...]:
+        """The directions of every LSTM layer, as in parameter names: ("fwd", "bwd") or ("fwd",)."""
+        return LSTM_DIRECTIONS[: self.directions]
+
+    @property
+    def state_dim(self) -> int:
+        """Width of an LSTM layer's output per token: `directions * hidden` (forward states first)."""
+        return self.directions * self.hidden
+
+    @property
     def input_dim(self) -> int:
-        """Width of the per-token vector that enters the first BiLSTM layer."""
+        """Width of the per-token vector that enters the first LSTM layer."""
         dim = self.word_dim + self.filters * len(self.filter_widths)
         if self.use_casing:
             dim += self.casing_dim
@@ -509,7 +536,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown architecture options: {sorted(unknown)}")
         self.arch = {o.name: o.default_for() for o in options("model")} | check_values(self.arch)
-        check_pos_head(self.arch["use_pos"], self.arch["pos_aux_weight"])  # before any work
+        check_combinations(self.arch)  # before any work
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

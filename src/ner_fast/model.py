@@ -1,4 +1,5 @@
-"""The BiLSTM-CNN network (Chiu & Nichols 2016, as in the MXNet NER tutorial) on MXNet.
+"""The BiLSTM-CNN network (Chiu & Nichols 2016, as in the MXNet NER tutorial) on MXNet; `directions` 1
+makes its LSTM layers forward-only.
 
 `make_sym_gen(config)` gives the `sym_gen(seq_len)` of `mx.mod.BucketingModule`: one graph per
 bucket length. The input layout and the parameter names are fixed in docs/ARCHITECTURE.md because
@@ -47,8 +48,8 @@ def _lstm(config: ModelConfig, prefix: str, inputs: mx.sym.Symbol, seq_len: int)
 
 
 def _encode(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Symbol:
-    """The network up to the last BiLSTM layer's output, after dropout: (B, F, L) -> (B, L, 2H),
-    forward states in the first H columns, backward ones in the last H."""
+    """The network up to the last LSTM layer's output, after dropout: (B, F, L) -> (B, L, directions * H),
+    forward states in the first H columns, backward ones (with 2 directions) in the last H."""
     c = config
     words = _row(data, ROW_WORD)
     # A real token is never PAD (an unseen one is UNK), so counting non-zero ids gives each length.
@@ -79,20 +80,24 @@ def _encode(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Sy
     if c.dropout > 0:
         x = mx.sym.Dropout(x, p=c.dropout)
 
-    # BiLSTM layers in TNC. The backward LSTM reads each sentence reversed over its true length
+    # LSTM layers in TNC. The backward LSTM reads each sentence reversed over its true length
     # only (SequenceReverse leaves the padding in place), so it starts at the last real token and
-    # a sentence's tags do not depend on the bucket it landed in.
+    # a sentence's tags do not depend on the bucket it landed in. The forward one never sees the
+    # padding before a real token, so a forward-only model (directions 1) needs no lengths.
     x = mx.sym.transpose(x, axes=(1, 0, 2))
     for k in range(c.num_layers):
         if k > 0 and c.dropout > 0:
             x = mx.sym.Dropout(x, p=c.dropout)
         fwd = _lstm(c, f"lstm{k}_fwd_", x, seq_len)
+        if c.directions == 1:
+            x = fwd
+            continue
         rev = mx.sym.SequenceReverse(x, sequence_length=lengths, use_sequence_length=True)
         bwd = mx.sym.SequenceReverse(
             _lstm(c, f"lstm{k}_bwd_", rev, seq_len), sequence_length=lengths, use_sequence_length=True
         )
         x = mx.sym.concat(fwd, bwd, dim=2)
-    x = mx.sym.transpose(x, axes=(1, 0, 2))  # (B, L, 2H)
+    x = mx.sym.transpose(x, axes=(1, 0, 2))  # (B, L, directions * H)
     if c.dropout > 0:
         x = mx.sym.Dropout(x, p=c.dropout)
     return x
@@ -106,7 +111,7 @@ def _dense(x: mx.sym.Symbol, seq_len: int, width: int, units: int, name: str) ->
 
 def logits_symbol(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Symbol:
     """The network up to the fully connected layer: (B, F, L) input -> (B, L, T) scores."""
-    return _dense(_encode(config, seq_len, data), seq_len, 2 * config.hidden, config.n_tags, "fc")
+    return _dense(_encode(config, seq_len, data), seq_len, config.state_dim, config.n_tags, "fc")
 
 
 def _aux_softmax(scores: mx.sym.Symbol, label: mx.sym.Symbol, weight: float, name: str) -> mx.sym.Symbol:
@@ -127,7 +132,8 @@ def _aux_softmax(scores: mx.sym.Symbol, label: mx.sym.Symbol, weight: float, nam
 def _lm_heads(config: ModelConfig, seq_len: int, states: mx.sym.Symbol, words: mx.sym.Symbol) -> list[mx.sym.Symbol]:
     """Rei (2017)'s language-model losses on the last layer's (B, L, 2H) states: the forward half
     predicts the next word id, the backward half the previous one (ids past `lm_classes` count as
-    UNK; nothing to predict beyond the sentence: label 0, ignored)."""
+    UNK; nothing to predict beyond the sentence: label 0, ignored). Only with 2 directions
+    (`config.check_combinations` refuses it on a forward-only LSTM)."""
     c = config
     h = c.hidden
     if seq_len > 1:
@@ -230,7 +236,7 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
         data = mx.sym.Variable("data")
         label = mx.sym.Variable("softmax_label")
         states = _encode(config, seq_len, data)
-        logits = _dense(states, seq_len, 2 * config.hidden, config.n_tags, "fc")
+        logits = _dense(states, seq_len, config.state_dim, config.n_tags, "fc")
         scores = mx.sym.transpose(logits, axes=(0, 2, 1))
         if config.crf:
             proba = mx.sym.BlockGrad(mx.sym.softmax(scores, axis=1))
@@ -251,7 +257,7 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
         # The auxiliary heads read their labels from the input rows (the POS row is never an input
         # of a model with a POS head), so the data iterator needs no second label.
         if config.pos_head:
-            pos_scores = _dense(states, seq_len, 2 * config.hidden, config.n_pos, "pos_fc")
+            pos_scores = _dense(states, seq_len, config.state_dim, config.n_pos, "pos_fc")
             outputs.append(_aux_softmax(pos_scores, _row(data, ROW_POS), config.pos_aux_weight, "pos_softmax"))
         if config.lm_head:
             outputs += _lm_heads(config, seq_len, states, _row(data, ROW_WORD))

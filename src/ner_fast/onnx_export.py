@@ -10,7 +10,8 @@ Graph (one per bucket length, plus one whose sequence length is free), input `fe
     word/casing embedding: Gather; POS: Gather from a constant identity table (one-hot);
     chars: per filter width, Gathers from per-kernel-row tables (the convolution folded into the
            embedding) summed -> ReduceMax over positions -> + bias -> Tanh
-    concat -> per layer one ONNX `LSTM` (bidirectional, `sequence_lens` = number of non-zero word ids)
+    concat -> per layer one ONNX `LSTM` (bidirectional, `sequence_lens` = number of non-zero word ids;
+           forward-only for a model with `directions` 1)
     -> MatMul/Add -> Softmax over the tag axis
     (with the auxiliary POS head, a second MatMul/Add -> Softmax on the same LSTM output: `pos_probs`).
 
@@ -37,7 +38,7 @@ from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.package import DEFAULT_BUCKETS, FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
+from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -75,15 +76,17 @@ class _Graph:
         return out
 
 
-def _lstm_weights(params: Mapping[str, np.ndarray], layer: int, hidden: int) -> tuple[np.ndarray, ...]:
-    """ONNX `W`, `R`, `B` of one bidirectional layer from the MXNet fwd/bwd parameters."""
+def _lstm_weights(params: Mapping[str, np.ndarray], layer: int, config: ModelConfig) -> tuple[np.ndarray, ...]:
+    """ONNX `W`, `R`, `B` of one layer (bidirectional, or forward-only with 1 direction) from the
+    MXNet fwd[/bwd] parameters."""
+    hidden = config.hidden
 
     def gates(a: np.ndarray) -> np.ndarray:
         blocks = a.reshape(4, hidden, *a.shape[1:])
         return blocks[list(_MXNET_TO_ONNX_GATES)].reshape(a.shape)
 
     w, r, b = [], [], []
-    for d in ("fwd", "bwd"):
+    for d in config.lstm_directions:
         p = f"lstm{layer}_{d}_"
         w.append(gates(params[p + "i2h_weight"]))
         r.append(gates(params[p + "h2h_weight"]))
@@ -150,15 +153,18 @@ def build_graph(
     x = g.op("Concat", parts, axis=2) if len(parts) > 1 else parts[0]
     x = g.op("Transpose", [x], perm=[1, 0, 2])  # (L, B, D): onnxruntime's LSTM takes time-major input
     for k in range(config.num_layers):
-        w, r, b = _lstm_weights(params, k, hidden)
+        w, r, b = _lstm_weights(params, k, config)
         y = g.op(
             "LSTM",
             [x, g.const(f"lstm{k}_W", w), g.const(f"lstm{k}_R", r), g.const(f"lstm{k}_B", b), lengths],
             hidden_size=hidden,
-            direction="bidirectional",
-        )  # (L, 2, B, H)
+            direction="bidirectional" if config.directions == 2 else "forward",
+        )  # (L, directions, B, H)
+        if config.directions == 1:
+            x = g.op("Squeeze", [y, g.ints(f"axis_dir_{k}", [1])])  # (L, B, H)
+            continue
         y = g.op("Transpose", [y], perm=[0, 2, 1, 3])
-        x = g.op("Reshape", [y, g.ints(f"shape_concat_{k}", [0, 0, 2 * hidden])])  # (L, B, fwd|bwd)
+        x = g.op("Reshape", [y, g.ints(f"shape_concat_{k}", [0, 0, config.state_dim])])  # (L, B, fwd|bwd)
 
     outputs = [(OUTPUT_NAME, "fc", config.n_tags)]
     if config.pos_head:
@@ -297,22 +303,23 @@ def export_model(
     model_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     buckets: str = DEFAULT_BUCKETS,
-    quantize: str | None = None,
+    quantize: str | None = DEFAULT_QUANTIZE,
     which: str = "best",
     force: bool = False,
 ) -> Path:
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
     `buckets` as in `parse_buckets`; the dynamic graph is always written, so sentences longer than
-    every bucket are tagged whole. `quantize="int8"` stores int8 weights (onnxruntime dynamic
-    quantization). `out` must be new, empty or an earlier package (else `force`, see `write_package`).
-    Returns the package folder.
+    every bucket are tagged whole. `quantize`: "int8" (the default, `package.DEFAULT_QUANTIZE`) stores
+    int8 weights (onnxruntime dynamic quantization), "none" or None float32 ones. `out` must be new,
+    empty or an earlier package (else `force`, see `write_package`). Returns the package folder.
     """
     from ner_fast.checkpoint import load_model
 
     model_dir = Path(model_dir)
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
+    quantize = None if quantize == "none" else quantize
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     claim = claim_output_dir(target, package_files, force=force)  # before any work
     config, params, vocabs, doc = load_model(model_dir, which)

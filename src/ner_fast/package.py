@@ -40,6 +40,13 @@ DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
 DEFAULT_BUCKETS = "dynamic"
+#: `ner-fast export --quantize` choices and default: int8 weights (onnxruntime dynamic quantization,
+#: per tensor). On the speed/accuracy front (benchmarks/front.py, docs/TRAINING.md) it gives the fp32
+#: graph's entity F1 to within 0.001 at 1.4-2x its batched throughput, a third of its single-sentence
+#: latency and a quarter of its size; per-channel and static (QDQ / QOperator) int8 gave nothing more.
+#: "none" keeps float32 weights (exact parity with MXNet).
+QUANTIZATIONS = ("int8", "none")
+DEFAULT_QUANTIZE = "int8"
 
 
 class PackageError(ValueError):

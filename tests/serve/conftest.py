@@ -23,7 +23,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("serve-model")
     # Seed 4 with the IOB2 Viterbi tags the page's sample text with three entity types (geo, tim, org).
     make_checkpoint(folder / "model", buckets=[4, 9], with_pos=False, seed=4, decode="bio")
-    package = export_model(folder / "model", folder / "pkg")
+    package = export_model(folder / "model", folder / "pkg", quantize=None)
     # A provenance record as the bundled package has one (the server passes it on, and its F1).
     model = json.loads((package / MODEL_FILE).read_text())
     model["provenance"] = PROVENANCE

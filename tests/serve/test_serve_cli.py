@@ -147,6 +147,6 @@ def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
     from ner_fast.onnx_export import export_model
 
     make_checkpoint(tmp_path / "m", with_pos=True)
-    result = CliRunner().invoke(cli, ["serve", str(export_model(tmp_path / "m", tmp_path / "pkg")), "--port", "0"])
+    result = CliRunner().invoke(cli, ["serve", str(export_model(tmp_path / "m", tmp_path / "pkg", quantize=None)), "--port", "0"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "POS" in result.output and "Traceback" not in result.output
