@@ -34,7 +34,6 @@ limitation of a rule-based splitter that needs no model file.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from bisect import bisect_right
@@ -46,6 +45,7 @@ from operator import add, sub
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from ner_fast.schemes import chunk_ids
 
@@ -263,7 +263,26 @@ class Entity(NamedTuple):
         return self.label
 
 
-_JSON_LINE_SAFE = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+# The UTF-8 bytes of the characters some line splitters take for line ends, and their JSON escapes.
+_LINE_ENDS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def json_line(value: Any) -> bytes:
+    """`value` (a `Doc.to_dict()`, or a list of them) as one line of compact JSON in UTF-8: the one
+    encoding of documents, shared by `Doc.to_json` (`ner-fast tag`, the cluster's parts) and the answers
+    of `ner-fast serve`, so the same document is the same bytes everywhere.
+
+    orjson (~15x faster than the json module on a document: the server writes one a request). Non-ASCII
+    characters are kept, except the ones some line splitters (Python's `str.splitlines`, older
+    JavaScript) take for line ends, U+0085, U+2028 and U+2029, which are escaped so that a line is
+    always one document. Raises TypeError (orjson.JSONEncodeError) for what JSON cannot hold, e.g. a
+    lone surrogate in a string."""
+    data = orjson.dumps(value)
+    # In valid UTF-8 these byte sequences are only ever those characters (0xc2 and 0xe2 are lead bytes).
+    for raw, escaped in _LINE_ENDS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 class Doc:
@@ -350,10 +369,9 @@ class Doc:
         return f"Doc({preview!r}, tokens={len(self)}, sentences={len(self._sentence_offsets) - 1}, entities={len(self.entities)})"
 
     def to_json(self) -> str:
-        """`to_dict()` as one line of JSON: what `ner-fast tag` writes per document. Non-ASCII characters
-        are kept, except the ones some line splitters (Python's `str.splitlines`, older JavaScript) take
-        for line ends, U+0085, U+2028 and U+2029, which are escaped so that a line is always one document."""
-        return json.dumps(self.to_dict(), ensure_ascii=False).translate(_JSON_LINE_SAFE)
+        """`to_dict()` as one line of JSON (`json_line`): what `ner-fast tag` writes per document and
+        `ner-fast serve` answers."""
+        return json_line(self.to_dict()).decode("utf-8")
 
     def to_dict(self) -> dict[str, Any]:
         """The document as a JSON-ready dict (what `ner-fast tag --input-format text` writes, one a line):
