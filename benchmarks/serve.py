@@ -1,6 +1,7 @@
 """Serving benchmark: `ner-fast serve` under 32 concurrent clients, with dynamic batching and without.
 
-    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2] [--json FILE]
+    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2]
+                               [--rates 0.5 0.9 1.2] [--open-requests 6000] [--json FILE]
 
 For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off),
 each with `--threads 1` (the default) and 2 worker threads, a `ner-fast serve` process is started on
@@ -16,10 +17,23 @@ sentences: `Tagger.tag_batch` on their tokens (batch 64) and `tag_texts` (tokeni
 texts at a time, both with one onnxruntime thread as each server worker has. Also the latency of one
 client alone (no queueing) on each server.
 
+A closed loop measures saturation, not latency: with `--clients` requests always in flight, Little's
+law fixes the mean latency at clients / throughput, whatever the server does (reported beside the
+measured mean and p50). Latency at a given load is measured in an open loop, as Triton's perf_analyzer
+(request-rate mode) and wrk2 do: for each of `--rates`, a fraction of batching off's closed-loop
+requests/s measured in the same run, `--open-requests` requests are offered at that fixed rate
+(Poisson arrivals, dealt to the `--clients` connections in turn) to the two servers with the first
+`--threads` count (batching on and off). A request is sent at its scheduled time, or, when its
+connection is still waiting for the previous answer, as soon as that answer is in; its latency counts
+from the scheduled time, so queueing is not hidden (no coordinated omission). Reported: the achieved
+rate, p50, p99 and mean, the p50 counted from the actual send, how late the client sent (`send_lag`,
+its timer's granularity and its CPU), and the client's and the server's CPU per request.
+
 The load generator is a minimal HTTP/1.1 client on asyncio streams (uvloop when installed): it sends
 pre-built request bytes and reads each answer by its Content-Length, so on a 2-core machine it takes
-as little as possible of the CPU the server needs (httpx costs several times more per request). Every
-answer's status is checked and the first answer of each client is parsed.
+as little as possible of the CPU the server needs (httpx costs several times more per request); its
+CPU per request (the benchmark process's, during each load) is reported. Every answer's status is
+checked and the first answer of each client is parsed.
 
 The model: `--package`, else the bundled default package, else a package with the default
 architecture and random weights over the bundled corpus's vocabulary (speed does not depend on the
@@ -208,13 +222,60 @@ async def load(port: int, requests: list[bytes], clients: int, warmup: int, n: i
     return time.perf_counter() - start, latencies
 
 
-def run_load(port: int, requests: list[bytes], clients: int, warmup: int, n: int) -> tuple[float, list[float]]:
+def run_async(coroutine: Any) -> Any:
+    """Run a load coroutine on uvloop when installed (cheaper per request), else asyncio's loop."""
     try:
         import uvloop
-
-        return uvloop.run(load(port, requests, clients, warmup, n))
     except ImportError:
-        return asyncio.run(load(port, requests, clients, warmup, n))
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def run_load(port: int, requests: list[bytes], clients: int, warmup: int, n: int) -> tuple[float, list[float]]:
+    return run_async(load(port, requests, clients, warmup, n))  # type: ignore[no-any-return]
+
+
+async def open_client(port: int, requests: list[bytes], start: int, arrivals: np.ndarray, origin: float,
+                      latencies: list[float], lags: list[float]) -> None:
+    """One keep-alive connection sending a request at each of its scheduled `arrivals` (seconds after
+    `origin`), or, when the previous answer is late, as soon as it is in (one request in flight on a
+    connection). Latency counts from the scheduled time, so a request held up behind a slow answer is
+    charged for its wait (no coordinated omission); `lags` records how late each was actually sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    order = cycle(requests[start:] + requests[:start])
+    try:
+        for offset in arrivals:
+            due = origin + offset
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent = time.perf_counter()
+            writer.write(next(order))
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = CONTENT_LENGTH.search(head)
+            if not head.startswith(b"HTTP/1.1 200") or length is None:
+                raise RuntimeError(f"bad answer: {head[:200]!r}")
+            await reader.readexactly(int(length.group(1)))
+            latencies.append(time.perf_counter() - due)
+            lags.append(sent - due)
+    finally:
+        writer.close()
+
+
+async def open_load(port: int, requests: list[bytes], clients: int, rate: float, n: int,
+                    seed: int) -> tuple[float, list[float], list[float]]:
+    """`n` requests offered at `rate` requests/s: Poisson arrivals (exponential gaps of mean 1 / `rate`),
+    dealt to the `clients` connections in turn. Seconds from the schedule's start to the last answer,
+    the latencies, and the send lags."""
+    schedule = np.cumsum(np.random.default_rng(seed).exponential(1 / rate, size=n))
+    latencies: list[float] = []
+    lags: list[float] = []
+    # perf_counter, not loop.time(): uvloop's clock counts whole milliseconds.
+    origin = time.perf_counter() + 0.05  # every connection opens before the first arrival
+    tasks = [asyncio.create_task(open_client(port, requests, (c * 37) % len(requests), schedule[c::clients], origin, latencies, lags))
+             for c in range(clients)]
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - origin, latencies, lags
 
 
 # ----------------------------------------------------------------------------- servers
@@ -272,9 +333,90 @@ def summary(seconds: float, latencies: list[float], tokens_per_request: float) -
     n = len(latencies)
     return {
         "requests": n, "seconds": round(seconds, 3), "requests_per_s": round(n / seconds, 1),
-        "tokens_per_s": round(n * tokens_per_request / seconds), "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "tokens_per_s": round(n * tokens_per_request / seconds), "mean_ms": round(float(ms.mean()), 3),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
     }
+
+
+def closed_loop(args: argparse.Namespace, servers: dict[str, tuple[subprocess.Popen[str], int]], requests: list[bytes],
+                tokens_per_request: float, reference: dict[str, float]) -> dict[str, Any]:
+    """The saturation measurement: `--clients` closed-loop clients on each server in turn, `--rounds` rounds."""
+    per_round = -(-args.requests // args.rounds)  # the last round takes what is left
+    seconds = dict.fromkeys(servers, 0.0)
+    client_cpu = dict.fromkeys(servers, 0.0)
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+    rounds: dict[str, list[float]] = {name: [] for name in servers}
+    results: dict[str, Any] = {}
+    cpu_before = {name: cpu_seconds(process.pid) for name, (process, _) in servers.items()}
+    for r in range(args.rounds):
+        n = min(per_round, args.requests - r * per_round)
+        for name, (_, port) in servers.items():
+            cpu = time.process_time()
+            took, timed = run_load(port, requests, args.clients, args.warmup if r == 0 else 0, n)
+            client_cpu[name] += time.process_time() - cpu
+            seconds[name] += took
+            latencies[name] += timed
+            rounds[name].append(round(len(timed) / took, 1))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{name} {rounds[name][-1]:,.0f}" for name in servers) + " req/s", flush=True)
+    sent = args.clients * (args.requests + args.warmup)
+    for name, (process, port) in servers.items():
+        cpu_after = cpu_seconds(process.pid)
+        row = summary(seconds[name], latencies[name], tokens_per_request)
+        row["rounds_requests_per_s"] = rounds[name]
+        # Little's law: with `clients` requests always in flight, mean latency = clients / throughput,
+        # whatever the server does; p50 sits near it.
+        row["littles_law_mean_ms"] = round(args.clients / row["requests_per_s"] * 1e3, 3)
+        # CPU the server spent per request (warm-up included): unlike wall time, barely moved by a shared machine.
+        if cpu_before[name] is not None and cpu_after is not None:
+            row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before[name]) * 1e3 / sent, 3)
+        row["client_cpu_ms_per_request"] = round(client_cpu[name] * 1e3 / sent, 3)
+        row.update(batch_means(port))
+        alone_seconds, alone = run_load(port, requests, 1, args.warmup, args.alone_requests)
+        row["one_client"] = {k: v for k, v in summary(alone_seconds, alone, tokens_per_request).items()
+                             if k in ("requests", "requests_per_s", "p50_ms", "p99_ms")}
+        row["fraction_of_tag_batch"] = round(row["tokens_per_s"] / reference["tag_batch_tokens_per_s"], 3)
+        row["fraction_of_tag_texts"] = round(row["tokens_per_s"] / reference["tag_texts_tokens_per_s"], 3)
+        results[name] = row
+    return results
+
+
+def open_loop(args: argparse.Namespace, servers: dict[str, tuple[subprocess.Popen[str], int]], requests: list[bytes],
+              saturation: float) -> list[dict[str, Any]]:
+    """At each `--rates` fraction of `saturation` (batching off's closed-loop requests/s), `--open-requests`
+    requests offered at that fixed rate (Poisson arrivals) to each server in turn."""
+    rows = []
+    for k, fraction in enumerate(args.rates):
+        rate = fraction * saturation
+        row: dict[str, Any] = {"fraction_of_batching_off_saturation": fraction, "offered_requests_per_s": round(rate, 1)}
+        for name, (process, port) in servers.items():
+            cpu, server_cpu = time.process_time(), cpu_seconds(process.pid)
+            # asyncio's own loop, not uvloop: its timers never fire early (uvloop's, in whole milliseconds, fire
+            # up to 1.4 ms early, which would send before the schedule and hide that much latency);
+            # they fire up to ~1 ms late instead, which the latencies include and `send_lag` shows.
+            took, latencies, lags = asyncio.run(open_load(port, requests, args.clients, rate, args.open_requests, seed=k))
+            client_cpu = time.process_time() - cpu
+            server_after = cpu_seconds(process.pid)
+            ms, lag_ms = np.asarray(latencies) * 1e3, np.asarray(lags) * 1e3
+            result = {
+                "requests": len(latencies), "achieved_requests_per_s": round(len(latencies) / took, 1),
+                "p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
+                "mean_ms": round(float(ms.mean()), 3),
+                # From the actual send instead: what the server and the network took, without the time a
+                # request waited for its schedule's turn on a busy connection (coordinated omission).
+                "p50_from_send_ms": round(float(np.percentile(ms - lag_ms, 50)), 3),
+                # How late the client sent (its timer and CPU), included in the latencies above.
+                "send_lag_p50_ms": round(float(np.percentile(lag_ms, 50)), 3),
+                "send_lag_p99_ms": round(float(np.percentile(lag_ms, 99)), 3),
+                "client_cpu_ms_per_request": round(client_cpu * 1e3 / len(latencies), 3),
+            }
+            if server_cpu is not None and server_after is not None:
+                result["server_cpu_ms_per_request"] = round((server_after - server_cpu) * 1e3 / len(latencies), 3)
+            row[name] = result
+            print(f"open loop {fraction:g}x ({rate:,.0f} req/s offered) {name:22s} achieved {result['achieved_requests_per_s']:8,.0f} req/s  "
+                  f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:8.2f} ms  (send lag p50 {result['send_lag_p50_ms']:.2f} ms; "
+                  f"client CPU {result['client_cpu_ms_per_request']:.3f} ms/request)", flush=True)
+        rows.append(row)
+    return rows
 
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -295,46 +437,29 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     # `--rounds` rounds, so a change in what else the machine runs touches every server alike.
     configs = {f"{mode}_threads{threads}": [*options, "--threads", str(threads), *args.server_option]
                for threads in args.threads for mode, options in SETTINGS.items()}
-    servers = {name: start_server(package, options) for name, options in configs.items()}
-    per_round = -(-args.requests // args.rounds)  # the last round takes what is left
-    seconds = dict.fromkeys(servers, 0.0)
-    latencies: dict[str, list[float]] = {name: [] for name in servers}
-    rounds: dict[str, list[float]] = {name: [] for name in servers}
+    servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
     results: dict[str, Any] = {}
+    rates: list[dict[str, Any]] = []
     try:
-        cpu_before = {name: cpu_seconds(process.pid) for name, (process, _) in servers.items()}
-        for r in range(args.rounds):
-            n = min(per_round, args.requests - r * per_round)
-            for name, (_, port) in servers.items():
-                took, timed = run_load(port, requests, args.clients, args.warmup if r == 0 else 0, n)
-                seconds[name] += took
-                latencies[name] += timed
-                rounds[name].append(round(len(timed) / took, 1))
-            print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{name} {rounds[name][-1]:,.0f}" for name in servers) + " req/s", flush=True)
-        for name, (process, port) in servers.items():
-            cpu_after = cpu_seconds(process.pid)
-            row = summary(seconds[name], latencies[name], tokens_per_request)
-            row["rounds_requests_per_s"] = rounds[name]
-            # CPU the server spent per request (warm-up included): unlike wall time, barely moved by a shared machine.
-            if cpu_before[name] is not None and cpu_after is not None:
-                row["server_cpu_ms_per_request"] = round((cpu_after - cpu_before[name]) * 1e3 / (args.clients * (args.requests + args.warmup)), 3)
-            row.update(batch_means(port))
-            alone_seconds, alone = run_load(port, requests, 1, args.warmup, args.alone_requests)
-            row["one_client"] = {k: v for k, v in summary(alone_seconds, alone, tokens_per_request).items()
-                                 if k in ("requests", "requests_per_s", "p50_ms", "p99_ms")}
-            row["fraction_of_tag_batch"] = round(row["tokens_per_s"] / reference["tag_batch_tokens_per_s"], 3)
-            row["fraction_of_tag_texts"] = round(row["tokens_per_s"] / reference["tag_texts_tokens_per_s"], 3)
-            results[name] = row
+        for name, options in configs.items():
+            servers[name] = start_server(package, options)
+        results = closed_loop(args, servers, requests, tokens_per_request, reference)
+        if args.rates:
+            threads = args.threads[0]
+            pair = {mode: servers[f"{mode}_threads{threads}"] for mode in SETTINGS}
+            rates = open_loop(args, pair, requests, results[f"batching_off_threads{threads}"]["requests_per_s"])
     finally:
         for name, (process, _) in servers.items():
             code = stop_server(process)
             if name in results:
                 results[name]["exit_code"] = code
+    print("closed loop (each client sends its next request when its answer is in):")
     for name, row in results.items():
         print(f"{name:22s} {row['requests_per_s']:8,.0f} req/s {row['tokens_per_s']:9,} tokens/s  "
-              f"p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  {row['requests_per_batch']:5.1f} requests/batch  "
+              f"p50 {row['p50_ms']:6.2f} ms (Little's law: mean = {args.clients} / throughput = {row['littles_law_mean_ms']:.2f} ms; "
+              f"measured mean {row['mean_ms']:.2f} ms)  p99 {row['p99_ms']:6.2f} ms  {row['requests_per_batch']:5.1f} requests/batch  "
               f"{row['fraction_of_tag_batch']:.0%} of in-process tag_batch; one client: p50 {row['one_client']['p50_ms']:.2f} ms; "
-              f"server CPU {row.get('server_cpu_ms_per_request', float('nan')):.3f} ms/request")
+              f"CPU a request: server {row.get('server_cpu_ms_per_request', float('nan')):.3f} ms, client {row['client_cpu_ms_per_request']:.3f} ms")
     speedups: dict[str, dict[str, float]] = {}
     for threads in args.threads:
         on, off = results[f"batching_threads{threads}"], results[f"batching_off_threads{threads}"]
@@ -344,12 +469,20 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         }
         print(f"{threads} thread(s): dynamic batching {speedups[f'threads{threads}']['throughput']:.2f}x the throughput "
               f"of batching off, {speedups[f'threads{threads}']['server_cpu_per_request']:.2f}x less server CPU a request")
+    if rates:
+        print(f"open loop ({args.threads[0]} thread(s), {args.clients} connections, Poisson arrivals, latency from the scheduled send):")
+        for row in rates:
+            print(f"  {row['fraction_of_batching_off_saturation']:g}x = {row['offered_requests_per_s']:,.0f} req/s offered: " + "; ".join(
+                f"{mode} achieved {row[mode]['achieved_requests_per_s']:,.0f} req/s, p50 {row[mode]['p50_ms']:.2f} ms, p99 {row[mode]['p99_ms']:.2f} ms"
+                for mode in SETTINGS))
     return {
         "model": described, "clients": args.clients, "requests_per_client": args.requests, "warmup_per_client": args.warmup,
         "rounds": args.rounds, "sentences": len(texts), "tokens_per_request": tokens_per_request,
         "server_options": args.server_option, "in_process_one_thread": reference, "servers": results,
-        "speedup_batching_vs_off": speedups, "cpus": os.cpu_count(), "load_average_before": load_before,
-        "load_average_after": load_average(),
+        "speedup_batching_vs_off": speedups,
+        "open_loop": {"threads": args.threads[0], "connections": args.clients, "arrivals": "poisson",
+                      "requests_per_rate": args.open_requests, "rates": rates},
+        "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_average(),
     }
 
 
@@ -364,6 +497,10 @@ def main() -> None:
                         "the servers taking turns (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="worker threads of the servers: each count is run with batching and without (default 1 2)")
+    parser.add_argument("--rates", type=float, nargs="*", default=[0.5, 0.9, 1.2],
+                        help="open-loop rates, as fractions of batching off's closed-loop requests/s, each offered to the "
+                        "servers with the first --threads count (default 0.5 0.9 1.2; none: skip the open loop)")
+    parser.add_argument("--open-requests", type=int, default=6000, help="requests of each open-loop rate and server (default 6000)")
     parser.add_argument("--server-option", action="append", default=[],
                         help="extra option for every server, e.g. --server-option=--max-wait-ms=1 (repeatable)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")

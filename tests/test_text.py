@@ -19,7 +19,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.onnx_export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
-from ner_fast.text import ABBREVIATIONS, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
+from ner_fast.text import ABBREVIATIONS, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import make_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "ner_fast" / "data" / "ner_dataset.csv.zip"
@@ -302,6 +302,27 @@ def test_to_dict_shape(tagger: Tagger) -> None:
     assert d["sentences"] == [{"start": 0, "end": 38}, {"start": 39, "end": 75}]
     assert [list(t) for t in d["tokens"]] == [["text", "start", "end", "tag", "pos"]] * len(doc.tokens)
     assert [(t["text"], t["start"], t["end"], t["tag"], t["pos"]) for t in d["tokens"]] == [t[:5] for t in doc.tokens]
+
+
+def test_json_line_is_compact_json_with_line_ends_escaped() -> None:
+    value = {"text": "a\u2028b\x85c\u2029d \u00e9\u674e\U0001f642 \"q\"\n", "n": [1, 0.5, None, True]}
+    line = json_line(value)
+    # Written by hand: no spaces, non-ASCII kept as UTF-8, the three line ends and the JSON escapes escaped.
+    expected = '{"text":"a\\u2028b\\u0085c\\u2029d \u00e9\u674e\U0001f642 \\"q\\"\\n","n":[1,0.5,null,true]}'
+    assert line == expected.encode("utf-8")
+    assert json.loads(line) == value
+    assert len(line.decode("utf-8").splitlines()) == 1
+
+
+def test_to_json_is_the_json_line_of_to_dict(tagger: Tagger) -> None:
+    texts = [TEXTS[0], "Zo\u00eb met Ange\u2028la in Z\u00fcrich\x85 on Friday.\u2029Then Paris."]
+    docs = [tagger(t) for t in texts]
+    assert docs
+    for text, doc in zip(texts, docs):
+        line = doc.to_json()
+        assert json.loads(line) == json.loads(json.dumps(doc.to_dict()))  # the json module as the reference
+        assert line.splitlines() == [line] and json.loads(line)["text"] == text
+        assert line.encode("utf-8") == json_line(doc.to_dict())
 
 
 def test_entity_is_one_class_with_offsets_and_token_indices(tagger: Tagger) -> None:

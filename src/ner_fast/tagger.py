@@ -197,8 +197,9 @@ class Tagger:
 
     def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
-        (`batch_size` sentences a `tag_batch` call, `n_threads` of its batches at once, default the
-        tagger's `workers`; the next group is tokenized meanwhile: `ner_fast.text.pipe`)."""
+        (groups of `batch_size` sentences, each one tagging call whose batches run on a pool of
+        `n_threads` threads, default the tagger's `workers`; the next group is segmented while the pool
+        tags: `ner_fast.text.pipe`)."""
         if isinstance(texts, str):
             raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
         return pipe_texts(self, texts, batch_size, n_threads)
@@ -305,15 +306,28 @@ class Tagger:
             raise ValueError("pos must hold one POS tag per token of every sentence")
         n = len(sentences)
         lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
         try:
-            matrix = featurize(words, flat_pos, self.vocabs, self.max_token_chars).matrix
+            return self._plan_flat(words, flat_pos, lengths, batch_size)
         except TypeError:
             raise TypeError(_not_a_string(sentences, pos)) from None
+
+    def _plan_flat(
+        self, words: Sequence[str], pos: Sequence[str] | None, lengths: np.ndarray, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
+        """`_plan` of sentences given flat, unchecked: `words` (and `pos`, for a POS-input model) all
+        sentences' tokens back to back, `lengths` (int64) each sentence's count. A token that is not a
+        str raises TypeError."""
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        matrix = featurize(words, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
         return matrix, offsets, lengths, plan_batches(lengths, self.buckets, batch_size)
+
+    def _flat_work(self, words: Sequence[str], lengths: np.ndarray, batch_size: int, scores: bool, pos: bool) -> TagWork:
+        """A `TagWork` over flat tokens (`_plan_flat`, no POS input) filling `tag_ids` and, as asked,
+        `scores` and `pos_ids`: what `ner_fast.text` tags raw text with."""
+        return TagWork(self, *self._plan_flat(words, None, lengths, batch_size), scores=scores, pos=pos)
 
     def _infer(
         self,
@@ -342,43 +356,95 @@ class Tagger:
         workers = self.workers if workers is None else workers
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        matrix, offsets, lengths, jobs = self._plan(sentences, pos, batch_size)
-        n = len(sentences)
-        best = np.empty((int(offsets[-1]),), dtype=np.int64)
-        probs = np.empty((int(offsets[-1]), len(self.tags)), dtype=np.float32) if proba else None
-        want_pos = return_pos and self.pos_tags is not None
-        pos_best = np.empty((int(offsets[-1]),), dtype=np.int64) if want_pos else None
-
-        def run(job: tuple[int | None, np.ndarray]) -> None:
-            # Each job writes only its own sentences' rows of `best` and `probs`: jobs may run concurrently.
-            top, out, pos_scores = self._infer(matrix, offsets, lengths, *job, want_pos=want_pos)
-            batch = job[1]
-            # POS ids 0 and 1 are <pad> and <unk>, never an answer.
-            pos_top = pos_scores[:, :, UNK + 1 :].argmax(axis=2) + UNK + 1 if pos_scores is not None else None
-            for row, i in enumerate(batch.tolist()):
-                a, b = int(offsets[i]), int(offsets[i + 1])
-                best[a:b] = top[row, : b - a]
-                if probs is not None:
-                    probs[a:b] = out[row, : b - a]
-                if pos_best is not None:
-                    pos_best[a:b] = pos_top[row, : b - a]
-
-        if workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(run, jobs))  # list(): re-raises the first exception of a job
-        else:
-            for job in jobs:
-                run(job)
+        work = TagWork(self, *self._plan(sentences, pos, batch_size), probs=proba, pos=return_pos)
+        work.run_all(workers)
+        n, offsets = len(sentences), work.offsets
         names = self.tags
-        tags = [[names[t] for t in best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+        tags = [[names[t] for t in work.tag_ids[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+        probs = work.probs
         per_sentence = [probs[offsets[i] : offsets[i + 1]] for i in range(n)] if probs is not None else []
         pos_names = self.pos_tags
+        pos_ids = work.pos_ids
         pos_out = (
-            [[pos_names[t] for t in pos_best[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
-            if pos_best is not None and pos_names is not None
+            [[pos_names[t] for t in pos_ids[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
+            if pos_ids is not None and pos_names is not None
             else None
         )
         return tags, per_sentence, pos_out
+
+
+class TagWork:
+    """One tagging call over flat tokens (`Tagger._plan` / `_flat_work`): the features of all its tokens, its batches
+    (`jobs`, from `buckets.plan_batches`) and the flat per-token outputs they fill.
+
+    `run(job)` tags one batch and writes only its own sentences' rows of the outputs, so jobs may run
+    in any threads, in any order (onnxruntime releases the GIL): `Tagger.tag_batch` runs them with
+    `run_all`, `Tagger.pipe` keeps a pool of threads fed with the jobs of consecutive groups. When
+    every job has run: `tag_ids` (int64, one per token), `probs` (float32 (tokens, tags), when asked),
+    `scores` (float32, each token's probability of its tag, when asked) and `pos_ids` (int64, the POS
+    head's choice, when asked and the package has a head), all in input order; `offsets` (int64,
+    sentences + 1) locate each sentence's tokens.
+    """
+
+    __slots__ = ("_tagger", "_matrix", "offsets", "lengths", "jobs", "tag_ids", "probs", "scores", "pos_ids")
+
+    def __init__(
+        self,
+        tagger: Tagger,
+        matrix: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        jobs: list[tuple[int | None, np.ndarray]],
+        probs: bool = False,
+        scores: bool = False,
+        pos: bool = False,
+    ) -> None:
+        n_tokens = matrix.shape[0]
+        self._tagger = tagger
+        self._matrix = matrix
+        self.offsets = offsets
+        self.lengths = lengths
+        self.jobs = jobs
+        self.tag_ids = np.empty((n_tokens,), dtype=np.int64)
+        self.probs = np.empty((n_tokens, len(tagger.tags)), dtype=np.float32) if probs else None
+        self.scores = np.empty((n_tokens,), dtype=np.float32) if scores else None
+        self.pos_ids = np.empty((n_tokens,), dtype=np.int64) if pos and tagger.pos_tags is not None else None
+
+    def run(self, job: tuple[int | None, np.ndarray]) -> None:
+        """Tag one batch of `jobs` and write its sentences' rows of the outputs."""
+        key, batch = job
+        want_pos = self.pos_ids is not None
+        top, out, pos_scores = self._tagger._infer(self._matrix, self.offsets, self.lengths, key, batch, want_pos)
+        # The batch's real tokens (`keep`, row by row) and their rows in the flat outputs (`rows`), in
+        # the same order; one sentence (the latency path) as slices, which cost less than masks.
+        if len(batch) == 1:
+            a, n = int(self.offsets[batch[0]]), int(self.lengths[batch[0]])
+            keep: Any = (0, slice(0, n))
+            rows: Any = slice(a, a + n)
+        else:
+            positions = np.arange(top.shape[1])
+            keep = positions < self.lengths[batch][:, None]
+            rows = (self.offsets[batch][:, None] + positions)[keep]
+        chosen = top[keep]
+        self.tag_ids[rows] = chosen
+        if self.probs is not None or self.scores is not None:
+            real = out[keep]
+            if self.probs is not None:
+                self.probs[rows] = real
+            if self.scores is not None:
+                self.scores[rows] = real[np.arange(len(chosen)), chosen]
+        if self.pos_ids is not None and pos_scores is not None:
+            # POS ids 0 and 1 are <pad> and <unk>, never an answer.
+            self.pos_ids[rows] = pos_scores[keep][:, UNK + 1 :].argmax(axis=1) + UNK + 1
+
+    def run_all(self, workers: int) -> None:
+        """Run every job: in this thread, or `workers` at once in threads."""
+        if workers > 1 and len(self.jobs) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(self.run, self.jobs))  # list(): re-raises the first exception of a job
+        else:
+            for job in self.jobs:
+                self.run(job)
 
 
 def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray) -> np.ndarray:

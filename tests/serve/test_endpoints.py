@@ -87,6 +87,8 @@ def test_metrics_count_requests_errors_latency(client: httpx.Client) -> None:
     for _ in range(3):
         client.get("/healthz")
     client.post("/v1/entities", content=b"{")
+    assert client.post("/v1/entities", json={"text": TEXT}).status_code == 200
+    assert client.get("/v1/entities").status_code == 405  # not the POST shortcut: through the router
     after = client.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
     text = after.text
@@ -94,6 +96,9 @@ def test_metrics_count_requests_errors_latency(client: httpx.Client) -> None:
         metric(before, "ner_fast_requests_total", endpoint="/healthz", status="200") + 3
     assert metric(text, "ner_fast_errors_total", endpoint="/v1/entities", status="400") == \
         metric(before, "ner_fast_errors_total", endpoint="/v1/entities", status="400") + 1
+    for status, added in (("200", 1), ("405", 1)):
+        assert metric(text, "ner_fast_requests_total", endpoint="/v1/entities", status=status) == \
+            metric(before, "ner_fast_requests_total", endpoint="/v1/entities", status=status) + added
     assert metric(text, "ner_fast_request_seconds_count", endpoint="/healthz") >= 3
     assert "ner_fast_request_seconds_bucket" in text
     assert "ner_fast_batch_requests_bucket" in text and "ner_fast_batch_tokens_bucket" in text
@@ -134,6 +139,20 @@ def test_entities_of_several_texts_come_back_in_order(client: httpx.Client, tagg
     assert [d["text"] for d in docs] == TEXTS
     assert docs[1]["tokens"] == [] and docs[1]["entities"] == []
     assert client.post("/v1/entities", json={"texts": []}).json() == []
+
+
+def test_an_answer_is_the_bytes_ner_fast_tag_writes(client: httpx.Client, tagger: Tagger) -> None:
+    # One encoding of a document: the body of a one-text answer is `Doc.to_json()`, the line of
+    # `ner-fast tag`; a list is those lines joined by commas. U+2028 and U+0085 come back escaped.
+    texts = [TEXT, "Zo\u00eb met Ange\u2028la in Z\u00fcrich\x85 on Friday.\u2029Then Paris \U0001f642."]
+    lines = [tagger(t).to_json().encode("utf-8") for t in texts]
+    assert lines
+    for text, line in zip(texts, lines):
+        response = client.post("/v1/entities", json={"text": text})
+        assert response.status_code == 200 and response.content == line
+    both = client.post("/v1/entities", json={"texts": texts})
+    assert both.status_code == 200 and both.content == b"[" + b",".join(lines) + b"]"
+    assert "\u2028" not in both.text and "\x85" not in both.text and both.json()[1]["text"] == texts[1]
 
 
 def test_pre_tokenized_sentences_keep_their_tokens(client: httpx.Client, tagger: Tagger) -> None:

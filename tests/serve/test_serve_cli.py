@@ -99,6 +99,30 @@ def test_a_port_in_use_is_one_line(package: Path) -> None:
         result = CliRunner().invoke(cli, ["serve", str(package), "--port", str(port)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "in use" in result.output.lower()
+    assert f"127.0.0.1:{port}" in result.output  # says which address
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_cuda_without_cuda_is_one_warning_line_as_in_tag(package: Path) -> None:
+    import socket
+
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: nothing to warn about")
+    # The port is taken, so the command stops right after loading the model: its warning, then the error.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", str(package), "--port", str(port), "--device", "cuda"])
+        tag = CliRunner().invoke(cli, ["tag", str(package), "--text", "Paris", "--device", "cuda"])
+    assert result.exit_code == 1 and tag.exit_code == 0
+    warning_lines = [line for line in result.output.splitlines() if "CUDA" in line]
+    assert warning_lines == [line for line in tag.output.splitlines() if "CUDA" in line]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("Warning: ") and "CPU" in warning_lines[0]
+    assert result.output.splitlines()[-1].startswith("Error: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in result.output and "Tagger.load(" not in result.output
 
 
 def test_without_a_package_it_loads_the_bundled_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ def serve_command(
 ) -> None:
     """Serve the model package PACKAGE (default: the bundled model) over HTTP: POST /v1/entities,
     GET /v1/model, /healthz, /metrics, and a page at / to try it. SIGTERM stops it gracefully."""
+    from ner_fast.cli.loading import load_tagger
     from ner_fast.package import PackageError
 
     try:
@@ -54,6 +55,7 @@ def serve_command(
     limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars)
     settings = Settings(threads=threads, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, limits=limits)
     try:
-        serve(package, host, port, settings, device=device, log_level=log_level)
+        # One onnxruntime thread a worker; `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
+        serve(load_tagger(package, device=device, threads=1), host, port, settings, log_level=log_level)
     except (PackageError, ValueError, OSError, RuntimeError) as err:  # RuntimeError: the server did not start
         raise click.ClickException(str(err)) from err

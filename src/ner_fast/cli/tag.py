@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import unicodedata
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -187,7 +186,7 @@ def tag_file(
     `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input.
     """
     from ner_fast.atomic import atomic_open
-    from ner_fast.tagger import Tagger
+    from ner_fast.cli.loading import load_tagger
 
     if output is not None:
         if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
@@ -207,11 +206,7 @@ def tag_file(
     if input_path is None and text is None and sys.stdin.isatty():
         raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        tagger = Tagger.load(package, device=device, threads=threads, workers=workers)  # type: ignore[arg-type]
-    for warning in caught:  # e.g. CUDA asked for and not available: one line, not Python's two
-        click.echo(f"Warning: {warning.message}", err=True)
+    tagger = load_tagger(package, device=device, threads=threads, workers=workers)
     if raw_text:
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)

@@ -3,6 +3,6 @@
 - `app.create_app(tagger, settings)`: the ASGI app (endpoints, request checks and limits, Prometheus metrics);
 - `batcher.Batcher`: dynamic batching of concurrent requests into one tagger call, in worker threads;
 - `annotate.annotate`: what a worker does with a batch (tokenize, tag every sentence at once, build documents);
-- `server.serve(package, host, port, settings)`: load a package and serve it until SIGTERM (exit 0);
+- `server.serve(tagger, host, port, settings)`: serve a loaded tagger until SIGTERM (exit 0);
 - `static/`: the page at `/` (plain HTML, CSS and JavaScript; nothing from a CDN).
 """

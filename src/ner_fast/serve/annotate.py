@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from ner_fast.text import join_tokens, segment, tag_texts
+from ner_fast.text import join_tokens, json_line, segment, tag_texts
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,6 @@ def annotate(tagger: Any, jobs: Sequence[Job]) -> list[bytes]:
     for job in jobs:
         count = len(job.texts) if job.texts is not None else len(job.sentences or ())
         dicts = [next(docs).to_dict() for _ in range(count)]
-        # orjson: UTF-8 bytes straight from the dicts, ~10x faster than json.dumps (measured 4 us vs 40 us
-        # for a 20-token document, a tenth of what a request costs the server).
-        answers.append(orjson.dumps(dicts[0] if job.single else dicts))
+        # The bytes `Doc.to_json` writes (`ner-fast tag`): one encoding of a document everywhere.
+        answers.append(json_line(dicts[0] if job.single else dicts))
     return answers

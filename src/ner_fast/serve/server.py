@@ -7,7 +7,6 @@ was asked for is not reported as a death by signal.
 """
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
@@ -34,17 +33,23 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as err:
         sock.close()
-        raise
+        # The OS names neither (e.g. "[Errno 98] Address already in use"): the message says where.
+        shown = f"[{host}]" if ":" in host else host
+        failure = OSError(f"cannot listen on {shown}:{port}: {err.strerror or err}")
+        failure.errno = err.errno
+        raise failure from err
     return sock
 
 
 def make_server(app: Any, log_level: str = "warning") -> uvicorn.Server:
-    """A uvicorn server for `app` (uvloop and httptools when installed, no access log: it costs per request)."""
+    """A uvicorn server for `app` (uvloop and httptools when installed). What costs per request and
+    serves nothing here is off: the access log, the `Server` header, and the proxy-headers middleware
+    (the app reads no client address)."""
     config = uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=GRACE_SECONDS,
-        loop="auto", http="auto",
+        loop="auto", http="auto", proxy_headers=False, server_header=False,
     )
     return uvicorn.Server(config)
 
@@ -73,22 +78,17 @@ def run(server: uvicorn.Server, sock: socket.socket) -> None:
 
 
 def serve(
-    package: str | os.PathLike[str] | None = None,
+    tagger: Any,
     host: str = "127.0.0.1",
     port: int = 8080,
     settings: Settings = Settings(),
-    device: str = "auto",
     log_level: str = "warning",
     announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Load the model package (None: the bundled default model) and serve it over HTTP until SIGTERM.
-
-    Each of `settings.threads` worker threads runs one batch at a time with one onnxruntime thread.
-    `announce` receives the address once the socket listens (default: printed to stderr).
-    """
-    from ner_fast.tagger import Tagger
-
-    tagger = Tagger.load(package, device=device, threads=1) if package is not None else Tagger.load(device=device, threads=1)  # type: ignore[call-arg]
+    """Serve `tagger` (a `ner_fast.Tagger`, loaded with `threads=1`: each of `settings.threads` worker
+    threads runs one batch at a time) over HTTP until SIGTERM. `announce` receives the address once the
+    socket listens (default: printed to stderr). Raises OSError when the address cannot be bound (the
+    message names it), ValueError for a model the API cannot serve."""
     app = create_app(tagger, settings)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

@@ -1,0 +1,48 @@
+"""The load generator of `benchmarks/serve.py` against a test server: every request is sent and
+answered, at the offered schedule (open loop) or one after another (closed loop)."""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+TEXTS = ["Angela Merkel visited Paris on Monday .", "The UN met in New York .", "Prices rose in 2009 ."]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "serve.py"
+    spec = importlib.util.spec_from_file_location("bench_serve", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_serve"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def test_open_loop_sends_every_request_at_its_rate(bench: ModuleType, url: str) -> None:
+    requests = [bench.request_bytes(t) for t in TEXTS]
+    rate, n = 400.0, 60
+    seconds, latencies, lags = asyncio.run(bench.open_load(port_of(url), requests, 4, rate, n, seed=1))
+    assert len(latencies) == len(lags) == n
+    assert min(latencies) > 0 and min(lags) >= 0
+    assert all(lat >= lag for lat, lag in zip(latencies, lags))  # an answer comes after its send
+    # The schedule's last arrival is near n / rate (Poisson: mean n / rate, sd sqrt(n) / rate), so the run
+    # lasts about that long: neither sent all at once nor held back.
+    expected = n / rate
+    assert expected - 4 * np.sqrt(n) / rate < seconds < expected + 4 * np.sqrt(n) / rate + 2.0
+
+
+def test_closed_loop_times_every_request_after_the_warm_up(bench: ModuleType, url: str) -> None:
+    requests = [bench.request_bytes(t) for t in TEXTS]
+    seconds, latencies = bench.run_load(port_of(url), requests, 3, 2, 5)
+    assert len(latencies) == 3 * 5 and min(latencies) > 0 and seconds > 0
