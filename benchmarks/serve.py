@@ -186,6 +186,15 @@ def request_bytes(text: str) -> bytes:
     return head.encode() + body
 
 
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """The body of the next HTTP answer on `reader`; RuntimeError unless it is a 200."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = CONTENT_LENGTH.search(head)
+    if not head.startswith(b"HTTP/1.1 200") or length is None:
+        raise RuntimeError(f"bad answer: {head[:200]!r}")
+    return await reader.readexactly(int(length.group(1)))
+
+
 async def one_client(port: int, requests: list[bytes], start: int, warmup: int, n: int, latencies: list[float],
                      ready: asyncio.Barrier) -> None:
     """`warmup` + `n` requests on one keep-alive connection, cycling through `requests` from `start`."""
@@ -197,11 +206,7 @@ async def one_client(port: int, requests: list[bytes], start: int, warmup: int, 
                 await ready.wait()  # every client warmed up: the timed phase starts together
             t0 = time.perf_counter()
             writer.write(next(order))
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = CONTENT_LENGTH.search(head)
-            if not head.startswith(b"HTTP/1.1 200") or length is None:
-                raise RuntimeError(f"bad answer: {head[:200]!r}")
-            body = await reader.readexactly(int(length.group(1)))
+            body = await read_answer(reader)
             if i >= warmup:
                 latencies.append(time.perf_counter() - t0)
             elif i == 0 and "entities" not in json.loads(body):
@@ -251,11 +256,7 @@ async def open_client(port: int, requests: list[bytes], start: int, arrivals: np
                 await asyncio.sleep(wait)
             sent = time.perf_counter()
             writer.write(next(order))
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = CONTENT_LENGTH.search(head)
-            if not head.startswith(b"HTTP/1.1 200") or length is None:
-                raise RuntimeError(f"bad answer: {head[:200]!r}")
-            await reader.readexactly(int(length.group(1)))
+            await read_answer(reader)
             latencies.append(time.perf_counter() - due)
             lags.append(sent - due)
     finally:

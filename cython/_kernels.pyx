@@ -737,6 +737,16 @@ def viterbi_path(
 
 # --------------------------------------------------------------------------- CRF training loss
 
+cdef inline double _row_max(double[:, ::1] a, Py_ssize_t row, Py_ssize_t n) noexcept nogil:
+    """The largest of a[row, :n] (n >= 1): the shift that keeps a step's exp() in (0, 1]."""
+    cdef double m = a[row, 0]
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if a[row, i] > m:
+            m = a[row, i]
+    return m
+
+
 cdef Py_ssize_t _crf_nll_grad(
     const real_t[:, :, ::1] emit,
     const int64_t[:, ::1] labels,
@@ -796,10 +806,7 @@ cdef Py_ssize_t _crf_nll_grad(
         for j in range(n_tags):
             alpha[0, j] = <double>emit[b, 0, j] + start[j]  # in float64, not float32 + float32
         for t in range(1, n):
-            m = alpha[t - 1, 0]
-            for i in range(1, n_tags):
-                if alpha[t - 1, i] > m:
-                    m = alpha[t - 1, i]
+            m = _row_max(alpha, t - 1, n_tags)
             for j in range(n_tags):
                 acc[j] = 0.0
             for i in range(n_tags):
@@ -858,10 +865,7 @@ cdef Py_ssize_t _crf_nll_grad(
         # as exp(alpha[t-1, i] - m) * e_col[i, j] * exp(c_max[j] + emit[t, j] + beta[t, j] + m - log Z):
         # 2T exp() a step instead of T*T.
         for t in range(1, n):
-            m = alpha[t - 1, 0]
-            for i in range(1, n_tags):
-                if alpha[t - 1, i] > m:
-                    m = alpha[t - 1, i]
+            m = _row_max(alpha, t - 1, n_tags)
             for j in range(n_tags):
                 work[j] = exp(c_max[j] + emit[b, t, j] + beta[t, j] + m - log_z)
             for i in range(n_tags):
