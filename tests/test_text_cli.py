@@ -129,6 +129,7 @@ def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Pa
     "args, message",
     [
         (["{pkg}", "{file}", "--text", "x"], "INPUT or --text"),
+        (["{pkg}", "--text", "Paris", "--input-format", "conll"], "--input-format conll does not apply"),
         (["{pkg}", "{file}", "--document"], "--input-format text"),
         (["{pkg}", "{file}", "--input-format", "tokens", "--output-format", "pretty"], "pretty"),
         (["{pkg}", "{file}", "{file}"], "at most two paths"),

@@ -194,6 +194,8 @@ def tag_file(
         if output.exists() and not force:
             raise click.UsageError(f"--output {output} exists: add --force to replace it")
 
+    if text is not None and input_format not in ("auto", TEXT):
+        raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
     raw_text = text is not None or input_format == TEXT
     if output_format is None:
         output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
