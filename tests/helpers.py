@@ -12,7 +12,7 @@ import numpy as np
 from ner_fast.atomic import atomic_write_json
 from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
 from ner_fast.corpus import Corpus
-from ner_fast.features import CASING_CLASSES
+from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import Vocabularies
 
 # A GMB-style CSV with the shipped file's quirks: CRLF, quoted fields, the sentence number only on
@@ -112,3 +112,19 @@ def make_checkpoint(
     vocabs.save(folder / "vocab.json")
     save_params(folder / "best.params.npz", params)
     return config, params, vocabs
+
+
+def random_features(
+    rng: np.random.Generator, lengths: list[int], seq_len: int, config: ModelConfig, first_pos: int = 1
+) -> np.ndarray:
+    """Random int features (B, F, seq_len) in the documented layout, zero beyond each length; POS ids
+    from `first_pos` (2 where they serve as the POS head's labels: 0 and 1 are <pad> and <unk>)."""
+    x = np.zeros((len(lengths), config.n_features, seq_len), dtype=np.int32)
+    for b, n in enumerate(lengths):
+        x[b, ROW_WORD, :n] = rng.integers(1, config.n_words, n)
+        x[b, ROW_CASING, :n] = rng.integers(1, config.n_casing, n)
+        x[b, ROW_POS, :n] = rng.integers(first_pos, config.n_pos, n)
+        for t in range(n):
+            k = int(rng.integers(1, config.max_token_chars + 1))
+            x[b, ROW_CHARS : ROW_CHARS + k, t] = rng.integers(1, config.n_chars, k)
+    return x

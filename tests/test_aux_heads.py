@@ -15,11 +15,11 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from helpers import SENTENCES, make_checkpoint
+from helpers import SENTENCES, make_checkpoint, random_features
 from ner_fast import Tagger
 from ner_fast.checkpoint import ModelConfig, init_params, pack_params, param_shapes, unpack_params
 from ner_fast.cli.train import train_command
-from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD, featurize
+from ner_fast.features import CASING_CLASSES, ROW_POS, ROW_WORD, featurize
 from ner_fast.model import make_sym_gen, pos_output_index
 from ner_fast.onnx_export import POS_OUTPUT_NAME, export_model
 from ner_fast.package import load_package
@@ -40,15 +40,7 @@ AUX_NAMES = {"pos_fc_weight", "pos_fc_bias"} | {
 
 def features(rng: np.random.Generator, lengths: list[int], seq_len: int, config: ModelConfig = CONFIG) -> np.ndarray:
     """Random features (B, F, seq_len) with POS ids as labels, zero beyond each length."""
-    x = np.zeros((len(lengths), config.n_features, seq_len), dtype=np.int32)
-    for b, n in enumerate(lengths):
-        x[b, ROW_WORD, :n] = rng.integers(1, config.n_words, n)
-        x[b, ROW_CASING, :n] = rng.integers(1, config.n_casing, n)
-        x[b, ROW_POS, :n] = rng.integers(2, config.n_pos, n)
-        for t in range(n):
-            k = int(rng.integers(1, config.max_token_chars + 1))
-            x[b, ROW_CHARS : ROW_CHARS + k, t] = rng.integers(1, config.n_chars, k)
-    return x
+    return random_features(rng, lengths, seq_len, config, first_pos=2)
 
 
 def _module(config: ModelConfig, x: np.ndarray, label: np.ndarray, params: dict[str, np.ndarray]) -> mx.mod.Module:

@@ -21,6 +21,7 @@ from ner_fast.checkpoint import (
 )
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.model import Predictor, make_sym_gen, predict_proba
+from helpers import random_features
 
 CONFIG = ModelConfig(
     n_words=40,
@@ -45,15 +46,7 @@ CONFIG = ModelConfig(
 
 def features(rng: np.random.Generator, lengths: list[int], seq_len: int, config: ModelConfig = CONFIG) -> np.ndarray:
     """Random int features (B, F, seq_len) in the documented layout, zero beyond each length."""
-    x = np.zeros((len(lengths), config.n_features, seq_len), dtype=np.int32)
-    for b, n in enumerate(lengths):
-        x[b, ROW_WORD, :n] = rng.integers(1, config.n_words, n)
-        x[b, ROW_CASING, :n] = rng.integers(1, config.n_casing, n)
-        x[b, ROW_POS, :n] = rng.integers(1, config.n_pos, n)
-        for t in range(n):
-            k = int(rng.integers(1, config.max_token_chars + 1))
-            x[b, ROW_CHARS : ROW_CHARS + k, t] = rng.integers(1, config.n_chars, k)
-    return x
+    return random_features(rng, lengths, seq_len, config, first_pos=1)
 
 
 def reference_proba(config: ModelConfig, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
