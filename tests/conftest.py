@@ -3,6 +3,7 @@ Hypothesis profile of the suite. Data and helpers that test modules import live 
 pytest imports this file itself, and a test module must not import it a second time."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ from ner_fast.corpus import Corpus, read_corpus
 # storage kinds of str to cover), and no deadline, since a shared 2-core machine stalls at random.
 settings.register_profile("ner-fast", max_examples=150, deadline=None)
 settings.load_profile("ner-fast")
+
+# `ner-fast train` makes OpenMP's idle threads spin (`train.spin_openmp_threads`), a default for a
+# process that only trains; the test process (where CliRunner runs the command) does everything
+# else too, and so do the commands it starts: their threads sleep when idle.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")

@@ -51,3 +51,12 @@ def test_several_cpu_contexts_get_an_engine_thread_each_and_share_the_cores() ->
     mine = {"MXNET_CPU_WORKER_NTHREADS": "5"}
     set_mxnet_threads(mine, cpu_contexts=2)
     assert mine["MXNET_CPU_WORKER_NTHREADS"] == "5"
+
+
+def test_spinning_openmp_threads_is_a_default_the_user_overrides() -> None:
+    from ner_fast.train import spin_openmp_threads
+
+    env: dict[str, str] = {}
+    assert spin_openmp_threads(env) == "ACTIVE" and env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    mine = {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert spin_openmp_threads(mine) == "PASSIVE" and mine == {"OMP_WAIT_POLICY": "PASSIVE"}
