@@ -175,6 +175,46 @@ def in_process(package: Path, texts: list[str], rounds: int = 3) -> dict[str, fl
     }
 
 
+def batching_ceiling(package: Path, texts: list[str], batch: int = 16, rounds: int = 3) -> dict[str, float]:
+    """The most that batching can gain, measured in process with one onnxruntime thread: what one request
+    costs a server's worker thread (`annotate`: tokenize, tag, write the JSON answer), in batches of one
+    request and of `batch`, and the network's part of it (onnxruntime's `run` on the same batches).
+
+    A server whose worker thread is its bottleneck gains at most the ratio of the two worker costs; if
+    everything but the network were free, it would gain the network's own ratio. Best of `rounds` passes."""
+    from ner_fast.serve.annotate import Job, annotate
+    from ner_fast.tagger import Tagger
+    from ner_fast.text import tokenize
+
+    tagger = Tagger.load(package, device="cpu", threads=1)
+    jobs = [Job([t], None, True, len(t.split())) for t in texts]
+    sentences = [tokenize(t)[0] for t in texts]
+    sessions = tagger.sessions
+
+    def best(run: Any) -> float:
+        run()
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return min(times) / len(texts) * 1000
+
+    def network(size: int) -> float:
+        inputs = [{tagger.input_name: f} for f in tagger.features(sentences, batch_size=size)]
+        runs = [(sessions.get(f[tagger.input_name].shape[2], sessions.get(None)), f) for f in inputs]
+        return best(lambda: [session.run(None, feed) for session, feed in runs])
+
+    worker = {size: best(lambda: [annotate(tagger, jobs[i : i + size]) for i in range(0, len(jobs), size)]) for size in (1, batch)}
+    net = {size: network(size) for size in (1, batch)}
+    return {
+        "batch": batch,
+        "worker_ms_per_request_alone": round(worker[1], 4), "worker_ms_per_request_batched": round(worker[batch], 4),
+        "network_ms_per_request_alone": round(net[1], 4), "network_ms_per_request_batched": round(net[batch], 4),
+        "worker_gain": round(worker[1] / worker[batch], 2), "network_gain": round(net[1] / net[batch], 2),
+    }
+
+
 # ----------------------------------------------------------------------------- the load generator
 
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.I)
@@ -434,6 +474,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     reference = in_process(package, texts)
     print(f"in process, one thread: tag_batch {reference['tag_batch_tokens_per_s']:,} tokens/s, "
           f"tag_texts {reference['tag_texts_tokens_per_s']:,} tokens/s")
+    ceiling = batching_ceiling(package, texts)
+    print(f"in process, one thread, a request alone vs in a batch of {ceiling['batch']}: the worker's cost "
+          f"{ceiling['worker_ms_per_request_alone']:.3f} vs {ceiling['worker_ms_per_request_batched']:.3f} ms "
+          f"({ceiling['worker_gain']:.2f}x), the network's part {ceiling['network_ms_per_request_alone']:.3f} vs "
+          f"{ceiling['network_ms_per_request_batched']:.3f} ms ({ceiling['network_gain']:.2f}x)")
     # All servers run at once, idle but for the one under load; the load goes to them in turn, in
     # `--rounds` rounds, so a change in what else the machine runs touches every server alike.
     configs = {f"{mode}_threads{threads}": [*options, "--threads", str(threads), *args.server_option]
@@ -479,7 +524,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {
         "model": described, "clients": args.clients, "requests_per_client": args.requests, "warmup_per_client": args.warmup,
         "rounds": args.rounds, "sentences": len(texts), "tokens_per_request": tokens_per_request,
-        "server_options": args.server_option, "in_process_one_thread": reference, "servers": results,
+        "server_options": args.server_option, "in_process_one_thread": reference, "batching_ceiling": ceiling,
+        "servers": results,
         "speedup_batching_vs_off": speedups,
         "open_loop": {"threads": args.threads[0], "connections": args.clients, "arrivals": "poisson",
                       "requests_per_rate": args.open_requests, "rates": rates},
