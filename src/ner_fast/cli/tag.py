@@ -183,16 +183,19 @@ def tag_file(
     `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
     anything is written; a file output is written to a temporary name beside it and renamed into place
     only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
-    `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input.
+    `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input;
+    a stream (`atomic.is_stream`: /dev/null, /dev/stdout, a pipe) is written in place, without `force`.
     """
-    from ner_fast.atomic import atomic_open
+    from ner_fast.atomic import atomic_open, is_stream
     from ner_fast.cli.loading import load_tagger
 
     if output is not None:
         if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
             raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
-        if output.exists() and not force:
+        if output.exists() and not force and not is_stream(output):
             raise click.UsageError(f"--output {output} exists: add --force to replace it")
+        if not output.parent.is_dir():
+            raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
 
     if text is not None and input_format not in ("auto", TEXT):
         raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")

@@ -1,0 +1,115 @@
+"""What a careless user or an attacker does to `ner-fast tag` and its outputs: write to a pipe or a device
+(/dev/null, /dev/stdout) instead of a file, name an output in a folder that does not exist, stop a long
+run with SIGTERM. Each must keep what it did not write and end with one line and an exit code."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import make_checkpoint
+from ner_fast.atomic import atomic_write_text
+from ner_fast.cli import cli
+from ner_fast.onnx_export import export_model
+
+NER_FAST = [sys.executable, "-c", "from ner_fast.cli import main; main()"]  # the console script, in this interpreter
+
+
+@pytest.fixture(scope="module")
+def pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("misuse")
+    make_checkpoint(folder / "model", buckets=[4, 9], with_pos=False)
+    return export_model(folder / "model", folder / "pkg", quantize=None)
+
+
+def test_a_fifo_is_written_through_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so that the writer's open does not block
+    try:
+        atomic_write_text(fifo, "tagged\n")
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the pipe was replaced by a regular file"
+        assert os.read(reader, 100) == b"tagged\n"
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]  # no temporary left beside it
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_character_device_is_written_through_not_replaced(tmp_path: Path) -> None:
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a second /dev/null
+    atomic_write_text(null, "tagged\n")
+    assert stat.S_ISCHR(os.stat(null).st_mode), "the device node was replaced by a regular file"
+    assert os.stat(null).st_rdev == os.makedev(1, 3)
+
+
+def test_a_socket_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+        with pytest.raises(OSError, match="not a regular file") as info:
+            atomic_write_text(path, "x")
+        assert str(path) in str(info.value)
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+    finally:
+        server.close()
+
+
+def test_tag_writes_to_dev_stdout_without_force(pkg: Path, tmp_path: Path) -> None:
+    """`--output /dev/stdout` (or /dev/null) is a stream: nothing there to lose, so no --force, and
+    the tags come out of the pipe."""
+    (tmp_path / "in.txt").write_text("Angela Merkel visited Paris.\n", encoding="utf-8")
+    done = subprocess.run(
+        [*NER_FAST, "tag", str(pkg), str(tmp_path / "in.txt"), "--input-format", "text",
+         "--output", "/dev/stdout"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and '"text":"Angela Merkel visited Paris."' in lines[0]
+
+
+def test_an_output_in_a_missing_folder_is_a_usage_error_before_any_work(pkg: Path, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("Paris\n", encoding="utf-8")
+    out = tmp_path / "no" / "such" / "out.jsonl"
+    result = CliRunner().invoke(cli, ["tag", str(pkg), str(tmp_path / "in.txt"), "--input-format", "text", "--output", str(out)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert str(out.parent) in result.output and "does not exist" in result.output
+    assert not (tmp_path / "no").exists()
+
+
+def test_sigterm_mid_run_leaves_neither_output_nor_temporary(pkg: Path, tmp_path: Path) -> None:
+    source = tmp_path / "big.txt"
+    source.write_text("Angela Merkel visited Paris on Monday and met the president .\n" * 200_000, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen(
+        [*NER_FAST, "tag", str(pkg), str(source), "--input-format", "text", "--output", str(out)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Wait until the temporary output exists: the run is mid-write.
+        while not any(p.name.startswith(".out.jsonl.") for p in tmp_path.iterdir()):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the run never started writing"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
