@@ -375,7 +375,9 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error(exc.status_code, exc.detail)
+        answer = error(exc.status_code, exc.detail)
+        answer.headers.update(exc.headers or {})  # e.g. a 405's Allow
+        return answer
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # A fault of the server, not the client's: logged with its traceback here, one line to the client.
