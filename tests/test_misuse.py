@@ -113,3 +113,22 @@ def test_sigterm_mid_run_leaves_neither_output_nor_temporary(pkg: Path, tmp_path
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["evaluate", "RUN", "DATA", "--batch-size", "0"], "--batch-size"),
+        (["evaluate", "RUN", "DATA", "--batch-size", "-1"], "--batch-size"),  # ran, and scored no sentence
+        (["launch", "--workers", "0", "--", "train"], "--workers"),
+        (["launch", "--servers", "-1", "--", "train"], "--servers"),
+        (["launch", "--timeout", "0", "--", "train"], "--timeout"),
+    ],
+)
+def test_absurd_counts_are_usage_errors(tmp_path: Path, args: list[str], option: str) -> None:
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    (tmp_path / "data.conll").write_text("Angela NNP B-per\nvisited VBD O\n\nParis NNP B-geo\n", encoding="utf-8")
+    given = [str(tmp_path / "run") if a == "RUN" else str(tmp_path / "data.conll") if a == "DATA" else a for a in args]
+    result = CliRunner().invoke(cli, given)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit) and option in result.output
