@@ -132,3 +132,12 @@ def test_absurd_counts_are_usage_errors(tmp_path: Path, args: list[str], option:
     result = CliRunner().invoke(cli, given)
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit) and option in result.output
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "pretty", "conll"])
+def test_a_text_argument_that_is_not_utf8_is_one_line(pkg: Path, output_format: str) -> None:
+    # `ner-fast tag --text $'Paris \xff'`: Python hands the byte over as the lone surrogate U+DCFF.
+    result = CliRunner().invoke(cli, ["tag", str(pkg), "--text", "Paris \udcff x", "--output-format", output_format])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "0xff is not valid UTF-8" in result.output and "character 6" in result.output

@@ -70,6 +70,17 @@ def refuse_unwritable_tokens(corpus: Any) -> None:
             )
 
 
+def refuse_undecodable(text: str) -> None:
+    """`click.UsageError` for a `--text` that is not Unicode text: a byte of the command line that is not
+    UTF-8 reaches Python as a lone surrogate (U+DC80-U+DCFF), which no output can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        what = f"byte 0x{code - 0xDC00:02x} is not valid UTF-8" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x} is a lone surrogate"
+        raise click.UsageError(f"--text: {what} (character {err.start})") from None
+
+
 def tagged(
     tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int | None, bar: Any
 ) -> Iterator[tuple]:
@@ -199,6 +210,8 @@ def tag_file(
 
     if text is not None and input_format not in ("auto", TEXT):
         raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
+    if text is not None:
+        refuse_undecodable(text)
     raw_text = text is not None or input_format == TEXT
     if output_format is None:
         output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
