@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -141,3 +142,43 @@ def test_a_text_argument_that_is_not_utf8_is_one_line(pkg: Path, output_format: 
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert "0xff is not valid UTF-8" in result.output and "character 6" in result.output
+
+
+def test_cut_lengths_against_a_plain_reference() -> None:
+    from ner_fast.buckets import cut_lengths
+
+    lengths = np.array([0, 3, 5, 6, 11, 10, 1], dtype=np.int64)
+    expected: list[int] = []
+    for n in lengths.tolist():  # the reference: count down in steps of 5
+        left = n
+        while left > 5:
+            expected.append(5)
+            left -= 5
+        expected.append(left)
+    got = cut_lengths(lengths, 5)
+    assert got.tolist() == expected and got.sum() == lengths.sum()
+    assert cut_lengths(np.array([2, 4]), 5).tolist() == [2, 4]
+
+
+def test_a_sentence_longer_than_a_batch_runs_in_pieces(pkg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CoNLL file without blank lines is one sentence: its run's memory grows with its length
+    (300,000 tokens: 8 GB). It is tagged as consecutive pieces of at most MAX_BATCH_TOKENS tokens,
+    each exactly as that piece alone would be."""
+    from ner_fast import Tagger, tagger as tagger_module
+
+    monkeypatch.setattr(tagger_module, "MAX_BATCH_TOKENS", 7, raising=False)
+    tagger = Tagger.load(pkg, device="cpu")
+    words = ("Angela Merkel visited Paris on Monday and met Emmanuel Macron in Berlin with the UN".split() * 2)[:23]
+    pieces = [words[0:7], words[7:14], words[14:21], words[21:23]]
+    widths = [batch.shape[-1] for batch in tagger.features([words, ["Paris"]])]
+    assert widths and max(widths) <= 7  # no graph run is longer than the cap
+    expected_tags, expected_probs = tagger.tag_batch(pieces, proba=True)
+    for tags, probs in (tagger.tag_batch([words], proba=True), tagger.tag(words, proba=True)):
+        tags = tags[0] if isinstance(tags[0], list) else tags
+        probs = probs[0] if isinstance(probs, list) else probs
+        assert tags == [t for piece in expected_tags for t in piece]
+        assert np.allclose(probs, np.concatenate(expected_probs), atol=1e-6)
+    # Sentences around the long one keep their own tags.
+    around = tagger.tag_batch([["Paris"], words, ["Berlin", "is", "big"]])
+    assert around[0] == tagger.tag(["Paris"]) and around[2] == tagger.tag(["Berlin", "is", "big"])
+    assert around[1] == [t for piece in expected_tags for t in piece]
