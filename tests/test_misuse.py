@@ -182,3 +182,14 @@ def test_a_sentence_longer_than_a_batch_runs_in_pieces(pkg: Path, monkeypatch: p
     around = tagger.tag_batch([["Paris"], words, ["Berlin", "is", "big"]])
     assert around[0] == tagger.tag(["Paris"]) and around[2] == tagger.tag(["Berlin", "is", "big"])
     assert around[1] == [t for piece in expected_tags for t in piece]
+
+
+@pytest.mark.parametrize("closed, args, message", [
+    (">&-", ["--text", "Paris"], "stdout is closed"),
+    ("<&-", ["-", "--input-format", "text"], "no INPUT"),
+])
+def test_a_closed_stdout_or_stdin_is_one_line(pkg: Path, closed: str, args: list[str], message: str) -> None:
+    done = subprocess.run(["bash", "-c", f'exec "$@" {closed}', "_", *NER_FAST, "tag", str(pkg), *args],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -221,7 +221,9 @@ def tag_file(
         raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
     if document and input_format != TEXT:
         raise click.UsageError("--document reads raw text: give --input-format text")
-    if input_path is None and text is None and sys.stdin.isatty():
+    if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise click.UsageError("stdout is closed: give --output FILE")
+    if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
         raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
     tagger = load_tagger(package, device=device, threads=threads, workers=workers)
