@@ -195,17 +195,22 @@ def test_a_closed_stdout_or_stdin_is_one_line(pkg: Path, closed: str, args: list
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_text_ending_in_a_long_run_of_separators_does_not_hang() -> None:
+def test_texts_that_made_the_tokenizer_quadratic_do_not_hang() -> None:
     """`tokenize` retried a trailing run of separators from each of its characters (quadratic: 8,000
     spaces took 6.4 s, so 100,000 spaces, a text the server accepts, would take ~17 minutes holding the
-    GIL). Not a speed test: a hang guard, run in a subprocess with a timeout hundreds of times what the
-    work takes. The tokens around the runs are checked against a plain split."""
+    GIL), and the e-mail pattern did the same with runs of its characters. Not a speed test: a hang
+    guard, run in a subprocess with a timeout tens of times what the work takes; the tokens are checked."""
     code = (
         "from ner_fast.text import segment\n"
         "for run in (' ' * 200_000, '\\t\\n\\x00\\u200b' * 50_000):\n"
         "    w, s, e, o = segment('Paris is big' + run)\n"
         "    assert w == ['Paris', 'is', 'big'] and o == [0, 3], (w, o)\n"
         "    assert segment(run) == ([], [], [], [0])\n"
+        # The e-mail pattern (texts with '@' or n't) scanned a run of its local-part characters to its end
+        # from every token in it: quadratic too ("ab." * 8000 + "@": 1.2 s).
+        "for tail in ('@', \" n't\"):\n"
+        "    w = segment('ab.' * 100_000 + tail)[0]\n"
+        "    assert w == ['ab', '.'] * 100_000 + [tail.strip()], w[-3:]\n"
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
