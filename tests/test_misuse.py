@@ -215,3 +215,12 @@ def test_texts_that_made_the_tokenizer_quadratic_do_not_hang() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
+
+@pytest.mark.parametrize("split", ["nan", "0.8,nan", "inf", "nan,0.1"])
+def test_a_split_that_is_not_a_number_is_a_usage_error(tmp_path: Path, split: str) -> None:
+    (tmp_path / "data.conll").write_text("Angela NNP B-per\nvisited VBD O\n\nParis NNP B-geo\n" * 5, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["prepare", str(tmp_path / "data.conll"), "--split", split, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "--split" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
