@@ -4,13 +4,15 @@
 #                              default: --out runs/gmb)
 #   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test), then run the whole
 #                              test suite (pytest ARGS)
-#   ./dev.sh build-model [--from RUN_DIR] [TRAIN ARGS...]
-#                              set up .venv, train the POS-free model on the bundled corpus into
-#                              runs/default-model (ner-fast train --epochs 12 --patience 2 TRAIN ARGS, the
-#                              default recipe; skipped with --from, a finished run),
-#                              then export it as the bundled int8 package src/ner_fast/models/default/
-#                              with its validation F1, measured through the tagger, and its provenance
-#                              in model.json (docs/TRAINING.md, "The POS-free model and the bundled package")
+#   ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]
+#                              set up .venv, train the two members of the POS-free default model on the
+#                              bundled corpus: runs/default-model (ner-fast train --epochs 12 --patience 2
+#                              TRAIN ARGS, the default recipe) and runs/default-model-b (the same with
+#                              --filter-widths 2,3,4 --filters 50); skipped with --from (finished runs);
+#                              then export them as one int8 ensemble, the bundled package
+#                              src/ner_fast/models/default/, words seen once in training dropped, with its
+#                              validation F1, measured through the tagger, and its provenance in model.json
+#                              (docs/TRAINING.md, "The POS-free model and the bundled package")
 #   ./dev.sh setup             only create/refresh .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -56,15 +58,18 @@ case "$cmd" in
         setup
         command="./dev.sh build-model${*:+ $*}"
         if [ "${1:-}" = "--from" ]; then
-            [ $# -ge 2 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR] [TRAIN ARGS...]" >&2; exit 2; }
+            [ $# -eq 3 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]" >&2; exit 2; }
             run=$2
+            run_b=$3
         else
             run=runs/default-model
+            run_b=runs/default-model-b
             # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output
-            # head instead, the parameters' moving average validated and kept (docs/TRAINING.md,
-            # "The POS-free model and the bundled package").
+            # head instead, the parameters' moving average validated and kept; the second member differs
+            # only in its character CNN (docs/TRAINING.md, "The POS-free model and the bundled package").
             .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
+            .venv/bin/ner-fast train --out "$run_b" --filter-widths 2,3,4 --filters 50 --epochs 12 --patience 2 --no-progress "$@"
         fi
-        exec .venv/bin/python -m ner_fast.bundle "$run" --command "$command" ;;
+        exec .venv/bin/python -m ner_fast.bundle "$run" --ensemble "$run_b" --min-word-count 2 --command "$command" ;;
     *) echo "usage: ./dev.sh {train|test|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -17,6 +17,12 @@ sentences: `Tagger.tag_batch` on their tokens (batch 64) and `tag_texts` (tokeni
 texts at a time, both with one onnxruntime thread as each server worker has. Also the latency of one
 client alone (no queueing) on each server.
 
+The ceiling of batching is measured in the same run (`batching_ceiling`, in process, one onnxruntime
+thread): what a request costs a server's worker thread (tokenize, tag, write the JSON answer) alone and
+in a batch of 16, and the network's part of each. A server whose worker thread is its bottleneck (one
+worker, the default) cannot gain more from batching than the ratio of the two worker costs, and not
+more than the network's own ratio even if everything else were free.
+
 A closed loop measures saturation, not latency: with `--clients` requests always in flight, Little's
 law fixes the mean latency at clients / throughput, whatever the server does (reported beside the
 measured mean and p50). Latency at a given load is measured in an open loop, as Triton's perf_analyzer

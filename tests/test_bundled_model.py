@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from ner_fast.bundle import MAX_BYTES, build_default_package, validation_corpus
 from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus
 from ner_fast.package import DEFAULT_PACKAGE, PackageError, default_package_path, load_package
+from ner_fast.prepare import split_corpus
 
 SCRIPT = """
 import json, sys
@@ -101,6 +103,30 @@ def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -
             assert t["f1"] == pytest.approx(report[name]["f1-score"], abs=1e-9), name
             checked += 1
     assert checked >= 3
+
+
+def test_build_an_ensemble_without_the_words_seen_once(tmp_path: Path, bundled: Corpus) -> None:
+    train = {"data": None, "max_sentences": 300, "split": [0.8, 0.2]}
+    training = split_corpus(bundled[:300], (0.8, 0.2))[0]  # what the run's vocabulary comes from
+    arch = dict(corpus=training, train=train, use_pos=False, pos_aux_weight=1.0, crf=True, decode="bio")
+    make_checkpoint(tmp_path / "a", seed=3, **arch)
+    make_checkpoint(tmp_path / "b", seed=4, hidden=5, **arch)
+    out, prov = build_default_package(
+        tmp_path / "a", tmp_path / "pkg", command="x", quantize=None, ensemble=[tmp_path / "b"], min_word_count=2
+    )
+    counts = Counter(w.lower() for w in training.words)
+    kept = 2 + sum(1 for n in counts.values() if n >= 2)  # <pad>, <unk> and the words seen twice or more
+    assert 2 < kept < 2 + len(counts)
+    assert prov["words_kept"] == kept and prov["min_word_count"] == 2
+    pkg = load_package(out)
+    assert len(pkg.model["vocab"]["words"]) == kept
+    assert [m["hidden"] for m in pkg.model["architecture"]["members"]][1] == 5
+    assert len(prov["ensemble"]) == 1 and prov["ensemble"][0]["training"] == prov["training"]
+    assert prov["validation"]["sentences"] == 60  # scored through the tagger on the run's validation split
+    # A vocabulary that was not built from the run's training sentences cannot be cut by their counts.
+    make_checkpoint(tmp_path / "c", corpus=bundled[:300], train=train, seed=5)
+    with pytest.raises(ValueError, match="not built from its training sentences"):
+        build_default_package(tmp_path / "c", tmp_path / "pkg2", command="x", min_word_count=2)
 
 
 def test_build_refuses_a_package_over_the_size_limit_or_a_foreign_folder(

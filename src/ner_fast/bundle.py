@@ -1,8 +1,10 @@
 """The pretrained package bundled with ner-fast: how it is built and how it is scored.
 
-`./dev.sh build-model` trains the default recipe on the bundled GMB corpus and then runs
-`python -m ner_fast.bundle RUN_DIR`, i.e. `build_default_package`: export the best checkpoint as
-an int8 package, tag the run's validation split with that package through `Tagger` (what a user
+`./dev.sh build-model` trains the two members of the default model on the bundled GMB corpus (the
+default recipe, and the same with a wider character CNN) and then runs `python -m ner_fast.bundle RUN_DIR
+--ensemble RUN_DIR2 --min-word-count 2`, i.e. `build_default_package`: export the best checkpoints as
+one int8 ensemble package (the embeddings of words seen once in training dropped, as they measured
+no loss), tag the run's validation split with that package through `Tagger` (what a user
 gets, int8 and all), and write the package, with its provenance in `model.json`
 (`provenance`: source commit, command, training settings, the validation entity F1 overall and per
 type), to `package.DEFAULT_PACKAGE` (`src/ner_fast/models/default/`, package data).
@@ -17,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +31,43 @@ from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
 from ner_fast.package import DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, write_manifest
+from ner_fast.vocab import Vocabularies
 
 # The most a bundled package may weigh (it ships inside the wheel).
 MAX_BYTES = 8 * 1024 * 1024
 
 
-def validation_corpus(train: dict[str, Any]) -> Corpus:
-    """The validation sentences of a training run, from its config.json `train` section: the `dev`
-    corpus, or the sequential split of `data` (None: the bundled corpus), as `prepare` makes it."""
+def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
+    """The (training, validation) sentences of a training run, from its config.json `train` section, as
+    `prepare` makes them: all of `data` (None: the bundled corpus) and the `dev` corpus, or the
+    sequential split of `data`."""
     from ner_fast.prepare import split_corpus
 
     fmt = train.get("format", "auto")
-    if train.get("dev"):
-        return read_corpus(train["dev"], fmt)
     if train.get("data") and Path(train["data"]).is_dir():
         raise ValueError(f"{train['data']}: the run trained on prepared data; score it on a corpus instead")
     corpus = read_corpus(train.get("data"), fmt)
     if train.get("max_sentences") is not None:
         corpus = corpus[: train["max_sentences"]]
-    return split_corpus(corpus, train.get("split", (0.8, 0.2)))[1]
+    if train.get("dev"):
+        return corpus, read_corpus(train["dev"], fmt)
+    return split_corpus(corpus, train.get("split", (0.8, 0.2)))
+
+
+def validation_corpus(train: dict[str, Any]) -> Corpus:
+    """The validation sentences of a training run (`run_corpora`)."""
+    return run_corpora(train)[1]
+
+
+def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> int:
+    """How many entries of `vocabs.words` (<pad> and <unk> included) are words seen at least `min_count`
+    times in `training`: the same count `Vocabularies.build` keeps with `min_word_freq`. The vocabulary
+    lists words most frequent first, so they are its first entries (`onnx_export.truncate_words` keeps
+    them). Raises ValueError when `vocabs` was not built from `training`."""
+    kept = Vocabularies.build(training, lowercase=vocabs.lowercase, min_word_freq=min_count).words.itos
+    if vocabs.words.itos[: len(kept)] != kept:
+        raise ValueError("the run's word vocabulary was not built from its training sentences")
+    return len(kept)
 
 
 def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
@@ -97,6 +118,23 @@ def _validation_record(scores: Scores, corpus: Corpus, train: dict[str, Any], ta
     }
 
 
+def _run_record(run_dir: Path) -> dict[str, Any]:
+    """What provenance records of one training run: its best and last epoch, its validation F1 as
+    logged in training, its training settings."""
+    from ner_fast.checkpoint import read_config
+
+    state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").exists() else {}
+    history = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
+    best = state.get("best_epoch")
+    logged = json.loads(history[best - 1])["valid"]["f1"] if best and len(history) >= best else None
+    return {
+        "best_epoch": best,
+        "epochs_trained": state.get("epoch"),
+        "training_valid_f1": logged,  # MXNet float32, as logged during training
+        "training": read_config(run_dir)["train"],
+    }
+
+
 def build_default_package(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] = DEFAULT_PACKAGE,
@@ -104,40 +142,46 @@ def build_default_package(
     command: str,
     which: str = "best",
     quantize: str | None = DEFAULT_QUANTIZE,
+    ensemble: Sequence[str | os.PathLike[str]] = (),
+    min_word_count: int = 1,
 ) -> tuple[Path, dict[str, Any]]:
-    """Export `run_dir`'s checkpoint, score it through the tagger on the run's validation split,
-    and write it with its provenance to `out` (replaced only once complete). Returns (out, provenance).
+    """Export `run_dir`'s checkpoint (with the runs of `ensemble` as one ensemble graph, trained on the
+    same data), score it through the tagger on the run's validation split, and write it with its
+    provenance to `out` (replaced only once complete). Returns (out, provenance).
 
-    `command` is recorded as the command that built the package. Raises ValueError when the
-    package would weigh more than `MAX_BYTES`.
+    `min_word_count`: keep the embeddings of the words seen at least that often in training only
+    (`frequent_words`); the others read as unknown. `command` is recorded as the command that built
+    the package. Raises ValueError when the package would weigh more than `MAX_BYTES`.
     """
     from ner_fast.checkpoint import read_config
     from ner_fast.onnx_export import export_model
     from ner_fast.tagger import Tagger
 
     run_dir, out = Path(run_dir), Path(out)
+    members = [run_dir, *map(Path, ensemble)]
     doc = read_config(run_dir)
-    state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").exists() else {}
-    corpus = validation_corpus(doc["train"])
+    training, corpus = run_corpora(doc["train"])
+    max_words = None
+    if min_word_count > 1:
+        max_words = frequent_words(training, Vocabularies.load(run_dir / "vocab.json"), min_word_count)
     # Claimed before any work: a new or empty folder, or an earlier package (replaced only at the end).
     claim = claim_output_dir(out, package_files)
     with tempfile.TemporaryDirectory(prefix="ner-fast-build-") as tmp:
-        staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which)
+        staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which, ensemble=members[1:], max_words=max_words)
         tagger = Tagger.load(staged, device="cpu")
         validation = _validation_record(score_tagger(tagger, corpus), corpus, doc["train"], tagger)
         del tagger  # close its sessions before the files move
-        history = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
-        best = state.get("best_epoch")
-        logged = json.loads(history[best - 1])["valid"]["f1"] if best and len(history) >= best else None
+        runs = [_run_record(d) for d in members]
         provenance = {
             "source_commit": _git("rev-parse", "HEAD"),
             "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
             "command": command,
             "checkpoint": which,
-            "best_epoch": best,
-            "epochs_trained": state.get("epoch"),
-            "training_valid_f1": logged,  # MXNet float32, as logged during training
-            "training": doc["train"],
+            **runs[0],
+            # The other members of an ensemble, each as the first run is recorded above.
+            "ensemble": runs[1:],
+            "min_word_count": min_word_count,
+            "words_kept": max_words,
             "validation": validation,
         }
         model_path = staged / MODEL_FILE
@@ -162,11 +206,17 @@ def build_default_package(
               help="Package folder to write (replaced only when complete).")
 @click.option("--command", "command", required=True, help="The command that built it, recorded in model.json.")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-def build_command(run_dir: Path, out: Path, command: str, checkpoint: str) -> None:
-    """Export RUN_DIR (a `ner-fast train` folder) as the bundled int8 package, with its validation
-    entity F1 measured through the tagger and its provenance in model.json."""
+@click.option("--ensemble", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="Another run trained on the same data, exported with RUN_DIR as one ensemble (repeatable).")
+@click.option("--min-word-count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep the embeddings of words seen at least this often in training only (the rest read as unknown).")
+def build_command(run_dir: Path, out: Path, command: str, checkpoint: str, ensemble: tuple[Path, ...], min_word_count: int) -> None:
+    """Export RUN_DIR (a `ner-fast train` folder; with --ensemble, several) as the bundled int8 package,
+    with its validation entity F1 measured through the tagger and its provenance in model.json."""
     try:
-        path, provenance = build_default_package(run_dir, out, command=command, which=checkpoint)
+        path, provenance = build_default_package(
+            run_dir, out, command=command, which=checkpoint, ensemble=ensemble, min_word_count=min_word_count
+        )
     except OptionError as err:
         raise click.UsageError(str(err)) from None
     except (ValueError, OSError) as err:

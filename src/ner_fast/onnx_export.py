@@ -17,9 +17,15 @@ Graph (one per bucket length, plus one whose sequence length is free), input `fe
 
 `tanh(max(x)) == max(tanh(x))` because tanh is increasing, so the graph takes the max first (53 tanh a token
 instead of 53 x positions). Dropout is the identity at inference and does not appear.
+
+An ensemble (`export_model(..., ensemble=[...])`, `ensemble_graph`) is one graph that runs every member on
+the shared input and outputs the same names: `probs` is the normalised geometric mean of the members' tag
+probabilities, `pos_probs` their mean; a CRF ensemble decodes with the mean of the members' CRF scores.
+`max_words` keeps only the most frequent words' embeddings (`truncate_words`): the rest read as unknown.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -30,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, compose, helper, numpy_helper
 
 from ner_fast import __version__
 from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
@@ -39,6 +45,7 @@ from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
+from ner_fast.vocab import Vocab, Vocabularies
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -219,6 +226,75 @@ def with_seq_len(model: onnx.ModelProto, seq_len: int) -> onnx.ModelProto:
     return fixed
 
 
+def truncate_words(
+    config: ModelConfig, params: Mapping[str, np.ndarray], vocabs: Vocabularies, max_words: int
+) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies]:
+    """Keep the embeddings of the `max_words` first word ids (the reserved ones included): the vocabulary
+    lists words most frequent first (`Vocab.from_counts`), so these are the most frequent words, and
+    every other word is then looked up as unknown, as words unseen in training are. Shrinks the package
+    by the dropped rows (most of a GMB package is word embeddings). Raises ValueError for fewer than
+    the reserved entries; a `max_words` of the vocabulary's size or more changes nothing."""
+    if max_words < vocabs.words.first_id + 1:
+        raise ValueError(f"max_words must keep at least one word besides <pad> and <unk>, got {max_words}")
+    if max_words >= len(vocabs.words):
+        return config, dict(params), vocabs
+    kept = dict(params)
+    kept["word_embed_weight"] = np.asarray(params["word_embed_weight"])[:max_words]
+    words = Vocab(vocabs.words.itos[:max_words], reserved=True)
+    return dataclasses.replace(config, n_words=max_words), kept, dataclasses.replace(vocabs, words=words)
+
+
+def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
+    """One graph running every member graph (`build_graph`'s, float32) on the shared `features` input.
+
+    Outputs, under the members' names: `probs` = softmax of the mean of the members' log tag
+    probabilities (their normalised geometric mean: what a product of experts agrees on), and, when
+    every member has the POS head, `pos_probs` = the mean of theirs. Each member's names get a prefix
+    `m<i>/`, so members may share nothing else. Raises ValueError for fewer than two members or
+    members whose inputs or outputs differ."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+    first = members[0].graph
+    signature = [(v.name, v.type.SerializeToString()) for v in first.input]
+    outputs = [o.name for o in first.output]
+    for model in members[1:]:
+        if [(v.name, v.type.SerializeToString()) for v in model.graph.input] != signature:
+            raise ValueError("ensemble members must read the same input (the same features and characters a token)")
+        if [o.name for o in model.graph.output][:1] != outputs[:1]:
+            raise ValueError("ensemble members must output the same tag probabilities")
+    pos = all(POS_OUTPUT_NAME in [o.name for o in m.graph.output] for m in members)
+    nodes: list[onnx.NodeProto] = []
+    initializers: list[onnx.TensorProto] = []
+    for i, model in enumerate(members):
+        renamed = compose.add_prefix(model, f"m{i}/")
+        # Every member reads the one input (onnxruntime removes the Identity).
+        nodes.append(helper.make_node("Identity", [INPUT_NAME], [f"m{i}/{INPUT_NAME}"], name=f"m{i}/input"))
+        nodes.extend(renamed.graph.node)
+        initializers.extend(renamed.graph.initializer)
+    g = _Graph()
+    g.nodes, g.initializers = nodes, initializers
+    n = float(len(members))
+    # log(max(p, 1e-30)): the floor `decode` puts under probabilities, so an underflow is not -inf.
+    floor = g.const("ensemble_floor", np.array(1e-30, np.float32))
+    logs = [g.op("Log", [g.op("Max", [f"m{i}/{OUTPUT_NAME}", floor])]) for i in range(len(members))]
+    mean = g.op("Mul", [g.op("Sum", logs), g.const("ensemble_weight", np.array(1 / n, np.float32))])
+    g.nodes.append(helper.make_node("Softmax", [mean], [OUTPUT_NAME], name="Softmax_ensemble", axis=-1))
+    out_values = [o for o in first.output if o.name == OUTPUT_NAME]
+    if pos:
+        mean_pos = g.op("Sum", [f"m{i}/{POS_OUTPUT_NAME}" for i in range(len(members))])
+        g.nodes.append(helper.make_node("Mul", [mean_pos, g.const("ensemble_weight_pos", np.array(1 / n, np.float32))],
+                                        [POS_OUTPUT_NAME], name="Mean_pos_ensemble"))
+        out_values += [o for o in first.output if o.name == POS_OUTPUT_NAME]
+    graph = helper.make_graph(g.nodes, "ner_fast_ensemble", list(first.input), out_values, g.initializers)
+    model = helper.make_model(graph, opset_imports=list(members[0].opset_import), producer_name="ner-fast",
+                              producer_version=__version__)
+    model.ir_version = members[0].ir_version
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    return model
+
+
 def _externalize(model: onnx.ModelProto, weights_path: Path) -> onnx.ModelProto:
     """A copy of `model` whose large initializers live in `weights_path` (written here), each at an
     offset aligned to `ALIGNMENT` so onnxruntime can map it from the file instead of copying it."""
@@ -306,13 +382,18 @@ def export_model(
     quantize: str | None = DEFAULT_QUANTIZE,
     which: str = "best",
     force: bool = False,
+    ensemble: Sequence[str | os.PathLike[str]] = (),
+    max_words: int | None = None,
 ) -> Path:
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
     `buckets` as in `parse_buckets`; the dynamic graph is always written, so sentences longer than
     every bucket are tagged whole. `quantize`: "int8" (the default, `package.DEFAULT_QUANTIZE`) stores
-    int8 weights (onnxruntime dynamic quantization), "none" or None float32 ones. `out` must be new,
-    empty or an earlier package (else `force`, see `write_package`). Returns the package folder.
+    int8 weights (onnxruntime dynamic quantization), "none" or None float32 ones. `ensemble`: more
+    checkpoint folders trained on the same vocabularies, exported with `model_dir` as one graph
+    (`ensemble_graph`). `max_words`: keep only the embeddings of that many most frequent words
+    (`truncate_words`). `out` must be new, empty or an earlier package (else `force`, see
+    `write_package`). Returns the package folder. Raises ValueError for members that do not fit together.
     """
     from ner_fast.checkpoint import load_model
 
@@ -322,13 +403,30 @@ def export_model(
     quantize = None if quantize == "none" else quantize
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     claim = claim_output_dir(target, package_files, force=force)  # before any work
-    config, params, vocabs, doc = load_model(model_dir, which)
-    pos_tags = vocabs.pos.itos if config.pos_head and vocabs.pos is not None else None
-    crf = CRF.from_params(params).to_json() if config.crf else None
+    dirs = [model_dir, *map(Path, ensemble)]
+    members = [load_model(d, which) for d in dirs]
+    config, params, vocabs, doc = members[0]
+    for d, (other_config, _, other_vocabs, other_doc) in zip(dirs[1:], members[1:]):
+        if other_vocabs != vocabs:
+            raise ValueError(f"{d}: an ensemble member must have the same vocabularies as {model_dir} (train it on the same data)")
+        for field in ("max_token_chars", "use_pos", "n_features"):
+            if getattr(other_config, field) != getattr(config, field):
+                raise ValueError(f"{d}: an ensemble member must have the same {field} as {model_dir}")
+        if other_config.crf != config.crf:
+            raise ValueError(f"{d}: ensemble members must all have a CRF output layer or none")
+    if max_words is not None:
+        members = [(*truncate_words(c, p, v, max_words), d) for c, p, v, d in members]
+        config, params, vocabs, doc = members[0]
+    pos_heads = [c.pos_head for c, _, _, _ in members]
+    pos_tags = vocabs.pos.itos if all(pos_heads) and vocabs.pos is not None else None
+    crfs = [CRF.from_params(p) for c, p, _, _ in members if c.crf]
+    # An ensemble decodes with the mean of its members' CRF scores (beside the mean of their log-probabilities).
+    crf = CRF(*(np.mean([getattr(c, f) for c in crfs], axis=0) for f in ("transitions", "start", "end"))).to_json() if crfs else None
     data = doc.get("data", {})
     lengths = parse_buckets(buckets, data.get("buckets") or [])
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(doc.get("versions", {}).get("mxnet", "unknown"))
+    n_pos = config.n_pos
     facts = {
         "ner_fast.format_version": str(FORMAT_VERSION),
         "ner_fast.tags": json.dumps(vocabs.tags.itos),
@@ -338,14 +436,21 @@ def export_model(
         "ner_fast.use_casing": str(config.use_casing).lower(),
         "ner_fast.input": f"{INPUT_NAME}: int32 (batch, {config.n_features}, seq_len), rows word, casing, POS, chars",
         "ner_fast.output": f"{OUTPUT_NAME}: float32 (batch, seq_len, {config.n_tags}), softmax over tags"
-        + (f"; {POS_OUTPUT_NAME}: float32 (batch, seq_len, {config.n_pos}), softmax over POS tags" if pos_tags else ""),
+        + (f"; {POS_OUTPUT_NAME}: float32 (batch, seq_len, {n_pos}), softmax over POS tags" if pos_tags else ""),
         "ner_fast.quantization": quantize or "none",
         # A CRF model's tags are the Viterbi path of log(output) plus these scores (ner_fast.decode).
         "ner_fast.crf": json.dumps(crf) if crf else "none",
     }
-    graph = build_graph(params, config, facts)
+    if len(members) > 1:
+        facts["ner_fast.ensemble"] = f"{len(members)} members: probs = softmax(mean(log(member probs)))"
+        graph = ensemble_graph([build_graph(p, c) for c, p, _, _ in members], facts)
+    else:
+        graph = build_graph(params, config, facts)
     if quantize == "int8":
         graph = quantize_int8(graph)
+    sources = [
+        {"model_dir": str(d.resolve()), "checkpoint": which, "trained_with": m[3].get("versions", {})} for d, m in zip(dirs, members)
+    ]
     info = {
         "vocab": vocabs.to_json(),
         "tags": vocabs.tags.itos,
@@ -359,16 +464,21 @@ def export_model(
         "quantization": quantize,
         # How the tagger turns probabilities into tags by default: what training selected the model with.
         "decode": doc.get("train", {}).get("decode", "argmax"),
-        # The learned tag-transition scores of a CRF output layer (None without one).
+        # The learned tag-transition scores of a CRF output layer (None without one; an ensemble's mean).
         "crf": crf,
-        "architecture": config.to_dict(),
+        # One model: its ModelConfig; an ensemble: each member's, and how their outputs combine.
+        "architecture": config.to_dict() if len(members) == 1 else {
+            "members": [c.to_dict() for c, _, _, _ in members],
+            "combine": "probs: softmax of the mean log-probability; pos_probs: mean; CRF scores: mean",
+        },
         "input": {"name": INPUT_NAME, "dtype": "int32", "shape": ["batch", config.n_features, "seq_len"]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_tags]},
         # The auxiliary POS head's output and its POS tag list, id -> tag (ids 0, 1: <pad>, <unk>; None without a head).
         "pos_output": (
-            {"name": POS_OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_pos]} if pos_tags else None
+            {"name": POS_OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", n_pos]} if pos_tags else None
         ),
         "pos_tags": pos_tags,
-        "source": {"model_dir": str(model_dir.resolve()), "checkpoint": which, "trained_with": doc.get("versions", {})},
+        "source": sources[0] if len(members) == 1 else {"members": sources},
     }
     return write_package(claim, graph, lengths, info, versions)
+

@@ -51,9 +51,16 @@ def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> st
                    " smaller, docs/TRAINING.md); none: float32 weights (exact parity with MXNet).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Which parameters of the training folder to export.")
+@click.option("--ensemble", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="Another training folder with the same vocabularies (the same data): MODEL and these become one"
+                   " graph whose tag probabilities are the members' geometric mean (repeatable).")
+@click.option("--max-words", type=click.IntRange(min=3), default=None,
+              help="Keep the embeddings of this many most frequent words only (<pad> and <unk> included); the"
+                   " others read as unknown. Makes the package smaller.")
 @click.option("--json", "as_json", is_flag=True, help="Print the package summary as JSON.")
 def export_command(
-    model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str, as_json: bool
+    model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str,
+    ensemble: tuple[Path, ...], max_words: int | None, as_json: bool,
 ) -> None:
     """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
@@ -62,7 +69,8 @@ def export_command(
     from ner_fast.onnx_export import export_model
 
     try:
-        package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force)
+        package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force,
+                               ensemble=ensemble, max_words=max_words)
     except OptionError as err:
         raise click.UsageError(str(err)) from None
     except (ValueError, OSError) as err:

@@ -1,0 +1,129 @@
+"""Ensemble packages and the cut of rare words' embeddings (`onnx_export.ensemble_graph`,
+`onnx_export.truncate_words`, `ner-fast export --ensemble/--max-words`).
+
+The oracle is each member exported alone (float32), combined in NumPy: the ensemble's tag
+probabilities must be the normalised geometric mean of the members', its POS probabilities their
+mean, its CRF scores the mean of theirs. A cut vocabulary must give exactly what the full one gives
+when the rarer words are replaced by the unknown id.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from helpers import SENTENCES, make_checkpoint
+from ner_fast import Tagger
+from ner_fast.cli import cli
+from ner_fast.corpus import Corpus
+from ner_fast.decode import decode
+from ner_fast.features import ROW_WORD
+from ner_fast.onnx_export import export_model
+from ner_fast.package import load_package
+from ner_fast.vocab import UNK
+
+# Words of the members' vocabulary and some they never saw.
+TEXTS = SENTENCES + [["Merkel", "met", "Obama", "in", "Paris", "on", "Tuesday", "."], ["UN"]]
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two CRF models with POS heads over the same vocabularies, with different character CNNs and sizes."""
+    root = tmp_path_factory.mktemp("members")
+    arch = dict(use_pos=False, pos_aux_weight=1.0, crf=True, decode="bio")
+    make_checkpoint(root / "a", seed=1, **arch)
+    make_checkpoint(root / "b", seed=2, filter_widths=[3], filters=6, hidden=5, **arch)
+    return root
+
+
+def outputs(tagger: Tagger, x: np.ndarray) -> list[np.ndarray]:
+    return tagger.sessions[None].run(None, {tagger.input_name: x})
+
+
+def geometric_mean(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """Softmax of the mean log-probability, in float64."""
+    mean_log = (np.log(pa.astype(np.float64)) + np.log(pb.astype(np.float64))) / 2
+    expected = np.exp(mean_log - mean_log.max(axis=-1, keepdims=True))
+    return expected / expected.sum(axis=-1, keepdims=True)
+
+
+def test_an_ensemble_is_its_members_geometric_mean(members: Path, tmp_path: Path) -> None:
+    alone = [Tagger.load(export_model(members / m, tmp_path / m, quantize=None), device="cpu") for m in "ab"]
+    both = Tagger.load(export_model(members / "a", tmp_path / "ab", quantize=None, ensemble=[members / "b"]), device="cpu")
+    batches = list(both.features(TEXTS, batch_size=len(TEXTS)))
+    assert len(batches) == 1
+    x = batches[0]
+    (pa, pos_a), (pb, pos_b) = outputs(alone[0], x), outputs(alone[1], x)
+    probs, pos = outputs(both, x)
+    real = x[:, ROW_WORD, :] > 0
+    assert real.sum() == sum(map(len, TEXTS))
+    expected = geometric_mean(pa, pb)
+    assert not np.allclose(pa[real], pb[real], atol=1e-2)  # the members disagree, so the mean means something
+    np.testing.assert_allclose(probs[real], expected[real], atol=1e-5)
+    np.testing.assert_allclose(pos[real], ((pos_a + pos_b) / 2)[real], atol=1e-6)
+    for field in ("transitions", "start", "end"):
+        mean = (getattr(alone[0].crf, field) + getattr(alone[1].crf, field)) / 2
+        np.testing.assert_allclose(getattr(both.crf, field), mean, atol=1e-7)
+    # The tagger decodes the combined probabilities with the combined CRF scores, sentence by sentence.
+    for text in TEXTS:
+        one = next(both.features([text]))
+        expected = geometric_mean(outputs(alone[0], one)[0], outputs(alone[1], one)[0])
+        ids = decode(expected, np.array([len(text)]), both.tags, "bio", both.crf)[0]
+        assert both.tag(text) == [both.tags[t] for t in ids[: len(text)]]
+    model = both.package.model
+    assert [m["hidden"] for m in model["architecture"]["members"]] == [alone[0].package.model["architecture"]["hidden"], 5]
+    assert [Path(s["model_dir"]).name for s in model["source"]["members"]] == ["a", "b"]
+
+
+def test_an_int8_ensemble_tags_like_the_float_one(members: Path, tmp_path: Path) -> None:
+    exact = Tagger.load(export_model(members / "a", tmp_path / "f", quantize=None, ensemble=[members / "b"]), device="cpu")
+    small = Tagger.load(export_model(members / "a", tmp_path / "q", ensemble=[members / "b"]), device="cpu")
+    assert small.package.model["quantization"] == "int8"
+    _, p_exact = exact.tag_batch(TEXTS, proba=True)
+    _, p_small = small.tag_batch(TEXTS, proba=True)
+    assert len(p_exact) == len(p_small) == len(TEXTS)
+    for a, b in zip(p_exact, p_small):
+        assert np.abs(a - b).max() < 0.05
+
+
+def test_max_words_reads_the_rarer_words_as_unknown(members: Path, tmp_path: Path) -> None:
+    full = Tagger.load(export_model(members / "a", tmp_path / "full", quantize=None), device="cpu")
+    words = full.package.model["vocab"]["words"]
+    k = 8
+    cut = Tagger.load(export_model(members / "a", tmp_path / "cut", quantize=None, max_words=k), device="cpu")
+    assert cut.package.model["vocab"]["words"] == words[:k]
+    assert cut.package.model["architecture"]["n_words"] == k
+    x_full, x_cut = next(full.features(TEXTS, batch_size=len(TEXTS))), next(cut.features(TEXTS, batch_size=len(TEXTS)))
+    rare = x_full[:, ROW_WORD, :] >= k
+    kept = (x_full[:, ROW_WORD, :] > UNK) & ~rare
+    assert rare.any() and kept.any()
+    expected = x_full.copy()
+    expected[:, ROW_WORD, :][rare] = UNK
+    assert np.array_equal(x_cut, expected)
+    np.testing.assert_allclose(outputs(cut, x_cut)[0], outputs(full, expected)[0], atol=1e-6)
+    weights = {p: sum(f.stat().st_size for f in p.iterdir()) for p in (full.package.path, cut.package.path)}
+    assert weights[cut.package.path] < weights[full.package.path]
+
+
+def test_members_that_do_not_fit_together_are_refused(members: Path, tmp_path: Path) -> None:
+    other = Corpus.from_sentences([["Rome", "is", "old", "."]], None, [["B-geo", "O", "O", "O"]])
+    make_checkpoint(tmp_path / "c", corpus=other, with_pos=False)
+    with pytest.raises(ValueError, match="same vocabularies"):
+        export_model(members / "a", tmp_path / "x", ensemble=[tmp_path / "c"])
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())  # nothing written
+    result = CliRunner().invoke(cli, ["export", str(members / "a"), "--out", str(tmp_path / "y"), "--ensemble", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "same vocabularies" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_export_command_writes_an_ensemble(members: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["export", str(members / "a"), "--out", str(tmp_path / "e"), "--ensemble", str(members / "b"), "--max-words", "9"]
+    )
+    assert result.exit_code == 0, result.output
+    pkg = load_package(tmp_path / "e")
+    assert len(pkg.model["architecture"]["members"]) == 2 and len(pkg.model["vocab"]["words"]) == 9
+    assert pkg.model["pos_output"] is not None
