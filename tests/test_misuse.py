@@ -224,3 +224,13 @@ def test_a_split_that_is_not_a_number_is_a_usage_error(tmp_path: Path, split: st
     assert result.exit_code == 2, result.output
     assert "--split" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_as_input(pkg: Path, tmp_path: Path) -> None:
+    """`ner-fast tag <(zcat notes.txt.gz) --input-format text` names a pipe (/dev/fd/63): read like a file."""
+    (tmp_path / "notes.txt").write_text("Angela Merkel visited Paris.\nBerlin\n", encoding="utf-8")
+    done = subprocess.run(["bash", "-c", f'exec "$@" <(cat {tmp_path / "notes.txt"}) --input-format text', "_",
+                           *NER_FAST, "tag", str(pkg)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and '"text":"Angela Merkel visited Paris."' in lines[0] and '"text":"Berlin"' in lines[1]

@@ -382,7 +382,7 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None,
     if not given or given[0] == "-":
         return package, None
     path = Path(given[0])
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe is fine: `ner-fast tag <(zcat notes.txt.gz)`, /dev/stdin
         raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
     return package, path
 
