@@ -62,6 +62,7 @@ def assert_clean_error(response: httpx.Response, status: int, words: list[str]) 
 def test_bad_request_gets_a_clear_error(client: httpx.Client, name: str, body: bytes, status: int, words: list[str]) -> None:
     response = client.post("/v1/entities", content=body, headers={"content-type": "application/json"})
     assert_clean_error(response, status, words)
+    assert "sys." not in response.json()["error"]  # no advice about the server's Python
 
 
 def test_a_chunked_body_over_the_limit_is_cut_off_with_413(client: httpx.Client) -> None:
