@@ -16,7 +16,8 @@ How a call runs: the compiled kernels of `ner_fast.features` turn all tokens int
 and sentences longer than every bucket (all of them with a package holding the dynamic graph alone, the
 export default) sorted by length into batches under `buckets.MAX_BATCH_TOKENS` padded tokens, so the
 cost follows the real tokens; a sentence longer than that runs as consecutive pieces of that many
-tokens (`buckets.cut_lengths`), so that no input makes one run's memory grow without bound. Batches run through onnxruntime and the results come back in input order.
+tokens (`buckets.cut_lengths`), so that no input makes one run's memory grow without bound. Batches
+run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
 threads: onnxruntime sessions are thread-safe, the sessions and lookup tables are built once in
@@ -218,7 +219,8 @@ class Tagger:
         With `proba=True` returns `(tags, probabilities)`, probabilities float32 (len(tokens), len(self.tags)).
         """
         n = len(tokens)
-        if 0 < n <= MAX_BATCH_TOKENS and type(tokens) in (list, tuple) and (pos is None if not self.uses_pos else _same_length(pos, n)):
+        if (0 < n <= MAX_BATCH_TOKENS and type(tokens) in (list, tuple)
+                and (pos is None if not self.uses_pos else _same_length(pos, n))):
             # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
             # outside onnxruntime); anything unusual, errors included, goes through `_run`.
             try:
