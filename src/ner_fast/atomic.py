@@ -4,7 +4,9 @@ reading our own files back with errors that name them.
 - Files are written to a temporary name beside the target (so the rename stays on one file
   system), flushed to disk and renamed onto the target; a crash or Ctrl-C mid-write leaves the
   previous file (or none), never a half-written one. A symbolic link is written through (its
-  target is replaced, the link stays); an existing file keeps its permissions.
+  target is replaced, the link stays); an existing file keeps its permissions. A pipe or a
+  character device (`--output /dev/null`, `/dev/stdout`) is written in place: a rename would put a
+  regular file where the device node was (as root, in /dev itself).
 - Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
   swapped out): the next write to the same target removes those whose process is gone, so a killed
   run leaves nothing behind for long.
@@ -16,10 +18,12 @@ reading our own files back with errors that name them.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -88,13 +92,34 @@ def _named(err: OSError, path: Path) -> OSError:
     return OSError(f"{path}: {err}")
 
 
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` (links followed) is a pipe or a character device (/dev/null, /dev/stdout, a
+    terminal): a stream, written in place, where a rename would replace the pipe or device node itself."""
+    try:
+        kind = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(kind) or stat.S_ISCHR(kind)
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path` for writing; on a clean exit fsync it and rename it onto `path`.
 
-    A symbolic link `path` is written through: the file it points to is replaced. Errors name `path`.
+    A symbolic link `path` is written through: the file it points to is replaced. A stream (`is_stream`:
+    a pipe, /dev/null, /dev/stdout) is opened and written in place, as there is nothing to rename; any
+    other existing path that is not a regular file (a socket, a block device) is an OSError. Errors name `path`.
     """
     path = Path(path)
+    if is_stream(path):
+        try:
+            with open(path, mode, encoding=encoding) as f:
+                yield f
+        except OSError as err:
+            raise _named(err, path) from None
+        return
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EEXIST, "exists and is not a regular file; not replaced", str(path))
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     remove_stale_temps(path.parent, path.name)

@@ -205,7 +205,8 @@ def parse_buckets(text: str) -> list[int]:
 
 def _check_split(values: Sequence[float]) -> tuple[float, float]:
     parts = tuple(float(v) for v in values)
-    if len(parts) != 2 or min(parts) <= 0 or sum(parts) > 1 + 1e-9:
+    # `not p > 0`, not `p <= 0`: NaN fails every comparison, and "--split nan" went through.
+    if len(parts) != 2 or not all(p > 0 for p in parts) or not sum(parts) <= 1 + 1e-9:
         raise ValueError(f"split must be two positive fractions adding up to at most 1, got {parts}")
     return parts  # type: ignore[return-value]
 

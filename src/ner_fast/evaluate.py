@@ -74,6 +74,8 @@ def score_buckets(
 
     `crf`: the model's CRF scores, for a model trained with a CRF output layer.
     """
+    if batch_size < 1:  # range() with a negative step would score no sentence at all
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     acc = Accumulator(TagScheme(tags), decode)
     total = sum((len(b) + batch_size - 1) // batch_size for b in buckets)
     with tqdm(total=total, desc="evaluate", unit="batch", disable=not progress, leave=False) as bar:

@@ -15,7 +15,9 @@ How a call runs: the compiled kernels of `ner_fast.features` turn all tokens int
 `buckets.plan_batches` makes the batches: each sentence in the smallest loaded bucket graph that fits it,
 and sentences longer than every bucket (all of them with a package holding the dynamic graph alone, the
 export default) sorted by length into batches under `buckets.MAX_BATCH_TOKENS` padded tokens, so the
-cost follows the real tokens. Batches run through onnxruntime and the results come back in input order.
+cost follows the real tokens; a sentence longer than that runs as consecutive pieces of that many
+tokens (`buckets.cut_lengths`), so that no input makes one run's memory grow without bound. Batches
+run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
 threads: onnxruntime sessions are thread-safe, the sessions and lookup tables are built once in
@@ -34,7 +36,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.buckets import plan_batches
+from ner_fast.buckets import MAX_BATCH_TOKENS, cut_lengths, plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, load_package, package_path
@@ -217,7 +219,8 @@ class Tagger:
         With `proba=True` returns `(tags, probabilities)`, probabilities float32 (len(tokens), len(self.tags)).
         """
         n = len(tokens)
-        if n and type(tokens) in (list, tuple) and (pos is None if not self.uses_pos else _same_length(pos, n)):
+        if (0 < n <= MAX_BATCH_TOKENS and type(tokens) in (list, tuple)
+                and (pos is None if not self.uses_pos else _same_length(pos, n))):
             # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
             # outside onnxruntime); anything unusual, errors included, goes through `_run`.
             try:
@@ -318,7 +321,10 @@ class Tagger:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
         """`_plan` of sentences given flat, unchecked: `words` (and `pos`, for a POS-input model) all
         sentences' tokens back to back, `lengths` (int64) each sentence's count. A token that is not a
-        str raises TypeError."""
+        str raises TypeError. A sentence over `buckets.MAX_BATCH_TOKENS` tokens runs as consecutive
+        pieces (`buckets.cut_lengths`): the offsets and lengths returned are the pieces'; the flat
+        per-token outputs are the same either way."""
+        lengths = cut_lengths(lengths, MAX_BATCH_TOKENS)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         matrix = featurize(words, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
@@ -358,7 +364,9 @@ class Tagger:
             raise ValueError(f"workers must be at least 1, got {workers}")
         work = TagWork(self, *self._plan(sentences, pos, batch_size), probs=proba, pos=return_pos)
         work.run_all(workers)
-        n, offsets = len(sentences), work.offsets
+        n = len(sentences)
+        # The sentences' own offsets: `work.offsets` are those of the pieces a long sentence ran as.
+        offsets = work.offsets if len(work.offsets) == n + 1 else np.cumsum([0, *map(len, sentences)])
         names = self.tags
         tags = [[names[t] for t in work.tag_ids[offsets[i] : offsets[i + 1]].tolist()] for i in range(n)]
         probs = work.probs
@@ -383,7 +391,8 @@ class TagWork:
     every job has run: `tag_ids` (int64, one per token), `probs` (float32 (tokens, tags), when asked),
     `scores` (float32, each token's probability of its tag, when asked) and `pos_ids` (int64, the POS
     head's choice, when asked and the package has a head), all in input order; `offsets` (int64,
-    sentences + 1) locate each sentence's tokens.
+    units + 1) locate each unit's tokens, a unit being a sentence, or a piece of one longer than
+    `buckets.MAX_BATCH_TOKENS` (`Tagger._plan_flat`).
     """
 
     __slots__ = ("_tagger", "_matrix", "offsets", "lengths", "jobs", "tag_ids", "probs", "scores", "pos_ids")

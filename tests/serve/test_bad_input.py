@@ -62,6 +62,7 @@ def assert_clean_error(response: httpx.Response, status: int, words: list[str]) 
 def test_bad_request_gets_a_clear_error(client: httpx.Client, name: str, body: bytes, status: int, words: list[str]) -> None:
     response = client.post("/v1/entities", content=body, headers={"content-type": "application/json"})
     assert_clean_error(response, status, words)
+    assert "sys." not in response.json()["error"]  # no advice about the server's Python
 
 
 def test_a_chunked_body_over_the_limit_is_cut_off_with_413(client: httpx.Client) -> None:
@@ -76,6 +77,9 @@ def test_unknown_paths_and_methods(client: httpx.Client) -> None:
     assert_clean_error(client.get("/v1/nothing"), 404, ["Not Found"])
     assert_clean_error(client.get("/v1/entities"), 405, ["Method Not Allowed"])
     assert_clean_error(client.post("/healthz"), 405, ["Method Not Allowed"])
+    # A 405 says which methods the path takes (RFC 9110: the Allow header is required).
+    assert client.get("/v1/entities").headers.get("allow") == "POST"
+    assert set(client.post("/healthz").headers.get("allow", "").split(", ")) == {"GET", "HEAD"}
     # Paths that try to leave a folder reach no file: there is no route that reads one.
     assert_clean_error(client.get("/static/../../etc/passwd"), 404, ["Not Found"])
     assert_clean_error(client.get("/static/%2e%2e/app.py"), 404, ["Not Found"])

@@ -151,5 +151,8 @@ def test_bad_settings_are_refused() -> None:
         Batcher(Recorder(), max_batch_tokens=-1, max_wait_ms=1)
     with pytest.raises(ValueError, match="max_wait_ms"):
         Batcher(Recorder(), max_batch_tokens=1, max_wait_ms=-1)
+    for never in (float("nan"), float("inf"), 1e308):  # the server took requests and never answered them
+        with pytest.raises(ValueError, match="max_wait_ms"):
+            Batcher(Recorder(), max_batch_tokens=1, max_wait_ms=never)
     with pytest.raises(ValueError, match="threads"):
         Batcher(Recorder(), max_batch_tokens=1, max_wait_ms=1, threads=0)

@@ -142,6 +142,13 @@ def test_help_lists_the_options() -> None:
         assert option in result.output
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "1e308", "-1"])
+def test_a_wait_that_never_ends_is_a_usage_error(value: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--port", "0", "--max-wait-ms", value])
+    assert result.exit_code == 2, result.output
+    assert "--max-wait-ms" in result.output and "Traceback" not in result.output
+
+
 def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
     from helpers import make_checkpoint
     from ner_fast.onnx_export import export_model

@@ -5,6 +5,9 @@ heavy imports (mxnet, onnx) happen inside the commands so `ner-fast --help` stay
 """
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from ner_fast import __version__
@@ -36,10 +39,31 @@ cli.add_command(serve_command, "serve")
 EXTRAS = {"mxnet": "train", "onnx": "train", "distributed": "dask", "dask": "dask", "starlette": "serve", "uvicorn": "serve"}
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread (a BaseException, like KeyboardInterrupt: no `except Exception` stops it)."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    # A second SIGTERM during the unwinding ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGTERM unwinds the command as Ctrl-C does (the default action would end the process on the spot):
+    `finally` blocks and context managers run, so a file being written leaves no temporary behind
+    (`atomic_open`), a launcher stops its children, a Dask cluster closes. Then one line and exit
+    143 (128 + SIGTERM, the status of a death by that signal). `ner-fast serve` handles SIGTERM itself
+    while it serves; a SIGTERM ignored by the parent (SIG_IGN) stays ignored."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         cli()
+    except Terminated:
+        click.echo("Aborted: terminated (SIGTERM).", err=True)
+        raise SystemExit(128 + signal.SIGTERM) from None
     except ModuleNotFoundError as err:
         extra = EXTRAS.get((err.name or "").partition(".")[0])
         if extra is None:

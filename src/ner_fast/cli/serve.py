@@ -5,9 +5,16 @@ from pathlib import Path
 
 import click
 
-from ner_fast.serve.settings import Limits, Settings
+from ner_fast.serve.settings import MAX_WAIT_MS, Limits, Settings
 
 DEFAULTS = Settings()
+
+
+def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets NaN through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("nan is not a number of milliseconds")
+    return value
 
 
 @click.command()
@@ -18,8 +25,8 @@ DEFAULTS = Settings()
               help="Worker threads; each tags one batch at a time with one onnxruntime thread.")
 @click.option("--max-batch-tokens", type=click.IntRange(min=0), default=DEFAULTS.max_batch_tokens, show_default=True,
               help="Tokens of concurrent requests coalesced into one tagger batch (0: no batching, each request alone).")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=DEFAULTS.max_wait_ms, show_default=True,
-              help="How long a batch waits for more requests when a worker is free.")
+@click.option("--max-wait-ms", type=click.FloatRange(0, MAX_WAIT_MS), default=DEFAULTS.max_wait_ms, show_default=True,
+              callback=_a_number, help="How long a batch waits for more requests when a worker is free.")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), default=DEFAULTS.limits.max_body_bytes, show_default=True,
               help="Largest request body (bigger: 413).")
 @click.option("--max-texts", type=click.IntRange(min=1), default=DEFAULTS.limits.max_texts, show_default=True,

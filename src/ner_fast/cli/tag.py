@@ -70,6 +70,17 @@ def refuse_unwritable_tokens(corpus: Any) -> None:
             )
 
 
+def refuse_undecodable(text: str) -> None:
+    """`click.UsageError` for a `--text` that is not Unicode text: a byte of the command line that is not
+    UTF-8 reaches Python as a lone surrogate (U+DC80-U+DCFF), which no output can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        what = f"byte 0x{code - 0xDC00:02x} is not valid UTF-8" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x} is a lone surrogate"
+        raise click.UsageError(f"--text: {what} (character {err.start})") from None
+
+
 def tagged(
     tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int | None, bar: Any
 ) -> Iterator[tuple]:
@@ -183,19 +194,24 @@ def tag_file(
     `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
     anything is written; a file output is written to a temporary name beside it and renamed into place
     only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
-    `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input.
+    `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input;
+    a stream (`atomic.is_stream`: /dev/null, /dev/stdout, a pipe) is written in place, without `force`.
     """
-    from ner_fast.atomic import atomic_open
+    from ner_fast.atomic import atomic_open, is_stream
     from ner_fast.cli.loading import load_tagger
 
     if output is not None:
         if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
             raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
-        if output.exists() and not force:
+        if output.exists() and not force and not is_stream(output):
             raise click.UsageError(f"--output {output} exists: add --force to replace it")
+        if not output.parent.is_dir():
+            raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
 
     if text is not None and input_format not in ("auto", TEXT):
         raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
+    if text is not None:
+        refuse_undecodable(text)
     raw_text = text is not None or input_format == TEXT
     if output_format is None:
         output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
@@ -205,7 +221,9 @@ def tag_file(
         raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
     if document and input_format != TEXT:
         raise click.UsageError("--document reads raw text: give --input-format text")
-    if input_path is None and text is None and sys.stdin.isatty():
+    if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise click.UsageError("stdout is closed: give --output FILE")
+    if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
         raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
     tagger = load_tagger(package, device=device, threads=threads, workers=workers)
@@ -364,7 +382,7 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None,
     if not given or given[0] == "-":
         return package, None
     path = Path(given[0])
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe is fine: `ner-fast tag <(zcat notes.txt.gz)`, /dev/stdin
         raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
     return package, path
 

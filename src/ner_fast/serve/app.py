@@ -77,7 +77,9 @@ def parse_job(body: bytes, limits: Limits) -> Job:
     except RecursionError:
         raise ClientError(400, "the request body is not usable JSON: nested too deeply") from None
     except ValueError as err:  # e.g. an integer of more than 4300 digits
-        raise ClientError(400, f"the request body is not usable JSON: {err}") from None
+        # Python's advice ("use sys.set_int_max_str_digits() to increase the limit") is for the server's code, not the client.
+        reason = str(err).split("; use sys.set_int_max_str_digits()")[0]
+        raise ClientError(400, f"the request body is not usable JSON: {reason}") from None
     if not isinstance(doc, dict):
         raise ClientError(422, f"the body must be a JSON object with one of the fields {', '.join(FIELDS)}; got a JSON {_kind(doc)}")
     unknown = sorted(set(doc) - set(FIELDS))
@@ -375,7 +377,9 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error(exc.status_code, exc.detail)
+        answer = error(exc.status_code, exc.detail)
+        answer.headers.update(exc.headers or {})  # e.g. a 405's Allow
+        return answer
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # A fault of the server, not the client's: logged with its traceback here, one line to the client.

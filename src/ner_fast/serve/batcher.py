@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ner_fast.serve.settings import MAX_WAIT_MS
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -69,8 +71,8 @@ class Batcher(Generic[Item, Result]):
     ) -> None:
         if max_batch_tokens < 0:
             raise ValueError(f"max_batch_tokens must be 0 (no batching) or more, got {max_batch_tokens}")
-        if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be 0 or more, got {max_wait_ms}")
+        if not 0 <= max_wait_ms <= MAX_WAIT_MS:  # also refuses NaN
+            raise ValueError(f"max_wait_ms must be between 0 and {MAX_WAIT_MS:g}, got {max_wait_ms}")
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.run = run

@@ -14,6 +14,11 @@ class Limits:
     max_text_chars: int = 100_000
 
 
+#: The longest `max_wait_ms`: a free worker holding a lone request back for more than 10 s only delays
+#: answers (NaN, inf or 1e308 made the server accept requests and never answer them).
+MAX_WAIT_MS = 10_000.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the server batches (see `ner_fast.serve.batcher`) and what it accepts."""
