@@ -14,14 +14,16 @@ whatever else runs on a shared machine weighs on all of them alike. Reported: re
 server's /metrics), the server's CPU time per request (from /proc: what a shared machine disturbs
 least), the ratios to batching off, and the fraction of the in-process throughput on the same
 sentences: `Tagger.tag_batch` on their tokens (batch 64) and `tag_texts` (tokenizer included) on 32
-texts at a time, both with one onnxruntime thread as each server worker has. Also the latency of one
+texts at a time, both with one onnxruntime thread (as a server worker has without batching; with batching
+it has the cores: `--onnx-threads`). Also the latency of one
 client alone (no queueing) on each server.
 
-The ceiling of batching is measured in the same run (`batching_ceiling`, in process, one onnxruntime
-thread): what a request costs a server's worker thread (tokenize, tag, write the JSON answer) alone and
-in a batch of 16, and the network's part of each. A server whose worker thread is its bottleneck (one
-worker, the default) cannot gain more from batching than the ratio of the two worker costs, and not
-more than the network's own ratio even if everything else were free.
+The ceiling of batching is measured in the same run (`batching_ceiling`, in process): what a request
+costs a server's worker thread (tokenize, tag, write the JSON answer) alone with one onnxruntime thread
+and in a batch of 16 with one thread and with all cores (what a batching worker has by default), and
+the network's part of each. A server whose worker thread is its bottleneck (one worker, the default)
+cannot gain more from batching than the ratio of the worker costs, and not more than the network's own
+ratio even if everything else were free.
 
 A closed loop measures saturation, not latency: with `--clients` requests always in flight, Little's
 law fixes the mean latency at clients / throughput, whatever the server does (reported beside the
@@ -182,20 +184,24 @@ def in_process(package: Path, texts: list[str], rounds: int = 3) -> dict[str, fl
 
 
 def batching_ceiling(package: Path, texts: list[str], batch: int = 16, rounds: int = 3) -> dict[str, float]:
-    """The most that batching can gain, measured in process with one onnxruntime thread: what one request
-    costs a server's worker thread (`annotate`: tokenize, tag, write the JSON answer), in batches of one
-    request and of `batch`, and the network's part of it (onnxruntime's `run` on the same batches).
+    """The most that batching can gain, measured in process: what one request costs a server's worker
+    thread (`annotate`: tokenize, tag, write the JSON answer), in batches of one request (one
+    onnxruntime thread, as a worker without batching has) and of `batch` (with one thread, and with the
+    threads a batching server's worker has by default, `Settings.onnx_threads_per_worker`), and the
+    network's part of each (onnxruntime's `run` on the same batches).
 
-    A server whose worker thread is its bottleneck gains at most the ratio of the two worker costs; if
-    everything but the network were free, it would gain the network's own ratio. Best of `rounds` passes."""
+    A server whose worker thread is its bottleneck (one worker, the default) cannot gain more from
+    batching than the ratio of the worker costs, and not more than the network's own ratio even if
+    everything else were free. Best of `rounds` passes."""
     from ner_fast.serve.annotate import Job, annotate
+    from ner_fast.serve.settings import Settings
     from ner_fast.tagger import Tagger
     from ner_fast.text import tokenize
 
-    tagger = Tagger.load(package, device="cpu", threads=1)
+    wide_threads = Settings().onnx_threads_per_worker()
+    taggers = {1: Tagger.load(package, device="cpu", threads=1), wide_threads: Tagger.load(package, device="cpu", threads=wide_threads)}
     jobs = [Job([t], None, True, len(t.split())) for t in texts]
     sentences = [tokenize(t)[0] for t in texts]
-    sessions = tagger.sessions
 
     def best(run: Any) -> float:
         run()
@@ -206,18 +212,25 @@ def batching_ceiling(package: Path, texts: list[str], batch: int = 16, rounds: i
             times.append(time.perf_counter() - start)
         return min(times) / len(texts) * 1000
 
-    def network(size: int) -> float:
+    def worker(tagger: Tagger, size: int) -> float:
+        return best(lambda: [annotate(tagger, jobs[i : i + size]) for i in range(0, len(jobs), size)])
+
+    def network(tagger: Tagger, size: int) -> float:
+        sessions = tagger.sessions
         inputs = [{tagger.input_name: f} for f in tagger.features(sentences, batch_size=size)]
         runs = [(sessions.get(f[tagger.input_name].shape[2], sessions.get(None)), f) for f in inputs]
         return best(lambda: [session.run(None, feed) for session, feed in runs])
 
-    worker = {size: best(lambda: [annotate(tagger, jobs[i : i + size]) for i in range(0, len(jobs), size)]) for size in (1, batch)}
-    net = {size: network(size) for size in (1, batch)}
+    alone, batched, wide = worker(taggers[1], 1), worker(taggers[1], batch), worker(taggers[wide_threads], batch)
+    net_alone, net_batched, net_wide = network(taggers[1], 1), network(taggers[1], batch), network(taggers[wide_threads], batch)
     return {
-        "batch": batch,
-        "worker_ms_per_request_alone": round(worker[1], 4), "worker_ms_per_request_batched": round(worker[batch], 4),
-        "network_ms_per_request_alone": round(net[1], 4), "network_ms_per_request_batched": round(net[batch], 4),
-        "worker_gain": round(worker[1] / worker[batch], 2), "network_gain": round(net[1] / net[batch], 2),
+        "batch": batch, "batching_onnx_threads": wide_threads,
+        "worker_ms_per_request_alone": round(alone, 4), "worker_ms_per_request_batched": round(batched, 4),
+        "worker_ms_per_request_batched_all_threads": round(wide, 4),
+        "network_ms_per_request_alone": round(net_alone, 4), "network_ms_per_request_batched": round(net_batched, 4),
+        "network_ms_per_request_batched_all_threads": round(net_wide, 4),
+        "worker_gain": round(alone / batched, 2), "network_gain": round(net_alone / net_batched, 2),
+        "worker_gain_all_threads": round(alone / wide, 2), "network_gain_all_threads": round(net_alone / net_wide, 2),
     }
 
 
@@ -481,10 +494,13 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"in process, one thread: tag_batch {reference['tag_batch_tokens_per_s']:,} tokens/s, "
           f"tag_texts {reference['tag_texts_tokens_per_s']:,} tokens/s")
     ceiling = batching_ceiling(package, texts)
-    print(f"in process, one thread, a request alone vs in a batch of {ceiling['batch']}: the worker's cost "
-          f"{ceiling['worker_ms_per_request_alone']:.3f} vs {ceiling['worker_ms_per_request_batched']:.3f} ms "
-          f"({ceiling['worker_gain']:.2f}x), the network's part {ceiling['network_ms_per_request_alone']:.3f} vs "
-          f"{ceiling['network_ms_per_request_batched']:.3f} ms ({ceiling['network_gain']:.2f}x)")
+    print(f"in process, a request alone (1 thread) vs in a batch of {ceiling['batch']} (1 thread; "
+          f"{ceiling['batching_onnx_threads']} threads): the worker's cost {ceiling['worker_ms_per_request_alone']:.3f} vs "
+          f"{ceiling['worker_ms_per_request_batched']:.3f} ms ({ceiling['worker_gain']:.2f}x); "
+          f"{ceiling['worker_ms_per_request_batched_all_threads']:.3f} ms ({ceiling['worker_gain_all_threads']:.2f}x); "
+          f"the network's part {ceiling['network_ms_per_request_alone']:.3f} vs {ceiling['network_ms_per_request_batched']:.3f} "
+          f"({ceiling['network_gain']:.2f}x); {ceiling['network_ms_per_request_batched_all_threads']:.3f} ms "
+          f"({ceiling['network_gain_all_threads']:.2f}x)")
     # All servers run at once, idle but for the one under load; the load goes to them in turn, in
     # `--rounds` rounds, so a change in what else the machine runs touches every server alike.
     configs = {f"{mode}_threads{threads}": [*options, "--threads", str(threads), *args.server_option]

@@ -3,6 +3,7 @@ answers every request it had accepted, and exits 0. Usage mistakes get one line 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -157,3 +158,31 @@ def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", str(export_model(tmp_path / "m", tmp_path / "pkg", quantize=None)), "--port", "0"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "POS" in result.output and "Traceback" not in result.output
+
+
+def test_onnx_threads_default_to_the_cores_with_batching_and_one_without() -> None:
+    from ner_fast.serve.settings import Settings
+
+    assert Settings().onnx_threads_per_worker(cores=2) == 2  # batching: a batch uses every core
+    assert Settings(threads=2).onnx_threads_per_worker(cores=2) == 1  # shared among the workers
+    assert Settings(threads=3).onnx_threads_per_worker(cores=2) == 1  # never 0
+    assert Settings(threads=2).onnx_threads_per_worker(cores=8) == 4
+    assert Settings(max_batch_tokens=0).onnx_threads_per_worker(cores=8) == 1  # a lone sentence gains nothing
+    assert Settings(max_batch_tokens=0, onnx_threads=3).onnx_threads_per_worker(cores=2) == 3  # the user's choice wins
+
+
+def test_the_tagger_gets_the_onnx_threads(monkeypatch: pytest.MonkeyPatch, package: Path) -> None:
+    import ner_fast.cli.loading as loading
+    import ner_fast.serve.server as server
+
+    loaded: list[int | None] = []
+    served: list[object] = []
+    real = loading.load_tagger
+    monkeypatch.setattr(loading, "load_tagger", lambda *a, **k: loaded.append(k.get("threads")) or real(*a, **k))
+    monkeypatch.setattr(server, "serve", lambda tagger, *a, **k: served.append(a[2]))
+    cores = max(1, os.cpu_count() or 1)
+    for args, expected in (([], cores), (["--max-batch-tokens", "0"], 1), (["--onnx-threads", "3"], 3)):
+        result = CliRunner().invoke(cli, ["serve", str(package), "--port", "0", *args])
+        assert result.exit_code == 0, result.output
+        assert loaded[-1] == expected
+    assert len(served) == 3

@@ -22,7 +22,10 @@ def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: a free one, printed at start).")
 @click.option("--threads", type=click.IntRange(min=1), default=DEFAULTS.threads, show_default=True,
-              help="Worker threads; each tags one batch at a time with one onnxruntime thread.")
+              help="Worker threads; each tags one batch at a time.")
+@click.option("--onnx-threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime threads of each worker [default: with batching, the cores shared among the"
+                   " workers; without, 1].")
 @click.option("--max-batch-tokens", type=click.IntRange(min=0), default=DEFAULTS.max_batch_tokens, show_default=True,
               help="Tokens of concurrent requests coalesced into one tagger batch (0: no batching, each request alone).")
 @click.option("--max-wait-ms", type=click.FloatRange(0, MAX_WAIT_MS), default=DEFAULTS.max_wait_ms, show_default=True,
@@ -41,6 +44,7 @@ def serve_command(
     host: str,
     port: int,
     threads: int,
+    onnx_threads: int | None,
     max_batch_tokens: int,
     max_wait_ms: float,
     max_body_bytes: int,
@@ -60,9 +64,11 @@ def serve_command(
         raise click.ClickException(f"ner-fast serve needs the serve extra ({err}): pip install 'ner-fast[serve]'") from err
 
     limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars)
-    settings = Settings(threads=threads, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms, limits=limits)
+    settings = Settings(threads=threads, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms,
+                        onnx_threads=onnx_threads, limits=limits)
     try:
-        # One onnxruntime thread a worker; `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
-        serve(load_tagger(package, device=device, threads=1), host, port, settings, log_level=log_level)
+        # `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
+        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker())
+        serve(tagger, host, port, settings, log_level=log_level)
     except (PackageError, ValueError, OSError, RuntimeError) as err:  # RuntimeError: the server did not start
         raise click.ClickException(str(err)) from err

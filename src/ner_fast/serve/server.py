@@ -85,8 +85,8 @@ def serve(
     log_level: str = "warning",
     announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve `tagger` (a `ner_fast.Tagger`, loaded with `threads=1`: each of `settings.threads` worker
-    threads runs one batch at a time) over HTTP until SIGTERM. `announce` receives the address once the
+    """Serve `tagger` (a `ner_fast.Tagger`, loaded with `threads=settings.onnx_threads_per_worker()`: each
+    of `settings.threads` worker threads runs one batch at a time) over HTTP until SIGTERM. `announce` receives the address once the
     socket listens (default: printed to stderr). Raises OSError when the address cannot be bound (the
     message names it), ValueError for a model the API cannot serve."""
     app = create_app(tagger, settings)
