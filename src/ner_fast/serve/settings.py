@@ -34,9 +34,9 @@ class Settings:
     def onnx_threads_per_worker(self, cores: int | None = None) -> int:
         """`onnx_threads` when given. Else, with batching, the cores (default `os.cpu_count()`) shared
         among the `threads` workers, at least 1: a batch of many sentences runs its matrix products
-        on all of them (1.3x the requests/s of one thread on 2 cores, `benchmarks/serve.py`); without
+        on all of them (1.1-1.3x the requests/s of one thread on 2 cores, `benchmarks/serve.py`); without
         batching 1, since one sentence gains nothing from more threads and their spinning costs
-        (0.85x measured)."""
+        (0.85-0.9x measured)."""
         if self.onnx_threads is not None:
             return self.onnx_threads
         if self.max_batch_tokens == 0:
