@@ -53,6 +53,7 @@ from ner_fast.config import (
     fixed_by_prepared,
     parse_context,
 )
+from ner_fast.cores import usable_cores
 from ner_fast.decode import CRF, CRF_PARAMS
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
 from ner_fast.vocab import Vocabularies
@@ -155,7 +156,7 @@ def flush_denormals() -> bool:
 def omp_threads(processes: int = 1) -> int:
     """OpenMP threads for MXNet's operators in each of `processes` training processes sharing this
     machine: the cores this process may run on, shared out evenly (at least 1)."""
-    return max(1, len(os.sched_getaffinity(0)) // max(1, processes))
+    return max(1, usable_cores() // max(1, processes))
 
 
 def set_mxnet_threads(env: MutableMapping[str, str] | None = None, processes: int = 1, cpu_contexts: int = 1) -> str:

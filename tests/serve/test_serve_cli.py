@@ -171,6 +171,19 @@ def test_onnx_threads_default_to_the_cores_with_batching_and_one_without() -> No
     assert Settings(max_batch_tokens=0, onnx_threads=3).onnx_threads_per_worker(cores=2) == 3  # the user's choice wins
 
 
+def test_onnx_threads_count_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `taskset -c 0` (or a container's cpuset) on an 8-core machine, one core is usable: 8
+    onnxruntime threads would fight over it."""
+    from ner_fast.serve.settings import Settings
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert Settings().onnx_threads_per_worker() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert Settings().onnx_threads_per_worker() == 4
+    assert Settings(threads=2).onnx_threads_per_worker() == 2
+
+
 def test_the_tagger_gets_the_onnx_threads(monkeypatch: pytest.MonkeyPatch, package: Path) -> None:
     import ner_fast.cli.loading as loading
     import ner_fast.serve.server as server
@@ -180,7 +193,7 @@ def test_the_tagger_gets_the_onnx_threads(monkeypatch: pytest.MonkeyPatch, packa
     real = loading.load_tagger
     monkeypatch.setattr(loading, "load_tagger", lambda *a, **k: loaded.append(k.get("threads")) or real(*a, **k))
     monkeypatch.setattr(server, "serve", lambda tagger, *a, **k: served.append(a[2]))
-    cores = max(1, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0))
     for args, expected in (([], cores), (["--max-batch-tokens", "0"], 1), (["--onnx-threads", "3"], 3)):
         result = CliRunner().invoke(cli, ["serve", str(package), "--port", "0", *args])
         assert result.exit_code == 0, result.output

@@ -2,8 +2,9 @@
 defaults; imports nothing heavy, so the command line can read them)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+
+from ner_fast.cores import usable_cores
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
 
     def onnx_threads_per_worker(self, cores: int | None = None) -> int:
-        """`onnx_threads` when given. Else, with batching, the cores (default `os.cpu_count()`) shared
+        """`onnx_threads` when given. Else, with batching, the cores (default `cores.usable_cores()`) shared
         among the `threads` workers, at least 1: a batch of many sentences runs its matrix products
         on all of them (1.1-1.3x the requests/s of one thread on 2 cores, `benchmarks/serve.py`); without
         batching 1, since one sentence gains nothing from more threads and their spinning costs
@@ -41,4 +42,4 @@ class Settings:
             return self.onnx_threads
         if self.max_batch_tokens == 0:
             return 1
-        return max(1, (cores or os.cpu_count() or 1) // self.threads)
+        return max(1, (cores or usable_cores()) // self.threads)
