@@ -142,3 +142,30 @@ def test_build_refuses_a_package_over_the_size_limit_or_a_foreign_folder(
     with pytest.raises(ValueError, match="more than"):
         build_default_package(tmp_path / "run", tmp_path / "pkg", command="x")
     assert not (tmp_path / "pkg").exists()
+
+
+def test_bad_build_arguments_are_one_line_and_write_nothing(tmp_path: Path, bundled: Corpus) -> None:
+    from click.testing import CliRunner
+
+    from ner_fast.bundle import build_command
+
+    train = {"data": None, "max_sentences": 300, "split": [0.8, 0.2]}
+    training = split_corpus(bundled[:300], (0.8, 0.2))[0]
+    make_checkpoint(tmp_path / "a", seed=3, corpus=training, train=train, use_pos=False)
+    most = max(Counter(w.lower() for w in training.words).values())
+    runs = [
+        # A count no word reaches: the error names the option the user gave, not the internal max_words.
+        (["--min-word-count", str(most + 1)], "--min-word-count"),
+        # The same run twice is no ensemble.
+        (["--ensemble", str(tmp_path / "a")], "named twice"),
+    ]
+    for i, (args, message) in enumerate(runs):
+        out = tmp_path / f"pkg{i}"
+        result = CliRunner().invoke(build_command, [str(tmp_path / "a"), "--out", str(out), "--command", "x", *args])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: ") and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not out.exists()
+    # The most frequent word's count still keeps it.
+    _, prov = build_default_package(tmp_path / "a", tmp_path / "ok", command="x", quantize=None, min_word_count=most)
+    assert prov["words_kept"] == 3

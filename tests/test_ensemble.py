@@ -127,3 +127,13 @@ def test_export_command_writes_an_ensemble(members: Path, tmp_path: Path) -> Non
     pkg = load_package(tmp_path / "e")
     assert len(pkg.model["architecture"]["members"]) == 2 and len(pkg.model["vocab"]["words"]) == 9
     assert pkg.model["pos_output"] is not None
+
+
+def test_the_same_member_twice_is_refused(members: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="named twice"):
+        export_model(members / "a", tmp_path / "x", ensemble=[members / "b", members / ".." / members.name / "a"])
+    assert not (tmp_path / "x").exists()
+    result = CliRunner().invoke(cli, ["export", str(members / "a"), "--out", str(tmp_path / "y"), "--ensemble", str(members / "a")])
+    assert result.exit_code == 1 and "named twice" in result.output
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "y").exists()

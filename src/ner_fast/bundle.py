@@ -45,7 +45,8 @@ def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
 
     fmt = train.get("format", "auto")
     if train.get("data") and Path(train["data"]).is_dir():
-        raise ValueError(f"{train['data']}: the run trained on prepared data; score it on a corpus instead")
+        raise ValueError(f"{train['data']}: the run trained on prepared data, whose validation split cannot be rebuilt"
+                         " here; train it on a corpus file (or the bundled corpus)")
     corpus = read_corpus(train.get("data"), fmt)
     if train.get("max_sentences") is not None:
         corpus = corpus[: train["max_sentences"]]
@@ -63,10 +64,13 @@ def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> in
     """How many entries of `vocabs.words` (<pad> and <unk> included) are words seen at least `min_count`
     times in `training`: the same count `Vocabularies.build` keeps with `min_word_freq`. The vocabulary
     lists words most frequent first, so they are its first entries (`onnx_export.truncate_words` keeps
-    them). Raises ValueError when `vocabs` was not built from `training`."""
+    them). Raises ValueError when `vocabs` was not built from `training`, or no word is seen `min_count` times."""
     kept = Vocabularies.build(training, lowercase=vocabs.lowercase, min_word_freq=min_count).words.itos
     if vocabs.words.itos[: len(kept)] != kept:
         raise ValueError("the run's word vocabulary was not built from its training sentences")
+    if len(kept) <= vocabs.words.first_id:
+        raise ValueError(f"no word is seen {min_count:,} times in the run's {training.n_tokens:,} training tokens:"
+                         " a lower --min-word-count keeps some")
     return len(kept)
 
 

@@ -404,6 +404,11 @@ def export_model(
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     claim = claim_output_dir(target, package_files, force=force)  # before any work
     dirs = [model_dir, *map(Path, ensemble)]
+    seen: set[Path] = set()
+    for d in dirs:
+        if d.resolve() in seen:  # the same network twice is a bigger, slower copy of it
+            raise ValueError(f"{d}: named twice; the members of an ensemble are different runs")
+        seen.add(d.resolve())
     members = [load_model(d, which) for d in dirs]
     config, params, vocabs, doc = members[0]
     for d, (other_config, _, other_vocabs, other_doc) in zip(dirs[1:], members[1:]):
