@@ -137,3 +137,22 @@ def test_the_same_member_twice_is_refused(members: Path, tmp_path: Path) -> None
     assert result.exit_code == 1 and "named twice" in result.output
     assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "y").exists()
+
+
+def test_max_words_cuts_a_model_trained_with_the_language_model_loss(tmp_path: Path) -> None:
+    """The training-only LM head predicts the most frequent word ids; a cut below its `lm_vocab` must
+    still export (it failed: 'parameter lm_fwd_out_weight has shape (6, 50), expected (4, 50)') and tag
+    as the full model does with the rarer words read as unknown."""
+    make_checkpoint(tmp_path / "lm", seed=1, use_pos=False, pos_aux_weight=1.0, lm_aux_weight=0.1, lm_vocab=6)
+    full = Tagger.load(export_model(tmp_path / "lm", tmp_path / "full", quantize=None), device="cpu")
+    k = 4
+    cut = Tagger.load(export_model(tmp_path / "lm", tmp_path / "cut", quantize=None, max_words=k), device="cpu")
+    assert cut.package.model["architecture"]["n_words"] == k
+    assert cut.package.model["architecture"]["lm_aux_weight"] == full.package.model["architecture"]["lm_aux_weight"] > 0
+    x_full, x_cut = next(full.features(TEXTS, batch_size=len(TEXTS))), next(cut.features(TEXTS, batch_size=len(TEXTS)))
+    rare = x_full[:, ROW_WORD, :] >= k
+    assert rare.any()
+    expected = x_full.copy()
+    expected[:, ROW_WORD, :][rare] = UNK
+    assert np.array_equal(x_cut, expected)
+    np.testing.assert_allclose(outputs(cut, x_cut)[0], outputs(full, expected)[0], atol=1e-6)

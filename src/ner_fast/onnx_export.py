@@ -41,6 +41,7 @@ from onnx import TensorProto, compose, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
+from ner_fast.config import LSTM_DIRECTIONS
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
@@ -238,10 +239,16 @@ def truncate_words(
         raise ValueError(f"max_words must keep at least one word besides <pad> and <unk>, got {max_words}")
     if max_words >= len(vocabs.words):
         return config, dict(params), vocabs
+    cut = dataclasses.replace(config, n_words=max_words)
     kept = dict(params)
     kept["word_embed_weight"] = np.asarray(params["word_embed_weight"])[:max_words]
+    if config.lm_head:
+        # The training-only LM head predicts the first `lm_classes` word ids: keep its rows of the kept words.
+        for d in LSTM_DIRECTIONS:
+            for name in (f"lm_{d}_out_weight", f"lm_{d}_out_bias"):
+                kept[name] = np.asarray(params[name])[: cut.lm_classes]
     words = Vocab(vocabs.words.itos[:max_words], reserved=True)
-    return dataclasses.replace(config, n_words=max_words), kept, dataclasses.replace(vocabs, words=words)
+    return cut, kept, dataclasses.replace(vocabs, words=words)
 
 
 def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
