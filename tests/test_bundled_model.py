@@ -169,3 +169,23 @@ def test_bad_build_arguments_are_one_line_and_write_nothing(tmp_path: Path, bund
     # The most frequent word's count still keeps it.
     _, prov = build_default_package(tmp_path / "a", tmp_path / "ok", command="x", quantize=None, min_word_count=most)
     assert prov["words_kept"] == 3
+
+
+def test_the_training_log_is_read_by_epoch_and_a_bad_line_is_named(tmp_path: Path, bundled: Corpus) -> None:
+    from click.testing import CliRunner
+
+    from ner_fast.bundle import build_command
+
+    make_checkpoint(tmp_path / "a", seed=3, corpus=bundled[:50], train={"data": None, "max_sentences": 50}, use_pos=False)
+    (tmp_path / "a" / "state.json").write_text(json.dumps({"epoch": 3, "best_epoch": 2, "bad_epochs": 1}))
+    records = [{"epoch": e, "valid": {"f1": 0.5 + e / 10}} for e in (1, 2, 3)]
+    # A blank line (as an editor leaves) must not shift the epochs.
+    (tmp_path / "a" / "metrics.jsonl").write_text("\n" + "\n".join(json.dumps(r) for r in records) + "\n")
+    _, prov = build_default_package(tmp_path / "a", tmp_path / "pkg", command="x", quantize=None)
+    assert prov["best_epoch"] == 2 and prov["training_valid_f1"] == pytest.approx(0.7)
+    (tmp_path / "a" / "metrics.jsonl").write_text(json.dumps(records[0]) + "\n{not json\n")
+    result = CliRunner().invoke(build_command, [str(tmp_path / "a"), "--out", str(tmp_path / "pkg2"), "--command", "x"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "metrics.jsonl:2" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "pkg2").exists()

@@ -125,12 +125,14 @@ def _validation_record(scores: Scores, corpus: Corpus, train: dict[str, Any], ta
 def _run_record(run_dir: Path) -> dict[str, Any]:
     """What provenance records of one training run: its best and last epoch, its validation F1 as
     logged in training, its training settings."""
+    from ner_fast.atomic import read_json
     from ner_fast.checkpoint import read_config
+    from ner_fast.train import read_metrics
 
-    state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").exists() else {}
-    history = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
+    state = read_json(run_dir / "state.json", "training state") if (run_dir / "state.json").exists() else {}
     best = state.get("best_epoch")
-    logged = json.loads(history[best - 1])["valid"]["f1"] if best and len(history) >= best else None
+    # A malformed line is a ValueError naming the file and line (`read_metrics`), not a bare JSON error.
+    logged = next((r["valid"]["f1"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("epoch") == best), None)
     return {
         "best_epoch": best,
         "epochs_trained": state.get("epoch"),
