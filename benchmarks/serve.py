@@ -158,6 +158,17 @@ def choose_package(given: str | None, corpus: Any, texts: list[str], work: Path)
 # ----------------------------------------------------------------------------- in-process reference
 
 
+def best_seconds(run: Any, rounds: int) -> float:
+    """The shortest of `rounds` timed calls of `run`, after an untimed warm-up call."""
+    run()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def in_process(package: Path, texts: list[str], rounds: int = 3) -> dict[str, float]:
     """Tokens/s of `tag_batch` (pre-tokenized, batch 64) and of `tag_texts` (raw text, 32 texts a call)
     on the sentences, with one onnxruntime thread; the best of `rounds` passes after a warm-up pass."""
@@ -169,13 +180,7 @@ def in_process(package: Path, texts: list[str], rounds: int = 3) -> dict[str, fl
     tokens = sum(map(len, sentences))
 
     def best(run: Any) -> float:
-        run()
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return tokens / min(times)
+        return tokens / best_seconds(run, rounds)
 
     return {
         "tag_batch_tokens_per_s": round(best(lambda: tagger.tag_batch(sentences, batch_size=64))),
@@ -204,13 +209,7 @@ def batching_ceiling(package: Path, texts: list[str], batch: int = 16, rounds: i
     sentences = [tokenize(t)[0] for t in texts]
 
     def best(run: Any) -> float:
-        run()
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return min(times) / len(texts) * 1000
+        return best_seconds(run, rounds) / len(texts) * 1000  # ms a request
 
     def worker(tagger: Tagger, size: int) -> float:
         return best(lambda: [annotate(tagger, jobs[i : i + size]) for i in range(0, len(jobs), size)])
