@@ -55,13 +55,18 @@ case "$cmd" in
         exec .venv/bin/ner-fast train "$@" ;;
     test)  setup; browser; exec .venv/bin/python -m pytest "$@" ;;
     build-model)
-        setup
         command="./dev.sh build-model${*:+ $*}"
         if [ "${1:-}" = "--from" ]; then
+            # Arguments checked before setup (which takes a while): a wrong call fails at once.
             [ $# -eq 3 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]" >&2; exit 2; }
+            for dir in "$2" "$3"; do
+                [ -d "$dir" ] || { echo "dev.sh build-model: $dir: no such folder (--from takes two training runs, relative to $PWD)" >&2; exit 2; }
+            done
             run=$2
             run_b=$3
+            setup
         else
+            setup
             run=runs/default-model
             run_b=runs/default-model-b
             # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output

@@ -1,0 +1,56 @@
+"""`./dev.sh build-model --from` checks its arguments before `setup` (which refreshes .venv: seconds to
+minutes): a wrong call is its usage line or one line naming the missing folder, exit 2, and nothing set up.
+
+dev.sh runs from its own folder, so a copy of it runs in a temporary folder whose `.venv/bin/python`
+only records that it was called (and fails, as a broken setup would).
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEV_SH = Path(__file__).resolve().parents[1] / "dev.sh"
+
+
+@pytest.fixture()
+def checkout(tmp_path: Path) -> Path:
+    """A folder holding a copy of dev.sh, a `.venv/bin/python` that logs its calls, and one finished-looking run."""
+    (tmp_path / "dev.sh").write_bytes(DEV_SH.read_bytes())
+    (tmp_path / "dev.sh").chmod(0o755)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("python", "ner-fast"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/calls.log"\nexit 1\n')
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    return tmp_path
+
+
+def build_model(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(checkout / "dev.sh"), "build-model", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [["--from", "runs/a"], ["--from", "runs/a", "runs/a", "runs/a"], ["--from"]])
+def test_a_wrong_count_of_runs_is_the_usage_line_before_any_setup(checkout: Path, args: list[str]) -> None:
+    done = build_model(checkout, *args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2") and len(done.stderr.splitlines()) == 1
+    assert not (checkout / "calls.log").exists()  # .venv untouched: no pip, no training, no export
+
+
+def test_a_missing_run_folder_is_named_before_any_setup(checkout: Path) -> None:
+    for args, missing in ((["runs/a", "runs/b"], "runs/b"), (["runs/nope", "runs/a"], "runs/nope")):
+        done = build_model(checkout, "--from", *args)
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and f"{missing}: no such folder" in done.stderr, done.stderr
+        assert not (checkout / "calls.log").exists()
+
+
+def test_two_existing_runs_go_on_to_setup(checkout: Path) -> None:
+    # The check lets a good call through: setup starts (here the logging python fails it at once).
+    (checkout / "runs" / "b").mkdir()
+    done = build_model(checkout, "--from", "runs/a", "runs/b")
+    assert done.returncode == 1
+    assert (checkout / "calls.log").read_text().startswith("python -m pip install")
