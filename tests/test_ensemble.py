@@ -119,6 +119,25 @@ def test_members_that_do_not_fit_together_are_refused(members: Path, tmp_path: P
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_members_trained_with_different_decoding_are_refused(members: Path, tmp_path: Path) -> None:
+    # Same vocabularies and architecture as member a (which decodes "bio"): only the decoding differs.
+    make_checkpoint(tmp_path / "argmax", seed=3, use_pos=False, pos_aux_weight=1.0, crf=True, decode="argmax")
+    assert load_package(export_model(tmp_path / "argmax", tmp_path / "alone", quantize=None)).model["decode"] == "argmax"
+    with pytest.raises(ValueError, match="decode alike"):
+        export_model(members / "a", tmp_path / "x", ensemble=[tmp_path / "argmax"])
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())  # nothing written
+    result = CliRunner().invoke(
+        cli, ["export", str(members / "a"), "--out", str(tmp_path / "y"), "--ensemble", str(members / "b"), "--ensemble", str(tmp_path / "argmax")]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1, result.output
+    # Both members and both values are named.
+    for part in (str(members / "a"), "'bio'", str(tmp_path / "argmax"), "'argmax'"):
+        assert part in result.output, (part, result.output)
+    assert str(members / "b") not in result.output  # b decodes as a does
+    assert not (tmp_path / "y").exists() or not any((tmp_path / "y").iterdir())
+
+
 def test_export_command_writes_an_ensemble(members: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["export", str(members / "a"), "--out", str(tmp_path / "e"), "--ensemble", str(members / "b"), "--max-words", "9"]

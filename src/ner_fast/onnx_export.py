@@ -382,6 +382,12 @@ def _versions(opset: int) -> dict[str, str]:
     return found
 
 
+def _trained_decode(doc: dict[str, Any]) -> str:
+    """The decoding a training run (its config.json `doc`) selected its model with ("argmax" for a
+    config written before the option)."""
+    return doc.get("train", {}).get("decode", "argmax")
+
+
 def export_model(
     model_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -426,6 +432,10 @@ def export_model(
                 raise ValueError(f"{d}: an ensemble member must have the same {field} as {model_dir}")
         if other_config.crf != config.crf:
             raise ValueError(f"{d}: ensemble members must all have a CRF output layer or none")
+        # The package decodes with one method; a member trained (and selected) with another would be misread.
+        if _trained_decode(other_doc) != _trained_decode(doc):
+            raise ValueError(f"ensemble members must decode alike: {model_dir} was trained with decode"
+                             f" {_trained_decode(doc)!r}, {d} with {_trained_decode(other_doc)!r} (train them with the same --decode)")
     if max_words is not None:
         members = [(*truncate_words(c, p, v, max_words), d) for c, p, v, d in members]
         config, params, vocabs, doc = members[0]
@@ -475,7 +485,7 @@ def export_model(
         "training_buckets": list(data.get("buckets") or []),
         "quantization": quantize,
         # How the tagger turns probabilities into tags by default: what training selected the model with.
-        "decode": doc.get("train", {}).get("decode", "argmax"),
+        "decode": _trained_decode(doc),
         # The learned tag-transition scores of a CRF output layer (None without one; an ensemble's mean).
         "crf": crf,
         # One model: its ModelConfig; an ensemble: each member's, and how their outputs combine.
