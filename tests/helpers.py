@@ -4,6 +4,8 @@ of `ner_fast.checkpoint` with random parameters (export parity does not need a t
 random weights exercise every gate)."""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,30 @@ call NN I-NP O
 Peter NNP I-NP I-PER
 Blackburn NNP I-NP I-PER
 """
+
+
+# An absolute path (POSIX, or a Windows drive): a whole string that is one of at least one component
+# ("/run3"), or one of at least two components anywhere in a string ("... --out=/tmp/x/y ...").
+_ABSOLUTE_PATH = re.compile(r"^(?:/|[A-Za-z]:[\\/])[^\s/\\]|(?:^|[\s=\[('\"])(?:/|[A-Za-z]:[\\/])[^\s/\\]+[/\\]")
+
+
+def json_strings(doc: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every string of a JSON document (keys included), with where it is: `source.members[0].model_dir`."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            inner = f"{where}.{key}" if where else str(key)
+            yield f"{inner} (key)", str(key)
+            yield from json_strings(value, inner)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from json_strings(value, f"{where}[{i}]")
+    elif isinstance(doc, str):
+        yield where, doc
+
+
+def absolute_paths(doc: Any) -> list[tuple[str, str]]:
+    """(where, string) for each string of a JSON document that holds an absolute path."""
+    return [(where, s) for where, s in json_strings(doc) if _ABSOLUTE_PATH.search(s)]
 
 
 def write_conll(path: Path, sentences: list[list[tuple[str, ...]]]) -> Path:

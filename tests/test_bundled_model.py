@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from seqeval.metrics import classification_report, f1_score
 
-from helpers import make_checkpoint
+from helpers import absolute_paths, json_strings, make_checkpoint, write_conll
 from ner_fast import Tagger
 from ner_fast.bundle import MAX_BYTES, build_default_package, validation_corpus
 from ner_fast.config import OptionError
@@ -53,6 +53,18 @@ def test_bundled_package_verifies_and_records_its_provenance() -> None:
     v = prov["validation"]
     assert v["sentences"] == 9592 and v["split"] == [0.8, 0.2]
     assert 0 < v["f1"] <= 1 and set(v["per_type"]) == {"art", "eve", "geo", "gpe", "nat", "org", "per", "tim"}
+
+
+def test_bundled_package_holds_no_path_of_the_machine_that_built_it() -> None:
+    model = load_package(default_package_path()).model
+    strings = dict(json_strings(model))
+    # The fields that hold paths are there (so the walk below has something to find), each portable:
+    # the member runs as `dev.sh build-model --from` named them, the corpus as the package resource it is.
+    assert [strings[f"source.members[{i}].model_dir"] for i in (0, 1)] == ["runs/default-model", "runs/default-model-b"]
+    assert strings["provenance.validation.corpus"] == "ner_fast/data/ner_dataset.csv.zip[ner_dataset.csv]"
+    outs = [strings["provenance.training.out"], strings["provenance.ensemble[0].training.out"]]
+    assert all(outs) and len(set(outs)) == 2
+    assert absolute_paths(model) == []
 
 
 @pytest.mark.slow
@@ -94,6 +106,7 @@ def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -
     offsets = corpus.offsets.tolist()
     gold = [corpus.tags[a:b] for a, b in zip(offsets, offsets[1:])]
     predicted = Tagger.load(out, device="cpu").tag_batch([corpus.words[a:b] for a, b in zip(offsets, offsets[1:])])
+    assert prov["validation"]["corpus"] == "ner_fast/data/ner_dataset.csv.zip[ner_dataset.csv]"  # not the builder's path
     assert prov["validation"]["f1"] > 0  # some entities found, so the comparison below means something
     assert prov["validation"]["f1"] == pytest.approx(f1_score(gold, predicted), abs=1e-9)
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)
@@ -189,3 +202,27 @@ def test_the_training_log_is_read_by_epoch_and_a_bad_line_is_named(tmp_path: Pat
     assert result.output.startswith("Error: ") and "metrics.jsonl:2" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "pkg2").exists()
+
+
+def test_build_records_every_path_portably(tmp_path: Path, bundled: Corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run with a separate validation corpus, built from the folder holding both, named absolute; the
+    # command names a path elsewhere. Nothing absolute may reach model.json (package.portable_path).
+    monkeypatch.chdir(tmp_path)
+    offsets = bundled.offsets.tolist()
+    (tmp_path / "data").mkdir()
+    sentences = [list(zip(bundled.words[a:b], bundled.tags[a:b])) for a, b in zip(offsets[:40], offsets[1:41])]
+    dev = write_conll(tmp_path / "data" / "dev.conll", sentences)
+    run = tmp_path / "runs" / "a"
+    train = {"data": None, "max_sentences": 300, "dev": str(dev), "out": str(run)}
+    make_checkpoint(run, corpus=bundled[:300], train=train, use_pos=False, seed=3)
+    out, prov = build_default_package(
+        run, tmp_path / "pkg", command="./dev.sh build-model --from /srv/builds/runs/a --out=/srv/builds/pkg", quantize=None
+    )
+    model = load_package(out).model
+    assert model["source"]["model_dir"] == "runs/a"
+    assert prov["training"]["out"] == "runs/a" and prov["training"]["dev"] == "data/dev.conll"
+    assert prov["validation"]["corpus"] == "data/dev.conll" and prov["validation"]["sentences"] == 40
+    assert prov["command"] == "./dev.sh build-model --from a --out=pkg"
+    assert absolute_paths(model) == []
+    # From the folder it was built in, the recorded training settings still rebuild its validation split.
+    assert len(validation_corpus(prov["training"])) == 40

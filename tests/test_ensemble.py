@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import SENTENCES, make_checkpoint
+from helpers import SENTENCES, absolute_paths, make_checkpoint
 from ner_fast import Tagger
 from ner_fast.cli import cli
 from ner_fast.corpus import Corpus
@@ -136,6 +136,22 @@ def test_members_trained_with_different_decoding_are_refused(members: Path, tmp_
         assert part in result.output, (part, result.output)
     assert str(members / "b") not in result.output  # b decodes as a does
     assert not (tmp_path / "y").exists() or not any((tmp_path / "y").iterdir())
+
+
+def test_the_package_records_its_members_without_absolute_paths(members: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The members live outside the current folder: their folder names alone.
+    assert not members.is_relative_to(Path.cwd())
+    model = load_package(export_model(members / "a", tmp_path / "e", quantize=None, ensemble=[members / "b"])).model
+    assert [s["model_dir"] for s in model["source"]["members"]] == ["a", "b"]
+    assert absolute_paths(model) == []
+    # From the folder holding them (named absolute or relative): relative to it, as a user types them.
+    monkeypatch.chdir(members.parent)
+    model = load_package(export_model(members / "a", tmp_path / "f", quantize=None, ensemble=[Path(members.name) / "b"])).model
+    assert [s["model_dir"] for s in model["source"]["members"]] == [f"{members.name}/a", f"{members.name}/b"]
+    assert absolute_paths(model) == []
+    single = load_package(export_model(members / "a", tmp_path / "g", quantize=None)).model
+    assert single["source"]["model_dir"] == f"{members.name}/a"
+    assert absolute_paths(single) == []
 
 
 def test_export_command_writes_an_ensemble(members: Path, tmp_path: Path) -> None:

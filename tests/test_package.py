@@ -119,3 +119,45 @@ def test_a_malformed_model_json_is_refused_naming_the_field(package: Path, chang
     with pytest.raises(PackageError, match=re.escape(field)) as info:
         load_package(package)
     assert str(package) in str(info.value) and "model.json" in str(info.value)
+
+
+def test_portable_path_records_no_path_of_the_building_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ner_fast
+    from ner_fast.corpus import bundled_corpus_path
+    from ner_fast.package import portable_path
+
+    # A file of the installed package is named as that resource, whatever the current folder.
+    corpus = bundled_corpus_path()
+    assert corpus.is_file() and corpus.is_absolute()
+    resource = "ner_fast/data/ner_dataset.csv.zip"
+    assert portable_path(corpus) == resource
+    assert portable_path(f"{corpus}[ner_dataset.csv]") == resource + "[ner_dataset.csv]"
+    monkeypatch.chdir(Path(ner_fast.__file__).resolve().parent.parent)  # src/ or site-packages
+    assert portable_path(corpus) == resource
+    # Inside the current folder: relative to it, given absolute or relative, symlinks kept as given.
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "runs" / "a").mkdir(parents=True)
+    (elsewhere / "shared" / "b").mkdir(parents=True)
+    (work / "linked").symlink_to(elsewhere / "shared")
+    monkeypatch.chdir(work)
+    assert portable_path(work / "runs" / "a") == "runs/a"
+    assert portable_path("runs/a") == "runs/a"
+    assert portable_path("./runs/../runs/a/") == "runs/a"
+    assert portable_path(work / "linked" / "b") == "linked/b"
+    # Anywhere else: the last component alone (a name inside a zip stays with its file).
+    assert portable_path(elsewhere / "shared" / "b") == "b"
+    assert portable_path("../elsewhere/shared/b") == "b"
+    assert portable_path("/no/such/corpus.zip[corpus.csv]") == "corpus.zip[corpus.csv]"
+    # A current folder that is the file system's root would make every path "relative": not so.
+    monkeypatch.chdir("/")
+    assert portable_path(work / "runs" / "a") == "a"
+
+
+def test_the_absolute_path_detector_of_the_tests_finds_them() -> None:
+    # The oracle of the "no absolute path in model.json" tests must see each kind it is meant to see.
+    from helpers import absolute_paths
+
+    doc = {"a": {"model_dir": "/home/alice/runs/a"}, "b": ["/run3", "C:\\runs\\x", "cmd --out=/tmp/x/y", "x.zip"],
+           "/etc/k": 1, "vocab": ["/", "bbl/day", "a/b", "-/-"]}
+    found = absolute_paths(doc)
+    assert [w for w, _ in found] == ["a.model_dir", "b[0]", "b[1]", "b[2]", "/etc/k (key)"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,11 +31,18 @@ from ner_fast.atomic import atomic_dir, claim_output_dir
 from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
-from ner_fast.package import DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, write_manifest
+from ner_fast.package import (
+    DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, portable_path, write_manifest,
+)
 from ner_fast.vocab import Vocabularies
 
 # The most a bundled package may weigh (it ships inside the wheel).
 MAX_BYTES = 8 * 1024 * 1024
+# The fields of a run's config.json `train` section that hold paths of the machine it was trained on
+# (recorded by `package.portable_path`, as is every path in provenance).
+TRAIN_PATHS = ("out", "data", "dev")
+# An absolute path within the recorded command (a whole word, or an option's value after `=`).
+_ABSOLUTE = re.compile(r"(?:(?<=[\s=])|^)/[^\s'\"]+")
 
 
 def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
@@ -106,7 +114,7 @@ def _git(*args: str) -> str | None:
 
 def _validation_record(scores: Scores, corpus: Corpus, train: dict[str, Any], tagger: Any) -> dict[str, Any]:
     return {
-        "corpus": corpus.source,
+        "corpus": portable_path(corpus.source),
         "split": None if train.get("dev") else list(train.get("split", (0.8, 0.2))),
         "sentences": len(corpus),
         "tokens": corpus.n_tokens,
@@ -137,8 +145,21 @@ def _run_record(run_dir: Path) -> dict[str, Any]:
         "best_epoch": best,
         "epochs_trained": state.get("epoch"),
         "training_valid_f1": logged,  # MXNet float32, as logged during training
-        "training": read_config(run_dir)["train"],
+        "training": portable_train(read_config(run_dir)["train"]),
     }
+
+
+def portable_train(train: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.json `train` section with its paths (`TRAIN_PATHS`) as `package.portable_path`
+    records them. `validation_corpus` reads it back where the path still means something: the bundled
+    corpus (`data` null), or a corpus file relative to the folder the package was built in."""
+    return {k: portable_path(v) if k in TRAIN_PATHS and v is not None else v for k, v in train.items()}
+
+
+def portable_command(command: str) -> str:
+    """`command` with each absolute path in it (a word, or an option's value after `=`) as
+    `package.portable_path` records it."""
+    return _ABSOLUTE.sub(lambda m: portable_path(m.group()), command)
 
 
 def build_default_package(
@@ -157,7 +178,9 @@ def build_default_package(
 
     `min_word_count`: keep the embeddings of the words seen at least that often in training only
     (`frequent_words`); the others read as unknown. `command` is recorded as the command that built
-    the package. Raises ValueError when the package would weigh more than `MAX_BYTES`.
+    the package. Every path in the provenance (the runs' `TRAIN_PATHS`, the validation corpus, the
+    command's absolute paths) is recorded by the one rule of `package.portable_path`: no path of the
+    building machine is shipped. Raises ValueError when the package would weigh more than `MAX_BYTES`.
     """
     from ner_fast.checkpoint import read_config
     from ner_fast.onnx_export import export_model
@@ -181,7 +204,7 @@ def build_default_package(
         provenance = {
             "source_commit": _git("rev-parse", "HEAD"),
             "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-            "command": command,
+            "command": portable_command(command),
             "checkpoint": which,
             **runs[0],
             # The other members of an ensemble, each as the first run is recorded above.

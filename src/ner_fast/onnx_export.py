@@ -45,7 +45,7 @@ from ner_fast.config import LSTM_DIRECTIONS
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, write_manifest
+from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, portable_path, write_manifest
 from ner_fast.vocab import Vocab, Vocabularies
 
 OPSET = 18
@@ -471,7 +471,7 @@ def export_model(
     if quantize == "int8":
         graph = quantize_int8(graph)
     sources = [
-        {"model_dir": str(d.resolve()), "checkpoint": which, "trained_with": m[3].get("versions", {})} for d, m in zip(dirs, members)
+        {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {})} for d, m in zip(dirs, members)
     ]
     info = {
         "vocab": vocabs.to_json(),

@@ -34,8 +34,10 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
+# The installed ner_fast package (its data files: the bundled corpus, the bundled model package).
+_NER_FAST = Path(__file__).resolve().parent
 # The bundled pretrained package, inside the installed ner_fast package.
-DEFAULT_PACKAGE = Path(__file__).resolve().parent / "models" / "default"
+DEFAULT_PACKAGE = _NER_FAST / "models" / "default"
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
@@ -69,6 +71,30 @@ def default_package_path() -> Path:
 def package_path(path: str | os.PathLike[str] | None) -> Path:
     """The package folder `path` names, the bundled one (`default_package_path`) for None."""
     return default_package_path() if path is None else Path(path)
+
+
+def portable_path(path: str | os.PathLike[str]) -> str:
+    """How package metadata records a path of the machine that built the package (the one rule, used
+    for `model.json` `source` by `ner-fast export` and for `provenance` by `ner_fast.bundle`): a package
+    is shipped, and the builder's absolute paths mean nothing elsewhere and leak its file system.
+
+    - a file of the installed ner_fast package (the bundled corpus) is named as that resource:
+      `ner_fast/data/ner_dataset.csv.zip`;
+    - a path inside the current working directory (not the file-system root) is recorded relative to
+      it, as a user of the same checkout types it: `runs/default-model`;
+    - any other path by its last component only: `/home/alice/runs/cnn234` -> `cnn234`.
+
+    Symbolic links are tried as given first, then resolved. A suffix within the last component
+    (`corpus.zip[member.csv]`) is kept. The result never starts with `/`.
+    """
+    given = Path(os.path.abspath(path))
+    cwd = Path.cwd()
+    bases = [(_NER_FAST, Path(_NER_FAST.name))] + ([(cwd, Path())] if cwd != Path(cwd.anchor) else [])
+    for candidate in (given, Path(os.path.realpath(given))):
+        for base, named in bases:
+            if candidate.is_relative_to(base):
+                return (named / candidate.relative_to(base)).as_posix()
+    return given.name
 
 
 def graph_file(seq_len: int | None) -> str:
