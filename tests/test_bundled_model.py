@@ -216,13 +216,13 @@ def test_build_records_every_path_portably(tmp_path: Path, bundled: Corpus, monk
     train = {"data": None, "max_sentences": 300, "dev": str(dev), "out": str(run)}
     make_checkpoint(run, corpus=bundled[:300], train=train, use_pos=False, seed=3)
     out, prov = build_default_package(
-        run, tmp_path / "pkg", command="./dev.sh build-model --from /srv/builds/runs/a --out=/srv/builds/pkg", quantize=None
+        run, tmp_path / "pkg", command="./dev.sh build-model --from /srv/builds/runs/a '/srv/my runs/b' --out=/srv/builds/pkg", quantize=None
     )
     model = load_package(out).model
     assert model["source"]["model_dir"] == "runs/a"
     assert prov["training"]["out"] == "runs/a" and prov["training"]["dev"] == "data/dev.conll"
     assert prov["validation"]["corpus"] == "data/dev.conll" and prov["validation"]["sentences"] == 40
-    assert prov["command"] == "./dev.sh build-model --from a --out=pkg"
+    assert prov["command"] == "./dev.sh build-model --from a 'b' --out=pkg"
     assert absolute_paths(model) == []
     # From the folder it was built in, the recorded training settings still rebuild its validation split.
     assert len(validation_corpus(prov["training"])) == 40

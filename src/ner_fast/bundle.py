@@ -41,8 +41,8 @@ MAX_BYTES = 8 * 1024 * 1024
 # The fields of a run's config.json `train` section that hold paths of the machine it was trained on
 # (recorded by `package.portable_path`, as is every path in provenance).
 TRAIN_PATHS = ("out", "data", "dev")
-# An absolute path within the recorded command (a whole word, or an option's value after `=`).
-_ABSOLUTE = re.compile(r"(?:(?<=[\s=])|^)/[^\s'\"]+")
+# An absolute path within the recorded command (a word, quoted or not, or an option's value after `=`).
+_ABSOLUTE = re.compile(r"""(?<=')/[^']*(?=')|(?<=")/[^"]*(?=")|(?:(?<=[\s=])|^)/[^\s'"]+""")
 
 
 def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
@@ -157,7 +157,7 @@ def portable_train(train: dict[str, Any]) -> dict[str, Any]:
 
 
 def portable_command(command: str) -> str:
-    """`command` with each absolute path in it (a word, or an option's value after `=`) as
+    """`command` with each absolute path in it (a word, quoted or not, or an option's value after `=`) as
     `package.portable_path` records it."""
     return _ABSOLUTE.sub(lambda m: portable_path(m.group()), command)
 
