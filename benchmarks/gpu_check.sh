@@ -5,8 +5,9 @@
 #      recipe: both install the same module, so the CPU one is removed and the GPU one reinstalled);
 #   2. runs benchmarks/gpu_check.py: a few batches of `ner-fast train --context gpu:0` against the
 #      same on the CPU (losses compared), the tagger on onnxruntime's CUDA provider against its CPU
-#      provider (probabilities <= 1e-4 apart), tokens/s of each; JSON to $OUT/gpu_check.json where
-#      OUT is set, else benchmarks/results/gpu_check.json (or --json FILE after --).
+#      provider (probabilities <= 1e-4 apart), tokens/s of each, then benchmarks/serve.py --device cuda
+#      (ner-fast serve on the GPU, dynamic batching vs batching off under 32 clients, ~1 minute); JSON to
+#      $OUT/gpu_check.json where OUT is set, else benchmarks/results/gpu_check.json (or --json FILE after --).
 # MXNet 1.9.1's CUDA 11.2 wheel has no code for Hopper (sm_90): where it cannot run, the JSON says so
 # with MXNet's error (mxnet.gpu.ok: false), the onnxruntime part runs all the same, and the exit code
 # is 0. Exit 1: a comparison failed, onnxruntime's CUDA provider did not start, or training on the CPU

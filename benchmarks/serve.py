@@ -1,7 +1,7 @@
 """Serving benchmark: `ner-fast serve` under 32 concurrent clients, with dynamic batching and without.
 
-    python benchmarks/serve.py [--package PKG] [--clients 32] [--requests 2000] [--rounds 5] [--threads 1 2]
-                               [--rates 0.5 0.9 1.2] [--open-requests 6000] [--json FILE]
+    python benchmarks/serve.py [--package PKG] [--device cpu|cuda] [--clients 32] [--requests 2000] [--rounds 5]
+                               [--threads 1 2] [--rates 0.5 0.9 1.2] [--open-requests 6000] [--json FILE]
 
 For each server setting (the defaults, i.e. dynamic batching; and `--max-batch-tokens 0`, batching off),
 each with `--threads 1` (the default) and 2 worker threads, a `ner-fast serve` process is started on
@@ -46,8 +46,11 @@ checked and the first answer of each client is parsed.
 The model: `--package`, else the bundled default package, else a package with the default
 architecture and random weights over the bundled corpus's vocabulary (speed does not depend on the
 weights' values; the `O` bias is set so that entities are as frequent as in the corpus, since the
-answers' length does depend on them), exported int8 like the bundled one. The machine may be shared: `uptime`'s load
-average is recorded before and after. Loopback only; every loop is bounded by its request count.
+answers' length does depend on them), exported int8 like the bundled one. `--device` (default cpu)
+places the servers' and the in-process taggers' sessions (`--device cuda`: onnxruntime's CUDA provider,
+as `benchmarks/gpu_check.sh` runs it); the providers the servers report (`/v1/model`) are recorded. The
+machine may be shared: `uptime`'s load average is recorded before and after. Loopback only; every loop
+is bounded by its request count.
 """
 from __future__ import annotations
 
@@ -169,13 +172,13 @@ def best_seconds(run: Any, rounds: int) -> float:
     return min(times)
 
 
-def in_process(package: Path, texts: list[str], rounds: int = 3) -> dict[str, float]:
+def in_process(package: Path, texts: list[str], device: str = "cpu", rounds: int = 3) -> dict[str, float]:
     """Tokens/s of `tag_batch` (pre-tokenized, batch 64) and of `tag_texts` (raw text, 32 texts a call)
-    on the sentences, with one onnxruntime thread; the best of `rounds` passes after a warm-up pass."""
+    on the sentences, with one onnxruntime thread, on `device`; the best of `rounds` passes after a warm-up pass."""
     from ner_fast.tagger import Tagger
     from ner_fast.text import tag_texts, tokenize
 
-    tagger = Tagger.load(package, device="cpu", threads=1)
+    tagger = Tagger.load(package, device=device, threads=1)
     sentences = [tokenize(t)[0] for t in texts]
     tokens = sum(map(len, sentences))
 
@@ -188,7 +191,7 @@ def in_process(package: Path, texts: list[str], rounds: int = 3) -> dict[str, fl
     }
 
 
-def batching_ceiling(package: Path, texts: list[str], batch: int = 16, rounds: int = 3) -> dict[str, float]:
+def batching_ceiling(package: Path, texts: list[str], device: str = "cpu", batch: int = 16, rounds: int = 3) -> dict[str, float]:
     """The most that batching can gain, measured in process: what one request costs a server's worker
     thread (`annotate`: tokenize, tag, write the JSON answer), in batches of one request (one
     onnxruntime thread, as a worker without batching has) and of `batch` (with one thread, and with the
@@ -204,7 +207,7 @@ def batching_ceiling(package: Path, texts: list[str], batch: int = 16, rounds: i
     from ner_fast.text import tokenize
 
     wide_threads = Settings().onnx_threads_per_worker()
-    taggers = {1: Tagger.load(package, device="cpu", threads=1), wide_threads: Tagger.load(package, device="cpu", threads=wide_threads)}
+    taggers = {1: Tagger.load(package, device=device, threads=1), wide_threads: Tagger.load(package, device=device, threads=wide_threads)}
     jobs = [Job([t], None, True, len(t.split())) for t in texts]
     sentences = [tokenize(t)[0] for t in texts]
 
@@ -346,12 +349,14 @@ def start_server(package: Path, options: list[str]) -> tuple[subprocess.Popen[st
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     assert process.stderr is not None
-    line = process.stderr.readline()
-    found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-    if not found:
-        process.kill()
-        raise RuntimeError(f"the server did not start: {line}{process.stderr.read()}")
-    return process, int(found.group(1))
+    said = []
+    for line in process.stderr:  # warnings (e.g. --device cuda without CUDA) may come before the address
+        said.append(line)
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if found:
+            return process, int(found.group(1))
+    process.kill()
+    raise RuntimeError(f"the server did not start: {''.join(said)}")
 
 
 def stop_server(process: subprocess.Popen[str]) -> int:
@@ -385,6 +390,14 @@ def batch_means(port: int) -> dict[str, float]:
     batches = value("ner_fast_batch_requests_count")
     return {"batches": int(batches), "requests_per_batch": round(value("ner_fast_batch_requests_sum") / batches, 2),
             "tokens_per_batch": round(value("ner_fast_batch_tokens_sum") / batches, 1)}
+
+
+def server_providers(port: int) -> list[str]:
+    """The onnxruntime execution providers the server's tagger runs on (its `/v1/model`)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model", timeout=30) as answer:
+        return list(json.loads(answer.read())["providers"])
 
 
 def summary(seconds: float, latencies: list[float], tokens_per_request: float) -> dict[str, float]:
@@ -482,17 +495,17 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from ner_fast.text import tokenize
 
     load_before = load_average()
-    texts, corpus = twenty_token_sentences()
+    texts, corpus = twenty_token_sentences(args.sentences)
     package, described = choose_package(args.package, corpus, texts, work)
     del corpus
     tokens_per_request = float(np.mean([len(tokenize(t)[0]) for t in texts]))
     requests = [request_bytes(t) for t in texts]
     print(f"model: {described}; {len(texts)} sentences of {tokens_per_request:g} tokens; "
           f"{args.clients} clients x {args.requests} requests (+{args.warmup} warm-up)")
-    reference = in_process(package, texts)
+    reference = in_process(package, texts, args.device)
     print(f"in process, one thread: tag_batch {reference['tag_batch_tokens_per_s']:,} tokens/s, "
           f"tag_texts {reference['tag_texts_tokens_per_s']:,} tokens/s")
-    ceiling = batching_ceiling(package, texts)
+    ceiling = batching_ceiling(package, texts, args.device)
     print(f"in process, a request alone (1 thread) vs in a batch of {ceiling['batch']} (1 thread; "
           f"{ceiling['batching_onnx_threads']} threads): the worker's cost {ceiling['worker_ms_per_request_alone']:.3f} vs "
           f"{ceiling['worker_ms_per_request_batched']:.3f} ms ({ceiling['worker_gain']:.2f}x); "
@@ -502,14 +515,16 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
           f"({ceiling['network_gain_all_threads']:.2f}x)")
     # All servers run at once, idle but for the one under load; the load goes to them in turn, in
     # `--rounds` rounds, so a change in what else the machine runs touches every server alike.
-    configs = {f"{mode}_threads{threads}": [*options, "--threads", str(threads), *args.server_option]
+    configs = {f"{mode}_threads{threads}": [*options, "--threads", str(threads), "--device", args.device, *args.server_option]
                for threads in args.threads for mode, options in SETTINGS.items()}
     servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
     results: dict[str, Any] = {}
+    providers: dict[str, list[str]] = {}
     rates: list[dict[str, Any]] = []
     try:
         for name, options in configs.items():
             servers[name] = start_server(package, options)
+        providers = {name: server_providers(port) for name, (_, port) in servers.items()}
         results = closed_loop(args, servers, requests, tokens_per_request, reference)
         if args.rates:
             threads = args.threads[0]
@@ -543,7 +558,8 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 f"{mode} achieved {row[mode]['achieved_requests_per_s']:,.0f} req/s, p50 {row[mode]['p50_ms']:.2f} ms, p99 {row[mode]['p99_ms']:.2f} ms"
                 for mode in SETTINGS))
     return {
-        "model": described, "clients": args.clients, "requests_per_client": args.requests, "warmup_per_client": args.warmup,
+        "model": described, "device": args.device, "providers": providers,
+        "clients": args.clients, "requests_per_client": args.requests, "warmup_per_client": args.warmup,
         "rounds": args.rounds, "sentences": len(texts), "tokens_per_request": tokens_per_request,
         "server_options": args.server_option, "in_process_one_thread": reference, "batching_ceiling": ceiling,
         "servers": results,
@@ -557,6 +573,9 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", help="model package folder (default: the bundled one, else a synthetic one)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where the servers and the in-process reference run (default cpu)")
+    parser.add_argument("--sentences", type=int, default=500, help="different sentences sent in turn (default 500)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per client (default 2000)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests per client first (default 20)")

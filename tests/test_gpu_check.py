@@ -12,7 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
-TINY = ["--sentences", "120", "--tag-sentences", "60", "--train-args", "--hidden 8 --word-dim 8 --filters 4 --char-dim 4"]
+DATA = ["--sentences", "120", "--tag-sentences", "60"]
+# The serving step on the bundled model: a few clients and requests, one open-loop rate.
+SERVE = ["--serve-sentences", "24", "--serve-clients", "4", "--serve-requests", "20", "--serve-rates", "0.5",
+         "--serve-open-requests", "40"]
+TINY = [*DATA, *SERVE, "--train-args", "--hidden 8 --word-dim 8 --filters 4 --char-dim 4"]
 
 
 def _check(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -50,6 +54,15 @@ def test_cpu_only_dry_run_goes_through_every_step(tmp_path: Path) -> None:
     assert rt["max_proba_abs_diff"] == 0 and rt["proba_ok"]
     assert rt["cpu_tokens_per_s"] > 0 and rt["device_tokens_per_s"] > 0
     assert "tagger tokens/s" in run.stdout
+    serving = report["serving"]
+    assert serving["ok"], serving
+    assert serving["providers"] == {name: ["CPUExecutionProvider"] for name in ("batching_threads1", "batching_off_threads1")}
+    assert serving["requests_per_s"]["batching"] > 0 and serving["requests_per_s"]["batching_off"] > 0
+    assert serving["speedup"] == round(serving["requests_per_s"]["batching"] / serving["requests_per_s"]["batching_off"], 2)
+    assert serving["target_met"] == (serving["speedup"] >= 2.0)
+    assert serving["benchmark"]["device"] == "cpu" and serving["benchmark"]["sentences"] == 24
+    assert len(serving["open_loop"]) == 1 and serving["open_loop"][0]["batching"]["p50_ms"] > 0
+    assert "dynamic batching" in run.stdout and "target 2x" in run.stdout
 
 
 @pytest.mark.slow
@@ -58,7 +71,7 @@ def test_without_a_usable_gpu_mxnet_is_marked_failed_and_onnxruntime_still_runs(
     # Not --cpu-only, on a machine whose MXNet has no GPU: the probe fails, GPU training is not run.
     # Training on the CPU is made to fail too (an option `ner-fast train` refuses), so the onnxruntime
     # part falls back to a model with random weights; it runs, and fails only for want of CUDA.
-    run, report = _check(tmp_path, "--skip-install", "--", *TINY[:4], "--train-args=--no-such-option")
+    run, report = _check(tmp_path, "--skip-install", "--", *DATA, *SERVE, "--train-args=--no-such-option")
     assert run.returncode == 1, run.stdout + run.stderr
     mx = report["mxnet"]
     assert not mx["probe"]["ok"] and mx["probe"]["error"]
@@ -68,4 +81,8 @@ def test_without_a_usable_gpu_mxnet_is_marked_failed_and_onnxruntime_still_runs(
     rt = report["onnxruntime"]
     assert rt["model"].startswith("random weights") and "CPUExecutionProvider" in rt["available_providers"]
     assert not rt["ok"] and rt["device_provider"] == "CPUExecutionProvider"
-    assert len(report["failures"]) == 2
+    # The servers asked for CUDA ran on the CPU (with a warning): a failure of the serving step.
+    serving = report["serving"]
+    assert not serving["ok"] and "CUDAExecutionProvider" in serving["error"]
+    assert serving["providers"]["batching_threads1"] == ["CPUExecutionProvider"]
+    assert len(report["failures"]) == 3 and "serving FAILED" not in run.stdout and "serving on CPUExecutionProvider" in run.stdout

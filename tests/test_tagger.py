@@ -175,6 +175,31 @@ def test_cuda_request_without_cuda_warns_and_runs_on_cpu(model: tuple) -> None:
         Tagger.load(model[3], device="tpu")  # type: ignore[arg-type]
 
 
+def test_cuda_libraries_are_preloaded_once_and_only_for_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gpu extra's CUDA and cuDNN come as pip packages, which onnxruntime's CUDA provider finds only
+    after `onnxruntime.preload_dlls()`: `device="cuda"` or "auto" calls it once a process where the CUDA
+    provider exists; "cpu", or an onnxruntime without CUDA, never does."""
+    import ner_fast.tagger as tagger_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append(1), raising=False)
+    tagger_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert tagger_module.providers_for("auto") == ["CPUExecutionProvider"] and calls == []
+    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"] and calls == []
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"] and calls == []
+    for device in ("cuda", "auto", "cuda"):
+        assert tagger_module.providers_for(device) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert calls == [1]
+    # A loader that fails leaves CUDA to the system's libraries and says why.
+    tagger_module.preload_cuda_libraries.cache_clear()
+    monkeypatch.setattr(ort, "preload_dlls", lambda: (_ for _ in ()).throw(OSError("libcudnn.so.9: not found")), raising=False)
+    assert tagger_module.providers_for("cuda")[0] == "CUDAExecutionProvider"
+    assert tagger_module.preload_cuda_libraries() == "OSError: libcudnn.so.9: not found"
+    tagger_module.preload_cuda_libraries.cache_clear()
+
+
 def test_ready_made_sessions(model: tuple) -> None:
     package, reference = model[3], model[4]
     pkg = load_package(package)

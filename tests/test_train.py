@@ -5,8 +5,10 @@ Every run here is a tiny network on the first sentences of the bundled corpus.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from ner_fast.evaluate import evaluate
 from ner_fast.iterators import BucketIter
 from ner_fast.prepare import prepare
 from ner_fast.config import RECIPES, TrainConfig, resume_config
+from ner_fast.signals import Terminated
 from ner_fast.train import train
 
 TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
@@ -98,20 +101,28 @@ def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
     assert len(result.history) == 2
 
 
-def test_ctrl_c_saves_and_resume_finishes(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_resume_finishes(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     stop: type[BaseException]) -> None:
     real = train_module.run_epoch
     calls = {"n": 0}
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 3:  # training pass of epoch 2
-            raise KeyboardInterrupt
+            raise stop
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "run_epoch", interrupted)
     out = tmp_path / "int"
-    result = train(_cfg(prepared, out), progress=False, echo=_quiet)
-    assert result.stopped == "interrupted"
+    said: list[str] = []
+    if stop is KeyboardInterrupt:  # Ctrl-C: saved, and the run returns
+        result = train(_cfg(prepared, out), progress=False, echo=said.append)
+        assert result.stopped == "interrupted"
+    else:  # SIGTERM: saved, then passed on (the command line exits 143)
+        with pytest.raises(Terminated):
+            train(_cfg(prepared, out), progress=False, echo=said.append)
+    assert any(line.startswith("interrupted: parameters saved") for line in said)
     state = json.loads((out / "state.json").read_text())
     assert state["interrupted"] and state["epoch"] == 1
     monkeypatch.setattr(train_module, "run_epoch", real)
@@ -121,6 +132,35 @@ def test_ctrl_c_saves_and_resume_finishes(prepared: str, tmp_path: Path, monkeyp
     whole = train(_cfg(prepared, tmp_path / "whole"), progress=False, echo=_quiet)
     assert finished.params_sha256 == whole.params_sha256
     assert [(h["train"], h["valid"]) for h in finished.history] == [(h["train"], h["valid"]) for h in whole.history]
+
+
+def test_sigterm_to_ner_fast_train_saves_and_exits_143(prepared: str, tmp_path: Path) -> None:
+    """A scheduler's SIGTERM (not only Ctrl-C) keeps the epochs done: parameters and state saved,
+    one line, exit 143; `--resume` goes on from there."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-c", "from ner_fast.cli import main; main()", "train", prepared, "--out", str(out),
+               "--batch-size", "16", "--epochs", "500", "--patience", "0", "--no-progress",
+               *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items())]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "state.json").exists():  # written at the end of epoch 1
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "epoch 1 never ended"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    said = stdout + stderr
+    assert "interrupted: parameters saved" in said and "Aborted: terminated (SIGTERM)." in stderr
+    assert "Traceback" not in said
+    state = json.loads((out / "state.json").read_text())
+    assert state["interrupted"] and 1 <= state["epoch"] < 500
+    assert _params(out)  # the parameters it saved load
 
 
 def test_existing_run_is_not_overwritten(prepared: str, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ threads: onnxruntime sessions are thread-safe, the sessions and lookup tables ar
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -63,8 +64,29 @@ def providers_for(device: Device) -> list[str]:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return [CUDA, CPU] if CUDA in available else [CPU]
+        if CUDA not in available:
+            return [CPU]
+        preload_cuda_libraries()
+        return [CUDA, CPU]
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+@functools.cache
+def preload_cuda_libraries() -> str | None:
+    """Load CUDA and cuDNN from their pip packages before the first CUDA session (once a process).
+
+    The `gpu` extra installs them with onnxruntime-gpu (`[cuda,cudnn]`), but onnxruntime's CUDA provider
+    finds them there only after `onnxruntime.preload_dlls()`; otherwise only on the system's library
+    path, and a session that cannot start CUDA runs on the CPU. Returns None, or why the preload failed
+    (the system's libraries are then tried as before)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # onnxruntime < 1.21, or a build without CUDA
+        return None
+    try:
+        preload()
+    except Exception as err:  # whatever the loader raised: CUDA may still come from the system
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
 def make_session_options(threads: int | None = None) -> ort.SessionOptions:

@@ -56,6 +56,7 @@ from ner_fast.config import (
 from ner_fast.cores import usable_cores
 from ner_fast.decode import CRF, CRF_PARAMS
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
+from ner_fast.signals import Terminated
 from ner_fast.vocab import Vocabularies
 
 # MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run.
@@ -700,12 +701,14 @@ def train(
                 stopped = "patience"
                 say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
                 break
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         # The current, partly trained epoch is redone on resume from the parameters saved here.
         stopped = "interrupted"
         state["interrupted"] = True
         save(best=False)
         say(f"interrupted: parameters saved in {out}; continue with --resume {out}")
+        if isinstance(stop, Terminated):
+            raise  # asked to end: the command line reports it and exits 143
 
     final = _module_canonical(module, config)
     return TrainResult(

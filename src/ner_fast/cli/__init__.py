@@ -6,7 +6,6 @@ heavy imports (mxnet, onnx) happen inside the commands so `ner-fast --help` stay
 from __future__ import annotations
 
 import signal
-from types import FrameType
 
 import click
 
@@ -18,6 +17,7 @@ from ner_fast.cli.prepare import prepare_command
 from ner_fast.cli.serve import serve_command
 from ner_fast.cli.tag import tag_command
 from ner_fast.cli.train import train_command
+from ner_fast.signals import Terminated, raise_on_sigterm
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,16 +39,6 @@ cli.add_command(serve_command, "serve")
 EXTRAS = {"mxnet": "train", "onnx": "train", "distributed": "dask", "dask": "dask", "starlette": "serve", "uvicorn": "serve"}
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread (a BaseException, like KeyboardInterrupt: no `except Exception` stops it)."""
-
-
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    # A second SIGTERM during the unwinding ends the process at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    raise Terminated()
-
-
 def main() -> None:
     """Console-script entry point.
 
@@ -56,9 +46,9 @@ def main() -> None:
     `finally` blocks and context managers run, so a file being written leaves no temporary behind
     (`atomic_open`), a launcher stops its children, a Dask cluster closes. Then one line and exit
     143 (128 + SIGTERM, the status of a death by that signal). `ner-fast serve` handles SIGTERM itself
-    while it serves; a SIGTERM ignored by the parent (SIG_IGN) stays ignored."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminated)
+    while it serves; a SIGTERM ignored by the parent (SIG_IGN) stays ignored. `ner-fast train` saves
+    its parameters first, as for Ctrl-C (`--resume` continues)."""
+    raise_on_sigterm()
     try:
         cli()
     except Terminated:
