@@ -75,6 +75,6 @@ case "$cmd" in
             .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
             .venv/bin/ner-fast train --out "$run_b" --filter-widths 2,3,4 --filters 50 --epochs 12 --patience 2 --no-progress "$@"
         fi
-        exec .venv/bin/python -m ner_fast.bundle "$run" --ensemble "$run_b" --min-word-count 2 --command "$command" ;;
+        exec .venv/bin/python -m ner_fast.training.bundle "$run" --ensemble "$run_b" --min-word-count 2 --command "$command" ;;
     *) echo "usage: ./dev.sh {train|test|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ Variants are trained checkpoints given with `--model NAME=DIR`, or trained here 
 `VARIANTS`, or `all`) on a short schedule (`--epochs`, the same for every variant) into `DIR/models/NAME`
 (a finished one there is reused, not retrained; `--prepare-only` trains and exports and measures
 nothing, so that training may share the machine and a later run measures on a quiet one). Each is
-exported (`onnx_export.export_model`, the dynamic graph) into `DIR/packages/NAME-fp32` and `NAME-int8`
+exported (`export.export_model`, the dynamic graph) into `DIR/packages/NAME-fp32` and `NAME-int8`
 (onnxruntime dynamic quantization, per tensor: what `ner-fast export --quantize int8` writes), reused
 when present. `--quantize` may also ask for quantizations the exporter does not offer, made here from
 the fp32 graph (`quantized_graph`): `int8-channel` (dynamic, per channel), `qdq` and `qoperator`
@@ -135,7 +135,7 @@ def train_variant(name: str, out: Path, epochs: int, max_sentences: int | None, 
         print(f"{name}: reusing {out}")
         return out
     from ner_fast.config import TrainConfig
-    from ner_fast.train import train
+    from ner_fast.training.train import train
 
     cfg = TrainConfig(
         out=str(out), epochs=epochs, patience=epochs, max_sentences=max_sentences, arch=VARIANTS[name], seed=seed
@@ -150,7 +150,7 @@ def export_variant(model: Path, out: Path, quantize: str | None) -> Path:
     """The package of `model` at `out` (exported unless there already)."""
     if (out / "manifest.json").exists():
         return out
-    from ner_fast.onnx_export import export_model
+    from ner_fast.training.export import export_model
 
     return export_model(model, out, quantize=quantize)
 

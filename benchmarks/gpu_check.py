@@ -196,7 +196,7 @@ def check_onnxruntime(work: Path, args: argparse.Namespace, device: str, model: 
     import onnxruntime as ort
 
     from ner_fast.corpus import read_corpus
-    from ner_fast.onnx_export import export_model
+    from ner_fast.training.export import export_model
     from ner_fast.tagger import Tagger
 
     report: dict[str, Any] = {"available_providers": ort.get_available_providers()}

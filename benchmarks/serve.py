@@ -108,7 +108,7 @@ def synthetic_package(corpus: Any, texts: list[str], work: Path) -> Path:
     from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
     from ner_fast.corpus import Corpus
     from ner_fast.features import CASING_CLASSES
-    from ner_fast.onnx_export import export_model
+    from ner_fast.training.export import export_model
     from ner_fast.tagger import Tagger
     from ner_fast.text import tokenize
     from ner_fast.vocab import Vocabularies

@@ -64,7 +64,7 @@ from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
 from ner_fast.decode import decode  # noqa: E402
 from ner_fast.features import featurize  # noqa: E402
 from ner_fast.metrics import TagScheme, score  # noqa: E402
-from ner_fast.onnx_export import export_model  # noqa: E402
+from ner_fast.training.export import export_model  # noqa: E402
 from ner_fast.prepare import split_corpus  # noqa: E402
 from ner_fast.tagger import Tagger  # noqa: E402
 
@@ -96,7 +96,7 @@ def find_or_train_model(given: str | None, work: Path) -> Path:
     if (full_run / "best.params.npz").exists():
         return full_run
     from ner_fast.config import TrainConfig
-    from ner_fast.train import train
+    from ner_fast.training.train import train
 
     print("no --model and no runs/gmb: training a small model (1 epoch, 3000 sentences)")
     cfg = TrainConfig(out=str(work / "model"), max_sentences=3000, epochs=1, seed=0)
@@ -334,7 +334,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The whole measurement (see the module docstring); returns the figures."""
     import mxnet as mx  # noqa: F401  (after OMP_NUM_THREADS is set)
 
-    from ner_fast.model import Predictor
+    from ner_fast.training.model import Predictor
 
     load_before = load_average()
     model_dir = find_or_train_model(args.model, work)

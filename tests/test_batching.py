@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ner_fast import Tagger
 from ner_fast.buckets import MAX_BATCH_TOKENS, plan_batches
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.package import load_package
 from helpers import make_checkpoint
 

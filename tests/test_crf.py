@@ -14,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ner_fast.model as model
+import ner_fast.training.model as model
 from ner_fast import _kernels
 from ner_fast.checkpoint import load_model
-from ner_fast.crf_loss import crf_loss_symbol
+from ner_fast.training.crf_loss import crf_loss_symbol
 from ner_fast.decode import CRF, CRF_PARAMS, crf_nll, decode, viterbi
-from ner_fast.evaluate import evaluate
+from ner_fast.training.evaluate import evaluate
 from ner_fast.prepare import prepare
-from ner_fast.train import TrainConfig, train
+from ner_fast.training.train import TrainConfig, train
 
 IOB = ["O", "B-a", "I-a", "B-b", "I-b"]
 

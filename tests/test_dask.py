@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ner_fast.cli import cli
 from ner_fast.corpus import CorpusError
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.package import PackageError
 from ner_fast.partition import plan_partitions, read_partition, worker_tagger
 from helpers import SENTENCES, make_checkpoint, write_conll

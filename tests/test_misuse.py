@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from helpers import make_checkpoint
 from ner_fast.atomic import atomic_write_text
 from ner_fast.cli import cli
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 
 NER_FAST = [sys.executable, "-c", "from ner_fast.cli import main; main()"]  # the console script, in this interpreter
 

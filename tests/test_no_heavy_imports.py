@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import POS, SENTENCES, TAGS, make_checkpoint
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 
 HEAVY = ("mxnet", "onnx", "pandas")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.package import FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_FILE, PackageError, load_package, sha256_file
 from helpers import make_checkpoint
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ner_fast import Doc, Tagger
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.schemes import chunks
 from ner_fast.text import segment
 from helpers import make_checkpoint

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ner_fast import Tagger
 from ner_fast.cli import cli
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from helpers import POS, SENTENCES, TAGS, make_checkpoint
 
 

@@ -13,7 +13,7 @@ TESTS = Path(__file__).parent
 def test_the_suite_profile_is_loaded_from_conftest_only() -> None:
     assert settings.get_profile("ner-fast") == settings.default
     assert settings.default.deadline is None
-    modules = sorted(TESTS.glob("*.py"))
+    modules = sorted(TESTS.rglob("*.py"))
     assert len(modules) > 10
     offenders = []
     for path in modules:
@@ -25,5 +25,5 @@ def test_the_suite_profile_is_loaded_from_conftest_only() -> None:
                 imported = [node.module or ""]
             called = node.func.attr if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else ""
             if "conftest" in imported or called in ("register_profile", "load_profile"):
-                offenders.append(f"{path.name}:{node.lineno}")
+                offenders.append(f"{path.relative_to(TESTS)}:{node.lineno}")
     assert offenders == []

@@ -15,8 +15,8 @@ from ner_fast import Entity, Tagger
 from ner_fast.checkpoint import save_params
 from ner_fast.decode import CRF, viterbi
 from ner_fast.features import featurize
-from ner_fast.model import predict_proba
-from ner_fast.onnx_export import export_model
+from ner_fast.training.model import predict_proba
+from ner_fast.training.export import export_model
 from ner_fast.package import load_package
 from ner_fast.tagger import spans
 from helpers import POS, SENTENCES, make_checkpoint

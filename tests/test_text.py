@@ -16,7 +16,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from ner_fast import Doc, Entity, Tagger, package
 from ner_fast.corpus import read_corpus
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
 from ner_fast.text import ABBREVIATIONS, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from ner_fast import Tagger, package
 from ner_fast.cli import cli
 from ner_fast.cli.tag import format_doc
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 
 LINES = [

@@ -1,7 +1,7 @@
 """Canonical parameters and checkpoint files: everything about a trained network but the graph.
 
 This module never imports mxnet, so the ONNX exporter and `ner-fast evaluate` can read a
-checkpoint without it. The graph itself lives in `model.py`; `ModelConfig` lives with every other
+checkpoint without it. The graph itself lives in `training/model.py`; `ModelConfig` lives with every other
 option in `config.py` (re-exported here, where the checkpoint readers have always found it).
 
 Parameters travel in one *canonical* form everywhere outside a running module: a dict of float32

@@ -1,6 +1,6 @@
 """Model packages on disk: the manifest, checksums and format version (reading side; no onnx, no mxnet).
 
-A package (written by `ner_fast.onnx_export.write_package`) is a folder:
+A package (written by `ner_fast.training.export.write_package`) is a folder:
 
     manifest.json        format_version, sha256 of every other file, versions it was made with
     model.json           vocabularies, tags, bucket lengths, feature settings, architecture
@@ -13,7 +13,7 @@ list every file the tagger opens (`model.json`, the shared weights, every graph)
 is not one this code reads, or whose `model.json` lacks a field the tagger needs or holds a malformed
 one (`validate_model`): a `PackageError` naming the file and the field, never a KeyError later.
 `default_package_path()` is the pretrained package installed with ner-fast (package data, built by
-`./dev.sh build-model`, see `ner_fast.bundle`): what `Tagger.load()` opens when given no path.
+`./dev.sh build-model`, see `ner_fast.training.bundle`): what `Tagger.load()` opens when given no path.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 
 def portable_path(path: str | os.PathLike[str]) -> str:
     """How package metadata records a path of the machine that built the package (the one rule, used
-    for `model.json` `source` by `ner-fast export` and for `provenance` by `ner_fast.bundle`): a package
+    for `model.json` `source` by `ner-fast export` and for `provenance` by `ner_fast.training.bundle`): a package
     is shipped, and the builder's absolute paths mean nothing elsewhere and leak its file system.
 
     - a file of the installed ner_fast package (the bundled corpus) is named as that resource:

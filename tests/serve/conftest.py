@@ -10,7 +10,7 @@ import pytest
 
 from helpers import make_checkpoint
 from ner_fast.atomic import atomic_write_json
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.package import MANIFEST_FILE, MODEL_FILE, write_manifest
 from ner_fast.serve.app import create_app
 from ner_fast.serve.settings import Settings

@@ -152,7 +152,7 @@ def test_a_wait_that_never_ends_is_a_usage_error(value: str) -> None:
 
 def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
     from helpers import make_checkpoint
-    from ner_fast.onnx_export import export_model
+    from ner_fast.training.export import export_model
 
     make_checkpoint(tmp_path / "m", with_pos=True)
     result = CliRunner().invoke(cli, ["serve", str(export_model(tmp_path / "m", tmp_path / "pkg", quantize=None)), "--port", "0"])

@@ -26,7 +26,7 @@ def evaluate_command(
     Without DATA the model is scored on the validation split it was trained with, rebuilt from the
     data settings in MODEL/config.json.
     """
-    from ner_fast.evaluate import evaluate
+    from ner_fast.training.evaluate import evaluate
     from ner_fast.metrics import format_table
 
     try:

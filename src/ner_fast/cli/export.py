@@ -27,7 +27,7 @@ def package_summary(package: Path) -> dict:
 
 def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Refuse a malformed --buckets as a usage error (exit 2) before anything is loaded."""
-    from ner_fast.onnx_export import parse_buckets
+    from ner_fast.training.export import parse_buckets
 
     try:
         parse_buckets(value, [])
@@ -66,7 +66,7 @@ def export_command(
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
     manifest."""
     from ner_fast.config import OptionError
-    from ner_fast.onnx_export import export_model
+    from ner_fast.training.export import export_model
 
     try:
         package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force,

@@ -34,9 +34,9 @@ def launch_command(
     With --role all (the default) a scheduler, --servers servers and --workers workers start on
     this machine, bound to --host on --interface (loopback by default), and stop together. For
     several machines start one role per process with the same --scheduler everywhere and each
-    machine's own --host / --interface (see the `ner_fast.distributed` docs).
+    machine's own --host / --interface (see the `ner_fast.training.distributed` docs).
     """
-    from ner_fast.distributed import Cluster, launch, run_role
+    from ner_fast.training.distributed import Cluster, launch, run_role
 
     if role in ("all", "worker") and not worker_args:
         raise click.UsageError("give the worker command after --, e.g. -- train --kvstore dist_sync --out DIR")

@@ -46,7 +46,7 @@ def train_command(
     """
     from ner_fast.config import OptionError, command_line_config, given_options
     from ner_fast.corpus import CorpusError
-    from ner_fast.train import spin_openmp_threads, train
+    from ner_fast.training.train import spin_openmp_threads, train
 
     spin_openmp_threads()  # this process only trains
 

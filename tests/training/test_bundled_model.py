@@ -18,7 +18,7 @@ from seqeval.metrics import classification_report, f1_score
 
 from helpers import absolute_paths, json_strings, make_checkpoint, write_conll
 from ner_fast import Tagger
-from ner_fast.bundle import MAX_BYTES, build_default_package, validation_corpus
+from ner_fast.training.bundle import MAX_BYTES, build_default_package, validation_corpus
 from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus
 from ner_fast.package import DEFAULT_PACKAGE, PackageError, default_package_path, load_package
@@ -27,7 +27,7 @@ from ner_fast.prepare import split_corpus
 SCRIPT = """
 import json, sys
 from ner_fast import Tagger
-from ner_fast.bundle import score_tagger, validation_corpus
+from ner_fast.training.bundle import score_tagger, validation_corpus
 tagger = Tagger.load()
 corpus = validation_corpus(tagger.package.model["provenance"]["training"])
 scores = score_tagger(tagger, corpus)
@@ -151,7 +151,7 @@ def test_build_refuses_a_package_over_the_size_limit_or_a_foreign_folder(
     with pytest.raises(OptionError, match="holds other files"):
         build_default_package(tmp_path / "run", tmp_path / "mine", command="x")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]  # nothing replaced
-    monkeypatch.setattr("ner_fast.bundle.MAX_BYTES", 1000)
+    monkeypatch.setattr("ner_fast.training.bundle.MAX_BYTES", 1000)
     with pytest.raises(ValueError, match="more than"):
         build_default_package(tmp_path / "run", tmp_path / "pkg", command="x")
     assert not (tmp_path / "pkg").exists()
@@ -160,7 +160,7 @@ def test_build_refuses_a_package_over_the_size_limit_or_a_foreign_folder(
 def test_bad_build_arguments_are_one_line_and_write_nothing(tmp_path: Path, bundled: Corpus) -> None:
     from click.testing import CliRunner
 
-    from ner_fast.bundle import build_command
+    from ner_fast.training.bundle import build_command
 
     train = {"data": None, "max_sentences": 300, "split": [0.8, 0.2]}
     training = split_corpus(bundled[:300], (0.8, 0.2))[0]
@@ -187,7 +187,7 @@ def test_bad_build_arguments_are_one_line_and_write_nothing(tmp_path: Path, bund
 def test_the_training_log_is_read_by_epoch_and_a_bad_line_is_named(tmp_path: Path, bundled: Corpus) -> None:
     from click.testing import CliRunner
 
-    from ner_fast.bundle import build_command
+    from ner_fast.training.bundle import build_command
 
     make_checkpoint(tmp_path / "a", seed=3, corpus=bundled[:50], train={"data": None, "max_sentences": 50}, use_pos=False)
     (tmp_path / "a" / "state.json").write_text(json.dumps({"epoch": 3, "best_epoch": 2, "bad_epochs": 1}))

@@ -382,7 +382,7 @@ def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Se
     """
     import mxnet as mx
 
-    from ner_fast.model import make_sym_gen, module_params
+    from ner_fast.training.model import make_sym_gen, module_params
 
     module = mx.mod.BucketingModule(make_sym_gen(config), default_bucket_key=longest, context=list(contexts))
     module.bind(
@@ -539,8 +539,8 @@ def train(
     set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
     import mxnet as mx
 
-    from ner_fast.iterators import BucketIter
-    from ner_fast.model import check_bucket_params, pos_output_index
+    from ner_fast.training.iterators import BucketIter
+    from ner_fast.training.model import check_bucket_params, pos_output_index
 
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()

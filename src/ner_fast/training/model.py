@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from ner_fast.checkpoint import ModelConfig, check_params, pack_params
-from ner_fast.crf_loss import crf_loss_symbol
+from ner_fast.training.crf_loss import crf_loss_symbol
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import UNK
 

@@ -20,12 +20,12 @@ from ner_fast import Tagger
 from ner_fast.checkpoint import ModelConfig, init_params, pack_params, param_shapes, unpack_params
 from ner_fast.cli.train import train_command
 from ner_fast.features import CASING_CLASSES, ROW_POS, ROW_WORD, featurize
-from ner_fast.model import make_sym_gen, pos_output_index
-from ner_fast.onnx_export import POS_OUTPUT_NAME, export_model
+from ner_fast.training.model import make_sym_gen, pos_output_index
+from ner_fast.training.export import POS_OUTPUT_NAME, export_model
 from ner_fast.package import load_package
 from ner_fast.prepare import prepare
 from ner_fast.config import TrainConfig
-from ner_fast.train import train
+from ner_fast.training.train import train
 from ner_fast.vocab import UNK
 
 CONFIG = ModelConfig(

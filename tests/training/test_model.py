@@ -20,7 +20,7 @@ from ner_fast.checkpoint import (
     unpack_params,
 )
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.model import Predictor, make_sym_gen, predict_proba
+from ner_fast.training.model import Predictor, make_sym_gen, predict_proba
 from helpers import random_features
 
 CONFIG = ModelConfig(

@@ -17,8 +17,8 @@ import pytest
 from helpers import SMALL, make_checkpoint
 from ner_fast.checkpoint import ModelConfig, load_model
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
-from ner_fast.model import predict_proba
-from ner_fast.onnx_export import EXTERNAL_MIN_BYTES, build_graph, export_model, parse_buckets, with_seq_len
+from ner_fast.training.model import predict_proba
+from ner_fast.training.export import EXTERNAL_MIN_BYTES, build_graph, export_model, parse_buckets, with_seq_len
 from ner_fast.package import WEIGHTS_FILE, load_package
 from ner_fast.vocab import UNK, Vocabularies
 
@@ -203,7 +203,7 @@ def test_parse_buckets() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("directions", [2, 1])
 def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path, directions: int) -> None:
-    from ner_fast.train import TrainConfig, train
+    from ner_fast.training.train import TrainConfig, train
 
     arch = {"hidden": 16, "word_dim": 16, "filters": 8, "char_dim": 8, "use_casing": True, "dropout": 0.1,
             "directions": directions}  # fmt: skip

@@ -24,7 +24,7 @@ from ner_fast.metrics import Accumulator, Scores, TagScheme
 def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     """Rebuild the validation split of the run described by config.json document `doc`."""
     from ner_fast.config import TrainConfig
-    from ner_fast.train import load_data
+    from ner_fast.training.train import load_data
 
     data = load_data(TrainConfig.from_dict(doc["train"]), check=False)
     if data.vocabs != vocabs:
@@ -103,7 +103,7 @@ def evaluate(
 
     `decode` defaults to the one the model was trained (and selected) with.
     """
-    from ner_fast.model import Predictor
+    from ner_fast.training.model import Predictor
 
     config, params, vocabs, doc = load_model(model_dir, which)
     if data is None:

@@ -1,5 +1,5 @@
-"""Ensemble packages and the cut of rare words' embeddings (`onnx_export.ensemble_graph`,
-`onnx_export.truncate_words`, `ner-fast export --ensemble/--max-words`).
+"""Ensemble packages and the cut of rare words' embeddings (`export.ensemble_graph`,
+`export.truncate_words`, `ner-fast export --ensemble/--max-words`).
 
 The oracle is each member exported alone (float32), combined in NumPy: the ensemble's tag
 probabilities must be the normalised geometric mean of the members', its POS probabilities their
@@ -20,7 +20,7 @@ from ner_fast.cli import cli
 from ner_fast.corpus import Corpus
 from ner_fast.decode import decode
 from ner_fast.features import ROW_WORD
-from ner_fast.onnx_export import export_model
+from ner_fast.training.export import export_model
 from ner_fast.package import load_package
 from ner_fast.vocab import UNK
 

@@ -12,8 +12,8 @@ import pytest
 
 from ner_fast.checkpoint import load_params
 from ner_fast.config import ModelConfig, TrainConfig, options
-from ner_fast.model import check_bucket_params, make_sym_gen
-from ner_fast.train import train
+from ner_fast.training.model import check_bucket_params, make_sym_gen
+from ner_fast.training.train import train
 from helpers import POS, SENTENCES, TAGS
 
 # Every on/off architecture option of the table (a new one is covered as soon as it is a row), with
@@ -56,7 +56,7 @@ def test_every_bucket_lists_the_same_parameters_in_the_same_order(
 
 
 def test_the_training_guard_sees_a_bucket_that_differs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ner_fast.model as model
+    import ner_fast.training.model as model
 
     config = _config({name: False for name in SWITCHES} | {"crf": True}, 1)
     check_bucket_params(config, [1, 2, 7])  # the fixed graph passes

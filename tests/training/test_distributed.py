@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ner_fast.distributed import Cluster, free_port, launch
+from ner_fast.training.distributed import Cluster, free_port, launch
 
 
 def _result(log: Path) -> dict[str, Any]:

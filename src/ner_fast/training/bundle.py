@@ -1,7 +1,7 @@
 """The pretrained package bundled with ner-fast: how it is built and how it is scored.
 
 `./dev.sh build-model` trains the two members of the default model on the bundled GMB corpus (the
-default recipe, and the same with a wider character CNN) and then runs `python -m ner_fast.bundle RUN_DIR
+default recipe, and the same with a wider character CNN) and then runs `python -m ner_fast.training.bundle RUN_DIR
 --ensemble RUN_DIR2 --min-word-count 2`, i.e. `build_default_package`: export the best checkpoints as
 one int8 ensemble package (the embeddings of words seen once in training dropped, as they measured
 no loss), tag the run's validation split with that package through `Tagger` (what a user
@@ -71,7 +71,7 @@ def validation_corpus(train: dict[str, Any]) -> Corpus:
 def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> int:
     """How many entries of `vocabs.words` (<pad> and <unk> included) are words seen at least `min_count`
     times in `training`: the same count `Vocabularies.build` keeps with `min_word_freq`. The vocabulary
-    lists words most frequent first, so they are its first entries (`onnx_export.truncate_words` keeps
+    lists words most frequent first, so they are its first entries (`export.truncate_words` keeps
     them). Raises ValueError when `vocabs` was not built from `training`, or no word is seen `min_count` times."""
     kept = Vocabularies.build(training, lowercase=vocabs.lowercase, min_word_freq=min_count).words.itos
     if vocabs.words.itos[: len(kept)] != kept:
@@ -135,7 +135,7 @@ def _run_record(run_dir: Path) -> dict[str, Any]:
     logged in training, its training settings."""
     from ner_fast.atomic import read_json
     from ner_fast.checkpoint import read_config
-    from ner_fast.train import read_metrics
+    from ner_fast.training.train import read_metrics
 
     state = read_json(run_dir / "state.json", "training state") if (run_dir / "state.json").exists() else {}
     best = state.get("best_epoch")
@@ -183,7 +183,7 @@ def build_default_package(
     building machine is shipped. Raises ValueError when the package would weigh more than `MAX_BYTES`.
     """
     from ner_fast.checkpoint import read_config
-    from ner_fast.onnx_export import export_model
+    from ner_fast.training.export import export_model
     from ner_fast.tagger import Tagger
 
     run_dir, out = Path(run_dir), Path(out)

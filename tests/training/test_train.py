@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import ner_fast.train as train_module
+import ner_fast.training.train as train_module
 from ner_fast.buckets import Bucket
 from ner_fast.checkpoint import load_model, load_params
 from ner_fast.cli.evaluate import evaluate_command
 from ner_fast.cli.train import train_command
-from ner_fast.evaluate import evaluate
-from ner_fast.iterators import BucketIter
+from ner_fast.training.evaluate import evaluate
+from ner_fast.training.iterators import BucketIter
 from ner_fast.prepare import prepare
 from ner_fast.config import RECIPES, TrainConfig, resume_config
 from ner_fast.signals import Terminated
-from ner_fast.train import train
+from ner_fast.training.train import train
 
 TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
 
@@ -280,7 +280,7 @@ def test_flush_denormals_reaches_mxnet_threads(flush: bool) -> None:
     # In a child process: the mode is process-wide and must be set before MXNet starts its threads.
     code = (
         "import sys, numpy as np\n"
-        "from ner_fast.train import flush_denormals\n"
+        "from ner_fast.training.train import flush_denormals\n"
         f"assert flush_denormals() if {flush} else True\n"
         "import mxnet as mx\n"
         "tiny = np.float32(1e-40)\n"
