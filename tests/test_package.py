@@ -161,3 +161,25 @@ def test_the_absolute_path_detector_of_the_tests_finds_them() -> None:
            "/etc/k": 1, "vocab": ["/", "bbl/day", "a/b", "-/-"]}
     found = absolute_paths(doc)
     assert [w for w, _ in found] == ["a.model_dir", "b[0]", "b[1]", "b[2]", "/etc/k (key)"]
+
+
+def test_portable_path_keeps_a_zip_members_folders_and_names_the_current_folder(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corpus read from a zip is named `ARCHIVE[MEMBER]` (`corpus._read_bytes`), and the member may sit in
+    folders of the archive: the member is kept whole (it was cut to `train.csv]`). The current folder itself
+    (`ner-fast export .` inside a run) is recorded by its name, not as `.`, which names nothing."""
+    from ner_fast.package import portable_path
+
+    outside = "/home/alice/corpora/gmb.zip[data/train set/ner.csv]"
+    assert portable_path(outside) == "gmb.zip[data/train set/ner.csv]"
+    run = tmp_path / "runs" / "cnn234"
+    run.mkdir(parents=True)
+    (run / "gmb.zip").touch()
+    monkeypatch.chdir(tmp_path)
+    assert portable_path(f"{run / 'gmb.zip'}[data/ner.csv]") == "runs/cnn234/gmb.zip[data/ner.csv]"
+    monkeypatch.chdir(run)
+    assert portable_path(".") == "cnn234"
+    assert portable_path(run) == "cnn234"
+    assert portable_path("gmb.zip[data/ner.csv]") == "gmb.zip[data/ner.csv]"
+    # A file name with brackets that is no zip member is a plain name.
+    assert portable_path("/elsewhere/notes[1]/x[2].csv") == "x[2].csv"

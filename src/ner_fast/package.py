@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ DYNAMIC = "dynamic"
 _NER_FAST = Path(__file__).resolve().parent
 # The bundled pretrained package, inside the installed ner_fast package.
 DEFAULT_PACKAGE = _NER_FAST / "models" / "default"
+# How `corpus._read_bytes` names a zip archive's member: `ARCHIVE.zip[MEMBER]`, MEMBER maybe in folders of the archive.
+_ZIP_MEMBER = re.compile(r"(.+?\.zip)(\[.*\])", re.IGNORECASE | re.DOTALL)
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
@@ -84,17 +87,21 @@ def portable_path(path: str | os.PathLike[str]) -> str:
       it, as a user of the same checkout types it: `runs/default-model`;
     - any other path by its last component only: `/home/alice/runs/cnn234` -> `cnn234`.
 
-    Symbolic links are tried as given first, then resolved. A suffix within the last component
-    (`corpus.zip[member.csv]`) is kept. The result never starts with `/`.
+    Symbolic links are tried as given first, then resolved. The member of a zip archive, as a corpus read
+    from one is named (`corpus.zip[data/member.csv]`), is kept whole after the archive's path; the current
+    folder itself is named by its last component (`.` names nothing). The result never starts with `/`.
     """
-    given = Path(os.path.abspath(path))
+    text = os.fspath(path)
+    zipped = _ZIP_MEMBER.fullmatch(text)
+    archive, member = zipped.groups() if zipped else (text, "")
+    given = Path(os.path.abspath(archive))
     cwd = Path.cwd()
     bases = [(_NER_FAST, Path(_NER_FAST.name))] + ([(cwd, Path())] if cwd != Path(cwd.anchor) else [])
     for candidate in (given, Path(os.path.realpath(given))):
         for base, named in bases:
-            if candidate.is_relative_to(base):
-                return (named / candidate.relative_to(base)).as_posix()
-    return given.name
+            if candidate.is_relative_to(base) and candidate != cwd:
+                return (named / candidate.relative_to(base)).as_posix() + member
+    return given.name + member
 
 
 def graph_file(seq_len: int | None) -> str:
