@@ -175,29 +175,101 @@ def test_cuda_request_without_cuda_warns_and_runs_on_cpu(model: tuple) -> None:
         Tagger.load(model[3], device="tpu")  # type: ignore[arg-type]
 
 
-def test_cuda_libraries_are_preloaded_once_and_only_for_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_libraries_are_preloaded_once_and_only_for_cuda(model: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gpu extra's CUDA and cuDNN come as pip packages, which onnxruntime's CUDA provider finds only
-    after `onnxruntime.preload_dlls()`: `device="cuda"` or "auto" calls it once a process where the CUDA
-    provider exists; "cpu", or an onnxruntime without CUDA, never does."""
+    after `onnxruntime.preload_dlls()`: a load whose providers hold CUDA's (`device="cuda"` or "auto", or
+    `providers` given) calls it once a process where the CUDA provider exists; "cpu", or an onnxruntime
+    without CUDA, never does."""
     import ner_fast.tagger as tagger_module
 
     calls: list[int] = []
     monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append(1), raising=False)
-    tagger_module.preload_cuda_libraries.cache_clear()
+    tagger_module._preload_cuda_libraries.cache_clear()
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    assert tagger_module.providers_for("auto") == ["CPUExecutionProvider"] and calls == []
-    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"] and calls == []
+    assert tagger_module.providers_for("auto") == ["CPUExecutionProvider"]
+    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"]
+    for device in ("auto", "cpu"):
+        Tagger.load(model[3], device=device)
+    assert calls == []
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"] and calls == []
+    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"]
+    Tagger.load(model[3], device="cpu")
+    assert calls == []
     for device in ("cuda", "auto", "cuda"):
         assert tagger_module.providers_for(device) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        with pytest.warns(RuntimeWarning, match="run on the CPU"):  # this onnxruntime has no CUDA in truth
+            Tagger.load(model[3], device=device)
     assert calls == [1]
+    tagger_module._preload_cuda_libraries.cache_clear()
+    with pytest.warns(RuntimeWarning, match="run on the CPU"):
+        Tagger.load(model[3], providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert calls == [1, 1]
     # A loader that fails leaves CUDA to the system's libraries and says why.
-    tagger_module.preload_cuda_libraries.cache_clear()
+    tagger_module._preload_cuda_libraries.cache_clear()
     monkeypatch.setattr(ort, "preload_dlls", lambda: (_ for _ in ()).throw(OSError("libcudnn.so.9: not found")), raising=False)
-    assert tagger_module.providers_for("cuda")[0] == "CUDAExecutionProvider"
+    with pytest.warns(RuntimeWarning, match=r"run on the CPU \(loading the CUDA libraries: OSError: libcudnn.so.9: not found\)"):
+        Tagger.load(model[3], device="cuda")
     assert tagger_module.preload_cuda_libraries() == "OSError: libcudnn.so.9: not found"
-    tagger_module.preload_cuda_libraries.cache_clear()
+    tagger_module._preload_cuda_libraries.cache_clear()
+
+
+def test_what_the_cuda_preload_prints_reaches_the_warning_not_stdout(
+    model: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`onnxruntime.preload_dlls()` reports each CUDA/cuDNN library it cannot load with print(), on stdout,
+    where `ner-fast tag` writes its JSON lines (onnxruntime-gpu installed on a machine without CUDA, the
+    default device "auto"). What it prints is kept from stdout and said in the warning that the sessions
+    run on the CPU (one line, colour codes dropped)."""
+    import ner_fast.tagger as tagger_module
+
+    def noisy_preload() -> None:  # what onnxruntime 1.2x prints where the pip CUDA packages are missing
+        print("Failed to load libcudnn.so.9: libcudnn.so.9: cannot open shared object file")
+        print("\033[33mPlease follow https://onnxruntime.ai/docs/install/#cuda-and-cudnn to install CUDA.\033[0m")
+
+    monkeypatch.setattr(ort, "preload_dlls", noisy_preload, raising=False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    tagger_module._preload_cuda_libraries.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="run on the CPU") as caught:
+            tagger = Tagger.load(model[3], device="auto")
+        assert tagger.providers == ["CPUExecutionProvider"]
+        assert capsys.readouterr().out == ""
+        said = [str(w.message) for w in caught if "run on the CPU" in str(w.message)]
+        assert len(said) == 1 and "\n" not in said[0] and "\033" not in said[0]
+        assert "Failed to load libcudnn.so.9" in said[0] and "install CUDA" in said[0]
+    finally:
+        tagger_module._preload_cuda_libraries.cache_clear()
+
+
+def test_cuda_libraries_are_preloaded_once_when_threads_load_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taggers loaded by several threads at once (Dask workers, `serve` workers) preload once."""
+    import threading
+    import time
+
+    import ner_fast.tagger as tagger_module
+
+    calls: list[int] = []
+    start = threading.Barrier(8)
+
+    def slow_preload() -> None:
+        calls.append(1)
+        time.sleep(0.05)  # the loader takes a while: the other threads arrive meanwhile
+
+    monkeypatch.setattr(ort, "preload_dlls", slow_preload, raising=False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    tagger_module._preload_cuda_libraries.cache_clear()
+
+    def load(_: int) -> str | None:
+        start.wait()
+        return tagger_module.preload_cuda_libraries()
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            chosen = list(pool.map(load, range(8)))
+        assert chosen == [None] * 8
+        assert calls == [1]
+    finally:
+        tagger_module._preload_cuda_libraries.cache_clear()
 
 
 def test_ready_made_sessions(model: tuple) -> None:

@@ -25,8 +25,12 @@ threads: onnxruntime sessions are thread-safe, the sessions and lookup tables ar
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
+import re
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,29 +68,43 @@ def providers_for(device: Device) -> list[str]:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        if CUDA not in available:
-            return [CPU]
-        preload_cuda_libraries()
-        return [CUDA, CPU]
+        return [CUDA, CPU] if CUDA in available else [CPU]
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
 
 
-@functools.cache
 def preload_cuda_libraries() -> str | None:
-    """Load CUDA and cuDNN from their pip packages before the first CUDA session (once a process).
+    """Load CUDA and cuDNN from their pip packages before the first CUDA session (`Tagger.load` calls it
+    where the providers hold CUDA's; once a process, even when several threads load taggers at once).
 
     The `gpu` extra installs them with onnxruntime-gpu (`[cuda,cudnn]`), but onnxruntime's CUDA provider
     finds them there only after `onnxruntime.preload_dlls()`; otherwise only on the system's library
     path, and a session that cannot start CUDA runs on the CPU. Returns None, or why the preload failed
-    (the system's libraries are then tried as before)."""
+    (the system's libraries are then tried as before), in one line: `Tagger.load` says it when the
+    sessions run on the CPU."""
+    with _PRELOAD_LOCK:
+        return _preload_cuda_libraries()
+
+
+_PRELOAD_LOCK = threading.Lock()
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@functools.cache
+def _preload_cuda_libraries() -> str | None:
     preload = getattr(ort, "preload_dlls", None)
     if preload is None:  # onnxruntime < 1.21, or a build without CUDA
         return None
+    # preload_dlls reports each library it cannot load with print(): on stdout, where `ner-fast tag`
+    # writes its documents. Kept here (the process's stdout is swapped only for this once-a-process call).
+    printed = io.StringIO()
+    failed = ""
     try:
-        preload()
+        with contextlib.redirect_stdout(printed):
+            preload()
     except Exception as err:  # whatever the loader raised: CUDA may still come from the system
-        return f"{type(err).__name__}: {err}"
-    return None
+        failed = f"{type(err).__name__}: {err}"
+    why = " ".join(_COLOUR.sub("", f"{printed.getvalue()} {failed}").split())
+    return why or None
 
 
 def make_session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -186,6 +204,8 @@ class Tagger:
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
+        wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
+        preloaded = preload_cuda_libraries() if wants_cuda else None
         chosen = pkg.buckets if buckets is None else sorted({int(b) for b in buckets})
         missing = sorted(set(chosen) - set(pkg.buckets))
         if missing:
@@ -198,9 +218,9 @@ class Tagger:
                 sessions[key] = ort.InferenceSession(str(path), options, providers=wanted)
             except Exception as exc:  # onnxruntime raises its own exception classes
                 raise PackageError(f"{path}: onnxruntime cannot load it ({exc})") from exc
-        wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
         if wants_cuda and sessions[None].get_providers()[0] != CUDA:
-            warnings.warn("CUDA was requested but the onnxruntime sessions run on the CPU", RuntimeWarning, stacklevel=2)
+            why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
+            warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
         return cls(pkg, sessions, decode, workers)
 
     @property
