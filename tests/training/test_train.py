@@ -134,6 +134,40 @@ def test_ctrl_c_or_sigterm_saves_and_resume_finishes(prepared: str, tmp_path: Pa
     assert [(h["train"], h["valid"]) for h in finished.history] == [(h["train"], h["valid"]) for h in whole.history]
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["ctrl-c", "sigterm"])
+def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     stop: type[BaseException]) -> None:
+    """Ctrl-C or SIGTERM can land while the end of an epoch that improved is being written: after
+    last.params.npz, before best.params.npz. state.json then names that epoch the best: its parameters
+    must be in best.params.npz too (there was none at all after epoch 1, so `export` of the run failed)."""
+    real = train_module.save_params
+    stopped: list[str] = []
+
+    def stop_before_best(path: Path, params: Any) -> None:
+        if Path(path).name == "best.params.npz" and not stopped:
+            stopped.append(str(path))
+            raise stop
+        real(path, params)
+
+    monkeypatch.setattr(train_module, "save_params", stop_before_best)
+    out = tmp_path / "run"
+    try:
+        train(_cfg(prepared, out, epochs=3), progress=False, echo=_quiet)
+    except (KeyboardInterrupt, Terminated):
+        assert stop is Terminated  # Ctrl-C returns, SIGTERM is passed on
+    assert stopped == [str(out / "best.params.npz")]
+    state = json.loads((out / "state.json").read_text())
+    assert state["interrupted"] and state["epoch"] == 1 and state["best_epoch"] == 1
+    # The best of epoch 1 is what was validated: the parameters' average (the recipe's --average).
+    best, average = _params(out, "best"), load_params(out / "last.average.npz")
+    assert sorted(best) == sorted(average) and all(np.array_equal(best[n], average[n]) for n in best)
+    assert load_model(out, "best")[1]
+    monkeypatch.setattr(train_module, "save_params", real)
+    finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
+    assert finished.stopped == "epochs" and len(finished.history) == 3 and (out / "best.params.npz").exists()
+
+
 def test_sigterm_to_ner_fast_train_saves_and_exits_143(prepared: str, tmp_path: Path) -> None:
     """A scheduler's SIGTERM (not only Ctrl-C) keeps the epochs done: parameters and state saved,
     one line, exit 143; `--resume` goes on from there."""

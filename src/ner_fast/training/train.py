@@ -648,6 +648,10 @@ def train(
         f" (worker {rank} of {num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
     )
 
+    # The best epoch whose parameters best.params.npz holds: a stop that lands while an improved epoch is
+    # being saved (state.json may already name it) saves them in its own save.
+    written = {"best_epoch": state["best_epoch"]}
+
     def save(best: bool) -> None:
         if not writes:
             return
@@ -660,6 +664,7 @@ def train(
             state["average_steps"] = average.steps
         if best:
             save_params(out / "best.params.npz", validated)
+            written["best_epoch"] = state["best_epoch"]
         _save_optimizer_states(out / "last.states.npz", module, config)
         lines = "".join(json.dumps(h) + "\n" for h in history)
         atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
@@ -705,7 +710,7 @@ def train(
         # The current, partly trained epoch is redone on resume from the parameters saved here.
         stopped = "interrupted"
         state["interrupted"] = True
-        save(best=False)
+        save(best=state["best_epoch"] != written["best_epoch"])
         say(f"interrupted: parameters saved in {out}; continue with --resume {out}")
         if isinstance(stop, Terminated):
             raise  # asked to end: the command line reports it and exits 143
