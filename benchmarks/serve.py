@@ -525,6 +525,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for name, options in configs.items():
             servers[name] = start_server(package, options)
         providers = {name: server_providers(port) for name, (_, port) in servers.items()}
+        wanted = "CUDAExecutionProvider" if args.device == "cuda" else "CPUExecutionProvider"
+        elsewhere = sorted({found[0] for found in providers.values()} - {wanted})
+        if elsewhere:  # e.g. --device cuda where onnxruntime has no CUDA: the figures are the CPU's
+            print(f"NOTE: the servers run on {', '.join(elsewhere)}, not {wanted} (--device {args.device}): "
+                  "these figures are not the device's (the JSON records each server's providers)")
         results = closed_loop(args, servers, requests, tokens_per_request, reference)
         if args.rates:
             threads = args.threads[0]

@@ -46,3 +46,25 @@ def test_closed_loop_times_every_request_after_the_warm_up(bench: ModuleType, ur
     requests = [bench.request_bytes(t) for t in TEXTS]
     seconds, latencies = bench.run_load(port_of(url), requests, 3, 2, 5)
     assert len(latencies) == 3 * 5 and min(latencies) > 0 and seconds > 0
+
+
+@pytest.mark.slow
+def test_servers_not_on_the_asked_device_are_said_in_the_output(tmp_path: Path) -> None:
+    """`benchmarks/serve.py --device cuda` where onnxruntime cannot use CUDA measures the CPU: it says so in
+    its output (it printed only Python's warnings before, then CPU figures for a run asked for CUDA)."""
+    import json
+    import subprocess
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the servers may well run on it")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "serve.py"
+    out = tmp_path / "serve.json"
+    run = subprocess.run([sys.executable, str(script), "--device", "cuda", "--sentences", "8", "--clients", "2",
+                          "--requests", "6", "--warmup", "2", "--rounds", "1", "--alone-requests", "4", "--rates",
+                          "--threads", "1", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    providers = json.loads(out.read_text())["providers"]
+    assert providers and all(found[0] == "CPUExecutionProvider" for found in providers.values())
+    assert "NOTE: the servers run on CPUExecutionProvider, not CUDAExecutionProvider (--device cuda)" in run.stdout
