@@ -29,7 +29,18 @@ def _names(source: str, module: tuple[str, ...]) -> set[str]:
             name = ".".join(part for part in base if part)
             found.add(name)
             found.update(f"{name}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and _dynamic_import(node.func) and node.args:
+            # importlib.import_module("onnx") / __import__("mxnet"): a literal name is an import too.
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value)
     return found
+
+
+def _dynamic_import(func: ast.expr) -> bool:
+    """Whether a call's function is `importlib.import_module`, `import_module` or `__import__`."""
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return name in ("import_module", "__import__")
 
 
 def _runtime_modules() -> list[Path]:
@@ -61,3 +72,8 @@ def test_the_checker_sees_function_level_and_relative_imports() -> None:
     source = "def f():\n    import mxnet.ndarray\n    from ..training import train\n    from . import batcher\n"
     found = _names(source, ("ner_fast", "serve", "annotate"))
     assert {"mxnet.ndarray", "ner_fast.training", "ner_fast.training.train", "ner_fast.serve.batcher"} <= found
+    # Imports by name at run time count as well.
+    source = ("import importlib\nfrom importlib import import_module\n"
+              "def g():\n    importlib.import_module('onnx')\n    import_module('ner_fast.training.export')\n"
+              "    __import__('mxnet')\n")
+    assert {"onnx", "ner_fast.training.export", "mxnet"} <= _names(source, ("ner_fast", "text"))
