@@ -168,6 +168,27 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
     assert finished.stopped == "epochs" and len(finished.history) == 3 and (out / "best.params.npz").exists()
 
 
+def test_ctrl_c_during_ner_fast_train_saves_and_exits_1(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C saves as SIGTERM does, and ends the command as a stop (exit 1), not a finished run: it
+    exited 0, so `ner-fast train ... && ner-fast export ...` went on to export a run stopped by hand."""
+    real = train_module.run_epoch
+    calls = {"n": 0}
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:  # training pass of epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "run_epoch", interrupted)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(train_command, [prepared, "--out", str(out), "--epochs", "3", "--batch-size", "16",
+                                             "--no-progress", *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items())])
+    assert res.exit_code == 1, res.output
+    assert "interrupted: parameters saved" in res.output and "Traceback" not in res.output
+    assert json.loads((out / "state.json").read_text())["epoch"] == 1
+
+
 def test_sigterm_to_ner_fast_train_saves_and_exits_143(prepared: str, tmp_path: Path) -> None:
     """A scheduler's SIGTERM (not only Ctrl-C) keeps the epochs done: parameters and state saved,
     one line, exit 143; `--resume` goes on from there."""

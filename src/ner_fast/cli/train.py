@@ -40,7 +40,7 @@ def train_command(
     data options are then fixed); without it the bundled GMB corpus is used, split sequentially
     80/20. Each epoch prints training and validation loss, accuracy, the tutorial's token-level F1
     and the entity-level (conlleval) P/R/F1 with a per-type table; the best model by validation
-    entity F1 is kept. Ctrl-C saves and exits; --resume DIR continues (with --epochs / --patience /
+    entity F1 is kept. Ctrl-C (exit 1) or SIGTERM (exit 143) saves and exits; --resume DIR continues (with --epochs / --patience /
     --context to change the stopping rule or the devices). Options marked [tuned: ...; tutorial: ...]
     default to the value of the --recipe chosen (docs/TRAINING.md: what each setting gave on the GMB corpus).
     """
@@ -69,3 +69,7 @@ def train_command(
             f" {result.seconds:.0f} s; "
             + (f"model in {result.out}" if result.rank == 0 else f"worker {result.rank}: worker 0 writes the model")
         )
+    if result.stopped == "interrupted":
+        # Ctrl-C: saved (the line above says where), but a stop, not a finished run: exit 1 as every
+        # command's Ctrl-C, so `ner-fast train ... && ner-fast export ...` does not go on.
+        raise SystemExit(1)
