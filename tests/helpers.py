@@ -5,7 +5,10 @@ random weights exercise every gate)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +157,22 @@ def random_features(
             k = int(rng.integers(1, config.max_token_chars + 1))
             x[b, ROW_CHARS : ROW_CHARS + k, t] = rng.integers(1, config.n_chars, k)
     return x
+
+
+def sigterm_when(command: list[str], ready: Callable[[], bool], what: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run `command`, send it SIGTERM as soon as `ready()` (polled every 50 ms; `what` names the moment
+    for the failure message), and return its exit code, stdout and stderr. It is killed if still alive."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, f"it ended before {what}: {process.communicate()}"
+            assert time.monotonic() < deadline, f"never {what}"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stdout, stderr

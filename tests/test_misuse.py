@@ -9,14 +9,13 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import make_checkpoint
+from helpers import make_checkpoint, sigterm_when
 from ner_fast.atomic import atomic_write_text
 from ner_fast.cli import cli
 from ner_fast.training.export import export_model
@@ -94,24 +93,10 @@ def test_sigterm_mid_run_leaves_neither_output_nor_temporary(pkg: Path, tmp_path
     source = tmp_path / "big.txt"
     source.write_text("Angela Merkel visited Paris on Monday and met the president .\n" * 200_000, encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    process = subprocess.Popen(
-        [*NER_FAST, "tag", str(pkg), str(source), "--input-format", "text", "--output", str(out)],
-        stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        # Wait until the temporary output exists: the run is mid-write.
-        while not any(p.name.startswith(".out.jsonl.") for p in tmp_path.iterdir()):
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the run never started writing"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 128 + signal.SIGTERM, err
+    # SIGTERM once the temporary output exists: the run is mid-write.
+    code, _, err = sigterm_when([*NER_FAST, "tag", str(pkg), str(source), "--input-format", "text", "--output", str(out)],
+                                lambda: any(p.name.startswith(".out.jsonl.") for p in tmp_path.iterdir()), "started writing", 60)
+    assert code == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
 

@@ -167,6 +167,57 @@ def test_tag_output_through_a_symlink(tmp_path: Path) -> None:
     assert [line.split("\t")[0] for line in real.read_text().split("\n") if line] == ["Angela", "visited", "Paris"]
 
 
+@pytest.mark.parametrize("hard_links", [True, False], ids=["link", "no-hard-links"])
+def test_a_file_that_appears_while_writing_is_kept_without_replace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    hard_links: bool) -> None:
+    """`replace=False`: the name was free when the work began; another writer's file that appears there
+    meanwhile is not replaced, and the write fails naming it. A free name is written as usual."""
+    if not hard_links:  # a file system without hard links (FAT, some network mounts): the last check decides
+        def no_link(src: object, dst: object) -> None:
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    free = tmp_path / "free.txt"
+    with atomic_open(free, "w", encoding="utf-8", replace=False) as f:
+        f.write("mine")
+    assert free.read_text() == "mine"
+    target = tmp_path / "out.txt"
+    with pytest.raises(OSError) as info:
+        with atomic_open(target, "w", encoding="utf-8", replace=False) as f:
+            f.write("mine")
+            target.write_text("theirs", encoding="utf-8")  # another process, mid-write
+    assert info.value.errno == errno.EEXIST and str(target) in str(info.value) and "--force" in str(info.value)
+    assert target.read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["free.txt", "out.txt"]  # no temporary left
+    with atomic_open(target, "w", encoding="utf-8") as f:  # replace=True (the default, --force) still replaces
+        f.write("mine")
+    assert target.read_text() == "mine"
+
+
+def test_tag_without_force_keeps_an_output_that_appears_during_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ner_fast.cli.tag as tag_module
+
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "pkg")]).exit_code == 0
+    out = tmp_path / "tagged.jsonl"
+    real = tag_module._write_documents
+
+    def racing(*args: object, **kwargs: object) -> None:
+        out.write_text("theirs", encoding="utf-8")  # made by someone else after tag found the name free
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tag_module, "_write_documents", racing)
+    result = runner.invoke(cli, ["tag", str(tmp_path / "pkg"), "--text", "Angela visited Paris", "--output", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert str(out) in result.output and "not replaced" in result.output
+    assert out.read_text() == "theirs"
+    result = runner.invoke(cli, ["tag", str(tmp_path / "pkg"), "--text", "Angela visited Paris", "--output", str(out), "--force",
+                                 "--output-format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["text"] == "Angela visited Paris"
+
+
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -103,12 +103,19 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None, replace: bool = True
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path` for writing; on a clean exit fsync it and rename it onto `path`.
 
     A symbolic link `path` is written through: the file it points to is replaced. A stream (`is_stream`:
     a pipe, /dev/null, /dev/stdout) is opened and written in place, as there is nothing to rename; any
     other existing path that is not a regular file (a socket, a block device) is an OSError. Errors name `path`.
+
+    `replace=False` (a command told not to overwrite, which checked that `path` was free before its work):
+    the file is published only if `path` still does not exist, in one step (a hard link, which fails on
+    an existing name), so a file that appeared there while this one was written is kept and the write is
+    an OSError (EEXIST) instead. Where the file system has no hard links, a last check before the rename.
     """
     path = Path(path)
     if is_stream(path):
@@ -137,13 +144,33 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", encoding: str | 
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode_bits)  # mkstemp makes the file private; give it the target's (or the usual) mode
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except OSError as err:
         _unlink_quietly(tmp)
         raise _named(err, path) from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _publish_new(tmp: str, path: Path) -> None:
+    """Give the finished temporary file `tmp` the name `path` only if nothing has it (then `tmp` is gone)."""
+    appeared = OSError(errno.EEXIST, "appeared while this output was written; kept, not replaced (--force replaces it)", str(path))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise appeared from None
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(path):  # no hard links here: the narrowest check left
+            raise appeared from None
+        os.replace(tmp, path)
+        return
+    _unlink_quietly(tmp)  # `path` holds the file now: a leftover name is no failure of this write
 
 
 def _unlink_quietly(path: str) -> None:

@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from helpers import sigterm_when
 import ner_fast.training.train as train_module
 from ner_fast.buckets import Bucket
 from ner_fast.checkpoint import load_model, load_params
@@ -196,20 +196,8 @@ def test_sigterm_to_ner_fast_train_saves_and_exits_143(prepared: str, tmp_path: 
     command = [sys.executable, "-c", "from ner_fast.cli import main; main()", "train", prepared, "--out", str(out),
                "--batch-size", "16", "--epochs", "500", "--patience", "0", "--no-progress",
                *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items())]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "state.json").exists():  # written at the end of epoch 1
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "epoch 1 never ended"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    code, stdout, stderr = sigterm_when(command, (out / "state.json").exists, "ended epoch 1")  # state.json: epoch 1 saved
+    assert code == 128 + signal.SIGTERM, stderr
     said = stdout + stderr
     assert "interrupted: parameters saved" in said and "Aborted: terminated (SIGTERM)." in stderr
     assert "Traceback" not in said

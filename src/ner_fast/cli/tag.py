@@ -242,7 +242,8 @@ def tag_file(
     if output is None:
         write(sys.stdout)
     else:
-        with atomic_open(output, "w", encoding="utf-8") as out:
+        # The check above found `output` free (or --force): a file made there meanwhile is not replaced either.
+        with atomic_open(output, "w", encoding="utf-8", replace=force) as out:
             write(out)
     return count
 
