@@ -175,6 +175,7 @@ def test_cuda_request_without_cuda_warns_and_runs_on_cpu(model: tuple) -> None:
         Tagger.load(model[3], device="tpu")  # type: ignore[arg-type]
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider' is not in available provider names")  # faked available
 def test_cuda_libraries_are_preloaded_once_and_only_for_cuda(model: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gpu extra's CUDA and cuDNN come as pip packages, which onnxruntime's CUDA provider finds only
     after `onnxruntime.preload_dlls()`: a load whose providers hold CUDA's (`device="cuda"` or "auto", or
@@ -213,6 +214,7 @@ def test_cuda_libraries_are_preloaded_once_and_only_for_cuda(model: tuple, monke
     tagger_module._preload_cuda_libraries.cache_clear()
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider' is not in available provider names")  # faked available
 def test_what_the_cuda_preload_prints_reaches_the_warning_not_stdout(
     model: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
