@@ -711,7 +711,10 @@ def train(
         stopped = "interrupted"
         state["interrupted"] = True
         save(best=state["best_epoch"] != written["best_epoch"])
-        say(f"interrupted: parameters saved in {out}; continue with --resume {out}")
+        if writes:
+            say(f"interrupted: parameters saved in {out}; continue with --resume {out}")
+        else:  # only worker 0 writes the checkpoint
+            say(f"interrupted: worker {rank} of {num_workers} saved nothing (worker 0 saves in {out})")
         if isinstance(stop, Terminated):
             raise  # asked to end: the command line reports it and exits 143
 
