@@ -29,6 +29,7 @@ from ner_fast.signals import Terminated
 from ner_fast.training.train import train
 
 TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
+TINY_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]  # the same, as `ner-fast train` options
 
 
 @pytest.fixture(scope="module")
@@ -101,19 +102,24 @@ def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
     assert len(result.history) == 2
 
 
-@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_saves_and_resume_finishes(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     stop: type[BaseException]) -> None:
+def _stop_in_epoch_2(monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]) -> None:
+    """`run_epoch` raises `stop` (Ctrl-C's or SIGTERM's exception) at its third call: epoch 2's training pass."""
     real = train_module.run_epoch
     calls = {"n": 0}
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 3:  # training pass of epoch 2
+        if calls["n"] == 3:
             raise stop
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "run_epoch", interrupted)
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_resume_finishes(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     stop: type[BaseException]) -> None:
+    _stop_in_epoch_2(monkeypatch, stop)
     out = tmp_path / "int"
     said: list[str] = []
     if stop is KeyboardInterrupt:  # Ctrl-C: saved, and the run returns
@@ -125,7 +131,7 @@ def test_ctrl_c_or_sigterm_saves_and_resume_finishes(prepared: str, tmp_path: Pa
     assert any(line.startswith("interrupted: parameters saved") for line in said)
     state = json.loads((out / "state.json").read_text())
     assert state["interrupted"] and state["epoch"] == 1
-    monkeypatch.setattr(train_module, "run_epoch", real)
+    monkeypatch.undo()  # run_epoch as it is
     finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
     assert finished.stopped == "epochs" and len(finished.history) == 2
     # The interrupted and resumed run ends with exactly the parameters of a run never interrupted.
@@ -171,19 +177,10 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
 def test_ctrl_c_during_ner_fast_train_saves_and_exits_1(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C saves as SIGTERM does, and ends the command as a stop (exit 1), not a finished run: it
     exited 0, so `ner-fast train ... && ner-fast export ...` went on to export a run stopped by hand."""
-    real = train_module.run_epoch
-    calls = {"n": 0}
-
-    def interrupted(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:  # training pass of epoch 2
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "run_epoch", interrupted)
+    _stop_in_epoch_2(monkeypatch, KeyboardInterrupt)
     out = tmp_path / "run"
     res = CliRunner().invoke(train_command, [prepared, "--out", str(out), "--epochs", "3", "--batch-size", "16",
-                                             "--no-progress", *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items())])
+                                             "--no-progress", *TINY_FLAGS])
     assert res.exit_code == 1, res.output
     assert "interrupted: parameters saved" in res.output and "Traceback" not in res.output
     assert json.loads((out / "state.json").read_text())["epoch"] == 1
@@ -195,7 +192,7 @@ def test_sigterm_to_ner_fast_train_saves_and_exits_143(prepared: str, tmp_path: 
     out = tmp_path / "run"
     command = [sys.executable, "-c", "from ner_fast.cli import main; main()", "train", prepared, "--out", str(out),
                "--batch-size", "16", "--epochs", "500", "--patience", "0", "--no-progress",
-               *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items())]
+               *TINY_FLAGS]
     code, stdout, stderr = sigterm_when(command, (out / "state.json").exists, "ended epoch 1")  # state.json: epoch 1 saved
     assert code == 128 + signal.SIGTERM, stderr
     said = stdout + stderr
