@@ -4,8 +4,9 @@
 trains epoch by epoch with Adam, scores train and validation data after each epoch
 (`metrics.py`), keeps the best model by validation entity F1, stops early after `patience`
 epochs without improvement, and writes the checkpoint files of docs/ARCHITECTURE.md atomically
-after every epoch. Ctrl-C saves the current parameters and returns; `config.resume_config(DIR)`
-gives the configuration to continue from such a folder. The configuration itself (`TrainConfig`,
+after every epoch. Ctrl-C saves the current parameters and returns (`stopped="interrupted"`); SIGTERM
+(`signals.Terminated`, raised by the command line's handler) saves them too and is raised again;
+`config.resume_config(DIR)` gives the configuration to continue from such a folder. The configuration itself (`TrainConfig`,
 `ModelConfig`, every option's default and range) lives in the MXNet-free `config.py`.
 
 Several devices (`context="gpu:0,gpu:1"`) split each batch (data parallel, kvstore `device` or
