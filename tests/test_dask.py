@@ -293,3 +293,85 @@ def test_only_the_parts_its_manifest_plans_belong_to_a_run(tmp_path: Path) -> No
     (tmp_path / "part-00000.jsonl").write_text("{}\n")
     (tmp_path / "part-99999.jsonl").write_text("mine\n")
     assert run_files(tmp_path) == {MANIFEST_FILE, "part-00000.jsonl"}
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_resume_redoes_a_truncated_part_and_keeps_the_whole_ones(package: Path, client: distributed.Client,
+                                                                 tmp_path: Path) -> None:
+    docs = documents(100, seed=8)
+    path = write_text(tmp_path / "in.txt", docs)
+    out = tmp_path / "out"
+    args = ["tag", str(package), str(path), "--output-dir", str(out), "--input-format", "text", "--partition-size", "20",
+            "--scheduler", client.scheduler.address]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(len(p["part_sha256"]) == 64 for p in manifest["partitions"])
+    damaged = out / "part-00003.jsonl"
+    damaged.write_bytes(damaged.read_bytes()[:-30])  # cut mid-line, as a full disk or a stray edit would
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*") if p != damaged}
+    result = CliRunner().invoke(cli, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert read_parts(out) == single_process(package, docs, tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*") if p != damaged} == kept  # not redone
+
+
+@pytest.mark.slow  # starts a local cluster of one worker
+def test_a_failing_partition_is_one_line_without_the_dask_block(package: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "a b"}\n{"text": 3}\n', encoding="utf-8")
+    run = subprocess.run([sys.executable, "-c", "from ner_fast.cli import main; main()", "tag", str(package), str(path),
+                          "--output-dir", str(tmp_path / "out"), "--input-format", "jsonl", "--local-workers", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert f"Error: {path}:2: expected a JSON object" in run.stderr
+    for dask_block in ("Compute Failed", "Key:", "Function:", "Traceback"):
+        assert dask_block not in run.stderr, run.stderr
+
+
+def test_an_unreadable_manifest_is_said_so(package: Path, tmp_path: Path) -> None:
+    path = write_text(tmp_path / "in.txt", documents(10, seed=9))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"format_version": 1, "settings": {"package": {"pa')  # cut off
+    (out / "part-00000.jsonl").write_text("{}\n")
+    for extra in ([], ["--resume"], ["--force"]):
+        result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--output-dir", str(out), "--input-format",
+                                          "text", *extra])
+        assert result.exit_code == 2 and "the manifest is unreadable" in result.output, result.output
+        assert "not an output of this command" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "part-00000.jsonl"]
+
+
+@pytest.mark.parametrize("server", ["closed port", "silent", "ner-fast serve"])
+def test_a_scheduler_that_is_not_there_is_one_line_in_bounded_time(package: Path, tmp_path: Path, server: str) -> None:
+    """A closed port, a server that accepts and never answers, an HTTP server: one line, exit 1, no manifest."""
+    import socket
+    from contextlib import ExitStack
+
+    from ner_fast.serve.app import create_app
+    from ner_fast.tagger import Tagger
+    from serve.serving import running
+
+    path = write_text(tmp_path / "in.txt", documents(5, seed=10))
+    with ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        address = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+        if server == "silent":
+            listener.listen()  # the kernel accepts connections; nobody ever reads or answers
+        elif server == "ner-fast serve":
+            url = stack.enter_context(running(create_app(Tagger.load(package, device="cpu", threads=1))))
+            address = "tcp://" + url.removeprefix("http://")
+        else:
+            listener.close()  # nothing listens on that port any more
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--output-dir", str(tmp_path / "out"),
+                                          "--input-format", "text", "--scheduler", address, "--scheduler-timeout", "2"])
+        took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: --scheduler {address}") and len(result.output.splitlines()) == 1
+    assert took < 10
+    assert not (tmp_path / "out" / "manifest.json").exists()  # the next run is not refused

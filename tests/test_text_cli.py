@@ -134,7 +134,11 @@ def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Pa
         (["{pkg}", "{file}", "--input-format", "tokens", "--output-format", "pretty"], "pretty"),
         (["{pkg}", "{file}", "{file}"], "at most two paths"),
         (["{file}", "{file}"], "not a folder"),
-        (["{pkg}", "{pkg}/missing.txt"], "not a file"),
+        (["{pkg}", "{pkg}/missing.txt"], "missing.txt does not exist"),
+        (["{pkg}", "{pkg}"], "is a folder, not a file"),
+        (["{pkg}", "{file}", "--resume"], "--resume applies to a cluster run: give --output-dir"),
+        (["{file}", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies to a cluster run"),
+        (["{file}", "--output-dir", "{pkg}/out", "--scheduler-timeout", "nan"], "nan is not a number"),
     ],
 )
 def test_usage_mistakes_exit_2_with_one_line(pkg: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -151,6 +155,25 @@ def test_data_mistakes_exit_1_naming_file_and_line(pkg: Path, tmp_path: Path) ->
     (tmp_path / "empty.txt").write_bytes(b"")
     code, output = run(str(pkg), str(tmp_path / "empty.txt"), "--input-format", "text")
     assert code == 1 and "empty" in output
+
+
+@pytest.mark.parametrize("how", ["file", "stdin", "text"])
+@pytest.mark.parametrize("content", ["", " \t "])
+def test_input_without_text_is_refused_the_same_way_at_every_door(pkg: Path, tmp_path: Path, how: str, content: str) -> None:
+    """One rule: no text at all is a data mistake (exit 1, one line), whether a file, stdin or --text."""
+    (tmp_path / "in.txt").write_text(content)
+    args = {"file": [str(tmp_path / "in.txt")], "stdin": ["-"], "text": ["--text", content]}[how]
+    result = CliRunner().invoke(cli, ["tag", str(pkg), *args, "--input-format", "text"], input=content)
+    assert result.exit_code == 1, result.output
+    assert "empty" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_output_dash_is_stdout(pkg: Path, tagger: Tagger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text(LINES[0] + "\n")
+    code, output = run(str(pkg), "in.txt", "--input-format", "text", "--output", "-")
+    assert code == 0 and output.splitlines() == [tagger(LINES[0]).to_json()]
+    assert not (tmp_path / "-").exists()
 
 
 def test_a_pos_model_refuses_raw_text(tmp_path: Path) -> None:

@@ -15,13 +15,15 @@ The output folder of `tag_files`:
 
     OUT/part-00000.jsonl ...   one part per partition, one JSON line per document, in input order
     OUT/manifest.json          the plan (every partition: source file, lines, documents, sha256 of its
-                               input), the package, the settings, and which parts are done
+                               input), the package, the settings, and which parts are done (with the
+                               sha256 of each done part's bytes)
 
 Concatenating the parts in name order (`cat OUT/part-*.jsonl`) gives the single-process output. A part
 is written by its worker to a temporary name and renamed, so it is whole or absent; a partition run
 twice (Dask retries the partitions of a lost worker) writes the same bytes. The client rewrites the
 manifest (atomically) as parts complete, so after a crash, Ctrl-C or a malformed line, `--resume` tags
-only the partitions not recorded as done (and any whose input bytes changed since).
+only the partitions not recorded as done, and any whose input bytes changed since or whose part file
+no longer has the bytes recorded (truncated, edited, removed).
 
 This module is named after the library it drives; `import dask` inside it is the library (absolute
 imports), and nothing in the runtime imports this module.
@@ -38,8 +40,10 @@ from typing import Any
 from ner_fast.atomic import atomic_write_json
 from ner_fast.partition import (
     PARTITION_SIZE,
+    SCHEDULER_TIMEOUT,
     TEXT_FIELD,
     Partition,
+    file_sha256,
     plan_partitions,
     tag_partition,
     tag_texts,
@@ -53,6 +57,10 @@ MANIFEST_EVERY = 1.0
 
 class PartitionsFailed(RuntimeError):
     """Some partitions failed (the first failure is the cause); the others' parts are kept and recorded."""
+
+
+class SchedulerUnreachable(ConnectionError):
+    """The scheduler address does not answer as a Dask scheduler (closed port, silent or other server)."""
 
 
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
@@ -112,12 +120,14 @@ def tag_files(
     threads: int | None = 1,
     batch_size: int | None = None,
     progress: bool = True,
+    scheduler_timeout: float = SCHEDULER_TIMEOUT,
 ) -> dict[str, Any]:
     """Tag input files on a Dask cluster into the output folder `out_dir` (see the module docstring).
 
     The cluster: `client` (a `distributed.Client` the caller holds), else the scheduler at `scheduler`
-    (`tcp://host:port`), else a `LocalCluster` of `local_workers` processes (one thread each) on
-    127.0.0.1, closed on return. `out_dir` follows `atomic.claim_output_dir` (other files refuse it
+    (`tcp://host:port`; `SchedulerUnreachable` when it does not answer as a Dask scheduler within
+    `scheduler_timeout` seconds), else a `LocalCluster` of `local_workers` processes (one thread each)
+    on 127.0.0.1, closed on return. `out_dir` follows `atomic.claim_output_dir` (other files refuse it
     unless `force`, and are kept even then); an earlier run there is finished with `resume` (which must
     have the same settings and inputs) or started over with `force` (its parts and manifest deleted
     first), else refused (`config.OptionError`, as for the option mistakes). Returns a summary:
@@ -138,10 +148,10 @@ def tag_files(
     done = _prepare_output(out, plan, settings, resume, force)
     todo = [p for p in plan if p.part not in done]
     writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
-    writer.write()
     tagged, failures = 0, []
     if todo:
-        with _cluster(client, scheduler, local_workers) as active:
+        with _cluster(client, scheduler, local_workers, scheduler_timeout) as active:
+            writer.write()  # only once connected: a scheduler that cannot be reached leaves no manifest behind
             tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress)
     writer.write()
     if failures:
@@ -176,6 +186,12 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
     from ner_fast.atomic import claim_output_dir, read_json
     from ner_fast.config import OptionError
 
+    if (out / MANIFEST_FILE).is_file():
+        try:
+            read_json(out / MANIFEST_FILE, "tagging manifest")
+        except ValueError as err:  # truncated or damaged: it no longer says which files are the run's
+            raise OptionError("--output-dir", f"the manifest is unreadable ({err}); remove it and the parts, or choose "
+                                              "another folder") from None
     claim = claim_output_dir(out, run_files, force=force, option="--output-dir")
     claim.refuse_clashes([MANIFEST_FILE, *(p.part for p in plan)])
     if claim.previous and not (resume or force):
@@ -196,9 +212,11 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
     shape = ("part", "source", "format", "first_line", "lines")
     if [[r.get(k) for k in shape] for r in recorded] != [[p.describe()[k] for k in shape] for p in plan]:
         raise OptionError("--resume", f"{out} was started on other inputs (files or line counts differ); add --force to start over")
-    # A part counts as done only with its file present and its input unchanged since it was tagged.
+    # A part counts as done only with its input unchanged since it was tagged and its file holding the
+    # bytes written then (a truncated or edited part is tagged again).
     return {r["part"]: r for r, p in zip(recorded, plan)
-            if r.get("done") and r.get("sha256") == p.sha256 and (out / p.part).is_file()}
+            if r.get("done") and r.get("sha256") == p.sha256 and r.get("part_sha256")
+            and file_sha256(out / p.part) == r["part_sha256"]}
 
 
 class _ManifestWriter:
@@ -229,11 +247,53 @@ def local_cluster(n_workers: int) -> Any:
                         dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
 
 
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Raise `SchedulerUnreachable` unless a Dask scheduler answers at `address` within `timeout` seconds.
+
+    `distributed.Client` alone waits forever for a server that accepts and never answers (its handshake
+    read has no deadline), retries a closed port for its whole timeout, and reads an HTTP server's answer
+    as frame lengths (a traceback ending "Unable to allocate 3.07 EiB"). So, first: a TCP connection
+    (a closed port fails at once), then distributed's own handshake, both within `timeout`.
+    """
+    import asyncio
+    import socket
+
+    from distributed.comm import connect, parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    scheme, location = parse_address(address)
+    deadline = time.monotonic() + timeout
+    if scheme == "tcp":
+        try:
+            socket.create_connection(parse_host_port(location), timeout=timeout).close()
+        except (OSError, ValueError) as err:
+            reason = "nothing listens there" if isinstance(err, ConnectionRefusedError) else (
+                f"no connection within {timeout:g} s" if isinstance(err, TimeoutError) else str(err))
+            raise SchedulerUnreachable(f"--scheduler {address}: {reason}") from None
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=max(0.1, deadline - time.monotonic()))
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(handshake(), max(0.1, deadline - time.monotonic())))
+    except (TimeoutError, asyncio.TimeoutError):
+        raise SchedulerUnreachable(f"--scheduler {address}: no answer from a Dask scheduler within {timeout:g} s "
+                                   "(--scheduler-timeout)") from None
+    except Exception as err:  # noqa: BLE001 - whatever a non-Dask server's bytes make of the handshake
+        # An HTTP answer read as frame lengths asks for exabytes (MemoryError): its text would only mislead.
+        detail = f" ({err})" if isinstance(err, OSError) else ""
+        raise SchedulerUnreachable(f"--scheduler {address} does not answer as a Dask scheduler{detail}: is it "
+                                   "another kind of server?") from None
+
+
 class _cluster:
     """The client to run on: the caller's (left open), or one made here and closed on exit with its cluster."""
 
-    def __init__(self, client: Any, scheduler: str | None, local_workers: int | None) -> None:
+    def __init__(self, client: Any, scheduler: str | None, local_workers: int | None,
+                 scheduler_timeout: float = SCHEDULER_TIMEOUT) -> None:
         self.given, self.scheduler, self.local_workers = client, scheduler, local_workers
+        self.scheduler_timeout = scheduler_timeout
         self.owned: list[Any] = []
 
     def __enter__(self) -> Any:
@@ -243,7 +303,8 @@ class _cluster:
 
         try:
             if self.scheduler is not None:
-                self.owned.append(Client(self.scheduler))
+                check_scheduler(self.scheduler, self.scheduler_timeout)
+                self.owned.append(Client(self.scheduler, timeout=self.scheduler_timeout))
             else:
                 cluster = local_cluster(self.local_workers or 1)
                 self.owned.append(cluster)
@@ -259,6 +320,16 @@ class _cluster:
         self.owned.clear()
 
 
+def _tag_part(part: Partition, **options: Any) -> dict[str, Any]:
+    """The task of one partition: `tag_partition`, with a data error (a malformed line, a changed input,
+    another package) returned as `{"part", "error"}` rather than raised, so that the worker does not log
+    its 7-line "Compute Failed" block (key, state, function, args, traceback) before the one-line message."""
+    try:
+        return tag_partition(part, **options)
+    except (ValueError, OSError) as err:  # CorpusError and PackageError are ValueErrors
+        return {"part": part.part, "error": err}
+
+
 def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str, threads: int | None,
          batch_size: int, writer: _ManifestWriter, progress: bool) -> tuple[int, list[tuple[int, BaseException]]]:
     """Submit every partition, record parts as they complete; return (parts tagged, failures by index)."""
@@ -270,7 +341,7 @@ def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str
     # retries=0: a partition lost with its worker is rescheduled by the scheduler anyway (up to its
     # allowed-failures); an error raised by the partition itself (a malformed line) would fail again.
     run_id = uuid.uuid4().hex[:8]  # keys unique per run: a client must not hand back an earlier run's result
-    futures = client.map(tag_partition, todo, out_dir=str(out), package=path, checksum=checksum, threads=threads,
+    futures = client.map(_tag_part, todo, out_dir=str(out), package=path, checksum=checksum, threads=threads,
                          batch_size=batch_size, key=[f"ner-fast-tag-{run_id}-{p.part}" for p in todo], retries=0)
     index_of = {f.key: p.index for f, p in zip(futures, todo)}
     tagged, failures = 0, []
@@ -287,6 +358,9 @@ def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str
                     result = future.result()
                 except Exception as err:  # noqa: BLE001 - recorded; the other partitions go on
                     failures.append((index_of[future.key], err))
+                    continue
+                if "error" in result:
+                    failures.append((index_of[future.key], result["error"]))
                     continue
                 writer.record(result)
                 tagged += 1

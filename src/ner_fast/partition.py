@@ -25,6 +25,8 @@ from typing import Any
 #: Documents per partition (`ner-fast tag --partition-size`): a partition is the unit that is retried and
 #: written as one part, so it bounds the work a lost worker repeats and the memory a task holds.
 PARTITION_SIZE = 1000
+#: Seconds a scheduler has to answer before a run gives up on it (`ner-fast tag --scheduler-timeout`).
+SCHEDULER_TIMEOUT = 10.0
 #: JSON lines input: one JSON object a line, its document under `text_field` (blank lines skipped).
 JSONL = "jsonl"
 TEXT_FIELD = "text"
@@ -265,13 +267,29 @@ def tag_partition(
     """Read, tag and write one partition as `out_dir/<part.part>`, whole or not at all (write, then rename).
 
     Idempotent: the same partition tagged twice (a retry after a lost worker) writes the same bytes to
-    the same name. Returns what the manifest records of the done part.
+    the same name. Returns what the manifest records of the done part, with the sha256 of the part's
+    bytes (`part_sha256`: `--resume` redoes a part whose file no longer has it).
     """
     from ner_fast.atomic import atomic_open
 
     documents = 0
-    with atomic_open(Path(out_dir) / part.part, "w", encoding="utf-8") as out:
+    digest = hashlib.sha256()
+    with atomic_open(Path(out_dir) / part.part, "wb") as out:
         for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size):
-            out.write(doc.to_json() + "\n")  # the line `ner-fast tag --input-format text` writes
+            line = (doc.to_json() + "\n").encode("utf-8")  # the line `ner-fast tag --input-format text` writes
+            out.write(line)
+            digest.update(line)
             documents += 1
-    return {**part.describe(), "documents": documents}
+    return {**part.describe(), "documents": documents, "part_sha256": digest.hexdigest()}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The sha256 of a file's bytes, read in blocks; None when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -25,13 +25,22 @@ from typing import IO, Any
 import click
 
 from ner_fast.corpus import TAG_FORMATS, TEXT
-from ner_fast.partition import JSONL, PARTITION_SIZE, TEXT_FIELD
+from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
 
 OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
 # Entity label colours of the pretty view, given to labels in order of appearance.
 COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "red")
 # Sentences tagged per call between progress updates; large enough for full batches in every bucket.
 CHUNK = 2048
+#: `--scheduler-timeout`'s largest value (an hour; NaN and infinity are refused).
+SCHEDULER_TIMEOUT_MAX = 3600.0
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets NaN through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("nan is not a number of seconds")
+    return value
 
 
 def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], list[list[str]] | None, Any]:
@@ -189,6 +198,9 @@ def tag_file(
     the package folder `package` (None: the bundled one); returns the count of sentences (pre-tokenized
     input) or documents (raw text) written.
 
+    Input holding no text at all (an empty or blank file or stdin, `text` empty or blank) is a
+    `CorpusError`; a blank document among others is a document (output line i answers input line i).
+
     `input_format` is one of `corpus.TAG_FORMATS`; `document` reads a raw-text input as one document;
     `output_format` one of `OUTPUT_FORMATS` (None: see the module docstring); `batch_size` None keeps
     `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
@@ -199,6 +211,7 @@ def tag_file(
     """
     from ner_fast.atomic import atomic_open, is_stream
     from ner_fast.cli.loading import load_tagger
+    from ner_fast.corpus import CorpusError
 
     if output is not None:
         if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
@@ -212,6 +225,8 @@ def tag_file(
         raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
     if text is not None:
         refuse_undecodable(text)
+        if not text.strip():  # the rule of every input: no text at all is refused, as an empty file is
+            raise CorpusError("empty text", "--text")
     raw_text = text is not None or input_format == TEXT
     if output_format is None:
         output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
@@ -284,8 +299,8 @@ def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_for
               help="conll (token TAB tag), jsonl (one JSON object a sentence, or a document for raw text: "
                    "Doc.to_dict() with character offsets) or pretty (raw text, entities marked). "
                    "Default: pretty for --text, jsonl for other raw text, conll for pre-tokenized input.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (written whole, then renamed into place); default stdout.")
+@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="File to write (written whole, then renamed into place); default or -: stdout.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or per tag_batch call of the raw-text "
                    "pipeline (default: Tagger.pipe's).")
@@ -298,6 +313,9 @@ def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_for
               help="Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one JSON lines part per "
                    "partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="With --output-dir: a running Dask scheduler.")
+@click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True, max=SCHEDULER_TIMEOUT_MAX),
+              default=SCHEDULER_TIMEOUT, show_default=True, callback=_finite,
+              help="With --scheduler: seconds it has to answer as a Dask scheduler.")
 @click.option("--local-workers", type=click.IntRange(min=1), default=None,
               help="With --output-dir: start a local Dask cluster of N processes on 127.0.0.1 (default 1).")
 @click.option("--partition-size", type=click.IntRange(min=1), default=PARTITION_SIZE, show_default=True,
@@ -319,6 +337,7 @@ def tag_command(
     workers: int,
     output_dir: Path | None,
     scheduler: str | None,
+    scheduler_timeout: float,
     local_workers: int | None,
     partition_size: int,
     text_field: str,
@@ -341,8 +360,14 @@ def tag_command(
             raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
                                    "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
-                    force, threads, batch_size)
+                    force, threads, batch_size, scheduler_timeout)
         return
+    cluster_only = [name for name, given in (("--resume", resume), ("--scheduler", scheduler is not None),
+                                             ("--local-workers", local_workers is not None)) if given]
+    if cluster_only:
+        raise click.UsageError(f"{', '.join(cluster_only)} applies to a cluster run: give --output-dir")
+    if output is not None and str(output) == "-":
+        output = None  # stdout, as INPUT - is stdin
     if input_format == JSONL:
         raise click.UsageError("--input-format jsonl is read by the cluster run: give --output-dir")
     package, path = resolve_paths(paths, text is not None)
@@ -383,28 +408,34 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None,
     if not given or given[0] == "-":
         return package, None
     path = Path(given[0])
-    if not path.exists() or path.is_dir():  # a pipe is fine: `ner-fast tag <(zcat notes.txt.gz)`, /dev/stdin
-        raise click.BadParameter(f"{path} is not a file", param_hint="INPUT")
+    refuse_missing(path)  # a pipe is fine: `ner-fast tag <(zcat notes.txt.gz)`, /dev/stdin
     return package, path
+
+
+def refuse_missing(path: Path) -> None:
+    """`click.BadParameter` for an INPUT that does not exist or is a folder (each said as such)."""
+    if not path.exists():
+        raise click.BadParameter(f"{path} does not exist", param_hint="INPUT")
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder, not a file", param_hint="INPUT")
 
 
 def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
                 local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
-                threads: int | None, batch_size: int | None) -> None:
+                threads: int | None, batch_size: int | None, scheduler_timeout: float = SCHEDULER_TIMEOUT) -> None:
     """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line
     (exit 2 for the options and the output folder, 1 for the data)."""
     package, inputs = split_package(paths)
     if not inputs or "-" in inputs:
         raise click.UsageError("--output-dir needs INPUT files (the workers read them; not stdin)")
     for name in inputs:
-        if not Path(name).is_file():
-            raise click.BadParameter(f"{name} is not a file", param_hint="INPUT")
+        refuse_missing(Path(name))
     if scheduler is not None and local_workers is not None:
         raise click.UsageError("give --scheduler or --local-workers, not both")
     if resume and force:
         raise click.UsageError("give --resume or --force, not both")
     try:
-        from ner_fast.dask import PartitionsFailed, tag_files
+        from ner_fast.dask import PartitionsFailed, SchedulerUnreachable, tag_files
     except ImportError as err:  # distributed is an extra
         raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
     from ner_fast.config import OptionError
@@ -414,8 +445,8 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     try:
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
-                  force=force, threads=threads or 1, batch_size=batch_size)
+                  force=force, threads=threads or 1, batch_size=batch_size, scheduler_timeout=scheduler_timeout)
     except OptionError as err:
         raise click.UsageError(str(err)) from None
-    except (PartitionsFailed, CorpusError, PackageError, ValueError, OSError) as err:
+    except (PartitionsFailed, SchedulerUnreachable, CorpusError, PackageError, ValueError, OSError) as err:
         raise click.ClickException(str(err)) from None
