@@ -150,6 +150,14 @@ def test_a_wait_that_never_ends_is_a_usage_error(value: str) -> None:
     assert "--max-wait-ms" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("option", ["--headers-timeout", "--keep-alive-timeout", "--body-timeout", "--graceful-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "1e9"])
+def test_a_timeout_out_of_range_is_a_usage_error(option: str, value: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--port", "0", option, value])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "more than 0 and at most 3600 seconds" in result.output
+
+
 def test_a_model_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
     from helpers import make_checkpoint
     from ner_fast.training.export import export_model

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ner_fast.serve.settings import MAX_WAIT_MS, Limits, Settings
+from ner_fast.serve.settings import MAX_WAIT_MS, Limits, Settings, Timeouts, check_seconds
 
 DEFAULTS = Settings()
 
@@ -15,6 +15,14 @@ def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float
     if value != value:
         raise click.BadParameter("nan is not a number of milliseconds")
     return value
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A timeout's range (`settings.check_seconds`, the one check), as a usage error naming the option."""
+    try:
+        return check_seconds(value, "the timeout")
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 @click.command()
@@ -36,6 +44,21 @@ def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float
               help="Most texts or sentences in one request (more: 413).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=DEFAULTS.limits.max_text_chars, show_default=True,
               help="Longest text in characters (longer: 413).")
+@click.option("--piece-tokens", type=click.IntRange(min=1), default=DEFAULTS.piece_tokens, show_default=True,
+              help="A request of more (estimated) tokens goes to the batcher in pieces of about this many, "
+                   "cut between texts or sentences, so that smaller requests run between them.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=DEFAULTS.max_connections, show_default=True,
+              help="Connections served at once; a request on one more is answered 503.")
+@click.option("--headers-timeout", type=float, default=DEFAULTS.timeouts.headers, show_default=True, callback=_seconds,
+              help="Seconds from a connection's start (or its previous answer) to the end of the next request's "
+                   "headers; then the connection is closed.")
+@click.option("--keep-alive-timeout", type=float, default=DEFAULTS.timeouts.keep_alive, show_default=True,
+              callback=_seconds, help="Seconds an idle keep-alive connection is kept open.")
+@click.option("--body-timeout", type=float, default=DEFAULTS.timeouts.body, show_default=True, callback=_seconds,
+              help="Seconds a request body may take to arrive (then 408).")
+@click.option("--graceful-timeout", type=float, default=DEFAULTS.timeouts.graceful, show_default=True,
+              callback=_seconds, help="On SIGTERM, seconds requests in flight may take to finish before they are "
+                                      "cancelled (bodies still arriving are answered 503 at once).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning",
               show_default=True, help="uvicorn's log level.")
@@ -50,6 +73,12 @@ def serve_command(
     max_body_bytes: int,
     max_texts: int,
     max_text_chars: int,
+    piece_tokens: int,
+    max_connections: int,
+    headers_timeout: float,
+    keep_alive_timeout: float,
+    body_timeout: float,
+    graceful_timeout: float,
     device: str,
     log_level: str,
 ) -> None:
@@ -64,8 +93,11 @@ def serve_command(
         raise click.ClickException(f"ner-fast serve needs the serve extra ({err}): pip install 'ner-fast[serve]'") from err
 
     limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars)
+    timeouts = Timeouts(headers=headers_timeout, keep_alive=keep_alive_timeout, body=body_timeout,
+                        graceful=graceful_timeout)
     settings = Settings(threads=threads, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms,
-                        onnx_threads=onnx_threads, limits=limits)
+                        onnx_threads=onnx_threads, limits=limits, timeouts=timeouts, max_connections=max_connections,
+                        piece_tokens=piece_tokens)
     try:
         # `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
         tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker())

@@ -10,8 +10,11 @@ Endpoints:
 
 Client mistakes get a JSON `{"error": "..."}` naming the problem: 400 for a body that is not UTF-8 or
 not JSON, 422 for a JSON document of the wrong shape, 413 for a body, a text or a list over its limit
-(the limit is in the message). The network never runs in the event loop: the `Batcher` runs it in
-worker threads, coalescing concurrent requests into one tagger batch. No endpoint reads a path a client
+(the limit is in the message), 408 for a body that does not arrive within `Timeouts.body` (503 once
+the server is stopping); a client that leaves mid-body is answered nothing and counted apart
+(`ner_fast_client_disconnects_total`), not as an error answered. The network never runs in the event
+loop: the `Batcher` runs it in worker threads, coalescing concurrent requests into one tagger batch;
+a large request goes to it in pieces (`annotate.cut`), so small requests run between them. No endpoint reads a path a client
 sends: the page's files are read from the package once, at start.
 """
 from __future__ import annotations
@@ -34,7 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ner_fast import __version__
-from ner_fast.serve.annotate import Job, annotate
+from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
 
@@ -43,6 +46,9 @@ log = logging.getLogger("ner_fast.serve")
 JSON = "application/json"
 FIELDS = ("text", "texts", "tokens")
 INTERNAL_ERROR = "internal error; the server log has the details"
+SHUTTING_DOWN = "the server is shutting down"
+#: The ASGI scope key by which the endpoint tells the metrics that its client left mid-body.
+CLIENT_LEFT = "ner_fast.client_left"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 
@@ -57,8 +63,12 @@ class ClientError(Exception):
 
 
 def error(status: int, message: str) -> JSONResponse:
-    """The JSON body of every error answer."""
-    return JSONResponse({"error": message}, status_code=status)
+    """The JSON body of every error answer; after a 408 or 503 the connection is closed (the rest of
+    its body, if it ever comes, is not read)."""
+    answer = JSONResponse({"error": message}, status_code=status)
+    if status in (408, 503):
+        answer.headers["connection"] = "close"
+    return answer
 
 
 # --------------------------------------------------------------------------- request checks
@@ -147,6 +157,40 @@ def _kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
+class BodyDeadlines:
+    """The deadline of every request body being read: `seconds` from the start of its reading (408
+    after it), and the graceful stop (`stop`), which ends every such wait at once (503): a client
+    holding half a body must not hold the server's exit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.stopping = False
+        self._active: set[asyncio.Timeout] = set()
+
+    async def read(self, receive: Receive, scope: Scope, limit: int) -> bytes:
+        """`read_body` within the deadline; ClientError 408 past it, 503 once stopping."""
+        if self.stopping:
+            raise ClientError(503, SHUTTING_DOWN)
+        try:
+            async with asyncio.timeout(self.seconds) as deadline:
+                self._active.add(deadline)
+                try:
+                    return await read_body(receive, scope, limit)
+                finally:
+                    self._active.discard(deadline)
+        except TimeoutError:
+            if self.stopping:
+                raise ClientError(503, SHUTTING_DOWN) from None
+            raise ClientError(408, f"the request body did not arrive within {self.seconds:g} s") from None
+
+    def stop(self) -> None:
+        """The server is stopping: every body still being read is given up now, and none is read after."""
+        self.stopping = True
+        now = asyncio.get_running_loop().time()
+        for deadline in self._active:
+            deadline.reschedule(now)
+
+
 async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to be over `limit` bytes: from its
     Content-Length before reading anything, else while it streams in (chunked)."""
@@ -189,6 +233,8 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.in_progress = Gauge("ner_fast_requests_in_progress", "HTTP requests being answered now.", registry=r)
+        self.client_disconnects = Counter("ner_fast_client_disconnects", "Requests whose client left before sending "
+                                          "the whole body (answered nothing).", ["endpoint"], registry=r)
         self.batch_requests = Histogram(
             "ner_fast_batch_requests", "Requests coalesced into one tagger batch.", registry=r,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
@@ -264,7 +310,10 @@ class MetricsMiddleware:
         try:
             await app(scope, receive, send_status)
         finally:
-            m.observe(endpoint, status, time.perf_counter() - start)
+            if scope.get(CLIENT_LEFT):
+                m.client_disconnects.labels(endpoint).inc()
+            else:
+                m.observe(endpoint, status, time.perf_counter() - start)
             m.in_progress.dec()
 
 
@@ -311,25 +360,32 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 class EntitiesEndpoint:
     """`POST /v1/entities` as a plain ASGI app (Starlette routes to it without Request and Response
-    objects): check the body, queue the job in the batcher, send the JSON bytes the worker wrote."""
+    objects): check the body, queue the job in the batcher (a large one in pieces), send the JSON bytes
+    the worker wrote."""
 
-    def __init__(self, batcher: Batcher[Job, bytes], limits: Limits) -> None:
+    def __init__(self, batcher: Batcher[Job | Piece, Any], settings: Settings, bodies: BodyDeadlines) -> None:
         self.batcher = batcher
-        self.limits = limits
+        self.limits = settings.limits
+        self.piece_tokens = settings.piece_tokens
+        self.lanes = settings.threads
+        self.bodies = bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            body = await read_body(receive, scope, self.limits.max_body_bytes)
+            body = await self.bodies.read(receive, scope, self.limits.max_body_bytes)
             if len(body) > 65536:  # parsing a large body would hold up every other request
                 job = await asyncio.get_running_loop().run_in_executor(None, parse_job, body, self.limits)
             else:
                 job = parse_job(body, self.limits)
-            answer = await self.batcher.submit(job, job.tokens)
+            if job.tokens > self.piece_tokens:
+                answer = await self.in_pieces(job)
+            else:
+                answer = await self.batcher.submit(job, job.tokens)
         except ClientError as err:
             await error(err.status, err.message)(scope, receive, send)
             return
-        except ClientDisconnect:  # nobody to answer; counted as a client error
-            await error(400, "the client went away before sending the whole body")(scope, receive, send)
+        except ClientDisconnect:  # nobody to answer, and no answer to count
+            scope[CLIENT_LEFT] = True
             return
         except BatcherClosed as err:
             await error(503, str(err))(scope, receive, send)
@@ -342,6 +398,21 @@ class EntitiesEndpoint:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
+    async def in_pieces(self, job: Job) -> bytes:
+        """A large job's answer, its pieces (`annotate.cut`, tokenized in a thread) submitted a few at a
+        time (one per worker thread), so that what other requests queue meanwhile runs between them."""
+        loop = asyncio.get_running_loop()
+        pieces = await loop.run_in_executor(None, cut, job, self.piece_tokens)
+        answers: list[Any] = [None] * len(pieces)
+        todo = iter(enumerate(pieces))
+
+        async def lane() -> None:
+            for i, piece in todo:  # shared by the lanes: each takes the next piece when its last is done
+                answers[i] = await self.batcher.submit(piece, piece.tokens)
+
+        await asyncio.gather(*(lane() for _ in range(min(self.lanes, len(pieces)))))
+        return await loop.run_in_executor(None, assemble, job, answers, pieces)
+
 
 def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     """The ASGI app serving `tagger` (a loaded `ner_fast.Tagger`); a worker thread answers a batch of
@@ -350,9 +421,8 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     Raises ValueError for a model that reads POS tags: raw text has none, and the API takes none."""
     if tagger.uses_pos:
         raise ValueError("this model reads POS tags, which the HTTP API does not take: serve a package trained without POS input")
-    limits = settings.limits
     metrics = Metrics()
-    batcher: Batcher[Job, bytes] = Batcher(
+    batcher: Batcher[Job | Piece, Any] = Batcher(
         lambda jobs: annotate(tagger, jobs), settings.max_batch_tokens, settings.max_wait_ms, settings.threads, metrics.on_batch
     )
     model_body = json.dumps(model_info(tagger), ensure_ascii=False).encode("utf-8")
@@ -394,7 +464,8 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
         finally:
             await batcher.close()  # finishes the queued work first
 
-    entities = EntitiesEndpoint(batcher, limits)
+    bodies = BodyDeadlines(settings.timeouts.body)
+    entities = EntitiesEndpoint(batcher, settings, bodies)
     app = Starlette(
         routes=[
             Route("/v1/entities", entities, methods=["POST"]),
@@ -410,4 +481,6 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
                        shortcuts={("POST", "/v1/entities"): entities})
     app.state.metrics = metrics
     app.state.batcher = batcher
+    app.state.settings = settings  # `server.make_server` reads its timeouts
+    app.state.stop_reading = bodies.stop  # `server.StoppingServer` calls it when the graceful stop begins
     return app

@@ -1,12 +1,20 @@
-"""Running the app on uvicorn: the listening socket, the graceful stop, and `serve` (what `ner-fast serve` calls).
+"""Running the app on uvicorn: the listening socket, the connection timeouts, the graceful stop, and
+`serve` (what `ner-fast serve` calls).
 
 SIGTERM (or Ctrl-C) stops accepting connections, lets every request already received finish (the
-batcher runs what is queued), and returns normally, so the process exits 0. uvicorn re-raises the
-signal it caught once it has shut down; `run` sets a no-op handler for that re-raise, so the stop that
-was asked for is not reported as a death by signal.
+batcher runs what is queued), answers 503 to a request still sending its body, and returns normally,
+so the process exits 0; requests still running after `Timeouts.graceful` are cancelled. uvicorn
+re-raises the signal it caught once it has shut down; `run` sets a no-op handler for that re-raise, so
+the stop that was asked for is not reported as a death by signal.
+
+Connections (`Settings.timeouts`, `Settings.max_connections`): uvicorn closes idle keep-alive
+connections and answers 503 beyond its concurrency limit, but waits for ever for a request's headers;
+`HeadersTimeoutProtocol` closes a connection whose headers are not complete in time. A slow body is
+the app's (`app.BodyDeadlines`).
 """
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import sys
@@ -16,12 +24,11 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ner_fast.serve.app import create_app
 from ner_fast.serve.settings import Settings
 
-# Seconds a graceful stop waits for requests in flight before cancelling them.
-GRACE_SECONDS = 30.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -43,15 +50,80 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: Any, log_level: str = "warning") -> uvicorn.Server:
-    """A uvicorn server for `app` (uvloop and httptools when installed). What costs per request and
-    serves nothing here is off: the access log, the `Server` header, and the proxy-headers middleware
-    (the app reads no client address)."""
+class HeadersTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus a deadline for the headers of each request: `headers_timeout`
+    seconds from the connection's start, or from the end of the previous answer, to the end of the next
+    request's headers; past it the connection is closed (a client that connects and sends nothing, or
+    its headers a byte at a time, holds a connection and a file descriptor no longer)."""
+
+    headers_timeout = Settings().timeouts.headers
+    _headers_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_headers_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_headers_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Idle between requests (uvicorn armed its keep-alive timer: no pipelined request is waiting).
+        # Any bytes now are the next request's headers, or the rest of a body the app did not read.
+        if self.timeout_keep_alive_task is not None:
+            self._arm_headers_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_headers_timer()
+        super().connection_lost(exc)
+
+    def _arm_headers_timer(self) -> None:
+        self._disarm_headers_timer()
+        self._headers_timer = self.loop.call_later(self.headers_timeout, self._headers_too_slow)
+
+    def _disarm_headers_timer(self) -> None:
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+            self._headers_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._headers_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class StoppingServer(uvicorn.Server):
+    """A uvicorn server that tells the app when its graceful stop begins (`before_stop`), so that the
+    requests still sending their bodies are answered 503 at once rather than waited for."""
+
+    def __init__(self, config: uvicorn.Config, before_stop: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.before_stop = before_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.before_stop is not None:
+            self.before_stop()
+        await super().shutdown(sockets)
+
+
+def make_server(app: Any, log_level: str = "warning", settings: Settings | None = None) -> uvicorn.Server:
+    """A uvicorn server for `app` (uvloop when installed, httptools) with the timeouts and connection
+    cap of `settings` (None: those `create_app` gave the app, else the defaults). What costs per
+    request and serves nothing here is off: the access log, the `Server` header, and the proxy-headers
+    middleware (the app reads no client address)."""
+    state = getattr(app, "state", None)
+    settings = settings or getattr(state, "settings", None) or Settings()
+    timeouts = settings.timeouts
+    protocol = type("HeadersTimeoutProtocol", (HeadersTimeoutProtocol,), {"headers_timeout": timeouts.headers})
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=GRACE_SECONDS,
-        loop="auto", http="auto", proxy_headers=False, server_header=False,
+        app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=timeouts.graceful,
+        # uvicorn answers 503 once its connections reach the limit, the asking one included: + 1 serves
+        # `max_connections` of them.
+        timeout_keep_alive=timeouts.keep_alive, limit_concurrency=settings.max_connections + 1,
+        loop="auto", http=protocol, proxy_headers=False, server_header=False,
     )
-    return uvicorn.Server(config)
+    return StoppingServer(config, getattr(state, "stop_reading", None))
 
 
 @contextmanager
@@ -98,4 +170,4 @@ def serve(
         print(message, file=sys.stderr, flush=True)
     else:
         announce(message)
-    run(make_server(app, log_level), sock)
+    run(make_server(app, log_level, settings), sock)

@@ -1,8 +1,10 @@
-"""The server's settings and request limits, with their defaults (the one home of `ner-fast serve`'s
-defaults; imports nothing heavy, so the command line can read them)."""
+"""The server's settings and request limits, with their defaults and ranges (the one home of `ner-fast
+serve`'s defaults, and of the checks of its connection timeouts; imports nothing heavy, so the command
+line can read them)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 
 from ner_fast.cores import usable_cores
 
@@ -21,6 +23,40 @@ class Limits:
 MAX_WAIT_MS = 10_000.0
 
 
+#: The longest any connection timeout may be: an hour (NaN and infinity are refused).
+MAX_TIMEOUT_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the server waits for a client, in seconds; a connection past one is closed. Without them
+    connections that send nothing, or half a request, stay open for ever and, enough of them, lock every
+    other client out (the process runs out of file descriptors)."""
+
+    #: From a connection's start, or the end of its previous answer, to the end of the next request's
+    #: headers (slow or missing headers; an idle new connection).
+    headers: float = 10.0
+    #: An idle keep-alive connection between requests (uvicorn's `timeout_keep_alive`).
+    keep_alive: float = 5.0
+    #: From the end of a request's headers to the end of its body (a slow or stalled body: 408).
+    body: float = 15.0
+    #: On SIGTERM, how long requests in flight may take to finish before they are cancelled (a
+    #: request still sending its body is answered 503 at once).
+    graceful: float = 30.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_seconds(getattr(self, f.name), f"{f.name} timeout")
+
+
+def check_seconds(value: float, what: str) -> float:
+    """`value` if it is a number of seconds in (0, MAX_TIMEOUT_SECONDS], else ValueError naming `what`:
+    the one range check of a timeout (the command line's options call it too)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_SECONDS):
+        raise ValueError(f"{what} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {value}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the server batches (see `ner_fast.serve.batcher`) and what it accepts."""
@@ -31,6 +67,13 @@ class Settings:
     #: onnxruntime intra-op threads of each worker; None: `onnx_threads_per_worker` decides.
     onnx_threads: int | None = None
     limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    #: Connections served at once; a request on a connection beyond them is answered 503 (uvicorn's
+    #: `limit_concurrency`).
+    max_connections: int = 1000
+    #: Texts (raw text) or sentences a piece of a request holds, and estimated tokens: a request larger
+    #: than that goes to the batcher in pieces, so that other requests' pieces run between them.
+    piece_tokens: int = 1024
 
     def onnx_threads_per_worker(self, cores: int | None = None) -> int:
         """`onnx_threads` when given. Else, with batching, the cores (default `cores.usable_cores()`) shared

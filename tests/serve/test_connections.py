@@ -1,0 +1,170 @@
+"""Connections that misbehave: one that sends nothing, its headers or its body too slowly, or stays idle
+is closed in bounded time; past the connection cap a request gets 503; a client that leaves mid-body
+is not counted as an error answered; SIGTERM does not wait for a half-sent body; and a large request is
+cut into pieces that a small request runs between, with the answer it would have had whole."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import ner_fast.serve.app as app_module
+from ner_fast.serve.app import create_app
+from ner_fast.serve.settings import Settings, Timeouts
+from ner_fast.tagger import Tagger
+from serve.serving import LIMITS, running
+from serve.test_endpoints import expected_docs, metric
+from serve.test_serve_cli import start_server
+
+SHORT = Timeouts(headers=0.5, keep_alive=0.3, body=0.5, graceful=5)
+HALF_BODY = b"POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+
+
+@pytest.fixture(scope="module")
+def url(tagger: Tagger) -> Iterator[str]:
+    with running(create_app(tagger, Settings(limits=LIMITS, timeouts=SHORT, max_connections=3))) as base:
+        yield base
+
+
+def connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def closed_after(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and the seconds that took."""
+    started, received = time.monotonic(), b""
+    with sock:
+        while chunk := sock.recv(4096):  # bounded by the socket's 10 s timeout
+            received += chunk
+    return received, time.monotonic() - started
+
+
+@pytest.mark.parametrize("sends", [b"", b"GET /healthz HTTP/1.1\r\nHost:"], ids=["nothing", "half the headers"])
+def test_a_connection_without_whole_headers_is_closed(url: str, sends: bytes) -> None:
+    sock = connect(url)
+    sock.sendall(sends)
+    received, seconds = closed_after(sock)
+    assert received == b"" and seconds < 5
+
+
+def test_an_idle_keep_alive_connection_is_closed(url: str) -> None:
+    sock = connect(url)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    received, seconds = closed_after(sock)
+    assert received.startswith(b"HTTP/1.1 200") and seconds < 5
+
+
+def test_a_slow_body_gets_408_and_the_connection_closes(url: str) -> None:
+    sock = connect(url)
+    sock.sendall(HALF_BODY)
+    received, seconds = closed_after(sock)
+    assert received.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in received
+    assert b"connection: close" in received.lower() and seconds < 5
+
+
+def test_connections_over_the_cap_get_503_and_the_others_go_on(url: str) -> None:
+    held = [connect(url) for _ in range(3)]
+    try:
+        time.sleep(0.1)  # the server has accepted them
+        with httpx.Client(timeout=10) as client:
+            assert client.get(f"{url}/healthz").status_code == 503
+        held.pop().close()
+        time.sleep(0.1)
+        with httpx.Client(timeout=10) as client:
+            assert client.get(f"{url}/healthz").status_code == 200  # three at once are served
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_client_that_leaves_mid_body_is_not_an_error_answered(url: str) -> None:
+    before = httpx.get(f"{url}/metrics", timeout=10).text
+    with connect(url) as sock:
+        sock.sendall(HALF_BODY)
+        time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while True:
+        after = httpx.get(f"{url}/metrics", timeout=10).text
+        left = metric(after, "ner_fast_client_disconnects_total", endpoint="/v1/entities")
+        if left > metric(before, "ner_fast_client_disconnects_total", endpoint="/v1/entities"):
+            break
+        assert time.monotonic() < deadline, "the disconnect was never counted"
+        time.sleep(0.05)
+    for status in ("400", "408"):
+        assert metric(after, "ner_fast_errors_total", endpoint="/v1/entities", status=status) == \
+            metric(before, "ner_fast_errors_total", endpoint="/v1/entities", status=status)
+
+
+@pytest.mark.slow  # a server process
+def test_sigterm_does_not_wait_for_a_half_sent_body(package: Path) -> None:
+    process, url = start_server(package, "--body-timeout", "600")
+    try:
+        with connect(url) as sock:
+            sock.sendall(HALF_BODY)
+            time.sleep(0.3)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+            assert time.monotonic() - started < 5  # not the body timeout, nor the graceful one (30 s)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 503")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_a_large_request_is_cut_into_pieces_that_a_small_one_runs_between(tagger: Tagger,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    batches: list[list[str]] = []
+    started = threading.Event()
+    real = app_module.annotate
+
+    def recording(tagger: Tagger, items: list) -> list:  # type: ignore[type-arg]
+        batches.append([type(item).__name__ for item in items])
+        started.set()
+        time.sleep(0.2)  # a batch takes a while: the small request arrives while the pieces run
+        return real(tagger, items)
+
+    monkeypatch.setattr(app_module, "annotate", recording)
+    # Texts of several sentences, one over the piece size: cut between texts and inside it.
+    texts = ["Angela Merkel visited Paris on Monday. The UN met in New York. Prices rose 3.5 % in 2009."] * 5 + \
+            ["Talks in Berlin ended. " * 12, "Zoë met 李 in Zürich.", ""]
+    settings = Settings(threads=1, limits=LIMITS, piece_tokens=10)
+    with running(create_app(tagger, settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        answer: list[httpx.Response] = []
+        large = threading.Thread(target=lambda: answer.append(client.post("/v1/entities", json={"texts": texts})))
+        large.start()
+        try:
+            assert started.wait(30)
+            small = client.post("/v1/entities", json={"text": "Paris."})
+        finally:
+            large.join(timeout=60)
+    assert small.status_code == 200 and small.json() == expected_docs(tagger, ["Paris."])[0]
+    assert answer and answer[0].status_code == 200
+    assert answer[0].json() == expected_docs(tagger, texts)  # the documents whole, as if uncut
+    pieces = [i for i, batch in enumerate(batches) if "Piece" in batch]
+    job = next(i for i, batch in enumerate(batches) if "Job" in batch)
+    assert len(pieces) >= 6  # cut: 5 texts of 19 tokens, a text of 48 cut between its sentences, ...
+    assert pieces[0] < job < pieces[-1]  # the small request did not wait for the whole large one
+
+
+def test_cut_and_assemble_give_the_uncut_answer(tagger: Tagger) -> None:
+    from ner_fast.serve.annotate import Job, annotate, assemble, cut
+
+    text = " ".join(f"Talks number {i} in Berlin ended on Monday." for i in range(30))
+    for job in (Job([text], None, True, 1), Job([text, "", "Paris."], None, False, 1),
+                Job(None, [["Angela", "Merkel"], ["Paris"], ["a"] * 30], False, 1)):
+        pieces = cut(job, 16)
+        assert len(pieces) > 1
+        answers = [annotate(tagger, [piece])[0] for piece in pieces]
+        assert assemble(job, answers, pieces) == annotate(tagger, [job])[0]
