@@ -10,7 +10,11 @@ Output: `conll` (token TAB predicted tag, a blank line after each sentence), `js
 input: one JSON object a sentence with tokens, tags and entities, entity start/end being token
 indices; raw text: one `Doc.to_dict()` a document, character offsets) or `pretty` (raw text: each
 document with its entities marked, then one line per entity; coloured on a terminal). Default:
-`pretty` for `--text`, `jsonl` for other raw text, `conll` for pre-tokenized input.
+`pretty` for `--text`, `jsonl` for other raw text, `conll` for pre-tokenized input. Written to stdout
+(no `--output`, or `--output -`) or to a file, whole then renamed.
+
+Input with no text at all (an empty or blank file or stdin, `--text ""`) is refused the same way
+everywhere, `--output-dir` included: one line, exit 1.
 """
 from __future__ import annotations
 
