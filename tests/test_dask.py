@@ -375,3 +375,22 @@ def test_a_scheduler_that_is_not_there_is_one_line_in_bounded_time(package: Path
     assert result.output.startswith(f"Error: --scheduler {address}") and len(result.output.splitlines()) == 1
     assert took < 10
     assert not (tmp_path / "out" / "manifest.json").exists()  # the next run is not refused
+
+
+def test_the_scheduler_check_works_inside_an_event_loop() -> None:
+    """A notebook runs `tag_files` inside an event loop: the check must not need to start its own there."""
+    import asyncio
+    import socket
+
+    from ner_fast.dask import SchedulerUnreachable, check_scheduler
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+
+        async def inside() -> None:
+            check_scheduler(address, timeout=0.5)
+
+        with pytest.raises(SchedulerUnreachable, match="no answer from a Dask scheduler within 0.5 s"):
+            asyncio.run(inside())

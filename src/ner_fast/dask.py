@@ -257,6 +257,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
     """
     import asyncio
     import socket
+    from concurrent.futures import ThreadPoolExecutor
 
     from distributed.comm import connect, parse_address
     from distributed.comm.addressing import parse_host_port
@@ -276,7 +277,9 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
         await comm.close()
 
     try:
-        asyncio.run(asyncio.wait_for(handshake(), max(0.1, deadline - time.monotonic())))
+        # In a thread of its own: the caller may be inside an event loop (a notebook), where asyncio.run fails.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, asyncio.wait_for(handshake(), max(0.1, deadline - time.monotonic()))).result()
     except (TimeoutError, asyncio.TimeoutError):
         raise SchedulerUnreachable(f"--scheduler {address}: no answer from a Dask scheduler within {timeout:g} s "
                                    "(--scheduler-timeout)") from None
