@@ -64,10 +64,25 @@ def test_an_idle_keep_alive_connection_is_closed(url: str) -> None:
     assert received.startswith(b"HTTP/1.1 200") and seconds < 5
 
 
-def test_a_slow_body_gets_408_and_the_connection_closes(url: str) -> None:
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "a byte at a time"])
+def test_a_slow_body_gets_408_and_the_connection_closes(url: str, trickle: bool) -> None:
     sock = connect(url)
     sock.sendall(HALF_BODY)
-    received, seconds = closed_after(sock)
+    if trickle:  # a byte every 50 ms: the deadline is the whole body's, not each chunk's
+        sock.settimeout(0.05)
+        for _ in range(60):
+            try:
+                first = sock.recv(4096)
+                break
+            except TimeoutError:
+                sock.sendall(b" ")
+        else:
+            raise AssertionError("no answer within 3 s")
+        sock.settimeout(10)
+        rest, seconds = closed_after(sock)
+        received = first + rest
+    else:
+        received, seconds = closed_after(sock)
     assert received.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in received
     assert b"connection: close" in received.lower() and seconds < 5
 
