@@ -261,6 +261,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
 
     from distributed.comm import connect, parse_address
     from distributed.comm.addressing import parse_host_port
+    from distributed.security import Security
 
     scheme, location = parse_address(address)
     deadline = time.monotonic() + timeout
@@ -273,7 +274,9 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
             raise SchedulerUnreachable(f"--scheduler {address}: {reason}") from None
 
     async def handshake() -> None:
-        comm = await connect(address, timeout=max(0.1, deadline - time.monotonic()))
+        # The connection arguments a Client would use (TLS settings from the Dask configuration).
+        options = Security().get_connection_args("client")
+        comm = await connect(address, timeout=max(0.1, deadline - time.monotonic()), **options)
         await comm.close()
 
     try:
