@@ -103,13 +103,14 @@ def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
 
 
 def _stop_in_epoch_2(monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]) -> None:
-    """`run_epoch` raises `stop` (Ctrl-C's or SIGTERM's exception) at its third call: epoch 2's training pass."""
+    """`run_epoch` raises `stop` (Ctrl-C's or SIGTERM's exception) at its second training pass: epoch 2's
+    (counted by training passes: an averaged run validates twice an epoch)."""
     real = train_module.run_epoch
     calls = {"n": 0}
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:
+        calls["n"] += bool(kwargs["train"])
+        if calls["n"] == 2:
             raise stop
         return real(*args, **kwargs)
 
@@ -165,9 +166,12 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
     assert stopped == [str(out / "best.params.npz")]
     state = json.loads((out / "state.json").read_text())
     assert state["interrupted"] and state["epoch"] == 1 and state["best_epoch"] == 1
-    # The best of epoch 1 is what was validated: the parameters' average (the recipe's --average).
-    best, average = _params(out, "best"), load_params(out / "last.average.npz")
-    assert sorted(best) == sorted(average) and all(np.array_equal(best[n], average[n]) for n in best)
+    # The best of epoch 1 is what was validated and kept: the parameters' average (the recipe's --average)
+    # or the live parameters, whichever scored better (metrics.jsonl says which).
+    kept = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["average"]["kept"]
+    best = _params(out, "best")
+    expected = load_params(out / "last.average.npz") if kept == "average" else _params(out, "last")
+    assert sorted(best) == sorted(expected) and all(np.array_equal(best[n], expected[n]) for n in best)
     assert load_model(out, "best")[1]
     monkeypatch.setattr(train_module, "save_params", real)
     finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
@@ -388,9 +392,11 @@ def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp
     whole = train(_cfg(prepared, tmp_path / "whole", **kw), progress=False, echo=_quiet)
     out = tmp_path / "whole"
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    # best.params.npz is the average, not the live parameters, and scoring it reproduces the logged epoch.
+    # best.params.npz is what the best epoch kept (the average, or the live parameters where they scored
+    # better), and scoring it reproduces the logged epoch.
     best, last = _params(out, "best"), _params(out, "last")
-    assert any(not np.array_equal(best[n], last[n]) for n in best)
+    kept = lines[whole.best_epoch - 1]["average"]["kept"]
+    assert any(not np.array_equal(best[n], last[n]) for n in best) == (kept == "average" or whole.best_epoch < 2)
     scores = evaluate(out, which="best")
     assert scores.f1 == pytest.approx(lines[whole.best_epoch - 1]["valid"]["f1"], abs=1e-6)
     # Resuming after epoch 1 continues the average exactly.
@@ -433,3 +439,28 @@ def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, co
         tokens += int((labels >= 0).sum())
     assert tokens > 0 and scores.tokens == tokens
     assert scores.loss == pytest.approx(total / tokens, rel=1e-4)
+
+
+
+@pytest.mark.slow
+def test_a_short_averaged_run_scores_no_worse_than_the_same_run_without_the_average(tmp_path: Path) -> None:
+    """Issue 18: the average lags the live parameters (by about a tenth of the updates, even with its
+    warm-up), so a short run that still improves fast validated far worse with it: the README's quick run
+    scored F1 0.10 against 0.21 with --average 0, and this run 0.01 against 0.14. Averaging does not
+    touch the live trajectory (the same seed gives the same updates), so with the average the run must
+    score at least what it scores without, every epoch, and keep the parameters that scored it."""
+    data = tmp_path / "prepared"
+    prepare(max_sentences=600, buckets=[12, 20, 30], batch_size=16).save(data)
+    kw: dict[str, Any] = dict(epochs=2, learning_rate=0.01)
+    plain = train(_cfg(str(data), tmp_path / "plain", average=0.0, **kw), progress=False, echo=_quiet)
+    averaged = train(_cfg(str(data), tmp_path / "avg", average=0.999, **kw), progress=False, echo=_quiet)
+    live = [h["valid"]["f1"] for h in plain.history]
+    assert len(live) == 2 and live[-1] > 0.05  # it learned something to lose
+    assert averaged.best_f1 >= plain.best_f1
+    for h, f1 in zip(averaged.history, live):
+        assert h["average"]["live_f1"] == f1  # the same live parameters, validated the same way
+        assert h["valid"]["f1"] == max(f1, h["average"]["f1"])
+    # The case the average used to lose: here the live parameters are kept, and they are what was saved.
+    assert averaged.history[-1]["average"]["f1"] < live[-1] - 0.05 and averaged.history[-1]["average"]["kept"] == "live"
+    scores = evaluate(tmp_path / "avg", which="best")
+    assert scores.f1 == averaged.best_f1  # a ratio of entity counts: equal unless a prediction changed
