@@ -1,7 +1,8 @@
 """Test data shared by several test files: GMB and CoNLL samples with their quirks, `write_conll`,
 a three-sentence corpus and `make_checkpoint`, which writes a small checkpoint folder in the format
 of `ner_fast.checkpoint` with random parameters (export parity does not need a trained model, and
-random weights exercise every gate)."""
+random weights exercise every gate); `float32_tol`, the one rule the suite's numeric tolerances are
+derived from."""
 from __future__ import annotations
 
 import re
@@ -19,6 +20,20 @@ from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_p
 from ner_fast.corpus import Corpus
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import Vocabularies
+
+# float32's machine epsilon, 2**-23 ~ 1.19e-7: a rounding errs by at most half of it, relative.
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def float32_tol(terms: int, scale: float = 1.0) -> float:
+    """How far two float32 computations of the same quantity may differ: `terms` rounded operations on
+    values of magnitude `scale` (a sum or dot product of N terms: N; a chain of steps: the terms of every
+    step). An N-term sum in any order, by any kernel (vector width, FMA or not, thread split), errs by at
+    most (N - 1) * eps/2 * sum |x_i| (Higham, Accuracy and Stability of Numerical Algorithms, 2002, eq.
+    4.4), so two such results differ by at most N * eps * scale. Derived from what is compared, never
+    fitted to one CPU: the suite also runs its numeric tests with DNNL_MAX_CPU_ISA=AVX2 (`.ci/run`)."""
+    return terms * EPS32 * scale
+
 
 # A GMB-style CSV with the shipped file's quirks: CRLF, quoted fields, the sentence number only on
 # a sentence's first row, the word "None", a token with a non-breaking space, a cp1252 quote.
