@@ -37,6 +37,15 @@ def float_tol(terms: int, scale: float = 1.0, dtype: Any = np.float32) -> float:
     return terms * float(np.finfo(dtype).eps) * scale
 
 
+def network_terms(config: ModelConfig, seq_len: int) -> int:
+    """The float32 operations a tag probability of a `config` network passes through over `seq_len`
+    steps (the `terms` of `float_tol`): the character convolution, each LSTM layer's gate dot products
+    (inputs, state and bias) at every step, the output layer and the softmax. Gates, states and
+    probabilities are at most 1 in size and sigmoid and tanh are 1-Lipschitz, so scale 1 goes with it."""
+    per_step = config.input_dim + config.hidden + 1 + (config.num_layers - 1) * (config.state_dim + config.hidden + 1)
+    return config.char_dim * max(config.filter_widths) + seq_len * per_step + config.state_dim + config.n_tags
+
+
 # A GMB-style CSV with the shipped file's quirks: CRLF, quoted fields, the sentence number only on
 # a sentence's first row, the word "None", a token with a non-breaking space, a cp1252 quote.
 GMB_SAMPLE = (
