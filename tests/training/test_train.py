@@ -473,3 +473,38 @@ def test_a_short_averaged_run_scores_no_worse_than_the_same_run_without_the_aver
     assert averaged.history[-1]["average"]["f1"] < live[-1] - 0.05 and averaged.history[-1]["average"]["kept"] == "live"
     scores = evaluate(tmp_path / "avg", which="best")
     assert scores.f1 == averaged.best_f1  # a ratio of entity counts: equal unless a prediction changed
+
+
+def test_the_live_parameters_are_validated_until_the_average_wins_twice_in_a_row(
+    prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule that bounds the second validation pass's cost, on scripted validation F1s (real training):
+    live better (kept), average better twice (kept; count 1, 2), then the average alone; a resumed run
+    continues the count from state.json."""
+    import dataclasses
+
+    real = train_module.run_epoch
+    scripted = {"average": [0.1, 0.3, 0.5, 0.6], "live": [0.2, 0.2, 0.4]}
+    asked: list[tuple[str, int]] = []
+
+    def run_epoch(module: Any, data_iter: Any, scheme: Any, **kw: Any) -> Any:
+        scores, speed = real(module, data_iter, scheme, **kw)
+        if kw["train"]:
+            return scores, speed
+        which = "average" if kw["desc"].endswith("(average)") else "live"
+        epoch = int(kw["desc"].split()[1])
+        asked.append((which, epoch))
+        return dataclasses.replace(scores, f1=scripted[which][epoch - 1]), speed
+
+    monkeypatch.setattr(train_module, "run_epoch", run_epoch)
+    out = tmp_path / "run"
+    train(_cfg(prepared, out, epochs=3, average=0.9), progress=False, echo=_quiet)
+    resumed = train(resume_config(out, epochs=4), resume=True, progress=False, echo=_quiet)
+    assert asked == [("average", 1), ("live", 1), ("average", 2), ("live", 2), ("average", 3), ("live", 3), ("average", 4)]
+    assert [h["average"] for h in resumed.history] == [
+        {"f1": 0.1, "live_f1": 0.2, "kept": "live"},
+        {"f1": 0.3, "live_f1": 0.2, "kept": "average"},
+        {"f1": 0.5, "live_f1": 0.4, "kept": "average"},
+        {"f1": 0.6, "live_f1": None, "kept": "average"},
+    ]
+    assert [h["valid"]["f1"] for h in resumed.history] == [0.2, 0.3, 0.5, 0.6]

@@ -394,6 +394,11 @@ def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Se
     return module
 
 
+# Epochs in a row in which the parameters' average must score better than the live parameters before
+# only the average is validated (`train`, `--average`).
+AVERAGE_WINS = 2
+
+
 class ParamAverage:
     """An exponential moving average of a module's parameters (Polyak averaging), kept on the devices.
 
@@ -402,7 +407,8 @@ class ParamAverage:
     first updates do not give the random initialisation the weight `decay` would (TensorFlow's
     `ExponentialMovingAverage(num_updates=t)`). That warm-up still leaves the average about a tenth of
     the updates behind: each epoch validates both (`swapped`) and keeps the better as the epoch's model
-    (`best.params.npz`); training goes on from the live parameters.
+    (`best.params.npz`), until the average has won AVERAGE_WINS epochs in a row; training goes on from
+    the live parameters.
     """
 
     def __init__(self, names: Sequence[str], live: Sequence[Sequence[Any]], decay: float, steps: int = 0,
@@ -686,25 +692,32 @@ def train(
                 module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
                 decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
             )
+
             def validate(what: str) -> tuple[Scores, float]:
                 return run_epoch(
                     module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid{what}", progress=progress,
                     decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
                 )
 
-            va, va_speed = validate("")
-            kept_average = False
-            if average is not None:
+            averaging: dict[str, Any] = {}
+            if average is None:
+                va, va_speed = validate("")
+            else:
                 # The average lags the live parameters (by about a tenth of the updates so far, see
-                # ParamAverage): in a short run that is still improving fast it scores far worse (quick
-                # run: F1 0.10 against 0.21), later it scores better. Both are validated; the better one
-                # is this epoch's model, so the average can only help.
+                # ParamAverage): while a run still improves fast it scores far worse (the quick run: F1
+                # 0.10 against 0.21), later better. So both are validated and the better one is the
+                # epoch's model, until the average has scored better twice in a row; from then on the
+                # average alone (a validation pass costs a third to a half of a training pass's time).
                 with average.swapped():
-                    va_avg, va_avg_speed = validate(" (average)")
-                kept_average = va_avg.f1 >= va.f1
-                averaging = {"f1": va_avg.f1, "live_f1": va.f1, "kept": "average" if kept_average else "live"}
-                if kept_average:
-                    va, va_speed = va_avg, va_avg_speed
+                    va, va_speed = validate(" (average)")
+                averaging = {"f1": va.f1, "live_f1": None, "kept": "average"}
+                if state.get("average_wins", 0) < AVERAGE_WINS:
+                    live, live_speed = validate(" (live)")
+                    averaging["live_f1"] = live.f1
+                    state["average_wins"] = state.get("average_wins", 0) + 1 if va.f1 > live.f1 else 0
+                    if live.f1 > va.f1:
+                        va, va_speed, averaging["kept"] = live, live_speed, "live"
+            kept_average = averaging.get("kept") == "average"
             record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
             history.append({**record.to_dict(), **({"average": averaging} if average is not None else {})})
             improved = va.f1 > state["best_f1"]
