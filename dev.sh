@@ -13,7 +13,7 @@
 #                              src/ner_fast/models/default/, words seen once in training dropped, with its
 #                              validation F1, measured through the tagger, and its provenance in model.json
 #                              (docs/TRAINING.md, "The POS-free model and the bundled package")
-#   ./dev.sh test-isa [ARGS...] set up .venv, then run the numeric tests (pytest -m numeric ARGS) as an AVX2
+#   ./dev.sh test-isa [ARGS...] set up .venv if missing, then run the numeric tests (pytest -m numeric ARGS) as an AVX2
 #                              CPU would, twice: DNNL_MAX_CPU_ISA=AVX2 (oneDNN's kernels for AVX2) with
 #                              OMP_NUM_THREADS=1, then 2. Their tolerances are derived from the precision of what
 #                              they compare (tests/helpers.py float_tol), so they must pass on any x86-64 CPU;
@@ -60,7 +60,8 @@ case "$cmd" in
         exec .venv/bin/ner-fast train "$@" ;;
     test)  setup; browser; exec .venv/bin/python -m pytest "$@" ;;
     test-isa)
-        setup
+        # Set up only where there is no .venv yet: .ci/run calls this right after `./dev.sh test` set up.
+        [ -x .venv/bin/python ] || setup
         for threads in 1 2; do
             echo "dev.sh test-isa: numeric tests with DNNL_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=$threads" >&2
             # set -e: any failure, and pytest's exit 5 (no test selected), ends the script with that code.

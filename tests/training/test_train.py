@@ -69,6 +69,7 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(prepared: str, tmp_path
     assert a.history[-1]["train"]["loss"] < a.history[0]["train"]["loss"]
 
 
+@pytest.mark.numeric
 def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = train(_cfg(prepared, out, epochs=3, patience=0, learning_rate=0.02), progress=False, echo=_quiet)
@@ -367,6 +368,7 @@ def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: s
     assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, True, 0.5)
 
 
+@pytest.mark.numeric
 def test_param_average_follows_the_formula() -> None:
     """ParamAverage against a plain NumPy loop over the same weight sequence, on two 'devices'."""
     import mxnet as mx
@@ -414,6 +416,7 @@ def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp
 
 
 @pytest.mark.parametrize("contexts", [1, 2])
+@pytest.mark.numeric
 def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, contexts: int) -> None:
     # `run_epoch` reads the loss from the network's CRF loss output (per device, a mean over its
     # slice's real tokens); the oracle is `decode.crf_nll`, the NumPy forward algorithm.
