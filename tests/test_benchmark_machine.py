@@ -67,3 +67,14 @@ def test_every_benchmark_writes_its_json_through_write_json() -> None:
                 inner = call.args[0]
                 text = ast.unparse(inner)
                 assert "json.dumps" not in text, f"{path.name} writes JSON around _machine: {text}"
+
+
+def test_benchmark_shell_scripts_write_json_only_through_write_json() -> None:
+    # train_before_after.sh writes its result from an embedded Python part; gpu_check.sh runs gpu_check.py.
+    scripts = sorted(BENCHMARKS.glob("*.sh"))
+    assert scripts
+    for path in scripts:
+        text = path.read_text()
+        assert "json.dump(" not in text, f"{path.name} writes JSON around _machine"
+        if "<<'PY'" in text:  # a Python part that writes the result
+            assert "from _machine import write_json" in text and "write_json(" in text, path.name
