@@ -21,19 +21,15 @@ from ner_fast.corpus import Corpus
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import Vocabularies
 
-# Machine epsilons: float32 2**-23 ~ 1.19e-7, float64 2**-52 ~ 2.2e-16; a rounding errs by at most half.
-EPS32 = float(np.finfo(np.float32).eps)
-EPS64 = float(np.finfo(np.float64).eps)
-
-
 def float_tol(terms: int, scale: float = 1.0, dtype: Any = np.float32) -> float:
     """How far two computations of the same quantity in `dtype` (float32 unless said) may differ:
     `terms` rounded operations on values of magnitude `scale` (a sum or dot product of N terms: N; a
     chain of steps: the terms of every step). An N-term sum in any order, by any kernel (vector width,
     FMA or not, thread split), errs by at most (N - 1) * eps/2 * sum |x_i| (Higham, Accuracy and
     Stability of Numerical Algorithms, 2002, eq. 4.4), so two such results differ by at most
-    N * eps * scale. Derived from what is compared, never fitted to one CPU: `./dev.sh test` also runs
-    the numeric tests with DNNL_MAX_CPU_ISA=AVX2 on 1 and 2 threads."""
+    N * eps * scale (eps: float32 2**-23 ~ 1.19e-7, float64 2**-52 ~ 2.2e-16). Derived from what is
+    compared, never fitted to one CPU: `.ci/run` also runs the numeric tests (pytest marker `numeric`)
+    with DNNL_MAX_CPU_ISA=AVX2 on 1 and 2 threads (`./dev.sh test-isa`)."""
     return terms * float(np.finfo(dtype).eps) * scale
 
 
