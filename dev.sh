@@ -13,6 +13,11 @@
 #                              src/ner_fast/models/default/, words seen once in training dropped, with its
 #                              validation F1, measured through the tagger, and its provenance in model.json
 #                              (docs/TRAINING.md, "The POS-free model and the bundled package")
+#   ./dev.sh test-isa [ARGS...] set up .venv if missing, then run the numeric tests (pytest -m numeric ARGS) as an AVX2
+#                              CPU would, twice: DNNL_MAX_CPU_ISA=AVX2 (oneDNN's kernels for AVX2) with
+#                              OMP_NUM_THREADS=1, then 2. Their tolerances are derived from the precision of what
+#                              they compare (tests/helpers.py float_tol), so they must pass on any x86-64 CPU;
+#                              .ci/run runs this after the whole suite. No test selected fails (pytest exit 5).
 #   ./dev.sh setup             only create/refresh .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -54,6 +59,14 @@ case "$cmd" in
         [ $# -gt 0 ] || set -- --out runs/gmb
         exec .venv/bin/ner-fast train "$@" ;;
     test)  setup; browser; exec .venv/bin/python -m pytest "$@" ;;
+    test-isa)
+        # Set up only where there is no .venv yet: .ci/run calls this right after `./dev.sh test` set up.
+        [ -x .venv/bin/python ] || setup
+        for threads in 1 2; do
+            echo "dev.sh test-isa: numeric tests with DNNL_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=$threads" >&2
+            # set -e: any failure, and pytest's exit 5 (no test selected), ends the script with that code.
+            DNNL_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=$threads .venv/bin/python -m pytest -m numeric -q -p no:cacheprovider "$@"
+        done ;;
     build-model)
         command="./dev.sh build-model${*:+ $*}"
         if [ "${1:-}" = "--from" ]; then
@@ -76,5 +89,5 @@ case "$cmd" in
             .venv/bin/ner-fast train --out "$run_b" --filter-widths 2,3,4 --filters 50 --epochs 12 --patience 2 --no-progress "$@"
         fi
         exec .venv/bin/python -m ner_fast.training.bundle "$run" --ensemble "$run_b" --min-word-count 2 --command "$command" ;;
-    *) echo "usage: ./dev.sh {train|test|setup|build-model} [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -20,6 +20,8 @@ import platform
 import subprocess
 import sys
 
+from _machine import write_json  # the CPU (model, flags, cores) in every result
+
 CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -77,8 +79,7 @@ def main() -> None:
             "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
                         "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
         }  # fmt: skip
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ner_fast.atomic import atomic_write_bytes, atomic_write_json
+from ner_fast.atomic import atomic_write_bytes
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import score
 from ner_fast.prepare import split_corpus
@@ -53,6 +53,7 @@ from ner_fast.schemes import TagScheme
 from ner_fast.package import load_package
 from ner_fast.tagger import Tagger, make_session_options
 from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 # Variants `--train` knows: name -> ModelConfig overrides (TrainConfig.arch) of the tuned recipe.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -420,7 +421,7 @@ def main() -> None:
         vs = f"  {v['f1_points']:+.2f}, {v['throughput_ratio']:.2f}x, {v['p50_ratio']:.2f}x" if v else ""
         print(f"{name:16}{r['f1']:8.4f}{r['tokens_per_s']:11,}{r['p50_ms']:9.3f}{r['p99_ms']:9.3f}{vs}")
     if args.json:
-        atomic_write_json(args.json, doc)
+        write_json(args.json, doc)
     if args.plot:
         plot(results, args.plot, f"GMB validation ({n_valid} sentences), 2 cores, load {load_before[0]}")
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 ROOT = Path(__file__).resolve().parent.parent
 CUDA = "CUDAExecutionProvider"
@@ -333,9 +334,7 @@ def main() -> int:
         failures.append(f"mxnet: CPU and GPU losses differ beyond {args.loss_rtol} ({mx['compared']})")
     report["failures"] = failures
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_target = target.with_name(f".{target.name}.tmp")
-    tmp_target.write_text(json.dumps(report, indent=1) + "\n")
-    os.replace(tmp_target, target)
+    write_json(target, report)
 
     print(f"gpu_check ({report['mode']}), {report['seconds']:.0f} s; {report['machine'].get('gpus') or report['machine'].get('error')}")
     for name in ("cpu", "gpu"):

@@ -26,7 +26,6 @@ the shared machine's load hits all of them alike; `uptime`'s load average is rec
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from ner_fast.features import featurize
 from ner_fast.package import load_package
 from ner_fast.prepare import split_corpus
 from ner_fast.tagger import Tagger, make_session_options
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 
 def load_average() -> list[float]:
@@ -228,7 +228,7 @@ def main() -> None:
             f"{r['iobinding_p50_ms']:8.3f}{r['batched_tokens_per_s']:13,}"
         )
     if args.json:
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
-import json
 import os
 import platform
 import time
@@ -32,6 +31,7 @@ from ner_fast.corpus import bundled_corpus_path, read_corpus
 from ner_fast.prepare import prepare
 from ner_fast.features import n_features
 from ner_fast.vocab import Vocabularies
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 MAX_TOKEN_CHARS = 20
 BATCH_SIZE = 50
@@ -222,8 +222,7 @@ def main() -> None:
     print(f"CPU seconds (this process only): tutorial {baseline_cpu_s:.3f}, ner-fast {ner_fast_cpu_s:.3f}, "
           f"speedup {baseline_cpu_s / ner_fast_cpu_s:.1f}x")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(figures, f, indent=2)
+        write_json(args.json, figures)
 
 
 if __name__ == "__main__":

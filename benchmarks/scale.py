@@ -39,6 +39,7 @@ from typing import Any
 
 from ner_fast.corpus import read_corpus
 from ner_fast.partition import plan_partitions, tag_partition, tag_texts
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 #: Documents each process tags before the timed runs.
@@ -163,7 +164,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=1))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batching": [], "batching_off": ["--max-batch-tokens", "0"]}
@@ -600,7 +601,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ner_fast_bench_serve_") as work:
         result = bench(args, Path(work))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ from ner_fast.metrics import TagScheme, score  # noqa: E402
 from ner_fast.training.export import export_model  # noqa: E402
 from ner_fast.prepare import split_corpus  # noqa: E402
 from ner_fast.tagger import Tagger  # noqa: E402
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 THREADS = int(os.environ["OMP_NUM_THREADS"])
 REPEATS = 3
@@ -177,7 +178,7 @@ def main() -> None:
         cases = {"network": bench, "graphs": bench_graphs, "long": bench_long}
         result = cases[args.case](args, Path(work))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.json, result)
 
 
 def random_package(work: Path, pos: bool = True, buckets: str = "auto") -> Path:

@@ -50,6 +50,7 @@ from ner_fast.metrics import TagScheme  # noqa: E402
 from ner_fast.prepare import prepare  # noqa: E402
 from ner_fast.config import TrainConfig  # noqa: E402
 from ner_fast.training.train import make_module, model_config_for, run_epoch  # noqa: E402
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 
 class Variant:
@@ -165,8 +166,7 @@ def main() -> None:
     if args.compare_threads:
         doc = compare_threads(args)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(doc, f, indent=2)
+            write_json(args.json, doc)
         return
 
     data = prepare(max_sentences=args.sentences, batch_size=args.batch_size)
@@ -209,8 +209,7 @@ def main() -> None:
                 "load_average": [round(x, 2) for x in os.getloadavg()],
             },
         }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
+        write_json(args.json, doc)
 
 
 if __name__ == "__main__":

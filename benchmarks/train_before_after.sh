@@ -23,8 +23,10 @@ for round in $(seq "$rounds"); do
     echo "$cfg $round $load $dir.log"
   done
 done > "$work/runs.txt"
-python3 - "$work/runs.txt" "$out" <<'PY'
+"$here/.venv/bin/python" - "$work/runs.txt" "$out" "$here/benchmarks" <<'PY'
 import json, re, sys
+sys.path.insert(0, sys.argv[3])
+from _machine import write_json  # the CPU (model, flags, cores) in every result
 runs = []
 for line in open(sys.argv[1]):
     cfg, rnd, load, log = line.split()
@@ -38,6 +40,6 @@ mean = lambda c: sum(r["train_tokens_per_s"][-1] for r in runs if r["code"] == c
 doc = {"benchmark": "train-before-after", "runs": runs,
        "ratio_after_over_before": round(mean("after") / mean("before"), 3),
        "ratio_split_over_before": round(mean("after-split") / mean("before"), 3)}
-json.dump(doc, open(sys.argv[2], "w"), indent=2)
+write_json(sys.argv[2], doc)
 print(json.dumps({k: v for k, v in doc.items() if k != "runs"}))
 PY

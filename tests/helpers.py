@@ -1,7 +1,8 @@
 """Test data shared by several test files: GMB and CoNLL samples with their quirks, `write_conll`,
 a three-sentence corpus and `make_checkpoint`, which writes a small checkpoint folder in the format
 of `ner_fast.checkpoint` with random parameters (export parity does not need a trained model, and
-random weights exercise every gate)."""
+random weights exercise every gate); `float_tol`, the one rule the suite's numeric tolerances are
+derived from."""
 from __future__ import annotations
 
 import re
@@ -19,6 +20,27 @@ from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_p
 from ner_fast.corpus import Corpus
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import Vocabularies
+
+def float_tol(terms: int, scale: float = 1.0, dtype: Any = np.float32) -> float:
+    """How far two computations of the same quantity in `dtype` (float32 unless said) may differ:
+    `terms` rounded operations on values of magnitude `scale` (a sum or dot product of N terms: N; a
+    chain of steps: the terms of every step). An N-term sum in any order, by any kernel (vector width,
+    FMA or not, thread split), errs by at most (N - 1) * eps/2 * sum |x_i| (Higham, Accuracy and
+    Stability of Numerical Algorithms, 2002, eq. 4.4), so two such results differ by at most
+    N * eps * scale (eps: float32 2**-23 ~ 1.19e-7, float64 2**-52 ~ 2.2e-16). Derived from what is
+    compared, never fitted to one CPU: `.ci/run` also runs the numeric tests (pytest marker `numeric`)
+    with DNNL_MAX_CPU_ISA=AVX2 on 1 and 2 threads (`./dev.sh test-isa`)."""
+    return terms * float(np.finfo(dtype).eps) * scale
+
+
+def network_terms(config: ModelConfig, seq_len: int) -> int:
+    """The float32 operations a tag probability of a `config` network passes through over `seq_len`
+    steps (the `terms` of `float_tol`): the character convolution, each LSTM layer's gate dot products
+    (inputs, state and bias) at every step, the output layer and the softmax. Gates, states and
+    probabilities are at most 1 in size and sigmoid and tanh are 1-Lipschitz, so scale 1 goes with it."""
+    per_step = config.input_dim + config.hidden + 1 + (config.num_layers - 1) * (config.state_dim + config.hidden + 1)
+    return config.char_dim * max(config.filter_widths) + seq_len * per_step + config.state_dim + config.n_tags
+
 
 # A GMB-style CSV with the shipped file's quirks: CRLF, quoted fields, the sentence number only on
 # a sentence's first row, the word "None", a token with a non-breaking space, a cp1252 quote.

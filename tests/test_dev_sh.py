@@ -1,5 +1,6 @@
-"""`./dev.sh build-model --from` checks its arguments before `setup` (which refreshes .venv: seconds to
-minutes): a wrong call is its usage line or one line naming the missing folder, exit 2, and nothing set up.
+"""`./dev.sh test-isa` and `.ci/run`. `./dev.sh build-model --from` checks its arguments before `setup`
+(which refreshes .venv: seconds to minutes): a wrong call is its usage line or one line naming the
+missing folder, exit 2, and nothing set up.
 
 dev.sh runs from its own folder, so a copy of it runs in a temporary folder whose `.venv/bin/python`
 only records that it was called (and fails, as a broken setup would).
@@ -54,3 +55,22 @@ def test_two_existing_runs_go_on_to_setup(checkout: Path) -> None:
     done = build_model(checkout, "--from", "runs/a", "runs/b")
     assert done.returncode == 1
     assert (checkout / "calls.log").read_text().startswith("python -m pip install")
+
+
+@pytest.mark.parametrize("code", [0, 1, 5])
+def test_test_isa_runs_the_numeric_tests_as_an_avx2_cpu_twice_and_fails_on_no_tests(checkout: Path, code: int) -> None:
+    """`./dev.sh test-isa`: pytest -m numeric with DNNL_MAX_CPU_ISA=AVX2 and 1, then 2, OpenMP threads, with
+    no set-up where .venv exists; a failure, or pytest's exit 5 (no test selected), is the command's exit."""
+    python = checkout / ".venv" / "bin" / "python"
+    python.write_text(f'#!/bin/sh\necho "$DNNL_MAX_CPU_ISA $OMP_NUM_THREADS $*" >> "{checkout}/calls.log"\nexit {code}\n')
+    done = subprocess.run(["bash", str(checkout / "dev.sh"), "test-isa", "-x"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, done.stderr
+    calls = (checkout / "calls.log").read_text().splitlines()
+    expected = [f"AVX2 {threads} -m pytest -m numeric -q -p no:cacheprovider -x" for threads in (1, 2)]
+    assert calls == (expected if code == 0 else expected[:1])
+
+
+def test_ci_runs_the_readme_test_command_then_test_isa() -> None:
+    lines = [line.strip() for line in (DEV_SH.parent / ".ci" / "run").read_text().splitlines()]
+    commands = [line for line in lines if line.startswith("./dev.sh")]
+    assert commands == ["./dev.sh test", "./dev.sh test-isa"] and "set -euo pipefail" in lines

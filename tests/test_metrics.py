@@ -10,6 +10,10 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from ner_fast.metrics import Accumulator, TagScheme, entity_spans, format_table, score
 
+# pytest.approx's default tolerance (relative 1e-6) throughout: every score here is a float64 ratio of
+# counts (or a mean of float64 logs) computed two ways, a few roundings apart (~1e-16 relative); any
+# counting error moves a ratio by at least 1 / (its denominator) > 1e-6.
+
 IOB_TAGS = ["O", "B-geo", "I-geo", "B-per", "I-per", "B-org", "I-org"]
 IOBES_TAGS = IOB_TAGS + ["E-geo", "S-geo", "E-per", "S-per"]
 

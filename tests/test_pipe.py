@@ -50,7 +50,10 @@ def reference(tagger: Tagger, text: str) -> dict[str, Any]:
 
 
 def assert_matches(doc: Doc, text: str, ref: dict[str, Any], order: str) -> None:
-    """`doc` equals the reference (scores to float tolerance), its parts read in the given order."""
+    """`doc` equals the reference (scores to float tolerance), its parts read in the given order.
+
+    The 1e-5 on scores is not a rounding bound: the reference tags each text alone, so it is the batch
+    invariance that the README promises to 1e-6 (issue 18, item 1, owned by that change)."""
     assert doc.text == text and len(doc) == len(ref["tokens"])
     seen: dict[str, Any] = {}
     for part in order.split(","):
@@ -116,7 +119,7 @@ def test_tag_batch_jobs_in_threads_equal_one_sentence_at_a_time(tagger: Tagger) 
     for sentence, t, p in zip(sentences, tags, probs):
         one_tags, one_probs = tagger.tag(sentence, proba=True)
         assert t == one_tags
-        np.testing.assert_allclose(p, one_probs, atol=1e-5)
+        np.testing.assert_allclose(p, one_probs, atol=1e-5)  # batch invariance, as in assert_matches
 
 
 def _tag_threads() -> list[threading.Thread]:

@@ -276,8 +276,11 @@ OPTIONS: tuple[Option, ...] = (
            "train", low=0, high=1, high_open=True),
     Option("decode", "choice", recipe("bio", "argmax"), "Tag decoding for metrics and model selection: best valid"
            " BIO sequence, or per-token argmax (with --crf: the CRF's best path).", "train", choices=DECODERS),
-    Option("average", "float", recipe(0.999, 0.0), "Validate and keep an exponential moving average of the parameters with this"
-           " decay per update (Polyak averaging, e.g. 0.999).", "train", low=0, high=1, high_open=True, zero="off"),
+    Option("average", "float", recipe(0.999, 0.0), "Also validate an exponential moving average of the parameters with this"
+           " decay per update (Polyak averaging, e.g. 0.999; warmed up: min(decay, (1+t)/(10+t)) at update t); each"
+           " epoch keeps whichever of it and the live parameters scores better, until the average has scored better"
+           " two epochs in a row (then only the average is validated).", "train", low=0, high=1,
+           high_open=True, zero="off"),
     Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
     Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
     Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"

@@ -21,7 +21,11 @@ def bench() -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_serve"] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))  # as `python benchmarks/serve.py` has it: its sibling _machine.py
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 

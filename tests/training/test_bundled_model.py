@@ -13,10 +13,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from seqeval.metrics import classification_report, f1_score
 
-from helpers import absolute_paths, json_strings, make_checkpoint, write_conll
+from helpers import absolute_paths, float_tol, json_strings, make_checkpoint, write_conll
 from ner_fast import Tagger
 from ner_fast.training.bundle import MAX_BYTES, build_default_package, validation_corpus
 from ner_fast.config import OptionError
@@ -76,6 +77,10 @@ def test_bundled_package_reproduces_its_validation_f1_without_mxnet() -> None:
     assert report["heavy"] == []
     assert Path(report["path"]) == DEFAULT_PACKAGE
     assert report["sentences"] == recorded["sentences"] == 9592
+    # Not a rounding bound: F1 is a ratio of entity counts (about 17,500 gold entities here), recorded on the
+    # builder's CPU. 1e-4 lets one or two entity decisions differ, where another CPU's float kernels (FMA,
+    # vector width) tip a near-tie; per type, 1e-3 lets the large types do the same. Owned by the batch-
+    # and CPU-invariance work (issue 18, item 1), which decides what the bundled package guarantees.
     assert report["f1"] == pytest.approx(recorded["f1"], abs=1e-4)
     assert report["per_type"].keys() == recorded["per_type"].keys()
     for name, f1 in report["per_type"].items():
@@ -108,12 +113,15 @@ def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -
     predicted = Tagger.load(out, device="cpu").tag_batch([corpus.words[a:b] for a, b in zip(offsets, offsets[1:])])
     assert prov["validation"]["corpus"] == "ner_fast/data/ner_dataset.csv.zip[ner_dataset.csv]"  # not the builder's path
     assert prov["validation"]["f1"] > 0  # some entities found, so the comparison below means something
-    assert prov["validation"]["f1"] == pytest.approx(f1_score(gold, predicted), abs=1e-9)
+    # The same entity counts, as two float64 ratios (2TP / (G + P) here, 2PR / (P + R) in seqeval): each
+    # a few roundings of values at most 1.
+    ratio_tol = float_tol(8, 1.0, np.float64)
+    assert prov["validation"]["f1"] == pytest.approx(f1_score(gold, predicted), abs=ratio_tol)
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)
     checked = 0
     for name, t in prov["validation"]["per_type"].items():
         if t["support"]:
-            assert t["f1"] == pytest.approx(report[name]["f1-score"], abs=1e-9), name
+            assert t["f1"] == pytest.approx(report[name]["f1-score"], abs=ratio_tol), name
             checked += 1
     assert checked >= 3
 
@@ -195,7 +203,7 @@ def test_the_training_log_is_read_by_epoch_and_a_bad_line_is_named(tmp_path: Pat
     # A blank line (as an editor leaves) must not shift the epochs.
     (tmp_path / "a" / "metrics.jsonl").write_text("\n" + "\n".join(json.dumps(r) for r in records) + "\n")
     _, prov = build_default_package(tmp_path / "a", tmp_path / "pkg", command="x", quantize=None)
-    assert prov["best_epoch"] == 2 and prov["training_valid_f1"] == pytest.approx(0.7)
+    assert prov["best_epoch"] == 2 and prov["training_valid_f1"] == pytest.approx(0.7)  # 0.5 + 2 / 10 in float64
     (tmp_path / "a" / "metrics.jsonl").write_text(json.dumps(records[0]) + "\n{not json\n")
     result = CliRunner().invoke(build_command, [str(tmp_path / "a"), "--out", str(tmp_path / "pkg2"), "--command", "x"])
     assert result.exit_code == 1

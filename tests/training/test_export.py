@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from helpers import SMALL, make_checkpoint
+from helpers import SMALL, float_tol, make_checkpoint, network_terms
 from ner_fast.checkpoint import ModelConfig, load_model
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.training.model import predict_proba
@@ -42,13 +42,14 @@ def random_features(rng: np.random.Generator, config: ModelConfig, lengths: list
 
 
 def assert_parity(session: ort.InferenceSession, params: dict, config: ModelConfig, x: np.ndarray) -> None:
-    """onnxruntime and MXNet agree within 1e-5 and on the argmax at every real token."""
+    """onnxruntime and MXNet agree within their float32 rounding (every operation of the network over the
+    batch's steps: `float_tol(network_terms)`) and on the argmax at every real token."""
     ours = session.run(None, {"features": x})[0]
     theirs = predict_proba(params, config, x)
     assert ours.shape == theirs.shape == (x.shape[0], x.shape[2], config.n_tags)
     real = x[:, ROW_WORD, :] > 0
     assert real.any()
-    assert np.abs(ours - theirs)[real].max() <= 1e-5
+    assert np.abs(ours - theirs)[real].max() <= float_tol(network_terms(config, x.shape[2]))
     assert np.array_equal(ours.argmax(-1)[real], theirs.argmax(-1)[real])
 
 
@@ -66,6 +67,7 @@ def small(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return config, params, vocabs, package
 
 
+@pytest.mark.numeric
 def test_parity_every_bucket_and_the_dynamic_graph(small: tuple) -> None:
     config, params, _, package = small
     pkg = load_package(package)
@@ -79,6 +81,7 @@ def test_parity_every_bucket_and_the_dynamic_graph(small: tuple) -> None:
 
 
 @pytest.mark.parametrize("directions", [2, 1])
+@pytest.mark.numeric
 def test_parity_without_pos_and_casing_one_layer(tmp_path: Path, directions: int) -> None:
     config, params, _ = make_checkpoint(
         tmp_path / "m", with_pos=False, use_casing=False, num_layers=1, filter_widths=[3], directions=directions
@@ -89,6 +92,7 @@ def test_parity_without_pos_and_casing_one_layer(tmp_path: Path, directions: int
 
 
 @pytest.mark.parametrize("directions", [2, 1])
+@pytest.mark.numeric
 def test_parity_at_the_default_dimensions(tmp_path: Path, directions: int) -> None:
     default_dims = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in SMALL and f.name != "filter_widths"}
     config, params, _ = make_checkpoint(
@@ -101,6 +105,7 @@ def test_parity_at_the_default_dimensions(tmp_path: Path, directions: int) -> No
     assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, 20), 20))
 
 
+@pytest.mark.numeric
 def test_a_sentence_gets_the_same_probabilities_in_every_bucket(small: tuple) -> None:
     config, _, _, package = small
     pkg = load_package(package)
@@ -111,7 +116,8 @@ def test_a_sentence_gets_the_same_probabilities_in_every_bucket(small: tuple) ->
         padded = np.zeros((1, config.n_features, seq_len or 15), dtype=np.int32)
         padded[:, :, :4] = x
         results.append(session.run(None, {"features": padded})[0][0, :4])
-    assert np.abs(results[0] - results[1]).max() < 1e-6 and np.abs(results[0] - results[2]).max() < 1e-6
+    tol = float_tol(network_terms(config, 15))  # the same float32 network in a longer graph
+    assert np.abs(results[0] - results[1]).max() <= tol and np.abs(results[0] - results[2]).max() <= tol
 
 
 def test_package_describes_itself(small: tuple) -> None:
@@ -163,6 +169,7 @@ def test_weights_are_stored_once_whatever_the_number_of_buckets(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("directions", [2, 1])
+@pytest.mark.numeric
 def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path, directions: int) -> None:
     config, params, _ = make_checkpoint(tmp_path / "m", word_dim=60, hidden=40, directions=directions)
     fp32 = export_model(tmp_path / "m", tmp_path / "fp32", buckets="9", quantize=None)
@@ -175,7 +182,10 @@ def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path, directions: i
         for p in (fp32, int8)
     ]
     real = x[:, ROW_WORD] > 0
-    assert np.allclose(outs[1].sum(-1), 1, atol=1e-5)
+    assert np.allclose(outs[1].sum(-1), 1, atol=float_tol(config.n_tags + 1))  # a float32 softmax
+    # Not float rounding but int8's: weights and activations on 1/255 of their range (0.4%), summed over
+    # dot products of up to 60 + 40 terms and two layers of these random, far-from-trained weights; a
+    # wrong scale or zero point moves probabilities by about 1.
     assert np.abs(outs[0] - outs[1])[real].max() < 0.2
     assert (outs[0].argmax(-1) == outs[1].argmax(-1))[real].mean() > 0.8
 
@@ -202,6 +212,7 @@ def test_parse_buckets() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("directions", [2, 1])
+@pytest.mark.numeric
 def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path, directions: int) -> None:
     from ner_fast.training.train import TrainConfig, train
 

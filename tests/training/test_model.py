@@ -21,7 +21,9 @@ from ner_fast.checkpoint import (
 )
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.training.model import Predictor, make_sym_gen, predict_proba
-from helpers import random_features
+from helpers import float_tol, network_terms, random_features
+
+pytestmark = pytest.mark.numeric  # tolerances from helpers.float_tol; rerun under DNNL_MAX_CPU_ISA=AVX2
 
 CONFIG = ModelConfig(
     n_words=40,
@@ -143,10 +145,13 @@ def test_fused_and_unrolled_agree_with_numpy_reference(config: ModelConfig) -> N
     unrolled = predict_proba(params, dataclasses.replace(config, fused=False), x)
     reference = reference_proba(config, params, x)
     assert fused.shape == (4, 9, config.n_tags)
-    assert np.abs(fused - unrolled).max() <= 1e-5
+    # float32 against float32 (fused and unrolled) and against NumPy: every operation of the network over
+    # the 9 steps; a softmax's n_tags probabilities sum to 1 within n_tags roundings.
+    tol = float_tol(network_terms(config, 9))
+    assert np.abs(fused - unrolled).max() <= tol
     real = x[:, ROW_WORD] != 0
-    assert np.abs(fused[real] - reference[real]).max() <= 1e-5
-    np.testing.assert_allclose(fused[real].sum(axis=-1), 1.0, atol=1e-5)
+    assert np.abs(fused[real] - reference[real]).max() <= tol
+    np.testing.assert_allclose(fused[real].sum(axis=-1), 1.0, atol=float_tol(config.n_tags + 1))
 
 
 @pytest.mark.parametrize("config", [CONFIG, FORWARD_ONLY], ids=["bidirectional", "forward-only"])
@@ -160,9 +165,10 @@ def test_padding_and_batch_do_not_change_a_sentence(config: ModelConfig) -> None
     longer[:, :, :5] = x
     padded = predictor.predict_proba(longer)
     alone = predictor.predict_proba(x[1:2])
+    tol = float_tol(network_terms(config, 11))  # the same network in another bucket and batch
     for b, n in enumerate([5, 2, 3]):
-        np.testing.assert_allclose(padded[b, :n], short[b, :n], atol=1e-6)
-    np.testing.assert_allclose(alone[0, :2], short[1, :2], atol=1e-6)
+        np.testing.assert_allclose(padded[b, :n], short[b, :n], atol=tol)
+    np.testing.assert_allclose(alone[0, :2], short[1, :2], atol=tol)
 
 
 @pytest.mark.parametrize("config", [CONFIG, FORWARD_ONLY], ids=["bidirectional", "forward-only"])
@@ -177,7 +183,7 @@ def test_only_a_bidirectional_model_reads_the_words_to_the_right(config: ModelCo
     assert np.abs(before[5:] - after[5:]).max() > 1e-4
     left = np.abs(before[:5] - after[:5]).max()
     if config.directions == 1:
-        assert left <= 1e-6  # a forward LSTM's state at a token sees only the tokens up to it
+        assert left <= float_tol(network_terms(config, 8))  # a forward LSTM's state at a token sees only the tokens up to it
     else:
         assert left > 1e-4
 
@@ -212,10 +218,12 @@ def test_training_head_ignores_padding(directions: int) -> None:
     loose_label[:2, :4] = label
     proba, grads = _loss_gradients(config, params, tight, label)
     _, loose_grads = _loss_gradients(config, params, loose, loose_label)
-    np.testing.assert_allclose(proba, predict_proba(params, config, tight), atol=1e-5)
+    tol = float_tol(network_terms(config, 7))  # the same float32 network in another bucket
+    np.testing.assert_allclose(proba, predict_proba(params, config, tight), atol=tol)
     assert np.abs(grads["fc_weight"]).max() > 0
-    for name in grads:
-        np.testing.assert_allclose(loose_grads[name], grads[name], atol=1e-5, err_msg=name)
+    for name in grads:  # backward: as many operations again, relative to the largest gradient
+        np.testing.assert_allclose(loose_grads[name], grads[name], atol=2 * tol * max(1.0, float(np.abs(grads[name]).max())),
+                                   err_msg=name)
 
 
 def test_checkpoint_params_round_trip(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import sigterm_when
+from helpers import float_tol, network_terms, sigterm_when
 import ner_fast.training.train as train_module
 from ner_fast.buckets import Bucket
 from ner_fast.checkpoint import load_model, load_params
@@ -69,6 +69,7 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(prepared: str, tmp_path
     assert a.history[-1]["train"]["loss"] < a.history[0]["train"]["loss"]
 
 
+@pytest.mark.numeric
 def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = train(_cfg(prepared, out, epochs=3, patience=0, learning_rate=0.02), progress=False, echo=_quiet)
@@ -91,8 +92,11 @@ def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     scores = evaluate(out, which="best")
     logged = json.loads(lines[result.best_epoch - 1])["valid"]
     for key in ("tokens", "accuracy", "f1", "token_f1"):
-        assert scores.to_dict()[key] == pytest.approx(logged[key], abs=1e-6)
-    assert scores.loss == pytest.approx(logged["loss"], rel=1e-4)
+        assert scores.to_dict()[key] == logged[key]  # ratios of counts: equal unless a prediction changed
+    # The loss, a mean of -log p over float32 probabilities of the same network in other batches: each p
+    # within float_tol(network_terms) of itself, and -log p moves by that over p (about 1 / n_tags at worst
+    # on average for a network this young).
+    assert scores.loss == pytest.approx(logged["loss"], rel=float_tol(network_terms(config, 30), config.n_tags))
 
 
 def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
@@ -103,13 +107,14 @@ def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
 
 
 def _stop_in_epoch_2(monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]) -> None:
-    """`run_epoch` raises `stop` (Ctrl-C's or SIGTERM's exception) at its third call: epoch 2's training pass."""
+    """`run_epoch` raises `stop` (Ctrl-C's or SIGTERM's exception) at its second training pass: epoch 2's
+    (counted by training passes: an averaged run validates twice an epoch)."""
     real = train_module.run_epoch
     calls = {"n": 0}
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:
+        calls["n"] += bool(kwargs["train"])
+        if calls["n"] == 2:
             raise stop
         return real(*args, **kwargs)
 
@@ -165,9 +170,12 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
     assert stopped == [str(out / "best.params.npz")]
     state = json.loads((out / "state.json").read_text())
     assert state["interrupted"] and state["epoch"] == 1 and state["best_epoch"] == 1
-    # The best of epoch 1 is what was validated: the parameters' average (the recipe's --average).
-    best, average = _params(out, "best"), load_params(out / "last.average.npz")
-    assert sorted(best) == sorted(average) and all(np.array_equal(best[n], average[n]) for n in best)
+    # The best of epoch 1 is what was validated and kept: the parameters' average (the recipe's --average)
+    # or the live parameters, whichever scored better (metrics.jsonl says which).
+    kept = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["average"]["kept"]
+    best = _params(out, "best")
+    expected = load_params(out / "last.average.npz") if kept == "average" else _params(out, "last")
+    assert sorted(best) == sorted(expected) and all(np.array_equal(best[n], expected[n]) for n in best)
     assert load_model(out, "best")[1]
     monkeypatch.setattr(train_module, "save_params", real)
     finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
@@ -265,7 +273,7 @@ def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
     res = runner.invoke(evaluate_command, [str(out), "--json", "--no-progress"])
     assert res.exit_code == 0, res.output
     scores = json.loads(res.stdout.strip().splitlines()[-1])
-    assert scores["f1"] == pytest.approx(result["history"][0]["valid"]["f1"], abs=1e-9)
+    assert scores["f1"] == result["history"][0]["valid"]["f1"]  # a ratio of counts: equal unless a prediction changed
     res = runner.invoke(train_command, ["--epochs", "1"])
     assert res.exit_code != 0 and "--out" in res.output
 
@@ -331,7 +339,9 @@ def test_flush_denormals_reaches_mxnet_threads(flush: bool) -> None:
     if flush:
         assert on_mxnet == 0.0 and on_numpy == 0.0
     else:
-        assert on_mxnet == pytest.approx(1.5e-40, rel=1e-3) and on_numpy == pytest.approx(1.5e-40, rel=1e-3)
+        # Subnormal float32 values are spaced 2**-149 apart: 1e-40 is rounded once, then the product again.
+        subnormal = 3 * 2.0**-149
+        assert on_mxnet == pytest.approx(1.5e-40, abs=subnormal) and on_numpy == pytest.approx(1.5e-40, abs=subnormal)
 
 
 def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: str, tmp_path: Path) -> None:
@@ -358,6 +368,7 @@ def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: s
     assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, True, 0.5)
 
 
+@pytest.mark.numeric
 def test_param_average_follows_the_formula() -> None:
     """ParamAverage against a plain NumPy loop over the same weight sequence, on two 'devices'."""
     import mxnet as mx
@@ -374,11 +385,13 @@ def test_param_average_follows_the_formula() -> None:
         d = min(0.9, (1 + t) / (10 + t))
         expected = d * expected + (1 - d) * w
     assert average.steps == 29
-    np.testing.assert_allclose(average.arrays()["w"], expected, rtol=1e-5)
+    # float32 against the float64 loop: 29 updates of 3 rounded operations each, on values up to max |w|.
+    atol = float_tol(3 * 29, max(float(np.abs(w).max()) for w in weights))
+    np.testing.assert_allclose(average.arrays()["w"], expected, rtol=0, atol=atol)
     # Inside `swapped` every device holds the average; the live weights come back after it.
     with average.swapped():
         for device in live[0]:
-            np.testing.assert_allclose(device.asnumpy(), expected, rtol=1e-5)
+            np.testing.assert_allclose(device.asnumpy(), expected, rtol=0, atol=atol)
     for device in live[0]:
         np.testing.assert_array_equal(device.asnumpy(), weights[-1])
 
@@ -388,11 +401,13 @@ def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp
     whole = train(_cfg(prepared, tmp_path / "whole", **kw), progress=False, echo=_quiet)
     out = tmp_path / "whole"
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    # best.params.npz is the average, not the live parameters, and scoring it reproduces the logged epoch.
+    # best.params.npz is what the best epoch kept (the average, or the live parameters where they scored
+    # better), and scoring it reproduces the logged epoch.
     best, last = _params(out, "best"), _params(out, "last")
-    assert any(not np.array_equal(best[n], last[n]) for n in best)
+    kept = lines[whole.best_epoch - 1]["average"]["kept"]
+    assert any(not np.array_equal(best[n], last[n]) for n in best) == (kept == "average" or whole.best_epoch < 2)
     scores = evaluate(out, which="best")
-    assert scores.f1 == pytest.approx(lines[whole.best_epoch - 1]["valid"]["f1"], abs=1e-6)
+    assert scores.f1 == lines[whole.best_epoch - 1]["valid"]["f1"]  # a ratio of counts: equal unless a prediction changed
     # Resuming after epoch 1 continues the average exactly.
     train(_cfg(prepared, tmp_path / "half", **{**kw, "epochs": 1}), progress=False, echo=_quiet)
     resumed = train(resume_config(tmp_path / "half", epochs=2), resume=True, progress=False, echo=_quiet)
@@ -401,6 +416,7 @@ def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp
 
 
 @pytest.mark.parametrize("contexts", [1, 2])
+@pytest.mark.numeric
 def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, contexts: int) -> None:
     # `run_epoch` reads the loss from the network's CRF loss output (per device, a mean over its
     # slice's real tokens); the oracle is `decode.crf_nll`, the NumPy forward algorithm.
@@ -432,4 +448,66 @@ def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, co
         total += float(crf_nll(proba, labels, crf).sum())
         tokens += int((labels >= 0).sum())
     assert tokens > 0 and scores.tokens == tokens
-    assert scores.loss == pytest.approx(total / tokens, rel=1e-4)
+    # The operator's float32 forward algorithm (up to 30 steps of n_tags + 2 operations on log-sum-exps up
+    # to 30 times a token's loss) against NumPy's float64 one, on the same probabilities.
+    assert scores.loss == pytest.approx(total / tokens, rel=float_tol(30 * (config.n_tags + 2), 30))
+
+
+
+@pytest.mark.slow
+def test_a_short_averaged_run_scores_no_worse_than_the_same_run_without_the_average(tmp_path: Path) -> None:
+    """Issue 18: the average lags the live parameters (by about a tenth of the updates, even with its
+    warm-up), so a short run that still improves fast validated far worse with it: the README's quick run
+    scored F1 0.10 against 0.21 with --average 0, and this run 0.01 against 0.14. Averaging does not
+    touch the live trajectory (the same seed gives the same updates), so with the average the run must
+    score at least what it scores without, every epoch, and keep the parameters that scored it."""
+    data = tmp_path / "prepared"
+    prepare(max_sentences=600, buckets=[12, 20, 30], batch_size=16).save(data)
+    kw: dict[str, Any] = dict(epochs=2, learning_rate=0.01)
+    plain = train(_cfg(str(data), tmp_path / "plain", average=0.0, **kw), progress=False, echo=_quiet)
+    averaged = train(_cfg(str(data), tmp_path / "avg", average=0.999, **kw), progress=False, echo=_quiet)
+    live = [h["valid"]["f1"] for h in plain.history]
+    assert len(live) == 2 and live[-1] > 0.05  # it learned something to lose
+    assert averaged.best_f1 >= plain.best_f1
+    for h, f1 in zip(averaged.history, live):
+        assert h["average"]["live_f1"] == f1  # the same live parameters, validated the same way
+        assert h["valid"]["f1"] == max(f1, h["average"]["f1"])
+    # The case the average used to lose: here the live parameters are kept, and they are what was saved.
+    assert averaged.history[-1]["average"]["f1"] < live[-1] - 0.05 and averaged.history[-1]["average"]["kept"] == "live"
+    scores = evaluate(tmp_path / "avg", which="best")
+    assert scores.f1 == averaged.best_f1  # a ratio of entity counts: equal unless a prediction changed
+
+
+def test_the_live_parameters_are_validated_until_the_average_wins_twice_in_a_row(
+    prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule that bounds the second validation pass's cost, on scripted validation F1s (real training):
+    live better (kept), average better twice (kept; count 1, 2), then the average alone; a resumed run
+    continues the count from state.json."""
+    import dataclasses
+
+    real = train_module.run_epoch
+    scripted = {"average": [0.1, 0.3, 0.5, 0.6], "live": [0.2, 0.2, 0.4]}
+    asked: list[tuple[str, int]] = []
+
+    def run_epoch(module: Any, data_iter: Any, scheme: Any, **kw: Any) -> Any:
+        scores, speed = real(module, data_iter, scheme, **kw)
+        if kw["train"]:
+            return scores, speed
+        which = "average" if kw["desc"].endswith("(average)") else "live"
+        epoch = int(kw["desc"].split()[1])
+        asked.append((which, epoch))
+        return dataclasses.replace(scores, f1=scripted[which][epoch - 1]), speed
+
+    monkeypatch.setattr(train_module, "run_epoch", run_epoch)
+    out = tmp_path / "run"
+    train(_cfg(prepared, out, epochs=3, average=0.9), progress=False, echo=_quiet)
+    resumed = train(resume_config(out, epochs=4), resume=True, progress=False, echo=_quiet)
+    assert asked == [("average", 1), ("live", 1), ("average", 2), ("live", 2), ("average", 3), ("live", 3), ("average", 4)]
+    assert [h["average"] for h in resumed.history] == [
+        {"f1": 0.1, "live_f1": 0.2, "kept": "live"},
+        {"f1": 0.3, "live_f1": 0.2, "kept": "average"},
+        {"f1": 0.5, "live_f1": 0.4, "kept": "average"},
+        {"f1": 0.6, "live_f1": None, "kept": "average"},
+    ]
+    assert [h["valid"]["f1"] for h in resumed.history] == [0.2, 0.3, 0.5, 0.6]

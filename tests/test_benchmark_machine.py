@@ -1,0 +1,80 @@
+"""Every benchmark's JSON names the machine that measured it (issue 18): `benchmarks/_machine.py` reads
+the CPU model, flags and cores, and each benchmark writes its JSON through its `write_json`."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+spec = importlib.util.spec_from_file_location("_machine", BENCHMARKS / "_machine.py")
+assert spec and spec.loader
+machine = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(machine)
+
+# Two processors of an AVX2-only AMD EPYC (no AVX-512, no AMX), as /proc/cpuinfo writes them (abridged).
+EPYC = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+"""
+XEON = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8480C
+flags\t\t: fpu sse2 avx avx2 avx512f avx512dq avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+
+
+def test_cpu_info_reads_model_and_flags_from_cpuinfo() -> None:
+    amd = machine.cpu_info(EPYC)
+    assert amd["model"] == "AMD EPYC 7B13"
+    assert amd["flags"] == {"avx2": True, "avx512f": False, "avx512_vnni": False, "amx": False}
+    intel = machine.cpu_info(XEON)
+    assert intel["model"] == "Intel(R) Xeon(R) Platinum 8480C"
+    assert intel["flags"] == {"avx2": True, "avx512f": True, "avx512_vnni": True, "amx": True}
+    assert isinstance(amd["cores"], int) and amd["cores"] >= 1
+    assert machine.cpu_info("")["flags"] == dict.fromkeys(machine.FLAGS, False)  # no /proc/cpuinfo: no flag claimed
+
+
+def test_write_json_adds_the_cpu(tmp_path: Path) -> None:
+    machine.write_json(tmp_path / "r.json", {"tokens_per_s": 1.0})
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["tokens_per_s"] == 1.0 and set(doc["cpu"]["flags"]) == set(machine.FLAGS) and doc["cpu"]["model"]
+
+
+def test_every_benchmark_writes_its_json_through_write_json() -> None:
+    # Each benchmark script calls `write_json` from `_machine` and writes no result JSON any other way (json.dump,
+    # atomic_write_json, write_text(json.dumps(...))), so no result can lack the CPU.
+    scripts = sorted(p for p in BENCHMARKS.glob("*.py") if p.name != "_machine.py")
+    assert len(scripts) >= 9
+    for path in scripts:
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        names = [c.func.attr if isinstance(c.func, ast.Attribute) else getattr(c.func, "id", "") for c in calls]
+        imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "_machine"]
+        assert imports and "write_json" in names, f"{path.name}: its JSON does not go through _machine.write_json"
+        assert "dump" not in names, f"{path.name} writes JSON around _machine"
+        for call in calls:
+            if getattr(call.func, "id", "") == "atomic_write_json":  # only a model's config.json, not a result
+                assert "config.json" in ast.unparse(call.args[0]), f"{path.name} writes JSON around _machine"
+            if isinstance(call.func, ast.Attribute) and call.func.attr == "write_text" and call.args:
+                inner = call.args[0]
+                text = ast.unparse(inner)
+                assert "json.dumps" not in text, f"{path.name} writes JSON around _machine: {text}"
+
+
+def test_benchmark_shell_scripts_write_json_only_through_write_json() -> None:
+    # train_before_after.sh writes its result from an embedded Python part; gpu_check.sh runs gpu_check.py.
+    scripts = sorted(BENCHMARKS.glob("*.sh"))
+    assert scripts
+    for path in scripts:
+        text = path.read_text()
+        assert "json.dump(" not in text, f"{path.name} writes JSON around _machine"
+        if "<<'PY'" in text:  # a Python part that writes the result
+            assert "from _machine import write_json" in text and "write_json(" in text, path.name
