@@ -372,6 +372,30 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _init_source(cfg: TrainConfig, config: ModelConfig, out: Path, resume: bool) -> tuple[Any, dict[str, Any] | None]:
+    """--init: (the `Source`, its record for config.json), checked against `config`; a resumed run keeps
+    the record its config.json has and reads no source (its parameters are its own by then)."""
+    if resume:
+        return None, read_json(out / "config.json", "ner-fast training config").get("init")
+    if not cfg.init:
+        return None, None
+    from ner_fast.training.init_source import check_architecture, load_source
+
+    source = load_source(cfg.init)
+    check_architecture(source, config)
+    return source, source.record()
+
+
+def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
+    """The learning-rate multiplier of the parameters taken whole from --init's SOURCE in `epoch`: 0 (frozen)
+    for the first `freeze_epochs`, then `init_lr_scale` (the optimizer keys multipliers by module name)."""
+    from ner_fast.training.init_source import encoder_names
+
+    optimizer = module._curr_module._optimizer
+    scale = 0.0 if epoch < cfg.freeze_epochs else cfg.init_lr_scale
+    optimizer.set_lr_mult({n: scale for n in encoder_names(list(optimizer.idx2name.values()))})
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -568,6 +592,7 @@ def train(
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     scheme = TagScheme(vocabs.tags.itos)
+    source, init_record = _init_source(cfg, config, out, resume)  # --init: read and checked before any training
 
     history: list[dict[str, Any]] = []
     params: dict[str, np.ndarray] | None = None
@@ -592,6 +617,7 @@ def train(
                 "train": cfg.to_dict(),
                 "data": {**data.settings, "summary": data.summary},
                 "versions": _versions(),
+                "init": init_record,
             },
         )
         vocabs.save(out / "vocab.json")
@@ -608,6 +634,12 @@ def train(
     valid_iter = BucketIter(data.splits["valid"], cfg.batch_size)
     if params is None:
         params = init_params(config, cfg.seed)
+        if source is not None:
+            from ner_fast.training.init_source import initial_params
+
+            params, report = initial_params(source, config, vocabs, params)
+            say(f"--init {cfg.init}: {len(report['whole'])} parameters whole, rows by name "
+                + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}")
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
     check_bucket_params(config, [b.length for split in data.splits.values() for b in split])
     module = make_module(config, params, contexts, cfg.batch_size, longest)
@@ -679,6 +711,8 @@ def train(
             # Dropout draws from a stream seeded per epoch, so a resumed run repeats an unbroken one.
             mx.random.seed(cfg.seed * 100_003 + epoch)
             lr = cfg.learning_rate * cfg.lr_decay**epoch
+            if init_record is not None:
+                _set_encoder_lr(module, cfg, epoch)
             tr, tr_speed = run_epoch(
                 module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
                 decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
