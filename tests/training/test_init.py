@@ -233,11 +233,20 @@ def test_cli_records_the_source_freezes_the_encoder_resumes_and_exports_provenan
     assert doc["train"]["init"] == str(source["int8"])
     assert doc["init"]["sha256"] == manifest and doc["init"]["kind"] == "package"
     assert doc["model"]["hidden"] == source["config"].hidden  # sizes taken from SOURCE
+    # SOURCE's words join the corpus's, after them: a word only SOURCE knew keeps its row when tagging.
+    vocab = json.loads((out / "vocab.json").read_text())["words"]
+    corpus_words = {w.lower() for s, _ in NEW_SENTENCES for w in s}
+    assert "angela" in vocab and "angela" not in corpus_words
+    assert all(w in corpus_words for w in vocab[2 : 2 + len(corpus_words)])
     # Frozen for the first epoch: the LSTM and convolutions are still SOURCE's; the output layer moved.
     src = load_source(str(source["int8"]))
     after = load_params(out / "last.params.npz")
     for name in ("lstm0_fwd_i2h_weight", "lstm1_bwd_h2h_weight", "char_conv3_weight", "casing_embed_weight"):
         np.testing.assert_array_equal(after[name], src.params[name])
+    # ("angela" never occurs in the corpus: its row gets no gradient and stays SOURCE's; Adam's update of a
+    # zero gradient is zero.)
+    np.testing.assert_array_equal(after["word_embed_weight"][vocab.index("angela")],
+                                  src.params["word_embed_weight"][src.vocabs.words.itos.index("angela")])
     assert not np.array_equal(after["fc_bias"], np.zeros_like(after["fc_bias"]))
     # --resume continues (the encoder now trains) and keeps the record.
     result = runner.invoke(train_command, ["--resume", str(out), "--epochs", "2", "--no-progress"])

@@ -204,13 +204,14 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig, check: bool = True) -> Any:
+def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -> Any:
     """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
     was used), and (with `check`) a value of `cfg` that differs from the table default and from the
     folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
     (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
+    `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
     """
     from ner_fast.prepare import PreparedData, prepare
 
@@ -220,7 +221,7 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Any:
         for name, value in fixed_by_prepared(data.settings, asked).items():
             setattr(cfg, name, value)
         return data
-    return prepare(cfg.data, batch_size=cfg.batch_size, **cfg.data_options())
+    return prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
@@ -372,18 +373,27 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _init_source(cfg: TrainConfig, config: ModelConfig, out: Path, resume: bool) -> tuple[Any, dict[str, Any] | None]:
-    """--init: (the `Source`, its record for config.json), checked against `config`; a resumed run keeps
-    the record its config.json has and reads no source (its parameters are its own by then)."""
+def _init_source(cfg: TrainConfig, out: Path, resume: bool) -> tuple[Any, dict[str, Any] | None]:
+    """--init: (the `Source`, its record for config.json); a resumed run keeps the record its config.json
+    has and reads no source (its parameters are its own by then)."""
     if resume:
         return None, read_json(out / "config.json", "ner-fast training config").get("init")
     if not cfg.init:
         return None, None
-    from ner_fast.training.init_source import check_architecture, load_source
+    from ner_fast.training.init_source import load_source
 
     source = load_source(cfg.init)
-    check_architecture(source, config)
     return source, source.record()
+
+
+def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[str]:
+    """The words a run started with --init adds to its corpus's vocabulary: SOURCE's (a resumed run: its
+    own saved vocabulary's, which are the same), so words SOURCE knew keep their rows when tagging."""
+    if source is not None:
+        return source.vocabs.words.itos
+    if record is not None:
+        return Vocabularies.load(out / "vocab.json").words.itos
+    return []
 
 
 def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
@@ -587,12 +597,16 @@ def train(
     elif writes:
         claim_run_dir(out, force=force)
 
-    data = load_data(cfg)
+    source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
+    data = load_data(cfg, words=_init_words(source, init_record, out))
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     scheme = TagScheme(vocabs.tags.itos)
-    source, init_record = _init_source(cfg, config, out, resume)  # --init: read and checked before any training
+    if source is not None:
+        from ner_fast.training.init_source import check_architecture
+
+        check_architecture(source, config)
 
     history: list[dict[str, Any]] = []
     params: dict[str, np.ndarray] | None = None
