@@ -262,12 +262,12 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int | 
 
 def _evaluate(node: Any, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float]:
     """Run one node on constant inputs with onnx's reference runtime -> (float32 output, largest scale)."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
     from onnx.reference import ReferenceEvaluator
 
     out = node.output[0]
     graph = helper.make_graph([node], "weight", [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
-                              [__import__("onnx").numpy_helper.from_array(v, k) for k, v in inputs.items()])
+                              [numpy_helper.from_array(v, k) for k, v in inputs.items()])
     value = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])).run(None, {})[0]
     scales = [v for k, v in inputs.items() if k == node.input[1]] if len(node.input) > 1 else []
     step = float(np.max(np.abs(scales[0]))) if scales and np.asarray(scales[0]).dtype.kind == "f" else 0.0

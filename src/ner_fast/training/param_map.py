@@ -120,15 +120,15 @@ def char_tables(embed: np.ndarray, kernel: np.ndarray) -> list[np.ndarray]:
 
 
 def fold_tolerance(embed: np.ndarray, kernels: Sequence[np.ndarray]) -> np.ndarray:
-    """Elementwise bound on |refolded - stored| for float32 tables made by `char_tables`: each table entry
-    is a float32 sum of char_dim products of float32 values that were themselves rounded once
-    (recovered E and K), so (char_dim + 2) float32 epsilons of the sum of absolute products, plus half an
-    epsilon of the entry for its own rounding. Columns in the order of `unfold_char_tables`."""
+    """Elementwise bound on |refolded - stored| for float32 tables made by `char_tables` from the recovered
+    E and K: each entry is a sum of char_dim products whose factors were each rounded once to float32 (a
+    relative error of eps per product) and whose sum is rounded once more, plus the SVD's own float64
+    error: (char_dim + 2) float32 epsilons of the sum of absolute products. Columns in the order of
+    `unfold_char_tables`; the stored tables' own rounding (eps of each entry) is the caller's to add."""
     eps = float(np.finfo(np.float32).eps)
     e = np.abs(np.asarray(embed, dtype=np.float64))
     stacked = np.concatenate([np.abs(np.asarray(k, dtype=np.float64))[:, 0].transpose(1, 0, 2).reshape(-1, e.shape[1]) for k in kernels])
-    absprod = e @ stacked.T
-    return (e.shape[1] + 2) * eps * absprod + 0.5 * eps * absprod
+    return (e.shape[1] + 2) * eps * (e @ stacked.T)
 
 
 def unfold_char_tables(tables: Mapping[int, Sequence[np.ndarray]], char_dim: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
