@@ -64,7 +64,7 @@ class Option:
     """One option: name, kind, default(s), range, help and the dataclass it feeds.
 
     `kind`: "int", "float", "bool" (a --x/--no-x flag pair), "choice", "path" (an existing file),
-    "context" (`parse_context`), "ints" (comma-separated integers, order kept), "buckets"
+    "context" (`parse_context`), "text" (a non-empty string), "ints" (comma-separated integers, order kept), "buckets"
     (`parse_buckets`) or "split" (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
     (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in
     the help). `optional`: None is allowed (no value). `resumable`: `train --resume` may change it.
@@ -131,6 +131,10 @@ class Option:
                     raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
             elif k == "path":
                 value = os.fspath(value)
+            elif k == "text":
+                value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+                if not value.strip():
+                    raise ValueError("must not be empty")
             elif k == "context":
                 parse_context(value)
             elif k == "ints":
@@ -309,6 +313,15 @@ OPTIONS: tuple[Option, ...] = (
            " unknown).", "model", low=3),
     Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1),
     Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
+    # starting from an earlier model (`training/init_source.py`, docs/TRAINING.md "Training from the bundled model")
+    Option("init", "text", None, "Start from SOURCE: a training run folder, a model package folder, or `default`"
+           " (the bundled model). Every parameter whose role exists in both networks starts from it (words and tags"
+           " by name); architecture options left out are SOURCE's.", "train", optional=True),
+    Option("freeze_epochs", "int", 1, "With --init: epochs during which the parameters taken whole from SOURCE"
+           " (characters, casing, LSTM) stay fixed while the word rows and the output layer learn.", "train", low=0,
+           zero="never frozen"),
+    Option("init_lr_scale", "float", 0.5, "With --init: learning-rate multiplier of the parameters taken whole from"
+           " SOURCE once they train.", "train", low=0, high=1, low_open=True),
 )  # fmt: skip
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -526,6 +539,9 @@ class TrainConfig:
     seed: int = _field("seed")
     context: str = _field("context")
     kvstore: str = _field("kvstore")
+    init: str | None = _field("init")
+    freeze_epochs: int = _field("freeze_epochs")
+    init_lr_scale: float = _field("init_lr_scale")
     arch: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -541,6 +557,10 @@ class TrainConfig:
             raise ValueError(f"unknown architecture options: {sorted(unknown)}")
         self.arch = {o.name: o.default_for() for o in options("model")} | check_values(self.arch)
         check_combinations(self.arch)  # before any work
+        if self.init and "dist" in self.kvstore and (self.freeze_epochs or self.init_lr_scale != 1):
+            # The servers hold the optimizer and its learning-rate multipliers, set once when it starts.
+            raise OptionError("--freeze-epochs", "parameter servers (--kvstore dist_*) hold the learning rates, so"
+                              " --init trains there only with --freeze-epochs 0 --init-lr-scale 1")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -615,7 +635,7 @@ def _click_option(opt: Option) -> Callable[[Callable[..., Any]], Callable[..., A
         off = {"--fused": "--unfused"}.get(flag, "--no-" + flag[2:])
         return click.option(f"{flag}/{off}", opt.name, **kwargs)
     types: dict[str, Any] = {
-        "int": int, "float": float, "context": str, "ints": str, "buckets": str, "split": str,
+        "int": int, "float": float, "context": str, "text": str, "ints": str, "buckets": str, "split": str,
         "choice": click.Choice(opt.choices),
         "path": click.Path(exists=True, dir_okay=False),
     }  # fmt: skip

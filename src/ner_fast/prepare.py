@@ -126,6 +126,7 @@ def prepare(
     batch_size: int = default_of("batch_size"),
     buckets: Sequence[int] | None = default_of("buckets"),
     lowercase: bool = default_of("lowercase"),
+    extra_words: Sequence[str] = (),
 ) -> PreparedData:
     """Read `data` (None: the bundled GMB corpus), split it, build vocabularies on the training
     split only and lay out both splits as buckets.
@@ -133,7 +134,9 @@ def prepare(
     `dev` is a separate validation corpus (then all of `data` trains and `split` is unused);
     `max_sentences` keeps only the first sentences of `data`. `buckets` defaults to the tutorial's
     rule on the training lengths (`default_buckets`); training sentences longer than the largest
-    bucket are cut to it, validation sentences never are.
+    bucket are cut to it, validation sentences never are. `extra_words` (`train --init`: the words of
+    SOURCE's vocabulary) are appended to the word vocabulary after the training split's own, so the
+    validation split and the tagger look them up instead of reading them as unknown.
     """
     started = time.perf_counter()
     checked = check_values(
@@ -161,6 +164,8 @@ def prepare(
             )
 
     vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
+    if extra_words:
+        vocabs = vocabs.with_words(extra_words)
     bucket_lengths = buckets or default_buckets(train.lengths, batch_size)
     splits: dict[str, list[Bucket]] = {}
     counts: dict[str, dict[str, int]] = {}

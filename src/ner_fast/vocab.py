@@ -10,6 +10,7 @@ short sentence at inference time costs no setup.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,18 @@ class Vocabularies:
             tags=Vocab(sorted(tag_set, key=_tag_order), reserved=False),
             lowercase=lowercase,
         )
+
+    def with_words(self, words: Iterable[str]) -> Vocabularies:
+        """A copy whose word vocabulary also holds `words` (the reserved names and words it has already
+        left out), appended after its own entries in the order given, so every existing id stays."""
+        itos = list(self.words.itos)
+        seen = set(itos)
+        for w in words:
+            w = w.lower() if self.lowercase else w
+            if w not in seen:
+                seen.add(w)
+                itos.append(w)
+        return dataclasses.replace(self, words=Vocab(itos))
 
     def to_json(self) -> dict[str, Any]:
         """The ``vocab.json`` document (see docs/ARCHITECTURE.md)."""

@@ -43,6 +43,8 @@ def train_command(
     entity F1 is kept. Ctrl-C (exit 1) or SIGTERM (exit 143) saves and exits; --resume DIR continues (with --epochs / --patience /
     --context to change the stopping rule or the devices). Options marked [tuned: ...; tutorial: ...]
     default to the value of the --recipe chosen (docs/TRAINING.md: what each setting gave on the GMB corpus).
+    --init SOURCE (a run, a package, or `default`: the bundled model) starts from SOURCE's parameters
+    (words, characters and tags matched by name) and takes the sizes of its network.
     """
     from ner_fast.config import OptionError, command_line_config, given_options
     from ner_fast.corpus import CorpusError
@@ -51,9 +53,12 @@ def train_command(
     spin_openmp_threads()  # this process only trains
 
     try:
-        cfg = command_line_config(
-            data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given_options(values)
-        )
+        given = given_options(values)
+        if given.get("init") and resume_dir is None:
+            from ner_fast.training.init_source import inherit_architecture
+
+            given = inherit_architecture(given["init"], given)  # sizes left out are SOURCE's
+        cfg = command_line_config(data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given)
         result = train(cfg, resume=resume_dir is not None, force=force, progress=progress)
     except OptionError as err:
         raise click.UsageError(str(err)) from None

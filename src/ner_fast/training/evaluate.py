@@ -26,7 +26,8 @@ def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     from ner_fast.config import TrainConfig
     from ner_fast.training.train import load_data
 
-    data = load_data(TrainConfig.from_dict(doc["train"]), check=False)
+    # A run started with --init added its SOURCE's words to the corpus's (`train._init_words`): the saved ones.
+    data = load_data(TrainConfig.from_dict(doc["train"]), check=False, words=vocabs.words.itos if doc.get("init") else ())
     if data.vocabs != vocabs:
         raise ValueError(
             f"the training data ({doc['data'].get('source')}) no longer gives the model's vocabularies:"

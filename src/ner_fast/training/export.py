@@ -47,6 +47,9 @@ from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, portable_path, write_manifest
 from ner_fast.vocab import Vocab, Vocabularies
+# Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
+from ner_fast.training import param_map as names
+from ner_fast.training.param_map import lstm_weights as _lstm_weights
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -58,8 +61,6 @@ EXTERNAL_MIN_BYTES = 256
 # Offsets in the weights file are multiples of this, so a runtime may map tensors straight from the file.
 ALIGNMENT = 4096
 
-# MXNet stores LSTM gates as i, f, c, o; ONNX expects i, o, f, c.
-_MXNET_TO_ONNX_GATES = (0, 3, 1, 2)
 
 
 class _Graph:
@@ -84,24 +85,6 @@ class _Graph:
         return out
 
 
-def _lstm_weights(params: Mapping[str, np.ndarray], layer: int, config: ModelConfig) -> tuple[np.ndarray, ...]:
-    """ONNX `W`, `R`, `B` of one layer (bidirectional, or forward-only with 1 direction) from the
-    MXNet fwd[/bwd] parameters."""
-    hidden = config.hidden
-
-    def gates(a: np.ndarray) -> np.ndarray:
-        blocks = a.reshape(4, hidden, *a.shape[1:])
-        return blocks[list(_MXNET_TO_ONNX_GATES)].reshape(a.shape)
-
-    w, r, b = [], [], []
-    for d in config.lstm_directions:
-        p = f"lstm{layer}_{d}_"
-        w.append(gates(params[p + "i2h_weight"]))
-        r.append(gates(params[p + "h2h_weight"]))
-        b.append(np.concatenate([gates(params[p + "i2h_bias"]), gates(params[p + "h2h_bias"])]))
-    return tuple(np.stack(x).astype(np.float32) for x in (w, r, b))
-
-
 def build_graph(
     params: Mapping[str, np.ndarray],
     config: ModelConfig,
@@ -123,10 +106,10 @@ def build_graph(
     is_real = g.op("Cast", [g.op("Greater", [word, g.const("zero_i32", np.array(0, np.int32))])], to=TensorProto.INT32)
     lengths = g.op("ReduceSum", [is_real, g.ints("axis_1", [1])], keepdims=0)  # (B,) int32
 
-    parts = [g.op("Gather", [g.const("word_embed_weight", params["word_embed_weight"]), word])]
+    parts = [g.op("Gather", [g.const(names.WORD_EMBED, params[names.WORD_EMBED]), word])]
     if config.use_casing:
         casing = g.op("Gather", [INPUT_NAME, g.ints("row_casing", ROW_CASING)], axis=1)
-        parts.append(g.op("Gather", [g.const("casing_embed_weight", params["casing_embed_weight"]), casing]))
+        parts.append(g.op("Gather", [g.const(names.CASING_EMBED, params[names.CASING_EMBED]), casing]))
     if config.pos_enabled:
         pos = g.op("Gather", [INPUT_NAME, g.ints("row_pos", ROW_POS)], axis=1)
         one_hot = np.eye(config.n_pos, dtype=np.float32)
@@ -140,20 +123,18 @@ def build_graph(
         "Slice", [INPUT_NAME, g.ints("chars_start", [ROW_CHARS]), g.ints("chars_end", [ROW_CHARS + chars]), g.ints("axis_1b", [1])]
     )
     char_ids = g.op("Reshape", [g.op("Transpose", [char_ids], perm=[0, 2, 1]), g.ints("shape_tokens", [-1, chars])])
-    embed = params["char_embed_weight"].astype(np.float64)
     pooled = []
     for w in config.filter_widths:
-        kernel = params[f"char_conv{w}_weight"][:, 0].astype(np.float64)  # (filters, w, char_dim)
+        tables = names.char_tables(params[names.CHAR_EMBED], params[names.char_kernel(w)])  # T_k: (n_chars, filters)
         positions = chars - w + 1
         terms = []
         for k in range(w):
             ids = g.op("Slice", [char_ids, g.ints(f"start_w{w}_{k}", [k]), g.ints(f"end_w{w}_{k}", [k + positions]), g.ints(f"axis_w{w}_{k}", [1])])
-            table = (embed @ kernel[:, k, :].T).astype(np.float32)  # (n_chars, filters)
-            terms.append(g.op("Gather", [g.const(f"char_conv{w}_table{k}", table), ids]))  # (B*L, positions, filters)
+            terms.append(g.op("Gather", [g.const(names.char_table(w, k), tables[k]), ids]))  # (B*L, positions, filters)
         conv = g.op("Sum", terms)  # one pass over the w terms
         # max and tanh commute (tanh increases), and so do max and adding the bias.
         top = g.op("ReduceMax", [conv, g.ints(f"axis_pos_w{w}", [1])], keepdims=0)
-        pooled.append(g.op("Tanh", [g.op("Add", [top, g.const(f"char_conv{w}_bias", params[f"char_conv{w}_bias"])])]))
+        pooled.append(g.op("Tanh", [g.op("Add", [top, g.const(names.char_bias(w), params[names.char_bias(w)])])]))
     char_feat = pooled[0] if len(pooled) == 1 else g.op("Concat", pooled, axis=1)
     token_shape = g.op("Concat", [g.op("Shape", [word]), g.ints("n_filters", [config.filters * len(config.filter_widths)])], axis=0)
     parts.append(g.op("Reshape", [char_feat, token_shape]))  # (B, L, filters)
@@ -164,7 +145,7 @@ def build_graph(
         w, r, b = _lstm_weights(params, k, config)
         y = g.op(
             "LSTM",
-            [x, g.const(f"lstm{k}_W", w), g.const(f"lstm{k}_R", r), g.const(f"lstm{k}_B", b), lengths],
+            [x, g.const(names.lstm(k, "W"), w), g.const(names.lstm(k, "R"), r), g.const(names.lstm(k, "B"), b), lengths],
             hidden_size=hidden,
             direction="bidirectional" if config.directions == 2 else "forward",
         )  # (L, directions, B, H)
@@ -174,11 +155,11 @@ def build_graph(
         y = g.op("Transpose", [y], perm=[0, 2, 1, 3])
         x = g.op("Reshape", [y, g.ints(f"shape_concat_{k}", [0, 0, config.state_dim])])  # (L, B, fwd|bwd)
 
-    outputs = [(OUTPUT_NAME, "fc", config.n_tags)]
+    outputs = [(OUTPUT_NAME, names.HEADS[0], config.n_tags)]
     if config.pos_head:
-        outputs.append((POS_OUTPUT_NAME, "pos_fc", config.n_pos))
+        outputs.append((POS_OUTPUT_NAME, names.HEADS[1], config.n_pos))
     for name, layer, width in outputs:
-        logits = g.op("Add", [g.op("MatMul", [x, g.const(f"{layer}_weight_t", params[f"{layer}_weight"].T)]), g.const(f"{layer}_bias", params[f"{layer}_bias"])])
+        logits = g.op("Add", [g.op("MatMul", [x, g.const(names.head_weight_t(layer), params[f"{layer}_weight"].T)]), g.const(names.head_bias(layer), params[names.head_bias(layer)])])
         logits = g.op("Transpose", [logits], perm=[1, 0, 2])  # (L, B, width) -> (B, L, width)
         g.nodes.append(helper.make_node("Softmax", [logits], [name], name=f"Softmax_{name}", axis=-1))
 
@@ -273,7 +254,7 @@ def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, st
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
     for i, model in enumerate(members):
-        renamed = compose.add_prefix(model, f"m{i}/")
+        renamed = compose.add_prefix(model, names.member_prefix(i))
         # Every member reads the one input (onnxruntime removes the Identity).
         nodes.append(helper.make_node("Identity", [INPUT_NAME], [f"m{i}/{INPUT_NAME}"], name=f"m{i}/input"))
         nodes.extend(renamed.graph.node)
@@ -471,7 +452,9 @@ def export_model(
     if quantize == "int8":
         graph = quantize_int8(graph)
     sources = [
-        {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {})} for d, m in zip(dirs, members)
+        # "init": what the run started from (`train --init`: SOURCE, its kind and checksum), None from scratch.
+        {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init")}
+        for d, m in zip(dirs, members)
     ]
     info = {
         "vocab": vocabs.to_json(),

@@ -204,13 +204,14 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig, check: bool = True) -> Any:
+def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -> Any:
     """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
     was used), and (with `check`) a value of `cfg` that differs from the table default and from the
     folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
     (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
+    `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
     """
     from ner_fast.prepare import PreparedData, prepare
 
@@ -220,7 +221,7 @@ def load_data(cfg: TrainConfig, check: bool = True) -> Any:
         for name, value in fixed_by_prepared(data.settings, asked).items():
             setattr(cfg, name, value)
         return data
-    return prepare(cfg.data, batch_size=cfg.batch_size, **cfg.data_options())
+    return prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
@@ -370,6 +371,39 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
+
+
+def _init_source(cfg: TrainConfig, out: Path, resume: bool) -> tuple[Any, dict[str, Any] | None]:
+    """--init: (the `Source`, its record for config.json); a resumed run keeps the record its config.json
+    has and reads no source (its parameters are its own by then)."""
+    if resume:
+        return None, read_json(out / "config.json", "ner-fast training config").get("init")
+    if not cfg.init:
+        return None, None
+    from ner_fast.training.init_source import load_source
+
+    source = load_source(cfg.init)
+    return source, source.record()
+
+
+def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[str]:
+    """The words a run started with --init adds to its corpus's vocabulary: SOURCE's (a resumed run: its
+    own saved vocabulary's, which are the same), so words SOURCE knew keep their rows when tagging."""
+    if source is not None:
+        return source.vocabs.words.itos
+    if record is not None:
+        return Vocabularies.load(out / "vocab.json").words.itos
+    return []
+
+
+def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
+    """The learning-rate multiplier of the parameters taken whole from --init's SOURCE in `epoch`: 0 (frozen)
+    for the first `freeze_epochs`, then `init_lr_scale` (the optimizer keys multipliers by module name)."""
+    from ner_fast.training.init_source import encoder_names
+
+    optimizer = module._curr_module._optimizer
+    scale = 0.0 if epoch < cfg.freeze_epochs else cfg.init_lr_scale
+    optimizer.set_lr_mult({n: scale for n in encoder_names(list(optimizer.idx2name.values()))})
 
 
 # --------------------------------------------------------------------------- the loop
@@ -571,11 +605,16 @@ def train(
     elif writes:
         claim_run_dir(out, force=force)
 
-    data = load_data(cfg)
+    source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
+    data = load_data(cfg, words=_init_words(source, init_record, out))
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     scheme = TagScheme(vocabs.tags.itos)
+    if source is not None:
+        from ner_fast.training.init_source import check_architecture
+
+        check_architecture(source, config)
 
     history: list[dict[str, Any]] = []
     params: dict[str, np.ndarray] | None = None
@@ -600,6 +639,7 @@ def train(
                 "train": cfg.to_dict(),
                 "data": {**data.settings, "summary": data.summary},
                 "versions": _versions(),
+                "init": init_record,
             },
         )
         vocabs.save(out / "vocab.json")
@@ -616,6 +656,12 @@ def train(
     valid_iter = BucketIter(data.splits["valid"], cfg.batch_size)
     if params is None:
         params = init_params(config, cfg.seed)
+        if source is not None:
+            from ner_fast.training.init_source import initial_params
+
+            params, report = initial_params(source, config, vocabs, params)
+            say(f"--init {cfg.init}: {len(report['whole'])} parameters whole, rows by name "
+                + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}")
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
     check_bucket_params(config, [b.length for split in data.splits.values() for b in split])
     module = make_module(config, params, contexts, cfg.batch_size, longest)
@@ -688,6 +734,8 @@ def train(
             # Dropout draws from a stream seeded per epoch, so a resumed run repeats an unbroken one.
             mx.random.seed(cfg.seed * 100_003 + epoch)
             lr = cfg.learning_rate * cfg.lr_decay**epoch
+            if init_record is not None:
+                _set_encoder_lr(module, cfg, epoch)
             tr, tr_speed = run_epoch(
                 module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
                 decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),

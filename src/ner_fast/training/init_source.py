@@ -1,0 +1,338 @@
+"""`ner-fast train --init SOURCE`: start a network from an earlier one.
+
+SOURCE is a training run folder (its `best.params.npz`), a model package folder (its `dynamic.onnx`,
+read back through `param_map.onnx_to_params`, int8 weights dequantized), or a short name of the bundled
+package (`BUNDLED_NAMES`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
+CRF scores are the package's (the members' mean: a package stores no other).
+
+What starts from SOURCE (`initial_params`), every other parameter keeping its fresh draw:
+- word embedding rows by word (`rows.rows_by_word`, the rule `--vectors` shares): a word of the new
+  vocabulary that SOURCE knows takes SOURCE's row, looked up the way SOURCE's vocabulary was built
+  (lower-cased when it was); `<pad>` and `<unk>` take SOURCE's (so a word unknown to both reads as it
+  did); a word SOURCE never saw keeps a fresh row and learns it;
+- character embedding rows by character, the same way; the convolutions, casing embedding and every
+  LSTM layer whole;
+- output layer rows (`fc`), CRF scores (`crf_*`) and POS head rows by tag (POS tag) name: tags in both
+  keep theirs, a new tag gets a fresh row (a new tag set: a fresh output layer); the LM head is fresh.
+Architecture sizes that cannot match (`MUST_MATCH`) are refused with one line naming the option.
+
+This module reads packages with onnx (training side); the runtime never imports it.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ner_fast.config import BY_NAME, ModelConfig, OptionError
+from ner_fast.decode import CRF_PARAMS
+from ner_fast.training import param_map
+from ner_fast.training.rows import rows_by_word
+from ner_fast.vocab import Vocab, Vocabularies
+
+# `--init default` (or `bundled`): the package `Tagger.load()` opens (`package.default_package_path`).
+BUNDLED_NAMES = ("default", "bundled")
+# The member of an ensemble package that --init starts from.
+ENSEMBLE_MEMBER = 0
+# Architecture options whose sizes parameters depend on: SOURCE's, or refused when given otherwise.
+MUST_MATCH = ("char_dim", "filter_widths", "filters", "word_dim", "use_casing", "casing_dim", "use_pos", "hidden",
+              "num_layers", "directions")
+# Parameters taken whole from SOURCE (not row by row): frozen for `--freeze-epochs`, then on `--init-lr-scale`.
+ENCODER_PREFIXES = ("char_embed", "char_conv", "casing_embed", "lstm")
+
+
+@dataclass
+class Source:
+    """A network to start from: its kind ("run" or "package"), folder, architecture, canonical parameters
+    (the CRF scores among them when it has some; no LM head), vocabularies and checksum."""
+
+    spec: str
+    kind: str
+    path: Path
+    config: ModelConfig
+    params: dict[str, np.ndarray]
+    vocabs: Vocabularies
+    sha256: str
+    member: int | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What config.json and the exported package record (`init`): SOURCE as given, its kind, folder,
+        checksum (a package's manifest.json sha256, a run's best.params.npz sha256) and ensemble member."""
+        from ner_fast.package import portable_path
+
+        return {"source": self.spec, "kind": self.kind, "path": portable_path(self.path), "sha256": self.sha256,
+                "checksum_of": "manifest.json" if self.kind == "package" else "best.params.npz",
+                "member": self.member}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve(spec: str) -> tuple[str, Path]:
+    """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
+    from ner_fast.package import MANIFEST_FILE, PackageError, default_package_path
+
+    if spec in BUNDLED_NAMES:
+        try:
+            return "package", default_package_path()
+        except PackageError as err:
+            raise OptionError("--init", str(err)) from None
+    path = Path(spec)
+    if (path / MANIFEST_FILE).is_file():
+        return "package", path
+    if (path / "config.json").is_file():
+        return "run", path
+    raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
+                      f" (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
+
+
+def source_architecture(spec: str) -> ModelConfig:
+    """SOURCE's architecture (member `ENSEMBLE_MEMBER` of an ensemble), read without its weights."""
+    from ner_fast.config import read_config
+    from ner_fast.package import load_package
+
+    kind, path = resolve(spec)
+    if kind == "run":
+        return ModelConfig.from_dict(read_config(path)["model"])
+    arch = load_package(path, verify=False).model.get("architecture")
+    if isinstance(arch, dict) and "members" in arch:
+        arch = arch["members"][ENSEMBLE_MEMBER]
+    if not isinstance(arch, dict):
+        raise ValueError(f"{path}: model.json has no architecture")
+    return ModelConfig.from_dict(arch)
+
+
+def inherit_architecture(spec: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Command-line options (by name, as `config.given_options` keeps them) with SOURCE's value for every
+    `MUST_MATCH` option left out; OptionError naming the first one given with another value."""
+    arch = source_architecture(spec)
+    out = dict(given)
+    for name in MUST_MATCH:
+        theirs = getattr(arch, name)
+        if name in given:
+            if BY_NAME[name].check(given[name]) != theirs:
+                raise OptionError(BY_NAME[name].cli_flag, _mismatch(spec, name, theirs))
+        else:
+            out[name] = theirs
+    return out
+
+
+def _mismatch(spec: str, name: str, theirs: Any) -> str:
+    show = ",".join(map(str, theirs)) if isinstance(theirs, list) else str(theirs).lower() if isinstance(theirs, bool) else theirs
+    return (f"--init {spec} has {name} {show}; a network started from it must have the same (leave"
+            f" {BY_NAME[name].cli_flag} out to take it)")
+
+
+def check_architecture(source: Source, config: ModelConfig) -> None:
+    """OptionError naming the option whose size differs between SOURCE and the new network."""
+    for name in MUST_MATCH:
+        if getattr(source.config, name) != getattr(config, name):
+            raise OptionError(BY_NAME[name].cli_flag, _mismatch(source.spec, name, getattr(source.config, name)))
+    if config.pos_enabled and source.config.n_pos != config.n_pos:
+        raise OptionError("--pos", f"--init {source.spec} reads {source.config.n_pos} POS ids, this corpus gives"
+                          f" {config.n_pos}; train with --no-pos")
+    if config.n_casing != source.config.n_casing:
+        raise ValueError(f"--init {source.spec}: {source.config.n_casing} casing classes, this ner-fast has {config.n_casing}")
+
+
+def load_source(spec: str) -> Source:
+    """Read SOURCE (`resolve`) into canonical parameters; ValueError naming the file when it cannot be used."""
+    from ner_fast.checkpoint import load_model
+
+    kind, path = resolve(spec)
+    if kind == "run":
+        config, params, vocabs, _ = load_model(path, "best")
+        from ner_fast.checkpoint import inference_params
+
+        config, params = inference_params(config, params)
+        return Source(spec, kind, path, config, params, vocabs, _sha256(path / "best.params.npz"))
+    return read_package(spec, path)
+
+
+# --------------------------------------------------------------------------- packages
+
+
+def read_package(spec: str, path: Path) -> Source:
+    """A package's network (member `ENSEMBLE_MEMBER` of an ensemble) as a `Source`: its dynamic graph's
+    initializers resolved to float values (`initializer_values`), mapped back by `param_map.onnx_to_params`;
+    its CRF scores from model.json."""
+    import onnx
+
+    from ner_fast.package import graph_file, load_package, package_checksum
+
+    pkg = load_package(path)  # checksums verified
+    arch = pkg.model.get("architecture")
+    member = None
+    if isinstance(arch, dict) and "members" in arch:
+        member, arch = ENSEMBLE_MEMBER, arch["members"][ENSEMBLE_MEMBER]
+    config = ModelConfig.from_dict(arch)
+    model = onnx.load(str(pkg.graph_path(None)), load_external_data=True)
+    prefix = param_map.member_prefix(member) if member is not None else ""
+    try:
+        values, steps = initializer_values(model.graph, [prefix + n for n in param_map.initializer_names(config)])
+        arrays = {n[len(prefix):]: v for n, v in values.items()}
+        tables = [steps[prefix + param_map.char_table(w, k)] for w in config.filter_widths for k in range(w)]
+        params = param_map.onnx_to_params(arrays, config, check_fold=max(tables))
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path / graph_file(None)}: {err}") from None
+    crf = pkg.model.get("crf")
+    if config.crf and crf:
+        params.update(zip(CRF_PARAMS, (np.asarray(crf[f], np.float32) for f in ("transitions", "start", "end"))))
+    vocabs = Vocabularies.from_json(pkg.model["vocab"])
+    return Source(spec, "package", path, config, params, vocabs, package_checksum(path), member)
+
+
+def initializer_values(graph: Any, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The float value of each named weight of `graph`, and its quantization step (0.0 for float ones).
+
+    A weight is found as a float initializer of its name, as the output of a node of that name computed
+    from initializers (a DequantizeLinear, evaluated by onnx's reference runtime: any axis or block size),
+    or as an integer initializer `<name>_quantized` dequantized with `<name>_scale` and `<name>_zero_point`
+    (or the scale and zero point its DequantizeLinear consumer names): per tensor, or per slice along the
+    axis the consumer quantized (DequantizeLinear's `axis`, a DynamicQuantizeLSTM's direction axis 0, a
+    MatMulInteger's output columns; a DynamicQuantizeLSTM's weights are stored transposed and are
+    transposed back). KeyError for a weight found in none of these forms."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    producers: dict[str, Any] = {}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
+        for name in node.output:
+            producers[name] = node
+
+    def array(name: str) -> np.ndarray:
+        return numpy_helper.to_array(inits[name])
+
+    values: dict[str, np.ndarray] = {}
+    steps: dict[str, float] = {}
+    for name in names:
+        if name in inits and array(name).dtype.kind == "f":
+            values[name], steps[name] = array(name).astype(np.float32), 0.0
+            continue
+        if name in producers and all(i in inits for i in producers[name].input if i):
+            values[name], steps[name] = _evaluate(producers[name], {i: array(i) for i in producers[name].input if i})
+            continue
+        q_name = name + "_quantized"
+        if q_name not in inits:
+            raise KeyError(f"no weight {name!r} (float, dequantized or {q_name!r})")
+        q = array(q_name)
+        scale_name, zp_name, axis, transposed = name + "_scale", name + "_zero_point", None, False
+        for node, slot in consumers.get(q_name, []):
+            if node.op_type == "DequantizeLinear" and slot == 0:
+                values[name], steps[name] = _evaluate(node, {i: array(i) for i in node.input if i})
+                break
+            if node.op_type == "DynamicQuantizeLSTM":
+                # One scale per direction; W and R stored (directions, inputs, 4H), the LSTM op's transpose.
+                axis, transposed = 0, True
+            elif node.op_type == "MatMulInteger":
+                axis = q.ndim - 1  # one scale per output column
+        else:
+            scale = array(scale_name).astype(np.float64)
+            zero = array(zp_name).astype(np.float64) if zp_name in inits else np.zeros_like(scale)
+            value = _dequantize(q, scale, zero, axis).astype(np.float32)
+            values[name] = np.ascontiguousarray(value.transpose(0, 2, 1)) if transposed else value
+            steps[name] = float(np.max(scale))
+    return values, steps
+
+
+def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int | None) -> np.ndarray:
+    x = q.astype(np.float64)
+    if scale.ndim == 0 or scale.size == 1:
+        return (x - zero.reshape(())) * scale.reshape(())
+    if scale.ndim == 1 and axis is not None and q.shape[axis] == scale.size:
+        shape = [1] * q.ndim
+        shape[axis] = scale.size
+        return (x - zero.reshape(shape)) * scale.reshape(shape)
+    if scale.ndim == 2 and axis == 0 and q.ndim == 3 and scale.shape == (q.shape[0], q.shape[2]):
+        return (x - zero[:, None, :]) * scale[:, None, :]
+    raise ValueError(f"cannot tell how a scale of shape {scale.shape} applies to weights of shape {q.shape}")
+
+
+def _evaluate(node: Any, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Run one node on constant inputs with onnx's reference runtime -> (float32 output, largest scale)."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    out = node.output[0]
+    graph = helper.make_graph([node], "weight", [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inputs.items()])
+    value = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])).run(None, {})[0]
+    scales = [v for k, v in inputs.items() if k == node.input[1]] if len(node.input) > 1 else []
+    step = float(np.max(np.abs(scales[0]))) if scales and np.asarray(scales[0]).dtype.kind == "f" else 0.0
+    return np.asarray(value, np.float32), step
+
+
+# --------------------------------------------------------------------------- the new network
+
+
+def _known(vocab: Vocab) -> dict[str, int]:
+    """String -> id of a vocabulary, first id winning (a real entry spelled `<pad>` never takes id 0's place)."""
+    known: dict[str, int] = {}
+    for i, s in enumerate(vocab.itos):
+        known.setdefault(s, i)
+    return known
+
+
+def _word_keys(words: Sequence[str], lowercase: bool, reserved: int) -> list[str]:
+    """How each word of the new vocabulary is looked up in SOURCE's: lower-cased where SOURCE's is."""
+    return [w if i < reserved or not lowercase else w.lower() for i, w in enumerate(words)]
+
+
+def initial_params(source: Source, config: ModelConfig, vocabs: Vocabularies, fresh: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The new network's parameters: `fresh` (its own initialisation) with every parameter whose role
+    exists in SOURCE taken from it (module docstring). Returns them and a report (rows carried over per
+    table, names taken whole, names left fresh). OptionError when sizes cannot match (`check_architecture`)."""
+    check_architecture(source, config)
+    src = source.params
+    out = {k: np.array(v, dtype=np.float32, copy=True) for k, v in fresh.items()}
+    report: dict[str, Any] = {"whole": [], "rows": {}, "fresh": []}
+
+    def by_name(target: str, keys: Sequence[str], known: Mapping[str, int], source_name: str) -> None:
+        # Rows of a matrix, or entries of a vector, carried over by the name of their id.
+        shape = out[target].shape
+        matrix, n = rows_by_word(keys, known, src[source_name].reshape(len(src[source_name]), -1), out[target].reshape(shape[0], -1))
+        out[target] = matrix.reshape(shape)
+        report["rows"][target] = n
+
+    words = _word_keys(vocabs.words.itos, source.vocabs.lowercase, vocabs.words.first_id)
+    by_name(param_map.WORD_EMBED, words, _known(source.vocabs.words), param_map.WORD_EMBED)
+    by_name(param_map.CHAR_EMBED, vocabs.chars.itos, _known(source.vocabs.chars), param_map.CHAR_EMBED)
+    tags = _known(source.vocabs.tags)
+    for name in ("fc_weight", "fc_bias", "crf_start", "crf_end"):
+        if name in out and name in src:
+            by_name(name, vocabs.tags.itos, tags, name)
+    if "crf_transitions" in out and "crf_transitions" in src:
+        rows = [(i, tags[t]) for i, t in enumerate(vocabs.tags.itos) if t in tags]
+        for i, si in rows:
+            for j, sj in rows:
+                out["crf_transitions"][i, j] = src["crf_transitions"][si, sj]
+        report["rows"]["crf_transitions"] = len(rows)
+    if config.pos_head and "pos_fc_weight" in src and source.vocabs.pos is not None and vocabs.pos is not None:
+        for name in ("pos_fc_weight", "pos_fc_bias"):
+            by_name(name, vocabs.pos.itos, _known(source.vocabs.pos), name)
+    for name in out:
+        if name.startswith(ENCODER_PREFIXES) and name != param_map.CHAR_EMBED:
+            if src[name].shape != out[name].shape:  # sizes were checked: only the LSTM's POS input width is left
+                raise OptionError("--pos", f"--init {source.spec}: {name} has shape {src[name].shape}, this network {out[name].shape}")
+            out[name] = np.array(src[name], dtype=np.float32, copy=True)
+            report["whole"].append(name)
+    report["fresh"] = sorted(n for n in out if n not in report["rows"] and n not in report["whole"])
+    return out, report
+
+
+def encoder_names(params: Sequence[str]) -> list[str]:
+    """The canonical names taken whole from SOURCE (what `--freeze-epochs` and `--init-lr-scale` act on)."""
+    return [n for n in params if n.startswith(ENCODER_PREFIXES) and n != param_map.CHAR_EMBED]
+
