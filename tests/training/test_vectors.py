@@ -235,3 +235,28 @@ def test_each_bad_source_gets_one_line_and_an_exit_code(
         assert expected[1] in lines[-1]
     else:
         assert lines == [expected[1]]
+
+
+@pytest.mark.slow
+def test_two_workers_train_with_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parameter-server training with --vectors: every worker builds the same vocabulary and rows, and the
+    words training never shows still hold their vectors on the servers."""
+    from ner_fast.training.distributed import free_port, launch
+    from training.test_distributed import _result
+
+    path, plain = glove
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "run"
+    args = ["train", "--kvstore", "dist_sync", "--out", str(out), "--max-sentences", str(SENTENCES), "--epochs", "1",
+            "--patience", "0", "--batch-size", "16", "--vectors", str(path), "--no-progress", "--json", *_tiny_args()]
+    result = launch(args, workers=2, servers=1, host="127.0.0.1", port=free_port(), interface="lo",
+                    log_dir=tmp_path / "logs", timeout=240)
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in (tmp_path / "logs").iterdir()}
+    assert result.worker_codes == [0, 0], logs
+    results = [_result(tmp_path / "logs" / f"worker-{i}.log") for i in range(2)]
+    assert results[0]["params_sha256"] == results[1]["params_sha256"]
+    words = json.loads((out / "vocab.json").read_text())["words"]
+    last = load_params(out / "last.params.npz")["word_embed_weight"]
+    for w in ("quokka", "axolotl", "numbat"):
+        np.testing.assert_array_equal(last[words.index(w)], plain[w])
