@@ -21,7 +21,7 @@ from ner_fast.package import load_package
 from ner_fast.prepare import prepare
 from ner_fast.tagger import Tagger
 from ner_fast.training.export import export_model
-from ner_fast.training.train import start_from_vectors, train
+from ner_fast.training.train import pretrained_vectors, start_from_vectors, train
 from ner_fast.vectors import VectorsError, extend_words, read_text_vectors, read_vectors, vectors_dim
 from ner_fast.vocab import UNK, Vocab
 from training.test_train import TINY, TINY_FLAGS
@@ -137,7 +137,7 @@ def test_known_rows_start_from_the_vectors(glove: tuple[Path, dict[str, np.ndarr
     data = prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(path), vector_words=1000)
     cfg = TrainConfig.from_options(str(tmp_path / "run"), vectors=str(path), **{k: v for k, v in TINY.items() if k != "word_dim"})
     fresh = np.random.default_rng(0).uniform(-0.1, 0.1, (len(data.vocabs.words), DIM)).astype(np.float32)
-    rows = start_from_vectors(cfg, data.settings["vectors_source"], data.vocabs, fresh, _quiet)
+    rows = start_from_vectors(pretrained_vectors(cfg, data.settings["vectors_source"]), data.vocabs, fresh, _quiet)
     known = [i for i, w in enumerate(data.vocabs.words.itos) if w in plain]
     assert len(known) == len(plain) - 1  # all but "Wombat" (capitalised: never looked up lower-cased)
     for i, w in enumerate(data.vocabs.words.itos):
@@ -205,6 +205,24 @@ def test_a_prepared_folder_keeps_its_vectors(glove: tuple[Path, dict[str, np.nda
     result = runner.invoke(cli, ["train", str(plain), "--vectors", str(path), "--out", str(tmp_path / "r2"), *_tiny_args()])
     assert result.exit_code == 2 and "data options are fixed when preparing" in result.output
     assert "Traceback" not in result.output
+
+
+def test_vectors_changed_since_preparing_are_refused_before_anything_is_written(
+    glove: tuple[Path, Any], tmp_path: Path
+) -> None:
+    path, plain = glove
+    mine = tmp_path / "mine.txt"
+    mine.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    folder = tmp_path / "prepared"
+    prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(mine)).save(folder)
+    mine.write_text("".join(f"{w} " + " ".join(["0.5"] * DIM) + "\n" for w in plain), encoding="utf-8")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(folder), "--out", str(out), "--no-progress", *_tiny_args()])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --vectors {mine}: not the vectors the data was prepared with (sha256 differs); prepare it again"
+    ]
+    assert not (out / "config.json").exists()
 
 
 def test_train_refuses_vectors_of_another_width_than_the_word_dimension(glove: tuple[Path, Any], tmp_path: Path) -> None:
