@@ -10,6 +10,7 @@ For every seed, both variants train on the bundled GMB corpus (its first `--max-
   per/org/geo against PER/ORG/LOC (other types count as O), as written, lower- and upper-cased;
 - with `--small FILE`: training on the first N sentences (`--small-sizes`, default 500,1000) of that corpus
   (not GMB), validated on the next N/4; best validation entity F1;
+- with `--control`: a third variant without vectors at the vectors' word dimension (50 instead of 150);
 - speed and size: package size, `Tagger.load` time (median of 5), `tag_batch` tokens/s over the GMB
   validation sentences (batch 64, one pass after a warm-up), p50 of one 20-token sentence (200 calls).
 
@@ -19,7 +20,7 @@ The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentenc
 `--small`: hours on 2 cores.
 
 Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2] [--epochs N]
-[--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
+[--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
 [--table FILE]``
 """
 from __future__ import annotations
@@ -148,6 +149,8 @@ def train_one(out: Path, data: str | None, seed: int, vectors: str | None, vecto
     given: dict[str, Any] = {"epochs": args.epochs, "seed": seed, "max_sentences": max_sentences, "patience": 0}
     if vectors:
         given.update(vectors=vectors, vector_words=vector_words)
+    elif vector_words:  # a control without vectors at their word dimension: `vector_words` carries it
+        given.update(word_dim=vector_words)
     cfg = TrainConfig.from_options(str(out), data, **given)
     started = time.perf_counter()
     result = train(cfg, force=True, progress=False, echo=lambda msg: None)
@@ -182,7 +185,8 @@ def table(result: dict[str, Any]) -> str:
         ("mean epoch (s)", "mean_epoch_s", "{:.0f}", 1),
     ]
     n = len(result["settings"]["seeds"])
-    head = " | ".join("without vectors" if v == "none" else f"{result['settings']['vectors']}, {v.split('-')[1]} words" for v in names)
+    head = " | ".join("without vectors" if v == "none" else f"without, word dim {v.split('-')[1]}" if v.startswith("none-")
+                      else f"{result['settings']['vectors']}, {v.split('-')[1]} words" for v in names)
     lines = [f"| {n} seed(s) | {head} |", "|---|" + "---|" * len(names)]
     for label, key, fmt, k in rows:
         cells = []
@@ -202,6 +206,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vectors", default="glove-6b-50d")
     parser.add_argument("--vector-words", default="100000", help="comma-separated: one variant each")
+    parser.add_argument("--control", action="store_true", help="add a run without vectors at their word dimension"
+                        " (is a difference the vectors' or the smaller dimension's?)")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-sentences", type=int, default=None, help="GMB sentences trained on (80%%) and validated on")
@@ -217,7 +223,12 @@ def main() -> None:
     from ner_fast.training.export import export_model
 
     seeds = [int(x) for x in args.seeds.split(",")]
-    variants = [("none", None, 0)] + [(f"vectors-{n}", args.vectors, int(n)) for n in args.vector_words.split(",")]
+    variants = [("none", None, 0)] + [(f"vectors-{n}", args.vectors, int(n)) for n in args.vector_words.split(",") if n]
+    if args.control:
+        from ner_fast.vectors import vectors_dim
+
+        dim = vectors_dim(args.vectors)
+        variants.insert(1, (f"none-{dim}", None, dim))
     bundled = read_corpus()
     valid = bundled[GMB_TRAIN_SENTENCES:]
     cross = read_corpus(args.cross) if args.cross else None
