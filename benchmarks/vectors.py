@@ -1,7 +1,8 @@
 """Pretrained word vectors (`ner-fast train --vectors`): the same recipe with and without them, in one run.
 
-For every seed, each variant (without vectors; with them, once per `--vector-words` value) trains on the bundled GMB corpus (its first `--max-sentences`, split 80/20 as
-`ner-fast train` does), are exported (int8, the default) and measured through the package:
+For every seed, each variant (without vectors; with them, once per `--vector-words` value) trains on the
+bundled GMB corpus (its first `--max-sentences`, split 80/20 as `ner-fast train` does), is exported (int8,
+the default) and measured through the package:
 
 - GMB validation entity F1: the tutorial's validation split (every sentence after the first 38,367 of the
   bundled corpus, 9,592 sentences) through `Tagger.tag_batch`, as written, lower-cased and upper-cased;
