@@ -261,6 +261,12 @@ OPTIONS: tuple[Option, ...] = (
            commands=("prepare", "train")),
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
+    Option("vectors", "text", None, "Pretrained word vectors: glove-6b-50d (the `vectors` extra) or a GloVe/word2vec"
+           " text file. Known words start from them, the word dimension follows them (docs/TRAINING.md).", "data",
+           optional=True, commands=("prepare", "train")),
+    Option("vector_words", "int", 100_000, "With --vectors: the words among this many most frequent of the vectors"
+           " join the vocabulary after the training words.", "data", low=0, zero="only the training words",
+           commands=("prepare", "train")),
     # train: optimizer, stopping, devices
     Option("batch_size", "int", 50, "Sentences per batch (prepare: the default buckets need this many sentences).",
            "train", low=1, commands=("prepare", "train")),
@@ -524,6 +530,8 @@ class TrainConfig:
     max_token_chars: int = _field("max_token_chars")
     buckets: list[int] | None = _field("buckets")
     lowercase: bool = _field("lowercase")
+    vectors: str | None = _field("vectors")
+    vector_words: int = _field("vector_words")
     batch_size: int = _field("batch_size")
     epochs: int = _field("epochs")
     patience: int = _field("patience")
@@ -585,12 +593,29 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown options: {sorted(unknown)}")
         values = {**recipe_defaults(recipe_name), **given}
+        if values.get("vectors") is not None:
+            values["word_dim"] = vectors_word_dim(values["vectors"], given.get("word_dim"))
         arch = {o.name: values.pop(o.name) for o in options("model")}
         return cls(out=out, data=data, arch=arch, **values)
 
     def data_options(self) -> dict[str, Any]:
         """The values of the "data" options (what `prepare()` takes, besides the corpus)."""
         return {o.name: getattr(self, o.name) for o in options("data")}
+
+
+def vectors_word_dim(source: str, asked: int | None = None) -> int:
+    """The word dimension of a run with `--vectors source`: the vectors' (one rule: the word embedding
+    is the vectors, no projection). OptionError when `asked` (a given --word-dim) differs; the
+    vectors' one-line ValueError when `source` cannot be read."""
+    from ner_fast.vectors import vectors_dim
+
+    dim = vectors_dim(source)
+    if asked is not None and asked != dim:
+        raise OptionError(
+            "--word-dim", f"{asked} conflicts with --vectors {source}, whose vectors have {dim} numbers a word;"
+            " leave --word-dim out (the word dimension follows the vectors)"
+        )
+    return dim
 
 
 # --------------------------------------------------------------------------- the CLI side

@@ -127,6 +127,8 @@ def prepare(
     buckets: Sequence[int] | None = default_of("buckets"),
     lowercase: bool = default_of("lowercase"),
     extra_words: Sequence[str] = (),
+    vectors: str | None = default_of("vectors"),
+    vector_words: int = default_of("vector_words"),
 ) -> PreparedData:
     """Read `data` (None: the bundled GMB corpus), split it, build vocabularies on the training
     split only and lay out both splits as buckets.
@@ -134,14 +136,18 @@ def prepare(
     `dev` is a separate validation corpus (then all of `data` trains and `split` is unused);
     `max_sentences` keeps only the first sentences of `data`. `buckets` defaults to the tutorial's
     rule on the training lengths (`default_buckets`); training sentences longer than the largest
-    bucket are cut to it, validation sentences never are. `extra_words` (`train --init`: the words of
-    SOURCE's vocabulary) are appended to the word vocabulary after the training split's own, so the
+    bucket are cut to it, validation sentences never are. `vectors` (`ner_fast.vectors`): the words
+    among the `vector_words` most frequent of those vectors join the word vocabulary after the
+    training words (`vectors.extend_words`), so validation words they know are not unknown; what
+    the vectors are is recorded in the settings (`vectors_source`: name, digest, licence).
+    `extra_words` (`train --init`: the words of SOURCE's vocabulary) are appended after those, so the
     validation split and the tagger look them up instead of reading them as unknown.
     """
     started = time.perf_counter()
     checked = check_values(
         {"format": format, "split": split, "max_sentences": max_sentences, "max_token_chars": max_token_chars,
-         "batch_size": batch_size, "buckets": buckets, "lowercase": lowercase}
+         "batch_size": batch_size, "buckets": buckets, "lowercase": lowercase, "vectors": vectors,
+         "vector_words": vector_words}
     )  # fmt: skip
     split, buckets = checked["split"], checked["buckets"]
     corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
@@ -164,6 +170,14 @@ def prepare(
             )
 
     vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
+    described = None
+    n_training_words = len(vocabs.words)
+    if vectors is not None:
+        from ner_fast.vectors import extend_words, read_vectors
+
+        source = read_vectors(vectors)
+        vocabs.words = extend_words(vocabs.words, source, vector_words, lowercase)
+        described = source.describe(vectors)
     if extra_words:
         vocabs = vocabs.with_words(extra_words)
     bucket_lengths = buckets or default_buckets(train.lengths, batch_size)
@@ -190,6 +204,9 @@ def prepare(
         "format": corpus.format,
         "dev": None if dev is None else valid.source,
         "has_pos": train.has_pos,
+        "vectors": vectors,
+        "vector_words": vector_words,
+        "vectors_source": described,
     }
     summary = {
         "sentences": counts["train"]["sentences"] + counts["valid"]["sentences"],
@@ -200,6 +217,7 @@ def prepare(
         "has_pos": train.has_pos,
         "vocab": {
             "words": len(vocabs.words),
+            "training_words": n_training_words,
             "chars": len(vocabs.chars),
             "pos": None if vocabs.pos is None else len(vocabs.pos),
             "tags": len(vocabs.tags),

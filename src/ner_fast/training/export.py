@@ -484,6 +484,9 @@ def export_model(
         ),
         "pos_tags": pos_tags,
         "source": sources[0] if len(members) == 1 else {"members": sources},
+        # The pretrained word vectors training started from (`--vectors`): name, digest, licence and
+        # attribution; None without. Ensemble members share the vocabulary, so the first one's.
+        "vectors": data.get("vectors_source"),
     }
     return write_package(claim, graph, lengths, info, versions)
 

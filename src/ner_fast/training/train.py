@@ -237,6 +237,27 @@ def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> Mod
     )
 
 
+def pretrained_vectors(cfg: TrainConfig, described: Mapping[str, Any]) -> Any:
+    """The `--vectors` of a new run (`vectors.Vectors`), read again for their rows; ValueError when they
+    are no longer the ones the data was prepared with (`described`, its `vectors_source`: by digest)."""
+    from ner_fast.vectors import read_vectors
+
+    vectors = read_vectors(str(cfg.vectors))
+    if vectors.sha256() != described["sha256"]:
+        raise ValueError(f"--vectors {cfg.vectors}: not the vectors the data was prepared with (sha256 differs); prepare it again")
+    return vectors
+
+
+def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None]) -> np.ndarray:
+    """The word embedding of a new run with `--vectors`: `fresh` with the row of every word the vectors
+    know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares)."""
+    from ner_fast.training.rows import rows_by_word
+
+    rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh)
+    say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them")
+    return rows
+
+
 def _module_canonical(module: Any, config: ModelConfig) -> dict[str, np.ndarray]:
     """The module's current parameters in canonical form."""
     arg, _ = module.get_params()
@@ -610,6 +631,12 @@ def train(
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
+    described = data.settings.get("vectors_source")
+    if described and described["dim"] != config.word_dim:
+        raise OptionError("--word-dim", f"{config.word_dim}, but the vectors {described['name']} have {described['dim']}"
+                          " numbers a word; leave --word-dim out with --vectors (the word dimension follows them)")
+    # Read (and checked) before anything is written; a resumed run has its rows already.
+    vectors = pretrained_vectors(cfg, described) if described and not resume else None
     scheme = TagScheme(vocabs.tags.itos)
     if source is not None:
         from ner_fast.training.init_source import check_architecture
@@ -656,6 +683,8 @@ def train(
     valid_iter = BucketIter(data.splits["valid"], cfg.batch_size)
     if params is None:
         params = init_params(config, cfg.seed)
+        if vectors is not None:
+            params["word_embed_weight"] = start_from_vectors(vectors, vocabs, params["word_embed_weight"], say)
         if source is not None:
             from ner_fast.training.init_source import initial_params
 

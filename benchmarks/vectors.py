@@ -1,0 +1,281 @@
+"""Pretrained word vectors (`ner-fast train --vectors`): the same recipe with and without them, in one run.
+
+For every seed, each variant (without vectors; with them, once per `--vector-words` value) trains on the
+bundled GMB corpus (its first `--max-sentences`, split 80/20 as `ner-fast train` does), is exported (int8,
+the default) and measured through the package:
+
+- GMB validation entity F1: the tutorial's validation split (every sentence after the first 38,367 of the
+  bundled corpus, 9,592 sentences) through `Tagger.tag_batch`, as written, lower-cased and upper-cased;
+  also the best validation F1 training saw (on its own 20%);
+- with `--cross FILE` (a CoNLL corpus tagged PER/ORG/LOC, e.g. wikigold): its tokens through `tag_batch`,
+  per/org/geo against PER/ORG/LOC (other types count as O), as written, lower- and upper-cased;
+- with `--small FILE`: training on the first N sentences (`--small-sizes`, default 500,1000) of that corpus
+  (not GMB), validated on the next N/4; best validation entity F1;
+- with `--control`: a third variant without vectors at the vectors' word dimension (50 instead of 150);
+- speed and size: package size, `Tagger.load` time (median of 5), `tag_batch` tokens/s over the GMB
+  validation sentences (batch 64, one pass after a warm-up), p50 of one 20-token sentence (200 calls).
+
+Means and spreads (max - min over the seeds) per variant, and the ratios vectors / none, go into the JSON
+(`--json`, with the CPU model, its flags and cores) and a Markdown table on stdout (`--table FILE` too).
+The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentences`, with `--cross` and
+`--small`: hours on 2 cores.
+
+Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2] [--epochs N]
+[--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
+[--table FILE]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ner_fast.config import TrainConfig
+from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.cores import usable_cores
+from ner_fast.metrics import score
+from ner_fast.schemes import TagScheme
+from ner_fast.tagger import Tagger
+
+GMB_TRAIN_SENTENCES = 38_367  # the tutorial's sequential 80/20 split of the bundled corpus
+CROSS_TYPES = {"per": "PER", "org": "ORG", "geo": "LOC"}
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, the flags that matter for MXNet/onnxruntime kernels, and core counts (a local helper)."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "flags": {f: f in flags for f in CPU_FLAGS} | {"amx": any(f.startswith("amx") for f in flags)},
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
+    }
+
+
+def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], tags: Sequence[str]) -> float:
+    """Entity F1 (conlleval's rule, `metrics.score`) of tag strings over the tag list `tags`."""
+    scheme = TagScheme(list(tags))
+    index = {t: i for i, t in enumerate(tags)}
+    g = np.fromiter((index[t] for s in gold for t in s), dtype=np.int64)
+    p = np.fromiter((index[t] for s in pred for t in s), dtype=np.int64)
+    return float(score(g, p, np.array([len(s) for s in gold]), scheme).f1)
+
+
+def columns(corpus: Corpus) -> tuple[list[list[str]], list[list[str]]]:
+    """A tagged corpus's sentences as word lists and tag lists."""
+    bounds = corpus.offsets.tolist()
+    assert corpus.tags is not None
+    return ([list(corpus.words[a:b]) for a, b in zip(bounds, bounds[1:])],
+            [list(corpus.tags[a:b]) for a, b in zip(bounds, bounds[1:])])
+
+
+def cased(sentences: list[list[str]], how: str) -> list[list[str]]:
+    return [[getattr(w, how)() for w in s] for s in sentences] if how != "as_written" else sentences
+
+
+def to_cross(tags: Sequence[str]) -> list[str]:
+    """GMB tags -> PER/ORG/LOC (per/org/geo; the rest O), and a corpus's own tags kept for those types."""
+    out = []
+    for t in tags:
+        head, _, kind = t.partition("-")
+        kind = CROSS_TYPES.get(kind, kind if kind in CROSS_TYPES.values() else "")
+        out.append(f"{head}-{kind}" if kind else "O")
+    return out
+
+
+def cross_f1(tagger: Tagger, corpus: Corpus, how: str) -> float:
+    sentences, tags = columns(corpus)
+    gold = [to_cross(t) for t in tags]
+    pred = [to_cross(t) for t in tagger.tag_batch(cased(sentences, how))]
+    tags = ["O"] + [f"{p}-{k}" for k in CROSS_TYPES.values() for p in "BI"]
+    return entity_f1(gold, pred, tags)
+
+
+def quality(tagger: Tagger, valid: Corpus, cross: Corpus | None) -> dict[str, float]:
+    """Entity F1 on the GMB validation split (and `cross`), as written, lower- and upper-cased."""
+    sentences, gold = columns(valid)
+    out = {f"gmb_valid_f1_{how}": entity_f1(gold, tagger.tag_batch(cased(sentences, how)), tagger.tags)
+           for how in ("as_written", "lower", "upper")}
+    if cross is not None:
+        out.update({f"cross_f1_{how}": cross_f1(tagger, cross, how) for how in ("as_written", "lower", "upper")})
+    return out
+
+
+def speed(package: Path, sentences: list[list[str]]) -> dict[str, float]:
+    """Package size, load time (median of 5), tag_batch tokens/s (one pass) and the p50 of one 20-token sentence."""
+    loads = []
+    for _ in range(5):
+        start = time.perf_counter()
+        tagger = Tagger.load(package)
+        loads.append(time.perf_counter() - start)
+    tagger.tag_batch(sentences[:500])  # warm-up
+    start = time.perf_counter()
+    tagger.tag_batch(sentences)
+    per_s = sum(map(len, sentences)) / (time.perf_counter() - start)
+    sentence = (sentences[0] * 20)[:20]
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        tagger.tag_batch([sentence])
+        times.append(time.perf_counter() - start)
+    return {"package_bytes": sum(f.stat().st_size for f in package.iterdir() if f.is_file()),
+            "load_s": statistics.median(loads), "tag_batch_tokens_per_s": per_s,
+            "p50_20_tokens_ms": 1000 * statistics.median(times)}
+
+
+def train_one(out: Path, data: str | None, seed: int, vectors: str | None, vector_words: int,
+              args: argparse.Namespace, max_sentences: int | None) -> dict[str, Any]:
+    from ner_fast.training.train import train
+
+    given: dict[str, Any] = {"epochs": args.epochs, "seed": seed, "max_sentences": max_sentences, "patience": 0}
+    if vectors:
+        given.update(vectors=vectors, vector_words=vector_words)
+    elif vector_words:  # a control without vectors at their word dimension: `vector_words` carries it
+        given.update(word_dim=vector_words)
+    cfg = TrainConfig.from_options(str(out), data, **given)
+    started = time.perf_counter()
+    result = train(cfg, force=True, progress=False, echo=lambda msg: None)
+    seconds = [h["seconds"] for h in result.history]
+    return {"best_valid_f1": result.best_f1, "best_epoch": result.best_epoch, "train_s": time.perf_counter() - started,
+            "mean_epoch_s": sum(seconds) / len(seconds), "word_dim": cfg.arch["word_dim"],
+            "words": len(json.loads((out / "vocab.json").read_text())["words"])}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: {"mean": statistics.mean(r[k] for r in runs), "spread": max(r[k] for r in runs) - min(r[k] for r in runs)}
+            for k in keys}
+
+
+def table(result: dict[str, Any]) -> str:
+    """The Markdown table: one column per variant, mean (± half the spread over seeds for F1) and, beside each
+    vectors variant, its ratio to the run without vectors."""
+    s, names = result["summary"], result["variants"]
+    rows = [
+        ("GMB validation entity F1, tag_batch, as written", "gmb_valid_f1_as_written", "{:.4f}", 1),
+        ("  lower-cased", "gmb_valid_f1_lower", "{:.4f}", 1),
+        ("  upper-cased", "gmb_valid_f1_upper", "{:.4f}", 1),
+        ("best validation F1 in training (its own 20%)", "best_valid_f1", "{:.4f}", 1),
+        *[(f"cross corpus ({result['settings']['cross']}) F1, {how}", f"cross_f1_{how}", "{:.4f}", 1)
+          for how in ("as_written", "lower", "upper") if f"cross_f1_{how}" in s["none"]],
+        ("vocabulary (words)", "words", "{:,.0f}", 1),
+        ("package size (MB, int8)", "package_bytes", "{:.2f}", 1e-6),
+        ("Tagger.load (s)", "load_s", "{:.3f}", 1),
+        ("tag_batch tokens/s", "tag_batch_tokens_per_s", "{:,.0f}", 1),
+        ("p50, one 20-token sentence (ms)", "p50_20_tokens_ms", "{:.2f}", 1),
+        ("mean epoch (s)", "mean_epoch_s", "{:.0f}", 1),
+    ]
+    n = len(result["settings"]["seeds"])
+    head = " | ".join("without vectors" if v == "none" else f"without, word dim {v.split('-')[1]}" if v.startswith("none-")
+                      else f"{result['settings']['vectors']}, {v.split('-')[1]} words" for v in names)
+    lines = [f"| {n} seed(s) | {head} |", "|---|" + "---|" * len(names)]
+    for label, key, fmt, k in rows:
+        cells = []
+        for v in names:
+            m = s[v][key]
+            cell = fmt.format(m["mean"] * k) + (f" ± {m['spread'] * k / 2:.4f}" if n > 1 and "f1" in key else "")
+            if v != "none" and s["none"][key]["mean"]:
+                cell += f" ({m['mean'] / s['none'][key]['mean']:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for size, f1 in s.get("small", {}).items():
+        lines.append(f"| small data, {size} training sentences, best validation F1 | " + " | ".join(f"{f1[v]:.4f}" for v in names) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vectors", default="glove-6b-50d")
+    parser.add_argument("--vector-words", default="100000", help="comma-separated: one variant each")
+    parser.add_argument("--control", action="store_true", help="add a run without vectors at their word dimension"
+                        " (is a difference the vectors' or the smaller dimension's?)")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--max-sentences", type=int, default=None, help="GMB sentences trained on (80%%) and validated on")
+    parser.add_argument("--cross", type=Path, help="a CoNLL corpus tagged PER/ORG/LOC (e.g. wikigold)")
+    parser.add_argument("--small", type=Path, help="a corpus that is not GMB, for the small-data runs")
+    parser.add_argument("--small-sizes", default="500,1000")
+    parser.add_argument("--speed-passes", type=int, default=3, help="speed measured this many times per package, "
+                        "the packages taking turns; the best pass counts")
+    parser.add_argument("--work", type=Path, help="folder for the runs and packages (default: a temporary one)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--table", type=Path)
+    args = parser.parse_args()
+    from ner_fast.training.export import export_model
+
+    seeds = [int(x) for x in args.seeds.split(",")]
+    variants = [("none", None, 0)] + [(f"vectors-{n}", args.vectors, int(n)) for n in args.vector_words.split(",") if n]
+    if args.control:
+        from ner_fast.vectors import vectors_dim
+
+        dim = vectors_dim(args.vectors)
+        variants.insert(1, (f"none-{dim}", None, dim))
+    bundled = read_corpus()
+    valid = bundled[GMB_TRAIN_SENTENCES:]
+    cross = read_corpus(args.cross) if args.cross else None
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        runs, packages = [], []
+        for seed in seeds:
+            for name, vectors, n in variants:
+                out = work / f"gmb-{name}-{seed}"
+                run = {"variant": name, "seed": seed, **train_one(out, None, seed, vectors, n, args, args.max_sentences)}
+                packages.append(export_model(out, work / f"pkg-{name}-{seed}", force=True))
+                run.update(quality(Tagger.load(packages[-1]), valid, cross))
+                runs.append(run)
+                print(json.dumps(run), file=sys.stderr, flush=True)
+        # Speed: the packages take turns, so a busy spell of a shared machine does not favour one.
+        sentences, _ = columns(valid)
+        for _ in range(args.speed_passes):
+            for run, package in zip(runs, packages):
+                for key, value in speed(package, sentences).items():
+                    better = max if key == "tag_batch_tokens_per_s" else min
+                    run[key] = better(run.get(key, value), value)
+        small: dict[str, dict[str, float]] = {}
+        if args.small:
+            for size in (int(x) for x in args.small_sizes.split(",")):
+                for name, vectors, n in variants:
+                    f1s = [train_one(work / f"small-{size}-{name}-{seed}", str(args.small), seed, vectors, n, args,
+                                     size + size // 4)["best_valid_f1"] for seed in seeds]
+                    small.setdefault(str(size), {})[name] = statistics.mean(f1s)
+    result = {
+        "benchmark": "vectors",
+        "cpu": cpu_info(),
+        "settings": {"vectors": args.vectors, "vector_words": args.vector_words, "seeds": seeds, "epochs": args.epochs,
+                     "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
+                     "small": args.small and args.small.name, "recipe": "tuned (the default), int8 packages",
+                     "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"},
+        "variants": [v[0] for v in variants],
+        "runs": runs,
+        "summary": {v[0]: summarise([r for r in runs if r["variant"] == v[0]]) for v in variants} | {"small": small},
+    }
+    text = table(result)
+    print(text)
+    if args.table:
+        args.table.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

