@@ -42,6 +42,7 @@ import onnxruntime as ort
 from ner_fast import _kernels
 from ner_fast.buckets import MAX_BATCH_TOKENS, cut_lengths, plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
+from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
@@ -50,25 +51,24 @@ from ner_fast.engine import pipe as pipe_texts
 from ner_fast.text import Doc, Entity, join_tokens, make_entities
 from ner_fast.vocab import Vocabularies
 
-Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
 def providers_for(device: Device) -> list[str]:
     """onnxruntime execution providers for a device name (CUDA falls back to CPU when absent)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
     if device == "cpu":
         return [CPU]
-    if device in ("cuda", "auto"):
-        available = ort.get_available_providers()
-        if device == "cuda" and CUDA not in available:
-            warnings.warn(
-                "device='cuda' but this onnxruntime has no CUDA provider (install onnxruntime-gpu); running on CPU",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return [CUDA, CPU] if CUDA in available else [CPU]
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    available = ort.get_available_providers()
+    if device == "cuda" and CUDA not in available:
+        warnings.warn(
+            "device='cuda' but this onnxruntime has no CUDA provider (install onnxruntime-gpu); running on CPU",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return [CUDA, CPU] if CUDA in available else [CPU]
 
 
 def preload_cuda_libraries() -> str | None:
@@ -178,7 +178,7 @@ class Tagger:
     def load(
         cls,
         package: str | os.PathLike[str] | Package | None = None,
-        device: Device = "auto",
+        device: Device = DEFAULT_DEVICE,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
         session_options: ort.SessionOptions | None = None,

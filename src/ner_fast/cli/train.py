@@ -44,21 +44,17 @@ def train_command(
     --context to change the stopping rule or the devices). Options marked [tuned: ...; tutorial: ...]
     default to the value of the --recipe chosen (docs/TRAINING.md: what each setting gave on the GMB corpus).
     """
-    from ner_fast.config import OptionError, command_line_config, given_options
-    from ner_fast.corpus import CorpusError
+    from ner_fast.cli.errors import user_errors
+    from ner_fast.config import command_line_config, given_options
     from ner_fast.training.train import spin_openmp_threads, train
 
     spin_openmp_threads()  # this process only trains
 
-    try:
+    with user_errors():
         cfg = command_line_config(
             data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given_options(values)
         )
         result = train(cfg, resume=resume_dir is not None, force=force, progress=progress)
-    except OptionError as err:
-        raise click.UsageError(str(err)) from None
-    except (CorpusError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     elif result.best_epoch is not None:
