@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner_fast import _kernels
+from ner_fast import _decode, _kernels
 from ner_fast.buckets import IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
 from ner_fast.features import CASING_CLASSES
 
@@ -305,7 +305,7 @@ def test_viterbi_path_matches_numpy_reference(seed: int, n_tags: int, seq_len: i
         trans[0, :] = 0.0
         start[1:][rng.random(n_tags - 1) < 0.3] = -np.inf
     lengths = rng.integers(0, seq_len + 1, batch)
-    got = _kernels.viterbi_path(scores, lengths, trans, start, end)
+    got = _decode.viterbi_path(scores, lengths, trans, start, end)
     np.testing.assert_array_equal(got, reference_viterbi(scores, lengths, trans, start, end))
 
 
@@ -325,17 +325,17 @@ def test_viterbi_path_reads_float32_probabilities_in_place(seed: int, n_tags: in
     lengths = rng.integers(0, seq_len + 1, batch)
     logp = np.log(np.maximum(proba.astype(np.float64), 1e-30))
     expected = reference_viterbi(logp, lengths, trans, start, end)
-    np.testing.assert_array_equal(_kernels.viterbi_path(proba, lengths, trans, start, end, from_proba=True), expected)
+    np.testing.assert_array_equal(_decode.viterbi_path(proba, lengths, trans, start, end, from_proba=True), expected)
     np.testing.assert_array_equal(
-        _kernels.viterbi_path(proba.astype(np.float64), lengths, trans, start, end, from_proba=True), expected
+        _decode.viterbi_path(proba.astype(np.float64), lengths, trans, start, end, from_proba=True), expected
     )
 
 
 def test_viterbi_path_validates_inputs() -> None:
     scores = np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match="transition tables"):
-        _kernels.viterbi_path(scores, np.array([3, 1]), np.zeros((3, 3)), np.zeros(4), np.zeros(4))
+        _decode.viterbi_path(scores, np.array([3, 1]), np.zeros((3, 3)), np.zeros(4), np.zeros(4))
     with pytest.raises(ValueError, match="lengths"):
-        _kernels.viterbi_path(scores, np.array([3]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))
+        _decode.viterbi_path(scores, np.array([3]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))
     # Lengths over the padded length are cut to it.
-    assert (_kernels.viterbi_path(scores, np.array([9, 0]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))[0] >= 0).all()
+    assert (_decode.viterbi_path(scores, np.array([9, 0]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))[0] >= 0).all()

@@ -146,7 +146,7 @@ def flush_denormals() -> bool:
     """
     import warnings
 
-    from ner_fast import _kernels
+    from ner_fast.training import _kernels
 
     if not _kernels.flush_denormals():
         return False
