@@ -254,7 +254,7 @@ class _Pauses:
     A thread that runs Python keeps the GIL until another has waited for it for `sys.getswitchinterval()`
     (5 ms). A tagging job needs the GIL for a moment after each of its nogil sections (filling the
     batch, onnxruntime's run, the Viterbi kernel), so with the tokenizer busy every job waited some
-    5 ms several times for 9 ms of onnxruntime work. Measured (`benchmarks/text.py`, see the README).
+    5 ms several times for 9 ms of onnxruntime work. Measured (`benchmarks/text.py`, docs/BENCHMARKS.md, "Raw text").
     """
 
     __slots__ = ("tokens",)
