@@ -20,7 +20,7 @@ import pytest
 import ner_fast
 
 PACKAGE = Path(ner_fast.__file__).parent
-KERNELS = ["ner_fast._kernels", "ner_fast._decode", "ner_fast.training._kernels"]
+KERNELS = ["ner_fast._kernels", "ner_fast._csv", "ner_fast._decode", "ner_fast.training._kernels"]
 
 
 def _stub(module: ModuleType) -> ast.Module:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner_fast import _decode, _kernels
+from ner_fast import _csv, _decode, _kernels
 from ner_fast.buckets import IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
 from ner_fast.features import CASING_CLASSES
 
@@ -227,7 +227,7 @@ def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator=line_end).writerows(rows)
     data = out.getvalue().encode("utf-8").rstrip(b"\r\n")
-    flags, cat_ids, cat_bounds, bad = _kernels.parse_csv(data, 3, 0, [2, 0, 1])
+    flags, cat_ids, cat_bounds, bad = _csv.parse_csv(data, 3, 0, [2, 0, 1])
     assert bad is None
     lines = [line.decode("utf-8") for line in data.split(b"\n")]
     expected = [next(csv.reader([line.removesuffix("\r")], strict=True)) for line in lines]
@@ -254,16 +254,16 @@ def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
     ],
 )
 def test_parse_csv_reports_the_first_bad_row(data: bytes, bad) -> None:
-    assert _kernels.parse_csv(data, 2, 0, [1])[-1] == bad
+    assert _csv.parse_csv(data, 2, 0, [1])[-1] == bad
 
 
 def test_parse_csv_validates_columns() -> None:
-    flags, ids, bounds, bad = _kernels.parse_csv(b"", 1, 0, [0])  # one empty row
+    flags, ids, bounds, bad = _csv.parse_csv(b"", 1, 0, [0])  # one empty row
     assert flags.tolist() == [False] and ids.tolist() == [[0]] and bad is None
     with pytest.raises(ValueError, match="flag_col"):
-        _kernels.parse_csv(b"a,b", 2, 2, [])
+        _csv.parse_csv(b"a,b", 2, 2, [])
     with pytest.raises(ValueError, match="cat_cols"):
-        _kernels.parse_csv(b"a,b", 2, 0, [5])
+        _csv.parse_csv(b"a,b", 2, 0, [5])
 
 
 def reference_viterbi(scores: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

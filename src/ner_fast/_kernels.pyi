@@ -42,6 +42,3 @@ def fill_bucket(
     sentences: np.ndarray,
     bucket_len: int,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]: ...
-def parse_csv(
-    data: bytes, ncols: int, flag_col: int, cat_cols: list[int]
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], tuple[int, int] | None]: ...

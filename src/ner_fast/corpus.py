@@ -52,7 +52,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ner_fast import _kernels
+from ner_fast import _csv
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import is_tag, iob1_to_iob2
 
@@ -342,7 +342,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     # distinct value once and sharing the str objects beats creating a string per token, and
     # makes every later pass over the tokens cache-friendly.
     cat_cols = [word_col, tag_col] + ([pos_col] if pos_col is not None else [])
-    new_sentence, cat_ids, cat_bounds, bad = _kernels.parse_csv(body, ncols, sent_col, cat_cols)
+    new_sentence, cat_ids, cat_bounds, bad = _csv.parse_csv(body, ncols, sent_col, cat_cols)
     if bad is not None:
         row, n_fields = bad
         if n_fields < 0:
