@@ -23,7 +23,7 @@ On the bundled GMB corpus, in one run:
    loop at `--serve-rates` of batching off's saturation. Reported: each server's requests/s, p50 and
    p99, the providers the servers ran on, and batching's throughput over batching off against the
    issue's 2x target (2 CPU cores did not reach it, 1.72-1.94x: one sentence through the int8 LSTMs costs
-   only about twice a batched one's share, README "Serving"; on a GPU one sentence is latency-bound). Not
+   only about twice a batched one's share, docs/BENCHMARKS.md "Serving"; on a GPU one sentence is latency-bound). Not
    reaching the target is a measurement, not a failure; a server that does not run on CUDA is.
 
 A failure of MXNet on the GPU is reported in the JSON (`mxnet.gpu.ok: false` with the error) and is

@@ -177,7 +177,8 @@ def in_process(package: Path, texts: list[str], device: str = "cpu", rounds: int
     """Tokens/s of `tag_batch` (pre-tokenized, batch 64) and of `tag_texts` (raw text, 32 texts a call)
     on the sentences, with one onnxruntime thread, on `device`; the best of `rounds` passes after a warm-up pass."""
     from ner_fast.tagger import Tagger
-    from ner_fast.text import tag_texts, tokenize
+    from ner_fast.engine import tag_texts
+    from ner_fast.text import tokenize
 
     tagger = Tagger.load(package, device=device, threads=1)
     sentences = [tokenize(t)[0] for t in texts]

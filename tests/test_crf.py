@@ -1,5 +1,5 @@
 """The CRF output layer: NumPy likelihood and Viterbi against brute force over every tag sequence; the
-compiled loss kernel (`_kernels.crf_nll_grad`) against the NumPy likelihood and its finite differences;
+compiled loss kernel (`training._kernels.crf_nll_grad`) against the NumPy likelihood and its finite differences;
 the MXNet loss operator (`crf_loss.crf_loss_symbol`) against the NumPy likelihood and against MXNet's
 autograd of the forward algorithm unrolled into a graph (the loss training used before the operator,
 kept here as the reference); the whole network's loss and gradients with the operator against those
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ner_fast.training.model as model
-from ner_fast import _kernels
+from ner_fast.training import _kernels
 from ner_fast.checkpoint import init_params, load_model
 from ner_fast.training.crf_loss import crf_loss_symbol
 from ner_fast.decode import CRF, CRF_PARAMS, crf_nll, decode, viterbi

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner_fast import _kernels
+from ner_fast import _csv, _decode, _kernels
 from ner_fast.buckets import IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
 from ner_fast.features import CASING_CLASSES
 
@@ -227,7 +227,7 @@ def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator=line_end).writerows(rows)
     data = out.getvalue().encode("utf-8").rstrip(b"\r\n")
-    flags, cat_ids, cat_bounds, bad = _kernels.parse_csv(data, 3, 0, [2, 0, 1])
+    flags, cat_ids, cat_bounds, bad = _csv.parse_csv(data, 3, 0, [2, 0, 1])
     assert bad is None
     lines = [line.decode("utf-8") for line in data.split(b"\n")]
     expected = [next(csv.reader([line.removesuffix("\r")], strict=True)) for line in lines]
@@ -254,16 +254,16 @@ def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
     ],
 )
 def test_parse_csv_reports_the_first_bad_row(data: bytes, bad) -> None:
-    assert _kernels.parse_csv(data, 2, 0, [1])[-1] == bad
+    assert _csv.parse_csv(data, 2, 0, [1])[-1] == bad
 
 
 def test_parse_csv_validates_columns() -> None:
-    flags, ids, bounds, bad = _kernels.parse_csv(b"", 1, 0, [0])  # one empty row
+    flags, ids, bounds, bad = _csv.parse_csv(b"", 1, 0, [0])  # one empty row
     assert flags.tolist() == [False] and ids.tolist() == [[0]] and bad is None
     with pytest.raises(ValueError, match="flag_col"):
-        _kernels.parse_csv(b"a,b", 2, 2, [])
+        _csv.parse_csv(b"a,b", 2, 2, [])
     with pytest.raises(ValueError, match="cat_cols"):
-        _kernels.parse_csv(b"a,b", 2, 0, [5])
+        _csv.parse_csv(b"a,b", 2, 0, [5])
 
 
 def reference_viterbi(scores: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -305,7 +305,7 @@ def test_viterbi_path_matches_numpy_reference(seed: int, n_tags: int, seq_len: i
         trans[0, :] = 0.0
         start[1:][rng.random(n_tags - 1) < 0.3] = -np.inf
     lengths = rng.integers(0, seq_len + 1, batch)
-    got = _kernels.viterbi_path(scores, lengths, trans, start, end)
+    got = _decode.viterbi_path(scores, lengths, trans, start, end)
     np.testing.assert_array_equal(got, reference_viterbi(scores, lengths, trans, start, end))
 
 
@@ -325,17 +325,17 @@ def test_viterbi_path_reads_float32_probabilities_in_place(seed: int, n_tags: in
     lengths = rng.integers(0, seq_len + 1, batch)
     logp = np.log(np.maximum(proba.astype(np.float64), 1e-30))
     expected = reference_viterbi(logp, lengths, trans, start, end)
-    np.testing.assert_array_equal(_kernels.viterbi_path(proba, lengths, trans, start, end, from_proba=True), expected)
+    np.testing.assert_array_equal(_decode.viterbi_path(proba, lengths, trans, start, end, from_proba=True), expected)
     np.testing.assert_array_equal(
-        _kernels.viterbi_path(proba.astype(np.float64), lengths, trans, start, end, from_proba=True), expected
+        _decode.viterbi_path(proba.astype(np.float64), lengths, trans, start, end, from_proba=True), expected
     )
 
 
 def test_viterbi_path_validates_inputs() -> None:
     scores = np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match="transition tables"):
-        _kernels.viterbi_path(scores, np.array([3, 1]), np.zeros((3, 3)), np.zeros(4), np.zeros(4))
+        _decode.viterbi_path(scores, np.array([3, 1]), np.zeros((3, 3)), np.zeros(4), np.zeros(4))
     with pytest.raises(ValueError, match="lengths"):
-        _kernels.viterbi_path(scores, np.array([3]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))
+        _decode.viterbi_path(scores, np.array([3]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))
     # Lengths over the padded length are cut to it.
-    assert (_kernels.viterbi_path(scores, np.array([9, 0]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))[0] >= 0).all()
+    assert (_decode.viterbi_path(scores, np.array([9, 0]), np.zeros((4, 4)), np.zeros(4), np.zeros(4))[0] >= 0).all()

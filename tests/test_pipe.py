@@ -1,5 +1,5 @@
 """`Tagger.pipe` / `Tagger.__call__` build `Doc`s lazily from one tagging call's flat outputs (`TagWork`,
-`text._Tagged`); here they are held against an eager reference made sentence by sentence with
+`text.Tagged`); here they are held against an eager reference made sentence by sentence with
 `Tagger.tag` (which runs its own batch of one, outside `TagWork`) and `schemes.chunks` on string tags."""
 from __future__ import annotations
 
@@ -153,20 +153,20 @@ def test_a_failing_batch_fails_the_pipe_and_stops_its_threads(tagger: Tagger, mo
 
 def test_pipe_lets_the_pool_take_the_gil(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
     """`pipe`'s thread sleeps 0 s (a GIL release) after every GIL_PAUSE_TOKENS tokens of work."""
-    from ner_fast import text
+    from ner_fast import engine
 
     sleeps: list[float] = []
-    monkeypatch.setattr(text.time, "sleep", sleeps.append)
-    pause = text._Pauses()
-    pause.after(text.GIL_PAUSE_TOKENS - 1)
+    monkeypatch.setattr(engine.time, "sleep", sleeps.append)
+    pause = engine._Pauses()
+    pause.after(engine.GIL_PAUSE_TOKENS - 1)
     assert sleeps == []
     pause.after(1)
     assert sleeps == [0]
-    pause.after(text.GIL_PAUSE_TOKENS - 1)
+    pause.after(engine.GIL_PAUSE_TOKENS - 1)
     assert sleeps == [0]
     sleeps.clear()
     texts = ["Angela Merkel visited Paris on Monday ."] * 200  # 7 tokens each
     docs = list(tagger.pipe(texts, batch_size=16, n_threads=2))
     assert len(docs) == 200
     # segmenting 1,400 tokens and handing out their Docs: 2 x 1,400 // 256 pauses, give or take one
-    assert abs(len(sleeps) - 2 * 1400 // text.GIL_PAUSE_TOKENS) <= 1
+    assert abs(len(sleeps) - 2 * 1400 // engine.GIL_PAUSE_TOKENS) <= 1

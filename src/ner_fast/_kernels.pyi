@@ -1,4 +1,5 @@
-"""Type stub of the compiled preprocessing kernels (source: cython/_kernels.pyx)."""
+"""Type stub of the compiled preprocessing kernels (source: cython/_kernels.pyx; tests/test_kernel_stubs.py
+holds it against the compiled signatures)."""
 from typing import Iterable
 
 import numpy as np
@@ -41,22 +42,3 @@ def fill_bucket(
     sentences: np.ndarray,
     bucket_len: int,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]: ...
-def parse_csv(
-    data: bytes, ncols: int, flag_col: int, cat_cols: list[int]
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], tuple[int, int] | None]: ...
-def viterbi_path(
-    scores: np.ndarray,
-    lengths: np.ndarray,
-    trans: np.ndarray,
-    start: np.ndarray,
-    end: np.ndarray,
-    from_proba: bool = False,
-) -> np.ndarray: ...
-def crf_nll_grad(
-    emissions: np.ndarray,
-    labels: np.ndarray,
-    transitions: np.ndarray,
-    start: np.ndarray,
-    end: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
-def flush_denormals() -> bool: ...

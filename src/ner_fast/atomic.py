@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ner_fast.errors import OptionError
+
 # `.<name>.<pid>.<random>.tmp` / `.old`: what this module creates, and the pid that owns it.
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.(?:tmp|old)$")
 
@@ -212,8 +214,6 @@ class OutputDir:
 
     def refuse_clashes(self, names: Collection[str]) -> None:
         """OptionError if writing `names` would overwrite entries this command did not write (even with force)."""
-        from ner_fast.config import OptionError
-
         clash = sorted(set(names) & self.foreign)
         if clash:
             raise OptionError(
@@ -241,8 +241,6 @@ def claim_output_dir(
     The current folder (or one holding it) is refused, and a folder that cannot be written is a
     PermissionError naming it. A symbolic link to a folder stands for that folder.
     """
-    from ner_fast.config import OptionError  # config reads files through this module
-
     path = Path(path)
     if path.is_symlink():  # write where the link points; the link stays
         path = Path(os.path.realpath(path))

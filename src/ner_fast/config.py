@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ner_fast.atomic import read_json
 from ner_fast.corpus import TAGGED_FORMATS
 from ner_fast.decode import DECODERS
+from ner_fast.errors import OptionError
 from ner_fast.features import CASING_CLASSES, ROW_CHARS
 
 KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
@@ -43,15 +44,6 @@ CONFIG_VERSION = 1  # of config.json in a checkpoint folder
 # The LSTM directions in parameter names (`lstm{k}_fwd_...`, `lstm{k}_bwd_...`), in the order their
 # states are concatenated; a forward-only model (`directions` 1) has the first alone.
 LSTM_DIRECTIONS = ("fwd", "bwd")
-
-
-class OptionError(ValueError):
-    """A user's mistake in an option (the CLI exits 2, a usage error); `option` names it (e.g. `--dropout`)."""
-
-    def __init__(self, option: str, message: str):
-        super().__init__(f"{option}: {message}")
-        self.option = option
-        self.message = message
 
 
 def recipe(tuned: Any, tutorial: Any) -> dict[str, Any]:

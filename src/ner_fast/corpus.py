@@ -52,7 +52,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ner_fast import _kernels
+from ner_fast import _csv
+from ner_fast.errors import CorpusError
 from ner_fast.schemes import is_tag, iob1_to_iob2
 
 #: Every input format (`auto`: sniffed by `sniff_format`).
@@ -72,18 +73,6 @@ EXTENSIONS = {
 #: Non-blank lines that rules 3 and 4 of `sniff_format` look at.
 SNIFF_LINES = 1000
 _UTF8_BOM = b"\xef\xbb\xbf"
-
-
-class CorpusError(ValueError):
-    """Malformed or unreadable corpus; the message starts with ``file:line:``."""
-
-    def __init__(self, message: str, source: str | None = None, line: int | None = None) -> None:
-        self.source = source
-        self.line = line
-        where = ""
-        if source is not None:
-            where = f"{source}:{line}: " if line is not None else f"{source}: "
-        super().__init__(where + message)
 
 
 @dataclass(frozen=True)
@@ -353,7 +342,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     # distinct value once and sharing the str objects beats creating a string per token, and
     # makes every later pass over the tokens cache-friendly.
     cat_cols = [word_col, tag_col] + ([pos_col] if pos_col is not None else [])
-    new_sentence, cat_ids, cat_bounds, bad = _kernels.parse_csv(body, ncols, sent_col, cat_cols)
+    new_sentence, cat_ids, cat_bounds, bad = _csv.parse_csv(body, ncols, sent_col, cat_cols)
     if bad is not None:
         row, n_fields = bad
         if n_fields < 0:

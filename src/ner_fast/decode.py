@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ner_fast import _kernels
+from ner_fast import _decode
 from ner_fast.schemes import transition_rules
 
 DECODERS = ("bio", "argmax")
@@ -138,11 +138,11 @@ def viterbi(
 
 
 def _search(proba: np.ndarray, lengths: np.ndarray, tables: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    # The search itself is a compiled loop (`_kernels.viterbi_path`); tests hold the NumPy reference.
+    # The search itself is a compiled loop (`_decode.viterbi_path`); tests hold the NumPy reference.
     # It reads float32 or float64 probabilities in place and takes their log as it goes.
     if proba.dtype != np.float32:
         proba = proba.astype(np.float64, copy=False)
-    return _kernels.viterbi_path(
+    return _decode.viterbi_path(
         np.ascontiguousarray(proba), np.ascontiguousarray(lengths, dtype=np.int64), *tables, from_proba=True
     )
 

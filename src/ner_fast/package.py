@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ner_fast.atomic import atomic_write_text
+from ner_fast.errors import PackageError
 
 FORMAT_VERSION = 1
 #: The package format versions this code reads (integers only: 1.9 is not 1).
@@ -52,10 +53,6 @@ DEFAULT_BUCKETS = "dynamic"
 #: "none" keeps float32 weights (exact parity with MXNet).
 QUANTIZATIONS = ("int8", "none")
 DEFAULT_QUANTIZE = "int8"
-
-
-class PackageError(ValueError):
-    """A model package that cannot be used: missing files, bad checksums, or a newer format."""
 
 
 def default_package_path() -> Path:

@@ -243,6 +243,7 @@ def _json_text(line: str, source: str, number: int, text_field: str) -> str:
     import json
 
     from ner_fast.corpus import CorpusError
+    from ner_fast.text import check_text
 
     try:
         value = json.loads(line)
@@ -250,6 +251,10 @@ def _json_text(line: str, source: str, number: int, text_field: str) -> str:
         raise CorpusError(f"not a JSON object ({err})", source, number) from None
     if not isinstance(value, dict) or not isinstance(value.get(text_field), str):
         raise CorpusError(f"expected a JSON object with a string field {text_field!r}", source, number)
+    try:  # a "\\ud800" escape is valid JSON but no text: refused here, where its line is known
+        check_text(value[text_field])
+    except ValueError as err:
+        raise CorpusError(f"{text_field!r}: {err}", source, number) from None
     return value[text_field]
 
 

@@ -33,7 +33,6 @@ import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -43,33 +42,33 @@ import onnxruntime as ort
 from ner_fast import _kernels
 from ner_fast.buckets import MAX_BATCH_TOKENS, cut_lengths, plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
+from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.features import featurize
 from ner_fast.package import Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
-from ner_fast.text import BATCH_SIZE, Doc, Entity, join_tokens, make_entities
-from ner_fast.text import pipe as pipe_texts
-from ner_fast.text import tag_texts
-from ner_fast.vocab import UNK, Vocabularies
+from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
+from ner_fast.engine import pipe as pipe_texts
+from ner_fast.text import Doc, Entity, join_tokens, make_entities
+from ner_fast.vocab import Vocabularies
 
-Device = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
 def providers_for(device: Device) -> list[str]:
     """onnxruntime execution providers for a device name (CUDA falls back to CPU when absent)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
     if device == "cpu":
         return [CPU]
-    if device in ("cuda", "auto"):
-        available = ort.get_available_providers()
-        if device == "cuda" and CUDA not in available:
-            warnings.warn(
-                "device='cuda' but this onnxruntime has no CUDA provider (install onnxruntime-gpu); running on CPU",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return [CUDA, CPU] if CUDA in available else [CPU]
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    available = ort.get_available_providers()
+    if device == "cuda" and CUDA not in available:
+        warnings.warn(
+            "device='cuda' but this onnxruntime has no CUDA provider (install onnxruntime-gpu); running on CPU",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return [CUDA, CPU] if CUDA in available else [CPU]
 
 
 def preload_cuda_libraries() -> str | None:
@@ -179,7 +178,7 @@ class Tagger:
     def load(
         cls,
         package: str | os.PathLike[str] | Package | None = None,
-        device: Device = "auto",
+        device: Device = DEFAULT_DEVICE,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
         session_options: ort.SessionOptions | None = None,
@@ -236,14 +235,15 @@ class Tagger:
     # ----------------------------------------------------------------- the public calls
 
     def __call__(self, text: str) -> Doc:
-        """Tokenize, split into sentences and tag a raw text (`ner_fast.text`); a POS-input model refuses."""
+        """Tokenize, split into sentences and tag a raw text (`ner_fast.engine.tag_texts`); a POS-input
+        model refuses, and so does a text holding a lone surrogate (ValueError naming its position)."""
         return tag_texts(self, [text])[0]
 
     def pipe(self, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
         """`Doc`s of many raw texts, lazily and in input order, sentences batched across documents
         (groups of `batch_size` sentences, each one tagging call whose batches run on a pool of
         `n_threads` threads, default the tagger's `workers`; the next group is segmented while the pool
-        tags: `ner_fast.text.pipe`)."""
+        tags: `ner_fast.engine.pipe`)."""
         if isinstance(texts, str):
             raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
         return pipe_texts(self, texts, batch_size, n_threads)
@@ -338,7 +338,7 @@ class Tagger:
 
     def _plan(
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None, batch_size: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
+    ) -> Plan:
         """Checked input -> (feature matrix of every token, sentence offsets into it, lengths, batches
         of `buckets.plan_batches`)."""
         if batch_size < 1:
@@ -360,7 +360,7 @@ class Tagger:
 
     def _plan_flat(
         self, words: Sequence[str], pos: Sequence[str] | None, lengths: np.ndarray, batch_size: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]:
+    ) -> Plan:
         """`_plan` of sentences given flat, unchecked: `words` (and `pos`, for a POS-input model) all
         sentences' tokens back to back, `lengths` (int64) each sentence's count. A token that is not a
         str raises TypeError. A sentence over `buckets.MAX_BATCH_TOKENS` tokens runs as consecutive
@@ -371,11 +371,6 @@ class Tagger:
         np.cumsum(lengths, out=offsets[1:])
         matrix = featurize(words, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
         return matrix, offsets, lengths, plan_batches(lengths, self.buckets, batch_size)
-
-    def _flat_work(self, words: Sequence[str], lengths: np.ndarray, batch_size: int, scores: bool, pos: bool) -> TagWork:
-        """A `TagWork` over flat tokens (`_plan_flat`, no POS input) filling `tag_ids` and, as asked,
-        `scores` and `pos_ids`: what `ner_fast.text` tags raw text with."""
-        return TagWork(self, *self._plan_flat(words, None, lengths, batch_size), scores=scores, pos=pos)
 
     def _infer(
         self,
@@ -421,81 +416,6 @@ class Tagger:
             else None
         )
         return tags, per_sentence, pos_out
-
-
-class TagWork:
-    """One tagging call over flat tokens (`Tagger._plan` / `_flat_work`): the features of all its tokens, its batches
-    (`jobs`, from `buckets.plan_batches`) and the flat per-token outputs they fill.
-
-    `run(job)` tags one batch and writes only its own sentences' rows of the outputs, so jobs may run
-    in any threads, in any order (onnxruntime releases the GIL): `Tagger.tag_batch` runs them with
-    `run_all`, `Tagger.pipe` keeps a pool of threads fed with the jobs of consecutive groups. When
-    every job has run: `tag_ids` (int64, one per token), `probs` (float32 (tokens, tags), when asked),
-    `scores` (float32, each token's probability of its tag, when asked) and `pos_ids` (int64, the POS
-    head's choice, when asked and the package has a head), all in input order; `offsets` (int64,
-    units + 1) locate each unit's tokens, a unit being a sentence, or a piece of one longer than
-    `buckets.MAX_BATCH_TOKENS` (`Tagger._plan_flat`).
-    """
-
-    __slots__ = ("_tagger", "_matrix", "offsets", "lengths", "jobs", "tag_ids", "probs", "scores", "pos_ids")
-
-    def __init__(
-        self,
-        tagger: Tagger,
-        matrix: np.ndarray,
-        offsets: np.ndarray,
-        lengths: np.ndarray,
-        jobs: list[tuple[int | None, np.ndarray]],
-        probs: bool = False,
-        scores: bool = False,
-        pos: bool = False,
-    ) -> None:
-        n_tokens = matrix.shape[0]
-        self._tagger = tagger
-        self._matrix = matrix
-        self.offsets = offsets
-        self.lengths = lengths
-        self.jobs = jobs
-        self.tag_ids = np.empty((n_tokens,), dtype=np.int64)
-        self.probs = np.empty((n_tokens, len(tagger.tags)), dtype=np.float32) if probs else None
-        self.scores = np.empty((n_tokens,), dtype=np.float32) if scores else None
-        self.pos_ids = np.empty((n_tokens,), dtype=np.int64) if pos and tagger.pos_tags is not None else None
-
-    def run(self, job: tuple[int | None, np.ndarray]) -> None:
-        """Tag one batch of `jobs` and write its sentences' rows of the outputs."""
-        key, batch = job
-        want_pos = self.pos_ids is not None
-        top, out, pos_scores = self._tagger._infer(self._matrix, self.offsets, self.lengths, key, batch, want_pos)
-        # The batch's real tokens (`keep`, row by row) and their rows in the flat outputs (`rows`), in
-        # the same order; one sentence (the latency path) as slices, which cost less than masks.
-        if len(batch) == 1:
-            a, n = int(self.offsets[batch[0]]), int(self.lengths[batch[0]])
-            keep: Any = (0, slice(0, n))
-            rows: Any = slice(a, a + n)
-        else:
-            positions = np.arange(top.shape[1])
-            keep = positions < self.lengths[batch][:, None]
-            rows = (self.offsets[batch][:, None] + positions)[keep]
-        chosen = top[keep]
-        self.tag_ids[rows] = chosen
-        if self.probs is not None or self.scores is not None:
-            real = out[keep]
-            if self.probs is not None:
-                self.probs[rows] = real
-            if self.scores is not None:
-                self.scores[rows] = real[np.arange(len(chosen)), chosen]
-        if self.pos_ids is not None and pos_scores is not None:
-            # POS ids 0 and 1 are <pad> and <unk>, never an answer.
-            self.pos_ids[rows] = pos_scores[keep][:, UNK + 1 :].argmax(axis=1) + UNK + 1
-
-    def run_all(self, workers: int) -> None:
-        """Run every job: in this thread, or `workers` at once in threads."""
-        if workers > 1 and len(self.jobs) > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(self.run, self.jobs))  # list(): re-raises the first exception of a job
-        else:
-            for job in self.jobs:
-                self.run(job)
 
 
 def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Raw text in, entities with character offsets out: tokenizer, sentence splitter and the `Doc` API.
+"""The stages of raw text around the tagger: the tokenizer, the sentence splitter, and the `Doc` that a
+tagging call's outputs fill. This module knows nothing of the tagger: `ner_fast.engine` runs
+segment -> tag -> Doc, driven by `Tagger.__call__` and `Tagger.pipe`.
 
     from ner_fast import Tagger
     tagger = Tagger.load()                                  # the bundled package (or Tagger.load(PATH))
@@ -35,22 +37,17 @@ limitation of a rule-based splitter that needs no model file.
 from __future__ import annotations
 
 import re
-import time
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 from operator import add, sub
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
-from ner_fast.schemes import chunk_ids
-
-if TYPE_CHECKING:
-    from ner_fast.tagger import Tagger, TagWork
+from ner_fast.schemes import TagScheme, chunk_ids
 
 # ------------------------------------------------------------------------------------------ tokenizer
 
@@ -212,9 +209,30 @@ def corpus_abbreviations(words: Iterable[str]) -> set[str]:
     return found
 
 
-def segment(text: str) -> tuple[list[str], list[int], list[int], list[int]]:
-    """`tokenize` and `split_sentences` in one call: `(words, starts, ends, sentence_offsets)`."""
+#: One text's segmentation, as `segment` returns it: (words, starts, ends, sentence offsets).
+Segments = tuple[list[str], list[int], list[int], list[int]]
+
+# A UTF-16 surrogate code point: never a character of text on its own (no UTF-8 encodes it).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(text: str) -> None:
+    """ValueError naming the position of the first lone surrogate (U+D800-U+DFFF) in `text`: what a
+    JSON `"\\ud800"` escape or an undecodable byte read with `surrogateescape` leaves in a str. It
+    is no character (no UTF-8 encodes it), so no output could hold it: refused before tagging."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise ValueError(
+            f"character {found.start()} is a lone surrogate (U+{ord(found.group()):04X}), which is not text: "
+            "no UTF-8 encodes it"
+        )
+
+
+def segment(text: str) -> Segments:
+    """`tokenize` and `split_sentences` in one call: `(words, starts, ends, sentence_offsets)`; a text
+    holding a lone surrogate is refused (`check_text`), so that every Doc can be written."""
     words, starts, ends = tokenize(text)
+    check_text(text)
     return words, starts, ends, split_sentences(text, words, starts, ends)
 
 
@@ -298,7 +316,7 @@ class Doc:
     `text` (end exclusive). Built by `Tagger.__call__` and `Tagger.pipe`.
 
     A Doc holds its text's segmentation (`segment`'s lists) and a view of the flat outputs of the
-    tagging call that tagged it (one call for many documents: `_Tagged`); `tokens`, `sentences` and
+    tagging call that tagged it (one call for many documents: `Tagged`); `tokens`, `sentences` and
     `entities` are built from them on first access, so a pipeline pays only for what it reads. While a
     Doc lives it keeps that call's output arrays alive (a few bytes a token of its group).
     """
@@ -313,7 +331,7 @@ class Doc:
         starts: list[int],
         ends: list[int],
         sentence_offsets: list[int],
-        tagged: _Tagged,
+        tagged: Tagged,
         base: int,
     ) -> None:
         self.text = text
@@ -424,7 +442,7 @@ class Doc:
         }
 
 
-# ------------------------------------------------------------------------------------------ tagging
+# ------------------------------------------------------------------------- entities and tagged outputs
 
 
 def join_tokens(tokens: Sequence[str]) -> tuple[str, list[int], list[int]]:
@@ -444,57 +462,19 @@ def make_entities(
     ]
 
 
-def _check_tagger(tagger: Tagger) -> None:
-    if tagger.uses_pos:
-        raise ValueError(
-            "this model reads POS tags, which raw text does not have: tag pre-tokenized sentences with their "
-            "POS tags (tagger.tag / tagger.tag_batch with pos=...), or use a package trained without POS input"
-        )
-
-
-#: Sentences an onnxruntime run of `pipe` and `tag_texts` (at most; `buckets.plan_batches`).
-RUN_BATCH = 64
-
-#: `pipe`'s default: sentences a `tag_batch` call. Large enough that most bucket graphs get full
-#: batches (`tag_batch`'s own batch size), which is what makes `pipe` as fast as one big `tag_batch`.
-BATCH_SIZE = 2048
-
-
-def tag_texts(
-    tagger: Tagger,
-    texts: Sequence[str],
-    workers: int | None = None,
-    segments: Sequence[Segments] | None = None,
-) -> list[Doc]:
-    """Tokenize, split and tag `texts` with one tagging call over all their sentences (`workers`
-    batches at once, default the tagger's); one `Doc` each.
-
-    `segments`: the texts' tokens and sentences as `segment` returns them, when the caller has them
-    already (`ner-fast serve` for pre-tokenized sentences: `join_tokens`, one sentence each)."""
-    _check_tagger(tagger)
-    group = _Group(tagger, texts, [segment(t) for t in texts] if segments is None else segments)
-    group.work.run_all(tagger.workers if workers is None else workers)
-    return group.docs()
-
-
-#: One text's segmentation, as `segment` returns it: (words, starts, ends, sentence offsets).
-Segments = tuple[list[str], list[int], list[int], list[int]]
-
-
-class _Tagged:
+@dataclass(frozen=True, slots=True)
+class Tagged:
     """The flat outputs of one tagging call over many texts (tokens back to back), which the `Doc`s of
-    those texts read from on demand: tag ids, each token's probability of its tag, POS ids (None
-    without a POS head), and the names to turn ids into strings."""
+    those texts read from on demand: tag ids (int64), each token's probability of its tag (float32),
+    POS ids (None without a POS head), and the names to turn ids into strings (`tags`, `pos_tags`,
+    the package's `scheme`)."""
 
-    __slots__ = ("tag_ids", "scores", "pos_ids", "tags", "pos_tags", "scheme")
-
-    def __init__(self, tagger: Tagger, work: TagWork) -> None:
-        self.tag_ids = work.tag_ids
-        self.scores = work.scores
-        self.pos_ids = work.pos_ids
-        self.tags = tagger.tags
-        self.pos_tags = tagger.pos_tags
-        self.scheme = tagger.scheme
+    tag_ids: np.ndarray
+    scores: np.ndarray | None
+    pos_ids: np.ndarray | None
+    tags: Sequence[str]
+    pos_tags: Sequence[str] | None
+    scheme: TagScheme
 
     def tag_names(self, base: int, n: int) -> list[str]:
         """Tags of tokens `base:base + n`."""
@@ -525,122 +505,3 @@ class _Tagged:
         ]
 
 
-class _Group:
-    """Texts tagged by one call: their segments, the call (`work`, a `TagWork` not run yet) and, once its
-    jobs have run, their `Doc`s."""
-
-    __slots__ = ("texts", "segments", "work", "tagger", "futures")
-
-    def __init__(self, tagger: Tagger, texts: Sequence[str], segments: Sequence[Segments]) -> None:
-        self.tagger = tagger
-        self.texts = texts
-        self.segments = segments
-        words = [w for seg in segments for w in seg[0]]
-        lengths = np.fromiter(
-            (b - a for seg in segments for a, b in zip(seg[3][:-1], seg[3][1:])), dtype=np.int64
-        )
-        self.work = tagger._flat_work(words, lengths, RUN_BATCH, scores=True, pos=True)
-        self.futures: list[Future[None]] = []
-
-    def submit(self, pool: ThreadPoolExecutor) -> _Group:
-        """Queue the call's jobs on `pool`."""
-        self.futures = [pool.submit(self.work.run, job) for job in self.work.jobs]
-        return self
-
-    def docs(self) -> list[Doc]:
-        """The texts' `Doc`s, once the jobs have run (waits for those queued by `submit`)."""
-        for future in self.futures:
-            future.result()  # re-raises a job's exception
-        tagged = _Tagged(self.tagger, self.work)
-        docs = []
-        base = 0
-        for text, (words, starts, ends, offsets) in zip(self.texts, self.segments):
-            docs.append(Doc(text, words, starts, ends, offsets, tagged, base))
-            base += len(words)
-        return docs
-
-    def cancel(self) -> None:
-        """Drop the jobs not started yet."""
-        for future in self.futures:
-            future.cancel()
-
-
-def pipe(tagger: Tagger, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_threads: int | None = None) -> Iterator[Doc]:
-    """`Doc`s of `texts`, in input order, lazily: documents are read and segmented until they hold
-    `batch_size` sentences (a document is never split), and each such group is one tagging call whose
-    batches (grouped by length, `tag_batch`'s batch size) go to a pool of `n_threads` threads (default:
-    the tagger's `workers`). The pool holds the jobs of two groups: while it tags them (onnxruntime
-    releases the GIL), this thread segments the next group and hands out the `Doc`s of the previous one.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    threads = tagger.workers if n_threads is None else n_threads
-    if threads < 1:
-        raise ValueError(f"n_threads must be at least 1, got {threads}")
-    _check_tagger(tagger)
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-tag")
-    pending: deque[_Group] = deque()
-    pause = _Pauses()
-    try:
-        for texts_, segments in _groups(iter(texts), batch_size, pause):
-            pending.append(_Group(tagger, texts_, segments).submit(pool))
-            if len(pending) > 1:
-                yield from pause.between(pending.popleft().docs())
-        while pending:
-            yield from pause.between(pending.popleft().docs())
-    finally:
-        for group in pending:  # stopped early (or failed): drop the work not started yet
-            group.cancel()
-        pool.shutdown(wait=True)
-
-
-class _Pauses:
-    """Lets the pool's threads take the GIL while `pipe`'s thread works in Python (segmenting, handing
-    out Docs, the caller's own work on each Doc): a release every `GIL_PAUSE_TOKENS` tokens.
-
-    A thread that runs Python keeps the GIL until another has waited for it for `sys.getswitchinterval()`
-    (5 ms). A tagging job needs the GIL for a moment after each of its nogil sections (filling the
-    batch, onnxruntime's run, the Viterbi kernel), so with the tokenizer busy every job waited some
-    5 ms several times for 9 ms of onnxruntime work. Measured (`benchmarks/text.py`, see the README).
-    """
-
-    __slots__ = ("tokens",)
-
-    def __init__(self) -> None:
-        self.tokens = 0
-
-    def after(self, tokens: int) -> None:
-        """Count `tokens` of work; release the GIL (`time.sleep(0)`) when they add up to GIL_PAUSE_TOKENS."""
-        self.tokens += tokens
-        if self.tokens >= GIL_PAUSE_TOKENS:
-            self.tokens = 0
-            time.sleep(0)
-
-    def between(self, docs: list[Doc]) -> Iterator[Doc]:
-        """The docs, with a pause after every GIL_PAUSE_TOKENS tokens of them (the caller works on each)."""
-        for doc in docs:
-            yield doc
-            self.after(len(doc))
-
-
-#: Tokens of Python work between two GIL releases of `pipe`'s thread (`_Pauses`): some 0.2 ms.
-GIL_PAUSE_TOKENS = 256
-
-
-def _groups(texts: Iterator[str], sentences: int, pause: _Pauses) -> Iterator[tuple[list[str], list[Segments]]]:
-    """Consecutive documents, segmented, holding at least `sentences` sentences (fewer at the end)."""
-    group: list[str] = []
-    segments: list[Segments] = []
-    count = 0
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"texts must be strings, got {type(text).__name__}")
-        group.append(text)
-        segments.append(segment(text))
-        pause.after(len(segments[-1][0]))
-        count += max(1, len(segments[-1][3]) - 1)  # a text without sentences counts one: the input stays lazy
-        if count >= sentences:
-            yield group, segments
-            group, segments, count = [], [], 0
-    if group:
-        yield group, segments

@@ -26,13 +26,12 @@ def evaluate_command(
     Without DATA the model is scored on the validation split it was trained with, rebuilt from the
     data settings in MODEL/config.json.
     """
-    from ner_fast.training.evaluate import evaluate
+    from ner_fast.cli.errors import user_errors
     from ner_fast.metrics import format_table
+    from ner_fast.training.evaluate import evaluate
 
-    try:
+    with user_errors():
         scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=progress, decode=decode)
-    except (ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(scores.to_dict()))
     else:

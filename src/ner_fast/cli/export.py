@@ -65,16 +65,12 @@ def export_command(
     """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
     manifest."""
-    from ner_fast.config import OptionError
+    from ner_fast.cli.errors import user_errors
     from ner_fast.training.export import export_model
 
-    try:
+    with user_errors():
         package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force,
                                ensemble=ensemble, max_words=max_words)
-    except OptionError as err:
-        raise click.UsageError(str(err)) from None
-    except (ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     summary = package_summary(package)
     if as_json:
         click.echo(json.dumps(summary))

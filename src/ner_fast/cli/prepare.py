@@ -40,20 +40,16 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
     """Read a tagged corpus (default: the bundled GMB corpus), split it, build vocabularies on the
     training split and write the bucket tensors and vocabularies to OUT."""
     from ner_fast.atomic import claim_output_dir
-    from ner_fast.config import OptionError, given_options, recipe_defaults
-    from ner_fast.corpus import CorpusError
+    from ner_fast.cli.errors import user_errors
+    from ner_fast.config import given_options, recipe_defaults
     from ner_fast.prepare import prepare, prepared_files
 
     settings = {o: v for o, v in recipe_defaults(recipe_name or DEFAULT_RECIPE).items() if o in values}
     settings.update(given_options(values))
-    try:
+    with user_errors():
         claim = claim_output_dir(out, prepared_files, force=force)  # before reading the corpus
         prepared = prepare(data, **settings)
         prepared.save(claim)
-    except OptionError as err:
-        raise click.UsageError(str(err)) from None
-    except (CorpusError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(prepared.summary))
     else:

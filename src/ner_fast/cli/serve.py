@@ -5,15 +5,20 @@ from pathlib import Path
 
 import click
 
-from ner_fast.serve.settings import MAX_WAIT_MS, Limits, Settings, Timeouts, check_seconds
+from ner_fast.devices import DEFAULT_DEVICE, DEVICES
+from ner_fast.serve.settings import Limits, Settings, Timeouts, check_seconds, check_setting
 
 DEFAULTS = Settings()
 
 
-def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """FloatRange lets NaN through (every comparison with it is false)."""
-    if value != value:
-        raise click.BadParameter("nan is not a number of milliseconds")
+def _in_range(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A setting's value checked against its range (`settings.RANGES`, the one home of those checks):
+    a usage error naming the option otherwise."""
+    if value is not None:
+        try:
+            check_setting(param.name or "", value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
     return value
 
 
@@ -29,25 +34,25 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you say otherwise).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: a free one, printed at start).")
-@click.option("--threads", type=click.IntRange(min=1), default=DEFAULTS.threads, show_default=True,
+@click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True, callback=_in_range,
               help="Worker threads; each tags one batch at a time.")
-@click.option("--onnx-threads", type=click.IntRange(min=1), default=None,
+@click.option("--onnx-threads", type=int, default=None, callback=_in_range,
               help="onnxruntime threads of each worker [default: with batching, the cores shared among the"
                    " workers; without, 1].")
-@click.option("--max-batch-tokens", type=click.IntRange(min=0), default=DEFAULTS.max_batch_tokens, show_default=True,
+@click.option("--max-batch-tokens", type=int, default=DEFAULTS.max_batch_tokens, show_default=True, callback=_in_range,
               help="Tokens of concurrent requests coalesced into one tagger batch (0: no batching, each request alone).")
-@click.option("--max-wait-ms", type=click.FloatRange(0, MAX_WAIT_MS), default=DEFAULTS.max_wait_ms, show_default=True,
-              callback=_a_number, help="How long a batch waits for more requests when a worker is free.")
-@click.option("--max-body-bytes", type=click.IntRange(min=1), default=DEFAULTS.limits.max_body_bytes, show_default=True,
+@click.option("--max-wait-ms", type=float, default=DEFAULTS.max_wait_ms, show_default=True,
+              callback=_in_range, help="How long a batch waits for more requests when a worker is free.")
+@click.option("--max-body-bytes", type=int, default=DEFAULTS.limits.max_body_bytes, show_default=True, callback=_in_range,
               help="Largest request body (bigger: 413).")
-@click.option("--max-texts", type=click.IntRange(min=1), default=DEFAULTS.limits.max_texts, show_default=True,
+@click.option("--max-texts", type=int, default=DEFAULTS.limits.max_texts, show_default=True, callback=_in_range,
               help="Most texts or sentences in one request (more: 413).")
-@click.option("--max-text-chars", type=click.IntRange(min=1), default=DEFAULTS.limits.max_text_chars, show_default=True,
+@click.option("--max-text-chars", type=int, default=DEFAULTS.limits.max_text_chars, show_default=True, callback=_in_range,
               help="Longest text in characters (longer: 413).")
-@click.option("--piece-tokens", type=click.IntRange(min=1), default=DEFAULTS.piece_tokens, show_default=True,
+@click.option("--piece-tokens", type=int, default=DEFAULTS.piece_tokens, show_default=True, callback=_in_range,
               help="A request of more (estimated) tokens goes to the batcher in pieces of about this many, "
                    "cut between texts or sentences, so that smaller requests run between them.")
-@click.option("--max-connections", type=click.IntRange(min=1), default=DEFAULTS.max_connections, show_default=True,
+@click.option("--max-connections", type=int, default=DEFAULTS.max_connections, show_default=True, callback=_in_range,
               help="Connections served at once; a request on one more is answered 503.")
 @click.option("--headers-timeout", type=float, default=DEFAULTS.timeouts.headers, show_default=True, callback=_seconds,
               help="Seconds from a connection's start (or its previous answer) to the end of the next request's "
@@ -59,7 +64,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--graceful-timeout", type=float, default=DEFAULTS.timeouts.graceful, show_default=True,
               callback=_seconds, help="On SIGTERM, seconds requests in flight may take to finish before they are "
                                       "cancelled (bodies still arriving are answered 503 at once).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning",
               show_default=True, help="uvicorn's log level.")
 def serve_command(
@@ -84,8 +89,8 @@ def serve_command(
 ) -> None:
     """Serve the model package PACKAGE (default: the bundled model) over HTTP: POST /v1/entities,
     GET /v1/model, /healthz, /metrics, and a page at / to try it. SIGTERM stops it gracefully."""
+    from ner_fast.cli.errors import user_errors
     from ner_fast.cli.loading import load_tagger
-    from ner_fast.package import PackageError
 
     try:
         from ner_fast.serve.server import serve
@@ -98,9 +103,7 @@ def serve_command(
     settings = Settings(threads=threads, max_batch_tokens=max_batch_tokens, max_wait_ms=max_wait_ms,
                         onnx_threads=onnx_threads, limits=limits, timeouts=timeouts, max_connections=max_connections,
                         piece_tokens=piece_tokens)
-    try:
+    with user_errors(runtime=""):  # RuntimeError: the server did not start
         # `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
         tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker())
         serve(tagger, host, port, settings, log_level=log_level)
-    except (PackageError, ValueError, OSError, RuntimeError) as err:  # RuntimeError: the server did not start
-        raise click.ClickException(str(err)) from err

@@ -29,6 +29,7 @@ from typing import IO, Any
 import click
 
 from ner_fast.corpus import TAG_FORMATS, TEXT
+from ner_fast.devices import DEFAULT_DEVICE, DEVICES
 from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
 
 OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
@@ -308,7 +309,7 @@ def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_for
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or per tag_batch call of the raw-text "
                    "pipeline (default: Tagger.pipe's).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
@@ -354,8 +355,7 @@ def tag_command(
     One path: a folder is the package (input from stdin), anything else the input. With --output-dir,
     any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
     """
-    from ner_fast.corpus import CorpusError
-    from ner_fast.package import PackageError
+    from ner_fast.cli.errors import user_errors
 
     if output_dir is not None:
         if text is not None or document or output is not None or output_format not in (None, "jsonl"):
@@ -375,18 +375,16 @@ def tag_command(
     if input_format == JSONL:
         raise click.UsageError("--input-format jsonl is read by the cluster run: give --output-dir")
     package, path = resolve_paths(paths, text is not None)
-    try:
-        tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
-                 document=document, text=text, force=force)
-    except BrokenPipeError:
-        # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
-        # that the interpreter's final flush does not raise again, and stop quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    except (CorpusError, PackageError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from err
-    except RuntimeError as err:  # onnxruntime's failures (e.g. CUDA out of memory) are RuntimeErrors
-        raise click.ClickException(f"inference failed: {err}") from err
+    # onnxruntime's failures (e.g. CUDA out of memory) are RuntimeErrors.
+    with user_errors(runtime="inference failed"):
+        try:
+            tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
+                     document=document, text=text, force=force)
+        except BrokenPipeError:
+            # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
+            # that the interpreter's final flush does not raise again, and stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
 
 
 def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[Path | None, list[str]]:
@@ -442,15 +440,9 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
         from ner_fast.dask import PartitionsFailed, SchedulerUnreachable, tag_files
     except ImportError as err:  # distributed is an extra
         raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
-    from ner_fast.config import OptionError
-    from ner_fast.corpus import CorpusError
-    from ner_fast.package import PackageError
+    from ner_fast.cli.errors import user_errors
 
-    try:
+    with user_errors(PartitionsFailed):
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
                   force=force, threads=threads or 1, batch_size=batch_size, scheduler_timeout=scheduler_timeout)
-    except OptionError as err:
-        raise click.UsageError(str(err)) from None
-    except (PartitionsFailed, SchedulerUnreachable, CorpusError, PackageError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None

@@ -46,13 +46,13 @@ def train_command(
     --init SOURCE (a run, a package, or `default`: the bundled model) starts from SOURCE's parameters
     (words, characters and tags matched by name) and takes the sizes of its network.
     """
-    from ner_fast.config import OptionError, command_line_config, given_options
-    from ner_fast.corpus import CorpusError
+    from ner_fast.cli.errors import user_errors
+    from ner_fast.config import command_line_config, given_options
     from ner_fast.training.train import spin_openmp_threads, train
 
     spin_openmp_threads()  # this process only trains
 
-    try:
+    with user_errors():
         given = given_options(values)
         if given.get("init") and resume_dir is None:
             from ner_fast.training.init_source import inherit_architecture
@@ -60,10 +60,6 @@ def train_command(
             given = inherit_architecture(given["init"], given)  # sizes left out are SOURCE's
         cfg = command_line_config(data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given)
         result = train(cfg, resume=resume_dir is not None, force=force, progress=progress)
-    except OptionError as err:
-        raise click.UsageError(str(err)) from None
-    except (CorpusError, ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     elif result.best_epoch is not None:

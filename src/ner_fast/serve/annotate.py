@@ -1,5 +1,5 @@
 """What a worker thread does with a batch of requests: tokenize, tag every sentence of every request in
-one `tag_batch` call (`ner_fast.text.tag_texts`), and write each request's answer as JSON bytes (the
+one `tag_batch` call (`ner_fast.engine.tag_texts`), and write each request's answer as JSON bytes (the
 event loop only sends them).
 
 A large request (more estimated tokens than `Settings.piece_tokens`) is cut into `Piece`s first
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ner_fast.text import Segments, join_tokens, json_line, segment, tag_texts
+from ner_fast.engine import tag_texts
+from ner_fast.text import Segments, join_tokens, json_line, segment
 
 
 @dataclass(frozen=True)

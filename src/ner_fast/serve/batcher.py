@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ner_fast.serve.settings import MAX_WAIT_MS
+from ner_fast.serve.settings import check_setting
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -69,12 +69,9 @@ class Batcher(Generic[Item, Result]):
         threads: int = 1,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
-        if max_batch_tokens < 0:
-            raise ValueError(f"max_batch_tokens must be 0 (no batching) or more, got {max_batch_tokens}")
-        if not 0 <= max_wait_ms <= MAX_WAIT_MS:  # also refuses NaN
-            raise ValueError(f"max_wait_ms must be between 0 and {MAX_WAIT_MS:g}, got {max_wait_ms}")
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        check_setting("max_batch_tokens", max_batch_tokens)
+        check_setting("max_wait_ms", max_wait_ms)
+        check_setting("threads", threads)
         self.run = run
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0

@@ -22,6 +22,28 @@ class Limits:
 #: answers (NaN, inf or 1e308 made the server accept requests and never answer them).
 MAX_WAIT_MS = 10_000.0
 
+#: The range of each setting, (lowest, highest), bounds included: the one home of these checks, read
+#: by the `Batcher` and by `ner-fast serve`'s options.
+RANGES: dict[str, tuple[float, float]] = {
+    "threads": (1, math.inf),
+    "onnx_threads": (1, math.inf),
+    "max_batch_tokens": (0, math.inf),  # 0: no batching
+    "max_wait_ms": (0.0, MAX_WAIT_MS),
+    "max_body_bytes": (1, math.inf),
+    "max_texts": (1, math.inf),
+    "max_text_chars": (1, math.inf),
+    "max_connections": (1, math.inf),
+    "piece_tokens": (1, math.inf),
+}
+
+
+def check_setting(name: str, value: float) -> None:
+    """ValueError naming the setting when `value` is outside its `RANGES` entry (NaN is outside every range)."""
+    low, high = RANGES[name]
+    if not low <= value <= high:
+        bounds = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+
 
 #: The longest any connection timeout may be: an hour (NaN and infinity are refused).
 MAX_TIMEOUT_SECONDS = 3600.0

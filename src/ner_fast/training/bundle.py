@@ -28,7 +28,6 @@ import click
 import numpy as np
 
 from ner_fast.atomic import atomic_dir, claim_output_dir
-from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
 from ner_fast.package import (
@@ -242,14 +241,12 @@ def build_default_package(
 def build_command(run_dir: Path, out: Path, command: str, checkpoint: str, ensemble: tuple[Path, ...], min_word_count: int) -> None:
     """Export RUN_DIR (a `ner-fast train` folder; with --ensemble, several) as the bundled int8 package,
     with its validation entity F1 measured through the tagger and its provenance in model.json."""
-    try:
+    from ner_fast.cli.errors import user_errors
+
+    with user_errors():
         path, provenance = build_default_package(
             run_dir, out, command=command, which=checkpoint, ensemble=ensemble, min_word_count=min_word_count
         )
-    except OptionError as err:
-        raise click.UsageError(str(err)) from None
-    except (ValueError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     v = provenance["validation"]
     size = sum(p.stat().st_size for p in path.iterdir())
     per_type = ", ".join(f"{k} {t['f1']:.4f}" for k, t in v["per_type"].items())

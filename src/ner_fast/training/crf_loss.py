@@ -5,7 +5,7 @@ summed over its sentences and divided by its real tokens (at least 1), for score
 labels (B, L) (tag ids, -1 on padding, real tokens first): the quantity `decode.crf_nll` computes
 in NumPy. The forward algorithm unrolled into the graph cost ~12 tiny operators a time step forward
 and ~20 backward, each paying the engine's and OpenMP's overhead far above its arithmetic; here
-`_kernels.crf_nll_grad` computes the likelihood and every gradient (forward-backward marginals
+`training._kernels.crf_nll_grad` computes the likelihood and every gradient (forward-backward marginals
 minus the gold indicators) in one call without the GIL, in the operator's forward, and the backward
 hands out the gradients kept from it, scaled by the incoming gradient.
 
@@ -18,7 +18,7 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
-from ner_fast import _kernels
+from ner_fast.training import _kernels
 from ner_fast.decode import CRF_PARAMS
 
 __all__ = ["OP_TYPE", "crf_loss_symbol"]

@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, MutableMapping, Sequence
+from typing import Any, Callable, Iterator, MutableMapping, Sequence
 
 import numpy as np
 
@@ -146,7 +146,7 @@ def flush_denormals() -> bool:
     """
     import warnings
 
-    from ner_fast import _kernels
+    from ner_fast.training import _kernels
 
     if not _kernels.flush_denormals():
         return False
@@ -580,6 +580,39 @@ def run_epoch(
     return scores, scores.tokens / max(seconds, 1e-9)
 
 
+@dataclass
+class _Run:
+    """A training run once set up (`_set_up`, `_make_trainer`): what the epochs, `_save` and the driver share.
+
+    `state` is state.json (epoch, best F1 and epoch, bad epochs, interrupted, average steps); `history`
+    the lines of metrics.jsonl; `written_best` the best epoch whose parameters best.params.npz holds
+    (a stop that lands while an improved epoch is being saved saves them in its own save)."""
+
+    cfg: TrainConfig
+    out: Path
+    rank: int
+    num_workers: int
+    state: dict[str, Any]
+    history: list[dict[str, Any]]
+    config: ModelConfig
+    scheme: TagScheme
+    module: Any = None
+    train_iter: Any = None
+    valid_iter: Any = None
+    average: ParamAverage | None = None
+    written_best: int | None = None
+    #: `--init`: the source read (`init_source.InitSource`) and config.json's record of it; None without.
+    init_source: Any = None
+    init_record: dict[str, Any] | None = None
+    #: `--vectors`: the pretrained vectors a new run's word rows start from (None without, or resumed).
+    vectors: Any = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether this worker writes the checkpoint (worker 0 only)."""
+        return self.rank == 0
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -596,20 +629,68 @@ def train(
     data or checkpoint files, OSError where the folder cannot be written.
     The process is switched to flush-to-zero (`flush_denormals`) and MXNet given every core
     (`set_mxnet_threads`) before MXNet is imported.
+
+    The driver: `_set_up` and `_make_trainer` build the run, `_epochs` trains it and yields after each
+    epoch (as spaCy's `train_while_improving`); here each epoch is saved and reported, the run stops
+    early after `patience` epochs without improvement, and an interrupt saves and says how to resume.
     """
     if resume and force:
         raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
+    say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    wall_start = time.perf_counter()
+    run, data, params, kv, contexts = _set_up(cfg, resume, force, say)
+    _make_trainer(run, data, params, kv, contexts, resume, say)
+    state = run.state
+    stopped = "epochs"
+    try:
+        for record, improved in _epochs(run, progress):
+            _save(run, best=improved)
+            say(
+                f"epoch {record.epoch}/{cfg.epochs}: {record.seconds:.0f} s, train {record.train_tokens_per_s:,.0f} tokens/s,"
+                f" valid {record.valid_tokens_per_s:,.0f} tokens/s, lr {record.learning_rate:.5g}"
+                + ("  (best so far)" if improved else "")
+            )
+            say(format_table({"train": record.train, "valid": record.valid}))
+            if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                stopped = "patience"
+                say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
+                break
+    except (KeyboardInterrupt, Terminated) as stop:
+        # The current, partly trained epoch is redone on resume from the parameters saved here.
+        stopped = "interrupted"
+        state["interrupted"] = True
+        _save(run, best=state["best_epoch"] != run.written_best)
+        if run.writes:
+            say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
+        else:  # only worker 0 writes the checkpoint
+            say(f"interrupted: worker {run.rank} of {run.num_workers} saved nothing (worker 0 saves in {run.out})")
+        if isinstance(stop, Terminated):
+            raise  # asked to end: the command line reports it and exits 143
+
+    final = _module_canonical(run.module, run.config)
+    return TrainResult(
+        out=str(run.out),
+        history=run.history,
+        best_epoch=state["best_epoch"],
+        best_f1=float(state["best_f1"]),
+        stopped=stopped,
+        seconds=time.perf_counter() - wall_start,
+        params_sha256=params_sha256(final),
+        rank=run.rank,
+        num_workers=run.num_workers,
+    )
+
+
+def _set_up(
+    cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None]
+) -> tuple[_Run, Any, dict[str, np.ndarray] | None, Any, list[Any]]:
+    """Start MXNet, claim (or read back) the run folder, read the data and write config.json and
+    vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts)."""
     flush_denormals()
     set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
     import mxnet as mx
 
-    from ner_fast.training.iterators import BucketIter
-    from ner_fast.training.model import check_bucket_params, pos_output_index
-
-    say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    wall_start = time.perf_counter()
     _seed_everything(cfg.seed)
-
     contexts = mx_contexts(cfg.context)
     kv: Any = cfg.kvstore
     rank, num_workers = 0, 1
@@ -635,15 +716,15 @@ def train(
     if described and described["dim"] != config.word_dim:
         raise OptionError("--word-dim", f"{config.word_dim}, but the vectors {described['name']} have {described['dim']}"
                           " numbers a word; leave --word-dim out with --vectors (the word dimension follows them)")
-    # Read (and checked) before anything is written; a resumed run has its rows already.
-    vectors = pretrained_vectors(cfg, described) if described and not resume else None
-    scheme = TagScheme(vocabs.tags.itos)
     if source is not None:
         from ner_fast.training.init_source import check_architecture
 
         check_architecture(source, config)
+    run = _Run(cfg, out, rank, num_workers, state, [], config, TagScheme(vocabs.tags.itos), written_best=state["best_epoch"],
+               init_source=source, init_record=init_record,
+               # Read (and checked) before anything is written; a resumed run has its rows already.
+               vectors=pretrained_vectors(cfg, described) if described and not resume else None)
 
-    history: list[dict[str, Any]] = []
     params: dict[str, np.ndarray] | None = None
     if resume:
         if Vocabularies.load(out / "vocab.json") != vocabs:
@@ -653,7 +734,7 @@ def train(
             check_params(config, params)
         except ValueError as err:
             raise ValueError(f"{out / 'last.params.npz'}: {err}") from None
-        history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
+        run.history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
         out.mkdir(parents=True, exist_ok=True)
@@ -670,25 +751,37 @@ def train(
             },
         )
         vocabs.save(out / "vocab.json")
+    return run, data, params, kv, contexts
 
+
+def _make_trainer(run: _Run, data: Any, params: dict[str, np.ndarray] | None, kv: Any, contexts: list[Any],
+                  resume: bool, say: Callable[[str], None]) -> None:
+    """The run's iterators, module (from `params`, or initialised), optimizer and parameter average
+    (restored from the run folder when resuming)."""
+    import mxnet as mx
+
+    from ner_fast.training.iterators import BucketIter
+    from ner_fast.training.model import check_bucket_params
+
+    cfg, config, out, state = run.cfg, run.config, run.out, run.state
     train_iter = BucketIter(
         data.splits["train"],
         cfg.batch_size,
         shuffle=True,
         seed=cfg.seed,
-        num_parts=num_workers,
-        part_index=rank,
+        num_parts=run.num_workers,
+        part_index=run.rank,
         word_dropout=cfg.word_dropout,
     )
     valid_iter = BucketIter(data.splits["valid"], cfg.batch_size)
     if params is None:
         params = init_params(config, cfg.seed)
-        if vectors is not None:
-            params["word_embed_weight"] = start_from_vectors(vectors, vocabs, params["word_embed_weight"], say)
-        if source is not None:
+        if run.vectors is not None:
+            params["word_embed_weight"] = start_from_vectors(run.vectors, data.vocabs, params["word_embed_weight"], say)
+        if run.init_source is not None:
             from ner_fast.training.init_source import initial_params
 
-            params, report = initial_params(source, config, vocabs, params)
+            params, report = initial_params(run.init_source, config, data.vocabs, params)
             say(f"--init {cfg.init}: {len(report['whole'])} parameters whole, rows by name "
                 + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}")
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
@@ -701,7 +794,7 @@ def train(
         "epsilon": cfg.epsilon,
         # Each device's gradient is already a mean over its real tokens (see model.make_sym_gen);
         # devices and synchronous workers are summed by the kvstore, so average them here.
-        "rescale_grad": 1.0 / (len(contexts) * (num_workers if "sync" in cfg.kvstore else 1)),
+        "rescale_grad": 1.0 / (len(contexts) * (run.num_workers if "sync" in cfg.kvstore else 1)),
     }
     if cfg.clip_gradient:
         optimizer_params["clip_gradient"] = cfg.clip_gradient
@@ -714,7 +807,6 @@ def train(
     if resume and not _load_optimizer_states(out / "last.states.npz", module, config):
         say("optimizer state not restored (none saved, or held by parameter servers): Adam restarts")
 
-    average: ParamAverage | None = None
     if cfg.average:
         start, steps = None, 0
         if resume and (out / AVERAGE_FILE).exists():
@@ -725,116 +817,90 @@ def train(
             except ValueError as err:
                 raise ValueError(f"{out / AVERAGE_FILE}: {err}") from None
             start = pack_params(config, saved) if config.fused else saved
-        average = ParamAverage.of_module(module, cfg.average, steps, start)
+        run.average = ParamAverage.of_module(module, cfg.average, steps, start)
+    run.module, run.train_iter, run.valid_iter = module, train_iter, valid_iter
 
     say(
         f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
-        f" (worker {rank} of {num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
+        f" (worker {run.rank} of {run.num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
     )
 
-    # The best epoch whose parameters best.params.npz holds: a stop that lands while an improved epoch is
-    # being saved (state.json may already name it) saves them in its own save.
-    written = {"best_epoch": state["best_epoch"]}
 
-    def save(best: bool) -> None:
-        if not writes:
-            return
-        canonical = _module_canonical(module, config)
-        save_params(out / "last.params.npz", canonical)
-        averaged = None
-        if average is not None:
-            averaged = unpack_params(config, average.arrays())
-            save_params(out / AVERAGE_FILE, averaged)
-            state["average_steps"] = average.steps
-        if best:
-            # The parameters that were validated best: the average or the live ones (see the epoch loop).
-            save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical)
-            written["best_epoch"] = state["best_epoch"]
-        _save_optimizer_states(out / "last.states.npz", module, config)
-        lines = "".join(json.dumps(h) + "\n" for h in history)
-        atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
-        atomic_write_json(out / "state.json", state)
+def _epochs(run: _Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
+    """Train the run's remaining epochs, yielding after each (its record, whether validation entity F1
+    improved) once `history` and `state` say it is done; the caller saves, reports and may stop."""
+    import mxnet as mx
 
-    stopped = "epochs"
-    try:
-        for epoch in range(state["epoch"], cfg.epochs):
-            epoch_start = time.perf_counter()
-            train_iter.start_epoch(epoch)
-            # Dropout draws from a stream seeded per epoch, so a resumed run repeats an unbroken one.
-            mx.random.seed(cfg.seed * 100_003 + epoch)
-            lr = cfg.learning_rate * cfg.lr_decay**epoch
-            if init_record is not None:
-                _set_encoder_lr(module, cfg, epoch)
-            tr, tr_speed = run_epoch(
-                module, train_iter, scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
-                decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
+    from ner_fast.training.model import pos_output_index
+
+    cfg, config, module, average, state = run.cfg, run.config, run.module, run.average, run.state
+    for epoch in range(state["epoch"], cfg.epochs):
+        epoch_start = time.perf_counter()
+        run.train_iter.start_epoch(epoch)
+        # Dropout draws from a stream seeded per epoch, so a resumed run repeats an unbroken one.
+        mx.random.seed(cfg.seed * 100_003 + epoch)
+        lr = cfg.learning_rate * cfg.lr_decay**epoch
+        if run.init_record is not None:
+            _set_encoder_lr(module, cfg, epoch)
+        tr, tr_speed = run_epoch(
+            module, run.train_iter, run.scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
+            decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
+        )
+
+        def validate(what: str) -> tuple[Scores, float]:
+            return run_epoch(
+                module, run.valid_iter, run.scheme, train=False, desc=f"epoch {epoch + 1} valid{what}", progress=progress,
+                decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
             )
 
-            def validate(what: str) -> tuple[Scores, float]:
-                return run_epoch(
-                    module, valid_iter, scheme, train=False, desc=f"epoch {epoch + 1} valid{what}", progress=progress,
-                    decode=cfg.decode, crf=config.crf, pos_index=pos_output_index(config),
-                )
+        averaging: dict[str, Any] = {}
+        if average is None:
+            va, va_speed = validate("")
+        else:
+            # The average lags the live parameters (by about a tenth of the updates so far, see
+            # ParamAverage): while a run still improves fast it scores far worse (the quick run: F1
+            # 0.10 against 0.21), later better. So both are validated and the better one is the
+            # epoch's model, until the average has scored better twice in a row; from then on the
+            # average alone (a validation pass costs a third to a half of a training pass's time).
+            with average.swapped():
+                va, va_speed = validate(" (average)")
+            averaging = {"f1": va.f1, "live_f1": None, "kept": "average"}
+            if state.get("average_wins", 0) < AVERAGE_WINS:
+                live, live_speed = validate(" (live)")
+                averaging["live_f1"] = live.f1
+                state["average_wins"] = state.get("average_wins", 0) + 1 if va.f1 > live.f1 else 0
+                if live.f1 > va.f1:
+                    va, va_speed, averaging["kept"] = live, live_speed, "live"
+        record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
+        run.history.append({**record.to_dict(), **({"average": averaging} if average is not None else {})})
+        improved = va.f1 > state["best_f1"]
+        if improved:
+            state.update(best_f1=va.f1, best_epoch=epoch + 1, bad_epochs=0, best_is_average=averaging.get("kept") == "average")
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        state["interrupted"] = False
+        yield record, improved
 
-            averaging: dict[str, Any] = {}
-            if average is None:
-                va, va_speed = validate("")
-            else:
-                # The average lags the live parameters (by about a tenth of the updates so far, see
-                # ParamAverage): while a run still improves fast it scores far worse (the quick run: F1
-                # 0.10 against 0.21), later better. So both are validated and the better one is the
-                # epoch's model, until the average has scored better twice in a row; from then on the
-                # average alone (a validation pass costs a third to a half of a training pass's time).
-                with average.swapped():
-                    va, va_speed = validate(" (average)")
-                averaging = {"f1": va.f1, "live_f1": None, "kept": "average"}
-                if state.get("average_wins", 0) < AVERAGE_WINS:
-                    live, live_speed = validate(" (live)")
-                    averaging["live_f1"] = live.f1
-                    state["average_wins"] = state.get("average_wins", 0) + 1 if va.f1 > live.f1 else 0
-                    if live.f1 > va.f1:
-                        va, va_speed, averaging["kept"] = live, live_speed, "live"
-            kept_average = averaging.get("kept") == "average"
-            record = EpochRecord(epoch + 1, tr, va, tr_speed, va_speed, time.perf_counter() - epoch_start, lr)
-            history.append({**record.to_dict(), **({"average": averaging} if average is not None else {})})
-            improved = va.f1 > state["best_f1"]
-            if improved:
-                state.update(best_f1=va.f1, best_epoch=epoch + 1, bad_epochs=0, best_is_average=kept_average)
-            else:
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch + 1
-            state["interrupted"] = False
-            save(best=improved)
-            say(
-                f"epoch {epoch + 1}/{cfg.epochs}: {record.seconds:.0f} s, train {tr_speed:,.0f} tokens/s,"
-                f" valid {va_speed:,.0f} tokens/s, lr {lr:.5g}" + ("  (best so far)" if improved else "")
-            )
-            say(format_table({"train": tr, "valid": va}))
-            if cfg.patience and state["bad_epochs"] >= cfg.patience:
-                stopped = "patience"
-                say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
-                break
-    except (KeyboardInterrupt, Terminated) as stop:
-        # The current, partly trained epoch is redone on resume from the parameters saved here.
-        stopped = "interrupted"
-        state["interrupted"] = True
-        save(best=state["best_epoch"] != written["best_epoch"])
-        if writes:
-            say(f"interrupted: parameters saved in {out}; continue with --resume {out}")
-        else:  # only worker 0 writes the checkpoint
-            say(f"interrupted: worker {rank} of {num_workers} saved nothing (worker 0 saves in {out})")
-        if isinstance(stop, Terminated):
-            raise  # asked to end: the command line reports it and exits 143
 
-    final = _module_canonical(module, config)
-    return TrainResult(
-        out=str(out),
-        history=history,
-        best_epoch=state["best_epoch"],
-        best_f1=float(state["best_f1"]),
-        stopped=stopped,
-        seconds=time.perf_counter() - wall_start,
-        params_sha256=params_sha256(final),
-        rank=rank,
-        num_workers=num_workers,
-    )
+def _save(run: _Run, best: bool) -> None:
+    """Write the run's checkpoint files (worker 0 only): last parameters, the average, best parameters
+    when `best`, optimizer states, metrics.jsonl and state.json, each atomically."""
+    if not run.writes:
+        return
+    out, config, state, average = run.out, run.config, run.state, run.average
+    canonical = _module_canonical(run.module, config)
+    save_params(out / "last.params.npz", canonical)
+    averaged = None
+    if average is not None:
+        averaged = unpack_params(config, average.arrays())
+        save_params(out / AVERAGE_FILE, averaged)
+        state["average_steps"] = average.steps
+    if best:
+        # The parameters that were validated best: the average or the live ones (see `_epochs`).
+        save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical)
+        run.written_best = state["best_epoch"]
+    _save_optimizer_states(out / "last.states.npz", run.module, config)
+    lines = "".join(json.dumps(h) + "\n" for h in run.history)
+    atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
+    atomic_write_json(out / "state.json", state)

@@ -1,0 +1,6 @@
+"""Type stub of the compiled GMB CSV reader (source: cython/_csv.pyx)."""
+import numpy as np
+
+def parse_csv(
+    data: bytes, ncols: int, flag_col: int, cat_cols: list[int]
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], tuple[int, int] | None]: ...

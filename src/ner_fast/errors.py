@@ -1,0 +1,33 @@
+"""The package's error classes: a leaf module that imports nothing of ner_fast, so any module, from the
+file writer (`atomic`) up to the commands, can raise them without importing the module that raises
+them most (the option table, the corpus reader, the package loader).
+
+Each is a `ValueError`: a user's input that cannot be used. The commands turn them into one line and
+an exit code (`cli.errors.user_errors`).
+"""
+from __future__ import annotations
+
+
+class OptionError(ValueError):
+    """A user's mistake in an option (the CLI exits 2, a usage error); `option` names it (e.g. `--dropout`)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+class CorpusError(ValueError):
+    """Malformed or unreadable corpus; the message starts with ``file:line:``."""
+
+    def __init__(self, message: str, source: str | None = None, line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(where + message)
+
+
+class PackageError(ValueError):
+    """A model package that cannot be used: missing files, bad checksums, or a newer format."""
