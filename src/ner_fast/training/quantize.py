@@ -135,6 +135,34 @@ def _rows(rw: _Rewriter, node: onnx.NodeProto) -> None:
                                          name=rw.name(base, "Identity")))
 
 
+def _scale_rows_first(rw: _Rewriter, nodes: list[onnx.NodeProto], row_scales: set[str]) -> list[onnx.NodeProto]:
+    """`quantize_dynamic` scales a `MatMulInteger` result by `Mul(Cast(result), Mul(x_scale, w_scale))`.
+    onnxruntime fuses that pattern into `MatMulIntegerToFloat`, whose kernel reads `x_scale` as one
+    number (measured: a per-row scale gave wrong outputs), so with row scales the result is multiplied
+    by the row scale first and the weight scale second: `Mul(Mul(Cast(result), row_scale), w_scale)`."""
+    combined = {}  # Mul(row scale, weight scale) output -> (row scale, weight scale)
+    for node in nodes:
+        if node.op_type == "Mul" and set(node.input) & row_scales:
+            row = next(i for i in node.input if i in row_scales)
+            combined[node.output[0]] = (row, next((i for i in node.input if i != row), row))
+    out = []
+    for node in nodes:
+        if node.op_type == "Mul" and node.output[0] in combined:
+            continue
+        factor = next((i for i in node.input if i in combined), None) if node.op_type == "Mul" else None
+        if factor is None:
+            if any(i in combined for i in node.input):
+                raise ValueError(f"{node.name}: unexpected use of a combined activation and weight scale")
+            out.append(node)
+            continue
+        row, weight = combined[factor]
+        other = next(i for i in node.input if i != factor)
+        by_row = rw.name(node.name, "by_row")
+        out.append(helper.make_node("Mul", [other, row], [by_row], name=by_row))
+        out.append(helper.make_node("Mul", [by_row, weight], list(node.output), name=node.name))
+    return out
+
+
 def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
     """The `int8` scheme: a copy of a `quantize_dynamic_int8` graph in which no value depends on another
     row of the batch (see the module docstring). Raises ValueError for a graph quantized another way
@@ -144,17 +172,19 @@ def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
     rw = _Rewriter(out)
     nodes = list(out.graph.node)
     rewritten = []
+    row_scales: set[str] = set()
     for node in nodes:
         rw.new_nodes = []
         if node.op_type == "DynamicQuantizeLSTM" and node.domain == _MS_DOMAIN:
             _lstm(rw, node)
         elif node.op_type == "DynamicQuantizeLinear":
             _rows(rw, node)
+            row_scales.add(node.output[1])
         else:
             rw.new_nodes = [node]
         rewritten.extend(rw.new_nodes)
     del out.graph.node[:]
-    out.graph.node.extend(rewritten)
+    out.graph.node.extend(_scale_rows_first(rw, rewritten, row_scales))
     _prune(out)
     if not any(n.domain == _MS_DOMAIN for n in out.graph.node):
         ms = [o for o in out.opset_import if o.domain == _MS_DOMAIN]
