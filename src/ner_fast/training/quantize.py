@@ -15,7 +15,7 @@ scale per tensor, per direction for an LSTM), after which `int8` rewrites the gr
 - `DynamicQuantizeLinear` before the output layers' `MatMulInteger` has the same per-batch scale. It
   becomes one scale per row (max |x| over the last axis / 127; uint8 with the fixed zero point 128,
   which `MatMulInteger` takes as a scalar): integer accumulation is exact, so a row's result depends on
-  that row only. The existing `Mul` by the weight scale broadcasts the row scales.
+  that row only. The product is scaled by the row scale, then by the weight scale (`_scale_rows_first`).
 - The embedding and character tables (`Gather` then `DequantizeLinear` with constant scales) are per
   element already and stay as they are.
 
@@ -59,7 +59,7 @@ def quantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 class _Rewriter:
-    """Initializers by name, and fresh node/initializer names under one prefix."""
+    """Initializers by name, fresh node and initializer names, and the nodes replacing the one rewritten."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
@@ -120,7 +120,7 @@ def _lstm(rw: _Rewriter, node: onnx.NodeProto) -> None:
 def _rows(rw: _Rewriter, node: onnx.NodeProto) -> None:
     """`DynamicQuantizeLinear` (one scale for the tensor) -> one symmetric scale per row (last axis), uint8
     with the fixed zero point `ROW_ZERO_POINT`, under the node's own output names: the `MatMulInteger`
-    and the `Mul` by the weight scale after it read them as before (the scale now broadcasts by row)."""
+    reads them as before; the scale, now one a row, is applied by `_scale_rows_first`."""
     (x,) = node.input
     q_out, scale_out, zp_out = node.output
     base = node.name or x
