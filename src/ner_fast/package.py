@@ -50,8 +50,9 @@ DEFAULT_BUCKETS = "dynamic"
 #: quantization, symmetric, per tensor: F1 within 0.001 of float32 at a quarter of the size, docs/TRAINING.md).
 #: "int8" is batch-invariant: a sentence's output does not depend on what it is batched with nor on the
 #: number of threads (float activations in the LSTM, one scale per row before the output layers).
-#: "int8-dynamic" also quantizes activations with one scale per batch: faster on some CPUs (about 2x
-#: on an AVX-512 VNNI/AMX Xeon, benchmarks/invariance.py), NOT batch-invariant. "none": float32 weights
+#: "int8-dynamic" also quantizes activations with one scale per batch: faster on some CPUs (on an
+#: AVX-512 VNNI/AMX Xeon 1.4x batched, 1.8x and more for one sentence: benchmarks/invariance.py), NOT
+#: batch-invariant. "none": float32 weights
 #: (exact parity with MXNet). Packages written before "int8-dynamic" existed record "int8" for it.
 QUANTIZATIONS = ("int8", "int8-dynamic", "none")
 DEFAULT_QUANTIZE = "int8"
