@@ -143,6 +143,7 @@ def test_requantize_converts_a_per_batch_package_and_records_it(bundled: Corpus,
     conversion = prov["requantized"]
     assert conversion["source_manifest_sha256"] == package_checksum(source)
     assert conversion["from"] == "int8-dynamic" and conversion["command"].endswith("--requantize old")
+    assert isinstance(conversion["source_dirty"], bool)
     assert conversion["validation_f1_before"] == before["validation"]["f1"]
     assert prov["command"] == "an old build"  # how the weights were made stays recorded
     assert prov["validation"]["sentences"] == 60 and 0 <= prov["validation"]["f1"] <= 1

@@ -285,6 +285,7 @@ def requantize_package(
         conversion = {
             "command": portable_command(command),
             "source_commit": _git("rev-parse", "HEAD"),
+            "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
             "from": "int8-dynamic",
             "to": "int8",
             "source_manifest_sha256": checksum,
