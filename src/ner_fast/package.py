@@ -46,12 +46,16 @@ _ZIP_MEMBER = re.compile(r"(.+?\.zip)(\[.*\])", re.IGNORECASE | re.DOTALL)
 #: docs/ARCHITECTURE.md), it tags at least as fast as the 41 GMB bucket graphs at batch 1 and 64 (one
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
 DEFAULT_BUCKETS = "dynamic"
-#: `ner-fast export --quantize` choices and default: int8 weights (onnxruntime dynamic quantization,
-#: per tensor). On the speed/accuracy front (benchmarks/front.py, docs/TRAINING.md) it gives the fp32
-#: graph's entity F1 to within 0.001 at 1.4-2x its batched throughput, a third of its single-sentence
-#: latency and a quarter of its size; per-channel and static (QDQ / QOperator) int8 gave nothing more.
-#: "none" keeps float32 weights (exact parity with MXNet).
-QUANTIZATIONS = ("int8", "none")
+#: `ner-fast export --quantize` choices and default (`ner_fast.training.quantize`; the package's model.json
+#: `quantization` records which). All int8 schemes store the same int8 weights (onnxruntime dynamic
+#: quantization, symmetric, per tensor: F1 within 0.001 of float32 at a quarter of the size, docs/TRAINING.md).
+#: "int8" is batch-invariant: a sentence's output does not depend on what it is batched with nor on the
+#: number of threads (float activations in the LSTM, one scale per row before the output layers).
+#: "int8-dynamic" also quantizes activations with one scale per batch: faster on some CPUs (on an
+#: AVX-512 VNNI/AMX Xeon 1.4x batched, 1.8x and more for one sentence: benchmarks/invariance.py), NOT
+#: batch-invariant. "none": float32 weights
+#: (exact parity with MXNet). Packages written before "int8-dynamic" existed record "int8" for it.
+QUANTIZATIONS = ("int8", "int8-dynamic", "none")
 DEFAULT_QUANTIZE = "int8"
 
 

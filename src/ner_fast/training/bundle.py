@@ -212,24 +212,94 @@ def build_default_package(
             "words_kept": max_words,
             "validation": validation,
         }
-        model_path = staged / MODEL_FILE
-        info = json.loads(model_path.read_text(encoding="utf-8"))
-        info["provenance"] = provenance
-        model_path.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        manifest = json.loads((staged / MANIFEST_FILE).read_text(encoding="utf-8"))
-        write_manifest(staged, manifest["files"], manifest["versions"])
-        load_package(staged)  # the rewritten manifest verifies
-        size = sum(p.stat().st_size for p in staged.iterdir())
-        if size > MAX_BYTES:
-            raise ValueError(f"the package weighs {size:,} bytes, more than the {MAX_BYTES:,} a bundled one may")
-        with atomic_dir(claim) as final:
-            for path in staged.iterdir():
-                shutil.copy2(path, final / path.name)
+        _publish(staged, provenance, claim)
+    return out, provenance
+
+
+def _publish(staged: Path, provenance: dict[str, Any], claim: Any) -> None:
+    """Put `provenance` into the staged package's model.json, re-checksum it, check its size against
+    `MAX_BYTES`, and copy it into the claimed output folder (replaced only once complete)."""
+    model_path = staged / MODEL_FILE
+    info = json.loads(model_path.read_text(encoding="utf-8"))
+    info["provenance"] = provenance
+    model_path.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    manifest = json.loads((staged / MANIFEST_FILE).read_text(encoding="utf-8"))
+    write_manifest(staged, manifest["files"], manifest["versions"])
+    load_package(staged)  # the rewritten manifest verifies
+    size = sum(p.stat().st_size for p in staged.iterdir())
+    if size > MAX_BYTES:
+        raise ValueError(f"the package weighs {size:,} bytes, more than the {MAX_BYTES:,} a bundled one may")
+    with atomic_dir(claim) as final:
+        for path in staged.iterdir():
+            shutil.copy2(path, final / path.name)
+
+
+def requantize_package(
+    source: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_PACKAGE, *, command: str,
+) -> tuple[Path, dict[str, Any]]:
+    """Convert a bundled package written with the per-batch int8 scheme (`int8-dynamic`, what packages
+    recorded as "int8" before it had that name) to the batch-invariant default `int8`, without
+    retraining: its int8 weights are symmetric per tensor, which is what `quantize.make_invariant`
+    reads, so the converted graph holds exactly the same weights (an ensemble's members are combined
+    from their logits: `quantize.ensemble_from_logits`). The validation entity F1 is measured again
+    through the tagger on the converted package (the figure before is kept in the conversion record);
+    the provenance records the command and the sha256 of the source package's manifest. `out` may be
+    `source` (replaced only once complete). Returns (out, provenance). Raises ValueError when the source
+    is not a package of the per-batch scheme or the result weighs more than `MAX_BYTES`."""
+    import onnx
+
+    from ner_fast.package import graph_file, package_checksum
+    from ner_fast.tagger import Tagger
+    from ner_fast.training.export import OPSET, _versions, write_package
+    from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant
+
+    source, out = Path(source), Path(out)
+    pkg = load_package(source)
+    graph = onnx.load(str(pkg.graph_path(None)))  # its weights from the package's weights file
+    if not any(n.op_type == "DynamicQuantizeLSTM" for n in graph.graph.node):
+        raise ValueError(f"{source}: not a package of the per-batch int8 scheme (no DynamicQuantizeLSTM in"
+                         f" {graph_file(None)}); export it again with --quantize int8 instead")
+    before = pkg.model.get("provenance") or {}
+    checksum = package_checksum(source)
+    graph = make_invariant(ensemble_from_logits(graph))
+    if not is_batch_invariant(graph):
+        raise ValueError(f"{source}: the converted graph still depends on its batch")
+    for prop in graph.metadata_props:
+        if prop.key == "ner_fast.quantization":
+            prop.value = "int8"
+    info = {k: v for k, v in pkg.model.items() if k not in ("format_version", "buckets", "versions", "provenance")}
+    info["quantization"] = "int8"
+    versions = _versions(OPSET)
+    versions["trained_with_mxnet"] = str(pkg.model.get("versions", {}).get("trained_with_mxnet", "unknown"))
+    claim = claim_output_dir(out, package_files)
+    with tempfile.TemporaryDirectory(prefix="ner-fast-requantize-") as tmp:
+        staged = write_package(Path(tmp) / "pkg", graph, pkg.buckets, info, versions)
+        if "validation" in before:
+            tagger = Tagger.load(staged, device="cpu")
+            corpus = validation_corpus(before["training"])
+            validation = _validation_record(score_tagger(tagger, corpus), corpus, before["training"], tagger)
+            del tagger  # close its sessions before the files move
+        else:
+            validation = None
+        conversion = {
+            "command": portable_command(command),
+            "source_commit": _git("rev-parse", "HEAD"),
+            "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            "from": "int8-dynamic",
+            "to": "int8",
+            "source_manifest_sha256": checksum,
+            "validation_f1_before": before.get("validation", {}).get("f1"),
+        }
+        provenance = {**before, "validation": validation, "requantized": conversion}
+        _publish(staged, provenance, claim)
     return out, provenance
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.option("--requantize", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Instead of exporting RUN_DIR: convert this package of the per-batch int8 scheme to the"
+                   " batch-invariant default without retraining (the same int8 weights), re-measure its F1.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_PACKAGE, show_default=True,
               help="Package folder to write (replaced only when complete).")
 @click.option("--command", "command", required=True, help="The command that built it, recorded in model.json.")
@@ -238,16 +308,30 @@ def build_default_package(
               help="Another run trained on the same data, exported with RUN_DIR as one ensemble (repeatable).")
 @click.option("--min-word-count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep the embeddings of words seen at least this often in training only (the rest read as unknown).")
-def build_command(run_dir: Path, out: Path, command: str, checkpoint: str, ensemble: tuple[Path, ...], min_word_count: int) -> None:
+def build_command(
+    run_dir: Path | None, requantize: Path | None, out: Path, command: str, checkpoint: str, ensemble: tuple[Path, ...],
+    min_word_count: int,
+) -> None:
     """Export RUN_DIR (a `ner-fast train` folder; with --ensemble, several) as the bundled int8 package,
-    with its validation entity F1 measured through the tagger and its provenance in model.json."""
+    with its validation entity F1 measured through the tagger and its provenance in model.json. With
+    --requantize PACKAGE instead of RUN_DIR: convert a package of the per-batch int8 scheme to the
+    batch-invariant one (`requantize_package`), e.g.
+    `python -m ner_fast.training.bundle --requantize src/ner_fast/models/default --command "..."`."""
     from ner_fast.cli.errors import user_errors
 
+    if (run_dir is None) == (requantize is None):
+        raise click.UsageError("give either RUN_DIR or --requantize PACKAGE")
     with user_errors():
-        path, provenance = build_default_package(
-            run_dir, out, command=command, which=checkpoint, ensemble=ensemble, min_word_count=min_word_count
-        )
+        if requantize is not None:
+            path, provenance = requantize_package(requantize, out, command=command)
+        else:
+            path, provenance = build_default_package(
+                run_dir, out, command=command, which=checkpoint, ensemble=ensemble, min_word_count=min_word_count
+            )
     v = provenance["validation"]
+    if v is None:
+        click.echo(f"wrote {path} (its source recorded no validation F1 to measure again)")
+        return
     size = sum(p.stat().st_size for p in path.iterdir())
     per_type = ", ".join(f"{k} {t['f1']:.4f}" for k, t in v["per_type"].items())
     click.echo(

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, portable_path, write_manifest
+from ner_fast.training.quantize import quantize as quantize_graph
 from ner_fast.vocab import Vocab, Vocabularies
 # Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
 from ner_fast.training import param_map as names
@@ -179,24 +178,6 @@ def build_graph(
     return model
 
 
-def quantize_int8(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxruntime dynamic int8 quantization of the weights (MatMul, LSTM, Gather, Conv)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # The quantizer logs warnings on the root logger about tensors it rightly leaves alone (the int32
-    # id inputs) and suggests a pre-processing step meant for CNNs: keep them out of the user's way.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "int8.onnx"
-            quantize_dynamic(model, out, weight_type=QuantType.QInt8)
-            return onnx.load(out)
-    finally:
-        root.setLevel(level)
-
-
 def with_seq_len(model: onnx.ModelProto, seq_len: int) -> onnx.ModelProto:
     """A copy of a (dynamic) model whose input and output declare sequence length `seq_len`."""
     fixed = onnx.ModelProto()
@@ -236,7 +217,8 @@ def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, st
     """One graph running every member graph (`build_graph`'s, float32) on the shared `features` input.
 
     Outputs, under the members' names: `probs` = softmax of the mean of the members' log tag
-    probabilities (their normalised geometric mean: what a product of experts agrees on), and, when
+    probabilities (their normalised geometric mean: what a product of experts agrees on; computed as the
+    softmax of the mean of their logits, the same thing), and, when
     every member has the POS head, `pos_probs` = the mean of theirs. Each member's names get a prefix
     `m<i>/`, so members may share nothing else. Raises ValueError for fewer than two members or
     members whose inputs or outputs differ."""
@@ -253,19 +235,26 @@ def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, st
     pos = all(POS_OUTPUT_NAME in [o.name for o in m.graph.output] for m in members)
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
+    logits = []
     for i, model in enumerate(members):
         renamed = compose.add_prefix(model, names.member_prefix(i))
         # Every member reads the one input (onnxruntime removes the Identity).
         nodes.append(helper.make_node("Identity", [INPUT_NAME], [f"m{i}/{INPUT_NAME}"], name=f"m{i}/input"))
-        nodes.extend(renamed.graph.node)
+        for node in renamed.graph.node:
+            if list(node.output) == [f"m{i}/{OUTPUT_NAME}"] and node.op_type == "Softmax":
+                logits.append(node.input[0])  # the member's tag softmax is not computed: its logits are combined
+            else:
+                nodes.append(node)
         initializers.extend(renamed.graph.initializer)
+    if len(logits) != len(members):
+        raise ValueError("ensemble members must end in a softmax over the tags (build_graph's)")
     g = _Graph()
     g.nodes, g.initializers = nodes, initializers
     n = float(len(members))
-    # log(max(p, 1e-30)): the floor `decode` puts under probabilities, so an underflow is not -inf.
-    floor = g.const("ensemble_floor", np.array(1e-30, np.float32))
-    logs = [g.op("Log", [g.op("Max", [f"m{i}/{OUTPUT_NAME}", floor])]) for i in range(len(members))]
-    mean = g.op("Mul", [g.op("Sum", logs), g.const("ensemble_weight", np.array(1 / n, np.float32))])
+    # A member's log-probabilities are its logits less one constant a position, which the final softmax
+    # cancels: the mean of the logits gives the geometric mean without a Log, whose onnxruntime kernel is
+    # not the same function in a vector's body and its tail (a value would depend on its place in the batch).
+    mean = g.op("Mul", [g.op("Sum", logits), g.const("ensemble_weight", np.array(1 / n, np.float32))])
     g.nodes.append(helper.make_node("Softmax", [mean], [OUTPUT_NAME], name="Softmax_ensemble", axis=-1))
     out_values = [o for o in first.output if o.name == OUTPUT_NAME]
     if pos:
@@ -382,8 +371,10 @@ def export_model(
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
     `buckets` as in `parse_buckets`; the dynamic graph is always written, so sentences longer than
-    every bucket are tagged whole. `quantize`: "int8" (the default, `package.DEFAULT_QUANTIZE`) stores
-    int8 weights (onnxruntime dynamic quantization), "none" or None float32 ones. `ensemble`: more
+    every bucket are tagged whole. `quantize`: one of `package.QUANTIZATIONS` (`training.quantize`):
+    "int8" (the default, `package.DEFAULT_QUANTIZE`: int8 weights, batch-invariant), "int8-dynamic"
+    (int8 weights and activations scaled per batch: faster on some CPUs, not batch-invariant), "none"
+    or None float32 weights. `ensemble`: more
     checkpoint folders trained on the same vocabularies, exported with `model_dir` as one graph
     (`ensemble_graph`). `max_words`: keep only the embeddings of that many most frequent words
     (`truncate_words`). `out` must be new, empty or an earlier package (else `force`, see
@@ -449,8 +440,7 @@ def export_model(
         graph = ensemble_graph([build_graph(p, c) for c, p, _, _ in members], facts)
     else:
         graph = build_graph(params, config, facts)
-    if quantize == "int8":
-        graph = quantize_int8(graph)
+    graph = quantize_graph(graph, quantize)
     sources = [
         # "init": what the run started from (`train --init`: SOURCE, its kind and checksum), None from scratch.
         {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init")}

@@ -1,0 +1,252 @@
+"""int8 quantization of an exported graph: the one home of the schemes `ner-fast export --quantize` names.
+
+`int8` (the default, `package.DEFAULT_QUANTIZE`) is batch-invariant: a sentence's output does not depend
+on what it is batched with, nor on the number of threads. `int8-dynamic` is faster on some CPUs and is
+not (opt-in). Both store the same int8 weights: onnxruntime's `quantize_dynamic` (QInt8, symmetric, one
+scale per tensor, per direction for an LSTM), after which `int8` rewrites the graph (`make_invariant`):
+
+- `DynamicQuantizeLSTM` quantizes its input with one scale computed over the whole batch, so one
+  sentence's neighbours change its rounding. It becomes the float `LSTM` op on the stored int8 weights,
+  dequantized by `Cast` + `Mul` of constants, which onnxruntime folds once when the session is built
+  (onnxruntime does not fold `DequantizeLinear` by default and would dequantize on every run). The ONNX
+  LSTM cannot take a projected input without a 4H x 4H identity input weight (more multiply-adds than
+  the projection it saves), so the recurrence stays float; float32 LSTM outputs are identical batched
+  and alone, with 1 and 2 threads (measured, `benchmarks/invariance.py`, `tests/test_invariance.py`).
+- `DynamicQuantizeLinear` before the output layers' `MatMulInteger` has the same per-batch scale. It
+  becomes one scale per row (max |x| over the last axis / 127; uint8 with the fixed zero point 128,
+  which `MatMulInteger` takes as a scalar): integer accumulation is exact, so a row's result depends on
+  that row only. The product is scaled by the row scale, then by the weight scale (`_scale_rows_first`).
+- The embedding and character tables (`Gather` then `DequantizeLinear` with constant scales) are per
+  element already and stay as they are.
+
+The weights are not re-quantized: the rewrite reads the int8 values and scales `quantize_dynamic` stored,
+so rewriting an `int8-dynamic` package (`ner_fast.training.bundle --requantize`) keeps its weights exactly.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+_MS_DOMAIN = "com.microsoft"
+#: The fixed zero point of the per-row uint8 activations: symmetric rows in [-127, 127] + 128.
+ROW_ZERO_POINT = 128
+# A row of zeros gets this scale instead of 0, so x / scale is 0, not NaN.
+_TINY_SCALE = np.float32(1e-30)
+
+
+def quantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxruntime dynamic int8 quantization of the weights (MatMul, LSTM, Gather): the `int8-dynamic`
+    scheme as written, and the weights `make_invariant` starts from."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantizer logs warnings on the root logger about tensors it rightly leaves alone (the int32
+    # id inputs) and suggests a pre-processing step meant for CNNs: keep them out of the user's way.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "int8.onnx"
+            quantize_dynamic(model, out, weight_type=QuantType.QInt8)
+            return onnx.load(out)
+    finally:
+        root.setLevel(level)
+
+
+class _Rewriter:
+    """Initializers by name, fresh node and initializer names, and the nodes replacing the one rewritten."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.init = {t.name: t for t in model.graph.initializer}
+        self.count = 0
+        self.new_nodes: list[onnx.NodeProto] = []  # the nodes replacing the one being rewritten
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self.init:
+            raise ValueError(f"{name}: expected a constant (initializer) in a quantize_dynamic graph")
+        return numpy_helper.to_array(self.init[name])
+
+    def name(self, base: str, what: str) -> str:
+        self.count += 1
+        return f"{base}/inv{self.count}_{what}"
+
+    def const(self, base: str, what: str, value: np.ndarray) -> str:
+        name = self.name(base, what)
+        tensor = numpy_helper.from_array(np.array(value, order="C"), name)
+        self.model.graph.initializer.append(tensor)
+        self.init[name] = tensor
+        return name
+
+    def node(self, op: str, inputs: list[str], base: str, outputs: list[str] | None = None, **attrs: object) -> str:
+        out = outputs or [self.name(base, op.lower())]
+        self.new_nodes.append(helper.make_node(op, inputs, out, name=self.name(base, op), **attrs))
+        return out[0]
+
+
+def _dequantized(rw: _Rewriter, base: str, q_name: str, scale_name: str, zp_name: str) -> str:
+    """A float tensor from an LSTM weight `quantize_dynamic` stored as int8 (num_directions, in, 4H) with
+    one scale and zero point per direction: transposed back to ONNX's (num_directions, 4H, in) in the
+    stored int8 (exact), then Cast + Mul by constants, which onnxruntime folds when the session is built."""
+    q = rw.array(q_name)
+    scale = rw.array(scale_name).astype(np.float32)
+    zero = rw.array(zp_name)
+    if q.dtype != np.int8 or q.ndim != 3 or scale.shape != (q.shape[0],) or np.any(zero != 0):
+        raise ValueError(f"{q_name}: expected int8 (directions, input, 4H) weights, symmetric, one scale a direction"
+                         f" (got {q.dtype} {q.shape}, scale {scale.shape}); re-export with per-tensor int8")
+    stored = rw.const(base, "q", np.ascontiguousarray(q.transpose(0, 2, 1)))
+    as_float = rw.node("Cast", [stored], base, to=TensorProto.FLOAT)
+    return rw.node("Mul", [as_float, rw.const(base, "scale", scale.reshape(-1, 1, 1))], base)
+
+
+def _lstm(rw: _Rewriter, node: onnx.NodeProto) -> None:
+    """`DynamicQuantizeLSTM` -> float `LSTM` on its dequantized weights, same inputs, outputs, attributes."""
+    inputs = list(node.input) + [""] * (12 - len(node.input))
+    x, w_q, r_q, bias, lens, h0, c0, peep, w_s, w_zp, r_s, r_zp = inputs[:12]
+    w = _dequantized(rw, node.name or w_q, w_q, w_s, w_zp)
+    r = _dequantized(rw, node.name or r_q, r_q, r_s, r_zp)
+    args = [x, w, r, bias, lens, h0, c0, peep]
+    while args and not args[-1]:
+        args.pop()
+    rw.new_nodes.append(helper.make_node("LSTM", args, list(node.output), name=node.name, domain="",
+                                         **{a.name: helper.get_attribute_value(a) for a in node.attribute}))
+
+
+def _rows(rw: _Rewriter, node: onnx.NodeProto) -> None:
+    """`DynamicQuantizeLinear` (one scale for the tensor) -> one symmetric scale per row (last axis), uint8
+    with the fixed zero point `ROW_ZERO_POINT`, under the node's own output names: the `MatMulInteger`
+    reads them as before; the scale, now one a row, is applied by `_scale_rows_first`."""
+    (x,) = node.input
+    q_out, scale_out, zp_out = node.output
+    base = node.name or x
+    top = rw.node("ReduceMax", [rw.node("Abs", [x], base), rw.const(base, "last_axis", np.array([-1], np.int64))], base, keepdims=1)
+    scale = rw.node("Div", [rw.node("Max", [top, rw.const(base, "tiny", _TINY_SCALE)], base),
+                            rw.const(base, "q_max", np.float32(127))], base, outputs=[scale_out])
+    steps = rw.node("Round", [rw.node("Div", [x, scale], base)], base)
+    shifted = rw.node("Add", [steps, rw.const(base, "zp_float", np.float32(ROW_ZERO_POINT))], base)
+    clipped = rw.node("Clip", [shifted, rw.const(base, "lo", np.float32(0)), rw.const(base, "hi", np.float32(255))], base)
+    rw.node("Cast", [clipped], base, outputs=[q_out], to=TensorProto.UINT8)
+    rw.new_nodes.append(helper.make_node("Identity", [rw.const(base, "zp", np.uint8(ROW_ZERO_POINT))], [zp_out],
+                                         name=rw.name(base, "Identity")))
+
+
+def _scale_rows_first(rw: _Rewriter, nodes: list[onnx.NodeProto], row_scales: set[str]) -> list[onnx.NodeProto]:
+    """`quantize_dynamic` scales a `MatMulInteger` result by `Mul(Cast(result), Mul(x_scale, w_scale))`.
+    onnxruntime fuses that pattern into `MatMulIntegerToFloat`, whose kernel reads `x_scale` as one
+    number (measured: a per-row scale gave wrong outputs), so with row scales the result is multiplied
+    by the row scale first and the weight scale second: `Mul(Mul(Cast(result), row_scale), w_scale)`."""
+    combined = {}  # Mul(row scale, weight scale) output -> (row scale, weight scale)
+    for node in nodes:
+        if node.op_type == "Mul" and set(node.input) & row_scales:
+            row = next(i for i in node.input if i in row_scales)
+            combined[node.output[0]] = (row, next((i for i in node.input if i != row), row))
+    out = []
+    for node in nodes:
+        if node.op_type == "Mul" and node.output[0] in combined:
+            continue
+        factor = next((i for i in node.input if i in combined), None) if node.op_type == "Mul" else None
+        if factor is None:
+            if any(i in combined for i in node.input):
+                raise ValueError(f"{node.name}: unexpected use of a combined activation and weight scale")
+            out.append(node)
+            continue
+        row, weight = combined[factor]
+        other = next(i for i in node.input if i != factor)
+        by_row = rw.name(node.name, "by_row")
+        out.append(helper.make_node("Mul", [other, row], [by_row], name=by_row))
+        out.append(helper.make_node("Mul", [by_row, weight], list(node.output), name=node.name))
+    return out
+
+
+def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The `int8` scheme: a copy of a `quantize_dynamic_int8` graph in which no value depends on another
+    row of the batch (see the module docstring). Raises ValueError for a graph quantized another way
+    (per channel, asymmetric weights)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    rw = _Rewriter(out)
+    nodes = list(out.graph.node)
+    rewritten = []
+    row_scales: set[str] = set()
+    for node in nodes:
+        rw.new_nodes = []
+        if node.op_type == "DynamicQuantizeLSTM" and node.domain == _MS_DOMAIN:
+            _lstm(rw, node)
+        elif node.op_type == "DynamicQuantizeLinear":
+            _rows(rw, node)
+            row_scales.add(node.output[1])
+        else:
+            rw.new_nodes = [node]
+        rewritten.extend(rw.new_nodes)
+    del out.graph.node[:]
+    out.graph.node.extend(_scale_rows_first(rw, rewritten, row_scales))
+    _prune(out)
+    if not any(n.domain == _MS_DOMAIN for n in out.graph.node):
+        ms = [o for o in out.opset_import if o.domain == _MS_DOMAIN]
+        for o in ms:
+            out.opset_import.remove(o)
+    onnx.checker.check_model(out)
+    return out
+
+
+def ensemble_from_logits(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of an ensemble graph written before `export.ensemble_graph` combined its members' logits:
+    each `Log(Max(member probs, floor))` becomes the member's logits (the input of the member's Softmax).
+    They differ by one constant a position, which the ensemble's final Softmax cancels; onnxruntime's
+    `Log` is not the same function in a vector's body and its tail, so a value depended on its place in
+    the batch. Only a probability under the floor (1e-30) is combined differently. A graph without that
+    pattern is returned unchanged."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    producer = {o: n for n in out.graph.node for o in n.output}
+    nodes = []
+    for node in out.graph.node:
+        floor = producer.get(node.input[0]) if node.op_type == "Log" else None
+        member = producer.get(floor.input[0]) if floor is not None and floor.op_type == "Max" else None
+        if member is not None and member.op_type == "Softmax":
+            node = helper.make_node("Identity", [member.input[0]], list(node.output), name=node.name)
+        nodes.append(node)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    _prune(out)
+    return out
+
+
+def _prune(model: onnx.ModelProto) -> None:
+    """Drop the nodes nothing reads (not graph outputs) and the initializers no node reads, in place."""
+    graph = model.graph
+    while True:
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        live = [n for n in graph.node if any(o in used for o in n.output)]
+        if len(live) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(live)
+    used = {i for n in graph.node for i in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def quantize(model: onnx.ModelProto, scheme: str | None) -> onnx.ModelProto:
+    """`model` (float32, as `export.build_graph` / `ensemble_graph` write it) under the `--quantize`
+    scheme: "int8" (`make_invariant` of `quantize_dynamic_int8`), "int8-dynamic" (`quantize_dynamic_int8`)
+    or "none" / None (unchanged)."""
+    if scheme in (None, "none"):
+        return model
+    if scheme == "int8-dynamic":
+        return quantize_dynamic_int8(model)
+    if scheme == "int8":
+        return make_invariant(quantize_dynamic_int8(model))
+    raise ValueError(f"unknown quantization {scheme!r}")
+
+
+def is_batch_invariant(model: onnx.ModelProto) -> bool:
+    """Whether a graph holds none of the ops known to make a row's output depend on the other rows:
+    activation scales computed over the whole batch, and `Log` (see `ensemble_from_logits`)."""
+    return not any(n.op_type in ("DynamicQuantizeLSTM", "DynamicQuantizeLinear", "Log") for n in model.graph.node)

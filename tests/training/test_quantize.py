@@ -1,0 +1,162 @@
+"""The `--quantize` schemes (`ner_fast.training.quantize`): `int8`, the default, gives each row of a batch
+the output it gets alone, with 1 and 2 threads, bit for bit; `int8-dynamic` does not (why it is opt-in);
+the rewrite keeps the int8 weights `quantize_dynamic` stored; `bundle --requantize` converts a package of
+the per-batch scheme without retraining and records the conversion."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+from helpers import make_checkpoint
+from ner_fast.cli import cli
+from ner_fast.corpus import Corpus
+from ner_fast.features import ROW_CHARS, ROW_CASING, ROW_WORD
+from ner_fast.package import DEFAULT_QUANTIZE, QUANTIZATIONS, load_package, package_checksum
+from ner_fast.training.bundle import requantize_package, build_default_package
+from ner_fast.training.export import export_model
+from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, quantize_dynamic_int8
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two models with POS heads over the same vocabularies (an ensemble), wide enough that int8 rounds."""
+    root = tmp_path_factory.mktemp("quantize")
+    arch = dict(use_pos=False, pos_aux_weight=1.0, decode="bio", hidden=24, word_dim=30)
+    make_checkpoint(root / "a", seed=1, **arch)
+    make_checkpoint(root / "b", seed=2, filter_widths=[2, 3], filters=6, **arch)
+    return root
+
+
+def features(package: Path, batch: int, seq_len: int, seed: int) -> np.ndarray:
+    """Random valid ids (B, F, seq_len), each row of its own length, the first one full."""
+    model = load_package(package).model
+    n_words = len(model["vocab"]["words"])
+    n_chars = len(model["vocab"]["chars"])
+    rng = np.random.default_rng(seed)
+    x = np.zeros((batch, model["n_features"], seq_len), np.int32)
+    for b, n in enumerate([seq_len] + rng.integers(1, seq_len + 1, batch - 1).tolist()):
+        x[b, ROW_WORD, :n] = rng.integers(1, n_words, n)
+        x[b, ROW_CASING, :n] = rng.integers(1, 5, n)
+        x[b, ROW_CHARS : ROW_CHARS + 4, :n] = rng.integers(1, n_chars, (4, n))
+    return x
+
+
+def batch_and_alone(package: Path, x: np.ndarray, threads: int) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(package / "dynamic.onnx"), options, providers=["CPUExecutionProvider"])
+    whole = session.run(None, {"features": x})
+    alone = []
+    for b in range(len(x)):
+        n = int((x[b, ROW_WORD] > 0).sum())
+        alone.append(session.run(None, {"features": x[b : b + 1, :, :n]}))  # trimmed to its own length
+    return whole, alone
+
+
+def test_int8_is_the_default_and_int8_dynamic_is_opt_in() -> None:
+    assert DEFAULT_QUANTIZE == "int8" and "int8-dynamic" in QUANTIZATIONS
+    help_text = " ".join(CliRunner().invoke(cli, ["export", "--help"]).output.split())
+    assert "int8-dynamic" in help_text and "NOT batch" in help_text  # (click wraps lines at hyphens)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_each_row_gets_its_answer_alone_with_int8_and_not_with_int8_dynamic(members: Path, tmp_path: Path, threads: int) -> None:
+    x = features(export_model(members / "a", tmp_path / "probe", quantize=None), 24, 17, seed=threads)
+    differs = {}
+    for scheme in QUANTIZATIONS:
+        package = export_model(members / "a", tmp_path / scheme, quantize=scheme, ensemble=[members / "b"])
+        assert load_package(package).model["quantization"] == (None if scheme == "none" else scheme)
+        whole, alone = batch_and_alone(package, x, threads)
+        assert len(whole) == 2  # tag and POS probabilities
+        differs[scheme] = 0.0
+        for b, outs in enumerate(alone):
+            n = outs[0].shape[1]
+            for w, a in zip(whole, outs):
+                differs[scheme] = max(differs[scheme], float(np.abs(w[b, :n] - a[0]).max()))
+    assert differs["int8"] == 0.0 and differs["none"] == 0.0  # bit for bit
+    assert differs["int8-dynamic"] > 1e-6  # one scale for the batch: a row's rounding depends on the others
+
+
+def test_the_rewrite_keeps_the_stored_int8_weights(members: Path, tmp_path: Path) -> None:
+    fp32 = onnx.load(str(export_model(members / "a", tmp_path / "f", quantize=None) / "dynamic.onnx"))
+    dynamic = quantize_dynamic_int8(fp32)
+    invariant = make_invariant(dynamic)
+    assert not is_batch_invariant(dynamic) and is_batch_invariant(invariant)
+    ops = {n.op_type for n in invariant.graph.node}
+    assert "LSTM" in ops and "MatMulInteger" in ops and not ops & {"DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
+    before = {t.name: numpy_helper.to_array(t) for t in dynamic.graph.initializer}
+    after = [numpy_helper.to_array(t) for t in invariant.graph.initializer]
+    int8_after = [a for a in after if a.dtype == np.int8]
+    for name, value in before.items():
+        if value.dtype != np.int8 or value.size < 16:
+            continue
+        # Unchanged, or an LSTM weight transposed back to ONNX's (directions, 4H, input) layout.
+        wanted = [value] + ([value.transpose(0, 2, 1)] if value.ndim == 3 else [])
+        assert any(a.shape == w.shape and np.array_equal(a, w) for a in int8_after for w in wanted), name
+    stored = lambda m: sum(a.nbytes for a in map(numpy_helper.to_array, m.graph.initializer))  # noqa: E731
+    assert stored(invariant) <= stored(dynamic) + 1024  # no float copy of the weights is stored
+
+
+def test_ensemble_from_logits_gives_the_geometric_mean_without_log() -> None:
+    # The graph older ensembles end with: softmax(mean(log(max(softmax(z_i), floor)))).
+    z = [helper.make_tensor_value_info(f"z{i}", TensorProto.FLOAT, [2, 3, 5]) for i in range(2)]
+    floor = numpy_helper.from_array(np.array(1e-30, np.float32), "floor")
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    nodes = []
+    for i in range(2):
+        nodes += [helper.make_node("Softmax", [f"z{i}"], [f"p{i}"], axis=-1), helper.make_node("Max", [f"p{i}", "floor"], [f"m{i}"]),
+                  helper.make_node("Log", [f"m{i}"], [f"l{i}"])]
+    nodes += [helper.make_node("Sum", ["l0", "l1"], ["s"]), helper.make_node("Mul", ["s", "half"], ["mean"]),
+              helper.make_node("Softmax", ["mean"], ["probs"], axis=-1)]
+    out = helper.make_tensor_value_info("probs", TensorProto.FLOAT, [2, 3, 5])
+    old = helper.make_model(helper.make_graph(nodes, "old", z, [out], [floor, half]), opset_imports=[helper.make_opsetid("", 18)])
+    old.ir_version = 8
+    new = ensemble_from_logits(old)
+    assert [n.op_type for n in new.graph.node].count("Log") == 0 and is_batch_invariant(new)
+    rng = np.random.default_rng(0)
+    feeds = {f"z{i}": rng.normal(0, 3, (2, 3, 5)).astype(np.float32) for i in range(2)}
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]  # noqa: E731
+    mean = (feeds["z0"].astype(np.float64) + feeds["z1"]) / 2
+    expected = np.exp(mean - mean.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(run(new), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(run(old), expected, rtol=0, atol=1e-6)
+
+
+def test_requantize_converts_a_per_batch_package_and_records_it(bundled: Corpus, tmp_path: Path) -> None:
+    train = {"data": None, "max_sentences": 300, "split": [0.8, 0.2]}
+    arch = dict(corpus=bundled[:300], train=train, use_pos=False, pos_aux_weight=1.0, hidden=24)
+    make_checkpoint(tmp_path / "a", seed=3, **arch)
+    make_checkpoint(tmp_path / "b", seed=4, filter_widths=[2, 3], **arch)
+    source, before = build_default_package(tmp_path / "a", tmp_path / "old", command="an old build", quantize="int8-dynamic",
+                                           ensemble=[tmp_path / "b"])
+    out, prov = requantize_package(source, tmp_path / "new", command="python -m ner_fast.training.bundle --requantize old")
+    pkg = load_package(out)
+    assert pkg.model["quantization"] == "int8"
+    conversion = prov["requantized"]
+    assert conversion["source_manifest_sha256"] == package_checksum(source)
+    assert conversion["from"] == "int8-dynamic" and conversion["command"].endswith("--requantize old")
+    assert isinstance(conversion["source_dirty"], bool)
+    assert conversion["validation_f1_before"] == before["validation"]["f1"]
+    assert prov["command"] == "an old build"  # how the weights were made stays recorded
+    assert prov["validation"]["sentences"] == 60 and 0 <= prov["validation"]["f1"] <= 1
+    assert json.loads((out / "model.json").read_text())["provenance"] == prov
+    # The same int8 weights: every int8 tensor of the source is in the result (LSTM ones transposed).
+    old = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(source / "dynamic.onnx")).graph.initializer}
+    new = [numpy_helper.to_array(t) for t in onnx.load(str(out / "dynamic.onnx")).graph.initializer]
+    for name, value in old.items():
+        if value.dtype == np.int8 and value.size >= 16:
+            wanted = value.transpose(0, 2, 1) if value.ndim == 3 else value
+            assert any(a.shape == wanted.shape and np.array_equal(a, wanted) for a in new), name
+    x = features(out, 12, 9, seed=5)
+    whole, alone = batch_and_alone(out, x, threads=2)
+    assert all(np.array_equal(whole[0][b, : a[0].shape[1]], a[0][0]) for b, a in enumerate(alone))
+    with pytest.raises(ValueError, match="not a package of the per-batch int8 scheme"):
+        requantize_package(out, tmp_path / "again", command="x")
