@@ -37,9 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,32 +50,19 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ner_fast import Tagger
 from ner_fast.metrics import TagScheme, score
-from ner_fast.package import DEFAULT_PACKAGE, MANIFEST_FILE, load_package, package_checksum, sha256_file
+from ner_fast.package import DEFAULT_PACKAGE, load_package, package_checksum, sha256_file
 from ner_fast.training.bundle import validation_corpus
 from ner_fast.training.export import write_package
 from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import write_json  # noqa: E402  (the CPU in every result)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_IN_GIT = "src/ner_fast/models/default"
 # The last commit whose bundled package was the int8-dynamic one (converted without retraining after it).
 DYNAMIC_REV = "9e72aeab4544d41dbf0711ab1c28b0b116c1377a"
-FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile")
 
-
-def cpu_facts() -> dict[str, Any]:
-    """CPU model, the flags that choose onnxruntime's kernels, and core counts (from /proc/cpuinfo)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags = set((re.search(r"^flags\s*:\s*(.+)$", info, re.M) or re.match("()", "")).group(1).split())
-    return {
-        "model": model.group(1).strip() if model else platform.processor(),
-        "flags": {f: f in flags for f in FLAGS},
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-    }
 
 
 def dynamic_package(given: Path | None, rev: str, work: Path) -> Path:
@@ -283,7 +269,6 @@ def main() -> None:
     macs = lstm_macs(model)
     report = {
         "benchmark": "invariance",
-        "cpu": cpu_facts(),
         "machine_note": "shared with other jobs: compare within this run only",
         "load_average_before_after": [load_before, [round(x, 2) for x in os.getloadavg()]],
         "onnxruntime": __import__("onnxruntime").__version__,
@@ -311,7 +296,7 @@ def main() -> None:
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

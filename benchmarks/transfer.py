@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,28 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from front import CRFPeer, entity_f1  # noqa: E402  (this folder: the CRF peer and the scorer, written once)
+from _machine import cpu_info, write_json  # noqa: E402  (the CPU in every result)
 
-from ner_fast.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+from ner_fast.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
 
 SYSTEMS = ("scratch", "init", "crf")
 
-
-def machine() -> dict[str, Any]:
-    """The CPU model, the flags that matter to the kernels, and the cores."""
-    model, flags = platform.processor(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return {"cpu": model, "flags": [f for f in wanted if f in flags], "cores": os.cpu_count(),
-            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
 
 
 def write_conll(path: Path, corpus: Corpus, order: list[int]) -> Path:
@@ -224,11 +208,11 @@ def main() -> None:
                           + (f"  epochs {r['epochs']} (best {r['best_epoch']})" if "epochs" in r else ""), flush=True)
                     summary = summarise(runs)
                     doc = {"benchmark": "transfer", "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                           "machine": machine(), "load_average_before": load_before,
+                           "load_average_before": load_before,
                            "load_average_after": [round(x, 2) for x in os.getloadavg()], "summary": summary, "runs": runs}
-                    atomic_write_json(args.json, doc)  # after every run: a long run can be read as it goes
+                    write_json(args.json, doc)  # after every run: a long run can be read as it goes
     if args.plot:
-        plot(summarise(runs), args.plot, f"entity F1 on each test file; {machine()['cpu']}")
+        plot(summarise(runs), args.plot, f"entity F1 on each test file; {cpu_info()['model']}")
     for corpus, s in summarise(runs).items():
         print(corpus, s["gaps"])
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,35 +40,16 @@ import numpy as np
 
 from ner_fast.config import TrainConfig
 from ner_fast.corpus import Corpus, read_corpus
-from ner_fast.cores import usable_cores
 from ner_fast.metrics import score
 from ner_fast.schemes import TagScheme
 from ner_fast.tagger import Tagger
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import write_json  # noqa: E402  (the CPU in every result)
+
 GMB_TRAIN_SENTENCES = 38_367  # the tutorial's sequential 80/20 split of the bundled corpus
 CROSS_TYPES = {"per": "PER", "org": "ORG", "geo": "LOC"}
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model, the flags that matter for MXNet/onnxruntime kernels, and core counts (a local helper)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {
-        "model": model,
-        "flags": {f: f in flags for f in CPU_FLAGS} | {"amx": any(f.startswith("amx") for f in flags)},
-        "cores": os.cpu_count(),
-        "usable_cores": usable_cores(),
-        "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
-    }
 
 
 def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], tags: Sequence[str]) -> float:
@@ -260,7 +240,7 @@ def main() -> None:
                     small.setdefault(str(size), {})[name] = statistics.mean(f1s)
     result = {
         "benchmark": "vectors",
-        "cpu": cpu_info(),
+        "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
         "settings": {"vectors": args.vectors, "vector_words": args.vector_words, "seeds": seeds, "epochs": args.epochs,
                      "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
                      "small": args.small and args.small.name, "recipe": "tuned (the default), int8 packages",
@@ -274,7 +254,7 @@ def main() -> None:
     if args.table:
         args.table.write_text(text + "\n")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

