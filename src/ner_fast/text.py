@@ -486,7 +486,7 @@ class _Tagged:
     those texts read from on demand: tag ids, each token's probability of its tag, POS ids (None
     without a POS head), and the names to turn ids into strings."""
 
-    __slots__ = ("tag_ids", "scores", "pos_ids", "tags", "pos_tags", "scheme")
+    __slots__ = ("tag_ids", "scores", "pos_ids", "tags", "pos_tags", "scheme", "types")
 
     def __init__(self, tagger: Tagger, work: TagWork) -> None:
         self.tag_ids = work.tag_ids
@@ -495,6 +495,7 @@ class _Tagged:
         self.tags = tagger.tags
         self.pos_tags = tagger.pos_tags
         self.scheme = tagger.scheme
+        self.types = tagger.entity_types  # each scheme type's reported label (the tagger's label map), None: dropped
 
     def tag_names(self, base: int, n: int) -> list[str]:
         """Tags of tokens `base:base + n`."""
@@ -517,11 +518,12 @@ class _Tagged:
         """(label, token_start, token_end) of the entities of one text whose tokens start at `base`,
         sentence by sentence (`sentence_offsets` index its tokens)."""
         ids = self.tag_ids[base : base + sentence_offsets[-1]].tolist()
-        scheme, types = self.scheme, self.scheme.types
+        scheme, types = self.scheme, self.types
         return [
-            (types[kind], a + start, b + start)
+            (types[kind], a + start, b + start)  # type: ignore[misc]
             for start, stop in zip(sentence_offsets[:-1], sentence_offsets[1:])
             for a, b, kind in chunk_ids(ids[start:stop], scheme)
+            if types[kind] is not None
         ]
 
 
