@@ -106,3 +106,12 @@ def test_an_unknown_name_says_what_is_accepted(tmp_path: Path) -> None:
 def test_a_label_map_travels_as_json() -> None:
     labels = label_map("conll", GMB)
     assert LabelMap.from_json(json.loads(json.dumps(labels.to_json()))) == labels
+
+
+def test_malformed_label_descriptions_are_refused_naming_the_field() -> None:
+    from ner_fast.package import PackageError, validate_model
+
+    model = load_package(default_package_path()).model
+    for bad in (["geo"], {"geo": 1}):
+        with pytest.raises(PackageError, match="model.json: field 'label_descriptions'"):
+            validate_model({**model, "label_descriptions": bad}, Path("model.json"))
