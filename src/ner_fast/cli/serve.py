@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ner_fast.labels import LABEL_SETS, PACKAGE
 from ner_fast.serve.settings import MAX_WAIT_MS, Limits, Settings
 
 DEFAULTS = Settings()
@@ -37,6 +38,8 @@ def _a_number(ctx: click.Context, param: click.Parameter, value: float) -> float
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=DEFAULTS.limits.max_text_chars, show_default=True,
               help="Longest text in characters (longer: 413).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--labels", default=PACKAGE, show_default=True, metavar="|".join(LABEL_SETS) + "|FILE.json",
+              help="Entity labels of the answers: the package's, conll, ontonotes or a JSON label map (ner-fast tag --help).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning",
               show_default=True, help="uvicorn's log level.")
 def serve_command(
@@ -51,6 +54,7 @@ def serve_command(
     max_texts: int,
     max_text_chars: int,
     device: str,
+    labels: str,
     log_level: str,
 ) -> None:
     """Serve the model package PACKAGE (default: the bundled model) over HTTP: POST /v1/entities,
@@ -68,7 +72,7 @@ def serve_command(
                         onnx_threads=onnx_threads, limits=limits)
     try:
         # `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
-        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker())
+        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker(), labels=labels)
         serve(tagger, host, port, settings, log_level=log_level)
     except (PackageError, ValueError, OSError, RuntimeError) as err:  # RuntimeError: the server did not start
         raise click.ClickException(str(err)) from err
