@@ -293,3 +293,28 @@ def test_only_the_parts_its_manifest_plans_belong_to_a_run(tmp_path: Path) -> No
     (tmp_path / "part-00000.jsonl").write_text("{}\n")
     (tmp_path / "part-99999.jsonl").write_text("mine\n")
     assert run_files(tmp_path) == {MANIFEST_FILE, "part-00000.jsonl"}
+
+
+def test_a_label_map_is_resolved_on_the_client_and_applied_by_the_workers(package: Path, client: distributed.Client,
+                                                                           tmp_path: Path) -> None:
+    import dask.bag as db
+
+    from ner_fast.dask import tag_bag, tag_files
+
+    mapping = tmp_path / "labels.json"
+    mapping.write_text(json.dumps({"geo": "PLACE", "tim": None}), encoding="utf-8")
+    docs = documents(40, seed=8)
+    path = write_text(tmp_path / "in.txt", docs)
+    result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--input-format", "text", "--labels", str(mapping),
+                                      "--output", str(tmp_path / "reference.jsonl")])
+    assert result.exit_code == 0, result.output
+    want = [json.loads(line) for line in (tmp_path / "reference.jsonl").read_text(encoding="utf-8").splitlines()]
+    labels = {e["label"] for d in want for e in d["entities"]}
+    assert "PLACE" in labels and not labels & {"geo", "tim"}
+    bag = tag_bag(db.from_sequence(docs, npartitions=3), package, labels=str(mapping))
+    mapping.unlink()  # read once, on the client: the workers get the map itself
+    assert bag.compute() == want
+    mapping.write_text(json.dumps({"geo": "PLACE", "tim": None}), encoding="utf-8")
+    tag_files([path], tmp_path / "out", package, client=client, input_format="text", partition_size=7,
+              labels=str(mapping), progress=False)
+    assert [json.loads(line) for line in read_parts(tmp_path / "out").splitlines()] == want

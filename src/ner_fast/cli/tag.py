@@ -352,7 +352,7 @@ def tag_command(
             raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
                                    "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
-                    force, threads, batch_size)
+                    force, threads, batch_size, labels)
         return
     if input_format == JSONL:
         raise click.UsageError("--input-format jsonl is read by the cluster run: give --output-dir")
@@ -401,7 +401,7 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None,
 
 def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
                 local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
-                threads: int | None, batch_size: int | None) -> None:
+                threads: int | None, batch_size: int | None, labels: str | None = None) -> None:
     """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line
     (exit 2 for the options and the output folder, 1 for the data)."""
     package, inputs = split_package(paths)
@@ -425,7 +425,7 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     try:
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
-                  force=force, threads=threads or 1, batch_size=batch_size)
+                  force=force, threads=threads or 1, batch_size=batch_size, labels=labels)
     except OptionError as err:
         raise click.UsageError(str(err)) from None
     except (PartitionsFailed, CorpusError, PackageError, ValueError, OSError) as err:
