@@ -520,7 +520,7 @@ class _Tagged:
         ids = self.tag_ids[base : base + sentence_offsets[-1]].tolist()
         scheme, types = self.scheme, self.types
         return [
-            (types[kind], a + start, b + start)  # type: ignore[misc]
+            (types[kind], a + start, b + start)
             for start, stop in zip(sentence_offsets[:-1], sentence_offsets[1:])
             for a, b, kind in chunk_ids(ids[start:stop], scheme)
             if types[kind] is not None
