@@ -394,3 +394,28 @@ def test_the_scheduler_check_works_inside_an_event_loop() -> None:
 
         with pytest.raises(SchedulerUnreachable, match="no answer from a Dask scheduler within 0.5 s"):
             asyncio.run(inside())
+
+
+def test_a_label_map_is_resolved_on_the_client_and_applied_by_the_workers(package: Path, client: distributed.Client,
+                                                                           tmp_path: Path) -> None:
+    import dask.bag as db
+
+    from ner_fast.dask import tag_bag, tag_files
+
+    mapping = tmp_path / "labels.json"
+    mapping.write_text(json.dumps({"geo": "PLACE", "tim": None}), encoding="utf-8")
+    docs = documents(40, seed=8)
+    path = write_text(tmp_path / "in.txt", docs)
+    result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--input-format", "text", "--labels", str(mapping),
+                                      "--output", str(tmp_path / "reference.jsonl")])
+    assert result.exit_code == 0, result.output
+    want = [json.loads(line) for line in (tmp_path / "reference.jsonl").read_text(encoding="utf-8").splitlines()]
+    labels = {e["label"] for d in want for e in d["entities"]}
+    assert "PLACE" in labels and not labels & {"geo", "tim"}
+    bag = tag_bag(db.from_sequence(docs, npartitions=3), package, labels=str(mapping))
+    mapping.unlink()  # read once, on the client: the workers get the map itself
+    assert bag.compute() == want
+    mapping.write_text(json.dumps({"geo": "PLACE", "tim": None}), encoding="utf-8")
+    tag_files([path], tmp_path / "out", package, client=client, input_format="text", partition_size=7,
+              labels=str(mapping), progress=False)
+    assert [json.loads(line) for line in read_parts(tmp_path / "out").splitlines()] == want

@@ -76,7 +76,7 @@ def test_text_option_prints_the_pretty_view(pkg: Path, tagger: Tagger) -> None:
     assert code == 0, output
     doc = tagger(LINES[0])
     assert doc.entities
-    assert output == format_doc(doc)
+    assert output == format_doc(doc, describe=tagger.label_map.describe)
     assert "\x1b[" not in output  # not a terminal: no colour codes
     first = doc.entities[0]
     assert f"[{first.text}]({first.label})" in output.splitlines()[0]
@@ -118,7 +118,7 @@ def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Pa
     assert code == 1 and "no bundled" in output and "Traceback" not in output
     monkeypatch.setattr(package, "DEFAULT_PACKAGE", pkg)
     code, output = run("--text", LINES[0])
-    assert code == 0 and output == format_doc(tagger(LINES[0]))
+    assert code == 0 and output == format_doc(tagger(LINES[0]), describe=tagger.label_map.describe)
     # One path that is a file: the input, with the bundled package.
     (tmp_path / "in.txt").write_text(LINES[0] + "\n")
     code, output = run(str(tmp_path / "in.txt"), "--input-format", "text")
@@ -227,3 +227,28 @@ def test_a_missing_package_folder_and_a_cuda_request_get_one_line(pkg: Path, tmp
         warning_lines = [line for line in result.output.splitlines() if "CUDA" in line]
         assert len(warning_lines) == 1 and warning_lines[0].startswith("Warning: ")
         assert "Tagger.load(" not in result.output  # no source line of ours
+
+
+def test_labels_option_maps_the_entities_and_describes_them(tmp_path: Path) -> None:
+    bundled = Tagger.load(device="cpu")  # the bundled package: real GMB labels on real text
+    text = "Angela Merkel visited Paris on Monday. The Red Cross met Iraqi officials."
+    doc = bundled(text)
+    names = {"per": "PER", "geo": "LOC", "org": "ORG", "gpe": "MISC"}
+    expected = [(names[e.label], e.start, e.end) for e in doc.entities if e.label in names]
+    assert len(expected) >= 4 and any(e.label == "tim" for e in doc.entities)
+    code, output = run("--text", text, "--labels", "conll", "--output-format", "jsonl")
+    assert code == 0, output
+    assert [(e["label"], e["start"], e["end"]) for e in json.loads(output)["entities"]] == expected  # tim dropped
+    code, output = run("--text", text, "--labels", "conll")
+    assert code == 0 and "  location" in output and "  person" in output
+    assert "Monday" not in output.split("\n", 1)[1] and "[Paris](LOC)" in output
+    # Pre-tokenized input: the same map.
+    (tmp_path / "in.tokens").write_text("Angela Merkel visited Paris on Monday .\n")
+    code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--output-format", "jsonl", "--labels", "conll")
+    assert code == 0, output
+    assert [(e["type"], e["text"]) for e in json.loads(output)["entities"]] == [("PER", "Angela Merkel"), ("LOC", "Paris")]
+    # A bad map file: one line naming it, exit 1.
+    (tmp_path / "map.json").write_text('{"geo": 5}')
+    code, output = run("--text", text, "--labels", str(tmp_path / "map.json"))
+    assert code == 1 and output.strip().splitlines() == [
+        f"Error: {tmp_path / 'map.json'}: label 'geo' must map to a label (a non-empty string) or null, got 5"]

@@ -63,6 +63,21 @@ class SchedulerUnreachable(ConnectionError):
     """The scheduler address does not answer as a Dask scheduler (closed port, silent or other server)."""
 
 
+def labels_ref(labels: str | os.PathLike[str] | None, package: str) -> dict[str, Any] | None:
+    """The label map `labels` names (`ner_fast.labels`) for the package folder `package`, resolved here (a
+    bad map fails before any worker starts; a label file is read once, on the client) as JSON for the
+    workers; None for the package's own labels."""
+    from ner_fast.labels import PACKAGE, label_map, package_descriptions
+    from ner_fast.package import load_package
+    from ner_fast.schemes import TagScheme
+
+    if labels is None or labels == PACKAGE:
+        return None
+    pkg = load_package(package, verify=False)  # verified by `package_ref` already
+    types = TagScheme(pkg.tags).types
+    return label_map(labels, types, package_descriptions(pkg.model, types)).to_json()
+
+
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     """(absolute path, checksum) of a package, verified here first so that a bad package fails before
     any worker starts. None: the bundled default package."""
@@ -77,24 +92,28 @@ def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
 
 
 def tag_bag(bag: Any, package: str | os.PathLike[str] | None = None, threads: int | None = 1,
-            batch_size: int | None = None) -> Any:
-    """A Dask bag of document strings -> a bag of tagged documents (`Doc.to_dict()` dicts), same partitions."""
+            batch_size: int | None = None, labels: str | os.PathLike[str] | None = None) -> Any:
+    """A Dask bag of document strings -> a bag of tagged documents (`Doc.to_dict()` dicts), same partitions.
+    `labels`: the entities' label map (`ner_fast.labels`; None: the package's labels)."""
     path, checksum = package_ref(package)
-    return bag.map_partitions(tag_texts, package=path, checksum=checksum, threads=threads, batch_size=batch_size)
+    return bag.map_partitions(tag_texts, package=path, checksum=checksum, threads=threads, batch_size=batch_size,
+                              labels=labels_ref(labels, path))
 
 
 def tag_dataframe(df: Any, column: str = "text", package: str | os.PathLike[str] | None = None,
-                  into: str = "doc", threads: int | None = 1, batch_size: int | None = None) -> Any:
+                  into: str = "doc", threads: int | None = 1, batch_size: int | None = None,
+                  labels: str | os.PathLike[str] | None = None) -> Any:
     """A Dask dataframe with a text `column` -> the same dataframe plus an object column `into` holding each
-    row's `Doc.to_dict()` (one `map_partitions` task per partition)."""
+    row's `Doc.to_dict()` (one `map_partitions` task per partition); `labels` as in `tag_bag`."""
     import pandas as pd
 
     if column not in df.columns:
         raise KeyError(f"no column {column!r} (columns: {', '.join(map(str, df.columns))})")
     path, checksum = package_ref(package)
+    mapped = labels_ref(labels, path)
 
     def tag_frame(frame: pd.DataFrame) -> pd.DataFrame:
-        docs = tag_texts(frame[column].tolist(), path, checksum, threads, batch_size)
+        docs = tag_texts(frame[column].tolist(), path, checksum, threads, batch_size, mapped)
         return frame.assign(**{into: pd.Series(docs, index=frame.index, dtype=object)})
 
     meta = df._meta.assign(**{into: pd.Series(dtype=object)})
@@ -121,6 +140,7 @@ def tag_files(
     batch_size: int | None = None,
     progress: bool = True,
     scheduler_timeout: float = SCHEDULER_TIMEOUT,
+    labels: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Tag input files on a Dask cluster into the output folder `out_dir` (see the module docstring).
 
@@ -136,15 +156,21 @@ def tag_files(
     Raises `PartitionsFailed` (its cause: the first failure, e.g. a `CorpusError` naming a file and line)
     after all other partitions have finished and been recorded.
 
+    `labels`: the entities' label map (`ner_fast.labels`; None: the package's labels); it is part of the
+    run's settings, so `resume` refuses another one.
+
     A script that starts a local cluster must call this under `if __name__ == "__main__":` (the worker
     processes are started by re-importing the main module).
     """
     started = time.perf_counter()
     out = Path(out_dir)
     path, checksum = package_ref(package)
+    mapped = labels_ref(labels, path)
     plan = plan_partitions(inputs, input_format, text_field, partition_size)
     settings = {"package": {"path": path, "checksum": checksum}, "input_format": input_format,
                 "text_field": text_field, "partition_size": partition_size}
+    if mapped is not None:  # only then: runs made before label maps existed resume as before
+        settings["labels"] = mapped
     done = _prepare_output(out, plan, settings, resume, force)
     todo = [p for p in plan if p.part not in done]
     writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
@@ -152,7 +178,7 @@ def tag_files(
     if todo:
         with _cluster(client, scheduler, local_workers, scheduler_timeout) as active:
             writer.write()  # only once connected: a scheduler that cannot be reached leaves no manifest behind
-            tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress)
+            tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress, mapped)
     writer.write()
     if failures:
         _, err = min(failures, key=lambda f: f[0])
@@ -337,7 +363,8 @@ def _tag_part(part: Partition, **options: Any) -> dict[str, Any]:
 
 
 def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str, threads: int | None,
-         batch_size: int, writer: _ManifestWriter, progress: bool) -> tuple[int, list[tuple[int, BaseException]]]:
+         batch_size: int, writer: _ManifestWriter, progress: bool,
+         labels: dict[str, Any] | None = None) -> tuple[int, list[tuple[int, BaseException]]]:
     """Submit every partition, record parts as they complete; return (parts tagged, failures by index)."""
     import sys
 
@@ -348,7 +375,7 @@ def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str
     # allowed-failures); an error raised by the partition itself (a malformed line) would fail again.
     run_id = uuid.uuid4().hex[:8]  # keys unique per run: a client must not hand back an earlier run's result
     futures = client.map(_tag_part, todo, out_dir=str(out), package=path, checksum=checksum, threads=threads,
-                         batch_size=batch_size, key=[f"ner-fast-tag-{run_id}-{p.part}" for p in todo], retries=0)
+                         batch_size=batch_size, labels=labels, key=[f"ner-fast-tag-{run_id}-{p.part}" for p in todo], retries=0)
     index_of = {f.key: p.index for f, p in zip(futures, todo)}
     tagged, failures = 0, []
     try:

@@ -46,6 +46,8 @@ class Model(Protocol):
     tags: list[str]
     pos_tags: list[str] | None
     scheme: TagScheme
+    #: Each scheme type's reported label (the label map, `ner_fast.labels`); None: entities of it are dropped.
+    entity_types: Sequence[str | None]
     workers: int
     uses_pos: bool
 
@@ -198,7 +200,7 @@ class _Group:
         for future in self.futures:
             future.result()  # re-raises a job's exception
         model, work = self.model, self.work
-        tagged = Tagged(work.tag_ids, work.scores, work.pos_ids, model.tags, model.pos_tags, model.scheme)
+        tagged = Tagged(work.tag_ids, work.scores, work.pos_ids, model.tags, model.pos_tags, model.scheme, model.entity_types)
         docs = []
         base = 0
         for text, (words, starts, ends, offsets) in zip(self.texts, self.segments):

@@ -266,6 +266,11 @@ def validate_model(model: Any, path: Path) -> None:
         not isinstance(pos_tags, list) or len(pos_tags) < 3 or not all(isinstance(t, str) for t in pos_tags)
     ):
         raise bad("pos_tags", "must be null or the POS head's tag list (<pad>, <unk>, then tags)")
+    described = model.get("label_descriptions")
+    if described is not None and (
+        not isinstance(described, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in described.items())
+    ):
+        raise bad("label_descriptions", "must be an object of label -> description (strings)")
     crf = model.get("crf")
     if crf is not None:
         shapes = {"transitions": (n_tags, n_tags), "start": (n_tags,), "end": (n_tags,)}

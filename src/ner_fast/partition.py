@@ -15,6 +15,7 @@ This module needs no engine: `ner_fast.dask` drives it on a Dask cluster.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -35,24 +36,26 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 # --------------------------------------------------------------------------- the partition function
 
-_taggers: dict[tuple[str, str, int | None], Any] = {}
+_taggers: dict[tuple[str, str, int | None, str], Any] = {}
 _taggers_lock = threading.Lock()
 
 
 def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str | None = None,
-                  threads: int | None = 1) -> Any:
+                  threads: int | None = 1, labels: dict[str, Any] | None = None) -> Any:
     """The `Tagger` of this process for `package`, opened (and its files verified) on first use, then kept.
 
     `checksum` (`ner_fast.package.package_checksum` on the client) must match this machine's copy of
     the package: a worker never tags with a different model than the one the run was started with.
     Threads of one worker share the tagger (onnxruntime sessions are thread-safe). `package` None: the
-    bundled default package.
+    bundled default package. `labels`: the label map, resolved on the client (`LabelMap.to_json`: a
+    label file need not exist on the workers); None: the package's labels.
     """
+    from ner_fast.labels import LabelMap
     from ner_fast.package import PackageError, load_package, package_checksum, package_path
     from ner_fast.tagger import Tagger
 
     path = str(package_path(package).resolve())
-    key = (path, checksum or "", threads)
+    key = (path, checksum or "", threads, json.dumps(labels, sort_keys=True))
     tagger = _taggers.get(key)
     if tagger is not None:
         return tagger
@@ -61,7 +64,8 @@ def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str |
             pkg = load_package(path)  # verifies every file against the manifest
             if checksum is not None and package_checksum(path) != checksum:
                 raise PackageError(f"{path} on {os.uname().nodename} is not the package the run was started with")
-            _taggers[key] = Tagger.load(pkg, device="cpu", threads=threads)
+            label_map = LabelMap.from_json(labels) if labels is not None else None
+            _taggers[key] = Tagger.load(pkg, device="cpu", threads=threads, labels=label_map)
         return _taggers[key]
 
 
@@ -71,9 +75,10 @@ def tag_docs(
     checksum: str | None = None,
     threads: int | None = 1,
     batch_size: int | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> Iterator[Any]:
     """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default)."""
-    tagger = worker_tagger(package, checksum, threads)
+    tagger = worker_tagger(package, checksum, threads, labels)
     return tagger.pipe([str(t) for t in texts], **({} if batch_size is None else {"batch_size": batch_size}))
 
 
@@ -83,13 +88,14 @@ def tag_texts(
     checksum: str | None = None,
     threads: int | None = 1,
     batch_size: int | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The partition function: documents -> one `Doc.to_dict()` each, in order, with this process's tagger.
 
     Engine-neutral: a Dask bag partition, a pandas Series of a Spark `mapInPandas` batch or a plain list.
     `package` None: the bundled default package.
     """
-    return [doc.to_dict() for doc in tag_docs(texts, package, checksum, threads, batch_size)]
+    return [doc.to_dict() for doc in tag_docs(texts, package, checksum, threads, batch_size, labels)]
 
 
 # --------------------------------------------------------------------------- input, cut into partitions
@@ -268,6 +274,7 @@ def tag_partition(
     checksum: str | None = None,
     threads: int | None = 1,
     batch_size: int | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read, tag and write one partition as `out_dir/<part.part>`, whole or not at all (write, then rename).
 
@@ -280,7 +287,7 @@ def tag_partition(
     documents = 0
     digest = hashlib.sha256()
     with atomic_open(Path(out_dir) / part.part, "wb") as out:
-        for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size):
+        for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size, labels):
             line = (doc.to_json() + "\n").encode("utf-8")  # the line `ner-fast tag --input-format text` writes
             out.write(line)
             digest.update(line)

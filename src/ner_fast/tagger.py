@@ -44,6 +44,7 @@ from ner_fast.buckets import MAX_BATCH_TOKENS, cut_lengths, plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.features import featurize
+from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
@@ -145,6 +146,7 @@ class Tagger:
         sessions: Mapping[int | None, ort.InferenceSession],
         decode: str | None = None,
         workers: int = 1,
+        labels: str | os.PathLike[str] | LabelMap | None = None,
     ) -> None:
         if None not in sessions:
             raise ValueError("sessions need the dynamic graph's session under the key None")
@@ -171,6 +173,12 @@ class Tagger:
         self._decoder = Decoder(self.tags, self.decode, self.crf)
         self._tag_index = {t: i for i, t in enumerate(self.tags)}
         self.scheme = TagScheme(self.tags)
+        #: How entity labels are reported (`ner_fast.labels`; `labels` of `load`): the package's own by default.
+        self.label_map = label_map(labels, self.scheme.types, package_descriptions(model, self.scheme.types))
+        #: The label each of `scheme.types` is reported as (None: its entities are dropped).
+        self.entity_types: list[str | None] = [self.label_map(t) for t in self.scheme.types]
+        #: The entity labels this tagger reports, each once, in the package's order.
+        self.entity_labels: list[str] = self.label_map.reported(self.scheme.types)
         # Build the vocabularies' lookup tables now, not lazily inside the first (maybe concurrent) call.
         featurize(["warm", "up"], ["x", "x"] if self.uses_pos else None, self.vocabs, self.max_token_chars)
 
@@ -186,6 +194,7 @@ class Tagger:
         decode: str | None = None,
         workers: int = 1,
         verify: bool = True,
+        labels: str | os.PathLike[str] | LabelMap | None = None,
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
@@ -199,8 +208,14 @@ class Tagger:
         own pre-packed LSTM weights (about 5 MB at the default dimensions), so fewer buckets use less
         memory and load faster; sentences then pad to the smallest loaded bucket that fits. `decode` and
         `workers` as in the class docstring.
+
+        `labels` renames the entities' labels (`ner_fast.labels`): "package" or None (the package's own),
+        "conll", "ontonotes", or a JSON file mapping labels to new ones or null (dropped); checked before
+        any session starts (`labels.LabelError`).
         """
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
+        types = TagScheme(pkg.tags).types
+        labels = label_map(labels, types, package_descriptions(pkg.model, types))
         wanted = list(providers) if providers is not None else providers_for(device)
         options = session_options or make_session_options(threads)
         wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
@@ -220,7 +235,7 @@ class Tagger:
         if wants_cuda and sessions[None].get_providers()[0] != CUDA:
             why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
             warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
-        return cls(pkg, sessions, decode, workers)
+        return cls(pkg, sessions, decode, workers, labels)
 
     @property
     def sessions(self) -> Mapping[int | None, ort.InferenceSession]:
@@ -305,14 +320,14 @@ class Tagger:
     def entities(self, tokens: Sequence[str], pos: Sequence[str] | None = None) -> list[Entity]:
         """Entity spans of one sentence (see `Entity` for the score)."""
         tags, probs = self.tag(tokens, pos, proba=True)
-        return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme)
+        return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme, self.label_map)
 
     def entities_batch(
         self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
         tags, probs, _ = self._run(sentences, pos, batch_size, proba=True)
-        return [spans(s, t, self.chosen_probabilities(t, p), self.scheme) for s, t, p in zip(sentences, tags, probs)]
+        return [spans(s, t, self.chosen_probabilities(t, p), self.scheme, self.label_map) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`)."""
@@ -441,11 +456,19 @@ def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any
 
 
 def spans(
-    tokens: Sequence[str], tags: Sequence[str], scores: np.ndarray | Sequence[float], scheme: TagScheme | None = None
+    tokens: Sequence[str],
+    tags: Sequence[str],
+    scores: np.ndarray | Sequence[float],
+    scheme: TagScheme | None = None,
+    labels: LabelMap | None = None,
 ) -> list[Entity]:
     """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
     conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
     `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
-    into `" ".join(tokens)` (see `Entity`)."""
+    into `" ".join(tokens)` (see `Entity`). `labels`: the label map applied to the chunks (a tagger's
+    `label_map`; entities whose label maps to None are dropped)."""
     text, starts, ends = join_tokens(tokens)
-    return make_entities(text, starts, ends, chunks(tags, scheme), np.asarray(scores, dtype=np.float64).tolist())
+    found = chunks(tags, scheme)
+    if labels is not None:
+        found = [(named, a, b) for label, a, b in found if (named := labels(label)) is not None]
+    return make_entities(text, starts, ends, found, np.asarray(scores, dtype=np.float64).tolist())

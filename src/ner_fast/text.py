@@ -475,6 +475,8 @@ class Tagged:
     tags: Sequence[str]
     pos_tags: Sequence[str] | None
     scheme: TagScheme
+    #: Each scheme type's reported label (the tagger's label map, `labels.py`); None: the entity is dropped.
+    types: Sequence[str | None]
 
     def tag_names(self, base: int, n: int) -> list[str]:
         """Tags of tokens `base:base + n`."""
@@ -497,11 +499,12 @@ class Tagged:
         """(label, token_start, token_end) of the entities of one text whose tokens start at `base`,
         sentence by sentence (`sentence_offsets` index its tokens)."""
         ids = self.tag_ids[base : base + sentence_offsets[-1]].tolist()
-        scheme, types = self.scheme, self.scheme.types
+        scheme, types = self.scheme, self.types
         return [
             (types[kind], a + start, b + start)
             for start, stop in zip(sentence_offsets[:-1], sentence_offsets[1:])
             for a, b, kind in chunk_ids(ids[start:stop], scheme)
+            if types[kind] is not None
         ]
 
 

@@ -59,6 +59,9 @@ def test_model_describes_tags_provenance_and_versions(client: httpx.Client, tagg
     model = json.loads((package / "model.json").read_text())
     assert info["tags"] == model["vocab"]["tags"]
     assert info["labels"] == sorted({t[2:] for t in model["vocab"]["tags"] if t != "O"})
+    # Each label's description, as the package records it (export writes the GMB ones).
+    assert info["descriptions"] == {label: model["label_descriptions"][label] for label in info["labels"]}
+    assert info["descriptions"]["geo"] == "geographical entity" and info["label_map"] == "package"
     assert info["uses_pos"] is False
     assert info["source"] == model["source"]
     assert info["provenance"] == PROVENANCE

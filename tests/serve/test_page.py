@@ -51,8 +51,15 @@ def test_typed_text_shows_its_entities_highlighted(browser: webdriver.Chrome, ur
     browser.get(url + "/")
     wait = WebDriverWait(browser, 20)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#legend li"))
-    legend = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
+    items = browser.find_elements(By.CSS_SELECTOR, "#legend li")
+    legend = [li.get_attribute("data-label") for li in items]
     assert legend == sorted({t[2:] for t in tagger.tags if t != "O"})
+    # Each type with what it means, in the legend and its tooltip.
+    for li, label in zip(items, legend):
+        meaning = tagger.label_map.describe(label)
+        assert meaning and li.find_element(By.CSS_SELECTOR, ".name").text == label
+        assert li.find_element(By.CSS_SELECTOR, ".description").text == meaning
+        assert li.get_attribute("title") == f"{label}: {meaning}"
 
     box = browser.find_element(By.ID, "text")
     box.clear()
@@ -68,6 +75,9 @@ def test_typed_text_shows_its_entities_highlighted(browser: webdriver.Chrome, ur
         label = mark.find_element(By.CSS_SELECTOR, ".label").text
         assert label.lower() == ent["label"]
         assert browser.execute_script("return arguments[0].firstChild.textContent", mark) == ent["text"]
+        # The tooltip: type, what it means, score.
+        assert mark.get_attribute("title") == (
+            f"{ent['label']}: {tagger.label_map.describe(ent['label'])} (score {ent['score']:.3f})")
     # The whole text reads as typed, entities inline (labels taken out).
     shown = browser.execute_script(
         "const r = document.getElementById('result').cloneNode(true);"
@@ -75,7 +85,7 @@ def test_typed_text_shows_its_entities_highlighted(browser: webdriver.Chrome, ur
     assert shown == TEXT
     # One colour per type, the legend's.
     colours = {m.get_attribute("data-label"): m.value_of_css_property("background-color") for m in marks}
-    legend_colours = {li.text: li.value_of_css_property("background-color")
+    legend_colours = {li.get_attribute("data-label"): li.value_of_css_property("background-color")
                       for li in browser.find_elements(By.CSS_SELECTOR, "#legend li")}
     assert all(colours[label] == legend_colours[label] for label in colours)
     assert len(set(colours.values())) == len(colours)

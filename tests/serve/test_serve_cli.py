@@ -88,6 +88,9 @@ def test_usage_mistakes_get_one_line(tmp_path: Path, package: Path) -> None:
     assert "Traceback" not in not_a_package.output
     bad_port = runner.invoke(cli, ["serve", str(package), "--port", "70000"])
     assert bad_port.exit_code == 2 and "70000" in bad_port.output
+    bad_labels = runner.invoke(cli, ["serve", str(package), "--port", "0", "--labels", "klingon"])
+    assert bad_labels.exit_code == 1 and bad_labels.output.strip().splitlines() == [
+        "Error: labels 'klingon': neither one of package, conll, ontonotes nor a JSON file"]
 
 
 def test_a_port_in_use_is_one_line(package: Path) -> None:
@@ -139,7 +142,7 @@ def test_without_a_package_it_loads_the_bundled_one(monkeypatch: pytest.MonkeyPa
 def test_help_lists_the_options() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--threads", "--max-batch-tokens", "--max-wait-ms"):
+    for option in ("--host", "--port", "--threads", "--max-batch-tokens", "--max-wait-ms", "--labels"):
         assert option in result.output
 
 

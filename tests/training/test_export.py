@@ -129,6 +129,9 @@ def test_package_describes_itself(small: tuple) -> None:
     )
     assert pkg.model["vocab"] == vocabs.to_json()
     assert pkg.tags == vocabs.tags.itos
+    # Each entity label's description (the GMB ones: the tiny corpus uses per, geo, tim, org).
+    assert pkg.model["label_descriptions"] == {
+        "per": "person", "geo": "geographical entity", "tim": "time expression", "org": "organization"}
     assert pkg.model["architecture"] == config.to_dict()
     assert (pkg.model["use_pos"], pkg.model["has_pos"], pkg.model["use_casing"], pkg.model["lowercase"]) == (True, True, True, True)
     assert pkg.model["max_token_chars"] == 8

@@ -12,6 +12,7 @@ import click
 from ner_fast import __version__
 from ner_fast.cli.evaluate import evaluate_command
 from ner_fast.cli.export import export_command
+from ner_fast.cli.info import info_command
 from ner_fast.cli.launch import launch_command
 from ner_fast.cli.prepare import prepare_command
 from ner_fast.cli.serve import serve_command
@@ -33,6 +34,7 @@ cli.add_command(export_command, "export")
 cli.add_command(tag_command, "tag")
 cli.add_command(launch_command, "launch")
 cli.add_command(serve_command, "serve")
+cli.add_command(info_command, "info")
 
 
 # The engines of the training side come with an extra; without it a command says which, in one line.

@@ -7,6 +7,7 @@ import click
 
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES
 from ner_fast.serve.settings import Limits, Settings, Timeouts, check_seconds, check_setting
+from ner_fast.labels import LABEL_SETS, PACKAGE
 
 DEFAULTS = Settings()
 
@@ -65,6 +66,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
               callback=_seconds, help="On SIGTERM, seconds requests in flight may take to finish before they are "
                                       "cancelled (bodies still arriving are answered 503 at once).")
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
+@click.option("--labels", default=PACKAGE, show_default=True, metavar="|".join(LABEL_SETS) + "|FILE.json",
+              help="Entity labels of the answers: the package's, conll, ontonotes or a JSON label map (ner-fast tag --help).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="warning",
               show_default=True, help="uvicorn's log level.")
 def serve_command(
@@ -85,6 +88,7 @@ def serve_command(
     body_timeout: float,
     graceful_timeout: float,
     device: str,
+    labels: str,
     log_level: str,
 ) -> None:
     """Serve the model package PACKAGE (default: the bundled model) over HTTP: POST /v1/entities,
@@ -105,5 +109,5 @@ def serve_command(
                         piece_tokens=piece_tokens)
     with user_errors(runtime=""):  # RuntimeError: the server did not start
         # `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
-        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker())
+        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker(), labels=labels)
         serve(tagger, host, port, settings, log_level=log_level)

@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +31,7 @@ import click
 from ner_fast.corpus import TAG_FORMATS, TEXT
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES
 from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
+from ner_fast.labels import LABEL_SETS, PACKAGE
 
 OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
 # Entity label colours of the pretty view, given to labels in order of appearance.
@@ -108,7 +109,7 @@ def tagged(
         part_pos = pos[start : start + CHUNK] if (pos is not None and tagger.uses_pos) else None
         tags, probs = tagger.tag_batch(words, part_pos, proba=True, **options)
         for w, t, p in zip(words, tags, probs):
-            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme)
+            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme, tagger.label_map)
         bar.update(len(words))
 
 
@@ -126,9 +127,11 @@ def write_sentence(out: IO[str], fmt: str, tokens: list[str], tags: list[str], e
         out.write(json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False) + "\n")
 
 
-def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = None) -> str:
+def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = None,
+               describe: Callable[[str], str] | None = None) -> str:
     """The pretty view of a `Doc`: its text with each entity marked `[text](label)` (in colour and
-    without brackets when `colour`), then one line per entity (label, character span, text, score)."""
+    without brackets when `colour`), then one line per entity (label, character span, text, score, and
+    what the label means when `describe`, e.g. a tagger's `label_map.describe`, says)."""
     palette = {} if palette is None else palette
     shown = _visible
     parts: list[str] = []
@@ -143,9 +146,11 @@ def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = 
         position = e.end
     parts.append(shown(doc.text[position:]))
     lines = ["".join(parts)]
+    width = max([5, *(len(e.label) for e in doc.entities)])  # longer labels (`--labels ontonotes`) stay in a column
     for e in doc.entities:
-        label = click.style(f"{e.label:<5}", fg=palette[e.label], bold=True) if colour else f"{e.label:<5}"
-        lines.append(f"  {label} {e.start:>5}-{e.end:<5} {shown(e.text)}  ({e.score:.2f})")
+        label = click.style(f"{e.label:<{width}}", fg=palette[e.label], bold=True) if colour else f"{e.label:<{width}}"
+        meaning = describe(e.label) if describe else ""
+        lines.append(f"  {label} {e.start:>5}-{e.end:<5} {shown(e.text)}  ({e.score:.2f})" + (f"  {meaning}" if meaning else ""))
     return "\n".join(lines) + "\n\n"
 
 
@@ -172,7 +177,8 @@ def read_documents(path: Path | None, whole: bool = False) -> list[str]:
     return parse_documents(raw, str(path), whole)
 
 
-def write_doc(out: IO[str], fmt: str, doc: Any, colour: bool, palette: dict[str, str]) -> None:
+def write_doc(out: IO[str], fmt: str, doc: Any, colour: bool, palette: dict[str, str],
+              describe: Callable[[str], str] | None = None) -> None:
     """One document in the output format."""
     if fmt == "jsonl":
         out.write(doc.to_json() + "\n")
@@ -181,7 +187,7 @@ def write_doc(out: IO[str], fmt: str, doc: Any, colour: bool, palette: dict[str,
             out.writelines(f"{t.text}\t{t.tag}\n" for t in doc.tokens[s.token_start : s.token_end])
             out.write("\n")
     else:
-        out.write(format_doc(doc, colour, palette))
+        out.write(format_doc(doc, colour, palette, describe))
 
 
 def tag_file(
@@ -198,6 +204,7 @@ def tag_file(
     document: bool = False,
     text: str | None = None,
     force: bool = False,
+    labels: str | None = None,
 ) -> int:
     """Tag `input_path` (stdin for None), or the document `text`, into `output` (stdout for None) with
     the package folder `package` (None: the bundled one); returns the count of sentences (pre-tokenized
@@ -211,7 +218,7 @@ def tag_file(
     `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
     anything is written; a file output is written to a temporary name beside it and renamed into place
     only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
-    `click.UsageError`. An existing `output` is replaced only with `force`, and never when it is the input;
+    `click.UsageError`. `labels`: the label map of the entities (`ner_fast.labels`; None: the package's labels). An existing `output` is replaced only with `force`, and never when it is the input;
     a stream (`atomic.is_stream`: /dev/null, /dev/stdout, a pipe) is written in place, without `force`.
     """
     from ner_fast.atomic import atomic_open, is_stream
@@ -246,7 +253,7 @@ def tag_file(
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
         raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
-    tagger = load_tagger(package, device=device, threads=threads, workers=workers)
+    tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels)
     if raw_text:
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)
@@ -287,7 +294,7 @@ def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_for
     palette: dict[str, str] = {}
     with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
         for doc in tagger.pipe(documents, **options):
-            write_doc(out, output_format, doc, colour, palette)
+            write_doc(out, output_format, doc, colour, palette, tagger.label_map.describe)
             bar.update(1)
 
 
@@ -329,6 +336,9 @@ def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_for
 @click.option("--resume", is_flag=True, help="With --output-dir: tag only the partitions its manifest lacks.")
 @click.option("--force", is_flag=True, help="Replace an existing --output file; with --output-dir: delete its earlier "
                                            "parts and manifest first.")
+@click.option("--labels", default=PACKAGE, show_default=True, metavar="|".join(LABEL_SETS) + "|FILE.json",
+              help="Entity labels: the package's, conll (PER ORG LOC MISC), ontonotes (PERSON ORG GPE NORP DATE ...) or a "
+                   "JSON file mapping the package's labels to new ones or null (dropped).")
 def tag_command(
     paths: tuple[str, ...],
     input_format: str,
@@ -348,6 +358,7 @@ def tag_command(
     text_field: str,
     resume: bool,
     force: bool,
+    labels: str,
 ) -> None:
     """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package folder PACKAGE
     (default: the package bundled with ner-fast).
@@ -364,7 +375,7 @@ def tag_command(
             raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
                                    "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
-                    force, threads, batch_size, scheduler_timeout)
+                    force, threads, batch_size, scheduler_timeout, labels)
         return
     cluster_only = [name for name, given in (("--resume", resume), ("--scheduler", scheduler is not None),
                                              ("--local-workers", local_workers is not None)) if given]
@@ -379,7 +390,7 @@ def tag_command(
     with user_errors(runtime="inference failed"):
         try:
             tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
-                     document=document, text=text, force=force)
+                     document=document, text=text, force=force, labels=labels)
         except BrokenPipeError:
             # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
             # that the interpreter's final flush does not raise again, and stop quietly.
@@ -424,7 +435,8 @@ def refuse_missing(path: Path) -> None:
 
 def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
                 local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
-                threads: int | None, batch_size: int | None, scheduler_timeout: float = SCHEDULER_TIMEOUT) -> None:
+                threads: int | None, batch_size: int | None, scheduler_timeout: float = SCHEDULER_TIMEOUT,
+                labels: str | None = None) -> None:
     """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line
     (exit 2 for the options and the output folder, 1 for the data)."""
     package, inputs = split_package(paths)
@@ -445,4 +457,5 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     with user_errors(PartitionsFailed):
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
-                  force=force, threads=threads or 1, batch_size=batch_size, scheduler_timeout=scheduler_timeout)
+                  force=force, threads=threads or 1, batch_size=batch_size, scheduler_timeout=scheduler_timeout,
+                  labels=labels)

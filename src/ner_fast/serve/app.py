@@ -3,7 +3,7 @@
 Endpoints:
 - `POST /v1/entities`: `{"text": "..."}` -> one document (`Doc.to_dict()`), `{"texts": [...]}` or
   pre-tokenized `{"tokens": [["Angela", "Merkel", ...], ...]}` -> a JSON list, one document per entry;
-- `GET /v1/model`: the model's tags and entity labels, provenance, validation F1, versions;
+- `GET /v1/model`: the model's tags, entity labels and their descriptions, provenance, validation F1, versions;
 - `GET /healthz`: `{"status": "ok"}` once the model is loaded;
 - `GET /metrics`: Prometheus text format (requests, errors, latency, batch sizes);
 - `GET /`: a page to paste text into and see its entities (`static/`, served by the app itself).
@@ -357,10 +357,13 @@ def model_info(tagger: Any) -> dict[str, Any]:
     provenance = model.get("provenance")
     # Bundled packages record how they were built, and their validation scores, under "provenance".
     validation = (provenance or {}).get("validation") or {}
-    labels = sorted({t.partition("-")[2] for t in tagger.tags if "-" in t})
+    # The entity labels the answers carry (after the tagger's label map, `ner_fast.labels`) and what each means.
+    labels = sorted(tagger.entity_labels)
     return {
         "tags": list(tagger.tags),
         "labels": labels,
+        "descriptions": {label: tagger.label_map.describe(label) for label in labels},
+        "label_map": tagger.label_map.name,
         "uses_pos": bool(tagger.uses_pos),
         "decode": tagger.decode,
         "crf": tagger.crf is not None,

@@ -43,8 +43,10 @@ from ner_fast.config import LSTM_DIRECTIONS
 from ner_fast.config import parse_buckets as parse_bucket_list
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
+from ner_fast.labels import default_descriptions
 from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, portable_path, write_manifest
 from ner_fast.training.quantize import quantize as quantize_graph
+from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocab, Vocabularies
 # Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
 from ner_fast.training import param_map as names
@@ -449,6 +451,9 @@ def export_model(
     info = {
         "vocab": vocabs.to_json(),
         "tags": vocabs.tags.itos,
+        # What each entity label means (`ner_fast.labels`: the GMB descriptions of the labels that are GMB's),
+        # shown by `ner-fast info`, `ner-fast serve` and the pretty output of `ner-fast tag`.
+        "label_descriptions": default_descriptions(TagScheme(vocabs.tags.itos).types),
         "max_token_chars": config.max_token_chars,
         "n_features": config.n_features,
         "lowercase": vocabs.lowercase,

@@ -25,14 +25,24 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function badge(label) {
-  return el("span", { style: `background: ${colour(label)}` }, label);
+// What each label means (GET /v1/model's descriptions): shown in the legend and in the tooltips.
+let DESCRIPTIONS = {};
+
+function described(label) {
+  const text = DESCRIPTIONS[label];
+  return text ? `${label}: ${text}` : label;
 }
 
-function showLegend(labels) {
+function badge(label) {
+  return el("span", { style: `background: ${colour(label)}`, title: described(label) }, label);
+}
+
+function showLegend(labels, descriptions) {
+  DESCRIPTIONS = descriptions || {};
   const legend = document.getElementById("legend");
-  legend.replaceChildren(...labels.map(
-    (label) => el("li", { "data-label": label, style: `background: ${colour(label)}` }, label)));
+  legend.replaceChildren(...labels.map((label) => el("li",
+    { "data-label": label, style: `background: ${colour(label)}`, title: described(label) },
+    el("span", { class: "name" }, label), " ", el("span", { class: "description" }, DESCRIPTIONS[label] || ""))));
 }
 
 // Entity offsets are in characters (code points, as Python counts them); JavaScript strings index
@@ -45,7 +55,7 @@ function showDoc(doc) {
     if (ent.start > at) parts.push(chars.slice(at, ent.start).join(""));
     parts.push(el("mark", {
       class: "entity", "data-label": ent.label, "data-start": ent.start, "data-end": ent.end,
-      title: `${ent.label} ${ent.score.toFixed(3)}`, style: `background: ${colour(ent.label)}`,
+      title: `${described(ent.label)} (score ${ent.score.toFixed(3)})`, style: `background: ${colour(ent.label)}`,
     }, chars.slice(ent.start, ent.end).join(""), el("span", { class: "label" }, ent.label)));
     at = ent.end;
   }
@@ -69,7 +79,7 @@ async function describeModel() {
   try {
     const response = await fetch("/v1/model");
     const model = await response.json();
-    showLegend(model.labels);
+    showLegend(model.labels, model.descriptions);
     const f1 = model.validation_f1 == null ? "" : `, validation entity F1 ${Number(model.validation_f1).toFixed(4)}`;
     document.getElementById("model").textContent =
       `${model.labels.length} entity types, ${model.tags.length} tags${f1}; ner-fast ${model.versions.runtime.ner_fast}`;

@@ -1,0 +1,170 @@
+"""`ner-fast info [PACKAGE]`: a model package's card (`model_card`, printed by `format_card` or as JSON).
+
+Everything comes from the package itself: `model.json` (labels and their descriptions, quantization,
+network, `provenance` when the package records how it was built and scored: the bundled one does),
+`manifest.json` (checksums, versions) and the files' sizes. Batch invariance is read from the package
+too: its graphs are searched for the operators that quantize activations with one scale per batch
+(then a sentence's scores depend on what it is batched with), and `model.json`'s `quantization` names
+the scheme. Nothing here loads a graph into onnxruntime, so the card is instant.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+#: Operators that quantize activations with one scale for the whole batch: a graph holding any of them
+#: gives a sentence scores that depend on its batch (docs/ARCHITECTURE.md, portability notes).
+PER_BATCH_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")
+
+
+def model_card(package: str | Path | None = None) -> dict[str, Any]:
+    """The card of the package folder `package` (None: the bundled one), JSON-ready:
+
+    `package` (path, checksum, format version, versions), `labels` (label, description and the
+    validation scores of each: f1, precision, recall, support, when recorded), `validation`, `training`
+    (data, command, source commit, epochs, recipe: the training options and architecture), `network`,
+    `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
+    its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
+    """
+    from ner_fast.labels import package_descriptions
+    from ner_fast.package import MANIFEST_FILE, load_package, package_checksum, package_path
+    from ner_fast.schemes import TagScheme
+
+    folder = package_path(package)
+    pkg = load_package(folder)
+    model = pkg.model
+    provenance = model.get("provenance") or {}
+    validation = provenance.get("validation") or {}
+    per_type = validation.get("per_type") or {}
+    types = TagScheme(pkg.tags).types
+    described = package_descriptions(model, types)
+    labels = [
+        {"label": label, "description": described.get(label, ""),
+         **{k: per_type.get(label, {}).get(k) for k in ("f1", "precision", "recall", "support")}}
+        for label in sorted(types)
+    ]
+    files = sorted(pkg.manifest["files"]) + [MANIFEST_FILE]
+    sizes = {name: (folder / name).stat().st_size for name in files}
+    graphs = [name for name in files if name.endswith(".onnx")]
+    per_batch = sorted({op for name in graphs for op in PER_BATCH_OPS if op.encode() in (folder / name).read_bytes()})
+    scheme = model.get("quantization")
+    training = provenance.get("training") or {}
+    source = model.get("source") or {}
+    members = source.get("members") if isinstance(source, dict) else None
+    return {
+        "package": {
+            "path": str(folder),
+            "checksum": package_checksum(folder),
+            "format_version": pkg.manifest.get("format_version"),
+            "versions": pkg.manifest.get("versions", {}),
+        },
+        "labels": labels,
+        "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
+                                                       "precision", "recall", "measured_with")} if validation else None,
+        "training": {
+            "data": validation.get("corpus") or training.get("data"),
+            "command": provenance.get("command"),
+            "source_commit": provenance.get("source_commit"),
+            "best_epoch": provenance.get("best_epoch"),
+            "epochs_trained": provenance.get("epochs_trained"),
+            "training_valid_f1": provenance.get("training_valid_f1"),
+            "recipe": training or None,
+            "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
+            "source": source,
+        },
+        "network": {
+            "members": len(members) if members else 1,
+            "architecture": model.get("architecture"),
+            "decode": model.get("decode"),
+            "crf": model.get("crf") is not None,
+            "uses_pos": model.get("use_pos"),
+            "pos_head": bool(model.get("pos_tags")),
+            "buckets": pkg.buckets,
+        },
+        "size": {"bytes": sum(sizes.values()), "files": sizes},
+        "quantization": {
+            "scheme": scheme,
+            "batch_invariant": not per_batch,
+            "per_batch_ops": per_batch,
+        },
+        "speed": model.get("speed") or provenance.get("speed"),
+    }
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def format_card(card: dict[str, Any]) -> str:
+    """`model_card`'s card as text for a terminal."""
+    pkg, net, quant = card["package"], card["network"], card["quantization"]
+    versions = ", ".join(f"{k} {v}" for k, v in pkg["versions"].items())
+    lines = [f"Model package {pkg['path']}", f"  checksum (sha256 of manifest.json) {pkg['checksum']}",
+             f"  format {pkg['format_version']}; made with {versions}", "", "Labels"]
+    width = max([len(row["label"]) for row in card["labels"]] + [5])
+    text_width = max([len(row["description"]) for row in card["labels"]] + [11])
+    lines.append(f"  {'label':<{width}}  {'description':<{text_width}}  {'F1':>6}  {'P':>6}  {'R':>6}  {'support':>7}")
+    for row in card["labels"]:
+        lines.append(f"  {row['label']:<{width}}  {row['description']:<{text_width}}  {_num(row['f1']):>6}  "
+                     f"{_num(row['precision']):>6}  {_num(row['recall']):>6}  {_num(row['support']):>7}")
+    valid = card["validation"]
+    if valid:
+        lines.append(f"  (validation: entity F1 {_num(valid['f1'])}, P {_num(valid['precision'])}, R {_num(valid['recall'])} on "
+                     f"{_num(valid['sentences'])} sentences, {_num(valid['tokens'])} tokens, {_num(valid['entities'])} entities "
+                     f"of {valid['corpus']}, split {valid['split']}; {valid['measured_with']})")
+    else:
+        lines.append("  (no validation scores recorded in this package)")
+    train = card["training"]
+    lines += ["", "Training"]
+    lines.append(f"  data: {train['data'] or 'not recorded'}")
+    if train["command"]:
+        lines.append(f"  built by: {train['command']} (source commit {train['source_commit']})")
+    if train["best_epoch"] is not None:
+        lines.append(f"  best epoch {train['best_epoch']} of {train['epochs_trained']} (validation F1 in training "
+                     f"{_num(train['training_valid_f1'])})")
+    recipes = [r for r in [train["recipe"], *train["ensemble"]] if r]
+    for i, recipe in enumerate(recipes):
+        name = f"member {i + 1}" if len(recipes) > 1 else "recipe"
+        arch = recipe.get("arch") or {}
+        options = {k: v for k, v in recipe.items() if k != "arch" and v is not None}
+        lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(arch.items())))
+        lines.append("    " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
+    if not recipes:
+        lines.append(f"  source: {json.dumps(train['source'])}")
+    lines += ["", "Network",
+              f"  {net['members']} {'networks (an ensemble)' if net['members'] > 1 else 'network'}, decode {net['decode']}"
+              f"{', CRF' if net['crf'] else ''}, POS input {'yes' if net['uses_pos'] else 'no'}, POS head "
+              f"{'yes' if net['pos_head'] else 'no'}, bucket graphs {net['buckets'] or 'none (the dynamic graph)'}"]
+    size = card["size"]
+    lines.append(f"  size {size['bytes'] / 1e6:.1f} MB in {len(size['files'])} files: "
+                 + ", ".join(f"{name} {n / 1e6:.2f} MB" for name, n in sorted(size["files"].items(), key=lambda kv: -kv[1])))
+    invariant = ("yes: a sentence's scores do not depend on what it is batched with" if quant["batch_invariant"] else
+                 f"no: its graph quantizes activations per batch ({', '.join(quant['per_batch_ops'])}), so scores "
+                 "depend on the batch")
+    lines.append(f"  quantization {quant['scheme'] or 'none'}; batch-invariant {invariant}")
+    speed = card["speed"]
+    lines += ["", "Speed"]
+    if speed:
+        lines.append("  " + ", ".join(f"{k}={v}" for k, v in speed.items()))
+    else:
+        lines.append("  not recorded in this package (benchmarks/tagger.py measures it, naming the CPU)")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def info_command(package: Path | None, as_json: bool) -> None:
+    """Print the model card of the package folder PACKAGE (default: the bundled model): its labels with
+    their descriptions and validation F1, training data and recipe, size, quantization and batch
+    invariance, provenance, and speed as recorded (with the CPU)."""
+    from ner_fast.package import PackageError
+
+    try:
+        card = model_card(package)
+    except (PackageError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(card, indent=1) if as_json else format_card(card), nl=as_json)

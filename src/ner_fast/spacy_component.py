@@ -1,0 +1,198 @@
+"""The spaCy pipeline component "ner_fast" (`pip install "ner-fast[spacy]"`): ner-fast's entities in `doc.ents`.
+
+    import spacy
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner_fast")                                   # the bundled package, its own labels
+    nlp = spacy.load("en_core_web_sm")
+    nlp.add_pipe("ner_fast", config={"package": "export/gmb", "labels": "ontonotes"}, before="ner")
+    doc = nlp("Angela Merkel visited Paris on Monday.")
+    [(e.text, e.label_, e._.ner_fast_score) for e in doc.ents]
+    spacy.displacy.render(doc, style="ent")
+
+The factory is registered through spaCy's entry points (`spacy_factories` in pyproject.toml), so
+`add_pipe("ner_fast")` works without importing ner_fast first. Config:
+
+- `package`: a model package folder (null: the bundled one);
+- `labels`: the label map (`ner_fast.labels`): "package", "conll", "ontonotes" or a JSON file;
+- `mode`: "keep" leaves the entities already in `doc.ents` (a rule-based `EntityRuler` before it) and adds
+  only those of ner-fast that overlap none of them; "overwrite" puts ner-fast's entities first and removes
+  the earlier ones they overlap: the EntityRuler's `overwrite_ents` False and True (spaCy's own filters,
+  `prioritize_existing_ents_filter` and `prioritize_new_ents_filter`, do the merging);
+- `alignment_mode`: how an entity's character span becomes a span of spaCy's tokens, `Doc.char_span`'s
+  mode, default "expand" (see `align`);
+- `batch_size`: sentences a tagging call of `nlp.pipe` (`Tagger.pipe`'s batch size).
+
+Each entity's score (`Entity.score`, the mean of its tokens' probabilities) is `span._.ner_fast_score`;
+`doc._.ner_fast_misaligned` counts the entities of the document whose character span did not fall on
+spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave no span).
+
+The component tags `doc.text` with ner-fast's own tokenizer and sentence splitter (the ones the model was
+trained with), whatever spaCy's tokens are; `nlp.pipe` goes through `Tagger.pipe`, sentences of many
+documents batched together. `nlp.to_disk` writes the package's path and checksum (never the weights);
+`spacy.load` opens the package at that path again and refuses it if its checksum differs.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spacy.language import Language
+from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritize_new_ents_filter
+from spacy.tokens import Doc, Span
+
+from ner_fast.package import PackageError, package_checksum, package_path
+from ner_fast.text import BATCH_SIZE, Entity
+
+if TYPE_CHECKING:
+    from ner_fast.tagger import Tagger
+
+#: `mode` values: keep the entities already set, or overwrite those ner-fast's overlap.
+MODES = ("keep", "overwrite")
+#: `alignment_mode` values (`Doc.char_span`'s) and the default.
+ALIGNMENT_MODES = ("expand", "contract", "strict")
+DEFAULT_ALIGNMENT = "expand"
+#: The file `to_disk` writes inside the component's folder.
+CONFIG_FILE = "ner_fast.json"
+
+SCORE = "ner_fast_score"
+MISALIGNED = "ner_fast_misaligned"
+if not Span.has_extension(SCORE):
+    Span.set_extension(SCORE, default=None)
+if not Doc.has_extension(MISALIGNED):
+    Doc.set_extension(MISALIGNED, default=0)
+
+
+@Language.factory(
+    "ner_fast",
+    default_config={"package": None, "labels": "package", "mode": "keep", "alignment_mode": DEFAULT_ALIGNMENT,
+                    "batch_size": BATCH_SIZE},
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", f"span._.{SCORE}", f"doc._.{MISALIGNED}"],
+)
+def make_ner_fast(
+    nlp: Language, name: str, package: str | None, labels: str, mode: str, alignment_mode: str, batch_size: int
+) -> NerFast:
+    """spaCy's factory of the "ner_fast" component (config: see the module docstring)."""
+    return NerFast(name, package, labels, mode, alignment_mode, batch_size)
+
+
+def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_ALIGNMENT) -> tuple[list[Span], int]:
+    """spaCy spans of ner-fast entities (character offsets into `doc.text`), each scored
+    (`span._.ner_fast_score`), and how many entities were misaligned.
+
+    The rule: `doc.char_span(start, end, label, alignment_mode=...)`. An entity whose span starts and ends
+    on spaCy token boundaries becomes exactly that span in every mode. Otherwise (spaCy keeps "U.S.-led"
+    one token where ner-fast may tag "U.S." alone) it counts as misaligned and "expand" widens it to the
+    tokens it touches, "contract" narrows it to the tokens wholly inside it (dropped when none is) and
+    "strict" drops it. The default is "expand": an entity is never lost, and the tokens it touches are
+    the ones an application reading `token.ent_type_` should see marked; the price is a few characters
+    more than the model marked (counted, and benchmarks/spacy.py measures what it changes in F1).
+    """
+    spans: list[Span] = []
+    misaligned = 0
+    for e in entities:
+        span = doc.char_span(e.start, e.end, label=e.label, alignment_mode=alignment_mode)
+        if span is None or span.start_char != e.start or span.end_char != e.end:
+            misaligned += 1
+        if span is not None and len(span):
+            span._.set(SCORE, e.score)
+            spans.append(span)
+    return spans, misaligned
+
+
+class NerFast:
+    """The "ner_fast" pipeline component (made by spaCy through `make_ner_fast`; see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str = "ner_fast",
+        package: str | os.PathLike[str] | None = None,
+        labels: str = "package",
+        mode: str = "keep",
+        alignment_mode: str = DEFAULT_ALIGNMENT,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"ner_fast: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if alignment_mode not in ALIGNMENT_MODES:
+            raise ValueError(f"ner_fast: alignment_mode must be one of {', '.join(ALIGNMENT_MODES)}, got {alignment_mode!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"ner_fast: batch_size must be a positive integer, got {batch_size!r}")
+        self.name = name
+        self.package = None if package is None else os.fspath(package)
+        self.label_set = labels
+        self.mode = mode
+        self.alignment_mode = alignment_mode
+        self.batch_size = batch_size
+        # spaCy imports this module (its entry points) whenever it makes a pipeline: onnxruntime only here.
+        from ner_fast.tagger import Tagger
+
+        self.tagger: Tagger = Tagger.load(self.package, labels=labels)
+        self.checksum = package_checksum(package_path(self.package))
+
+    # ------------------------------------------------------------------------------ tagging
+
+    def __call__(self, doc: Doc) -> Doc:
+        """Tag one document's text and set its entities."""
+        return self.set_annotations(doc, self.tagger(doc.text).entities)
+
+    def pipe(self, stream: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
+        """Documents of `stream` with their entities set, in order: their texts go through `Tagger.pipe`
+        (sentences of many documents a tagging call, `self.batch_size` of them; `batch_size`, the
+        documents a batch of `nlp.pipe`, does not change how ner-fast batches)."""
+        docs, texts = itertools.tee(stream)
+        tagged = self.tagger.pipe((doc.text for doc in texts), batch_size=self.batch_size)
+        for doc, found in zip(docs, tagged):
+            yield self.set_annotations(doc, found.entities)
+
+    def set_annotations(self, doc: Doc, entities: Sequence[Entity]) -> Doc:
+        """Align `entities` to `doc`'s tokens (`align`) and merge them into `doc.ents` as `mode` says."""
+        spans, misaligned = align(doc, entities, self.alignment_mode)
+        merge = prioritize_new_ents_filter if self.mode == "overwrite" else prioritize_existing_ents_filter
+        doc.ents = sorted(merge(list(doc.ents), spans))
+        doc._.set(MISALIGNED, misaligned)
+        return doc
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The entity labels this component may set (after the label map)."""
+        return tuple(self.tagger.entity_labels)
+
+    # ------------------------------------------------------------------------------ serialization
+
+    def settings(self) -> dict[str, Any]:
+        """What `to_disk` records: the package's path (null: the bundled one) and checksum, and the config."""
+        return {"package": self.package, "checksum": self.checksum, "labels": self.label_set, "mode": self.mode,
+                "alignment_mode": self.alignment_mode, "batch_size": self.batch_size}
+
+    def _check(self, saved: dict[str, Any], where: str) -> None:
+        """Refuse a saved pipeline whose package is not the one this component opened (same path, other files)."""
+        if saved.get("checksum") != self.checksum:
+            raise PackageError(
+                f"{where}: the pipeline was saved with package {saved.get('package') or 'bundled'} of checksum "
+                f"{saved.get('checksum')}, but {package_path(self.package)} now has checksum {self.checksum}"
+            )
+
+    def to_disk(self, path: str | os.PathLike[str], *, exclude: Iterable[str] = ()) -> None:
+        """Write the package's path and checksum and the config into the folder `path` (no weights)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.settings(), indent=1) + "\n", encoding="utf-8")
+
+    def from_disk(self, path: str | os.PathLike[str], *, exclude: Iterable[str] = ()) -> NerFast:
+        """Check what `to_disk` wrote against the package opened from the config (`spacy.load`)."""
+        file = Path(path) / CONFIG_FILE
+        self._check(json.loads(file.read_text(encoding="utf-8")), str(file))
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        """`to_disk`'s record as bytes (`nlp.to_bytes`)."""
+        return json.dumps(self.settings()).encode("utf-8")
+
+    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = ()) -> NerFast:
+        """Check `to_bytes`' record against this component's package."""
+        self._check(json.loads(data), "ner_fast bytes")
+        return self

@@ -1,0 +1,77 @@
+"""`ner-fast info`: the model card (`model_card`, `format_card`) and the command."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from ner_fast.cli import cli
+from ner_fast.cli.info import PER_BATCH_OPS, format_card, model_card
+from ner_fast.labels import GMB_DESCRIPTIONS
+from ner_fast.package import default_package_path, load_package, package_checksum
+from ner_fast.training.export import export_model
+from helpers import make_checkpoint
+
+
+def per_batch_ops(folder: Path) -> set[str]:
+    """The oracle: the per-batch quantization operators of the package's graphs, read with onnx."""
+    found = set()
+    for graph in folder.glob("*.onnx"):
+        found |= {n.op_type for n in onnx.load(str(graph), load_external_data=False).graph.node} & set(PER_BATCH_OPS)
+    return found
+
+
+def test_the_bundled_card_holds_labels_scores_training_size_and_invariance() -> None:
+    folder = default_package_path()
+    card = model_card()
+    pkg = load_package(folder)
+    validation = pkg.model["provenance"]["validation"]
+    assert card["package"]["checksum"] == package_checksum(folder)
+    rows = {row["label"]: row for row in card["labels"]}
+    assert sorted(rows) == sorted({t.partition("-")[2] for t in pkg.tags if t != "O"})
+    for label, row in rows.items():
+        assert row["description"] == GMB_DESCRIPTIONS[label]
+        assert row["f1"] == validation["per_type"][label]["f1"] and row["support"] == validation["per_type"][label]["support"]
+    assert card["validation"]["f1"] == validation["f1"]
+    assert card["training"]["data"] == validation["corpus"] and card["training"]["recipe"]["learning_rate"] > 0
+    assert card["network"]["members"] == 2
+    assert card["size"]["bytes"] == sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    assert card["quantization"]["scheme"] == pkg.model["quantization"]
+    assert card["quantization"]["batch_invariant"] == (not per_batch_ops(folder))
+    assert set(card["quantization"]["per_batch_ops"]) == per_batch_ops(folder)
+    text = format_card(card)
+    assert "geographical entity" in text and "natural phenomenon" in text and f"{validation['f1']:.4f}" in text
+    assert ("batch-invariant yes" if card["quantization"]["batch_invariant"] else "batch-invariant no") in text
+    assert "Speed" in text
+
+
+def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    package = export_model(tmp_path / "model", tmp_path / "pkg", quantize=None)
+    card = model_card(package)
+    assert not per_batch_ops(Path(package))
+    assert card["quantization"]["batch_invariant"] is True and card["quantization"]["per_batch_ops"] == []
+    assert card["validation"] is None and card["speed"] is None
+    assert {row["label"]: row["description"] for row in card["labels"]} == {
+        "geo": "geographical entity", "org": "organization", "per": "person", "tim": "time expression"}
+    assert all(row["f1"] is None for row in card["labels"])
+    text = format_card(card)
+    assert "no validation scores recorded" in text and "not recorded in this package" in text
+
+
+def test_the_command_prints_the_card_and_its_json() -> None:
+    runner = CliRunner()
+    plain = runner.invoke(cli, ["info"])
+    assert plain.exit_code == 0, plain.output
+    assert plain.output == format_card(model_card())
+    as_json = runner.invoke(cli, ["info", "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.output) == json.loads(json.dumps(model_card()))
+
+
+def test_a_folder_that_is_no_package_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["info", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {tmp_path}: not a model package (manifest.json is missing)"]

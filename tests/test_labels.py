@@ -1,0 +1,119 @@
+"""Label maps and descriptions (`ner_fast.labels`) and the tagger applying them."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from ner_fast.labels import GMB_DESCRIPTIONS, LABEL_SETS, LabelError, LabelMap, label_map, package_descriptions
+from ner_fast.package import load_package, default_package_path
+from ner_fast.tagger import Tagger
+
+TEXT = "Angela Merkel visited Paris on Monday. She met Iraqi officials and the Red Cross."
+GMB = ["art", "eve", "geo", "gpe", "nat", "org", "per", "tim"]
+
+
+@pytest.fixture(scope="module")
+def plain() -> Tagger:
+    return Tagger.load(device="cpu")
+
+
+def test_the_package_map_keeps_labels_and_describes_them_with_gmb_defaults() -> None:
+    # A package exported before model.json had label_descriptions (the bundled one, today): the GMB defaults.
+    package = load_package(default_package_path())
+    model = {k: v for k, v in package.model.items() if k != "label_descriptions"}
+    plain = Tagger.load(dataclasses.replace(package, model=model), device="cpu")
+    assert plain.label_map.name == "package"
+    assert sorted(plain.entity_labels) == GMB
+    assert plain.label_map.describe("gpe") == "geopolitical entity"
+    assert plain.label_map.describe("nat") == "natural phenomenon"
+    assert {plain.label_map.describe(label) for label in GMB} == set(GMB_DESCRIPTIONS.values())
+
+
+def test_recorded_descriptions_win_over_the_defaults() -> None:
+    package = load_package(default_package_path())
+    model = {**package.model, "label_descriptions": {"geo": "a place on a map"}}
+    tagger = Tagger.load(dataclasses.replace(package, model=model), device="cpu")
+    assert tagger.label_map.describe("geo") == "a place on a map"
+    assert tagger.label_map.describe("per") == ""  # the package described only geo
+    assert package_descriptions({}, ["per", "xyz"]) == {"per": "person"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected", "dropped"),
+    [
+        ("conll", {"Angela Merkel": "PER", "Paris": "LOC", "Iraqi": "MISC", "Red Cross": "ORG"}, {"Monday"}),
+        ("ontonotes", {"Angela Merkel": "PERSON", "Paris": "GPE", "Iraqi": "NORP", "Monday": "DATE", "Red Cross": "ORG"}, set()),
+    ],
+)
+def test_named_maps_rename_and_drop(plain: Tagger, labels: str, expected: dict[str, str], dropped: set[str]) -> None:
+    own = {e.text: e.label for e in plain(TEXT).entities}
+    assert own == {"Angela Merkel": "per", "Paris": "geo", "Monday": "tim", "Iraqi": "gpe", "Red Cross": "org"}
+    tagger = Tagger.load(device="cpu", labels=labels)
+    doc = tagger(TEXT)
+    assert {e.text: e.label for e in doc.entities} == expected
+    assert not dropped & {e.text for e in doc.entities}
+    # The same map on pre-tokenized input, and the descriptions of the reported labels.
+    tokens = "Angela Merkel visited Paris on Monday".split()
+    assert [e.label for e in tagger.entities(tokens)] == [expected["Angela Merkel"], expected["Paris"], *(
+        [] if "Monday" in dropped else [expected["Monday"]])]
+    assert all(tagger.label_map.describe(label) for label in tagger.entity_labels)
+    # Token tags stay the package's: the map is about entities.
+    assert doc.tokens[0].tag == "B-per"
+
+
+def test_every_gmb_label_has_a_place_in_each_named_map() -> None:
+    for name in LABEL_SETS[1:]:
+        labels = label_map(name, GMB)
+        assert set(labels.mapping) == set(GMB), name
+        assert all(labels.describe(t) for t in labels.reported(GMB)), name
+
+
+def test_a_json_map_renames_drops_and_keeps_unlisted_labels(tmp_path: Path) -> None:
+    file = tmp_path / "labels.json"
+    file.write_text(json.dumps({"geo": "LOCATION", "gpe": "LOCATION", "tim": None}), encoding="utf-8")
+    tagger = Tagger.load(device="cpu", labels=file)
+    found = {e.text: e.label for e in tagger(TEXT).entities}
+    assert found == {"Angela Merkel": "per", "Paris": "LOCATION", "Iraqi": "LOCATION", "Red Cross": "org"}
+    assert tagger.label_map.describe("LOCATION") in ("geographical entity; geopolitical entity", "geopolitical entity; geographical entity")
+    assert tagger.label_map.describe("per") == "person"
+    assert "tim" not in tagger.entity_labels and "LOCATION" in tagger.entity_labels
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{oops", "not valid JSON"),
+        ('["geo"]', "must hold one JSON object"),
+        ('{"geo": 3}', "label 'geo' must map to a label"),
+        ('{"geo": ""}', "label 'geo' must map to a label"),
+    ],
+)
+def test_a_bad_map_file_is_one_line_naming_the_file(tmp_path: Path, content: str, problem: str) -> None:
+    file = tmp_path / "map.json"
+    file.write_text(content, encoding="utf-8")
+    with pytest.raises(LabelError) as caught:
+        label_map(str(file), GMB)
+    message = str(caught.value)
+    assert message.startswith(f"{file}: ") and problem in message and "\n" not in message
+
+
+def test_an_unknown_name_says_what_is_accepted(tmp_path: Path) -> None:
+    with pytest.raises(LabelError, match="neither one of package, conll, ontonotes nor a JSON file"):
+        Tagger.load(device="cpu", labels="bio")
+
+
+def test_a_label_map_travels_as_json() -> None:
+    labels = label_map("conll", GMB)
+    assert LabelMap.from_json(json.loads(json.dumps(labels.to_json()))) == labels
+
+
+def test_malformed_label_descriptions_are_refused_naming_the_field() -> None:
+    from ner_fast.package import PackageError, validate_model
+
+    model = load_package(default_package_path()).model
+    for bad in (["geo"], {"geo": 1}):
+        with pytest.raises(PackageError, match="model.json: field 'label_descriptions'"):
+            validate_model({**model, "label_descriptions": bad}, Path("model.json"))

@@ -1,0 +1,180 @@
+"""The spaCy component "ner_fast": entry point, doc.ents, keep/overwrite, alignment, serialization, displaCy,
+and its entities against `Tagger.pipe`'s on GMB validation text. No downloaded spaCy model: spacy.blank("en")."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+spacy = pytest.importorskip("spacy")
+
+from ner_fast.package import PackageError, default_package_path, package_checksum  # noqa: E402
+from ner_fast.prepare import split_corpus  # noqa: E402
+from ner_fast.spacy_component import CONFIG_FILE, align  # noqa: E402
+from ner_fast.tagger import Tagger  # noqa: E402
+from ner_fast.text import Entity  # noqa: E402
+
+TEXT = "Angela Merkel visited Paris on Monday. She met Iraqi officials in Baghdad."
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger.load(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def nlp() -> spacy.language.Language:
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast")
+    return pipeline
+
+
+def triples(doc: spacy.tokens.Doc) -> list[tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def test_the_entry_point_makes_the_component_without_importing_ner_fast_first() -> None:
+    script = (
+        "import json, sys, spacy\n"
+        "assert 'ner_fast' not in sys.modules\n"
+        "nlp = spacy.blank('en')\n"
+        "nlp.add_pipe('ner_fast', config={'labels': 'conll'})\n"
+        f"doc = nlp({TEXT!r})\n"
+        "print(json.dumps([[e.text, e.label_] for e in doc.ents]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ents = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ["Angela Merkel", "PER"] in ents and ["Paris", "LOC"] in ents
+    assert not any(label == "tim" or text == "Monday" for text, label in ents)  # conll drops time expressions
+
+
+def test_doc_ents_and_scores_are_the_taggers(nlp: spacy.language.Language, tagger: Tagger) -> None:
+    doc = nlp(TEXT)
+    expected = tagger(TEXT).entities
+    assert len(expected) >= 4
+    assert triples(doc) == [(e.start, e.end, e.label) for e in expected]
+    assert [e._.ner_fast_score for e in doc.ents] == [e.score for e in expected]
+    assert doc._.ner_fast_misaligned == 0
+    assert [t.ent_type_ for t in doc[:2]] == ["per", "per"] and doc[0].ent_iob_ == "B" and doc[1].ent_iob_ == "I"
+
+
+def test_labels_config_maps_the_labels(tagger: Tagger) -> None:
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", config={"labels": "ontonotes"})
+    doc = pipeline(TEXT)
+    mapped = {e.text: e.label_ for e in doc.ents}
+    assert mapped["Angela Merkel"] == "PERSON" and mapped["Iraqi"] == "NORP" and mapped["Monday"] == "DATE"
+    assert set(pipeline.get_pipe("ner_fast").labels) >= {"PERSON", "NORP", "DATE", "GPE"}
+
+
+def test_keep_and_overwrite_treat_existing_entities_as_the_entity_ruler_does() -> None:
+    patterns = [{"label": "CITY", "pattern": "Paris"}, {"label": "FIRST", "pattern": "Angela"},
+                {"label": "VERB", "pattern": "visited"}]
+    found = {}
+    for mode in ("keep", "overwrite"):
+        pipeline = spacy.blank("en")
+        pipeline.add_pipe("entity_ruler").add_patterns(patterns)
+        pipeline.add_pipe("ner_fast", config={"mode": mode})
+        found[mode] = {(e.text, e.label_) for e in pipeline(TEXT).ents}
+    # keep: the ruler's entities stay; ner-fast's that overlap them (Angela Merkel, Paris) are not added.
+    assert {("Paris", "CITY"), ("Angela", "FIRST"), ("visited", "VERB"), ("Monday", "tim")} <= found["keep"]
+    assert ("Angela Merkel", "per") not in found["keep"] and ("Paris", "geo") not in found["keep"]
+    # overwrite: ner-fast's win where they overlap; the ruler's others stay.
+    assert {("Paris", "geo"), ("Angela Merkel", "per"), ("visited", "VERB"), ("Monday", "tim")} <= found["overwrite"]
+    assert ("Paris", "CITY") not in found["overwrite"] and ("Angela", "FIRST") not in found["overwrite"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("expand", ("N.Y.-based", 0, 10)), ("contract", None), ("strict", None)]
+)
+def test_align_follows_char_span_and_counts_misaligned_entities(mode: str, expected: tuple | None) -> None:
+    doc = spacy.blank("en")("N.Y.-based Acme hired Bob.")
+    assert [t.text for t in doc][:2] == ["N.Y.-based", "Acme"]  # spaCy keeps N.Y.-based one token
+    inside = Entity("geo", 0, 4, "N.Y.", 0.9, 0, 1)  # a span that ends inside spaCy's token
+    exact = Entity("org", 11, 15, "Acme", 0.8, 1, 2)
+    spans, misaligned = align(doc, [inside, exact], mode)
+    assert misaligned == 1
+    got = [(s.text, s.start_char, s.end_char) for s in spans]
+    assert ("Acme", 11, 15) in got
+    if expected is None:
+        assert len(got) == 1
+    else:
+        assert got[0] == expected and spans[0].label_ == "geo" and spans[0]._.ner_fast_score == 0.9
+
+
+def test_bad_config_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="mode must be one of keep, overwrite"):
+        spacy.blank("en").add_pipe("ner_fast", config={"mode": "merge"})
+    with pytest.raises(ValueError, match="alignment_mode must be one of"):
+        spacy.blank("en").add_pipe("ner_fast", config={"alignment_mode": "nearest"})
+    bad = tmp_path / "labels.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{bad}: not valid JSON"):
+        spacy.blank("en").add_pipe("ner_fast", config={"labels": str(bad)})
+
+
+def test_to_disk_and_load_round_trip_the_package_path_and_checksum(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    shutil.copytree(default_package_path(), package)
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", config={"package": str(package), "labels": "conll", "mode": "overwrite"})
+    before = triples(pipeline(TEXT))
+    pipeline.to_disk(tmp_path / "pipeline")
+    saved = json.loads((tmp_path / "pipeline" / "ner_fast" / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert saved["package"] == str(package) and saved["checksum"] == package_checksum(package)
+    assert saved["labels"] == "conll" and saved["mode"] == "overwrite"
+    assert not list((tmp_path / "pipeline").rglob("*.onnx*"))  # the weights stay in the package
+    loaded = spacy.load(tmp_path / "pipeline")
+    component = loaded.get_pipe("ner_fast")
+    assert (component.package, component.label_set, component.mode) == (str(package), "conll", "overwrite")
+    assert triples(loaded(TEXT)) == before and before
+    # The same path with other contents (a valid package whose manifest differs) is refused on load.
+    manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
+    manifest["versions"]["note"] = "re-exported"
+    (package / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(PackageError, match="checksum"):
+        spacy.load(tmp_path / "pipeline")
+
+
+def test_to_bytes_round_trip(nlp: spacy.language.Language) -> None:
+    data = nlp.to_bytes()
+    copy = spacy.blank("en")
+    copy.add_pipe("ner_fast")
+    copy.from_bytes(data)
+    assert triples(copy(TEXT)) == triples(nlp(TEXT))
+
+
+def test_displacy_renders_the_entities(nlp: spacy.language.Language) -> None:
+    html = spacy.displacy.render(nlp(TEXT), style="ent", jupyter=False)
+    for text, label in [("Angela Merkel", "per"), ("Paris", "geo"), ("Baghdad", "geo"), ("Iraqi", "gpe")]:
+        assert text in html
+        assert f">{label}</span>" in html
+
+
+def test_nlp_pipe_equals_tagger_pipe_on_gmb_validation_text(bundled, nlp: spacy.language.Language, tagger: Tagger) -> None:
+    """The component's entities equal `Tagger.pipe`'s but for misaligned ones, which it counts."""
+    _, valid = split_corpus(bundled, (0.8, 0.2))
+    # 400 sentences, as raw text: four sentences a document (the splitter's cuts count).
+    sentences = [" ".join(valid.sentence(i).words) for i in range(400)]
+    texts = [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)]
+    ours = list(nlp.pipe(texts, batch_size=16))
+    theirs = list(tagger.pipe(texts))
+    assert len(ours) == len(theirs) == len(texts)
+    total = differing = misaligned = 0
+    for doc, reference in zip(ours, theirs):
+        expected = {(e.start, e.end, e.label) for e in reference.entities}
+        got = set(triples(doc))
+        total += len(expected)
+        unmatched = expected - got
+        # Every entity not found as is lies off spaCy's token boundaries.
+        assert all(doc.char_span(a, b, alignment_mode="strict") is None for a, b, _ in unmatched)
+        differing += len(unmatched)
+        misaligned += doc._.ner_fast_misaligned
+    assert total > 500
+    assert differing == misaligned
+    assert differing <= total // 100  # GMB's tokens are spaCy's or coarser: alignment rarely matters
