@@ -45,7 +45,8 @@ from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritiz
 from spacy.tokens import Doc, Span
 
 from ner_fast.package import PackageError, package_checksum, package_path
-from ner_fast.text import BATCH_SIZE, Entity
+from ner_fast.engine import BATCH_SIZE
+from ner_fast.text import Entity
 
 if TYPE_CHECKING:
     from ner_fast.tagger import Tagger
