@@ -21,7 +21,7 @@ The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentenc
 `--small`: hours on 2 cores.
 
 Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2] [--epochs N]
-[--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
+[--control] [--max-sentences N] [--cross FILE] [--reuse] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
 [--table FILE]``
 """
 from __future__ import annotations
@@ -153,10 +153,20 @@ def train_one(out: Path, data: str | None, seed: int, vectors: str | None, vecto
     elif vector_words:  # a control without vectors at their word dimension: `vector_words` carries it
         given.update(word_dim=vector_words)
     cfg = TrainConfig.from_options(str(out), data, **given)
-    started = time.perf_counter()
-    result = train(cfg, force=True, progress=False, echo=lambda msg: None)
-    seconds = [h["seconds"] for h in result.history]
-    return {"best_valid_f1": result.best_f1, "best_epoch": result.best_epoch, "train_s": time.perf_counter() - started,
+    if args.reuse and (out / "state.json").exists():
+        # A finished run of an earlier invocation in --work, made with these options: measured again, not retrained.
+        doc = json.loads((out / "config.json").read_text())
+        if doc["train"] != cfg.to_dict():
+            raise SystemExit(f"{out}: trained with other options; leave --reuse out or use another --work")
+        state = json.loads((out / "state.json").read_text())
+        history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        best_f1, best_epoch, train_s = state["best_f1"], state["best_epoch"], float("nan")
+    else:
+        started = time.perf_counter()
+        result = train(cfg, force=True, progress=False, echo=lambda msg: None)
+        history, best_f1, best_epoch, train_s = result.history, result.best_f1, result.best_epoch, time.perf_counter() - started
+    seconds = [h["seconds"] for h in history]
+    return {"best_valid_f1": best_f1, "best_epoch": best_epoch, "train_s": train_s,
             "mean_epoch_s": sum(seconds) / len(seconds), "word_dim": cfg.arch["word_dim"],
             "words": len(json.loads((out / "vocab.json").read_text())["words"])}
 
@@ -218,6 +228,8 @@ def main() -> None:
     parser.add_argument("--speed-passes", type=int, default=3, help="speed measured this many times per package, "
                         "the packages taking turns; the best pass counts")
     parser.add_argument("--work", type=Path, help="folder for the runs and packages (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true", help="measure finished runs already in --work (same options)"
+                        " instead of training them again (e.g. to add --cross)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--table", type=Path)
     args = parser.parse_args()
