@@ -21,7 +21,7 @@ The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentenc
 `--small`: hours on 2 cores.
 
 Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2] [--epochs N]
-[--control] [--max-sentences N] [--cross FILE] [--reuse] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
+[--control] [--max-sentences N] [--cross FILE] [--reuse] [--small FILE [--small-sizes 500,1000] [--small-epochs N]] [--work DIR] [--json FILE]
 [--table FILE]``
 """
 from __future__ import annotations
@@ -225,6 +225,7 @@ def main() -> None:
     parser.add_argument("--cross", type=Path, help="a CoNLL corpus tagged PER/ORG/LOC (e.g. wikigold)")
     parser.add_argument("--small", type=Path, help="a corpus that is not GMB, for the small-data runs")
     parser.add_argument("--small-sizes", default="500,1000")
+    parser.add_argument("--small-epochs", type=int, help="epochs of the small-data runs (default: --epochs)")
     parser.add_argument("--speed-passes", type=int, default=3, help="speed measured this many times per package, "
                         "the packages taking turns; the best pass counts")
     parser.add_argument("--work", type=Path, help="folder for the runs and packages (default: a temporary one)")
@@ -267,7 +268,8 @@ def main() -> None:
         if args.small:
             for size in (int(x) for x in args.small_sizes.split(",")):
                 for name, vectors, n in variants:
-                    f1s = [train_one(work / f"small-{size}-{name}-{seed}", str(args.small), seed, vectors, n, args,
+                    small_args = argparse.Namespace(**{**vars(args), "epochs": args.small_epochs or args.epochs})
+                    f1s = [train_one(work / f"small-{size}-{name}-{seed}", str(args.small), seed, vectors, n, small_args,
                                      size + size // 4)["best_valid_f1"] for seed in seeds]
                     small.setdefault(str(size), {})[name] = statistics.mean(f1s)
     result = {
@@ -275,7 +277,7 @@ def main() -> None:
         "cpu": cpu_info(),
         "settings": {"vectors": args.vectors, "vector_words": args.vector_words, "seeds": seeds, "epochs": args.epochs,
                      "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
-                     "small": args.small and args.small.name, "recipe": "tuned (the default), int8 packages",
+                     "small": args.small and args.small.name, "small_epochs": args.small_epochs or args.epochs, "recipe": "tuned (the default), int8 packages",
                      "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"},
         "variants": [v[0] for v in variants],
         "runs": runs,
