@@ -20,9 +20,9 @@ Means and spreads (max - min over the seeds) per variant, and the ratios vectors
 The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentences`, with `--cross` and
 `--small`: hours on 2 cores.
 
-Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2] [--epochs N]
-[--control] [--max-sentences N] [--cross FILE] [--reuse] [--small FILE [--small-sizes 500,1000] [--small-epochs N]] [--work DIR] [--json FILE]
-[--table FILE]``
+Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2]
+[--epochs N] [--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
+[--small-epochs N]] [--work DIR [--reuse]] [--speed-passes N] [--json FILE] [--table FILE]``
 """
 from __future__ import annotations
 
