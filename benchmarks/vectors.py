@@ -20,9 +20,9 @@ Means and spreads (max - min over the seeds) per variant, and the ratios vectors
 The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentences`, with `--cross` and
 `--small`: hours on 2 cores.
 
-Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2] [--epochs N]
-[--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]] [--work DIR] [--json FILE]
-[--table FILE]``
+Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2]
+[--epochs N] [--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
+[--small-epochs N]] [--work DIR [--reuse]] [--speed-passes N] [--json FILE] [--table FILE]``
 """
 from __future__ import annotations
 
@@ -133,10 +133,20 @@ def train_one(out: Path, data: str | None, seed: int, vectors: str | None, vecto
     elif vector_words:  # a control without vectors at their word dimension: `vector_words` carries it
         given.update(word_dim=vector_words)
     cfg = TrainConfig.from_options(str(out), data, **given)
-    started = time.perf_counter()
-    result = train(cfg, force=True, progress=False, echo=lambda msg: None)
-    seconds = [h["seconds"] for h in result.history]
-    return {"best_valid_f1": result.best_f1, "best_epoch": result.best_epoch, "train_s": time.perf_counter() - started,
+    if args.reuse and (out / "state.json").exists():
+        # A finished run of an earlier invocation in --work, made with these options: measured again, not retrained.
+        doc = json.loads((out / "config.json").read_text())
+        if doc["train"] != cfg.to_dict():
+            raise SystemExit(f"{out}: trained with other options; leave --reuse out or use another --work")
+        state = json.loads((out / "state.json").read_text())
+        history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        best_f1, best_epoch, train_s = state["best_f1"], state["best_epoch"], float("nan")
+    else:
+        started = time.perf_counter()
+        result = train(cfg, force=True, progress=False, echo=lambda msg: None)
+        history, best_f1, best_epoch, train_s = result.history, result.best_f1, result.best_epoch, time.perf_counter() - started
+    seconds = [h["seconds"] for h in history]
+    return {"best_valid_f1": best_f1, "best_epoch": best_epoch, "train_s": train_s,
             "mean_epoch_s": sum(seconds) / len(seconds), "word_dim": cfg.arch["word_dim"],
             "words": len(json.loads((out / "vocab.json").read_text())["words"])}
 
@@ -195,9 +205,12 @@ def main() -> None:
     parser.add_argument("--cross", type=Path, help="a CoNLL corpus tagged PER/ORG/LOC (e.g. wikigold)")
     parser.add_argument("--small", type=Path, help="a corpus that is not GMB, for the small-data runs")
     parser.add_argument("--small-sizes", default="500,1000")
+    parser.add_argument("--small-epochs", type=int, help="epochs of the small-data runs (default: --epochs)")
     parser.add_argument("--speed-passes", type=int, default=3, help="speed measured this many times per package, "
                         "the packages taking turns; the best pass counts")
     parser.add_argument("--work", type=Path, help="folder for the runs and packages (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true", help="measure finished runs already in --work (same options)"
+                        " instead of training them again (e.g. to add --cross)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--table", type=Path)
     args = parser.parse_args()
@@ -235,7 +248,8 @@ def main() -> None:
         if args.small:
             for size in (int(x) for x in args.small_sizes.split(",")):
                 for name, vectors, n in variants:
-                    f1s = [train_one(work / f"small-{size}-{name}-{seed}", str(args.small), seed, vectors, n, args,
+                    small_args = argparse.Namespace(**{**vars(args), "epochs": args.small_epochs or args.epochs})
+                    f1s = [train_one(work / f"small-{size}-{name}-{seed}", str(args.small), seed, vectors, n, small_args,
                                      size + size // 4)["best_valid_f1"] for seed in seeds]
                     small.setdefault(str(size), {})[name] = statistics.mean(f1s)
     result = {
@@ -243,7 +257,7 @@ def main() -> None:
         "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
         "settings": {"vectors": args.vectors, "vector_words": args.vector_words, "seeds": seeds, "epochs": args.epochs,
                      "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
-                     "small": args.small and args.small.name, "recipe": "tuned (the default), int8 packages",
+                     "small": args.small and args.small.name, "small_epochs": args.small_epochs or args.epochs, "recipe": "tuned (the default), int8 packages",
                      "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"},
         "variants": [v[0] for v in variants],
         "runs": runs,

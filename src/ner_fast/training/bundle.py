@@ -39,7 +39,8 @@ from ner_fast.vocab import Vocabularies
 MAX_BYTES = 8 * 1024 * 1024
 # The fields of a run's config.json `train` section that hold paths of the machine it was trained on
 # (recorded by `package.portable_path`, as is every path in provenance).
-TRAIN_PATHS = ("out", "data", "dev")
+# (`vectors`: a vectors file; a named source such as glove-6b-50d comes through unchanged.)
+TRAIN_PATHS = ("out", "data", "dev", "vectors")
 # An absolute path within the recorded command (a word, quoted or not, or an option's value after `=`).
 _ABSOLUTE = re.compile(r"""(?<=')/[^']*(?=')|(?<=")/[^"]*(?=")|(?:(?<=[\s=])|^)/[^\s'"]+""")
 
