@@ -60,6 +60,26 @@ def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -
     assert all(row["f1"] is None for row in card["labels"])
     text = format_card(card)
     assert "no validation scores recorded" in text and "not recorded in this package" in text
+    assert card["vectors"] is None and "word vectors: none" in text
+
+
+def test_the_card_names_the_word_vectors_a_package_records(tmp_path: Path) -> None:
+    import shutil
+
+    from ner_fast.atomic import atomic_write_json
+    from ner_fast.package import MANIFEST_FILE, MODEL_FILE, sha256_file
+
+    package = tmp_path / "pkg"
+    shutil.copytree(default_package_path(), package)
+    vectors = {"name": "glove-6b-50d", "words": 400_000, "dim": 50, "sha256": "ab" * 32, "licence": "PDDL-1.0"}
+    model = json.loads((package / MODEL_FILE).read_text(encoding="utf-8"))
+    atomic_write_json(package / MODEL_FILE, {**model, "vectors": vectors})
+    manifest = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["files"][MODEL_FILE] = sha256_file(package / MODEL_FILE)
+    atomic_write_json(package / MANIFEST_FILE, manifest)
+    card = model_card(package)
+    assert card["vectors"] == vectors
+    assert "word vectors: glove-6b-50d (400,000 words x 50, sha256 abababababab..., licence PDDL-1.0)" in format_card(card)
 
 
 def test_the_command_prints_the_card_and_its_json() -> None:

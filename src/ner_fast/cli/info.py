@@ -27,7 +27,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     validation scores of each: f1, precision, recall, support, when recorded), `validation`, `training`
     (data, command, source commit, epochs, recipe: the training options and architecture), `network`,
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
-    its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
+    its CPU; None when the package records none), `vectors` (the pretrained word vectors, `model.json`'s). Raises `PackageError` for a package that cannot be used.
     """
     from ner_fast.labels import package_descriptions
     from ner_fast.package import MANIFEST_FILE, load_package, package_checksum, package_path
@@ -91,6 +91,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "per_batch_ops": per_batch,
         },
         "speed": model.get("speed") or provenance.get("speed"),
+        # The pretrained word vectors training started from (`train --vectors`): name, sha256, licence; None without.
+        "vectors": model.get("vectors"),
     }
 
 
@@ -145,6 +147,10 @@ def format_card(card: dict[str, Any]) -> str:
                  f"no: its graph quantizes activations per batch ({', '.join(quant['per_batch_ops'])}), so scores "
                  "depend on the batch")
     lines.append(f"  quantization {quant['scheme'] or 'none'}; batch-invariant {invariant}")
+    vectors = card["vectors"]
+    lines.append("  word vectors: " + (f"{vectors.get('name')} ({vectors.get('words'):,} words x {vectors.get('dim')}, sha256 "
+                                         f"{str(vectors.get('sha256'))[:12]}..., licence {vectors.get('licence')})"
+                                         if vectors else "none (trained from the corpus alone)"))
     speed = card["speed"]
     lines += ["", "Speed"]
     if speed:
