@@ -63,7 +63,7 @@ def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -
     assert card["vectors"] is None and "word vectors: none" in text
 
 
-def test_the_card_names_the_word_vectors_a_package_records(tmp_path: Path) -> None:
+def test_the_card_names_the_word_vectors_and_the_speed_a_package_records(tmp_path: Path) -> None:
     import shutil
 
     from ner_fast.atomic import atomic_write_json
@@ -72,14 +72,20 @@ def test_the_card_names_the_word_vectors_a_package_records(tmp_path: Path) -> No
     package = tmp_path / "pkg"
     shutil.copytree(default_package_path(), package)
     vectors = {"name": "glove-6b-50d", "words": 400_000, "dim": 50, "sha256": "ab" * 32, "licence": "PDDL-1.0"}
+    speed = {"tag_batch_tokens_per_s": 31234, "tag_p50_ms": 0.981, "p50_sentences": 300, "workers": 1,
+             "cpu": {"model": "AMD EPYC 7B13", "flags": {"avx2": True, "avx512f": False, "avx512_vnni": False, "amx": False},
+                     "cores": 2}, "load_average": [0.5, 0.4, 0.3]}
     model = json.loads((package / MODEL_FILE).read_text(encoding="utf-8"))
+    model["provenance"]["speed"] = speed
     atomic_write_json(package / MODEL_FILE, {**model, "vectors": vectors})
     manifest = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
     manifest["files"][MODEL_FILE] = sha256_file(package / MODEL_FILE)
     atomic_write_json(package / MANIFEST_FILE, manifest)
     card = model_card(package)
-    assert card["vectors"] == vectors
-    assert "word vectors: glove-6b-50d (400,000 words x 50, sha256 abababababab..., licence PDDL-1.0)" in format_card(card)
+    assert card["vectors"] == vectors and card["speed"] == speed
+    text = format_card(card)
+    assert "word vectors: glove-6b-50d (400,000 words x 50, sha256 abababababab..., licence PDDL-1.0)" in text
+    assert "tag_batch 31,234 tokens/s" in text and "p50 0.981 ms" in text and "AMD EPYC 7B13 (avx2; 2 cores)" in text
 
 
 def test_the_command_prints_the_card_and_its_json() -> None:

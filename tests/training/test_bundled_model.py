@@ -113,6 +113,12 @@ def test_build_records_the_f1_the_tagger_gets(tmp_path: Path, bundled: Corpus) -
     predicted = Tagger.load(out, device="cpu").tag_batch([corpus.words[a:b] for a, b in zip(offsets, offsets[1:])])
     assert prov["validation"]["corpus"] == "ner_fast/data/ner_dataset.csv.zip[ner_dataset.csv]"  # not the builder's path
     assert prov["validation"]["f1"] > 0  # some entities found, so the comparison below means something
+    # Its speed, measured on this machine (`ner-fast info` shows it): figures, and the CPU they hold for.
+    from ner_fast.machine import cpu_info
+
+    speed = prov["speed"]
+    assert speed["tag_batch_tokens_per_s"] > 0 and speed["tag_p50_ms"] > 0 and speed["p50_sentences"] > 0
+    assert speed["cpu"]["model"] == cpu_info()["model"] and set(speed["cpu"]["flags"]) == {"avx2", "avx512f", "avx512_vnni", "amx"}
     # The same entity counts, as two float64 ratios (2TP / (G + P) here, 2PR / (P + R) in seqeval): each
     # a few roundings of values at most 1.
     ratio_tol = float_tol(8, 1.0, np.float64)

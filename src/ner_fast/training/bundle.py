@@ -130,6 +130,40 @@ def _validation_record(scores: Scores, corpus: Corpus, train: dict[str, Any], ta
     }
 
 
+#: Sentences of the validation split timed one `tag()` call at a time for the recorded p50.
+SPEED_SENTENCES = 300
+
+
+def speed_record(tagger: Any, corpus: Corpus) -> dict[str, Any]:
+    """What a bundled package records of its speed (`ner-fast info` shows it): `tag_batch` over the whole
+    validation split (tokens/s, onnxruntime's default threads, the tagger's default workers) and the p50 of one `tag()` call
+    on the validation sentences of 15 to 25 tokens (the first `SPEED_SENTENCES`), with the CPU
+    (`machine.cpu_info`) and the load average, since the figures hold for that machine at that load only."""
+    import time
+
+    from ner_fast.machine import cpu_info
+
+    sentences = [corpus.sentence(i).words for i in range(len(corpus))]
+    tagger.tag_batch(sentences[:64])  # sessions warmed up
+    start = time.perf_counter()
+    tagger.tag_batch(sentences)
+    batch_seconds = time.perf_counter() - start
+    short = [s for s in sentences if 15 <= len(s) <= 25][:SPEED_SENTENCES]
+    calls = []
+    for words in short:
+        start = time.perf_counter()
+        tagger.tag(words)
+        calls.append(time.perf_counter() - start)
+    return {
+        "tag_batch_tokens_per_s": round(corpus.n_tokens / batch_seconds),
+        "tag_p50_ms": round(float(np.median(calls)) * 1e3, 3) if calls else None,
+        "p50_sentences": len(calls),
+        "workers": tagger.workers,
+        "cpu": cpu_info(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def _run_record(run_dir: Path) -> dict[str, Any]:
     """What provenance records of one training run: its best and last epoch, its validation F1 as
     logged in training, its training settings."""
@@ -199,6 +233,7 @@ def build_default_package(
         staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which, ensemble=members[1:], max_words=max_words)
         tagger = Tagger.load(staged, device="cpu")
         validation = _validation_record(score_tagger(tagger, corpus), corpus, doc["train"], tagger)
+        speed = speed_record(tagger, corpus)
         del tagger  # close its sessions before the files move
         runs = [_run_record(d) for d in members]
         provenance = {
@@ -212,6 +247,7 @@ def build_default_package(
             "min_word_count": min_word_count,
             "words_kept": max_words,
             "validation": validation,
+            "speed": speed,
         }
         _publish(staged, provenance, claim)
     return out, provenance
@@ -279,9 +315,10 @@ def requantize_package(
             tagger = Tagger.load(staged, device="cpu")
             corpus = validation_corpus(before["training"])
             validation = _validation_record(score_tagger(tagger, corpus), corpus, before["training"], tagger)
+            speed = speed_record(tagger, corpus)
             del tagger  # close its sessions before the files move
         else:
-            validation = None
+            validation = speed = None
         conversion = {
             "command": portable_command(command),
             "source_commit": _git("rev-parse", "HEAD"),
@@ -291,7 +328,7 @@ def requantize_package(
             "source_manifest_sha256": checksum,
             "validation_f1_before": before.get("validation", {}).get("f1"),
         }
-        provenance = {**before, "validation": validation, "requantized": conversion}
+        provenance = {**before, "validation": validation, "speed": speed, "requantized": conversion}
         _publish(staged, provenance, claim)
     return out, provenance
 
