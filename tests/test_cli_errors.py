@@ -101,6 +101,19 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "command,args,flag",
+    [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),
+     ("train", ["--freeze-epochs", "3"], "--freeze-epochs"), ("train", ["--init-lr-scale", "0.1"], "--init-lr-scale")],
+)
+def test_an_option_that_would_do_nothing_alone_is_refused(tmp_path: Path, command: str, args: list[str], flag: str) -> None:
+    # Each acts only with another option (--vectors, --init); given alone it used to be ignored, silently.
+    small = ["--max-sentences", "40", *(["--epochs", "1", *TINY] if command == "train" else [])]  # quick if it runs
+    result = CliRunner().invoke(cli, [command, "--out", str(tmp_path / "o"), *args, *small])
+    _fails(result, 2, flag, "applies only with --")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
     "args,flag",
     [(["--dropout", "2"], "--dropout"), (["--word-dim", "0"], "--word-dim"), (["--split", "1.5"], "--split"),
      (["--buckets", "0,4"], "--buckets"), (["--context", "tpu"], "--context"), (["--directions", "3"], "--directions"),
