@@ -20,7 +20,6 @@ This module reads packages with onnx (training side); the runtime never imports 
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,14 +66,6 @@ class Source:
         return {"source": self.spec, "kind": self.kind, "path": portable_path(self.path), "sha256": self.sha256,
                 "checksum_of": "manifest.json" if self.kind == "package" else "best.params.npz",
                 "member": self.member}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve(spec: str) -> tuple[str, Path]:
@@ -147,6 +138,7 @@ def check_architecture(source: Source, config: ModelConfig) -> None:
 def load_source(spec: str) -> Source:
     """Read SOURCE (`resolve`) into canonical parameters; ValueError naming the file when it cannot be used."""
     from ner_fast.checkpoint import load_model
+    from ner_fast.package import sha256_file
 
     kind, path = resolve(spec)
     if kind == "run":
@@ -154,7 +146,7 @@ def load_source(spec: str) -> Source:
         from ner_fast.checkpoint import inference_params
 
         config, params = inference_params(config, params)
-        return Source(spec, kind, path, config, params, vocabs, _sha256(path / "best.params.npz"))
+        return Source(spec, kind, path, config, params, vocabs, sha256_file(path / "best.params.npz"))
     return read_package(spec, path)
 
 
