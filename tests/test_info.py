@@ -60,6 +60,21 @@ def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -
     assert all(row["f1"] is None for row in card["labels"])
     text = format_card(card)
     assert "no validation scores recorded" in text and "not recorded in this package" in text
+    assert card["training"]["vectors"] is None and "word vectors" not in text
+
+
+def test_the_card_names_the_word_vectors_training_started_from_and_their_licence(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    described = {"name": "glove-6b-50d", "source": "glove-6b-50d", "dim": 50, "words": 400000, "sha256": "ab" * 32,
+                 "licence": "PDDL-1.0", "attribution": "GloVe: Pennington, Socher and Manning (2014)"}
+    config["data"] = {**config.get("data", {}), "vectors_source": described}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    card = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
+    assert card["training"]["vectors"] == described
+    line = next(line for line in format_card(card).splitlines() if "word vectors" in line)
+    assert "glove-6b-50d" in line and "400,000 words of 50 numbers" in line and "licence PDDL-1.0" in line
+    assert "Pennington" in line
 
 
 def test_the_command_prints_the_card_and_its_json() -> None:

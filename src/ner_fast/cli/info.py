@@ -25,7 +25,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
 
     `package` (path, checksum, format version, versions), `labels` (label, description and the
     validation scores of each: f1, precision, recall, support, when recorded), `validation`, `training`
-    (data, command, source commit, epochs, recipe: the training options and architecture), `network`,
+    (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
+    pretrained word vectors it started from with their licence, None without), `network`,
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
@@ -74,6 +75,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "recipe": training or None,
             "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
             "source": source,
+            "vectors": model.get("vectors"),
         },
         "network": {
             "members": len(members) if members else 1,
@@ -134,6 +136,11 @@ def format_card(card: dict[str, Any]) -> str:
         lines.append("    " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
     if not recipes:
         lines.append(f"  source: {json.dumps(train['source'])}")
+    vectors = train["vectors"]
+    if vectors:
+        lines.append(f"  word vectors: {vectors.get('name')} ({_num(vectors.get('words'))} words of {vectors.get('dim')} numbers,"
+                     f" sha256 {vectors.get('sha256')}); licence {vectors.get('licence') or 'not recorded'}"
+                     + (f"; {vectors['attribution']}" if vectors.get("attribution") else ""))
     lines += ["", "Network",
               f"  {net['members']} {'networks (an ensemble)' if net['members'] > 1 else 'network'}, decode {net['decode']}"
               f"{', CRF' if net['crf'] else ''}, POS input {'yes' if net['uses_pos'] else 'no'}, POS head "
