@@ -100,6 +100,18 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"]), 1, str(copy / name))
 
 
+@pytest.mark.parametrize("field,flag", [("data", "DATA"), ("dev", "--dev"), ("vectors", "--vectors")])
+def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         field: str, flag: str) -> None:
+    # Paths are kept as given, so relative to where the run started; resumed elsewhere they are not found.
+    doc = json.loads((copy / "config.json").read_text())
+    doc["train"][field] = "started-here/file.txt"
+    (copy / "config.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 2, "--resume", f"{flag} started-here/file.txt", "reads again", "resume from the folder")
+
+
 @pytest.mark.parametrize(
     "command,args,flag",
     [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),

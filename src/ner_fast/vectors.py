@@ -50,6 +50,11 @@ _NAMED = {
 VECTORS_EXTRA = "pip install 'ner-fast[vectors]'"
 
 
+def is_named(source: str | os.PathLike[str]) -> bool:
+    """Whether `source` names installed vectors (`glove-6b-50d`) rather than a file."""
+    return os.fspath(source) in _NAMED
+
+
 class VectorsError(ValueError):
     """A SOURCE that cannot be used: one line naming it (and, for a bad line, the line)."""
 
