@@ -247,6 +247,12 @@ def test_labels_option_maps_the_entities_and_describes_them(tmp_path: Path) -> N
     code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--output-format", "jsonl", "--labels", "conll")
     assert code == 0, output
     assert [(e["type"], e["text"]) for e in json.loads(output)["entities"]] == [("PER", "Angela Merkel"), ("LOC", "Paris")]
+    # The conll columns are the package's tags, which a map does not rename: refused, not ignored.
+    code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--labels", "conll")
+    assert code == 2 and output.strip().splitlines()[-1].startswith(
+        "Error: --labels renames entities, and --output-format conll writes the package's own tags"), output
+    code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--labels", "package")
+    assert code == 0 and "B-per" in output
     # A bad map file: one line naming it, exit 1.
     (tmp_path / "map.json").write_text('{"geo": 5}')
     code, output = run("--text", text, "--labels", str(tmp_path / "map.json"))

@@ -246,6 +246,10 @@ def tag_file(
         raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
     if output_format == "pretty" and not raw_text:
         raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
+    if output_format == "conll" and labels not in (None, PACKAGE):
+        # The conll columns are per-token tags, which stay the package's: the map would change nothing.
+        raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
+                               " give --output-format jsonl (or pretty, for raw text)")
     if document and input_format != TEXT:
         raise click.UsageError("--document reads raw text: give --input-format text")
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
