@@ -139,6 +139,11 @@ def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Pa
         (["{pkg}", "{file}", "--resume"], "--resume applies to a cluster run: give --output-dir"),
         (["{file}", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies to a cluster run"),
         (["{file}", "--output-dir", "{pkg}/out", "--scheduler-timeout", "nan"], "nan is not a number"),
+        # Options of a cluster run that have defaults: given without --output-dir they used to be ignored.
+        (["{file}", "--scheduler-timeout", "5"], "--scheduler-timeout applies to a cluster run: give --output-dir"),
+        (["{file}", "--partition-size", "5"], "--partition-size applies to a cluster run: give --output-dir"),
+        (["{file}", "--text-field", "body"], "--text-field applies to a cluster run: give --output-dir"),
+        (["{file}", "--output-dir", "{pkg}/out", "--scheduler-timeout", "5"], "--scheduler-timeout applies to --scheduler"),
     ],
 )
 def test_usage_mistakes_exit_2_with_one_line(pkg: Path, tmp_path: Path, args: list[str], message: str) -> None:
