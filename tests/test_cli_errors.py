@@ -109,7 +109,10 @@ def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: P
     (copy / "config.json").write_text(json.dumps(doc))
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
-    _fails(result, 2, "--resume", f"{flag} started-here/file.txt", "reads again", "resume from the folder")
+    _fails(result, 1, f"{flag} started-here/file.txt", "a resumed run reads again", "resume from the folder")
+    result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
+    _fails(result, 1, f"{flag} started-here/file.txt", "evaluate (rebuilding the validation split) reads again",
+           "evaluate from the folder")
 
 
 @pytest.mark.parametrize(

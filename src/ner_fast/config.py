@@ -781,17 +781,18 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
     cfg.arch = {o.name: doc["model"][o.name] for o in options("model") if o.name in doc["model"]}
     for name, value in check_values(given).items():
         setattr(cfg, name, value)
-    _check_inputs_still_there(cfg)
+    check_inputs_there(cfg, "a resumed run", "resume")
     return cfg
 
 
-def _check_inputs_still_there(cfg: TrainConfig) -> None:
-    """OptionError when a file a resumed run reads again (DATA, --dev, --vectors: the data is rebuilt and
-    compared) is not found: its path is kept as given, so relative to the folder the run started in."""
+def check_inputs_there(cfg: TrainConfig, who: str, verb: str) -> None:
+    """ValueError (exit 1) when a file of a recorded run that `who` reads again (DATA, --dev, --vectors: the data is
+    rebuilt; a resumed run, evaluate) is not found: its path is kept as given, so relative to the folder
+    the run started in; `verb` is what to do from there."""
     from ner_fast.vectors import is_named
 
     for flag, value in (("DATA", cfg.data), ("--dev", cfg.dev), ("--vectors", cfg.vectors)):
         if value is None or (flag == "--vectors" and is_named(value)) or Path(value).exists():
             continue
-        raise OptionError("--resume", f"{cfg.out} was started with {flag} {value}, which a resumed run reads again;"
-                          f" not found from {Path.cwd()}: resume from the folder the run was started in, or put it back")
+        raise ValueError(f"{cfg.out} was started with {flag} {value}, which {who} reads again; not found from"
+                         f" {Path.cwd()}: {verb} from the folder the run was started in, or put it back")
