@@ -53,7 +53,7 @@ from ner_fast.metrics import TagScheme, score
 from ner_fast.package import DEFAULT_PACKAGE, load_package, package_checksum, sha256_file
 from ner_fast.training.bundle import validation_corpus
 from ner_fast.training.export import write_package
-from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant
+from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, prune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import write_json  # noqa: E402  (the CPU in every result)
@@ -147,18 +147,7 @@ def all_float(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _pruned(model: onnx.ModelProto) -> onnx.ModelProto:
-    g = model.graph
-    while True:
-        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-        live = [n for n in g.node if any(o in used for o in n.output)]
-        if len(live) == len(g.node):
-            break
-        del g.node[:]
-        g.node.extend(live)
-    used = {i for n in g.node for i in n.input}
-    kept = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept)
+    prune(model)  # the exporter's rule (unread nodes and initializers), then checked
     onnx.checker.check_model(model)
     return model
 

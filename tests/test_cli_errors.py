@@ -100,6 +100,34 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"]), 1, str(copy / name))
 
 
+@pytest.mark.parametrize("field,flag", [("data", "DATA"), ("dev", "--dev"), ("vectors", "--vectors")])
+def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         field: str, flag: str) -> None:
+    # Paths are kept as given, so relative to where the run started; resumed elsewhere they are not found.
+    doc = json.loads((copy / "config.json").read_text())
+    doc["train"][field] = "started-here/file.txt"
+    (copy / "config.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 1, f"{flag} started-here/file.txt", "a resumed run reads again", "resume from the folder")
+    result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
+    _fails(result, 1, f"{flag} started-here/file.txt", "evaluate (rebuilding the validation split) reads again",
+           "evaluate from the folder")
+
+
+@pytest.mark.parametrize(
+    "command,args,flag",
+    [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),
+     ("train", ["--freeze-epochs", "3"], "--freeze-epochs"), ("train", ["--init-lr-scale", "0.1"], "--init-lr-scale")],
+)
+def test_an_option_that_would_do_nothing_alone_is_refused(tmp_path: Path, command: str, args: list[str], flag: str) -> None:
+    # Each acts only with another option (--vectors, --init); given alone it used to be ignored, silently.
+    small = ["--max-sentences", "40", *(["--epochs", "1", *TINY] if command == "train" else [])]  # quick if it runs
+    result = CliRunner().invoke(cli, [command, "--out", str(tmp_path / "o"), *args, *small])
+    _fails(result, 2, flag, "applies only with --")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     "args,flag",
     [(["--dropout", "2"], "--dropout"), (["--word-dim", "0"], "--word-dim"), (["--split", "1.5"], "--split"),

@@ -331,6 +331,20 @@ def test_a_failing_partition_is_one_line_without_the_dask_block(package: Path, t
         assert dask_block not in run.stderr, run.stderr
 
 
+def test_a_package_that_reads_pos_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
+    # Workers tag raw text; a POS package used to fail every partition, then blame the input.
+    make_checkpoint(tmp_path / "model", with_pos=True)
+    package = Path(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
+    path = write_text(tmp_path / "in.txt", documents(3, seed=2))
+    result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--output-dir", str(tmp_path / "out"),
+                                      "--input-format", "text", "--local-workers", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {package.resolve()}: this package reads POS tags, which a cluster run does not have (it tags raw text):"
+        " use a package trained without POS input"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unreadable_manifest_is_said_so(package: Path, tmp_path: Path) -> None:
     path = write_text(tmp_path / "in.txt", documents(10, seed=9))
     out = tmp_path / "out"

@@ -60,10 +60,24 @@ def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -
     assert all(row["f1"] is None for row in card["labels"])
     text = format_card(card)
     assert "no validation scores recorded" in text and "not recorded in this package" in text
-    assert card["vectors"] is None and "word vectors: none" in text
+    assert card["training"]["vectors"] is None and "word vectors" not in text
 
 
-def test_the_card_names_the_word_vectors_and_the_speed_a_package_records(tmp_path: Path) -> None:
+def test_the_card_names_the_word_vectors_training_started_from_and_their_licence(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    described = {"name": "glove-6b-50d", "source": "glove-6b-50d", "dim": 50, "words": 400000, "sha256": "ab" * 32,
+                 "licence": "PDDL-1.0", "attribution": "GloVe: Pennington, Socher and Manning (2014)"}
+    config["data"] = {**config.get("data", {}), "vectors_source": described}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    card = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
+    assert card["training"]["vectors"] == described
+    line = next(line for line in format_card(card).splitlines() if "word vectors" in line)
+    assert "glove-6b-50d" in line and "400,000 words of 50 numbers" in line and "licence PDDL-1.0" in line
+    assert "Pennington" in line
+
+
+def test_the_card_shows_the_speed_a_package_records_with_its_cpu(tmp_path: Path) -> None:
     import shutil
 
     from ner_fast.atomic import atomic_write_json
@@ -71,20 +85,18 @@ def test_the_card_names_the_word_vectors_and_the_speed_a_package_records(tmp_pat
 
     package = tmp_path / "pkg"
     shutil.copytree(default_package_path(), package)
-    vectors = {"name": "glove-6b-50d", "words": 400_000, "dim": 50, "sha256": "ab" * 32, "licence": "PDDL-1.0"}
     speed = {"tag_batch_tokens_per_s": 31234, "tag_p50_ms": 0.981, "p50_sentences": 300, "workers": 1,
              "cpu": {"model": "AMD EPYC 7B13", "flags": {"avx2": True, "avx512f": False, "avx512_vnni": False, "amx": False},
                      "cores": 2}, "load_average": [0.5, 0.4, 0.3]}
     model = json.loads((package / MODEL_FILE).read_text(encoding="utf-8"))
     model["provenance"]["speed"] = speed
-    atomic_write_json(package / MODEL_FILE, {**model, "vectors": vectors})
+    atomic_write_json(package / MODEL_FILE, model)
     manifest = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
     manifest["files"][MODEL_FILE] = sha256_file(package / MODEL_FILE)
     atomic_write_json(package / MANIFEST_FILE, manifest)
     card = model_card(package)
-    assert card["vectors"] == vectors and card["speed"] == speed
+    assert card["speed"] == speed
     text = format_card(card)
-    assert "word vectors: glove-6b-50d (400,000 words x 50, sha256 abababababab..., licence PDDL-1.0)" in text
     assert "tag_batch 31,234 tokens/s" in text and "p50 0.981 ms" in text and "AMD EPYC 7B13 (avx2; 2 cores)" in text
 
 

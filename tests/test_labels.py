@@ -100,6 +100,21 @@ def test_a_bad_map_file_is_one_line_naming_the_file(tmp_path: Path, content: str
     assert message.startswith(f"{file}: ") and problem in message and "\n" not in message
 
 
+def test_a_map_key_the_package_lacks_is_refused_naming_it(tmp_path: Path) -> None:
+    # Upper-case CoNLL-style keys for GMB's lower-case labels: ignored, they would change nothing.
+    file = tmp_path / "map.json"
+    file.write_text(json.dumps({"PER": "PERSON", "geo": "LOC"}), encoding="utf-8")
+    with pytest.raises(LabelError) as caught:
+        Tagger.load(device="cpu", labels=file)
+    message = str(caught.value)
+    assert message.startswith(f"{file}: 'PER' not among") and "per" in message and "\n" not in message
+
+
+def test_a_missing_map_file_is_named_as_missing(tmp_path: Path) -> None:
+    with pytest.raises(LabelError, match="no such label-map file"):
+        Tagger.load(device="cpu", labels=tmp_path / "labels.json")
+
+
 def test_an_unknown_name_says_what_is_accepted(tmp_path: Path) -> None:
     with pytest.raises(LabelError, match="neither one of package, conll, ontonotes nor a JSON file"):
         Tagger.load(device="cpu", labels="bio")

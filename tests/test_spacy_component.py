@@ -118,6 +118,20 @@ def test_bad_config_is_refused_in_one_line(tmp_path: Path) -> None:
         spacy.blank("en").add_pipe("ner_fast", config={"labels": str(bad)})
 
 
+def test_a_package_that_reads_pos_is_refused_when_added(tmp_path: Path) -> None:
+    # Raw text has no POS tags: refused in one line when the pipeline is built, not at its first document.
+    from helpers import make_checkpoint
+    from ner_fast.training.export import export_model
+
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=True)
+    package = export_model(tmp_path / "model", tmp_path / "pkg", quantize=None)
+    assert Tagger.load(package, device="cpu").uses_pos
+    with pytest.raises(ValueError) as caught:
+        spacy.blank("en").add_pipe("ner_fast", config={"package": str(package)})
+    message = str(caught.value)
+    assert message.startswith(f"ner_fast: package {package}: this model reads POS tags") and "\n" not in message
+
+
 def test_to_disk_and_load_round_trip_the_package_path_and_checksum(tmp_path: Path) -> None:
     package = tmp_path / "pkg"
     shutil.copytree(default_package_path(), package)

@@ -139,6 +139,11 @@ def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Pa
         (["{pkg}", "{file}", "--resume"], "--resume applies to a cluster run: give --output-dir"),
         (["{file}", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler applies to a cluster run"),
         (["{file}", "--output-dir", "{pkg}/out", "--scheduler-timeout", "nan"], "nan is not a number"),
+        # Options of a cluster run that have defaults: given without --output-dir they used to be ignored.
+        (["{file}", "--scheduler-timeout", "5"], "--scheduler-timeout applies to a cluster run: give --output-dir"),
+        (["{file}", "--partition-size", "5"], "--partition-size applies to a cluster run: give --output-dir"),
+        (["{file}", "--text-field", "body"], "--text-field applies to a cluster run: give --output-dir"),
+        (["{file}", "--output-dir", "{pkg}/out", "--scheduler-timeout", "5"], "--scheduler-timeout applies to --scheduler"),
     ],
 )
 def test_usage_mistakes_exit_2_with_one_line(pkg: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -247,6 +252,12 @@ def test_labels_option_maps_the_entities_and_describes_them(tmp_path: Path) -> N
     code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--output-format", "jsonl", "--labels", "conll")
     assert code == 0, output
     assert [(e["type"], e["text"]) for e in json.loads(output)["entities"]] == [("PER", "Angela Merkel"), ("LOC", "Paris")]
+    # The conll columns are the package's tags, which a map does not rename: refused, not ignored.
+    code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--labels", "conll")
+    assert code == 2 and output.strip().splitlines()[-1].startswith(
+        "Error: --labels renames entities, and --output-format conll writes the package's own tags"), output
+    code, output = run(str(tmp_path / "in.tokens"), "--input-format", "tokens", "--labels", "package")
+    assert code == 0 and "B-per" in output
     # A bad map file: one line naming it, exit 1.
     (tmp_path / "map.json").write_text('{"geo": 5}')
     code, output = run("--text", text, "--labels", str(tmp_path / "map.json"))

@@ -60,7 +60,8 @@ class Option:
     (`parse_buckets`) or "split" (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
     (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in
     the help). `optional`: None is allowed (no value). `resumable`: `train --resume` may change it.
-    `commands`: the CLI commands that offer it.
+    `commands`: the CLI commands that offer it. `needs`: the option without which this one does nothing
+    (giving this one alone is refused, `check_needs`).
     """
 
     name: str
@@ -78,6 +79,7 @@ class Option:
     optional: bool = False
     resumable: bool = False
     commands: tuple[str, ...] = ("train",)
+    needs: str | None = None
 
     @property
     def cli_flag(self) -> str:
@@ -258,7 +260,7 @@ OPTIONS: tuple[Option, ...] = (
            optional=True, commands=("prepare", "train")),
     Option("vector_words", "int", 100_000, "With --vectors: the words among this many most frequent of the vectors"
            " join the vocabulary after the training words.", "data", low=0, zero="only the training words",
-           commands=("prepare", "train")),
+           commands=("prepare", "train"), needs="vectors"),
     # train: optimizer, stopping, devices
     Option("batch_size", "int", 50, "Sentences per batch (prepare: the default buckets need this many sentences).",
            "train", low=1, commands=("prepare", "train")),
@@ -317,14 +319,15 @@ OPTIONS: tuple[Option, ...] = (
            " by name); architecture options left out are SOURCE's.", "train", optional=True),
     Option("freeze_epochs", "int", 1, "With --init: epochs during which the parameters taken whole from SOURCE"
            " (characters, casing, LSTM) stay fixed while the word rows and the output layer learn.", "train", low=0,
-           zero="never frozen"),
+           zero="never frozen", needs="init"),
     Option("init_lr_scale", "float", 0.5, "With --init: learning-rate multiplier of the parameters taken whole from"
-           " SOURCE once they train.", "train", low=0, high=1, low_open=True),
+           " SOURCE once they train.", "train", low=0, high=1, low_open=True, needs="init"),
 )  # fmt: skip
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 assert len(BY_NAME) == len(OPTIONS), "option names must be unique"
 assert all(o.feeds in FEEDS for o in OPTIONS)
+assert all(o.needs is None or o.needs in BY_NAME for o in OPTIONS)
 
 
 def options(feeds: str | None = None, command: str | None = None) -> list[Option]:
@@ -595,6 +598,16 @@ class TrainConfig:
         return {o.name: getattr(self, o.name) for o in options("data")}
 
 
+def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
+    """OptionError when an option among `given` (names) would do nothing: the option it `needs` has no
+    value in `values` (e.g. --vector-words without --vectors), so it would be silently ignored."""
+    for name in given:
+        needs = BY_NAME[name].needs
+        if needs is not None and values.get(needs) is None:
+            raise OptionError(BY_NAME[name].cli_flag, f"applies only with {BY_NAME[needs].cli_flag}; give that too, or leave"
+                              f" {BY_NAME[name].cli_flag} out")
+
+
 def vectors_word_dim(source: str, asked: int | None = None) -> int:
     """The word dimension of a run with `--vectors source`: the vectors' (one rule: the word embedding
     is the vectors, no projection). OptionError when `asked` (a given --word-dim) differs; the
@@ -712,6 +725,7 @@ def command_line_config(
         settings = doc.get("settings", {}) if isinstance(doc, dict) else {}
         # The folder's data options replace the recipe's defaults, and must agree with those given.
         values.update(fixed_by_prepared(settings, {k: v for k, v in given.items() if BY_NAME[k].feeds == "data"}))
+    check_needs(given, {**recipe_defaults(recipe_name or DEFAULT_RECIPE), **values})
     return TrainConfig.from_options(out, data, recipe_name or DEFAULT_RECIPE, **values)
 
 
@@ -767,4 +781,18 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
     cfg.arch = {o.name: doc["model"][o.name] for o in options("model") if o.name in doc["model"]}
     for name, value in check_values(given).items():
         setattr(cfg, name, value)
+    check_inputs_there(cfg, "a resumed run", "resume")
     return cfg
+
+
+def check_inputs_there(cfg: TrainConfig, who: str, verb: str) -> None:
+    """ValueError (exit 1) when a file of a recorded run that `who` reads again (DATA, --dev, --vectors: the data is
+    rebuilt; a resumed run, evaluate) is not found: its path is kept as given, so relative to the folder
+    the run started in; `verb` is what to do from there."""
+    from ner_fast.vectors import is_named
+
+    for flag, value in (("DATA", cfg.data), ("--dev", cfg.dev), ("--vectors", cfg.vectors)):
+        if value is None or (flag == "--vectors" and is_named(value)) or Path(value).exists():
+            continue
+        raise ValueError(f"{cfg.out} was started with {flag} {value}, which {who} reads again; not found from"
+                         f" {Path.cwd()}: {verb} from the folder the run was started in, or put it back")

@@ -80,11 +80,14 @@ def labels_ref(labels: str | os.PathLike[str] | None, package: str) -> dict[str,
 
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     """(absolute path, checksum) of a package, verified here first so that a bad package fails before
-    any worker starts. None: the bundled default package."""
+    any worker starts. None: the bundled default package. Workers tag raw text (corpus files as their
+    joined tokens), so a package that reads POS tags is refused here too (ValueError)."""
     from ner_fast.package import load_package, package_checksum, package_path
 
     path = package_path(package).resolve()
-    load_package(path)
+    if load_package(path).model.get("use_pos"):
+        raise ValueError(f"{path}: this package reads POS tags, which a cluster run does not have (it tags raw"
+                         " text): use a package trained without POS input")
     return str(path), package_checksum(path)
 
 

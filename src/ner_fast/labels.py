@@ -136,7 +136,8 @@ def label_map(
     - None or "package": the package's labels as they are;
     - "conll" or "ontonotes": the named maps (module docstring);
     - anything else: a JSON file holding one object, package label -> reported label (a string) or null
-      (dropped). Its reported labels are described by the descriptions of the package labels mapped to them.
+      (dropped); each key must be one of `labels` (when given). Its reported labels are described by the
+      descriptions of the package labels mapped to them.
 
     Raises `LabelError`, one line naming the file (or the name) and the problem."""
     if isinstance(spec, LabelMap):
@@ -152,9 +153,17 @@ def label_map(
         return LabelMap(spec, dict(mapping), {**extra, **described})
     path = Path(spec)
     if not path.is_file():
+        if path.suffix.lower() == ".json" and not path.exists():
+            raise LabelError(f"{os.fspath(spec)}: no such label-map file")
         names = ", ".join(LABEL_SETS)
         raise LabelError(f"labels {os.fspath(spec)!r}: neither one of {names} nor a JSON file")
     mapping = _read_map(path)
+    # A key the package does not have would be ignored, silently: a typo ("PER" for "per") or a map
+    # written for another package. Checked when the package's labels are known.
+    strangers = [key for key in mapping if labels and key not in labels]
+    if strangers:
+        raise LabelError(f"{path}: {', '.join(map(repr, strangers))} not among the package's entity labels"
+                         f" ({', '.join(labels)})")
     described: dict[str, str] = {}
     for label in labels:
         target = mapping.get(label, label)

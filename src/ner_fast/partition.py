@@ -296,12 +296,10 @@ def tag_partition(
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str | None:
-    """The sha256 of a file's bytes, read in blocks; None when it cannot be read."""
-    digest = hashlib.sha256()
+    """The sha256 of a file's bytes (`package.sha256_file`); None when it cannot be read."""
+    from ner_fast.package import sha256_file
+
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        return sha256_file(Path(path))
     except OSError:
         return None
-    return digest.hexdigest()

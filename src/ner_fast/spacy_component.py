@@ -45,7 +45,7 @@ from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritiz
 from spacy.tokens import Doc, Span
 
 from ner_fast.package import PackageError, package_checksum, package_path
-from ner_fast.engine import BATCH_SIZE
+from ner_fast.engine import BATCH_SIZE, check_model
 from ner_fast.text import Entity
 
 if TYPE_CHECKING:
@@ -132,6 +132,10 @@ class NerFast:
         from ner_fast.tagger import Tagger
 
         self.tagger: Tagger = Tagger.load(self.package, labels=labels)
+        try:
+            check_model(self.tagger)  # spaCy hands over raw text: refused here, not at the first document
+        except ValueError as err:
+            raise ValueError(f"ner_fast: package {self.package}: {err}") from None
         self.checksum = package_checksum(package_path(self.package))
 
     # ------------------------------------------------------------------------------ tagging

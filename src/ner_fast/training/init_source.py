@@ -20,7 +20,6 @@ This module reads packages with onnx (training side); the runtime never imports 
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +68,6 @@ class Source:
                 "member": self.member}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def resolve(spec: str) -> tuple[str, Path]:
     """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
     from ner_fast.package import MANIFEST_FILE, PackageError, default_package_path
@@ -118,6 +109,15 @@ def inherit_architecture(spec: str, given: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(given)
     for name in MUST_MATCH:
         theirs = getattr(arch, name)
+        if name == "word_dim" and name not in given and given.get("vectors") is not None:
+            # The word dimension follows the vectors; left to config it would blame a --word-dim nobody gave.
+            from ner_fast.vectors import vectors_dim
+
+            dim = vectors_dim(given["vectors"])
+            if dim != theirs:
+                raise OptionError("--vectors", f"{given['vectors']} has {dim} numbers a word, --init {spec} has word_dim"
+                                  f" {theirs}; the words of both must have one size (vectors of {theirs} numbers, or"
+                                  " leave --vectors or --init out)")
         if name in given:
             if BY_NAME[name].check(given[name]) != theirs:
                 raise OptionError(BY_NAME[name].cli_flag, _mismatch(spec, name, theirs))
@@ -147,6 +147,7 @@ def check_architecture(source: Source, config: ModelConfig) -> None:
 def load_source(spec: str) -> Source:
     """Read SOURCE (`resolve`) into canonical parameters; ValueError naming the file when it cannot be used."""
     from ner_fast.checkpoint import load_model
+    from ner_fast.package import sha256_file
 
     kind, path = resolve(spec)
     if kind == "run":
@@ -154,7 +155,7 @@ def load_source(spec: str) -> Source:
         from ner_fast.checkpoint import inference_params
 
         config, params = inference_params(config, params)
-        return Source(spec, kind, path, config, params, vocabs, _sha256(path / "best.params.npz"))
+        return Source(spec, kind, path, config, params, vocabs, sha256_file(path / "best.params.npz"))
     return read_package(spec, path)
 
 

@@ -185,7 +185,7 @@ def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
         rewritten.extend(rw.new_nodes)
     del out.graph.node[:]
     out.graph.node.extend(_scale_rows_first(rw, rewritten, row_scales))
-    _prune(out)
+    prune(out)
     if not any(n.domain == _MS_DOMAIN for n in out.graph.node):
         ms = [o for o in out.opset_import if o.domain == _MS_DOMAIN]
         for o in ms:
@@ -213,11 +213,11 @@ def ensemble_from_logits(model: onnx.ModelProto) -> onnx.ModelProto:
         nodes.append(node)
     del out.graph.node[:]
     out.graph.node.extend(nodes)
-    _prune(out)
+    prune(out)
     return out
 
 
-def _prune(model: onnx.ModelProto) -> None:
+def prune(model: onnx.ModelProto) -> None:
     """Drop the nodes nothing reads (not graph outputs) and the initializers no node reads, in place."""
     graph = model.graph
     while True:
