@@ -4,15 +4,16 @@
 #                              default: --out runs/gmb)
 #   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test), then run the whole
 #                              test suite (pytest ARGS)
-#   ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]
-#                              set up .venv, train the two members of the POS-free default model on the
-#                              bundled corpus: runs/default-model (ner-fast train --epochs 12 --patience 2
-#                              TRAIN ARGS, the default recipe) and runs/default-model-b (the same with
-#                              --filter-widths 2,3,4 --filters 50); skipped with --from (finished runs);
-#                              then export them as one int8 ensemble, the bundled package
-#                              src/ner_fast/models/default/, words seen once in training dropped, with its
-#                              validation F1, measured through the tagger, and its provenance in model.json
-#                              (docs/TRAINING.md, "The POS-free model and the bundled package")
+#   ./dev.sh build-model [--from RUN_DIR | TRAIN ARGS...]
+#                              set up .venv, train the one network of the POS-free default model on the
+#                              bundled corpus into runs/default-model: ner-fast train with GloVe 6B 50d word
+#                              vectors, re-cased copies of half the training sentences, distilled from the
+#                              bundled package (the two-network ensemble it replaces), LSTM hidden 150, then
+#                              TRAIN ARGS (skipped with --from: a finished run); then bundle its best
+#                              checkpoint as the package src/ner_fast/models/default/, every word of its
+#                              vocabulary kept (the vectors' words among them), with its validation F1,
+#                              measured through the tagger, and its provenance in model.json
+#                              (docs/TRAINING.md, "One distilled network")
 #   ./dev.sh test-isa [ARGS...] set up .venv if missing, then run the numeric tests (pytest -m numeric ARGS) as an AVX2
 #                              CPU would, twice: DNNL_MAX_CPU_ISA=AVX2 (oneDNN's kernels for AVX2) with
 #                              OMP_NUM_THREADS=1, then 2. Their tolerances are derived from the precision of what
@@ -71,23 +72,21 @@ case "$cmd" in
         command="./dev.sh build-model${*:+ $*}"
         if [ "${1:-}" = "--from" ]; then
             # Arguments checked before setup (which takes a while): a wrong call fails at once.
-            [ $# -eq 3 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]" >&2; exit 2; }
-            for dir in "$2" "$3"; do
-                [ -d "$dir" ] || { echo "dev.sh build-model: $dir: no such folder (--from takes two training runs, relative to $PWD)" >&2; exit 2; }
-            done
+            [ $# -eq 2 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR | TRAIN ARGS...]" >&2; exit 2; }
+            [ -d "$2" ] || { echo "dev.sh build-model: $2: no such folder (--from takes a training run, relative to $PWD)" >&2; exit 2; }
             run=$2
-            run_b=$3
             setup
         else
             setup
             run=runs/default-model
-            run_b=runs/default-model-b
-            # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output
-            # head instead, the parameters' moving average validated and kept; the second member differs
-            # only in its character CNN (docs/TRAINING.md, "The POS-free model and the bundled package").
-            .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
-            .venv/bin/ner-fast train --out "$run_b" --filter-widths 2,3,4 --filters 50 --epochs 12 --patience 2 --no-progress "$@"
+            # The default (tuned) recipe (no POS input, a POS head, the parameters' average validated) for one
+            # network: pretrained word vectors, re-cased copies (case robustness), the bundled ensemble as the
+            # teacher, hidden 150 for speed (docs/TRAINING.md, "One distilled network"). Later options win.
+            .venv/bin/ner-fast train --out "$run" --vectors glove-6b-50d --recase 0.5 --teacher default \
+                --distill-weight 0.5 --distill-temperature 1 --hidden 150 --epochs 14 --patience 3 --no-progress "$@"
         fi
-        exec .venv/bin/python -m ner_fast.training.bundle "$run" --ensemble "$run_b" --min-word-count 2 --command "$command" ;;
+        # Every word kept (--min-word-count 1): the vectors' words, never seen in training, are what make
+        # text unlike GMB's known.
+        exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --command "$command" ;;
     *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac
