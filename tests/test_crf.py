@@ -488,8 +488,8 @@ def test_the_network_with_the_operator_has_the_unrolled_graphs_loss_and_gradient
     ours = run()
     real = model.make_sym_gen
 
-    def with_unrolled_loss(config):  # type: ignore[no-untyped-def]
-        inner = real(config)
+    def with_unrolled_loss(config, distill=None):  # type: ignore[no-untyped-def]
+        inner = real(config, distill)
 
         def sym_gen(seq_len: int):  # type: ignore[no-untyped-def]
             monkeypatch.setattr(model, "crf_loss_symbol", lambda s, l, n: unrolled_crf_loss(s, l, seq_len, n))

@@ -322,6 +322,18 @@ OPTIONS: tuple[Option, ...] = (
            zero="never frozen", needs="init"),
     Option("init_lr_scale", "float", 0.5, "With --init: learning-rate multiplier of the parameters taken whole from"
            " SOURCE once they train.", "train", low=0, high=1, low_open=True, needs="init"),
+    # case robustness (`recase.py`) and distillation (`training/distill.py`, docs/TRAINING.md "One distilled network")
+    Option("recase", "float", 0.0, "Add re-cased copies of this fraction of the training sentences (half of the"
+           " copies lower-cased, a quarter upper, a quarter title; gold tags unchanged).", "data", low=0, high=1,
+           zero="no copies", commands=("prepare", "train")),
+    Option("teacher", "text", None, "Distil from TEACHER: a model package folder, `default` (the bundled model) or"
+           " a training run folder; several, comma-separated, are averaged. Its per-token tag distributions over the"
+           " training split (on the original casing) join the gold loss.", "train", optional=True),
+    Option("distill_weight", "float", 0.5, "With --teacher: weight ALPHA of the distillation loss; the gold loss"
+           " gets 1 - ALPHA.", "train", low=0, high=1, needs="teacher"),
+    Option("distill_temperature", "float", 1.0, "With --teacher: temperature T of the distillation loss (the student's"
+           " scores and the teacher's distribution both softened by T; the loss is scaled by T squared).", "train",
+           low=0, low_open=True, needs="teacher"),
 )  # fmt: skip
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -545,6 +557,10 @@ class TrainConfig:
     init: str | None = _field("init")
     freeze_epochs: int = _field("freeze_epochs")
     init_lr_scale: float = _field("init_lr_scale")
+    recase: float = _field("recase")
+    teacher: str | None = _field("teacher")
+    distill_weight: float = _field("distill_weight")
+    distill_temperature: float = _field("distill_temperature")
     arch: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

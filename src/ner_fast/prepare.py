@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +18,7 @@ from ner_fast.buckets import Bucket, build_buckets, default_buckets
 from ner_fast.config import BY_NAME, check_values, default_of
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
+from ner_fast.recase import with_recased_copies
 from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
@@ -38,6 +39,9 @@ class PreparedData:
     splits: dict[str, list[Bucket]]
     settings: dict[str, Any]
     summary: dict[str, Any]
+    #: The splits' sentences as read (the training split without its re-cased copies), where `prepare` made
+    #: the data; empty when loaded from a folder (`train --teacher` needs the training split's tokens).
+    corpora: dict[str, Corpus] = field(default_factory=dict)
 
     def save(self, directory: str | Path | OutputDir, force: bool = False) -> None:
         """Write to a temporary folder beside `directory`, then rename it into place.
@@ -129,6 +133,7 @@ def prepare(
     extra_words: Sequence[str] = (),
     vectors: str | None = default_of("vectors"),
     vector_words: int = default_of("vector_words"),
+    recase: float = default_of("recase"),
 ) -> PreparedData:
     """Read `data` (None: the bundled GMB corpus), split it, build vocabularies on the training
     split only and lay out both splits as buckets.
@@ -140,6 +145,8 @@ def prepare(
     among the `vector_words` most frequent of those vectors join the word vocabulary after the
     training words (`vectors.extend_words`), so validation words they know are not unknown; what
     the vectors are is recorded in the settings (`vectors_source`: name, digest, licence).
+    `recase` adds re-cased copies of that fraction of the training sentences after them
+    (`recase.with_recased_copies`; the vocabularies are the original sentences' own).
     `extra_words` (`train --init`: the words of SOURCE's vocabulary) are appended after those, so the
     validation split and the tagger look them up instead of reading them as unknown.
     """
@@ -147,7 +154,7 @@ def prepare(
     checked = check_values(
         {"format": format, "split": split, "max_sentences": max_sentences, "max_token_chars": max_token_chars,
          "batch_size": batch_size, "buckets": buckets, "lowercase": lowercase, "vectors": vectors,
-         "vector_words": vector_words}
+         "vector_words": vector_words, "recase": recase}
     )  # fmt: skip
     split, buckets = checked["split"], checked["buckets"]
     corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
@@ -184,13 +191,15 @@ def prepare(
     splits: dict[str, list[Bucket]] = {}
     counts: dict[str, dict[str, int]] = {}
     n_cut = 0
-    for name, part in (("train", train), ("valid", valid)):
+    recased = with_recased_copies(train, checked["recase"])
+    for name, part in (("train", recased), ("valid", valid)):
         features = featurize(part.words, part.pos, vocabs, max_token_chars)
         assert part.tags is not None
         ids = tag_ids(part.tags, vocabs)
         splits[name], cut = build_buckets(features, part.offsets, ids, bucket_lengths, cut=name == "train")
         n_cut += cut
         counts[name] = {"sentences": len(part), "tokens": part.n_tokens, "buckets": len(splits[name])}
+    counts["train"]["recased_copies"] = len(recased) - len(train)
 
     settings = {
         "max_token_chars": max_token_chars,
@@ -207,6 +216,8 @@ def prepare(
         "vectors": vectors,
         "vector_words": vector_words,
         "vectors_source": described,
+        "recase": checked["recase"],
+        "recase_of": len(train),
     }
     summary = {
         "sentences": counts["train"]["sentences"] + counts["valid"]["sentences"],
@@ -224,4 +235,4 @@ def prepare(
         },
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return PreparedData(vocabs, splits, settings, summary)
+    return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})

@@ -63,7 +63,7 @@ def test_the_training_guard_sees_a_bucket_that_differs(monkeypatch: pytest.Monke
     check_bucket_params(dataclasses.replace(config, directions=1), [1, 2, 7])  # and so does a forward-only one
     real = model.make_sym_gen
 
-    def one_token_without_transitions(cfg: ModelConfig):  # type: ignore[no-untyped-def]
+    def one_token_without_transitions(cfg: ModelConfig, distill: object = None):  # type: ignore[no-untyped-def]
         gen = real(cfg)
         # The graph as it was before the fix: a one-token bucket without crf_transitions.
         return lambda n: gen(n) if n > 1 else real(dataclasses.replace(cfg, crf=False))(n)

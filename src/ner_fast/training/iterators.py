@@ -12,6 +12,10 @@ takes every `num_parts`-th batch, cut to an equal count so all workers push the 
 `word_dropout` (training only) replaces each real word id by UNK with that probability, drawn
 afresh every epoch: the network then learns to tag from characters and casing too, as it must for
 words it has never seen.
+
+With `teacher` (distillation, `distill.py`) each batch carries a second label, the teacher's per-token
+distributions (B, L, T) of its rows (zeros on padding); `soft_tags` T alone (validation of a distilling
+module, which binds that label too) gives zeros of that width.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import numpy as np
 
 from ner_fast.buckets import Bucket
 from ner_fast.features import ROW_WORD
+from ner_fast.training.model import TEACHER_LABEL
 from ner_fast.vocab import UNK
 
 
@@ -42,12 +47,20 @@ class BucketIter(mx.io.DataIter):
         num_parts: int = 1,
         part_index: int = 0,
         word_dropout: float = 0.0,
+        teacher: Sequence[np.ndarray] | None = None,
+        soft_tags: int = 0,
     ):
         super().__init__(batch_size)
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         if not 0 <= part_index < num_parts:
             raise ValueError(f"part_index {part_index} must lie in 0..{num_parts - 1}")
+        if teacher is not None:
+            if len(teacher) != len(buckets) or any(t.shape[:2] != (len(b.lengths), b.length) for t, b in zip(teacher, buckets)):
+                raise ValueError("teacher needs one (sentences, length, tags) array per bucket")
+            soft_tags = int(teacher[0].shape[2]) if len(teacher) else soft_tags
+        self.teacher = None if teacher is None else [t for t, b in zip(teacher, buckets) if len(b.lengths) > 0]
+        self.soft_tags = soft_tags
         self.buckets = [b for b in buckets if len(b.lengths) > 0]
         if not self.buckets:
             raise ValueError("no sentences to iterate over")
@@ -71,7 +84,10 @@ class BucketIter(mx.io.DataIter):
 
     @property
     def provide_label(self) -> list[mx.io.DataDesc]:
-        return [mx.io.DataDesc("softmax_label", (self.batch_size, self.default_bucket_key))]
+        descs = [mx.io.DataDesc("softmax_label", (self.batch_size, self.default_bucket_key))]
+        if self.soft_tags:
+            descs.append(mx.io.DataDesc(TEACHER_LABEL, (self.batch_size, self.default_bucket_key, self.soft_tags)))
+        return descs
 
     @property
     def num_batches(self) -> int:
@@ -124,12 +140,19 @@ class BucketIter(mx.io.DataIter):
             words[(words > UNK) & (self._rng.random(words.shape) < self.word_dropout)] = UNK
         index = np.full(self.batch_size, -1, dtype=np.int64)
         index[: len(rows)] = bucket.indices[rows]
+        labels = [label]
+        if self.soft_tags:
+            soft = np.zeros((self.batch_size, length, self.soft_tags), dtype=np.float32)
+            if self.teacher is not None:
+                soft[: len(rows)] = self.teacher[b][rows]
+            labels.append(soft)
+        names = ("softmax_label", TEACHER_LABEL)
         return mx.io.DataBatch(
             data=[mx.nd.array(data)],
-            label=[mx.nd.array(label)],
+            label=[mx.nd.array(a) for a in labels],
             pad=pad,
             index=index,
             bucket_key=length,
             provide_data=[mx.io.DataDesc("data", data.shape)],
-            provide_label=[mx.io.DataDesc("softmax_label", label.shape)],
+            provide_label=[mx.io.DataDesc(n, a.shape) for n, a in zip(names, labels)],
         )

@@ -9,7 +9,7 @@ canonical (unpacked) parameter dicts live in the mxnet-free `checkpoint.py`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import mxnet as mx
 import numpy as np
@@ -19,8 +19,37 @@ from ner_fast.training.crf_loss import crf_loss_symbol
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import UNK
 
-__all__ = ["ModelConfig", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params",
+__all__ = ["ModelConfig", "Distill", "TEACHER_LABEL", "label_names", "make_sym_gen", "check_bucket_params", "proba_symbol", "logits_symbol", "module_params",
            "pos_output_index", "Predictor", "predict_proba"]
+
+
+# The second label of a distilling module: the teacher's per-token tag distribution (B, L, T), zeros on padding.
+TEACHER_LABEL = "teacher_label"
+
+
+class Distill(NamedTuple):
+    """Distillation in the training graph (`--teacher`): the distillation loss's weight ALPHA (the gold loss
+    gets 1 - ALPHA) and temperature T."""
+
+    weight: float
+    temperature: float
+
+
+def label_names(distill: Distill | None = None) -> tuple[str, ...]:
+    """The training graph's labels: the gold tags, and with distillation the teacher's distributions."""
+    return ("softmax_label",) if distill is None else ("softmax_label", TEACHER_LABEL)
+
+
+def distill_loss_symbol(logits: mx.sym.Symbol, teacher: mx.sym.Symbol, label: mx.sym.Symbol, distill: Distill) -> mx.sym.Symbol:
+    """Hinton et al. (2015)'s distillation loss as a `MakeLoss` head: the soft cross-entropy
+    -sum_t q_t log softmax(z / T)_t summed over the batch's tokens and divided by its real tokens (labels >= 0,
+    at least 1), for logits z (B, L, T) and the teacher's distributions q (B, L, T), already softened by T
+    (`distill.soften`; zeros on padding, so padding adds nothing). Its gradient is scaled by ALPHA * T^2, so
+    that its size does not depend on T (the gradient of the soft term is (softmax(z / T) - q) / T)."""
+    log_p = mx.sym.log_softmax(logits / distill.temperature, axis=-1)
+    tokens = mx.sym.BlockGrad(mx.sym.maximum(mx.sym.sum(label >= 0), 1))
+    loss = mx.sym.broadcast_div(-mx.sym.sum(teacher * log_p), tokens)
+    return mx.sym.MakeLoss(loss, grad_scale=distill.weight * distill.temperature**2, name="distill_loss")
 
 
 def module_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[str, mx.nd.NDArray]:
@@ -159,7 +188,9 @@ def pos_output_index(config: ModelConfig) -> int | None:
     return 2 if config.crf else 1
 
 
-def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tuple[str], tuple[str]]]:
+def make_sym_gen(
+    config: ModelConfig, distill: Distill | None = None
+) -> Callable[[int], tuple[mx.sym.Symbol, tuple[str, ...], tuple[str, ...]]]:
     """`sym_gen(seq_len) -> (symbol, data_names, label_names)` for `mx.mod.BucketingModule`.
 
     The training head is `SoftmaxOutput` over the tag axis of (B, T, L) scores with label
@@ -172,17 +203,24 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
     then the loss. The auxiliary heads' outputs follow: the POS probabilities (B, n_pos, L) (`pos_output_index`), then the
     language model's forward and backward word probabilities. Every bucket's graph holds the same
     parameters: the heads read every position, whatever the length.
-    """
 
-    def sym_gen(seq_len: int) -> tuple[mx.sym.Symbol, tuple[str], tuple[str]]:
+    With `distill` the graph has a second label, `TEACHER_LABEL` (B, L, T), the gold loss's gradient is
+    scaled by 1 - ALPHA and the distillation loss (`distill_loss_symbol`) is the last output; without it
+    the graph is the one it always was.
+    """
+    gold_scale = 1.0 if distill is None else 1.0 - distill.weight
+
+    def sym_gen(seq_len: int) -> tuple[mx.sym.Symbol, tuple[str, ...], tuple[str, ...]]:
         data = mx.sym.Variable("data")
         label = mx.sym.Variable("softmax_label")
+        # Only a distilling graph passes grad_scale: the graph without it stays exactly today's.
+        scaled = {} if distill is None else {"grad_scale": gold_scale}
         states = _encode(config, seq_len, data)
         logits = _dense(states, seq_len, config.state_dim, config.n_tags, "fc")
         scores = mx.sym.transpose(logits, axes=(0, 2, 1))
         if config.crf:
             proba = mx.sym.BlockGrad(mx.sym.softmax(scores, axis=1))
-            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, config.n_tags), name="crf_loss")
+            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, config.n_tags), name="crf_loss", **scaled)
             outputs = [proba, loss]
         else:
             outputs = [
@@ -194,6 +232,7 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
                     ignore_label=-1,
                     normalization="valid",
                     name="softmax",
+                    **scaled,
                 )
             ]
         # The auxiliary heads read their labels from the input rows (the POS row is never an input
@@ -203,18 +242,20 @@ def make_sym_gen(config: ModelConfig) -> Callable[[int], tuple[mx.sym.Symbol, tu
             outputs.append(_aux_softmax(pos_scores, _row(data, ROW_POS), config.pos_aux_weight, "pos_softmax"))
         if config.lm_head:
             outputs += _lm_heads(config, seq_len, states, _row(data, ROW_WORD))
+        if distill is not None:
+            outputs.append(distill_loss_symbol(logits, mx.sym.Variable(TEACHER_LABEL), label, distill))
         out = outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs)
-        return out, ("data",), ("softmax_label",)
+        return out, ("data",), label_names(distill)
 
     return sym_gen
 
 
-def check_bucket_params(config: ModelConfig, lengths: Iterable[int]) -> None:
+def check_bucket_params(config: ModelConfig, lengths: Iterable[int], distill: Distill | None = None) -> None:
     """RuntimeError unless the training graph of every length in `lengths` lists the same parameters
     in the same order: `BucketingModule`'s buckets share one optimizer that keys its states by
     parameter position, so a bucket that differs would update parameters with another's state."""
-    sym_gen = make_sym_gen(config)
-    inputs = ("data", "softmax_label")
+    sym_gen = make_sym_gen(config, distill)
+    inputs = ("data", *label_names(distill))
     seen: dict[tuple[str, ...], int] = {}
     for length in sorted(set(lengths)):
         names = tuple(a for a in sym_gen(length)[0].list_arguments() if a not in inputs)

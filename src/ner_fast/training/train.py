@@ -417,6 +417,34 @@ def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[s
     return []
 
 
+def _teachers(cfg: TrainConfig) -> list[Any]:
+    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read."""
+    if not cfg.teacher:
+        return []
+    from ner_fast.training.distill import resolve_teachers
+
+    return resolve_teachers(cfg.teacher)
+
+
+def _teacher_arrays(cfg: TrainConfig, teachers: Sequence[Any], data: Any, say: Callable[[str], None]) -> list[np.ndarray] | None:
+    """The teachers' distributions per training bucket row (`distill.teacher_arrays`), None without teachers.
+    They tag the training split's own sentences, which a prepared folder does not keep."""
+    if not teachers:
+        return None
+    from ner_fast.training.distill import teacher_arrays, teacher_distributions
+
+    corpus = data.corpora.get("train")
+    if corpus is None:
+        raise OptionError("--teacher", "DATA is a prepared folder, which keeps no tokens for the teacher to tag:"
+                          " give the corpus file itself (or no DATA: the bundled corpus)")
+    sentences = [corpus.words[a:b] for a, b in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
+    started = time.perf_counter()
+    distributions = teacher_distributions(teachers, sentences, data.vocabs.tags.itos, say)
+    arrays = teacher_arrays(data.splits["train"], distributions, cfg.recase, cfg.distill_temperature)
+    say(f"--teacher: distributions of {len(sentences):,} sentences in {time.perf_counter() - started:.0f} s")
+    return arrays
+
+
 def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
     """The learning-rate multiplier of the parameters taken whole from --init's SOURCE in `epoch`: 0 (frozen)
     for the first `freeze_epochs`, then `init_lr_scale` (the optimizer keys multipliers by module name)."""
@@ -430,21 +458,22 @@ def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
 # --------------------------------------------------------------------------- the loop
 
 
-def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Sequence[Any], batch_size: int, longest: int) -> Any:
+def make_module(config: ModelConfig, params: dict[str, np.ndarray], contexts: Sequence[Any], batch_size: int, longest: int,
+                distill: Any = None) -> Any:
     """A bound `mx.mod.BucketingModule` for `config` holding canonical `params`.
 
     `longest` is the largest bucket length it will see: the default bucket, whose memory the
-    shorter buckets share.
+    shorter buckets share. `distill` (`model.Distill`): the graph with the distillation loss and its label.
     """
     import mxnet as mx
 
-    from ner_fast.training.model import make_sym_gen, module_params
+    from ner_fast.training.model import TEACHER_LABEL, make_sym_gen, module_params
 
-    module = mx.mod.BucketingModule(make_sym_gen(config), default_bucket_key=longest, context=list(contexts))
-    module.bind(
-        data_shapes=[mx.io.DataDesc("data", (batch_size, config.n_features, longest))],
-        label_shapes=[mx.io.DataDesc("softmax_label", (batch_size, longest))],
-    )
+    labels = [mx.io.DataDesc("softmax_label", (batch_size, longest))]
+    if distill is not None:
+        labels.append(mx.io.DataDesc(TEACHER_LABEL, (batch_size, longest, config.n_tags)))
+    module = mx.mod.BucketingModule(make_sym_gen(config, distill), default_bucket_key=longest, context=list(contexts))
+    module.bind(data_shapes=[mx.io.DataDesc("data", (batch_size, config.n_features, longest))], label_shapes=labels)
     module.init_params(arg_params=module_params(config, params), aux_params={}, allow_missing=False, force_init=True)
     return module
 
@@ -604,6 +633,8 @@ class _Run:
     #: `--init`: the source read (`init_source.InitSource`) and config.json's record of it; None without.
     init_source: Any = None
     init_record: dict[str, Any] | None = None
+    #: `--teacher`: the teachers' distributions per training bucket row (`distill.teacher_arrays`); None without.
+    teacher: list[np.ndarray] | None = None
     #: `--vectors`: the pretrained vectors a new run's word rows start from (None without, or resumed).
     vectors: Any = None
 
@@ -708,8 +739,10 @@ def _set_up(
         claim_run_dir(out, force=force)
 
     source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
+    teachers = _teachers(cfg)  # --teacher: found before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out))
     vocabs = data.vocabs
+    teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     described = data.settings.get("vectors_source")
@@ -721,7 +754,7 @@ def _set_up(
 
         check_architecture(source, config)
     run = _Run(cfg, out, rank, num_workers, state, [], config, TagScheme(vocabs.tags.itos), written_best=state["best_epoch"],
-               init_source=source, init_record=init_record,
+               init_source=source, init_record=init_record, teacher=teacher,
                # Read (and checked) before anything is written; a resumed run has its rows already.
                vectors=pretrained_vectors(cfg, described) if described and not resume else None)
 
@@ -748,6 +781,7 @@ def _set_up(
                 "data": {**data.settings, "summary": data.summary},
                 "versions": _versions(),
                 "init": init_record,
+                "teacher": None if not teachers else [t.record() for t in teachers],
             },
         )
         vocabs.save(out / "vocab.json")
@@ -761,7 +795,7 @@ def _make_trainer(run: _Run, data: Any, params: dict[str, np.ndarray] | None, kv
     import mxnet as mx
 
     from ner_fast.training.iterators import BucketIter
-    from ner_fast.training.model import check_bucket_params
+    from ner_fast.training.model import Distill, check_bucket_params
 
     cfg, config, out, state = run.cfg, run.config, run.out, run.state
     train_iter = BucketIter(
@@ -772,8 +806,11 @@ def _make_trainer(run: _Run, data: Any, params: dict[str, np.ndarray] | None, kv
         num_parts=run.num_workers,
         part_index=run.rank,
         word_dropout=cfg.word_dropout,
+        teacher=run.teacher,
     )
-    valid_iter = BucketIter(data.splits["valid"], cfg.batch_size)
+    # A distilling module binds the teacher's label: validation feeds zeros there (the loss is not read).
+    valid_iter = BucketIter(data.splits["valid"], cfg.batch_size, soft_tags=len(data.vocabs.tags) if run.teacher else 0)
+    distill = Distill(cfg.distill_weight, cfg.distill_temperature) if run.teacher else None
     if params is None:
         params = init_params(config, cfg.seed)
         if run.vectors is not None:
@@ -785,8 +822,8 @@ def _make_trainer(run: _Run, data: Any, params: dict[str, np.ndarray] | None, kv
             say(f"--init {cfg.init}: {len(report['whole'])} parameters whole, rows by name "
                 + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}")
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
-    check_bucket_params(config, [b.length for split in data.splits.values() for b in split])
-    module = make_module(config, params, contexts, cfg.batch_size, longest)
+    check_bucket_params(config, [b.length for split in data.splits.values() for b in split], distill)
+    module = make_module(config, params, contexts, cfg.batch_size, longest, distill)
     optimizer_params: dict[str, Any] = {
         "learning_rate": cfg.learning_rate,
         "beta1": cfg.beta1,

@@ -1,0 +1,144 @@
+"""Distillation (`ner-fast train --teacher SOURCE`): a teacher's per-token tag distributions over the
+training split, laid out per bucket row as the second label of `iterators.BucketIter`.
+
+A teacher is a model package (its `probs` output, computed once through the runtime `ner_fast.Tagger`;
+training may import the runtime, never the reverse), `default` (the bundled package) or a training run
+(its best parameters, through `model.Predictor`); several, comma-separated, are averaged (an ensemble).
+Distributions are those of the original sentences: a re-cased copy (`--recase`, `recase.origin_of`)
+gets the teacher's distribution over its original casing, since the teacher is case-sensitive and
+tags the altered copy worse than the original. The student's loss is `model.distill_loss_symbol`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ner_fast.buckets import Bucket
+from ner_fast.config import OptionError
+from ner_fast.recase import origin_of
+
+__all__ = ["Teacher", "resolve_teachers", "soften", "teacher_arrays", "teacher_distributions"]
+
+OPTION = "--teacher"
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """One teacher: SOURCE as given, its kind ("package" or "run") and folder."""
+
+    spec: str
+    kind: str
+    path: Path
+
+    def record(self) -> dict[str, Any]:
+        """What config.json records of it: SOURCE as given, kind, folder and checksum (a package's manifest.json
+        sha256, a run's best.params.npz sha256, as `--init` records them): `default` names whatever package is
+        bundled when the run starts."""
+        from ner_fast.package import package_checksum, portable_path, sha256_file
+
+        checksum = package_checksum(self.path) if self.kind == "package" else sha256_file(self.path / "best.params.npz")
+        return {"source": self.spec, "kind": self.kind, "path": portable_path(self.path), "sha256": checksum}
+
+
+def resolve_teachers(spec: str) -> list[Teacher]:
+    """The teachers of `--teacher SPEC` (comma-separated); OptionError (`--teacher`) for one that is neither a
+    package, `default` nor a training run with its best parameters."""
+    from ner_fast.training.init_source import resolve
+
+    teachers = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            raise OptionError(OPTION, f"{spec!r}: an empty SOURCE in the list")
+        try:
+            kind, path = resolve(part)
+        except OptionError as err:
+            raise OptionError(OPTION, err.message) from None
+        if kind == "run" and not (path / "best.params.npz").is_file():
+            raise OptionError(OPTION, f"{part}: a training run without best.params.npz (it never finished an epoch)")
+        teachers.append(Teacher(part, kind, path))
+    return teachers
+
+
+def _package_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
+    from ner_fast.tagger import Tagger
+
+    tagger = Tagger.load(teacher.path)
+    _, probs = tagger.tag_batch(sentences, proba=True)
+    return list(tagger.tags), probs
+
+
+def _run_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
+    from ner_fast.buckets import build_buckets, default_buckets
+    from ner_fast.checkpoint import inference_params, load_model
+    from ner_fast.corpus import Corpus
+    from ner_fast.features import featurize
+    from ner_fast.training.model import Predictor
+
+    config, params, vocabs, _ = load_model(teacher.path, "best")
+    config, params = inference_params(config, params)
+    corpus = Corpus.from_sentences(sentences)
+    features = featurize(corpus.words, None, vocabs, config.max_token_chars)
+    buckets, _ = build_buckets(features, corpus.offsets, None, default_buckets(corpus.lengths, 64), cut=False)
+    predictor = Predictor(config, params)
+    out: list[np.ndarray] = [np.zeros((0, config.n_tags), np.float32)] * len(sentences)
+    for bucket in buckets:
+        for start in range(0, len(bucket), 256):
+            rows = slice(start, start + 256)
+            proba = predictor.predict_proba(bucket.features[rows])
+            for p, n, i in zip(proba, bucket.lengths[rows].tolist(), bucket.indices[rows].tolist()):
+                out[i] = p[:n]
+    return list(vocabs.tags.itos), out
+
+
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Distributions (..., T) raised to 1 / T and renormalised: softmax(log p / T), the teacher's softmax at
+    temperature T when p is the softmax of its scores (an ensemble's mean is softened as a whole)."""
+    if temperature == 1:
+        return probs.astype(np.float32)
+    logp = np.log(np.maximum(probs.astype(np.float64), 1e-30)) / temperature
+    logp -= logp.max(axis=-1, keepdims=True)
+    q = np.exp(logp)
+    return (q / q.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def teacher_distributions(
+    teachers: Sequence[Teacher], sentences: Sequence[Sequence[str]], tags: Sequence[str],
+    say: Callable[[str], None] = lambda msg: None,
+) -> list[np.ndarray]:
+    """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns in the
+    order of `tags` (the student's); OptionError when a teacher's tags are not the same set."""
+    total: list[np.ndarray] | None = None
+    for teacher in teachers:
+        say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")
+        get = _package_distributions if teacher.kind == "package" else _run_distributions
+        names, probs = get(teacher, sentences)
+        if sorted(names) != sorted(tags):
+            raise OptionError(OPTION, f"{teacher.spec} knows the tags {', '.join(sorted(names))}, the training data"
+                              f" {', '.join(sorted(tags))}: a teacher must have the student's tag set")
+        order = [names.index(t) for t in tags]
+        probs = [p[:, order].astype(np.float64) for p in probs]
+        total = probs if total is None else [a + b for a, b in zip(total, probs)]
+    assert total is not None
+    return [(p / len(teachers)).astype(np.float32) for p in total]
+
+
+def teacher_arrays(
+    buckets: Sequence[Bucket], distributions: Sequence[np.ndarray], recase: float, temperature: float
+) -> list[np.ndarray]:
+    """Per bucket, the (sentences, length, tags) float32 distributions (softened by `temperature`) of its rows:
+    row r holds those of sentence `recase.origin_of(indices[r])` (a re-cased copy: its original's), cut to the
+    bucket's length like the row's tokens; zeros on padding."""
+    n = len(distributions)
+    n_tags = distributions[0].shape[1] if n else 0
+    out = []
+    for bucket in buckets:
+        array = np.zeros((len(bucket), bucket.length, n_tags), dtype=np.float32)
+        for r, (i, length) in enumerate(zip(origin_of(bucket.indices, n, recase).tolist(), bucket.lengths.tolist())):
+            if len(distributions[i]) < length:
+                raise ValueError(f"the teacher gave {len(distributions[i])} distributions for a sentence of {length} tokens")
+            array[r, :length] = soften(distributions[i][:length], temperature)
+        out.append(array)
+    return out

@@ -1,0 +1,272 @@
+"""Case robustness (`--recase`, `recase.py`) and distillation (`--teacher`, `training/distill.py`,
+`model.distill_loss_symbol`).
+
+The re-casing oracle is a plain loop written here; the distillation loss's oracle is NumPy's soft
+cross-entropy over the network's own probabilities (`Predictor`, the inference graph, whose logits the
+loss reads up to a constant per token that a softmax ignores). Every run is a tiny network on the first
+sentences of the bundled corpus (tests/training/test_train.py's TINY).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import ner_fast.training.distill as distill_module
+from helpers import float_tol
+from ner_fast.checkpoint import init_params, load_params
+from ner_fast.cli.train import train_command
+from ner_fast.config import OptionError, TrainConfig
+from ner_fast.corpus import read_corpus
+from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_WORD, featurize
+from ner_fast.prepare import prepare
+from ner_fast.recase import MODES, origin_of, recase_plan, with_recased_copies
+from ner_fast.training.distill import resolve_teachers, soften, teacher_arrays, teacher_distributions
+from ner_fast.training.train import train
+from training.test_train import TINY, TINY_FLAGS
+
+SENTENCES = 160
+SMALL = {"max_sentences": SENTENCES, "buckets": [12, 20, 30], "batch_size": 16}
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _sentences(corpus: Any) -> list[list[str]]:
+    return [corpus.words[a:b] for a, b in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
+
+
+def _plain_recase(word: str, mode: str) -> str:
+    # The rule, written out again: title-casing upper-cases the first character and lower-cases the rest.
+    if mode == "lower":
+        return "".join(c.lower() for c in word)
+    if mode == "upper":
+        return "".join(c.upper() for c in word)
+    return "".join(c.upper() if i == 0 else c.lower() for i, c in enumerate(word))
+
+
+# --------------------------------------------------------------------------- re-casing
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.5, 1.0])
+def test_the_recase_plan_is_deterministic_and_mixes_half_lower_a_quarter_upper_and_title(fraction: float) -> None:
+    n = 203
+    origins, modes = recase_plan(n, fraction)
+    again = recase_plan(n, fraction)
+    assert np.array_equal(origins, again[0]) and np.array_equal(modes, again[1])
+    k = round(fraction * n)
+    assert len(origins) == len(modes) == k and len(set(origins.tolist())) == k  # one copy a sentence at most
+    assert np.all(np.diff(origins) > 0) and (k == 0 or (origins.min() >= 0 and origins.max() < n))
+    counts = [int((modes == m).sum()) for m in range(len(MODES))]
+    assert counts == [k // 2, k // 4, k - k // 2 - k // 4]
+    if 0 < k < n:
+        assert not np.array_equal(origins, recase_plan(n, fraction, seed=1)[0])  # the seed draws the sentences
+
+
+def test_recased_copies_follow_the_sentences_with_their_tags_and_map_back() -> None:
+    corpus = read_corpus(None)[:50]
+    out = with_recased_copies(corpus, 0.5)
+    origins, modes = recase_plan(50, 0.5)
+    assert len(out) == 50 + len(origins) and len(origins) == 25
+    assert out.words[: corpus.n_tokens] == corpus.words and out.tags[: corpus.n_tokens] == corpus.tags
+    seen = set()
+    for k, (i, m) in enumerate(zip(origins.tolist(), modes.tolist())):
+        copy, original = out.sentence(50 + k), corpus.sentence(i)
+        assert copy.words == [_plain_recase(w, MODES[m]) for w in original.words]
+        assert copy.tags == original.tags and copy.pos == original.pos
+        seen.add(MODES[m])
+    assert seen == set(MODES)
+    indices = np.array([3, 49, 50, 74])
+    assert origin_of(indices, 50, 0.5).tolist() == [3, 49, origins[0], origins[24]]
+    with pytest.raises(ValueError, match="beyond"):
+        origin_of(np.array([75]), 50, 0.5)
+
+
+def test_prepare_with_recase_adds_the_copies_features_and_keeps_the_vocabularies() -> None:
+    plain = prepare(**SMALL)
+    recased = prepare(**SMALL, recase=0.5)
+    assert recased.vocabs == plain.vocabs  # built on the original sentences
+    n = plain.settings["recase_of"]
+    assert recased.settings["recase"] == 0.5 and recased.summary["splits"]["train"]["recased_copies"] == round(0.5 * n)
+    copies = with_recased_copies(recased.corpora["train"], 0.5)
+    expected = featurize(copies.words, None, plain.vocabs, 20).matrix
+    checked = 0
+    for bucket in recased.splits["train"]:
+        for row, (i, length) in enumerate(zip(bucket.indices.tolist(), bucket.lengths.tolist())):
+            a = int(copies.offsets[i])
+            got = bucket.features[row, :, :length].T
+            assert np.array_equal(got[:, [ROW_WORD, ROW_CASING]], expected[a : a + length, [ROW_WORD, ROW_CASING]])
+            assert np.array_equal(got[:, ROW_CHARS:], expected[a : a + length, ROW_CHARS:])
+            checked += i >= n
+    assert checked == round(0.5 * n)
+    # Lower-casing keeps the (lower-cased) word ids and changes casing classes.
+    assert plain.vocabs.lowercase
+
+
+# --------------------------------------------------------------------------- the loss
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("crf", [True, False])
+def test_the_distillation_loss_and_its_gradient_are_numpys_soft_cross_entropy(crf: bool) -> None:
+    import mxnet as mx
+
+    import ner_fast.training.train as train_module
+    from ner_fast.training.iterators import BucketIter
+    from ner_fast.training.model import Distill, Predictor
+
+    data = prepare(**SMALL)
+    cfg = TrainConfig(out="", batch_size=16, arch={**TINY, "crf": crf, "dropout": 0.0})
+    config = train_module.model_config_for(cfg, data.vocabs, 20)
+    params = init_params(config, 3)
+    params["fc_bias"] = np.random.default_rng(1).normal(0, 1, config.n_tags).astype(np.float32)  # not uniform
+    rng = np.random.default_rng(0)
+    buckets = data.splits["train"]
+    teacher = []
+    for b in buckets:
+        q = rng.dirichlet(np.ones(config.n_tags), size=(len(b), b.length)).astype(np.float32)
+        q[np.arange(b.length)[None, :] >= b.lengths[:, None]] = 0  # padding
+        teacher.append(q)
+    temperature = 2.0
+    it = BucketIter(buckets, 16, teacher=teacher)
+    batch = next(iter(it))
+    features = batch.data[0].asnumpy()
+    q = batch.label[1].asnumpy()
+    labels = batch.label[0].asnumpy()
+    real = labels >= 0
+    # The oracle: NumPy, from the inference graph's probabilities.
+    p = Predictor(config, params).predict_proba(features).astype(np.float64)
+    log_pt = np.log(p) / temperature
+    log_pt -= np.log(np.exp(log_pt - log_pt.max(-1, keepdims=True)).sum(-1, keepdims=True)) + log_pt.max(-1, keepdims=True)
+    n = max(int(real.sum()), 1)
+    loss = -(q * log_pt).sum() / n
+    # d loss / d logits = (softmax(z / T) - q) / (T n) on real tokens, scaled by ALPHA T^2; fc_bias sums it.
+    grad_bias = temperature * ((np.exp(log_pt) - q) * real[..., None]).sum(axis=(0, 1)) / n
+
+    grads = {}
+    for weight in (0.0, 1.0, 0.3):
+        module = train_module.make_module(config, params, [mx.cpu()], 16, it.default_bucket_key, Distill(weight, temperature))
+        module.forward(batch, is_train=True)
+        module.backward()
+        got = float(module.get_outputs()[-1].asnumpy()[0])
+        assert got == pytest.approx(loss, rel=float_tol(4 * config.n_tags * 16 * batch.bucket_key, 10))
+        grads[weight] = module._curr_module._exec_group.grad_arrays[
+            module._curr_module._exec_group.param_names.index("fc_bias")][0].asnumpy()
+    tol = float_tol(16 * batch.bucket_key * (config.n_tags + 4), 1)
+    np.testing.assert_allclose(grads[1.0], grad_bias, atol=tol)
+    assert np.abs(grads[0.0]).max() > 10 * tol  # the gold loss's own gradient
+    # ALPHA weighs the two: (1 - ALPHA) gold + ALPHA distillation.
+    np.testing.assert_allclose(grads[0.3], 0.7 * grads[0.0] + 0.3 * grads[1.0], atol=tol)
+
+
+def test_soften_is_the_softmax_of_log_probabilities_over_t() -> None:
+    p = np.array([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], dtype=np.float32)
+    assert np.array_equal(soften(p, 1.0), p)
+    q = soften(p, 2.0)
+    plain = np.sqrt([0.7, 0.2, 0.1]) / np.sqrt([0.7, 0.2, 0.1]).sum()
+    np.testing.assert_allclose(q[0], plain, rtol=1e-6)
+    np.testing.assert_allclose(q.sum(axis=1), 1, rtol=1e-6)
+    assert q[1, 0] == pytest.approx(1.0) and q[1, 1] < 1e-6
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    train(TrainConfig(out=str(out), epochs=1, patience=0, arch=TINY, **SMALL), progress=False, echo=_quiet)
+    return str(out)
+
+
+def _cfg(out: Path, **kw: Any) -> TrainConfig:
+    return TrainConfig(out=str(out), epochs=2, patience=0, arch=dict(TINY), **{**SMALL, **kw})
+
+
+def test_weight_0_trains_exactly_as_without_a_teacher(teacher_run: str, tmp_path: Path) -> None:
+    plain = train(_cfg(tmp_path / "plain"), progress=False, echo=_quiet)
+    zero = train(_cfg(tmp_path / "zero", teacher=teacher_run, distill_weight=0.0), progress=False, echo=_quiet)
+    some = train(_cfg(tmp_path / "some", teacher=teacher_run, distill_weight=0.5), progress=False, echo=_quiet)
+    assert zero.params_sha256 == plain.params_sha256
+    assert some.params_sha256 != plain.params_sha256  # the teacher does reach the student
+
+
+def test_a_run_teacher_gives_its_own_probabilities_and_teacher_rows_follow_the_origins(teacher_run: str) -> None:
+    from ner_fast.checkpoint import load_model
+    from ner_fast.training.model import predict_proba
+
+    data = prepare(**SMALL, recase=0.5)
+    sentences = _sentences(data.corpora["train"])
+    tags = data.vocabs.tags.itos[::-1]  # another column order: the teacher's are put in it
+    dists = teacher_distributions(resolve_teachers(teacher_run), sentences, tags)
+    config, params, vocabs, _ = load_model(teacher_run, "best")
+    order = [vocabs.tags.itos.index(t) for t in tags]
+    for i in (0, 7, 100):
+        words = sentences[i]
+        features = featurize(words, None, vocabs, 20).matrix.T[None]
+        expected = predict_proba(params, config, features)[0][:, order]
+        np.testing.assert_allclose(dists[i], expected, atol=1e-6)
+    arrays = teacher_arrays(data.splits["train"], dists, 0.5, 1.0)
+    n = len(sentences)
+    origins, _ = recase_plan(n, 0.5)
+    checked = 0
+    for bucket, array in zip(data.splits["train"], arrays):
+        for row, (i, length) in enumerate(zip(bucket.indices.tolist(), bucket.lengths.tolist())):
+            source = i if i < n else int(origins[i - n])
+            assert np.array_equal(array[row, :length], dists[source][:length])
+            assert not array[row, length:].any()
+            checked += i >= n
+    assert checked == len(origins) > 0
+
+
+def test_the_bundled_package_teacher_is_the_taggers_probabilities() -> None:
+    from ner_fast.tagger import Tagger
+
+    sentences = _sentences(read_corpus(None)[:20])
+    tagger = Tagger.load()
+    _, probs = tagger.tag_batch(sentences, proba=True)
+    dists = teacher_distributions(resolve_teachers("default"), sentences, tagger.tags)
+    assert len(dists) == 20 and all(np.array_equal(a, b) for a, b in zip(dists, probs))
+
+
+def test_a_teacher_of_gold_one_hots_trains_like_gold(teacher_run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a softmax output, T = 1 and ALPHA = 1, the soft cross-entropy against one-hot gold is the gold
+    cross-entropy itself: the run follows the gold run (to float32 rounding, which Adam may magnify)."""
+    def gold(teachers: Any, sentences: Any, tags: Any, say: Any = None) -> list[np.ndarray]:
+        corpus = data.corpora["train"]
+        ids = np.array([tags.index(t) for t in corpus.tags])
+        eye = np.eye(len(tags), dtype=np.float32)
+        return [eye[ids[a:b]] for a, b in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
+
+    data = prepare(**SMALL)
+    monkeypatch.setattr(distill_module, "teacher_distributions", gold)
+    arch = {**TINY, "crf": False, "pos_aux_weight": 0.0}
+    runs = {}
+    for name, kw in (("gold", {}), ("onehot", {"teacher": teacher_run, "distill_weight": 1.0})):
+        cfg = _cfg(tmp_path / name, average=0.0, **kw)
+        cfg.arch = {**cfg.arch, **arch}
+        runs[name] = train(cfg, progress=False, echo=_quiet)
+    a, b = (load_params(tmp_path / n / "last.params.npz") for n in ("gold", "onehot"))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-3, err_msg=name)
+    la, lb = ([h["train"]["loss"] for h in runs[n].history] for n in ("gold", "onehot"))
+    assert la == pytest.approx(lb, rel=1e-3) and la[-1] < la[0]
+
+
+def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(train_command, ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nowhere"), "--no-progress",
+                                        "--max-sentences", "160", *TINY_FLAGS])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "--teacher" in res.output and "nowhere" in res.output
+    assert not (tmp_path / "a" / "config.json").exists()
+    with pytest.raises(OptionError, match="--teacher.*tag set"):
+        teacher_distributions(resolve_teachers(teacher_run), [["A", "dog"]], ["O", "B-PER", "I-PER"])
+    folder = tmp_path / "prepared"
+    prepare(**SMALL).save(folder)
+    with pytest.raises(OptionError, match="--teacher: DATA is a prepared folder"):
+        train(_cfg(tmp_path / "b", teacher=teacher_run, data=str(folder), max_sentences=None), progress=False, echo=_quiet)
