@@ -16,7 +16,6 @@ A checkpoint folder (`ner-fast train --out DIR`) holds `config.json`, `vocab.jso
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any

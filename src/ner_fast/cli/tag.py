@@ -461,7 +461,7 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     if resume and force:
         raise click.UsageError("give --resume or --force, not both")
     try:
-        from ner_fast.dask import PartitionsFailed, SchedulerUnreachable, tag_files
+        from ner_fast.dask import PartitionsFailed, tag_files
     except ImportError as err:  # distributed is an extra
         raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
     from ner_fast.cli.errors import user_errors
