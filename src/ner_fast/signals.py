@@ -12,10 +12,27 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread (a BaseException, like KeyboardInterrupt: no `except Exception` stops it)."""
 
 
+_pending = False
+
+
 def _terminated(signum: int, frame: FrameType | None) -> None:
+    global _pending
     # A second SIGTERM during the unwinding ends the process at once.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Python runs the handler wherever the main thread is; inside a `__del__` (MXNet frees an NDArray
+    # in one after every batch) the exception is printed as "Exception ignored" and lost. The flag
+    # keeps it: long loops call `check_terminated` and raise it there.
+    _pending = True
     raise Terminated()
+
+
+def check_terminated() -> None:
+    """Raise `Terminated` if a SIGTERM arrived whose exception was swallowed where it was raised (in a
+    `__del__` or a ctypes callback); for loops that run long (a training epoch polls it per batch)."""
+    global _pending
+    if _pending:
+        _pending = False
+        raise Terminated()
 
 
 def raise_on_sigterm() -> None:

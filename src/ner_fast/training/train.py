@@ -57,7 +57,7 @@ from ner_fast.config import (
 from ner_fast.cores import usable_cores
 from ner_fast.decode import CRF, CRF_PARAMS
 from ner_fast.metrics import Accumulator, Scores, TagScheme, format_table
-from ner_fast.signals import Terminated
+from ner_fast.signals import Terminated, check_terminated
 from ner_fast.vocab import Vocabularies
 
 # MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run.
@@ -583,6 +583,7 @@ def run_epoch(
     start = time.perf_counter()
     with tqdm(total=data_iter.num_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
         for batch in data_iter:
+            check_terminated()
             module.forward(batch, is_train=train)
             if train:
                 module.backward()
