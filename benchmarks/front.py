@@ -1,10 +1,12 @@
 """The speed/accuracy front (issue 12, part 1): model variants against a linear-chain CRF, in one run.
 
     pip install -e ".[bench]"     # sklearn-crfsuite, matplotlib
-    python benchmarks/front.py --out DIR [--model NAME=CHECKPOINT ...] [--train h64,h100,... --epochs 3]
+    python benchmarks/front.py --out DIR [--model NAME=CHECKPOINT ...] [--package NAME=PACKAGE ...]
+        [--train h64,h100,... --epochs 3]
         [--quantize fp32,int8] [--valid-sentences N] [--crf-iterations 50] [--json FILE] [--plot FILE.png]
 
-Variants are trained checkpoints given with `--model NAME=DIR`, or trained here (`--train`, names from
+Variants are model packages measured as they are (`--package NAME=DIR`, `default` for the bundled
+one: the ensemble it was, beside the one network built to replace it), trained checkpoints given with `--model NAME=DIR`, or trained here (`--train`, names from
 `VARIANTS`, or `all`) on a short schedule (`--epochs`, the same for every variant) into `DIR/models/NAME`
 (a finished one there is reused, not retrained; `--prepare-only` trains and exports and measures
 nothing, so that training may share the machine and a later run measures on a quiet one). Each is
@@ -50,7 +52,7 @@ from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import score
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import TagScheme
-from ner_fast.package import load_package
+from ner_fast.package import default_package_path, load_package
 from ner_fast.tagger import Tagger, make_session_options
 from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
 from _machine import write_json  # the CPU (model, flags, cores) in every result
@@ -320,6 +322,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for trained variants and packages")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="a trained checkpoint (repeatable)")
+    parser.add_argument("--package", action="append", default=[], metavar="NAME=DIR",
+                        help="a model package measured as it is, DIR `default` for the bundled one (repeatable)")
     parser.add_argument("--train", help=f"variants to train here, comma separated, or 'all' ({', '.join(VARIANTS)})")
     parser.add_argument("--epochs", type=int, default=3, help="--train: epochs of every variant (default 3)")
     parser.add_argument("--max-sentences", type=int, help="--train: only the first N corpus sentences (quick runs)")
@@ -350,8 +354,15 @@ def main() -> None:
             raise SystemExit(f"--train: unknown variants {unknown} (known: {', '.join(VARIANTS)})")
         for name in names:
             models[name] = train_variant(name, args.out / "models" / name, args.epochs, args.max_sentences, args.seed)
-    if not models:
-        raise SystemExit("nothing to measure: give --model NAME=DIR or --train NAMES")
+    packages: dict[str, Path] = {}
+    for spec in args.package:
+        name, sep, folder = spec.partition("=")
+        path = default_package_path() if folder == "default" else Path(folder)
+        if not sep or not name or not (path / "manifest.json").exists():
+            raise SystemExit(f"--package {spec!r}: expected NAME=DIR with DIR a model package folder or `default`")
+        packages[name] = path
+    if not models and not packages:
+        raise SystemExit("nothing to measure: give --model NAME=DIR, --package NAME=DIR or --train NAMES")
     kinds = args.quantize.split(",")
     if not set(kinds) <= set(KINDS) or not kinds:
         raise SystemExit(f"--quantize: a comma-separated list of {', '.join(KINDS)}")
@@ -394,6 +405,14 @@ def main() -> None:
                 f"{name}-{kind}", "ner-fast", tagger.uses_pos,
                 lambda w, p, t=tagger: t.tag_batch(w, p, batch_size=BATCH), lambda w, p, t=tagger: t.tag(w, p), info,
             ))
+    for name, path in packages.items():
+        tagger = Tagger.load(path, device="cpu", threads=1, workers=2)
+        info = {"package": str(path), "quantization": tagger.package.model.get("quantization"),
+                "architecture": tagger.package.model.get("architecture"), "package_bytes": package_bytes(path)}
+        systems.append(System(
+            name, "ner-fast", tagger.uses_pos,
+            lambda w, p, t=tagger: t.tag_batch(w, p, batch_size=BATCH), lambda w, p, t=tagger: t.tag(w, p), info,
+        ))
     crf_kinds = [False] + ([True] if any(s.uses_pos for s in systems) else [])
     for with_pos in crf_kinds:
         peer = CRFPeer(train_split, with_pos, args.crf_iterations, args.crf_max_sentences)

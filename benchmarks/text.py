@@ -28,6 +28,11 @@ Measured in one run:
   and entities, what a Doc holds), for validation sentences of 20 tokens (up to 500, each timed once per
   pass, interleaved, 3 passes).
 
+Casing rows (issue 19), with `--casing` (the default; `--no-casing` skips them): the same validation
+sentences with every token lower-cased, upper-cased and title-cased (`recase.recase_word`, the rule
+`--recase` trains with), entity F1 by character span through `pipe` (raw text) and `tag_batch` (the
+re-cased tokens), and each as a ratio of the as-written F1. The CRF is scored on them too.
+
 Targets (issue 9): throughput ratio >= 0.7, p50 ratio <= 1.2, F1 above the CRF's by >= 1 point. The machine
 is shared: `uptime`'s load average is recorded before and after.
 """
@@ -48,6 +53,7 @@ import numpy as np
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.package import default_package_path
 from ner_fast.prepare import split_corpus
+from ner_fast.recase import recase_word
 from ner_fast.schemes import chunks
 from ner_fast.tagger import Tagger
 from ner_fast.text import join_tokens, segment, tokenize
@@ -134,6 +140,52 @@ def spans_of_tags(doc: int, tags: Sequence[Sequence[str]], offsets: Sequence[tup
         base += len(sentence)
 
 
+def recased(corpus: Corpus, mode: str) -> Corpus:
+    """`corpus` with every token re-cased (`mode`: lower, upper or title), tags and sentences unchanged."""
+    return Corpus([recase_word(w, mode) for w in corpus.words], corpus.pos, corpus.tags, corpus.offsets, corpus.source, corpus.format)
+
+
+def casing_rows(tagger: Tagger, valid: Corpus, group: int) -> dict[str, Any]:
+    """Entity F1 of `tagger` on `valid` re-cased each way: raw text through `pipe`, tokens through
+    `tag_batch`; the ratio to the as-written F1 of each path."""
+    rows: dict[str, Any] = {}
+    for mode in ("as written", "lower", "upper", "title"):
+        corpus = valid if mode == "as written" else recased(valid, mode)
+        texts, gold_words, offsets, gold = documents(corpus, group)
+        predicted = {(d, e.label, e.start, e.end) for d, doc in enumerate(tagger.pipe(texts, n_threads=2)) for e in doc.entities}
+        flat = [s for doc in gold_words for s in doc]
+        row = {"raw_text": f1(gold, predicted)["f1"], "pretokenized": f1(gold, _doc_spans(tagger.tag_batch(flat), gold_words, offsets))["f1"]}
+        rows[mode] = row
+        print(f"casing {mode}: {row}")
+    for mode in ("lower", "upper", "title"):
+        rows[mode]["ratio_to_as_written"] = {k: round(rows[mode][k] / rows["as written"][k], 3) if rows["as written"][k] else None
+                                             for k in rows["as written"]}
+    return rows
+
+
+def _crf_casing(crf: tuple[Any, "Features"], valid: Corpus, group: int) -> dict[str, float]:
+    """The CRF's entity F1 on the gold tokens of `valid` as written and re-cased each way."""
+    model, features = crf
+    out = {}
+    for mode in ("as written", "lower", "upper", "title"):
+        corpus = valid if mode == "as written" else recased(valid, mode)
+        _, gold_words, offsets, gold = documents(corpus, group)
+        flat = [s for doc in gold_words for s in doc]
+        out[mode] = f1(gold, _doc_spans(model.predict([features.sentence(s) for s in flat]), gold_words, offsets))["f1"]
+    return out
+
+
+def _doc_spans(tags: Sequence[Sequence[str]], gold_words: Sequence[Sequence[Sequence[str]]],
+               offsets: Sequence[Sequence[tuple[int, int]]]) -> set[Span]:
+    """The character spans of per-sentence `tags` over the documents' sentences, in order."""
+    spans: set[Span] = set()
+    k = 0
+    for d, doc_words in enumerate(gold_words):
+        spans.update(spans_of_tags(d, tags[k : k + len(doc_words)], offsets[d]))
+        k += len(doc_words)
+    return spans
+
+
 # ------------------------------------------------------------------------------------------ the CRF peer
 
 
@@ -198,9 +250,10 @@ def train_crf(train: Corpus, iterations: int, features: Features) -> tuple[Any, 
 def crf_peer(
     train: Corpus, iterations: int, texts: Sequence[str], gold_words: Sequence[Sequence[Sequence[str]]],
     offsets: Sequence[Sequence[tuple[int, int]]], flat_sentences: Sequence[Sequence[str]], gold: set[Span],
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], tuple[Any, Features]]:
     """The CRF trained on `train`, scored on the raw texts (through the same tokenizer and splitter) and
-    on the gold tokens: (its training facts, {"crf_raw_text": F1, "crf_pretokenized": F1})."""
+    on the gold tokens: (its training facts, {"crf_raw_text": F1, "crf_pretokenized": F1}, (the model,
+    its features))."""
     features = Features()
     crf, seconds = train_crf(train, iterations, features)
     crf_raw: set[Span] = set()
@@ -215,7 +268,7 @@ def crf_peer(
         crf_pre.update(spans_of_tags(d, crf_tags[k : k + len(doc_words)], offsets[d]))
         k += len(doc_words)
     facts = {"iterations": iterations, "train_seconds": round(seconds, 1), "train_sentences": len(train)}
-    return facts, {"crf_raw_text": f1(gold, crf_raw), "crf_pretokenized": f1(gold, crf_pre)}
+    return facts, {"crf_raw_text": f1(gold, crf_raw), "crf_pretokenized": f1(gold, crf_pre)}, (crf, features)
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -263,6 +316,8 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=1, help="sentences a document")
     parser.add_argument("--sentences", type=int, default=None, help="use only the first N validation sentences (quick runs)")
     parser.add_argument("--no-crf", action="store_true", help="skip the CRF peer (quick runs; no F1 margin)")
+    parser.add_argument("--casing", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the validation text lower-, upper- and title-cased (default: yes)")
     args = parser.parse_args()
 
     load_before = load_average()
@@ -330,13 +385,19 @@ def main() -> None:
     result["latency_20_tokens"] = lat
     print("latency:", lat)
 
+    if args.casing:
+        result["casing"] = casing_rows(tagger, valid, args.group)
+
     # The CRF peer. Close the tagger first: its sessions' memory arenas hold gigabytes after tag_batch.
     del tagger, docs
     gc.collect()
     margin = None
     if not args.no_crf:
-        result["crf"], crf_f1 = crf_peer(train, args.crf_iterations, texts, gold_words, offsets, flat_sentences, gold)
+        result["crf"], crf_f1, crf = crf_peer(train, args.crf_iterations, texts, gold_words, offsets, flat_sentences, gold)
         result["f1"].update(crf_f1)
+        if args.casing:
+            for mode, row in _crf_casing(crf, valid, args.group).items():
+                result["casing"][mode]["crf_pretokenized"] = row
         margin = result["f1"]["package_raw_text"]["f1"] - result["f1"]["crf_raw_text"]["f1"]
         result["f1"]["margin_over_crf_points"] = round(100 * margin, 2)
         print("CRF F1: raw", result["f1"]["crf_raw_text"]["f1"], "pre-tokenized", result["f1"]["crf_pretokenized"]["f1"])
