@@ -3,7 +3,7 @@
 During training Adam multiplies the first moment of every embedding row missing from a batch by
 0.9 per step, so after about one epoch (~800 steps) many rows sit in the denormal float range,
 where x86 arithmetic is very slow; the full GMB run slowed from 156 s to 250 s an epoch. `ner-fast
-train` switches the process to flush-to-zero first (`ner_fast.training.train.flush_denormals`). The mode
+train` switches the process to flush-to-zero first (`ner_fast.training.cpu.flush_denormals`). The mode
 must be set before MXNet starts its threads, so each variant runs in its own Python process: the
 update of a (28830, 150) weight (the GMB vocabulary x 150) with a zero gradient (rows absent from
 the batch), `--fraction` of the first moment's rows denormal (1e-40), the rest at 1e-3.
@@ -25,7 +25,7 @@ from _machine import write_json  # the CPU (model, flags, cores) in every result
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from ner_fast.training.train import flush_denormals
+from ner_fast.training.cpu import flush_denormals
 flushed = flush_denormals() if sys.argv[1] == "flush" else False
 import mxnet as mx
 updates, fraction = int(sys.argv[2]), float(sys.argv[3])

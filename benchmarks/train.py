@@ -5,7 +5,7 @@ the CRF costs against the fused softmax model.
 
 Both variants start from the same parameters and train on the same batches in the same order
 (the first sentences of the bundled corpus, the tutorial's buckets, batch 50, Adam) through the
-training loop of `ner_fast.training.train` (forward, backward, update, and the per-batch metric collection).
+training pass of `ner_fast.training.epoch.run_epoch` (forward, backward, update, and the per-batch metric collection).
 A first pass over the data binds every bucket's graph and is not timed; then `--passes` passes
 are timed, alternating between the variants. The figure is real (non-padding) tokens per second; the ratio is fused / unfused.
 
@@ -15,7 +15,7 @@ during the timed passes (2.0 = both cores of a 2-core machine busy).
 `--compare-threads A,B` measures instead the `fused` variant under two `OMP_NUM_THREADS` values, in
 one run: each timed pass is a fresh process of this script (bound and warmed up untimed), the two
 settings taking turns, and the ratio is B's tokens/s over A's. `1` is what MXNet 1.x chose by itself on
-a 2-core machine (half the processors), `default` is `ner_fast.training.train.omp_threads()` (every core),
+a 2-core machine (half the processors), `default` is `ner_fast.training.cpu.omp_threads()` (every core),
 what `ner-fast train` now sets, and `split` is one CPU context per core with one OpenMP thread each
 (`ner-fast train --context cpu:0,cpu:1`: each context takes half of every batch, on its own engine
 thread, and the gradients are summed).
@@ -37,7 +37,7 @@ from typing import Any
 
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 
-from ner_fast.training.train import flush_denormals, omp_threads, set_mxnet_threads  # noqa: E402
+from ner_fast.training.cpu import flush_denormals, omp_threads, set_mxnet_threads  # noqa: E402
 
 flush_denormals()  # as `ner-fast train` does, before MXNet starts its threads
 set_mxnet_threads()  # likewise (a value in the environment wins: `--compare-threads` sets it)
@@ -49,7 +49,8 @@ from ner_fast.training.iterators import BucketIter  # noqa: E402
 from ner_fast.metrics import TagScheme  # noqa: E402
 from ner_fast.prepare import prepare  # noqa: E402
 from ner_fast.config import TrainConfig  # noqa: E402
-from ner_fast.training.train import make_module, model_config_for, run_epoch  # noqa: E402
+from ner_fast.training.epoch import make_module, run_epoch  # noqa: E402
+from ner_fast.training.run_setup import model_config_for  # noqa: E402
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 

@@ -17,7 +17,7 @@ from ner_fast.corpus import Corpus, read_corpus
 settings.register_profile("ner-fast", max_examples=150, deadline=None)
 settings.load_profile("ner-fast")
 
-# `ner-fast train` makes OpenMP's idle threads spin (`train.spin_openmp_threads`), a default for a
+# `ner-fast train` makes OpenMP's idle threads spin (`cpu.spin_openmp_threads`), a default for a
 # process that only trains; the test process (where CliRunner runs the command) does everything
 # else too, and so do the commands it starts: their threads sleep when idle.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -22,7 +22,8 @@ from ner_fast.training.crf_loss import crf_loss_symbol
 from ner_fast.decode import CRF, CRF_PARAMS, crf_nll, decode, viterbi
 from ner_fast.training.evaluate import evaluate
 from ner_fast.prepare import prepare
-import ner_fast.training.train as train_module
+from ner_fast.training.epoch import make_module
+from ner_fast.training.run_setup import model_config_for
 from ner_fast.training.iterators import BucketIter
 from ner_fast.training.train import TrainConfig, train
 from helpers import float_tol
@@ -467,7 +468,7 @@ def test_the_network_with_the_operator_has_the_unrolled_graphs_loss_and_gradient
     data = prepare(max_sentences=120, buckets=[1, 12, 20, 30], batch_size=16)
     cfg = TrainConfig(out="", batch_size=16, arch={"hidden": 8, "word_dim": 8, "filters": 4, "char_dim": 6, "crf": True,
                                                    "dropout": 0.0})  # no dropout: no random masks to pair
-    config = train_module.model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
+    config = model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
     params = init_params(config, 0)
     rng = np.random.default_rng(0)
     for name in CRF_PARAMS:  # non-zero CRF scores, so every term of the forward algorithm counts
@@ -475,7 +476,7 @@ def test_the_network_with_the_operator_has_the_unrolled_graphs_loss_and_gradient
 
     def run() -> list[tuple[int, float, dict[str, np.ndarray]]]:
         it = BucketIter(data.splits["train"], 16)
-        module = train_module.make_module(config, params, [mx.cpu()], 16, it.default_bucket_key)
+        module = make_module(config, params, [mx.cpu()], 16, it.default_bucket_key)
         out = []
         for batch in it:
             module.forward(batch, is_train=True)

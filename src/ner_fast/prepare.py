@@ -149,6 +149,9 @@ def prepare(
     (`recase.with_recased_copies`; the vocabularies are the original sentences' own).
     `extra_words` (`train --init`: the words of SOURCE's vocabulary) are appended after those, so the
     validation split and the tagger look them up instead of reading them as unknown.
+
+    The steps, in order: `_read_splits`, `_vocabularies`, the bucket lengths, `_lay_out`, then the
+    settings (what a prepared folder fixes) and `_summary`.
     """
     started = time.perf_counter()
     checked = check_values(
@@ -157,48 +160,11 @@ def prepare(
          "vector_words": vector_words, "recase": recase}
     )  # fmt: skip
     split, buckets = checked["split"], checked["buckets"]
-    corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
-    if max_sentences is not None:
-        corpus = corpus[:max_sentences]
-    if corpus.tags is None:
-        raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
-    if dev is None:
-        train, valid = split_corpus(corpus, split)
-    else:
-        train = corpus
-        valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format)
-        if valid.tags is None:
-            raise ValueError(f"{valid.source}: the validation corpus has no tags")
-        if valid.has_pos != train.has_pos:
-            has = {True: "has", False: "has no"}
-            raise ValueError(
-                f"{valid.source} {has[valid.has_pos]} POS tags but {train.source} {has[train.has_pos]}:"
-                " give both corpora POS tags, or neither"
-            )
-
-    vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
-    described = None
-    n_training_words = len(vocabs.words)
-    if vectors is not None:
-        from ner_fast.vectors import extend_words, read_vectors
-
-        source = read_vectors(vectors)
-        vocabs.words = extend_words(vocabs.words, source, vector_words, lowercase)
-        described = source.describe(vectors)
-    if extra_words:
-        vocabs = vocabs.with_words(extra_words)
+    corpus, train, valid = _read_splits(data, format, split, dev, max_sentences)
+    vocabs, n_training_words, described = _vocabularies(train, valid, lowercase, vectors, vector_words, extra_words)
     bucket_lengths = buckets or default_buckets(train.lengths, batch_size)
-    splits: dict[str, list[Bucket]] = {}
-    counts: dict[str, dict[str, int]] = {}
-    n_cut = 0
     recased = with_recased_copies(train, checked["recase"])
-    for name, part in (("train", recased), ("valid", valid)):
-        features = featurize(part.words, part.pos, vocabs, max_token_chars)
-        assert part.tags is not None
-        ids = tag_ids(part.tags, vocabs)
-        splits[name], cut = build_buckets(features, part.offsets, ids, bucket_lengths, cut=name == "train")
-        n_cut += cut
-        counts[name] = {"sentences": len(part), "tokens": part.n_tokens, "buckets": len(splits[name])}
+    splits, counts, n_cut = _lay_out({"train": recased, "valid": valid}, vocabs, max_token_chars, bucket_lengths)
     counts["train"]["recased_copies"] = len(recased) - len(train)
 
     settings = {
@@ -219,13 +185,89 @@ def prepare(
         "recase": checked["recase"],
         "recase_of": len(train),
     }
-    summary = {
+    summary = _summary(counts, bucket_lengths, n_cut, train.has_pos, vocabs, n_training_words, started)
+    return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})
+
+
+def _read_splits(
+    data: str | Path | Corpus | None, format: str, split: Sequence[float], dev: str | Path | Corpus | None,
+    max_sentences: int | None,
+) -> tuple[Corpus, Corpus, Corpus]:
+    """Step 1 of `prepare`: read `data` (its first `max_sentences`) and split it, or take `dev` as the
+    validation corpus: (the corpus read, the training split, the validation split). Both must be tagged,
+    and both have POS tags or neither."""
+    corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
+    if max_sentences is not None:
+        corpus = corpus[:max_sentences]
+    if corpus.tags is None:
+        raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
+    if dev is None:
+        train, valid = split_corpus(corpus, split)
+        return corpus, train, valid
+    valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format)
+    if valid.tags is None:
+        raise ValueError(f"{valid.source}: the validation corpus has no tags")
+    if valid.has_pos != corpus.has_pos:
+        has = {True: "has", False: "has no"}
+        raise ValueError(
+            f"{valid.source} {has[valid.has_pos]} POS tags but {corpus.source} {has[corpus.has_pos]}:"
+            " give both corpora POS tags, or neither"
+        )
+    return corpus, corpus, valid
+
+
+def _vocabularies(
+    train: Corpus, valid: Corpus, lowercase: bool, vectors: str | None, vector_words: int, extra_words: Sequence[str]
+) -> tuple[Vocabularies, int, dict[str, Any] | None]:
+    """Step 2 of `prepare`: the vocabularies of the training split (the tags of both splits), then the
+    words of `vectors` and `extra_words` after the training words: (the vocabularies, how many words
+    the training split itself gave, what the vectors are or None)."""
+    vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
+    described = None
+    n_training_words = len(vocabs.words)
+    if vectors is not None:
+        from ner_fast.vectors import extend_words, read_vectors
+
+        source = read_vectors(vectors)
+        vocabs.words = extend_words(vocabs.words, source, vector_words, lowercase)
+        described = source.describe(vectors)
+    if extra_words:
+        vocabs = vocabs.with_words(extra_words)
+    return vocabs, n_training_words, described
+
+
+def _lay_out(
+    parts: dict[str, Corpus], vocabs: Vocabularies, max_token_chars: int, bucket_lengths: Sequence[int]
+) -> tuple[dict[str, list[Bucket]], dict[str, dict[str, int]], int]:
+    """Step 3 of `prepare`: each split (`train`, re-cased copies included, and `valid`) as feature rows
+    and tag ids in buckets of `bucket_lengths`; training sentences longer than the largest are cut to
+    it. Returns (the buckets by split, sentence/token/bucket counts by split, the sentences cut)."""
+    splits: dict[str, list[Bucket]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    n_cut = 0
+    for name, part in parts.items():
+        features = featurize(part.words, part.pos, vocabs, max_token_chars)
+        assert part.tags is not None
+        ids = tag_ids(part.tags, vocabs)
+        splits[name], cut = build_buckets(features, part.offsets, ids, bucket_lengths, cut=name == "train")
+        n_cut += cut
+        counts[name] = {"sentences": len(part), "tokens": part.n_tokens, "buckets": len(splits[name])}
+    return splits, counts, n_cut
+
+
+def _summary(
+    counts: dict[str, dict[str, int]], bucket_lengths: Sequence[int], n_cut: int, has_pos: bool,
+    vocabs: Vocabularies, n_training_words: int, started: float,
+) -> dict[str, Any]:
+    """Step 4 of `prepare`: what was prepared, for people (`ner-fast prepare` prints it) and config.json:
+    sentences, tokens and buckets by split, the sentences cut, vocabulary sizes, seconds since `started`."""
+    return {
         "sentences": counts["train"]["sentences"] + counts["valid"]["sentences"],
         "tokens": counts["train"]["tokens"] + counts["valid"]["tokens"],
         "splits": counts,
         "buckets": bucket_lengths,
         "cut": n_cut,
-        "has_pos": train.has_pos,
+        "has_pos": has_pos,
         "vocab": {
             "words": len(vocabs.words),
             "training_words": n_training_words,
@@ -235,4 +277,3 @@ def prepare(
         },
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})

@@ -115,13 +115,14 @@ def test_prepare_with_recase_adds_the_copies_features_and_keeps_the_vocabularies
 def test_the_distillation_loss_and_its_gradient_are_numpys_soft_cross_entropy(crf: bool) -> None:
     import mxnet as mx
 
-    import ner_fast.training.train as train_module
+    from ner_fast.training.epoch import make_module
     from ner_fast.training.iterators import BucketIter
     from ner_fast.training.model import Distill, Predictor
+    from ner_fast.training.run_setup import model_config_for
 
     data = prepare(**SMALL)
     cfg = TrainConfig(out="", batch_size=16, arch={**TINY, "crf": crf, "dropout": 0.0})
-    config = train_module.model_config_for(cfg, data.vocabs, 20)
+    config = model_config_for(cfg, data.vocabs, 20)
     params = init_params(config, 3)
     params["fc_bias"] = np.random.default_rng(1).normal(0, 1, config.n_tags).astype(np.float32)  # not uniform
     rng = np.random.default_rng(0)
@@ -149,7 +150,7 @@ def test_the_distillation_loss_and_its_gradient_are_numpys_soft_cross_entropy(cr
 
     grads = {}
     for weight in (0.0, 1.0, 0.3):
-        module = train_module.make_module(config, params, [mx.cpu()], 16, it.default_bucket_key, Distill(weight, temperature))
+        module = make_module(config, params, [mx.cpu()], 16, it.default_bucket_key, Distill(weight, temperature))
         module.forward(batch, is_train=True)
         module.backward()
         got = float(module.get_outputs()[-1].asnumpy()[0])

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from ner_fast.training.distributed import Cluster
-from ner_fast.training.train import omp_threads, set_mxnet_threads
+from ner_fast.training.cpu import omp_threads, set_mxnet_threads
 
 
 def test_omp_threads_share_out_the_usable_cores() -> None:
@@ -54,7 +54,7 @@ def test_several_cpu_contexts_get_an_engine_thread_each_and_share_the_cores() ->
 
 
 def test_spinning_openmp_threads_is_a_default_the_user_overrides() -> None:
-    from ner_fast.training.train import spin_openmp_threads
+    from ner_fast.training.cpu import spin_openmp_threads
 
     env: dict[str, str] = {}
     assert spin_openmp_threads(env) == "ACTIVE" and env == {"OMP_WAIT_POLICY": "ACTIVE"}

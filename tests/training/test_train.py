@@ -26,6 +26,8 @@ from ner_fast.training.iterators import BucketIter
 from ner_fast.prepare import prepare
 from ner_fast.config import RECIPES, TrainConfig, resume_config
 from ner_fast.signals import Terminated
+from ner_fast.training.epoch import ParamAverage, make_module, run_epoch
+from ner_fast.training.run_setup import model_config_for
 from ner_fast.training.train import train
 
 TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
@@ -328,7 +330,7 @@ def test_flush_denormals_reaches_mxnet_threads(flush: bool) -> None:
     # In a child process: the mode is process-wide and must be set before MXNet starts its threads.
     code = (
         "import sys, numpy as np\n"
-        "from ner_fast.training.train import flush_denormals\n"
+        "from ner_fast.training.cpu import flush_denormals\n"
         f"assert flush_denormals() if {flush} else True\n"
         "import mxnet as mx\n"
         "tiny = np.float32(1e-40)\n"
@@ -376,7 +378,7 @@ def test_param_average_follows_the_formula() -> None:
     rng = np.random.default_rng(3)
     weights = [rng.normal(size=(3, 2)).astype(np.float32) for _ in range(30)]
     live = [[mx.nd.array(weights[0]), mx.nd.array(weights[0])]]
-    average = train_module.ParamAverage(["w"], live, decay=0.9)
+    average = ParamAverage(["w"], live, decay=0.9)
     expected = weights[0].astype(np.float64)
     for t, w in enumerate(weights[1:]):
         for device in live[0]:
@@ -429,12 +431,12 @@ def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, co
 
     data = PreparedData.load(prepared)
     cfg = TrainConfig(out="", batch_size=16, arch={**TINY, "crf": True})
-    config = train_module.model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
+    config = model_config_for(cfg, data.vocabs, int(data.settings["max_token_chars"]))
     it = BucketIter(data.splits["valid"], 16)
-    module = train_module.make_module(
+    module = make_module(
         config, init_params(config, 0), [mx.cpu(i) for i in range(contexts)], 16, it.default_bucket_key
     )
-    scores, _ = train_module.run_epoch(
+    scores, _ = run_epoch(
         module, it, TagScheme(data.vocabs.tags.itos), train=False, desc="", progress=False, crf=True
     )
     arrays = module._curr_module._exec_group.execs[0].arg_dict

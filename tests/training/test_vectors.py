@@ -21,7 +21,8 @@ from ner_fast.package import load_package
 from ner_fast.prepare import prepare
 from ner_fast.tagger import Tagger
 from ner_fast.training.export import export_model
-from ner_fast.training.train import pretrained_vectors, start_from_vectors, train
+from ner_fast.training.run_setup import pretrained_vectors, start_from_vectors
+from ner_fast.training.train import train
 from ner_fast.vectors import VectorsError, extend_words, read_text_vectors, read_vectors, vectors_dim
 from ner_fast.vocab import UNK, Vocab
 from training.test_train import TINY, TINY_FLAGS

@@ -3,7 +3,9 @@
 - `model`: the BiLSTM-CNN symbol (MXNet), one per bucket length;
 - `iterators`: the bucketing data iterator that feeds `BucketingModule`;
 - `crf_loss`: the CRF loss as one compiled MXNet operator;
-- `train`: the training loop (`ner-fast train`), checkpoints, resume, Ctrl-C/SIGTERM;
+- `train`: the training loop (`ner-fast train`): the driver, the epochs, a checkpoint after each, Ctrl-C/SIGTERM;
+  around it `run_setup` (a run's set-up, resume), `epoch` (one pass over a split and its metrics),
+  `run_dir` (the run folder, optimizer state) and `cpu` (flush-to-zero and threads before MXNet);
 - `distributed`: training across processes and machines on MXNet's parameter-server kvstore (`ner-fast launch`);
 - `evaluate`: scoring a checkpoint with MXNet (`ner-fast evaluate`);
 - `export`: MXNet parameters to ONNX graphs in a model package (`ner-fast export`), ensembles, int8;

@@ -172,7 +172,7 @@ def _run_record(run_dir: Path) -> dict[str, Any]:
     logged in training, its training settings."""
     from ner_fast.atomic import read_json
     from ner_fast.checkpoint import read_config
-    from ner_fast.training.train import read_metrics
+    from ner_fast.training.run_dir import read_metrics
 
     state = read_json(run_dir / "state.json", "training state") if (run_dir / "state.json").exists() else {}
     best = state.get("best_epoch")

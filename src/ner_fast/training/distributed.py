@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
-from ner_fast.training.train import set_mxnet_threads
+from ner_fast.training.cpu import set_mxnet_threads
 
 ROLES = ("scheduler", "server", "worker")
 # A worker is the `ner-fast` command line itself, run by this Python.
 _CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
 # Servers and the scheduler are MXNet itself (its import starts the role). Servers run the optimizer,
 # so they flush denormals too (see `train.flush_denormals`).
-_ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.train import flush_denormals; flush_denormals(); import mxnet"]
+_ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

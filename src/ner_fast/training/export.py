@@ -94,14 +94,37 @@ def build_graph(
     """The network of `config` as an ONNX model with embedded weights and a free sequence length.
 
     `params` are canonical (unpacked names of docs/ARCHITECTURE.md, as `checkpoint.load_params` returns
-    them); `metadata` goes into the model's metadata_props.
+    them); `metadata` goes into the model's metadata_props. The steps follow the network, input to output:
+    `_token_features` (word, casing, POS), `_char_features` (the character CNN), `_bilstm`, `_heads`.
     """
     params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
     check_params(config, params)
     config, params = inference_params(config, params)
-    hidden, chars = config.hidden, config.max_token_chars
     g = _Graph()
+    word, lengths, parts = _token_features(g, params, config)
+    parts.append(_char_features(g, params, config, word))
+    x = _bilstm(g, params, config, parts, lengths)
+    outputs = _heads(g, params, config, x)
 
+    graph = helper.make_graph(
+        g.nodes,
+        "ner_fast_bilstm_cnn",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", config.n_features, "seq_len"])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq_len", width]) for name, width in outputs],
+        g.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ner-fast", producer_version=__version__)
+    # Pin the IR version onnxruntime builds of the last years accept, not the newest onnx knows.
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _token_features(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig) -> tuple[str, str, list[str]]:
+    """The word ids (B, L), the true sentence lengths (B,) and the per-token embeddings looked up by
+    Gather: word, casing (when used) and POS (a one-hot table, when used), each (B, L, width)."""
     word = g.op("Gather", [INPUT_NAME, g.ints("row_word", ROW_WORD)], axis=1)  # (B, L)
     # True length = number of non-zero word ids; the backward LSTM starts at the last real token.
     is_real = g.op("Cast", [g.op("Greater", [word, g.const("zero_i32", np.array(0, np.int32))])], to=TensorProto.INT32)
@@ -115,7 +138,13 @@ def build_graph(
         pos = g.op("Gather", [INPUT_NAME, g.ints("row_pos", ROW_POS)], axis=1)
         one_hot = np.eye(config.n_pos, dtype=np.float32)
         parts.append(g.op("Gather", [g.const("pos_one_hot", one_hot), pos]))
+    return word, lengths, parts
 
+
+def _char_features(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, word: str) -> str:
+    """The character CNN: per filter width, convolution, max over positions, bias and tanh, all widths
+    concatenated: (B, L, filters x widths). `word` (the word ids) gives the batch's (B, L) shape."""
+    chars = config.max_token_chars
     # Characters: (B, C, L) -> (B*L, C) ids. The convolution is linear in the embeddings, so each kernel
     # row k folds into a table: T_k[c] = E[c] . W[:, 0, k, :], and position p's output is
     # sum_k T_k[id at p + k] + bias: w Gathers and a Sum instead of a Conv and two Transposes (the whole
@@ -138,8 +167,12 @@ def build_graph(
         pooled.append(g.op("Tanh", [g.op("Add", [top, g.const(names.char_bias(w), params[names.char_bias(w)])])]))
     char_feat = pooled[0] if len(pooled) == 1 else g.op("Concat", pooled, axis=1)
     token_shape = g.op("Concat", [g.op("Shape", [word]), g.ints("n_filters", [config.filters * len(config.filter_widths)])], axis=0)
-    parts.append(g.op("Reshape", [char_feat, token_shape]))  # (B, L, filters)
+    return g.op("Reshape", [char_feat, token_shape])  # (B, L, filters)
 
+
+def _bilstm(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, parts: Sequence[str], lengths: str) -> str:
+    """The token features concatenated and run through the LSTM layers (one ONNX `LSTM` each,
+    bidirectional or forward, stopping at each sentence's length): (L, B, state_dim), time-major."""
     x = g.op("Concat", parts, axis=2) if len(parts) > 1 else parts[0]
     x = g.op("Transpose", [x], perm=[1, 0, 2])  # (L, B, D): onnxruntime's LSTM takes time-major input
     for k in range(config.num_layers):
@@ -147,7 +180,7 @@ def build_graph(
         y = g.op(
             "LSTM",
             [x, g.const(names.lstm(k, "W"), w), g.const(names.lstm(k, "R"), r), g.const(names.lstm(k, "B"), b), lengths],
-            hidden_size=hidden,
+            hidden_size=config.hidden,
             direction="bidirectional" if config.directions == 2 else "forward",
         )  # (L, directions, B, H)
         if config.directions == 1:
@@ -155,7 +188,12 @@ def build_graph(
             continue
         y = g.op("Transpose", [y], perm=[0, 2, 1, 3])
         x = g.op("Reshape", [y, g.ints(f"shape_concat_{k}", [0, 0, config.state_dim])])  # (L, B, fwd|bwd)
+    return x
 
+
+def _heads(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, x: str) -> list[tuple[str, int]]:
+    """The output layers on the LSTM output `x`: a softmax over the tags (`probs`) and, with the POS
+    head, one over the POS tags (`pos_probs`), each (B, L, width). Returns (output name, width) pairs."""
     outputs = [(OUTPUT_NAME, names.HEADS[0], config.n_tags)]
     if config.pos_head:
         outputs.append((POS_OUTPUT_NAME, names.HEADS[1], config.n_pos))
@@ -163,21 +201,7 @@ def build_graph(
         logits = g.op("Add", [g.op("MatMul", [x, g.const(names.head_weight_t(layer), params[f"{layer}_weight"].T)]), g.const(names.head_bias(layer), params[names.head_bias(layer)])])
         logits = g.op("Transpose", [logits], perm=[1, 0, 2])  # (L, B, width) -> (B, L, width)
         g.nodes.append(helper.make_node("Softmax", [logits], [name], name=f"Softmax_{name}", axis=-1))
-
-    graph = helper.make_graph(
-        g.nodes,
-        "ner_fast_bilstm_cnn",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", config.n_features, "seq_len"])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq_len", width]) for name, _, width in outputs],
-        g.initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ner-fast", producer_version=__version__)
-    # Pin the IR version onnxruntime builds of the last years accept, not the newest onnx knows.
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model)
-    return model
+    return [(name, width) for name, _, width in outputs]
 
 
 def with_seq_len(model: onnx.ModelProto, seq_len: int) -> onnx.ModelProto:
@@ -381,9 +405,10 @@ def export_model(
     (`ensemble_graph`). `max_words`: keep only the embeddings of that many most frequent words
     (`truncate_words`). `out` must be new, empty or an earlier package (else `force`, see
     `write_package`). Returns the package folder. Raises ValueError for members that do not fit together.
-    """
-    from ner_fast.checkpoint import load_model
 
+    The steps: claim the output folder, `_load_members`, `truncate_words`, the graph (`build_graph` or
+    `ensemble_graph`, with `_graph_facts` as its metadata) quantized, `_package_info`, `write_package`.
+    """
     model_dir = Path(model_dir)
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
@@ -391,6 +416,41 @@ def export_model(
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     claim = claim_output_dir(target, package_files, force=force)  # before any work
     dirs = [model_dir, *map(Path, ensemble)]
+    members = _load_members(dirs, which)
+    if max_words is not None:
+        members = [(*truncate_words(c, p, v, max_words), d) for c, p, v, d in members]
+    config, params, vocabs, doc = members[0]
+    pos_heads = [c.pos_head for c, _, _, _ in members]
+    pos_tags = vocabs.pos.itos if all(pos_heads) and vocabs.pos is not None else None
+    crfs = [CRF.from_params(p) for c, p, _, _ in members if c.crf]
+    # An ensemble decodes with the mean of its members' CRF scores (beside the mean of their log-probabilities).
+    crf = CRF(*(np.mean([getattr(c, f) for c in crfs], axis=0) for f in ("transitions", "start", "end"))).to_json() if crfs else None
+    data = doc.get("data", {})
+    lengths = parse_buckets(buckets, data.get("buckets") or [])
+    versions = _versions(OPSET)
+    versions["trained_with_mxnet"] = str(doc.get("versions", {}).get("mxnet", "unknown"))
+    facts = _graph_facts(config, vocabs, quantize, crf, pos_tags)
+    if len(members) > 1:
+        facts["ner_fast.ensemble"] = f"{len(members)} members: probs = softmax(mean(log(member probs)))"
+        graph = ensemble_graph([build_graph(p, c) for c, p, _, _ in members], facts)
+    else:
+        graph = build_graph(params, config, facts)
+    graph = quantize_graph(graph, quantize)
+    info = _package_info(members, dirs, which, quantize, crf, pos_tags)
+    return write_package(claim, graph, lengths, info, versions)
+
+
+#: What `checkpoint.load_model` gives for a member: (its ModelConfig, parameters, vocabularies, config.json).
+_Member = tuple[ModelConfig, dict[str, np.ndarray], Vocabularies, dict[str, Any]]
+
+
+def _load_members(dirs: Sequence[Path], which: str) -> list[_Member]:
+    """The checkpoints (`which`: "best" or "last") of `dirs`, the first the model and the others its
+    ensemble members; ValueError for a folder named twice or a member that does not fit with the first
+    (its vocabularies, input features, CRF layer or decoding)."""
+    from ner_fast.checkpoint import load_model
+
+    model_dir = dirs[0]
     seen: set[Path] = set()
     for d in dirs:
         if d.resolve() in seen:  # the same network twice is a bigger, slower copy of it
@@ -410,20 +470,14 @@ def export_model(
         if _trained_decode(other_doc) != _trained_decode(doc):
             raise ValueError(f"ensemble members must decode alike: {model_dir} was trained with decode"
                              f" {_trained_decode(doc)!r}, {d} with {_trained_decode(other_doc)!r} (train them with the same --decode)")
-    if max_words is not None:
-        members = [(*truncate_words(c, p, v, max_words), d) for c, p, v, d in members]
-        config, params, vocabs, doc = members[0]
-    pos_heads = [c.pos_head for c, _, _, _ in members]
-    pos_tags = vocabs.pos.itos if all(pos_heads) and vocabs.pos is not None else None
-    crfs = [CRF.from_params(p) for c, p, _, _ in members if c.crf]
-    # An ensemble decodes with the mean of its members' CRF scores (beside the mean of their log-probabilities).
-    crf = CRF(*(np.mean([getattr(c, f) for c in crfs], axis=0) for f in ("transitions", "start", "end"))).to_json() if crfs else None
-    data = doc.get("data", {})
-    lengths = parse_buckets(buckets, data.get("buckets") or [])
-    versions = _versions(OPSET)
-    versions["trained_with_mxnet"] = str(doc.get("versions", {}).get("mxnet", "unknown"))
-    n_pos = config.n_pos
-    facts = {
+    return members
+
+
+def _graph_facts(config: ModelConfig, vocabs: Vocabularies, quantize: str | None, crf: dict[str, Any] | None,
+                 pos_tags: list[str] | None) -> dict[str, str]:
+    """The graph's metadata_props: what a reader of the ONNX file alone needs to use it (tags, input and
+    output layout, quantization, CRF scores)."""
+    return {
         "ner_fast.format_version": str(FORMAT_VERSION),
         "ner_fast.tags": json.dumps(vocabs.tags.itos),
         "ner_fast.max_token_chars": str(config.max_token_chars),
@@ -432,23 +486,26 @@ def export_model(
         "ner_fast.use_casing": str(config.use_casing).lower(),
         "ner_fast.input": f"{INPUT_NAME}: int32 (batch, {config.n_features}, seq_len), rows word, casing, POS, chars",
         "ner_fast.output": f"{OUTPUT_NAME}: float32 (batch, seq_len, {config.n_tags}), softmax over tags"
-        + (f"; {POS_OUTPUT_NAME}: float32 (batch, seq_len, {n_pos}), softmax over POS tags" if pos_tags else ""),
+        + (f"; {POS_OUTPUT_NAME}: float32 (batch, seq_len, {config.n_pos}), softmax over POS tags" if pos_tags else ""),
         "ner_fast.quantization": quantize or "none",
         # A CRF model's tags are the Viterbi path of log(output) plus these scores (ner_fast.decode).
         "ner_fast.crf": json.dumps(crf) if crf else "none",
     }
-    if len(members) > 1:
-        facts["ner_fast.ensemble"] = f"{len(members)} members: probs = softmax(mean(log(member probs)))"
-        graph = ensemble_graph([build_graph(p, c) for c, p, _, _ in members], facts)
-    else:
-        graph = build_graph(params, config, facts)
-    graph = quantize_graph(graph, quantize)
+
+
+def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, quantize: str | None,
+                  crf: dict[str, Any] | None, pos_tags: list[str] | None) -> dict[str, Any]:
+    """The package's info (`write_package`, read by `package.py`): vocabularies, tags and their
+    descriptions, input and output layout, decoding, architecture and where each member came from.
+    The first member's configuration, vocabularies and data settings speak for the package."""
+    config, _, vocabs, doc = members[0]
+    data = doc.get("data", {})
     sources = [
         # "init": what the run started from (`train --init`: SOURCE, its kind and checksum), None from scratch.
         {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init")}
         for d, m in zip(dirs, members)
     ]
-    info = {
+    return {
         "vocab": vocabs.to_json(),
         "tags": vocabs.tags.itos,
         # What each entity label means (`ner_fast.labels`: the GMB descriptions of the labels that are GMB's),
@@ -475,7 +532,7 @@ def export_model(
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_tags]},
         # The auxiliary POS head's output and its POS tag list, id -> tag (ids 0, 1: <pad>, <unk>; None without a head).
         "pos_output": (
-            {"name": POS_OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", n_pos]} if pos_tags else None
+            {"name": POS_OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "seq_len", config.n_pos]} if pos_tags else None
         ),
         "pos_tags": pos_tags,
         "source": sources[0] if len(members) == 1 else {"members": sources},
@@ -483,5 +540,4 @@ def export_model(
         # attribution; None without. Ensemble members share the vocabulary, so the first one's.
         "vectors": data.get("vectors_source"),
     }
-    return write_package(claim, graph, lengths, info, versions)
 

@@ -1,0 +1,142 @@
+"""The run folder on disk: claimed before a new run (`claim_run_dir`), read back to resume one
+(`read_state`, `read_metrics`), and the parts of a checkpoint that need the MXNet module: its
+parameters in canonical form (`module_canonical`) and Adam's state (`save_optimizer_states`,
+`load_optimizer_states`). The file names are `checkpoint.py`'s; `train.py`'s `_save` writes a
+checkpoint after each epoch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz
+from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
+from ner_fast.config import ModelConfig, OptionError
+
+
+def module_canonical(module: Any, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The module's current parameters in canonical form."""
+    arg, _ = module.get_params()
+    return unpack_params(config, {n: a.asnumpy() for n, a in arg.items()})
+
+
+def _updater(module: Any) -> tuple[Any, list[tuple[Any, str]]]:
+    """The module's optimizer `Updater` and its (state key, parameter name) pairs.
+
+    The updater lives in the module, keyed by parameter index (one index per device), or in a local
+    kvstore, keyed by parameter name. With parameter servers the servers hold it: (None, []).
+    """
+    inner = module._curr_module  # the BucketingModule shares one optimizer among its bucket modules
+    if inner._updater is not None:
+        updater = inner._updater
+        return updater, list(updater.optimizer.idx2name.items())
+    kv = inner._kvstore
+    if kv is not None and "dist" not in kv.type and getattr(kv, "_updater", None) is not None:
+        updater = kv._updater
+        return updater, [(name, name) for name in updater.optimizer.idx2name.values()]
+    return None, []
+
+
+def save_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
+    """Adam's moments and step counts as an npz in canonical naming; False where not reachable."""
+    updater, keys = _updater(module)
+    if updater is None:
+        return False
+    opt = updater.optimizer
+    counts: dict[Any, int] = {}
+    for per_device in opt._all_index_update_counts.values():
+        counts.update(per_device)
+    mean: dict[str, np.ndarray] = {}
+    var: dict[str, np.ndarray] = {}
+    steps: dict[str, np.ndarray] = {}
+    for key, name in keys:
+        if key not in updater.states or name in mean:  # one copy per device: equal, keep the first
+            continue
+        mean[name] = updater.states[key][0].asnumpy()
+        var[name] = updater.states[key][1].asnumpy()
+        steps[name] = np.full(mean[name].shape, counts.get(key, 0), dtype=np.float32)
+    arrays: dict[str, np.ndarray] = {"num_update": np.array(opt.num_update, dtype=np.int64)}
+    for prefix, d in (("mean", mean), ("var", var), ("steps", steps)):
+        arrays.update({f"{prefix}:{n}": a for n, a in unpack_params(config, d).items()})
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    return True
+
+
+def load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
+    """Put states saved by `save_optimizer_states` back into the module's optimizer."""
+    import mxnet as mx
+
+    updater, keys = _updater(module)
+    if updater is None or not path.exists():
+        return False
+    saved = read_npz(path, "optimizer state file")
+    parts: dict[str, dict[str, np.ndarray]] = {"mean": {}, "var": {}, "steps": {}}
+    for key, arr in saved.items():
+        prefix, _, name = key.partition(":")
+        if name and prefix in parts:
+            parts[prefix][name] = arr
+        elif key != "num_update":
+            raise ValueError(f"{path}: unexpected array {key!r}")
+    if "num_update" not in saved or set(parts["mean"]) != set(parts["var"]) or set(parts["mean"]) != set(parts["steps"]):
+        raise ValueError(f"{path}: incomplete optimizer state (num_update, mean:, var:, steps: arrays)")
+    if config.fused:
+        parts = {p: pack_params(config, d) for p, d in parts.items()}
+    opt = updater.optimizer
+    for key, name in keys:
+        if name not in parts["mean"]:
+            continue
+        updater.states[key] = (mx.nd.array(parts["mean"][name]), mx.nd.array(parts["var"][name]))
+        updater.states_synced[key] = False  # moved to the weight's device on first use
+        for per_device in opt._all_index_update_counts.values():
+            per_device[key] = int(parts["steps"][name].ravel()[0])
+    opt.num_update = int(saved["num_update"])
+    return True
+
+
+def claim_run_dir(out: Path, force: bool = False) -> None:
+    """Check (and clear of an earlier run) the folder a new run writes, before any work.
+
+    `atomic.claim_output_dir` with the run's files (`checkpoint.run_files`): other files refuse the
+    folder unless `force`. A finished run (state.json) is only started over with `force`, since
+    `--resume` continues it; the files of the earlier run are removed then, nothing else.
+    """
+    claim = claim_output_dir(out, run_files, force=force)
+    claim.refuse_clashes(RUN_FILES)
+    if (out / "state.json").exists() and not force:
+        raise OptionError(
+            "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
+        )
+    for name in claim.previous:
+        (out / name).unlink(missing_ok=True)
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    """`state.json` of a run to resume; ValueError naming the file when missing or malformed."""
+    path = out / "state.json"
+    if not path.exists():
+        raise ValueError(
+            f"{path}: missing, so the run in {out} never finished an epoch; nothing to resume,"
+            f" start it again with --out {out}"
+        )
+    doc = read_json(path, "training state")
+    if not isinstance(doc, dict) or not isinstance(doc.get("epoch"), int) or not isinstance(doc.get("bad_epochs", 0), int):
+        raise ValueError(f"{path}: not a ner-fast training state (needs integer 'epoch' and 'bad_epochs')")
+    return doc
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The epoch records of `metrics.jsonl` (none if it is missing); ValueError naming file and line."""
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return records

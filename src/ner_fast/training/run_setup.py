@@ -1,0 +1,353 @@
+"""The set-up of a training run, before its first epoch: `set_up` starts MXNet, claims (or reads
+back) the run folder, reads the data and writes config.json and vocab.json; `make_trainer` builds
+the iterators, the module (initialised, from `--vectors` or `--init`, or resumed), the optimizer and
+the parameter average. What they build is a `Run`, which `train.py`'s epochs, save and driver share.
+"""
+from __future__ import annotations
+
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ner_fast import __version__
+from ner_fast.atomic import atomic_write_json, read_json
+from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
+from ner_fast.config import N_CASING, ModelConfig, OptionError, TrainConfig, default_of, fixed_by_prepared, parse_context
+from ner_fast.metrics import TagScheme
+from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
+from ner_fast.training.epoch import ParamAverage, make_module
+from ner_fast.training.run_dir import claim_run_dir, load_optimizer_states, read_metrics, read_state
+from ner_fast.vocab import Vocabularies
+
+
+@dataclass
+class Run:
+    """A training run once set up (`set_up`, `make_trainer`): what `train.py`'s epochs, `_save` and driver share.
+
+    `state` is state.json (epoch, best F1 and epoch, bad epochs, interrupted, average steps); `history`
+    the lines of metrics.jsonl; `written_best` the best epoch whose parameters best.params.npz holds
+    (a stop that lands while an improved epoch is being saved saves them in its own save)."""
+
+    cfg: TrainConfig
+    out: Path
+    rank: int
+    num_workers: int
+    state: dict[str, Any]
+    history: list[dict[str, Any]]
+    config: ModelConfig
+    scheme: TagScheme
+    module: Any = None
+    train_iter: Any = None
+    valid_iter: Any = None
+    average: ParamAverage | None = None
+    written_best: int | None = None
+    #: `--init`: the source read (`init_source.InitSource`) and config.json's record of it; None without.
+    init_source: Any = None
+    init_record: dict[str, Any] | None = None
+    #: `--teacher`: the teachers' distributions per training bucket row (`distill.teacher_arrays`); None without.
+    teacher: list[np.ndarray] | None = None
+    #: `--vectors`: the pretrained vectors a new run's word rows start from (None without, or resumed).
+    vectors: Any = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether this worker writes the checkpoint (worker 0 only)."""
+        return self.rank == 0
+
+
+def set_up(
+    cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None]
+) -> tuple[Run, Any, dict[str, np.ndarray] | None, Any, list[Any]]:
+    """Start MXNet, claim (or read back) the run folder, read the data and write config.json and
+    vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts)."""
+    flush_denormals()
+    set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
+    import mxnet as mx
+
+    _seed_everything(cfg.seed)
+    contexts = mx_contexts(cfg.context)
+    kv: Any = cfg.kvstore
+    rank, num_workers = 0, 1
+    if "dist" in cfg.kvstore:
+        kv = mx.kv.create(cfg.kvstore)
+        rank, num_workers = kv.rank, kv.num_workers
+    writes = rank == 0
+    out = Path(cfg.out)
+
+    # The folder is checked before the data is read: a mistake there costs nothing.
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    if resume:
+        state.update(read_state(out))
+    elif writes:
+        claim_run_dir(out, force=force)
+
+    source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
+    teachers = _teachers(cfg)  # --teacher: found before the data is read
+    data = load_data(cfg, words=_init_words(source, init_record, out))
+    vocabs = data.vocabs
+    teacher = _teacher_arrays(cfg, teachers, data, say)
+    max_token_chars = int(data.settings["max_token_chars"])
+    config = model_config_for(cfg, vocabs, max_token_chars)
+    described = data.settings.get("vectors_source")
+    if described and described["dim"] != config.word_dim:
+        raise OptionError("--word-dim", f"{config.word_dim}, but the vectors {described['name']} have {described['dim']}"
+                          " numbers a word; leave --word-dim out with --vectors (the word dimension follows them)")
+    if source is not None:
+        from ner_fast.training.init_source import check_architecture
+
+        check_architecture(source, config)
+    run = Run(cfg, out, rank, num_workers, state, [], config, TagScheme(vocabs.tags.itos), written_best=state["best_epoch"],
+               init_source=source, init_record=init_record, teacher=teacher,
+               # Read (and checked) before anything is written; a resumed run has its rows already.
+               vectors=pretrained_vectors(cfg, described) if described and not resume else None)
+
+    params: dict[str, np.ndarray] | None = None
+    if resume:
+        if Vocabularies.load(out / "vocab.json") != vocabs:
+            raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
+        params = load_params(out / "last.params.npz")
+        try:
+            check_params(config, params)
+        except ValueError as err:
+            raise ValueError(f"{out / 'last.params.npz'}: {err}") from None
+        run.history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
+        say(f"resuming {out} after epoch {state['epoch']}")
+    elif writes:
+        out.mkdir(parents=True, exist_ok=True)
+    if writes:
+        atomic_write_json(
+            out / "config.json",
+            {
+                "format_version": CONFIG_VERSION,
+                "model": config.to_dict(),
+                "train": cfg.to_dict(),
+                "data": {**data.settings, "summary": data.summary},
+                "versions": _versions(),
+                "init": init_record,
+                "teacher": None if not teachers else [t.record() for t in teachers],
+            },
+        )
+        vocabs.save(out / "vocab.json")
+    return run, data, params, kv, contexts
+
+
+def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: Any, contexts: list[Any],
+                  resume: bool, say: Callable[[str], None]) -> None:
+    """The run's iterators, module (from `params`, or initialised), optimizer and parameter average
+    (restored from the run folder when resuming)."""
+    import mxnet as mx
+
+    from ner_fast.training.iterators import BucketIter
+    from ner_fast.training.model import Distill, check_bucket_params
+
+    cfg, config, out, state = run.cfg, run.config, run.out, run.state
+    train_iter = BucketIter(
+        data.splits["train"],
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        num_parts=run.num_workers,
+        part_index=run.rank,
+        word_dropout=cfg.word_dropout,
+        teacher=run.teacher,
+    )
+    # A distilling module binds the teacher's label: validation feeds zeros there (the loss is not read).
+    valid_iter = BucketIter(data.splits["valid"], cfg.batch_size, soft_tags=len(data.vocabs.tags) if run.teacher else 0)
+    distill = Distill(cfg.distill_weight, cfg.distill_temperature) if run.teacher else None
+    if params is None:
+        params = init_params(config, cfg.seed)
+        if run.vectors is not None:
+            params["word_embed_weight"] = start_from_vectors(run.vectors, data.vocabs, params["word_embed_weight"], say)
+        if run.init_source is not None:
+            from ner_fast.training.init_source import initial_params
+
+            params, report = initial_params(run.init_source, config, data.vocabs, params)
+            say(f"--init {cfg.init}: {len(report['whole'])} parameters whole, rows by name "
+                + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}")
+    longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
+    check_bucket_params(config, [b.length for split in data.splits.values() for b in split], distill)
+    module = make_module(config, params, contexts, cfg.batch_size, longest, distill)
+    optimizer_params: dict[str, Any] = {
+        "learning_rate": cfg.learning_rate,
+        "beta1": cfg.beta1,
+        "beta2": cfg.beta2,
+        "epsilon": cfg.epsilon,
+        # Each device's gradient is already a mean over its real tokens (see model.make_sym_gen);
+        # devices and synchronous workers are summed by the kvstore, so average them here.
+        "rescale_grad": 1.0 / (len(contexts) * (run.num_workers if "sync" in cfg.kvstore else 1)),
+    }
+    if cfg.clip_gradient:
+        optimizer_params["clip_gradient"] = cfg.clip_gradient
+    if cfg.lr_decay < 1:
+        # Step decay once per epoch, counted in updates so it also runs on parameter servers.
+        optimizer_params["lr_scheduler"] = mx.lr_scheduler.FactorScheduler(
+            step=train_iter.num_batches, factor=cfg.lr_decay, base_lr=cfg.learning_rate
+        )
+    module.init_optimizer(kvstore=kv, optimizer="adam", optimizer_params=optimizer_params)
+    if resume and not load_optimizer_states(out / "last.states.npz", module, config):
+        say("optimizer state not restored (none saved, or held by parameter servers): Adam restarts")
+
+    if cfg.average:
+        start, steps = None, 0
+        if resume and (out / AVERAGE_FILE).exists():
+            saved = load_params(out / AVERAGE_FILE)
+            steps = int(state.get("average_steps", 0))
+            try:
+                check_params(config, saved)
+            except ValueError as err:
+                raise ValueError(f"{out / AVERAGE_FILE}: {err}") from None
+            start = pack_params(config, saved) if config.fused else saved
+        run.average = ParamAverage.of_module(module, cfg.average, steps, start)
+    run.module, run.train_iter, run.valid_iter = module, train_iter, valid_iter
+
+    say(
+        f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
+        f" (worker {run.rank} of {run.num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
+    )
+
+
+def mx_contexts(spec: str) -> list[Any]:
+    """`--context` (`config.parse_context`) -> MXNet contexts; OptionError for a GPU this MXNet cannot use."""
+    import mxnet as mx
+
+    contexts = []
+    for kind, index in parse_context(spec):
+        if kind == "gpu":
+            if not mx.runtime.Features().is_enabled("CUDA"):
+                raise OptionError(
+                    "--context", f"gpu:{index}: this MXNet ({mx.__version__}) is a CPU-only build; install the `gpu` extra"
+                )
+            visible = mx.context.num_gpus()
+            if index >= visible:
+                raise OptionError("--context", f"gpu:{index}: {visible} GPU(s) visible to MXNet")
+        contexts.append(getattr(mx, kind)(index))
+    return contexts
+
+
+def _seed_everything(seed: int) -> None:
+    import mxnet as mx
+
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -> Any:
+    """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
+
+    A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
+    was used), and (with `check`) a value of `cfg` that differs from the table default and from the
+    folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
+    (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
+    `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
+    """
+    from ner_fast.prepare import PreparedData, prepare
+
+    if cfg.data is not None and Path(cfg.data).is_dir():
+        data = PreparedData.load(cfg.data)
+        asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
+        for name, value in fixed_by_prepared(data.settings, asked).items():
+            setattr(cfg, name, value)
+        return data
+    return prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
+
+
+def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
+    """The `ModelConfig` for these vocabularies with the run's architecture overrides."""
+    return ModelConfig(
+        n_words=len(vocabs.words),
+        n_chars=len(vocabs.chars),
+        n_tags=len(vocabs.tags),
+        max_token_chars=max_token_chars,
+        n_pos=len(vocabs.pos) if vocabs.pos is not None else 0,
+        n_casing=N_CASING,
+        **cfg.arch,
+    )
+
+
+def pretrained_vectors(cfg: TrainConfig, described: Mapping[str, Any]) -> Any:
+    """The `--vectors` of a new run (`vectors.Vectors`), read again for their rows; ValueError when they
+    are no longer the ones the data was prepared with (`described`, its `vectors_source`: by digest)."""
+    from ner_fast.vectors import read_vectors
+
+    vectors = read_vectors(str(cfg.vectors))
+    if vectors.sha256() != described["sha256"]:
+        raise ValueError(f"--vectors {cfg.vectors}: not the vectors the data was prepared with (sha256 differs); prepare it again")
+    return vectors
+
+
+def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None]) -> np.ndarray:
+    """The word embedding of a new run with `--vectors`: `fresh` with the row of every word the vectors
+    know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares)."""
+    from ner_fast.training.rows import rows_by_word
+
+    rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh)
+    say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them")
+    return rows
+
+
+def _versions() -> dict[str, str]:
+    import mxnet as mx
+
+    return {
+        "ner_fast": __version__,
+        "mxnet": mx.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _init_source(cfg: TrainConfig, out: Path, resume: bool) -> tuple[Any, dict[str, Any] | None]:
+    """--init: (the `Source`, its record for config.json); a resumed run keeps the record its config.json
+    has and reads no source (its parameters are its own by then)."""
+    if resume:
+        return None, read_json(out / "config.json", "ner-fast training config").get("init")
+    if not cfg.init:
+        return None, None
+    from ner_fast.training.init_source import load_source
+
+    source = load_source(cfg.init)
+    return source, source.record()
+
+
+def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[str]:
+    """The words a run started with --init adds to its corpus's vocabulary: SOURCE's (a resumed run: its
+    own saved vocabulary's, which are the same), so words SOURCE knew keep their rows when tagging."""
+    if source is not None:
+        return source.vocabs.words.itos
+    if record is not None:
+        return Vocabularies.load(out / "vocab.json").words.itos
+    return []
+
+
+def _teachers(cfg: TrainConfig) -> list[Any]:
+    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read."""
+    if not cfg.teacher:
+        return []
+    from ner_fast.training.distill import resolve_teachers
+
+    return resolve_teachers(cfg.teacher)
+
+
+def _teacher_arrays(cfg: TrainConfig, teachers: Sequence[Any], data: Any, say: Callable[[str], None]) -> list[np.ndarray] | None:
+    """The teachers' distributions per training bucket row (`distill.teacher_arrays`), None without teachers.
+    They tag the training split's own sentences, which a prepared folder does not keep."""
+    if not teachers:
+        return None
+    from ner_fast.training.distill import teacher_arrays, teacher_distributions
+
+    corpus = data.corpora.get("train")
+    if corpus is None:
+        raise OptionError("--teacher", "DATA is a prepared folder, which keeps no tokens for the teacher to tag:"
+                          " give the corpus file itself (or no DATA: the bundled corpus)")
+    sentences = [corpus.words[a:b] for a, b in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
+    started = time.perf_counter()
+    distributions = teacher_distributions(teachers, sentences, data.vocabs.tags.itos, say)
+    arrays = teacher_arrays(data.splits["train"], distributions, cfg.recase, cfg.distill_temperature)
+    say(f"--teacher: distributions of {len(sentences):,} sentences in {time.perf_counter() - started:.0f} s")
+    return arrays
