@@ -29,6 +29,7 @@ from typing import IO, Any
 import click
 
 from ner_fast.corpus import TEXT
+from ner_fast.labels import PACKAGE
 from ner_fast.option_table import OUTPUT_FORMATS, command_options
 from ner_fast.partition import JSONL, SCHEDULER_TIMEOUT
 
@@ -210,37 +211,11 @@ def tag_file(
     `click.UsageError`. `labels`: the label map of the entities (`ner_fast.labels`; None: the package's labels). An existing `output` is replaced only with `force`, and never when it is the input;
     a stream (`atomic.is_stream`: /dev/null, /dev/stdout, a pipe) is written in place, without `force`.
     """
-    from ner_fast.atomic import atomic_open, is_stream
+    from ner_fast.atomic import atomic_open
     from ner_fast.cli.loading import load_tagger
-    from ner_fast.corpus import CorpusError
 
-    if output is not None:
-        if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
-            raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
-        if output.exists() and not force and not is_stream(output):
-            raise click.UsageError(f"--output {output} exists: add --force to replace it")
-        if not output.parent.is_dir():
-            raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
-
-    if text is not None and input_format not in ("auto", TEXT):
-        raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
-    if text is not None:
-        refuse_undecodable(text)
-        if not text.strip():  # the rule of every input: no text at all is refused, as an empty file is
-            raise CorpusError("empty text", "--text")
-    raw_text = text is not None or input_format == TEXT
-    if output_format is None:
-        output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
-    if output_format not in OUTPUT_FORMATS:
-        raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    if output_format == "pretty" and not raw_text:
-        raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
-    if output_format == "conll" and labels not in (None, PACKAGE):
-        # The conll columns are per-token tags, which stay the package's: the map would change nothing.
-        raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
-                               " give --output-format jsonl (or pretty, for raw text)")
-    if document and input_format != TEXT:
-        raise click.UsageError("--document reads raw text: give --input-format text")
+    refuse_output(output, input_path, force)
+    output_format, raw_text = choose_output_format(input_format, output_format, text, document, labels)
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
         raise click.UsageError("stdout is closed: give --output FILE")
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
@@ -266,6 +241,50 @@ def tag_file(
         with atomic_open(output, "w", encoding="utf-8", replace=force) as out:
             write(out)
     return count
+
+
+def refuse_output(output: Path | None, input_path: Path | None, force: bool) -> None:
+    """`click.UsageError` for an `--output` that is the input file, exists (replaced only with `force`; a
+    stream, `atomic.is_stream`, is written in place) or lies in a folder that does not exist."""
+    from ner_fast.atomic import is_stream
+
+    if output is None:
+        return
+    if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
+        raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
+    if output.exists() and not force and not is_stream(output):
+        raise click.UsageError(f"--output {output} exists: add --force to replace it")
+    if not output.parent.is_dir():
+        raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
+
+
+def choose_output_format(input_format: str, output_format: str | None, text: str | None, document: bool,
+                         labels: str | None) -> tuple[str, bool]:
+    """(the output format, whether the input is raw text) of `tag_file`: `output_format`, or the input's
+    default (module docstring). The options that do not go together are a `click.UsageError`; a `text`
+    that holds no text at all is a `CorpusError`, as an empty file is."""
+    from ner_fast.corpus import CorpusError
+
+    if text is not None and input_format not in ("auto", TEXT):
+        raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
+    if text is not None:
+        refuse_undecodable(text)
+        if not text.strip():  # the rule of every input: no text at all is refused, as an empty file is
+            raise CorpusError("empty text", "--text")
+    raw_text = text is not None or input_format == TEXT
+    if output_format is None:
+        output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
+    if output_format not in OUTPUT_FORMATS:
+        raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    if output_format == "pretty" and not raw_text:
+        raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
+    if output_format == "conll" and labels not in (None, PACKAGE):
+        # The conll columns are per-token tags, which stay the package's: the map would change nothing.
+        raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
+                               " give --output-format jsonl (or pretty, for raw text)")
+    if document and input_format != TEXT:
+        raise click.UsageError("--document reads raw text: give --input-format text")
+    return output_format, raw_text
 
 
 def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None,
