@@ -54,7 +54,7 @@ class Option:
     alone is refused, `check_needs`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
     for an option of a command alone, whose click default is its default (shown by click).
     `metavar`, `multiple` (repeatable) and `required` pass to click; `path_type` is what a path kind
-    hands over (`Path`, or `str`: the text as given).
+    hands over (`Path`, or `str`: the text as given); `unit` follows the range in messages (" seconds").
     """
 
     name: str
@@ -77,6 +77,7 @@ class Option:
     multiple: bool = False
     required: bool = False
     path_type: type = Path
+    unit: str = ""
 
     @property
     def cli_flag(self) -> str:
@@ -94,9 +95,9 @@ class Option:
         return list(value) if isinstance(value, list) else value
 
     def _range_text(self) -> str:
-        lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-        hi = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
-        return " and ".join(p for p in (lo, hi) if p)
+        lo = "" if self.low is None else f"{'more than' if self.low_open else 'at least'} {self.low:g}"
+        hi = "" if self.high is None else f"{'less than' if self.high_open else 'at most'} {self.high:g}"
+        return " and ".join(p for p in (lo, hi) if p) + self.unit
 
     def check(self, value: Any) -> Any:
         """`value` normalised to the option's type; OptionError (naming the flag) if it is not valid."""
@@ -129,8 +130,11 @@ class Option:
             value = int(value)
         elif k == "float":
             value = float(value)
+            ranged = self.low is not None or self.high is not None
+            if value != value:  # NaN passes no comparison: refused here, as click's ranges let it through
+                raise ValueError("nan is not a number" + (f" (must be {self._range_text()})" if ranged else ""))
             if not math.isfinite(value):
-                raise ValueError(f"must be a finite number, got {value!r}")
+                raise ValueError(f"must be {self._range_text() if ranged else 'a finite number'}, got {value!r}")
         elif k == "choice":
             if value not in self.choices:
                 raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
@@ -202,8 +206,7 @@ class Option:
         import click
 
         if self.kind in ("int", "float") and self.feeds is None and (self.low is not None or self.high is not None):
-            ranged = click.IntRange if self.kind == "int" else click.FloatRange
-            return ranged(min=self.low, max=self.high, min_open=self.low_open, max_open=self.high_open)
+            return _shown_range(self.kind, min=self.low, max=self.high, min_open=self.low_open, max_open=self.high_open)
         return {
             "int": int, "float": float, "choice": click.Choice(self.choices),
             "path": click.Path(exists=True, dir_okay=False),
@@ -211,6 +214,20 @@ class Option:
             "folder": click.Path(file_okay=False, path_type=self.path_type),
             "output": click.Path(dir_okay=False, allow_dash=True, path_type=self.path_type),
         }.get(self.kind, str)  # fmt: skip
+
+
+def _shown_range(kind: str, **bounds: Any) -> Any:
+    """click's IntRange or FloatRange for the help alone (`INTEGER RANGE`, `[default: 1; x>=1]`): the value
+    is converted as a plain number and checked by `Option.check` (one rule, one message, NaN refused)."""
+    import click
+
+    plain = click.INT if kind == "int" else click.FLOAT
+
+    class Shown(click.IntRange if kind == "int" else click.FloatRange):  # type: ignore[misc]
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            return plain.convert(value, param, ctx)
+
+    return Shown(**bounds)
 
 
 def _show(value: Any) -> str:

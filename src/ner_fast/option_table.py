@@ -51,7 +51,8 @@ def _device(command: str) -> Option:
 
 
 def _serve_timeout(name: str, default: float, help: str) -> Option:
-    return Option(name, "float", default, help, low=0, low_open=True, high=MAX_TIMEOUT_SECONDS, commands=("serve",))
+    return Option(name, "float", default, help, low=0, low_open=True, high=MAX_TIMEOUT_SECONDS, unit=" seconds",
+                  commands=("serve",))
 
 
 # --------------------------------------------------------------------------- the table, in each command's order
@@ -227,7 +228,7 @@ TABLE: tuple[Option, ...] = (
     Option("scheduler", "str", None, "With --output-dir: a running Dask scheduler.", metavar="tcp://HOST:PORT",
            commands=("tag",)),
     Option("scheduler_timeout", "float", SCHEDULER_TIMEOUT, "With --scheduler: seconds it has to answer as a Dask"
-           " scheduler.", low=0, low_open=True, high=MAX_TIMEOUT_SECONDS, commands=("tag",)),
+           " scheduler.", low=0, low_open=True, high=MAX_TIMEOUT_SECONDS, unit=" seconds", commands=("tag",)),
     Option("local_workers", "int", None, "With --output-dir: start a local Dask cluster of N processes on 127.0.0.1"
            " (default 1).", low=1, optional=True, commands=("tag",)),
     Option("partition_size", "int", PARTITION_SIZE, "With --output-dir: documents per partition (the unit written,"
