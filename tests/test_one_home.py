@@ -1,5 +1,5 @@
 """Rules written once and read everywhere (issue 22): the error-to-exit mapping of every command, the
-device list, and the range of each serve setting."""
+device list, and the range of each serve setting (its row of the option table)."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,8 @@ from ner_fast.cli.errors import user_errors
 from ner_fast.corpus import CorpusError
 from ner_fast.devices import DEVICES
 from ner_fast.errors import OptionError, PackageError
-from ner_fast.serve.settings import RANGES, Settings, check_setting
+from ner_fast.option_table import command_rows
+from ner_fast.serve.settings import Settings, Timeouts, check_setting
 
 
 @click.command()
@@ -51,13 +52,25 @@ def test_every_device_option_offers_the_one_device_list() -> None:
 
 
 def test_serve_settings_have_one_range_each() -> None:
-    """Every serve option that is a setting is checked by `check_setting`, with the same message as the batcher's."""
-    assert Settings().threads >= RANGES["threads"][0]
-    for name, (low, high) in RANGES.items():
-        check_setting(name, low)
-        for bad in (low - 1, math.nan) + ((high * 2,) if high != math.inf else ()):
-            with pytest.raises(ValueError, match=rf"^{name} must be"):
-                check_setting(name, bad)
-        option = "--" + name.replace("_", "-")
-        result = CliRunner().invoke(cli, ["serve", "--port", "0", option, str(low - 1)])
-        assert result.exit_code == 2 and f"{name} must be" in result.output and option in result.output, result.output
+    """Every serve option that is a setting has one range, its table row: `check_setting` (the `Batcher`'s and
+    `Settings`' check) applies it, and the command line refuses the same values, naming the option."""
+    settings = {f for f in Settings.__dataclass_fields__} | {f"{f}_timeout" for f in Timeouts.__dataclass_fields__}
+    ranged = [o for o in command_rows("serve") if o.kind in ("int", "float") and o.low is not None]
+    assert {"threads", "max_wait_ms", "max_batch_tokens", "headers_timeout"} <= {o.name for o in ranged}
+    assert Settings().threads >= ranged[0].low
+    checked = 0
+    for opt in ranged:
+        if opt.name not in settings and opt.name not in ("max_body_bytes", "max_texts", "max_text_chars"):
+            continue  # host/port: not a setting of the server's code
+        lowest = opt.low + (1e-3 if opt.low_open else 0)
+        check_setting(opt.name, lowest)
+        too_high = (opt.high * 2,) if opt.high is not None else ()
+        for bad in (opt.low - 1, math.nan, *too_high):
+            with pytest.raises(ValueError, match=rf"^{opt.name} (must be|nan is not a number)"):
+                check_setting(opt.name, bad)
+        result = CliRunner().invoke(cli, ["serve", "--port", "0", opt.cli_flag, f"{opt.low - 1:g}"])
+        assert result.exit_code == 2 and opt.cli_flag in result.output, result.output
+        result = CliRunner().invoke(cli, ["serve", "--port", "0", opt.cli_flag, "nan"])
+        assert result.exit_code == 2 and opt.cli_flag in result.output, result.output
+        checked += 1
+    assert checked >= 12

@@ -1,355 +1,47 @@
-"""Every option of `ner-fast prepare` and `ner-fast train`, defined once: the table `OPTIONS`.
+"""The configuration of a training run: `ModelConfig` (the network) and `TrainConfig` (everything a
+run depends on, stored in a checkpoint folder's `config.json`), with the rules that join the options.
 
-One row (`Option`) per option: its name (the field of the dataclass it feeds), kind, default (one
-value, or one per recipe), range, help, and which dataclass it feeds:
+Their defaults and range checks are the rows of the option table (`ner_fast.option_table`, each row an
+`ner_fast.option.Option`): one row per option, `feeds` naming the dataclass it feeds:
 
 - `"data"`: how a corpus becomes prepared buckets; `TrainConfig` fields and `prepare()` keywords
   (fixed once a folder is prepared: `train` on a prepared folder takes them from it);
 - `"train"`: `TrainConfig` fields (optimizer, stopping rule, devices);
 - `"model"`: `ModelConfig` fields (architecture; `TrainConfig.arch` carries them).
 
-From the table come the click options of both commands (`click_options`), the defaults of
-`TrainConfig`, `ModelConfig` and `prepare()`, `RECIPES`, and the range checks that the CLI and the
-dataclasses both apply. `parse_buckets` is the one bucket-list parser, `parse_split` the one split
-parser, `KVSTORES` the one list of kvstores.
-
-To add an option: one row in `OPTIONS` and one field (default `default_of("name")`) in the
-dataclass it feeds; `tests/test_config.py` checks that the two agree.
+Here: the two dataclasses, the options that exclude each other (`check_combinations`, `check_needs`),
+the `TrainConfig` of a `ner-fast train` command line (`command_line_config`: recipe, prepared folder,
+`--resume`) and `config.json` (`read_config`, `resume_config`). The names of the table and its parsers
+(`OPTIONS`, `BY_NAME`, `options`, `default_of`, `parse_buckets`, `parse_split`, `KVSTORES`, ...) can be
+imported from here too.
 
 This module never imports mxnet.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 from ner_fast.atomic import read_json
-from ner_fast.corpus import TAGGED_FORMATS
-from ner_fast.decode import DECODERS
 from ner_fast.errors import OptionError
 from ner_fast.features import CASING_CLASSES, ROW_CHARS
+from ner_fast.option import (  # noqa: F401 (names of the table's module, imported from here by others)
+    DEFAULT_RECIPE, FEEDS, RECIPE_NAMES, Option, _show, normalise_buckets, parse_buckets, parse_context,
+    parse_int_list, parse_split, recipe,
+)
+from ner_fast.option_table import (  # noqa: F401
+    BY_NAME, KVSTORES, OPTIONS, RECIPES, check_values, default_of, given_options, options, recipe_defaults,
+)
 
-KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
-RECIPE_NAMES = ("tuned", "tutorial")
-DEFAULT_RECIPE = "tuned"
 # Casing ids: 0 is padding, then one per class of `features.CASING_CLASSES`.
 N_CASING = len(CASING_CLASSES) + 1
-FEEDS = ("data", "train", "model")
 CONFIG_VERSION = 1  # of config.json in a checkpoint folder
 # The LSTM directions in parameter names (`lstm{k}_fwd_...`, `lstm{k}_bwd_...`), in the order their
 # states are concatenated; a forward-only model (`directions` 1) has the first alone.
 LSTM_DIRECTIONS = ("fwd", "bwd")
-
-
-def recipe(tuned: Any, tutorial: Any) -> dict[str, Any]:
-    """A default that depends on `--recipe`: the tuned value (the package default) and the tutorial's."""
-    return {"tuned": tuned, "tutorial": tutorial}
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option: name, kind, default(s), range, help and the dataclass it feeds.
-
-    `kind`: "int", "float", "bool" (a --x/--no-x flag pair), "choice", "path" (an existing file),
-    "context" (`parse_context`), "text" (a non-empty string), "ints" (comma-separated integers, order kept), "buckets"
-    (`parse_buckets`) or "split" (`parse_split`). `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers
-    (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in
-    the help). `optional`: None is allowed (no value). `resumable`: `train --resume` may change it.
-    `commands`: the CLI commands that offer it. `needs`: the option without which this one does nothing
-    (giving this one alone is refused, `check_needs`).
-    """
-
-    name: str
-    kind: str
-    default: Any
-    help: str
-    feeds: str
-    flag: str | None = None
-    choices: tuple[str, ...] = ()
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    zero: str | None = None
-    optional: bool = False
-    resumable: bool = False
-    commands: tuple[str, ...] = ("train",)
-    needs: str | None = None
-
-    @property
-    def cli_flag(self) -> str:
-        """The long option, e.g. `--lr` or `--max-token-chars`."""
-        return self.flag or "--" + self.name.replace("_", "-")
-
-    @property
-    def by_recipe(self) -> bool:
-        """Whether the default depends on the recipe."""
-        return isinstance(self.default, dict)
-
-    def default_for(self, recipe_name: str = DEFAULT_RECIPE) -> Any:
-        """The default under recipe `recipe_name` (a fresh copy of a list)."""
-        value = self.default[recipe_name] if self.by_recipe else self.default
-        return list(value) if isinstance(value, list) else value
-
-    def _range_text(self) -> str:
-        lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-        hi = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
-        return " and ".join(p for p in (lo, hi) if p)
-
-    def check(self, value: Any) -> Any:
-        """`value` normalised to the option's type; OptionError (naming the flag) if it is not valid."""
-        if value is None:
-            if self.optional:
-                return None
-            raise OptionError(self.cli_flag, "a value is required")
-        k = self.kind
-        try:
-            if k == "bool":
-                if not isinstance(value, bool):
-                    raise ValueError(f"expected true or false, got {value!r}")
-            elif k == "int":
-                if isinstance(value, bool) or int(value) != value:
-                    raise ValueError(f"expected an integer, got {value!r}")
-                value = int(value)
-            elif k == "float":
-                value = float(value)
-                if not math.isfinite(value):
-                    raise ValueError(f"expected a finite number, got {value!r}")
-            elif k == "choice":
-                if value not in self.choices:
-                    raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
-            elif k == "path":
-                value = os.fspath(value)
-            elif k == "text":
-                value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-                if not value.strip():
-                    raise ValueError("must not be empty")
-            elif k == "context":
-                parse_context(value)
-            elif k == "ints":
-                value = parse_int_list(value) if isinstance(value, str) else [int(v) for v in value]
-                if not value:
-                    raise ValueError("give at least one integer")
-            elif k == "buckets":
-                value = parse_buckets(value) if isinstance(value, str) else normalise_buckets(value)
-            elif k == "split":
-                value = parse_split(value) if isinstance(value, str) else _check_split(value)
-        except (TypeError, ValueError) as err:
-            raise OptionError(self.cli_flag, str(err)) from None
-        numbers = [value] if k in ("int", "float") else value if k == "ints" else []
-        for v in numbers:
-            if (
-                (self.low is not None and (v < self.low or (self.low_open and v == self.low)))
-                or (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
-            ):
-                raise OptionError(self.cli_flag, f"must be {self._range_text()}, got {v:g}")
-        return value
-
-    def help_text(self) -> str:
-        """The help line: the row's help, what 0 means, and the default(s)."""
-        text = self.help
-        if self.zero:
-            text = text.rstrip(".") + f" (0: {self.zero})."
-        if self.by_recipe:
-            text += "  [" + "; ".join(f"{r}: {_show(self.default[r])}" for r in RECIPE_NAMES) + "]"
-        elif self.default is not None:
-            text += f"  [default: {_show(self.default)}]"
-        return text
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-    if value is None:
-        return "none"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# --------------------------------------------------------------------------- parsers
-
-
-def parse_int_list(text: str) -> list[int]:
-    """"3,4" -> [3, 4] (order and repeats kept); ValueError naming the text otherwise."""
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def normalise_buckets(lengths: Iterable[int]) -> list[int]:
-    """Bucket lengths sorted, without repeats; ValueError unless they are positive integers."""
-    values = list(lengths)
-    if not values:
-        raise ValueError("give at least one bucket length")
-    if any(isinstance(v, bool) or int(v) != v or int(v) < 1 for v in values):
-        raise ValueError(f"bucket lengths must be positive integers, got {values}")
-    return sorted({int(v) for v in values})
-
-
-def parse_buckets(text: str) -> list[int]:
-    """The one bucket-list parser: "40,10, 20" -> [10, 20, 40]; ValueError naming the text otherwise."""
-    try:
-        return normalise_buckets(parse_int_list(text))
-    except ValueError:
-        raise ValueError(f"bucket lengths must be comma-separated positive integers, got {text!r}") from None
-
-
-def _check_split(values: Sequence[float]) -> tuple[float, float]:
-    parts = tuple(float(v) for v in values)
-    # `not p > 0`, not `p <= 0`: NaN fails every comparison, and "--split nan" went through.
-    if len(parts) != 2 or not all(p > 0 for p in parts) or not sum(parts) <= 1 + 1e-9:
-        raise ValueError(f"split must be two positive fractions adding up to at most 1, got {parts}")
-    return parts  # type: ignore[return-value]
-
-
-def parse_split(text: str) -> tuple[float, float]:
-    """The one split parser: "0.8" -> (0.8, 0.2); "0.7,0.1" -> (0.7, 0.1)."""
-    try:
-        parts = [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise ValueError(f"give TRAIN[,VALID] fractions like 0.8 or 0.8,0.2, got {text!r}") from None
-    if len(parts) == 1:
-        parts.append(round(1.0 - parts[0], 12))
-    if len(parts) != 2:
-        raise ValueError(f"give TRAIN[,VALID] fractions like 0.8 or 0.8,0.2, got {text!r}")
-    return _check_split(parts)
-
-
-_CONTEXT = re.compile(r"^(cpu|gpu)(:\d+)?$")
-
-
-def parse_context(spec: str) -> list[tuple[str, int]]:
-    """`"cpu"`, `"gpu:0"` or `"gpu:0,gpu:1"` -> [(kind, index), ...] (MXNet builds the contexts)."""
-    out = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not _CONTEXT.match(part):
-            raise ValueError(f"bad device {part!r}: use cpu, gpu:N or a comma-separated list")
-        kind, _, index = part.partition(":")
-        out.append((kind, int(index or 0)))
-    return out
-
-
-# --------------------------------------------------------------------------- the table
-
-OPTIONS: tuple[Option, ...] = (
-    # data: corpus -> prepared buckets (prepare and train)
-    Option("format", "choice", "auto", "Corpus format.", "data", choices=TAGGED_FORMATS, commands=("prepare", "train")),
-    Option("dev", "path", None, "A separate validation corpus (then all of DATA trains).", "data", optional=True,
-           commands=("prepare", "train")),
-    Option("split", "split", (0.8, 0.2), "Sequential TRAIN[,VALID] fractions of DATA (0.8 means 0.8,0.2).", "data",
-           commands=("prepare", "train")),
-    Option("max_sentences", "int", None, "Use only the first N sentences of DATA (quick runs).", "data", low=1,
-           optional=True, commands=("prepare", "train")),
-    Option("max_token_chars", "int", 20, "Characters kept per token (cut or padded).", "data", low=1,
-           commands=("prepare", "train")),
-    Option("buckets", "buckets", None, "Bucket lengths, comma separated (default: every length with at least"
-           " --batch-size training sentences, the tutorial's rule).", "data", optional=True,
-           commands=("prepare", "train")),
-    Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
-           commands=("prepare", "train")),
-    Option("vectors", "text", None, "Pretrained word vectors: glove-6b-50d (the `vectors` extra) or a GloVe/word2vec"
-           " text file. Known words start from them, the word dimension follows them (docs/TRAINING.md).", "data",
-           optional=True, commands=("prepare", "train")),
-    Option("vector_words", "int", 100_000, "With --vectors: the words among this many most frequent of the vectors"
-           " join the vocabulary after the training words.", "data", low=0, zero="only the training words",
-           commands=("prepare", "train"), needs="vectors"),
-    # train: optimizer, stopping, devices
-    Option("batch_size", "int", 50, "Sentences per batch (prepare: the default buckets need this many sentences).",
-           "train", low=1, commands=("prepare", "train")),
-    Option("epochs", "int", 30, "Epoch cap.", "train", low=1, resumable=True),
-    Option("patience", "int", 5, "Stop after this many epochs without a better validation entity F1.", "train",
-           low=0, zero="never", resumable=True),
-    Option("learning_rate", "float", recipe(0.002, 0.01), "Adam learning rate.", "train", flag="--lr", low=0,
-           low_open=True),
-    Option("beta1", "float", 0.9, "Adam beta1.", "train", low=0, high=1, high_open=True),
-    Option("beta2", "float", 0.999, "Adam beta2.", "train", low=0, high=1, high_open=True),
-    Option("epsilon", "float", 1e-8, "Adam epsilon.", "train", low=0, low_open=True),
-    Option("lr_decay", "float", recipe(0.9, 1.0), "Multiply the learning rate by this after every epoch (1: constant).",
-           "train", low=0, high=1, low_open=True),
-    Option("clip_gradient", "float", recipe(5.0, 0.0), "Clip each gradient element to [-x, x].", "train", low=0,
-           zero="never"),
-    Option("word_dropout", "float", recipe(0.1, 0.0), "Replace training words by UNK with this probability.",
-           "train", low=0, high=1, high_open=True),
-    Option("decode", "choice", recipe("bio", "argmax"), "Tag decoding for metrics and model selection: best valid"
-           " BIO sequence, or per-token argmax (with --crf: the CRF's best path).", "train", choices=DECODERS),
-    Option("average", "float", recipe(0.999, 0.0), "Also validate an exponential moving average of the parameters with this"
-           " decay per update (Polyak averaging, e.g. 0.999; warmed up: min(decay, (1+t)/(10+t)) at update t); each"
-           " epoch keeps whichever of it and the live parameters scores better, until the average has scored better"
-           " two epochs in a row (then only the average is validated).", "train", low=0, high=1,
-           high_open=True, zero="off"),
-    Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
-    Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
-    Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
-           " `ner-fast launch`).", "train", choices=KVSTORES),
-    # model: the architecture (ModelConfig)
-    Option("char_dim", "int", 25, "Character embedding size.", "model", low=1),
-    Option("filter_widths", "ints", [3], "Comma-separated character convolution widths.", "model", low=1),
-    Option("filters", "int", 53, "Filters per width.", "model", low=1),
-    Option("word_dim", "int", 150, "Word embedding size.", "model", low=1),
-    Option("use_casing", "bool", recipe(True, False), "Add a casing-class embedding.", "model", flag="--casing"),
-    Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1),
-    Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
-    Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1),
-    Option("num_layers", "int", 1, "LSTM layers.", "model", flag="--layers", low=1),
-    Option("directions", "int", 2, "LSTM directions per layer: 2 (a BiLSTM) or 1 (forward only: about half the"
-           " LSTM's cost; no --lm-aux-weight).", "model", low=1, high=2),
-    Option("dropout", "float", recipe(0.5, 0.1), "Dropout on the LSTM inputs and outputs.", "model", low=0, high=1,
-           high_open=True),
-    Option("crf", "bool", recipe(True, False), "Linear-chain CRF output layer (--no-crf: per-token softmax).", "model"),
-    Option("pos_aux_weight", "float", recipe(1.0, 0.0), "Weight of the auxiliary POS output head's loss (multi-task: predicts the"
-           " corpus's POS column from the BiLSTM; needs --no-pos).", "model", low=0, zero="no POS head"),
-    Option("lm_aux_weight", "float", 0.0, "Weight of the auxiliary language-model loss (Rei 2017: the forward LSTM"
-           " predicts the next word, the backward one the previous word; needs --directions 2).", "model", low=0,
-           zero="none"),
-    Option("lm_vocab", "int", 7500, "Words the language-model loss predicts (the most frequent; the rest count as"
-           " unknown).", "model", low=3),
-    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1),
-    Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
-    # starting from an earlier model (`training/init_source.py`, docs/TRAINING.md "Training from the bundled model")
-    Option("init", "text", None, "Start from SOURCE: a training run folder, a model package folder, or `default`"
-           " (the bundled model). Every parameter whose role exists in both networks starts from it (words and tags"
-           " by name); architecture options left out are SOURCE's.", "train", optional=True),
-    Option("freeze_epochs", "int", 1, "With --init: epochs during which the parameters taken whole from SOURCE"
-           " (characters, casing, LSTM) stay fixed while the word rows and the output layer learn.", "train", low=0,
-           zero="never frozen", needs="init"),
-    Option("init_lr_scale", "float", 0.5, "With --init: learning-rate multiplier of the parameters taken whole from"
-           " SOURCE once they train.", "train", low=0, high=1, low_open=True, needs="init"),
-    # case robustness (`recase.py`) and distillation (`training/distill.py`, docs/TRAINING.md "One distilled network")
-    Option("recase", "float", 0.0, "Add re-cased copies of this fraction of the training sentences (half of the"
-           " copies lower-cased, a quarter upper, a quarter title; gold tags unchanged).", "data", low=0, high=1,
-           zero="no copies", commands=("prepare", "train")),
-    Option("teacher", "text", None, "Distil from TEACHER: a model package folder, `default` (the bundled model) or"
-           " a training run folder; several, comma-separated, are averaged. Its per-token tag distributions over the"
-           " training split (on the original casing) join the gold loss.", "train", optional=True),
-    Option("distill_weight", "float", 0.5, "With --teacher: weight ALPHA of the distillation loss; the gold loss"
-           " gets 1 - ALPHA.", "train", low=0, high=1, needs="teacher"),
-    Option("distill_temperature", "float", 1.0, "With --teacher: temperature T of the distillation loss (the student's"
-           " scores and the teacher's distribution both softened by T; the loss is scaled by T squared).", "train",
-           low=0, low_open=True, needs="teacher"),
-)  # fmt: skip
-
-BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-assert len(BY_NAME) == len(OPTIONS), "option names must be unique"
-assert all(o.feeds in FEEDS for o in OPTIONS)
-assert all(o.needs is None or o.needs in BY_NAME for o in OPTIONS)
-
-
-def options(feeds: str | None = None, command: str | None = None) -> list[Option]:
-    """The rows feeding `feeds` and/or offered by `command`, in table order."""
-    return [o for o in OPTIONS if (feeds is None or o.feeds == feeds) and (command is None or command in o.commands)]
-
-
-def default_of(name: str, recipe_name: str = DEFAULT_RECIPE) -> Any:
-    """The default of option `name` (under a recipe)."""
-    return BY_NAME[name].default_for(recipe_name)
 
 
 def _field(name: str) -> Any:
@@ -358,24 +50,6 @@ def _field(name: str) -> Any:
     if isinstance(value, list):
         return field(default_factory=lambda: default_of(name))
     return field(default=value)
-
-
-def recipe_defaults(recipe_name: str) -> dict[str, Any]:
-    """Every option's default under recipe `recipe_name`."""
-    if recipe_name not in RECIPE_NAMES:
-        raise OptionError("--recipe", f"must be one of {', '.join(RECIPE_NAMES)}, got {recipe_name!r}")
-    return {o.name: o.default_for(recipe_name) for o in OPTIONS}
-
-
-# The settings where a recipe departs from the table's plain defaults (`ner-fast train --recipe`):
-# "tuned" (the default) is what measured better on the GMB validation split (docs/TRAINING.md),
-# "tutorial" the tutorial's own.
-RECIPES: dict[str, dict[str, Any]] = {r: {o.name: o.default_for(r) for o in OPTIONS if o.by_recipe} for r in RECIPE_NAMES}
-
-
-def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every entry of `values` checked and normalised by its row (`Option.check`)."""
-    return {k: BY_NAME[k].check(v) for k, v in values.items()}
 
 
 # --------------------------------------------------------------------------- dataclasses
@@ -639,58 +313,7 @@ def vectors_word_dim(source: str, asked: int | None = None) -> int:
     return dim
 
 
-# --------------------------------------------------------------------------- the CLI side
-
-
-def click_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator adding `--recipe` and every table option of `command` to a click command.
-
-    Every option's click default is None (not given): `given_options` keeps those the user gave,
-    and the recipe's defaults fill the rest, so a default is only ever written in the table.
-    """
-    import click
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for opt in reversed(options(command=command)):
-            func = _click_option(opt)(func)
-        return click.option(
-            "--recipe",
-            "recipe_name",
-            type=click.Choice(RECIPE_NAMES),
-            help="Defaults of the options marked [tuned: ...; tutorial: ...]: the tuned ones, or exactly the"
-            f" tutorial's.  [default: {DEFAULT_RECIPE}]",
-        )(func)
-
-    return decorate
-
-
-def _click_option(opt: Option) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    import click
-
-    def callback(ctx: Any, param: Any, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return opt.check(value)
-        except OptionError as err:
-            raise click.BadParameter(err.message, ctx=ctx, param=param) from None
-
-    flag = opt.cli_flag
-    kwargs: dict[str, Any] = {"default": None, "help": opt.help_text(), "callback": callback}
-    if opt.kind == "bool":
-        off = {"--fused": "--unfused"}.get(flag, "--no-" + flag[2:])
-        return click.option(f"{flag}/{off}", opt.name, **kwargs)
-    types: dict[str, Any] = {
-        "int": int, "float": float, "context": str, "text": str, "ints": str, "buckets": str, "split": str,
-        "choice": click.Choice(opt.choices),
-        "path": click.Path(exists=True, dir_okay=False),
-    }  # fmt: skip
-    return click.option(flag, opt.name, type=types[opt.kind], **kwargs)
-
-
-def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The table options among click's `values` that were given on the command line (not None)."""
-    return {k: v for k, v in values.items() if k in BY_NAME and v is not None}
+# --------------------------------------------------------------------------- the command line of `ner-fast train`
 
 
 def fixed_by_prepared(settings: Mapping[str, Any], asked: Mapping[str, Any]) -> dict[str, Any]:

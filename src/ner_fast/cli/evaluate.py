@@ -5,18 +5,13 @@ import json
 
 import click
 
-from ner_fast.corpus import TAGGED_FORMATS
+from ner_fast.option_table import command_options
 
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--which", default="best", show_default=True, type=click.Choice(["best", "last"]), help="Which parameters of the run.")
-@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(TAGGED_FORMATS), help="Corpus format of DATA (auto: docs/ARCHITECTURE.md, 'Input formats').")
-@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Sentences per forward pass.")
-@click.option("--decode", type=click.Choice(["bio", "argmax"]), help="Tag decoding (default: the model's, from its config).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@command_options("evaluate")
 def evaluate_command(
     model: str, data: str | None, which: str, fmt: str, batch_size: int, decode: str | None, progress: bool, as_json: bool
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS
+from ner_fast.option_table import command_options
 
 
 def package_summary(package: Path) -> dict:
@@ -25,41 +25,9 @@ def package_summary(package: Path) -> dict:
     }
 
 
-def _check_buckets(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Refuse a malformed --buckets as a usage error (exit 2) before anything is loaded."""
-    from ner_fast.training.export import parse_buckets
-
-    try:
-        parse_buckets(value, [])
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-    return value
-
-
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Package folder to write (default: export/<MODEL folder name>/): new, empty or an earlier package,"
-                   " replaced only when complete.")
-@click.option("--force", is_flag=True,
-              help="Also write into a non-empty folder that is not a package (its other files are kept).")
-@click.option("--buckets", default=DEFAULT_BUCKETS, show_default=True, callback=_check_buckets,
-              help="'dynamic' (one graph, free length; the fastest on CPU, docs/ARCHITECTURE.md), 'auto' (one "
-                   "graph per training bucket too) or lengths like 10,20,40. The dynamic graph is always written.")
-@click.option("--quantize", type=click.Choice(QUANTIZATIONS), default=DEFAULT_QUANTIZE, show_default=True,
-              help="int8: int8 weights, batch-invariant (a sentence's tags and scores do not depend on what it is"
-                   " batched with; the same F1 as float32, 4x smaller); int8-dynamic: activations quantized with one"
-                   " scale per batch, faster on some CPUs but NOT batch-invariant; none: float32 weights (exact"
-                   " parity with MXNet).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="Which parameters of the training folder to export.")
-@click.option("--ensemble", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
-              help="Another training folder with the same vocabularies (the same data): MODEL and these become one"
-                   " graph whose tag probabilities are the members' geometric mean (repeatable).")
-@click.option("--max-words", type=click.IntRange(min=3), default=None,
-              help="Keep the embeddings of this many most frequent words only (<pad> and <unk> included); the"
-                   " others read as unknown. Makes the package smaller.")
-@click.option("--json", "as_json", is_flag=True, help="Print the package summary as JSON.")
+@command_options("export")
 def export_command(
     model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str,
     ensemble: tuple[Path, ...], max_words: int | None, as_json: bool,

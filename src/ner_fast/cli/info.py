@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from ner_fast.option_table import command_options
+
 #: Operators that quantize activations with one scale for the whole batch: a graph holding any of them
 #: gives a sentence scores that depend on its batch (docs/ARCHITECTURE.md, portability notes).
 PER_BATCH_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")
@@ -168,7 +170,7 @@ def format_card(card: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+@command_options("info")
 def info_command(package: Path | None, as_json: bool) -> None:
     """Print the model card of the package folder PACKAGE (default: the bundled model): its labels with
     their descriptions and validation F1, training data and recipe, size, quantization and batch

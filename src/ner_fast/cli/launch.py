@@ -5,17 +5,11 @@ import sys
 
 import click
 
+from ner_fast.option_table import command_options
+
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Number of workers in the job.")
-@click.option("--servers", type=click.IntRange(min=1), default=1, show_default=True, help="Number of parameter servers in the job.")
-@click.option("--role", type=click.Choice(["all", "scheduler", "server", "worker"]), default="all", show_default=True,
-              help="all: the whole job on this machine; otherwise this machine's one process.")
-@click.option("--scheduler", "scheduler_addr", help="HOST:PORT of the scheduler (default with --role all: 127.0.0.1 and a free port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address this node announces (DMLC_NODE_HOST).")
-@click.option("--interface", default="lo", show_default=True, help="Network interface to bind (DMLC_INTERFACE).")
-@click.option("--log-dir", type=click.Path(file_okay=False), help="With --role all: one log file per process here.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="With --role all: stop everything after this many seconds.")
+@command_options("launch")
 @click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
 def launch_command(
     workers: int,

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from ner_fast.config import DEFAULT_RECIPE, click_options
+from ner_fast.option import DEFAULT_RECIPE
+from ner_fast.option_table import command_options
 
 
 def format_summary(summary: dict) -> str:
@@ -29,13 +30,7 @@ def format_summary(summary: dict) -> str:
 
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write: new, empty, or an earlier `ner-fast prepare` output (replaced only when the"
-                   " whole run succeeds).")
-@click.option("--force", is_flag=True,
-              help="Also write into a non-empty folder that is not a prepare output (its other files are kept).")
-@click_options("prepare")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@command_options("prepare")
 def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str | None, as_json: bool, **values: Any) -> None:
     """Read a tagged corpus (default: the bundled GMB corpus), split it, build vocabularies on the
     training split and write the bucket tensors and vocabularies to OUT."""

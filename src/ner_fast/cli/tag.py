@@ -28,25 +28,15 @@ from typing import IO, Any
 
 import click
 
-from ner_fast.corpus import TAG_FORMATS, TEXT
-from ner_fast.devices import DEFAULT_DEVICE, DEVICES
-from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
-from ner_fast.labels import LABEL_SETS, PACKAGE
+from ner_fast.corpus import TEXT
+from ner_fast.labels import PACKAGE
+from ner_fast.option_table import OUTPUT_FORMATS, command_options
+from ner_fast.partition import JSONL, SCHEDULER_TIMEOUT
 
-OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
 # Entity label colours of the pretty view, given to labels in order of appearance.
 COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "red")
 # Sentences tagged per call between progress updates; large enough for full batches in every bucket.
 CHUNK = 2048
-#: `--scheduler-timeout`'s largest value (an hour; NaN and infinity are refused).
-SCHEDULER_TIMEOUT_MAX = 3600.0
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """FloatRange lets NaN through (every comparison with it is false)."""
-    if value != value:
-        raise click.BadParameter("nan is not a number of seconds")
-    return value
 
 
 def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], list[list[str]] | None, Any]:
@@ -221,37 +211,11 @@ def tag_file(
     `click.UsageError`. `labels`: the label map of the entities (`ner_fast.labels`; None: the package's labels). An existing `output` is replaced only with `force`, and never when it is the input;
     a stream (`atomic.is_stream`: /dev/null, /dev/stdout, a pipe) is written in place, without `force`.
     """
-    from ner_fast.atomic import atomic_open, is_stream
+    from ner_fast.atomic import atomic_open
     from ner_fast.cli.loading import load_tagger
-    from ner_fast.corpus import CorpusError
 
-    if output is not None:
-        if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
-            raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
-        if output.exists() and not force and not is_stream(output):
-            raise click.UsageError(f"--output {output} exists: add --force to replace it")
-        if not output.parent.is_dir():
-            raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
-
-    if text is not None and input_format not in ("auto", TEXT):
-        raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
-    if text is not None:
-        refuse_undecodable(text)
-        if not text.strip():  # the rule of every input: no text at all is refused, as an empty file is
-            raise CorpusError("empty text", "--text")
-    raw_text = text is not None or input_format == TEXT
-    if output_format is None:
-        output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
-    if output_format not in OUTPUT_FORMATS:
-        raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
-    if output_format == "pretty" and not raw_text:
-        raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
-    if output_format == "conll" and labels not in (None, PACKAGE):
-        # The conll columns are per-token tags, which stay the package's: the map would change nothing.
-        raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
-                               " give --output-format jsonl (or pretty, for raw text)")
-    if document and input_format != TEXT:
-        raise click.UsageError("--document reads raw text: give --input-format text")
+    refuse_output(output, input_path, force)
+    output_format, raw_text = choose_output_format(input_format, output_format, text, document, labels)
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
         raise click.UsageError("stdout is closed: give --output FILE")
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
@@ -279,6 +243,50 @@ def tag_file(
     return count
 
 
+def refuse_output(output: Path | None, input_path: Path | None, force: bool) -> None:
+    """`click.UsageError` for an `--output` that is the input file, exists (replaced only with `force`; a
+    stream, `atomic.is_stream`, is written in place) or lies in a folder that does not exist."""
+    from ner_fast.atomic import is_stream
+
+    if output is None:
+        return
+    if input_path is not None and output.exists() and output.resolve() == input_path.resolve():
+        raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
+    if output.exists() and not force and not is_stream(output):
+        raise click.UsageError(f"--output {output} exists: add --force to replace it")
+    if not output.parent.is_dir():
+        raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
+
+
+def choose_output_format(input_format: str, output_format: str | None, text: str | None, document: bool,
+                         labels: str | None) -> tuple[str, bool]:
+    """(the output format, whether the input is raw text) of `tag_file`: `output_format`, or the input's
+    default (module docstring). The options that do not go together are a `click.UsageError`; a `text`
+    that holds no text at all is a `CorpusError`, as an empty file is."""
+    from ner_fast.corpus import CorpusError
+
+    if text is not None and input_format not in ("auto", TEXT):
+        raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
+    if text is not None:
+        refuse_undecodable(text)
+        if not text.strip():  # the rule of every input: no text at all is refused, as an empty file is
+            raise CorpusError("empty text", "--text")
+    raw_text = text is not None or input_format == TEXT
+    if output_format is None:
+        output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
+    if output_format not in OUTPUT_FORMATS:
+        raise click.UsageError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    if output_format == "pretty" and not raw_text:
+        raise click.UsageError("--output-format pretty shows raw text: give --input-format text or --text")
+    if output_format == "conll" and labels not in (None, PACKAGE):
+        # The conll columns are per-token tags, which stay the package's: the map would change nothing.
+        raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
+                               " give --output-format jsonl (or pretty, for raw text)")
+    if document and input_format != TEXT:
+        raise click.UsageError("--document reads raw text: give --input-format text")
+    return output_format, raw_text
+
+
 def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None,
                      output_format: str, batch_size: int | None, progress: bool) -> None:
     from tqdm import tqdm
@@ -304,45 +312,7 @@ def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_for
 
 @click.command()
 @click.argument("paths", nargs=-1, metavar="[PACKAGE] [INPUT|-]")
-@click.option("--input-format", type=click.Choice((*TAG_FORMATS, JSONL)), default="auto", show_default=True,
-              help="conll columns, gmb CSV, tokens (one whitespace-tokenized sentence a line) or text (raw text, "
-                   "one document a line, tokenized here), jsonl (with --output-dir: a JSON object a line, the "
-                   "document under --text-field); auto: by the file's extension, else its content, never text or "
-                   "jsonl (docs/ARCHITECTURE.md, 'Input formats').")
-@click.option("--document", is_flag=True, help="With --input-format text: the whole input is one document.")
-@click.option("--text", "text", default=None, metavar="TEXT", help="Tag this raw text (instead of INPUT), one document.")
-@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
-              help="conll (token TAB tag), jsonl (one JSON object a sentence, or a document for raw text: "
-                   "Doc.to_dict() with character offsets) or pretty (raw text, entities marked). "
-                   "Default: pretty for --text, jsonl for other raw text, conll for pre-tokenized input.")
-@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="File to write (written whole, then renamed into place); default or -: stdout.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or per tag_batch call of the raw-text "
-                   "pipeline (default: Tagger.pipe's).")
-@click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads per batch.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches (raw text: groups of documents) tagged at once, in threads (on few cores, "
-                   "--workers 2 --threads 1 beats --threads 2).")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one JSON lines part per "
-                   "partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.")
-@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="With --output-dir: a running Dask scheduler.")
-@click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True, max=SCHEDULER_TIMEOUT_MAX),
-              default=SCHEDULER_TIMEOUT, show_default=True, callback=_finite,
-              help="With --scheduler: seconds it has to answer as a Dask scheduler.")
-@click.option("--local-workers", type=click.IntRange(min=1), default=None,
-              help="With --output-dir: start a local Dask cluster of N processes on 127.0.0.1 (default 1).")
-@click.option("--partition-size", type=click.IntRange(min=1), default=PARTITION_SIZE, show_default=True,
-              help="With --output-dir: documents per partition (the unit written, retried and resumed).")
-@click.option("--text-field", default=TEXT_FIELD, show_default=True, help="The document field of --input-format jsonl.")
-@click.option("--resume", is_flag=True, help="With --output-dir: tag only the partitions its manifest lacks.")
-@click.option("--force", is_flag=True, help="Replace an existing --output file; with --output-dir: delete its earlier "
-                                           "parts and manifest first.")
-@click.option("--labels", default=PACKAGE, show_default=True, metavar="|".join(LABEL_SETS) + "|FILE.json",
-              help="Entity labels: the package's, conll (PER ORG LOC MISC), ontonotes (PERSON ORG GPE NORP DATE ...) or a "
-                   "JSON file mapping the package's labels to new ones or null (dropped).")
+@command_options("tag")
 def tag_command(
     paths: tuple[str, ...],
     input_format: str,

@@ -1,7 +1,6 @@
 """`ner-fast train`: train the BiLSTM-CNN tagger with MXNet bucketing.
 
-Its options (but --out, --resume, --force, --progress, --json) come from the table in
-`ner_fast.config`, as do their defaults, ranges and help.
+Its options come from the option table (`ner_fast.option_table`), as do their defaults, ranges and help.
 """
 from __future__ import annotations
 
@@ -10,20 +9,12 @@ from typing import Any
 
 import click
 
-from ner_fast.config import click_options
+from ner_fast.option_table import command_options
 
 
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=True))
-@click.option("--out", type=click.Path(file_okay=False), help="Checkpoint folder to create (required unless --resume).")
-@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
-              help="Continue the run in this folder (only --epochs, --patience and --context may change).")
-@click.option("--force", is_flag=True,
-              help="Start over a finished run in --out, or write beside other files there (only the run's own"
-                   " files are replaced; nothing else is removed).")
-@click_options("train")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's result as JSON on stdout.")
+@command_options("train")
 def train_command(
     data: str | None,
     out: str | None,

@@ -1,52 +1,37 @@
-"""The server's settings and request limits, with their defaults and ranges (the one home of `ner-fast
-serve`'s defaults, and of the checks of its connection timeouts; imports nothing heavy, so the command
-line can read them)."""
+"""The server's settings and request limits. Their defaults and ranges are the rows of `ner-fast serve`'s
+options in the option table (`ner_fast.option_table`), checked by `check_setting`; imports nothing heavy."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ner_fast.cores import usable_cores
+from ner_fast.errors import OptionError
+from ner_fast.option_table import row
+
+
+def _default(name: str) -> Any:
+    """The default of `ner-fast serve --name`: its row of the option table."""
+    return row("serve", name).default
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """`value` checked by the row of `ner-fast serve`'s option `name` (`Option.check`, the rule the command
+    line applies too: the table is the one home of each setting's range, NaN refused); ValueError naming
+    the setting as `Settings` and the `Batcher` call it otherwise."""
+    try:
+        return row("serve", name).check(value)
+    except OptionError as err:
+        raise ValueError(f"{name} {err.message}") from None
 
 
 @dataclass(frozen=True)
 class Limits:
     """What one request may ask for; larger ones get 413 with the limit in the message."""
 
-    max_body_bytes: int = 1 << 20
-    max_texts: int = 256
-    max_text_chars: int = 100_000
-
-
-#: The longest `max_wait_ms`: a free worker holding a lone request back for more than 10 s only delays
-#: answers (NaN, inf or 1e308 made the server accept requests and never answer them).
-MAX_WAIT_MS = 10_000.0
-
-#: The range of each setting, (lowest, highest), bounds included: the one home of these checks, read
-#: by the `Batcher` and by `ner-fast serve`'s options.
-RANGES: dict[str, tuple[float, float]] = {
-    "threads": (1, math.inf),
-    "onnx_threads": (1, math.inf),
-    "max_batch_tokens": (0, math.inf),  # 0: no batching
-    "max_wait_ms": (0.0, MAX_WAIT_MS),
-    "max_body_bytes": (1, math.inf),
-    "max_texts": (1, math.inf),
-    "max_text_chars": (1, math.inf),
-    "max_connections": (1, math.inf),
-    "piece_tokens": (1, math.inf),
-}
-
-
-def check_setting(name: str, value: float) -> None:
-    """ValueError naming the setting when `value` is outside its `RANGES` entry (NaN is outside every range)."""
-    low, high = RANGES[name]
-    if not low <= value <= high:
-        bounds = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-
-
-#: The longest any connection timeout may be: an hour (NaN and infinity are refused).
-MAX_TIMEOUT_SECONDS = 3600.0
+    max_body_bytes: int = _default("max_body_bytes")
+    max_texts: int = _default("max_texts")
+    max_text_chars: int = _default("max_text_chars")
 
 
 @dataclass(frozen=True)
@@ -57,48 +42,40 @@ class Timeouts:
 
     #: From a connection's start, or the end of its previous answer, to the end of the next request's
     #: headers (slow or missing headers; an idle new connection).
-    headers: float = 10.0
+    headers: float = _default("headers_timeout")
     #: An idle keep-alive connection between requests (uvicorn's `timeout_keep_alive`).
-    keep_alive: float = 5.0
+    keep_alive: float = _default("keep_alive_timeout")
     #: From the end of a request's headers to the end of its body (a slow or stalled body: 408).
-    body: float = 15.0
+    body: float = _default("body_timeout")
     #: On SIGTERM, how long requests in flight may take to finish before they are cancelled (a
     #: request still sending its body is answered 503 at once).
-    graceful: float = 30.0
+    graceful: float = _default("graceful_timeout")
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check_seconds(getattr(self, f.name), f"{f.name} timeout")
-
-
-def check_seconds(value: float, what: str) -> float:
-    """`value` if it is a number of seconds in (0, MAX_TIMEOUT_SECONDS], else ValueError naming `what`:
-    the one range check of a timeout (the command line's options call it too)."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_SECONDS):
-        raise ValueError(f"{what} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {value}")
-    return float(value)
+            check_setting(f"{f.name}_timeout", getattr(self, f.name))
 
 
 @dataclass(frozen=True)
 class Settings:
     """How the server batches (see `ner_fast.serve.batcher`) and what it accepts."""
 
-    threads: int = 1
-    max_batch_tokens: int = 4096
-    max_wait_ms: float = 0.0
+    threads: int = _default("threads")
+    max_batch_tokens: int = _default("max_batch_tokens")
+    max_wait_ms: float = _default("max_wait_ms")
     #: onnxruntime intra-op threads of each worker; None: `onnx_threads_per_worker` decides.
-    onnx_threads: int | None = None
+    onnx_threads: int | None = _default("onnx_threads")
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Connections served at once; a request on a connection beyond them is answered 503 (uvicorn's
     #: `limit_concurrency`).
-    max_connections: int = 1000
+    max_connections: int = _default("max_connections")
     #: Tokens (estimated: words) above which a request goes to the batcher in pieces of about this many
     #: (`annotate.cut`), so that other requests run between them. A batch's worth: smaller pieces tag
     #: slower (three texts of 100,000 characters of GMB sentences, one worker thread: 1024-token pieces
     #: took 1.6x the time of the whole request, 4096-token pieces about the same, and a one-sentence
     #: request sent meanwhile waited 0.12 s instead of 4.2 s; Intel Xeon, 2 cores).
-    piece_tokens: int = 4096
+    piece_tokens: int = _default("piece_tokens")
 
     def onnx_threads_per_worker(self, cores: int | None = None) -> int:
         """`onnx_threads` when given. Else, with batching, the cores (default `cores.usable_cores()`) shared

@@ -30,6 +30,7 @@ import numpy as np
 from ner_fast.atomic import atomic_dir, claim_output_dir
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
+from ner_fast.option_table import command_options
 from ner_fast.package import (
     DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, portable_path, write_manifest,
 )
@@ -338,17 +339,7 @@ def requantize_package(
 
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
-@click.option("--requantize", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Instead of exporting RUN_DIR: convert this package of the per-batch int8 scheme to the"
-                   " batch-invariant default without retraining (the same int8 weights), re-measure its F1.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_PACKAGE, show_default=True,
-              help="Package folder to write (replaced only when complete).")
-@click.option("--command", "command", required=True, help="The command that built it, recorded in model.json.")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-@click.option("--ensemble", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
-              help="Another run trained on the same data, exported with RUN_DIR as one ensemble (repeatable).")
-@click.option("--min-word-count", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Keep the embeddings of words seen at least this often in training only (the rest read as unknown).")
+@command_options("bundle")
 def build_command(
     run_dir: Path | None, requantize: Path | None, out: Path, command: str, checkpoint: str, ensemble: tuple[Path, ...],
     min_word_count: int,

@@ -1,0 +1,366 @@
+"""The option table: every `--option` of every `ner-fast` command, one row (`ner_fast.option.Option`) each.
+
+A row holds the option's name, kind, default (one value, or one per recipe), help, range or choices
+and the commands that offer it (`commands=`); the commands get their click options from here
+(`command_options`), and nothing else writes a `click.option`: `tests/test_options_table.py` walks every
+command and checks it.
+
+The rows of `prepare` and `train` that shape a training run (`feeds` "data", "train" or "model")
+are `OPTIONS`: the defaults of `TrainConfig`, `ModelConfig` and `prepare()`, `RECIPES` and their range
+checks come from them (`ner_fast.config`). The rows of `ner-fast serve` are the defaults and ranges of
+`serve.settings.Settings`, checked by the same rule (`Option.check`) whether set on the command line or
+in Python.
+
+To add an option: one row here (and, for a training option, one field in the dataclass it feeds,
+default `default_of("name")`; `tests/test_config.py` checks that the two agree).
+
+This module imports no engine (no mxnet, onnx, onnxruntime, click): the runtime reads it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from ner_fast.corpus import TAG_FORMATS, TAGGED_FORMATS
+from ner_fast.decode import DECODERS
+from ner_fast.devices import DEFAULT_DEVICE, DEVICES
+from ner_fast.errors import OptionError
+from ner_fast.labels import LABEL_SETS, PACKAGE
+from ner_fast.option import DEFAULT_RECIPE, FEEDS, RECIPE_NAMES, Option, recipe
+from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_PACKAGE, DEFAULT_QUANTIZE, QUANTIZATIONS
+from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
+
+KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+#: `ner-fast tag --output-format`.
+OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
+#: The longest `serve --max-wait-ms`: a free worker holding a lone request back for more than 10 s only
+#: delays answers (NaN, inf or 1e308 made the server accept requests and never answer them).
+MAX_WAIT_MS = 10_000.0
+#: The longest any timeout may be (serve's connection timeouts, `tag --scheduler-timeout`): an hour.
+MAX_TIMEOUT_SECONDS = 3600.0
+CHECKPOINTS = ("best", "last")
+LABELS_METAVAR = "|".join(LABEL_SETS) + "|FILE.json"
+PREPARE_TRAIN = ("prepare", "train")
+
+
+def _json(command: str, help: str) -> Option:
+    return Option("as_json", "flag", False, help, flag="--json", commands=(command,))
+
+
+def _device(command: str) -> Option:
+    return Option("device", "choice", DEFAULT_DEVICE, "", choices=DEVICES, commands=(command,))
+
+
+def _serve_timeout(name: str, default: float, help: str) -> Option:
+    return Option(name, "float", default, help, low=0, low_open=True, high=MAX_TIMEOUT_SECONDS, unit=" seconds",
+                  commands=("serve",))
+
+
+# --------------------------------------------------------------------------- the table, in each command's order
+
+TABLE: tuple[Option, ...] = (
+    # prepare and train: where they write
+    Option("out", "folder", None, "Folder to write: new, empty, or an earlier `ner-fast prepare` output (replaced"
+           " only when the whole run succeeds).", required=True, commands=("prepare",)),
+    Option("force", "flag", False, "Also write into a non-empty folder that is not a prepare output (its other"
+           " files are kept).", commands=("prepare",)),
+    Option("out", "folder", None, "Checkpoint folder to create (required unless --resume).", path_type=str,
+           commands=("train",)),
+    Option("resume_dir", "dir", None, "Continue the run in this folder (only --epochs, --patience and --context may"
+           " change).", flag="--resume", path_type=str, commands=("train",)),
+    Option("force", "flag", False, "Start over a finished run in --out, or write beside other files there (only the"
+           " run's own files are replaced; nothing else is removed).", commands=("train",)),
+    Option("recipe_name", "choice", None, "Defaults of the options marked [tuned: ...; tutorial: ...]: the tuned ones,"
+           f" or exactly the tutorial's.  [default: {DEFAULT_RECIPE}]", flag="--recipe", choices=RECIPE_NAMES,
+           optional=True, commands=PREPARE_TRAIN),
+    # prepare and train: what shapes a training run (`OPTIONS`; `feeds` the dataclass)
+    # data: corpus -> prepared buckets (prepare and train)
+    Option("format", "choice", "auto", "Corpus format.", "data", choices=TAGGED_FORMATS, commands=("prepare", "train")),
+    Option("dev", "path", None, "A separate validation corpus (then all of DATA trains).", "data", optional=True,
+           commands=("prepare", "train")),
+    Option("split", "split", (0.8, 0.2), "Sequential TRAIN[,VALID] fractions of DATA (0.8 means 0.8,0.2).", "data",
+           commands=("prepare", "train")),
+    Option("max_sentences", "int", None, "Use only the first N sentences of DATA (quick runs).", "data", low=1,
+           optional=True, commands=("prepare", "train")),
+    Option("max_token_chars", "int", 20, "Characters kept per token (cut or padded).", "data", low=1,
+           commands=("prepare", "train")),
+    Option("buckets", "buckets", None, "Bucket lengths, comma separated (default: every length with at least"
+           " --batch-size training sentences, the tutorial's rule).", "data", optional=True,
+           commands=("prepare", "train")),
+    Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
+           commands=("prepare", "train")),
+    Option("vectors", "text", None, "Pretrained word vectors: glove-6b-50d (the `vectors` extra) or a GloVe/word2vec"
+           " text file. Known words start from them, the word dimension follows them (docs/TRAINING.md).", "data",
+           optional=True, commands=("prepare", "train")),
+    Option("vector_words", "int", 100_000, "With --vectors: the words among this many most frequent of the vectors"
+           " join the vocabulary after the training words.", "data", low=0, zero="only the training words",
+           commands=("prepare", "train"), needs="vectors"),
+    # train: optimizer, stopping, devices
+    Option("batch_size", "int", 50, "Sentences per batch (prepare: the default buckets need this many sentences).",
+           "train", low=1, commands=("prepare", "train")),
+    Option("epochs", "int", 30, "Epoch cap.", "train", low=1, resumable=True),
+    Option("patience", "int", 5, "Stop after this many epochs without a better validation entity F1.", "train",
+           low=0, zero="never", resumable=True),
+    Option("learning_rate", "float", recipe(0.002, 0.01), "Adam learning rate.", "train", flag="--lr", low=0,
+           low_open=True),
+    Option("beta1", "float", 0.9, "Adam beta1.", "train", low=0, high=1, high_open=True),
+    Option("beta2", "float", 0.999, "Adam beta2.", "train", low=0, high=1, high_open=True),
+    Option("epsilon", "float", 1e-8, "Adam epsilon.", "train", low=0, low_open=True),
+    Option("lr_decay", "float", recipe(0.9, 1.0), "Multiply the learning rate by this after every epoch (1: constant).",
+           "train", low=0, high=1, low_open=True),
+    Option("clip_gradient", "float", recipe(5.0, 0.0), "Clip each gradient element to [-x, x].", "train", low=0,
+           zero="never"),
+    Option("word_dropout", "float", recipe(0.1, 0.0), "Replace training words by UNK with this probability.",
+           "train", low=0, high=1, high_open=True),
+    Option("decode", "choice", recipe("bio", "argmax"), "Tag decoding for metrics and model selection: best valid"
+           " BIO sequence, or per-token argmax (with --crf: the CRF's best path).", "train", choices=DECODERS),
+    Option("average", "float", recipe(0.999, 0.0), "Also validate an exponential moving average of the parameters with this"
+           " decay per update (Polyak averaging, e.g. 0.999; warmed up: min(decay, (1+t)/(10+t)) at update t); each"
+           " epoch keeps whichever of it and the live parameters scores better, until the average has scored better"
+           " two epochs in a row (then only the average is validated).", "train", low=0, high=1,
+           high_open=True, zero="off"),
+    Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
+    Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
+    Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
+           " `ner-fast launch`).", "train", choices=KVSTORES),
+    # model: the architecture (ModelConfig)
+    Option("char_dim", "int", 25, "Character embedding size.", "model", low=1),
+    Option("filter_widths", "ints", [3], "Comma-separated character convolution widths.", "model", low=1),
+    Option("filters", "int", 53, "Filters per width.", "model", low=1),
+    Option("word_dim", "int", 150, "Word embedding size.", "model", low=1),
+    Option("use_casing", "bool", recipe(True, False), "Add a casing-class embedding.", "model", flag="--casing"),
+    Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1),
+    Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
+    Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1),
+    Option("num_layers", "int", 1, "LSTM layers.", "model", flag="--layers", low=1),
+    Option("directions", "int", 2, "LSTM directions per layer: 2 (a BiLSTM) or 1 (forward only: about half the"
+           " LSTM's cost; no --lm-aux-weight).", "model", low=1, high=2),
+    Option("dropout", "float", recipe(0.5, 0.1), "Dropout on the LSTM inputs and outputs.", "model", low=0, high=1,
+           high_open=True),
+    Option("crf", "bool", recipe(True, False), "Linear-chain CRF output layer (--no-crf: per-token softmax).", "model"),
+    Option("pos_aux_weight", "float", recipe(1.0, 0.0), "Weight of the auxiliary POS output head's loss (multi-task: predicts the"
+           " corpus's POS column from the BiLSTM; needs --no-pos).", "model", low=0, zero="no POS head"),
+    Option("lm_aux_weight", "float", 0.0, "Weight of the auxiliary language-model loss (Rei 2017: the forward LSTM"
+           " predicts the next word, the backward one the previous word; needs --directions 2).", "model", low=0,
+           zero="none"),
+    Option("lm_vocab", "int", 7500, "Words the language-model loss predicts (the most frequent; the rest count as"
+           " unknown).", "model", low=3),
+    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1),
+    Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
+    # starting from an earlier model (`training/init_source.py`, docs/TRAINING.md "Training from the bundled model")
+    Option("init", "text", None, "Start from SOURCE: a training run folder, a model package folder, or `default`"
+           " (the bundled model). Every parameter whose role exists in both networks starts from it (words and tags"
+           " by name); architecture options left out are SOURCE's.", "train", optional=True),
+    Option("freeze_epochs", "int", 1, "With --init: epochs during which the parameters taken whole from SOURCE"
+           " (characters, casing, LSTM) stay fixed while the word rows and the output layer learn.", "train", low=0,
+           zero="never frozen", needs="init"),
+    Option("init_lr_scale", "float", 0.5, "With --init: learning-rate multiplier of the parameters taken whole from"
+           " SOURCE once they train.", "train", low=0, high=1, low_open=True, needs="init"),
+    # case robustness (`recase.py`) and distillation (`training/distill.py`, docs/TRAINING.md "One distilled network")
+    Option("recase", "float", 0.0, "Add re-cased copies of this fraction of the training sentences (half of the"
+           " copies lower-cased, a quarter upper, a quarter title; gold tags unchanged).", "data", low=0, high=1,
+           zero="no copies", commands=("prepare", "train")),
+    Option("teacher", "text", None, "Distil from TEACHER: a model package folder, `default` (the bundled model) or"
+           " a training run folder; several, comma-separated, are averaged. Its per-token tag distributions over the"
+           " training split (on the original casing) join the gold loss.", "train", optional=True),
+    Option("distill_weight", "float", 0.5, "With --teacher: weight ALPHA of the distillation loss; the gold loss"
+           " gets 1 - ALPHA.", "train", low=0, high=1, needs="teacher"),
+    Option("distill_temperature", "float", 1.0, "With --teacher: temperature T of the distillation loss (the student's"
+           " scores and the teacher's distribution both softened by T; the loss is scaled by T squared).", "train",
+           low=0, low_open=True, needs="teacher"),
+    # prepare and train: what they print
+    _json("prepare", "Print the summary as JSON on stdout."),
+    Option("progress", "bool", True, "Progress bars.", commands=("train",)),
+    _json("train", "Print the run's result as JSON on stdout."),
+    # evaluate
+    Option("which", "choice", "best", "Which parameters of the run.", choices=CHECKPOINTS, commands=("evaluate",)),
+    Option("fmt", "choice", "auto", "Corpus format of DATA (auto: docs/ARCHITECTURE.md, 'Input formats').",
+           flag="--format", choices=TAGGED_FORMATS, commands=("evaluate",)),
+    Option("batch_size", "int", 50, "Sentences per forward pass.", low=1, commands=("evaluate",)),
+    Option("decode", "choice", None, "Tag decoding (default: the model's, from its config).", choices=DECODERS,
+           optional=True, commands=("evaluate",)),
+    Option("progress", "bool", True, "Progress bar.", commands=("evaluate",)),
+    _json("evaluate", "Print the metrics as JSON."),
+    # export
+    Option("out", "folder", None, "Package folder to write (default: export/<MODEL folder name>/): new, empty or an"
+           " earlier package, replaced only when complete.", commands=("export",)),
+    Option("force", "flag", False, "Also write into a non-empty folder that is not a package (its other files are"
+           " kept).", commands=("export",)),
+    Option("buckets", "graph_buckets", DEFAULT_BUCKETS, "'dynamic' (one graph, free length; the fastest on CPU,"
+           " docs/ARCHITECTURE.md), 'auto' (one graph per training bucket too) or lengths like 10,20,40. The dynamic"
+           " graph is always written.", commands=("export",)),
+    Option("quantize", "choice", DEFAULT_QUANTIZE, "int8: int8 weights, batch-invariant (a sentence's tags and scores"
+           " do not depend on what it is batched with; the same F1 as float32, 4x smaller); int8-dynamic: activations"
+           " quantized with one scale per batch, faster on some CPUs but NOT batch-invariant; none: float32 weights"
+           " (exact parity with MXNet).", choices=QUANTIZATIONS, commands=("export",)),
+    Option("checkpoint", "choice", "best", "Which parameters of the training folder to export.", choices=CHECKPOINTS,
+           commands=("export",)),
+    Option("ensemble", "dir", None, "Another training folder with the same vocabularies (the same data): MODEL and"
+           " these become one graph whose tag probabilities are the members' geometric mean (repeatable).",
+           multiple=True, commands=("export",)),
+    Option("max_words", "int", None, "Keep the embeddings of this many most frequent words only (<pad> and <unk>"
+           " included); the others read as unknown. Makes the package smaller.", low=3, optional=True,
+           commands=("export",)),
+    _json("export", "Print the package summary as JSON."),
+    # tag
+    Option("input_format", "choice", "auto", "conll columns, gmb CSV, tokens (one whitespace-tokenized sentence a"
+           " line) or text (raw text, one document a line, tokenized here), jsonl (with --output-dir: a JSON object a"
+           " line, the document under --text-field); auto: by the file's extension, else its content, never text or"
+           " jsonl (docs/ARCHITECTURE.md, 'Input formats').", choices=(*TAG_FORMATS, JSONL), commands=("tag",)),
+    Option("document", "flag", False, "With --input-format text: the whole input is one document.", commands=("tag",)),
+    Option("text", "str", None, "Tag this raw text (instead of INPUT), one document.", metavar="TEXT",
+           commands=("tag",)),
+    Option("output_format", "choice", None, "conll (token TAB tag), jsonl (one JSON object a sentence, or a document"
+           " for raw text: Doc.to_dict() with character offsets) or pretty (raw text, entities marked). Default:"
+           " pretty for --text, jsonl for other raw text, conll for pre-tokenized input.", choices=OUTPUT_FORMATS,
+           optional=True, commands=("tag",)),
+    Option("output", "output", None, "File to write (written whole, then renamed into place); default or -: stdout.",
+           commands=("tag",)),
+    Option("batch_size", "int", None, "Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or"
+           " per tag_batch call of the raw-text pipeline (default: Tagger.pipe's).", low=1, optional=True,
+           commands=("tag",)),
+    _device("tag"),
+    Option("threads", "int", None, "onnxruntime intra-op threads per batch.", low=1, optional=True, commands=("tag",)),
+    Option("workers", "int", 1, "Batches (raw text: groups of documents) tagged at once, in threads (on few cores,"
+           " --workers 2 --threads 1 beats --threads 2).", low=1, commands=("tag",)),
+    Option("output_dir", "folder", None, "Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one"
+           " JSON lines part per partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.",
+           commands=("tag",)),
+    Option("scheduler", "str", None, "With --output-dir: a running Dask scheduler.", metavar="tcp://HOST:PORT",
+           commands=("tag",)),
+    Option("scheduler_timeout", "float", SCHEDULER_TIMEOUT, "With --scheduler: seconds it has to answer as a Dask"
+           " scheduler.", low=0, low_open=True, high=MAX_TIMEOUT_SECONDS, unit=" seconds", commands=("tag",)),
+    Option("local_workers", "int", None, "With --output-dir: start a local Dask cluster of N processes on 127.0.0.1"
+           " (default 1).", low=1, optional=True, commands=("tag",)),
+    Option("partition_size", "int", PARTITION_SIZE, "With --output-dir: documents per partition (the unit written,"
+           " retried and resumed).", low=1, commands=("tag",)),
+    Option("text_field", "str", TEXT_FIELD, "The document field of --input-format jsonl.", commands=("tag",)),
+    Option("resume", "flag", False, "With --output-dir: tag only the partitions its manifest lacks.",
+           commands=("tag",)),
+    Option("force", "flag", False, "Replace an existing --output file; with --output-dir: delete its earlier parts and"
+           " manifest first.", commands=("tag",)),
+    Option("labels", "str", PACKAGE, "Entity labels: the package's, conll (PER ORG LOC MISC), ontonotes (PERSON ORG GPE"
+           " NORP DATE ...) or a JSON file mapping the package's labels to new ones or null (dropped).",
+           metavar=LABELS_METAVAR, commands=("tag",)),
+    # launch
+    Option("workers", "int", 2, "Number of workers in the job.", low=1, commands=("launch",)),
+    Option("servers", "int", 1, "Number of parameter servers in the job.", low=1, commands=("launch",)),
+    Option("role", "choice", "all", "all: the whole job on this machine; otherwise this machine's one process.",
+           choices=("all", "scheduler", "server", "worker"), commands=("launch",)),
+    Option("scheduler_addr", "str", None, "HOST:PORT of the scheduler (default with --role all: 127.0.0.1 and a free"
+           " port).", flag="--scheduler", commands=("launch",)),
+    Option("host", "str", "127.0.0.1", "Address this node announces (DMLC_NODE_HOST).", commands=("launch",)),
+    Option("interface", "str", "lo", "Network interface to bind (DMLC_INTERFACE).", commands=("launch",)),
+    Option("log_dir", "folder", None, "With --role all: one log file per process here.", path_type=str,
+           commands=("launch",)),
+    Option("timeout", "float", None, "With --role all: stop everything after this many seconds.", low=0, low_open=True,
+           optional=True, commands=("launch",)),
+    # serve: also the defaults and ranges of `serve.settings.Settings` (`check_setting`)
+    Option("host", "str", "127.0.0.1", "Address to listen on (loopback unless you say otherwise).",
+           commands=("serve",)),
+    Option("port", "int", 8080, "Port (0: a free one, printed at start).", low=0, high=65535, commands=("serve",)),
+    Option("threads", "int", 1, "Worker threads; each tags one batch at a time.", low=1, commands=("serve",)),
+    Option("onnx_threads", "int", None, "onnxruntime threads of each worker [default: with batching, the cores shared"
+           " among the workers; without, 1].", low=1, optional=True, commands=("serve",)),
+    Option("max_batch_tokens", "int", 4096, "Tokens of concurrent requests coalesced into one tagger batch (0: no"
+           " batching, each request alone).", low=0, commands=("serve",)),
+    Option("max_wait_ms", "float", 0.0, "How long a batch waits for more requests when a worker is free.", low=0,
+           high=MAX_WAIT_MS, commands=("serve",)),
+    Option("max_body_bytes", "int", 1 << 20, "Largest request body (bigger: 413).", low=1, commands=("serve",)),
+    Option("max_texts", "int", 256, "Most texts or sentences in one request (more: 413).", low=1, commands=("serve",)),
+    Option("max_text_chars", "int", 100_000, "Longest text in characters (longer: 413).", low=1, commands=("serve",)),
+    Option("piece_tokens", "int", 4096, "A request of more (estimated) tokens goes to the batcher in pieces of about"
+           " this many, cut between texts or sentences, so that smaller requests run between them.", low=1,
+           commands=("serve",)),
+    Option("max_connections", "int", 1000, "Connections served at once; a request on one more is answered 503.",
+           low=1, commands=("serve",)),
+    _serve_timeout("headers_timeout", 10.0, "Seconds from a connection's start (or its previous answer) to the end of"
+                   " the next request's headers; then the connection is closed."),
+    _serve_timeout("keep_alive_timeout", 5.0, "Seconds an idle keep-alive connection is kept open."),
+    _serve_timeout("body_timeout", 15.0, "Seconds a request body may take to arrive (then 408)."),
+    _serve_timeout("graceful_timeout", 30.0, "On SIGTERM, seconds requests in flight may take to finish before they"
+                   " are cancelled (bodies still arriving are answered 503 at once)."),
+    _device("serve"),
+    Option("labels", "str", PACKAGE, "Entity labels of the answers: the package's, conll, ontonotes or a JSON label"
+           " map (ner-fast tag --help).", metavar=LABELS_METAVAR, commands=("serve",)),
+    Option("log_level", "choice", "warning", "uvicorn's log level.", choices=("critical", "error", "warning", "info",
+           "debug"), commands=("serve",)),
+    # info
+    _json("info", "Print the card as JSON."),
+    # `python -m ner_fast.training.bundle` (./dev.sh build-model)
+    Option("requantize", "dir", None, "Instead of exporting RUN_DIR: convert this package of the per-batch int8 scheme"
+           " to the batch-invariant default without retraining (the same int8 weights), re-measure its F1.",
+           commands=("bundle",)),
+    Option("out", "folder", DEFAULT_PACKAGE, "Package folder to write (replaced only when complete).",
+           commands=("bundle",)),
+    Option("command", "str", None, "The command that built it, recorded in model.json.", required=True,
+           commands=("bundle",)),
+    Option("checkpoint", "choice", "best", "", choices=CHECKPOINTS, commands=("bundle",)),
+    Option("ensemble", "dir", None, "Another run trained on the same data, exported with RUN_DIR as one ensemble"
+           " (repeatable).", multiple=True, commands=("bundle",)),
+    Option("min_word_count", "int", 1, "Keep the embeddings of words seen at least this often in training only (the"
+           " rest read as unknown).", low=1, commands=("bundle",)),
+)  # fmt: skip
+
+#: The rows of the training options (prepare and train): what `TrainConfig`, `ModelConfig` and `prepare()` take.
+OPTIONS: tuple[Option, ...] = tuple(o for o in TABLE if o.feeds is not None)
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+#: Every row by (command, name).
+ROWS: dict[tuple[str, str], Option] = {(c, o.name): o for o in TABLE for c in o.commands}
+assert len(BY_NAME) == len(OPTIONS), "training option names must be unique"
+assert len(ROWS) == sum(len(o.commands) for o in TABLE), "a command has one row of each name"
+assert all(o.feeds in FEEDS for o in OPTIONS)
+assert all(o.needs is None or o.needs in BY_NAME for o in OPTIONS)
+
+
+def row(command: str, name: str) -> Option:
+    """The row of option `name` (its Python name, e.g. "max_wait_ms") of `command`."""
+    return ROWS[(command, name)]
+
+
+def command_rows(command: str) -> list[Option]:
+    """Every row of `command`, in the order its help shows them."""
+    return [o for o in TABLE if command in o.commands]
+
+
+def command_options(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding every option of `command` (its rows' `Option.click_option`) to a click command."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(command_rows(command)):
+            func = opt.click_option()(func)
+        return func
+
+    return decorate
+
+
+def options(feeds: str | None = None, command: str | None = None) -> list[Option]:
+    """The training rows feeding `feeds` and/or offered by `command`, in table order."""
+    return [o for o in OPTIONS if (feeds is None or o.feeds == feeds) and (command is None or command in o.commands)]
+
+
+def default_of(name: str, recipe_name: str = DEFAULT_RECIPE) -> Any:
+    """The default of training option `name` (under a recipe)."""
+    return BY_NAME[name].default_for(recipe_name)
+
+
+def recipe_defaults(recipe_name: str) -> dict[str, Any]:
+    """Every training option's default under recipe `recipe_name`."""
+    if recipe_name not in RECIPE_NAMES:
+        raise OptionError("--recipe", f"must be one of {', '.join(RECIPE_NAMES)}, got {recipe_name!r}")
+    return {o.name: o.default_for(recipe_name) for o in OPTIONS}
+
+
+# The settings where a recipe departs from the table's plain defaults (`ner-fast train --recipe`):
+# "tuned" (the default) is what measured better on the GMB validation split (docs/TRAINING.md),
+# "tutorial" the tutorial's own.
+RECIPES: dict[str, dict[str, Any]] = {r: {o.name: o.default_for(r) for o in OPTIONS if o.by_recipe} for r in RECIPE_NAMES}
+
+
+def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every entry of `values` (training options by name) checked and normalised by its row (`Option.check`)."""
+    return {k: BY_NAME[k].check(v) for k, v in values.items()}
+
+
+def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The training options among click's `values` that were given on the command line (not None)."""
+    return {k: v for k, v in values.items() if k in BY_NAME and v is not None}

@@ -1,0 +1,99 @@
+"""Every `--option` of every command comes from the option table (`ner_fast.option_table`, issue 22): its
+flag, help and default are its row's, and nothing else writes a `click.option`."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+import ner_fast
+from ner_fast.cli import cli
+from ner_fast.option import Option
+from ner_fast.option_table import ROWS, TABLE, command_options, command_rows
+from ner_fast.training.bundle import build_command
+
+#: Every command with options: the `ner-fast` group's, and `python -m ner_fast.training.bundle`.
+COMMANDS: dict[str, click.Command] = {**cli.commands, "bundle": build_command}
+#: click's own options, not ner-fast's: the group's --version (--help is not among `params`).
+CLICKS_OWN = {"version"}
+
+
+def _differences(name: str, command: click.Command) -> list[str]:
+    """What differs between `command`'s options and the rows of `name` in the table (empty: they agree)."""
+    found = []
+    offered = [p for p in command.params if isinstance(p, click.Option)]
+    for param in offered:
+        opt = ROWS.get((name, param.name or ""))
+        if opt is None:
+            found.append(f"{name} {' '.join(param.opts)}: no row in the table")
+            continue
+        training = opt.feeds is not None
+        if opt.cli_flag not in param.opts:
+            found.append(f"{name} {' '.join(param.opts)}: the row's flag is {opt.cli_flag}")
+        if (param.help or "") != (opt.help_text() if training else opt.help):
+            found.append(f"{name} {opt.cli_flag}: help {param.help!r} is not the row's")
+        default = None if training else opt.default
+        if param.default != default and not (opt.multiple and param.default in (None, ())):
+            found.append(f"{name} {opt.cli_flag}: default {param.default!r}, the row's {default!r}")
+        if opt.kind == "choice" and tuple(param.type.choices) != opt.choices:  # type: ignore[attr-defined]
+            found.append(f"{name} {opt.cli_flag}: choices {param.type} are not the row's")
+    missing = {o.name for o in command_rows(name)} - {p.name for p in offered}
+    found += [f"{name} --{m}: a row that the command does not offer" for m in sorted(missing)]
+    return found
+
+
+def test_the_walk_finds_every_command_and_its_options() -> None:
+    assert {"prepare", "train", "evaluate", "export", "tag", "launch", "serve", "info", "bundle"} <= set(COMMANDS)
+    options = [p for c in COMMANDS.values() for p in c.params if isinstance(p, click.Option)]
+    assert len(options) > 120  # the 56 training options twice (prepare: the data ones), and every other command's
+    assert all(command_rows(name) for name in COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_option_of_a_command_is_its_row(name: str) -> None:
+    command = COMMANDS[name]
+    assert [p for p in command.params if isinstance(p, click.Option)]
+    assert _differences(name, command) == []
+
+
+def test_the_group_has_no_option_of_its_own() -> None:
+    assert {p.name for p in cli.params if isinstance(p, click.Option)} <= CLICKS_OWN
+
+
+def test_every_row_is_offered_by_the_commands_it_names() -> None:
+    named = {c for o in TABLE for c in o.commands}
+    assert named == set(COMMANDS)
+    for (command, name), opt in ROWS.items():
+        params = {p.name: p for p in COMMANDS[command].params}
+        assert name in params and opt.cli_flag in params[name].opts, (command, name)
+
+
+def test_a_hand_written_option_is_found() -> None:
+    """The check above can fail: an option written beside the table's, or differing from its row, is reported."""
+
+    @click.command()
+    @click.option("--extra", default=3, help="Written by hand.")
+    @command_options("info")
+    def hand(extra: int, as_json: bool) -> None:
+        """A command with one option the table does not know."""
+
+    assert _differences("info", hand) == ["info --extra: no row in the table"]
+    other = Option("as_json", "flag", False, "Another help.", flag="--json", commands=("info",))
+
+    @click.command()
+    @other.click_option()
+    def changed(as_json: bool) -> None:
+        """A command whose --json has another help than its row."""
+
+    assert len(_differences("info", changed)) == 1 and "help" in _differences("info", changed)[0]
+
+
+def test_no_click_option_is_written_outside_the_option_module() -> None:
+    package = Path(ner_fast.__file__).parent
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 30
+    written = [str(p.relative_to(package)) for p in sources
+               if p.name != "option.py" and re.search(r"click\.option\(|click\.version_option\(", p.read_text("utf-8"))]
+    assert written == ["cli/__init__.py"]  # the group's --version alone (click's own)
