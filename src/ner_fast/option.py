@@ -306,13 +306,21 @@ def parse_context(spec: str) -> list[tuple[str, int]]:
 
 
 
-def check_graph_buckets(spec: str) -> str:
-    """The check of `export --buckets`: "auto" (the training buckets), "dynamic" (only the dynamic graph)
-    or lengths like "10,20,40" (`parse_buckets`); ValueError otherwise."""
-    if spec.strip() in ("auto", "dynamic"):
-        return spec
+def graph_buckets(spec: str, training_buckets: Sequence[int]) -> list[int]:
+    """The bucket lengths `export --buckets` asks for: "auto" (the training buckets), "dynamic" (none:
+    only the dynamic graph) or lengths like "10,20,40" (`parse_buckets`); ValueError otherwise."""
+    spec = spec.strip()
+    if spec == "auto":
+        return sorted({int(b) for b in training_buckets})
+    if spec == "dynamic":
+        return []
     try:
-        parse_buckets(spec)
+        return parse_buckets(spec)
     except ValueError as err:
         raise ValueError(f"buckets must be 'auto', 'dynamic' or comma-separated lengths: {err}") from None
+
+
+def check_graph_buckets(spec: str) -> str:
+    """The check of `export --buckets` (`graph_buckets`'s rule): `spec` itself, or ValueError."""
+    graph_buckets(spec, ())
     return spec

@@ -18,7 +18,8 @@ from helpers import SMALL, float_tol, make_checkpoint, network_terms
 from ner_fast.checkpoint import ModelConfig, load_model
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.training.model import predict_proba
-from ner_fast.training.export import EXTERNAL_MIN_BYTES, build_graph, export_model, parse_buckets, with_seq_len
+from ner_fast.option import graph_buckets
+from ner_fast.training.export import EXTERNAL_MIN_BYTES, build_graph, export_model, with_seq_len
 from ner_fast.package import WEIGHTS_FILE, load_package
 from ner_fast.vocab import UNK, Vocabularies
 
@@ -204,13 +205,13 @@ def test_export_replaces_a_package_only_when_complete(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "pkg"]  # no temporary folders left
 
 
-def test_parse_buckets() -> None:
-    assert parse_buckets("auto", [20, 10, 40]) == [10, 20, 40]
-    assert parse_buckets("dynamic", [10]) == []
-    assert parse_buckets("40,10, 20,10", []) == [10, 20, 40]
+def test_graph_buckets() -> None:
+    assert graph_buckets("auto", [20, 10, 40]) == [10, 20, 40]
+    assert graph_buckets("dynamic", [10]) == []
+    assert graph_buckets("40,10, 20,10", []) == [10, 20, 40]
     for bad in ("ten", "0,5", "", "-3"):
         with pytest.raises(ValueError):
-            parse_buckets(bad, [])
+            graph_buckets(bad, [])
 
 
 @pytest.mark.slow

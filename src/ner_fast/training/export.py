@@ -40,7 +40,7 @@ from ner_fast import __version__
 from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import LSTM_DIRECTIONS
-from ner_fast.config import parse_buckets as parse_bucket_list
+from ner_fast.option import graph_buckets
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
@@ -352,19 +352,6 @@ def write_package(
     return claim.path
 
 
-def parse_buckets(spec: str, training_buckets: Sequence[int]) -> list[int]:
-    """`--buckets`: "auto" (the training buckets), "dynamic" (none: only the dynamic graph) or "10,20,40"."""
-    spec = spec.strip()
-    if spec == "auto":
-        return sorted({int(b) for b in training_buckets})
-    if spec == "dynamic":
-        return []
-    try:
-        return parse_bucket_list(spec)
-    except ValueError as err:
-        raise ValueError(f"buckets must be 'auto', 'dynamic' or comma-separated lengths: {err}") from None
-
-
 def _versions(opset: int) -> dict[str, str]:
     """Versions of what makes a package; read from package metadata, so mxnet is never imported."""
     from importlib.metadata import PackageNotFoundError, version
@@ -396,7 +383,7 @@ def export_model(
 ) -> Path:
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
-    `buckets` as in `parse_buckets`; the dynamic graph is always written, so sentences longer than
+    `buckets` as in `option.graph_buckets`; the dynamic graph is always written, so sentences longer than
     every bucket are tagged whole. `quantize`: one of `package.QUANTIZATIONS` (`training.quantize`):
     "int8" (the default, `package.DEFAULT_QUANTIZE`: int8 weights, batch-invariant), "int8-dynamic"
     (int8 weights and activations scaled per batch: faster on some CPUs, not batch-invariant), "none"
@@ -426,7 +413,7 @@ def export_model(
     # An ensemble decodes with the mean of its members' CRF scores (beside the mean of their log-probabilities).
     crf = CRF(*(np.mean([getattr(c, f) for c in crfs], axis=0) for f in ("transitions", "start", "end"))).to_json() if crfs else None
     data = doc.get("data", {})
-    lengths = parse_buckets(buckets, data.get("buckets") or [])
+    lengths = graph_buckets(buckets, data.get("buckets") or [])
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(doc.get("versions", {}).get("mxnet", "unknown"))
     facts = _graph_facts(config, vocabs, quantize, crf, pos_tags)
