@@ -209,7 +209,15 @@ def test_each_row_is_within_half_its_own_step() -> None:
     assert error.max() > 0 and not error[3].any()
 
 
-def test_a_huge_row_leaves_the_other_rows_alone_unlike_one_scale_per_table() -> None:
+# Both forms of a per-row table (`quantize.row_tables`): dequantized once when the session is built (a
+# small table, the default for these) and looked up in int8 then scaled (a table over `FOLD_BYTES`).
+FORMS = {"folded": None, "int8 lookups": 0}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_huge_row_leaves_the_other_rows_alone_unlike_one_scale_per_table(form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if FORMS[form] is not None:
+        monkeypatch.setattr("ner_fast.training.quantize.FOLD_BYTES", FORMS[form])
     rng = np.random.default_rng(1)
     table = rng.normal(0, 0.1, (40, 8)).astype(np.float32)
     huge = table.copy()
@@ -223,7 +231,11 @@ def test_a_huge_row_leaves_the_other_rows_alone_unlike_one_scale_per_table() -> 
     ids = rng.permutation(40).reshape(4, 10).astype(np.int64)
     per_row = quantize(gather_graph(huge), "int8")
     per_table = quantize(gather_graph(huge), "int8-dynamic")
-    assert {n.op_type for n in per_row.graph.node} == {"Gather", "Cast", "Mul"} and is_batch_invariant(per_row)
+    ops = [n.op_type for n in per_row.graph.node]
+    assert sorted(ops) == (["Cast", "Gather", "Mul"] if form == "folded" else ["Cast", "Gather", "Gather", "Mul"])
+    assert is_batch_invariant(per_row)
+    stored = {t.name: (t.data_type, list(t.dims)) for t in per_row.graph.initializer}
+    assert stored == {"table_quantized": (TensorProto.INT8, [40, 8]), "table_scale": (TensorProto.FLOAT, [40, 1])}
     assert "DequantizeLinear" in {n.op_type for n in per_table.graph.node}
     (rows,) = run_graph(per_row, {"ids": ids})
     (table_rows,) = run_graph(per_table, {"ids": ids})
@@ -240,30 +252,35 @@ def test_a_huge_row_leaves_the_other_rows_alone_unlike_one_scale_per_table() -> 
         np.testing.assert_array_equal(alone[0], rows[b])
 
 
-def test_an_int8_package_looks_words_up_with_one_scale_per_row(tmp_path: Path) -> None:
-    """Through an exported package: the word embedding's output (the lookup the LSTM reads) within
+def test_an_int8_package_looks_words_up_with_one_scale_per_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through exported packages: the word embedding's output (the lookup the LSTM reads) within
     half a row step of the checkpoint's float rows, one row 100 times larger than the rest, as a
-    pretrained vector beside trained rows; `--init` reads the rows back as the package computes them."""
+    pretrained vector beside trained rows, the same numbers in both forms; `--init` reads the rows
+    back as the package computes them."""
     config, params, _ = make_checkpoint(tmp_path / "m", word_dim=20, hidden=12)
     params = load_params(tmp_path / "m" / "best.params.npz")
     params["word_embed_weight"][5] *= 100
     save_params(tmp_path / "m" / "best.params.npz", params)
     table = params["word_embed_weight"].astype(np.float64)
-    package = export_model(tmp_path / "m", tmp_path / "int8", quantize="int8")
-    graph = onnx.load(str(package / "dynamic.onnx"))
-    assert "DequantizeLinear" not in {n.op_type for n in graph.graph.node}
-    nodes = graph.graph.node
-    scales = next(n.output[0] for n in nodes if n.op_type == "Gather" and n.input[0] == "word_embed_weight_scale")
-    lookup = next(n.output[0] for n in nodes if n.op_type == "Mul" and scales in n.input)  # the word vectors
-    graph.graph.output.append(helper.make_tensor_value_info(lookup, TensorProto.FLOAT, None))
+    fp32 = onnx.load(str(export_model(tmp_path / "m", tmp_path / "fp32", quantize="none") / "dynamic.onnx"))
+    lookup = next(n.output[0] for n in fp32.graph.node if n.op_type == "Gather" and n.input[0] == "word_embed_weight")
     x = random_features(np.random.default_rng(2), [9, 4, 7], 9, config)
     x[0, ROW_WORD, :3] = [5, 5, 2]  # the large row among the others
-    rows = run_graph(graph, {"features": x})[-1]
     ids = x[:, ROW_WORD]
-    scale = np.abs(table).max(axis=1) / 127  # the step each row's values are rounded to
     real = ids > 0
-    assert (np.abs(rows - table[ids])[real] <= row_tolerance(scale[ids])[..., None][real]).all()
-    assert np.abs(rows - table[ids])[real].max() > 0  # int8, not the float rows
-    values, steps = initializer_values(graph.graph, ["word_embed_weight"])
-    np.testing.assert_allclose(values["word_embed_weight"][ids[real]], rows[real], rtol=0, atol=float(EPS32 * np.abs(table).max()))
-    assert steps["word_embed_weight"] == pytest.approx(scale.max(), rel=1e-6)
+    scale = np.abs(table).max(axis=1) / 127  # the step each row's values are rounded to
+    looked_up = {}
+    for form, fold_bytes in FORMS.items():
+        monkeypatch.setattr("ner_fast.training.quantize.FOLD_BYTES", 1 << 20 if fold_bytes is None else fold_bytes)
+        graph = onnx.load(str(export_model(tmp_path / "m", tmp_path / form, quantize="int8") / "dynamic.onnx"))
+        assert "DequantizeLinear" not in {n.op_type for n in graph.graph.node}
+        scale_lookups = [n for n in graph.graph.node if n.op_type == "Gather" and n.input[0] == "word_embed_weight_scale"]
+        assert len(scale_lookups) == (0 if form == "folded" else 1)
+        graph.graph.output.append(helper.make_tensor_value_info(lookup, TensorProto.FLOAT, None))
+        rows = looked_up[form] = run_graph(graph, {"features": x})[-1]
+        assert (np.abs(rows - table[ids])[real] <= row_tolerance(scale[ids])[..., None][real]).all()
+        assert np.abs(rows - table[ids])[real].max() > 0  # int8, not the float rows
+        values, steps = initializer_values(graph.graph, ["word_embed_weight"])
+        np.testing.assert_allclose(values["word_embed_weight"][ids[real]], rows[real], rtol=0, atol=float(EPS32 * np.abs(table).max()))
+        assert steps["word_embed_weight"] == pytest.approx(scale.max(), rel=1e-6)
+    np.testing.assert_array_equal(looked_up["folded"], looked_up["int8 lookups"])
