@@ -284,3 +284,29 @@ def test_an_int8_package_looks_words_up_with_one_scale_per_row(tmp_path: Path, m
         np.testing.assert_allclose(values["word_embed_weight"][ids[real]], rows[real], rtol=0, atol=float(EPS32 * np.abs(table).max()))
         assert steps["word_embed_weight"] == pytest.approx(scale.max(), rel=1e-6)
     np.testing.assert_array_equal(looked_up["folded"], looked_up["int8 lookups"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_sentence_alone_and_batched_gets_the_same_probabilities_with_per_row_lookups(
+    bundled: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """The form a large word table takes (int8 rows gathered, then scaled by their gathered scales),
+    through `Tagger` as `tests/test_invariance.py` checks the bundled package: bit for bit."""
+    from ner_fast import Tagger
+
+    monkeypatch.setattr("ner_fast.training.quantize.FOLD_BYTES", 0)
+    corpus = bundled[:120]
+    make_checkpoint(tmp_path / "m", corpus=corpus, use_pos=False, hidden=16, word_dim=24)
+    package = export_model(tmp_path / "m", tmp_path / "pkg", quantize="int8")
+    graph = onnx.load(str(package / "dynamic.onnx"))
+    assert sum(n.op_type == "Gather" and n.input[0].endswith("_scale") for n in graph.graph.node) >= 2  # words and more
+    tagger = Tagger.load(package, device="cpu", threads=threads)
+    offsets = corpus.offsets.tolist()
+    sentences = [corpus.words[a:b] for a, b in zip(offsets, offsets[1:])][:40]
+    order = np.random.default_rng(threads).permutation(len(sentences))
+    tags, probs = tagger.tag_batch([sentences[i] for i in order], batch_size=16, proba=True)
+    assert len(probs) == len(sentences)
+    for k, i in enumerate(order):
+        alone_tags, alone_probs = tagger.tag(sentences[i], proba=True)
+        assert tags[k] == alone_tags
+        np.testing.assert_array_equal(probs[k], alone_probs)
