@@ -70,13 +70,13 @@ def row_tables(model: onnx.ModelProto, fold_bytes: int | None = None) -> tuple[o
 
     A table whose float32 copy is at most `fold_bytes` (default `FOLD_BYTES`: the casing and character
     tables) is dequantized whole, `Mul(Cast(q), scale)` of constants under the table's name, which
-    onnxruntime folds once when the session is built: its lookups are float lookups, as cheap as before. A larger one (the word
-    embedding: 100,000 x 50 floats are 20 MB) stays int8 in memory: each `Gather` becomes
-    `Mul(Cast(Gather(q, ids)), Gather(scale, ids))` under the node's output name (on 2 cores the
-    character tables' 60 lookups a token measured 6 to 13 % slower tagging that way; one word lookup a
-    token costs nothing measurable). Either way a looked-up value is the float32 product of its two
-    stored numbers. Returns the graph and the names of the scale `Gather` nodes, which
-    `quantize_dynamic` must leave float."""
+    onnxruntime folds once when the session is built: its lookups are float lookups, as cheap as before.
+    A larger one (the word embedding: 100,000 x 50 floats are 20 MB) stays int8 in memory: each `Gather`
+    becomes `Mul(Cast(Gather(q, ids)), Gather(scale, ids))` under the node's output name. (On 2 cores,
+    scaling the character tables' 60 lookups a token that way too made tagging 8 to 11 % slower; one
+    word lookup a token costs nothing measurable: `benchmarks/row_scales.py`, docs/TRAINING.md.) Either way a looked-up
+    value is the float32 product of its two stored numbers. Returns the graph and the names of the
+    scale `Gather` nodes, which `quantize_dynamic` must leave float."""
     fold_bytes = FOLD_BYTES if fold_bytes is None else fold_bytes
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -88,10 +88,8 @@ def row_tables(model: onnx.ModelProto, fold_bytes: int | None = None) -> tuple[o
     for node in out.graph.node:
         table = node.input[0] if node.op_type == "Gather" and node.input else None
         axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
-        if table in folded:
-            nodes.append(node)
-            continue
-        if table not in rw.init or axis != 0 or rw.init[table].data_type != TensorProto.FLOAT or len(rw.init[table].dims) != 2:
+        if table in folded or table not in rw.init or axis != 0 or rw.init[table].data_type != TensorProto.FLOAT \
+                or len(rw.init[table].dims) != 2:
             nodes.append(node)
             continue
         q_name, scale_name = table + "_quantized", table + "_scale"
