@@ -47,10 +47,11 @@ _ZIP_MEMBER = re.compile(r"(.+?\.zip)(\[.*\])", re.IGNORECASE | re.DOTALL)
 #: session's weights stay in cache) and loads in 0.2 s and 5 MB instead of 6 s and 131 MB.
 DEFAULT_BUCKETS = "dynamic"
 #: `ner-fast export --quantize` choices and default (`ner_fast.training.quantize`; the package's model.json
-#: `quantization` records which). All int8 schemes store the same int8 weights (onnxruntime dynamic
+#: `quantization` records which). All int8 schemes store the matrices' int8 weights alike (onnxruntime dynamic
 #: quantization, symmetric, per tensor: F1 within 0.001 of float32 at a quarter of the size, docs/TRAINING.md).
 #: "int8" is batch-invariant: a sentence's output does not depend on what it is batched with nor on the
-#: number of threads (float activations in the LSTM, one scale per row before the output layers).
+#: number of threads (float activations in the LSTM, one scale per row before the output layers); its
+#: lookup tables (words, characters, casing) have one scale per row (since issue 24; one per table before).
 #: "int8-dynamic" also quantizes activations with one scale per batch: faster on some CPUs (on an
 #: AVX-512 VNNI/AMX Xeon 1.4x batched, 1.8x and more for one sentence: benchmarks/invariance.py), NOT
 #: batch-invariant. "none": float32 weights

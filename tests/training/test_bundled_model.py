@@ -44,6 +44,7 @@ def test_bundled_package_verifies_and_records_its_provenance() -> None:
     assert pkg.path == DEFAULT_PACKAGE
     size = sum(p.stat().st_size for p in pkg.path.iterdir())
     assert 0 < size <= MAX_BYTES
+    assert MAX_BYTES == 20_000_000  # issue 24's budget: 20 MB, whichever way a megabyte is read
     assert pkg.model["quantization"] == "int8"
     # The default model reads no POS tags, and predicts them with its auxiliary head.
     assert pkg.model["use_pos"] is False and pkg.model["pos_tags"]

@@ -1,7 +1,9 @@
 """The `--quantize` schemes (`ner_fast.training.quantize`): `int8`, the default, gives each row of a batch
 the output it gets alone, with 1 and 2 threads, bit for bit; `int8-dynamic` does not (why it is opt-in);
-the rewrite keeps the int8 weights `quantize_dynamic` stored; `bundle --requantize` converts a package of
-the per-batch scheme without retraining and records the conversion."""
+the rewrite keeps the int8 weights `quantize_dynamic` stored; `int8` gives the lookup tables one scale
+per row, each row within half its own step of its float values whatever the other rows hold (one scale
+per table is not); `bundle --requantize` converts a package of the per-batch scheme without retraining
+and records the conversion."""
 from __future__ import annotations
 
 import json
@@ -14,14 +16,43 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from helpers import make_checkpoint
+from helpers import make_checkpoint, random_features
+from ner_fast.checkpoint import load_params, save_params
 from ner_fast.cli import cli
 from ner_fast.corpus import Corpus
 from ner_fast.features import ROW_CHARS, ROW_CASING, ROW_WORD
 from ner_fast.package import DEFAULT_QUANTIZE, QUANTIZATIONS, load_package, package_checksum
 from ner_fast.training.bundle import requantize_package, build_default_package
 from ner_fast.training.export import export_model
-from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, quantize_dynamic_int8
+from ner_fast.training.init_source import initializer_values
+from ner_fast.training.quantize import (
+    ensemble_from_logits, is_batch_invariant, make_invariant, quantize, quantize_dynamic_int8, quantize_rows,
+)
+
+# float32's machine epsilon: the rounding of x / scale and of q * scale.
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def row_tolerance(scale: np.ndarray) -> np.ndarray:
+    """How far float32 q * scale may lie from a value quantized with `scale` (symmetric, q in [-127, 127]):
+    half a step from rounding to the nearest integer, plus x / scale's float32 rounding (|x / scale| <= 127,
+    so at most 127 eps / 2 steps) and the product's (at most 127 scale eps / 2)."""
+    return scale * (0.5 + 127 * EPS32)
+
+
+def gather_graph(table: np.ndarray) -> onnx.ModelProto:
+    """A float graph that looks `ids` (int64, (B, T)) up in `table`: an embedding, alone."""
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["B", "T"])
+    rows = helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["B", "T", table.shape[1]])
+    node = helper.make_node("Gather", ["table", "ids"], ["rows"], name="lookup")
+    graph = helper.make_graph([node], "lookup", [ids], [rows], [numpy_helper.from_array(table.astype(np.float32), "table")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def run_graph(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +191,122 @@ def test_requantize_converts_a_per_batch_package_and_records_it(bundled: Corpus,
     assert all(np.array_equal(whole[0][b, : a[0].shape[1]], a[0][0]) for b, a in enumerate(alone))
     with pytest.raises(ValueError, match="not a package of the per-batch int8 scheme"):
         requantize_package(out, tmp_path / "again", command="x")
+
+
+def test_each_row_is_within_half_its_own_step() -> None:
+    rng = np.random.default_rng(0)
+    # Rows whose sizes span four orders of magnitude, as GloVe rows beside trained ones, and a row of zeros.
+    table = (rng.normal(0, 1, (60, 16)) * 10.0 ** rng.uniform(-2, 2, (60, 1))).astype(np.float32)
+    table[3] = 0
+    q, scale = quantize_rows(table)
+    assert q.dtype == np.int8 and scale.dtype == np.float32 and scale.shape == (60, 1)
+    np.testing.assert_array_equal(scale[:, 0], np.abs(table).max(axis=1) / np.float32(127))  # max |row| / 127
+    assert np.abs(q.astype(np.int64)).max() <= 127
+    used = np.abs(q.astype(np.int64)).max(axis=1)
+    assert (used[np.arange(60) != 3] == 127).all() and used[3] == 0  # every row spans its own range
+    error = np.abs(q.astype(np.float32) * scale - table.astype(np.float64))
+    assert (error <= row_tolerance(scale.astype(np.float64))).all()
+    assert error.max() > 0 and not error[3].any()
+
+
+# Both forms of a per-row table (`quantize.row_tables`): dequantized once when the session is built (a
+# small table, the default for these) and looked up in int8 then scaled (a table over `FOLD_BYTES`).
+FORMS = {"folded": None, "int8 lookups": 0}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_huge_row_leaves_the_other_rows_alone_unlike_one_scale_per_table(form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if FORMS[form] is not None:
+        monkeypatch.setattr("ner_fast.training.quantize.FOLD_BYTES", FORMS[form])
+    rng = np.random.default_rng(1)
+    table = rng.normal(0, 0.1, (40, 8)).astype(np.float32)
+    huge = table.copy()
+    huge[7] *= 1000
+    others = np.arange(40) != 7
+    q, scale = quantize_rows(table)
+    q_huge, scale_huge = quantize_rows(huge)
+    # A row's int8 values and scale depend on that row only.
+    np.testing.assert_array_equal(q[others], q_huge[others])
+    np.testing.assert_array_equal(scale[others], scale_huge[others])
+    ids = rng.permutation(40).reshape(4, 10).astype(np.int64)
+    per_row = quantize(gather_graph(huge), "int8")
+    per_table = quantize(gather_graph(huge), "int8-dynamic")
+    ops = [n.op_type for n in per_row.graph.node]
+    assert sorted(ops) == (["Cast", "Gather", "Mul"] if form == "folded" else ["Cast", "Gather", "Gather", "Mul"])
+    assert is_batch_invariant(per_row)
+    stored = {t.name: (t.data_type, list(t.dims)) for t in per_row.graph.initializer}
+    assert stored == {"table_quantized": (TensorProto.INT8, [40, 8]), "table_scale": (TensorProto.FLOAT, [40, 1])}
+    assert "DequantizeLinear" in {n.op_type for n in per_table.graph.node}
+    (rows,) = run_graph(per_row, {"ids": ids})
+    (table_rows,) = run_graph(per_table, {"ids": ids})
+    # What onnxruntime looks up is the float32 product of the stored numbers, bit for bit.
+    np.testing.assert_array_equal(rows, q_huge[ids].astype(np.float32) * scale_huge[ids])
+    small = ids != 7
+    bound = row_tolerance(scale_huge[ids].astype(np.float64))[small]
+    assert (np.abs(rows - huge[ids])[small] <= bound).all()
+    # One scale for the table: its step is the huge row's, and the other rows lose most of their digits.
+    assert np.abs(table_rows - huge[ids])[small].max() > 10 * bound.max()
+    # A lookup alone and in a batch: the same numbers.
+    for b in range(len(ids)):
+        (alone,) = run_graph(per_row, {"ids": ids[b : b + 1]})
+        np.testing.assert_array_equal(alone[0], rows[b])
+
+
+def test_an_int8_package_looks_words_up_with_one_scale_per_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through exported packages: the word embedding's output (the lookup the LSTM reads) within
+    half a row step of the checkpoint's float rows, one row 100 times larger than the rest, as a
+    pretrained vector beside trained rows, the same numbers in both forms; `--init` reads the rows
+    back as the package computes them."""
+    config, params, _ = make_checkpoint(tmp_path / "m", word_dim=20, hidden=12)
+    params = load_params(tmp_path / "m" / "best.params.npz")
+    params["word_embed_weight"][5] *= 100
+    save_params(tmp_path / "m" / "best.params.npz", params)
+    table = params["word_embed_weight"].astype(np.float64)
+    fp32 = onnx.load(str(export_model(tmp_path / "m", tmp_path / "fp32", quantize="none") / "dynamic.onnx"))
+    lookup = next(n.output[0] for n in fp32.graph.node if n.op_type == "Gather" and n.input[0] == "word_embed_weight")
+    x = random_features(np.random.default_rng(2), [9, 4, 7], 9, config)
+    x[0, ROW_WORD, :3] = [5, 5, 2]  # the large row among the others
+    ids = x[:, ROW_WORD]
+    real = ids > 0
+    scale = np.abs(table).max(axis=1) / 127  # the step each row's values are rounded to
+    looked_up = {}
+    for form, fold_bytes in FORMS.items():
+        monkeypatch.setattr("ner_fast.training.quantize.FOLD_BYTES", 1 << 20 if fold_bytes is None else fold_bytes)
+        graph = onnx.load(str(export_model(tmp_path / "m", tmp_path / form, quantize="int8") / "dynamic.onnx"))
+        assert "DequantizeLinear" not in {n.op_type for n in graph.graph.node}
+        scale_lookups = [n for n in graph.graph.node if n.op_type == "Gather" and n.input[0] == "word_embed_weight_scale"]
+        assert len(scale_lookups) == (0 if form == "folded" else 1)
+        graph.graph.output.append(helper.make_tensor_value_info(lookup, TensorProto.FLOAT, None))
+        rows = looked_up[form] = run_graph(graph, {"features": x})[-1]
+        assert (np.abs(rows - table[ids])[real] <= row_tolerance(scale[ids])[..., None][real]).all()
+        assert np.abs(rows - table[ids])[real].max() > 0  # int8, not the float rows
+        values, steps = initializer_values(graph.graph, ["word_embed_weight"])
+        np.testing.assert_allclose(values["word_embed_weight"][ids[real]], rows[real], rtol=0, atol=float(EPS32 * np.abs(table).max()))
+        assert steps["word_embed_weight"] == pytest.approx(scale.max(), rel=1e-6)
+    np.testing.assert_array_equal(looked_up["folded"], looked_up["int8 lookups"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_sentence_alone_and_batched_gets_the_same_probabilities_with_per_row_lookups(
+    bundled: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """The form a large word table takes (int8 rows gathered, then scaled by their gathered scales),
+    through `Tagger` as `tests/test_invariance.py` checks the bundled package: bit for bit."""
+    from ner_fast import Tagger
+
+    monkeypatch.setattr("ner_fast.training.quantize.FOLD_BYTES", 0)
+    corpus = bundled[:120]
+    make_checkpoint(tmp_path / "m", corpus=corpus, use_pos=False, hidden=16, word_dim=24)
+    package = export_model(tmp_path / "m", tmp_path / "pkg", quantize="int8")
+    graph = onnx.load(str(package / "dynamic.onnx"))
+    assert sum(n.op_type == "Gather" and n.input[0].endswith("_scale") for n in graph.graph.node) >= 2  # words and more
+    tagger = Tagger.load(package, device="cpu", threads=threads)
+    offsets = corpus.offsets.tolist()
+    sentences = [corpus.words[a:b] for a, b in zip(offsets, offsets[1:])][:40]
+    order = np.random.default_rng(threads).permutation(len(sentences))
+    tags, probs = tagger.tag_batch([sentences[i] for i in order], batch_size=16, proba=True)
+    assert len(probs) == len(sentences)
+    for k, i in enumerate(order):
+        alone_tags, alone_probs = tagger.tag(sentences[i], proba=True)
+        assert tags[k] == alone_tags
+        np.testing.assert_array_equal(probs[k], alone_probs)

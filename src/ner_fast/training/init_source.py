@@ -200,7 +200,7 @@ def initializer_values(graph: Any, names: Sequence[str]) -> tuple[dict[str, np.n
     or as an integer initializer `<name>_quantized` dequantized with `<name>_scale` and `<name>_zero_point`
     (or the scale and zero point its DequantizeLinear consumer names): per tensor, or per slice along the
     axis the consumer quantized (DequantizeLinear's `axis`, a DynamicQuantizeLSTM's direction axis 0, a
-    MatMulInteger's output columns; a DynamicQuantizeLSTM's weights are stored transposed and are
+    MatMulInteger's output columns, a table's rows: a (rows, 1) scale; a DynamicQuantizeLSTM's weights are stored transposed and are
     transposed back). KeyError for a weight found in none of these forms."""
     from onnx import numpy_helper
 
@@ -259,6 +259,8 @@ def initializer_values(graph: Any, names: Sequence[str]) -> tuple[dict[str, np.n
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int | None) -> np.ndarray:
     x = q.astype(np.float64)
+    if q.ndim == 2 and scale.shape == (q.shape[0], 1):  # a lookup table, one scale a row (`quantize.row_tables`)
+        return (x - zero.reshape(-1, 1)) * scale
     if scale.ndim == 0 or scale.size == 1:
         return (x - zero.reshape(())) * scale.reshape(())
     if scale.ndim == 1 and axis is not None and q.shape[axis] == scale.size:

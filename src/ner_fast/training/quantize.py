@@ -2,8 +2,9 @@
 
 `int8` (the default, `package.DEFAULT_QUANTIZE`) is batch-invariant: a sentence's output does not depend
 on what it is batched with, nor on the number of threads. `int8-dynamic` is faster on some CPUs and is
-not (opt-in). Both store the same int8 weights: onnxruntime's `quantize_dynamic` (QInt8, symmetric, one
-scale per tensor, per direction for an LSTM), after which `int8` rewrites the graph (`make_invariant`):
+not (opt-in). Both store the matrices' int8 weights as onnxruntime's `quantize_dynamic` makes them (QInt8,
+symmetric, one scale per tensor, per direction for an LSTM); `int8` quantizes the lookup tables one scale
+a row (`row_tables`, below) and rewrites the graph (`make_invariant`):
 
 - `DynamicQuantizeLSTM` quantizes its input with one scale computed over the whole batch, so one
   sentence's neighbours change its rounding. It becomes the float `LSTM` op on the stored int8 weights,
@@ -16,11 +17,18 @@ scale per tensor, per direction for an LSTM), after which `int8` rewrites the gr
   becomes one scale per row (max |x| over the last axis / 127; uint8 with the fixed zero point 128,
   which `MatMulInteger` takes as a scalar): integer accumulation is exact, so a row's result depends on
   that row only. The product is scaled by the row scale, then by the weight scale (`_scale_rows_first`).
-- The embedding and character tables (`Gather` then `DequantizeLinear` with constant scales) are per
-  element already and stay as they are.
+- The lookup tables (word, casing, POS embeddings and the character CNN's tables: a `Gather` from a
+  float matrix) are quantized by `row_tables` before `quantize_dynamic` runs, with one scale per row
+  instead of `quantize_dynamic`'s one for the table: with pretrained vectors (100,000 GloVe rows whose
+  norms differ from the trained rows') one scale per table rounds the small rows coarsely. Small
+  tables are dequantized once when the session is built; the word table's int8 rows and a float32
+  column of scales are gathered with the same ids and multiplied (`Cast` + `Mul`): either way each
+  looked-up value is one float32 product of two stored numbers, the same whatever the batch.
 
-The weights are not re-quantized: the rewrite reads the int8 values and scales `quantize_dynamic` stored,
-so rewriting an `int8-dynamic` package (`ner_fast.training.bundle --requantize`) keeps its weights exactly.
+`int8-dynamic` keeps `quantize_dynamic`'s per-table scales. Apart from the tables, `make_invariant` does
+not re-quantize: it reads the int8 values and scales `quantize_dynamic` stored, so rewriting an
+`int8-dynamic` package (`ner_fast.training.bundle --requantize`) keeps its weights exactly (its tables
+stay per table: the float rows are gone).
 """
 from __future__ import annotations
 
@@ -37,11 +45,87 @@ _MS_DOMAIN = "com.microsoft"
 ROW_ZERO_POINT = 128
 # A row of zeros gets this scale instead of 0, so x / scale is 0, not NaN.
 _TINY_SCALE = np.float32(1e-30)
+#: The largest lookup table (float32 bytes) `row_tables` dequantizes once when the session is built; a
+#: larger one is looked up in int8 and scaled row by row.
+FOLD_BYTES = 1 << 20
 
 
-def quantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxruntime dynamic int8 quantization of the weights (MatMul, LSTM, Gather): the `int8-dynamic`
-    scheme as written, and the weights `make_invariant` starts from."""
+def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 with one scale per row: (q int8 (N, D), scale float32 (N, 1)), scale = max |row| / 127
+    and q = round(row / scale) in [-127, 127], so q * scale is within scale / 2 of the row (a row of zeros:
+    scale 0, q 0). A row's q and scale depend on that row only."""
+    table = np.asarray(table, dtype=np.float32)
+    if table.ndim != 2:
+        raise ValueError(f"expected a (rows, columns) table, got shape {table.shape}")
+    scale = (np.abs(table).max(axis=1, keepdims=True) / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))
+    q = np.clip(np.round(table / safe), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def row_tables(model: onnx.ModelProto, fold_bytes: int | None = None) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of a float graph in which each float (rows, columns) initializer read by `Gather` on axis 0
+    (an embedding or character table) is stored as `quantize_rows` of it: q as `<table>_quantized`, the
+    scales as `<table>_scale` (the names `quantize_dynamic` gives, which `init_source` reads back).
+
+    A table whose float32 copy is at most `fold_bytes` (default `FOLD_BYTES`: the casing and character
+    tables) is dequantized whole, `Mul(Cast(q), scale)` of constants under the table's name, which
+    onnxruntime folds once when the session is built: its lookups are float lookups, as cheap as before.
+    A larger one (the word embedding: 100,000 x 50 floats are 20 MB) stays int8 in memory: each `Gather`
+    becomes `Mul(Cast(Gather(q, ids)), Gather(scale, ids))` under the node's output name. (On 2 cores,
+    scaling the character tables' 60 lookups a token that way too made tagging 8 to 11 % slower; one
+    word lookup a token costs nothing measurable: `benchmarks/row_scales.py`, docs/TRAINING.md.) Either way a looked-up
+    value is the float32 product of its two stored numbers. Returns the graph and the names of the
+    scale `Gather` nodes, which `quantize_dynamic` must leave float."""
+    fold_bytes = FOLD_BYTES if fold_bytes is None else fold_bytes
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    rw = _Rewriter(out)
+    folded: set[str] = set()
+    stored: set[str] = set()
+    scale_gathers = []
+    head, nodes = [], []  # the folded tables' Cast + Mul go first: every Gather comes after them
+    for node in out.graph.node:
+        table = node.input[0] if node.op_type == "Gather" and node.input else None
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        if table in folded or table not in rw.init or axis != 0 or rw.init[table].data_type != TensorProto.FLOAT \
+                or len(rw.init[table].dims) != 2:
+            nodes.append(node)
+            continue
+        q_name, scale_name = table + "_quantized", table + "_scale"
+        if table not in stored:
+            if q_name in rw.init or scale_name in rw.init:
+                raise ValueError(f"{table}: the graph already holds {q_name} or {scale_name}")
+            q, scale = quantize_rows(rw.array(table))
+            for name, value in ((q_name, q), (scale_name, scale)):
+                rw.init[name] = numpy_helper.from_array(value, name)
+                out.graph.initializer.append(rw.init[name])
+            stored.add(table)
+            if q.size * 4 <= fold_bytes:
+                out.graph.initializer.remove(rw.init.pop(table))  # its name now names the folded value
+                rw.new_nodes = []
+                rw.node("Mul", [rw.node("Cast", [q_name], table, to=TensorProto.FLOAT), scale_name], table, outputs=[table])
+                head.extend(rw.new_nodes)
+                folded.add(table)
+                nodes.append(node)
+                continue
+        base = node.name or table
+        ids = node.input[1]
+        rw.new_nodes = []
+        as_float = rw.node("Cast", [rw.node("Gather", [q_name, ids], base)], base, to=TensorProto.FLOAT)
+        scales = rw.node("Gather", [scale_name, ids], base)
+        scale_gathers.append(rw.new_nodes[-1].name)
+        rw.node("Mul", [as_float, scales], base, outputs=list(node.output))
+        nodes.extend(rw.new_nodes)
+    del out.graph.node[:]
+    out.graph.node.extend(head + nodes)
+    prune(out)  # the float tables
+    return out, scale_gathers
+
+
+def quantize_dynamic_int8(model: onnx.ModelProto, exclude: list[str] | None = None) -> onnx.ModelProto:
+    """onnxruntime dynamic int8 quantization of the weights (MatMul, LSTM, Gather; not the nodes named in
+    `exclude`): the `int8-dynamic` scheme as written, and the weights `make_invariant` starts from."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # The quantizer logs warnings on the root logger about tensors it rightly leaves alone (the int32
@@ -52,7 +136,7 @@ def quantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "int8.onnx"
-            quantize_dynamic(model, out, weight_type=QuantType.QInt8)
+            quantize_dynamic(model, out, weight_type=QuantType.QInt8, nodes_to_exclude=exclude or [])
             return onnx.load(out)
     finally:
         root.setLevel(level)
@@ -235,14 +319,15 @@ def prune(model: onnx.ModelProto) -> None:
 
 def quantize(model: onnx.ModelProto, scheme: str | None) -> onnx.ModelProto:
     """`model` (float32, as `export.build_graph` / `ensemble_graph` write it) under the `--quantize`
-    scheme: "int8" (`make_invariant` of `quantize_dynamic_int8`), "int8-dynamic" (`quantize_dynamic_int8`)
-    or "none" / None (unchanged)."""
+    scheme: "int8" (`make_invariant` of `quantize_dynamic_int8` of `row_tables`), "int8-dynamic"
+    (`quantize_dynamic_int8`) or "none" / None (unchanged)."""
     if scheme in (None, "none"):
         return model
     if scheme == "int8-dynamic":
         return quantize_dynamic_int8(model)
     if scheme == "int8":
-        return make_invariant(quantize_dynamic_int8(model))
+        rows, scale_gathers = row_tables(model)
+        return make_invariant(quantize_dynamic_int8(rows, exclude=scale_gathers))
     raise ValueError(f"unknown quantization {scheme!r}")
 
 
