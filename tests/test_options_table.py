@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 import ner_fast
 from ner_fast.cli import cli
@@ -18,6 +19,8 @@ from ner_fast.training.bundle import build_command
 COMMANDS: dict[str, click.Command] = {**cli.commands, "bundle": build_command}
 #: click's own options, not ner-fast's: the group's --version (--help is not among `params`).
 CLICKS_OWN = {"version"}
+#: click's "no default" (8.3 and later; before, None).
+UNSET = getattr(click.core, "UNSET", None)
 
 
 def _differences(name: str, command: click.Command) -> list[str]:
@@ -35,7 +38,12 @@ def _differences(name: str, command: click.Command) -> list[str]:
         if (param.help or "") != (opt.help_text() if training else opt.help):
             found.append(f"{name} {opt.cli_flag}: help {param.help!r} is not the row's")
         default = None if training else opt.default
-        if param.default != default and not (opt.multiple and param.default in (None, ())):
+        if opt.required != param.required:
+            found.append(f"{name} {opt.cli_flag}: required {param.required}, the row's {opt.required}")
+        elif opt.required:
+            if param.default not in (None, UNSET):  # a required option has no default (click's None or UNSET)
+                found.append(f"{name} {opt.cli_flag}: required, yet a default {param.default!r}")
+        elif param.default != default and not (opt.multiple and param.default in (None, ())):
             found.append(f"{name} {opt.cli_flag}: default {param.default!r}, the row's {default!r}")
         if opt.kind == "choice" and tuple(param.type.choices) != opt.choices:  # type: ignore[attr-defined]
             found.append(f"{name} {opt.cli_flag}: choices {param.type} are not the row's")
@@ -88,6 +96,26 @@ def test_a_hand_written_option_is_found() -> None:
         """A command whose --json has another help than its row."""
 
     assert len(_differences("info", changed)) == 1 and "help" in _differences("info", changed)[0]
+
+
+REQUIRED = sorted((c, o.cli_flag) for o in TABLE if o.required for c in o.commands)
+
+
+def test_the_table_has_required_options() -> None:
+    assert ("prepare", "--out") in REQUIRED and ("bundle", "--command") in REQUIRED
+
+
+@pytest.mark.parametrize(("name", "flag"), REQUIRED)
+def test_a_required_option_left_out_is_a_usage_error(name: str, flag: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line and exit 2 before anything is read (click 8.3 let an option whose default is None through:
+    `ner-fast prepare` without --out went on and ended in a TypeError traceback)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(COMMANDS[name], [])
+    assert result.exit_code == 2, result.output
+    assert f"Missing option '{flag}'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_click_option_is_written_outside_the_option_module() -> None:

@@ -194,6 +194,10 @@ class Option:
             "callback": callback, "show_default": not training, "metavar": self.metavar, "multiple": self.multiple,
             "required": self.required,
         }
+        if self.required:
+            # click (8.3) enforces `required` only on an option without a default, and an explicit None is one:
+            # `prepare` without --out went on with None (a traceback) instead of "Missing option '--out'".
+            del kwargs["default"]
         flag = self.cli_flag
         if self.kind == "bool":
             off = {"--fused": "--unfused"}.get(flag, "--no-" + flag[2:])
