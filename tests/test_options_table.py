@@ -125,3 +125,23 @@ def test_no_click_option_is_written_outside_the_option_module() -> None:
     written = [str(p.relative_to(package)) for p in sources
                if p.name != "option.py" and re.search(r"click\.option\(|click\.version_option\(", p.read_text("utf-8"))]
     assert written == ["cli/__init__.py"]  # the group's --version alone (click's own)
+
+
+BIG = "9" * 400  # an integer past float's range (1.8e308)
+
+
+def test_an_integer_past_floats_range_is_checked_whole() -> None:
+    """An int option takes any integer whole, and refuses one out of its range in one line (the check's
+    float() of it overflowed: a traceback for `--seed 9...9`, `--port 9...9`)."""
+    from ner_fast.errors import OptionError
+    from ner_fast.option_table import BY_NAME, row
+
+    assert BY_NAME["seed"].check(int(BIG)) == int(BIG)
+    assert row("tag", "batch_size").check(int(BIG)) == int(BIG)
+    with pytest.raises(OptionError, match=f"must be at least 0 and at most 65535, got {BIG}$"):
+        row("serve", "port").check(int(BIG))
+    with pytest.raises(OptionError, match="^--lr: "):
+        BY_NAME["learning_rate"].check(int(BIG))
+    for args in (["serve", "--port", BIG], ["train", "--directions", BIG], ["launch", "--workers", "-" + BIG]):
+        result = CliRunner().invoke(COMMANDS[args[0]], args[1:])
+        assert result.exit_code == 2 and args[1] in result.output, result.output
