@@ -74,3 +74,13 @@ def test_serve_settings_have_one_range_each() -> None:
         assert result.exit_code == 2 and opt.cli_flag in result.output, result.output
         checked += 1
     assert checked >= 12
+
+
+def test_a_timeout_is_kept_as_the_number_its_check_made() -> None:
+    """`Timeouts` keeps what its check returns: "5" (which the check, like every float option's, reads as 5.0)
+    was kept as the string, and the server would have handed uvicorn a str; the old check refused it."""
+    timeouts = Timeouts(headers="5", keep_alive=2)  # type: ignore[arg-type]
+    assert timeouts.headers == 5.0 and type(timeouts.headers) is float and type(timeouts.keep_alive) is float
+    assert Settings(timeouts=timeouts).timeouts.headers == 5.0
+    with pytest.raises(ValueError, match="^headers_timeout "):
+        Timeouts(headers="soon")  # type: ignore[arg-type]

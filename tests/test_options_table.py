@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 import ner_fast
 from ner_fast.cli import cli
@@ -18,6 +19,8 @@ from ner_fast.training.bundle import build_command
 COMMANDS: dict[str, click.Command] = {**cli.commands, "bundle": build_command}
 #: click's own options, not ner-fast's: the group's --version (--help is not among `params`).
 CLICKS_OWN = {"version"}
+#: click's "no default" (8.3 and later; before, None).
+UNSET = getattr(click.core, "UNSET", None)
 
 
 def _differences(name: str, command: click.Command) -> list[str]:
@@ -35,7 +38,12 @@ def _differences(name: str, command: click.Command) -> list[str]:
         if (param.help or "") != (opt.help_text() if training else opt.help):
             found.append(f"{name} {opt.cli_flag}: help {param.help!r} is not the row's")
         default = None if training else opt.default
-        if param.default != default and not (opt.multiple and param.default in (None, ())):
+        if opt.required != param.required:
+            found.append(f"{name} {opt.cli_flag}: required {param.required}, the row's {opt.required}")
+        elif opt.required:
+            if param.default not in (None, UNSET):  # a required option has no default (click's None or UNSET)
+                found.append(f"{name} {opt.cli_flag}: required, yet a default {param.default!r}")
+        elif param.default != default and not (opt.multiple and param.default in (None, ())):
             found.append(f"{name} {opt.cli_flag}: default {param.default!r}, the row's {default!r}")
         if opt.kind == "choice" and tuple(param.type.choices) != opt.choices:  # type: ignore[attr-defined]
             found.append(f"{name} {opt.cli_flag}: choices {param.type} are not the row's")
@@ -90,6 +98,26 @@ def test_a_hand_written_option_is_found() -> None:
     assert len(_differences("info", changed)) == 1 and "help" in _differences("info", changed)[0]
 
 
+REQUIRED = sorted((c, o.cli_flag) for o in TABLE if o.required for c in o.commands)
+
+
+def test_the_table_has_required_options() -> None:
+    assert ("prepare", "--out") in REQUIRED and ("bundle", "--command") in REQUIRED
+
+
+@pytest.mark.parametrize(("name", "flag"), REQUIRED)
+def test_a_required_option_left_out_is_a_usage_error(name: str, flag: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line and exit 2 before anything is read (click 8.3 let an option whose default is None through:
+    `ner-fast prepare` without --out went on and ended in a TypeError traceback)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(COMMANDS[name], [])
+    assert result.exit_code == 2, result.output
+    assert f"Missing option '{flag}'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_click_option_is_written_outside_the_option_module() -> None:
     package = Path(ner_fast.__file__).parent
     sources = sorted(package.rglob("*.py"))
@@ -97,3 +125,23 @@ def test_no_click_option_is_written_outside_the_option_module() -> None:
     written = [str(p.relative_to(package)) for p in sources
                if p.name != "option.py" and re.search(r"click\.option\(|click\.version_option\(", p.read_text("utf-8"))]
     assert written == ["cli/__init__.py"]  # the group's --version alone (click's own)
+
+
+BIG = "9" * 400  # an integer past float's range (1.8e308)
+
+
+def test_an_integer_past_floats_range_is_checked_whole() -> None:
+    """An int option takes any integer whole, and refuses one out of its range in one line (the check's
+    float() of it overflowed: a traceback for `--seed 9...9`, `--port 9...9`)."""
+    from ner_fast.errors import OptionError
+    from ner_fast.option_table import BY_NAME, row
+
+    assert BY_NAME["seed"].check(int(BIG)) == int(BIG)
+    assert row("tag", "batch_size").check(int(BIG)) == int(BIG)
+    with pytest.raises(OptionError, match=f"must be at least 0 and at most 65535, got {BIG}$"):
+        row("serve", "port").check(int(BIG))
+    with pytest.raises(OptionError, match="^--lr: "):
+        BY_NAME["learning_rate"].check(int(BIG))
+    for args in (["serve", "--port", BIG], ["train", "--directions", BIG], ["launch", "--workers", "-" + BIG]):
+        result = CliRunner().invoke(COMMANDS[args[0]], args[1:])
+        assert result.exit_code == 2 and args[1] in result.output, result.output

@@ -107,14 +107,14 @@ class Option:
             raise OptionError(self.cli_flag, "a value is required")
         try:
             value = self._normalise(value)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:  # Overflow: float() of an int past 1e308
             raise OptionError(self.cli_flag, str(err)) from None
         for v in [value] if self.kind in ("int", "float") else value if self.kind == "ints" else []:
             if (
                 (self.low is not None and (v < self.low or (self.low_open and v == self.low)))
                 or (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
             ):
-                raise OptionError(self.cli_flag, f"must be {self._range_text()}, got {v:g}")
+                raise OptionError(self.cli_flag, f"must be {self._range_text()}, got {_show(v)}")  # an int whole
         return value
 
     def _normalise(self, value: Any) -> Any:
@@ -124,8 +124,11 @@ class Option:
             if not isinstance(value, bool):
                 raise ValueError(f"expected true or false, got {value!r}")
         elif k == "int":
+            # An int is taken whole (float() of one past 1e308 overflows: a traceback for `--seed 9...9`);
             # `float(value).is_integer()` is false for NaN and infinity, which `int()` would raise on.
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                isinstance(value, numbers.Integral) or float(value).is_integer()
+            ):
                 raise ValueError(f"must be an integer, got {value!r}")
             value = int(value)
         elif k == "float":
@@ -194,6 +197,10 @@ class Option:
             "callback": callback, "show_default": not training, "metavar": self.metavar, "multiple": self.multiple,
             "required": self.required,
         }
+        if self.required:
+            # click (8.3) enforces `required` only on an option without a default, and an explicit None is one:
+            # `prepare` without --out went on with None (a traceback) instead of "Missing option '--out'".
+            del kwargs["default"]
         flag = self.cli_flag
         if self.kind == "bool":
             off = {"--fused": "--unfused"}.get(flag, "--no-" + flag[2:])

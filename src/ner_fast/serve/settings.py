@@ -53,7 +53,8 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check_setting(f"{f.name}_timeout", getattr(self, f.name))
+            # Kept as the check made it (a float): the check takes "5" as 5.0, which uvicorn would not.
+            object.__setattr__(self, f.name, check_setting(f"{f.name}_timeout", getattr(self, f.name)))
 
 
 @dataclass(frozen=True)
