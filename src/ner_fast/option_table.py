@@ -98,7 +98,7 @@ TABLE: tuple[Option, ...] = (
     Option("batch_size", "int", 50, "Sentences per batch (prepare: the default buckets need this many sentences).",
            "train", low=1, commands=("prepare", "train")),
     Option("epochs", "int", 30, "Epoch cap.", "train", low=1, resumable=True),
-    Option("patience", "int", 5, "Stop after this many epochs without a better validation entity F1.", "train",
+    Option("patience", "int", 5, "Stop after this many epochs without a better validation entity F1 (counted once it is above 0).", "train",
            low=0, zero="never", resumable=True),
     Option("learning_rate", "float", recipe(0.002, 0.01), "Adam learning rate.", "train", flag="--lr", low=0,
            low_open=True),

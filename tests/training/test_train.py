@@ -4,6 +4,7 @@ Every run here is a tiny network on the first sentences of the bundled corpus.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -101,11 +102,32 @@ def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     assert scores.loss == pytest.approx(logged["loss"], rel=float_tol(network_terms(config, 30), config.n_tags))
 
 
+def test_patience_counts_from_the_first_entity_found(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation F1 0 (everything tagged O, as a network from scratch on a few hundred sentences does for
+    its first epochs) is not yet a plateau: patience starts counting once an epoch finds an entity."""
+    f1s = iter([0.0, 0.0, 0.0, 0.2, 0.1, 0.1, 0.1])
+    real = train_module.run_epoch
+
+    def scripted(*args: Any, **kwargs: Any) -> Any:
+        scores, speed = real(*args, **kwargs)
+        if not kwargs["train"]:
+            scores = dataclasses.replace(scores, f1=next(f1s))
+        return scores, speed
+
+    monkeypatch.setattr(train_module, "run_epoch", scripted)
+    cfg = _cfg(prepared, tmp_path / "p", epochs=7, patience=2, average=0.0)
+    result = train(cfg, progress=False, echo=_quiet)
+    # Epochs 1-3 at 0 do not count; 4 finds entities; 5 and 6 are the two epochs without a better F1.
+    assert result.stopped == "patience" and len(result.history) == 6 and result.best_epoch == 4
+
+
 def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
-    # A learning rate of ~0 never improves on epoch 1's F1, so patience 1 stops after epoch 2.
+    # A learning rate of ~0 never improves on epoch 1's F1: patience 1 stops after epoch 2 if that F1 is
+    # above 0; at 0 (nothing found yet) patience does not count and the run goes to its epoch cap.
     result = train(_cfg(prepared, tmp_path / "p", epochs=5, patience=1, learning_rate=1e-12), progress=False, echo=_quiet)
-    assert result.stopped == "patience"
-    assert len(result.history) == 2
+    first = result.history[0]["valid"]["f1"]
+    assert all(h["valid"]["f1"] == first for h in result.history)
+    assert (result.stopped, len(result.history)) == (("patience", 2) if first > 0 else ("epochs", 5))
 
 
 def _stop_in_epoch_2(monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]) -> None:

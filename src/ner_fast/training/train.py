@@ -191,7 +191,10 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
         improved = va.f1 > state["best_f1"]
         if improved:
             state.update(best_f1=va.f1, best_epoch=epoch + 1, bad_epochs=0, best_is_average=averaging.get("kept") == "average")
-        else:
+        elif state["best_f1"] > 0:
+            # Patience counts from the first epoch that finds an entity: on a few hundred sentences a
+            # network from scratch tags everything O for several epochs before it starts (re3d, 250
+            # sentences: F1 0 for 5 epochs, then stopped by --patience 4 with nothing learnt).
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         state["interrupted"] = False
