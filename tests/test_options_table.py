@@ -145,3 +145,21 @@ def test_an_integer_past_floats_range_is_checked_whole() -> None:
     for args in (["serve", "--port", BIG], ["train", "--directions", BIG], ["launch", "--workers", "-" + BIG]):
         result = CliRunner().invoke(COMMANDS[args[0]], args[1:])
         assert result.exit_code == 2 and args[1] in result.output, result.output
+
+
+WRITTEN = [(name, row.cli_flag) for name in COMMANDS for row in command_rows(name) if row.kind in ("folder", "output")]
+
+
+def test_the_table_has_paths_to_write() -> None:
+    assert ("tag", "--output") in WRITTEN and ("prepare", "--out") in WRITTEN
+
+
+@pytest.mark.parametrize(("name", "flag"), WRITTEN)
+def test_an_empty_path_to_write_is_refused(name: str, flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Path("")` is the current folder: `tag --output ""` said ". exists: add --force" (and with --force
+    tried to replace it). An empty name is a usage error, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(COMMANDS[name], [flag, ""])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}': must not be empty" in result.output
+    assert list(tmp_path.iterdir()) == []

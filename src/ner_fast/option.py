@@ -218,9 +218,23 @@ class Option:
             "int": int, "float": float, "choice": click.Choice(self.choices),
             "path": click.Path(exists=True, dir_okay=False),
             "dir": click.Path(exists=True, file_okay=False, path_type=self.path_type),
-            "folder": click.Path(file_okay=False, path_type=self.path_type),
-            "output": click.Path(dir_okay=False, allow_dash=True, path_type=self.path_type),
+            "folder": _named_path(file_okay=False, path_type=self.path_type),
+            "output": _named_path(dir_okay=False, allow_dash=True, path_type=self.path_type),
         }.get(self.kind, str)  # fmt: skip
+
+
+def _named_path(**kwargs: Any) -> Any:
+    """click's Path for a path to write, refusing an empty name: as `Path("")` it is the current folder
+    (`tag --output ""` offered to replace "." with --force)."""
+    import click
+
+    class Named(click.Path):  # type: ignore[misc]
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, str) and not value.strip():
+                self.fail("must not be empty", param, ctx)
+            return super().convert(value, param, ctx)
+
+    return Named(**kwargs)
 
 
 def _shown_range(kind: str, **bounds: Any) -> Any:
