@@ -163,3 +163,12 @@ def test_an_empty_path_to_write_is_refused(name: str, flag: str, tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert f"Invalid value for '{flag}': must not be empty" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_recorded_build_command_must_not_be_empty(tmp_path: Path) -> None:
+    """`bundle --command` is what model.json records as the command that built the package: an empty one
+    records nothing, so it is refused (one line, exit 2) before any work."""
+    result = CliRunner().invoke(COMMANDS["bundle"], [str(tmp_path), "--command", " ", "--out", str(tmp_path / "pkg")])
+    assert result.exit_code == 2, result.output
+    assert "--command" in result.output and "must not be empty" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -292,7 +292,7 @@ TABLE: tuple[Option, ...] = (
            commands=("bundle",)),
     Option("out", "folder", DEFAULT_PACKAGE, "Package folder to write (replaced only when complete).",
            commands=("bundle",)),
-    Option("command", "str", None, "The command that built it, recorded in model.json.", required=True,
+    Option("command", "text", None, "The command that built it, recorded in model.json.", required=True,
            commands=("bundle",)),
     Option("checkpoint", "choice", "best", "", choices=CHECKPOINTS, commands=("bundle",)),
     Option("ensemble", "dir", None, "Another run trained on the same data, exported with RUN_DIR as one ensemble"
