@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ner_fast.corpus import Corpus, read_corpus
-from ner_fast.package import default_package_path
+from ner_fast.recase import MODES
 from ner_fast.schemes import iob1_to_iob2
 from ner_fast.tagger import Tagger
 from text import documents, f1, recased  # benchmarks/text.py: raw text, character spans, re-casing
 from vectors import CROSS_TYPES  # benchmarks/vectors.py: GMB's types that the cross corpora share
 from _machine import write_json  # the CPU (model, flags, cores) in every result
+from defaults import package_arg  # benchmarks/defaults.py: `--package NAME=DIR|default`, written once
 
-MODES = ("as written", "lower", "upper", "title")
+CASINGS = ("as written", *MODES)
 
 
 def shared_types_only(corpus: Corpus) -> Corpus:
@@ -41,14 +42,14 @@ def shared_types_only(corpus: Corpus) -> Corpus:
 def measure(tagger: Tagger, corpus: Corpus) -> dict[str, Any]:
     """Entity F1 (PER/ORG/LOC by character span) of `tagger` on `corpus` as raw text, each casing."""
     rows: dict[str, Any] = {}
-    for mode in MODES:
+    for mode in CASINGS:
         texts, _, _, gold = documents(corpus if mode == "as written" else recased(corpus, mode), 1)
         predicted = {
             (d, CROSS_TYPES[e.label], e.start, e.end)
             for d, doc in enumerate(tagger.pipe(texts, n_threads=2)) for e in doc.entities if e.label in CROSS_TYPES
         }
         rows[mode] = f1(gold, predicted)
-    for mode in MODES[1:]:
+    for mode in MODES:
         base = rows["as written"]["f1"]
         rows[mode]["ratio_to_as_written"] = round(rows[mode]["f1"] / base, 3) if base else None
     return rows
@@ -57,7 +58,7 @@ def measure(tagger: Tagger, corpus: Corpus) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path, help="a CoNLL corpus tagged PER/ORG/LOC (e.g. wikigold)")
-    parser.add_argument("--package", action="append", required=True, metavar="NAME=DIR",
+    parser.add_argument("--package", type=package_arg, action="append", required=True, metavar="NAME=DIR",
                         help="a model package, DIR `default` for the bundled one (repeatable)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -65,11 +66,7 @@ def main() -> None:
     corpus = shared_types_only(read_corpus(args.corpus))
     result: dict[str, Any] = {"corpus": args.corpus.name, "sentences": len(corpus), "tokens": len(corpus.words),
                               "load_average_before": [round(x, 2) for x in os.getloadavg()], "packages": {}}
-    for spec in args.package:
-        name, sep, folder = spec.partition("=")
-        path = default_package_path() if folder == "default" else Path(folder)
-        if not sep or not (path / "manifest.json").exists():
-            raise SystemExit(f"--package {spec!r}: expected NAME=DIR with DIR a model package folder or `default`")
+    for name, path in args.package:
         rows = measure(Tagger.load(path, device="cpu", threads=1, workers=1), corpus)
         result["packages"][name] = {"package": str(path), "f1": rows}
         print(name, {mode: (row["f1"], row.get("ratio_to_as_written")) for mode, row in rows.items()})

@@ -67,10 +67,13 @@ def ints(text: str, allow_all: bool = False) -> list[int | None]:
 
 
 def package_arg(text: str) -> tuple[str, Path]:
+    """`--package NAME=DIR` of the benchmarks that measure packages as they are (this one, front.py,
+    cross.py): (NAME, the folder), DIR `default` for the bundled package; it must hold a package."""
     name, sep, where = text.partition("=")
-    if not sep or not name or not where:
-        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
-    return name, default_package_path() if where == "default" else Path(where)
+    path = default_package_path() if where == "default" else Path(where)
+    if not sep or not name or not (path / "manifest.json").exists():
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR with DIR a model package folder or `default`, got {text!r}")
+    return name, path
 
 
 def timed_passes(runs: dict[Any, Callable[[], Any]], repeats: int) -> dict[Any, list[float]]:

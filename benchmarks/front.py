@@ -52,10 +52,11 @@ from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import score
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import TagScheme
-from ner_fast.package import default_package_path, load_package
+from ner_fast.package import load_package
 from ner_fast.tagger import Tagger, make_session_options
 from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
 from _machine import write_json  # the CPU (model, flags, cores) in every result
+from defaults import package_arg  # benchmarks/defaults.py: `--package NAME=DIR|default`, written once
 
 # Variants `--train` knows: name -> ModelConfig overrides (TrainConfig.arch) of the tuned recipe.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -322,7 +323,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for trained variants and packages")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="a trained checkpoint (repeatable)")
-    parser.add_argument("--package", action="append", default=[], metavar="NAME=DIR",
+    parser.add_argument("--package", type=package_arg, action="append", default=[], metavar="NAME=DIR",
                         help="a model package measured as it is, DIR `default` for the bundled one (repeatable)")
     parser.add_argument("--train", help=f"variants to train here, comma separated, or 'all' ({', '.join(VARIANTS)})")
     parser.add_argument("--epochs", type=int, default=3, help="--train: epochs of every variant (default 3)")
@@ -354,13 +355,7 @@ def main() -> None:
             raise SystemExit(f"--train: unknown variants {unknown} (known: {', '.join(VARIANTS)})")
         for name in names:
             models[name] = train_variant(name, args.out / "models" / name, args.epochs, args.max_sentences, args.seed)
-    packages: dict[str, Path] = {}
-    for spec in args.package:
-        name, sep, folder = spec.partition("=")
-        path = default_package_path() if folder == "default" else Path(folder)
-        if not sep or not name or not (path / "manifest.json").exists():
-            raise SystemExit(f"--package {spec!r}: expected NAME=DIR with DIR a model package folder or `default`")
-        packages[name] = path
+    packages: dict[str, Path] = dict(args.package)
     if not models and not packages:
         raise SystemExit("nothing to measure: give --model NAME=DIR, --package NAME=DIR or --train NAMES")
     kinds = args.quantize.split(",")

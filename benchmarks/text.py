@@ -53,7 +53,7 @@ import numpy as np
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.package import default_package_path
 from ner_fast.prepare import split_corpus
-from ner_fast.recase import recase_word
+from ner_fast.recase import MODES, recase_word
 from ner_fast.schemes import chunks
 from ner_fast.tagger import Tagger
 from ner_fast.text import join_tokens, segment, tokenize
@@ -140,41 +140,6 @@ def spans_of_tags(doc: int, tags: Sequence[Sequence[str]], offsets: Sequence[tup
         base += len(sentence)
 
 
-def recased(corpus: Corpus, mode: str) -> Corpus:
-    """`corpus` with every token re-cased (`mode`: lower, upper or title), tags and sentences unchanged."""
-    return Corpus([recase_word(w, mode) for w in corpus.words], corpus.pos, corpus.tags, corpus.offsets, corpus.source, corpus.format)
-
-
-def casing_rows(tagger: Tagger, valid: Corpus, group: int) -> dict[str, Any]:
-    """Entity F1 of `tagger` on `valid` re-cased each way: raw text through `pipe`, tokens through
-    `tag_batch`; the ratio to the as-written F1 of each path."""
-    rows: dict[str, Any] = {}
-    for mode in ("as written", "lower", "upper", "title"):
-        corpus = valid if mode == "as written" else recased(valid, mode)
-        texts, gold_words, offsets, gold = documents(corpus, group)
-        predicted = {(d, e.label, e.start, e.end) for d, doc in enumerate(tagger.pipe(texts, n_threads=2)) for e in doc.entities}
-        flat = [s for doc in gold_words for s in doc]
-        row = {"raw_text": f1(gold, predicted)["f1"], "pretokenized": f1(gold, _doc_spans(tagger.tag_batch(flat), gold_words, offsets))["f1"]}
-        rows[mode] = row
-        print(f"casing {mode}: {row}")
-    for mode in ("lower", "upper", "title"):
-        rows[mode]["ratio_to_as_written"] = {k: round(rows[mode][k] / rows["as written"][k], 3) if rows["as written"][k] else None
-                                             for k in rows["as written"]}
-    return rows
-
-
-def _crf_casing(crf: tuple[Any, "Features"], valid: Corpus, group: int) -> dict[str, float]:
-    """The CRF's entity F1 on the gold tokens of `valid` as written and re-cased each way."""
-    model, features = crf
-    out = {}
-    for mode in ("as written", "lower", "upper", "title"):
-        corpus = valid if mode == "as written" else recased(valid, mode)
-        _, gold_words, offsets, gold = documents(corpus, group)
-        flat = [s for doc in gold_words for s in doc]
-        out[mode] = f1(gold, _doc_spans(model.predict([features.sentence(s) for s in flat]), gold_words, offsets))["f1"]
-    return out
-
-
 def _doc_spans(tags: Sequence[Sequence[str]], gold_words: Sequence[Sequence[Sequence[str]]],
                offsets: Sequence[Sequence[tuple[int, int]]]) -> set[Span]:
     """The character spans of per-sentence `tags` over the documents' sentences, in order."""
@@ -184,6 +149,37 @@ def _doc_spans(tags: Sequence[Sequence[str]], gold_words: Sequence[Sequence[Sequ
         spans.update(spans_of_tags(d, tags[k : k + len(doc_words)], offsets[d]))
         k += len(doc_words)
     return spans
+
+
+def recased(corpus: Corpus, mode: str) -> Corpus:
+    """`corpus` with every token re-cased (`mode`: one of `recase.MODES`), tags and sentences unchanged."""
+    return Corpus([recase_word(w, mode) for w in corpus.words], corpus.pos, corpus.tags, corpus.offsets, corpus.source, corpus.format)
+
+
+def casing_rows(tagger: Tagger, valid: Corpus, group: int, as_written: dict[str, float]) -> dict[str, Any]:
+    """Entity F1 of `tagger` on `valid` re-cased each way (`recase.MODES`): raw text through `pipe`, tokens
+    through `tag_batch`, and each as a ratio of `as_written` (the same two F1s on `valid` as it is)."""
+    rows: dict[str, Any] = {"as written": as_written}
+    for mode in MODES:
+        texts, gold_words, offsets, gold = documents(recased(valid, mode), group)
+        predicted = {(d, e.label, e.start, e.end) for d, doc in enumerate(tagger.pipe(texts, n_threads=2)) for e in doc.entities}
+        flat = [s for doc in gold_words for s in doc]
+        row = {"raw_text": f1(gold, predicted)["f1"], "pretokenized": f1(gold, _doc_spans(tagger.tag_batch(flat), gold_words, offsets))["f1"]}
+        row["ratio_to_as_written"] = {k: round(row[k] / v, 3) if v else None for k, v in as_written.items()}
+        rows[mode] = row
+        print(f"casing {mode}: {row}")
+    return rows
+
+
+def _crf_casing(crf: tuple[Any, "Features"], valid: Corpus, group: int) -> dict[str, float]:
+    """The CRF's entity F1 on the gold tokens of `valid` re-cased each way (`recase.MODES`)."""
+    model, features = crf
+    out = {}
+    for mode in MODES:
+        _, gold_words, offsets, gold = documents(recased(valid, mode), group)
+        flat = [s for doc in gold_words for s in doc]
+        out[mode] = f1(gold, _doc_spans(model.predict([features.sentence(s) for s in flat]), gold_words, offsets))["f1"]
+    return out
 
 
 # ------------------------------------------------------------------------------------------ the CRF peer
@@ -262,11 +258,7 @@ def crf_peer(
         sentences = [words[a:b] for a, b in zip(sent[:-1], sent[1:])]
         crf_tags = crf.predict([features.sentence(s) for s in sentences]) if sentences else []
         crf_raw.update(spans_of_tags(d, crf_tags, list(zip(starts, ends))))
-    crf_tags = crf.predict([features.sentence(s) for s in flat_sentences])
-    crf_pre, k = set(), 0
-    for d, doc_words in enumerate(gold_words):
-        crf_pre.update(spans_of_tags(d, crf_tags[k : k + len(doc_words)], offsets[d]))
-        k += len(doc_words)
+    crf_pre = _doc_spans(crf.predict([features.sentence(s) for s in flat_sentences]), gold_words, offsets)
     facts = {"iterations": iterations, "train_seconds": round(seconds, 1), "train_sentences": len(train)}
     return facts, {"crf_raw_text": f1(gold, crf_raw), "crf_pretokenized": f1(gold, crf_pre)}, (crf, features)
 
@@ -340,11 +332,7 @@ def main() -> None:
     # Entity F1 by character span.
     docs = list(tagger.pipe(texts, n_threads=2))
     predicted = {(d, e.label, e.start, e.end) for d, doc in enumerate(docs) for e in doc.entities}
-    tags = tagger.tag_batch(flat_sentences)
-    pre, k = set(), 0
-    for d, doc_words in enumerate(gold_words):
-        pre.update(spans_of_tags(d, tags[k : k + len(doc_words)], offsets[d]))
-        k += len(doc_words)
+    pre = _doc_spans(tagger.tag_batch(flat_sentences), gold_words, offsets)
     result["f1"] = {"package_raw_text": f1(gold, predicted), "package_pretokenized": f1(gold, pre)}
     print("package F1: raw", result["f1"]["package_raw_text"]["f1"], "pre-tokenized", result["f1"]["package_pretokenized"]["f1"])
 
@@ -386,7 +374,8 @@ def main() -> None:
     print("latency:", lat)
 
     if args.casing:
-        result["casing"] = casing_rows(tagger, valid, args.group)
+        written = {"raw_text": result["f1"]["package_raw_text"]["f1"], "pretokenized": result["f1"]["package_pretokenized"]["f1"]}
+        result["casing"] = casing_rows(tagger, valid, args.group, written)
 
     # The CRF peer. Close the tagger first: its sessions' memory arenas hold gigabytes after tag_batch.
     del tagger, docs
@@ -396,6 +385,7 @@ def main() -> None:
         result["crf"], crf_f1, crf = crf_peer(train, args.crf_iterations, texts, gold_words, offsets, flat_sentences, gold)
         result["f1"].update(crf_f1)
         if args.casing:
+            result["casing"]["as written"]["crf_pretokenized"] = result["f1"]["crf_pretokenized"]["f1"]
             for mode, row in _crf_casing(crf, valid, args.group).items():
                 result["casing"][mode]["crf_pretokenized"] = row
         margin = result["f1"]["package_raw_text"]["f1"] - result["f1"]["crf_raw_text"]["f1"]
