@@ -115,7 +115,8 @@ def label(threads: int | None) -> str:
 
 def measure(pkg: Path, sentences: list[list[str]], args: argparse.Namespace, d: dict[str, Any]) -> dict[str, Any]:
     tokens = sum(map(len, sentences))
-    taggers = {t: Tagger.load(pkg, device="cpu", threads=t) for t in args.threads}
+    # The default's thread count is measured too, even when --threads leaves it out (its cell is the baseline).
+    taggers = {t: Tagger.load(pkg, device="cpu", threads=t) for t in dict.fromkeys([*args.threads, d["threads"]])}
     for tagger in taggers.values():  # warm every bucket's session and arena once, outside the timing
         tagger.tag_batch(sentences[:512], batch_size=max(args.batch_sizes))
 
@@ -136,7 +137,7 @@ def measure(pkg: Path, sentences: list[list[str]], args: argparse.Namespace, d: 
 
     # One 20-token sentence at a time, for each T.
     twenty = [s for s in sentences if len(s) == 20][:300]
-    samples: dict[int | None, list[float]] = {t: [] for t in args.threads}
+    samples: dict[int | None, list[float]] = {t: [] for t in taggers}
     for _ in range(args.repeats):
         for s in twenty:
             for t, tagger in taggers.items():
