@@ -29,11 +29,10 @@ from ner_fast.atomic import read_json
 from ner_fast.errors import OptionError
 from ner_fast.features import CASING_CLASSES, ROW_CHARS
 from ner_fast.option import (  # noqa: F401 (names of the table's module, imported from here by others)
-    DEFAULT_RECIPE, FEEDS, RECIPE_NAMES, Option, _show, normalise_buckets, parse_buckets, parse_context,
-    parse_int_list, parse_split, recipe,
+    DEFAULT_RECIPE, RECIPE_NAMES, _show, parse_buckets, parse_context, parse_split,
 )
 from ner_fast.option_table import (  # noqa: F401
-    BY_NAME, KVSTORES, OPTIONS, RECIPES, check_values, default_of, given_options, options, recipe_defaults,
+    BY_NAME, OPTIONS, RECIPES, check_values, default_of, given_options, options, recipe_defaults,
 )
 
 # Casing ids: 0 is padding, then one per class of `features.CASING_CLASSES`.
