@@ -11,7 +11,9 @@ the default) and measured through the package:
   per/org/geo against PER/ORG/LOC (other types count as O), as written, lower- and upper-cased;
 - with `--small FILE`: training on the first N sentences (`--small-sizes`, default 500,1000) of that corpus
   (not GMB), validated on the next N/4; best validation entity F1;
-- with `--control`: a third variant without vectors at the vectors' word dimension (50 instead of 150);
+- with `--control`: a variant without vectors at the vectors' word dimension (50 instead of 150);
+- with `--wide-word-dim D`: a variant with the vectors inside a word embedding of D numbers (`--word-dim D`:
+  the vectors' 50, then D - 50 learned from zero; `training/rows.py`), per `--vector-words` value;
 - speed and size: package size, `Tagger.load` time (median of 5), `tag_batch` tokens/s over the GMB
   validation sentences (batch 64, one pass after a warm-up), p50 of one 20-token sentence (200 calls).
 
@@ -21,7 +23,7 @@ The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentenc
 `--small`: hours on 2 cores.
 
 Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2]
-[--epochs N] [--control] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
+[--epochs N] [--control] [--wide-word-dim D] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
 [--small-epochs N]] [--work DIR [--reuse]] [--speed-passes N] [--json FILE] [--table FILE]``
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -49,6 +51,36 @@ from _machine import write_json  # noqa: E402  (the CPU in every result)
 
 GMB_TRAIN_SENTENCES = 38_367  # the tutorial's sequential 80/20 split of the bundled corpus
 CROSS_TYPES = {"per": "PER", "org": "ORG", "geo": "LOC"}
+
+
+class Variant(NamedTuple):
+    """One column: its name (JSON keys, run folders), its table header, and what it trains with
+    (`word_dim` None: left out, so the recipe's 150, or with vectors theirs)."""
+
+    name: str
+    label: str
+    vectors: str | None = None
+    vector_words: int = 0
+    word_dim: int | None = None
+
+
+def variants_of(args: argparse.Namespace) -> list[Variant]:
+    """Without vectors; with `--control` the same at the vectors' word dimension; with the vectors once per
+    `--vector-words` value; with `--wide-word-dim D` the same inside a word embedding of D numbers."""
+    from ner_fast.vectors import vectors_dim
+
+    counts = [int(n) for n in args.vector_words.split(",") if n]
+    dim = vectors_dim(args.vectors) if args.control or args.wide_word_dim else 0
+    out = [Variant("none", "without vectors")]
+    if args.control:
+        out.append(Variant(f"none-{dim}", f"without, word dim {dim}", word_dim=dim))
+    out += [Variant(f"vectors-{n}", f"{args.vectors}, {n} words", args.vectors, n) for n in counts]
+    if args.wide_word_dim:
+        wide = args.wide_word_dim
+        if wide <= dim:
+            raise SystemExit(f"--wide-word-dim {wide}: must be more than the vectors' {dim} numbers")
+        out += [Variant(f"wide{wide}-{n}", f"{args.vectors} inside {wide}, {n} words", args.vectors, n, wide) for n in counts]
+    return out
 
 
 
@@ -123,15 +155,15 @@ def speed(package: Path, sentences: list[list[str]]) -> dict[str, float]:
             "p50_20_tokens_ms": 1000 * statistics.median(times)}
 
 
-def train_one(out: Path, data: str | None, seed: int, vectors: str | None, vector_words: int,
-              args: argparse.Namespace, max_sentences: int | None) -> dict[str, Any]:
+def train_one(out: Path, data: str | None, seed: int, variant: "Variant", args: argparse.Namespace,
+              max_sentences: int | None) -> dict[str, Any]:
     from ner_fast.training.train import train
 
     given: dict[str, Any] = {"epochs": args.epochs, "seed": seed, "max_sentences": max_sentences, "patience": 0}
-    if vectors:
-        given.update(vectors=vectors, vector_words=vector_words)
-    elif vector_words:  # a control without vectors at their word dimension: `vector_words` carries it
-        given.update(word_dim=vector_words)
+    if variant.vectors:
+        given.update(vectors=variant.vectors, vector_words=variant.vector_words)
+    if variant.word_dim is not None:  # left out: the recipe's (150), or with vectors theirs
+        given.update(word_dim=variant.word_dim)
     cfg = TrainConfig.from_options(str(out), data, **given)
     if args.reuse and (out / "state.json").exists():
         # A finished run of an earlier invocation in --work, made with these options: measured again, not retrained.
@@ -176,8 +208,7 @@ def table(result: dict[str, Any]) -> str:
         ("mean epoch (s)", "mean_epoch_s", "{:.0f}", 1),
     ]
     n = len(result["settings"]["seeds"])
-    head = " | ".join("without vectors" if v == "none" else f"without, word dim {v.split('-')[1]}" if v.startswith("none-")
-                      else f"{result['settings']['vectors']}, {v.split('-')[1]} words" for v in names)
+    head = " | ".join(result["labels"][v] for v in names)
     lines = [f"| {n} seed(s) | {head} |", "|---|" + "---|" * len(names)]
     for label, key, fmt, k in rows:
         cells = []
@@ -199,6 +230,8 @@ def main() -> None:
     parser.add_argument("--vector-words", default="100000", help="comma-separated: one variant each")
     parser.add_argument("--control", action="store_true", help="add a run without vectors at their word dimension"
                         " (is a difference the vectors' or the smaller dimension's?)")
+    parser.add_argument("--wide-word-dim", type=int, help="add a run per --vector-words value with the vectors inside"
+                        " a word embedding of this many numbers (e.g. 150: the vectors' 50, then 100 learned)")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-sentences", type=int, default=None, help="GMB sentences trained on (80%%) and validated on")
@@ -217,12 +250,7 @@ def main() -> None:
     from ner_fast.training.export import export_model
 
     seeds = [int(x) for x in args.seeds.split(",")]
-    variants = [("none", None, 0)] + [(f"vectors-{n}", args.vectors, int(n)) for n in args.vector_words.split(",") if n]
-    if args.control:
-        from ner_fast.vectors import vectors_dim
-
-        dim = vectors_dim(args.vectors)
-        variants.insert(1, (f"none-{dim}", None, dim))
+    variants = variants_of(args)
     bundled = read_corpus()
     valid = bundled[GMB_TRAIN_SENTENCES:]
     cross = read_corpus(args.cross) if args.cross else None
@@ -230,10 +258,10 @@ def main() -> None:
         work = args.work or Path(tmp)
         runs, packages = [], []
         for seed in seeds:
-            for name, vectors, n in variants:
-                out = work / f"gmb-{name}-{seed}"
-                run = {"variant": name, "seed": seed, **train_one(out, None, seed, vectors, n, args, args.max_sentences)}
-                packages.append(export_model(out, work / f"pkg-{name}-{seed}", force=True))
+            for v in variants:
+                out = work / f"gmb-{v.name}-{seed}"
+                run = {"variant": v.name, "seed": seed, **train_one(out, None, seed, v, args, args.max_sentences)}
+                packages.append(export_model(out, work / f"pkg-{v.name}-{seed}", force=True))
                 run.update(quality(Tagger.load(packages[-1]), valid, cross))
                 runs.append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
@@ -247,21 +275,23 @@ def main() -> None:
         small: dict[str, dict[str, float]] = {}
         if args.small:
             for size in (int(x) for x in args.small_sizes.split(",")):
-                for name, vectors, n in variants:
+                for v in variants:
                     small_args = argparse.Namespace(**{**vars(args), "epochs": args.small_epochs or args.epochs})
-                    f1s = [train_one(work / f"small-{size}-{name}-{seed}", str(args.small), seed, vectors, n, small_args,
+                    f1s = [train_one(work / f"small-{size}-{v.name}-{seed}", str(args.small), seed, v, small_args,
                                      size + size // 4)["best_valid_f1"] for seed in seeds]
-                    small.setdefault(str(size), {})[name] = statistics.mean(f1s)
+                    small.setdefault(str(size), {})[v.name] = statistics.mean(f1s)
     result = {
         "benchmark": "vectors",
         "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
-        "settings": {"vectors": args.vectors, "vector_words": args.vector_words, "seeds": seeds, "epochs": args.epochs,
+        "settings": {"vectors": args.vectors, "vector_words": args.vector_words,
+                     "wide_word_dim": args.wide_word_dim, "seeds": seeds, "epochs": args.epochs,
                      "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
                      "small": args.small and args.small.name, "small_epochs": args.small_epochs or args.epochs, "recipe": "tuned (the default), int8 packages",
                      "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"},
-        "variants": [v[0] for v in variants],
+        "variants": [v.name for v in variants],
+        "labels": {v.name: v.label for v in variants},
         "runs": runs,
-        "summary": {v[0]: summarise([r for r in runs if r["variant"] == v[0]]) for v in variants} | {"small": small},
+        "summary": {v.name: summarise([r for r in runs if r["variant"] == v.name]) for v in variants} | {"small": small},
     }
     text = table(result)
     print(text)

@@ -298,18 +298,22 @@ def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
 
 
 def vectors_word_dim(source: str, asked: int | None = None) -> int:
-    """The word dimension of a run with `--vectors source`: the vectors' (one rule: the word embedding
-    is the vectors, no projection). OptionError when `asked` (a given --word-dim) differs; the
-    vectors' one-line ValueError when `source` cannot be read."""
+    """The word dimension of a run with `--vectors source`: the vectors' when `asked` (a given --word-dim)
+    is None, else `asked`, the vectors then filling the first columns of each row (`training.rows`).
+    OptionError when `asked` is narrower than the vectors; the vectors' one-line ValueError when `source`
+    cannot be read."""
     from ner_fast.vectors import vectors_dim
 
     dim = vectors_dim(source)
-    if asked is not None and asked != dim:
+    if asked is None:
+        return dim
+    if asked < dim:
         raise OptionError(
             "--word-dim", f"{asked} conflicts with --vectors {source}, whose vectors have {dim} numbers a word;"
-            " leave --word-dim out (the word dimension follows the vectors)"
+            f" give at least {dim} (the vectors fill the first {dim} numbers of each word) or leave --word-dim out"
+            " (the word dimension follows the vectors)"
         )
-    return dim
+    return asked
 
 
 # --------------------------------------------------------------------------- the command line of `ner-fast train`

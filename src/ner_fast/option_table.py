@@ -89,7 +89,8 @@ TABLE: tuple[Option, ...] = (
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
     Option("vectors", "text", None, "Pretrained word vectors: glove-6b-50d (the `vectors` extra) or a GloVe/word2vec"
-           " text file. Known words start from them, the word dimension follows them (docs/TRAINING.md).", "data",
+           " text file. Known words start from them; the word dimension follows them, or a wider --word-dim holds them"
+           " in its first columns (docs/TRAINING.md).", "data",
            optional=True, commands=("prepare", "train")),
     Option("vector_words", "int", 100_000, "With --vectors: the words among this many most frequent of the vectors"
            " join the vocabulary after the training words.", "data", low=0, zero="only the training words",
@@ -126,7 +127,8 @@ TABLE: tuple[Option, ...] = (
     Option("char_dim", "int", 25, "Character embedding size.", "model", low=1),
     Option("filter_widths", "ints", [3], "Comma-separated character convolution widths.", "model", low=1),
     Option("filters", "int", 53, "Filters per width.", "model", low=1),
-    Option("word_dim", "int", 150, "Word embedding size.", "model", low=1),
+    Option("word_dim", "int", 150, "Word embedding size (with --vectors: theirs when left out, at least theirs when"
+           " given).", "model", low=1),
     Option("use_casing", "bool", recipe(True, False), "Add a casing-class embedding.", "model", flag="--casing"),
     Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1),
     Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),

@@ -211,11 +211,14 @@ def test_sizes_that_cannot_match_are_refused_naming_the_option(source: dict, tmp
     run = str(source["run"])
     with pytest.raises(OptionError, match=r"^--hidden: --init .* has hidden 7"):
         inherit_architecture(run, {"hidden": 8})
-    # --vectors of another width than SOURCE's words: blamed on --vectors, not on a --word-dim nobody gave.
+    # --vectors wider than SOURCE's words (6 numbers): blamed on --vectors, not on a --word-dim nobody gave;
+    # narrower ones fit inside SOURCE's word dimension (`training.rows`), which the run takes.
     vectors = tmp_path / "v.txt"
-    vectors.write_text("the 0.1 0.2 0.3\n", encoding="utf-8")
-    with pytest.raises(OptionError, match=rf"^--vectors: {vectors} has 3 numbers a word, --init .* has word_dim"):
+    vectors.write_text("the " + " ".join(["0.1"] * 7) + "\n", encoding="utf-8")
+    with pytest.raises(OptionError, match=rf"^--vectors: {vectors} has 7 numbers a word, --init .* has word_dim 6"):
         inherit_architecture(run, {"vectors": str(vectors)})
+    vectors.write_text("the 0.1 0.2 0.3\n", encoding="utf-8")
+    assert inherit_architecture(run, {"vectors": str(vectors)})["word_dim"] == 6
     inherited = inherit_architecture(run, {"dropout": 0.2})
     assert inherited["hidden"] == 7 and inherited["filter_widths"] == [2, 3] and inherited["dropout"] == 0.2
     src = load_source(run)

@@ -225,7 +225,7 @@ def test_vectors_changed_since_preparing_are_refused_before_anything_is_written(
     assert not (out / "config.json").exists()
 
 
-def test_train_refuses_vectors_of_another_width_than_the_word_dimension(glove: tuple[Path, Any], tmp_path: Path) -> None:
+def test_train_refuses_a_word_dimension_narrower_than_the_vectors(glove: tuple[Path, Any], tmp_path: Path) -> None:
     path, _ = glove
     with pytest.raises(OptionError, match="--word-dim: 7 conflicts with --vectors"):
         TrainConfig.from_options(str(tmp_path / "r"), vectors=str(path), word_dim=7)

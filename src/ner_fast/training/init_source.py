@@ -110,14 +110,15 @@ def inherit_architecture(spec: str, given: Mapping[str, Any]) -> dict[str, Any]:
     for name in MUST_MATCH:
         theirs = getattr(arch, name)
         if name == "word_dim" and name not in given and given.get("vectors") is not None:
-            # The word dimension follows the vectors; left to config it would blame a --word-dim nobody gave.
+            # SOURCE's word dimension, the vectors inside it (`training.rows`); narrower vectors are refused
+            # here: left to config, the error would blame a --word-dim nobody gave.
             from ner_fast.vectors import vectors_dim
 
             dim = vectors_dim(given["vectors"])
-            if dim != theirs:
+            if dim > theirs:
                 raise OptionError("--vectors", f"{given['vectors']} has {dim} numbers a word, --init {spec} has word_dim"
-                                  f" {theirs}; the words of both must have one size (vectors of {theirs} numbers, or"
-                                  " leave --vectors or --init out)")
+                                  f" {theirs}; the vectors must fit in SOURCE's words (vectors of at most {theirs}"
+                                  " numbers, or leave --vectors or --init out)")
         if name in given:
             if BY_NAME[name].check(given[name]) != theirs:
                 raise OptionError(BY_NAME[name].cli_flag, _mismatch(spec, name, theirs))

@@ -94,9 +94,10 @@ def set_up(
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     described = data.settings.get("vectors_source")
-    if described and described["dim"] != config.word_dim:
+    if described and described["dim"] > config.word_dim:
         raise OptionError("--word-dim", f"{config.word_dim}, but the vectors {described['name']} have {described['dim']}"
-                          " numbers a word; leave --word-dim out with --vectors (the word dimension follows them)")
+                          " numbers a word; give at least that many, or leave --word-dim out with --vectors (the word"
+                          " dimension follows them)")
     if source is not None:
         from ner_fast.training.init_source import check_architecture
 
@@ -283,11 +284,13 @@ def pretrained_vectors(cfg: TrainConfig, described: Mapping[str, Any]) -> Any:
 
 def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None]) -> np.ndarray:
     """The word embedding of a new run with `--vectors`: `fresh` with the row of every word the vectors
-    know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares)."""
+    know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares); in an embedding wider
+    than the vectors, its vector then zeros (`rows`' docstring says why)."""
     from ner_fast.training.rows import rows_by_word
 
-    rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh)
-    say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them")
+    rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh, wider=True)
+    inside = f" (their {vectors.dim} numbers, then {fresh.shape[1] - vectors.dim} zeros)" if fresh.shape[1] > vectors.dim else ""
+    say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them{inside}")
     return rows
 
 
