@@ -106,7 +106,8 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
 @pytest.mark.parametrize("field,flag", [("data", "DATA"), ("dev", "--dev"), ("vectors", "--vectors")])
 def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          field: str, flag: str) -> None:
-    # Paths are kept as given, so relative to where the run started; resumed elsewhere they are not found.
+    # A config.json written before paths were recorded absolute (`config.recorded_path`) kept them as given,
+    # relative to where the run started; resumed elsewhere they are not found.
     doc = json.loads((copy / "config.json").read_text())
     doc["train"][field] = "started-here/file.txt"
     (copy / "config.json").write_text(json.dumps(doc))

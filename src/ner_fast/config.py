@@ -191,6 +191,11 @@ class ModelConfig:
         return cls(**data)
 
 
+#: The options naming a file (or a prepared folder) a run reads, again when it is resumed and when `evaluate`
+#: rebuilds its validation split, by `TrainConfig` field: config.json records them absolute (`recorded_path`).
+INPUT_FILES = {"data": "DATA", "dev": "--dev", "vectors": "--vectors"}
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on; stored in `config.json` (section `train`).
@@ -255,9 +260,12 @@ class TrainConfig:
                               " --init trains there only with --freeze-epochs 0 --init-lr-scale 1")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict: the `train` section of config.json, the files the run reads recorded
+        absolute (`recorded_path`), so that `--resume` and `evaluate` read them again from any folder."""
         d = dataclasses.asdict(self)
         d["split"] = list(self.split)
+        for name, flag in INPUT_FILES.items():
+            d[name] = recorded_path(flag, d[name])
         return d
 
     @classmethod
@@ -423,14 +431,29 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
     return cfg
 
 
-def check_inputs_there(cfg: TrainConfig, who: str, verb: str) -> None:
-    """ValueError (exit 1) when a file of a recorded run that `who` reads again (DATA, --dev, --vectors: the data is
-    rebuilt; a resumed run, evaluate) is not found: its path is kept as given, so relative to the folder
-    the run started in; `verb` is what to do from there."""
+def recorded_path(flag: str, value: str | None) -> str | None:
+    """How config.json records the file (or prepared folder) that option `flag` (`INPUT_FILES`) names: its
+    absolute path, resolved from the folder the run is started in, so that a resumed run and `evaluate`
+    read the same file from any folder (a path as given meant another file, or none, from elsewhere).
+    A run folder is local to its machine; a package records paths portably (`package.portable_path`).
+    Named vectors (`--vectors glove-6b-50d`) are a name, not a path, and stay one; None stays None."""
     from ner_fast.vectors import is_named
 
-    for flag, value in (("DATA", cfg.data), ("--dev", cfg.dev), ("--vectors", cfg.vectors)):
+    if value is None or (flag == "--vectors" and is_named(value)):
+        return value
+    return str(Path(value).resolve())
+
+
+def check_inputs_there(cfg: TrainConfig, who: str, verb: str) -> None:
+    """ValueError (exit 1) when a file of a recorded run that `who` reads again (`INPUT_FILES`: the data is
+    rebuilt; a resumed run, evaluate) is not found. Runs record them absolute (`recorded_path`); runs
+    recorded before that kept them as given, relative to the folder the run started in, where `verb`
+    still finds them."""
+    from ner_fast.vectors import is_named
+
+    for name, flag in INPUT_FILES.items():
+        value = getattr(cfg, name)
         if value is None or (flag == "--vectors" and is_named(value)) or Path(value).exists():
             continue
-        raise ValueError(f"{cfg.out} was started with {flag} {value}, which {who} reads again; not found from"
-                         f" {Path.cwd()}: {verb} from the folder the run was started in, or put it back")
+        where = "" if Path(value).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"
+        raise ValueError(f"{cfg.out} was started with {flag} {value}, which {who} reads again; not found{where} put it back")
