@@ -119,6 +119,17 @@ def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: P
            "evaluate from the folder")
 
 
+def test_resume_names_a_teacher_that_is_gone_and_evaluate_does_not_need_it(copy: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = json.loads((copy / "config.json").read_text())
+    doc["train"]["teacher"] = "default,started-here/teacher"  # the bundled model's name is no path
+    (copy / "config.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 1, "--teacher started-here/teacher", "a resumed run reads again", "resume from the folder")
+    assert CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"]).exit_code == 0
+
+
 @pytest.mark.parametrize(
     "command,args,flag",
     [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),

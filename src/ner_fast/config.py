@@ -191,9 +191,11 @@ class ModelConfig:
         return cls(**data)
 
 
-#: The options naming a file (or a prepared folder) a run reads, again when it is resumed and when `evaluate`
-#: rebuilds its validation split, by `TrainConfig` field: config.json records them absolute (`recorded_path`).
-INPUT_FILES = {"data": "DATA", "dev": "--dev", "vectors": "--vectors"}
+#: The options naming files or folders a run reads, again when it is resumed, by `TrainConfig` field:
+#: config.json records them absolute (`recorded_path`). `evaluate` reads the data ones (`DATA_INPUTS`) to
+#: rebuild the validation split.
+INPUT_FILES = {"data": "DATA", "dev": "--dev", "vectors": "--vectors", "teacher": "--teacher"}
+DATA_INPUTS = ("data", "dev", "vectors")
 
 
 @dataclass
@@ -432,28 +434,41 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
 
 
 def recorded_path(flag: str, value: str | None) -> str | None:
-    """How config.json records the file (or prepared folder) that option `flag` (`INPUT_FILES`) names: its
+    """How config.json records the files or folders that option `flag` (`INPUT_FILES`) names: each by its
     absolute path, resolved from the folder the run is started in, so that a resumed run and `evaluate`
-    read the same file from any folder (a path as given meant another file, or none, from elsewhere).
+    read the same files from any folder (a path as given meant another file, or none, from elsewhere).
     A run folder is local to its machine; a package records paths portably (`package.portable_path`).
-    Named vectors (`--vectors glove-6b-50d`) are a name, not a path, and stay one; None stays None."""
+    A name is not a path and stays one (`_is_path`: `--vectors glove-6b-50d`, `--teacher default`); None stays None."""
+    if value is None:
+        return None
+    return ",".join(str(Path(p).resolve()) if _is_path(flag, p) else p for p in _sources(flag, value))
+
+
+def _sources(flag: str, value: str | None) -> list[str]:
+    """What option `flag`'s `value` names: --teacher's comma-separated sources, or the one value (none for None)."""
+    if value is None:
+        return []
+    return [p.strip() for p in value.split(",")] if flag == "--teacher" else [value]
+
+
+def _is_path(flag: str, source: str) -> bool:
+    """Whether `source` (a value of option `flag`, or one of --teacher's) is a path: not empty, not the name of
+    installed vectors (`--vectors glove-6b-50d`) nor of the bundled model (`--teacher default`)."""
+    from ner_fast.package import BUNDLED_NAMES
     from ner_fast.vectors import is_named
 
-    if value is None or (flag == "--vectors" and is_named(value)):
-        return value
-    return str(Path(value).resolve())
+    return bool(source) and not (flag == "--vectors" and is_named(source)) and not (flag == "--teacher" and source in BUNDLED_NAMES)
 
 
-def check_inputs_there(cfg: TrainConfig, who: str, verb: str) -> None:
-    """ValueError (exit 1) when a file of a recorded run that `who` reads again (`INPUT_FILES`: the data is
-    rebuilt; a resumed run, evaluate) is not found. Runs record them absolute (`recorded_path`); runs
+def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[str] = INPUT_FILES) -> None:
+    """ValueError (exit 1) when a file of a recorded run that `who` reads again (`names`, of `INPUT_FILES`: a
+    resumed run all, evaluate the data ones) is not found. Runs record them absolute (`recorded_path`); runs
     recorded before that kept them as given, relative to the folder the run started in, where `verb`
     still finds them."""
-    from ner_fast.vectors import is_named
-
-    for name, flag in INPUT_FILES.items():
-        value = getattr(cfg, name)
-        if value is None or (flag == "--vectors" and is_named(value)) or Path(value).exists():
-            continue
-        where = "" if Path(value).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"
-        raise ValueError(f"{cfg.out} was started with {flag} {value}, which {who} reads again; not found{where} put it back")
+    for name in names:
+        flag = INPUT_FILES[name]
+        for source in _sources(flag, getattr(cfg, name)):
+            if not _is_path(flag, source) or Path(source).exists():
+                continue
+            where = "" if Path(source).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"
+            raise ValueError(f"{cfg.out} was started with {flag} {source}, which {who} reads again; not found{where} put it back")

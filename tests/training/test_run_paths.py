@@ -1,7 +1,8 @@
-"""A run folder's config.json records the files the run reads (DATA, --dev, a --vectors file) by absolute path
-(`config.recorded_path`), so `train --resume` and `ner-fast evaluate` read the same files from any folder; runs
-recorded before (paths as given) still work from the folder they started in; named vectors stay a name; the
-package exported from such a run holds no absolute path (`package.portable_path`)."""
+"""A run folder's config.json records the files the run reads (DATA, --dev, a --vectors file, --teacher folders)
+by absolute path (`config.recorded_path`), so `train --resume` and `ner-fast evaluate` read the same files from
+any folder; runs recorded before (paths as given) still work from the folder they started in; names
+(`glove-6b-50d`, `default`) stay names; the package exported from such a run holds no absolute path
+(`package.portable_path`)."""
 from __future__ import annotations
 
 import json
@@ -80,6 +81,20 @@ def test_a_run_recorded_with_paths_as_given_still_works_from_its_folder(started:
     _ok(CliRunner().invoke(cli, ["train", "--resume", "run", "--epochs", "2", "--json"]))
     train = json.loads(path.read_text())["train"]  # written again: absolute from now on
     assert {k: train[k] for k in INPUTS} == {k: str((tmp_path / "a" / v).resolve()) for k, v in INPUTS.items()}
+
+
+def test_resume_reads_the_teachers_it_started_with_from_another_folder(started: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--teacher run,default`: a run folder by a relative path and the bundled model by its name.
+    assert (started / "best.params.npz").is_file()
+    args = ["train", INPUTS["data"], "--teacher", "run", "--out", "student", "--epochs", "1", "--word-dim", "4", "--json"]
+    _ok(CliRunner().invoke(cli, [*args, *TINY]))
+    monkeypatch.chdir(tmp_path / "b")
+    _ok(CliRunner().invoke(cli, ["train", "--resume", "../a/student", "--epochs", "2", "--json"]))
+    train = json.loads((started.parent / "student" / "config.json").read_text())["train"]
+    assert train["teacher"] == str(started.resolve())
+    recorded = TrainConfig(out="x", teacher="run, default,bundled").to_dict()["teacher"]
+    assert recorded == f"{(tmp_path / 'b' / 'run').resolve()},default,bundled"  # resolved from `b`; names stay names
 
 
 def test_named_vectors_stay_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
