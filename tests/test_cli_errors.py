@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from ner_fast.buckets import MAX_BUCKET_LENGTH
 from ner_fast.checkpoint import load_model
 from ner_fast.cli import cli
+from ner_fast.errors import OptionError
 from ner_fast.package import load_package
 from ner_fast.prepare import prepare
+from ner_fast.training.export import export_model
 
 TINY = ["--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "3", "--no-progress"]
 
@@ -103,7 +106,8 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
 @pytest.mark.parametrize("field,flag", [("data", "DATA"), ("dev", "--dev"), ("vectors", "--vectors")])
 def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          field: str, flag: str) -> None:
-    # Paths are kept as given, so relative to where the run started; resumed elsewhere they are not found.
+    # A config.json written before paths were recorded absolute (`config.recorded_path`) kept them as given,
+    # relative to where the run started; resumed elsewhere they are not found.
     doc = json.loads((copy / "config.json").read_text())
     doc["train"][field] = "started-here/file.txt"
     (copy / "config.json").write_text(json.dumps(doc))
@@ -113,6 +117,17 @@ def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: P
     result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
     _fails(result, 1, f"{flag} started-here/file.txt", "evaluate (rebuilding the validation split) reads again",
            "evaluate from the folder")
+
+
+def test_resume_names_a_teacher_that_is_gone_and_evaluate_does_not_need_it(copy: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = json.loads((copy / "config.json").read_text())
+    doc["train"]["teacher"] = "default,started-here/teacher"  # the bundled model's name is no path
+    (copy / "config.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 1, "--teacher started-here/teacher", "a resumed run reads again", "resume from the folder")
+    assert CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"]).exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -138,6 +153,32 @@ def test_bad_values_are_usage_errors_naming_the_option(tmp_path: Path, args: lis
     result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), *args])
     _fails(result, 2, flag)
     assert not (tmp_path / "o").exists()
+
+
+HUGE = ["999999999999999999999", "9" * 400, "10,8193"]
+
+
+@pytest.mark.parametrize("length", HUGE)
+@pytest.mark.parametrize("command", ["prepare", "train", "export"])
+def test_a_bucket_past_the_longest_is_a_usage_error(tmp_path: Path, command: str, length: str) -> None:
+    # It went on to lay out (or export) a bucket that long: an OverflowError or MemoryError traceback.
+    data = tmp_path / "x.conll"
+    data.write_text("Paris NNP B-geo\n. . O\n\n" * 20, encoding="utf-8")
+    first = str(tmp_path) if command == "export" else str(data)  # export's MODEL: an existing folder
+    result = CliRunner().invoke(cli, [command, first, "--out", str(tmp_path / "o"), "--buckets", length])
+    _fails(result, 2, "--buckets", f"at most {MAX_BUCKET_LENGTH}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_longest_bucket_is_taken_even_when_no_sentence_reaches_it(tmp_path: Path) -> None:
+    data = tmp_path / "x.conll"
+    data.write_text("Paris NNP B-geo\n. . O\n\n" * 20, encoding="utf-8")
+    buckets = f"3,{MAX_BUCKET_LENGTH}"
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "o"), "--buckets", buckets])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "prepared.json").read_text())["settings"]["buckets"] == [3, MAX_BUCKET_LENGTH]
+    with pytest.raises(OptionError, match="--buckets"):  # the Python API: the same check, before any work
+        export_model(tmp_path / "no-such-run", tmp_path / "pkg", buckets=str(MAX_BUCKET_LENGTH + 1))
 
 
 def test_gpu_context_on_a_cpu_only_build(prepared: Path, tmp_path: Path) -> None:

@@ -21,6 +21,10 @@ IGNORE_LABEL = -1
 #: bucket may hold; a longer sentence runs alone. 8192 tokens are ~100 MB of LSTM activations at the
 #: default dimensions, where one 2,000-token sentence padding 63 short ones took 2.7 GB.
 MAX_BATCH_TOKENS = 8192
+#: The longest bucket (`--buckets` of prepare, train and export): the tagger runs a longer sentence in
+#: pieces of `MAX_BATCH_TOKENS` (`cut_lengths`), so no longer padded length is ever used, and one batch
+#: of a bucket is its length times the batch size (a length of 10**21 ended in an OverflowError).
+MAX_BUCKET_LENGTH = MAX_BATCH_TOKENS
 
 
 def cut_lengths(lengths: np.ndarray, most: int = MAX_BATCH_TOKENS) -> np.ndarray:

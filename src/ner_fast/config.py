@@ -191,6 +191,13 @@ class ModelConfig:
         return cls(**data)
 
 
+#: The options naming files or folders a run reads, again when it is resumed, by `TrainConfig` field:
+#: config.json records them absolute (`recorded_path`). `evaluate` reads the data ones (`DATA_INPUTS`) to
+#: rebuild the validation split.
+INPUT_FILES = {"data": "DATA", "dev": "--dev", "vectors": "--vectors", "teacher": "--teacher"}
+DATA_INPUTS = ("data", "dev", "vectors")
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on; stored in `config.json` (section `train`).
@@ -255,9 +262,12 @@ class TrainConfig:
                               " --init trains there only with --freeze-epochs 0 --init-lr-scale 1")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict: the `train` section of config.json, the files the run reads recorded
+        absolute (`recorded_path`), so that `--resume` and `evaluate` read them again from any folder."""
         d = dataclasses.asdict(self)
         d["split"] = list(self.split)
+        for name, flag in INPUT_FILES.items():
+            d[name] = recorded_path(flag, d[name])
         return d
 
     @classmethod
@@ -427,14 +437,42 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
     return cfg
 
 
-def check_inputs_there(cfg: TrainConfig, who: str, verb: str) -> None:
-    """ValueError (exit 1) when a file of a recorded run that `who` reads again (DATA, --dev, --vectors: the data is
-    rebuilt; a resumed run, evaluate) is not found: its path is kept as given, so relative to the folder
-    the run started in; `verb` is what to do from there."""
+def recorded_path(flag: str, value: str | None) -> str | None:
+    """How config.json records the files or folders that option `flag` (`INPUT_FILES`) names: each by its
+    absolute path, resolved from the folder the run is started in, so that a resumed run and `evaluate`
+    read the same files from any folder (a path as given meant another file, or none, from elsewhere).
+    A run folder is local to its machine; a package records paths portably (`package.portable_path`).
+    A name is not a path and stays one (`_is_path`: `--vectors glove-6b-50d`, `--teacher default`); None stays None."""
+    if value is None:
+        return None
+    return ",".join(str(Path(p).resolve()) if _is_path(flag, p) else p for p in _sources(flag, value))
+
+
+def _sources(flag: str, value: str | None) -> list[str]:
+    """What option `flag`'s `value` names: --teacher's comma-separated sources, or the one value (none for None)."""
+    if value is None:
+        return []
+    return [p.strip() for p in value.split(",")] if flag == "--teacher" else [value]
+
+
+def _is_path(flag: str, source: str) -> bool:
+    """Whether `source` (a value of option `flag`, or one of --teacher's) is a path: not empty, not the name of
+    installed vectors (`--vectors glove-6b-50d`) nor of the bundled model (`--teacher default`)."""
+    from ner_fast.package import BUNDLED_NAMES
     from ner_fast.vectors import is_named
 
-    for flag, value in (("DATA", cfg.data), ("--dev", cfg.dev), ("--vectors", cfg.vectors)):
-        if value is None or (flag == "--vectors" and is_named(value)) or Path(value).exists():
-            continue
-        raise ValueError(f"{cfg.out} was started with {flag} {value}, which {who} reads again; not found from"
-                         f" {Path.cwd()}: {verb} from the folder the run was started in, or put it back")
+    return bool(source) and not (flag == "--vectors" and is_named(source)) and not (flag == "--teacher" and source in BUNDLED_NAMES)
+
+
+def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[str] = INPUT_FILES) -> None:
+    """ValueError (exit 1) when a file of a recorded run that `who` reads again (`names`, of `INPUT_FILES`: a
+    resumed run all, evaluate the data ones) is not found. Runs record them absolute (`recorded_path`); runs
+    recorded before that kept them as given, relative to the folder the run started in, where `verb`
+    still finds them."""
+    for name in names:
+        flag = INPUT_FILES[name]
+        for source in _sources(flag, getattr(cfg, name)):
+            if not _is_path(flag, source) or Path(source).exists():
+                continue
+            where = "" if Path(source).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"
+            raise ValueError(f"{cfg.out} was started with {flag} {source}, which {who} reads again; not found{where} put it back")

@@ -47,8 +47,8 @@ class Option:
     "context" (`parse_context`), "ints" (comma-separated integers, order kept), "buckets"
     (`parse_buckets`), "split" (`parse_split`) or "graph_buckets" (`check_graph_buckets`).
 
-    `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers (`*_open`: the bound
-    itself is excluded). `zero` says what 0 means, where 0 is special (shown in the help). `optional`:
+    `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers, each one of a list
+    kind (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in the help). `optional`:
     None is allowed (no value). `resumable`: `train --resume` may change it. `commands`: the CLI
     commands that offer it. `needs`: the option without which this one does nothing (giving this one
     alone is refused, `check_needs`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
@@ -109,13 +109,21 @@ class Option:
             value = self._normalise(value)
         except (TypeError, ValueError, OverflowError) as err:  # Overflow: float() of an int past 1e308
             raise OptionError(self.cli_flag, str(err)) from None
-        for v in [value] if self.kind in ("int", "float") else value if self.kind == "ints" else []:
+        for v in self._numbers(value):
             if (
                 (self.low is not None and (v < self.low or (self.low_open and v == self.low)))
                 or (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
             ):
                 raise OptionError(self.cli_flag, f"must be {self._range_text()}, got {_show(v)}")  # an int whole
         return value
+
+    def _numbers(self, value: Any) -> list[Any]:
+        """The numbers of a normalised `value` that `low`/`high` bound: the value, or its list's items."""
+        if self.kind in ("int", "float"):
+            return [value]
+        if self.kind in ("ints", "buckets"):
+            return list(value or ())
+        return graph_buckets(value, ()) if self.kind == "graph_buckets" else []
 
     def _normalise(self, value: Any) -> Any:
         """`value` as the kind's type; TypeError or ValueError saying what is wrong."""

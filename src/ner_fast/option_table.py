@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from ner_fast.buckets import MAX_BUCKET_LENGTH
 from ner_fast.corpus import TAG_FORMATS, TAGGED_FORMATS
 from ner_fast.decode import DECODERS
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES
@@ -83,8 +84,9 @@ TABLE: tuple[Option, ...] = (
            optional=True, commands=("prepare", "train")),
     Option("max_token_chars", "int", 20, "Characters kept per token (cut or padded).", "data", low=1,
            commands=("prepare", "train")),
-    Option("buckets", "buckets", None, "Bucket lengths, comma separated (default: every length with at least"
-           " --batch-size training sentences, the tutorial's rule).", "data", optional=True,
+    Option("buckets", "buckets", None, "Bucket lengths, comma separated, each at most"
+           f" {MAX_BUCKET_LENGTH} (default: every length with at least --batch-size training sentences, the"
+           " tutorial's rule).", "data", high=MAX_BUCKET_LENGTH, unit=" tokens", optional=True,
            commands=("prepare", "train")),
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
@@ -188,8 +190,9 @@ TABLE: tuple[Option, ...] = (
     Option("force", "flag", False, "Also write into a non-empty folder that is not a package (its other files are"
            " kept).", commands=("export",)),
     Option("buckets", "graph_buckets", DEFAULT_BUCKETS, "'dynamic' (one graph, free length; the fastest on CPU,"
-           " docs/ARCHITECTURE.md), 'auto' (one graph per training bucket too) or lengths like 10,20,40. The dynamic"
-           " graph is always written.", commands=("export",)),
+           " docs/ARCHITECTURE.md), 'auto' (one graph per training bucket too) or lengths like 10,20,40 (each at"
+           f" most {MAX_BUCKET_LENGTH}). The dynamic graph is always written.", high=MAX_BUCKET_LENGTH, unit=" tokens",
+           commands=("export",)),
     Option("quantize", "choice", DEFAULT_QUANTIZE, "int8: int8 weights, batch-invariant (a sentence's tags and scores"
            " do not depend on what it is batched with; the same F1 as float32, 4x smaller); int8-dynamic: activations"
            " quantized with one scale per batch, faster on some CPUs but NOT batch-invariant; none: float32 weights"

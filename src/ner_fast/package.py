@@ -60,6 +60,10 @@ QUANTIZATIONS = ("int8", "int8-dynamic", "none")
 DEFAULT_QUANTIZE = "int8"
 
 
+#: The names of the bundled package where a model folder is asked for (`--init default`, `--teacher bundled`).
+BUNDLED_NAMES = ("default", "bundled")
+
+
 def default_package_path() -> Path:
     """The folder of the pretrained package bundled with ner-fast (the one place that knows it).
 

@@ -23,11 +23,11 @@ from ner_fast.metrics import Accumulator, Scores, TagScheme
 
 def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
     """Rebuild the validation split of the run described by config.json document `doc`."""
-    from ner_fast.config import TrainConfig, check_inputs_there
+    from ner_fast.config import DATA_INPUTS, TrainConfig, check_inputs_there
     from ner_fast.training.run_setup import load_data
 
     cfg = TrainConfig.from_dict(doc["train"])
-    check_inputs_there(cfg, "evaluate (rebuilding the validation split)", "evaluate")
+    check_inputs_there(cfg, "evaluate (rebuilding the validation split)", "evaluate", DATA_INPUTS)
     # A run started with --init added its SOURCE's words to the corpus's (`run_setup._init_words`): the saved ones.
     data = load_data(cfg, check=False, words=vocabs.words.itos if doc.get("init") else ())
     if data.vocabs != vocabs:

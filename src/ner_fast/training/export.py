@@ -41,6 +41,7 @@ from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import LSTM_DIRECTIONS
 from ner_fast.option import graph_buckets
+from ner_fast.option_table import row
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
@@ -397,6 +398,7 @@ def export_model(
     `ensemble_graph`, with `_graph_facts` as its metadata) quantized, `_package_info`, `write_package`.
     """
     model_dir = Path(model_dir)
+    buckets = row("export", "buckets").check(buckets)  # the command line's check (OptionError), before any work
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
     quantize = None if quantize == "none" else quantize

@@ -2,7 +2,7 @@
 
 SOURCE is a training run folder (its `best.params.npz`), a model package folder (its `dynamic.onnx`,
 read back through `param_map.onnx_to_params`, int8 weights dequantized), or a short name of the bundled
-package (`BUNDLED_NAMES`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
+package (`package.BUNDLED_NAMES`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
 CRF scores are the package's (the members' mean: a package stores no other).
 
 What starts from SOURCE (`initial_params`), every other parameter keeping its fresh draw:
@@ -29,12 +29,11 @@ import numpy as np
 
 from ner_fast.config import BY_NAME, ModelConfig, OptionError
 from ner_fast.decode import CRF_PARAMS
+from ner_fast.package import BUNDLED_NAMES
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
 from ner_fast.vocab import Vocab, Vocabularies
 
-# `--init default` (or `bundled`): the package `Tagger.load()` opens (`package.default_package_path`).
-BUNDLED_NAMES = ("default", "bundled")
 # The member of an ensemble package that --init starts from.
 ENSEMBLE_MEMBER = 0
 # Architecture options whose sizes parameters depend on: SOURCE's, or refused when given otherwise.
