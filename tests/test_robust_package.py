@@ -154,3 +154,15 @@ def test_a_dask_run_sends_the_workers_the_named_package() -> None:
     from ner_fast.package import package_checksum
 
     assert package_ref("robust") == (str(ROBUST_PACKAGE.resolve()), package_checksum(ROBUST_PACKAGE))
+
+
+@pytest.mark.slow
+def test_robust_reproduces_its_recorded_validation_f1(robust: Tagger) -> None:
+    # The F1 the bundle step measured and recorded, measured again on the whole validation split (9,592
+    # sentences) with the tagger as a user opens it.
+    from ner_fast.training.bundle import score_tagger, validation_corpus
+
+    recorded = robust.package.model["provenance"]["validation"]
+    corpus = validation_corpus(robust.package.model["provenance"]["training"])
+    assert len(corpus) == recorded["sentences"] == 9592
+    assert score_tagger(robust, corpus).f1 == pytest.approx(recorded["f1"], abs=1e-4)

@@ -66,15 +66,15 @@ DEFAULT_QUANTIZE = "int8"
 
 @dataclass(frozen=True)
 class Bundled:
-    """A pretrained package shipped with ner-fast: where it lies, how to build it, what it is for."""
+    """A pretrained package shipped with ner-fast: where it lies and the command that builds it."""
 
     #: The module attribute holding its folder (read at call time, so tests can point it elsewhere).
     attribute: str
     build: str
-    summary: str
 
     @property
     def folder(self) -> Path:
+        """Its folder inside the installed ner_fast package."""
         return Path(globals()[self.attribute])
 
 
@@ -82,11 +82,10 @@ class Bundled:
 #: spaCy component's `package`, `ner-fast train --init NAME` / `--teacher NAME`). `bundled` is an alias
 #: of `default`.
 BUNDLED: dict[str, Bundled] = {
-    "default": Bundled("DEFAULT_PACKAGE", "./dev.sh build-model",
-                       "an int8 ensemble of two networks: the most accurate on text cased like news"),
-    "robust": Bundled("ROBUST_PACKAGE", "./dev.sh build-model robust",
-                      "one distilled network with GloVe 6B rows: robust to casing (lower, upper, title-cased"
-                      " text) and to words GMB never showed, 4x the default's throughput"),
+    # An int8 ensemble of two networks: the most accurate on text cased like news.
+    "default": Bundled("DEFAULT_PACKAGE", "./dev.sh build-model"),
+    # One distilled network with GloVe 6B rows: robust to casing and to words GMB never showed, 4x as fast.
+    "robust": Bundled("ROBUST_PACKAGE", "./dev.sh build-model robust"),
 }
 BUNDLED_ALIASES = {"bundled": "default"}
 #: Every name `bundled_package_path` takes.
