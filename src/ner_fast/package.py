@@ -12,8 +12,10 @@ A package (written by `ner_fast.training.export.write_package`) is a folder:
 list every file the tagger opens (`model.json`, the shared weights, every graph), whose format version
 is not one this code reads, or whose `model.json` lacks a field the tagger needs or holds a malformed
 one (`validate_model`): a `PackageError` naming the file and the field, never a KeyError later.
-`default_package_path()` is the pretrained package installed with ner-fast (package data, built by
-`./dev.sh build-model`, see `ner_fast.training.bundle`): what `Tagger.load()` opens when given no path.
+The pretrained packages installed with ner-fast (package data, built by `./dev.sh build-model`, see
+`ner_fast.training.bundle`) are named in one table, `BUNDLED`: `default` (alias `bundled`), what
+`Tagger.load()` opens when given no path, and `robust`, one distilled network robust to casing.
+`package_path` is the one rule turning what a user gives (a bundled name, a folder, None) into a folder.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ DYNAMIC = "dynamic"
 _NER_FAST = Path(__file__).resolve().parent
 # The bundled pretrained package, inside the installed ner_fast package.
 DEFAULT_PACKAGE = _NER_FAST / "models" / "default"
+# The second bundled package: one distilled network with GloVe rows, trained on re-cased copies too.
+ROBUST_PACKAGE = _NER_FAST / "models" / "robust"
 # How `corpus._read_bytes` names a zip archive's member: `ARCHIVE.zip[MEMBER]`, MEMBER maybe in folders of the archive.
 _ZIP_MEMBER = re.compile(r"(.+?\.zip)(\[.*\])", re.IGNORECASE | re.DOTALL)
 #: `ner-fast export --buckets` default: the dynamic graph alone. Measured (benchmarks/tagger.py --case graphs,
@@ -60,26 +64,70 @@ QUANTIZATIONS = ("int8", "int8-dynamic", "none")
 DEFAULT_QUANTIZE = "int8"
 
 
-#: The names of the bundled package where a model folder is asked for (`--init default`, `--teacher bundled`).
-BUNDLED_NAMES = ("default", "bundled")
+@dataclass(frozen=True)
+class Bundled:
+    """A pretrained package shipped with ner-fast: where it lies and the command that builds it."""
+
+    #: The module attribute holding its folder (read at call time, so tests can point it elsewhere).
+    attribute: str
+    build: str
+
+    @property
+    def folder(self) -> Path:
+        """Its folder inside the installed ner_fast package."""
+        return Path(globals()[self.attribute])
+
+
+#: The bundled packages by name (the one table: `Tagger.load(NAME)`, every CLI package argument, the
+#: spaCy component's `package`, `ner-fast train --init NAME` / `--teacher NAME`). `bundled` is an alias
+#: of `default`.
+BUNDLED: dict[str, Bundled] = {
+    # An int8 ensemble of two networks: the most accurate on text cased like news.
+    "default": Bundled("DEFAULT_PACKAGE", "./dev.sh build-model"),
+    # One distilled network with GloVe 6B rows: robust to casing and to words GMB never showed, 4x as fast.
+    "robust": Bundled("ROBUST_PACKAGE", "./dev.sh build-model robust"),
+}
+BUNDLED_ALIASES = {"bundled": "default"}
+#: Every name `bundled_package_path` takes.
+BUNDLED_NAMES = (*BUNDLED, *BUNDLED_ALIASES)
+
+
+def bundled_package_path(name: str = "default") -> Path:
+    """The folder of the bundled package `name` (a key of `BUNDLED` or an alias).
+
+    Raises PackageError for an unknown name, and when this installation lacks the package (a source tree
+    where it was never built), saying how to build it.
+    """
+    canonical = BUNDLED_ALIASES.get(name, name)
+    if canonical not in BUNDLED:
+        raise PackageError(f"{name!r} is not a bundled model package (those are: {', '.join(BUNDLED_NAMES)})")
+    bundled = BUNDLED[canonical]
+    if not (bundled.folder / MANIFEST_FILE).is_file():
+        raise PackageError(
+            f"{bundled.folder}: no bundled model package {canonical!r} in this installation; build it with"
+            f" `{bundled.build}` or pass the path of a package"
+        )
+    return bundled.folder
 
 
 def default_package_path() -> Path:
-    """The folder of the pretrained package bundled with ner-fast (the one place that knows it).
+    """The folder of the default pretrained package bundled with ner-fast (what `Tagger.load()` opens).
 
     Raises PackageError when this installation has none (a source tree where it was never built).
     """
-    if not (DEFAULT_PACKAGE / MANIFEST_FILE).is_file():
-        raise PackageError(
-            f"{DEFAULT_PACKAGE}: no bundled model package in this installation; build it with"
-            " `./dev.sh build-model` or pass the path of a package"
-        )
-    return DEFAULT_PACKAGE
+    return bundled_package_path("default")
 
 
 def package_path(path: str | os.PathLike[str] | None) -> Path:
-    """The package folder `path` names, the bundled one (`default_package_path`) for None."""
-    return default_package_path() if path is None else Path(path)
+    """The package folder `path` names: the default bundled package for None; the bundled package of
+    that name for a string that is exactly one of `BUNDLED_NAMES` (`default`, `bundled`, `robust`), even
+    when a folder of that name exists in the current directory (as spaCy resolves an installed package's
+    name before a path: write `./robust` for the folder); any other string or path is a folder."""
+    if path is None:
+        return default_package_path()
+    if isinstance(path, str) and path in BUNDLED_NAMES:
+        return bundled_package_path(path)
+    return Path(path)
 
 
 def portable_path(path: str | os.PathLike[str]) -> str:

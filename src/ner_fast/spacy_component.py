@@ -12,7 +12,8 @@
 The factory is registered through spaCy's entry points (`spacy_factories` in pyproject.toml), so
 `add_pipe("ner_fast")` works without importing ner_fast first. Config:
 
-- `package`: a model package folder (null: the bundled one);
+- `package`: a model package folder or a bundled package's name, `default` or `robust` (null: the default
+  bundled one; `package.package_path`);
 - `labels`: the label map (`ner_fast.labels`): "package", "conll", "ontonotes" or a JSON file;
 - `mode`: "keep" leaves the entities already in `doc.ents` (a rule-based `EntityRuler` before it) and adds
   only those of ner-fast that overlap none of them; "overwrite" puts ner-fast's entities first and removes

@@ -198,7 +198,9 @@ class Tagger:
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
-        With no `package`, the pretrained package bundled with ner-fast (`package.default_package_path()`).
+        With no `package`, the default pretrained package bundled with ner-fast; a bundled package's name
+        (`"default"`, `"robust"`: `package.BUNDLED`) opens that one, even where a folder of that name exists
+        (`"./robust"` is the folder; `package.package_path` is the rule).
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning

@@ -162,6 +162,27 @@ def test_the_bundled_package_gives_member_0_whose_tables_unfold() -> None:
     assert got.record()["sha256"] == hashlib.sha256((got.path / "manifest.json").read_bytes()).hexdigest()
 
 
+def test_init_robust_starts_a_tiny_run_from_the_second_bundled_package(tmp_path: Path) -> None:
+    # `--init robust`: the bundled name, resolved through the one table (package.BUNDLED); its sizes
+    # (hidden 200, 50-dimensional GloVe words) are inherited, its 100,000 vector words join the vocabulary.
+    from ner_fast.package import ROBUST_PACKAGE
+
+    data = write_conll(tmp_path / "gmb-like.conll", [list(zip(w, t)) for w, t in SOURCE_SENTENCES * 8])
+    out = tmp_path / "run"
+    args = [str(data), "--init", "robust", "--out", str(out), "--epochs", "1", "--patience", "0", "--batch-size", "8",
+            "--no-progress", "--freeze-epochs", "1", "--average", "0"]
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["init"]["source"] == "robust" and doc["init"]["kind"] == "package"
+    assert doc["init"]["sha256"] == hashlib.sha256((ROBUST_PACKAGE / "manifest.json").read_bytes()).hexdigest()
+    assert doc["model"]["hidden"] == 200 and doc["model"]["word_dim"] == 50
+    assert len(json.loads((out / "vocab.json").read_text())["words"]) > 100_000
+    # Frozen for its one epoch: the LSTM is still the package's.
+    src = load_source("robust")
+    np.testing.assert_array_equal(load_params(out / "last.params.npz")["lstm0_fwd_i2h_weight"], src.params["lstm0_fwd_i2h_weight"])
+
+
 @pytest.mark.parametrize("kind", ["run", "none"])
 def test_same_tags_start_from_the_sources_outputs(source: dict, kind: str, tmp_path: Path) -> None:
     """Domain adaptation (the source's tag set): before any update the new network tags sentences whose

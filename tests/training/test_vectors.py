@@ -177,6 +177,10 @@ def test_train_export_and_tag_with_vectors(glove: tuple[Path, dict[str, np.ndarr
     ).hexdigest()
     assert info["vectors"] == {"source": path.name, "name": path.name, "words": len(plain), "dim": DIM,
                                "sha256": expected_sha, "licence": None, "attribution": None}
+    # The vectors' notice travels with the package, checksummed with the rest (a file without a licence says so).
+    assert "ATTRIBUTION.md" in load_package(package).manifest["files"]
+    notice = (package / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    assert path.name in notice and expected_sha in notice and "Licence: not recorded" in notice
     tagger = Tagger.load(package)
     ids = next(tagger.features([["A", "quokka", "and", "an", "axolotl", "."]]))[0, ROW_WORD]
     assert ids[1] == words.index("quokka") and ids[4] == words.index("axolotl") and UNK not in (ids[1], ids[4])

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from ner_fast.cli.loading import PackageArgument
 from ner_fast.option_table import command_options
 
 #: Operators that quantize activations with one scale for the whole batch: a graph holding any of them
@@ -23,7 +24,8 @@ PER_BATCH_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantiz
 
 
 def model_card(package: str | Path | None = None) -> dict[str, Any]:
-    """The card of the package folder `package` (None: the bundled one), JSON-ready:
+    """The card of the package `package` (a folder or a bundled name, `package.package_path`; None: the
+    default bundled one), JSON-ready:
 
     `package` (path, checksum, format version, versions), `labels` (label, description and the
     validation scores of each: f1, precision, recall, support, when recorded), `validation`, `training`
@@ -169,10 +171,11 @@ def format_card(card: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.argument("package", type=PackageArgument(), required=False)
 @command_options("info")
-def info_command(package: Path | None, as_json: bool) -> None:
-    """Print the model card of the package folder PACKAGE (default: the bundled model): its labels with
+def info_command(package: str | Path | None, as_json: bool) -> None:
+    """Print the model card of the package PACKAGE (a folder, or a bundled package's name: default, robust;
+    default: the default bundled model): its labels with
     their descriptions and validation F1, training data and recipe, size, quantization and batch
     invariance, provenance, and speed as recorded (with the CPU)."""
     from ner_fast.package import PackageError

@@ -1,4 +1,5 @@
-"""Loading the tagger for a command (`ner-fast tag`, `ner-fast serve`): one rule for what a load warns about."""
+"""Loading the tagger for a command (`ner-fast tag`, `ner-fast serve`, `ner-fast info`): one rule for what a
+load warns about, and one for what a PACKAGE argument accepts."""
 from __future__ import annotations
 
 import warnings
@@ -8,10 +9,26 @@ from typing import Any
 import click
 
 
-def load_tagger(package: Path | None, **options: Any) -> Any:
-    """`Tagger.load(package, **options)` (None: the bundled package); each RuntimeWarning of the load
-    (e.g. `--device cuda` where onnxruntime has no CUDA, which then runs on the CPU) is echoed to stderr
-    as one `Warning: ...` line, not Python's two lines with our source."""
+class PackageArgument(click.ParamType):
+    """A command's PACKAGE argument: a bundled package's name (`package.BUNDLED_NAMES`, kept as the string
+    `package.package_path` resolves, even where a folder of that name exists: `./NAME` is the folder), or
+    an existing folder (a `Path`, checked as `click.Path(exists=True, file_okay=False)` does)."""
+
+    name = "package"
+    _folder = click.Path(exists=True, file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | Path:
+        from ner_fast.package import BUNDLED_NAMES
+
+        if isinstance(value, str) and value in BUNDLED_NAMES:
+            return value
+        return self._folder.convert(value, param, ctx)
+
+
+def load_tagger(package: str | Path | None, **options: Any) -> Any:
+    """`Tagger.load(package, **options)` (None: the bundled package; a bundled name: that package); each
+    RuntimeWarning of the load (e.g. `--device cuda` where onnxruntime has no CUDA, which then runs on the
+    CPU) is echoed to stderr as one `Warning: ...` line, not Python's two lines with our source."""
     from ner_fast.tagger import Tagger
 
     with warnings.catch_warnings(record=True) as caught:

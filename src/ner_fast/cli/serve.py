@@ -5,15 +5,16 @@ from pathlib import Path
 
 import click
 
+from ner_fast.cli.loading import PackageArgument
 from ner_fast.option_table import command_options
 from ner_fast.serve.settings import Limits, Settings, Timeouts
 
 
 @click.command()
-@click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.argument("package", type=PackageArgument(), required=False)
 @command_options("serve")
 def serve_command(
-    package: Path | None,
+    package: str | Path | None,
     host: str,
     port: int,
     threads: int,
@@ -33,7 +34,8 @@ def serve_command(
     labels: str,
     log_level: str,
 ) -> None:
-    """Serve the model package PACKAGE (default: the bundled model) over HTTP: POST /v1/entities,
+    """Serve the model package PACKAGE (a folder, or a bundled package's name: default, robust; default:
+    the default bundled model) over HTTP: POST /v1/entities,
     GET /v1/model, /healthz, /metrics, and a page at / to try it. SIGTERM stops it gracefully."""
     from ner_fast.cli.errors import user_errors
     from ner_fast.cli.loading import load_tagger

@@ -181,7 +181,7 @@ def write_doc(out: IO[str], fmt: str, doc: Any, colour: bool, palette: dict[str,
 
 
 def tag_file(
-    package: Path | None,
+    package: str | Path | None,
     input_path: Path | None,
     output: Path | None,
     input_format: str = "auto",
@@ -197,7 +197,7 @@ def tag_file(
     labels: str | None = None,
 ) -> int:
     """Tag `input_path` (stdin for None), or the document `text`, into `output` (stdout for None) with
-    the package folder `package` (None: the bundled one); returns the count of sentences (pre-tokenized
+    the package `package` (a folder or a bundled name; None: the default bundled one); returns the count of sentences (pre-tokenized
     input) or documents (raw text) written.
 
     Input holding no text at all (an empty or blank file or stdin, `text` empty or blank) is a
@@ -334,10 +334,11 @@ def tag_command(
     force: bool,
     labels: str,
 ) -> None:
-    """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package folder PACKAGE
-    (default: the package bundled with ner-fast).
+    """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package PACKAGE: a folder,
+    or a bundled package's name, default or robust (default: the default package bundled with ner-fast).
 
-    One path: a folder is the package (input from stdin), anything else the input. With --output-dir,
+    One path: a folder or a bundled name is the package (input from stdin), anything else the input
+    (./robust is the folder or file, never the bundled package). With --output-dir,
     any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
     """
     from ner_fast.cli.errors import user_errors
@@ -380,10 +381,15 @@ def tag_command(
             sys.exit(0)
 
 
-def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[Path | None, list[str]]:
-    """(package folder or None for the bundled one, the other paths): the first path is the package when
-    it is a folder (or when `first_is_package`)."""
+def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[str | Path | None, list[str]]:
+    """(package folder, bundled package name or None for the default bundled one, the other paths): the
+    first path is the package when it is a bundled name (`package.BUNDLED_NAMES`), a folder, or when
+    `first_is_package`."""
+    from ner_fast.package import BUNDLED_NAMES
+
     given = list(paths)
+    if given and given[0] in BUNDLED_NAMES:
+        return given[0], given[1:]
     if not given or not (first_is_package or Path(given[0]).is_dir()):
         return None, given
     package = Path(given.pop(0))
@@ -392,8 +398,8 @@ def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tup
     return package, given
 
 
-def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[Path | None, Path | None]:
-    """(package folder or None for the bundled one, input file or None for stdin) from the command's
+def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[str | Path | None, Path | None]:
+    """(package folder, bundled name or None for the default bundled one, input file or None for stdin) from the command's
     positional arguments: PACKAGE INPUT, or one of them (a folder is a package), or none."""
     if len(paths) > 2:
         raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)} (several inputs: --output-dir)")

@@ -58,6 +58,8 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "probs"
 # Second output of a model with the auxiliary POS head: (batch, L, n_pos) softmax over the POS vocabulary.
 POS_OUTPUT_NAME = "pos_probs"
+# Beside model.json in a package trained with --vectors: their attribution and licence (`vectors_notice`).
+NOTICE_FILE = "ATTRIBUTION.md"
 # Initializers at least this large go to the shared weights file; the small shape constants stay inline.
 EXTERNAL_MIN_BYTES = 256
 # Offsets in the weights file are multiples of this, so a runtime may map tensors straight from the file.
@@ -349,8 +351,28 @@ def write_package(
             (tmp / name).write_bytes(graph.SerializeToString())
         info = {**model_info, "format_version": FORMAT_VERSION, "buckets": buckets, "versions": dict(versions)}
         (tmp / MODEL_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_manifest(tmp, [MODEL_FILE, WEIGHTS_FILE, *graphs], versions)
+        notice = vectors_notice(info.get("vectors"))
+        if notice is not None:
+            (tmp / NOTICE_FILE).write_text(notice, encoding="utf-8")
+        write_manifest(tmp, [MODEL_FILE, WEIGHTS_FILE, *graphs, *([NOTICE_FILE] if notice is not None else [])], versions)
     return claim.path
+
+
+def vectors_notice(vectors: Mapping[str, Any] | None) -> str | None:
+    """The text of `NOTICE_FILE` for a package whose rows started from pretrained vectors (model.json
+    `vectors`): their name, licence and attribution, which must travel with the package (GloVe's PDDL
+    asks for none, but the package redistributes derived rows and says whose they are). None without
+    vectors. The file is listed in the manifest (checksummed like the rest), never read by the tagger."""
+    if not vectors:
+        return None
+    return (
+        f"# Word vectors in this package: {vectors.get('name')}\n\n"
+        "The word embedding rows of this model package started from pretrained word vectors (`ner-fast train"
+        f" --vectors {vectors.get('source')}`); model.json `vectors` records them ({vectors.get('words')} words x"
+        f" {vectors.get('dim')}, sha256 {vectors.get('sha256')}).\n\n"
+        f"- Attribution: {vectors.get('attribution') or 'not recorded'}\n"
+        f"- Licence: {vectors.get('licence') or 'not recorded'}\n"
+    )
 
 
 def _versions(opset: int) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """`ner-fast train --init SOURCE`: start a network from an earlier one.
 
 SOURCE is a training run folder (its `best.params.npz`), a model package folder (its `dynamic.onnx`,
-read back through `param_map.onnx_to_params`, int8 weights dequantized), or a short name of the bundled
-package (`package.BUNDLED_NAMES`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
+read back through `param_map.onnx_to_params`, int8 weights dequantized), or the name of a bundled
+package (`BUNDLED_NAMES`: `default`, its alias `bundled`, `robust`; `package.BUNDLED`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
 CRF scores are the package's (the members' mean: a package stores no other).
 
 What starts from SOURCE (`initial_params`), every other parameter keeping its fresh draw:
@@ -29,6 +29,7 @@ import numpy as np
 
 from ner_fast.config import BY_NAME, ModelConfig, OptionError
 from ner_fast.decode import CRF_PARAMS
+# `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
 from ner_fast.package import BUNDLED_NAMES
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
@@ -69,11 +70,11 @@ class Source:
 
 def resolve(spec: str) -> tuple[str, Path]:
     """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
-    from ner_fast.package import MANIFEST_FILE, PackageError, default_package_path
+    from ner_fast.package import MANIFEST_FILE, PackageError, bundled_package_path
 
-    if spec in BUNDLED_NAMES:
+    if spec in BUNDLED_NAMES:  # the name wins over a folder of that name, as everywhere (`package.package_path`)
         try:
-            return "package", default_package_path()
+            return "package", bundled_package_path(spec)
         except PackageError as err:
             raise OptionError("--init", str(err)) from None
     path = Path(spec)
