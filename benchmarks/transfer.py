@@ -212,7 +212,8 @@ def main() -> None:
             for size_spec in args.sizes.split(","):
                 size, dev_n = train_and_dev(len(pool), size_spec)
                 if dev_n == 0 or size + dev_n > len(pool):
-                    print(f"{name}: {size} + {dev_n} dev sentences exceed the {len(pool)} of {train_path}: skipped")
+                    print(f"{name}: {size_spec} training sentences leave fewer than 50 dev sentences of the"
+                          f" {len(pool)} of {train_path}: skipped")
                     continue
                 folder = args.out / name / f"{size_spec}-seed{seed}"
                 folder.mkdir(parents=True, exist_ok=True)
