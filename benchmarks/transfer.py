@@ -13,6 +13,8 @@ fifth as the test file (`split_corpus`):
   53 filters of width 3, words 150, casing 10);
 - `init`: the same with `--init default` (or `--init-source`; sizes taken from the package, `init_source.inherit_architecture`),
   `--freeze-epochs` and `--init-lr-scale` at their defaults unless given;
+- `vectors` (not run unless asked): `scratch` with `--vectors` (default `glove-6b-50d`), issue 24's
+  small-data comparison;
 - `crf`: sklearn-crfsuite with the features of `benchmarks/text.py` (`front.CRFPeer`), trained on the
   same `size` sentences.
 
@@ -44,7 +46,7 @@ from _machine import cpu_info, write_json  # noqa: E402  (the CPU in every resul
 from ner_fast.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
 
-SYSTEMS = ("scratch", "init", "crf")
+SYSTEMS = ("scratch", "init", "crf", "vectors")
 
 
 
@@ -97,6 +99,8 @@ def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out
     given: dict[str, Any] = {"epochs": args.epochs, "patience": args.patience, "seed": seed, "dev": str(dev_file)}
     if args.batch_size is not None:
         given["batch_size"] = args.batch_size
+    if system == "vectors":  # issue 24's small-data comparison: from scratch with pretrained word vectors
+        given["vectors"] = args.vectors
     if system == "init":
         given["init"] = args.init_source
         if args.freeze_epochs is not None:
@@ -140,6 +144,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for size, p in init.items():
             gaps[size] = {f"init_minus_{other}_points": round(100 * (p["f1_mean"] - out[corpus][other][size]["f1_mean"]), 2)
                           for other in ("scratch", "crf") if size in out[corpus].get(other, {})}
+        for size, p in out[corpus].get("vectors", {}).items():
+            if size in out[corpus].get("scratch", {}):
+                gaps.setdefault(size, {})["vectors_minus_scratch_points"] = round(
+                    100 * (p["f1_mean"] - out[corpus]["scratch"][size]["f1_mean"]), 2)
         out[corpus]["gaps"] = gaps
     return out
 
@@ -152,7 +160,7 @@ def plot(summary: dict[str, Any], path: Path, title: str) -> None:
 
     corpora = list(summary)
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4), dpi=120, squeeze=False)
-    styles = {"scratch": ("o", "tab:blue"), "init": ("s", "tab:green"), "crf": ("X", "tab:red")}
+    styles = {"scratch": ("o", "tab:blue"), "init": ("s", "tab:green"), "crf": ("X", "tab:red"), "vectors": ("^", "tab:purple")}
     for ax, corpus in zip(axes[0], corpora):
         for system in SYSTEMS:
             points = summary[corpus].get(system)
@@ -181,7 +189,7 @@ def main() -> None:
                         help="a corpus: its CoNLL training and test files, or one file whose last fifth is the test (repeatable)")
     parser.add_argument("--sizes", default="250,500,1000,2000,all", help="training sentences per point ('all': the pool)")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--systems", default="scratch,init,crf", help=f"a comma-separated list of {', '.join(SYSTEMS)}")
     parser.add_argument("--epochs", type=int, default=30, help="epoch cap of the networks (early stopping on dev decides)")
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, help="networks: --batch-size (default: the option table's)")
@@ -189,6 +197,7 @@ def main() -> None:
     parser.add_argument("--init-lr-scale", type=float, help="init: --init-lr-scale (default: the option table's)")
     parser.add_argument("--init-source", default="default",
                         help="init: the --init SOURCE (a package or run folder, or 'default': the bundled package)")
+    parser.add_argument("--vectors", default="glove-6b-50d", help="vectors: the --vectors SOURCE (word dimension: theirs)")
     parser.add_argument("--crf-iterations", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True, help="folder for the subsets, runs and packages")
     parser.add_argument("--json", type=Path, required=True)
