@@ -20,7 +20,8 @@ fifth as the test file (`split_corpus`):
 
 Writes JSON (every run: F1, precision, recall, seconds to train, epochs; the mean and spread per point;
 the CPU model, its flags and core count) and a PNG plot of F1 against training sentences (mean and
-min-max over seeds). The full curves cost hours on two cores: `--sizes`, `--seeds`, `--epochs` and
+min-max over seeds). `--merge A.json B.json ... --json F --plot P` puts the runs of several invocations
+(other seeds, sizes, `--init-source`s) into one result and one plot. The full curves cost hours on two cores: `--sizes`, `--seeds`, `--epochs` and
 `--corpus` make a reduced run, and the JSON says exactly which was run.
 
     python benchmarks/transfer.py --corpus re3d=runs/corpora/re3d-train.conll,runs/corpora/re3d-test.conll \\
@@ -30,6 +31,7 @@ min-max over seeds). The full curves cost hours on two cores: `--sizes`, `--seed
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -124,6 +126,26 @@ def run_crf(train: Corpus, test: Corpus, iterations: int) -> dict[str, Any]:
     return {**entity_f1([s.tags for s in sentences], pred), "train_seconds": round(peer.train_seconds, 1)}
 
 
+def system_label(system: str, init_source: str | None) -> str:
+    """A run's name on the curves: `init` from a source other than the default package is `init-NAME`."""
+    if system == "init" and init_source not in (None, "default", "bundled"):
+        return f"init-{Path(str(init_source)).name}"
+    return system
+
+
+def merge(files: list[Path]) -> list[dict[str, Any]]:
+    """The runs of several JSON files of this benchmark, labelled by `system_label` from each file's
+    settings; a (corpus, system, size, seed) point measured twice keeps the later file's run."""
+    points: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for path in files:
+        doc = json.loads(path.read_text())
+        source = doc.get("settings", {}).get("init_source")
+        for r in doc["runs"]:
+            r = {**r, "system": system_label(r["system"], source), "from": path.name}
+            points[(r["corpus"], r["system"], str(r["size"]), r["seed"])] = r
+    return list(points.values())
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean, min and max F1 and mean training seconds per (corpus, system, size); the targets' gaps."""
     points: dict[str, Any] = {}
@@ -139,15 +161,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                        "train_seconds_mean": round(statistics.mean(x["train_seconds"] for x in rs), 1)}
                 for size, rs in sizes.items()
             }
-        gaps = {}
-        init = out[corpus].get("init", {})
-        for size, p in init.items():
-            gaps[size] = {f"init_minus_{other}_points": round(100 * (p["f1_mean"] - out[corpus][other][size]["f1_mean"]), 2)
-                          for other in ("scratch", "crf") if size in out[corpus].get(other, {})}
-        for size, p in out[corpus].get("vectors", {}).items():
-            if size in out[corpus].get("scratch", {}):
-                gaps.setdefault(size, {})["vectors_minus_scratch_points"] = round(
-                    100 * (p["f1_mean"] - out[corpus]["scratch"][size]["f1_mean"]), 2)
+        gaps: dict[str, dict[str, float]] = {}
+        for system in (s for s in out[corpus] if s.startswith("init") or s == "vectors"):
+            for size, p in out[corpus][system].items():
+                for other in ("scratch", "crf"):
+                    if size in out[corpus].get(other, {}):
+                        gaps.setdefault(size, {})[f"{system}_minus_{other}_points"] = round(
+                            100 * (p["f1_mean"] - out[corpus][other][size]["f1_mean"]), 2)
         out[corpus]["gaps"] = gaps
     return out
 
@@ -162,13 +182,11 @@ def plot(summary: dict[str, Any], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4), dpi=120, squeeze=False)
     styles = {"scratch": ("o", "tab:blue"), "init": ("s", "tab:green"), "crf": ("X", "tab:red"), "vectors": ("^", "tab:purple")}
     for ax, corpus in zip(axes[0], corpora):
-        for system in SYSTEMS:
-            points = summary[corpus].get(system)
-            if not points:
-                continue
+        for system in sorted(s for s in summary[corpus] if s != "gaps"):
+            points = summary[corpus][system]
             xs = sorted(points.values(), key=lambda p: p["sentences"])
             x = [p["sentences"] for p in xs]
-            marker, color = styles[system]
+            marker, color = styles.get(system, ("D", "tab:olive"))
             ax.plot(x, [p["f1_mean"] for p in xs], marker=marker, color=color, label=system)
             ax.fill_between(x, [p["f1_min"] for p in xs], [p["f1_max"] for p in xs], color=color, alpha=0.15)
         ax.set_xscale("log")
@@ -185,7 +203,7 @@ def plot(summary: dict[str, Any], path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", action="append", required=True, metavar="NAME=TRAIN,TEST",
+    parser.add_argument("--corpus", action="append", default=[], metavar="NAME=TRAIN,TEST",
                         help="a corpus: its CoNLL training and test files, or one file whose last fifth is the test (repeatable)")
     parser.add_argument("--sizes", default="250,500,1000,2000,all", help="training sentences per point ('all': the pool)")
     parser.add_argument("--seeds", default="0,1,2")
@@ -199,11 +217,22 @@ def main() -> None:
                         help="init: the --init SOURCE (a package or run folder, or 'default': the bundled package)")
     parser.add_argument("--vectors", default="glove-6b-50d", help="vectors: the --vectors SOURCE (word dimension: theirs)")
     parser.add_argument("--crf-iterations", type=int, default=100)
-    parser.add_argument("--out", type=Path, required=True, help="folder for the subsets, runs and packages")
+    parser.add_argument("--out", type=Path, help="folder for the subsets, runs and packages")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="instead of running: the runs of these earlier --json files as one result (--json, --plot)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
 
+    if args.merge:
+        runs = merge(args.merge)
+        write_json(args.json, {"benchmark": "transfer", "merged": [str(f) for f in args.merge],
+                               "summary": summarise(runs), "runs": runs})
+        if args.plot:
+            plot(summarise(runs), args.plot, "entity F1 on each test file (mean, min-max over seeds)")
+        return
+    if not args.corpus or args.out is None:
+        raise SystemExit("--corpus and --out are needed (or --merge)")
     systems = args.systems.split(",")
     if not set(systems) <= set(SYSTEMS):
         raise SystemExit(f"--systems: a comma-separated list of {', '.join(SYSTEMS)}")
@@ -234,7 +263,7 @@ def main() -> None:
                         r = run_crf(sub, test, args.crf_iterations)
                     else:
                         r = run_network(system, train_file, dev_file, test, folder / system, args, seed)
-                    r.update(corpus=name, system=system, size=size_spec, train_sentences=size, dev_sentences=dev_n,
+                    r.update(corpus=name, system=system_label(system, args.init_source), size=size_spec, train_sentences=size, dev_sentences=dev_n,
                              seed=seed, test_sentences=len(test))
                     runs.append(r)
                     print(f"{name} {size_spec:>5} seed {seed} {system:8} F1 {r['f1']:.4f}  {r['train_seconds']:7.1f} s"
