@@ -475,4 +475,4 @@ def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[st
             if not _is_path(flag, source) or Path(source).exists():
                 continue
             where = "" if Path(source).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"
-            raise ValueError(f"{cfg.out} was started with {flag} {source}, which {who} reads again; not found{where} put it back")
+            raise ValueError(f"{cfg.out} was started with {flag} {source}, which {who} reads again; not found{where or ':'} put it back")

@@ -130,6 +130,18 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path)
 
 
+def unknown_name_hint(given: str | os.PathLike[str]) -> str:
+    """What a message about a package `given` that is not there adds when `given` reads like a name (one
+    path component, such as the typo `robst` or `Robust`): the bundled names, which are exact and
+    lower-case; for a `Path` whose text is one (`Path("robust")`), that only the string names it. Empty for
+    a path with folders (`export/gmb`)."""
+    if len(Path(given).parts) != 1:
+        return ""
+    if os.fspath(given) in BUNDLED_NAMES:  # not a str, else `package_path` had taken the name
+        return f" (a path is a folder; the bundled package is the string {os.fspath(given)!r})"
+    return f" (nor a bundled package: those are {', '.join(BUNDLED_NAMES)})"
+
+
 def portable_path(path: str | os.PathLike[str]) -> str:
     """How package metadata records a path of the machine that built the package (the one rule, used
     for `model.json` `source` by `ner-fast export` and for `provenance` by `ner_fast.training.bundle`): a package
@@ -231,7 +243,7 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     folder = Path(path)
     manifest_path = folder / MANIFEST_FILE
     if not folder.exists():
-        raise PackageError(f"{folder}: no such package folder")
+        raise PackageError(f"{folder}: no such package folder{unknown_name_hint(path)}")
     if not manifest_path.is_file():
         raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
     try:

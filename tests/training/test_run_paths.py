@@ -103,3 +103,18 @@ def test_named_vectors_stay_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert recorded["vectors"] == "glove-6b-50d"  # the installed vectors, read by name from any folder
     assert recorded["data"] == str(tmp_path.resolve() / "glove-6b-50d")  # DATA is always a path
     assert TrainConfig(out="run").to_dict()["data"] is None  # the bundled corpus
+
+
+def test_a_recorded_file_gone_is_one_line_naming_the_run_folder_as_given(started: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """evaluate named the run by the `out` recorded where it started (`run`, meaningless from another
+    folder) and both said "not found put it back"."""
+    (started.parent / INPUTS["dev"]).unlink()
+    monkeypatch.chdir(tmp_path)
+    dev = (started.parent / INPUTS["dev"]).resolve()
+    for args, who in ((["evaluate", "a/run", "--no-progress"], "evaluate"),
+                      (["train", "--resume", "a/run", "--epochs", "2"], "a resumed run")):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: a/run was started with --dev {dev}, which {who}"), result.output
+        assert result.output.rstrip().endswith("not found: put it back") and "Traceback" not in result.output

@@ -219,7 +219,9 @@ def tag_file(
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
         raise click.UsageError("stdout is closed: give --output FILE")
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
-        raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
+        same_name = isinstance(package, str) and Path(package).exists()  # `tag robust` meant the file ./robust?
+        hint = f" ({package} is the bundled package; ./{package} is the file)" if same_name else ""
+        raise click.UsageError(f"no INPUT: give a file, - with text piped in, or --text{hint}")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
     tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels)
     if raw_text:
@@ -394,7 +396,9 @@ def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tup
         return None, given
     package = Path(given.pop(0))
     if not package.is_dir():
-        raise click.BadParameter(f"{package} is not a folder", param_hint="PACKAGE")
+        from ner_fast.package import unknown_name_hint
+
+        raise click.BadParameter(f"{paths[0]} is not a folder{unknown_name_hint(paths[0])}", param_hint="PACKAGE")
     return package, given
 
 
@@ -403,7 +407,9 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[str | Path |
     positional arguments: PACKAGE INPUT, or one of them (a folder is a package), or none."""
     if len(paths) > 2:
         raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)} (several inputs: --output-dir)")
-    package, given = split_package(paths, len(paths) == 2)
+    # With --text, one path that is not there is a package misspelt (`tag robst --text ...`), not an INPUT.
+    typo = have_text and len(paths) == 1 and paths[0] != "-" and not Path(paths[0]).exists()
+    package, given = split_package(paths, len(paths) == 2 or typo)
     if given and have_text:
         raise click.UsageError("give INPUT or --text, not both")
     if not given or given[0] == "-":
