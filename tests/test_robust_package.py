@@ -193,6 +193,8 @@ def test_a_dask_run_sends_the_workers_the_named_package() -> None:
     from ner_fast.package import package_checksum
 
     assert package_ref("robust") == (str(ROBUST_PACKAGE.resolve()), package_checksum(ROBUST_PACKAGE))
+    with pytest.raises(PackageError, match="^robst: no such package folder .*default, robust, bundled"):
+        package_ref("robst")  # told as a name mistyped, not as the absolute path of a folder
 
 
 @pytest.mark.slow
