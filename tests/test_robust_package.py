@@ -94,7 +94,7 @@ def test_a_misspelt_bundled_name_is_one_line_naming_the_bundled_names(tmp_path: 
     for name in ("robst", "Robust"):
         with pytest.raises(PackageError, match=f"^{name}: no such package folder .*default, robust, bundled"):
             Tagger.load(name)
-    with pytest.raises(PackageError, match=re.escape("the bundled package is the string 'robust'")):
+    with pytest.raises(PackageError, match=re.escape("a path is a folder; the bundled package is the plain string 'robust'")):
         Tagger.load(Path("robust"))  # a Path is a folder, as documented: say how to name the package
     with pytest.raises(PackageError, match="^export/gmb: no such package folder$"):
         Tagger.load("export/gmb")  # a path with folders is no name: nothing to add
@@ -106,6 +106,8 @@ def test_a_misspelt_bundled_name_is_one_line_naming_the_bundled_names(tmp_path: 
         error = result.output.strip().splitlines()[-1]
         assert error.startswith("Error: ") and args[1] in error and "default, robust, bundled" in error, args
         assert "Traceback" not in result.output and "not both" not in error, args
+    result = runner.invoke(cli, ["info", "./robust"])  # the folder, asked for and not there
+    assert result.exit_code == 2 and "the bundled package is the plain string 'robust'" in result.output
     # An INPUT that is there with --text is still the mistake of giving both.
     result = runner.invoke(cli, ["tag", "notes.txt", "--text", "Paris"])
     assert result.exit_code == 2 and "give INPUT or --text, not both" in result.output

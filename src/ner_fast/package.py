@@ -131,15 +131,18 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 
 
 def unknown_name_hint(given: str | os.PathLike[str]) -> str:
-    """What a message about a package `given` that is not there adds when `given` reads like a name (one
-    path component, such as the typo `robst` or `Robust`): the bundled names, which are exact and
-    lower-case; for a `Path` whose text is one (`Path("robust")`), that only the string names it. Empty for
-    a path with folders (`export/gmb`)."""
-    if len(Path(given).parts) != 1:
+    """What a message about a package `given` that is not there adds when `given` may have meant a bundled
+    one: for a plain word (the typo `robst`, `Robust`), the bundled names, which are exact and lower-case;
+    for a path ending in one (`Path("robust")`, `./robust`, `robust/`), that only the plain string names
+    it. Empty otherwise (`export/gmb`, `./robst`)."""
+    path = Path(given)
+    if len(path.parts) != 1:
         return ""
-    if os.fspath(given) in BUNDLED_NAMES:  # not a str, else `package_path` had taken the name
-        return f" (a path is a folder; the bundled package is the string {os.fspath(given)!r})"
-    return f" (nor a bundled package: those are {', '.join(BUNDLED_NAMES)})"
+    if path.name in BUNDLED_NAMES:  # given as a path, else `package_path` had taken the name
+        return f" (a path is a folder; the bundled package is the plain string {path.name!r})"
+    if os.fspath(given) == path.name:
+        return f" (nor a bundled package: those are {', '.join(BUNDLED_NAMES)})"
+    return ""
 
 
 def portable_path(path: str | os.PathLike[str]) -> str:
