@@ -339,8 +339,9 @@ def tag_command(
     """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package PACKAGE: a folder,
     or a bundled package's name, default or robust (default: the default package bundled with ner-fast).
 
-    One path: a folder or a bundled name is the package (input from stdin), anything else the input
-    (./robust is the folder or file, never the bundled package). With --output-dir,
+    One path: a folder or a bundled name is the package (input from stdin; with --text, also a path
+    that does not exist), anything else the input (./robust is the folder or file, never the bundled
+    package). With --output-dir,
     any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
     """
     from ner_fast.cli.errors import user_errors
