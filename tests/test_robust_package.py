@@ -113,7 +113,7 @@ def test_a_misspelt_bundled_name_is_one_line_naming_the_bundled_names(tmp_path: 
     assert result.exit_code == 2 and "give INPUT or --text, not both" in result.output
 
 
-def test_tag_with_a_bundled_name_and_no_input_says_which_is_the_file(tmp_path: Path) -> None:
+def test_tag_with_a_bundled_name_and_no_input_says_which_is_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`ner-fast tag robust` where a file ./robust exists tags stdin with the bundled package (the name
     wins); with no stdin to read, the one-line error says so, not only "no INPUT"."""
     (tmp_path / "robust").write_text("Paris is big .\n")
@@ -122,6 +122,9 @@ def test_tag_with_a_bundled_name_and_no_input_says_which_is_the_file(tmp_path: P
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "no INPUT" in done.stderr and "./robust is the file" in done.stderr and "Traceback" not in done.stderr
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["tag", "robust", "--output-dir", "out"])  # a cluster run: the same
+    assert result.exit_code == 2 and "needs INPUT files" in result.output and "./robust is the file" in result.output
 
 
 def test_robust_tags_a_sentence_and_finds_its_entities(robust: Tagger) -> None:

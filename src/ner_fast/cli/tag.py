@@ -219,9 +219,7 @@ def tag_file(
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
         raise click.UsageError("stdout is closed: give --output FILE")
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
-        same_name = isinstance(package, str) and Path(package).exists()  # `tag robust` meant the file ./robust?
-        hint = f" ({package} is the bundled package; ./{package} is the file)" if same_name else ""
-        raise click.UsageError(f"no INPUT: give a file, - with text piped in, or --text{hint}")
+        raise click.UsageError(f"no INPUT: give a file, - with text piped in, or --text{shadowed(package)}")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
     tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels)
     if raw_text:
@@ -420,6 +418,14 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[str | Path |
     return package, path
 
 
+def shadowed(package: str | Path | None) -> str:
+    """What "no INPUT" adds when PACKAGE is a bundled name that is also a path here (`tag robust` where a
+    file ./robust exists: the name wins, so the file was not read)."""
+    if isinstance(package, str) and Path(package).exists():
+        return f" ({package} is the bundled package; ./{package} is the file)"
+    return ""
+
+
 def refuse_missing(path: Path) -> None:
     """`click.BadParameter` for an INPUT that does not exist or is a folder (each said as such)."""
     if not path.exists():
@@ -436,7 +442,7 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     (exit 2 for the options and the output folder, 1 for the data)."""
     package, inputs = split_package(paths)
     if not inputs or "-" in inputs:
-        raise click.UsageError("--output-dir needs INPUT files (the workers read them; not stdin)")
+        raise click.UsageError(f"--output-dir needs INPUT files (the workers read them; not stdin){shadowed(package)}")
     for name in inputs:
         refuse_missing(Path(name))
     if scheduler is not None and local_workers is not None:
