@@ -181,6 +181,24 @@ def test_the_longest_bucket_is_taken_even_when_no_sentence_reaches_it(tmp_path: 
         export_model(tmp_path / "no-such-run", tmp_path / "pkg", buckets=str(MAX_BUCKET_LENGTH + 1))
 
 
+def test_the_default_buckets_stay_within_the_longest(tmp_path: Path) -> None:
+    """The tutorial's rule (`buckets.default_buckets`) took any length: a corpus without blank lines, one
+    long sentence, gave a bucket past the bound that `--buckets` refuses, and `export --buckets auto`
+    wrote its graph."""
+    from ner_fast.buckets import default_buckets
+
+    longest = MAX_BUCKET_LENGTH + 808
+    assert default_buckets([longest, 3], batch_size=50) == [MAX_BUCKET_LENGTH]
+    assert default_buckets([3, longest, longest], batch_size=1) == [3, MAX_BUCKET_LENGTH]
+    data = tmp_path / "x.conll"
+    data.write_text("Paris NNP B-geo\n" * longest + "\n" + "Paris NNP B-geo\n. . O\n\n" * 4, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "o" / "prepared.json").read_text())
+    assert doc["settings"]["buckets"] == [MAX_BUCKET_LENGTH]
+    assert doc["summary"]["cut"] == 1  # the long training sentence, cut to the bucket
+
+
 def test_gpu_context_on_a_cpu_only_build(prepared: Path, tmp_path: Path) -> None:
     import mxnet as mx
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -81,6 +83,48 @@ def test_a_missing_bundled_package_is_one_line_saying_how_to_build_it(tmp_path: 
         assert result.exit_code == 1, args
         assert result.output.startswith("Error: ") and "build-model robust" in result.output, args
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, args
+
+
+def test_a_misspelt_bundled_name_is_one_line_naming_the_bundled_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`robst`, `Robust`: a name mistyped, not a folder the user meant; the messages said only "Directory
+    'robst' does not exist", "robst: no such package folder", and `tag robst --text ...` "give INPUT or
+    --text, not both" (the typo read as the INPUT)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("Paris is big .\n")
+    for name in ("robst", "Robust"):
+        with pytest.raises(PackageError, match=f"^{name}: no such package folder .*default, robust, bundled"):
+            Tagger.load(name)
+    with pytest.raises(PackageError, match=re.escape("a path is a folder; the bundled package is the plain string 'robust'")):
+        Tagger.load(Path("robust"))  # a Path is a folder, as documented: say how to name the package
+    with pytest.raises(PackageError, match="^export/gmb: no such package folder$"):
+        Tagger.load("export/gmb")  # a path with folders is no name: nothing to add
+    runner = CliRunner()
+    for args in (["info", "robst"], ["serve", "Robust", "--port", "0"], ["tag", "robst", "--text", "Paris"],
+                 ["tag", "robst", "notes.txt"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        error = result.output.strip().splitlines()[-1]
+        assert error.startswith("Error: ") and args[1] in error and "default, robust, bundled" in error, args
+        assert "Traceback" not in result.output and "not both" not in error, args
+    result = runner.invoke(cli, ["info", "./robust"])  # the folder, asked for and not there
+    assert result.exit_code == 2 and "the bundled package is the plain string 'robust'" in result.output
+    # An INPUT that is there with --text is still the mistake of giving both.
+    result = runner.invoke(cli, ["tag", "notes.txt", "--text", "Paris"])
+    assert result.exit_code == 2 and "give INPUT or --text, not both" in result.output
+
+
+def test_tag_with_a_bundled_name_and_no_input_says_which_is_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ner-fast tag robust` where a file ./robust exists tags stdin with the bundled package (the name
+    wins); with no stdin to read, the one-line error says so, not only "no INPUT"."""
+    (tmp_path / "robust").write_text("Paris is big .\n")
+    command = [sys.executable, "-c", "from ner_fast.cli import main; main()", "tag", "robust"]
+    done = subprocess.run(["bash", "-c", 'exec "$@" <&-', "_", *command], cwd=tmp_path,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no INPUT" in done.stderr and "./robust is the file" in done.stderr and "Traceback" not in done.stderr
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["tag", "robust", "--output-dir", "out"])  # a cluster run: the same
+    assert result.exit_code == 2 and "needs INPUT files" in result.output and "./robust is the file" in result.output
 
 
 def test_robust_tags_a_sentence_and_finds_its_entities(robust: Tagger) -> None:
@@ -154,6 +198,8 @@ def test_a_dask_run_sends_the_workers_the_named_package() -> None:
     from ner_fast.package import package_checksum
 
     assert package_ref("robust") == (str(ROBUST_PACKAGE.resolve()), package_checksum(ROBUST_PACKAGE))
+    with pytest.raises(PackageError, match="^robst: no such package folder .*default, robust, bundled"):
+        package_ref("robst")  # told as a name mistyped, not as the absolute path of a folder
 
 
 @pytest.mark.slow

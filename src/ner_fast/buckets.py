@@ -63,13 +63,15 @@ def default_buckets(lengths: Sequence[int] | np.ndarray, batch_size: int) -> lis
     it (few: on GMB, 270 of the 38,367 training sentences lose 1,695 of 839,237 tokens), other
     splits get buckets of their own.
     When no length is that frequent (a tiny corpus), the one bucket is the longest length, so
-    nothing is cut.
+    nothing is cut. No bucket is longer than `MAX_BUCKET_LENGTH`, the bound `--buckets` has (a CoNLL
+    file without blank lines, one 9,000-token sentence, made a 9,000 bucket that `export --buckets auto`
+    wrote as a graph): longer lengths become that bucket, their training sentences cut to it.
     """
     counts = np.bincount(np.asarray(lengths, dtype=np.int64))
-    chosen = [int(n) for n in np.flatnonzero(counts >= batch_size) if n > 0]
+    chosen = sorted({min(int(n), MAX_BUCKET_LENGTH) for n in np.flatnonzero(counts >= batch_size) if n > 0})
     if not chosen:
         longest = int(len(counts) - 1) if len(counts) else 0
-        return [max(longest, 1)]
+        return [min(max(longest, 1), MAX_BUCKET_LENGTH)]
     return chosen
 
 

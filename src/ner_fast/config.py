@@ -338,13 +338,22 @@ def fixed_by_prepared(settings: Mapping[str, Any], asked: Mapping[str, Any]) -> 
     used = check_values(raw)
     for name, value in asked.items():
         opt = BY_NAME[name]
-        if name in used and opt.check(value) != used[name]:
+        # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
+        if name in used and not _same_value(name, opt.check(value), used[name]):
             raise OptionError(
                 opt.cli_flag,
                 f"DATA is a prepared folder, made with {opt.cli_flag} {_show(used[name])}; data options are fixed"
                 " when preparing (leave the option out, or run `ner-fast prepare` again)",
             )
     return used
+
+
+def _same_value(name: str, given: Any, used: Any) -> bool:
+    """Whether data option `name`'s value `given` is what a prepared folder recorded (`used`); for a file
+    (`INPUT_FILES`: --vectors) the same name or the same path once resolved here (`recorded_path`)."""
+    if given == used or name not in INPUT_FILES:
+        return given == used
+    return recorded_path(INPUT_FILES[name], given) == recorded_path(INPUT_FILES[name], used)
 
 
 def command_line_config(
@@ -475,4 +484,4 @@ def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[st
             if not _is_path(flag, source) or Path(source).exists():
                 continue
             where = "" if Path(source).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"
-            raise ValueError(f"{cfg.out} was started with {flag} {source}, which {who} reads again; not found{where} put it back")
+            raise ValueError(f"{cfg.out} was started with {flag} {source}, which {who} reads again; not found{where or ':'} put it back")

@@ -84,8 +84,10 @@ def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     joined tokens), so a package that reads POS tags is refused here too (ValueError)."""
     from ner_fast.package import load_package, package_checksum, package_path
 
-    path = package_path(package).resolve()
-    if load_package(path).model.get("use_pos"):
+    given = package_path(package)
+    pkg = load_package(given)  # as given, so that a misspelt name (`robst`) is told as one
+    path = given.resolve()
+    if pkg.model.get("use_pos"):
         raise ValueError(f"{path}: this package reads POS tags, which a cluster run does not have (it tags raw"
                          " text): use a package trained without POS input")
     return str(path), package_checksum(path)

@@ -130,6 +130,21 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path)
 
 
+def unknown_name_hint(given: str | os.PathLike[str]) -> str:
+    """What a message about a package `given` that is not there adds when `given` may have meant a bundled
+    one: for a plain word (the typo `robst`, `Robust`), the bundled names, which are exact and lower-case;
+    for a path ending in one (`Path("robust")`, `./robust`, `robust/`), that only the plain string names
+    it. Empty otherwise (`export/gmb`, `./robst`)."""
+    path = Path(given)
+    if len(path.parts) != 1:
+        return ""
+    if path.name in BUNDLED_NAMES:  # given as a path, else `package_path` had taken the name
+        return f" (a path is a folder; the bundled package is the plain string {path.name!r})"
+    if os.fspath(given) == path.name:
+        return f" (nor a bundled package: those are {', '.join(BUNDLED_NAMES)})"
+    return ""
+
+
 def portable_path(path: str | os.PathLike[str]) -> str:
     """How package metadata records a path of the machine that built the package (the one rule, used
     for `model.json` `source` by `ner-fast export` and for `provenance` by `ner_fast.training.bundle`): a package
@@ -231,7 +246,7 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     folder = Path(path)
     manifest_path = folder / MANIFEST_FILE
     if not folder.exists():
-        raise PackageError(f"{folder}: no such package folder")
+        raise PackageError(f"{folder}: no such package folder{unknown_name_hint(path)}")
     if not manifest_path.is_file():
         raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
     try:

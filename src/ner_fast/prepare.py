@@ -15,7 +15,7 @@ import numpy as np
 
 from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz
 from ner_fast.buckets import Bucket, build_buckets, default_buckets
-from ner_fast.config import BY_NAME, check_values, default_of
+from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.recase import with_recased_copies
@@ -50,8 +50,10 @@ class PreparedData:
         replaced only once the new one is complete; a folder with other files is refused unless
         `force` (then they are kept). See `atomic.atomic_dir`.
         """
+        # The folder is read from other folders (`train PREPARED`, its --resume): a vectors file by absolute path.
+        settings = {**self.settings, "vectors": recorded_path("--vectors", self.settings.get("vectors"))}
         with atomic_dir(directory, prepared_files, force=force) as tmp:
-            doc = {"format_version": FORMAT_VERSION, "settings": self.settings, "summary": self.summary}
+            doc = {"format_version": FORMAT_VERSION, "settings": settings, "summary": self.summary}
             (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
             self.vocabs.save(tmp / "vocab.json")
             for name, buckets in self.splits.items():

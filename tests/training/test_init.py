@@ -181,6 +181,15 @@ def test_init_robust_starts_a_tiny_run_from_the_second_bundled_package(tmp_path:
     # Frozen for its one epoch: the LSTM is still the package's.
     src = load_source("robust")
     np.testing.assert_array_equal(load_params(out / "last.params.npz")["lstm0_fwd_i2h_weight"], src.params["lstm0_fwd_i2h_weight"])
+    # Its package carries robust's GloVe rows, so it names them as a --vectors package does (model.json
+    # `vectors`, ATTRIBUTION.md), marked as come through --init; it named none.
+    glove = load_package(ROBUST_PACKAGE).model["vectors"]
+    assert doc["init"]["vectors"] == glove and glove["licence"] == "PDDL-1.0"
+    pkg = load_package(export_model(out, tmp_path / "pkg"))
+    assert pkg.model["vectors"] == {**glove, "through": "--init robust"}
+    assert "ATTRIBUTION.md" in pkg.manifest["files"]
+    notice = (pkg.path / "ATTRIBUTION.md").read_text()
+    assert glove["attribution"] in notice and "then --init robust" in notice
 
 
 @pytest.mark.parametrize("kind", ["run", "none"])

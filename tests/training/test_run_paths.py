@@ -103,3 +103,43 @@ def test_named_vectors_stay_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert recorded["vectors"] == "glove-6b-50d"  # the installed vectors, read by name from any folder
     assert recorded["data"] == str(tmp_path.resolve() / "glove-6b-50d")  # DATA is always a path
     assert TrainConfig(out="run").to_dict()["data"] is None  # the bundled corpus
+
+
+def test_a_recorded_file_gone_is_one_line_naming_the_run_folder_as_given(started: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """evaluate named the run by the `out` recorded where it started (`run`, meaningless from another
+    folder) and both said "not found put it back"."""
+    (started.parent / INPUTS["dev"]).unlink()
+    monkeypatch.chdir(tmp_path)
+    dev = (started.parent / INPUTS["dev"]).resolve()
+    for args, who in ((["evaluate", "a/run", "--no-progress"], "evaluate"),
+                      (["train", "--resume", "a/run", "--epochs", "2"], "a resumed run")):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: a/run was started with --dev {dev}, which {who}"), result.output
+        assert result.output.rstrip().endswith("not found: put it back") and "Traceback" not in result.output
+
+
+def test_a_folder_prepared_with_a_vectors_file_trains_and_resumes_from_another_folder(tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """prepared.json kept `--vectors vec.txt` as given: `train PREPARED` from another folder read that
+    folder's vec.txt (another file: refused by digest) or none, and a run trained on it never resumed
+    (config.json recorded the file absolute, the folder relative: "made with --vectors vec.txt" refused)."""
+    _inputs(tmp_path / "a")
+    _inputs(tmp_path / "b", shift=7)
+    monkeypatch.chdir(tmp_path / "a")
+    result = CliRunner().invoke(cli, ["prepare", INPUTS["data"], "--vectors", INPUTS["vectors"], "--batch-size", "4",
+                                      "--out", "prep"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "a" / "prep" / "prepared.json").read_text())["settings"]
+    assert settings["vectors"] == str((tmp_path / "a" / INPUTS["vectors"]).resolve())
+    # A folder prepared before (the file as given) still trains and resumes from where it was prepared.
+    path = tmp_path / "a" / "prep" / "prepared.json"
+    path.write_text(path.read_text().replace(json.dumps(settings["vectors"]), json.dumps(INPUTS["vectors"])))
+    _ok(CliRunner().invoke(cli, ["train", "prep", "--out", "here", "--epochs", "1", "--json", *TINY]))
+    _ok(CliRunner().invoke(cli, ["train", "--resume", "here", "--epochs", "2", "--json"]))
+    path.write_text(path.read_text().replace(json.dumps(INPUTS["vectors"]), json.dumps(settings["vectors"])))
+    monkeypatch.chdir(tmp_path / "b")  # whose vec.txt is another file
+    _ok(CliRunner().invoke(cli, ["train", "../a/prep", "--out", "run", "--epochs", "1", "--json", *TINY]))
+    monkeypatch.chdir(tmp_path)
+    assert len(_ok(CliRunner().invoke(cli, ["train", "--resume", "b/run", "--epochs", "2", "--json"]))["history"]) == 2

@@ -18,10 +18,13 @@ class PackageArgument(click.ParamType):
     _folder = click.Path(exists=True, file_okay=False, path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | Path:
-        from ner_fast.package import BUNDLED_NAMES
+        from ner_fast.package import BUNDLED_NAMES, unknown_name_hint
 
         if isinstance(value, str) and value in BUNDLED_NAMES:
             return value
+        hint = unknown_name_hint(value) if isinstance(value, str) and not Path(value).exists() else ""
+        if hint:  # a name mistyped (`robst`), not a folder the user meant: say which names there are
+            self.fail(f"{value}: no such package folder{hint}", param, ctx)
         return self._folder.convert(value, param, ctx)
 
 

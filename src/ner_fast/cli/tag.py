@@ -219,7 +219,7 @@ def tag_file(
     if output is None and sys.stdout is None:  # started with stdout closed (`>&-`)
         raise click.UsageError("stdout is closed: give --output FILE")
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
-        raise click.UsageError("no INPUT: give a file, - with text piped in, or --text")
+        raise click.UsageError(f"no INPUT: give a file, - with text piped in, or --text{shadowed(package)}")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
     tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels)
     if raw_text:
@@ -337,8 +337,9 @@ def tag_command(
     """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package PACKAGE: a folder,
     or a bundled package's name, default or robust (default: the default package bundled with ner-fast).
 
-    One path: a folder or a bundled name is the package (input from stdin), anything else the input
-    (./robust is the folder or file, never the bundled package). With --output-dir,
+    One path: a folder or a bundled name is the package (input from stdin; with --text, also a path
+    that does not exist), anything else the input (./robust is the folder or file, never the bundled
+    package). With --output-dir,
     any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
     """
     from ner_fast.cli.errors import user_errors
@@ -394,7 +395,9 @@ def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tup
         return None, given
     package = Path(given.pop(0))
     if not package.is_dir():
-        raise click.BadParameter(f"{package} is not a folder", param_hint="PACKAGE")
+        from ner_fast.package import unknown_name_hint
+
+        raise click.BadParameter(f"{paths[0]} is not a folder{unknown_name_hint(paths[0])}", param_hint="PACKAGE")
     return package, given
 
 
@@ -403,7 +406,9 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[str | Path |
     positional arguments: PACKAGE INPUT, or one of them (a folder is a package), or none."""
     if len(paths) > 2:
         raise click.UsageError(f"at most two paths, PACKAGE and INPUT; got {len(paths)} (several inputs: --output-dir)")
-    package, given = split_package(paths, len(paths) == 2)
+    # With --text, one path that is not there is a package misspelt (`tag robst --text ...`), not an INPUT.
+    typo = have_text and len(paths) == 1 and paths[0] != "-" and not Path(paths[0]).exists()
+    package, given = split_package(paths, len(paths) == 2 or typo)
     if given and have_text:
         raise click.UsageError("give INPUT or --text, not both")
     if not given or given[0] == "-":
@@ -411,6 +416,14 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[str | Path |
     path = Path(given[0])
     refuse_missing(path)  # a pipe is fine: `ner-fast tag <(zcat notes.txt.gz)`, /dev/stdin
     return package, path
+
+
+def shadowed(package: str | Path | None) -> str:
+    """What "no INPUT" adds when PACKAGE is a bundled name that is also a path here (`tag robust` where a
+    file ./robust exists: the name wins, so the file was not read)."""
+    if isinstance(package, str) and Path(package).exists():
+        return f" ({package} is the bundled package; ./{package} is the file)"
+    return ""
 
 
 def refuse_missing(path: Path) -> None:
@@ -429,7 +442,7 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     (exit 2 for the options and the output folder, 1 for the data)."""
     package, inputs = split_package(paths)
     if not inputs or "-" in inputs:
-        raise click.UsageError("--output-dir needs INPUT files (the workers read them; not stdin)")
+        raise click.UsageError(f"--output-dir needs INPUT files (the workers read them; not stdin){shadowed(package)}")
     for name in inputs:
         refuse_missing(Path(name))
     if scheduler is not None and local_workers is not None:

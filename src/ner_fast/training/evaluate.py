@@ -21,12 +21,13 @@ from ner_fast.decode import CRF
 from ner_fast.metrics import Accumulator, Scores, TagScheme
 
 
-def validation_buckets(doc: dict[str, Any], vocabs: Any) -> list[Bucket]:
-    """Rebuild the validation split of the run described by config.json document `doc`."""
+def validation_buckets(doc: dict[str, Any], vocabs: Any, run: str | os.PathLike[str]) -> list[Bucket]:
+    """Rebuild the validation split of the run in folder `run`, described by its config.json document `doc`."""
     from ner_fast.config import DATA_INPUTS, TrainConfig, check_inputs_there
     from ner_fast.training.run_setup import load_data
 
-    cfg = TrainConfig.from_dict(doc["train"])
+    # The folder as given here names the run in errors: the recorded `out` is relative to where it started.
+    cfg = TrainConfig.from_dict({**doc["train"], "out": os.fspath(run)})
     check_inputs_there(cfg, "evaluate (rebuilding the validation split)", "evaluate", DATA_INPUTS)
     # A run started with --init added its SOURCE's words to the corpus's (`run_setup._init_words`): the saved ones.
     data = load_data(cfg, check=False, words=vocabs.words.itos if doc.get("init") else ())
@@ -111,7 +112,7 @@ def evaluate(
     config, params, vocabs, doc = load_model(model_dir, which)
     if data is None:
         doc = read_config(model_dir, need_train=True)  # its train section rebuilds the split: checked, errors name the file
-        buckets = validation_buckets(doc, vocabs)
+        buckets = validation_buckets(doc, vocabs, model_dir)
     else:
         lengths = doc.get("data", {}).get("buckets") or []
         buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format, config.pos_enabled)

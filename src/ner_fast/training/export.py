@@ -358,6 +358,14 @@ def write_package(
     return claim.path
 
 
+def _inherited_vectors(init: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The vectors of a run started with `--init SOURCE` and no `--vectors`: SOURCE's (config.json
+    `init.vectors`), marked `through` that SOURCE; None when SOURCE had none."""
+    if not init or not init.get("vectors"):
+        return None
+    return {**init["vectors"], "through": f"--init {init.get('source')}"}
+
+
 def vectors_notice(vectors: Mapping[str, Any] | None) -> str | None:
     """The text of `NOTICE_FILE` for a package whose rows started from pretrained vectors (model.json
     `vectors`): their name, licence and attribution, which must travel with the package (GloVe's PDDL
@@ -368,7 +376,8 @@ def vectors_notice(vectors: Mapping[str, Any] | None) -> str | None:
     return (
         f"# Word vectors in this package: {vectors.get('name')}\n\n"
         "The word embedding rows of this model package started from pretrained word vectors (`ner-fast train"
-        f" --vectors {vectors.get('source')}`); model.json `vectors` records them ({vectors.get('words')} words x"
+        f" --vectors {vectors.get('source')}`{', then ' + vectors['through'] if vectors.get('through') else ''});"
+        f" model.json `vectors` records them ({vectors.get('words')} words x"
         f" {vectors.get('dim')}, sha256 {vectors.get('sha256')}).\n\n"
         f"- Attribution: {vectors.get('attribution') or 'not recorded'}\n"
         f"- Licence: {vectors.get('licence') or 'not recorded'}\n"
@@ -547,8 +556,9 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         ),
         "pos_tags": pos_tags,
         "source": sources[0] if len(members) == 1 else {"members": sources},
-        # The pretrained word vectors training started from (`--vectors`): name, digest, licence and
-        # attribution; None without. Ensemble members share the vocabulary, so the first one's.
-        "vectors": data.get("vectors_source"),
+        # The pretrained word vectors training started from (`--vectors`, else through `--init SOURCE`, whose
+        # rows it carries): name, digest, licence and attribution; None without. Ensemble members share
+        # the vocabulary, so the first one's.
+        "vectors": data.get("vectors_source") or _inherited_vectors(doc.get("init")),
     }
 

@@ -57,15 +57,19 @@ class Source:
     vocabs: Vocabularies
     sha256: str
     member: int | None = None
+    #: The pretrained vectors SOURCE's word rows started from (its model.json `vectors`, a run's
+    #: `data.vectors_source`): a network started from it carries those rows, so its package names them.
+    vectors: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         """What config.json and the exported package record (`init`): SOURCE as given, its kind, folder,
-        checksum (a package's manifest.json sha256, a run's best.params.npz sha256) and ensemble member."""
+        checksum (a package's manifest.json sha256, a run's best.params.npz sha256), ensemble member and
+        the vectors its rows started from (None without)."""
         from ner_fast.package import portable_path
 
         return {"source": self.spec, "kind": self.kind, "path": portable_path(self.path), "sha256": self.sha256,
                 "checksum_of": "manifest.json" if self.kind == "package" else "best.params.npz",
-                "member": self.member}
+                "member": self.member, "vectors": self.vectors}
 
 
 def resolve(spec: str) -> tuple[str, Path]:
@@ -152,11 +156,13 @@ def load_source(spec: str) -> Source:
 
     kind, path = resolve(spec)
     if kind == "run":
-        config, params, vocabs, _ = load_model(path, "best")
+        config, params, vocabs, doc = load_model(path, "best")
         from ner_fast.checkpoint import inference_params
 
         config, params = inference_params(config, params)
-        return Source(spec, kind, path, config, params, vocabs, sha256_file(path / "best.params.npz"))
+        # Its own --vectors, else those of the SOURCE it started from in turn.
+        vectors = doc.get("data", {}).get("vectors_source") or (doc.get("init") or {}).get("vectors")
+        return Source(spec, kind, path, config, params, vocabs, sha256_file(path / "best.params.npz"), vectors=vectors)
     return read_package(spec, path)
 
 
@@ -190,7 +196,7 @@ def read_package(spec: str, path: Path) -> Source:
     if config.crf and crf:
         params.update(zip(CRF_PARAMS, (np.asarray(crf[f], np.float32) for f in ("transitions", "start", "end"))))
     vocabs = Vocabularies.from_json(pkg.model["vocab"])
-    return Source(spec, "package", path, config, params, vocabs, package_checksum(path), member)
+    return Source(spec, "package", path, config, params, vocabs, package_checksum(path), member, pkg.model.get("vectors"))
 
 
 def initializer_values(graph: Any, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
