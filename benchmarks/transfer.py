@@ -172,6 +172,23 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def table(summary: dict[str, Any]) -> str:
+    """A markdown table of the summary: per corpus and size, each system's mean F1 (seeds in brackets)
+    and the gaps in points."""
+    systems = sorted({s for c in summary.values() for s in c if s != "gaps"}, key=lambda s: (s != "scratch", s))
+    gap_names = sorted({g for c in summary.values() for gs in c["gaps"].values() for g in gs})
+    head = ["corpus", "training sentences", *systems, *(g.replace("_points", "").replace("_minus_", " - ") for g in gap_names)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for corpus, c in summary.items():
+        sizes = sorted({size for s in systems for size in c.get(s, {})}, key=lambda x: (x == "all", int(x) if x != "all" else 0))
+        for size in sizes:
+            n = next(c[s][size]["sentences"] for s in systems if size in c.get(s, {}))
+            cells = [f"{c[s][size]['f1_mean']:.4f} ({c[s][size]['seeds']})" if size in c.get(s, {}) else "" for s in systems]
+            gaps = [f"{c['gaps'].get(size, {})[g]:+.1f}" if g in c["gaps"].get(size, {}) else "" for g in gap_names]
+            lines.append("| " + " | ".join([corpus, f"{size} ({n})" if size == "all" else size, *cells, *gaps]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(summary: dict[str, Any], path: Path, title: str) -> None:
     import matplotlib
 
@@ -222,6 +239,7 @@ def main() -> None:
                         help="instead of running: the runs of these earlier --json files as one result (--json, --plot)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--table", type=Path, help="also a markdown table of the summary")
     args = parser.parse_args()
 
     if args.merge:
@@ -230,6 +248,8 @@ def main() -> None:
                                "summary": summarise(runs), "runs": runs})
         if args.plot:
             plot(summarise(runs), args.plot, "entity F1 on each test file (mean, min-max over seeds)")
+        if args.table:
+            atomic_write_text(args.table, table(summarise(runs)))
         return
     if not args.corpus or args.out is None:
         raise SystemExit("--corpus and --out are needed (or --merge)")
@@ -275,6 +295,8 @@ def main() -> None:
                     write_json(args.json, doc)  # after every run: a long run can be read as it goes
     if args.plot:
         plot(summarise(runs), args.plot, f"entity F1 on each test file; {cpu_info()['model']}")
+    if args.table:
+        atomic_write_text(args.table, table(summarise(runs)))
     for corpus, s in summarise(runs).items():
         print(corpus, s["gaps"])
 
