@@ -454,11 +454,12 @@ def recorded_path(flag: str, value: str | None) -> str | None:
     A name is not a path and stays one (`_is_path`: `--vectors glove-6b-50d`, `--teacher default`); None stays None."""
     if value is None:
         return None
-    return ",".join(str(Path(p).resolve()) if _is_path(flag, p) else p for p in _sources(flag, value))
+    return ",".join(str(Path(p).resolve()) if _is_path(flag, p) else p for p in sources_of(flag, value))
 
 
-def _sources(flag: str, value: str | None) -> list[str]:
-    """What option `flag`'s `value` names: --teacher's comma-separated sources, or the one value (none for None)."""
+def sources_of(flag: str, value: str | None) -> list[str]:
+    """What option `flag`'s `value` names: --teacher's comma-separated sources (the one rule splitting that
+    list: `distill.resolve_teachers` reads it too), or the one value (none for None)."""
     if value is None:
         return []
     return [p.strip() for p in value.split(",")] if flag == "--teacher" else [value]
@@ -480,7 +481,7 @@ def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[st
     still finds them."""
     for name in names:
         flag = INPUT_FILES[name]
-        for source in _sources(flag, getattr(cfg, name)):
+        for source in sources_of(flag, getattr(cfg, name)):
             if not _is_path(flag, source) or Path(source).exists():
                 continue
             where = "" if Path(source).is_absolute() else f" from {Path.cwd()}: {verb} from the folder the run was started in, or"

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ner_fast.buckets import Bucket
-from ner_fast.config import OptionError
+from ner_fast.config import OptionError, sources_of
 from ner_fast.recase import origin_of
 
 __all__ = ["Teacher", "resolve_teachers", "soften", "teacher_arrays", "teacher_distributions"]
@@ -49,7 +49,7 @@ def resolve_teachers(spec: str) -> list[Teacher]:
     from ner_fast.training.init_source import resolve
 
     teachers = []
-    for part in (p.strip() for p in spec.split(",")):
+    for part in sources_of("--teacher", spec):
         if not part:
             raise OptionError(OPTION, f"{spec!r}: an empty SOURCE in the list")
         try:
