@@ -42,3 +42,17 @@ def conll_file(tmp_path: Path) -> Path:
     path.write_text(CONLL_SAMPLE, encoding="utf-8")
     return path
 
+
+
+@pytest.fixture
+def move_bundled(monkeypatch: pytest.MonkeyPatch):
+    """A function that points the bundled package NAME at another folder for this test (as in an
+    installation where the package lies elsewhere, or is missing)."""
+    import dataclasses
+
+    from ner_fast import package
+
+    def move(name: str, folder: Path) -> None:
+        monkeypatch.setitem(package.BUNDLED, name, dataclasses.replace(package.BUNDLED[name], folder=Path(folder)))
+
+    return move

@@ -73,8 +73,8 @@ def test_a_bundled_name_wins_over_a_folder_of_that_name_and_dot_slash_means_the_
     assert "merkel" in result.output
 
 
-def test_a_missing_bundled_package_is_one_line_saying_how_to_build_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ner_fast.package.ROBUST_PACKAGE", tmp_path / "models" / "robust")
+def test_a_missing_bundled_package_is_one_line_saying_how_to_build_it(tmp_path: Path, move_bundled) -> None:
+    move_bundled("robust", tmp_path / "models" / "robust")
     with pytest.raises(PackageError, match=re.escape("./dev.sh build-model robust")):
         Tagger.load("robust")
     assert package_path("default") == DEFAULT_PACKAGE  # the other one is still there

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
-from ner_fast import Doc, Entity, Tagger, package
+from ner_fast import Doc, Entity, Tagger
 from ner_fast.corpus import read_corpus
 from ner_fast.training.export import export_model
 from ner_fast.package import PackageError
@@ -343,11 +343,11 @@ def test_a_pos_input_model_refuses_raw_text(tmp_path: Path) -> None:
         next(pos_tagger.pipe(["Angela Merkel visited Paris."]))
 
 
-def test_load_without_a_path_uses_the_bundled_package(tagger: Tagger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(package, "DEFAULT_PACKAGE", tmp_path / "missing")
+def test_load_without_a_path_uses_the_bundled_package(tagger: Tagger, tmp_path: Path, move_bundled) -> None:
+    move_bundled("default", tmp_path / "missing")
     with pytest.raises(PackageError, match="no bundled"):
         Tagger.load()
-    monkeypatch.setattr(package, "DEFAULT_PACKAGE", tagger.package.path)
+    move_bundled("default", tagger.package.path)
     loaded = Tagger.load(device="cpu")
     assert loaded.package.path == tagger.package.path
     assert loaded("Angela Merkel visited Paris.").to_dict() == tagger("Angela Merkel visited Paris.").to_dict()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ner_fast import Tagger, package
+from ner_fast import Tagger
 from ner_fast.cli import cli
 from ner_fast.cli.tag import format_doc
 from ner_fast.training.export import export_model
@@ -112,11 +112,11 @@ def test_output_file(pkg: Path, tagger: Tagger, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 
 
-def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(package, "DEFAULT_PACKAGE", tmp_path / "none")
+def test_without_package_the_bundled_one(pkg: Path, tagger: Tagger, tmp_path: Path, move_bundled) -> None:
+    move_bundled("default", tmp_path / "none")
     code, output = run("--text", LINES[0])
     assert code == 1 and "no bundled" in output and "Traceback" not in output
-    monkeypatch.setattr(package, "DEFAULT_PACKAGE", pkg)
+    move_bundled("default", pkg)
     code, output = run("--text", LINES[0])
     assert code == 0 and output == format_doc(tagger(LINES[0]), describe=tagger.label_map.describe)
     # One path that is a file: the input, with the bundled package.

@@ -68,24 +68,19 @@ DEFAULT_QUANTIZE = "int8"
 class Bundled:
     """A pretrained package shipped with ner-fast: where it lies and the command that builds it."""
 
-    #: The module attribute holding its folder (read at call time, so tests can point it elsewhere).
-    attribute: str
+    #: Its folder inside the installed ner_fast package.
+    folder: Path
     build: str
-
-    @property
-    def folder(self) -> Path:
-        """Its folder inside the installed ner_fast package."""
-        return Path(globals()[self.attribute])
 
 
 #: The bundled packages by name (the one table: `Tagger.load(NAME)`, every CLI package argument, the
 #: spaCy component's `package`, `ner-fast train --init NAME` / `--teacher NAME`). `bundled` is an alias
-#: of `default`.
+#: of `default`. Read at call time, so a test points a name elsewhere with `monkeypatch.setitem`.
 BUNDLED: dict[str, Bundled] = {
     # An int8 ensemble of two networks: the most accurate on text cased like news.
-    "default": Bundled("DEFAULT_PACKAGE", "./dev.sh build-model"),
+    "default": Bundled(DEFAULT_PACKAGE, "./dev.sh build-model"),
     # One distilled network with GloVe 6B rows: robust to casing and to words GMB never showed, 4x as fast.
-    "robust": Bundled("ROBUST_PACKAGE", "./dev.sh build-model robust"),
+    "robust": Bundled(ROBUST_PACKAGE, "./dev.sh build-model robust"),
 }
 BUNDLED_ALIASES = {"bundled": "default"}
 #: Every name `bundled_package_path` takes.

@@ -129,10 +129,9 @@ def test_cuda_without_cuda_is_one_warning_line_as_in_tag(package: Path) -> None:
     assert "Traceback" not in result.output and "Tagger.load(" not in result.output
 
 
-def test_without_a_package_it_loads_the_bundled_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from ner_fast import package as package_module
+def test_without_a_package_it_loads_the_bundled_one(move_bundled, tmp_path: Path) -> None:
 
-    monkeypatch.setattr(package_module, "DEFAULT_PACKAGE", tmp_path / "no-model")  # as in an install without it
+    move_bundled("default", tmp_path / "no-model")  # as in an install without it
     result = CliRunner().invoke(cli, ["serve", "--port", "0"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and str(tmp_path / "no-model") in result.output

@@ -89,8 +89,8 @@ def test_bundled_package_reproduces_its_validation_f1_without_mxnet() -> None:
     assert len(report["pos"][0]) == 5
 
 
-def test_no_bundled_package_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ner_fast.package.DEFAULT_PACKAGE", tmp_path / "models" / "default")
+def test_no_bundled_package_is_one_clear_error(tmp_path: Path, move_bundled) -> None:
+    move_bundled("default", tmp_path / "models" / "default")
     with pytest.raises(PackageError, match="build-model"):
         default_package_path()
     with pytest.raises(PackageError, match="no bundled model package"):

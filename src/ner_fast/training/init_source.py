@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ner_fast.config import BY_NAME, ModelConfig, OptionError
+from ner_fast.config import BY_NAME, ModelConfig, OptionError, vectors_word_dim
 from ner_fast.decode import CRF_PARAMS
 # `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
 from ner_fast.package import BUNDLED_NAMES
@@ -114,15 +114,9 @@ def inherit_architecture(spec: str, given: Mapping[str, Any]) -> dict[str, Any]:
     for name in MUST_MATCH:
         theirs = getattr(arch, name)
         if name == "word_dim" and name not in given and given.get("vectors") is not None:
-            # SOURCE's word dimension, the vectors inside it (`training.rows`); narrower vectors are refused
-            # here: left to config, the error would blame a --word-dim nobody gave.
-            from ner_fast.vectors import vectors_dim
-
-            dim = vectors_dim(given["vectors"])
-            if dim > theirs:
-                raise OptionError("--vectors", f"{given['vectors']} has {dim} numbers a word, --init {spec} has word_dim"
-                                  f" {theirs}; the vectors must fit in SOURCE's words (vectors of at most {theirs}"
-                                  " numbers, or leave --vectors or --init out)")
+            # SOURCE's word dimension, the vectors inside it (`training.rows`); checked here, where the
+            # refusal can name --vectors: left to config, it would blame a --word-dim nobody gave.
+            vectors_word_dim(given["vectors"], theirs, init=spec)
         if name in given:
             if BY_NAME[name].check(given[name]) != theirs:
                 raise OptionError(BY_NAME[name].cli_flag, _mismatch(spec, name, theirs))
