@@ -207,3 +207,25 @@ def test_the_package_setting_takes_a_bundled_name(tmp_path: Path) -> None:
     pipeline.to_disk(tmp_path / "nlp")
     again = spacy.load(tmp_path / "nlp")
     assert [(e.text, e.label_) for e in again("angela merkel visited paris on monday.").ents] == [(e.text, e.label_) for e in doc.ents]
+
+
+def test_a_relative_package_path_that_is_not_there_says_it_is_read_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pipeline saved with `package: "pkg"` and loaded from another directory: one message saying why.
+    package = tmp_path / "pkg"
+    shutil.copytree(default_package_path(), package)
+    monkeypatch.chdir(tmp_path)
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", config={"package": "pkg"})
+    pipeline.to_disk(tmp_path / "pipeline")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(PackageError) as caught:
+        spacy.load(tmp_path / "pipeline")
+    message = str(caught.value)
+    assert "no such package folder" in message and "relative path" in message and str(elsewhere) in message
+    assert "\n" not in message
+    monkeypatch.chdir(tmp_path)
+    assert triples(spacy.load(tmp_path / "pipeline")(TEXT)) == triples(pipeline(TEXT))

@@ -30,7 +30,8 @@ spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave
 The component tags `doc.text` with ner-fast's own tokenizer and sentence splitter (the ones the model was
 trained with), whatever spaCy's tokens are; `nlp.pipe` goes through `Tagger.pipe`, sentences of many
 documents batched together. `nlp.to_disk` writes the package's path and checksum (never the weights);
-`spacy.load` opens the package at that path again and refuses it if its checksum differs.
+`spacy.load` opens the package at that path again and refuses it if its checksum differs. A relative path is
+read from the directory `spacy.load` runs in: give an absolute one for a pipeline loaded from anywhere.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from spacy.language import Language
 from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritize_new_ents_filter
 from spacy.tokens import Doc, Span
 
-from ner_fast.package import PackageError, package_checksum, package_path
+from ner_fast.package import BUNDLED_NAMES, PackageError, package_checksum, package_path
 from ner_fast.engine import BATCH_SIZE, check_model
 from ner_fast.text import Entity
 
@@ -132,7 +133,15 @@ class NerFast:
         # spaCy imports this module (its entry points) whenever it makes a pipeline: onnxruntime only here.
         from ner_fast.tagger import Tagger
 
-        self.tagger: Tagger = Tagger.load(self.package, labels=labels)
+        try:
+            self.tagger: Tagger = Tagger.load(self.package, labels=labels)
+        except PackageError as err:
+            if self.package is None or self.package in BUNDLED_NAMES or os.path.isabs(self.package):
+                raise
+            # A pipeline saved with a relative path opens it from wherever `spacy.load` runs.
+            raise PackageError(f"{err} (the pipeline's package {self.package!r} is a relative path, read from the current"
+                               f" directory {os.getcwd()}; give its absolute path in the config to open it from"
+                               " anywhere)") from None
         try:
             check_model(self.tagger)  # spaCy hands over raw text: refused here, not at the first document
         except ValueError as err:
