@@ -2,8 +2,8 @@
 # One entry point for a fresh machine (Python 3.11 and gcc, nothing else):
 #   ./dev.sh train [ARGS...]   set up .venv, then train on the bundled GMB corpus (ner-fast train ARGS,
 #                              default: --out runs/gmb)
-#   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test), then run the whole
-#                              test suite (pytest ARGS)
+#   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test and qemu-user for the
+#                              emulated AVX2-only CPU test), then run the whole test suite (pytest ARGS)
 #   ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]
 #                              set up .venv, train the two members of the POS-free default model on the
 #                              bundled corpus: runs/default-model (ner-fast train --epochs 12 --patience 2
@@ -43,18 +43,22 @@ setup() {
     .venv/bin/python -m pip install --quiet -e ".[test]"
 }
 
-browser() {
-    # The page test (tests/serve/test_page.py) drives Debian's chromium through its chromedriver: install
-    # both when missing and this shell may (root with apt-get, as in CI); otherwise that test is skipped.
-    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-        return
-    fi
+test_tools() {
+    # Two tests need Debian programs: the page test (tests/serve/test_page.py) drives chromium through its
+    # chromedriver, and tests/test_emulated_cpu.py runs the tagger under qemu-x86_64 (package qemu-user) as an
+    # AVX2-only CPU. Install those missing when this shell may (root with apt-get, as in CI); otherwise the
+    # tests that need them are skipped (in CI they fail).
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    command -v qemu-x86_64 >/dev/null 2>&1 || missing+=(qemu-user)
+    [ ${#missing[@]} -gt 0 ] || return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "dev.sh: installing chromium and chromium-driver for the page test" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
-            || echo "dev.sh: could not install chromium; the page test will fail in CI and be skipped elsewhere" >&2
+        echo "dev.sh: installing ${missing[*]} for the tests that need them" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+            || echo "dev.sh: could not install ${missing[*]}; their tests will fail in CI and be skipped elsewhere" >&2
     else
-        echo "dev.sh: chromium or chromedriver missing and not root: the page test will be skipped" >&2
+        echo "dev.sh: ${missing[*]} missing and not root: the tests that need them will be skipped" >&2
     fi
 }
 
@@ -67,7 +71,7 @@ case "$cmd" in
         # With no arguments: the bundled GMB corpus, sequential 80/20 split, into runs/gmb.
         [ $# -gt 0 ] || set -- --out runs/gmb
         exec .venv/bin/ner-fast train "$@" ;;
-    test)  setup; browser; exec .venv/bin/python -m pytest "$@" ;;
+    test)  setup; test_tools; exec .venv/bin/python -m pytest "$@" ;;
     test-isa)
         # Set up only where there is no .venv yet: .ci/run calls this right after `./dev.sh test` set up.
         [ -x .venv/bin/python ] || setup

@@ -101,6 +101,8 @@ def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out
     given: dict[str, Any] = {"epochs": args.epochs, "patience": args.patience, "seed": seed, "dev": str(dev_file)}
     if args.batch_size is not None:
         given["batch_size"] = args.batch_size
+    if args.dropout is not None:
+        given["dropout"] = args.dropout
     if system == "vectors":  # issue 24's small-data comparison: from scratch with pretrained word vectors
         given["vectors"] = args.vectors
     if system == "init":
@@ -228,6 +230,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epoch cap of the networks (early stopping on dev decides)")
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, help="networks: --batch-size (default: the option table's)")
+    parser.add_argument("--dropout", type=float, help="networks: --dropout (default: the option table's)")
     parser.add_argument("--freeze-epochs", type=int, help="init: --freeze-epochs (default: the option table's)")
     parser.add_argument("--init-lr-scale", type=float, help="init: --init-lr-scale (default: the option table's)")
     parser.add_argument("--init-source", default="default",
