@@ -207,3 +207,14 @@ def test_the_package_setting_takes_a_bundled_name(tmp_path: Path) -> None:
     pipeline.to_disk(tmp_path / "nlp")
     again = spacy.load(tmp_path / "nlp")
     assert [(e.text, e.label_) for e in again("angela merkel visited paris on monday.").ents] == [(e.text, e.label_) for e in doc.ents]
+
+
+def test_nlp_pipe_raises_when_its_texts_fail_after_yielding_those_before(nlp: spacy.language.Language) -> None:
+    # spaCy's tokenizer raises on a lone surrogate while `nlp.pipe` makes the docs; the component must pass the
+    # error on (as `Tagger.pipe` does), not end the stream early as if the texts were all done.
+    got = []
+    with pytest.raises(UnicodeEncodeError):
+        for doc in nlp.pipe(["Angela Merkel visited Paris.", "\ud800", "Barack Obama"]):
+            got.append(doc)
+    assert [d.text for d in got] == ["Angela Merkel visited Paris."]
+    assert ("Angela Merkel", "per") in {(e.text, e.label_) for e in got[0].ents}
