@@ -95,8 +95,8 @@ class Option:
         return list(value) if isinstance(value, list) else value
 
     def _range_text(self) -> str:
-        lo = "" if self.low is None else f"{'more than' if self.low_open else 'at least'} {self.low:g}"
-        hi = "" if self.high is None else f"{'less than' if self.high_open else 'at most'} {self.high:g}"
+        lo = "" if self.low is None else f"{'more than' if self.low_open else 'at least'} {_show(self.low)}"
+        hi = "" if self.high is None else f"{'less than' if self.high_open else 'at most'} {_show(self.high)}"
         return " and ".join(p for p in (lo, hi) if p) + self.unit
 
     def check(self, value: Any) -> Any:

@@ -121,7 +121,8 @@ TABLE: tuple[Option, ...] = (
            " epoch keeps whichever of it and the live parameters scores better, until the average has scored better"
            " two epochs in a row (then only the average is validated).", "train", low=0, high=1,
            high_open=True, zero="off"),
-    Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
+    # numpy's and MXNet's seeds are 32-bit unsigned: outside, numpy refused deep in the set-up (exit 1).
+    Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train", low=0, high=2**32 - 1),
     Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
     Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
            " `ner-fast launch`).", "train", choices=KVSTORES),
