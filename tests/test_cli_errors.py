@@ -310,3 +310,19 @@ def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch: pytest.Monke
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["Error: this command needs mxnet: pip install 'ner-fast[train]'"]
+
+
+def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_which(run: Path) -> None:
+    # `ner-fast info RUN` / `tag RUN` said only "manifest.json is missing", `evaluate PACKAGE` / `export PACKAGE`
+    # "config.json: no such file": the folder is fine, only of the other kind, and the message says so.
+    from ner_fast.package import default_package_path
+
+    for args in (["info", str(run)], ["tag", str(run), "--text", "Paris"]):
+        result = CliRunner().invoke(cli, args)
+        _fails(result, 1, f"{run}: a training run folder, not a model package", f"ner-fast export {run}")
+    package = default_package_path()
+    for args in (["evaluate", str(package)], ["export", str(package), "--out", str(run.parent / "never")]):
+        result = CliRunner().invoke(cli, args)
+        _fails(result, 1, f"{package}: a model package, not a training run folder")
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (run.parent / "never").exists()

@@ -404,7 +404,11 @@ def read_config(folder: str | os.PathLike[str], *, need_train: bool = False) -> 
     Its `model` section must make a `ModelConfig`; with `need_train` its `train` section must make a
     `TrainConfig` (resuming and rebuilding the validation split need it, exporting does not).
     """
-    path = Path(folder) / "config.json"
+    from ner_fast.package import RUN_CONFIG_FILE, folder_kind
+
+    path = Path(folder) / RUN_CONFIG_FILE
+    if folder_kind(folder) == "package":
+        raise ValueError(f"{folder}: a model package, not a training run folder (what `ner-fast train --out` writes)")
     doc = read_json(path, "ner-fast training config")
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise ValueError(f"{path}: not a ner-fast training config (no 'model' section)")

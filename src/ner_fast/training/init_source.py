@@ -74,7 +74,7 @@ class Source:
 
 def resolve(spec: str) -> tuple[str, Path]:
     """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
-    from ner_fast.package import MANIFEST_FILE, PackageError, bundled_package_path
+    from ner_fast.package import PackageError, bundled_package_path, folder_kind
 
     if spec in BUNDLED_NAMES:  # the name wins over a folder of that name, as everywhere (`package.package_path`)
         try:
@@ -82,10 +82,9 @@ def resolve(spec: str) -> tuple[str, Path]:
         except PackageError as err:
             raise OptionError("--init", str(err)) from None
     path = Path(spec)
-    if (path / MANIFEST_FILE).is_file():
-        return "package", path
-    if (path / "config.json").is_file():
-        return "run", path
+    kind = folder_kind(path)
+    if kind is not None:
+        return kind, path
     raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
                       f" (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
 
