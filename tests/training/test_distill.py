@@ -271,3 +271,24 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     prepare(**SMALL).save(folder)
     with pytest.raises(OptionError, match="--teacher: DATA is a prepared folder"):
         train(_cfg(tmp_path / "b", teacher=teacher_run, data=str(folder), max_sentences=None), progress=False, echo=_quiet)
+
+
+def test_resume_refuses_a_teacher_that_changed_since_the_run_started(teacher_run: str, tmp_path: Path) -> None:
+    # A resumed run tags with its teachers again; one whose files changed (re-trained, re-exported into the
+    # same folder) would silently distil from another model mid-run. config.json records each teacher's
+    # checksum: the resumed run compares it, refuses in one line, and leaves the run's files as they were.
+    import shutil
+
+    from ner_fast.config import resume_config
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_run, teacher)
+    out = tmp_path / "student"
+    train(_cfg(out, teacher=str(teacher)), progress=False, echo=_quiet)
+    train(resume_config(out, epochs=3), resume=True, progress=False, echo=_quiet)  # the same teacher: goes on
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    train(_cfg(tmp_path / "other", seed=1), progress=False, echo=_quiet)
+    shutil.copy(tmp_path / "other" / "best.params.npz", teacher / "best.params.npz")
+    with pytest.raises(ValueError, match=f"--teacher {teacher}.*changed since the run started"):
+        train(resume_config(out, epochs=4), resume=True, progress=False, echo=_quiet)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -87,7 +87,7 @@ def set_up(
         claim_run_dir(out, force=force)
 
     source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
-    teachers = _teachers(cfg)  # --teacher: found before the data is read
+    teachers = _teachers(cfg, out if resume else None)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out))
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
@@ -328,13 +328,24 @@ def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[s
     return []
 
 
-def _teachers(cfg: TrainConfig) -> list[Any]:
-    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read."""
+def _teachers(cfg: TrainConfig, resumed: Path | None = None) -> list[Any]:
+    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read. For the run
+    `resumed`, each must still have the checksum its config.json recorded (ValueError otherwise): tagging
+    again with a changed teacher would distil from another model than the epochs before did."""
     if not cfg.teacher:
         return []
     from ner_fast.training.distill import resolve_teachers
 
-    return resolve_teachers(cfg.teacher)
+    teachers = resolve_teachers(cfg.teacher)
+    if resumed is not None:
+        recorded = read_json(resumed / "config.json", "ner-fast training config").get("teacher") or []
+        for teacher, before in zip(teachers, recorded):
+            now = teacher.record()["sha256"]
+            if now != before.get("sha256"):
+                raise ValueError(f"{resumed} was started with --teacher {teacher.spec}, whose files have changed since the"
+                                 f" run started (sha256 {before.get('sha256')}, now {now}): put the original back, or"
+                                 " start a new run")
+    return teachers
 
 
 def _teacher_arrays(cfg: TrainConfig, teachers: Sequence[Any], data: Any, say: Callable[[str], None]) -> list[np.ndarray] | None:
