@@ -19,6 +19,7 @@ from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.recase import with_recased_copies
+from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
@@ -214,6 +215,13 @@ def _read_splits(
         raise ValueError(
             f"{valid.source} {has[valid.has_pos]} POS tags but {corpus.source} {has[corpus.has_pos]}:"
             " give both corpora POS tags, or neither"
+        )
+    trained, checked = (set(TagScheme(sorted(set(c.tags or ()))).types) for c in (corpus, valid))
+    if checked and not checked & trained:  # one type in common will do: a rare one may be missing
+        raise ValueError(
+            f"{valid.source}: its entity types ({', '.join(sorted(checked))}) are none of the training data's"
+            f" ({', '.join(sorted(trained))}): a validation corpus must use the training data's tags, else its F1"
+            " is 0 whatever the model learns"
         )
     return corpus, corpus, valid
 
