@@ -199,7 +199,7 @@ def _read_splits(
     """Step 1 of `prepare`: read `data` (its first `max_sentences`) and split it, or take `dev` as the
     validation corpus: (the corpus read, the training split, the validation split). Both must be tagged,
     and both have POS tags or neither."""
-    corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
+    corpus = data if isinstance(data, Corpus) else read_corpus(data, format, tagged=True)
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
@@ -207,7 +207,7 @@ def _read_splits(
     if dev is None:
         train, valid = split_corpus(corpus, split)
         return corpus, train, valid
-    valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format)
+    valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format, tagged=True)
     if valid.tags is None:
         raise ValueError(f"{valid.source}: the validation corpus has no tags")
     if valid.has_pos != corpus.has_pos:
