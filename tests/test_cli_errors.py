@@ -326,3 +326,17 @@ def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_
         _fails(result, 1, f"{package}: a model package, not a training run folder")
         assert len(result.output.strip().splitlines()) == 1
     assert not (run.parent / "never").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ner-fast evaluate default my.conll`, as `tag`/`info`/`serve` take `default`, said only "Directory
+    # 'default' does not exist."
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [command, "robust"])
+    _fails(result, 2, "robust: no such training run folder (robust is a bundled model package;",
+           "what `ner-fast train --out` writes")
+    (tmp_path / "robust").mkdir()  # a folder of that name is the folder, as everywhere a run is named
+    result = CliRunner().invoke(cli, [command, "robust"])
+    _fails(result, 1, f"{Path('robust') / 'config.json'}: no such file")
