@@ -130,6 +130,19 @@ def test_resume_names_a_teacher_that_is_gone_and_evaluate_does_not_need_it(copy:
     assert CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"]).exit_code == 0
 
 
+@pytest.mark.parametrize("command", ["prepare", "train"])
+def test_split_with_dev_is_refused_not_ignored(tmp_path: Path, command: str) -> None:
+    # With --dev all of DATA trains, so --split did nothing: `train data.conll --dev dev.conll --split 0.5`
+    # trained on all of data.conll, silently. Options are honoured or refused, never ignored.
+    from helpers import write_conll
+
+    dev = write_conll(tmp_path / "dev.conll", [[("Ann", "B-PER"), ("runs", "O")]] * 3)
+    small = ["--max-sentences", "40", *(["--epochs", "1", *TINY] if command == "train" else [])]
+    result = CliRunner().invoke(cli, [command, "--out", str(tmp_path / "o"), "--dev", str(dev), "--split", "0.5", *small])
+    _fails(result, 2, "--split", "does nothing with --dev")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     "command,args,flag",
     [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),

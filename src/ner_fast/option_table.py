@@ -79,7 +79,7 @@ TABLE: tuple[Option, ...] = (
     Option("dev", "path", None, "A separate validation corpus (then all of DATA trains).", "data", optional=True,
            commands=("prepare", "train")),
     Option("split", "split", (0.8, 0.2), "Sequential TRAIN[,VALID] fractions of DATA (0.8 means 0.8,0.2).", "data",
-           commands=("prepare", "train")),
+           commands=("prepare", "train"), unused_with=("dev", "then all of DATA trains and --dev validates")),
     Option("max_sentences", "int", None, "Use only the first N sentences of DATA (quick runs).", "data", low=1,
            optional=True, commands=("prepare", "train")),
     Option("max_token_chars", "int", 20, "Characters kept per token (cut or padded).", "data", low=1,
