@@ -52,6 +52,28 @@ def copy(run: Path, tmp_path: Path) -> Path:
     return target
 
 
+def test_force_keeps_the_earlier_run_until_the_new_one_is_set_up(copy: Path, tmp_path: Path) -> None:
+    # `--force` starts a finished run over; it used to delete the earlier run's files before reading the
+    # data, --init or --teacher, so a malformed corpus (or any refusal after that) lost the trained model
+    # and wrote nothing in its place.
+    from helpers import write_conll
+
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Ann B-PER\nruns O\n\nBob B-PER x y\n", encoding="utf-8")
+    _fails(CliRunner().invoke(cli, ["train", str(bad), "--out", str(copy), "--force", "--epochs", "1", *TINY]), 1,
+           f"{bad}:4:")
+    other = write_conll(tmp_path / "other.conll", [[("Ann", "B-PER"), ("runs", "O")]] * 20)
+    _fails(CliRunner().invoke(cli, ["train", str(other), "--teacher", str(copy), "--out", str(copy), "--force",
+                                    "--epochs", "1", *TINY]), 2, "--teacher", "tag set")
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    # Set up, the new run replaces the earlier one's files: here it even starts from them (--init itself).
+    result = CliRunner().invoke(cli, ["train", "--init", str(copy), "--out", str(copy), "--force", "--epochs", "1",
+                                      "--max-sentences", "120", "--batch-size", "16", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (copy / "best.params.npz").read_bytes() != before["best.params.npz"]
+
+
 def test_resume_without_state_json(copy: Path) -> None:
     (copy / "state.json").unlink()
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy)]), 1, "state.json", "never finished an epoch")

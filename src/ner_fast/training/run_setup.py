@@ -21,7 +21,7 @@ from ner_fast.config import N_CASING, ModelConfig, OptionError, TrainConfig, def
 from ner_fast.metrics import TagScheme
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
-from ner_fast.training.run_dir import claim_run_dir, load_optimizer_states, read_metrics, read_state
+from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state
 from ner_fast.vocab import Vocabularies
 
 
@@ -81,10 +81,11 @@ def set_up(
 
     # The folder is checked before the data is read: a mistake there costs nothing.
     state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
     if resume:
         state.update(read_state(out))
     elif writes:
-        claim_run_dir(out, force=force)
+        previous = claim_run_dir(out, force=force)
 
     source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
     teachers = _teachers(cfg, out if resume else None)  # --teacher: found (and checked) before the data is read
@@ -119,6 +120,7 @@ def set_up(
         run.history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
+        clear_previous(out, previous)
         out.mkdir(parents=True, exist_ok=True)
     if writes:
         atomic_write_json(
