@@ -40,6 +40,17 @@ _CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
 _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
 
 
+def check_worker_kvstore(kvstore: str) -> None:
+    """OptionError (`--kvstore`) when this process is a worker of a parameter-server job (`DMLC_ROLE`, set by
+    `ner-fast launch`) and `kvstore` is not a dist_* one: each worker would then train the whole run alone,
+    all of them writing the same --out, while the servers wait."""
+    from ner_fast.errors import OptionError
+
+    if os.environ.get("DMLC_ROLE") == "worker" and not kvstore.startswith("dist"):
+        raise OptionError("--kvstore", f"{kvstore}, but this is a worker of `ner-fast launch`, whose workers share"
+                          " one run through the servers: give --kvstore dist_sync (or dist_device_sync, dist_async)")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on `host` a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
