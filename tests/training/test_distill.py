@@ -292,3 +292,18 @@ def test_resume_refuses_a_teacher_that_changed_since_the_run_started(teacher_run
     with pytest.raises(ValueError, match=f"--teacher {teacher}.*changed since the run started"):
         train(resume_config(out, epochs=4), resume=True, progress=False, echo=_quiet)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_teacher_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
+    # A teacher tags the training words alone. One that reads POS tags got none: a run teacher then tagged with
+    # all-padding POS (distributions of a model fed what it never saw, silently), a package teacher failed
+    # with the Python API's "pass pos=" message, naming no option.
+    from ner_fast.training.export import export_model
+
+    run = tmp_path / "pos-run"
+    train(TrainConfig(out=str(run), epochs=1, patience=0, arch=dict(TINY, use_pos=True, pos_aux_weight=0.0), **SMALL),
+          progress=False, echo=_quiet)
+    package = export_model(run, tmp_path / "pos-package")
+    for teacher in (run, package):
+        with pytest.raises(OptionError, match=f"^--teacher: {teacher}: reads POS tags"):
+            resolve_teachers(str(teacher))
