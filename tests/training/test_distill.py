@@ -24,6 +24,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_WORD, featurize
 from ner_fast.prepare import prepare
 from ner_fast.recase import MODES, origin_of, recase_plan, with_recased_copies
+from ner_fast.tagger import Tagger
 from ner_fast.training.distill import resolve_teachers, soften, teacher_arrays, teacher_distributions
 from ner_fast.training.train import train
 from training.test_train import TINY, TINY_FLAGS
@@ -267,6 +268,13 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "config.json").exists()
     with pytest.raises(OptionError, match="--teacher.*tag set"):
         teacher_distributions(resolve_teachers(teacher_run), [["A", "dog"]], ["O", "B-PER", "I-PER"])
+    # The message names the difference, not two lists of 17 tags to compare by eye (a GMB slice without
+    # `eve` against `--teacher default`).
+    tags = Tagger.load().tags
+    with pytest.raises(OptionError) as caught:
+        teacher_distributions(resolve_teachers("default"), [["A", "dog"]], [t for t in tags if not t.endswith("-eve")])
+    assert str(caught.value) == ("--teacher: default knows tags the training data lacks (B-eve, I-eve): a teacher"
+                                 " must have the student's tag set")
     folder = tmp_path / "prepared"
     prepare(**SMALL).save(folder)
     with pytest.raises(OptionError, match="--teacher: DATA is a prepared folder"):

@@ -132,8 +132,10 @@ def teacher_distributions(
         get = _package_distributions if teacher.kind == "package" else _run_distributions
         names, probs = get(teacher, sentences)
         if sorted(names) != sorted(tags):
-            raise OptionError(OPTION, f"{teacher.spec} knows the tags {', '.join(sorted(names))}, the training data"
-                              f" {', '.join(sorted(tags))}: a teacher must have the student's tag set")
+            extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
+            differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []
+            differ += [f"lacks tags of the training data ({', '.join(missing)})"] if missing else []
+            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set")
         order = [names.index(t) for t in tags]
         probs = [p[:, order].astype(np.float64) for p in probs]
         total = probs if total is None else [a + b for a, b in zip(total, probs)]
