@@ -261,7 +261,8 @@ TABLE: tuple[Option, ...] = (
     Option("timeout", "float", None, "With --role all: stop everything after this many seconds.", low=0, low_open=True,
            optional=True, commands=("launch",)),
     # serve: also the defaults and ranges of `serve.settings.Settings` (`check_setting`)
-    Option("host", "str", "127.0.0.1", "Address to listen on (loopback unless you say otherwise).",
+    # "text", not "str": an empty address would be every interface, not "unset".
+    Option("host", "text", "127.0.0.1", "Address to listen on (loopback unless you say otherwise).",
            commands=("serve",)),
     Option("port", "int", 8080, "Port (0: a free one, printed at start).", low=0, high=65535, commands=("serve",)),
     Option("threads", "int", 1, "Worker threads; each tags one batch at a time.", low=1, commands=("serve",)),
