@@ -99,3 +99,18 @@ def test_a_launched_worker_without_a_dist_kvstore_is_refused(tmp_path: Path) -> 
     text = (logs / "worker-0.log").read_text(errors="replace")
     assert "Error: --kvstore: device" in text and "dist_sync" in text and "Traceback" not in text, text
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dist_kvstore_outside_a_launched_job_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ner-fast train --kvstore dist_sync` run by hand (no `ner-fast launch`) ended in MXNet's C++ traceback
+    # ("Check notnull: ... DMLC_NUM_WORKER").
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    monkeypatch.delenv("DMLC_ROLE", raising=False)
+    result = CliRunner().invoke(cli, ["train", "--kvstore", "dist_sync", "--out", str(tmp_path / "run"),
+                                      "--max-sentences", "40", "--no-progress"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "--kvstore: dist_sync" in result.output and "ner-fast launch" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()

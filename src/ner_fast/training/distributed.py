@@ -41,14 +41,20 @@ _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_den
 
 
 def check_worker_kvstore(kvstore: str) -> None:
-    """OptionError (`--kvstore`) when this process is a worker of a parameter-server job (`DMLC_ROLE`, set by
-    `ner-fast launch`) and `kvstore` is not a dist_* one: each worker would then train the whole run alone,
-    all of them writing the same --out, while the servers wait."""
+    """OptionError (`--kvstore`) when `kvstore` does not fit this process's place: a worker of a
+    parameter-server job (`DMLC_ROLE`, set by `ner-fast launch`) needs a dist_* one, else each worker would
+    train the whole run alone, all writing the same --out, while the servers wait; a dist_* one needs that
+    job, else MXNet stops with its own C++ traceback (no DMLC_* variables)."""
     from ner_fast.errors import OptionError
 
-    if os.environ.get("DMLC_ROLE") == "worker" and not kvstore.startswith("dist"):
+    worker = os.environ.get("DMLC_ROLE") == "worker"
+    if worker and not kvstore.startswith("dist"):
         raise OptionError("--kvstore", f"{kvstore}, but this is a worker of `ner-fast launch`, whose workers share"
                           " one run through the servers: give --kvstore dist_sync (or dist_device_sync, dist_async)")
+    if not worker and kvstore.startswith("dist"):
+        raise OptionError("--kvstore", f"{kvstore} trains on a parameter-server job: run it through `ner-fast launch"
+                          f" --workers N --servers M -- train --kvstore {kvstore} ...` (docs/TRAINING.md, 'Several"
+                          " machines'), or use local or device on one machine")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
