@@ -152,6 +152,16 @@ def test_resume_names_a_teacher_that_is_gone_and_evaluate_does_not_need_it(copy:
     assert CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"]).exit_code == 0
 
 
+def test_a_batch_size_past_the_training_sentences_and_the_default_is_refused(tmp_path: Path) -> None:
+    # Every batch is padded to --batch-size rows: `train --max-sentences 100 --batch-size 100000` grew to 16 GB
+    # and was killed by the kernel (exit 137, no message). Up to the default (50) stays allowed whatever the
+    # corpus, so a tiny corpus trains as before. (TINY keeps this test small should the check be missing.)
+    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), "--max-sentences", "40", "--epochs", "1",
+                                      "--batch-size", "5000", *TINY])
+    _fails(result, 2, "--batch-size: 5000 is more than the 32 training sentences", "give at most 50")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("command", ["prepare", "train"])
 def test_split_with_dev_is_refused_not_ignored(tmp_path: Path, command: str) -> None:
     # With --dev all of DATA trains, so --split did nothing: `train data.conll --dev dev.conll --split 0.5`

@@ -89,7 +89,7 @@ def set_up(
 
     source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
     teachers = _teachers(cfg, out if resume else None)  # --teacher: found (and checked) before the data is read
-    data = load_data(cfg, words=_init_words(source, init_record, out))
+    data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
@@ -240,7 +240,7 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -> Any:
+def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), new_run: bool = True) -> Any:
     """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
@@ -248,6 +248,7 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -
     folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
     (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
     `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
+    A new run (`new_run`, checked) is refused a batch size past its training sentences (`_check_batch_size`).
     """
     from ner_fast.prepare import PreparedData, prepare
 
@@ -256,8 +257,21 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -
         asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
         for name, value in fixed_by_prepared(data.settings, asked).items():
             setattr(cfg, name, value)
-        return data
-    return prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
+    else:
+        data = prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
+    if check and new_run:  # a resumed run keeps the size it was started with
+        _check_batch_size(cfg.batch_size, sum(len(b) for b in data.splits["train"]))
+    return data
+
+
+def _check_batch_size(batch_size: int, sentences: int) -> None:
+    """OptionError when `batch_size` is past both the training split's `sentences` and the default: every
+    batch is padded to `batch_size` rows (`iterators.BucketIter`), so such a size only buys memory, without
+    bound (100,000 on 80 sentences: 16 GB, then the kernel's kill). Up to the default is always allowed."""
+    largest = max(sentences, default_of("batch_size"))
+    if batch_size > largest:
+        raise OptionError("--batch-size", f"{batch_size} is more than the {sentences:,} training sentences: every batch"
+                          f" is padded to that many rows; give at most {largest}")
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
