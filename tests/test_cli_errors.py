@@ -52,6 +52,28 @@ def copy(run: Path, tmp_path: Path) -> Path:
     return target
 
 
+def test_force_keeps_the_earlier_run_until_the_new_one_is_set_up(copy: Path, tmp_path: Path) -> None:
+    # `--force` starts a finished run over; it used to delete the earlier run's files before reading the
+    # data, --init or --teacher, so a malformed corpus (or any refusal after that) lost the trained model
+    # and wrote nothing in its place.
+    from helpers import write_conll
+
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Ann B-PER\nruns O\n\nBob B-PER x y\n", encoding="utf-8")
+    _fails(CliRunner().invoke(cli, ["train", str(bad), "--out", str(copy), "--force", "--epochs", "1", *TINY]), 1,
+           f"{bad}:4:")
+    other = write_conll(tmp_path / "other.conll", [[("Ann", "B-PER"), ("runs", "O")]] * 20)
+    _fails(CliRunner().invoke(cli, ["train", str(other), "--teacher", str(copy), "--out", str(copy), "--force",
+                                    "--epochs", "1", *TINY]), 2, "--teacher", "tag set")
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    # Set up, the new run replaces the earlier one's files: here it even starts from them (--init itself).
+    result = CliRunner().invoke(cli, ["train", "--init", str(copy), "--out", str(copy), "--force", "--epochs", "1",
+                                      "--max-sentences", "120", "--batch-size", "16", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (copy / "best.params.npz").read_bytes() != before["best.params.npz"]
+
+
 def test_resume_without_state_json(copy: Path) -> None:
     (copy / "state.json").unlink()
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy)]), 1, "state.json", "never finished an epoch")
@@ -130,6 +152,29 @@ def test_resume_names_a_teacher_that_is_gone_and_evaluate_does_not_need_it(copy:
     assert CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"]).exit_code == 0
 
 
+def test_a_batch_size_past_the_training_sentences_and_the_default_is_refused(tmp_path: Path) -> None:
+    # Every batch is padded to --batch-size rows: `train --max-sentences 100 --batch-size 100000` grew to 16 GB
+    # and was killed by the kernel (exit 137, no message). Up to the default (50) stays allowed whatever the
+    # corpus, so a tiny corpus trains as before. (TINY keeps this test small should the check be missing.)
+    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), "--max-sentences", "40", "--epochs", "1",
+                                      "--batch-size", "5000", *TINY])
+    _fails(result, 2, "--batch-size: 5000 is more than the 32 training sentences", "give at most 50")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["prepare", "train"])
+def test_split_with_dev_is_refused_not_ignored(tmp_path: Path, command: str) -> None:
+    # With --dev all of DATA trains, so --split did nothing: `train data.conll --dev dev.conll --split 0.5`
+    # trained on all of data.conll, silently. Options are honoured or refused, never ignored.
+    from helpers import write_conll
+
+    dev = write_conll(tmp_path / "dev.conll", [[("Ann", "B-PER"), ("runs", "O")]] * 3)
+    small = ["--max-sentences", "40", *(["--epochs", "1", *TINY] if command == "train" else [])]
+    result = CliRunner().invoke(cli, [command, "--out", str(tmp_path / "o"), "--dev", str(dev), "--split", "0.5", *small])
+    _fails(result, 2, "--split", "does nothing with --dev")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     "command,args,flag",
     [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),
@@ -147,7 +192,9 @@ def test_an_option_that_would_do_nothing_alone_is_refused(tmp_path: Path, comman
     "args,flag",
     [(["--dropout", "2"], "--dropout"), (["--word-dim", "0"], "--word-dim"), (["--split", "1.5"], "--split"),
      (["--buckets", "0,4"], "--buckets"), (["--context", "tpu"], "--context"), (["--directions", "3"], "--directions"),
-     (["--directions", "1", "--lm-aux-weight", "0.1"], "--lm-aux-weight")],
+     (["--directions", "1", "--lm-aux-weight", "0.1"], "--lm-aux-weight"),
+     # numpy's seeds are 0 .. 2**32 - 1; outside, its own words came out as exit 1, naming no option
+     (["--seed", "-1"], "--seed"), (["--seed", str(2**32)], "--seed")],
 )  # fmt: skip
 def test_bad_values_are_usage_errors_naming_the_option(tmp_path: Path, args: list[str], flag: str) -> None:
     result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), *args])
@@ -308,3 +355,33 @@ def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch: pytest.Monke
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["Error: this command needs mxnet: pip install 'ner-fast[train]'"]
+
+
+def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_which(run: Path) -> None:
+    # `ner-fast info RUN` / `tag RUN` said only "manifest.json is missing", `evaluate PACKAGE` / `export PACKAGE`
+    # "config.json: no such file": the folder is fine, only of the other kind, and the message says so.
+    from ner_fast.package import default_package_path
+
+    for args in (["info", str(run)], ["tag", str(run), "--text", "Paris"]):
+        result = CliRunner().invoke(cli, args)
+        _fails(result, 1, f"{run}: a training run folder, not a model package", f"ner-fast export {run}")
+    package = default_package_path()
+    for args in (["evaluate", str(package)], ["export", str(package), "--out", str(run.parent / "never")]):
+        result = CliRunner().invoke(cli, args)
+        _fails(result, 1, f"{package}: a model package, not a training run folder")
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (run.parent / "never").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ner-fast evaluate default my.conll`, as `tag`/`info`/`serve` take `default`, said only "Directory
+    # 'default' does not exist."
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [command, "robust"])
+    _fails(result, 2, "robust: no such training run folder (robust is a bundled model package;",
+           "what `ner-fast train --out` writes")
+    (tmp_path / "robust").mkdir()  # a folder of that name is the folder, as everywhere a run is named
+    result = CliRunner().invoke(cli, [command, "robust"])
+    _fails(result, 1, f"{Path('robust') / 'config.json'}: no such file")

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import write_conll
+from ner_fast.cli import cli
 from ner_fast.corpus import Corpus, CorpusError, bundled_corpus_path, parse_corpus, read_corpus, sniff_format
 from ner_fast.schemes import iob1_to_iob2
 
@@ -217,6 +219,24 @@ def test_ambiguous_input_is_refused_naming_input_format(content: bytes, line: in
         sniff_format(content, "in.txt")
     assert info.value.line == line and "--input-format" in str(info.value)
 
+
+def test_a_tagged_read_names_format_and_reads_one_conll_line_as_conll(tmp_path: Path) -> None:
+    # prepare, train and evaluate read tagged corpora with `--format` (auto, gmb, conll): the message told
+    # them to give `--input-format`, an option of `ner-fast tag` only, and to tokenize raw text, which
+    # they cannot train on. Where only a tagged corpus will do, one line of word and tag is CoNLL.
+    assert sniff_format(b"\nParis B-geo\n", "in.txt", tagged=True) == "conll"
+    with pytest.raises(CorpusError, match="no data in the first lines") as empty:
+        sniff_format(b"-DOCSTART- -X- O\n", "in.txt", tagged=True)
+    assert "--format" in str(empty.value) and "--input-format" not in str(empty.value)
+    raw = tmp_path / "notes.txt"
+    raw.write_text("Angela Merkel visited Paris.\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["train", str(raw), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "--input-format" not in result.output, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {raw}:1: looks like raw text ('Paris.' has punctuation attached), not a tagged corpus: give CoNLL"
+        " columns (word ... tag) or the GMB CSV (--format conll or gmb)"
+    ]
+    assert not (tmp_path / "o").exists()
 
 def test_every_reader_sniffs_alike_and_a_zip_by_its_member_name(tmp_path: Path) -> None:
     conll = tmp_path / "one.txt"

@@ -110,6 +110,19 @@ def test_a_map_key_the_package_lacks_is_refused_naming_it(tmp_path: Path) -> Non
     assert message.startswith(f"{file}: 'PER' not among") and "per" in message and "\n" not in message
 
 
+@pytest.mark.parametrize("name", ["conll", "ontonotes"])
+def test_a_named_map_of_none_of_the_packages_labels_is_refused(name: str) -> None:
+    # A package trained on other types (PER, LOC, ORG): `--labels ontonotes` renamed nothing and said nothing,
+    # as a JSON map's unknown key would have (refused above). Partly covered labels still map (the others
+    # keep their names): `label_map` is given some GMB labels there.
+    with pytest.raises(LabelError) as caught:
+        label_map(name, ["LOC", "ORG", "PER"])
+    message = str(caught.value)
+    assert message.startswith(f"labels {name!r}: maps GMB's labels") and "LOC, ORG, PER" in message
+    assert "\n" not in message
+    assert label_map(name, ["per", "MISC"])("per") in ("PER", "PERSON")
+
+
 def test_a_missing_map_file_is_named_as_missing(tmp_path: Path) -> None:
     with pytest.raises(LabelError, match="no such label-map file"):
         Tagger.load(device="cpu", labels=tmp_path / "labels.json")

@@ -136,7 +136,10 @@ def test_an_integer_past_floats_range_is_checked_whole() -> None:
     from ner_fast.errors import OptionError
     from ner_fast.option_table import BY_NAME, row
 
-    assert BY_NAME["seed"].check(int(BIG)) == int(BIG)
+    assert BY_NAME["epochs"].check(int(BIG)) == int(BIG)
+    # A bound past float's precision is written whole too (--seed's 2**32 - 1 was "4.29497e+09").
+    with pytest.raises(OptionError, match=f"--seed: must be at least 0 and at most {2**32 - 1}, got {BIG}$"):
+        BY_NAME["seed"].check(int(BIG))
     assert row("tag", "batch_size").check(int(BIG)) == int(BIG)
     with pytest.raises(OptionError, match=f"must be at least 0 and at most 65535, got {BIG}$"):
         row("serve", "port").check(int(BIG))

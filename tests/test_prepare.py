@@ -124,6 +124,23 @@ def test_cli_conll_without_pos_with_dev(tmp_path: Path) -> None:
     assert [b.length for b in prepared.splits["valid"]] == [3]
 
 
+def test_a_dev_corpus_whose_entity_types_training_never_has_is_refused(tmp_path: Path) -> None:
+    # `train mine.conll --dev other.conll` where the two name their types differently (PER/LOC against
+    # GMB's per/geo) trained a network whose validation F1 is 0 whatever it learns: model selection and
+    # early stopping blind, and nothing said. One type in common is enough (a rare type may be missing).
+    train = write_conll(tmp_path / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Rome", "B-LOC")]] * 30)
+    other = write_conll(tmp_path / "other.tsv", [[("Ann", "B-per"), ("runs", "O")], [("Rome", "B-geo")]])
+    some = write_conll(tmp_path / "some.tsv", [[("Ann", "B-PER"), ("Corp", "B-ORG")]])
+    out = tmp_path / "prep"
+    result = CliRunner().invoke(cli, ["prepare", str(train), "--dev", str(other), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {other}: its entity types (geo, per) are none of the training data's (LOC, PER): a validation"
+        " corpus must use the training data's tags, else its F1 is 0 whatever the model learns"
+    ]
+    assert not out.exists()
+    assert "B-ORG" in prepare(str(train), dev=str(some), buckets=[2]).vocabs.tags.itos
+
 def test_cli_human_summary_and_options(gmb_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "prep"
     result = CliRunner().invoke(

@@ -229,3 +229,14 @@ def test_a_relative_package_path_that_is_not_there_says_it_is_read_from_the_curr
     assert "\n" not in message
     monkeypatch.chdir(tmp_path)
     assert triples(spacy.load(tmp_path / "pipeline")(TEXT)) == triples(pipeline(TEXT))
+
+
+def test_nlp_pipe_raises_when_its_texts_fail_after_yielding_those_before(nlp: spacy.language.Language) -> None:
+    # spaCy's tokenizer raises on a lone surrogate while `nlp.pipe` makes the docs; the component must pass the
+    # error on (as `Tagger.pipe` does), not end the stream early as if the texts were all done.
+    got = []
+    with pytest.raises(UnicodeEncodeError):
+        for doc in nlp.pipe(["Angela Merkel visited Paris.", "\ud800", "Barack Obama"]):
+            got.append(doc)
+    assert [d.text for d in got] == ["Angela Merkel visited Paris."]
+    assert ("Angela Merkel", "per") in {(e.text, e.label_) for e in got[0].ents}

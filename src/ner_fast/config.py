@@ -298,13 +298,17 @@ class TrainConfig:
 
 
 def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
-    """OptionError when an option among `given` (names) would do nothing: the option it `needs` has no
-    value in `values` (e.g. --vector-words without --vectors), so it would be silently ignored."""
+    """OptionError when an option among `given` (names) would do nothing, so it would be silently ignored:
+    the option it `needs` has no value in `values` (e.g. --vector-words without --vectors), or the option
+    it is `unused_with` has one (--split with --dev, where all of DATA trains)."""
     for name in given:
-        needs = BY_NAME[name].needs
-        if needs is not None and values.get(needs) is None:
-            raise OptionError(BY_NAME[name].cli_flag, f"applies only with {BY_NAME[needs].cli_flag}; give that too, or leave"
-                              f" {BY_NAME[name].cli_flag} out")
+        row = BY_NAME[name]
+        if row.needs is not None and values.get(row.needs) is None:
+            raise OptionError(row.cli_flag, f"applies only with {BY_NAME[row.needs].cli_flag}; give that too, or leave"
+                              f" {row.cli_flag} out")
+        if row.unused_with is not None and values.get(row.unused_with[0]) is not None:
+            other, why = row.unused_with
+            raise OptionError(row.cli_flag, f"does nothing with {BY_NAME[other].cli_flag} ({why}); leave one of them out")
 
 
 def vectors_word_dim(source: str, asked: int | None = None, *, init: str | None = None) -> int:
@@ -404,7 +408,11 @@ def read_config(folder: str | os.PathLike[str], *, need_train: bool = False) -> 
     Its `model` section must make a `ModelConfig`; with `need_train` its `train` section must make a
     `TrainConfig` (resuming and rebuilding the validation split need it, exporting does not).
     """
-    path = Path(folder) / "config.json"
+    from ner_fast.package import RUN_CONFIG_FILE, folder_kind
+
+    path = Path(folder) / RUN_CONFIG_FILE
+    if folder_kind(folder) == "package":
+        raise ValueError(f"{folder}: a model package, not a training run folder (what `ner-fast train --out` writes)")
     doc = read_json(path, "ner-fast training config")
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise ValueError(f"{path}: not a ner-fast training config (no 'model' section)")

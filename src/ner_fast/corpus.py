@@ -37,7 +37,9 @@ Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
 4. otherwise -> tokens, unless a line looks like raw text, i.e. has a word with punctuation
    attached (``world,`` or a line ending ``morning.``): raw text is never read as tokens by guess;
 5. anything else (one line that could be CoNLL or tokens; text with punctuation attached) is
-   ambiguous: a `CorpusError` says so and names ``--input-format`` (raw text: ``--input-format text``).
+   ambiguous: a `CorpusError` says so and names ``--input-format`` (raw text: ``--input-format text``);
+   where a tagged corpus is needed (`prepare`, `train`, `evaluate`: ``tagged``), one such line is CoNLL and the
+   message names ``--format``.
 
 Malformed input raises `CorpusError`, whose message names the file and the line.
 """
@@ -221,15 +223,18 @@ def bundled_corpus_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "ner_dataset.csv.zip"
 
 
-def read_corpus(path: str | Path | None = None, format: str = "auto") -> Corpus:
-    """Read a corpus file (``None``: the bundled GMB corpus) in `format` (one of `FORMATS`)."""
+def read_corpus(path: str | Path | None = None, format: str = "auto", tagged: bool = False) -> Corpus:
+    """Read a corpus file (``None``: the bundled GMB corpus) in `format` (one of `FORMATS`); `tagged`:
+    the caller needs a tagged corpus (`sniff_format`)."""
     raw, source, name = _read_bytes(bundled_corpus_path() if path is None else Path(path))
-    return parse_corpus(raw, source, format, name)
+    return parse_corpus(raw, source, format, name, tagged)
 
 
-def parse_corpus(raw: bytes, source: str, format: str = "auto", name: str | None = None) -> Corpus:
+def parse_corpus(
+    raw: bytes, source: str, format: str = "auto", name: str | None = None, tagged: bool = False
+) -> Corpus:
     """Parse a corpus from its bytes in `format` (one of `FORMATS`); `source` names it in errors and
-    `name` (a file name, None for stdin) gives `sniff_format` its extension."""
+    `name` (a file name, None for stdin) gives `sniff_format` its extension, `tagged` its reader."""
     fmt = "gmb" if format == "csv" else format
     if fmt not in FORMATS:
         raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", source)
@@ -240,7 +245,7 @@ def parse_corpus(raw: bytes, source: str, format: str = "auto", name: str | None
     if b"\r" in raw and b"\n" not in raw:  # CR-only line ends (classic Mac): one line per CR
         raw = raw.replace(b"\r", b"\n")
     if fmt == "auto":
-        fmt = sniff_format(raw, source, name)
+        fmt = sniff_format(raw, source, name, tagged)
     return _READERS[fmt](raw, source)
 
 
@@ -263,10 +268,14 @@ def _read_bytes(path: Path) -> tuple[bytes, str, str]:
 _GLUED = re.compile(r"(?:\w[,;:](?:\s|$))|(?:[^\W\d_]{2,}[.!?]\s*$)|(?:(?:^|\s)[\"(]\w)")
 
 
-def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None) -> str:
+def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, tagged: bool = False) -> str:
     """The format of a file's bytes: ``gmb``, ``conll`` or ``tokens`` by the documented rules (module
     docstring); `name` is the file's name (None: stdin, content only). Raises `CorpusError` naming
-    ``--input-format`` when the bytes fit more than one format."""
+    ``--input-format`` when the bytes fit more than one format.
+
+    `tagged`: the reader is `prepare`, `train` or `evaluate`, which need a tagged corpus and whose option
+    is ``--format`` (gmb, conll): one line of word and tag is then CoNLL, and raw text is named as not a
+    tagged corpus."""
     if name is not None and Path(name).suffix.lower() in EXTENSIONS:
         return EXTENSIONS[Path(name).suffix.lower()]
     head = raw.split(b"\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4]
@@ -280,11 +289,12 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None) -
             rows.append((number, text.split()))
         if len(rows) == SNIFF_LINES:
             break
+    option = "--format" if tagged else "--input-format"
     if not rows:
-        raise CorpusError("no data in the first lines: cannot tell its format (give --input-format)", source, 1)
+        raise CorpusError(f"no data in the first lines: cannot tell its format (give {option})", source, 1)
     columns = {len(cols) for _, cols in rows}
     if len(columns) == 1 and columns != {1} and all(is_tag(cols[-1]) for _, cols in rows):
-        if len(rows) >= 2:
+        if len(rows) >= 2 or tagged:
             return "conll"
         raise CorpusError(
             "one line that reads as CoNLL (word ... tag) or as a sentence of tokens: give --input-format conll or tokens",
@@ -294,10 +304,11 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None) -
     for number, cols in rows:
         glued = _GLUED.search(" ".join(cols))
         if glued:
+            looks = f"looks like raw text ({glued.group().strip()!r} has punctuation attached), not "
             raise CorpusError(
-                f"looks like raw text ({glued.group().strip()!r} has punctuation attached), not CoNLL columns nor "
-                "one tokenized sentence a line: give --input-format (text to tokenize it, tokens to split at "
-                "whitespace only)",
+                looks + ("a tagged corpus: give CoNLL columns (word ... tag) or the GMB CSV (--format conll or gmb)"
+                         if tagged else "CoNLL columns nor one tokenized sentence a line: give --input-format (text"
+                         " to tokenize it, tokens to split at whitespace only)"),
                 source,
                 number,
             )

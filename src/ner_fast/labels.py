@@ -148,6 +148,9 @@ def label_map(
         return LabelMap(PACKAGE, {}, own)
     if isinstance(spec, str) and spec in _SETS:
         mapping, described = _SETS[spec]
+        if labels and not any(label in mapping for label in labels):  # it would rename nothing, silently
+            raise LabelError(f"labels {spec!r}: maps GMB's labels ({', '.join(mapping)}); this package's are"
+                             f" {', '.join(labels)}, none of them: keep them (package) or give a JSON map of them")
         # Labels the named map does not cover (a package not trained on GMB) keep their own description.
         extra = {label: own[label] for label in labels if label not in mapping and label in own}
         return LabelMap(spec, dict(mapping), {**extra, **described})

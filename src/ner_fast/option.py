@@ -51,7 +51,8 @@ class Option:
     kind (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in the help). `optional`:
     None is allowed (no value). `resumable`: `train --resume` may change it. `commands`: the CLI
     commands that offer it. `needs`: the option without which this one does nothing (giving this one
-    alone is refused, `check_needs`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
+    alone is refused, `check_needs`); `unused_with`: the option whose value makes this one do nothing, and why
+    (giving both is refused, `check_needs`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
     for an option of a command alone, whose click default is its default (shown by click).
     `metavar`, `multiple` (repeatable) and `required` pass to click; `path_type` is what a path kind
     hands over (`Path`, or `str`: the text as given); `unit` follows the range in messages (" seconds").
@@ -73,6 +74,7 @@ class Option:
     resumable: bool = False
     commands: tuple[str, ...] = ("train",)
     needs: str | None = None
+    unused_with: tuple[str, str] | None = None
     metavar: str | None = None
     multiple: bool = False
     required: bool = False
@@ -95,8 +97,8 @@ class Option:
         return list(value) if isinstance(value, list) else value
 
     def _range_text(self) -> str:
-        lo = "" if self.low is None else f"{'more than' if self.low_open else 'at least'} {self.low:g}"
-        hi = "" if self.high is None else f"{'less than' if self.high_open else 'at most'} {self.high:g}"
+        lo = "" if self.low is None else f"{'more than' if self.low_open else 'at least'} {_show(self.low)}"
+        hi = "" if self.high is None else f"{'less than' if self.high_open else 'at most'} {_show(self.high)}"
         return " and ".join(p for p in (lo, hi) if p) + self.unit
 
     def check(self, value: Any) -> Any:

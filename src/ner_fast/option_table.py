@@ -79,7 +79,7 @@ TABLE: tuple[Option, ...] = (
     Option("dev", "path", None, "A separate validation corpus (then all of DATA trains).", "data", optional=True,
            commands=("prepare", "train")),
     Option("split", "split", (0.8, 0.2), "Sequential TRAIN[,VALID] fractions of DATA (0.8 means 0.8,0.2).", "data",
-           commands=("prepare", "train")),
+           commands=("prepare", "train"), unused_with=("dev", "then all of DATA trains and --dev validates")),
     Option("max_sentences", "int", None, "Use only the first N sentences of DATA (quick runs).", "data", low=1,
            optional=True, commands=("prepare", "train")),
     Option("max_token_chars", "int", 20, "Characters kept per token (cut or padded).", "data", low=1,
@@ -121,7 +121,8 @@ TABLE: tuple[Option, ...] = (
            " epoch keeps whichever of it and the live parameters scores better, until the average has scored better"
            " two epochs in a row (then only the average is validated).", "train", low=0, high=1,
            high_open=True, zero="off"),
-    Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train"),
+    # numpy's and MXNet's seeds are 32-bit unsigned: outside, numpy refused deep in the set-up (exit 1).
+    Option("seed", "int", 0, "Seeds initialisation, shuffling and dropout.", "train", low=0, high=2**32 - 1),
     Option("context", "context", "cpu", "cpu, gpu:0 or several: gpu:0,gpu:1.", "train", resumable=True),
     Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
            " `ner-fast launch`).", "train", choices=KVSTORES),
@@ -260,7 +261,8 @@ TABLE: tuple[Option, ...] = (
     Option("timeout", "float", None, "With --role all: stop everything after this many seconds.", low=0, low_open=True,
            optional=True, commands=("launch",)),
     # serve: also the defaults and ranges of `serve.settings.Settings` (`check_setting`)
-    Option("host", "str", "127.0.0.1", "Address to listen on (loopback unless you say otherwise).",
+    # "text", not "str": an empty address would be every interface, not "unset".
+    Option("host", "text", "127.0.0.1", "Address to listen on (loopback unless you say otherwise).",
            commands=("serve",)),
     Option("port", "int", 8080, "Port (0: a free one, printed at start).", low=0, high=65535, commands=("serve",)),
     Option("threads", "int", 1, "Worker threads; each tags one batch at a time.", low=1, commands=("serve",)),

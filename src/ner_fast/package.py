@@ -35,6 +35,8 @@ FORMAT_VERSION = 1
 #: The package format versions this code reads (integers only: 1.9 is not 1).
 SUPPORTED_VERSIONS = (1,)
 MANIFEST_FILE = "manifest.json"
+#: The file every `ner-fast train` folder has (`folder_kind`).
+RUN_CONFIG_FILE = "config.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
@@ -123,6 +125,18 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
     if isinstance(path, str) and path in BUNDLED_NAMES:
         return bundled_package_path(path)
     return Path(path)
+
+
+def folder_kind(path: str | os.PathLike[str]) -> str | None:
+    """What the folder `path` holds, by the file each kind starts from: "package" (a model package,
+    `manifest.json`), "run" (a `ner-fast train` folder, `config.json`) or None (neither). The one rule
+    that `--init`/`--teacher` SOURCE and the messages for a folder of the other kind share."""
+    folder = Path(path)
+    if (folder / MANIFEST_FILE).is_file():
+        return "package"
+    if (folder / RUN_CONFIG_FILE).is_file():
+        return "run"
+    return None
 
 
 def unknown_name_hint(given: str | os.PathLike[str]) -> str:
@@ -243,6 +257,10 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     if not folder.exists():
         raise PackageError(f"{folder}: no such package folder{unknown_name_hint(path)}")
     if not manifest_path.is_file():
+        if folder_kind(folder) == "run":
+            raise PackageError(
+                f"{folder}: a training run folder, not a model package: make one with `ner-fast export {folder}`"
+            )
         raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

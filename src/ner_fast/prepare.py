@@ -19,6 +19,7 @@ from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.recase import with_recased_copies
+from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
@@ -198,7 +199,7 @@ def _read_splits(
     """Step 1 of `prepare`: read `data` (its first `max_sentences`) and split it, or take `dev` as the
     validation corpus: (the corpus read, the training split, the validation split). Both must be tagged,
     and both have POS tags or neither."""
-    corpus = data if isinstance(data, Corpus) else read_corpus(data, format)
+    corpus = data if isinstance(data, Corpus) else read_corpus(data, format, tagged=True)
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
@@ -206,7 +207,7 @@ def _read_splits(
     if dev is None:
         train, valid = split_corpus(corpus, split)
         return corpus, train, valid
-    valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format)
+    valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format, tagged=True)
     if valid.tags is None:
         raise ValueError(f"{valid.source}: the validation corpus has no tags")
     if valid.has_pos != corpus.has_pos:
@@ -214,6 +215,13 @@ def _read_splits(
         raise ValueError(
             f"{valid.source} {has[valid.has_pos]} POS tags but {corpus.source} {has[corpus.has_pos]}:"
             " give both corpora POS tags, or neither"
+        )
+    trained, checked = (set(TagScheme(sorted(set(c.tags or ()))).types) for c in (corpus, valid))
+    if checked and not checked & trained:  # one type in common will do: a rare one may be missing
+        raise ValueError(
+            f"{valid.source}: its entity types ({', '.join(sorted(checked))}) are none of the training data's"
+            f" ({', '.join(sorted(trained))}): a validation corpus must use the training data's tags, else its F1"
+            " is 0 whatever the model learns"
         )
     return corpus, corpus, valid
 

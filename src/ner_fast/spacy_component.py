@@ -160,7 +160,10 @@ class NerFast:
         documents a batch of `nlp.pipe`, does not change how ner-fast batches)."""
         docs, texts = itertools.tee(stream)
         tagged = self.tagger.pipe((doc.text for doc in texts), batch_size=self.batch_size)
-        for doc, found in zip(docs, tagged):
+        # `tagged` first: it reads `stream` ahead, so an error of `stream` reaches it (which yields the
+        # documents before, then raises); `docs` only replays what was read. Pulling `docs` first would
+        # meet the spent stream and end quietly, dropping the error and every document after it.
+        for found, doc in zip(tagged, docs):
             yield self.set_annotations(doc, found.entities)
 
     def set_annotations(self, doc: Doc, entities: Sequence[Entity]) -> Doc:

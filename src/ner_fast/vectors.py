@@ -162,7 +162,8 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     dim: int | None = None
     expected: int | None = None
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the first word.
+        with open(path, encoding="utf-8-sig") as f:
             for lineno, line in enumerate(f, 1):
                 text = line.rstrip("\r\n").rstrip(" ")
                 if not text.strip():
@@ -217,7 +218,7 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
         matrix_path, _ = _named_files(text)
         return int(np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape[1])
     try:
-        with open(text, encoding="utf-8") as f:
+        with open(text, encoding="utf-8-sig") as f:  # as read_text_vectors reads it
             for lineno, line in enumerate(f, 1):
                 parts = line.split()
                 if not parts:

@@ -93,6 +93,19 @@ def test_usage_mistakes_get_one_line(tmp_path: Path, package: Path) -> None:
         "Error: labels 'klingon': neither one of package, conll, ontonotes nor a JSON file"]
 
 
+def test_an_empty_host_is_refused_not_every_interface() -> None:
+    # `ner-fast serve --host "$HOST"` with HOST unset listened on 0.0.0.0 (an empty address is every
+    # interface), though the default is loopback. The row's check is tested directly: a CLI run that wrongly
+    # passed would serve forever.
+    from ner_fast.errors import OptionError
+    from ner_fast.option_table import row
+
+    for value in ("", "  "):
+        with pytest.raises(OptionError, match="^--host: must not be empty"):
+            row("serve", "host").check(value)
+    assert row("serve", "host").check("0.0.0.0") == "0.0.0.0"
+
+
 def test_a_port_in_use_is_one_line(package: Path) -> None:
     import socket
 

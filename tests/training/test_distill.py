@@ -24,6 +24,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_WORD, featurize
 from ner_fast.prepare import prepare
 from ner_fast.recase import MODES, origin_of, recase_plan, with_recased_copies
+from ner_fast.tagger import Tagger
 from ner_fast.training.distill import resolve_teachers, soften, teacher_arrays, teacher_distributions
 from ner_fast.training.train import train
 from training.test_train import TINY, TINY_FLAGS
@@ -267,7 +268,50 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "config.json").exists()
     with pytest.raises(OptionError, match="--teacher.*tag set"):
         teacher_distributions(resolve_teachers(teacher_run), [["A", "dog"]], ["O", "B-PER", "I-PER"])
+    # The message names the difference, not two lists of 17 tags to compare by eye (a GMB slice without
+    # `eve` against `--teacher default`).
+    tags = Tagger.load().tags
+    with pytest.raises(OptionError) as caught:
+        teacher_distributions(resolve_teachers("default"), [["A", "dog"]], [t for t in tags if not t.endswith("-eve")])
+    assert str(caught.value) == ("--teacher: default knows tags the training data lacks (B-eve, I-eve): a teacher"
+                                 " must have the student's tag set")
     folder = tmp_path / "prepared"
     prepare(**SMALL).save(folder)
     with pytest.raises(OptionError, match="--teacher: DATA is a prepared folder"):
         train(_cfg(tmp_path / "b", teacher=teacher_run, data=str(folder), max_sentences=None), progress=False, echo=_quiet)
+
+
+def test_resume_refuses_a_teacher_that_changed_since_the_run_started(teacher_run: str, tmp_path: Path) -> None:
+    # A resumed run tags with its teachers again; one whose files changed (re-trained, re-exported into the
+    # same folder) would silently distil from another model mid-run. config.json records each teacher's
+    # checksum: the resumed run compares it, refuses in one line, and leaves the run's files as they were.
+    import shutil
+
+    from ner_fast.config import resume_config
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_run, teacher)
+    out = tmp_path / "student"
+    train(_cfg(out, teacher=str(teacher)), progress=False, echo=_quiet)
+    train(resume_config(out, epochs=3), resume=True, progress=False, echo=_quiet)  # the same teacher: goes on
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    train(_cfg(tmp_path / "other", seed=1), progress=False, echo=_quiet)
+    shutil.copy(tmp_path / "other" / "best.params.npz", teacher / "best.params.npz")
+    with pytest.raises(ValueError, match=f"--teacher {teacher}.*changed since the run started"):
+        train(resume_config(out, epochs=4), resume=True, progress=False, echo=_quiet)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_teacher_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None:
+    # A teacher tags the training words alone. One that reads POS tags got none: a run teacher then tagged with
+    # all-padding POS (distributions of a model fed what it never saw, silently), a package teacher failed
+    # with the Python API's "pass pos=" message, naming no option.
+    from ner_fast.training.export import export_model
+
+    run = tmp_path / "pos-run"
+    train(TrainConfig(out=str(run), epochs=1, patience=0, arch=dict(TINY, use_pos=True, pos_aux_weight=0.0), **SMALL),
+          progress=False, echo=_quiet)
+    package = export_model(run, tmp_path / "pos-package")
+    for teacher in (run, package):
+        with pytest.raises(OptionError, match=f"^--teacher: {teacher}: reads POS tags"):
+            resolve_teachers(str(teacher))

@@ -86,3 +86,31 @@ def test_launch_command_checks_its_arguments() -> None:
     assert res.exit_code != 0 and "--scheduler" in res.output
     res = runner.invoke(launch_command, ["--role", "worker", "--scheduler", "nohost", "--", "train"])
     assert res.exit_code != 0 and "HOST:PORT" in res.output
+
+
+def test_a_launched_worker_without_a_dist_kvstore_is_refused(tmp_path: Path) -> None:
+    # `ner-fast launch --workers 2 -- train --out run` (the kvstore left at its default, `device`): each worker
+    # trained the whole run alone ("worker 0 of 1"), both writing `run` at once, while the servers idled.
+    logs = tmp_path / "logs"
+    result = launch(["train", "--out", str(tmp_path / "run"), "--max-sentences", "40", "--no-progress"], workers=2,
+                    servers=1, port=free_port(), log_dir=logs, timeout=120)
+    assert result.worker_codes == [2]
+    assert not any(_alive(pid) for pid in result.pids)
+    text = (logs / "worker-0.log").read_text(errors="replace")
+    assert "Error: --kvstore: device" in text and "dist_sync" in text and "Traceback" not in text, text
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dist_kvstore_outside_a_launched_job_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ner-fast train --kvstore dist_sync` run by hand (no `ner-fast launch`) ended in MXNet's C++ traceback
+    # ("Check notnull: ... DMLC_NUM_WORKER").
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    monkeypatch.delenv("DMLC_ROLE", raising=False)
+    result = CliRunner().invoke(cli, ["train", "--kvstore", "dist_sync", "--out", str(tmp_path / "run"),
+                                      "--max-sentences", "40", "--no-progress"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "--kvstore: dist_sync" in result.output and "ner-fast launch" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()

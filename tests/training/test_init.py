@@ -265,6 +265,43 @@ def test_sizes_that_cannot_match_are_refused_naming_the_option(source: dict, tmp
     assert result.exit_code == 2 and "--init" in result.output and "not a training run folder" in result.output
 
 
+def test_a_source_that_reads_pos_turns_the_pos_head_off_unless_asked(tmp_path: Path) -> None:
+    # `train --init POS_RUN` (a network that reads POS tags, so no POS head): the student took use_pos from
+    # SOURCE but the tuned recipe's POS head (--pos-aux-weight 1), and was refused naming --pos-aux-weight
+    # and "with --pos", options the user never gave. Left out, the head follows SOURCE, as word_dim follows
+    # the vectors; given, it is the user's (and refused with its own message).
+    from helpers import POS, SENTENCES, TAGS
+
+    run = tmp_path / "pos-run"
+    make_checkpoint(run)  # reads POS tags, no POS head
+    assert inherit_architecture(str(run), {})["pos_aux_weight"] == 0.0
+    assert inherit_architecture(str(run), {"pos_aux_weight": 0.5})["pos_aux_weight"] == 0.5
+    data = write_conll(tmp_path / "pos.conll", [list(zip(w, p, t)) for w, p, t in zip(SENTENCES, POS, TAGS)] * 4)
+    result = CliRunner().invoke(train_command, [str(data), "--init", str(run), "--out", str(tmp_path / "x"),
+                                                "--epochs", "1", "--batch-size", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "x" / "config.json").read_text())["model"]["pos_aux_weight"] == 0.0
+
+
+def test_a_source_that_reads_pos_says_what_corpus_it_needs(tmp_path: Path) -> None:
+    # A corpus without POS columns got "--pos: --init RUN: lstm0_fwd_i2h_weight has shape ...", one with
+    # other POS tags "train with --no-pos", which --init then refuses (use_pos must match SOURCE's).
+    from helpers import POS, SENTENCES, TAGS
+
+    run = tmp_path / "pos-run"
+    make_checkpoint(run)  # reads POS tags
+    plain = write_conll(tmp_path / "plain.conll", [list(zip(w, t)) for w, t in zip(SENTENCES, TAGS)] * 4)
+    other = write_conll(tmp_path / "other.conll",
+                        [list(zip(w, ["X"] * len(w), t)) for w, t in zip(SENTENCES, TAGS)] * 4)
+    for data, says in ((plain, "this corpus has no POS tags"), (other, "POS ids, this corpus gives")):
+        result = CliRunner().invoke(train_command, [str(data), "--init", str(run), "--out", str(tmp_path / "x"),
+                                                    "--epochs", "1", "--batch-size", "4", "--no-progress"])
+        assert result.exit_code == 2 and says in result.output, result.output
+        assert "lstm0" not in result.output and "--no-pos" not in result.output
+        assert "a model trained without POS input" in result.output
+        assert not (tmp_path / "x").exists()
+
+
 def test_cli_records_the_source_freezes_the_encoder_resumes_and_exports_provenance(source: dict, tmp_path: Path) -> None:
     data = write_conll(tmp_path / "new.conll", [list(zip(w, t)) for w, t in NEW_SENTENCES * 10])
     out = tmp_path / "run"

@@ -5,11 +5,12 @@ import json
 
 import click
 
+from ner_fast.cli.loading import RunArgument
 from ner_fast.option_table import command_options
 
 
 @click.command()
-@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("model", type=RunArgument())
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
 @command_options("evaluate")
 def evaluate_command(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ner_fast.cli.loading import RunArgument
 from ner_fast.option_table import command_options
 
 
@@ -26,7 +27,7 @@ def package_summary(package: Path) -> dict:
 
 
 @click.command()
-@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model", type=RunArgument())
 @command_options("export")
 def export_command(
     model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str,

@@ -1,5 +1,5 @@
 """Loading the tagger for a command (`ner-fast tag`, `ner-fast serve`, `ner-fast info`): one rule for what a
-load warns about, and one for what a PACKAGE argument accepts."""
+load warns about, one for what a PACKAGE argument accepts, and one for a training run's MODEL argument."""
 from __future__ import annotations
 
 import warnings
@@ -25,6 +25,23 @@ class PackageArgument(click.ParamType):
         hint = unknown_name_hint(value) if isinstance(value, str) and not Path(value).exists() else ""
         if hint:  # a name mistyped (`robst`), not a folder the user meant: say which names there are
             self.fail(f"{value}: no such package folder{hint}", param, ctx)
+        return self._folder.convert(value, param, ctx)
+
+
+class RunArgument(click.ParamType):
+    """A command's MODEL argument (`evaluate`, `export`): an existing training run folder, checked as
+    `click.Path(exists=True, file_okay=False)` does; a bundled package's name with no folder of that name
+    here is said to be a package, which these commands do not take."""
+
+    name = "run"
+    _folder = click.Path(exists=True, file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        from ner_fast.package import BUNDLED_NAMES
+
+        if isinstance(value, str) and value in BUNDLED_NAMES and not Path(value).exists():
+            self.fail(f"{value}: no such training run folder ({value} is a bundled model package; this command"
+                      " takes a training run folder, what `ner-fast train --out` writes)", param, ctx)
         return self._folder.convert(value, param, ctx)
 
 

@@ -57,11 +57,11 @@ def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
     if train.get("data") and Path(train["data"]).is_dir():
         raise ValueError(f"{train['data']}: the run trained on prepared data, whose validation split cannot be rebuilt"
                          " here; train it on a corpus file (or the bundled corpus)")
-    corpus = read_corpus(train.get("data"), fmt)
+    corpus = read_corpus(train.get("data"), fmt, tagged=True)
     if train.get("max_sentences") is not None:
         corpus = corpus[: train["max_sentences"]]
     if train.get("dev"):
-        return corpus, read_corpus(train["dev"], fmt)
+        return corpus, read_corpus(train["dev"], fmt, tagged=True)
     return split_corpus(corpus, train.get("split", (0.8, 0.2)))
 
 

@@ -58,8 +58,24 @@ def resolve_teachers(spec: str) -> list[Teacher]:
             raise OptionError(OPTION, err.message) from None
         if kind == "run" and not (path / "best.params.npz").is_file():
             raise OptionError(OPTION, f"{part}: a training run without best.params.npz (it never finished an epoch)")
+        if _reads_pos(kind, path):
+            raise OptionError(OPTION, f"{part}: reads POS tags, which a teacher is not given (it tags the training"
+                              " words alone): distil from a model trained without POS input")
         teachers.append(Teacher(part, kind, path))
     return teachers
+
+
+def _reads_pos(kind: str, path: Path) -> bool:
+    """Whether the teacher at `path` reads POS tags: a package's `use_pos` (what `Tagger` goes by), a run's
+    model config (`use_pos` with a POS vocabulary; `ModelConfig`)."""
+    if kind == "package":
+        from ner_fast.package import load_package
+
+        return bool(load_package(path, verify=False).model.get("use_pos"))
+    from ner_fast.config import ModelConfig, read_config
+
+    config = ModelConfig.from_dict(read_config(path)["model"])
+    return bool(config.use_pos and config.n_pos > 0)
 
 
 def _package_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
@@ -116,8 +132,10 @@ def teacher_distributions(
         get = _package_distributions if teacher.kind == "package" else _run_distributions
         names, probs = get(teacher, sentences)
         if sorted(names) != sorted(tags):
-            raise OptionError(OPTION, f"{teacher.spec} knows the tags {', '.join(sorted(names))}, the training data"
-                              f" {', '.join(sorted(tags))}: a teacher must have the student's tag set")
+            extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
+            differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []
+            differ += [f"lacks tags of the training data ({', '.join(missing)})"] if missing else []
+            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set")
         order = [names.index(t) for t in tags]
         probs = [p[:, order].astype(np.float64) for p in probs]
         total = probs if total is None else [a + b for a, b in zip(total, probs)]

@@ -40,6 +40,23 @@ _CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
 _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
 
 
+def check_worker_kvstore(kvstore: str) -> None:
+    """OptionError (`--kvstore`) when `kvstore` does not fit this process's place: a worker of a
+    parameter-server job (`DMLC_ROLE`, set by `ner-fast launch`) needs a dist_* one, else each worker would
+    train the whole run alone, all writing the same --out, while the servers wait; a dist_* one needs that
+    job, else MXNet stops with its own C++ traceback (no DMLC_* variables)."""
+    from ner_fast.errors import OptionError
+
+    worker = os.environ.get("DMLC_ROLE") == "worker"
+    if worker and not kvstore.startswith("dist"):
+        raise OptionError("--kvstore", f"{kvstore}, but this is a worker of `ner-fast launch`, whose workers share"
+                          " one run through the servers: give --kvstore dist_sync (or dist_device_sync, dist_async)")
+    if not worker and kvstore.startswith("dist"):
+        raise OptionError("--kvstore", f"{kvstore} trains on a parameter-server job: run it through `ner-fast launch"
+                          f" --workers N --servers M -- train --kvstore {kvstore} ...` (docs/TRAINING.md, 'Several"
+                          " machines'), or use local or device on one machine")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free on `host` a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

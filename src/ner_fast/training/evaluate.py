@@ -49,7 +49,7 @@ def corpus_buckets(
     from ner_fast.corpus import CorpusError, read_corpus
     from ner_fast.features import featurize, tag_ids
 
-    corpus = read_corpus(path, fmt)
+    corpus = read_corpus(path, fmt, tagged=True)
     if corpus.tags is None:
         raise CorpusError(f"evaluation needs a tagged corpus (read as {corpus.format}; see --format)", corpus.source)
     if uses_pos and not corpus.has_pos:

@@ -74,7 +74,7 @@ class Source:
 
 def resolve(spec: str) -> tuple[str, Path]:
     """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
-    from ner_fast.package import MANIFEST_FILE, PackageError, bundled_package_path
+    from ner_fast.package import PackageError, bundled_package_path, folder_kind
 
     if spec in BUNDLED_NAMES:  # the name wins over a folder of that name, as everywhere (`package.package_path`)
         try:
@@ -82,10 +82,9 @@ def resolve(spec: str) -> tuple[str, Path]:
         except PackageError as err:
             raise OptionError("--init", str(err)) from None
     path = Path(spec)
-    if (path / MANIFEST_FILE).is_file():
-        return "package", path
-    if (path / "config.json").is_file():
-        return "run", path
+    kind = folder_kind(path)
+    if kind is not None:
+        return kind, path
     raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
                       f" (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
 
@@ -122,6 +121,10 @@ def inherit_architecture(spec: str, given: Mapping[str, Any]) -> dict[str, Any]:
                 raise OptionError(BY_NAME[name].cli_flag, _mismatch(spec, name, theirs))
         else:
             out[name] = theirs
+    if arch.use_pos and "pos_aux_weight" not in given:
+        # A network that reads POS tags has no POS head (`config.check_combinations`): the head left out
+        # follows SOURCE, not the recipe, else the refusal would name options the user never gave.
+        out["pos_aux_weight"] = 0.0
     return out
 
 
@@ -136,9 +139,14 @@ def check_architecture(source: Source, config: ModelConfig) -> None:
     for name in MUST_MATCH:
         if getattr(source.config, name) != getattr(config, name):
             raise OptionError(BY_NAME[name].cli_flag, _mismatch(source.spec, name, getattr(source.config, name)))
+    # use_pos matches SOURCE's (MUST_MATCH), so --no-pos is no way out: say what corpus SOURCE needs.
+    other = "; or start from a model trained without POS input (default, robust)"
+    if source.config.pos_enabled and not config.pos_enabled:
+        raise OptionError("--pos", f"--init {source.spec} reads POS tags and this corpus has no POS tags: give one with"
+                          f" a POS column{other}")
     if config.pos_enabled and source.config.n_pos != config.n_pos:
         raise OptionError("--pos", f"--init {source.spec} reads {source.config.n_pos} POS ids, this corpus gives"
-                          f" {config.n_pos}; train with --no-pos")
+                          f" {config.n_pos}: give a corpus with SOURCE's POS tag set{other}")
     if config.n_casing != source.config.n_casing:
         raise ValueError(f"--init {source.spec}: {source.config.n_casing} casing classes, this ner-fast has {config.n_casing}")
 

@@ -96,8 +96,10 @@ def load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
     return True
 
 
-def claim_run_dir(out: Path, force: bool = False) -> None:
-    """Check (and clear of an earlier run) the folder a new run writes, before any work.
+def claim_run_dir(out: Path, force: bool = False) -> list[str]:
+    """Check the folder a new run writes, before any work: the files of an earlier run there, which the
+    caller removes (`clear_previous`) only once the new run is set up, so that a refusal after this
+    (a malformed corpus, --init, --teacher) loses nothing.
 
     `atomic.claim_output_dir` with the run's files (`checkpoint.run_files`): other files refuse the
     folder unless `force`. A finished run (state.json) is only started over with `force`, since
@@ -109,7 +111,12 @@ def claim_run_dir(out: Path, force: bool = False) -> None:
         raise OptionError(
             "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
         )
-    for name in claim.previous:
+    return sorted(claim.previous)
+
+
+def clear_previous(out: Path, previous: list[str]) -> None:
+    """Remove the earlier run's files `claim_run_dir` found in `out` (the new run is set up)."""
+    for name in previous:
         (out / name).unlink(missing_ok=True)
 
 

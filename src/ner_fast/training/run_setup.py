@@ -21,7 +21,7 @@ from ner_fast.config import N_CASING, ModelConfig, OptionError, TrainConfig, def
 from ner_fast.metrics import TagScheme
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
-from ner_fast.training.run_dir import claim_run_dir, load_optimizer_states, read_metrics, read_state
+from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state
 from ner_fast.vocab import Vocabularies
 
 
@@ -81,14 +81,15 @@ def set_up(
 
     # The folder is checked before the data is read: a mistake there costs nothing.
     state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
     if resume:
         state.update(read_state(out))
     elif writes:
-        claim_run_dir(out, force=force)
+        previous = claim_run_dir(out, force=force)
 
     source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
-    teachers = _teachers(cfg)  # --teacher: found before the data is read
-    data = load_data(cfg, words=_init_words(source, init_record, out))
+    teachers = _teachers(cfg, out if resume else None)  # --teacher: found (and checked) before the data is read
+    data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
@@ -119,6 +120,7 @@ def set_up(
         run.history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
+        clear_previous(out, previous)
         out.mkdir(parents=True, exist_ok=True)
     if writes:
         atomic_write_json(
@@ -238,7 +240,7 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -> Any:
+def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), new_run: bool = True) -> Any:
     """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
@@ -246,6 +248,7 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -
     folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
     (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
     `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
+    A new run (`new_run`, checked) is refused a batch size past its training sentences (`_check_batch_size`).
     """
     from ner_fast.prepare import PreparedData, prepare
 
@@ -254,8 +257,21 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = ()) -
         asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
         for name, value in fixed_by_prepared(data.settings, asked).items():
             setattr(cfg, name, value)
-        return data
-    return prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
+    else:
+        data = prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
+    if check and new_run:  # a resumed run keeps the size it was started with
+        _check_batch_size(cfg.batch_size, sum(len(b) for b in data.splits["train"]))
+    return data
+
+
+def _check_batch_size(batch_size: int, sentences: int) -> None:
+    """OptionError when `batch_size` is past both the training split's `sentences` and the default: every
+    batch is padded to `batch_size` rows (`iterators.BucketIter`), so such a size only buys memory, without
+    bound (100,000 on 80 sentences: 16 GB, then the kernel's kill). Up to the default is always allowed."""
+    largest = max(sentences, default_of("batch_size"))
+    if batch_size > largest:
+        raise OptionError("--batch-size", f"{batch_size} is more than the {sentences:,} training sentences: every batch"
+                          f" is padded to that many rows; give at most {largest}")
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
@@ -328,13 +344,24 @@ def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[s
     return []
 
 
-def _teachers(cfg: TrainConfig) -> list[Any]:
-    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read."""
+def _teachers(cfg: TrainConfig, resumed: Path | None = None) -> list[Any]:
+    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read. For the run
+    `resumed`, each must still have the checksum its config.json recorded (ValueError otherwise): tagging
+    again with a changed teacher would distil from another model than the epochs before did."""
     if not cfg.teacher:
         return []
     from ner_fast.training.distill import resolve_teachers
 
-    return resolve_teachers(cfg.teacher)
+    teachers = resolve_teachers(cfg.teacher)
+    if resumed is not None:
+        recorded = read_json(resumed / "config.json", "ner-fast training config").get("teacher") or []
+        for teacher, before in zip(teachers, recorded):
+            now = teacher.record()["sha256"]
+            if now != before.get("sha256"):
+                raise ValueError(f"{resumed} was started with --teacher {teacher.spec}, whose files have changed since the"
+                                 f" run started (sha256 {before.get('sha256')}, now {now}): put the original back, or"
+                                 " start a new run")
+    return teachers
 
 
 def _teacher_arrays(cfg: TrainConfig, teachers: Sequence[Any], data: Any, say: Callable[[str], None]) -> list[np.ndarray] | None:

@@ -37,6 +37,7 @@ from ner_fast.config import OptionError, TrainConfig
 from ner_fast.metrics import Scores, format_table
 from ner_fast.signals import Terminated
 from ner_fast.training.cpu import spin_openmp_threads
+from ner_fast.training.distributed import check_worker_kvstore
 from ner_fast.training.epoch import AVERAGE_WINS, EpochRecord, run_epoch
 from ner_fast.training.run_dir import module_canonical, save_optimizer_states
 from ner_fast.training.run_setup import Run, make_trainer, set_up
@@ -96,6 +97,7 @@ def train(
     """
     if resume and force:
         raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
+    check_worker_kvstore(cfg.kvstore)
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
     run, data, params, kv, contexts = set_up(cfg, resume, force, say)
