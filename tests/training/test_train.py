@@ -25,6 +25,7 @@ from ner_fast.cli.train import train_command
 from ner_fast.training.evaluate import evaluate
 from ner_fast.training.iterators import BucketIter
 from ner_fast.prepare import prepare
+from ner_fast.corpus import read_corpus
 from ner_fast.config import RECIPES, TrainConfig, resume_config
 from ner_fast.signals import Terminated
 from ner_fast.training.epoch import ParamAverage, make_module, run_epoch
@@ -291,6 +292,10 @@ def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["stopped"] == "epochs" and len(result["history"]) == 1
+    # The fixture's training split (the first 128 of 160 sentences) has sentences longer than its largest
+    # bucket, 30: the run says how many it cut.
+    long = int((np.diff(read_corpus().offsets[:129]) > 30).sum())
+    assert long > 0 and f"{long:,} training sentences longer than the largest bucket (30 tokens) were cut" in res.output
     config, params, _, _ = load_model(out)
     assert config.filter_widths == [2, 3] and config.use_casing and "casing_embed_weight" in params
     assert config.crf and params["crf_transitions"].shape == (config.n_tags, config.n_tags)

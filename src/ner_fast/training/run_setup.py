@@ -212,6 +212,10 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
         f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
         f" (worker {run.rank} of {run.num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
     )
+    cut = int(data.summary.get("cut", 0))
+    if cut:  # `ner-fast prepare` prints the same count; a run would otherwise train on fewer tokens unsaid
+        say(f"{cut:,} training sentences longer than the largest bucket ({max(data.summary['buckets'])} tokens) were cut"
+            " to it (--buckets)")
 
 
 def mx_contexts(spec: str) -> list[Any]:
