@@ -77,6 +77,17 @@ def test_the_card_names_the_word_vectors_training_started_from_and_their_licence
     assert "Pennington" in line
 
 
+def test_an_exported_package_names_the_corpus_its_run_trained_on(tmp_path: Path) -> None:
+    # `ner-fast export` writes no provenance (`bundle` does): the card takes the corpus from the run's config.
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    config["data"] = {**config.get("data", {}), "source": str(tmp_path / "corpora" / "mine.conll")}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    card = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
+    assert card["training"]["data"] == "mine.conll"  # outside the working directory: its name only (portable_path)
+    assert "  data: mine.conll" in format_card(card).splitlines()
+
+
 def test_the_card_shows_the_speed_a_package_records_with_its_cpu(tmp_path: Path) -> None:
     import shutil
 

@@ -70,7 +70,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
                                                        "precision", "recall", "measured_with")} if validation else None,
         "training": {
-            "data": validation.get("corpus") or training.get("data"),
+            "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
             "command": provenance.get("command"),
             "source_commit": provenance.get("source_commit"),
             "best_epoch": provenance.get("best_epoch"),

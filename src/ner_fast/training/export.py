@@ -521,8 +521,10 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
     config, _, vocabs, doc = members[0]
     data = doc.get("data", {})
     sources = [
-        # "init": what the run started from (`train --init`: SOURCE, its kind and checksum), None from scratch.
-        {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init")}
+        # "init": what the run started from (`train --init`: SOURCE, its kind and checksum), None from scratch;
+        # "data": the corpus it trained on (`ner-fast info` shows it), recorded as every path here.
+        {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init"),
+         "data": portable_path(m[3]["data"]["source"]) if m[3].get("data", {}).get("source") else None}
         for d, m in zip(dirs, members)
     ]
     return {
