@@ -67,15 +67,14 @@ def resolve_teachers(spec: str) -> list[Teacher]:
 
 def _reads_pos(kind: str, path: Path) -> bool:
     """Whether the teacher at `path` reads POS tags: a package's `use_pos` (what `Tagger` goes by), a run's
-    model config (`use_pos` with a POS vocabulary; `ModelConfig`)."""
+    `ModelConfig.pos_enabled` (what its network is built with)."""
     if kind == "package":
         from ner_fast.package import load_package
 
         return bool(load_package(path, verify=False).model.get("use_pos"))
     from ner_fast.config import ModelConfig, read_config
 
-    config = ModelConfig.from_dict(read_config(path)["model"])
-    return bool(config.use_pos and config.n_pos > 0)
+    return ModelConfig.from_dict(read_config(path)["model"]).pos_enabled
 
 
 def _package_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
