@@ -87,8 +87,9 @@ def set_up(
     elif writes:
         previous = claim_run_dir(out, force=force)
 
-    source, init_record = _init_source(cfg, out, resume)  # --init: read before the data, whose vocabulary takes its words
-    teachers = _teachers(cfg, out if resume else None)  # --teacher: found (and checked) before the data is read
+    recorded = read_json(out / "config.json", "ner-fast training config") if resume else None  # what the run started with
+    source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
+    teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
@@ -132,7 +133,7 @@ def set_up(
                 "data": {**data.settings, "summary": data.summary},
                 "versions": _versions(),
                 "init": init_record,
-                "teacher": None if not teachers else [t.record() for t in teachers],
+                "teacher": teacher_records,
             },
         )
         vocabs.save(out / "vocab.json")
@@ -325,11 +326,11 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _init_source(cfg: TrainConfig, out: Path, resume: bool) -> tuple[Any, dict[str, Any] | None]:
-    """--init: (the `Source`, its record for config.json); a resumed run keeps the record its config.json
-    has and reads no source (its parameters are its own by then)."""
-    if resume:
-        return None, read_json(out / "config.json", "ner-fast training config").get("init")
+def _init_source(cfg: TrainConfig, recorded: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any] | None]:
+    """--init: (the `Source`, its record for config.json); a resumed run (`recorded`: its config.json) keeps
+    the record it has and reads no source (its parameters are its own by then)."""
+    if recorded is not None:
+        return None, recorded.get("init")
     if not cfg.init:
         return None, None
     from ner_fast.training.init_source import load_source
@@ -348,24 +349,23 @@ def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[s
     return []
 
 
-def _teachers(cfg: TrainConfig, resumed: Path | None = None) -> list[Any]:
-    """--teacher: the `distill.Teacher`s (none without it), resolved before any data is read. For the run
-    `resumed`, each must still have the checksum its config.json recorded (ValueError otherwise): tagging
-    again with a changed teacher would distil from another model than the epochs before did."""
+def _teachers(cfg: TrainConfig, out: Path, recorded: Mapping[str, Any] | None) -> tuple[list[Any], list[dict[str, Any]] | None]:
+    """--teacher: (the `distill.Teacher`s, their records for config.json), ([], None) without it, resolved
+    before any data is read. For a resumed run (`recorded`: the config.json of `out`), each must still have
+    the checksum recorded there (ValueError otherwise): tagging again with a changed teacher would distil
+    from another model than the epochs before did."""
     if not cfg.teacher:
-        return []
+        return [], None
     from ner_fast.training.distill import resolve_teachers
 
     teachers = resolve_teachers(cfg.teacher)
-    if resumed is not None:
-        recorded = read_json(resumed / "config.json", "ner-fast training config").get("teacher") or []
-        for teacher, before in zip(teachers, recorded):
-            now = teacher.record()["sha256"]
-            if now != before.get("sha256"):
-                raise ValueError(f"{resumed} was started with --teacher {teacher.spec}, whose files have changed since the"
-                                 f" run started (sha256 {before.get('sha256')}, now {now}): put the original back, or"
-                                 " start a new run")
-    return teachers
+    records = [t.record() for t in teachers]  # each checksum read once: checked here, written to config.json
+    for teacher, now, before in zip(teachers, records, (recorded or {}).get("teacher") or []):
+        if now["sha256"] != before.get("sha256"):
+            raise ValueError(f"{out} was started with --teacher {teacher.spec}, whose files have changed since the"
+                             f" run started (sha256 {before.get('sha256')}, now {now['sha256']}): put the original back,"
+                             " or start a new run")
+    return teachers, records
 
 
 def _teacher_arrays(cfg: TrainConfig, teachers: Sequence[Any], data: Any, say: Callable[[str], None]) -> list[np.ndarray] | None:
