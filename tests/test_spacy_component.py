@@ -227,6 +227,11 @@ def test_a_relative_package_path_that_is_not_there_says_it_is_read_from_the_curr
     message = str(caught.value)
     assert "no such package folder" in message and "relative path" in message and str(elsewhere) in message
     assert "\n" not in message
+    # A folder of that name here that is no package: the current directory was the right one, so not said.
+    (elsewhere / "pkg").mkdir()
+    with pytest.raises(PackageError) as caught:
+        spacy.load(tmp_path / "pipeline")
+    assert "manifest.json is missing" in str(caught.value) and "relative path" not in str(caught.value)
     monkeypatch.chdir(tmp_path)
     assert triples(spacy.load(tmp_path / "pipeline")(TEXT)) == triples(pipeline(TEXT))
 

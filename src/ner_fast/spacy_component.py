@@ -136,7 +136,8 @@ class NerFast:
         try:
             self.tagger: Tagger = Tagger.load(self.package, labels=labels)
         except PackageError as err:
-            if self.package is None or self.package in BUNDLED_NAMES or os.path.isabs(self.package):
+            if (self.package is None or self.package in BUNDLED_NAMES or os.path.isabs(self.package)
+                    or os.path.exists(self.package)):  # found here: what is wrong is the folder itself
                 raise
             # A pipeline saved with a relative path opens it from wherever `spacy.load` runs.
             raise PackageError(f"{err} (the pipeline's package {self.package!r} is a relative path, read from the current"
