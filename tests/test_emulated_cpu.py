@@ -34,7 +34,7 @@ from ner_fast.prepare import split_corpus
 
 QEMU = shutil.which("qemu-x86_64")
 if QEMU is None:
-    reason = "qemu-x86_64 missing (Debian's qemu-user; ./dev.sh test-emulated installs it as root)"
+    reason = "qemu-x86_64 missing (Debian's qemu-user; ./dev.sh test installs it as root)"
     if os.environ.get("CI"):  # .ci/run installs it: there a missing emulator is a failure, not a skip
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason, allow_module_level=True)
