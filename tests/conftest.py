@@ -4,6 +4,7 @@ pytest imports this file itself, and a test module must not import it a second t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,8 @@ def conll_file(tmp_path: Path) -> Path:
     return path
 
 
-
 @pytest.fixture
-def move_bundled(monkeypatch: pytest.MonkeyPatch):
+def move_bundled(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Path], None]:
     """A function that points the bundled package NAME at another folder for this test (as in an
     installation where the package lies elsewhere, or is missing)."""
     import dataclasses

@@ -238,6 +238,7 @@ def test_a_tagged_read_names_format_and_reads_one_conll_line_as_conll(tmp_path: 
     ]
     assert not (tmp_path / "o").exists()
 
+
 def test_every_reader_sniffs_alike_and_a_zip_by_its_member_name(tmp_path: Path) -> None:
     conll = tmp_path / "one.txt"
     conll.write_bytes(ONE_SENTENCE_CONLL)

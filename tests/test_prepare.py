@@ -141,6 +141,7 @@ def test_a_dev_corpus_whose_entity_types_training_never_has_is_refused(tmp_path:
     assert not out.exists()
     assert "B-ORG" in prepare(str(train), dev=str(some), buckets=[2]).vocabs.tags.itos
 
+
 def test_cli_human_summary_and_options(gmb_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "prep"
     result = CliRunner().invoke(

@@ -143,7 +143,6 @@ def test_cuda_without_cuda_is_one_warning_line_as_in_tag(package: Path) -> None:
 
 
 def test_without_a_package_it_loads_the_bundled_one(move_bundled, tmp_path: Path) -> None:
-
     move_bundled("default", tmp_path / "no-model")  # as in an install without it
     result = CliRunner().invoke(cli, ["serve", "--port", "0"])
     assert result.exit_code == 1

@@ -286,7 +286,7 @@ def test_a_source_that_reads_pos_turns_the_pos_head_off_unless_asked(tmp_path: P
 def test_a_source_that_reads_pos_says_what_corpus_it_needs(tmp_path: Path) -> None:
     # A corpus without POS columns got "--pos: --init RUN: lstm0_fwd_i2h_weight has shape ...", one with
     # other POS tags "train with --no-pos", which --init then refuses (use_pos must match SOURCE's).
-    from helpers import POS, SENTENCES, TAGS
+    from helpers import SENTENCES, TAGS
 
     run = tmp_path / "pos-run"
     make_checkpoint(run)  # reads POS tags

@@ -79,7 +79,6 @@ def test_glove_and_word2vec_text_read_alike(tmp_path: Path) -> None:
     assert read_text_vectors(glove).sha256() == read_text_vectors(w2v).sha256()
 
 
-
 def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path: Path) -> None:
     # Editors on Windows write UTF-8 with a BOM; the corpus readers drop it, and so must the vectors reader:
     # kept, it made the first (most frequent) word "\ufeffthe", so "the" lost its vector, and a word2vec
@@ -90,6 +89,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path: Path) -> None
         v = read_text_vectors(path)
         assert v.words == ["the", "of"] and v.dim == 3 and vectors_dim(path) == 3
         np.testing.assert_array_equal(v.matrix[v.index["the"]], np.array([0.5, -1, 2], dtype=np.float32))
+
 
 def test_the_glove_wheel_when_installed() -> None:
     """The `vectors` extra's GloVe 6B 50d (the test extra installs it): its rows against the wheel's files
