@@ -48,6 +48,9 @@ _NAMED = {
     }
 }
 VECTORS_EXTRA = "pip install 'ner-fast[vectors]'"
+#: How a text vectors file is read (`read_text_vectors`, `vectors_dim`): UTF-8, where a byte order mark
+#: (Windows editors write one) is not part of the first word.
+TEXT_ENCODING = "utf-8-sig"
 
 
 def is_named(source: str | os.PathLike[str]) -> bool:
@@ -162,8 +165,7 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     dim: int | None = None
     expected: int | None = None
     try:
-        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the first word.
-        with open(path, encoding="utf-8-sig") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             for lineno, line in enumerate(f, 1):
                 text = line.rstrip("\r\n").rstrip(" ")
                 if not text.strip():
@@ -218,7 +220,7 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
         matrix_path, _ = _named_files(text)
         return int(np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape[1])
     try:
-        with open(text, encoding="utf-8-sig") as f:  # as read_text_vectors reads it
+        with open(text, encoding=TEXT_ENCODING) as f:
             for lineno, line in enumerate(f, 1):
                 parts = line.split()
                 if not parts:
