@@ -134,7 +134,8 @@ def label_map(
     `descriptions` (`package_descriptions`):
 
     - None or "package": the package's labels as they are;
-    - "conll" or "ontonotes": the named maps (module docstring);
+    - "conll" or "ontonotes": the named maps (module docstring), refused when `labels` (when given) holds
+      none of the GMB labels they map, since they would rename nothing;
     - anything else: a JSON file holding one object, package label -> reported label (a string) or null
       (dropped); each key must be one of `labels` (when given). Its reported labels are described by the
       descriptions of the package labels mapped to them.
