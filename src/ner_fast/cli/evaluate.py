@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -14,7 +15,7 @@ from ner_fast.option_table import command_options
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
 @command_options("evaluate")
 def evaluate_command(
-    model: str, data: str | None, which: str, fmt: str, batch_size: int, decode: str | None, progress: bool, as_json: bool
+    model: Path, data: str | None, which: str, fmt: str, batch_size: int, decode: str | None, progress: bool, as_json: bool
 ) -> None:
     """Print accuracy, the tutorial's token-level P/R/F1 and entity-level (conlleval) P/R/F1 with a
     per-type table for the checkpoint folder MODEL (from `ner-fast train`) on the tagged corpus DATA.
