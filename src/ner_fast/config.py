@@ -314,25 +314,31 @@ def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
 def vectors_word_dim(source: str, asked: int | None = None, *, init: str | None = None) -> int:
     """The word dimension of a run with `--vectors source`: the vectors' when `asked` (a given --word-dim,
     or with `init` the word dimension of that --init SOURCE) is None, else `asked`, the vectors then filling
-    the first columns of each row (`training.rows`). OptionError when `asked` is narrower than the vectors
-    (naming --word-dim, or --vectors when `init` fixed the dimension); the vectors' one-line ValueError when
-    `source` cannot be read."""
+    the first columns of each row (`training.rows`; `check_vectors_fit`). The vectors' one-line ValueError
+    when `source` cannot be read."""
     from ner_fast.vectors import vectors_dim
 
     dim = vectors_dim(source)
     if asked is None:
         return dim
-    if asked < dim:
-        if init is not None:
-            raise OptionError("--vectors", f"{source} has {dim} numbers a word, --init {init} has word_dim {asked};"
-                              f" the vectors must fit in SOURCE's words (vectors of at most {asked} numbers, or"
-                              " leave --vectors or --init out)")
-        raise OptionError(
-            "--word-dim", f"{asked} conflicts with --vectors {source}, whose vectors have {dim} numbers a word;"
-            f" give at least {dim} (the vectors fill the first {dim} numbers of each word) or leave --word-dim out"
-            " (the word dimension follows the vectors)"
-        )
+    check_vectors_fit(source, dim, asked, init=init)
     return asked
+
+
+def check_vectors_fit(source: str, dim: int, word_dim: int, *, init: str | None = None) -> None:
+    """OptionError when vectors `source` of `dim` numbers a word do not fit in a word embedding of `word_dim`
+    (the rule: at least as wide), naming --word-dim, or --vectors when `init` (an --init SOURCE) fixed it."""
+    if word_dim >= dim:
+        return
+    if init is not None:
+        raise OptionError("--vectors", f"{source} has {dim} numbers a word, --init {init} has word_dim {word_dim};"
+                          f" the vectors must fit in SOURCE's words (vectors of at most {word_dim} numbers, or"
+                          " leave --vectors or --init out)")
+    raise OptionError(
+        "--word-dim", f"{word_dim} conflicts with --vectors {source}, whose vectors have {dim} numbers a word;"
+        f" give at least {dim} (the vectors fill the first {dim} numbers of each word) or leave --word-dim out"
+        " (the word dimension follows the vectors)"
+    )
 
 
 # --------------------------------------------------------------------------- the command line of `ner-fast train`

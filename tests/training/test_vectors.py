@@ -248,7 +248,7 @@ def test_train_refuses_a_word_dimension_narrower_than_the_vectors(glove: tuple[P
     data = prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(path))
     data.save(tmp_path / "p")
     cfg = TrainConfig(out=str(tmp_path / "r"), data=str(tmp_path / "p"), batch_size=16, epochs=1, arch={**TINY, "word_dim": 9})
-    with pytest.raises(OptionError, match="--word-dim: 9, but the vectors tiny.glove.txt have 12"):
+    with pytest.raises(OptionError, match="--word-dim: 9 conflicts with --vectors tiny.glove.txt, whose vectors have 12 numbers a word"):
         train(cfg, progress=False, echo=_quiet)
 
 

@@ -17,7 +17,9 @@ import numpy as np
 from ner_fast import __version__
 from ner_fast.atomic import atomic_write_json, read_json
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
-from ner_fast.config import N_CASING, ModelConfig, OptionError, TrainConfig, default_of, fixed_by_prepared, parse_context
+from ner_fast.config import (
+    N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, fixed_by_prepared, parse_context,
+)
 from ner_fast.metrics import TagScheme
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
@@ -96,10 +98,8 @@ def set_up(
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     described = data.settings.get("vectors_source")
-    if described and described["dim"] > config.word_dim:
-        raise OptionError("--word-dim", f"{config.word_dim}, but the vectors {described['name']} have {described['dim']}"
-                          " numbers a word; give at least that many, or leave --word-dim out with --vectors (the word"
-                          " dimension follows them)")
+    if described:  # a prepared folder's vectors against the network's words (the Python API can give both)
+        check_vectors_fit(described["name"], described["dim"], config.word_dim)
     if source is not None:
         from ner_fast.training.init_source import check_architecture
 
