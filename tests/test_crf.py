@@ -19,7 +19,7 @@ import ner_fast.training.model as model
 from ner_fast.training import _kernels
 from ner_fast.checkpoint import init_params, load_model
 from ner_fast.training.crf_loss import crf_loss_symbol
-from ner_fast.decode import CRF, CRF_PARAMS, crf_nll, decode, viterbi
+from ner_fast.decode import CRF, CRF_PARAMS, crf_marginals, crf_nll, decode, viterbi
 from ner_fast.training.evaluate import evaluate
 from ner_fast.prepare import prepare
 from ner_fast.training.epoch import make_module
@@ -81,6 +81,36 @@ def test_crf_nll_and_viterbi_match_brute_force(seed: int) -> None:
         assert _valid_iob(tuple(bio[b, :n]))
         assert _path_score(logp, tuple(bio[b, :n]), crf) == pytest.approx(max(valid), abs=tol)
         assert (free[b, n:] == -1).all() and (bio[b, n:] == -1).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4))
+def test_crf_marginals_match_brute_force(seed: int, length: int) -> None:
+    # P(y_t = k | x): the probability mass of every path through tag k at t, enumerated path by path.
+    rng = np.random.default_rng(seed)
+    n_tags = len(IOB)
+    crf = _random_crf(rng, n_tags)
+    proba = rng.dirichlet(np.full(n_tags, 0.5), size=length)
+    got = crf_marginals(proba, crf)
+    logp = np.log(proba)
+    paths = list(itertools.product(range(n_tags), repeat=length))
+    scores = np.array([_path_score(logp, p, crf) for p in paths])
+    weights = np.exp(scores - np.logaddexp.reduce(scores))
+    expected = np.zeros((length, n_tags))
+    for path, w in zip(paths, weights):
+        expected[np.arange(length), path] += w
+    assert got.shape == (length, n_tags) and got.dtype == np.float32
+    # float32 output of float64 sums: its rounding (a relative 2**-24 of values at most 1) dominates.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=float_tol(1) + float_tol(len(paths), 1, np.float64))
+    np.testing.assert_allclose(got.sum(axis=1), 1, rtol=0, atol=float_tol(n_tags))
+
+
+def test_crf_marginals_without_crf_scores_are_the_probabilities() -> None:
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(4), size=6)
+    flat = CRF(np.zeros((4, 4)), np.zeros(4), np.zeros(4))
+    np.testing.assert_allclose(crf_marginals(proba, flat), proba, rtol=0, atol=float_tol(4 * 6))
+    assert crf_marginals(np.zeros((0, 4)), flat).shape == (0, 4)
 
 
 def test_crf_scores_change_the_best_path() -> None:

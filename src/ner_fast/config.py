@@ -241,6 +241,7 @@ class TrainConfig:
     teacher: str | None = _field("teacher")
     distill_weight: float = _field("distill_weight")
     distill_temperature: float = _field("distill_temperature")
+    distill_target: str = _field("distill_target")
     arch: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -96,6 +96,28 @@ def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
     return np.where(lengths > 0, log_z - gold, 0.0)
 
 
+def crf_marginals(proba: np.ndarray, crf: CRF) -> np.ndarray:
+    """Each token's tag distribution under a CRF, P(y_t = k | sentence): (L, T) for one sentence's
+    per-token probabilities `proba` (L, T), whose log the CRF's scores are added to, as `viterbi` adds them.
+    The forward-backward algorithm in log space (float64); a token's row sums to 1. What `train --teacher
+    ... --distill-target marginals` distils from a CRF teacher, instead of its per-token softmax."""
+    logp = _log(proba)
+    length, n_tags = logp.shape
+    if length == 0:
+        return np.zeros((0, n_tags), np.float32)
+    alpha = np.empty((length, n_tags))
+    beta = np.empty((length, n_tags))
+    alpha[0] = crf.start + logp[0]
+    for t in range(1, length):
+        alpha[t] = _logsumexp(alpha[t - 1][:, None] + crf.transitions, axis=0) + logp[t]
+    beta[-1] = crf.end
+    for t in range(length - 2, -1, -1):
+        beta[t] = _logsumexp(crf.transitions + (logp[t + 1] + beta[t + 1])[None, :], axis=1)
+    log_marginal = alpha + beta
+    log_marginal -= _logsumexp(log_marginal, axis=1)[:, None]
+    return np.exp(log_marginal).astype(np.float32)
+
+
 @lru_cache(maxsize=16)
 def _rules(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # The tables depend only on the tag list: built once, not on every call (a Python loop over

@@ -39,6 +39,8 @@ MAX_WAIT_MS = 10_000.0
 #: The longest any timeout may be (serve's connection timeouts, `tag --scheduler-timeout`): an hour.
 MAX_TIMEOUT_SECONDS = 3600.0
 CHECKPOINTS = ("best", "last")
+#: `train --distill-target`: what a CRF teacher gives the student (`training.distill`).
+DISTILL_TARGETS = ("probs", "marginals")
 LABELS_METAVAR = "|".join(LABEL_SETS) + "|FILE.json"
 PREPARE_TRAIN = ("prepare", "train")
 
@@ -172,6 +174,10 @@ TABLE: tuple[Option, ...] = (
     Option("distill_temperature", "float", 1.0, "With --teacher: temperature T of the distillation loss (the student's"
            " scores and the teacher's distribution both softened by T; the loss is scaled by T squared).", "train",
            low=0, low_open=True, needs="teacher"),
+    Option("distill_target", "choice", "probs", "With --teacher: what the student learns from a teacher with a CRF"
+           " output layer: its per-token softmax (probs) or the CRF's per-token marginals, its transition scores"
+           " included (marginals; a teacher without a CRF gives its softmax either way).", "train",
+           choices=DISTILL_TARGETS, needs="teacher"),
     # prepare and train: what they print
     _json("prepare", "Print the summary as JSON on stdout."),
     Option("progress", "bool", True, "Progress bars.", commands=("train",)),

@@ -235,10 +235,39 @@ def test_the_bundled_package_teacher_is_the_taggers_probabilities() -> None:
     assert len(dists) == 20 and all(np.array_equal(a, b) for a, b in zip(dists, probs))
 
 
+def test_marginals_are_each_teachers_crf_marginals_in_the_students_tag_order(teacher_run: str) -> None:
+    # --distill-target marginals: a CRF teacher's distributions go through its CRF scores (checked against
+    # brute force in tests/test_crf.py) before the columns are put in the student's order.
+    from ner_fast.checkpoint import load_model
+    from ner_fast.decode import CRF, crf_marginals
+    from ner_fast.tagger import Tagger
+
+    sentences = _sentences(read_corpus(None)[:12])
+    tagger = Tagger.load()
+    _, probs = tagger.tag_batch(sentences, proba=True)
+    crf = CRF.from_json(tagger.package.model["crf"])
+    tags = list(tagger.tags)[::-1]
+    order = [list(tagger.tags).index(t) for t in tags]
+    dists = teacher_distributions(resolve_teachers("default"), sentences, tags, target="marginals")
+    assert len(dists) == 12
+    for got, p in zip(dists, probs):
+        assert np.array_equal(got, crf_marginals(p, crf)[:, order])
+    assert any(not np.allclose(got, p[:, order], atol=1e-3) for got, p in zip(dists, probs))  # the scores count
+    config, params, vocabs, _ = load_model(teacher_run, "best")
+    assert config.crf
+    run_tags = list(vocabs.tags.itos)
+    tags = run_tags[::-1]
+    back = [run_tags.index(t) for t in tags]
+    plain = teacher_distributions(resolve_teachers(teacher_run), sentences, tags)
+    marginal = teacher_distributions(resolve_teachers(teacher_run), sentences, tags, target="marginals")
+    for m, p in zip(marginal, plain):
+        assert np.array_equal(m, crf_marginals(p[:, np.argsort(back)], CRF.from_params(params))[:, back])
+
+
 def test_a_teacher_of_gold_one_hots_trains_like_gold(teacher_run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a softmax output, T = 1 and ALPHA = 1, the soft cross-entropy against one-hot gold is the gold
     cross-entropy itself: the run follows the gold run (to float32 rounding, which Adam may magnify)."""
-    def gold(teachers: Any, sentences: Any, tags: Any, say: Any = None) -> list[np.ndarray]:
+    def gold(teachers: Any, sentences: Any, tags: Any, say: Any = None, target: str = "probs") -> list[np.ndarray]:
         corpus = data.corpora["train"]
         ids = np.array([tags.index(t) for t in corpus.tags])
         eye = np.eye(len(tags), dtype=np.float32)

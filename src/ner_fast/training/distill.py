@@ -18,6 +18,7 @@ import numpy as np
 
 from ner_fast.buckets import Bucket
 from ner_fast.config import OptionError, sources_of
+from ner_fast.decode import CRF, crf_marginals
 from ner_fast.recase import origin_of
 
 __all__ = ["Teacher", "resolve_teachers", "soften", "teacher_arrays", "teacher_distributions"]
@@ -77,15 +78,16 @@ def _reads_pos(kind: str, path: Path) -> bool:
     return ModelConfig.from_dict(read_config(path)["model"]).pos_enabled
 
 
-def _package_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
+def _package_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray], CRF | None]:
     from ner_fast.tagger import Tagger
 
     tagger = Tagger.load(teacher.path)
     _, probs = tagger.tag_batch(sentences, proba=True)
-    return list(tagger.tags), probs
+    crf = tagger.package.model.get("crf")
+    return list(tagger.tags), probs, None if crf is None else CRF.from_json(crf)
 
 
-def _run_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
+def _run_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray], CRF | None]:
     from ner_fast.buckets import build_buckets, default_buckets
     from ner_fast.checkpoint import inference_params, load_model
     from ner_fast.corpus import Corpus
@@ -105,7 +107,7 @@ def _run_distributions(teacher: Teacher, sentences: Sequence[Sequence[str]]) -> 
             proba = predictor.predict_proba(bucket.features[rows])
             for p, n, i in zip(proba, bucket.lengths[rows].tolist(), bucket.indices[rows].tolist()):
                 out[i] = p[:n]
-    return list(vocabs.tags.itos), out
+    return list(vocabs.tags.itos), out, CRF.from_params(params) if config.crf else None
 
 
 def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -121,15 +123,19 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def teacher_distributions(
     teachers: Sequence[Teacher], sentences: Sequence[Sequence[str]], tags: Sequence[str],
-    say: Callable[[str], None] = lambda msg: None,
+    say: Callable[[str], None] = lambda msg: None, target: str = "probs",
 ) -> list[np.ndarray]:
     """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns in the
-    order of `tags` (the student's); OptionError when a teacher's tags are not the same set."""
+    order of `tags` (the student's); OptionError when a teacher's tags are not the same set. `target`
+    (`--distill-target`): "probs", each teacher's per-token softmax; "marginals", for a teacher with a CRF
+    its per-token marginals (`decode.crf_marginals`), its softmax otherwise."""
     total: list[np.ndarray] | None = None
     for teacher in teachers:
         say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")
         get = _package_distributions if teacher.kind == "package" else _run_distributions
-        names, probs = get(teacher, sentences)
+        names, probs, crf = get(teacher, sentences)
+        if target == "marginals" and crf is not None:
+            probs = [crf_marginals(p, crf) for p in probs]
         if sorted(names) != sorted(tags):
             extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
             differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []

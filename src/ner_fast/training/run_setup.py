@@ -381,7 +381,7 @@ def _teacher_arrays(cfg: TrainConfig, teachers: Sequence[Any], data: Any, say: C
                           " give the corpus file itself (or no DATA: the bundled corpus)")
     sentences = [corpus.words[a:b] for a, b in zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())]
     started = time.perf_counter()
-    distributions = teacher_distributions(teachers, sentences, data.vocabs.tags.itos, say)
+    distributions = teacher_distributions(teachers, sentences, data.vocabs.tags.itos, say, cfg.distill_target)
     arrays = teacher_arrays(data.splits["train"], distributions, cfg.recase, cfg.distill_temperature)
     say(f"--teacher: distributions of {len(sentences):,} sentences in {time.perf_counter() - started:.0f} s")
     return arrays
