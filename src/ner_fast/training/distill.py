@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ner_fast.buckets import Bucket
-from ner_fast.config import OptionError, sources_of
+from ner_fast.config import OptionError, default_of, sources_of
 from ner_fast.decode import CRF, crf_marginals
 from ner_fast.recase import origin_of
 
@@ -123,7 +123,7 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def teacher_distributions(
     teachers: Sequence[Teacher], sentences: Sequence[Sequence[str]], tags: Sequence[str],
-    say: Callable[[str], None] = lambda msg: None, target: str = "probs",
+    say: Callable[[str], None] = lambda msg: None, target: str = default_of("distill_target"),
 ) -> list[np.ndarray]:
     """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns in the
     order of `tags` (the student's); OptionError when a teacher's tags are not the same set. `target`
