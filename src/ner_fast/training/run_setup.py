@@ -21,6 +21,7 @@ from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, fixed_by_prepared, parse_context,
 )
 from ner_fast.metrics import TagScheme
+from ner_fast.package import RUN_CONFIG_FILE
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
 from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state
@@ -89,7 +90,7 @@ def set_up(
     elif writes:
         previous = claim_run_dir(out, force=force)
 
-    recorded = read_json(out / "config.json", "ner-fast training config") if resume else None  # what the run started with
+    recorded = read_json(out / RUN_CONFIG_FILE, "ner-fast training config") if resume else None  # what the run started with
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
     teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
@@ -125,7 +126,7 @@ def set_up(
         out.mkdir(parents=True, exist_ok=True)
     if writes:
         atomic_write_json(
-            out / "config.json",
+            out / RUN_CONFIG_FILE,
             {
                 "format_version": CONFIG_VERSION,
                 "model": config.to_dict(),
