@@ -4,24 +4,24 @@
 #                              default: --out runs/gmb)
 #   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test and qemu-user for the
 #                              emulated AVX2-only CPU test), then run the whole test suite (pytest ARGS)
-#   ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]
-#                              set up .venv, train the two members of the POS-free default model on the
-#                              bundled corpus: runs/default-model (ner-fast train --epochs 12 --patience 2
-#                              TRAIN ARGS, the default recipe) and runs/default-model-b (the same with
-#                              --filter-widths 2,3,4 --filters 50); skipped with --from (finished runs);
-#                              then export them as one int8 ensemble, the bundled package
-#                              src/ner_fast/models/default/, words seen once in training dropped, with its
-#                              validation F1, measured through the tagger, and its provenance in model.json
-#                              (docs/TRAINING.md, "The POS-free model and the bundled package")
-#   ./dev.sh build-model robust [--from RUN_DIR | TRAIN ARGS...]
+#   ./dev.sh build-model [--from RUN_DIR | TRAIN ARGS...]
 #                              set up .venv (its test extra holds the `vectors` extra: GloVe 6B 50d), train
-#                              the one distilled network into runs/robust-model (ner-fast train --vectors
-#                              glove-6b-50d --recase 0.5 --teacher default --distill-weight 0.7
-#                              --distill-temperature 1 --hidden 200 --epochs 14 --patience 3 TRAIN ARGS;
-#                              skipped with --from, a finished run), then export it as the second bundled
-#                              package src/ner_fast/models/robust/ (int8, every word kept: its GloVe words
-#                              never occur in training), with its validation F1 and provenance in model.json
-#                              (docs/TRAINING.md, "One distilled network, robust to casing")
+#                              the one distilled network into runs/default-model (ner-fast train --vectors
+#                              glove-6b-50d --recase 0.5 --teacher ensemble --distill-target marginals
+#                              --distill-weight 0.7 --distill-temperature 1 --hidden 200 --epochs 16
+#                              --patience 3 TRAIN ARGS; skipped with --from, a finished run), then export it
+#                              as the bundled package src/ner_fast/models/default/ (int8, every word kept: its
+#                              GloVe words never occur in training), with its validation F1, measured through
+#                              the tagger, and its provenance in model.json (docs/TRAINING.md, "One distilled
+#                              network, robust to casing")
+#   ./dev.sh build-model ensemble [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]
+#                              set up .venv, train the two members of the ensemble, the default package's
+#                              teacher: runs/ensemble-a (ner-fast train --epochs 12 --patience 2 TRAIN ARGS,
+#                              the default recipe) and runs/ensemble-b (the same with --filter-widths 2,3,4
+#                              --filters 50); skipped with --from (finished runs); then export them as one
+#                              int8 ensemble, the second bundled package src/ner_fast/models/ensemble/, words
+#                              seen once in training dropped (docs/TRAINING.md, "The POS-free model and the
+#                              bundled package")
 #   ./dev.sh test-isa [ARGS...] set up .venv if missing, then run the numeric tests (pytest -m numeric ARGS) as an AVX2
 #                              CPU would, twice: DNNL_MAX_CPU_ISA=AVX2 (oneDNN's kernels for AVX2) with
 #                              OMP_NUM_THREADS=1, then 2. Their tolerances are derived from the precision of what
@@ -82,46 +82,46 @@ case "$cmd" in
         done ;;
     build-model)
         command="./dev.sh build-model${*:+ $*}"
-        if [ "${1:-}" = "robust" ]; then
+        if [ "${1:-}" = "ensemble" ]; then
             shift
             if [ "${1:-}" = "--from" ]; then
-                # Checked before setup, as for the default package.
-                [ $# -eq 2 ] || { echo "usage: ./dev.sh build-model robust [--from RUN_DIR | TRAIN ARGS...]" >&2; exit 2; }
-                [ -d "$2" ] || { echo "dev.sh build-model: $2: no such folder (--from takes one training run, relative to $PWD)" >&2; exit 2; }
+                # Arguments checked before setup (which takes a while): a wrong call fails at once.
+                [ $# -eq 3 ] || { echo "usage: ./dev.sh build-model ensemble [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]" >&2; exit 2; }
+                for dir in "$2" "$3"; do
+                    [ -d "$dir" ] || { echo "dev.sh build-model: $dir: no such folder (--from takes two training runs, relative to $PWD)" >&2; exit 2; }
+                done
                 run=$2
+                run_b=$3
                 setup
             else
                 setup
-                run=runs/robust-model
-                # The settings of the run the package was built from (docs/TRAINING.md, "A second run: hidden
-                # 200, ALPHA 0.7"): GloVe rows, re-cased copies of half the sentences, distilled from the
-                # default package (the ensemble), hidden 200.
-                .venv/bin/ner-fast train --out "$run" --vectors glove-6b-50d --recase 0.5 --teacher default \
-                    --distill-weight 0.7 --distill-temperature 1 --hidden 200 --epochs 14 --patience 3 --no-progress "$@"
+                run=runs/ensemble-a
+                run_b=runs/ensemble-b
+                # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output
+                # head instead, the parameters' moving average validated and kept; the second member differs
+                # only in its character CNN (docs/TRAINING.md, "The POS-free model and the bundled package").
+                .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
+                .venv/bin/ner-fast train --out "$run_b" --filter-widths 2,3,4 --filters 50 --epochs 12 --patience 2 --no-progress "$@"
             fi
-            # --min-word-count 1: the vector words are never counted in training, 2 would drop them all.
-            exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --out src/ner_fast/models/robust \
-                --command "$command"
+            exec .venv/bin/python -m ner_fast.training.bundle "$run" --ensemble "$run_b" --min-word-count 2 \
+                --out src/ner_fast/models/ensemble --command "$command"
         fi
         if [ "${1:-}" = "--from" ]; then
-            # Arguments checked before setup (which takes a while): a wrong call fails at once.
-            [ $# -eq 3 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2 | TRAIN ARGS...]" >&2; exit 2; }
-            for dir in "$2" "$3"; do
-                [ -d "$dir" ] || { echo "dev.sh build-model: $dir: no such folder (--from takes two training runs, relative to $PWD)" >&2; exit 2; }
-            done
+            # Checked before setup, as for the ensemble.
+            [ $# -eq 2 ] || { echo "usage: ./dev.sh build-model [--from RUN_DIR | TRAIN ARGS...]" >&2; exit 2; }
+            [ -d "$2" ] || { echo "dev.sh build-model: $2: no such folder (--from takes one training run, relative to $PWD)" >&2; exit 2; }
             run=$2
-            run_b=$3
             setup
         else
             setup
             run=runs/default-model
-            run_b=runs/default-model-b
-            # The default (tuned) recipe: no POS input (callers have none), POS as an auxiliary output
-            # head instead, the parameters' moving average validated and kept; the second member differs
-            # only in its character CNN (docs/TRAINING.md, "The POS-free model and the bundled package").
-            .venv/bin/ner-fast train --out "$run" --epochs 12 --patience 2 --no-progress "$@"
-            .venv/bin/ner-fast train --out "$run_b" --filter-widths 2,3,4 --filters 50 --epochs 12 --patience 2 --no-progress "$@"
+            # docs/TRAINING.md, "One distilled network, robust to casing": GloVe rows, re-cased copies of half
+            # the sentences, distilled from the bundled ensemble's CRF marginals, hidden 200.
+            .venv/bin/ner-fast train --out "$run" --vectors glove-6b-50d --recase 0.5 --teacher ensemble \
+                --distill-target marginals --distill-weight 0.7 --distill-temperature 1 --hidden 200 \
+                --epochs 16 --patience 3 --no-progress "$@"
         fi
-        exec .venv/bin/python -m ner_fast.training.bundle "$run" --ensemble "$run_b" --min-word-count 2 --command "$command" ;;
+        # --min-word-count 1: the vector words are never counted in training, 2 would drop them all.
+        exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --command "$command" ;;
     *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac
