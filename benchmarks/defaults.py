@@ -4,7 +4,7 @@ settings, so that its defaults (intra-op threads, `workers`, batch size) are cho
     python benchmarks/defaults.py [--package NAME=DIR ...] [--sentences N] [--repeats R] [--json FILE]
                                   [--threads 1,2,all] [--workers 1,2] [--batch-sizes 16,32,64,128,256]
 
-DIR `default` is the bundled package (the default: `--package default=default`). Data: the GMB validation
+DIR may be a bundled package's name (`default`, `ensemble`; the default: `--package default=default`). Data: the GMB validation
 split (sequential 80/20 of the bundled corpus, `prepare.split_corpus`), its first `--sentences` sentences.
 
 Measured in one run, for each package:
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.corpus import read_corpus
-from ner_fast.package import PackageError, package_path
+from ner_fast.package import BUNDLED_NAMES, PackageError, package_path
 from ner_fast.prepare import split_corpus
 from ner_fast.tagger import Tagger
 from _machine import write_json  # the CPU (model, flags, cores) in every result
@@ -68,7 +68,7 @@ def ints(text: str, allow_all: bool = False) -> list[int | None]:
 
 def package_arg(text: str) -> tuple[str, Path]:
     """`--package NAME=DIR` of the benchmarks that measure packages as they are (this one, front.py,
-    cross.py): (NAME, the folder), DIR a bundled package's name (`default`, `robust`: `package.package_path`)
+    cross.py): (NAME, the folder), DIR a bundled package's name (`package.BUNDLED_NAMES`: `default`, `ensemble`; `package.package_path`)
     or a folder; it must hold a package."""
     name, sep, where = text.partition("=")
     try:
@@ -76,7 +76,7 @@ def package_arg(text: str) -> tuple[str, Path]:
     except PackageError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     if not sep or not name or not (path / "manifest.json").exists():
-        raise argparse.ArgumentTypeError(f"expected NAME=DIR with DIR a model package folder, `default` or `robust`, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR with DIR a model package folder or a bundled name ({', '.join(BUNDLED_NAMES)}), got {text!r}")
     return name, path
 
 
@@ -176,7 +176,7 @@ def measure(pkg: Path, sentences: list[list[str]], args: argparse.Namespace, d: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--package", type=package_arg, action="append", help="NAME=DIR, repeatable (DIR default: the bundled package)")
+    parser.add_argument("--package", type=package_arg, action="append", help="NAME=DIR, repeatable (DIR a folder or a bundled name: default, ensemble)")
     parser.add_argument("--sentences", type=int, default=None, help="only the first N validation sentences (quick runs)")
     parser.add_argument("--repeats", type=int, default=3, help="passes over each setting (median reported)")
     parser.add_argument("--threads", type=lambda s: ints(s, allow_all=True), default=[1, 2, None], help="intra-op threads (all: onnxruntime's default)")

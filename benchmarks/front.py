@@ -5,8 +5,9 @@
         [--train h64,h100,... --epochs 3]
         [--quantize fp32,int8] [--valid-sentences N] [--crf-iterations 50] [--json FILE] [--plot FILE.png]
 
-Variants are model packages measured as they are (`--package NAME=DIR`, `default` for the bundled
-one: the ensemble it was, beside the one network built to replace it), trained checkpoints given with `--model NAME=DIR`, or trained here (`--train`, names from
+Variants are model packages measured as they are (`--package NAME=DIR`, DIR `default` or `ensemble` for the
+bundled ones: the one distilled network and the ensemble it was distilled from, e.g. `--package default=default
+--package ensemble=ensemble`), trained checkpoints given with `--model NAME=DIR`, or trained here (`--train`, names from
 `VARIANTS`, or `all`) on a short schedule (`--epochs`, the same for every variant) into `DIR/models/NAME`
 (a finished one there is reused, not retrained; `--prepare-only` trains and exports and measures
 nothing, so that training may share the machine and a later run measures on a quiet one). Each is
@@ -324,7 +325,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for trained variants and packages")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR", help="a trained checkpoint (repeatable)")
     parser.add_argument("--package", type=package_arg, action="append", default=[], metavar="NAME=DIR",
-                        help="a model package measured as it is, DIR `default` for the bundled one (repeatable)")
+                        help="a model package measured as it is, DIR a folder or a bundled name: default, ensemble (repeatable)")
     parser.add_argument("--train", help=f"variants to train here, comma separated, or 'all' ({', '.join(VARIANTS)})")
     parser.add_argument("--epochs", type=int, default=3, help="--train: epochs of every variant (default 3)")
     parser.add_argument("--max-sentences", type=int, help="--train: only the first N corpus sentences (quick runs)")

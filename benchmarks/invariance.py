@@ -1,22 +1,22 @@
-"""Batch invariance against speed, F1 and size: the quantization candidates on the bundled package's weights.
+"""Batch invariance against speed, F1 and size: the quantization candidates on the bundled ensemble's weights.
 
     python benchmarks/invariance.py [--json benchmarks/results/invariance.json] [--repeats 2]
                                     [--dynamic-package PKG | --dynamic-rev REV]
 
-Every candidate is built from the same int8 weights: those of the bundled package as it was shipped with
-the per-batch scheme (`--dynamic-package`, else its files read from git at `--dynamic-rev`, checked against
+Every candidate is built from the same int8 weights: those of the bundled ensemble (`ensemble`, the default
+package until the one distilled network replaced it) as it was shipped with the per-batch scheme (`--dynamic-package`, else its files read from git at `--dynamic-rev`, checked against
 the manifest sha256 that the converted package's provenance records), so no retraining is involved:
 
 - `int8-dynamic`: that package as it was (onnxruntime `quantize_dynamic`: `DynamicQuantizeLSTM`, and
   `DynamicQuantizeLinear` + `MatMulInteger` for the output layers; one activation scale per batch);
-- `int8` (the default now): `training.quantize.make_invariant` of it, i.e. the bundled package: float
+- `int8` (the default now): `training.quantize.make_invariant` of it, i.e. the bundled ensemble: float
   LSTM on the int8 weights (folded to float32 when the session is built), one activation scale per row
   before the output layers' `MatMulInteger`;
 - `int8-weights-float-act`: the same with float `MatMul` output layers (int8 weights, float activations);
 - `float32`: every weight stored as float32 (the same values: the int8 ones dequantized), no int8 op.
 
 In one run, each through `ner_fast.Tagger` as an application uses it: the entity F1 of `tag_batch` on the
-whole GMB validation split (`ner_fast.metrics.score`, as the bundled package's recorded F1); `tag_batch`
+whole GMB validation split (`ner_fast.metrics.score`, as the bundled ensemble's recorded F1); `tag_batch`
 tokens/s on its first `--speed-sentences` sentences (threads=2, and threads=1 with workers=2; candidates
 taking turns, best of `--repeats`); p50 of `tag()` on 20-token validation sentences (1 thread, candidates
 taking turns, each on all the sentences: with turns on each sentence, at load 12, every float-LSTM candidate
@@ -50,7 +50,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ner_fast import Tagger
 from ner_fast.metrics import TagScheme, score
-from ner_fast.package import DEFAULT_PACKAGE, load_package, package_checksum, sha256_file
+from ner_fast.package import ENSEMBLE_PACKAGE, load_package, package_checksum, sha256_file
 from ner_fast.training.bundle import validation_corpus
 from ner_fast.training.export import write_package
 from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, prune
@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import write_json  # noqa: E402  (the CPU in every result)
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where the ensemble lay at DYNAMIC_REV (the default package then; src/ner_fast/models/ensemble now).
 PACKAGE_IN_GIT = "src/ner_fast/models/default"
 # The last commit whose bundled package was the int8-dynamic one (converted without retraining after it).
 DYNAMIC_REV = "9e72aeab4544d41dbf0711ab1c28b0b116c1377a"
@@ -66,17 +67,17 @@ DYNAMIC_REV = "9e72aeab4544d41dbf0711ab1c28b0b116c1377a"
 
 
 def dynamic_package(given: Path | None, rev: str, work: Path) -> Path:
-    """The int8-dynamic bundled package: `given`, or its files from git at `rev`; its manifest must be the
-    one the bundled package's provenance names as the source of its conversion."""
+    """The int8-dynamic bundled ensemble: `given`, or its files from git at `rev`; its manifest must be the
+    one the bundled ensemble's provenance names as the source of its conversion."""
     if given is None:
         given = work / "int8-dynamic-source"
         given.mkdir()
         for name in ("manifest.json", "model.json", "dynamic.onnx", "weights.onnx.data"):
             blob = subprocess.run(["git", "show", f"{rev}:{PACKAGE_IN_GIT}/{name}"], cwd=ROOT, capture_output=True, check=True).stdout
             (given / name).write_bytes(blob)
-    wanted = load_package(DEFAULT_PACKAGE).model.get("provenance", {}).get("requantized", {}).get("source_manifest_sha256")
+    wanted = load_package(ENSEMBLE_PACKAGE).model.get("provenance", {}).get("requantized", {}).get("source_manifest_sha256")
     if wanted and package_checksum(given) != wanted:
-        raise SystemExit(f"{given}: not the package the bundled one was converted from (manifest sha256 differs)")
+        raise SystemExit(f"{given}: not the package the bundled ensemble was converted from (manifest sha256 differs)")
     return given
 
 
@@ -201,9 +202,9 @@ def main() -> None:
     }
     graphs["float32"] = all_float(graphs["int8-weights-float-act"])
     packages = {name: write_candidate(g, source, work / name, name) for name, g in graphs.items()}
-    bundled_same = sha256_file(packages["int8"] / "weights.onnx.data") == sha256_file(DEFAULT_PACKAGE / "weights.onnx.data")
+    bundled_same = sha256_file(packages["int8"] / "weights.onnx.data") == sha256_file(ENSEMBLE_PACKAGE / "weights.onnx.data")
 
-    model = load_package(DEFAULT_PACKAGE).model
+    model = load_package(ENSEMBLE_PACKAGE).model
     corpus = validation_corpus(model["provenance"]["training"])
     offsets = corpus.offsets.tolist()
     sentences = [corpus.words[a:b] for a, b in zip(offsets, offsets[1:])]

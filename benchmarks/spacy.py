@@ -50,7 +50,7 @@ from _machine import write_json  # noqa: E402  (the CPU in every result)
 
 from ner_fast.corpus import read_corpus  # noqa: E402
 from ner_fast.labels import label_map  # noqa: E402
-from ner_fast.package import default_package_path  # noqa: E402
+from ner_fast.package import package_path  # noqa: E402
 from ner_fast.prepare import split_corpus  # noqa: E402
 
 #: spaCy's OntoNotes types counted as the ones the "ontonotes" label map gives GMB's types: GMB's geo
@@ -71,7 +71,8 @@ def mapped(spans: set[Span], rename: Any) -> set[Span]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--package", type=Path, default=None, help="model package (default: the bundled one)")
+    parser.add_argument("--package", default=None,
+                        help="model package: a folder or a bundled name, default or ensemble (default: the default one)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--group", type=int, default=1, help="sentences a document")
     parser.add_argument("--sentences", type=int, default=None, help="use only the first N validation sentences")
@@ -82,7 +83,7 @@ def main() -> None:
     result: dict[str, Any] = {"load_average_before": load_average(),
                               "versions": {"spacy": spacy.__version__, "python": platform.python_version()}}
     print("CPU:", result["cpu"])
-    package = args.package or default_package_path()
+    package = package_path(args.package)
     _, valid = split_corpus(read_corpus(), (0.8, 0.2))
     if args.sentences is not None:
         valid = valid[: args.sentences]
@@ -93,7 +94,7 @@ def main() -> None:
     print("data:", result["data"])
 
     nlp = spacy.blank("en")
-    component = nlp.add_pipe("ner_fast", config={"package": None if args.package is None else str(args.package)})
+    component = nlp.add_pipe("ner_fast", config={"package": args.package})
     tagger = component.tagger
     result["component"] = {"alignment_mode": component.alignment_mode, "mode": component.mode,
                            "batch_size": component.batch_size, "tagger_threads": "onnxruntime default",

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.corpus import Corpus, read_corpus
-from ner_fast.package import default_package_path
+from ner_fast.package import package_path
 from ner_fast.prepare import split_corpus
 from ner_fast.recase import MODES, recase_word
 from ner_fast.schemes import chunks
@@ -302,7 +302,8 @@ def latencies(calls: dict[str, Callable[[int], Any]], n: int) -> dict[str, dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--package", type=Path, default=None, help="model package (default: the bundled one)")
+    parser.add_argument("--package", default=None,
+                        help="model package: a folder or a bundled name, default or ensemble (default: the default one)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--crf-iterations", type=int, default=50, help="L-BFGS iterations of the CRF peer")
     parser.add_argument("--group", type=int, default=1, help="sentences a document")
@@ -313,7 +314,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = load_average()
-    package = args.package or default_package_path()
+    package = package_path(args.package)
     corpus = read_corpus()
     train, valid = split_corpus(corpus, (0.8, 0.2))
     if args.sentences is not None:

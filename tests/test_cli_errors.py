@@ -379,9 +379,9 @@ def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp
     # `ner-fast evaluate default my.conll`, as `tag`/`info`/`serve` take `default`, said only "Directory
     # 'default' does not exist."
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, [command, "robust"])
-    _fails(result, 2, "robust: no such training run folder (robust is a bundled model package;",
+    result = CliRunner().invoke(cli, [command, "ensemble"])
+    _fails(result, 2, "ensemble: no such training run folder (ensemble is a bundled model package;",
            "what `ner-fast train --out` writes")
-    (tmp_path / "robust").mkdir()  # a folder of that name is the folder, as everywhere a run is named
-    result = CliRunner().invoke(cli, [command, "robust"])
-    _fails(result, 1, f"{Path('robust') / 'config.json'}: no such file")
+    (tmp_path / "ensemble").mkdir()  # a folder of that name is the folder, as everywhere a run is named
+    result = CliRunner().invoke(cli, [command, "ensemble"])
+    _fails(result, 1, f"{Path('ensemble') / 'config.json'}: no such file")

@@ -1,4 +1,4 @@
-"""`./dev.sh test-isa` and `.ci/run`. `./dev.sh build-model --from` checks its arguments before `setup`
+"""`./dev.sh test-isa` and `.ci/run`. `./dev.sh build-model [ensemble] --from` checks its arguments before `setup`
 (which refreshes .venv: seconds to minutes): a wrong call is its usage line or one line naming the
 missing folder, exit 2, and nothing set up.
 
@@ -33,26 +33,37 @@ def build_model(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(checkout / "dev.sh"), "build-model", *args], capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("args", [["--from", "runs/a"], ["--from", "runs/a", "runs/a", "runs/a"], ["--from"]])
-def test_a_wrong_count_of_runs_is_the_usage_line_before_any_setup(checkout: Path, args: list[str]) -> None:
+# What a wrong count of runs after `--from` answers: the usage line of that build (the default takes one
+# run, the ensemble two).
+USAGE = {"": "usage: ./dev.sh build-model [--from RUN_DIR |", "ensemble": "usage: ./dev.sh build-model ensemble [--from RUN_DIR RUN_DIR2 |"}
+
+
+@pytest.mark.parametrize(("args", "usage"), [
+    (["--from"], ""), (["--from", "runs/a", "runs/a"], ""),
+    (["ensemble", "--from", "runs/a"], "ensemble"), (["ensemble", "--from", "runs/a", "runs/a", "runs/a"], "ensemble"),
+    (["ensemble", "--from"], "ensemble"),
+])
+def test_a_wrong_count_of_runs_is_the_usage_line_before_any_setup(checkout: Path, args: list[str], usage: str) -> None:
     done = build_model(checkout, *args)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("usage: ./dev.sh build-model [--from RUN_DIR RUN_DIR2") and len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(USAGE[usage]) and len(done.stderr.splitlines()) == 1, done.stderr
     assert not (checkout / "calls.log").exists()  # .venv untouched: no pip, no training, no export
 
 
 def test_a_missing_run_folder_is_named_before_any_setup(checkout: Path) -> None:
-    for args, missing in ((["runs/a", "runs/b"], "runs/b"), (["runs/nope", "runs/a"], "runs/nope")):
-        done = build_model(checkout, "--from", *args)
+    for args, missing in ((["ensemble", "--from", "runs/a", "runs/b"], "runs/b"),
+                          (["ensemble", "--from", "runs/nope", "runs/a"], "runs/nope"), (["--from", "runs/nope"], "runs/nope")):
+        done = build_model(checkout, *args)
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.splitlines()) == 1 and f"{missing}: no such folder" in done.stderr, done.stderr
         assert not (checkout / "calls.log").exists()
 
 
-def test_two_existing_runs_go_on_to_setup(checkout: Path) -> None:
+@pytest.mark.parametrize("args", [["--from", "runs/a"], ["ensemble", "--from", "runs/a", "runs/b"]])
+def test_existing_runs_go_on_to_setup(checkout: Path, args: list[str]) -> None:
     # The check lets a good call through: setup starts (here the logging python fails it at once).
     (checkout / "runs" / "b").mkdir()
-    done = build_model(checkout, "--from", "runs/a", "runs/b")
+    done = build_model(checkout, *args)
     assert done.returncode == 1
     assert (checkout / "calls.log").read_text().startswith("python -m pip install")
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from ner_fast.cli import cli
 from ner_fast.cli.info import PER_BATCH_OPS, format_card, model_card
 from ner_fast.labels import GMB_DESCRIPTIONS
-from ner_fast.package import default_package_path, load_package, package_checksum
+from ner_fast.package import default_package_path, load_package, package_checksum, package_path
 from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 
@@ -24,9 +24,12 @@ def per_batch_ops(folder: Path) -> set[str]:
     return found
 
 
-def test_the_bundled_card_holds_labels_scores_training_size_and_invariance() -> None:
-    folder = default_package_path()
-    card = model_card()
+@pytest.mark.parametrize(("name", "members"), [(None, 1), ("ensemble", 2)])
+def test_the_bundled_card_holds_labels_scores_training_size_and_invariance(name: str | None, members: int) -> None:
+    # None: the default package (one distilled network); `ensemble`, its teacher, two networks.
+    folder = package_path(name)
+    card = model_card(name)
+    assert Path(card["package"]["path"]) == folder
     pkg = load_package(folder)
     validation = pkg.model["provenance"]["validation"]
     assert card["package"]["checksum"] == package_checksum(folder)
@@ -37,7 +40,7 @@ def test_the_bundled_card_holds_labels_scores_training_size_and_invariance() -> 
         assert row["f1"] == validation["per_type"][label]["f1"] and row["support"] == validation["per_type"][label]["support"]
     assert card["validation"]["f1"] == validation["f1"]
     assert card["training"]["data"] == validation["corpus"] and card["training"]["recipe"]["learning_rate"] > 0
-    assert card["network"]["members"] == 2
+    assert card["network"]["members"] == members
     assert card["size"]["bytes"] == sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     assert card["quantization"]["scheme"] == pkg.model["quantization"]
     assert card["quantization"]["batch_invariant"] == (not per_batch_ops(folder))
@@ -46,6 +49,7 @@ def test_the_bundled_card_holds_labels_scores_training_size_and_invariance() -> 
     assert "geographical entity" in text and "natural phenomenon" in text and f"{validation['f1']:.4f}" in text
     assert ("batch-invariant yes" if card["quantization"]["batch_invariant"] else "batch-invariant no") in text
     assert "Speed" in text
+    assert ("2 networks (an ensemble)" if members == 2 else "1 network,") in text
 
 
 def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -> None:

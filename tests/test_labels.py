@@ -21,7 +21,8 @@ def plain() -> Tagger:
 
 
 def test_the_package_map_keeps_labels_and_describes_them_with_gmb_defaults() -> None:
-    # A package exported before model.json had label_descriptions (the bundled one, today): the GMB defaults.
+    # A package exported before model.json had label_descriptions (the bundled ensemble is one; here the default
+    # package without the field): the GMB defaults.
     package = load_package(default_package_path())
     model = {k: v for k, v in package.model.items() if k != "label_descriptions"}
     plain = Tagger.load(dataclasses.replace(package, model=model), device="cpu")

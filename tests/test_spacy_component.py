@@ -195,18 +195,20 @@ def test_nlp_pipe_equals_tagger_pipe_on_gmb_validation_text(bundled, nlp: spacy.
 
 
 def test_the_package_setting_takes_a_bundled_name(tmp_path: Path) -> None:
-    # `package: "robust"`: the second bundled package, by the name `Tagger.load` takes; saved and loaded by name.
-    from ner_fast.package import ROBUST_PACKAGE
+    # `package: "ensemble"`: the second bundled package, by the name `Tagger.load` takes; saved and loaded by name.
+    from ner_fast.package import ENSEMBLE_PACKAGE
 
     pipeline = spacy.blank("en")
-    component = pipeline.add_pipe("ner_fast", config={"package": "robust"})
-    assert component.tagger.package.path == ROBUST_PACKAGE
-    assert component.checksum == package_checksum(ROBUST_PACKAGE)
-    doc = pipeline("angela merkel visited paris on monday.")
-    assert ("paris", "geo") in {(e.text, e.label_) for e in doc.ents}
+    component = pipeline.add_pipe("ner_fast", config={"package": "ensemble"})
+    assert component.tagger.package.path == ENSEMBLE_PACKAGE
+    assert component.checksum == package_checksum(ENSEMBLE_PACKAGE)
+    doc = pipeline(TEXT)
+    assert ("Paris", "geo") in {(e.text, e.label_) for e in doc.ents}
     pipeline.to_disk(tmp_path / "nlp")
+    assert json.loads((tmp_path / "nlp" / "ner_fast" / CONFIG_FILE).read_text(encoding="utf-8"))["package"] == "ensemble"
     again = spacy.load(tmp_path / "nlp")
-    assert [(e.text, e.label_) for e in again("angela merkel visited paris on monday.").ents] == [(e.text, e.label_) for e in doc.ents]
+    assert again.get_pipe("ner_fast").tagger.package.path == ENSEMBLE_PACKAGE
+    assert [(e.text, e.label_) for e in again(TEXT).ents] == [(e.text, e.label_) for e in doc.ents]
 
 
 def test_a_relative_package_path_that_is_not_there_says_it_is_read_from_the_current_directory(

@@ -80,7 +80,7 @@ def labels_ref(labels: str | os.PathLike[str] | None, package: str) -> dict[str,
 
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     """(absolute path, checksum) of a package, verified here first so that a bad package fails before
-    any worker starts. None: the bundled default package; a bundled name (`robust`): that package. Workers tag raw text (corpus files as their
+    any worker starts. None: the bundled default package; a bundled name (`ensemble`): that package. Workers tag raw text (corpus files as their
     joined tokens), so a package that reads POS tags is refused here too (ValueError)."""
     from ner_fast.package import load_package, package_checksum, package_path
 

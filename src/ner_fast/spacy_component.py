@@ -12,7 +12,7 @@
 The factory is registered through spaCy's entry points (`spacy_factories` in pyproject.toml), so
 `add_pipe("ner_fast")` works without importing ner_fast first. Config:
 
-- `package`: a model package folder or a bundled package's name, `default` or `robust` (null: the default
+- `package`: a model package folder or a bundled package's name, `default` or `ensemble` (null: the default
   bundled one; `package.package_path`);
 - `labels`: the label map (`ner_fast.labels`): "package", "conll", "ontonotes" or a JSON file;
 - `mode`: "keep" leaves the entities already in `doc.ents` (a rule-based `EntityRuler` before it) and adds

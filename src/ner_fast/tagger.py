@@ -199,8 +199,8 @@ class Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
         With no `package`, the default pretrained package bundled with ner-fast; a bundled package's name
-        (`"default"`, `"robust"`: `package.BUNDLED`) opens that one, even where a folder of that name exists
-        (`"./robust"` is the folder; `package.package_path` is the rule).
+        (`"default"`, `"ensemble"`: `package.BUNDLED`) opens that one, even where a folder of that name exists
+        (`"./ensemble"` is the folder; `package.package_path` is the rule).
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning

@@ -1,8 +1,11 @@
-"""The pretrained package bundled with ner-fast (`src/ner_fast/models/default/`, `./dev.sh build-model`).
+"""The pretrained packages bundled with ner-fast (`package.BUNDLED`): `default`, one distilled network
+(`src/ner_fast/models/default/`, `./dev.sh build-model`), and `ensemble`, its teacher, two networks
+(`src/ner_fast/models/ensemble/`, `./dev.sh build-model ensemble`).
 
-It must verify, load with `Tagger.load()` and no MXNet/onnx, and reproduce the validation entity F1
-recorded in its model.json when the tagger tags the validation split again (in a fresh process, as
-an application would). Building a package is checked on a small trained run, against seqeval.
+Each must verify and record its provenance; the default must load with `Tagger.load()` and no MXNet/onnx,
+and reproduce the validation entity F1 recorded in its model.json when the tagger tags the validation split
+again (in a fresh process, as an application would; the ensemble's is checked in tests/test_bundled_packages.py).
+Building a package is checked on a small trained run, against seqeval.
 """
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ from ner_fast import Tagger
 from ner_fast.training.bundle import MAX_BYTES, build_default_package, validation_corpus
 from ner_fast.config import OptionError
 from ner_fast.corpus import Corpus
-from ner_fast.package import DEFAULT_PACKAGE, PackageError, default_package_path, load_package
+from ner_fast.package import (
+    BUNDLED, DEFAULT_PACKAGE, ENSEMBLE_PACKAGE, PackageError, bundled_package_path, default_package_path, load_package,
+)
 from ner_fast.prepare import split_corpus
 
 SCRIPT = """
@@ -39,14 +44,15 @@ print(json.dumps({"path": str(tagger.package.path), "sentences": len(corpus), "f
 """
 
 
-def test_bundled_package_verifies_and_records_its_provenance() -> None:
-    pkg = load_package(default_package_path())  # checksums verified
-    assert pkg.path == DEFAULT_PACKAGE
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_package_verifies_and_records_its_provenance(name: str) -> None:
+    pkg = load_package(bundled_package_path(name))  # checksums verified
+    assert pkg.path == BUNDLED[name].folder
     size = sum(p.stat().st_size for p in pkg.path.iterdir())
     assert 0 < size <= MAX_BYTES
     assert MAX_BYTES == 20_000_000  # issue 24's budget: 20 MB, whichever way a megabyte is read
     assert pkg.model["quantization"] == "int8"
-    # The default model reads no POS tags, and predicts them with its auxiliary head.
+    # Neither bundled model reads POS tags; each predicts them with its auxiliary head.
     assert pkg.model["use_pos"] is False and pkg.model["pos_tags"]
     prov = pkg.model["provenance"]
     assert re.fullmatch(r"[0-9a-f]{40}", prov["source_commit"])
@@ -57,16 +63,34 @@ def test_bundled_package_verifies_and_records_its_provenance() -> None:
     assert 0 < v["f1"] <= 1 and set(v["per_type"]) == {"art", "eve", "geo", "gpe", "nat", "org", "per", "tim"}
 
 
-def test_bundled_package_holds_no_path_of_the_machine_that_built_it() -> None:
-    model = load_package(default_package_path()).model
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_package_holds_no_path_of_the_machine_that_built_it(name: str) -> None:
+    model = load_package(bundled_package_path(name)).model
     strings = dict(json_strings(model))
     # The fields that hold paths are there (so the walk below has something to find), each portable:
-    # the member runs as `dev.sh build-model --from` named them, the corpus as the package resource it is.
-    assert [strings[f"source.members[{i}].model_dir"] for i in (0, 1)] == ["runs/default-model", "runs/default-model-b"]
+    # the runs as `dev.sh build-model` named them, the corpus as the package resource it is.
     assert strings["provenance.validation.corpus"] == "ner_fast/data/ner_dataset.csv.zip[ner_dataset.csv]"
-    outs = [strings["provenance.training.out"], strings["provenance.ensemble[0].training.out"]]
-    assert all(outs) and len(set(outs)) == 2
+    if name == "ensemble":
+        # Its member runs as the (historical) `dev.sh build-model --from` named them, one out folder each.
+        assert [strings[f"source.members[{i}].model_dir"] for i in (0, 1)] == ["runs/default-model", "runs/default-model-b"]
+        outs = [strings["provenance.training.out"], strings["provenance.ensemble[0].training.out"]]
+        assert all(outs) and len(set(outs)) == 2
+    else:
+        assert "source.members[0].model_dir" not in strings  # one network: its one run
+        assert strings["source.model_dir"] and strings["provenance.training.out"]
     assert absolute_paths(model) == []
+
+
+def test_the_ensemble_is_two_networks_without_the_words_seen_once() -> None:
+    # What `./dev.sh build-model ensemble` writes: the first run and one more member, recorded alike, and
+    # the vocabulary cut to the words seen twice or more in training (`--min-word-count 2`).
+    model = load_package(ENSEMBLE_PACKAGE).model
+    prov = model["provenance"]
+    assert prov["command"].startswith("./dev.sh build-model")
+    assert len(model["architecture"]["members"]) == 1 + len(prov["ensemble"]) == 2
+    assert len(model["source"]["members"]) == 2 and prov["ensemble"][0]["training"]["data"] is None
+    assert prov["min_word_count"] == 2 and prov["words_kept"] == len(model["vocab"]["words"])
+    assert model.get("vectors") is None
 
 
 @pytest.mark.slow

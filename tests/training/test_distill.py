@@ -225,13 +225,13 @@ def test_a_run_teacher_gives_its_own_probabilities_and_teacher_rows_follow_the_o
     assert checked == len(origins) > 0
 
 
-def test_the_bundled_package_teacher_is_the_taggers_probabilities() -> None:
+def test_the_bundled_ensemble_teacher_is_the_taggers_probabilities() -> None:
     from ner_fast.tagger import Tagger
 
     sentences = _sentences(read_corpus(None)[:20])
-    tagger = Tagger.load()
+    tagger = Tagger.load("ensemble")
     _, probs = tagger.tag_batch(sentences, proba=True)
-    dists = teacher_distributions(resolve_teachers("default"), sentences, tagger.tags)
+    dists = teacher_distributions(resolve_teachers("ensemble"), sentences, tagger.tags)
     assert len(dists) == 20 and all(np.array_equal(a, b) for a, b in zip(dists, probs))
 
 
@@ -243,12 +243,12 @@ def test_marginals_are_each_teachers_crf_marginals_in_the_students_tag_order(tea
     from ner_fast.tagger import Tagger
 
     sentences = _sentences(read_corpus(None)[:12])
-    tagger = Tagger.load()
+    tagger = Tagger.load("ensemble")
     _, probs = tagger.tag_batch(sentences, proba=True)
     crf = CRF.from_json(tagger.package.model["crf"])
     tags = list(tagger.tags)[::-1]
     order = [list(tagger.tags).index(t) for t in tags]
-    dists = teacher_distributions(resolve_teachers("default"), sentences, tags, target="marginals")
+    dists = teacher_distributions(resolve_teachers("ensemble"), sentences, tags, target="marginals")
     assert len(dists) == 12
     for got, p in zip(dists, probs):
         assert np.array_equal(got, crf_marginals(p, crf)[:, order])
@@ -298,11 +298,11 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="--teacher.*tag set"):
         teacher_distributions(resolve_teachers(teacher_run), [["A", "dog"]], ["O", "B-PER", "I-PER"])
     # The message names the difference, not two lists of 17 tags to compare by eye (a GMB slice without
-    # `eve` against `--teacher default`).
-    tags = Tagger.load().tags
+    # `eve` against `--teacher ensemble`, the default package's teacher).
+    tags = Tagger.load("ensemble").tags
     with pytest.raises(OptionError) as caught:
-        teacher_distributions(resolve_teachers("default"), [["A", "dog"]], [t for t in tags if not t.endswith("-eve")])
-    assert str(caught.value) == ("--teacher: default knows tags the training data lacks (B-eve, I-eve): a teacher"
+        teacher_distributions(resolve_teachers("ensemble"), [["A", "dog"]], [t for t in tags if not t.endswith("-eve")])
+    assert str(caught.value) == ("--teacher: ensemble knows tags the training data lacks (B-eve, I-eve): a teacher"
                                  " must have the student's tag set")
     folder = tmp_path / "prepared"
     prepare(**SMALL).save(folder)

@@ -152,8 +152,8 @@ def test_a_weight_dequantized_per_channel_by_a_dequantize_linear_node_is_read(so
     assert steps["lstm0_W"] == pytest.approx(float(scale.max()))
 
 
-def test_the_bundled_package_gives_member_0_whose_tables_unfold() -> None:
-    got = load_source("default")
+def test_the_bundled_ensemble_gives_member_0_whose_tables_unfold() -> None:
+    got = load_source("ensemble")
     assert got.kind == "package" and got.member == 0
     arch = load_package(got.path).model["architecture"]["members"][0]
     assert got.config.hidden == arch["hidden"] and got.config.filter_widths == arch["filter_widths"]
@@ -162,34 +162,34 @@ def test_the_bundled_package_gives_member_0_whose_tables_unfold() -> None:
     assert got.record()["sha256"] == hashlib.sha256((got.path / "manifest.json").read_bytes()).hexdigest()
 
 
-def test_init_robust_starts_a_tiny_run_from_the_second_bundled_package(tmp_path: Path) -> None:
-    # `--init robust`: the bundled name, resolved through the one table (package.BUNDLED); its sizes
+def test_init_default_starts_a_tiny_run_from_the_bundled_package(tmp_path: Path) -> None:
+    # `--init default`: the bundled name, resolved through the one table (package.BUNDLED); its sizes
     # (hidden 200, 50-dimensional GloVe words) are inherited, its 100,000 vector words join the vocabulary.
-    from ner_fast.package import ROBUST_PACKAGE
+    from ner_fast.package import DEFAULT_PACKAGE
 
     data = write_conll(tmp_path / "gmb-like.conll", [list(zip(w, t)) for w, t in SOURCE_SENTENCES * 8])
     out = tmp_path / "run"
-    args = [str(data), "--init", "robust", "--out", str(out), "--epochs", "1", "--patience", "0", "--batch-size", "8",
+    args = [str(data), "--init", "default", "--out", str(out), "--epochs", "1", "--patience", "0", "--batch-size", "8",
             "--no-progress", "--freeze-epochs", "1", "--average", "0"]
     result = CliRunner().invoke(train_command, args)
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "config.json").read_text())
-    assert doc["init"]["source"] == "robust" and doc["init"]["kind"] == "package"
-    assert doc["init"]["sha256"] == hashlib.sha256((ROBUST_PACKAGE / "manifest.json").read_bytes()).hexdigest()
+    assert doc["init"]["source"] == "default" and doc["init"]["kind"] == "package"
+    assert doc["init"]["sha256"] == hashlib.sha256((DEFAULT_PACKAGE / "manifest.json").read_bytes()).hexdigest()
     assert doc["model"]["hidden"] == 200 and doc["model"]["word_dim"] == 50
     assert len(json.loads((out / "vocab.json").read_text())["words"]) > 100_000
     # Frozen for its one epoch: the LSTM is still the package's.
-    src = load_source("robust")
+    src = load_source("default")
     np.testing.assert_array_equal(load_params(out / "last.params.npz")["lstm0_fwd_i2h_weight"], src.params["lstm0_fwd_i2h_weight"])
-    # Its package carries robust's GloVe rows, so it names them as a --vectors package does (model.json
+    # Its package carries the default's GloVe rows, so it names them as a --vectors package does (model.json
     # `vectors`, ATTRIBUTION.md), marked as come through --init; it named none.
-    glove = load_package(ROBUST_PACKAGE).model["vectors"]
+    glove = load_package(DEFAULT_PACKAGE).model["vectors"]
     assert doc["init"]["vectors"] == glove and glove["licence"] == "PDDL-1.0"
     pkg = load_package(export_model(out, tmp_path / "pkg"))
-    assert pkg.model["vectors"] == {**glove, "through": "--init robust"}
+    assert pkg.model["vectors"] == {**glove, "through": "--init default"}
     assert "ATTRIBUTION.md" in pkg.manifest["files"]
     notice = (pkg.path / "ATTRIBUTION.md").read_text()
-    assert glove["attribution"] in notice and "then --init robust" in notice
+    assert glove["attribution"] in notice and "then --init default" in notice
 
 
 @pytest.mark.parametrize("kind", ["run", "none"])

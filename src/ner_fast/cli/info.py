@@ -174,7 +174,7 @@ def format_card(card: dict[str, Any]) -> str:
 @click.argument("package", type=PackageArgument(), required=False)
 @command_options("info")
 def info_command(package: str | Path | None, as_json: bool) -> None:
-    """Print the model card of the package PACKAGE (a folder, or a bundled package's name: default, robust;
+    """Print the model card of the package PACKAGE (a folder, or a bundled package's name: default, ensemble;
     default: the default bundled model): its labels with
     their descriptions and validation F1, training data and recipe, size, quantization and batch
     invariance, provenance, and speed as recorded (with the CPU)."""

@@ -34,7 +34,7 @@ def serve_command(
     labels: str,
     log_level: str,
 ) -> None:
-    """Serve the model package PACKAGE (a folder, or a bundled package's name: default, robust; default:
+    """Serve the model package PACKAGE (a folder, or a bundled package's name: default, ensemble; default:
     the default bundled model) over HTTP: POST /v1/entities,
     GET /v1/model, /healthz, /metrics, and a page at / to try it. SIGTERM stops it gracefully."""
     from ner_fast.cli.errors import user_errors

@@ -335,10 +335,10 @@ def tag_command(
     labels: str,
 ) -> None:
     """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package PACKAGE: a folder,
-    or a bundled package's name, default or robust (default: the default package bundled with ner-fast).
+    or a bundled package's name, default or ensemble (default: the default package bundled with ner-fast).
 
     One path: a folder or a bundled name is the package (input from stdin; with --text, also a path
-    that does not exist), anything else the input (./robust is the folder or file, never the bundled
+    that does not exist), anything else the input (./ensemble is the folder or file, never the bundled
     package). With --output-dir,
     any number of INPUT files are tagged on a Dask cluster (docs: README, "Running on a cluster").
     """
@@ -419,8 +419,8 @@ def resolve_paths(paths: tuple[str, ...], have_text: bool) -> tuple[str | Path |
 
 
 def shadowed(package: str | Path | None) -> str:
-    """What "no INPUT" adds when PACKAGE is a bundled name that is also a path here (`tag robust` where a
-    file ./robust exists: the name wins, so the file was not read)."""
+    """What "no INPUT" adds when PACKAGE is a bundled name that is also a path here (`tag ensemble` where a
+    file ./ensemble exists: the name wins, so the file was not read)."""
     if isinstance(package, str) and Path(package).exists():
         return f" ({package} is the bundled package; ./{package} is the file)"
     return ""

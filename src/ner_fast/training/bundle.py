@@ -1,13 +1,16 @@
-"""The pretrained package bundled with ner-fast: how it is built and how it is scored.
+"""The pretrained packages bundled with ner-fast (`package.BUNDLED`): how they are built and how they are scored.
 
-`./dev.sh build-model` trains the two members of the default model on the bundled GMB corpus (the
-default recipe, and the same with a wider character CNN) and then runs `python -m ner_fast.training.bundle RUN_DIR
---ensemble RUN_DIR2 --min-word-count 2`, i.e. `build_default_package`: export the best checkpoints as
-one int8 ensemble package (the embeddings of words seen once in training dropped, as they measured
-no loss), tag the run's validation split with that package through `Tagger` (what a user
-gets, int8 and all), and write the package, with its provenance in `model.json`
-(`provenance`: source commit, command, training settings, the validation entity F1 overall and per
-type), to `package.DEFAULT_PACKAGE` (`src/ner_fast/models/default/`, package data).
+`./dev.sh build-model` trains the default model on the bundled GMB corpus, one network distilled from the
+bundled ensemble (GloVe rows, re-cased copies), and then runs `python -m ner_fast.training.bundle RUN_DIR
+--min-word-count 1`, i.e. `build_default_package`: export the best checkpoint as an int8 package (every
+word kept: its GloVe words never occur in training), tag the run's validation split with that package
+through `Tagger` (what a user gets, int8 and all), and write the package, with its provenance in
+`model.json` (`provenance`: source commit, command, training settings, the validation entity F1 overall
+and per type), to `package.DEFAULT_PACKAGE` (`src/ner_fast/models/default/`, package data).
+`./dev.sh build-model ensemble` trains the two members of the ensemble (the default recipe, and the same
+with a wider character CNN) and runs it with `--ensemble RUN_DIR2 --min-word-count 2 --out
+src/ner_fast/models/ensemble` (`package.ENSEMBLE_PACKAGE`): one int8 ensemble package, the embeddings of
+words seen once in training dropped, as they measured no loss.
 
 `score_tagger` / `validation_corpus` are MXNet-free (the test of the bundled package runs them
 without MXNet); the export step needs onnx.
@@ -349,7 +352,8 @@ def build_command(
     with its validation entity F1 measured through the tagger and its provenance in model.json. With
     --requantize PACKAGE instead of RUN_DIR: convert a package of the per-batch int8 scheme to the
     batch-invariant one (`requantize_package`), e.g.
-    `python -m ner_fast.training.bundle --requantize src/ner_fast/models/default --command "..."`."""
+    `python -m ner_fast.training.bundle --requantize src/ner_fast/models/ensemble --out src/ner_fast/models/ensemble
+    --command "..."`."""
     from ner_fast.cli.errors import user_errors
 
     if (run_dir is None) == (requantize is None):

@@ -2,7 +2,7 @@
 
 SOURCE is a training run folder (its `best.params.npz`), a model package folder (its `dynamic.onnx`,
 read back through `param_map.onnx_to_params`, int8 weights dequantized), or the name of a bundled
-package (`BUNDLED_NAMES`: `default`, its alias `bundled`, `robust`; `package.BUNDLED`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
+package (`BUNDLED_NAMES`: `default`, its alias `bundled`, `ensemble`; `package.BUNDLED`). A package that is an ensemble gives its member 0 (`ENSEMBLE_MEMBER`); its
 CRF scores are the package's (the members' mean: a package stores no other).
 
 What starts from SOURCE (`initial_params`), every other parameter keeping its fresh draw:
@@ -140,7 +140,7 @@ def check_architecture(source: Source, config: ModelConfig) -> None:
         if getattr(source.config, name) != getattr(config, name):
             raise OptionError(BY_NAME[name].cli_flag, _mismatch(source.spec, name, getattr(source.config, name)))
     # use_pos matches SOURCE's (MUST_MATCH), so --no-pos is no way out: say what corpus SOURCE needs.
-    other = "; or start from a model trained without POS input (default, robust)"
+    other = "; or start from a model trained without POS input (default, ensemble)"
     if source.config.pos_enabled and not config.pos_enabled:
         raise OptionError("--pos", f"--init {source.spec} reads POS tags and this corpus has no POS tags: give one with"
                           f" a POS column{other}")
