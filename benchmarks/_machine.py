@@ -11,6 +11,19 @@ from ner_fast.atomic import atomic_write_json
 from ner_fast.machine import FLAGS, cpu_info  # noqa: F401  (both read through this module by the benchmarks and tests)
 
 
+def plain(value: Any) -> Any:
+    """`value` with every path in it (at any depth: `vars(args)` of `--package NAME=DIR` holds (str, Path)
+    pairs) made a string and tuples lists, so that JSON takes it."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def write_json(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
-    """Write a benchmark's result `doc` to `path` (written then renamed) with the CPU under "cpu"."""
-    atomic_write_json(Path(path), {**doc, "cpu": cpu_info()})
+    """Write a benchmark's result `doc` to `path` (written then renamed) with the CPU under "cpu"; paths in
+    it are written as strings (`plain`), so a benchmark may record `vars(args)` as it is."""
+    atomic_write_json(Path(path), plain({**doc, "cpu": cpu_info()}))

@@ -421,7 +421,7 @@ def main() -> None:
     load_after = load_average()
     doc = {
         "benchmark": "front",
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": vars(args),
         "validation": {"sentences": n_valid, "tokens": sum(len(w) for w in words)},
         "threads": "ner-fast: Tagger(threads=1, workers=2), batch 64; single sentences on one thread; CRF: one thread",
         "results": results,

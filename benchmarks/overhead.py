@@ -210,7 +210,7 @@ def main() -> None:
         "benchmark": "overhead",
         "package": str(args.package),
         "quantization": pkg.model.get("quantization"),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": vars(args),
         "sentences_20_tokens": len(cases),
         "batched_tokens": n_tokens,
         "results": results,

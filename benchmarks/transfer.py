@@ -292,7 +292,7 @@ def main() -> None:
                     print(f"{name} {size_spec:>5} seed {seed} {system:8} F1 {r['f1']:.4f}  {r['train_seconds']:7.1f} s"
                           + (f"  epochs {r['epochs']} (best {r['best_epoch']})" if "epochs" in r else ""), flush=True)
                     summary = summarise(runs)
-                    doc = {"benchmark": "transfer", "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                    doc = {"benchmark": "transfer", "settings": vars(args),
                            "load_average_before": load_before,
                            "load_average_after": [round(x, 2) for x in os.getloadavg()], "summary": summary, "runs": runs}
                     write_json(args.json, doc)  # after every run: a long run can be read as it goes

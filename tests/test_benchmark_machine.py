@@ -48,6 +48,14 @@ def test_write_json_adds_the_cpu(tmp_path: Path) -> None:
     assert doc["tokens_per_s"] == 1.0 and set(doc["cpu"]["flags"]) == set(machine.FLAGS) and doc["cpu"]["model"]
 
 
+def test_write_json_takes_settings_holding_paths(tmp_path: Path) -> None:
+    # `vars(args)` of `--package NAME=DIR` holds (name, Path) pairs, at any depth: written as strings.
+    settings = {"out": Path("runs/front"), "package": [("default", Path("/pkg/default"))], "n": 3}
+    machine.write_json(tmp_path / "r.json", {"settings": settings})
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["settings"] == {"out": "runs/front", "package": [["default", "/pkg/default"]], "n": 3}
+
+
 def test_every_benchmark_writes_its_json_through_write_json() -> None:
     # Each benchmark script calls `write_json` from `_machine` and writes no result JSON any other way (json.dump,
     # atomic_write_json, write_text(json.dumps(...))), so no result can lack the CPU.
