@@ -288,7 +288,7 @@ def compare_with_crf(results: dict[str, dict[str, Any]]) -> None:
 
 
 STYLE = {"fp32": ("o", "tab:blue"), "int8": ("s", "tab:green")}  # other quantizations: grey triangles
-STYLE_LEGEND = (("o", "tab:blue", "ner-fast fp32"), ("s", "tab:green", "ner-fast int8 (dynamic)"),
+STYLE_LEGEND = (("o", "tab:blue", "ner-fast fp32"), ("s", "tab:green", "ner-fast int8"),
                 ("^", "tab:gray", "int8 per channel / static"))
 
 
@@ -438,7 +438,7 @@ def main() -> None:
     if args.json:
         write_json(args.json, doc)
     if args.plot:
-        plot(results, args.plot, f"GMB validation ({n_valid} sentences), 2 cores, load {load_before[0]}")
+        plot(results, args.plot, f"GMB validation ({n_valid} sentences), {os.cpu_count()} cores, load {load_before[0]}")
 
 
 if __name__ == "__main__":
