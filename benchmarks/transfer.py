@@ -13,8 +13,8 @@ fifth as the test file (`split_corpus`):
   53 filters of width 3, words 150, casing 10);
 - `init`: the same with `--init default` (or `--init-source`; sizes taken from the package, `init_source.inherit_architecture`),
   `--freeze-epochs` and `--init-lr-scale` at their defaults unless given;
-- `vectors` (not run unless asked): `scratch` with `--vectors` (default `glove-6b-50d`), issue 24's
-  small-data comparison;
+- `vectors` (not run unless asked): `scratch` with `--vectors` (default `glove-6b-50d`; `--vectors-word-dim D`:
+  inside a word embedding of D numbers), issue 24's small-data comparison;
 - `crf`: sklearn-crfsuite with the features of `benchmarks/text.py` (`front.CRFPeer`), trained on the
   same `size` sentences.
 
@@ -105,6 +105,8 @@ def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out
         given["dropout"] = args.dropout
     if system == "vectors":  # issue 24's small-data comparison: from scratch with pretrained word vectors
         given["vectors"] = args.vectors
+        if args.vectors_word_dim is not None:  # the vectors inside a wider word embedding (training/rows.py)
+            given["word_dim"] = args.vectors_word_dim
     if system == "init":
         given["init"] = args.init_source
         if args.freeze_epochs is not None:
@@ -236,6 +238,8 @@ def main() -> None:
     parser.add_argument("--init-source", default="default",
                         help="init: the --init SOURCE (a package or run folder, or 'default': the bundled package)")
     parser.add_argument("--vectors", default="glove-6b-50d", help="vectors: the --vectors SOURCE (word dimension: theirs)")
+    parser.add_argument("--vectors-word-dim", type=int,
+                        help="vectors: --word-dim D, the vectors inside D numbers (default: the vectors' own)")
     parser.add_argument("--crf-iterations", type=int, default=100)
     parser.add_argument("--out", type=Path, help="folder for the subsets, runs and packages")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",

@@ -69,6 +69,18 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
 
 
+def _forward(logp: np.ndarray, mask: np.ndarray, crf: CRF) -> np.ndarray:
+    """The forward algorithm's log-scores (B, L, T) for log-probabilities `logp` (B, L, T): at [b, t, k] the
+    log-sum over every tag path of tokens 0..t ending in k; past a sentence's end (`mask` false) the last
+    real token's, carried on. The one forward pass of `crf_nll` and `crf_marginals`."""
+    alpha = np.empty(logp.shape)
+    alpha[:, 0] = crf.start[None] + logp[:, 0]
+    for t in range(1, logp.shape[1]):
+        stepped = _logsumexp(alpha[:, t - 1, :, None] + crf.transitions[None], axis=1) + logp[:, t]
+        alpha[:, t] = np.where(mask[:, t, None], stepped, alpha[:, t - 1])
+    return alpha
+
+
 def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
     """Negative log-likelihood of each gold sequence under a CRF: (B,) for proba (B, L, T).
 
@@ -88,11 +100,7 @@ def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
     gold = (np.take_along_axis(logp, y[:, :, None], axis=2)[:, :, 0] * mask).sum(axis=1)
     gold += (crf.transitions[y[:, :-1], y[:, 1:]] * mask[:, 1:]).sum(axis=1)
     gold += crf.start[y[:, 0]] + crf.end[y[rows, np.maximum(lengths - 1, 0)]]
-    alpha = crf.start[None] + logp[:, 0]
-    for t in range(1, seq_len):
-        stepped = _logsumexp(alpha[:, :, None] + crf.transitions[None], axis=1) + logp[:, t]
-        alpha = np.where(mask[:, t, None], stepped, alpha)
-    log_z = _logsumexp(alpha + crf.end[None], axis=1)
+    log_z = _logsumexp(_forward(logp, mask, crf)[:, -1] + crf.end[None], axis=1)
     return np.where(lengths > 0, log_z - gold, 0.0)
 
 
@@ -105,11 +113,8 @@ def crf_marginals(proba: np.ndarray, crf: CRF) -> np.ndarray:
     length, n_tags = logp.shape
     if length == 0:
         return np.zeros((0, n_tags), np.float32)
-    alpha = np.empty((length, n_tags))
+    alpha = _forward(logp[None], np.ones((1, length), bool), crf)[0]
     beta = np.empty((length, n_tags))
-    alpha[0] = crf.start + logp[0]
-    for t in range(1, length):
-        alpha[t] = _logsumexp(alpha[t - 1][:, None] + crf.transitions, axis=0) + logp[t]
     beta[-1] = crf.end
     for t in range(length - 2, -1, -1):
         beta[t] = _logsumexp(crf.transitions + (logp[t + 1] + beta[t + 1])[None, :], axis=1)
