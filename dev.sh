@@ -4,7 +4,7 @@
 #                              default: --out runs/gmb)
 #   ./dev.sh test  [ARGS...]   set up .venv (and, as root, chromium for the page test and qemu-user for the
 #                              emulated AVX2-only CPU test), then run the whole test suite (pytest ARGS)
-#   ./dev.sh build-model [--from RUN_DIR | TRAIN ARGS...]
+#   ./dev.sh build-model [default] [--from RUN_DIR | TRAIN ARGS...]
 #                              set up .venv (its test extra holds the `vectors` extra: GloVe 6B 50d), train
 #                              the one distilled network into runs/default-model (ner-fast train --vectors
 #                              glove-6b-50d --recase 0.5 --teacher ensemble --distill-target marginals
@@ -82,6 +82,13 @@ case "$cmd" in
         done ;;
     build-model)
         command="./dev.sh build-model${*:+ $*}"
+        # A word first is a package's name: `ensemble`, or `default`/none for the default (`robust` was the one
+        # network until it became the default on 2026-12-06). Any other is refused before setup, as a wrong --from is.
+        case "${1:-}" in
+            default) shift ;;
+            ensemble|--*|"") ;;
+            *) echo "dev.sh build-model: no bundled package $1 (the bundled ones: default, built by ./dev.sh build-model [--from RUN_DIR | TRAIN ARGS...], the distilled network once named robust; ensemble, by ./dev.sh build-model ensemble [...])" >&2; exit 2 ;;
+        esac
         if [ "${1:-}" = "ensemble" ]; then
             shift
             if [ "${1:-}" = "--from" ]; then

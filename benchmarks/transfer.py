@@ -9,9 +9,10 @@ the user's own dev split), and every system is scored on the whole test file (co
 the exported float32 package's `Tagger`). A corpus given as one file (wikigold has no split) keeps its last
 fifth as the test file (`split_corpus`):
 
-- `scratch`: `ner-fast train` with the tuned recipe (the bundled model's member-0 sizes: hidden 275,
+- `scratch`: `ner-fast train` with the tuned recipe (the `ensemble` package's member-0 sizes: hidden 275,
   53 filters of width 3, words 150, casing 10);
-- `init`: the same with `--init default` (or `--init-source`; sizes taken from the package, `init_source.inherit_architecture`),
+- `init`: the same with `--init default` (the one distilled network since 2026-12-06; the curves recorded
+  before then started from the ensemble's member 0, `--init-source ensemble` now) (or `--init-source`; sizes taken from the package, `init_source.inherit_architecture`),
   `--freeze-epochs` and `--init-lr-scale` at their defaults unless given;
 - `vectors` (not run unless asked): `scratch` with `--vectors` (default `glove-6b-50d`; `--vectors-word-dim D`:
   inside a word embedding of D numbers), issue 24's small-data comparison;

@@ -59,7 +59,17 @@ def test_a_missing_run_folder_is_named_before_any_setup(checkout: Path) -> None:
         assert not (checkout / "calls.log").exists()
 
 
-@pytest.mark.parametrize("args", [["--from", "runs/a"], ["ensemble", "--from", "runs/a", "runs/b"]])
+@pytest.mark.parametrize("name", ["robust", "Ensemble", "runs/a"])
+def test_an_unknown_package_name_is_one_line_before_any_setup(checkout: Path, name: str) -> None:
+    # `robust` named the one network before it became the default: say what builds it now.
+    done = build_model(checkout, name, "--from", "runs/a")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and f"no bundled package {name} " in done.stderr, done.stderr
+    assert "default" in done.stderr and "ensemble" in done.stderr
+    assert not (checkout / "calls.log").exists()
+
+
+@pytest.mark.parametrize("args", [["--from", "runs/a"], ["default", "--from", "runs/a"], ["ensemble", "--from", "runs/a", "runs/b"]])
 def test_existing_runs_go_on_to_setup(checkout: Path, args: list[str]) -> None:
     # The check lets a good call through: setup starts (here the logging python fails it at once).
     (checkout / "runs" / "b").mkdir()

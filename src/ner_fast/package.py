@@ -80,11 +80,11 @@ class Bundled:
 #: spaCy component's `package`, `ner-fast train --init NAME` / `--teacher NAME`). `bundled` is an alias
 #: of `default`. Read at call time, so a test points a name elsewhere with `monkeypatch.setitem`.
 BUNDLED: dict[str, Bundled] = {
-    # One distilled network with GloVe 6B rows: robust to casing and to words GMB never showed, 3-4x as fast
-    # as the ensemble.
+    # One distilled network with GloVe 6B rows: robust to casing and to words GMB never showed, 4x as fast
+    # as the ensemble (docs/TRAINING.md, "The bundled build").
     "default": Bundled(DEFAULT_PACKAGE, "./dev.sh build-model"),
-    # An int8 ensemble of two networks: the teacher of `default`, 0.6-0.9 F1 points more on text cased like
-    # news, at a third of the speed.
+    # An int8 ensemble of two networks: the teacher of `default`, about 1 F1 point more on text cased like
+    # news, at a quarter of the speed.
     "ensemble": Bundled(ENSEMBLE_PACKAGE, "./dev.sh build-model ensemble"),
 }
 BUNDLED_ALIASES = {"bundled": "default"}
