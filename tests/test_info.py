@@ -112,7 +112,7 @@ def test_the_card_shows_the_speed_a_package_records_with_its_cpu(tmp_path: Path)
     card = model_card(package)
     assert card["speed"] == speed
     text = format_card(card)
-    assert "tag_batch 31,234 tokens/s" in text and "p50 0.981 ms" in text and "AMD EPYC 7B13 (avx2; 2 cores)" in text
+    assert "tag_batch 31,234 tokens/s (1 worker, " in text and "p50 0.981 ms" in text and "AMD EPYC 7B13 (avx2; 2 cores)" in text
 
 
 def test_the_command_prints_the_card_and_its_json() -> None:

@@ -161,7 +161,9 @@ def format_card(card: dict[str, Any]) -> str:
     if speed:
         cpu = speed.get("cpu") or {}
         flags = ", ".join(f for f, on in (cpu.get("flags") or {}).items() if on) or "none of avx2/avx512f/avx512_vnni/amx"
-        lines.append(f"  tag_batch {_num(speed.get('tag_batch_tokens_per_s'))} tokens/s, one sentence of 15-25 tokens "
+        workers = speed.get("workers")
+        how = f" ({workers} worker{'s' if workers != 1 else ''}, the tagger's defaults otherwise)" if workers else ""
+        lines.append(f"  tag_batch {_num(speed.get('tag_batch_tokens_per_s'))} tokens/s{how}, one sentence of 15-25 tokens "
                      f"p50 {_num(speed.get('tag_p50_ms'), 3)} ms")
         lines.append(f"  measured on {cpu.get('model', 'an unrecorded CPU')} ({flags}; {cpu.get('cores', '?')} cores),"
                      f" load average {speed.get('load_average')}: other CPUs differ")
