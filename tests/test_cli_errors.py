@@ -385,3 +385,25 @@ def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp
     (tmp_path / "ensemble").mkdir()  # a folder of that name is the folder, as everywhere a run is named
     result = CliRunner().invoke(cli, [command, "ensemble"])
     _fails(result, 1, f"{Path('ensemble') / 'config.json'}: no such file")
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["info", "robust"], ["no such package folder", "default, ensemble"]),
+    (["tag", "--batch-size", "0", "--text", "x"], ["--batch-size", "at least 1"]),
+    (["train", "--no-such-option"], ["No such option"]),
+    (["nope"], ["No such command"]),
+])
+def test_a_usage_mistake_is_one_line_naming_the_help(args: list[str], words: list[str]) -> None:
+    # Not click's usage block: one line, `Error: ...` and where the help is, exit 2 (cli.OneLineErrors).
+    result = CliRunner().invoke(cli, args, prog_name="ner-fast")
+    _fails(result, 2, *words)
+    [line] = result.output.splitlines()
+    command = " ".join(["ner-fast", *args[:1]]) if args[0] != "nope" else "ner-fast"
+    assert line.startswith("Error: ") and line.endswith(f"(see '{command} --help')"), line
+
+
+def test_help_version_and_a_bare_group_keep_their_exits() -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--help"]).exit_code == 0 and runner.invoke(cli, ["--version"]).exit_code == 0
+    bare = runner.invoke(cli, [])
+    assert bare.exit_code in (0, 2) and "Commands:" in bare.output  # click 8.2+: 2, as `no_args_is_help` exits

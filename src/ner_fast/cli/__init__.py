@@ -6,6 +6,8 @@ heavy imports (mxnet, onnx) happen inside the commands so `ner-fast --help` stay
 from __future__ import annotations
 
 import signal
+import sys
+from typing import Any
 
 import click
 
@@ -21,7 +23,39 @@ from ner_fast.cli.train import train_command
 from ner_fast.signals import Terminated, raise_on_sigterm
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# click 8.2 and later raise it for a group called with nothing (8.1 shows the help and exits 0 itself).
+_NO_ARGS_IS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class OneLineErrors(click.Group):
+    """The group, with a usage mistake reported in one line: `Error: MESSAGE (see 'ner-fast CMD --help')` on
+    stderr, exit 2, instead of click's usage block, hint and blank line before it (the house rule: one line
+    and an exit code). Everything else is click's own handling."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS_IS_HELP as err:  # `ner-fast` alone: the help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            see = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            click.echo(f"Error: {err.format_message()}{see}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        # A command's return value is not an exit status (click's standalone mode ends with 0 too); an
+        # explicit exit (--help, --version, ctx.exit(n)) comes back as its code.
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ner-fast")
 def cli() -> None:
     """ner-fast: train a BiLSTM-CNN named-entity tagger once, embed it everywhere."""
