@@ -81,10 +81,11 @@ def test_a_word_dim_narrower_than_the_vectors_is_refused(glove: tuple[Path, dict
     result = CliRunner().invoke(cli, ["train", *DATA, "--vectors", str(path), "--out", str(out), *_tiny_args(),
                                       "--word-dim", str(DIM - 1)])
     assert result.exit_code == 2, result.output
-    assert result.output.strip().splitlines()[-1].endswith(
+    [line] = result.output.strip().splitlines()  # one line: `Error: MESSAGE (see '... train --help')`
+    assert line.startswith("Error: ") and (
         f"--word-dim: {DIM - 1} conflicts with --vectors {path}, whose vectors have {DIM} numbers a word; give at least"
         f" {DIM} (the vectors fill the first {DIM} numbers of each word) or leave --word-dim out (the word dimension"
-        " follows the vectors)")
+        " follows the vectors) (see ") in line
     assert "Traceback" not in result.output and not out.exists()
     # A prepared folder's vectors: left out, the word dimension is theirs; given, it must hold them.
     folder = tmp_path / "prepared"
