@@ -30,6 +30,8 @@ def test_the_bundled_card_holds_labels_scores_training_size_and_invariance(name:
     folder = package_path(name)
     card = model_card(name)
     assert Path(card["package"]["path"]) == folder
+    assert card["package"]["name"] == (name or "default")
+    assert format_card(card).splitlines()[0] == f"Model package '{name or 'default'}' (bundled), {folder}"
     pkg = load_package(folder)
     validation = pkg.model["provenance"]["validation"]
     assert card["package"]["checksum"] == package_checksum(folder)
@@ -73,11 +75,14 @@ def test_the_card_names_the_word_vectors_training_started_from_and_their_licence
     described = {"name": "glove-6b-50d", "source": "glove-6b-50d", "dim": 50, "words": 400000, "sha256": "ab" * 32,
                  "licence": "PDDL-1.0", "attribution": "GloVe: Pennington, Socher and Manning (2014)"}
     config["data"] = {**config.get("data", {}), "vectors_source": described}
+    config["data"]["vector_words"] = 1000
     (tmp_path / "model" / "config.json").write_text(json.dumps(config))
     card = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
-    assert card["training"]["vectors"] == described
+    assert card["training"]["vectors"] == {**described, "vector_words": 1000}
     line = next(line for line in format_card(card).splitlines() if "word vectors" in line)
     assert "glove-6b-50d" in line and "400,000 words of 50 numbers" in line and "licence PDDL-1.0" in line
+    # The file's size is not the vocabulary's share of it (--vector-words).
+    assert "its 1,000 most frequent offered to the vocabulary" in line
     assert "Pennington" in line
 
 
@@ -89,6 +94,7 @@ def test_an_exported_package_names_the_corpus_its_run_trained_on(tmp_path: Path)
     (tmp_path / "model" / "config.json").write_text(json.dumps(config))
     card = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
     assert card["training"]["data"] == "mine.conll"  # outside the working directory: its name only (portable_path)
+    assert card["package"]["name"] is None  # not a bundled package
     assert "  data: mine.conll" in format_card(card).splitlines()
 
 

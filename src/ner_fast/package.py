@@ -110,6 +110,12 @@ def bundled_package_path(name: str = "default") -> Path:
     return bundled.folder
 
 
+def bundled_name(folder: str | os.PathLike[str]) -> str | None:
+    """The name `folder` is bundled under (a key of `BUNDLED`), None for any other folder."""
+    resolved = Path(folder).resolve()
+    return next((name for name, bundled in BUNDLED.items() if bundled.folder.resolve() == resolved), None)
+
+
 def default_package_path() -> Path:
     """The folder of the default pretrained package bundled with ner-fast (what `Tagger.load()` opens).
 

@@ -3,6 +3,7 @@
 answers sequential ones get, and their requests share batches."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -58,6 +59,8 @@ def test_model_describes_tags_provenance_and_versions(client: httpx.Client, tagg
     info = response.json()
     model = json.loads((package / "model.json").read_text())
     assert info["tags"] == model["vocab"]["tags"]
+    # A package outside the bundled ones has no name; its checksum is its manifest's.
+    assert info["package"] == {"name": None, "checksum": hashlib.sha256((package / "manifest.json").read_bytes()).hexdigest()}
     assert info["labels"] == sorted({t[2:] for t in model["vocab"]["tags"] if t != "O"})
     # Each label's description, as the package records it (export writes the GMB ones).
     assert info["descriptions"] == {label: model["label_descriptions"][label] for label in info["labels"]}
@@ -261,6 +264,7 @@ def test_the_bundled_model_is_served_with_its_provenance() -> None:
         info = client.get("/v1/model").json()
         doc = client.post("/v1/entities", json={"text": "Angela Merkel visited Paris on Monday."}).json()
     assert info["provenance"] == provenance
+    assert info["package"]["name"] == "default"
     assert info["validation_f1"] == provenance["validation"]["f1"] > 0.8
     found = {(e["label"], e["text"]) for e in doc["entities"]}
     assert {("per", "Angela Merkel"), ("geo", "Paris")} <= found

@@ -188,7 +188,8 @@ def test_train_export_and_tag_with_vectors(glove: tuple[Path, dict[str, np.ndarr
         "\n".join(plain).encode() + np.stack(list(plain.values())).astype(np.float32).tobytes()
     ).hexdigest()
     assert info["vectors"] == {"source": path.name, "name": path.name, "words": len(plain), "dim": DIM,
-                               "sha256": expected_sha, "licence": None, "attribution": None}
+                               "sha256": expected_sha, "licence": None, "attribution": None,
+                               "vector_words": TrainConfig.from_options(str(out)).vector_words}
     # The vectors' notice travels with the package, checksummed with the rest (a file without a licence says so).
     assert "ATTRIBUTION.md" in load_package(package).manifest["files"]
     notice = (package / "ATTRIBUTION.md").read_text(encoding="utf-8")

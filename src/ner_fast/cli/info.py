@@ -35,7 +35,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
     from ner_fast.labels import package_descriptions
-    from ner_fast.package import MANIFEST_FILE, load_package, package_checksum, package_path
+    from ner_fast.package import MANIFEST_FILE, bundled_name, load_package, package_checksum, package_path
     from ner_fast.schemes import TagScheme
 
     folder = package_path(package)
@@ -62,6 +62,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     return {
         "package": {
             "path": str(folder),
+            "name": bundled_name(folder),
             "checksum": package_checksum(folder),
             "format_version": pkg.manifest.get("format_version"),
             "versions": pkg.manifest.get("versions", {}),
@@ -108,7 +109,8 @@ def format_card(card: dict[str, Any]) -> str:
     """`model_card`'s card as text for a terminal."""
     pkg, net, quant = card["package"], card["network"], card["quantization"]
     versions = ", ".join(f"{k} {v}" for k, v in pkg["versions"].items())
-    lines = [f"Model package {pkg['path']}", f"  checksum (sha256 of manifest.json) {pkg['checksum']}",
+    named = f"{pkg['name']!r} (bundled), " if pkg["name"] else ""
+    lines = [f"Model package {named}{pkg['path']}", f"  checksum (sha256 of manifest.json) {pkg['checksum']}",
              f"  format {pkg['format_version']}; made with {versions}", "", "Labels"]
     width = max([len(row["label"]) for row in card["labels"]] + [5])
     text_width = max([len(row["description"]) for row in card["labels"]] + [11])
@@ -142,8 +144,13 @@ def format_card(card: dict[str, Any]) -> str:
         lines.append(f"  source: {json.dumps(train['source'])}")
     vectors = train["vectors"]
     if vectors:
-        lines.append(f"  word vectors: {vectors.get('name')} ({_num(vectors.get('words'))} words of {vectors.get('dim')} numbers,"
-                     f" sha256 {vectors.get('sha256')}); licence {vectors.get('licence') or 'not recorded'}"
+        # `words` is the size of the vectors' file; the vocabulary was offered only its first `vector_words`
+        # (recorded with the vectors since 2026-12-06; before, in a bundled package's recipe).
+        offered = vectors.get("vector_words") or (train["recipe"] or {}).get("vector_words")
+        joined = f"; its {_num(offered)} most frequent offered to the vocabulary" if offered else ""
+        lines.append(f"  word vectors: {vectors.get('name')} (a file of {_num(vectors.get('words'))} words of "
+                     f"{vectors.get('dim')} numbers{joined}, sha256 {vectors.get('sha256')}); licence "
+                     f"{vectors.get('licence') or 'not recorded'}"
                      + (f"; {vectors['attribution']}" if vectors.get("attribution") else ""))
     lines += ["", "Network",
               f"  {net['members']} {'networks (an ensemble)' if net['members'] > 1 else 'network'}, decode {net['decode']}"

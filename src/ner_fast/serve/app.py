@@ -3,7 +3,8 @@
 Endpoints:
 - `POST /v1/entities`: `{"text": "..."}` -> one document (`Doc.to_dict()`), `{"texts": [...]}` or
   pre-tokenized `{"tokens": [["Angela", "Merkel", ...], ...]}` -> a JSON list, one document per entry;
-- `GET /v1/model`: the model's tags, entity labels and their descriptions, provenance, validation F1, versions;
+- `GET /v1/model`: which package (its bundled name, its checksum), the model's tags, entity labels and their
+  descriptions, provenance, validation F1, versions;
 - `GET /healthz`: `{"status": "ok"}` once the model is loaded;
 - `GET /metrics`: Prometheus text format (requests, errors, latency, batch sizes);
 - `GET /`: a page to paste text into and see its entities (`static/`, served by the app itself).
@@ -37,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ner_fast import __version__
+from ner_fast.package import bundled_name, package_checksum
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
@@ -360,6 +362,8 @@ def model_info(tagger: Any) -> dict[str, Any]:
     # The entity labels the answers carry (after the tagger's label map, `ner_fast.labels`) and what each means.
     labels = sorted(tagger.entity_labels)
     return {
+        # Which package answers: its bundled name (None for another folder) and the checksum naming its contents.
+        "package": {"name": bundled_name(tagger.package.path), "checksum": package_checksum(tagger.package.path)},
         "tags": list(tagger.tags),
         "labels": labels,
         "descriptions": {label: tagger.label_map.describe(label) for label in labels},

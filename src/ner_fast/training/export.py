@@ -358,6 +358,16 @@ def write_package(
     return claim.path
 
 
+def _vectors_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's own `--vectors` (its data settings' `vectors_source`), with how many of their words
+    were offered to the vocabulary (`vector_words`): `words` counts the whole file, which is not what
+    the package knows. None without vectors."""
+    described = data.get("vectors_source")
+    if not described:
+        return None
+    return {**described, "vector_words": data["vector_words"]} if data.get("vector_words") else dict(described)
+
+
 def _inherited_vectors(init: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The vectors of a run started with `--init SOURCE` and no `--vectors`: SOURCE's (config.json
     `init.vectors`), marked `through` that SOURCE; None when SOURCE had none."""
@@ -561,6 +571,6 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         # The pretrained word vectors training started from (`--vectors`, else through `--init SOURCE`, whose
         # rows it carries): name, digest, licence and attribution; None without. Ensemble members share
         # the vocabulary, so the first one's.
-        "vectors": data.get("vectors_source") or _inherited_vectors(doc.get("init")),
+        "vectors": _vectors_record(data) or _inherited_vectors(doc.get("init")),
     }
 
