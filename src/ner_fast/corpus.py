@@ -24,6 +24,11 @@ tokenize. It is never sniffed: give it by name.
 Every reader accepts LF, CRLF and CR-only line ends (a file with CRs and no LF is read as CR
 lines) and a UTF-8 byte-order mark. A ``.zip`` path is read through its single member.
 
+An input with no content (no bytes, or only whitespace) is an error, ``FILE:1: empty file``, for a
+corpus read to learn from or score (prepare, train, evaluate); what tags it (`ner-fast tag`) asks for
+`empty_ok` and gets a corpus of no sentences: nothing to tag. Raw text is only ever tagged:
+`parse_documents` reads an empty input as no documents.
+
 ``auto`` is `sniff_format`, the one format sniffer of every command (prepare, train, evaluate, tag).
 Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
 
@@ -223,25 +228,35 @@ def bundled_corpus_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "ner_dataset.csv.zip"
 
 
-def read_corpus(path: str | Path | None = None, format: str = "auto", tagged: bool = False) -> Corpus:
+def read_corpus(path: str | Path | None = None, format: str = "auto", tagged: bool = False, *,
+                empty_ok: bool = False) -> Corpus:
     """Read a corpus file (``None``: the bundled GMB corpus) in `format` (one of `FORMATS`); `tagged`:
-    the caller needs a tagged corpus (`sniff_format`)."""
+    the caller needs a tagged corpus (`sniff_format`); `empty_ok`: see `parse_corpus`."""
     raw, source, name = _read_bytes(bundled_corpus_path() if path is None else Path(path))
-    return parse_corpus(raw, source, format, name, tagged)
+    return parse_corpus(raw, source, format, name, tagged, empty_ok=empty_ok)
 
 
 def parse_corpus(
-    raw: bytes, source: str, format: str = "auto", name: str | None = None, tagged: bool = False
+    raw: bytes, source: str, format: str = "auto", name: str | None = None, tagged: bool = False, *,
+    empty_ok: bool = False,
 ) -> Corpus:
     """Parse a corpus from its bytes in `format` (one of `FORMATS`); `source` names it in errors and
-    `name` (a file name, None for stdin) gives `sniff_format` its extension, `tagged` its reader."""
+    `name` (a file name, None for stdin) gives `sniff_format` its extension, `tagged` its reader.
+
+    Bytes with no content (none, or whitespace and a byte-order mark only) raise ``empty file``, unless
+    `empty_ok` (tagging: nothing to tag), which returns a corpus of no sentences in `format` (`auto`:
+    the one the name's extension gives, else ``tokens``)."""
     fmt = "gmb" if format == "csv" else format
     if fmt not in FORMATS:
         raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", source)
     if raw.startswith(_UTF8_BOM):
         raw = raw[len(_UTF8_BOM) :]
     if not raw.strip():
-        raise CorpusError("empty file", source, 1)
+        if not empty_ok:
+            raise CorpusError("empty file", source, 1)
+        if fmt == "auto":  # nothing to sniff: the name's format, else the one without columns
+            fmt = _format_of_name(name) or "tokens"
+        return Corpus([], None, None, np.zeros(1, np.int64), source, fmt, np.zeros(0, np.int64))
     if b"\r" in raw and b"\n" not in raw:  # CR-only line ends (classic Mac): one line per CR
         raw = raw.replace(b"\r", b"\n")
     if fmt == "auto":
@@ -263,6 +278,11 @@ def _read_bytes(path: Path) -> tuple[bytes, str, str]:
         raise CorpusError(f"cannot read: {err}", str(path)) from err
 
 
+def _format_of_name(name: str | None) -> str | None:
+    """Rule 1 of `sniff_format`: the format a file's extension gives (None: no name, or no such extension)."""
+    return None if name is None else EXTENSIONS.get(Path(name).suffix.lower())
+
+
 # A word with punctuation glued to its end (`world,`) or a line ending in a word with its full stop
 # (`morning.`): raw text, which tokenized input never has (its punctuation is a token of its own).
 _GLUED = re.compile(r"(?:\w[,;:](?:\s|$))|(?:[^\W\d_]{2,}[.!?]\s*$)|(?:(?:^|\s)[\"(]\w)")
@@ -276,8 +296,9 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
     `tagged`: the reader is `prepare`, `train` or `evaluate`, which need a tagged corpus and whose option
     is ``--format`` (gmb, conll): one line of word and tag is then CoNLL, and raw text is named as not a
     tagged corpus."""
-    if name is not None and Path(name).suffix.lower() in EXTENSIONS:
-        return EXTENSIONS[Path(name).suffix.lower()]
+    by_name = _format_of_name(name)
+    if by_name is not None:
+        return by_name
     head = raw.split(b"\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4]
     header = [h.strip().lower() for h in head[0].decode("latin-1").rstrip("\r").split(",")]
     if "word" in header and "tag" in header and any(h.startswith("sentence") for h in header):
@@ -499,17 +520,16 @@ def parse_documents(raw: bytes, source: str, whole: bool = False, first_line: in
 
     Lines end at LF or CRLF (the CR is dropped), or at CR in a file with CRs and no LF, as for the
     corpus readers; line breaks such as U+2028 stay inside a document. Every line is a document, blank
-    ones too, so that output line i answers input line i; a final line end starts no document.
+    ones too, so that output line i answers input line i; a final line end starts no document. So an
+    empty input holds no documents (nothing to tag), and ``b"\\n\\n"`` two empty ones; with `whole`
+    any input, an empty one too, is one document (as ``ner-fast tag --text ""`` is).
 
     A run of whole lines cut from a larger file (`ner_fast.partition`) gives its first line's number
-    `first_line` and the file's line end `ends` (`line_end`): errors then name lines of the file, and a
-    run of blank lines is not an empty file.
+    `first_line` and the file's line end `ends` (`line_end`): errors then name lines of the file.
     """
     if first_line == 1 and raw.startswith(_UTF8_BOM):
         raw = raw[len(_UTF8_BOM) :]
     if ends is None:
-        if not raw.strip():
-            raise CorpusError("empty file", source, 1)
         ends = line_end(raw)
     text = _utf8(raw, source, lambda at: raw.count(ends, 0, at) + first_line)
     if whole:

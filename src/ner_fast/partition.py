@@ -147,7 +147,8 @@ def plan_partitions(
     a corpus format (`corpus.FORMATS`, `auto` being the one sniffer), whose sentences, tokens joined by
     single spaces (`text.join_tokens`), are the documents. Text and JSON lines files are read once here,
     line by line, to find each partition's byte range, and parsed by the workers; corpus files are parsed
-    here (a malformed one fails at once, naming its file and line).
+    here (a malformed one fails at once, naming its file and line). Every file has one partition at least:
+    a file with no documents (an empty one) has one of none, so that its part exists, empty.
     """
     from ner_fast.corpus import FORMATS, TEXT
 
@@ -173,7 +174,7 @@ def is_document(line: bytes, fmt: str) -> bool:
 
 
 def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: int) -> list[Partition]:
-    from ner_fast.corpus import CorpusError, line_end
+    from ner_fast.corpus import line_end
 
     found: list[Partition] = []
     with open(path, "rb") as f:
@@ -188,21 +189,19 @@ def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: i
         digest = hashlib.sha256()
         start = offset = 0
         first_line = number = 1
-        documents, content = 0, False
+        documents = 0
         for line in lines:
-            document = is_document(line, fmt)
+            bare = line[len(_UTF8_BOM) :] if number == 1 and line.startswith(_UTF8_BOM) else line
+            document = bare != b"" and is_document(bare, fmt)  # a byte-order mark alone is no line
             if documents == size and document:  # a full partition ends before the next document
                 found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,
                                        documents, digest.hexdigest(), start, offset, ends, None, text_field))
                 digest, start, first_line, documents = hashlib.sha256(), offset, number, 0
-            content = content or bool((line[len(_UTF8_BOM) :] if number == 1 and line.startswith(_UTF8_BOM) else line).strip())
             digest.update(line)
             offset += len(line)
             number += 1
             documents += document
-    if not content:
-        raise CorpusError("empty file", str(path), 1)
-    if documents:
+    if documents or not found:  # the last partition; an empty file's, of no documents
         found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,
                                documents, digest.hexdigest(), start, offset, ends, None, text_field))
     return found
@@ -212,11 +211,11 @@ def _plan_corpus(path: Path, fmt: str, size: int, first_index: int) -> list[Part
     from ner_fast.corpus import read_corpus
     from ner_fast.text import join_tokens
 
-    corpus = read_corpus(path, fmt)
+    corpus = read_corpus(path, fmt, empty_ok=True)  # an empty file: one partition of no documents
     bounds = zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())
     texts = [join_tokens(corpus.words[a:b])[0] for a, b in bounds]  # pre-tokenized text as the tagger shows it
     found = []
-    for k, at in enumerate(range(0, len(texts), size)):
+    for k, at in enumerate(range(0, max(len(texts), 1), size)):
         chunk = tuple(texts[at : at + size])
         digest = hashlib.sha256("\n".join(chunk).encode("utf-8")).hexdigest()
         found.append(Partition(first_index + k, str(path), corpus.format, at + 1, len(chunk), len(chunk), digest,

@@ -13,8 +13,12 @@ document with its entities marked, then one line per entity; coloured on a termi
 `pretty` for `--text`, `jsonl` for other raw text, `conll` for pre-tokenized input. Written to stdout
 (no `--output`, or `--output -`) or to a file, whole then renamed.
 
-Input with no text at all (an empty or blank file or stdin, `--text ""`) is refused the same way
-everywhere, `--output-dir` included: one line, exit 1.
+An empty input (a file or stdin with no bytes; pre-tokenized input: whitespace only too) is nothing to
+tag: the output is empty (nothing written, exit 0; with `--output-dir`, that file's part is empty and
+the other files are tagged). Raw text reads every line as a document, blank ones too, so each blank
+line is an empty document with its output record; `--text ""` (as `--document` over an empty input)
+is one empty document. Only a corpus read to train on or score (prepare, train, evaluate) must hold
+something (`corpus.parse_corpus`).
 """
 from __future__ import annotations
 
@@ -47,9 +51,9 @@ def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], l
     from ner_fast.corpus import parse_corpus, read_corpus
 
     if path is None:
-        corpus = parse_corpus(sys.stdin.buffer.read(), "<stdin>", fmt)
+        corpus = parse_corpus(sys.stdin.buffer.read(), "<stdin>", fmt, empty_ok=True)
     else:
-        corpus = read_corpus(path, fmt)
+        corpus = read_corpus(path, fmt, empty_ok=True)
     return (*_columns(corpus), corpus)
 
 
@@ -200,8 +204,8 @@ def tag_file(
     the package `package` (a folder or a bundled name; None: the default bundled one); returns the count of sentences (pre-tokenized
     input) or documents (raw text) written.
 
-    Input holding no text at all (an empty or blank file or stdin, `text` empty or blank) is a
-    `CorpusError`; a blank document among others is a document (output line i answers input line i).
+    An empty input is nothing to tag (no output, 0 returned); a blank line of raw text is an empty
+    document (output line i answers input line i), and `text` "" is one.
 
     `input_format` is one of `corpus.TAG_FORMATS`; `document` reads a raw-text input as one document;
     `output_format` one of `OUTPUT_FORMATS` (None: see the module docstring); `batch_size` None keeps
@@ -261,16 +265,11 @@ def refuse_output(output: Path | None, input_path: Path | None, force: bool) -> 
 def choose_output_format(input_format: str, output_format: str | None, text: str | None, document: bool,
                          labels: str | None) -> tuple[str, bool]:
     """(the output format, whether the input is raw text) of `tag_file`: `output_format`, or the input's
-    default (module docstring). The options that do not go together are a `click.UsageError`; a `text`
-    that holds no text at all is a `CorpusError`, as an empty file is."""
-    from ner_fast.corpus import CorpusError
-
+    default (module docstring). The options that do not go together are a `click.UsageError`."""
     if text is not None and input_format not in ("auto", TEXT):
         raise click.UsageError(f"--text is raw text: --input-format {input_format} does not apply to it")
     if text is not None:
         refuse_undecodable(text)
-        if not text.strip():  # the rule of every input: no text at all is refused, as an empty file is
-            raise CorpusError("empty text", "--text")
     raw_text = text is not None or input_format == TEXT
     if output_format is None:
         output_format = "pretty" if text is not None else "jsonl" if raw_text else "conll"
@@ -291,7 +290,7 @@ def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos:
                      output_format: str, batch_size: int | None, progress: bool) -> None:
     from tqdm import tqdm
 
-    if tagger.uses_pos and pos is None:
+    if tagger.uses_pos and pos is None and sentences:  # no sentences (an empty input): none lacks POS
         raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
     with tqdm(total=len(sentences), unit="sent", disable=not progress, file=sys.stderr) as bar:
         for item in tagged(tagger, sentences, pos, batch_size, bar):
