@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from helpers import write_conll
 from ner_fast.cli import cli
-from ner_fast.corpus import Corpus, CorpusError, bundled_corpus_path, parse_corpus, read_corpus, sniff_format
+from ner_fast.corpus import (Corpus, CorpusError, bundled_corpus_path, parse_corpus, parse_documents, read_corpus,
+                             sniff_format)
 from ner_fast.schemes import iob1_to_iob2
 
 
@@ -109,6 +110,47 @@ def test_gmb_without_pos_and_other_column_order(tmp_path: Path) -> None:
 )
 def test_gmb_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
     assert_error_at(tmp_path / "bad.csv", content, "gmb", line, message)
+
+
+@pytest.mark.parametrize("fmt", ["auto", "gmb", "conll", "tokens"])
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b" \r\n\t\n\n"], ids=["no-bytes", "bom", "whitespace"])
+def test_an_empty_corpus_is_an_error_unless_the_reader_tags(tmp_path: Path, fmt: str, content: bytes) -> None:
+    """Training and evaluation (tagged=True) and the default refuse it in one line naming the file; tagging
+    (empty_ok) reads it as no sentences, in the format asked for (auto: the name's, else tokens)."""
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    for tagged in (False, True):
+        with pytest.raises(CorpusError) as info:
+            read_corpus(path, fmt, tagged=tagged)
+        assert str(info.value) == f"{path}:1: empty file"
+    corpus = read_corpus(path, fmt, empty_ok=True)
+    assert (len(corpus), corpus.n_tokens, corpus.words, corpus.offsets.tolist()) == (0, 0, [], [0])
+    assert corpus.tags is None and corpus.pos is None and corpus.source == str(path)
+    assert corpus.format == ("tokens" if fmt == "auto" else fmt)
+    assert parse_corpus(content, "<stdin>", fmt, empty_ok=True).format == corpus.format
+    (tmp_path / "empty.conll").write_bytes(content)
+    assert read_corpus(tmp_path / "empty.conll", empty_ok=True).format == "conll"  # rule 1: the extension
+
+
+def test_empty_ok_is_about_no_content_only(tmp_path: Path) -> None:
+    """A file with content that holds no sentence, or a malformed one, is still an error when tagging."""
+    assert_error_at(tmp_path / "header.csv", b"Sentence #,Word,POS,Tag\n", "gmb", 2, "no sentences")
+    with pytest.raises(CorpusError, match="no sentences"):
+        read_corpus(tmp_path / "header.csv", "gmb", empty_ok=True)
+    with pytest.raises(CorpusError, match="expected 2 columns"):
+        parse_corpus(b"a O\nb c O\n", "<stdin>", "conll", empty_ok=True)
+    corpus = parse_corpus(b"\n Hello world \n\n", "<stdin>", "tokens", empty_ok=True)
+    assert corpus.words == ["Hello", "world"] and corpus.lines.tolist() == [2, 2]
+
+
+def test_raw_text_is_a_document_a_line_so_an_empty_input_holds_none() -> None:
+    assert parse_documents(b"", "<stdin>") == []
+    assert parse_documents(b"\xef\xbb\xbf", "<stdin>") == []
+    for blank_lines in (b"\n\n", b"\r\n\r\n", b"\r\r", b"\xef\xbb\xbf\n\n"):
+        assert parse_documents(blank_lines, "<stdin>") == ["", ""], blank_lines
+    assert parse_documents(b" \t ", "<stdin>") == [" \t "]  # a line of whitespace is a document, as it reads
+    assert parse_documents(b"a\n\nb\n", "<stdin>") == ["a", "", "b"]
+    assert parse_documents(b"", "<stdin>", whole=True) == [""]  # --document: the input is one document
 
 
 def assert_error_at(path: Path, content: bytes, fmt: str, line: int, message: str) -> None:

@@ -107,9 +107,35 @@ def test_malformed_lines_name_their_file_and_line(tmp_path: Path) -> None:
     plan = plan_partitions([tmp_path / "in.txt"], "text", size=3)
     with pytest.raises(CorpusError, match=r"in\.txt:8: .*UTF-8"):
         read_partition(plan[2])
-    (tmp_path / "empty.txt").write_bytes(b"\xef\xbb\xbf \n\n")
-    with pytest.raises(CorpusError, match="empty file"):
-        plan_partitions([tmp_path / "empty.txt"], "text")
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "auto", "conll", "tokens", "gmb"])
+def test_an_empty_file_is_one_partition_of_no_documents(tmp_path: Path, fmt: str) -> None:
+    """So that its part is written, empty, between the other files' parts, numbered in order."""
+    (tmp_path / "a.txt").write_bytes(b"")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbf")
+    if fmt == "jsonl":
+        other = write_text(tmp_path / "before.jsonl", [json.dumps({"text": "x y"})] * 3)
+    elif fmt in ("auto", "conll"):
+        other = write_conll(tmp_path / "before.conll", [[("x", "O"), ("y", "O")]] * 3)
+    elif fmt == "gmb":
+        other = tmp_path / "before.csv"
+        other.write_text("Sentence #,Word,Tag\n" + "".join(f"Sentence: {i},x,O\n,y,O\n" for i in range(3)))
+    else:
+        other = write_text(tmp_path / "before.txt", ["x y"] * 3)
+    plan = plan_partitions([other, tmp_path / "a.txt", tmp_path / "b.txt"], fmt, size=2)
+    assert [p.index for p in plan] == [0, 1, 2, 3]
+    assert [p.source for p in plan] == [str(other)] * 2 + [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    assert [(p.documents, read_partition(p)) for p in plan] == [(2, ["x y"] * 2), (1, ["x y"]), (0, []), (0, [])]
+
+
+def test_blank_lines_are_documents_of_raw_text_and_nothing_in_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "blank.txt"
+    path.write_bytes(b"\xef\xbb\xbf \n\n")
+    plan = plan_partitions([path], "text")
+    assert [(p.documents, read_partition(p)) for p in plan] == [(2, [" ", ""])]
+    plan = plan_partitions([path], "jsonl")
+    assert [(p.documents, read_partition(p)) for p in plan] == [(0, [])]
 
 
 def test_a_worker_refuses_a_package_that_is_not_the_clients(package: Path) -> None:
@@ -143,6 +169,27 @@ def test_parts_equal_single_process_tagging(package: Path, client: distributed.C
     conll = write_conll(tmp_path / "in.conll", [[(w, "O") for w in s] for s in sentences])
     tag_files([conll], tmp_path / "out3", package, client=client, partition_size=15, progress=False)
     assert read_parts(tmp_path / "out3") == single_process(package, [" ".join(s) for s in sentences], tmp_path)
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_an_empty_file_among_others_gets_an_empty_part(package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    docs = documents(30, seed=8)
+    text = write_text(tmp_path / "in.txt", docs)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["tag", str(package), str(text), str(tmp_path / "empty.txt"), "--output-dir", str(out),
+                                      "--input-format", "text", "--partition-size", "20",
+                                      "--scheduler", client.scheduler.address])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"]
+    parts = {p["part"]: (p["source"], p["documents"]) for p in manifest["partitions"]}
+    assert parts == {"part-00000.jsonl": (str(text), 20), "part-00001.jsonl": (str(text), 10),
+                     "part-00002.jsonl": (str(tmp_path / "empty.txt"), 0)}
+    assert (out / "part-00002.jsonl").read_bytes() == b""
+    tagged = read_parts(out)
+    assert tagged == single_process(package, docs, tmp_path)
+    assert any(json.loads(line)["entities"] for line in tagged.splitlines())  # the other file is tagged, entities and all
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)

@@ -114,9 +114,39 @@ def test_malformed_input_names_file_and_line_and_writes_nothing(packages: dict, 
     result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(tmp_path / "latin1.txt"), "--input-format", "tokens"])
     assert result.exit_code != 0 and "latin1.txt:2:" in result.output
 
-    (tmp_path / "empty.txt").write_text("\n\n")
-    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(tmp_path / "empty.txt")])
-    assert result.exit_code != 0 and "empty file" in result.output
+
+@pytest.mark.parametrize("fmt", ["auto", "conll", "gmb", "tokens"])
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_an_empty_input_tags_to_an_empty_output(packages: dict, tmp_path: Path, fmt: str, how: str) -> None:
+    """Nothing to tag is no error: nothing written, exit 0 (blank lines too: pre-tokenized input skips them);
+    a POS model does not ask an input without sentences for POS."""
+    for content in (b"", b"\xef\xbb\xbf", b"\n \r\n\t\n"):
+        (tmp_path / "in.txt").write_bytes(content)
+        for package in ("nopos", "pos"):
+            for out_format in ("conll", "jsonl"):
+                args = [str(tmp_path / "in.txt")] if how == "file" else ["-"]
+                result = CliRunner().invoke(cli, ["tag", str(packages[package]), *args, "--input-format", fmt,
+                                                  "--output-format", out_format], input=content)
+                assert (result.exit_code, result.output) == (0, ""), (content, package, out_format)
+    out = tmp_path / "out.conll"  # --output: the file is made, empty
+    result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), str(tmp_path / "in.txt"), "--input-format", fmt,
+                                      "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == b""
+
+
+def test_an_empty_corpus_is_still_refused_for_training_and_scoring(tmp_path: Path) -> None:
+    """What tagging reads as nothing to tag, prepare, train and evaluate refuse: nothing to learn from or score."""
+    empty = tmp_path / "empty.conll"
+    empty.write_bytes(b"\n\n")
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    for args in (["prepare", str(empty), "--out", str(tmp_path / "prepared")],
+                 ["train", str(empty), "--out", str(tmp_path / "trained")],
+                 ["evaluate", str(tmp_path / "run"), str(empty), "--no-progress"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip().splitlines() == [f"Error: {empty}:1: empty file"], args
+    assert not (tmp_path / "prepared").exists() and not (tmp_path / "trained").exists()
 
 
 def test_a_one_sentence_conll_file_is_read_as_conll(packages: dict, tmp_path: Path) -> None:

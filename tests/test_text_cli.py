@@ -157,20 +157,35 @@ def test_data_mistakes_exit_1_naming_file_and_line(pkg: Path, tmp_path: Path) ->
     bad.write_bytes(b"fine line\nbad \xff byte\n")
     code, output = run(str(pkg), str(bad), "--input-format", "text")
     assert code == 1 and f"{bad}:2:" in output and "UTF-8" in output
-    (tmp_path / "empty.txt").write_bytes(b"")
-    code, output = run(str(pkg), str(tmp_path / "empty.txt"), "--input-format", "text")
-    assert code == 1 and "empty" in output
 
 
-@pytest.mark.parametrize("how", ["file", "stdin", "text"])
-@pytest.mark.parametrize("content", ["", " \t "])
-def test_input_without_text_is_refused_the_same_way_at_every_door(pkg: Path, tmp_path: Path, how: str, content: str) -> None:
-    """One rule: no text at all is a data mistake (exit 1, one line), whether a file, stdin or --text."""
+@pytest.mark.parametrize("how", ["file", "stdin", "text", "document"])
+@pytest.mark.parametrize("content", ["", " \t ", "\n\n"], ids=["empty", "blank", "two-blank-lines"])
+def test_empty_and_blank_input_is_tagged_not_refused_at_every_door(pkg: Path, tagger: Tagger, tmp_path: Path, how: str,
+                                                                   content: str) -> None:
+    """Raw text is a document a line, blank ones too: an empty file or stdin holds no document (nothing
+    written, exit 0), two blank lines are two empty documents (two records); --text, like --document, is
+    one document whatever it holds, "" an empty one."""
     (tmp_path / "in.txt").write_text(content)
-    args = {"file": [str(tmp_path / "in.txt")], "stdin": ["-"], "text": ["--text", content]}[how]
-    result = CliRunner().invoke(cli, ["tag", str(pkg), *args, "--input-format", "text"], input=content)
-    assert result.exit_code == 1, result.output
-    assert "empty" in result.output and len(result.output.strip().splitlines()) == 1
+    args = {"file": [str(tmp_path / "in.txt")], "stdin": ["-"], "text": ["--text", content],
+            "document": [str(tmp_path / "in.txt"), "--document"]}[how]
+    code, output = run(str(pkg), *args, "--input-format", "text", "--output-format", "jsonl", input=content)
+    assert code == 0, output
+    documents = [content] if how in ("text", "document") else {"": [], " \t ": [" \t "], "\n\n": ["", ""]}[content]
+    assert output.splitlines() == [tagger(d).to_json() for d in documents]
+    assert all(json.loads(line)["text"] == d for line, d in zip(output.splitlines(), documents))
+
+
+def test_an_empty_input_writes_nothing_in_every_output_format(pkg: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    for fmt in ("jsonl", "conll", "pretty"):
+        assert run(str(pkg), str(tmp_path / "empty.txt"), "--input-format", "text", "--output-format", fmt) == (0, "")
+        assert run(str(pkg), "-", "--input-format", "text", "--output-format", fmt, input=b"\xef\xbb\xbf") == (0, "")
+    # Two blank lines: two empty documents, which hold no sentence (conll) and no text to show (pretty).
+    (tmp_path / "blank.txt").write_bytes(b"\n\n")
+    assert run(str(pkg), str(tmp_path / "blank.txt"), "--input-format", "text", "--output-format", "conll") == (0, "")
+    assert run(str(pkg), str(tmp_path / "blank.txt"), "--input-format", "text", "--output-format", "pretty") == (0, "\n\n" * 2)
+    assert run(str(pkg), "--text", "") == (0, "\n\n")  # pretty, --text's default: one empty document
 
 
 def test_output_dash_is_stdout(pkg: Path, tagger: Tagger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
