@@ -1,0 +1,46 @@
+"""`benchmarks/ops.py` splits a graph's nodes into the LSTM, the character path and the rest by the graph's
+structure: checked on both bundled packages against what their exporter is known to emit."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from ner_fast.package import package_path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _ops_module():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(BENCHMARKS))  # ops.py imports its sibling _machine
+    try:
+        spec = importlib.util.spec_from_file_location("bench_ops", BENCHMARKS / "ops.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.mark.parametrize(("name", "members"), [("default", 1), ("ensemble", 2)])
+def test_the_parts_of_each_bundled_graph(name: str, members: int) -> None:
+    graph = onnx.load(str(package_path(name) / "dynamic.onnx"), load_external_data=False).graph
+    kind = _ops_module().parts(graph, graph.input[0].name)
+    assert set(kind) == {n.name for n in graph.node}
+    producers = {out: n for n in graph.node for out in n.output}
+    lstms = [n for n in graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM")]
+    assert len(lstms) == members and all(kind[n.name] == "lstm" for n in lstms)
+    # The character CNN's taps: a Sum of rows gathered from its tables (dequantized, in the ensemble), a filter
+    # width of each member at least.
+    gathered = ("Gather", "DequantizeLinear")
+    taps = [n for n in graph.node if n.op_type == "Sum" and all(producers[i].op_type in gathered for i in n.input)]
+    assert len(taps) >= members and all(kind[n.name] == "characters" for n in taps)
+    # What feeds each LSTM (the join of words, casing and characters, transposed) waits on the word look-up
+    # too, so it is not the character path; nor are the output heads.
+    fed = [producers[n.input[0]] for n in lstms]
+    assert all(kind[n.name] == "rest" and kind[producers[n.input[0]].name] == "rest" for n in fed)
+    assert all(kind[n.name] == "rest" for n in graph.node if n.op_type == "Softmax")
