@@ -146,9 +146,11 @@ def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = 
 
 def _visible(text: str) -> str:
     """`text` for a terminal: control and format characters (escape sequences, bidi overrides) written
-    as `\\uXXXX`, so that input cannot drive the terminal; line breaks and tabs kept."""
+    as `\\uXXXX`, so that input cannot drive the terminal; line breaks (a Windows CRLF as one) and tabs
+    kept."""
     if text.isprintable():
         return text
+    text = text.replace("\r\n", "\n")  # a lone CR moves the cursor back over the line: escaped below
     return "".join(
         f"\\u{ord(c):04x}" if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf") else c for c in text
     )
