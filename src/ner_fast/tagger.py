@@ -146,7 +146,7 @@ class Tagger:
         sessions: Mapping[int | None, ort.InferenceSession],
         decode: str | None = None,
         workers: int = 1,
-        labels: str | os.PathLike[str] | LabelMap | None = None,
+        labels: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None = None,
     ) -> None:
         if None not in sessions:
             raise ValueError("sessions need the dynamic graph's session under the key None")
@@ -194,7 +194,7 @@ class Tagger:
         decode: str | None = None,
         workers: int = 1,
         verify: bool = True,
-        labels: str | os.PathLike[str] | LabelMap | None = None,
+        labels: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None = None,
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
@@ -212,8 +212,8 @@ class Tagger:
         `workers` as in the class docstring.
 
         `labels` renames the entities' labels (`ner_fast.labels`): "package" or None (the package's own),
-        "conll", "ontonotes", or a JSON file mapping labels to new ones or null (dropped); checked before
-        any session starts (`labels.LabelError`).
+        "conll", "ontonotes", or a JSON file (or a dict) mapping labels to new ones or null (dropped);
+        checked before any session starts (`labels.LabelError`).
         """
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         types = TagScheme(pkg.tags).types
