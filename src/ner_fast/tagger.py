@@ -239,6 +239,12 @@ class Tagger:
             warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
         return cls(pkg, sessions, decode, workers, labels)
 
+    def __reduce__(self) -> Any:
+        # A process pool (spawned, or a ProcessPoolExecutor) pickles what it is sent; onnxruntime's
+        # sessions cannot travel, and its own error names neither the tagger nor what to do.
+        raise TypeError("a Tagger cannot be pickled (its onnxruntime sessions stay in their process): open it in"
+                        " each process with Tagger.load(...), as ner_fast.partition.tag_texts does for Dask and Spark")
+
     @property
     def sessions(self) -> Mapping[int | None, ort.InferenceSession]:
         """The onnxruntime session of each bucket length, and of the dynamic graph under None (read-only)."""
