@@ -400,3 +400,12 @@ def test_pickling_a_tagger_says_to_open_it_in_each_process(model: tuple) -> None
     for attempt in (lambda: pickle.dumps(tagger), lambda: copy.copy(tagger)):
         with pytest.raises(TypeError, match=r"^a Tagger cannot be pickled .*Tagger\.load"):
             attempt()
+
+
+def test_providers_as_one_string_is_refused(model: tuple) -> None:
+    # onnxruntime reads a str as its characters: twenty warnings ('C', 'P', 'U', ... not available), an
+    # "EP Error" banner, then the CPU. One provider is a list of one.
+    package = model[3]
+    with pytest.raises(TypeError, match=r"^providers must be a list .*\['CPUExecutionProvider'\]"):
+        Tagger.load(package, providers="CPUExecutionProvider")
+    assert Tagger.load(package, providers=("CPUExecutionProvider",)).providers == ["CPUExecutionProvider"]

@@ -215,6 +215,8 @@ class Tagger:
         "conll", "ontonotes", or a JSON file (or a dict) mapping labels to new ones or null (dropped);
         checked before any session starts (`labels.LabelError`).
         """
+        if isinstance(providers, str):  # onnxruntime would take each character for a provider's name
+            raise TypeError(f"providers must be a list of onnxruntime providers, e.g. [{providers!r}]; got a string")
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         types = TagScheme(pkg.tags).types
         labels = label_map(labels, types, package_descriptions(pkg.model, types))
