@@ -105,6 +105,15 @@ def test_conll_output_of_raw_text(pkg: Path, tagger: Tagger) -> None:
     assert [line.split("\t") for b in blocks for line in b] == [[t.text, t.tag] for t in doc.tokens]
 
 
+def test_document_with_text_is_the_text(pkg: Path) -> None:
+    # --text is one document already: --document changes nothing, as with --input-format text, where it
+    # was accepted; alone it was refused with "give --input-format text", which --text does not need.
+    plain = run(str(pkg), "--text", LINES[0])
+    assert plain[0] == 0 and plain[1].strip()
+    assert run(str(pkg), "--text", LINES[0], "--document") == plain
+    assert run(str(pkg), "--text", LINES[0], "--input-format", "text", "--document") == plain
+
+
 def test_output_file(pkg: Path, tagger: Tagger, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("\n".join(LINES) + "\n")
     out = tmp_path / "out.jsonl"

@@ -284,7 +284,7 @@ def choose_output_format(input_format: str, output_format: str | None, text: str
         # The conll columns are per-token tags, which stay the package's: the map would change nothing.
         raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
                                " give --output-format jsonl (or pretty, for raw text)")
-    if document and input_format != TEXT:
+    if document and not raw_text:  # --text is one document already
         raise click.UsageError("--document reads raw text: give --input-format text")
     return output_format, raw_text
 
