@@ -83,6 +83,26 @@ def test_a_json_map_renames_drops_and_keeps_unlisted_labels(tmp_path: Path) -> N
     assert "tim" not in tagger.entity_labels and "LOCATION" in tagger.entity_labels
 
 
+def test_a_dict_maps_as_the_json_file_of_it_does(tmp_path: Path) -> None:
+    # In Python the map is a dict: the same renames and the same checks as the JSON file holding it,
+    # not a TypeError from deep inside (`expected str, bytes or os.PathLike object, not dict`).
+    mapping = {"geo": "LOCATION", "gpe": "LOCATION", "tim": None}
+    file = tmp_path / "labels.json"
+    file.write_text(json.dumps(mapping), encoding="utf-8")
+    by_dict, by_file = Tagger.load(device="cpu", labels=mapping), Tagger.load(device="cpu", labels=file)
+    assert [e.label for e in by_dict(TEXT).entities] == [e.label for e in by_file(TEXT).entities]
+    assert "LOCATION" in [e.label for e in by_dict(TEXT).entities]
+    assert by_dict.label_map.mapping == by_file.label_map.mapping
+    assert by_dict.label_map.descriptions == by_file.label_map.descriptions
+    assert LabelMap.from_json(json.loads(json.dumps(by_dict.label_map.to_json()))) == by_dict.label_map
+    with pytest.raises(LabelError, match=r"^labels: 'PER' not among the package's entity labels"):
+        Tagger.load(device="cpu", labels={"PER": "PERSON"})
+    with pytest.raises(LabelError, match=r"^labels: label 'geo' must map to a label"):
+        label_map({"geo": 3}, GMB)
+    with pytest.raises(LabelError, match=r"^labels must be package, conll, ontonotes, a JSON file or a dict; got int"):
+        label_map(3, GMB)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from helpers import make_checkpoint
+from ner_fast import atomic
 from ner_fast.atomic import atomic_open, atomic_write_bytes, atomic_write_text
 from ner_fast.cli import cli
 
@@ -234,6 +235,29 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None
     assert not stale_file.exists() and not stale_dir.exists()
     assert live.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.json"])
+
+
+def test_a_long_output_name_that_the_file_system_takes_is_written(tmp_path: Path) -> None:
+    # A name of 251 bytes is a valid file name (NAME_MAX is 255); its temporary, `.<name>.<pid>.<random>.tmp`,
+    # would not be: the temporary's stem is shortened (and told apart from a shorter name's by a hash).
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in ["o" * 245 + ".jsonl", "é" * 120 + ".jsonl"]:  # the limit is in bytes
+        target = tmp_path / name
+        atomic_write_text(target, "first")
+        stale = tmp_path / f".{atomic._temp_stem(name)}.{dead.pid}.abc123.tmp"  # what a killed run left
+        stale.write_bytes(b"half")
+        with atomic_open(target, "w", encoding="utf-8") as f:
+            f.write("second")
+        assert target.read_text(encoding="utf-8") == "second" and not stale.exists()
+    folder = tmp_path / ("d" * 250)
+    for content in ["in", "again"]:  # a new folder, then one swapped for its own earlier output (`.old`)
+        with atomic.atomic_dir(folder, lambda found: {"x"}) as tmp:
+            (tmp / "x").write_text(content, encoding="utf-8")
+        assert (folder / "x").read_text(encoding="utf-8") == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o" * 245 + ".jsonl", "é" * 120 + ".jsonl", "d" * 250])
+    assert atomic._temp_stem("out.json") == "out.json"  # a usual name is kept whole
+    assert atomic._temp_stem("a" * 240) != atomic._temp_stem("a" * 239 + "b")
 
 
 def test_write_errors_name_the_output_not_the_temporary(tmp_path: Path) -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -35,7 +38,7 @@ def test_a_sigterm_lost_in_a_del_is_raised_by_check_terminated(handler) -> None:
     obj = _RaisesInDel()
     del obj  # the Terminated raised inside __del__ is printed as "Exception ignored" and lost
     gc.collect()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler did run
+    assert signal.getsignal(signal.SIGTERM) is signals._again  # the handler did run
     with pytest.raises(signals.Terminated):
         signals.check_terminated()
     signals.check_terminated()  # raised once: the request is consumed
@@ -49,3 +52,45 @@ def test_raise_on_sigterm_leaves_an_ignored_sigterm_ignored() -> None:
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+_CHILD = """
+import sys, time
+from ner_fast import signals
+signals.raise_on_sigterm()
+try:
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.01)
+except signals.Terminated:
+    time.sleep(float(sys.argv[1]))  # unwinding: a temporary to remove, parameters to save
+    print("unwound", flush=True)
+    sys.exit(143)
+"""
+
+
+def _stop_twice(gap: float, unwinding: float) -> tuple[int, str]:
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(unwinding)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        child.send_signal(signal.SIGTERM)
+        time.sleep(gap)
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=30)
+        return child.returncode, out
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_the_same_stop_sent_twice_still_unwinds() -> None:
+    # GNU timeout signals the process and then its process group: two SIGTERMs, milliseconds apart
+    # on a busy machine. The second is the same request, not an impatient one: the command unwinds.
+    code, out = _stop_twice(gap=0.05, unwinding=0.5)
+    assert code == 143 and out == "unwound\n"
+
+
+def test_a_second_sigterm_later_ends_the_unwinding_at_once() -> None:
+    code, out = _stop_twice(gap=signals.REPEAT_GRACE_S + 0.5, unwinding=20)
+    assert code == -signal.SIGTERM and out == ""

@@ -3,6 +3,7 @@ and its entities against `Tagger.pipe`'s on GMB validation text. No downloaded s
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,42 @@ def test_to_bytes_round_trip(nlp: spacy.language.Language) -> None:
     copy.add_pipe("ner_fast")
     copy.from_bytes(data)
     assert triples(copy(TEXT)) == triples(nlp(TEXT))
+
+
+def test_the_component_pickles_by_reopening_its_package(tmp_path: Path) -> None:
+    # spaCy's `nlp.pipe(n_process=2)` pickles the pipeline where processes are spawned (macOS, Windows):
+    # the component travels as its config and checksum, and opens the same package in the other process.
+    package = tmp_path / "pkg"
+    shutil.copytree(default_package_path(), package)
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", config={"package": str(package), "labels": "conll", "mode": "overwrite", "batch_size": 7})
+    copy = pickle.loads(pickle.dumps(pipeline))
+    component = copy.get_pipe("ner_fast")
+    assert component.settings() == pipeline.get_pipe("ner_fast").settings()
+    assert triples(copy(TEXT)) == triples(pipeline(TEXT)) and triples(copy(TEXT))
+    data = pickle.dumps(pipeline.get_pipe("ner_fast"))
+    manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
+    manifest["versions"]["note"] = "re-exported"
+    (package / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(PackageError, match="checksum"):  # another package at that path meanwhile
+        pickle.loads(data)
+
+
+def test_nlp_pipe_on_spawned_processes() -> None:
+    script = (
+        "import json, multiprocessing, spacy\n"
+        "if __name__ == '__main__':\n"
+        "    multiprocessing.set_start_method('spawn')\n"
+        "    nlp = spacy.blank('en')\n"
+        "    nlp.add_pipe('ner_fast')\n"
+        f"    docs = list(nlp.pipe([{TEXT!r}] * 4, n_process=2, batch_size=2))\n"
+        "    print(json.dumps([[[e.start_char, e.end_char, e.label_] for e in d.ents] for d in docs]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = [[e.start, e.end, e.label] for e in Tagger.load(device="cpu")(TEXT).entities]
+    assert expected and got == [expected] * 4
 
 
 def test_displacy_renders_the_entities(nlp: spacy.language.Language) -> None:

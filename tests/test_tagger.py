@@ -388,3 +388,24 @@ def test_features_are_each_sentences_featurize_rows_padded_with_zeros(model: tup
     assert session.get_inputs()[0].name == tagger.input_name
     for b in batches:
         assert session.run(None, {tagger.input_name: b})[0].shape[0] == b.shape[0]
+
+
+def test_pickling_a_tagger_says_to_open_it_in_each_process(model: tuple) -> None:
+    # A ProcessPoolExecutor, a spawned Pool or Ray pickles what it is given: onnxruntime sessions cannot
+    # travel, and the error was onnxruntime's "no default __reduce__ due to non-trivial __cinit__".
+    import copy
+    import pickle
+
+    tagger = model[4]
+    for attempt in (lambda: pickle.dumps(tagger), lambda: copy.copy(tagger)):
+        with pytest.raises(TypeError, match=r"^a Tagger cannot be pickled .*Tagger\.load"):
+            attempt()
+
+
+def test_providers_as_one_string_is_refused(model: tuple) -> None:
+    # onnxruntime reads a str as its characters: twenty warnings ('C', 'P', 'U', ... not available), an
+    # "EP Error" banner, then the CPU. One provider is a list of one.
+    package = model[3]
+    with pytest.raises(TypeError, match=r"^providers must be a list .*\['CPUExecutionProvider'\]"):
+        Tagger.load(package, providers="CPUExecutionProvider")
+    assert Tagger.load(package, providers=("CPUExecutionProvider",)).providers == ["CPUExecutionProvider"]

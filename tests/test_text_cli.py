@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from ner_fast import Tagger
 from ner_fast.cli import cli
 from ner_fast.cli.tag import format_doc
+from ner_fast.text import Entity
 from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 
@@ -101,6 +103,15 @@ def test_conll_output_of_raw_text(pkg: Path, tagger: Tagger) -> None:
     doc = tagger(LINES[0])
     assert len(blocks) == len(doc.sentences) == 2
     assert [line.split("\t") for b in blocks for line in b] == [[t.text, t.tag] for t in doc.tokens]
+
+
+def test_document_with_text_is_the_text(pkg: Path) -> None:
+    # --text is one document already: --document changes nothing, as with --input-format text, where it
+    # was accepted; alone it was refused with "give --input-format text", which --text does not need.
+    plain = run(str(pkg), "--text", LINES[0])
+    assert plain[0] == 0 and plain[1].strip()
+    assert run(str(pkg), "--text", LINES[0], "--document") == plain
+    assert run(str(pkg), "--text", LINES[0], "--input-format", "text", "--document") == plain
 
 
 def test_output_file(pkg: Path, tagger: Tagger, tmp_path: Path) -> None:
@@ -229,6 +240,16 @@ def test_the_pretty_view_does_not_pass_terminal_controls_through(tagger: Tagger)
     shown = format_doc(tagger(text), colour=False)
     assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
     assert "\\u001b" in shown and "\\u0007" in shown and "\\u202e" in shown
+
+
+def test_the_pretty_view_shows_windows_line_ends_as_line_breaks() -> None:
+    # A CRLF file read with --document: its lines, not `\u000d` at the end of each; a lone CR (which
+    # would move the cursor back over the line) is still written as `\u000d`.
+    text = "Angela Merkel visited Paris.\r\nShe met Emmanuel Macron.\r\n\r\nBack\rover"
+    paris = Entity("geo", 22, 27, "Paris", 0.9, 3, 4)
+    shown = format_doc(SimpleNamespace(text=text, entities=[paris]), colour=False)
+    assert shown == ("Angela Merkel visited [Paris](geo).\nShe met Emmanuel Macron.\n\nBack\\u000dover\n"
+                     "  geo      22-27    Paris  (0.90)\n\n")
 
 
 def test_pipe_refuses_a_single_string(tagger: Tagger) -> None:

@@ -8,7 +8,7 @@ reading our own files back with errors that name them.
   character device (`--output /dev/null`, `/dev/stdout`) is written in place: a rename would put a
   regular file where the device node was (as root, in /dev itself).
 - Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
-  swapped out): the next write to the same target removes those whose process is gone, so a killed
+  swapped out; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the same target removes those whose process is gone, so a killed
   run leaves nothing behind for long.
 - Errors name the output path, never the temporary one (a full disk too).
 - Output folders (`claim_output_dir`): a command writes into a new or empty folder, or over an
@@ -19,6 +19,7 @@ reading our own files back with errors that name them.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -69,7 +70,7 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
         return removed
     for entry in entries:
         m = _TEMP.match(entry)
-        if not m or (name is not None and m["name"] != name) or _alive(int(m["pid"])):
+        if not m or (name is not None and m["name"] != _temp_stem(name)) or _alive(int(m["pid"])):
             continue
         path = Path(folder) / entry
         try:
@@ -83,8 +84,25 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
     return removed
 
 
+#: Bytes of a file name (NAME_MAX of Linux's and macOS's file systems), and what `.<stem>.<pid>.<random>.tmp`
+#: adds to the stem: two dots, a pid of up to 7 digits, a dot, mkstemp's 8 characters, `.tmp` or `.old`.
+_NAME_MAX = 255
+_TEMP_EXTRA = 2 + 7 + 1 + 8 + 4
+
+
+def _temp_stem(name: str) -> str:
+    """The `<name>` part of a target's temporary names: the name itself, or, where the temporary would be
+    too long a file name for a target that is not, the name cut to fit plus `~` and a hash of the whole."""
+    room = _NAME_MAX - _TEMP_EXTRA
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= room:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    return encoded[: room - 9].decode("utf-8", "ignore") + "~" + digest
+
+
 def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}."
+    return f".{_temp_stem(target.name)}.{os.getpid()}."
 
 
 def _named(err: OSError, path: Path) -> OSError:

@@ -6,6 +6,7 @@ A *label map* renames them for the application that reads them, and drops the on
     Tagger.load(labels="conll")         # PER, ORG, LOC, MISC; GMB's time expressions dropped
     Tagger.load(labels="ontonotes")     # PERSON, ORG, GPE, NORP, DATE, EVENT, PRODUCT (spaCy's names)
     Tagger.load(labels="my-labels.json")  # {"geo": "LOCATION", "gpe": "LOCATION", "tim": null}
+    Tagger.load(labels={"geo": "LOCATION", "gpe": "LOCATION", "tim": None})   # the same, in Python
 
 `ner-fast tag --labels`, `ner-fast serve --labels`, `ner_fast.dask` and the spaCy component take the same
 values (`LABEL_SETS` or a JSON file). A map applies to entities (their `label`), not to the per-token tags.
@@ -128,7 +129,8 @@ def default_descriptions(labels: Iterable[str]) -> dict[str, str]:
 
 
 def label_map(
-    spec: str | os.PathLike[str] | LabelMap | None, labels: Iterable[str] = (), descriptions: Mapping[str, str] | None = None
+    spec: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None, labels: Iterable[str] = (),
+    descriptions: Mapping[str, str] | None = None,
 ) -> LabelMap:
     """The `LabelMap` that `spec` names for a package whose entity labels are `labels`, described by
     `descriptions` (`package_descriptions`):
@@ -138,7 +140,8 @@ def label_map(
       none of the GMB labels they map, since they would rename nothing;
     - anything else: a JSON file holding one object, package label -> reported label (a string) or null
       (dropped); each key must be one of `labels` (when given). Its reported labels are described by the
-      descriptions of the package labels mapped to them.
+      descriptions of the package labels mapped to them;
+    - a dict (any Mapping): what such a file holds, with the same checks (its name: "dict").
 
     Raises `LabelError`, one line naming the file (or the name) and the problem."""
     if isinstance(spec, LabelMap):
@@ -155,25 +158,31 @@ def label_map(
         # Labels the named map does not cover (a package not trained on GMB) keep their own description.
         extra = {label: own[label] for label in labels if label not in mapping and label in own}
         return LabelMap(spec, dict(mapping), {**extra, **described})
-    path = Path(spec)
-    if not path.is_file():
-        if path.suffix.lower() == ".json" and not path.exists():
-            raise LabelError(f"{os.fspath(spec)}: no such label-map file")
-        names = ", ".join(LABEL_SETS)
-        raise LabelError(f"labels {os.fspath(spec)!r}: neither one of {names} nor a JSON file")
-    mapping = _read_map(path)
+    if isinstance(spec, Mapping):
+        name, where, mapping = "dict", "labels", _checked_map(spec, "labels")
+    elif isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        if not path.is_file():
+            if path.suffix.lower() == ".json" and not path.exists():
+                raise LabelError(f"{os.fspath(spec)}: no such label-map file")
+            names = ", ".join(LABEL_SETS)
+            raise LabelError(f"labels {os.fspath(spec)!r}: neither one of {names} nor a JSON file")
+        name = where = os.fspath(path)
+        mapping = _read_map(path)
+    else:
+        raise LabelError(f"labels must be {', '.join(LABEL_SETS)}, a JSON file or a dict; got {type(spec).__name__}")
     # A key the package does not have would be ignored, silently: a typo ("PER" for "per") or a map
     # written for another package. Checked when the package's labels are known.
     strangers = [key for key in mapping if labels and key not in labels]
     if strangers:
-        raise LabelError(f"{path}: {', '.join(map(repr, strangers))} not among the package's entity labels"
+        raise LabelError(f"{where}: {', '.join(map(repr, strangers))} not among the package's entity labels"
                          f" ({', '.join(labels)})")
     described: dict[str, str] = {}
     for label in labels:
         target = mapping.get(label, label)
         if target is not None and label in own:
             described[target] = f"{described[target]}; {own[label]}" if target in described else own[label]
-    return LabelMap(os.fspath(path), mapping, described)
+    return LabelMap(name, mapping, described)
 
 
 def _read_map(path: Path) -> dict[str, str | None]:
@@ -186,7 +195,14 @@ def _read_map(path: Path) -> dict[str, str | None]:
         raise LabelError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise LabelError(f"{path}: must hold one JSON object, package label -> new label or null, got {type(data).__name__}")
+    return _checked_map(data, str(path))
+
+
+def _checked_map(data: Mapping[Any, Any], where: str) -> dict[str, str | None]:
+    """A label map's object (a JSON file's or a dict): each package label to a label or None."""
     for key, value in data.items():
+        if not isinstance(key, str):
+            raise LabelError(f"{where}: the package labels it maps must be strings, got {key!r}")
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise LabelError(f"{path}: label {key!r} must map to a label (a non-empty string) or null, got {value!r}")
+            raise LabelError(f"{where}: label {key!r} must map to a label (a non-empty string) or null, got {value!r}")
     return dict(data)

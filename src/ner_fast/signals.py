@@ -4,7 +4,9 @@ parameters. The one home of `ner-fast`'s SIGTERM handling (the command line inst
 catches `Terminated`). Imports nothing heavy."""
 from __future__ import annotations
 
+import os
 import signal
+import time
 from types import FrameType
 
 
@@ -14,16 +16,32 @@ class Terminated(BaseException):
 
 _pending = False
 
+#: Seconds after a SIGTERM in which another is the same request, not an impatient one: GNU `timeout`
+#: signals the process and then its process group, and a loaded machine can run our handler between
+#: the two. After this, a second SIGTERM during the unwinding ends the process at once.
+REPEAT_GRACE_S = 1.0
+
+_first_at = 0.0
+
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    global _pending
-    # A second SIGTERM during the unwinding ends the process at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    global _pending, _first_at
+    _first_at = time.monotonic()
+    signal.signal(signal.SIGTERM, _again)
     # Python runs the handler wherever the main thread is; inside a `__del__` (MXNet frees an NDArray
     # in one after every batch) the exception is printed as "Exception ignored" and lost. The flag
     # keeps it: long loops call `check_terminated` and raise it there.
     _pending = True
     raise Terminated()
+
+
+def _again(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM while unwinding from the first: the same request within `REPEAT_GRACE_S`, else the
+    end of the process (SIGTERM's default action)."""
+    if time.monotonic() - _first_at < REPEAT_GRACE_S:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def check_terminated() -> None:

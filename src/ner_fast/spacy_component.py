@@ -195,6 +195,11 @@ class NerFast:
                 f"{saved.get('checksum')}, but {package_path(self.package)} now has checksum {self.checksum}"
             )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its config and checksum (`_reopen`): where processes are spawned (macOS, Windows),
+        `nlp.pipe(n_process=2)` pickles the pipeline, and the tagger's onnxruntime sessions cannot be."""
+        return _reopen, (self.name, self.settings())
+
     def to_disk(self, path: str | os.PathLike[str], *, exclude: Iterable[str] = ()) -> None:
         """Write the package's path and checksum and the config into the folder `path` (no weights)."""
         folder = Path(path)
@@ -215,3 +220,11 @@ class NerFast:
         """Check `to_bytes`' record against this component's package."""
         self._check(json.loads(data), "ner_fast bytes")
         return self
+
+
+def _reopen(name: str, settings: dict[str, Any]) -> NerFast:
+    """The component `NerFast.__reduce__` pickled: its package opened again, refused if its checksum changed."""
+    component = NerFast(name, settings["package"], settings["labels"], settings["mode"], settings["alignment_mode"],
+                        settings["batch_size"])
+    component._check(settings, f"ner_fast component {name!r} unpickled")
+    return component

@@ -146,7 +146,7 @@ class Tagger:
         sessions: Mapping[int | None, ort.InferenceSession],
         decode: str | None = None,
         workers: int = 1,
-        labels: str | os.PathLike[str] | LabelMap | None = None,
+        labels: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None = None,
     ) -> None:
         if None not in sessions:
             raise ValueError("sessions need the dynamic graph's session under the key None")
@@ -194,7 +194,7 @@ class Tagger:
         decode: str | None = None,
         workers: int = 1,
         verify: bool = True,
-        labels: str | os.PathLike[str] | LabelMap | None = None,
+        labels: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None = None,
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
@@ -212,9 +212,11 @@ class Tagger:
         `workers` as in the class docstring.
 
         `labels` renames the entities' labels (`ner_fast.labels`): "package" or None (the package's own),
-        "conll", "ontonotes", or a JSON file mapping labels to new ones or null (dropped); checked before
-        any session starts (`labels.LabelError`).
+        "conll", "ontonotes", or a JSON file (or a dict) mapping labels to new ones or null (dropped);
+        checked before any session starts (`labels.LabelError`).
         """
+        if isinstance(providers, str):  # onnxruntime would take each character for a provider's name
+            raise TypeError(f"providers must be a list of onnxruntime providers, e.g. [{providers!r}]; got a string")
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         types = TagScheme(pkg.tags).types
         labels = label_map(labels, types, package_descriptions(pkg.model, types))
@@ -238,6 +240,12 @@ class Tagger:
             why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
             warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
         return cls(pkg, sessions, decode, workers, labels)
+
+    def __reduce__(self) -> Any:
+        # A process pool (spawned, or a ProcessPoolExecutor) pickles what it is sent; onnxruntime's
+        # sessions cannot travel, and its own error names neither the tagger nor what to do.
+        raise TypeError("a Tagger cannot be pickled (its onnxruntime sessions stay in their process): open it in"
+                        " each process with Tagger.load(...), as ner_fast.partition.tag_texts does for Dask and Spark")
 
     @property
     def sessions(self) -> Mapping[int | None, ort.InferenceSession]:

@@ -150,9 +150,11 @@ def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = 
 
 def _visible(text: str) -> str:
     """`text` for a terminal: control and format characters (escape sequences, bidi overrides) written
-    as `\\uXXXX`, so that input cannot drive the terminal; line breaks and tabs kept."""
+    as `\\uXXXX`, so that input cannot drive the terminal; line breaks (a Windows CRLF as one) and tabs
+    kept."""
     if text.isprintable():
         return text
+    text = text.replace("\r\n", "\n")  # a lone CR moves the cursor back over the line: escaped below
     return "".join(
         f"\\u{ord(c):04x}" if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf") else c for c in text
     )
@@ -281,7 +283,7 @@ def choose_output_format(input_format: str, output_format: str | None, text: str
         # The conll columns are per-token tags, which stay the package's: the map would change nothing.
         raise click.UsageError("--labels renames entities, and --output-format conll writes the package's own tags:"
                                " give --output-format jsonl (or pretty, for raw text)")
-    if document and input_format != TEXT:
+    if document and not raw_text:  # --text is one document already
         raise click.UsageError("--document reads raw text: give --input-format text")
     return output_format, raw_text
 
