@@ -8,8 +8,8 @@ reading our own files back with errors that name them.
   character device (`--output /dev/null`, `/dev/stdout`) is written in place: a rename would put a
   regular file where the device node was (as root, in /dev itself).
 - Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
-  swapped out; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the same target removes those whose process is gone, so a killed
-  run leaves nothing behind for long.
+  swapped out; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the
+  same target removes those whose process is gone, so a killed run leaves nothing behind for long.
 - Errors name the output path, never the temporary one (a full disk too).
 - Output folders (`claim_output_dir`): a command writes into a new or empty folder, or over an
   earlier output of its own; a non-empty folder holding anything else is refused unless `force`,
