@@ -216,16 +216,21 @@ Segments = tuple[list[str], list[int], list[int], list[int]]
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def check_text(text: str) -> None:
-    """ValueError naming the position of the first lone surrogate (U+D800-U+DFFF) in `text`: what a
-    JSON `"\\ud800"` escape or an undecodable byte read with `surrogateescape` leaves in a str. It
-    is no character (no UTF-8 encodes it), so no output could hold it: refused before tagging."""
+def lone_surrogate(text: str) -> int | None:
+    """The position of the first lone surrogate (U+D800-U+DFFF) in `text`, None if it has none: what a
+    JSON `"\\ud800"` escape or an undecodable byte read with `surrogateescape` leaves in a str. It is no
+    character (no UTF-8 encodes it), so no output could hold it. The one home of that rule: `check_text`,
+    the server's request checks and `ner-fast tag --text` refuse such text, each in its own words."""
     found = _SURROGATE.search(text)
-    if found is not None:
-        raise ValueError(
-            f"character {found.start()} is a lone surrogate (U+{ord(found.group()):04X}), which is not text: "
-            "no UTF-8 encodes it"
-        )
+    return None if found is None else found.start()
+
+
+def check_text(text: str) -> None:
+    """ValueError naming the position of the first lone surrogate in `text` (`lone_surrogate`): refused
+    before tagging."""
+    at = lone_surrogate(text)
+    if at is not None:
+        raise ValueError(f"character {at} is a lone surrogate (U+{ord(text[at]):04X}), which is not text: no UTF-8 encodes it")
 
 
 def segment(text: str) -> Segments:

@@ -42,6 +42,7 @@ from ner_fast.package import bundled_name, package_checksum
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
+from ner_fast.text import lone_surrogate
 
 log = logging.getLogger("ner_fast.serve")
 
@@ -143,11 +144,11 @@ def _check_text(text: str, where: str, limits: Limits) -> None:
 
 
 def _check_unicode(text: str, where: str) -> None:
-    """JSON escapes can spell lone surrogates (\\ud800), which are not text and cannot be encoded back."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ClientError(422, f"{where} holds a lone surrogate (\\u{ord(text[err.start]):04x}) at character {err.start}: not Unicode text") from None
+    """JSON escapes can spell lone surrogates (\\ud800), which are not text and cannot be encoded back
+    (`text.lone_surrogate`)."""
+    at = lone_surrogate(text)
+    if at is not None:
+        raise ClientError(422, f"{where} holds a lone surrogate (\\u{ord(text[at]):04x}) at character {at}: not Unicode text")
 
 
 def _estimate(text: str) -> int:
