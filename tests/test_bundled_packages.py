@@ -253,3 +253,19 @@ def test_the_ensemble_reproduces_its_recorded_validation_f1(ensemble: Tagger) ->
     corpus = validation_corpus(ensemble.package.model["provenance"]["training"])
     assert len(corpus) == recorded["sentences"] == 9592
     assert score_tagger(ensemble, corpus).f1 == pytest.approx(recorded["f1"], abs=1e-4)
+
+
+def test_an_empty_package_name_is_refused_not_read_as_the_current_folder(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Path("") is ".": `Tagger.load("")` and `ner-fast tag "" --text x` said ".: not a model package", or, in a
+    # folder that is one, quietly loaded it.
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", " "):
+        with pytest.raises(PackageError, match="is no package: give a package folder or a bundled name"):
+            Tagger.load(blank)
+    runner = CliRunner()
+    for args in (["info", ""], ["serve", "", "--port", "0"], ["tag", "", "--text", "Paris"], ["tag", "", "notes.txt"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "'' is no package" in lines[0] and "Traceback" not in result.output, args

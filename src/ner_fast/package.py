@@ -128,9 +128,12 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
     """The package folder `path` names: the default bundled package for None; the bundled package of
     that name for a string that is exactly one of `BUNDLED_NAMES` (`default`, `bundled`, `ensemble`), even
     when a folder of that name exists in the current directory (as spaCy resolves an installed package's
-    name before a path: write `./ensemble` for the folder); any other string or path is a folder."""
+    name before a path: write `./ensemble` for the folder); any other string or path is a folder. An empty
+    string is refused (PackageError): `Path("")` would quietly mean the current folder."""
     if path is None:
         return default_package_path()
+    if isinstance(path, str) and not path.strip():
+        raise PackageError(f"{path!r} is no package: give a package folder or a bundled name ({', '.join(BUNDLED_NAMES)})")
     if isinstance(path, str) and path in BUNDLED_NAMES:
         return bundled_package_path(path)
     return Path(path)

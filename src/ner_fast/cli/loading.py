@@ -22,6 +22,9 @@ class PackageArgument(click.ParamType):
 
         if isinstance(value, str) and value in BUNDLED_NAMES:
             return value
+        if isinstance(value, str) and not value.strip():  # Path("") is the current folder: never what was meant
+            self.fail(f"{value!r} is no package: give a package folder or a bundled name ({', '.join(BUNDLED_NAMES)})",
+                      param, ctx)
         hint = unknown_name_hint(value) if isinstance(value, str) and not Path(value).exists() else ""
         if hint:  # a name mistyped (`robst`), not a folder the user meant: say which names there are
             self.fail(f"{value}: no such package folder{hint}", param, ctx)

@@ -393,6 +393,8 @@ def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tup
     given = list(paths)
     if given and given[0] in BUNDLED_NAMES:
         return given[0], given[1:]
+    if given and not given[0].strip():  # Path("") is the current folder: never what was meant
+        raise click.BadParameter(f"{given[0]!r} is no package or input path", param_hint="PACKAGE")
     if not given or not (first_is_package or Path(given[0]).is_dir()):
         return None, given
     package = Path(given.pop(0))
