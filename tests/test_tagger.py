@@ -100,6 +100,27 @@ def test_empty_input(model: tuple) -> None:
     assert tagger.tag_batch([[], []], pos=[[], []]) == [[], []]
 
 
+def test_one_pass_iterables_are_read_once_and_tag_as_lists_do(model: tuple) -> None:
+    tagger = model[4]
+    words, pos = random_sentences(np.random.default_rng(3), [2, 5, 7, 11])
+    expected = tagger.tag_batch(words, pos, batch_size=2)
+    assert len(expected) == 4
+    # Generators, walked more than once inside: they were read twice, so the second walk found them empty.
+    assert tagger.tag_batch((w for w in words), (p for p in pos), batch_size=2) == expected
+    batches = list(tagger.features((w for w in words), (p for p in pos), batch_size=2))
+    assert sum(b.shape[0] for b in batches) == len(words)
+
+
+@pytest.mark.parametrize(("bad", "error"), [("4", TypeError), (True, TypeError), (2.0, TypeError), (0, ValueError)])
+def test_a_batch_size_that_is_not_a_positive_int_is_named(model: tuple, bad: object, error: type) -> None:
+    tagger = model[4]
+    words, pos = random_sentences(np.random.default_rng(4), [3])
+    # "4" gave "'<' not supported between instances of 'str' and 'int'"; 2.0 and True were taken.
+    with pytest.raises(error, match="batch_size must be"):
+        tagger.tag_batch(words, pos, batch_size=bad)  # type: ignore[arg-type]
+    assert tagger.tag_batch(words, pos, batch_size=np.int64(2)) == tagger.tag_batch(words, pos)
+
+
 def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:
     tagger = model[4]
     assert tagger.uses_pos

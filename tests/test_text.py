@@ -287,6 +287,8 @@ def test_pipe_and_call_refuse_bad_input(tagger: Tagger) -> None:
         tagger(["already", "tokens"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
         list(tagger.pipe(["a"], batch_size=0))
+    with pytest.raises(TypeError, match="batch_size must be an int, got str"):
+        list(tagger.pipe(["a"], batch_size="4"))  # type: ignore[arg-type]  (was "'<' not supported ...")
     with pytest.raises(ValueError, match="n_threads"):
         list(tagger.pipe(["a"], n_threads=0))
 

@@ -83,6 +83,15 @@ def assign_buckets(lengths: np.ndarray, bucket_lengths: Sequence[int]) -> np.nda
     return np.searchsorted(np.asarray(bucket_lengths, dtype=np.int64), np.asarray(lengths), side="left")
 
 
+def check_batch_size(batch_size: object) -> None:
+    """The rule of every `batch_size` a caller gives the tagger (`tag_batch`, `pipe`): a positive int
+    (TypeError for another type, such as the string "4", ValueError below 1)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+
 def plan_batches(
     lengths: np.ndarray, bucket_lengths: Sequence[int], batch_size: int, max_tokens: int = MAX_BATCH_TOKENS
 ) -> list[tuple[int | None, np.ndarray]]:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ner_fast.buckets import check_batch_size
 from ner_fast.schemes import TagScheme
 from ner_fast.text import Doc, Segments, Tagged, segment
 from ner_fast.vocab import UNK
@@ -228,8 +229,7 @@ def pipe(model: Model, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_thr
     When reading `texts` fails (the iterable raises, a text is not a str or holds a lone surrogate),
     every document before the failing one is yielded first, then the error is raised.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     threads = model.workers if n_threads is None else n_threads
     if threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {threads}")

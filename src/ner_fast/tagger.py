@@ -40,7 +40,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.buckets import MAX_BATCH_TOKENS, cut_lengths, plan_batches
+from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, cut_lengths, plan_batches
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.features import featurize
@@ -352,7 +352,7 @@ class Tagger:
         (B, feature rows, L), one per batch, sentences sorted by length. For calibrating static
         quantization (`benchmarks/front.py`) and for looking at what the graph is given; the input's
         name is `input_name`."""
-        matrix, offsets, lengths, jobs = self._plan(sentences, pos, batch_size)
+        matrix, offsets, lengths, jobs = self._plan(_listed(sentences), _listed(pos), batch_size)
         for key, batch in jobs:
             yield _batch_features(matrix, offsets, lengths, key, batch)
 
@@ -366,8 +366,7 @@ class Tagger:
     ) -> Plan:
         """Checked input -> (feature matrix of every token, sentence offsets into it, lengths, batches
         of `buckets.plan_batches`)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_batch_size(batch_size)
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
             raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
         if self.uses_pos and pos is None:
@@ -424,6 +423,7 @@ class Tagger:
         workers = self.workers if workers is None else workers
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        sentences, pos = _listed(sentences), _listed(pos)
         work = TagWork(self, *self._plan(sentences, pos, batch_size), probs=proba, pos=return_pos)
         work.run_all(workers)
         n = len(sentences)
@@ -453,6 +453,13 @@ def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray
 def _same_length(pos: Sequence[str] | None, n: int) -> bool:
     """Whether `pos` is a list of n POS tags (the fast path of `tag`; anything else goes through `_run`)."""
     return pos is not None and not isinstance(pos, str) and len(pos) == n
+
+
+def _listed(items: Any) -> Any:
+    """`items` as a sequence: a generator or other one-pass iterable (`tag_batch(s.split() for s in
+    lines)`) is read into a list, since tagging walks the sentences more than once; None and sequences
+    (a str too, refused later as not pre-tokenized) are returned as they are."""
+    return items if items is None or isinstance(items, (Sequence, str)) else list(items)
 
 
 def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any]] | None) -> str:
