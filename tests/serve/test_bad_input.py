@@ -73,6 +73,17 @@ def test_a_chunked_body_over_the_limit_is_cut_off_with_413(client: httpx.Client)
     assert_clean_error(response, 413, [f"over the limit of {LIMITS.max_body_bytes} bytes"])
 
 
+def test_a_compressed_body_is_refused_with_415_saying_so(client: httpx.Client) -> None:
+    # It read as "not valid UTF-8" (the gzip bytes), which sent the client looking in the wrong place.
+    import gzip
+
+    body = gzip.compress(b'{"text": "Paris"}')
+    response = client.post("/v1/entities", content=body, headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert_clean_error(response, 415, ["Content-Encoding gzip is not accepted", "uncompressed"])
+    plain = client.post("/v1/entities", content=b'{"text": "Paris"}', headers={"content-encoding": "identity"})
+    assert plain.status_code == 200
+
+
 def test_unknown_paths_and_methods(client: httpx.Client) -> None:
     assert_clean_error(client.get("/v1/nothing"), 404, ["Not Found"])
     assert_clean_error(client.get("/v1/entities"), 405, ["Method Not Allowed"])

@@ -10,8 +10,8 @@ Endpoints:
 - `GET /`: a page to paste text into and see its entities (`static/`, served by the app itself).
 
 Client mistakes get a JSON `{"error": "..."}` naming the problem: 400 for a body that is not UTF-8 or
-not JSON, 422 for a JSON document of the wrong shape, 413 for a body, a text or a list over its limit
-(the limit is in the message), 408 for a body that does not arrive within `Timeouts.body` (503 once
+not JSON, 415 for a compressed one (a Content-Encoding), 422 for a JSON document of the wrong shape, 413
+for a body, a text or a list over its limit (the limit is in the message), 408 for a body that does not arrive within `Timeouts.body` (503 once
 the server is stopping); a client that leaves mid-body is answered nothing and counted apart
 (`ner_fast_client_disconnects_total`), not as an error answered. The network never runs in the event
 loop: the `Batcher` runs it in worker threads, coalescing concurrent requests into one tagger batch;
@@ -223,8 +223,12 @@ class BodyDeadlines:
 
 async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to be over `limit` bytes: from its
-    Content-Length before reading anything, else while it streams in (chunked)."""
+    Content-Length before reading anything, else while it streams in (chunked); with 415 when it is
+    compressed (a Content-Encoding other than identity)."""
     for name, value in scope["headers"]:
+        # A compressed body would read as bytes that are not UTF-8: say what the server takes instead.
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            raise ClientError(415, f"Content-Encoding {value.decode('latin-1')} is not accepted: send the JSON body uncompressed")
         if name == b"content-length":
             try:
                 declared = int(value)
