@@ -18,13 +18,15 @@ class PackageArgument(click.ParamType):
     _folder = click.Path(exists=True, file_okay=False, path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | Path:
-        from ner_fast.package import BUNDLED_NAMES, unknown_name_hint
+        from ner_fast.errors import PackageError
+        from ner_fast.package import BUNDLED_NAMES, package_path, unknown_name_hint
 
         if isinstance(value, str) and value in BUNDLED_NAMES:
             return value
-        if isinstance(value, str) and not value.strip():  # Path("") is the current folder: never what was meant
-            self.fail(f"{value!r} is no package: give a package folder or a bundled name ({', '.join(BUNDLED_NAMES)})",
-                      param, ctx)
+        try:
+            package_path(value)  # the one rule for a value that is no package at all (a blank name)
+        except PackageError as err:
+            self.fail(str(err), param, ctx)
         hint = unknown_name_hint(value) if isinstance(value, str) and not Path(value).exists() else ""
         if hint:  # a name mistyped (`robst`), not a folder the user meant: say which names there are
             self.fail(f"{value}: no such package folder{hint}", param, ctx)

@@ -11,8 +11,8 @@ Endpoints:
 
 Client mistakes get a JSON `{"error": "..."}` naming the problem: 400 for a body that is not UTF-8 or
 not JSON, 415 for a compressed one (a Content-Encoding), 422 for a JSON document of the wrong shape, 413
-for a body, a text or a list over its limit (the limit is in the message), 408 for a body that does not arrive within `Timeouts.body` (503 once
-the server is stopping); a client that leaves mid-body is answered nothing and counted apart
+for a body, a text or a list over its limit (the limit is in the message), 408 for a body that does not
+arrive within `Timeouts.body` (503 once the server is stopping); a client that leaves mid-body is answered nothing and counted apart
 (`ner_fast_client_disconnects_total`), not as an error answered. The network never runs in the event
 loop: the `Batcher` runs it in worker threads, coalescing concurrent requests into one tagger batch;
 a large request goes to it in pieces (`annotate.cut`), so small requests run between them. No endpoint reads a path a client
