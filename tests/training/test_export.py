@@ -107,6 +107,25 @@ def test_parity_at_the_default_dimensions(tmp_path: Path, directions: int) -> No
 
 
 @pytest.mark.numeric
+def test_repeated_word_forms_get_the_features_each_would_get_alone(small: tuple) -> None:
+    """The graph runs the character CNN once per distinct character row of the batch and gathers the
+    result back to every token: with tokens drawn from four word forms (and padding), every sentence
+    agrees with MXNet and gets, bit for bit, what it gets alone."""
+    config, params, _, package = small
+    session = ort.InferenceSession(str(load_package(package).graph_path(None)), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    x = random_features(rng, config, lengths_for(rng, 12, 9), 9)
+    forms = x[:4, ROW_CHARS:, 0].copy()  # the first token's characters in four sentences
+    for b, n in enumerate(x[:, ROW_WORD, :].astype(bool).sum(axis=1)):
+        x[b, ROW_CHARS:, :n] = forms[rng.integers(0, 4, n)].T
+    assert len({tuple(x[b, ROW_CHARS:, t]) for b in range(12) for t in range(9)}) <= 5  # four forms and padding
+    assert_parity(session, params, config, x)
+    batched = session.run(None, {"features": x})[0]
+    for b in range(12):
+        assert np.array_equal(session.run(None, {"features": x[b : b + 1]})[0][0], batched[b])
+
+
+@pytest.mark.numeric
 def test_a_sentence_gets_the_same_probabilities_in_every_bucket(small: tuple) -> None:
     config, _, _, package = small
     pkg = load_package(package)

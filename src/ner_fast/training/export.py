@@ -8,8 +8,9 @@ Graph (one per bucket length, plus one whose sequence length is free), input `fe
 `(batch, F, L)`, output `probs` float32 `(batch, L, T)`:
 
     word/casing embedding: Gather; POS: Gather from a constant identity table (one-hot);
-    chars: per filter width, Gathers from per-kernel-row tables (the convolution folded into the
-           embedding) summed -> ReduceMax over positions -> + bias -> Tanh
+    chars: the distinct character rows of the batch (`Unique`), per filter width Gathers from
+           per-kernel-row tables (the convolution folded into the embedding) summed -> ReduceMax over
+           positions -> + bias -> Tanh, then Gathered back to one row a token
     concat -> per layer one ONNX `LSTM` (bidirectional, `sequence_lens` = number of non-zero word ids;
            forward-only for a model with `directions` 1)
     -> MatMul/Add -> Softmax over the tag axis
@@ -83,10 +84,14 @@ class _Graph:
         return self.const(name, np.asarray(values, dtype=np.int64))
 
     def op(self, op_type: str, inputs: Sequence[str], **attrs: Any) -> str:
+        return self.ops(op_type, inputs, [True], **attrs)[0]
+
+    def ops(self, op_type: str, inputs: Sequence[str], wanted: Sequence[bool], **attrs: Any) -> list[str]:
+        """A node of several outputs: a fresh name for each wanted one, "" (not computed) for the others."""
         self._count += 1
-        out = f"{op_type.lower()}_{self._count}"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=f"{op_type}_{self._count}", **attrs))
-        return out
+        outs = [f"{op_type.lower()}_{self._count}" + (f"_{i}" if i else "") if want else "" for i, want in enumerate(wanted)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{op_type}_{self._count}", **attrs))
+        return outs
 
 
 def build_graph(
@@ -156,6 +161,13 @@ def _char_features(g: _Graph, params: Mapping[str, np.ndarray], config: ModelCon
         "Slice", [INPUT_NAME, g.ints("chars_start", [ROW_CHARS]), g.ints("chars_end", [ROW_CHARS + chars]), g.ints("axis_1b", [1])]
     )
     char_ids = g.op("Reshape", [g.op("Transpose", [char_ids], perm=[0, 2, 1]), g.ints("shape_tokens", [-1, chars])])
+    # Each distinct word form once: a batch repeats words (and every padding position is the same row of
+    # zeros), and a row's features depend on that row alone, so computing them for the distinct rows and
+    # gathering them back gives the same floats, bit for bit, in less time (docs/TRAINING.md, "Character
+    # features once per word form"). onnxruntime's CPU `Unique` takes int64 rows, not int32.
+    distinct, _, inverse, _ = g.ops("Unique", [g.op("Cast", [char_ids], to=TensorProto.INT64)], [True, False, True, False],
+                                    axis=0, sorted=0)
+    char_ids = g.op("Cast", [distinct], to=TensorProto.INT32)  # (distinct rows, C)
     pooled = []
     for w in config.filter_widths:
         tables = names.char_tables(params[names.CHAR_EMBED], params[names.char_kernel(w)])  # T_k: (n_chars, filters)
@@ -169,6 +181,7 @@ def _char_features(g: _Graph, params: Mapping[str, np.ndarray], config: ModelCon
         top = g.op("ReduceMax", [conv, g.ints(f"axis_pos_w{w}", [1])], keepdims=0)
         pooled.append(g.op("Tanh", [g.op("Add", [top, g.const(names.char_bias(w), params[names.char_bias(w)])])]))
     char_feat = pooled[0] if len(pooled) == 1 else g.op("Concat", pooled, axis=1)
+    char_feat = g.op("Gather", [char_feat, inverse], axis=0)  # back to one row a token: (B*L, filters)
     token_shape = g.op("Concat", [g.op("Shape", [word]), g.ints("n_filters", [config.filters * len(config.filter_widths)])], axis=0)
     return g.op("Reshape", [char_feat, token_shape])  # (B, L, filters)
 
