@@ -205,3 +205,25 @@ def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
             if iobes and opens and not (prefix[j] in ("I", "E") and kind[j] == kind[i]):
                 allowed[i, j] = False
     return allowed, first, last
+
+
+def first_invalid(tag_ids: np.ndarray, lengths: np.ndarray, tags: Sequence[str]) -> tuple[int, str] | None:
+    """Where flat tag ids (sentences back to back, `lengths`) first break `transition_rules(tags)`:
+    (token index, ``"first"``: its tag cannot open a sentence, ``"follow"``: it cannot follow the tag
+    before it, ``"last"``: it cannot end a sentence), or None when every sentence is valid.
+
+    The "bio" decoder only ever outputs valid sequences, so a training corpus that is not one (a BIO
+    corpus with one stray S- tag: every ``B-X O`` breaks IOBES) teaches tags it can never give back."""
+    tag_ids = np.asarray(tag_ids, dtype=np.int64)
+    allowed, first, last = transition_rules(tags)
+    is_first, is_last = _sentence_edges(lengths, tag_ids.size)
+    follows = np.ones(tag_ids.size, dtype=bool)
+    follows[1:] = allowed[tag_ids[:-1], tag_ids[1:]]
+    # Per token, the first rule it breaks: at a sentence start only "first" applies, elsewhere "follow",
+    # then "last" at a sentence end.
+    broken = [(is_first & ~first[tag_ids], "first"), (~is_first & ~follows, "follow"), (is_last & ~last[tag_ids], "last")]
+    found = [(int(np.flatnonzero(mask)[0]), order, rule) for order, (mask, rule) in enumerate(broken) if mask.any()]
+    if not found:
+        return None
+    index, _, rule = min(found)
+    return index, rule
