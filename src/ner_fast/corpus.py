@@ -62,6 +62,7 @@ import numpy as np
 from ner_fast import _csv
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import is_tag, iob1_to_iob2
+from ner_fast.text import TOKEN_RULE, blank_token
 
 #: Every input format (`auto`: sniffed by `sniff_format`).
 FORMATS = ("auto", "gmb", "conll", "tokens")
@@ -398,6 +399,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     for name, values in (("word", words), ("tag", tags), ("POS", pos)):
         if values is not None and "" in values:
             raise CorpusError(f"empty {name}", source, values.index("") + 2)
+    _check_words(words, source, lambda token: token + 2)
     offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
     # One row per line (a quoted field may not span lines), after the header.
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
@@ -479,6 +481,7 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
     end_sentence()
     if not words:
         raise CorpusError("no sentences found", source, 1)
+    _check_words(words, source, lines.__getitem__)
     bad = {t for t in set(tags) if not is_tag(t)}
     if bad:
         first = next(i for i, t in enumerate(tags) if t in bad)
@@ -486,6 +489,14 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
     offsets_array = np.asarray(offsets, dtype=np.int64)
     tags = iob1_to_iob2(tags, np.diff(offsets_array))
     return Corpus(words, pos if ncols >= 3 else None, tags, offsets_array, source, "conll", np.asarray(lines, dtype=np.int64))
+
+
+def _check_words(words: list[str], source: str, line_of: Callable[[int], int]) -> None:
+    """A CorpusError at the line (`line_of(token index)`) of the first word that is whitespace only
+    (`text.blank_token`: what the tagger would refuse), such as a CoNLL word that is an NBSP."""
+    blank = blank_token(words)
+    if blank is not None:
+        raise CorpusError(f"word {words[blank]!r}: {TOKEN_RULE}", source, line_of(blank))
 
 
 def _read_tokens(raw: bytes, source: str) -> Corpus:
