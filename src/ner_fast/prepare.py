@@ -238,7 +238,8 @@ def _check_one_scheme(corpora: Sequence[Corpus]) -> None:
     tags = sorted(set().union(*(c.tags or () for c in corpora)))
     if not any(t[:2] in ("E-", "S-") for t in tags):
         return
-    marker = next((t, f"{c.source}:{c.line_of(i)}") for c in corpora for i, t in enumerate(c.tags or ()) if t[:2] in ("E-", "S-"))
+    marker = next((t, f"{c.source}:{c.line_of(i)}")
+                  for c in corpora for i, t in enumerate(c.tags or ()) if t[:2] in ("E-", "S-"))
     index = {t: i for i, t in enumerate(tags)}
     for corpus in corpora:
         assert corpus.tags is not None

@@ -388,7 +388,8 @@ class Tagger:
         except TypeError:
             raise TypeError(_not_a_string(sentences, pos)) from None
         sentence = int(np.searchsorted(np.cumsum(lengths), blank, side="right"))
-        raise ValueError(f"token {blank - int(lengths[:sentence].sum())} of sentence {sentence} is {words[blank]!r}: {TOKEN_RULE}")
+        token = blank - int(lengths[:sentence].sum())
+        raise ValueError(f"token {token} of sentence {sentence} is {words[blank]!r}: {TOKEN_RULE}")
 
     def _plan_flat(
         self, words: Sequence[str], pos: Sequence[str] | None, lengths: np.ndarray, batch_size: int
