@@ -102,6 +102,9 @@ def test_gmb_without_pos_and_other_column_order(tmp_path: Path) -> None:
         (b"Sentence #,Word,POS,Tag\n,a,DT,O\n", 2, "no sentence number"),
         (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,,NN,O\n", 3, "empty word"),
         (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n, ,NN,O\n", 3, "word ' ': a token must hold a character that is not whitespace"),
+        # A tag outside every scheme was a ValueError without file or line (from TagScheme, in prepare).
+        (b"Sentence #,Word,POS,Tag\r\nSentence: 1,a,DT,O\r\n,b,NN,X\r\n", 3, "tag 'X' is neither O nor PREFIX-TYPE"),
+        (b"Sentence #,Word,Tag\nSentence: 1,a,B-\n", 2, "tag 'B-' is neither O nor PREFIX-TYPE"),
         (b"Sentence #,Word,POS,Tag\r\n", 2, "no sentences"),
         (b"Sentence #,Token,Label\nSentence: 1,a,O\n", 1, "header"),
         (b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\n,\x81,NN,O\n", 3, "byte 0x81"),
@@ -349,13 +352,15 @@ def test_corpus_from_sentences_slicing_and_subset() -> None:
 
 
 GMB_FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9\u2019\xa0N'), min_size=1, max_size=6)
-# A word that is whitespace only is refused (test_gmb_errors_name_file_and_line): not one to compare.
+# A word that is whitespace only and a tag outside every scheme are refused
+# (test_gmb_errors_name_file_and_line): not ones to compare.
 GMB_WORD = GMB_FIELD.filter(str.strip)
+GMB_TAG = st.one_of(st.just("O"), st.builds("{}-{}".format, st.sampled_from("BIES"), GMB_FIELD))
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(st.tuples(st.booleans(), GMB_WORD, GMB_FIELD, GMB_FIELD), min_size=1, max_size=30),
+    st.lists(st.tuples(st.booleans(), GMB_WORD, GMB_FIELD, GMB_TAG), min_size=1, max_size=30),
     st.sampled_from(["\r\n", "\n"]),
     st.sampled_from(["cp1252", "utf-8"]),
 )

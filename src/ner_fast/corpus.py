@@ -400,6 +400,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
         if values is not None and "" in values:
             raise CorpusError(f"empty {name}", source, values.index("") + 2)
     _check_words(words, source, lambda token: token + 2)
+    _check_tags(tags, source, lambda token: token + 2)
     offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
     # One row per line (a quoted field may not span lines), after the header.
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
@@ -482,10 +483,7 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
     if not words:
         raise CorpusError("no sentences found", source, 1)
     _check_words(words, source, lines.__getitem__)
-    bad = {t for t in set(tags) if not is_tag(t)}
-    if bad:
-        first = next(i for i, t in enumerate(tags) if t in bad)
-        raise CorpusError(f"tag {tags[first]!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)", source, lines[first])
+    _check_tags(tags, source, lines.__getitem__)
     offsets_array = np.asarray(offsets, dtype=np.int64)
     tags = iob1_to_iob2(tags, np.diff(offsets_array))
     return Corpus(words, pos if ncols >= 3 else None, tags, offsets_array, source, "conll", np.asarray(lines, dtype=np.int64))
@@ -497,6 +495,16 @@ def _check_words(words: list[str], source: str, line_of: Callable[[int], int]) -
     blank = blank_token(words)
     if blank is not None:
         raise CorpusError(f"word {words[blank]!r}: {TOKEN_RULE}", source, line_of(blank))
+
+
+def _check_tags(tags: list[str], source: str, line_of: Callable[[int], int]) -> None:
+    """A CorpusError at the line (`line_of(token index)`) of the first tag outside every scheme
+    (`schemes.is_tag`), checked once per distinct tag; the GMB reader's own message was TagScheme's,
+    raised later without file or line."""
+    bad = {t for t in set(tags) if not is_tag(t)}
+    if bad:
+        first = next(i for i, t in enumerate(tags) if t in bad)
+        raise CorpusError(f"tag {tags[first]!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)", source, line_of(first))
 
 
 def _read_tokens(raw: bytes, source: str) -> Corpus:
