@@ -8,6 +8,7 @@ Two formats are understood:
   file is decoded as UTF-8 when it is valid UTF-8, else as cp1252 (the shipped GMB file is
   cp1252: its bytes 0x85 and 0x91-0x97 are punctuation, not the latin-1 control characters the
   tutorial reads). No value is ever turned into a missing value: the word ``None`` stays "None".
+  IOB1 tags are rewritten as IOB2, as for CoNLL.
 - ``conll``: whitespace (space/tab) separated columns, a blank line between sentences,
   ``-DOCSTART-`` lines skipped; the word is the first column and the tag the last; with three or
   more columns the second one is the POS tag (CoNLL-2002/2003), two columns mean no POS.
@@ -61,7 +62,7 @@ import numpy as np
 
 from ner_fast import _csv
 from ner_fast.errors import CorpusError
-from ner_fast.schemes import is_tag, iob1_to_iob2
+from ner_fast.schemes import TagScheme, iob1_starts, iob1_to_iob2, is_tag
 from ner_fast.text import TOKEN_RULE, blank_token
 
 #: Every input format (`auto`: sniffed by `sniff_format`).
@@ -382,14 +383,16 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
             raise CorpusError("bad CSV quoting (a quoted field must close on its line)", source, row + 2)
         raise CorpusError(f"expected {ncols} fields, found {n_fields}", source, row + 2)
 
-    def column(k: int) -> list[str]:
+    def distinct(k: int) -> list[str]:
         # Rows hold no '\n', so the distinct raw values decode in one go, joined by newlines.
         joined = b"\n".join([body[a:b] for a, b in cat_bounds[k].tolist()])
-        values = [
+        return [
             v[1:-1].replace('""', '"') if v.startswith('"') else v
             for v in _decode(joined, encoding, raw, source).split("\n")
         ]
-        return np.array(values, dtype=object)[cat_ids[k]].tolist()
+
+    def column(k: int) -> list[str]:
+        return np.array(distinct(k), dtype=object)[cat_ids[k]].tolist()
 
     words, tags = column(0), column(1)
     pos = column(2) if pos_col is not None else None
@@ -402,6 +405,9 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     _check_words(words, source, lambda token: token + 2)
     _check_tags(tags, source, lambda token: token + 2)
     offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
+    # IOB1 -> IOB2 as the CoNLL reader does, on the tag column's ids (a tenth of the time of strings).
+    for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(distinct(1))).tolist():
+        tags[start] = "B-" + tags[start][2:]
     # One row per line (a quoted field may not span lines), after the header.
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
