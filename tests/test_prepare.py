@@ -142,6 +142,30 @@ def test_a_dev_corpus_whose_entity_types_training_never_has_is_refused(tmp_path:
     assert "B-ORG" in prepare(str(train), dev=str(some), buckets=[2]).vocabs.tags.itos
 
 
+def test_a_corpus_mixing_iob2_and_iobes_is_refused_at_its_line(tmp_path: Path) -> None:
+    # One stray S- tag in a BIO corpus made the tag set IOBES, whose "bio" decoder forbids `B-X O`:
+    # `train mixed.conll --dev dev.conll` ran, and tagged so that validation entity F1 was 0.0000.
+    bio = [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "B-PER"), ("Lee", "I-PER")]] * 30
+    mixed = write_conll(tmp_path / "mixed.tsv", bio + [[("Cy", "S-PER")]])
+    out = tmp_path / "prep"
+    result = CliRunner().invoke(cli, ["prepare", str(mixed), "--out", str(out), "--buckets", "2"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {mixed}:1: 'B-PER' then 'O' is not IOBES, the scheme of 'S-PER' at {mixed}:181: write every"
+        " corpus in one scheme (IOB2: B-/I-; IOBES: B-/I-/E-/S-)"
+    ]
+    assert not out.exists()
+    # The same across files: an IOBES dev corpus makes the training data's tag set IOBES too.
+    train = write_conll(tmp_path / "train.tsv", bio[1:])
+    dev = write_conll(tmp_path / "dev.tsv", [[("Cy", "B-PER"), ("Ng", "E-PER"), ("ran", "O")]])
+    with pytest.raises(ValueError, match=rf"^{train}:2: 'I-PER' ends its sentence, which is not IOBES, the scheme of 'E-PER' at {dev}:2"):
+        prepare(str(train), dev=str(dev), buckets=[2])
+    # Each scheme alone is fine.
+    iobes = write_conll(tmp_path / "iobes.tsv", [[("Ann", "S-PER"), ("runs", "O")], [("Bob", "B-PER"), ("Lee", "E-PER")]] * 30)
+    assert prepare(str(iobes), dev=str(dev), buckets=[2]).vocabs.tags.itos == ["O", "B-PER", "E-PER", "S-PER"]
+    assert "I-PER" in prepare(str(train), buckets=[2]).vocabs.tags.itos
+
+
 def test_cli_human_summary_and_options(gmb_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "prep"
     result = CliRunner().invoke(

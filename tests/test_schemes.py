@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
 from ner_fast import Entity
-from ner_fast.schemes import TagScheme, chunks, iob1_to_iob2
+from ner_fast.schemes import TagScheme, chunks, first_invalid, iob1_to_iob2
 from ner_fast.tagger import spans
 from helpers import float_tol
 
@@ -62,3 +62,45 @@ def test_iob1_to_iob2_keeps_the_entities_and_opens_each_with_b(tags: list[str]) 
 def test_iob1_to_iob2_of_many_sentences_equals_one_at_a_time(sentences: list[list[str]]) -> None:
     flat = [t for s in sentences for t in s]
     assert iob1_to_iob2(flat, [len(s) for s in sentences]) == [t for s in sentences for t in iob1_to_iob2(s)]
+
+
+def _iobes_break(tags: list[str]) -> tuple[int, str] | None:
+    """IOBES validity spelt out (the oracle of `first_invalid`): B-X and I-X go on with I-X or E-X of
+    X, I-X and E-X come only after B-X or I-X of X; None for a valid sentence."""
+    for i, tag in enumerate(tags):
+        prefix, _, kind = tag.partition("-")
+        before = tags[i - 1].partition("-") if i else ("O", "", "")
+        if i and before[0] in ("B", "I") and not (prefix in ("I", "E") and kind == before[2]):
+            return i, "follow"
+        if prefix in ("I", "E"):
+            if not i:
+                return i, "first"
+            if not (before[0] in ("B", "I") and before[2] == kind):
+                return i, "follow"
+        if i == len(tags) - 1 and prefix in ("B", "I"):
+            return i, "last"
+    return None
+
+
+@settings(max_examples=300)
+@given(st.lists(SENTENCE, max_size=4))
+def test_first_invalid_finds_the_first_break_of_iobes(sentences: list[list[str]]) -> None:
+    # A corpus whose tags include E- or S- is IOBES everywhere: the "bio" decoder forbids B-X O, so
+    # the first token where a sentence stops being IOBES is what `prepare` reports.
+    tags = sorted(set(TAGS))
+    ids = np.array([tags.index(t) for s in sentences for t in s], dtype=np.int64)
+    expected, base = None, 0
+    for sentence in sentences:
+        found = _iobes_break(sentence)
+        if found is not None:
+            expected = (base + found[0], found[1])
+            break
+        base += len(sentence)
+    assert first_invalid(ids, np.array([len(s) for s in sentences], dtype=np.int64), tags) == expected
+
+
+def test_first_invalid_of_iob2_tags_is_none() -> None:
+    # Without E- or S- tags (IOB2, after the readers' IOB1 rewrite) every sequence is valid.
+    tags = ["O", "B-per", "I-per"]
+    assert first_invalid(np.array([1, 0, 1, 2, 1]), np.array([2, 3]), tags) is None
+    assert first_invalid(np.array([2, 0], dtype=np.int64), np.array([2]), tags) == (0, "first")

@@ -3,6 +3,7 @@ POS handling, devices, and threads."""
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -119,6 +120,24 @@ def test_a_batch_size_that_is_not_a_positive_int_is_named(model: tuple, bad: obj
     with pytest.raises(error, match="batch_size must be"):
         tagger.tag_batch(words, pos, batch_size=bad)  # type: ignore[arg-type]
     assert tagger.tag_batch(words, pos, batch_size=np.int64(2)) == tagger.tag_batch(words, pos)
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t", "\u00a0", "\u2028 \n"])
+def test_an_empty_or_whitespace_token_is_refused_as_serve_refuses_it(model: tuple, blank: str) -> None:
+    # tag_batch tagged `"a  b".split(" ")`'s empty token (and spaCy's whitespace tokens) as a word the
+    # network never saw, which changes its neighbours' tags; `ner-fast serve` refused the same tokens
+    # (422). One rule now, `text.blank_token`, and the message names the token.
+    tagger = model[4]
+    words, pos = random_sentences(np.random.default_rng(5), [3, 4])
+    words[1][2] = blank
+    for call in (tagger.tag_batch, tagger.entities_batch, lambda w, p: list(tagger.features(w, p))):
+        with pytest.raises(ValueError, match=rf"^token 2 of sentence 1 is {re.escape(repr(blank))}: a token must"):
+            call(words, pos)
+    with pytest.raises(ValueError, match=r"^token 2 of sentence 0 is "):
+        tagger.tag(words[1], pos[1])
+    # Whitespace inside a token is the token's own (GMB's '5\u00a0storm' is one word of its corpus).
+    words[1][2] = "5\u00a0storm"
+    assert len(tagger.tag_batch(words, pos)[1]) == 4
 
 
 def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:

@@ -19,7 +19,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.training.export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
-from ner_fast.text import ABBREVIATIONS, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
+from ner_fast.text import ABBREVIATIONS, blank_token, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import float_tol, make_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "ner_fast" / "data" / "ner_dataset.csv.zip"
@@ -393,3 +393,18 @@ def test_tokens_carry_the_pos_head_tags(tmp_path: Path) -> None:
     assert [t["pos"] for t in doc.to_dict()["tokens"]] == [t.pos for t in doc.tokens]
     assert [d.to_dict() for d in pos_tagger.pipe([TEXTS[2], TEXTS[0]], n_threads=2)] == [
         pos_tagger(TEXTS[2]).to_dict(), pos_tagger(TEXTS[0]).to_dict()]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", " ", "\t", "\u00a0", "\u2028", "\x1c", "\x00", "\u200b"]), max_size=3), max_size=6))
+def test_blank_token_is_the_first_empty_or_whitespace_only_token(tokens: list[str]) -> None:
+    # The rule the tagger, the server and the corpus readers share, against its plain statement:
+    # empty, or every character whitespace (str.isspace; NUL and U+200B are not whitespace).
+    expected = next((i for i, t in enumerate(tokens) if all(c.isspace() for c in t)), None)
+    assert blank_token(tokens) == expected
+
+
+def test_blank_token_of_a_token_that_is_not_a_string_is_a_type_error() -> None:
+    assert blank_token(["New York", "5\u00a0storm"]) is None
+    with pytest.raises(TypeError):
+        blank_token(["a", 3])  # type: ignore[list-item]

@@ -19,7 +19,8 @@ from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.recase import with_recased_copies
-from ner_fast.schemes import TagScheme
+from ner_fast.errors import CorpusError
+from ner_fast.schemes import TagScheme, first_invalid
 from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
@@ -198,13 +199,14 @@ def _read_splits(
 ) -> tuple[Corpus, Corpus, Corpus]:
     """Step 1 of `prepare`: read `data` (its first `max_sentences`) and split it, or take `dev` as the
     validation corpus: (the corpus read, the training split, the validation split). Both must be tagged,
-    and both have POS tags or neither."""
+    and both have POS tags or neither, and their tags one scheme (`_check_one_scheme`)."""
     corpus = data if isinstance(data, Corpus) else read_corpus(data, format, tagged=True)
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
         raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
     if dev is None:
+        _check_one_scheme([corpus])
         train, valid = split_corpus(corpus, split)
         return corpus, train, valid
     valid = dev if isinstance(dev, Corpus) else read_corpus(dev, format, tagged=True)
@@ -223,7 +225,36 @@ def _read_splits(
             f" ({', '.join(sorted(trained))}): a validation corpus must use the training data's tags, else its F1"
             " is 0 whatever the model learns"
         )
+    _check_one_scheme([corpus, valid])
     return corpus, corpus, valid
+
+
+def _check_one_scheme(corpora: Sequence[Corpus]) -> None:
+    """Refuse tagged corpora that mix IOB2 and IOBES, naming the first line that breaks IOBES and the
+    E-/S- tag that made the tag set IOBES. One tag set serves both splits, and with an E- or S- tag
+    in it the "bio" decoder gives only IOBES sequences (`schemes.transition_rules`): a BIO corpus
+    with a stray S- tag trained a model whose validation F1 was 0. IOB2 alone is always valid here
+    (the readers rewrite IOB1 as IOB2)."""
+    tags = sorted(set().union(*(c.tags or () for c in corpora)))
+    if not any(t[:2] in ("E-", "S-") for t in tags):
+        return
+    marker = next((t, f"{c.source}:{c.line_of(i)}")
+                  for c in corpora for i, t in enumerate(c.tags or ()) if t[:2] in ("E-", "S-"))
+    index = {t: i for i, t in enumerate(tags)}
+    for corpus in corpora:
+        assert corpus.tags is not None
+        found = first_invalid(np.array([index[t] for t in corpus.tags], dtype=np.int64), corpus.lengths, tags)
+        if found is None:
+            continue
+        token, rule = found
+        tag = corpus.tags[token]
+        what = {"first": f"{tag!r} opens its sentence, which", "last": f"{tag!r} ends its sentence, which",
+                "follow": f"{corpus.tags[token - 1]!r} then {tag!r}"}[rule]
+        place = token - 1 if rule == "follow" else token
+        raise CorpusError(
+            f"{what} is not IOBES, the scheme of {marker[0]!r} at {marker[1]}: write"
+            " every corpus in one scheme (IOB2: B-/I-; IOBES: B-/I-/E-/S-)", corpus.source, corpus.line_of(place),
+        )
 
 
 def _vocabularies(

@@ -171,11 +171,17 @@ def iob1_to_iob2(tags: Sequence[str], lengths: Sequence[int] | np.ndarray | None
     scheme = TagScheme(sorted(set(out)))
     index = {t: i for i, t in enumerate(scheme.tags)}
     ids = np.fromiter((index[t] for t in out), dtype=np.int64, count=len(out))
-    starts, _, _ = entity_spans(ids, np.array([len(out)]) if lengths is None else np.asarray(lengths), scheme)
-    for start in starts.tolist():
-        if out[start].startswith("I-"):
-            out[start] = "B-" + out[start][2:]
+    for start in iob1_starts(ids, np.array([len(out)]) if lengths is None else np.asarray(lengths), scheme).tolist():
+        out[start] = "B-" + out[start][2:]
     return out
+
+
+def iob1_starts(tag_ids: np.ndarray, lengths: np.ndarray, scheme: TagScheme) -> np.ndarray:
+    """The flat positions of the entities that open with an ``I-`` tag in tag ids of `scheme` (sentences
+    back to back, `lengths`): the tokens `iob1_to_iob2` reopens with ``B-``. For a reader that has tag
+    ids already (the GMB CSV's distinct values), which skips `iob1_to_iob2`'s lookup of every tag."""
+    starts, _, _ = entity_spans(tag_ids, lengths, scheme)
+    return starts[scheme.prefix[np.asarray(tag_ids)[starts]] == I]
 
 
 def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,3 +211,25 @@ def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
             if iobes and opens and not (prefix[j] in ("I", "E") and kind[j] == kind[i]):
                 allowed[i, j] = False
     return allowed, first, last
+
+
+def first_invalid(tag_ids: np.ndarray, lengths: np.ndarray, tags: Sequence[str]) -> tuple[int, str] | None:
+    """Where flat tag ids (sentences back to back, `lengths`) first break `transition_rules(tags)`:
+    (token index, ``"first"``: its tag cannot open a sentence, ``"follow"``: it cannot follow the tag
+    before it, ``"last"``: it cannot end a sentence), or None when every sentence is valid.
+
+    The "bio" decoder only ever outputs valid sequences, so a training corpus that is not one (a BIO
+    corpus with one stray S- tag: every ``B-X O`` breaks IOBES) teaches tags it can never give back."""
+    tag_ids = np.asarray(tag_ids, dtype=np.int64)
+    allowed, first, last = transition_rules(tags)
+    is_first, is_last = _sentence_edges(lengths, tag_ids.size)
+    follows = np.ones(tag_ids.size, dtype=bool)
+    follows[1:] = allowed[tag_ids[:-1], tag_ids[1:]]
+    # Per token, the first rule it breaks: at a sentence start only "first" applies, elsewhere "follow",
+    # then "last" at a sentence end.
+    broken = [(is_first & ~first[tag_ids], "first"), (~is_first & ~follows, "follow"), (is_last & ~last[tag_ids], "last")]
+    found = [(int(np.flatnonzero(mask)[0]), order, rule) for order, (mask, rule) in enumerate(broken) if mask.any()]
+    if not found:
+        return None
+    index, _, rule = min(found)
+    return index, rule

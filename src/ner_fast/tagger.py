@@ -49,7 +49,7 @@ from ner_fast.package import Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
 from ner_fast.engine import pipe as pipe_texts
-from ner_fast.text import Doc, Entity, join_tokens, make_entities
+from ner_fast.text import TOKEN_RULE, Doc, Entity, blank_token, join_tokens, make_entities
 from ner_fast.vocab import Vocabularies
 
 CUDA = "CUDAExecutionProvider"
@@ -291,7 +291,8 @@ class Tagger:
             # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
             # outside onnxruntime); anything unusual, errors included, goes through `_run`.
             try:
-                matrix = featurize(tokens, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
+                matrix = None if blank_token(tokens) is not None else featurize(
+                    tokens, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
             except TypeError:
                 matrix = None
             if matrix is not None:
@@ -320,6 +321,9 @@ class Tagger:
         With `return_pos=True` the predicted POS tags of the package's auxiliary POS head come last:
         `(tags, pos_tags)` or `(tags, probabilities, pos_tags)`, `pos_tags` one list per sentence, or
         None when the package has no POS head (`self.pos_tags is None`).
+
+        A token must hold a character that is not whitespace (`text.blank_token`, the rule of `ner-fast
+        serve` too): an empty or whitespace-only one is a ValueError naming it.
         """
         tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos, workers)
         head: tuple[Any, ...] = (tags, probs) if proba else (tags,)
@@ -378,9 +382,14 @@ class Tagger:
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
         try:
-            return self._plan_flat(words, flat_pos, lengths, batch_size)
+            blank = blank_token(words)
+            if blank is None:
+                return self._plan_flat(words, flat_pos, lengths, batch_size)
         except TypeError:
             raise TypeError(_not_a_string(sentences, pos)) from None
+        sentence = int(np.searchsorted(np.cumsum(lengths), blank, side="right"))
+        token = blank - int(lengths[:sentence].sum())
+        raise ValueError(f"token {token} of sentence {sentence} is {words[blank]!r}: {TOKEN_RULE}")
 
     def _plan_flat(
         self, words: Sequence[str], pos: Sequence[str] | None, lengths: np.ndarray, batch_size: int

@@ -225,6 +225,25 @@ def lone_surrogate(text: str) -> int | None:
     return None if found is None else found.start()
 
 
+#: The rule `blank_token` checks, in the words every refusal of a blank token ends with.
+TOKEN_RULE = "a token must hold a character that is not whitespace"
+
+
+def blank_token(tokens: Sequence[str]) -> int | None:
+    """The index of the first token of `tokens` that is empty or whitespace only (`str.isspace`, the
+    whitespace `str.split` splits at), None when there is none; TypeError for a token that is not a str.
+
+    The one home of what a pre-tokenized token may be: `Tagger.tag_batch` (and `tag`, `entities`,
+    `features`), `ner-fast serve`'s `tokens` and the CoNLL and GMB readers refuse such a token, each
+    naming it in its own words followed by `TOKEN_RULE`. No tokenizer makes one (this module's and
+    the `tokens` reader split at whitespace) and no network was trained on one: tagged as an unknown
+    word it changes its neighbours' tags (`"a  b".split(" ")` gives one). Whitespace inside a token is
+    the token's own: the GMB corpus has the word '5\u00a0storm'."""
+    if all(map(str.strip, tokens)):  # the common case, at C speed
+        return None
+    return next(i for i, token in enumerate(tokens) if not token.strip())
+
+
 def check_text(text: str) -> None:
     """ValueError naming the position of the first lone surrogate in `text` (`lone_surrogate`): refused
     before tagging."""

@@ -42,7 +42,7 @@ from ner_fast.package import bundled_name, package_checksum
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
-from ner_fast.text import lone_surrogate
+from ner_fast.text import TOKEN_RULE, blank_token, lone_surrogate
 
 log = logging.getLogger("ner_fast.serve")
 
@@ -127,8 +127,8 @@ def parse_job(body: bytes, limits: Limits) -> Job:
             where = f"'tokens'[{i}][{j}]"
             if not isinstance(token, str):
                 raise ClientError(422, f"{where} must be a string; got a JSON {_kind(token)}")
-            if not token or token.split() != [token]:
-                raise ClientError(422, f"{where} ({token!r}) must be a non-empty token without whitespace")
+            if blank_token([token]) is not None:
+                raise ClientError(422, f"{where} is {token!r}: {TOKEN_RULE}")
             chars += len(token)
             _check_unicode(token, where)
         if chars > limits.max_text_chars:
