@@ -79,6 +79,15 @@ def test_resume_without_state_json(copy: Path) -> None:
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy)]), 1, "state.json", "never finished an epoch")
 
 
+def test_resume_with_no_epoch_left_says_so_and_changes_nothing(copy: Path) -> None:
+    # It used to read the data and build the network, then report the finished run again as if resumed.
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    for epochs in ([], ["--epochs", "1"]):  # the run's own --epochs (1), and the same given again
+        _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), *epochs]), 1,
+               "already trained 1 epochs", "give --epochs more than 1")
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
 @pytest.mark.parametrize("name", ["last.params.npz", "last.states.npz"])
 @pytest.mark.parametrize("damage", ["random", "truncated"])
 def test_resume_with_damaged_npz(copy: Path, name: str, damage: str) -> None:

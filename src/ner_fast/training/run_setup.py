@@ -87,6 +87,10 @@ def set_up(
     previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
     if resume:
         state.update(read_state(out))
+        if state["epoch"] >= cfg.epochs:
+            # Said before the data is read and the network built: there is no epoch to train.
+            raise ValueError(f"{out}: already trained {state['epoch']} epochs and --epochs is {cfg.epochs}: nothing to"
+                             f" resume (give --epochs more than {state['epoch']} to train on)")
     elif writes:
         previous = claim_run_dir(out, force=force)
 
