@@ -204,3 +204,19 @@ def test_prepare_argument_errors() -> None:
         prepare(Corpus.from_sentences([["a"], ["b"]]))
     with pytest.raises(ValueError, match="positive"):
         prepare(small_corpus(), buckets=[0, 3])
+
+
+def test_training_data_without_an_entity_is_refused_in_one_line(tmp_path: Path) -> None:
+    # It trained without a word (to F1 0), and a --dev corpus was refused for sharing no type with
+    # "the training data's ()".
+    all_o = write_conll(tmp_path / "o.tsv", [[("Ann", "O"), ("runs", "O")]] * 40)
+    dev = write_conll(tmp_path / "dev.tsv", [[("Ann", "B-PER"), ("runs", "O")]] * 5)
+    out = tmp_path / "prep"
+    for extra in ([], ["--dev", str(dev)]):
+        result = CliRunner().invoke(cli, ["prepare", str(all_o), "--out", str(out), "--buckets", "2", *extra])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [f"Error: {all_o}: every tag is O: a tagger learns no entity from it"]
+        assert not out.exists()
+    # One entity is enough.
+    one = write_conll(tmp_path / "one.tsv", [[("Ann", "O"), ("runs", "O")]] * 39 + [[("Ann", "B-PER"), ("runs", "O")]])
+    assert prepare(str(one), dev=str(dev), buckets=[2]).vocabs.tags.itos == ["O", "B-PER"]

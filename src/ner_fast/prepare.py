@@ -205,6 +205,9 @@ def _read_splits(
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
         raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
+    trained = set(TagScheme(sorted(set(corpus.tags))).types)
+    if not trained:
+        raise ValueError(f"{corpus.source}: every tag is O: a tagger learns no entity from it")
     if dev is None:
         _check_one_scheme([corpus])
         train, valid = split_corpus(corpus, split)
@@ -218,7 +221,7 @@ def _read_splits(
             f"{valid.source} {has[valid.has_pos]} POS tags but {corpus.source} {has[corpus.has_pos]}:"
             " give both corpora POS tags, or neither"
         )
-    trained, checked = (set(TagScheme(sorted(set(c.tags or ()))).types) for c in (corpus, valid))
+    checked = set(TagScheme(sorted(set(valid.tags))).types)
     if checked and not checked & trained:  # one type in common will do: a rare one may be missing
         raise ValueError(
             f"{valid.source}: its entity types ({', '.join(sorted(checked))}) are none of the training data's"
