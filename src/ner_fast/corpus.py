@@ -391,11 +391,12 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
             for v in _decode(joined, encoding, raw, source).split("\n")
         ]
 
-    def column(k: int) -> list[str]:
-        return np.array(distinct(k), dtype=object)[cat_ids[k]].tolist()
+    def column(k: int, values: list[str]) -> list[str]:
+        return np.array(values, dtype=object)[cat_ids[k]].tolist()
 
-    words, tags = column(0), column(1)
-    pos = column(2) if pos_col is not None else None
+    tag_values = distinct(1)  # also the tag ids' names, for the IOB1 rewrite below
+    words, tags = column(0, distinct(0)), column(1, tag_values)
+    pos = column(2, distinct(2)) if pos_col is not None else None
 
     if not new_sentence[0]:
         raise CorpusError("the first row has no sentence number", source, 2)
@@ -406,7 +407,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     _check_tags(tags, source, lambda token: token + 2)
     offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
     # IOB1 -> IOB2 as the CoNLL reader does, on the tag column's ids (a tenth of the time of strings).
-    for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(distinct(1))).tolist():
+    for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(tag_values)).tolist():
         tags[start] = "B-" + tags[start][2:]
     # One row per line (a quoted field may not span lines), after the header.
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
