@@ -98,6 +98,11 @@ def set_up(
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
     teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
+    from ner_fast.prepare import dev_types_warning
+
+    warning = dev_types_warning(data)
+    if warning:
+        say(warning)
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
