@@ -62,11 +62,6 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     training = provenance.get("training") or {}
     source = model.get("source") or {}
     members = source.get("members") if isinstance(source, dict) else None
-    runs = members or ([source] if isinstance(source, dict) and source else [])
-    # What `ner-fast export` records of each member run: the dev F1 it logged in training at the exported
-    # checkpoint's epoch (MXNet float32), not a measurement through the tagger as `validation` is.
-    logged = [{"model_dir": run.get("model_dir"), "checkpoint": run.get("checkpoint"),
-               **{k: (run.get("validation") or {}).get(k) for k in ("epoch", "f1", "measured_with")}} for run in runs]
     return {
         "package": {
             "path": str(folder),
@@ -78,7 +73,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         "labels": labels,
         "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
                                                        "precision", "recall", "measured_with")} if validation else None,
-        "logged_validation": logged if any(run["f1"] is not None for run in logged) else None,
+        "logged_validation": _logged_validation(source),
         "training": {
             "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
             "command": provenance.get("command"),
@@ -108,6 +103,17 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         },
         "speed": model.get("speed") or provenance.get("speed"),
     }
+
+
+def _logged_validation(source: Any) -> list[dict[str, Any]] | None:
+    """What `ner-fast export` records in `source` of each member run: the dev F1 it logged in training at the
+    exported checkpoint's epoch (MXNet float32), not a measurement through the tagger as `validation` is;
+    None where no run records one."""
+    members = source.get("members") if isinstance(source, dict) else None
+    runs = members or ([source] if isinstance(source, dict) and source else [])
+    logged = [{"model_dir": run.get("model_dir"), "checkpoint": run.get("checkpoint"),
+               **{k: (run.get("validation") or {}).get(k) for k in ("epoch", "f1", "measured_with")}} for run in runs]
+    return logged if any(run["f1"] is not None for run in logged) else None
 
 
 def _num(value: Any, digits: int = 4) -> str:

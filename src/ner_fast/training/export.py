@@ -53,7 +53,7 @@ from ner_fast.vocab import Vocab, Vocabularies
 # Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
 from ner_fast.training import param_map as names
 from ner_fast.training.param_map import lstm_weights as _lstm_weights
-from ner_fast.training.run_dir import LOGGED_WITH, logged_validation
+from ner_fast.training.run_dir import logged_record
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -537,15 +537,6 @@ def _graph_facts(config: ModelConfig, vocabs: Vocabularies, quantize: str | None
     }
 
 
-def _logged_record(run_dir: Path, which: str) -> dict[str, Any] | None:
-    """What a package records of the validation F1 its run `run_dir` logged in training at the epoch of
-    its checkpoint `which` (`run_dir.logged_validation`): {"epoch", "f1", "measured_with"}; None without one."""
-    logged = logged_validation(run_dir, which)
-    if logged["f1"] is None:
-        return None
-    return {"epoch": logged["epoch"], "f1": logged["f1"], "measured_with": LOGGED_WITH}
-
-
 def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, quantize: str | None,
                   crf: dict[str, Any] | None, pos_tags: list[str] | None) -> dict[str, Any]:
     """The package's info (`write_package`, read by `package.py`): vocabularies, tags and their
@@ -560,7 +551,7 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         # it logged none, e.g. stopped before its first epoch ended).
         {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init"),
          "data": portable_path(m[3]["data"]["source"]) if m[3].get("data", {}).get("source") else None,
-         "validation": _logged_record(d, which)}
+         "validation": logged_record(d, which)}
         for d, m in zip(dirs, members)
     ]
     return {

@@ -1,5 +1,5 @@
 """The run folder on disk: claimed before a new run (`claim_run_dir`), read back to resume one
-(`read_state`, `read_metrics`, `logged_validation`), and the parts of a checkpoint that need the MXNet module: its
+(`read_state`, `read_metrics`, `logged_validation`, `logged_record`), and the parts of a checkpoint that need the MXNet module: its
 parameters in canonical form (`module_canonical`) and Adam's state (`save_optimizer_states`,
 `load_optimizer_states`). The file names are `checkpoint.py`'s; `train.py`'s `_save` writes a
 checkpoint after each epoch.
@@ -172,3 +172,13 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
     records = read_metrics(run_dir / "metrics.jsonl") if epoch is not None else []
     f1 = next(((r.get("valid") or {}).get("f1") for r in records if r.get("epoch") == epoch), None)
     return {"epoch": epoch, "epochs_trained": state.get("epoch"), "f1": f1}
+
+
+def logged_record(run_dir: Path, which: str) -> dict[str, Any] | None:
+    """What a package records (`export`, each member's `source` `validation`) of the validation F1 the run
+    `run_dir` logged in training at the epoch of its checkpoint `which` (`logged_validation`):
+    {"epoch", "f1", "measured_with": `LOGGED_WITH`}; None where the run logged none."""
+    logged = logged_validation(run_dir, which)
+    if logged["f1"] is None:
+        return None
+    return {"epoch": logged["epoch"], "f1": logged["f1"], "measured_with": LOGGED_WITH}
