@@ -416,3 +416,25 @@ def test_help_version_and_a_bare_group_keep_their_exits() -> None:
     assert runner.invoke(cli, ["--help"]).exit_code == 0 and runner.invoke(cli, ["--version"]).exit_code == 0
     bare = runner.invoke(cli, [])
     assert bare.exit_code in (0, 2) and "Commands:" in bare.output  # click 8.2+: 2, as `no_args_is_help` exits
+
+
+def test_a_value_that_is_no_package_is_refused_by_one_helper(tmp_path: Path) -> None:
+    # `ner-fast info/serve PACKAGE` (cli.loading.PackageArgument) and `ner-fast tag`'s positional PACKAGE
+    # (cli.tag.split_package) turn `package.package_path`'s refusal into one usage line through one helper.
+    import click
+
+    from ner_fast.cli.loading import refuse_no_package
+    from ner_fast.errors import PackageError
+    from ner_fast.package import package_path
+
+    with pytest.raises(PackageError) as expected:
+        package_path(" ")
+    with pytest.raises(click.BadParameter) as got:
+        refuse_no_package(" ", param_hint="PACKAGE")
+    assert got.value.message == str(expected.value) and got.value.param_hint == "PACKAGE"
+    for fine in ("default", str(tmp_path)):  # a bundled name or a folder passes (its contents are checked on load)
+        refuse_no_package(fine)
+    for args in (["info", " "], ["tag", " ", "--text", "Paris"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert str(expected.value) in result.output, result.output

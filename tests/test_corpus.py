@@ -101,7 +101,7 @@ def test_gmb_without_pos_and_other_column_order(tmp_path: Path) -> None:
         (b'Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,"x"y",NN,O\n', 3, "bad CSV quoting"),
         (b"Sentence #,Word,POS,Tag\n,a,DT,O\n", 2, "no sentence number"),
         (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n,,NN,O\n", 3, "empty word"),
-        (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n, ,NN,O\n", 3, "word ' ': a token must hold a character that is not whitespace"),
+        (b"Sentence #,Word,POS,Tag\nSentence: 1,a,DT,O\n, ,NN,O\n", 3, "word ' ': a token must hold a character that is neither whitespace nor an invisible format"),
         # A tag outside every scheme was a ValueError without file or line (from TagScheme, in prepare).
         (b"Sentence #,Word,POS,Tag\r\nSentence: 1,a,DT,O\r\n,b,NN,X\r\n", 3, "tag 'X' is neither O nor PREFIX-TYPE"),
         (b"Sentence #,Word,Tag\nSentence: 1,a,B-\n", 2, "tag 'B-' is neither O nor PREFIX-TYPE"),
@@ -221,7 +221,9 @@ def test_iob1_to_iob2() -> None:
         (b"\na\n", 2, "at least a word and a tag"),
         (b"a O\nb\xff O\n", 2, "not valid UTF-8"),
         (b"-DOCSTART- O\n\n", 1, "no sentences"),
-        (b"a O\n\xc2\xa0 O\n", 2, "word '\\\\xa0': a token must hold a character that is not whitespace"),
+        (b"a O\n\xc2\xa0 O\n", 2, "word '\\\\xa0': a token must hold a character that is neither whitespace nor"),
+        # A zero-width space (U+200B) and a word joiner (U+2060) are no word either (Unicode category Cf).
+        ("a O\n\u200b\u2060 O\n".encode(), 2, "word '\\\\u200b\\\\u2060': a token must hold a character that is neither"),
         (b"a O\n\x0b\x1c O\n", 2, "word '\\\\x0b\\\\x1c': a token must"),
     ],
 )

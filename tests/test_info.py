@@ -134,3 +134,61 @@ def test_a_folder_that_is_no_package_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["info", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: {tmp_path}: not a model package (manifest.json is missing)"]
+
+
+def _log_training(run: Path, f1s: list[float], best: int) -> None:
+    """What training leaves in `run` after len(f1s) epochs: state.json (best epoch `best`) and metrics.jsonl."""
+    (run / "state.json").write_text(json.dumps({"epoch": len(f1s), "best_epoch": best, "best_f1": f1s[best - 1], "bad_epochs": 0}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "valid": {"f1": f1}}) + "\n" for e, f1 in enumerate(f1s, 1)))
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_an_exported_package_records_the_f1_its_run_logged_at_the_exported_epoch(tmp_path: Path, which: str) -> None:
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    (tmp_path / "model" / "last.params.npz").write_bytes((tmp_path / "model" / "best.params.npz").read_bytes())
+    f1s = [0.41, 0.6183, 0.5572]  # the best epoch is not the last
+    _log_training(tmp_path / "model", f1s, best=2)
+    epoch = 2 if which == "best" else 3
+    package = export_model(tmp_path / "model", tmp_path / "pkg", quantize=None, which=which)
+    recorded = load_package(Path(package)).model["source"]["validation"]
+    assert recorded["epoch"] == epoch and recorded["f1"] == f1s[epoch - 1]
+    card = model_card(package)
+    assert card["validation"] is None  # nothing was measured through the tagger
+    [run] = card["logged_validation"]
+    assert (run["epoch"], run["f1"], run["checkpoint"]) == (epoch, f1s[epoch - 1], which)
+    text = format_card(card)
+    line = next(line for line in text.splitlines() if "validation: entity F1" in line)
+    assert f"{f1s[epoch - 1]:.4f} at epoch {epoch}" in line and "logged in training (MXNet float32)" in line
+    assert "not measured through the tagger" in line and "no validation scores recorded" not in text
+    as_json = CliRunner().invoke(cli, ["info", str(package), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["logged_validation"] == json.loads(json.dumps(card["logged_validation"]))
+
+
+def test_an_ensemble_records_each_members_logged_f1_and_a_run_without_metrics_none(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        make_checkpoint(tmp_path / name, buckets=[4], with_pos=False, seed=len(name))
+    _log_training(tmp_path / "a", [0.5, 0.7251], best=2)
+    # b stopped before its first epoch ended: no state.json, no metrics.jsonl.
+    package = export_model(tmp_path / "a", tmp_path / "pkg", quantize=None, ensemble=[tmp_path / "b"])
+    members = load_package(Path(package)).model["source"]["members"]
+    assert members[0]["validation"]["f1"] == 0.7251 and members[1]["validation"] is None
+    card = model_card(package)
+    assert [(r["epoch"], r["f1"]) for r in card["logged_validation"]] == [(2, 0.7251), (None, None)]
+    text = format_card(card)
+    assert "entity F1 0.7251 at epoch 2" in text and "no validation F1 logged in training" in text
+    # A lone run without metrics records none, and the card claims none.
+    alone = model_card(export_model(tmp_path / "b", tmp_path / "pkg_b", quantize=None))
+    assert alone["logged_validation"] is None and alone["validation"] is None
+    assert "no validation scores recorded" in format_card(alone) and "entity F1" not in format_card(alone)
+
+
+def test_export_names_a_malformed_training_log_in_one_line(tmp_path: Path) -> None:
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    _log_training(tmp_path / "model", [0.5], best=1)
+    with (tmp_path / "model" / "metrics.jsonl").open("a") as f:
+        f.write("{not json\n")
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "model"), "--out", str(tmp_path / "pkg"), "--quantize", "none"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "metrics.jsonl:2" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "pkg").exists()

@@ -220,3 +220,23 @@ def test_training_data_without_an_entity_is_refused_in_one_line(tmp_path: Path) 
     # One entity is enough.
     one = write_conll(tmp_path / "one.tsv", [[("Ann", "O"), ("runs", "O")]] * 39 + [[("Ann", "B-PER"), ("runs", "O")]])
     assert prepare(str(one), dev=str(dev), buckets=[2]).vocabs.tags.itos == ["O", "B-PER"]
+
+
+def test_a_dev_corpus_with_a_type_training_lacks_is_named_in_a_warning(tmp_path: Path) -> None:
+    # A --dev type the training data never uses is one the model is not trained to tag: it silently capped
+    # the validation F1. One shared type still runs (a small corpus may lack a rare type), with one line said.
+    train = write_conll(tmp_path / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Rome", "B-LOC")]] * 30)
+    dev = write_conll(tmp_path / "dev.tsv", [[("Ann", "B-PER"), ("Corp", "B-ORG")], [("Nile", "B-NAT"), ("Rome", "B-LOC")]])
+    same = write_conll(tmp_path / "same.tsv", [[("Cy", "B-PER"), ("in", "O"), ("Rome", "B-LOC")]])
+    result = CliRunner().invoke(cli, ["prepare", str(train), "--dev", str(dev), "--out", str(tmp_path / "prep"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Warning: {dev}: entity types NAT, ORG never occur in the training data {train}: the model is not trained"
+        " to tag them, so their entities count as missed and cap the validation F1"
+    ]
+    assert json.loads(result.stdout)["dev_types_not_trained"] == ["NAT", "ORG"]
+    assert PreparedData.load(tmp_path / "prep").summary["dev_types_not_trained"] == ["NAT", "ORG"]
+    for extra in (["--dev", str(same)], []):  # the same types, or the split of the training data: nothing said
+        result = CliRunner().invoke(cli, ["prepare", str(train), *extra, "--out", str(tmp_path / "ok"), "--force"])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == "" and "Warning" not in result.output

@@ -71,3 +71,15 @@ def test_a_json_line_holding_a_lone_surrogate_names_its_file_and_line(tmp_path: 
     assert read_partition(plan[0]) == TEXTS[:2]
     with pytest.raises(CorpusError, match=rf"^{path}:5: 'text': character 6 is a lone surrogate \(U\+D800\)"):
         read_partition(plan[2])
+
+
+def test_text_with_invisible_format_characters_is_tagged_as_the_text_without_them(tagger: Tagger) -> None:
+    # Zero-width spaces, bidi marks and joiners (Unicode category Cf) in raw text: no token is made of them
+    # alone (the tagger would refuse it, `text.blank_token`); the words around them get the tags they get
+    # without them, at offsets into the text as given.
+    plain = "Angela Merkel visited Paris on Monday ."
+    marked = "Angela Merkel\u200e visited \u200bParis \u2060 on\u200d Monday \u202a."
+    doc, ref = tagger(marked), tagger(plain)
+    assert [t.tag for t in doc.tokens] == [t.tag for t in ref.tokens] and len(doc.tokens) == len(plain.split())
+    assert all(marked[t.start:t.end] == t.text for t in doc.tokens)
+    assert [e.label for e in doc.entities] == [e.label for e in ref.entities] and doc.entities

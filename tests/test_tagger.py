@@ -122,7 +122,7 @@ def test_a_batch_size_that_is_not_a_positive_int_is_named(model: tuple, bad: obj
     assert tagger.tag_batch(words, pos, batch_size=np.int64(2)) == tagger.tag_batch(words, pos)
 
 
-@pytest.mark.parametrize("blank", ["", " ", "\t", "\u00a0", "\u2028 \n"])
+@pytest.mark.parametrize("blank", ["", " ", "\t", "\u00a0", "\u2028 \n", "\u200b", "\u2060\ufeff", " \u200e"])
 def test_an_empty_or_whitespace_token_is_refused_as_serve_refuses_it(model: tuple, blank: str) -> None:
     # tag_batch tagged `"a  b".split(" ")`'s empty token (and spaCy's whitespace tokens) as a word the
     # network never saw, which changes its neighbours' tags; `ner-fast serve` refused the same tokens
@@ -135,9 +135,11 @@ def test_an_empty_or_whitespace_token_is_refused_as_serve_refuses_it(model: tupl
             call(words, pos)
     with pytest.raises(ValueError, match=r"^token 2 of sentence 0 is "):
         tagger.tag(words[1], pos[1])
-    # Whitespace inside a token is the token's own (GMB's '5\u00a0storm' is one word of its corpus).
-    words[1][2] = "5\u00a0storm"
-    assert len(tagger.tag_batch(words, pos)[1]) == 4
+    # Whitespace inside a token is the token's own (GMB's '5\u00a0storm' is one word of its corpus), and so
+    # is a zero-width character beside a letter.
+    for inside in ("5\u00a0storm", "Paris\u200b", "\u00adx"):
+        words[1][2] = inside
+        assert len(tagger.tag_batch(words, pos)[1]) == 4
 
 
 def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:

@@ -396,12 +396,45 @@ def test_tokens_carry_the_pos_head_tags(tmp_path: Path) -> None:
 
 
 @settings(max_examples=300)
-@given(st.lists(st.text(alphabet=st.sampled_from(["a", " ", "\t", "\u00a0", "\u2028", "\x1c", "\x00", "\u200b"]), max_size=3), max_size=6))
-def test_blank_token_is_the_first_empty_or_whitespace_only_token(tokens: list[str]) -> None:
-    # The rule the tagger, the server and the corpus readers share, against its plain statement:
-    # empty, or every character whitespace (str.isspace; NUL and U+200B are not whitespace).
-    expected = next((i for i, t in enumerate(tokens) if all(c.isspace() for c in t)), None)
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", " ", "\t", "\u00a0", "\u2028", "\x1c", "\x00", "\u200b", "\u2060",
+                                                  "\ufeff", "\u00ad", "\u200d", "\U000e0041", "\u0301", "\u00e9"]),
+                        max_size=3), max_size=6))
+def test_blank_token_is_the_first_empty_whitespace_or_format_only_token(tokens: list[str]) -> None:
+    # The rule the tagger, the server and the corpus readers share, against its plain statement: empty, or
+    # every character whitespace (str.isspace) or a format character (category Cf: U+200B ZERO WIDTH SPACE,
+    # U+2060, the BOM, ...). NUL (a control, Cc) and a combining accent (Mn) are neither.
+    expected = next((i for i, t in enumerate(tokens) if all(c.isspace() or unicodedata.category(c) == "Cf" for c in t)), None)
     assert blank_token(tokens) == expected
+
+
+def test_the_format_characters_are_unicode_category_cf() -> None:
+    # The class the rule and the tokenizer share, against unicodedata over every code point: each Cf
+    # character of this Python's Unicode is in it, and nothing else but code points a newer Unicode made
+    # Cf (unassigned, Cn, here).
+    import re
+
+    from ner_fast.text import FORMAT_CHARACTERS
+
+    listed = re.compile(f"[{FORMAT_CHARACTERS}]")
+    every = [chr(c) for c in range(0x110000)]
+    cf = {c for c in every if unicodedata.category(c) == "Cf"}
+    matched = {c for c in every if listed.fullmatch(c)}
+    assert cf and cf <= matched
+    assert all(unicodedata.category(c) == "Cn" for c in matched - cf)
+
+
+@pytest.mark.parametrize("text", ["Paris\u200b is", "Paris \u200b\u2060 is", "\ufeffParis is", "Paris \u200e is",
+                                  "Paris\u200d is \u202a\u202c", "a \u00ad b \u00ad\u00ad", "x \u2062 y \U000e0001"])
+def test_the_tokenizer_makes_no_blank_token_of_format_characters(text: str) -> None:
+    # Raw text with invisible format characters (copied from the web: zero-width spaces, bidi marks, a
+    # BOM) gives the tokens of the text without them: none of them alone, which the tagger refuses.
+    words, starts, ends = tokenize(text)
+    visible = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    assert words == visible.split() and blank_token(words) is None
+    assert all(text[s:e] == w for w, s, e in zip(words, starts, ends))
+    assert segment(text)[0] == words
+    # One beside a letter stays in its word when it is part of one (the soft hyphen of a hyphenation point).
+    assert tokenize("co\u00adoperate now")[0] == ["co\u00adoperate", "now"]
 
 
 def test_blank_token_of_a_token_that_is_not_a_string_is_a_type_error() -> None:

@@ -488,10 +488,10 @@ def sources_of(flag: str, value: str | None) -> list[str]:
 def _is_path(flag: str, source: str) -> bool:
     """Whether `source` (a value of option `flag`, or one of --teacher's) is a path: not empty, not the name of
     installed vectors (`--vectors glove-6b-50d`) nor of the bundled model (`--teacher default`)."""
-    from ner_fast.package import BUNDLED_NAMES
+    from ner_fast.package import names_bundled
     from ner_fast.vectors import is_named
 
-    return bool(source) and not (flag == "--vectors" and is_named(source)) and not (flag == "--teacher" and source in BUNDLED_NAMES)
+    return bool(source) and not (flag == "--vectors" and is_named(source)) and not (flag == "--teacher" and names_bundled(source))
 
 
 def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[str] = INPUT_FILES) -> None:

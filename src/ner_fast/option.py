@@ -154,7 +154,13 @@ class Option:
         elif k == "path":
             value = os.fspath(value)
         elif k == "text":
-            value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+            if isinstance(value, os.PathLike):
+                from ner_fast.package import written_as_path
+
+                # A Path stays a path as text: `Path("./default")` is the folder, not the bundled `default`.
+                value = written_as_path(value)
+            else:
+                value = str(value)
             if not value.strip():
                 raise ValueError("must not be empty")
         elif k == "context":

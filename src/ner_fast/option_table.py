@@ -155,7 +155,9 @@ TABLE: tuple[Option, ...] = (
     Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
     # starting from an earlier model (`training/init_source.py`, docs/TRAINING.md "Training from the bundled model")
     Option("init", "text", None, "Start from SOURCE: a training run folder, a model package folder, or a bundled"
-           " model's name: `default` (the bundled model), `ensemble`. Every parameter whose role exists in both networks starts from it (words and tags"
+           " model's name: `default` (the bundled model), `ensemble`. The bare name is the bundled model; a path written"
+           " as a path (with a slash, or starting with '.': `./default`) is always the folder, and is recorded as one."
+           " Every parameter whose role exists in both networks starts from it (words and tags"
            " by name); architecture options left out are SOURCE's.", "train", optional=True),
     Option("freeze_epochs", "int", 1, "With --init: epochs during which the parameters taken whole from SOURCE"
            " (characters, casing, LSTM) stay fixed while the word rows and the output layer learn.", "train", low=0,
@@ -167,7 +169,7 @@ TABLE: tuple[Option, ...] = (
            " copies lower-cased, a quarter upper, a quarter title; gold tags unchanged).", "data", low=0, high=1,
            zero="no copies", commands=("prepare", "train")),
     Option("teacher", "text", None, "Distil from TEACHER: a model package folder, a bundled model's name (`default`:"
-           " the bundled model; `ensemble`, its teacher) or a training run folder; several, comma-separated, are averaged. Its per-token tag distributions over the"
+           " the bundled model; `ensemble`, its teacher; `./default` is the folder, as for --init) or a training run folder; several, comma-separated, are averaged. Its per-token tag distributions over the"
            " training split (on the original casing) join the gold loss.", "train", optional=True),
     Option("distill_weight", "float", 0.5, "With --teacher: weight ALPHA of the distillation loss; the gold loss"
            " gets 1 - ALPHA.", "train", low=0, high=1, needs="teacher"),

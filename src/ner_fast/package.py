@@ -124,6 +124,22 @@ def default_package_path() -> Path:
     return bundled_package_path("default")
 
 
+def names_bundled(value: object) -> bool:
+    """Whether a PACKAGE, `--init` or `--teacher` value names a bundled package rather than a folder: the one
+    rule. Only the bare name does, a string that is exactly one of `BUNDLED_NAMES` (`default`); a path written
+    as a path (with a slash, `./default`, `default/`, or starting with '.') or given as a `Path` is always the
+    folder, even one named like a bundled package (`written_as_path` keeps a `Path` and a record so)."""
+    return isinstance(value, str) and value in BUNDLED_NAMES
+
+
+def written_as_path(path: str | os.PathLike[str]) -> str:
+    """`path` as text that `names_bundled` reads as a path: a bare relative name (no slash, not starting with
+    '.': what `os.fspath(Path("./default"))` and `portable_path` give for a folder `default` here) as
+    `./NAME`, anything else unchanged."""
+    text = os.fspath(path)
+    return text if not text or "/" in text or os.sep in text or text.startswith(".") else f"./{text}"
+
+
 def package_path(path: str | os.PathLike[str] | None) -> Path:
     """The package folder `path` names: the default bundled package for None; the bundled package of
     that name for a string that is exactly one of `BUNDLED_NAMES` (`default`, `bundled`, `ensemble`), even
@@ -134,7 +150,7 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
         return default_package_path()
     if isinstance(path, str) and not path.strip():
         raise PackageError(f"{path!r} is no package: give a package folder or a bundled name ({', '.join(BUNDLED_NAMES)})")
-    if isinstance(path, str) and path in BUNDLED_NAMES:
+    if names_bundled(path):
         return bundled_package_path(path)
     return Path(path)
 

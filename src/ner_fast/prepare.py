@@ -190,6 +190,9 @@ def prepare(
         "recase_of": len(train),
     }
     summary = _summary(counts, bucket_lengths, n_cut, train.has_pos, vocabs, n_training_words, started)
+    # A --dev type the training data lacks is one the model is not trained to tag: its entities count as
+    # missed, a cap on the validation F1 (`dev_types_warning` says so; `_read_splits` refuses no type in common).
+    summary["dev_types_not_trained"] = sorted(_types(valid) - _types(train)) if dev is not None else []
     return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})
 
 
@@ -205,7 +208,7 @@ def _read_splits(
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
         raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
-    trained = set(TagScheme(sorted(set(corpus.tags))).types)
+    trained = _types(corpus)
     if not trained:
         raise ValueError(f"{corpus.source}: every tag is O: a tagger learns no entity from it")
     if dev is None:
@@ -221,7 +224,7 @@ def _read_splits(
             f"{valid.source} {has[valid.has_pos]} POS tags but {corpus.source} {has[corpus.has_pos]}:"
             " give both corpora POS tags, or neither"
         )
-    checked = set(TagScheme(sorted(set(valid.tags))).types)
+    checked = _types(valid)
     if checked and not checked & trained:  # one type in common will do: a rare one may be missing
         raise ValueError(
             f"{valid.source}: its entity types ({', '.join(sorted(checked))}) are none of the training data's"
@@ -230,6 +233,26 @@ def _read_splits(
         )
     _check_one_scheme([corpus, valid])
     return corpus, corpus, valid
+
+
+def _types(corpus: Corpus) -> set[str]:
+    """The entity types of a tagged corpus (`TagScheme.types` of its tags)."""
+    return set(TagScheme(sorted(set(corpus.tags or ()))).types)
+
+
+def dev_types_warning(prepared: PreparedData) -> str | None:
+    """The one line (`Warning: ...`, for stderr) that `ner-fast prepare` and `ner-fast train` give where the
+    validation corpus (`--dev`) has entity types the training data never uses (`dev_types_not_trained` of the
+    summary): the model is not trained to tag them, so their entities cap the validation F1. Not an error: a
+    small corpus may lack a rare type. None where there are none (or no --dev)."""
+    unseen = prepared.summary.get("dev_types_not_trained") or []
+    if not unseen:
+        return None
+    one = len(unseen) == 1
+    return (f"Warning: {prepared.settings.get('dev')}: entity type{'' if one else 's'} {', '.join(unseen)} never"
+            f" occur{'s' if one else ''} in the training data {prepared.settings.get('source')}: the model is not trained"
+            f" to tag {'it' if one else 'them'}, so {'its' if one else 'their'} entities count as missed and cap the"
+            " validation F1")
 
 
 def _check_one_scheme(corpora: Sequence[Corpus]) -> None:

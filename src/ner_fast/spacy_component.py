@@ -46,7 +46,7 @@ from spacy.language import Language
 from spacy.pipeline.span_ruler import prioritize_existing_ents_filter, prioritize_new_ents_filter
 from spacy.tokens import Doc, Span
 
-from ner_fast.package import BUNDLED_NAMES, PackageError, package_checksum, package_path
+from ner_fast.package import PackageError, names_bundled, package_checksum, package_path
 from ner_fast.engine import BATCH_SIZE, check_model
 from ner_fast.text import Entity
 
@@ -136,7 +136,7 @@ class NerFast:
         try:
             self.tagger: Tagger = Tagger.load(self.package, labels=labels)
         except PackageError as err:
-            if (self.package is None or self.package in BUNDLED_NAMES or os.path.isabs(self.package)
+            if (self.package is None or names_bundled(self.package) or os.path.isabs(self.package)
                     or os.path.exists(self.package)):  # found here: what is wrong is the folder itself
                 raise
             # A pipeline saved with a relative path opens it from wherever `spacy.load` runs.

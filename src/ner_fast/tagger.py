@@ -322,8 +322,9 @@ class Tagger:
         `(tags, pos_tags)` or `(tags, probabilities, pos_tags)`, `pos_tags` one list per sentence, or
         None when the package has no POS head (`self.pos_tags is None`).
 
-        A token must hold a character that is not whitespace (`text.blank_token`, the rule of `ner-fast
-        serve` too): an empty or whitespace-only one is a ValueError naming it.
+        A token must hold a character that is neither whitespace nor an invisible format character
+        (`text.blank_token`, the rule of `ner-fast serve` too): an empty, whitespace-only or zero-width one
+        (U+200B) is a ValueError naming it.
         """
         tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos, workers)
         head: tuple[Any, ...] = (tags, probs) if proba else (tags,)

@@ -24,8 +24,10 @@ are one token; URLs and e-mail addresses are one token. Re-tokenizing the bundle
 from their space-joined text gives back 99.995% of its tokens (`benchmarks/text.py`).
 
 Separators are whitespace of every kind (`str.isspace`: tabs, NBSP, U+2028, CR, ...), C0/C1 control
-characters and the invisible U+200B, U+2060, U+FEFF; every other character (symbols, emoji and other
-astral code points included) belongs to exactly one token.
+characters and the invisible format characters (Unicode category Cf: U+200B, U+2060, U+FEFF, the
+bidirectional marks, ZWJ, ...; the soft hyphen belongs to its word, and one standing alone is dropped),
+so no token is blank (`blank_token`); every other character (symbols, emoji and other astral code points
+included) belongs to exactly one token.
 
 **Sentences** end after a token made of `.`, `?`, `!` or `…` (plus the closing brackets and quotes
 right after it, a straight quote only when it touches the terminator), unless the next token starts
@@ -51,8 +53,20 @@ from ner_fast.schemes import TagScheme, chunk_ids
 
 # ------------------------------------------------------------------------------------------ tokenizer
 
-#: Characters that separate tokens and never belong to one (a regex character-class body).
-SEPARATORS = r"\s\x00-\x1f\x7f-\x9f\u200b\u2060\ufeff"
+#: The invisible format characters, Unicode category Cf (a regex character-class body; Unicode 15.1, which
+#: adds U+13439-U+1343F to 14.0's list): U+200B ZERO WIDTH SPACE, U+2060 WORD JOINER, U+FEFF BOM, the
+#: bidirectional marks, the soft hyphen U+00AD, ... A token of these and whitespace alone is blank
+#: (`blank_token`); tests/test_text.py holds the list to `unicodedata`.
+FORMAT_CHARACTERS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+#: Characters that separate tokens and never belong to one (a regex character-class body): whitespace,
+#: C0/C1 controls and the format characters but the soft hyphen, which belongs to the word it sits in
+#: (`co\u00adoperate`; one standing alone is no token either, see `tokenize`).
+SEPARATORS = r"\s\x00-\x1f\x7f-\x9f" + FORMAT_CHARACTERS.replace("\u00ad", "")
+_SOFT_HYPHEN = "\u00ad"
 # A word character: \w, the soft hyphen and the common blocks of combining marks (a decomposed "é"
 # stays one word).
 _W = r"[\w\u00ad\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
@@ -145,7 +159,11 @@ def tokenize(text: str) -> tuple[list[str], list[int], list[int]]:
     # Plain lists, no NumPy: a 20-token sentence must cost microseconds (the tagger's p50 is ~0.3 ms).
     word_lengths = list(map(len, words))
     ends = list(accumulate(map(add, map(len, gaps), word_lengths)))
-    return list(words), list(map(sub, ends, word_lengths)), ends
+    starts = list(map(sub, ends, word_lengths))
+    if _SOFT_HYPHEN in text:  # (a substring search: rare) soft hyphens standing alone are a blank token: none
+        kept = [i for i, word in enumerate(words) if word.strip(_SOFT_HYPHEN)]
+        return [words[i] for i in kept], [starts[i] for i in kept], [ends[i] for i in kept]
+    return list(words), starts, ends
 
 
 # ------------------------------------------------------------------------------------ sentence splitter
@@ -226,22 +244,29 @@ def lone_surrogate(text: str) -> int | None:
 
 
 #: The rule `blank_token` checks, in the words every refusal of a blank token ends with.
-TOKEN_RULE = "a token must hold a character that is not whitespace"
+TOKEN_RULE = ("a token must hold a character that is neither whitespace nor an invisible format character"
+              " (Unicode category Cf, such as U+200B ZERO WIDTH SPACE)")
+# A blank token: empty, or whitespace (`\s` is `str.isspace`) and format characters only.
+_BLANK = re.compile(rf"[\s{FORMAT_CHARACTERS}]*")
 
 
 def blank_token(tokens: Sequence[str]) -> int | None:
-    """The index of the first token of `tokens` that is empty or whitespace only (`str.isspace`, the
-    whitespace `str.split` splits at), None when there is none; TypeError for a token that is not a str.
+    """The index of the first token of `tokens` that is blank: empty, or made of whitespace (`str.isspace`,
+    the whitespace `str.split` splits at) and invisible format characters (`FORMAT_CHARACTERS`, Unicode
+    category Cf: U+200B, U+2060, U+FEFF, ...) alone; None when there is none; TypeError for a token that
+    is not a str. A token with any other character (a letter, a digit, a symbol) is not blank.
 
     The one home of what a pre-tokenized token may be: `Tagger.tag_batch` (and `tag`, `entities`,
     `features`), `ner-fast serve`'s `tokens` and the CoNLL and GMB readers refuse such a token, each
-    naming it in its own words followed by `TOKEN_RULE`. No tokenizer makes one (this module's and
-    the `tokens` reader split at whitespace) and no network was trained on one: tagged as an unknown
+    naming it in its own words followed by `TOKEN_RULE`. No tokenizer makes one (this module's splits at
+    whitespace and format characters, the `tokens` reader at whitespace and refuses one) and no network was trained on one: tagged as an unknown
     word it changes its neighbours' tags (`"a  b".split(" ")` gives one). Whitespace inside a token is
     the token's own: the GMB corpus has the word '5\u00a0storm'."""
-    if all(map(str.strip, tokens)):  # the common case, at C speed
+    # The common case at C speed: no token is whitespace only, and none holds a character that is not
+    # printable (every format character is not, as no whitespace but the space is).
+    if all(map(str.strip, tokens)) and all(map(str.isprintable, tokens)):
         return None
-    return next(i for i, token in enumerate(tokens) if not token.strip())
+    return next((i for i, token in enumerate(tokens) if _BLANK.fullmatch(token)), None)
 
 
 def check_text(text: str) -> None:

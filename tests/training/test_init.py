@@ -338,3 +338,35 @@ def test_cli_records_the_source_freezes_the_encoder_resumes_and_exports_provenan
     assert not np.array_equal(moved["lstm0_fwd_i2h_weight"], src.params["lstm0_fwd_i2h_weight"])
     pkg = export_model(out, tmp_path / "pkg", quantize="none")
     assert load_package(pkg).model["source"]["init"] == doc["init"]
+
+
+def test_a_path_written_as_a_path_is_the_folder_and_recorded_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--init ./default` with a run folder named `default` here: that folder, recorded so that no record reads
+    # as the bundled package `default` (config.json's init, the package made from the run); `--init default`,
+    # the bare name, stays the bundled package.
+    from ner_fast.package import DEFAULT_PACKAGE
+    from ner_fast.training.distill import resolve_teachers
+    from ner_fast.training.init_source import resolve
+
+    monkeypatch.chdir(tmp_path)
+    make_checkpoint(Path("default"), with_pos=False)
+    data = write_conll(Path("train.conll"), [[("Ann", "B-PER"), ("runs", "O")], [("Rome", "B-LOC"), ("is", "O")]] * 20)
+    result = CliRunner().invoke(train_command, [str(data), "--init", "./default", "--out", "run", "--epochs", "1",
+                                                "--batch-size", "8", "--no-progress", "--average", "0"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(Path("run/config.json").read_text())
+    assert doc["train"]["init"] == "./default"
+    assert doc["init"]["kind"] == "run" and doc["init"]["source"] == "./default" and doc["init"]["path"] == "./default"
+    assert doc["init"]["sha256"] == hashlib.sha256(Path("default/best.params.npz").read_bytes()).hexdigest()
+    assert load_package(export_model("run", "pkg", quantize=None)).model["source"]["init"]["source"] == "./default"
+    # The bare name is the bundled package, folder or not.
+    assert resolve("default") == ("package", DEFAULT_PACKAGE) and resolve("./default") == ("run", Path("./default"))
+    # A Path given through the API is a path too (os.fspath(Path("./default")) is "default").
+    assert TrainConfig(out="r", init=Path("./default")).init == "./default"
+    assert TrainConfig(out="r", teacher=Path("default")).teacher == "./default"
+    # --teacher reads and records its SOURCE by the same rule; an absolute path is recorded portably.
+    [teacher] = resolve_teachers("./default")
+    assert teacher.kind == "run" and teacher.record()["source"] == teacher.record()["path"] == "./default"
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere" / "default"
+    make_checkpoint(elsewhere, with_pos=False)
+    assert load_source(str(elsewhere)).record()["source"] == "./default"

@@ -540,3 +540,22 @@ def test_the_live_parameters_are_validated_until_the_average_wins_twice_in_a_row
         {"f1": 0.6, "live_f1": None, "kept": "average"},
     ]
     assert [h["valid"]["f1"] for h in resumed.history] == [0.2, 0.3, 0.5, 0.6]
+
+
+def test_train_warns_of_dev_types_its_data_lacks(tmp_path: Path) -> None:
+    # `ner-fast train DATA --dev DEV` where DEV has a type DATA never uses: the run goes on (a small corpus may
+    # lack a rare type) but says, in one line on stderr naming the file, that the type caps its validation F1.
+    from helpers import write_conll
+
+    data = write_conll(tmp_path / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Rome", "B-LOC"), ("is", "O")]] * 20)
+    dev = write_conll(tmp_path / "dev.tsv", [[("Ann", "B-PER"), ("Corp", "B-ORG")], [("Rome", "B-LOC")]])
+    res = CliRunner().invoke(
+        train_command,
+        [str(data), "--dev", str(dev), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8", "--hidden", "4",
+         "--word-dim", "4", "--char-dim", "4", "--filters", "2", "--filter-widths", "2", "--no-progress", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if line.startswith("Warning:")]
+    assert warned == [f"Warning: {dev}: entity type ORG never occurs in the training data {data}: the model is not"
+                      " trained to tag it, so its entities count as missed and cap the validation F1"]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["stopped"] == "epochs"

@@ -28,7 +28,10 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     default bundled one), JSON-ready:
 
     `package` (path, checksum, format version, versions), `labels` (label, description and the
-    validation scores of each: f1, precision, recall, support, when recorded), `validation`, `training`
+    validation scores of each: f1, precision, recall, support, when recorded), `validation` (measured
+    through the tagger: what a bundled package records), `logged_validation` (per member run of a package
+    `ner-fast export` made: model_dir, checkpoint, epoch and the dev entity F1 logged in training at that
+    epoch, MXNet float32; None where no run logged one), `training`
     (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
     pretrained word vectors it started from with their licence, None without), `network`,
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
@@ -70,6 +73,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         "labels": labels,
         "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
                                                        "precision", "recall", "measured_with")} if validation else None,
+        "logged_validation": _logged_validation(source),
         "training": {
             "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
             "command": provenance.get("command"),
@@ -101,6 +105,17 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     }
 
 
+def _logged_validation(source: Any) -> list[dict[str, Any]] | None:
+    """What `ner-fast export` records in `source` of each member run: the dev F1 it logged in training at the
+    exported checkpoint's epoch (MXNet float32), not a measurement through the tagger as `validation` is;
+    None where no run records one."""
+    members = source.get("members") if isinstance(source, dict) else None
+    runs = members or ([source] if isinstance(source, dict) and source else [])
+    logged = [{"model_dir": run.get("model_dir"), "checkpoint": run.get("checkpoint"),
+               **{k: (run.get("validation") or {}).get(k) for k in ("epoch", "f1", "measured_with")}} for run in runs]
+    return logged if any(run["f1"] is not None for run in logged) else None
+
+
 def _num(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -122,7 +137,15 @@ def format_card(card: dict[str, Any]) -> str:
     if valid:
         lines.append(f"  (validation: entity F1 {_num(valid['f1'])}, P {_num(valid['precision'])}, R {_num(valid['recall'])} on "
                      f"{_num(valid['sentences'])} sentences, {_num(valid['tokens'])} tokens, {_num(valid['entities'])} entities "
-                     f"of {valid['corpus']}, split {valid['split']}; {valid['measured_with']})")
+                     f"of {valid['corpus']}, split {valid['split']}; measured through the tagger: {valid['measured_with']})")
+    elif card["logged_validation"]:
+        lines.append("  (no per-label scores recorded in this package)")
+        for run in card["logged_validation"]:
+            if run["f1"] is None:
+                lines.append(f"  (run {run['model_dir']}: no validation F1 logged in training)")
+            else:
+                lines.append(f"  (validation: entity F1 {_num(run['f1'])} at epoch {run['epoch']}, the {run['checkpoint']} "
+                             f"checkpoint of run {run['model_dir']}; {run['measured_with']}, not measured through the tagger)")
     else:
         lines.append("  (no validation scores recorded in this package)")
     train = card["training"]

@@ -1,5 +1,7 @@
 """Loading the tagger for a command (`ner-fast tag`, `ner-fast serve`, `ner-fast info`): one rule for what a
-load warns about, one for what a PACKAGE argument accepts, and one for a training run's MODEL argument."""
+load warns about, one for what a PACKAGE argument accepts (`refuse_no_package` the refusal of a value that
+is no package at all, shared with `ner-fast tag`'s positional PACKAGE), and one for a training run's MODEL
+argument."""
 from __future__ import annotations
 
 import warnings
@@ -7,6 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+
+def refuse_no_package(value: str | Path, *, param: click.Parameter | None = None, ctx: click.Context | None = None,
+                      param_hint: str | None = None) -> None:
+    """Refuse a PACKAGE value that is no package at all (a blank name), by `package.package_path`'s rule and
+    message, as click's one-line usage error (`click.BadParameter`, naming `param` or `param_hint`)."""
+    from ner_fast.errors import PackageError
+    from ner_fast.package import package_path
+
+    try:
+        package_path(value)
+    except PackageError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param, param_hint=param_hint) from None
 
 
 class PackageArgument(click.ParamType):
@@ -18,15 +33,11 @@ class PackageArgument(click.ParamType):
     _folder = click.Path(exists=True, file_okay=False, path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | Path:
-        from ner_fast.errors import PackageError
-        from ner_fast.package import BUNDLED_NAMES, package_path, unknown_name_hint
+        from ner_fast.package import names_bundled, unknown_name_hint
 
-        if isinstance(value, str) and value in BUNDLED_NAMES:
+        if names_bundled(value):
             return value
-        try:
-            package_path(value)  # the one rule for a value that is no package at all (a blank name)
-        except PackageError as err:
-            self.fail(str(err), param, ctx)
+        refuse_no_package(value, param=param, ctx=ctx)
         hint = unknown_name_hint(value) if isinstance(value, str) and not Path(value).exists() else ""
         if hint:  # a name mistyped (`robst`), not a folder the user meant: say which names there are
             self.fail(f"{value}: no such package folder{hint}", param, ctx)
@@ -42,9 +53,9 @@ class RunArgument(click.ParamType):
     _folder = click.Path(exists=True, file_okay=False, path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
-        from ner_fast.package import BUNDLED_NAMES
+        from ner_fast.package import names_bundled
 
-        if isinstance(value, str) and value in BUNDLED_NAMES and not Path(value).exists():
+        if names_bundled(value) and not Path(value).exists():
             self.fail(f"{value}: no such training run folder ({value} is a bundled model package; this command"
                       " takes a training run folder, what `ner-fast train --out` writes)", param, ctx)
         return self._folder.convert(value, param, ctx)

@@ -388,17 +388,14 @@ def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tup
     """(package folder, bundled package name or None for the default bundled one, the other paths): the
     first path is the package when it is a bundled name (`package.BUNDLED_NAMES`), a folder, or when
     `first_is_package`."""
-    from ner_fast.errors import PackageError
-    from ner_fast.package import BUNDLED_NAMES, package_path
+    from ner_fast.cli.loading import refuse_no_package
+    from ner_fast.package import names_bundled
 
     given = list(paths)
-    if given and given[0] in BUNDLED_NAMES:
+    if given and names_bundled(given[0]):
         return given[0], given[1:]
     if given:
-        try:
-            package_path(given[0])  # the one rule for a value that is no package at all (a blank name)
-        except PackageError as err:
-            raise click.BadParameter(str(err), param_hint="PACKAGE") from None
+        refuse_no_package(given[0], param_hint="PACKAGE")
     if not given or not (first_is_package or Path(given[0]).is_dir()):
         return None, given
     package = Path(given.pop(0))

@@ -34,7 +34,7 @@ def train_command(
     entity F1 is kept. Ctrl-C (exit 1) or SIGTERM (exit 143) saves and exits; --resume DIR continues (with --epochs / --patience /
     --context to change the stopping rule or the devices). Options marked [tuned: ...; tutorial: ...]
     default to the value of the --recipe chosen (docs/TRAINING.md: what each setting gave on the GMB corpus).
-    --init SOURCE (a run, a package, or a bundled model's name: `default`, `ensemble`) starts from SOURCE's parameters
+    --init SOURCE (a run, a package, or a bundled model's name: `default`, `ensemble`; `./default` is the folder) starts from SOURCE's parameters
     (words, characters and tags matched by name) and takes the sizes of its network.
     """
     from ner_fast.cli.errors import user_errors

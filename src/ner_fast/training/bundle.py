@@ -175,18 +175,14 @@ def speed_record(tagger: Any, corpus: Corpus) -> dict[str, Any]:
 def _run_record(run_dir: Path) -> dict[str, Any]:
     """What provenance records of one training run: its best and last epoch, its validation F1 as
     logged in training, its training settings."""
-    from ner_fast.atomic import read_json
     from ner_fast.checkpoint import read_config
-    from ner_fast.training.run_dir import read_metrics
+    from ner_fast.training.run_dir import logged_validation
 
-    state = read_json(run_dir / "state.json", "training state") if (run_dir / "state.json").exists() else {}
-    best = state.get("best_epoch")
-    # A malformed line is a ValueError naming the file and line (`read_metrics`), not a bare JSON error.
-    logged = next((r["valid"]["f1"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("epoch") == best), None)
+    logged = logged_validation(run_dir, "best")
     return {
-        "best_epoch": best,
-        "epochs_trained": state.get("epoch"),
-        "training_valid_f1": logged,  # MXNet float32, as logged during training
+        "best_epoch": logged["epoch"],
+        "epochs_trained": logged["epochs_trained"],
+        "training_valid_f1": logged["f1"],  # MXNet float32, as logged during training
         "training": portable_train(read_config(run_dir)["train"]),
     }
 

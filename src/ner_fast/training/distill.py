@@ -35,13 +35,15 @@ class Teacher:
     path: Path
 
     def record(self) -> dict[str, Any]:
-        """What config.json records of it: SOURCE as given, kind, folder and checksum (a package's manifest.json
+        """What config.json records of it: SOURCE and its folder (`init_source.recorded_source`), kind and checksum (a package's manifest.json
         sha256, a run's best.params.npz sha256, as `--init` records them): `default` names whatever package is
         bundled when the run starts."""
-        from ner_fast.package import package_checksum, portable_path, sha256_file
+        from ner_fast.package import package_checksum, sha256_file
+        from ner_fast.training.init_source import recorded_source
 
         checksum = package_checksum(self.path) if self.kind == "package" else sha256_file(self.path / "best.params.npz")
-        return {"source": self.spec, "kind": self.kind, "path": portable_path(self.path), "sha256": checksum}
+        source = recorded_source(self.spec, self.path)
+        return {"source": source["source"], "kind": self.kind, "path": source["path"], "sha256": checksum}
 
 
 def resolve_teachers(spec: str) -> list[Teacher]:

@@ -53,6 +53,7 @@ from ner_fast.vocab import Vocab, Vocabularies
 # Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
 from ner_fast.training import param_map as names
 from ner_fast.training.param_map import lstm_weights as _lstm_weights
+from ner_fast.training.run_dir import logged_record
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -546,8 +547,11 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
     sources = [
         # "init": what the run started from (`train --init`: SOURCE, its kind and checksum), None from scratch;
         # "data": the corpus it trained on (`ner-fast info` shows it), recorded as every path here.
+        # "validation": the dev entity F1 the run logged in training at this checkpoint's epoch (None where
+        # it logged none, e.g. stopped before its first epoch ended).
         {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init"),
-         "data": portable_path(m[3]["data"]["source"]) if m[3].get("data", {}).get("source") else None}
+         "data": portable_path(m[3]["data"]["source"]) if m[3].get("data", {}).get("source") else None,
+         "validation": logged_record(d, which)}
         for d, m in zip(dirs, members)
     ]
     return {

@@ -62,21 +62,33 @@ class Source:
     vectors: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
-        """What config.json and the exported package record (`init`): SOURCE as given, its kind, folder,
+        """What config.json and the exported package record (`init`): SOURCE and its folder (`recorded_source`), its kind,
         checksum (a package's manifest.json sha256, a run's best.params.npz sha256), ensemble member and
         the vectors its rows started from (None without)."""
-        from ner_fast.package import portable_path
-
-        return {"source": self.spec, "kind": self.kind, "path": portable_path(self.path), "sha256": self.sha256,
+        return {**recorded_source(self.spec, self.path), "kind": self.kind, "sha256": self.sha256,
                 "checksum_of": "manifest.json" if self.kind == "package" else "best.params.npz",
                 "member": self.member, "vectors": self.vectors}
 
 
+def recorded_source(spec: str, path: Path) -> dict[str, str]:
+    """How a record (config.json, then the package made from the run) names a SOURCE (`--init`, `--teacher`)
+    that `resolve` read from `path`: `source`, the bundled name as given or the folder as `package.portable_path`
+    records it (no absolute path of this machine), and `path`, its folder so recorded; a folder always written
+    as a path (`package.written_as_path`: `./default`), so that no record reads as the bundled package of
+    that name (`package.names_bundled`)."""
+    from ner_fast.package import names_bundled, portable_path, written_as_path
+
+    folder = written_as_path(portable_path(path))
+    return {"source": spec if names_bundled(spec) else folder, "path": folder}
+
+
 def resolve(spec: str) -> tuple[str, Path]:
     """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
-    from ner_fast.package import PackageError, bundled_package_path, folder_kind
+    from ner_fast.package import PackageError, bundled_package_path, folder_kind, names_bundled
 
-    if spec in BUNDLED_NAMES:  # the name wins over a folder of that name, as everywhere (`package.package_path`)
+    # The bare name wins over a folder of that name, as everywhere (`package.names_bundled`, the one rule);
+    # a path written as a path (`./default`) is the folder.
+    if names_bundled(spec):
         try:
             return "package", bundled_package_path(spec)
         except PackageError as err:

@@ -1,5 +1,5 @@
 """The run folder on disk: claimed before a new run (`claim_run_dir`), read back to resume one
-(`read_state`, `read_metrics`), and the parts of a checkpoint that need the MXNet module: its
+(`read_state`, `read_metrics`, `logged_validation`, `logged_record`), and the parts of a checkpoint that need the MXNet module: its
 parameters in canonical form (`module_canonical`) and Adam's state (`save_optimizer_states`,
 `load_optimizer_states`). The file names are `checkpoint.py`'s; `train.py`'s `_save` writes a
 checkpoint after each epoch.
@@ -147,3 +147,38 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
     return records
+
+
+#: How `logged_validation`'s F1 was measured: by the training loop on the dev data, not through the tagger.
+LOGGED_WITH = "logged in training (MXNet float32)"
+
+
+def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
+    """The validation entity F1 a run logged in training at the epoch of its checkpoint `which`: "best"
+    (`state.json`'s best_epoch) or "last" (its epoch, the last one finished), read from `metrics.jsonl`.
+
+    {"epoch", "epochs_trained", "f1"}: each None where the run does not record it (no state.json: stopped
+    before its first epoch ended; no line for that epoch in metrics.jsonl). ValueError naming the file
+    (and line) for a malformed one. The F1 is MXNet's float32 scoring during training (`LOGGED_WITH`).
+    """
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    path = run_dir / "state.json"
+    state = read_json(path, "training state") if path.exists() else {}
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a ner-fast training state (a JSON object)")
+    epoch = state.get("best_epoch" if which == "best" else "epoch")
+    # A malformed line is a ValueError naming the file and line (`read_metrics`), not a bare JSON error.
+    records = read_metrics(run_dir / "metrics.jsonl") if epoch is not None else []
+    f1 = next(((r.get("valid") or {}).get("f1") for r in records if r.get("epoch") == epoch), None)
+    return {"epoch": epoch, "epochs_trained": state.get("epoch"), "f1": f1}
+
+
+def logged_record(run_dir: Path, which: str) -> dict[str, Any] | None:
+    """What a package records (`export`, each member's `source` `validation`) of the validation F1 the run
+    `run_dir` logged in training at the epoch of its checkpoint `which` (`logged_validation`):
+    {"epoch", "f1", "measured_with": `LOGGED_WITH`}; None where the run logged none."""
+    logged = logged_validation(run_dir, which)
+    if logged["f1"] is None:
+        return None
+    return {"epoch": logged["epoch"], "f1": logged["f1"], "measured_with": LOGGED_WITH}

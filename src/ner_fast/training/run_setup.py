@@ -218,10 +218,22 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
         f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
         f" (worker {run.rank} of {run.num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
     )
+    _say_data_notes(data, say)
+
+
+def _say_data_notes(data: Any, say: Callable[[str], None]) -> None:
+    """What `ner-fast prepare` says of the data too, which a run would otherwise go on with unsaid: the
+    training sentences cut to the largest bucket (it trains on fewer tokens), and the --dev entity types
+    the training data lacks (`prepare.dev_types_warning`: they cap the validation F1)."""
+    from ner_fast.prepare import dev_types_warning
+
     cut = int(data.summary.get("cut", 0))
-    if cut:  # `ner-fast prepare` prints the same count; a run would otherwise train on fewer tokens unsaid
+    if cut:
         say(f"{cut:,} training sentences longer than the largest bucket ({max(data.summary['buckets'])} tokens) were cut"
             " to it (--buckets)")
+    warning = dev_types_warning(data)
+    if warning:
+        say(warning)
 
 
 def mx_contexts(spec: str) -> list[Any]:
