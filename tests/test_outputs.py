@@ -297,3 +297,39 @@ def test_a_read_only_out_is_one_line_naming_it(tmp_path: Path, command: list[str
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     assert str(out) in result.output and ".tmp" not in result.output
     assert not out.exists()
+
+
+def test_files_written_together_are_replaced_together_or_not_at_all(tmp_path: Path) -> None:
+    """`atomic_group`: an exception midway keeps the previous set; a process that died while renaming
+    (its journal written, some files renamed) is finished by the next one to touch the folder, so the
+    folder never holds half of one set and half of the other."""
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_group(tmp_path) as group:
+            group.write_bytes(tmp_path / "a", lambda f: f.write(b"new"))
+            raise RuntimeError("stopped midway")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a": "old", "b": "old", "c": "old"}
+
+    with atomic.atomic_group(tmp_path) as group:
+        for name in ("a", "b"):
+            group.write_bytes(tmp_path / name, lambda f: f.write(b"new"))
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a": "new", "b": "new", "c": "old"}
+
+    # A dead process's group: journal written, "a" renamed, "b" and "c" not yet.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    temps = {name: f".{name}.{dead.pid}.x{name}.tmp" for name in ("a", "b", "c")}
+    for name in ("b", "c"):
+        (tmp_path / temps[name]).write_text("newer")
+    (tmp_path / "a").write_text("newer")
+    (tmp_path / atomic.GROUP_JOURNAL).write_text(json.dumps({"pid": dead.pid, "files": temps}))
+    atomic_write_text(tmp_path / "other", "x")  # any write there first finishes the group, then cleans up
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a": "newer", "b": "newer", "c": "newer", "other": "x"}
+
+    # A live process's group is its own to finish: its files are neither renamed nor removed.
+    live = {"a": f".a.{os.getppid()}.live.tmp"}
+    (tmp_path / live["a"]).write_text("busy")
+    (tmp_path / atomic.GROUP_JOURNAL).write_text(json.dumps({"pid": os.getppid(), "files": live}))
+    assert atomic.finish_group(tmp_path) == [] and atomic.remove_stale_temps(tmp_path) == []
+    assert (tmp_path / "a").read_text() == "newer" and (tmp_path / live["a"]).exists()

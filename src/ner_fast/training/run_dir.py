@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,8 +40,10 @@ def _updater(module: Any) -> tuple[Any, list[tuple[Any, str]]]:
     return None, []
 
 
-def save_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
-    """Adam's moments and step counts as an npz in canonical naming; False where not reachable."""
+def save_optimizer_states(path: Path, module: Any, config: ModelConfig,
+                          write: Callable[[Path, Callable[[Any], None]], None] = atomic_write_bytes) -> bool:
+    """Adam's moments and step counts as an npz in canonical naming, through `write` (as `save_params`);
+    False where not reachable."""
     updater, keys = _updater(module)
     if updater is None:
         return False
@@ -61,7 +63,7 @@ def save_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
     arrays: dict[str, np.ndarray] = {"num_update": np.array(opt.num_update, dtype=np.int64)}
     for prefix, d in (("mean", mean), ("var", var), ("steps", steps)):
         arrays.update({f"{prefix}:{n}": a for n, a in unpack_params(config, d).items()})
-    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    write(path, lambda f: np.savez(f, **arrays))
     return True
 
 

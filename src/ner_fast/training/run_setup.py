@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ner_fast import __version__
-from ner_fast.atomic import atomic_write_json, read_json
+from ner_fast.atomic import atomic_write_json, finish_group, read_json
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, fixed_by_prepared, parse_context,
@@ -86,6 +86,8 @@ def set_up(
     state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
     previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
     if resume:
+        if writes:
+            finish_group(out)  # a checkpoint whose save was cut short while being renamed into place
         state.update(read_state(out))
         if state["epoch"] >= cfg.epochs:
             # Said before the data is read and the network built: there is no epoch to train.

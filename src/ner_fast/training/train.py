@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, atomic_write_json
+from ner_fast.atomic import atomic_group, json_document
 from ner_fast.checkpoint import AVERAGE_FILE, save_params, unpack_params
 from ner_fast.config import OptionError, TrainConfig
 from ner_fast.metrics import Scores, format_table
@@ -205,25 +205,31 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
 
 def _save(run: Run, best: bool) -> None:
     """Write the run's checkpoint files (worker 0 only): last parameters, the average, best parameters
-    when `best`, optimizer states, metrics.jsonl and state.json, each atomically."""
+    when `best`, optimizer states, metrics.jsonl and state.json, all together (`atomic.atomic_group`): a
+    process killed while saving leaves the previous checkpoint whole, never the new parameters beside
+    the old state.json (one SIGKILL did: --resume then redid epoch N from epoch N's parameters with epoch
+    N-1's optimizer state, and best.params.npz was not the epoch state.json named)."""
     if not run.writes:
         return
     out, config, state, average = run.out, run.config, run.state, run.average
     canonical = module_canonical(run.module, config)
-    save_params(out / "last.params.npz", canonical)
-    averaged = None
-    if average is not None:
-        averaged = unpack_params(config, average.arrays())
-        save_params(out / AVERAGE_FILE, averaged)
-        state["average_steps"] = average.steps
+    with atomic_group(out) as group:
+        save_params(out / "last.params.npz", canonical, group.write_bytes)
+        averaged = None
+        if average is not None:
+            averaged = unpack_params(config, average.arrays())
+            save_params(out / AVERAGE_FILE, averaged, group.write_bytes)
+            state["average_steps"] = average.steps
+        if best:
+            # The parameters that were validated best: the average or the live ones (see `_epochs`).
+            save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical, group.write_bytes)
+        save_optimizer_states(out / "last.states.npz", run.module, config, group.write_bytes)
+        lines = "".join(json.dumps(h) + "\n" for h in run.history)
+        group.write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
+        document = json_document(state).encode()
+        group.write_bytes(out / "state.json", lambda f: f.write(document))
     if best:
-        # The parameters that were validated best: the average or the live ones (see `_epochs`).
-        save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical)
         run.written_best = state["best_epoch"]
-    save_optimizer_states(out / "last.states.npz", run.module, config)
-    lines = "".join(json.dumps(h) + "\n" for h in run.history)
-    atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
-    atomic_write_json(out / "state.json", state)
 
 
 def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
