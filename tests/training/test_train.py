@@ -5,7 +5,9 @@ Every run here is a tiny network on the first sentences of the bundled corpus.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -243,6 +245,28 @@ def test_a_run_killed_while_saving_keeps_the_previous_checkpoint_whole(prepared:
     whole = train(_cfg(prepared, tmp_path / "whole"), progress=False, echo=_quiet)
     assert finished.params_sha256 == whole.params_sha256
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # the dead run's temporaries are gone
+
+
+def test_a_second_train_on_a_folder_being_trained_is_refused(prepared: str, tmp_path: Path) -> None:
+    """A --resume (or --out --force) while another `ner-fast train` trains in the folder: both wrote the
+    checkpoint, and the folder held whichever saved last. The training process holds a lock on the
+    folder (a flock: another open of it here stands for the other process)."""
+    out = tmp_path / "run"
+    train(_cfg(prepared, out, epochs=1), progress=False, echo=_quiet)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    busy = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(busy, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another ner-fast train is training in this folder"):
+            train(resume_config(out, epochs=2), resume=True, progress=False, echo=_quiet)
+        with pytest.raises(ValueError, match="another ner-fast train is training in this folder"):
+            train(_cfg(prepared, out, epochs=1), force=True, progress=False, echo=_quiet)
+    finally:
+        os.close(busy)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing removed or written
+    # The lock goes with the process that held it: the run resumes, and a run returns its own.
+    assert len(train(resume_config(out, epochs=2), resume=True, progress=False, echo=_quiet).history) == 2
+    assert len(train(resume_config(out, epochs=3), resume=True, progress=False, echo=_quiet).history) == 3
 
 
 def test_ctrl_c_during_ner_fast_train_saves_and_exits_1(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ the parameter average. What they build is a `Run`, which `train.py`'s epochs, sa
 from __future__ import annotations
 
 import platform
+from contextlib import ExitStack
 import random
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
-from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state
+from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state, run_lock
 from ner_fast.vocab import Vocabularies
 
 
@@ -64,10 +65,11 @@ class Run:
 
 
 def set_up(
-    cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None]
+    cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None], hold: ExitStack | None = None
 ) -> tuple[Run, Any, dict[str, np.ndarray] | None, Any, list[Any]]:
     """Start MXNet, claim (or read back) the run folder, read the data and write config.json and
-    vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts)."""
+    vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts).
+    With `hold`, the folder is locked (`run_dir.run_lock`) until `hold` closes; worker 0 only."""
     flush_denormals()
     set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
     import mxnet as mx
@@ -85,6 +87,8 @@ def set_up(
     # The folder is checked before the data is read: a mistake there costs nothing.
     state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
     previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
+    # Locked before anything there is read or removed (a new folder: once made, below).
+    locked = writes and hold is not None and hold.enter_context(run_lock(out))
     if resume:
         if writes:
             finish_group(out)  # a checkpoint whose save was cut short while being renamed into place
@@ -130,6 +134,8 @@ def set_up(
     elif writes:
         clear_previous(out, previous)
         out.mkdir(parents=True, exist_ok=True)
+        if hold is not None and not locked:
+            hold.enter_context(run_lock(out))
     if writes:
         atomic_write_json(
             out / RUN_CONFIG_FILE,

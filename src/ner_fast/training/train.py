@@ -26,6 +26,7 @@ import hashlib
 import json
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -100,47 +101,48 @@ def train(
     check_worker_kvstore(cfg.kvstore)
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
-    run, data, params, kv, contexts = set_up(cfg, resume, force, say)
-    make_trainer(run, data, params, kv, contexts, resume, say)
-    state = run.state
-    stopped = "epochs"
-    try:
-        for record, improved in _epochs(run, progress):
-            _save(run, best=improved)
-            say(
-                f"epoch {record.epoch}/{cfg.epochs}: {record.seconds:.0f} s, train {record.train_tokens_per_s:,.0f} tokens/s,"
-                f" valid {record.valid_tokens_per_s:,.0f} tokens/s, lr {record.learning_rate:.5g}"
-                + ("  (best so far)" if improved else "")
-            )
-            say(format_table({"train": record.train, "valid": record.valid}))
-            if cfg.patience and state["bad_epochs"] >= cfg.patience:
-                stopped = "patience"
-                say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
-                break
-    except (KeyboardInterrupt, Terminated) as stop:
-        # The current, partly trained epoch is redone on resume from the parameters saved here.
-        stopped = "interrupted"
-        state["interrupted"] = True
-        _save(run, best=state["best_epoch"] != run.written_best)
-        if run.writes:
-            say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
-        else:  # only worker 0 writes the checkpoint
-            say(f"interrupted: worker {run.rank} of {run.num_workers} saved nothing (worker 0 saves in {run.out})")
-        if isinstance(stop, Terminated):
-            raise  # asked to end: the command line reports it and exits 143
+    with ExitStack() as hold:  # the run folder's lock (`run_dir.run_lock`), held until the run returns or raises
+        run, data, params, kv, contexts = set_up(cfg, resume, force, say, hold)
+        make_trainer(run, data, params, kv, contexts, resume, say)
+        state = run.state
+        stopped = "epochs"
+        try:
+            for record, improved in _epochs(run, progress):
+                _save(run, best=improved)
+                say(
+                    f"epoch {record.epoch}/{cfg.epochs}: {record.seconds:.0f} s, train {record.train_tokens_per_s:,.0f} tokens/s,"
+                    f" valid {record.valid_tokens_per_s:,.0f} tokens/s, lr {record.learning_rate:.5g}"
+                    + ("  (best so far)" if improved else "")
+                )
+                say(format_table({"train": record.train, "valid": record.valid}))
+                if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                    stopped = "patience"
+                    say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
+                    break
+        except (KeyboardInterrupt, Terminated) as stop:
+            # The current, partly trained epoch is redone on resume from the parameters saved here.
+            stopped = "interrupted"
+            state["interrupted"] = True
+            _save(run, best=state["best_epoch"] != run.written_best)
+            if run.writes:
+                say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
+            else:  # only worker 0 writes the checkpoint
+                say(f"interrupted: worker {run.rank} of {run.num_workers} saved nothing (worker 0 saves in {run.out})")
+            if isinstance(stop, Terminated):
+                raise  # asked to end: the command line reports it and exits 143
 
-    final = module_canonical(run.module, run.config)
-    return TrainResult(
-        out=str(run.out),
-        history=run.history,
-        best_epoch=state["best_epoch"],
-        best_f1=float(state["best_f1"]),
-        stopped=stopped,
-        seconds=time.perf_counter() - wall_start,
-        params_sha256=params_sha256(final),
-        rank=run.rank,
-        num_workers=run.num_workers,
-    )
+        final = module_canonical(run.module, run.config)
+        return TrainResult(
+            out=str(run.out),
+            history=run.history,
+            best_epoch=state["best_epoch"],
+            best_f1=float(state["best_f1"]),
+            stopped=stopped,
+            seconds=time.perf_counter() - wall_start,
+            params_sha256=params_sha256(final),
+            rank=run.rank,
+            num_workers=run.num_workers,
+        )
 
 
 def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
