@@ -333,3 +333,27 @@ def test_files_written_together_are_replaced_together_or_not_at_all(tmp_path: Pa
     (tmp_path / atomic.GROUP_JOURNAL).write_text(json.dumps({"pid": os.getppid(), "files": live}))
     assert atomic.finish_group(tmp_path) == [] and atomic.remove_stale_temps(tmp_path) == []
     assert (tmp_path / "a").read_text() == "newer" and (tmp_path / live["a"]).exists()
+
+
+def test_an_output_folder_swapped_out_by_a_process_that_died_is_put_back(tmp_path: Path) -> None:
+    """`atomic_dir` replaces an earlier output by two renames (the old folder aside, the new one in):
+    a process killed between them left no package, and the next write removed the aside copy as a stale
+    temporary: the earlier package was lost."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    aside = tmp_path / f".pkg.{dead.pid}.abc123.old"
+    (aside / "data").mkdir(parents=True)
+    (aside / "data" / "manifest.json").write_text("{}")
+    half = tmp_path / f".pkg.{dead.pid}.def456.tmp"  # the new output, never renamed in
+    half.mkdir()
+    (half / "manifest.json").write_text('{"new": 1}')
+    removed = atomic.remove_stale_temps(tmp_path, "pkg")
+    assert sorted(p.name for p in removed) == sorted([aside.name, half.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+    assert (tmp_path / "pkg" / "manifest.json").read_text() == "{}"
+    # With the target there (the swap went through), the aside copy is a leftover and goes.
+    (aside / "data").mkdir(parents=True)
+    (aside / "data" / "manifest.json").write_text("older")
+    atomic.remove_stale_temps(tmp_path, "pkg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+    assert (tmp_path / "pkg" / "manifest.json").read_text() == "{}"

@@ -9,7 +9,8 @@ reading our own files back with errors that name them.
   regular file where the device node was (as root, in /dev itself).
 - Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
   swapped out; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the
-  same target removes those whose process is gone, so a killed run leaves nothing behind for long.
+  same target removes those whose process is gone, so a killed run leaves nothing behind for long
+  (an `.old` folder whose target is missing, a process killed mid-swap, is put back instead).
 - Errors name the output path, never the temporary one (a full disk too).
 - Files that belong together (a training checkpoint: parameters, optimizer state, state.json) are
   replaced together (`atomic_group`): all are written to temporary names first, then a journal
@@ -66,7 +67,9 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
     """Remove the temporary files and folders of this module in `folder` whose process is gone.
 
     With `name`, only those of that target. Returns what was removed. Another live process's
-    temporaries (a run in progress) are left alone.
+    temporaries (a run in progress) are left alone. A folder swapped out by `atomic_dir` (`.old`) whose
+    target is missing (the process died between its two renames) is put back as the target, not removed:
+    it is the previous output, and the only copy.
     """
     removed = []
     try:
@@ -83,6 +86,10 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
             continue
         path = Path(folder) / entry
         try:
+            target = Path(folder) / m["name"]
+            if entry.endswith(".old") and (path / "data").is_dir() and not os.path.lexists(target) \
+                    and _temp_stem(m["name"]) == m["name"]:  # a cut name does not say its target
+                os.replace(path / "data", target)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
