@@ -57,6 +57,9 @@ CLIENT_LEFT = "ner_fast.client_left"
 OVER_CAPACITY = "ner_fast.over_capacity"
 #: Seconds between two log lines about requests shed over the connection cap (the metrics count each).
 SHED_LOG_PERIOD = 60.0
+#: The metrics' path: answered over the connection cap too (its connection is open already, the answer
+#: costs no tagging), so that overload can be watched while it lasts.
+METRICS_PATH = "/metrics"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 
@@ -325,7 +328,8 @@ class MetricsMiddleware:
 
     A request the server marked over its connection cap (`OVER_CAPACITY`) is answered a JSON 503 here,
     counted (`ner_fast_requests_shed_total` and the requests by status) and logged at most once every
-    `SHED_LOG_PERIOD` seconds: shedding is what overload looks like, and the metrics must show it."""
+    `SHED_LOG_PERIOD` seconds: shedding is what overload looks like, and the metrics must show it.
+    `/metrics` itself is answered (a scraper must see the overload while it lasts)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, endpoints: frozenset[str],
                  shortcuts: dict[tuple[str, str], ASGIApp] | None = None) -> None:
@@ -353,7 +357,7 @@ class MetricsMiddleware:
         m = self.metrics
         start = time.perf_counter()
         cap = scope.get(OVER_CAPACITY)
-        if cap is not None:
+        if cap is not None and path != METRICS_PATH:
             app = error(503, f"the server is at its limit of {cap} connections: retry later")
             m.shed.labels(endpoint).inc()
             if start - self._shed_logged >= SHED_LOG_PERIOD:
@@ -530,7 +534,7 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
             Route("/v1/entities", entities, methods=["POST"]),
             Route("/v1/model", model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", prometheus, methods=["GET"]),
+            Route(METRICS_PATH, prometheus, methods=["GET"]),
             *(page_route(path) for path in STATIC),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
