@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -357,3 +358,34 @@ def test_an_output_folder_swapped_out_by_a_process_that_died_is_put_back(tmp_pat
     atomic.remove_stale_temps(tmp_path, "pkg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
     assert (tmp_path / "pkg" / "manifest.json").read_text() == "{}"
+
+
+def test_an_npz_write_interrupted_midway_ends_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM inside np.savez left numpy's ZipFile unclosed; finalized once its file was closed,
+    it printed "Exception ignored ... ValueError: seek of closed file" with a traceback after the
+    command's own "interrupted" line (seen on `ner-fast train` stopped while saving)."""
+    import gc
+
+    import numpy as np
+
+    from ner_fast.checkpoint import save_params
+
+    real = np.lib.format.write_array
+    calls: list[int] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
+
+    unraisable: list[Any] = []
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted)
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    target = tmp_path / "last.params.npz"
+    target.write_bytes(b"earlier")
+    with pytest.raises(KeyboardInterrupt):
+        save_params(target, {"a": np.zeros(3), "b": np.ones(3)})
+    gc.collect()
+    assert len(calls) == 2 and not unraisable, [u.exc_value for u in unraisable]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.params.npz"] and target.read_bytes() == b"earlier"

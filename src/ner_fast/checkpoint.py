@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, finish_group, read_npz
+from ner_fast.atomic import atomic_write_bytes, finish_group, read_npz, write_npz
 from ner_fast.config import CONFIG_VERSION, LSTM_DIRECTIONS, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.package import RUN_CONFIG_FILE
@@ -175,7 +175,7 @@ def save_params(
     """Save canonical parameters as an npz of `arg:NAME` float32 arrays through `write` (default: atomically
     on its own; a checkpoint passes its `atomic.GroupWriter.write_bytes`)."""
     arrays = {f"arg:{n}": np.asarray(a, dtype=np.float32) for n, a in params.items()}
-    write(Path(path), lambda f: np.savez(f, **arrays))
+    write(Path(path), lambda f: write_npz(f, arrays))
 
 
 def load_params(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz
+from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz, write_npz
 from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 
@@ -67,7 +67,7 @@ def save_optimizer_states(path: Path, module: Any, config: ModelConfig,
     arrays: dict[str, np.ndarray] = {"num_update": np.array(opt.num_update, dtype=np.int64)}
     for prefix, d in (("mean", mean), ("var", var), ("steps", steps)):
         arrays.update({f"{prefix}:{n}": a for n, a in unpack_params(config, d).items()})
-    write(path, lambda f: np.savez(f, **arrays))
+    write(path, lambda f: write_npz(f, arrays))
     return True
 
 
