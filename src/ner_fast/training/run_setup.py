@@ -6,9 +6,9 @@ the parameter average. What they build is a `Run`, which `train.py`'s epochs, sa
 from __future__ import annotations
 
 import platform
-from contextlib import ExitStack
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -64,6 +64,25 @@ class Run:
         return self.rank == 0
 
 
+def _read_back_or_claim(
+    cfg: TrainConfig, out: Path, resume: bool, force: bool, writes: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The run folder before the data is read: (the state to start from, an earlier run's files that a new
+    run removes once set up (--force)). A resumed run's state is read back, a checkpoint save cut short
+    while being renamed into place finished first (worker 0); a new run claims the folder (worker 0)."""
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    if not resume:
+        return state, claim_run_dir(out, force=force) if writes else []
+    if writes:
+        finish_group(out)
+    state.update(read_state(out))
+    if state["epoch"] >= cfg.epochs:
+        # Said before the data is read and the network built: there is no epoch to train.
+        raise ValueError(f"{out}: already trained {state['epoch']} epochs and --epochs is {cfg.epochs}: nothing to"
+                         f" resume (give --epochs more than {state['epoch']} to train on)")
+    return state, []
+
+
 def set_up(
     cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None], hold: ExitStack | None = None
 ) -> tuple[Run, Any, dict[str, np.ndarray] | None, Any, list[Any]]:
@@ -85,20 +104,9 @@ def set_up(
     out = Path(cfg.out)
 
     # The folder is checked before the data is read: a mistake there costs nothing.
-    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
-    previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
     # Locked before anything there is read or removed (a new folder: once made, below).
     locked = writes and hold is not None and hold.enter_context(run_lock(out))
-    if resume:
-        if writes:
-            finish_group(out)  # a checkpoint whose save was cut short while being renamed into place
-        state.update(read_state(out))
-        if state["epoch"] >= cfg.epochs:
-            # Said before the data is read and the network built: there is no epoch to train.
-            raise ValueError(f"{out}: already trained {state['epoch']} epochs and --epochs is {cfg.epochs}: nothing to"
-                             f" resume (give --epochs more than {state['epoch']} to train on)")
-    elif writes:
-        previous = claim_run_dir(out, force=force)
+    state, previous = _read_back_or_claim(cfg, out, resume, force, writes)
 
     recorded = read_json(out / RUN_CONFIG_FILE, "ner-fast training config") if resume else None  # what the run started with
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
