@@ -9,8 +9,14 @@ reading our own files back with errors that name them.
   regular file where the device node was (as root, in /dev itself).
 - Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
   swapped out; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the
-  same target removes those whose process is gone, so a killed run leaves nothing behind for long.
+  same target removes those whose process is gone, so a killed run leaves nothing behind for long
+  (an `.old` folder whose target is missing, a process killed mid-swap, is put back instead).
 - Errors name the output path, never the temporary one (a full disk too).
+- Files that belong together (a training checkpoint: parameters, optimizer state, state.json) are
+  replaced together (`atomic_group`): all are written to temporary names first, then a journal
+  (`GROUP_JOURNAL`) names them, then they are renamed. A process killed before the journal leaves
+  the previous set whole; one killed after it is finished by the next one to touch the folder
+  (`finish_group`, which `remove_stale_temps` calls first), never read half-renamed.
 - Output folders (`claim_output_dir`): a command writes into a new or empty folder, or over an
   earlier output of its own; a non-empty folder holding anything else is refused unless `force`,
   and even then nothing but the command's own files is replaced. `--out .` (or any folder holding
@@ -26,7 +32,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +67,15 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
     """Remove the temporary files and folders of this module in `folder` whose process is gone.
 
     With `name`, only those of that target. Returns what was removed. Another live process's
-    temporaries (a run in progress) are left alone.
+    temporaries (a run in progress) are left alone. A folder swapped out by `atomic_dir` (`.old`) whose
+    target is missing (the process died between its two renames) is put back as the target, not removed:
+    it is the previous output, and the only copy.
     """
     removed = []
+    try:
+        finish_group(folder)  # its temporaries are a set being renamed into place, not leftovers
+    except OSError:
+        return removed  # a group that cannot be finished here: its temporaries are not ours to remove
     try:
         entries = os.listdir(folder)
     except OSError:
@@ -74,6 +86,10 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
             continue
         path = Path(folder) / entry
         try:
+            target = Path(folder) / m["name"]
+            if entry.endswith(".old") and (path / "data").is_dir() and not os.path.lexists(target) \
+                    and _temp_stem(m["name"]) == m["name"]:  # a cut name does not say its target
+                os.replace(path / "data", target)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
@@ -212,9 +228,115 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
+def json_document(obj: Any) -> str:
+    """How our JSON files are written: indented, keys sorted, a final newline."""
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write a JSON document (indented, keys sorted), atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write a JSON document (`json_document`), atomically."""
+    atomic_write_text(path, json_document(obj))
+
+
+# --------------------------------------------------------------------------- files replaced together
+
+#: The journal of an `atomic_group` being renamed into place: `{"pid": ..., "files": {target: temporary}}`.
+GROUP_JOURNAL = ".ner-fast-group.json"
+
+
+class GroupWriter:
+    """The files of one `atomic_group`: each written to a temporary name in the group's folder, renamed
+    onto its target only when the whole group is written."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, str] = {}  # target name -> temporary name, both in `folder`
+
+    def write_bytes(self, path: str | os.PathLike[str], write: Callable[[Any], None]) -> None:
+        """Write the group's file `path` (in the group's folder) through `write(binary fileobj)`."""
+        path = Path(path)
+        if path.parent.resolve() != self.folder.resolve():
+            raise ValueError(f"{path} is not in the group's folder {self.folder}")
+        if path.exists() and not path.is_file():
+            raise OSError(errno.EEXIST, "exists and is not a regular file; not replaced", str(path))
+        remove_stale_temps(self.folder, path.name)  # as `atomic_open`: a killed run's leave no trace for long
+        try:
+            mode_bits = path.stat().st_mode & 0o7777
+        except OSError:
+            mode_bits = 0o666 & ~current_umask()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=self.folder)
+        except OSError as err:
+            raise _named(err, path) from None
+        self.files[path.name] = os.path.basename(tmp)  # known before it is written: a failure removes it
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode_bits)
+        except OSError as err:
+            raise _named(err, path) from None
+
+
+@contextmanager
+def atomic_group(folder: str | os.PathLike[str]) -> Iterator[GroupWriter]:
+    """Replace several files of `folder` together: on a clean exit every file written through the
+    `GroupWriter` is renamed onto its target, or (killed) none is, or the next `finish_group` renames
+    the rest. On an exception the temporaries are removed and the previous files stay as they were."""
+    folder = Path(folder)
+    finish_group(folder)  # an earlier group cut short is completed before this one starts
+    group = GroupWriter(folder)
+    try:
+        yield group
+        atomic_write_json(folder / GROUP_JOURNAL, {"pid": os.getpid(), "files": group.files})
+    except BaseException:
+        for tmp in group.files.values():
+            _unlink_quietly(str(folder / tmp))
+        raise
+    finish_group(folder)
+
+
+def finish_group(folder: str | os.PathLike[str]) -> list[str]:
+    """Complete the `atomic_group` whose journal is in `folder` (this process's, or a dead one's: a
+    live process finishes its own): rename its temporaries onto their targets, then remove the journal.
+    Returns the targets renamed. An unreadable journal is an OSError naming it."""
+    folder = Path(folder)
+    journal = folder / GROUP_JOURNAL
+    try:
+        text = journal.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise _named(err, journal) from None
+    try:
+        doc = json.loads(text)
+        pid, files = int(doc["pid"]), dict(doc["files"])
+    except (ValueError, KeyError, TypeError):
+        raise OSError(f"{journal}: not a journal of ner-fast's; move it away to go on") from None
+    if pid != os.getpid() and _alive(pid):
+        return []  # another process is renaming its group: it finishes it itself
+    renamed = []
+    for target, tmp in files.items():
+        if os.path.basename(target) != target or os.path.basename(tmp) != tmp:
+            raise OSError(f"{journal}: names a file outside {folder}; move it away to go on")
+        try:
+            os.replace(folder / tmp, folder / target)
+        except FileNotFoundError:
+            continue  # renamed before the process stopped
+        except OSError as err:
+            raise _named(err, folder / target) from None
+        renamed.append(target)
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the renames are on disk before the journal goes
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass  # a file system that cannot sync a folder: the renames stand all the same
+    journal.unlink(missing_ok=True)
+    return renamed
 
 
 # --------------------------------------------------------------------------- output folders
@@ -367,6 +489,21 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON document") -> Any:
         raise ValueError(f"{path}: cannot read the {what}: {err}") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+
+
+def write_npz(f: IO[bytes], arrays: Mapping[str, Any]) -> None:
+    """Write `arrays` to the open binary file `f` as an uncompressed `.npz` (what `np.savez` writes, no
+    pickle; `read_npz` reads it). The archive is closed even when the write is interrupted: inside
+    `np.savez` a Ctrl-C or SIGTERM left numpy's ZipFile open, and finalized after `f` was closed it printed
+    "Exception ignored ... ValueError: seek of closed file" with a traceback."""
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def read_npz(path: str | os.PathLike[str], what: str = "array file") -> dict[str, Any]:

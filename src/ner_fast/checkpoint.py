@@ -18,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, read_npz
+from ner_fast.atomic import atomic_write_bytes, finish_group, read_npz, write_npz
 from ner_fast.config import CONFIG_VERSION, LSTM_DIRECTIONS, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.package import RUN_CONFIG_FILE
@@ -168,10 +168,14 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
             raise ValueError(f"parameter {name} has shape {tuple(params[name].shape)}, expected {shape}")
 
 
-def save_params(path: str | os.PathLike[str], params: dict[str, np.ndarray]) -> None:
-    """Save canonical parameters as an npz of `arg:NAME` float32 arrays, atomically."""
+def save_params(
+    path: str | os.PathLike[str], params: dict[str, np.ndarray],
+    write: Callable[[Path, Callable[[Any], None]], None] = atomic_write_bytes,
+) -> None:
+    """Save canonical parameters as an npz of `arg:NAME` float32 arrays through `write` (default: atomically
+    on its own; a checkpoint passes its `atomic.GroupWriter.write_bytes`)."""
     arrays = {f"arg:{n}": np.asarray(a, dtype=np.float32) for n, a in params.items()}
-    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    write(Path(path), lambda f: write_npz(f, arrays))
 
 
 def load_params(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -204,6 +208,7 @@ def load_model(
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     folder = Path(folder)
+    finish_group(folder)  # a checkpoint save cut short while being renamed into place (`atomic.atomic_group`)
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
     path = folder / f"{which}.params.npz"

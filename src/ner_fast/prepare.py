@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz
+from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz, write_npz
 from ner_fast.buckets import Bucket, build_buckets, default_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import Corpus, read_corpus
@@ -89,7 +89,7 @@ def _save_split(path: Path, buckets: Sequence[Bucket]) -> None:
         arrays[f"lengths_{b.length}"] = b.lengths
         arrays[f"indices_{b.length}"] = b.indices
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        write_npz(f, arrays)
 
 
 def _load_split(path: Path) -> list[Bucket]:

@@ -102,6 +102,32 @@ def test_connections_over_the_cap_get_503_and_the_others_go_on(url: str) -> None
             sock.close()
 
 
+def test_a_request_over_the_cap_gets_a_json_503_that_the_metrics_count(url: str) -> None:
+    """uvicorn's own shedding answered text/plain and counted nothing: under overload /metrics showed only
+    the requests served (and was itself answered 503), so nobody could tell that requests were turned away."""
+    before = httpx.get(f"{url}/metrics", timeout=10).text
+    held = [connect(url) for _ in range(3)]
+    try:
+        time.sleep(0.1)  # the server has accepted them
+        with httpx.Client(timeout=10) as client:
+            answer = client.post(f"{url}/v1/entities", json={"text": "Paris"})
+        with httpx.Client(timeout=10) as client:  # the metrics are answered over the cap too
+            reply = client.get(f"{url}/metrics")
+            assert reply.status_code == 200
+            after = reply.text
+    finally:
+        for sock in held:
+            sock.close()
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["connection"] == "close"
+    assert "limit of 3 connections" in answer.json()["error"]
+    for name, labels in (("ner_fast_requests_shed_total", {}), ("ner_fast_requests_total", {"status": "503"}),
+                         ("ner_fast_errors_total", {"status": "503"})):
+        assert metric(after, name, endpoint="/v1/entities", **labels) == \
+            metric(before, name, endpoint="/v1/entities", **labels) + 1, name
+
+
 def test_a_client_that_leaves_mid_body_is_not_an_error_answered(url: str) -> None:
     before = httpx.get(f"{url}/metrics", timeout=10).text
     with connect(url) as sock:

@@ -5,7 +5,9 @@ Every run here is a tiny network on the first sentences of the bundled corpus.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -180,11 +182,11 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
     real = train_module.save_params
     stopped: list[str] = []
 
-    def stop_before_best(path: Path, params: Any) -> None:
+    def stop_before_best(path: Path, params: Any, *write: Any) -> None:
         if Path(path).name == "best.params.npz" and not stopped:
             stopped.append(str(path))
             raise stop
-        real(path, params)
+        real(path, params, *write)
 
     monkeypatch.setattr(train_module, "save_params", stop_before_best)
     out = tmp_path / "run"
@@ -205,6 +207,66 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
     monkeypatch.setattr(train_module, "save_params", real)
     finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
     assert finished.stopped == "epochs" and len(finished.history) == 3 and (out / "best.params.npz").exists()
+
+
+# Trains as `_cfg` says, and dies (os._exit: no handler, no finally, as SIGKILL) while epoch 2's checkpoint is
+# saved: after its parameters, its average and its best are written, before its optimizer state and state.json.
+KILLED_WHILE_SAVING = """
+import json, os, sys
+import ner_fast.training.train as t
+from ner_fast.config import TrainConfig
+real, calls = t.save_optimizer_states, []
+def die_at_the_second(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os._exit(9)
+    return real(*args, **kwargs)
+t.save_optimizer_states = die_at_the_second
+t.train(TrainConfig(**json.loads(sys.argv[1])), progress=False, echo=lambda line: None)
+"""
+
+
+def test_a_run_killed_while_saving_keeps_the_previous_checkpoint_whole(prepared: str, tmp_path: Path) -> None:
+    """A SIGKILL (or a second SIGTERM) while an epoch's checkpoint files were written left the new
+    parameters beside the previous epoch's state.json and optimizer state: --resume read that mix as good."""
+    out = tmp_path / "killed"
+    options = dict(out=str(out), data=prepared, batch_size=16, epochs=2, patience=0, arch=TINY)
+    done = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, json.dumps(options)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 9, done.stderr
+    assert json.loads((out / "state.json").read_text())["epoch"] == 1
+    one = tmp_path / "one"
+    train(_cfg(prepared, one, epochs=1), progress=False, echo=_quiet)
+    for name in ("last.params.npz", "last.average.npz", "best.params.npz", "last.states.npz"):
+        kept, expected = np.load(out / name), np.load(one / name)
+        assert sorted(kept.files) == sorted(expected.files) and kept.files, name
+        assert all(np.array_equal(kept[k], expected[k]) for k in kept.files), f"{name} is not epoch 1's"
+    finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
+    whole = train(_cfg(prepared, tmp_path / "whole"), progress=False, echo=_quiet)
+    assert finished.params_sha256 == whole.params_sha256
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # the dead run's temporaries are gone
+
+
+def test_a_second_train_on_a_folder_being_trained_is_refused(prepared: str, tmp_path: Path) -> None:
+    """A --resume (or --out --force) while another `ner-fast train` trains in the folder: both wrote the
+    checkpoint, and the folder held whichever saved last. The training process holds a lock on the
+    folder (a flock: another open of it here stands for the other process)."""
+    out = tmp_path / "run"
+    train(_cfg(prepared, out, epochs=1), progress=False, echo=_quiet)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    busy = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(busy, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another ner-fast train is training in this folder"):
+            train(resume_config(out, epochs=2), resume=True, progress=False, echo=_quiet)
+        with pytest.raises(ValueError, match="another ner-fast train is training in this folder"):
+            train(_cfg(prepared, out, epochs=1), force=True, progress=False, echo=_quiet)
+    finally:
+        os.close(busy)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing removed or written
+    # The lock goes with the process that held it: the run resumes, and a run returns its own.
+    assert len(train(resume_config(out, epochs=2), resume=True, progress=False, echo=_quiet).history) == 2
+    assert len(train(resume_config(out, epochs=3), resume=True, progress=False, echo=_quiet).history) == 3
 
 
 def test_ctrl_c_during_ner_fast_train_saves_and_exits_1(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

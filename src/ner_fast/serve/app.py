@@ -52,6 +52,14 @@ INTERNAL_ERROR = "internal error; the server log has the details"
 SHUTTING_DOWN = "the server is shutting down"
 #: The ASGI scope key by which the endpoint tells the metrics that its client left mid-body.
 CLIENT_LEFT = "ner_fast.client_left"
+#: The ASGI scope key by which the server (`server.CappedProtocol`) marks a request that arrived over its
+#: connection cap; its value is the cap. The app answers it 503 and counts it.
+OVER_CAPACITY = "ner_fast.over_capacity"
+#: Seconds between two log lines about requests shed over the connection cap (the metrics count each).
+SHED_LOG_PERIOD = 60.0
+#: The metrics' path: answered over the connection cap too (its connection is open already, the answer
+#: costs no tagging), so that overload can be watched while it lasts.
+METRICS_PATH = "/metrics"
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/static/app.css": ("app.css", "text/css; charset=utf-8")}
 
@@ -267,6 +275,8 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.in_progress = Gauge("ner_fast_requests_in_progress", "HTTP requests being answered now.", registry=r)
+        self.shed = Counter("ner_fast_requests_shed", "Requests answered 503 because the server was at its "
+                            "connection cap (--max-connections); also in ner_fast_requests_total.", ["endpoint"], registry=r)
         self.client_disconnects = Counter("ner_fast_client_disconnects", "Requests whose client left before sending "
                                           "the whole body (answered nothing).", ["endpoint"], registry=r)
         self.batch_requests = Histogram(
@@ -314,7 +324,12 @@ class MetricsMiddleware:
     `shortcuts` maps `(method, path)` to an ASGI app that answers every request itself, errors included
     (`EntitiesEndpoint`): such a request goes straight to it, not through Starlette's exception
     middleware, router and route (a tenth of the server's CPU per request under load, measured by
-    `benchmarks/serve.py`); anything else, e.g. the same path with another method, goes to `app`."""
+    `benchmarks/serve.py`); anything else, e.g. the same path with another method, goes to `app`.
+
+    A request the server marked over its connection cap (`OVER_CAPACITY`) is answered a JSON 503 here,
+    counted (`ner_fast_requests_shed_total` and the requests by status) and logged at most once every
+    `SHED_LOG_PERIOD` seconds: shedding is what overload looks like, and the metrics must show it.
+    `/metrics` itself is answered (a scraper must see the overload while it lasts)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, endpoints: frozenset[str],
                  shortcuts: dict[tuple[str, str], ASGIApp] | None = None) -> None:
@@ -322,6 +337,7 @@ class MetricsMiddleware:
         self.metrics = metrics
         self.endpoints = endpoints
         self.shortcuts = shortcuts or {}
+        self._shed_logged = -SHED_LOG_PERIOD  # perf_counter time of the last log line about shedding
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -339,8 +355,16 @@ class MetricsMiddleware:
 
         app = self.shortcuts.get((scope["method"], path), self.app)
         m = self.metrics
-        m.in_progress.inc()
         start = time.perf_counter()
+        cap = scope.get(OVER_CAPACITY)
+        if cap is not None and path != METRICS_PATH:
+            app = error(503, f"the server is at its limit of {cap} connections: retry later")
+            m.shed.labels(endpoint).inc()
+            if start - self._shed_logged >= SHED_LOG_PERIOD:
+                self._shed_logged = start
+                log.warning("at the limit of %d connections (--max-connections): answering 503; "
+                            "ner_fast_requests_shed_total counts them", cap)
+        m.in_progress.inc()
         try:
             await app(scope, receive, send_status)
         finally:
@@ -510,7 +534,7 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
             Route("/v1/entities", entities, methods=["POST"]),
             Route("/v1/model", model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", prometheus, methods=["GET"]),
+            Route(METRICS_PATH, prometheus, methods=["GET"]),
             *(page_route(path) for path in STATIC),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},

@@ -1,18 +1,22 @@
 """The run folder on disk: claimed before a new run (`claim_run_dir`), read back to resume one
 (`read_state`, `read_metrics`, `logged_validation`, `logged_record`), and the parts of a checkpoint that need the MXNet module: its
 parameters in canonical form (`module_canonical`) and Adam's state (`save_optimizer_states`,
-`load_optimizer_states`). The file names are `checkpoint.py`'s; `train.py`'s `_save` writes a
+`load_optimizer_states`), and the lock a training process holds on it (`run_lock`). The file names are `checkpoint.py`'s; `train.py`'s `_save` writes a
 checkpoint after each epoch.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz
+from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz, write_npz
 from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 
@@ -40,8 +44,10 @@ def _updater(module: Any) -> tuple[Any, list[tuple[Any, str]]]:
     return None, []
 
 
-def save_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
-    """Adam's moments and step counts as an npz in canonical naming; False where not reachable."""
+def save_optimizer_states(path: Path, module: Any, config: ModelConfig,
+                          write: Callable[[Path, Callable[[Any], None]], None] = atomic_write_bytes) -> bool:
+    """Adam's moments and step counts as an npz in canonical naming, through `write` (as `save_params`);
+    False where not reachable."""
     updater, keys = _updater(module)
     if updater is None:
         return False
@@ -61,7 +67,7 @@ def save_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
     arrays: dict[str, np.ndarray] = {"num_update": np.array(opt.num_update, dtype=np.int64)}
     for prefix, d in (("mean", mean), ("var", var), ("steps", steps)):
         arrays.update({f"{prefix}:{n}": a for n, a in unpack_params(config, d).items()})
-    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    write(path, lambda f: write_npz(f, arrays))
     return True
 
 
@@ -94,6 +100,32 @@ def load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
             per_device[key] = int(parts["steps"][name].ravel()[0])
     opt.num_update = int(saved["num_update"])
     return True
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[bool]:
+    """Hold the run folder `out` for this process while it trains: an advisory `flock` on the folder
+    itself, released when the process ends however it ends (SIGKILL too). A second `ner-fast train` on
+    the folder (a --resume while the run still trains, --out DIR --force over it) is refused in one
+    line: both wrote the checkpoint, and the folder held whichever saved last. Yields whether the lock
+    is held (False: no such folder yet, or a file system without flock)."""
+    try:
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield False  # not a folder (yet): what comes next says what is wrong, or makes it
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{out}: another ner-fast train is training in this folder now; wait for it to end,"
+                             " or stop it (Ctrl-C saves it) and then --resume") from None
+        except OSError:
+            yield False  # no flock on this file system
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def claim_run_dir(out: Path, force: bool = False) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ner_fast import __version__
-from ner_fast.atomic import atomic_write_json, read_json
+from ner_fast.atomic import atomic_write_json, finish_group, read_json
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, fixed_by_prepared, parse_context,
@@ -24,7 +25,7 @@ from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
-from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state
+from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state, run_lock
 from ner_fast.vocab import Vocabularies
 
 
@@ -63,11 +64,31 @@ class Run:
         return self.rank == 0
 
 
+def _read_back_or_claim(
+    cfg: TrainConfig, out: Path, resume: bool, force: bool, writes: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The run folder before the data is read: (the state to start from, an earlier run's files that a new
+    run removes once set up (--force)). A resumed run's state is read back, a checkpoint save cut short
+    while being renamed into place finished first (worker 0); a new run claims the folder (worker 0)."""
+    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
+    if not resume:
+        return state, claim_run_dir(out, force=force) if writes else []
+    if writes:
+        finish_group(out)
+    state.update(read_state(out))
+    if state["epoch"] >= cfg.epochs:
+        # Said before the data is read and the network built: there is no epoch to train.
+        raise ValueError(f"{out}: already trained {state['epoch']} epochs and --epochs is {cfg.epochs}: nothing to"
+                         f" resume (give --epochs more than {state['epoch']} to train on)")
+    return state, []
+
+
 def set_up(
-    cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None]
+    cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None], hold: ExitStack | None = None
 ) -> tuple[Run, Any, dict[str, np.ndarray] | None, Any, list[Any]]:
     """Start MXNet, claim (or read back) the run folder, read the data and write config.json and
-    vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts)."""
+    vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts).
+    With `hold`, the folder is locked (`run_dir.run_lock`) until `hold` closes; worker 0 only."""
     flush_denormals()
     set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
     import mxnet as mx
@@ -83,16 +104,9 @@ def set_up(
     out = Path(cfg.out)
 
     # The folder is checked before the data is read: a mistake there costs nothing.
-    state: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": None, "bad_epochs": 0}
-    previous: list[str] = []  # an earlier run's files (--force), removed once this run is set up
-    if resume:
-        state.update(read_state(out))
-        if state["epoch"] >= cfg.epochs:
-            # Said before the data is read and the network built: there is no epoch to train.
-            raise ValueError(f"{out}: already trained {state['epoch']} epochs and --epochs is {cfg.epochs}: nothing to"
-                             f" resume (give --epochs more than {state['epoch']} to train on)")
-    elif writes:
-        previous = claim_run_dir(out, force=force)
+    # Locked before anything there is read or removed (a new folder: once made, below).
+    locked = writes and hold is not None and hold.enter_context(run_lock(out))
+    state, previous = _read_back_or_claim(cfg, out, resume, force, writes)
 
     recorded = read_json(out / RUN_CONFIG_FILE, "ner-fast training config") if resume else None  # what the run started with
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
@@ -128,6 +142,8 @@ def set_up(
     elif writes:
         clear_previous(out, previous)
         out.mkdir(parents=True, exist_ok=True)
+        if hold is not None and not locked:
+            hold.enter_context(run_lock(out))
     if writes:
         atomic_write_json(
             out / RUN_CONFIG_FILE,

@@ -26,12 +26,13 @@ import hashlib
 import json
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, atomic_write_json
+from ner_fast.atomic import atomic_group, json_document
 from ner_fast.checkpoint import AVERAGE_FILE, save_params, unpack_params
 from ner_fast.config import OptionError, TrainConfig
 from ner_fast.metrics import Scores, format_table
@@ -100,47 +101,48 @@ def train(
     check_worker_kvstore(cfg.kvstore)
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
-    run, data, params, kv, contexts = set_up(cfg, resume, force, say)
-    make_trainer(run, data, params, kv, contexts, resume, say)
-    state = run.state
-    stopped = "epochs"
-    try:
-        for record, improved in _epochs(run, progress):
-            _save(run, best=improved)
-            say(
-                f"epoch {record.epoch}/{cfg.epochs}: {record.seconds:.0f} s, train {record.train_tokens_per_s:,.0f} tokens/s,"
-                f" valid {record.valid_tokens_per_s:,.0f} tokens/s, lr {record.learning_rate:.5g}"
-                + ("  (best so far)" if improved else "")
-            )
-            say(format_table({"train": record.train, "valid": record.valid}))
-            if cfg.patience and state["bad_epochs"] >= cfg.patience:
-                stopped = "patience"
-                say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
-                break
-    except (KeyboardInterrupt, Terminated) as stop:
-        # The current, partly trained epoch is redone on resume from the parameters saved here.
-        stopped = "interrupted"
-        state["interrupted"] = True
-        _save(run, best=state["best_epoch"] != run.written_best)
-        if run.writes:
-            say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
-        else:  # only worker 0 writes the checkpoint
-            say(f"interrupted: worker {run.rank} of {run.num_workers} saved nothing (worker 0 saves in {run.out})")
-        if isinstance(stop, Terminated):
-            raise  # asked to end: the command line reports it and exits 143
+    with ExitStack() as hold:  # the run folder's lock (`run_dir.run_lock`), held until the run returns or raises
+        run, data, params, kv, contexts = set_up(cfg, resume, force, say, hold)
+        make_trainer(run, data, params, kv, contexts, resume, say)
+        state = run.state
+        stopped = "epochs"
+        try:
+            for record, improved in _epochs(run, progress):
+                _save(run, best=improved)
+                say(
+                    f"epoch {record.epoch}/{cfg.epochs}: {record.seconds:.0f} s, train {record.train_tokens_per_s:,.0f} tokens/s,"
+                    f" valid {record.valid_tokens_per_s:,.0f} tokens/s, lr {record.learning_rate:.5g}"
+                    + ("  (best so far)" if improved else "")
+                )
+                say(format_table({"train": record.train, "valid": record.valid}))
+                if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                    stopped = "patience"
+                    say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
+                    break
+        except (KeyboardInterrupt, Terminated) as stop:
+            # The current, partly trained epoch is redone on resume from the parameters saved here.
+            stopped = "interrupted"
+            state["interrupted"] = True
+            _save(run, best=state["best_epoch"] != run.written_best)
+            if run.writes:
+                say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
+            else:  # only worker 0 writes the checkpoint
+                say(f"interrupted: worker {run.rank} of {run.num_workers} saved nothing (worker 0 saves in {run.out})")
+            if isinstance(stop, Terminated):
+                raise  # asked to end: the command line reports it and exits 143
 
-    final = module_canonical(run.module, run.config)
-    return TrainResult(
-        out=str(run.out),
-        history=run.history,
-        best_epoch=state["best_epoch"],
-        best_f1=float(state["best_f1"]),
-        stopped=stopped,
-        seconds=time.perf_counter() - wall_start,
-        params_sha256=params_sha256(final),
-        rank=run.rank,
-        num_workers=run.num_workers,
-    )
+        final = module_canonical(run.module, run.config)
+        return TrainResult(
+            out=str(run.out),
+            history=run.history,
+            best_epoch=state["best_epoch"],
+            best_f1=float(state["best_f1"]),
+            stopped=stopped,
+            seconds=time.perf_counter() - wall_start,
+            params_sha256=params_sha256(final),
+            rank=run.rank,
+            num_workers=run.num_workers,
+        )
 
 
 def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
@@ -205,25 +207,31 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
 
 def _save(run: Run, best: bool) -> None:
     """Write the run's checkpoint files (worker 0 only): last parameters, the average, best parameters
-    when `best`, optimizer states, metrics.jsonl and state.json, each atomically."""
+    when `best`, optimizer states, metrics.jsonl and state.json, all together (`atomic.atomic_group`): a
+    process killed while saving leaves the previous checkpoint whole, never the new parameters beside
+    the old state.json (one SIGKILL did: --resume then redid epoch N from epoch N's parameters with epoch
+    N-1's optimizer state, and best.params.npz was not the epoch state.json named)."""
     if not run.writes:
         return
     out, config, state, average = run.out, run.config, run.state, run.average
     canonical = module_canonical(run.module, config)
-    save_params(out / "last.params.npz", canonical)
-    averaged = None
-    if average is not None:
-        averaged = unpack_params(config, average.arrays())
-        save_params(out / AVERAGE_FILE, averaged)
-        state["average_steps"] = average.steps
+    with atomic_group(out) as group:
+        save_params(out / "last.params.npz", canonical, group.write_bytes)
+        averaged = None
+        if average is not None:
+            averaged = unpack_params(config, average.arrays())
+            save_params(out / AVERAGE_FILE, averaged, group.write_bytes)
+            state["average_steps"] = average.steps
+        if best:
+            # The parameters that were validated best: the average or the live ones (see `_epochs`).
+            save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical, group.write_bytes)
+        save_optimizer_states(out / "last.states.npz", run.module, config, group.write_bytes)
+        lines = "".join(json.dumps(h) + "\n" for h in run.history)
+        group.write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
+        document = json_document(state).encode()
+        group.write_bytes(out / "state.json", lambda f: f.write(document))
     if best:
-        # The parameters that were validated best: the average or the live ones (see `_epochs`).
-        save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical)
         run.written_best = state["best_epoch"]
-    save_optimizer_states(out / "last.states.npz", run.module, config)
-    lines = "".join(json.dumps(h) + "\n" for h in run.history)
-    atomic_write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
-    atomic_write_json(out / "state.json", state)
 
 
 def _set_encoder_lr(module: Any, cfg: TrainConfig, epoch: int) -> None:
