@@ -82,10 +82,16 @@ def test_control_characters_and_astral_code_points() -> None:
 
 def is_separator(ch: str) -> bool:
     """The separators as the module documents them, written independently of its regex."""
-    return ch.isspace() or unicodedata.category(ch) == "Cc" or ch in "\u200b\u2060\ufeff"
+    # Whitespace, control characters and the invisible format characters (category Cf) but the soft hyphen,
+    # which belongs to its word (and is dropped when it stands alone: checked in the test).
+    return ch.isspace() or unicodedata.category(ch) == "Cc" or (unicodedata.category(ch) == "Cf" and ch != SOFT_HYPHEN)
 
 
-SPECIAL = st.sampled_from(list("\t\n\r\x0b\x0c \u00a0\u2028\u2029\u3000\x00\x1f\x85\u200b\ufeff.'’-?!\"$%n't") + ["\U0001f600", "\U00010348"])
+SOFT_HYPHEN = "\u00ad"
+
+
+SPECIAL = st.sampled_from(list("\t\n\r\x0b\x0c \u00a0\u2028\u2029\u3000\x00\x1f\x85\u200b\u200e\u200d\u00ad\ufeff.'’-?!\"$%n't")
+                          + ["\U0001f600", "\U00010348", "\U000e0020"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -102,7 +108,11 @@ def test_offsets_are_valid_ordered_and_cover_every_non_separator(parts: list[str
         covered[a:b] += 1
         previous_end = b
     for i, ch in enumerate(text):
-        assert covered[i] == (0 if is_separator(ch) else 1), (i, ch)
+        if ch == SOFT_HYPHEN:  # inside a word: covered; a token of soft hyphens alone: dropped
+            assert covered[i] in (0, 1), (i, ch)
+        else:
+            assert covered[i] == (0 if is_separator(ch) else 1), (i, ch)
+    assert all(word.strip(SOFT_HYPHEN) for word in w)  # no token is blank or soft hyphens alone
     # Sentences: from token 0 to the last, none empty (no sentence at all without tokens), none too long.
     assert offsets[0] == 0 and offsets[-1] == len(w)
     assert np.all(np.diff(offsets) > 0) and np.all(np.diff(offsets) <= MAX_SENTENCE_TOKENS)
