@@ -1,6 +1,6 @@
 """Model packages on disk: the manifest, checksums and format version (reading side; no onnx, no mxnet).
 
-A package (written by `ner_fast.training.export.write_package`) is a folder:
+A package (written by `ner_fast.training.package_writer.write_package`) is a folder:
 
     manifest.json        format_version, sha256 of every other file, versions it was made with
     model.json           vocabularies, tags, bucket lengths, feature settings, architecture

@@ -44,7 +44,7 @@ import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from ner_fast import __version__
-from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
+from ner_fast.atomic import claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import LSTM_DIRECTIONS
 from ner_fast.option import graph_buckets
@@ -52,7 +52,7 @@ from ner_fast.option_table import row
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
-from ner_fast.package import CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS, MODEL_FILE, format_version, WEIGHTS_FILE, graph_file, package_files, portable_path, write_manifest
+from ner_fast.package import CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS, format_version, package_files, portable_path
 from ner_fast.training.quantize import quantize as quantize_graph
 from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocab, Vocabularies
@@ -60,6 +60,7 @@ from ner_fast.vocab import Vocab, Vocabularies
 from ner_fast.training import param_map as names
 from ner_fast.training.param_map import lstm_weights as _lstm_weights
 from ner_fast.training.run_dir import logged_record
+from ner_fast.training.package_writer import write_package
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -70,12 +71,6 @@ CHAR_OUTPUT_NAME = "char_features"
 OUTPUT_NAME = "probs"
 # Second output of a model with the auxiliary POS head: (batch, L, n_pos) softmax over the POS vocabulary.
 POS_OUTPUT_NAME = "pos_probs"
-# Beside model.json in a package trained with --vectors: their attribution and licence (`vectors_notice`).
-NOTICE_FILE = "ATTRIBUTION.md"
-# Initializers at least this large go to the shared weights file; the small shape constants stay inline.
-EXTERNAL_MIN_BYTES = 256
-# Offsets in the weights file are multiples of this, so a runtime may map tensors straight from the file.
-ALIGNMENT = 4096
 
 
 
@@ -272,19 +267,6 @@ def _heads(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, x: 
     return [(name, width) for name, _, width in outputs]
 
 
-def with_seq_len(model: onnx.ModelProto, seq_len: int) -> onnx.ModelProto:
-    """A copy of a (dynamic) model whose input and output declare sequence length `seq_len`."""
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    fixed.graph.input[0].type.tensor_type.shape.dim[2].dim_value = int(seq_len)
-    for extra in fixed.graph.input[1:]:  # the character features (batch, seq_len, F)
-        extra.type.tensor_type.shape.dim[1].dim_value = int(seq_len)
-    for output in fixed.graph.output:
-        output.type.tensor_type.shape.dim[1].dim_value = int(seq_len)
-    fixed.metadata_props.add(key="ner_fast.seq_len", value=str(int(seq_len)))
-    return fixed
-
-
 def truncate_words(
     config: ModelConfig, params: Mapping[str, np.ndarray], vocabs: Vocabularies, max_words: int
 ) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies]:
@@ -368,85 +350,6 @@ def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, st
     return model
 
 
-def _externalize(models: Sequence[onnx.ModelProto], weights_path: Path) -> list[onnx.ModelProto]:
-    """Copies of `models` whose large initializers live in `weights_path` (written here, one after the
-    other), each at an offset aligned to `ALIGNMENT` so onnxruntime can map it from the file instead of
-    copying it."""
-    copies = []
-    for model in models:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        copies.append(copy)
-    with open(weights_path, "wb") as data:
-        for tensor in (t for copy in copies for t in copy.graph.initializer):
-            if not tensor.HasField("raw_data"):  # some writers store small tensors as typed fields
-                tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name))
-            raw = tensor.raw_data
-            if len(raw) < EXTERNAL_MIN_BYTES:
-                continue
-            data.write(b"\0" * (-data.tell() % ALIGNMENT))
-            offset = data.tell()
-            data.write(raw)
-            tensor.ClearField("raw_data")
-            tensor.data_location = TensorProto.EXTERNAL
-            for key, value in (("location", weights_path.name), ("offset", str(offset)), ("length", str(len(raw)))):
-                tensor.external_data.add(key=key, value=value)
-    return copies
-
-
-def write_package(
-    out: str | os.PathLike[str] | OutputDir,
-    model: onnx.ModelProto,
-    buckets: Sequence[int],
-    model_info: Mapping[str, Any],
-    versions: Mapping[str, str],
-    force: bool = False,
-    char_model: onnx.ModelProto | None = None,
-) -> Path:
-    """Write a model package folder from the dynamic `model` (weights embedded).
-
-    The weights go once into `weights.onnx.data`; `dynamic.onnx` and one `bucket_<L>.onnx` per bucket
-    length are small graphs that all point into it. `char_model`: the character graph (`build_char_graph`)
-    of a `model` that takes the character features as an input: written as `package.CHAR_GRAPH_FILE`
-    (its tables in the same weights file), recorded as model.json `char_graph`, format version 2. `model.json` is `model_info` plus the format
-    version, buckets and versions; `manifest.json` checksums every file. Everything is written to a
-    temporary folder beside `out`, which then replaces `out` by renames, so an existing package is
-    never left half-overwritten. `out` must be new, empty or an earlier package; a folder with other
-    files is refused unless `force` (then they are kept: `atomic.atomic_dir`).
-    """
-    claim = out if isinstance(out, OutputDir) else claim_output_dir(out, package_files, force=force)
-    buckets = sorted({int(b) for b in buckets})
-    if any(b < 1 for b in buckets):
-        raise ValueError(f"bucket lengths must be positive, got {buckets}")
-    with atomic_dir(claim) as tmp:
-        shared, *chars = _externalize([model, *([char_model] if char_model is not None else [])], tmp / WEIGHTS_FILE)
-        graphs = {graph_file(None): shared, **{graph_file(b): with_seq_len(shared, b) for b in buckets}}
-        if chars:
-            graphs[CHAR_GRAPH_FILE] = chars[0]
-        for name, graph in graphs.items():
-            (tmp / name).write_bytes(graph.SerializeToString())
-        version = format_version(bool(chars))
-        info = {**model_info, "format_version": version, "buckets": buckets, "versions": dict(versions),
-                "char_graph": _char_graph_record(chars[0]) if chars else None}
-        (tmp / MODEL_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        notice = vectors_notice(info.get("vectors"))
-        if notice is not None:
-            (tmp / NOTICE_FILE).write_text(notice, encoding="utf-8")
-        write_manifest(tmp, [MODEL_FILE, WEIGHTS_FILE, *graphs, *([NOTICE_FILE] if notice is not None else [])], versions, version)
-    return claim.path
-
-
-def _char_graph_record(char_model: onnx.ModelProto) -> dict[str, Any]:
-    """model.json `char_graph`: the character graph's file, input and output (F: its width)."""
-    width = char_model.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    return {
-        "file": CHAR_GRAPH_FILE,
-        "input": {"name": CHAR_INPUT_NAME, "dtype": "int32", "shape": ["rows", "max_token_chars"]},
-        "output": {"name": CHAR_OUTPUT_NAME, "dtype": "float32", "shape": ["rows", width]},
-        "width": width,
-    }
-
-
 def _vectors_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
     """The run's own `--vectors` (its data settings' `vectors_source`), with how many of their words
     were offered to the vocabulary (`vector_words`): `words` counts the whole file, which is not what
@@ -463,24 +366,6 @@ def _inherited_vectors(init: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not init or not init.get("vectors"):
         return None
     return {**init["vectors"], "through": f"--init {init.get('source')}"}
-
-
-def vectors_notice(vectors: Mapping[str, Any] | None) -> str | None:
-    """The text of `NOTICE_FILE` for a package whose rows started from pretrained vectors (model.json
-    `vectors`): their name, licence and attribution, which must travel with the package (GloVe's PDDL
-    asks for none, but the package redistributes derived rows and says whose they are). None without
-    vectors. The file is listed in the manifest (checksummed like the rest), never read by the tagger."""
-    if not vectors:
-        return None
-    return (
-        f"# Word vectors in this package: {vectors.get('name')}\n\n"
-        "The word embedding rows of this model package started from pretrained word vectors (`ner-fast train"
-        f" --vectors {vectors.get('source')}`{', then ' + vectors['through'] if vectors.get('through') else ''});"
-        f" model.json `vectors` records them ({vectors.get('words')} words x"
-        f" {vectors.get('dim')}, sha256 {vectors.get('sha256')}).\n\n"
-        f"- Attribution: {vectors.get('attribution') or 'not recorded'}\n"
-        f"- Licence: {vectors.get('licence') or 'not recorded'}\n"
-    )
 
 
 def _versions(opset: int) -> dict[str, str]:
