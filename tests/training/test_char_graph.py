@@ -10,7 +10,6 @@ test_export.py, whose packages are format 2 since it is the default.)
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -127,10 +126,11 @@ def test_char_cache_rows_match_the_character_graph(both: tuple) -> None:
     rows = rng.integers(0, config.n_chars, (30, config.max_token_chars)).astype(np.int32)
     rows[10:20] = rows[:10]  # repeated rows
     alone = np.concatenate([session.run(None, {"char_ids": rows[i : i + 1]})[0] for i in range(len(rows))])
-    cache = CharCache(session, config.max_token_chars, capacity=12)
-    assert np.array_equal(cache.features(rows), alone)
-    assert len(cache) == 12  # 20 distinct rows, room for 12
-    assert np.array_equal(cache.features(rows[::-1]), alone[::-1])
+    for n_chars in (None, config.n_chars, 300, 70_000):  # int32, uint8, uint16, int32 keys
+        cache = CharCache(session, config.max_token_chars, capacity=12, n_chars=n_chars)
+        assert np.array_equal(cache.features(rows), alone)
+        assert len(cache) == 12  # 20 distinct rows, room for 12
+        assert np.array_equal(cache.features(rows[::-1]), alone[::-1])
     with pytest.raises(ValueError, match="whole number of rows"):
         CharCache(session, config.max_token_chars, capacity=-1)
 
