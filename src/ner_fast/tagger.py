@@ -175,8 +175,7 @@ class Tagger:
         self._sessions = dict(sessions)
         self.buckets: list[int] = sorted(k for k in self._sessions if k is not None)
         self._input = self._sessions[None].get_inputs()[0].name
-        self._chars, self._char_input = _char_features(self._sessions[None], char_session, self.max_token_chars, char_cache,
-                                                       len(self.vocabs.chars))
+        self._chars, self._char_input = _char_features(package, self._sessions[None], char_session, char_cache)
         # Only the tag probabilities unless POS tags are asked for (a POS head is a second output).
         self._outputs = [self._sessions[None].get_outputs()[0].name]
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
@@ -479,20 +478,23 @@ def _session(path: Any, options: ort.SessionOptions, providers: list[Any]) -> or
 
 
 def _char_features(
-    dynamic: ort.InferenceSession, char_session: ort.InferenceSession | None, max_token_chars: int, capacity: int,
-    n_chars: int,
+    package: Package, dynamic: ort.InferenceSession, char_session: ort.InferenceSession | None, capacity: int
 ) -> tuple[CharCache | None, str | None]:
     """The character cache and the graphs' character-features input name of a package whose graphs take
-    them (a second input), (None, None) for one whose graphs compute them. ValueError when the
-    character session and the graphs do not fit together."""
+    them (a second input), (None, None) for one whose graphs compute them. Without `char_session`, the
+    package's character graph is opened with the dynamic session's providers (onnxruntime's default
+    options). ValueError when the character graph and the graphs do not fit together."""
     inputs = dynamic.get_inputs()
     if len(inputs) == 1:
         if char_session is not None:
             raise ValueError("a character session was given, but the graphs compute their own character features")
         return None, None
     if char_session is None:
-        raise ValueError(f"the graphs take the character features ({inputs[1].name}): pass the character graph's session")
-    cache = CharCache(char_session, max_token_chars, capacity, n_chars)
+        if package.char_graph_path is None:
+            raise ValueError(f"the graphs take the character features ({inputs[1].name}) but the package has no character graph")
+        char_session = _session(package.char_graph_path, None, list(dynamic.get_providers()))
+    cache = CharCache(char_session, int(package.model["max_token_chars"]), capacity,
+                      len(package.model["vocab"]["chars"]))
     if inputs[1].shape[2] != cache.width:
         raise ValueError(f"the graphs take {inputs[1].shape[2]} character features a token, the character graph makes {cache.width}")
     return cache, inputs[1].name

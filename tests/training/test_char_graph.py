@@ -140,8 +140,11 @@ def test_sessions_that_do_not_fit_together_are_refused(both: tuple) -> None:
     pkg, one = load_package(split), load_package(single)
     cpu = ["CPUExecutionProvider"]
     chars = ort.InferenceSession(str(pkg.char_graph_path), providers=cpu)
-    with pytest.raises(ValueError, match="pass the character graph's session"):
-        Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=cpu)})
+    with pytest.raises(ValueError, match="but the package has no character graph"):
+        Tagger(one, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=cpu)})
+    # Without a character session, the tagger opens the package's own with the graphs' providers.
+    opened = Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=cpu)})
+    assert opened._chars is not None and opened._chars._session.get_providers() == cpu
     with pytest.raises(ValueError, match="compute their own character features"):
         Tagger(one, {None: ort.InferenceSession(str(one.graph_path(None)), providers=cpu)}, char_session=chars)
     tagger = Tagger.load(split, device="cpu")
