@@ -10,6 +10,7 @@ test_export.py, whose packages are format 2 since it is the default.)
 """
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -149,3 +150,16 @@ def test_sessions_that_do_not_fit_together_are_refused(both: tuple) -> None:
         Tagger(one, {None: ort.InferenceSession(str(one.graph_path(None)), providers=cpu)}, char_session=chars)
     tagger = Tagger.load(split, device="cpu")
     assert tagger._chars is not None and tagger._chars._session.get_providers() == tagger.providers
+
+
+def test_export_command_writes_either_kind(both: tuple, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    _, _, split, _ = both
+    run = split.parent / "model"
+    for flag, version in (("--char-graph", 2), ("--no-char-graph", 1)):
+        result = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / flag), "--quantize", "none", flag])
+        assert result.exit_code == 0, result.output
+        assert load_package(tmp_path / flag).manifest["format_version"] == version
