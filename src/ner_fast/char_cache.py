@@ -27,7 +27,7 @@ import numpy as np
 from ner_fast.buckets import MAX_BATCH_TOKENS
 
 #: Rows a `Tagger.load` cache holds by default: 50,000 x F float32 (10.6 MB at F=53, 30 MB at F=150),
-#: plus the dict's keys (max_token_chars x 4 bytes a row and about 100 bytes of dict and bytes overhead).
+#: plus the dict of keys (measured with tracemalloc: 6.9 MB for 50,000 20-byte keys, max_token_chars 20).
 DEFAULT_CHAR_CACHE = 50_000
 
 

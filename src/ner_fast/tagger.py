@@ -371,6 +371,18 @@ class Tagger:
         for key, batch in jobs:
             yield _batch_features(matrix, offsets, lengths, key, batch)
 
+    def feeds(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """The graphs' inputs for one batch of `features` (as `features` yields them): the features under
+        `input_name`, and for a package with a character graph the character features (float32 (B, L, F),
+        from the tagger's cache, `ner_fast.char_cache`) under the graphs' second input."""
+        feeds = {self._input: features}
+        if self._chars is not None:
+            # Every position's character row (padding: the row of zeros), (B, C, L) -> (B * L, C).
+            b, _, seq_len = features.shape
+            rows = features[:, ROW_CHARS:, :].transpose(0, 2, 1).reshape(b * seq_len, self.max_token_chars)
+            feeds[self._char_input] = self._chars.features(rows).reshape(b, seq_len, self._chars.width)
+        return feeds
+
     @property
     def input_name(self) -> str:
         """The name of the graphs' one input (what `features` yields)."""
@@ -427,13 +439,7 @@ class Tagger:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
         with `want_pos` the POS head's output (B, L, V_pos), else None)."""
-        features = _batch_features(matrix, offsets, lengths, key, batch)
-        feeds = {self._input: features}
-        if self._chars is not None:
-            # Every position's character row (padding: the row of zeros), (B, C, L) -> (B * L, C).
-            b, _, seq_len = features.shape
-            rows = features[:, ROW_CHARS:, :].transpose(0, 2, 1).reshape(b * seq_len, self.max_token_chars)
-            feeds[self._char_input] = self._chars.features(rows).reshape(b, seq_len, self._chars.width)
+        feeds = self.feeds(_batch_features(matrix, offsets, lengths, key, batch))
         outputs = self._sessions[key].run(None if want_pos else self._outputs, feeds)
         return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
 
