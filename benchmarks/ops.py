@@ -14,7 +14,9 @@ summed into three parts, found from the graph's structure, not from names:
   and the nodes that only prepare its tables (dequantizing them);
 - `rest`: everything else (word and casing look-ups, the output heads, per-row quantization, transposes).
 
-The shares are of the graph's own kernel time: what caching the character features by word form, or a faster
+A format-2 package's graph (character CNN in `chars.onnx`) is fed its character features by the tagger's cache
+(`Tagger.feeds`, before the timed runs), so its `characters` share is about 0; `benchmarks/charcache.py` measures
+the cache. The shares are of the graph's own kernel time: what caching the character features by word form, or a faster
 LSTM, could save at most. Featurizing and decoding (outside the graph) are `benchmarks/overhead.py`'s. JSON
 records the CPU (`_machine.write_json`); shares, not speeds, so a loaded machine moves them little.
 """

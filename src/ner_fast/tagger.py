@@ -21,7 +21,8 @@ run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
 threads: onnxruntime sessions are thread-safe, the sessions and lookup tables are built once in
-`__init__`, and a call keeps all its state in local variables.
+`__init__`, and a call keeps all its state in local variables, but for the character cache of a format-2
+package (`ner_fast.char_cache`), which only grows, under a lock, and never changes a published row.
 """
 from __future__ import annotations
 
@@ -141,9 +142,10 @@ class Tagger:
     faster than 1 worker of 2 threads: an LSTM step is too small to split well across threads.
 
     A package whose graphs take the character features as an input (format 2, model.json `char_graph`)
-    needs `char_session`, the character graph's session; its features are cached per character row for
-    `char_cache` rows (`ner_fast.char_cache.CharCache`). Which kind a package is, the graphs say: the
-    dynamic graph's second input. An older package computes them in its graphs (`char_session` None).
+    runs `char_session`, the character graph's session (None: the package's own, opened with the dynamic
+    session's providers); its features are cached per character row for `char_cache` rows
+    (`ner_fast.char_cache.CharCache`). Which kind a package is, the graphs say: the dynamic graph's second
+    input. An older package computes them in its graphs (`char_session` stays unused).
     """
 
     def __init__(

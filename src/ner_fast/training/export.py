@@ -20,7 +20,7 @@ With `char_graph` (the default of `export_model`, package format 2) the characte
 own (`build_char_graph`: int32 rows `char_ids` (n, C) -> float32 `char_features` (n, F)) and the main
 graphs take `char_features` (batch, seq_len, F) as a second input instead of the chars branch above:
 everything else is the same graph, so a token's probabilities are the same floats, bit for bit, and the
-tagger computes each word form's features once across batches (`ner_fast.tagger.CharCache`).
+tagger computes each word form's features once across batches (`ner_fast.char_cache.CharCache`).
 
 `tanh(max(x)) == max(tanh(x))` because tanh is increasing, so the graph takes the max first (53 tanh a token
 instead of 53 x positions). Dropout is the identity at inference and does not appear.
