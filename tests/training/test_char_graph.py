@@ -96,7 +96,7 @@ def test_the_cache_never_changes_a_sentence_probabilities(both: tuple) -> None:
         assert np.array_equal(warm.tag(s, p, proba=True)[1], ref)
     mixed = [s for pair in zip(others[:40], sents) for s in pair]
     mixed_pos = [p for pair in zip(other_pos[:40], pos) for p in pair]
-    two = Tagger.load(split, threads=1, workers=2)
+    two = Tagger.load(split, threads=2, workers=2)  # 2 intra-op threads too
     for tagger, kw in ((warm, {"batch_size": 7}), (two, {"batch_size": 5}), (two, {"batch_size": 64, "workers": 1})):
         found = probs(tagger, mixed, mixed_pos, **kw)[1::2]
         assert len(found) == len(cold)
