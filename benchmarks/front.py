@@ -196,7 +196,7 @@ def quantized_graph(fp32: Path, kind: str, out: Path, calibration: list[list[str
 
             def get_next(self) -> dict[str, np.ndarray] | None:
                 features = next(self.batches, None)
-                return None if features is None else {tagger.input_name: features}
+                return None if features is None else tagger.feeds(features)  # every input the graph takes
 
         fmt = QuantFormat.QDQ if kind == "qdq" else QuantFormat.QOperator
         quantize_static(str(single), str(graph), Batches(), quant_format=fmt, per_channel=True,

@@ -52,7 +52,7 @@ from ner_fast import Tagger
 from ner_fast.metrics import TagScheme, score
 from ner_fast.package import ENSEMBLE_PACKAGE, load_package, package_checksum, sha256_file
 from ner_fast.training.bundle import validation_corpus
-from ner_fast.training.export import write_package
+from ner_fast.training.package_writer import write_package
 from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, prune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

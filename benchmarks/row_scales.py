@@ -39,7 +39,8 @@ from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.package import load_package
 from ner_fast.tagger import Tagger
 from ner_fast.training.bundle import score_tagger, validation_corpus
-from ner_fast.training.export import export_model, write_package
+from ner_fast.training.export import export_model
+from ner_fast.training.package_writer import write_package
 from ner_fast.training.init_source import initializer_values
 from ner_fast.training import quantize as quantize_module
 from ner_fast.training.quantize import make_invariant, quantize_dynamic_int8

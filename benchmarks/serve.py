@@ -221,7 +221,7 @@ def batching_ceiling(package: Path, texts: list[str], device: str = "cpu", batch
 
     def network(tagger: Tagger, size: int) -> float:
         sessions = tagger.sessions
-        inputs = [{tagger.input_name: f} for f in tagger.features(sentences, batch_size=size)]
+        inputs = [tagger.feeds(f) for f in tagger.features(sentences, batch_size=size)]  # every input a graph takes
         runs = [(sessions.get(f[tagger.input_name].shape[2], sessions.get(None)), f) for f in inputs]
         return best(lambda: [session.run(None, feed) for session, feed in runs])
 

@@ -198,3 +198,31 @@ def sigterm_when(command: list[str], ready: Callable[[], bool], what: str, timeo
             process.kill()
             process.wait()
     return process.returncode, stdout, stderr
+
+
+class PackageGraph:
+    """A package's graph of one bucket length (None: the dynamic graph) used like one onnxruntime session,
+    `run(names, {"features": x})`, whichever kind the package is: for a package with a character graph
+    (format 2) that graph runs first on every position's character row, uncached, and its output is fed
+    as the second input, as the tagger feeds it (from its cache)."""
+
+    def __init__(self, package: Any, seq_len: int | None, options: Any = None) -> None:
+        import onnxruntime as ort
+
+        from ner_fast.package import load_package
+
+        pkg = package if hasattr(package, "graph_path") else load_package(package)
+        cpu = ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(pkg.graph_path(seq_len)), options, providers=cpu)
+        path = pkg.char_graph_path
+        self.chars = ort.InferenceSession(str(path), options, providers=cpu) if path is not None else None
+
+    def run(self, names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        feeds = dict(feeds)
+        if self.chars is not None:
+            x = feeds["features"]
+            b, _, seq_len = x.shape
+            rows = np.ascontiguousarray(x[:, ROW_CHARS:, :].transpose(0, 2, 1)).reshape(b * seq_len, -1)
+            inputs = self.session.get_inputs()
+            feeds[inputs[1].name] = self.chars.run(None, {self.chars.get_inputs()[0].name: rows})[0].reshape(b, seq_len, -1)
+        return self.session.run(names, feeds)

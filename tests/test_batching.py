@@ -68,7 +68,8 @@ def test_one_long_sentence_does_not_pad_a_batch(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m", with_pos=False)
     pkg = load_package(export_model(tmp_path / "m", tmp_path / "pkg", buckets="dynamic", quantize=None))
     dynamic = Recording(ort.InferenceSession(str(pkg.graph_path(None)), providers=["CPUExecutionProvider"]))
-    tagger = Tagger(pkg, {None: dynamic})
+    chars = ort.InferenceSession(str(pkg.char_graph_path), providers=["CPUExecutionProvider"])  # format 2: the character graph
+    tagger = Tagger(pkg, {None: dynamic}, char_session=chars)
     rng = np.random.default_rng(0)
     sentences = [["word"] * 30 for _ in range(63)] + [["long"] * 2000]
     order = rng.permutation(len(sentences)).tolist()

@@ -51,6 +51,22 @@ def test_a_newer_format_is_refused(package: Path) -> None:
         load_package(package)
 
 
+def test_a_format_2_package_is_refused_without_its_character_graph_and_format_1_with_one(tmp_path: Path, package: Path) -> None:
+    assert load_package(package).char_graph_path == package / "chars.onnx"
+    rewrite(package, MANIFEST_FILE, lambda m: m.update(format_version=1))
+    with pytest.raises(PackageError, match="format_version 1 has no character graph, but char_graph is set"):
+        load_package(package)
+    rewrite(package, MANIFEST_FILE, lambda m: m.update(format_version=2))
+    rewrite(package, "model.json", lambda m: m.update(char_graph=None))
+    with pytest.raises(PackageError, match="format_version 2 needs a char_graph record"):
+        load_package(package)
+    # Without the character graph, a package is format 1, which every ner-fast reads.
+    single = export_model(tmp_path / "model", tmp_path / "single", buckets="4", quantize=None, char_graph=False)
+    pkg = load_package(single)
+    assert pkg.manifest["format_version"] == pkg.model["format_version"] == 1 and pkg.char_graph_path is None
+    assert not (single / "chars.onnx").exists()
+
+
 def test_a_manifest_pointing_outside_is_refused(package: Path) -> None:
     manifest = json.loads((package / MANIFEST_FILE).read_text())
     manifest["files"]["../elsewhere"] = "0" * 64
@@ -79,7 +95,7 @@ def rewrite(package: Path, name: str, change) -> None:
         (package / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("name", [WEIGHTS_FILE, "dynamic.onnx", "bucket_4.onnx", "model.json"])
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, "dynamic.onnx", "bucket_4.onnx", "chars.onnx", "model.json"])
 def test_every_file_the_tagger_opens_must_be_listed(package: Path, name: str) -> None:
     rewrite(package, MANIFEST_FILE, lambda m: m["files"].pop(name))
     data = bytearray((package / name).read_bytes())
@@ -92,7 +108,7 @@ def test_every_file_the_tagger_opens_must_be_listed(package: Path, name: str) ->
 @pytest.mark.parametrize("version", [0, 1.9, 1.0, "1", True, None, -1])
 def test_only_supported_integer_format_versions_load(package: Path, version: object) -> None:
     rewrite(package, MANIFEST_FILE, lambda m: m.update(format_version=version))
-    with pytest.raises(PackageError, match=r"format_version .* is not one this ner-fast reads \(1\)"):
+    with pytest.raises(PackageError, match=r"format_version .* is not one this ner-fast reads \(1, 2\)"):
         load_package(package)
 
 

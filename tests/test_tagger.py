@@ -20,7 +20,7 @@ from ner_fast.training.model import predict_proba
 from ner_fast.training.export import export_model
 from ner_fast.package import load_package
 from ner_fast.tagger import spans
-from helpers import float_tol, network_terms, POS, SENTENCES, make_checkpoint
+from helpers import float_tol, network_terms, POS, SENTENCES, PackageGraph, make_checkpoint
 
 # Words and POS tags from the training sentences, plus words and characters never seen ("Zyxwv", "ß").
 WORDS = sorted({w for s in SENTENCES for w in s}) + ["Zyxwv", "straße", "Ω", "1,000"]
@@ -404,7 +404,7 @@ def test_a_crf_package_tags_with_its_learned_transitions(tmp_path: Path) -> None
 def test_the_default_package_holds_the_dynamic_graph_alone(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m", buckets=[3, 6])
     default = export_model(tmp_path / "m", tmp_path / "default", quantize=None)
-    assert sorted(p.name for p in default.glob("*.onnx")) == ["dynamic.onnx"]
+    assert sorted(p.name for p in default.glob("*.onnx")) == ["chars.onnx", "dynamic.onnx"]  # and the character graph
     tagger = Tagger.load(default, device="cpu")
     assert tagger.buckets == [] and list(tagger.sessions) == [None]
     bucketed = Tagger.load(export_model(tmp_path / "m", tmp_path / "auto", buckets="auto", quantize=None), device="cpu")
@@ -426,8 +426,8 @@ def test_features_are_each_sentences_featurize_rows_padded_with_zeros(model: tup
         n = expected.shape[1]
         assert any(r.shape[1] >= n and np.array_equal(r[:, :n], expected) and not r[:, n:].any() for r in rows)
     # They are what the graphs take: the dynamic graph runs on each under `input_name`.
-    session = ort.InferenceSession(str(load_package(model[3]).graph_path(None)), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].name == tagger.input_name
+    session = PackageGraph(model[3], None)  # a format-2 package's character graph feeds its second input
+    assert session.session.get_inputs()[0].name == tagger.input_name
     for b in batches:
         assert session.run(None, {tagger.input_name: b})[0].shape[0] == b.shape[0]
 

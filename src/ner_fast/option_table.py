@@ -214,6 +214,10 @@ TABLE: tuple[Option, ...] = (
     Option("max_words", "int", None, "Keep the embeddings of this many most frequent words only (<pad> and <unk>"
            " included); the others read as unknown. Makes the package smaller.", low=3, optional=True,
            commands=("export",)),
+    Option("char_graph", "bool", True, "The character CNN as its own graph, whose features the tagger computes once"
+           " per word form and caches across batches (package format 2; the same probabilities, bit for bit). With"
+           " --no-char-graph every graph computes them (format 1, read by every ner-fast). An ensemble is always one"
+           " graph.", commands=("export",)),
     _json("export", "Print the package summary as JSON."),
     # tag
     Option("input_format", "choice", "auto", "conll columns, gmb CSV, tokens (one whitespace-tokenized sentence a"

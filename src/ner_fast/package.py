@@ -1,12 +1,16 @@
 """Model packages on disk: the manifest, checksums and format version (reading side; no onnx, no mxnet).
 
-A package (written by `ner_fast.training.export.write_package`) is a folder:
+A package (written by `ner_fast.training.package_writer.write_package`) is a folder:
 
     manifest.json        format_version, sha256 of every other file, versions it was made with
     model.json           vocabularies, tags, bucket lengths, feature settings, architecture
     weights.onnx.data    every weight, stored once and shared by all graphs
     bucket_<L>.onnx      one small graph per bucket length L
     dynamic.onnx         the same network with a free sequence length (sentences longer than every bucket)
+    chars.onnx           (format 2) the character CNN alone: int32 character rows (n, max_token_chars) ->
+                         float32 features (n, F); the graphs above then take those features as their second
+                         input `char_features` (batch, seq_len, F) instead of computing them, so the tagger
+                         can cache them per word form across batches (model.json `char_graph`)
 
 `load_package` refuses a package whose files do not match their checksums, whose manifest does not
 list every file the tagger opens (`model.json`, the shared weights, every graph), whose format version
@@ -31,9 +35,15 @@ from typing import Any
 from ner_fast.atomic import atomic_write_text
 from ner_fast.errors import PackageError
 
-FORMAT_VERSION = 1
+#: The newest package format this code writes. 1: every graph computes its own character features from its
+#: one input; 2: the character CNN is its own graph (`CHAR_GRAPH_FILE`, model.json `char_graph`) whose output the
+#: other graphs take as a second input; a tagger that reads only format 1 cannot feed that input.
+#: `format_version` is the one rule for which a package gets.
+FORMAT_VERSION = 2
 #: The package format versions this code reads (integers only: 1.9 is not 1).
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
+#: The character graph of a format-2 package.
+CHAR_GRAPH_FILE = "chars.onnx"
 MANIFEST_FILE = "manifest.json"
 #: The file every `ner-fast train` folder has (`folder_kind`).
 RUN_CONFIG_FILE = "config.json"
@@ -210,6 +220,12 @@ def portable_path(path: str | os.PathLike[str]) -> str:
     return given.name + member
 
 
+def format_version(char_graph: bool) -> int:
+    """The format version of a package with (2) or without (1) a character graph: a package without one
+    stays readable by every ner-fast that reads format 1."""
+    return 2 if char_graph else 1
+
+
 def graph_file(seq_len: int | None) -> str:
     """File name of the graph for a bucket length, or of the dynamic graph for None."""
     return f"{DYNAMIC}.onnx" if seq_len is None else f"bucket_{int(seq_len)}.onnx"
@@ -235,10 +251,16 @@ def package_files(folder: Path) -> set[str] | None:
     return {MANIFEST_FILE, *(name for name in listed if isinstance(name, str) and "/" not in name)}
 
 
-def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str]) -> dict[str, Any]:
-    """Checksum `files` (names inside `folder`) and write `folder/manifest.json`; return the manifest."""
+def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str], version: int | None = None) -> dict[str, Any]:
+    """Checksum `files` (names inside `folder`) and write `folder/manifest.json`; return the manifest.
+    `version`: the package's format version (default: model.json's, else `FORMAT_VERSION`)."""
+    if version is None:
+        try:
+            version = int(json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))["format_version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            version = FORMAT_VERSION
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "files": {name: sha256_file(folder / name) for name in sorted(files)},
         "versions": dict(versions),
     }
@@ -273,6 +295,12 @@ class Package:
     def graph_path(self, seq_len: int | None) -> Path:
         """Path of the graph for bucket length `seq_len`, or of the dynamic graph for None."""
         return self.path / graph_file(seq_len)
+
+    @property
+    def char_graph_path(self) -> Path | None:
+        """Path of the character graph (format 2, model.json `char_graph`), None for a package whose graphs
+        compute their own character features."""
+        return self.path / CHAR_GRAPH_FILE if self.model.get("char_graph") else None
 
 
 def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
@@ -320,6 +348,11 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     except ValueError as exc:
         raise PackageError(f"{folder / MODEL_FILE}: not valid JSON ({exc})") from exc
     validate_model(model, folder / MODEL_FILE)
+    if bool(model.get("char_graph")) != (version == 2):
+        raise PackageError(f"{folder / MODEL_FILE}: format_version {version} "
+                           + ("needs a char_graph record" if version == 2 else "has no character graph, but char_graph is set"))
+    if model.get("char_graph") and CHAR_GRAPH_FILE not in files:
+        raise PackageError(f"{manifest_path}: {CHAR_GRAPH_FILE} is not listed (model.json char_graph names it)")
     for length in model["buckets"]:
         if graph_file(length) not in files:
             raise PackageError(f"{manifest_path}: {graph_file(length)} is not listed (model.json buckets has {length})")

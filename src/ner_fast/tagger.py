@@ -21,7 +21,8 @@ run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
 threads: onnxruntime sessions are thread-safe, the sessions and lookup tables are built once in
-`__init__`, and a call keeps all its state in local variables.
+`__init__`, and a call keeps all its state in local variables, but for the character cache of a format-2
+package (`ner_fast.char_cache`), which only grows, under a lock, and never changes a published row.
 """
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ import onnxruntime as ort
 
 from ner_fast import _kernels
 from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, cut_lengths, plan_batches
+from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
-from ner_fast.features import featurize
+from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
@@ -138,6 +140,12 @@ class Tagger:
     `workers` > 1 runs that many batches of one `tag_batch` call at once, in threads (onnxruntime
     releases the GIL). On 2 shared cores, 2 workers of 1 intra-op thread each tagged a corpus 1.2-2x
     faster than 1 worker of 2 threads: an LSTM step is too small to split well across threads.
+
+    A package whose graphs take the character features as an input (format 2, model.json `char_graph`)
+    runs `char_session`, the character graph's session (None: the package's own, opened with the dynamic
+    session's providers); its features are cached per character row for `char_cache` rows
+    (`ner_fast.char_cache.CharCache`). Which kind a package is, the graphs say: the dynamic graph's second
+    input. An older package computes them in its graphs (`char_session` stays unused).
     """
 
     def __init__(
@@ -147,6 +155,8 @@ class Tagger:
         decode: str | None = None,
         workers: int = 1,
         labels: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None = None,
+        char_session: ort.InferenceSession | None = None,
+        char_cache: int = DEFAULT_CHAR_CACHE,
     ) -> None:
         if None not in sessions:
             raise ValueError("sessions need the dynamic graph's session under the key None")
@@ -167,6 +177,7 @@ class Tagger:
         self._sessions = dict(sessions)
         self.buckets: list[int] = sorted(k for k in self._sessions if k is not None)
         self._input = self._sessions[None].get_inputs()[0].name
+        self._chars, self._char_input = _char_features(package, self._sessions[None], char_session, char_cache)
         # Only the tag probabilities unless POS tags are asked for (a POS head is a second output).
         self._outputs = [self._sessions[None].get_outputs()[0].name]
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
@@ -195,6 +206,7 @@ class Tagger:
         workers: int = 1,
         verify: bool = True,
         labels: str | os.PathLike[str] | Mapping[str, str | None] | LabelMap | None = None,
+        char_cache: int = DEFAULT_CHAR_CACHE,
     ) -> Tagger:
         """Open a package folder (checksums verified unless `verify=False`) and start its sessions.
 
@@ -214,6 +226,9 @@ class Tagger:
         `labels` renames the entities' labels (`ner_fast.labels`): "package" or None (the package's own),
         "conll", "ontonotes", or a JSON file (or a dict) mapping labels to new ones or null (dropped);
         checked before any session starts (`labels.LabelError`).
+
+        `char_cache`: how many word forms' character features a package with a character graph keeps
+        (`ner_fast.char_cache`; 0 keeps none); other packages ignore it.
         """
         if isinstance(providers, str):  # onnxruntime would take each character for a provider's name
             raise TypeError(f"providers must be a list of onnxruntime providers, e.g. [{providers!r}]; got a string")
@@ -229,17 +244,14 @@ class Tagger:
         if missing:
             raise ValueError(f"{pkg.path}: no graphs for bucket lengths {missing} (it has {pkg.buckets})")
         keys: list[int | None] = [*chosen, None]
-        sessions: dict[int | None, ort.InferenceSession] = {}
-        for key in keys:
-            path = pkg.graph_path(key)
-            try:
-                sessions[key] = ort.InferenceSession(str(path), options, providers=wanted)
-            except Exception as exc:  # onnxruntime raises its own exception classes
-                raise PackageError(f"{path}: onnxruntime cannot load it ({exc})") from exc
+        sessions = {key: _session(pkg.graph_path(key), options, wanted) for key in keys}
+        # The character graph runs where the others do: the same providers and options.
+        char_path = pkg.char_graph_path
+        char_session = _session(char_path, options, wanted) if char_path is not None else None
         if wants_cuda and sessions[None].get_providers()[0] != CUDA:
             why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
             warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
-        return cls(pkg, sessions, decode, workers, labels)
+        return cls(pkg, sessions, decode, workers, labels, char_session, char_cache)
 
     def __reduce__(self) -> Any:
         # A process pool (spawned, or a ProcessPoolExecutor) pickles what it is sent; onnxruntime's
@@ -361,6 +373,18 @@ class Tagger:
         for key, batch in jobs:
             yield _batch_features(matrix, offsets, lengths, key, batch)
 
+    def feeds(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """The graphs' inputs for one batch of `features` (as `features` yields them): the features under
+        `input_name`, and for a package with a character graph the character features (float32 (B, L, F),
+        from the tagger's cache, `ner_fast.char_cache`) under the graphs' second input."""
+        feeds = {self._input: features}
+        if self._chars is not None:
+            # Every position's character row (padding: the row of zeros), (B, C, L) -> (B * L, C).
+            b, _, seq_len = features.shape
+            rows = features[:, ROW_CHARS:, :].transpose(0, 2, 1).reshape(b * seq_len, self.max_token_chars)
+            feeds[self._char_input] = self._chars.features(rows).reshape(b, seq_len, self._chars.width)
+        return feeds
+
     @property
     def input_name(self) -> str:
         """The name of the graphs' one input (what `features` yields)."""
@@ -417,8 +441,8 @@ class Tagger:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One batch of `plan_batches` through its graph: (tag ids (B, L), probabilities (B, L, T), and
         with `want_pos` the POS head's output (B, L, V_pos), else None)."""
-        features = _batch_features(matrix, offsets, lengths, key, batch)
-        outputs = self._sessions[key].run(None if want_pos else self._outputs, {self._input: features})
+        feeds = self.feeds(_batch_features(matrix, offsets, lengths, key, batch))
+        outputs = self._sessions[key].run(None if want_pos else self._outputs, feeds)
         return self._decoder(outputs[0], lengths[batch]), outputs[0], outputs[1] if want_pos else None
 
     def _run(
@@ -451,6 +475,37 @@ class Tagger:
             else None
         )
         return tags, per_sentence, pos_out
+
+
+def _session(path: Any, options: ort.SessionOptions, providers: list[Any]) -> ort.InferenceSession:
+    """An onnxruntime session of one graph of a package; PackageError when onnxruntime cannot load it."""
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception classes
+        raise PackageError(f"{path}: onnxruntime cannot load it ({exc})") from exc
+
+
+def _char_features(
+    package: Package, dynamic: ort.InferenceSession, char_session: ort.InferenceSession | None, capacity: int
+) -> tuple[CharCache | None, str | None]:
+    """The character cache and the graphs' character-features input name of a package whose graphs take
+    them (a second input), (None, None) for one whose graphs compute them. Without `char_session`, the
+    package's character graph is opened with the dynamic session's providers (onnxruntime's default
+    options). ValueError when the character graph and the graphs do not fit together."""
+    inputs = dynamic.get_inputs()
+    if len(inputs) == 1:
+        if char_session is not None:
+            raise ValueError("a character session was given, but the graphs compute their own character features")
+        return None, None
+    if char_session is None:
+        if package.char_graph_path is None:
+            raise ValueError(f"the graphs take the character features ({inputs[1].name}) but the package has no character graph")
+        char_session = _session(package.char_graph_path, None, list(dynamic.get_providers()))
+    cache = CharCache(char_session, int(package.model["max_token_chars"]), capacity,
+                      len(package.model["vocab"]["chars"]))
+    if inputs[1].shape[2] != cache.width:
+        raise ValueError(f"the graphs take {inputs[1].shape[2]} character features a token, the character graph makes {cache.width}")
+    return cache, inputs[1].name
 
 
 def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray) -> np.ndarray:

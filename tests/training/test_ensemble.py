@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import SENTENCES, absolute_paths, float_tol, make_checkpoint, network_terms
+from helpers import SENTENCES, PackageGraph, absolute_paths, float_tol, make_checkpoint, network_terms
 from ner_fast import Tagger
 from ner_fast.checkpoint import load_model
 from ner_fast.cli import cli
@@ -40,7 +40,8 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def outputs(tagger: Tagger, x: np.ndarray) -> list[np.ndarray]:
-    return tagger.sessions[None].run(None, {tagger.input_name: x})
+    # The package's dynamic graph; a format-2 package's character graph feeds its second input.
+    return PackageGraph(tagger.package, None).run(None, {tagger.input_name: x})
 
 
 def geometric_mean(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:

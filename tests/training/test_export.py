@@ -14,12 +14,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from helpers import SMALL, float_tol, make_checkpoint, network_terms
+from helpers import SMALL, PackageGraph, float_tol, make_checkpoint, network_terms
 from ner_fast.checkpoint import ModelConfig, load_model
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.training.model import predict_proba
 from ner_fast.option import graph_buckets
-from ner_fast.training.export import EXTERNAL_MIN_BYTES, build_graph, export_model, with_seq_len
+from ner_fast.training.export import build_graph, export_model
+from ner_fast.training.package_writer import EXTERNAL_MIN_BYTES, with_seq_len
 from ner_fast.package import WEIGHTS_FILE, load_package
 from ner_fast.vocab import UNK, Vocabularies
 
@@ -42,7 +43,7 @@ def random_features(rng: np.random.Generator, config: ModelConfig, lengths: list
     return x
 
 
-def assert_parity(session: ort.InferenceSession, params: dict, config: ModelConfig, x: np.ndarray) -> None:
+def assert_parity(session: ort.InferenceSession | PackageGraph, params: dict, config: ModelConfig, x: np.ndarray) -> None:
     """onnxruntime and MXNet agree within their float32 rounding (every operation of the network over the
     batch's steps: `float_tol(network_terms)`) and on the argmax at every real token."""
     ours = session.run(None, {"features": x})[0]
@@ -74,7 +75,7 @@ def test_parity_every_bucket_and_the_dynamic_graph(small: tuple) -> None:
     pkg = load_package(package)
     rng = np.random.default_rng(1)
     for seq_len in [*pkg.buckets, None]:
-        session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
+        session = PackageGraph(pkg, seq_len)
         # The dynamic graph runs at lengths beyond every bucket, and at one of them.
         for length in [seq_len] if seq_len else [pkg.buckets[-1], 23]:
             for batch in (1, 7, 50):
@@ -112,7 +113,7 @@ def test_repeated_word_forms_get_the_features_each_would_get_alone(small: tuple)
     result back to every token: with tokens drawn from four word forms (and padding), every sentence
     agrees with MXNet and gets, bit for bit, what it gets alone."""
     config, params, _, package = small
-    session = ort.InferenceSession(str(load_package(package).graph_path(None)), providers=["CPUExecutionProvider"])
+    session = PackageGraph(package, None)
     rng = np.random.default_rng(5)
     x = random_features(rng, config, lengths_for(rng, 12, 9), 9)
     forms = x[:4, ROW_CHARS:, 0].copy()  # the first token's characters in four sentences
@@ -132,7 +133,7 @@ def test_a_sentence_gets_the_same_probabilities_in_every_bucket(small: tuple) ->
     x = random_features(np.random.default_rng(4), config, [4], 4)
     results = []
     for seq_len in (4, 9, None):
-        session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
+        session = PackageGraph(pkg, seq_len)
         padded = np.zeros((1, config.n_features, seq_len or 15), dtype=np.int32)
         padded[:, :, :4] = x
         results.append(session.run(None, {"features": padded})[0][0, :4])
@@ -145,8 +146,15 @@ def test_package_describes_itself(small: tuple) -> None:
     pkg = load_package(package)
     assert pkg.buckets == [4, 9]
     assert sorted(p.name for p in package.iterdir()) == sorted(
-        ["bucket_4.onnx", "bucket_9.onnx", "dynamic.onnx", WEIGHTS_FILE, "model.json", "manifest.json"]
+        ["bucket_4.onnx", "bucket_9.onnx", "dynamic.onnx", "chars.onnx", WEIGHTS_FILE, "model.json", "manifest.json"]
     )
+    # The character CNN is its own graph (format 2): rows of character ids in, F features a row out.
+    width = config.filters * len(config.filter_widths)
+    assert pkg.manifest["format_version"] == pkg.model["format_version"] == 2
+    assert pkg.model["char_graph"]["file"] == "chars.onnx" and pkg.model["char_graph"]["width"] == width
+    chars = onnx.load(str(pkg.char_graph_path), load_external_data=False)
+    assert [i.name for i in chars.graph.input] == ["char_ids"] and [o.name for o in chars.graph.output] == ["char_features"]
+    assert {f"char_conv{w}_table0" for w in config.filter_widths} <= {t.name for t in chars.graph.initializer}
     assert pkg.model["vocab"] == vocabs.to_json()
     assert pkg.tags == vocabs.tags.itos
     # Each entity label's description (the GMB ones: the tiny corpus uses per, geo, tim, org).
@@ -163,6 +171,8 @@ def test_package_describes_itself(small: tuple) -> None:
     assert meta["ner_fast.seq_len"] == "9" and meta["ner_fast.use_pos"] == "true"
     assert pkg.model["crf"] is None and meta["ner_fast.crf"] == "none"  # a softmax model (CRF: test_tagger)
     assert model.graph.input[0].type.tensor_type.shape.dim[2].dim_value == 9
+    assert [d.dim_value for d in model.graph.input[1].type.tensor_type.shape.dim][1:] == [9, width]
+    assert not any(n.op_type == "Unique" for n in model.graph.node)  # no character CNN in the main graphs
     # Every tensor but the tiny constants lives in the shared file.
     inline = [t for t in model.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
     assert {"word_embed_weight", "lstm0_W", "lstm1_R"} <= {t.name for t in model.graph.initializer} - {t.name for t in inline}
@@ -201,7 +211,7 @@ def test_int8_package_is_smaller_and_mostly_agrees(tmp_path: Path, directions: i
     assert (int8 / WEIGHTS_FILE).stat().st_size < 0.5 * (fp32 / WEIGHTS_FILE).stat().st_size
     x = random_features(np.random.default_rng(5), config, lengths_for(np.random.default_rng(5), 20, 9), 9)
     outs = [
-        ort.InferenceSession(str(p / "bucket_9.onnx"), providers=["CPUExecutionProvider"]).run(None, {"features": x})[0]
+        PackageGraph(p, 9).run(None, {"features": x})[0]
         for p in (fp32, int8)
     ]
     real = x[:, ROW_WORD] > 0
@@ -250,7 +260,7 @@ def test_parity_of_a_model_trained_for_a_few_batches(tmp_path: Path, directions:
     rng = np.random.default_rng(6)
     for seq_len in (pkg.buckets[0], pkg.buckets[-1], None):
         length = seq_len or pkg.buckets[-1] + 5
-        session = ort.InferenceSession(str(pkg.graph_path(seq_len)), providers=["CPUExecutionProvider"])
+        session = PackageGraph(pkg, seq_len)
         assert_parity(session, params, config, random_features(rng, config, lengths_for(rng, 7, length), length))
 
 

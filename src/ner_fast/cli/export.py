@@ -31,7 +31,7 @@ def package_summary(package: Path) -> dict:
 @command_options("export")
 def export_command(
     model: Path, out: Path | None, force: bool, buckets: str, quantize: str | None, checkpoint: str,
-    ensemble: tuple[Path, ...], max_words: int | None, as_json: bool,
+    ensemble: tuple[Path, ...], max_words: int | None, char_graph: bool, as_json: bool,
 ) -> None:
     """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
@@ -41,7 +41,7 @@ def export_command(
 
     with user_errors():
         package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force,
-                               ensemble=ensemble, max_words=max_words)
+                               ensemble=ensemble, max_words=max_words, char_graph=char_graph)
     summary = package_summary(package)
     if as_json:
         click.echo(json.dumps(summary))

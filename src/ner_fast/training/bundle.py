@@ -291,7 +291,8 @@ def requantize_package(
 
     from ner_fast.package import graph_file, package_checksum
     from ner_fast.tagger import Tagger
-    from ner_fast.training.export import OPSET, _versions, write_package
+    from ner_fast.training.export import OPSET, _versions
+    from ner_fast.training.package_writer import write_package
     from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant
 
     source, out = Path(source), Path(out)

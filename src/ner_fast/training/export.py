@@ -16,6 +16,12 @@ Graph (one per bucket length, plus one whose sequence length is free), input `fe
     -> MatMul/Add -> Softmax over the tag axis
     (with the auxiliary POS head, a second MatMul/Add -> Softmax on the same LSTM output: `pos_probs`).
 
+With `char_graph` (the default of `export_model`, package format 2) the character path is a graph of its
+own (`build_char_graph`: int32 rows `char_ids` (n, C) -> float32 `char_features` (n, F)) and the main
+graphs take `char_features` (batch, seq_len, F) as a second input instead of the chars branch above:
+everything else is the same graph, so a token's probabilities are the same floats, bit for bit, and the
+tagger computes each word form's features once across batches (`ner_fast.char_cache.CharCache`).
+
 `tanh(max(x)) == max(tanh(x))` because tanh is increasing, so the graph takes the max first (53 tanh a token
 instead of 53 x positions). Dropout is the identity at inference and does not appear.
 
@@ -38,7 +44,7 @@ import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from ner_fast import __version__
-from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
+from ner_fast.atomic import claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import LSTM_DIRECTIONS
 from ner_fast.option import graph_buckets
@@ -46,7 +52,7 @@ from ner_fast.option_table import row
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
-from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, FORMAT_VERSION, QUANTIZATIONS, MODEL_FILE, WEIGHTS_FILE, graph_file, package_files, portable_path, write_manifest
+from ner_fast.package import CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS, format_version, package_files, portable_path
 from ner_fast.training.quantize import quantize as quantize_graph
 from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocab, Vocabularies
@@ -54,28 +60,30 @@ from ner_fast.vocab import Vocab, Vocabularies
 from ner_fast.training import param_map as names
 from ner_fast.training.param_map import lstm_weights as _lstm_weights
 from ner_fast.training.run_dir import logged_record
+from ner_fast.training.package_writer import write_package
 
 OPSET = 18
 INPUT_NAME = "features"
+# The character graph's input (int32 rows (n, max_token_chars)) and output, which is also the main graphs'
+# second input when they take the character features (float32 (batch, seq_len, F)).
+CHAR_INPUT_NAME = "char_ids"
+CHAR_OUTPUT_NAME = "char_features"
 OUTPUT_NAME = "probs"
 # Second output of a model with the auxiliary POS head: (batch, L, n_pos) softmax over the POS vocabulary.
 POS_OUTPUT_NAME = "pos_probs"
-# Beside model.json in a package trained with --vectors: their attribution and licence (`vectors_notice`).
-NOTICE_FILE = "ATTRIBUTION.md"
-# Initializers at least this large go to the shared weights file; the small shape constants stay inline.
-EXTERNAL_MIN_BYTES = 256
-# Offsets in the weights file are multiples of this, so a runtime may map tensors straight from the file.
-ALIGNMENT = 4096
 
 
 
 class _Graph:
     """Accumulates nodes and initializers; every op gets a fresh output name."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
         self._count = 0
+        # Node and output names start with it (initializers keep theirs): the character graph's nodes
+        # never share a name with the main graph's, whose initializers `init_source` reads together.
+        self._prefix = prefix
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.array(value, order="C"), name))  # 0-d stays 0-d
@@ -90,8 +98,8 @@ class _Graph:
     def ops(self, op_type: str, inputs: Sequence[str], wanted: Sequence[bool], **attrs: Any) -> list[str]:
         """A node of several outputs: a fresh name for each wanted one, "" (not computed) for the others."""
         self._count += 1
-        outs = [f"{op_type.lower()}_{self._count}" + (f"_{i}" if i else "") if want else "" for i, want in enumerate(wanted)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{op_type}_{self._count}", **attrs))
+        outs = [f"{self._prefix}{op_type.lower()}_{self._count}" + (f"_{i}" if i else "") if want else "" for i, want in enumerate(wanted)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{self._prefix}{op_type}_{self._count}", **attrs))
         return outs
 
 
@@ -99,8 +107,12 @@ def build_graph(
     params: Mapping[str, np.ndarray],
     config: ModelConfig,
     metadata: Mapping[str, str] | None = None,
+    char_input: bool = False,
 ) -> onnx.ModelProto:
     """The network of `config` as an ONNX model with embedded weights and a free sequence length.
+
+    `char_input`: the character features come as a second input `CHAR_OUTPUT_NAME` (float32 (batch,
+    seq_len, F), what `build_char_graph` computes a row) instead of being computed from `features`.
 
     `params` are canonical (unpacked names of docs/ARCHITECTURE.md, as `checkpoint.load_params` returns
     them); `metadata` goes into the model's metadata_props. The steps follow the network, input to output:
@@ -111,17 +123,46 @@ def build_graph(
     config, params = inference_params(config, params)
     g = _Graph()
     word, lengths, parts = _token_features(g, params, config)
-    parts.append(_char_features(g, params, config, word))
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", config.n_features, "seq_len"])]
+    if char_input:
+        parts.append(CHAR_OUTPUT_NAME)
+        inputs.append(helper.make_tensor_value_info(CHAR_OUTPUT_NAME, TensorProto.FLOAT, ["batch", "seq_len", _char_width(config)]))
+    else:
+        parts.append(_char_features(g, params, config, word))
     x = _bilstm(g, params, config, parts, lengths)
     outputs = _heads(g, params, config, x)
+    outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq_len", width]) for name, width in outputs]
+    return _model(g, "ner_fast_bilstm_cnn", inputs, outs, metadata)
 
-    graph = helper.make_graph(
-        g.nodes,
-        "ner_fast_bilstm_cnn",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT32, ["batch", config.n_features, "seq_len"])],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq_len", width]) for name, width in outputs],
-        g.initializers,
-    )
+
+def build_char_graph(
+    params: Mapping[str, np.ndarray],
+    config: ModelConfig,
+    metadata: Mapping[str, str] | None = None,
+) -> onnx.ModelProto:
+    """The character CNN of `config` alone: int32 character rows `CHAR_INPUT_NAME` (n, max_token_chars)
+    -> float32 `CHAR_OUTPUT_NAME` (n, F), each row's features computed as `build_graph`'s chars branch
+    computes them (the same nodes), so they are the same floats."""
+    params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+    check_params(config, params)
+    config, params = inference_params(config, params)
+    g = _Graph("chars/")
+    features = _char_cnn(g, params, config, CHAR_INPUT_NAME)
+    g.nodes.append(helper.make_node("Identity", [features], [CHAR_OUTPUT_NAME], name="chars/output"))
+    inputs = [helper.make_tensor_value_info(CHAR_INPUT_NAME, TensorProto.INT32, ["rows", config.max_token_chars])]
+    outs = [helper.make_tensor_value_info(CHAR_OUTPUT_NAME, TensorProto.FLOAT, ["rows", _char_width(config)])]
+    return _model(g, "ner_fast_chars", inputs, outs, metadata)
+
+
+def _char_width(config: ModelConfig) -> int:
+    """F: the character features a token (filters x filter widths)."""
+    return config.filters * len(config.filter_widths)
+
+
+def _model(g: _Graph, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
+           metadata: Mapping[str, str] | None) -> onnx.ModelProto:
+    """The checked ONNX model of `g`'s nodes and initializers, with `metadata` as its metadata_props."""
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ner-fast", producer_version=__version__)
     # Pin the IR version onnxruntime builds of the last years accept, not the newest onnx knows.
     model.ir_version = 8
@@ -168,7 +209,15 @@ def _char_features(g: _Graph, params: Mapping[str, np.ndarray], config: ModelCon
     # features once per word form"). onnxruntime's CPU `Unique` takes int64 rows, not int32.
     distinct, _, inverse, _ = g.ops("Unique", [g.op("Cast", [char_ids], to=TensorProto.INT64)], [True, False, True, False],
                                     axis=0, sorted=0)
-    char_ids = g.op("Cast", [distinct], to=TensorProto.INT32)  # (distinct rows, C)
+    char_feat = _char_cnn(g, params, config, g.op("Cast", [distinct], to=TensorProto.INT32))  # (distinct rows, F)
+    char_feat = g.op("Gather", [char_feat, inverse], axis=0)  # back to one row a token: (B*L, filters)
+    token_shape = g.op("Concat", [g.op("Shape", [word]), g.ints("n_filters", [_char_width(config)])], axis=0)
+    return g.op("Reshape", [char_feat, token_shape])  # (B, L, filters)
+
+
+def _char_cnn(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, char_ids: str) -> str:
+    """The character CNN on int32 rows `char_ids` (n, C): (n, F) float32, each row's from that row alone."""
+    chars = config.max_token_chars
     pooled = []
     for w in config.filter_widths:
         tables = names.char_tables(params[names.CHAR_EMBED], params[names.char_kernel(w)])  # T_k: (n_chars, filters)
@@ -181,10 +230,7 @@ def _char_features(g: _Graph, params: Mapping[str, np.ndarray], config: ModelCon
         # max and tanh commute (tanh increases), and so do max and adding the bias.
         top = g.op("ReduceMax", [conv, g.ints(f"axis_pos_w{w}", [1])], keepdims=0)
         pooled.append(g.op("Tanh", [g.op("Add", [top, g.const(names.char_bias(w), params[names.char_bias(w)])])]))
-    char_feat = pooled[0] if len(pooled) == 1 else g.op("Concat", pooled, axis=1)
-    char_feat = g.op("Gather", [char_feat, inverse], axis=0)  # back to one row a token: (B*L, filters)
-    token_shape = g.op("Concat", [g.op("Shape", [word]), g.ints("n_filters", [config.filters * len(config.filter_widths)])], axis=0)
-    return g.op("Reshape", [char_feat, token_shape])  # (B, L, filters)
+    return pooled[0] if len(pooled) == 1 else g.op("Concat", pooled, axis=1)
 
 
 def _bilstm(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, parts: Sequence[str], lengths: str) -> str:
@@ -219,17 +265,6 @@ def _heads(g: _Graph, params: Mapping[str, np.ndarray], config: ModelConfig, x: 
         logits = g.op("Transpose", [logits], perm=[1, 0, 2])  # (L, B, width) -> (B, L, width)
         g.nodes.append(helper.make_node("Softmax", [logits], [name], name=f"Softmax_{name}", axis=-1))
     return [(name, width) for name, _, width in outputs]
-
-
-def with_seq_len(model: onnx.ModelProto, seq_len: int) -> onnx.ModelProto:
-    """A copy of a (dynamic) model whose input and output declare sequence length `seq_len`."""
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    fixed.graph.input[0].type.tensor_type.shape.dim[2].dim_value = int(seq_len)
-    for output in fixed.graph.output:
-        output.type.tensor_type.shape.dim[1].dim_value = int(seq_len)
-    fixed.metadata_props.add(key="ner_fast.seq_len", value=str(int(seq_len)))
-    return fixed
 
 
 def truncate_words(
@@ -315,63 +350,6 @@ def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, st
     return model
 
 
-def _externalize(model: onnx.ModelProto, weights_path: Path) -> onnx.ModelProto:
-    """A copy of `model` whose large initializers live in `weights_path` (written here), each at an
-    offset aligned to `ALIGNMENT` so onnxruntime can map it from the file instead of copying it."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    with open(weights_path, "wb") as data:
-        for tensor in copy.graph.initializer:
-            if not tensor.HasField("raw_data"):  # some writers store small tensors as typed fields
-                tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name))
-            raw = tensor.raw_data
-            if len(raw) < EXTERNAL_MIN_BYTES:
-                continue
-            data.write(b"\0" * (-data.tell() % ALIGNMENT))
-            offset = data.tell()
-            data.write(raw)
-            tensor.ClearField("raw_data")
-            tensor.data_location = TensorProto.EXTERNAL
-            for key, value in (("location", weights_path.name), ("offset", str(offset)), ("length", str(len(raw)))):
-                tensor.external_data.add(key=key, value=value)
-    return copy
-
-
-def write_package(
-    out: str | os.PathLike[str] | OutputDir,
-    model: onnx.ModelProto,
-    buckets: Sequence[int],
-    model_info: Mapping[str, Any],
-    versions: Mapping[str, str],
-    force: bool = False,
-) -> Path:
-    """Write a model package folder from the dynamic `model` (weights embedded).
-
-    The weights go once into `weights.onnx.data`; `dynamic.onnx` and one `bucket_<L>.onnx` per bucket
-    length are small graphs that all point into it. `model.json` is `model_info` plus the format
-    version, buckets and versions; `manifest.json` checksums every file. Everything is written to a
-    temporary folder beside `out`, which then replaces `out` by renames, so an existing package is
-    never left half-overwritten. `out` must be new, empty or an earlier package; a folder with other
-    files is refused unless `force` (then they are kept: `atomic.atomic_dir`).
-    """
-    claim = out if isinstance(out, OutputDir) else claim_output_dir(out, package_files, force=force)
-    buckets = sorted({int(b) for b in buckets})
-    if any(b < 1 for b in buckets):
-        raise ValueError(f"bucket lengths must be positive, got {buckets}")
-    with atomic_dir(claim) as tmp:
-        shared = _externalize(model, tmp / WEIGHTS_FILE)
-        graphs = {graph_file(None): shared, **{graph_file(b): with_seq_len(shared, b) for b in buckets}}
-        for name, graph in graphs.items():
-            (tmp / name).write_bytes(graph.SerializeToString())
-        info = {**model_info, "format_version": FORMAT_VERSION, "buckets": buckets, "versions": dict(versions)}
-        (tmp / MODEL_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        notice = vectors_notice(info.get("vectors"))
-        if notice is not None:
-            (tmp / NOTICE_FILE).write_text(notice, encoding="utf-8")
-        write_manifest(tmp, [MODEL_FILE, WEIGHTS_FILE, *graphs, *([NOTICE_FILE] if notice is not None else [])], versions)
-    return claim.path
-
-
 def _vectors_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
     """The run's own `--vectors` (its data settings' `vectors_source`), with how many of their words
     were offered to the vocabulary (`vector_words`): `words` counts the whole file, which is not what
@@ -388,24 +366,6 @@ def _inherited_vectors(init: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not init or not init.get("vectors"):
         return None
     return {**init["vectors"], "through": f"--init {init.get('source')}"}
-
-
-def vectors_notice(vectors: Mapping[str, Any] | None) -> str | None:
-    """The text of `NOTICE_FILE` for a package whose rows started from pretrained vectors (model.json
-    `vectors`): their name, licence and attribution, which must travel with the package (GloVe's PDDL
-    asks for none, but the package redistributes derived rows and says whose they are). None without
-    vectors. The file is listed in the manifest (checksummed like the rest), never read by the tagger."""
-    if not vectors:
-        return None
-    return (
-        f"# Word vectors in this package: {vectors.get('name')}\n\n"
-        "The word embedding rows of this model package started from pretrained word vectors (`ner-fast train"
-        f" --vectors {vectors.get('source')}`{', then ' + vectors['through'] if vectors.get('through') else ''});"
-        f" model.json `vectors` records them ({vectors.get('words')} words x"
-        f" {vectors.get('dim')}, sha256 {vectors.get('sha256')}).\n\n"
-        f"- Attribution: {vectors.get('attribution') or 'not recorded'}\n"
-        f"- Licence: {vectors.get('licence') or 'not recorded'}\n"
-    )
 
 
 def _versions(opset: int) -> dict[str, str]:
@@ -436,6 +396,7 @@ def export_model(
     force: bool = False,
     ensemble: Sequence[str | os.PathLike[str]] = (),
     max_words: int | None = None,
+    char_graph: bool = True,
 ) -> Path:
     """Export a training checkpoint folder as a model package (default `export/<model dir name>/`).
 
@@ -446,7 +407,9 @@ def export_model(
     or None float32 weights. `ensemble`: more
     checkpoint folders trained on the same vocabularies, exported with `model_dir` as one graph
     (`ensemble_graph`). `max_words`: keep only the embeddings of that many most frequent words
-    (`truncate_words`). `out` must be new, empty or an earlier package (else `force`, see
+    (`truncate_words`). `char_graph`: the character CNN as its own graph, the others taking its output
+    as an input (package format 2, which the tagger caches per word form); an ensemble is always one graph
+    (its members' character CNNs differ). `out` must be new, empty or an earlier package (else `force`, see
     `write_package`). Returns the package folder. Raises ValueError for members that do not fit together.
 
     The steps: claim the output folder, `_load_members`, `truncate_words`, the graph (`build_graph` or
@@ -473,15 +436,22 @@ def export_model(
     lengths = graph_buckets(buckets, data.get("buckets") or [])
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(doc.get("versions", {}).get("mxnet", "unknown"))
-    facts = _graph_facts(config, vocabs, quantize, crf, pos_tags)
+    split = char_graph and len(members) == 1
+    facts = _graph_facts(config, vocabs, quantize, crf, pos_tags, split)
+    char_model = None
     if len(members) > 1:
         facts["ner_fast.ensemble"] = f"{len(members)} members: probs = softmax(mean(log(member probs)))"
         graph = ensemble_graph([build_graph(p, c) for c, p, _, _ in members], facts)
     else:
-        graph = build_graph(params, config, facts)
+        graph = build_graph(params, config, facts, char_input=split)
+        # Quantized as the single graph's character path is (`quantize_graph` rewrites each graph alike).
+        char_facts = {**{k: facts[k] for k in ("ner_fast.format_version", "ner_fast.max_token_chars", "ner_fast.quantization")},
+                      "ner_fast.input": f"{CHAR_INPUT_NAME}: int32 (rows, {config.max_token_chars}), a token's character ids each",
+                      "ner_fast.output": f"{CHAR_OUTPUT_NAME}: float32 (rows, {_char_width(config)}), the character CNN's features"}
+        char_model = quantize_graph(build_char_graph(params, config, char_facts), quantize) if split else None
     graph = quantize_graph(graph, quantize)
     info = _package_info(members, dirs, which, quantize, crf, pos_tags)
-    return write_package(claim, graph, lengths, info, versions)
+    return write_package(claim, graph, lengths, info, versions, char_model=char_model)
 
 
 #: What `checkpoint.load_model` gives for a member: (its ModelConfig, parameters, vocabularies, config.json).
@@ -518,17 +488,19 @@ def _load_members(dirs: Sequence[Path], which: str) -> list[_Member]:
 
 
 def _graph_facts(config: ModelConfig, vocabs: Vocabularies, quantize: str | None, crf: dict[str, Any] | None,
-                 pos_tags: list[str] | None) -> dict[str, str]:
+                 pos_tags: list[str] | None, char_graph: bool = False) -> dict[str, str]:
     """The graph's metadata_props: what a reader of the ONNX file alone needs to use it (tags, input and
     output layout, quantization, CRF scores)."""
     return {
-        "ner_fast.format_version": str(FORMAT_VERSION),
+        "ner_fast.format_version": str(format_version(char_graph)),
         "ner_fast.tags": json.dumps(vocabs.tags.itos),
         "ner_fast.max_token_chars": str(config.max_token_chars),
         "ner_fast.lowercase": str(vocabs.lowercase).lower(),
         "ner_fast.use_pos": str(config.pos_enabled).lower(),
         "ner_fast.use_casing": str(config.use_casing).lower(),
-        "ner_fast.input": f"{INPUT_NAME}: int32 (batch, {config.n_features}, seq_len), rows word, casing, POS, chars",
+        "ner_fast.input": f"{INPUT_NAME}: int32 (batch, {config.n_features}, seq_len), rows word, casing, POS, chars"
+        + (f"; {CHAR_OUTPUT_NAME}: float32 (batch, seq_len, {_char_width(config)}), what {CHAR_GRAPH_FILE} computes"
+           " from each token's character row" if char_graph else ""),
         "ner_fast.output": f"{OUTPUT_NAME}: float32 (batch, seq_len, {config.n_tags}), softmax over tags"
         + (f"; {POS_OUTPUT_NAME}: float32 (batch, seq_len, {config.n_pos}), softmax over POS tags" if pos_tags else ""),
         "ner_fast.quantization": quantize or "none",

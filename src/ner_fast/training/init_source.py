@@ -185,7 +185,7 @@ def load_source(spec: str) -> Source:
 
 def read_package(spec: str, path: Path) -> Source:
     """A package's network (member `ENSEMBLE_MEMBER` of an ensemble) as a `Source`: its dynamic graph's
-    initializers resolved to float values (`initializer_values`), mapped back by `param_map.onnx_to_params`;
+    initializers (and its character graph's, format 2) resolved to float values (`initializer_values`), mapped back by `param_map.onnx_to_params`;
     its CRF scores from model.json."""
     import onnx
 
@@ -198,6 +198,10 @@ def read_package(spec: str, path: Path) -> Source:
         member, arch = ENSEMBLE_MEMBER, arch["members"][ENSEMBLE_MEMBER]
     config = ModelConfig.from_dict(arch)
     model = onnx.load(str(pkg.graph_path(None)), load_external_data=True)
+    if pkg.char_graph_path is not None:  # format 2: the character tables live in the character graph
+        chars = onnx.load(str(pkg.char_graph_path), load_external_data=True)
+        model.graph.node.extend(chars.graph.node)
+        model.graph.initializer.extend(chars.graph.initializer)
     prefix = param_map.member_prefix(member) if member is not None else ""
     try:
         values, steps = initializer_values(model.graph, [prefix + n for n in param_map.initializer_names(config)])

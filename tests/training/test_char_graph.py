@@ -1,0 +1,165 @@
+"""The character CNN as its own graph (package format 2) and the tagger's cache of its features.
+
+The same checkpoint (`helpers.make_checkpoint`, as tests/training/test_export.py makes them) exported
+both ways, with and without the character graph, must give the same probabilities bit for bit: the
+main graphs are the same nodes but for where the character features come from, and a row's features
+depend on that row alone. The tagger's cache must not change an answer either: a sentence tagged cold,
+after other batches filled the cache, among unrelated sentences, with 2 workers, or with a cache too
+small to hold the batch, gets the same floats. (Parity with MXNet of the format-2 graphs:
+test_export.py, whose packages are format 2 since it is the default.)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from helpers import PackageGraph, make_checkpoint
+from ner_fast import Tagger
+from ner_fast.char_cache import CharCache
+from ner_fast.package import load_package
+from ner_fast.training.export import export_model
+from training.test_export import lengths_for, random_features
+
+POS_TAGS = ["NN", "VB", "NNP", "JJ"]
+
+
+@pytest.fixture(scope="module", params=[None, "int8"], ids=["float32", "int8"])
+def both(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """(config, vocabularies, format-2 package, format-1 package) of one checkpoint, buckets 4 and 9 and
+    the dynamic graph, under the quantization of the parameter."""
+    folder = tmp_path_factory.mktemp("both")
+    config, _, vocabs = make_checkpoint(folder / "model", max_token_chars=8)
+    split = export_model(folder / "model", folder / "split", buckets="auto", quantize=request.param)
+    single = export_model(folder / "model", folder / "single", buckets="auto", quantize=request.param, char_graph=False)
+    return config, vocabs, split, single
+
+
+def sentences(vocabs, n: int, seed: int) -> tuple[list[list[str]], list[list[str]]]:
+    """`n` sentences of 1 to 14 tokens: known words, words with a letter of the `seed`'s own (new word
+    forms), long and odd tokens (cut at max_token_chars, unknown characters), and their POS tags."""
+    rng = np.random.default_rng(seed)
+    words = [w for w in vocabs.words.itos[2:]]
+    odd = ["Zyxwvutsrq", "Ω", "straße", "Al-Qaida", "2009", "U.N.", "Pneumonoultramicroscopic", "李"]
+    out = []
+    for _ in range(n):
+        sent = []
+        for _ in range(int(rng.integers(1, 15))):
+            r = rng.random()
+            w = str(words[int(rng.integers(len(words)))])
+            sent.append(odd[int(rng.integers(len(odd)))] if r < 0.2 else w[:5] + "vwxyzq"[seed % 6] if r < 0.4 else w)
+        out.append(sent)
+    return out, [[POS_TAGS[int(rng.integers(4))] for _ in s] for s in out]
+
+
+def probs(tagger: Tagger, sents: list[list[str]], pos: list[list[str]], **kw) -> list[np.ndarray]:
+    found = tagger.tag_batch(sents, pos, proba=True, **kw)[1]
+    assert len(found) == len(sents)
+    return found
+
+
+@pytest.mark.numeric
+def test_the_package_exported_both_ways_gives_the_same_probabilities_bit_for_bit(both: tuple) -> None:
+    config, vocabs, split, single = both
+    assert load_package(split).char_graph_path is not None and load_package(single).char_graph_path is None
+    rng = np.random.default_rng(7)
+    # Each graph, on the same feature batches (buckets, the dynamic graph beyond them, batches of 1 and more).
+    for seq_len in [*load_package(split).buckets, None]:
+        ours, theirs = PackageGraph(split, seq_len), PackageGraph(single, seq_len)
+        for length in [seq_len] if seq_len else [9, 23]:
+            for batch in (1, 6):
+                x = random_features(rng, config, lengths_for(rng, batch, length), length)
+                assert np.array_equal(ours.run(None, {"features": x})[0], theirs.run(None, {"features": x})[0])
+    # Through the tagger (its cache filling as it goes), batched and one sentence at a time.
+    sents, pos = sentences(vocabs, 80, seed=1)
+    a, b = Tagger.load(split, threads=1), Tagger.load(single, threads=1)
+    assert a._chars is not None and b._chars is None
+    for x, y in zip(probs(a, sents, pos, batch_size=16), probs(b, sents, pos, batch_size=16)):
+        assert np.array_equal(x, y)
+    for s, p in zip(sents[:10], pos[:10]):
+        assert np.array_equal(a.tag(s, p, proba=True)[1], b.tag(s, p, proba=True)[1])
+
+
+@pytest.mark.numeric
+def test_the_cache_never_changes_a_sentence_probabilities(both: tuple) -> None:
+    _, vocabs, split, _ = both
+    sents, pos = sentences(vocabs, 40, seed=2)
+    others, other_pos = sentences(vocabs, 120, seed=3)
+    cold = [Tagger.load(split, threads=1).tag(s, p, proba=True)[1] for s, p in zip(sents, pos)]  # a fresh cache each
+    warm = Tagger.load(split, threads=1)
+    probs(warm, others, other_pos)  # other batches fill the cache first
+    filled = len(warm._chars)
+    assert filled > 0
+    for s, p, ref in zip(sents, pos, cold):
+        assert np.array_equal(warm.tag(s, p, proba=True)[1], ref)
+    mixed = [s for pair in zip(others[:40], sents) for s in pair]
+    mixed_pos = [p for pair in zip(other_pos[:40], pos) for p in pair]
+    two = Tagger.load(split, threads=2, workers=2)  # 2 intra-op threads too
+    for tagger, kw in ((warm, {"batch_size": 7}), (two, {"batch_size": 5}), (two, {"batch_size": 64, "workers": 1})):
+        found = probs(tagger, mixed, mixed_pos, **kw)[1::2]
+        assert len(found) == len(cold)
+        for x, ref in zip(found, cold):
+            assert np.array_equal(x, ref)
+    assert len(warm._chars) > filled  # the new sentences' word forms were added
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("capacity", [0, 1, 5])
+def test_a_full_cache_keeps_its_bound_and_the_answers(both: tuple, capacity: int) -> None:
+    _, vocabs, split, single = both
+    sents, pos = sentences(vocabs, 30, seed=4)
+    reference = probs(Tagger.load(single, threads=1), sents, pos)
+    small = Tagger.load(split, threads=1, workers=2, char_cache=capacity)
+    for _ in range(2):  # the second time, the cache is full
+        for x, ref in zip(probs(small, sents, pos, batch_size=4), reference):
+            assert np.array_equal(x, ref)
+        assert len(small._chars) == capacity  # far more distinct word forms than room
+
+
+def test_char_cache_rows_match_the_character_graph(both: tuple) -> None:
+    """The cache gives each row what the character graph computes for it alone, kept or not, and keeps
+    each distinct row once."""
+    config, _, split, _ = both
+    session = ort.InferenceSession(str(load_package(split).char_graph_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, config.n_chars, (30, config.max_token_chars)).astype(np.int32)
+    rows[10:20] = rows[:10]  # repeated rows
+    alone = np.concatenate([session.run(None, {"char_ids": rows[i : i + 1]})[0] for i in range(len(rows))])
+    for n_chars in (None, config.n_chars, 300, 70_000):  # int32, uint8, uint16, int32 keys
+        cache = CharCache(session, config.max_token_chars, capacity=12, n_chars=n_chars)
+        assert np.array_equal(cache.features(rows), alone)
+        assert len(cache) == 12  # 20 distinct rows, room for 12
+        assert np.array_equal(cache.features(rows[::-1]), alone[::-1])
+    with pytest.raises(ValueError, match="whole number of rows"):
+        CharCache(session, config.max_token_chars, capacity=-1)
+
+
+def test_sessions_that_do_not_fit_together_are_refused(both: tuple) -> None:
+    _, _, split, single = both
+    pkg, one = load_package(split), load_package(single)
+    cpu = ["CPUExecutionProvider"]
+    chars = ort.InferenceSession(str(pkg.char_graph_path), providers=cpu)
+    with pytest.raises(ValueError, match="but the package has no character graph"):
+        Tagger(one, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=cpu)})
+    # Without a character session, the tagger opens the package's own with the graphs' providers.
+    opened = Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=cpu)})
+    assert opened._chars is not None and opened._chars._session.get_providers() == cpu
+    with pytest.raises(ValueError, match="compute their own character features"):
+        Tagger(one, {None: ort.InferenceSession(str(one.graph_path(None)), providers=cpu)}, char_session=chars)
+    tagger = Tagger.load(split, device="cpu")
+    assert tagger._chars is not None and tagger._chars._session.get_providers() == tagger.providers
+
+
+def test_export_command_writes_either_kind(both: tuple, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    _, _, split, _ = both
+    run = split.parent / "model"
+    for flag, version in (("--char-graph", 2), ("--no-char-graph", 1)):
+        result = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / flag), "--quantize", "none", flag])
+        assert result.exit_code == 0, result.output
+        assert load_package(tmp_path / flag).manifest["format_version"] == version
