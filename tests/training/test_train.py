@@ -209,41 +209,52 @@ def test_a_stop_while_an_improved_epoch_is_saved_still_saves_its_best(prepared: 
     assert finished.stopped == "epochs" and len(finished.history) == 3 and (out / "best.params.npz").exists()
 
 
-# Trains as `_cfg` says, and dies (os._exit: no handler, no finally, as SIGKILL) while epoch 2's checkpoint is
-# saved: after its parameters, its average and its best are written, before its optimizer state and state.json.
-KILLED_WHILE_SAVING = """
+# One training in a child process (argv: mode, TrainConfig options as JSON): "train", "resume", or "kill": train
+# and die (os._exit: no handler, no finally, as SIGKILL) while epoch 2's checkpoint is saved, after its
+# parameters, its average and its best are written, before its optimizer state and state.json. Every run the
+# test compares is such a child with one environment: MXNet sizes its OpenMP pool once, when it is imported,
+# so a run in the test's own process (whose MXNet came up under other tests) need not round alike.
+CHILD_TRAINING = """
 import json, os, sys
 import ner_fast.training.train as t
-from ner_fast.config import TrainConfig
-real, calls = t.save_optimizer_states, []
-def die_at_the_second(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 2:
-        os._exit(9)
-    return real(*args, **kwargs)
-t.save_optimizer_states = die_at_the_second
-t.train(TrainConfig(**json.loads(sys.argv[1])), progress=False, echo=lambda line: None)
+from ner_fast.config import TrainConfig, resume_config
+mode, options = sys.argv[1], json.loads(sys.argv[2])
+if mode == "kill":
+    real, calls = t.save_optimizer_states, []
+    def die_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os._exit(9)
+        return real(*args, **kwargs)
+    t.save_optimizer_states = die_at_the_second
+config = resume_config(options["out"]) if mode == "resume" else TrainConfig(**options)
+print(t.train(config, resume=mode == "resume", progress=False, echo=lambda line: None).params_sha256)
 """
+
+
+def _child_training(mode: str, out: Path, prepared: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    options = {**dict(out=str(out), data=prepared, batch_size=16, epochs=2, patience=0, arch=TINY), **kw}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", CHILD_TRAINING, mode, json.dumps(options)], capture_output=True,
+                          text=True, timeout=600, env=env)
 
 
 def test_a_run_killed_while_saving_keeps_the_previous_checkpoint_whole(prepared: str, tmp_path: Path) -> None:
     """A SIGKILL (or a second SIGTERM) while an epoch's checkpoint files were written left the new
     parameters beside the previous epoch's state.json and optimizer state: --resume read that mix as good."""
     out = tmp_path / "killed"
-    options = dict(out=str(out), data=prepared, batch_size=16, epochs=2, patience=0, arch=TINY)
-    done = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, json.dumps(options)], capture_output=True, text=True,
-                          timeout=600)
+    done = _child_training("kill", out, prepared)
     assert done.returncode == 9, done.stderr
     assert json.loads((out / "state.json").read_text())["epoch"] == 1
     one = tmp_path / "one"
-    train(_cfg(prepared, one, epochs=1), progress=False, echo=_quiet)
+    assert _child_training("train", one, prepared, epochs=1).returncode == 0
     for name in ("last.params.npz", "last.average.npz", "best.params.npz", "last.states.npz"):
         kept, expected = np.load(out / name), np.load(one / name)
         assert sorted(kept.files) == sorted(expected.files) and kept.files, name
         assert all(np.array_equal(kept[k], expected[k]) for k in kept.files), f"{name} is not epoch 1's"
-    finished = train(resume_config(out), resume=True, progress=False, echo=_quiet)
-    whole = train(_cfg(prepared, tmp_path / "whole"), progress=False, echo=_quiet)
-    assert finished.params_sha256 == whole.params_sha256
+    finished, whole = _child_training("resume", out, prepared), _child_training("train", tmp_path / "whole", prepared)
+    assert finished.returncode == 0 and whole.returncode == 0, finished.stderr + whole.stderr
+    assert finished.stdout.split()[-1] == whole.stdout.split()[-1]  # the parameters' sha256
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # the dead run's temporaries are gone
 
 
