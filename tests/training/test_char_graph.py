@@ -163,3 +163,23 @@ def test_export_command_writes_either_kind(both: tuple, tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / flag), "--quantize", "none", flag])
         assert result.exit_code == 0, result.output
         assert load_package(tmp_path / flag).manifest["format_version"] == version
+
+
+def test_write_package_refuses_graphs_and_a_character_graph_that_do_not_fit(both: tuple, tmp_path: Path) -> None:
+    """A graph taking the character features without the character graph (what `bundle --requantize` wrote
+    from a format-2 package) would give a package no tagger can load: refused before anything is written."""
+    import onnx
+
+    from ner_fast.training.package_writer import write_package
+
+    _, _, split, single = both
+    pkg = load_package(split)
+    takes, computes = (onnx.load(str(load_package(p).graph_path(None))) for p in (split, single))
+    chars = onnx.load(str(pkg.char_graph_path))
+    info = {k: v for k, v in pkg.model.items() if k not in ("format_version", "buckets", "versions", "char_graph")}
+    for graph, char_model, why in ((takes, None, "no character graph was given"), (computes, chars, "computes its own")):
+        with pytest.raises(ValueError, match=why):
+            write_package(tmp_path / "out", graph, [], info, {}, char_model=char_model)
+        assert not (tmp_path / "out").exists()
+    written = write_package(tmp_path / "out", takes, [4], info, {}, char_model=chars)
+    assert load_package(written).manifest["format_version"] == 2
