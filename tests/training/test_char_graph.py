@@ -183,3 +183,17 @@ def test_write_package_refuses_graphs_and_a_character_graph_that_do_not_fit(both
         assert not (tmp_path / "out").exists()
     written = write_package(tmp_path / "out", takes, [4], info, {}, char_model=chars)
     assert load_package(written).manifest["format_version"] == 2
+
+
+@pytest.mark.parametrize("capacity", [-1, 2.0, True, "100", None])
+def test_a_bad_char_cache_is_refused_whatever_the_format(both: tuple, capacity: object) -> None:
+    """A package without a character graph ignores the cache, not a mistaken value (a float, a negative
+    number): refused before any session starts, for both kinds, by load and by the constructor."""
+    _, _, split, single = both
+    for package in (split, single):
+        with pytest.raises(ValueError, match="char_cache must be a whole number of rows"):
+            Tagger.load(package, char_cache=capacity)
+        pkg = load_package(package)
+        with pytest.raises(ValueError, match="char_cache must be a whole number of rows"):
+            Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=["CPUExecutionProvider"])},
+                   char_cache=capacity)
