@@ -197,3 +197,64 @@ def test_a_bad_char_cache_is_refused_whatever_the_format(both: tuple, capacity: 
         with pytest.raises(ValueError, match="char_cache must be a whole number of rows"):
             Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=["CPUExecutionProvider"])},
                    char_cache=capacity)
+
+
+@pytest.fixture(scope="module")
+def raw_both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(format-2, format-1) int8 packages of one checkpoint without POS input (raw text can be tagged)."""
+    folder = tmp_path_factory.mktemp("raw")
+    make_checkpoint(folder / "model", with_pos=False, max_token_chars=8)
+    return (export_model(folder / "model", folder / "split", quantize="int8"),
+            export_model(folder / "model", folder / "single", quantize="int8", char_graph=False))
+
+
+def raw_texts(n: int, seed: int) -> list[str]:
+    """Raw texts of the checkpoint's words, new word forms and odd tokens, one to three sentences each."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "EU", "said", "Paris", "on", "Monday", "Zyxwvutsrq", "Ω", "straße", "Al-Qaida", "2009", "U.N.", "李"]
+    return [" ".join(" ".join(words[int(k)] for k in rng.integers(0, len(words), int(rng.integers(1, 12)))) + " ."
+                     for _ in range(int(rng.integers(1, 4)))) for _ in range(n)]
+
+
+@pytest.mark.numeric
+def test_pipe_with_threads_and_a_warm_cache_gives_each_text_its_single_graph_answer(raw_both: tuple) -> None:
+    split, single = raw_both
+    texts = raw_texts(60, seed=8)
+    reference = [Tagger.load(single, threads=1)(t).to_json() for t in texts]  # the single graph, each text alone
+    assert sum('"score"' in r for r in reference) > 10  # entities, each with its score
+    warm = Tagger.load(split, threads=1, workers=2)
+    list(warm.pipe(raw_texts(40, seed=9)))  # other texts fill the cache first
+    assert len(warm._chars) > 0
+    for batch_size, n_threads in ((3, 2), (1000, 2), (7, 1)):
+        got = [d.to_json() for d in warm.pipe(texts, batch_size=batch_size, n_threads=n_threads)]
+        assert len(got) == len(reference)
+        assert got == reference  # the JSON carries every score: the same floats
+
+
+@pytest.mark.slow  # starts a local Dask cluster
+def test_tag_output_dir_on_dask_equals_the_single_graph_command(raw_both: tuple, tmp_path: Path) -> None:
+    """`ner-fast tag --output-dir` (each Dask worker process loads its own tagger and cache) writes what the
+    format-1 package writes in one process, byte for byte."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    pytest.importorskip("distributed")
+    split, single = raw_both
+    path = tmp_path / "docs.txt"
+    path.write_text("".join(t + "\n" for t in raw_texts(50, seed=10)), encoding="utf-8")
+    one = CliRunner().invoke(cli, ["tag", str(single), str(path), "--input-format", "text", "--output-format", "jsonl",
+                                   "--output", str(tmp_path / "one.jsonl"), "--threads", "1"])
+    assert one.exit_code == 0, one.output
+    out = tmp_path / "out"
+    many = CliRunner().invoke(cli, ["tag", str(split), str(path), "--input-format", "text", "--local-workers", "2",
+                                    "--output-dir", str(out), "--partition-size", "9"])
+    assert many.exit_code == 0, many.output
+    parts = sorted(out.glob("part-*.jsonl"))
+    assert len(parts) == 6
+    lines = [line for part in parts for line in part.read_text(encoding="utf-8").splitlines()]
+    want = (tmp_path / "one.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(want) == 50
+    assert [json.loads(x) for x in lines] == [json.loads(x) for x in want]
