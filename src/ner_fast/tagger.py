@@ -162,7 +162,7 @@ class Tagger:
             raise ValueError("sessions need the dynamic graph's session under the key None")
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        check_capacity(char_cache)  # whatever the package's format: a bad value is never silently ignored
+        char_cache = check_capacity(char_cache)  # whatever the package's format: a bad value is never silently ignored
         self.workers = workers
         self.decode = decode or package.model.get("decode", "argmax")
         if self.decode not in DECODERS:

@@ -185,7 +185,7 @@ def test_write_package_refuses_graphs_and_a_character_graph_that_do_not_fit(both
     assert load_package(written).manifest["format_version"] == 2
 
 
-@pytest.mark.parametrize("capacity", [-1, 2.0, True, "100", None])
+@pytest.mark.parametrize("capacity", [-1, 2.0, True, np.bool_(True), "100", None, np.int64(-2)])
 def test_a_bad_char_cache_is_refused_whatever_the_format(both: tuple, capacity: object) -> None:
     """A package without a character graph ignores the cache, not a mistaken value (a float, a negative
     number): refused before any session starts, for both kinds, by load and by the constructor."""
@@ -197,6 +197,12 @@ def test_a_bad_char_cache_is_refused_whatever_the_format(both: tuple, capacity: 
         with pytest.raises(ValueError, match="char_cache must be a whole number of rows"):
             Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=["CPUExecutionProvider"])},
                    char_cache=capacity)
+
+
+def test_a_numpy_integer_char_cache_is_a_whole_number(both: tuple) -> None:
+    _, _, split, _ = both
+    tagger = Tagger.load(split, char_cache=np.int64(3))
+    assert tagger._chars is not None and tagger._chars.capacity == 3 and type(tagger._chars.capacity) is int
 
 
 @pytest.fixture(scope="module")
