@@ -264,3 +264,42 @@ def test_tag_output_dir_on_dask_equals_the_single_graph_command(raw_both: tuple,
     want = (tmp_path / "one.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(want) == 50
     assert [json.loads(x) for x in lines] == [json.loads(x) for x in want]
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("capacity", [50, 100_000])
+def test_many_threads_on_one_tagger_get_the_answers_of_one(both: tuple, capacity: int) -> None:
+    """8 threads x 200 calls on one tagger, inserting into its cache at once (a small cache fills up while
+    they run): every answer is the single graph's, bit for bit, and the cache holds at most its capacity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, vocabs, split, single = both
+    sents, pos = sentences(vocabs, 120, seed=11)
+    reference = probs(Tagger.load(single, threads=1), sents, pos)
+    shared = Tagger.load(split, threads=1, char_cache=capacity)
+
+    def calls(seed: int) -> int:
+        rng = np.random.default_rng(seed)
+        wrong = 0
+        for k in range(200):
+            if k % 4:
+                i = int(rng.integers(len(sents)))
+                wrong += not np.array_equal(shared.tag(sents[i], pos[i], proba=True)[1], reference[i])
+            else:
+                idx = rng.integers(len(sents), size=5).tolist()
+                got = probs(shared, [sents[i] for i in idx], [pos[i] for i in idx], batch_size=int(rng.integers(1, 6)))
+                wrong += sum(not np.array_equal(g, reference[i]) for g, i in zip(got, idx))
+        return wrong
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(calls, range(8))) == [0] * 8
+    assert 0 < len(shared._chars) <= capacity and len(shared._chars._slots) == len(shared._chars)
+
+
+def test_cuda_falls_back_to_the_cpu_for_the_character_graph_too(both: tuple) -> None:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    _, _, split, _ = both
+    with pytest.warns(RuntimeWarning, match="CUDA"):
+        tagger = Tagger.load(split, device="cuda")
+    assert tagger.providers == tagger._chars._session.get_providers() == ["CPUExecutionProvider"]
