@@ -54,15 +54,19 @@ VARIANTS = ("float32", "int8 per table", "int8 per row", "int8 per row, all scal
 
 def per_table_package(float_pkg: Path, out: Path) -> Path:
     """The `int8` scheme before issue 24, from a float32 package: every weight as `quantize_dynamic`
-    stores it (the tables one scale each), made batch-invariant."""
+    stores it (the tables one scale each), made batch-invariant. A format-2 package's character graph (the
+    character tables) is quantized alike and written with it."""
     pkg = load_package(float_pkg)
-    graph = make_invariant(quantize_dynamic_int8(onnx.load(str(pkg.graph_path(None)))))
-    for prop in graph.metadata_props:
-        if prop.key == "ner_fast.quantization":
-            prop.value = "int8"
+    chars = pkg.char_graph_path
+    graphs = [make_invariant(quantize_dynamic_int8(onnx.load(str(path))))
+              for path in (pkg.graph_path(None), *([chars] if chars is not None else []))]
+    for graph in graphs:
+        for prop in graph.metadata_props:
+            if prop.key == "ner_fast.quantization":
+                prop.value = "int8"
     info = {k: v for k, v in pkg.model.items() if k not in ("format_version", "buckets", "versions", "provenance")}
     info["quantization"] = "int8"
-    return write_package(out, graph, pkg.buckets, info, pkg.model["versions"])
+    return write_package(out, graphs[0], pkg.buckets, info, pkg.model["versions"], char_model=graphs[1] if chars else None)
 
 
 def sentences_of(corpus: Corpus) -> list[list[str]]:

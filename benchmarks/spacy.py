@@ -50,6 +50,7 @@ from _machine import write_json  # noqa: E402  (the CPU in every result)
 
 from ner_fast.corpus import read_corpus  # noqa: E402
 from ner_fast.labels import label_map  # noqa: E402
+from ner_fast.machine import cpu_info  # noqa: E402
 from ner_fast.package import package_path  # noqa: E402
 from ner_fast.prepare import split_corpus  # noqa: E402
 
@@ -82,7 +83,7 @@ def main() -> None:
 
     result: dict[str, Any] = {"load_average_before": load_average(),
                               "versions": {"spacy": spacy.__version__, "python": platform.python_version()}}
-    print("CPU:", result["cpu"])
+    print("CPU:", cpu_info())  # (write_json records it under "cpu")
     package = package_path(args.package)
     _, valid = split_corpus(read_corpus(), (0.8, 0.2))
     if args.sentences is not None:

@@ -23,7 +23,8 @@ On one trained model (`--model`, else `runs/gmb` when it holds a checkpoint, els
 here for one epoch on a slice) and its validation sentences, in one run:
 
 - tokens a second of the network alone at batch 1 and 64: MXNet `Predictor.predict_proba` vs onnxruntime
-  sessions, all fed the same bucket tensors (each shape run once untimed first, so MXNet's binding and
+  sessions, all fed the same bucket tensors (a format-2 package's sessions, the export default, also the
+  character features from the tagger's cache: `Tagger.feeds`; each shape run once untimed first, so MXNet's binding and
   onnxruntime's first-run setup are not counted; the median of 3 interleaved passes);
 - tokens a second end to end (`Tagger.tag_batch`: tokens in, tags out) at batch 64;
 - p50/p99 latency of single 20-token sentences (500 different ones in turn) end to end (`Tagger.tag`), onnxruntime fp32 and int8, and
@@ -49,7 +50,6 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from itertools import cycle  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
@@ -120,13 +120,17 @@ def bucket_batches(matrix: np.ndarray, offsets: np.ndarray, buckets: list[int], 
 Batches = list[tuple[int, np.ndarray, np.ndarray]]
 
 
-def session_pass(sessions: Mapping[int | None, Any], pool: ThreadPoolExecutor | None = None) -> Callable[[Batches], None]:
-    """A pass over batches through the bucket sessions (the dynamic one where no bucket fits), one batch
-    at a time, or with `pool` several batches at once (data-parallel, as `Tagger(workers=...)` runs)."""
+def session_pass(tagger: Tagger, pool: ThreadPoolExecutor | None = None, dynamic: bool = False) -> Callable[[Batches], None]:
+    """A pass over batches through the tagger's bucket sessions (the dynamic one where no bucket fits, or
+    always with `dynamic`), one batch at a time, or with `pool` several batches at once (data-parallel, as
+    `Tagger(workers=...)` runs). Each batch is fed what the graph takes (`Tagger.feeds`): for a format-2
+    package the character features too, from the tagger's cache (warm after `warm_up`), as the tagger
+    feeds them; a feed of `features` alone is refused by a format-2 graph."""
+    sessions = {None: tagger.sessions[None]} if dynamic else tagger.sessions
 
     def one(batch: tuple[int, np.ndarray, np.ndarray]) -> None:
         seq_len, _, x = batch
-        sessions.get(seq_len, sessions[None]).run(None, {"features": x})
+        sessions.get(seq_len, sessions[None]).run(None, tagger.feeds(x))
 
     def run_pass(batches: Batches) -> None:
         if pool is None:
@@ -378,11 +382,11 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     engines: dict[str, Callable[[Batches], None]] = {
         "mxnet": mxnet_pass,
-        "ort_buckets": session_pass(taggers["fp32"].sessions),
-        "ort_dynamic": session_pass({None: taggers["fp32"].sessions[None]}),
-        "ort_int8_buckets": session_pass(taggers["int8"].sessions),
-        "ort_buckets_workers": session_pass(taggers["fp32_workers"].sessions, pool),
-        "ort_int8_buckets_workers": session_pass(taggers["int8_workers"].sessions, pool),
+        "ort_buckets": session_pass(taggers["fp32"]),
+        "ort_dynamic": session_pass(taggers["fp32"], dynamic=True),
+        "ort_int8_buckets": session_pass(taggers["int8"]),
+        "ort_buckets_workers": session_pass(taggers["fp32_workers"], pool),
+        "ort_int8_buckets_workers": session_pass(taggers["int8_workers"], pool),
     }
     speed: dict[str, dict[str, float]] = {name: {} for name in engines}
     for batch_size, limit in ((1, args.batch1_sentences), (64, None)):

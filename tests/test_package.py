@@ -67,6 +67,35 @@ def test_a_format_2_package_is_refused_without_its_character_graph_and_format_1_
     assert not (single / "chars.onnx").exists()
 
 
+def test_a_broken_character_graph_is_one_package_error_naming_it(tmp_path: Path, package: Path) -> None:
+    """chars.onnx deleted, corrupted, with a wrong checksum, or swapped for another graph (unverified):
+    `Tagger.load` raises one PackageError naming the file, never onnxruntime's or the cache's own error."""
+    import shutil
+
+    from ner_fast import Tagger
+
+    chars = package / "chars.onnx"
+    good = chars.read_bytes()
+    cases = {
+        "deleted": lambda: chars.unlink(),
+        "corrupted": lambda: chars.write_bytes(good[: len(good) // 2]),
+        "empty": lambda: chars.write_bytes(b""),
+        "a wrong checksum": lambda: rewrite(package, MANIFEST_FILE, lambda m: m["files"].update({"chars.onnx": "0" * 64})),
+        "the dynamic graph": lambda: shutil.copyfile(package / "dynamic.onnx", chars),
+    }
+    original = (package / MANIFEST_FILE).read_text()
+    for what, breaking in cases.items():
+        chars.write_bytes(good)
+        (package / MANIFEST_FILE).write_text(original)
+        breaking()
+        for verify in (True, False):
+            if what == "a wrong checksum" and not verify:
+                continue  # the bytes are the right ones: it loads
+            with pytest.raises(PackageError, match="chars.onnx") as info:
+                Tagger.load(package, verify=verify)
+            assert str(package) in str(info.value), (what, verify)
+
+
 def test_a_manifest_pointing_outside_is_refused(package: Path) -> None:
     manifest = json.loads((package / MANIFEST_FILE).read_text())
     manifest["files"]["../elsewhere"] = "0" * 64

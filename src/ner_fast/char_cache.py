@@ -19,6 +19,7 @@ batches in threads); a slot is published in the dict only after its row is writt
 """
 from __future__ import annotations
 
+import numbers
 import threading
 from typing import Any
 
@@ -31,14 +32,22 @@ from ner_fast.buckets import MAX_BATCH_TOKENS
 DEFAULT_CHAR_CACHE = 50_000
 
 
+def check_capacity(capacity: object) -> int:
+    """`capacity` (`Tagger.load(char_cache=...)`) as an int if it is a whole number of rows, 0 or more (a
+    NumPy integer too); ValueError otherwise (a float, a bool, a string, a negative number). Checked whatever
+    the package's format, before any session starts."""
+    if isinstance(capacity, (bool, np.bool_)) or not isinstance(capacity, numbers.Integral) or capacity < 0:
+        raise ValueError(f"char_cache must be a whole number of rows, 0 or more, got {capacity!r} ({type(capacity).__name__})")
+    return int(capacity)
+
+
 class CharCache:
     """The features of character rows, computed by `session` (the character graph) once per distinct row
     and kept for up to `capacity` rows (0: nothing kept, every batch computes its distinct rows).
     `n_chars`: the size of the character vocabulary (every id below it), which picks the keys' type."""
 
     def __init__(self, session: Any, max_token_chars: int, capacity: int = DEFAULT_CHAR_CACHE, n_chars: int | None = None) -> None:
-        if type(capacity) is not int or capacity < 0:
-            raise ValueError(f"char_cache must be a whole number of rows, 0 or more, got {capacity!r}")
+        capacity = check_capacity(capacity)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or inputs[0].shape[1] != max_token_chars:
             raise ValueError(f"the character graph must map (rows, {max_token_chars}) character ids to (rows, F) features")

@@ -42,12 +42,12 @@ import onnxruntime as ort
 
 from ner_fast import _kernels
 from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, cut_lengths, plan_batches
-from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache
+from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache, check_capacity
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
-from ner_fast.package import Package, PackageError, load_package, package_path
+from ner_fast.package import CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
 from ner_fast.engine import pipe as pipe_texts
@@ -162,6 +162,7 @@ class Tagger:
             raise ValueError("sessions need the dynamic graph's session under the key None")
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        char_cache = check_capacity(char_cache)  # whatever the package's format: a bad value is never silently ignored
         self.workers = workers
         self.decode = decode or package.model.get("decode", "argmax")
         if self.decode not in DECODERS:
@@ -232,6 +233,7 @@ class Tagger:
         """
         if isinstance(providers, str):  # onnxruntime would take each character for a provider's name
             raise TypeError(f"providers must be a list of onnxruntime providers, e.g. [{providers!r}]; got a string")
+        check_capacity(char_cache)  # before any session starts
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         types = TagScheme(pkg.tags).types
         labels = label_map(labels, types, package_descriptions(pkg.model, types))
@@ -491,20 +493,30 @@ def _char_features(
     """The character cache and the graphs' character-features input name of a package whose graphs take
     them (a second input), (None, None) for one whose graphs compute them. Without `char_session`, the
     package's character graph is opened with the dynamic session's providers (onnxruntime's default
-    options). ValueError when the character graph and the graphs do not fit together."""
+    options). PackageError (a ValueError) naming the package's files when the character graph and the
+    graphs do not fit together (files swapped or edited in a package loaded with `verify=False`, or
+    sessions of another package)."""
     inputs = dynamic.get_inputs()
+    graph = package.graph_path(None)
+    chars = package.char_graph_path or package.path / CHAR_GRAPH_FILE
     if len(inputs) == 1:
         if char_session is not None:
-            raise ValueError("a character session was given, but the graphs compute their own character features")
+            raise PackageError(f"{graph}: the graphs compute their own character features, but a character"
+                               f" session was given ({chars}, or char_session)")
         return None, None
     if char_session is None:
         if package.char_graph_path is None:
-            raise ValueError(f"the graphs take the character features ({inputs[1].name}) but the package has no character graph")
+            raise PackageError(f"{graph}: the graphs take the character features ({inputs[1].name}) but the"
+                               " package has no character graph (model.json char_graph)")
         char_session = _session(package.char_graph_path, None, list(dynamic.get_providers()))
-    cache = CharCache(char_session, int(package.model["max_token_chars"]), capacity,
-                      len(package.model["vocab"]["chars"]))
+    try:
+        cache = CharCache(char_session, int(package.model["max_token_chars"]), capacity,
+                          len(package.model["vocab"]["chars"]))
+    except ValueError as exc:
+        raise PackageError(f"{chars}: {exc}") from None
     if inputs[1].shape[2] != cache.width:
-        raise ValueError(f"the graphs take {inputs[1].shape[2]} character features a token, the character graph makes {cache.width}")
+        raise PackageError(f"{graph}: the graphs take {inputs[1].shape[2]} character features a token, the"
+                           f" character graph ({chars}) makes {cache.width}")
     return cache, inputs[1].name
 
 

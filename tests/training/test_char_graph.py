@@ -163,3 +163,143 @@ def test_export_command_writes_either_kind(both: tuple, tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / flag), "--quantize", "none", flag])
         assert result.exit_code == 0, result.output
         assert load_package(tmp_path / flag).manifest["format_version"] == version
+
+
+def test_write_package_refuses_graphs_and_a_character_graph_that_do_not_fit(both: tuple, tmp_path: Path) -> None:
+    """A graph taking the character features without the character graph (what `bundle --requantize` wrote
+    from a format-2 package) would give a package no tagger can load: refused before anything is written."""
+    import onnx
+
+    from ner_fast.training.package_writer import write_package
+
+    _, _, split, single = both
+    pkg = load_package(split)
+    takes, computes = (onnx.load(str(load_package(p).graph_path(None))) for p in (split, single))
+    chars = onnx.load(str(pkg.char_graph_path))
+    info = {k: v for k, v in pkg.model.items() if k not in ("format_version", "buckets", "versions", "char_graph")}
+    for graph, char_model, why in ((takes, None, "no character graph was given"), (computes, chars, "computes its own")):
+        with pytest.raises(ValueError, match=why):
+            write_package(tmp_path / "out", graph, [], info, {}, char_model=char_model)
+        assert not (tmp_path / "out").exists()
+    written = write_package(tmp_path / "out", takes, [4], info, {}, char_model=chars)
+    assert load_package(written).manifest["format_version"] == 2
+
+
+@pytest.mark.parametrize("capacity", [-1, 2.0, True, np.bool_(True), "100", None, np.int64(-2)])
+def test_a_bad_char_cache_is_refused_whatever_the_format(both: tuple, capacity: object) -> None:
+    """A package without a character graph ignores the cache, not a mistaken value (a float, a negative
+    number): refused before any session starts, for both kinds, by load and by the constructor."""
+    _, _, split, single = both
+    for package in (split, single):
+        with pytest.raises(ValueError, match="char_cache must be a whole number of rows"):
+            Tagger.load(package, char_cache=capacity)
+        pkg = load_package(package)
+        with pytest.raises(ValueError, match="char_cache must be a whole number of rows"):
+            Tagger(pkg, {None: ort.InferenceSession(str(pkg.graph_path(None)), providers=["CPUExecutionProvider"])},
+                   char_cache=capacity)
+
+
+def test_a_numpy_integer_char_cache_is_a_whole_number(both: tuple) -> None:
+    _, _, split, _ = both
+    tagger = Tagger.load(split, char_cache=np.int64(3))
+    assert tagger._chars is not None and tagger._chars.capacity == 3 and type(tagger._chars.capacity) is int
+
+
+@pytest.fixture(scope="module")
+def raw_both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(format-2, format-1) int8 packages of one checkpoint without POS input (raw text can be tagged)."""
+    folder = tmp_path_factory.mktemp("raw")
+    make_checkpoint(folder / "model", with_pos=False, max_token_chars=8)
+    return (export_model(folder / "model", folder / "split", quantize="int8"),
+            export_model(folder / "model", folder / "single", quantize="int8", char_graph=False))
+
+
+def raw_texts(n: int, seed: int) -> list[str]:
+    """Raw texts of the checkpoint's words, new word forms and odd tokens, one to three sentences each."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "EU", "said", "Paris", "on", "Monday", "Zyxwvutsrq", "Ω", "straße", "Al-Qaida", "2009", "U.N.", "李"]
+    return [" ".join(" ".join(words[int(k)] for k in rng.integers(0, len(words), int(rng.integers(1, 12)))) + " ."
+                     for _ in range(int(rng.integers(1, 4)))) for _ in range(n)]
+
+
+@pytest.mark.numeric
+def test_pipe_with_threads_and_a_warm_cache_gives_each_text_its_single_graph_answer(raw_both: tuple) -> None:
+    split, single = raw_both
+    texts = raw_texts(60, seed=8)
+    reference = [Tagger.load(single, threads=1)(t).to_json() for t in texts]  # the single graph, each text alone
+    assert sum('"score"' in r for r in reference) > 10  # entities, each with its score
+    warm = Tagger.load(split, threads=1, workers=2)
+    list(warm.pipe(raw_texts(40, seed=9)))  # other texts fill the cache first
+    assert len(warm._chars) > 0
+    for batch_size, n_threads in ((3, 2), (1000, 2), (7, 1)):
+        got = [d.to_json() for d in warm.pipe(texts, batch_size=batch_size, n_threads=n_threads)]
+        assert len(got) == len(reference)
+        assert got == reference  # the JSON carries every score: the same floats
+
+
+@pytest.mark.slow  # starts a local Dask cluster
+def test_tag_output_dir_on_dask_equals_the_single_graph_command(raw_both: tuple, tmp_path: Path) -> None:
+    """`ner-fast tag --output-dir` (each Dask worker process loads its own tagger and cache) writes what the
+    format-1 package writes in one process, byte for byte."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    pytest.importorskip("distributed")
+    split, single = raw_both
+    path = tmp_path / "docs.txt"
+    path.write_text("".join(t + "\n" for t in raw_texts(50, seed=10)), encoding="utf-8")
+    one = CliRunner().invoke(cli, ["tag", str(single), str(path), "--input-format", "text", "--output-format", "jsonl",
+                                   "--output", str(tmp_path / "one.jsonl"), "--threads", "1"])
+    assert one.exit_code == 0, one.output
+    out = tmp_path / "out"
+    many = CliRunner().invoke(cli, ["tag", str(split), str(path), "--input-format", "text", "--local-workers", "2",
+                                    "--output-dir", str(out), "--partition-size", "9"])
+    assert many.exit_code == 0, many.output
+    parts = sorted(out.glob("part-*.jsonl"))
+    assert len(parts) == 6
+    lines = [line for part in parts for line in part.read_text(encoding="utf-8").splitlines()]
+    want = (tmp_path / "one.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(want) == 50
+    assert [json.loads(x) for x in lines] == [json.loads(x) for x in want]
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("capacity", [50, 100_000])
+def test_many_threads_on_one_tagger_get_the_answers_of_one(both: tuple, capacity: int) -> None:
+    """8 threads x 200 calls on one tagger, inserting into its cache at once (a small cache fills up while
+    they run): every answer is the single graph's, bit for bit, and the cache holds at most its capacity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, vocabs, split, single = both
+    sents, pos = sentences(vocabs, 120, seed=11)
+    reference = probs(Tagger.load(single, threads=1), sents, pos)
+    shared = Tagger.load(split, threads=1, char_cache=capacity)
+
+    def calls(seed: int) -> int:
+        rng = np.random.default_rng(seed)
+        wrong = 0
+        for k in range(200):
+            if k % 4:
+                i = int(rng.integers(len(sents)))
+                wrong += not np.array_equal(shared.tag(sents[i], pos[i], proba=True)[1], reference[i])
+            else:
+                idx = rng.integers(len(sents), size=5).tolist()
+                got = probs(shared, [sents[i] for i in idx], [pos[i] for i in idx], batch_size=int(rng.integers(1, 6)))
+                wrong += sum(not np.array_equal(g, reference[i]) for g, i in zip(got, idx))
+        return wrong
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(calls, range(8))) == [0] * 8
+    assert 0 < len(shared._chars) <= capacity and len(shared._chars._slots) == len(shared._chars)
+
+
+def test_cuda_falls_back_to_the_cpu_for_the_character_graph_too(both: tuple) -> None:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    _, _, split, _ = both
+    with pytest.warns(RuntimeWarning, match="CUDA"):
+        tagger = Tagger.load(split, device="cuda")
+    assert tagger.providers == tagger._chars._session.get_providers() == ["CPUExecutionProvider"]

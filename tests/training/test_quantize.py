@@ -193,6 +193,29 @@ def test_requantize_converts_a_per_batch_package_and_records_it(bundled: Corpus,
         requantize_package(out, tmp_path / "again", command="x")
 
 
+def test_requantize_keeps_the_character_graph_of_a_format_2_package(tmp_path: Path) -> None:
+    """A single network's per-batch package is format 2 (the export default): its character graph, whose
+    tables live in the shared weights file, must come along, or the converted graphs take character
+    features that nothing computes (the package would not load)."""
+    make_checkpoint(tmp_path / "run", hidden=24)
+    source = export_model(tmp_path / "run", tmp_path / "old", buckets="auto", quantize="int8-dynamic")
+    assert load_package(source).char_graph_path is not None
+    out, _ = requantize_package(source, tmp_path / "new", command="x")
+    pkg = load_package(out)
+    assert pkg.manifest["format_version"] == 2 and pkg.char_graph_path is not None and pkg.buckets == [4, 9]
+    assert pkg.model["quantization"] == "int8"
+    chars = onnx.load(str(pkg.char_graph_path))
+    assert is_batch_invariant(chars) and {p.key: p.value for p in chars.metadata_props}["ner_fast.quantization"] == "int8"
+    # The same character features as the source's character graph (the same int8 tables).
+    rows = np.random.default_rng(0).integers(0, len(pkg.model["vocab"]["chars"]), (7, pkg.model["max_token_chars"]), dtype=np.int32)
+    before, after = (ort.InferenceSession(str(load_package(p).char_graph_path), providers=["CPUExecutionProvider"])
+                     for p in (source, out))
+    assert np.array_equal(before.run(None, {"char_ids": rows})[0], after.run(None, {"char_ids": rows})[0])
+    x = features(out, 12, 9, seed=5)
+    whole, alone = batch_and_alone(out, x, threads=2)
+    assert all(np.array_equal(whole[0][b, : a[0].shape[1]], a[0][0]) for b, a in enumerate(alone))
+
+
 def test_each_row_is_within_half_its_own_step() -> None:
     rng = np.random.default_rng(0)
     # Rows whose sizes span four orders of magnitude, as GloVe rows beside trained ones, and a row of zeros.

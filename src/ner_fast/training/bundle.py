@@ -304,18 +304,25 @@ def requantize_package(
     before = pkg.model.get("provenance") or {}
     checksum = package_checksum(source)
     graph = make_invariant(ensemble_from_logits(graph))
-    if not is_batch_invariant(graph):
-        raise ValueError(f"{source}: the converted graph still depends on its batch")
-    for prop in graph.metadata_props:
-        if prop.key == "ner_fast.quantization":
-            prop.value = "int8"
+    # A format-2 package's character graph (its tables in the same weights file) goes along, converted
+    # alike, or the graphs would take character features that no graph of the package computes.
+    char_path = pkg.char_graph_path
+    chars = make_invariant(onnx.load(str(char_path))) if char_path is not None else None
+    for model in (graph, chars):
+        if model is None:
+            continue
+        if not is_batch_invariant(model):
+            raise ValueError(f"{source}: the converted graph still depends on its batch")
+        for prop in model.metadata_props:
+            if prop.key == "ner_fast.quantization":
+                prop.value = "int8"
     info = {k: v for k, v in pkg.model.items() if k not in ("format_version", "buckets", "versions", "provenance")}
     info["quantization"] = "int8"
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(pkg.model.get("versions", {}).get("trained_with_mxnet", "unknown"))
     claim = claim_output_dir(out, package_files)
     with tempfile.TemporaryDirectory(prefix="ner-fast-requantize-") as tmp:
-        staged = write_package(Path(tmp) / "pkg", graph, pkg.buckets, info, versions)
+        staged = write_package(Path(tmp) / "pkg", graph, pkg.buckets, info, versions, char_model=chars)
         if "validation" in before:
             tagger = Tagger.load(staged, device="cpu")
             corpus = validation_corpus(before["training"])
