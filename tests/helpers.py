@@ -5,12 +5,14 @@ random weights exercise every gate); `float_tol`, the one rule the suite's numer
 derived from."""
 from __future__ import annotations
 
+import importlib.util
 import re
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,21 @@ from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_p
 from ner_fast.corpus import Corpus
 from ner_fast.features import CASING_CLASSES, ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import Vocabularies
+
+#: The benchmarks' folder: scripts, not a package; `benchmark_module` loads one for a test.
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def benchmark_module(name: str, monkeypatch: Any) -> ModuleType:
+    """`benchmarks/NAME.py` loaded as a module, with the benchmarks' folder on sys.path for this test only
+    (`monkeypatch`: a benchmark imports its siblings, such as `_machine`)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 def float_tol(terms: int, scale: float = 1.0, dtype: Any = np.float32) -> float:
     """How far two computations of the same quantity in `dtype` (float32 unless said) may differ:

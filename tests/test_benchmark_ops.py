@@ -2,35 +2,17 @@
 structure: checked on both bundled packages against what their exporter is known to emit."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import onnx
 import pytest
 
+from helpers import benchmark_module
 from ner_fast.package import package_path
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _ops_module():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCHMARKS))  # ops.py imports its sibling _machine
-    try:
-        spec = importlib.util.spec_from_file_location("bench_ops", BENCHMARKS / "ops.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
 @pytest.mark.parametrize(("name", "members"), [("default", 1), ("ensemble", 2)])
-def test_the_parts_of_each_bundled_graph(name: str, members: int) -> None:
+def test_the_parts_of_each_bundled_graph(name: str, members: int, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = package_path(name)
     graph = onnx.load(str(folder / "dynamic.onnx"), load_external_data=False).graph
-    kind = _ops_module().parts(graph, graph.input[0].name)
+    kind = benchmark_module("ops", monkeypatch).parts(graph, graph.input[0].name)
     assert set(kind) == {n.name for n in graph.node}
     producers = {out: n for n in graph.node for out in n.output}
     lstms = [n for n in graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM")]

@@ -2,35 +2,22 @@
 package (the export default) its character graph, where the character table lives, comes along."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from helpers import make_checkpoint
+from helpers import benchmark_module, make_checkpoint
 from ner_fast import Tagger
 from ner_fast.package import load_package
 from ner_fast.training.export import export_model
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _row_scales(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports its sibling _machine
-    spec = importlib.util.spec_from_file_location("bench_row_scales", BENCHMARKS / "row_scales.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize("char_graph", [True, False])
 def test_per_table_package_keeps_the_package_format(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, char_graph: bool) -> None:
     make_checkpoint(tmp_path / "run", with_pos=False)
     fp32 = export_model(tmp_path / "run", tmp_path / "fp32", quantize="none", char_graph=char_graph)
-    out = _row_scales(monkeypatch).per_table_package(fp32, tmp_path / "per-table")
+    out = benchmark_module("row_scales", monkeypatch).per_table_package(fp32, tmp_path / "per-table")
     pkg = load_package(out)
     assert pkg.manifest["format_version"] == (2 if char_graph else 1) and pkg.model["quantization"] == "int8"
     graphs = [pkg.graph_path(None), *([pkg.char_graph_path] if char_graph else [])]

@@ -2,28 +2,19 @@
 format-2 package's graphs (the export default, the bundled `default`) refuse `features` alone."""
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import benchmark_module
 from ner_fast import Tagger
 from ner_fast.features import featurize
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
 
 def _tagger_module(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     # tagger.py sets OMP_NUM_THREADS on import (for MXNet): kept to this test.
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports its sibling _machine
-    spec = importlib.util.spec_from_file_location("bench_tagger", BENCHMARKS / "tagger.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("tagger", monkeypatch)
 
 
 @pytest.mark.parametrize("dynamic", [False, True])

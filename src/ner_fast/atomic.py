@@ -161,19 +161,9 @@ def atomic_open(
         except OSError as err:
             raise _named(err, path) from None
         return
-    if path.exists() and not path.is_file():
-        raise OSError(errno.EEXIST, "exists and is not a regular file; not replaced", str(path))
-    if path.is_symlink():
+    if path.is_symlink():  # the link's target is written (then renamed onto), the link kept
         path = Path(os.path.realpath(path))
-    remove_stale_temps(path.parent, path.name)
-    try:
-        mode_bits = path.stat().st_mode & 0o7777
-    except OSError:
-        mode_bits = 0o666 & ~current_umask()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise _named(err, path) from None
+    fd, tmp, mode_bits = _temp_beside(path)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
@@ -190,6 +180,25 @@ def atomic_open(
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+def _temp_beside(path: Path) -> tuple[int, str, int]:
+    """The start of every atomic write of the file `path`: refuse a target that exists and is no regular
+    file, remove the temporaries of `path` that dead processes left (`remove_stale_temps`), and open a new
+    temporary file beside it. Returns (its fd, its path, the mode the target will get: the target's own,
+    or the usual one under the umask)."""
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EEXIST, "exists and is not a regular file; not replaced", str(path))
+    remove_stale_temps(path.parent, path.name)
+    try:
+        mode_bits = path.stat().st_mode & 0o7777
+    except OSError:
+        mode_bits = 0o666 & ~current_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _named(err, path) from None
+    return fd, tmp, mode_bits
 
 
 def _publish_new(tmp: str, path: Path) -> None:
@@ -257,17 +266,7 @@ class GroupWriter:
         path = Path(path)
         if path.parent.resolve() != self.folder.resolve():
             raise ValueError(f"{path} is not in the group's folder {self.folder}")
-        if path.exists() and not path.is_file():
-            raise OSError(errno.EEXIST, "exists and is not a regular file; not replaced", str(path))
-        remove_stale_temps(self.folder, path.name)  # as `atomic_open`: a killed run's leave no trace for long
-        try:
-            mode_bits = path.stat().st_mode & 0o7777
-        except OSError:
-            mode_bits = 0o666 & ~current_umask()
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=self.folder)
-        except OSError as err:
-            raise _named(err, path) from None
+        fd, tmp, mode_bits = _temp_beside(path)
         self.files[path.name] = os.path.basename(tmp)  # known before it is written: a failure removes it
         try:
             with os.fdopen(fd, "wb") as f:
