@@ -251,14 +251,9 @@ def package_files(folder: Path) -> set[str] | None:
     return {MANIFEST_FILE, *(name for name in listed if isinstance(name, str) and "/" not in name)}
 
 
-def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str], version: int | None = None) -> dict[str, Any]:
-    """Checksum `files` (names inside `folder`) and write `folder/manifest.json`; return the manifest.
-    `version`: the package's format version (default: model.json's, else `FORMAT_VERSION`)."""
-    if version is None:
-        try:
-            version = int(json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))["format_version"])
-        except (OSError, ValueError, KeyError, TypeError):
-            version = FORMAT_VERSION
+def write_manifest(folder: Path, files: Iterable[str], versions: Mapping[str, str], version: int) -> dict[str, Any]:
+    """Checksum `files` (names inside `folder`) and write `folder/manifest.json` for a package of format
+    `version` (`format_version`); return the manifest."""
     manifest = {
         "format_version": version,
         "files": {name: sha256_file(folder / name) for name in sorted(files)},

@@ -28,7 +28,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = json.loads((package / MODEL_FILE).read_text())
     model["provenance"] = PROVENANCE
     atomic_write_json(package / MODEL_FILE, model)
-    write_manifest(package, json.loads((package / MANIFEST_FILE).read_text())["files"], {"made_by": "tests"})
+    manifest = json.loads((package / MANIFEST_FILE).read_text())
+    write_manifest(package, manifest["files"], {"made_by": "tests"}, manifest["format_version"])
     return package
 
 

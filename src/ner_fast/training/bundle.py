@@ -265,7 +265,7 @@ def _publish(staged: Path, provenance: dict[str, Any], claim: Any) -> None:
     info["provenance"] = provenance
     model_path.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     manifest = json.loads((staged / MANIFEST_FILE).read_text(encoding="utf-8"))
-    write_manifest(staged, manifest["files"], manifest["versions"])
+    write_manifest(staged, manifest["files"], manifest["versions"], manifest["format_version"])
     load_package(staged)  # the rewritten manifest verifies
     size = sum(p.stat().st_size for p in staged.iterdir())
     if size > MAX_BYTES:
