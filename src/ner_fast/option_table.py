@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from ner_fast.buckets import MAX_BUCKET_LENGTH
+from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TAG_FORMATS, TAGGED_FORMATS
 from ner_fast.decode import DECODERS
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES
@@ -299,6 +300,12 @@ TABLE: tuple[Option, ...] = (
     _serve_timeout("graceful_timeout", 30.0, "On SIGTERM, seconds requests in flight may take to finish before they"
                    " are cancelled (bodies still arriving are answered 503 at once)."),
     _device("serve"),
+    # tag and serve: one row, `Tagger.load(char_cache=...)`, its default the tagger's own
+    Option("char_cache", "int", DEFAULT_CHAR_CACHE, "Word forms whose character features the tagger keeps across"
+           " batches, for a package whose character CNN is a graph of its own (format 2, the bundled default;"
+           " `ner-fast info` says which): the same tags, each word form's features computed once. 0: none kept (each"
+           " batch computes its word forms' features anew). A format-1 package computes them inside each graph and"
+           " ignores it.", low=0, metavar="ROWS", commands=("tag", "serve")),
     Option("labels", "str", PACKAGE, "Entity labels of the answers: the package's, conll, ontonotes or a JSON label"
            " map (ner-fast tag --help).", metavar=LABELS_METAVAR, commands=("serve",)),
     Option("log_level", "choice", "warning", "uvicorn's log level.", choices=("critical", "error", "warning", "info",

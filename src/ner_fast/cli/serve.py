@@ -31,6 +31,7 @@ def serve_command(
     body_timeout: float,
     graceful_timeout: float,
     device: str,
+    char_cache: int,
     labels: str,
     log_level: str,
 ) -> None:
@@ -53,5 +54,6 @@ def serve_command(
                         piece_tokens=piece_tokens)
     with user_errors(runtime=""):  # RuntimeError: the server did not start
         # `--device cuda` without CUDA: one warning line, as `ner-fast tag`.
-        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker(), labels=labels)
+        tagger = load_tagger(package, device=device, threads=settings.onnx_threads_per_worker(), labels=labels,
+                             char_cache=char_cache)
         serve(tagger, host, port, settings, log_level=log_level)

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import click
 
+from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TEXT
 from ner_fast.labels import PACKAGE
 from ner_fast.option_table import OUTPUT_FORMATS, command_options
@@ -202,6 +203,7 @@ def tag_file(
     text: str | None = None,
     force: bool = False,
     labels: str | None = None,
+    char_cache: int = DEFAULT_CHAR_CACHE,
 ) -> int:
     """Tag `input_path` (stdin for None), or the document `text`, into `output` (stdout for None) with
     the package `package` (a folder or a bundled name; None: the default bundled one); returns the count of sentences (pre-tokenized
@@ -215,7 +217,8 @@ def tag_file(
     `Tagger.tag_batch`'s or `Tagger.pipe`'s default. The whole input is read and checked before
     anything is written; a file output is written to a temporary name beside it and renamed into place
     only when complete. The pretty view is coloured only on a terminal. Option mistakes raise
-    `click.UsageError`. `labels`: the label map of the entities (`ner_fast.labels`; None: the package's labels). An existing `output` is replaced only with `force`, and never when it is the input;
+    `click.UsageError`. `labels`: the label map of the entities (`ner_fast.labels`; None: the package's labels). `char_cache`:
+    the word forms whose character features the tagger keeps (`Tagger.load`'s `char_cache`). An existing `output` is replaced only with `force`, and never when it is the input;
     a stream (`atomic.is_stream`: /dev/null, /dev/stdout, a pipe) is written in place, without `force`.
     """
     from ner_fast.atomic import atomic_open
@@ -228,7 +231,8 @@ def tag_file(
     if input_path is None and text is None and (sys.stdin is None or sys.stdin.isatty()):  # None: closed (`<&-`)
         raise click.UsageError(f"no INPUT: give a file, - with text piped in, or --text{shadowed(package)}")
     # The package is opened (and verified) before the input is read: a wrong package costs nothing.
-    tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels)
+    tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels,
+                         char_cache=char_cache)
     if raw_text:
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)
@@ -335,6 +339,7 @@ def tag_command(
     resume: bool,
     force: bool,
     labels: str,
+    char_cache: int,
 ) -> None:
     """Tag INPUT (a file, or - / nothing for stdin), or --text, with the model package PACKAGE: a folder,
     or a bundled package's name, default or ensemble (default: the default package bundled with ner-fast).
@@ -347,7 +352,7 @@ def tag_command(
     from ner_fast.cli.errors import user_errors
 
     source = click.get_current_context().get_parameter_source
-    given = {name for name in ("scheduler_timeout", "partition_size", "text_field")
+    given = {name for name in ("scheduler_timeout", "partition_size", "text_field", "char_cache")
              if source(name) not in (None, click.core.ParameterSource.DEFAULT)}  # these have defaults: asked, not None
     if output_dir is not None:
         if "scheduler_timeout" in given and scheduler is None:
@@ -357,6 +362,9 @@ def tag_command(
         if device != "auto" or workers != 1:
             raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
                                    "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
+        if "char_cache" in given:  # each worker process opens its own tagger, with `Tagger.load`'s cache
+            raise click.UsageError("--char-cache sizes this process's tagger: a cluster run's workers keep their"
+                                   " default cache (no --char-cache with --output-dir)")
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
                     force, threads, batch_size, scheduler_timeout, labels)
         return
@@ -376,7 +384,7 @@ def tag_command(
     with user_errors(runtime="inference failed"):
         try:
             tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
-                     document=document, text=text, force=force, labels=labels)
+                     document=document, text=text, force=force, labels=labels, char_cache=char_cache)
         except BrokenPipeError:
             # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
             # that the interpreter's final flush does not raise again, and stop quietly.
