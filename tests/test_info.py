@@ -192,3 +192,33 @@ def test_export_names_a_malformed_training_log_in_one_line(tmp_path: Path) -> No
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "metrics.jsonl:2" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "pkg").exists()
+
+
+@pytest.mark.parametrize(("name", "version"), [("default", 2), ("ensemble", 1)])
+def test_the_card_says_whether_the_character_features_are_a_cached_graph(name: str, version: int) -> None:
+    """The bundled `default` is format 2 (the character CNN its own graph, cached by the tagger), `ensemble`
+    format 1 (every graph computes them). The oracle reads the graphs with onnx: a format-2 dynamic graph
+    takes the features as a second input, of the character graph's output width."""
+    folder = package_path(name)
+    dynamic = onnx.load(str(folder / "dynamic.onnx"), load_external_data=False).graph
+    separate = len(dynamic.input) == 2
+    assert separate == (version == 2) == (folder / "chars.onnx").is_file()
+    width = None
+    if separate:
+        chars = onnx.load(str(folder / "chars.onnx"), load_external_data=False).graph
+        width = chars.output[0].type.tensor_type.shape.dim[1].dim_value
+        assert width == dynamic.input[1].type.tensor_type.shape.dim[2].dim_value > 0
+    expected = {"graph": "chars.onnx" if separate else None, "width": width, "cached": separate}
+    as_json = CliRunner().invoke(cli, ["info", name, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    card = json.loads(as_json.output)
+    assert card["package"]["format_version"] == version
+    assert card["network"]["char_features"] == expected
+    plain = CliRunner().invoke(cli, ["info", name])
+    assert plain.exit_code == 0, plain.output
+    line = [row for row in plain.output.splitlines() if row.startswith("  character features: ")]
+    assert len(line) == 1
+    if separate:
+        assert f"a graph of their own (chars.onnx, {width} a token), cached" in line[0] and "format 2" in line[0]
+    else:
+        assert "inside each graph, not cached" in line[0] and "format 1" in line[0]

@@ -34,6 +34,10 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     epoch, MXNet float32; None where no run logged one), `training`
     (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
     pretrained word vectors it started from with their licence, None without), `network`,
+    `network.char_features`: where the character CNN's features are computed, read from `Package.char_graph_path`
+    (model.json `char_graph`, which the package's format version requires, `package.load_package`): in a graph
+    of their own that the tagger caches per word form across batches (format 2: `graph` its file, `width`
+    the features a token, `cached` true), or inside each graph (format 1: `graph` None, `cached` false).
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
@@ -62,6 +66,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     training = provenance.get("training") or {}
     source = model.get("source") or {}
     members = source.get("members") if isinstance(source, dict) else None
+    char_graph = pkg.char_graph_path
     return {
         "package": {
             "path": str(folder),
@@ -94,6 +99,11 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "uses_pos": model.get("use_pos"),
             "pos_head": bool(model.get("pos_tags")),
             "buckets": pkg.buckets,
+            "char_features": {
+                "graph": char_graph.name if char_graph is not None else None,
+                "width": model["char_graph"].get("width") if char_graph is not None else None,
+                "cached": char_graph is not None,
+            },
         },
         "size": {"bytes": sum(sizes.values()), "files": sizes},
         "quantization": {
@@ -179,6 +189,13 @@ def format_card(card: dict[str, Any]) -> str:
               f"  {net['members']} {'networks (an ensemble)' if net['members'] > 1 else 'network'}, decode {net['decode']}"
               f"{', CRF' if net['crf'] else ''}, POS input {'yes' if net['uses_pos'] else 'no'}, POS head "
               f"{'yes' if net['pos_head'] else 'no'}, bucket graphs {net['buckets'] or 'none (the dynamic graph)'}"]
+    chars = net["char_features"]
+    if chars["cached"]:
+        lines.append(f"  character features: a graph of their own ({chars['graph']}, {_num(chars['width'])} a token),"
+                     f" cached per word form across batches (format {pkg['format_version']}; tag/serve --char-cache)")
+    else:
+        lines.append(f"  character features: computed inside each graph, not cached (format {pkg['format_version']};"
+                     " --char-cache does not apply)")
     size = card["size"]
     lines.append(f"  size {size['bytes'] / 1e6:.1f} MB in {len(size['files'])} files: "
                  + ", ".join(f"{name} {n / 1e6:.2f} MB" for name, n in sorted(size["files"].items(), key=lambda kv: -kv[1])))
