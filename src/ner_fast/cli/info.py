@@ -85,6 +85,9 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "source_commit": provenance.get("source_commit"),
             "best_epoch": provenance.get("best_epoch"),
             "epochs_trained": provenance.get("epochs_trained"),
+            # Which parameters were exported, and their epoch (recorded since 2026-12-06; before, the best's).
+            "checkpoint": provenance.get("checkpoint"),
+            "checkpoint_epoch": provenance.get("checkpoint_epoch", provenance.get("best_epoch")),
             "training_valid_f1": provenance.get("training_valid_f1"),
             "recipe": training or None,
             "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
@@ -163,7 +166,13 @@ def format_card(card: dict[str, Any]) -> str:
     lines.append(f"  data: {train['data'] or 'not recorded'}")
     if train["command"]:
         lines.append(f"  built by: {train['command']} (source commit {train['source_commit']})")
-    if train["best_epoch"] is not None:
+    if train["checkpoint"] == "last":
+        epoch = train["checkpoint_epoch"]
+        at = f"epoch {epoch}" if epoch is not None else "a partly trained epoch (interrupted)"
+        f1 = _num(train["training_valid_f1"]) if train["training_valid_f1"] is not None else "none logged for them"
+        lines.append(f"  the last parameters, {at} of {train['epochs_trained']}, best epoch {train['best_epoch']}"
+                     f" (validation F1 in training of the exported parameters: {f1})")
+    elif train["best_epoch"] is not None:
         lines.append(f"  best epoch {train['best_epoch']} of {train['epochs_trained']} (validation F1 in training "
                      f"{_num(train['training_valid_f1'])})")
     recipes = [r for r in [train["recipe"], *train["ensemble"]] if r]

@@ -172,17 +172,21 @@ def speed_record(tagger: Any, corpus: Corpus) -> dict[str, Any]:
     }
 
 
-def _run_record(run_dir: Path) -> dict[str, Any]:
-    """What provenance records of one training run: its best and last epoch, its validation F1 as
-    logged in training, its training settings."""
+def _run_record(run_dir: Path, which: str) -> dict[str, Any]:
+    """What provenance records of one training run: its best and last epoch, the epoch of the exported
+    parameters (checkpoint `which`; None: an interrupted run's partly trained last epoch), the validation F1
+    logged in training for those parameters (`run_dir.logged_validation`; None where none was logged), its
+    training settings."""
     from ner_fast.checkpoint import read_config
     from ner_fast.training.run_dir import logged_validation
 
-    logged = logged_validation(run_dir, "best")
+    best = logged_validation(run_dir, "best")
+    exported = best if which == "best" else logged_validation(run_dir, which)
     return {
-        "best_epoch": logged["epoch"],
-        "epochs_trained": logged["epochs_trained"],
-        "training_valid_f1": logged["f1"],  # MXNet float32, as logged during training
+        "best_epoch": best["epoch"],
+        "epochs_trained": best["epochs_trained"],
+        "checkpoint_epoch": exported["epoch"],
+        "training_valid_f1": exported["f1"],  # MXNet float32, as logged during training, for the exported parameters
         "training": portable_train(read_config(run_dir)["train"]),
     }
 
@@ -239,7 +243,7 @@ def build_default_package(
         validation = _validation_record(score_tagger(tagger, corpus), corpus, doc["train"], tagger)
         speed = speed_record(tagger, corpus)
         del tagger  # close its sessions before the files move
-        runs = [_run_record(d) for d in members]
+        runs = [_run_record(d, which) for d in members]
         provenance = {
             "source_commit": _git("rev-parse", "HEAD"),
             "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),

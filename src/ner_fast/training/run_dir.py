@@ -186,12 +186,17 @@ LOGGED_WITH = "logged in training (MXNet float32)"
 
 
 def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
-    """The validation entity F1 a run logged in training at the epoch of its checkpoint `which`: "best"
-    (`state.json`'s best_epoch) or "last" (its epoch, the last one finished), read from `metrics.jsonl`.
+    """The validation entity F1 a run logged in training for the parameters of its checkpoint `which`, read
+    from `metrics.jsonl`: "best" (best.params.npz: `state.json`'s best_epoch, the F1 that made it best) or
+    "last" (last.params.npz: the live parameters of `state.json`'s epoch, the last one finished).
 
     {"epoch", "epochs_trained", "f1"}: each None where the run does not record it (no state.json: stopped
-    before its first epoch ended; no line for that epoch in metrics.jsonl). ValueError naming the file
-    (and line) for a malformed one. The F1 is MXNet's float32 scoring during training (`LOGGED_WITH`).
+    before its first epoch ended; no line for that epoch in metrics.jsonl). For "last", f1 is None where no
+    F1 was logged for last.params.npz's parameters: an interrupted run saved them partway through the
+    epoch after its last finished one (`state.json` interrupted; epoch None then), and with `--average` an
+    epoch that validated the average alone logged none for the live parameters (`average.live_f1` is their
+    F1, `valid.f1` the kept one's). ValueError naming the file (and line) for a malformed one. The F1 is
+    MXNet's float32 scoring during training (`LOGGED_WITH`).
     """
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
@@ -199,10 +204,18 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
     state = read_json(path, "training state") if path.exists() else {}
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a ner-fast training state (a JSON object)")
+    if which == "last" and state.get("interrupted"):
+        # Ctrl-C or SIGTERM saved the parameters of a partly trained epoch: no F1 was logged for them.
+        return {"epoch": None, "epochs_trained": state.get("epoch"), "f1": None}
     epoch = state.get("best_epoch" if which == "best" else "epoch")
     # A malformed line is a ValueError naming the file and line (`read_metrics`), not a bare JSON error.
     records = read_metrics(run_dir / "metrics.jsonl") if epoch is not None else []
-    f1 = next(((r.get("valid") or {}).get("f1") for r in records if r.get("epoch") == epoch), None)
+    record = next((r for r in records if r.get("epoch") == epoch), {})
+    averaging = record.get("average")
+    if which == "last" and isinstance(averaging, dict):
+        f1 = averaging.get("live_f1")  # last.params.npz holds the live parameters, not the average
+    else:
+        f1 = (record.get("valid") or {}).get("f1")
     return {"epoch": epoch, "epochs_trained": state.get("epoch"), "f1": f1}
 
 
