@@ -240,3 +240,37 @@ def test_a_dev_corpus_with_a_type_training_lacks_is_named_in_a_warning(tmp_path:
         result = CliRunner().invoke(cli, ["prepare", str(train), *extra, "--out", str(tmp_path / "ok"), "--force"])
         assert result.exit_code == 0, result.output
         assert result.stderr == "" and "Warning" not in result.output
+
+
+def test_a_validation_split_of_data_with_a_type_its_training_split_lacks_is_named_in_a_warning(tmp_path: Path) -> None:
+    # Without --dev the validation split is the end of DATA: a type only there caps the validation F1 just as a
+    # --dev type does, and gets the same warning (`prepare.valid_types_warning`, the one rule for both).
+    head = [[("Ann", "B-PER"), ("runs", "O")], [("Rome", "B-LOC")]] * 20
+    tail = [[("Corp", "B-ORG"), ("Ann", "B-PER")], [("Nile", "B-NAT")]] * 5
+    data = write_conll(tmp_path / "data.tsv", head + tail)
+    corpus_types = lambda sentences: {t[2:] for s in sentences for _, t in s if t != "O"}
+    assert corpus_types(tail) - corpus_types(head) == {"NAT", "ORG"}  # the oracle, from the sentences written
+    prepared = prepare(str(data), split=(0.8, 0.2), buckets=[2])
+    assert len(prepared.corpora["train"]) == len(head)  # the split falls where the new types start
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--split", "0.8", "--buckets", "2", "--out",
+                                      str(tmp_path / "prep"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Warning: {data}: entity types NAT, ORG occur in the validation split (--split 0.8,0.2) but never in the"
+        " training split: the model is not trained to tag them, so their entities count as missed and cap the"
+        " validation F1"
+    ]
+    assert json.loads(result.stdout)["dev_types_not_trained"] == ["NAT", "ORG"]
+    assert PreparedData.load(tmp_path / "prep").summary["dev_types_not_trained"] == ["NAT", "ORG"]
+    # One type: said in the singular. The same data with the new types inside the training split: nothing said.
+    one = write_conll(tmp_path / "one.tsv", head + [[("Corp", "B-ORG"), ("Ann", "B-PER")]] * 10)
+    result = CliRunner().invoke(cli, ["prepare", str(one), "--buckets", "2", "--out", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Warning: {one}: entity type ORG occurs in the validation split (--split 0.8,0.2) but never in the training"
+        " split: the model is not trained to tag it, so its entities count as missed and cap the validation F1"
+    ]
+    mixed = write_conll(tmp_path / "mixed.tsv", tail + head)
+    result = CliRunner().invoke(cli, ["prepare", str(mixed), "--buckets", "2", "--out", str(tmp_path / "mixed")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and "Warning" not in result.output

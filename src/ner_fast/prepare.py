@@ -190,9 +190,10 @@ def prepare(
         "recase_of": len(train),
     }
     summary = _summary(counts, bucket_lengths, n_cut, train.has_pos, vocabs, n_training_words, started)
-    # A --dev type the training data lacks is one the model is not trained to tag: its entities count as
-    # missed, a cap on the validation F1 (`dev_types_warning` says so; `_read_splits` refuses no type in common).
-    summary["dev_types_not_trained"] = sorted(_types(valid) - _types(train)) if dev is not None else []
+    # A validation type the training split lacks is one the model is not trained to tag: its entities count as
+    # missed, a cap on the validation F1 (`valid_types_warning` says so; `_read_splits` refuses a --dev with no
+    # type in common). The same rule whether the validation split is --dev or the end of DATA.
+    summary["dev_types_not_trained"] = sorted(_types(valid) - _types(train))
     return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})
 
 
@@ -240,19 +241,26 @@ def _types(corpus: Corpus) -> set[str]:
     return set(TagScheme(sorted(set(corpus.tags or ()))).types)
 
 
-def dev_types_warning(prepared: PreparedData) -> str | None:
+def valid_types_warning(prepared: PreparedData) -> str | None:
     """The one line (`Warning: ...`, for stderr) that `ner-fast prepare` and `ner-fast train` give where the
-    validation corpus (`--dev`) has entity types the training data never uses (`dev_types_not_trained` of the
-    summary): the model is not trained to tag them, so their entities cap the validation F1. Not an error: a
-    small corpus may lack a rare type. None where there are none (or no --dev)."""
+    validation split has entity types the training split never uses (`dev_types_not_trained` of the summary):
+    the model is not trained to tag them, so their entities cap the validation F1. Not an error: a small
+    corpus may lack a rare type. The validation split is the `--dev` corpus (named, with the training data)
+    or the end of DATA (`--split`, named with DATA). None where there are none."""
     unseen = prepared.summary.get("dev_types_not_trained") or []
     if not unseen:
         return None
     one = len(unseen) == 1
-    return (f"Warning: {prepared.settings.get('dev')}: entity type{'' if one else 's'} {', '.join(unseen)} never"
-            f" occur{'s' if one else ''} in the training data {prepared.settings.get('source')}: the model is not trained"
-            f" to tag {'it' if one else 'them'}, so {'its' if one else 'their'} entities count as missed and cap the"
-            " validation F1")
+    types = f"entity type{'' if one else 's'} {', '.join(unseen)}"
+    settings = prepared.settings
+    if settings.get("dev"):
+        where = f"{settings['dev']}: {types} never occur{'s' if one else ''} in the training data {settings.get('source')}"
+    else:
+        split = ",".join(f"{part:g}" for part in settings.get("split") or ())
+        where = (f"{settings.get('source')}: {types} occur{'s' if one else ''} in the validation split (--split {split})"
+                 " but never in the training split")
+    return (f"Warning: {where}: the model is not trained to tag {'it' if one else 'them'}, so"
+            f" {'its' if one else 'their'} entities count as missed and cap the validation F1")
 
 
 def _check_one_scheme(corpora: Sequence[Corpus]) -> None:

@@ -22,6 +22,7 @@ from helpers import float_tol, network_terms, sigterm_when
 import ner_fast.training.train as train_module
 from ner_fast.buckets import Bucket
 from ner_fast.checkpoint import load_model, load_params
+from ner_fast.cli import cli
 from ner_fast.cli.evaluate import evaluate_command
 from ner_fast.cli.train import train_command
 from ner_fast.training.evaluate import evaluate
@@ -631,4 +632,28 @@ def test_train_warns_of_dev_types_its_data_lacks(tmp_path: Path) -> None:
     warned = [line for line in res.stderr.splitlines() if line.startswith("Warning:")]
     assert warned == [f"Warning: {dev}: entity type ORG never occurs in the training data {data}: the model is not"
                       " trained to tag it, so its entities count as missed and cap the validation F1"]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["stopped"] == "epochs"
+
+
+def test_train_warns_of_validation_types_its_training_split_lacks(tmp_path: Path) -> None:
+    # `ner-fast train DATA` (no --dev): the validation split is the end of DATA, and a type only there caps the
+    # validation F1 as a --dev one does: the same warning as `ner-fast prepare` gives (one function, one rule).
+    from helpers import write_conll
+
+    head = [[("Ann", "B-PER"), ("runs", "O")], [("Rome", "B-LOC"), ("is", "O")]] * 16
+    data = write_conll(tmp_path / "data.tsv", head + [[("Ann", "B-PER"), ("Corp", "B-ORG")]] * 8)  # 32 + 8: split 0.8
+    flags = ["--batch-size", "8", "--buckets", "2,4"]
+    res = CliRunner().invoke(
+        train_command,
+        [str(data), "--out", str(tmp_path / "run"), "--epochs", "1", *flags, "--hidden", "4", "--word-dim", "4",
+         "--char-dim", "4", "--filters", "2", "--filter-widths", "2", "--no-progress", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if line.startswith("Warning:")]
+    assert warned == [f"Warning: {data}: entity type ORG occurs in the validation split (--split 0.8,0.2) but never in"
+                      " the training split: the model is not trained to tag it, so its entities count as missed and cap"
+                      " the validation F1"]
+    prepared = CliRunner().invoke(cli, ["prepare", str(data), *flags, "--out", str(tmp_path / "prep")])
+    assert prepared.exit_code == 0, prepared.output
+    assert prepared.stderr.strip().splitlines() == warned
     assert json.loads(res.stdout.strip().splitlines()[-1])["stopped"] == "epochs"

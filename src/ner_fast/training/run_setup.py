@@ -239,15 +239,15 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
 
 def _say_data_notes(data: Any, say: Callable[[str], None]) -> None:
     """What `ner-fast prepare` says of the data too, which a run would otherwise go on with unsaid: the
-    training sentences cut to the largest bucket (it trains on fewer tokens), and the --dev entity types
-    the training data lacks (`prepare.dev_types_warning`: they cap the validation F1)."""
-    from ner_fast.prepare import dev_types_warning
+    training sentences cut to the largest bucket (it trains on fewer tokens), and the validation split's
+    entity types (--dev, or the end of DATA) the training split lacks (`prepare.valid_types_warning`: they cap the validation F1)."""
+    from ner_fast.prepare import valid_types_warning
 
     cut = int(data.summary.get("cut", 0))
     if cut:
         say(f"{cut:,} training sentences longer than the largest bucket ({max(data.summary['buckets'])} tokens) were cut"
             " to it (--buckets)")
-    warning = dev_types_warning(data)
+    warning = valid_types_warning(data)
     if warning:
         say(warning)
 
