@@ -34,10 +34,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     epoch, MXNet float32; None where no run logged one), `training`
     (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
     pretrained word vectors it started from with their licence, None without), `network`,
-    `network.char_features`: where the character CNN's features are computed, read from `Package.char_graph_path`
-    (model.json `char_graph`, which the package's format version requires, `package.load_package`): in a graph
-    of their own that the tagger caches per word form across batches (format 2: `graph` its file, `width`
-    the features a token, `cached` true), or inside each graph (format 1: `graph` None, `cached` false).
+    `network.char_features`: where the character CNN's features are computed (`_char_features`).
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
@@ -63,10 +60,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     graphs = [name for name in files if name.endswith(".onnx")]
     per_batch = sorted({op for name in graphs for op in PER_BATCH_OPS if op.encode() in (folder / name).read_bytes()})
     scheme = model.get("quantization")
-    training = provenance.get("training") or {}
     source = model.get("source") or {}
     members = source.get("members") if isinstance(source, dict) else None
-    char_graph = pkg.char_graph_path
     return {
         "package": {
             "path": str(folder),
@@ -79,21 +74,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
                                                        "precision", "recall", "measured_with")} if validation else None,
         "logged_validation": _logged_validation(source),
-        "training": {
-            "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
-            "command": provenance.get("command"),
-            "source_commit": provenance.get("source_commit"),
-            "best_epoch": provenance.get("best_epoch"),
-            "epochs_trained": provenance.get("epochs_trained"),
-            # Which parameters were exported, and their epoch (recorded since 2026-12-06; before, the best's).
-            "checkpoint": provenance.get("checkpoint"),
-            "checkpoint_epoch": provenance.get("checkpoint_epoch", provenance.get("best_epoch")),
-            "training_valid_f1": provenance.get("training_valid_f1"),
-            "recipe": training or None,
-            "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
-            "source": source,
-            "vectors": model.get("vectors"),
-        },
+        "training": _training(model, provenance, source),
         "network": {
             "members": len(members) if members else 1,
             "architecture": model.get("architecture"),
@@ -102,11 +83,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "uses_pos": model.get("use_pos"),
             "pos_head": bool(model.get("pos_tags")),
             "buckets": pkg.buckets,
-            "char_features": {
-                "graph": char_graph.name if char_graph is not None else None,
-                "width": model["char_graph"].get("width") if char_graph is not None else None,
-                "cached": char_graph is not None,
-            },
+            "char_features": _char_features(pkg),
         },
         "size": {"bytes": sum(sizes.values()), "files": sizes},
         "quantization": {
@@ -116,6 +93,40 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         },
         "speed": model.get("speed") or provenance.get("speed"),
     }
+
+
+def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) -> dict[str, Any]:
+    """The card's `training`: the data, the command and commit, the epochs, the exported parameters' epoch
+    and the validation F1 logged for them, the recipe(s), the source and the word vectors."""
+    validation = provenance.get("validation") or {}
+    training = provenance.get("training") or {}
+    members = source.get("members") if isinstance(source, dict) else None
+    return {
+        "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
+        "command": provenance.get("command"),
+        "source_commit": provenance.get("source_commit"),
+        "best_epoch": provenance.get("best_epoch"),
+        "epochs_trained": provenance.get("epochs_trained"),
+        # Which parameters were exported, and their epoch (recorded since 2026-12-06; before, the best's).
+        "checkpoint": provenance.get("checkpoint"),
+        "checkpoint_epoch": provenance.get("checkpoint_epoch", provenance.get("best_epoch")),
+        "training_valid_f1": provenance.get("training_valid_f1"),
+        "recipe": training or None,
+        "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
+        "source": source,
+        "vectors": model.get("vectors"),
+    }
+
+
+def _char_features(pkg: Any) -> dict[str, Any]:
+    """Where a package's character features are computed, from `Package.char_graph_path` (model.json
+    `char_graph`, which the format version requires, `package.load_package`): in a graph of their own that
+    the tagger caches per word form across batches (format 2: `graph` its file, `width` the features a
+    token, `cached` true), or inside each graph (format 1: `graph` and `width` None, `cached` false)."""
+    path = pkg.char_graph_path
+    if path is None:
+        return {"graph": None, "width": None, "cached": False}
+    return {"graph": path.name, "width": pkg.model["char_graph"].get("width"), "cached": True}
 
 
 def _logged_validation(source: Any) -> list[dict[str, Any]] | None:
@@ -166,15 +177,7 @@ def format_card(card: dict[str, Any]) -> str:
     lines.append(f"  data: {train['data'] or 'not recorded'}")
     if train["command"]:
         lines.append(f"  built by: {train['command']} (source commit {train['source_commit']})")
-    if train["checkpoint"] == "last":
-        epoch = train["checkpoint_epoch"]
-        at = f"epoch {epoch}" if epoch is not None else "a partly trained epoch (interrupted)"
-        f1 = _num(train["training_valid_f1"]) if train["training_valid_f1"] is not None else "none logged for them"
-        lines.append(f"  the last parameters, {at} of {train['epochs_trained']}, best epoch {train['best_epoch']}"
-                     f" (validation F1 in training of the exported parameters: {f1})")
-    elif train["best_epoch"] is not None:
-        lines.append(f"  best epoch {train['best_epoch']} of {train['epochs_trained']} (validation F1 in training "
-                     f"{_num(train['training_valid_f1'])})")
+    lines += _epoch_lines(train)
     recipes = [r for r in [train["recipe"], *train["ensemble"]] if r]
     for i, recipe in enumerate(recipes):
         name = f"member {i + 1}" if len(recipes) > 1 else "recipe"
@@ -198,13 +201,7 @@ def format_card(card: dict[str, Any]) -> str:
               f"  {net['members']} {'networks (an ensemble)' if net['members'] > 1 else 'network'}, decode {net['decode']}"
               f"{', CRF' if net['crf'] else ''}, POS input {'yes' if net['uses_pos'] else 'no'}, POS head "
               f"{'yes' if net['pos_head'] else 'no'}, bucket graphs {net['buckets'] or 'none (the dynamic graph)'}"]
-    chars = net["char_features"]
-    if chars["cached"]:
-        lines.append(f"  character features: a graph of their own ({chars['graph']}, {_num(chars['width'])} a token),"
-                     f" cached per word form across batches (format {pkg['format_version']}; tag/serve --char-cache)")
-    else:
-        lines.append(f"  character features: computed inside each graph, not cached (format {pkg['format_version']};"
-                     " --char-cache does not apply)")
+    lines.append(_char_line(net["char_features"], pkg["format_version"]))
     size = card["size"]
     lines.append(f"  size {size['bytes'] / 1e6:.1f} MB in {len(size['files'])} files: "
                  + ", ".join(f"{name} {n / 1e6:.2f} MB" for name, n in sorted(size["files"].items(), key=lambda kv: -kv[1])))
@@ -226,6 +223,28 @@ def format_card(card: dict[str, Any]) -> str:
     else:
         lines.append("  not recorded in this package (benchmarks/tagger.py measures it, naming the CPU)")
     return "\n".join(lines) + "\n"
+
+
+def _epoch_lines(train: dict[str, Any]) -> list[str]:
+    """The card's line on the exported parameters' epoch and the validation F1 logged for them in training."""
+    if train["checkpoint"] == "last":
+        epoch = train["checkpoint_epoch"]
+        at = f"epoch {epoch}" if epoch is not None else "a partly trained epoch (interrupted)"
+        f1 = _num(train["training_valid_f1"]) if train["training_valid_f1"] is not None else "none logged for them"
+        return [f"  the last parameters, {at} of {train['epochs_trained']}, best epoch {train['best_epoch']}"
+                f" (validation F1 in training of the exported parameters: {f1})"]
+    if train["best_epoch"] is not None:
+        return [f"  best epoch {train['best_epoch']} of {train['epochs_trained']} (validation F1 in training "
+                f"{_num(train['training_valid_f1'])})"]
+    return []
+
+
+def _char_line(chars: dict[str, Any], version: Any) -> str:
+    """The card's line on where the character features are computed (`_char_features`)."""
+    if chars["cached"]:
+        return (f"  character features: a graph of their own ({chars['graph']}, {_num(chars['width'])} a token),"
+                f" cached per word form across batches (format {version}; tag/serve --char-cache)")
+    return f"  character features: computed inside each graph, not cached (format {version}; --char-cache does not apply)"
 
 
 @click.command()
