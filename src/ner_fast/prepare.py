@@ -72,11 +72,9 @@ class PreparedData:
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ValueError(f"{directory}: prepared data format {version!r} is not supported (max {FORMAT_VERSION})")
         vocabs = Vocabularies.load(directory / "vocab.json")
-        splits = {}
-        for name in SPLITS:
-            path = directory / f"{name}.npz"
-            if path.exists():
-                splits[name] = _load_split(path)
+        # `save` writes every split (an empty one too): a missing file is a damaged folder, named here
+        # (`read_npz`), not a KeyError where training first asks for the split.
+        splits = {name: _load_split(directory / f"{name}.npz") for name in SPLITS}
         return cls(vocabs, splits, doc["settings"], doc["summary"])
 
 
