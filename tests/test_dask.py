@@ -73,6 +73,21 @@ def client() -> distributed.Client:
         cluster.close()
 
 
+def _sigint_blocked() -> bool:
+    import signal
+
+    return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_local_workers_never_take_a_ctrl_c_and_the_client_still_does(client: distributed.Client) -> None:
+    # A terminal's Ctrl-C reaches every process of its group: each local worker printed a KeyboardInterrupt
+    # traceback under the command's "Aborted!". Their SIGINT is blocked; the process that made the cluster
+    # (this one) still takes it.
+    blocked = client.run(_sigint_blocked)
+    assert len(blocked) == 2 and all(blocked.values()), blocked
+    assert not _sigint_blocked()
+
+
 def test_plan_puts_every_document_in_one_bounded_partition(tmp_path: Path) -> None:
     docs = documents(103, seed=1)
     docs[5] = docs[40] = "   "  # blank lines are documents too (output line i answers input line i)

@@ -108,6 +108,35 @@ def test_newer_format_is_refused(tmp_path: Path) -> None:
         PreparedData.load(out)
 
 
+@pytest.mark.parametrize("missing", ["train.npz", "valid.npz"])
+def test_a_prepared_folder_missing_a_split_is_named_in_one_line(tmp_path: Path, missing: str) -> None:
+    # `save` writes both splits; one gone is a damaged folder. It was skipped on load, and
+    # `ner-fast train PREPARED` ended in a traceback, KeyError: 'train' (or 'valid').
+    train = write_conll(tmp_path / "train.conll", [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "B-PER")]] * 30)
+    out = tmp_path / "prep"
+    assert CliRunner().invoke(cli, ["prepare", str(train), "--out", str(out), "--batch-size", "30"]).exit_code == 0
+    (out / missing).unlink()
+    with pytest.raises(ValueError, match=f"{out / missing}: no such file"):
+        PreparedData.load(out)
+    result = CliRunner().invoke(cli, ["train", str(out), "--out", str(tmp_path / "run"), "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 1, result.exception
+    assert result.output.strip().splitlines()[-1] == f"Error: {out / missing}: no such file (expected a prepared split)"
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_a_folder_prepared_from_a_corpus_in_memory_trains(tmp_path: Path) -> None:
+    # prepare() takes a Corpus; its folder recorded the corpus's format, "memory", which is no --format:
+    # `ner-fast train FOLDER` (and train() on it) refused it, "--format: must be one of auto, gmb, conll".
+    out = tmp_path / "prep"
+    prepare(small_corpus(), buckets=[5, 10]).save(out)
+    assert PreparedData.load(out).settings["format"] == "auto"
+    args = ["train", str(out), "--out", str(tmp_path / "run"), "--epochs", "1", "--no-progress",
+            "--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "2", "--batch-size", "8"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "best.params.npz").is_file()
+
+
 def test_cli_conll_without_pos_with_dev(tmp_path: Path) -> None:
     train = write_conll(tmp_path / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "I-PER")]] * 30)
     dev = write_conll(tmp_path / "dev.tsv", [[("Cy", "B-PER"), ("walks", "O"), ("far", "O")]])

@@ -101,6 +101,14 @@ def test_load_names_the_file(tmp_path: Path) -> None:
         Vocabularies.load(path)
 
 
+def test_a_missing_vocab_file_is_named_once(tmp_path: Path) -> None:
+    # It read "PATH: [Errno 2] No such file or directory: 'PATH'" (an OSError's text after the path).
+    path = tmp_path / "vocab.json"
+    with pytest.raises(ValueError) as err:
+        Vocabularies.load(path)
+    assert str(err.value) == f"{path}: no such file (expected a vocabulary file)"
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(TOKEN.filter(bool), min_size=1, max_size=30),

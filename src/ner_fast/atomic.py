@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ner_fast.errors import OptionError
+from ner_fast.errors import OptionError, json_error
 
 # `.<name>.<pid>.<random>.tmp` / `.old`: what this module creates, and the pid that owns it.
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.(?:tmp|old)$")
@@ -487,7 +487,7 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON document") -> Any:
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read the {what}: {err}") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+        raise ValueError(f"{path}: not valid JSON ({json_error(err)})") from None
 
 
 def write_npz(f: IO[bytes], arrays: Mapping[str, Any]) -> None:

@@ -65,6 +65,9 @@ from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, iob1_starts, iob1_to_iob2, is_tag
 from ner_fast.text import TOKEN_RULE, blank_token
 
+#: The `Corpus.format` of a corpus built in memory (`Corpus.from_sentences`): read from no file, so in no
+#: input format.
+MEMORY = "memory"
 #: Every input format (`auto`: sniffed by `sniff_format`).
 FORMATS = ("auto", "gmb", "conll", "tokens")
 #: The formats that carry tags (what prepare, train and evaluate read).
@@ -105,7 +108,7 @@ class Corpus:
     tags: list[str] | None
     offsets: np.ndarray
     source: str = "<memory>"
-    format: str = "memory"
+    format: str = MEMORY
     #: Each token's 1-based line in `source` (int64, n_tokens), where the corpus was read from a file.
     lines: np.ndarray | None = None
 
@@ -146,7 +149,7 @@ class Corpus:
             return [str(x) for sent in column for x in sent]
 
         words = [str(w) for sent in sentences for w in sent]
-        return cls(words, flat(pos, "pos"), flat(tags, "tags"), offsets, source, "memory")
+        return cls(words, flat(pos, "pos"), flat(tags, "tags"), offsets, source, MEMORY)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

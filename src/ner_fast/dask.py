@@ -31,6 +31,7 @@ imports), and nothing in the runtime imports this module.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from collections.abc import Iterable
@@ -271,11 +272,28 @@ class _ManifestWriter:
 
 def local_cluster(n_workers: int) -> Any:
     """A `distributed.LocalCluster` of `n_workers` processes of one thread each, every socket on 127.0.0.1
-    (the scheduler's and the workers' HTTP servers too: by default they listen on every interface)."""
+    (the scheduler's and the workers' HTTP servers too: by default they listen on every interface).
+
+    Its worker processes never take a Ctrl-C: a terminal sends it to the whole process group, and each
+    worker raised KeyboardInterrupt and printed its traceback under the command's "Aborted!". The process
+    that made the cluster handles it (closing the cluster stops them). SIGINT is blocked in this thread
+    while the cluster starts: the threads it starts, which start the worker processes (and restart them),
+    inherit the block, and the processes keep it (a signal mask survives fork and exec). This thread's
+    mask is restored at once after, so a Ctrl-C during the start arrives then, not lost. multiprocessing's
+    resource tracker is started first: starting it unblocks SIGINT in the thread that does (Python 3.11's
+    `resource_tracker.ensure_running` ends with SIG_UNBLOCK, not the mask it found), which was the
+    cluster's event loop, the thread that starts the worker processes."""
+    from multiprocessing import resource_tracker
+
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:

@@ -3,9 +3,11 @@ file writer (`atomic`) up to the commands, can raise them without importing the 
 them most (the option table, the corpus reader, the package loader).
 
 Each is a `ValueError`: a user's input that cannot be used. The commands turn them into one line and
-an exit code (`cli.errors.user_errors`).
+an exit code (`cli.errors.user_errors`). `json_error`: how their messages place a JSON parse error.
 """
 from __future__ import annotations
+
+import json
 
 
 class OptionError(ValueError):
@@ -31,3 +33,10 @@ class CorpusError(ValueError):
 
 class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
+
+
+def json_error(err: json.JSONDecodeError) -> str:
+    """Where and why a JSON document does not parse, as every message saying "not valid JSON" puts it:
+    ``line L, column C: MSG`` (a message such as "Unterminated string starting at" reads on into
+    the position: after it, an ``at line ...`` of our own read "starting at at line 1")."""
+    return f"line {err.lineno}, column {err.colno}: {err.msg}"

@@ -16,7 +16,7 @@ import numpy as np
 from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz, write_npz
 from ner_fast.buckets import Bucket, build_buckets, default_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
-from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.corpus import MEMORY, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.recase import with_recased_copies
 from ner_fast.errors import CorpusError
@@ -72,11 +72,9 @@ class PreparedData:
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ValueError(f"{directory}: prepared data format {version!r} is not supported (max {FORMAT_VERSION})")
         vocabs = Vocabularies.load(directory / "vocab.json")
-        splits = {}
-        for name in SPLITS:
-            path = directory / f"{name}.npz"
-            if path.exists():
-                splits[name] = _load_split(path)
+        # `save` writes every split (an empty one too): a missing file is a damaged folder, named here
+        # (`read_npz`), not a KeyError where training first asks for the split.
+        splits = {name: _load_split(directory / f"{name}.npz") for name in SPLITS}
         return cls(vocabs, splits, doc["settings"], doc["summary"])
 
 
@@ -180,7 +178,9 @@ def prepare(
         "split": None if dev is not None else list(split),
         "max_sentences": max_sentences,
         "source": corpus.source,
-        "format": corpus.format,
+        # The --format it was read in (a data option, checked again when a run trains from the folder):
+        # a corpus built in memory was read in none, so the one given (as a file's is sniffed from "auto").
+        "format": checked["format"] if corpus.format == MEMORY else corpus.format,
         "dev": None if dev is None else valid.source,
         "has_pos": train.has_pos,
         "vectors": vectors,

@@ -53,6 +53,22 @@ def check_terminated() -> None:
         raise Terminated()
 
 
+def stop_behind(err: BaseException) -> BaseException | None:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (`Terminated`) that `err` stands for, else None.
+
+    A stop that lands while a compiled extension initialises comes back as another exception:
+    pybind11 (onnxruntime's `onnxruntime_pybind11_state`) raises ImportError("initialization failed")
+    from it, and onnxruntime's `__init__` raises that again. The stop is in the chain of causes."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (KeyboardInterrupt, Terminated)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def raise_on_sigterm() -> None:
     """From now on SIGTERM raises `Terminated` in the main thread; a SIGTERM the parent made this process
     ignore (SIG_IGN), or one another handler already takes, is left as it is."""

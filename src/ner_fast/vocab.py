@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ner_fast import _kernels
-from ner_fast.atomic import atomic_write_text
+from ner_fast.atomic import atomic_write_text, read_json
 from ner_fast.corpus import Corpus
 
 PAD = 0
@@ -216,10 +216,11 @@ class Vocabularies:
     def load(cls, path: str | Path) -> Vocabularies:
         """Read ``vocab.json``; errors name the file."""
         path = Path(path)
+        doc = read_json(path, "vocabulary file")  # its errors name the file once
         try:
-            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: {err}") from err
+            return cls.from_json(doc)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 def _tag_order(tag: str) -> tuple[int, str, str]:

@@ -15,6 +15,8 @@ CASES = [
     ("invalid UTF-8", b'{"text": "caf\xe9"}', 400, ["UTF-8", "0xe9"]),
     ("invalid JSON", b'{"text": "Paris"', 400, ["not valid JSON"]),
     ("empty body", b"", 400, ["not valid JSON"]),
+    # json's "Unterminated string starting at" read on into ours: "starting at at line 1 column 10".
+    ("unterminated string", b'{"text": "Paris', 400, ["not valid JSON (line 1, column 10: Unterminated string starting at)"]),
     ("not an object", b'["Paris"]', 422, ["JSON object", "array"]),
     ("nested too deeply", b"[" * 2000 + b"]" * 2000, 400, ["nested too deeply"]),
     ("a 4400-digit number", b'{"text": ' + b"7" * 4400 + b"}", 400, ["not usable JSON", "4300"]),

@@ -74,6 +74,47 @@ def test_launch_stops_everything_when_a_worker_fails(tmp_path: Path) -> None:
     assert len(result.pids) == 4 and not any(_alive(pid) for pid in result.pids)
 
 
+# A stand-in for every role: it notes when SIGTERM reaches it; a worker then takes a while to exit, as one
+# that saves its checkpoint does (it pulls the parameters from the servers).
+_ROLE = """
+import os, signal, sys, time
+role = os.environ["DMLC_ROLE"]
+def note(what):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{role} {what}\\n")
+def stop(*_):
+    note("stopped")
+    if role == "worker":
+        time.sleep(0.5)
+        note("saved")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+note("up")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_launch_stops_the_workers_before_the_servers_and_the_scheduler(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stopped all at once (Ctrl-C, a timeout, a failed worker), worker 0 was often cut off while saving
+    # its interrupted epoch: the servers it pulls the parameters from were already gone.
+    import sys
+
+    import ner_fast.training.distributed as distributed
+
+    log = tmp_path / "log"
+    monkeypatch.setattr(distributed, "role_command", lambda role, args: [sys.executable, "-c", _ROLE, str(log)])
+    with pytest.raises(TimeoutError):
+        launch(["train"], workers=2, servers=1, port=free_port(), timeout=3)
+    lines = log.read_text().splitlines()
+    assert sorted(lines[:4]) == ["scheduler up", "server up", "worker up", "worker up"], lines
+    saved = [i for i, line in enumerate(lines) if line == "worker saved"]
+    others = [i for i, line in enumerate(lines) if line in ("server stopped", "scheduler stopped")]
+    assert len(saved) == 2 and len(others) == 2, lines
+    assert max(saved) < min(others), lines
+
+
 def test_launch_command_checks_its_arguments() -> None:
     from click.testing import CliRunner
 

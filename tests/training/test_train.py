@@ -518,6 +518,18 @@ def test_averaged_run_validates_keeps_and_resumes_the_average(prepared: str, tmp
     assert [h["valid"]["f1"] for h in resumed.history] == [h["valid"]["f1"] for h in lines]
 
 
+def test_resume_without_the_saved_average_is_refused_naming_it(prepared: str, tmp_path: Path) -> None:
+    # It resumed with the average restarted from the live parameters, saying nothing.
+    out = tmp_path / "run"
+    train(_cfg(prepared, out, epochs=1, average=0.9), progress=False, echo=_quiet)
+    assert json.loads((out / "state.json").read_text())["average_steps"] > 0
+    (out / "last.average.npz").unlink()
+    result = CliRunner().invoke(train_command, ["--resume", str(out), "--epochs", "2", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert f"{out / 'last.average.npz'}: no such file" in result.output
+    assert json.loads((out / "state.json").read_text())["epoch"] == 1  # nothing trained
+
+
 @pytest.mark.parametrize("contexts", [1, 2])
 @pytest.mark.numeric
 def test_the_reported_crf_loss_is_the_numpy_forward_algorithms(prepared: str, contexts: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -20,7 +20,7 @@ from ner_fast.cli.prepare import prepare_command
 from ner_fast.cli.serve import serve_command
 from ner_fast.cli.tag import tag_command
 from ner_fast.cli.train import train_command
-from ner_fast.signals import Terminated, raise_on_sigterm
+from ner_fast.signals import Terminated, raise_on_sigterm, stop_behind
 
 
 # click 8.2 and later raise it for a group called with nothing (8.1 shows the help and exits 0 itself).
@@ -83,16 +83,29 @@ def main() -> None:
     (`atomic_open`), a launcher stops its children, a Dask cluster closes. Then one line and exit
     143 (128 + SIGTERM, the status of a death by that signal). `ner-fast serve` handles SIGTERM itself
     while it serves; a SIGTERM ignored by the parent (SIG_IGN) stays ignored. `ner-fast train` saves
-    its parameters first, as for Ctrl-C (`--resume` continues)."""
+    its parameters first, as for Ctrl-C (`--resume` continues).
+
+    A stop while an engine's compiled module initialises (its import raises ImportError from the
+    KeyboardInterrupt or `Terminated`, `signals.stop_behind`) ends the same way, not in a traceback."""
     raise_on_sigterm()
     try:
         cli()
     except Terminated:
-        click.echo("Aborted: terminated (SIGTERM).", err=True)
-        raise SystemExit(128 + signal.SIGTERM) from None
-    except ModuleNotFoundError as err:
-        extra = EXTRAS.get((err.name or "").partition(".")[0])
+        _terminated()
+    except ImportError as err:
+        stop = stop_behind(err)
+        if isinstance(stop, Terminated):
+            _terminated()
+        if stop is not None:
+            click.echo("Aborted!", err=True)  # click's own line for a Ctrl-C inside a command
+            raise SystemExit(1) from None
+        extra = EXTRAS.get((err.name or "").partition(".")[0]) if isinstance(err, ModuleNotFoundError) else None
         if extra is None:
             raise
         click.echo(f"Error: this command needs {err.name}: pip install 'ner-fast[{extra}]'", err=True)
         raise SystemExit(1) from None
+
+
+def _terminated() -> NoReturn:
+    click.echo("Aborted: terminated (SIGTERM).", err=True)
+    raise SystemExit(128 + signal.SIGTERM) from None

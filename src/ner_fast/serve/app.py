@@ -38,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ner_fast import __version__
+from ner_fast.errors import json_error
 from ner_fast.package import bundled_name, package_checksum
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
@@ -94,7 +95,7 @@ def parse_job(body: bytes, limits: Limits) -> Job:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ClientError(400, f"the request body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        raise ClientError(400, f"the request body is not valid JSON ({json_error(err)})") from None
     except RecursionError:
         raise ClientError(400, "the request body is not usable JSON: nested too deeply") from None
     except ValueError as err:  # e.g. an integer of more than 4300 digits

@@ -143,13 +143,15 @@ def launch(
     Every node binds `host` on `interface` (loopback by default, so no byte leaves the machine).
     With `log_dir`, process output goes to `scheduler.log`, `server-<i>.log`, `worker-<i>.log` there;
     otherwise workers share this terminal and the others are silent. Every process is stopped when
-    the workers are done, on error, on Ctrl-C and after `timeout` seconds (then TimeoutError).
+    the workers are done, on error, on Ctrl-C and after `timeout` seconds (then TimeoutError): the
+    workers first, then the servers and the scheduler.
     """
     if workers < 1 or servers < 1:
         raise ValueError("a job needs at least one worker and one server")
     cluster = Cluster(host, port or free_port(host), workers, servers)
     logs: list[IO[bytes]] = []
     procs: list[subprocess.Popen[bytes]] = []
+    workers_started: list[subprocess.Popen[bytes]] = []
 
     def start(role: str, name: str) -> subprocess.Popen[bytes]:
         out: IO[bytes] | int | None
@@ -166,6 +168,8 @@ def launch(
             start_new_session=True,  # its own process group, so _stop reaches its children too
         )
         procs.append(p)
+        if role == "worker":
+            workers_started.append(p)
         return p
 
     if log_dir is not None:
@@ -187,6 +191,10 @@ def launch(
                 break  # the others would wait forever for it at the next synchronisation
         return LaunchResult(codes, [p.pid for p in procs])
     finally:
+        # Workers first: one told to stop saves its checkpoint, pulling the parameters from the servers,
+        # which must still be there (stopped together, worker 0 was often cut off mid-save: the epoch in
+        # progress lost, no "interrupted: parameters saved" line). Then the servers and the scheduler.
+        _stop(workers_started)
         _stop(procs)
         for f in logs:
             f.close()

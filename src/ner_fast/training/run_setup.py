@@ -219,7 +219,10 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
 
     if cfg.average:
         start, steps = None, 0
-        if resume and (out / AVERAGE_FILE).exists():
+        # A run that saved an average (state.json counts its steps) resumes it or stops: load_params
+        # names a missing file, where restarting it from the live parameters changed silently what
+        # every later epoch validates and keeps.
+        if resume and ("average_steps" in state or (out / AVERAGE_FILE).exists()):
             saved = load_params(out / AVERAGE_FILE)
             steps = int(state.get("average_steps", 0))
             try:
