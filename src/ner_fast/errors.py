@@ -25,14 +25,17 @@ class CorpusError(ValueError):
     def __init__(self, message: str, source: str | None = None, line: int | None = None) -> None:
         self.source = source
         self.line = line
-        where = ""
-        if source is not None:
-            where = f"{source}:{line}: " if line is not None else f"{source}: "
-        super().__init__(where + message)
+        super().__init__((place(source, line) if source is not None else "") + message)
 
 
 class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
+
+
+def place(source: object, line: int | None = None) -> str:
+    """How a message names where it is about: ``FILE:LINE: `` (as compilers and grep put it), or ``FILE: ``
+    without a line. Every message about a line of a user's file starts so (corpora, vectors, metrics)."""
+    return f"{source}:{line}: " if line is not None else f"{source}: "
 
 
 def json_error(err: json.JSONDecodeError) -> str:

