@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from ner_fast.checkpoint import AVERAGE_FILE, init_params, load_params, save_params
 from ner_fast.cli import cli
-from ner_fast.config import ModelConfig, OptionError, TrainConfig
+from ner_fast.config import ModelConfig, OptionError, TrainConfig, command_line_config
 from ner_fast.prepare import prepare
 from ner_fast.training.export import export_model
 from ner_fast.training.init_source import load_source
@@ -134,6 +134,11 @@ def test_refusals(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> 
         assert not out.exists()
     with pytest.raises(OptionError, match="^--freeze-vectors: not with --kvstore dist_sync"):
         TrainConfig(out=str(out), vectors=str(path), freeze_vectors=True, kvstore="dist_sync", arch=TINY)
+    # A prepared folder made with vectors gives them: --freeze-vectors needs no --vectors there.
+    folder = tmp_path / "with-vectors"
+    prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16, vectors=str(path)).save(folder)
+    cfg = command_line_config(data=str(folder), out=str(out), resume=None, recipe_name=None, given={"freeze_vectors": True})
+    assert cfg.freeze_vectors and cfg.vectors == str(path)
     # A prepared folder made without vectors (the Python API, where --vectors' need is not checked first).
     folder = tmp_path / "prepared"
     prepare(max_sentences=SENTENCES, buckets=[12, 20, 30], batch_size=16).save(folder)
