@@ -21,7 +21,7 @@ from ner_fast.training.init_source import load_source
 from ner_fast.training.rows import frozen_entries
 from ner_fast.training.train import train
 from training.test_train import TINY
-from training.test_vectors import DIM, SENTENCES, _tiny_args, glove, training_words  # noqa: F401 (fixtures)
+from training.test_vectors import DIM, NEW_WORDS, SENTENCES, _tiny_args, glove, training_words  # noqa: F401 (fixtures)
 
 WIDE = 20  # the vectors' 12 numbers, then 8 more
 DATA = ["--max-sentences", str(SENTENCES), "--buckets", "12,20,30", "--batch-size", "16", "--no-progress"]
@@ -145,3 +145,25 @@ def test_refusals(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> 
     with pytest.raises(OptionError, match="^--freeze-vectors: applies only with --vectors"):
         train(TrainConfig(out=str(out), data=str(folder), batch_size=16, freeze_vectors=True, arch=TINY), progress=False,
               echo=lambda msg: None)
+
+
+def test_init_from_a_frozen_run(glove: tuple[Path, dict[str, np.ndarray]], runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """--init reads a frozen run as any other: its one word table, whose vector rows start the new run's."""
+    _, plain = glove
+    frozen, _ = runs
+    out = tmp_path / "again"
+    result = CliRunner().invoke(cli, ["train", *DATA, "--epochs", "1", "--patience", "0", "--init", str(frozen),
+                                      "--freeze-epochs", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["init"]["kind"] == "run" and doc["train"]["freeze_vectors"] is False and doc["model"]["word_dim"] == WIDE
+    theirs = load_params(frozen / "best.params.npz")["word_embed_weight"]
+    words, known, _ = _vector_rows(frozen, plain)
+    mine = json.loads((out / "vocab.json").read_text())["words"]
+    rows = load_params(out / "last.params.npz")["word_embed_weight"]
+    # Vector words training never shows keep SOURCE's rows, which are their vectors then zeros.
+    unseen = [words.index(w) for w in NEW_WORDS if w == w.lower()]  # a lower-cased vocabulary skips "Wombat"
+    assert len(unseen) == 4 and set(unseen) <= set(known)
+    for i in unseen:
+        np.testing.assert_array_equal(rows[mine.index(words[i])], theirs[i])
+        np.testing.assert_array_equal(theirs[i, :DIM], plain[words[i]])
