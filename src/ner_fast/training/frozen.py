@@ -8,7 +8,7 @@ extra numbers of a wider embedding train as without the option.
 How: the network keeps its one word-embedding parameter, `word_embed_weight`, so the checkpoint, the
 average, export, evaluate, `--init` and `--resume` see the ordinary table and the package format does
 not change. After each Adam step on it (`FrozenAdam`, which the module's updater or a local kvstore
-calls, per device) and after each step of the parameter average (`epoch.ParamAverage`), the frozen
+calls, per device), and whenever the parameter average is read (`epoch.ParamAverage`), the frozen
 entries are set back to their values (`FrozenEntries.restore`): an exact copy, whatever Adam or the
 average's float32 rounding did to them. Rewriting them, rather than multiplying their gradient by zero,
 does not rest on the optimizer leaving zero-gradient entries alone. Parameter servers run their own
@@ -53,7 +53,7 @@ class FrozenEntries:
             self._on[weight.context] = (mx.nd.array(self.mask, ctx=weight.context, dtype=np.float32),
                                         mx.nd.array(self.values, ctx=weight.context, dtype=np.float32))
         mask, values = self._on[weight.context]
-        weight[:] = mx.nd.where(mask, values, weight)
+        mx.nd.where(mask, values, weight, out=weight)  # in place: each entry reads only itself
 
     def check(self, table: np.ndarray, where: str) -> None:
         """ValueError naming `where` unless `table`'s frozen entries hold exactly their values (a resumed run's)."""
