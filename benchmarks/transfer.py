@@ -16,6 +16,8 @@ fifth as the test file (`split_corpus`):
   `--freeze-epochs` and `--init-lr-scale` at their defaults unless given;
 - `vectors` (not run unless asked): `scratch` with `--vectors` (default `glove-6b-50d`; `--vectors-word-dim D`:
   inside a word embedding of D numbers), issue 24's small-data comparison;
+- `vectors-frozen` (not run unless asked): `vectors` with `--freeze-vectors` (the vectors' own numbers of
+  every row that starts from one stay fixed; docs/TRAINING.md, "Frozen vectors, measured");
 - `crf`: sklearn-crfsuite with the features of `benchmarks/text.py` (`front.CRFPeer`), trained on the
   same `size` sentences.
 
@@ -49,7 +51,7 @@ from _machine import cpu_info, write_json  # noqa: E402  (the CPU in every resul
 from ner_fast.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
 
-SYSTEMS = ("scratch", "init", "crf", "vectors")
+SYSTEMS = ("scratch", "init", "crf", "vectors", "vectors-frozen")
 
 
 
@@ -104,8 +106,9 @@ def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out
         given["batch_size"] = args.batch_size
     if args.dropout is not None:
         given["dropout"] = args.dropout
-    if system == "vectors":  # issue 24's small-data comparison: from scratch with pretrained word vectors
+    if system in ("vectors", "vectors-frozen"):  # issue 24's small-data comparison: from scratch with pretrained word vectors
         given["vectors"] = args.vectors
+        given["freeze_vectors"] = system == "vectors-frozen"
         if args.vectors_word_dim is not None:  # the vectors inside a wider word embedding (training/rows.py)
             given["word_dim"] = args.vectors_word_dim
     if system == "init":
@@ -167,10 +170,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 for size, rs in sizes.items()
             }
         gaps: dict[str, dict[str, float]] = {}
-        for system in (s for s in out[corpus] if s.startswith("init") or s == "vectors"):
+        for system in (s for s in out[corpus] if s.startswith(("init", "vectors"))):
             for size, p in out[corpus][system].items():
-                for other in ("scratch", "crf"):
-                    if size in out[corpus].get(other, {}):
+                for other in ("scratch", "crf", "vectors"):
+                    if other != system and size in out[corpus].get(other, {}):
                         gaps.setdefault(size, {})[f"{system}_minus_{other}_points"] = round(
                             100 * (p["f1_mean"] - out[corpus][other][size]["f1_mean"]), 2)
         out[corpus]["gaps"] = gaps
@@ -202,7 +205,8 @@ def plot(summary: dict[str, Any], path: Path, title: str) -> None:
 
     corpora = list(summary)
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4), dpi=120, squeeze=False)
-    styles = {"scratch": ("o", "tab:blue"), "init": ("s", "tab:green"), "crf": ("X", "tab:red"), "vectors": ("^", "tab:purple")}
+    styles = {"scratch": ("o", "tab:blue"), "init": ("s", "tab:green"), "crf": ("X", "tab:red"), "vectors": ("^", "tab:purple"),
+              "vectors-frozen": ("v", "tab:brown")}
     for ax, corpus in zip(axes[0], corpora):
         for system in sorted(s for s in summary[corpus] if s != "gaps"):
             points = summary[corpus][system]

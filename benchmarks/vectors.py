@@ -14,6 +14,8 @@ the default) and measured through the package:
 - with `--control`: a variant without vectors at the vectors' word dimension (50 instead of 150);
 - with `--wide-word-dim D`: a variant with the vectors inside a word embedding of D numbers (`--word-dim D`:
   the vectors' 50, then D - 50 learned from zero; `training/rows.py`), per `--vector-words` value;
+- with `--frozen`: beside each vectors variant the same with `--freeze-vectors` (the vectors' own numbers of
+  every row that starts from one stay fixed; docs/TRAINING.md, "Frozen vectors, measured");
 - speed and size: package size, `Tagger.load` time (median of 5), `tag_batch` tokens/s over the GMB
   validation sentences (batch 64, one pass after a warm-up), p50 of one 20-token sentence (200 calls).
 
@@ -23,7 +25,7 @@ The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentenc
 `--small`: hours on 2 cores.
 
 Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2]
-[--epochs N] [--control] [--wide-word-dim D] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
+[--epochs N] [--control] [--wide-word-dim D] [--frozen] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
 [--small-epochs N]] [--work DIR [--reuse]] [--speed-passes N] [--json FILE] [--table FILE]``
 """
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Variant(NamedTuple):
     vectors: str | None = None
     vector_words: int = 0
     word_dim: int | None = None
+    freeze: bool = False
 
 
 def variants_of(args: argparse.Namespace) -> list[Variant]:
@@ -80,6 +83,9 @@ def variants_of(args: argparse.Namespace) -> list[Variant]:
         if wide <= dim:
             raise SystemExit(f"--wide-word-dim {wide}: must be more than the vectors' {dim} numbers")
         out += [Variant(f"wide{wide}-{n}", f"{args.vectors} inside {wide}, {n} words", args.vectors, n, wide) for n in counts]
+    if args.frozen:  # each vectors variant again, its vectors frozen
+        out = [x for v in out for x in ([v, v._replace(name=f"{v.name}-frozen", label=f"{v.label}, frozen", freeze=True)]
+                                         if v.vectors else [v])]
     return out
 
 
@@ -161,7 +167,7 @@ def train_one(out: Path, data: str | None, seed: int, variant: "Variant", args: 
 
     given: dict[str, Any] = {"epochs": args.epochs, "seed": seed, "max_sentences": max_sentences, "patience": 0}
     if variant.vectors:
-        given.update(vectors=variant.vectors, vector_words=variant.vector_words)
+        given.update(vectors=variant.vectors, vector_words=variant.vector_words, freeze_vectors=variant.freeze)
     if variant.word_dim is not None:  # left out: the recipe's (150), or with vectors theirs
         given.update(word_dim=variant.word_dim)
     cfg = TrainConfig.from_options(str(out), data, **given)
@@ -232,6 +238,8 @@ def main() -> None:
                         " (is a difference the vectors' or the smaller dimension's?)")
     parser.add_argument("--wide-word-dim", type=int, help="add a run per --vector-words value with the vectors inside"
                         " a word embedding of this many numbers (e.g. 150: the vectors' 50, then 100 learned)")
+    parser.add_argument("--frozen", action="store_true", help="add beside each vectors variant the same with"
+                        " --freeze-vectors")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--max-sentences", type=int, default=None, help="GMB sentences trained on (80%%) and validated on")
@@ -284,7 +292,7 @@ def main() -> None:
         "benchmark": "vectors",
         "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
         "settings": {"vectors": args.vectors, "vector_words": args.vector_words,
-                     "wide_word_dim": args.wide_word_dim, "seeds": seeds, "epochs": args.epochs,
+                     "wide_word_dim": args.wide_word_dim, "frozen": args.frozen, "seeds": seeds, "epochs": args.epochs,
                      "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
                      "small": args.small and args.small.name, "small_epochs": args.small_epochs or args.epochs, "recipe": "tuned (the default), int8 packages",
                      "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"},

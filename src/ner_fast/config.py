@@ -219,6 +219,7 @@ class TrainConfig:
     lowercase: bool = _field("lowercase")
     vectors: str | None = _field("vectors")
     vector_words: int = _field("vector_words")
+    freeze_vectors: bool = _field("freeze_vectors")
     batch_size: int = _field("batch_size")
     epochs: int = _field("epochs")
     patience: int = _field("patience")
@@ -261,6 +262,11 @@ class TrainConfig:
             # The servers hold the optimizer and its learning-rate multipliers, set once when it starts.
             raise OptionError("--freeze-epochs", "parameter servers (--kvstore dist_*) hold the learning rates, so"
                               " --init trains there only with --freeze-epochs 0 --init-lr-scale 1")
+        if self.freeze_vectors and (self.init or "dist" in self.kvstore):
+            # The fixed values are the vectors' own rows, rebuilt here from the vectors; with --init SOURCE's rows
+            # replace them, and parameter servers run an optimizer this process cannot give the frozen rows to.
+            raise OptionError("--freeze-vectors", "not with " + ("--init (SOURCE's rows replace the vectors')" if self.init
+                              else f"--kvstore {self.kvstore} (the parameter servers run the optimizer)"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the `train` section of config.json, the files the run reads recorded

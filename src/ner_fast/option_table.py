@@ -100,6 +100,10 @@ TABLE: tuple[Option, ...] = (
     Option("vector_words", "int", 100_000, "With --vectors: the words among this many most frequent of the vectors"
            " join the vocabulary after the training words.", "data", low=0, zero="only the training words",
            commands=("prepare", "train"), needs="vectors"),
+    Option("freeze_vectors", "bool", False, "With --vectors: the numbers of every word row that starts from a vector"
+           " (its first d, the vectors' own) keep their pretrained values throughout training; other rows, and the"
+           " extra numbers of a wider --word-dim, train (docs/TRAINING.md, 'Frozen vectors').", "train",
+           commands=("train",), needs="vectors"),
     # train: optimizer, stopping, devices
     Option("batch_size", "int", 50, "Sentences per batch (prepare: the default buckets need this many sentences).",
            "train", low=1, commands=("prepare", "train")),

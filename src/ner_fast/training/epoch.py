@@ -77,23 +77,29 @@ class ParamAverage:
     `ExponentialMovingAverage(num_updates=t)`). That warm-up still leaves the average about a tenth of
     the updates behind: each epoch validates both (`swapped`) and keeps the better as the epoch's model
     (`best.params.npz`), until the average has won AVERAGE_WINS epochs in a row; training goes on from
-    the live parameters.
+    the live parameters. With `frozen` (`frozen.FrozenEntries`, `--freeze-vectors`) its entries of the average
+    are set back to their values whenever the average is read (`arrays`, `swapped`), as the optimizer does
+    for the live ones after each step: the average of a constant is that constant only up to float32
+    rounding. Once a read, not once a step: nothing else reads the average, and each entry's average
+    depends on that entry alone, so the result is the same at a fraction of the cost.
     """
 
     def __init__(self, names: Sequence[str], live: Sequence[Sequence[Any]], decay: float, steps: int = 0,
-                 start: dict[str, np.ndarray] | None = None) -> None:
+                 start: dict[str, np.ndarray] | None = None, frozen: Any = None) -> None:
         import mxnet as mx
 
         self.names, self.live, self.decay, self.steps = list(names), [list(d) for d in live], decay, steps
+        self.frozen = frozen
         first = [d[0] for d in self.live]
         self.avg = [w.copy() if start is None else mx.nd.array(start[n], ctx=w.context, dtype=w.dtype)
                     for n, w in zip(self.names, first)]
 
     @classmethod
-    def of_module(cls, module: Any, decay: float, steps: int = 0, start: dict[str, np.ndarray] | None = None) -> "ParamAverage":
+    def of_module(cls, module: Any, decay: float, steps: int = 0, start: dict[str, np.ndarray] | None = None,
+                  frozen: Any = None) -> "ParamAverage":
         """The average of a BucketingModule's parameters (its bucket modules share their memory)."""
         group = module._buckets[module._default_bucket_key]._exec_group
-        return cls(group.param_names, group.param_arrays, decay, steps, start)
+        return cls(group.param_names, group.param_arrays, decay, steps, start, frozen)
 
     def update(self) -> None:
         """Fold the current parameters in (after `module.update()`; runs asynchronously on the engine)."""
@@ -103,14 +109,22 @@ class ParamAverage:
             avg *= d
             avg += (1 - d) * devices[0]
 
+    def _settle(self) -> None:
+        """Set the frozen entries of the average back to their values (`frozen`; nothing without)."""
+        for name, avg in zip(self.names, self.avg):
+            if self.frozen is not None and name == self.frozen.name:
+                self.frozen.restore(avg)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The average by module parameter name, as NumPy arrays."""
+        self._settle()
         return {n: a.asnumpy() for n, a in zip(self.names, self.avg)}
 
     @contextlib.contextmanager
     def swapped(self) -> Any:
         """Inside the block the module holds the average; the live parameters come back after it."""
         saved = [devices[0].copy() for devices in self.live]
+        self._settle()
         for avg, devices in zip(self.avg, self.live):
             for w in devices:
                 avg.copyto(w)

@@ -44,3 +44,17 @@ def rows_by_word(
         out[rows, :width] = vectors[src]
         out[rows, width:] = 0.0
     return out, len(pairs)
+
+
+def frozen_entries(
+    words: Sequence[str], known: Mapping[str, int], vectors: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The entries of a word embedding (one row per entry of `words`, `width` numbers) that `--freeze-vectors`
+    keeps at their pretrained values, by the rule `rows_by_word` starts them with: (mask, values), both
+    (len(words), width); mask is True in the first d numbers (the vectors' width) of every row whose word is
+    in `known`, False elsewhere (rows without a vector, the other width - d numbers); values holds
+    `vectors[known[word]]` there and 0 elsewhere."""
+    zeros = np.zeros((len(words), width), dtype=np.float32)
+    values, _ = rows_by_word(words, known, vectors, zeros, wider=True)
+    ones, _ = rows_by_word(words, known, np.ones_like(vectors, dtype=np.float32), zeros, wider=True)
+    return ones.astype(bool), values

@@ -55,8 +55,11 @@ class Run:
     init_record: dict[str, Any] | None = None
     #: `--teacher`: the teachers' distributions per training bucket row (`distill.teacher_arrays`); None without.
     teacher: list[np.ndarray] | None = None
-    #: `--vectors`: the pretrained vectors a new run's word rows start from (None without, or resumed).
+    #: `--vectors`: the pretrained vectors a new run's word rows start from (None without, or resumed
+    #: without --freeze-vectors).
     vectors: Any = None
+    #: `--freeze-vectors`: the word-embedding entries kept at the vectors' values (`frozen.FrozenEntries`), None without.
+    frozen: Any = None
 
     @property
     def writes(self) -> bool:
@@ -125,8 +128,10 @@ def set_up(
         check_architecture(source, config)
     run = Run(cfg, out, rank, num_workers, state, [], config, TagScheme(vocabs.tags.itos), written_best=state["best_epoch"],
                init_source=source, init_record=init_record, teacher=teacher,
-               # Read (and checked) before anything is written; a resumed run has its rows already.
-               vectors=pretrained_vectors(cfg, described) if described and not resume else None)
+               # Read (and checked) before anything is written; a resumed run has its rows already, and
+               # reads them again only for the values --freeze-vectors keeps.
+               vectors=pretrained_vectors(cfg, described) if described and (not resume or cfg.freeze_vectors) else None)
+    run.frozen = frozen_entries(cfg, run.vectors, vocabs, config, say)
 
     params: dict[str, np.ndarray] | None = None
     if resume:
@@ -137,6 +142,8 @@ def set_up(
             check_params(config, params)
         except ValueError as err:
             raise ValueError(f"{out / 'last.params.npz'}: {err}") from None
+        if run.frozen is not None:
+            run.frozen.check(params[run.frozen.name], str(out / "last.params.npz"))
         run.history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
@@ -197,23 +204,7 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
     check_bucket_params(config, [b.length for split in data.splits.values() for b in split], distill)
     module = make_module(config, params, contexts, cfg.batch_size, longest, distill)
-    optimizer_params: dict[str, Any] = {
-        "learning_rate": cfg.learning_rate,
-        "beta1": cfg.beta1,
-        "beta2": cfg.beta2,
-        "epsilon": cfg.epsilon,
-        # Each device's gradient is already a mean over its real tokens (see model.make_sym_gen);
-        # devices and synchronous workers are summed by the kvstore, so average them here.
-        "rescale_grad": 1.0 / (len(contexts) * (run.num_workers if "sync" in cfg.kvstore else 1)),
-    }
-    if cfg.clip_gradient:
-        optimizer_params["clip_gradient"] = cfg.clip_gradient
-    if cfg.lr_decay < 1:
-        # Step decay once per epoch, counted in updates so it also runs on parameter servers.
-        optimizer_params["lr_scheduler"] = mx.lr_scheduler.FactorScheduler(
-            step=train_iter.num_batches, factor=cfg.lr_decay, base_lr=cfg.learning_rate
-        )
-    module.init_optimizer(kvstore=kv, optimizer="adam", optimizer_params=optimizer_params)
+    _init_optimizer(run, module, len(contexts), kv, train_iter.num_batches)
     if resume and not load_optimizer_states(out / "last.states.npz", module, config):
         say("optimizer state not restored (none saved, or held by parameter servers): Adam restarts")
 
@@ -230,7 +221,7 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
             except ValueError as err:
                 raise ValueError(f"{out / AVERAGE_FILE}: {err}") from None
             start = pack_params(config, saved) if config.fused else saved
-        run.average = ParamAverage.of_module(module, cfg.average, steps, start)
+        run.average = ParamAverage.of_module(module, cfg.average, steps, start, run.frozen)
     run.module, run.train_iter, run.valid_iter = module, train_iter, valid_iter
 
     say(
@@ -238,6 +229,36 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
         f" (worker {run.rank} of {run.num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
     )
     _say_data_notes(data, say)
+
+
+def _init_optimizer(run: Run, module: Any, devices: int, kv: Any, batches: int) -> None:
+    """The module's Adam, per the run's options, its learning rate decayed every `batches` updates (an epoch);
+    with `--freeze-vectors` the Adam that keeps the frozen entries."""
+    import mxnet as mx
+
+    cfg = run.cfg
+    optimizer_params: dict[str, Any] = {
+        "learning_rate": cfg.learning_rate,
+        "beta1": cfg.beta1,
+        "beta2": cfg.beta2,
+        "epsilon": cfg.epsilon,
+        # Each device's gradient is already a mean over its real tokens (see model.make_sym_gen);
+        # devices and synchronous workers are summed by the kvstore, so average them here.
+        "rescale_grad": 1.0 / (devices * (run.num_workers if "sync" in cfg.kvstore else 1)),
+    }
+    if cfg.clip_gradient:
+        optimizer_params["clip_gradient"] = cfg.clip_gradient
+    if cfg.lr_decay < 1:
+        # Step decay once per epoch, counted in updates so it also runs on parameter servers.
+        optimizer_params["lr_scheduler"] = mx.lr_scheduler.FactorScheduler(
+            step=batches, factor=cfg.lr_decay, base_lr=cfg.learning_rate
+        )
+    name = "adam"
+    if run.frozen is not None:  # Adam that keeps the frozen word entries (`frozen.FrozenAdam`)
+        from ner_fast.training.frozen import FrozenAdam
+
+        name, optimizer_params["frozen"] = FrozenAdam.__name__.lower(), run.frozen
+    module.init_optimizer(kvstore=kv, optimizer=name, optimizer_params=optimizer_params)
 
 
 def _say_data_notes(data: Any, say: Callable[[str], None]) -> None:
@@ -337,6 +358,22 @@ def pretrained_vectors(cfg: TrainConfig, described: Mapping[str, Any]) -> Any:
     if vectors.sha256() != described["sha256"]:
         raise ValueError(f"--vectors {cfg.vectors}: not the vectors the data was prepared with (sha256 differs); prepare it again")
     return vectors
+
+
+def frozen_entries(cfg: TrainConfig, vectors: Any, vocabs: Vocabularies, config: ModelConfig,
+                   say: Callable[[str], None]) -> Any:
+    """`--freeze-vectors`: the word-embedding entries kept at `vectors`' values (`frozen.FrozenEntries`); None
+    without the option. OptionError when the run has no vectors (a prepared folder made without them)."""
+    if not cfg.freeze_vectors:
+        return None
+    if vectors is None:
+        raise OptionError("--freeze-vectors", "applies only with --vectors (DATA was prepared without vectors)")
+    from ner_fast.training.frozen import FrozenEntries
+
+    frozen = FrozenEntries.of_vectors(vocabs.words.itos, vectors.index, vectors.matrix, config.word_dim)
+    say(f"--freeze-vectors: {frozen.count:,} numbers ({frozen.count // vectors.dim:,} rows x {vectors.dim}) keep"
+        f" the vectors' values")
+    return frozen
 
 
 def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None]) -> np.ndarray:
