@@ -167,3 +167,35 @@ def test_init_from_a_frozen_run(glove: tuple[Path, dict[str, np.ndarray]], runs:
     for i in unseen:
         np.testing.assert_array_equal(rows[mine.index(words[i])], theirs[i])
         np.testing.assert_array_equal(theirs[i, :DIM], plain[words[i]])
+
+
+def test_a_ctrl_c_between_an_adam_step_and_its_restore_saves_the_vectors(glove: tuple[Path, dict[str, np.ndarray]],
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C lands between bytecodes: after `FrozenAdam`'s Adam step, before its restore. The saved parameters
+    held the moved entries, and --resume then refused the run ('not the vectors' values')."""
+    from ner_fast.training.frozen import FrozenEntries
+
+    path, plain = glove
+    real = FrozenEntries.restore
+    calls = {"n": 0}
+
+    def stopped_before_the_restore(self: FrozenEntries, weight: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:  # the 5th update of the word table: mid-epoch 1
+            raise KeyboardInterrupt
+        real(self, weight)
+
+    monkeypatch.setattr(FrozenEntries, "restore", stopped_before_the_restore)
+    out = tmp_path / "stopped"
+    args = ["train", *DATA, "--epochs", "2", "--patience", "0", "--vectors", str(path), "--out", str(out),
+            *_tiny_args(), "--word-dim", str(WIDE), "--freeze-vectors"]
+    result = CliRunner().invoke(cli, args)
+    assert calls["n"] >= 5 and "interrupted: parameters saved" in result.output, result.output
+    monkeypatch.undo()
+    words, known, _ = _vector_rows(out, plain)
+    expected = np.stack([plain[words[i]] for i in known])
+    np.testing.assert_array_equal(load_params(out / "last.params.npz")["word_embed_weight"][known, :DIM], expected)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(load_params(out / "last.params.npz")["word_embed_weight"][known, :DIM], expected)

@@ -55,6 +55,15 @@ class FrozenEntries:
         mask, values = self._on[weight.context]
         mx.nd.where(mask, values, weight, out=weight)  # in place: each entry reads only itself
 
+    def restore_module(self, module: Any) -> None:
+        """Set the frozen entries back on every device of the BucketingModule `module`: a Ctrl-C can land
+        between `FrozenAdam`'s Adam step and its restore, and the interrupted run saves the live parameters."""
+        group = module._buckets[module._default_bucket_key]._exec_group  # its bucket modules share this memory
+        for name, devices in zip(group.param_names, group.param_arrays):
+            if name == self.name:
+                for weight in devices:
+                    self.restore(weight)
+
     def check(self, table: np.ndarray, where: str) -> None:
         """ValueError naming `where` unless `table`'s frozen entries hold exactly their values (a resumed run's)."""
         if table.shape != self.mask.shape or not np.array_equal(table[self.mask], self.values[self.mask]):

@@ -123,6 +123,8 @@ def train(
             # The current, partly trained epoch is redone on resume from the parameters saved here.
             stopped = "interrupted"
             state["interrupted"] = True
+            if run.frozen is not None:  # the stop may have come between an Adam step and its restore
+                run.frozen.restore_module(run.module)
             _save(run, best=state["best_epoch"] != run.written_best)
             if run.writes:
                 say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
