@@ -106,3 +106,16 @@ def test_a_cluster_run_refuses_it(tmp_path: Path) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "--char-cache" in lines[0] and "--output-dir" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["tag", "serve"])
+@pytest.mark.parametrize("value", [str(10**14), str(10**21)])
+def test_a_cache_too_large_to_allocate_is_one_line(command: str, value: str) -> None:
+    """Rows that no memory holds (the table is preallocated): numpy's MemoryError was a traceback, and a
+    value past numpy's largest dimension blamed the package's chars.onnx ('Maximum allowed dimension exceeded')."""
+    args = ["--text", "Paris"] if command == "tag" else ["--port", "0"]
+    result = CliRunner().invoke(cli, [command, "default", *args, "--char-cache", value])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: char_cache: ") and "chars.onnx" not in lines[0], result.output
+    assert f"{int(value):,} rows" in lines[0] and "give fewer rows" in lines[0]

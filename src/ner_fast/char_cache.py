@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.buckets import MAX_BATCH_TOKENS
+from ner_fast.errors import CacheSizeError
 
 #: Rows a `Tagger.load` cache holds by default: 50,000 x F float32 (10.6 MB at F=53, 30 MB at F=150),
 #: plus the dict of keys (measured with tracemalloc: 6.9 MB for 50,000 20-byte keys, max_token_chars 20).
@@ -62,7 +63,11 @@ class CharCache:
         n = np.iinfo(np.int32).max if n_chars is None else n_chars
         self._code = np.dtype(np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else np.int32)
         self._key = np.dtype((np.void, self._code.itemsize * max_token_chars))  # one row as one bytes key
-        self._table = np.zeros((max(capacity, 1), width), dtype=np.float32)
+        try:
+            self._table = np.zeros((max(capacity, 1), width), dtype=np.float32)
+        except (MemoryError, ValueError):  # ValueError: past numpy's largest dimension
+            raise CacheSizeError(f"char_cache: {capacity:,} rows of {width} features ({capacity * width * 4 / 2**30:,.1f} GiB)"
+                                 f" cannot be allocated; give fewer rows (default {DEFAULT_CHAR_CACHE:,})") from None
         self._slots: dict[bytes, int] = {}
         self._used = 0
         self._lock = threading.Lock()

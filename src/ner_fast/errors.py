@@ -28,6 +28,11 @@ class CorpusError(ValueError):
         super().__init__((place(source, line) if source is not None else "") + message)
 
 
+class CacheSizeError(ValueError):
+    """A character cache (`Tagger.load(char_cache=...)`) of more rows than memory can hold: the user's
+    number, not the package (`tagger` does not name the package's files for it)."""
+
+
 class PackageError(ValueError):
     """A model package that cannot be used: missing files, bad checksums, or a newer format."""
 

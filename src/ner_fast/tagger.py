@@ -45,6 +45,7 @@ from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, cut_lengths, pl
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache, check_capacity
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
+from ner_fast.errors import CacheSizeError
 from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
@@ -512,6 +513,8 @@ def _char_features(
     try:
         cache = CharCache(char_session, int(package.model["max_token_chars"]), capacity,
                           len(package.model["vocab"]["chars"]))
+    except CacheSizeError:  # the caller's number of rows, not the package's files
+        raise
     except ValueError as exc:
         raise PackageError(f"{chars}: {exc}") from None
     if inputs[1].shape[2] != cache.width:
