@@ -139,6 +139,8 @@ def test_a_launched_worker_without_a_dist_kvstore_is_refused(tmp_path: Path) -> 
     assert not any(_alive(pid) for pid in result.pids)
     text = (logs / "worker-0.log").read_text(errors="replace")
     assert "Error: --kvstore: device" in text and "dist_sync" in text and "Traceback" not in text, text
+    # The help it points to is ner-fast's: a worker runs `python -c ...`, whose argv[0] made it "see '-c train --help'".
+    assert "(see 'ner-fast train --help')" in text, text
     assert not (tmp_path / "run").exists()
 
 

@@ -33,8 +33,9 @@ from typing import IO, Sequence
 from ner_fast.training.cpu import set_mxnet_threads
 
 ROLES = ("scheduler", "server", "worker")
-# A worker is the `ner-fast` command line itself, run by this Python.
-_CLI = [sys.executable, "-c", "from ner_fast.cli import main; main()"]
+# A worker is the `ner-fast` command line itself, run by this Python; named so (click takes the name from
+# argv[0], which `-c` makes "-c": a mistake said "see '-c train --help'").
+_CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'ner-fast'; from ner_fast.cli import main; main()"]
 # Servers and the scheduler are MXNet itself (its import starts the role). Servers run the optimizer,
 # so they flush denormals too (see `train.flush_denormals`).
 _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
