@@ -125,3 +125,16 @@ def test_an_interrupted_runs_last_checkpoint_records_no_f1(tmp_path: Path, monke
     assert "a partly trained epoch (interrupted)" in text and "none logged for them" in text
     # Its best checkpoint is epoch 1's, with the F1 logged for it.
     assert logged_validation(run, "best") == {"epoch": 1, "epochs_trained": 1, "f1": 0.5}
+
+
+def test_a_run_interrupted_in_its_first_epoch_has_no_best_epoch_on_the_card(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in epoch 1: no epoch finished, none was best; the card said 'of 0, best epoch None'."""
+    _script(monkeypatch, {"live": [0.5]}, stop_at=1)
+    run = tmp_path / "run"
+    assert train(_cfg(run), progress=False, echo=_quiet).stopped == "interrupted"
+    recorded, provenance, text = _exported(run, tmp_path, "last")
+    assert recorded is None and provenance["best_epoch"] is None and provenance["checkpoint_epoch"] is None
+    [line] = [line for line in text.splitlines() if "the last parameters" in line]
+    assert "None" not in line, line
+    assert "a partly trained epoch (interrupted) after 0 finished, no best epoch" in line, line

@@ -228,11 +228,12 @@ def format_card(card: dict[str, Any]) -> str:
 def _epoch_lines(train: dict[str, Any]) -> list[str]:
     """The card's line on the exported parameters' epoch and the validation F1 logged for them in training."""
     if train["checkpoint"] == "last":
-        epoch = train["checkpoint_epoch"]
-        at = f"epoch {epoch}" if epoch is not None else "a partly trained epoch (interrupted)"
+        epoch, trained = train["checkpoint_epoch"], train["epochs_trained"]
+        at = f"epoch {epoch} of {trained}" if epoch is not None else f"a partly trained epoch (interrupted) after {trained} finished"
+        # A run stopped in its first epoch has no best epoch (None).
+        best = f"best epoch {train['best_epoch']}" if train["best_epoch"] is not None else "no best epoch"
         f1 = _num(train["training_valid_f1"]) if train["training_valid_f1"] is not None else "none logged for them"
-        return [f"  the last parameters, {at} of {train['epochs_trained']}, best epoch {train['best_epoch']}"
-                f" (validation F1 in training of the exported parameters: {f1})"]
+        return [f"  the last parameters, {at}, {best} (validation F1 in training of the exported parameters: {f1})"]
     if train["best_epoch"] is not None:
         return [f"  best epoch {train['best_epoch']} of {train['epochs_trained']} (validation F1 in training "
                 f"{_num(train['training_valid_f1'])})"]
