@@ -56,8 +56,8 @@ class FrozenEntries:
         mx.nd.where(mask, values, weight, out=weight)  # in place: each entry reads only itself
 
     def restore_module(self, module: Any) -> None:
-        """Set the frozen entries back on every device of the BucketingModule `module`: a Ctrl-C can land
-        between `FrozenAdam`'s Adam step and its restore, and the interrupted run saves the live parameters."""
+        """Set the frozen entries back on every device of the BucketingModule `module` (`train._save`, before
+        every save): a Ctrl-C can land between `FrozenAdam`'s Adam step and its restore."""
         group = module._buckets[module._default_bucket_key]._exec_group  # its bucket modules share this memory
         for name, devices in zip(group.param_names, group.param_arrays):
             if name == self.name:

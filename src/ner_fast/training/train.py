@@ -123,8 +123,6 @@ def train(
             # The current, partly trained epoch is redone on resume from the parameters saved here.
             stopped = "interrupted"
             state["interrupted"] = True
-            if run.frozen is not None:  # the stop may have come between an Adam step and its restore
-                run.frozen.restore_module(run.module)
             _save(run, best=state["best_epoch"] != run.written_best)
             if run.writes:
                 say(f"interrupted: parameters saved in {run.out}; continue with --resume {run.out}")
@@ -216,6 +214,10 @@ def _save(run: Run, best: bool) -> None:
     if not run.writes:
         return
     out, config, state, average = run.out, run.config, run.state, run.average
+    if run.frozen is not None:
+        # Every save writes the vectors' values exactly, whatever stopped the last update midway: a Ctrl-C
+        # between FrozenAdam's step and its restore, or one a multi-device kvstore's callback swallowed.
+        run.frozen.restore_module(run.module)
     canonical = module_canonical(run.module, config)
     with atomic_group(out) as group:
         save_params(out / "last.params.npz", canonical, group.write_bytes)
