@@ -26,6 +26,8 @@
 #                              CPU would, twice: DNNL_MAX_CPU_ISA=AVX2 (oneDNN's kernels for AVX2) with
 #                              OMP_NUM_THREADS=1, then 2. Their tolerances are derived from the precision of what
 #                              they compare (tests/helpers.py float_tol), so they must pass on any x86-64 CPU;
+#                              then, where the CPU allows (benchmarks/cpuid_view.py --can-run), once more with
+#                              CPUID answering as an AVX2-only CPU, so that onnxruntime too runs its AVX2 kernels.
 #                              .ci/run runs this after the whole suite. No test selected fails (pytest exit 5).
 #   ./dev.sh setup             only create/refresh .venv
 set -euo pipefail
@@ -79,7 +81,14 @@ case "$cmd" in
             echo "dev.sh test-isa: numeric tests with DNNL_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=$threads" >&2
             # set -e: any failure, and pytest's exit 5 (no test selected), ends the script with that code.
             DNNL_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=$threads .venv/bin/python -m pytest -m numeric -q -p no:cacheprovider "$@"
-        done ;;
+        done
+        # DNNL_MAX_CPU_ISA reaches oneDNN only; onnxruntime picks its kernels from CPUID. Where CPUID can be made
+        # to answer as an AVX2-only CPU (benchmarks/cpuid_view.py: CPUs that fault on CPUID and have AVX-512 to
+        # hide), the same tests run once more with every library on its AVX2 kernels.
+        if .venv/bin/python benchmarks/cpuid_view.py --can-run; then
+            echo "dev.sh test-isa: numeric tests as an AVX2-only CPU (benchmarks/cpuid_view.py) OMP_NUM_THREADS=2" >&2
+            OMP_NUM_THREADS=2 .venv/bin/python benchmarks/cpuid_view.py -- .venv/bin/python -m pytest -m numeric -q -p no:cacheprovider "$@"
+        fi ;;
     build-model)
         command="./dev.sh build-model${*:+ $*}"
         # A word first is a package's name: `ensemble`, or `default`/none for the default (`robust` was the one

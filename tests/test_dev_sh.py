@@ -7,6 +7,7 @@ only records that it was called (and fails, as a broken setup would).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -78,17 +79,29 @@ def test_existing_runs_go_on_to_setup(checkout: Path, args: list[str]) -> None:
     assert (checkout / "calls.log").read_text().startswith("python -m pip install")
 
 
+@pytest.mark.parametrize("view", [True, False])
 @pytest.mark.parametrize("code", [0, 1, 5])
-def test_test_isa_runs_the_numeric_tests_as_an_avx2_cpu_twice_and_fails_on_no_tests(checkout: Path, code: int) -> None:
-    """`./dev.sh test-isa`: pytest -m numeric with DNNL_MAX_CPU_ISA=AVX2 and 1, then 2, OpenMP threads, with
-    no set-up where .venv exists; a failure, or pytest's exit 5 (no test selected), is the command's exit."""
+def test_test_isa_runs_the_numeric_tests_as_an_avx2_cpu_and_fails_on_no_tests(checkout: Path, code: int, view: bool) -> None:
+    """`./dev.sh test-isa`: pytest -m numeric with DNNL_MAX_CPU_ISA=AVX2 and 1, then 2, OpenMP threads, then,
+    where `benchmarks/cpuid_view.py --can-run` says so, once more inside the CPUID view; no set-up where .venv
+    exists; a failure, or pytest's exit 5 (no test selected), is the command's exit."""
     python = checkout / ".venv" / "bin" / "python"
-    python.write_text(f'#!/bin/sh\necho "$DNNL_MAX_CPU_ISA $OMP_NUM_THREADS $*" >> "{checkout}/calls.log"\nexit {code}\n')
-    done = subprocess.run(["bash", str(checkout / "dev.sh"), "test-isa", "-x"], capture_output=True, text=True, timeout=60)
+    python.write_text(f"""#!/bin/sh
+if [ "$1 $2" = "benchmarks/cpuid_view.py --can-run" ]; then echo can-run >> "{checkout}/calls.log"; exit {0 if view else 1}; fi
+echo "${{DNNL_MAX_CPU_ISA:-none}} $OMP_NUM_THREADS $*" >> "{checkout}/calls.log"
+exit {code}
+""")
+    done = subprocess.run(["bash", str(checkout / "dev.sh"), "test-isa", "-x"], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k not in ("DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS")})
     assert done.returncode == code, done.stderr
     calls = (checkout / "calls.log").read_text().splitlines()
-    expected = [f"AVX2 {threads} -m pytest -m numeric -q -p no:cacheprovider -x" for threads in (1, 2)]
-    assert calls == (expected if code == 0 else expected[:1])
+    numeric = "-m pytest -m numeric -q -p no:cacheprovider -x"
+    expected = [f"AVX2 {threads} {numeric}" for threads in (1, 2)]
+    if code:
+        assert calls == expected[:1]
+    else:
+        in_view = [f"none 2 benchmarks/cpuid_view.py -- .venv/bin/python {numeric}"] if view else []
+        assert calls == [*expected, "can-run", *in_view]
 
 
 def test_ci_runs_the_readme_test_command_then_test_isa() -> None:

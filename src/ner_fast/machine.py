@@ -1,20 +1,37 @@
 """What a measurement records about the machine that made it (the one home of that rule): the CPU model,
 the flags that decide which kernels run (oneDNN's and onnxruntime's int8 paths differ between AVX2,
 AVX-512, AVX-512 VNNI and AMX) and the core count. Read by every benchmark's JSON
-(`benchmarks/_machine.py`) and by the speed a bundled package records (`training.bundle`)."""
+(`benchmarks/_machine.py`) and by the speed a bundled package records (`training.bundle`).
+
+A process run in `benchmarks/cpuid_view.py`'s view sees an AVX2-only CPU through CPUID while /proc/cpuinfo
+still lists the real flags: its record gives the flags the kernels saw, the real ones beside them, and
+`cpuid_view`, so that no figure measured there passes for one of the real CPU's kernels."""
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx")
+# What benchmarks/cpuid_view.c hides: every flag above but avx2.
+VIEW_HIDES = ("avx512f", "avx512_vnni", "amx")
+
+
+def in_cpuid_view() -> bool:
+    """Whether this process runs with benchmarks/cpuid_view.c loaded (it exports `cpuid_view_calls`)."""
+    try:
+        ctypes.CDLL(None).cpuid_view_calls
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
     """The CPU model, its FLAGS (amx: any of amx_tile, amx_int8, amx_bf16) and core counts, from
     /proc/cpuinfo (or the text `cpuinfo`, which tests pass); a machine without it gets `platform`'s name."""
+    cpuinfo_given = cpuinfo
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -29,15 +46,21 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
         elif key == "flags":
             flags.update(value.split())
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
+    real = {
+        "avx2": "avx2" in flags,
+        "avx512f": "avx512f" in flags,
+        "avx512_vnni": "avx512_vnni" in flags,
+        "amx": any(f.startswith("amx_") for f in flags),
+    }
+    info: dict[str, Any] = {
         "model": model,
-        "flags": {
-            "avx2": "avx2" in flags,
-            "avx512f": "avx512f" in flags,
-            "avx512_vnni": "avx512_vnni" in flags,
-            "amx": any(f.startswith("amx_") for f in flags),
-        },
+        "flags": real,
         "cores": usable,
         "logical_cpus": os.cpu_count(),
         "arch": platform.machine(),
     }
+    if cpuinfo_given is None and in_cpuid_view():
+        info["flags"] = {flag: on and flag not in VIEW_HIDES for flag, on in real.items()}
+        info["real_flags"] = real
+        info["cpuid_view"] = "avx2: CPUID without AVX-512, VNNI or AMX (benchmarks/cpuid_view.py), this CPU's cores"
+    return info

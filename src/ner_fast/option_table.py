@@ -208,9 +208,9 @@ TABLE: tuple[Option, ...] = (
            f" most {MAX_BUCKET_LENGTH}). The dynamic graph is always written.", high=MAX_BUCKET_LENGTH, unit=" tokens",
            commands=("export",)),
     Option("quantize", "choice", DEFAULT_QUANTIZE, "int8: int8 weights, batch-invariant (a sentence's tags and scores"
-           " do not depend on what it is batched with; the same F1 as float32, 4x smaller); int8-dynamic: activations"
-           " quantized with one scale per batch, faster on some CPUs but NOT batch-invariant; none: float32 weights"
-           " (exact parity with MXNet).", choices=QUANTIZATIONS, commands=("export",)),
+           " do not depend on what it is batched with, nor its integer sums on the CPU; the same F1 as float32, 4x"
+           " smaller); int8-dynamic: activations quantized with one scale per batch, faster on some CPUs but NOT"
+           " batch-invariant, and AVX2 CPUs may saturate its sums; none: float32 weights (exact parity with MXNet).", choices=QUANTIZATIONS, commands=("export",)),
     Option("checkpoint", "choice", "best", "Which parameters of the training folder to export.", choices=CHECKPOINTS,
            commands=("export",)),
     Option("ensemble", "dir", None, "Another training folder with the same vocabularies (the same data): MODEL and"

@@ -23,7 +23,7 @@ from ner_fast.corpus import Corpus
 from ner_fast.features import ROW_CHARS, ROW_CASING, ROW_WORD
 from ner_fast.package import DEFAULT_QUANTIZE, QUANTIZATIONS, load_package, package_checksum
 from ner_fast.training.bundle import requantize_package, build_default_package
-from ner_fast.training.export import export_model
+from ner_fast.training.export import OPSET, export_model
 from ner_fast.training.init_source import initializer_values
 from ner_fast.training.quantize import (
     ensemble_from_logits, is_batch_invariant, make_invariant, quantize, quantize_dynamic_int8, quantize_rows,
@@ -115,6 +115,53 @@ def test_each_row_gets_its_answer_alone_with_int8_and_not_with_int8_dynamic(memb
     assert differs["int8-dynamic"] > 1e-6  # one scale for the batch: a row's rounding depends on the others
 
 
+def assert_same_weights(source: onnx.ModelProto, converted: onnx.ModelProto) -> None:
+    """Every int8 weight of `source` is in `converted`: unchanged, an LSTM's transposed back to ONNX's
+    (directions, 4H, input) layout, or a `MatMulInteger`'s as uint8 + 128 (its zero point 128)."""
+    before = {t.name: numpy_helper.to_array(t) for t in source.graph.initializer}
+    after = [numpy_helper.to_array(t) for t in converted.graph.initializer]
+    matmul_weights = {n.input[1] for n in converted.graph.node if n.op_type == "MatMulInteger"}
+    assert matmul_weights
+    for name, value in before.items():
+        if value.dtype != np.int8 or value.size < 16:
+            continue
+        if name in matmul_weights:
+            wanted = [(value.astype(np.int16) + 128).astype(np.uint8)]
+        else:
+            wanted = [value] + ([value.transpose(0, 2, 1)] if value.ndim == 3 else [])
+        assert any(a.dtype == w.dtype and a.shape == w.shape and np.array_equal(a, w) for a in after for w in wanted), name
+
+
+@pytest.mark.numeric
+def test_matmul_integer_sums_exactly_where_a_saturating_kernel_would_not() -> None:
+    """Rows of large activations against large weights: two u8 x s8 products overflow int16 (255 x 127 x 2 >
+    32767), where AVX2 kernels without VNNI add them (VPMADDUBSW) unless the weights are unsigned. The
+    `int8` graph must give the exact integer sum on every CPU: `./dev.sh test-isa` runs this again with CPUID
+    answering as an AVX2-only CPU, where the signed weights gave other numbers."""
+    w = np.ones((16, 3), np.float32)
+    w[:, 1] = -1.0
+    w[::2, 2] = 0.5
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 3])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "fc", [x], [y],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    invariant = make_invariant(quantize_dynamic_int8(model))
+    weights = {n.input[1] for n in invariant.graph.node if n.op_type == "MatMulInteger"}
+    assert weights and all(t.data_type == TensorProto.UINT8 for t in invariant.graph.initializer if t.name in weights)
+    rows = np.array([np.full(16, 3.0), np.linspace(-2, 2, 16), np.r_[np.full(8, 1.0), np.full(8, -1.0)]], np.float32)
+    got = run_graph(invariant, {"x": rows})[0]
+    # The exact chain in float64: per-row symmetric activations (zero point 128 cancels), per-tensor weights.
+    scale_x = np.abs(rows).max(axis=1, keepdims=True) / 127
+    q_x = np.clip(np.round(rows / scale_x), -127, 127)
+    q_w = np.round(w / (np.abs(w).max() / 127))
+    expected = (q_x @ q_w) * scale_x * (np.abs(w).max() / 127)
+    # float32 rounding of x / scale (a step at most when it lands on .5) aside, the integers are exact; then
+    # two float32 products: a few eps of the result's size.
+    np.testing.assert_allclose(got, expected, rtol=8 * EPS32, atol=8 * EPS32 * float(np.abs(expected).max()))
+
+
 def test_the_rewrite_keeps_the_stored_int8_weights(members: Path, tmp_path: Path) -> None:
     fp32 = onnx.load(str(export_model(members / "a", tmp_path / "f", quantize=None) / "dynamic.onnx"))
     dynamic = quantize_dynamic_int8(fp32)
@@ -122,15 +169,7 @@ def test_the_rewrite_keeps_the_stored_int8_weights(members: Path, tmp_path: Path
     assert not is_batch_invariant(dynamic) and is_batch_invariant(invariant)
     ops = {n.op_type for n in invariant.graph.node}
     assert "LSTM" in ops and "MatMulInteger" in ops and not ops & {"DynamicQuantizeLSTM", "DynamicQuantizeLinear"}
-    before = {t.name: numpy_helper.to_array(t) for t in dynamic.graph.initializer}
-    after = [numpy_helper.to_array(t) for t in invariant.graph.initializer]
-    int8_after = [a for a in after if a.dtype == np.int8]
-    for name, value in before.items():
-        if value.dtype != np.int8 or value.size < 16:
-            continue
-        # Unchanged, or an LSTM weight transposed back to ONNX's (directions, 4H, input) layout.
-        wanted = [value] + ([value.transpose(0, 2, 1)] if value.ndim == 3 else [])
-        assert any(a.shape == w.shape and np.array_equal(a, w) for a in int8_after for w in wanted), name
+    assert_same_weights(dynamic, invariant)
     stored = lambda m: sum(a.nbytes for a in map(numpy_helper.to_array, m.graph.initializer))  # noqa: E731
     assert stored(invariant) <= stored(dynamic) + 1024  # no float copy of the weights is stored
 
@@ -179,17 +218,12 @@ def test_requantize_converts_a_per_batch_package_and_records_it(bundled: Corpus,
     assert prov["command"] == "an old build"  # how the weights were made stays recorded
     assert prov["validation"]["sentences"] == 60 and 0 <= prov["validation"]["f1"] <= 1
     assert json.loads((out / "model.json").read_text())["provenance"] == prov
-    # The same int8 weights: every int8 tensor of the source is in the result (LSTM ones transposed).
-    old = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(source / "dynamic.onnx")).graph.initializer}
-    new = [numpy_helper.to_array(t) for t in onnx.load(str(out / "dynamic.onnx")).graph.initializer]
-    for name, value in old.items():
-        if value.dtype == np.int8 and value.size >= 16:
-            wanted = value.transpose(0, 2, 1) if value.ndim == 3 else value
-            assert any(a.shape == wanted.shape and np.array_equal(a, wanted) for a in new), name
+    # The same int8 weights: every int8 tensor of the source is in the result.
+    assert_same_weights(onnx.load(str(source / "dynamic.onnx")), onnx.load(str(out / "dynamic.onnx")))
     x = features(out, 12, 9, seed=5)
     whole, alone = batch_and_alone(out, x, threads=2)
     assert all(np.array_equal(whole[0][b, : a[0].shape[1]], a[0][0]) for b, a in enumerate(alone))
-    with pytest.raises(ValueError, match="not a package of the per-batch int8 scheme"):
+    with pytest.raises(ValueError, match="nothing to convert"):
         requantize_package(out, tmp_path / "again", command="x")
 
 

@@ -283,28 +283,31 @@ def requantize_package(
     source: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_PACKAGE, *, command: str,
 ) -> tuple[Path, dict[str, Any]]:
     """Convert a bundled package written with the per-batch int8 scheme (`int8-dynamic`, what packages
-    recorded as "int8" before it had that name) to the batch-invariant default `int8`, without
+    recorded as "int8" before it had that name), or with the `int8` scheme as it was before its
+    `MatMulInteger` weights became unsigned (2026-12-06: "signed-weights"), to today's `int8`, without
     retraining: its int8 weights are symmetric per tensor, which is what `quantize.make_invariant`
     reads, so the converted graph holds exactly the same weights (an ensemble's members are combined
     from their logits: `quantize.ensemble_from_logits`). The validation entity F1 is measured again
     through the tagger on the converted package (the figure before is kept in the conversion record);
-    the provenance records the command and the sha256 of the source package's manifest. `out` may be
-    `source` (replaced only once complete). Returns (out, provenance). Raises ValueError when the source
-    is not a package of the per-batch scheme or the result weighs more than `MAX_BYTES`."""
+    the provenance records the command and the sha256 of the source package's manifest, and keeps an
+    earlier conversion's record under `before`. `out` may be `source` (replaced only once complete).
+    Returns (out, provenance). Raises ValueError when the source holds nothing to convert or the result
+    weighs more than `MAX_BYTES`."""
     import onnx
 
     from ner_fast.package import graph_file, package_checksum
     from ner_fast.tagger import Tagger
     from ner_fast.training.export import OPSET, _versions
     from ner_fast.training.package_writer import write_package
-    from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant
+    from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, old_int8_scheme
 
     source, out = Path(source), Path(out)
     pkg = load_package(source)
     graph = onnx.load(str(pkg.graph_path(None)))  # its weights from the package's weights file
-    if not any(n.op_type == "DynamicQuantizeLSTM" for n in graph.graph.node):
-        raise ValueError(f"{source}: not a package of the per-batch int8 scheme (no DynamicQuantizeLSTM in"
-                         f" {graph_file(None)}); export it again with --quantize int8 instead")
+    scheme = old_int8_scheme(graph)
+    if scheme is None:
+        raise ValueError(f"{source}: nothing to convert (neither the per-batch int8 scheme nor signed MatMulInteger"
+                         f" weights in {graph_file(None)}); export it again with --quantize int8 instead")
     before = pkg.model.get("provenance") or {}
     checksum = package_checksum(source)
     graph = make_invariant(ensemble_from_logits(graph))
@@ -339,10 +342,11 @@ def requantize_package(
             "command": portable_command(command),
             "source_commit": _git("rev-parse", "HEAD"),
             "source_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-            "from": "int8-dynamic",
+            "from": scheme,
             "to": "int8",
             "source_manifest_sha256": checksum,
-            "validation_f1_before": before.get("validation", {}).get("f1"),
+            "validation_f1_before": (before.get("validation") or {}).get("f1"),
+            "before": before.get("requantized"),
         }
         provenance = {**before, "validation": validation, "speed": speed, "requantized": conversion}
         _publish(staged, provenance, claim)

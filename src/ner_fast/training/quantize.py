@@ -17,6 +17,12 @@ a row (`row_tables`, below) and rewrites the graph (`make_invariant`):
   becomes one scale per row (max |x| over the last axis / 127; uint8 with the fixed zero point 128,
   which `MatMulInteger` takes as a scalar): integer accumulation is exact, so a row's result depends on
   that row only. The product is scaled by the row scale, then by the weight scale (`_scale_rows_first`).
+- `MatMulInteger`'s int8 weights become uint8 with the zero point 128 (`_unsigned_weights`: the same
+  numbers, each + 128). With uint8 activations and int8 weights onnxruntime's AVX2 and AVX-512 kernels
+  without VNNI use VPMADDUBSW, which adds two u8 x s8 products in a saturating int16: large activations
+  against large weights clip, so an AVX2-only CPU gave other probabilities than a VNNI one (0.09 apart on
+  a small test network, `benchmarks/cpuid_view.py`). With both operands uint8 every kernel widens them to
+  16 bits first and sums exactly in int32: the same integers on every CPU, and the same as VNNI's before.
 - The lookup tables (word, casing, POS embeddings and the character CNN's tables: a `Gather` from a
   float matrix) are quantized by `row_tables` before `quantize_dynamic` runs, with one scale per row
   instead of `quantize_dynamic`'s one for the table: with pretrained vectors (100,000 GloVe rows whose
@@ -219,6 +225,25 @@ def _rows(rw: _Rewriter, node: onnx.NodeProto) -> None:
                                          name=rw.name(base, "Identity")))
 
 
+def _unsigned_weights(rw: _Rewriter, node: onnx.NodeProto, done: set[str]) -> None:
+    """A `MatMulInteger`'s symmetric int8 weights, stored as uint8 + 128 with the zero point 128 under the
+    same names (`init_source` reads them back through their zero point), so that no CPU's kernel can
+    saturate on them (see the module docstring). Weights already uint8 are left as they are."""
+    weights = node.input[1]
+    zero_point = node.input[3] if len(node.input) > 3 else ""
+    if weights in done or rw.init.get(weights) is None or rw.init[weights].data_type != TensorProto.INT8:
+        return
+    if not zero_point or np.any(rw.array(zero_point) != 0):
+        raise ValueError(f"{weights}: expected symmetric int8 weights (zero point 0) in a quantize_dynamic graph")
+    for name, value in ((weights, (rw.array(weights).astype(np.int16) + ROW_ZERO_POINT).astype(np.uint8)),
+                        (zero_point, np.full(rw.array(zero_point).shape, ROW_ZERO_POINT, np.uint8))):
+        tensor = numpy_helper.from_array(value, name)
+        rw.model.graph.initializer.remove(rw.init[name])
+        rw.model.graph.initializer.append(tensor)
+        rw.init[name] = tensor
+    done.add(weights)
+
+
 def _scale_rows_first(rw: _Rewriter, nodes: list[onnx.NodeProto], row_scales: set[str]) -> list[onnx.NodeProto]:
     """`quantize_dynamic` scales a `MatMulInteger` result by `Mul(Cast(result), Mul(x_scale, w_scale))`.
     onnxruntime fuses that pattern into `MatMulIntegerToFloat`, whose kernel reads `x_scale` as one
@@ -249,14 +274,15 @@ def _scale_rows_first(rw: _Rewriter, nodes: list[onnx.NodeProto], row_scales: se
 
 def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
     """The `int8` scheme: a copy of a `quantize_dynamic_int8` graph in which no value depends on another
-    row of the batch (see the module docstring). Raises ValueError for a graph quantized another way
-    (per channel, asymmetric weights)."""
+    row of the batch, nor on the CPU's integer kernels (see the module docstring). Raises ValueError for a
+    graph quantized another way (per channel, asymmetric weights)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     rw = _Rewriter(out)
     nodes = list(out.graph.node)
     rewritten = []
     row_scales: set[str] = set()
+    unsigned: set[str] = set()
     for node in nodes:
         rw.new_nodes = []
         if node.op_type == "DynamicQuantizeLSTM" and node.domain == _MS_DOMAIN:
@@ -265,6 +291,8 @@ def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
             _rows(rw, node)
             row_scales.add(node.output[1])
         else:
+            if node.op_type == "MatMulInteger":
+                _unsigned_weights(rw, node, unsigned)
             rw.new_nodes = [node]
         rewritten.extend(rw.new_nodes)
     del out.graph.node[:]
@@ -329,6 +357,18 @@ def quantize(model: onnx.ModelProto, scheme: str | None) -> onnx.ModelProto:
         rows, scale_gathers = row_tables(model)
         return make_invariant(quantize_dynamic_int8(rows, exclude=scale_gathers))
     raise ValueError(f"unknown quantization {scheme!r}")
+
+
+def old_int8_scheme(model: onnx.ModelProto) -> str | None:
+    """Which earlier int8 scheme wrote `model`, if one did: "int8-dynamic" (activations quantized per batch),
+    "signed-weights" (today's `int8` but for `MatMulInteger` weights still int8, which AVX2 kernels may
+    saturate on), or None (today's `int8`, or not int8 at all). `bundle --requantize` converts either."""
+    if any(n.op_type in ("DynamicQuantizeLSTM", "DynamicQuantizeLinear") for n in model.graph.node):
+        return "int8-dynamic"
+    dtypes = {t.name: t.data_type for t in model.graph.initializer}
+    if any(n.op_type == "MatMulInteger" and dtypes.get(n.input[1]) == TensorProto.INT8 for n in model.graph.node):
+        return "signed-weights"
+    return None
 
 
 def is_batch_invariant(model: onnx.ModelProto) -> bool:

@@ -1,0 +1,128 @@
+/* A process that sees an AVX2-only CPU on a CPU with AVX-512: CPUID with the AVX-512, VNNI and AMX bits cleared.
+ *
+ * Loaded with LD_PRELOAD (benchmarks/cpuid_view.py builds and loads it). Its constructor turns on CPUID
+ * faulting (Linux arch_prctl(ARCH_SET_CPUID, 0), on CPUs whose /proc/cpuinfo lists cpuid_fault): from then on
+ * every CPUID instruction in the process and the threads and children it starts raises SIGSEGV. The
+ * handler runs the real CPUID (faulting off for that one instruction), clears the bits below and steps
+ * over the instruction. Libraries that pick kernels from CPUID when they load (onnxruntime's MLAS,
+ * oneDNN, NumPy) then run their AVX2 code natively, at native speed: what an AVX2-only CPU such as an
+ * AMD EPYC Rome runs, though on this CPU's cores and caches. The dynamic loader reads CPUID before any
+ * constructor, so glibc's own string functions keep their AVX-512 versions.
+ *
+ * Programs install SIGSEGV handlers of their own (Python's faulthandler, MXNet's crash logger): sigaction()
+ * and signal() are wrapped so that for SIGSEGV they record the program's handler, which gets every fault
+ * that is not a CPUID, and leave this one in place.
+ */
+#define _GNU_SOURCE
+#include <asm/prctl.h>
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define BIT(n) (1u << (n))
+
+/* CPUID leaf 7 subleaf 0: EBX AVX512F, DQ, IFMA, PF, ER, CD, BW, VL; ECX AVX512_VBMI, VBMI2, VNNI, BITALG,
+ * VPOPCNTDQ; EDX AVX512_4VNNIW, 4FMAPS, VP2INTERSECT, AMX_BF16, AVX512_FP16, AMX_TILE, AMX_INT8.
+ * Subleaf 1: EAX AVX_VNNI, AVX512_BF16, AVX_IFMA. */
+static const uint32_t CLEAR_7_0_EBX = BIT(16) | BIT(17) | BIT(21) | BIT(26) | BIT(27) | BIT(28) | BIT(30) | BIT(31);
+static const uint32_t CLEAR_7_0_ECX = BIT(1) | BIT(6) | BIT(11) | BIT(12) | BIT(14);
+static const uint32_t CLEAR_7_0_EDX = BIT(2) | BIT(3) | BIT(8) | BIT(22) | BIT(23) | BIT(24) | BIT(25);
+static const uint32_t CLEAR_7_1_EAX = BIT(4) | BIT(5) | BIT(23);
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+static volatile long calls;          /* CPUID instructions answered: read by cpuid_view_calls() */
+static struct sigaction program_act; /* the program's own SIGSEGV action (SIG_DFL until it sets one) */
+
+static sigaction_fn real_sigaction(void) {
+    static sigaction_fn fn;
+    if (!fn) fn = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    return fn;
+}
+
+static void set_faulting(int on) { syscall(SYS_arch_prctl, ARCH_SET_CPUID, on ? 0 : 1); }
+
+static void handler(int sig, siginfo_t *info, void *context) {
+    ucontext_t *uc = context;
+    greg_t *reg = uc->uc_mcontext.gregs;
+    const unsigned char *ip = (const unsigned char *)reg[REG_RIP];
+    if (sig == SIGSEGV && info->si_code == SI_KERNEL && ip[0] == 0x0f && ip[1] == 0xa2) {
+        uint32_t leaf = (uint32_t)reg[REG_RAX], sub = (uint32_t)reg[REG_RCX], a, b, c, d;
+        set_faulting(0);
+        __cpuid_count(leaf, sub, a, b, c, d);
+        set_faulting(1);
+        if (leaf == 7 && sub == 0) {
+            b &= ~CLEAR_7_0_EBX;
+            c &= ~CLEAR_7_0_ECX;
+            d &= ~CLEAR_7_0_EDX;
+        } else if (leaf == 7 && sub == 1) {
+            a &= ~CLEAR_7_1_EAX;
+        }
+        reg[REG_RAX] = a;
+        reg[REG_RBX] = b;
+        reg[REG_RCX] = c;
+        reg[REG_RDX] = d;
+        reg[REG_RIP] += 2;
+        calls++;
+        return;
+    }
+    /* Not a CPUID: what the kernel would do with the program's own action. A handler runs (once, with
+     * SA_RESETHAND). Otherwise the default action: a fault raises again when this returns to the instruction;
+     * a SIGSEGV sent by kill() or raise() (si_code <= 0) is raised again here, or dropped if ignored. */
+    struct sigaction act = program_act;
+    if (act.sa_flags & SA_RESETHAND) {
+        memset(&program_act, 0, sizeof program_act);
+        program_act.sa_handler = SIG_DFL;
+    }
+    if (act.sa_flags & SA_SIGINFO) {
+        act.sa_sigaction(sig, info, context);
+    } else if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN) {
+        act.sa_handler(sig);
+    } else if (act.sa_handler == SIG_IGN && info->si_code <= 0) {
+        return;
+    } else {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        real_sigaction()(SIGSEGV, &dfl, NULL);
+        if (info->si_code <= 0) raise(SIGSEGV);
+    }
+}
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    if (sig != SIGSEGV) return real_sigaction()(sig, act, old);
+    if (old) *old = program_act;
+    if (act) program_act = *act;
+    return 0;
+}
+
+sighandler_t signal(int sig, sighandler_t fn) {
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = fn;
+    act.sa_flags = SA_RESTART;
+    if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+    return old.sa_handler;
+}
+
+/* How many CPUID instructions this process had answered; the symbol also tells a process it runs in the view. */
+long cpuid_view_calls(void) { return calls; }
+
+__attribute__((constructor)) static void start(void) {
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_sigaction = handler;
+    act.sa_flags = SA_SIGINFO | SA_NODEFER;
+    program_act.sa_handler = SIG_DFL;
+    /* Without CPUID faulting the process would see the real CPU: better not to start than to mislead. */
+    if (real_sigaction()(SIGSEGV, &act, NULL) != 0 || syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0) != 0) {
+        static const char msg[] = "cpuid_view: this CPU or kernel cannot fault on CPUID (no cpuid_fault in /proc/cpuinfo)\n";
+        write(2, msg, sizeof msg - 1);
+        _exit(3);
+    }
+}

@@ -1,0 +1,70 @@
+"""`benchmarks/cpuid_view.py`: a process that sees an AVX2-only CPU through CPUID, and says so in what it records.
+
+The view runs where the CPU can fault on CPUID and has AVX-512 to hide; elsewhere these tests are skipped
+(in CI too: it depends on the hardware). What they check: libraries that read CPUID see no AVX-512 (NumPy's
+feature detection, an independent reader of CPUID), `ner_fast.machine.cpu_info` records the view and the
+real flags, and faults that are not CPUID still reach the program's own SIGSEGV handler, or kill the
+process as they would without the view (MXNet and Python's faulthandler install handlers of their own).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("cpuid_view", Path(__file__).resolve().parent.parent / "benchmarks" / "cpuid_view.py")
+assert spec and spec.loader
+cpuid_view = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cpuid_view)
+
+why = cpuid_view.unsupported() or cpuid_view.nothing_to_hide()
+pytestmark = pytest.mark.skipif(why is not None, reason=why or "")
+
+
+def in_view(code: str, *python_args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *python_args, "-c", code], env=cpuid_view.environment(), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_numpy_sees_avx2_and_no_avx512_and_cpu_info_records_the_view() -> None:
+    done = in_view(
+        "import json\n"
+        "from numpy.core._multiarray_umath import __cpu_features__ as f\n"
+        "from ner_fast.machine import cpu_info\n"
+        "print(json.dumps({'numpy': {k: bool(f.get(k)) for k in ('AVX2', 'FMA3', 'AVX512F')}, 'cpu': cpu_info()}))\n")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["numpy"] == {"AVX2": True, "FMA3": True, "AVX512F": False}
+    cpu = seen["cpu"]
+    assert cpu["flags"] == {"avx2": True, "avx512f": False, "avx512_vnni": False, "amx": False}
+    assert cpu["real_flags"]["avx512f"] is True and cpu["cpuid_view"].startswith("avx2")
+
+
+def test_outside_the_view_nothing_is_hidden() -> None:
+    from numpy.core._multiarray_umath import __cpu_features__ as features
+
+    from ner_fast.machine import cpu_info
+
+    assert features["AVX512F"] and "cpuid_view" not in cpu_info() and cpu_info()["flags"]["avx512f"]
+
+
+def test_a_real_fault_reaches_the_programs_own_handler() -> None:
+    done = in_view("import ctypes; ctypes.string_at(0)", "-X", "faulthandler")
+    assert done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+
+
+def test_a_real_fault_without_a_handler_kills_the_process_as_before() -> None:
+    done = in_view("import ctypes; ctypes.string_at(0)")
+    assert done.returncode == -signal.SIGSEGV and "Fatal Python error" not in done.stderr
+
+
+def test_a_sigsegv_sent_by_kill_still_kills() -> None:
+    # Not a fault: nothing raises it again on return, so the view must.
+    done = in_view("import os, signal; os.kill(os.getpid(), signal.SIGSEGV); print('survived')")
+    assert done.returncode == -signal.SIGSEGV and "survived" not in done.stdout
