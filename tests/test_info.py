@@ -16,6 +16,16 @@ from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 
 
+def unsigned_matmul_weights(folder: Path) -> bool:
+    """The oracle: every `MatMulInteger` of the package's graphs has uint8 weights (read with onnx)."""
+    found = []
+    for graph in folder.glob("*.onnx"):
+        model = onnx.load(str(graph), load_external_data=False)
+        dtypes = {t.name: t.data_type for t in model.graph.initializer}
+        found += [dtypes[n.input[1]] == onnx.TensorProto.UINT8 for n in model.graph.node if n.op_type == "MatMulInteger"]
+    return all(found)
+
+
 def per_batch_ops(folder: Path) -> set[str]:
     """The oracle: the per-batch quantization operators of the package's graphs, read with onnx."""
     found = set()
@@ -47,6 +57,7 @@ def test_the_bundled_card_holds_labels_scores_training_size_and_invariance(name:
     assert card["quantization"]["scheme"] == pkg.model["quantization"]
     assert card["quantization"]["batch_invariant"] == (not per_batch_ops(folder))
     assert set(card["quantization"]["per_batch_ops"]) == per_batch_ops(folder)
+    assert card["quantization"]["same_on_every_cpu"] is True and unsigned_matmul_weights(folder)
     text = format_card(card)
     assert "geographical entity" in text and "natural phenomenon" in text and f"{validation['f1']:.4f}" in text
     assert ("batch-invariant yes" if card["quantization"]["batch_invariant"] else "batch-invariant no") in text
@@ -222,3 +233,34 @@ def test_the_card_says_whether_the_character_features_are_a_cached_graph(name: s
         assert f"a graph of their own (chars.onnx, {width} a token), cached" in line[0] and "format 2" in line[0]
     else:
         assert "inside each graph, not cached" in line[0] and "format 1" in line[0]
+
+
+def test_the_card_says_whether_int8_sums_are_the_same_on_every_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An int8 export stores its MatMulInteger weights unsigned and says so; a package written before
+    (signed weights, no `int8_matmul_weights`) gets a line saying AVX2 CPUs may sum it otherwise and how to
+    convert it, and `bundle --requantize` converts it."""
+    import ner_fast.training.quantize as quantize_module
+    from ner_fast.package import MANIFEST_FILE, MODEL_FILE, write_manifest
+    from ner_fast.training.bundle import requantize_package
+
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    fresh = Path(export_model(tmp_path / "model", tmp_path / "fresh"))
+    card = model_card(fresh)
+    assert load_package(fresh).model["int8_matmul_weights"] == "uint8" and unsigned_matmul_weights(fresh)
+    assert card["quantization"]["same_on_every_cpu"] is True and "--requantize" not in format_card(card)
+    # A package of before: signed weights, and a model.json that does not say.
+    monkeypatch.setattr(quantize_module, "_unsigned_weights", lambda rw, node, done: None)
+    old = Path(export_model(tmp_path / "model", tmp_path / "old"))
+    monkeypatch.undo()
+    info = json.loads((old / MODEL_FILE).read_text())
+    del info["int8_matmul_weights"]
+    (old / MODEL_FILE).write_text(json.dumps(info))
+    manifest = json.loads((old / MANIFEST_FILE).read_text())
+    write_manifest(old, manifest["files"], manifest["versions"], manifest["format_version"])
+    assert not unsigned_matmul_weights(old)
+    card = model_card(old)
+    assert card["quantization"]["same_on_every_cpu"] is False
+    assert "may differ on CPUs without AVX-512 VNNI" in format_card(card) and "--requantize" in format_card(card)
+    converted, record = requantize_package(old, tmp_path / "converted", command="test")
+    assert record["requantized"]["from"] == "signed-weights" and unsigned_matmul_weights(Path(converted))
+    assert model_card(converted)["quantization"]["same_on_every_cpu"] is True

@@ -35,7 +35,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
     pretrained word vectors it started from with their licence, None without), `network`,
     `network.char_features`: where the character CNN's features are computed (`_char_features`).
-    `size` (bytes, files), `quantization` (scheme, batch_invariant, why), `speed` (as recorded, with
+    `size` (bytes, files), `quantization` (scheme, batch_invariant, why, same_on_every_cpu), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
     from ner_fast.labels import package_descriptions
@@ -90,6 +90,10 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "scheme": scheme,
             "batch_invariant": not per_batch,
             "per_batch_ops": per_batch,
+            # Integer sums the same on every CPU: float32 graphs, and int8 ones whose MatMulInteger weights
+            # are unsigned (model.json `int8_matmul_weights`, written since 2026-12-06); signed ones (or
+            # packages from before, which do not say) may saturate on CPUs without VNNI.
+            "same_on_every_cpu": scheme in (None, "none") or model.get("int8_matmul_weights") == "uint8",
         },
         "speed": model.get("speed") or provenance.get("speed"),
     }
@@ -209,6 +213,9 @@ def format_card(card: dict[str, Any]) -> str:
                  f"no: its graph quantizes activations per batch ({', '.join(quant['per_batch_ops'])}), so scores "
                  "depend on the batch")
     lines.append(f"  quantization {quant['scheme'] or 'none'}; batch-invariant {invariant}")
+    if not quant["same_on_every_cpu"]:
+        lines.append("  its int8 sums may differ on CPUs without AVX-512 VNNI (AVX2 kernels saturate on signed int8 weights):"
+                     " `python -m ner_fast.training.bundle --requantize PACKAGE --out DIR --command TEXT` converts it")
     speed = card["speed"]
     lines += ["", "Speed"]
     if speed:

@@ -53,7 +53,7 @@ from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
 from ner_fast.package import CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS, format_version, package_files, portable_path
-from ner_fast.training.quantize import quantize as quantize_graph
+from ner_fast.training.quantize import MATMUL_WEIGHTS, quantize as quantize_graph
 from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocab, Vocabularies
 # Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
@@ -540,6 +540,8 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         "use_casing": config.use_casing,
         "training_buckets": list(data.get("buckets") or []),
         "quantization": quantize,
+        # What the int8 schemes store MatMulInteger weights as (`quantize.MATMUL_WEIGHTS`; None: float32).
+        "int8_matmul_weights": MATMUL_WEIGHTS.get(quantize),
         # How the tagger turns probabilities into tags by default: what training selected the model with.
         "decode": _trained_decode(doc),
         # The learned tag-transition scores of a CRF output layer (None without one; an ensemble's mean).

@@ -51,6 +51,10 @@ _MS_DOMAIN = "com.microsoft"
 ROW_ZERO_POINT = 128
 # A row of zeros gets this scale instead of 0, so x / scale is 0, not NaN.
 _TINY_SCALE = np.float32(1e-30)
+#: How each scheme stores `MatMulInteger` weights, recorded in model.json `int8_matmul_weights` so that
+#: `ner-fast info` can tell (without reading the graph) whether a package's integer sums are the same on
+#: every CPU: "uint8" (with the zero point 128) are; "int8" may saturate on CPUs without VNNI.
+MATMUL_WEIGHTS = {"int8": "uint8", "int8-dynamic": "int8"}
 #: The largest lookup table (float32 bytes) `row_tables` dequantizes once when the session is built; a
 #: larger one is looked up in int8 and scaled row by row.
 FOLD_BYTES = 1 << 20
