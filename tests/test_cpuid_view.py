@@ -68,3 +68,30 @@ def test_a_sigsegv_sent_by_kill_still_kills() -> None:
     # Not a fault: nothing raises it again on return, so the view must.
     done = in_view("import os, signal; os.kill(os.getpid(), signal.SIGSEGV); print('survived')")
     assert done.returncode == -signal.SIGSEGV and "survived" not in done.stdout
+
+
+def test_a_stack_overflow_reaches_faulthandler_on_its_alternate_stack() -> None:
+    # A stack overflow's SIGSEGV can only be handled on an alternate stack (faulthandler sets one up): the view's
+    # handler, which runs first, must run there too, or the kernel kills the process without a word.
+    code = "import faulthandler; faulthandler._stack_overflow()"
+    outside = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
+                             timeout=120)
+    done = in_view(code, "-X", "faulthandler")
+    assert outside.returncode == done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in outside.stderr
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+
+
+def test_a_thread_that_blocks_sigsegv_survives_its_next_cpuid() -> None:
+    # The kernel kills a thread whose CPUID faults while SIGSEGV is blocked; other signals stay blocked.
+    done = in_view(
+        "import ctypes, signal\n"
+        "calls = ctypes.CDLL(None).cpuid_view_calls\n"
+        "calls.restype = ctypes.c_long\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGSEGV, signal.SIGUSR1])\n"
+        "before = calls()\n"
+        "import numpy\n"  # reads CPUID when it loads
+        "print(calls() - before, sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))\n")
+    assert done.returncode == 0, done.stderr
+    answered, blocked = done.stdout.split(maxsplit=1)
+    assert int(answered) > 0 and blocked.strip() == str([signal.SIGUSR1])
