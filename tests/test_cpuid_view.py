@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,31 @@ def test_a_thread_that_blocks_sigsegv_survives_its_next_cpuid() -> None:
     assert done.returncode == 0, done.stderr
     answered, blocked = done.stdout.split(maxsplit=1)
     assert int(answered) > 0 and blocked.strip() == str([signal.SIGUSR1])
+
+
+def test_a_library_planted_in_the_shared_temporary_folder_is_not_preloaded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / cpuid_view.library_name()
+    planted.write_bytes(b"anyone may write here")
+    built = cpuid_view.library()
+    assert built.name == planted.name and built.parent != tmp_path
+    assert built.read_bytes()[:4] == b"\x7fELF" and stat.S_IMODE(built.parent.stat().st_mode) == 0o700
+    (tmp_path / "others").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "others"))
+    cpuid_view.build_folder().chmod(0o777)
+    with pytest.raises(RuntimeError, match="only it may write"):
+        cpuid_view.library()
+
+
+def test_a_temporary_folder_it_cannot_write_is_one_line_and_an_exit_code(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "file"))  # not a folder: fails even for root
+    assert cpuid_view.main(["--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cpuid_view: cannot create") and err.count("\n") == 1
+
+
+def test_a_command_that_does_not_exist_is_one_line_and_an_exit_code(capsys) -> None:
+    assert cpuid_view.main(["--", "ner-fast-no-such-command"]) == 127
+    err = capsys.readouterr().err
+    assert err.startswith("cpuid_view: cannot run ner-fast-no-such-command") and err.count("\n") == 1
