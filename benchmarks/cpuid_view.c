@@ -14,7 +14,8 @@
  * that is not a CPUID, and leave this one in place. This handler runs on the thread's alternate signal stack
  * where it has one (SA_ONSTACK), as faulthandler's does: a stack overflow is a SIGSEGV that cannot be handled
  * on the overflowed stack. A thread that blocked SIGSEGV would be killed by its next CPUID (the kernel does
- * not deliver a blocked fault: it kills), so sigprocmask() and pthread_sigmask() never block SIGSEGV here.
+ * not deliver a blocked fault: it kills), so sigprocmask() and pthread_sigmask() never block SIGSEGV here, and
+ * a process that inherited it blocked (a signal mask survives exec) has it unblocked when this loads.
  */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
@@ -82,6 +83,11 @@ static void handler(int sig, siginfo_t *info, void *context) {
     if (act.sa_flags & SA_RESETHAND) {
         memset(&program_act, 0, sizeof program_act);
         program_act.sa_handler = SIG_DFL;
+    /* A signal mask survives exec: a process started with SIGSEGV blocked would die at its first CPUID. */
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    sigprocmask(SIG_UNBLOCK, &segv, NULL);
     }
     if (act.sa_flags & SA_SIGINFO) {
         act.sa_sigaction(sig, info, context);
@@ -145,6 +151,11 @@ __attribute__((constructor)) static void start(void) {
     act.sa_sigaction = handler;
     act.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     program_act.sa_handler = SIG_DFL;
+    /* A signal mask survives exec: a process started with SIGSEGV blocked would die at its first CPUID. */
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    sigprocmask(SIG_UNBLOCK, &segv, NULL);
     /* Without CPUID faulting the process would see the real CPU: better not to start than to mislead. */
     if (real_sigaction()(SIGSEGV, &act, NULL) != 0 || syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0) != 0) {
         static const char msg[] = "cpuid_view: this CPU or kernel cannot fault on CPUID (no cpuid_fault in /proc/cpuinfo)\n";

@@ -125,3 +125,13 @@ def test_a_command_that_does_not_exist_is_one_line_and_an_exit_code(capsys) -> N
     assert cpuid_view.main(["--", "ner-fast-no-such-command"]) == 127
     err = capsys.readouterr().err
     assert err.startswith("cpuid_view: cannot run ner-fast-no-such-command") and err.count("\n") == 1
+
+
+def test_a_process_started_with_sigsegv_blocked_survives_its_first_cpuid() -> None:
+    # A signal mask survives exec: block SIGSEGV here (outside the view), start a process in the view.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGSEGV})
+    try:
+        done = in_view("import numpy; print('started')")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    assert done.returncode == 0 and done.stdout == "started\n", done.stderr
