@@ -5,8 +5,8 @@
     python benchmarks/cpuid_view.py -- python benchmarks/front.py --package default=default ...
 
 The development CPU has AVX-512, VNNI and AMX; issue 19 asks for speed on an AVX2-only CPU too (an AMD EPYC),
-and int8 runs about 3x slower there. Where none is at hand, this runs the command with `cpuid_view.c`
-preloaded: every library that picks its kernels from CPUID (onnxruntime's MLAS, oneDNN in MXNet, NumPy)
+and int8 ran 0.30x as fast there (issue 18: the ensemble's `int8-dynamic` graph). Where none is at hand,
+this runs the command with `cpuid_view.c` preloaded: every library that picks its kernels from CPUID (onnxruntime's MLAS, oneDNN in MXNet, NumPy)
 runs its AVX2 code, natively. What it measures is those kernels on this CPU's cores, caches and memory,
 not an EPYC's: a stand-in for ratios between systems run under it (the tagger against the CRF, one package
 against another), not for absolute speed. A benchmark's JSON says so: `ner_fast.machine.cpu_info` reports
