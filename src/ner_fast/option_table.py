@@ -317,8 +317,9 @@ TABLE: tuple[Option, ...] = (
     # info
     _json("info", "Print the card as JSON."),
     # `python -m ner_fast.training.bundle` (./dev.sh build-model)
-    Option("requantize", "dir", None, "Instead of exporting RUN_DIR: convert this package of the per-batch int8 scheme"
-           " to the batch-invariant default without retraining (the same int8 weights), re-measure its F1.",
+    Option("requantize", "dir", None, "Instead of exporting RUN_DIR: convert this package of the per-batch int8 scheme,"
+           " or with signed MatMulInteger weights, to today's int8 without retraining (the same int8 weights),"
+           " re-measure its F1.",
            commands=("bundle",)),
     Option("out", "folder", DEFAULT_PACKAGE, "Package folder to write (replaced only when complete).",
            commands=("bundle",)),
