@@ -11,7 +11,11 @@
  *
  * Programs install SIGSEGV handlers of their own (Python's faulthandler, MXNet's crash logger): sigaction()
  * and signal() are wrapped so that for SIGSEGV they record the program's handler, which gets every fault
- * that is not a CPUID, and leave this one in place.
+ * that is not a CPUID, and leave this one in place. This handler runs on the thread's alternate signal stack
+ * where it has one (SA_ONSTACK), as faulthandler's does: a stack overflow is a SIGSEGV that cannot be handled
+ * on the overflowed stack. A thread that blocked SIGSEGV would be killed by its next CPUID (the kernel does
+ * not deliver a blocked fault: it kills), so sigprocmask() and pthread_sigmask() never block SIGSEGV here, and
+ * a process that inherited it blocked (a signal mask survives exec) has it unblocked when this loads.
  */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
@@ -35,6 +39,7 @@ static const uint32_t CLEAR_7_0_EDX = BIT(2) | BIT(3) | BIT(8) | BIT(22) | BIT(2
 static const uint32_t CLEAR_7_1_EAX = BIT(4) | BIT(5) | BIT(23);
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
 
 static volatile long calls;          /* CPUID instructions answered: read by cpuid_view_calls() */
 static struct sigaction program_act; /* the program's own SIGSEGV action (SIG_DFL until it sets one) */
@@ -78,6 +83,11 @@ static void handler(int sig, siginfo_t *info, void *context) {
     if (act.sa_flags & SA_RESETHAND) {
         memset(&program_act, 0, sizeof program_act);
         program_act.sa_handler = SIG_DFL;
+    /* A signal mask survives exec: a process started with SIGSEGV blocked would die at its first CPUID. */
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    sigprocmask(SIG_UNBLOCK, &segv, NULL);
     }
     if (act.sa_flags & SA_SIGINFO) {
         act.sa_sigaction(sig, info, context);
@@ -92,6 +102,28 @@ static void handler(int sig, siginfo_t *info, void *context) {
         real_sigaction()(SIGSEGV, &dfl, NULL);
         if (info->si_code <= 0) raise(SIGSEGV);
     }
+}
+
+/* `set` without SIGSEGV when `how` would block it. */
+static const sigset_t *unblocking_sigsegv(int how, const sigset_t *set, sigset_t *copy) {
+    if (!set || how == SIG_UNBLOCK || !sigismember(set, SIGSEGV)) return set;
+    *copy = *set;
+    sigdelset(copy, SIGSEGV);
+    return copy;
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+    static sigmask_fn real;
+    sigset_t copy;
+    if (!real) real = (sigmask_fn)dlsym(RTLD_NEXT, "sigprocmask");
+    return real(how, unblocking_sigsegv(how, set, &copy), old);
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+    static sigmask_fn real;
+    sigset_t copy;
+    if (!real) real = (sigmask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+    return real(how, unblocking_sigsegv(how, set, &copy), old);
 }
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
@@ -117,8 +149,13 @@ __attribute__((constructor)) static void start(void) {
     struct sigaction act;
     memset(&act, 0, sizeof act);
     act.sa_sigaction = handler;
-    act.sa_flags = SA_SIGINFO | SA_NODEFER;
+    act.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     program_act.sa_handler = SIG_DFL;
+    /* A signal mask survives exec: a process started with SIGSEGV blocked would die at its first CPUID. */
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    sigprocmask(SIG_UNBLOCK, &segv, NULL);
     /* Without CPUID faulting the process would see the real CPU: better not to start than to mislead. */
     if (real_sigaction()(SIGSEGV, &act, NULL) != 0 || syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0) != 0) {
         static const char msg[] = "cpuid_view: this CPU or kernel cannot fault on CPUID (no cpuid_fault in /proc/cpuinfo)\n";

@@ -5,8 +5,8 @@
     python benchmarks/cpuid_view.py -- python benchmarks/front.py --package default=default ...
 
 The development CPU has AVX-512, VNNI and AMX; issue 19 asks for speed on an AVX2-only CPU too (an AMD EPYC),
-and int8 runs about 3x slower there. Where none is at hand, this runs the command with `cpuid_view.c`
-preloaded: every library that picks its kernels from CPUID (onnxruntime's MLAS, oneDNN in MXNet, NumPy)
+and int8 ran 0.30x as fast there (issue 18: the ensemble's `int8-dynamic` graph). Where none is at hand,
+this runs the command with `cpuid_view.c` preloaded: every library that picks its kernels from CPUID (onnxruntime's MLAS, oneDNN in MXNet, NumPy)
 runs its AVX2 code, natively. What it measures is those kernels on this CPU's cores, caches and memory,
 not an EPYC's: a stand-in for ratios between systems run under it (the tagger against the CRF, one package
 against another), not for absolute speed. A benchmark's JSON says so: `ner_fast.machine.cpu_info` reports
@@ -14,7 +14,8 @@ against another), not for absolute speed. A benchmark's JSON says so: `ner_fast.
 
 It needs Linux on x86-64, a C compiler (`cc`) and a CPU that can fault on CPUID (`cpuid_fault` in
 /proc/cpuinfo: recent Intel CPUs, and their virtual machines); `unsupported()` says what is missing. The
-library is built once per version of its source into the temporary folder.
+library is built once per version of its source into a folder of the temporary folder that only its user
+may write (`build_folder`): whatever stands in the shared temporary folder is preloaded into every process.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -59,17 +61,36 @@ def library_name() -> str:
     return f"ner-fast-cpuid-view-{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}.so"
 
 
+def build_folder() -> Path:
+    """This user's folder for the compiled view in the temporary folder: created private (0700), and refused
+    when another user owns it or others may write to it, since a library planted there would run in every
+    process started in the view. Raises RuntimeError."""
+    folder = Path(tempfile.gettempdir()) / f"ner-fast-cpuid-view-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        status = os.lstat(folder)
+    except OSError as error:
+        raise RuntimeError(f"cannot create {folder} for the CPUID view: {error.strerror}") from error
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise RuntimeError(f"{folder} is not a folder of this user's that only it may write: remove it, or set TMPDIR")
+    return folder
+
+
 def library() -> Path:
-    """The compiled view, built when its source changed (written then renamed: concurrent builds are safe)."""
+    """The compiled view, built when its source changed (written then renamed: concurrent builds are safe).
+    Raises RuntimeError when it cannot be built here."""
     why = unsupported()
     if why:
         raise RuntimeError(why)
-    built = Path(tempfile.gettempdir()) / library_name()
+    built = build_folder() / library_name()
     if not built.exists():
         fd, partial = tempfile.mkstemp(suffix=".so", dir=built.parent)
         os.close(fd)
         try:
-            subprocess.run(["cc", "-O2", "-Wall", "-shared", "-fPIC", "-o", partial, str(SOURCE), "-ldl"], check=True)
+            compiled = subprocess.run(["cc", "-O2", "-Wall", "-shared", "-fPIC", "-o", partial, str(SOURCE), "-ldl"],
+                                      capture_output=True, text=True)
+            if compiled.returncode != 0:
+                raise RuntimeError(f"cc could not build {SOURCE.name}: {compiled.stderr.strip()}")
             os.replace(partial, built)
         finally:
             if os.path.exists(partial):
@@ -111,11 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"cpuid_view: {why}", file=sys.stderr)
         return 2
-    if args.check:
-        return subprocess.run([sys.executable, "-c", CHECK], env=environment()).returncode
-    if not args.command:
+    if not args.check and not args.command:
         parser.error("give a command after --, or --check")
-    os.execvpe(args.command[0], args.command, environment())
+    try:
+        env = environment()
+    except RuntimeError as error:
+        print(f"cpuid_view: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        return subprocess.run([sys.executable, "-c", CHECK], env=env).returncode
+    try:
+        os.execvpe(args.command[0], args.command, env)
+    except OSError as error:
+        print(f"cpuid_view: cannot run {args.command[0]}: {error.strerror}", file=sys.stderr)
+        return 127
 
 
 if __name__ == "__main__":

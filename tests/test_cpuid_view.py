@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,68 @@ def test_a_sigsegv_sent_by_kill_still_kills() -> None:
     # Not a fault: nothing raises it again on return, so the view must.
     done = in_view("import os, signal; os.kill(os.getpid(), signal.SIGSEGV); print('survived')")
     assert done.returncode == -signal.SIGSEGV and "survived" not in done.stdout
+
+
+def test_a_stack_overflow_reaches_faulthandler_on_its_alternate_stack() -> None:
+    # A stack overflow's SIGSEGV can only be handled on an alternate stack (faulthandler sets one up): the view's
+    # handler, which runs first, must run there too, or the kernel kills the process without a word.
+    code = "import faulthandler; faulthandler._stack_overflow()"
+    outside = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code], capture_output=True, text=True,
+                             timeout=120)
+    done = in_view(code, "-X", "faulthandler")
+    assert outside.returncode == done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in outside.stderr
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+
+
+def test_a_thread_that_blocks_sigsegv_survives_its_next_cpuid() -> None:
+    # The kernel kills a thread whose CPUID faults while SIGSEGV is blocked; other signals stay blocked.
+    done = in_view(
+        "import ctypes, signal\n"
+        "calls = ctypes.CDLL(None).cpuid_view_calls\n"
+        "calls.restype = ctypes.c_long\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGSEGV, signal.SIGUSR1])\n"
+        "before = calls()\n"
+        "import numpy\n"  # reads CPUID when it loads
+        "print(calls() - before, sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))\n")
+    assert done.returncode == 0, done.stderr
+    answered, blocked = done.stdout.split(maxsplit=1)
+    assert int(answered) > 0 and blocked.strip() == str([signal.SIGUSR1])
+
+
+def test_a_library_planted_in_the_shared_temporary_folder_is_not_preloaded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / cpuid_view.library_name()
+    planted.write_bytes(b"anyone may write here")
+    built = cpuid_view.library()
+    assert built.name == planted.name and built.parent != tmp_path
+    assert built.read_bytes()[:4] == b"\x7fELF" and stat.S_IMODE(built.parent.stat().st_mode) == 0o700
+    (tmp_path / "others").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "others"))
+    cpuid_view.build_folder().chmod(0o777)
+    with pytest.raises(RuntimeError, match="only it may write"):
+        cpuid_view.library()
+
+
+def test_a_temporary_folder_it_cannot_write_is_one_line_and_an_exit_code(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "file"))  # not a folder: fails even for root
+    assert cpuid_view.main(["--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cpuid_view: cannot create") and err.count("\n") == 1
+
+
+def test_a_command_that_does_not_exist_is_one_line_and_an_exit_code(capsys) -> None:
+    assert cpuid_view.main(["--", "ner-fast-no-such-command"]) == 127
+    err = capsys.readouterr().err
+    assert err.startswith("cpuid_view: cannot run ner-fast-no-such-command") and err.count("\n") == 1
+
+
+def test_a_process_started_with_sigsegv_blocked_survives_its_first_cpuid() -> None:
+    # A signal mask survives exec: block SIGSEGV here (outside the view), start a process in the view.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGSEGV})
+    try:
+        done = in_view("import numpy; print('started')")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    assert done.returncode == 0 and done.stdout == "started\n", done.stderr

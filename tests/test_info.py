@@ -132,6 +132,17 @@ def test_the_card_shows_the_speed_a_package_records_with_its_cpu(tmp_path: Path)
     assert "tag_batch 31,234 tokens/s (1 worker, " in text and "p50 0.981 ms" in text and "AMD EPYC 7B13 (avx2; 2 cores)" in text
 
 
+def test_a_speed_measured_in_the_cpuid_view_says_so() -> None:
+    # What machine.cpu_info records inside benchmarks/cpuid_view.py: the flags CPUID showed, the real ones beside.
+    cpu = {"model": "Intel(R) Xeon(R) Processor", "flags": {"avx2": True, "avx512f": False, "avx512_vnni": False, "amx": False},
+           "real_flags": {"avx2": True, "avx512f": True, "avx512_vnni": True, "amx": True}, "cores": 2,
+           "cpuid_view": "avx2: CPUID without AVX-512, VNNI or AMX (benchmarks/cpuid_view.py), this CPU's cores"}
+    card = model_card(None)
+    card["speed"] = {"tag_batch_tokens_per_s": 163673, "tag_p50_ms": 0.612, "workers": 1, "cpu": cpu, "load_average": [1.0]}
+    line = next(line for line in format_card(card).splitlines() if "measured on" in line)
+    assert "as an AVX2-only CPU" in line and "avx2, avx512f, avx512_vnni, amx" in line and "cpuid_view.py" in line
+
+
 def test_the_command_prints_the_card_and_its_json() -> None:
     runner = CliRunner()
     plain = runner.invoke(cli, ["info"])

@@ -137,6 +137,27 @@ def test_an_int8_package_reads_back_within_half_a_quantization_step(source: dict
     assert np.linalg.norm(refit - stored) <= steps * np.sqrt(stored.size) * (1 + 1e-3)
 
 
+def test_every_weight_of_an_int8_package_with_a_pos_head_reads_back_within_half_its_tensors_step(tmp_path: Path) -> None:
+    """The int8 package against the float32 one of the same run, parameter by parameter: the POS head's output
+    layer (a second `MatMulInteger`, its weights unsigned with the zero point 128) and the recurrent weights
+    too, which the test above does not look at. Every scale of the int8 scheme is symmetric, per tensor or
+    finer (per direction, per row), so each weight is within half of max|w| / 127 of its float value."""
+    make_checkpoint(tmp_path / "run", use_pos=False, pos_aux_weight=1.0)  # a POS head, no POS input
+    float_source = load_source(str(export_model(tmp_path / "run", tmp_path / "pkg-none", quantize="none")))
+    int8_source = load_source(str(export_model(tmp_path / "run", tmp_path / "pkg-int8", quantize="int8")))
+    graph = onnx.load(str(load_package(tmp_path / "pkg-int8").graph_path(None)), load_external_data=False)
+    assert sum(n.op_type == "MatMulInteger" for n in graph.graph.node) == 2  # the tag and the POS output layers
+    assert "pos_fc_weight" in float_source.params and set(int8_source.params) == set(float_source.params)
+    checked = []
+    for name, value in float_source.params.items():
+        if name == "char_embed_weight" or name.startswith("char_conv") and name.endswith("weight"):
+            continue  # stored folded into tables: the test above checks those
+        half_step = float(np.abs(value).max()) / 127 / 2 * (1 + 1e-5)
+        assert np.abs(int8_source.params[name] - value).max() <= half_step, name
+        checked.append(name)
+    assert {"pos_fc_weight", "fc_weight", "lstm0_fwd_h2h_weight", "lstm0_bwd_h2h_weight"} <= set(checked)
+
+
 def test_a_weight_dequantized_per_channel_by_a_dequantize_linear_node_is_read(source: dict, tmp_path: Path) -> None:
     """The other layout export may write: the LSTM's W as the output of DequantizeLinear (axis 1)."""
     from ner_fast.training.init_source import initializer_values

@@ -223,8 +223,9 @@ def test_requantize_converts_a_per_batch_package_and_records_it(bundled: Corpus,
     x = features(out, 12, 9, seed=5)
     whole, alone = batch_and_alone(out, x, threads=2)
     assert all(np.array_equal(whole[0][b, : a[0].shape[1]], a[0][0]) for b, a in enumerate(alone))
-    with pytest.raises(ValueError, match="nothing to convert"):
+    with pytest.raises(ValueError, match="nothing to convert: already today's int8") as refused:
         requantize_package(out, tmp_path / "again", command="x")
+    assert "export it again" not in str(refused.value)  # it is what an export writes already
 
 
 def test_requantize_keeps_the_character_graph_of_a_format_2_package(tmp_path: Path) -> None:

@@ -225,6 +225,9 @@ def format_card(card: dict[str, Any]) -> str:
         how = f" ({workers} worker{'s' if workers != 1 else ''}, the tagger's defaults otherwise)" if workers else ""
         lines.append(f"  tag_batch {_num(speed.get('tag_batch_tokens_per_s'))} tokens/s{how}, one sentence of 15-25 tokens "
                      f"p50 {_num(speed.get('tag_p50_ms'), 3)} ms")
+        if cpu.get("cpuid_view"):  # machine.cpu_info in benchmarks/cpuid_view.py: other kernels than the CPU's own
+            real = ", ".join(f for f, on in (cpu.get("real_flags") or {}).items() if on) or "unrecorded"
+            flags = f"as an AVX2-only CPU: CPUID showed {flags} of its {real} (benchmarks/cpuid_view.py)"
         lines.append(f"  measured on {cpu.get('model', 'an unrecorded CPU')} ({flags}; {cpu.get('cores', '?')} cores),"
                      f" load average {speed.get('load_average')}: other CPUs differ")
     else:

@@ -307,6 +307,9 @@ def requantize_package(
     pkg = load_package(source)
     graph = onnx.load(str(pkg.graph_path(None)))  # its weights from the package's weights file
     scheme = old_int8_scheme(graph)
+    if scheme is None and pkg.model.get("quantization") == "int8":
+        raise ValueError(f"{source}: nothing to convert: already today's int8 scheme (batch-invariant, unsigned"
+                         f" MatMulInteger weights)")
     if scheme is None:
         raise ValueError(f"{source}: nothing to convert (neither the per-batch int8 scheme nor signed MatMulInteger"
                          f" weights in {graph_file(None)}); export it again with --quantize int8 instead")
@@ -365,8 +368,8 @@ def build_command(
 ) -> None:
     """Export RUN_DIR (a `ner-fast train` folder; with --ensemble, several) as the bundled int8 package,
     with its validation entity F1 measured through the tagger and its provenance in model.json. With
-    --requantize PACKAGE instead of RUN_DIR: convert a package of the per-batch int8 scheme to the
-    batch-invariant one (`requantize_package`), e.g.
+    --requantize PACKAGE instead of RUN_DIR: convert a package of the per-batch int8 scheme, or one with
+    signed MatMulInteger weights, to today's `int8` (`requantize_package`), e.g.
     `python -m ner_fast.training.bundle --requantize src/ner_fast/models/ensemble --out src/ner_fast/models/ensemble
     --command "..."`."""
     from ner_fast.cli.errors import user_errors
