@@ -32,11 +32,13 @@
 
 /* CPUID leaf 7 subleaf 0: EBX AVX512F, DQ, IFMA, PF, ER, CD, BW, VL; ECX AVX512_VBMI, VBMI2, VNNI, BITALG,
  * VPOPCNTDQ; EDX AVX512_4VNNIW, 4FMAPS, VP2INTERSECT, AMX_BF16, AVX512_FP16, AMX_TILE, AMX_INT8.
- * Subleaf 1: EAX AVX_VNNI, AVX512_BF16, AVX_IFMA. */
+ * Subleaf 1: EAX AVX_VNNI, AVX512_BF16, AMX_FP16, AVX_IFMA; EDX AVX_VNNI_INT8, AVX_NE_CONVERT, AMX_COMPLEX,
+ * AVX_VNNI_INT16, AVX10 (none of which an AVX2-only CPU such as an AMD EPYC Rome has). */
 static const uint32_t CLEAR_7_0_EBX = BIT(16) | BIT(17) | BIT(21) | BIT(26) | BIT(27) | BIT(28) | BIT(30) | BIT(31);
 static const uint32_t CLEAR_7_0_ECX = BIT(1) | BIT(6) | BIT(11) | BIT(12) | BIT(14);
 static const uint32_t CLEAR_7_0_EDX = BIT(2) | BIT(3) | BIT(8) | BIT(22) | BIT(23) | BIT(24) | BIT(25);
-static const uint32_t CLEAR_7_1_EAX = BIT(4) | BIT(5) | BIT(23);
+static const uint32_t CLEAR_7_1_EAX = BIT(4) | BIT(5) | BIT(21) | BIT(23);
+static const uint32_t CLEAR_7_1_EDX = BIT(4) | BIT(5) | BIT(8) | BIT(10) | BIT(19);
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
@@ -67,6 +69,7 @@ static void handler(int sig, siginfo_t *info, void *context) {
             d &= ~CLEAR_7_0_EDX;
         } else if (leaf == 7 && sub == 1) {
             a &= ~CLEAR_7_1_EAX;
+            d &= ~CLEAR_7_1_EDX;
         }
         reg[REG_RAX] = a;
         reg[REG_RBX] = b;
