@@ -226,6 +226,38 @@ def test_training_head_ignores_padding(directions: int) -> None:
                                    err_msg=name)
 
 
+def test_a_words_gradient_does_not_depend_on_the_width_of_its_character_slot() -> None:
+    """A short word's fully padded character windows give the same convolution output, and often the max;
+    as in the tutorial's max pooling, the gradient goes to one of them, not to each (a reduce-max's
+    backward gives every tied position the whole gradient, so the character CNN's gradient grew with the
+    slot's width, `max_token_chars`, and other kernels, breaking such ties by rounding, gave other gradients)."""
+    rng = np.random.default_rng(11)
+    config = dataclasses.replace(CONFIG, dropout=0.0)
+    wide = dataclasses.replace(config, max_token_chars=config.max_token_chars + 5)
+    params = _trained_like(config, 12)  # no parameter's shape depends on max_token_chars
+    x = features(rng, [5, 3], 5, config)
+    # Words short enough that the narrow slot already holds every window that reads a character.
+    w = max(config.filter_widths)
+    x[:, ROW_CHARS + config.max_token_chars - w :] = 0
+    x_wide = np.zeros((2, wide.n_features, 5), dtype=np.int32)
+    x_wide[:, : config.n_features] = x  # the same words, 5 more padding characters each
+    label = rng.integers(0, config.n_tags, (2, 5)).astype(np.float32)
+    label[1, 3:] = -1
+    # The test can fail only if some filter's max over a word is at tied padded windows: check that it is.
+    kernel, bias = params[f"char_conv{w}_weight"][:, 0], params[f"char_conv{w}_bias"]
+    chars = params["char_embed_weight"][x[:, ROW_CHARS:].transpose(0, 2, 1)]  # (B, L, C, char_dim)
+    windows = np.stack([chars[:, :, i : i + w] for i in range(config.max_token_chars - w + 1)], axis=2)
+    conv = np.tanh(np.einsum("blpwc,fwc->blpf", windows, kernel) + bias)
+    assert ((conv == conv.max(axis=2, keepdims=True)).sum(axis=2) > 1).any()
+    proba, grads = _loss_gradients(config, params, x, label)
+    proba_wide, grads_wide = _loss_gradients(wide, params, x_wide, label)
+    tol = float_tol(network_terms(wide, 5))
+    np.testing.assert_allclose(proba_wide, proba, atol=tol)  # the forward never differed
+    for name in grads:
+        np.testing.assert_allclose(grads_wide[name], grads[name], atol=2 * tol * max(1.0, float(np.abs(grads[name]).max())),
+                                   err_msg=name)
+
+
 def test_checkpoint_params_round_trip(tmp_path: Path) -> None:
     params = init_params(CONFIG, 7)
     save_params(tmp_path / "p.npz", params)

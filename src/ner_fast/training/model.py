@@ -101,7 +101,11 @@ def _encode(config: ModelConfig, seq_len: int, data: mx.sym.Symbol) -> mx.sym.Sy
         conv = mx.sym.Convolution(
             char_embed, kernel=(w, c.char_dim), num_filter=c.filters, name=f"char_conv{w}"
         )
-        pooled.append(mx.sym.max(mx.sym.tanh(conv), axis=(2, 3)))
+        # Max pooling over the windows, as the tutorial's: its gradient goes to one window. (A reduce-max's goes
+        # whole to every tied window, and a short word's fully padded windows tie: the character CNN's gradient
+        # then grew with max_token_chars, and differed where other kernels broke the ties by rounding.)
+        pool = mx.sym.Pooling(mx.sym.tanh(conv), pool_type="max", global_pool=True, kernel=(1, 1))
+        pooled.append(mx.sym.reshape(pool, shape=(0, 0)))
     char_feats = pooled[0] if len(pooled) == 1 else mx.sym.concat(*pooled, dim=1)
     parts.append(mx.sym.reshape(char_feats, shape=(-1, seq_len, c.filters * len(c.filter_widths))))
 
