@@ -216,23 +216,25 @@ def format_card(card: dict[str, Any]) -> str:
     if not quant["same_on_every_cpu"]:
         lines.append("  its int8 sums may differ on CPUs without AVX-512 VNNI (AVX2 kernels saturate on signed int8 weights):"
                      " `python -m ner_fast.training.bundle --requantize PACKAGE --out DIR --command TEXT` converts it")
-    speed = card["speed"]
-    lines += ["", "Speed"]
-    if speed:
-        cpu = speed.get("cpu") or {}
-        flags = ", ".join(f for f, on in (cpu.get("flags") or {}).items() if on) or "none of avx2/avx512f/avx512_vnni/amx"
-        workers = speed.get("workers")
-        how = f" ({workers} worker{'s' if workers != 1 else ''}, the tagger's defaults otherwise)" if workers else ""
-        lines.append(f"  tag_batch {_num(speed.get('tag_batch_tokens_per_s'))} tokens/s{how}, one sentence of 15-25 tokens "
-                     f"p50 {_num(speed.get('tag_p50_ms'), 3)} ms")
-        if cpu.get("cpuid_view"):  # machine.cpu_info in benchmarks/cpuid_view.py: other kernels than the CPU's own
-            real = ", ".join(f for f, on in (cpu.get("real_flags") or {}).items() if on) or "unrecorded"
-            flags = f"as an AVX2-only CPU: CPUID showed {flags} of its {real} (benchmarks/cpuid_view.py)"
-        lines.append(f"  measured on {cpu.get('model', 'an unrecorded CPU')} ({flags}; {cpu.get('cores', '?')} cores),"
-                     f" load average {speed.get('load_average')}: other CPUs differ")
-    else:
-        lines.append("  not recorded in this package (benchmarks/tagger.py measures it, naming the CPU)")
+    lines += ["", "Speed", *_speed_lines(card["speed"])]
     return "\n".join(lines) + "\n"
+
+
+def _speed_lines(speed: dict[str, Any] | None) -> list[str]:
+    """The card's speed section: the recorded figures and the CPU (and its kernels) that measured them."""
+    if not speed:
+        return ["  not recorded in this package (benchmarks/tagger.py measures it, naming the CPU)"]
+    cpu = speed.get("cpu") or {}
+    flags = ", ".join(f for f, on in (cpu.get("flags") or {}).items() if on) or "none of avx2/avx512f/avx512_vnni/amx"
+    workers = speed.get("workers")
+    how = f" ({workers} worker{'s' if workers != 1 else ''}, the tagger's defaults otherwise)" if workers else ""
+    if cpu.get("cpuid_view"):  # machine.cpu_info in benchmarks/cpuid_view.py: other kernels than the CPU's own
+        real = ", ".join(f for f, on in (cpu.get("real_flags") or {}).items() if on) or "unrecorded"
+        flags = f"as an AVX2-only CPU: CPUID showed {flags} of its {real} (benchmarks/cpuid_view.py)"
+    return [f"  tag_batch {_num(speed.get('tag_batch_tokens_per_s'))} tokens/s{how}, one sentence of 15-25 tokens "
+            f"p50 {_num(speed.get('tag_p50_ms'), 3)} ms",
+            f"  measured on {cpu.get('model', 'an unrecorded CPU')} ({flags}; {cpu.get('cores', '?')} cores),"
+            f" load average {speed.get('load_average')}: other CPUs differ"]
 
 
 def _epoch_lines(train: dict[str, Any]) -> list[str]:
