@@ -260,10 +260,11 @@ def test_the_card_says_whether_int8_sums_are_the_same_on_every_cpu(tmp_path: Pat
     assert load_package(fresh).model["int8_matmul_weights"] == "uint8" and unsigned_matmul_weights(fresh)
     assert card["quantization"]["same_on_every_cpu"] is True and "--requantize" not in format_card(card)
     # A package of before: signed weights, and a model.json that does not say.
-    monkeypatch.setattr(quantize_module, "_unsigned_weights", lambda rw, node, done: None)
+    monkeypatch.setattr(quantize_module, "_unsigned_weights", lambda rw, node: None)
     old = Path(export_model(tmp_path / "model", tmp_path / "old"))
     monkeypatch.undo()
     info = json.loads((old / MODEL_FILE).read_text())
+    assert info["int8_matmul_weights"] == "int8"  # read from the graph written, not from the scheme's name
     del info["int8_matmul_weights"]
     (old / MODEL_FILE).write_text(json.dumps(info))
     manifest = json.loads((old / MANIFEST_FILE).read_text())

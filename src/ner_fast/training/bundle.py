@@ -300,7 +300,7 @@ def requantize_package(
     from ner_fast.training.export import OPSET, _versions
     from ner_fast.training.package_writer import write_package
     from ner_fast.training.quantize import (
-        MATMUL_WEIGHTS, ensemble_from_logits, is_batch_invariant, make_invariant, old_int8_scheme,
+        ensemble_from_logits, is_batch_invariant, make_invariant, matmul_weights, old_int8_scheme,
     )
 
     source, out = Path(source), Path(out)
@@ -330,7 +330,7 @@ def requantize_package(
                 prop.value = "int8"
     info = {k: v for k, v in pkg.model.items() if k not in ("format_version", "buckets", "versions", "provenance")}
     info["quantization"] = "int8"
-    info["int8_matmul_weights"] = MATMUL_WEIGHTS["int8"]
+    info["int8_matmul_weights"] = matmul_weights(graph)
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(pkg.model.get("versions", {}).get("trained_with_mxnet", "unknown"))
     claim = claim_output_dir(out, package_files)

@@ -53,7 +53,7 @@ from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
 from ner_fast.package import CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS, format_version, package_files, portable_path
-from ner_fast.training.quantize import MATMUL_WEIGHTS, quantize as quantize_graph
+from ner_fast.training.quantize import matmul_weights, quantize as quantize_graph
 from ner_fast.schemes import TagScheme
 from ner_fast.vocab import Vocab, Vocabularies
 # Initializer names and the parameter transforms: one home, read back by `train --init` (param_map.onnx_to_params).
@@ -450,7 +450,7 @@ def export_model(
                       "ner_fast.output": f"{CHAR_OUTPUT_NAME}: float32 (rows, {_char_width(config)}), the character CNN's features"}
         char_model = quantize_graph(build_char_graph(params, config, char_facts), quantize) if split else None
     graph = quantize_graph(graph, quantize)
-    info = _package_info(members, dirs, which, quantize, crf, pos_tags)
+    info = _package_info(members, dirs, which, quantize, crf, pos_tags, matmul_weights(graph))
     return write_package(claim, graph, lengths, info, versions, char_model=char_model)
 
 
@@ -510,7 +510,7 @@ def _graph_facts(config: ModelConfig, vocabs: Vocabularies, quantize: str | None
 
 
 def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, quantize: str | None,
-                  crf: dict[str, Any] | None, pos_tags: list[str] | None) -> dict[str, Any]:
+                  crf: dict[str, Any] | None, pos_tags: list[str] | None, int8_weights: str | None) -> dict[str, Any]:
     """The package's info (`write_package`, read by `package.py`): vocabularies, tags and their
     descriptions, input and output layout, decoding, architecture and where each member came from.
     The first member's configuration, vocabularies and data settings speak for the package."""
@@ -540,8 +540,8 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         "use_casing": config.use_casing,
         "training_buckets": list(data.get("buckets") or []),
         "quantization": quantize,
-        # What the int8 schemes store MatMulInteger weights as (`quantize.MATMUL_WEIGHTS`; None: float32).
-        "int8_matmul_weights": MATMUL_WEIGHTS.get(quantize),
+        # What the graph's MatMulInteger weights are (`quantize.matmul_weights`; None: float32).
+        "int8_matmul_weights": int8_weights,
         # How the tagger turns probabilities into tags by default: what training selected the model with.
         "decode": _trained_decode(doc),
         # The learned tag-transition scores of a CRF output layer (None without one; an ensemble's mean).

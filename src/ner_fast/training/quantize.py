@@ -51,10 +51,6 @@ _MS_DOMAIN = "com.microsoft"
 ROW_ZERO_POINT = 128
 # A row of zeros gets this scale instead of 0, so x / scale is 0, not NaN.
 _TINY_SCALE = np.float32(1e-30)
-#: How each scheme stores `MatMulInteger` weights, recorded in model.json `int8_matmul_weights` so that
-#: `ner-fast info` can tell (without reading the graph) whether a package's integer sums are the same on
-#: every CPU: "uint8" (with the zero point 128) are; "int8" may saturate on CPUs without VNNI.
-MATMUL_WEIGHTS = {"int8": "uint8", "int8-dynamic": "int8"}
 #: The largest lookup table (float32 bytes) `row_tables` dequantizes once when the session is built; a
 #: larger one is looked up in int8 and scaled row by row.
 FOLD_BYTES = 1 << 20
@@ -229,13 +225,14 @@ def _rows(rw: _Rewriter, node: onnx.NodeProto) -> None:
                                          name=rw.name(base, "Identity")))
 
 
-def _unsigned_weights(rw: _Rewriter, node: onnx.NodeProto, done: set[str]) -> None:
+def _unsigned_weights(rw: _Rewriter, node: onnx.NodeProto) -> None:
     """A `MatMulInteger`'s symmetric int8 weights, stored as uint8 + 128 with the zero point 128 under the
     same names (`init_source` reads them back through their zero point), so that no CPU's kernel can
-    saturate on them (see the module docstring). Weights already uint8 are left as they are."""
+    saturate on them (see the module docstring). Weights already uint8 (converted for another node reading
+    them, or before) are left as they are."""
     weights = node.input[1]
     zero_point = node.input[3] if len(node.input) > 3 else ""
-    if weights in done or rw.init.get(weights) is None or rw.init[weights].data_type != TensorProto.INT8:
+    if rw.init.get(weights) is None or rw.init[weights].data_type != TensorProto.INT8:
         return
     if not zero_point or np.any(rw.array(zero_point) != 0):
         raise ValueError(f"{weights}: expected symmetric int8 weights (zero point 0) in a quantize_dynamic graph")
@@ -245,7 +242,6 @@ def _unsigned_weights(rw: _Rewriter, node: onnx.NodeProto, done: set[str]) -> No
         rw.model.graph.initializer.remove(rw.init[name])
         rw.model.graph.initializer.append(tensor)
         rw.init[name] = tensor
-    done.add(weights)
 
 
 def _scale_rows_first(rw: _Rewriter, nodes: list[onnx.NodeProto], row_scales: set[str]) -> list[onnx.NodeProto]:
@@ -286,7 +282,6 @@ def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = list(out.graph.node)
     rewritten = []
     row_scales: set[str] = set()
-    unsigned: set[str] = set()
     for node in nodes:
         rw.new_nodes = []
         if node.op_type == "DynamicQuantizeLSTM" and node.domain == _MS_DOMAIN:
@@ -296,7 +291,7 @@ def make_invariant(model: onnx.ModelProto) -> onnx.ModelProto:
             row_scales.add(node.output[1])
         else:
             if node.op_type == "MatMulInteger":
-                _unsigned_weights(rw, node, unsigned)
+                _unsigned_weights(rw, node)
             rw.new_nodes = [node]
         rewritten.extend(rw.new_nodes)
     del out.graph.node[:]
@@ -363,16 +358,22 @@ def quantize(model: onnx.ModelProto, scheme: str | None) -> onnx.ModelProto:
     raise ValueError(f"unknown quantization {scheme!r}")
 
 
+def matmul_weights(model: onnx.ModelProto) -> str | None:
+    """What the graph's `MatMulInteger` weights are, as model.json `int8_matmul_weights` records it for
+    `ner-fast info` (which reads no graph): "uint8" (with the zero point 128: the same integer sums on every
+    CPU), "int8" if any is signed (CPUs without VNNI may saturate on them), None without `MatMulInteger`."""
+    dtypes = {t.name: t.data_type for t in model.graph.initializer}
+    found = {dtypes.get(n.input[1]) for n in model.graph.node if n.op_type == "MatMulInteger"}
+    return "int8" if TensorProto.INT8 in found else "uint8" if found else None
+
+
 def old_int8_scheme(model: onnx.ModelProto) -> str | None:
     """Which earlier int8 scheme wrote `model`, if one did: "int8-dynamic" (activations quantized per batch),
     "signed-weights" (today's `int8` but for `MatMulInteger` weights still int8, which AVX2 kernels may
     saturate on), or None (today's `int8`, or not int8 at all). `bundle --requantize` converts either."""
     if any(n.op_type in ("DynamicQuantizeLSTM", "DynamicQuantizeLinear") for n in model.graph.node):
         return "int8-dynamic"
-    dtypes = {t.name: t.data_type for t in model.graph.initializer}
-    if any(n.op_type == "MatMulInteger" and dtypes.get(n.input[1]) == TensorProto.INT8 for n in model.graph.node):
-        return "signed-weights"
-    return None
+    return "signed-weights" if matmul_weights(model) == "int8" else None
 
 
 def is_batch_invariant(model: onnx.ModelProto) -> bool:
