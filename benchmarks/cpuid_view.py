@@ -20,6 +20,7 @@ may write (`build_folder`): whatever stands in the shared temporary folder is pr
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import platform
@@ -28,13 +29,17 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("cpuid_view.c")
 
 
+@functools.lru_cache(maxsize=None)
 def unsupported() -> str | None:
-    """Why this machine cannot run the view, or None when it can."""
+    """Why this machine cannot run the view, or None when it can: the platform, a C compiler, the CPU's
+    `cpuid_fault`, then a trial (a Python process started in the view), since a kernel or a seccomp filter
+    may still refuse CPUID faulting to a process where /proc/cpuinfo lists it."""
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return f"the CPUID view needs Linux on x86-64 (this is {sys.platform} on {platform.machine()})"
     if shutil.which("cc") is None:
@@ -46,6 +51,13 @@ def unsupported() -> str | None:
         flags = []
     if "cpuid_fault" not in flags:
         return "this CPU cannot fault on CPUID (no cpuid_fault in /proc/cpuinfo), so the CPUID view cannot run"
+    try:
+        env = _preloading(_build(), os.environ)
+    except RuntimeError as error:
+        return str(error)
+    trial = subprocess.run([sys.executable, "-c", ""], env=env, capture_output=True, text=True)
+    if trial.returncode != 0:
+        return f"the CPUID view did not start here: {trial.stderr.strip() or f'exit {trial.returncode}'}"
     return None
 
 
@@ -77,11 +89,15 @@ def build_folder() -> Path:
 
 
 def library() -> Path:
-    """The compiled view, built when its source changed (written then renamed: concurrent builds are safe).
-    Raises RuntimeError when it cannot be built here."""
+    """The compiled view, built when its source changed. Raises RuntimeError when the view cannot run here."""
     why = unsupported()
     if why:
         raise RuntimeError(why)
+    return _build()
+
+
+def _build() -> Path:
+    """The compiled view (written then renamed: concurrent builds are safe). Raises RuntimeError."""
     built = build_folder() / library_name()
     if not built.exists():
         fd, partial = tempfile.mkstemp(suffix=".so", dir=built.parent)
@@ -100,8 +116,12 @@ def library() -> Path:
 
 def environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """`base` (default: this process's environment) with the view preloaded for the processes started with it."""
-    env = dict(os.environ if base is None else base)
-    env["LD_PRELOAD"] = " ".join(filter(None, [str(library()), env.get("LD_PRELOAD", "")]))
+    return _preloading(library(), os.environ if base is None else base)
+
+
+def _preloading(lib: Path, base: Mapping[str, str]) -> dict[str, str]:
+    env = dict(base)
+    env["LD_PRELOAD"] = " ".join(filter(None, [str(lib), env.get("LD_PRELOAD", "")]))
     return env
 
 

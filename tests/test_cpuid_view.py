@@ -135,3 +135,30 @@ def test_a_process_started_with_sigsegv_blocked_survives_its_first_cpuid() -> No
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     assert done.returncode == 0 and done.stdout == "started\n", done.stderr
+
+
+def test_a_view_that_does_not_start_is_unsupported_with_its_reason(monkeypatch, capsys) -> None:
+    """/proc/cpuinfo may list cpuid_fault where the kernel or a seccomp filter still refuses CPUID faulting:
+    then the trial process exits 3 with the library's own line, and `--can-run` (./dev.sh test-isa) says no
+    with that line instead of letting every process of the pass die. (The refusal cannot be made here, so
+    the trial's answer is the library's, given.)"""
+    real_run = subprocess.run
+    refusal = "cpuid_view: this CPU or kernel cannot fault on CPUID (no cpuid_fault in /proc/cpuinfo)\n"
+
+    def refused(command, **kwargs):  # type: ignore[no-untyped-def]
+        if list(command[1:]) == ["-c", ""]:  # the trial
+            return subprocess.CompletedProcess(command, 3, "", refusal)
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(cpuid_view.subprocess, "run", refused)
+    cpuid_view.unsupported.cache_clear()
+    try:
+        assert cpuid_view.main(["--can-run"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("cpuid_view: the CPUID view did not start here: cpuid_view: this CPU") and err.count("\n") == 1
+        with pytest.raises(RuntimeError, match="did not start here"):
+            cpuid_view.environment()
+    finally:
+        monkeypatch.undo()
+        cpuid_view.unsupported.cache_clear()
+    assert cpuid_view.unsupported() is None  # this machine's own trial
