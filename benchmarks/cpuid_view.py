@@ -68,6 +68,12 @@ def nothing_to_hide() -> str | None:
     return None if cpu_info()["flags"]["avx512f"] else "this CPU has no AVX-512: its kernels are the AVX2 ones already"
 
 
+def cannot_use() -> str | None:
+    """Why running in the view would not test or measure anything here (it cannot run, or there is nothing
+    to hide), or None: what `--can-run` (./dev.sh test-isa) and the tests that use the view ask."""
+    return unsupported() or nothing_to_hide()
+
+
 def library_name() -> str:
     """The compiled view's file name: one per version of its source."""
     return f"ner-fast-cpuid-view-{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}.so"
@@ -144,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 0 where the view runs and hides something, else say why and exit 1 (./dev.sh test-isa)")
     parser.add_argument("command", nargs="*", help="the command to run in the view (after --)")
     args = parser.parse_args(argv)
-    why = unsupported()
     if args.can_run:
-        why = why or nothing_to_hide()
+        why = cannot_use()
         print(f"cpuid_view: {why}" if why else "cpuid_view: can run here", file=sys.stderr)
         return 1 if why else 0
+    why = unsupported()
     if why:
         print(f"cpuid_view: {why}", file=sys.stderr)
         return 2

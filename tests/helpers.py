@@ -27,10 +27,12 @@ from ner_fast.vocab import Vocabularies
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def benchmark_module(name: str, monkeypatch: Any) -> ModuleType:
+def benchmark_module(name: str, monkeypatch: Any = None) -> ModuleType:
     """`benchmarks/NAME.py` loaded as a module, with the benchmarks' folder on sys.path for this test only
-    (`monkeypatch`: a benchmark imports its siblings, such as `_machine`)."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    (`monkeypatch`: a benchmark imports its siblings, such as `_machine`; None for one that imports none,
+    loaded when a test module is)."""
+    if monkeypatch is not None:
+        monkeypatch.syspath_prepend(str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -8,23 +8,20 @@ process as they would without the view (MXNet and Python's faulthandler install 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("cpuid_view", Path(__file__).resolve().parent.parent / "benchmarks" / "cpuid_view.py")
-assert spec and spec.loader
-cpuid_view = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cpuid_view)
+from helpers import benchmark_module
 
-why = cpuid_view.unsupported() or cpuid_view.nothing_to_hide()
+cpuid_view = benchmark_module("cpuid_view")
+
+why = cpuid_view.cannot_use()
 pytestmark = pytest.mark.skipif(why is not None, reason=why or "")
 
 

@@ -22,7 +22,6 @@ figures are worth).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -34,17 +33,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import float_tol, network_terms
+from helpers import benchmark_module, float_tol, network_terms
 from ner_fast import Tagger
 from ner_fast.config import ModelConfig
 from ner_fast.corpus import Corpus
 from ner_fast.package import BUNDLED
 from ner_fast.prepare import split_corpus
 
-spec = importlib.util.spec_from_file_location("cpuid_view", Path(__file__).resolve().parent.parent / "benchmarks" / "cpuid_view.py")
-assert spec and spec.loader
-cpuid_view = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cpuid_view)
+cpuid_view = benchmark_module("cpuid_view")
 
 QEMU = shutil.which("qemu-x86_64")
 # An AVX2-only AMD EPYC (Zen 2), as QEMU models it.
@@ -68,7 +64,7 @@ def _command(way: str, child: list[str]) -> tuple[list[str], dict[str, str]]:
         preload = [lib for lib in env.get("LD_PRELOAD", "").split() if Path(lib).name != cpuid_view.library_name()]
         env["LD_PRELOAD"] = " ".join(preload)
         return [QEMU, "-cpu", EMULATED_CPU, *child], env
-    why = cpuid_view.unsupported() or cpuid_view.nothing_to_hide()
+    why = cpuid_view.cannot_use()
     if why:
         pytest.skip(why)
     return child, cpuid_view.environment(env)
