@@ -148,6 +148,10 @@ sighandler_t signal(int sig, sighandler_t fn) {
 /* How many CPUID instructions this process had answered; the symbol also tells a process it runs in the view. */
 long cpuid_view_calls(void) { return calls; }
 
+/* The flags of ner_fast.machine.FLAGS (/proc/cpuinfo's names) that the masks above clear, for the record a
+ * process in the view writes of its CPU (machine.cpu_info): kept here, beside the masks, as their one home. */
+const char *cpuid_view_hidden_flags(void) { return "avx512f avx512_vnni amx"; }
+
 __attribute__((constructor)) static void start(void) {
     struct sigaction act;
     memset(&act, 0, sizeof act);

@@ -5,7 +5,13 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -87,3 +93,21 @@ def test_benchmark_shell_scripts_write_json_only_through_write_json() -> None:
         assert "json.dump(" not in text, f"{path.name} writes JSON around _machine"
         if "<<'PY'" in text:  # a Python part that writes the result
             assert "from _machine import write_json" in text and "write_json(" in text, path.name
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_a_process_in_the_view_records_the_flags_the_view_says_it_hides(tmp_path: Path) -> None:
+    # The flags the CPUID view hides have one home, benchmarks/cpuid_view.c, which exports them as
+    # `cpuid_view_hidden_flags`. A stand-in library exporting only that symbol (it hides avx2 here, which every
+    # CPU this project runs on has) checks the recording side on any CPU, CPUID faulting or not.
+    stub = tmp_path / "stub.c"
+    stub.write_text('const char *cpuid_view_hidden_flags(void) { return "avx2 amx"; }\n')
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "stub.so"), str(stub)], check=True)
+    code = "import json; from ner_fast.machine import cpu_info; print(json.dumps(cpu_info()))"
+    env = {**os.environ, "LD_PRELOAD": str(tmp_path / "stub.so")}
+    seen = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True, timeout=60).stdout)
+    assert seen["real_flags"] == machine.cpu_info()["flags"] and seen["real_flags"]["avx2"] is True
+    assert seen["flags"] == {**seen["real_flags"], "avx2": False, "amx": False}
+    assert seen["cpuid_view"].startswith("avx2: CPUID without amx, avx2 (")
+    assert "real_flags" not in machine.cpu_info() and "cpuid_view" not in machine.cpu_info()  # this process: no view

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from ner_fast.cli import cli
-from ner_fast.cli.info import PER_BATCH_OPS, format_card, model_card
+from ner_fast.cli.info import format_card, model_card
+from ner_fast.package import PER_BATCH_OPS
 from ner_fast.labels import GMB_DESCRIPTIONS
 from ner_fast.package import default_package_path, load_package, package_checksum, package_path
 from ner_fast.training.export import export_model

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx")
-# What benchmarks/cpuid_view.c hides: every flag above but avx2.
-VIEW_HIDES = ("avx512f", "avx512_vnni", "amx")
 
 
-def in_cpuid_view() -> bool:
-    """Whether this process runs with benchmarks/cpuid_view.c loaded (it exports `cpuid_view_calls`)."""
+def view_hides() -> frozenset[str] | None:
+    """The FLAGS this process's CPUID hides, if it runs with benchmarks/cpuid_view.c loaded (which exports
+    them, beside its bit masks, as `cpuid_view_hidden_flags`); None outside the view."""
     try:
-        ctypes.CDLL(None).cpuid_view_calls
+        hidden = ctypes.CDLL(None).cpuid_view_hidden_flags
     except (OSError, AttributeError):
-        return False
-    return True
+        return None
+    hidden.restype = ctypes.c_char_p
+    return frozenset(hidden().decode().split())
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
@@ -59,8 +59,9 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "arch": platform.machine(),
     }
-    if cpuinfo_given is None and in_cpuid_view():
-        info["flags"] = {flag: on and flag not in VIEW_HIDES for flag, on in real.items()}
+    hides = view_hides() if cpuinfo_given is None else None
+    if hides is not None:
+        info["flags"] = {flag: on and flag not in hides for flag, on in real.items()}
         info["real_flags"] = real
-        info["cpuid_view"] = "avx2: CPUID without AVX-512, VNNI or AMX (benchmarks/cpuid_view.py), this CPU's cores"
+        info["cpuid_view"] = f"avx2: CPUID without {', '.join(sorted(hides))} (benchmarks/cpuid_view.py), this CPU's cores"
     return info

@@ -75,6 +75,10 @@ DEFAULT_BUCKETS = "dynamic"
 #: (exact parity with MXNet). Packages written before "int8-dynamic" existed record "int8" for it.
 QUANTIZATIONS = ("int8", "int8-dynamic", "none")
 DEFAULT_QUANTIZE = "int8"
+#: Operators that quantize activations with one scale for the whole batch (what `int8-dynamic` writes): a graph
+#: holding any of them gives a sentence scores that depend on its batch. `ner-fast info` flags them and
+#: `training.quantize` recognises old packages by them (docs/ARCHITECTURE.md, "The same answer").
+PER_BATCH_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")
 
 
 @dataclass(frozen=True)

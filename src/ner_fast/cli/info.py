@@ -17,10 +17,8 @@ import click
 
 from ner_fast.cli.loading import PackageArgument
 from ner_fast.option_table import command_options
+from ner_fast.package import PER_BATCH_OPS
 
-#: Operators that quantize activations with one scale for the whole batch: a graph holding any of them
-#: gives a sentence scores that depend on its batch (docs/ARCHITECTURE.md, portability notes).
-PER_BATCH_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")
 
 
 def model_card(package: str | Path | None = None) -> dict[str, Any]:

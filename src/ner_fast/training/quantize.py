@@ -46,6 +46,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ner_fast.package import PER_BATCH_OPS
+
 _MS_DOMAIN = "com.microsoft"
 #: The fixed zero point of the per-row uint8 activations: symmetric rows in [-127, 127] + 128.
 ROW_ZERO_POINT = 128
@@ -371,7 +373,7 @@ def old_int8_scheme(model: onnx.ModelProto) -> str | None:
     """Which earlier int8 scheme wrote `model`, if one did: "int8-dynamic" (activations quantized per batch),
     "signed-weights" (today's `int8` but for `MatMulInteger` weights still int8, which AVX2 kernels may
     saturate on), or None (today's `int8`, or not int8 at all). `bundle --requantize` converts either."""
-    if any(n.op_type in ("DynamicQuantizeLSTM", "DynamicQuantizeLinear") for n in model.graph.node):
+    if any(n.op_type in PER_BATCH_OPS for n in model.graph.node):
         return "int8-dynamic"
     return "signed-weights" if matmul_weights(model) == "int8" else None
 
@@ -379,4 +381,4 @@ def old_int8_scheme(model: onnx.ModelProto) -> str | None:
 def is_batch_invariant(model: onnx.ModelProto) -> bool:
     """Whether a graph holds none of the ops known to make a row's output depend on the other rows:
     activation scales computed over the whole batch, and `Log` (see `ensemble_from_logits`)."""
-    return not any(n.op_type in ("DynamicQuantizeLSTM", "DynamicQuantizeLinear", "Log") for n in model.graph.node)
+    return not any(n.op_type in (*PER_BATCH_OPS, "Log") for n in model.graph.node)
