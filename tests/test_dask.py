@@ -402,7 +402,7 @@ def test_a_package_that_reads_pos_is_refused_before_any_worker_starts(tmp_path: 
                                       "--input-format", "text", "--local-workers", "1"])
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
-        f"Error: {package.resolve()}: this package reads POS tags, which a cluster run does not have (it tags raw text):"
+        f"Error: {package.resolve()}: this model reads POS tags, which a cluster run does not have (it tags raw text):"
         " use a package trained without POS input"]
     assert not (tmp_path / "out").exists()
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ner_fast.atomic import atomic_write_json
+from ner_fast.engine import check_reads_no_pos
 from ner_fast.partition import (
     PARTITION_SIZE,
     SCHEDULER_TIMEOUT,
@@ -88,9 +89,11 @@ def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     given = package_path(package)
     pkg = load_package(given)  # as given, so that a misspelt name (`robst`) is told as one
     path = given.resolve()
-    if pkg.model.get("use_pos"):
-        raise ValueError(f"{path}: this package reads POS tags, which a cluster run does not have (it tags raw"
-                         " text): use a package trained without POS input")
+    try:
+        check_reads_no_pos(bool(pkg.model.get("use_pos")), "a cluster run does not have (it tags raw text)",
+                           "use a package trained without POS input")
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     return str(path), package_checksum(path)
 
 

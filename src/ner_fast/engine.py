@@ -140,13 +140,19 @@ class TagWork:
 # ------------------------------------------------------------------------------------ raw text
 
 
+def check_reads_no_pos(uses_pos: bool, source: str = "raw text does not have",
+                       remedy: str = "tag pre-tokenized sentences with their POS tags (tagger.tag / tagger.tag_batch with "
+                                     "pos=...), or use a package trained without POS input") -> None:
+    """ValueError for a model that reads POS tags (`uses_pos`) asked to tag input without them: the one rule
+    of what can tag raw text, for the Python API (`check_model`), `ner-fast serve` and a cluster run, each
+    saying where its input comes from (`source`, after "which") and what to do instead (`remedy`)."""
+    if uses_pos:
+        raise ValueError(f"this model reads POS tags, which {source}: {remedy}")
+
+
 def check_model(model: Model) -> None:
     """ValueError for a model that cannot tag raw text (it reads POS tags, which raw text lacks)."""
-    if model.uses_pos:
-        raise ValueError(
-            "this model reads POS tags, which raw text does not have: tag pre-tokenized sentences with their "
-            "POS tags (tagger.tag / tagger.tag_batch with pos=...), or use a package trained without POS input"
-        )
+    check_reads_no_pos(model.uses_pos)
 
 
 def segment_input(index: int, text: Any) -> Segments:

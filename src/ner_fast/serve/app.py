@@ -38,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ner_fast import __version__
+from ner_fast.engine import check_reads_no_pos
 from ner_fast.errors import json_error
 from ner_fast.package import bundled_name, package_checksum
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
@@ -483,8 +484,7 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     requests with `ner_fast.serve.annotate.annotate`. `app.state.metrics` holds the app's `Metrics`.
 
     Raises ValueError for a model that reads POS tags: raw text has none, and the API takes none."""
-    if tagger.uses_pos:
-        raise ValueError("this model reads POS tags, which the HTTP API does not take: serve a package trained without POS input")
+    check_reads_no_pos(tagger.uses_pos, "the HTTP API does not take", "serve a package trained without POS input")
     metrics = Metrics()
     batcher: Batcher[Job | Piece, Any] = Batcher(
         lambda jobs: annotate(tagger, jobs), settings.max_batch_tokens, settings.max_wait_ms, settings.threads, metrics.on_batch
