@@ -12,7 +12,7 @@ bundled ones: the one distilled network and the ensemble it was distilled from, 
 (a finished one there is reused, not retrained; `--prepare-only` trains and exports and measures
 nothing, so that training may share the machine and a later run measures on a quiet one). Each is
 exported (`export.export_model`, the dynamic graph) into `DIR/packages/NAME-fp32` and `NAME-int8`
-(onnxruntime dynamic quantization, per tensor: what `ner-fast export --quantize int8` writes), reused
+(what `ner-fast export --quantize int8` writes: the batch-invariant int8 of `training.quantize`), reused
 when present. `--quantize` may also ask for quantizations the exporter does not offer, made here from
 the fp32 graph (`quantized_graph`): `int8-channel` (dynamic, per channel), `qdq` and `qoperator`
 (static, per channel, calibrated on 640 training sentences). The CRF peer (sklearn-crfsuite, L-BFGS, `benchmarks/text.py`'s word features plus POS
@@ -160,7 +160,7 @@ def export_variant(model: Path, out: Path, quantize: str | None) -> Path:
     return export_model(model, out, quantize=quantize)
 
 
-# Quantizations measured beside the exporter's own two (fp32, and "int8": onnxruntime dynamic, per tensor).
+# Quantizations measured beside the exporter's own two (fp32, and "int8": `ner-fast export`'s batch-invariant int8).
 # These are made here from the fp32 package's graph: the exporter does not offer them (see the docstring).
 EXTRA_KINDS = ("int8-channel", "qdq", "qoperator")
 KINDS = ("fp32", "int8", *EXTRA_KINDS)
