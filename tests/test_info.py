@@ -10,9 +10,8 @@ from click.testing import CliRunner
 
 from ner_fast.cli import cli
 from ner_fast.cli.info import format_card, model_card
-from ner_fast.package import PER_BATCH_OPS
 from ner_fast.labels import GMB_DESCRIPTIONS
-from ner_fast.package import default_package_path, load_package, package_checksum, package_path
+from ner_fast.package import PER_BATCH_OPS, default_package_path, load_package, package_checksum, package_path
 from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 
@@ -277,3 +276,15 @@ def test_the_card_says_whether_int8_sums_are_the_same_on_every_cpu(tmp_path: Pat
     converted, record = requantize_package(old, tmp_path / "converted", command="test")
     assert record["requantized"]["from"] == "signed-weights" and unsigned_matmul_weights(Path(converted))
     assert model_card(converted)["quantization"]["same_on_every_cpu"] is True
+
+
+def test_the_card_lists_a_packages_weight_conversions_oldest_first() -> None:
+    # `bundle --requantize` records each conversion with the one before it under `before`: the ensemble went
+    # int8-dynamic -> int8, then signed -> unsigned MatMulInteger weights.
+    chain = model_card("ensemble")["training"]["requantized"]
+    recorded = load_package(package_path("ensemble")).model["provenance"]["requantized"]
+    assert [step["from"] for step in chain] == [recorded["before"]["from"], recorded["from"]] == ["int8-dynamic", "signed-weights"]
+    assert chain[-1]["validation_f1_before"] == recorded["validation_f1_before"]
+    lines = [line for line in format_card(model_card("ensemble")).splitlines() if line.startswith("  requantized: ")]
+    assert len(lines) == 2 and lines[0].startswith("  requantized: int8-dynamic -> int8 by ") and "F1 before 0.8528" in lines[1]
+    assert model_card(None)["training"]["requantized"][0]["from"] == "signed-weights"

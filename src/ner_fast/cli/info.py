@@ -31,7 +31,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     `ner-fast export` made: model_dir, checkpoint, epoch and the dev entity F1 logged in training at that
     epoch, MXNet float32; None where no run logged one), `training`
     (data, command, source commit, epochs, recipe: the training options and architecture, `vectors`: the
-    pretrained word vectors it started from with their licence, None without), `network`,
+    pretrained word vectors it started from with their licence, None without; `requantized`: the weight
+    conversions of `bundle --requantize`, oldest first, `_conversions`), `network`,
     `network.char_features`: where the character CNN's features are computed (`_char_features`).
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why, same_on_every_cpu), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
@@ -117,7 +118,18 @@ def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) ->
         "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
         "source": source,
         "vectors": model.get("vectors"),
+        "requantized": _conversions(provenance.get("requantized")),
     }
+
+
+def _conversions(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The weight conversions a package went through (`bundle --requantize`, each recording the one before
+    it under `before`), oldest first: from and to which scheme, the command, its commit, the F1 before."""
+    found = []
+    while record:
+        found.append({k: record.get(k) for k in ("from", "to", "command", "source_commit", "validation_f1_before")})
+        record = record.get("before")
+    return found[::-1]
 
 
 def _char_features(pkg: Any) -> dict[str, Any]:
@@ -180,6 +192,9 @@ def format_card(card: dict[str, Any]) -> str:
     if train["command"]:
         lines.append(f"  built by: {train['command']} (source commit {train['source_commit']})")
     lines += _epoch_lines(train)
+    for step in train["requantized"]:
+        lines.append(f"  requantized: {step['from']} -> {step['to']} by {step['command']} (source commit "
+                     f"{step['source_commit']}; validation F1 before {_num(step['validation_f1_before'])})")
     recipes = [r for r in [train["recipe"], *train["ensemble"]] if r]
     for i, recipe in enumerate(recipes):
         name = f"member {i + 1}" if len(recipes) > 1 else "recipe"
