@@ -12,7 +12,8 @@ records:
 
 `--compare` reads the JSON of an earlier run (another CPU's, e.g. `benchmarks/results/answers_epyc.json`)
 and reports, per package, whether the tags' digest is the same; a differing digest then says to compare the
-tags themselves. Exit status 0 when every comparison made agrees, 1 otherwise. Nothing here is a speed.
+tags themselves. Exit status 0 when every comparison made agrees, 1 otherwise, 2 for a usage mistake (a
+`--compare` file that is missing or not such a JSON: one line). Nothing here is a speed.
 """
 from __future__ import annotations
 
@@ -58,6 +59,19 @@ def answers(path: Path) -> dict[str, Any]:
     }
 
 
+def read_earlier(path: Path) -> dict[str, Any]:
+    """The `packages` of an earlier run's JSON; ValueError (one line) for a file that is missing or is not one."""
+    try:
+        packages = json.loads(path.read_text(encoding="utf-8"))["packages"]
+        if all(isinstance(p, dict) and isinstance(p.get("tags_sha256"), str) for p in packages.values()):
+            return packages
+    except OSError as err:
+        raise ValueError(f"--compare {path}: {err.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    raise ValueError(f"--compare {path}: not a JSON of benchmarks/answers.py")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", type=package_arg, action="append", help="NAME=DIR (default: both bundled)")
@@ -65,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     packages = args.package or [("default", package_path("default")), ("ensemble", package_path("ensemble"))]
-    earlier = json.loads(args.compare.read_text())["packages"] if args.compare else {}
+    try:
+        earlier = read_earlier(args.compare) if args.compare else {}
+    except ValueError as err:
+        parser.error(str(err))  # a usage mistake: exit status 2, not the 1 of answers that differ
     results, agree = {}, True
     for name, path in packages:
         result = results[name] = answers(path)

@@ -34,3 +34,17 @@ def test_answers_records_the_tags_digest_and_compares_it(tmp_path: Path, monkeyp
     capsys.readouterr()
     assert answers.main(["--package", "default=default", "--compare", str(other)]) == 1
     assert "tags NOT the same as" in capsys.readouterr().out
+
+
+def test_a_compare_file_that_is_missing_or_not_its_json_is_one_line_and_status_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    answers = benchmark_module("answers", monkeypatch)
+    (tmp_path / "text.json").write_text("not json")
+    (tmp_path / "other.json").write_text(json.dumps({"packages": {"default": {"f1": 0.8}}}))
+    for name, why in (("missing.json", "No such file or directory"), ("text.json", "not a JSON of benchmarks/answers.py"),
+                      ("other.json", "not a JSON of benchmarks/answers.py")):
+        with pytest.raises(SystemExit) as stop:
+            answers.main(["--package", "default=default", "--compare", str(tmp_path / name)])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].endswith(f": error: --compare {tmp_path / name}: {why}") and "Traceback" not in err
