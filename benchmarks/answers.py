@@ -26,7 +26,7 @@ from typing import Any
 
 from ner_fast.package import package_path
 from ner_fast.tagger import Tagger
-from ner_fast.training.bundle import score_tagger, validation_corpus
+from ner_fast.training.bundle import score_tags, tag_corpus, validation_corpus
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 from defaults import package_arg  # benchmarks/defaults.py: `--package NAME=DIR|default`, written once
 
@@ -41,9 +41,8 @@ def answers(path: Path) -> dict[str, Any]:
         raise SystemExit(f"answers: {path}: its model.json records no validation scores (a bundled package's do)")
     recorded = provenance["validation"]
     corpus = validation_corpus(provenance["training"])
-    offsets = corpus.offsets.tolist()
-    tags = tagger.tag_batch([corpus.words[a:b] for a, b in zip(offsets, offsets[1:])])
-    scores = score_tagger(tagger, corpus)
+    tags = tag_corpus(tagger, corpus)  # tagged once: scored as the bundle step scores, and digested
+    scores = score_tags(tags, corpus, tagger.tags)
     per_type = scores.per_type
     same = all(getattr(scores, k) == recorded[k] for k in SCORES) and per_type.keys() == recorded["per_type"].keys() and all(
         per_type[t][k] == recorded["per_type"][t][k] for t in per_type for k in (*SCORES, "support"))

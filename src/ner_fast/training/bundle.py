@@ -12,7 +12,7 @@ with a wider character CNN) and runs it with `--ensemble RUN_DIR2 --min-word-cou
 src/ner_fast/models/ensemble` (`package.ENSEMBLE_PACKAGE`): one int8 ensemble package, the embeddings of
 words seen once in training dropped, as they measured no loss.
 
-`score_tagger` / `validation_corpus` are MXNet-free (the test of the bundled package runs them
+`score_tagger` (`tag_corpus`, then `score_tags`) / `validation_corpus` are MXNet-free (the test of the bundled package runs them
 without MXNet); the export step needs onnx.
 """
 from __future__ import annotations
@@ -88,24 +88,32 @@ def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> in
 
 
 def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
-    """Entity P/R/F1 (conlleval, overall and per type) of `tagger`'s tags for `corpus`'s sentences.
+    """Entity P/R/F1 (conlleval, overall and per type) of `tagger`'s tags for `corpus`'s sentences
+    (`tag_corpus`, then `score_tags`)."""
+    return score_tags(tag_corpus(tagger, corpus, batch_size), corpus, tagger.tags)
 
-    POS tags are passed only to a model that reads them; the tags come from `tagger.tag_batch`
-    with the package's own decoding, exactly what an application gets.
-    """
-    if corpus.tags is None:
-        raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
+
+def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = 256) -> list[list[str]]:
+    """`tagger`'s tags for `corpus`'s sentences: from `tagger.tag_batch` with the package's own decoding,
+    exactly what an application gets. POS tags are passed only to a model that reads them."""
     offsets = corpus.offsets.tolist()
     sentences = [corpus.words[a:b] for a, b in zip(offsets, offsets[1:])]
     pos = [corpus.pos[a:b] for a, b in zip(offsets, offsets[1:])] if (tagger.uses_pos and corpus.pos) else None
-    predicted = tagger.tag_batch(sentences, pos, batch_size=batch_size)
-    index = {t: i for i, t in enumerate(tagger.tags)}
+    return tagger.tag_batch(sentences, pos, batch_size=batch_size)
+
+
+def score_tags(predicted: list[list[str]], corpus: Corpus, tags: list[str]) -> Scores:
+    """Entity P/R/F1 (conlleval, overall and per type) of the tags `predicted` for `corpus`'s sentences,
+    from a model whose tag set is `tags`."""
+    if corpus.tags is None:
+        raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
+    index = {t: i for i, t in enumerate(tags)}
     unknown = sorted(set(corpus.tags) - set(index))
     if unknown:
         raise ValueError(f"{corpus.source}: tags the model does not know: {unknown}")
     gold = np.fromiter((index[t] for t in corpus.tags), dtype=np.int64, count=len(corpus.tags))
     pred = np.fromiter((index[t] for s in predicted for t in s), dtype=np.int64, count=len(corpus.tags))
-    return score(gold, pred, corpus.lengths, TagScheme(tagger.tags))
+    return score(gold, pred, corpus.lengths, TagScheme(tags))
 
 
 def _git(*args: str) -> str | None:
