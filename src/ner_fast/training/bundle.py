@@ -89,8 +89,14 @@ def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> in
 
 def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
     """Entity P/R/F1 (conlleval, overall and per type) of `tagger`'s tags for `corpus`'s sentences
-    (`tag_corpus`, then `score_tags`)."""
+    (`tag_corpus`, then `score_tags`). An untagged corpus is refused before anything is tagged."""
+    _check_tagged(corpus)
     return score_tags(tag_corpus(tagger, corpus, batch_size), corpus, tagger.tags)
+
+
+def _check_tagged(corpus: Corpus) -> None:
+    if corpus.tags is None:
+        raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
 
 
 def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = 256) -> list[list[str]]:
@@ -105,8 +111,7 @@ def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = 256) -> list[list[
 def score_tags(predicted: list[list[str]], corpus: Corpus, tags: list[str]) -> Scores:
     """Entity P/R/F1 (conlleval, overall and per type) of the tags `predicted` for `corpus`'s sentences,
     from a model whose tag set is `tags`."""
-    if corpus.tags is None:
-        raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
+    _check_tagged(corpus)
     index = {t: i for i, t in enumerate(tags)}
     unknown = sorted(set(corpus.tags) - set(index))
     if unknown:
