@@ -438,3 +438,19 @@ def test_a_value_that_is_no_package_is_refused_by_one_helper(tmp_path: Path) -> 
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
         assert str(expected.value) in result.output, result.output
+
+
+def test_evaluate_prints_no_mxnet_graph_lines(run: Path, gmb_file: Path) -> None:
+    # `ner-fast evaluate MODEL DATA` imports MXNet without the training set-up (`training/cpu.py`), and printed MXNet's
+    # "Subgraph backend MKLDNN is activated" once per bound bucket graph on stderr until the training
+    # package set MXNET_SUBGRAPH_VERBOSE itself. A fresh process: an in-process import has it set already.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_SUBGRAPH_VERBOSE"}
+    done = subprocess.run([sys.executable, "-m", "ner_fast", "evaluate", str(run), str(gmb_file), "--no-progress", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sentences"] > 0
+    assert "Subgraph backend" not in done.stderr, done.stderr

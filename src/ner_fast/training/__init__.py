@@ -16,3 +16,8 @@ never imports from here (`tests/test_layout.py` checks it); what both sides shar
 vocabularies, bucket rules, checkpoint files, the configuration table) sits beside the runtime, in
 `ner_fast` itself, and imports nothing heavy.
 """
+import os
+
+# MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run. Set here,
+# before any module of this package imports MXNet (`ner-fast evaluate` reaches it without `cpu`); a user's value wins.
+os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")

@@ -2,8 +2,6 @@
 (`flush_denormals`), OpenMP threads for MXNet's operators (`omp_threads`, `set_mxnet_threads`) and
 their spinning (`spin_openmp_threads`). `train.py`'s set-up (`run_setup.set_up`), the parameter-server
 launcher (`distributed.py`) and the training benchmarks call them.
-
-Importing this module also quiets MXNet's line per bound graph.
 """
 from __future__ import annotations
 
@@ -11,9 +9,6 @@ import os
 from typing import MutableMapping
 
 from ner_fast.cores import usable_cores
-
-# MXNet logs a line per bound graph ("Subgraph backend MKLDNN is activated"): dozens per bucket run.
-os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 
 
 def flush_denormals() -> bool:
