@@ -231,6 +231,20 @@ def test_conll_errors_name_file_and_line(tmp_path: Path, content: bytes, line: i
     assert_error_at(tmp_path / "bad.conll", content, "conll", line, message)
 
 
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        # A left-to-right mark (U+200E) alone between spaces: re3d's CoNLL files have such tokens.
+        ("Angela Merkel\nvisited \u200e Paris\n".encode(), 2),
+        ("a b\n\nc \u200b\u2060\n".encode(), 3),
+    ],
+)
+def test_tokens_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int) -> None:
+    # The tokens reader took any whitespace-separated run, so such a token reached the tagger, which refused
+    # it as "token 1 of sentence 1" with no file or line (and `--output-dir`'s text path dropped it).
+    assert_error_at(tmp_path / "bad.tokens", content, "tokens", line, "a token must hold a character that is neither")
+
+
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = tmp_path / "words.txt"
     path.write_text("hello\n")

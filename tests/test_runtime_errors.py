@@ -73,3 +73,14 @@ def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and not (tmp_path / "out").exists()
     assert f"{data}: prepare needs a tagged corpus (read as tokens; see --format)" in result.output
+
+
+def test_an_unknown_iob1_tag_is_named_as_read(pos_model: Path, tmp_path: Path) -> None:
+    # IOB1's I-art after an O is read as B-art: the message said 'B-art' of a line that says I-art.
+    tags = [list(t) for t in TAGS]
+    tags[1][2] = "I-art"
+    data = write_conll(tmp_path / "art1.conll", with_pos=True, tags=tags)
+    result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(data), "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {data}:11: tag 'B-art' is not one the model knows")
+    assert "tags are read as IOB2: an entity's first I- is a B-" in result.output

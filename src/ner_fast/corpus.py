@@ -501,7 +501,8 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
 
 def _check_words(words: list[str], source: str, line_of: Callable[[int], int]) -> None:
     """A CorpusError at the line (`line_of(token index)`) of the first word that is whitespace only
-    (`text.blank_token`: what the tagger would refuse), such as a CoNLL word that is an NBSP."""
+    (`text.blank_token`: what the tagger would refuse), such as a CoNLL word that is an NBSP or a tokens
+    line's U+200E between spaces; every reader checks it."""
     blank = blank_token(words)
     if blank is not None:
         raise CorpusError(f"word {words[blank]!r}: {TOKEN_RULE}", source, line_of(blank))
@@ -533,6 +534,7 @@ def _read_tokens(raw: bytes, source: str) -> Corpus:
             offsets.append(len(words))
     if not words:
         raise CorpusError("no sentences found", source, 1)
+    _check_words(words, source, lines.__getitem__)  # a run of invisible format characters (U+200E) is no token
     return Corpus(words, None, None, np.asarray(offsets, dtype=np.int64), source, "tokens", np.asarray(lines, dtype=np.int64))
 
 

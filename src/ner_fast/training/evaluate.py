@@ -59,7 +59,10 @@ def corpus_buckets(
     known = set(vocabs.tags.itos)
     for i, tag in enumerate(corpus.tags):
         if tag not in known:
-            raise CorpusError(f"tag {tag!r} is not one the model knows ({', '.join(vocabs.tags.itos)})", corpus.source, corpus.line_of(i))
+            # The readers rewrite IOB1 as IOB2: the file's line may say I-X where the tag compared is B-X.
+            read_as = " (tags are read as IOB2: an entity's first I- is a B-)" if tag.startswith("B-") else ""
+            raise CorpusError(f"tag {tag!r} is not one the model knows ({', '.join(vocabs.tags.itos)}){read_as}",
+                              corpus.source, corpus.line_of(i))
     features = featurize(corpus.words, corpus.pos, vocabs, max_token_chars)
     buckets, _ = build_buckets(features, corpus.offsets, tag_ids(corpus.tags, vocabs), lengths, cut=False)
     return buckets
