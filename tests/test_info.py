@@ -289,3 +289,29 @@ def test_the_card_lists_a_packages_weight_conversions_oldest_first() -> None:
     assert len(lines) == 2 and lines[0].startswith("  requantized: int8-dynamic -> int8 by ") and "F1 before 0.8528" in lines[1]
     assert model_card(None)["training"]["requantized"] == []  # `default`, built with today's int8: never converted
     assert not any(line.startswith("  requantized: ") for line in format_card(model_card(None)).splitlines())
+
+
+def test_a_one_network_package_shows_the_per_label_scores_its_run_logged(tmp_path: Path) -> None:
+    # `ner-fast info` of a package a user exported showed every label's F1 as "-": the per-type scores
+    # training logs in metrics.jsonl at the exported epoch were not carried into the package.
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False)
+    _log_training(tmp_path / "model", [0.5, 0.7251], best=2)
+    per_type = {"per": {"f1": 0.8125, "precision": 0.8, "recall": 0.825, "support": 40, "predicted": 41},
+                "geo": {"f1": 0.3, "precision": 0.25, "recall": 0.375, "support": 8, "predicted": 12}}
+    lines = (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({"epoch": 2, "valid": {"f1": 0.7251, "per_type": per_type}})
+    (tmp_path / "model" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    card = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
+    assert card["labels_scored"] == "logged" and card["validation"] is None
+    rows = {row["label"]: row for row in card["labels"]}
+    assert {k: rows["per"][k] for k in ("f1", "precision", "recall", "support")} == {
+        "f1": 0.8125, "precision": 0.8, "recall": 0.825, "support": 40}
+    assert rows["geo"]["f1"] == 0.3
+    assert [r["f1"] for label, r in rows.items() if label not in per_type] and all(
+        r["f1"] is None for label, r in rows.items() if label not in per_type)
+    text = format_card(card)
+    assert "no per-label scores recorded" not in text and "0.8125" in text and "entity F1 0.7251 at epoch 2" in text
+    # A package whose run logged no per-type scores says so.
+    _log_training(tmp_path / "model", [0.5, 0.7251], best=2)
+    bare = model_card(export_model(tmp_path / "model", tmp_path / "pkg2", quantize=None))
+    assert bare["labels_scored"] is None and "no per-label scores recorded" in format_card(bare)

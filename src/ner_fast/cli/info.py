@@ -26,7 +26,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     default bundled one), JSON-ready:
 
     `package` (path, checksum, format version, versions), `labels` (label, description and the
-    validation scores of each: f1, precision, recall, support, when recorded), `validation` (measured
+    validation scores of each: f1, precision, recall, support, when recorded), `labels_scored` (where those
+    scores come from: "tagger", "logged" for a one-network package's run, None: none), `validation` (measured
     through the tagger: what a bundled package records), `logged_validation` (per member run of a package
     `ner-fast export` made: model_dir, checkpoint, epoch and the dev entity F1 logged in training at that
     epoch, MXNet float32; None where no run logged one), `training`
@@ -46,7 +47,12 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     model = pkg.model
     provenance = model.get("provenance") or {}
     validation = provenance.get("validation") or {}
-    per_type = validation.get("per_type") or {}
+    source = model.get("source") or {}
+    members = source.get("members") if isinstance(source, dict) else None
+    # Per label: measured through the tagger where the bundle step did, else what a one-network package's run
+    # logged in training at the exported epoch (`run_dir.logged_record`; an ensemble's members differ).
+    logged_per_type = None if validation or members or not isinstance(source, dict) else (source.get("validation") or {}).get("per_type")
+    per_type = validation.get("per_type") or logged_per_type or {}
     types = TagScheme(pkg.tags).types
     described = package_descriptions(model, types)
     labels = [
@@ -59,8 +65,6 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     graphs = [name for name in files if name.endswith(".onnx")]
     per_batch = sorted({op for name in graphs for op in PER_BATCH_OPS if op.encode() in (folder / name).read_bytes()})
     scheme = model.get("quantization")
-    source = model.get("source") or {}
-    members = source.get("members") if isinstance(source, dict) else None
     return {
         "package": {
             "path": str(folder),
@@ -70,6 +74,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "versions": pkg.manifest.get("versions", {}),
         },
         "labels": labels,
+        # Where the labels' scores come from: "tagger" (`validation`), "logged" (`logged_validation`), or None.
+        "labels_scored": "tagger" if validation.get("per_type") else "logged" if logged_per_type else None,
         "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
                                                        "precision", "recall", "measured_with")} if validation else None,
         "logged_validation": _logged_validation(source),
@@ -177,7 +183,8 @@ def format_card(card: dict[str, Any]) -> str:
                      f"{_num(valid['sentences'])} sentences, {_num(valid['tokens'])} tokens, {_num(valid['entities'])} entities "
                      f"of {valid['corpus']}, split {valid['split']}; measured through the tagger: {valid['measured_with']})")
     elif card["logged_validation"]:
-        lines.append("  (no per-label scores recorded in this package)")
+        if card["labels_scored"] is None:
+            lines.append("  (no per-label scores recorded in this package)")
         for run in card["logged_validation"]:
             if run["f1"] is None:
                 lines.append(f"  (run {run['model_dir']}: no validation F1 logged in training)")
