@@ -191,8 +191,8 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
     from `metrics.jsonl`: "best" (best.params.npz: `state.json`'s best_epoch, the F1 that made it best) or
     "last" (last.params.npz: the live parameters of `state.json`'s epoch, the last one finished).
 
-    {"epoch", "epochs_trained", "f1", "per_type"}: each None where the run does not record it (per_type: the
-    entity types' F1, P, R and support logged with that F1) (no state.json: stopped
+    {"epoch", "epochs_trained", "f1", "per_type"} (per_type: each entity type's F1, P, R and support logged
+    with that F1): each None where the run does not record it (no state.json: stopped
     before its first epoch ended; no line for that epoch in metrics.jsonl). For "last", f1 is None where no
     F1 was logged for last.params.npz's parameters: an interrupted run saved them partway through the
     epoch after its last finished one (`state.json` interrupted; epoch None then), and with `--average` an
