@@ -38,7 +38,6 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why, same_on_every_cpu), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
-    from ner_fast.labels import package_descriptions
     from ner_fast.package import MANIFEST_FILE, bundled_name, load_package, package_checksum, package_path
     from ner_fast.schemes import TagScheme
 
@@ -49,17 +48,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     validation = provenance.get("validation") or {}
     source = model.get("source") or {}
     members = source.get("members") if isinstance(source, dict) else None
-    # Per label: measured through the tagger where the bundle step did, else what a one-network package's run
-    # logged in training at the exported epoch (`run_dir.logged_record`; an ensemble's members differ).
-    logged_per_type = None if validation or members or not isinstance(source, dict) else (source.get("validation") or {}).get("per_type")
-    per_type = validation.get("per_type") or logged_per_type or {}
-    types = TagScheme(pkg.tags).types
-    described = package_descriptions(model, types)
-    labels = [
-        {"label": label, "description": described.get(label, ""),
-         **{k: per_type.get(label, {}).get(k) for k in ("f1", "precision", "recall", "support")}}
-        for label in sorted(types)
-    ]
+    labels, labels_scored = _labels(model, TagScheme(pkg.tags).types, validation, source if not members else None)
     files = sorted(pkg.manifest["files"]) + [MANIFEST_FILE]
     sizes = {name: (folder / name).stat().st_size for name in files}
     graphs = [name for name in files if name.endswith(".onnx")]
@@ -74,8 +63,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             "versions": pkg.manifest.get("versions", {}),
         },
         "labels": labels,
-        # Where the labels' scores come from: "tagger" (`validation`), "logged" (`logged_validation`), or None.
-        "labels_scored": "tagger" if validation.get("per_type") else "logged" if logged_per_type else None,
+        "labels_scored": labels_scored,
         "validation": {k: validation.get(k) for k in ("corpus", "split", "sentences", "tokens", "entities", "f1",
                                                        "precision", "recall", "measured_with")} if validation else None,
         "logged_validation": _logged_validation(source),
@@ -102,6 +90,23 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         },
         "speed": model.get("speed") or provenance.get("speed"),
     }
+
+
+def _labels(model: dict[str, Any], types: list[str], validation: dict[str, Any],
+            one_run: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The card's `labels` (each entity type's description and validation scores) and where the scores come
+    from (`labels_scored`): "tagger", measured through the tagger where the bundle step did (`validation`);
+    else "logged", what the run of a one-network package (`one_run`: its `source`; None for an ensemble,
+    whose members differ) logged in training at the exported epoch (`run_dir.logged_record`); else None."""
+    from ner_fast.labels import package_descriptions
+
+    logged = (one_run.get("validation") or {}).get("per_type") if isinstance(one_run, dict) and not validation else None
+    per_type = validation.get("per_type") or logged or {}
+    described = package_descriptions(model, types)
+    labels = [{"label": label, "description": described.get(label, ""),
+               **{k: per_type.get(label, {}).get(k) for k in ("f1", "precision", "recall", "support")}}
+              for label in sorted(types)]
+    return labels, "tagger" if validation.get("per_type") else "logged" if logged else None
 
 
 def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) -> dict[str, Any]:
