@@ -19,7 +19,7 @@ from ner_fast.corpus import read_corpus
 from ner_fast.training.export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
-from ner_fast.text import ABBREVIATIONS, blank_token, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
+from ner_fast.text import ABBREVIATIONS, blank_token, CUT_BACKOFF, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import float_tol, make_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "ner_fast" / "data" / "ner_dataset.csv.zip"
@@ -197,6 +197,29 @@ def test_no_sentence_is_longer_than_the_cap() -> None:
     # The run without a full stop is cut every `cap` tokens; the short sentence keeps its own bounds.
     assert lengths == [cap, cap, 11, 3]
     assert w[offsets[-2] : offsets[-1]] == ["Short", "one", "."]
+
+
+def test_a_long_run_is_not_cut_inside_a_name() -> None:
+    # A cut at the cap itself fell between "Angela" and "Merkel" (tokens 255 and 256): two entities.
+    cap = MAX_SENTENCE_TOKENS
+    text = "the " * (cap - 1) + "Angela Merkel visited New York City on Monday"
+    w, _, _, offsets = segment(text)
+    assert w[cap - 1 : cap + 1] == ["Angela", "Merkel"]
+    assert offsets == [0, cap - 2, len(w)]  # back to the last cut between two plain tokens: "the | the"
+    # Punctuation is plain too: "a | ," is a place to cut, ", | Emmanuel" and "Emmanuel | Macron" are not.
+    text = "a " * (cap - 2) + ", Emmanuel Macron said"
+    w, _, _, offsets = segment(text)
+    assert w[cap - 2 : cap + 1] == [",", "Emmanuel", "Macron"]
+    assert offsets == [0, cap - 2, len(w)]
+
+
+def test_a_long_run_of_names_is_cut_at_the_cap() -> None:
+    # No place between two plain tokens within CUT_BACKOFF of the cap: the cap itself.
+    cap = MAX_SENTENCE_TOKENS
+    words = ["x"] * (cap - CUT_BACKOFF - 5) + ["Name"] * (2 * cap)
+    w, _, _, offsets = segment(" ".join(words))
+    assert offsets[1] == cap and offsets[2] == 2 * cap
+    assert np.all(np.diff(offsets) <= cap)
 
 
 def test_split_sentences_returns_token_offsets() -> None:

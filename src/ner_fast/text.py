@@ -31,8 +31,9 @@ included) belongs to exactly one token.
 
 **Sentences** end after a token made of `.`, `?`, `!` or `…` (plus the closing brackets and quotes
 right after it, a straight quote only when it touches the terminator), unless the next token starts
-with a lower-case letter; at every paragraph break (two or more line breaks); and every
-`MAX_SENTENCE_TOKENS` tokens of a longer run without either. Abbreviation tokens
+with a lower-case letter; at every paragraph break (two or more line breaks); and in a longer run
+without either, after at most `MAX_SENTENCE_TOKENS` tokens, the cut moved back (up to `CUT_BACKOFF`
+tokens) to fall between two plain tokens (`_plain`), so that it does not split a name. Abbreviation tokens
 (`Mr.`, `U.S.`) never end a sentence: "He went to the U.S. Then ..." stays one sentence, a
 limitation of a rule-based splitter that needs no model file.
 """
@@ -178,10 +179,30 @@ _PARAGRAPH = re.compile(r"(?:\r\n?|[\n\v\f\x1c-\x1e\x85\u2028])[^\S\r\n\v\f\x1c-
 
 
 #: The longest sentence the splitter makes: a longer run of tokens without a sentence end (a list, a
-#: table, a megabyte without a full stop) is cut every MAX_SENTENCE_TOKENS tokens. The network's cost
+#: table, a megabyte without a full stop) is cut after at most MAX_SENTENCE_TOKENS tokens. The network's cost
 #: grows faster than linearly with one sentence's length (a 20,000-token sentence took 5.8 s and 565 MB,
 #: ten of 2,000 tokens 1.5 s); GMB's longest sentence has 104 tokens.
 MAX_SENTENCE_TOKENS = 256
+#: How many tokens before the cap a long run's cut may move back to fall between two plain tokens: a cut
+#: at the cap itself split "Angela | Merkel" into two entities when the name straddled token 256.
+CUT_BACKOFF = 32
+
+
+def _plain(word: str) -> bool:
+    """A token that is no part of a capitalised name: it starts lower-case, or is punctuation or symbols."""
+    return word[0].islower() or not any(ch.isalnum() for ch in word)
+
+
+def _cap_run(words: Sequence[str], a: int, b: int) -> list[int]:
+    """The cuts inside the run `words[a:b]`, none of its pieces longer than `MAX_SENTENCE_TOKENS`: each at
+    the last place within `CUT_BACKOFF` tokens of the cap between two plain tokens, else at the cap."""
+    cuts: list[int] = []
+    start = a
+    while b - start > MAX_SENTENCE_TOKENS:
+        cap = start + MAX_SENTENCE_TOKENS
+        start = next((c for c in range(cap, cap - CUT_BACKOFF, -1) if _plain(words[c - 1]) and _plain(words[c])), cap)
+        cuts.append(start)
+    return cuts
 
 
 def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends: Sequence[int]) -> list[int]:
@@ -211,7 +232,7 @@ def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends
         return offsets
     capped = [0]
     for a, b in zip(offsets[:-1], offsets[1:]):
-        capped.extend(range(a + MAX_SENTENCE_TOKENS, b, MAX_SENTENCE_TOKENS))
+        capped.extend(_cap_run(words, a, b))
         capped.append(b)
     return capped
 
