@@ -74,6 +74,20 @@ def test_a_chunked_body_over_the_limit_is_cut_off_with_413(client: httpx.Client)
     response = client.post("/v1/entities", content=chunks)
     assert "content-length" not in response.request.headers
     assert_clean_error(response, 413, [f"over the limit of {LIMITS.max_body_bytes} bytes"])
+    # The rest of the body was never read: the server closes the connection rather than keep it alive.
+    assert response.headers.get("connection") == "close"
+
+
+def test_a_body_declared_over_the_limit_closes_the_connection_and_a_read_one_does_not(client: httpx.Client) -> None:
+    big = json.dumps({"text": "z" * (LIMITS.max_body_bytes + 10)}).encode()
+    response = client.post("/v1/entities", content=big, headers={"content-type": "application/json"})
+    assert_clean_error(response, 413, [f"limit is {LIMITS.max_body_bytes}"])
+    assert response.headers.get("connection") == "close"
+    # A 413 for what a body that was read asks (too many texts) keeps the connection.
+    many = json.dumps({"texts": ["a"] * (LIMITS.max_texts + 1)}).encode()
+    response = client.post("/v1/entities", content=many, headers={"content-type": "application/json"})
+    assert_clean_error(response, 413, [f"limit is {LIMITS.max_texts}"])
+    assert response.headers.get("connection") != "close"
 
 
 def test_a_compressed_body_is_refused_with_415_saying_so(client: httpx.Client) -> None:

@@ -69,17 +69,20 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("a
 class ClientError(Exception):
     """A request the server will not run: `status` and a message for the client."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, unread: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        #: Refused before its body was read to the end: the connection is closed after the answer.
+        self.unread = unread
 
 
-def error(status: int, message: str) -> JSONResponse:
-    """The JSON body of every error answer; after a 408 or 503 the connection is closed (the rest of
-    its body, if it ever comes, is not read)."""
+def error(status: int, message: str, unread: bool = False) -> JSONResponse:
+    """The JSON body of every error answer; after a 408 or 503, or a refusal before the body was read to
+    its end (`unread`: a 413 by Content-Length or while the body streams in), the connection is closed
+    (the rest of its body, if it ever comes, is not read)."""
     answer = JSONResponse({"error": message}, status_code=status)
-    if status in (408, 503):
+    if status in (408, 503) or unread:
         answer.headers["connection"] = "close"
     return answer
 
@@ -245,7 +248,7 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
             except ValueError:
                 raise ClientError(400, "the Content-Length header is not a number") from None
             if declared > limit:
-                raise ClientError(413, f"the request body has {declared} bytes; the limit is {limit}")
+                raise ClientError(413, f"the request body has {declared} bytes; the limit is {limit}", unread=True)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -255,7 +258,7 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ClientError(413, f"the request body is over the limit of {limit} bytes")
+            raise ClientError(413, f"the request body is over the limit of {limit} bytes", unread=True)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -447,7 +450,7 @@ class EntitiesEndpoint:
             else:
                 answer = await self.batcher.submit(job, job.tokens)
         except ClientError as err:
-            await error(err.status, err.message)(scope, receive, send)
+            await error(err.status, err.message, err.unread)(scope, receive, send)
             return
         except ClientDisconnect:  # nobody to answer, and no answer to count
             scope[CLIENT_LEFT] = True
