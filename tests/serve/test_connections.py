@@ -87,6 +87,33 @@ def test_a_slow_body_gets_408_and_the_connection_closes(url: str, trickle: bool)
     assert b"connection: close" in received.lower() and seconds < 5
 
 
+def test_a_client_that_sends_all_of_a_body_declared_too_large_still_reads_the_413(url: str) -> None:
+    """The server answers 413 from Content-Length alone and closes; a client such as curl sends the whole
+    body before reading. Closing with the body unread made the kernel send a reset, and the client saw
+    "connection reset" instead of the 413 (RFC 9112 9.6: a staged close, reading what still comes)."""
+    body = b"{" + b" " * (4 << 20)
+    head = f"POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    sock, failures = connect(url), []
+
+    def send_all() -> None:
+        try:
+            sock.sendall(head.encode() + body)
+        except OSError as err:  # a reset or a broken pipe: the server dropped what was sent
+            failures.append(err)
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    received = b""
+    with sock:
+        try:
+            while chunk := sock.recv(4096):  # to the server's end of stream; bounded by the 10 s timeout
+                received += chunk
+        finally:
+            sender.join(timeout=10)  # the socket stays open until the sender is done with it
+    assert not sender.is_alive() and failures == []
+    assert received.startswith(b"HTTP/1.1 413") and b"connection: close" in received.lower()
+
+
 def test_connections_over_the_cap_get_503_and_the_others_go_on(url: str) -> None:
     held = [connect(url) for _ in range(3)]
     try:

@@ -52,18 +52,73 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class StagedClose:
+    """A transport whose `close` is staged (RFC 9112 9.6): the answer already written goes out followed by
+    an end of stream, what the client still sends is read and dropped, and the connection is closed when
+    the client ends its side or after `LINGER_SECONDS`. A plain close with bytes unread (the rest of a
+    body answered 413 or 408) makes the kernel send a reset, and a client still sending, as curl does,
+    reports "connection reset" instead of the answer. Everything else is the wrapped transport's."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.raw, self.loop = transport, loop
+        self.lingering = False
+        self.stopping = False  # the server is stopping: close at once, without waiting for the client
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self.raw.is_closing()
+
+    def close(self) -> None:
+        if self.is_closing():
+            return
+        if self.stopping or not self.raw.can_write_eof():
+            self.raw.close()
+            return
+        self.lingering = True
+        self.raw.write_eof()  # sent after the buffered answer
+        self.raw.resume_reading()  # uvicorn may have paused reading while the app was not reading the body
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.abort_linger)
+
+    def abort_linger(self) -> None:
+        """Close now, lingering or not."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.raw.close()
+
+
+#: How long a closed connection goes on reading (and dropping) what its client still sends.
+LINGER_SECONDS = 2.0
+
+
 class HeadersTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus a deadline for the headers of each request: `headers_timeout`
     seconds from the connection's start, or from the end of the previous answer, to the end of the next
     request's headers; past it the connection is closed (a client that connects and sends nothing, or
-    its headers a byte at a time, holds a connection and a file descriptor no longer)."""
+    its headers a byte at a time, holds a connection and a file descriptor no longer). Every close is
+    staged (`StagedClose`)."""
 
     headers_timeout = Settings().timeouts.headers
     _headers_timer: asyncio.TimerHandle | None = None
+    transport: StagedClose  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(StagedClose(transport, self.loop))  # type: ignore[arg-type]
         self._arm_headers_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.transport.lingering:  # else the rest of a request already answered: dropped
+            super().data_received(data)
+
+    def shutdown(self) -> None:
+        self.transport.stopping = True
+        if self.transport.lingering:
+            self.transport.abort_linger()
+        else:
+            super().shutdown()
 
     def on_headers_complete(self) -> None:
         self._disarm_headers_timer()
@@ -79,6 +134,7 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_headers_timer()
         super().connection_lost(exc)
+        self.transport.abort_linger()
 
     def _arm_headers_timer(self) -> None:
         self._disarm_headers_timer()
