@@ -402,6 +402,10 @@ def command_line_config(
         return resume_config(resume, **given)
     if out is None:
         raise OptionError("--out", "required: the checkpoint folder to create (or --resume DIR)")
+    if recipe_name == "tutorial" and given.get("init"):
+        # The tutorial's recipe is its network trained from nothing; --init takes SOURCE's network.
+        raise OptionError("--recipe", "the tutorial recipe trains the tutorial's network from nothing, and --init"
+                          " takes SOURCE's network: leave --recipe out (give any training option by itself)")
     values = dict(given)
     if data is not None and Path(data).is_dir():
         doc = read_json(Path(data) / "prepared.json", "prepared-data description")

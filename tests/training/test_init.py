@@ -287,6 +287,10 @@ def test_sizes_that_cannot_match_are_refused_naming_the_option(source: dict, tmp
         TrainConfig(out=str(tmp_path / "y"), init=run, kvstore="dist_sync")
     result = CliRunner().invoke(train_command, [str(data), "--init", str(tmp_path), "--out", str(tmp_path / "z")])
     assert result.exit_code == 2 and "--init" in result.output and "not a training run folder" in result.output
+    # The tutorial recipe is the tutorial's network from nothing: with --init it would be neither.
+    result = CliRunner().invoke(train_command, [str(data), "--init", run, "--recipe", "tutorial", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "Error: --recipe: the tutorial recipe trains" in result.output
+    assert not (tmp_path / "t").exists()
 
 
 def test_a_source_that_reads_pos_turns_the_pos_head_off_unless_asked(tmp_path: Path) -> None:
