@@ -65,6 +65,11 @@ def test_a_pos_tag_that_is_not_a_string_is_named(tmp_path: Path) -> None:
         tagger.tag(["Paris", "is"], pos=["NNP", None])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"^token 0 of sentence 1 is 3 \(int\)"):
         tagger.tag_batch([["a"], [3]], pos=[["NN"], ["CD"]])  # type: ignore[list-item]
+    # A sentence given as a one-pass iterator (the outer list may be one: `_listed` reads it).
+    with pytest.raises(TypeError, match=r"^sentence 1 is a list_iterator: each sentence must be a list or tuple of tokens$"):
+        tagger.tag_batch([["a"], iter(["b", "c"])], pos=[["NN"], ["NN", "NN"]])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^tokens is a generator: pass a list or tuple of tokens$"):
+        tagger.tag((w for w in ["Paris", "is"]), pos=["NNP", "VBZ"])  # type: ignore[arg-type]
 
 
 def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> None:

@@ -300,7 +300,10 @@ class Tagger:
 
         With `proba=True` returns `(tags, probabilities)`, probabilities float32 (len(tokens), len(self.tags)).
         """
-        n = len(tokens)
+        try:
+            n = len(tokens)
+        except TypeError:  # a generator, a number ...
+            raise TypeError(f"tokens is a {type(tokens).__name__}: pass a list or tuple of tokens") from None
         if (0 < n <= MAX_BATCH_TOKENS and type(tokens) in (list, tuple)
                 and (pos is None if not self.uses_pos else _same_length(pos, n))):
             # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
@@ -401,12 +404,16 @@ class Tagger:
         check_batch_size(batch_size)
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
             raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
+        n = len(sentences)
+        try:
+            lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
+        except TypeError:  # a sentence without a length: a generator, a number ...
+            i, kind = next((i, type(s).__name__) for i, s in enumerate(sentences) if not hasattr(s, "__len__"))
+            raise TypeError(f"sentence {i} is a {kind}: each sentence must be a list or tuple of tokens") from None
         if self.uses_pos and pos is None:
             raise ValueError("this model uses POS tags: pass pos=, one POS tag per token")
         if pos is not None and (len(pos) != len(sentences) or any(len(p) != len(s) for p, s in zip(pos, sentences))):
             raise ValueError("pos must hold one POS tag per token of every sentence")
-        n = len(sentences)
-        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
         try:
