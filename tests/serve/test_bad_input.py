@@ -101,6 +101,19 @@ def test_a_compressed_body_is_refused_with_415_saying_so(client: httpx.Client) -
     assert plain.status_code == 200
 
 
+def test_a_leading_byte_order_mark_is_skipped_and_nothing_else(client: httpx.Client) -> None:
+    """PowerShell and Windows editors write UTF-8 with a byte order mark; RFC 8259 lets a parser skip it.
+    It was a 400."""
+    body = json.dumps({"text": "Angela Merkel visited Paris."}).encode()
+    headers = {"content-type": "application/json"}
+    plain = client.post("/v1/entities", content=body, headers=headers)
+    marked = client.post("/v1/entities", content=b"\xef\xbb\xbf" + body, headers=headers)
+    assert plain.status_code == marked.status_code == 200 and marked.json() == plain.json()
+    assert plain.json()["entities"]  # a text with entities: the answers compared are not empty
+    twice = client.post("/v1/entities", content=b"\xef\xbb\xbf" * 2 + body, headers=headers)
+    assert_clean_error(twice, 400, ["not valid JSON"])
+
+
 def test_unknown_paths_and_methods(client: httpx.Client) -> None:
     assert_clean_error(client.get("/v1/nothing"), 404, ["Not Found"])
     assert_clean_error(client.get("/v1/entities"), 405, ["Method Not Allowed"])

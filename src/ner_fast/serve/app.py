@@ -92,6 +92,8 @@ def error(status: int, message: str, unread: bool = False) -> JSONResponse:
 
 def parse_job(body: bytes, limits: Limits) -> Job:
     """Check a `/v1/entities` body and turn it into a `Job`; raises `ClientError` naming the problem."""
+    if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (Windows tools add one): RFC 8259 lets a parser skip it
+        body = body[3:]
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
