@@ -166,8 +166,9 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     dim: int | None = None
     expected: int | None = None
     try:
-        with open(path, encoding=TEXT_ENCODING) as f:
-            for lineno, line in enumerate(f, 1):
+        with open(path, "rb") as f:  # decoded a line at a time, so that an error names its line
+            for lineno, raw in enumerate(f, 1):
+                line = _decode_line(path, lineno, raw)
                 text = line.rstrip("\r\n").rstrip(" ")
                 if not text.strip():
                     continue
@@ -195,8 +196,6 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
         raise VectorsError(
             f"--vectors {os.fspath(path)}: no such file (give {', '.join(_NAMED)} or a GloVe/word2vec text file)"
         ) from None
-    except UnicodeDecodeError as err:
-        raise VectorsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except IsADirectoryError:
         raise VectorsError(f"--vectors {os.fspath(path)}: a folder, not a vectors file") from None
     if not words:
@@ -204,6 +203,14 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     if expected is not None and expected != len(words):
         raise VectorsError(f"{place(path, 1)}the header says {expected} vectors, the file has {len(words)}")
     return Vectors(words, np.stack(rows), path.name)
+
+
+def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
+    """One line of a vectors file as text (the first without a byte order mark); VectorsError at FILE:LINE."""
+    try:
+        return raw.decode(TEXT_ENCODING if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise VectorsError(f"{place(path, lineno)}not UTF-8 text ({err.reason} at byte {err.start} of the line)") from None
 
 
 def read_vectors(source: str | os.PathLike[str]) -> Vectors:

@@ -127,6 +127,15 @@ def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expec
     assert str(err.value) == f"{path}:{expected}"  # FILE:LINE: as corpora's errors (errors.place)
 
 
+def test_a_vectors_file_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
+    # Past the first 8 KB: text-mode reading named a byte offset into the chunk it was decoding.
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"".join(b"w%d 1 2 3\n" % i for i in range(2000)) + b"caf\xe9 1 2 3\n")
+    with pytest.raises(VectorsError) as err:
+        read_vectors(path)
+    assert str(err.value) == f"{path}:2001: not UTF-8 text (invalid continuation byte at byte 3 of the line)"
+
+
 def test_extend_words_keeps_training_ids_first_and_counts_the_top_of_the_vectors() -> None:
     words = Vocab(["<pad>", "<unk>", "the", "london"])
     vectors = read_text_vectors_from({"the": 1, "Paris": 2, "paris": 3, "london": 4, "rome": 5, "oslo": 6})
