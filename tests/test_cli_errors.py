@@ -382,6 +382,19 @@ def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_
     assert not (run.parent / "never").exists()
 
 
+def test_a_folder_with_another_tools_config_json_is_not_called_a_training_run(tmp_path: Path) -> None:
+    # A Hugging Face model folder has a config.json too: `tag` told its user to `ner-fast export` it.
+    folder = tmp_path / "bert-base"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["BertForTokenClassification"]}', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["tag", str(folder), "--text", "Paris"])
+    _fails(result, 1, f"{folder}: not a model package (manifest.json is missing)")
+    assert "export" not in result.output
+    result = CliRunner().invoke(cli, ["train", "--init", str(folder), "--out", str(tmp_path / "never")])
+    assert result.exit_code == 2 and "not a training run folder" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "never").exists()
+
+
 @pytest.mark.parametrize("command", ["evaluate", "export"])
 def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from ner_fast.atomic import atomic_write_bytes, finish_group, read_npz, write_npz
 from ner_fast.config import CONFIG_VERSION, LSTM_DIRECTIONS, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
-from ner_fast.package import RUN_CONFIG_FILE
+from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
 from ner_fast.vocab import Vocabularies
 
 __all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
@@ -33,7 +33,7 @@ __all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "run_fi
            "check_params", "save_params", "load_params", "read_config", "load_model"]
 
 # Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
-RUN_FILES = (RUN_CONFIG_FILE, "vocab.json", "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
+RUN_FILES = (RUN_CONFIG_FILE, RUN_VOCAB_FILE, "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
              "metrics.jsonl", "last.average.npz")
 # With --average: the parameters' moving average (what is validated and kept as best), continued by --resume.
 AVERAGE_FILE = "last.average.npz"
@@ -217,5 +217,5 @@ def load_model(
         check_params(config, params)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    vocabs = Vocabularies.load(folder / "vocab.json")
+    vocabs = Vocabularies.load(folder / RUN_VOCAB_FILE)
     return config, params, vocabs, doc

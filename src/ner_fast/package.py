@@ -45,8 +45,9 @@ SUPPORTED_VERSIONS = (1, 2)
 #: The character graph of a format-2 package.
 CHAR_GRAPH_FILE = "chars.onnx"
 MANIFEST_FILE = "manifest.json"
-#: The file every `ner-fast train` folder has (`folder_kind`).
+#: The files every `ner-fast train` folder has (`folder_kind`): its settings and its vocabularies.
 RUN_CONFIG_FILE = "config.json"
+RUN_VOCAB_FILE = "vocab.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
@@ -170,13 +171,14 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
-    """What the folder `path` holds, by the file each kind starts from: "package" (a model package,
-    `manifest.json`), "run" (a `ner-fast train` folder, `config.json`) or None (neither). The one rule
+    """What the folder `path` holds, by the files each kind starts from: "package" (a model package,
+    `manifest.json`), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`, written together
+    when a run starts; a `config.json` alone is any other tool's) or None (neither). The one rule
     that `--init`/`--teacher` SOURCE and the messages for a folder of the other kind share."""
     folder = Path(path)
     if (folder / MANIFEST_FILE).is_file():
         return "package"
-    if (folder / RUN_CONFIG_FILE).is_file():
+    if (folder / RUN_CONFIG_FILE).is_file() and (folder / RUN_VOCAB_FILE).is_file():
         return "run"
     return None
 

@@ -35,7 +35,8 @@ from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
 from ner_fast.option_table import command_options
 from ner_fast.package import (
-    DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, load_package, package_files, portable_path, write_manifest,
+    DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
+    write_manifest,
 )
 from ner_fast.vocab import Vocabularies
 
@@ -247,7 +248,7 @@ def build_default_package(
     training, corpus = run_corpora(doc["train"])
     max_words = None
     if min_word_count > 1:
-        max_words = frequent_words(training, Vocabularies.load(run_dir / "vocab.json"), min_word_count)
+        max_words = frequent_words(training, Vocabularies.load(run_dir / RUN_VOCAB_FILE), min_word_count)
     # Claimed before any work: a new or empty folder, or an earlier package (replaced only at the end).
     claim = claim_output_dir(out, package_files)
     with tempfile.TemporaryDirectory(prefix="ner-fast-build-") as tmp:

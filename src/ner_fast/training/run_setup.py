@@ -22,7 +22,7 @@ from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, fixed_by_prepared, parse_context,
 )
 from ner_fast.metrics import TagScheme
-from ner_fast.package import RUN_CONFIG_FILE
+from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
 from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state, run_lock
@@ -135,7 +135,7 @@ def set_up(
 
     params: dict[str, np.ndarray] | None = None
     if resume:
-        if Vocabularies.load(out / "vocab.json") != vocabs:
+        if Vocabularies.load(out / RUN_VOCAB_FILE) != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
         params = load_params(out / "last.params.npz")
         try:
@@ -164,7 +164,7 @@ def set_up(
                 "teacher": teacher_records,
             },
         )
-        vocabs.save(out / "vocab.json")
+        vocabs.save(out / RUN_VOCAB_FILE)
     return run, data, params, kv, contexts
 
 
@@ -418,7 +418,7 @@ def _init_words(source: Any, record: dict[str, Any] | None, out: Path) -> list[s
     if source is not None:
         return source.vocabs.words.itos
     if record is not None:
-        return Vocabularies.load(out / "vocab.json").words.itos
+        return Vocabularies.load(out / RUN_VOCAB_FILE).words.itos
     return []
 
 
