@@ -5,6 +5,7 @@ cut into pieces that a small request runs between, with the answer it would have
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import socket
@@ -112,6 +113,58 @@ def test_a_client_that_sends_all_of_a_body_declared_too_large_still_reads_the_41
             sender.join(timeout=10)  # the socket stays open until the sender is done with it
     assert not sender.is_alive() and failures == []
     assert received.startswith(b"HTTP/1.1 413") and b"connection: close" in received.lower()
+
+
+class Records(logging.Handler):
+    """The log records of the server's loggers during a test (uvicorn's do not reach the root logger)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def server_log() -> Iterator[Records]:
+    handler, loggers = Records(), [logging.getLogger(n) for n in ("uvicorn.error", "ner_fast")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+def answers_in(received: bytes) -> list[tuple[int, bytes, bytes]]:
+    """(status, head, body) of each HTTP/1.1 answer (with a Content-Length) in `received`, in order."""
+    found, rest = [], received
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+        found.append((int(head.split()[1]), head.lower(), rest[:length]))
+        rest = rest[length:]
+    return found
+
+
+@pytest.mark.parametrize("before", [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                                    b"POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n"
+                                    b'{"text": "Paris"}'], ids=["alone", "after a GET", "after a POST"])
+def test_bytes_that_are_not_http_get_a_json_400_after_the_answers_before_them(url: str, before: bytes,
+                                                                            server_log: Records) -> None:
+    """uvicorn answered text/plain, and first: the answer of a request sent just before in the same packet
+    was lost ("write() after write_eof()", a traceback in the log)."""
+    sock = connect(url)
+    sock.sendall(before + b"GARBAGE\r\n\r\n")
+    received, seconds = closed_after(sock)
+    answers = answers_in(received)
+    assert [status for status, _, _ in answers] == ([200] if before else []) + [400] and seconds < 5
+    _, head, body = answers[-1]
+    assert b"content-type: application/json" in head and b"connection: close" in head
+    assert "not valid HTTP/1.1" in json.loads(body)["error"]
+    assert not [r for r in server_log.records if r.levelno >= logging.ERROR], server_log.records
 
 
 def test_connections_over_the_cap_get_503_and_the_others_go_on(url: str) -> None:

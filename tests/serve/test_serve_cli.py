@@ -78,6 +78,41 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagg
     assert [r.json() for r in responses] == [json.loads(json.dumps(tagger(t).to_dict())) for t in texts]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["graceful timeout", "second SIGINT"])
+def test_requests_cut_off_by_a_stop_get_a_json_503_and_no_traceback(package: Path, stop: str) -> None:
+    # uvicorn cancels what still runs after --graceful-timeout, or at once at a second Ctrl-C: it answered
+    # text/plain 500 and logged a traceback per request (and one for the app's lifespan). The requests
+    # wait 5 s for company in the batcher, past the 0.3 s allowed.
+    options = ("--graceful-timeout", "0.3") if stop == "graceful timeout" else ()
+    process, url = start_server(package, "--max-wait-ms", "5000", *options)
+    texts = ["Talks in Paris ended.", "Angela Merkel spoke."]
+    try:
+        with ThreadPoolExecutor(len(texts)) as pool:
+            answers = [pool.submit(httpx.post, f"{url}/v1/entities", json={"text": t}, timeout=60) for t in texts]
+            deadline = time.monotonic() + 20
+            while in_progress(url) < len(texts) + 1:  # the requests and this /metrics call
+                assert time.monotonic() < deadline, "the requests did not all arrive"
+                time.sleep(0.02)
+            if stop == "graceful timeout":
+                process.send_signal(signal.SIGTERM)
+            else:
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.2)
+                process.send_signal(signal.SIGINT)
+            responses = [a.result() for a in answers]
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate()
+    assert [r.status_code for r in responses] == [503] * len(texts)
+    for response in responses:
+        assert response.headers["content-type"] == "application/json"
+        assert "shutting down" in response.json()["error"] and "--graceful-timeout" in response.json()["error"]
+    assert "Traceback" not in stderr and "Exception in" not in stderr, stderr
+
+
 def test_usage_mistakes_get_one_line(tmp_path: Path, package: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(cli, ["serve", str(tmp_path / "nope")])

@@ -122,6 +122,12 @@ class Batcher(Generic[Item, Result]):
             await asyncio.gather(*self._running, return_exceptions=True)
         self._pool.shutdown(wait=True)
 
+    def abandon(self) -> None:
+        """Refuse new work and drop what is queued, waiting for nothing (a forced stop; a batch already
+        running in a thread ends on its own)."""
+        self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     # ----------------------------------------------------------------- the work
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, items: list[Item], tokens: int) -> Sequence[Result]:

@@ -17,6 +17,7 @@ line per request (17,000 lines a minute under overload, measured).
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
@@ -71,6 +72,10 @@ class StagedClose:
     def is_closing(self) -> bool:
         return self.lingering or self.raw.is_closing()
 
+    def write(self, data: bytes) -> None:
+        if not self.lingering:  # after the end of stream nothing more can be sent (asyncio would raise)
+            self.raw.write(data)
+
     def close(self) -> None:
         if self.is_closing():
             return
@@ -92,6 +97,9 @@ class StagedClose:
 
 #: How long a closed connection goes on reading (and dropping) what its client still sends.
 LINGER_SECONDS = 2.0
+#: The 400 answered to bytes that are not an HTTP/1.1 request.
+MALFORMED = "the request is not valid HTTP/1.1 (a bad request line, header or Content-Length, or a body longer than" \
+            " its Content-Length); the connection is closed"
 
 
 class HeadersTimeoutProtocol(HttpToolsProtocol):
@@ -103,6 +111,7 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
 
     headers_timeout = Settings().timeouts.headers
     _headers_timer: asyncio.TimerHandle | None = None
+    _malformed = False  # bytes that are not HTTP/1.1 came: nothing after them is read
     transport: StagedClose  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -110,8 +119,25 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
         self._arm_headers_timer()
 
     def data_received(self, data: bytes) -> None:
-        if not self.transport.lingering:  # else the rest of a request already answered: dropped
+        # Lingering: the rest of a request already answered; malformed: what follows bytes that are not HTTP.
+        if not (self.transport.lingering or self._malformed):
             super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP/1.1 (its `msg` says no more), as JSON like every other
+        error; after the answers of the requests before them on this connection, which uvicorn cut off
+        (the 400 went first, then their own answers failed: "write() after write_eof()")."""
+        self._malformed = True
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or cycle.more_body:  # none running, or its body is what broke
+            self._answer_malformed()
+        # else `on_response_complete` answers once the last request read is answered
+
+    def _answer_malformed(self) -> None:
+        body = json.dumps({"error": MALFORMED}).encode()
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (len(body), body))
+        self.transport.close()
 
     def shutdown(self) -> None:
         self.transport.stopping = True
@@ -126,6 +152,9 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self._malformed and not self.transport.is_closing() and self.cycle.response_complete:
+            self._answer_malformed()  # the last request before the malformed bytes is answered
+            return
         # Idle between requests (uvicorn armed its keep-alive timer: no pipelined request is waiting).
         # Any bytes now are the next request's headers, or the rest of a body the app did not read.
         if self.timeout_keep_alive_task is not None:
