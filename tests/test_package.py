@@ -110,6 +110,15 @@ def test_not_a_package(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(PackageError, match="unreadable manifest"):
         load_package(tmp_path)
+    # Another tool's manifest.json (a browser extension's), or a JSON list: said only "('format_version')".
+    for other in ('{"manifest_version": 3, "name": "My extension"}', "[1, 2, 3]"):
+        (tmp_path / MANIFEST_FILE).write_text(other)
+        with pytest.raises(PackageError) as err:
+            load_package(tmp_path)
+        assert str(err.value) == f"{tmp_path}: not a ner-fast model package (manifest.json has no format_version)"
+    (tmp_path / MANIFEST_FILE).write_text('{"format_version": 2}')
+    with pytest.raises(PackageError, match=r"unreadable manifest \(KeyError\('files'\)\)"):
+        load_package(tmp_path)
 
 
 def rewrite(package: Path, name: str, change) -> None:

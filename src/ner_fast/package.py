@@ -321,10 +321,16 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise PackageError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or "format_version" not in manifest:
+        # Another tool's manifest.json (a browser extension's, a web app's): its KeyError said only 'format_version'.
+        raise PackageError(f"{folder}: not a ner-fast model package ({MANIFEST_FILE} has no format_version)")
+    try:
         version = manifest["format_version"]
         files: dict[str, str] = dict(manifest["files"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PackageError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+        raise PackageError(f"{manifest_path}: unreadable manifest ({exc!r})") from exc
     # bool is an int in Python, and 1.0 == 1: only a JSON integer counts.
     if type(version) is not int or version not in SUPPORTED_VERSIONS:
         newer = type(version) is int and version > FORMAT_VERSION
