@@ -58,7 +58,7 @@ def test_prepare_says_which_corpus_lacks_pos(tmp_path: Path, train_pos: bool) ->
     assert f"{dev} {has[not train_pos]} POS tags but {train} {has[train_pos]}" in result.output
 
 
-def test_a_pos_tag_that_is_not_a_string_is_named(tmp_path: Path) -> None:
+def test_inputs_of_the_wrong_type_are_named_at_the_api(tmp_path: Path) -> None:
     make_checkpoint(tmp_path / "m")
     tagger = Tagger.load(export_model(tmp_path / "m", tmp_path / "pkg", buckets="dynamic", quantize=None), device="cpu")
     with pytest.raises(TypeError, match=r"^POS tag 1 of sentence 0 is None \(NoneType\): POS tags must be strings$"):
@@ -70,6 +70,17 @@ def test_a_pos_tag_that_is_not_a_string_is_named(tmp_path: Path) -> None:
         tagger.tag_batch([["a"], iter(["b", "c"])], pos=[["NN"], ["NN", "NN"]])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"^tokens is a generator: pass a list or tuple of tokens$"):
         tagger.tag((w for w in ["Paris", "is"]), pos=["NNP", "VBZ"])  # type: ignore[arg-type]
+    # Wrong types at the API's door are named there, not deep inside Python or pathlib (a breaker trial).
+    with pytest.raises(TypeError, match=r"^tag takes one pre-tokenized sentence, a list of tokens, not a str"):
+        tagger.tag("Paris is", pos=["NNP", "VBZ"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^pass a list of pre-tokenized sentences, got NoneType None$"):
+        tagger.tag_batch(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^pipe takes an iterable of texts, got NoneType None$"):
+        tagger.pipe(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^package must be a folder .* got int 5$"):
+        Tagger.load(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^threads must be an int or None, got str '2'$"):
+        Tagger.load(tmp_path / "pkg", threads="2")  # type: ignore[arg-type]
 
 
 def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import numbers
 import os
 import re
 import threading
@@ -48,7 +49,7 @@ from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.errors import CacheSizeError
 from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
-from ner_fast.package import CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
+from ner_fast.package import BUNDLED_NAMES, CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
 from ner_fast.engine import pipe as pipe_texts
@@ -114,6 +115,8 @@ def make_session_options(threads: int | None = None) -> ort.SessionOptions:
     """Options for one tagger session: `threads` intra-op threads (None: onnxruntime's default)."""
     options = ort.SessionOptions()
     if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+            raise TypeError(f"threads must be an int or None, got {type(threads).__name__} {threads!r}")
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         options.intra_op_num_threads = threads
@@ -235,6 +238,9 @@ class Tagger:
         if isinstance(providers, str):  # onnxruntime would take each character for a provider's name
             raise TypeError(f"providers must be a list of onnxruntime providers, e.g. [{providers!r}]; got a string")
         check_capacity(char_cache)  # before any session starts
+        if package is not None and not isinstance(package, (str, os.PathLike, Package)):
+            raise TypeError(f"package must be a folder (a str or path), a bundled name ({', '.join(BUNDLED_NAMES)})"
+                            f" or a Package, got {type(package).__name__} {package!r}")
         pkg = package if isinstance(package, Package) else load_package(package_path(package), verify=verify)
         types = TagScheme(pkg.tags).types
         labels = label_map(labels, types, package_descriptions(pkg.model, types))
@@ -286,6 +292,8 @@ class Tagger:
         tags: `ner_fast.engine.pipe`)."""
         if isinstance(texts, str):
             raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
+        if not isinstance(texts, Iterable):
+            raise TypeError(f"pipe takes an iterable of texts, got {type(texts).__name__} {texts!r}")
         return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
@@ -300,6 +308,8 @@ class Tagger:
 
         With `proba=True` returns `(tags, probabilities)`, probabilities float32 (len(tokens), len(self.tags)).
         """
+        if isinstance(tokens, str):
+            raise TypeError("tag takes one pre-tokenized sentence, a list of tokens, not a str: tagger(text) tags raw text")
         try:
             n = len(tokens)
         except TypeError:  # a generator, a number ...
@@ -402,6 +412,8 @@ class Tagger:
         """Checked input -> (feature matrix of every token, sentence offsets into it, lengths, batches
         of `buckets.plan_batches`)."""
         check_batch_size(batch_size)
+        if not isinstance(sentences, Sequence):  # `_listed` made any iterable a list
+            raise TypeError(f"pass a list of pre-tokenized sentences, got {type(sentences).__name__} {sentences!r}")
         if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
             raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
         n = len(sentences)
