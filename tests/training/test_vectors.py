@@ -163,6 +163,15 @@ def test_known_rows_start_from_the_vectors(glove: tuple[Path, dict[str, np.ndarr
     assert len(known) == len(plain) - 1  # all but "Wombat" (capitalised: never looked up lower-cased)
     for i, w in enumerate(data.vocabs.words.itos):
         np.testing.assert_array_equal(rows[i], plain[w] if w in plain else fresh[i])
+    # With --init, SOURCE's rows come after: the words it knows are not counted as the vectors' (a breaker
+    # trial: `--init default --vectors FILE` said "1,942 words start from them", and none did).
+    said: list[str] = []
+    taken = {data.vocabs.words.itos[i] for i in known[: len(known) // 2]}
+    start_from_vectors(pretrained_vectors(cfg, data.settings["vectors_source"]), data.vocabs, fresh, said.append, taken)
+    kept = len(known) - len(taken)
+    assert kept > 0 and taken
+    assert said == [f"word vectors {path.name}: {kept:,} of the {len(data.vocabs.words):,} words start from them; the"
+                    f" {len(taken):,} others they know start from --init SOURCE's rows"]
 
 
 def test_train_export_and_tag_with_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Container, Mapping, Sequence
 
 import numpy as np
 
@@ -194,7 +194,8 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
     if params is None:
         params = init_params(config, cfg.seed)
         if run.vectors is not None:
-            params["word_embed_weight"] = start_from_vectors(run.vectors, data.vocabs, params["word_embed_weight"], say)
+            taken = set(run.init_source.vocabs.words.itos) if run.init_source is not None else set()
+            params["word_embed_weight"] = start_from_vectors(run.vectors, data.vocabs, params["word_embed_weight"], say, taken)
         if run.init_source is not None:
             from ner_fast.training.init_source import initial_params
 
@@ -376,15 +377,24 @@ def frozen_entries(cfg: TrainConfig, vectors: Any, vocabs: Vocabularies, config:
     return frozen
 
 
-def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None]) -> np.ndarray:
+def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None],
+                       taken: Container[str] = ()) -> np.ndarray:
     """The word embedding of a new run with `--vectors`: `fresh` with the row of every word the vectors
     know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares); in an embedding wider
-    than the vectors, its vector then zeros (`rows`' docstring says why)."""
+    than the vectors, its vector then zeros (`rows`' docstring says why). `taken`: the words whose rows
+    --init SOURCE then overwrites, left out of the count reported."""
     from ner_fast.training.rows import rows_by_word
 
     rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh, wider=True)
     inside = f" (their {vectors.dim} numbers, then {fresh.shape[1] - vectors.dim} zeros)" if fresh.shape[1] > vectors.dim else ""
-    say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them{inside}")
+    if taken:
+        # --init's rows come after these: only the words SOURCE does not know keep the vectors' values
+        # (with --init default, whose vocabulary holds GloVe's top words, often none).
+        kept = sum(1 for w in vocabs.words.itos if w in vectors.index and w not in taken)
+        say(f"word vectors {vectors.name}: {kept:,} of the {len(vocabs.words):,} words start from them{inside}; the"
+            f" {known - kept:,} others they know start from --init SOURCE's rows")
+    else:
+        say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them{inside}")
     return rows
 
 
