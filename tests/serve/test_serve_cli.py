@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -45,6 +45,16 @@ def in_progress(url: str) -> float:
     return float(re.search(r"^ner_fast_requests_in_progress ([0-9.]+)$", text, re.M).group(1))  # type: ignore[union-attr]
 
 
+def post_in_flight(pool: ThreadPoolExecutor, url: str, texts: list[str]) -> list[Future[httpx.Response]]:
+    """POST each text on its own connection from `pool`; return once the server is running all of them."""
+    answers = [pool.submit(httpx.post, f"{url}/v1/entities", json={"text": t}, timeout=60) for t in texts]
+    deadline = time.monotonic() + 20
+    while in_progress(url) < len(texts) + 1:  # the requests and this /metrics call
+        assert time.monotonic() < deadline, "the requests did not all arrive"
+        time.sleep(0.02)
+    return answers
+
+
 @pytest.mark.slow
 def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagger: Tagger) -> None:
     # Requests wait up to 2 s for company in the batcher, so SIGTERM arrives while all of them are in flight.
@@ -52,11 +62,7 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagg
     texts = [f"Talks in Paris number {i} ended on Monday." for i in range(8)]
     try:
         with ThreadPoolExecutor(len(texts)) as pool:
-            answers = [pool.submit(httpx.post, f"{url}/v1/entities", json={"text": t}, timeout=60) for t in texts]
-            deadline = time.monotonic() + 20
-            while in_progress(url) < len(texts) + 1:  # the requests and this /metrics call
-                assert time.monotonic() < deadline, "the requests did not all arrive"
-                time.sleep(0.02)
+            answers = post_in_flight(pool, url, texts)
             process.send_signal(signal.SIGTERM)
             # New connections are refused while the accepted requests are still waiting for their batch.
             deadline = time.monotonic() + 1.5
@@ -89,11 +95,7 @@ def test_requests_cut_off_by_a_stop_get_a_json_503_and_no_traceback(package: Pat
     texts = ["Talks in Paris ended.", "Angela Merkel spoke."]
     try:
         with ThreadPoolExecutor(len(texts)) as pool:
-            answers = [pool.submit(httpx.post, f"{url}/v1/entities", json={"text": t}, timeout=60) for t in texts]
-            deadline = time.monotonic() + 20
-            while in_progress(url) < len(texts) + 1:  # the requests and this /metrics call
-                assert time.monotonic() < deadline, "the requests did not all arrive"
-                time.sleep(0.02)
+            answers = post_in_flight(pool, url, texts)
             if stop == "graceful timeout":
                 process.send_signal(signal.SIGTERM)
             else:
