@@ -182,6 +182,23 @@ def test_connections_over_the_cap_get_503_and_the_others_go_on(url: str) -> None
             sock.close()
 
 
+def test_connections_lingering_after_their_last_answer_do_not_count_toward_the_cap(url: str) -> None:
+    # Three clients refused 413 by Content-Length keep their sockets open: the server reads and drops what
+    # they send for 2 s (`StagedClose`), but they can bring no request, so a fourth is served.
+    head = b"POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+    held = [connect(url) for _ in range(3)]
+    try:
+        for sock in held:
+            sock.sendall(head)
+        for sock in held:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 413")
+        with httpx.Client(timeout=10) as client:
+            assert client.get(f"{url}/healthz").status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_a_request_over_the_cap_gets_a_json_503_that_the_metrics_count(url: str) -> None:
     """uvicorn's own shedding answered text/plain and counted nothing: under overload /metrics showed only
     the requests served (and was itself answered 503), so nobody could tell that requests were turned away."""

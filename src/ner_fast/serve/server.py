@@ -182,16 +182,22 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
 
 class CappedProtocol(HeadersTimeoutProtocol):
     """`HeadersTimeoutProtocol` plus the connection cap: a request whose headers complete while more than
-    `max_connections` connections are open, or more than that many requests are running (uvicorn's
-    rule for `limit_concurrency`), goes to the app marked `OVER_CAPACITY` (the app answers 503 and
-    counts it) instead of being answered by uvicorn itself."""
+    `max_connections` connections are open (lingering ones, `StagedClose`, not counted), or more than
+    that many requests are running (uvicorn's rule for `limit_concurrency`), goes to the app marked
+    `OVER_CAPACITY` (the app answers 503 and counts it) instead of being answered by uvicorn itself."""
 
     max_connections = Settings().max_connections
 
     def on_headers_complete(self) -> None:
-        if len(self.connections) > self.max_connections or len(self.tasks) > self.max_connections:
-            self.scope[OVER_CAPACITY] = self.max_connections  # type: ignore[literal-required]
+        cap = self.max_connections
+        if len(self.tasks) > cap or (len(self.connections) > cap and self._open_connections() > cap):
+            self.scope[OVER_CAPACITY] = cap  # type: ignore[literal-required]
         super().on_headers_complete()
+
+    def _open_connections(self) -> int:
+        """The connections that can still bring a request: not those lingering after their last answer
+        (`StagedClose`), which read only to drop. Counted only near the cap: a walk over all of them."""
+        return sum(not c.transport.lingering for c in self.connections)
 
 
 class StoppingServer(uvicorn.Server):
