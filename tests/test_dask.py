@@ -347,6 +347,20 @@ def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tm
     assert got["doc"].tolist() == want
 
 
+def test_a_missing_value_is_refused_not_tagged_as_its_repr(package: Path) -> None:
+    # The partition function made every value a str: None, NaN and pandas' NA became the texts "None",
+    # "nan" and "<NA>" (tagged: an entity "NA"), bytes b"Paris" the text "b'Paris'" (a breaker trial).
+    import pandas as pd
+
+    from ner_fast.partition import tag_texts
+
+    assert len(tag_texts(pd.Series(["Paris is big.", "Rome too."]), package)) == 2
+    for value, shown in ((None, "NoneType None"), (float("nan"), "float nan"), (pd.NA, "NAType <NA>"),
+                         (b"Paris", "bytes b'Paris'")):
+        with pytest.raises(TypeError, match=rf"^text 1 of the partition is {shown}, not a str: drop or fill"):
+            tag_texts(pd.Series(["Paris is big.", value], dtype=object), package)
+
+
 def test_only_the_parts_its_manifest_plans_belong_to_a_run(tmp_path: Path) -> None:
     """A user's own part-*.jsonl beside a run is not the run's: --force must never delete it."""
     from ner_fast.dask import MANIFEST_FILE, run_files

@@ -77,9 +77,16 @@ def tag_docs(
     batch_size: int | None = None,
     labels: dict[str, Any] | None = None,
 ) -> Iterator[Any]:
-    """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default)."""
+    """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default).
+    TypeError for a text that is not a str: a missing value (None, NaN, pandas' NA) was tagged as the text
+    "None", "nan" or "<NA>", and bytes as "b'...'"."""
+    listed = list(texts)
+    for i, text in enumerate(listed):
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} of the partition is {type(text).__name__} {text!r}, not a str: drop or fill"
+                            " missing values before tagging")
     tagger = worker_tagger(package, checksum, threads, labels)
-    return tagger.pipe([str(t) for t in texts], **({} if batch_size is None else {"batch_size": batch_size}))
+    return tagger.pipe(listed, **({} if batch_size is None else {"batch_size": batch_size}))
 
 
 def tag_texts(
