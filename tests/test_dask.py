@@ -325,6 +325,12 @@ def test_the_output_folder_is_never_clobbered(package: Path, client: distributed
     assert result.exit_code == 2 and "holds a tagging run: --resume to finish it" in result.output
     result = CliRunner().invoke(cli, [*base, "--resume", "--partition-size", "7"])
     assert result.exit_code == 2 and "other settings (partition_size)" in result.output
+    # A setting only the earlier run had (its --labels map; none given now) is named too: the reason was "()".
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["settings"]["labels"] = {"per": "PERSON"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(cli, [*base, "--resume", "--partition-size", "20"])
+    assert result.exit_code == 2 and "other settings (labels);" in result.output
     (out / "manifest.json").unlink()  # without it, nothing says the parts are ours: never overwritten
     result = CliRunner().invoke(cli, [*base, "--force"])
     assert result.exit_code == 2 and "part-00000.jsonl was not written by this command" in result.output

@@ -242,7 +242,7 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
     same = {**settings, "package": settings["package"]["checksum"]}
     old_same = {**old_settings, "package": (old_settings.get("package") or {}).get("checksum")}
     if old_same != same:
-        changed = sorted(k for k in same if old_same.get(k) != same[k])
+        changed = sorted(k for k in same.keys() | old_same.keys() if old_same.get(k) != same.get(k))
         raise OptionError("--resume", f"{out} was started with other settings ({', '.join(changed)}); add --force to start over")
     shape = ("part", "source", "format", "first_line", "lines")
     if [[r.get(k) for k in shape] for r in recorded] != [[p.describe()[k] for k in shape] for p in plan]:
