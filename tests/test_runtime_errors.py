@@ -83,6 +83,16 @@ def test_inputs_of_the_wrong_type_are_named_at_the_api(tmp_path: Path) -> None:
         Tagger.load(tmp_path / "pkg", threads="2")  # type: ignore[arg-type]
 
 
+def test_a_corpus_too_small_to_split_is_named(tmp_path: Path) -> None:
+    # One sentence split 80/20 leaves validation empty: the message named neither the file nor a way out.
+    data = tmp_path / "one.conll"
+    data.write_text("Paris B-geo\n. O\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    assert f"{data}: split (0.8, 0.2) of 1 sentences leaves a split empty (give more sentences, or a validation" \
+        " file with --dev)" in result.output and "Traceback" not in result.output
+
+
 def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> None:
     data = tmp_path / "plain.txt"
     data.write_text("Angela Merkel visited Paris .\nThe UN met .\n")

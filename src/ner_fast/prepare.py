@@ -117,7 +117,8 @@ def split_corpus(corpus: Corpus, split: Sequence[float]) -> tuple[Corpus, Corpus
     n_train = int(n * split[0])
     n_valid = n - n_train if abs(sum(split) - 1) < 1e-9 else int(n * split[1])
     if n_train == 0 or n_valid == 0:
-        raise ValueError(f"split {tuple(split)} of {n} sentences leaves a split empty")
+        raise ValueError(f"{corpus.source}: split {tuple(split)} of {n} sentences leaves a split empty (give more"
+                         " sentences, or a validation file with --dev)")
     return corpus[:n_train], corpus[n_train : n_train + n_valid]
 
 
