@@ -86,11 +86,15 @@ def test_export_refuses_a_training_folder_and_replaces_its_own_package(tmp_path:
     assert not (pkg / "bucket_9.onnx").exists()  # the earlier package was replaced, not merged
     (pkg / "LICENSE").write_text("user's", encoding="utf-8")
     _refused(runner.invoke(cli, ["export", str(run), "--out", str(pkg)]), "LICENSE")
-    result = runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "9", "--force"])
+    result = runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "9", "--force", "--json"])
     assert result.exit_code == 0, result.output
     # --force: the user's file stays, the earlier package's bucket_4 (ours) goes, the new files come.
     names = {p.name for p in pkg.iterdir()}
     assert "LICENSE" in names and "bucket_9.onnx" in names and "bucket_4.onnx" not in names
+    # The summary counts the package's files, not the user's (it summed the whole folder).
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert set(summary["files"]) == names - {"LICENSE"}
+    assert summary["bytes"] == sum((pkg / name).stat().st_size for name in names - {"LICENSE"})
 
 
 def test_train_refuses_a_foreign_folder_and_force_keeps_its_files(tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ from ner_fast.option_table import command_options
 
 def package_summary(package: Path) -> dict:
     """Facts about a written package: its path, buckets, quantization and file sizes in bytes."""
-    from ner_fast.package import load_package
+    from ner_fast.package import MANIFEST_FILE, load_package
 
     pkg = load_package(package)
-    sizes = {p.name: p.stat().st_size for p in sorted(package.iterdir())}
+    # The package's own files (its manifest and what it lists), not others a --force folder kept.
+    names = sorted({MANIFEST_FILE, *pkg.manifest["files"]})
+    sizes = {name: (package / name).stat().st_size for name in names}
     return {
         "package": str(package),
         "buckets": pkg.buckets,
