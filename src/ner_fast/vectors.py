@@ -167,7 +167,8 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     expected: int | None = None
     try:
         with open(path, "rb") as f:  # decoded a line at a time, so that an error names its line
-            for lineno, raw in enumerate(f, 1):
+            # bytes.splitlines ends a line at \n, \r\n or \r, as text mode's universal newlines do.
+            for lineno, raw in enumerate((line for chunk in f for line in chunk.splitlines()), 1):
                 line = _decode_line(path, lineno, raw)
                 text = line.rstrip("\r\n").rstrip(" ")
                 if not text.strip():

@@ -134,6 +134,12 @@ def test_a_vectors_file_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) 
     with pytest.raises(VectorsError) as err:
         read_vectors(path)
     assert str(err.value) == f"{path}:2001: not UTF-8 text (invalid continuation byte at byte 3 of the line)"
+    # Lines ended by a lone CR (old Mac files) are lines, as text mode read them: the error names line 3.
+    path.write_bytes(b"a 1 2 3\rb 1 2 3\rcaf\xe9 1 2 3\r")
+    with pytest.raises(VectorsError, match=r":3: not UTF-8 text"):
+        read_vectors(path)
+    path.write_bytes(b"a 1 2 3\rb 4 5 6\r\nc 7 8 9")
+    assert read_vectors(path).words == ["a", "b", "c"]
 
 
 def test_extend_words_keeps_training_ids_first_and_counts_the_top_of_the_vectors() -> None:
