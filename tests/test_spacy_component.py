@@ -73,6 +73,20 @@ def test_labels_config_maps_the_labels(tagger: Tagger) -> None:
     assert set(pipeline.get_pipe("ner_fast").labels) >= {"PERSON", "NORP", "DATE", "GPE"}
 
 
+def test_a_label_map_given_as_a_dict_is_config_and_survives_to_disk(tmp_path: Path) -> None:
+    # Tagger.load and Dask take a dict; the factory's `labels: str` refused it (a breaker trial).
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", config={"labels": {"per": "PERSON", "geo": None}})
+    labels = {e.text: e.label_ for e in pipeline(TEXT).ents}
+    unmapped = spacy.blank("en")
+    unmapped.add_pipe("ner_fast")
+    assert "geo" in {e.label_ for e in unmapped(TEXT).ents}  # so that the dropping below is seen
+    assert labels["Angela Merkel"] == "PERSON" and "geo" not in labels.values()
+    pipeline.to_disk(tmp_path / "nlp")
+    again = spacy.load(tmp_path / "nlp")
+    assert {e.text: e.label_ for e in again(TEXT).ents} == labels
+
+
 def test_keep_and_overwrite_treat_existing_entities_as_the_entity_ruler_does() -> None:
     patterns = [{"label": "CITY", "pattern": "Paris"}, {"label": "FIRST", "pattern": "Angela"},
                 {"label": "VERB", "pattern": "visited"}]

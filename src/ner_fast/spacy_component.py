@@ -14,7 +14,8 @@ The factory is registered through spaCy's entry points (`spacy_factories` in pyp
 
 - `package`: a model package folder or a bundled package's name, `default` or `ensemble` (null: the default
   bundled one; `package.package_path`);
-- `labels`: the label map (`ner_fast.labels`): "package", "conll", "ontonotes" or a JSON file;
+- `labels`: the label map (`ner_fast.labels`): "package", "conll", "ontonotes", a JSON file, or a dict
+  mapping labels to new ones or null (dropped);
 - `mode`: "keep" leaves the entities already in `doc.ents` (a rule-based `EntityRuler` before it) and adds
   only those of ner-fast that overlap none of them; "overwrite" puts ner-fast's entities first and removes
   the earlier ones they overlap: the EntityRuler's `overwrite_ents` False and True (spaCy's own filters,
@@ -76,7 +77,8 @@ if not Doc.has_extension(MISALIGNED):
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", f"span._.{SCORE}", f"doc._.{MISALIGNED}"],
 )
 def make_ner_fast(
-    nlp: Language, name: str, package: str | None, labels: str, mode: str, alignment_mode: str, batch_size: int
+    nlp: Language, name: str, package: str | None, labels: str | dict[str, str | None], mode: str, alignment_mode: str,
+    batch_size: int,
 ) -> NerFast:
     """spaCy's factory of the "ner_fast" component (config: see the module docstring)."""
     return NerFast(name, package, labels, mode, alignment_mode, batch_size)
@@ -113,7 +115,7 @@ class NerFast:
         self,
         name: str = "ner_fast",
         package: str | os.PathLike[str] | None = None,
-        labels: str = "package",
+        labels: str | dict[str, str | None] = "package",
         mode: str = "keep",
         alignment_mode: str = DEFAULT_ALIGNMENT,
         batch_size: int = BATCH_SIZE,
