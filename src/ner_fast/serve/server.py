@@ -17,7 +17,6 @@ line per request (17,000 lines a minute under overload, measured).
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import socket
 import sys
@@ -29,7 +28,7 @@ from typing import Any, Iterator
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ner_fast.serve.app import OVER_CAPACITY, create_app
+from ner_fast.serve.app import OVER_CAPACITY, create_app, error
 from ner_fast.serve.settings import Settings
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -134,9 +133,11 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
         # else `on_response_complete` answers once the last request read is answered
 
     def _answer_malformed(self) -> None:
-        body = json.dumps({"error": MALFORMED}).encode()
-        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (len(body), body))
+        # The app's error answer (`app.error`, the one shape of every error), written here by hand: no
+        # request can be made of these bytes. What follows them is unread: the connection closes.
+        answer = error(400, MALFORMED, unread=True)
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in answer.raw_headers)
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + answer.body)
         self.transport.close()
 
     def shutdown(self) -> None:
