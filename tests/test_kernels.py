@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ner_fast import _csv, _decode, _kernels
-from ner_fast.buckets import IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
+from ner_fast.buckets import long_bucket_limit, IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
 from ner_fast.features import CASING_CLASSES
 
 # Characters from every storage kind of str: ASCII, latin-1, other BMP (incl. titlecase and
@@ -214,6 +214,32 @@ def test_default_and_assigned_buckets() -> None:
     assert default_buckets(lengths, batch_size=5) == [3, 7]
     assert default_buckets([2, 6], batch_size=5) == [6]  # nothing frequent: one bucket, nothing cut
     assert assign_buckets(np.array([0, 3, 4, 7, 8]), [3, 7]).tolist() == [0, 0, 1, 1, 2]
+
+
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=300), st.integers(1, 20))
+def test_keep_long_buckets_cut_nothing_and_hold_a_batch_each(lengths, batch_size) -> None:
+    """`--keep-long`: the tutorial's buckets and more, none cut (up to `long_bucket_limit`), and every
+    added bucket holds at least one full batch of the sentences assigned to it (or is the only one)."""
+    tutorial = default_buckets(lengths, batch_size)
+    kept = default_buckets(lengths, batch_size, keep_long=True)
+    assert set(tutorial) <= set(kept) and kept == sorted(set(kept))
+    limit = long_bucket_limit(batch_size)
+    assert max(kept) == max(tutorial[-1], min(max(lengths), limit))
+    added = [b for b in kept if b not in tutorial]
+    members = np.bincount(assign_buckets(np.minimum(lengths, limit), kept), minlength=len(kept))
+    counts = [int(members[kept.index(b)]) for b in added]
+    assert all(c >= batch_size for c in counts) or len(added) == 1
+    n_long = sum(1 for n in lengths if n > tutorial[-1])
+    assert (len(added) == 0) if not n_long else (1 <= len(added) <= max(1, n_long // batch_size))
+
+
+def test_keep_long_never_adds_a_bucket_under_the_largest() -> None:
+    # Where the tutorial's largest bucket is past `long_bucket_limit`, longer sentences are cut to it
+    # (as without --keep-long), not given a shorter bucket.
+    batch_size = 16
+    limit = long_bucket_limit(batch_size)
+    lengths = [limit + 10] * batch_size + [limit + 400] * 3
+    assert default_buckets(lengths, batch_size, keep_long=True) == [limit + 10]
 
 
 FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9'), max_size=6)

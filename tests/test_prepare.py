@@ -64,17 +64,37 @@ def test_prepare_small_corpus_layout() -> None:
     assert (first.tags[row, first.lengths[row] :] == -1).all()
 
 
+def tutorial_and_long_buckets(lengths: np.ndarray, batch_size: int) -> tuple[list[int], list[int]]:
+    """The reference of `default_buckets`, written out: every length with at least `batch_size` sentences
+    (the tutorial), then (`--keep-long`) the longer sentences one by one, shortest first, a bucket
+    closing after the last sentence of a length once it holds `batch_size`; a remainder joins the last."""
+    tutorial = [n for n in range(1, int(lengths.max()) + 1) if (lengths == n).sum() >= batch_size]
+    longer = sorted(int(n) for n in lengths if n > tutorial[-1])
+    ends: list[int] = []
+    held = 0
+    for i, n in enumerate(longer):
+        held += 1
+        if held >= batch_size and (i + 1 == len(longer) or longer[i + 1] != n):
+            ends.append(n)
+            held = 0
+    if held:
+        ends[-1:] = [longer[-1]]
+    return tutorial, sorted(set(tutorial) | set(ends))
+
+
 def test_prepare_defaults_on_the_bundled_corpus(bundled: Corpus) -> None:
     prepared = prepare(bundled)
     s = prepared.summary
     assert (s["sentences"], s["tokens"]) == (47_959, 1_048_575)
     assert s["splits"]["train"]["sentences"] == 38_367 and s["splits"]["valid"]["sentences"] == 9_592
     train_lengths = bundled.lengths[:38_367]
-    expected = [n for n in range(1, 105) if (train_lengths == n).sum() >= 50]
-    assert s["buckets"] == expected
-    assert s["cut"] == int((train_lengths > expected[-1]).sum())
-    kept = sum(int(b.lengths.sum()) for b in prepared.splits["train"])
-    assert kept == int(np.minimum(train_lengths, expected[-1]).sum())
+    tutorial, kept_long = tutorial_and_long_buckets(train_lengths, 50)
+    assert s["buckets"] == kept_long and kept_long[-1] == int(train_lengths.max())
+    assert s["cut"] == 0 and prepared.settings["keep_long"] is True
+    assert sum(int(b.lengths.sum()) for b in prepared.splits["train"]) == int(train_lengths.sum())
+    # The tutorial's rule (--no-keep-long): the long training sentences are cut to its largest bucket.
+    cut = prepare(bundled, keep_long=False).summary
+    assert cut["buckets"] == tutorial and cut["cut"] == int((train_lengths > tutorial[-1]).sum()) > 0
 
 
 def test_save_load_round_trip_and_replace(tmp_path: Path) -> None:
@@ -303,3 +323,33 @@ def test_a_validation_split_of_data_with_a_type_its_training_split_lacks_is_name
     result = CliRunner().invoke(cli, ["prepare", str(mixed), "--buckets", "2", "--out", str(tmp_path / "mixed")])
     assert result.exit_code == 0, result.output
     assert result.stderr == "" and "Warning" not in result.output
+
+
+def test_keep_long_keeps_long_training_sentences_whole_and_is_a_data_option(tmp_path: Path) -> None:
+    # A few hundred sentences at batch size 16 made the tutorial's largest bucket short, and prepare cut
+    # every longer training sentence to it (500 wikigold sentences lost 23% of their tokens).
+    from ner_fast.config import OptionError, TrainConfig, fixed_by_prepared
+
+    sentences = [[("w", "O"), ("Paris", "B-geo"), (".", "O")]] * 40 + [[("w", "O")] * 19 + [("Rome", "B-geo")]] * 5
+    data = write_conll(tmp_path / "long.tsv", sentences)
+    args = ["prepare", str(data), "--dev", str(data), "--batch-size", "8"]
+    assert CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "kept")]).exit_code == 0
+    kept = PreparedData.load(tmp_path / "kept")
+    assert kept.settings["buckets"] == [3, 20] and kept.settings["keep_long"] is True and kept.summary["cut"] == 0
+    assert sum(int(b.lengths.sum()) for b in kept.splits["train"]) == 40 * 3 + 5 * 20
+    result = CliRunner().invoke(cli, [*args, "--no-keep-long", "--out", str(tmp_path / "cut")])
+    assert result.exit_code == 0, result.output
+    cut = PreparedData.load(tmp_path / "cut")
+    assert cut.settings["buckets"] == [3] and cut.summary["cut"] == 5
+    # With --buckets it does nothing: giving both is refused in one line.
+    result = CliRunner().invoke(cli, [*args, "--buckets", "3", "--keep-long", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--keep-long" in result.output and len(result.output.strip().splitlines()) == 1
+    # Folders and runs from before the option were cut: read so, not as the new default.
+    older = {k: v for k, v in cut.settings.items() if k != "keep_long"}
+    assert fixed_by_prepared(older, {"keep_long": False})["keep_long"] is False
+    with pytest.raises(OptionError, match="--keep-long"):
+        fixed_by_prepared(older, {"keep_long": True})
+    section = TrainConfig.from_options(str(tmp_path / "run"), str(data)).to_dict()
+    assert section["keep_long"] is True
+    section.pop("keep_long")
+    assert TrainConfig.from_dict(section).keep_long is False

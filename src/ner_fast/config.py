@@ -43,6 +43,11 @@ CONFIG_VERSION = 1  # of config.json in a checkpoint folder
 LSTM_DIRECTIONS = ("fwd", "bwd")
 
 
+#: Data options newer than some prepared.json and config.json files: the value a file without one was made
+#: with (the rule before the option existed), so a run resumed or a folder reused keeps its buckets.
+BEFORE_OPTION = {"keep_long": False}
+
+
 def _field(name: str) -> Any:
     """A dataclass field whose default is the table's (lists get a factory)."""
     value = default_of(name)
@@ -216,6 +221,7 @@ class TrainConfig:
     max_sentences: int | None = _field("max_sentences")
     max_token_chars: int = _field("max_token_chars")
     buckets: list[int] | None = _field("buckets")
+    keep_long: bool = _field("keep_long")
     lowercase: bool = _field("lowercase")
     vectors: str | None = _field("vectors")
     vector_words: int = _field("vector_words")
@@ -283,7 +289,7 @@ class TrainConfig:
         _refuse_unknown_keys(cls, data, "train")
         if "out" not in data:
             raise ValueError("the train section has no 'out'")
-        return cls(**data)
+        return cls(**{**BEFORE_OPTION, **data})
 
     @classmethod
     def from_options(
@@ -354,7 +360,7 @@ def check_vectors_fit(source: str, dim: int, word_dim: int, *, init: str | None 
 def fixed_by_prepared(settings: Mapping[str, Any], asked: Mapping[str, Any]) -> dict[str, Any]:
     """The data options of a prepared folder (its `prepared.json` settings); OptionError where `asked`
     (data options given for it) differ, because they were fixed when the folder was prepared."""
-    raw = {o.name: settings.get(o.name, o.default_for()) for o in options("data")}
+    raw = {o.name: settings.get(o.name, BEFORE_OPTION.get(o.name, o.default_for())) for o in options("data")}
     if raw["split"] is None:  # prepared with --dev: the split was not used
         raw["split"] = default_of("split")
     used = check_values(raw)

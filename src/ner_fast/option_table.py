@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from ner_fast.buckets import MAX_BUCKET_LENGTH
+from ner_fast.buckets import MAX_BATCH_TOKENS, MAX_BUCKET_LENGTH
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TAG_FORMATS, TAGGED_FORMATS
 from ner_fast.decode import DECODERS
@@ -89,8 +89,13 @@ TABLE: tuple[Option, ...] = (
            commands=("prepare", "train")),
     Option("buckets", "buckets", None, "Bucket lengths, comma separated, each at most"
            f" {MAX_BUCKET_LENGTH} (default: every length with at least --batch-size training sentences, the"
-           " tutorial's rule).", "data", high=MAX_BUCKET_LENGTH, unit=" tokens", optional=True,
+           " tutorial's rule, then --keep-long's).", "data", high=MAX_BUCKET_LENGTH, unit=" tokens", optional=True,
            commands=("prepare", "train")),
+    Option("keep_long", "bool", recipe(True, False), "With the default buckets: the training sentences longer than"
+           " the tutorial's largest bucket get buckets too, each holding at least --batch-size of them, instead of"
+           f" being cut to it (up to {MAX_BATCH_TOKENS} tokens a batch; --no-keep-long: cut, the tutorial's rule).",
+           "data",
+           commands=("prepare", "train"), unused_with=("buckets", "then the sentences longer than its largest are cut")),
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
     Option("vectors", "text", None, "Pretrained word vectors: glove-6b-50d (the `vectors` extra) or a GloVe/word2vec"

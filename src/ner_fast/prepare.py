@@ -132,6 +132,7 @@ def prepare(
     max_token_chars: int = default_of("max_token_chars"),
     batch_size: int = default_of("batch_size"),
     buckets: Sequence[int] | None = default_of("buckets"),
+    keep_long: bool = default_of("keep_long"),
     lowercase: bool = default_of("lowercase"),
     extra_words: Sequence[str] = (),
     vectors: str | None = default_of("vectors"),
@@ -143,8 +144,9 @@ def prepare(
 
     `dev` is a separate validation corpus (then all of `data` trains and `split` is unused);
     `max_sentences` keeps only the first sentences of `data`. `buckets` defaults to the tutorial's
-    rule on the training lengths (`default_buckets`); training sentences longer than the largest
-    bucket are cut to it, validation sentences never are. `vectors` (`ner_fast.vectors`): the words
+    rule on the training lengths (`default_buckets`), with one more bucket at the longest training
+    length under `keep_long`; training sentences longer than the largest bucket are cut to it,
+    validation sentences never are. `vectors` (`ner_fast.vectors`): the words
     among the `vector_words` most frequent of those vectors join the word vocabulary after the
     training words (`vectors.extend_words`), so validation words they know are not unknown; what
     the vectors are is recorded in the settings (`vectors_source`: name, digest, licence).
@@ -159,13 +161,13 @@ def prepare(
     started = time.perf_counter()
     checked = check_values(
         {"format": format, "split": split, "max_sentences": max_sentences, "max_token_chars": max_token_chars,
-         "batch_size": batch_size, "buckets": buckets, "lowercase": lowercase, "vectors": vectors,
+         "batch_size": batch_size, "buckets": buckets, "keep_long": keep_long, "lowercase": lowercase, "vectors": vectors,
          "vector_words": vector_words, "recase": recase}
     )  # fmt: skip
     split, buckets = checked["split"], checked["buckets"]
     corpus, train, valid = _read_splits(data, format, split, dev, max_sentences)
     vocabs, n_training_words, described = _vocabularies(train, valid, lowercase, vectors, vector_words, extra_words)
-    bucket_lengths = buckets or default_buckets(train.lengths, batch_size)
+    bucket_lengths = buckets or default_buckets(train.lengths, batch_size, keep_long)
     recased = with_recased_copies(train, checked["recase"])
     splits, counts, n_cut = _lay_out({"train": recased, "valid": valid}, vocabs, max_token_chars, bucket_lengths)
     counts["train"]["recased_copies"] = len(recased) - len(train)
@@ -175,6 +177,7 @@ def prepare(
         "n_features": n_features(max_token_chars),
         "batch_size": batch_size,
         "buckets": bucket_lengths,
+        "keep_long": keep_long,
         "lowercase": lowercase,
         "split": None if dev is not None else list(split),
         "max_sentences": max_sentences,
