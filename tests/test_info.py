@@ -315,3 +315,31 @@ def test_a_one_network_package_shows_the_per_label_scores_its_run_logged(tmp_pat
     _log_training(tmp_path / "model", [0.5, 0.7251], best=2)
     bare = model_card(export_model(tmp_path / "model", tmp_path / "pkg2", quantize=None))
     assert bare["labels_scored"] is None and "no per-label scores recorded" in format_card(bare)
+
+
+def test_the_card_of_an_exported_package_shows_its_runs_recipe_epochs_and_a_cut_vocabulary(tmp_path: Path) -> None:
+    # The card of a package a user exported printed its `source` as one line of raw JSON, `recipe` and
+    # `best_epoch` null; after `export --max-words` it showed the F1 logged with every word as the package's.
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False, train={"learning_rate": 0.002, "dev": "/d/dev.conll"})
+    _log_training(tmp_path / "model", [0.5, 0.7251, 0.7], best=2)
+    lines = (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
+    per_type = {"per": {"f1": 0.0, "precision": 0.0, "recall": 0.0, "support": 0, "predicted": 0},
+                "geo": {"f1": 0.0, "precision": 0.0, "recall": 0.0, "support": 0, "predicted": 3}}
+    lines[1] = json.dumps({"epoch": 2, "valid": {"f1": 0.7251, "per_type": per_type}})
+    (tmp_path / "model" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    train = json.loads((tmp_path / "model" / "config.json").read_text())["train"]
+    n_words = len(json.loads((tmp_path / "model" / "vocab.json").read_text())["words"])
+    whole = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
+    assert whole["training"]["recipe"]["learning_rate"] == train["learning_rate"]
+    assert whole["training"]["recipe"]["dev"] == "dev.conll"  # a path of the builder's machine: its name alone
+    assert (whole["training"]["best_epoch"], whole["training"]["epochs_trained"]) == (2, 3)
+    text = format_card(whole)
+    assert '{"model_dir"' not in text and "exported from run model (best checkpoint), trained from scratch" in text
+    assert "best epoch 2 of 3" in text and "--max-words" not in text
+    # A label without a validation entity has no recall or F1 (not 0.0), nor a precision without a prediction.
+    rows = {row["label"]: row for row in whole["labels"]}
+    assert (rows["per"]["f1"], rows["per"]["recall"], rows["per"]["precision"], rows["per"]["support"]) == (None, None, None, 0)
+    assert (rows["geo"]["f1"], rows["geo"]["precision"]) == (None, 0.0)
+    cut = model_card(export_model(tmp_path / "model", tmp_path / "cut", quantize=None, max_words=3))
+    assert 3 < n_words and cut["training"]["source"]["max_words"] == 3
+    assert "cut at export to its 3 most frequent words (--max-words)" in format_card(cut)

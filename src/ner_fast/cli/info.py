@@ -103,10 +103,21 @@ def _labels(model: dict[str, Any], types: list[str], validation: dict[str, Any],
     logged = (one_run.get("validation") or {}).get("per_type") if isinstance(one_run, dict) and not validation else None
     per_type = validation.get("per_type") or logged or {}
     described = package_descriptions(model, types)
-    labels = [{"label": label, "description": described.get(label, ""),
-               **{k: per_type.get(label, {}).get(k) for k in ("f1", "precision", "recall", "support")}}
+    labels = [{"label": label, "description": described.get(label, ""), **_scores(per_type.get(label, {}))}
               for label in sorted(types)]
     return labels, "tagger" if validation.get("per_type") else "logged" if logged else None
+
+
+def _scores(scores: dict[str, Any]) -> dict[str, Any]:
+    """A label's f1, precision, recall and support as the card shows them: recall and F1 are undefined
+    (None, not the 0.0 the scorer logs) where the validation data has no entity of the label, and
+    precision where nothing was predicted as it too."""
+    shown = {k: scores.get(k) for k in ("f1", "precision", "recall", "support")}
+    if scores.get("support") == 0:
+        shown.update(f1=None, recall=None)
+        if scores.get("predicted") == 0:
+            shown["precision"] = None
+    return shown
 
 
 def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) -> dict[str, Any]:
@@ -115,17 +126,21 @@ def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) ->
     validation = provenance.get("validation") or {}
     training = provenance.get("training") or {}
     members = source.get("members") if isinstance(source, dict) else None
+    # A one-network package `ner-fast export` wrote has no provenance: its run's record speaks (`source`).
+    run = source if isinstance(source, dict) and not members and not provenance else {}
+    logged = run.get("validation") or {}
+    best = logged.get("epoch") if run.get("checkpoint") == "best" else None
     return {
         "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
         "command": provenance.get("command"),
         "source_commit": provenance.get("source_commit"),
-        "best_epoch": provenance.get("best_epoch"),
-        "epochs_trained": provenance.get("epochs_trained"),
+        "best_epoch": provenance.get("best_epoch", best),
+        "epochs_trained": provenance.get("epochs_trained", logged.get("epochs_trained")),
         # Which parameters were exported, and their epoch (recorded since 2026-12-06; before, the best's).
-        "checkpoint": provenance.get("checkpoint"),
-        "checkpoint_epoch": provenance.get("checkpoint_epoch", provenance.get("best_epoch")),
-        "training_valid_f1": provenance.get("training_valid_f1"),
-        "recipe": training or None,
+        "checkpoint": provenance.get("checkpoint", run.get("checkpoint")),
+        "checkpoint_epoch": provenance.get("checkpoint_epoch", provenance.get("best_epoch", logged.get("epoch"))),
+        "training_valid_f1": provenance.get("training_valid_f1", logged.get("f1")),
+        "recipe": training or run.get("recipe") or None,
         "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
         "source": source,
         "vectors": model.get("vectors"),
@@ -214,8 +229,7 @@ def format_card(card: dict[str, Any]) -> str:
         options = {k: v for k, v in recipe.items() if k != "arch" and v is not None}
         lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(arch.items())))
         lines.append("    " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
-    if not recipes:
-        lines.append(f"  source: {json.dumps(train['source'])}")
+    lines += _source_lines(train["source"])
     vectors = train["vectors"]
     if vectors:
         # `words` is the size of the vectors' file; the vocabulary was offered only its first `vector_words`
@@ -243,6 +257,22 @@ def format_card(card: dict[str, Any]) -> str:
                      " `python -m ner_fast.training.bundle --requantize PACKAGE --out DIR --command TEXT` converts it")
     lines += ["", "Speed", *_speed_lines(card["speed"])]
     return "\n".join(lines) + "\n"
+
+
+def _source_lines(source: Any) -> list[str]:
+    """The card's lines on the run(s) a package was exported from (`model.json` `source`): the folder and
+    checkpoint, what it started from (`--init`), and a vocabulary cut at export (`--max-words`), whose
+    package was not scored: the F1 its run logged was measured with every word."""
+    runs = (source.get("members") or [source]) if isinstance(source, dict) and source else []
+    lines = []
+    for run in runs:
+        init = run.get("init") or {}
+        start = f"--init {init.get('source')} ({init.get('kind')}, sha256 {init.get('sha256')})" if init else "scratch"
+        lines.append(f"  exported from run {run.get('model_dir')} ({run.get('checkpoint')} checkpoint), trained from {start}")
+        if run.get("max_words"):
+            lines.append(f"  vocabulary cut at export to its {run['max_words']:,} most frequent words (--max-words): the"
+                         " validation F1 above was logged with every word; this package's own was not measured")
+    return lines
 
 
 def _speed_lines(speed: dict[str, Any] | None) -> list[str]:

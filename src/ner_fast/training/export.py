@@ -46,7 +46,7 @@ from onnx import TensorProto, compose, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
-from ner_fast.config import LSTM_DIRECTIONS
+from ner_fast.config import INPUT_FILES, LSTM_DIRECTIONS
 from ner_fast.option import graph_buckets
 from ner_fast.option_table import row
 from ner_fast.decode import CRF
@@ -424,6 +424,8 @@ def export_model(
     claim = claim_output_dir(target, package_files, force=force)  # before any work
     dirs = [model_dir, *map(Path, ensemble)]
     members = _load_members(dirs, which)
+    # Recorded where it cut the vocabulary: the F1 the run logged was measured with every word.
+    words_cut = max_words if max_words is not None and max_words < len(members[0][2].words) else None
     if max_words is not None:
         members = [(*truncate_words(c, p, v, max_words), d) for c, p, v, d in members]
     config, params, vocabs, doc = members[0]
@@ -450,8 +452,18 @@ def export_model(
                       "ner_fast.output": f"{CHAR_OUTPUT_NAME}: float32 (rows, {_char_width(config)}), the character CNN's features"}
         char_model = quantize_graph(build_char_graph(params, config, char_facts), quantize) if split else None
     graph = quantize_graph(graph, quantize)
-    info = _package_info(members, dirs, which, quantize, crf, pos_tags, matmul_weights(graph))
+    info = _package_info(members, dirs, which, quantize, crf, pos_tags, matmul_weights(graph), words_cut)
     return write_package(claim, graph, lengths, info, versions, char_model=char_model)
+
+
+def _portable_recipe(train: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's training options as a package records them: without its folder and corpus (`source` has
+    them), the other files it read (`config.INPUT_FILES`: --dev, --vectors, --teacher) by `portable_path`."""
+    recipe = {k: v for k, v in train.items() if k not in ("out", "data")}
+    for name in INPUT_FILES:
+        if isinstance(recipe.get(name), str):
+            recipe[name] = portable_path(recipe[name])
+    return recipe or None
 
 
 #: What `checkpoint.load_model` gives for a member: (its ModelConfig, parameters, vocabularies, config.json).
@@ -510,10 +522,12 @@ def _graph_facts(config: ModelConfig, vocabs: Vocabularies, quantize: str | None
 
 
 def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, quantize: str | None,
-                  crf: dict[str, Any] | None, pos_tags: list[str] | None, int8_weights: str | None) -> dict[str, Any]:
+                  crf: dict[str, Any] | None, pos_tags: list[str] | None, int8_weights: str | None,
+                  words_cut: int | None = None) -> dict[str, Any]:
     """The package's info (`write_package`, read by `package.py`): vocabularies, tags and their
     descriptions, input and output layout, decoding, architecture and where each member came from.
-    The first member's configuration, vocabularies and data settings speak for the package."""
+    The first member's configuration, vocabularies and data settings speak for the package; `words_cut`
+    is `max_words` where it cut the vocabulary."""
     config, _, vocabs, doc = members[0]
     data = doc.get("data", {})
     sources = [
@@ -523,7 +537,10 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         # it logged none, e.g. stopped before its first epoch ended).
         {"model_dir": portable_path(d), "checkpoint": which, "trained_with": m[3].get("versions", {}), "init": m[3].get("init"),
          "data": portable_path(m[3]["data"]["source"]) if m[3].get("data", {}).get("source") else None,
-         "validation": logged_record(d, which)}
+         "validation": logged_record(d, which),
+         # "recipe": the run's training options (config.json's train section; its files as `portable_path`).
+         "recipe": _portable_recipe(m[3].get("train") or {}),
+         "max_words": words_cut}
         for d, m in zip(dirs, members)
     ]
     return {
