@@ -142,6 +142,21 @@ def test_an_empty_or_whitespace_token_is_refused_as_serve_refuses_it(model: tupl
         assert len(tagger.tag_batch(words, pos)[1]) == 4
 
 
+def test_a_token_holding_a_lone_surrogate_is_refused_as_text_holding_one_is(model: tuple) -> None:
+    # Raw text with a lone surrogate (a JSON "\ud800", a byte read with surrogateescape) was refused, the
+    # same as a token: tagged, and its entity text then failed to be written as UTF-8.
+    tagger = model[4]
+    words, pos = random_sentences(np.random.default_rng(6), [3, 4])
+    words[1][1] = "Par\udcc3is"
+    for call in (tagger.tag_batch, tagger.entities_batch, lambda w, p: list(tagger.features(w, p))):
+        with pytest.raises(ValueError, match=r"^token 1 of sentence 1 is 'Par\\udcc3is': character 3 is a lone surrogate"):
+            call(words, pos)
+    with pytest.raises(ValueError, match=r"^token 1 of sentence 0 is .*lone surrogate \(U\+DCC3\)"):
+        tagger.tag(words[1], pos[1])
+    words[1][1] = "Paris\U0001f600"  # a character beyond the BMP is one code point in a str, not a pair
+    assert len(tagger.tag_batch(words, pos)[1]) == 4
+
+
 def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:
     tagger = model[4]
     assert tagger.uses_pos

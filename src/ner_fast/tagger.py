@@ -53,7 +53,7 @@ from ner_fast.package import BUNDLED_NAMES, CHAR_GRAPH_FILE, Package, PackageErr
 from ner_fast.schemes import TagScheme, chunks
 from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
 from ner_fast.engine import pipe as pipe_texts
-from ner_fast.text import TOKEN_RULE, Doc, Entity, blank_token, join_tokens, make_entities
+from ner_fast.text import Doc, Entity, join_tokens, make_entities, token_fault
 from ner_fast.vocab import Vocabularies
 
 CUDA = "CUDAExecutionProvider"
@@ -304,7 +304,9 @@ class Tagger:
     ) -> tuple[list[str], np.ndarray]: ...
 
     def tag(self, tokens: Sequence[str], pos: Sequence[str] | None = None, proba: bool = False) -> Any:
-        """Tags of one pre-tokenized sentence (`pos`: its POS tags, needed when the model uses POS).
+        """Tags of one pre-tokenized sentence (`pos`: its POS tags, needed when the model uses POS; a model
+        that does not, `uses_pos` False, checks their number and ignores them, as `ner-fast tag` does a
+        corpus's POS column, so one call serves every model).
 
         With `proba=True` returns `(tags, probabilities)`, probabilities float32 (len(tokens), len(self.tags)).
         """
@@ -319,7 +321,7 @@ class Tagger:
             # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
             # outside onnxruntime); anything unusual, errors included, goes through `_run`.
             try:
-                matrix = None if blank_token(tokens) is not None else featurize(
+                matrix = None if token_fault(tokens) is not None else featurize(
                     tokens, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix
             except TypeError:
                 matrix = None
@@ -352,7 +354,7 @@ class Tagger:
 
         A token must hold a character that is neither whitespace nor an invisible format character
         (`text.blank_token`, the rule of `ner-fast serve` too): an empty, whitespace-only or zero-width one
-        (U+200B) is a ValueError naming it.
+        (U+200B) is a ValueError naming it, and so is one holding a lone surrogate (`text.token_fault`).
         """
         tags, probs, pos_out = self._run(sentences, pos, batch_size, proba, return_pos, workers)
         head: tuple[Any, ...] = (tags, probs) if proba else (tags,)
@@ -429,14 +431,15 @@ class Tagger:
         words = [w for s in sentences for w in s]
         flat_pos = [p for s in pos for p in s] if (pos is not None and self.uses_pos) else None
         try:
-            blank = blank_token(words)
-            if blank is None:
+            fault = token_fault(words)
+            if fault is None:
                 return self._plan_flat(words, flat_pos, lengths, batch_size)
         except TypeError:
             raise TypeError(_not_a_string(sentences, pos)) from None
-        sentence = int(np.searchsorted(np.cumsum(lengths), blank, side="right"))
-        token = blank - int(lengths[:sentence].sum())
-        raise ValueError(f"token {token} of sentence {sentence} is {words[blank]!r}: {TOKEN_RULE}")
+        at, reason = fault
+        sentence = int(np.searchsorted(np.cumsum(lengths), at, side="right"))
+        token = at - int(lengths[:sentence].sum())
+        raise ValueError(f"token {token} of sentence {sentence} is {words[at]!r}: {reason}")
 
     def _plan_flat(
         self, words: Sequence[str], pos: Sequence[str] | None, lengths: np.ndarray, batch_size: int

@@ -290,6 +290,23 @@ def blank_token(tokens: Sequence[str]) -> int | None:
     return next((i for i, token in enumerate(tokens) if _BLANK.fullmatch(token)), None)
 
 
+def token_fault(tokens: Sequence[str]) -> tuple[int, str] | None:
+    """The first token of `tokens` that cannot be tagged and why: blank (`blank_token`; the reason is
+    `TOKEN_RULE`) or holding a lone surrogate (`lone_surrogate`: no output could hold it, as no text
+    `check_text` passes does); None when every token can be. TypeError for a token that is not a str.
+    What `Tagger.tag_batch` (and `tag`, `entities`, `features`) check of pre-tokenized sentences."""
+    blank = blank_token(tokens)
+    if blank is not None:
+        return blank, TOKEN_RULE
+    if all(map(str.isprintable, tokens)):  # the common case at C speed: a surrogate is not printable
+        return None
+    for i, token in enumerate(tokens):
+        at = lone_surrogate(token)
+        if at is not None:
+            return i, f"character {at} is a lone surrogate (U+{ord(token[at]):04X}), which is not text: no UTF-8 encodes it"
+    return None
+
+
 def check_text(text: str) -> None:
     """ValueError naming the position of the first lone surrogate in `text` (`lone_surrogate`): refused
     before tagging."""
