@@ -335,6 +335,20 @@ def test_evaluate_rebuilds_a_prepared_run_recorded_before_the_rule(copy: Path) -
     assert json.loads(result.stdout.strip().splitlines()[-1])["tokens"] > 0
 
 
+def test_evaluate_names_the_prepared_folder_prepared_again_since_the_run(copy: Path, tmp_path: Path) -> None:
+    # The run trained on a prepared folder, later prepared again from other sentences: the message blamed
+    # the bundled corpus the folder was first made from, which had not changed.
+    folder = tmp_path / "prep"
+    prepare(max_sentences=150, buckets=[12, 20, 40], batch_size=16, lowercase=False).save(folder)
+    path = copy / "config.json"
+    doc = json.loads(path.read_text())
+    doc["train"]["data"] = str(folder)
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
+    _fails(result, 1, f"the prepared folder {folder} no longer gives the model's vocabularies")
+    assert "ner_dataset" not in result.output
+
+
 def test_a_run_recorded_before_directions_existed_is_a_bilstm(copy: Path, tmp_path: Path) -> None:
     # config.json of runs trained before the option: no "directions" in either section.
     path = copy / "config.json"

@@ -32,10 +32,11 @@ def validation_buckets(doc: dict[str, Any], vocabs: Any, run: str | os.PathLike[
     # A run started with --init added its SOURCE's words to the corpus's (`run_setup._init_words`): the saved ones.
     data = load_data(cfg, check=False, words=vocabs.words.itos if doc.get("init") else ())
     if data.vocabs != vocabs:
-        raise ValueError(
-            f"the training data ({doc['data'].get('source')}) no longer gives the model's vocabularies:"
-            " pass the corpus to evaluate explicitly"
-        )
+        # A prepared folder is what was read (prepared again since the run), not the corpus it was made from.
+        read = f"the prepared folder {cfg.data}" if cfg.data is not None and Path(cfg.data).is_dir() else \
+            f"the training data ({doc['data'].get('source')})"
+        raise ValueError(f"{read} no longer gives the model's vocabularies (it changed since the run trained):"
+                         " pass the corpus to evaluate explicitly")
     return data.splits["valid"]
 
 
