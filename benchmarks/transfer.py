@@ -106,6 +106,8 @@ def run_network(system: str, train_file: Path, dev_file: Path, test: Corpus, out
         given["batch_size"] = args.batch_size
     if args.dropout is not None:
         given["dropout"] = args.dropout
+    if args.lr_decay is not None:
+        given["lr_decay"] = args.lr_decay
     if system in ("vectors", "vectors-frozen"):  # issue 24's small-data comparison: from scratch with pretrained word vectors
         given["vectors"] = args.vectors
         given["freeze_vectors"] = system == "vectors-frozen"
@@ -242,6 +244,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, help="networks: --batch-size (default: the option table's)")
     parser.add_argument("--dropout", type=float, help="networks: --dropout (default: the option table's)")
+    parser.add_argument("--lr-decay", type=float, help="networks: --lr-decay (default: the option table's)")
     parser.add_argument("--freeze-epochs", type=int, help="init: --freeze-epochs (default: the option table's)")
     parser.add_argument("--init-lr-scale", type=float, help="init: --init-lr-scale (default: the option table's)")
     parser.add_argument("--init-source", default="default",
