@@ -43,9 +43,10 @@ CONFIG_VERSION = 1  # of config.json in a checkpoint folder
 LSTM_DIRECTIONS = ("fwd", "bwd")
 
 
-#: Data options newer than some prepared.json and config.json files: the value a file without one was made
-#: with (the rule before the option existed), so a run resumed or a folder reused keeps its buckets.
-BEFORE_OPTION = {"keep_long": False}
+#: Options newer than some prepared.json and config.json files: the value a file without one was made with
+#: (the rule before the option existed), so a run resumed or a folder reused keeps its buckets and its
+#: learning-rate schedule (a decay every epoch, however short).
+BEFORE_OPTION = {"keep_long": False, "lr_decay_sentences": 1}
 
 
 def _field(name: str) -> Any:
@@ -234,6 +235,7 @@ class TrainConfig:
     beta2: float = _field("beta2")
     epsilon: float = _field("epsilon")
     lr_decay: float = _field("lr_decay")
+    lr_decay_sentences: int = _field("lr_decay_sentences")
     clip_gradient: float = _field("clip_gradient")
     word_dropout: float = _field("word_dropout")
     decode: str = _field("decode")

@@ -32,6 +32,9 @@ from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_PACKAGE, DEFAULT_QUANTIZE,
 from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
 
 KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+#: `--lr-decay-sentences`: the training sentences of the bundled corpus's default 80/20 split, the epoch
+#: over which `--lr-decay` 0.9 was measured (docs/TRAINING.md, "The recipe").
+LR_DECAY_SENTENCES = 38_367
 #: `ner-fast tag --output-format`.
 OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
 #: The longest `serve --max-wait-ms`: a free worker holding a lone request back for more than 10 s only
@@ -120,8 +123,12 @@ TABLE: tuple[Option, ...] = (
     Option("beta1", "float", 0.9, "Adam beta1.", "train", low=0, high=1, high_open=True),
     Option("beta2", "float", 0.999, "Adam beta2.", "train", low=0, high=1, high_open=True),
     Option("epsilon", "float", 1e-8, "Adam epsilon.", "train", low=0, low_open=True),
-    Option("lr_decay", "float", recipe(0.9, 1.0), "Multiply the learning rate by this after every epoch (1: constant).",
-           "train", low=0, high=1, low_open=True),
+    Option("lr_decay", "float", recipe(0.9, 1.0), "Multiply the learning rate by this after every epoch (1: constant),"
+           " or less often on a small corpus (--lr-decay-sentences).", "train", low=0, high=1, low_open=True),
+    Option("lr_decay_sentences", "int", LR_DECAY_SENTENCES, "--lr-decay steps at most once every this many training"
+           " sentences: once an epoch on a corpus this large or larger (the default: the bundled corpus's training"
+           " split, where the decay was measured), once every as many sentences on a smaller one, whose short epochs"
+           " would otherwise end its learning within a few hundred updates.", "train", low=1),
     Option("clip_gradient", "float", recipe(5.0, 0.0), "Clip each gradient element to [-x, x].", "train", low=0,
            zero="never"),
     Option("word_dropout", "float", recipe(0.1, 0.0), "Replace training words by UNK with this probability.",

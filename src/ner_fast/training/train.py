@@ -158,7 +158,8 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
         run.train_iter.start_epoch(epoch)
         # Dropout draws from a stream seeded per epoch, so a resumed run repeats an unbroken one.
         mx.random.seed(cfg.seed * 100_003 + epoch)
-        lr = cfg.learning_rate * cfg.lr_decay**epoch
+        # The scheduler's rate for this epoch's first update (`run_setup.decay_step`: it steps every that many).
+        lr = cfg.learning_rate * cfg.lr_decay ** (epoch * run.train_iter.num_batches // run.decay_step)
         if run.init_record is not None:
             _set_encoder_lr(module, cfg, epoch)
         tr, tr_speed = run_epoch(
