@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ner_fast import _csv, _decode, _kernels
-from ner_fast.buckets import long_bucket_limit, IGNORE_LABEL, assign_buckets, build_buckets, default_buckets
+from ner_fast.buckets import IGNORE_LABEL, assign_buckets, build_buckets, default_buckets, long_bucket_limit, training_buckets
 from ner_fast.features import CASING_CLASSES
 
 # Characters from every storage kind of str: ASCII, latin-1, other BMP (incl. titlecase and
@@ -216,30 +216,42 @@ def test_default_and_assigned_buckets() -> None:
     assert assign_buckets(np.array([0, 3, 4, 7, 8]), [3, 7]).tolist() == [0, 0, 1, 1, 2]
 
 
-@given(st.lists(st.integers(1, 60), min_size=1, max_size=300), st.integers(1, 20))
-def test_keep_long_buckets_cut_nothing_and_hold_a_batch_each(lengths, batch_size) -> None:
-    """`--keep-long`: the tutorial's buckets and more, none cut (up to `long_bucket_limit`), and every
-    added bucket holds at least one full batch of the sentences assigned to it (or is the only one)."""
-    tutorial = default_buckets(lengths, batch_size)
-    kept = default_buckets(lengths, batch_size, keep_long=True)
-    assert set(tutorial) <= set(kept) and kept == sorted(set(kept))
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=300), st.integers(1, 20), st.booleans())
+def test_keep_long_buckets_cut_nothing_and_hold_a_batch_each(lengths, batch_size, by_hand) -> None:
+    """`--keep-long`: the buckets without it (the tutorial's, or given by hand) and more, none cut (up to
+    `long_bucket_limit`), every added bucket but the longest holding at least one full batch of the
+    sentences assigned to it."""
+    given = sorted(set(lengths))[: len(set(lengths)) // 2] if by_hand else None
+    cut = training_buckets(lengths, batch_size, keep_long=False, given=given)
+    kept = training_buckets(lengths, batch_size, keep_long=True, given=given)
+    frequent = [n for n in range(1, 61) if lengths.count(n) >= batch_size]
+    base = given or frequent
+    assert cut == (given or frequent or [max(lengths)])  # without: the tutorial's rule (or the given)
+    assert set(base) <= set(kept) and kept == sorted(set(kept))
     limit = long_bucket_limit(batch_size)
-    assert max(kept) == max(tutorial[-1], min(max(lengths), limit))
-    added = [b for b in kept if b not in tutorial]
+    assert max(kept) == max(base + [min(max(lengths), limit)])
+    added = [b for b in kept if b not in base]
     members = np.bincount(assign_buckets(np.minimum(lengths, limit), kept), minlength=len(kept))
     counts = [int(members[kept.index(b)]) for b in added]
-    assert all(c >= batch_size for c in counts) or len(added) == 1
-    n_long = sum(1 for n in lengths if n > tutorial[-1])
-    assert (len(added) == 0) if not n_long else (1 <= len(added) <= max(1, n_long // batch_size))
+    assert all(c >= batch_size for c in counts[:-1]) and all(c > 0 for c in counts)
+    n_long = sum(1 for n in lengths if n > max(base, default=0))
+    assert (len(added) == 0) if not n_long else (1 <= len(added) <= n_long // batch_size + 1)
 
 
-def test_keep_long_never_adds_a_bucket_under_the_largest() -> None:
+def test_keep_long_never_adds_a_bucket_under_the_largest_nor_stretches_a_full_one() -> None:
     # Where the tutorial's largest bucket is past `long_bucket_limit`, longer sentences are cut to it
     # (as without --keep-long), not given a shorter bucket.
     batch_size = 16
     limit = long_bucket_limit(batch_size)
     lengths = [limit + 10] * batch_size + [limit + 400] * 3
-    assert default_buckets(lengths, batch_size, keep_long=True) == [limit + 10]
+    assert training_buckets(lengths, batch_size, keep_long=True) == [limit + 10]
+    # One outlier (a file missing a blank line) gets a bucket of its own: 40 sentences of 30 tokens
+    # padded to it was what joining it to the last full bucket did.
+    lengths = list(range(1, 11)) * 20 + [30] * 40 + [8000]
+    assert training_buckets(lengths, batch_size, keep_long=True) == [*range(1, 11), 30, limit]
+    # A tiny corpus, no length frequent: buckets of batch_size sentences, not one at its longest sentence.
+    assert training_buckets([5] * 10 + [3000], 50, keep_long=True) == [long_bucket_limit(50)] == [163]
+    assert training_buckets([5] * 60 + [3000], 50, keep_long=True) == [5, 163]
 
 
 FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9'), max_size=6)

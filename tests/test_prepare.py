@@ -42,7 +42,7 @@ def test_sequential_split() -> None:
 
 def test_prepare_small_corpus_layout() -> None:
     corpus = small_corpus()
-    prepared = prepare(corpus, buckets=[4, 8], max_token_chars=5)
+    prepared = prepare(corpus, buckets=[4, 8], max_token_chars=5, keep_long=False)
     train, valid = split_corpus(corpus, (0.8, 0.2))
     s = prepared.summary
     assert (s["sentences"], s["tokens"]) == (40, corpus.n_tokens)
@@ -67,7 +67,7 @@ def test_prepare_small_corpus_layout() -> None:
 def tutorial_and_long_buckets(lengths: np.ndarray, batch_size: int) -> tuple[list[int], list[int]]:
     """The reference of `default_buckets`, written out: every length with at least `batch_size` sentences
     (the tutorial), then (`--keep-long`) the longer sentences one by one, shortest first, a bucket
-    closing after the last sentence of a length once it holds `batch_size`; a remainder joins the last."""
+    closing after the last sentence of a length once it holds `batch_size`; a remainder makes the last."""
     tutorial = [n for n in range(1, int(lengths.max()) + 1) if (lengths == n).sum() >= batch_size]
     longer = sorted(int(n) for n in lengths if n > tutorial[-1])
     ends: list[int] = []
@@ -78,7 +78,7 @@ def tutorial_and_long_buckets(lengths: np.ndarray, batch_size: int) -> tuple[lis
             ends.append(n)
             held = 0
     if held:
-        ends[-1:] = [longer[-1]]
+        ends.append(longer[-1])
     return tutorial, sorted(set(tutorial) | set(ends))
 
 
@@ -98,7 +98,7 @@ def test_prepare_defaults_on_the_bundled_corpus(bundled: Corpus) -> None:
 
 
 def test_save_load_round_trip_and_replace(tmp_path: Path) -> None:
-    prepared = prepare(small_corpus(), buckets=[5, 10])
+    prepared = prepare(small_corpus(), buckets=[5, 10], keep_long=False)
     out = tmp_path / "prep"
     prepared.save(out)
     assert sorted(p.name for p in out.iterdir()) == ["prepared.json", "train.npz", "valid.npz", "vocab.json"]
@@ -341,9 +341,18 @@ def test_keep_long_keeps_long_training_sentences_whole_and_is_a_data_option(tmp_
     assert result.exit_code == 0, result.output
     cut = PreparedData.load(tmp_path / "cut")
     assert cut.settings["buckets"] == [3] and cut.summary["cut"] == 5
-    # With --buckets it does nothing: giving both is refused in one line.
-    result = CliRunner().invoke(cli, [*args, "--buckets", "3", "--keep-long", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "--keep-long" in result.output and len(result.output.strip().splitlines()) == 1
+    # Buckets given by hand: the same, past their largest.
+    assert CliRunner().invoke(cli, [*args, "--buckets", "2,3", "--out", str(tmp_path / "given")]).exit_code == 0
+    given = PreparedData.load(tmp_path / "given")
+    assert given.settings["buckets"] == [2, 3, 20] and given.summary["cut"] == 0
+    result = CliRunner().invoke(cli, [*args, "--buckets", "2,3", "--no-keep-long", "--out", str(tmp_path / "given-cut")])
+    assert result.exit_code == 0, result.output
+    assert PreparedData.load(tmp_path / "given-cut").summary["cut"] == 5
+    # A prepared folder's own value, given again, is accepted.
+    again = CliRunner().invoke(cli, ["train", str(tmp_path / "kept"), "--keep-long", "--epochs", "1", "--no-progress",
+                                     "--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "2",
+                                     "--batch-size", "8", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert again.exit_code == 0, again.output
     # Folders and runs from before the option were cut: read so, not as the new default.
     older = {k: v for k, v in cut.settings.items() if k != "keep_long"}
     assert fixed_by_prepared(older, {"keep_long": False})["keep_long"] is False

@@ -56,38 +56,60 @@ class Bucket:
         return len(self.indices)
 
 
-def default_buckets(lengths: Sequence[int] | np.ndarray, batch_size: int, keep_long: bool = False) -> list[int]:
+def default_buckets(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[int]:
     """The tutorial's rule: one bucket for every sentence length with at least `batch_size` sentences.
 
-    Longer sentences than the largest such length are left to the caller: training cuts them to
-    it, other splits get buckets of their own. On GMB few are cut (270 of the 38,367 training
-    sentences lose 1,695 of 839,237 tokens), but on a few hundred sentences of another corpus the
-    largest frequent length is short: 500 wikigold sentences at batch size 16 lost 23% of their tokens.
-    With `keep_long` (the default recipe's `--keep-long`) those sentences get buckets too, the same
-    rule carried on (`_long_buckets`): each added bucket holds at least `batch_size` of them, so
-    padding stays small and no sentence is cut, up to `long_bucket_limit` tokens (longer ones are
-    cut to that, or to the largest bucket where that is longer).
+    Longer sentences than the largest such length are left to the caller: training cuts them to it
+    (`training_buckets` without `keep_long`), other splits get buckets of their own.
     When no length is that frequent (a tiny corpus), the one bucket is the longest length, so
     nothing is cut. No bucket is longer than `MAX_BUCKET_LENGTH`, the bound `--buckets` has (a CoNLL
     file without blank lines, one 9,000-token sentence, made a 9,000 bucket that `export --buckets auto`
     wrote as a graph): longer lengths become that bucket, their training sentences cut to it.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    counts = np.bincount(lengths)
-    chosen = {min(int(n), MAX_BUCKET_LENGTH) for n in np.flatnonzero(counts >= batch_size) if n > 0}
+    chosen = _frequent_lengths(lengths, batch_size)
     if not chosen:
-        longest = int(len(counts) - 1) if len(counts) else 0
+        longest = int(lengths.max()) if len(lengths) else 0
         return [min(max(longest, 1), MAX_BUCKET_LENGTH)]
-    longer = lengths[lengths > max(chosen)]
-    if keep_long and len(longer):
-        chosen.update(_long_buckets(np.minimum(longer, max(long_bucket_limit(batch_size), max(chosen))), batch_size))
-    return sorted(chosen)
+    return chosen
+
+
+def _frequent_lengths(lengths: np.ndarray, batch_size: int) -> list[int]:
+    """The lengths with at least `batch_size` sentences (the tutorial's buckets), at most `MAX_BUCKET_LENGTH`."""
+    counts = np.bincount(lengths) if len(lengths) else np.zeros(1, dtype=np.int64)
+    return sorted({min(int(n), MAX_BUCKET_LENGTH) for n in np.flatnonzero(counts >= batch_size) if n > 0})
+
+
+def training_buckets(
+    lengths: Sequence[int] | np.ndarray, batch_size: int, keep_long: bool, given: Sequence[int] | None = None
+) -> list[int]:
+    """The bucket lengths of a training split (`prepare`, the one rule): `given` (`--buckets`) or the
+    tutorial's, and with `keep_long` (the default recipe's `--keep-long`) buckets for the training
+    sentences longer than the largest of those (all of them, where no length holds `batch_size`).
+
+    The tutorial cuts those sentences to its largest bucket. On GMB few are (270 of the 38,367
+    training sentences lose 1,695 of 839,237 tokens), but on a few hundred sentences of another
+    corpus the largest frequent length is short: 500 wikigold sentences at batch size 16 lost 23% of
+    their tokens. `keep_long` carries the rule on (`_long_buckets`): every added bucket but the
+    longest holds at least `batch_size` of them, so padding stays small and nothing is cut, up to
+    `long_bucket_limit` tokens (longer sentences are cut to that, or to the largest bucket where that
+    is longer). Without `keep_long`: `given`, or `default_buckets`.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if not keep_long:
+        return sorted({int(b) for b in given}) if given else default_buckets(lengths, batch_size)
+    chosen = sorted({int(b) for b in given}) if given else _frequent_lengths(lengths, batch_size)
+    top = chosen[-1] if chosen else 0
+    longer = lengths[lengths > top]
+    if len(longer):
+        chosen = sorted(set(chosen) | set(_long_buckets(np.minimum(longer, max(long_bucket_limit(batch_size), top)), batch_size)))
+    return chosen or [1]
 
 
 def _long_buckets(lengths: np.ndarray, batch_size: int) -> list[int]:
-    """`default_buckets`' buckets for the sentences longer than the tutorial's: walking their lengths up,
-    a bucket closes at a length once it holds `batch_size` sentences; what is left over at the end,
-    fewer, joins the last bucket (so it ends at the longest length)."""
+    """`training_buckets`' buckets for the sentences longer than the others: walking their lengths up, a
+    bucket closes at a length once it holds `batch_size` sentences; those left over at the end, fewer,
+    make the last bucket (not joining the one before: one outlier would pad a full bucket to its length)."""
     values, counts = np.unique(lengths, return_counts=True)
     ends: list[int] = []
     held = 0
@@ -96,13 +118,13 @@ def _long_buckets(lengths: np.ndarray, batch_size: int) -> list[int]:
         if held >= batch_size:
             ends.append(value)
             held = 0
-    if held or not ends:
-        ends[-1:] = [int(values[-1])]
+    if held:
+        ends.append(int(values[-1]))
     return ends
 
 
 def long_bucket_limit(batch_size: int) -> int:
-    """The longest bucket `keep_long` adds: one training batch of it (`batch_size` rows, every batch is
+    """The longest bucket `training_buckets`' `keep_long` adds: one training batch of it (`batch_size` rows, every batch is
     padded to that many) holds at most `MAX_BATCH_TOKENS` tokens, the bound of an inference batch, so
     one stray very long sentence (a CoNLL file missing a blank line) cannot make every epoch's
     memory that of batch size x its length."""

@@ -92,13 +92,12 @@ TABLE: tuple[Option, ...] = (
            commands=("prepare", "train")),
     Option("buckets", "buckets", None, "Bucket lengths, comma separated, each at most"
            f" {MAX_BUCKET_LENGTH} (default: every length with at least --batch-size training sentences, the"
-           " tutorial's rule, then --keep-long's).", "data", high=MAX_BUCKET_LENGTH, unit=" tokens", optional=True,
+           " tutorial's rule; see --keep-long).", "data", high=MAX_BUCKET_LENGTH, unit=" tokens", optional=True,
            commands=("prepare", "train")),
-    Option("keep_long", "bool", recipe(True, False), "With the default buckets: the training sentences longer than"
-           " the tutorial's largest bucket get buckets too, each holding at least --batch-size of them, instead of"
-           f" being cut to it (up to {MAX_BATCH_TOKENS} tokens a batch; --no-keep-long: cut, the tutorial's rule).",
-           "data",
-           commands=("prepare", "train"), unused_with=("buckets", "then the sentences longer than its largest are cut")),
+    Option("keep_long", "bool", recipe(True, False), "Training sentences longer than the largest bucket get buckets"
+           " of their own, each holding --batch-size of them but the last, instead of being cut to it (up to"
+           f" {MAX_BATCH_TOKENS} tokens a batch; --no-keep-long: cut, the tutorial's rule).", "data",
+           commands=("prepare", "train")),
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
     Option("vectors", "text", None, "Pretrained word vectors: glove-6b-50d (the `vectors` extra) or a GloVe/word2vec"

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz, write_npz
-from ner_fast.buckets import Bucket, build_buckets, default_buckets
+from ner_fast.buckets import Bucket, build_buckets, training_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import MEMORY, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
@@ -144,9 +144,8 @@ def prepare(
 
     `dev` is a separate validation corpus (then all of `data` trains and `split` is unused);
     `max_sentences` keeps only the first sentences of `data`. `buckets` defaults to the tutorial's
-    rule on the training lengths (`default_buckets`), with one more bucket at the longest training
-    length under `keep_long`; training sentences longer than the largest bucket are cut to it,
-    validation sentences never are. `vectors` (`ner_fast.vectors`): the words
+    rule on the training lengths; under `keep_long` the training sentences longer than the largest
+    get buckets too (`buckets.training_buckets`), else they are cut to it; validation sentences never are. `vectors` (`ner_fast.vectors`): the words
     among the `vector_words` most frequent of those vectors join the word vocabulary after the
     training words (`vectors.extend_words`), so validation words they know are not unknown; what
     the vectors are is recorded in the settings (`vectors_source`: name, digest, licence).
@@ -167,7 +166,7 @@ def prepare(
     split, buckets = checked["split"], checked["buckets"]
     corpus, train, valid = _read_splits(data, format, split, dev, max_sentences)
     vocabs, n_training_words, described = _vocabularies(train, valid, lowercase, vectors, vector_words, extra_words)
-    bucket_lengths = buckets or default_buckets(train.lengths, batch_size, keep_long)
+    bucket_lengths = training_buckets(train.lengths, batch_size, keep_long, buckets)
     recased = with_recased_copies(train, checked["recase"])
     splits, counts, n_cut = _lay_out({"train": recased, "valid": valid}, vocabs, max_token_chars, bucket_lengths)
     counts["train"]["recased_copies"] = len(recased) - len(train)
