@@ -345,8 +345,33 @@ def test_evaluate_names_the_prepared_folder_prepared_again_since_the_run(copy: P
     doc["train"]["data"] = str(folder)
     path.write_text(json.dumps(doc))
     result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
-    _fails(result, 1, f"the prepared folder {folder} no longer gives the model's vocabularies")
+    _fails(result, 1, f"the prepared folder {folder} was prepared again since the run trained on it (other vocabularies)",
+           "pass the corpus to evaluate explicitly")
     assert "ner_dataset" not in result.output
+
+
+@pytest.mark.parametrize("change", ["buckets", "max_token_chars"])
+def test_resume_and_evaluate_refuse_a_prepared_folder_prepared_again(copy: Path, tmp_path: Path, change: str) -> None:
+    # `train --resume` blamed --buckets, which was never given, for a folder prepared again with other
+    # buckets; with another --max-token-chars it trained on, rewriting the run's settings, and evaluate
+    # failed on the features' shape (found by a breaker trial).
+    doc = json.loads((copy / "config.json").read_text())
+    folder = Path(doc["train"]["data"])
+    settings = json.loads((folder / "prepared.json").read_text())["settings"]
+    again = tmp_path / "again"
+    shutil.copytree(folder, again)
+    kw = {"buckets": [12, 20], "keep_long": False} if change == "buckets" else {"max_token_chars": 3, "buckets": settings["buckets"]}
+    prepare(max_sentences=120, batch_size=16, lowercase=False, **kw).save(again, force=True)
+    doc["train"]["data"] = str(again)
+    (copy / "config.json").write_text(json.dumps(doc))
+    before = (copy / "config.json").read_bytes()
+    why = "--buckets 12,20, the run's" if change == "buckets" else "--max-token-chars 3, the run's 20"
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2", "--no-progress"])
+    _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it ({why}")
+    assert (copy / "config.json").read_bytes() == before
+    if change == "max_token_chars":
+        result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
+        _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it ({why}")
 
 
 def test_a_run_recorded_before_directions_existed_is_a_bilstm(copy: Path, tmp_path: Path) -> None:

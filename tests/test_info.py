@@ -343,3 +343,16 @@ def test_the_card_of_an_exported_package_shows_its_runs_recipe_epochs_and_a_cut_
     cut = model_card(export_model(tmp_path / "model", tmp_path / "cut", quantize=None, max_words=3))
     assert 3 < n_words and cut["training"]["source"]["max_words"] == 3
     assert "cut at export to its 3 most frequent words (--max-words)" in format_card(cut)
+    # The last parameters still name the run's best epoch; an ensemble of runs on one corpus names it, and
+    # its vocabulary is cut once.
+    (tmp_path / "model" / "last.params.npz").write_bytes((tmp_path / "model" / "best.params.npz").read_bytes())
+    last = model_card(export_model(tmp_path / "model", tmp_path / "last", quantize=None, which="last"))
+    assert (last["training"]["best_epoch"], last["training"]["checkpoint_epoch"]) == (2, 3)
+    make_checkpoint(tmp_path / "other", buckets=[4], with_pos=False, seed=2)
+    for run in ("model", "other"):
+        doc = json.loads((tmp_path / run / "config.json").read_text())
+        doc["data"]["source"] = "corpus.conll"
+        (tmp_path / run / "config.json").write_text(json.dumps(doc))
+    both = model_card(export_model(tmp_path / "model", tmp_path / "both", quantize=None, max_words=3,
+                                   ensemble=[tmp_path / "other"]))
+    assert both["training"]["data"] == "corpus.conll" and format_card(both).count("--max-words") == 1

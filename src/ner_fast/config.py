@@ -362,20 +362,36 @@ def check_vectors_fit(source: str, dim: int, word_dim: int, *, init: str | None 
 def fixed_by_prepared(settings: Mapping[str, Any], asked: Mapping[str, Any]) -> dict[str, Any]:
     """The data options of a prepared folder (its `prepared.json` settings); OptionError where `asked`
     (data options given for it) differ, because they were fixed when the folder was prepared."""
+    used, differing = prepared_differences(settings, asked)
+    for flag, made_with, _ in differing[:1]:
+        raise prepared_option_error(flag, made_with)
+    return used
+
+
+def prepared_option_error(flag: str, made_with: str) -> OptionError:
+    """The refusal of a data option given with another value than its prepared folder's."""
+    return OptionError(flag, f"DATA is a prepared folder, made with {flag} {made_with}; data options are fixed"
+                       " when preparing (leave the option out, or run `ner-fast prepare` again)")
+
+
+def prepared_differences(
+    settings: Mapping[str, Any], asked: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    """The data options a prepared folder was made with (its `prepared.json` settings; an option newer
+    than the folder as `BEFORE_OPTION` says), and those of `asked` that differ: (flag, the folder's value,
+    the asked one), shown as on a command line. The one comparison of `fixed_by_prepared` (a new run) and
+    of a resumed run (`run_setup.load_data`: the folder was prepared again since)."""
     raw = {o.name: settings.get(o.name, BEFORE_OPTION.get(o.name, o.default_for())) for o in options("data")}
     if raw["split"] is None:  # prepared with --dev: the split was not used
         raw["split"] = default_of("split")
     used = check_values(raw)
+    differing = []
     for name, value in asked.items():
         opt = BY_NAME[name]
         # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
         if name in used and not _same_value(name, opt.check(value), used[name]):
-            raise OptionError(
-                opt.cli_flag,
-                f"DATA is a prepared folder, made with {opt.cli_flag} {_show(used[name])}; data options are fixed"
-                " when preparing (leave the option out, or run `ner-fast prepare` again)",
-            )
-    return used
+            differing.append((opt.cli_flag, _show(used[name]), _show(opt.check(value))))
+    return used, differing
 
 
 def _same_value(name: str, given: Any, used: Any) -> bool:

@@ -28,10 +28,12 @@ TINY = {"hidden": 12, "word_dim": 12, "filters": 6, "char_dim": 8}
 
 
 def _logged(run: Path, which: str) -> dict:
-    """`logged_validation` without its per-type scores, which the last epoch of an averaging run has not (checked)."""
+    """`logged_validation` without its per-type scores, which the last epoch of an averaging run has not (checked),
+    and the run's best epoch (state.json's, checked)."""
     logged = logged_validation(run, which)
     assert (logged["per_type"] is None) == (logged["f1"] is None or (which == "last" and _averaging(run))), logged
-    return {k: v for k, v in logged.items() if k != "per_type"}
+    assert logged["best_epoch"] == json.loads((run / "state.json").read_text()).get("best_epoch")
+    return {k: v for k, v in logged.items() if k not in ("per_type", "best_epoch")}
 
 
 def _averaging(run: Path) -> bool:

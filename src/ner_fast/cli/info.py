@@ -129,9 +129,12 @@ def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) ->
     # A one-network package `ner-fast export` wrote has no provenance: its run's record speaks (`source`).
     run = source if isinstance(source, dict) and not members and not provenance else {}
     logged = run.get("validation") or {}
-    best = logged.get("epoch") if run.get("checkpoint") == "best" else None
+    best = logged.get("best_epoch", logged.get("epoch") if run.get("checkpoint") == "best" else None)
+    # An ensemble's members trained on one corpus, as a rule: then it is the package's.
+    corpora = {m.get("data") for m in members or []}
     return {
-        "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None),
+        "data": validation.get("corpus") or training.get("data") or (source.get("data") if not members else None)
+        or (corpora.pop() if len(corpora) == 1 else None),
         "command": provenance.get("command"),
         "source_commit": provenance.get("source_commit"),
         "best_epoch": provenance.get("best_epoch", best),
@@ -269,9 +272,9 @@ def _source_lines(source: Any) -> list[str]:
         init = run.get("init") or {}
         start = f"--init {init.get('source')} ({init.get('kind')}, sha256 {init.get('sha256')})" if init else "scratch"
         lines.append(f"  exported from run {run.get('model_dir')} ({run.get('checkpoint')} checkpoint), trained from {start}")
-        if run.get("max_words"):
-            lines.append(f"  vocabulary cut at export to its {run['max_words']:,} most frequent words (--max-words): the"
-                         " validation F1 above was logged with every word; this package's own was not measured")
+    if runs and runs[0].get("max_words"):  # the members share a vocabulary, cut once
+        lines.append(f"  vocabulary cut at export to its {runs[0]['max_words']:,} most frequent words (--max-words): the"
+                     " validation F1 above was logged with every word; this package's own was not measured")
     return lines
 
 

@@ -24,19 +24,16 @@ from ner_fast.metrics import Accumulator, Scores, TagScheme
 def validation_buckets(doc: dict[str, Any], vocabs: Any, run: str | os.PathLike[str]) -> list[Bucket]:
     """Rebuild the validation split of the run in folder `run`, described by its config.json document `doc`."""
     from ner_fast.config import DATA_INPUTS, TrainConfig, check_inputs_there
-    from ner_fast.training.run_setup import load_data
+    from ner_fast.training.run_setup import changed_data, load_data, run_data_differences
 
     # The folder as given here names the run in errors: the recorded `out` is relative to where it started.
     cfg = TrainConfig.from_dict({**doc["train"], "out": os.fspath(run)})
     check_inputs_there(cfg, "evaluate (rebuilding the validation split)", "evaluate", DATA_INPUTS)
     # A run started with --init added its SOURCE's words to the corpus's (`run_setup._init_words`): the saved ones.
     data = load_data(cfg, check=False, words=vocabs.words.itos if doc.get("init") else ())
-    if data.vocabs != vocabs:
-        # A prepared folder is what was read (prepared again since the run), not the corpus it was made from.
-        read = f"the prepared folder {cfg.data}" if cfg.data is not None and Path(cfg.data).is_dir() else \
-            f"the training data ({doc['data'].get('source')})"
-        raise ValueError(f"{read} no longer gives the model's vocabularies (it changed since the run trained):"
-                         " pass the corpus to evaluate explicitly")
+    differing = run_data_differences(data, doc, vocabs)
+    if differing:
+        raise ValueError(changed_data(cfg, doc, differing, "pass the corpus to evaluate explicitly"))
     return data.splits["valid"]
 
 

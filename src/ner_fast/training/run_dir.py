@@ -191,7 +191,7 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
     from `metrics.jsonl`: "best" (best.params.npz: `state.json`'s best_epoch, the F1 that made it best) or
     "last" (last.params.npz: the live parameters of `state.json`'s epoch, the last one finished).
 
-    {"epoch", "epochs_trained", "f1", "per_type"} (per_type: each entity type's F1, P, R and support logged
+    {"epoch", "epochs_trained", "best_epoch", "f1", "per_type"} (per_type: each entity type's F1, P, R and support logged
     with that F1): each None where the run does not record it (no state.json: stopped
     before its first epoch ended; no line for that epoch in metrics.jsonl). For "last", f1 is None where no
     F1 was logged for last.params.npz's parameters: an interrupted run saved them partway through the
@@ -208,7 +208,8 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
         raise ValueError(f"{path}: not a ner-fast training state (a JSON object)")
     if which == "last" and state.get("interrupted"):
         # Ctrl-C or SIGTERM saved the parameters of a partly trained epoch: no F1 was logged for them.
-        return {"epoch": None, "epochs_trained": state.get("epoch"), "f1": None, "per_type": None}
+        return {"epoch": None, "epochs_trained": state.get("epoch"), "best_epoch": state.get("best_epoch"), "f1": None,
+                "per_type": None}
     epoch = state.get("best_epoch" if which == "best" else "epoch")
     # A malformed line is a ValueError naming the file and line (`read_metrics`), not a bare JSON error.
     records = read_metrics(run_dir / "metrics.jsonl") if epoch is not None else []
@@ -220,17 +221,18 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
         f1, per_type = averaging.get("live_f1"), None
     else:
         f1, per_type = valid.get("f1"), valid.get("per_type")
-    return {"epoch": epoch, "epochs_trained": state.get("epoch"), "f1": f1, "per_type": per_type or None}
+    return {"epoch": epoch, "epochs_trained": state.get("epoch"), "best_epoch": state.get("best_epoch"), "f1": f1,
+            "per_type": per_type or None}
 
 
 def logged_record(run_dir: Path, which: str) -> dict[str, Any] | None:
     """What a package records (`export`, each member's `source` `validation`) of the validation F1 the run
     `run_dir` logged in training at the epoch of its checkpoint `which` (`logged_validation`):
-    {"epoch", "epochs_trained", "f1", "measured_with": `LOGGED_WITH`, "per_type"} (per_type where logged);
+    {"epoch", "epochs_trained", "best_epoch", "f1", "measured_with": `LOGGED_WITH`, "per_type"} (per_type where logged);
     None where the run logged none."""
     logged = logged_validation(run_dir, which)
     if logged["f1"] is None:
         return None
-    record = {"epoch": logged["epoch"], "epochs_trained": logged["epochs_trained"], "f1": logged["f1"],
-              "measured_with": LOGGED_WITH}
+    record = {"epoch": logged["epoch"], "epochs_trained": logged["epochs_trained"], "best_epoch": logged["best_epoch"],
+              "f1": logged["f1"], "measured_with": LOGGED_WITH}
     return record | ({"per_type": logged["per_type"]} if logged["per_type"] else {})

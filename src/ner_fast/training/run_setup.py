@@ -19,7 +19,8 @@ from ner_fast import __version__
 from ner_fast.atomic import atomic_write_json, finish_group, read_json
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
-    N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, fixed_by_prepared, parse_context,
+    N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, prepared_differences,
+    prepared_option_error,
 )
 from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
@@ -117,6 +118,10 @@ def set_up(
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
     teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
+    if resume:  # the data rebuilt must be what the run trained on
+        differing = run_data_differences(data, recorded, Vocabularies.load(out / RUN_VOCAB_FILE))
+        if differing:
+            raise ValueError(changed_data(cfg, recorded, differing))
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
@@ -330,13 +335,41 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), n
     if cfg.data is not None and Path(cfg.data).is_dir():
         data = PreparedData.load(cfg.data)
         asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
-        for name, value in fixed_by_prepared(data.settings, asked).items():
+        used, differing = prepared_differences(data.settings, asked)
+        if differing and not new_run:  # what the run recorded: the folder was prepared again since
+            raise ValueError(changed_data(cfg, {}, [f"{flag} {now}, the run's {then}" for flag, now, then in differing]))
+        if differing:  # a new run: the option given differs from the folder's
+            raise prepared_option_error(*differing[0][:2])
+        for name, value in used.items():
             setattr(cfg, name, value)
     else:
         data = prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
     if check and new_run:  # a resumed run keeps the size it was started with
         _check_batch_size(cfg.batch_size, sum(len(b) for b in data.splits["train"]))
     return data
+
+
+def changed_data(cfg: TrainConfig, doc: Mapping[str, Any], what: Sequence[str], advice: str = "") -> str:
+    """The message for DATA that no longer gives what a run (`doc`: its config.json) trained on (`what`:
+    how it differs, `run_data_differences`): a prepared folder prepared again since, or a changed corpus."""
+    advice = advice or "put it back as it was, or start a new run"
+    if cfg.data is not None and Path(cfg.data).is_dir():
+        return f"the prepared folder {cfg.data} was prepared again since the run trained on it ({'; '.join(what)}): {advice}"
+    source = (doc.get("data") or {}).get("source") or cfg.data or "the bundled corpus"
+    return f"the training data ({source}) changed since the run trained on it ({'; '.join(what)}): {advice}"
+
+
+def run_data_differences(data: Any, doc: Mapping[str, Any], vocabs: Any) -> list[str]:
+    """How `data`, built again for a recorded run (`train --resume`, `evaluate`), differs from what the run
+    trained on (`doc`: its config.json, `vocabs`: its vocab.json): the characters kept per token (the
+    input's width) and the vocabularies; empty when it does not."""
+    what = []
+    chars = (doc.get("model") or {}).get("max_token_chars")
+    if chars is not None and int(data.settings["max_token_chars"]) != int(chars):
+        what.append(f"--max-token-chars {data.settings['max_token_chars']}, the run's {chars}")
+    if data.vocabs != vocabs:
+        what.append("other vocabularies")
+    return what
 
 
 def _check_batch_size(batch_size: int, sentences: int) -> None:
