@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ner_fast.buckets import MAX_BUCKET_LENGTH
+from ner_fast.buckets import MAX_BATCH_TOKENS, MAX_BUCKET_LENGTH
 from ner_fast.checkpoint import load_model
 from ner_fast.cli import cli
 from ner_fast.errors import OptionError
@@ -30,7 +30,7 @@ def _fails(result: Result, code: int, *words: str) -> None:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("prep") / "p"
-    prepare(max_sentences=120, buckets=[12, 20, 40], batch_size=16, lowercase=False).save(folder)
+    prepare(max_sentences=120, buckets=[12, 20, 40], batch_size=16, lowercase=False, keep_long=False).save(folder)
     return folder
 
 
@@ -248,11 +248,16 @@ def test_the_default_buckets_stay_within_the_longest(tmp_path: Path) -> None:
     assert default_buckets([3, longest, longest], batch_size=1) == [3, MAX_BUCKET_LENGTH]
     data = tmp_path / "x.conll"
     data.write_text("Paris NNP B-geo\n" * longest + "\n" + "Paris NNP B-geo\n. . O\n\n" * 4, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "o"), "--no-keep-long"])
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "o" / "prepared.json").read_text())
     assert doc["settings"]["buckets"] == [MAX_BUCKET_LENGTH]
     assert doc["summary"]["cut"] == 1  # the long training sentence, cut to the bucket
+    # --keep-long (the default): no batch of it past MAX_BATCH_TOKENS, whatever the batch size.
+    result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "k")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "k" / "prepared.json").read_text())
+    assert doc["settings"]["buckets"] == [MAX_BATCH_TOKENS // 50] and doc["summary"]["cut"] == 1
 
 
 def test_gpu_context_on_a_cpu_only_build(prepared: Path, tmp_path: Path) -> None:
@@ -339,7 +344,7 @@ def test_evaluate_names_the_prepared_folder_prepared_again_since_the_run(copy: P
     # The run trained on a prepared folder, later prepared again from other sentences: the message blamed
     # the bundled corpus the folder was first made from, which had not changed.
     folder = tmp_path / "prep"
-    prepare(max_sentences=150, buckets=[12, 20, 40], batch_size=16, lowercase=False).save(folder)
+    prepare(max_sentences=150, buckets=[12, 20, 40], batch_size=16, lowercase=False, keep_long=False).save(folder)
     path = copy / "config.json"
     doc = json.loads(path.read_text())
     doc["train"]["data"] = str(folder)
@@ -360,8 +365,8 @@ def test_resume_and_evaluate_refuse_a_prepared_folder_prepared_again(copy: Path,
     settings = json.loads((folder / "prepared.json").read_text())["settings"]
     again = tmp_path / "again"
     shutil.copytree(folder, again)
-    kw = {"buckets": [12, 20], "keep_long": False} if change == "buckets" else {"max_token_chars": 3, "buckets": settings["buckets"]}
-    prepare(max_sentences=120, batch_size=16, lowercase=False, **kw).save(again, force=True)
+    kw = {"buckets": [12, 20]} if change == "buckets" else {"max_token_chars": 3, "buckets": settings["buckets"]}
+    prepare(max_sentences=120, batch_size=16, lowercase=False, keep_long=False, **kw).save(again, force=True)
     doc["train"]["data"] = str(again)
     (copy / "config.json").write_text(json.dumps(doc))
     before = (copy / "config.json").read_bytes()

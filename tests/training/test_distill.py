@@ -30,7 +30,7 @@ from ner_fast.training.train import train
 from training.test_train import TINY, TINY_FLAGS
 
 SENTENCES = 160
-SMALL = {"max_sentences": SENTENCES, "buckets": [12, 20, 30], "batch_size": 16}
+SMALL = {"max_sentences": SENTENCES, "buckets": [12, 20, 30], "batch_size": 16, "keep_long": False}
 
 
 def _quiet(msg: str) -> None:

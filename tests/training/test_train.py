@@ -42,7 +42,7 @@ TINY_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]  # the sa
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("prepared")
-    prepare(max_sentences=160, buckets=[12, 20, 30], batch_size=16).save(folder)
+    prepare(max_sentences=160, buckets=[12, 20, 30], batch_size=16, keep_long=False).save(folder)
     return str(folder)
 
 
@@ -577,7 +577,7 @@ def test_a_short_averaged_run_scores_no_worse_than_the_same_run_without_the_aver
     touch the live trajectory (the same seed gives the same updates), so with the average the run must
     score at least what it scores without, every epoch, and keep the parameters that scored it."""
     data = tmp_path / "prepared"
-    prepare(max_sentences=600, buckets=[12, 20, 30], batch_size=16).save(data)
+    prepare(max_sentences=600, buckets=[12, 20, 30], batch_size=16, keep_long=False).save(data)
     kw: dict[str, Any] = dict(epochs=2, learning_rate=0.01)
     plain = train(_cfg(str(data), tmp_path / "plain", average=0.0, **kw), progress=False, echo=_quiet)
     averaged = train(_cfg(str(data), tmp_path / "avg", average=0.999, **kw), progress=False, echo=_quiet)

@@ -117,11 +117,7 @@ def set_up(
     recorded = read_json(out / RUN_CONFIG_FILE, "ner-fast training config") if resume else None  # what the run started with
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
     teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
-    data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume)
-    if resume:  # the data rebuilt must be what the run trained on
-        differing = run_data_differences(data, recorded, Vocabularies.load(out / RUN_VOCAB_FILE))
-        if differing:
-            raise ValueError(changed_data(cfg, recorded, differing))
+    data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume, recorded=recorded)
     vocabs = data.vocabs
     teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
@@ -320,7 +316,10 @@ def _seed_everything(seed: int) -> None:
     mx.random.seed(seed)
 
 
-def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), new_run: bool = True) -> Any:
+def load_data(
+    cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), new_run: bool = True,
+    recorded: Mapping[str, Any] | None = None,
+) -> Any:
     """The `PreparedData` a run trains on: loaded from a prepare folder, or built from the corpus.
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
@@ -329,6 +328,8 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), n
     (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
     `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
     A new run (`new_run`, checked) is refused a batch size past its training sentences (`_check_batch_size`).
+    A resumed run (`recorded`: its config.json) is refused data that is not what it trained on
+    (`run_data_differences`: a prepared folder prepared again since, an edited corpus).
     """
     from ner_fast.prepare import PreparedData, prepare
 
@@ -346,6 +347,9 @@ def load_data(cfg: TrainConfig, check: bool = True, words: Sequence[str] = (), n
         data = prepare(cfg.data, batch_size=cfg.batch_size, extra_words=words, **cfg.data_options())
     if check and new_run:  # a resumed run keeps the size it was started with
         _check_batch_size(cfg.batch_size, sum(len(b) for b in data.splits["train"]))
+    differing = run_data_differences(data, recorded, Vocabularies.load(Path(cfg.out) / RUN_VOCAB_FILE)) if recorded else []
+    if differing:
+        raise ValueError(changed_data(cfg, recorded or {}, differing))
     return data
 
 
