@@ -184,6 +184,15 @@ def test_split_with_dev_is_refused_not_ignored(tmp_path: Path, command: str) -> 
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("setting", [["--lr-decay", "1"], ["--recipe", "tutorial"]])
+def test_decay_sentences_without_a_decay_is_refused(tmp_path: Path, setting: list[str]) -> None:
+    # A constant learning rate (given, or the tutorial's) never steps: --lr-decay-sentences was ignored.
+    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), "--max-sentences", "40", "--epochs", "1",
+                                      "--lr-decay-sentences", "500", *setting, *TINY])
+    _fails(result, 2, "--lr-decay-sentences: does nothing while --lr-decay is 1.0")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     "command,args,flag",
     [("train", ["--vector-words", "5"], "--vector-words"), ("prepare", ["--vector-words", "5"], "--vector-words"),

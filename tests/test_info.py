@@ -320,8 +320,13 @@ def test_a_one_network_package_shows_the_per_label_scores_its_run_logged(tmp_pat
 def test_the_card_of_an_exported_package_shows_its_runs_recipe_epochs_and_a_cut_vocabulary(tmp_path: Path) -> None:
     # The card of a package a user exported printed its `source` as one line of raw JSON, `recipe` and
     # `best_epoch` null; after `export --max-words` it showed the F1 logged with every word as the package's.
-    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False, train={"learning_rate": 0.002, "dev": "/d/dev.conll"})
+    make_checkpoint(tmp_path / "model", buckets=[4], with_pos=False,
+                    train={"learning_rate": 0.002, "dev": "/d/dev.conll", "teacher": "/t/big,ensemble"})
     _log_training(tmp_path / "model", [0.5, 0.7251, 0.7], best=2)
+    # A run recorded before --keep-long existed, which cut long sentences.
+    doc = json.loads((tmp_path / "model" / "config.json").read_text())
+    doc["train"].pop("keep_long", None)
+    (tmp_path / "model" / "config.json").write_text(json.dumps(doc))
     lines = (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
     per_type = {"per": {"f1": 0.0, "precision": 0.0, "recall": 0.0, "support": 0, "predicted": 0},
                 "geo": {"f1": 0.0, "precision": 0.0, "recall": 0.0, "support": 0, "predicted": 3}}
@@ -332,6 +337,8 @@ def test_the_card_of_an_exported_package_shows_its_runs_recipe_epochs_and_a_cut_
     whole = model_card(export_model(tmp_path / "model", tmp_path / "pkg", quantize=None))
     assert whole["training"]["recipe"]["learning_rate"] == train["learning_rate"]
     assert whole["training"]["recipe"]["dev"] == "dev.conll"  # a path of the builder's machine: its name alone
+    assert whole["training"]["recipe"]["teacher"] == "big,ensemble"  # each teacher's; a bundled name stays
+    assert whole["training"]["recipe"]["keep_long"] is False and "keep_long=False" in format_card(whole)
     assert (whole["training"]["best_epoch"], whole["training"]["epochs_trained"]) == (2, 3)
     text = format_card(whole)
     assert '{"model_dir"' not in text and "exported from run model (best checkpoint), trained from scratch" in text

@@ -147,3 +147,14 @@ def test_accumulator_ignores_padding() -> None:
 def test_bad_tag_is_rejected() -> None:
     with pytest.raises(ValueError, match="X-geo"):
         TagScheme(["O", "X-geo"])
+
+
+def test_table_shows_no_f1_for_a_type_without_entities() -> None:
+    # geo has one gold entity, found; per has none in the data: its F1 is undefined, not 0.0.
+    scheme = TagScheme(IOB_TAGS)
+    gold = np.array([IOB_TAGS.index("B-geo"), scheme.o_index])
+    s = score(gold, gold.copy(), np.array([2]), scheme)
+    assert s.per_type["per"]["support"] == 0
+    rows = {line.split()[1]: line.split()[2:] for line in format_table({"valid": s}).splitlines() if line.startswith("  F1 ")}
+    assert rows["geo"] == ["1.0000", "(1)"]
+    assert rows["per"] == ["-", "(0)"]

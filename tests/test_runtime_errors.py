@@ -110,3 +110,14 @@ def test_an_unknown_iob1_tag_is_named_as_read(pos_model: Path, tmp_path: Path) -
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith(f"Error: {data}:11: tag 'B-art' is not one the model knows")
     assert "tags are read as IOB2: an entity's first I- is a B-" in result.output
+
+
+def test_an_unknown_b_tag_gets_no_iob1_hint(pos_model: Path, tmp_path: Path) -> None:
+    # The line says B-art itself: the hint about I- read as B- would send the user looking for an I-.
+    tags = [list(t) for t in TAGS]
+    tags[1][2] = "B-art"
+    data = write_conll(tmp_path / "art2.conll", with_pos=True, tags=tags)
+    result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(data), "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {data}:11: tag 'B-art' is not one the model knows")
+    assert "read as IOB2" not in result.output

@@ -315,7 +315,8 @@ class TrainConfig:
 def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
     """OptionError when an option among `given` (names) would do nothing, so it would be silently ignored:
     the option it `needs` has no value in `values` (e.g. --vector-words without --vectors), or the option
-    it is `unused_with` has one (--split with --dev, where all of DATA trains)."""
+    it is `unused_with` has one (--split with --dev, where all of DATA trains), or the option of its
+    `unused_at` has that value (--lr-decay-sentences with --lr-decay 1, given or the tutorial recipe's)."""
     for name in given:
         row = BY_NAME[name]
         if row.needs is not None and values.get(row.needs) is None:
@@ -324,6 +325,10 @@ def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
         if row.unused_with is not None and values.get(row.unused_with[0]) is not None:
             other, why = row.unused_with
             raise OptionError(row.cli_flag, f"does nothing with {BY_NAME[other].cli_flag} ({why}); leave one of them out")
+        if row.unused_at is not None and values.get(row.unused_at[0]) == row.unused_at[1]:
+            other, value, why = row.unused_at
+            raise OptionError(row.cli_flag, f"does nothing while {BY_NAME[other].cli_flag} is {value} ({why}); leave"
+                              f" {row.cli_flag} out")
 
 
 def vectors_word_dim(source: str, asked: int | None = None, *, init: str | None = None) -> int:
@@ -509,6 +514,22 @@ def recorded_path(flag: str, value: str | None) -> str | None:
     if value is None:
         return None
     return ",".join(str(Path(p).resolve()) if _is_path(flag, p) else p for p in sources_of(flag, value))
+
+
+def portable_train(train: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's config.json `train` section as a package records it: the run's folder (`out`) and every file
+    or folder its options name (`INPUT_FILES`, each of --teacher's) by `package.portable_path`, the one rule
+    of paths in a package; names (`--vectors glove-6b-50d`, `--teacher ensemble`) and None as they are."""
+    from ner_fast.package import portable_path
+
+    flags = {"out": "--out", **INPUT_FILES}
+
+    def portable(name: str, value: Any) -> Any:
+        if name not in flags or not isinstance(value, str):
+            return value
+        return ",".join(portable_path(p) if _is_path(flags[name], p) else p for p in sources_of(flags[name], value))
+
+    return {name: portable(name, value) for name, value in train.items()}
 
 
 def sources_of(flag: str, value: str | None) -> list[str]:

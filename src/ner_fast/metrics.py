@@ -186,7 +186,7 @@ def format_table(results: dict[str, Scores]) -> str:
         rows.append(
             (
                 f"  F1 {t}",
-                lambda s, t=t: f"{s.per_type[t]['f1']:.4f} ({s.per_type[t]['support']})" if t in s.per_type else "-",
+                lambda s, t=t: _type_cell(s.per_type[t]) if t in s.per_type else "-",
             )
         )
     label_w = max(len(r[0]) for r in rows)
@@ -196,3 +196,10 @@ def format_table(results: dict[str, Scores]) -> str:
     for (label, _), row in zip(rows, cells):
         lines.append(label.ljust(label_w) + "  " + "  ".join(c.rjust(w) for c, w in zip(row, col_w)))
     return "\n".join(lines)
+
+
+def _type_cell(scores: dict[str, Any]) -> str:
+    """One type's entity F1 and support as the table shows them: "-" where the data has no entity of the
+    type (its F1 is undefined, not the 0.0 the scorer keeps for JSON)."""
+    f1 = "-" if scores["support"] == 0 else f"{scores['f1']:.4f}"
+    return f"{f1} ({scores['support']})"

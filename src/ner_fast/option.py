@@ -52,7 +52,8 @@ class Option:
     None is allowed (no value). `resumable`: `train --resume` may change it. `commands`: the CLI
     commands that offer it. `needs`: the option without which this one does nothing (giving this one
     alone is refused, `check_needs`); `unused_with`: the option whose value makes this one do nothing, and why
-    (giving both is refused, `check_needs`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
+    (giving both is refused, `check_needs`); `unused_at`: (option, value, why): that option at that value
+    (given, or its recipe's default) makes this one do nothing (giving this one then is refused). `feeds`: the dataclass a training option feeds (`FEEDS`); None
     for an option of a command alone, whose click default is its default (shown by click).
     `metavar`, `multiple` (repeatable) and `required` pass to click; `path_type` is what a path kind
     hands over (`Path`, or `str`: the text as given); `unit` follows the range in messages (" seconds").
@@ -75,6 +76,7 @@ class Option:
     commands: tuple[str, ...] = ("train",)
     needs: str | None = None
     unused_with: tuple[str, str] | None = None
+    unused_at: tuple[str, Any, str] | None = None
     metavar: str | None = None
     multiple: bool = False
     required: bool = False

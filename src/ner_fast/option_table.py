@@ -127,7 +127,8 @@ TABLE: tuple[Option, ...] = (
     Option("lr_decay_sentences", "int", LR_DECAY_SENTENCES, "--lr-decay steps at most once every this many training"
            " sentences: once an epoch on a corpus this large or larger (the default: the bundled corpus's training"
            " split, where the decay was measured), once every as many sentences on a smaller one, whose short epochs"
-           " would otherwise end its learning within a few hundred updates.", "train", low=1),
+           " would otherwise end its learning within a few hundred updates.", "train", low=1,
+           unused_at=("lr_decay", 1.0, "a constant learning rate")),
     Option("clip_gradient", "float", recipe(5.0, 0.0), "Clip each gradient element to [-x, x].", "train", low=0,
            zero="never"),
     Option("word_dropout", "float", recipe(0.1, 0.0), "Replace training words by UNK with this probability.",
@@ -352,6 +353,7 @@ assert len(BY_NAME) == len(OPTIONS), "training option names must be unique"
 assert len(ROWS) == sum(len(o.commands) for o in TABLE), "a command has one row of each name"
 assert all(o.feeds in FEEDS for o in OPTIONS)
 assert all(o.needs is None or o.needs in BY_NAME for o in OPTIONS)
+assert all(o.unused_at is None or o.unused_at[0] in BY_NAME for o in OPTIONS)
 
 
 def row(command: str, name: str) -> Option:

@@ -258,10 +258,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def lone_surrogate(text: str) -> int | None:
     """The position of the first lone surrogate (U+D800-U+DFFF) in `text`, None if it has none: what a
     JSON `"\\ud800"` escape or an undecodable byte read with `surrogateescape` leaves in a str. It is no
-    character (no UTF-8 encodes it), so no output could hold it. The one home of that rule: `check_text`,
-    the server's request checks and `ner-fast tag --text` refuse such text, each in its own words."""
-    found = _SURROGATE.search(text)
-    return None if found is None else found.start()
+    character, so no output could hold it. The one home of that rule: `check_text`, `token_fault`, the
+    server's request checks and `ner-fast tag --text` refuse such text."""
+    return None if (found := _SURROGATE.search(text)) is None else found.start()
+
+
+def surrogate_reason(text: str, at: int) -> str:
+    """Why `text`, with a lone surrogate at `at`, cannot be tagged: `check_text`'s and `token_fault`'s words."""
+    return f"character {at} is a lone surrogate (U+{ord(text[at]):04X}), which is not text: no UTF-8 encodes it"
 
 
 #: The rule `blank_token` checks, in the words every refusal of a blank token ends with.
@@ -271,48 +275,47 @@ TOKEN_RULE = ("a token must hold a character that is neither whitespace nor an i
 _BLANK = re.compile(rf"[\s{FORMAT_CHARACTERS}]*")
 
 
+def _plainly_fine(tokens: Sequence[str]) -> bool:
+    """No token is whitespace only nor holds an unprintable character (format characters, lone surrogates,
+    whitespace but the space): the common case, checked at C speed, of tokens neither blank nor faulty."""
+    return all(map(str.strip, tokens)) and all(map(str.isprintable, tokens))
+
+
 def blank_token(tokens: Sequence[str]) -> int | None:
     """The index of the first token of `tokens` that is blank: empty, or made of whitespace (`str.isspace`,
     the whitespace `str.split` splits at) and invisible format characters (`FORMAT_CHARACTERS`, Unicode
     category Cf: U+200B, U+2060, U+FEFF, ...) alone; None when there is none; TypeError for a token that
     is not a str. A token with any other character (a letter, a digit, a symbol) is not blank.
 
-    The one home of what a pre-tokenized token may be: `Tagger.tag_batch` (and `tag`, `entities`,
-    `features`), `ner-fast serve`'s `tokens` and the CoNLL and GMB readers refuse such a token, each
-    naming it in its own words followed by `TOKEN_RULE`. No tokenizer makes one (this module's splits at
-    whitespace and format characters, the `tokens` reader at whitespace and refuses one) and no network was trained on one: tagged as an unknown
-    word it changes its neighbours' tags (`"a  b".split(" ")` gives one). Whitespace inside a token is
-    the token's own: the GMB corpus has the word '5\u00a0storm'."""
-    # The common case at C speed: no token is whitespace only, and none holds a character that is not
-    # printable (every format character is not, as no whitespace but the space is).
-    if all(map(str.strip, tokens)) and all(map(str.isprintable, tokens)):
+    The one home of what a pre-tokenized token may be: `Tagger.tag_batch`, `ner-fast serve`'s `tokens`
+    and the CoNLL and GMB readers refuse such a token, naming it, followed by `TOKEN_RULE`. No tokenizer
+    makes one and no network was trained on one: tagged as an unknown word it changes its neighbours' tags
+    (`"a  b".split(" ")` gives one). Whitespace inside a token is its own: GMB has the word '5\u00a0storm'."""
+    if _plainly_fine(tokens):
         return None
     return next((i for i, token in enumerate(tokens) if _BLANK.fullmatch(token)), None)
 
 
 def token_fault(tokens: Sequence[str]) -> tuple[int, str] | None:
-    """The first token of `tokens` that cannot be tagged and why: blank (`blank_token`; the reason is
-    `TOKEN_RULE`) or holding a lone surrogate (`lone_surrogate`: no output could hold it, as no text
-    `check_text` passes does); None when every token can be. TypeError for a token that is not a str.
-    What `Tagger.tag_batch` (and `tag`, `entities`, `features`) check of pre-tokenized sentences."""
+    """The first token of `tokens` that cannot be tagged and why: blank (`blank_token`, `TOKEN_RULE`) or
+    holding a lone surrogate (`surrogate_reason`); None when every token can be; TypeError for a token that
+    is not a str. What `Tagger.tag_batch` (and `tag`, `entities`, `features`) check of sentences."""
+    if _plainly_fine(tokens):
+        return None
     blank = blank_token(tokens)
     if blank is not None:
         return blank, TOKEN_RULE
-    if all(map(str.isprintable, tokens)):  # the common case at C speed: a surrogate is not printable
-        return None
     for i, token in enumerate(tokens):
         at = lone_surrogate(token)
         if at is not None:
-            return i, f"character {at} is a lone surrogate (U+{ord(token[at]):04X}), which is not text: no UTF-8 encodes it"
+            return i, surrogate_reason(token, at)
     return None
 
 
 def check_text(text: str) -> None:
-    """ValueError naming the position of the first lone surrogate in `text` (`lone_surrogate`): refused
-    before tagging."""
-    at = lone_surrogate(text)
-    if at is not None:
-        raise ValueError(f"character {at} is a lone surrogate (U+{ord(text[at]):04X}), which is not text: no UTF-8 encodes it")
+    """ValueError naming the first lone surrogate in `text` (`lone_surrogate`): refused before tagging."""
+    if (at := lone_surrogate(text)) is not None:
+        raise ValueError(surrogate_reason(text, at))
 
 
 def segment(text: str) -> Segments:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ner_fast.cli.loading import PackageArgument
+from ner_fast.config import BEFORE_OPTION
 from ner_fast.option_table import command_options
 from ner_fast.package import PER_BATCH_OPS
 
@@ -143,12 +144,18 @@ def _training(model: dict[str, Any], provenance: dict[str, Any], source: Any) ->
         "checkpoint": provenance.get("checkpoint", run.get("checkpoint")),
         "checkpoint_epoch": provenance.get("checkpoint_epoch", provenance.get("best_epoch", logged.get("epoch"))),
         "training_valid_f1": provenance.get("training_valid_f1", logged.get("f1")),
-        "recipe": training or run.get("recipe") or None,
-        "ensemble": [m.get("training") for m in provenance.get("ensemble") or []],
+        "recipe": _recipe(training or run.get("recipe")),
+        "ensemble": [_recipe(m.get("training")) for m in provenance.get("ensemble") or []],
         "source": source,
         "vectors": model.get("vectors"),
         "requantized": _conversions(provenance.get("requantized")),
     }
+
+
+def _recipe(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A recorded recipe with the options it predates at the values the run trained with
+    (`config.BEFORE_OPTION`: long sentences cut, the learning rate decayed every epoch)."""
+    return {**BEFORE_OPTION, **recorded} if recorded else None
 
 
 def _conversions(record: dict[str, Any] | None) -> list[dict[str, Any]]:

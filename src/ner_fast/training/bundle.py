@@ -31,6 +31,7 @@ import click
 import numpy as np
 
 from ner_fast.atomic import atomic_dir, claim_output_dir
+from ner_fast.config import portable_train
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
 from ner_fast.option_table import command_options
@@ -43,10 +44,6 @@ from ner_fast.vocab import Vocabularies
 # The most a bundled package may weigh (it ships inside the wheel): issue 24's budget, 20 MB (decimal,
 # so within it however MB is read), room for an ensemble whose members carry pretrained vectors.
 MAX_BYTES = 20_000_000
-# The fields of a run's config.json `train` section that hold paths of the machine it was trained on
-# (recorded by `package.portable_path`, as is every path in provenance).
-# (`vectors`: a vectors file; a named source such as glove-6b-50d comes through unchanged.)
-TRAIN_PATHS = ("out", "data", "dev", "vectors")
 # An absolute path within the recorded command (a word, quoted or not, or an option's value after `=`).
 _ABSOLUTE = re.compile(r"""(?<=')/[^']*(?=')|(?<=")/[^"]*(?=")|(?:(?<=[\s=])|^)/[^\s'"]+""")
 
@@ -201,15 +198,10 @@ def _run_record(run_dir: Path, which: str) -> dict[str, Any]:
         "epochs_trained": best["epochs_trained"],
         "checkpoint_epoch": exported["epoch"],
         "training_valid_f1": exported["f1"],  # MXNet float32, as logged during training, for the exported parameters
+        # `validation_corpus` reads `data` back where the path still means something: the bundled corpus
+        # (null), or a corpus file relative to the folder the package was built in.
         "training": portable_train(read_config(run_dir)["train"]),
     }
-
-
-def portable_train(train: dict[str, Any]) -> dict[str, Any]:
-    """A run's config.json `train` section with its paths (`TRAIN_PATHS`) as `package.portable_path`
-    records them. `validation_corpus` reads it back where the path still means something: the bundled
-    corpus (`data` null), or a corpus file relative to the folder the package was built in."""
-    return {k: portable_path(v) if k in TRAIN_PATHS and v is not None else v for k, v in train.items()}
 
 
 def portable_command(command: str) -> str:
@@ -234,7 +226,7 @@ def build_default_package(
 
     `min_word_count`: keep the embeddings of the words seen at least that often in training only
     (`frequent_words`); the others read as unknown. `command` is recorded as the command that built
-    the package. Every path in the provenance (the runs' `TRAIN_PATHS`, the validation corpus, the
+    the package. Every path in the provenance (the runs' recorded files (`config.portable_train`), the validation corpus, the
     command's absolute paths) is recorded by the one rule of `package.portable_path`: no path of the
     building machine is shipped. Raises ValueError when the package would weigh more than `MAX_BYTES`.
     """

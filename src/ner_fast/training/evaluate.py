@@ -8,6 +8,7 @@ bucketed without cutting, so every token is scored.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,12 +59,24 @@ def corpus_buckets(
     for i, tag in enumerate(corpus.tags):
         if tag not in known:
             # The readers rewrite IOB1 as IOB2: the file's line may say I-X where the tag compared is B-X.
-            read_as = " (tags are read as IOB2: an entity's first I- is a B-)" if tag.startswith("B-") else ""
+            line = corpus.line_of(i)
+            rewritten = tag.startswith("B-") and line is not None and _line_holds(corpus.source, line, "I-" + tag[2:])
+            read_as = " (tags are read as IOB2: an entity's first I- is a B-)" if rewritten else ""
             raise CorpusError(f"tag {tag!r} is not one the model knows ({', '.join(vocabs.tags.itos)}){read_as}",
-                              corpus.source, corpus.line_of(i))
+                              corpus.source, line)
     features = featurize(corpus.words, corpus.pos, vocabs, max_token_chars)
     buckets, _ = build_buckets(features, corpus.offsets, tag_ids(corpus.tags, vocabs), lengths, cut=False)
     return buckets
+
+
+def _line_holds(path: str, line: int, text: str) -> bool:
+    """Whether 1-based line `line` of file `path` holds `text` (False where it cannot be read): for an
+    error message's hint only."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return text in next(itertools.islice(f, line - 1, None), "")
+    except OSError:
+        return False
 
 
 def score_buckets(

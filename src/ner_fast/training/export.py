@@ -46,7 +46,7 @@ from onnx import TensorProto, compose, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
-from ner_fast.config import INPUT_FILES, LSTM_DIRECTIONS
+from ner_fast.config import LSTM_DIRECTIONS, portable_train
 from ner_fast.option import graph_buckets
 from ner_fast.option_table import row
 from ner_fast.decode import CRF
@@ -458,11 +458,8 @@ def export_model(
 
 def _portable_recipe(train: dict[str, Any]) -> dict[str, Any] | None:
     """A run's training options as a package records them: without its folder and corpus (`source` has
-    them), the other files it read (`config.INPUT_FILES`: --dev, --vectors, --teacher) by `portable_path`."""
-    recipe = {k: v for k, v in train.items() if k not in ("out", "data")}
-    for name in INPUT_FILES:
-        if isinstance(recipe.get(name), str):
-            recipe[name] = portable_path(recipe[name])
+    them), the other files it read as `config.portable_train` records them."""
+    recipe = {k: v for k, v in portable_train(train).items() if k not in ("out", "data")}
     return recipe or None
 
 
