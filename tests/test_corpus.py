@@ -270,6 +270,9 @@ ONE_SENTENCE_CONLL = b"Angela NNP B-per\nMerkel NNP I-per\nvisited VBD O\n"
         (None, ONE_SENTENCE_CONLL, "conll"),
         (None, b"-DOCSTART- -X- O O\n\nParis NNP B-NP B-LOC\nis VBZ B-VP O\n\n", "conll"),
         (None, b"a O\nb S-X\n\nc E-X\n", "conll"),
+        # Columns as the CoNLL reader splits them, at spaces and tabs: a no-break space is inside a word
+        # ('5\u00a0storm' in GMB). Counted with str.split, such a file was read as sentences of tokens.
+        (None, "New\u00a0York\tB-geo\nis\tO\nbig\tO\n".encode(), "conll"),
         # Rule 4: otherwise tokens, when nothing looks like raw text.
         (None, b"Hello world\n\nGood morning\n", "tokens"),
         (None, b"Angela Merkel visited Paris .\nThe UN met .\n", "tokens"),

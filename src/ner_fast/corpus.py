@@ -311,8 +311,10 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
     rows: list[tuple[int, list[str]]] = []
     for number, line in enumerate(head, 1):
         text = line.decode("utf-8", errors="replace").strip(" \t\r")
-        if text and text.split()[0] != "-DOCSTART-":
-            rows.append((number, text.split()))
+        # Columns as the CoNLL reader splits them (at spaces and tabs): a word may hold another space, such
+        # as GMB's '5\u00a0storm', which `str.split` would cut into two columns.
+        if text and _COLUMN_SPLIT.split(text)[0] != "-DOCSTART-":
+            rows.append((number, _COLUMN_SPLIT.split(text)))
         if len(rows) == SNIFF_LINES:
             break
     option = "--format" if tagged else "--input-format"
