@@ -262,11 +262,12 @@ def test_the_default_buckets_stay_within_the_longest(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "o" / "prepared.json").read_text())
     assert doc["settings"]["buckets"] == [MAX_BUCKET_LENGTH]
     assert doc["summary"]["cut"] == 1  # the long training sentence, cut to the bucket
-    # --keep-long (the default): no batch of it past MAX_BATCH_TOKENS, whatever the batch size.
+    # --keep-long (the default) pads and cuts no more than that: no length holds 50 sentences, so the
+    # tutorial's one bucket is the bound, and the long sentence is cut to it alike.
     result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "k")])
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "k" / "prepared.json").read_text())
-    assert doc["settings"]["buckets"] == [MAX_BATCH_TOKENS // 50] and doc["summary"]["cut"] == 1
+    assert doc["settings"]["buckets"] == [MAX_BUCKET_LENGTH] and doc["summary"]["cut"] == 1
 
 
 def test_gpu_context_on_a_cpu_only_build(prepared: Path, tmp_path: Path) -> None:

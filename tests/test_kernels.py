@@ -229,7 +229,7 @@ def test_keep_long_buckets_cut_nothing_and_hold_a_batch_each(lengths, batch_size
     assert cut == (given or frequent or [max(lengths)])  # without: the tutorial's rule (or the given)
     assert set(base) <= set(kept) and kept == sorted(set(kept))
     limit = long_bucket_limit(batch_size)
-    assert max(kept) == max(base + [min(max(lengths), limit)])
+    assert max(kept) == max(base + [min(max(lengths), max(limit, *cut))])
     added = [b for b in kept if b not in base]
     members = np.bincount(assign_buckets(np.minimum(lengths, limit), kept), minlength=len(kept))
     counts = [int(members[kept.index(b)]) for b in added]
@@ -249,9 +249,18 @@ def test_keep_long_never_adds_a_bucket_under_the_largest_nor_stretches_a_full_on
     # padded to it was what joining it to the last full bucket did.
     lengths = list(range(1, 11)) * 20 + [30] * 40 + [8000]
     assert training_buckets(lengths, batch_size, keep_long=True) == [*range(1, 11), 30, limit]
-    # A tiny corpus, no length frequent: buckets of batch_size sentences, not one at its longest sentence.
-    assert training_buckets([5] * 10 + [3000], 50, keep_long=True) == [long_bucket_limit(50)] == [163]
+    # A tiny corpus, no length frequent: buckets of batch_size sentences, not one at its longest sentence,
+    # and nothing cut, as the tutorial's one bucket at the longest sentence cuts nothing.
+    assert training_buckets([5] * 10 + [3000], 50, keep_long=True) == [3000] == default_buckets([5] * 10 + [3000], 50)
     assert training_buckets([5] * 60 + [3000], 50, keep_long=True) == [5, 163]
+    # The bound cut 1,270 of wikigold's 1,356 training sentences to 8 tokens at --batch-size 1000, which the
+    # tutorial's rule keeps whole: --keep-long never cuts more than without it.
+    lengths = list(range(1, 145)) * 9
+    for batch_size in (200, 1000):
+        assert long_bucket_limit(batch_size) < 144
+        kept = training_buckets(lengths, batch_size, keep_long=True)
+        assert max(kept) == 144 == max(training_buckets(lengths, batch_size, keep_long=False))
+        assert len(kept) == -(-len(lengths) // batch_size)  # still buckets of batch_size sentences
 
 
 FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9'), max_size=6)

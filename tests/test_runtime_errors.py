@@ -79,8 +79,18 @@ def test_inputs_of_the_wrong_type_are_named_at_the_api(tmp_path: Path) -> None:
         tagger.pipe(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^package must be a folder .* got int 5$"):
         Tagger.load(5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^threads must be an int or None, got str '2'$"):
+    with pytest.raises(TypeError, match=r"^threads must be an int, got str '2'$"):
         Tagger.load(tmp_path / "pkg", threads="2")  # type: ignore[arg-type]
+    # Every count of threads has one rule (`cores.check_threads`): workers="2" failed on a comparison,
+    # 2.5 was kept as the tagger's workers, and threads=10**6 grew a process to 20 GB without loading.
+    with pytest.raises(TypeError, match=r"^workers must be an int, got str '2'$"):
+        Tagger.load(tmp_path / "pkg", workers="2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^workers must be an int, got float 2.5$"):
+        tagger.tag_batch([["Paris"]], workers=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^n_threads must be an int, got float 1.5$"):
+        list(tagger.pipe(["Paris"], n_threads=1.5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^threads must be at most \d+ \(4 per usable core, of \d+\), got 1000000$"):
+        Tagger.load(tmp_path / "pkg", threads=10**6)
 
 
 def test_a_corpus_too_small_to_split_is_named(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ner_fast.buckets import check_batch_size
+from ner_fast.cores import check_threads
 from ner_fast.schemes import TagScheme
 from ner_fast.text import Doc, Segments, Tagged, segment
 from ner_fast.vocab import UNK
@@ -236,9 +237,7 @@ def pipe(model: Model, texts: Iterable[str], batch_size: int = BATCH_SIZE, n_thr
     every document before the failing one is yielded first, then the error is raised.
     """
     check_batch_size(batch_size)
-    threads = model.workers if n_threads is None else n_threads
-    if threads < 1:
-        raise ValueError(f"n_threads must be at least 1, got {threads}")
+    threads = model.workers if n_threads is None else check_threads("n_threads", n_threads)
     check_model(model)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-tag")
     pending: deque[_Group] = deque()

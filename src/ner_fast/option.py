@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ner_fast.cores import threads_fault
 from ner_fast.errors import OptionError
 
 RECIPE_NAMES = ("tuned", "tutorial")
@@ -53,7 +54,8 @@ class Option:
     commands that offer it. `needs`: the option without which this one does nothing (giving this one
     alone is refused, `check_needs`); `unused_with`: the option whose value makes this one do nothing, and why
     (giving both is refused, `check_needs`); `unused_at`: (option, value, why): that option at that value
-    (given, or its recipe's default) makes this one do nothing (giving this one then is refused). `feeds`: the dataclass a training option feeds (`FEEDS`); None
+    (given, or its recipe's default) makes this one do nothing (giving this one then is refused). `threads`:
+    a count of threads, bounded by the cores too (`cores.threads_fault`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
     for an option of a command alone, whose click default is its default (shown by click).
     `metavar`, `multiple` (repeatable) and `required` pass to click; `path_type` is what a path kind
     hands over (`Path`, or `str`: the text as given); `unit` follows the range in messages (" seconds").
@@ -77,6 +79,7 @@ class Option:
     needs: str | None = None
     unused_with: tuple[str, str] | None = None
     unused_at: tuple[str, Any, str] | None = None
+    threads: bool = False
     metavar: str | None = None
     multiple: bool = False
     required: bool = False
@@ -119,6 +122,9 @@ class Option:
                 or (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
             ):
                 raise OptionError(self.cli_flag, f"must be {self._range_text()}, got {_show(v)}")  # an int whole
+        fault = threads_fault(value) if self.threads and value is not None else None
+        if fault is not None:
+            raise OptionError(self.cli_flag, fault)
         return value
 
     def _numbers(self, value: Any) -> list[Any]:

@@ -96,7 +96,8 @@ TABLE: tuple[Option, ...] = (
            commands=("prepare", "train")),
     Option("keep_long", "bool", recipe(True, False), "Training sentences longer than the largest bucket get buckets"
            " of their own, each holding --batch-size of them but the last, instead of being cut to it (up to"
-           f" {MAX_BATCH_TOKENS} tokens a batch; --no-keep-long: cut, the tutorial's rule).", "data",
+           f" {MAX_BATCH_TOKENS} tokens a batch, never cutting more than --no-keep-long, the tutorial's rule, cuts).",
+           "data",
            commands=("prepare", "train")),
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
@@ -254,9 +255,10 @@ TABLE: tuple[Option, ...] = (
            " per tag_batch call of the raw-text pipeline (default: Tagger.pipe's).", low=1, optional=True,
            commands=("tag",)),
     _device("tag"),
-    Option("threads", "int", None, "onnxruntime intra-op threads per batch.", low=1, optional=True, commands=("tag",)),
+    Option("threads", "int", None, "onnxruntime intra-op threads per batch.", low=1, optional=True, commands=("tag",),
+           threads=True),
     Option("workers", "int", 1, "Batches (raw text: groups of documents) tagged at once, in threads (on few cores,"
-           " --workers 2 --threads 1 beats --threads 2).", low=1, commands=("tag",)),
+           " --workers 2 --threads 1 beats --threads 2).", low=1, commands=("tag",), threads=True),
     Option("output_dir", "folder", None, "Tag INPUT files on a Dask cluster (ner-fast[dask]) into this folder: one"
            " JSON lines part per partition (cat OUT/part-*.jsonl: what jsonl output gives) and manifest.json.",
            commands=("tag",)),
@@ -294,9 +296,10 @@ TABLE: tuple[Option, ...] = (
     Option("host", "text", "127.0.0.1", "Address to listen on (loopback unless you say otherwise).",
            commands=("serve",)),
     Option("port", "int", 8080, "Port (0: a free one, printed at start).", low=0, high=65535, commands=("serve",)),
-    Option("threads", "int", 1, "Worker threads; each tags one batch at a time.", low=1, commands=("serve",)),
+    Option("threads", "int", 1, "Worker threads; each tags one batch at a time.", low=1, commands=("serve",),
+           threads=True),
     Option("onnx_threads", "int", None, "onnxruntime threads of each worker [default: with batching, the cores shared"
-           " among the workers; without, 1].", low=1, optional=True, commands=("serve",)),
+           " among the workers; without, 1].", low=1, optional=True, commands=("serve",), threads=True),
     Option("max_batch_tokens", "int", 4096, "Tokens of concurrent requests coalesced into one tagger batch (0: no"
            " batching, each request alone).", low=0, commands=("serve",)),
     Option("max_wait_ms", "float", 0.0, "How long a batch waits for more requests when a worker is free.", low=0,

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import numbers
 import os
 import re
 import threading
@@ -44,6 +43,7 @@ import onnxruntime as ort
 from ner_fast import _kernels
 from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, cut_lengths, plan_batches
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache, check_capacity
+from ner_fast.cores import check_threads
 from ner_fast.decode import CRF, DECODERS, Decoder
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
 from ner_fast.errors import CacheSizeError
@@ -115,11 +115,7 @@ def make_session_options(threads: int | None = None) -> ort.SessionOptions:
     """Options for one tagger session: `threads` intra-op threads (None: onnxruntime's default)."""
     options = ort.SessionOptions()
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
-            raise TypeError(f"threads must be an int or None, got {type(threads).__name__} {threads!r}")
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = check_threads("threads", threads)
         # The graphs are a chain of ops: a second pool for parallel branches would only add threads.
         options.inter_op_num_threads = 1
     # Each bucket graph has its own session and thread pool. Workers spin after a run by default, so a
@@ -164,8 +160,7 @@ class Tagger:
     ) -> None:
         if None not in sessions:
             raise ValueError("sessions need the dynamic graph's session under the key None")
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        workers = check_threads("workers", workers)
         char_cache = check_capacity(char_cache)  # whatever the package's format: a bad value is never silently ignored
         self.workers = workers
         self.decode = decode or package.model.get("decode", "argmax")
@@ -479,9 +474,7 @@ class Tagger:
         return_pos: bool = False,
         workers: int | None = None,
     ) -> tuple[list[Any], list[np.ndarray], list[list[str]] | None]:
-        workers = self.workers if workers is None else workers
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+        workers = self.workers if workers is None else check_threads("workers", workers)
         sentences, pos = _listed(sentences), _listed(pos)
         work = TagWork(self, *self._plan(sentences, pos, batch_size), probs=proba, pos=return_pos)
         work.run_all(workers)

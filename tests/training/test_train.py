@@ -370,6 +370,7 @@ def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
     # bucket, 30: the run says how many it cut.
     long = int((np.diff(read_corpus().offsets[:129]) > 30).sum())
     assert long > 0 and f"{long:,} training sentences longer than the largest bucket (30 tokens) were cut" in res.output
+    assert "(--no-keep-long; --keep-long keeps them whole)" in res.output  # why: the fixture's folder cuts
     config, params, _, _ = load_model(out)
     assert config.filter_widths == [2, 3] and config.use_casing and "casing_embed_weight" in params
     assert config.crf and params["crf_transitions"].shape == (config.n_tags, config.n_tags)

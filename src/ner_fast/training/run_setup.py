@@ -17,6 +17,7 @@ import numpy as np
 
 from ner_fast import __version__
 from ner_fast.atomic import atomic_write_json, finish_group, read_json
+from ner_fast.buckets import MAX_BATCH_TOKENS
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, prepared_differences,
@@ -283,8 +284,11 @@ def _say_data_notes(data: Any, say: Callable[[str], None]) -> None:
 
     cut = int(data.summary.get("cut", 0))
     if cut:
+        # Why, in the words of the rule that cut them (`buckets.training_buckets`).
+        why = (f"a training batch holds at most {MAX_BATCH_TOKENS:,} tokens; a smaller --batch-size keeps more"
+               if data.settings.get("keep_long") else "--no-keep-long; --keep-long keeps them whole")
         say(f"{cut:,} training sentences longer than the largest bucket ({max(data.summary['buckets'])} tokens) were cut"
-            " to it (--buckets)")
+            f" to it ({why})")
     warning = valid_types_warning(data)
     if warning:
         say(warning)
