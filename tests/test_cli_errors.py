@@ -360,33 +360,37 @@ def test_evaluate_names_the_prepared_folder_prepared_again_since_the_run(copy: P
     doc["train"]["data"] = str(folder)
     path.write_text(json.dumps(doc))
     result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
-    _fails(result, 1, f"the prepared folder {folder} was prepared again since the run trained on it (other vocabularies)",
+    _fails(result, 1, f"the prepared folder {folder} was prepared again since the run trained on it (other vocabularies",
            "pass the corpus to evaluate explicitly")
     assert "ner_dataset" not in result.output
 
 
-@pytest.mark.parametrize("change", ["buckets", "max_token_chars"])
+@pytest.mark.parametrize("change", ["buckets", "max_token_chars", "split", "recase"])
 def test_resume_and_evaluate_refuse_a_prepared_folder_prepared_again(copy: Path, tmp_path: Path, change: str) -> None:
     # `train --resume` blamed --buckets, which was never given, for a folder prepared again with other
     # buckets; with another --max-token-chars it trained on, rewriting the run's settings, and evaluate
-    # failed on the features' shape (found by a breaker trial).
+    # failed on the features' shape; with another --split or --recase (options left at their defaults by the
+    # run) both went on with other sentences, unsaid (found by breaker trials). The splits' digests tell.
     doc = json.loads((copy / "config.json").read_text())
     folder = Path(doc["train"]["data"])
     settings = json.loads((folder / "prepared.json").read_text())["settings"]
     again = tmp_path / "again"
     shutil.copytree(folder, again)
-    kw = {"buckets": [12, 20]} if change == "buckets" else {"max_token_chars": 3, "buckets": settings["buckets"]}
+    kw = {"buckets": {"buckets": [12, 20]}, "max_token_chars": {"max_token_chars": 3}, "split": {"split": (0.7, 0.3)},
+          "recase": {"recase": 0.5}}[change]
+    kw = {"buckets": settings["buckets"], **kw} if change != "buckets" else kw
     prepare(max_sentences=120, batch_size=16, lowercase=False, keep_long=False, **kw).save(again, force=True)
     doc["train"]["data"] = str(again)
     (copy / "config.json").write_text(json.dumps(doc))
     before = (copy / "config.json").read_bytes()
-    why = "--buckets 12,20, the run's" if change == "buckets" else "--max-token-chars 3, the run's 20"
+    why = {"buckets": "--buckets 12,20, the run's", "max_token_chars": "--max-token-chars 3, the run's 20",
+           "split": "other training sentences or tags: 84, the run's 96", "recase": "other training sentences or tags: 144"}
     result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2", "--no-progress"])
-    _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it ({why}")
+    _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it (", why[change])
     assert (copy / "config.json").read_bytes() == before
-    if change == "max_token_chars":
+    if change != "buckets":
         result = CliRunner().invoke(cli, ["evaluate", str(copy), "--no-progress"])
-        _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it ({why}")
+        _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it")
 
 
 def test_a_run_recorded_before_directions_existed_is_a_bilstm(copy: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Sentences keep their original order inside a bucket.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -54,6 +55,18 @@ class Bucket:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def digest(buckets: Sequence[Bucket]) -> str:
+    """A sha256 of a split's buckets (their lengths, features, tags and sentence order): equal exactly when
+    a network would train or validate on the same data. A run records its splits' (`prepare`'s summary),
+    so that `train --resume` and `evaluate` can tell a corpus or prepared folder changed since."""
+    h = hashlib.sha256()
+    for b in buckets:
+        h.update(np.int64(b.length).tobytes())
+        for part in (b.features, b.tags, b.lengths, b.indices):
+            h.update(b"-" if part is None else np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
 
 
 def default_buckets(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[int]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz, write_npz
-from ner_fast.buckets import Bucket, build_buckets, training_buckets
+from ner_fast.buckets import Bucket, build_buckets, digest, training_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import MEMORY, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
@@ -197,6 +197,7 @@ def prepare(
     # missed, a cap on the validation F1 (`valid_types_warning` says so; `_read_splits` refuses a --dev with no
     # type in common). The same rule whether the validation split is --dev or the end of DATA.
     summary["dev_types_not_trained"] = sorted(_types(valid) - _types(train))
+    summary["digest"] = {name: digest(buckets) for name, buckets in splits.items()}  # `run_data_differences`
     return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})
 
 

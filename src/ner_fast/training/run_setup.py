@@ -370,13 +370,20 @@ def changed_data(cfg: TrainConfig, doc: Mapping[str, Any], what: Sequence[str], 
 def run_data_differences(data: Any, doc: Mapping[str, Any], vocabs: Any) -> list[str]:
     """How `data`, built again for a recorded run (`train --resume`, `evaluate`), differs from what the run
     trained on (`doc`: its config.json, `vocabs`: its vocab.json): the characters kept per token (the
-    input's width) and the vocabularies; empty when it does not."""
+    input's width), the vocabularies, and each split's sentences and tags (`buckets.digest`, recorded
+    since 2026-12-07: a split or --recase prepared again, an edited --dev); empty when it does not."""
     what = []
     chars = (doc.get("model") or {}).get("max_token_chars")
     if chars is not None and int(data.settings["max_token_chars"]) != int(chars):
         what.append(f"--max-token-chars {data.settings['max_token_chars']}, the run's {chars}")
     if data.vocabs != vocabs:
         what.append("other vocabularies")
+    then = ((doc.get("data") or {}).get("summary") or {}).get("digest") or {}
+    now = data.summary.get("digest") or {}
+    for split, name in (("train", "training"), ("valid", "validation")):
+        if then.get(split) and now.get(split) and then[split] != now[split]:
+            was = doc["data"]["summary"]["splits"][split]["sentences"]
+            what.append(f"other {name} sentences or tags: {data.summary['splits'][split]['sentences']:,}, the run's {was:,}")
     return what
 
 
