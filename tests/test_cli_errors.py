@@ -184,6 +184,20 @@ def test_split_with_dev_is_refused_not_ignored(tmp_path: Path, command: str) -> 
     assert not (tmp_path / "o").exists()
 
 
+def test_a_recipe_whose_data_options_the_prepared_folder_lacks_is_refused(prepared: Path, tmp_path: Path) -> None:
+    # The fixture's folder is cased and cut (the tutorial's data options): `--recipe tuned` on it trained the
+    # tuned network on cased, cut data without a word, and `--recipe tutorial` on a folder of the tuned
+    # recipe was no tutorial run. Given alongside, the folder's own values are accepted.
+    result = CliRunner().invoke(cli, ["train", str(prepared), "--out", str(tmp_path / "o"), "--recipe", "tuned",
+                                      "--epochs", "1", *TINY])
+    _fails(result, 2, "--recipe: DATA is a prepared folder made with --keep-long no, --lowercase no, not the tuned"
+                      " recipe's data options: prepare it with --recipe tuned, or leave --recipe out")
+    assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(cli, ["train", str(prepared), "--out", str(tmp_path / "o"), "--recipe", "tuned",
+                                      "--no-lowercase", "--no-keep-long", "--epochs", "1", "--batch-size", "16", *TINY])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("setting", [["--lr-decay", "1"], ["--recipe", "tutorial"]])
 def test_decay_sentences_without_a_decay_is_refused(tmp_path: Path, setting: list[str]) -> None:
     # A constant learning rate (given, or the tutorial's) never steps: --lr-decay-sentences was ignored.

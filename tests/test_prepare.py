@@ -353,6 +353,12 @@ def test_keep_long_keeps_long_training_sentences_whole_and_is_a_data_option(tmp_
                                      "--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "2",
                                      "--batch-size", "8", "--out", str(tmp_path / "run")])  # fmt: skip
     assert again.exit_code == 0, again.output
+    # The --buckets a folder was prepared with, given again, is its own value too (it records them with the
+    # buckets --keep-long added: 2,3 was refused as "made with --buckets 2,3,20"); others are refused.
+    assert fixed_by_prepared(given.settings, {"buckets": [3, 2]})["buckets"] == [2, 3, 20]
+    assert fixed_by_prepared(given.settings, {"buckets": [2, 3, 20]})["buckets"] == [2, 3, 20]
+    with pytest.raises(OptionError, match="--buckets"):
+        fixed_by_prepared(given.settings, {"buckets": [2, 4]})
     # Folders and runs from before the option were cut: read so, not as the new default.
     older = {k: v for k, v in cut.settings.items() if k != "keep_long"}
     assert fixed_by_prepared(older, {"keep_long": False})["keep_long"] is False

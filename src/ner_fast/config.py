@@ -394,6 +394,8 @@ def prepared_differences(
     for name, value in asked.items():
         opt = BY_NAME[name]
         # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
+        if name == "buckets" and settings.get("buckets_given") == sorted(set(opt.check(value) or ())):
+            continue  # the --buckets it was prepared with (`buckets` records those --keep-long added too)
         if name in used and not _same_value(name, opt.check(value), used[name]):
             differing.append((opt.cli_flag, _show(used[name]), _show(opt.check(value))))
     return used, differing
@@ -441,8 +443,23 @@ def command_line_config(
         settings = doc.get("settings", {}) if isinstance(doc, dict) else {}
         # The folder's data options replace the recipe's defaults, and must agree with those given.
         values.update(fixed_by_prepared(settings, {k: v for k, v in given.items() if BY_NAME[k].feeds == "data"}))
+        _check_recipe_data(recipe_name, settings, given)
     check_needs(given, {**recipe_defaults(recipe_name or DEFAULT_RECIPE), **values})
     return TrainConfig.from_options(out, data, recipe_name or DEFAULT_RECIPE, **values)
+
+
+def _check_recipe_data(recipe_name: str | None, settings: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """OptionError when `--recipe` names a recipe whose data defaults (those not given) a prepared folder
+    (`settings`) was not made with: the folder's would replace them, and the run would not be that recipe."""
+    if recipe_name is None:
+        return
+    wanted = {k: v for k, v in recipe_defaults(recipe_name).items()
+              if BY_NAME[k].feeds == "data" and BY_NAME[k].by_recipe and k not in given}
+    _, differing = prepared_differences(settings, wanted)
+    if differing:
+        shown = ", ".join(f"{flag} {made_with}" for flag, made_with, _ in differing)
+        raise OptionError("--recipe", f"DATA is a prepared folder made with {shown}, not the {recipe_name} recipe's"
+                          f" data options: prepare it with --recipe {recipe_name}, or leave --recipe out")
 
 
 # --------------------------------------------------------------------------- config.json

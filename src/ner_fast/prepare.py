@@ -176,6 +176,7 @@ def prepare(
         "n_features": n_features(max_token_chars),
         "batch_size": batch_size,
         "buckets": bucket_lengths,
+        "buckets_given": sorted(set(buckets)) if buckets else None,  # --buckets itself, which --keep-long extends
         "keep_long": keep_long,
         "lowercase": lowercase,
         "split": None if dev is not None else list(split),

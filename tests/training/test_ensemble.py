@@ -8,6 +8,7 @@ when the rarer words are replaced by the unknown id.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,21 @@ def test_export_command_writes_an_ensemble(members: Path, tmp_path: Path) -> Non
     pkg = load_package(tmp_path / "e")
     assert len(pkg.model["architecture"]["members"]) == 2 and len(pkg.model["vocab"]["words"]) == 9
     assert pkg.model["pos_output"] is not None
+
+
+def test_export_refuses_what_it_would_ignore_or_hide(members: Path, tmp_path: Path) -> None:
+    # An ensemble is one graph: --char-graph given with --ensemble was ignored without a word.
+    result = CliRunner().invoke(cli, ["export", str(members / "a"), "--out", str(tmp_path / "e"), "--ensemble",
+                                      str(members / "b"), "--char-graph"])
+    assert result.exit_code == 2 and "--char-graph: an ensemble is always one graph" in result.output
+    assert not (tmp_path / "e").exists()
+    # A package written into a training run (--force keeps its files) hid it: evaluate and --resume then
+    # called the folder a package.
+    run = tmp_path / "run"
+    shutil.copytree(members / "b", run)
+    result = CliRunner().invoke(cli, ["export", str(members / "a"), "--out", str(run), "--force"])
+    assert result.exit_code == 2 and f"{run} is a training run" in result.output
+    assert not (run / "manifest.json").exists()
 
 
 def test_the_same_member_twice_is_refused(members: Path, tmp_path: Path) -> None:

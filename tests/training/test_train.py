@@ -455,13 +455,17 @@ def test_recipes_fill_unset_options_and_the_tuned_one_is_the_default(prepared: s
     runner = CliRunner()
     common = [prepared, "--epochs", "1", "--batch-size", "16", "--hidden", "8", "--word-dim", "8", "--filters", "4",
               "--no-progress", "--json"]  # fmt: skip
+    # The folder was prepared lower-cased: the tutorial recipe is refused on it unless that is given too.
     res = runner.invoke(train_command, [*common, "--out", str(tmp_path / "t"), "--recipe", "tutorial", "--lr", "0.005"])
+    assert res.exit_code == 2 and "made with --lowercase yes, not the tutorial recipe's" in res.output
+    res = runner.invoke(train_command, [*common, "--out", str(tmp_path / "t"), "--recipe", "tutorial", "--lr", "0.005",
+                                        "--lowercase"])
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "t" / "config.json").read_text())
     # The tutorial's settings, except the learning rate given on the command line.
     assert doc["train"]["learning_rate"] == 0.005
     assert (doc["train"]["lr_decay"], doc["train"]["clip_gradient"]) == (1.0, 0.0)
-    # A prepared folder fixes the data options: the record is the folder's, not the recipe's.
+    # A prepared folder fixes the data options: the record is the folder's.
     assert doc["train"]["lowercase"] is doc["data"]["lowercase"] is True
     assert (doc["train"]["word_dropout"], doc["train"]["decode"]) == (0.0, "argmax")
     assert (doc["model"]["crf"], doc["model"]["use_casing"], doc["model"]["dropout"]) == (False, False, 0.1)

@@ -38,9 +38,15 @@ def export_command(
     """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
     manifest."""
+    from click.core import ParameterSource
+
     from ner_fast.cli.errors import user_errors
     from ner_fast.training.export import export_model
 
+    given = click.get_current_context().get_parameter_source("char_graph") == ParameterSource.COMMANDLINE
+    if ensemble and char_graph and given:  # honoured or refused, never ignored
+        raise click.UsageError("--char-graph: an ensemble is always one graph (its members' character CNNs differ);"
+                               " leave --char-graph out")
     with user_errors():
         package = export_model(model, out, buckets=buckets, quantize=quantize, which=checkpoint, force=force,
                                ensemble=ensemble, max_words=max_words, char_graph=char_graph)
