@@ -167,6 +167,35 @@ def test_bytes_that_are_not_http_get_a_json_400_after_the_answers_before_them(ur
     assert not [r for r in server_log.records if r.levelno >= logging.ERROR], server_log.records
 
 
+POST = b'POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n{"text": "Paris"}'
+
+
+@pytest.mark.parametrize("requests", [1, 2])
+def test_requests_before_a_half_close_are_answered(url: str, requests: int, server_log: Records) -> None:
+    """A client that ends its side after its requests (`shutdown(SHUT_WR)`, as `nc -N` does) got no answer:
+    uvicorn closed the connection at the end of stream. They are answered, then it closes."""
+    sock = connect(url)
+    sock.sendall(POST * requests)
+    sock.shutdown(socket.SHUT_WR)
+    received, seconds = closed_after(sock)
+    answers = answers_in(received)
+    assert [status for status, _, _ in answers] == [200] * requests and seconds < 5
+    assert all(json.loads(body)["entities"] for _, _, body in answers)
+    assert not [r for r in server_log.records if r.levelno >= logging.ERROR], server_log.records
+
+
+def test_a_client_that_closes_after_pipelined_requests_leaves_no_error(url: str, server_log: Records) -> None:
+    """Two requests in one packet, then a close: the answers were written to the closed connection, two
+    tracebacks in the log each time ("the handler is closed"), which any client could repeat."""
+    for _ in range(3):
+        sock = connect(url)
+        sock.sendall(POST * 2)
+        sock.close()
+    time.sleep(1.0)  # the answers are tagged and written (or dropped) meanwhile
+    assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+    assert not [r for r in server_log.records if r.levelno >= logging.ERROR], server_log.records
+
+
 def test_connections_over_the_cap_get_503_and_the_others_go_on(url: str) -> None:
     held = [connect(url) for _ in range(3)]
     try:

@@ -63,6 +63,7 @@ class StagedClose:
         self.raw, self.loop = transport, loop
         self.lingering = False
         self.stopping = False  # the server is stopping: close at once, without waiting for the client
+        self.ended = False  # the client ended its side: nothing more can come to wait for
         self._timer: asyncio.TimerHandle | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -72,13 +73,15 @@ class StagedClose:
         return self.lingering or self.raw.is_closing()
 
     def write(self, data: bytes) -> None:
-        if not self.lingering:  # after the end of stream nothing more can be sent (asyncio would raise)
+        # After our end of stream nothing more can be sent, nor once the client has gone (asyncio raises:
+        # the answer of a request pipelined before the client closed, "the handler is closed").
+        if not (self.lingering or self.raw.is_closing()):
             self.raw.write(data)
 
     def close(self) -> None:
         if self.is_closing():
             return
-        if self.stopping or not self.raw.can_write_eof():
+        if self.stopping or self.ended or not self.raw.can_write_eof():
             self.raw.close()
             return
         self.lingering = True
@@ -156,10 +159,21 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
         if self._malformed and not self.transport.is_closing() and self.cycle.response_complete:
             self._answer_malformed()  # the last request before the malformed bytes is answered
             return
+        if self.transport.ended and self.cycle.response_complete and not self.transport.is_closing():
+            self.transport.close()  # the client sent its last request (`eof_received`): all are answered
+            return
         # Idle between requests (uvicorn armed its keep-alive timer: no pipelined request is waiting).
         # Any bytes now are the next request's headers, or the rest of a body the app did not read.
         if self.timeout_keep_alive_task is not None:
             self._arm_headers_timer()
+
+    def eof_received(self) -> bool:  # type: ignore[override]
+        """The client ended its side after its requests (a half-close: `shutdown(SHUT_WR)`, `nc -N`). They
+        are still answered, then the connection closes (`on_response_complete`); uvicorn's returned None,
+        so the transport closed at once and they were lost. With no whole request to answer: close now."""
+        self.transport.ended = True
+        cycle = self.cycle
+        return bool(self.pipeline) or (cycle is not None and not cycle.response_complete and not cycle.more_body)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_headers_timer()
