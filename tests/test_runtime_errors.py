@@ -79,6 +79,18 @@ def test_inputs_of_the_wrong_type_are_named_at_the_api(tmp_path: Path) -> None:
         tagger.pipe(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^package must be a folder .* got int 5$"):
         Tagger.load(5)  # type: ignore[arg-type]
+    # A dict was tagged as its keys, a str of four letters taken for the POS tags of four tokens, and an
+    # unknown tag or provider name got a bare KeyError or onnxruntime's banner and the CPU.
+    with pytest.raises(TypeError, match=r"^sentence 1 is a dict: each sentence must be a list or tuple of tokens$"):
+        tagger.tag_batch([["Paris"], {"Paris": 1}], pos=[["NNP"], ["NNP"]])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^pos must hold a list of POS tags for each sentence, not a string$"):
+        tagger.tag(["Paris", "is", "big", "."], pos="NNPS")  # type: ignore[arg-type]
+    tags, probs = tagger.tag(["Paris"], pos=["NNP"], proba=True)
+    assert tagger.chosen_probabilities(tags, probs).shape == (1,)
+    with pytest.raises(ValueError, match=r"^tag 'X' is not one of this model's \(O, "):
+        tagger.chosen_probabilities(["X"], probs)
+    with pytest.raises(ValueError, match=r"^providers: 'Bogus' is no onnxruntime execution provider"):
+        Tagger.load(tmp_path / "pkg", providers=["Bogus"])
     with pytest.raises(TypeError, match=r"^threads must be an int, got str '2'$"):
         Tagger.load(tmp_path / "pkg", threads="2")  # type: ignore[arg-type]
     # Every count of threads has one rule (`cores.check_threads`): workers="2" failed on a comparison,

@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set as AbstractSet
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -240,6 +240,10 @@ class Tagger:
         types = TagScheme(pkg.tags).types
         labels = label_map(labels, types, package_descriptions(pkg.model, types))
         wanted = list(providers) if providers is not None else providers_for(device)
+        unknown = [p for p in wanted if (p[0] if isinstance(p, tuple) else p) not in ort.get_all_providers()]
+        if unknown:  # a typo: onnxruntime prints a banner and runs on the CPU
+            raise ValueError(f"providers: {unknown[0]!r} is no onnxruntime execution provider (this onnxruntime has"
+                             f" {', '.join(ort.get_available_providers())})")
         options = session_options or make_session_options(threads)
         wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
         preloaded = preload_cuda_libraries() if wants_cuda else None
@@ -370,7 +374,11 @@ class Tagger:
         return [spans(s, t, self.chosen_probabilities(t, p), self.scheme, self.label_map) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
-        """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`)."""
+        """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`); ValueError for a
+        tag the model does not have."""
+        unknown = next((t for t in tags if t not in self._tag_index), None)
+        if unknown is not None:
+            raise ValueError(f"tag {unknown!r} is not one of this model's ({', '.join(self.tags)})")
         return probs[np.arange(len(tags)), [self._tag_index[t] for t in tags]]
 
     # ----------------------------------------------------------------- the work
@@ -411,8 +419,12 @@ class Tagger:
         check_batch_size(batch_size)
         if not isinstance(sentences, Sequence):  # `_listed` made any iterable a list
             raise TypeError(f"pass a list of pre-tokenized sentences, got {type(sentences).__name__} {sentences!r}")
-        if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
+        # A str is a text, and a dict or set has no token order (a dict would be tagged as its keys).
+        odd = next((i for i, s in enumerate(sentences) if isinstance(s, (str, Mapping, AbstractSet))), None)
+        if isinstance(sentences, str) or (odd is not None and isinstance(sentences[odd], str)):
             raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
+        if odd is not None:
+            raise TypeError(f"sentence {odd} is a {type(sentences[odd]).__name__}: each sentence must be a list or tuple of tokens")
         n = len(sentences)
         try:
             lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=n)
@@ -421,6 +433,8 @@ class Tagger:
             raise TypeError(f"sentence {i} is a {kind}: each sentence must be a list or tuple of tokens") from None
         if self.uses_pos and pos is None:
             raise ValueError("this model uses POS tags: pass pos=, one POS tag per token")
+        if pos is not None and any(isinstance(p, str) for p in pos):  # "NNPS" for four tokens
+            raise TypeError("pos must hold a list of POS tags for each sentence, not a string")
         if pos is not None and (len(pos) != len(sentences) or any(len(p) != len(s) for p, s in zip(pos, sentences))):
             raise ValueError("pos must hold one POS tag per token of every sentence")
         words = [w for s in sentences for w in s]
