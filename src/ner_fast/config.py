@@ -393,9 +393,9 @@ def prepared_differences(
     differing = []
     for name, value in asked.items():
         opt = BY_NAME[name]
-        # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
         if name == "buckets" and settings.get("buckets_given") == sorted(set(opt.check(value) or ())):
             continue  # the --buckets it was prepared with (`buckets` records those --keep-long added too)
+        # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
         if name in used and not _same_value(name, opt.check(value), used[name]):
             differing.append((opt.cli_flag, _show(used[name]), _show(opt.check(value))))
     return used, differing

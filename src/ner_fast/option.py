@@ -55,8 +55,9 @@ class Option:
     alone is refused, `check_needs`); `unused_with`: the option whose value makes this one do nothing, and why
     (giving both is refused, `check_needs`); `unused_at`: (option, value, why): that option at that value
     (given, or its recipe's default) makes this one do nothing (giving this one then is refused). `threads`:
-    a count of threads, bounded by the cores too (`cores.threads_fault`). `feeds`: the dataclass a training option feeds (`FEEDS`); None
-    for an option of a command alone, whose click default is its default (shown by click).
+    a count of threads, bounded by the cores too (`cores.threads_fault`). `feeds`: the dataclass a training
+    option feeds (`FEEDS`); None for an option of a command alone, whose click default is its default
+    (shown by click).
     `metavar`, `multiple` (repeatable) and `required` pass to click; `path_type` is what a path kind
     hands over (`Path`, or `str`: the text as given); `unit` follows the range in messages (" seconds").
     """

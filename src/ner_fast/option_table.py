@@ -96,8 +96,7 @@ TABLE: tuple[Option, ...] = (
            commands=("prepare", "train")),
     Option("keep_long", "bool", recipe(True, False), "Training sentences longer than the largest bucket get buckets"
            " of their own, each holding --batch-size of them but the last, instead of being cut to it (up to"
-           f" {MAX_BATCH_TOKENS} tokens a batch, never cutting more than --no-keep-long, the tutorial's rule, cuts).",
-           "data",
+           f" {MAX_BATCH_TOKENS} tokens a batch; never more cut than with --no-keep-long, the tutorial's rule).", "data",
            commands=("prepare", "train")),
     Option("lowercase", "bool", recipe(True, False), "Look words up lower-cased.", "data",
            commands=("prepare", "train")),
