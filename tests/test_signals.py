@@ -94,3 +94,19 @@ def test_the_same_stop_sent_twice_still_unwinds() -> None:
 def test_a_second_sigterm_later_ends_the_unwinding_at_once() -> None:
     code, out = _stop_twice(gap=signals.REPEAT_GRACE_S + 0.5, unwinding=20)
     assert code == -signal.SIGTERM and out == ""
+
+
+def test_a_hang_up_unwinds_as_sigterm_does() -> None:
+    # A closed terminal or ssh session (SIGHUP) killed a command on the spot: no `finally`, so a run lost its
+    # epoch, `tag --output-dir` left temporaries and `launch` its job. It unwinds now, as SIGTERM does.
+    script = _CHILD.replace("except signals.Terminated:", "except signals.Terminated as stop:\n    print(stop.signum)")
+    child = subprocess.Popen([sys.executable, "-c", script, "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        child.send_signal(signal.SIGHUP)
+        out, _ = child.communicate(timeout=30)
+        assert child.returncode == 143 and out == f"{int(signal.SIGHUP)}\nunwound\n"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

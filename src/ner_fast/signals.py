@@ -11,7 +11,12 @@ from types import FrameType
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised in the main thread (a BaseException, like KeyboardInterrupt: no `except Exception` stops it)."""
+    """SIGTERM (or SIGHUP: `signum`, its `args[0]`), raised in the main thread (a BaseException, like
+    KeyboardInterrupt: no `except Exception` stops it)."""
+
+    @property
+    def signum(self) -> int:
+        return int(self.args[0]) if self.args else int(signal.SIGTERM)
 
 
 _pending = False
@@ -22,17 +27,18 @@ _pending = False
 REPEAT_GRACE_S = 1.0
 
 _first_at = 0.0
+_signum = int(signal.SIGTERM)  # the signal of the pending `Terminated`
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    global _pending, _first_at
-    _first_at = time.monotonic()
+    global _pending, _first_at, _signum
+    _first_at, _signum = time.monotonic(), signum
     signal.signal(signal.SIGTERM, _again)
     # Python runs the handler wherever the main thread is; inside a `__del__` (MXNet frees an NDArray
     # in one after every batch) the exception is printed as "Exception ignored" and lost. The flag
     # keeps it: long loops call `check_terminated` and raise it there.
     _pending = True
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def _again(signum: int, frame: FrameType | None) -> None:
@@ -50,7 +56,7 @@ def check_terminated() -> None:
     global _pending
     if _pending:
         _pending = False
-        raise Terminated()
+        raise Terminated(_signum)
 
 
 def stop_behind(err: BaseException) -> BaseException | None:
@@ -70,7 +76,10 @@ def stop_behind(err: BaseException) -> BaseException | None:
 
 
 def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises `Terminated` in the main thread; a SIGTERM the parent made this process
-    ignore (SIG_IGN), or one another handler already takes, is left as it is."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminated)
+    """From now on SIGTERM, and SIGHUP (a closed terminal or ssh session), raise `Terminated` in the main
+    thread; a signal the parent made this process ignore (SIG_IGN: `nohup`), or one another handler
+    already takes, is left as it is. A hang-up killed a command without its `finally` blocks: a run lost
+    its epoch, `tag --output-dir` left temporaries, `launch` its job."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _terminated)

@@ -56,14 +56,16 @@ def post_in_flight(pool: ThreadPoolExecutor, url: str, texts: list[str]) -> list
 
 
 @pytest.mark.slow
-def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagger: Tagger) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_answers_every_accepted_request_then_exits_0(package: Path, tagger: Tagger, stop: int) -> None:
     # Requests wait up to 2 s for company in the batcher, so SIGTERM arrives while all of them are in flight.
+    # A hang-up (the terminal closed) is the same stop: it raised inside uvicorn's event loop.
     process, url = start_server(package, "--max-wait-ms", "2000", "--max-batch-tokens", "100000")
     texts = [f"Talks in Paris number {i} ended on Monday." for i in range(8)]
     try:
         with ThreadPoolExecutor(len(texts)) as pool:
             answers = post_in_flight(pool, url, texts)
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop)
             # New connections are refused while the accepted requests are still waiting for their batch.
             deadline = time.monotonic() + 1.5
             while True:

@@ -115,6 +115,68 @@ def test_launch_stops_the_workers_before_the_servers_and_the_scheduler(tmp_path:
     assert max(saved) < min(others), lines
 
 
+# A stand-in for every role that notes its pid and runs until stopped; the scheduler fails at once where
+# the test's FAIL environment variable says so (as one that cannot bind its port does).
+_WAITING_ROLE = """
+import os, sys, time
+with open(sys.argv[1], "a") as f:
+    f.write(f"{os.getpid()}\\n")
+if os.environ["DMLC_ROLE"] == "scheduler" and os.environ.get("FAIL"):
+    sys.exit(1)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_launch_ends_when_the_scheduler_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A scheduler that could not bind its port died at once, and the launcher waited for the workers forever.
+    import sys
+
+    import ner_fast.training.distributed as distributed
+
+    monkeypatch.setenv("FAIL", "1")
+    log = tmp_path / "pids"
+    monkeypatch.setattr(distributed, "role_command", lambda role, args: [sys.executable, "-c", _WAITING_ROLE, str(log)])
+    with pytest.raises(RuntimeError, match=r"^the scheduler failed \(exit code 1\) before the workers finished: see "):
+        launch(["train"], workers=2, servers=1, port=free_port(), log_dir=tmp_path, timeout=60)
+    pids = [int(p) for p in log.read_text().split()]  # those that started before the others were stopped
+    assert pids and not any(_alive(pid) for pid in pids)
+
+
+def test_a_launchers_job_dies_with_it(tmp_path: Path) -> None:
+    # Killed (SIGKILL, the out-of-memory killer), the launcher left its job training on, unowned.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "pids"
+    parent = (
+        "import sys\n"
+        "import ner_fast.training.distributed as d\n"
+        f"d.role_command = lambda role, args: [sys.executable, '-c', {_WAITING_ROLE!r}, {str(log)!r}]\n"
+        "d.launch(['train'], workers=2, servers=1, port=d.free_port(), timeout=60)\n"
+    )
+    launcher = subprocess.Popen([sys.executable, "-c", parent])
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.exists() and len(log.read_text().split()) == 4):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        pids = [int(p) for p in log.read_text().split()]
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        launcher.kill()
+        for pid in [int(p) for p in log.read_text().split()] if log.exists() else []:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_launch_command_checks_its_arguments() -> None:
     from click.testing import CliRunner
 

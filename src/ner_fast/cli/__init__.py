@@ -81,7 +81,8 @@ def main() -> None:
     SIGTERM unwinds the command as Ctrl-C does (the default action would end the process on the spot):
     `finally` blocks and context managers run, so a file being written leaves no temporary behind
     (`atomic_open`), a launcher stops its children, a Dask cluster closes. Then one line and exit
-    143 (128 + SIGTERM, the status of a death by that signal). `ner-fast serve` handles SIGTERM itself
+    143 (128 + SIGTERM, the status of a death by that signal). SIGHUP (a closed terminal) the same, exit
+    129. `ner-fast serve` handles SIGTERM itself
     while it serves; a SIGTERM ignored by the parent (SIG_IGN) stays ignored. `ner-fast train` saves
     its parameters first, as for Ctrl-C (`--resume` continues).
 
@@ -90,12 +91,12 @@ def main() -> None:
     raise_on_sigterm()
     try:
         cli()
-    except Terminated:
-        _terminated()
+    except Terminated as err:
+        _terminated(err)
     except ImportError as err:
         stop = stop_behind(err)
         if isinstance(stop, Terminated):
-            _terminated()
+            _terminated(stop)
         if stop is not None:
             click.echo("Aborted!", err=True)  # click's own line for a Ctrl-C inside a command
             raise SystemExit(1) from None
@@ -106,6 +107,6 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def _terminated() -> NoReturn:
-    click.echo("Aborted: terminated (SIGTERM).", err=True)
-    raise SystemExit(128 + signal.SIGTERM) from None
+def _terminated(stop: Terminated) -> NoReturn:
+    click.echo(f"Aborted: terminated ({signal.Signals(stop.signum).name}).", err=True)
+    raise SystemExit(128 + stop.signum) from None

@@ -36,8 +36,9 @@ def launch_command(
         raise click.UsageError("give the worker command after --, e.g. -- train --kvstore dist_sync --out DIR")
     if scheduler_addr:
         sched_host, _, sched_port = scheduler_addr.rpartition(":")
-        if not sched_host or not sched_port.isdigit():
-            raise click.BadParameter(f"expected HOST:PORT, got {scheduler_addr!r}", param_hint="--scheduler")
+        if not sched_host or not sched_port.isdigit() or not 0 < int(sched_port) < 65536:
+            raise click.BadParameter(f"expected HOST:PORT (a port from 1 to 65535), got {scheduler_addr!r}",
+                                     param_hint="--scheduler")
         port: int | None = int(sched_port)
     elif role != "all":
         raise click.UsageError("--scheduler HOST:PORT is required with --role scheduler/server/worker")
@@ -49,7 +50,7 @@ def launch_command(
         try:
             result = launch(worker_args, workers=workers, servers=servers, host=host, port=port,
                            interface=interface, log_dir=log_dir, timeout=timeout)
-        except (TimeoutError, ValueError) as err:
+        except (TimeoutError, ValueError, RuntimeError) as err:
             raise click.ClickException(str(err)) from err
         codes = result.worker_codes
         if len(codes) < workers or any(c != 0 for c in codes):

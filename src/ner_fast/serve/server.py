@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ner_fast.serve.app import OVER_CAPACITY, create_app, error
 from ner_fast.serve.settings import Settings
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -266,6 +266,10 @@ def run(server: uvicorn.Server, sock: socket.socket) -> None:
     """Serve on `sock` until a stop signal (main thread) or `server.should_exit = True`; return after the
     graceful shutdown. Raises RuntimeError when the app did not start."""
     with _quiet_reraise():
+        if threading.current_thread() is threading.main_thread():
+            # A hang-up (the terminal or ssh session closed) stops as SIGTERM does: uvicorn handles only that
+            # and SIGINT, and `ner-fast`'s own SIGHUP handler would raise inside its event loop.
+            signal.signal(signal.SIGHUP, lambda signum, frame: server.handle_exit(signal.SIGTERM, frame))
         server.run(sockets=[sock])
     if not server.started:
         raise RuntimeError("the server did not start (see the log above)")

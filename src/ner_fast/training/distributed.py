@@ -21,7 +21,9 @@ Only worker 0 writes the checkpoint folder.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,9 +61,14 @@ def check_worker_kvstore(kvstore: str) -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on `host` a moment ago."""
+    """A TCP port that was free on `host` a moment ago; ValueError when `host` is no address of this
+    machine (a name that does not resolve, another machine's address)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except OSError as err:  # socket.gaierror too
+            raise ValueError(f"--host {host}: cannot listen there ({err.strerror or err}): give an address of"
+                             " this machine") from None
         return int(s.getsockname()[1])
 
 
@@ -128,6 +135,40 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def _end_with_parent() -> None:
+    """In a child, before it runs: kill it when the launcher dies (Linux `PR_SET_PDEATHSIG`). Killed itself
+    (SIGKILL, the out-of-memory killer), the launcher left its job training on, unowned, into the same run
+    folder as the next one. SIGKILL, not SIGTERM: a worker told to stop saves by pulling the parameters
+    from the servers, which die with it (the workers then hung); the run resumes from its last epoch.
+    Asked to stop (Ctrl-C, SIGTERM, SIGHUP), the launcher stops its job in order (`_stop`)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
+def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequence[subprocess.Popen[bytes]],
+                      timeout: float | None, log_dir: str | os.PathLike[str] | None) -> list[int]:
+    """The workers' exit codes (in start order) once all are done, or once one fails (the others would wait
+    for it at the next synchronisation forever: cut short after it); RuntimeError when the scheduler or a
+    server (`others`) fails first, as one that cannot bind its port does; TimeoutError after `timeout`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    names = ["scheduler", *(f"server-{i}" for i in range(len(others) - 1))]
+    while True:
+        codes = [p.poll() for p in workers]
+        failed = next((i for i, c in enumerate(codes) if c not in (None, 0)), None)
+        if failed is not None:
+            return [c for c in codes[: failed + 1] if c is not None]
+        if all(c is not None for c in codes):
+            return [int(c) for c in codes if c is not None]
+        # One ending cleanly (the job's end, seen before the workers' own) is no failure.
+        ended = next(((name, p.returncode) for name, p in zip(names, others) if p.poll() not in (None, 0)), None)
+        if ended is not None:
+            where = f": see {Path(log_dir) / (ended[0] + '.log')}" if log_dir is not None else " (--log-dir keeps its output)"
+            raise RuntimeError(f"the {ended[0]} failed (exit code {ended[1]}) before the workers finished{where}")
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"the workers did not finish within {timeout} s")
+        time.sleep(0.2)
+
+
 def launch(
     worker_args: Sequence[str],
     *,
@@ -167,6 +208,7 @@ def launch(
             stdout=out,
             stderr=subprocess.STDOUT if log_dir is not None else out,
             start_new_session=True,  # its own process group, so _stop reaches its children too
+            preexec_fn=_end_with_parent,
         )
         procs.append(p)
         if role == "worker":
@@ -180,16 +222,7 @@ def launch(
         for i in range(servers):
             start("server", f"server-{i}")
         worker_procs = [start("worker", f"worker-{i}") for i in range(workers)]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        codes = []
-        for p in worker_procs:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                codes.append(p.wait(timeout=remaining))
-            except subprocess.TimeoutExpired as err:
-                raise TimeoutError(f"the workers did not finish within {timeout} s") from err
-            if codes[-1] != 0:
-                break  # the others would wait forever for it at the next synchronisation
+        codes = _wait_for_workers(procs[: 1 + servers], worker_procs, timeout, log_dir)
         return LaunchResult(codes, [p.pid for p in procs])
     finally:
         # Workers first: one told to stop saves its checkpoint, pulling the parameters from the servers,
