@@ -336,6 +336,29 @@ def test_the_output_folder_is_never_clobbered(package: Path, client: distributed
     assert result.exit_code == 2 and "part-00000.jsonl was not written by this command" in result.output
 
 
+def test_a_folder_another_run_is_writing_is_refused(package: Path, tmp_path: Path) -> None:
+    # Two runs on one folder (the second with --force) wrote each other's parts under one manifest, and both
+    # exited 0. The second is refused while the first holds the folder, before it reads or removes anything.
+    import subprocess
+    import sys
+
+    path = write_text(tmp_path / "in.txt", documents(3, seed=6))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")  # the first run's, as far as the second can tell
+    hold = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--output-dir", str(out), "--input-format",
+                                          "text", "--local-workers", "1", "--force"])
+        assert result.exit_code == 1 and "another ner-fast tag --output-dir is writing this folder now" in result.output
+        assert "Traceback" not in result.output and (out / "manifest.json").read_text() == "{}"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tmp_path: Path) -> None:
     import dask.bag as db

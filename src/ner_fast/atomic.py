@@ -25,6 +25,7 @@ reading our own files back with errors that name them.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -526,3 +527,27 @@ def read_npz(path: str | os.PathLike[str], what: str = "array file") -> dict[str
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, RuntimeError) as err:
         raise ValueError(f"{path}: the {what} is corrupt or truncated ({err})") from None
+
+
+@contextmanager
+def folder_lock(path: str | os.PathLike[str], busy: str) -> Iterator[bool]:
+    """Hold the folder `path` for this process: an advisory `flock` on the folder itself, released when
+    the process ends however it ends (SIGKILL too); ValueError(`busy`) while another process holds it.
+    Yields whether the lock is held (False: no such folder yet, or a file system without flock). A
+    training run's folder (`training.run_dir.run_lock`) and a `tag --output-dir` folder are held so."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield False  # not a folder (yet): what comes next says what is wrong, or makes it
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(busy) from None
+        except OSError:
+            yield False  # no flock on this file system
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -35,10 +35,11 @@ import signal
 import time
 import uuid
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ner_fast.atomic import atomic_write_json
+from ner_fast.atomic import atomic_write_json, folder_lock
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.partition import (
     PARTITION_SIZE,
@@ -180,15 +181,20 @@ def tag_files(
                 "text_field": text_field, "partition_size": partition_size}
     if mapped is not None:  # only then: runs made before label maps existed resume as before
         settings["labels"] = mapped
-    done = _prepare_output(out, plan, settings, resume, force)
-    todo = [p for p in plan if p.part not in done]
-    writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
-    tagged, failures = 0, []
-    if todo:
-        with _cluster(client, scheduler, local_workers, scheduler_timeout) as active:
-            writer.write()  # only once connected: a scheduler that cannot be reached leaves no manifest behind
-            tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress, mapped)
-    writer.write()
+    busy = f"{out}: another ner-fast tag --output-dir is writing this folder now; wait for it to end, or stop it"
+    with ExitStack() as hold:  # one run a folder: two wrote each other's parts under one manifest, both exit 0
+        held = hold.enter_context(folder_lock(out, busy))  # before anything there is read or removed
+        done = _prepare_output(out, plan, settings, resume, force)
+        if not held:  # a new folder, made just now
+            hold.enter_context(folder_lock(out, busy))
+        todo = [p for p in plan if p.part not in done]
+        writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
+        tagged, failures = 0, []
+        if todo:
+            with _cluster(client, scheduler, local_workers, scheduler_timeout) as active:
+                writer.write()  # only once connected: a scheduler that cannot be reached leaves no manifest behind
+                tagged, failures = _run(active, todo, out, path, checksum, threads, batch_size, writer, progress, mapped)
+        writer.write()
     if failures:
         _, err = min(failures, key=lambda f: f[0])
         raise PartitionsFailed(

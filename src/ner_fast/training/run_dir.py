@@ -6,17 +6,14 @@ checkpoint after each epoch.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, claim_output_dir, read_json, read_npz, write_npz
+from ner_fast.atomic import atomic_write_bytes, claim_output_dir, folder_lock, read_json, read_npz, write_npz
 from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 from ner_fast.errors import place
@@ -103,30 +100,12 @@ def load_optimizer_states(path: Path, module: Any, config: ModelConfig) -> bool:
     return True
 
 
-@contextmanager
-def run_lock(out: Path) -> Iterator[bool]:
-    """Hold the run folder `out` for this process while it trains: an advisory `flock` on the folder
-    itself, released when the process ends however it ends (SIGKILL too). A second `ner-fast train` on
-    the folder (a --resume while the run still trains, --out DIR --force over it) is refused in one
-    line: both wrote the checkpoint, and the folder held whichever saved last. Yields whether the lock
-    is held (False: no such folder yet, or a file system without flock)."""
-    try:
-        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        yield False  # not a folder (yet): what comes next says what is wrong, or makes it
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"{out}: another ner-fast train is training in this folder now; wait for it to end,"
-                             " or stop it (Ctrl-C saves it) and then --resume") from None
-        except OSError:
-            yield False  # no flock on this file system
-            return
-        yield True
-    finally:
-        os.close(fd)
+def run_lock(out: Path) -> ContextManager[bool]:
+    """Hold the run folder `out` for this process while it trains (`atomic.folder_lock`): a second `ner-fast
+    train` on the folder (a --resume while the run still trains, --out DIR --force over it) is refused in
+    one line: both wrote the checkpoint, and the folder held whichever saved last."""
+    return folder_lock(out, f"{out}: another ner-fast train is training in this folder now; wait for it to end,"
+                            " or stop it (Ctrl-C saves it) and then --resume")
 
 
 def claim_run_dir(out: Path, force: bool = False) -> list[str]:
