@@ -393,3 +393,14 @@ def test_an_npz_write_interrupted_midway_ends_quietly(tmp_path: Path, monkeypatc
     gc.collect()
     assert len(calls) == 2 and not unraisable, [u.exc_value for u in unraisable]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.params.npz"] and target.read_bytes() == b"earlier"
+
+
+def test_an_input_error_inside_an_atomic_write_names_the_input(tmp_path: Path) -> None:
+    # A Dask part reads its input while writing its output: an input removed meanwhile was reported as
+    # "No such file or directory: 'out/part-00027.jsonl'", the output's name.
+    missing = tmp_path / "input.txt"
+    with pytest.raises(FileNotFoundError) as caught:
+        with atomic_open(tmp_path / "part.jsonl", "w", encoding="utf-8") as f:
+            f.write(missing.read_text())
+    assert caught.value.filename == str(missing)
+    assert list(tmp_path.iterdir()) == []  # no temporary left, no output published

@@ -122,8 +122,11 @@ def _temp_prefix(target: Path) -> str:
     return f".{_temp_stem(target.name)}.{os.getpid()}."
 
 
-def _named(err: OSError, path: Path) -> OSError:
-    """`err` re-raised about the output `path` (not a temporary name), e.g. a full disk."""
+def _named(err: OSError, path: Path, tmp: str | None = None) -> OSError:
+    """`err` re-raised about the output `path` (not a temporary name `tmp`), e.g. a full disk; an error
+    about another file (the input being read while the output is written) stays its own."""
+    if err.filename is not None and os.fspath(err.filename) not in (os.fspath(path), tmp):
+        return err
     if err.errno:
         return type(err)(err.errno, err.strerror or str(err), str(path))
     return OSError(f"{path}: {err}")
@@ -177,7 +180,7 @@ def atomic_open(
             _publish_new(tmp, path)
     except OSError as err:
         _unlink_quietly(tmp)
-        raise _named(err, path) from None
+        raise _named(err, path, tmp) from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
