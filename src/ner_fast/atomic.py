@@ -122,10 +122,11 @@ def _temp_prefix(target: Path) -> str:
     return f".{_temp_stem(target.name)}.{os.getpid()}."
 
 
-def _named(err: OSError, path: Path, tmp: str | None = None) -> OSError:
-    """`err` re-raised about the output `path` (not a temporary name `tmp`), e.g. a full disk; an error
+def _named(err: OSError, path: Path) -> OSError:
+    """`err` re-raised about the output `path` (not a temporary name beside it), e.g. a full disk; an error
     about another file (the input being read while the output is written) stays its own."""
-    if err.filename is not None and os.fspath(err.filename) not in (os.fspath(path), tmp):
+    named = Path(os.fsdecode(err.filename)) if isinstance(err.filename, (str, bytes, os.PathLike)) else None
+    if named is not None and named != path and not (named.parent == path.parent and named.name.startswith(f".{path.name}.")):
         return err
     if err.errno:
         return type(err)(err.errno, err.strerror or str(err), str(path))
@@ -180,7 +181,7 @@ def atomic_open(
             _publish_new(tmp, path)
     except OSError as err:
         _unlink_quietly(tmp)
-        raise _named(err, path, tmp) from None
+        raise _named(err, path) from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
