@@ -123,14 +123,23 @@ def _temp_prefix(target: Path) -> str:
 
 
 def _named(err: OSError, path: Path) -> OSError:
-    """`err` re-raised about the output `path` (not a temporary name beside it), e.g. a full disk; an error
-    about another file (the input being read while the output is written) stays its own."""
-    named = Path(os.fsdecode(err.filename)) if isinstance(err.filename, (str, bytes, os.PathLike)) else None
-    if named is not None and named != path and not (named.parent == path.parent and named.name.startswith(f".{path.name}.")):
-        return err
+    """`err` re-raised about the output `path` (not a temporary name), e.g. a full disk."""
     if err.errno:
         return type(err)(err.errno, err.strerror or str(err), str(path))
     return OSError(f"{path}: {err}")
+
+
+def _about_output(err: OSError, path: Path) -> OSError:
+    """`_named` for an error raised while the output `path` is written (`atomic_open`'s body), unless it is
+    about another file, as reading the input it is written from can be: that one keeps its own name (a
+    Dask part's vanished input was reported under the part's name)."""
+    name = err.filename
+    if isinstance(name, (str, bytes, os.PathLike)):
+        named = Path(os.fsdecode(name))
+        temp = _TEMP.match(named.name)
+        if named != path and not (temp and temp.group("name") == path.name):
+            return err
+    return _named(err, path)
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:
@@ -164,7 +173,7 @@ def atomic_open(
             with open(path, mode, encoding=encoding) as f:
                 yield f
         except OSError as err:
-            raise _named(err, path) from None
+            raise _about_output(err, path) from None
         return
     if path.is_symlink():  # the link's target is written (then renamed onto), the link kept
         path = Path(os.path.realpath(path))
@@ -181,7 +190,7 @@ def atomic_open(
             _publish_new(tmp, path)
     except OSError as err:
         _unlink_quietly(tmp)
-        raise _named(err, path) from None
+        raise _about_output(err, path) from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
