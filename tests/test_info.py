@@ -355,6 +355,13 @@ def test_the_card_of_an_exported_package_shows_its_runs_recipe_epochs_and_a_cut_
     (tmp_path / "model" / "last.params.npz").write_bytes((tmp_path / "model" / "best.params.npz").read_bytes())
     last = model_card(export_model(tmp_path / "model", tmp_path / "last", quantize=None, which="last"))
     assert (last["training"]["best_epoch"], last["training"]["checkpoint_epoch"]) == (2, 3)
+    # The last parameters of an interrupted run (a partly trained epoch): its epochs were shown as None.
+    state = json.loads((tmp_path / "model" / "state.json").read_text())
+    (tmp_path / "model" / "state.json").write_text(json.dumps({**state, "interrupted": True}))
+    cut_short = model_card(export_model(tmp_path / "model", tmp_path / "cut-short", quantize=None, which="last"))
+    assert (cut_short["training"]["best_epoch"], cut_short["training"]["epochs_trained"]) == (2, 3)
+    assert "(interrupted) after 3 finished, best epoch 2" in format_card(cut_short)
+    (tmp_path / "model" / "state.json").write_text(json.dumps(state))
     make_checkpoint(tmp_path / "other", buckets=[4], with_pos=False, seed=2)
     for run in ("model", "other"):
         doc = json.loads((tmp_path / run / "config.json").read_text())

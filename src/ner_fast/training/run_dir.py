@@ -207,10 +207,11 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
 def logged_record(run_dir: Path, which: str) -> dict[str, Any] | None:
     """What a package records (`export`, each member's `source` `validation`) of the validation F1 the run
     `run_dir` logged in training at the epoch of its checkpoint `which` (`logged_validation`):
-    {"epoch", "epochs_trained", "best_epoch", "f1", "measured_with": `LOGGED_WITH`, "per_type"} (per_type where logged);
-    None where the run logged none."""
+    {"epoch", "epochs_trained", "best_epoch", "f1", "measured_with": `LOGGED_WITH`, "per_type"} (per_type where logged;
+    f1 None for the last parameters of an interrupted run, a partly trained epoch); None where the run
+    logged nothing."""
     logged = logged_validation(run_dir, which)
-    if logged["f1"] is None:
+    if logged["f1"] is None and logged["epochs_trained"] is None:
         return None
     record = {"epoch": logged["epoch"], "epochs_trained": logged["epochs_trained"], "best_epoch": logged["best_epoch"],
               "f1": logged["f1"], "measured_with": LOGGED_WITH}
