@@ -76,7 +76,9 @@ def test_export_refuses_a_training_folder_and_replaces_its_own_package(tmp_path:
     make_checkpoint(run)
     before = _snapshot(run)
     runner = CliRunner()
-    _refused(runner.invoke(cli, ["export", str(run), "--out", str(run)]), "--out", "config.json")
+    # Named as what it is, with or without --force (it offered --force, which then refused it anyway).
+    for force in ([], ["--force"]):
+        _refused(runner.invoke(cli, ["export", str(run), "--out", str(run), *force]), "--out", "is a training run")
     assert _snapshot(run) == before
     pkg = tmp_path / "pkg"
     assert runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "4,9"]).exit_code == 0

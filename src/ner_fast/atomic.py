@@ -383,10 +383,11 @@ def claim_output_dir(
     path: str | os.PathLike[str],
     owned: Callable[[Path], Collection[str] | None] = nothing_owned,
     *,
-    force: bool = False,
+    force: bool | None = False,
     option: str = "--out",
 ) -> OutputDir:
-    """Check that a command may write the folder `path`, before it does any work.
+    """Check that a command may write the folder `path`, before it does any work (`force` None: the
+    command has no --force, and its refusal does not offer one).
 
     `owned(path)` gives the entry names of an earlier output of the same command found in `path`
     (None: there is none). A new or empty folder, or one holding only such an output, is fine. Any
@@ -415,11 +416,8 @@ def claim_output_dir(
     if foreign and not force:
         shown = ", ".join(sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
         what = "besides an earlier output of this command" if ours else "and is not an output of this command"
-        raise OptionError(
-            option,
-            f"{path} holds other files ({shown}) {what}; choose a new or empty folder, or add --force"
-            " (then only this command's own files there are replaced)",
-        )
+        way_out = "" if force is None else ", or add --force (then only this command's own files there are replaced)"
+        raise OptionError(option, f"{path} holds other files ({shown}) {what}; choose a new or empty folder{way_out}")
     return OutputDir(path, frozenset(ours), frozenset(foreign), option)
 
 

@@ -187,8 +187,9 @@ def test_build_refuses_a_package_over_the_size_limit_or_a_foreign_folder(
     make_checkpoint(tmp_path / "run", corpus=bundled[:50], train={"data": None, "max_sentences": 50})
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("old")
-    with pytest.raises(OptionError, match="holds other files"):
+    with pytest.raises(OptionError, match="holds other files") as refused:
         build_default_package(tmp_path / "run", tmp_path / "mine", command="x")
+    assert "--force" not in str(refused.value)  # bundle has none to offer
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]  # nothing replaced
     monkeypatch.setattr("ner_fast.training.bundle.MAX_BYTES", 1000)
     with pytest.raises(ValueError, match="more than"):

@@ -242,7 +242,7 @@ def build_default_package(
     if min_word_count > 1:
         max_words = frequent_words(training, Vocabularies.load(run_dir / RUN_VOCAB_FILE), min_word_count)
     # Claimed before any work: a new or empty folder, or an earlier package (replaced only at the end).
-    claim = claim_output_dir(out, package_files)
+    claim = claim_output_dir(out, package_files, force=None)  # bundle has no --force
     with tempfile.TemporaryDirectory(prefix="ner-fast-build-") as tmp:
         staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which, ensemble=members[1:], max_words=max_words)
         tagger = Tagger.load(staged, device="cpu")
@@ -339,7 +339,7 @@ def requantize_package(
     info["int8_matmul_weights"] = matmul_weights(graph)
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(pkg.model.get("versions", {}).get("trained_with_mxnet", "unknown"))
-    claim = claim_output_dir(out, package_files)
+    claim = claim_output_dir(out, package_files, force=None)  # bundle has no --force
     with tempfile.TemporaryDirectory(prefix="ner-fast-requantize-") as tmp:
         staged = write_package(Path(tmp) / "pkg", graph, pkg.buckets, info, versions, char_model=chars)
         if "validation" in before:

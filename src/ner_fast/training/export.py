@@ -422,10 +422,10 @@ def export_model(
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
     quantize = None if quantize == "none" else quantize
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
-    claim = claim_output_dir(target, package_files, force=force)  # before any work
     if folder_kind(target) == "run":  # even with --force: its manifest would make the run read as a package
         raise OptionError("--out", f"{target} is a training run: a package written into it would hide the run from"
                           " evaluate, --resume and --init; choose another folder")
+    claim = claim_output_dir(target, package_files, force=force)  # before any work
     dirs = [model_dir, *map(Path, ensemble)]
     members = _load_members(dirs, which)
     # Recorded where it cut the vocabulary: the F1 the run logged was measured with every word.
