@@ -189,6 +189,14 @@ def test_launch_command_checks_its_arguments() -> None:
     assert res.exit_code != 0 and "--scheduler" in res.output
     res = runner.invoke(launch_command, ["--role", "worker", "--scheduler", "nohost", "--", "train"])
     assert res.exit_code != 0 and "HOST:PORT" in res.output
+    # Ran any command once a worker (`-- evaluate RUN` printed its scores twice), and ignored what a single
+    # role does not use; a port out of range hung.
+    res = runner.invoke(launch_command, ["--", "evaluate", "runs/a"])
+    assert res.exit_code == 2 and "the worker command is a train with a dist_* kvstore, not 'evaluate'" in res.output
+    res = runner.invoke(launch_command, ["--role", "scheduler", "--scheduler", "127.0.0.1:9501", "--timeout", "3"])
+    assert res.exit_code == 2 and "--timeout and --log-dir apply with --role all only" in res.output
+    res = runner.invoke(launch_command, ["--role", "scheduler", "--scheduler", "127.0.0.1:99999"])
+    assert res.exit_code == 2 and "a port from 1 to 65535" in res.output
 
 
 def test_a_launched_worker_without_a_dist_kvstore_is_refused(tmp_path: Path) -> None:

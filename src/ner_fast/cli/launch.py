@@ -34,6 +34,10 @@ def launch_command(
 
     if role in ("all", "worker") and not worker_args:
         raise click.UsageError("give the worker command after --, e.g. -- train --kvstore dist_sync --out DIR")
+    if role in ("all", "worker") and worker_args[0] != "train":  # evaluate, tag, export: run N times over
+        raise click.UsageError(f"the worker command is a train with a dist_* kvstore, not {worker_args[0]!r}")
+    if role != "all" and (timeout is not None or log_dir is not None):  # one process, in the foreground
+        raise click.UsageError("--timeout and --log-dir apply with --role all only")
     if scheduler_addr:
         sched_host, _, sched_port = scheduler_addr.rpartition(":")
         if not sched_host or not sched_port.isdigit() or not 0 < int(sched_port) < 65536:

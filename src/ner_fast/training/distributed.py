@@ -152,6 +152,7 @@ def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequen
     server (`others`) fails first, as one that cannot bind its port does; TimeoutError after `timeout`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     names = ["scheduler", *(f"server-{i}" for i in range(len(others) - 1))]
+    ended = None
     while True:
         codes = [p.poll() for p in workers]
         failed = next((i for i, c in enumerate(codes) if c not in (None, 0)), None)
@@ -159,14 +160,15 @@ def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequen
             return [c for c in codes[: failed + 1] if c is not None]
         if all(c is not None for c in codes):
             return [int(c) for c in codes if c is not None]
-        # One ending cleanly (the job's end, seen before the workers' own) is no failure.
-        ended = next(((name, p.returncode) for name, p in zip(names, others) if p.poll() not in (None, 0)), None)
-        if ended is not None:
+        if ended is not None:  # a round later, still no worker's failure to report: the scheduler's or server's
             where = f": see {Path(log_dir) / (ended[0] + '.log')}" if log_dir is not None else " (--log-dir keeps its output)"
             raise RuntimeError(f"the {ended[0]} failed (exit code {ended[1]}) before the workers finished{where}")
+        # One ending cleanly (the job's end, seen before the workers' own) is no failure; one failing may
+        # have followed a worker's failure (then the worker's is what to report): the next round, 0.5 s on, decides.
+        ended = next(((name, p.returncode) for name, p in zip(names, others) if p.poll() not in (None, 0)), None)
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"the workers did not finish within {timeout} s")
-        time.sleep(0.2)
+        time.sleep(0.5 if ended is not None else 0.2)
 
 
 def launch(
