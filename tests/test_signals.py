@@ -100,6 +100,8 @@ def test_a_hang_up_unwinds_as_sigterm_does() -> None:
     # A closed terminal or ssh session (SIGHUP) killed a command on the spot: no `finally`, so a run lost its
     # epoch, `tag --output-dir` left temporaries and `launch` its job. It unwinds now, as SIGTERM does.
     script = _CHILD.replace("except signals.Terminated:", "except signals.Terminated as stop:\n    print(stop.signum)")
+    # As in a terminal: under `nohup` (a CI runner may be) SIGHUP is ignored, and stays so by design.
+    script = "import signal\nsignal.signal(signal.SIGHUP, signal.SIG_DFL)\n" + script
     child = subprocess.Popen([sys.executable, "-c", script, "0"], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline() == "ready\n"
