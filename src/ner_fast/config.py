@@ -368,8 +368,8 @@ def fixed_by_prepared(settings: Mapping[str, Any], asked: Mapping[str, Any]) -> 
     """The data options of a prepared folder (its `prepared.json` settings); OptionError where `asked`
     (data options given for it) differ, because they were fixed when the folder was prepared."""
     used, differing = prepared_differences(settings, asked)
-    for flag, made_with, _ in differing[:1]:
-        raise prepared_option_error(flag, made_with)
+    if differing:
+        raise prepared_option_error(*differing[0][:2])
     return used
 
 

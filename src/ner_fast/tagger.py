@@ -376,10 +376,11 @@ class Tagger:
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`); ValueError for a
         tag the model does not have."""
-        unknown = next((t for t in tags if t not in self._tag_index), None)
-        if unknown is not None:
-            raise ValueError(f"tag {unknown!r} is not one of this model's ({', '.join(self.tags)})")
-        return probs[np.arange(len(tags)), [self._tag_index[t] for t in tags]]
+        try:  # one pass: `entities` calls this for every sentence
+            columns = [self._tag_index[t] for t in tags]
+        except KeyError as err:
+            raise ValueError(f"tag {err.args[0]!r} is not one of this model's ({', '.join(self.tags)})") from None
+        return probs[np.arange(len(tags)), columns]
 
     # ----------------------------------------------------------------- the work
 
