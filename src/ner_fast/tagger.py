@@ -374,8 +374,7 @@ class Tagger:
         return [spans(s, t, self.chosen_probabilities(t, p), self.scheme, self.label_map) for s, t, p in zip(sentences, tags, probs)]
 
     def chosen_probabilities(self, tags: Sequence[str], probs: np.ndarray) -> np.ndarray:
-        """Each token's probability of the tag it got (`probs` from `tag(..., proba=True)`); ValueError for a
-        tag the model does not have."""
+        """Each token's probability of its tag (`probs` from `tag(..., proba=True)`); ValueError for an unknown tag."""
         try:  # one pass: `entities` calls this for every sentence
             columns = [self._tag_index[t] for t in tags]
         except KeyError as err:
