@@ -93,7 +93,9 @@ def test_plan_puts_every_document_in_one_bounded_partition(tmp_path: Path) -> No
     docs[5] = docs[40] = "   "  # blank lines are documents too (output line i answers input line i)
     path = tmp_path / "in.txt"
     path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(docs).encode())  # BOM, CRLF, no final line end
-    plan = plan_partitions([path, path], "text", size=10)
+    again = tmp_path / "again.txt"
+    again.write_bytes(path.read_bytes())
+    plan = plan_partitions([path, again], "text", size=10)
     assert [p.index for p in plan] == list(range(22))
     assert all(1 <= p.documents <= 10 for p in plan)
     assert [d for p in plan for d in read_partition(p)] == docs + docs
@@ -448,6 +450,49 @@ def test_a_package_that_reads_pos_is_refused_before_any_worker_starts(tmp_path: 
         f"Error: {package.resolve()}: this model reads POS tags, which a cluster run does not have (it tags raw text):"
         " use a package trained without POS input"]
     assert not (tmp_path / "out").exists()
+
+
+def test_inputs_that_would_be_lost_or_tagged_twice_are_refused_before_anything_is_written(package: Path,
+                                                                                          tmp_path: Path) -> None:
+    # A file given twice (also by another spelling) was tagged twice; a pipe failed with "File or stream is
+    # not seekable", naming nothing; an input inside the output folder could be a part --force removes;
+    # --text-field was accepted for raw text, which has no fields.
+    path = write_text(tmp_path / "in.txt", documents(3, seed=4))
+    out = tmp_path / "out"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "held").mkdir()
+    inside = write_text(tmp_path / "held" / "in.txt", documents(2, seed=4))
+    cases = [([str(path), str(path)], [], f"INPUT: {path} is given twice"),
+             ([str(path), str(tmp_path / "held" / ".." / "in.txt")], [], f"(also as {path})"),
+             ([str(fifo)], [], f"INPUT: {fifo} is not a regular file"),
+             ([str(path)], ["--text-field", "body"], "--text-field: names the documents' field in JSON lines"),
+             ([str(inside)], ["--force"], f"{inside} is inside {inside.parent}")]
+    for inputs, extra, said in cases:
+        target = inside.parent if "--force" in extra else out
+        result = CliRunner().invoke(cli, ["tag", str(package), *inputs, "--output-dir", str(target), "--input-format",
+                                          "text", "--local-workers", "1", *extra])
+        assert result.exit_code == 2 and said in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not out.exists() and [p.name for p in inside.parent.iterdir()] == ["in.txt"]
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_resume_knows_an_input_by_another_spelling_of_its_path(package: Path, client: distributed.Client,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_text(tmp_path / "in.txt", documents(5, seed=3))
+    out = tmp_path / "out"
+    base = ["tag", str(package), "--output-dir", str(out), "--input-format", "text", "--scheduler",
+            client.scheduler.address]
+    assert CliRunner().invoke(cli, [*base, str(path)]).exit_code == 0
+    before = read_parts(out)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [*base, "in.txt", "--resume"])  # refused as "other inputs" before
+    assert result.exit_code == 0, result.output
+    assert read_parts(out) == before
+    write_text(tmp_path / "other.txt", documents(5, seed=3))  # the same bytes, another file
+    result = CliRunner().invoke(cli, [*base, "other.txt", "--resume"])
+    assert result.exit_code == 2 and "was started on other inputs" in result.output
 
 
 def test_an_unreadable_manifest_is_said_so(package: Path, tmp_path: Path) -> None:

@@ -41,7 +41,9 @@ from typing import Any
 
 from ner_fast.atomic import atomic_write_json, folder_lock
 from ner_fast.engine import check_reads_no_pos
+from ner_fast.errors import OptionError
 from ner_fast.partition import (
+    JSONL,
     PARTITION_SIZE,
     SCHEDULER_TIMEOUT,
     TEXT_FIELD,
@@ -174,6 +176,10 @@ def tag_files(
     """
     started = time.perf_counter()
     out = Path(out_dir)
+    inputs = list(inputs)
+    _refuse_inputs_inside(inputs, out)
+    if text_field != TEXT_FIELD and input_format != JSONL:
+        raise OptionError("--text-field", f"names the documents' field in JSON lines: it needs --input-format {JSONL}")
     path, checksum = package_ref(package)
     mapped = labels_ref(labels, path)
     plan = plan_partitions(inputs, input_format, text_field, partition_size)
@@ -183,10 +189,10 @@ def tag_files(
         settings["labels"] = mapped
     busy = f"{out}: another ner-fast tag --output-dir is writing this folder now; wait for it to end, or stop it"
     with ExitStack() as hold:  # one run a folder: two wrote each other's parts under one manifest, both exit 0
-        held = hold.enter_context(folder_lock(out, busy))  # before anything there is read or removed
+        if not out.exists():  # made first, so that two runs starting on one new folder cannot both claim it
+            out.mkdir(parents=True, exist_ok=True)
+        hold.enter_context(folder_lock(out, busy))  # before anything there is read or removed
         done = _prepare_output(out, plan, settings, resume, force)
-        if not held:  # a new folder, made just now
-            hold.enter_context(folder_lock(out, busy))
         todo = [p for p in plan if p.part not in done]
         writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
         tagged, failures = 0, []
@@ -204,6 +210,16 @@ def tag_files(
     return {"out": str(out), "partitions": len(plan), "parts_before": len(plan) - len(todo), "parts_tagged": tagged,
             "documents": sum(int(d["documents"]) for d in writer.done.values()),
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _refuse_inputs_inside(inputs: list[str | os.PathLike[str]], out: Path) -> None:
+    """An input inside the output folder is refused: `--force` removes the earlier run's parts there, which
+    may be the very files given as input."""
+    folder = out.resolve()
+    for name in inputs:
+        if Path(name).resolve().is_relative_to(folder):
+            raise OptionError("--output-dir", f"{name} is inside {out}, where the run writes (and --force removes) "
+                                              "its files: tag it into another folder")
 
 
 def run_files(folder: Path) -> set[str] | None:
@@ -225,7 +241,6 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
     """Claim the output folder (`atomic.claim_output_dir`: other files refuse it unless `force`, and are
     never touched); return the parts already done (by part name), which only `resume` keeps."""
     from ner_fast.atomic import claim_output_dir, read_json
-    from ner_fast.config import OptionError
 
     if (out / MANIFEST_FILE).is_file():
         try:
@@ -250,8 +265,11 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
     if old_same != same:
         changed = sorted(k for k in same.keys() | old_same.keys() if old_same.get(k) != same.get(k))
         raise OptionError("--resume", f"{out} was started with other settings ({', '.join(changed)}); add --force to start over")
-    shape = ("part", "source", "format", "first_line", "lines")
-    if [[r.get(k) for k in shape] for r in recorded] != [[p.describe()[k] for k in shape] for p in plan]:
+    # Where each input is: its absolute path (a manifest from before paths were recorded: the path as typed).
+    where = ["path" if "path" in r else "source" for r in recorded]
+    shape = ("part", "format", "first_line", "lines")
+    if ([[r.get(k) for k in (w, *shape)] for r, w in zip(recorded, where)]
+            != [[p.describe()[k] for k in (w, *shape)] for p, w in zip(plan, where)] or len(recorded) != len(plan)):
         raise OptionError("--resume", f"{out} was started on other inputs (files or line counts differ); add --force to start over")
     # A part counts as done only with its input unchanged since it was tagged and its file holding the
     # bytes written then (a truncated or edited part is tagged again).

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -137,9 +138,11 @@ class Partition:
         return f"part-{self.index:05d}.jsonl"
 
     def describe(self) -> dict[str, Any]:
-        """What the manifest records of the partition."""
-        return {"part": self.part, "source": self.source, "format": self.format, "first_line": self.first_line,
-                "lines": self.lines, "documents": self.documents, "sha256": self.sha256}
+        """What the manifest records of the partition (`path`: its source file's absolute path, which
+        `--resume` compares, so that `a.txt` and `/data/a.txt` are one file)."""
+        return {"part": self.part, "source": self.source, "path": str(Path(self.source).resolve()),
+                "format": self.format, "first_line": self.first_line, "lines": self.lines,
+                "documents": self.documents, "sha256": self.sha256}
 
 
 def plan_partitions(
@@ -164,14 +167,35 @@ def plan_partitions(
     if size < 1:
         raise ValueError(f"partition size must be at least 1, got {size}")
     partitions: list[Partition] = []
+    seen: dict[tuple[int, int], Path] = {}
     for raw_path in paths:
         path = Path(raw_path)
+        _check_input(path, seen)
         if input_format in (TEXT, JSONL):
             found = _plan_lines(path, input_format, text_field, size, len(partitions))
         else:
             found = _plan_corpus(path, input_format, size, len(partitions))
         partitions.extend(found)
     return partitions
+
+
+def _check_input(path: Path, seen: dict[tuple[int, int], Path]) -> None:
+    """Refuse an input that is not a regular file (a pipe or a device: it is read here to plan its
+    partitions and again by the workers) or that is given twice (it would be tagged twice, into two
+    parts); `seen` holds the files before it."""
+    from ner_fast.errors import OptionError
+
+    try:
+        status = path.stat()
+    except OSError as err:
+        raise OptionError("INPUT", f"{path}: {err.strerror}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise OptionError("INPUT", f"{path} is not a regular file: the inputs of a cluster run are read twice "
+                                   "(planned here, tagged by the workers), so a pipe or device cannot be one")
+    first = seen.setdefault((status.st_dev, status.st_ino), path)
+    if first is not path:
+        also = "" if str(first) == str(path) else f" (also as {first})"
+        raise OptionError("INPUT", f"{path} is given twice{also}: each input is tagged once, into its own parts")
 
 
 def is_document(line: bytes, fmt: str) -> bool:
