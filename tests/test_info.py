@@ -71,6 +71,7 @@ def test_a_float_package_without_provenance_is_batch_invariant(tmp_path: Path) -
     card = model_card(package)
     assert not per_batch_ops(Path(package))
     assert card["quantization"]["batch_invariant"] is True and card["quantization"]["per_batch_ops"] == []
+    assert card["quantization"]["scheme"] == "none" and "quantization none;" in format_card(card)  # was null in --json
     assert card["validation"] is None and card["speed"] is None
     assert {row["label"]: row["description"] for row in card["labels"]} == {
         "geo": "geographical entity", "org": "organization", "per": "person", "tim": "time expression"}

@@ -54,7 +54,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     sizes = {name: (folder / name).stat().st_size for name in files}
     graphs = [name for name in files if name.endswith(".onnx")]
     per_batch = sorted({op for name in graphs for op in PER_BATCH_OPS if op.encode() in (folder / name).read_bytes()})
-    scheme = model.get("quantization")
+    scheme = model.get("quantization") or "none"  # model.json records float32 as null; the card says it as `export --quantize` does
     return {
         "package": {
             "path": str(folder),
@@ -87,7 +87,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
             # Integer sums the same on every CPU: float32 graphs, and int8 ones whose MatMulInteger weights
             # are unsigned (model.json `int8_matmul_weights`, written since 2026-12-06); signed ones (or
             # packages from before, which do not say) may saturate on CPUs without VNNI.
-            "same_on_every_cpu": scheme in (None, "none") or model.get("int8_matmul_weights") == "uint8",
+            "same_on_every_cpu": scheme == "none" or model.get("int8_matmul_weights") == "uint8",
         },
         "speed": model.get("speed") or provenance.get("speed"),
     }
@@ -261,7 +261,7 @@ def format_card(card: dict[str, Any]) -> str:
     invariant = ("yes: a sentence's scores do not depend on what it is batched with" if quant["batch_invariant"] else
                  f"no: its graph quantizes activations per batch ({', '.join(quant['per_batch_ops'])}), so scores "
                  "depend on the batch")
-    lines.append(f"  quantization {quant['scheme'] or 'none'}; batch-invariant {invariant}")
+    lines.append(f"  quantization {quant['scheme']}; batch-invariant {invariant}")
     if not quant["same_on_every_cpu"]:
         lines.append("  its int8 sums may differ on CPUs without AVX-512 VNNI (AVX2 kernels saturate on signed int8 weights):"
                      " `python -m ner_fast.training.bundle --requantize PACKAGE --out DIR --command TEXT` converts it")
