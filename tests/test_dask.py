@@ -143,7 +143,11 @@ def test_an_empty_file_is_one_partition_of_no_documents(tmp_path: Path, fmt: str
     plan = plan_partitions([other, tmp_path / "a.txt", tmp_path / "b.txt"], fmt, size=2)
     assert [p.index for p in plan] == [0, 1, 2, 3]
     assert [p.source for p in plan] == [str(other)] * 2 + [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
-    assert [(p.documents, read_partition(p)) for p in plan] == [(2, ["x y"] * 2), (1, ["x y"]), (0, []), (0, [])]
+    if fmt in ("text", "jsonl"):
+        assert [(p.documents, read_partition(p)) for p in plan] == [(2, ["x y"] * 2), (1, ["x y"]), (0, []), (0, [])]
+    else:  # a corpus: its sentences travel with the partition, as tokens
+        xy = ("x", "y")
+        assert [(p.documents, p.sentences) for p in plan] == [(2, (xy, xy)), (1, (xy,)), (0, ()), (0, ())]
 
 
 def test_blank_lines_are_documents_of_raw_text_and_nothing_in_json_lines(tmp_path: Path) -> None:
@@ -181,11 +185,19 @@ def test_parts_equal_single_process_tagging(package: Path, client: distributed.C
     manifest = json.loads((tmp_path / "out2" / "manifest.json").read_text())
     assert manifest["complete"] and all(p["done"] for p in manifest["partitions"])
 
-    # A corpus (sniffed: .conll): each sentence, its tokens joined by single spaces, is a document.
-    sentences = [d.split() for d in docs[:40] if d]
+    # A corpus (sniffed: .conll): its sentences are tagged as the tokens they are, as `ner-fast tag FILE
+    # --output-format jsonl` tags them (they were joined by spaces and tokenized and split again: "Mr ." lost
+    # its entity, a 300-token sentence became two). Sentences past the largest bucket and tokens that the
+    # tokenizer would split are among them.
+    sentences = [d.split() for d in docs[:40] if d] + [["Mr", ".", *docs[3].split()], docs[5].split() * 12]
     conll = write_conll(tmp_path / "in.conll", [[(w, "O") for w in s] for s in sentences])
     tag_files([conll], tmp_path / "out3", package, client=client, partition_size=15, progress=False)
-    assert read_parts(tmp_path / "out3") == single_process(package, [" ".join(s) for s in sentences], tmp_path)
+    result = CliRunner().invoke(cli, ["tag", str(package), str(conll), "--output-format", "jsonl", "--output",
+                                      str(tmp_path / "conll.jsonl")])
+    assert result.exit_code == 0, result.output
+    lines = read_parts(tmp_path / "out3").splitlines()
+    assert "\n".join(lines) + "\n" == (tmp_path / "conll.jsonl").read_text(encoding="utf-8")  # byte for byte
+    assert [json.loads(line)["tokens"] for line in lines] == sentences and len(sentences[-1]) > 300
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
@@ -447,7 +459,7 @@ def test_a_package_that_reads_pos_is_refused_before_any_worker_starts(tmp_path: 
                                       "--input-format", "text", "--local-workers", "1"])
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
-        f"Error: {package.resolve()}: this model reads POS tags, which a cluster run does not have (it tags raw text):"
+        f"Error: {package.resolve()}: this model reads POS tags, which a cluster run does not pass to its workers:"
         " use a package trained without POS input"]
     assert not (tmp_path / "out").exists()
 

@@ -397,7 +397,10 @@ def prepared_differences(
             continue  # the --buckets it was prepared with (`buckets` records those --keep-long added too)
         # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
         if name in used and not _same_value(name, opt.check(value), used[name]):
-            differing.append((opt.cli_flag, _show(used[name]), _show(opt.check(value))))
+            made_with = _show(used[name])
+            if name == "buckets" and settings.get("buckets_given"):  # as typed then, not with --keep-long's added
+                made_with = f"{_show(settings['buckets_given'])} (buckets {made_with} with --keep-long's)"
+            differing.append((opt.cli_flag, made_with, _show(opt.check(value))))
     return used, differing
 
 

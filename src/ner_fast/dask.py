@@ -13,7 +13,8 @@ never a tagger: each worker process opens the package once, checks it, and keeps
 
 The output folder of `tag_files`:
 
-    OUT/part-00000.jsonl ...   one part per partition, one JSON line per document, in input order
+    OUT/part-00000.jsonl ...   one part per partition, one JSON line per document (a corpus: per
+                               sentence, tagged as its tokens), in input order
     OUT/manifest.json          the plan (every partition: source file, lines, documents, sha256 of its
                                input), the package, the settings, and which parts are done (with the
                                sha256 of each done part's bytes)
@@ -85,15 +86,15 @@ def labels_ref(labels: str | os.PathLike[str] | None, package: str) -> dict[str,
 
 def package_ref(package: str | os.PathLike[str] | None) -> tuple[str, str]:
     """(absolute path, checksum) of a package, verified here first so that a bad package fails before
-    any worker starts. None: the bundled default package; a bundled name (`ensemble`): that package. Workers tag raw text (corpus files as their
-    joined tokens), so a package that reads POS tags is refused here too (ValueError)."""
+    any worker starts. None: the bundled default package; a bundled name (`ensemble`): that package. Workers are given no POS tags (raw text
+    has none, and a corpus's POS column is not carried), so a package that reads them is refused here too (ValueError)."""
     from ner_fast.package import load_package, package_checksum, package_path
 
     given = package_path(package)
     pkg = load_package(given)  # as given, so that a misspelt name (`robst`) is told as one
     path = given.resolve()
     try:
-        check_reads_no_pos(bool(pkg.model.get("use_pos")), "a cluster run does not have (it tags raw text)",
+        check_reads_no_pos(bool(pkg.model.get("use_pos")), "a cluster run does not pass to its workers",
                            "use a package trained without POS input")
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None

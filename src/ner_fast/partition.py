@@ -32,6 +32,9 @@ SCHEDULER_TIMEOUT = 10.0
 #: JSON lines input: one JSON object a line, its document under `text_field` (blank lines skipped).
 JSONL = "jsonl"
 TEXT_FIELD = "text"
+#: Pre-tokenized sentences a `tag_batch` call of `tag_sentences`: large enough for full batches in every
+#: bucket, small enough that their scores, held until written, stay small (and a progress bar moves).
+SENTENCES_A_CALL = 2048
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -106,6 +109,31 @@ def tag_texts(
     return [doc.to_dict() for doc in tag_docs(texts, package, checksum, threads, batch_size, labels)]
 
 
+def tag_sentences(
+    tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None = None, batch_size: int | None = None
+) -> Iterator[tuple[list[str], list[str], list[Any]]]:
+    """(tokens, tags, entities) of each pre-tokenized sentence, in input order, `SENTENCES_A_CALL` sentences
+    a `Tagger.tag_batch` call (`batch_size` None: its default): what `ner-fast tag` writes for tokens in,
+    on one process or in a cluster run's parts. `pos`: their POS tags, for a model that reads them."""
+    from ner_fast.tagger import spans
+
+    options = {} if batch_size is None else {"batch_size": batch_size}
+    for start in range(0, len(sentences), SENTENCES_A_CALL):
+        words = sentences[start : start + SENTENCES_A_CALL]
+        part_pos = pos[start : start + SENTENCES_A_CALL] if (pos is not None and tagger.uses_pos) else None
+        tags, probs = tagger.tag_batch(words, part_pos, proba=True, **options)
+        for w, t, p in zip(words, tags, probs):
+            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme, tagger.label_map)
+
+
+def sentence_json(tokens: list[str], tags: list[str], entities: list[Any]) -> str:
+    """The JSON line of one tagged pre-tokenized sentence: its tokens, tags and entities, whose `start`
+    and `end` are token indices (raw text in gives `Doc.to_json()`, with character offsets)."""
+    found = [{"type": e.label, "start": e.token_start, "end": e.token_end, "text": e.text, "score": round(e.score, 6)}
+             for e in entities]
+    return json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False)
+
+
 # --------------------------------------------------------------------------- input, cut into partitions
 
 
@@ -129,7 +157,7 @@ class Partition:
     start: int = 0
     stop: int = 0
     ends: bytes = b"\n"
-    texts: tuple[str, ...] | None = None
+    sentences: tuple[tuple[str, ...], ...] | None = None
     text_field: str = TEXT_FIELD
 
     @property
@@ -240,27 +268,27 @@ def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: i
 
 def _plan_corpus(path: Path, fmt: str, size: int, first_index: int) -> list[Partition]:
     from ner_fast.corpus import read_corpus
-    from ner_fast.text import join_tokens
 
     corpus = read_corpus(path, fmt, empty_ok=True)  # an empty file: one partition of no documents
     bounds = zip(corpus.offsets[:-1].tolist(), corpus.offsets[1:].tolist())
-    texts = [join_tokens(corpus.words[a:b])[0] for a, b in bounds]  # pre-tokenized text as the tagger shows it
+    sentences = [tuple(corpus.words[a:b]) for a, b in bounds]  # tagged as the tokens they are, never re-tokenized
     found = []
-    for k, at in enumerate(range(0, max(len(texts), 1), size)):
-        chunk = tuple(texts[at : at + size])
-        digest = hashlib.sha256("\n".join(chunk).encode("utf-8")).hexdigest()
+    for k, at in enumerate(range(0, max(len(sentences), 1), size)):
+        chunk = tuple(sentences[at : at + size])
+        digest = hashlib.sha256(json.dumps(chunk, ensure_ascii=False).encode("utf-8")).hexdigest()
         found.append(Partition(first_index + k, str(path), corpus.format, at + 1, len(chunk), len(chunk), digest,
-                               texts=chunk))
+                               sentences=chunk))
     return found
 
 
 def read_partition(part: Partition) -> list[str]:
-    """The documents of a partition (on the worker): its byte range read back, checked against its
-    digest and parsed; a malformed line raises CorpusError naming its file and line."""
+    """The documents of a raw-text or JSON lines partition (on the worker): its byte range read back,
+    checked against its digest and parsed; a malformed line raises CorpusError naming its file and line.
+    (A corpus partition carries its `sentences`.)"""
     from ner_fast.corpus import CorpusError, parse_documents
 
-    if part.texts is not None:
-        return list(part.texts)
+    if part.sentences is not None:
+        raise ValueError(f"{part.part} holds pre-tokenized sentences, not documents")
     with open(part.source, "rb") as f:
         f.seek(part.start)
         raw = f.read(part.stop - part.start)
@@ -316,9 +344,14 @@ def tag_partition(
 
     documents = 0
     digest = hashlib.sha256()
+    if part.sentences is not None:  # the lines `ner-fast tag FILE --output-format jsonl` writes for them
+        tagger = worker_tagger(package, checksum, threads, labels)
+        lines = (sentence_json(*item) for item in tag_sentences(tagger, [list(s) for s in part.sentences], None, batch_size))
+    else:  # the line `ner-fast tag --input-format text` writes
+        lines = (doc.to_json() for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size, labels))
     with atomic_open(Path(out_dir) / part.part, "wb") as out:
-        for doc in tag_docs(read_partition(part), package, checksum, threads, batch_size, labels):
-            line = (doc.to_json() + "\n").encode("utf-8")  # the line `ner-fast tag --input-format text` writes
+        for text in lines:
+            line = (text + "\n").encode("utf-8")
             out.write(line)
             digest.update(line)
             documents += 1

@@ -22,11 +22,10 @@ something (`corpus.parse_corpus`).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,12 +35,10 @@ from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TEXT
 from ner_fast.labels import PACKAGE
 from ner_fast.option_table import OUTPUT_FORMATS, command_options
-from ner_fast.partition import JSONL, SCHEDULER_TIMEOUT
+from ner_fast.partition import JSONL, SCHEDULER_TIMEOUT, sentence_json, tag_sentences
 
 # Entity label colours of the pretty view, given to labels in order of appearance.
 COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "red")
-# Sentences tagged per call between progress updates; large enough for full batches in every bucket.
-CHUNK = 2048
 
 
 def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], list[list[str]] | None, Any]:
@@ -92,35 +89,13 @@ def refuse_undecodable(text: str) -> None:
         raise click.UsageError(f"--text: {what} (character {at})")
 
 
-def tagged(
-    tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None, batch_size: int | None, bar: Any
-) -> Iterator[tuple]:
-    """(tokens, tags, entities) per sentence, in input order, tagging CHUNK sentences at a time
-    (`batch_size` None: `tag_batch`'s default)."""
-    from ner_fast.tagger import spans
-
-    options = {} if batch_size is None else {"batch_size": batch_size}
-    for start in range(0, len(sentences), CHUNK):
-        words = sentences[start : start + CHUNK]
-        part_pos = pos[start : start + CHUNK] if (pos is not None and tagger.uses_pos) else None
-        tags, probs = tagger.tag_batch(words, part_pos, proba=True, **options)
-        for w, t, p in zip(words, tags, probs):
-            yield w, t, spans(w, t, tagger.chosen_probabilities(t, p), tagger.scheme, tagger.label_map)
-        bar.update(len(words))
-
-
 def write_sentence(out: IO[str], fmt: str, tokens: list[str], tags: list[str], entities: list) -> None:
-    """One sentence in the output format."""
+    """One sentence in the output format (jsonl: `partition.sentence_json`, the line a cluster run's parts hold too)."""
     if fmt == "conll":
         out.writelines(f"{w}\t{t}\n" for w, t in zip(tokens, tags))
         out.write("\n")
     else:
-        # Pre-tokenized input: entity start/end are token indices (raw text input writes Doc.to_dict()).
-        found = [
-            {"type": e.label, "start": e.token_start, "end": e.token_end, "text": e.text, "score": round(e.score, 6)}
-            for e in entities
-        ]
-        out.write(json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False) + "\n")
+        out.write(sentence_json(tokens, tags, entities) + "\n")
 
 
 def format_doc(doc: Any, colour: bool = False, palette: dict[str, str] | None = None,
@@ -300,8 +275,9 @@ def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos:
     if tagger.uses_pos and pos is None and sentences:  # no sentences (an empty input): none lacks POS
         raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
     with tqdm(total=len(sentences), unit="sent", disable=not progress, file=sys.stderr) as bar:
-        for item in tagged(tagger, sentences, pos, batch_size, bar):
+        for item in tag_sentences(tagger, sentences, pos, batch_size):
             write_sentence(out, output_format, *item)
+            bar.update(1)
 
 
 def _write_documents(out: IO[str], tagger: Any, documents: list[str], output_format: str, batch_size: int | None,
