@@ -182,6 +182,22 @@ def test_a_closed_stdout_or_stdin_is_one_line(pkg: Path, closed: str, args: list
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_stdout_that_cannot_encode_the_output_says_what_to_do(pkg: Path, tmp_path: Path) -> None:
+    # It was "Error: 'ascii' codec can't encode characters in position 1-2: ordinal not in range(128)".
+    import os
+
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([*NER_FAST, "tag", str(pkg), "--text", "Zoë lives in Zürich."], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == ("Error: stdout's encoding (ascii) cannot write 'ë': give --output FILE (written as"
+                                   " UTF-8), or set PYTHONIOENCODING=utf-8")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([*NER_FAST, "tag", str(pkg), "--text", "Zoë lives in Zürich.", "--output", str(out)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Zoë" in out.read_text(encoding="utf-8")
+
+
 def test_texts_that_made_the_tokenizer_quadratic_do_not_hang() -> None:
     """`tokenize` retried a trailing run of separators from each of its characters (quadratic: 8,000
     spaces took 6.4 s, so 100,000 spaces, a text the server accepts, would take ~17 minutes holding the

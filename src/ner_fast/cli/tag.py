@@ -361,6 +361,10 @@ def tag_command(
         try:
             tag_file(package, path, output, input_format, output_format, batch_size, device, threads, workers,
                      document=document, text=text, force=force, labels=labels, char_cache=char_cache)
+        except UnicodeEncodeError as err:  # only stdout can have an encoding other than UTF-8
+            raise click.ClickException(
+                f"stdout's encoding ({err.encoding}) cannot write {err.object[err.start:err.end]!r}: give --output FILE"
+                " (written as UTF-8), or set PYTHONIOENCODING=utf-8") from None
         except BrokenPipeError:
             # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
             # that the interpreter's final flush does not raise again, and stop quietly.
