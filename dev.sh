@@ -138,6 +138,7 @@ case "$cmd" in
                 --epochs 16 --patience 3 --no-progress "$@"
         fi
         # --min-word-count 1: the vector words are never counted in training, 2 would drop them all.
-        exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --command "$command" ;;
+        exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --out src/ner_fast/models/default \
+            --command "$command" ;;
     *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model} [ARGS...]" >&2; exit 2 ;;
 esac

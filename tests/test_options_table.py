@@ -102,7 +102,7 @@ REQUIRED = sorted((c, o.cli_flag) for o in TABLE if o.required for c in o.comman
 
 
 def test_the_table_has_required_options() -> None:
-    assert ("prepare", "--out") in REQUIRED and ("bundle", "--command") in REQUIRED
+    assert ("prepare", "--out") in REQUIRED and ("bundle", "--command") in REQUIRED and ("bundle", "--out") in REQUIRED
 
 
 @pytest.mark.parametrize(("name", "flag"), REQUIRED)
@@ -111,7 +111,8 @@ def test_a_required_option_left_out_is_a_usage_error(name: str, flag: str, tmp_p
     """One line and exit 2 before anything is read (click 8.3 let an option whose default is None through:
     `ner-fast prepare` without --out went on and ended in a TypeError traceback)."""
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(COMMANDS[name], [])
+    others = [arg for c, other in REQUIRED if c == name and other != flag for arg in (other, "x")]
+    result = CliRunner().invoke(COMMANDS[name], others)
     assert result.exit_code == 2, result.output
     assert f"Missing option '{flag}'" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -370,7 +370,8 @@ class OutputDir:
         clash = sorted(set(names) & self.foreign)
         if clash:
             raise OptionError(
-                self.option, f"{self.path}: {', '.join(clash)} was not written by this command; not overwritten, even with --force"
+                self.option, f"{self.path}: {', '.join(clash)} was not written by this command; not overwritten, even with"
+                             " --force: choose a new or empty folder"
             )
 
 
@@ -385,9 +386,12 @@ def claim_output_dir(
     *,
     force: bool | None = False,
     option: str = "--out",
+    writes: Collection[str] = (),
 ) -> OutputDir:
     """Check that a command may write the folder `path`, before it does any work (`force` None: the
-    command has no --force, and its refusal does not offer one).
+    command has no --force, and its refusal does not offer one). `writes`: names the command always
+    writes; another's file under one of them is refused first, without offering --force, which would
+    not replace it either (`OutputDir.refuse_clashes`).
 
     `owned(path)` gives the entry names of an earlier output of the same command found in `path`
     (None: there is none). A new or empty folder, or one holding only such an output, is fine. Any
@@ -413,12 +417,14 @@ def claim_output_dir(
         return OutputDir(path, option=option)
     ours = set(owned(path) or ()) & entries
     foreign = entries - ours
+    claim = OutputDir(path, frozenset(ours), frozenset(foreign), option)
+    claim.refuse_clashes(writes)
     if foreign and not force:
         shown = ", ".join(sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
         what = "besides an earlier output of this command" if ours else "and is not an output of this command"
         way_out = "" if force is None else ", or add --force (then only this command's own files there are replaced)"
         raise OptionError(option, f"{path} holds other files ({shown}) {what}; choose a new or empty folder{way_out}")
-    return OutputDir(path, frozenset(ours), frozenset(foreign), option)
+    return claim
 
 
 def _check_writable(path: Path) -> None:

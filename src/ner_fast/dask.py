@@ -249,8 +249,8 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
         except ValueError as err:  # truncated or damaged: it no longer says which files are the run's
             raise OptionError("--output-dir", f"the manifest is unreadable ({err}); remove it and the parts, or choose "
                                               "another folder") from None
-    claim = claim_output_dir(out, run_files, force=force, option="--output-dir")
-    claim.refuse_clashes([MANIFEST_FILE, *(p.part for p in plan)])
+    claim = claim_output_dir(out, run_files, force=force, option="--output-dir",
+                             writes=[MANIFEST_FILE, *(p.part for p in plan)])
     if claim.previous and not (resume or force):
         raise OptionError("--output-dir", f"{out} holds a tagging run: --resume to finish it, or add --force to start over")
     if not (claim.previous and resume):

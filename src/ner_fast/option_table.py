@@ -28,7 +28,7 @@ from ner_fast.devices import DEFAULT_DEVICE, DEVICES
 from ner_fast.errors import OptionError
 from ner_fast.labels import LABEL_SETS, PACKAGE
 from ner_fast.option import DEFAULT_RECIPE, FEEDS, RECIPE_NAMES, Option, recipe
-from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_PACKAGE, DEFAULT_QUANTIZE, QUANTIZATIONS
+from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS
 from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
 
 KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
@@ -335,8 +335,9 @@ TABLE: tuple[Option, ...] = (
            " per-batch one, or int8 whose integer sums AVX2 CPUs may saturate) to today's int8 without retraining (the"
            " same int8 weights), re-measure its F1.",
            commands=("bundle",)),
-    Option("out", "folder", DEFAULT_PACKAGE, "Package folder to write (replaced only when complete).",
-           commands=("bundle",)),
+    Option("out", "folder", None, "Package folder to write (replaced only when complete); no default, so that the"
+           " installed package is replaced only when named (./dev.sh build-model names src/ner_fast/models/default).",
+           required=True, commands=("bundle",)),
     Option("command", "text", None, "The command that built it, recorded in model.json.", required=True,
            commands=("bundle",)),
     Option("checkpoint", "choice", "best", "", choices=CHECKPOINTS, commands=("bundle",)),

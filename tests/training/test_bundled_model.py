@@ -222,6 +222,27 @@ def test_bad_build_arguments_are_one_line_and_write_nothing(tmp_path: Path, bund
     # The most frequent word's count still keeps it.
     _, prov = build_default_package(tmp_path / "a", tmp_path / "ok", command="x", quantize=None, min_word_count=most)
     assert prov["words_kept"] == 3
+    # --out has no default: left out, it replaced the installed default package.
+    result = CliRunner().invoke(build_command, [str(tmp_path / "a"), "--command", "x"])
+    assert result.exit_code == 2 and "Missing option '--out'" in result.output, result.output
+
+
+def test_export_refuses_another_s_manifest_without_offering_force(tmp_path: Path, bundled: Corpus) -> None:
+    # It offered "--force", and --force then refused: "manifest.json was not written by this command".
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    make_checkpoint(tmp_path / "run", corpus=bundled[:50], train={"data": None, "max_sentences": 50})
+    out = tmp_path / "pkg"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    for extra in ([], ["--force"]):
+        result = CliRunner().invoke(cli, ["export", str(tmp_path / "run"), "--out", str(out), *extra])
+        assert result.exit_code == 2, result.output
+        assert "manifest.json was not written by this command; not overwritten, even with --force" in result.output
+        assert "or add --force" not in result.output
+    assert [p.name for p in out.iterdir()] == ["manifest.json"] and (out / "manifest.json").read_text() == "{}"
 
 
 def test_the_training_log_is_read_by_epoch_and_a_bad_line_is_named(tmp_path: Path, bundled: Corpus) -> None:

@@ -2,7 +2,7 @@
 
 `./dev.sh build-model` trains the default model on the bundled GMB corpus, one network distilled from the
 bundled ensemble (GloVe rows, re-cased copies), and then runs `python -m ner_fast.training.bundle RUN_DIR
---min-word-count 1`, i.e. `build_default_package`: export the best checkpoint as an int8 package (every
+--min-word-count 1 --out src/ner_fast/models/default`, i.e. `build_default_package`: export the best checkpoint as an int8 package (every
 word kept: its GloVe words never occur in training), tag the run's validation split with that package
 through `Tagger` (what a user gets, int8 and all), and write the package, with its provenance in
 `model.json` (`provenance`: source commit, command, training settings, the validation entity F1 overall
@@ -36,7 +36,7 @@ from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
 from ner_fast.option_table import command_options
 from ner_fast.package import (
-    DEFAULT_PACKAGE, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
+    DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
     write_manifest,
 )
 from ner_fast.vocab import Vocabularies
@@ -212,7 +212,7 @@ def portable_command(command: str) -> str:
 
 def build_default_package(
     run_dir: str | os.PathLike[str],
-    out: str | os.PathLike[str] = DEFAULT_PACKAGE,
+    out: str | os.PathLike[str],
     *,
     command: str,
     which: str = "best",
@@ -286,7 +286,7 @@ def _publish(staged: Path, provenance: dict[str, Any], claim: Any) -> None:
 
 
 def requantize_package(
-    source: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_PACKAGE, *, command: str,
+    source: str | os.PathLike[str], out: str | os.PathLike[str], *, command: str,
 ) -> tuple[Path, dict[str, Any]]:
     """Convert a bundled package written with the per-batch int8 scheme (`int8-dynamic`, what packages
     recorded as "int8" before it had that name), or with the `int8` scheme as it was before its

@@ -52,7 +52,18 @@ from ner_fast.option_table import row
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
-from ner_fast.package import CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS, folder_kind, format_version, package_files, portable_path
+from ner_fast.package import (
+    CHAR_GRAPH_FILE,
+    DEFAULT_BUCKETS,
+    DEFAULT_QUANTIZE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    QUANTIZATIONS,
+    folder_kind,
+    format_version,
+    package_files,
+    portable_path,
+)
 from ner_fast.errors import OptionError
 from ner_fast.training.quantize import matmul_weights, quantize as quantize_graph
 from ner_fast.schemes import TagScheme
@@ -425,7 +436,7 @@ def export_model(
     if folder_kind(target) == "run":  # even with --force: its manifest would make the run read as a package
         raise OptionError("--out", f"{target} is a training run: a package written into it would hide the run from"
                           " evaluate, --resume and --init; choose another folder")
-    claim = claim_output_dir(target, package_files, force=force)  # before any work
+    claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE))  # before any work
     dirs = [model_dir, *map(Path, ensemble)]
     members = _load_members(dirs, which)
     # Recorded where it cut the vocabulary: the F1 the run logged was measured with every word.

@@ -117,8 +117,7 @@ def claim_run_dir(out: Path, force: bool = False) -> list[str]:
     folder unless `force`. A finished run (state.json) is only started over with `force`, since
     `--resume` continues it; the files of the earlier run are removed then, nothing else.
     """
-    claim = claim_output_dir(out, run_files, force=force)
-    claim.refuse_clashes(RUN_FILES)
+    claim = claim_output_dir(out, run_files, force=force, writes=RUN_FILES)
     if (out / "state.json").exists() and not force:
         raise OptionError(
             "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
