@@ -447,11 +447,13 @@ def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_
         result = CliRunner().invoke(cli, args)
         _fails(result, 1, f"{run}: a training run folder, not a model package", f"ner-fast export {run}")
     package = default_package_path()
-    for args in (["evaluate", str(package)], ["export", str(package), "--out", str(run.parent / "never")]):
-        result = CliRunner().invoke(cli, args)
-        _fails(result, 1, f"{package}: a model package, not a training run folder")
-        assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(cli, ["export", str(package), "--out", str(run.parent / "never")])
+    _fails(result, 1, f"{package}: a model package, not a training run folder")
+    assert len(result.output.strip().splitlines()) == 1
     assert not (run.parent / "never").exists()
+    # evaluate scores a package too (tests/test_evaluate_package.py), on DATA only: a package has no split.
+    result = CliRunner().invoke(cli, ["evaluate", str(package)])
+    _fails(result, 2, f"{package} is a model package, which keeps no validation split: give DATA")
 
 
 def test_a_folder_with_another_tools_config_json_is_not_called_a_training_run(tmp_path: Path) -> None:
@@ -470,12 +472,15 @@ def test_a_folder_with_another_tools_config_json_is_not_called_a_training_run(tm
 @pytest.mark.parametrize("command", ["evaluate", "export"])
 def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    # `ner-fast evaluate default my.conll`, as `tag`/`info`/`serve` take `default`, said only "Directory
-    # 'default' does not exist."
+    # `ner-fast export default`, as `tag`/`info`/`serve` take `default`, said only "Directory 'default' does not
+    # exist." (`evaluate` takes a package since, and needs DATA for it.)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, [command, "ensemble"])
-    _fails(result, 2, "ensemble: no such training run folder (ensemble is a bundled model package;",
-           "what `ner-fast train --out` writes")
+    if command == "evaluate":
+        _fails(result, 2, "ensemble is a model package, which keeps no validation split: give DATA")
+    else:
+        _fails(result, 2, "ensemble: no such training run folder (ensemble is a bundled model package;",
+               "what `ner-fast train --out` writes")
     (tmp_path / "ensemble").mkdir()  # a folder of that name is the folder, as everywhere a run is named
     result = CliRunner().invoke(cli, [command, "ensemble"])
     _fails(result, 1, f"{Path('ensemble') / 'config.json'}: no such file")

@@ -398,8 +398,9 @@ def prepared_differences(
         # A file (--vectors) is the same file however it is written: a resumed run records it absolute.
         if name in used and not _same_value(name, opt.check(value), used[name]):
             made_with = _show(used[name])
-            if name == "buckets" and settings.get("buckets_given"):  # as typed then, not with --keep-long's added
-                made_with = f"{_show(settings['buckets_given'])} (buckets {made_with} with --keep-long's)"
+            given = settings.get("buckets_given")
+            if name == "buckets" and given and given != used[name]:  # as typed then, not with --keep-long's added
+                made_with = f"{_show(given)} (buckets {made_with} with --keep-long's)"
             differing.append((opt.cli_flag, made_with, _show(opt.check(value))))
     return used, differing
 

@@ -61,14 +61,21 @@ def cli() -> None:
     """ner-fast: train a BiLSTM-CNN named-entity tagger once, embed it everywhere."""
 
 
-cli.add_command(prepare_command, "prepare")
-cli.add_command(train_command, "train")
-cli.add_command(evaluate_command, "evaluate")
-cli.add_command(export_command, "export")
-cli.add_command(tag_command, "tag")
-cli.add_command(launch_command, "launch")
-cli.add_command(serve_command, "serve")
-cli.add_command(info_command, "info")
+# Each command and the line `ner-fast --help` lists it with (click cut the docstrings' long first
+# sentences mid-phrase: "Print the model card of the package PACKAGE (a folder, or a...").
+COMMANDS: dict[str, tuple[click.Command, str]] = {
+    "prepare": (prepare_command, "Split and index a tagged corpus once, for several training runs."),
+    "train": (train_command, "Train the BiLSTM-CNN tagger on a tagged corpus."),
+    "evaluate": (evaluate_command, "Score a training run on its validation split or on a corpus."),
+    "export": (export_command, "Export a training run as an ONNX model package."),
+    "tag": (tag_command, "Tag text or files with a model package."),
+    "launch": (launch_command, "Train across machines on MXNet parameter servers."),
+    "serve": (serve_command, "Serve a model package over HTTP."),
+    "info": (info_command, "Print a model package's card: labels, scores, size, provenance."),
+}
+for _name, (_command, _short) in COMMANDS.items():
+    _command.short_help = _short
+    cli.add_command(_command, _name)
 
 
 # The engines of the training side come with an extra; without it a command says which, in one line.

@@ -47,18 +47,31 @@ class PackageArgument(click.ParamType):
 class RunArgument(click.ParamType):
     """A command's MODEL argument (`evaluate`, `export`): an existing training run folder, checked as
     `click.Path(exists=True, file_okay=False)` does; a bundled package's name with no folder of that name
-    here is said to be a package, which these commands do not take."""
+    here is said to be a package, which these commands do not take, unless `packages` (`evaluate`): then
+    a bundled name is kept as the name (a str), and a package folder is a `Path` as a run's is."""
 
     name = "run"
     _folder = click.Path(exists=True, file_okay=False, path_type=Path)
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+    def __init__(self, packages: bool = False) -> None:
+        self.packages = packages
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
         from ner_fast.package import names_bundled
 
         if names_bundled(value) and not Path(value).exists():
+            if self.packages:
+                return str(value)
             self.fail(f"{value}: no such training run folder ({value} is a bundled model package; this command"
                       " takes a training run folder, what `ner-fast train --out` writes)", param, ctx)
         return self._folder.convert(value, param, ctx)
+
+    @staticmethod
+    def is_package(model: Path | str) -> bool:
+        """Whether a converted MODEL is a model package (a bundled name, or a folder holding a manifest)."""
+        from ner_fast.package import folder_kind
+
+        return isinstance(model, str) or folder_kind(model) == "package"
 
 
 def load_tagger(package: str | Path | None, **options: Any) -> Any:

@@ -133,3 +133,19 @@ def evaluate(
     method = decode or doc["train"].get("decode", "argmax")
     crf = CRF.from_params(params) if config.crf else None
     return score_buckets(Predictor(config, params), buckets, vocabs.tags.itos, batch_size, progress, method, crf)
+
+
+def evaluate_package(package: str | os.PathLike[str], data: str | os.PathLike[str], *, format: str = "auto",
+                     batch_size: int = 50) -> Scores:
+    """Metrics of the model package `package` (a folder, or a bundled package's name) on the tagged corpus
+    `data`, through `Tagger.tag_batch` as an application runs it (int8, the package's own decoding): the
+    scoring of `bundle.score_tagger`, which recorded the bundled packages' F1. Needs no MXNet."""
+    from ner_fast.corpus import read_corpus
+    from ner_fast.tagger import Tagger
+    from ner_fast.training.bundle import score_tagger
+
+    tagger = Tagger.load(package)
+    corpus = read_corpus(Path(data), format)
+    if tagger.uses_pos and corpus.pos is None:
+        raise ValueError(f"{data}: this model reads POS tags, and the corpus has none (CoNLL columns or a GMB CSV with POS)")
+    return score_tagger(tagger, corpus, batch_size)

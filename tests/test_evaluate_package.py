@@ -1,0 +1,87 @@
+"""`ner-fast evaluate` on a model package: a user scores a package (exported, or bundled) on their own tagged
+corpus through the tagger; it was refused ("a model package, not a training run folder"). The oracle is
+seqeval's entity F1 on the tags `Tagger.tag_batch` gives, not the scoring code under test."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from seqeval.metrics import f1_score, precision_score, recall_score
+
+from helpers import SENTENCES, TAGS, make_checkpoint, write_conll
+from ner_fast.cli import cli
+from ner_fast.corpus import bundled_corpus_path, read_corpus
+from ner_fast.package import package_path
+from ner_fast.tagger import Tagger
+from ner_fast.training.export import export_model
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("evaluate")
+    make_checkpoint(folder / "run", with_pos=False)
+    return Path(export_model(folder / "run", folder / "pkg"))
+
+
+def gold_corpus(tmp_path: Path) -> tuple[Path, list[list[str]], list[list[str]]]:
+    """The helpers' sentences, each also with its first word swapped for another's, and their gold tags."""
+    sentences = [*SENTENCES, *([SENTENCES[(i + 1) % 3][0], *s[1:]] for i, s in enumerate(SENTENCES))]
+    tags = [*TAGS, *TAGS]
+    path = write_conll(tmp_path / "gold.conll", [list(zip(s, t)) for s, t in zip(sentences, tags)])
+    return path, sentences, tags
+
+
+def gmb_slice(tmp_path: Path, n: int = 300) -> tuple[Path, list[list[str]], list[list[str]]]:
+    """The bundled corpus's last `n` sentences (validation sentences of the bundled packages) as CoNLL."""
+    corpus = read_corpus(bundled_corpus_path())
+    bounds = list(zip(corpus.offsets[-n - 1 : -1].tolist(), corpus.offsets[-n:].tolist()))
+    sentences = [corpus.words[a:b] for a, b in bounds]
+    gold = [corpus.tags[a:b] for a, b in bounds]
+    return write_conll(tmp_path / "gmb.conll", [list(zip(s, t)) for s, t in zip(sentences, gold)]), sentences, gold
+
+
+@pytest.mark.parametrize("name", ["default", "ensemble"])
+def test_a_package_is_scored_through_the_tagger(name: str, tmp_path: Path) -> None:
+    path, sentences, gold = gmb_slice(tmp_path)
+    predicted = Tagger.load(name).tag_batch(sentences)
+    for model in (name, str(package_path(name))):  # a bundled name, or the package's folder
+        result = CliRunner().invoke(cli, ["evaluate", model, str(path), "--json"])
+        assert result.exit_code == 0, result.output
+        scores = json.loads(result.output)
+        assert scores["sentences"] == len(sentences) and scores["tokens"] == sum(map(len, sentences))
+        assert scores["f1"] > 0.5  # a real score, not 0 == 0
+        for key, oracle in (("f1", f1_score), ("precision", precision_score), ("recall", recall_score)):
+            assert scores[key] == pytest.approx(oracle(gold, predicted), abs=1e-12)
+    table = CliRunner().invoke(cli, ["evaluate", name, str(path)])
+    assert table.exit_code == 0 and f"{scores['f1']:.4f}" in table.output
+
+
+def test_an_exported_package_folder_is_scored(package: Path, tmp_path: Path) -> None:
+    path, sentences, gold = gold_corpus(tmp_path)
+    result = CliRunner().invoke(cli, ["evaluate", str(package), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    predicted = Tagger.load(package).tag_batch(sentences)
+    assert json.loads(result.output)["accuracy"] == pytest.approx(
+        sum(p == g for ps, gs in zip(predicted, gold) for p, g in zip(ps, gs)) / sum(map(len, gold)), abs=1e-12)
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ([], "is a model package, which keeps no validation split: give DATA"),
+    (["DATA", "--which", "last"], "--which applies to a training run, not to a model package"),
+    (["DATA", "--decode", "argmax"], "--decode applies to a training run, not to a model package"),
+])
+def test_what_applies_to_a_run_only_is_refused_for_a_package(package: Path, tmp_path: Path, extra: list[str],
+                                                             said: str) -> None:
+    path, _, _ = gold_corpus(tmp_path)
+    args = [str(path) if a == "DATA" else a for a in extra]
+    result = CliRunner().invoke(cli, ["evaluate", str(package), *args])
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_tags_the_package_does_not_know_are_one_line(package: Path, tmp_path: Path) -> None:
+    path = write_conll(tmp_path / "other.conll", [[("Paris", "B-LOC"), ("is", "O")]])
+    result = CliRunner().invoke(cli, ["evaluate", str(package), str(path)])
+    assert result.exit_code == 1 and "tags the model does not know: ['B-LOC']" in result.output, result.output
