@@ -97,6 +97,11 @@ def test_a_pos_model_refuses_input_without_pos(packages: dict, tmp_path: Path) -
     (tmp_path / "in.txt").write_text("Angela Merkel visited Paris .\n")
     result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(tmp_path / "in.txt")])
     assert result.exit_code != 0 and "uses POS tags" in result.output
+    # Raw text: the remedy is the command line's, not the Python API's ("tagger.tag / tagger.tag_batch with pos=").
+    for raw in (["--text", "Angela Merkel visited Paris."], [str(tmp_path / "in.txt"), "--input-format", "text"]):
+        result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), *raw])
+        assert result.exit_code == 1 and "this model reads POS tags, which raw text does not have" in result.output
+        assert "(CoNLL columns, or a GMB CSV with POS)" in result.output and "pos=" not in result.output
 
 
 def test_malformed_input_names_file_and_line_and_writes_nothing(packages: dict, tmp_path: Path) -> None:

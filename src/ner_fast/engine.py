@@ -35,6 +35,8 @@ RUN_BATCH = 16
 #: `pipe`'s default: sentences a `tag_batch` call. Large enough that most bucket graphs get full
 #: batches (`tag_batch`'s own batch size), which is what makes `pipe` as fast as one big `tag_batch`.
 BATCH_SIZE = 2048
+#: `Tagger.tag_batch`'s default: sentences a graph run (the batches `buckets.plan_batches` makes).
+TAG_BATCH_SIZE = 64
 
 #: Tokens of Python work between two GIL releases of `pipe`'s thread (`_Pauses`): some 0.2 ms.
 GIL_PAUSE_TOKENS = 256

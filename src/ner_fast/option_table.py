@@ -25,6 +25,8 @@ from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TAG_FORMATS, TAGGED_FORMATS
 from ner_fast.decode import DECODERS
 from ner_fast.devices import DEFAULT_DEVICE, DEVICES
+from ner_fast.engine import BATCH_SIZE as PIPE_BATCH_SIZE
+from ner_fast.engine import TAG_BATCH_SIZE
 from ner_fast.errors import OptionError
 from ner_fast.labels import LABEL_SETS, PACKAGE
 from ner_fast.option import DEFAULT_RECIPE, FEEDS, RECIPE_NAMES, Option, recipe
@@ -250,11 +252,13 @@ TABLE: tuple[Option, ...] = (
            optional=True, commands=("tag",)),
     Option("output", "output", None, "File to write (written whole, then renamed into place); default or -: stdout.",
            commands=("tag",)),
-    Option("batch_size", "int", None, "Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's), or"
-           " per tag_batch call of the raw-text pipeline (default: Tagger.pipe's).", low=1, optional=True,
+    Option("batch_size", "int", None, "Sentences per graph run (pre-tokenized input; default: Tagger.tag_batch's,"
+           f" {TAG_BATCH_SIZE}), or per tag_batch call of the raw-text pipeline (default: Tagger.pipe's, {PIPE_BATCH_SIZE}).",
+           low=1, optional=True,
            commands=("tag",)),
     _device("tag"),
-    Option("threads", "int", None, "onnxruntime intra-op threads per batch.", low=1, optional=True, commands=("tag",),
+    Option("threads", "int", None, "onnxruntime intra-op threads per batch (default: onnxruntime's, one per"
+           " core).", low=1, optional=True, commands=("tag",),
            threads=True),
     Option("workers", "int", 1, "Batches (raw text: groups of documents) tagged at once, in threads (on few cores,"
            " --workers 2 --threads 1 beats --threads 2).", low=1, commands=("tag",), threads=True),

@@ -51,7 +51,7 @@ from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import BUNDLED_NAMES, CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme, chunks
-from ner_fast.engine import BATCH_SIZE, Plan, TagWork, tag_texts
+from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, tag_texts
 from ner_fast.engine import pipe as pipe_texts
 from ner_fast.text import Doc, Entity, join_tokens, make_entities, token_fault
 from ner_fast.vocab import Vocabularies
@@ -338,7 +338,7 @@ class Tagger:
         self,
         sentences: Sequence[Sequence[str]],
         pos: Sequence[Sequence[str]] | None = None,
-        batch_size: int = 64,
+        batch_size: int = TAG_BATCH_SIZE,
         proba: bool = False,
         workers: int | None = None,
         return_pos: bool = False,
@@ -367,7 +367,7 @@ class Tagger:
         return spans(tokens, tags, self.chosen_probabilities(tags, probs), self.scheme, self.label_map)
 
     def entities_batch(
-        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
+        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = TAG_BATCH_SIZE
     ) -> list[list[Entity]]:
         """`entities` for many sentences, in input order."""
         tags, probs, _ = self._run(sentences, pos, batch_size, proba=True)
@@ -384,7 +384,7 @@ class Tagger:
     # ----------------------------------------------------------------- the work
 
     def features(
-        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = 64
+        self, sentences: Sequence[Sequence[str]], pos: Sequence[Sequence[str]] | None = None, batch_size: int = TAG_BATCH_SIZE
     ) -> Iterator[np.ndarray]:
         """The network's input batches for `sentences`, as `tag_batch` makes them: int32 arrays
         (B, feature rows, L), one per batch, sentences sorted by length. For calibrating static

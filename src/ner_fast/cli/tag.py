@@ -33,6 +33,7 @@ import click
 
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TEXT
+from ner_fast.engine import check_reads_no_pos
 from ner_fast.labels import PACKAGE
 from ner_fast.option_table import OUTPUT_FORMATS, command_options
 from ner_fast.partition import JSONL, SCHEDULER_TIMEOUT, sentence_json, tag_sentences
@@ -209,17 +210,19 @@ def tag_file(
     tagger = load_tagger(package, device=device, threads=threads, workers=workers, labels=labels,
                          char_cache=char_cache)
     if raw_text:
+        check_reads_no_pos(tagger.uses_pos, remedy="give tokens with their POS tags (CoNLL columns, or a GMB CSV with"
+                                                   " POS), or use a package trained without POS input")
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)
         write: Any = lambda out: _write_documents(out, tagger, documents, output_format, batch_size,
-                                                  progress and output is not None, out is sys.stdout and out.isatty())
+                                                  progress and _bar_shown(output), out is sys.stdout and out.isatty())
     else:
         sentences, pos, corpus = read_input(input_path, input_format)
         if output_format == "conll":
             refuse_unwritable_tokens(corpus)
         count = len(sentences)
         write = lambda out: _write_sentences(out, tagger, sentences, pos, output_format, batch_size,
-                                             progress and output is not None)
+                                             progress and _bar_shown(output))
     if output is None:
         write(sys.stdout)
     else:
@@ -266,6 +269,12 @@ def choose_output_format(input_format: str, output_format: str | None, text: str
     if document and not raw_text:  # --text is one document already
         raise click.UsageError("--document reads raw text: give --input-format text")
     return output_format, raw_text
+
+
+def _bar_shown(output: Path | None) -> bool:
+    """A progress bar only where someone watches it: on a terminal's stderr, with the output going to a file
+    (bars in a redirected log are lines of carriage returns)."""
+    return output is not None and sys.stderr is not None and sys.stderr.isatty()
 
 
 def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None,
@@ -452,4 +461,4 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
                   force=force, threads=threads or 1, batch_size=batch_size, scheduler_timeout=scheduler_timeout,
-                  labels=labels)
+                  labels=labels, progress=sys.stderr is not None and sys.stderr.isatty())
