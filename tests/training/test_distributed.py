@@ -187,8 +187,13 @@ def test_launch_command_checks_its_arguments() -> None:
     assert res.exit_code != 0 and "give the worker command" in res.output
     res = runner.invoke(launch_command, ["--role", "server"])
     assert res.exit_code != 0 and "--scheduler" in res.output
-    res = runner.invoke(launch_command, ["--role", "worker", "--scheduler", "nohost", "--", "train"])
+    res = runner.invoke(launch_command, ["--role", "worker", "--scheduler", "nohost", "--", "train", "--kvstore=dist_sync"])
     assert res.exit_code != 0 and "HOST:PORT" in res.output
+    # A worker command without a dist_* kvstore: refused before any process starts (each worker said so in its
+    # log, and launch then "worker exit codes: [2]", exit 1).
+    for worker in (["train", "--out", "run"], ["train", "--kvstore", "dist_sync", "--kvstore", "device"]):
+        res = runner.invoke(launch_command, ["--", *worker])
+        assert res.exit_code == 2 and "the worker command needs --kvstore dist_sync" in res.output, res.output
     # Ran any command once a worker (`-- evaluate RUN` printed its scores twice), and ignored what a single
     # role does not use; a port out of range hung.
     res = runner.invoke(launch_command, ["--", "evaluate", "runs/a"])

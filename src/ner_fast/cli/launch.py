@@ -36,6 +36,10 @@ def launch_command(
         raise click.UsageError("give the worker command after --, e.g. -- train --kvstore dist_sync --out DIR")
     if role in ("all", "worker") and worker_args[0] != "train":  # evaluate, tag, export: run N times over
         raise click.UsageError(f"the worker command is a train with a dist_* kvstore, not {worker_args[0]!r}")
+    kvstore = _option_value(worker_args, "--kvstore")
+    if role in ("all", "worker") and not (kvstore or "").startswith("dist"):  # checked before any process starts
+        raise click.UsageError(f"the worker command needs --kvstore dist_sync (or another dist_* kvstore), not "
+                               f"{kvstore or 'the default, device'}: each worker would train the whole run alone")
     if role != "all" and (timeout is not None or log_dir is not None):  # one process, in the foreground
         raise click.UsageError("--timeout and --log-dir apply with --role all only")
     if scheduler_addr:
@@ -63,3 +67,15 @@ def launch_command(
     assert port is not None  # --scheduler is required for single roles (checked above)
     cluster = Cluster(sched_host, port, workers, servers)
     sys.exit(run_role(role, worker_args, cluster, host, interface))
+
+
+def _option_value(args: tuple[str, ...], flag: str) -> str | None:
+    """The value given to `flag` in a command line (`--flag VALUE` or `--flag=VALUE`; the last one wins, as in
+    click); None where it is not given."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+    return value
