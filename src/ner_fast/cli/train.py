@@ -12,6 +12,11 @@ import click
 from ner_fast.option_table import command_options
 
 
+#: How the summary line says why a run ended (`train`'s `stopped`).
+STOPPED = {"epochs": "stopped at the --epochs cap", "patience": "stopped by --patience",
+           "interrupted": "interrupted (Ctrl-C; --resume continues it)"}
+
+
 @click.command()
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=True))
 @command_options("train")
@@ -57,7 +62,8 @@ def train_command(
         best = result.history[result.best_epoch - 1]["valid"]
         click.echo(
             f"best epoch {result.best_epoch}: validation entity F1 {best['f1']:.4f}, token F1 (tutorial)"
-            f" {best['token_f1']:.4f}; stopped by {result.stopped} after {len(result.history)} epochs,"
+            f" {best['token_f1']:.4f}; {STOPPED[result.stopped]} after {len(result.history)} epoch"
+            f"{'s' if len(result.history) != 1 else ''},"
             f" {result.seconds:.0f} s; "
             + (f"model in {result.out}" if result.rank == 0 else f"worker {result.rank}: worker 0 writes the model")
         )
