@@ -142,9 +142,10 @@ class NerFast:
                     or os.path.exists(self.package)):  # found here: what is wrong is the folder itself
                 raise
             # A pipeline saved with a relative path opens it from wherever `spacy.load` runs.
-            raise PackageError(f"{err} (the pipeline's package {self.package!r} is a relative path, read from the current"
-                               f" directory {os.getcwd()}; give its absolute path in the config to open it from"
-                               " anywhere)") from None
+            # Said as a condition: a plain word may as well be a bundled name misspelt (the error names those).
+            raise PackageError(f"{err} (if the pipeline's package {self.package!r} is a folder: a relative path is read"
+                               f" from the current directory {os.getcwd()}; give its absolute path in the config to open"
+                               " it from anywhere)") from None
         try:
             check_model(self.tagger)  # spaCy hands over raw text: refused here, not at the first document
         except ValueError as err:
