@@ -71,8 +71,9 @@ def test_dev_sh_builds_each_package_into_the_folder_the_table_names() -> None:
     assert BUNDLED["default"].build == "./dev.sh build-model"
     assert BUNDLED["ensemble"].build == "./dev.sh build-model ensemble"
     assert "--out src/ner_fast/models/ensemble " in dev_sh and ENSEMBLE_PACKAGE.parts[-3:] == ("ner_fast", "models", "ensemble")
-    # `./dev.sh build-model` (the default) gives the bundle step no --out: its default is the default package.
-    assert inspect.signature(build_default_package).parameters["out"].default == DEFAULT_PACKAGE
+    # The bundle step has no default --out (left out, it replaced the installed package): dev.sh names it.
+    assert "--out src/ner_fast/models/default " in dev_sh and DEFAULT_PACKAGE.parts[-3:] == ("ner_fast", "models", "default")
+    assert inspect.signature(build_default_package).parameters["out"].default is inspect.Parameter.empty
 
 
 def test_a_bundled_name_wins_over_a_folder_of_that_name_and_dot_slash_means_the_folder(
@@ -88,6 +89,8 @@ def test_a_bundled_name_wins_over_a_folder_of_that_name_and_dot_slash_means_the_
     assert Path(json.loads(result.output)["package"]["path"]) == ENSEMBLE_PACKAGE
     result = runner.invoke(cli, ["info", "./ensemble"])
     assert result.exit_code == 1 and "not a model package" in result.output and "Traceback" not in result.output
+    # Named as given: "ensemble: not a model package" read as if the bundled package were broken.
+    assert result.output.startswith("Error: ./ensemble: not a model package"), result.output
     # `ner-fast tag ensemble --text ...`: the name is the package, not the input.
     result = runner.invoke(cli, ["tag", "ensemble", "--text", "Angela Merkel visited Paris on Monday ."])
     assert result.exit_code == 0, result.output

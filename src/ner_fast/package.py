@@ -310,15 +310,17 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     Raises PackageError with the package path and the reason when it cannot be used.
     """
     folder = Path(path)
+    # A folder named like a bundled package is said as ./NAME, as it was given (`Path` drops the "./").
+    shown = written_as_path(folder) if names_bundled(os.fspath(folder)) else folder
     manifest_path = folder / MANIFEST_FILE
     if not folder.exists():
-        raise PackageError(f"{folder}: no such package folder{unknown_name_hint(path)}")
+        raise PackageError(f"{shown}: no such package folder{unknown_name_hint(path)}")
     if not manifest_path.is_file():
         if folder_kind(folder) == "run":
             raise PackageError(
-                f"{folder}: a training run folder, not a model package: make one with `ner-fast export {folder}`"
+                f"{shown}: a training run folder, not a model package: make one with `ner-fast export {shown}`"
             )
-        raise PackageError(f"{folder}: not a model package ({MANIFEST_FILE} is missing)")
+        raise PackageError(f"{shown}: not a model package ({MANIFEST_FILE} is missing)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except ValueError as exc:  # not JSON, or not UTF-8
