@@ -318,7 +318,8 @@ TABLE: tuple[Option, ...] = (
     _serve_timeout("headers_timeout", 10.0, "Seconds from a connection's start (or its previous answer) to the end of"
                    " the next request's headers; then the connection is closed."),
     _serve_timeout("keep_alive_timeout", 5.0, "Seconds an idle keep-alive connection is kept open."),
-    _serve_timeout("body_timeout", 15.0, "Seconds a request body may take to arrive (then 408)."),
+    _serve_timeout("body_timeout", 15.0, "Seconds a request body may take to arrive (then 408); also the most an"
+                   " answer waits for its client to read any of it (then the connection is cut)."),
     _serve_timeout("graceful_timeout", 30.0, "On SIGTERM, seconds requests in flight may take to finish before they"
                    " are cancelled (bodies still arriving are answered 503 at once)."),
     _device("serve"),

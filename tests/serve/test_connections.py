@@ -19,7 +19,7 @@ import pytest
 
 import ner_fast.serve.app as app_module
 from ner_fast.serve.app import create_app
-from ner_fast.serve.settings import Settings, Timeouts
+from ner_fast.serve.settings import Limits, Settings, Timeouts
 from ner_fast.tagger import Tagger
 from serve.serving import LIMITS, running
 from serve.test_endpoints import expected_docs, metric
@@ -335,3 +335,61 @@ def test_cut_and_assemble_give_the_uncut_answer(tagger: Tagger) -> None:
         assert len(pieces) > 1
         answers = [annotate(tagger, [piece])[0] for piece in pieces]
         assert assemble(job, answers, pieces) == annotate(tagger, [job])[0]
+
+
+def test_a_client_that_never_reads_its_answer_is_cut_off_in_bounded_time(tagger: Tagger) -> None:
+    """asyncio's close waits for the buffer to drain: a client that read 12 bytes of a large answer and then
+    nothing kept its connection, and the answer's memory, after every timeout (breaker trial: 20 of them,
+    +214 MB, still open 35 s later). Now the linger ends once the client reads nothing for a while."""
+    limits = Limits(max_body_bytes=1_000_000, max_texts=8, max_text_chars=200_000)
+    with running(create_app(tagger, Settings(limits=limits, timeouts=SHORT))) as base:
+        sock = connect(base)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = json.dumps({"texts": ["Paris and Berlin . " * 2500] * 4}).encode()  # an answer of some 1.4 MB
+        sock.sendall(b"POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        assert sock.recv(12).startswith(b"HTTP/1.1 200")
+        time.sleep(SHORT.keep_alive + 2 * 2.0 + 1.5)  # the keep-alive timeout, then a linger (2 s) or two
+        received = b""
+        with pytest.raises(ConnectionResetError):  # cut off: the rest of the answer dropped, the connection reset
+            with sock:
+                while chunk := sock.recv(65536):
+                    received += chunk
+        assert len(received) < 1_000_000  # (had it not been cut, the whole answer would have come now)
+
+
+def test_headers_longer_than_the_limit_get_a_counted_json_431(url: str) -> None:
+    from ner_fast.serve.server import MAX_HEADER_BYTES
+
+    before = httpx.get(url + "/metrics").text
+    sock = connect(url)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * (MAX_HEADER_BYTES + 10))
+    received, seconds = closed_after(sock)
+    [(status, head, body)] = answers_in(received)
+    assert status == 431 and seconds < 5 and b"date: " in head and b"content-type: application/json" in head
+    assert "longer than 65536 bytes" in json.loads(body)["error"]
+    after = httpx.get(url + "/metrics").text
+    assert metric(after, "ner_fast_errors_total", endpoint="other", status="431") == \
+        metric(before, "ner_fast_errors_total", endpoint="other", status="431") + 1
+
+
+def test_a_websocket_upgrade_is_an_http_request_like_another(url: str) -> None:
+    # With wsproto installed, uvicorn took the upgrade and answered a bare 403 (no JSON, not in the metrics).
+    sock = connect(url)
+    sock.sendall(b"GET /v1/entities HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    sock.settimeout(5)
+    received = sock.recv(65536)
+    sock.close()
+    [(status, head, body)] = answers_in(received)
+    assert status == 405 and b"content-type: application/json" in head and "error" in json.loads(body)
+
+
+def test_a_text_without_spaces_is_estimated_by_its_tokens_and_cut_into_pieces() -> None:
+    # Estimated as its words, "Hi!" * 33,000 (some 66,000 tokens) counted 1: never cut, one 44 s batch.
+    from ner_fast.serve.app import _estimate
+    from ner_fast.text import segment
+
+    for text in ("Hi!" * 300, "a,b;c" * 100, "Angela Merkel visited Paris .", "東京" * 50, ""):
+        words = segment(text)[0]
+        assert _estimate(text) >= len(words) * 0.5 and _estimate(text) <= max(1, 2 * len(words))

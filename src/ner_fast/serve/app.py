@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import platform
+import string
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -137,7 +138,7 @@ def parse_job(body: bytes, limits: Limits) -> Job:
     for i, sentence in enumerate(value):
         if not isinstance(sentence, list):
             raise ClientError(422, f"'tokens'[{i}] must be a list of token strings; got a JSON {_kind(sentence)}")
-        chars = len(sentence)  # the joining spaces
+        chars = max(len(sentence) - 1, 0)  # the joining spaces
         for j, token in enumerate(sentence):
             where = f"'tokens'[{i}][{j}]"
             if not isinstance(token, str):
@@ -167,8 +168,15 @@ def _check_unicode(text: str, where: str) -> None:
 
 
 def _estimate(text: str) -> int:
-    """Tokens of a raw text for filling batches, before the tokenizer runs (in a worker): its words."""
-    return max(1, len(text.split()))
+    """Tokens of a raw text for filling batches and cutting pieces, before the tokenizer runs (in a worker):
+    its words plus its punctuation marks, which the tokenizer splits off (words alone counted "Hi!" * 33,000,
+    some 66,000 tokens, as one, which then ran as one batch for 44 s while the others waited). Two C passes
+    over the text."""
+    return max(1, len(text.split()) + len(text) - len(text.translate(_PUNCTUATION)))
+
+
+#: `str.translate` table deleting ASCII punctuation (`_estimate`).
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def _kind(value: Any) -> str:
@@ -316,6 +324,12 @@ class Metrics:
         counts[0].inc()
         if counts[1] is not None:
             counts[1].inc()
+
+    def rejected(self, status: int) -> None:
+        """Count an answer the server wrote before any request could be made of the bytes (not HTTP/1.1,
+        headers too long: `server.HeadersTimeoutProtocol`), under the endpoint "other"."""
+        self.requests.labels("other", str(status)).inc()
+        self.errors.labels("other", str(status)).inc()
 
     def on_batch(self, stats: BatchStats) -> None:
         self.batch_requests.observe(stats.items)

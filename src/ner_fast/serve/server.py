@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
+from http import HTTPStatus
 from typing import Any, Iterator
 
 import uvicorn
@@ -57,7 +59,10 @@ class StagedClose:
     an end of stream, what the client still sends is read and dropped, and the connection is closed when
     the client ends its side or after `LINGER_SECONDS`. A plain close with bytes unread (the rest of a
     body answered 413 or 408) makes the kernel send a reset, and a client still sending, as curl does,
-    reports "connection reset" instead of the answer. Everything else is the wrapped transport's."""
+    reports "connection reset" instead of the answer. An answer still unsent then is waited for only while
+    the client reads it: one that read nothing in `LINGER_SECONDS` is cut (asyncio's close waits for the
+    buffer to drain, so a client that never read kept its connection and its answer's memory for ever).
+    Everything else is the wrapped transport's."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.raw, self.loop = transport, loop
@@ -65,6 +70,7 @@ class StagedClose:
         self.stopping = False  # the server is stopping: close at once, without waiting for the client
         self.ended = False  # the client ended its side: nothing more can come to wait for
         self._timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes of the answer still buffered at the last look (`_linger_check`)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
@@ -87,18 +93,47 @@ class StagedClose:
         self.lingering = True
         self.raw.write_eof()  # sent after the buffered answer
         self.raw.resume_reading()  # uvicorn may have paused reading while the app was not reading the body
-        self._timer = self.loop.call_later(LINGER_SECONDS, self.abort_linger)
+        self._unsent = self.raw.get_write_buffer_size()
+        self._timer = self.loop.call_later(LINGER_SECONDS, self._linger_check)
+
+    def _linger_check(self) -> None:
+        """The linger's end: close; but while the client is still reading a large answer, look again later."""
+        self._timer = None
+        unsent = self.raw.get_write_buffer_size()
+        if unsent and unsent < self._unsent:  # it read some since the last look
+            self._unsent = unsent
+            self._timer = self.loop.call_later(LINGER_SECONDS, self._linger_check)
+            return
+        self.abort_linger()
 
     def abort_linger(self) -> None:
-        """Close now, lingering or not."""
+        """Close now, lingering or not: an answer the client has stopped reading is dropped, not waited for."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.raw.close()
+        if self.lingering and self.raw.get_write_buffer_size():
+            self.cut()
+        else:
+            self.raw.close()
+
+    def cut(self) -> None:
+        """Close now, dropping what is unsent: a reset (SO_LINGER 0), so that neither the event loop nor the
+        kernel goes on holding an answer for a client that does not read it (a plain `abort` left both
+        buffers to drain to it)."""
+        sock = self.raw.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass  # closed meanwhile: abort is all there is to do
+        self.raw.abort()
 
 
 #: How long a closed connection goes on reading (and dropping) what its client still sends.
 LINGER_SECONDS = 2.0
+#: The most bytes a request's line and headers may take (nginx's large_client_header_buffers: 4 x 8k, doubled);
+#: past it the answer is 431 and the connection closes (a 50 MB header line was read whole).
+MAX_HEADER_BYTES = 65536
 #: The 400 answered to bytes that are not an HTTP/1.1 request.
 MALFORMED = "the request is not valid HTTP/1.1 (a bad request line, header or Content-Length, or a body longer than" \
             " its Content-Length); the connection is closed"
@@ -112,7 +147,12 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
     staged (`StagedClose`)."""
 
     headers_timeout = Settings().timeouts.headers
+    send_timeout = Settings().timeouts.body  # an answer the client reads nothing of for this long is cut off
     _headers_timer: asyncio.TimerHandle | None = None
+    _send_timer: asyncio.TimerHandle | None = None
+    _send_progress: tuple[int, float] = (0, 0.0)  # (bytes unsent, when that was first seen)
+    _awaiting_headers = True  # between requests: the next bytes are a request's line and headers
+    _header_bytes = 0  # bytes received while awaiting headers
     _malformed = False  # bytes that are not HTTP/1.1 came: nothing after them is read
     transport: StagedClose  # type: ignore[assignment]
 
@@ -122,8 +162,17 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # Lingering: the rest of a request already answered; malformed: what follows bytes that are not HTTP.
-        if not (self.transport.lingering or self._malformed):
-            super().data_received(data)
+        if self.transport.lingering or self._malformed:
+            return
+        if self._awaiting_headers and self._headers_timer is None:  # the first byte of the next request
+            self._arm_headers_timer()
+        super().data_received(data)
+        if self._awaiting_headers and not self._malformed:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self._malformed = True
+                self._answer_malformed(431, f"the request's line and headers are longer than {MAX_HEADER_BYTES} bytes;"
+                                            " the connection is closed")
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP/1.1 (its `msg` says no more), as JSON like every other
@@ -135,13 +184,23 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
             self._answer_malformed()
         # else `on_response_complete` answers once the last request read is answered
 
-    def _answer_malformed(self) -> None:
-        # The app's error answer (`app.error`, the one shape of every error), written here by hand: no
-        # request can be made of these bytes. What follows them is unread: the connection closes.
-        answer = error(400, MALFORMED, unread=True)
-        head = b"".join(name + b": " + value + b"\r\n" for name, value in answer.raw_headers)
-        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + answer.body)
+    def _answer_malformed(self, status: int = 400, message: str = MALFORMED) -> None:
+        # The app's error answer (`app.error`, the one shape of every error), written here by hand with
+        # uvicorn's default headers (Date): no request can be made of these bytes. What follows them is
+        # unread: the connection closes.
+        answer = error(status, message, unread=True)
+        headers = [*self.server_state.default_headers, *answer.raw_headers]
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        reason = HTTPStatus(status).phrase.encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\n" % (status, reason) + head + b"\r\n" + answer.body)
         self.transport.close()
+        self.metrics_rejected(status)
+
+    def metrics_rejected(self, status: int) -> None:
+        """Count an answer of `_answer_malformed` in the app's metrics (`app.Metrics.rejected`)."""
+        metrics = getattr(getattr(self.config.app, "state", None), "metrics", None)
+        if metrics is not None:
+            metrics.rejected(status)
 
     def shutdown(self) -> None:
         self.transport.stopping = True
@@ -152,6 +211,7 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_headers_timer()
+        self._awaiting_headers, self._header_bytes = False, 0
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -162,10 +222,11 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
         if self.transport.ended and self.cycle.response_complete and not self.transport.is_closing():
             self.transport.close()  # the client sent its last request (`eof_received`): all are answered
             return
-        # Idle between requests (uvicorn armed its keep-alive timer: no pipelined request is waiting).
-        # Any bytes now are the next request's headers, or the rest of a body the app did not read.
+        # Idle between requests (uvicorn armed its keep-alive timer: no pipelined request is waiting). Any
+        # bytes now are the next request's headers (timed from their first byte: until then the idle
+        # connection is uvicorn's keep-alive timeout's), or the rest of a body the app did not read.
         if self.timeout_keep_alive_task is not None:
-            self._arm_headers_timer()
+            self._awaiting_headers = True
 
     def eof_received(self) -> bool:  # type: ignore[override]
         """The client ended its side after its requests (a half-close: `shutdown(SHUT_WR)`, `nc -N`). They
@@ -175,8 +236,37 @@ class HeadersTimeoutProtocol(HttpToolsProtocol):
         cycle = self.cycle
         return bool(self.pipeline) or (cycle is not None and not cycle.response_complete and not cycle.more_body)
 
+    def pause_writing(self) -> None:
+        """The answer fills the transport's buffer faster than the client reads it: from now on the client
+        must read some of it every `send_timeout` seconds, else the connection is cut (the request's task
+        waited for the buffer to drain for ever, holding the answer and the connection)."""
+        super().pause_writing()
+        self._send_progress = (self.transport.get_write_buffer_size(), self.loop.time())
+        self._send_timer = self.loop.call_later(min(LINGER_SECONDS, self.send_timeout), self._check_send)
+
+    def resume_writing(self) -> None:
+        self._disarm_send_timer()
+        super().resume_writing()
+
+    def _check_send(self) -> None:
+        self._send_timer = None
+        unsent, since = self._send_progress
+        now_unsent, now = self.transport.get_write_buffer_size(), self.loop.time()
+        if now_unsent < unsent:
+            self._send_progress = (now_unsent, now)
+        elif now - since >= self.send_timeout:
+            self.transport.cut()  # uvicorn's `connection_lost` then ends the request's wait
+            return
+        self._send_timer = self.loop.call_later(min(LINGER_SECONDS, self.send_timeout), self._check_send)
+
+    def _disarm_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_headers_timer()
+        self._disarm_send_timer()
         super().connection_lost(exc)
         self.transport.abort_linger()
 
@@ -238,12 +328,16 @@ def make_server(app: Any, log_level: str = "warning", settings: Settings | None 
     settings = settings or getattr(state, "settings", None) or Settings()
     timeouts = settings.timeouts
     protocol = type("CappedProtocol", (CappedProtocol,),
-                    {"headers_timeout": timeouts.headers, "max_connections": settings.max_connections})
+                    {"headers_timeout": timeouts.headers, "send_timeout": timeouts.body,
+                     "max_connections": settings.max_connections})
     config = uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=timeouts.graceful,
         # No `limit_concurrency`: `CappedProtocol` applies the cap, so that the app answers and counts the 503s.
         timeout_keep_alive=timeouts.keep_alive,
         loop="auto", http=protocol, proxy_headers=False, server_header=False,
+        # No WebSocket route: an upgrade request is an HTTP request like any other (with wsproto installed,
+        # uvicorn took it, then answered a bare 403 the metrics never saw).
+        ws="none",
     )
     return StoppingServer(config, getattr(state, "stop_reading", None))
 

@@ -45,7 +45,8 @@ class Timeouts:
     headers: float = _default("headers_timeout")
     #: An idle keep-alive connection between requests (uvicorn's `timeout_keep_alive`).
     keep_alive: float = _default("keep_alive_timeout")
-    #: From the end of a request's headers to the end of its body (a slow or stalled body: 408).
+    #: From the end of a request's headers to the end of its body (a slow or stalled body: 408); also the
+    #: most an answer waits for its client to read any of it (`server.HeadersTimeoutProtocol.pause_writing`).
     body: float = _default("body_timeout")
     #: On SIGTERM, how long requests in flight may take to finish before they are cancelled (a
     #: request still sending its body is answered 503 at once).
