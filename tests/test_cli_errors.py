@@ -481,9 +481,12 @@ def test_a_bundled_name_where_a_run_goes_is_named_as_a_package(command: str, tmp
     else:
         _fails(result, 2, "ensemble: no such training run folder (ensemble is a bundled model package;",
                "what `ner-fast train --out` writes")
-    (tmp_path / "ensemble").mkdir()  # a folder of that name is the folder, as everywhere a run is named
+    (tmp_path / "ensemble").mkdir()  # export: a folder of that name is the folder, as everywhere a run is named
     result = CliRunner().invoke(cli, [command, "ensemble"])
-    _fails(result, 1, f"{Path('ensemble') / 'config.json'}: no such file")
+    if command == "evaluate":  # which takes packages: the name is the bundled one unless the folder is a run
+        _fails(result, 2, "ensemble is a model package, which keeps no validation split: give DATA")
+    else:
+        _fails(result, 1, f"{Path('ensemble') / 'config.json'}: no such file")
 
 
 @pytest.mark.parametrize(("args", "words"), [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -466,27 +467,53 @@ def test_a_package_that_reads_pos_is_refused_before_any_worker_starts(tmp_path: 
 
 def test_inputs_that_would_be_lost_or_tagged_twice_are_refused_before_anything_is_written(package: Path,
                                                                                           tmp_path: Path) -> None:
-    # A file given twice (also by another spelling) was tagged twice; a pipe failed with "File or stream is
-    # not seekable", naming nothing; an input inside the output folder could be a part --force removes;
-    # --text-field was accepted for raw text, which has no fields.
+    # A file given twice (also by another spelling) was tagged twice; a pipe of raw text failed with "File or
+    # stream is not seekable", naming nothing (its workers read it again); a part of an earlier run given as
+    # input is what --force removes; --text-field was accepted for raw text, which has no fields.
     path = write_text(tmp_path / "in.txt", documents(3, seed=4))
     out = tmp_path / "out"
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     (tmp_path / "held").mkdir()
-    inside = write_text(tmp_path / "held" / "in.txt", documents(2, seed=4))
+    part = write_text(tmp_path / "held" / "part-00000.jsonl", ["{}"])
     cases = [([str(path), str(path)], [], f"INPUT: {path} is given twice"),
              ([str(path), str(tmp_path / "held" / ".." / "in.txt")], [], f"(also as {path})"),
              ([str(fifo)], [], f"INPUT: {fifo} is not a regular file"),
              ([str(path)], ["--text-field", "body"], "--text-field: names the documents' field in JSON lines"),
-             ([str(inside)], ["--force"], f"{inside} is inside {inside.parent}")]
+             ([str(path)], ["--text-field", "text"], "--text-field: names the documents' field in JSON lines"),
+             ([str(part)], ["--force"], f"{part} is a file of a tagging run in {part.parent}")]
     for inputs, extra, said in cases:
-        target = inside.parent if "--force" in extra else out
+        target = part.parent if "--force" in extra else out
         result = CliRunner().invoke(cli, ["tag", str(package), *inputs, "--output-dir", str(target), "--input-format",
                                           "text", "--local-workers", "1", *extra])
         assert result.exit_code == 2 and said in result.output, result.output
         assert "Traceback" not in result.output
-    assert not out.exists() and [p.name for p in inside.parent.iterdir()] == ["in.txt"]
+    assert not out.exists() and [p.name for p in part.parent.iterdir()] == ["part-00000.jsonl"]
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_other_inputs_inside_the_output_folder_and_a_corpus_from_a_pipe_are_tagged(
+        package: Path, client: distributed.Client, tmp_path: Path) -> None:
+    # Refused by the first form of the rules above (review): an input inside OUT that no run writes, and a
+    # corpus from a pipe (read once: its sentences travel to the workers).
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = write_text(out / "in.txt", documents(4, seed=1))
+    result = CliRunner().invoke(cli, ["tag", str(package), str(mine), "--output-dir", str(out), "--input-format", "text",
+                                      "--scheduler", client.scheduler.address, "--force"])
+    assert result.exit_code == 0, result.output
+    assert (out / "in.txt").read_text() == "".join(d + "\n" for d in documents(4, seed=1))
+    assert read_parts(out) == single_process(package, documents(4, seed=1), tmp_path)
+    conll = write_conll(tmp_path / "in.conll", [[(w, "O") for w in s] for s in SENTENCES])
+    pipe = subprocess.Popen(["cat", str(conll)], stdout=subprocess.PIPE)
+    try:
+        result = CliRunner().invoke(cli, ["tag", str(package), f"/dev/fd/{pipe.stdout.fileno()}", "--output-dir",
+                                          str(tmp_path / "piped"), "--input-format", "conll",
+                                          "--scheduler", client.scheduler.address])
+    finally:
+        pipe.wait(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["tokens"] for line in read_parts(tmp_path / "piped").splitlines()] == SENTENCES
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
@@ -505,6 +532,24 @@ def test_resume_knows_an_input_by_another_spelling_of_its_path(package: Path, cl
     write_text(tmp_path / "other.txt", documents(5, seed=3))  # the same bytes, another file
     result = CliRunner().invoke(cli, [*base, "other.txt", "--resume"])
     assert result.exit_code == 2 and "was started on other inputs" in result.output
+    # A folder moved with its inputs (or a shared file system mounted elsewhere) resumes by the paths as typed.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    monkeypatch.chdir(tmp_path / "moved")
+    write_text(moved / "in.txt", documents(5, seed=3))
+    relative = ["tag", str(package), "--output-dir", "out", "--input-format", "text", "--scheduler",
+                client.scheduler.address]
+    result = CliRunner().invoke(cli, [*relative, "in.txt"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((moved / "out" / "manifest.json").read_text())
+    assert [p["path"] for p in manifest["partitions"]] == [str(moved / "in.txt")]  # resolved by the client
+    manifest["partitions"][0]["done"] = False
+    (moved / "out" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "moved").rename(tmp_path / "moved-again")
+    monkeypatch.chdir(tmp_path / "moved-again")
+    result = CliRunner().invoke(cli, [*relative, "in.txt", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert read_parts(tmp_path / "moved-again" / "out") == before
 
 
 def test_an_unreadable_manifest_is_said_so(package: Path, tmp_path: Path) -> None:

@@ -58,6 +58,23 @@ def test_a_package_is_scored_through_the_tagger(name: str, tmp_path: Path) -> No
     assert table.exit_code == 0 and f"{scores['f1']:.4f}" in table.output
 
 
+def test_a_bundled_name_is_the_bundled_package_even_beside_a_folder_of_that_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As `tag` and `info` read it (review: `evaluate default` took a ./default folder); a training run of that
+    # name is still the run, as before packages were taken.
+    path, sentences, gold = gold_corpus(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()  # an empty folder: not a package, not a run
+    result = CliRunner().invoke(cli, ["evaluate", "default", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["f1"] == pytest.approx(f1_score(gold, Tagger.load("default").tag_batch(sentences)),
+                                                           abs=1e-12)
+    make_checkpoint(tmp_path / "ensemble", with_pos=False)  # a run named like the other bundled package
+    result = CliRunner().invoke(cli, ["evaluate", "ensemble", str(path), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["loss"] is not None  # scored as a run (MXNet), which reports its loss
+
+
 def test_an_exported_package_folder_is_scored(package: Path, tmp_path: Path) -> None:
     path, sentences, gold = gold_corpus(tmp_path)
     result = CliRunner().invoke(cli, ["evaluate", str(package), str(path), "--json"])

@@ -191,7 +191,7 @@ def test_a_stdout_that_cannot_encode_the_output_says_what_to_do(pkg: Path, tmp_p
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == ("Error: stdout's encoding (ascii) cannot write 'ë': give --output FILE (written as"
-                                   " UTF-8), or set PYTHONIOENCODING=utf-8")
+                                   " UTF-8), or set PYTHONIOENCODING=utf-8")  # one character, not the whole run of them
     out = tmp_path / "out.jsonl"
     done = subprocess.run([*NER_FAST, "tag", str(pkg), "--text", "Zoë lives in Zürich.", "--output", str(out)],
                           env=env, capture_output=True, text=True, timeout=120)

@@ -32,6 +32,7 @@ imports), and nothing in the runtime imports this module.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import uuid
@@ -56,6 +57,8 @@ from ner_fast.partition import (
 )
 
 MANIFEST_FILE = "manifest.json"
+#: The names of the parts (`Partition.part`): a run writes them, and `--force` removes an earlier run's.
+PART_NAME = re.compile(r"part-\d{5,}\.jsonl")
 MANIFEST_VERSION = 1
 #: Least seconds between two manifest writes while parts complete (the last one is always written).
 MANIFEST_EVERY = 1.0
@@ -145,7 +148,7 @@ def tag_files(
     scheduler: str | None = None,
     local_workers: int | None = None,
     input_format: str = "auto",
-    text_field: str = TEXT_FIELD,
+    text_field: str | None = None,
     partition_size: int = PARTITION_SIZE,
     resume: bool = False,
     force: bool = False,
@@ -169,6 +172,9 @@ def tag_files(
     Raises `PartitionsFailed` (its cause: the first failure, e.g. a `CorpusError` naming a file and line)
     after all other partitions have finished and been recorded.
 
+    `text_field`: the field holding each JSON lines document (None: `partition.TEXT_FIELD`, "text"); given
+    with another input format, an OptionError.
+
     `labels`: the entities' label map (`ner_fast.labels`; None: the package's labels); it is part of the
     run's settings, so `resume` refuses another one.
 
@@ -179,8 +185,9 @@ def tag_files(
     out = Path(out_dir)
     inputs = list(inputs)
     _refuse_inputs_inside(inputs, out)
-    if text_field != TEXT_FIELD and input_format != JSONL:
+    if text_field is not None and input_format != JSONL:
         raise OptionError("--text-field", f"names the documents' field in JSON lines: it needs --input-format {JSONL}")
+    text_field = text_field or TEXT_FIELD
     path, checksum = package_ref(package)
     mapped = labels_ref(labels, path)
     plan = plan_partitions(inputs, input_format, text_field, partition_size)
@@ -214,13 +221,14 @@ def tag_files(
 
 
 def _refuse_inputs_inside(inputs: list[str | os.PathLike[str]], out: Path) -> None:
-    """An input inside the output folder is refused: `--force` removes the earlier run's parts there, which
-    may be the very files given as input."""
+    """An input that is one of the files a run writes in the output folder (its manifest, a part), which
+    `--force` removes and the run replaces, is refused; other files there are kept, inputs or not."""
     folder = out.resolve()
     for name in inputs:
-        if Path(name).resolve().is_relative_to(folder):
-            raise OptionError("--output-dir", f"{name} is inside {out}, where the run writes (and --force removes) "
-                                              "its files: tag it into another folder")
+        path = Path(name).resolve()
+        if path.parent == folder and (path.name == MANIFEST_FILE or PART_NAME.fullmatch(path.name)):
+            raise OptionError("--output-dir", f"{name} is a file of a tagging run in {out} (a part or its manifest),"
+                                              " which the run replaces: copy it elsewhere to tag it")
 
 
 def run_files(folder: Path) -> set[str] | None:
@@ -266,11 +274,12 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
     if old_same != same:
         changed = sorted(k for k in same.keys() | old_same.keys() if old_same.get(k) != same.get(k))
         raise OptionError("--resume", f"{out} was started with other settings ({', '.join(changed)}); add --force to start over")
-    # Where each input is: its absolute path (a manifest from before paths were recorded: the path as typed).
-    where = ["path" if "path" in r else "source" for r in recorded]
+    # An input is the same file by the path as typed (a folder moved with its inputs) or by its absolute path
+    # (`a.txt`, then `/data/a.txt`); its bytes are checked by each part's sha256 below.
     shape = ("part", "format", "first_line", "lines")
-    if ([[r.get(k) for k in (w, *shape)] for r, w in zip(recorded, where)]
-            != [[p.describe()[k] for k in (w, *shape)] for p, w in zip(plan, where)] or len(recorded) != len(plan)):
+    if len(recorded) != len(plan) or any(
+            [r.get(k) for k in shape] != [p.describe()[k] for k in shape]
+            or (r.get("source") != p.source and r.get("path") != p.path) for r, p in zip(recorded, plan)):
         raise OptionError("--resume", f"{out} was started on other inputs (files or line counts differ); add --force to start over")
     # A part counts as done only with its input unchanged since it was tagged and its file holding the
     # bytes written then (a truncated or edited part is tagged again).
@@ -425,7 +434,8 @@ def _run(client: Any, todo: list[Partition], out: Path, path: str, checksum: str
     # retries=0: a partition lost with its worker is rescheduled by the scheduler anyway (up to its
     # allowed-failures); an error raised by the partition itself (a malformed line) would fail again.
     run_id = uuid.uuid4().hex[:8]  # keys unique per run: a client must not hand back an earlier run's result
-    futures = client.map(_tag_part, todo, out_dir=str(out), package=path, checksum=checksum, threads=threads,
+    # Absolute, as the inputs' paths (`Partition.path`) and the package's: a worker may run in another folder.
+    futures = client.map(_tag_part, todo, out_dir=str(out.resolve()), package=path, checksum=checksum, threads=threads,
                          batch_size=batch_size, labels=labels, key=[f"ner-fast-tag-{run_id}-{p.part}" for p in todo], retries=0)
     index_of = {f.key: p.index for f, p in zip(futures, todo)}
     tagged, failures = 0, []

@@ -258,7 +258,7 @@ TABLE: tuple[Option, ...] = (
            commands=("tag",)),
     _device("tag"),
     Option("threads", "int", None, "onnxruntime intra-op threads per batch (default: onnxruntime's, one per"
-           " core).", low=1, optional=True, commands=("tag",),
+           " core; with --output-dir, 1: a Dask worker runs one task a thread).", low=1, optional=True, commands=("tag",),
            threads=True),
     Option("workers", "int", 1, "Batches (raw text: groups of documents) tagged at once, in threads (on few cores,"
            " --workers 2 --threads 1 beats --threads 2).", low=1, commands=("tag",), threads=True),

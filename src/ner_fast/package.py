@@ -304,6 +304,12 @@ class Package:
         return self.path / CHAR_GRAPH_FILE if self.model.get("char_graph") else None
 
 
+def quantization_scheme(model: Mapping[str, Any]) -> str:
+    """The quantization of a package as `export --quantize` names it, from its model.json (which records
+    float32, `none`, as null): what `ner-fast info` and serve's `/v1/model` say."""
+    return model.get("quantization") or "none"
+
+
 def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     """Read a package folder, checking its format version and (with `verify`) every file's sha256.
 

@@ -20,7 +20,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,7 @@ class Partition:
     ends: bytes = b"\n"
     sentences: tuple[tuple[str, ...], ...] | None = None
     text_field: str = TEXT_FIELD
+    path: str = ""  # `source`'s absolute path, resolved when planned (on the client, not in a worker's folder)
 
     @property
     def part(self) -> str:
@@ -166,9 +167,10 @@ class Partition:
         return f"part-{self.index:05d}.jsonl"
 
     def describe(self) -> dict[str, Any]:
-        """What the manifest records of the partition (`path`: its source file's absolute path, which
-        `--resume` compares, so that `a.txt` and `/data/a.txt` are one file)."""
-        return {"part": self.part, "source": self.source, "path": str(Path(self.source).resolve()),
+        """What the manifest records of the partition (`path`: its source file's absolute path: `--resume`
+        knows a file by the path as typed or by this, so that `a.txt` and `/data/a.txt` are one file, and a
+        folder moved with its inputs resumes)."""
+        return {"part": self.part, "source": self.source, "path": self.path,
                 "format": self.format, "first_line": self.first_line, "lines": self.lines,
                 "documents": self.documents, "sha256": self.sha256}
 
@@ -198,26 +200,27 @@ def plan_partitions(
     seen: dict[tuple[int, int], Path] = {}
     for raw_path in paths:
         path = Path(raw_path)
-        _check_input(path, seen)
-        if input_format in (TEXT, JSONL):
+        reread = input_format in (TEXT, JSONL)  # the workers read their byte ranges; a corpus travels as its sentences
+        _check_input(path, seen, reread)
+        if reread:
             found = _plan_lines(path, input_format, text_field, size, len(partitions))
         else:
             found = _plan_corpus(path, input_format, size, len(partitions))
-        partitions.extend(found)
+        partitions.extend(replace(p, path=str(path.resolve())) for p in found)
     return partitions
 
 
-def _check_input(path: Path, seen: dict[tuple[int, int], Path]) -> None:
-    """Refuse an input that is not a regular file (a pipe or a device: it is read here to plan its
-    partitions and again by the workers) or that is given twice (it would be tagged twice, into two
-    parts); `seen` holds the files before it."""
+def _check_input(path: Path, seen: dict[tuple[int, int], Path], reread: bool) -> None:
+    """Refuse an input that is given twice (it would be tagged twice, into two parts; `seen` holds the
+    files before it) and, where it is read again by the workers (`reread`: raw text, JSON lines), one that
+    is not a regular file (a pipe or a device: read here to plan its partitions, it is empty for them)."""
     from ner_fast.errors import OptionError
 
     try:
         status = path.stat()
     except OSError as err:
         raise OptionError("INPUT", f"{path}: {err.strerror}") from None
-    if not stat.S_ISREG(status.st_mode):
+    if reread and not stat.S_ISREG(status.st_mode):
         raise OptionError("INPUT", f"{path} is not a regular file: the inputs of a cluster run are read twice "
                                    "(planned here, tagged by the workers), so a pipe or device cannot be one")
     first = seen.setdefault((status.st_dev, status.st_ino), path)
@@ -289,7 +292,7 @@ def read_partition(part: Partition) -> list[str]:
 
     if part.sentences is not None:
         raise ValueError(f"{part.part} holds pre-tokenized sentences, not documents")
-    with open(part.source, "rb") as f:
+    with open(part.path or part.source, "rb") as f:  # resolved on the client: a worker may run in another folder
         f.seek(part.start)
         raw = f.read(part.stop - part.start)
     if hashlib.sha256(raw).hexdigest() != part.sha256:

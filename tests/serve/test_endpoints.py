@@ -66,6 +66,7 @@ def test_model_describes_tags_provenance_and_versions(client: httpx.Client, tagg
     assert info["descriptions"] == {label: model["label_descriptions"][label] for label in info["labels"]}
     assert info["descriptions"]["geo"] == "geographical entity" and info["label_map"] == "package"
     assert info["uses_pos"] is False
+    assert model["quantization"] is None and info["quantization"] == "none"  # float32, as `ner-fast info` says it
     assert info["source"] == model["source"]
     assert info["provenance"] == PROVENANCE
     assert info["validation_f1"] == PROVENANCE["validation"]["f1"]

@@ -234,15 +234,16 @@ def test_export_refuses_another_s_manifest_without_offering_force(tmp_path: Path
     from ner_fast.cli import cli
 
     make_checkpoint(tmp_path / "run", corpus=bundled[:50], train={"data": None, "max_sentences": 50})
-    out = tmp_path / "pkg"
-    out.mkdir()
-    (out / "manifest.json").write_text("{}")
-    for extra in ([], ["--force"]):
-        result = CliRunner().invoke(cli, ["export", str(tmp_path / "run"), "--out", str(out), *extra])
-        assert result.exit_code == 2, result.output
-        assert "manifest.json was not written by this command; not overwritten, even with --force" in result.output
-        assert "or add --force" not in result.output
-    assert [p.name for p in out.iterdir()] == ["manifest.json"] and (out / "manifest.json").read_text() == "{}"
+    for name in ("manifest.json", "weights.onnx.data", "dynamic.onnx"):  # names every package has
+        out = tmp_path / name.replace(".", "-")
+        out.mkdir()
+        (out / name).write_text("{}")
+        for extra in ([], ["--force"]):
+            result = CliRunner().invoke(cli, ["export", str(tmp_path / "run"), "--out", str(out), *extra])
+            assert result.exit_code == 2, result.output
+            assert f"{name} was not written by this command; not overwritten, even with --force" in result.output
+            assert "or add --force" not in result.output
+        assert [p.name for p in out.iterdir()] == [name] and (out / name).read_text() == "{}"
 
 
 def test_the_training_log_is_read_by_epoch_and_a_bad_line_is_named(tmp_path: Path, bundled: Corpus) -> None:

@@ -194,6 +194,9 @@ def test_launch_command_checks_its_arguments() -> None:
     for worker in (["train", "--out", "run"], ["train", "--kvstore", "dist_sync", "--kvstore", "device"]):
         res = runner.invoke(launch_command, ["--", *worker])
         assert res.exit_code == 2 and "the worker command needs --kvstore dist_sync" in res.output, res.output
+    # A resumed run's kvstore is its config.json's, which its workers check: not refused here (review).
+    res = runner.invoke(launch_command, ["--role", "worker", "--scheduler", "nohost", "--", "train", "--resume", "run"])
+    assert res.exit_code == 2 and "HOST:PORT" in res.output and "--kvstore" not in res.output
     # Ran any command once a worker (`-- evaluate RUN` printed its scores twice), and ignored what a single
     # role does not use; a port out of range hung.
     res = runner.invoke(launch_command, ["--", "evaluate", "runs/a"])

@@ -66,7 +66,7 @@ def cli() -> None:
 COMMANDS: dict[str, tuple[click.Command, str]] = {
     "prepare": (prepare_command, "Split and index a tagged corpus once, for several training runs."),
     "train": (train_command, "Train the BiLSTM-CNN tagger on a tagged corpus."),
-    "evaluate": (evaluate_command, "Score a training run on its validation split or on a corpus."),
+    "evaluate": (evaluate_command, "Score a training run or a model package on a tagged corpus."),
     "export": (export_command, "Export a training run as an ONNX model package."),
     "tag": (tag_command, "Tag text or files with a model package."),
     "launch": (launch_command, "Train across machines on MXNet parameter servers."),

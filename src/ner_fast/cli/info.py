@@ -39,7 +39,14 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     `size` (bytes, files), `quantization` (scheme, batch_invariant, why, same_on_every_cpu), `speed` (as recorded, with
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
-    from ner_fast.package import MANIFEST_FILE, bundled_name, load_package, package_checksum, package_path
+    from ner_fast.package import (
+        MANIFEST_FILE,
+        bundled_name,
+        load_package,
+        package_checksum,
+        package_path,
+        quantization_scheme,
+    )
     from ner_fast.schemes import TagScheme
 
     folder = package_path(package)
@@ -54,7 +61,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     sizes = {name: (folder / name).stat().st_size for name in files}
     graphs = [name for name in files if name.endswith(".onnx")]
     per_batch = sorted({op for name in graphs for op in PER_BATCH_OPS if op.encode() in (folder / name).read_bytes()})
-    scheme = model.get("quantization") or "none"  # model.json records float32 as null; the card says it as `export --quantize` does
+    scheme = quantization_scheme(model)
     return {
         "package": {
             "path": str(folder),

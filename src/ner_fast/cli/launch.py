@@ -37,7 +37,8 @@ def launch_command(
     if role in ("all", "worker") and worker_args[0] != "train":  # evaluate, tag, export: run N times over
         raise click.UsageError(f"the worker command is a train with a dist_* kvstore, not {worker_args[0]!r}")
     kvstore = _option_value(worker_args, "--kvstore")
-    if role in ("all", "worker") and not (kvstore or "").startswith("dist"):  # checked before any process starts
+    resumed = _option_value(worker_args, "--resume") is not None  # its kvstore is the run's (config.json), checked by the workers
+    if role in ("all", "worker") and not resumed and not (kvstore or "").startswith("dist"):  # before any process starts
         raise click.UsageError(f"the worker command needs --kvstore dist_sync (or another dist_* kvstore), not "
                                f"{kvstore or 'the default, device'}: each worker would train the whole run alone")
     if role != "all" and (timeout is not None or log_dir is not None):  # one process, in the foreground

@@ -48,7 +48,9 @@ class RunArgument(click.ParamType):
     """A command's MODEL argument (`evaluate`, `export`): an existing training run folder, checked as
     `click.Path(exists=True, file_okay=False)` does; a bundled package's name with no folder of that name
     here is said to be a package, which these commands do not take, unless `packages` (`evaluate`): then
-    a bundled name is kept as the name (a str), and a package folder is a `Path` as a run's is."""
+    a bundled name is the bundled package (kept as the name, a str), as everywhere a package is named,
+    unless a training run folder of that name is here (a run named `default`: `evaluate` took runs
+    first); a package folder is a `Path` as a run's is."""
 
     name = "run"
     _folder = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -57,11 +59,11 @@ class RunArgument(click.ParamType):
         self.packages = packages
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
-        from ner_fast.package import names_bundled
+        from ner_fast.package import folder_kind, names_bundled
 
+        if self.packages and names_bundled(value) and folder_kind(value) != "run":
+            return str(value)
         if names_bundled(value) and not Path(value).exists():
-            if self.packages:
-                return str(value)
             self.fail(f"{value}: no such training run folder ({value} is a bundled model package; this command"
                       " takes a training run folder, what `ner-fast train --out` writes)", param, ctx)
         return self._folder.convert(value, param, ctx)

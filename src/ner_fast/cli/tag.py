@@ -350,8 +350,9 @@ def tag_command(
         if "char_cache" in given:  # each worker process opens its own tagger, with `Tagger.load`'s cache
             raise click.UsageError("--char-cache sizes this process's tagger: a cluster run's workers keep their"
                                    " default cache (no --char-cache with --output-dir)")
-        cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size, text_field, resume,
-                    force, threads, batch_size, scheduler_timeout, labels)
+        cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size,
+                    text_field if "text_field" in given else None, resume, force, threads, batch_size,
+                    scheduler_timeout, labels)
         return
     cluster_only = [name for name, asked in (("--resume", resume), ("--scheduler", scheduler is not None),
                                              ("--local-workers", local_workers is not None),
@@ -372,7 +373,7 @@ def tag_command(
                      document=document, text=text, force=force, labels=labels, char_cache=char_cache)
         except UnicodeEncodeError as err:  # only stdout can have an encoding other than UTF-8
             raise click.ClickException(
-                f"stdout's encoding ({err.encoding}) cannot write {err.object[err.start:err.end]!r}: give --output FILE"
+                f"stdout's encoding ({err.encoding}) cannot write {err.object[err.start]!r}: give --output FILE"
                 " (written as UTF-8), or set PYTHONIOENCODING=utf-8") from None
         except BrokenPipeError:
             # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
@@ -437,7 +438,7 @@ def refuse_missing(path: Path) -> None:
 
 
 def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, scheduler: str | None,
-                local_workers: int | None, partition_size: int, text_field: str, resume: bool, force: bool,
+                local_workers: int | None, partition_size: int, text_field: str | None, resume: bool, force: bool,
                 threads: int | None, batch_size: int | None, scheduler_timeout: float = SCHEDULER_TIMEOUT,
                 labels: str | None = None) -> None:
     """`tag --output-dir`: check the options, run `ner_fast.dask.tag_files`, turn its errors into one line

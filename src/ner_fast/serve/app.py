@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ner_fast import __version__
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.errors import json_error
-from ner_fast.package import bundled_name, package_checksum
+from ner_fast.package import bundled_name, package_checksum, quantization_scheme
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
@@ -429,7 +429,7 @@ def model_info(tagger: Any) -> dict[str, Any]:
         "uses_pos": bool(tagger.uses_pos),
         "decode": tagger.decode,
         "crf": tagger.crf is not None,
-        "quantization": model.get("quantization"),
+        "quantization": quantization_scheme(model),
         "buckets": list(tagger.buckets),
         "architecture": model.get("architecture"),
         "source": model.get("source"),

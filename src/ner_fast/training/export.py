@@ -59,8 +59,10 @@ from ner_fast.package import (
     MANIFEST_FILE,
     MODEL_FILE,
     QUANTIZATIONS,
+    WEIGHTS_FILE,
     folder_kind,
     format_version,
+    graph_file,
     package_files,
     portable_path,
 )
@@ -436,7 +438,9 @@ def export_model(
     if folder_kind(target) == "run":  # even with --force: its manifest would make the run read as a package
         raise OptionError("--out", f"{target} is a training run: a package written into it would hide the run from"
                           " evaluate, --resume and --init; choose another folder")
-    claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE))  # before any work
+    # Before any work; the names every package holds (`load_package` requires them).
+    claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE,
+                                                                         graph_file(None)))
     dirs = [model_dir, *map(Path, ensemble)]
     members = _load_members(dirs, which)
     # Recorded where it cut the vocabulary: the F1 the run logged was measured with every word.
