@@ -64,14 +64,12 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client() -> distributed.Client:
-    from ner_fast.dask import local_cluster
+    from ner_fast.dask import _cluster
 
-    cluster = local_cluster(2)  # LocalCluster(n_workers=2, threads_per_worker=1, processes=True) on 127.0.0.1
-    try:
-        with distributed.Client(cluster) as client:
-            yield client
-    finally:
-        cluster.close()
+    # What `tag_files` starts for --local-workers 2: `local_cluster` (LocalCluster(n_workers=2,
+    # threads_per_worker=1, processes=True) on 127.0.0.1) with its worker plugin; closed on exit.
+    with _cluster(None, None, 2) as client:
+        yield client
 
 
 def _sigint_blocked() -> bool:
@@ -87,6 +85,22 @@ def test_local_workers_never_take_a_ctrl_c_and_the_client_still_does(client: dis
     blocked = client.run(_sigint_blocked)
     assert len(blocked) == 2 and all(blocked.values()), blocked
     assert not _sigint_blocked()
+
+
+def _state_machine_keeps(*messages: str) -> list[bool]:
+    import logging
+
+    log = logging.getLogger("distributed.worker.state_machine")
+    return [bool(log.filter(log.makeRecord(log.name, logging.WARNING, __file__, 0, m, (), None))) for m in messages]
+
+
+def test_local_workers_drop_only_the_cancel_warning_of_a_stop(client: distributed.Client) -> None:
+    # A Ctrl-C closes the local cluster under its running partitions: each worker logged "Async instruction
+    # for <Task cancelled ...> ended with CancelledError" under "Aborted!". That message goes, others stay.
+    kept = client.run(_state_machine_keeps, "Async instruction for <Task cancelled name='x'> ended with "
+                      "CancelledError", "Async instruction for <Task> failed")
+    assert len(kept) == 2 and all(k == [False, True] for k in kept.values()), kept
+    assert _state_machine_keeps("ended with CancelledError") == [True]  # this process (the client's) untouched
 
 
 def test_plan_puts_every_document_in_one_bounded_partition(tmp_path: Path) -> None:

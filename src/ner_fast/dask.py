@@ -333,6 +333,27 @@ def local_cluster(n_workers: int) -> Any:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
+def quiet_stop_plugin() -> Any:
+    """A worker plugin for the clusters this module starts (never a scheduler's given with --scheduler, whose
+    workers are someone else's): a Ctrl-C closes the cluster under its running partitions, and each worker
+    logged "Async instruction for <Task cancelled ...> ended with CancelledError", a warning per partition
+    in flight, under the command's "Aborted!". That one message is dropped; every other record stays. (The
+    class is made here, where `distributed` is imported: the runtime does not import it.)"""
+    from distributed import WorkerPlugin
+
+    class QuietStop(WorkerPlugin):
+        def setup(self, worker: Any) -> None:
+            import logging
+
+            logging.getLogger("distributed.worker.state_machine").addFilter(_not_cancel_warning)
+
+    return QuietStop()
+
+
+def _not_cancel_warning(record: Any) -> bool:
+    return not record.getMessage().endswith("ended with CancelledError")
+
+
 def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
     """Raise `SchedulerUnreachable` unless a Dask scheduler answers at `address` within `timeout` seconds.
 
@@ -401,6 +422,7 @@ class _cluster:
                 cluster = local_cluster(self.local_workers or 1)
                 self.owned.append(cluster)
                 self.owned.append(Client(cluster))
+                self.owned[-1].register_plugin(quiet_stop_plugin(), name="ner-fast-quiet-stop")
         except BaseException:
             self.__exit__()
             raise

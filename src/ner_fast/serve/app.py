@@ -10,7 +10,7 @@ Endpoints:
 - `GET /`: a page to paste text into and see its entities (`static/`, served by the app itself).
 
 Client mistakes get a JSON `{"error": "..."}` naming the problem: 400 for a body that is not UTF-8 or
-not JSON, 415 for a compressed one (a Content-Encoding), 422 for a JSON document of the wrong shape, 413
+not JSON, 415 for a compressed one (a Content-Encoding, or a coding beside chunked), 422 for a JSON document of the wrong shape, 413
 for a body, a text or a list over its limit (the limit is in the message), 408 for a body that does not
 arrive within `Timeouts.body` (503 once the server is stopping); a client that leaves mid-body is answered nothing and counted apart
 (`ner_fast_client_disconnects_total`), not as an error answered. The network never runs in the event
@@ -247,11 +247,15 @@ class BodyDeadlines:
 async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to be over `limit` bytes: from its
     Content-Length before reading anything, else while it streams in (chunked); with 415 when it is
-    compressed (a Content-Encoding other than identity)."""
+    compressed (a Content-Encoding other than identity, or a Transfer-Encoding coding besides chunked)."""
     for name, value in scope["headers"]:
-        # A compressed body would read as bytes that are not UTF-8: say what the server takes instead.
+        # A compressed body would read as bytes that are not UTF-8: say what the server takes instead. The
+        # HTTP layer undoes chunked alone and passes "Transfer-Encoding: gzip, chunked" bodies on as gzip.
         if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
             raise ClientError(415, f"Content-Encoding {value.decode('latin-1')} is not accepted: send the JSON body uncompressed")
+        if name == b"transfer-encoding" and {c.strip().lower() for c in value.split(b",")} - {b"", b"chunked", b"identity"}:
+            raise ClientError(415, f"Transfer-Encoding {value.decode('latin-1')} is not accepted: send the JSON body "
+                                   "uncompressed (chunked alone)")
         if name == b"content-length":
             try:
                 declared = int(value)
