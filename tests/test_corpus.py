@@ -108,12 +108,25 @@ def test_gmb_without_pos_and_other_column_order(tmp_path: Path) -> None:
         (b"Sentence #,Word,POS,Tag\r\n", 2, "no sentences"),
         (b"Sentence #,Token,Label\nSentence: 1,a,O\n", 1, "header"),
         (b"Sentence #,Word,POS,Tag\nSentence: 1,caf\xe9,NN,O\n,\x81,NN,O\n", 3, "byte 0x81"),
+        # A UTF-8 file with one Latin-1 byte was read whole as cp1252: every "é" became "Ã©", silently.
+        (b"\xef\xbb\xbfSentence #,Word,POS,Tag\nSentence: 1,Jos\xc3\xa9,NNP,B-per\n,M\xfcller,NNP,I-per\n", 3,
+         "byte 0xfc is not valid UTF-8, which the file's byte-order mark declares"),
+        (b"Sentence #,Word,POS,Tag\nSentence: 1,Jos\xc3\xa9,NNP,B-per\n,Zo\xc3\xab,NNP,I-per\n,M\xfcller,NN,O\n", 4,
+         "byte 0xfc is not valid UTF-8, in a file of 2 UTF-8 characters and 1 byte that is not: it mixes encodings"),
         (b"", 1, "empty file"),
         (b"\n \n", 1, "empty file"),
     ],
 )
 def test_gmb_errors_name_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
     assert_error_at(tmp_path / "bad.csv", content, "gmb", line, message)
+
+
+def test_cp1252_with_a_utf8_sequence_by_accident_is_still_cp1252(tmp_path: Path) -> None:
+    # "heiß”" is DF 94 in cp1252, which is also the UTF-8 of U+07D4: one accidental sequence beside two
+    # bytes that are not UTF-8 is a cp1252 file, not a mix.
+    path = tmp_path / "de.csv"
+    path.write_bytes("Sentence #,Word,POS,Tag\nSentence: 1,heiß”,JJ,O\n,café,NN,O\n,Zoé,NNP,B-per\n".encode("cp1252"))
+    assert read_corpus(path).words == ["heiß”", "café", "Zoé"]
 
 
 @pytest.mark.parametrize("fmt", ["auto", "gmb", "conll", "tokens"])
@@ -279,6 +292,12 @@ ONE_SENTENCE_CONLL = b"Angela NNP B-per\nMerkel NNP I-per\nvisited VBD O\n"
         (None, b"It cost 1,000 dollars in the U.S. .\n", "tokens"),
         (None, b"a O\nb X\n", "tokens"),  # "X" is not a tag
         (None, b"a O\nb c O\n", "tokens"),  # column counts differ
+        (None, b"good morning\nthe letter O\nsee you\n", "tokens"),  # one line of three ends in a tag
+        # Rule 3, a malformed line: more than half the lines (three at least) are CoNLL, the rest break it. Read
+        # as tokens, the gold tags were tagged as words, exit 0; the CoNLL reader names the line.
+        (None, b"He O\nvisited O\nNew York B-geo\n\nShe O\nleft O\n", "conll"),
+        (None, b"John B-per\nSmith\n\nHe O\nleft O\n", "conll"),
+        (None, b"He O\nJohn FOO\n\nx O\n", "conll"),
     ],
 )
 def test_sniff_format_rules(name: str | None, content: bytes, expected: str) -> None:
@@ -292,12 +311,40 @@ def test_sniff_format_rules(name: str | None, content: bytes, expected: str) -> 
         (b"Good morning .\nHello, world .\n", 2, "'o,' has punctuation attached"),
         (b"Good morning.\n", 1, "raw text"),
         (b'He said "Hi" .\n', 1, "raw text"),
+        # A JSON lines file was tagged as whitespace tokens ('{"text":"John', 'Paris."}'), exit 0.
+        (b'Hello world\n{"text": "John Smith visited Paris ."}\n', 2, "a JSON object: JSON lines are read with --input-format jsonl"),
     ],
 )
 def test_ambiguous_input_is_refused_naming_input_format(content: bytes, line: int, message: str) -> None:
     with pytest.raises(CorpusError, match=message) as info:
         sniff_format(content, "in.txt")
     assert info.value.line == line and "--input-format" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (b"He\tO\nvisited\tO\nNew York\tB-geo\n\nShe\tO\nleft\tO\n", 3, "expected 2 columns, found 3"),
+        (b"John B-per\nSmith\n\nHe O\nleft O\n", 2, "expected 2 columns, found 1"),
+        (b"He O\nJohn FOO\n\nx O\n", 2, "tag 'FOO' is neither O nor PREFIX-TYPE"),
+    ],
+)
+@pytest.mark.parametrize("tagged", [False, True], ids=["tag", "prepare"])
+def test_a_conll_file_with_a_malformed_line_names_it_whatever_its_name(
+        tmp_path: Path, content: bytes, line: int, message: str, tagged: bool) -> None:
+    path = tmp_path / "mine.txt"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=message) as info:
+        read_corpus(path, tagged=tagged)
+    assert info.value.line == line
+    with pytest.raises(CorpusError, match=message):
+        parse_corpus(content, "<stdin>", tagged=tagged)
+
+
+def test_a_tagged_read_refuses_json_lines_as_no_tagged_corpus() -> None:
+    with pytest.raises(CorpusError, match="a JSON object: not a tagged corpus") as info:
+        sniff_format(b'{"text": "a b"}\n{"text": "c"}\n', "in.jsonl", tagged=True)
+    assert info.value.line == 1 and "--input-format" not in str(info.value)
 
 
 def test_a_tagged_read_names_format_and_reads_one_conll_line_as_conll(tmp_path: Path) -> None:
@@ -404,17 +451,26 @@ def test_gmb_reader_matches_csv_module(rows, line_end, encoding) -> None:
     for i, (new, word, pos, tag) in enumerate(rows):
         writer.writerow([f"Sentence: {i}" if new or i == 0 else "", word, pos, tag])
     raw = out.getvalue().encode(encoding)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "gen.csv"
-        path.write_bytes(raw)
-        corpus = read_corpus(path)
     # The documented rule: bytes that are valid UTF-8 read as UTF-8, even when written as cp1252
-    # (hypothesis found one: "é" + two NBSP is E9 A0 A0 in cp1252, the UTF-8 of U+9820).
+    # (hypothesis found one: "é" + two NBSP is E9 A0 A0 in cp1252, the UTF-8 of U+9820); cp1252 with more
+    # such accidental UTF-8 characters than bytes that are not UTF-8 is refused as a mix of encodings.
     try:
         raw.decode("utf-8")
         expected_encoding = "utf-8"
     except UnicodeDecodeError:
         expected_encoding = encoding
+    decoded = raw.decode("utf-8", errors="replace")
+    strays = decoded.count("\ufffd")
+    if strays and sum(not c.isascii() for c in decoded) - strays > strays:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "gen.csv").write_bytes(raw)
+            with pytest.raises(CorpusError, match="mixes encodings"):
+                read_corpus(Path(tmp) / "gen.csv")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gen.csv"
+        path.write_bytes(raw)
+        corpus = read_corpus(path)
     words, pos, tags, offsets = reference_gmb(raw, expected_encoding)
     assert (corpus.words, corpus.pos, corpus.tags) == (words, pos, tags)
     assert corpus.offsets.tolist() == offsets

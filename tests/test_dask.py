@@ -483,7 +483,8 @@ def test_inputs_that_would_be_lost_or_tagged_twice_are_refused_before_anything_i
                                                                                           tmp_path: Path) -> None:
     # A file given twice (also by another spelling) was tagged twice; a pipe of raw text failed with "File or
     # stream is not seekable", naming nothing (its workers read it again); a part of an earlier run given as
-    # input is what --force removes; --text-field was accepted for raw text, which has no fields.
+    # input is what --force removes; --text-field was accepted for raw text, which has no fields, and an empty
+    # one read the field "text".
     path = write_text(tmp_path / "in.txt", documents(3, seed=4))
     out = tmp_path / "out"
     fifo = tmp_path / "pipe"
@@ -495,6 +496,7 @@ def test_inputs_that_would_be_lost_or_tagged_twice_are_refused_before_anything_i
              ([str(fifo)], [], f"INPUT: {fifo} is not a regular file"),
              ([str(path)], ["--text-field", "body"], "--text-field: names the documents' field in JSON lines"),
              ([str(path)], ["--text-field", "text"], "--text-field: names the documents' field in JSON lines"),
+             ([str(path)], ["--input-format", "jsonl", "--text-field", ""], "--text-field: is empty"),  # was "text"
              ([str(part)], ["--force"], f"{part} is a file of a tagging run in {part.parent}")]
     for inputs, extra, said in cases:
         target = part.parent if "--force" in extra else out

@@ -98,7 +98,27 @@ def test_what_applies_to_a_run_only_is_refused_for_a_package(package: Path, tmp_
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_tags_the_package_does_not_know_are_one_line(package: Path, tmp_path: Path) -> None:
-    path = write_conll(tmp_path / "other.conll", [[("Paris", "B-LOC"), ("is", "O")]])
+def test_a_tag_the_package_does_not_know_is_one_line_naming_it(package: Path, tmp_path: Path) -> None:
+    # As for a training run (the same check, `read_scored_corpus`): the line too, which the package path left out.
+    path = write_conll(tmp_path / "other.conll", [[("He", "O"), ("is", "O")], [("in", "O"), ("Paris", "B-LOC")]])
     result = CliRunner().invoke(cli, ["evaluate", str(package), str(path)])
-    assert result.exit_code == 1 and "tags the model does not know: ['B-LOC']" in result.output, result.output
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {path}:5: tag 'B-LOC' is not one the model knows (O, "), result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    # Read as tokens by the sniffer, the first was "scoring needs a tagged corpus", the second offered
+    # `--input-format`, which evaluate does not have.
+    (b"He\tO\nvisited\tO\nNew York\tB-geo\n\nShe\tO\nleft\tO\n", "mine.txt:3: expected 2 columns, found 3"),
+    (b'{"text": "John Smith visited Paris."}\n', "mine.txt:1: a JSON object: not a tagged corpus"),
+    (b"John\tB-per\n", None),  # one line of word and tag is CoNLL where a tagged corpus is needed
+])
+def test_data_is_read_as_a_tagged_corpus(package: Path, tmp_path: Path, content: bytes, said: str | None) -> None:
+    path = tmp_path / "mine.txt"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["evaluate", str(package), str(path)])
+    if said is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1 and said in result.output and "--input-format" not in result.output, result.output

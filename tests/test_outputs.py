@@ -175,6 +175,18 @@ def test_tag_output_through_a_symlink(tmp_path: Path) -> None:
     assert [line.split("\t")[0] for line in real.read_text().split("\n") if line] == ["Angela", "visited", "Paris"]
 
 
+def test_tag_output_through_a_dangling_symlink_into_no_folder_is_a_usage_error(tmp_path: Path) -> None:
+    # It was "Error: [Errno 2] No such file or directory" after the tagging; a folder that is missing is
+    # refused before anything runs, the link's target's folder too.
+    (tmp_path / "in.txt").write_text("Angela visited\n", encoding="utf-8")
+    link = tmp_path / "tagged.tsv"
+    link.symlink_to(tmp_path / "nowhere" / "x.tsv")
+    result = CliRunner().invoke(cli, ["tag", str(tmp_path / "in.txt"), "--input-format", "tokens", "--output", str(link)])
+    assert result.exit_code == 2, result.output
+    assert f"the folder {tmp_path / 'nowhere'} does not exist (where the link {link} points)" in result.output
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize("hard_links", [True, False], ids=["link", "no-hard-links"])
 def test_a_file_that_appears_while_writing_is_kept_without_replace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     hard_links: bool) -> None:

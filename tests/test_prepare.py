@@ -213,6 +213,10 @@ def test_a_corpus_mixing_iob2_and_iobes_is_refused_at_its_line(tmp_path: Path) -
     iobes = write_conll(tmp_path / "iobes.tsv", [[("Ann", "S-PER"), ("runs", "O")], [("Bob", "B-PER"), ("Lee", "E-PER")]] * 30)
     assert prepare(str(iobes), dev=str(dev), buckets=[2]).vocabs.tags.itos == ["O", "B-PER", "E-PER", "S-PER"]
     assert "I-PER" in prepare(str(train), buckets=[2]).vocabs.tags.itos
+    # An IOB1 entity's first I- is read as B-: the message quoted 'B-GEO' for a line that says 'I-GEO'.
+    iob1 = write_conll(tmp_path / "iob1.tsv", [[("Cy", "S-PER")], [("e", "O"), ("Fa", "I-GEO"), ("g", "O")]])
+    with pytest.raises(ValueError, match=rf"^{iob1}:4: 'B-GEO' then 'O' .* \(tags are read as IOB2: an entity's first I- is a B-\)$"):
+        prepare(str(iob1), buckets=[2])
 
 
 def test_cli_human_summary_and_options(gmb_file: Path, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ Two formats are understood:
   are found by their header names (``sentence...``, ``word``, ``pos`` (optional), ``tag``). The
   file is decoded as UTF-8 when it is valid UTF-8, else as cp1252 (the shipped GMB file is
   cp1252: its bytes 0x85 and 0x91-0x97 are punctuation, not the latin-1 control characters the
-  tutorial reads). No value is ever turned into a missing value: the word ``None`` stays "None".
+  tutorial reads); one with a UTF-8 byte-order mark must be UTF-8, and one of more UTF-8 characters
+  than bytes that are not UTF-8 (a UTF-8 file with a stray byte) is refused. No value is ever turned into a missing value: the word ``None`` stays "None".
   IOB1 tags are rewritten as IOB2, as for CoNLL.
 - ``conll``: whitespace (space/tab) separated columns, a blank line between sentences,
   ``-DOCSTART-`` lines skipped; the word is the first column and the tag the last; with three or
@@ -30,28 +31,14 @@ corpus read to learn from or score (prepare, train, evaluate); what tags it (`ne
 `empty_ok` and gets a corpus of no sentences: nothing to tag. Raw text is only ever tagged:
 `parse_documents` reads an empty input as no documents.
 
-``auto`` is `sniff_format`, the one format sniffer of every command (prepare, train, evaluate, tag).
-Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
-
-1. the file's extension (a zip member's own name): ``.csv`` -> gmb; ``.conll``, ``.conllx``,
-   ``.iob``, ``.bio``, ``.iob2``, ``.iobes`` -> conll; ``.tokens``, ``.tok`` -> tokens;
-2. a first line that is a comma-separated header naming a ``Sentence...``, a ``Word`` and a ``Tag``
-   column -> gmb;
-3. the first `SNIFF_LINES` non-blank lines (``-DOCSTART-`` lines aside) all have the same number of
-   whitespace-separated columns, at least two, and every last column is a tag (``O`` or
-   PREFIX-TYPE, `schemes.is_tag`) -> conll; there must be at least two such lines;
-4. otherwise -> tokens, unless a line looks like raw text, i.e. has a word with punctuation
-   attached (``world,`` or a line ending ``morning.``): raw text is never read as tokens by guess;
-5. anything else (one line that could be CoNLL or tokens; text with punctuation attached) is
-   ambiguous: a `CorpusError` says so and names ``--input-format`` (raw text: ``--input-format text``);
-   where a tagged corpus is needed (`prepare`, `train`, `evaluate`: ``tagged``), one such line is CoNLL and the
-   message names ``--format``.
+``auto`` is `sniff.sniff_format`, the one format sniffer of every command (its rules are there).
 
 Malformed input raises `CorpusError`, whose message names the file and the line.
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -63,12 +50,13 @@ import numpy as np
 from ner_fast import _csv
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, iob1_starts, iob1_to_iob2, is_tag
+from ner_fast.sniff import COLUMN_SPLIT, format_of_name, sniff_format
 from ner_fast.text import TOKEN_RULE, blank_token
 
 #: The `Corpus.format` of a corpus built in memory (`Corpus.from_sentences`): read from no file, so in no
 #: input format.
 MEMORY = "memory"
-#: Every input format (`auto`: sniffed by `sniff_format`).
+#: Every input format (`auto`: sniffed by `sniff.sniff_format`).
 FORMATS = ("auto", "gmb", "conll", "tokens")
 #: The formats that carry tags (what prepare, train and evaluate read).
 TAGGED_FORMATS = ("auto", "gmb", "conll")
@@ -76,14 +64,6 @@ TAGGED_FORMATS = ("auto", "gmb", "conll")
 TEXT = "text"
 #: What `ner-fast tag` reads: the corpus formats and raw text.
 TAG_FORMATS = (*FORMATS, TEXT)
-#: Rule 1 of `sniff_format`: a file's extension decides its format.
-EXTENSIONS = {
-    ".csv": "gmb",
-    ".conll": "conll", ".conllx": "conll", ".iob": "conll", ".bio": "conll", ".iob2": "conll", ".iobes": "conll",
-    ".tokens": "tokens", ".tok": "tokens",
-}
-#: Non-blank lines that rules 3 and 4 of `sniff_format` look at.
-SNIFF_LINES = 1000
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -173,6 +153,19 @@ class Corpus:
         """The 1-based line of flat token `token` in `source` (None for a corpus built in memory)."""
         return None if self.lines is None else int(self.lines[token])
 
+    def rewritten_note(self, token: int) -> str:
+        """For an error message naming flat token `token`'s tag: a note that the tag was read as IOB2, when
+        it is a B- tag and its line in the file says I- (the readers rewrite IOB1); else ""."""
+        tag, line = (self.tags or [""] * (token + 1))[token], self.line_of(token)
+        if not tag.startswith("B-") or line is None:
+            return ""
+        try:
+            with open(self.source, encoding="utf-8", errors="replace") as f:
+                held = next(itertools.islice(f, line - 1, None), "")
+        except OSError:  # a zip member ("x.zip[y.conll]") or a file gone since: no note
+            return ""
+        return " (tags are read as IOB2: an entity's first I- is a B-)" if "I-" + tag[2:] in held else ""
+
     def sentence(self, i: int) -> Sentence:
         """Sentence ``i`` (negative indices count from the end)."""
         if not -len(self) <= i < len(self):
@@ -254,18 +247,21 @@ def parse_corpus(
     fmt = "gmb" if format == "csv" else format
     if fmt not in FORMATS:
         raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", source)
-    if raw.startswith(_UTF8_BOM):
+    declared_utf8 = raw.startswith(_UTF8_BOM)
+    if declared_utf8:
         raw = raw[len(_UTF8_BOM) :]
     if not raw.strip():
         if not empty_ok:
             raise CorpusError("empty file", source, 1)
         if fmt == "auto":  # nothing to sniff: the name's format, else the one without columns
-            fmt = _format_of_name(name) or "tokens"
+            fmt = format_of_name(name) or "tokens"
         return Corpus([], None, None, np.zeros(1, np.int64), source, fmt, np.zeros(0, np.int64))
     if b"\r" in raw and b"\n" not in raw:  # CR-only line ends (classic Mac): one line per CR
         raw = raw.replace(b"\r", b"\n")
     if fmt == "auto":
         fmt = sniff_format(raw, source, name, tagged)
+    if fmt == "gmb" and declared_utf8:  # the GMB reader's cp1252 is for files that declare nothing
+        _utf8(raw, source, note=", which the file's byte-order mark declares")
     return _READERS[fmt](raw, source)
 
 
@@ -281,66 +277,6 @@ def _read_bytes(path: Path) -> tuple[bytes, str, str]:
         return path.read_bytes(), str(path), path.name
     except (OSError, zipfile.BadZipFile) as err:
         raise CorpusError(f"cannot read: {err}", str(path)) from err
-
-
-def _format_of_name(name: str | None) -> str | None:
-    """Rule 1 of `sniff_format`: the format a file's extension gives (None: no name, or no such extension)."""
-    return None if name is None else EXTENSIONS.get(Path(name).suffix.lower())
-
-
-# A word with punctuation glued to its end (`world,`) or a line ending in a word with its full stop
-# (`morning.`): raw text, which tokenized input never has (its punctuation is a token of its own).
-_GLUED = re.compile(r"(?:\w[,;:](?:\s|$))|(?:[^\W\d_]{2,}[.!?]\s*$)|(?:(?:^|\s)[\"(]\w)")
-
-
-def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, tagged: bool = False) -> str:
-    """The format of a file's bytes: ``gmb``, ``conll`` or ``tokens`` by the documented rules (module
-    docstring); `name` is the file's name (None: stdin, content only). Raises `CorpusError` naming
-    ``--input-format`` when the bytes fit more than one format.
-
-    `tagged`: the reader is `prepare`, `train` or `evaluate`, which need a tagged corpus and whose option
-    is ``--format`` (gmb, conll): one line of word and tag is then CoNLL, and raw text is named as not a
-    tagged corpus."""
-    by_name = _format_of_name(name)
-    if by_name is not None:
-        return by_name
-    head = raw.split(b"\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4]
-    header = [h.strip().lower() for h in head[0].decode("latin-1").rstrip("\r").split(",")]
-    if "word" in header and "tag" in header and any(h.startswith("sentence") for h in header):
-        return "gmb"
-    rows: list[tuple[int, list[str]]] = []
-    for number, line in enumerate(head, 1):
-        text = line.decode("utf-8", errors="replace").strip(" \t\r")
-        # Columns as the CoNLL reader splits them (at spaces and tabs): a word may hold another space, such
-        # as GMB's '5\u00a0storm', which `str.split` would cut into two columns.
-        if text and _COLUMN_SPLIT.split(text)[0] != "-DOCSTART-":
-            rows.append((number, _COLUMN_SPLIT.split(text)))
-        if len(rows) == SNIFF_LINES:
-            break
-    option = "--format" if tagged else "--input-format"
-    if not rows:
-        raise CorpusError(f"no data in the first lines: cannot tell its format (give {option})", source, 1)
-    columns = {len(cols) for _, cols in rows}
-    if len(columns) == 1 and columns != {1} and all(is_tag(cols[-1]) for _, cols in rows):
-        if len(rows) >= 2 or tagged:
-            return "conll"
-        raise CorpusError(
-            "one line that reads as CoNLL (word ... tag) or as a sentence of tokens: give --input-format conll or tokens",
-            source,
-            rows[0][0],
-        )
-    for number, cols in rows:
-        glued = _GLUED.search(" ".join(cols))
-        if glued:
-            looks = f"looks like raw text ({glued.group().strip()!r} has punctuation attached), not "
-            raise CorpusError(
-                looks + ("a tagged corpus: give CoNLL columns (word ... tag) or the GMB CSV (--format conll or gmb)"
-                         if tagged else "CoNLL columns nor one tokenized sentence a line: give --input-format (text"
-                         " to tokenize it, tokens to split at whitespace only)"),
-                source,
-                number,
-            )
-    return "tokens"
 
 
 def _line_of(raw: bytes, position: int) -> int:
@@ -359,7 +295,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     wrong number of fields at its line, and numbers the distinct values of the word, tag and POS
     columns, which are then decoded and unquoted once each.
     """
-    encoding = _encoding_of(raw)
+    encoding = _encoding_of(raw, source)
     header_end = raw.find(b"\n")
     header_bytes = raw[: header_end if header_end >= 0 else len(raw)].rstrip(b"\r")
     header = next(csv.reader([_decode(header_bytes, encoding, raw, source)]))
@@ -418,13 +354,30 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
 
-def _encoding_of(raw: bytes) -> str:
-    """UTF-8 when the bytes are valid UTF-8, else cp1252 (checked when decoding)."""
+# A well-formed UTF-8 sequence of two to four bytes (Unicode's table 3-7: no overlong forms, no surrogates).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+
+
+def _encoding_of(raw: bytes, source: str) -> str:
+    """UTF-8 when the bytes are valid UTF-8, else cp1252 (checked when decoding). A UTF-8 file with a
+    stray byte, which cp1252 would turn whole into 'JosÃ©', is refused at that byte: more well-formed
+    UTF-8 sequences than bytes that are not UTF-8. cp1252 text holds such sequences only by accident
+    ('ß”'): the shipped GMB file, 15 MB, holds none."""
     if raw.isascii():
         return "ascii"
     try:
         raw.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as err:
+        if _UTF8_MULTIBYTE.search(raw) is not None:
+            sequences = len(_UTF8_MULTIBYTE.findall(raw))
+            strays = raw.decode("utf-8", errors="replace").count("\ufffd") - raw.count("\ufffd".encode())
+            if sequences > strays:
+                raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8, in a file of {sequences} UTF-8 "
+                                  f"characters and {strays} {'bytes that are' if strays > 1 else 'byte that is'} not: it mixes encodings "
+                                  "(save it as UTF-8)",
+                                  source, _line_of(raw, err.start)) from None
         return "cp1252"
     return "utf-8"
 
@@ -443,20 +396,17 @@ def _decode(data: bytes, encoding: str, raw: bytes, source: str) -> str:
         raise  # unreachable: a part fails only where the whole file does
 
 
-def _utf8(raw: bytes, source: str, line_at: Callable[[int], int] | None = None) -> str:
+def _utf8(raw: bytes, source: str, line_at: Callable[[int], int] | None = None, note: str = "") -> str:
     """`raw` decoded as UTF-8; a CorpusError naming the first bad byte and its line (`line_at(offset)`,
-    default: counted by `_line_of`) otherwise."""
+    default: counted by `_line_of`) otherwise, `note` added to its message."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = (line_at or (lambda at: _line_of(raw, at)))(err.start)
-        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8", source, line) from None
+        raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8{note}", source, line) from None
 
 
 # --------------------------------------------------------------------------- CoNLL
-
-_COLUMN_SPLIT = re.compile(r"[ \t]+")
-
 
 def _read_conll(raw: bytes, source: str) -> Corpus:
     text = _utf8(raw, source)
@@ -476,7 +426,7 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
         if not line:
             end_sentence()
             continue
-        columns = _COLUMN_SPLIT.split(line)
+        columns = COLUMN_SPLIT.split(line)
         if columns[0] == "-DOCSTART-":
             end_sentence()
             continue

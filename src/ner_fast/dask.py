@@ -185,9 +185,7 @@ def tag_files(
     out = Path(out_dir)
     inputs = list(inputs)
     _refuse_inputs_inside(inputs, out)
-    if text_field is not None and input_format != JSONL:
-        raise OptionError("--text-field", f"names the documents' field in JSON lines: it needs --input-format {JSONL}")
-    text_field = text_field or TEXT_FIELD
+    text_field = _text_field(text_field, input_format)
     path, checksum = package_ref(package)
     mapped = labels_ref(labels, path)
     plan = plan_partitions(inputs, input_format, text_field, partition_size)
@@ -218,6 +216,16 @@ def tag_files(
     return {"out": str(out), "partitions": len(plan), "parts_before": len(plan) - len(todo), "parts_tagged": tagged,
             "documents": sum(int(d["documents"]) for d in writer.done.values()),
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _text_field(text_field: str | None, input_format: str) -> str:
+    """The JSON lines field of each document: `text_field`, or `TEXT_FIELD` when None; an OptionError when
+    given for another input format, or empty (which read the default field)."""
+    if text_field is not None and input_format != JSONL:
+        raise OptionError("--text-field", f"names the documents' field in JSON lines: it needs --input-format {JSONL}")
+    if text_field == "":
+        raise OptionError("--text-field", "is empty: give the name of the field that holds each document")
+    return TEXT_FIELD if text_field is None else text_field
 
 
 def _refuse_inputs_inside(inputs: list[str | os.PathLike[str]], out: Path) -> None:

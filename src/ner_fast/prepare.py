@@ -292,7 +292,8 @@ def _check_one_scheme(corpora: Sequence[Corpus]) -> None:
         place = token - 1 if rule == "follow" else token
         raise CorpusError(
             f"{what} is not IOBES, the scheme of {marker[0]!r} at {marker[1]}: write"
-            " every corpus in one scheme (IOB2: B-/I-; IOBES: B-/I-/E-/S-)", corpus.source, corpus.line_of(place),
+            " every corpus in one scheme (IOB2: B-/I-; IOBES: B-/I-/E-/S-)"
+            f"{corpus.rewritten_note(place) or corpus.rewritten_note(token)}", corpus.source, corpus.line_of(place),
         )
 
 

@@ -45,7 +45,7 @@ COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "red")
 def read_input(path: Path | None, fmt: str = "auto") -> tuple[list[list[str]], list[list[str]] | None, Any]:
     """Sentences, their POS tags where the format has them, and the `Corpus` read, from a file or stdin (None).
 
-    `fmt` is one of `corpus.FORMATS`; "auto" is `corpus.sniff_format` (stdin: by content only).
+    `fmt` is one of `corpus.FORMATS`; "auto" is `sniff.sniff_format` (stdin: by content only).
     """
     from ner_fast.corpus import parse_corpus, read_corpus
 
@@ -243,8 +243,11 @@ def refuse_output(output: Path | None, input_path: Path | None, force: bool) -> 
         raise click.UsageError(f"--output {output} is the input file: write the tags elsewhere")
     if output.exists() and not force and not is_stream(output):
         raise click.UsageError(f"--output {output} exists: add --force to replace it")
-    if not output.parent.is_dir():
-        raise click.UsageError(f"--output {output}: the folder {output.parent} does not exist")
+    # A link is written through (`atomic_open`): a dangling one's target must lie in a folder that exists.
+    target = Path(os.path.realpath(output)) if output.is_symlink() else output
+    if not target.parent.is_dir():
+        where = f" (where the link {output} points)" if target is not output else ""
+        raise click.UsageError(f"--output {output}: the folder {target.parent} does not exist{where}")
 
 
 def choose_output_format(input_format: str, output_format: str | None, text: str | None, document: bool,

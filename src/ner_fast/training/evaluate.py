@@ -8,7 +8,6 @@ bucketed without cutting, so every token is scored.
 """
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,8 +44,19 @@ def corpus_buckets(
 
     `uses_pos`: the model reads POS tags, so a corpus without them is refused (its scores would be
     those of a model fed all-padding POS, not the model's)."""
-    from ner_fast.corpus import CorpusError, read_corpus
     from ner_fast.features import featurize, tag_ids
+
+    corpus = read_scored_corpus(path, fmt, vocabs.tags.itos, uses_pos)
+    features = featurize(corpus.words, corpus.pos, vocabs, max_token_chars)
+    buckets, _ = build_buckets(features, corpus.offsets, tag_ids(corpus.tags, vocabs), lengths, cut=False)
+    return buckets
+
+
+def read_scored_corpus(path: str | os.PathLike[str], fmt: str, tags: Sequence[str], uses_pos: bool) -> Any:
+    """The tagged corpus file `path` that a model with the tag set `tags` is scored on (a checkpoint's or a
+    package's: one rule for both), refused in one line naming the file (and the line of a tag the model
+    does not know) when it has no tags, or no POS tags for a model that reads them."""
+    from ner_fast.corpus import CorpusError, read_corpus
 
     corpus = read_corpus(path, fmt, tagged=True)
     if corpus.tags is None:
@@ -55,28 +65,12 @@ def corpus_buckets(
         raise CorpusError(
             "this model uses POS tags and the corpus has none: give CoNLL columns or a GMB CSV with POS", corpus.source
         )
-    known = set(vocabs.tags.itos)
+    known = set(tags)
     for i, tag in enumerate(corpus.tags):
         if tag not in known:
-            # The readers rewrite IOB1 as IOB2: the file's line may say I-X where the tag compared is B-X.
-            line = corpus.line_of(i)
-            rewritten = tag.startswith("B-") and line is not None and _line_holds(corpus.source, line, "I-" + tag[2:])
-            read_as = " (tags are read as IOB2: an entity's first I- is a B-)" if rewritten else ""
-            raise CorpusError(f"tag {tag!r} is not one the model knows ({', '.join(vocabs.tags.itos)}){read_as}",
-                              corpus.source, line)
-    features = featurize(corpus.words, corpus.pos, vocabs, max_token_chars)
-    buckets, _ = build_buckets(features, corpus.offsets, tag_ids(corpus.tags, vocabs), lengths, cut=False)
-    return buckets
-
-
-def _line_holds(path: str, line: int, text: str) -> bool:
-    """Whether 1-based line `line` of file `path` holds `text` (False where it cannot be read): for an
-    error message's hint only."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return text in next(itertools.islice(f, line - 1, None), "")
-    except OSError:
-        return False
+            raise CorpusError(f"tag {tag!r} is not one the model knows ({', '.join(tags)}){corpus.rewritten_note(i)}",
+                              corpus.source, corpus.line_of(i))
+    return corpus
 
 
 def score_buckets(
@@ -140,12 +134,8 @@ def evaluate_package(package: str | os.PathLike[str], data: str | os.PathLike[st
     """Metrics of the model package `package` (a folder, or a bundled package's name) on the tagged corpus
     `data`, through `Tagger.tag_batch` as an application runs it (int8, the package's own decoding): the
     scoring of `bundle.score_tagger`, which recorded the bundled packages' F1. Needs no MXNet."""
-    from ner_fast.corpus import read_corpus
     from ner_fast.tagger import Tagger
     from ner_fast.training.bundle import score_tagger
 
     tagger = Tagger.load(package)
-    corpus = read_corpus(Path(data), format)
-    if tagger.uses_pos and corpus.pos is None:
-        raise ValueError(f"{data}: this model reads POS tags, and the corpus has none (CoNLL columns or a GMB CSV with POS)")
-    return score_tagger(tagger, corpus, batch_size)
+    return score_tagger(tagger, read_scored_corpus(data, format, tagger.tags, tagger.uses_pos), batch_size)
