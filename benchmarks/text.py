@@ -56,7 +56,8 @@ from ner_fast.prepare import split_corpus
 from ner_fast.recase import MODES, recase_word
 from ner_fast.schemes import chunks
 from ner_fast.tagger import Tagger
-from ner_fast.text import join_tokens, segment, tokenize
+from ner_fast.doc import join_tokens
+from ner_fast.text import segment, tokenize
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 REPEATS = 3

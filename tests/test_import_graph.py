@@ -19,6 +19,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import ner_fast
 
 PACKAGE = Path(ner_fast.__file__).parent
@@ -126,15 +128,17 @@ def test_errors_is_a_leaf_that_the_writers_import() -> None:
     assert "ner_fast.errors" in graph["ner_fast.atomic"] and "ner_fast.config" not in graph["ner_fast.atomic"]
 
 
-def test_text_knows_nothing_of_the_tagger() -> None:
-    """The raw-text stages call down: the tokenizer, splitter and Doc never reach the tagger, at any depth."""
+@pytest.mark.parametrize("stage", ["ner_fast.text", "ner_fast.doc"])
+def test_text_and_doc_know_nothing_of_the_tagger(stage: str) -> None:
+    """The raw-text stages call down: the tokenizer and splitter (`text`) and the Doc (`doc`) never reach the
+    tagger, at any depth, nor each other."""
     graph = _package_graph()
-    reached, todo = set(), ["ner_fast.text"]
+    reached, todo = set(), [stage]
     while todo:
         for child in graph[todo.pop()] - reached:
             reached.add(child)
             todo.append(child)
-    assert "ner_fast.tagger" not in reached and "ner_fast.engine" not in reached, sorted(reached)
+    assert not reached & {"ner_fast.tagger", "ner_fast.engine", "ner_fast.text", "ner_fast.doc"}, sorted(reached)
 
 
 def test_the_checker_finds_circles_through_function_level_and_type_checking_imports() -> None:

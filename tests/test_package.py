@@ -41,6 +41,9 @@ def test_a_missing_file_is_refused(package: Path) -> None:
     (package / "dynamic.onnx").unlink()
     with pytest.raises(PackageError, match="dynamic.onnx is listed in the manifest but missing"):
         load_package(package, verify=False)
+    (package / "dynamic.onnx").mkdir()  # there, and no file: it was called missing
+    with pytest.raises(PackageError, match="dynamic.onnx is listed in the manifest but not a file"):
+        load_package(package, verify=False)
 
 
 def test_a_newer_format_is_refused(package: Path) -> None:
@@ -116,9 +119,12 @@ def test_not_a_package(tmp_path: Path) -> None:
         with pytest.raises(PackageError) as err:
             load_package(tmp_path)
         assert str(err.value) == f"{tmp_path}: not a ner-fast model package (manifest.json has no format_version)"
-    (tmp_path / MANIFEST_FILE).write_text('{"format_version": 2}')
-    with pytest.raises(PackageError, match=r"unreadable manifest \(KeyError\('files'\)\)"):
-        load_package(tmp_path)
+    # Said "unreadable manifest (KeyError('files'))": Python's words, not the package's.
+    for files, got in (("", "nothing"), (', "files": ["model.json"]', "list"), (', "files": {"model.json": 1}', "dict")):
+        (tmp_path / MANIFEST_FILE).write_text('{"format_version": 2' + files + "}")
+        with pytest.raises(PackageError, match=rf"manifest.json: its files field must be an object of file name to "
+                                                rf"sha256, got {got}$"):
+            load_package(tmp_path)
 
 
 def rewrite(package: Path, name: str, change) -> None:

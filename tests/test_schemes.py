@@ -10,7 +10,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from ner_fast import Entity
 from ner_fast.schemes import TagScheme, chunks, first_invalid, iob1_to_iob2
-from ner_fast.tagger import spans
+from ner_fast.doc import spans
 from helpers import float_tol
 
 TAGS = ["O", "B-geo", "I-geo", "E-geo", "S-geo", "B-per", "I-per", "E-per", "S-per"]

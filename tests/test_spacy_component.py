@@ -17,7 +17,7 @@ from ner_fast.package import PackageError, default_package_path, package_checksu
 from ner_fast.prepare import split_corpus  # noqa: E402
 from ner_fast.spacy_component import CONFIG_FILE, align  # noqa: E402
 from ner_fast.tagger import Tagger  # noqa: E402
-from ner_fast.text import Entity  # noqa: E402
+from ner_fast.doc import Entity  # noqa: E402
 
 TEXT = "Angela Merkel visited Paris on Monday. She met Iraqi officials in Baghdad."
 
@@ -90,12 +90,19 @@ def test_a_label_map_given_as_a_dict_is_config_and_survives_to_disk(tmp_path: Pa
 def test_keep_and_overwrite_treat_existing_entities_as_the_entity_ruler_does() -> None:
     patterns = [{"label": "CITY", "pattern": "Paris"}, {"label": "FIRST", "pattern": "Angela"},
                 {"label": "VERB", "pattern": "visited"}]
-    found = {}
+    found, scores = {}, {}
     for mode in ("keep", "overwrite"):
         pipeline = spacy.blank("en")
         pipeline.add_pipe("entity_ruler").add_patterns(patterns)
         pipeline.add_pipe("ner_fast", config={"mode": mode})
-        found[mode] = {(e.text, e.label_) for e in pipeline(TEXT).ents}
+        doc = pipeline(TEXT)
+        found[mode] = {(e.text, e.label_) for e in doc.ents}
+        again = spacy.tokens.Doc(pipeline.vocab).from_bytes(doc.to_bytes())  # how nlp.pipe(n_process=2) sends a doc back
+        scores[mode] = {(e.text, e.label_): e._.ner_fast_score for e in again.ents}
+    # Only ner-fast's own entities have its score: the kept CITY over "Paris" read ner-fast's score of its
+    # "geo" entity there (a plain span extension is keyed by characters only).
+    assert scores["keep"][("Paris", "CITY")] is None and scores["keep"][("visited", "VERB")] is None
+    assert 0 < scores["keep"][("Monday", "tim")] <= 1 and 0 < scores["overwrite"][("Paris", "geo")] <= 1
     # keep: the ruler's entities stay; ner-fast's that overlap them (Angela Merkel, Paris) are not added.
     assert {("Paris", "CITY"), ("Angela", "FIRST"), ("visited", "VERB"), ("Monday", "tim")} <= found["keep"]
     assert ("Angela Merkel", "per") not in found["keep"] and ("Paris", "geo") not in found["keep"]

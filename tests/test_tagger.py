@@ -19,7 +19,7 @@ from ner_fast.features import featurize
 from ner_fast.training.model import predict_proba
 from ner_fast.training.export import export_model
 from ner_fast.package import load_package
-from ner_fast.tagger import spans
+from ner_fast.doc import spans
 from helpers import float_tol, network_terms, POS, SENTENCES, PackageGraph, make_checkpoint
 
 # Words and POS tags from the training sentences, plus words and characters never seen ("Zyxwv", "ß").
@@ -166,6 +166,14 @@ def test_pos_is_required_when_the_model_uses_it(model: tuple) -> None:
         tagger.tag(["Paris", "."], pos=["NNP"])
     with pytest.raises(TypeError, match="pre-tokenized"):
         tagger.tag_batch("Paris is nice", pos=None)
+    # bytes were read as tokens of ints ("token 0 of sentence 0 is 80 (int)"); a set of sentences was tagged in
+    # the set's order, which nothing could be matched back to.
+    with pytest.raises(TypeError, match="^sentence 0 is a bytes: each sentence must be a list or tuple of tokens"):
+        tagger.tag_batch([b"Paris"], pos=[["NNP"]])
+    with pytest.raises(TypeError, match="^pass a list, not a set"):
+        tagger.tag_batch({("Paris",), ("Rome",)}, pos=[["NNP"], ["NNP"]])
+    with pytest.raises(TypeError, match="^pass a list, not a dict"):
+        tagger.tag_batch([["Paris"]], pos={"Paris": "NNP"})
 
 
 def test_a_model_without_pos_tags_without_it(tmp_path: Path) -> None:
@@ -355,6 +363,10 @@ def test_loading_some_buckets_gives_the_same_tags(model: tuple) -> None:
     assert fewer.tag_batch(words, pos) == reference.tag_batch(words, pos)
     with pytest.raises(ValueError, match=r"no graphs for bucket lengths \[7\]"):
         Tagger.load(package, buckets=[6, 7])
+    # A str was read a character at a time: "invalid literal for int() with base 10: 'a'".
+    for wrong in ("abc", "6", 6, [0], [6.0], [True]):
+        with pytest.raises(ValueError, match=r"^bucket lengths must be positive integers, got "):
+            Tagger.load(package, buckets=wrong)
 
 
 def valid_iob2(ids: np.ndarray, tags: list[str]) -> bool:

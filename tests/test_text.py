@@ -2,8 +2,10 @@
 corpus, offsets on any input), and the `Doc` API on real tagging through `Tagger.__call__` and `pipe`."""
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import pickle
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -19,7 +21,8 @@ from ner_fast.corpus import read_corpus
 from ner_fast.training.export import export_model
 from ner_fast.package import PackageError
 from ner_fast.schemes import TagScheme, chunk_ids
-from ner_fast.text import ABBREVIATIONS, blank_token, CUT_BACKOFF, json_line, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
+from ner_fast.doc import json_line
+from ner_fast.text import ABBREVIATIONS, blank_token, CUT_BACKOFF, MAX_SENTENCE_TOKENS, NUMBERED_ABBREVIATIONS, corpus_abbreviations, segment, split_sentences, tokenize
 from helpers import float_tol, make_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "ner_fast" / "data" / "ner_dataset.csv.zip"
@@ -324,6 +327,30 @@ def test_pipe_and_call_refuse_bad_input(tagger: Tagger) -> None:
         list(tagger.pipe(["a"], batch_size="4"))  # type: ignore[arg-type]  (was "'<' not supported ...")
     with pytest.raises(ValueError, match="n_threads"):
         list(tagger.pipe(["a"], n_threads=0))
+    # A set or a dict was tagged in its own iteration order (a dict as its keys): nothing to match back to.
+    with pytest.raises(TypeError, match="ordered iterable of texts, not a set"):
+        tagger.pipe({"b text", "a text"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ordered iterable of texts, not a dict"):
+        tagger.pipe({"Angela Merkel": "x"})  # type: ignore[arg-type]
+
+
+def test_a_doc_pickles_with_its_own_outputs_only(tagger: Tagger) -> None:
+    # A Doc of `pipe` views its group's output arrays (thousands of sentences): pickled, it carried them all.
+    texts = [f"{TEXTS[0]} Day {i}." for i in range(600)]
+    docs = list(tagger.pipe(texts))
+    alone = tagger(texts[7])
+    again = pickle.loads(pickle.dumps(docs[7]))
+    assert again.to_dict() == docs[7].to_dict() == alone.to_dict() and again.entities
+    assert len(pickle.dumps(docs[7])) <= 1.2 * len(pickle.dumps(alone))
+    assert copy.deepcopy(docs[7]).to_dict() == alone.to_dict()
+
+
+def test_doc_entities_cannot_be_changed_through_the_doc(tagger: Tagger) -> None:
+    doc = tagger(TEXTS[0])
+    assert isinstance(doc.entities, tuple) and doc.entities  # a cached list was handed out: .clear() emptied the Doc
+    with pytest.raises(AttributeError):
+        doc.entities.clear()  # type: ignore[attr-defined]
+    assert doc.to_dict()["entities"]
 
 
 def test_to_dict_shape(tagger: Tagger) -> None:

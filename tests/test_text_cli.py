@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from ner_fast import Tagger
 from ner_fast.cli import cli
 from ner_fast.cli.tag import format_doc
-from ner_fast.text import Entity
+from ner_fast.doc import Entity
 from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 

@@ -13,7 +13,7 @@ __all__ = ["Doc", "Entity", "Sentence", "Tagger", "Token", "__version__"]
 
 if TYPE_CHECKING:
     from ner_fast.tagger import Tagger
-    from ner_fast.text import Doc, Entity, Sentence, Token
+    from ner_fast.doc import Doc, Entity, Sentence, Token
 
 
 def __getattr__(name: str) -> Any:
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return tagger.Tagger
     if name in ("Doc", "Entity", "Sentence", "Token"):
-        from ner_fast import text
+        from ner_fast import doc
 
-        return getattr(text, name)
+        return getattr(doc, name)
     raise AttributeError(f"module 'ner_fast' has no attribute {name!r}")

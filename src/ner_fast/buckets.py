@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -156,6 +156,17 @@ def assign_buckets(lengths: np.ndarray, bucket_lengths: Sequence[int]) -> np.nda
     return np.searchsorted(np.asarray(bucket_lengths, dtype=np.int64), np.asarray(lengths), side="left")
 
 
+def checked_bucket_lengths(values: object) -> list[int]:
+    """The one rule of bucket lengths that a caller gives (`Tagger.load(buckets=)`, `--buckets`, export,
+    `build_buckets`): an iterable, not a str, of positive integers (no bools, no floats), returned sorted
+    without repeats; a ValueError naming what was given otherwise. An empty list is valid here (the
+    free-length graph alone); an option that needs one length says so itself."""
+    items = list(values) if isinstance(values, Iterable) and not isinstance(values, (str, bytes)) else None
+    if items is None or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in items):
+        raise ValueError(f"bucket lengths must be positive integers, got {values!r}")
+    return sorted({int(v) for v in items})
+
+
 def check_batch_size(batch_size: object) -> None:
     """The rule of every `batch_size` a caller gives the tagger (`tag_batch`, `pipe`): a positive int
     (TypeError for another type, such as the string "4", ValueError below 1)."""
@@ -225,9 +236,7 @@ def build_buckets(
     if tag_ids is not None:
         tag_ids = np.ascontiguousarray(tag_ids, dtype=np.int32)
     lengths = np.diff(offsets)
-    buckets = sorted({int(b) for b in bucket_lengths})
-    if buckets and buckets[0] < 1:
-        raise ValueError(f"bucket lengths must be positive, got {buckets}")
+    buckets = checked_bucket_lengths(bucket_lengths)
     if cut and not buckets:
         raise ValueError("cutting needs at least one bucket length")
 

@@ -21,8 +21,9 @@ import numpy as np
 
 from ner_fast.buckets import check_batch_size
 from ner_fast.cores import check_threads
+from ner_fast.doc import Doc, Tagged
 from ner_fast.schemes import TagScheme
-from ner_fast.text import Doc, Segments, Tagged, segment
+from ner_fast.text import Segments, segment
 from ner_fast.vocab import UNK
 
 #: Sentences an onnxruntime run of `pipe` and `tag_texts` (at most; `buckets.plan_batches`). onnxruntime's

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ner_fast.buckets import checked_bucket_lengths
 from ner_fast.cores import threads_fault
 from ner_fast.errors import OptionError
 
@@ -298,13 +299,11 @@ def parse_int_list(text: str) -> list[int]:
 
 
 def normalise_buckets(lengths: Iterable[int]) -> list[int]:
-    """Bucket lengths sorted, without repeats; ValueError unless they are positive integers."""
-    values = list(lengths)
+    """Bucket lengths sorted, without repeats (`buckets.checked_bucket_lengths`), at least one."""
+    values = checked_bucket_lengths(lengths)
     if not values:
         raise ValueError("give at least one bucket length")
-    if any(isinstance(v, bool) or int(v) != v or int(v) < 1 for v in values):
-        raise ValueError(f"bucket lengths must be positive integers, got {values}")
-    return sorted({int(v) for v in values})
+    return values
 
 
 def parse_buckets(text: str) -> list[int]:

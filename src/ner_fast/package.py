@@ -334,11 +334,13 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         # Another tool's manifest.json (a browser extension's, a web app's): its KeyError said only 'format_version'.
         raise PackageError(f"{folder}: not a ner-fast model package ({MANIFEST_FILE} has no format_version)")
-    try:
-        version = manifest["format_version"]
-        files: dict[str, str] = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PackageError(f"{manifest_path}: unreadable manifest ({exc!r})") from exc
+    version = manifest["format_version"]
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+        # Its KeyError('files') said what was missing in Python's words, not the package's.
+        raise PackageError(f"{manifest_path}: its files field must be an object of file name to sha256, "
+                           f"got {'nothing' if listed is None else type(listed).__name__}")
+    files: dict[str, str] = dict(listed)
     # bool is an int in Python, and 1.0 == 1: only a JSON integer counts.
     if type(version) is not int or version not in SUPPORTED_VERSIONS:
         newer = type(version) is int and version > FORMAT_VERSION
@@ -355,7 +357,8 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         if Path(name).name != name:
             raise PackageError(f"{manifest_path}: file name {name!r} points outside the package")
         if not file.is_file():
-            raise PackageError(f"{folder}: {name} is listed in the manifest but missing")
+            missing = "not a file" if file.exists() else "missing"
+            raise PackageError(f"{folder}: {name} is listed in the manifest but {missing}")
         if verify and sha256_file(file) != expected:
             raise PackageError(f"{file}: sha256 does not match the manifest (corrupted or modified package)")
     try:

@@ -115,7 +115,7 @@ def tag_sentences(
     """(tokens, tags, entities) of each pre-tokenized sentence, in input order, `SENTENCES_A_CALL` sentences
     a `Tagger.tag_batch` call (`batch_size` None: its default): what `ner-fast tag` writes for tokens in,
     on one process or in a cluster run's parts. `pos`: their POS tags, for a model that reads them."""
-    from ner_fast.tagger import spans
+    from ner_fast.doc import spans
 
     options = {} if batch_size is None else {"batch_size": batch_size}
     for start in range(0, len(sentences), SENTENCES_A_CALL):

@@ -24,7 +24,8 @@ The factory is registered through spaCy's entry points (`spacy_factories` in pyp
   mode, default "expand" (see `align`);
 - `batch_size`: sentences a tagging call of `nlp.pipe` (`Tagger.pipe`'s batch size).
 
-Each entity's score (`Entity.score`, the mean of its tokens' probabilities) is `span._.ner_fast_score`;
+Each entity's score (`Entity.score`, the mean of its tokens' probabilities) is `span._.ner_fast_score`
+(None on a span the component did not set, such as an entity kept from before);
 `doc._.ner_fast_misaligned` counts the entities of the document whose character span did not fall on
 spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave no span).
 
@@ -49,7 +50,7 @@ from spacy.tokens import Doc, Span
 
 from ner_fast.package import PackageError, names_bundled, package_checksum, package_path
 from ner_fast.engine import BATCH_SIZE, check_model
-from ner_fast.text import Entity
+from ner_fast.doc import Entity
 
 if TYPE_CHECKING:
     from ner_fast.tagger import Tagger
@@ -64,8 +65,17 @@ CONFIG_FILE = "ner_fast.json"
 
 SCORE = "ner_fast_score"
 MISALIGNED = "ner_fast_misaligned"
+
+
+def _score(span: Span) -> float | None:
+    """`span._.ner_fast_score`: ner-fast's score of an entity it set, with these characters and this label
+    (None for any other span). A plain extension keys its values by characters only: an entity set before
+    the component over the same characters ("Paris" as CITY, kept) read ner-fast's score of its own."""
+    return span.doc.user_data.get((SCORE, span.start_char, span.end_char, span.label_))
+
+
 if not Span.has_extension(SCORE):
-    Span.set_extension(SCORE, default=None)
+    Span.set_extension(SCORE, getter=_score)
 if not Doc.has_extension(MISALIGNED):
     Doc.set_extension(MISALIGNED, default=0)
 
@@ -103,7 +113,7 @@ def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_AL
         if span is None or span.start_char != e.start or span.end_char != e.end:
             misaligned += 1
         if span is not None and len(span):
-            span._.set(SCORE, e.score)
+            doc.user_data[(SCORE, span.start_char, span.end_char, span.label_)] = e.score
             spans.append(span)
     return spans, misaligned
 

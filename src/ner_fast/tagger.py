@@ -41,7 +41,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, cut_lengths, plan_batches
+from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, checked_bucket_lengths, cut_lengths, plan_batches
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache, check_capacity
 from ner_fast.cores import check_threads
 from ner_fast.decode import CRF, DECODERS, Decoder
@@ -50,10 +50,11 @@ from ner_fast.errors import CacheSizeError
 from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import BUNDLED_NAMES, CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
-from ner_fast.schemes import TagScheme, chunks
+from ner_fast.schemes import TagScheme
 from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, tag_texts
 from ner_fast.engine import pipe as pipe_texts
-from ner_fast.text import Doc, Entity, join_tokens, make_entities, token_fault
+from ner_fast.doc import Doc, Entity, spans
+from ner_fast.text import token_fault
 from ner_fast.vocab import Vocabularies
 
 CUDA = "CUDAExecutionProvider"
@@ -247,7 +248,7 @@ class Tagger:
         options = session_options or make_session_options(threads)
         wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
         preloaded = preload_cuda_libraries() if wants_cuda else None
-        chosen = pkg.buckets if buckets is None else sorted({int(b) for b in buckets})
+        chosen = pkg.buckets if buckets is None else checked_bucket_lengths(buckets)
         missing = sorted(set(chosen) - set(pkg.buckets))
         if missing:
             raise ValueError(f"{pkg.path}: no graphs for bucket lengths {missing} (it has {pkg.buckets})")
@@ -293,6 +294,8 @@ class Tagger:
             raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
         if not isinstance(texts, Iterable):
             raise TypeError(f"pipe takes an iterable of texts, got {type(texts).__name__} {texts!r}")
+        if isinstance(texts, (Mapping, AbstractSet)):  # Docs come back in input order: a set or dict has none
+            raise TypeError(f"pipe takes an ordered iterable of texts, not a {type(texts).__name__}")
         return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload
@@ -419,8 +422,10 @@ class Tagger:
         check_batch_size(batch_size)
         if not isinstance(sentences, Sequence):  # `_listed` made any iterable a list
             raise TypeError(f"pass a list of pre-tokenized sentences, got {type(sentences).__name__} {sentences!r}")
-        # A str is a text, and a dict or set has no token order (a dict would be tagged as its keys).
-        odd = next((i for i, s in enumerate(sentences) if isinstance(s, (str, Mapping, AbstractSet))), None)
+        # A str is a text, bytes are not tokens, and a dict or set has no token order (a dict would be tagged
+        # as its keys).
+        odd = next((i for i, s in enumerate(sentences) if isinstance(s, (str, bytes, bytearray, Mapping, AbstractSet))),
+                   None)
         if isinstance(sentences, str) or (odd is not None and isinstance(sentences[odd], str)):
             raise TypeError("pass pre-tokenized sentences: a list of tokens each, not strings")
         if odd is not None:
@@ -568,6 +573,9 @@ def _listed(items: Any) -> Any:
     """`items` as a sequence: a generator or other one-pass iterable (`tag_batch(s.split() for s in
     lines)`) is read into a list, since tagging walks the sentences more than once; None and sequences
     (a str too, refused later as not pre-tokenized) are returned as they are."""
+    if isinstance(items, (Mapping, AbstractSet)):  # tagged in their iteration order, which no caller chose
+        raise TypeError(f"pass a list, not a {type(items).__name__}: a {type(items).__name__} has no order to "
+                        "give the results back in")
     return items if items is None or isinstance(items, (Sequence, str)) else list(items)
 
 
@@ -579,22 +587,3 @@ def _not_a_string(sentences: Sequence[Sequence[Any]], pos: Sequence[Sequence[Any
                 if not isinstance(item, str):
                     return f"{name} {j} of sentence {i} is {item!r} ({type(item).__name__}): {name}s must be strings"
     return "tokens and POS tags must be strings"
-
-
-def spans(
-    tokens: Sequence[str],
-    tags: Sequence[str],
-    scores: np.ndarray | Sequence[float],
-    scheme: TagScheme | None = None,
-    labels: LabelMap | None = None,
-) -> list[Entity]:
-    """Entity spans of `tags` (IOB1, IOB2 or IOBES), cut by the package's one chunker (`schemes.chunks`,
-    conlleval's rules); `scores[i]` is token i's probability of its tag, averaged over each span.
-    `scheme`: a `TagScheme` holding every tag (built from `tags` when None). Character offsets point
-    into `" ".join(tokens)` (see `Entity`). `labels`: the label map applied to the chunks (a tagger's
-    `label_map`; entities whose label maps to None are dropped)."""
-    text, starts, ends = join_tokens(tokens)
-    found = chunks(tags, scheme)
-    if labels is not None:
-        found = [(named, a, b) for label, a, b in found if (named := labels(label)) is not None]
-    return make_entities(text, starts, ends, found, np.asarray(scores, dtype=np.float64).tolist())

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ner_fast.engine import tag_texts
-from ner_fast.text import Segments, join_tokens, json_line, segment
+from ner_fast.doc import join_tokens, json_line
+from ner_fast.text import Segments, segment
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
+from ner_fast.buckets import checked_bucket_lengths
 from ner_fast.package import CHAR_GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, format_version, graph_file, package_files, write_manifest
 
 # Beside model.json in a package trained with --vectors: their attribution and licence (`vectors_notice`).
@@ -90,9 +91,7 @@ def write_package(
         raise ValueError("the graph takes the character features as an input but no character graph was given"
                          if char_model is None else "a character graph was given, but the graph computes its own character features")
     claim = out if isinstance(out, OutputDir) else claim_output_dir(out, package_files, force=force)
-    buckets = sorted({int(b) for b in buckets})
-    if any(b < 1 for b in buckets):
-        raise ValueError(f"bucket lengths must be positive, got {buckets}")
+    buckets = checked_bucket_lengths(buckets)
     with atomic_dir(claim) as tmp:
         shared, *chars = _externalize([model, *([char_model] if char_model is not None else [])], tmp / WEIGHTS_FILE)
         graphs = {graph_file(None): shared, **{graph_file(b): with_seq_len(shared, b) for b in buckets}}
