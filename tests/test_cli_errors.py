@@ -398,7 +398,7 @@ def test_resume_and_evaluate_refuse_a_prepared_folder_prepared_again(copy: Path,
     (copy / "config.json").write_text(json.dumps(doc))
     before = (copy / "config.json").read_bytes()
     why = {"buckets": "--buckets 12,20, the run's", "max_token_chars": "--max-token-chars 3, the run's 20",
-           "split": "other training sentences or tags: 84, the run's 96", "recase": "other training sentences or tags: 144"}
+           "split": "other training sentences: 84, the run's 96", "recase": "other training sentences or tags: 144"}
     result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2", "--no-progress"])
     _fails(result, 1, f"the prepared folder {again} was prepared again since the run trained on it (", why[change])
     assert (copy / "config.json").read_bytes() == before
@@ -547,3 +547,45 @@ def test_evaluate_prints_no_mxnet_graph_lines(run: Path, gmb_file: Path) -> None
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sentences"] > 0
     assert "Subgraph backend" not in done.stderr, done.stderr
+
+
+def test_an_edited_file_of_a_run_is_named_and_only_what_changed_is_said(tmp_path: Path) -> None:
+    # A new-user trial: an edited --dev file was blamed on DATA ("the training data (train.conll) changed"),
+    # and a new word in DATA also said "other validation sentences or tags", the validation file unchanged
+    # (a split's digest is over word ids, which the new vocabulary moved).
+    from helpers import write_conll
+    from ner_fast.corpus import read_corpus
+
+    corpus = read_corpus(None)
+    rows = [list(zip(corpus.sentence(i).words, corpus.sentence(i).tags)) for i in range(80)]
+    train, dev = write_conll(tmp_path / "train.conll", rows[:60]), write_conll(tmp_path / "dev.conll", rows[60:])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(train), "--dev", str(dev), "--out", str(out), "--epochs", "1",
+                                      "--batch-size", "16", *TINY])
+    assert result.exit_code == 0, result.output
+    original = dev.read_text()
+    dev.write_text(original.replace("\tO\n", "\tB-org\n", 1))
+    result = CliRunner().invoke(cli, ["evaluate", str(out), "--no-progress"])
+    _fails(result, 1, f"the validation data (--dev {dev}) changed since the run trained on it (other validation "
+                      "sentences or tags: 20, the run's 20)")
+    assert str(train) not in result.output
+    dev.write_text(original)
+    train.write_text(train.read_text() + "\nZyxwvut\tB-per\nleft\tO\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(out), "--no-progress"])
+    _fails(result, 1, f"the training data ({train}) changed since the run trained on it (other vocabularies; other "
+                      "training sentences: 61, the run's 60)")
+    assert "validation" not in result.output
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_run_stopped_before_its_first_epoch_says_so(copy: Path, tmp_path: Path, command: str) -> None:
+    # It said "best.params.npz: no such file (expected a parameter file)", which read as a damaged run.
+    for name in ("best.params.npz", "last.params.npz", "last.states.npz"):
+        (copy / name).unlink(missing_ok=True)
+    args = [command, str(copy), *(["--out", str(tmp_path / "pkg")] if command == "export" else ["--no-progress"])]
+    result = CliRunner().invoke(cli, args)
+    _fails(result, 1, f"{copy}: a training run that has not finished an epoch yet, so it has no parameters: resume it "
+                      f"(ner-fast train --resume {copy})")
+    (copy / "state.json").unlink()
+    _fails(CliRunner().invoke(cli, args), 1, "has no parameters: start it again")
+    assert not (tmp_path / "pkg").exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 import zipfile
 from collections import Counter
@@ -430,6 +431,10 @@ def test_corpus_from_sentences_slicing_and_subset() -> None:
         Corpus(["a"], None, None, np.array([0, 2]))
 
 
+# A well-formed UTF-8 sequence of two to four bytes (Unicode's table 3-7: no overlong forms, no surrogates).
+UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}")
 GMB_FIELD = st.text(alphabet=st.sampled_from('ab ,"\xe9\u2019\xa0N'), min_size=1, max_size=6)
 # A word that is whitespace only and a tag outside every scheme are refused
 # (test_gmb_errors_name_file_and_line), and an entity opened by I- is rewritten (IOB1 -> IOB2,
@@ -459,9 +464,10 @@ def test_gmb_reader_matches_csv_module(rows, line_end, encoding) -> None:
         expected_encoding = "utf-8"
     except UnicodeDecodeError:
         expected_encoding = encoding
-    decoded = raw.decode("utf-8", errors="replace")
-    strays = decoded.count("\ufffd")
-    if strays and sum(not c.isascii() for c in decoded) - strays > strays:
+    # The oracle: well-formed UTF-8 sequences by Unicode's table 3-7 against the non-ASCII bytes outside them.
+    sequences = UTF8_SEQUENCE.findall(raw)
+    strays = sum(b >= 0x80 for b in raw) - sum(map(len, sequences))
+    if strays and len(sequences) > strays:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "gen.csv").write_bytes(raw)
             with pytest.raises(CorpusError, match="mixes encodings"):
@@ -474,3 +480,19 @@ def test_gmb_reader_matches_csv_module(rows, line_end, encoding) -> None:
     words, pos, tags, offsets = reference_gmb(raw, expected_encoding)
     assert (corpus.words, corpus.pos, corpus.tags) == (words, pos, tags)
     assert corpus.offsets.tolist() == offsets
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b" ", b"\xc3\xa9", b"\xe9", b"\xa0", b"\xe2\x80\x99", b"\x92", b"\xf0\x9f\x98\x80",
+                                 b"\xed\xa0\x80", b"\xe0\x80", b"\xf0\x90", b"\xef\xbf\xbd", b"\xc0\xaf"]), max_size=12))
+def test_a_mixed_encoding_is_told_from_cp1252_as_the_oracle_counts(parts: list[bytes]) -> None:
+    from ner_fast.corpus import _encoding_of
+
+    raw = b"".join(parts)
+    sequences = UTF8_SEQUENCE.findall(raw)
+    strays = sum(b >= 0x80 for b in raw) - sum(map(len, sequences))
+    if strays and len(sequences) > strays:
+        with pytest.raises(CorpusError, match=f"in a file of {len(sequences)} UTF-8 characters and {strays} byte"):
+            _encoding_of(raw, "<test>")
+    else:
+        assert _encoding_of(raw, "<test>") == ("ascii" if raw.isascii() else "utf-8" if not strays else "cp1252")

@@ -120,7 +120,7 @@ def test_prepare_on_untagged_tokens_says_how_it_read_them(tmp_path: Path) -> Non
     data.write_text("Angela Merkel visited Paris .\nThe UN met .\n")
     result = CliRunner().invoke(cli, ["prepare", str(data), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and not (tmp_path / "out").exists()
-    assert f"{data}: prepare needs a tagged corpus (read as tokens; see --format)" in result.output
+    assert f"{data}: training needs a tagged corpus (read as tokens: no tag column; see --format)" in result.output
 
 
 @pytest.mark.parametrize("line_says", ["I-art", "B-art"])

@@ -354,10 +354,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
 
-# A well-formed UTF-8 sequence of two to four bytes (Unicode's table 3-7: no overlong forms, no surrogates).
-_UTF8_MULTIBYTE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
-    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
 def _encoding_of(raw: bytes, source: str) -> str:
@@ -370,14 +367,16 @@ def _encoding_of(raw: bytes, source: str) -> str:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        if _UTF8_MULTIBYTE.search(raw) is not None:
-            sequences = len(_UTF8_MULTIBYTE.findall(raw))
-            strays = raw.decode("utf-8", errors="replace").count("\ufffd") - raw.count("\ufffd".encode())
-            if sequences > strays:
-                raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8, in a file of {sequences} UTF-8 "
-                                  f"characters and {strays} {'bytes that are' if strays > 1 else 'byte that is'} not: it mixes encodings "
-                                  "(save it as UTF-8)",
-                                  source, _line_of(raw, err.start)) from None
+        # Counted in C, not by a regular expression (a third of a second on the GMB file): decoded with a
+        # U+FFFD for each ill-formed run, every other non-ASCII character is one well-formed sequence.
+        text = raw.decode("utf-8", errors="replace")
+        ascii_bytes, genuine = len(raw.translate(None, _HIGH_BYTES)), raw.count("\ufffd".encode())
+        sequences = len(text) - ascii_bytes - text.count("\ufffd") + genuine
+        strays = len(raw) - len(text.replace("\ufffd", "").encode("utf-8")) - 3 * genuine
+        if sequences > strays:
+            raise CorpusError(f"byte 0x{raw[err.start]:02x} is not valid UTF-8, in a file of {sequences} UTF-8 "
+                              f"characters and {strays} {'bytes that are' if strays > 1 else 'byte that is'} not: it "
+                              "mixes encodings (save it as UTF-8)", source, _line_of(raw, err.start)) from None
         return "cp1252"
     return "utf-8"
 

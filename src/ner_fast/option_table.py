@@ -179,7 +179,8 @@ TABLE: tuple[Option, ...] = (
            " Every parameter whose role exists in both networks starts from it (words and tags"
            " by name); architecture options left out are SOURCE's.", "train", optional=True),
     Option("freeze_epochs", "int", 1, "With --init: epochs during which the parameters taken whole from SOURCE"
-           " (characters, casing, LSTM) stay fixed while the word rows and the output layer learn.", "train", low=0,
+           " (character convolutions, casing, LSTM) stay fixed while the word and character rows (matched by"
+           " name) and the output layer learn.", "train", low=0,
            zero="never frozen", needs="init"),
     Option("init_lr_scale", "float", 0.5, "With --init: learning-rate multiplier of the parameters taken whole from"
            " SOURCE once they train.", "train", low=0, high=1, low_open=True, needs="init"),

@@ -213,7 +213,7 @@ def _read_splits(
     if max_sentences is not None:
         corpus = corpus[:max_sentences]
     if corpus.tags is None:
-        raise ValueError(f"{corpus.source}: prepare needs a tagged corpus (read as {corpus.format}; see --format)")
+        raise ValueError(f"{corpus.source}: training needs a tagged corpus (read as {corpus.format}: no tag column; see --format)")
     trained = _types(corpus)
     if not trained:
         raise ValueError(f"{corpus.source}: every tag is O: a tagger learns no entity from it")

@@ -1,12 +1,16 @@
 """SIGTERM as an exception, so that a command asked to stop (by `kill`, a job scheduler, a container
 runtime) unwinds as it does for Ctrl-C: `finally` blocks run, temporaries go, training saves its
 parameters. The one home of `ner-fast`'s SIGTERM handling (the command line installs it; `train`
-catches `Terminated`). Imports nothing heavy."""
+catches `Terminated`), and of Ctrl-C held while a library that loses it imports (`interrupts_held`).
+Imports nothing heavy."""
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 
@@ -83,3 +87,23 @@ def raise_on_sigterm() -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is signal.SIG_DFL:
             signal.signal(signum, _terminated)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Run a block with Ctrl-C held, then raise the KeyboardInterrupt it got, if any. For the import of a
+    compiled library that drops one: `import mxnet` imports SciPy, whose NumPy C-API set-up prints a
+    KeyboardInterrupt that lands in it and goes on, so a Ctrl-C then was lost and training ran to its end,
+    exit 0 (a new-user trial). Only in the main thread, where Python's own handler is installed."""
+    if threading.current_thread() is not threading.main_thread() or (
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt

@@ -19,6 +19,7 @@ from ner_fast.checkpoint import load_model
 from ner_fast.config import read_config
 from ner_fast.decode import CRF
 from ner_fast.metrics import Accumulator, Scores, TagScheme
+from ner_fast.signals import interrupts_held
 
 
 def validation_buckets(doc: dict[str, Any], vocabs: Any, run: str | os.PathLike[str]) -> list[Bucket]:
@@ -115,7 +116,8 @@ def evaluate(
 
     `decode` defaults to the one the model was trained (and selected) with.
     """
-    from ner_fast.training.model import Predictor
+    with interrupts_held():  # imports MXNet, whose import can drop a Ctrl-C (`signals.interrupts_held`)
+        from ner_fast.training.model import Predictor
 
     config, params, vocabs, doc = load_model(model_dir, which)
     if data is None:

@@ -25,6 +25,7 @@ from ner_fast.config import (
 )
 from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
+from ner_fast.signals import interrupts_held
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
 from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state, run_lock
@@ -90,17 +91,25 @@ def _read_back_or_claim(
     return state, []
 
 
+def _start_mxnet(cfg: TrainConfig) -> Any:
+    """MXNet, imported after flush-to-zero and its thread count are set (both must come first) and with
+    Ctrl-C held (a Ctrl-C inside its import was dropped there, and the run went on), then seeded."""
+    flush_denormals()
+    set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
+    with interrupts_held():
+        import mxnet as mx
+
+    _seed_everything(cfg.seed)
+    return mx
+
+
 def set_up(
     cfg: TrainConfig, resume: bool, force: bool, say: Callable[[str], None], hold: ExitStack | None = None
 ) -> tuple[Run, Any, dict[str, np.ndarray] | None, Any, list[Any]]:
     """Start MXNet, claim (or read back) the run folder, read the data and write config.json and
     vocab.json: (the run, the data, the parameters to resume from or None, the kvstore, the contexts).
     With `hold`, the folder is locked (`run_dir.run_lock`) until `hold` closes; worker 0 only."""
-    flush_denormals()
-    set_mxnet_threads(cpu_contexts=sum(kind == "cpu" for kind, _ in parse_context(cfg.context)))
-    import mxnet as mx
-
-    _seed_everything(cfg.seed)
+    mx = _start_mxnet(cfg)
     contexts = mx_contexts(cfg.context)
     kv: Any = cfg.kvstore
     rank, num_workers = 0, 1
@@ -364,7 +373,11 @@ def changed_data(cfg: TrainConfig, doc: Mapping[str, Any], what: Sequence[str], 
     if cfg.data is not None and Path(cfg.data).is_dir():
         return f"the prepared folder {cfg.data} was prepared again since the run trained on it ({'; '.join(what)}): {advice}"
     source = (doc.get("data") or {}).get("source") or cfg.data or "the bundled corpus"
-    return f"the training data ({source}) changed since the run trained on it ({'; '.join(what)}): {advice}"
+    # Name the file that holds what changed: an edited --dev was blamed on DATA.
+    dev = cfg.dev is not None and any("validation" in w for w in what)
+    changed = [f"the training data ({source})"] * (not dev or any("validation" not in w for w in what))
+    changed += [f"the validation data (--dev {cfg.dev})"] * dev
+    return f"{' and '.join(changed)} changed since the run trained on it ({'; '.join(what)}): {advice}"
 
 
 def run_data_differences(data: Any, doc: Mapping[str, Any], vocabs: Any) -> list[str]:
@@ -376,14 +389,20 @@ def run_data_differences(data: Any, doc: Mapping[str, Any], vocabs: Any) -> list
     chars = (doc.get("model") or {}).get("max_token_chars")
     if chars is not None and int(data.settings["max_token_chars"]) != int(chars):
         what.append(f"--max-token-chars {data.settings['max_token_chars']}, the run's {chars}")
-    if data.vocabs != vocabs:
+    # A split's digest is over word ids: with other vocabularies every split's differs, changed or not (an
+    # edited training file was also said to change the validation sentences). Then only counts can tell.
+    vocabs_differ = data.vocabs != vocabs
+    if vocabs_differ:
         what.append("other vocabularies")
     then = ((doc.get("data") or {}).get("summary") or {}).get("digest") or {}
     now = data.summary.get("digest") or {}
     for split, name in (("train", "training"), ("valid", "validation")):
-        if then.get(split) and now.get(split) and then[split] != now[split]:
-            was = doc["data"]["summary"]["splits"][split]["sentences"]
-            what.append(f"other {name} sentences or tags: {data.summary['splits'][split]['sentences']:,}, the run's {was:,}")
+        was = (((doc.get("data") or {}).get("summary") or {}).get("splits") or {}).get(split, {}).get("sentences")
+        count = data.summary["splits"][split]["sentences"]
+        if vocabs_differ and was is not None and count != was:
+            what.append(f"other {name} sentences: {count:,}, the run's {was:,}")
+        elif not vocabs_differ and then.get(split) and now.get(split) and then[split] != now[split]:
+            what.append(f"other {name} sentences or tags: {count:,}, the run's {was:,}")
     return what
 
 
