@@ -405,6 +405,41 @@ def test_tag_bag_and_tag_dataframe(package: Path, client: distributed.Client, tm
     assert got["doc"].tolist() == want
 
 
+def test_what_tag_bag_and_tag_dataframe_cannot_take_is_refused_when_the_graph_is_built(package: Path) -> None:
+    # A breaker trial: an `into` column already there (the text column too) was replaced silently; a list, a
+    # pandas DataFrame or a Series failed with "'list' object has no attribute 'map_partitions'" and the like.
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from ner_fast.dask import tag_bag, tag_dataframe
+
+    frame = dd.from_pandas(pd.DataFrame({"text": ["Paris is big."] * 4, "doc": range(4)}), npartitions=2)
+    for into, said in (("doc", "into='doc': already a column"), ("text", "into='text': already a column"),
+                       ("", "into='': name the new column")):
+        with pytest.raises(ValueError, match=said):
+            tag_dataframe(frame, package=package, into=into)
+    with pytest.raises(TypeError, match=r"^tag_bag takes a dask.bag.Bag, not a list"):
+        tag_bag(["Paris"], package)
+    with pytest.raises(TypeError, match=r"^tag_dataframe takes a Dask DataFrame, not a pandas.DataFrame"):
+        tag_dataframe(frame.compute(), package=package)
+    with pytest.raises(TypeError, match=r"^tag_dataframe takes a Dask DataFrame, not a dask\S*\.Series"):
+        tag_dataframe(frame["text"], package=package)
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_a_missing_value_is_named_by_its_row(package: Path, client: distributed.Client) -> None:
+    # It said "text 3 of the partition is NAType <NA>": which partition, which row?
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from ner_fast.dask import tag_dataframe
+
+    rows = pd.DataFrame({"text": ["Paris is big."] * 8}, index=[f"r{i}" for i in range(8)])
+    rows.loc["r5", "text"] = None
+    with pytest.raises(TypeError, match="^the text at index 'r5' is "):
+        tag_dataframe(dd.from_pandas(rows, npartitions=2), package=package, into="tagged").compute()
+
+
 def test_a_missing_value_is_refused_not_tagged_as_its_repr(package: Path) -> None:
     # The partition function made every value a str: None, NaN and pandas' NA became the texts "None",
     # "nan" and "<NA>" (tagged: an entity "NA"), bytes b"Paris" the text "b'Paris'" (a breaker trial).
@@ -416,7 +451,38 @@ def test_a_missing_value_is_refused_not_tagged_as_its_repr(package: Path) -> Non
     for value, shown in ((None, "NoneType None"), (float("nan"), "float nan"), (pd.NA, "NAType <NA>"),
                          (b"Paris", "bytes b'Paris'")):
         with pytest.raises(TypeError, match=rf"^text 1 of the partition is {shown}, not a str: drop or fill"):
-            tag_texts(pd.Series(["Paris is big.", value], dtype=object), package)
+            tag_texts(["Paris is big.", value], package)
+        with pytest.raises(TypeError, match=rf"^the text at index 'b' is {shown}, not a str"):  # a Series: its label
+            tag_texts(pd.Series(["Paris is big.", value], index=["a", "b"], dtype=object), package)
+    # One str was tagged a character at a time, a DataFrame as its column names.
+    with pytest.raises(TypeError, match="not a str$"):
+        tag_texts("Angela Merkel", package)
+    with pytest.raises(TypeError, match=r"not a DataFrame: give its text column, df\['text'\]"):
+        tag_texts(pd.DataFrame({"text": ["Angela Merkel in Paris"]}), package)
+
+
+def test_a_worker_never_tags_with_a_package_edited_in_place_since_it_opened_it(package: Path, tmp_path: Path) -> None:
+    # onnxruntime maps the weights file: a worker's kept tagger tagged with weights zeroed in place, no
+    # checksum asked (a breaker trial). The files are looked at before each partition; changed, the package
+    # is opened and verified again.
+    import shutil
+
+    from ner_fast.package import package_checksum
+    from ner_fast.partition import tag_texts
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    checksum = package_checksum(copy)
+    texts = documents(20, seed=3)
+    first = tag_texts(texts, copy, checksum)
+    weights = copy / "weights.onnx.data"
+    original = weights.read_bytes()
+    with open(weights, "r+b") as f:  # in place: the same file, the same size
+        f.write(bytes(len(original)))
+    with pytest.raises(PackageError, match="weights.onnx.data: sha256 does not match the manifest"):
+        tag_texts(texts, copy, checksum)
+    weights.write_bytes(original)
+    assert tag_texts(texts, copy, checksum) == first and first
 
 
 def test_only_the_parts_its_manifest_plans_belong_to_a_run(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ from click.testing import CliRunner, Result
 
 from helpers import make_checkpoint
 from ner_fast import atomic
-from ner_fast.atomic import atomic_open, atomic_write_bytes, atomic_write_text
+from ner_fast.atomic import atomic_open, atomic_write_bytes, atomic_write_text, claim_output_dir
 from ner_fast.cli import cli
+from ner_fast.errors import OptionError
 
 CONLL = "Angela\tNNP\tB-per\nvisited\tVBD\tO\nParis\tNNP\tB-geo\n\nThe\tDT\tO\nUN\tNNP\tB-org\nmet\tVBD\tO\n\n" * 20
 
@@ -241,10 +242,10 @@ def test_tag_without_force_keeps_an_output_that_appears_during_the_run(tmp_path:
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale_file = tmp_path / f".out.json.{dead.pid}.abc123.tmp"
-    stale_dir = tmp_path / f".out.json.{dead.pid}.def456.tmp"
-    live = tmp_path / f".out.json.{os.getppid()}.ghi789.tmp"  # a process that is still running
-    other = tmp_path / f".other.json.{dead.pid}.jkl012.tmp"  # another target's: left to its own writes
+    stale_file = tmp_path / f".out.json.ner-fast-{dead.pid}.abc123.tmp"
+    stale_dir = tmp_path / f".out.json.ner-fast-{dead.pid}.def456.tmp"
+    live = tmp_path / f".out.json.ner-fast-{os.getppid()}.ghi789.tmp"  # a process that is still running
+    other = tmp_path / f".other.json.ner-fast-{dead.pid}.jkl012.tmp"  # another target's: left to its own writes
     stale_file.write_bytes(b"half")
     stale_dir.mkdir()
     (stale_dir / "x").write_bytes(b"half")
@@ -256,15 +257,31 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.json"])
 
 
+def test_a_users_files_named_like_temporaries_are_never_touched(tmp_path: Path) -> None:
+    # Named `.NAME.DIGITS.X.tmp|old` with no such process, they were removed (a folder's data/ moved out as a
+    # target) by any command that claimed the folder, even one that then refused it: a breaker trial.
+    out = tmp_path / "out"
+    (out / ".photos.2023.summer.old" / "data").mkdir(parents=True)
+    (out / ".photos.2023.summer.old" / "data" / "img1.jpg").write_text("pic")
+    (out / ".notes.1999.draft.tmp").mkdir()
+    (out / ".notes.1999.draft.tmp" / "a").write_text("keep")
+    (out / ".cache.999999.abcdefgh.tmp").write_text("mine")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    with pytest.raises(OptionError, match="holds other files"):
+        claim_output_dir(out, writes=["manifest.json"])
+    assert atomic.remove_stale_temps(out) == []
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
 def test_a_long_output_name_that_the_file_system_takes_is_written(tmp_path: Path) -> None:
-    # A name of 251 bytes is a valid file name (NAME_MAX is 255); its temporary, `.<name>.<pid>.<random>.tmp`,
+    # A name of 251 bytes is a valid file name (NAME_MAX is 255); its temporary, `.<name>.ner-fast-<pid>.<random>.tmp`,
     # would not be: the temporary's stem is shortened (and told apart from a shorter name's by a hash).
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     for name in ["o" * 245 + ".jsonl", "é" * 120 + ".jsonl"]:  # the limit is in bytes
         target = tmp_path / name
         atomic_write_text(target, "first")
-        stale = tmp_path / f".{atomic._temp_stem(name)}.{dead.pid}.abc123.tmp"  # what a killed run left
+        stale = tmp_path / f".{atomic._temp_stem(name)}.ner-fast-{dead.pid}.abc123.tmp"  # what a killed run left
         stale.write_bytes(b"half")
         with atomic_open(target, "w", encoding="utf-8") as f:
             f.write("second")
@@ -338,7 +355,7 @@ def test_files_written_together_are_replaced_together_or_not_at_all(tmp_path: Pa
     # A dead process's group: journal written, "a" renamed, "b" and "c" not yet.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    temps = {name: f".{name}.{dead.pid}.x{name}.tmp" for name in ("a", "b", "c")}
+    temps = {name: f".{name}.ner-fast-{dead.pid}.x{name}.tmp" for name in ("a", "b", "c")}
     for name in ("b", "c"):
         (tmp_path / temps[name]).write_text("newer")
     (tmp_path / "a").write_text("newer")
@@ -347,7 +364,7 @@ def test_files_written_together_are_replaced_together_or_not_at_all(tmp_path: Pa
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a": "newer", "b": "newer", "c": "newer", "other": "x"}
 
     # A live process's group is its own to finish: its files are neither renamed nor removed.
-    live = {"a": f".a.{os.getppid()}.live.tmp"}
+    live = {"a": f".a.ner-fast-{os.getppid()}.live.tmp"}
     (tmp_path / live["a"]).write_text("busy")
     (tmp_path / atomic.GROUP_JOURNAL).write_text(json.dumps({"pid": os.getppid(), "files": live}))
     assert atomic.finish_group(tmp_path) == [] and atomic.remove_stale_temps(tmp_path) == []
@@ -360,10 +377,10 @@ def test_an_output_folder_swapped_out_by_a_process_that_died_is_put_back(tmp_pat
     temporary: the earlier package was lost."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    aside = tmp_path / f".pkg.{dead.pid}.abc123.old"
+    aside = tmp_path / f".pkg.ner-fast-{dead.pid}.abc123.old"
     (aside / "data").mkdir(parents=True)
     (aside / "data" / "manifest.json").write_text("{}")
-    half = tmp_path / f".pkg.{dead.pid}.def456.tmp"  # the new output, never renamed in
+    half = tmp_path / f".pkg.ner-fast-{dead.pid}.def456.tmp"  # the new output, never renamed in
     half.mkdir()
     (half / "manifest.json").write_text('{"new": 1}')
     removed = atomic.remove_stale_temps(tmp_path, "pkg")

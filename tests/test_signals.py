@@ -118,12 +118,17 @@ def test_a_ctrl_c_during_a_held_block_is_raised_after_it() -> None:
     # `import mxnet` (SciPy's NumPy C-API set-up) printed a KeyboardInterrupt that landed in it and went on:
     # the Ctrl-C was lost and `ner-fast train` ran to its end with exit 0. Held, it is raised once the import is done.
     finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with signals.interrupts_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the handler runs here: recorded, not raised
-            finished = True
-    assert finished and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with signals.interrupts_held():  # nothing arrives: nothing raised
-        pass
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own Ctrl-C handler, as a terminal's command has it (CI starts the suite with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals.interrupts_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs here: recorded, not raised
+                finished = True
+        assert finished and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with signals.interrupts_held():  # nothing arrives: nothing raised
+            pass
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -7,8 +7,8 @@ reading our own files back with errors that name them.
   target is replaced, the link stays); an existing file keeps its permissions. A pipe or a
   character device (`--output /dev/null`, `/dev/stdout`) is written in place: a rename would put a
   regular file where the device node was (as root, in /dev itself).
-- Temporary names are `.<name>.<pid>.<random>.tmp` (folders too; `.old` for a folder being
-  swapped out; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the
+- Temporary names are `.<name>.ner-fast-<pid>.<random>.tmp` (folders too; `.old` for a folder being
+  swapped out; the marker keeps a user's `.photos.2023.summer.old` from reading as one, removed; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the
   same target removes those whose process is gone, so a killed run leaves nothing behind for long
   (an `.old` folder whose target is missing, a process killed mid-swap, is put back instead).
 - Errors name the output path, never the temporary one (a full disk too).
@@ -41,8 +41,11 @@ from typing import IO, Any
 
 from ner_fast.errors import OptionError, json_error
 
-# `.<name>.<pid>.<random>.tmp` / `.old`: what this module creates, and the pid that owns it.
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.(?:tmp|old)$")
+# `.<name>.ner-fast-<pid>.<random>.tmp` / `.old`: what this module creates, and the pid that owns it. The
+# marker is what makes it ours: without it, a user's `.photos.2023.summer.old` (pid 2023, no such process)
+# was removed, and its data/ moved out, by any command that claimed the folder, even one that then refused.
+TEMP_MARKER = "ner-fast-"
+_TEMP = re.compile(rf"^\.(?P<name>.+)\.{TEMP_MARKER}(?P<pid>\d+)\.[^.]+\.(?:tmp|old)$")
 
 
 def current_umask() -> int:
@@ -101,10 +104,11 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
     return removed
 
 
-#: Bytes of a file name (NAME_MAX of Linux's and macOS's file systems), and what `.<stem>.<pid>.<random>.tmp`
-#: adds to the stem: two dots, a pid of up to 7 digits, a dot, mkstemp's 8 characters, `.tmp` or `.old`.
+#: Bytes of a file name (NAME_MAX of Linux's and macOS's file systems), and what
+#: `.<stem>.ner-fast-<pid>.<random>.tmp` adds to the stem: two dots, the marker, a pid of up to 7 digits, a dot,
+#: mkstemp's 8 characters, `.tmp` or `.old`.
 _NAME_MAX = 255
-_TEMP_EXTRA = 2 + 7 + 1 + 8 + 4
+_TEMP_EXTRA = 2 + len(TEMP_MARKER) + 7 + 1 + 8 + 4
 
 
 def _temp_stem(name: str) -> str:
@@ -119,7 +123,7 @@ def _temp_stem(name: str) -> str:
 
 
 def _temp_prefix(target: Path) -> str:
-    return f".{_temp_stem(target.name)}.{os.getpid()}."
+    return f".{_temp_stem(target.name)}.{TEMP_MARKER}{os.getpid()}."
 
 
 def _named(err: OSError, path: Path) -> OSError:

@@ -111,25 +111,46 @@ def tag_bag(bag: Any, package: str | os.PathLike[str] | None = None, threads: in
             batch_size: int | None = None, labels: str | os.PathLike[str] | None = None) -> Any:
     """A Dask bag of document strings -> a bag of tagged documents (`Doc.to_dict()` dicts), same partitions.
     `labels`: the entities' label map (`ner_fast.labels`; None: the package's labels)."""
+    import dask.bag
+
+    if not isinstance(bag, dask.bag.Bag):
+        raise TypeError(f"tag_bag takes a dask.bag.Bag, not a {_type_name(bag)} (dask.bag.from_sequence makes one;"
+                        " in one process, Tagger.pipe)")
     path, checksum = package_ref(package)
     return bag.map_partitions(tag_texts, package=path, checksum=checksum, threads=threads, batch_size=batch_size,
                               labels=labels_ref(labels, path))
+
+
+def _type_name(value: Any) -> str:
+    """`pandas.DataFrame`, not `DataFrame`: Dask's and pandas' classes have the same names."""
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
 
 
 def tag_dataframe(df: Any, column: str = "text", package: str | os.PathLike[str] | None = None,
                   into: str = "doc", threads: int | None = 1, batch_size: int | None = None,
                   labels: str | os.PathLike[str] | None = None) -> Any:
     """A Dask dataframe with a text `column` -> the same dataframe plus an object column `into` holding each
-    row's `Doc.to_dict()` (one `map_partitions` task per partition); `labels` as in `tag_bag`."""
+    row's `Doc.to_dict()` (one `map_partitions` task per partition); `labels` as in `tag_bag`. An `into`
+    that is already a column (the text column too) is refused: it was replaced, silently."""
+    import dask.dataframe
     import pandas as pd
 
+    if not isinstance(df, dask.dataframe.DataFrame):
+        raise TypeError(f"tag_dataframe takes a Dask DataFrame, not a {_type_name(df)} (dask.dataframe.from_pandas"
+                        " makes one; in one process, Tagger.pipe on the text column)")
     if column not in df.columns:
         raise KeyError(f"no column {column!r} (columns: {', '.join(map(str, df.columns))})")
+    if list(df.columns).count(column) > 1:
+        raise ValueError(f"the dataframe has {list(df.columns).count(column)} columns named {column!r}: rename them")
+    if not into or into in df.columns:
+        raise ValueError(f"into={into!r}: " + ("name the new column" if not into else "already a column of the"
+                                               " dataframe, which the documents would replace: name another"))
     path, checksum = package_ref(package)
     mapped = labels_ref(labels, path)
 
     def tag_frame(frame: pd.DataFrame) -> pd.DataFrame:
-        docs = tag_texts(frame[column].tolist(), path, checksum, threads, batch_size, mapped)
+        docs = tag_texts(frame[column], path, checksum, threads, batch_size, mapped)
         return frame.assign(**{into: pd.Series(docs, index=frame.index, dtype=object)})
 
     meta = df._meta.assign(**{into: pd.Series(dtype=object)})

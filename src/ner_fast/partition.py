@@ -40,13 +40,26 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 # --------------------------------------------------------------------------- the partition function
 
-_taggers: dict[tuple[str, str, int | None, str], Any] = {}
+_taggers: dict[tuple[str, str, int | None, str], tuple[Any, tuple[Any, ...]]] = {}
 _taggers_lock = threading.Lock()
+
+
+def _files_signature(folder: str) -> tuple[Any, ...]:
+    """(name, inode, size, mtime) of each file of a package folder: what an edit in place changes."""
+    files = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file():
+                st = entry.stat()
+                files.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(files))
 
 
 def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str | None = None,
                   threads: int | None = 1, labels: dict[str, Any] | None = None) -> Any:
-    """The `Tagger` of this process for `package`, opened (and its files verified) on first use, then kept.
+    """The `Tagger` of this process for `package`, opened (and its files verified) on first use, then kept
+    while the package's files stay as they were (opened and verified again otherwise: onnxruntime maps the
+    weights file, so a tagger kept over an edit in place tagged with the edited weights, unverified).
 
     `checksum` (`ner_fast.package.package_checksum` on the client) must match this machine's copy of
     the package: a worker never tags with a different model than the one the run was started with.
@@ -60,17 +73,19 @@ def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str |
 
     path = str(package_path(package).resolve())
     key = (path, checksum or "", threads, json.dumps(labels, sort_keys=True))
-    tagger = _taggers.get(key)
-    if tagger is not None:
-        return tagger
+    signature = _files_signature(path)
+    kept = _taggers.get(key)
+    if kept is not None and kept[1] == signature:
+        return kept[0]
     with _taggers_lock:  # two threads of one worker must not both load it
-        if key not in _taggers:
+        if key not in _taggers or _taggers[key][1] != signature:
+            _taggers.pop(key, None)
             pkg = load_package(path)  # verifies every file against the manifest
             if checksum is not None and package_checksum(path) != checksum:
                 raise PackageError(f"{path} on {os.uname().nodename} is not the package the run was started with")
             label_map = LabelMap.from_json(labels) if labels is not None else None
-            _taggers[key] = Tagger.load(pkg, device="cpu", threads=threads, labels=label_map)
-        return _taggers[key]
+            _taggers[key] = (Tagger.load(pkg, device="cpu", threads=threads, labels=label_map), signature)
+        return _taggers[key][0]
 
 
 def tag_docs(
@@ -83,12 +98,18 @@ def tag_docs(
 ) -> Iterator[Any]:
     """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default).
     TypeError for a text that is not a str: a missing value (None, NaN, pandas' NA) was tagged as the text
-    "None", "nan" or "<NA>", and bytes as "b'...'"."""
+    "None", "nan" or "<NA>", and bytes as "b'...'"; and for `texts` that are one str (tagged a character
+    at a time) or a DataFrame (tagged as its column names)."""
+    if isinstance(texts, (str, bytes)) or hasattr(texts, "columns"):
+        column = ": give its text column, df['text']" if hasattr(texts, "columns") else ""
+        raise TypeError(f"texts must be an iterable of str (a list, a pandas Series), not a {type(texts).__name__}{column}")
     listed = list(texts)
+    index = texts.index if hasattr(texts, "iloc") else None  # a pandas Series names the row by its index label
     for i, text in enumerate(listed):
         if not isinstance(text, str):
-            raise TypeError(f"text {i} of the partition is {type(text).__name__} {text!r}, not a str: drop or fill"
-                            " missing values before tagging")
+            where = f"text {i} of the partition" if index is None else f"the text at index {index[i]!r}"
+            raise TypeError(f"{where} is {type(text).__name__} {text!r}, not a str: drop or fill missing values"
+                            " before tagging")
     tagger = worker_tagger(package, checksum, threads, labels)
     return tagger.pipe(listed, **({} if batch_size is None else {"batch_size": batch_size}))
 
