@@ -569,6 +569,10 @@ def test_an_edited_file_of_a_run_is_named_and_only_what_changed_is_said(tmp_path
     _fails(result, 1, f"the validation data (--dev {dev}) changed since the run trained on it (other validation "
                       "sentences or tags: 20, the run's 20)")
     assert str(train) not in result.output
+    dev.write_text(original.replace("\tO\n", "\tB-xyz\n", 1))  # a tag type DATA lacks: the tag set is both files'
+    result = CliRunner().invoke(cli, ["evaluate", str(out), "--no-progress"])
+    _fails(result, 1, f"the training data ({train}) or the validation data (--dev {dev}) changed since the run trained"
+                      " on it (another tag set (new: B-xyz))")
     dev.write_text(original)
     train.write_text(train.read_text() + "\nZyxwvut\tB-per\nleft\tO\n")
     result = CliRunner().invoke(cli, ["evaluate", str(out), "--no-progress"])

@@ -294,6 +294,10 @@ ONE_SENTENCE_CONLL = b"Angela NNP B-per\nMerkel NNP I-per\nvisited VBD O\n"
         (None, b"a O\nb X\n", "tokens"),  # "X" is not a tag
         (None, b"a O\nb c O\n", "tokens"),  # column counts differ
         (None, b"good morning\nthe letter O\nsee you\n", "tokens"),  # one line of three ends in a tag
+        # Lines that end in tag-shaped words, of other lengths and without an O: a tokens file (a review).
+        (None, b"Traffic stalls on I-95\nTrucks banned from the S-Class lane\nRepairs close I-95\nCrash near exit 12 of I-80\n",
+         "tokens"),
+        (None, b"Send the E-mail\nRead the E-mail\nno reply yet\n", "tokens"),
         # Rule 3, a malformed line: more than half the lines (three at least) are CoNLL, the rest break it. Read
         # as tokens, the gold tags were tagged as words, exit 0; the CoNLL reader names the line.
         (None, b"He O\nvisited O\nNew York B-geo\n\nShe O\nleft O\n", "conll"),

@@ -424,6 +424,9 @@ def test_what_tag_bag_and_tag_dataframe_cannot_take_is_refused_when_the_graph_is
         tag_dataframe(frame.compute(), package=package)
     with pytest.raises(TypeError, match=r"^tag_dataframe takes a Dask DataFrame, not a dask\S*\.Series"):
         tag_dataframe(frame["text"], package=package)
+    if hasattr(frame, "to_legacy_dataframe"):  # dask 2024: the legacy API's DataFrame, another class, is one too
+        legacy = frame.to_legacy_dataframe()
+        assert list(tag_dataframe(legacy, package=package, into="tagged").columns) == ["text", "doc", "tagged"]
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
@@ -455,10 +458,12 @@ def test_a_missing_value_is_refused_not_tagged_as_its_repr(package: Path) -> Non
         with pytest.raises(TypeError, match=rf"^the text at index 'b' is {shown}, not a str"):  # a Series: its label
             tag_texts(pd.Series(["Paris is big.", value], index=["a", "b"], dtype=object), package)
     # One str was tagged a character at a time, a DataFrame as its column names.
-    with pytest.raises(TypeError, match="not a str$"):
+    with pytest.raises(TypeError, match="^the partition function takes an iterable of texts, not one str$"):
         tag_texts("Angela Merkel", package)
     with pytest.raises(TypeError, match=r"not a DataFrame: give its text column, df\['text'\]"):
         tag_texts(pd.DataFrame({"text": ["Angela Merkel in Paris"]}), package)
+    with pytest.raises(TypeError, match="ordered iterable of texts, not a dict"):  # the rule of Tagger.pipe too
+        tag_texts({"Angela Merkel": 1}, package)
 
 
 def test_a_worker_never_tags_with_a_package_edited_in_place_since_it_opened_it(package: Path, tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_not_a_package(tmp_path: Path) -> None:
             load_package(tmp_path)
         assert str(err.value) == f"{tmp_path}: not a ner-fast model package (manifest.json has no format_version)"
     # Said "unreadable manifest (KeyError('files'))": Python's words, not the package's.
-    for files, got in (("", "nothing"), (', "files": ["model.json"]', "list"), (', "files": {"model.json": 1}', "dict")):
+    for files, got in (("", "nothing"), (', "files": ["model.json"]', "a list"), (', "files": {"model.json": 1}', "'model.json': 1")):
         (tmp_path / MANIFEST_FILE).write_text('{"format_version": 2' + files + "}")
         with pytest.raises(PackageError, match=rf"manifest.json: its files field must be an object of file name to "
                                                 rf"sha256, got {got}$"):

@@ -1,5 +1,5 @@
 """`Tagger.pipe` / `Tagger.__call__` build `Doc`s lazily from one tagging call's flat outputs (`TagWork`,
-`text.Tagged`); here they are held against an eager reference made sentence by sentence with
+`doc.Tagged`); here they are held against an eager reference made sentence by sentence with
 `Tagger.tag` (which runs its own batch of one, outside `TagWork`) and `schemes.chunks` on string tags."""
 from __future__ import annotations
 

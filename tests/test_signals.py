@@ -130,5 +130,14 @@ def test_a_ctrl_c_during_a_held_block_is_raised_after_it() -> None:
         with signals.interrupts_held():  # nothing arrives: nothing raised
             pass
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        reached = False
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops a block that hangs at once
+            with signals.interrupts_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                reached = True
+        assert not reached and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, previous)

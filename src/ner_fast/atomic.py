@@ -8,9 +8,10 @@ reading our own files back with errors that name them.
   character device (`--output /dev/null`, `/dev/stdout`) is written in place: a rename would put a
   regular file where the device node was (as root, in /dev itself).
 - Temporary names are `.<name>.ner-fast-<pid>.<random>.tmp` (folders too; `.old` for a folder being
-  swapped out; the marker keeps a user's `.photos.2023.summer.old` from reading as one, removed; a name too long for that is cut, plus a hash: `_temp_stem`): the next write to the
-  same target removes those whose process is gone, so a killed run leaves nothing behind for long
-  (an `.old` folder whose target is missing, a process killed mid-swap, is put back instead).
+  swapped out; a name too long for that is cut, plus a hash: `_temp_stem`). The marker makes a name
+  ours (a user's `.photos.2023.summer.old` is never one): the next write to the same target removes
+  those whose process is gone, so a killed run leaves nothing behind for long (an `.old` folder whose
+  target is missing, a process killed mid-swap, is put back instead).
 - Errors name the output path, never the temporary one (a full disk too).
 - Files that belong together (a training checkpoint: parameters, optimizer state, state.json) are
   replaced together (`atomic_group`): all are written to temporary names first, then a journal

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from collections.abc import Iterable
+from typing import Sequence
 
 import numpy as np
 

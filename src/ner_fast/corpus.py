@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path

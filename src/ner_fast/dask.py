@@ -133,10 +133,12 @@ def tag_dataframe(df: Any, column: str = "text", package: str | os.PathLike[str]
     """A Dask dataframe with a text `column` -> the same dataframe plus an object column `into` holding each
     row's `Doc.to_dict()` (one `map_partitions` task per partition); `labels` as in `tag_bag`. An `into`
     that is already a column (the text column too) is refused: it was replaced, silently."""
-    import dask.dataframe
+    import dask
     import pandas as pd
+    from dask.dataframe.utils import is_dataframe_like
 
-    if not isinstance(df, dask.dataframe.DataFrame):
+    # By shape, not class: dask-expr's DataFrame and the legacy API's (to_legacy_dataframe) both serve.
+    if not (dask.is_dask_collection(df) and is_dataframe_like(getattr(df, "_meta", None))):
         raise TypeError(f"tag_dataframe takes a Dask DataFrame, not a {_type_name(df)} (dask.dataframe.from_pandas"
                         " makes one; in one process, Tagger.pipe on the text column)")
     if column not in df.columns:

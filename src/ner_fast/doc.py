@@ -186,7 +186,7 @@ class Doc:
         own = replace(tagged, **{name: None if values is None else values[self._base : self._base + n].copy()
                                  for name, values in (("tag_ids", tagged.tag_ids), ("scores", tagged.scores),
                                                       ("pos_ids", tagged.pos_ids))})
-        return (Doc, (self.text, self._words, self._starts, self._ends, self._sentence_offsets, own, 0))
+        return (type(self), (self.text, self._words, self._starts, self._ends, self._sentence_offsets, own, 0))
 
     def __len__(self) -> int:
         return len(self._words)

@@ -2,7 +2,7 @@
 driven through the stages segment -> tag -> Doc (`tag_texts` for a list, `pipe` for a lazy stream).
 
     texts --text.segment--> words + sentence lengths --Tagger._plan_flat--> features, batches
-          --TagWork.run (threads; onnxruntime)--> flat tag ids and scores --text.Tagged--> Doc each
+          --TagWork.run (threads; onnxruntime)--> flat tag ids and scores --doc.Tagged--> Doc each
 
 `Tagger.__call__`, `Tagger.pipe` and `Tagger.tag_batch` are the entry points; this module calls down
 into `text` (the tokenizer, the splitter, `Doc`) and into the tagger it is given (`Model`: what it
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count as count_from
 from typing import Any, Protocol
@@ -45,6 +45,23 @@ GIL_PAUSE_TOKENS = 256
 #: A planned call: (feature matrix of every token, unit offsets into it, unit lengths, batches of
 #: `buckets.plan_batches` as (bucket length or None, unit indices)).
 Plan = tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int | None, np.ndarray]]]
+
+
+def check_texts(texts: object, who: str, one: str = "") -> None:
+    """The one rule of what a stream of raw texts may be (`Tagger.pipe`, the Dask partition function
+    `partition.tag_docs`; `who` names the caller, `one` is the hint for a single text): an ordered iterable.
+    Not one str or bytes (tagged a character at a time), a set or a dict (no order to give the results back
+    in; a dict is its keys), nor a DataFrame (its column names); a TypeError saying so."""
+    kind = type(texts).__name__
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{who} takes an iterable of texts, not one {kind}" + (f": {one}" if one else ""))
+    if hasattr(texts, "columns"):
+        raise TypeError(f"{who} takes an iterable of texts, not a {kind}: give its text column, df['text']")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"{who} takes an iterable of texts, got {kind} {texts!r}")
+    if isinstance(texts, (Mapping, AbstractSet)):
+        raise TypeError(f"{who} takes an ordered iterable of texts, not a {kind}")
+
 
 
 class Model(Protocol):

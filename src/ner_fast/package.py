@@ -335,12 +335,6 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         # Another tool's manifest.json (a browser extension's, a web app's): its KeyError said only 'format_version'.
         raise PackageError(f"{folder}: not a ner-fast model package ({MANIFEST_FILE} has no format_version)")
     version = manifest["format_version"]
-    listed = manifest.get("files")
-    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
-        # Its KeyError('files') said what was missing in Python's words, not the package's.
-        raise PackageError(f"{manifest_path}: its files field must be an object of file name to sha256, "
-                           f"got {'nothing' if listed is None else type(listed).__name__}")
-    files: dict[str, str] = dict(listed)
     # bool is an int in Python, and 1.0 == 1: only a JSON integer counts.
     if type(version) is not int or version not in SUPPORTED_VERSIONS:
         newer = type(version) is int and version > FORMAT_VERSION
@@ -349,6 +343,13 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
             + (f"newer than this ner-fast understands ({FORMAT_VERSION}); upgrade ner-fast" if newer
                else f"not one this ner-fast reads ({', '.join(map(str, SUPPORTED_VERSIONS))})")
         )
+    listed = manifest.get("files")
+    # Its KeyError('files') said what was missing in Python's words, not the package's.
+    bad = next((f"{name!r}: {sha!r}" for name, sha in listed.items() if not isinstance(sha, str)), None) \
+        if isinstance(listed, dict) else "nothing" if listed is None else f"a {type(listed).__name__}"
+    if bad is not None:
+        raise PackageError(f"{manifest_path}: its files field must be an object of file name to sha256, got {bad}")
+    files: dict[str, str] = dict(listed)
     for name in (MODEL_FILE, WEIGHTS_FILE, graph_file(None)):
         if name not in files:
             raise PackageError(f"{manifest_path}: {name} is not listed (every file the tagger opens must be)")

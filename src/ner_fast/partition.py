@@ -40,18 +40,22 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 # --------------------------------------------------------------------------- the partition function
 
-_taggers: dict[tuple[str, str, int | None, str], tuple[Any, tuple[Any, ...]]] = {}
+_taggers: dict[tuple[str, str, int | None, str], tuple[Any, tuple[Any, ...] | None]] = {}
 _taggers_lock = threading.Lock()
 
 
-def _files_signature(folder: str) -> tuple[Any, ...]:
-    """(name, inode, size, mtime) of each file of a package folder: what an edit in place changes."""
+def _files_signature(folder: str) -> tuple[Any, ...] | None:
+    """(name, inode, size, mtime) of each file of a package folder: what an edit in place changes. None
+    where the folder cannot be read: `load_package` then says why, naming it (a package missing on a worker)."""
     files = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file():
-                st = entry.stat()
-                files.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_file():
+                    st = entry.stat()
+                    files.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return None
     return tuple(sorted(files))
 
 
@@ -75,10 +79,10 @@ def worker_tagger(package: str | os.PathLike[str] | None = None, checksum: str |
     key = (path, checksum or "", threads, json.dumps(labels, sort_keys=True))
     signature = _files_signature(path)
     kept = _taggers.get(key)
-    if kept is not None and kept[1] == signature:
+    if kept is not None and signature is not None and kept[1] == signature:
         return kept[0]
     with _taggers_lock:  # two threads of one worker must not both load it
-        if key not in _taggers or _taggers[key][1] != signature:
+        if key not in _taggers or signature is None or _taggers[key][1] != signature:
             _taggers.pop(key, None)
             pkg = load_package(path)  # verifies every file against the manifest
             if checksum is not None and package_checksum(path) != checksum:
@@ -98,11 +102,11 @@ def tag_docs(
 ) -> Iterator[Any]:
     """`Doc`s of `texts`, in order, from this process's tagger (`Tagger.pipe`; `batch_size` None: its default).
     TypeError for a text that is not a str: a missing value (None, NaN, pandas' NA) was tagged as the text
-    "None", "nan" or "<NA>", and bytes as "b'...'"; and for `texts` that are one str (tagged a character
-    at a time) or a DataFrame (tagged as its column names)."""
-    if isinstance(texts, (str, bytes)) or hasattr(texts, "columns"):
-        column = ": give its text column, df['text']" if hasattr(texts, "columns") else ""
-        raise TypeError(f"texts must be an iterable of str (a list, a pandas Series), not a {type(texts).__name__}{column}")
+    "None", "nan" or "<NA>", and bytes as "b'...'"; and for `texts` that are not an ordered iterable
+    (`engine.check_texts`: one str was tagged a character at a time, a DataFrame as its column names)."""
+    from ner_fast.engine import check_texts
+
+    check_texts(texts, "the partition function")
     listed = list(texts)
     index = texts.index if hasattr(texts, "iloc") else None  # a pandas Series names the row by its index label
     for i, text in enumerate(listed):
@@ -206,7 +210,7 @@ def plan_partitions(
 
     `input_format`: `text` (one document a line, blank lines too: `corpus.parse_documents`), `jsonl`, or
     a corpus format (`corpus.FORMATS`, `auto` being the one sniffer), whose sentences, tokens joined by
-    single spaces (`text.join_tokens`), are the documents. Text and JSON lines files are read once here,
+    single spaces (`doc.join_tokens`), are the documents. Text and JSON lines files are read once here,
     line by line, to find each partition's byte range, and parsed by the workers; corpus files are parsed
     here (a malformed one fails at once, naming its file and line). Every file has one partition at least:
     a file with no documents (an empty one) has one of none, so that its part exists, empty.

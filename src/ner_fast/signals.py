@@ -94,13 +94,20 @@ def interrupts_held() -> Iterator[None]:
     """Run a block with Ctrl-C held, then raise the KeyboardInterrupt it got, if any. For the import of a
     compiled library that drops one: `import mxnet` imports SciPy, whose NumPy C-API set-up prints a
     KeyboardInterrupt that lands in it and goes on, so a Ctrl-C then was lost and training ran to its end,
-    exit 0 (a new-user trial). Only in the main thread, where Python's own handler is installed."""
+    exit 0 (a new-user trial). A second Ctrl-C is raised at once (an import that hangs can still be
+    stopped). Only in the main thread, where Python's own handler is installed."""
     if threading.current_thread() is not threading.main_thread() or (
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
     caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:

@@ -9,7 +9,8 @@ Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
 3. the first `SNIFF_LINES` non-blank lines (``-DOCSTART-`` lines aside) all have the same number of
    whitespace-separated columns, at least two, and every last column is a tag (``O`` or
    PREFIX-TYPE, `schemes.is_tag`) -> conll; there must be at least two such lines; more than half of
-   them such lines (three lines at least) and the rest malformed -> conll too (the reader names the line);
+   them such lines of one column count (three lines at least), an `O` among their tags, the rest
+   malformed -> conll too (the reader names the line);
 4. otherwise -> tokens, unless a line looks like raw text, i.e. has a word with punctuation
    attached (``world,`` or a line ending ``morning.``), or is a JSON object: neither is ever read as
    tokens by guess;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 from ner_fast.errors import CorpusError
@@ -88,8 +90,14 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
         )
     # A CoNLL file with a malformed line (a column too many or too few, a tag that is not one) is still
     # CoNLL: read as tokens it was tagged with its gold tags as words, exit 0. The CoNLL reader names the line.
-    if 2 * sum(len(cols) >= 2 and is_tag(cols[-1]) for _, cols in rows) > len(rows) >= 3:
-        return "conll"
+    # Its lines share one column count and hold O tags; a tokens file whose lines end in "I-95" or "E-mail"
+    # has neither.
+    counts = Counter(len(cols) for _, cols in rows if len(cols) >= 2 and is_tag(cols[-1]))
+    if counts:
+        width, lines = counts.most_common(1)[0]
+        tagged_o = any(len(cols) == width and cols[-1] == "O" for _, cols in rows)
+        if 2 * lines > len(rows) >= 3 and tagged_o:
+            return "conll"
     for number, cols in rows:
         if _is_json_object(" ".join(cols)):
             raise CorpusError(

@@ -24,8 +24,9 @@ The factory is registered through spaCy's entry points (`spacy_factories` in pyp
   mode, default "expand" (see `align`);
 - `batch_size`: sentences a tagging call of `nlp.pipe` (`Tagger.pipe`'s batch size).
 
-Each entity's score (`Entity.score`, the mean of its tokens' probabilities) is `span._.ner_fast_score`
-(None on a span the component did not set, such as an entity kept from before);
+Each entity's score (`Entity.score`, the mean of its tokens' probabilities) is `span._.ner_fast_score`,
+read-only: the score of the entity ner-fast found over those characters with that label, None for any
+other span (an entity kept from before with another label);
 `doc._.ner_fast_misaligned` counts the entities of the document whose character span did not fall on
 spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave no span).
 

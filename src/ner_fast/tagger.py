@@ -51,7 +51,7 @@ from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import BUNDLED_NAMES, CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
 from ner_fast.schemes import TagScheme
-from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, tag_texts
+from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, check_texts, tag_texts
 from ner_fast.engine import pipe as pipe_texts
 from ner_fast.doc import Doc, Entity, spans
 from ner_fast.text import token_fault
@@ -290,12 +290,7 @@ class Tagger:
         (groups of `batch_size` sentences, each one tagging call whose batches run on a pool of
         `n_threads` threads, default the tagger's `workers`; the next group is segmented while the pool
         tags: `ner_fast.engine.pipe`)."""
-        if isinstance(texts, str):
-            raise TypeError("pipe takes an iterable of texts, not one str: tagger(text) tags one text")
-        if not isinstance(texts, Iterable):
-            raise TypeError(f"pipe takes an iterable of texts, got {type(texts).__name__} {texts!r}")
-        if isinstance(texts, (Mapping, AbstractSet)):  # Docs come back in input order: a set or dict has none
-            raise TypeError(f"pipe takes an ordered iterable of texts, not a {type(texts).__name__}")
+        check_texts(texts, "pipe", one="tagger(text) tags one text")
         return pipe_texts(self, texts, batch_size, n_threads)
 
     @overload

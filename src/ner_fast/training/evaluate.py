@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from tqdm import tqdm
 
@@ -20,6 +20,9 @@ from ner_fast.config import read_config
 from ner_fast.decode import CRF
 from ner_fast.metrics import Accumulator, Scores, TagScheme
 from ner_fast.signals import interrupts_held
+
+if TYPE_CHECKING:
+    from ner_fast.corpus import Corpus
 
 
 def validation_buckets(doc: dict[str, Any], vocabs: Any, run: str | os.PathLike[str]) -> list[Bucket]:
@@ -53,7 +56,7 @@ def corpus_buckets(
     return buckets
 
 
-def read_scored_corpus(path: str | os.PathLike[str], fmt: str, tags: Sequence[str], uses_pos: bool) -> Any:
+def read_scored_corpus(path: str | os.PathLike[str], fmt: str, tags: Sequence[str], uses_pos: bool) -> Corpus:
     """The tagged corpus file `path` that a model with the tag set `tags` is scored on (a checkpoint's or a
     package's: one rule for both), refused in one line naming the file (and the line of a tag the model
     does not know) when it has no tags, or no POS tags for a model that reads them."""

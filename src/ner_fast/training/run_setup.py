@@ -351,7 +351,8 @@ def load_data(
         asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
         used, differing = prepared_differences(data.settings, asked)
         if differing and not new_run:  # what the run recorded: the folder was prepared again since
-            raise ValueError(changed_data(cfg, {}, [f"{flag} {now}, the run's {then}" for flag, now, then in differing]))
+            raise ValueError(changed_data(cfg, {}, [("train", f"{flag} {now}, the run's {then}")
+                                                    for flag, now, then in differing]))
         if differing:  # a new run: the option given differs from the folder's
             raise prepared_option_error(*differing[0][:2])
         for name, value in used.items():
@@ -366,43 +367,62 @@ def load_data(
     return data
 
 
-def changed_data(cfg: TrainConfig, doc: Mapping[str, Any], what: Sequence[str], advice: str = "") -> str:
+#: Where a difference of `run_data_differences` lies: the training split, the validation split, or either
+#: (the tag set is built from both).
+Difference = tuple[str, str]
+
+
+def changed_data(cfg: TrainConfig, doc: Mapping[str, Any], what: Sequence[Difference], advice: str = "") -> str:
     """The message for DATA that no longer gives what a run (`doc`: its config.json) trained on (`what`:
-    how it differs, `run_data_differences`): a prepared folder prepared again since, or a changed corpus."""
+    (where, how) it differs, `run_data_differences`): a prepared folder prepared again since, or a changed
+    corpus; the file named is the one that holds the change (an edited --dev was blamed on DATA)."""
     advice = advice or "put it back as it was, or start a new run"
+    how = "; ".join(text for _, text in what)
     if cfg.data is not None and Path(cfg.data).is_dir():
-        return f"the prepared folder {cfg.data} was prepared again since the run trained on it ({'; '.join(what)}): {advice}"
+        return f"the prepared folder {cfg.data} was prepared again since the run trained on it ({how}): {advice}"
     source = (doc.get("data") or {}).get("source") or cfg.data or "the bundled corpus"
-    # Name the file that holds what changed: an edited --dev was blamed on DATA.
-    dev = cfg.dev is not None and any("validation" in w for w in what)
-    changed = [f"the training data ({source})"] * (not dev or any("validation" not in w for w in what))
-    changed += [f"the validation data (--dev {cfg.dev})"] * dev
-    return f"{' and '.join(changed)} changed since the run trained on it ({'; '.join(what)}): {advice}"
+    places = {where for where, _ in what}
+    training, validation = f"the training data ({source})", f"the validation data (--dev {cfg.dev})"
+    if cfg.dev is None or places == {"train"}:
+        named = training
+    elif places == {"valid"}:
+        named = validation
+    elif "train" in places and "valid" in places:
+        named = f"{training} and {validation}"
+    else:  # a tag set that either file may have changed
+        named = f"{training} or {validation}"
+    return f"{named} changed since the run trained on it ({how}): {advice}"
 
 
-def run_data_differences(data: Any, doc: Mapping[str, Any], vocabs: Any) -> list[str]:
+def run_data_differences(data: Any, doc: Mapping[str, Any], vocabs: Any) -> list[Difference]:
     """How `data`, built again for a recorded run (`train --resume`, `evaluate`), differs from what the run
-    trained on (`doc`: its config.json, `vocabs`: its vocab.json): the characters kept per token (the
-    input's width), the vocabularies, and each split's sentences and tags (`buckets.digest`, recorded
-    since 2026-12-07: a split or --recase prepared again, an edited --dev); empty when it does not."""
-    what = []
+    trained on (`doc`: its config.json, `vocabs`: its vocab.json), and where: the characters kept per token
+    (the input's width), the vocabularies (words and characters: the training split's; the tag set: both
+    splits'), and each split's sentences and tags (`buckets.digest`, recorded since 2026-12-07: a split or
+    --recase prepared again, an edited --dev); empty when it does not."""
+    what: list[Difference] = []
     chars = (doc.get("model") or {}).get("max_token_chars")
     if chars is not None and int(data.settings["max_token_chars"]) != int(chars):
-        what.append(f"--max-token-chars {data.settings['max_token_chars']}, the run's {chars}")
-    # A split's digest is over word ids: with other vocabularies every split's differs, changed or not (an
-    # edited training file was also said to change the validation sentences). Then only counts can tell.
-    vocabs_differ = data.vocabs != vocabs
-    if vocabs_differ:
-        what.append("other vocabularies")
+        what.append(("train", f"--max-token-chars {data.settings['max_token_chars']}, the run's {chars}"))
+    now_vocabs = data.vocabs
+    if any(getattr(now_vocabs, v) != getattr(vocabs, v) for v in ("words", "chars", "pos", "lowercase")):
+        what.append(("train", "other vocabularies"))
+    if now_vocabs.tags != vocabs.tags:
+        new, gone = (sorted(set(a.itos) - set(b.itos)) for a, b in ((now_vocabs.tags, vocabs.tags), (vocabs.tags, now_vocabs.tags)))
+        parts = ([f"new: {', '.join(new)}"] if new else []) + ([f"gone: {', '.join(gone)}"] if gone else [])
+        what.append(("either", f"another tag set ({'; '.join(parts)})"))
+    # A split's digest is over word and tag ids: with other vocabularies every split's differs, changed or not
+    # (an edited training file was also said to change the validation sentences). Then only counts can tell.
+    vocabs_differ = now_vocabs != vocabs
     then = ((doc.get("data") or {}).get("summary") or {}).get("digest") or {}
     now = data.summary.get("digest") or {}
     for split, name in (("train", "training"), ("valid", "validation")):
         was = (((doc.get("data") or {}).get("summary") or {}).get("splits") or {}).get(split, {}).get("sentences")
         count = data.summary["splits"][split]["sentences"]
         if vocabs_differ and was is not None and count != was:
-            what.append(f"other {name} sentences: {count:,}, the run's {was:,}")
+            what.append((split, f"other {name} sentences: {count:,}, the run's {was:,}"))
         elif not vocabs_differ and then.get(split) and now.get(split) and then[split] != now[split]:
-            what.append(f"other {name} sentences or tags: {count:,}, the run's {was:,}")
+            what.append((split, f"other {name} sentences or tags: {count:,}, the run's {was:,}"))
     return what
 
 
