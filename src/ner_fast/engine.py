@@ -63,7 +63,6 @@ def check_texts(texts: object, who: str, one: str = "") -> None:
         raise TypeError(f"{who} takes an ordered iterable of texts, not a {kind}")
 
 
-
 class Model(Protocol):
     """What the engine needs of a tagger (`ner_fast.tagger.Tagger` is one): its tag and POS names,
     chunking scheme, default thread count, whether it reads POS input, and its two steps, planning

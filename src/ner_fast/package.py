@@ -345,8 +345,10 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         )
     listed = manifest.get("files")
     # Its KeyError('files') said what was missing in Python's words, not the package's.
-    bad = next((f"{name!r}: {sha!r}" for name, sha in listed.items() if not isinstance(sha, str)), None) \
-        if isinstance(listed, dict) else "nothing" if listed is None else f"a {type(listed).__name__}"
+    if not isinstance(listed, dict):
+        bad: str | None = "nothing" if listed is None else f"a {type(listed).__name__}"
+    else:
+        bad = next((f"{name!r}: {sha!r}" for name, sha in listed.items() if not isinstance(sha, str)), None)
     if bad is not None:
         raise PackageError(f"{manifest_path}: its files field must be an object of file name to sha256, got {bad}")
     files: dict[str, str] = dict(listed)
