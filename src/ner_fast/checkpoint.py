@@ -212,7 +212,7 @@ def load_model(
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
     path = folder / f"{which}.params.npz"
-    if not path.exists() and not (folder / "last.params.npz").exists() and not (folder / "best.params.npz").exists():
+    if not any((folder / f"{kind}.params.npz").exists() for kind in ("best", "last")):
         # A run stopped before its first epoch ended: "best.params.npz: no such file" read as a damaged run.
         how = f"resume it (ner-fast train --resume {folder})" if (folder / "state.json").exists() else "start it again"
         raise ValueError(f"{folder}: a training run that has not finished an epoch yet, so it has no parameters: {how}")

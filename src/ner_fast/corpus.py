@@ -8,7 +8,8 @@ Two formats are understood:
   file is decoded as UTF-8 when it is valid UTF-8, else as cp1252 (the shipped GMB file is
   cp1252: its bytes 0x85 and 0x91-0x97 are punctuation, not the latin-1 control characters the
   tutorial reads); one with a UTF-8 byte-order mark must be UTF-8, and one of more UTF-8 characters
-  than bytes that are not UTF-8 (a UTF-8 file with a stray byte) is refused. No value is ever turned into a missing value: the word ``None`` stays "None".
+  than bytes that are not UTF-8 (a UTF-8 file with a stray byte) is refused. No value is ever turned
+  into a missing value: the word ``None`` stays "None".
   IOB1 tags are rewritten as IOB2, as for CoNLL.
 - ``conll``: whitespace (space/tab) separated columns, a blank line between sentences,
   ``-DOCSTART-`` lines skipped; the word is the first column and the tag the last; with three or
@@ -155,7 +156,7 @@ class Corpus:
     def rewritten_note(self, token: int) -> str:
         """For an error message naming flat token `token`'s tag: a note that the tag was read as IOB2, when
         it is a B- tag and its line in the file says I- (the readers rewrite IOB1); else ""."""
-        tag, line = (self.tags or [""] * (token + 1))[token], self.line_of(token)
+        tag, line = self.tags[token] if self.tags else "", self.line_of(token)
         if not tag.startswith("B-") or line is None:
             return ""
         try:

@@ -143,8 +143,9 @@ def tag_dataframe(df: Any, column: str = "text", package: str | os.PathLike[str]
                         " makes one; in one process, Tagger.pipe on the text column)")
     if column not in df.columns:
         raise KeyError(f"no column {column!r} (columns: {', '.join(map(str, df.columns))})")
-    if list(df.columns).count(column) > 1:
-        raise ValueError(f"the dataframe has {list(df.columns).count(column)} columns named {column!r}: rename them")
+    named = list(df.columns).count(column)
+    if named > 1:
+        raise ValueError(f"the dataframe has {named} columns named {column!r}: rename them")
     if not into or into in df.columns:
         raise ValueError(f"into={into!r}: " + ("name the new column" if not into else "already a column of the"
                                                " dataframe, which the documents would replace: name another"))
