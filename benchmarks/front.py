@@ -54,7 +54,8 @@ from ner_fast.metrics import score
 from ner_fast.prepare import split_corpus
 from ner_fast.schemes import TagScheme
 from ner_fast.package import load_package
-from ner_fast.tagger import Tagger, make_session_options
+from ner_fast.sessions import make_session_options
+from ner_fast.tagger import Tagger
 from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 from defaults import package_arg  # benchmarks/defaults.py: `--package NAME=DIR|default`, written once

@@ -5,7 +5,7 @@ summed by part of the network and by operator type.
 
 For each package, the dynamic graph (`dynamic.onnx`) runs over the feature batches `Tagger.features` makes of
 the first N validation sentences (batch 64, as `tag_batch`), in a session with the tagger's own options
-(`tagger.make_session_options`) and profiling on; then every node's kernel time (`*_kernel_time` events) is
+(`sessions.make_session_options`) and profiling on; then every node's kernel time (`*_kernel_time` events) is
 summed into three parts, found from the graph's structure, not from names:
 
 - `lstm`: the recurrent operators (`LSTM`, `DynamicQuantizeLSTM`);
@@ -39,7 +39,7 @@ from ner_fast import Tagger
 from ner_fast.corpus import read_corpus
 from ner_fast.package import package_path
 from ner_fast.prepare import split_corpus
-from ner_fast.tagger import make_session_options
+from ner_fast.sessions import make_session_options
 
 RECURRENT = {"LSTM", "DynamicQuantizeLSTM"}
 

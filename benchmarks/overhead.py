@@ -18,7 +18,7 @@ for each onnxruntime session setup below, in one run:
   output left to onnxruntime, copied out) instead of `run`, same sentences, same turns: whether binding
   pays at batch 1.
 
-Setups (`SETUPS`): the tagger's default options (`tagger.make_session_options`), and the same with one
+Setups (`SETUPS`): the tagger's default options (`sessions.make_session_options`), and the same with one
 option changed (threads, spinning, graph optimisation level), so each option's effect is a ratio
 measured in the same run. Setups take turns in rounds of `--chunk` calls (paired turns), so a change in
 the shared machine's load hits all of them alike; `uptime`'s load average is recorded before and after.
@@ -40,7 +40,8 @@ from ner_fast.corpus import read_corpus
 from ner_fast.features import featurize
 from ner_fast.package import load_package
 from ner_fast.prepare import split_corpus
-from ner_fast.tagger import Tagger, make_session_options
+from ner_fast.sessions import make_session_options
+from ner_fast.tagger import Tagger
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 
 

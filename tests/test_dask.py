@@ -362,7 +362,7 @@ def test_the_output_folder_is_never_clobbered(package: Path, client: distributed
     assert result.exit_code == 2 and "other settings (labels);" in result.output
     (out / "manifest.json").unlink()  # without it, nothing says the parts are ours: never overwritten
     result = CliRunner().invoke(cli, [*base, "--force"])
-    assert result.exit_code == 2 and "part-00000.jsonl was not written by this command" in result.output
+    assert result.exit_code == 2 and "part-00000.jsonl is not an output of this command that it can recognise" in result.output
 
 
 def test_a_folder_another_run_is_writing_is_refused(package: Path, tmp_path: Path) -> None:

@@ -371,3 +371,19 @@ def test_the_card_of_an_exported_package_shows_its_runs_recipe_epochs_and_a_cut_
     both = model_card(export_model(tmp_path / "model", tmp_path / "both", quantize=None, max_words=3,
                                    ensemble=[tmp_path / "other"]))
     assert both["training"]["data"] == "corpus.conll" and format_card(both).count("--max-words") == 1
+
+
+def test_a_package_named_like_a_bundled_one_is_shown_as_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`export --out ensemble` said "wrote ensemble" and `info ./ensemble` "Model package ensemble": copied
+    back into `ner-fast tag`, that name is the bundled ensemble, another model, silently."""
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["export", "run", "--out", "ensemble", "--quantize", "none"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("wrote ./ensemble: ")
+    res = CliRunner().invoke(cli, ["export", "run", "--out", "ensemble", "--quantize", "none", "--force", "--json"])
+    assert json.loads(res.output)["package"] == "./ensemble"
+    res = CliRunner().invoke(cli, ["info", "./ensemble"])
+    assert res.exit_code == 0 and res.output.startswith("Model package ./ensemble\n"), res.output
+    assert model_card("./ensemble")["package"]["path"] == "./ensemble"
+    assert model_card("ensemble")["package"]["name"] == "ensemble"  # the bare name: the bundled one

@@ -435,3 +435,13 @@ def test_an_input_error_inside_an_atomic_write_names_the_input(tmp_path: Path) -
             f.write(missing.read_text())
     assert caught.value.filename == str(missing)
     assert list(tmp_path.iterdir()) == []  # no temporary left, no output published
+
+
+def test_an_output_folder_under_a_file_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
+    """`--out data.conll/pkg` said "[Errno 20] Not a directory", exit 1, as if the machine had failed."""
+    from ner_fast.errors import OptionError
+
+    (tmp_path / "data.conll").write_text("x\tO\n")
+    with pytest.raises(OptionError, match=rf"--out: {tmp_path}/data.conll/pkg/deeper: {tmp_path}/data.conll is a file, not a folder"):
+        claim_output_dir(tmp_path / "data.conll" / "pkg" / "deeper")
+    assert claim_output_dir(tmp_path / "new" / "pkg") is not None  # a missing parent is made, as before

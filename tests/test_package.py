@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -172,6 +174,13 @@ def test_only_supported_integer_format_versions_load(package: Path, version: obj
         (lambda m: m.update(tags=["O"]), "tags"),
         (lambda m: m.update(crf={"transitions": [[0.0]], "start": [0.0], "end": [0.0]}), "crf.transitions"),
         (lambda m: m.update(crf=[1, 2]), "crf"),
+        # A CRF of NaNs decoded every sentence to O, exit 0 (a diverged run's export, or an edit).
+        (lambda m: m.update(crf={"transitions": [[0.0] * len(m["tags"])] * len(m["tags"]),
+                                 "start": [float("nan")] * len(m["tags"]), "end": [0.0] * len(m["tags"])}), "crf.start"),
+        # Records `ner-fast info` reads: a traceback ('bool' object has no attribute 'get').
+        (lambda m: m.update(char_graph=True), "char_graph"),
+        (lambda m: m.update(provenance="x"), "provenance"),
+        (lambda m: m.update(source=[1]), "source"),
     ],
 )
 def test_a_malformed_model_json_is_refused_naming_the_field(package: Path, change, field: str) -> None:
@@ -243,3 +252,95 @@ def test_portable_path_keeps_a_zip_members_folders_and_names_the_current_folder(
     assert portable_path("gmb.zip[data/ner.csv]") == "gmb.zip[data/ner.csv]"
     # A file name with brackets that is no zip member is a plain name.
     assert portable_path("/elsewhere/notes[1]/x[2].csv") == "x[2].csv"
+
+
+@pytest.mark.parametrize("versions", [None, [], "1.0", {"onnx": 1}])
+def test_a_manifest_whose_versions_are_not_names_to_versions_is_refused(package: Path, versions: object) -> None:
+    """`ner-fast info` shows them: a null crashed it with a traceback, while tagging went on."""
+    rewrite(package, MANIFEST_FILE, lambda m: m.update(versions=versions))
+    with pytest.raises(PackageError, match=r"manifest.json: its versions field must be an object of name to version"):
+        load_package(package)
+
+
+def test_a_file_or_a_folder_named_manifest_is_no_package(tmp_path: Path, package: Path) -> None:
+    (tmp_path / "default.zip").write_bytes(b"PK")
+    with pytest.raises(PackageError, match=r"default.zip: a file, not a model package \(a package is a folder"):
+        load_package(tmp_path / "default.zip")
+    (tmp_path / "odd" / MANIFEST_FILE).mkdir(parents=True)
+    with pytest.raises(PackageError, match=r"odd/manifest.json: not a file$"):
+        load_package(tmp_path / "odd")
+
+
+def _swap_in(package: Path, name: str, data: bytes) -> None:
+    """Replace one of the package's files and record its checksum, so only the tagger's checks remain."""
+    (package / name).write_bytes(data)
+    rewrite(package, MANIFEST_FILE, lambda m: m["files"].update({name: sha256_file(package / name)}))
+
+
+def test_graphs_that_disagree_with_model_json_are_refused_at_load(tmp_path: Path) -> None:
+    """A bucket graph swapped for another length, a tag list or POS list that no longer fits the graphs,
+    a character graph whose width model.json misstates: each named at load (they failed at the first
+    call with onnxruntime's traceback or an unnamed "17 tag probabilities for 16 tags", or not at all)."""
+    from ner_fast.tagger import Tagger
+
+    make_checkpoint(tmp_path / "run", use_pos=False, pos_aux_weight=1.0)  # POS tags of its own: a head
+    built = export_model(tmp_path / "run", tmp_path / "built", buckets="4,9", quantize=None)
+    n_tags = len(json.loads((built / "model.json").read_text())["tags"])
+    assert Tagger.load(built).pos_tags  # the fixture has a POS head
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(built, tmp_path / name))
+
+    swapped = copy("swapped")
+    _swap_in(swapped, "bucket_4.onnx", (built / "bucket_9.onnx").read_bytes())
+    with pytest.raises(PackageError, match=r"bucket_4.onnx: the graph has 9 tokens \(its bucket length\), model.json says 4"):
+        Tagger.load(swapped)
+
+    def drop_last_tag(m: dict) -> None:
+        m["vocab"]["tags"].pop()
+        m["tags"], m["crf"] = m["vocab"]["tags"], None
+
+    fewer = copy("fewer")
+    rewrite(fewer, "model.json", drop_last_tag)
+    with pytest.raises(PackageError, match=rf"dynamic.onnx: the graph has {n_tags} tags, model.json says {n_tags - 1}"):
+        Tagger.load(fewer, buckets=[])
+    pos = copy("pos")
+    rewrite(pos, "model.json", lambda m: m.update(pos_tags=m["pos_tags"][:5]))
+    with pytest.raises(PackageError, match=r"POS tags \(model.json pos_tags\), model.json says 5"):
+        Tagger.load(pos)
+    width = copy("width")
+    rewrite(width, "model.json", lambda m: m["char_graph"].update(width=99))
+    with pytest.raises(PackageError, match=r"chars.onnx: makes \d+ character features a token, model.json char_graph says 99"):
+        Tagger.load(width)
+    with pytest.raises(TypeError, match="session_options must be an onnxruntime.SessionOptions, got str"):
+        Tagger.load(built, session_options="x")
+
+
+def test_weights_linked_out_of_the_folder_are_named_with_the_way_out(tmp_path: Path, package: Path) -> None:
+    """git-annex and DVC leave the large file a link into their store: onnxruntime refuses to follow it
+    out of the folder, which it said as "External data path validation failed" on dynamic.onnx."""
+    from ner_fast.tagger import Tagger
+
+    store = tmp_path / "annex"
+    store.mkdir()
+    (package / WEIGHTS_FILE).rename(store / WEIGHTS_FILE)
+    (package / WEIGHTS_FILE).symlink_to(Path("..") / "annex" / WEIGHTS_FILE)
+    load_package(package)  # the checksums hold: the file is the same
+    with pytest.raises(PackageError, match=rf"{WEIGHTS_FILE}: a link out of the package folder \(to .*annex.*\), which"
+                                           r" onnxruntime refuses to read weights through: put the file itself"):
+        Tagger.load(package)
+
+
+def test_a_path_that_is_not_utf8_is_named_and_export_refuses_one(tmp_path: Path, package: Path) -> None:
+    """onnxruntime takes UTF-8 paths only: a folder named in Latin-1 bytes gave a page of constructor
+    signatures blamed on dynamic.onnx, and export wrote a package there that nothing could load."""
+    from ner_fast.errors import OptionError
+    from ner_fast.tagger import Tagger
+
+    latin = tmp_path / os.fsdecode(b"pkg_\xe9")
+    shutil.copytree(package, latin)
+    with pytest.raises(PackageError, match=r"the package's path is not valid UTF-8, which onnxruntime cannot open: rename"):
+        Tagger.load(latin)
+    with pytest.raises(OptionError, match=r"--out: .* is not valid UTF-8, and onnxruntime could not open a package there"):
+        export_model(tmp_path / "model", tmp_path / os.fsdecode(b"out_\xe9"), quantize=None)
+    assert not (tmp_path / os.fsdecode(b"out_\xe9")).exists()

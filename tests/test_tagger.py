@@ -251,37 +251,37 @@ def test_cuda_libraries_are_preloaded_once_and_only_for_cuda(model: tuple, monke
     after `onnxruntime.preload_dlls()`: a load whose providers hold CUDA's (`device="cuda"` or "auto", or
     `providers` given) calls it once a process where the CUDA provider exists; "cpu", or an onnxruntime
     without CUDA, never does."""
-    import ner_fast.tagger as tagger_module
+    import ner_fast.sessions as sessions
 
     calls: list[int] = []
     monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append(1), raising=False)
-    tagger_module._preload_cuda_libraries.cache_clear()
+    sessions._preload_cuda_libraries.cache_clear()
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    assert tagger_module.providers_for("auto") == ["CPUExecutionProvider"]
-    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"]
+    assert sessions.providers_for("auto") == ["CPUExecutionProvider"]
+    assert sessions.providers_for("cpu") == ["CPUExecutionProvider"]
     for device in ("auto", "cpu"):
         Tagger.load(model[3], device=device)
     assert calls == []
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert tagger_module.providers_for("cpu") == ["CPUExecutionProvider"]
+    assert sessions.providers_for("cpu") == ["CPUExecutionProvider"]
     Tagger.load(model[3], device="cpu")
     assert calls == []
     for device in ("cuda", "auto", "cuda"):
-        assert tagger_module.providers_for(device) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        assert sessions.providers_for(device) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
         with pytest.warns(RuntimeWarning, match="run on the CPU"):  # this onnxruntime has no CUDA in truth
             Tagger.load(model[3], device=device)
     assert calls == [1]
-    tagger_module._preload_cuda_libraries.cache_clear()
+    sessions._preload_cuda_libraries.cache_clear()
     with pytest.warns(RuntimeWarning, match="run on the CPU"):
         Tagger.load(model[3], providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert calls == [1, 1]
     # A loader that fails leaves CUDA to the system's libraries and says why.
-    tagger_module._preload_cuda_libraries.cache_clear()
+    sessions._preload_cuda_libraries.cache_clear()
     monkeypatch.setattr(ort, "preload_dlls", lambda: (_ for _ in ()).throw(OSError("libcudnn.so.9: not found")), raising=False)
     with pytest.warns(RuntimeWarning, match=r"run on the CPU \(loading the CUDA libraries: OSError: libcudnn.so.9: not found\)"):
         Tagger.load(model[3], device="cuda")
-    assert tagger_module.preload_cuda_libraries() == "OSError: libcudnn.so.9: not found"
-    tagger_module._preload_cuda_libraries.cache_clear()
+    assert sessions.preload_cuda_libraries() == "OSError: libcudnn.so.9: not found"
+    sessions._preload_cuda_libraries.cache_clear()
 
 
 @pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider' is not in available provider names")  # faked available
@@ -292,7 +292,7 @@ def test_what_the_cuda_preload_prints_reaches_the_warning_not_stdout(
     where `ner-fast tag` writes its JSON lines (onnxruntime-gpu installed on a machine without CUDA, the
     default device "auto"). What it prints is kept from stdout and said in the warning that the sessions
     run on the CPU (one line, colour codes dropped)."""
-    import ner_fast.tagger as tagger_module
+    import ner_fast.sessions as sessions
 
     def noisy_preload() -> None:  # what onnxruntime 1.2x prints where the pip CUDA packages are missing
         print("Failed to load libcudnn.so.9: libcudnn.so.9: cannot open shared object file")
@@ -300,7 +300,7 @@ def test_what_the_cuda_preload_prints_reaches_the_warning_not_stdout(
 
     monkeypatch.setattr(ort, "preload_dlls", noisy_preload, raising=False)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    tagger_module._preload_cuda_libraries.cache_clear()
+    sessions._preload_cuda_libraries.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="run on the CPU") as caught:
             tagger = Tagger.load(model[3], device="auto")
@@ -310,7 +310,7 @@ def test_what_the_cuda_preload_prints_reaches_the_warning_not_stdout(
         assert len(said) == 1 and "\n" not in said[0] and "\033" not in said[0]
         assert "Failed to load libcudnn.so.9" in said[0] and "install CUDA" in said[0]
     finally:
-        tagger_module._preload_cuda_libraries.cache_clear()
+        sessions._preload_cuda_libraries.cache_clear()
 
 
 def test_cuda_libraries_are_preloaded_once_when_threads_load_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,7 +318,7 @@ def test_cuda_libraries_are_preloaded_once_when_threads_load_at_once(monkeypatch
     import threading
     import time
 
-    import ner_fast.tagger as tagger_module
+    import ner_fast.sessions as sessions
 
     calls: list[int] = []
     start = threading.Barrier(8)
@@ -329,11 +329,11 @@ def test_cuda_libraries_are_preloaded_once_when_threads_load_at_once(monkeypatch
 
     monkeypatch.setattr(ort, "preload_dlls", slow_preload, raising=False)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    tagger_module._preload_cuda_libraries.cache_clear()
+    sessions._preload_cuda_libraries.cache_clear()
 
     def load(_: int) -> str | None:
         start.wait()
-        return tagger_module.preload_cuda_libraries()
+        return sessions.preload_cuda_libraries()
 
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -341,7 +341,7 @@ def test_cuda_libraries_are_preloaded_once_when_threads_load_at_once(monkeypatch
         assert chosen == [None] * 8
         assert calls == [1]
     finally:
-        tagger_module._preload_cuda_libraries.cache_clear()
+        sessions._preload_cuda_libraries.cache_clear()
 
 
 def test_ready_made_sessions(model: tuple) -> None:

@@ -374,9 +374,11 @@ class OutputDir:
         """OptionError if writing `names` would overwrite entries this command did not write (even with force)."""
         clash = sorted(set(names) & self.foreign)
         if clash:
+            one = len(clash) == 1
             raise OptionError(
-                self.option, f"{self.path}: {', '.join(clash)} was not written by this command; not overwritten, even with"
-                             " --force: choose a new or empty folder"
+                self.option, f"{self.path}: {', '.join(clash)} {'is' if one else 'are'} not an output of this command"
+                             " that it can recognise (another's file, or its own damaged), so not overwritten, even with"
+                             f" --force: choose a new or empty folder, or remove {'it' if one else 'them'} first"
             )
 
 
@@ -413,6 +415,9 @@ def claim_output_dir(
         raise OptionError(option, f"{path} is the current folder or holds it; name a new folder for the output")
     if path.exists() and not path.is_dir():
         raise OptionError(option, f"{path} is a file, not a folder")
+    above = next((p for p in path.absolute().parents if p.exists()), None)  # [Errno 20] Not a directory, else
+    if above is not None and not above.is_dir():
+        raise OptionError(option, f"{path}: {above} is a file, not a folder")
     _check_writable(path)
     if not path.exists():
         return OutputDir(path, option=option)

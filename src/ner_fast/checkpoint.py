@@ -156,8 +156,13 @@ def unpack_params(config: ModelConfig, params: dict[str, np.ndarray]) -> dict[st
     return out
 
 
+def non_finite(params: dict[str, np.ndarray]) -> str | None:
+    """The name of the first parameter holding a NaN or an infinity (a run whose training diverged), or None."""
+    return next((name for name, array in params.items() if not np.isfinite(array).all()), None)
+
+
 def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
-    """Raise ValueError unless `params` holds exactly the canonical names with the right shapes."""
+    """Raise ValueError unless `params` holds exactly the canonical names with the right shapes, all finite."""
     shapes = param_shapes(config)
     missing = sorted(set(shapes) - set(params))
     extra = sorted(set(params) - set(shapes))
@@ -166,6 +171,10 @@ def check_params(config: ModelConfig, params: dict[str, np.ndarray]) -> None:
     for name, shape in shapes.items():
         if tuple(params[name].shape) != shape:
             raise ValueError(f"parameter {name} has shape {tuple(params[name].shape)}, expected {shape}")
+    bad = non_finite(params)
+    if bad is not None:
+        raise ValueError(f"parameter {bad} holds values that are not finite numbers (NaN or infinity): the training"
+                         " that wrote it diverged")
 
 
 def save_params(

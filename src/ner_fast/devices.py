@@ -1,6 +1,6 @@
 """The devices a tagger runs on: the one list, read by `Tagger.load(device=...)` and by the `--device`
 option of `ner-fast tag` and `ner-fast serve`. Imports nothing (the command line reads it without
-starting onnxruntime); `tagger.providers_for` turns a device into onnxruntime's providers."""
+starting onnxruntime); `sessions.providers_for` turns a device into onnxruntime's providers."""
 from __future__ import annotations
 
 from typing import Literal

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -153,6 +154,23 @@ def written_as_path(path: str | os.PathLike[str]) -> str:
     `./NAME`, anything else unchanged."""
     text = os.fspath(path)
     return text if not text or "/" in text or os.sep in text or text.startswith(".") else f"./{text}"
+
+
+def shown_path(folder: str | os.PathLike[str]) -> str:
+    """How a message or a card names a package folder: as given, but one named like a bundled package as
+    `./NAME` (`Path("./ensemble")` prints as "ensemble", which read back names the bundled package)."""
+    text = os.fspath(folder)
+    return written_as_path(text) if names_bundled(text) else text
+
+
+def onnxruntime_can_open(path: str | os.PathLike[str]) -> bool:
+    """Whether onnxruntime can open files at `path`: it takes UTF-8 paths only (a folder named in Latin-1 bytes
+    reads in Python as lone surrogates, and onnxruntime's constructor refuses them with a page of signatures)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def package_path(path: str | os.PathLike[str] | None) -> Path:
@@ -316,11 +334,14 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     Raises PackageError with the package path and the reason when it cannot be used.
     """
     folder = Path(path)
-    # A folder named like a bundled package is said as ./NAME, as it was given (`Path` drops the "./").
-    shown = written_as_path(folder) if names_bundled(os.fspath(folder)) else folder
+    shown = shown_path(folder)
     manifest_path = folder / MANIFEST_FILE
     if not folder.exists():
         raise PackageError(f"{shown}: no such package folder{unknown_name_hint(path)}")
+    if not folder.is_dir():
+        raise PackageError(f"{shown}: a file, not a model package (a package is a folder holding {MANIFEST_FILE})")
+    if manifest_path.exists() and not manifest_path.is_file():
+        raise PackageError(f"{manifest_path}: not a file")
     if not manifest_path.is_file():
         if folder_kind(folder) == "run":
             raise PackageError(
@@ -352,6 +373,9 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     if bad is not None:
         raise PackageError(f"{manifest_path}: its files field must be an object of file name to sha256, got {bad}")
     files: dict[str, str] = dict(listed)
+    versions = manifest.get("versions", {})  # what the package was made with: `ner-fast info` shows them
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        raise PackageError(f"{manifest_path}: its versions field must be an object of name to version, got {versions!r}")
     for name in (MODEL_FILE, WEIGHTS_FILE, graph_file(None)):
         if name not in files:
             raise PackageError(f"{manifest_path}: {name} is not listed (every file the tagger opens must be)")
@@ -441,7 +465,13 @@ def validate_model(model: Any, path: Path) -> None:
             raise bad("crf", "must be null or an object with transitions, start and end")
         for key, shape in shapes.items():
             if _shape(crf.get(key)) != shape:
-                raise bad(f"crf.{key}", f"must be numbers of shape {shape} ({n_tags} tags)")
+                raise bad(f"crf.{key}", f"must be finite numbers of shape {shape} ({n_tags} tags)")
+    for field in ("source", "provenance", "speed", "architecture"):  # records that `ner-fast info` reads
+        if model.get(field) is not None and not isinstance(model[field], dict):
+            raise bad(field, f"must be null or an object, got {model[field]!r}")
+    chars = model.get("char_graph")
+    if chars is not None and chars is not False and not (isinstance(chars, dict) and _is_int(chars.get("width"), 1)):
+        raise bad("char_graph", f"must be null or the character graph's record (with its width), got {chars!r}")
 
 
 def _shape(value: Any) -> tuple[int, ...] | None:
@@ -453,4 +483,5 @@ def _shape(value: Any) -> tuple[int, ...] | None:
         if inner[0] is None or any(i != inner[0] for i in inner):
             return None
         return (len(value), *inner[0])
-    return () if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    number = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value))
+    return () if number else None

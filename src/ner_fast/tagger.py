@@ -26,12 +26,7 @@ package (`ner_fast.char_cache`), which only grows, under a lock, and never chang
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
 import os
-import re
-import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set as AbstractSet
 from types import MappingProxyType
@@ -42,91 +37,28 @@ import onnxruntime as ort
 
 from ner_fast import _kernels
 from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, checked_bucket_lengths, cut_lengths, plan_batches
-from ner_fast.char_cache import DEFAULT_CHAR_CACHE, CharCache, check_capacity
+from ner_fast.char_cache import DEFAULT_CHAR_CACHE, check_capacity
 from ner_fast.cores import check_threads
 from ner_fast.decode import CRF, DECODERS, Decoder
-from ner_fast.devices import DEFAULT_DEVICE, DEVICES, Device
-from ner_fast.errors import CacheSizeError
+from ner_fast.devices import DEFAULT_DEVICE, Device
 from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
-from ner_fast.package import BUNDLED_NAMES, CHAR_GRAPH_FILE, Package, PackageError, load_package, package_path
+from ner_fast.package import BUNDLED_NAMES, Package, load_package, package_path
+from ner_fast.sessions import (
+    CUDA,
+    char_features,
+    check_graphs,
+    make_session_options,
+    open_session,
+    preload_cuda_libraries,
+    providers_for,
+)
 from ner_fast.schemes import TagScheme
 from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, check_texts, tag_texts
 from ner_fast.engine import pipe as pipe_texts
 from ner_fast.doc import Doc, Entity, spans
 from ner_fast.text import token_fault
 from ner_fast.vocab import Vocabularies
-
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
-
-
-def providers_for(device: Device) -> list[str]:
-    """onnxruntime execution providers for a device name (CUDA falls back to CPU when absent)."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
-    if device == "cpu":
-        return [CPU]
-    available = ort.get_available_providers()
-    if device == "cuda" and CUDA not in available:
-        warnings.warn(
-            "device='cuda' but this onnxruntime has no CUDA provider (install onnxruntime-gpu); running on CPU",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return [CUDA, CPU] if CUDA in available else [CPU]
-
-
-def preload_cuda_libraries() -> str | None:
-    """Load CUDA and cuDNN from their pip packages before the first CUDA session (`Tagger.load` calls it
-    where the providers hold CUDA's; once a process, even when several threads load taggers at once).
-
-    The `gpu` extra installs them with onnxruntime-gpu (`[cuda,cudnn]`), but onnxruntime's CUDA provider
-    finds them there only after `onnxruntime.preload_dlls()`; otherwise only on the system's library
-    path, and a session that cannot start CUDA runs on the CPU. Returns None, or why the preload failed
-    (the system's libraries are then tried as before), in one line: `Tagger.load` says it when the
-    sessions run on the CPU."""
-    with _PRELOAD_LOCK:
-        return _preload_cuda_libraries()
-
-
-_PRELOAD_LOCK = threading.Lock()
-_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@functools.cache
-def _preload_cuda_libraries() -> str | None:
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is None:  # onnxruntime < 1.21, or a build without CUDA
-        return None
-    # preload_dlls reports each library it cannot load with print(): on stdout, where `ner-fast tag`
-    # writes its documents. Kept here (the process's stdout is swapped only for this once-a-process call).
-    printed = io.StringIO()
-    failed = ""
-    try:
-        with contextlib.redirect_stdout(printed):
-            preload()
-    except Exception as err:  # whatever the loader raised: CUDA may still come from the system
-        failed = f"{type(err).__name__}: {err}"
-    why = " ".join(_COLOUR.sub("", f"{printed.getvalue()} {failed}").split())
-    return why or None
-
-
-def make_session_options(threads: int | None = None) -> ort.SessionOptions:
-    """Options for one tagger session: `threads` intra-op threads (None: onnxruntime's default)."""
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = check_threads("threads", threads)
-        # The graphs are a chain of ops: a second pool for parallel branches would only add threads.
-        options.inter_op_num_threads = 1
-    # Each bucket graph has its own session and thread pool. Workers spin after a run by default, so a
-    # tagger cycling through buckets had dozens of idle pools spinning on 2 cores (28 ms instead of
-    # 1.6 ms a call, measured): spin inside a run, stop when it ends.
-    options.add_session_config_entry("session.force_spinning_stop", "1")
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return options
-
 
 class Tagger:
     """Tags pre-tokenized sentences with a model package (see the module docstring).
@@ -176,9 +108,10 @@ class Tagger:
         #: POS tag list (id -> tag) of the package's auxiliary POS head; None without one.
         self.pos_tags: list[str] | None = list(model["pos_tags"]) if model.get("pos_tags") else None
         self._sessions = dict(sessions)
+        check_graphs(package, self._sessions, len(self.tags), self.pos_tags)
         self.buckets: list[int] = sorted(k for k in self._sessions if k is not None)
         self._input = self._sessions[None].get_inputs()[0].name
-        self._chars, self._char_input = _char_features(package, self._sessions[None], char_session, char_cache)
+        self._chars, self._char_input = char_features(package, self._sessions[None], char_session, char_cache)
         # Only the tag probabilities unless POS tags are asked for (a POS head is a second output).
         self._outputs = [self._sessions[None].get_outputs()[0].name]
         self.crf = CRF.from_json(model["crf"]) if model.get("crf") else None
@@ -245,6 +178,8 @@ class Tagger:
         if unknown:  # a typo: onnxruntime prints a banner and runs on the CPU
             raise ValueError(f"providers: {unknown[0]!r} is no onnxruntime execution provider (this onnxruntime has"
                              f" {', '.join(ort.get_available_providers())})")
+        if session_options is not None and not isinstance(session_options, ort.SessionOptions):
+            raise TypeError(f"session_options must be an onnxruntime.SessionOptions, got {type(session_options).__name__}")
         options = session_options or make_session_options(threads)
         wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
         preloaded = preload_cuda_libraries() if wants_cuda else None
@@ -253,10 +188,10 @@ class Tagger:
         if missing:
             raise ValueError(f"{pkg.path}: no graphs for bucket lengths {missing} (it has {pkg.buckets})")
         keys: list[int | None] = [*chosen, None]
-        sessions = {key: _session(pkg.graph_path(key), options, wanted) for key in keys}
+        sessions = {key: open_session(pkg.graph_path(key), options, wanted) for key in keys}
         # The character graph runs where the others do: the same providers and options.
         char_path = pkg.char_graph_path
-        char_session = _session(char_path, options, wanted) if char_path is not None else None
+        char_session = open_session(char_path, options, wanted) if char_path is not None else None
         if wants_cuda and sessions[None].get_providers()[0] != CUDA:
             why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
             warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
@@ -507,49 +442,6 @@ class Tagger:
             else None
         )
         return tags, per_sentence, pos_out
-
-
-def _session(path: Any, options: ort.SessionOptions, providers: list[Any]) -> ort.InferenceSession:
-    """An onnxruntime session of one graph of a package; PackageError when onnxruntime cannot load it."""
-    try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception classes
-        raise PackageError(f"{path}: onnxruntime cannot load it ({exc})") from exc
-
-
-def _char_features(
-    package: Package, dynamic: ort.InferenceSession, char_session: ort.InferenceSession | None, capacity: int
-) -> tuple[CharCache | None, str | None]:
-    """The character cache and the graphs' character-features input name of a package whose graphs take
-    them (a second input), (None, None) for one whose graphs compute them. Without `char_session`, the
-    package's character graph is opened with the dynamic session's providers (onnxruntime's default
-    options). PackageError (a ValueError) naming the package's files when the character graph and the
-    graphs do not fit together (files swapped or edited in a package loaded with `verify=False`, or
-    sessions of another package)."""
-    inputs = dynamic.get_inputs()
-    graph = package.graph_path(None)
-    chars = package.char_graph_path or package.path / CHAR_GRAPH_FILE
-    if len(inputs) == 1:
-        if char_session is not None:
-            raise PackageError(f"{graph}: the graphs compute their own character features, but a character"
-                               f" session was given ({chars}, or char_session)")
-        return None, None
-    if char_session is None:
-        if package.char_graph_path is None:
-            raise PackageError(f"{graph}: the graphs take the character features ({inputs[1].name}) but the"
-                               " package has no character graph (model.json char_graph)")
-        char_session = _session(package.char_graph_path, None, list(dynamic.get_providers()))
-    try:
-        cache = CharCache(char_session, int(package.model["max_token_chars"]), capacity,
-                          len(package.model["vocab"]["chars"]))
-    except CacheSizeError:  # the caller's number of rows, not the package's files
-        raise
-    except ValueError as exc:
-        raise PackageError(f"{chars}: {exc}") from None
-    if inputs[1].shape[2] != cache.width:
-        raise PackageError(f"{graph}: the graphs take {inputs[1].shape[2]} character features a token, the"
-                           f" character graph ({chars}) makes {cache.width}")
-    return cache, inputs[1].name
 
 
 def _batch_features(matrix: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, key: int | None, batch: np.ndarray) -> np.ndarray:

@@ -241,7 +241,7 @@ def test_export_refuses_another_s_manifest_without_offering_force(tmp_path: Path
         for extra in ([], ["--force"]):
             result = CliRunner().invoke(cli, ["export", str(tmp_path / "run"), "--out", str(out), *extra])
             assert result.exit_code == 2, result.output
-            assert f"{name} was not written by this command; not overwritten, even with --force" in result.output
+            assert f"{name} is not an output of this command that it can recognise (another's file, or its own damaged), so not overwritten, even with --force: choose a new or empty folder, or remove it first" in result.output
             assert "or add --force" not in result.output
         assert [p.name for p in out.iterdir()] == [name] and (out / name).read_text() == "{}"
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from helpers import float_tol, network_terms, sigterm_when
 import ner_fast.training.train as train_module
 from ner_fast.buckets import Bucket
-from ner_fast.checkpoint import load_model, load_params
+from ner_fast.checkpoint import load_model, load_params, save_params
 from ner_fast.cli import cli
 from ner_fast.cli.evaluate import evaluate_command
 from ner_fast.cli.train import train_command
@@ -314,6 +314,55 @@ def test_existing_run_is_not_overwritten(prepared: str, tmp_path: Path) -> None:
     train(_cfg(prepared, tmp_path / "x", epochs=1), progress=False, echo=_quiet)
     with pytest.raises(ValueError, match="--resume"):
         train(_cfg(prepared, tmp_path / "x", epochs=1), progress=False, echo=_quiet)
+
+
+def test_a_diverging_run_stops_before_saving_its_nans(prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A learning rate that sends the parameters to NaN stops the run in one line before anything of that epoch
+    is saved (its checkpoint was exported to a package that tagged everything O, exit 0)."""
+    out = tmp_path / "nan"
+    res = CliRunner().invoke(train_command, [prepared, "--out", str(out), "--epochs", "2", "--lr", "1e30",
+                                             "--clip-gradient", "0", "--no-progress", *TINY_FLAGS])
+    assert res.exit_code == 1, res.output
+    assert "Error: training diverged in epoch 1 (" in res.output and "nothing was saved" in res.output
+    assert "Traceback" not in res.output and not list(out.glob("*.npz"))
+    # Diverging in epoch 2: epoch 1's checkpoint is kept as it was, and still exports and evaluates.
+    real = train_module.run_epoch
+    passes = {"n": 0}
+
+    def poisoned(module: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(module, *args, **kwargs)
+        passes["n"] += bool(kwargs["train"])
+        if passes["n"] == 2 and kwargs["train"]:  # epoch 2's training pass ends with one weight NaN
+            arg, aux = module.get_params()
+            name = next(iter(arg))
+            arg[name][:] = float("nan")
+            module.set_params(arg, aux)
+        return result
+
+    monkeypatch.setattr(train_module, "run_epoch", poisoned)
+    out = tmp_path / "nan2"
+    with pytest.raises(ValueError, match=r"training diverged in epoch 2 \(parameter .* holds NaN or infinity\): "
+                                         rf"{out} keeps the checkpoint of epoch 1; train again with a lower --lr"):
+        train(_cfg(prepared, out), progress=False, echo=_quiet)
+    monkeypatch.undo()
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 1 and len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert all(np.isfinite(a).all() for a in _params(out).values())
+    assert CliRunner().invoke(evaluate_command, [str(out), "--no-progress"]).exit_code == 0
+
+
+def test_a_checkpoint_holding_nan_is_refused_naming_the_parameter(prepared: str, tmp_path: Path) -> None:
+    """A checkpoint written before runs stopped on divergence: evaluate (and export, through the same
+    `load_model`) say which parameter is not finite instead of scoring or exporting NaNs."""
+    out = tmp_path / "old"
+    train(_cfg(prepared, out, epochs=1), progress=False, echo=_quiet)
+    params = _params(out, "best")
+    name = sorted(params)[0]
+    params[name] = np.full_like(params[name], np.inf)
+    save_params(out / "best.params.npz", params)
+    res = CliRunner().invoke(evaluate_command, [str(out), "--no-progress"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert f"best.params.npz: parameter {name} holds values that are not finite numbers" in res.output
 
 
 def _toy_buckets() -> list[Bucket]:

@@ -12,14 +12,14 @@ from ner_fast.option_table import command_options
 
 def package_summary(package: Path) -> dict:
     """Facts about a written package: its path, buckets, quantization and file sizes in bytes."""
-    from ner_fast.package import MANIFEST_FILE, load_package
+    from ner_fast.package import MANIFEST_FILE, load_package, shown_path
 
     pkg = load_package(package)
     # The package's own files (its manifest and what it lists), not others a --force folder kept.
     names = sorted({MANIFEST_FILE, *pkg.manifest["files"]})
     sizes = {name: (package / name).stat().st_size for name in names}
     return {
-        "package": str(package),
+        "package": shown_path(package),  # ./ensemble: the bare name reads back as the bundled package
         "buckets": pkg.buckets,
         "quantization": pkg.model["quantization"],
         "tags": len(pkg.tags),
@@ -56,5 +56,5 @@ def export_command(
     else:
         lengths = summary["buckets"]
         shown = ", ".join(map(str, lengths)) if len(lengths) <= 12 else f"{lengths[0]}..{lengths[-1]} ({len(lengths)} lengths)"
-        click.echo(f"wrote {package}: buckets {shown or 'none'} + dynamic, {summary['tags']} tags, "
+        click.echo(f"wrote {summary['package']}: buckets {shown or 'none'} + dynamic, {summary['tags']} tags, "
                    f"{summary['bytes'] / 1e6:.1f} MB{f' ({quantize})' if quantize not in (None, 'none') else ''}")

@@ -46,6 +46,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
         package_checksum,
         package_path,
         quantization_scheme,
+        shown_path,
     )
     from ner_fast.schemes import TagScheme
 
@@ -64,7 +65,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     scheme = quantization_scheme(model)
     return {
         "package": {
-            "path": str(folder),
+            "path": shown_path(folder),
             "name": bundled_name(folder),
             "checksum": package_checksum(folder),
             "format_version": pkg.manifest.get("format_version"),

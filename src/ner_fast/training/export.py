@@ -63,6 +63,7 @@ from ner_fast.package import (
     folder_kind,
     format_version,
     graph_file,
+    onnxruntime_can_open,
     package_files,
     portable_path,
 )
@@ -435,6 +436,9 @@ def export_model(
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
     quantize = None if quantize == "none" else quantize
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
+    if not onnxruntime_can_open(target.absolute()):
+        raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
+                          " there: choose another name")
     if folder_kind(target) == "run":  # even with --force: its manifest would make the run read as a package
         raise OptionError("--out", f"{target} is a training run: a package written into it would hide the run from"
                           " evaluate, --resume and --init; choose another folder")

@@ -85,7 +85,7 @@ def write_package(
     never left half-overwritten. `out` must be new, empty or an earlier package; a folder with other
     files is refused unless `force` (then they are kept: `atomic.atomic_dir`).
     """
-    # The tagger's rule (`tagger._char_features`): graphs with a second input take the character features,
+    # The tagger's rule (`sessions.char_features`): graphs with a second input take the character features,
     # which only a character graph computes; refused here, before a package that cannot load is written.
     if (len(model.graph.input) > 1) != (char_model is not None):
         raise ValueError("the graph takes the character features as an input but no character graph was given"

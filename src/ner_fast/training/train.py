@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ner_fast.atomic import atomic_group, json_document
-from ner_fast.checkpoint import AVERAGE_FILE, save_params, unpack_params
+from ner_fast.checkpoint import AVERAGE_FILE, non_finite, save_params, unpack_params
 from ner_fast.config import OptionError, TrainConfig
 from ner_fast.metrics import Scores, format_table
 from ner_fast.signals import Terminated
@@ -166,6 +166,7 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
             module, run.train_iter, run.scheme, train=True, desc=f"epoch {epoch + 1} train", progress=progress,
             decode=cfg.decode, crf=config.crf, average=average, pos_index=pos_output_index(config),
         )
+        _check_diverged(run, epoch, tr.loss)
 
         def validate(what: str) -> tuple[Scores, float]:
             return run_epoch(
@@ -204,6 +205,20 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
         state["epoch"] = epoch + 1
         state["interrupted"] = False
         yield record, improved
+
+
+def _check_diverged(run: Run, epoch: int, loss: float | None) -> None:
+    """Stop a run whose training diverged (its parameters or loss no longer finite numbers) before anything of
+    the epoch is saved or validated: a checkpoint of NaNs exported to a package that tags everything O. Every
+    worker of a distributed run sees the same parameters, so each stops at the same epoch."""
+    bad = non_finite(module_canonical(run.module, run.config))
+    if bad is None and (loss is None or np.isfinite(loss)):
+        return
+    what = f"parameter {bad} holds NaN or infinity" if bad is not None else f"the training loss is {loss}"
+    kept = (f"{run.out} keeps the checkpoint of epoch {run.state['epoch']}" if run.state["epoch"]
+            else "nothing was saved")
+    raise ValueError(f"training diverged in epoch {epoch + 1} ({what}): {kept}; train again with a lower --lr"
+                     f" (it was {run.cfg.learning_rate:g})")
 
 
 def _save(run: Run, best: bool) -> None:
