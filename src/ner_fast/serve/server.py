@@ -3,9 +3,11 @@
 
 SIGTERM (or Ctrl-C) stops accepting connections, lets every request already received finish (the
 batcher runs what is queued), answers 503 to a request still sending its body, and returns normally,
-so the process exits 0; requests still running after `Timeouts.graceful` are cancelled. uvicorn
-re-raises the signal it caught once it has shut down; `run` sets a no-op handler for that re-raise, so
-the stop that was asked for is not reported as a death by signal.
+so the process exits 0; requests still running after `Timeouts.graceful` are cancelled. `run` holds the
+stop signals from before the address is announced until the server has returned (`_stop_signals`): a
+signal in the moment before uvicorn installs its own handlers stops the server too (it was lost, and the
+server kept serving), and uvicorn's re-raise of the signal it caught, once it has shut down, lands there
+and is not reported as a death by signal.
 
 Connections (`Settings.timeouts`, `Settings.max_connections`): uvicorn closes idle keep-alive
 connections, but waits for ever for a request's headers; `HeadersTimeoutProtocol` closes a connection
@@ -343,12 +345,18 @@ def make_server(app: Any, log_level: str = "warning", settings: Settings | None 
 
 
 @contextmanager
-def _quiet_reraise() -> Iterator[None]:
-    """While serving in the main thread: the stop signals' handlers do nothing once uvicorn restores them."""
+def _stop_signals(server: uvicorn.Server) -> Iterator[None]:
+    """While serving in the main thread: SIGTERM, SIGINT and SIGHUP (a closed terminal: as SIGTERM; uvicorn
+    handles only the first two) stop `server` gracefully, before uvicorn installs its handlers and after it
+    restores them (its re-raise of the signal it caught then finds the server stopped)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
+
+    def stop(signum: int, frame: Any) -> None:
+        server.handle_exit(signal.SIGTERM if signum == signal.SIGHUP else signum, frame)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -356,14 +364,13 @@ def _quiet_reraise() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run(server: uvicorn.Server, sock: socket.socket) -> None:
+def run(server: uvicorn.Server, sock: socket.socket, announce: Callable[[], None] | None = None) -> None:
     """Serve on `sock` until a stop signal (main thread) or `server.should_exit = True`; return after the
-    graceful shutdown. Raises RuntimeError when the app did not start."""
-    with _quiet_reraise():
-        if threading.current_thread() is threading.main_thread():
-            # A hang-up (the terminal or ssh session closed) stops as SIGTERM does: uvicorn handles only that
-            # and SIGINT, and `ner-fast`'s own SIGHUP handler would raise inside its event loop.
-            signal.signal(signal.SIGHUP, lambda signum, frame: server.handle_exit(signal.SIGTERM, frame))
+    graceful shutdown. `announce` is called once the stop signals are held (a client told the address may
+    stop the server at once). Raises RuntimeError when the app did not start."""
+    with _stop_signals(server):
+        if announce is not None:
+            announce()
         server.run(sockets=[sock])
     if not server.started:
         raise RuntimeError("the server did not start (see the log above)")
@@ -386,8 +393,5 @@ def serve(
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     message = f"ner-fast serve: listening on http://{shown}:{bound_port}/ (SIGTERM or Ctrl-C stops)"
-    if announce is None:
-        print(message, file=sys.stderr, flush=True)
-    else:
-        announce(message)
-    run(make_server(app, log_level, settings), sock)
+    say = announce or (lambda line: print(line, file=sys.stderr, flush=True))
+    run(make_server(app, log_level, settings), sock, lambda: say(message))
