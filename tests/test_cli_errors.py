@@ -134,7 +134,9 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"]), 1, str(copy / name))
 
 
-@pytest.mark.parametrize("field,flag", [("data", "DATA"), ("dev", "--dev"), ("vectors", "--vectors")])
+# Not --dev: this run trained on a prepared folder, which holds its validation split (a run's --dev is never
+# read again then: tests/test_prepare.py, "never read again").
+@pytest.mark.parametrize("field,flag", [("data", "DATA"), ("vectors", "--vectors")])
 def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          field: str, flag: str) -> None:
     # A config.json written before paths were recorded absolute (`config.recorded_path`) kept them as given,
@@ -592,4 +594,20 @@ def test_a_run_stopped_before_its_first_epoch_says_so(copy: Path, tmp_path: Path
                       f"(ner-fast train --resume {copy})")
     (copy / "state.json").unlink()
     _fails(CliRunner().invoke(cli, args), 1, "has no parameters: start it again")
+    assert not (tmp_path / "pkg").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "init"])
+def test_a_run_interrupted_before_its_first_epoch_ended_says_so(copy: Path, tmp_path: Path, command: str) -> None:
+    """Ctrl-C in epoch 1 saves last.params.npz and no best: evaluate, export and --init said
+    "best.params.npz: no such file (expected a parameter file)", as of a damaged run."""
+    (copy / "best.params.npz").unlink()
+    args = {"evaluate": ["evaluate", str(copy), "--no-progress"],
+            "export": ["export", str(copy), "--out", str(tmp_path / "pkg")],
+            "init": ["train", "--init", str(copy), "--out", str(tmp_path / "run"), "--epochs", "1", "--no-progress"]}[command]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert (f"{copy}: a training run stopped before its first epoch ended, so it has no best parameters yet: resume it"
+            f" (ner-fast train --resume {copy}), or read its last ones (evaluate --which last, export --checkpoint last)"
+            in " ".join(result.output.split()))
     assert not (tmp_path / "pkg").exists()

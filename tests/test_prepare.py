@@ -173,6 +173,41 @@ def test_cli_conll_without_pos_with_dev(tmp_path: Path) -> None:
     assert [b.length for b in prepared.splits["valid"]] == [3]
 
 
+def test_a_relative_dev_is_recorded_absolute_and_never_read_again_from_a_prepared_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepared.json kept `--dev data/dev.tsv` as typed: `train PREP` from another folder resolved it there
+    (another file, or none), so evaluate and --resume refused the run ("not found: put it back") though the
+    folder holds the validation split, and the same dev file spelled from there was refused."""
+    project = tmp_path / "project"
+    data = project / "data"
+    data.mkdir(parents=True)
+    write_conll(data / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "B-PER"), ("sits", "O")]] * 30)
+    write_conll(data / "dev.tsv", [[("Cy", "B-PER"), ("walks", "O"), ("far", "O")]] * 4)
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(cli, ["prepare", "data/train.tsv", "--dev", "data/dev.tsv", "--out", "prep", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    assert PreparedData.load(project / "prep").settings["dev"] == str((data / "dev.tsv").resolve())
+    monkeypatch.chdir(tmp_path)  # elsewhere, where data/dev.tsv is no file
+    tiny = ["--epochs", "1", "--no-progress", "--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "2",
+            "--batch-size", "8"]
+    result = CliRunner().invoke(cli, ["train", "project/prep", "--dev", "project/data/dev.tsv", "--out", "run", *tiny])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["dev"] == str((data / "dev.tsv").resolve())
+    (data / "dev.tsv").rename(tmp_path / "moved.tsv")  # the run reads its validation split from the folder
+    result = CliRunner().invoke(cli, ["evaluate", "run", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["train", "--resume", "run", "--epochs", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    # A run on the corpus itself reads its --dev again: gone, it is named.
+    (tmp_path / "moved.tsv").rename(data / "dev.tsv")
+    result = CliRunner().invoke(cli, ["train", "project/data/train.tsv", "--dev", "project/data/dev.tsv", "--out", "direct", *tiny])
+    assert result.exit_code == 0, result.output
+    (data / "dev.tsv").unlink()
+    result = CliRunner().invoke(cli, ["evaluate", "direct", "--no-progress"])
+    assert result.exit_code == 1 and f"was started with --dev {(data / 'dev.tsv').resolve()}, which evaluate" in result.output
+
+
 def test_a_dev_corpus_whose_entity_types_training_never_has_is_refused(tmp_path: Path) -> None:
     # `train mine.conll --dev other.conll` where the two name their types differently (PER/LOC against
     # GMB's per/geo) trained a network whose validation F1 is 0 whatever it learns: model selection and

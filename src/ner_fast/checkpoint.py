@@ -225,6 +225,11 @@ def load_model(
         # A run stopped before its first epoch ended: "best.params.npz: no such file" read as a damaged run.
         how = f"resume it (ner-fast train --resume {folder})" if (folder / "state.json").exists() else "start it again"
         raise ValueError(f"{folder}: a training run that has not finished an epoch yet, so it has no parameters: {how}")
+    if which == "best" and not path.exists() and (folder / "last.params.npz").exists():
+        # Stopped (Ctrl-C, SIGTERM) before its first epoch ended: it saved its last parameters, never a best.
+        raise ValueError(f"{folder}: a training run stopped before its first epoch ended, so it has no best parameters"
+                         f" yet: resume it (ner-fast train --resume {folder}), or read its last ones (evaluate --which"
+                         " last, export --checkpoint last)")
     params = load_params(path)
     try:
         check_params(config, params)

@@ -311,6 +311,11 @@ class TrainConfig:
         """The values of the "data" options (what `prepare()` takes, besides the corpus)."""
         return {o.name: getattr(self, o.name) for o in options("data")}
 
+    def prepared(self) -> bool:
+        """Whether DATA is a folder of `ner-fast prepare`: both splits are read from it, never from the corpus
+        or --dev files it was prepared from."""
+        return self.data is not None and Path(self.data).is_dir()
+
 
 def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
     """OptionError when an option among `given` (names) would do nothing, so it would be silently ignored:
@@ -577,6 +582,8 @@ def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[st
     still finds them."""
     for name in names:
         flag = INPUT_FILES[name]
+        if name == "dev" and cfg.prepared():  # the folder holds the validation split it was made from
+            continue
         for source in sources_of(flag, getattr(cfg, name)):
             if not _is_path(flag, source) or Path(source).exists():
                 continue

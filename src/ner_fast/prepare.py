@@ -52,8 +52,10 @@ class PreparedData:
         replaced only once the new one is complete; a folder with other files is refused unless
         `force` (then they are kept). See `atomic.atomic_dir`.
         """
-        # The folder is read from other folders (`train PREPARED`, its --resume): a vectors file by absolute path.
-        settings = {**self.settings, "vectors": recorded_path("--vectors", self.settings.get("vectors"))}
+        # The folder is read from other folders (`train PREPARED`, its --resume): the files it was made from by
+        # absolute path (a relative --dev was resolved again from the folder `train` ran in, another file or none).
+        settings = {**self.settings, **{name: recorded_path(flag, self.settings.get(name))
+                                        for name, flag in (("dev", "--dev"), ("vectors", "--vectors"))}}
         with atomic_dir(directory, prepared_files, force=force) as tmp:
             doc = {"format_version": FORMAT_VERSION, "settings": settings, "summary": self.summary}
             (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")

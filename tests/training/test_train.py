@@ -134,6 +134,24 @@ def test_patience_stops_early(prepared: str, tmp_path: Path) -> None:
     assert (result.stopped, len(result.history)) == (("patience", 2) if first > 0 else ("epochs", 5))
 
 
+def test_a_run_stopped_by_its_patience_is_not_resumed_unless_the_patience_grows(prepared: str, tmp_path: Path) -> None:
+    """`train --resume` "in case it was interrupted" trained a run its --patience had stopped on, and replaced
+    its best model; such a run now says what stopped it, as a run at its --epochs cap does."""
+    out = tmp_path / "p"
+    train(_cfg(prepared, out, epochs=2, patience=1), progress=False, echo=_quiet)
+    state = json.loads((out / "state.json").read_text())
+    # As a run ends that --patience 1 stopped after epoch 2: one epoch without a better F1 (the counter's rule
+    # is the loop's, tested above).
+    (out / "state.json").write_text(json.dumps({**state, "bad_epochs": 1}))
+    before = (out / "best.params.npz").read_bytes()
+    with pytest.raises(ValueError, match=rf"{out}: stopped by --patience 1 after epoch 2 \(no better validation entity F1"
+                                         r" since epoch \d\): nothing to resume \(give a --patience above 1, or 0, to train on\)"):
+        train(resume_config(out, epochs=4), resume=True, progress=False, echo=_quiet)
+    assert (out / "best.params.npz").read_bytes() == before
+    resumed = train(resume_config(out, epochs=3, patience=3), resume=True, progress=False, echo=_quiet)
+    assert len(resumed.history) == 3
+
+
 def _stop_in_epoch_2(monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]) -> None:
     """`run_epoch` raises `stop` (Ctrl-C's or SIGTERM's exception) at its second training pass: epoch 2's
     (counted by training passes: an averaged run validates twice an epoch)."""
