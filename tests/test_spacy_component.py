@@ -177,6 +177,33 @@ def test_to_disk_and_load_round_trip_the_package_path_and_checksum(tmp_path: Pat
         spacy.load(tmp_path / "pipeline")
 
 
+def test_a_labels_file_that_maps_otherwise_where_the_pipeline_loads_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A labels file is recorded by its path: loaded from another folder (another map.json there) or after an
+    edit, the pipeline set other labels, silently (a serve-and-spaCy trial's finding: a /tmp/map.json of
+    someone else's was used)."""
+    made, elsewhere = tmp_path / "made", tmp_path / "elsewhere"
+    for folder, geo in ((made, "LOCATION"), (elsewhere, "PLACE")):
+        folder.mkdir()
+        (folder / "map.json").write_text(json.dumps({"geo": geo}), encoding="utf-8")
+    monkeypatch.chdir(made)
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", config={"labels": "map.json"})
+    before = triples(pipeline(TEXT))
+    assert "LOCATION" in {label for *_, label in before}
+    pipeline.to_disk(tmp_path / "nlp")
+    assert triples(spacy.load(tmp_path / "nlp")(TEXT)) == before  # the same map: loads
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ValueError, match=r"the pipeline was saved with labels 'map.json' setting geo as 'LOCATION'; they"
+                                         r" now set it as 'PLACE' \(a relative path is read from the current directory"):
+        spacy.load(tmp_path / "nlp")
+    monkeypatch.chdir(made)
+    (made / "map.json").write_text(json.dumps({"geo": None}), encoding="utf-8")  # edited since: geo dropped
+    with pytest.raises(ValueError, match="setting geo as 'LOCATION'; they now set it as None"):
+        spacy.load(tmp_path / "nlp")
+
+
 def test_to_bytes_round_trip(nlp: spacy.language.Language) -> None:
     data = nlp.to_bytes()
     copy = spacy.blank("en")
@@ -305,3 +332,25 @@ def test_nlp_pipe_raises_when_its_texts_fail_after_yielding_those_before(nlp: sp
             got.append(doc)
     assert [d.text for d in got] == ["Angela Merkel visited Paris."]
     assert ("Angela Merkel", "per") in {(e.text, e.label_) for e in got[0].ents}
+
+
+def test_nlp_evaluate_scores_the_entities() -> None:
+    """`nlp.evaluate` gave no ents_p/ents_r/ents_f for this component (it had no `score`), while spaCy's
+    entity_ruler has them. The oracle: counts of exact (start, end, label) spans, by hand."""
+    from spacy.training import Example
+
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast")
+    predicted = {(e.start_char, e.end_char, e.label_) for e in pipeline(TEXT).ents}
+    assert len(predicted) >= 2
+    kept = sorted(predicted)[:-1]  # gold: all but one predicted entity, plus one that is not predicted
+    extra = (TEXT.index("visited"), TEXT.index("visited") + 7, "tim")  # a word no entity covers
+    assert all(end <= extra[0] or start >= extra[1] for start, end, _ in predicted)
+    gold = [*kept, extra]
+    example = Example.from_dict(pipeline.make_doc(TEXT), {"entities": [list(e) for e in gold]})
+    scores = pipeline.evaluate([example])
+    right = len(predicted & set(gold))
+    assert scores["ents_p"] == pytest.approx(right / len(predicted))
+    assert scores["ents_r"] == pytest.approx(right / len(gold))
+    assert scores["ents_f"] == pytest.approx(2 * right / (len(predicted) + len(gold)))
+    assert set(scores["ents_per_type"]) >= {label for *_, label in predicted}

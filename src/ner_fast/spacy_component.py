@@ -86,6 +86,8 @@ if not Doc.has_extension(MISALIGNED):
     default_config={"package": None, "labels": "package", "mode": "keep", "alignment_mode": DEFAULT_ALIGNMENT,
                     "batch_size": BATCH_SIZE},
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", f"span._.{SCORE}", f"doc._.{MISALIGNED}"],
+    # What `nlp.evaluate` reports and weighs, as for spaCy's own "ner" (`NerFast.score`).
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_ner_fast(
     nlp: Language, name: str, package: str | None, labels: str | dict[str, str | None], mode: str, alignment_mode: str,
@@ -189,6 +191,13 @@ class NerFast:
         doc._.set(MISALIGNED, misaligned)
         return doc
 
+    def score(self, examples: Iterable[Any], **kwargs: Any) -> dict[str, Any]:
+        """Entity precision, recall and F1, overall and per type, of `examples` (spaCy `Example`s), as spaCy's
+        own "ner" scores them (`spacy.scorer.get_ner_prf`): `nlp.evaluate` reported none for this component."""
+        from spacy.scorer import get_ner_prf
+
+        return get_ner_prf(examples, **kwargs)
+
     @property
     def labels(self) -> tuple[str, ...]:
         """The entity labels this component may set (after the label map)."""
@@ -199,15 +208,29 @@ class NerFast:
     def settings(self) -> dict[str, Any]:
         """What `to_disk` records: the package's path (null: the bundled one) and checksum, and the config."""
         return {"package": self.package, "checksum": self.checksum, "labels": self.label_set, "mode": self.mode,
-                "alignment_mode": self.alignment_mode, "batch_size": self.batch_size}
+                "alignment_mode": self.alignment_mode, "batch_size": self.batch_size, "label_map": self.label_map()}
+
+    def label_map(self) -> dict[str, str | None]:
+        """The label each of the package's entity types is set as (None: dropped): what `labels` gave."""
+        return dict(zip(self.tagger.scheme.types, self.tagger.entity_types))
 
     def _check(self, saved: dict[str, Any], where: str) -> None:
-        """Refuse a saved pipeline whose package is not the one this component opened (same path, other files)."""
+        """Refuse a saved pipeline whose package is not the one this component opened (same path, other files),
+        or whose labels now map otherwise (a labels file is recorded by its path: edited since, or another
+        file of that name where the pipeline is loaded); pipelines saved before the map was recorded: the package."""
         if saved.get("checksum") != self.checksum:
             raise PackageError(
                 f"{where}: the pipeline was saved with package {saved.get('package') or 'bundled'} of checksum "
                 f"{saved.get('checksum')}, but {package_path(self.package)} now has checksum {self.checksum}"
             )
+        then, now = saved.get("label_map"), self.label_map()
+        if then is not None and then != now:
+            changed = next(t for t in sorted({*then, *now}) if then.get(t) != now.get(t))
+            relative = (f" (a relative path is read from the current directory {os.getcwd()})"
+                        if isinstance(self.label_set, str) and not os.path.isabs(self.label_set) else "")
+            raise ValueError(f"{where}: the pipeline was saved with labels {self.label_set!r} setting {changed} as"
+                             f" {then.get(changed)!r}; they now set it as {now.get(changed)!r}{relative}: put the labels"
+                             " back as they were, or make the pipeline again")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickled as its config and checksum (`_reopen`): where processes are spawned (macOS, Windows),

@@ -373,6 +373,26 @@ def test_headers_longer_than_the_limit_get_a_counted_json_431(url: str) -> None:
         metric(before, "ner_fast_errors_total", endpoint="other", status="431") + 1
 
 
+@pytest.mark.parametrize("size", [66_000, 100_000, 120_000])
+def test_complete_headers_past_the_limit_get_the_431_too(url: str, size: int) -> None:
+    """Headers that completed within the read crossing the limit were let through (65-128 KiB answered 200):
+    the count ran after the parser had finished them."""
+    before = httpx.get(url + "/metrics").text
+    sock = connect(url)
+    sock.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * size + b"\r\n\r\n")
+    received, seconds = closed_after(sock)
+    [(status, head, body)] = answers_in(received)
+    assert status == 431 and seconds < 5 and b"content-type: application/json" in head
+    assert "longer than 65536 bytes; the connection is closed" in json.loads(body)["error"]
+    after = httpx.get(url + "/metrics").text
+    assert metric(after, "ner_fast_errors_total", endpoint="other", status="431") == \
+        metric(before, "ner_fast_errors_total", endpoint="other", status="431") + 1
+    sock = connect(url)  # just under the limit: answered
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Long: " + b"a" * 65_000 + b"\r\n\r\n")
+    [(status, _, _)] = answers_in(closed_after(sock)[0])
+    assert status == 200
+
+
 def test_a_websocket_upgrade_is_an_http_request_like_another(url: str) -> None:
     # With wsproto installed, uvicorn took the upgrade and answered a bare 403 (no JSON, not in the metrics).
     sock = connect(url)
@@ -387,9 +407,11 @@ def test_a_websocket_upgrade_is_an_http_request_like_another(url: str) -> None:
 
 def test_a_text_without_spaces_is_estimated_by_its_tokens_and_cut_into_pieces() -> None:
     # Estimated as its words, "Hi!" * 33,000 (some 66,000 tokens) counted 1: never cut, one 44 s batch.
-    from ner_fast.serve.app import _estimate
-    from ner_fast.text import segment
+    # Then ASCII punctuation alone: "«" * 100,000 (as many tokens) counted 1, and held every request for 12 s.
+    from ner_fast.text import estimate_tokens, segment
 
-    for text in ("Hi!" * 300, "a,b;c" * 100, "Angela Merkel visited Paris .", "東京" * 50, ""):
+    texts = ("Hi!" * 300, "a,b;c" * 100, "Angela Merkel visited Paris .", "東京" * 50, "", "«" * 500, "😀" * 400,
+             "a—b¿c。d،" * 100, "«Paris» — 👍 ok." * 50, "e\u0301t\u00e9" * 60)
+    for text in texts:
         words = segment(text)[0]
-        assert _estimate(text) >= len(words) * 0.5 and _estimate(text) <= max(1, 2 * len(words))
+        assert estimate_tokens(text) >= len(words) * 0.5 and estimate_tokens(text) <= max(1, 2 * len(words)), text[:20]

@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 import platform
-import string
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -45,7 +44,7 @@ from ner_fast.package import bundled_name, package_checksum, quantization_scheme
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
-from ner_fast.text import TOKEN_RULE, blank_token, lone_surrogate
+from ner_fast.text import TOKEN_RULE, blank_token, estimate_tokens, lone_surrogate
 
 log = logging.getLogger("ner_fast.serve")
 
@@ -58,6 +57,15 @@ CLIENT_LEFT = "ner_fast.client_left"
 #: The ASGI scope key by which the server (`server.CappedProtocol`) marks a request that arrived over its
 #: connection cap; its value is the cap. The app answers it 503 and counts it.
 OVER_CAPACITY = "ner_fast.over_capacity"
+#: The ASGI scope key by which the server (`server.HeadersTimeoutProtocol`) marks a request whose line and
+#: headers, complete, are longer than its limit (the value); the app answers it 431 and closes the connection.
+HEADERS_TOO_LONG = "ner_fast.headers_too_long"
+
+
+def headers_too_long(limit: int) -> str:
+    """The message of the 431 answered to a request whose line and headers pass `limit` bytes."""
+    return f"the request's line and headers are longer than {limit} bytes; the connection is closed"
+
 #: Seconds between two log lines about requests shed over the connection cap (the metrics count each).
 SHED_LOG_PERIOD = 60.0
 #: The metrics' path: answered over the connection cap too (its connection is open already, the answer
@@ -123,7 +131,7 @@ def parse_job(body: bytes, limits: Limits) -> Job:
         if not isinstance(value, str):
             raise ClientError(422, f"'text' must be a string; got a JSON {_kind(value)}")
         _check_text(value, "'text'", limits)
-        return Job([value], None, True, _estimate(value))
+        return Job([value], None, True, estimate_tokens(value))
     if not isinstance(value, list):
         raise ClientError(422, f"'{field}' must be a list; got a JSON {_kind(value)}")
     if len(value) > limits.max_texts:
@@ -133,7 +141,7 @@ def parse_job(body: bytes, limits: Limits) -> Job:
             if not isinstance(item, str):
                 raise ClientError(422, f"'texts'[{i}] must be a string; got a JSON {_kind(item)}")
             _check_text(item, f"'texts'[{i}]", limits)
-        return Job(value, None, False, sum(_estimate(t) for t in value))
+        return Job(value, None, False, sum(estimate_tokens(t) for t in value))
     tokens = 0
     for i, sentence in enumerate(value):
         if not isinstance(sentence, list):
@@ -165,18 +173,6 @@ def _check_unicode(text: str, where: str) -> None:
     at = lone_surrogate(text)
     if at is not None:
         raise ClientError(422, f"{where} holds a lone surrogate (\\u{ord(text[at]):04x}) at character {at}: not Unicode text")
-
-
-def _estimate(text: str) -> int:
-    """Tokens of a raw text for filling batches and cutting pieces, before the tokenizer runs (in a worker):
-    its words plus its punctuation marks, which the tokenizer splits off (words alone counted "Hi!" * 33,000,
-    some 66,000 tokens, as one, which then ran as one batch for 44 s while the others waited). Two C passes
-    over the text."""
-    return max(1, len(text.split()) + len(text) - len(text.translate(_PUNCTUATION)))
-
-
-#: `str.translate` table deleting ASCII punctuation (`_estimate`).
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def _kind(value: Any) -> str:
@@ -390,6 +386,9 @@ class MetricsMiddleware:
                 self._shed_logged = start
                 log.warning("at the limit of %d connections (--max-connections): answering 503; "
                             "ner_fast_requests_shed_total counts them", cap)
+        too_long = scope.get(HEADERS_TOO_LONG)
+        if too_long is not None:
+            app = error(431, headers_too_long(too_long), unread=True)
         m.in_progress.inc()
         try:
             await app(scope, receive, send_status)
