@@ -200,6 +200,20 @@ def test_a_recipe_whose_data_options_the_prepared_folder_lacks_is_refused(prepar
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    (["--lm-vocab", "100"], "--lm-vocab: does nothing while --lm-aux-weight is 0.0 (no language-model loss)"),
+    (["--lm-dim", "20"], "--lm-dim: does nothing while --lm-aux-weight is 0.0"),
+    (["--casing-dim", "5", "--no-casing"], "--casing-dim: does nothing with --no-casing (no casing embedding)"),
+    (["--casing-dim", "5", "--recipe", "tutorial"], "--casing-dim: does nothing with --no-casing"),  # the tutorial's
+])
+def test_an_option_of_a_head_or_an_embedding_left_out_is_refused(tmp_path: Path, given: list[str], said: str) -> None:
+    # Recorded in config.json and ignored: no language-model head, no casing embedding (a lifecycle trial).
+    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), "--max-sentences", "40", "--epochs", "1",
+                                      *given, *TINY])
+    _fails(result, 2, said)
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("setting", [["--lr-decay", "1"], ["--recipe", "tutorial"]])
 def test_decay_sentences_without_a_decay_is_refused(tmp_path: Path, setting: list[str]) -> None:
     # A constant learning rate (given, or the tutorial's) never steps: --lr-decay-sentences was ignored.

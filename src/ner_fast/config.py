@@ -332,8 +332,11 @@ def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
             raise OptionError(row.cli_flag, f"does nothing with {BY_NAME[other].cli_flag} ({why}); leave one of them out")
         if row.unused_at is not None and values.get(row.unused_at[0]) == row.unused_at[1]:
             other, value, why = row.unused_at
-            raise OptionError(row.cli_flag, f"does nothing while {BY_NAME[other].cli_flag} is {value} ({why}); leave"
-                              f" {row.cli_flag} out")
+            flag = BY_NAME[other].cli_flag
+            # A switch as it is written: "with --no-casing", not "while --casing is False".
+            state = (f"with {flag if value else '--no-' + flag[2:]}" if isinstance(value, bool)
+                     else f"while {flag} is {value}")
+            raise OptionError(row.cli_flag, f"does nothing {state} ({why}); leave {row.cli_flag} out")
 
 
 def vectors_word_dim(source: str, asked: int | None = None, *, init: str | None = None) -> int:

@@ -154,7 +154,8 @@ TABLE: tuple[Option, ...] = (
     Option("word_dim", "int", 150, "Word embedding size (with --vectors: theirs when left out, at least theirs when"
            " given).", "model", low=1),
     Option("use_casing", "bool", recipe(True, False), "Add a casing-class embedding.", "model", flag="--casing"),
-    Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1),
+    Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1,
+           unused_at=("use_casing", False, "no casing embedding")),
     Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
     Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1),
     Option("num_layers", "int", 1, "LSTM layers.", "model", flag="--layers", low=1),
@@ -169,8 +170,9 @@ TABLE: tuple[Option, ...] = (
            " predicts the next word, the backward one the previous word; needs --directions 2).", "model", low=0,
            zero="none"),
     Option("lm_vocab", "int", 7500, "Words the language-model loss predicts (the most frequent; the rest count as"
-           " unknown).", "model", low=3),
-    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1),
+           " unknown).", "model", low=3, unused_at=("lm_aux_weight", 0.0, "no language-model loss")),
+    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1,
+           unused_at=("lm_aux_weight", 0.0, "no language-model loss")),
     Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
     # starting from an earlier model (`training/init_source.py`, docs/TRAINING.md "Training from the bundled model")
     Option("init", "text", None, "Start from SOURCE: a training run folder, a model package folder, or a bundled"
