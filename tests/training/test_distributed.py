@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,41 @@ def test_launch_ends_when_the_scheduler_fails(tmp_path: Path, monkeypatch: pytes
         launch(["train"], workers=2, servers=1, port=free_port(), log_dir=tmp_path, timeout=60)
     pids = [int(p) for p in log.read_text().split()]  # those that started before the others were stopped
     assert pids and not any(_alive(pid) for pid in pids)
+
+
+_LATE_WORKER = """
+import os, sys, time
+role = os.environ["DMLC_ROLE"]
+if role == "server":
+    sys.exit(134)  # aborts at once, as when a worker pushed before worker 0 initialised ("init 0 first")
+if role == "worker":
+    time.sleep(2)  # worker 0 refusing its options: its error comes after the server's crash
+    sys.exit(2)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_a_workers_failure_after_the_server_crash_it_caused_is_what_is_reported(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Worker 0 refused --out (a run there) while the other pushed to the server, which aborted: the launcher
+    # reported "the server-0 failed (exit code -6)" and exited 1; the worker's one-line reason went unnamed.
+    import sys
+
+    import ner_fast.training.distributed as distributed
+
+    monkeypatch.setattr(distributed, "role_command", lambda role, args: [sys.executable, "-c", _LATE_WORKER])
+    result = launch(["train"], workers=2, servers=1, port=free_port(), log_dir=tmp_path, timeout=60)
+    assert result.worker_codes[-1] == 2
+    # The command names the worker and its log, and exits with its code (it said "worker exit codes: [2]", 1).
+    from click.testing import CliRunner
+
+    from ner_fast.cli.launch import launch_command
+
+    res = CliRunner().invoke(launch_command, ["--log-dir", str(tmp_path / "logs"), "--", "train", "--kvstore", "dist_sync"])
+    assert res.exit_code == 2, res.output
+    assert re.search(rf"Error: worker-\d failed \(exit code 2\): see {re.escape(str(tmp_path / 'logs'))}/worker-\d.log",
+                     res.output), res.output
 
 
 def test_a_launchers_job_dies_with_it(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -62,8 +63,14 @@ def launch_command(
         except (TimeoutError, ValueError, RuntimeError) as err:
             raise click.ClickException(str(err)) from err
         codes = result.worker_codes
-        if len(codes) < workers or any(c != 0 for c in codes):
-            raise click.ClickException(f"worker exit codes: {codes}")
+        failed = next((i for i, c in enumerate(codes) if c != 0), None)
+        if failed is not None:
+            # Named by its log file (start order; its rank is in its output), with its own exit code where that
+            # is a ner-fast one (2: a usage error such as --out holding a run), else 1.
+            where = f": see {Path(log_dir) / f'worker-{failed}.log'}" if log_dir is not None else " (its output is above)"
+            error = click.ClickException(f"worker-{failed} failed (exit code {codes[failed]}){where}")
+            error.exit_code = codes[failed] if codes[failed] in (1, 2) else 1
+            raise error
         return
     assert port is not None  # --scheduler is required for single roles (checked above)
     cluster = Cluster(sched_host, port, workers, servers)

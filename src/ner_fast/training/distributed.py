@@ -145,6 +145,12 @@ def _end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
+#: Seconds a scheduler's or server's failure waits for a worker's to report instead: worker 0 refusing its
+#: options (`--out` holds a run) exits after the others pushed to the servers, which abort ("init 0 first");
+#: one 0.5 s round reported the server's crash, and the worker's one-line reason went unnamed (2 of 2 tries).
+FAILURE_GRACE = 5.0
+
+
 def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequence[subprocess.Popen[bytes]],
                       timeout: float | None, log_dir: str | os.PathLike[str] | None) -> list[int]:
     """The workers' exit codes (in start order) once all are done, or once one fails (the others would wait
@@ -152,7 +158,7 @@ def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequen
     server (`others`) fails first, as one that cannot bind its port does; TimeoutError after `timeout`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     names = ["scheduler", *(f"server-{i}" for i in range(len(others) - 1))]
-    ended = None
+    ended, ended_at = None, 0.0
     while True:
         codes = [p.poll() for p in workers]
         failed = next((i for i, c in enumerate(codes) if c not in (None, 0)), None)
@@ -160,15 +166,18 @@ def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequen
             return [c for c in codes[: failed + 1] if c is not None]
         if all(c is not None for c in codes):
             return [int(c) for c in codes if c is not None]
-        if ended is not None:  # a round later, still no worker's failure to report: the scheduler's or server's
+        if ended is not None and time.monotonic() - ended_at > FAILURE_GRACE:
+            # Still no worker's failure to report: the scheduler's or server's.
             where = f": see {Path(log_dir) / (ended[0] + '.log')}" if log_dir is not None else " (--log-dir keeps its output)"
             raise RuntimeError(f"the {ended[0]} failed (exit code {ended[1]}) before the workers finished{where}")
         # One ending cleanly (the job's end, seen before the workers' own) is no failure; one failing may
-        # have followed a worker's failure (then the worker's is what to report): the next round, 0.5 s on, decides.
-        ended = next(((name, p.returncode) for name, p in zip(names, others) if p.poll() not in (None, 0)), None)
+        # have followed a worker's failure (then the worker's is what to report): `FAILURE_GRACE` decides.
+        if ended is None:
+            ended = next(((name, p.returncode) for name, p in zip(names, others) if p.poll() not in (None, 0)), None)
+            ended_at = time.monotonic()
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"the workers did not finish within {timeout} s")
-        time.sleep(0.5 if ended is not None else 0.2)
+        time.sleep(0.2)
 
 
 def launch(
