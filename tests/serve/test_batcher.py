@@ -146,6 +146,31 @@ def test_close_finishes_queued_work_then_refuses_more() -> None:
     assert run_async(main()) == [2 * i for i in range(9)]
 
 
+def test_a_batch_being_gathered_stops_waiting_when_the_stop_begins() -> None:
+    """With --max-wait-ms 10000, a request waiting for company sat out the whole wait after SIGTERM, and the
+    process's exit with it: `hurry` starts the batch at once, and the batcher goes on working."""
+    record = Recorder()
+
+    async def main() -> tuple[int, float, int]:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(record, max_batch_tokens=100, max_wait_ms=10_000)
+        await batcher.start()
+        start = loop.time()
+        waiting = asyncio.ensure_future(batcher.submit(3, tokens=1))
+        await asyncio.sleep(0.1)  # the collector holds it, waiting for more
+        assert not waiting.done()
+        batcher.hurry()
+        result = await waiting
+        took = loop.time() - start
+        later = await batcher.submit(4, tokens=1)  # requests already accepted still run
+        await batcher.close()
+        return result, took, later
+
+    result, took, later = run_async(main())
+    assert result == 6 and took < 5 and later == 8
+    assert record.batches == [[3], [4]]
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="max_batch_tokens"):
         Batcher(Recorder(), max_batch_tokens=-1, max_wait_ms=1)

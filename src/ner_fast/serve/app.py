@@ -580,5 +580,9 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     app.state.metrics = metrics
     app.state.batcher = batcher
     app.state.settings = settings  # `server.make_server` reads its timeouts
-    app.state.stop_reading = bodies.stop  # `server.StoppingServer` calls it when the graceful stop begins
+    def stopping() -> None:  # `server.StoppingServer` calls it when the graceful stop begins
+        bodies.stop()  # a body still coming is answered 503 at once
+        batcher.hurry()  # no request will join a batch being gathered: it waits no longer
+
+    app.state.stopping = stopping
     return app

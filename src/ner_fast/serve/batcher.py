@@ -30,6 +30,8 @@ from ner_fast.serve.settings import check_setting
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+#: Queued by `Batcher.hurry`: ends the collector's wait for one more item.
+_WAKE = object()
 
 
 @dataclass
@@ -78,8 +80,8 @@ class Batcher(Generic[Item, Result]):
         self.threads = threads
         self.on_batch = on_batch
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ner-fast-tagger")
-        # None in the queue: `close` was called, nothing follows it.
-        self._queue: asyncio.Queue[_Waiting[Item, Result] | None] = asyncio.Queue()
+        # None in the queue: `close` was called, nothing follows it; `_WAKE`: `hurry` was.
+        self._queue: asyncio.Queue[_Waiting[Item, Result] | object | None] = asyncio.Queue()
         self._free: asyncio.Semaphore | None = None  # one permit per idle worker thread
         self._collector: asyncio.Task[None] | None = None
         self._running: set[asyncio.Future[object]] = set()  # batches in the pool, and tasks delivering them
@@ -122,6 +124,13 @@ class Batcher(Generic[Item, Result]):
             await asyncio.gather(*self._running, return_exceptions=True)
         self._pool.shutdown(wait=True)
 
+    def hurry(self) -> None:
+        """The graceful stop has begun: no request will come, so a batch being gathered starts at once (it sat out
+        the rest of `max_wait_ms`, and the process's exit with it: 10 s with --max-wait-ms 10000)."""
+        self.max_wait = 0.0
+        if self._collector is not None:
+            self._queue.put_nowait(_WAKE)  # ends the collector's wait for one more item
+
     def abandon(self) -> None:
         """Refuse new work and drop what is queued, waiting for nothing (a forced stop; a batch already
         running in a thread ends on its own)."""
@@ -161,6 +170,8 @@ class Batcher(Generic[Item, Result]):
                 return None
         else:
             waiting = self._queue.get_nowait()
+        if waiting is _WAKE:
+            return None
         if waiting is None:
             self._closed = True
         return waiting
@@ -174,7 +185,9 @@ class Batcher(Generic[Item, Result]):
             first = await self._next(None)  # the carried item comes first, so none is left behind at the end
             if first is None:
                 self._free.release()
-                break
+                if self._closed:
+                    break
+                continue  # `hurry`'s mark, with no batch being gathered
             batch, tokens = [first], first.tokens
             if self._queue.empty():
                 # A lone item: one turn of the loop lets requests already received (their callbacks are

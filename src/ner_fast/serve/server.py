@@ -39,7 +39,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on `host`:`port` (port 0: a free ephemeral port; read it from `getsockname`)."""
+    """A listening TCP socket on `host`:`port` (port 0: a free ephemeral port; read it from `getsockname`).
+    An IPv6 address may come as URLs write it, in brackets (`[::1]`)."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -312,7 +315,8 @@ class CappedProtocol(HeadersTimeoutProtocol):
 
 class StoppingServer(uvicorn.Server):
     """A uvicorn server that tells the app when its graceful stop begins (`before_stop`), so that the
-    requests still sending their bodies are answered 503 at once rather than waited for."""
+    requests still sending their bodies are answered 503 at once rather than waited for, and a batch being
+    gathered waits for no more requests."""
 
     def __init__(self, config: uvicorn.Config, before_stop: Callable[[], None] | None = None) -> None:
         super().__init__(config)
@@ -344,7 +348,7 @@ def make_server(app: Any, log_level: str = "warning", settings: Settings | None 
         # uvicorn took it, then answered a bare 403 the metrics never saw).
         ws="none",
     )
-    return StoppingServer(config, getattr(state, "stop_reading", None))
+    return StoppingServer(config, getattr(state, "stopping", None))
 
 
 @contextmanager
