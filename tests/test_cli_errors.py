@@ -625,3 +625,15 @@ def test_a_run_interrupted_before_its_first_epoch_ended_says_so(copy: Path, tmp_
             f" (ner-fast train --resume {copy}), or read its last ones (evaluate --which last, export --checkpoint last)"
             in " ".join(result.output.split()))
     assert not (tmp_path / "pkg").exists()
+
+
+def test_resuming_a_parameter_server_run_outside_a_job_says_to_resume_it_through_launch(copy: Path) -> None:
+    """It advised "run it through `ner-fast launch ... -- train --kvstore dist_sync ...`, or use local or
+    device", and a resume refuses both (its kvstore is the run's)."""
+    doc = json.loads((copy / "config.json").read_text())
+    doc["train"]["kvstore"] = "dist_sync"
+    (copy / "config.json").write_text(json.dumps(doc))
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 2, f"--kvstore: {copy} trained with --kvstore dist_sync, on a parameter-server job: resume it through"
+                      f" one, `ner-fast launch --workers N --servers M -- train --resume {copy}`")
+    assert "local or device" not in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -478,3 +479,20 @@ def test_providers_as_one_string_is_refused(model: tuple) -> None:
     with pytest.raises(TypeError, match=r"^providers must be a list .*\['CPUExecutionProvider'\]"):
         Tagger.load(package, providers="CPUExecutionProvider")
     assert Tagger.load(package, providers=("CPUExecutionProvider",)).providers == ["CPUExecutionProvider"]
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider 'TensorrtExecutionProvider' is not in available provider names")
+def test_another_accelerator_that_cannot_start_is_warned_of_as_cuda_is(model: tuple) -> None:
+    """providers=["TensorrtExecutionProvider", ...] on an onnxruntime without it ran on the CPU with only
+    onnxruntime's UserWarning, which names no fallback; device="cuda" got a RuntimeWarning."""
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has TensorRT")
+    with pytest.warns(RuntimeWarning, match="^TensorrtExecutionProvider was requested but the onnxruntime sessions run"
+                                            " on CPUExecutionProvider$"):
+        tagger = Tagger.load(model[3], providers=["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    assert tagger.providers == ["CPUExecutionProvider"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        Tagger.load(model[3], providers=["CPUExecutionProvider"])  # what was asked for: no warning

@@ -45,6 +45,7 @@ from ner_fast.features import ROW_CHARS, featurize
 from ner_fast.labels import LabelMap, label_map, package_descriptions
 from ner_fast.package import BUNDLED_NAMES, Package, load_package, package_path
 from ner_fast.sessions import (
+    CPU,
     CUDA,
     char_features,
     check_graphs,
@@ -195,6 +196,12 @@ class Tagger:
         if wants_cuda and sessions[None].get_providers()[0] != CUDA:
             why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
             warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
+        elif wanted and (first := wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]) not in (
+                CPU, sessions[None].get_providers()[0]):
+            # Another accelerator's provider (TensorRT, OpenVINO...) this onnxruntime cannot start: said as for CUDA
+            # (onnxruntime's own UserWarning is easily filtered out, and named no fallback).
+            warnings.warn(f"{first} was requested but the onnxruntime sessions run on {sessions[None].get_providers()[0]}",
+                          RuntimeWarning, stacklevel=2)
         return cls(pkg, sessions, decode, workers, labels, char_session, char_cache)
 
     def __reduce__(self) -> Any:

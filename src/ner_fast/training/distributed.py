@@ -43,17 +43,23 @@ _CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'ner-fast'; from ner_fa
 _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
 
 
-def check_worker_kvstore(kvstore: str) -> None:
+def check_worker_kvstore(kvstore: str, resumed: str | None = None) -> None:
     """OptionError (`--kvstore`) when `kvstore` does not fit this process's place: a worker of a
     parameter-server job (`DMLC_ROLE`, set by `ner-fast launch`) needs a dist_* one, else each worker would
     train the whole run alone, all writing the same --out, while the servers wait; a dist_* one needs that
-    job, else MXNet stops with its own C++ traceback (no DMLC_* variables)."""
+    job, else MXNet stops with its own C++ traceback (no DMLC_* variables). `resumed`: the run folder of a
+    resumed run, which keeps its kvstore (the advice is then to resume it through `launch`)."""
     from ner_fast.errors import OptionError
 
     worker = os.environ.get("DMLC_ROLE") == "worker"
     if worker and not kvstore.startswith("dist"):
         raise OptionError("--kvstore", f"{kvstore}, but this is a worker of `ner-fast launch`, whose workers share"
                           " one run through the servers: give --kvstore dist_sync (or dist_device_sync, dist_async)")
+    if not worker and kvstore.startswith("dist") and resumed is not None:
+        # A resumed run keeps the kvstore it started with: `--kvstore device` is refused there.
+        raise OptionError("--kvstore", f"{resumed} trained with --kvstore {kvstore}, on a parameter-server job: resume it"
+                          f" through one, `ner-fast launch --workers N --servers M -- train --resume {resumed}`"
+                          " (docs/TRAINING.md, 'Several machines')")
     if not worker and kvstore.startswith("dist"):
         raise OptionError("--kvstore", f"{kvstore} trains on a parameter-server job: run it through `ner-fast launch"
                           f" --workers N --servers M -- train --kvstore {kvstore} ...` (docs/TRAINING.md, 'Several"

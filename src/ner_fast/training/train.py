@@ -98,7 +98,7 @@ def train(
     """
     if resume and force:
         raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
-    check_worker_kvstore(cfg.kvstore)
+    check_worker_kvstore(cfg.kvstore, resumed=cfg.out if resume else None)
     say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     wall_start = time.perf_counter()
     with ExitStack() as hold:  # the run folder's lock (`run_dir.run_lock`), held until the run returns or raises
