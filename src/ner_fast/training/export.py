@@ -53,19 +53,8 @@ from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
 from ner_fast.package import (
-    CHAR_GRAPH_FILE,
-    DEFAULT_BUCKETS,
-    DEFAULT_QUANTIZE,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    QUANTIZATIONS,
-    WEIGHTS_FILE,
-    folder_kind,
-    format_version,
-    graph_file,
-    onnxruntime_can_open,
-    package_files,
-    portable_path,
+    CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, QUANTIZATIONS, WEIGHTS_FILE, folder_kind,
+    format_version, graph_file, onnxruntime_can_open, package_files, portable_path,
 )
 from ner_fast.errors import OptionError
 from ner_fast.training.quantize import matmul_weights, quantize as quantize_graph
