@@ -134,14 +134,17 @@ def test_invalid_json_names_the_file(copy: Path, name: str) -> None:
     _fails(CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"]), 1, str(copy / name))
 
 
-# Not --dev: this run trained on a prepared folder, which holds its validation split (a run's --dev is never
-# read again then: tests/test_prepare.py, "never read again").
-@pytest.mark.parametrize("field,flag", [("data", "DATA"), ("vectors", "--vectors")])
+# This run trained on a prepared folder, which holds the validation split and vocabulary its --dev and
+# --vectors gave (never read again then: tests/test_prepare.py, "never read again"): those two as the files of
+# a run on a corpus, here the examples' training file.
+@pytest.mark.parametrize("field,flag", [("data", "DATA"), ("vectors", "--vectors"), ("dev", "--dev")])
 def test_resume_names_a_file_it_reads_again_that_is_gone(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          field: str, flag: str) -> None:
     # A config.json written before paths were recorded absolute (`config.recorded_path`) kept them as given,
     # relative to where the run started; resumed elsewhere they are not found.
     doc = json.loads((copy / "config.json").read_text())
+    if field != "data":
+        doc["train"]["data"] = str(Path(__file__).parents[1] / "examples" / "my-train.conll")
     doc["train"][field] = "started-here/file.txt"
     (copy / "config.json").write_text(json.dumps(doc))
     monkeypatch.chdir(tmp_path)
@@ -203,8 +206,8 @@ def test_a_recipe_whose_data_options_the_prepared_folder_lacks_is_refused(prepar
 @pytest.mark.parametrize(("given", "said"), [
     (["--lm-vocab", "100"], "--lm-vocab: does nothing while --lm-aux-weight is 0.0 (no language-model loss)"),
     (["--lm-dim", "20"], "--lm-dim: does nothing while --lm-aux-weight is 0.0"),
-    (["--casing-dim", "5", "--no-casing"], "--casing-dim: does nothing with --no-casing (no casing embedding)"),
-    (["--casing-dim", "5", "--recipe", "tutorial"], "--casing-dim: does nothing with --no-casing"),  # the tutorial's
+    (["--casing-dim", "5", "--no-casing"], "--casing-dim: does nothing without --casing (no casing embedding)"),
+    (["--casing-dim", "5", "--recipe", "tutorial"], "--casing-dim: does nothing without --casing"),  # the tutorial's
 ])
 def test_an_option_of_a_head_or_an_embedding_left_out_is_refused(tmp_path: Path, given: list[str], said: str) -> None:
     # Recorded in config.json and ignored: no language-model head, no casing embedding (a lifecycle trial).
@@ -627,7 +630,8 @@ def test_a_run_interrupted_before_its_first_epoch_ended_says_so(copy: Path, tmp_
     assert not (tmp_path / "pkg").exists()
 
 
-def test_resuming_a_parameter_server_run_outside_a_job_says_to_resume_it_through_launch(copy: Path) -> None:
+def test_resuming_a_parameter_server_run_outside_a_job_says_to_resume_it_through_launch(copy: Path,
+                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """It advised "run it through `ner-fast launch ... -- train --kvstore dist_sync ...`, or use local or
     device", and a resume refuses both (its kvstore is the run's)."""
     doc = json.loads((copy / "config.json").read_text())
@@ -637,3 +641,10 @@ def test_resuming_a_parameter_server_run_outside_a_job_says_to_resume_it_through
     _fails(result, 2, f"--kvstore: {copy} trained with --kvstore dist_sync, on a parameter-server job: resume it through"
                       f" one, `ner-fast launch --workers N --servers M -- train --resume {copy}`")
     assert "local or device" not in result.output
+    # The other way round: a run of one machine resumed as a worker of a launch job.
+    doc["train"]["kvstore"] = "device"
+    (copy / "config.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("DMLC_ROLE", "worker")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(copy), "--epochs", "2"])
+    _fails(result, 2, f"--kvstore: {copy} trained with --kvstore device, on one machine: resume it there, `ner-fast train"
+                      f" --resume {copy}`, not as a worker of `ner-fast launch`")

@@ -445,3 +445,6 @@ def test_an_output_folder_under_a_file_is_a_usage_error_naming_the_file(tmp_path
     with pytest.raises(OptionError, match=rf"--out: {tmp_path}/data.conll/pkg/deeper: {tmp_path}/data.conll is a file, not a folder"):
         claim_output_dir(tmp_path / "data.conll" / "pkg" / "deeper")
     assert claim_output_dir(tmp_path / "new" / "pkg") is not None  # a missing parent is made, as before
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # "[Errno 17] File exists: 'gone'" before
+    with pytest.raises(OptionError, match=rf"--out: {tmp_path}/gone/pkg: {tmp_path}/gone is a link to nothing, not a folder"):
+        claim_output_dir(tmp_path / "gone" / "pkg")

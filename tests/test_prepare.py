@@ -184,28 +184,39 @@ def test_a_relative_dev_is_recorded_absolute_and_never_read_again_from_a_prepare
     data.mkdir(parents=True)
     write_conll(data / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "B-PER"), ("sits", "O")]] * 30)
     write_conll(data / "dev.tsv", [[("Cy", "B-PER"), ("walks", "O"), ("far", "O")]] * 4)
+    (data / "vec.txt").write_text("ann 0.1 0.2 0.3 0.4\nruns 0.5 0.1 0.0 0.2\nfar 0.3 0.3 0.1 0.0\n", encoding="utf-8")
     monkeypatch.chdir(project)
-    result = CliRunner().invoke(cli, ["prepare", "data/train.tsv", "--dev", "data/dev.tsv", "--out", "prep", "--batch-size", "8"])
+    result = CliRunner().invoke(cli, ["prepare", "data/train.tsv", "--dev", "data/dev.tsv", "--vectors", "data/vec.txt",
+                                      "--out", "prep", "--batch-size", "8"])
     assert result.exit_code == 0, result.output
     assert PreparedData.load(project / "prep").settings["dev"] == str((data / "dev.tsv").resolve())
     monkeypatch.chdir(tmp_path)  # elsewhere, where data/dev.tsv is no file
-    tiny = ["--epochs", "1", "--no-progress", "--hidden", "4", "--word-dim", "4", "--filters", "2", "--char-dim", "2",
-            "--batch-size", "8"]
+    tiny = ["--epochs", "1", "--no-progress", "--hidden", "4", "--filters", "2", "--char-dim", "2", "--batch-size", "8"]
     result = CliRunner().invoke(cli, ["train", "project/prep", "--dev", "project/data/dev.tsv", "--out", "run", *tiny])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["dev"] == str((data / "dev.tsv").resolve())
-    (data / "dev.tsv").rename(tmp_path / "moved.tsv")  # the run reads its validation split from the folder
+    (data / "dev.tsv").rename(tmp_path / "moved.tsv")  # the run reads its validation split from the folder,
+    (data / "vec.txt").rename(tmp_path / "vec.txt")  # and its vocabulary and rows (the vectors are not frozen)
     result = CliRunner().invoke(cli, ["evaluate", "run", "--no-progress"])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["train", "--resume", "run", "--epochs", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     # A run on the corpus itself reads its --dev again: gone, it is named.
     (tmp_path / "moved.tsv").rename(data / "dev.tsv")
-    result = CliRunner().invoke(cli, ["train", "project/data/train.tsv", "--dev", "project/data/dev.tsv", "--out", "direct", *tiny])
+    result = CliRunner().invoke(cli, ["train", "project/data/train.tsv", "--dev", "project/data/dev.tsv", "--out", "direct",
+                                      "--word-dim", "4", *tiny])
     assert result.exit_code == 0, result.output
     (data / "dev.tsv").unlink()
     result = CliRunner().invoke(cli, ["evaluate", "direct", "--no-progress"])
     assert result.exit_code == 1 and f"was started with --dev {(data / 'dev.tsv').resolve()}, which evaluate" in result.output
+
+
+def test_a_dev_corpus_in_memory_is_recorded_as_such_not_as_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolved as a path, it read "/the/current/folder/<memory>" in prepared.json, warnings and config.json.
+    monkeypatch.chdir(tmp_path)
+    dev = Corpus.from_sentences([["w1", "w2"]], pos=[["NN", "NN"]], tags=[["B-X", "O"]])
+    prepare(small_corpus(), dev=dev, buckets=[5, 10]).save(tmp_path / "prep")
+    assert PreparedData.load(tmp_path / "prep").settings["dev"] == "<memory>"
 
 
 def test_a_dev_corpus_whose_entity_types_training_never_has_is_refused(tmp_path: Path) -> None:

@@ -490,7 +490,7 @@ def test_another_accelerator_that_cannot_start_is_warned_of_as_cuda_is(model: tu
     if "TensorrtExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has TensorRT")
     with pytest.warns(RuntimeWarning, match="^TensorrtExecutionProvider was requested but the onnxruntime sessions run"
-                                            " on CPUExecutionProvider$"):
+                                            " on the CPU$"):
         tagger = Tagger.load(model[3], providers=["TensorrtExecutionProvider", "CPUExecutionProvider"])
     assert tagger.providers == ["CPUExecutionProvider"]
     with warnings.catch_warnings():

@@ -415,9 +415,10 @@ def claim_output_dir(
         raise OptionError(option, f"{path} is the current folder or holds it; name a new folder for the output")
     if path.exists() and not path.is_dir():
         raise OptionError(option, f"{path} is a file, not a folder")
-    above = next((p for p in path.absolute().parents if p.exists()), None)  # [Errno 20] Not a directory, else
-    if above is not None and not above.is_dir():
-        raise OptionError(option, f"{path}: {above} is a file, not a folder")
+    above = _nearest_entry(path)  # [Errno 20] Not a directory, or 17 File exists for a dangling link, else
+    if above != path and not above.is_dir():
+        what = "a link to nothing" if above.is_symlink() and not above.exists() else "a file"
+        raise OptionError(option, f"{path}: {above} is {what}, not a folder")
     _check_writable(path)
     if not path.exists():
         return OutputDir(path, option=option)
@@ -437,13 +438,19 @@ def claim_output_dir(
     return claim
 
 
+def _nearest_entry(path: Path) -> Path:
+    """`path` if it is there (a link counts, dangling or not), else its nearest parent that is."""
+    probe = path
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
 def _check_writable(path: Path) -> None:
     """PermissionError naming `path` where the folder (or the nearest existing parent) cannot be written."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return
-        probe = probe.parent
+    probe = _nearest_entry(path)
+    if not probe.is_dir():
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=probe)
     except OSError as err:

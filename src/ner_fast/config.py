@@ -311,10 +311,12 @@ class TrainConfig:
         """The values of the "data" options (what `prepare()` takes, besides the corpus)."""
         return {o.name: getattr(self, o.name) for o in options("data")}
 
-    def prepared(self) -> bool:
-        """Whether DATA is a folder of `ner-fast prepare`: both splits are read from it, never from the corpus
-        or --dev files it was prepared from."""
-        return self.data is not None and Path(self.data).is_dir()
+
+def is_prepared(data: str | os.PathLike[str] | None) -> bool:
+    """Whether DATA is a folder of `ner-fast prepare` (a corpus is a file; None: the bundled corpus), the one rule:
+    both splits and the vocabulary are read from it, never from the corpus, --dev or --vectors files it was
+    prepared from."""
+    return data is not None and Path(data).is_dir()
 
 
 def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
@@ -333,9 +335,8 @@ def check_needs(given: Iterable[str], values: Mapping[str, Any]) -> None:
         if row.unused_at is not None and values.get(row.unused_at[0]) == row.unused_at[1]:
             other, value, why = row.unused_at
             flag = BY_NAME[other].cli_flag
-            # A switch as it is written: "with --no-casing", not "while --casing is False".
-            state = (f"with {flag if value else '--no-' + flag[2:]}" if isinstance(value, bool)
-                     else f"while {flag} is {value}")
+            # A switch said as such ("without --casing", not "while --casing is False"), whether given or the recipe's.
+            state = (f"{'with' if value else 'without'} {flag}" if isinstance(value, bool) else f"while {flag} is {value}")
             raise OptionError(row.cli_flag, f"does nothing {state} ({why}); leave {row.cli_flag} out")
 
 
@@ -450,7 +451,7 @@ def command_line_config(
         raise OptionError("--recipe", "the tutorial recipe trains the tutorial's network from nothing, and --init"
                           " takes SOURCE's network: leave --recipe out (give any training option by itself)")
     values = dict(given)
-    if data is not None and Path(data).is_dir():
+    if is_prepared(data):
         doc = read_json(Path(data) / "prepared.json", "prepared-data description")
         settings = doc.get("settings", {}) if isinstance(doc, dict) else {}
         # The folder's data options replace the recipe's defaults, and must agree with those given.
@@ -530,7 +531,7 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
     cfg.arch = {o.name: doc["model"][o.name] for o in options("model") if o.name in doc["model"]}
     for name, value in check_values(given).items():
         setattr(cfg, name, value)
-    check_inputs_there(cfg, "a resumed run", "resume")
+    check_inputs_there(cfg, "a resumed run", "resume", resumed=True)
     return cfg
 
 
@@ -578,14 +579,18 @@ def _is_path(flag: str, source: str) -> bool:
     return bool(source) and not (flag == "--vectors" and is_named(source)) and not (flag == "--teacher" and names_bundled(source))
 
 
-def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[str] = INPUT_FILES) -> None:
+def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[str] = INPUT_FILES,
+                       resumed: bool = False) -> None:
     """ValueError (exit 1) when a file of a recorded run that `who` reads again (`names`, of `INPUT_FILES`: a
-    resumed run all, evaluate the data ones) is not found. Runs record them absolute (`recorded_path`); runs
+    resumed run (`resumed`) all, evaluate the data ones; of a prepared folder's run neither --dev nor, but
+    frozen on resume, --vectors) is not found. Runs record them absolute (`recorded_path`); runs
     recorded before that kept them as given, relative to the folder the run started in, where `verb`
     still finds them."""
     for name in names:
         flag = INPUT_FILES[name]
-        if name == "dev" and cfg.prepared():  # the folder holds the validation split it was made from
+        # A prepared folder holds the splits and vocabulary its --dev and --vectors gave; only a resumed run
+        # with frozen vectors reads them again (to hold them at their values).
+        if is_prepared(cfg.data) and (name == "dev" or (name == "vectors" and not (resumed and cfg.freeze_vectors))):
             continue
         for source in sources_of(flag, getattr(cfg, name)):
             if not _is_path(flag, source) or Path(source).exists():

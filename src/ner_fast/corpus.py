@@ -56,6 +56,8 @@ from ner_fast.text import TOKEN_RULE, blank_token
 #: The `Corpus.format` of a corpus built in memory (`Corpus.from_sentences`): read from no file, so in no
 #: input format.
 MEMORY = "memory"
+#: The `source` of a corpus built in memory (no file: nothing to resolve, record or read again).
+MEMORY_SOURCE = "<memory>"
 #: Every input format (`auto`: sniffed by `sniff.sniff_format`).
 FORMATS = ("auto", "gmb", "conll", "tokens")
 #: The formats that carry tags (what prepare, train and evaluate read).
@@ -87,7 +89,7 @@ class Corpus:
     pos: list[str] | None
     tags: list[str] | None
     offsets: np.ndarray
-    source: str = "<memory>"
+    source: str = MEMORY_SOURCE
     format: str = MEMORY
     #: Each token's 1-based line in `source` (int64, n_tokens), where the corpus was read from a file.
     lines: np.ndarray | None = None
@@ -114,7 +116,7 @@ class Corpus:
         sentences: Sequence[Sequence[str]],
         pos: Sequence[Sequence[str]] | None = None,
         tags: Sequence[Sequence[str]] | None = None,
-        source: str = "<memory>",
+        source: str = MEMORY_SOURCE,
     ) -> Corpus:
         """Build a corpus from token lists (and optionally parallel POS / tag lists)."""
         lengths = [len(s) for s in sentences]

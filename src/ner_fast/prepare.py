@@ -16,7 +16,7 @@ import numpy as np
 from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz, write_npz
 from ner_fast.buckets import Bucket, build_buckets, digest, training_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
-from ner_fast.corpus import MEMORY, Corpus, read_corpus
+from ner_fast.corpus import MEMORY, MEMORY_SOURCE, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.recase import with_recased_copies
 from ner_fast.errors import CorpusError
@@ -55,7 +55,8 @@ class PreparedData:
         # The folder is read from other folders (`train PREPARED`, its --resume): the files it was made from by
         # absolute path (a relative --dev was resolved again from the folder `train` ran in, another file or none).
         settings = {**self.settings, **{name: recorded_path(flag, self.settings.get(name))
-                                        for name, flag in (("dev", "--dev"), ("vectors", "--vectors"))}}
+                                        for name, flag in (("dev", "--dev"), ("vectors", "--vectors"))
+                                        if self.settings.get(name) != MEMORY_SOURCE}}  # a Corpus given in memory: no file
         with atomic_dir(directory, prepared_files, force=force) as tmp:
             doc = {"format_version": FORMAT_VERSION, "settings": settings, "summary": self.summary}
             (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")

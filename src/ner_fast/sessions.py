@@ -1,7 +1,7 @@
 """The onnxruntime side of a package: execution providers for a device, CUDA's libraries, session options,
 and the sessions of a package's graphs, checked against its model.json (`Tagger.load` opens them here).
 
-This module imports onnxruntime and NumPy only: never mxnet or onnx.
+Like the tagger, it never imports mxnet or onnx (onnxruntime, and ner_fast's runtime modules).
 """
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ from spacy.tokens import Doc, Span
 from ner_fast.package import PackageError, names_bundled, package_checksum, package_path
 from ner_fast.engine import BATCH_SIZE, check_model
 from ner_fast.doc import Entity
+from ner_fast.labels import LABEL_SETS
 
 if TYPE_CHECKING:
     from ner_fast.tagger import Tagger
@@ -227,7 +228,8 @@ class NerFast:
         if then is not None and then != now:
             changed = next(t for t in sorted({*then, *now}) if then.get(t) != now.get(t))
             relative = (f" (a relative path is read from the current directory {os.getcwd()})"
-                        if isinstance(self.label_set, str) and not os.path.isabs(self.label_set) else "")
+                        if isinstance(self.label_set, str) and self.label_set not in LABEL_SETS
+                        and not os.path.isabs(self.label_set) else "")
             raise ValueError(f"{where}: the pipeline was saved with labels {self.label_set!r} setting {changed} as"
                              f" {then.get(changed)!r}; they now set it as {now.get(changed)!r}{relative}: put the labels"
                              " back as they were, or make the pipeline again")

@@ -151,7 +151,8 @@ class Tagger:
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
         is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
-        says when CUDA was wanted (or found by "auto") but the sessions run on the CPU.
+        says when CUDA (or the first of `providers`) was wanted, or found by "auto", but the sessions run on
+        another provider, the CPU's.
 
         `buckets` loads only some of the package's bucket graphs (default: all). Each session holds its
         own pre-packed LSTM weights (about 5 MB at the default dimensions), so fewer buckets use less
@@ -193,15 +194,14 @@ class Tagger:
         # The character graph runs where the others do: the same providers and options.
         char_path = pkg.char_graph_path
         char_session = open_session(char_path, options, wanted) if char_path is not None else None
-        if wants_cuda and sessions[None].get_providers()[0] != CUDA:
-            why = f" (loading the CUDA libraries: {preloaded})" if preloaded else ""
-            warnings.warn(f"CUDA was requested but the onnxruntime sessions run on the CPU{why}", RuntimeWarning, stacklevel=2)
-        elif wanted and (first := wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]) not in (
-                CPU, sessions[None].get_providers()[0]):
-            # Another accelerator's provider (TensorRT, OpenVINO...) this onnxruntime cannot start: said as for CUDA
-            # (onnxruntime's own UserWarning is easily filtered out, and named no fallback).
-            warnings.warn(f"{first} was requested but the onnxruntime sessions run on {sessions[None].get_providers()[0]}",
-                          RuntimeWarning, stacklevel=2)
+        # The provider asked for first (CUDA, or TensorRT, OpenVINO...) that this onnxruntime cannot start: said
+        # once (onnxruntime's own UserWarning, when it gives one, is easily filtered out and names no fallback).
+        first = (wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]) if wanted else CPU
+        actual = sessions[None].get_providers()[0]
+        if first != CPU and actual != first:
+            why = f" (loading the CUDA libraries: {preloaded})" if preloaded and actual == CPU else ""
+            warnings.warn(f"{'CUDA' if first == CUDA else first} was requested but the onnxruntime sessions run on"
+                          f" {'the CPU' if actual == CPU else actual}{why}", RuntimeWarning, stacklevel=2)
         return cls(pkg, sessions, decode, workers, labels, char_session, char_cache)
 
     def __reduce__(self) -> Any:

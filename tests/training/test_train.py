@@ -140,9 +140,16 @@ def test_a_run_stopped_by_its_patience_is_not_resumed_unless_the_patience_grows(
     out = tmp_path / "p"
     train(_cfg(prepared, out, epochs=2, patience=1), progress=False, echo=_quiet)
     state = json.loads((out / "state.json").read_text())
+    assert state["patience_stopped"] is (state["bad_epochs"] >= 1)  # the loop's record of why it stopped
+    # Without that record (the run reached its cap, or was killed) a resume goes on, whatever the counter:
+    (out / "state.json").write_text(json.dumps({**state, "bad_epochs": 1, "patience_stopped": False}))
+    assert len(train(resume_config(out, epochs=3), resume=True, progress=False, echo=_quiet).history) == 3
+    out = tmp_path / "p2"
+    train(_cfg(prepared, out, epochs=2, patience=1), progress=False, echo=_quiet)
+    state = json.loads((out / "state.json").read_text())
     # As a run ends that --patience 1 stopped after epoch 2: one epoch without a better F1 (the counter's rule
-    # is the loop's, tested above).
-    (out / "state.json").write_text(json.dumps({**state, "bad_epochs": 1}))
+    # is the loop's, tested above), recorded with the epoch (a Ctrl-C after it adds "interrupted").
+    (out / "state.json").write_text(json.dumps({**state, "bad_epochs": 1, "patience_stopped": True, "interrupted": True}))
     before = (out / "best.params.npz").read_bytes()
     with pytest.raises(ValueError, match=rf"{out}: stopped by --patience 1 after epoch 2 \(no better validation entity F1"
                                          r" since epoch \d\): nothing to resume \(give a --patience above 1, or 0, to train on\)"):
@@ -341,7 +348,7 @@ def test_a_diverging_run_stops_before_saving_its_nans(prepared: str, tmp_path: P
     res = CliRunner().invoke(train_command, [prepared, "--out", str(out), "--epochs", "2", "--lr", "1e30",
                                              "--clip-gradient", "0", "--no-progress", *TINY_FLAGS])
     assert res.exit_code == 1, res.output
-    assert "Error: training diverged in epoch 1 (" in res.output and "nothing was saved" in res.output
+    assert "Error: training diverged in epoch 1 (" in res.output and "no parameters were saved" in res.output
     assert "Traceback" not in res.output and not list(out.glob("*.npz"))
     # Diverging in epoch 2: epoch 1's checkpoint is kept as it was, and still exports and evaluates.
     real = train_module.run_epoch

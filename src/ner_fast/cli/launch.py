@@ -63,7 +63,7 @@ def launch_command(
         except (TimeoutError, ValueError, RuntimeError) as err:
             raise click.ClickException(str(err)) from err
         codes = result.worker_codes
-        failed = next((i for i, c in enumerate(codes) if c != 0), None)
+        failed = next((i for i, c in enumerate(codes) if c not in (None, 0)), None)
         if failed is not None:
             # Named by its log file (start order; its rank is in its output), with its own exit code where that
             # is a ner-fast one (2: a usage error such as --out holding a run), else 1.

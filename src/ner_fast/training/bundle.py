@@ -31,7 +31,7 @@ import click
 import numpy as np
 
 from ner_fast.atomic import atomic_dir, claim_output_dir
-from ner_fast.config import portable_train
+from ner_fast.config import is_prepared, portable_train
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import Scores, TagScheme, score
 from ner_fast.option_table import command_options
@@ -55,7 +55,7 @@ def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
     from ner_fast.prepare import split_corpus
 
     fmt = train.get("format", "auto")
-    if train.get("data") and Path(train["data"]).is_dir():
+    if is_prepared(train.get("data")):
         raise ValueError(f"{train['data']}: the run trained on prepared data, whose validation split cannot be rebuilt"
                          " here; train it on a corpus file (or the bundled corpus)")
     corpus = read_corpus(train.get("data"), fmt, tagged=True)

@@ -52,6 +52,10 @@ def check_worker_kvstore(kvstore: str, resumed: str | None = None) -> None:
     from ner_fast.errors import OptionError
 
     worker = os.environ.get("DMLC_ROLE") == "worker"
+    if worker and not kvstore.startswith("dist") and resumed is not None:
+        raise OptionError("--kvstore", f"{resumed} trained with --kvstore {kvstore}, on one machine: resume it there,"
+                          f" `ner-fast train --resume {resumed}`, not as a worker of `ner-fast launch` (a resumed run"
+                          " keeps its kvstore)")
     if worker and not kvstore.startswith("dist"):
         raise OptionError("--kvstore", f"{kvstore}, but this is a worker of `ner-fast launch`, whose workers share"
                           " one run through the servers: give --kvstore dist_sync (or dist_device_sync, dist_async)")
@@ -110,9 +114,10 @@ class Cluster:
 
 @dataclass
 class LaunchResult:
-    """The workers' exit codes (in start order; cut short after a failure) and every process id started."""
+    """The workers' exit codes (in start order; None for one still running when another failed, then stopped) and
+    every process id started."""
 
-    worker_codes: list[int]
+    worker_codes: list[int | None]
     pids: list[int]
 
 
@@ -158,20 +163,17 @@ FAILURE_GRACE = 5.0
 
 
 def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequence[subprocess.Popen[bytes]],
-                      timeout: float | None, log_dir: str | os.PathLike[str] | None) -> list[int]:
+                      timeout: float | None, log_dir: str | os.PathLike[str] | None) -> list[int | None]:
     """The workers' exit codes (in start order) once all are done, or once one fails (the others would wait
-    for it at the next synchronisation forever: cut short after it); RuntimeError when the scheduler or a
+    for it at the next synchronisation forever: those still running then are None, and stopped); RuntimeError when the scheduler or a
     server (`others`) fails first, as one that cannot bind its port does; TimeoutError after `timeout`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     names = ["scheduler", *(f"server-{i}" for i in range(len(others) - 1))]
     ended, ended_at = None, 0.0
     while True:
         codes = [p.poll() for p in workers]
-        failed = next((i for i, c in enumerate(codes) if c not in (None, 0)), None)
-        if failed is not None:
-            return [c for c in codes[: failed + 1] if c is not None]
-        if all(c is not None for c in codes):
-            return [int(c) for c in codes if c is not None]
+        if any(c not in (None, 0) for c in codes) or all(c is not None for c in codes):
+            return codes
         if ended is not None and time.monotonic() - ended_at > FAILURE_GRACE:
             # Still no worker's failure to report: the scheduler's or server's.
             where = f": see {Path(log_dir) / (ended[0] + '.log')}" if log_dir is not None else " (--log-dir keeps its output)"

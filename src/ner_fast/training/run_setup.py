@@ -21,7 +21,7 @@ from ner_fast.buckets import MAX_BATCH_TOKENS
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, prepared_differences,
-    prepared_option_error,
+    is_prepared, prepared_option_error,
 )
 from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
@@ -88,8 +88,9 @@ def _read_back_or_claim(
         # Said before the data is read and the network built: there is no epoch to train.
         raise ValueError(f"{out}: already trained {state['epoch']} epochs and --epochs is {cfg.epochs}: nothing to"
                          f" resume (give --epochs more than {state['epoch']} to train on)")
-    if cfg.patience and state["bad_epochs"] >= cfg.patience and not state.get("interrupted"):
-        # Stopped by its own rule: resuming "in case it was interrupted" trained on and replaced its best model.
+    if state.get("patience_stopped") and cfg.patience and state["bad_epochs"] >= cfg.patience:
+        # Stopped by its own rule (a Ctrl-C after that is saved too): resuming "in case it was interrupted"
+        # trained on and replaced its best model.
         raise ValueError(f"{out}: stopped by --patience {cfg.patience} after epoch {state['epoch']} (no better"
                          f" validation entity F1 since epoch {state['best_epoch']}): nothing to resume (give a --patience"
                          f" above {state['bad_epochs']}, or 0, to train on)")
@@ -351,7 +352,7 @@ def load_data(
     """
     from ner_fast.prepare import PreparedData, prepare
 
-    if cfg.prepared():
+    if is_prepared(cfg.data):
         data = PreparedData.load(cfg.data)
         asked = {k: v for k, v in cfg.data_options().items() if check and v != default_of(k)}
         used, differing = prepared_differences(data.settings, asked)
@@ -383,7 +384,7 @@ def changed_data(cfg: TrainConfig, doc: Mapping[str, Any], what: Sequence[Differ
     corpus; the file named is the one that holds the change (an edited --dev was blamed on DATA)."""
     advice = advice or "put it back as it was, or start a new run"
     how = "; ".join(text for _, text in what)
-    if cfg.prepared():
+    if is_prepared(cfg.data):
         return f"the prepared folder {cfg.data} was prepared again since the run trained on it ({how}): {advice}"
     source = (doc.get("data") or {}).get("source") or cfg.data or "the bundled corpus"
     places = {where for where, _ in what}

@@ -108,6 +108,9 @@ def train(
         stopped = "epochs"
         try:
             for record, improved in _epochs(run, progress):
+                # Recorded with the epoch, before anything can interrupt: a resume is then refused unless
+                # --patience grows (`run_setup`); a run at its --epochs cap, or killed, never says so.
+                state["patience_stopped"] = bool(cfg.patience and state["bad_epochs"] >= cfg.patience)
                 _save(run, best=improved)
                 say(
                     f"epoch {record.epoch}/{cfg.epochs}: {record.seconds:.0f} s, train {record.train_tokens_per_s:,.0f} tokens/s,"
@@ -115,7 +118,7 @@ def train(
                     + ("  (best so far)" if improved else "")
                 )
                 say(format_table({"train": record.train, "valid": record.valid}))
-                if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                if state["patience_stopped"]:
                     stopped = "patience"
                     say(f"no better validation entity F1 for {cfg.patience} epochs: stopping")
                     break
@@ -209,14 +212,15 @@ def _epochs(run: Run, progress: bool) -> Iterator[tuple[EpochRecord, bool]]:
 
 def _check_diverged(run: Run, epoch: int, loss: float | None) -> None:
     """Stop a run whose training diverged (its parameters or loss no longer finite numbers) before anything of
-    the epoch is saved or validated: a checkpoint of NaNs exported to a package that tags everything O. Every
-    worker of a distributed run sees the same parameters, so each stops at the same epoch."""
+    the epoch is saved or validated: a checkpoint of NaNs exported to a package that tags everything O. The
+    workers of a dist_sync job see the same parameters, so NaN parameters stop each at the same epoch; the
+    loss is each worker's own (a NaN loss with finite parameters stops that worker, and `launch` the job)."""
     bad = non_finite(module_canonical(run.module, run.config))
     if bad is None and (loss is None or np.isfinite(loss)):
         return
     what = f"parameter {bad} holds NaN or infinity" if bad is not None else f"the training loss is {loss}"
     kept = (f"{run.out} keeps the checkpoint of epoch {run.state['epoch']}" if run.state["epoch"]
-            else "nothing was saved")
+            else "no parameters were saved")
     raise ValueError(f"training diverged in epoch {epoch + 1} ({what}): {kept}; train again with a lower --lr"
                      f" (it was {run.cfg.learning_rate:g})")
 
