@@ -500,3 +500,24 @@ def test_a_mixed_encoding_is_told_from_cp1252_as_the_oracle_counts(parts: list[b
             _encoding_of(raw, "<test>")
     else:
         assert _encoding_of(raw, "<test>") == ("ascii" if raw.isascii() else "utf-8" if not strays else "cp1252")
+
+
+def test_a_corpus_built_in_memory_is_checked_and_rewritten_as_a_file_is() -> None:
+    """IOB1 tags in memory stayed I-X (F1 0 with the bio decoder, where the same file trained to 1.0); None,
+    numbers and bytes became words ('None', "b'John'"); a str sentence was split into characters; a blank
+    token was trained on; a bad tag was named without its place."""
+    corpus = Corpus.from_sentences([["John", "lives"], ["in", "New", "York"]], tags=[["I-per", "O"], ["O", "I-geo", "I-geo"]])
+    assert corpus.tags == ["B-per", "O", "O", "B-geo", "I-geo"]  # the CoNLL reader's rule (schemes.iob1_to_iob2)
+    assert Corpus.from_sentences(iter([["a", "b"]])).words == ["a", "b"]  # any iterable, read once
+    for sentences, tags, error, said in (
+        ([["a", None]], None, TypeError, "<memory>: sentence 0, token 1: the token None (NoneType) is not a str"),
+        ([["a"], [b"John"]], None, TypeError, "<memory>: sentence 1, token 0: the token b'John' (bytes) is not a str"),
+        (["hello"], None, TypeError, "sentences: sentence 0 is a str, not a list of tokens"),
+        ([["a", "\u200b"]], None, ValueError, "<memory>: sentence 0, token 1: word '\\u200b': a token must hold"),
+        ([["a"], ["b", "c"]], [["O"], ["O", "garbage"]], ValueError,
+         "<memory>: sentence 1, token 1: tag 'garbage' is neither O nor PREFIX-TYPE"),
+        ([["a"], ["b"]], [["O"], [3]], TypeError, "<memory>: sentence 1, token 0: the tag 3 (int) is not a str"),
+    ):
+        with pytest.raises(error) as err:
+            Corpus.from_sentences(sentences, tags=tags)
+        assert str(err.value).startswith(said), str(err.value)

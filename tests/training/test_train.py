@@ -29,7 +29,7 @@ from ner_fast.training.evaluate import evaluate
 from ner_fast.training.iterators import BucketIter
 from ner_fast.prepare import prepare
 from ner_fast.corpus import read_corpus
-from ner_fast.config import RECIPES, TrainConfig, resume_config
+from ner_fast.config import RECIPES, OptionError, TrainConfig, resume_config
 from ner_fast.signals import Terminated
 from ner_fast.training.epoch import ParamAverage, make_module, run_epoch
 from ner_fast.training.run_setup import model_config_for
@@ -748,3 +748,19 @@ def test_train_warns_of_validation_types_its_training_split_lacks(tmp_path: Path
     assert prepared.exit_code == 0, prepared.output
     assert prepared.stderr.strip().splitlines() == warned
     assert json.loads(res.stdout.strip().splitlines()[-1])["stopped"] == "epochs"
+
+
+def test_a_resume_with_a_config_of_other_settings_is_refused_naming_the_option(prepared: str, tmp_path: Path) -> None:
+    """`train(cfg, resume=True)` with a `TrainConfig` built anew went on with another learning rate, seed or
+    dropout and recorded them as the whole run's; only the resumable options may differ, as on the command
+    line (`resume_config`)."""
+    out = tmp_path / "r"
+    train(_cfg(prepared, out, epochs=1), progress=False, echo=_quiet)
+    before = (out / "config.json").read_text()
+    for change, flag in ((dict(learning_rate=0.05), "--lr"), (dict(seed=7), "--seed"), (dict(batch_size=8), "--batch-size"),
+                         (dict(arch={**TINY, "dropout": 0.1}), "--dropout")):
+        with pytest.raises(OptionError, match=rf"^{flag}: a resumed run keeps the settings it started with"):
+            train(_cfg(prepared, out, epochs=2, **change), resume=True, progress=False, echo=_quiet)
+        assert (out / "config.json").read_text() == before
+    resumed = train(_cfg(prepared, out, epochs=2, patience=3), resume=True, progress=False, echo=_quiet)  # resumable ones
+    assert len(resumed.history) == 2

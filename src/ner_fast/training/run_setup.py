@@ -97,6 +97,29 @@ def _read_back_or_claim(
     return state, []
 
 
+def _check_resumed_settings(cfg: TrainConfig, recorded: Mapping[str, Any]) -> None:
+    """OptionError naming the first option, but the resumable ones, whose value is not the run's own:
+    `config.resume_config` builds such a config, a caller's own `TrainConfig` may not (`train(cfg, resume=True)`
+    went on with another learning rate, seed or dropout and recorded them as the whole run's). Both sides are
+    read through `TrainConfig` (paths resolved alike); model options against the network the run built."""
+    from ner_fast.option_table import OPTIONS
+
+    then = TrainConfig.from_dict({**recorded["train"], "out": str(cfg.out)}).to_dict()
+    now = cfg.to_dict()
+    for row in OPTIONS:
+        # A prepared folder's data options are its own: `load_data` checks those given against it.
+        if row.resumable or row.feeds is None or (row.feeds == "data" and is_prepared(cfg.data)):
+            continue
+        if row.feeds == "model":
+            differs = row.name in cfg.arch and cfg.arch[row.name] != recorded["model"].get(row.name, cfg.arch[row.name])
+        else:
+            differs = row.name in then and now.get(row.name) != then[row.name]
+        if differs:
+            allowed = ", ".join(o.cli_flag for o in OPTIONS if o.resumable)
+            raise OptionError(row.cli_flag, f"a resumed run keeps the settings it started with; only {allowed} can change"
+                                            " with --resume (config.resume_config(DIR, ...) gives its settings)")
+
+
 def _start_mxnet(cfg: TrainConfig) -> Any:
     """MXNet, imported after flush-to-zero and its thread count are set (both must come first) and with
     Ctrl-C held (a Ctrl-C inside its import was dropped there, and the run went on), then seeded."""
@@ -131,6 +154,8 @@ def set_up(
     state, previous = _read_back_or_claim(cfg, out, resume, force, writes)
 
     recorded = read_json(out / RUN_CONFIG_FILE, "ner-fast training config") if resume else None  # what the run started with
+    if recorded is not None:
+        _check_resumed_settings(cfg, recorded)
     source, init_record = _init_source(cfg, recorded)  # --init: read before the data, whose vocabulary takes its words
     teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume, recorded=recorded)
