@@ -270,3 +270,14 @@ def test_default_package_folder_is_export_slash_model_name(tmp_path: Path, monke
     package = export_model(Path("runs") / "tiny", buckets="dynamic", quantize=None)
     assert package == Path("export") / "tiny"
     assert load_package(package).buckets == [] and (package / "dynamic.onnx").is_file()
+
+
+def test_python_callers_get_a_type_error_for_a_list_of_buckets_or_one_ensemble_path(tmp_path: Path) -> None:
+    # buckets=[5, 10] said "'list' object has no attribute 'strip'"; ensemble="run2" was read as its characters
+    # ("/: named twice; the members of an ensemble are different runs").
+    make_checkpoint(tmp_path / "run")
+    with pytest.raises(TypeError, match=r"^buckets must be a str, as --buckets takes it \('5,10,20', 'auto'\), got list$"):
+        export_model(tmp_path / "run", tmp_path / "pkg", buckets=[5, 10])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^ensemble must be a list of run folders, not one path$"):
+        export_model(tmp_path / "run", tmp_path / "pkg", ensemble=str(tmp_path / "run"))
+    assert not (tmp_path / "pkg").exists()

@@ -420,6 +420,10 @@ def export_model(
     `ensemble_graph`, with `_graph_facts` as its metadata) quantized, `_package_info`, `write_package`.
     """
     model_dir = Path(model_dir)
+    if not isinstance(buckets, str):  # a list of lengths failed inside the parser ("'list' has no attribute 'strip'")
+        raise TypeError(f"buckets must be a str, as --buckets takes it ('5,10,20', 'auto'), got {type(buckets).__name__}")
+    if isinstance(ensemble, (str, os.PathLike)):  # read as its characters: "/: named twice"
+        raise TypeError("ensemble must be a list of run folders, not one path")
     buckets = row("export", "buckets").check(buckets)  # the command line's check (OptionError), before any work
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
