@@ -313,9 +313,8 @@ class TrainConfig:
 
 
 def is_prepared(data: str | os.PathLike[str] | None) -> bool:
-    """Whether DATA is a folder of `ner-fast prepare` (a corpus is a file; None: the bundled corpus), the one rule:
-    both splits and the vocabulary are read from it, never from the corpus, --dev or --vectors files it was
-    prepared from."""
+    """Whether DATA is a folder of `ner-fast prepare` (the one rule): its splits and vocabulary are read from it,
+    never from the corpus, --dev or --vectors files it was prepared from (a corpus is a file; None: the bundled one)."""
     return data is not None and Path(data).is_dir()
 
 
@@ -522,10 +521,7 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
         raise ValueError(f"unknown options: {sorted(unknown)}")
     fixed = [BY_NAME[k].cli_flag for k in given if not BY_NAME[k].resumable]
     if fixed:
-        allowed = ", ".join(o.cli_flag for o in OPTIONS if o.resumable)
-        raise OptionError(
-            fixed[0], f"a resumed run keeps the settings it started with; only {allowed} can change with --resume"
-        )
+        raise resumed_setting_error(fixed[0])
     doc = read_config(out, need_train=True)
     cfg = TrainConfig.from_dict({**doc["train"], "out": str(out)})
     cfg.arch = {o.name: doc["model"][o.name] for o in options("model") if o.name in doc["model"]}
@@ -533,6 +529,12 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
         setattr(cfg, name, value)
     check_inputs_there(cfg, "a resumed run", "resume", resumed=True)
     return cfg
+
+
+def resumed_setting_error(flag: str, hint: str = "") -> OptionError:
+    """The refusal of option `flag` changed on a resume (`resume_config`; `run_setup` for a caller's own config)."""
+    allowed = ", ".join(o.cli_flag for o in OPTIONS if o.resumable)
+    return OptionError(flag, f"a resumed run keeps the settings it started with; only {allowed} can change with --resume{hint}")
 
 
 def recorded_path(flag: str, value: str | None) -> str | None:
@@ -582,10 +584,9 @@ def _is_path(flag: str, source: str) -> bool:
 def check_inputs_there(cfg: TrainConfig, who: str, verb: str, names: Iterable[str] = INPUT_FILES,
                        resumed: bool = False) -> None:
     """ValueError (exit 1) when a file of a recorded run that `who` reads again (`names`, of `INPUT_FILES`: a
-    resumed run (`resumed`) all, evaluate the data ones; of a prepared folder's run neither --dev nor, but
-    frozen on resume, --vectors) is not found. Runs record them absolute (`recorded_path`); runs
-    recorded before that kept them as given, relative to the folder the run started in, where `verb`
-    still finds them."""
+    resumed run (`resumed`) all, evaluate the data ones; of a prepared folder's run neither --dev nor, but frozen
+    on resume, --vectors) is not found. Runs record them absolute (`recorded_path`); runs recorded before that
+    kept them as given, relative to the folder the run started in, where `verb` still finds them."""
     for name in names:
         flag = INPUT_FILES[name]
         # A prepared folder holds the splits and vocabulary its --dev and --vectors gave; only a resumed run

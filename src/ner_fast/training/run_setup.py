@@ -21,7 +21,7 @@ from ner_fast.buckets import MAX_BATCH_TOKENS
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, prepared_differences,
-    is_prepared, prepared_option_error,
+    is_prepared, prepared_option_error, resumed_setting_error,
 )
 from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
@@ -115,9 +115,7 @@ def _check_resumed_settings(cfg: TrainConfig, recorded: Mapping[str, Any]) -> No
         else:
             differs = row.name in then and now.get(row.name) != then[row.name]
         if differs:
-            allowed = ", ".join(o.cli_flag for o in OPTIONS if o.resumable)
-            raise OptionError(row.cli_flag, f"a resumed run keeps the settings it started with; only {allowed} can change"
-                                            " with --resume (config.resume_config(DIR, ...) gives its settings)")
+            raise resumed_setting_error(row.cli_flag, " (config.resume_config(DIR, ...) gives its settings)")
 
 
 def _start_mxnet(cfg: TrainConfig) -> Any:
