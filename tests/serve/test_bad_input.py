@@ -148,6 +148,10 @@ def test_unknown_paths_and_methods(client: httpx.Client) -> None:
     # Paths that try to leave a folder reach no file: there is no route that reads one.
     assert_clean_error(client.get("/static/../../etc/passwd"), 404, ["Not Found"])
     assert_clean_error(client.get("/static/%2e%2e/app.py"), 404, ["Not Found"])
+    # A trailing slash is another path: it was a 307 to a URL built from the client's Host header.
+    slashed = client.post("/v1/entities/", json={"text": "Paris"}, headers={"Host": "elsewhere.example"})
+    assert_clean_error(slashed, 404, ["Not Found"])
+    assert "location" not in slashed.headers
 
 
 def test_the_server_still_answers_after_the_errors(client: httpx.Client) -> None:
