@@ -276,8 +276,10 @@ def test_sizes_that_cannot_match_are_refused_naming_the_option(source: dict, tmp
     inherited = inherit_architecture(run, {"dropout": 0.2})
     assert inherited["hidden"] == 7 and inherited["filter_widths"] == [2, 3] and inherited["dropout"] == 0.2
     src = load_source(run)
-    with pytest.raises(OptionError, match="^--filters"):
+    with pytest.raises(OptionError, match="^--filters") as err:
         check_architecture(src, ModelConfig(**{**src.config.to_dict(), "filters": 5}))
+    # Reached only by a config built in Python (the command line inherits first): it says how to inherit there.
+    assert "from Python, TrainConfig.from_options(..., **inherit_architecture(SOURCE, options)) takes them" in str(err.value)
     data = write_conll(tmp_path / "new.conll", [list(zip(w, t)) for w, t in NEW_SENTENCES])
     result = CliRunner().invoke(train_command, [str(data), "--init", run, "--out", str(tmp_path / "x"), "--char-dim", "9"])
     assert result.exit_code == 2

@@ -147,10 +147,13 @@ def _mismatch(spec: str, name: str, theirs: Any) -> str:
 
 
 def check_architecture(source: Source, config: ModelConfig) -> None:
-    """OptionError naming the option whose size differs between SOURCE and the new network."""
+    """OptionError naming the option whose size differs between SOURCE and the new network. The command line
+    has taken SOURCE's sizes left out already (`inherit_architecture`); a config built in Python has not."""
     for name in MUST_MATCH:
         if getattr(source.config, name) != getattr(config, name):
-            raise OptionError(BY_NAME[name].cli_flag, _mismatch(source.spec, name, getattr(source.config, name)))
+            raise OptionError(BY_NAME[name].cli_flag, _mismatch(source.spec, name, getattr(source.config, name))
+                              + "; from Python, TrainConfig.from_options(..., **inherit_architecture(SOURCE, options))"
+                              " takes them (ner_fast.training.init_source)")
     # use_pos matches SOURCE's (MUST_MATCH), so --no-pos is no way out: say what corpus SOURCE needs.
     other = "; or start from a model trained without POS input (default, ensemble)"
     if source.config.pos_enabled and not config.pos_enabled:
