@@ -580,9 +580,7 @@ def create_app(tagger: Any, settings: Settings = Settings()) -> Starlette:
     app.state.metrics = metrics
     app.state.batcher = batcher
     app.state.settings = settings  # `server.make_server` reads its timeouts
-    # `/v1/entities/` is a 404 like any unknown path: Starlette answered a 307 to a URL built from the
-    # client's own Host header, which a client following it may send its body elsewhere.
-    app.router.redirect_slashes = False
+    app.router.redirect_slashes = False  # /v1/entities/ is a 404, not a 307 to a URL from the client's Host header
 
     def stopping() -> None:  # `server.StoppingServer` calls it when the graceful stop begins
         bodies.stop()  # a body still coming is answered 503 at once
