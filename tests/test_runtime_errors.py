@@ -70,6 +70,9 @@ def test_inputs_of_the_wrong_type_are_named_at_the_api(tmp_path: Path) -> None:
         tagger.tag_batch([["a"], iter(["b", "c"])], pos=[["NN"], ["NN", "NN"]])  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"^tokens is a generator: pass a list or tuple of tokens$"):
         tagger.tag((w for w in ["Paris", "is"]), pos=["NNP", "VBZ"])  # type: ignore[arg-type]
+    # The POS tags so too (a Python-API trial: "object of type 'generator' has no len()").
+    with pytest.raises(TypeError, match=r"^pos is a generator: pass a list or tuple of POS tags$"):
+        tagger.tag(["Paris", "is"], pos=(p for p in ["NNP", "VBZ"]))  # type: ignore[arg-type]
     # Wrong types at the API's door are named there, not deep inside Python or pathlib (a breaker trial).
     with pytest.raises(TypeError, match=r"^tag takes one pre-tokenized sentence, a list of tokens, not a str"):
         tagger.tag("Paris is", pos=["NNP", "VBZ"])  # type: ignore[arg-type]

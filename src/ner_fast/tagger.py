@@ -255,6 +255,8 @@ class Tagger:
             n = len(tokens)
         except TypeError:  # a generator, a number ...
             raise TypeError(f"tokens is a {type(tokens).__name__}: pass a list or tuple of tokens") from None
+        if pos is not None and not hasattr(pos, "__len__"):  # a generator failed deep inside ("has no len()")
+            raise TypeError(f"pos is a {type(pos).__name__}: pass a list or tuple of POS tags")
         if (0 < n <= MAX_BATCH_TOKENS and type(tokens) in (list, tuple)
                 and (pos is None if not self.uses_pos else _same_length(pos, n))):
             # The common case without `_run`'s batch bookkeeping (a fifth of a 20-token call's cost
