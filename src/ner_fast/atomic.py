@@ -447,10 +447,9 @@ def _nearest_entry(path: Path) -> Path:
 
 
 def _check_writable(path: Path) -> None:
-    """PermissionError naming `path` where the folder (or the nearest existing parent) cannot be written."""
+    """PermissionError naming `path` where the folder (or the nearest existing parent, a folder:
+    `claim_output_dir` has refused anything else) cannot be written."""
     probe = _nearest_entry(path)
-    if not probe.is_dir():
-        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=probe)
     except OSError as err:

@@ -176,14 +176,15 @@ class Tagger:
         types = TagScheme(pkg.tags).types
         labels = label_map(labels, types, package_descriptions(pkg.model, types))
         wanted = list(providers) if providers is not None else providers_for(device)
-        unknown = [p for p in wanted if (p[0] if isinstance(p, tuple) else p) not in ort.get_all_providers()]
+        names = [p[0] if isinstance(p, tuple) else p for p in wanted]  # a provider may come as (name, its options)
+        unknown = [p for p, name in zip(wanted, names) if name not in ort.get_all_providers()]
         if unknown:  # a typo: onnxruntime prints a banner and runs on the CPU
             raise ValueError(f"providers: {unknown[0]!r} is no onnxruntime execution provider (this onnxruntime has"
                              f" {', '.join(ort.get_available_providers())})")
         if session_options is not None and not isinstance(session_options, ort.SessionOptions):
             raise TypeError(f"session_options must be an onnxruntime.SessionOptions, got {type(session_options).__name__}")
         options = session_options or make_session_options(threads)
-        wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in wanted)
+        wants_cuda = CUDA in names
         preloaded = preload_cuda_libraries() if wants_cuda else None
         chosen = pkg.buckets if buckets is None else checked_bucket_lengths(buckets)
         missing = sorted(set(chosen) - set(pkg.buckets))
@@ -196,7 +197,7 @@ class Tagger:
         char_session = open_session(char_path, options, wanted) if char_path is not None else None
         # The provider asked for first (CUDA, or TensorRT, OpenVINO...) that this onnxruntime cannot start: said
         # once (onnxruntime's own UserWarning, when it gives one, is easily filtered out and names no fallback).
-        first = (wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]) if wanted else CPU
+        first = names[0] if names else CPU
         actual = sessions[None].get_providers()[0]
         if first != CPU and actual != first:
             why = f" (loading the CUDA libraries: {preloaded})" if preloaded and actual == CPU else ""
