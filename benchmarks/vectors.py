@@ -22,11 +22,14 @@ the default) and measured through the package:
 Means and spreads (max - min over the seeds) per variant, and the ratios vectors / none, go into the JSON
 (`--json`, with the CPU model, its flags and cores) and a Markdown table on stdout (`--table FILE` too).
 The issue's full measurement: `--seeds 0,1,2 --epochs 15` without `--max-sentences`, with `--cross` and
-`--small`: hours on 2 cores.
+`--small`: hours on 2 cores. It can be taken a seed at a time (`--seeds 0 --json A.json`, `--seeds 1 --json
+B.json`, ...) and the parts made one table with `--merge A.json B.json ...`; `--work DIR --reuse` trains on
+a run an earlier invocation left unfinished.
 
 Usage: ``python benchmarks/vectors.py [--vectors glove-6b-50d] [--vector-words N[,N...]] [--seeds 0,1,2]
 [--epochs N] [--control] [--wide-word-dim D] [--frozen] [--max-sentences N] [--cross FILE] [--small FILE [--small-sizes 500,1000]
-[--small-epochs N]] [--work DIR [--reuse]] [--speed-passes N] [--json FILE] [--table FILE]``
+[--small-epochs N]] [--work DIR [--reuse]] [--speed-passes N] [--json FILE] [--table FILE]``;
+``python benchmarks/vectors.py --merge JSON [JSON ...] [--json FILE] [--table FILE]``
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ner_fast.config import TrainConfig
+from ner_fast.config import TrainConfig, resume_config
+from ner_fast.option_table import OPTIONS
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import score
 from ner_fast.schemes import TagScheme
@@ -53,6 +57,7 @@ from _machine import write_json  # noqa: E402  (the CPU in every result)
 
 GMB_TRAIN_SENTENCES = 38_367  # the tutorial's sequential 80/20 split of the bundled corpus
 CROSS_TYPES = {"per": "PER", "org": "ORG", "geo": "LOC"}
+RESUMABLE = {o.name for o in OPTIONS if o.resumable}
 
 
 class Variant(NamedTuple):
@@ -161,6 +166,11 @@ def speed(package: Path, sentences: list[list[str]]) -> dict[str, float]:
             "p50_20_tokens_ms": 1000 * statistics.median(times)}
 
 
+def not_resumable(train: dict[str, Any]) -> dict[str, Any]:
+    """A run's options less those a resumed run may change (the epoch cap): what `--reuse` checks."""
+    return {k: v for k, v in train.items() if k not in RESUMABLE}
+
+
 def train_one(out: Path, data: str | None, seed: int, variant: "Variant", args: argparse.Namespace,
               max_sentences: int | None) -> dict[str, Any]:
     from ner_fast.training.train import train
@@ -172,10 +182,13 @@ def train_one(out: Path, data: str | None, seed: int, variant: "Variant", args: 
         given.update(word_dim=variant.word_dim)
     cfg = TrainConfig.from_options(str(out), data, **given)
     if args.reuse and (out / "state.json").exists():
-        # A finished run of an earlier invocation in --work, made with these options: measured again, not retrained.
-        doc = json.loads((out / "config.json").read_text())
-        if doc["train"] != cfg.to_dict():
+        # A run of an earlier invocation in --work, made with these options: trained on where it stopped short
+        # of --epochs (an invocation killed mid-run), then measured again, not retrained.
+        epoch = json.loads((out / "state.json").read_text())["epoch"]
+        if not_resumable(json.loads((out / "config.json").read_text())["train"]) != not_resumable(cfg.to_dict()) or epoch > cfg.epochs:
             raise SystemExit(f"{out}: trained with other options; leave --reuse out or use another --work")
+        if epoch < cfg.epochs:
+            train(resume_config(out, epochs=cfg.epochs), resume=True, progress=False, echo=lambda msg: None)
         state = json.loads((out / "state.json").read_text())
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         best_f1, best_epoch, train_s = state["best_f1"], state["best_epoch"], float("nan")
@@ -217,6 +230,8 @@ def table(result: dict[str, Any]) -> str:
     head = " | ".join(result["labels"][v] for v in names)
     lines = [f"| {n} seed(s) | {head} |", "|---|" + "---|" * len(names)]
     for label, key, fmt, k in rows:
+        if key not in s["none"]:  # a merge of parts measured on other CPUs keeps no speed figures
+            continue
         cells = []
         for v in names:
             m = s[v][key]
@@ -228,6 +243,49 @@ def table(result: dict[str, Any]) -> str:
     for size, f1 in s.get("small", {}).items():
         lines.append(f"| small data, {size} training sentences, best validation F1 | " + " | ".join(f"{f1[v]:.4f}" for v in names) + " |")
     return "\n".join(lines)
+
+
+MACHINE_KEYS = ("train_s", "mean_epoch_s", "load_s", "tag_batch_tokens_per_s", "p50_20_tokens_ms")
+
+
+def assemble(settings: dict[str, Any], variants: list[str], labels: dict[str, str], runs: list[dict[str, Any]],
+             small: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The JSON document of a measurement: settings, runs and each variant's summary over the seeds."""
+    return {"benchmark": "vectors", "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"), "settings": settings,
+            "variants": variants, "labels": labels, "runs": runs,
+            "summary": {v: summarise([r for r in runs if r["variant"] == v]) for v in variants} | {"small": small}}
+
+
+def merge(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One document from several invocations' (`--seeds 0`, then `--seeds 1`, ...: a full schedule on 2 cores
+    takes sessions): the same settings and variants but their seeds, each seed once, no small-data runs
+    (their JSON keeps means only). The parts' CPUs are recorded; where they differ, the figures that depend
+    on the machine (speed, load and epoch times) are left out: only the F1s and sizes compare."""
+    (first_name, first), *rest = parts
+    for name, doc in parts:
+        if doc.get("benchmark") != "vectors":
+            raise SystemExit(f"{name}: not a JSON written by benchmarks/vectors.py")
+        if doc["summary"].get("small"):
+            raise SystemExit(f"{name}: has small-data runs, which keep their means only; merge runs without --small")
+    def same(doc: dict[str, Any]) -> tuple[Any, ...]:
+        return {k: v for k, v in doc["settings"].items() if k != "seeds"}, doc["variants"], doc["dnnl_max_cpu_isa"]
+
+    for name, doc in rest:
+        if same(doc) != same(first):
+            raise SystemExit(f"{name}: measured with other settings or variants than {first_name}; only --seeds may differ")
+    seeds = [s for _, doc in parts for s in doc["settings"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"seeds {sorted(seeds)}: a seed is in more than one part")
+    runs = [dict(r) for _, doc in parts for r in doc["runs"]]
+    one_cpu = all(doc["cpu"] == first["cpu"] for _, doc in parts)
+    if not one_cpu:
+        runs = [{k: v for k, v in r.items() if k not in MACHINE_KEYS} for r in runs]
+    runs.sort(key=lambda r: (r["seed"], first["variants"].index(r["variant"])))
+    settings = {**first["settings"], "seeds": sorted(seeds),
+                "parts": [{"file": name, "seeds": doc["settings"]["seeds"], "cpu": doc["cpu"]} for name, doc in parts]}
+    doc = assemble(settings, first["variants"], first["labels"], runs, {})
+    doc["dnnl_max_cpu_isa"] = first["dnnl_max_cpu_isa"]
+    return doc
 
 
 def main() -> None:
@@ -252,9 +310,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for the runs and packages (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true", help="measure finished runs already in --work (same options)"
                         " instead of training them again (e.g. to add --cross)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON", help="train nothing: one table from these"
+                        " JSONs of earlier invocations that differ in --seeds only")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--table", type=Path)
     args = parser.parse_args()
+    if args.merge:
+        report(merge([(p.name, json.loads(p.read_text())) for p in args.merge]), args)
+        return
     from ner_fast.training.export import export_model
 
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -288,19 +351,17 @@ def main() -> None:
                     f1s = [train_one(work / f"small-{size}-{v.name}-{seed}", str(args.small), seed, v, small_args,
                                      size + size // 4)["best_valid_f1"] for seed in seeds]
                     small.setdefault(str(size), {})[v.name] = statistics.mean(f1s)
-    result = {
-        "benchmark": "vectors",
-        "dnnl_max_cpu_isa": os.environ.get("DNNL_MAX_CPU_ISA"),
-        "settings": {"vectors": args.vectors, "vector_words": args.vector_words,
-                     "wide_word_dim": args.wide_word_dim, "frozen": args.frozen, "seeds": seeds, "epochs": args.epochs,
-                     "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
-                     "small": args.small and args.small.name, "small_epochs": args.small_epochs or args.epochs, "recipe": "tuned (the default), int8 packages",
-                     "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"},
-        "variants": [v.name for v in variants],
-        "labels": {v.name: v.label for v in variants},
-        "runs": runs,
-        "summary": {v.name: summarise([r for r in runs if r["variant"] == v.name]) for v in variants} | {"small": small},
-    }
+    settings = {"vectors": args.vectors, "vector_words": args.vector_words,
+                "wide_word_dim": args.wide_word_dim, "frozen": args.frozen, "seeds": seeds, "epochs": args.epochs,
+                "max_sentences": args.max_sentences, "cross": args.cross and args.cross.name,
+                "small": args.small and args.small.name, "small_epochs": args.small_epochs or args.epochs,
+                "recipe": "tuned (the default), int8 packages",
+                "gmb_validation": f"the bundled corpus after sentence {GMB_TRAIN_SENTENCES:,} ({len(valid):,} sentences)"}
+    report(assemble(settings, [v.name for v in variants], {v.name: v.label for v in variants}, runs, small), args)
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """The table on stdout (and `--table`), the document to `--json`."""
     text = table(result)
     print(text)
     if args.table:
