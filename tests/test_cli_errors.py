@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ner_fast.buckets import MAX_BATCH_TOKENS, MAX_BUCKET_LENGTH
+from ner_fast.buckets import MAX_BUCKET_LENGTH
 from ner_fast.checkpoint import load_model
 from ner_fast.cli import cli
 from ner_fast.errors import OptionError

@@ -79,6 +79,23 @@ def test_tag_writes_to_dev_stdout_without_force(pkg: Path, tmp_path: Path) -> No
     assert len(lines) == 1 and '"text":"Angela Merkel visited Paris."' in lines[0]
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_dev_stdout_sent_to_a_file_appends_there(pkg: Path, tmp_path: Path, force: bool) -> None:
+    """`>> log` with `--output /dev/stdout`: /dev/stdout is then the file itself; it was refused as existing,
+    and with --force a temporary was renamed over it (the log's earlier lines lost)."""
+    (tmp_path / "in.txt").write_text("Angela Merkel visited Paris.\n", encoding="utf-8")
+    log = tmp_path / "log.txt"
+    log.write_text("PREVIOUS\n", encoding="utf-8")
+    with open(log, "a", encoding="utf-8") as stdout:
+        done = subprocess.run([*NER_FAST, "tag", str(pkg), str(tmp_path / "in.txt"), "--input-format", "text",
+                               "--output", "/dev/stdout", *(["--force"] if force else [])],
+                              stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "PREVIOUS" and len(lines) == 2 and '"text":"Angela Merkel visited Paris."' in lines[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "log.txt"]
+
+
 def test_an_output_in_a_missing_folder_is_a_usage_error_before_any_work(pkg: Path, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("Paris\n", encoding="utf-8")
     out = tmp_path / "no" / "such" / "out.jsonl"

@@ -34,7 +34,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,9 +147,30 @@ def _about_output(err: OSError, path: Path) -> OSError:
     return _named(err, path)
 
 
+def open_descriptor(path: str | os.PathLike[str]) -> int | None:
+    """The open descriptor of this process that `path` names as given (/dev/stdout, /dev/stderr, /dev/fd/N,
+    /proc/self/fd/N), else None. Such a path is written through that descriptor: opened anew, it would
+    truncate a file the shell redirected there (`>> log`) and a rename would replace it."""
+    head, _, tail = os.path.normpath(os.fspath(path)).rpartition("/")
+    if head == "/dev" and tail in ("stdout", "stderr"):
+        fd = 1 if tail == "stdout" else 2
+    elif head in ("/dev/fd", "/proc/self/fd") and tail.isdigit():
+        fd = int(tail)
+    else:
+        return None
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None  # not open: the path is opened as any other
+    return fd
+
+
 def is_stream(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` (links followed) is a pipe or a character device (/dev/null, /dev/stdout, a
-    terminal): a stream, written in place, where a rename would replace the pipe or device node itself."""
+    """Whether `path` names an open descriptor of this process (`open_descriptor`: /dev/stdout even where
+    the shell sent it to a file) or is (links followed) a pipe or a character device (/dev/null, a
+    terminal): a stream, written in place, where a rename would replace the file, pipe or device node."""
+    if open_descriptor(path) is not None:
+        return True
     try:
         kind = os.stat(path).st_mode
     except OSError:
@@ -164,7 +185,8 @@ def atomic_open(
     """Open a temporary file beside `path` for writing; on a clean exit fsync it and rename it onto `path`.
 
     A symbolic link `path` is written through: the file it points to is replaced. A stream (`is_stream`:
-    a pipe, /dev/null, /dev/stdout) is opened and written in place, as there is nothing to rename; any
+    a pipe, /dev/null, /dev/stdout) is written in place, as there is nothing to rename (one of this
+    process's descriptors by name through that descriptor, at its offset: `>> log` appends); any
     other existing path that is not a regular file (a socket, a block device) is an OSError. Errors name `path`.
 
     `replace=False` (a command told not to overwrite, which checked that `path` was free before its work):
@@ -174,8 +196,9 @@ def atomic_open(
     """
     path = Path(path)
     if is_stream(path):
+        fd = open_descriptor(path)
         try:
-            with open(path, mode, encoding=encoding) as f:
+            with (os.fdopen(os.dup(fd), mode, encoding=encoding) if fd is not None else open(path, mode, encoding=encoding)) as f:
                 yield f
         except OSError as err:
             raise _about_output(err, path) from None
@@ -522,44 +545,6 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON document") -> Any:
         raise ValueError(f"{path}: cannot read the {what}: {err}") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({json_error(err)})") from None
-
-
-def write_npz(f: IO[bytes], arrays: Mapping[str, Any]) -> None:
-    """Write `arrays` to the open binary file `f` as an uncompressed `.npz` (what `np.savez` writes, no
-    pickle; `read_npz` reads it). The archive is closed even when the write is interrupted: inside
-    `np.savez` a Ctrl-C or SIGTERM left numpy's ZipFile open, and finalized after `f` was closed it printed
-    "Exception ignored ... ValueError: seek of closed file" with a traceback."""
-    import zipfile
-
-    import numpy as np
-
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, value in arrays.items():
-            with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-
-
-def read_npz(path: str | os.PathLike[str], what: str = "array file") -> dict[str, Any]:
-    """Every array of an `.npz` written by this package (no pickle), read whole.
-
-    ValueError naming the file when it is missing, not an npz archive (random bytes are not
-    "pickled data"), truncated or corrupt.
-    """
-    import zipfile
-    import zlib
-
-    import numpy as np
-
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file (expected a {what})")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a {what} (not an .npz archive; damaged or replaced?)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, RuntimeError) as err:
-        raise ValueError(f"{path}: the {what} is corrupt or truncated ({err})") from None
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ner_fast.atomic import OutputDir, atomic_dir, read_json, read_npz, write_npz
+from ner_fast.atomic import OutputDir, atomic_dir, read_json
+from ner_fast.npz import read_npz, write_npz
 from ner_fast.buckets import Bucket, build_buckets, digest, training_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import MEMORY, MEMORY_SOURCE, Corpus, read_corpus

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import ner_fast.training.distill as distill_module
 from helpers import float_tol, network_terms
-from ner_fast.checkpoint import init_params, load_params
+from ner_fast.checkpoint import init_params
 from ner_fast.cli.train import train_command
 from ner_fast.config import OptionError, TrainConfig
 from ner_fast.corpus import read_corpus

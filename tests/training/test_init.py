@@ -24,7 +24,6 @@ from ner_fast.config import ModelConfig, OptionError, TrainConfig
 from ner_fast.corpus import Corpus
 from ner_fast.package import load_package
 from ner_fast.tagger import Tagger
-from ner_fast.training import param_map
 from ner_fast.training.export import export_model
 from ner_fast.training.init_source import check_architecture, inherit_architecture, initial_params, load_source
 from ner_fast.vocab import Vocabularies

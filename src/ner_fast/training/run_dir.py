@@ -7,13 +7,13 @@ checkpoint after each epoch.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, claim_output_dir, folder_lock, read_json, read_npz, write_npz
+from ner_fast.atomic import atomic_write_bytes, claim_output_dir, folder_lock, read_json
+from ner_fast.npz import read_npz, write_npz
 from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 from ner_fast.errors import place

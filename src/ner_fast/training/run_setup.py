@@ -214,8 +214,6 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
                   resume: bool, say: Callable[[str], None]) -> None:
     """The run's iterators, module (from `params`, or initialised), optimizer and parameter average
     (restored from the run folder when resuming)."""
-    import mxnet as mx
-
     from ner_fast.training.iterators import BucketIter
     from ner_fast.training.model import Distill, check_bucket_params
 
