@@ -72,6 +72,20 @@ def test_prepare_replaces_its_own_output_and_force_keeps_other_files(corpus_dir:
     assert sorted(p.name for p in out.iterdir()) == ["README", "prepared.json", "train.npz", "valid.npz", "vocab.json"]
 
 
+def test_train_refuses_a_package_folder_even_with_force(tmp_path: Path) -> None:
+    """Export's mirror: a run trained into a package's folder was hidden behind the package (`evaluate` said
+    it was a package, `tag` and `info` read the old one)."""
+    run, pkg = tmp_path / "run", tmp_path / "pkg"
+    make_checkpoint(run)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "4"]).exit_code == 0
+    before = _snapshot(pkg)
+    for force in ([], ["--force"]):
+        _refused(runner.invoke(cli, ["train", "--out", str(pkg), "--max-sentences", "40", "--epochs", "1", *force]),
+                 "--out", f"{pkg} is a model package", "choose another folder")
+    assert _snapshot(pkg) == before
+
+
 def test_export_refuses_a_training_folder_and_replaces_its_own_package(tmp_path: Path) -> None:
     run = tmp_path / "run"
     make_checkpoint(run)

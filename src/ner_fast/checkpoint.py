@@ -23,9 +23,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ner_fast.atomic import atomic_write_bytes, finish_group
-from ner_fast.npz import read_npz, write_npz
 from ner_fast.config import CONFIG_VERSION, LSTM_DIRECTIONS, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
+from ner_fast.npz import read_npz, write_npz
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
 from ner_fast.vocab import Vocabularies
 

@@ -14,11 +14,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ner_fast.atomic import OutputDir, atomic_dir, read_json
-from ner_fast.npz import read_npz, write_npz
 from ner_fast.buckets import Bucket, build_buckets, digest, training_buckets
 from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import MEMORY, MEMORY_SOURCE, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
+from ner_fast.npz import read_npz, write_npz
 from ner_fast.recase import with_recased_copies
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, first_invalid
