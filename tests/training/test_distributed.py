@@ -193,6 +193,27 @@ def test_a_workers_failure_after_the_server_crash_it_caused_is_what_is_reported(
         assert "this worker failed" in (tmp_path / "logs" / f"worker-{found.group(1)}.log").read_text()
 
 
+def test_a_real_worker_refusing_its_out_is_reported_with_its_reason(tmp_path: Path) -> None:
+    # The same, with real workers: the one that refused --out then hung in MXNet's exit (its kvstore waits at
+    # a barrier for the other workers) until the server aborted, and that abort was reported (exit 1).
+    from click.testing import CliRunner
+
+    from helpers import make_checkpoint
+    from ner_fast.cli.launch import launch_command
+
+    run = tmp_path / "run"
+    make_checkpoint(run)
+    (run / "state.json").write_text(json.dumps({"epoch": 1, "best_f1": 0.5, "best_epoch": 1, "bad_epochs": 0}))
+    logs = tmp_path / "logs"
+    res = CliRunner().invoke(launch_command, ["--log-dir", str(logs), "--timeout", "120", "--", "train", "--kvstore", "dist_sync",
+                                              "--out", str(run), "--max-sentences", "300", "--epochs", "1", "--no-progress"])
+    assert res.exit_code == 2, res.output
+    found = re.search(r'Error: worker-(\d) failed \(exit code 2\): see (\S+), which ends "Error: --out: (\S+) holds a'
+                      r' training run', res.output)
+    assert found and found.group(3) == str(run), res.output
+    assert "server-0 failed" not in res.output
+
+
 def test_a_launchers_job_dies_with_it(tmp_path: Path) -> None:
     # Killed (SIGKILL, the out-of-memory killer), the launcher left its job training on, unowned.
     import signal

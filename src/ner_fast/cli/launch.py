@@ -67,7 +67,8 @@ def launch_command(
         if failed is not None:
             # Named by its log file (start order; its rank is in its output), with its own exit code where that
             # is a ner-fast one (2: a usage error such as --out holding a run), else 1.
-            where = f": see {Path(log_dir) / f'worker-{failed}.log'}" if log_dir is not None else " (its output is above)"
+            where = f": see {Path(log_dir) / f'worker-{failed}.log'}{_said(Path(log_dir) / f'worker-{failed}.log')}" \
+                if log_dir is not None else " (its output is above)"
             error = click.ClickException(f"worker-{failed} failed (exit code {codes[failed]}){where}")
             error.exit_code = codes[failed] if codes[failed] in (1, 2) else 1
             raise error
@@ -75,6 +76,15 @@ def launch_command(
     assert port is not None  # --scheduler is required for single roles (checked above)
     cluster = Cluster(sched_host, port, workers, servers)
     sys.exit(run_role(role, worker_args, cluster, host, interface))
+
+
+def _said(log: Path) -> str:
+    """A failed worker's one-line reason (our commands' last line, `Error: ...`) from its log, to quote."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f', which ends "{lines[-1]}"' if lines and lines[-1].startswith("Error: ") else ""
 
 
 def _option_value(args: tuple[str, ...], flag: str) -> str | None:

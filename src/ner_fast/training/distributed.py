@@ -37,7 +37,8 @@ from ner_fast.training.cpu import set_mxnet_threads
 ROLES = ("scheduler", "server", "worker")
 # A worker is the `ner-fast` command line itself, run by this Python; named so (click takes the name from
 # argv[0], which `-c` makes "-c": a mistake said "see '-c train --help'").
-_CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'ner-fast'; from ner_fast.cli import main; main()"]
+_CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'ner-fast'; from ner_fast.training.distributed import worker_main;"
+        " worker_main()"]
 # Servers and the scheduler are MXNet itself (its import starts the role). Servers run the optimizer,
 # so they flush denormals too (see `train.flush_denormals`).
 _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
@@ -121,6 +122,23 @@ class LaunchResult:
     pids: list[int]
 
 
+def worker_main() -> None:
+    """A worker's `ner-fast` command line (`cli.main`). A worker that fails ends at once, its output flushed
+    (`os._exit`): Python's own exit finalizes MXNet's kvstore, which waits at a barrier for the other
+    workers, so a worker that refused its options (`--out` holds a run) hung until the servers crashed,
+    and `launch` reported their crash instead of its one-line reason."""
+    from ner_fast.cli import main
+
+    try:
+        main()
+    except SystemExit as err:
+        if err.code not in (None, 0):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(err.code if isinstance(err.code, int) else 1)
+        raise
+
+
 def role_command(role: str, worker_args: Sequence[str]) -> list[str]:
     """The command line of one process: a bare mxnet import, or `ner-fast <worker_args>` for workers."""
     return _CLI + list(worker_args) if role == "worker" else list(_ROLE_ONLY)
@@ -176,7 +194,7 @@ def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequen
             return codes
         if ended is not None and time.monotonic() - ended_at > FAILURE_GRACE:
             # Still no worker's failure to report: the scheduler's or server's.
-            where = f": see {Path(log_dir) / (ended[0] + '.log')}" if log_dir is not None else " (--log-dir keeps its output)"
+            where = f": see {Path(log_dir) / (ended[0] + '.log')}" if log_dir is not None else " (launch again with --log-dir DIR for its output)"
             raise RuntimeError(f"the {ended[0]} failed (exit code {ended[1]}) before the workers finished{where}")
         # One ending cleanly (the job's end, seen before the workers' own) is no failure; one failing may
         # have followed a worker's failure (then the worker's is what to report): `FAILURE_GRACE` decides.
