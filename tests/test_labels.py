@@ -154,6 +154,18 @@ def test_an_unknown_name_says_what_is_accepted(tmp_path: Path) -> None:
         Tagger.load(device="cpu", labels="bio")
 
 
+@pytest.mark.parametrize("given", ["bio", "labels.json"])
+def test_tag_names_a_labels_value_that_names_nothing_as_a_usage_error(given: str, tmp_path: Path) -> None:
+    # It exited 1 without the pointer to --help, where every other option value that names nothing exits 2.
+    from click.testing import CliRunner
+
+    from ner_fast.cli import cli
+
+    result = CliRunner().invoke(cli, ["tag", "--text", "Paris", "--labels", str(tmp_path / given if given.endswith(".json") else given)])
+    assert result.exit_code == 2 and result.output.startswith("Error: --labels: "), result.output
+    assert "tag --help')" in result.output and len(result.output.strip().splitlines()) == 1
+
+
 def test_a_label_map_travels_as_json() -> None:
     labels = label_map("conll", GMB)
     assert LabelMap.from_json(json.loads(json.dumps(labels.to_json()))) == labels

@@ -78,6 +78,10 @@ class LabelError(ValueError):
     """A label map that cannot be used: an unknown name, or a JSON file that is missing or malformed."""
 
 
+class UnknownLabels(LabelError):
+    """A label map given by what names none (neither a map's name nor a file): the command line's usage error."""
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """How a package's entity labels are reported: `name` (one of `LABEL_SETS`, or the JSON file's path),
@@ -164,9 +168,9 @@ def label_map(
         path = Path(spec)
         if not path.is_file():
             if path.suffix.lower() == ".json" and not path.exists():
-                raise LabelError(f"{os.fspath(spec)}: no such label-map file")
+                raise UnknownLabels(f"{os.fspath(spec)}: no such label-map file")
             names = ", ".join(LABEL_SETS)
-            raise LabelError(f"labels {os.fspath(spec)!r}: neither one of {names} nor a JSON file")
+            raise UnknownLabels(f"labels {os.fspath(spec)!r}: neither one of {names} nor a JSON file")
         name = where = os.fspath(path)
         mapping = _read_map(path)
     else:

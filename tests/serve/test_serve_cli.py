@@ -143,8 +143,8 @@ def test_usage_mistakes_get_one_line(tmp_path: Path, package: Path) -> None:
     bad_port = runner.invoke(cli, ["serve", str(package), "--port", "70000"])
     assert bad_port.exit_code == 2 and "70000" in bad_port.output
     bad_labels = runner.invoke(cli, ["serve", str(package), "--port", "0", "--labels", "klingon"])
-    assert bad_labels.exit_code == 1 and bad_labels.output.strip().splitlines() == [
-        "Error: labels 'klingon': neither one of package, conll, ontonotes nor a JSON file"]
+    assert bad_labels.exit_code == 2 and bad_labels.output.strip().splitlines() == [  # a usage error, as any option's
+        "Error: --labels: 'klingon': neither one of package, conll, ontonotes nor a JSON file (see 'cli serve --help')"]
 
 
 def test_an_empty_host_is_refused_not_every_interface() -> None:
