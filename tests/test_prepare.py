@@ -157,6 +157,28 @@ def test_a_folder_prepared_from_a_corpus_in_memory_trains(tmp_path: Path) -> Non
     assert (tmp_path / "run" / "best.params.npz").is_file()
 
 
+def test_a_folder_of_another_kind_is_named_as_what_it_is(tmp_path: Path) -> None:
+    # `train FOLDER` said "FOLDER/prepared.json: no such file", `evaluate`/`export` of a prepared folder
+    # "config.json: no such file (expected a ner-fast training config)", `tag` "manifest.json is missing".
+    from helpers import make_checkpoint
+
+    prepared, plain, run = tmp_path / "prep", tmp_path / "plain", tmp_path / "run"
+    prepare(small_corpus(), buckets=[5, 10]).save(prepared)
+    plain.mkdir()
+    make_checkpoint(run)
+    runner = CliRunner()
+    for data, what in ((plain, "a folder without prepared.json"), (run, "a training run")):
+        result = runner.invoke(cli, ["train", str(data), "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2, result.output
+        assert f"DATA: {data} is {what}: give a tagged corpus file, or a folder `ner-fast prepare` wrote" in result.output
+    for command in (["evaluate", str(prepared)], ["export", str(prepared), "--out", str(tmp_path / "pkg")]):
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 1 and f"{prepared}: a prepared folder (data, not a model), not a training run" in result.output
+    result = runner.invoke(cli, ["tag", str(prepared), "--text", "Paris"])
+    assert result.exit_code == 1 and "a prepared folder (`ner-fast prepare`: data, not a model), not a model package" in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "pkg").exists()
+
+
 def test_cli_conll_without_pos_with_dev(tmp_path: Path) -> None:
     train = write_conll(tmp_path / "train.tsv", [[("Ann", "B-PER"), ("runs", "O")], [("Bob", "I-PER")]] * 30)
     dev = write_conll(tmp_path / "dev.tsv", [[("Cy", "B-PER"), ("walks", "O"), ("far", "O")]])
@@ -378,7 +400,8 @@ def test_a_validation_split_of_data_with_a_type_its_training_split_lacks_is_name
 def test_keep_long_keeps_long_training_sentences_whole_and_is_a_data_option(tmp_path: Path) -> None:
     # A few hundred sentences at batch size 16 made the tutorial's largest bucket short, and prepare cut
     # every longer training sentence to it (500 wikigold sentences lost 23% of their tokens).
-    from ner_fast.config import OptionError, TrainConfig, fixed_by_prepared
+    from ner_fast.config import OptionError, TrainConfig
+    from ner_fast.train_options import fixed_by_prepared
 
     sentences = [[("w", "O"), ("Paris", "B-geo"), (".", "O")]] * 40 + [[("w", "O")] * 19 + [("Rome", "B-geo")]] * 5
     data = write_conll(tmp_path / "long.tsv", sentences)

@@ -49,6 +49,8 @@ MANIFEST_FILE = "manifest.json"
 #: The files every `ner-fast train` folder has (`folder_kind`): its settings and its vocabularies.
 RUN_CONFIG_FILE = "config.json"
 RUN_VOCAB_FILE = "vocab.json"
+#: What makes a folder one `ner-fast prepare` wrote (`folder_kind`).
+PREPARED_FILE = "prepared.json"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
@@ -191,14 +193,15 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """What the folder `path` holds, by the files each kind starts from: "package" (a model package,
     `manifest.json`), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`, written together
-    when a run starts; a `config.json` alone is any other tool's) or None (neither). The one rule
-    that `--init`/`--teacher` SOURCE and the messages for a folder of the other kind share."""
+    when a run starts; a `config.json` alone is any other tool's), "prepared" (a `ner-fast prepare` folder,
+    `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher` SOURCE and the
+    messages for a folder of another kind share."""
     folder = Path(path)
     if (folder / MANIFEST_FILE).is_file():
         return "package"
     if (folder / RUN_CONFIG_FILE).is_file() and (folder / RUN_VOCAB_FILE).is_file():
         return "run"
-    return None
+    return "prepared" if (folder / PREPARED_FILE).is_file() else None
 
 
 def unknown_name_hint(given: str | os.PathLike[str]) -> str:
@@ -347,6 +350,8 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
             raise PackageError(
                 f"{shown}: a training run folder, not a model package: make one with `ner-fast export {shown}`"
             )
+        if folder_kind(folder) == "prepared":
+            raise PackageError(f"{shown}: a prepared folder (`ner-fast prepare`: data, not a model), not a model package")
         raise PackageError(f"{shown}: not a model package ({MANIFEST_FILE} is missing)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

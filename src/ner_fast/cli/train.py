@@ -43,7 +43,8 @@ def train_command(
     (words, characters and tags matched by name) and takes the sizes of its network.
     """
     from ner_fast.cli.errors import user_errors
-    from ner_fast.config import command_line_config, given_options
+    from ner_fast.config import given_options
+    from ner_fast.train_options import command_line_config
     from ner_fast.training.train import spin_openmp_threads, train
 
     spin_openmp_threads()  # this process only trains

@@ -37,8 +37,7 @@ from ner_fast.training.cpu import set_mxnet_threads
 ROLES = ("scheduler", "server", "worker")
 # A worker is the `ner-fast` command line itself, run by this Python; named so (click takes the name from
 # argv[0], which `-c` makes "-c": a mistake said "see '-c train --help'").
-_CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'ner-fast'; from ner_fast.training.distributed import worker_main;"
-        " worker_main()"]
+_CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'ner-fast'; from ner_fast.cli.worker import worker_main; worker_main()"]
 # Servers and the scheduler are MXNet itself (its import starts the role). Servers run the optimizer,
 # so they flush denormals too (see `train.flush_denormals`).
 _ROLE_ONLY = [sys.executable, "-c", "from ner_fast.training.cpu import flush_denormals; flush_denormals(); import mxnet"]
@@ -120,23 +119,6 @@ class LaunchResult:
 
     worker_codes: list[int | None]
     pids: list[int]
-
-
-def worker_main() -> None:
-    """A worker's `ner-fast` command line (`cli.main`). A worker that fails ends at once, its output flushed
-    (`os._exit`): Python's own exit finalizes MXNet's kvstore, which waits at a barrier for the other
-    workers, so a worker that refused its options (`--out` holds a run) hung until the servers crashed,
-    and `launch` reported their crash instead of its one-line reason."""
-    from ner_fast.cli import main
-
-    try:
-        main()
-    except SystemExit as err:
-        if err.code not in (None, 0):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(err.code if isinstance(err.code, int) else 1)
-        raise
 
 
 def role_command(role: str, worker_args: Sequence[str]) -> list[str]:

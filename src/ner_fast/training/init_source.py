@@ -95,7 +95,7 @@ def resolve(spec: str) -> tuple[str, Path]:
             raise OptionError("--init", str(err)) from None
     path = Path(spec)
     kind = folder_kind(path)
-    if kind is not None:
+    if kind in ("run", "package"):
         return kind, path
     raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
                       f" (manifest.json) or {' / '.join(BUNDLED_NAMES)}")

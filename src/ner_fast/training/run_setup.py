@@ -20,12 +20,13 @@ from ner_fast.atomic import atomic_write_json, finish_group, read_json
 from ner_fast.buckets import MAX_BATCH_TOKENS
 from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
 from ner_fast.config import (
-    N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, prepared_differences,
-    is_prepared, prepared_option_error, resumed_setting_error,
+    N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, is_prepared,
+    resumed_setting_error,
 )
 from ner_fast.metrics import TagScheme
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
 from ner_fast.signals import interrupts_held
+from ner_fast.train_options import prepared_differences, prepared_option_error
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
 from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state, run_lock
@@ -364,7 +365,7 @@ def load_data(
 
     A prepared folder fixes the data options: `cfg` takes its values (so config.json records what
     was used), and (with `check`) a value of `cfg` that differs from the table default and from the
-    folder's is an OptionError (`config.fixed_by_prepared`). Rebuilding a recorded run's data
+    folder's is an OptionError (`train_options.fixed_by_prepared`). Rebuilding a recorded run's data
     (`evaluate`) does not check: runs recorded before this rule hold the recipe's values there.
     `words` are added to a corpus's word vocabulary after its own (`prepare(extra_words=...)`: `--init`).
     A new run (`new_run`, checked) is refused a batch size past its training sentences (`_check_batch_size`).
