@@ -30,6 +30,7 @@
 #                              CPUID answering as an AVX2-only CPU, so that onnxruntime too runs its AVX2 kernels.
 #                              .ci/run runs this after the whole suite. No test selected fails (pytest exit 5).
 #   ./dev.sh setup             only create/refresh .venv
+#   ./dev.sh help              this text (on stdout, exit 0; an unknown command: the usage line, exit 2)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -140,5 +141,7 @@ case "$cmd" in
         # --min-word-count 1: the vector words are never counted in training, 2 would drop them all.
         exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --out src/ner_fast/models/default \
             --command "$command" ;;
-    *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model} [ARGS...]" >&2; exit 2 ;;
+    help|-h|--help)  # the commands, as the comment at the top of this file says them
+        sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
+    *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model|help} [ARGS...]" >&2; exit 2 ;;
 esac

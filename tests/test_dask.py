@@ -284,6 +284,7 @@ def test_a_bad_line_keeps_the_other_parts_and_resume_completes(package: Path, cl
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, result.output
     assert f"{path}:58: not a JSON object" in result.output and "Traceback" not in result.output
+    assert f"(1 of 5 partitions failed; the 4 parts done are kept in {out}: fix the input" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert [p["done"] for p in manifest["partitions"]] == [True, True, False, True, True]
     assert sorted(p.name for p in out.glob("part-*")) == [f"part-0000{i}.jsonl" for i in (0, 1, 3, 4)]
@@ -531,7 +532,7 @@ def test_a_failing_partition_is_one_line_without_the_dask_block(package: Path, t
                           "--output-dir", str(tmp_path / "out"), "--input-format", "jsonl", "--local-workers", "1"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
-    assert f"Error: {path}:2: expected a JSON object" in run.stderr
+    assert f"Error: {path}:2: expected a JSON object" in run.stderr and "(1 of 1 partitions failed; no part is done in" in run.stderr
     for dask_block in ("Compute Failed", "Key:", "Function:", "Traceback"):
         assert dask_block not in run.stderr, run.stderr
 
@@ -682,7 +683,7 @@ def test_a_scheduler_that_is_not_there_is_one_line_in_bounded_time(package: Path
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: --scheduler {address}") and len(result.output.splitlines()) == 1
     assert took < 10
-    assert not (tmp_path / "out" / "manifest.json").exists()  # the next run is not refused
+    assert not (tmp_path / "out").exists()  # the next run is not refused, and no empty folder is left behind
 
 
 def test_the_scheduler_check_works_inside_an_event_loop() -> None:

@@ -108,3 +108,16 @@ def test_ci_runs_the_readme_test_command_then_test_isa() -> None:
     lines = [line.strip() for line in (DEV_SH.parent / ".ci" / "run").read_text().splitlines()]
     commands = [line for line in lines if line.startswith("./dev.sh")]
     assert commands == ["./dev.sh test", "./dev.sh test-isa"] and "set -euo pipefail" in lines
+
+
+@pytest.mark.parametrize("asked", [[], ["help"], ["--help"]])
+def test_help_lists_every_command_and_an_unknown_one_is_the_usage_line(checkout: Path, asked: list[str]) -> None:
+    # `./dev.sh help` (and `./dev.sh` alone) printed the usage line to stderr and exited 2.
+    shown = subprocess.run(["bash", str(checkout / "dev.sh"), *asked], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stderr == ""
+    for command in ("train", "test", "build-model", "build-model ensemble", "test-isa", "setup", "help"):
+        assert f"  ./dev.sh {command} " in shown.stdout, shown.stdout
+    assert not shown.stdout.startswith("#") and "set -euo" not in shown.stdout
+    assert not (checkout / "calls.log").exists()  # nothing set up
+    wrong = subprocess.run(["bash", str(checkout / "dev.sh"), "tset"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and wrong.stdout == "" and wrong.stderr.startswith("usage: ./dev.sh {train|test|")

@@ -221,6 +221,7 @@ def tag_files(
     with ExitStack() as hold:  # one run a folder: two wrote each other's parts under one manifest, both exit 0
         if not out.exists():  # made first, so that two runs starting on one new folder cannot both claim it
             out.mkdir(parents=True, exist_ok=True)
+            hold.callback(_remove_if_empty, out)  # a scheduler not there, a refusal: no empty folder left behind
         hold.enter_context(folder_lock(out, busy))  # before anything there is read or removed
         done = _prepare_output(out, plan, settings, resume, force)
         todo = [p for p in plan if p.part not in done]
@@ -234,12 +235,24 @@ def tag_files(
     if failures:
         _, err = min(failures, key=lambda f: f[0])
         raise PartitionsFailed(
-            f"{err} ({len(failures)} of {len(plan)} partitions failed; the {len(writer.done)} parts done are kept "
-            f"in {out}: fix the input and rerun with --resume)"
+            f"{err} ({len(failures)} of {len(plan)} partitions failed; {_parts_done(len(writer.done))} in {out}: fix the"
+            " input and rerun with --resume)"
         ) from err
     return {"out": str(out), "partitions": len(plan), "parts_before": len(plan) - len(todo), "parts_tagged": tagged,
             "documents": sum(int(d["documents"]) for d in writer.done.values()),
             "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # it holds the run's output (or someone else's file): kept
+
+
+def _parts_done(n: int) -> str:
+    """What the message of failed partitions says of the parts done ("the 1 parts done are kept" was its grammar)."""
+    return {0: "no part is done", 1: "the 1 part done is kept"}.get(n, f"the {n} parts done are kept")
 
 
 def _text_field(text_field: str | None, input_format: str) -> str:
