@@ -429,6 +429,21 @@ def test_bucket_iterator_parts_are_disjoint_and_equal() -> None:
     assert not set(seen[0]) & set(seen[1])
 
 
+def test_no_progress_bars_in_a_redirected_log(prepared: str, tmp_path: Path) -> None:
+    # `./dev.sh train ... > log 2>&1` filled the log with carriage-return bar updates (--progress is the default).
+    out = tmp_path / "run"
+    args = ["train", prepared, "--out", str(out), "--epochs", "1", "--batch-size", "16", "--hidden", "8", "--word-dim", "8",
+            "--filters", "4"]
+    # Bytes: text mode would read each carriage return as a line end.
+    done = subprocess.run([sys.executable, "-c", "from ner_fast.cli import main; main()", *args], capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert b"epoch 1" in done.stderr and b"\r" not in done.stderr
+    evaluated = subprocess.run([sys.executable, "-c", "from ner_fast.cli import main; main()", "evaluate", str(out)],
+                               capture_output=True, timeout=300)
+    assert evaluated.returncode == 0 and b"entity" in evaluated.stdout and b"\r" not in evaluated.stderr
+
+
 def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli"

@@ -26,6 +26,7 @@ def evaluate_command(
     data settings in MODEL/config.json; a package needs DATA.
     """
     from ner_fast.cli.errors import user_errors
+    from ner_fast.cli.terminal import bars_shown
     from ner_fast.metrics import format_table
     from ner_fast.training.evaluate import evaluate, evaluate_package
 
@@ -41,7 +42,7 @@ def evaluate_command(
             scores = evaluate_package(model, data, format=fmt, batch_size=batch_size)
     else:
         with user_errors():
-            scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=progress, decode=decode)
+            scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=bars_shown(progress), decode=decode)
     if as_json:
         click.echo(json.dumps(scores.to_dict()))
     else:

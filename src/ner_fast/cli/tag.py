@@ -277,7 +277,9 @@ def choose_output_format(input_format: str, output_format: str | None, text: str
 def _bar_shown(output: Path | None) -> bool:
     """A progress bar only where someone watches it: on a terminal's stderr, with the output going to a file
     (bars in a redirected log are lines of carriage returns)."""
-    return output is not None and sys.stderr is not None and sys.stderr.isatty()
+    from ner_fast.cli.terminal import bars_shown
+
+    return output is not None and bars_shown()
 
 
 def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos: list[list[str]] | None,
@@ -460,9 +462,10 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     except ImportError as err:  # distributed is an extra
         raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
     from ner_fast.cli.errors import user_errors
+    from ner_fast.cli.terminal import bars_shown
 
     with user_errors(PartitionsFailed):
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,
                   force=force, threads=threads or 1, batch_size=batch_size, scheduler_timeout=scheduler_timeout,
-                  labels=labels, progress=sys.stderr is not None and sys.stderr.isatty())
+                  labels=labels, progress=bars_shown())

@@ -43,6 +43,7 @@ def train_command(
     (words, characters and tags matched by name) and takes the sizes of its network.
     """
     from ner_fast.cli.errors import user_errors
+    from ner_fast.cli.terminal import bars_shown
     from ner_fast.config import given_options
     from ner_fast.train_options import command_line_config
     from ner_fast.training.train import spin_openmp_threads, train
@@ -56,7 +57,7 @@ def train_command(
 
             given = inherit_architecture(given["init"], given)  # sizes left out are SOURCE's
         cfg = command_line_config(data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given)
-        result = train(cfg, resume=resume_dir is not None, force=force, progress=progress)
+        result = train(cfg, resume=resume_dir is not None, force=force, progress=bars_shown(progress))
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     elif result.best_epoch is not None:
