@@ -23,6 +23,7 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.errors import place
-from ner_fast.vocab import Vocab
+from ner_fast.vocab import RESERVED, Vocab
 
 #: The named sources: name -> (distribution, module, matrix file, word-list file, licence, attribution).
 GLOVE_6B_50D = "glove-6b-50d"
@@ -75,10 +76,12 @@ class Vectors:
     index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # The first occurrence of a word wins (word2vec files may repeat one).
+        # The first occurrence of a word wins (word2vec files may repeat one). The vocabulary's reserved
+        # entries (<pad>, <unk>) are the network's own rows: a file's entries of those names start none.
         self.index = {}
         for i, w in enumerate(self.words):
-            self.index.setdefault(w, i)
+            if w not in RESERVED:
+                self.index.setdefault(w, i)
 
     @property
     def dim(self) -> int:
@@ -137,10 +140,10 @@ def _read_named(name: str) -> Vectors:
 
 
 def _dim_of_line(path: Path, lineno: int, parts: Sequence[str]) -> int | None:
-    """The header's dimension when this first line is a word2vec header `COUNT DIM`, else None."""
-    if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+    """The header's dimension when this first non-blank line is a word2vec header `COUNT DIM`, else None."""
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
         if int(parts[1]) < 1:
-            raise VectorsError(f"{place(path, 1)}a word2vec header needs a dimension of at least 1, got {parts[1]}")
+            raise VectorsError(f"{place(path, lineno)}a word2vec header needs a dimension of at least 1, got {parts[1]}")
         return int(parts[1])
     return None
 
@@ -154,10 +157,48 @@ def _dim_of_first_vector(path: Path, lineno: int, text: str) -> int:
     return dim
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbers(n: int) -> str:
+    return f"{n} number" if n == 1 else f"{n} numbers"
+
+
+def _open_text_file(path: Path) -> Any:
+    """`path` opened for reading its bytes; VectorsError in one line where it is no readable regular file (a
+    pipe or `<(zcat ...)` is read once, and the dimension is read before the vectors) or is gzip-compressed."""
+    source = f"--vectors {os.fspath(path)}"
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise VectorsError(f"{source}: not a regular file (a pipe is read only once): write the vectors to a file")
+        f = open(path, "rb")
+        try:
+            compressed = f.peek(2)[:2] == b"\x1f\x8b"
+        except OSError:
+            f.close()
+            raise
+    except FileNotFoundError:
+        raise VectorsError(f"{source}: no such file (give {', '.join(_NAMED)} or a GloVe/word2vec text file)") from None
+    except IsADirectoryError:
+        raise VectorsError(f"{source}: a folder, not a vectors file") from None
+    except OSError as err:
+        raise VectorsError(f"{source}: cannot read it ({err.strerror or err})") from None
+    if compressed:
+        f.close()
+        raise VectorsError(f"{source}: a gzip-compressed file: decompress it first (gunzip -k)")
+    return f
+
+
 def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     """Vectors from a GloVe or word2vec text file (UTF-8; see the module docstring).
 
-    The dimension is the header's, or the first line's count of numbers; every line must have it.
+    The dimension is the header's, or the first line's count of numbers; every line must have it (a word
+    may hold spaces, but not end in a number: the row would have had more numbers than the others).
     Raises VectorsError naming the file (and line) when it is missing, empty, or a line does not parse.
     """
     path = Path(path)
@@ -165,45 +206,50 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     rows: list[np.ndarray] = []
     dim: int | None = None
     expected: int | None = None
-    try:
-        with open(path, "rb") as f:  # decoded a line at a time, so that an error names its line
+    set_at = head_at = 0  # the line that set the dimension without a header (its word cannot hold a space); the header's
+    with _open_text_file(path) as f:  # decoded a line at a time, so that an error names its line
+        try:
             # bytes.splitlines ends a line at \n, \r\n or \r, as text mode's universal newlines do.
             for lineno, raw in enumerate((line for chunk in f for line in chunk.splitlines()), 1):
                 line = _decode_line(path, lineno, raw)
                 text = line.rstrip("\r\n").rstrip(" ")
                 if not text.strip():
                     continue
-                head = _dim_of_line(path, lineno, text.split())
+                head = _dim_of_line(path, lineno, text.split()) if dim is None else None
                 if head is not None:
-                    dim, expected = head, int(text.split()[0])
+                    dim, expected, head_at = head, int(text.split()[0]), lineno
                     continue
                 if dim is None:
-                    dim = _dim_of_first_vector(path, lineno, text)
-                # Split from the right: the numbers never hold spaces, some words do.
-                parts = text.rsplit(" ", dim)
-                if len(parts) != dim + 1 or not parts[0]:
-                    raise VectorsError(
-                        f"{place(path, lineno)}expected a word and {dim} numbers, got {len(text.split()) - 1} numbers"
-                    )
-                try:
-                    row = np.array(parts[1:], dtype=np.float32)
-                except ValueError:
-                    raise VectorsError(f"{place(path, lineno)}a value is not a number") from None
-                if not np.isfinite(row).all():
-                    raise VectorsError(f"{place(path, lineno)}a value is not finite")
-                words.append(parts[0])
-                rows.append(row)
-    except FileNotFoundError:
-        raise VectorsError(
-            f"--vectors {os.fspath(path)}: no such file (give {', '.join(_NAMED)} or a GloVe/word2vec text file)"
-        ) from None
-    except IsADirectoryError:
-        raise VectorsError(f"--vectors {os.fspath(path)}: a folder, not a vectors file") from None
+                    dim, set_at = _dim_of_first_vector(path, lineno, text), lineno
+                words.append(_parse_row(path, lineno, text, dim, rows, set_at == lineno))
+        except OSError as err:
+            raise VectorsError(f"--vectors {os.fspath(path)}: cannot read it ({err.strerror or err})") from None
     if not words:
         raise VectorsError(f"{path}: no vectors in it")
     if expected is not None and expected != len(words):
-        raise VectorsError(f"{place(path, 1)}the header says {expected} vectors, the file has {len(words)}")
+        raise VectorsError(f"{place(path, head_at)}the header says {expected} vectors, the file has {len(words)}")
     return Vectors(words, np.stack(rows), path.name)
+
+
+def _parse_row(path: Path, lineno: int, text: str, dim: int, rows: list[np.ndarray], sets_dim: bool) -> str:
+    """The word of vector line `text`, its `dim` numbers appended to `rows`; VectorsError at FILE:LINE."""
+    # Split from the right: the numbers never hold spaces, some words do.
+    parts = text.rsplit(" ", dim)
+    word = parts[0]
+    too_many = " " in word and _is_number(word.rsplit(" ", 1)[1])  # "of 0.1 0.2" would be a word
+    if len(parts) != dim + 1 or not word or too_many:
+        got = len(text.split(" ")) - 1  # counted as the split is: by spaces only (a no-break space is in a word)
+        raise VectorsError(f"{place(path, lineno)}expected a word and {_numbers(dim)}, got {_numbers(got)}")
+    try:
+        row = np.array(parts[1:], dtype=np.float32)
+    except ValueError:
+        why = (" (the first line sets the dimension, so its word cannot hold a space: start the file with a"
+               " word2vec header COUNT DIM)" if sets_dim else "")
+        raise VectorsError(f"{place(path, lineno)}a value is not a number{why}") from None
+    if not np.isfinite(row).all():
+        raise VectorsError(f"{place(path, lineno)}a value is not finite")
+    rows.append(row)
+    return word
 
 
 def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
@@ -228,16 +274,15 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
     if text in _NAMED:
         matrix_path, _ = _named_files(text)
         return int(np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape[1])
-    try:
-        with open(text, encoding=TEXT_ENCODING) as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                head = _dim_of_line(Path(text), lineno, parts)
-                return head if head is not None else _dim_of_first_vector(Path(text), lineno, line.rstrip("\r\n").rstrip(" "))
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
-        return read_text_vectors(text).dim  # raises its one-line error
+    with _open_text_file(Path(text)) as f:
+        try:
+            for lineno, raw in enumerate((line for chunk in f for line in chunk.splitlines()), 1):
+                line = _decode_line(Path(text), lineno, raw).rstrip("\r\n").rstrip(" ")
+                if line.strip():
+                    head = _dim_of_line(Path(text), lineno, line.split())
+                    return head if head is not None else _dim_of_first_vector(Path(text), lineno, line)
+        except OSError as err:
+            raise VectorsError(f"--vectors {text}: cannot read it ({err.strerror or err})") from None
     raise VectorsError(f"{text}: no vectors in it")
 
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from ner_fast.checkpoint import AVERAGE_FILE, init_params, load_params, save_params
 from ner_fast.cli import cli
 from ner_fast.config import ModelConfig, OptionError, TrainConfig
-from ner_fast.train_options import command_line_config
 from ner_fast.prepare import prepare
+from ner_fast.train_options import command_line_config
 from ner_fast.training.export import export_model
 from ner_fast.training.init_source import load_source
 from ner_fast.training.rows import frozen_entries

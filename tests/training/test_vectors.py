@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from ner_fast.checkpoint import load_params
 from ner_fast.cli import cli
 from ner_fast.config import OptionError, TrainConfig
-from ner_fast.train_options import command_line_config
 from ner_fast.features import ROW_WORD
 from ner_fast.package import load_package
 from ner_fast.prepare import prepare
 from ner_fast.tagger import Tagger
+from ner_fast.train_options import command_line_config
 from ner_fast.training.export import export_model
-from ner_fast.training.run_setup import pretrained_vectors, start_from_vectors
+from ner_fast.training.run_vectors import pretrained_vectors, start_from_vectors
 from ner_fast.training.train import train
 from ner_fast.vectors import VectorsError, extend_words, read_text_vectors, read_vectors, vectors_dim
 from ner_fast.vocab import UNK, Vocab
@@ -117,8 +117,16 @@ def test_the_glove_wheel_when_installed() -> None:
         ("the 1 2 3\nof 1 nan 3\n", "2: a value is not finite"),
         ("3 3\nthe 1 2 3\n", "1: the header says 3 vectors, the file has 1"),
         ("\n\n", " no vectors in it"),
+        # More numbers than the others: the extra ones became part of the word ("of 1 2"), trained on silently.
+        ("the 1 2 3\nof 1 2 3 4 5\n", "2: expected a word and 3 numbers, got 5 numbers"),
+        ("3 2\nthe 1 2 3\n", "2: expected a word and 2 numbers, got 3 numbers"),
+        # A no-break space is no separator: counted as the split is ("got 2 numbers" contradicted the check).
+        ("the 1 2\ncity\u00a01 2\n", "2: expected a word and 2 numbers, got 1 number"),
+        ("new york 1 2\nthe 1 2\n", "1: a value is not a number (the first line sets the dimension, so its word"
+                                   " cannot hold a space: start the file with a word2vec header COUNT DIM)"),
     ],
-    ids=["short-line", "not-a-number", "nan", "header-count", "empty"],
+    ids=["short-line", "not-a-number", "nan", "header-count", "empty", "long-line", "header-dim-small", "no-break-space",
+         "first-word-with-a-space"],
 )
 def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "bad.txt"
@@ -126,6 +134,51 @@ def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expec
     with pytest.raises(VectorsError) as err:
         read_vectors(path)
     assert str(err.value) == f"{path}:{expected}"  # FILE:LINE: as corpora's errors (errors.place)
+
+
+def test_a_header_after_blank_lines_is_a_header_and_later_words_may_hold_spaces(tmp_path: Path) -> None:
+    # The header was looked for on line 1 only: "3 3" after a blank line became the word "3" of dimension 1.
+    path = tmp_path / "v.txt"
+    path.write_text("\n3 2\nthe 1 2\nnew york 3 4\ncity 5 6\n", encoding="utf-8")
+    v = read_vectors(path)
+    assert vectors_dim(path) == 2 and v.words == ["the", "new york", "city"]
+    np.testing.assert_array_equal(v.matrix[1], [3, 4])
+
+
+def test_entries_named_like_the_reserved_rows_start_none_of_them(tmp_path: Path) -> None:
+    # A file's "<pad>" and "<unk>" overwrote the network's padding and unknown-word rows (frozen, with
+    # --freeze-vectors); the first of a repeated word is the one used.
+    path = tmp_path / "v.txt"
+    path.write_text("<pad> 1 1\nthe 2 2\n<unk> 3 3\nthe 4 4\n", encoding="utf-8")
+    v = read_vectors(path)
+    assert v.index == {"the": 1}
+    fresh = np.full((3, 2), 9.0, dtype=np.float32)
+    from ner_fast.training.rows import rows_by_word
+
+    rows, known = rows_by_word(Vocab(["<pad>", "<unk>", "the"], reserved=True).itos, v.index, v.matrix, fresh)
+    np.testing.assert_array_equal(rows, [[9, 9], [9, 9], [2, 2]])
+    assert known == 1
+
+
+def test_what_is_no_vectors_text_file_is_said_in_one_line(tmp_path: Path) -> None:
+    import gzip
+    import os
+
+    # A pipe (`<(zcat v.txt.gz)`) is read twice, for the dimension and then the vectors: "no vectors in it",
+    # or a prepared folder naming /proc/PID/fd/pipe:[N] that no later run could read.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    packed = tmp_path / "v.txt.gz"
+    packed.write_bytes(gzip.compress(b"the 1 2\n"))
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    expected = {fifo: "not a regular file (a pipe is read only once): write the vectors to a file",
+                packed: "a gzip-compressed file: decompress it first (gunzip -k)",
+                tmp_path / "file" / "v.txt": "cannot read it (Not a directory)"}
+    for path, message in expected.items():
+        for read in (read_vectors, vectors_dim):
+            with pytest.raises(VectorsError) as err:
+                read(path)
+            assert str(err.value) == f"--vectors {path}: {message}"
 
 
 def test_a_vectors_file_that_is_not_utf8_is_refused_at_its_line(tmp_path: Path) -> None:
@@ -227,6 +280,49 @@ def test_train_export_and_tag_with_vectors(glove: tuple[Path, dict[str, np.ndarr
     n_training = doc["data"]["summary"]["vocab"]["training_words"]
     cut = load_package(export_model(out, tmp_path / "cut", quantize="none", max_words=n_training + 1)).model
     assert cut["vocab"]["words"] == words[: n_training + 1] and cut["vocab"]["words"][-1] == added[0]
+
+
+def test_a_resume_refuses_vectors_changed_since_the_run_started(glove: tuple[Path, Any], tmp_path: Path) -> None:
+    # It went on, and config.json (then the package's provenance and notice) took the new file's checksum for
+    # rows that came from the old one.
+    path, plain = glove
+    mine = tmp_path / "mine.txt"
+    mine.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["train", "--max-sentences", "40", "--epochs", "1", "--no-progress", "--vectors", str(mine), "--out", str(out),
+            *_tiny_args()]
+    assert runner.invoke(cli, args).exit_code == 0
+    before = (out / "config.json").read_text()
+    mine.write_text("".join(f"{w} " + " ".join(["0.5"] * DIM) + "\n" for w in plain), encoding="utf-8")
+    result = runner.invoke(cli, ["train", "--resume", str(out), "--epochs", "2", "--no-progress"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith(f"Error: {out} was started with --vectors {mine}, which has changed since (sha256")
+    assert (out / "config.json").read_text() == before and len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_package_names_the_vectors_init_carried_beside_its_own(glove: tuple[Path, Any], tmp_path: Path) -> None:
+    # `--init SOURCE --vectors V`: most rows may be SOURCE's (GloVe, through --init default), whose licence and
+    # attribution the package dropped ("Licence: not recorded", V's).
+    path, plain = glove
+    runner = CliRunner()
+    common = ["--max-sentences", "40", "--epochs", "1", "--no-progress", *_tiny_args()]
+    assert runner.invoke(cli, ["train", "--vectors", str(path), "--out", str(tmp_path / "a"), *common]).exit_code == 0
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"{w} " + " ".join(["0.25"] * DIM) + "\n" for w in list(plain)[:5]), encoding="utf-8")
+    result = runner.invoke(cli, ["train", "--init", str(tmp_path / "a"), "--vectors", str(other), "--out", str(tmp_path / "b"),
+                                 *common])
+    assert result.exit_code == 0, result.output
+    package = export_model(tmp_path / "b", tmp_path / "pkg")
+    vectors = load_package(package).model["vectors"]
+    assert vectors["name"] == "other.txt" and vectors["also"]["name"] == path.name
+    through = vectors["also"]["through"]  # SOURCE as a package records a path (`package.portable_path`)
+    assert through.startswith("--init ") and through.endswith("a")
+    notice = (package / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    assert notice.startswith(f"# Word vectors in this package: other.txt and {path.name}")
+    assert vectors["also"]["sha256"] in notice
+    card = runner.invoke(cli, ["info", str(package)]).output
+    assert "word vectors: other.txt" in card and f"word vectors, {through}: {path.name}" in card
 
 
 def test_a_prepared_folder_keeps_its_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from ner_fast.checkpoint import init_params, load_params
 from ner_fast.cli import cli
 from ner_fast.config import OptionError, TrainConfig
-from ner_fast.train_options import command_line_config
 from ner_fast.package import load_package
 from ner_fast.prepare import prepare
 from ner_fast.tagger import Tagger
+from ner_fast.train_options import command_line_config
 from ner_fast.training.export import export_model
 from ner_fast.training.init_source import load_source
 from ner_fast.training.run_dir import module_canonical

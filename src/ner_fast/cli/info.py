@@ -248,13 +248,17 @@ def format_card(card: dict[str, Any]) -> str:
         lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(arch.items())))
         lines.append("    " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
     lines += _source_lines(train["source"])
-    vectors = train["vectors"]
-    if vectors:
+    for vectors, own in ((train["vectors"], True), ((train["vectors"] or {}).get("also"), False)):
+        if not vectors:
+            continue  # `also`: the vectors --init SOURCE carried, beside the run's own (package_writer.package_vectors)
         # `words` is the size of the vectors' file; the vocabulary was offered only its first `vector_words`
-        # (recorded with the vectors since 2026-12-06; before, in a bundled package's recipe).
-        offered = vectors.get("vector_words") or (train["recipe"] or {}).get("vector_words")
+        # (recorded with the vectors since 2026-12-06; before, in a bundled package's recipe), at most all of them.
+        offered = vectors.get("vector_words") or (own and (train["recipe"] or {}).get("vector_words"))
+        if offered and isinstance(vectors.get("words"), int):
+            offered = min(offered, vectors["words"])
         joined = f"; its {_num(offered)} most frequent offered to the vocabulary" if offered else ""
-        lines.append(f"  word vectors: {vectors.get('name')} (a file of {_num(vectors.get('words'))} words of "
+        through = f", {vectors['through']}" if vectors.get("through") else ""
+        lines.append(f"  word vectors{through}: {vectors.get('name')} (a file of {_num(vectors.get('words'))} words of "
                      f"{vectors.get('dim')} numbers{joined}, sha256 {vectors.get('sha256')}); licence "
                      f"{vectors.get('licence') or 'not recorded'}"
                      + (f"; {vectors['attribution']}" if vectors.get("attribution") else ""))

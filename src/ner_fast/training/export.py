@@ -64,7 +64,7 @@ from ner_fast.vocab import Vocab, Vocabularies
 from ner_fast.training import param_map as names
 from ner_fast.training.param_map import lstm_weights as _lstm_weights
 from ner_fast.training.run_dir import logged_record
-from ner_fast.training.package_writer import write_package
+from ner_fast.training.package_writer import package_vectors, write_package
 
 OPSET = 18
 INPUT_NAME = "features"
@@ -354,24 +354,6 @@ def ensemble_graph(members: Sequence[onnx.ModelProto], metadata: Mapping[str, st
     return model
 
 
-def _vectors_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The run's own `--vectors` (its data settings' `vectors_source`), with how many of their words
-    were offered to the vocabulary (`vector_words`): `words` counts the whole file, which is not what
-    the package knows. None without vectors."""
-    described = data.get("vectors_source")
-    if not described:
-        return None
-    return {**described, "vector_words": data["vector_words"]} if data.get("vector_words") else dict(described)
-
-
-def _inherited_vectors(init: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The vectors of a run started with `--init SOURCE` and no `--vectors`: SOURCE's (config.json
-    `init.vectors`), marked `through` that SOURCE; None when SOURCE had none."""
-    if not init or not init.get("vectors"):
-        return None
-    return {**init["vectors"], "through": f"--init {init.get('source')}"}
-
-
 def _versions(opset: int) -> dict[str, str]:
     """Versions of what makes a package; read from package metadata, so mxnet is never imported."""
     from importlib.metadata import PackageNotFoundError, version
@@ -592,6 +574,6 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         # The pretrained word vectors training started from (`--vectors`, else through `--init SOURCE`, whose
         # rows it carries): name, digest, licence and attribution; None without. Ensemble members share
         # the vocabulary, so the first one's.
-        "vectors": _vectors_record(data) or _inherited_vectors(doc.get("init")),
+        "vectors": package_vectors(data, doc.get("init")),
     }
 

@@ -11,7 +11,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Container, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from ner_fast.train_options import prepared_differences, prepared_option_error
 from ner_fast.training.cpu import flush_denormals, set_mxnet_threads
 from ner_fast.training.epoch import ParamAverage, make_module
 from ner_fast.training.run_dir import claim_run_dir, clear_previous, load_optimizer_states, read_metrics, read_state, run_lock
+from ner_fast.training.run_vectors import check_resumed_vectors, frozen_entries, pretrained_vectors, start_from_vectors
 from ner_fast.vocab import Vocabularies
 
 
@@ -165,6 +166,7 @@ def set_up(
     described = data.settings.get("vectors_source")
     if described:  # a prepared folder's vectors against the network's words (the Python API can give both)
         check_vectors_fit(described["name"], described["dim"], config.word_dim)
+        check_resumed_vectors(cfg, out, recorded, described)
     if source is not None:
         from ner_fast.training.init_source import check_architecture
 
@@ -475,54 +477,6 @@ def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> Mod
         n_casing=N_CASING,
         **cfg.arch,
     )
-
-
-def pretrained_vectors(cfg: TrainConfig, described: Mapping[str, Any]) -> Any:
-    """The `--vectors` of a new run (`vectors.Vectors`), read again for their rows; ValueError when they
-    are no longer the ones the data was prepared with (`described`, its `vectors_source`: by digest)."""
-    from ner_fast.vectors import read_vectors
-
-    vectors = read_vectors(str(cfg.vectors))
-    if vectors.sha256() != described["sha256"]:
-        raise ValueError(f"--vectors {cfg.vectors}: not the vectors the data was prepared with (sha256 differs); prepare it again")
-    return vectors
-
-
-def frozen_entries(cfg: TrainConfig, vectors: Any, vocabs: Vocabularies, config: ModelConfig,
-                   say: Callable[[str], None]) -> Any:
-    """`--freeze-vectors`: the word-embedding entries kept at `vectors`' values (`frozen.FrozenEntries`); None
-    without the option. OptionError when the run has no vectors (a prepared folder made without them)."""
-    if not cfg.freeze_vectors:
-        return None
-    if vectors is None:
-        raise OptionError("--freeze-vectors", "applies only with --vectors (DATA was prepared without vectors)")
-    from ner_fast.training.frozen import FrozenEntries
-
-    frozen = FrozenEntries.of_vectors(vocabs.words.itos, vectors.index, vectors.matrix, config.word_dim)
-    say(f"--freeze-vectors: {frozen.count:,} numbers ({frozen.count // vectors.dim:,} rows x {vectors.dim}) keep"
-        f" the vectors' values")
-    return frozen
-
-
-def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None],
-                       taken: Container[str] = ()) -> np.ndarray:
-    """The word embedding of a new run with `--vectors`: `fresh` with the row of every word the vectors
-    know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares); in an embedding wider
-    than the vectors, its vector then zeros (`rows`' docstring says why). `taken`: the words whose rows
-    --init SOURCE then overwrites, left out of the count reported."""
-    from ner_fast.training.rows import rows_by_word
-
-    rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh, wider=True)
-    inside = f" (their {vectors.dim} numbers, then {fresh.shape[1] - vectors.dim} zeros)" if fresh.shape[1] > vectors.dim else ""
-    if taken:
-        # --init's rows come after these: only the words SOURCE does not know keep the vectors' values
-        # (with --init default, whose vocabulary holds GloVe's top words, often none).
-        kept = sum(1 for w in vocabs.words.itos if w in vectors.index and w not in taken)
-        say(f"word vectors {vectors.name}: {kept:,} of the {len(vocabs.words):,} words start from them{inside}; the"
-            f" {known - kept:,} others they know start from --init SOURCE's rows")
-    else:
-        say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them{inside}")
-    return rows
 
 
 def _versions() -> dict[str, str]:

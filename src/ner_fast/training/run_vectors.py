@@ -1,0 +1,73 @@
+"""A training run's pretrained vectors (`--vectors`): read again and checked against what the run's data
+(and, resumed, the run itself) recorded, the rows they start (`start_from_vectors`), and the entries
+`--freeze-vectors` keeps (`frozen_entries`). `run_setup.set_up` and `make_trainer` call them."""
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ner_fast.config import ModelConfig, OptionError, TrainConfig
+from ner_fast.vocab import Vocabularies
+
+
+def pretrained_vectors(cfg: TrainConfig, described: Mapping[str, Any]) -> Any:
+    """The `--vectors` of a new run (`vectors.Vectors`), read again for their rows; ValueError when they
+    are no longer the ones the data was prepared with (`described`, its `vectors_source`: by digest)."""
+    from ner_fast.vectors import read_vectors
+
+    vectors = read_vectors(str(cfg.vectors))
+    if vectors.sha256() != described["sha256"]:
+        raise ValueError(f"--vectors {cfg.vectors}: not the vectors the data was prepared with (sha256 differs); prepare it again")
+    return vectors
+
+
+def check_resumed_vectors(cfg: TrainConfig, out: Path, recorded: Mapping[str, Any] | None,
+                          described: Mapping[str, Any]) -> None:
+    """ValueError when a resumed run's `--vectors` file (`described`: as read now) is not the one it started
+    with (`recorded`: its config.json): the run went on, and config.json and the package's provenance then
+    named the new file's checksum for rows that came from the old one."""
+    before = ((recorded or {}).get("data") or {}).get("vectors_source") or {}
+    if before.get("sha256") and before["sha256"] != described["sha256"]:
+        raise ValueError(f"{out} was started with --vectors {cfg.vectors}, which has changed since (sha256"
+                         f" {before['sha256'][:12]}..., now {described['sha256'][:12]}...): put the original back,"
+                         " or start a new run")
+
+
+def frozen_entries(cfg: TrainConfig, vectors: Any, vocabs: Vocabularies, config: ModelConfig,
+                   say: Callable[[str], None]) -> Any:
+    """`--freeze-vectors`: the word-embedding entries kept at `vectors`' values (`frozen.FrozenEntries`); None
+    without the option. OptionError when the run has no vectors (a prepared folder made without them)."""
+    if not cfg.freeze_vectors:
+        return None
+    if vectors is None:
+        raise OptionError("--freeze-vectors", "applies only with --vectors (DATA was prepared without vectors)")
+    from ner_fast.training.frozen import FrozenEntries
+
+    frozen = FrozenEntries.of_vectors(vocabs.words.itos, vectors.index, vectors.matrix, config.word_dim)
+    say(f"--freeze-vectors: {frozen.count:,} numbers ({frozen.count // vectors.dim:,} rows x {vectors.dim}) keep"
+        f" the vectors' values")
+    return frozen
+
+
+def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, say: Callable[[str], None],
+                       taken: Container[str] = ()) -> np.ndarray:
+    """The word embedding of a new run with `--vectors`: `fresh` with the row of every word the vectors
+    know replaced by its vector (`rows.rows_by_word`, the rule `--init` shares); in an embedding wider
+    than the vectors, its vector then zeros (`rows`' docstring says why). `taken`: the words whose rows
+    --init SOURCE then overwrites, left out of the count reported."""
+    from ner_fast.training.rows import rows_by_word
+
+    rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh, wider=True)
+    inside = f" (their {vectors.dim} numbers, then {fresh.shape[1] - vectors.dim} zeros)" if fresh.shape[1] > vectors.dim else ""
+    if taken:
+        # --init's rows come after these: only the words SOURCE does not know keep the vectors' values
+        # (with --init default, whose vocabulary holds GloVe's top words, often none).
+        kept = sum(1 for w in vocabs.words.itos if w in vectors.index and w not in taken)
+        say(f"word vectors {vectors.name}: {kept:,} of the {len(vocabs.words):,} words start from them{inside}; the"
+            f" {known - kept:,} others they know start from --init SOURCE's rows")
+    else:
+        say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them{inside}")
+    return rows
