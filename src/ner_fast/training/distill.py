@@ -34,6 +34,16 @@ class Teacher:
     kind: str
     path: Path
 
+    def tags(self) -> list[str]:
+        """Its tag strings, read without tagging (a package's model.json, a run's vocab.json)."""
+        if self.kind == "package":
+            from ner_fast.package import load_package
+
+            return load_package(self.path, verify=False).tags
+        from ner_fast.vocab import Vocabularies
+
+        return list(Vocabularies.load(self.path / "vocab.json").tags.itos)
+
     def record(self) -> dict[str, Any]:
         """What config.json records of it: SOURCE and its folder (`init_source.recorded_source`), kind and checksum (a package's manifest.json
         sha256, a run's best.params.npz sha256, as `--init` records them): `default` names whatever package is
@@ -131,6 +141,13 @@ def teacher_distributions(
     order of `tags` (the student's); OptionError when a teacher's tags are not the same set. `target`
     (`--distill-target`): "probs", each teacher's per-token softmax; "marginals", for a teacher with a CRF
     its per-token marginals (`decode.crf_marginals`), its softmax otherwise."""
+    for teacher in teachers:  # every teacher's tag set first: a mismatch was found after minutes of tagging
+        names = teacher.tags()
+        if sorted(names) != sorted(tags):
+            extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
+            differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []
+            differ += [f"lacks tags of the training data ({', '.join(missing)})"] if missing else []
+            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set")
     total: list[np.ndarray] | None = None
     for teacher in teachers:
         say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")
@@ -138,11 +155,6 @@ def teacher_distributions(
         names, probs, crf = get(teacher, sentences)
         if target == "marginals" and crf is not None:
             probs = [crf_marginals(p, crf) for p in probs]
-        if sorted(names) != sorted(tags):
-            extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
-            differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []
-            differ += [f"lacks tags of the training data ({', '.join(missing)})"] if missing else []
-            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set")
         order = [names.index(t) for t in tags]
         probs = [p[:, order].astype(np.float64) for p in probs]
         total = probs if total is None else [a + b for a, b in zip(total, probs)]
