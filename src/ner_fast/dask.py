@@ -219,10 +219,12 @@ def tag_files(
         settings["labels"] = mapped
     busy = f"{out}: another ner-fast tag --output-dir is writing this folder now; wait for it to end, or stop it"
     with ExitStack() as hold:  # one run a folder: two wrote each other's parts under one manifest, both exit 0
-        if not out.exists():  # made first, so that two runs starting on one new folder cannot both claim it
+        made = not out.exists()
+        if made:  # made first, so that two runs starting on one new folder cannot both claim it
             out.mkdir(parents=True, exist_ok=True)
-            hold.callback(_remove_if_empty, out)  # a scheduler not there, a refusal: no empty folder left behind
         hold.enter_context(folder_lock(out, busy))  # before anything there is read or removed
+        if made:  # a scheduler not there, a refusal: no empty folder left behind (removed still holding it)
+            hold.callback(_remove_if_empty, out)
         done = _prepare_output(out, plan, settings, resume, force)
         todo = [p for p in plan if p.part not in done]
         writer = _ManifestWriter(out / MANIFEST_FILE, plan, settings, done)
