@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.resources
+import io
 import os
 import stat
 from collections.abc import Sequence
@@ -169,7 +170,7 @@ def _numbers(n: int) -> str:
     return f"{n} number" if n == 1 else f"{n} numbers"
 
 
-def _open_text_file(path: Path) -> Any:
+def _open_text_file(path: Path) -> io.BufferedReader:
     """`path` opened for reading its bytes; VectorsError in one line where it is no readable regular file (a
     pipe or `<(zcat ...)` is read once, and the dimension is read before the vectors) or is gzip-compressed."""
     source = f"--vectors {os.fspath(path)}"
