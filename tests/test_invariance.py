@@ -285,3 +285,26 @@ def test_the_ensemble_package_answers_each_sentence_as_alone(pool: list) -> None
             for k, i in enumerate(order):
                 assert tags[k] == want[i][0]
                 np.testing.assert_allclose(probs[k], want[i][1], rtol=0, atol=SCORE_TOL)
+
+
+@pytest.mark.parametrize("level", ["ORT_ENABLE_BASIC", "ORT_DISABLE_ALL"])
+def test_session_options_keep_the_answer_or_are_refused(level: str, pool: list, reference: Alone) -> None:
+    # A breaker trial: with graph optimisation off (a caller's session_options), the int8 weights' dequantization
+    # stays unfolded and the probabilities moved with the batch (1e-5 to 1e-3, tags unchanged).
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    options.intra_op_num_threads = 1
+    if level == "ORT_DISABLE_ALL":
+        with pytest.raises(ValueError, match="ORT_DISABLE_ALL makes the probabilities depend on the batch"):
+            Tagger.load(device="cpu", session_options=options)
+        return
+    tagger = Tagger.load(device="cpu", session_options=options)
+    order = np.random.default_rng(1).permutation(len(pool))
+    for batch_size in (1, 64):
+        tags, probs = tagger.tag_batch([pool[i] for i in order], batch_size=batch_size, proba=True)
+        assert len(tags) == len(pool)
+        for k, i in enumerate(order):
+            assert tags[k] == reference.tags[i]
+            np.testing.assert_allclose(probs[k], reference.probs[i], rtol=0, atol=SCORE_TOL)

@@ -95,6 +95,16 @@ def make_session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+def check_session_options(options: ort.SessionOptions | None) -> None:
+    """ValueError for a caller's `session_options` under which the tags' probabilities would depend on the batch:
+    graph optimisation off (ORT_DISABLE_ALL) leaves the int8 weights' dequantization unfolded, and the LSTM
+    then runs on a path whose sums change with the batch's rows (measured: 1e-5 to 1e-3 apart, batch 1
+    against 64; every level from ORT_ENABLE_BASIC on gives the same answer whatever the batch)."""
+    if options is not None and options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL:
+        raise ValueError("session_options: graph_optimization_level ORT_DISABLE_ALL makes the probabilities depend on"
+                         " the batch; give ORT_ENABLE_BASIC or more (ORT_ENABLE_ALL, the tagger's own)")
+
+
 def open_session(path: Any, options: ort.SessionOptions, providers: list[Any]) -> ort.InferenceSession:
     """An onnxruntime session of one graph of a package; PackageError when onnxruntime cannot load it."""
     if not onnxruntime_can_open(path):

@@ -49,6 +49,7 @@ from ner_fast.sessions import (
     CUDA,
     char_features,
     check_graphs,
+    check_session_options,
     make_session_options,
     open_session,
     preload_cuda_libraries,
@@ -150,7 +151,8 @@ class Tagger:
         (`"./ensemble"` is the folder; `package.package_path` is the rule).
 
         `device` picks the execution providers, unless `providers` (any onnxruntime providers list)
-        is given; `threads` sets intra-op threads, unless `session_options` is given. A RuntimeWarning
+        is given; `threads` sets intra-op threads, unless `session_options` is given (whose graph
+        optimisation must be ORT_ENABLE_BASIC or more: `sessions.check_session_options`). A RuntimeWarning
         says when CUDA (or the first of `providers`) was wanted, or found by "auto", but the sessions run on
         another provider, the CPU's.
 
@@ -183,6 +185,7 @@ class Tagger:
                              f" {', '.join(ort.get_available_providers())})")
         if session_options is not None and not isinstance(session_options, ort.SessionOptions):
             raise TypeError(f"session_options must be an onnxruntime.SessionOptions, got {type(session_options).__name__}")
+        check_session_options(session_options)
         options = session_options or make_session_options(threads)
         wants_cuda = CUDA in names
         preloaded = preload_cuda_libraries() if wants_cuda else None
