@@ -142,6 +142,6 @@ case "$cmd" in
         exec .venv/bin/python -m ner_fast.training.bundle "$run" --min-word-count 1 --out src/ner_fast/models/default \
             --command "$command" ;;
     help|-h|--help)  # the commands, as the comment at the top of this file says them
-        sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
+        sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$(basename "$0")" ;;  # (the cd above made it ./dev.sh)
     *) echo "usage: ./dev.sh {train|test|test-isa|setup|build-model|help} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -259,8 +259,9 @@ def assemble(settings: dict[str, Any], variants: list[str], labels: dict[str, st
 def merge(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One document from several invocations' (`--seeds 0`, then `--seeds 1`, ...: a full schedule on 2 cores
     takes sessions): the same settings and variants but their seeds, each seed once, no small-data runs
-    (their JSON keeps means only). The parts' CPUs are recorded; where they differ, the figures that depend
-    on the machine (speed, load and epoch times) are left out: only the F1s and sizes compare."""
+    (their JSON keeps means only). The parts' CPUs are recorded (`settings.parts`; `measured_on`: theirs,
+    where one); where they differ, the figures that depend on the machine (speed, load and epoch times) are
+    left out: only the F1s and sizes compare."""
     (first_name, first), *rest = parts
     for name, doc in parts:
         if doc.get("benchmark") != "vectors":
@@ -284,7 +285,8 @@ def merge(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     settings = {**first["settings"], "seeds": sorted(seeds),
                 "parts": [{"file": name, "seeds": doc["settings"]["seeds"], "cpu": doc["cpu"]} for name, doc in parts]}
     doc = assemble(settings, first["variants"], first["labels"], runs, {})
-    doc["dnnl_max_cpu_isa"] = first["dnnl_max_cpu_isa"]
+    # "cpu" (`write_json`) is the machine that merged; the speeds kept are this one's.
+    doc.update(dnnl_max_cpu_isa=first["dnnl_max_cpu_isa"], measured_on=first["cpu"] if one_cpu else None)
     return doc
 
 

@@ -33,7 +33,7 @@ def test_parts_merge_into_one_table_of_their_seeds(monkeypatch: pytest.MonkeyPat
     assert f1["mean"] == pytest.approx(0.82) and f1["spread"] == pytest.approx(0.04)
     # One CPU: the speed figures are kept, the mean of both parts'.
     assert doc["summary"]["wide"]["tag_batch_tokens_per_s"]["mean"] == pytest.approx(1500.0)
-    assert [p["file"] for p in doc["settings"]["parts"]] == ["b.json", "a.json"]
+    assert [p["file"] for p in doc["settings"]["parts"]] == ["b.json", "a.json"] and doc["measured_on"] == CPU
     text = module.table(doc)
     assert text.startswith("| 2 seed(s) | none | wide |")
     assert "tag_batch tokens/s" in text and "0.8200 ± 0.0200" in text
@@ -46,7 +46,7 @@ def test_parts_of_other_cpus_keep_their_f1s_but_not_their_speeds(monkeypatch: py
     assert doc["summary"]["none"]["gmb_valid_f1_as_written"]["mean"] == pytest.approx(0.85)
     assert all(k not in doc["summary"]["none"] for k in module.MACHINE_KEYS)
     assert doc["summary"]["none"]["package_bytes"]["mean"] == pytest.approx(1e6)  # a size is no machine's
-    assert [p["cpu"]["model"] for p in doc["settings"]["parts"]] == ["Some CPU", "Another CPU"]
+    assert [p["cpu"]["model"] for p in doc["settings"]["parts"]] == ["Some CPU", "Another CPU"] and doc["measured_on"] is None
     text = module.table(doc)
     assert "tag_batch tokens/s" not in text and "mean epoch" not in text and "package size" in text
 

@@ -119,5 +119,9 @@ def test_help_lists_every_command_and_an_unknown_one_is_the_usage_line(checkout:
         assert f"  ./dev.sh {command} " in shown.stdout, shown.stdout
     assert not shown.stdout.startswith("#") and "set -euo" not in shown.stdout
     assert not (checkout / "calls.log").exists()  # nothing set up
+    # From another folder, by a relative path (dev.sh changes to its own folder first: it read "$0" from there).
+    relative = subprocess.run(["bash", f"{checkout.name}/dev.sh", *asked], capture_output=True, text=True, timeout=60,
+                              cwd=checkout.parent)
+    assert relative.returncode == 0 and relative.stdout == shown.stdout, relative.stderr
     wrong = subprocess.run(["bash", str(checkout / "dev.sh"), "tset"], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and wrong.stdout == "" and wrong.stderr.startswith("usage: ./dev.sh {train|test|")

@@ -155,15 +155,24 @@ def test_an_unknown_name_says_what_is_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("given", ["bio", "labels.json"])
-def test_tag_names_a_labels_value_that_names_nothing_as_a_usage_error(given: str, tmp_path: Path) -> None:
-    # It exited 1 without the pointer to --help, where every other option value that names nothing exits 2.
+@pytest.mark.parametrize("output_dir", [False, True])
+def test_tag_names_a_labels_value_that_names_nothing_as_a_usage_error(given: str, output_dir: bool, tmp_path: Path) -> None:
+    # It exited 1 without the pointer to --help, where every other option value that names nothing exits 2
+    # (with --output-dir, whose labels are resolved on the client, too).
     from click.testing import CliRunner
 
     from ner_fast.cli import cli
 
-    result = CliRunner().invoke(cli, ["tag", "--text", "Paris", "--labels", str(tmp_path / given if given.endswith(".json") else given)])
+    labels = str(tmp_path / given if given.endswith(".json") else given)
+    if output_dir:
+        (tmp_path / "in.txt").write_text("Paris\n", encoding="utf-8")
+        args = ["tag", str(tmp_path / "in.txt"), "--input-format", "text", "--output-dir", str(tmp_path / "out")]
+    else:
+        args = ["tag", "--text", "Paris"]
+    result = CliRunner().invoke(cli, [*args, "--labels", labels])
     assert result.exit_code == 2 and result.output.startswith("Error: --labels: "), result.output
     assert "tag --help')" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_label_map_travels_as_json() -> None:

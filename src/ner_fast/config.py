@@ -9,9 +9,9 @@ Their defaults and range checks are the rows of the option table (`ner_fast.opti
 - `"train"`: `TrainConfig` fields (optimizer, stopping rule, devices);
 - `"model"`: `ModelConfig` fields (architecture; `TrainConfig.arch` carries them).
 
-Here: the two dataclasses, the options that exclude each other (`check_combinations`, `check_needs`),
-the `TrainConfig` of a `ner-fast train` command line (`command_line_config`: recipe, prepared folder,
-`--resume`) and `config.json` (`read_config`, `resume_config`). The names of the table and its parsers
+Here: the two dataclasses, the options that exclude each other (`check_combinations`, `check_needs`)
+and `config.json` (`read_config`, `resume_config`); the `TrainConfig` of a `ner-fast train` command line
+(recipe, prepared folder, `--resume`) is `train_options.command_line_config`. The names of the table and its parsers
 (`OPTIONS`, `BY_NAME`, `options`, `default_of`, `parse_buckets`, `parse_split`, `KVSTORES`, ...) can be
 imported from here too.
 

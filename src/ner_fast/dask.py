@@ -246,6 +246,7 @@ def tag_files(
 
 
 def _remove_if_empty(folder: Path) -> None:
+    """Remove `folder` if it is empty: the output folder a failed run made and wrote nothing into."""
     try:
         folder.rmdir()
     except OSError:

@@ -204,7 +204,7 @@ TABLE: tuple[Option, ...] = (
            choices=DISTILL_TARGETS, needs="teacher"),
     # prepare and train: what they print
     _json("prepare", "Print the summary as JSON on stdout."),
-    Option("progress", "bool", True, "Progress bars (on a terminal: never in a redirected log).", commands=("train",)),
+    Option("progress", "bool", True, "Progress bars (by default on a terminal only, never in a redirected log; given, always).", commands=("train",)),
     _json("train", "Print the run's result as JSON on stdout."),
     # evaluate
     Option("which", "choice", "best", "Which parameters of the run.", choices=CHECKPOINTS, commands=("evaluate",)),
@@ -213,7 +213,7 @@ TABLE: tuple[Option, ...] = (
     Option("batch_size", "int", 50, "Sentences per forward pass.", low=1, commands=("evaluate",)),
     Option("decode", "choice", None, "Tag decoding (default: the model's, from its config).", choices=DECODERS,
            optional=True, commands=("evaluate",)),
-    Option("progress", "bool", True, "Progress bar (on a terminal: never in a redirected log).", commands=("evaluate",)),
+    Option("progress", "bool", True, "Progress bar (by default on a terminal only, never in a redirected log; given, always).", commands=("evaluate",)),
     _json("evaluate", "Print the metrics as JSON."),
     # export
     Option("out", "folder", None, "Package folder to write (default: export/<MODEL folder name>/): new, empty or an"

@@ -19,6 +19,7 @@ from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import MEMORY, MEMORY_SOURCE, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.npz import read_npz, write_npz
+from ner_fast.package import PREPARED_FILE
 from ner_fast.recase import with_recased_copies
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, first_invalid
@@ -26,12 +27,12 @@ from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid")
-PREPARED_FILES = ("prepared.json", "vocab.json", *(f"{name}.npz" for name in SPLITS))
+PREPARED_FILES = (PREPARED_FILE, "vocab.json", *(f"{name}.npz" for name in SPLITS))
 
 
 def prepared_files(folder: Path) -> set[str] | None:
     """The files of an earlier `ner-fast prepare` output in `folder` (None: it holds none)."""
-    return set(PREPARED_FILES) if (folder / "prepared.json").is_file() else None
+    return set(PREPARED_FILES) if (folder / PREPARED_FILE).is_file() else None
 
 
 @dataclass
@@ -60,7 +61,7 @@ class PreparedData:
                                         if self.settings.get(name) != MEMORY_SOURCE}}  # a Corpus given in memory: no file
         with atomic_dir(directory, prepared_files, force=force) as tmp:
             doc = {"format_version": FORMAT_VERSION, "settings": settings, "summary": self.summary}
-            (tmp / "prepared.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+            (tmp / PREPARED_FILE).write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
             self.vocabs.save(tmp / "vocab.json")
             for name, buckets in self.splits.items():
                 _save_split(tmp / f"{name}.npz", buckets)
@@ -69,9 +70,9 @@ class PreparedData:
     def load(cls, directory: str | Path) -> PreparedData:
         """Read a directory written by `save` (no pickle: npz with allow_pickle=False)."""
         directory = Path(directory)
-        doc = read_json(directory / "prepared.json", "prepared-data description")
+        doc = read_json(directory / PREPARED_FILE, "prepared-data description")
         if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
-            raise ValueError(f"{directory / 'prepared.json'}: not a ner-fast prepared-data description")
+            raise ValueError(f"{directory / PREPARED_FILE}: not a ner-fast prepared-data description")
         version = doc.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ValueError(f"{directory}: prepared data format {version!r} is not supported (max {FORMAT_VERSION})")

@@ -11,6 +11,7 @@ from ner_fast.atomic import read_json
 from ner_fast.config import BEFORE_OPTION, INPUT_FILES, TrainConfig, check_needs, is_prepared, recorded_path, resume_config
 from ner_fast.errors import OptionError
 from ner_fast.option import DEFAULT_RECIPE, _show
+from ner_fast.package import PREPARED_FILE
 from ner_fast.option_table import BY_NAME, check_values, default_of, options, recipe_defaults
 
 
@@ -94,7 +95,7 @@ def command_line_config(
     values = dict(given)
     if is_prepared(data):
         _check_prepared(data)
-        doc = read_json(Path(data) / "prepared.json", "prepared-data description")
+        doc = read_json(Path(data) / PREPARED_FILE, "prepared-data description")
         settings = doc.get("settings", {}) if isinstance(doc, dict) else {}
         # The folder's data options replace the recipe's defaults, and must agree with those given.
         values.update(fixed_by_prepared(settings, {k: v for k, v in given.items() if BY_NAME[k].feeds == "data"}))

@@ -24,6 +24,7 @@ import importlib.metadata
 import importlib.resources
 import io
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -158,12 +159,23 @@ def _dim_of_first_vector(path: Path, lineno: int, text: str) -> int:
     return dim
 
 
+#: A number as vectors files write them (no nan, inf or 1_000, which float() takes too).
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return _NUMBER.fullmatch(text) is not None
+
+
+def _shaped_like(token: str, number: str) -> bool:
+    """Whether `token` is a number written as the row's `number` is (with a decimal point or exponent, or
+    without): the end of a row longer than the others ("of 0.1 0.2" would be a word), where a word that
+    ends in a number ("route 66", in a file of decimals) is not."""
+    return _is_number(token) and _decimal(token) == _decimal(number)
+
+
+def _decimal(number: str) -> bool:
+    return "." in number or "e" in number.lower()
 
 
 def _numbers(n: int) -> str:
@@ -175,7 +187,10 @@ def _open_text_file(path: Path) -> io.BufferedReader:
     pipe or `<(zcat ...)` is read once, and the dimension is read before the vectors) or is gzip-compressed."""
     source = f"--vectors {os.fspath(path)}"
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        kind = os.stat(path).st_mode
+        if stat.S_ISDIR(kind):
+            raise IsADirectoryError
+        if not stat.S_ISREG(kind):
             raise VectorsError(f"{source}: not a regular file (a pipe is read only once): write the vectors to a file")
         f = open(path, "rb")
         try:
@@ -237,15 +252,17 @@ def _parse_row(path: Path, lineno: int, text: str, dim: int, rows: list[np.ndarr
     # Split from the right: the numbers never hold spaces, some words do.
     parts = text.rsplit(" ", dim)
     word = parts[0]
-    too_many = " " in word and _is_number(word.rsplit(" ", 1)[1])  # "of 0.1 0.2" would be a word
+    too_many = " " in word and len(parts) > 1 and _shaped_like(word.rsplit(" ", 1)[1], parts[1])
     if len(parts) != dim + 1 or not word or too_many:
         got = len(text.split(" ")) - 1  # counted as the split is: by spaces only (a no-break space is in a word)
         raise VectorsError(f"{place(path, lineno)}expected a word and {_numbers(dim)}, got {_numbers(got)}")
     try:
         row = np.array(parts[1:], dtype=np.float32)
     except ValueError:
+        # Where a word with a space set the dimension ("new york 0.1 0.2"): "york" is read as a number.
+        spaced = sets_dim and not _is_number(parts[1]) and all(_is_number(p) for p in parts[2:])
         why = (" (the first line sets the dimension, so its word cannot hold a space: start the file with a"
-               " word2vec header COUNT DIM)" if sets_dim else "")
+               " word2vec header COUNT DIM)" if spaced else "")
         raise VectorsError(f"{place(path, lineno)}a value is not a number{why}") from None
     if not np.isfinite(row).all():
         raise VectorsError(f"{place(path, lineno)}a value is not finite")

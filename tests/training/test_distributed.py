@@ -214,6 +214,22 @@ def test_a_real_worker_refusing_its_out_is_reported_with_its_reason(tmp_path: Pa
     assert "server-0 failed" not in res.output
 
 
+@pytest.mark.parametrize("failure", ["raise SystemExit(2)", "raise RuntimeError('the kvstore says no')"])
+def test_a_failed_worker_ends_without_python_s_exit(failure: str) -> None:
+    # Python's exit runs MXNet's kvstore finalizer, which waits at a barrier for the other workers (an atexit
+    # handler that never returns stands in for it): a usage error, and a traceback too, end at once.
+    import subprocess
+    import sys
+
+    code = ("import atexit, time, ner_fast.cli.worker as worker\n"
+            "atexit.register(time.sleep, 600)\n"
+            f"def main():\n    {failure}\n"
+            "worker.main = main\nworker.worker_main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == (2 if "SystemExit" in failure else 1), done.stderr
+    assert "SystemExit" in failure or "RuntimeError: the kvstore says no" in done.stderr
+
+
 def test_a_launchers_job_dies_with_it(tmp_path: Path) -> None:
     # Killed (SIGKILL, the out-of-memory killer), the launcher left its job training on, unowned.
     import signal

@@ -442,6 +442,10 @@ def test_no_progress_bars_in_a_redirected_log(prepared: str, tmp_path: Path) -> 
     evaluated = subprocess.run([sys.executable, "-c", "from ner_fast.cli import main; main()", "evaluate", str(out)],
                                capture_output=True, timeout=300)
     assert evaluated.returncode == 0 and b"entity" in evaluated.stdout and b"\r" not in evaluated.stderr
+    # Asked for on the command line (`... 2>&1 | tee log`), the bar is drawn anyway.
+    forced = subprocess.run([sys.executable, "-c", "from ner_fast.cli import main; main()", "evaluate", str(out), "--progress"],
+                            capture_output=True, timeout=300)
+    assert forced.returncode == 0 and b"\r" in forced.stderr
 
 
 def test_cli_train_and_evaluate(prepared: str, tmp_path: Path) -> None:

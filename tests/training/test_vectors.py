@@ -143,6 +143,9 @@ def test_a_header_after_blank_lines_is_a_header_and_later_words_may_hold_spaces(
     v = read_vectors(path)
     assert vectors_dim(path) == 2 and v.words == ["the", "new york", "city"]
     np.testing.assert_array_equal(v.matrix[1], [3, 4])
+    # A word that ends in a number unlike the rows' ("route 66" among decimals) is a word, not a longer row.
+    path.write_text("3 2\nroute 66 0.5 1.5\nto infinity 2.5 3.5\nthe 0.1 0.2\n", encoding="utf-8")
+    assert read_vectors(path).words == ["route 66", "to infinity", "the"]
 
 
 def test_entries_named_like_the_reserved_rows_start_none_of_them(tmp_path: Path) -> None:
@@ -173,7 +176,8 @@ def test_what_is_no_vectors_text_file_is_said_in_one_line(tmp_path: Path) -> Non
     (tmp_path / "file").write_text("x", encoding="utf-8")
     expected = {fifo: "not a regular file (a pipe is read only once): write the vectors to a file",
                 packed: "a gzip-compressed file: decompress it first (gunzip -k)",
-                tmp_path / "file" / "v.txt": "cannot read it (Not a directory)"}
+                tmp_path / "file" / "v.txt": "cannot read it (Not a directory)",
+                tmp_path: "a folder, not a vectors file"}
     for path, message in expected.items():
         for read in (read_vectors, vectors_dim):
             with pytest.raises(VectorsError) as err:
@@ -315,14 +319,25 @@ def test_a_package_names_the_vectors_init_carried_beside_its_own(glove: tuple[Pa
     assert result.exit_code == 0, result.output
     package = export_model(tmp_path / "b", tmp_path / "pkg")
     vectors = load_package(package).model["vectors"]
-    assert vectors["name"] == "other.txt" and vectors["also"]["name"] == path.name
-    through = vectors["also"]["through"]  # SOURCE as a package records a path (`package.portable_path`)
+    assert vectors["name"] == "other.txt" and [v["name"] for v in vectors["also"]] == [path.name]
+    through = vectors["also"][0]["through"]  # SOURCE as a package records a path (`package.portable_path`)
     assert through.startswith("--init ") and through.endswith("a")
     notice = (package / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert notice.startswith(f"# Word vectors in this package: other.txt and {path.name}")
-    assert vectors["also"]["sha256"] in notice
+    assert vectors["also"][0]["sha256"] in notice
     card = runner.invoke(cli, ["info", str(package)]).output
     assert "word vectors: other.txt" in card and f"word vectors, {through}: {path.name}" in card
+    # One step further: from that package with a third file, and from it with the same file again. Every
+    # vectors file behind the rows is named once (the first vectors two steps back were dropped).
+    third = tmp_path / "third.txt"
+    third.write_text("".join(f"{w} " + " ".join(["0.75"] * DIM) + "\n" for w in list(plain)[5:9]), encoding="utf-8")
+    for name, given in (("c", third), ("d", third)):
+        source = tmp_path / ("pkg" if name == "c" else "pkg-c")
+        result = runner.invoke(cli, ["train", "--init", str(source), "--vectors", str(given), "--out", str(tmp_path / name),
+                                     *common])
+        assert result.exit_code == 0, result.output
+        vectors = load_package(export_model(tmp_path / name, tmp_path / f"pkg-{name}")).model["vectors"]
+        assert [vectors["name"], *(v["name"] for v in vectors["also"])] == ["third.txt", "other.txt", path.name]
 
 
 def test_a_prepared_folder_keeps_its_vectors(glove: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:

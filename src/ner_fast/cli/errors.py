@@ -1,7 +1,8 @@
 """The one mapping from a command's errors to its exit (as spaCy's `show_validation_error`): every
 command runs its work inside `user_errors()`.
 
-- `OptionError` (a mistaken option, `ner_fast.errors`): a usage error, one line, exit 2;
+- `OptionError` (a mistaken option, `ner_fast.errors`) and `labels.UnknownLabels` (`--labels` naming
+  nothing): a usage error, one line, exit 2;
 - any other `ValueError` (`CorpusError` naming FILE:LINE, `PackageError`, a bad value) and `OSError`
   (a file that cannot be read or written): one line, exit 1;
 - the exception types in `also`, and `RuntimeError` where `runtime` names what failed (onnxruntime's
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 import click
 
 from ner_fast.errors import OptionError
+from ner_fast.labels import UnknownLabels
 
 
 @contextmanager
@@ -27,6 +29,8 @@ def user_errors(*also: type[Exception], runtime: str | None = None) -> Iterator[
         yield
     except OptionError as err:
         raise click.UsageError(str(err)) from None
+    except UnknownLabels as err:  # `--labels` naming nothing: a usage error, as any other option's value
+        raise click.UsageError(f"--labels: {str(err).removeprefix('labels ')}") from None
     except caught as err:
         raise click.ClickException(str(err)) from None
     except RuntimeError as err:

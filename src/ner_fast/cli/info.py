@@ -248,9 +248,9 @@ def format_card(card: dict[str, Any]) -> str:
         lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(arch.items())))
         lines.append("    " + ", ".join(f"{k}={v}" for k, v in sorted(options.items())))
     lines += _source_lines(train["source"])
-    for vectors, own in ((train["vectors"], True), ((train["vectors"] or {}).get("also"), False)):
-        if not vectors:
-            continue  # `also`: the vectors --init SOURCE carried, beside the run's own (package_writer.package_vectors)
+    # `also`: the vectors --init SOURCE carried, beside the run's own (`run_vectors.package_vectors`).
+    for vectors, own in ([(train["vectors"], True)] if train["vectors"] else []) + [
+            (v, False) for v in (train["vectors"] or {}).get("also") or []]:
         # `words` is the size of the vectors' file; the vocabulary was offered only its first `vector_words`
         # (recorded with the vectors since 2026-12-06; before, in a bundled package's recipe), at most all of them.
         offered = vectors.get("vector_words") or (own and (train["recipe"] or {}).get("vector_words"))

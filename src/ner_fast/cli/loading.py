@@ -10,8 +10,6 @@ from typing import Any
 
 import click
 
-from ner_fast.errors import OptionError
-
 
 def refuse_no_package(value: str | Path, *, param: click.Parameter | None = None, ctx: click.Context | None = None,
                       param_hint: str | None = None) -> None:
@@ -82,15 +80,11 @@ def load_tagger(package: str | Path | None, **options: Any) -> Any:
     """`Tagger.load(package, **options)` (None: the bundled package; a bundled name: that package); each
     RuntimeWarning of the load (e.g. `--device cuda` where onnxruntime has no CUDA, which then runs on the
     CPU) is echoed to stderr as one `Warning: ...` line, not Python's two lines with our source."""
-    from ner_fast.labels import UnknownLabels
     from ner_fast.tagger import Tagger
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        try:
-            tagger = Tagger.load(package, **options)
-        except UnknownLabels as err:  # the option's value names nothing: a usage error, as any other option's
-            raise OptionError("--labels", str(err).removeprefix("labels ")) from None
+        tagger = Tagger.load(package, **options)
     for warning in caught:
         click.echo(f"Warning: {warning.message}", err=True)
     return tagger

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import sys
 
+import click
+from click.core import ParameterSource
+
 
 def bars_shown(asked: bool = True) -> bool:
-    """A progress bar only where `asked` (`--progress`, the default) and someone watches it: stderr is a
-    terminal (bars in a redirected log, `train ... 2> log`, are lines of carriage returns)."""
+    """A progress bar where `asked` (`--progress`, the default) and someone watches it: stderr is a terminal
+    (bars in a redirected log, `train ... 2> log`, are lines of carriage returns). `--progress` given on the
+    command line draws them anyway (`... 2>&1 | tee log`, a container without a terminal)."""
+    context = click.get_current_context(silent=True)
+    if asked and context is not None and context.get_parameter_source("progress") == ParameterSource.COMMANDLINE:
+        return True
     return asked and sys.stderr is not None and sys.stderr.isatty()

@@ -40,9 +40,10 @@ class Teacher:
             from ner_fast.package import load_package
 
             return load_package(self.path, verify=False).tags
+        from ner_fast.package import RUN_VOCAB_FILE
         from ner_fast.vocab import Vocabularies
 
-        return list(Vocabularies.load(self.path / "vocab.json").tags.itos)
+        return list(Vocabularies.load(self.path / RUN_VOCAB_FILE).tags.itos)
 
     def record(self) -> dict[str, Any]:
         """What config.json records of it: SOURCE and its folder (`init_source.recorded_source`), kind and checksum (a package's manifest.json

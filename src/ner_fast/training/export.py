@@ -64,7 +64,8 @@ from ner_fast.vocab import Vocab, Vocabularies
 from ner_fast.training import param_map as names
 from ner_fast.training.param_map import lstm_weights as _lstm_weights
 from ner_fast.training.run_dir import logged_record
-from ner_fast.training.package_writer import package_vectors, write_package
+from ner_fast.training.package_writer import write_package
+from ner_fast.training.run_vectors import package_vectors
 
 OPSET = 18
 INPUT_NAME = "features"

@@ -97,6 +97,9 @@ def resolve(spec: str) -> tuple[str, Path]:
     kind = folder_kind(path)
     if kind in ("run", "package"):
         return kind, path
+    if kind == "prepared":
+        raise OptionError("--init", f"{spec}: a prepared folder (`ner-fast prepare`: data, not a model); give a training"
+                          " run, a model package or a bundled name")
     raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
                       f" (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
 
@@ -177,8 +180,10 @@ def load_source(spec: str) -> Source:
         from ner_fast.checkpoint import inference_params
 
         config, params = inference_params(config, params)
-        # Its own --vectors, else those of the SOURCE it started from in turn.
-        vectors = doc.get("data", {}).get("vectors_source") or (doc.get("init") or {}).get("vectors")
+        # Its own --vectors, and those of the SOURCE it started from in turn (the rule of a package's record).
+        from ner_fast.training.run_vectors import package_vectors
+
+        vectors = package_vectors(doc.get("data") or {}, doc.get("init"))
         return Source(spec, kind, path, config, params, vocabs, sha256_file(path / "best.params.npz"), vectors=vectors)
     return read_package(spec, path)
 

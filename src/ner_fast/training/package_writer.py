@@ -121,51 +121,27 @@ def _char_graph_record(char_model: onnx.ModelProto) -> dict[str, Any]:
     }
 
 
-def _vectors_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The run's own `--vectors` (its data settings' `vectors_source`), with how many of their words
-    were offered to the vocabulary (`vector_words`): `words` counts the whole file, which is not what
-    the package knows. None without vectors."""
-    described = data.get("vectors_source")
-    if not described:
-        return None
-    return {**described, "vector_words": data["vector_words"]} if data.get("vector_words") else dict(described)
-
-
-def _inherited_vectors(init: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The vectors of a run started with `--init SOURCE` and no `--vectors`: SOURCE's (config.json
-    `init.vectors`), marked `through` that SOURCE; None when SOURCE had none."""
-    if not init or not init.get("vectors"):
-        return None
-    return {**init["vectors"], "through": f"--init {init.get('source')}"}
-
-
-def package_vectors(data: Mapping[str, Any], init: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """model.json `vectors` of a run (config.json `data`, `init`): its own `--vectors`, else those `--init
-    SOURCE` carried; with both (other vectors), the run's with SOURCE's under `also`: most rows may be
-    SOURCE's, whose licence travels too."""
-    own, inherited = _vectors_record(data), _inherited_vectors(init)
-    if own and inherited and inherited.get("sha256") != own.get("sha256"):
-        return {**own, "also": inherited}
-    return own or inherited
-
-
 def vectors_notice(vectors: Mapping[str, Any] | None) -> str | None:
     """The text of `NOTICE_FILE` for a package whose rows started from pretrained vectors (model.json
-    `vectors`): their name, licence and attribution, which must travel with the package (GloVe's PDDL
-    asks for none, but the package redistributes derived rows and says whose they are). None without
-    vectors. The file is listed in the manifest (checksummed like the rest), never read by the tagger."""
+    `vectors`, and those under its `also`: `run_vectors.package_vectors`): their names, licences and
+    attributions, which must travel with the package (GloVe's PDDL asks for none, but the package
+    redistributes derived rows and says whose they are). None without vectors. The file is listed in the
+    manifest (checksummed like the rest), never read by the tagger."""
     if not vectors:
         return None
-    also = vectors.get("also")
-    return (
-        f"# Word vectors in this package: {vectors.get('name')}{' and ' + str(also.get('name')) if also else ''}\n\n"
+    also = list(vectors.get("also") or [])
+    names = " and ".join(str(v.get("name")) for v in [vectors, *also])
+    text = (
+        f"# Word vectors in this package: {names}\n\n"
         "The word embedding rows of this model package started from pretrained word vectors (`ner-fast train"
         f" --vectors {vectors.get('source')}`{', then ' + vectors['through'] if vectors.get('through') else ''});"
         f" model.json `vectors` records them ({vectors.get('words')} words x"
         f" {vectors.get('dim')}, sha256 {vectors.get('sha256')}).\n\n"
         f"- Attribution: {vectors.get('attribution') or 'not recorded'}\n"
         f"- Licence: {vectors.get('licence') or 'not recorded'}\n"
-        + (f"\nThe other rows came from {also.get('name')} {also.get('through')} ({also.get('words')} words x {also.get('dim')},"
-           f" sha256 {also.get('sha256')}).\n\n- Attribution: {also.get('attribution') or 'not recorded'}\n"
-           f"- Licence: {also.get('licence') or 'not recorded'}\n" if also else "")
     )
+    for other in also:  # carried by --init SOURCE: the rows SOURCE gave
+        text += (f"\nOther rows came from {other.get('name')} {other.get('through') or ''} ({other.get('words')} words"
+                 f" x {other.get('dim')}, sha256 {other.get('sha256')}).\n\n- Attribution:"
+                 f" {other.get('attribution') or 'not recorded'}\n- Licence: {other.get('licence') or 'not recorded'}\n")
+    return text

@@ -160,13 +160,13 @@ def set_up(
     teachers, teacher_records = _teachers(cfg, out, recorded)  # --teacher: found (and checked) before the data is read
     data = load_data(cfg, words=_init_words(source, init_record, out), new_run=not resume, recorded=recorded)
     vocabs = data.vocabs
-    teacher = _teacher_arrays(cfg, teachers, data, say)
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
     described = data.settings.get("vectors_source")
     if described:  # a prepared folder's vectors against the network's words (the Python API can give both)
         check_vectors_fit(described["name"], described["dim"], config.word_dim)
-        check_resumed_vectors(cfg, out, recorded, described)
+        check_resumed_vectors(cfg, out, recorded, described)  # before the teachers tag: that takes minutes
+    teacher = _teacher_arrays(cfg, teachers, data, say)
     if source is not None:
         from ner_fast.training.init_source import check_architecture
 

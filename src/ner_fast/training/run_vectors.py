@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ner_fast.config import ModelConfig, OptionError, TrainConfig
+from ner_fast.config import ModelConfig, OptionError, TrainConfig, is_prepared
 from ner_fast.vocab import Vocabularies
 
 
@@ -31,9 +31,10 @@ def check_resumed_vectors(cfg: TrainConfig, out: Path, recorded: Mapping[str, An
     named the new file's checksum for rows that came from the old one."""
     before = ((recorded or {}).get("data") or {}).get("vectors_source") or {}
     if before.get("sha256") and before["sha256"] != described["sha256"]:
-        raise ValueError(f"{out} was started with --vectors {cfg.vectors}, which has changed since (sha256"
-                         f" {before['sha256'][:12]}..., now {described['sha256'][:12]}...): put the original back,"
-                         " or start a new run")
+        what = (f"the prepared folder {cfg.data}, prepared again since with other vectors" if is_prepared(cfg.data)
+                else f"--vectors {cfg.vectors}, which has changed since")
+        raise ValueError(f"{out} was started with {what} (sha256 {before['sha256'][:12]}..., now"
+                         f" {described['sha256'][:12]}...): put the original back, or start a new run")
 
 
 def frozen_entries(cfg: TrainConfig, vectors: Any, vocabs: Vocabularies, config: ModelConfig,
@@ -71,3 +72,36 @@ def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, sa
     else:
         say(f"word vectors {vectors.name}: {known:,} of the {len(vocabs.words):,} words start from them{inside}")
     return rows
+
+
+def _vectors_record(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's own `--vectors` (its data settings' `vectors_source`), with how many of their words
+    were offered to the vocabulary (`vector_words`): `words` counts the whole file, which is not what
+    the package knows. None without vectors."""
+    described = data.get("vectors_source")
+    if not described:
+        return None
+    return {**described, "vector_words": data["vector_words"]} if data.get("vector_words") else dict(described)
+
+
+def package_vectors(data: Mapping[str, Any], init: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The vectors a run's rows started from (config.json `data`, `init`), as model.json and a run SOURCE
+    record them: its own `--vectors`, then those `--init SOURCE` carried (marked `through` it) and, in turn,
+    those SOURCE's record lists under `also`; each once (by checksum, else name). The first is the record,
+    the others its `also` list: with `--init default --vectors V` most rows are GloVe's, whose licence
+    travels too. None without vectors."""
+    chain = [_vectors_record(data)]
+    if init and init.get("vectors"):
+        inherited = dict(init["vectors"])
+        chain.append({**inherited, "through": inherited.get("through") or f"--init {init.get('source')}"})
+        chain += list(inherited.get("also") or [])
+    records, seen = [], set()
+    for record in filter(None, chain):
+        key = record.get("sha256") or record.get("name")
+        if key not in seen:
+            seen.add(key)
+            records.append({k: v for k, v in record.items() if k != "also"})
+    if not records:
+        return None
+    first, *others = records
+    return {**first, "also": others} if others else first
