@@ -26,7 +26,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,28 +223,34 @@ def read_text_vectors(path: str | os.PathLike[str]) -> Vectors:
     dim: int | None = None
     expected: int | None = None
     set_at = head_at = 0  # the line that set the dimension without a header (its word cannot hold a space); the header's
-    with _open_text_file(path) as f:  # decoded a line at a time, so that an error names its line
-        try:
-            # bytes.splitlines ends a line at \n, \r\n or \r, as text mode's universal newlines do.
-            for lineno, raw in enumerate((line for chunk in f for line in chunk.splitlines()), 1):
-                line = _decode_line(path, lineno, raw)
-                text = line.rstrip("\r\n").rstrip(" ")
-                if not text.strip():
-                    continue
-                head = _dim_of_line(path, lineno, text.split()) if dim is None else None
-                if head is not None:
-                    dim, expected, head_at = head, int(text.split()[0]), lineno
-                    continue
-                if dim is None:
-                    dim, set_at = _dim_of_first_vector(path, lineno, text), lineno
-                words.append(_parse_row(path, lineno, text, dim, rows, set_at == lineno))
-        except OSError as err:
-            raise VectorsError(f"--vectors {os.fspath(path)}: cannot read it ({err.strerror or err})") from None
+    for lineno, text in _lines(path):
+        head = _dim_of_line(path, lineno, text.split()) if dim is None else None
+        if head is not None:
+            dim, expected, head_at = head, int(text.split()[0]), lineno
+            continue
+        if dim is None:
+            dim, set_at = _dim_of_first_vector(path, lineno, text), lineno
+        words.append(_parse_row(path, lineno, text, dim, rows, set_at == lineno))
     if not words:
         raise VectorsError(f"{path}: no vectors in it")
     if expected is not None and expected != len(words):
         raise VectorsError(f"{place(path, head_at)}the header says {expected} vectors, the file has {len(words)}")
     return Vectors(words, np.stack(rows), path.name)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of the vectors file `path` that are not blank, numbered from 1 and decoded one at a time (so
+    that an error names its line), without their line end and trailing spaces; VectorsError in one line
+    where it cannot be read (`_open_text_file`)."""
+    with _open_text_file(path) as f:
+        try:
+            # bytes.splitlines ends a line at \n, \r\n or \r, as text mode's universal newlines do.
+            for lineno, raw in enumerate((line for chunk in f for line in chunk.splitlines()), 1):
+                text = _decode_line(path, lineno, raw).rstrip("\r\n").rstrip(" ")
+                if text.strip():
+                    yield lineno, text
+        except OSError as err:
+            raise VectorsError(f"--vectors {os.fspath(path)}: cannot read it ({err.strerror or err})") from None
 
 
 def _parse_row(path: Path, lineno: int, text: str, dim: int, rows: list[np.ndarray], sets_dim: bool) -> str:
@@ -292,15 +298,9 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
     if text in _NAMED:
         matrix_path, _ = _named_files(text)
         return int(np.load(matrix_path, mmap_mode="r", allow_pickle=False).shape[1])
-    with _open_text_file(Path(text)) as f:
-        try:
-            for lineno, raw in enumerate((line for chunk in f for line in chunk.splitlines()), 1):
-                line = _decode_line(Path(text), lineno, raw).rstrip("\r\n").rstrip(" ")
-                if line.strip():
-                    head = _dim_of_line(Path(text), lineno, line.split())
-                    return head if head is not None else _dim_of_first_vector(Path(text), lineno, line)
-        except OSError as err:
-            raise VectorsError(f"--vectors {text}: cannot read it ({err.strerror or err})") from None
+    for lineno, line in _lines(Path(text)):  # the first line that is not blank: the header, or the first vector
+        head = _dim_of_line(Path(text), lineno, line.split())
+        return head if head is not None else _dim_of_first_vector(Path(text), lineno, line)
     raise VectorsError(f"{text}: no vectors in it")
 
 
