@@ -1,6 +1,7 @@
 """A training run's pretrained vectors (`--vectors`): read again and checked against what the run's data
 (and, resumed, the run itself) recorded, the rows they start (`start_from_vectors`), and the entries
-`--freeze-vectors` keeps (`frozen_entries`). `run_setup.set_up` and `make_trainer` call them."""
+`--freeze-vectors` keeps (`frozen_entries`), which `run_setup.set_up` and `make_trainer` call; and the
+vectors a package or a run SOURCE names (`package_vectors`), which export and `--init` read."""
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
