@@ -381,8 +381,9 @@ def read_config(folder: str | os.PathLike[str], *, need_train: bool = False) -> 
     from ner_fast.package import RUN_CONFIG_FILE, folder_kind
 
     path = Path(folder) / RUN_CONFIG_FILE
-    if folder_kind(folder) in ("package", "prepared"):
-        what = "a model package" if folder_kind(folder) == "package" else "a prepared folder (data, not a model)"
+    kind = folder_kind(folder)
+    if kind in ("package", "prepared"):
+        what = "a model package" if kind == "package" else "a prepared folder (data, not a model)"
         raise ValueError(f"{folder}: {what}, not a training run folder (what `ner-fast train --out` writes)")
     doc = read_json(path, "ner-fast training config")
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):

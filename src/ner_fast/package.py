@@ -346,11 +346,12 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     if manifest_path.exists() and not manifest_path.is_file():
         raise PackageError(f"{manifest_path}: not a file")
     if not manifest_path.is_file():
-        if folder_kind(folder) == "run":
+        kind = folder_kind(folder)
+        if kind == "run":
             raise PackageError(
                 f"{shown}: a training run folder, not a model package: make one with `ner-fast export {shown}`"
             )
-        if folder_kind(folder) == "prepared":
+        if kind == "prepared":
             raise PackageError(f"{shown}: a prepared folder (`ner-fast prepare`: data, not a model), not a model package")
         raise PackageError(f"{shown}: not a model package ({MANIFEST_FILE} is missing)")
     try:
