@@ -464,7 +464,7 @@ def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_
 
     for args in (["info", str(run)], ["tag", str(run), "--text", "Paris"]):
         result = CliRunner().invoke(cli, args)
-        _fails(result, 1, f"{run}: a training run folder, not a model package", f"ner-fast export {run}")
+        _fails(result, 1, f"{run}: a training run, not a model package", f"ner-fast export {run}")
     package = default_package_path()
     result = CliRunner().invoke(cli, ["export", str(package), "--out", str(run.parent / "never")])
     _fails(result, 1, f"{package}: a model package, not a training run folder")

@@ -173,9 +173,12 @@ def test_a_folder_of_another_kind_is_named_as_what_it_is(tmp_path: Path) -> None
         assert f"DATA: {data} is {what}: give a tagged corpus file, or a folder `ner-fast prepare` wrote" in result.output
     for command in (["evaluate", str(prepared)], ["export", str(prepared), "--out", str(tmp_path / "pkg")]):
         result = runner.invoke(cli, command)
-        assert result.exit_code == 1 and f"{prepared}: a prepared folder (data, not a model), not a training run" in result.output
+        assert result.exit_code == 1 and f"{prepared}: a prepared folder (`ner-fast prepare`: data, not a model), not a training run" in result.output
     result = runner.invoke(cli, ["tag", str(prepared), "--text", "Paris"])
     assert result.exit_code == 1 and "a prepared folder (`ner-fast prepare`: data, not a model), not a model package" in result.output
+    result = runner.invoke(cli, ["train", str(prepared), "--init", str(prepared), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and (f"{prepared}: a prepared folder (`ner-fast prepare`: data, not a model); give a"
+                                      " training run, a model package or a bundled name") in result.output, result.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "pkg").exists()
 
 

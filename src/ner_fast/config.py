@@ -378,13 +378,12 @@ def read_config(folder: str | os.PathLike[str], *, need_train: bool = False) -> 
     Its `model` section must make a `ModelConfig`; with `need_train` its `train` section must make a
     `TrainConfig` (resuming and rebuilding the validation split need it, exporting does not).
     """
-    from ner_fast.package import RUN_CONFIG_FILE, folder_kind
+    from ner_fast.package import KIND_NAMES, RUN_CONFIG_FILE, folder_kind
 
     path = Path(folder) / RUN_CONFIG_FILE
     kind = folder_kind(folder)
     if kind in ("package", "prepared"):
-        what = "a model package" if kind == "package" else "a prepared folder (data, not a model)"
-        raise ValueError(f"{folder}: {what}, not a training run folder (what `ner-fast train --out` writes)")
+        raise ValueError(f"{folder}: {KIND_NAMES[kind]}, not a training run folder (what `ner-fast train --out` writes)")
     doc = read_json(path, "ner-fast training config")
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
         raise ValueError(f"{path}: not a ner-fast training config (no 'model' section)")

@@ -204,6 +204,11 @@ def folder_kind(path: str | os.PathLike[str]) -> str | None:
     return "prepared" if (folder / PREPARED_FILE).is_file() else None
 
 
+#: How messages name each `folder_kind` (the one wording: "DIR: a model package, not a training run folder").
+KIND_NAMES = {"package": "a model package", "run": "a training run",
+              "prepared": "a prepared folder (`ner-fast prepare`: data, not a model)"}
+
+
 def unknown_name_hint(given: str | os.PathLike[str]) -> str:
     """What a message about a package `given` that is not there adds when `given` may have meant a bundled
     one: for a plain word (the typo `ensembel`, `Ensemble`), the bundled names, which are exact and lower-case;
@@ -348,11 +353,9 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
     if not manifest_path.is_file():
         kind = folder_kind(folder)
         if kind == "run":
-            raise PackageError(
-                f"{shown}: a training run folder, not a model package: make one with `ner-fast export {shown}`"
-            )
+            raise PackageError(f"{shown}: {KIND_NAMES[kind]}, not a model package: make one with `ner-fast export {shown}`")
         if kind == "prepared":
-            raise PackageError(f"{shown}: a prepared folder (`ner-fast prepare`: data, not a model), not a model package")
+            raise PackageError(f"{shown}: {KIND_NAMES[kind]}, not a model package")
         raise PackageError(f"{shown}: not a model package ({MANIFEST_FILE} is missing)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

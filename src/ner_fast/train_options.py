@@ -106,11 +106,11 @@ def command_line_config(
 
 def _check_prepared(data: str | os.PathLike[str]) -> None:
     """OptionError for a DATA folder that `ner-fast prepare` did not write (a corpus is a file)."""
-    from ner_fast.package import folder_kind
+    from ner_fast.package import KIND_NAMES, folder_kind
 
     kind = folder_kind(data)
     if kind != "prepared":
-        what = {"run": "a training run", "package": "a model package"}.get(kind or "", "a folder without prepared.json")
+        what = KIND_NAMES[kind] if kind else "a folder without prepared.json"
         raise OptionError("DATA", f"{data} is {what}: give a tagged corpus file, or a folder `ner-fast prepare` wrote")
 
 

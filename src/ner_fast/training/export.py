@@ -53,8 +53,8 @@ from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
 from ner_fast.package import (
-    CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, QUANTIZATIONS, WEIGHTS_FILE, folder_kind,
-    format_version, graph_file, onnxruntime_can_open, package_files, portable_path,
+    CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, KIND_NAMES, MANIFEST_FILE, MODEL_FILE, QUANTIZATIONS, WEIGHTS_FILE,
+    folder_kind, format_version, graph_file, onnxruntime_can_open, package_files, portable_path,
 )
 from ner_fast.errors import OptionError
 from ner_fast.training.quantize import matmul_weights, quantize as quantize_graph
@@ -416,7 +416,7 @@ def export_model(
         raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
                           " there: choose another name")
     if folder_kind(target) == "run":  # even with --force: its manifest would make the run read as a package
-        raise OptionError("--out", f"{target} is a training run: a package written into it would hide the run from"
+        raise OptionError("--out", f"{target} is {KIND_NAMES['run']}: a package written into it would hide the run from"
                           " evaluate, --resume and --init; choose another folder")
     # Before any work; the names every package holds (`load_package` requires them).
     claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE,

@@ -84,7 +84,7 @@ def recorded_source(spec: str, path: Path) -> dict[str, str]:
 
 def resolve(spec: str) -> tuple[str, Path]:
     """("run" | "package", folder) of SOURCE; OptionError (`--init`) when it is neither."""
-    from ner_fast.package import PackageError, bundled_package_path, folder_kind, names_bundled
+    from ner_fast.package import KIND_NAMES, PackageError, bundled_package_path, folder_kind, names_bundled
 
     # The bare name wins over a folder of that name, as everywhere (`package.names_bundled`, the one rule);
     # a path written as a path (`./default`) is the folder.
@@ -98,8 +98,8 @@ def resolve(spec: str) -> tuple[str, Path]:
     if kind in ("run", "package"):
         return kind, path
     if kind == "prepared":
-        raise OptionError("--init", f"{spec}: a prepared folder (`ner-fast prepare`: data, not a model); give a training"
-                          " run, a model package or a bundled name")
+        raise OptionError("--init", f"{spec}: {KIND_NAMES[kind]}; give a training run, a model package or a bundled"
+                          " name")
     raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
                       f" (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
 

@@ -17,7 +17,7 @@ from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 from ner_fast.errors import place
 from ner_fast.npz import read_npz, write_npz
-from ner_fast.package import folder_kind
+from ner_fast.package import KIND_NAMES, folder_kind
 
 
 def module_canonical(module: Any, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -119,7 +119,7 @@ def claim_run_dir(out: Path, force: bool = False) -> list[str]:
     `--resume` continues it; the files of the earlier run are removed then, nothing else.
     """
     if folder_kind(out) == "package":  # even with --force: its manifest would hide the run (export's mirror)
-        raise OptionError("--out", f"{out} is a model package: a run trained into it would stay hidden behind the"
+        raise OptionError("--out", f"{out} is {KIND_NAMES['package']}: a run trained into it would stay hidden behind the"
                           " package from evaluate, export, --resume and --init; choose another folder")
     claim = claim_output_dir(out, run_files, force=force, writes=RUN_FILES)
     if (out / "state.json").exists() and not force:
