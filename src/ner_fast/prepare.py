@@ -170,7 +170,7 @@ def prepare(
     )  # fmt: skip
     split, buckets = checked["split"], checked["buckets"]
     corpus, train, valid = _read_splits(data, format, split, dev, max_sentences)
-    vocabs, n_training_words, described = _vocabularies(train, valid, lowercase, vectors, vector_words, extra_words)
+    vocabs, n_training_words, described, known = _vocabularies(train, valid, lowercase, vectors, vector_words, extra_words)
     bucket_lengths = training_buckets(train.lengths, batch_size, keep_long, buckets)
     recased = with_recased_copies(train, checked["recase"])
     splits, counts, n_cut = _lay_out({"train": recased, "valid": valid}, vocabs, max_token_chars, bucket_lengths)
@@ -204,6 +204,7 @@ def prepare(
     # type in common). The same rule whether the validation split is --dev or the end of DATA.
     summary["dev_types_not_trained"] = sorted(_types(valid) - _types(train))
     summary["digest"] = {name: digest(buckets) for name, buckets in splits.items()}  # `run_data_differences`
+    summary["vectors_coverage"] = known  # `data_warnings`
     return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})
 
 
@@ -249,6 +250,28 @@ def _read_splits(
 def _types(corpus: Corpus) -> set[str]:
     """The entity types of a tagged corpus (`TagScheme.types` of its tags)."""
     return set(TagScheme(sorted(set(corpus.tags or ()))).types)
+
+
+#: Below this share of the training words known to --vectors, `data_warnings` says so: a corpus and vectors of
+#: one language and casing know most (GloVe 6B knows 91% of GMB's training words looked up lower-cased, 55% as
+#: written, `--lowercase no`).
+FEW_KNOWN = 0.75
+
+
+def data_warnings(prepared: PreparedData) -> list[str]:
+    """The lines (`Warning: ...`, for stderr) that `ner-fast prepare` and `ner-fast train` give of the data
+    they go on with: `valid_types_warning`, and where --vectors know fewer than `FEW_KNOWN` of the training
+    words (`vectors.coverage`), how many, with the count looked up lower-cased where that knows more."""
+    warnings = [valid_types_warning(prepared)]
+    known = prepared.summary.get("vectors_coverage")
+    if known and known["words"] and known["known"] < FEW_KNOWN * known["words"]:
+        share = f"{known['known']:,} of the {known['words']:,} training words ({known['known'] / known['words']:.0%})"
+        lowered = known.get("known_lowercased", 0)
+        hint = (f"; looked up lower-cased (--lowercase) they would know {lowered:,} ({lowered / known['words']:.0%})"
+                if lowered > known["known"] else " (vectors of another language or casing?)")
+        warnings.append(f"Warning: {prepared.settings.get('vectors')}: the vectors know {share}: the others start"
+                        f" from random rows, as without --vectors{hint}")
+    return [w for w in warnings if w]
 
 
 def valid_types_warning(prepared: PreparedData) -> str | None:
@@ -304,22 +327,23 @@ def _check_one_scheme(corpora: Sequence[Corpus]) -> None:
 
 def _vocabularies(
     train: Corpus, valid: Corpus, lowercase: bool, vectors: str | None, vector_words: int, extra_words: Sequence[str]
-) -> tuple[Vocabularies, int, dict[str, Any] | None]:
+) -> tuple[Vocabularies, int, dict[str, Any] | None, dict[str, Any] | None]:
     """Step 2 of `prepare`: the vocabularies of the training split (the tags of both splits), then the
     words of `vectors` and `extra_words` after the training words: (the vocabularies, how many words
-    the training split itself gave, what the vectors are or None)."""
+    the training split itself gave, what the vectors are, how many training words they know
+    (`vectors.coverage`); both None without vectors)."""
     vocabs = Vocabularies.build(train, lowercase=lowercase, extra_tags=valid.tags)
-    described = None
+    described = known = None
     n_training_words = len(vocabs.words)
     if vectors is not None:
-        from ner_fast.vectors import extend_words, read_vectors
+        from ner_fast.vectors import coverage, extend_words, read_vectors
 
         source = read_vectors(vectors)
+        described, known = source.describe(vectors), coverage(vocabs.words, source, lowercase)
         vocabs.words = extend_words(vocabs.words, source, vector_words, lowercase)
-        described = source.describe(vectors)
     if extra_words:
         vocabs = vocabs.with_words(extra_words)
-    return vocabs, n_training_words, described
+    return vocabs, n_training_words, described, known
 
 
 def _lay_out(

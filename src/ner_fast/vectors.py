@@ -304,6 +304,17 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
     raise VectorsError(f"{text}: no vectors in it")
 
 
+def coverage(words: Vocab, vectors: Vectors, lowercase: bool) -> dict[str, Any]:
+    """How many of the training words `words` (less <pad> and <unk>) `vectors` know: `words`, `known`, and
+    without `lowercase` `known_lowercased` (how many they would know looked up lower-cased, as
+    `--lowercase yes` does), so that `prepare.data_warnings` can name the cause of few."""
+    entries = words.itos[words.first_id:]
+    known = {"words": len(entries), "known": sum(1 for w in entries if w in vectors.index)}
+    if not lowercase:
+        known["known_lowercased"] = sum(1 for w in entries if w.lower() in vectors.index)
+    return known
+
+
 def extend_words(words: Vocab, vectors: Vectors, vector_words: int, lowercase: bool) -> Vocab:
     """`words` followed by the words among the first `vector_words` of `vectors` that it lacks (in the
     vectors' order; with `lowercase`, only words equal to their lower-case form)."""

@@ -37,7 +37,7 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
     from ner_fast.atomic import claim_output_dir
     from ner_fast.cli.errors import user_errors
     from ner_fast.config import check_needs, given_options, recipe_defaults
-    from ner_fast.prepare import PREPARED_FILES, prepare, prepared_files, valid_types_warning
+    from ner_fast.prepare import PREPARED_FILES, data_warnings, prepare, prepared_files
 
     settings = {o: v for o, v in recipe_defaults(recipe_name or DEFAULT_RECIPE).items() if o in values}
     given = given_options(values)
@@ -47,8 +47,7 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
         claim = claim_output_dir(out, prepared_files, force=force, writes=PREPARED_FILES)  # before reading the corpus
         prepared = prepare(data, **settings)
         prepared.save(claim)
-    warning = valid_types_warning(prepared)
-    if warning:
+    for warning in data_warnings(prepared):
         click.echo(warning, err=True)
     if as_json:
         click.echo(json.dumps(prepared.summary))

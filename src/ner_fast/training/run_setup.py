@@ -318,8 +318,9 @@ def _init_optimizer(run: Run, module: Any, devices: int, kv: Any, batches: int) 
 def _say_data_notes(data: Any, say: Callable[[str], None]) -> None:
     """What `ner-fast prepare` says of the data too, which a run would otherwise go on with unsaid: the
     training sentences cut to the largest bucket (it trains on fewer tokens), and the validation split's
-    entity types (--dev, or the end of DATA) the training split lacks (`prepare.valid_types_warning`: they cap the validation F1)."""
-    from ner_fast.prepare import valid_types_warning
+    entity types (--dev, or the end of DATA) the training split lacks, and few training words known to --vectors
+    (`prepare.data_warnings`)."""
+    from ner_fast.prepare import data_warnings
 
     cut = int(data.summary.get("cut", 0))
     if cut:
@@ -328,8 +329,7 @@ def _say_data_notes(data: Any, say: Callable[[str], None]) -> None:
                if data.settings.get("keep_long") else "--no-keep-long; --keep-long keeps them whole")
         say(f"{cut:,} training sentences longer than the largest bucket ({max(data.summary['buckets'])} tokens) were cut"
             f" to it ({why})")
-    warning = valid_types_warning(data)
-    if warning:
+    for warning in data_warnings(data):
         say(warning)
 
 
