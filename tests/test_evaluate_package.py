@@ -122,3 +122,29 @@ def test_data_is_read_as_a_tagged_corpus(package: Path, tmp_path: Path, content:
         assert result.exit_code == 0, result.output
     else:
         assert result.exit_code == 1 and said in result.output and "--input-format" not in result.output, result.output
+
+
+def test_a_package_with_a_pos_head_scores_its_pos_tags(package: Path, tmp_path: Path) -> None:
+    # `evaluate PACKAGE` reported pos_accuracy null for every package, though a package of a run with a POS head
+    # (the tuned recipe on a corpus with POS) tags POS too. The oracle: the share of the tagger's own POS tags
+    # equal to the corpus's, counted here.
+    from helpers import POS
+
+    make_checkpoint(tmp_path / "run", use_pos=False, pos_aux_weight=1.0)
+    headed = export_model(tmp_path / "run", tmp_path / "pkg")
+    sentences = [*SENTENCES, *SENTENCES[::-1]]
+    gold_pos, tags = [*POS, *POS[::-1]], [*TAGS, *TAGS[::-1]]
+    with_pos = write_conll(tmp_path / "pos.conll", [list(zip(s, p, t)) for s, p, t in zip(sentences, gold_pos, tags)])
+    for model in (str(headed), "default"):  # the bundled package has a POS head too
+        _, predicted = Tagger.load(model).tag_batch(sentences, return_pos=True)
+        pairs = [(p, g) for ps, gs in zip(predicted, gold_pos) for p, g in zip(ps, gs)]
+        assert len(pairs) == sum(map(len, sentences))
+        result = CliRunner().invoke(cli, ["evaluate", model, str(with_pos), "--json"])
+        assert result.exit_code == 0, result.output
+        expected = sum(p == g for p, g in pairs) / len(pairs)
+        assert json.loads(result.output)["pos_accuracy"] == pytest.approx(expected, abs=1e-12)
+    # Without POS tags in the corpus, or with a package that has no POS head: none.
+    without, _, _ = gold_corpus(tmp_path)
+    for model, data in ((headed, without), (package, with_pos)):
+        result = CliRunner().invoke(cli, ["evaluate", str(model), str(data), "--json"])
+        assert result.exit_code == 0 and json.loads(result.output)["pos_accuracy"] is None, result.output

@@ -98,7 +98,8 @@ def test_checkpoint_folder_and_evaluate(prepared: str, tmp_path: Path) -> None:
     # Scoring the best parameters on the rebuilt validation split reproduces that epoch's line.
     scores = evaluate(out, which="best")
     logged = json.loads(lines[result.best_epoch - 1])["valid"]
-    for key in ("tokens", "accuracy", "f1", "token_f1"):
+    assert config.pos_head and logged["pos_accuracy"] is not None  # the tuned recipe's POS head
+    for key in ("tokens", "accuracy", "f1", "token_f1", "pos_accuracy"):
         assert scores.to_dict()[key] == logged[key]  # ratios of counts: equal unless a prediction changed
     # The loss, a mean of -log p over float32 probabilities of the same network in other batches: each p
     # within float_tol(network_terms) of itself, and -log p moves by that over p (about 1 / n_tags at worst

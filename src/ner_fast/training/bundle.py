@@ -87,9 +87,16 @@ def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> in
 
 def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
     """Entity P/R/F1 (conlleval, overall and per type) of `tagger`'s tags for `corpus`'s sentences
-    (`tag_corpus`, then `score_tags`). An untagged corpus is refused before anything is tagged."""
+    (`tag_corpus`, then `score_tags`). An untagged corpus is refused before anything is tagged. A package
+    with a POS head tagging a corpus with POS tags: `pos_accuracy`, the share of tokens whose POS tag the
+    head gives (as training's validation scores it)."""
     _check_tagged(corpus)
-    return score_tags(tag_corpus(tagger, corpus, batch_size), corpus, tagger.tags)
+    if not (tagger.pos_tags and corpus.pos):
+        return score_tags(tag_corpus(tagger, corpus, batch_size), corpus, tagger.tags)
+    tags, pos = tag_corpus(tagger, corpus, batch_size, return_pos=True)
+    scores = score_tags(tags, corpus, tagger.tags)
+    scores.pos_accuracy = sum(p == g for p, g in zip((p for s in pos for p in s), corpus.pos)) / max(len(corpus.pos), 1)
+    return scores
 
 
 def _check_tagged(corpus: Corpus) -> None:
@@ -97,13 +104,14 @@ def _check_tagged(corpus: Corpus) -> None:
         raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
 
 
-def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = 256) -> list[list[str]]:
+def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = 256, return_pos: bool = False) -> Any:
     """`tagger`'s tags for `corpus`'s sentences: from `tagger.tag_batch` with the package's own decoding,
-    exactly what an application gets. POS tags are passed only to a model that reads them."""
+    exactly what an application gets (with `return_pos`, `(tags, POS tags of the package's POS head)`).
+    POS tags are passed only to a model that reads them."""
     offsets = corpus.offsets.tolist()
     sentences = [corpus.words[a:b] for a, b in zip(offsets, offsets[1:])]
     pos = [corpus.pos[a:b] for a, b in zip(offsets, offsets[1:])] if (tagger.uses_pos and corpus.pos) else None
-    return tagger.tag_batch(sentences, pos, batch_size=batch_size)
+    return tagger.tag_batch(sentences, pos, batch_size=batch_size, return_pos=return_pos)
 
 
 def score_tags(predicted: list[list[str]], corpus: Corpus, tags: list[str]) -> Scores:

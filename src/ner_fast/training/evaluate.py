@@ -18,6 +18,7 @@ from ner_fast.buckets import Bucket, build_buckets
 from ner_fast.checkpoint import load_model
 from ner_fast.config import read_config
 from ner_fast.decode import CRF
+from ner_fast.features import ROW_POS
 from ner_fast.metrics import Accumulator, Scores, TagScheme
 from ner_fast.signals import interrupts_held
 
@@ -86,13 +87,16 @@ def score_buckets(
     decode: str = "argmax",
     crf: CRF | None = None,
 ) -> Scores:
-    """Run `predictor.predict_proba` over every sentence of `buckets` and score against their tags.
+    """Run `predictor.predict` over every sentence of `buckets` and score against their tags.
 
-    `crf`: the model's CRF scores, for a model trained with a CRF output layer.
+    `crf`: the model's CRF scores, for a model trained with a CRF output layer. Where the predictor gives
+    the POS head's ids too (`Predictor(pos=True)`), `pos_accuracy` scores them against the POS row of the
+    sentences (as training's validation does, `epoch.run_epoch`); None where no sentence has POS tags.
     """
     if batch_size < 1:  # range() with a negative step would score no sentence at all
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     acc = Accumulator(TagScheme(tags), decode)
+    pos_right = pos_total = 0
     total = sum((len(b) + batch_size - 1) // batch_size for b in buckets)
     with tqdm(total=total, desc="evaluate", unit="batch", disable=not progress, leave=False) as bar:
         for bucket in buckets:
@@ -100,9 +104,17 @@ def score_buckets(
                 raise ValueError("evaluation needs tags")
             for start in range(0, len(bucket), batch_size):
                 rows = slice(start, start + batch_size)
-                acc.add(bucket.tags[rows], predictor.predict_proba(bucket.features[rows]), crf)
+                proba, pos = predictor.predict(bucket.features[rows])
+                acc.add(bucket.tags[rows], proba, crf)
+                if pos is not None:
+                    gold = bucket.features[rows][:, ROW_POS]
+                    real = gold > 0  # POS id 0 is padding (and every token of a corpus without POS)
+                    pos_right += int((pos == gold)[real].sum())
+                    pos_total += int(real.sum())
                 bar.update(1)
-    return acc.result()
+    scores = acc.result()
+    scores.pos_accuracy = pos_right / pos_total if pos_total else None
+    return scores
 
 
 def evaluate(
@@ -131,7 +143,7 @@ def evaluate(
         buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format, config.pos_enabled)
     method = decode or doc["train"].get("decode", "argmax")
     crf = CRF.from_params(params) if config.crf else None
-    return score_buckets(Predictor(config, params), buckets, vocabs.tags.itos, batch_size, progress, method, crf)
+    return score_buckets(Predictor(config, params, pos=True), buckets, vocabs.tags.itos, batch_size, progress, method, crf)
 
 
 def evaluate_package(package: str | os.PathLike[str], data: str | os.PathLike[str], *, format: str = "auto",

@@ -269,9 +269,15 @@ def check_bucket_params(config: ModelConfig, lengths: Iterable[int], distill: Di
         raise RuntimeError(f"bucket {la} lists parameters {list(a)}, bucket {lb} {list(b)}: the optimizer would mix them")
 
 
-def proba_symbol(config: ModelConfig, seq_len: int) -> mx.sym.Symbol:
-    """The inference graph: `data` (B, F, L) -> tag probabilities (B, L, T)."""
-    return mx.sym.softmax(logits_symbol(config, seq_len, mx.sym.Variable("data")), axis=-1)
+def proba_symbol(config: ModelConfig, seq_len: int, pos: bool = False) -> mx.sym.Symbol:
+    """The inference graph: `data` (B, F, L) -> tag probabilities (B, L, T); with `pos` (a model with a
+    POS head) grouped with the head's POS ids (B, L), read from the same BiLSTM states."""
+    data = mx.sym.Variable("data")
+    if not pos:
+        return mx.sym.softmax(logits_symbol(config, seq_len, data), axis=-1)
+    states = _encode(config, seq_len, data)
+    proba = mx.sym.softmax(_dense(states, seq_len, config.state_dim, config.n_tags, "fc"), axis=-1)
+    return mx.sym.Group([proba, mx.sym.argmax(_dense(states, seq_len, config.state_dim, config.n_pos, "pos_fc"), axis=-1)])
 
 
 # --------------------------------------------------------------------------- inference
@@ -281,7 +287,8 @@ class Predictor:
     """Plain-MXNet forward passes (no training) for canonical parameters.
 
     Executors are bound once per (batch, seq_len) and share one copy of the weights; each holds
-    its own activation buffers, so only the `max_executors` most recently used are kept.
+    its own activation buffers, so only the `max_executors` most recently used are kept. With `pos`
+    and a model with a POS head, each pass also gives the head's POS ids (`predict`).
     """
 
     def __init__(
@@ -290,9 +297,11 @@ class Predictor:
         params: dict[str, np.ndarray],
         ctx: mx.Context | None = None,
         max_executors: int = 16,
+        pos: bool = False,
     ):
         check_params(config, params)
         self.config = config
+        self.pos = pos and config.pos_head
         self.ctx = ctx or mx.cpu()
         self.max_executors = max_executors
         self._weights = {n: a.as_in_context(self.ctx) for n, a in module_params(config, params).items()}
@@ -303,7 +312,7 @@ class Predictor:
         if key in self._executors:
             self._executors.move_to_end(key)
             return self._executors[key]
-        sym = proba_symbol(self.config, seq_len)
+        sym = proba_symbol(self.config, seq_len, self.pos)
         args = {"data": mx.nd.zeros((batch, self.config.n_features, seq_len), ctx=self.ctx)}
         args.update({n: self._weights[n] for n in sym.list_arguments() if n != "data"})
         self._executors[key] = sym.bind(self.ctx, args, grad_req="null")
@@ -313,17 +322,23 @@ class Predictor:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Tag probabilities (B, L, T) for int features (B, F, L) laid out as in docs/ARCHITECTURE.md."""
+        return self.predict(features)[0]
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(tag probabilities (B, L, T), the POS head's POS ids (B, L) or None without `pos`) for int
+        features (B, F, L)."""
         features = np.asarray(features)
         if features.ndim != 3 or features.shape[1] != self.config.n_features:
             raise ValueError(
                 f"features must be (batch, {self.config.n_features}, seq_len), got {features.shape}"
             )
         if features.shape[0] == 0:
-            return np.zeros((0, features.shape[2], self.config.n_tags), dtype=np.float32)
+            empty = np.zeros((0, features.shape[2]), dtype=np.int64) if self.pos else None
+            return np.zeros((0, features.shape[2], self.config.n_tags), dtype=np.float32), empty
         exe = self._executor(features.shape[0], features.shape[2])
         exe.arg_dict["data"][:] = features.astype(np.float32)
         exe.forward(is_train=False)
-        return exe.outputs[0].asnumpy()
+        return exe.outputs[0].asnumpy(), exe.outputs[1].asnumpy().astype(np.int64) if self.pos else None
 
 
 def predict_proba(params: dict[str, np.ndarray], config: ModelConfig, features: np.ndarray) -> np.ndarray:
