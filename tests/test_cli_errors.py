@@ -443,6 +443,19 @@ def test_a_run_recorded_before_directions_existed_is_a_bilstm(copy: Path, tmp_pa
     assert load_package(tmp_path / "pkg").model["architecture"]["directions"] == 2
 
 
+def test_a_run_recorded_before_decode_existed_decodes_by_argmax_everywhere(copy: Path, tmp_path: Path) -> None:
+    # It selected its best epoch by argmax; export and evaluate said so, but `TrainConfig.from_dict` filled in
+    # the table's default ("bio"), so a resumed run selected its epochs by another decoding.
+    from ner_fast.config import resume_config
+
+    path = copy / "config.json"
+    doc = json.loads(path.read_text())
+    assert doc["train"].pop("decode") == "bio"  # the tuned recipe's
+    path.write_text(json.dumps(doc))
+    assert resume_config(copy).decode == "argmax"
+    assert load_package(export_model(copy, tmp_path / "pkg")).model["decode"] == "argmax"
+
+
 def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import ner_fast.cli as cli_module
 

@@ -158,3 +158,13 @@ def test_table_shows_no_f1_for_a_type_without_entities() -> None:
     rows = {line.split()[1]: line.split()[2:] for line in format_table({"valid": s}).splitlines() if line.startswith("  F1 ")}
     assert rows["geo"] == ["1.0000", "(1)"]
     assert rows["per"] == ["-", "(0)"]
+
+
+def test_pos_counts_score_only_tokens_with_a_gold_tag_and_none_without_any() -> None:
+    from ner_fast.metrics import PosCounts
+
+    counts = PosCounts()
+    assert counts.accuracy is None  # not 0.0: nothing was scored (a corpus without POS tags)
+    gold = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
+    counts.add(np.array([[3, 2, 0, 9], [5, 7, 0, 0]]), gold, gold > 0)
+    assert (counts.right, counts.total) == (2, 3) and counts.accuracy == 2 / 3

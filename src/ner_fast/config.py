@@ -45,8 +45,15 @@ LSTM_DIRECTIONS = ("fwd", "bwd")
 
 #: Options newer than some prepared.json and config.json files: the value a file without one was made with
 #: (the rule before the option existed), so a run resumed or a folder reused keeps its buckets and its
-#: learning-rate schedule (a decay every epoch, however short).
-BEFORE_OPTION = {"keep_long": False, "lr_decay_sentences": 1}
+#: learning-rate schedule (a decay every epoch, however short), and is exported, evaluated and resumed with the
+#: decoding it selected its best epoch by (argmax, before --decode).
+BEFORE_OPTION = {"keep_long": False, "lr_decay_sentences": 1, "decode": "argmax"}
+
+
+def trained_decode(doc: Mapping[str, Any]) -> str:
+    """The decoding a training run (its config.json `doc`) selected its model with (`BEFORE_OPTION`'s for a
+    config written before the option)."""
+    return doc.get("train", {}).get("decode", BEFORE_OPTION["decode"])
 
 
 def _field(name: str) -> Any:

@@ -54,6 +54,24 @@ class Scores:
         return dict(self.__dict__)
 
 
+@dataclass
+class PosCounts:
+    """The one rule of `Scores.pos_accuracy` (training's validation, `evaluate` of a run or a package):
+    the share of the tokens with a gold POS tag whose predicted one is equal; None where none has one."""
+
+    right: int = 0
+    total: int = 0
+
+    def add(self, predicted: np.ndarray, gold: np.ndarray, real: np.ndarray) -> None:
+        """Count the tokens where `real` (those with a gold POS tag) of equal-shaped `predicted` and `gold`."""
+        self.right += int((np.asarray(predicted) == np.asarray(gold))[real].sum())
+        self.total += int(np.asarray(real).sum())
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.right / self.total if self.total else None
+
+
 def score(gold: np.ndarray, pred: np.ndarray, lengths: np.ndarray, scheme: TagScheme, loss: float | None = None) -> Scores:
     """All metrics for flat gold and predicted tag ids of real tokens, sentence `lengths` back to back."""
     gold = np.asarray(gold, dtype=np.int64).ravel()

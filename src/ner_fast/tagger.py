@@ -98,7 +98,7 @@ class Tagger:
         workers = check_threads("workers", workers)
         char_cache = check_capacity(char_cache)  # whatever the package's format: a bad value is never silently ignored
         self.workers = workers
-        self.decode = decode or package.model.get("decode", "argmax")
+        self.decode = decode or package.model["decode"]
         if self.decode not in DECODERS:
             raise ValueError(f"decode must be one of {', '.join(DECODERS)}, got {self.decode!r}")
         model = package.model

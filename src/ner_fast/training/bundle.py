@@ -33,7 +33,7 @@ import numpy as np
 from ner_fast.atomic import atomic_dir, claim_output_dir
 from ner_fast.config import is_prepared, portable_train
 from ner_fast.corpus import Corpus, read_corpus
-from ner_fast.metrics import Scores, TagScheme, score
+from ner_fast.metrics import PosCounts, Scores, TagScheme, score
 from ner_fast.option_table import command_options
 from ner_fast.package import (
     DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
@@ -95,7 +95,9 @@ def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
         return score_tags(tag_corpus(tagger, corpus, batch_size), corpus, tagger.tags)
     tags, pos = tag_corpus(tagger, corpus, batch_size, return_pos=True)
     scores = score_tags(tags, corpus, tagger.tags)
-    scores.pos_accuracy = sum(p == g for p, g in zip((p for s in pos for p in s), corpus.pos)) / max(len(corpus.pos), 1)
+    counts = PosCounts()
+    counts.add(np.array([p for sentence in pos for p in sentence]), np.array(corpus.pos), np.ones(len(corpus.pos), bool))
+    scores.pos_accuracy = counts.accuracy
     return scores
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ner_fast.config import ModelConfig
 from ner_fast.decode import CRF, CRF_PARAMS
-from ner_fast.metrics import Accumulator, Scores, TagScheme
+from ner_fast.metrics import Accumulator, PosCounts, Scores, TagScheme
 from ner_fast.signals import check_terminated
 
 
@@ -177,7 +177,7 @@ def run_epoch(
     from ner_fast.features import ROW_POS
 
     acc = Accumulator(scheme, decode)
-    pos_right = pos_total = 0
+    pos = PosCounts()
     data_iter.reset()
     start = time.perf_counter()
     with tqdm(total=data_iter.num_batches, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
@@ -198,12 +198,9 @@ def run_epoch(
                 acc.add(labels, proba)
             if pos_index is not None:
                 gold_pos = batch.data[0].asnumpy()[:, ROW_POS]
-                real = gold_pos > 0  # POS id 0 is padding
-                pos_right += int((outputs[pos_index].asnumpy().argmax(axis=1) == gold_pos)[real].sum())
-                pos_total += int(real.sum())
+                pos.add(outputs[pos_index].asnumpy().argmax(axis=1), gold_pos, gold_pos > 0)  # POS id 0 is padding
             bar.update(1)
     seconds = time.perf_counter() - start
     scores = acc.result()
-    if pos_index is not None:
-        scores.pos_accuracy = pos_right / max(pos_total, 1)
+    scores.pos_accuracy = pos.accuracy
     return scores, scores.tokens / max(seconds, 1e-9)

@@ -16,10 +16,10 @@ from tqdm import tqdm
 
 from ner_fast.buckets import Bucket, build_buckets
 from ner_fast.checkpoint import load_model
-from ner_fast.config import read_config
+from ner_fast.config import read_config, trained_decode
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_POS
-from ner_fast.metrics import Accumulator, Scores, TagScheme
+from ner_fast.metrics import Accumulator, PosCounts, Scores, TagScheme
 from ner_fast.signals import interrupts_held
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def score_buckets(
     if batch_size < 1:  # range() with a negative step would score no sentence at all
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     acc = Accumulator(TagScheme(tags), decode)
-    pos_right = pos_total = 0
+    pos_counts = PosCounts()
     total = sum((len(b) + batch_size - 1) // batch_size for b in buckets)
     with tqdm(total=total, desc="evaluate", unit="batch", disable=not progress, leave=False) as bar:
         for bucket in buckets:
@@ -108,12 +108,10 @@ def score_buckets(
                 acc.add(bucket.tags[rows], proba, crf)
                 if pos is not None:
                     gold = bucket.features[rows][:, ROW_POS]
-                    real = gold > 0  # POS id 0 is padding (and every token of a corpus without POS)
-                    pos_right += int((pos == gold)[real].sum())
-                    pos_total += int(real.sum())
+                    pos_counts.add(pos, gold, gold > 0)  # POS id 0 is padding (and every token of a corpus without POS)
                 bar.update(1)
     scores = acc.result()
-    scores.pos_accuracy = pos_right / pos_total if pos_total else None
+    scores.pos_accuracy = pos_counts.accuracy
     return scores
 
 
@@ -141,7 +139,7 @@ def evaluate(
     else:
         lengths = doc.get("data", {}).get("buckets") or []
         buckets = corpus_buckets(Path(data), vocabs, config.max_token_chars, lengths, format, config.pos_enabled)
-    method = decode or doc["train"].get("decode", "argmax")
+    method = decode or trained_decode(doc)
     crf = CRF.from_params(params) if config.crf else None
     return score_buckets(Predictor(config, params, pos=True), buckets, vocabs.tags.itos, batch_size, progress, method, crf)
 

@@ -46,7 +46,7 @@ from onnx import TensorProto, compose, helper, numpy_helper
 from ner_fast import __version__
 from ner_fast.atomic import claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
-from ner_fast.config import LSTM_DIRECTIONS, portable_train
+from ner_fast.config import LSTM_DIRECTIONS, portable_train, trained_decode
 from ner_fast.option import graph_buckets
 from ner_fast.option_table import row
 from ner_fast.decode import CRF
@@ -368,12 +368,6 @@ def _versions(opset: int) -> dict[str, str]:
     return found
 
 
-def _trained_decode(doc: dict[str, Any]) -> str:
-    """The decoding a training run (its config.json `doc`) selected its model with ("argmax" for a
-    config written before the option)."""
-    return doc.get("train", {}).get("decode", "argmax")
-
-
 def export_model(
     model_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -489,9 +483,9 @@ def _load_members(dirs: Sequence[Path], which: str) -> list[_Member]:
         if other_config.crf != config.crf:
             raise ValueError(f"{d}: ensemble members must all have a CRF output layer or none")
         # The package decodes with one method; a member trained (and selected) with another would be misread.
-        if _trained_decode(other_doc) != _trained_decode(doc):
+        if trained_decode(other_doc) != trained_decode(doc):
             raise ValueError(f"ensemble members must decode alike: {model_dir} was trained with decode"
-                             f" {_trained_decode(doc)!r}, {d} with {_trained_decode(other_doc)!r} (train them with the same --decode)")
+                             f" {trained_decode(doc)!r}, {d} with {trained_decode(other_doc)!r} (train them with the same --decode)")
     return members
 
 
@@ -556,7 +550,7 @@ def _package_info(members: Sequence[_Member], dirs: Sequence[Path], which: str, 
         # What the graph's MatMulInteger weights are (`quantize.matmul_weights`; None: float32).
         "int8_matmul_weights": int8_weights,
         # How the tagger turns probabilities into tags by default: what training selected the model with.
-        "decode": _trained_decode(doc),
+        "decode": trained_decode(doc),
         # The learned tag-transition scores of a CRF output layer (None without one; an ensemble's mean).
         "crf": crf,
         # One model: its ModelConfig; an ensemble: each member's, and how their outputs combine.
