@@ -235,6 +235,20 @@ def test_an_empty_file_among_others_gets_an_empty_part(package: Path, client: di
     assert tagged == single_process(package, docs, tmp_path)
     assert any(json.loads(line)["entities"] for line in tagged.splitlines())  # the other file is tagged, entities and all
 
+    # Its manifest.json has a package's name: tag/info said "manifest.json: its files field must be ...", train
+    # "--out is a model package", and export --force wrote a package's manifest over the one listing the parts.
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    what = f"{out}: a `ner-fast tag --output-dir` folder (tagged text, not a model)"
+    for args, code, message in ((["tag", str(out), "--text", "Paris"], 1, f"{what}, not a model package"),
+                                (["info", str(out)], 1, f"{what}, not a model package"),
+                                (["evaluate", str(out), str(text)], 1, f"{what}, not a training run folder"),
+                                (["train", "--out", str(out), "--force"], 2, f"{out} is a `ner-fast tag --output-dir`"),
+                                (["export", str(package.parent / "model"), "--out", str(out), "--force"], 2,
+                                 f"{out} is a `ner-fast tag --output-dir` folder")):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == code and message in result.output and "Traceback" not in result.output, result.output
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
 def test_a_killed_worker_loses_and_duplicates_no_document(package: Path, client: distributed.Client, tmp_path: Path) -> None:

@@ -380,7 +380,7 @@ def test_a_package_named_like_a_bundled_one_is_shown_as_a_path(tmp_path: Path, m
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["export", "run", "--out", "ensemble", "--quantize", "none"])
     assert res.exit_code == 0, res.output
-    assert res.output.startswith("wrote ./ensemble: ")
+    assert res.output.startswith("wrote ./ensemble: ") and res.output.rstrip().endswith("MB (none)"), res.output
     res = CliRunner().invoke(cli, ["export", "run", "--out", "ensemble", "--quantize", "none", "--force", "--json"])
     assert json.loads(res.output)["package"] == "./ensemble"
     res = CliRunner().invoke(cli, ["info", "./ensemble"])

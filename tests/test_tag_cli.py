@@ -20,7 +20,8 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     runner = CliRunner()
     out = {}
     # One package with export's default quantization (int8), one with float32 weights.
-    for name, options, quantization in (("pos", [], "int8"), ("nopos", ["--quantize", "none"], None)):
+    # The scheme as the option names it and info says it ("none"; export --json said null).
+    for name, options, quantization in (("pos", [], "int8"), ("nopos", ["--quantize", "none"], "none")):
         result = runner.invoke(
             cli, ["export", str(folder / name), "--out", str(folder / f"pkg_{name}"), "--buckets", "3,5", "--json", *options]
         )

@@ -389,7 +389,7 @@ def read_config(folder: str | os.PathLike[str], *, need_train: bool = False) -> 
 
     path = Path(folder) / RUN_CONFIG_FILE
     kind = folder_kind(folder)
-    if kind in ("package", "prepared"):
+    if kind in ("package", "prepared", "tagged"):
         raise ValueError(f"{folder}: {KIND_NAMES[kind]}, not a training run folder (what `ner-fast train --out` writes)")
     doc = read_json(path, "ner-fast training config")
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):

@@ -32,7 +32,6 @@ imports), and nothing in the runtime imports this module.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 import uuid
@@ -44,6 +43,7 @@ from typing import Any
 from ner_fast.atomic import atomic_write_json, folder_lock
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.errors import OptionError
+from ner_fast.package import MANIFEST_FILE, TAGGED_PART
 from ner_fast.partition import (
     JSONL,
     PARTITION_SIZE,
@@ -56,9 +56,9 @@ from ner_fast.partition import (
     tag_texts,
 )
 
-MANIFEST_FILE = "manifest.json"
-#: The names of the parts (`Partition.part`): a run writes them, and `--force` removes an earlier run's.
-PART_NAME = re.compile(r"part-\d{5,}\.jsonl")
+# The parts (`Partition.part`) are named as `package.TAGGED_PART` says: a run writes them, and `--force` removes
+# an earlier run's; the manifest that lists them has the name of a package's (`package.folder_kind` tells the
+# two folders apart).
 MANIFEST_VERSION = 1
 #: Least seconds between two manifest writes while parts complete (the last one is always written).
 MANIFEST_EVERY = 1.0
@@ -274,7 +274,7 @@ def _refuse_inputs_inside(inputs: list[str | os.PathLike[str]], out: Path) -> No
     folder = out.resolve()
     for name in inputs:
         path = Path(name).resolve()
-        if path.parent == folder and (path.name == MANIFEST_FILE or PART_NAME.fullmatch(path.name)):
+        if path.parent == folder and (path.name == MANIFEST_FILE or TAGGED_PART.fullmatch(path.name)):
             raise OptionError("--output-dir", f"{name} is a file of a tagging run in {out} (a part or its manifest),"
                                               " which the run replaces: copy it elsewhere to tag it")
 

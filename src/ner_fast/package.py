@@ -51,6 +51,9 @@ RUN_CONFIG_FILE = "config.json"
 RUN_VOCAB_FILE = "vocab.json"
 #: What makes a folder one `ner-fast prepare` wrote (`folder_kind`).
 PREPARED_FILE = "prepared.json"
+#: The parts of a `ner-fast tag --output-dir` folder (`dask.py`), whose `MANIFEST_FILE` lists them (not a
+#: package's: `folder_kind` tells the two apart by these).
+TAGGED_PART = re.compile(r"part-\d{5,}\.jsonl")
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
 DYNAMIC = "dynamic"
@@ -192,12 +195,15 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """What the folder `path` holds, by the files each kind starts from: "package" (a model package,
-    `manifest.json`), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`, written together
-    when a run starts; a `config.json` alone is any other tool's), "prepared" (a `ner-fast prepare` folder,
-    `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher` SOURCE and the
-    messages for a folder of another kind share."""
+    `manifest.json`), "tagged" (a `ner-fast tag --output-dir` folder: a `manifest.json` of its own beside
+    `TAGGED_PART` files and no `model.json`), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`,
+    written together when a run starts; a `config.json` alone is any other tool's), "prepared" (a
+    `ner-fast prepare` folder, `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher`
+    SOURCE and the messages for a folder of another kind (`KIND_NAMES`) share."""
     folder = Path(path)
     if (folder / MANIFEST_FILE).is_file():
+        if not (folder / MODEL_FILE).is_file() and any(TAGGED_PART.fullmatch(p.name) for p in folder.iterdir()):
+            return "tagged"
         return "package"
     if (folder / RUN_CONFIG_FILE).is_file() and (folder / RUN_VOCAB_FILE).is_file():
         return "run"
@@ -206,7 +212,8 @@ def folder_kind(path: str | os.PathLike[str]) -> str | None:
 
 #: How messages name each `folder_kind` (the one wording: "DIR: a model package, not a training run folder").
 KIND_NAMES = {"package": "a model package", "run": "a training run",
-              "prepared": "a prepared folder (`ner-fast prepare`: data, not a model)"}
+              "prepared": "a prepared folder (`ner-fast prepare`: data, not a model)",
+              "tagged": "a `ner-fast tag --output-dir` folder (tagged text, not a model)"}
 
 
 def unknown_name_hint(given: str | os.PathLike[str]) -> str:
@@ -350,6 +357,8 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         raise PackageError(f"{shown}: a file, not a model package (a package is a folder holding {MANIFEST_FILE})")
     if manifest_path.exists() and not manifest_path.is_file():
         raise PackageError(f"{manifest_path}: not a file")
+    if folder_kind(folder) == "tagged":
+        raise PackageError(f"{shown}: {KIND_NAMES['tagged']}, not a model package")
     if not manifest_path.is_file():
         kind = folder_kind(folder)
         if kind == "run":

@@ -12,7 +12,7 @@ from ner_fast.option_table import command_options
 
 def package_summary(package: Path) -> dict:
     """Facts about a written package: its path, buckets, quantization and file sizes in bytes."""
-    from ner_fast.package import MANIFEST_FILE, load_package, shown_path
+    from ner_fast.package import MANIFEST_FILE, load_package, quantization_scheme, shown_path
 
     pkg = load_package(package)
     # The package's own files (its manifest and what it lists), not others a --force folder kept.
@@ -21,7 +21,7 @@ def package_summary(package: Path) -> dict:
     return {
         "package": shown_path(package),  # ./ensemble: the bare name reads back as the bundled package
         "buckets": pkg.buckets,
-        "quantization": pkg.model["quantization"],
+        "quantization": quantization_scheme(pkg.model),  # "none", as info and /v1/model say
         "tags": len(pkg.tags),
         "files": sizes,
         "bytes": sum(sizes.values()),
@@ -57,4 +57,4 @@ def export_command(
         lengths = summary["buckets"]
         shown = ", ".join(map(str, lengths)) if len(lengths) <= 12 else f"{lengths[0]}..{lengths[-1]} ({len(lengths)} lengths)"
         click.echo(f"wrote {summary['package']}: buckets {shown or 'none'} + dynamic, {summary['tags']} tags, "
-                   f"{summary['bytes'] / 1e6:.1f} MB{f' ({quantize})' if quantize not in (None, 'none') else ''}")
+                   f"{summary['bytes'] / 1e6:.1f} MB ({summary['quantization']})")

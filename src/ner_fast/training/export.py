@@ -409,9 +409,13 @@ def export_model(
     if not onnxruntime_can_open(target.absolute()):
         raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
                           " there: choose another name")
-    if folder_kind(target) == "run":  # even with --force: its manifest would make the run read as a package
+    kind = folder_kind(target)
+    if kind == "run":  # even with --force: its manifest would make the run read as a package
         raise OptionError("--out", f"{target} is {KIND_NAMES['run']}: a package written into it would hide the run from"
                           " evaluate, --resume and --init; choose another folder")
+    if kind == "tagged":  # even with --force: the package's manifest.json would replace the one listing its parts
+        raise OptionError("--out", f"{target} is {KIND_NAMES['tagged']}: a package's manifest.json would replace the"
+                          " one that lists its parts; choose another folder")
     # Before any work; the names every package holds (`load_package` requires them).
     claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE,
                                                                          graph_file(None)))

@@ -118,9 +118,10 @@ def claim_run_dir(out: Path, force: bool = False) -> list[str]:
     folder unless `force`. A finished run (state.json) is only started over with `force`, since
     `--resume` continues it; the files of the earlier run are removed then, nothing else.
     """
-    if folder_kind(out) == "package":  # even with --force: its manifest would hide the run (export's mirror)
-        raise OptionError("--out", f"{out} is {KIND_NAMES['package']}: a run trained into it would stay hidden behind the"
-                          " package from evaluate, export, --resume and --init; choose another folder")
+    kind = folder_kind(out)
+    if kind in ("package", "tagged"):  # even with --force: its manifest would hide the run (export's mirror)
+        raise OptionError("--out", f"{out} is {KIND_NAMES[kind]}: a run trained into it would stay hidden behind its"
+                          " manifest.json from evaluate, export, --resume and --init; choose another folder")
     claim = claim_output_dir(out, run_files, force=force, writes=RUN_FILES)
     if (out / "state.json").exists() and not force:
         raise OptionError(
