@@ -368,6 +368,21 @@ def _versions(opset: int) -> dict[str, str]:
     return found
 
 
+def _check_target(target: Path) -> None:
+    """OptionError for an --out no package can go to, even with --force: a name onnxruntime cannot open, or a
+    folder of another kind whose own files a package's would hide or replace."""
+    if not onnxruntime_can_open(target.absolute()):
+        raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
+                          " there: choose another name")
+    kind = folder_kind(target)
+    if kind == "run":  # its manifest would make the run read as a package
+        raise OptionError("--out", f"{target} is {KIND_NAMES['run']}: a package written into it would hide the run from"
+                          " evaluate, --resume and --init; choose another folder")
+    if kind == "tagged":  # the package's manifest.json would replace the one listing its parts
+        raise OptionError("--out", f"{target} is {KIND_NAMES['tagged']}: a package's manifest.json would replace the"
+                          " one that lists its parts; choose another folder")
+
+
 def export_model(
     model_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -406,16 +421,7 @@ def export_model(
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None, got {quantize!r}")
     quantize = None if quantize == "none" else quantize
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
-    if not onnxruntime_can_open(target.absolute()):
-        raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
-                          " there: choose another name")
-    kind = folder_kind(target)
-    if kind == "run":  # even with --force: its manifest would make the run read as a package
-        raise OptionError("--out", f"{target} is {KIND_NAMES['run']}: a package written into it would hide the run from"
-                          " evaluate, --resume and --init; choose another folder")
-    if kind == "tagged":  # even with --force: the package's manifest.json would replace the one listing its parts
-        raise OptionError("--out", f"{target} is {KIND_NAMES['tagged']}: a package's manifest.json would replace the"
-                          " one that lists its parts; choose another folder")
+    _check_target(target)
     # Before any work; the names every package holds (`load_package` requires them).
     claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE,
                                                                          graph_file(None)))
