@@ -34,7 +34,7 @@ from ner_fast.atomic import atomic_dir, claim_output_dir
 from ner_fast.config import is_prepared, portable_train
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.metrics import PosCounts, Scores, TagScheme, score
-from ner_fast.option_table import command_options
+from ner_fast.option_table import command_options, row
 from ner_fast.package import (
     DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
     write_manifest,
@@ -85,7 +85,12 @@ def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> in
     return len(kept)
 
 
-def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = 256) -> Scores:
+#: Sentences a `tag_batch` call when scoring a package: `ner-fast evaluate`'s default (`--batch-size`), so the F1 a
+#: package records is the one `evaluate PACKAGE` gives, even for a graph whose answers depend on the batch.
+SCORE_BATCH_SIZE: int = row("evaluate", "batch_size").default
+
+
+def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = SCORE_BATCH_SIZE) -> Scores:
     """Entity P/R/F1 (conlleval, overall and per type) of `tagger`'s tags for `corpus`'s sentences
     (`tag_corpus`, then `score_tags`). An untagged corpus is refused before anything is tagged. A package
     with a POS head tagging a corpus with POS tags: `pos_accuracy`, the share of tokens whose POS tag the
@@ -106,7 +111,7 @@ def _check_tagged(corpus: Corpus) -> None:
         raise ValueError(f"{corpus.source}: scoring needs a tagged corpus")
 
 
-def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = 256, return_pos: bool = False) -> Any:
+def tag_corpus(tagger: Any, corpus: Corpus, batch_size: int = SCORE_BATCH_SIZE, return_pos: bool = False) -> Any:
     """`tagger`'s tags for `corpus`'s sentences: from `tagger.tag_batch` with the package's own decoding,
     exactly what an application gets (with `return_pos`, `(tags, POS tags of the package's POS head)`).
     POS tags are passed only to a model that reads them."""

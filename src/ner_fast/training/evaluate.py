@@ -20,7 +20,11 @@ from ner_fast.config import read_config, trained_decode
 from ner_fast.decode import CRF
 from ner_fast.features import ROW_POS
 from ner_fast.metrics import Accumulator, PosCounts, Scores, TagScheme
+from ner_fast.option_table import row
 from ner_fast.signals import interrupts_held
+
+#: Sentences a forward pass: the `--batch-size` default of `ner-fast evaluate` (the option table's row).
+BATCH_SIZE: int = row("evaluate", "batch_size").default
 
 if TYPE_CHECKING:
     from ner_fast.corpus import Corpus
@@ -82,7 +86,7 @@ def score_buckets(
     predictor: Any,
     buckets: Sequence[Bucket],
     tags: Sequence[str],
-    batch_size: int = 50,
+    batch_size: int = BATCH_SIZE,
     progress: bool = False,
     decode: str = "argmax",
     crf: CRF | None = None,
@@ -121,7 +125,7 @@ def evaluate(
     *,
     which: str = "best",
     format: str = "auto",
-    batch_size: int = 50,
+    batch_size: int = BATCH_SIZE,
     progress: bool = False,
     decode: str | None = None,
 ) -> Scores:
@@ -145,7 +149,7 @@ def evaluate(
 
 
 def evaluate_package(package: str | os.PathLike[str], data: str | os.PathLike[str], *, format: str = "auto",
-                     batch_size: int = 50) -> Scores:
+                     batch_size: int = BATCH_SIZE) -> Scores:
     """Metrics of the model package `package` (a folder, or a bundled package's name) on the tagged corpus
     `data`, through `Tagger.tag_batch` as an application runs it (int8, the package's own decoding): the
     scoring of `bundle.score_tagger`, which recorded the bundled packages' F1. Needs no MXNet."""
