@@ -444,3 +444,13 @@ def test_keep_long_keeps_long_training_sentences_whole_and_is_a_data_option(tmp_
     assert section["keep_long"] is True
     section.pop("keep_long")
     assert TrainConfig.from_dict(section).keep_long is False
+
+
+def test_the_python_api_names_a_run_given_as_prepared_data(tmp_path: Path) -> None:
+    # `train(TrainConfig(data=RUN))` took any folder for a prepared one and failed on "RUN/prepared.json: no such
+    # file" (the command line checks first, `train_options._check_prepared`).
+    from helpers import make_checkpoint
+
+    make_checkpoint(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"run: a training run, not a prepared folder \(what `ner-fast prepare` writes\)"):
+        PreparedData.load(tmp_path / "run")

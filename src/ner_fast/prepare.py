@@ -19,7 +19,7 @@ from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
 from ner_fast.corpus import MEMORY, MEMORY_SOURCE, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.npz import read_npz, write_npz
-from ner_fast.package import PREPARED_FILE
+from ner_fast.package import KIND_NAMES, PREPARED_FILE, folder_kind
 from ner_fast.recase import with_recased_copies
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, first_invalid
@@ -68,8 +68,12 @@ class PreparedData:
 
     @classmethod
     def load(cls, directory: str | Path) -> PreparedData:
-        """Read a directory written by `save` (no pickle: npz with allow_pickle=False)."""
+        """Read a directory written by `save` (no pickle: npz with allow_pickle=False); a folder of another
+        kind (`package.folder_kind`: a run, a package) is named as what it is."""
         directory = Path(directory)
+        kind = folder_kind(directory)
+        if kind not in ("prepared", None):
+            raise ValueError(f"{directory}: {KIND_NAMES[kind]}, not a prepared folder (what `ner-fast prepare` writes)")
         doc = read_json(directory / PREPARED_FILE, "prepared-data description")
         if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
             raise ValueError(f"{directory / PREPARED_FILE}: not a ner-fast prepared-data description")
