@@ -318,8 +318,9 @@ TABLE: tuple[Option, ...] = (
            commands=("serve",)),
     Option("max_connections", "int", 1000, "Connections served at once; a request on one more is answered 503.",
            low=1, commands=("serve",)),
-    _serve_timeout("headers_timeout", 10.0, "Seconds from a connection's start (or its previous answer) to the end of"
-                   " the next request's headers; then the connection is closed."),
+    _serve_timeout("headers_timeout", 10.0, "Seconds to the end of a request's headers, from the connection's start"
+                   " for its first request and from the first byte of each later one (idle time between requests is"
+                   " --keep-alive-timeout's); then the connection is closed."),
     _serve_timeout("keep_alive_timeout", 5.0, "Seconds an idle keep-alive connection is kept open."),
     _serve_timeout("body_timeout", 15.0, "Seconds a request body may take to arrive (then 408); also the most an"
                    " answer waits for its client to read any of it (then the connection is cut)."),

@@ -146,8 +146,9 @@ MALFORMED = "the request is not valid HTTP/1.1 (a bad request line, header or Co
 
 class HeadersTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus a deadline for the headers of each request: `headers_timeout`
-    seconds from the connection's start, or from the end of the previous answer, to the end of the next
-    request's headers; past it the connection is closed (a client that connects and sends nothing, or
+    seconds to the end of a request's headers, from the connection's start for its first request and from
+    the first byte of each later one (idle time between requests is uvicorn's keep-alive timeout's); past it
+    the connection is closed (a client that connects and sends nothing, or
     its headers a byte at a time, holds a connection and a file descriptor no longer). Every close is
     staged (`StagedClose`)."""
 

@@ -40,8 +40,8 @@ class Timeouts:
     connections that send nothing, or half a request, stay open for ever and, enough of them, lock every
     other client out (the process runs out of file descriptors)."""
 
-    #: From a connection's start, or the end of its previous answer, to the end of the next request's
-    #: headers (slow or missing headers; an idle new connection).
+    #: To the end of a request's headers, from the connection's start for its first request and from the
+    #: first byte of each later one (slow or missing headers; an idle new connection).
     headers: float = _default("headers_timeout")
     #: An idle keep-alive connection between requests (uvicorn's `timeout_keep_alive`).
     keep_alive: float = _default("keep_alive_timeout")
