@@ -208,6 +208,20 @@ def run_files(folder: Path) -> set[str] | None:
     return set(RUN_FILES)
 
 
+def check_has_params(folder: Path, which: str = "best") -> None:
+    """ValueError for a run folder without `which` parameters, saying why (the one rule of `load_model` and
+    `--teacher`): it has not finished an epoch, or it stopped before its first epoch ended."""
+    if not any((folder / f"{kind}.params.npz").exists() for kind in ("best", "last")):
+        # A run stopped before its first epoch ended: "best.params.npz: no such file" read as a damaged run.
+        how = f"resume it (ner-fast train --resume {folder})" if (folder / "state.json").exists() else "start it again"
+        raise ValueError(f"{folder}: a training run that has not finished an epoch yet, so it has no parameters: {how}")
+    if which == "best" and not (folder / "best.params.npz").exists() and (folder / "last.params.npz").exists():
+        # Stopped (Ctrl-C, SIGTERM) before its first epoch ended: it saved its last parameters, never a best.
+        raise ValueError(f"{folder}: a training run stopped before its first epoch ended, so it has no best parameters"
+                         f" yet: resume it (ner-fast train --resume {folder}), or read its last ones (evaluate --which"
+                         " last, export --checkpoint last)")
+
+
 def load_model(
     folder: str | os.PathLike[str], which: str = "best"
 ) -> tuple[ModelConfig, dict[str, np.ndarray], Vocabularies, dict[str, Any]]:
@@ -221,16 +235,8 @@ def load_model(
     finish_group(folder)  # a checkpoint save cut short while being renamed into place (`atomic.atomic_group`)
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
+    check_has_params(folder, which)
     path = folder / f"{which}.params.npz"
-    if not any((folder / f"{kind}.params.npz").exists() for kind in ("best", "last")):
-        # A run stopped before its first epoch ended: "best.params.npz: no such file" read as a damaged run.
-        how = f"resume it (ner-fast train --resume {folder})" if (folder / "state.json").exists() else "start it again"
-        raise ValueError(f"{folder}: a training run that has not finished an epoch yet, so it has no parameters: {how}")
-    if which == "best" and not path.exists() and (folder / "last.params.npz").exists():
-        # Stopped (Ctrl-C, SIGTERM) before its first epoch ended: it saved its last parameters, never a best.
-        raise ValueError(f"{folder}: a training run stopped before its first epoch ended, so it has no best parameters"
-                         f" yet: resume it (ner-fast train --resume {folder}), or read its last ones (evaluate --which"
-                         " last, export --checkpoint last)")
     params = load_params(path)
     try:
         check_params(config, params)

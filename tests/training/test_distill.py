@@ -382,3 +382,18 @@ def test_a_teacher_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None
     for teacher in (run, package):
         with pytest.raises(OptionError, match=f"^--teacher: {teacher}: reads POS tags"):
             resolve_teachers(str(teacher))
+
+
+def test_a_teacher_run_without_best_parameters_says_why_as_load_model_does(tmp_path: Path) -> None:
+    # "a training run without best.params.npz (it never finished an epoch)" was its own wording, and wrong for a
+    # run stopped before its first epoch ended (it has last parameters): `checkpoint.check_has_params`, one rule.
+    from helpers import make_checkpoint
+
+    make_checkpoint(tmp_path / "run", with_pos=False)
+    (tmp_path / "run" / "best.params.npz").rename(tmp_path / "run" / "last.params.npz")
+    with pytest.raises(OptionError, match=r"^--teacher: .*run: a training run stopped before its first epoch ended, so"
+                                          r" it has no best parameters yet: resume it"):
+        resolve_teachers(str(tmp_path / "run"))
+    (tmp_path / "run" / "last.params.npz").unlink()
+    with pytest.raises(OptionError, match=r"^--teacher: .*run: a training run that has not finished an epoch yet"):
+        resolve_teachers(str(tmp_path / "run"))

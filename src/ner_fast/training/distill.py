@@ -46,20 +46,20 @@ class Teacher:
         return list(Vocabularies.load(self.path / RUN_VOCAB_FILE).tags.itos)
 
     def record(self) -> dict[str, Any]:
-        """What config.json records of it: SOURCE and its folder (`init_source.recorded_source`), kind and checksum (a package's manifest.json
-        sha256, a run's best.params.npz sha256, as `--init` records them): `default` names whatever package is
-        bundled when the run starts."""
-        from ner_fast.package import package_checksum, sha256_file
-        from ner_fast.training.init_source import recorded_source
+        """What config.json records of it: SOURCE and its folder (`init_source.recorded_source`), kind and checksum
+        (`init_source.source_checksum`, as `--init` records them, and of which file): `default` names whatever
+        package is bundled when the run starts."""
+        from ner_fast.training.init_source import CHECKSUM_OF, recorded_source, source_checksum
 
-        checksum = package_checksum(self.path) if self.kind == "package" else sha256_file(self.path / "best.params.npz")
         source = recorded_source(self.spec, self.path)
-        return {"source": source["source"], "kind": self.kind, "path": source["path"], "sha256": checksum}
+        return {"source": source["source"], "kind": self.kind, "path": source["path"],
+                "sha256": source_checksum(self.kind, self.path), "checksum_of": CHECKSUM_OF[self.kind]}
 
 
 def resolve_teachers(spec: str) -> list[Teacher]:
     """The teachers of `--teacher SPEC` (comma-separated); OptionError (`--teacher`) for one that is neither a
     package, `default` nor a training run with its best parameters."""
+    from ner_fast.checkpoint import check_has_params
     from ner_fast.training.init_source import resolve
 
     teachers = []
@@ -70,8 +70,11 @@ def resolve_teachers(spec: str) -> list[Teacher]:
             kind, path = resolve(part)
         except OptionError as err:
             raise OptionError(OPTION, err.message) from None
-        if kind == "run" and not (path / "best.params.npz").is_file():
-            raise OptionError(OPTION, f"{part}: a training run without best.params.npz (it never finished an epoch)")
+        if kind == "run":
+            try:
+                check_has_params(path)
+            except ValueError as err:
+                raise OptionError(OPTION, str(err)) from None
         if _reads_pos(kind, path):
             raise OptionError(OPTION, f"{part}: reads POS tags, which a teacher is not given (it tags the training"
                               " words alone): distil from a model trained without POS input")

@@ -66,8 +66,19 @@ class Source:
         checksum (a package's manifest.json sha256, a run's best.params.npz sha256), ensemble member and
         the vectors its rows started from (None without)."""
         return {**recorded_source(self.spec, self.path), "kind": self.kind, "sha256": self.sha256,
-                "checksum_of": "manifest.json" if self.kind == "package" else "best.params.npz",
-                "member": self.member, "vectors": self.vectors}
+                "checksum_of": CHECKSUM_OF[self.kind], "member": self.member, "vectors": self.vectors}
+
+
+#: The file of a SOURCE (`--init`, `--teacher`) whose sha256 identifies it, by kind: a package's manifest.json
+#: (which holds every other file's sha256), a run's best parameters.
+CHECKSUM_OF = {"package": "manifest.json", "run": "best.params.npz"}
+
+
+def source_checksum(kind: str, path: Path) -> str:
+    """The sha256 that config.json and a package record of a SOURCE of `kind` in folder `path` (`CHECKSUM_OF`)."""
+    from ner_fast.package import sha256_file
+
+    return sha256_file(path / CHECKSUM_OF[kind])
 
 
 def recorded_source(spec: str, path: Path) -> dict[str, str]:
@@ -172,7 +183,6 @@ def check_architecture(source: Source, config: ModelConfig) -> None:
 def load_source(spec: str) -> Source:
     """Read SOURCE (`resolve`) into canonical parameters; ValueError naming the file when it cannot be used."""
     from ner_fast.checkpoint import load_model
-    from ner_fast.package import sha256_file
 
     kind, path = resolve(spec)
     if kind == "run":
@@ -184,7 +194,7 @@ def load_source(spec: str) -> Source:
         from ner_fast.training.run_vectors import package_vectors
 
         vectors = package_vectors(doc.get("data") or {}, doc.get("init"))
-        return Source(spec, kind, path, config, params, vocabs, sha256_file(path / "best.params.npz"), vectors=vectors)
+        return Source(spec, kind, path, config, params, vocabs, source_checksum(kind, path), vectors=vectors)
     return read_package(spec, path)
 
 
@@ -197,7 +207,7 @@ def read_package(spec: str, path: Path) -> Source:
     its CRF scores from model.json."""
     import onnx
 
-    from ner_fast.package import graph_file, load_package, package_checksum
+    from ner_fast.package import graph_file, load_package
 
     pkg = load_package(path)  # checksums verified
     arch = pkg.model.get("architecture")
@@ -222,7 +232,8 @@ def read_package(spec: str, path: Path) -> Source:
     if config.crf and crf:
         params.update(zip(CRF_PARAMS, (np.asarray(crf[f], np.float32) for f in ("transitions", "start", "end"))))
     vocabs = Vocabularies.from_json(pkg.model["vocab"])
-    return Source(spec, "package", path, config, params, vocabs, package_checksum(path), member, pkg.model.get("vectors"))
+    return Source(spec, "package", path, config, params, vocabs, source_checksum("package", path), member,
+                  pkg.model.get("vectors"))
 
 
 def initializer_values(graph: Any, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
