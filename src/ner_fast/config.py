@@ -32,7 +32,7 @@ from ner_fast.option import (  # noqa: F401 (names of the table's module, import
     DEFAULT_RECIPE, RECIPE_NAMES, parse_buckets, parse_context, parse_split,
 )
 from ner_fast.option_table import (  # noqa: F401
-    BY_NAME, OPTIONS, RECIPES, check_values, default_of, given_options, options, recipe_defaults,
+    BY_NAME, OPTIONS, RECIPES, check_values, default_of, given_options, is_distributed, options, recipe_defaults,
 )
 
 # Casing ids: 0 is padding, then one per class of `features.CASING_CLASSES`.
@@ -273,11 +273,11 @@ class TrainConfig:
             raise ValueError(f"unknown architecture options: {sorted(unknown)}")
         self.arch = {o.name: o.default_for() for o in options("model")} | check_values(self.arch)
         check_combinations(self.arch)  # before any work
-        if self.init and "dist" in self.kvstore and (self.freeze_epochs or self.init_lr_scale != 1):
+        if self.init and is_distributed(self.kvstore) and (self.freeze_epochs or self.init_lr_scale != 1):
             # The servers hold the optimizer and its learning-rate multipliers, set once when it starts.
             raise OptionError("--freeze-epochs", "parameter servers (--kvstore dist_*) hold the learning rates, so"
                               " --init trains there only with --freeze-epochs 0 --init-lr-scale 1")
-        if self.freeze_vectors and (self.init or "dist" in self.kvstore):
+        if self.freeze_vectors and (self.init or is_distributed(self.kvstore)):
             # The fixed values are the vectors' own rows, rebuilt here from the vectors; with --init SOURCE's rows
             # replace them, and parameter servers run an optimizer this process cannot give the frozen rows to.
             raise OptionError("--freeze-vectors", "not with " + ("--init (SOURCE's rows replace the vectors')" if self.init

@@ -34,6 +34,14 @@ from ner_fast.package import DEFAULT_BUCKETS, DEFAULT_QUANTIZE, QUANTIZATIONS
 from ner_fast.partition import JSONL, PARTITION_SIZE, SCHEDULER_TIMEOUT, TEXT_FIELD
 
 KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+#: The kvstores of a run across processes (`ner-fast launch`: a parameter server and its workers).
+DIST_KVSTORES = tuple(k for k in KVSTORES if k.startswith("dist"))
+
+
+def is_distributed(kvstore: str | None) -> bool:
+    """Whether `--kvstore` trains one run across processes (`DIST_KVSTORES`)."""
+    return kvstore in DIST_KVSTORES
+
 #: `--lr-decay-sentences`: the training sentences of the bundled corpus's default 80/20 split, the epoch
 #: over which `--lr-decay` 0.9 was measured (docs/TRAINING.md, "The recipe").
 LR_DECAY_SENTENCES = 38_367

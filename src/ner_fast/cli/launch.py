@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ner_fast.option_table import command_options
+from ner_fast.option_table import DIST_KVSTORES, command_options, is_distributed
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -39,8 +39,8 @@ def launch_command(
         raise click.UsageError(f"the worker command is a train with a dist_* kvstore, not {worker_args[0]!r}")
     kvstore = _option_value(worker_args, "--kvstore")
     resumed = _option_value(worker_args, "--resume") is not None  # its kvstore is the run's (config.json), checked by the workers
-    if role in ("all", "worker") and not resumed and not (kvstore or "").startswith("dist"):  # before any process starts
-        raise click.UsageError(f"the worker command needs --kvstore dist_sync (or another dist_* kvstore), not "
+    if role in ("all", "worker") and not resumed and not is_distributed(kvstore):  # before any process starts
+        raise click.UsageError(f"the worker command needs --kvstore {DIST_KVSTORES[0]} (or another dist_* kvstore), not "
                                f"{kvstore or 'the default, device'}: each worker would train the whole run alone")
     if role != "all" and (timeout is not None or log_dir is not None):  # one process, in the foreground
         raise click.UsageError("--timeout and --log-dir apply with --role all only")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
+from ner_fast.option_table import DIST_KVSTORES, is_distributed
 from ner_fast.training.cpu import set_mxnet_threads
 
 ROLES = ("scheduler", "server", "worker")
@@ -52,19 +53,19 @@ def check_worker_kvstore(kvstore: str, resumed: str | None = None) -> None:
     from ner_fast.errors import OptionError
 
     worker = os.environ.get("DMLC_ROLE") == "worker"
-    if worker and not kvstore.startswith("dist") and resumed is not None:
+    if worker and not is_distributed(kvstore) and resumed is not None:
         raise OptionError("--kvstore", f"{resumed} trained with --kvstore {kvstore}, on one machine: resume it there,"
                           f" `ner-fast train --resume {resumed}`, not as a worker of `ner-fast launch` (a resumed run"
                           " keeps its kvstore)")
-    if worker and not kvstore.startswith("dist"):
+    if worker and not is_distributed(kvstore):
         raise OptionError("--kvstore", f"{kvstore}, but this is a worker of `ner-fast launch`, whose workers share"
-                          " one run through the servers: give --kvstore dist_sync (or dist_device_sync, dist_async)")
-    if not worker and kvstore.startswith("dist") and resumed is not None:
+                          f" one run through the servers: give --kvstore {DIST_KVSTORES[0]} (or {', '.join(DIST_KVSTORES[1:])})")
+    if not worker and is_distributed(kvstore) and resumed is not None:
         # A resumed run keeps the kvstore it started with: `--kvstore device` is refused there.
         raise OptionError("--kvstore", f"{resumed} trained with --kvstore {kvstore}, on a parameter-server job: resume it"
                           f" through one, `ner-fast launch --workers N --servers M -- train --resume {resumed}`"
                           " (docs/TRAINING.md, 'Several machines')")
-    if not worker and kvstore.startswith("dist"):
+    if not worker and is_distributed(kvstore):
         raise OptionError("--kvstore", f"{kvstore} trains on a parameter-server job: run it through `ner-fast launch"
                           f" --workers N --servers M -- train --kvstore {kvstore} ...` (docs/TRAINING.md, 'Several"
                           " machines'), or use local or device on one machine")

@@ -24,6 +24,7 @@ from ner_fast.config import (
     resumed_setting_error,
 )
 from ner_fast.metrics import TagScheme
+from ner_fast.option_table import is_distributed
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
 from ner_fast.signals import interrupts_held
 from ner_fast.train_options import prepared_differences, prepared_option_error
@@ -142,7 +143,7 @@ def set_up(
     contexts = mx_contexts(cfg.context)
     kv: Any = cfg.kvstore
     rank, num_workers = 0, 1
-    if "dist" in cfg.kvstore:
+    if is_distributed(cfg.kvstore):
         kv = mx.kv.create(cfg.kvstore)
         rank, num_workers = kv.rank, kv.num_workers
     writes = rank == 0
