@@ -15,7 +15,8 @@ ctypedef fused real_t:
 
 
 cdef inline double _emission(real_t value, bint from_proba) noexcept nogil:
-    # A probability's log as `decode` took it before (float64, floored at 1e-30 so 0 is not -inf).
+    # A probability's log as `decode.log_proba` takes it (float64, floored at `decode.PROBA_FLOOR`, 1e-30, so 0
+    # is not -inf).
     cdef double v = <double>value
     if from_proba:
         return log(v if v > 1e-30 else 1e-30)

@@ -59,8 +59,14 @@ class CRF:
         return {"transitions": self.transitions.tolist(), "start": self.start.tolist(), "end": self.end.tolist()}
 
 
-def _log(proba: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(np.asarray(proba, dtype=np.float64), 1e-30))
+#: The smallest probability taken as it is: below it, log(PROBA_FLOOR) (so 0 is not -inf). The compiled
+#: Viterbi (`cython/_decode.pyx`, `_emission`) floors at the same value.
+PROBA_FLOOR = 1e-30
+
+
+def log_proba(proba: np.ndarray) -> np.ndarray:
+    """float64 log-probabilities, floored at `PROBA_FLOOR` (the one rule of decoding and distillation)."""
+    return np.log(np.maximum(np.asarray(proba, dtype=np.float64), PROBA_FLOOR))
 
 
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
@@ -87,7 +93,7 @@ def crf_nll(proba: np.ndarray, labels: np.ndarray, crf: CRF) -> np.ndarray:
     `labels` (B, L) holds tag ids with -1 on padding (real tokens first). The forward algorithm,
     vectorised over the batch; a sentence without tokens scores 0.
     """
-    logp = _log(proba)
+    logp = log_proba(proba)
     labels = np.asarray(labels, dtype=np.int64)
     batch, seq_len, _ = logp.shape
     mask = labels >= 0
@@ -109,7 +115,7 @@ def crf_marginals(proba: np.ndarray, crf: CRF) -> np.ndarray:
     per-token probabilities `proba` (L, T), whose log the CRF's scores are added to, as `viterbi` adds them.
     The forward-backward algorithm in log space (float64); a token's row sums to 1. What `train --teacher
     ... --distill-target marginals` distils from a CRF teacher, instead of its per-token softmax."""
-    logp = _log(proba)
+    logp = log_proba(proba)
     length, n_tags = logp.shape
     if length == 0:
         return np.zeros((0, n_tags), np.float32)

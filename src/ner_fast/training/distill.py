@@ -18,7 +18,7 @@ import numpy as np
 
 from ner_fast.buckets import Bucket
 from ner_fast.config import OptionError, default_of, sources_of
-from ner_fast.decode import CRF, crf_marginals
+from ner_fast.decode import CRF, crf_marginals, log_proba
 from ner_fast.recase import origin_of
 
 __all__ = ["Teacher", "resolve_teachers", "soften", "teacher_arrays", "teacher_distributions"]
@@ -131,7 +131,7 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     temperature T when p is the softmax of its scores (an ensemble's mean is softened as a whole)."""
     if temperature == 1:
         return probs.astype(np.float32)
-    logp = np.log(np.maximum(probs.astype(np.float64), 1e-30)) / temperature
+    logp = log_proba(probs) / temperature
     logp -= logp.max(axis=-1, keepdims=True)
     q = np.exp(logp)
     return (q / q.sum(axis=-1, keepdims=True)).astype(np.float32)
