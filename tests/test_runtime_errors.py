@@ -32,7 +32,7 @@ def test_evaluate_refuses_a_pos_model_on_a_corpus_without_pos(pos_model: Path, t
     data = write_conll(tmp_path / "nopos.conll", with_pos=False)
     result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(data), "--no-progress"])
     assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [f"Error: {data}: this model uses POS tags and the corpus has none: give CoNLL columns or a GMB CSV with POS"]
+    assert result.output.strip().splitlines() == [f"Error: {data}: this model reads POS tags, which the corpus does not have: give CoNLL columns or a GMB CSV with POS"]
     # With POS the same corpus is scored.
     result = CliRunner().invoke(cli, ["evaluate", str(pos_model), str(write_conll(tmp_path / "pos.conll", True)), "--no-progress", "--json"])
     assert result.exit_code == 0, result.output

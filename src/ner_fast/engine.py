@@ -164,10 +164,16 @@ def check_reads_no_pos(uses_pos: bool, source: str = "raw text does not have",
                        remedy: str = "tag pre-tokenized sentences with their POS tags (tagger.tag / tagger.tag_batch with "
                                      "pos=...), or use a package trained without POS input") -> None:
     """ValueError for a model that reads POS tags (`uses_pos`) asked to tag input without them: the one rule
-    of what can tag raw text, for the Python API (`check_model`), `ner-fast serve` and a cluster run, each
-    saying where its input comes from (`source`, after "which") and what to do instead (`remedy`)."""
+    of what can tag raw text, for the Python API (`check_model`, `Tagger.tag_batch`), `ner-fast tag`, `evaluate`,
+    `serve` and a cluster run, each saying where its input comes from (`source`, after "which") and what to do
+    instead (`remedy`)."""
     if uses_pos:
-        raise ValueError(f"this model reads POS tags, which {source}: {remedy}")
+        raise ValueError(reads_pos_message(source, remedy))
+
+
+def reads_pos_message(source: str, remedy: str) -> str:
+    """The words of `check_reads_no_pos` (for an error of another class: a corpus's, naming its file)."""
+    return f"this model reads POS tags, which {source}: {remedy}"
 
 
 def check_model(model: Model) -> None:

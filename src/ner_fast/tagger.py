@@ -56,7 +56,7 @@ from ner_fast.sessions import (
     providers_for,
 )
 from ner_fast.schemes import TagScheme
-from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, check_texts, tag_texts
+from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, check_reads_no_pos, check_texts, tag_texts
 from ner_fast.engine import pipe as pipe_texts
 from ner_fast.doc import Doc, Entity, spans
 from ner_fast.text import token_fault
@@ -379,8 +379,7 @@ class Tagger:
         except TypeError:  # a sentence without a length: a generator, a number ...
             i, kind = next((i, type(s).__name__) for i, s in enumerate(sentences) if not hasattr(s, "__len__"))
             raise TypeError(f"sentence {i} is a {kind}: each sentence must be a list or tuple of tokens") from None
-        if self.uses_pos and pos is None:
-            raise ValueError("this model uses POS tags: pass pos=, one POS tag per token")
+        check_reads_no_pos(self.uses_pos and pos is None, "these sentences do not have", "pass pos=, one POS tag per token")
         if pos is not None and any(isinstance(p, str) for p in pos):  # "NNPS" for four tokens
             raise TypeError("pos must hold a list of POS tags for each sentence, not a string")
         if pos is not None and (len(pos) != len(sentences) or any(len(p) != len(s) for p, s in zip(pos, sentences))):

@@ -286,8 +286,9 @@ def _write_sentences(out: IO[str], tagger: Any, sentences: list[list[str]], pos:
                      output_format: str, batch_size: int | None, progress: bool) -> None:
     from tqdm import tqdm
 
-    if tagger.uses_pos and pos is None and sentences:  # no sentences (an empty input): none lacks POS
-        raise ValueError("this model uses POS tags and the input has none: give CoNLL columns or a GMB CSV with POS")
+    # No sentences (an empty input): none lacks POS.
+    check_reads_no_pos(tagger.uses_pos and pos is None and bool(sentences), "the input does not have",
+                       "give CoNLL columns or a GMB CSV with POS")
     with tqdm(total=len(sentences), unit="sent", disable=not progress, file=sys.stderr) as bar:
         for item in tag_sentences(tagger, sentences, pos, batch_size):
             write_sentence(out, output_format, *item)

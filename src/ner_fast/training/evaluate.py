@@ -18,6 +18,7 @@ from ner_fast.buckets import Bucket, build_buckets
 from ner_fast.checkpoint import load_model
 from ner_fast.config import read_config, trained_decode
 from ner_fast.decode import CRF
+from ner_fast.engine import reads_pos_message
 from ner_fast.features import ROW_POS
 from ner_fast.metrics import Accumulator, PosCounts, Scores, TagScheme
 from ner_fast.option_table import row
@@ -71,9 +72,8 @@ def read_scored_corpus(path: str | os.PathLike[str], fmt: str, tags: Sequence[st
     if corpus.tags is None:
         raise CorpusError(f"evaluation needs a tagged corpus (read as {corpus.format}; see --format)", corpus.source)
     if uses_pos and not corpus.has_pos:
-        raise CorpusError(
-            "this model uses POS tags and the corpus has none: give CoNLL columns or a GMB CSV with POS", corpus.source
-        )
+        raise CorpusError(reads_pos_message("the corpus does not have", "give CoNLL columns or a GMB CSV with POS"),
+                          corpus.source)
     known = set(tags)
     for i, tag in enumerate(corpus.tags):
         if tag not in known:
