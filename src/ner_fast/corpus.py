@@ -49,7 +49,7 @@ import numpy as np
 
 from ner_fast import _csv
 from ner_fast.errors import CorpusError
-from ner_fast.schemes import TagScheme, iob1_starts, iob1_to_iob2, is_tag
+from ner_fast.schemes import TagScheme, begin, iob1_starts, iob1_to_iob2, is_tag, not_a_tag
 from ner_fast.sniff import COLUMN_SPLIT, format_of_name, sniff_format
 from ner_fast.text import TOKEN_RULE, blank_token
 
@@ -149,7 +149,7 @@ class Corpus:
         if tag_flat is not None:
             bad = next((i for i, t in enumerate(tag_flat) if not is_tag(t)), None)
             if bad is not None:
-                raise ValueError(f"{at(bad)}: tag {tag_flat[bad]!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)")
+                raise ValueError(f"{at(bad)}: {not_a_tag(tag_flat[bad])}")
             tag_flat = iob1_to_iob2(tag_flat, np.asarray(lengths, dtype=np.int64))
         return cls(words, pos_flat, tag_flat, offsets, source, MEMORY)
 
@@ -380,7 +380,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
     # IOB1 -> IOB2 as the CoNLL reader does, on the tag column's ids (a tenth of the time of strings).
     for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(tag_values)).tolist():
-        tags[start] = "B-" + tags[start][2:]
+        tags[start] = begin(tags[start])
     # One row per line (a quoted field may not span lines), after the header.
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
@@ -497,7 +497,7 @@ def _check_tags(tags: list[str], source: str, line_of: Callable[[int], int]) -> 
     bad = {t for t in set(tags) if not is_tag(t)}
     if bad:
         first = next(i for i, t in enumerate(tags) if t in bad)
-        raise CorpusError(f"tag {tags[first]!r} is neither O nor PREFIX-TYPE (PREFIX one of B, I, E, S)", source, line_of(first))
+        raise CorpusError(not_a_tag(tags[first]), source, line_of(first))
 
 
 def _read_tokens(raw: bytes, source: str) -> Corpus:

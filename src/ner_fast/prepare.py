@@ -22,7 +22,7 @@ from ner_fast.npz import read_npz, write_npz
 from ner_fast.package import KIND_NAMES, PREPARED_FILE, folder_kind
 from ner_fast.recase import with_recased_copies
 from ner_fast.errors import CorpusError
-from ner_fast.schemes import TagScheme, first_invalid
+from ner_fast.schemes import TagScheme, first_invalid, marks_iobes
 from ner_fast.vocab import Vocabularies
 
 FORMAT_VERSION = 1
@@ -307,10 +307,9 @@ def _check_one_scheme(corpora: Sequence[Corpus]) -> None:
     with a stray S- tag trained a model whose validation F1 was 0. IOB2 alone is always valid here
     (the readers rewrite IOB1 as IOB2)."""
     tags = sorted(set().union(*(c.tags or () for c in corpora)))
-    if not any(t[:2] in ("E-", "S-") for t in tags):
+    if not any(marks_iobes(t) for t in tags):
         return
-    marker = next((t, f"{c.source}:{c.line_of(i)}")
-                  for c in corpora for i, t in enumerate(c.tags or ()) if t[:2] in ("E-", "S-"))
+    marker = next((t, f"{c.source}:{c.line_of(i)}") for c in corpora for i, t in enumerate(c.tags or ()) if marks_iobes(t))
     index = {t: i for i, t in enumerate(tags)}
     for corpus in corpora:
         assert corpus.tags is not None

@@ -35,7 +35,7 @@ class TagScheme:
             if tag == "O":
                 continue
             if not is_tag(tag):
-                raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE with PREFIX in B, I, E, S")
+                raise ValueError(not_a_tag(tag))
             head, _, name = tag.partition("-")
             if name not in self.types:
                 self.types.append(name)
@@ -61,6 +61,21 @@ def is_tag(tag: str) -> bool:
     """Whether `tag` is ``O`` or PREFIX-TYPE (PREFIX in B, I, E, S; TYPE not empty)."""
     head, sep, name = tag.partition("-")
     return tag == "O" or (bool(sep) and head in PREFIXES and bool(name))
+
+
+def marks_iobes(tag: str) -> bool:
+    """Whether `tag` is one only IOBES has (E- or S-): one in a tag set makes the set IOBES (`TagScheme.iobes`)."""
+    return tag[:2] in ("E-", "S-")
+
+
+def not_a_tag(tag: str) -> str:
+    """What is said of a string that `is_tag` refuses (by the corpus readers and `TagScheme`)."""
+    return f"tag {tag!r} is neither O nor PREFIX-TYPE (PREFIX one of {', '.join(PREFIXES)})"
+
+
+def begin(tag: str) -> str:
+    """The B- tag of `tag`'s type: what IOB1's I- that opens an entity becomes in IOB2 (`iob1_starts`)."""
+    return "B-" + tag[2:]
 
 
 def _sentence_edges(lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +187,7 @@ def iob1_to_iob2(tags: Sequence[str], lengths: Sequence[int] | np.ndarray | None
     index = {t: i for i, t in enumerate(scheme.tags)}
     ids = np.fromiter((index[t] for t in out), dtype=np.int64, count=len(out))
     for start in iob1_starts(ids, np.array([len(out)]) if lengths is None else np.asarray(lengths), scheme).tolist():
-        out[start] = "B-" + out[start][2:]
+        out[start] = begin(out[start])
     return out
 
 
@@ -194,7 +209,7 @@ def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     n = len(tags)
     prefix = [t.partition("-")[0] if t != "O" else "O" for t in tags]
     kind = [t.partition("-")[2] for t in tags]
-    iobes = any(p in ("E", "S") for p in prefix)
+    iobes = any(marks_iobes(t) for t in tags)
     allowed = np.ones((n, n), dtype=bool)
     first = np.ones(n, dtype=bool)
     last = np.ones(n, dtype=bool)
