@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ner_fast import _kernels
-from ner_fast.vocab import Vocabularies
+from ner_fast.vocab import Vocabularies, word_keys
 
 ROW_WORD = 0
 ROW_CASING = 1
@@ -56,7 +56,7 @@ def featurize(
     # Not zeroed: the kernels write every word, casing and character cell; only POS may stay 0.
     matrix = np.empty((len(words), n_features(max_token_chars)), dtype=np.int32)
     tokens = _kernels.Tokens(words)
-    word_tokens = _kernels.Tokens([w.lower() for w in words]) if vocabs.lowercase else tokens
+    word_tokens = _kernels.Tokens(word_keys(words, True)) if vocabs.lowercase else tokens
     table, entries = vocabs.words.hash_table()
     _kernels.token_features(
         tokens, word_tokens, table, entries, vocabs.words.first_id, vocabs.chars.char_table(),

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.errors import place
-from ner_fast.vocab import RESERVED, Vocab
+from ner_fast.vocab import RESERVED, Vocab, word_key, word_keys
 
 #: The named sources: name -> (distribution, module, matrix file, word-list file, licence, attribution).
 GLOVE_6B_50D = "glove-6b-50d"
@@ -311,7 +311,7 @@ def coverage(words: Vocab, vectors: Vectors, lowercase: bool) -> dict[str, Any]:
     entries = words.itos[words.first_id:]
     known = {"words": len(entries), "known": sum(1 for w in entries if w in vectors.index)}
     if not lowercase:
-        known["known_lowercased"] = sum(1 for w in entries if w.lower() in vectors.index)
+        known["known_lowercased"] = sum(1 for w in word_keys(entries, True) if w in vectors.index)
     return known
 
 
@@ -321,7 +321,7 @@ def extend_words(words: Vocab, vectors: Vectors, vector_words: int, lowercase: b
     seen = set(words.itos)
     added = []
     for w in vectors.words[:vector_words]:
-        if w not in seen and (not lowercase or w == w.lower()):
+        if w not in seen and w == word_key(w, lowercase):  # a lower-cased vocabulary never looks up "Paris"
             seen.add(w)
             added.append(w)
     return Vocab(words.itos + added, reserved=words.reserved)

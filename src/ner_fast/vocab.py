@@ -29,6 +29,17 @@ UNK_TOKEN = "<unk>"
 RESERVED = (PAD_TOKEN, UNK_TOKEN)
 
 
+def word_key(word: str, lowercase: bool) -> str:
+    """The string `word` is looked up by in a word vocabulary: lower-cased (`str.lower`) where it is
+    `lowercase`. The one rule of building it, featurizing, `--init` and `--vectors` (`word_keys`)."""
+    return word.lower() if lowercase else word
+
+
+def word_keys(words: Iterable[str], lowercase: bool) -> list[str]:
+    """`word_key` of each of `words`."""
+    return [word_key(w, lowercase) for w in words]
+
+
 class Vocab:
     """An id -> string list (`itos`) and its inverse.
 
@@ -159,7 +170,7 @@ class Vocabularies:
         if corpus.tags is None:
             raise ValueError("building vocabularies needs a tagged corpus")
         tokens = _kernels.Tokens(corpus.words)
-        words = _kernels.Tokens([w.lower() for w in corpus.words]) if lowercase else tokens
+        words = _kernels.Tokens(word_keys(corpus.words, True)) if lowercase else tokens
         char_counts = _kernels.char_counts(tokens)
         chars = {chr(c): int(char_counts[c]) for c in np.flatnonzero(char_counts).tolist()}
         tag_set = set(corpus.tags) | set(extra_tags)
@@ -176,8 +187,7 @@ class Vocabularies:
         left out), appended after its own entries in the order given, so every existing id stays."""
         itos = list(self.words.itos)
         seen = set(itos)
-        for w in words:
-            w = w.lower() if self.lowercase else w
+        for w in word_keys(words, self.lowercase):
             if w not in seen:
                 seen.add(w)
                 itos.append(w)

@@ -33,7 +33,7 @@ from ner_fast.decode import CRF_PARAMS
 from ner_fast.package import BUNDLED_NAMES
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
-from ner_fast.vocab import Vocab, Vocabularies
+from ner_fast.vocab import Vocab, Vocabularies, word_keys
 
 # The member of an ensemble package that --init starts from.
 ENSEMBLE_MEMBER = 0
@@ -388,7 +388,7 @@ def _known(vocab: Vocab) -> dict[str, int]:
 
 def _word_keys(words: Sequence[str], lowercase: bool, reserved: int) -> list[str]:
     """How each word of the new vocabulary is looked up in SOURCE's: lower-cased where SOURCE's is."""
-    return [w if i < reserved or not lowercase else w.lower() for i, w in enumerate(words)]
+    return [*words[:reserved], *word_keys(words[reserved:], lowercase)]
 
 
 def initial_params(source: Source, config: ModelConfig, vocabs: Vocabularies, fresh: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
