@@ -5,7 +5,7 @@ settings, so that its defaults (intra-op threads, `workers`, batch size) are cho
                                   [--threads 1,2,all] [--workers 1,2] [--batch-sizes 16,32,64,128,256]
 
 DIR may be a bundled package's name (`default`, `ensemble`; the default: `--package default=default`). Data: the GMB validation
-split (sequential 80/20 of the bundled corpus, `prepare.split_corpus`), its first `--sentences` sentences.
+split (sequential 80/20 of the bundled corpus, `prepare.run_splits({})`), its first `--sentences` sentences.
 
 Measured in one run, for each package:
 - batched: `Tagger.load(pkg, device="cpu", threads=T).tag_batch(sentences, batch_size=B, workers=W)` (a
@@ -37,9 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from ner_fast.corpus import read_corpus
 from ner_fast.package import BUNDLED_NAMES, PackageError, package_path
-from ner_fast.prepare import split_corpus
+from ner_fast.prepare import run_splits
 from ner_fast.tagger import Tagger
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 
@@ -191,7 +190,7 @@ def main() -> None:
     args.pipe_batch_sizes = args.pipe_batch_sizes or [d["pipe_batch_size"], d["pipe_batch_size"] // 4, d["pipe_batch_size"] // 16]
     packages = args.package or [package_arg("default=default")]
 
-    _, valid = split_corpus(read_corpus(), (0.8, 0.2))
+    _, valid = run_splits({})
     if args.sentences is not None:
         valid = valid[: args.sentences]
     sentences = [valid.sentence(i).words for i in range(len(valid))]

@@ -49,9 +49,9 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast.atomic import atomic_write_bytes
-from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.corpus import Corpus
 from ner_fast.metrics import score
-from ner_fast.prepare import split_corpus
+from ner_fast.prepare import run_splits
 from ner_fast.schemes import TagScheme
 from ner_fast.package import load_package
 from ner_fast.sessions import make_session_options
@@ -371,7 +371,7 @@ def main() -> None:
         return
 
     load_before = load_average()
-    train_split, valid = split_corpus(read_corpus(), (0.8, 0.2))
+    train_split, valid = run_splits({})
     n_valid = len(valid) if args.valid_sentences is None else min(len(valid), args.valid_sentences)
     sentences = [valid.sentence(i) for i in range(n_valid)]
     words = [s.words for s in sentences]

@@ -36,9 +36,8 @@ import onnxruntime as ort
 from _machine import write_json
 
 from ner_fast import Tagger
-from ner_fast.corpus import read_corpus
 from ner_fast.package import package_path
-from ner_fast.prepare import split_corpus
+from ner_fast.prepare import run_splits
 from ner_fast.sessions import make_session_options
 
 RECURRENT = {"LSTM", "DynamicQuantizeLSTM"}
@@ -142,7 +141,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of the session")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    valid = split_corpus(read_corpus(), (0.8, 0.2))[1]
+    valid = run_splits({})[1]
     sentences = [valid.sentence(i).words for i in range(min(args.sentences, len(valid)))]
     results = {name: profile(name, sentences, args.threads) for name in args.package}
     print(f"GMB validation, {len(sentences)} sentences, {args.threads} thread(s); share of the graph's kernel time")

@@ -36,10 +36,9 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.corpus import read_corpus
 from ner_fast.features import featurize
 from ner_fast.package import load_package
-from ner_fast.prepare import split_corpus
+from ner_fast.prepare import run_splits
 from ner_fast.sessions import make_session_options
 from ner_fast.tagger import Tagger
 from _machine import write_json  # the CPU (model, flags, cores) in every result
@@ -92,7 +91,7 @@ class TimedSession:
 
 def validation_sentences(uses_pos: bool) -> tuple[list[list[str]], list[list[str]] | None]:
     """The GMB validation sentences (sequential 80/20 split) and their POS when the package uses them."""
-    valid = split_corpus(read_corpus(), (0.8, 0.2))[1]
+    valid = run_splits({})[1]
     sentences = [valid.sentence(i) for i in range(len(valid))]
     return [s.words for s in sentences], ([s.pos for s in sentences] if uses_pos else None)  # type: ignore[misc]
 

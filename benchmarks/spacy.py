@@ -48,11 +48,10 @@ sys.path.append(str(HERE))
 from text import Span, documents, f1, latencies, load_average, median_rate  # noqa: E402  benchmarks/text.py
 from _machine import write_json  # noqa: E402  (the CPU in every result)
 
-from ner_fast.corpus import read_corpus  # noqa: E402
 from ner_fast.labels import label_map  # noqa: E402
 from ner_fast.machine import cpu_info  # noqa: E402
 from ner_fast.package import package_path  # noqa: E402
-from ner_fast.prepare import split_corpus  # noqa: E402
+from ner_fast.prepare import run_splits  # noqa: E402
 
 #: spaCy's OntoNotes types counted as the ones the "ontonotes" label map gives GMB's types: GMB's geo
 #: (GPE) covers places of every kind, its tim (DATE) clock times too, its art (PRODUCT) titles too.
@@ -85,7 +84,7 @@ def main() -> None:
                               "versions": {"spacy": spacy.__version__, "python": platform.python_version()}}
     print("CPU:", cpu_info())  # (write_json records it under "cpu")
     package = package_path(args.package)
-    _, valid = split_corpus(read_corpus(), (0.8, 0.2))
+    _, valid = run_splits({})
     if args.sentences is not None:
         valid = valid[: args.sentences]
     texts, _, _, gold = documents(valid, args.group)

@@ -60,12 +60,12 @@ from ner_fast import _kernels  # noqa: E402
 
 from ner_fast.buckets import default_buckets, plan_batches  # noqa: E402
 from ner_fast.checkpoint import load_model  # noqa: E402
-from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
+from ner_fast.corpus import Corpus  # noqa: E402
 from ner_fast.decode import decode  # noqa: E402
 from ner_fast.features import featurize  # noqa: E402
 from ner_fast.metrics import TagScheme, score  # noqa: E402
 from ner_fast.training.export import export_model  # noqa: E402
-from ner_fast.prepare import split_corpus  # noqa: E402
+from ner_fast.prepare import run_splits  # noqa: E402
 from ner_fast.tagger import Tagger  # noqa: E402
 from _machine import write_json  # the CPU (model, flags, cores) in every result
 
@@ -80,13 +80,7 @@ def load_average() -> list[float]:
 
 def validation_corpus(doc: dict[str, Any]) -> Corpus:
     """The validation sentences of a training run, rebuilt from its recorded settings."""
-    train = doc["train"]
-    if train.get("dev"):
-        return read_corpus(train["dev"], train.get("format", "auto"))
-    corpus = read_corpus(train.get("data"), train.get("format", "auto"))
-    if train.get("max_sentences"):
-        corpus = corpus[: train["max_sentences"]]
-    return split_corpus(corpus, train["split"])[1]
+    return run_splits(doc["train"])[1]
 
 
 def find_or_train_model(given: str | None, work: Path) -> Path:
@@ -193,7 +187,7 @@ def random_package(work: Path, pos: bool = True, buckets: str = "auto") -> Path:
     from ner_fast.features import CASING_CLASSES
     from ner_fast.vocab import Vocabularies
 
-    train = split_corpus(read_corpus(), (0.8, 0.2))[0]
+    train = run_splits({})[0]
     vocabs = Vocabularies.build(train, lowercase=True)
     config = ModelConfig(
         n_words=len(vocabs.words), n_chars=len(vocabs.chars), n_tags=len(vocabs.tags), n_pos=len(vocabs.pos or []) if pos else 0,
@@ -223,7 +217,7 @@ def validation_sentences(package: Path) -> tuple[list[list[str]], list[list[str]
     """The GMB validation sentences (and POS when the package uses them)."""
     from ner_fast.package import load_package
 
-    valid = split_corpus(read_corpus(), (0.8, 0.2))[1]
+    valid = run_splits({})[1]
     sentences = [valid.sentence(i) for i in range(len(valid))]
     uses_pos = load_package(package, verify=False).model["use_pos"]
     return [s.words for s in sentences], ([s.pos for s in sentences] if uses_pos else None)  # type: ignore[misc]

@@ -52,6 +52,7 @@ import numpy as np
 
 from ner_fast.corpus import Corpus, read_corpus
 from ner_fast.package import package_path
+from ner_fast.option_table import default_of
 from ner_fast.prepare import split_corpus
 from ner_fast.recase import MODES, recase_word
 from ner_fast.schemes import chunks
@@ -317,7 +318,7 @@ def main() -> None:
     load_before = load_average()
     package = package_path(args.package)
     corpus = read_corpus()
-    train, valid = split_corpus(corpus, (0.8, 0.2))
+    train, valid = split_corpus(corpus, default_of("split"))  # the default split, as `prepare.run_splits({})`
     if args.sentences is not None:
         valid = valid[: args.sentences]
     texts, gold_words, offsets, gold = documents(valid, args.group)

@@ -9,13 +9,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ner_fast.atomic import OutputDir, atomic_dir, read_json
 from ner_fast.buckets import Bucket, build_buckets, digest, training_buckets
-from ner_fast.config import BY_NAME, check_values, default_of, recorded_path
+from ner_fast.config import BY_NAME, check_values, default_of, is_prepared, recorded_path
 from ner_fast.corpus import MEMORY, MEMORY_SOURCE, Corpus, read_corpus
 from ner_fast.features import featurize, n_features, tag_ids
 from ner_fast.npz import read_npz, write_npz
@@ -163,7 +163,7 @@ def prepare(
     `extra_words` (`train --init`: the words of SOURCE's vocabulary) are appended after those, so the
     validation split and the tagger look them up instead of reading them as unknown.
 
-    The steps, in order: `_read_splits`, `_vocabularies`, the bucket lengths, `_lay_out`, then the
+    The steps, in order: `read_splits`, `_vocabularies`, the bucket lengths, `_lay_out`, then the
     settings (what a prepared folder fixes) and `_summary`.
     """
     started = time.perf_counter()
@@ -173,7 +173,7 @@ def prepare(
          "vector_words": vector_words, "recase": recase}
     )  # fmt: skip
     split, buckets = checked["split"], checked["buckets"]
-    corpus, train, valid = _read_splits(data, format, split, dev, max_sentences)
+    corpus, train, valid = read_splits(data, format, split, dev, max_sentences)
     vocabs, n_training_words, described, known = _vocabularies(train, valid, lowercase, vectors, vector_words, extra_words)
     bucket_lengths = training_buckets(train.lengths, batch_size, keep_long, buckets)
     recased = with_recased_copies(train, checked["recase"])
@@ -204,7 +204,7 @@ def prepare(
     }
     summary = _summary(counts, bucket_lengths, n_cut, train.has_pos, vocabs, n_training_words, started)
     # A validation type the training split lacks is one the model is not trained to tag: its entities count as
-    # missed, a cap on the validation F1 (`valid_types_warning` says so; `_read_splits` refuses a --dev with no
+    # missed, a cap on the validation F1 (`valid_types_warning` says so; `read_splits` refuses a --dev with no
     # type in common). The same rule whether the validation split is --dev or the end of DATA.
     summary["dev_types_not_trained"] = sorted(_types(valid) - _types(train))
     summary["digest"] = {name: digest(buckets) for name, buckets in splits.items()}  # `run_data_differences`
@@ -212,7 +212,20 @@ def prepare(
     return PreparedData(vocabs, splits, settings, summary, {"train": train, "valid": valid})
 
 
-def _read_splits(
+def run_splits(train: Mapping[str, Any]) -> tuple[Corpus, Corpus]:
+    """The (training, validation) sentences of a training run from its config.json `train` section, as
+    `prepare` made them (`read_splits`, the options a section lacks at their defaults): `run_splits({})` is the
+    bundled corpus at the default split, that of the bundled packages and the benchmarks. A run trained on a
+    prepared folder is refused: its sentences are not kept there."""
+    if is_prepared(train.get("data")):
+        raise ValueError(f"{train['data']}: the run trained on prepared data, whose validation split cannot be rebuilt"
+                         " here; train it on a corpus file (or the bundled corpus)")
+    get = {name: train.get(name, default_of(name)) for name in ("format", "split", "dev", "max_sentences")}
+    _, training, validation = read_splits(train.get("data"), get["format"], get["split"], get["dev"], get["max_sentences"])
+    return training, validation
+
+
+def read_splits(
     data: str | Path | Corpus | None, format: str, split: Sequence[float], dev: str | Path | Corpus | None,
     max_sentences: int | None,
 ) -> tuple[Corpus, Corpus, Corpus]:

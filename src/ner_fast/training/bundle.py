@@ -31,14 +31,15 @@ import click
 import numpy as np
 
 from ner_fast.atomic import atomic_dir, claim_output_dir
-from ner_fast.config import is_prepared, portable_train
-from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.config import default_of, portable_train
+from ner_fast.corpus import Corpus
 from ner_fast.metrics import PosCounts, Scores, TagScheme, score
 from ner_fast.option_table import command_options, row
 from ner_fast.package import (
     DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
     write_manifest,
 )
+from ner_fast.prepare import run_splits
 from ner_fast.vocab import Vocabularies
 
 # The most a bundled package may weigh (it ships inside the wheel): issue 24's budget, 20 MB (decimal,
@@ -48,27 +49,9 @@ MAX_BYTES = 20_000_000
 _ABSOLUTE = re.compile(r"""(?<=')/[^']*(?=')|(?<=")/[^"]*(?=")|(?:(?<=[\s=])|^)/[^\s'"]+""")
 
 
-def run_corpora(train: dict[str, Any]) -> tuple[Corpus, Corpus]:
-    """The (training, validation) sentences of a training run, from its config.json `train` section, as
-    `prepare` makes them: all of `data` (None: the bundled corpus) and the `dev` corpus, or the
-    sequential split of `data`."""
-    from ner_fast.prepare import split_corpus
-
-    fmt = train.get("format", "auto")
-    if is_prepared(train.get("data")):
-        raise ValueError(f"{train['data']}: the run trained on prepared data, whose validation split cannot be rebuilt"
-                         " here; train it on a corpus file (or the bundled corpus)")
-    corpus = read_corpus(train.get("data"), fmt, tagged=True)
-    if train.get("max_sentences") is not None:
-        corpus = corpus[: train["max_sentences"]]
-    if train.get("dev"):
-        return corpus, read_corpus(train["dev"], fmt, tagged=True)
-    return split_corpus(corpus, train.get("split", (0.8, 0.2)))
-
-
 def validation_corpus(train: dict[str, Any]) -> Corpus:
-    """The validation sentences of a training run (`run_corpora`)."""
-    return run_corpora(train)[1]
+    """The validation sentences of a training run (`prepare.run_splits`)."""
+    return run_splits(train)[1]
 
 
 def frequent_words(training: Corpus, vocabs: Vocabularies, min_count: int) -> int:
@@ -146,7 +129,7 @@ def _git(*args: str) -> str | None:
 def _validation_record(scores: Scores, corpus: Corpus, train: dict[str, Any], tagger: Any) -> dict[str, Any]:
     return {
         "corpus": portable_path(corpus.source),
-        "split": None if train.get("dev") else list(train.get("split", (0.8, 0.2))),
+        "split": None if train.get("dev") else list(train.get("split", default_of("split"))),
         "sentences": len(corpus),
         "tokens": corpus.n_tokens,
         "entities": int(sum(t["support"] for t in scores.per_type.values())),
@@ -252,7 +235,7 @@ def build_default_package(
     run_dir, out = Path(run_dir), Path(out)
     members = [run_dir, *map(Path, ensemble)]
     doc = read_config(run_dir)
-    training, corpus = run_corpora(doc["train"])
+    training, corpus = run_splits(doc["train"])
     max_words = None
     if min_word_count > 1:
         max_words = frequent_words(training, Vocabularies.load(run_dir / RUN_VOCAB_FILE), min_word_count)
