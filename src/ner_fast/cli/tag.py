@@ -35,7 +35,7 @@ from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TEXT
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.labels import PACKAGE
-from ner_fast.option_table import OUTPUT_FORMATS, command_options
+from ner_fast.option_table import OUTPUT_FORMATS, command_options, row
 from ner_fast.partition import JSONL, SCHEDULER_TIMEOUT, sentence_json, tag_sentences
 
 # Entity label colours of the pretty view, given to labels in order of appearance.
@@ -171,9 +171,9 @@ def tag_file(
     input_format: str = "auto",
     output_format: str | None = None,
     batch_size: int | None = None,
-    device: str = "auto",
+    device: str = row("tag", "device").default,
     threads: int | None = None,
-    workers: int = 1,
+    workers: int = row("tag", "workers").default,
     progress: bool = True,
     document: bool = False,
     text: str | None = None,
@@ -350,7 +350,7 @@ def tag_command(
             raise click.UsageError("--scheduler-timeout applies to --scheduler (a local cluster has no such wait)")
         if text is not None or document or output is not None or output_format not in (None, "jsonl"):
             raise click.UsageError("--output-dir writes JSON lines parts: no --text, --document, --output or --output-format")
-        if device != "auto" or workers != 1:
+        if device != row("tag", "device").default or workers != row("tag", "workers").default:
             raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
                                    "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
         if "char_cache" in given:  # each worker process opens its own tagger, with `Tagger.load`'s cache

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ner_fast.option_table import row
 from ner_fast.serve.app import HEADERS_TOO_LONG, OVER_CAPACITY, create_app, error, headers_too_long
 from ner_fast.serve.settings import Settings
 
@@ -329,7 +330,7 @@ class StoppingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def make_server(app: Any, log_level: str = "warning", settings: Settings | None = None) -> uvicorn.Server:
+def make_server(app: Any, log_level: str = row("serve", "log_level").default, settings: Settings | None = None) -> uvicorn.Server:
     """A uvicorn server for `app` (uvloop when installed, httptools) with the timeouts and connection
     cap of `settings` (None: those `create_app` gave the app, else the defaults). What costs per
     request and serves nothing here is off: the access log, the `Server` header, and the proxy-headers
@@ -386,10 +387,10 @@ def run(server: uvicorn.Server, sock: socket.socket, announce: Callable[[], None
 
 def serve(
     tagger: Any,
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: str = row("serve", "host").default,
+    port: int = row("serve", "port").default,
     settings: Settings = Settings(),
-    log_level: str = "warning",
+    log_level: str = row("serve", "log_level").default,
     announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve `tagger` (a `ner_fast.Tagger`, loaded with `threads=settings.onnx_threads_per_worker()`: each

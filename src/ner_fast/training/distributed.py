@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
-from ner_fast.option_table import DIST_KVSTORES, is_distributed
+from ner_fast.option_table import DIST_KVSTORES, is_distributed, row
 from ner_fast.training.cpu import set_mxnet_threads
 
 ROLES = ("scheduler", "server", "worker")
@@ -192,11 +192,11 @@ def _wait_for_workers(others: Sequence[subprocess.Popen[bytes]], workers: Sequen
 def launch(
     worker_args: Sequence[str],
     *,
-    workers: int = 2,
-    servers: int = 1,
-    host: str = "127.0.0.1",
+    workers: int = row("launch", "workers").default,
+    servers: int = row("launch", "servers").default,
+    host: str = row("launch", "host").default,
     port: int | None = None,
-    interface: str | None = "lo",
+    interface: str | None = row("launch", "interface").default,
     log_dir: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
 ) -> LaunchResult:
