@@ -26,18 +26,32 @@ from ner_fast.atomic import atomic_write_bytes, finish_group
 from ner_fast.config import CONFIG_VERSION, LSTM_DIRECTIONS, ModelConfig, read_config
 from ner_fast.decode import CRF_PARAMS
 from ner_fast.npz import read_npz, write_npz
+from ner_fast.option_table import CHECKPOINTS
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
 from ner_fast.vocab import Vocabularies
 
-__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
+__all__ = ["ModelConfig", "CONFIG_VERSION", "RUN_FILES", "AVERAGE_FILE", "STATE_FILE", "METRICS_FILE", "STATES_FILE",
+           "params_file", "check_has_params", "run_files", "param_shapes", "init_params", "pack_params", "unpack_params",
            "inference_params",
            "check_params", "save_params", "load_params", "read_config", "load_model"]
 
-# Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
-RUN_FILES = (RUN_CONFIG_FILE, RUN_VOCAB_FILE, "best.params.npz", "last.params.npz", "last.states.npz", "state.json",
-             "metrics.jsonl", "last.average.npz")
+#: The run's progress (epoch, best F1, patience) and its per-epoch metrics, one JSON line each.
+STATE_FILE = "state.json"
+METRICS_FILE = "metrics.jsonl"
+#: The optimizer's states (Adam's moments), continued by --resume.
+STATES_FILE = "last.states.npz"
 # With --average: the parameters' moving average (what is validated and kept as best), continued by --resume.
 AVERAGE_FILE = "last.average.npz"
+
+
+def params_file(which: str) -> str:
+    """The file of the run's `which` parameters (`CHECKPOINTS`)."""
+    return f"{which}.params.npz"
+
+
+# Every file a training run writes into its folder (docs/ARCHITECTURE.md, "Checkpoints").
+RUN_FILES = (RUN_CONFIG_FILE, RUN_VOCAB_FILE, *map(params_file, CHECKPOINTS), STATES_FILE, STATE_FILE, METRICS_FILE,
+             AVERAGE_FILE)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -211,11 +225,11 @@ def run_files(folder: Path) -> set[str] | None:
 def check_has_params(folder: Path, which: str = "best") -> None:
     """ValueError for a run folder without `which` parameters, saying why (the one rule of `load_model` and
     `--teacher`): it has not finished an epoch, or it stopped before its first epoch ended."""
-    if not any((folder / f"{kind}.params.npz").exists() for kind in ("best", "last")):
+    if not any((folder / params_file(kind)).exists() for kind in CHECKPOINTS):
         # A run stopped before its first epoch ended: "best.params.npz: no such file" read as a damaged run.
-        how = f"resume it (ner-fast train --resume {folder})" if (folder / "state.json").exists() else "start it again"
+        how = f"resume it (ner-fast train --resume {folder})" if (folder / STATE_FILE).exists() else "start it again"
         raise ValueError(f"{folder}: a training run that has not finished an epoch yet, so it has no parameters: {how}")
-    if which == "best" and not (folder / "best.params.npz").exists() and (folder / "last.params.npz").exists():
+    if which == "best" and not (folder / params_file("best")).exists() and (folder / params_file("last")).exists():
         # Stopped (Ctrl-C, SIGTERM) before its first epoch ended: it saved its last parameters, never a best.
         raise ValueError(f"{folder}: a training run stopped before its first epoch ended, so it has no best parameters"
                          f" yet: resume it (ner-fast train --resume {folder}), or read its last ones (evaluate --which"
@@ -229,14 +243,14 @@ def load_model(
 
     `which` is "best" (highest validation entity F1) or "last" (the latest epoch).
     """
-    if which not in ("best", "last"):
+    if which not in CHECKPOINTS:
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     folder = Path(folder)
     finish_group(folder)  # a checkpoint save cut short while being renamed into place (`atomic.atomic_group`)
     doc = read_config(folder)
     config = ModelConfig.from_dict(doc["model"])
     check_has_params(folder, which)
-    path = folder / f"{which}.params.npz"
+    path = folder / params_file(which)
     params = load_params(path)
     try:
         check_params(config, params)

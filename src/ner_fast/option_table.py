@@ -52,6 +52,8 @@ OUTPUT_FORMATS = ("conll", "jsonl", "pretty")
 MAX_WAIT_MS = 10_000.0
 #: The longest any timeout may be (serve's connection timeouts, `tag --scheduler-timeout`): an hour.
 MAX_TIMEOUT_SECONDS = 3600.0
+#: The parameters a run keeps (`--which`, `--checkpoint`; `checkpoint.params_file`): those that validated best, and
+#: the latest epoch's.
 CHECKPOINTS = ("best", "last")
 #: `train --distill-target`: what a CRF teacher gives the student (`training.distill`).
 DISTILL_TARGETS = ("probs", "marginals")

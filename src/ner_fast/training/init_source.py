@@ -30,7 +30,8 @@ import numpy as np
 from ner_fast.config import BY_NAME, ModelConfig, OptionError, vectors_word_dim
 from ner_fast.decode import CRF_PARAMS
 # `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
-from ner_fast.package import BUNDLED_NAMES
+from ner_fast.checkpoint import params_file
+from ner_fast.package import BUNDLED_NAMES, MANIFEST_FILE
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
 from ner_fast.vocab import Vocab, Vocabularies, word_keys
@@ -71,7 +72,7 @@ class Source:
 
 #: The file of a SOURCE (`--init`, `--teacher`) whose sha256 identifies it, by kind: a package's manifest.json
 #: (which holds every other file's sha256), a run's best parameters.
-CHECKSUM_OF = {"package": "manifest.json", "run": "best.params.npz"}
+CHECKSUM_OF = {"package": MANIFEST_FILE, "run": params_file("best")}
 
 
 def source_checksum(kind: str, path: Path) -> str:

@@ -13,10 +13,11 @@ from typing import Any, Callable, ContextManager
 import numpy as np
 
 from ner_fast.atomic import atomic_write_bytes, claim_output_dir, folder_lock, read_json
-from ner_fast.checkpoint import RUN_FILES, pack_params, run_files, unpack_params
+from ner_fast.checkpoint import METRICS_FILE, RUN_FILES, STATE_FILE, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 from ner_fast.errors import place
 from ner_fast.npz import read_npz, write_npz
+from ner_fast.option_table import CHECKPOINTS
 from ner_fast.package import KIND_NAMES, folder_kind
 
 
@@ -123,7 +124,7 @@ def claim_run_dir(out: Path, force: bool = False) -> list[str]:
         raise OptionError("--out", f"{out} is {KIND_NAMES[kind]}: a run trained into it would stay hidden behind its"
                           " manifest.json from evaluate, export, --resume and --init; choose another folder")
     claim = claim_output_dir(out, run_files, force=force, writes=RUN_FILES)
-    if (out / "state.json").exists() and not force:
+    if (out / STATE_FILE).exists() and not force:
         raise OptionError(
             "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
         )
@@ -138,7 +139,7 @@ def clear_previous(out: Path, previous: list[str]) -> None:
 
 def read_state(out: Path) -> dict[str, Any]:
     """`state.json` of a run to resume; ValueError naming the file when missing or malformed."""
-    path = out / "state.json"
+    path = out / STATE_FILE
     if not path.exists():
         raise ValueError(
             f"{path}: missing, so the run in {out} never finished an epoch; nothing to resume,"
@@ -183,9 +184,9 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
     F1, `valid.f1` the kept one's). ValueError naming the file (and line) for a malformed one. The F1 is
     MXNet's float32 scoring during training (`LOGGED_WITH`).
     """
-    if which not in ("best", "last"):
+    if which not in CHECKPOINTS:
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
-    path = run_dir / "state.json"
+    path = run_dir / STATE_FILE
     state = read_json(path, "training state") if path.exists() else {}
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a ner-fast training state (a JSON object)")
@@ -195,7 +196,7 @@ def logged_validation(run_dir: Path, which: str = "best") -> dict[str, Any]:
                 "per_type": None}
     epoch = state.get("best_epoch" if which == "best" else "epoch")
     # A malformed line is a ValueError naming the file and line (`read_metrics`), not a bare JSON error.
-    records = read_metrics(run_dir / "metrics.jsonl") if epoch is not None else []
+    records = read_metrics(run_dir / METRICS_FILE) if epoch is not None else []
     record = next((r for r in records if r.get("epoch") == epoch), {})
     averaging = record.get("average")
     valid = record.get("valid") or {}

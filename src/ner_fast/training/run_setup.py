@@ -18,7 +18,9 @@ import numpy as np
 from ner_fast import __version__
 from ner_fast.atomic import atomic_write_json, finish_group, read_json
 from ner_fast.buckets import MAX_BATCH_TOKENS
-from ner_fast.checkpoint import AVERAGE_FILE, CONFIG_VERSION, check_params, init_params, load_params, pack_params
+from ner_fast.checkpoint import (
+    AVERAGE_FILE, CONFIG_VERSION, METRICS_FILE, STATES_FILE, check_params, init_params, load_params, pack_params, params_file,
+)
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, is_prepared,
     resumed_setting_error,
@@ -183,14 +185,14 @@ def set_up(
     if resume:
         if Vocabularies.load(out / RUN_VOCAB_FILE) != vocabs:
             raise ValueError(f"{out}: the data no longer gives the vocabularies this run was trained with")
-        params = load_params(out / "last.params.npz")
+        params = load_params(out / params_file("last"))
         try:
             check_params(config, params)
         except ValueError as err:
-            raise ValueError(f"{out / 'last.params.npz'}: {err}") from None
+            raise ValueError(f"{out / params_file('last')}: {err}") from None
         if run.frozen is not None:
-            run.frozen.check(params[run.frozen.name], str(out / "last.params.npz"))
-        run.history = read_metrics(out / "metrics.jsonl")[: state["epoch"]]
+            run.frozen.check(params[run.frozen.name], str(out / params_file("last")))
+        run.history = read_metrics(out / METRICS_FILE)[: state["epoch"]]
         say(f"resuming {out} after epoch {state['epoch']}")
     elif writes:
         clear_previous(out, previous)
@@ -251,7 +253,7 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
     module = make_module(config, params, contexts, cfg.batch_size, longest, distill)
     run.decay_step = decay_step(train_iter.num_batches, sum(len(b) for b in data.splits["train"]), cfg.lr_decay_sentences)
     _init_optimizer(run, module, len(contexts), kv, run.decay_step)
-    if resume and not load_optimizer_states(out / "last.states.npz", module, config):
+    if resume and not load_optimizer_states(out / STATES_FILE, module, config):
         say("optimizer state not restored (none saved, or held by parameter servers): Adam restarts")
 
     if cfg.average:

@@ -33,7 +33,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ner_fast.atomic import atomic_group, json_document
-from ner_fast.checkpoint import AVERAGE_FILE, non_finite, save_params, unpack_params
+from ner_fast.checkpoint import (
+    AVERAGE_FILE, METRICS_FILE, STATE_FILE, STATES_FILE, non_finite, params_file, save_params, unpack_params,
+)
 from ner_fast.config import OptionError, TrainConfig
 from ner_fast.metrics import Scores, format_table
 from ner_fast.signals import Terminated
@@ -240,7 +242,7 @@ def _save(run: Run, best: bool) -> None:
         run.frozen.restore_module(run.module)
     canonical = module_canonical(run.module, config)
     with atomic_group(out) as group:
-        save_params(out / "last.params.npz", canonical, group.write_bytes)
+        save_params(out / params_file("last"), canonical, group.write_bytes)
         averaged = None
         if average is not None:
             averaged = unpack_params(config, average.arrays())
@@ -248,12 +250,12 @@ def _save(run: Run, best: bool) -> None:
             state["average_steps"] = average.steps
         if best:
             # The parameters that were validated best: the average or the live ones (see `_epochs`).
-            save_params(out / "best.params.npz", averaged if state.get("best_is_average") else canonical, group.write_bytes)
-        save_optimizer_states(out / "last.states.npz", run.module, config, group.write_bytes)
+            save_params(out / params_file("best"), averaged if state.get("best_is_average") else canonical, group.write_bytes)
+        save_optimizer_states(out / STATES_FILE, run.module, config, group.write_bytes)
         lines = "".join(json.dumps(h) + "\n" for h in run.history)
-        group.write_bytes(out / "metrics.jsonl", lambda f: f.write(lines.encode()))
+        group.write_bytes(out / METRICS_FILE, lambda f: f.write(lines.encode()))
         document = json_document(state).encode()
-        group.write_bytes(out / "state.json", lambda f: f.write(document))
+        group.write_bytes(out / STATE_FILE, lambda f: f.write(document))
     if best:
         run.written_best = state["best_epoch"]
 
