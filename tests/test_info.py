@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from ner_fast.cli import cli
 from ner_fast.cli.info import format_card, model_card
 from ner_fast.labels import GMB_DESCRIPTIONS
-from ner_fast.package import PER_BATCH_OPS, default_package_path, load_package, package_checksum, package_path
+from ner_fast.package import BATCH_DEPENDENT_OPS, default_package_path, graph_ops, load_package, package_checksum, package_path
 from ner_fast.training.export import export_model
 from helpers import make_checkpoint
 
@@ -27,11 +27,26 @@ def unsigned_matmul_weights(folder: Path) -> bool:
 
 
 def per_batch_ops(folder: Path) -> set[str]:
-    """The oracle: the per-batch quantization operators of the package's graphs, read with onnx."""
+    """The oracle: the batch-dependent operators of the package's graphs, read with onnx."""
     found = set()
     for graph in folder.glob("*.onnx"):
-        found |= {n.op_type for n in onnx.load(str(graph), load_external_data=False).graph.node} & set(PER_BATCH_OPS)
+        found |= {n.op_type for n in onnx.load(str(graph), load_external_data=False).graph.node} & set(BATCH_DEPENDENT_OPS)
     return found
+
+
+def test_graph_ops_finds_op_types_not_names(tmp_path: Path) -> None:
+    # `info` searched the graph's bytes for op names: the bundled ensemble's `Log_2` (an Identity that replaced a
+    # Log) would have read as a Log, and `Log` itself was not looked for (`quantize.is_batch_invariant` did).
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
+    for op, name in (("Identity", "Log_2"), ("Log", "n0"), ("Identity", "DynamicQuantizeLinear_7")):
+        graph = helper.make_graph([helper.make_node(op, ["x"], ["y"], name=name)], "g", [x], [y])
+        path = tmp_path / f"{op}-{name}.onnx"
+        onnx.save(helper.make_model(graph), str(path))
+        oracle = {n.op_type for n in onnx.load(str(path)).graph.node} & set(BATCH_DEPENDENT_OPS)
+        assert graph_ops(path, BATCH_DEPENDENT_OPS) == oracle == ({"Log"} if op == "Log" else set())
 
 
 @pytest.mark.parametrize(("name", "members"), [(None, 1), ("ensemble", 2)])

@@ -86,6 +86,18 @@ DEFAULT_QUANTIZE = "int8"
 #: holding any of them gives a sentence scores that depend on its batch. `ner-fast info` flags them and
 #: `training.quantize` recognises old packages by them (docs/ARCHITECTURE.md, "The same answer").
 PER_BATCH_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")
+#: Every operator known to make a row's output depend on the other rows: `PER_BATCH_OPS`, and `Log`, which
+#: onnxruntime computes one way in a vector's body and another in its tail (`quantize.ensemble_from_logits`).
+#: The one list of `ner-fast info`'s "batch-invariant" and `quantize.is_batch_invariant`.
+BATCH_DEPENDENT_OPS = (*PER_BATCH_OPS, "Log")
+
+
+def graph_ops(path: str | os.PathLike[str], ops: Iterable[str]) -> set[str]:
+    """Those of `ops` that some node of the ONNX graph file `path` is (its op_type), found without onnx (the
+    runtime never imports it): a node's op_type is protobuf field 4, the bytes 0x22, its length, its name, so
+    a node merely *named* like an op (`Log_2`, an Identity that replaced a Log) does not count."""
+    data = Path(path).read_bytes()
+    return {op for op in ops if b"\x22" + bytes([len(op)]) + op.encode() in data}
 
 
 @dataclass(frozen=True)

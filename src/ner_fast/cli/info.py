@@ -18,7 +18,7 @@ import click
 from ner_fast.cli.loading import PackageArgument
 from ner_fast.config import BEFORE_OPTION
 from ner_fast.option_table import command_options
-from ner_fast.package import PER_BATCH_OPS
+from ner_fast.package import BATCH_DEPENDENT_OPS, graph_ops
 
 
 
@@ -61,7 +61,7 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     files = sorted(pkg.manifest["files"]) + [MANIFEST_FILE]
     sizes = {name: (folder / name).stat().st_size for name in files}
     graphs = [name for name in files if name.endswith(".onnx")]
-    per_batch = sorted({op for name in graphs for op in PER_BATCH_OPS if op.encode() in (folder / name).read_bytes()})
+    per_batch = sorted(set().union(*(graph_ops(folder / name, BATCH_DEPENDENT_OPS) for name in graphs)))
     scheme = quantization_scheme(model)
     return {
         "package": {

@@ -46,7 +46,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ner_fast.package import PER_BATCH_OPS
+from ner_fast.package import BATCH_DEPENDENT_OPS, PER_BATCH_OPS
 
 _MS_DOMAIN = "com.microsoft"
 #: The fixed zero point of the per-row uint8 activations: symmetric rows in [-127, 127] + 128.
@@ -380,5 +380,5 @@ def old_int8_scheme(model: onnx.ModelProto) -> str | None:
 
 def is_batch_invariant(model: onnx.ModelProto) -> bool:
     """Whether a graph holds none of the ops known to make a row's output depend on the other rows:
-    activation scales computed over the whole batch, and `Log` (see `ensemble_from_logits`)."""
-    return not any(n.op_type in (*PER_BATCH_OPS, "Log") for n in model.graph.node)
+    activation scales computed over the whole batch, and `Log` (`package.BATCH_DEPENDENT_OPS`)."""
+    return not any(n.op_type in BATCH_DEPENDENT_OPS for n in model.graph.node)
