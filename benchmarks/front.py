@@ -49,6 +49,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast.atomic import atomic_write_bytes
+from ner_fast.checkpoint import params_file
 from ner_fast.corpus import Corpus
 from ner_fast.metrics import score
 from ner_fast.prepare import run_splits
@@ -137,7 +138,7 @@ class CRFPeer:
 
 def train_variant(name: str, out: Path, epochs: int, max_sentences: int | None, seed: int) -> Path:
     """Train variant `name` of `VARIANTS` into `out` (reused if it holds a finished run)."""
-    if (out / "best.params.npz").exists():
+    if (out / params_file("best")).exists():
         print(f"{name}: reusing {out}")
         return out
     from ner_fast.config import TrainConfig

@@ -145,9 +145,9 @@ def check_mxnet(work: Path, args: argparse.Namespace, device: str) -> dict[str, 
             del runs[name]["result"]
     report.update(runs)
     if runs["cpu"]["ok"] and runs["gpu"]["ok"]:
-        from ner_fast.checkpoint import load_params
+        from ner_fast.checkpoint import load_params, params_file
 
-        cpu, gpu = (load_params(work / f"train_{n}" / "last.params.npz") for n in ("cpu", "gpu"))
+        cpu, gpu = (load_params(work / f"train_{n}" / params_file("last")) for n in ("cpu", "gpu"))
         compared = {
             "train_loss_rel_diff": _rel(runs["cpu"]["train_loss"], runs["gpu"]["train_loss"]),
             "valid_loss_rel_diff": _rel(runs["cpu"]["valid_loss"], runs["gpu"]["valid_loss"]),
@@ -163,7 +163,7 @@ def _random_checkpoint(folder: Path, sentences: int) -> Path:
     """A checkpoint folder with random weights, `ModelConfig`'s default architecture and the data
     settings of `prepare` on the first `sentences` sentences (when MXNet cannot train)."""
     from ner_fast.atomic import atomic_write_json
-    from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
+    from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, params_file, save_params
     from ner_fast.features import CASING_CLASSES
     from ner_fast.prepare import prepare
 
@@ -178,7 +178,7 @@ def _random_checkpoint(folder: Path, sentences: int) -> Path:
     doc = {"format_version": CONFIG_VERSION, "model": config.to_dict(), "data": data.settings, "train": {}, "versions": {}}
     atomic_write_json(folder / "config.json", doc)
     vocabs.save(folder / "vocab.json")
-    save_params(folder / "last.params.npz", init_params(config, 0))
+    save_params(folder / params_file("last"), init_params(config, 0))
     return folder
 
 

@@ -106,7 +106,7 @@ def synthetic_package(corpus: Any, texts: list[str], work: Path) -> Path:
     trained model's: the `O` tag's bias is raised until argmax leaves as many tokens outside entities
     on the benchmark sentences as the corpus has (about 85%)."""
     from ner_fast.atomic import atomic_write_json
-    from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, save_params
+    from ner_fast.checkpoint import CONFIG_VERSION, ModelConfig, init_params, params_file, save_params
     from ner_fast.corpus import Corpus
     from ner_fast.features import CASING_CLASSES
     from ner_fast.training.export import export_model
@@ -133,7 +133,7 @@ def synthetic_package(corpus: Any, texts: list[str], work: Path) -> Path:
             "train": {"decode": "bio"}, "versions": {},
         })
         vocabs.save(folder / "vocab.json")
-        save_params(folder / "best.params.npz", params)
+        save_params(folder / params_file("best"), params)
         return export_model(folder, work / f"{folder.name}-pkg", quantize=quantize)
 
     # Shifting O's logit by d multiplies its probability by e^d before renormalising: find d on the

@@ -59,7 +59,7 @@ import numpy as np  # noqa: E402
 from ner_fast import _kernels  # noqa: E402
 
 from ner_fast.buckets import default_buckets, plan_batches  # noqa: E402
-from ner_fast.checkpoint import load_model  # noqa: E402
+from ner_fast.checkpoint import load_model, params_file  # noqa: E402
 from ner_fast.corpus import Corpus  # noqa: E402
 from ner_fast.decode import decode  # noqa: E402
 from ner_fast.features import featurize  # noqa: E402
@@ -88,7 +88,7 @@ def find_or_train_model(given: str | None, work: Path) -> Path:
     if given:
         return Path(given)
     full_run = ROOT / "runs" / "gmb"
-    if (full_run / "best.params.npz").exists():
+    if (full_run / params_file("best")).exists():
         return full_run
     from ner_fast.config import TrainConfig
     from ner_fast.training.train import train
@@ -204,7 +204,7 @@ def random_package(work: Path, pos: bool = True, buckets: str = "auto") -> Path:
     }
     atomic_write_json(folder / "config.json", doc)
     vocabs.save(folder / "vocab.json")
-    save_params(folder / "best.params.npz", init_params(config, 0))
+    save_params(folder / params_file("best"), init_params(config, 0))
     return export_model(folder, work / "random_pkg", buckets=buckets, quantize=None)
 
 

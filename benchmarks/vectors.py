@@ -45,6 +45,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from ner_fast.checkpoint import METRICS_FILE, STATE_FILE
 from ner_fast.config import TrainConfig, resume_config
 from ner_fast.option_table import OPTIONS
 from ner_fast.corpus import Corpus, read_corpus
@@ -181,16 +182,16 @@ def train_one(out: Path, data: str | None, seed: int, variant: "Variant", args: 
     if variant.word_dim is not None:  # left out: the recipe's (150), or with vectors theirs
         given.update(word_dim=variant.word_dim)
     cfg = TrainConfig.from_options(str(out), data, **given)
-    if args.reuse and (out / "state.json").exists():
+    if args.reuse and (out / STATE_FILE).exists():
         # A run of an earlier invocation in --work, made with these options: trained on where it stopped short
         # of --epochs (an invocation killed mid-run), then measured again, not retrained.
-        epoch = json.loads((out / "state.json").read_text())["epoch"]
+        epoch = json.loads((out / STATE_FILE).read_text())["epoch"]
         if not_resumable(json.loads((out / "config.json").read_text())["train"]) != not_resumable(cfg.to_dict()) or epoch > cfg.epochs:
             raise SystemExit(f"{out}: trained with other options; leave --reuse out or use another --work")
         if epoch < cfg.epochs:
             train(resume_config(out, epochs=cfg.epochs), resume=True, progress=False, echo=lambda msg: None)
-        state = json.loads((out / "state.json").read_text())
-        history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        state = json.loads((out / STATE_FILE).read_text())
+        history = [json.loads(line) for line in (out / METRICS_FILE).read_text().splitlines()]
         best_f1, best_epoch, train_s = state["best_f1"], state["best_epoch"], float("nan")
     else:
         started = time.perf_counter()

@@ -235,19 +235,39 @@ def test_an_empty_file_among_others_gets_an_empty_part(package: Path, client: di
     assert tagged == single_process(package, docs, tmp_path)
     assert any(json.loads(line)["entities"] for line in tagged.splitlines())  # the other file is tagged, entities and all
 
-    # Its manifest.json has a package's name: tag/info said "manifest.json: its files field must be ...", train
-    # "--out is a model package", and export --force wrote a package's manifest over the one listing the parts.
+    _named_as_a_tagging_folder(out, package, text)
+
+
+def _named_as_a_tagging_folder(out: Path, package: Path, text: Path) -> None:
+    """Its manifest.json has a package's name: tag/info said "manifest.json: its files field must be ...", train
+    "--out is a model package", and export --force wrote a package's manifest over the one listing the parts."""
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     what = f"{out}: a `ner-fast tag --output-dir` folder (tagged text, not a model)"
     for args, code, message in ((["tag", str(out), "--text", "Paris"], 1, f"{what}, not a model package"),
                                 (["info", str(out)], 1, f"{what}, not a model package"),
                                 (["evaluate", str(out), str(text)], 1, f"{what}, not a training run folder"),
+                                (["train", "--init", str(out), "--out", str(out.parent / "r")], 2,
+                                 f"{what}; give a training run"),
                                 (["train", "--out", str(out), "--force"], 2, f"{out} is a `ner-fast tag --output-dir`"),
                                 (["export", str(package.parent / "model"), "--out", str(out), "--force"], 2,
                                  f"{out} is a `ner-fast tag --output-dir` folder")):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == code and message in result.output and "Traceback" not in result.output, result.output
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+@pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)
+def test_a_run_whose_every_partition_failed_is_still_a_tagging_folder(package: Path, client: distributed.Client,
+                                                                       tmp_path: Path) -> None:
+    # Its manifest and no part: it read as a package, since the kind was told by the parts.
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "unterminated\n', encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["tag", str(package), str(path), "--output-dir", str(out), "--input-format", "jsonl",
+                                      "--scheduler", client.scheduler.address])
+    assert result.exit_code == 1 and f"{path}:1: not a JSON object" in result.output, result.output
+    assert [f.name for f in out.iterdir()] == ["manifest.json"]
+    _named_as_a_tagging_folder(out, package, path)
 
 
 @pytest.mark.slow  # a cluster of 2 worker processes (shared by the module)

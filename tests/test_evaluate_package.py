@@ -126,23 +126,28 @@ def test_data_is_read_as_a_tagged_corpus(package: Path, tmp_path: Path, content:
 
 def test_a_package_with_a_pos_head_scores_its_pos_tags(package: Path, tmp_path: Path) -> None:
     # `evaluate PACKAGE` reported pos_accuracy null for every package, though a package of a run with a POS head
-    # (the tuned recipe on a corpus with POS) tags POS too. The oracle: the share of the tagger's own POS tags
-    # equal to the corpus's, counted here.
+    # (the tuned recipe on a corpus with POS) tags POS too. Oracles: MXNet's head (`evaluate RUN`, the same
+    # network exported as float32), and for the bundled package the share of its POS tags equal to the corpus's,
+    # counted here, on a corpus with some POS tags made wrong (so that neither 0 nor 1 is the answer).
     from helpers import POS
 
     make_checkpoint(tmp_path / "run", use_pos=False, pos_aux_weight=1.0)
-    headed = export_model(tmp_path / "run", tmp_path / "pkg")
+    headed = export_model(tmp_path / "run", tmp_path / "pkg", quantize=None)
     sentences = [*SENTENCES, *SENTENCES[::-1]]
     gold_pos, tags = [*POS, *POS[::-1]], [*TAGS, *TAGS[::-1]]
     with_pos = write_conll(tmp_path / "pos.conll", [list(zip(s, p, t)) for s, p, t in zip(sentences, gold_pos, tags)])
-    for model in (str(headed), "default"):  # the bundled package has a POS head too
-        _, predicted = Tagger.load(model).tag_batch(sentences, return_pos=True)
-        pairs = [(p, g) for ps, gs in zip(predicted, gold_pos) for p, g in zip(ps, gs)]
-        assert len(pairs) == sum(map(len, sentences))
-        result = CliRunner().invoke(cli, ["evaluate", model, str(with_pos), "--json"])
-        assert result.exit_code == 0, result.output
-        expected = sum(p == g for p, g in pairs) / len(pairs)
-        assert json.loads(result.output)["pos_accuracy"] == pytest.approx(expected, abs=1e-12)
+    scores = [json.loads(CliRunner().invoke(cli, ["evaluate", str(model), str(with_pos), "--json"]).output)["pos_accuracy"]
+              for model in (tmp_path / "run", headed)]
+    assert scores[0] is not None and 0 < scores[0] < 1 and scores[0] == scores[1], scores
+    wrong = [[*p[:-1], "VBZ" if p[-1] != "VBZ" else "NN"] for p in gold_pos[:3]] + gold_pos[3:]
+    corrupted = write_conll(tmp_path / "wrong.conll", [list(zip(s, p, t)) for s, p, t in zip(sentences, wrong, tags)])
+    _, predicted = Tagger.load("default").tag_batch(sentences, return_pos=True)  # the bundled package has a POS head
+    pairs = [(p, g) for ps, gs in zip(predicted, wrong) for p, g in zip(ps, gs)]
+    assert len(pairs) == sum(map(len, sentences))
+    expected = sum(p == g for p, g in pairs) / len(pairs)
+    assert 0 < expected < 1
+    result = CliRunner().invoke(cli, ["evaluate", "default", str(corrupted), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["pos_accuracy"] == pytest.approx(expected, abs=1e-12)
     # Without POS tags in the corpus, or with a package that has no POS head: none.
     without, _, _ = gold_corpus(tmp_path)
     for model, data in ((headed, without), (package, with_pos)):

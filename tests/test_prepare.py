@@ -454,3 +454,7 @@ def test_the_python_api_names_a_run_given_as_prepared_data(tmp_path: Path) -> No
     make_checkpoint(tmp_path / "run")
     with pytest.raises(ValueError, match=r"run: a training run, not a prepared folder \(what `ner-fast prepare` writes\)"):
         PreparedData.load(tmp_path / "run")
+    # A prepared folder (it has vocab.json) that a config.json of someone else's joined is still one.
+    prepare(small_corpus(), buckets=[5, 10]).save(tmp_path / "prep")
+    (tmp_path / "prep" / "config.json").write_text("{}", encoding="utf-8")
+    assert len(PreparedData.load(tmp_path / "prep").splits["train"]) > 0

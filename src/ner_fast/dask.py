@@ -43,7 +43,7 @@ from typing import Any
 from ner_fast.atomic import atomic_write_json, folder_lock
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.errors import OptionError
-from ner_fast.package import MANIFEST_FILE, TAGGED_PART
+from ner_fast.package import MANIFEST_FILE, TAGGED_PART, tagged_parts
 from ner_fast.partition import (
     JSONL,
     PARTITION_SIZE,
@@ -57,7 +57,7 @@ from ner_fast.partition import (
 )
 
 # The parts (`Partition.part`) are named as `package.TAGGED_PART` says: a run writes them, and `--force` removes
-# an earlier run's; the manifest that lists them has the name of a package's (`package.folder_kind` tells the
+# an earlier run's; the manifest that lists them has the name of a package's (`package.tagged_parts` tells the
 # two folders apart).
 MANIFEST_VERSION = 1
 #: Least seconds between two manifest writes while parts complete (the last one is always written).
@@ -280,17 +280,10 @@ def _refuse_inputs_inside(inputs: list[str | os.PathLike[str]], out: Path) -> No
 
 
 def run_files(folder: Path) -> set[str] | None:
-    """The files of an earlier `tag_files` run in `folder`, its manifest and parts (None: it holds none)."""
-    from ner_fast.atomic import read_json
-
-    try:
-        manifest = read_json(folder / MANIFEST_FILE, "tagging manifest")
-        manifest["settings"]
-        # Only the parts the manifest plans are the run's: any other part-*.jsonl is the user's.
-        parts = {str(r["part"]) for r in manifest["partitions"]}
-    except (ValueError, KeyError, TypeError):
-        return None
-    return {MANIFEST_FILE, *parts}
+    """The files of an earlier `tag_files` run in `folder`, its manifest and parts (None: it holds none). Only
+    the parts the manifest plans are the run's (`package.tagged_parts`): any other part-*.jsonl is the user's."""
+    parts = tagged_parts(folder)
+    return None if parts is None else {MANIFEST_FILE, *parts}
 
 
 def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], resume: bool,

@@ -51,8 +51,8 @@ RUN_CONFIG_FILE = "config.json"
 RUN_VOCAB_FILE = "vocab.json"
 #: What makes a folder one `ner-fast prepare` wrote (`folder_kind`).
 PREPARED_FILE = "prepared.json"
-#: The parts of a `ner-fast tag --output-dir` folder (`dask.py`), whose `MANIFEST_FILE` lists them (not a
-#: package's: `folder_kind` tells the two apart by these).
+#: The parts of a `ner-fast tag --output-dir` folder (`dask.py`), which its own `MANIFEST_FILE` lists (not a
+#: package's: `tagged_parts` tells the two apart).
 TAGGED_PART = re.compile(r"part-\d{5,}\.jsonl")
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.onnx.data"
@@ -207,19 +207,29 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """What the folder `path` holds, by the files each kind starts from: "package" (a model package,
-    `manifest.json`), "tagged" (a `ner-fast tag --output-dir` folder: a `manifest.json` of its own beside
-    `TAGGED_PART` files and no `model.json`), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`,
+    `manifest.json`), "tagged" (a `ner-fast tag --output-dir` folder: a `manifest.json` of its own,
+    `tagged_parts`, even before any part is done), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`,
     written together when a run starts; a `config.json` alone is any other tool's), "prepared" (a
     `ner-fast prepare` folder, `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher`
     SOURCE and the messages for a folder of another kind (`KIND_NAMES`) share."""
     folder = Path(path)
     if (folder / MANIFEST_FILE).is_file():
-        if not (folder / MODEL_FILE).is_file() and any(TAGGED_PART.fullmatch(p.name) for p in folder.iterdir()):
-            return "tagged"
-        return "package"
+        return "package" if tagged_parts(folder) is None else "tagged"
     if (folder / RUN_CONFIG_FILE).is_file() and (folder / RUN_VOCAB_FILE).is_file():
         return "run"
     return "prepared" if (folder / PREPARED_FILE).is_file() else None
+
+
+def tagged_parts(folder: Path) -> set[str] | None:
+    """The parts that the `manifest.json` of a `ner-fast tag --output-dir` run in `folder` plans (its
+    `settings` and `partitions`), or None where that file is none (missing, unreadable, a package's): the one
+    rule of what a tagging run's folder is, for `folder_kind` and `dask.run_files`."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_bytes())
+        manifest["settings"]
+        return {str(r["part"]) for r in manifest["partitions"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 #: How messages name each `folder_kind` (the one wording: "DIR: a model package, not a training run folder").

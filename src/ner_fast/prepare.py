@@ -71,8 +71,8 @@ class PreparedData:
         """Read a directory written by `save` (no pickle: npz with allow_pickle=False); a folder of another
         kind (`package.folder_kind`: a run, a package) is named as what it is."""
         directory = Path(directory)
-        kind = folder_kind(directory)
-        if kind not in ("prepared", None):
+        kind = None if (directory / PREPARED_FILE).is_file() else folder_kind(directory)  # a stray config.json is no run
+        if kind is not None:
             raise ValueError(f"{directory}: {KIND_NAMES[kind]}, not a prepared folder (what `ner-fast prepare` writes)")
         doc = read_json(directory / PREPARED_FILE, "prepared-data description")
         if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
@@ -283,9 +283,10 @@ def data_warnings(prepared: PreparedData) -> list[str]:
     known = prepared.summary.get("vectors_coverage")
     if known and known["words"] and known["known"] < FEW_KNOWN * known["words"]:
         share = f"{known['known']:,} of the {known['words']:,} training words ({known['known'] / known['words']:.0%})"
-        lowered = known.get("known_lowercased", 0)
-        hint = (f"; looked up lower-cased (--lowercase) they would know {lowered:,} ({lowered / known['words']:.0%})"
-                if lowered > known["known"] else " (vectors of another language or casing?)")
+        lowered, of = known.get("known_lowercased", 0), known.get("lowercased_words", 0)
+        hint = (f"; looked up lower-cased (--lowercase) they would know {lowered:,} of the {of:,} words a"
+                f" lower-cased vocabulary holds ({lowered / of:.0%})"
+                if of and lowered / of > known["known"] / known["words"] else " (vectors of another language or casing?)")
         warnings.append(f"Warning: {prepared.settings.get('vectors')}: the vectors know {share}: the others start"
                         f" from random rows, as without --vectors{hint}")
     return [w for w in warnings if w]

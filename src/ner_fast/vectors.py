@@ -306,12 +306,14 @@ def vectors_dim(source: str | os.PathLike[str]) -> int:
 
 def coverage(words: Vocab, vectors: Vectors, lowercase: bool) -> dict[str, Any]:
     """How many of the training words `words` (less <pad> and <unk>) `vectors` know: `words`, `known`, and
-    without `lowercase` `known_lowercased` (how many they would know looked up lower-cased, as
-    `--lowercase yes` does), so that `prepare.data_warnings` can name the cause of few."""
+    without `lowercase` what a lower-cased vocabulary (`--lowercase`) would hold, `lowercased_words` (Paris,
+    paris and PARIS are one), and how many of those they know, `known_lowercased`, so that
+    `prepare.data_warnings` can name the cause of few."""
     entries = words.itos[words.first_id:]
     known = {"words": len(entries), "known": sum(1 for w in entries if w in vectors.index)}
     if not lowercase:
-        known["known_lowercased"] = sum(1 for w in word_keys(entries, True) if w in vectors.index)
+        keys = set(word_keys(entries, True))
+        known.update(lowercased_words=len(keys), known_lowercased=sum(1 for k in keys if k in vectors.index))
     return known
 
 

@@ -380,7 +380,7 @@ def test_a_teacher_that_reads_pos_is_refused_in_one_line(tmp_path: Path) -> None
           progress=False, echo=_quiet)
     package = export_model(run, tmp_path / "pos-package")
     for teacher in (run, package):
-        with pytest.raises(OptionError, match=f"^--teacher: {teacher}: reads POS tags"):
+        with pytest.raises(OptionError, match=f"^--teacher: {teacher}: this model reads POS tags, which a teacher is not given"):
             resolve_teachers(str(teacher))
 
 

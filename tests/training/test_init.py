@@ -322,7 +322,7 @@ def test_a_source_that_reads_pos_says_what_corpus_it_needs(tmp_path: Path) -> No
     plain = write_conll(tmp_path / "plain.conll", [list(zip(w, t)) for w, t in zip(SENTENCES, TAGS)] * 4)
     other = write_conll(tmp_path / "other.conll",
                         [list(zip(w, ["X"] * len(w), t)) for w, t in zip(SENTENCES, TAGS)] * 4)
-    for data, says in ((plain, "this corpus has no POS tags"), (other, "POS ids, this corpus gives")):
+    for data, says in ((plain, "this model reads POS tags, which this corpus does not have: give one with a POS column"), (other, "POS ids, this corpus gives")):
         result = CliRunner().invoke(train_command, [str(data), "--init", str(run), "--out", str(tmp_path / "x"),
                                                     "--epochs", "1", "--batch-size", "4", "--no-progress"])
         assert result.exit_code == 2 and says in result.output, result.output

@@ -457,23 +457,25 @@ def test_two_workers_train_with_vectors(glove: tuple[Path, dict[str, np.ndarray]
 
 
 @pytest.mark.parametrize("lowercase, known, hint", [
-    ("no", ["visited", "on", "paris", "rome", "berlin", "monday"], "looked up lower-cased (--lowercase) they would know 6 (100%)"),
+    ("no", ["visited", "on", "paris", "rome", "berlin", "monday"],
+     "looked up lower-cased (--lowercase) they would know 6 of the 6 words a lower-cased vocabulary holds (100%)"),
     ("yes", ["paris"], "(vectors of another language or casing?)"),
     ("yes", ["visited", "on", "paris", "rome", "berlin"], None),  # 5 of 6: no warning
 ])
 def test_vectors_that_know_few_training_words_are_said_so(tmp_path: Path, lowercase: str, known: list[str],
                                                           hint: str | None) -> None:
-    # A corpus and vectors of other casings (GloVe is lower-cased; `--lowercase no` looks "Paris" up as written)
+    # A corpus and vectors of other casings (GloVe is lower-cased; `--no-lowercase` looks "Paris" up as written)
     # or languages trained on, the rows quietly random: `prepare.data_warnings` says how many the vectors know.
     from helpers import write_conll
 
-    words = ["Paris", "visited", "Rome", "on", "Berlin", "Monday"]  # one training word each, with --dev
-    sentences = [[(w, "B-GEO" if w[0].isupper() else "O") for w in words[i:] + words[:i]] for i in range(6)]
+    words = ["Paris", "paris", "visited", "Rome", "on", "Berlin", "Monday"]  # with --dev, all are training words
+    sentences = [[(w, "B-GEO" if w[0].isupper() else "O") for w in words[i:] + words[:i]] for i in range(len(words))]
     data = write_conll(tmp_path / "train.tsv", sentences)
     dev = write_conll(tmp_path / "dev.tsv", sentences[:1])
     vectors = tmp_path / "v.txt"
     vectors.write_text("".join(f"{w} 0.5 -0.25\n" for w in known), encoding="utf-8")
-    as_written = sum(1 for w in words if (w.lower() if lowercase == "yes" else w) in known)  # the oracle
+    vocabulary = {w.lower() for w in words} if lowercase == "yes" else set(words)  # the oracle: its distinct entries
+    as_written = len(vocabulary & set(known))
     for command in (["prepare", str(data), "--out", str(tmp_path / "p")],
                     ["train", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", *_tiny_args(), "--word-dim", "2"]):
         result = CliRunner().invoke(cli, [*command, "--dev", str(dev), "--vectors", str(vectors),
@@ -483,6 +485,7 @@ def test_vectors_that_know_few_training_words_are_said_so(tmp_path: Path, lowerc
         if hint is None:
             assert said == [], result.output
         else:
-            assert said == [f"Warning: {vectors}: the vectors know {as_written} of the 6 training words"
-                            f" ({as_written / 6:.0%}): the others start from random rows, as without --vectors"
+            n = len(vocabulary)
+            assert said == [f"Warning: {vectors}: the vectors know {as_written} of the {n} training words"
+                            f" ({as_written / n:.0%}): the others start from random rows, as without --vectors"
                             f"{'; ' if hint.startswith('looked') else ' '}{hint}"], result.output

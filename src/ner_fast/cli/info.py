@@ -271,8 +271,8 @@ def format_card(card: dict[str, Any]) -> str:
     lines.append(f"  size {size['bytes'] / 1e6:.1f} MB in {len(size['files'])} files: "
                  + ", ".join(f"{name} {n / 1e6:.2f} MB" for name, n in sorted(size["files"].items(), key=lambda kv: -kv[1])))
     invariant = ("yes: a sentence's scores do not depend on what it is batched with" if quant["batch_invariant"] else
-                 f"no: its graph quantizes activations per batch ({', '.join(quant['per_batch_ops'])}), so scores "
-                 "depend on the batch")
+                 f"no: its graph holds operators whose answers depend on the batch ({', '.join(quant['per_batch_ops'])}:"
+                 " activations quantized per batch, or Log), so scores depend on the batch")
     lines.append(f"  quantization {quant['scheme']}; batch-invariant {invariant}")
     if not quant["same_on_every_cpu"]:
         lines.append("  its int8 sums may differ on CPUs without AVX-512 VNNI (AVX2 kernels saturate on signed int8 weights):"

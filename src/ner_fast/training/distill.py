@@ -19,6 +19,7 @@ import numpy as np
 from ner_fast.buckets import Bucket
 from ner_fast.config import OptionError, default_of, sources_of
 from ner_fast.decode import CRF, crf_marginals, log_proba
+from ner_fast.engine import reads_pos_message
 from ner_fast.recase import origin_of
 
 __all__ = ["Teacher", "resolve_teachers", "soften", "teacher_arrays", "teacher_distributions"]
@@ -76,8 +77,8 @@ def resolve_teachers(spec: str) -> list[Teacher]:
             except ValueError as err:
                 raise OptionError(OPTION, str(err)) from None
         if _reads_pos(kind, path):
-            raise OptionError(OPTION, f"{part}: reads POS tags, which a teacher is not given (it tags the training"
-                              " words alone): distil from a model trained without POS input")
+            raise OptionError(OPTION, f"{part}: " + reads_pos_message("a teacher is not given (it tags the training words"
+                                                                     " alone)", "distil from a model trained without POS input"))
         teachers.append(Teacher(part, kind, path))
     return teachers
 

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from ner_fast.config import BY_NAME, ModelConfig, OptionError, vectors_word_dim
-from ner_fast.decode import CRF_PARAMS
-# `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
 from ner_fast.checkpoint import params_file
+from ner_fast.decode import CRF_PARAMS
+from ner_fast.engine import reads_pos_message
+# `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
 from ner_fast.package import BUNDLED_NAMES, MANIFEST_FILE
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
@@ -76,10 +77,11 @@ CHECKSUM_OF = {"package": MANIFEST_FILE, "run": params_file("best")}
 
 
 def source_checksum(kind: str, path: Path) -> str:
-    """The sha256 that config.json and a package record of a SOURCE of `kind` in folder `path` (`CHECKSUM_OF`)."""
-    from ner_fast.package import sha256_file
+    """The sha256 that config.json and a package record of a SOURCE of `kind` in folder `path` (`CHECKSUM_OF`):
+    a package's is `package.package_checksum`, what a cluster worker checks too."""
+    from ner_fast.package import package_checksum, sha256_file
 
-    return sha256_file(path / CHECKSUM_OF[kind])
+    return package_checksum(path) if kind == "package" else sha256_file(path / CHECKSUM_OF[kind])
 
 
 def recorded_source(spec: str, path: Path) -> dict[str, str]:
@@ -109,7 +111,7 @@ def resolve(spec: str) -> tuple[str, Path]:
     kind = folder_kind(path)
     if kind in ("run", "package"):
         return kind, path
-    if kind == "prepared":
+    if kind in ("prepared", "tagged"):
         raise OptionError("--init", f"{spec}: {KIND_NAMES[kind]}; give a training run, a model package or a bundled"
                           " name")
     raise OptionError("--init", f"{spec}: not a training run folder (config.json), a model package folder"
@@ -172,8 +174,8 @@ def check_architecture(source: Source, config: ModelConfig) -> None:
     # use_pos matches SOURCE's (MUST_MATCH), so --no-pos is no way out: say what corpus SOURCE needs.
     other = "; or start from a model trained without POS input (default, ensemble)"
     if source.config.pos_enabled and not config.pos_enabled:
-        raise OptionError("--pos", f"--init {source.spec} reads POS tags and this corpus has no POS tags: give one with"
-                          f" a POS column{other}")
+        raise OptionError("--pos", f"--init {source.spec}: " + reads_pos_message("this corpus does not have",
+                                                                                 f"give one with a POS column{other}"))
     if config.pos_enabled and source.config.n_pos != config.n_pos:
         raise OptionError("--pos", f"--init {source.spec} reads {source.config.n_pos} POS ids, this corpus gives"
                           f" {config.n_pos}: give a corpus with SOURCE's POS tag set{other}")
