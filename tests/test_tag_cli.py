@@ -70,6 +70,17 @@ def test_gmb_csv_in_jsonl_out(packages: dict, tmp_path: Path) -> None:
         assert [(e["type"], e["start"], e["end"], e["text"]) for e in d["entities"]] == [(e.label, e.token_start, e.token_end, e.text) for e in expected]
 
 
+def test_a_jsonl_line_is_one_sentence_whatever_its_tokens_hold(packages: dict, tmp_path: Path) -> None:
+    # A CoNLL token may hold U+2028 (the reader splits at spaces and tabs only): the pre-tokenized lines were
+    # json.dumps's, which writes it raw, and `str.splitlines` (older JavaScript too) cut the record in three.
+    words = [["Merkel\u2028x", "visited", "Paris\u0085"], ["Rome\u2029", "."]]
+    path = tmp_path / "in.conll"
+    path.write_text("\n\n".join("\n".join(f"{w}\tNN\tO" for w in ws) for ws in words) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["tag", str(packages["pos"]), str(path), "--output-format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["tokens"] for line in result.output.splitlines()] == words
+
+
 def test_tokens_from_stdin(packages: dict) -> None:
     text = "Angela Merkel visited Paris .\n\n  The UN met in New  York .\n"
     result = CliRunner().invoke(cli, ["tag", str(packages["nopos"]), "-", "--input-format", "tokens"], input=text)

@@ -80,14 +80,18 @@ class Entity(NamedTuple):
         return self.label
 
 
+#: Decimals of an entity's score in JSON (`Doc.to_dict`, a pre-tokenized sentence's line): float32 holds ~7.
+SCORE_DIGITS = 6
+
 # The UTF-8 bytes of the characters some line splitters take for line ends, and their JSON escapes.
 _LINE_ENDS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 
 
 def json_line(value: Any) -> bytes:
     """`value` (a `Doc.to_dict()`, or a list of them) as one line of compact JSON in UTF-8: the one
-    encoding of documents, shared by `Doc.to_json` (`ner-fast tag`, the cluster's parts) and the answers
-    of `ner-fast serve`, so the same document is the same bytes everywhere.
+    encoding of documents, shared by `Doc.to_json` (`ner-fast tag`, the cluster's parts), a pre-tokenized
+    sentence's line (`partition.sentence_json`) and the answers of `ner-fast serve`, so the same document is
+    the same bytes everywhere.
 
     orjson (~15x faster than the json module on a document: the server writes one a request). Non-ASCII
     characters are kept, except the ones some line splitters (Python's `str.splitlines`, older
@@ -226,7 +230,7 @@ class Doc:
                     "end": e.end,
                     "text": e.text,
                     "word": e.text,
-                    "score": round(e.score, 6),
+                    "score": round(e.score, SCORE_DIGITS),
                     "token_start": e.token_start,
                     "token_end": e.token_end,
                 }

@@ -153,10 +153,13 @@ def tag_sentences(
 
 def sentence_json(tokens: list[str], tags: list[str], entities: list[Any]) -> str:
     """The JSON line of one tagged pre-tokenized sentence: its tokens, tags and entities, whose `start`
-    and `end` are token indices (raw text in gives `Doc.to_json()`, with character offsets)."""
-    found = [{"type": e.label, "start": e.token_start, "end": e.token_end, "text": e.text, "score": round(e.score, 6)}
-             for e in entities]
-    return json.dumps({"tokens": tokens, "tags": tags, "entities": found}, ensure_ascii=False)
+    and `end` are token indices (raw text in gives `Doc.to_json()`, with character offsets), encoded as
+    documents are (`doc.json_line`: a line is always one sentence, whatever characters a token holds)."""
+    from ner_fast.doc import SCORE_DIGITS, json_line
+
+    found = [{"type": e.label, "start": e.token_start, "end": e.token_end, "text": e.text,
+              "score": round(e.score, SCORE_DIGITS)} for e in entities]
+    return json_line({"tokens": tokens, "tags": tags, "entities": found}).decode("utf-8")
 
 
 # --------------------------------------------------------------------------- input, cut into partitions
