@@ -521,3 +521,14 @@ def test_a_corpus_built_in_memory_is_checked_and_rewritten_as_a_file_is() -> Non
         with pytest.raises(error) as err:
             Corpus.from_sentences(sentences, tags=tags)
         assert str(err.value).startswith(said), str(err.value)
+
+
+def test_a_quoted_gmb_header_is_sniffed_as_the_reader_reads_it() -> None:
+    # The reader parsed the header as CSV, the sniffer split it at commas: `"Sentence #","Word","POS","Tag"` read
+    # with --format gmb, and from stdin (no name) was "raw text ('"S' has punctuation attached)".
+    from ner_fast.corpus import parse_corpus
+
+    raw = b'"Sentence #","Word","POS","Tag"\nSentence: 1,Paris,NNP,B-geo\n,is,VBZ,O\n'
+    for fmt in ("gmb", "auto"):
+        corpus = parse_corpus(raw, "<stdin>", fmt, name=None)
+        assert corpus.words == ["Paris", "is"] and corpus.tags == ["B-geo", "O"] and corpus.pos == ["NNP", "VBZ"]

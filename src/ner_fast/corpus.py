@@ -50,7 +50,7 @@ import numpy as np
 from ner_fast import _csv
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, begin, iob1_starts, iob1_to_iob2, is_tag, not_a_tag
-from ner_fast.sniff import COLUMN_SPLIT, format_of_name, sniff_format
+from ner_fast.sniff import COLUMN_SPLIT, format_of_name, gmb_columns, is_gmb_header, sniff_format
 from ner_fast.text import TOKEN_RULE, blank_token
 
 #: The `Corpus.format` of a corpus built in memory (`Corpus.from_sentences`): read from no file, so in no
@@ -329,16 +329,13 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     encoding = _encoding_of(raw, source)
     header_end = raw.find(b"\n")
     header_bytes = raw[: header_end if header_end >= 0 else len(raw)].rstrip(b"\r")
-    header = next(csv.reader([_decode(header_bytes, encoding, raw, source)]))
-    names = [h.strip().lower() for h in header]
+    text = _decode(header_bytes, encoding, raw, source)
+    header, names = next(csv.reader([text]), []), gmb_columns(text)
     ncols = len(names)
-    try:
-        word_col, tag_col = names.index("word"), names.index("tag")
-        sent_col = next(i for i, n in enumerate(names) if n.startswith("sentence"))
-    except (ValueError, StopIteration):
-        raise CorpusError(
-            f"GMB CSV header must name Sentence, Word and Tag columns, found {header}", source, 1
-        ) from None
+    if not is_gmb_header(names):
+        raise CorpusError(f"GMB CSV header must name Sentence, Word and Tag columns, found {header}", source, 1)
+    word_col, tag_col = names.index("word"), names.index("tag")
+    sent_col = next(i for i, n in enumerate(names) if n.startswith("sentence"))
     pos_col = names.index("pos") if "pos" in names else None
     body = raw[header_end + 1 :].rstrip(b"\r\n") if header_end >= 0 else b""
     if not body:

@@ -21,6 +21,7 @@ Its rules, in order (docs/ARCHITECTURE.md repeats them for users):
 """
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections import Counter
@@ -52,6 +53,17 @@ def format_of_name(name: str | None) -> str | None:
 _GLUED = re.compile(r"(?:\w[,;:](?:\s|$))|(?:[^\W\d_]{2,}[.!?]\s*$)|(?:(?:^|\s)[\"(]\w)")
 
 
+def gmb_columns(header: str) -> list[str]:
+    """The column names of a CSV header line (quoted fields too), stripped and lower-cased: the one parse of
+    the GMB header, for the sniffer and the reader."""
+    return [h.strip().lower() for h in next(csv.reader([header]), [])]
+
+
+def is_gmb_header(names: list[str]) -> bool:
+    """Whether `gmb_columns` names a GMB CSV: Word and Tag columns and one whose name starts with Sentence."""
+    return "word" in names and "tag" in names and any(n.startswith("sentence") for n in names)
+
+
 def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, tagged: bool = False) -> str:
     """The format of a file's bytes: ``gmb``, ``conll`` or ``tokens`` by the documented rules (module
     docstring); `name` is the file's name (None: stdin, content only). Raises `CorpusError` naming
@@ -64,8 +76,7 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
     if by_name is not None:
         return by_name
     head = raw.split(b"\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4]
-    header = [h.strip().lower() for h in head[0].decode("latin-1").rstrip("\r").split(",")]
-    if "word" in header and "tag" in header and any(h.startswith("sentence") for h in header):
+    if is_gmb_header(gmb_columns(head[0].decode("latin-1").rstrip("\r"))):
         return "gmb"
     rows: list[tuple[int, list[str]]] = []
     for number, line in enumerate(head, 1):
