@@ -134,6 +134,13 @@ def test_bad_config_is_refused_in_one_line(tmp_path: Path) -> None:
         spacy.blank("en").add_pipe("ner_fast", config={"mode": "merge"})
     with pytest.raises(ValueError, match="alignment_mode must be one of"):
         spacy.blank("en").add_pipe("ner_fast", config={"alignment_mode": "nearest"})
+    # The tagger's own rule (`buckets.check_batch_size`), at once: True passed, and failed at the first `pipe`.
+    from ner_fast.spacy_component import NerFast
+
+    with pytest.raises(ValueError, match="^ner_fast: batch_size must be at least 1, got 0$"):
+        spacy.blank("en").add_pipe("ner_fast", config={"batch_size": 0})
+    with pytest.raises(TypeError, match="^ner_fast: batch_size must be an int, got bool True$"):
+        NerFast(batch_size=True)  # type: ignore[arg-type]
     bad = tmp_path / "labels.json"
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match=f"{bad}: not valid JSON"):

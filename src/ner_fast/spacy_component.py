@@ -52,7 +52,8 @@ from spacy.tokens import Doc, Span
 from ner_fast.package import PackageError, names_bundled, package_checksum, package_path
 from ner_fast.engine import BATCH_SIZE, check_model
 from ner_fast.doc import Entity
-from ner_fast.labels import LABEL_SETS
+from ner_fast.buckets import check_batch_size
+from ner_fast.labels import LABEL_SETS, PACKAGE
 
 if TYPE_CHECKING:
     from ner_fast.tagger import Tagger
@@ -84,7 +85,7 @@ if not Doc.has_extension(MISALIGNED):
 
 @Language.factory(
     "ner_fast",
-    default_config={"package": None, "labels": "package", "mode": "keep", "alignment_mode": DEFAULT_ALIGNMENT,
+    default_config={"package": None, "labels": PACKAGE, "mode": MODES[0], "alignment_mode": DEFAULT_ALIGNMENT,
                     "batch_size": BATCH_SIZE},
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", f"span._.{SCORE}", f"doc._.{MISALIGNED}"],
     # What `nlp.evaluate` reports and weighs, as for spaCy's own "ner" (`NerFast.score`).
@@ -129,8 +130,8 @@ class NerFast:
         self,
         name: str = "ner_fast",
         package: str | os.PathLike[str] | None = None,
-        labels: str | dict[str, str | None] = "package",
-        mode: str = "keep",
+        labels: str | dict[str, str | None] = PACKAGE,
+        mode: str = MODES[0],
         alignment_mode: str = DEFAULT_ALIGNMENT,
         batch_size: int = BATCH_SIZE,
     ) -> None:
@@ -138,8 +139,10 @@ class NerFast:
             raise ValueError(f"ner_fast: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if alignment_mode not in ALIGNMENT_MODES:
             raise ValueError(f"ner_fast: alignment_mode must be one of {', '.join(ALIGNMENT_MODES)}, got {alignment_mode!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"ner_fast: batch_size must be a positive integer, got {batch_size!r}")
+        try:
+            check_batch_size(batch_size)  # the tagger's own rule, now, not at the first document `pipe` tags
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"ner_fast: {err}") from None
         self.name = name
         self.package = None if package is None else os.fspath(package)
         self.label_set = labels
