@@ -256,9 +256,14 @@ def lone_surrogate(text: str) -> int | None:
     return None if (found := _SURROGATE.search(text)) is None else found.start()
 
 
-def surrogate_reason(text: str, at: int) -> str:
-    """Why `text`, with a lone surrogate at `at`, cannot be tagged: `check_text`'s and `token_fault`'s words."""
-    return f"character {at} is a lone surrogate (U+{ord(text[at]):04X}), which is not text: no UTF-8 encodes it"
+def surrogate_reason(text: str, at: int, from_bytes: bool = False) -> str:
+    """Why `text`, with a lone surrogate at `at`, cannot be tagged: the words of `check_text`, `token_fault`, the
+    server and `ner-fast tag --text`. `from_bytes`: `text` was decoded with `surrogateescape` (a command line),
+    so U+DC80-U+DCFF is a byte that is not UTF-8, said as such."""
+    code = ord(text[at])
+    if from_bytes and 0xDC80 <= code <= 0xDCFF:
+        return f"character {at} is the byte 0x{code - 0xDC00:02x}, which is not valid UTF-8"
+    return f"character {at} is a lone surrogate (U+{code:04X}), which is not text: no UTF-8 encodes it"
 
 
 #: The rule `blank_token` checks, in the words every refusal of a blank token ends with.

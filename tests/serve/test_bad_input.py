@@ -31,7 +31,7 @@ CASES = [
     ("empty token", b'{"tokens": [["Paris", ""]]}', 422, ["'tokens'[0][1] is ''", "neither whitespace nor"]),
     ("whitespace token", b'{"tokens": [["Paris"], ["\\u00a0", "is"]]}', 422, ["'tokens'[1][0] is '\\xa0'", "neither whitespace nor"]),
     ("zero-width token", b'{"tokens": [["Paris", "\\u200b"]]}', 422, ["'tokens'[0][1] is '\\u200b'", "invisible format character"]),
-    ("lone surrogate", b'{"text": "Paris \\ud800"}', 422, ["lone surrogate", "\\ud800", "character 6"]),
+    ("lone surrogate", b'{"text": "Paris \\ud800"}', 422, ["'text': character 6 is a lone surrogate (U+D800), which is not text"]),
     ("too many texts", json.dumps({"texts": ["a"] * (LIMITS.max_texts + 1)}).encode(), 413,
      [f"{LIMITS.max_texts + 1} entries", f"limit is {LIMITS.max_texts}"]),
     ("too many sentences", json.dumps({"tokens": [["a"]] * (LIMITS.max_texts + 1)}).encode(), 413, [f"limit is {LIMITS.max_texts}"]),

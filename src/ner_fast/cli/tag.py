@@ -81,13 +81,11 @@ def refuse_unwritable_tokens(corpus: Any) -> None:
 def refuse_undecodable(text: str) -> None:
     """`click.UsageError` for a `--text` that is not Unicode text: a byte of the command line that is not
     UTF-8 reaches Python as a lone surrogate (U+DC80-U+DCFF), which no output can encode."""
-    from ner_fast.text import lone_surrogate
+    from ner_fast.text import lone_surrogate, surrogate_reason
 
     at = lone_surrogate(text)
     if at is not None:
-        code = ord(text[at])
-        what = f"byte 0x{code - 0xDC00:02x} is not valid UTF-8" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x} is a lone surrogate"
-        raise click.UsageError(f"--text: {what} (character {at})")
+        raise click.UsageError(f"--text: {surrogate_reason(text, at, from_bytes=True)}")
 
 
 def write_sentence(out: IO[str], fmt: str, tokens: list[str], tags: list[str], entities: list) -> None:

@@ -44,7 +44,7 @@ from ner_fast.package import bundled_name, package_checksum, quantization_scheme
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
 from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
-from ner_fast.text import TOKEN_RULE, blank_token, estimate_tokens, lone_surrogate
+from ner_fast.text import TOKEN_RULE, blank_token, estimate_tokens, lone_surrogate, surrogate_reason
 
 log = logging.getLogger("ner_fast.serve")
 
@@ -172,7 +172,7 @@ def _check_unicode(text: str, where: str) -> None:
     (`text.lone_surrogate`)."""
     at = lone_surrogate(text)
     if at is not None:
-        raise ClientError(422, f"{where} holds a lone surrogate (\\u{ord(text[at]):04x}) at character {at}: not Unicode text")
+        raise ClientError(422, f"{where}: {surrogate_reason(text, at)}")
 
 
 def _kind(value: Any) -> str:
