@@ -30,13 +30,14 @@ Imports nothing heavy (json and the standard library): the command line and the 
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from ner_fast.atomic import read_json
 
 #: What each GMB label means (the bundled corpus's entity types).
 GMB_DESCRIPTIONS: Mapping[str, str] = MappingProxyType({
@@ -192,11 +193,9 @@ def label_map(
 def _read_map(path: Path) -> dict[str, str | None]:
     """A JSON label-map file: one object of string -> string or null (LabelError names the file and the problem)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise LabelError(f"{path}: cannot read it ({err})") from None
-    except ValueError as err:
-        raise LabelError(f"{path}: not valid JSON ({err})") from None
+        data = read_json(path, "label map")
+    except ValueError as err:  # names the file: missing, unreadable, or not JSON (where and why)
+        raise LabelError(str(err)) from None
     if not isinstance(data, dict):
         raise LabelError(f"{path}: must hold one JSON object, package label -> new label or null, got {type(data).__name__}")
     return _checked_map(data, str(path))

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ner_fast.atomic import atomic_write_text
+from ner_fast.atomic import atomic_write_text, read_json
 from ner_fast.errors import PackageError
 
 #: The newest package format this code writes. 1: every graph computes its own character features from its
@@ -389,9 +389,9 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
             raise PackageError(f"{shown}: {KIND_NAMES[kind]}, not a model package")
         raise PackageError(f"{shown}: not a model package ({MANIFEST_FILE} is missing)")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except ValueError as exc:  # not JSON, or not UTF-8
-        raise PackageError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+        manifest = read_json(manifest_path, "package manifest")
+    except ValueError as exc:  # not JSON, or not UTF-8: the file, and where and why
+        raise PackageError(str(exc)) from None
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         # Another tool's manifest.json (a browser extension's, a web app's): its KeyError said only 'format_version'.
         raise PackageError(f"{folder}: not a ner-fast model package ({MANIFEST_FILE} has no format_version)")
@@ -429,9 +429,9 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         if verify and sha256_file(file) != expected:
             raise PackageError(f"{file}: sha256 does not match the manifest (corrupted or modified package)")
     try:
-        model = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+        model = read_json(folder / MODEL_FILE, "package's model description")
     except ValueError as exc:
-        raise PackageError(f"{folder / MODEL_FILE}: not valid JSON ({exc})") from exc
+        raise PackageError(str(exc)) from None
     validate_model(model, folder / MODEL_FILE)
     if bool(model.get("char_graph")) != (version == 2):
         raise PackageError(f"{folder / MODEL_FILE}: format_version {version} "

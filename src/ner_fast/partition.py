@@ -340,10 +340,12 @@ def _json_text(line: str, source: str, number: int, text_field: str) -> str:
     from ner_fast.corpus import CorpusError
     from ner_fast.text import check_text
 
+    from ner_fast.errors import json_error
+
     try:
         value = json.loads(line)
-    except ValueError as err:
-        raise CorpusError(f"not a JSON object ({err})", source, number) from None
+    except json.JSONDecodeError as err:  # where in the line and why, as every "not valid JSON" says it
+        raise CorpusError(f"not a JSON object (not valid JSON: {json_error(err)})", source, number) from None
     if not isinstance(value, dict) or not isinstance(value.get(text_field), str):
         raise CorpusError(f"expected a JSON object with a string field {text_field!r}", source, number)
     try:  # a "\\ud800" escape is valid JSON but no text: refused here, where its line is known

@@ -52,6 +52,7 @@ from spacy.tokens import Doc, Span
 from ner_fast.package import PackageError, names_bundled, package_checksum, package_path
 from ner_fast.engine import BATCH_SIZE, check_model
 from ner_fast.doc import Entity
+from ner_fast.atomic import atomic_write_json, read_json
 from ner_fast.buckets import check_batch_size
 from ner_fast.labels import LABEL_SETS, PACKAGE
 
@@ -246,12 +247,12 @@ class NerFast:
         """Write the package's path and checksum and the config into the folder `path` (no weights)."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.settings(), indent=1) + "\n", encoding="utf-8")
+        atomic_write_json(folder / CONFIG_FILE, self.settings())
 
     def from_disk(self, path: str | os.PathLike[str], *, exclude: Iterable[str] = ()) -> NerFast:
         """Check what `to_disk` wrote against the package opened from the config (`spacy.load`)."""
         file = Path(path) / CONFIG_FILE
-        self._check(json.loads(file.read_text(encoding="utf-8")), str(file))
+        self._check(read_json(file, "ner_fast component record"), str(file))
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
