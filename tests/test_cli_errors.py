@@ -470,6 +470,30 @@ def test_a_missing_engine_is_one_line_naming_the_extra(monkeypatch: pytest.Monke
     assert err.strip().splitlines() == ["Error: this command needs mxnet: pip install 'ner-fast[train]'"]
 
 
+@pytest.mark.parametrize(("command", "module", "extra"), [(["serve", "default"], "uvicorn", "serve"),
+                                                          (["tag", "default", "IN", "--output-dir", "OUT"], "distributed", "dask")])
+def test_a_missing_extra_is_said_as_every_command_says_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path, command: list[str], module: str, extra: str) -> None:
+    # serve said "ner-fast serve needs the serve extra (...)", tag --output-dir "--output-dir needs Dask: ..." (and
+    # only when ner_fast.dask failed to import, which imports distributed later): `errors.missing_extra`, the
+    # console script's line, whoever meets the missing module.
+    import sys
+
+    import ner_fast.cli as cli_module
+
+    (tmp_path / "in.txt").write_text("Paris\n", encoding="utf-8")
+    command = [{"IN": str(tmp_path / "in.txt"), "OUT": str(tmp_path / "out")}.get(a, a) for a in command]
+    monkeypatch.setitem(sys.modules, module, None)  # `import MODULE` raises ModuleNotFoundError(name=MODULE)
+    for loaded in ("ner_fast.serve.server", "ner_fast.dask"):
+        monkeypatch.delitem(sys.modules, loaded, raising=False)
+    monkeypatch.setattr(sys, "argv", ["ner-fast", *command])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"Error: this command needs {module}: pip install 'ner-fast[{extra}]'"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_run_where_a_package_goes_and_a_package_where_a_run_goes_say_which_is_which(run: Path) -> None:
     # `ner-fast info RUN` / `tag RUN` said only "manifest.json is missing", `evaluate PACKAGE` / `export PACKAGE`
     # "config.json: no such file": the folder is fine, only of the other kind, and the message says so.

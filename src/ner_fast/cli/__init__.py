@@ -20,6 +20,7 @@ from ner_fast.cli.prepare import prepare_command
 from ner_fast.cli.serve import serve_command
 from ner_fast.cli.tag import tag_command
 from ner_fast.cli.train import train_command
+from ner_fast.errors import missing_extra
 from ner_fast.signals import Terminated, raise_on_sigterm, stop_behind
 
 
@@ -78,10 +79,6 @@ for _name, (_command, _short) in COMMANDS.items():
     cli.add_command(_command, _name)
 
 
-# The engines of the training side come with an extra; without it a command says which, in one line.
-EXTRAS = {"mxnet": "train", "onnx": "train", "distributed": "dask", "dask": "dask", "starlette": "serve", "uvicorn": "serve"}
-
-
 def main() -> None:
     """Console-script entry point.
 
@@ -107,10 +104,11 @@ def main() -> None:
         if stop is not None:
             click.echo("Aborted!", err=True)  # click's own line for a Ctrl-C inside a command
             raise SystemExit(1) from None
-        extra = EXTRAS.get((err.name or "").partition(".")[0]) if isinstance(err, ModuleNotFoundError) else None
-        if extra is None:
+        # The engines come with extras; without one a command says which, in one line.
+        message = missing_extra(err)
+        if message is None:
             raise
-        click.echo(f"Error: this command needs {err.name}: pip install 'ner-fast[{extra}]'", err=True)
+        click.echo(f"Error: {message}", err=True)
         raise SystemExit(1) from None
 
 

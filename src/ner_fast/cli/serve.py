@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ner_fast.cli.loading import PackageArgument
+from ner_fast.errors import missing_extra
 from ner_fast.option_table import command_options
 from ner_fast.serve.settings import Limits, Settings, Timeouts
 
@@ -44,7 +45,9 @@ def serve_command(
     try:
         from ner_fast.serve.server import serve
     except ImportError as err:
-        raise click.ClickException(f"ner-fast serve needs the serve extra ({err}): pip install 'ner-fast[serve]'") from err
+        if missing_extra(err) is None:
+            raise
+        raise click.ClickException(str(missing_extra(err))) from None
 
     limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars)
     timeouts = Timeouts(headers=headers_timeout, keep_alive=keep_alive_timeout, body=body_timeout,

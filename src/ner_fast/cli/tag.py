@@ -456,10 +456,9 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
         raise click.UsageError("give --scheduler or --local-workers, not both")
     if resume and force:
         raise click.UsageError("give --resume or --force, not both")
-    try:
-        from ner_fast.dask import PartitionsFailed, tag_files
-    except ImportError as err:  # distributed is an extra
-        raise click.ClickException(f"--output-dir needs Dask: pip install 'ner-fast[dask]' ({err})") from None
+    # distributed, an extra, is imported when the cluster starts: without it the console script says which
+    # (`errors.missing_extra`).
+    from ner_fast.dask import PartitionsFailed, tag_files
     from ner_fast.cli.errors import user_errors
     from ner_fast.cli.terminal import bars_shown
 
