@@ -19,6 +19,12 @@ def usable_cores() -> int:
 THREADS_PER_CORE = 4
 
 
+def cores_each(sharers: int, cores: int | None = None) -> int:
+    """The cores each of `sharers` (processes, threads) gets of `cores` (default `usable_cores()`), shared out
+    evenly, at least 1: the one rule of training's OpenMP threads and the server's onnxruntime threads."""
+    return max(1, (cores or usable_cores()) // max(1, sharers))
+
+
 def threads_fault(count: int) -> str | None:
     """Why `count` (an int) is refused as a count of threads, in the words after its name ("must be at
     least 1, got 0"); None for 1 to `THREADS_PER_CORE` x `usable_cores()`. The one rule of every such

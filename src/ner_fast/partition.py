@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ner_fast.engine import BATCH_SIZE
+
 #: Documents per partition (`ner-fast tag --partition-size`): a partition is the unit that is retried and
 #: written as one part, so it bounds the work a lost worker repeats and the memory a task holds.
 PARTITION_SIZE = 1000
@@ -32,9 +34,10 @@ SCHEDULER_TIMEOUT = 10.0
 #: JSON lines input: one JSON object a line, its document under `text_field` (blank lines skipped).
 JSONL = "jsonl"
 TEXT_FIELD = "text"
-#: Pre-tokenized sentences a `tag_batch` call of `tag_sentences`: large enough for full batches in every
-#: bucket, small enough that their scores, held until written, stay small (and a progress bar moves).
-SENTENCES_A_CALL = 2048
+#: Pre-tokenized sentences a `tag_batch` call of `tag_sentences`: `pipe`'s (`engine.BATCH_SIZE`), large enough
+#: for full batches in every bucket, small enough that their scores, held until written, stay small (and a
+#: progress bar moves).
+SENTENCES_A_CALL = BATCH_SIZE
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ner_fast.cores import usable_cores
+from ner_fast.cores import cores_each
 from ner_fast.errors import OptionError
 from ner_fast.option_table import row
 
@@ -89,4 +89,4 @@ class Settings:
             return self.onnx_threads
         if self.max_batch_tokens == 0:
             return 1
-        return max(1, (cores or usable_cores()) // self.threads)
+        return cores_each(self.threads, cores)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import MutableMapping
 
-from ner_fast.cores import usable_cores
+from ner_fast.cores import cores_each
 
 
 def flush_denormals() -> bool:
@@ -31,7 +31,7 @@ def flush_denormals() -> bool:
 def omp_threads(processes: int = 1) -> int:
     """OpenMP threads for MXNet's operators in each of `processes` training processes sharing this
     machine: the cores this process may run on, shared out evenly (at least 1)."""
-    return max(1, usable_cores() // max(1, processes))
+    return cores_each(processes)
 
 
 def set_mxnet_threads(env: MutableMapping[str, str] | None = None, processes: int = 1, cpu_contexts: int = 1) -> str:
