@@ -345,10 +345,8 @@ def info_command(package: str | Path | None, as_json: bool) -> None:
     default: the default bundled model): its labels with
     their descriptions and validation F1, training data and recipe, size, quantization and batch
     invariance, provenance, and speed as recorded (with the CPU)."""
-    from ner_fast.package import PackageError
+    from ner_fast.cli.errors import user_errors
 
-    try:
+    with user_errors():  # a PackageError is a ValueError: one line, exit 1, as every command
         card = model_card(package)
-    except (PackageError, OSError) as err:
-        raise click.ClickException(str(err)) from None
     click.echo(json.dumps(card, indent=1) if as_json else format_card(card), nl=as_json)
