@@ -1,11 +1,11 @@
 """`ner-fast evaluate`: score a trained checkpoint, or a model package, on a corpus."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from ner_fast.cli.terminal import echo_json
 from ner_fast.cli.loading import RunArgument
 from ner_fast.option_table import command_options, row
 
@@ -44,6 +44,6 @@ def evaluate_command(
         with user_errors():
             scores = evaluate(model, data, which=which, format=fmt, batch_size=batch_size, progress=bars_shown(progress), decode=decode)
     if as_json:
-        click.echo(json.dumps(scores.to_dict()))
+        echo_json(scores.to_dict())
     else:
         click.echo(format_table({data or "validation split": scores}))

@@ -1,11 +1,11 @@
 """`ner-fast export`: a training checkpoint folder -> a self-describing ONNX model package."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from ner_fast.cli.terminal import echo_json
 from ner_fast.cli.loading import RunArgument
 from ner_fast.option_table import command_options
 
@@ -52,7 +52,7 @@ def export_command(
                                ensemble=ensemble, max_words=max_words, char_graph=char_graph)
     summary = package_summary(package)
     if as_json:
-        click.echo(json.dumps(summary))
+        echo_json(summary)
     else:
         lengths = summary["buckets"]
         shown = ", ".join(map(str, lengths)) if len(lengths) <= 12 else f"{lengths[0]}..{lengths[-1]} ({len(lengths)} lengths)"

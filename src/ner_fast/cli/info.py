@@ -9,12 +9,12 @@ the scheme. Nothing here loads a graph into onnxruntime, so the card is instant.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ner_fast.cli.terminal import echo_json
 from ner_fast.cli.loading import PackageArgument
 from ner_fast.config import BEFORE_OPTION
 from ner_fast.option_table import command_options
@@ -349,4 +349,7 @@ def info_command(package: str | Path | None, as_json: bool) -> None:
 
     with user_errors():  # a PackageError is a ValueError: one line, exit 1, as every command
         card = model_card(package)
-    click.echo(json.dumps(card, indent=1) if as_json else format_card(card), nl=as_json)
+    if as_json:
+        echo_json(card)
+    else:
+        click.echo(format_card(card), nl=False)

@@ -1,12 +1,12 @@
 """`ner-fast prepare`: corpus -> vocabularies and bucket tensors on disk."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ner_fast.cli.terminal import echo_json
 from ner_fast.option import DEFAULT_RECIPE
 from ner_fast.option_table import command_options
 
@@ -50,7 +50,7 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
     for warning in data_warnings(prepared):
         click.echo(warning, err=True)
     if as_json:
-        click.echo(json.dumps(prepared.summary))
+        echo_json(prepared.summary)
     else:
         click.echo(format_summary(prepared.summary))
         click.echo(f"written to {out}")

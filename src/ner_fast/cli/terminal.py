@@ -1,7 +1,10 @@
-"""Whether a command draws progress bars: the one rule of `train`, `evaluate` and `tag`."""
+"""What a command writes to the terminal beside its output: whether it draws progress bars (the one rule of
+`train`, `evaluate` and `tag`), and its `--json` result (`echo_json`, every command's)."""
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -15,3 +18,8 @@ def bars_shown(asked: bool = True) -> bool:
     if asked and context is not None and context.get_parameter_source("progress") == ParameterSource.COMMANDLINE:
         return True
     return asked and sys.stderr is not None and sys.stderr.isatty()
+
+
+def echo_json(result: Any) -> None:
+    """A command's `--json` result on stdout: one line of JSON (`prepare`, `train`, `evaluate`, `export`, `info`)."""
+    click.echo(json.dumps(result))

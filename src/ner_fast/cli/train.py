@@ -4,11 +4,11 @@ Its options come from the option table (`ner_fast.option_table`), as do their de
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
+from ner_fast.cli.terminal import echo_json
 from ner_fast.option_table import command_options
 
 
@@ -59,7 +59,7 @@ def train_command(
         cfg = command_line_config(data=data, out=out, resume=resume_dir, recipe_name=recipe_name, given=given)
         result = train(cfg, resume=resume_dir is not None, force=force, progress=bars_shown(progress))
     if as_json:
-        click.echo(json.dumps(result.to_dict()))
+        echo_json(result.to_dict())
     elif result.best_epoch is not None:
         best = result.history[result.best_epoch - 1]["valid"]
         click.echo(
