@@ -23,6 +23,12 @@ def plain(value: Any) -> Any:
     return value
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages, to two decimals: what a benchmark records before and after it
+    measures (a busy machine's speeds are not a quiet one's)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def write_json(path: str | os.PathLike[str], doc: dict[str, Any]) -> None:
     """Write a benchmark's result `doc` to `path` (written then renamed) with the CPU under "cpu"; paths in
     it are written as strings (`plain`), so a benchmark may record `vars(args)` as it is."""

@@ -23,7 +23,6 @@ Writes the JSON (`--json`) with the CPU model, flags and cores (`_machine.write_
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -34,15 +33,11 @@ import numpy as np
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.tagger import Tagger
 from ner_fast.training.export import export_model
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 from overhead import validation_sentences  # benchmarks/overhead.py: the GMB validation split, written once
 
 BATCH = 64
 ROUND = 100
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def timed_pass(tagger: Tagger, sentences: list[list[str]], pos: Any, workers: int) -> tuple[float, list[list[str]]]:

@@ -15,7 +15,6 @@ every other type dropped on both sides), micro entity F1. The same texts lower-,
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from ner_fast.schemes import iob1_to_iob2
 from ner_fast.tagger import Tagger
 from text import documents, f1, recased  # benchmarks/text.py: raw text, character spans, re-casing
 from vectors import CROSS_TYPES  # benchmarks/vectors.py: GMB's types that the cross corpora share
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 from defaults import package_arg  # benchmarks/defaults.py: `--package NAME=DIR|default`, written once
 
 CASINGS = ("as written", *MODES)
@@ -65,12 +64,12 @@ def main() -> None:
 
     corpus = shared_types_only(read_corpus(args.corpus))
     result: dict[str, Any] = {"corpus": args.corpus.name, "sentences": len(corpus), "tokens": len(corpus.words),
-                              "load_average_before": [round(x, 2) for x in os.getloadavg()], "packages": {}}
+                              "load_average_before": load_average(), "packages": {}}
     for name, path in args.package:
         rows = measure(Tagger.load(path, device="cpu", threads=1, workers=1), corpus)
         result["packages"][name] = {"package": str(path), "f1": rows}
         print(name, {mode: (row["f1"], row.get("ratio_to_as_written")) for mode, row in rows.items()})
-    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["load_average_after"] = load_average()
     if args.json:
         write_json(args.json, result)
 

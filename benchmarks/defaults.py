@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import itertools
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ import numpy as np
 from ner_fast.package import BUNDLED_NAMES, PackageError, package_path
 from ner_fast.prepare import run_splits
 from ner_fast.tagger import Tagger
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 
 def current_defaults() -> dict[str, Any]:
@@ -196,7 +195,7 @@ def main() -> None:
     sentences = [valid.sentence(i).words for i in range(len(valid))]
     print(f"validation: {len(sentences)} sentences, {valid.n_tokens} tokens; defaults from the code: {d}")
     doc: dict[str, Any] = {"defaults": d, "sentences": len(sentences), "tokens": valid.n_tokens, "repeats": args.repeats,
-                           "load_average_before": [round(x, 2) for x in os.getloadavg()], "packages": {}}
+                           "load_average_before": load_average(), "packages": {}}
     for name, pkg in packages:
         result = doc["packages"][name] = {"path": str(pkg), **measure(pkg, sentences, args, d)}
         print(f"\n== {name} ({pkg})\n{'T':>4} {'W':>2} {'B':>4} {'tokens/s':>9} {'ratio':>6} {'spread':>6}")
@@ -211,7 +210,7 @@ def main() -> None:
                   f"ratio {row['ratio_to_default']}, spread {row['spread']}{'  <- default' if row['default'] else ''}")
         if "pipe" in result:
             print("pipe best:", result["pipe"]["verdict"])
-    doc["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    doc["load_average_after"] = load_average()
     if args.json:
         write_json(args.json, doc)
 

@@ -58,7 +58,7 @@ from ner_fast.package import load_package
 from ner_fast.sessions import make_session_options
 from ner_fast.tagger import Tagger
 from text import Features  # benchmarks/text.py (this folder): the CRF peer's word features, written once
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 from defaults import package_arg  # benchmarks/defaults.py: `--package NAME=DIR|default`, written once
 
 # Variants `--train` knows: name -> ModelConfig overrides (TrainConfig.arch) of the tuned recipe.
@@ -79,10 +79,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 BATCH = 64
 CHUNK = 100
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # ------------------------------------------------------------------------------------------ the CRF peer

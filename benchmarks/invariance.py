@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,7 @@ from ner_fast.training.package_writer import write_package
 from ner_fast.training.quantize import ensemble_from_logits, is_batch_invariant, make_invariant, prune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import write_json  # noqa: E402  (the CPU in every result)
+from _machine import load_average, write_json  # noqa: E402  (the CPU in every result)
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where the ensemble lay at DYNAMIC_REV (the default package then; src/ner_fast/models/ensemble now).
@@ -215,7 +214,7 @@ def main() -> None:
     alone = {name: Tagger.load(path, device="cpu", threads=1) for name, path in packages.items()}
     results: dict[str, Any] = {name: {"package_bytes": package_bytes(path), "batch_invariant_graph": is_batch_invariant(graphs[name]),
                                       "tokens_per_s": {}} for name, path in packages.items()}
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     for (name, s), tagger in taggers.items():  # warm up every session
         tagger.tag_batch(sentences[:256])
     for name in packages:  # F1 of the whole validation split, as the bundled package's is recorded
@@ -260,7 +259,7 @@ def main() -> None:
     report = {
         "benchmark": "invariance",
         "machine_note": "shared with other jobs: compare within this run only",
-        "load_average_before_after": [load_before, [round(x, 2) for x in os.getloadavg()]],
+        "load_average_before_after": [load_before, load_average()],
         "onnxruntime": __import__("onnxruntime").__version__,
         "source_package_manifest_sha256": package_checksum(source),
         "int8_candidate_is_the_bundled_package_weights": bundled_same,

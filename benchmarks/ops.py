@@ -33,7 +33,7 @@ from typing import Any
 
 import onnx
 import onnxruntime as ort
-from _machine import write_json
+from _machine import load_average, write_json
 
 from ner_fast import Tagger
 from ner_fast.package import package_path
@@ -151,7 +151,7 @@ def main() -> None:
         top = ", ".join(f"{op} {share:.0%}" for op, share in list(r["by_op"].items())[:4])
         print(f"{name:12s} {s['lstm']:7.1%} {s['characters']:7.1%} {s['rest']:7.1%}   {top}")
     if args.json:
-        write_json(args.json, {"benchmark": "ops", "args": vars(args), "load_average": os.getloadavg(), "results": results})
+        write_json(args.json, {"benchmark": "ops", "args": vars(args), "load_average": load_average(), "results": results})
 
 
 if __name__ == "__main__":

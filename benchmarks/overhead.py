@@ -41,11 +41,7 @@ from ner_fast.package import load_package
 from ner_fast.prepare import run_splits
 from ner_fast.sessions import make_session_options
 from ner_fast.tagger import Tagger
-from _machine import write_json  # the CPU (model, flags, cores) in every result
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 
 def _options(threads: int | None, spinning: bool | None = None, level: str | None = None) -> Callable[[], ort.SessionOptions]:

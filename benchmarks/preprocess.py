@@ -31,7 +31,7 @@ from ner_fast.corpus import bundled_corpus_path, read_corpus
 from ner_fast.prepare import prepare
 from ner_fast.features import n_features
 from ner_fast.vocab import Vocabularies
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 MAX_TOKEN_CHARS = 20
 BATCH_SIZE = 50
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs of ner-fast and the kernels (best kept)")
     args = parser.parse_args()
 
-    load_before = os.getloadavg()
+    load_before = load_average()
     # ner-fast first: the baseline leaves a large, fragmented heap behind that slows whatever runs
     # next. The short runs keep their best of `repeat` (all are in the JSON); the baseline runs
     # once, at ~20 s it averages out the machine's noise.
@@ -182,7 +182,7 @@ def main() -> None:
     read_s = min(timed(args.repeat, read_corpus)[0])
     kernel_s, tokens = kernels_only(args.repeat)
     (baseline_s,), (baseline_cpu_s,), _ = timed(1, tutorial_pipeline, str(bundled_corpus_path()))
-    load_after = os.getloadavg()
+    load_after = load_average()
     assert prepared.summary["tokens"] == tokens
 
     figures = {

@@ -46,7 +46,7 @@ from ner_fast.training import quantize as quantize_module
 from ner_fast.training.quantize import make_invariant, quantize_dynamic_int8
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import write_json  # noqa: E402  (the CPU in every result)
+from _machine import load_average, write_json  # noqa: E402  (the CPU in every result)
 
 GMB_TRAIN_SENTENCES = 38_367  # the tutorial's sequential 80/20 split of the bundled corpus
 VARIANTS = ("float32", "int8 per table", "int8 per row", "int8 per row, all scaled per lookup")
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             "words": read_config(args.run_dir)["model"]["n_words"], "word_dim": read_config(args.run_dir)["model"]["word_dim"],
             "run_validation_sentences": len(own), "gmb_validation_sentences": len(gmb),
             "batch_sentences": len(batch), "batch_tokens": n_tokens, "single_sentences": len(twenty),
-            "passes": args.passes, "threads": args.threads, "load_average": list(os.getloadavg()),
+            "passes": args.passes, "threads": args.threads, "load_average": load_average(),
             "variants": results,
         })
 

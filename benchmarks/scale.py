@@ -39,7 +39,7 @@ from typing import Any
 
 from ner_fast.corpus import read_corpus
 from ner_fast.partition import plan_partitions, tag_partition, tag_texts
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 #: Documents each process tags before the timed runs.
@@ -116,7 +116,7 @@ def main() -> None:
 
     from ner_fast.package import package_checksum
 
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="ner_fast_scale_") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         path, documents, tokens = make_input(work, args.tokens)
@@ -160,7 +160,7 @@ def main() -> None:
         "rounds_seconds": {name: [round(t, 3) for t in times] for name, times in rounds.items()},
         "cpus": os.cpu_count(),
         "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_after": load_average(),
     }
     print(json.dumps(result, indent=1))
     if args.json:

@@ -68,14 +68,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {"batching": [], "batching_off": ["--max-batch-tokens", "0"]}
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # ----------------------------------------------------------------------------- model and sentences

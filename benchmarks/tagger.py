@@ -67,15 +67,11 @@ from ner_fast.metrics import TagScheme, score  # noqa: E402
 from ner_fast.training.export import export_model  # noqa: E402
 from ner_fast.prepare import run_splits  # noqa: E402
 from ner_fast.tagger import Tagger  # noqa: E402
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 THREADS = int(os.environ["OMP_NUM_THREADS"])
 REPEATS = 3
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def validation_corpus(doc: dict[str, Any]) -> Corpus:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -59,14 +58,10 @@ from ner_fast.schemes import chunks
 from ner_fast.tagger import Tagger
 from ner_fast.doc import join_tokens
 from ner_fast.text import segment, tokenize
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 REPEATS = 3
 Span = tuple[int, str, int, int]  # (document, label, start, end)
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -51,7 +51,7 @@ from ner_fast.prepare import prepare  # noqa: E402
 from ner_fast.config import TrainConfig  # noqa: E402
 from ner_fast.training.epoch import make_module, run_epoch  # noqa: E402
 from ner_fast.training.run_setup import model_config_for  # noqa: E402
-from _machine import write_json  # the CPU (model, flags, cores) in every result
+from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
 
 
 class Variant:
@@ -114,7 +114,7 @@ def compare_threads(args: argparse.Namespace) -> dict[str, Any]:
         for name in settings
     }
     totals = {name: {"tokens": 0, "seconds": 0.0, "cpu_seconds": 0.0, "losses": []} for name in settings}
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as work:
         for p in range(args.passes):
             for name in settings:
@@ -141,7 +141,7 @@ def compare_threads(args: argparse.Namespace) -> dict[str, Any]:
     }
     a, b = settings
     ratio = results[b]["tokens_per_s"] / results[a]["tokens_per_s"]
-    load_after = [round(x, 2) for x in os.getloadavg()]
+    load_after = load_average()
     print(f"fused training, {args.sentences} sentences, {args.passes} timed passes each; load {load_before} -> {load_after}")
     for name, r in results.items():
         print(f"OMP_NUM_THREADS={r['omp_num_threads']}, {r['cpu_contexts']} CPU context(s) ({name}): {r['tokens_per_s']:,.0f} tokens/s, "
@@ -207,7 +207,7 @@ def main() -> None:
                 "mxnet": mx.__version__,
                 "cpus": os.cpu_count(),
                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "load_average": load_average(),
             },
         }
         write_json(args.json, doc)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -46,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from front import CRFPeer, entity_f1  # noqa: E402  (this folder: the CRF peer and the scorer, written once)
-from _machine import cpu_info, write_json  # noqa: E402  (the CPU in every result)
+from _machine import cpu_info, load_average, write_json  # noqa: E402  (the CPU in every result)
 
 from ner_fast.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ner_fast.corpus import Corpus, read_corpus  # noqa: E402
@@ -276,7 +275,7 @@ def main() -> None:
     if not set(systems) <= set(SYSTEMS):
         raise SystemExit(f"--systems: a comma-separated list of {', '.join(SYSTEMS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     runs: list[dict[str, Any]] = []
     for spec in args.corpus:
         name, _, files = spec.partition("=")
@@ -310,7 +309,7 @@ def main() -> None:
                     summary = summarise(runs)
                     doc = {"benchmark": "transfer", "settings": vars(args),
                            "load_average_before": load_before,
-                           "load_average_after": [round(x, 2) for x in os.getloadavg()], "summary": summary, "runs": runs}
+                           "load_average_after": load_average(), "summary": summary, "runs": runs}
                     write_json(args.json, doc)  # after every run: a long run can be read as it goes
     if args.plot:
         plot(summarise(runs), args.plot, f"entity F1 on each test file; {cpu_info()['model']}")
