@@ -14,6 +14,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from ner_fast.cores import usable_cores
+
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx")
 
 
@@ -45,7 +47,7 @@ def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
             model = value.strip()
         elif key == "flags":
             flags.update(value.split())
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     real = {
         "avx2": "avx2" in flags,
         "avx512f": "avx512f" in flags,
