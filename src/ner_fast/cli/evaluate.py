@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ner_fast.cli.terminal import echo_json
+from ner_fast.cli.terminal import echo_json, given
 from ner_fast.cli.loading import RunArgument
 from ner_fast.option_table import command_options, row
 
@@ -30,12 +30,10 @@ def evaluate_command(
     from ner_fast.metrics import format_table
     from ner_fast.training.evaluate import evaluate, evaluate_package
 
-    source = click.get_current_context().get_parameter_source
     if RunArgument.is_package(model):
         if data is None:
             raise click.UsageError(f"{model} is a model package, which keeps no validation split: give DATA, a tagged corpus")
-        run_only = [row("evaluate", name).cli_flag for name in ("which", "decode")
-                    if source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        run_only = [row("evaluate", name).cli_flag for name in ("which", "decode") if given(name)]
         if run_only:  # a package has one set of parameters and decodes as it was exported
             raise click.UsageError(f"{', '.join(run_only)} applies to a training run, not to a model package")
         with user_errors(runtime="inference failed"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ner_fast.cli.terminal import echo_json
+from ner_fast.cli.terminal import echo_json, given
 from ner_fast.cli.loading import RunArgument
 from ner_fast.option_table import command_options
 
@@ -38,13 +38,10 @@ def export_command(
     """Export the trained model in MODEL (a `ner-fast train` folder) as an ONNX model package: the dynamic
     graph (plus one per bucket length with --buckets), weights stored once, vocabularies and a checksummed
     manifest."""
-    from click.core import ParameterSource
-
     from ner_fast.cli.errors import user_errors
     from ner_fast.training.export import export_model
 
-    given = click.get_current_context().get_parameter_source("char_graph") == ParameterSource.COMMANDLINE
-    if ensemble and char_graph and given:  # honoured or refused, never ignored
+    if ensemble and char_graph and given("char_graph"):  # honoured or refused, never ignored
         raise click.UsageError("--char-graph: an ensemble is always one graph (its members' character CNNs differ);"
                                " leave --char-graph out")
     with user_errors():

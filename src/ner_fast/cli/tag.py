@@ -33,6 +33,7 @@ import click
 
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TEXT
+from ner_fast.cli.terminal import bars_shown, given
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.labels import PACKAGE
 from ner_fast.option_table import OUTPUT_FORMATS, command_options, row
@@ -275,8 +276,6 @@ def choose_output_format(input_format: str, output_format: str | None, text: str
 def _bar_shown(output: Path | None) -> bool:
     """A progress bar only where someone watches it: on a terminal's stderr, with the output going to a file
     (bars in a redirected log are lines of carriage returns)."""
-    from ner_fast.cli.terminal import bars_shown
-
     return output is not None and bars_shown()
 
 
@@ -340,29 +339,27 @@ def tag_command(
     """
     from ner_fast.cli.errors import user_errors
 
-    source = click.get_current_context().get_parameter_source
-    given = {name for name in ("scheduler_timeout", "partition_size", "text_field", "char_cache")
-             if source(name) not in (None, click.core.ParameterSource.DEFAULT)}  # these have defaults: asked, not None
+    chosen = {name for name in ("scheduler_timeout", "partition_size", "text_field", "char_cache") if given(name)}
     if output_dir is not None:
-        if "scheduler_timeout" in given and scheduler is None:
+        if "scheduler_timeout" in chosen and scheduler is None:
             raise click.UsageError("--scheduler-timeout applies to --scheduler (a local cluster has no such wait)")
         if text is not None or document or output is not None or output_format not in (None, "jsonl"):
             raise click.UsageError("--output-dir writes JSON lines parts: no --text, --document, --output or --output-format")
         if device != row("tag", "device").default or workers != row("tag", "workers").default:
             raise click.UsageError("--output-dir tags on the Dask workers' CPUs, one task a thread: no --device or "
                                    "--workers (more workers: --local-workers, or `dask worker --nworkers`)")
-        if "char_cache" in given:  # each worker process opens its own tagger, with `Tagger.load`'s cache
+        if "char_cache" in chosen:  # each worker process opens its own tagger, with `Tagger.load`'s cache
             raise click.UsageError("--char-cache sizes this process's tagger: a cluster run's workers keep their"
                                    " default cache (no --char-cache with --output-dir)")
         cluster_tag(paths, output_dir, input_format, scheduler, local_workers, partition_size,
-                    text_field if "text_field" in given else None, resume, force, threads, batch_size,
+                    text_field if "text_field" in chosen else None, resume, force, threads, batch_size,
                     scheduler_timeout, labels)
         return
     cluster_only = [name for name, asked in (("--resume", resume), ("--scheduler", scheduler is not None),
                                              ("--local-workers", local_workers is not None),
-                                             ("--scheduler-timeout", "scheduler_timeout" in given),
-                                             ("--partition-size", "partition_size" in given),
-                                             ("--text-field", "text_field" in given)) if asked]
+                                             ("--scheduler-timeout", "scheduler_timeout" in chosen),
+                                             ("--partition-size", "partition_size" in chosen),
+                                             ("--text-field", "text_field" in chosen)) if asked]
     if cluster_only:
         raise click.UsageError(f"{', '.join(cluster_only)} applies to a cluster run: give --output-dir")
     if output is not None and str(output) == "-":
@@ -460,8 +457,6 @@ def cluster_tag(paths: tuple[str, ...], output_dir: Path, input_format: str, sch
     # (`errors.missing_extra`).
     from ner_fast.dask import PartitionsFailed, tag_files
     from ner_fast.cli.errors import user_errors
-    from ner_fast.cli.terminal import bars_shown
-
     with user_errors(PartitionsFailed):
         tag_files(inputs, output_dir, package, scheduler=scheduler, local_workers=local_workers,
                   input_format=input_format, text_field=text_field, partition_size=partition_size, resume=resume,

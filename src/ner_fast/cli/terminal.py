@@ -10,12 +10,19 @@ import click
 from click.core import ParameterSource
 
 
+def given(name: str) -> bool:
+    """Whether the option `name` of the running command was given (on the command line, or in the
+    environment), not left at its default: the one test of `tag`, `evaluate`, `export` and `bars_shown`."""
+    context = click.get_current_context(silent=True)
+    source = None if context is None else context.get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
+
+
 def bars_shown(asked: bool = True) -> bool:
     """A progress bar where `asked` (`--progress`, the default) and someone watches it: stderr is a terminal
     (bars in a redirected log, `train ... 2> log`, are lines of carriage returns). `--progress` given on the
     command line draws them anyway (`... 2>&1 | tee log`, a container without a terminal)."""
-    context = click.get_current_context(silent=True)
-    if asked and context is not None and context.get_parameter_source("progress") == ParameterSource.COMMANDLINE:
+    if asked and given("progress"):
         return True
     return asked and sys.stderr is not None and sys.stderr.isatty()
 
