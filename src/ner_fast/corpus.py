@@ -66,7 +66,9 @@ TAGGED_FORMATS = ("auto", "gmb", "conll")
 TEXT = "text"
 #: What `ner-fast tag` reads: the corpus formats and raw text.
 TAG_FORMATS = (*FORMATS, TEXT)
-_UTF8_BOM = b"\xef\xbb\xbf"
+#: The UTF-8 byte order mark (Windows tools write one): skipped before the first line by every reader of
+#: our inputs (corpora, raw text, JSON lines, a server request's body).
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -278,16 +280,16 @@ def parse_corpus(
     fmt = "gmb" if format == "csv" else format
     if fmt not in FORMATS:
         raise CorpusError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})", source)
-    declared_utf8 = raw.startswith(_UTF8_BOM)
+    declared_utf8 = raw.startswith(UTF8_BOM)
     if declared_utf8:
-        raw = raw[len(_UTF8_BOM) :]
+        raw = raw[len(UTF8_BOM) :]
     if not raw.strip():
         if not empty_ok:
             raise CorpusError("empty file", source, 1)
         if fmt == "auto":  # nothing to sniff: the name's format, else the one without columns
             fmt = format_of_name(name) or "tokens"
         return Corpus([], None, None, np.zeros(1, np.int64), source, fmt, np.zeros(0, np.int64))
-    if b"\r" in raw and b"\n" not in raw:  # CR-only line ends (classic Mac): one line per CR
+    if line_end(raw) == b"\r":  # CR-only line ends (classic Mac): one line per CR
         raw = raw.replace(b"\r", b"\n")
     if fmt == "auto":
         fmt = sniff_format(raw, source, name, tagged)
@@ -537,8 +539,8 @@ def parse_documents(raw: bytes, source: str, whole: bool = False, first_line: in
     A run of whole lines cut from a larger file (`ner_fast.partition`) gives its first line's number
     `first_line` and the file's line end `ends` (`line_end`): errors then name lines of the file.
     """
-    if first_line == 1 and raw.startswith(_UTF8_BOM):
-        raw = raw[len(_UTF8_BOM) :]
+    if first_line == 1 and raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM) :]
     if ends is None:
         ends = line_end(raw)
     text = _utf8(raw, source, lambda at: raw.count(ends, 0, at) + first_line)

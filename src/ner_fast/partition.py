@@ -38,7 +38,6 @@ TEXT_FIELD = "text"
 #: for full batches in every bucket, small enough that their scores, held until written, stay small (and a
 #: progress bar moves).
 SENTENCES_A_CALL = BATCH_SIZE
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 # --------------------------------------------------------------------------- the partition function
@@ -267,7 +266,7 @@ def is_document(line: bytes, fmt: str) -> bool:
 
 
 def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: int) -> list[Partition]:
-    from ner_fast.corpus import line_end
+    from ner_fast.corpus import UTF8_BOM, line_end
 
     found: list[Partition] = []
     with open(path, "rb") as f:
@@ -284,7 +283,7 @@ def _plan_lines(path: Path, fmt: str, text_field: str, size: int, first_index: i
         first_line = number = 1
         documents = 0
         for line in lines:
-            bare = line[len(_UTF8_BOM) :] if number == 1 and line.startswith(_UTF8_BOM) else line
+            bare = line[len(UTF8_BOM) :] if number == 1 and line.startswith(UTF8_BOM) else line
             document = bare != b"" and is_document(bare, fmt)  # a byte-order mark alone is no line
             if documents == size and document:  # a full partition ends before the next document
                 found.append(Partition(first_index + len(found), str(path), fmt, first_line, number - first_line,

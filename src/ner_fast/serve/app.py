@@ -38,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ner_fast import __version__
+from ner_fast.corpus import UTF8_BOM
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.errors import json_error
 from ner_fast.package import bundled_name, package_checksum, quantization_scheme
@@ -101,8 +102,8 @@ def error(status: int, message: str, unread: bool = False) -> JSONResponse:
 
 def parse_job(body: bytes, limits: Limits) -> Job:
     """Check a `/v1/entities` body and turn it into a `Job`; raises `ClientError` naming the problem."""
-    if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (Windows tools add one): RFC 8259 lets a parser skip it
-        body = body[3:]
+    if body.startswith(UTF8_BOM):  # RFC 8259 lets a parser skip it
+        body = body[len(UTF8_BOM):]
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
