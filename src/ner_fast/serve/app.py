@@ -43,7 +43,7 @@ from ner_fast.engine import check_reads_no_pos
 from ner_fast.errors import json_error
 from ner_fast.package import bundled_name, package_checksum, quantization_scheme
 from ner_fast.serve.annotate import Job, Piece, annotate, assemble, cut
-from ner_fast.serve.batcher import Batcher, BatcherClosed, BatchStats
+from ner_fast.serve.batcher import SHUTTING_DOWN, Batcher, BatcherClosed, BatchStats
 from ner_fast.serve.settings import Limits, Settings
 from ner_fast.text import TOKEN_RULE, blank_token, estimate_tokens, lone_surrogate, surrogate_reason
 
@@ -52,7 +52,6 @@ log = logging.getLogger("ner_fast.serve")
 JSON = "application/json"
 FIELDS = ("text", "texts", "tokens")
 INTERNAL_ERROR = "internal error; the server log has the details"
-SHUTTING_DOWN = "the server is shutting down"
 #: The ASGI scope key by which the endpoint tells the metrics that its client left mid-body.
 CLIENT_LEFT = "ner_fast.client_left"
 #: The ASGI scope key by which the server (`server.CappedProtocol`) marks a request that arrived over its

@@ -33,6 +33,9 @@ Result = TypeVar("Result")
 #: Queued by `Batcher.hurry`: ends the collector's wait for one more item.
 _WAKE = object()
 
+#: What a request is answered (503) once a stop began: the batcher's and the endpoint's words.
+SHUTTING_DOWN = "the server is shutting down"
+
 
 @dataclass
 class BatchStats:
@@ -106,7 +109,7 @@ class Batcher(Generic[Item, Result]):
         Exceptions raised by `run` reach every item of the batch that raised them.
         """
         if self._closing:
-            raise BatcherClosed("the server is shutting down")
+            raise BatcherClosed(SHUTTING_DOWN)
         loop = asyncio.get_running_loop()
         if not self.batching:
             return (await self._execute(loop, [item], tokens))[0]
