@@ -221,14 +221,21 @@ def folder_kind(path: str | os.PathLike[str]) -> str | None:
 
 
 def tagged_parts(folder: Path) -> set[str] | None:
-    """The parts that the `manifest.json` of a `ner-fast tag --output-dir` run in `folder` plans (its
-    `settings` and `partitions`), or None where that file is none (missing, unreadable, a package's): the one
-    rule of what a tagging run's folder is, for `folder_kind` and `dask.run_files`."""
+    """The parts that the `manifest.json` of a `ner-fast tag --output-dir` run in `folder` plans, or None where
+    that file is none (missing, unreadable, a package's): for `folder_kind` and `dask.run_files`."""
     try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_bytes())
+        return planned_parts(json.loads((folder / MANIFEST_FILE).read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def planned_parts(manifest: Any) -> set[str] | None:
+    """The parts a parsed `manifest.json` plans if it is a tagging run's (its `settings` and `partitions`), else
+    None: the one rule of what a tagging run's manifest is (`tagged_parts`, `load_package`)."""
+    try:
         manifest["settings"]
         return {str(r["part"]) for r in manifest["partitions"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, IndexError):
         return None
 
 
@@ -379,8 +386,6 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         raise PackageError(f"{shown}: a file, not a model package (a package is a folder holding {MANIFEST_FILE})")
     if manifest_path.exists() and not manifest_path.is_file():
         raise PackageError(f"{manifest_path}: not a file")
-    if folder_kind(folder) == "tagged":
-        raise PackageError(f"{shown}: {KIND_NAMES['tagged']}, not a model package")
     if not manifest_path.is_file():
         kind = folder_kind(folder)
         if kind == "run":
@@ -392,6 +397,8 @@ def load_package(path: str | os.PathLike[str], verify: bool = True) -> Package:
         manifest = read_json(manifest_path, "package manifest")
     except ValueError as exc:  # not JSON, or not UTF-8: the file, and where and why
         raise PackageError(str(exc)) from None
+    if planned_parts(manifest) is not None:  # read once: `folder_kind`'s "tagged", from the manifest in hand
+        raise PackageError(f"{shown}: {KIND_NAMES['tagged']}, not a model package")
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         # Another tool's manifest.json (a browser extension's, a web app's): its KeyError said only 'format_version'.
         raise PackageError(f"{folder}: not a ner-fast model package ({MANIFEST_FILE} has no format_version)")
