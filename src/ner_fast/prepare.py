@@ -271,7 +271,7 @@ def _types(corpus: Corpus) -> set[str]:
 
 #: Below this share of the training words known to --vectors, `data_warnings` says so: a corpus and vectors of
 #: one language and casing know most (GloVe 6B knows 91% of GMB's training words looked up lower-cased, 55% as
-#: written, `--lowercase no`).
+#: written, `--no-lowercase`).
 FEW_KNOWN = 0.75
 
 

@@ -45,9 +45,10 @@ def serve_command(
     try:
         from ner_fast.serve.server import serve
     except ImportError as err:
-        if missing_extra(err) is None:
+        message = missing_extra(err)
+        if message is None:
             raise
-        raise click.ClickException(str(missing_extra(err))) from None
+        raise click.ClickException(message) from None
 
     limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_text_chars=max_text_chars)
     timeouts = Timeouts(headers=headers_timeout, keep_alive=keep_alive_timeout, body=body_timeout,
