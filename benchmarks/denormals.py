@@ -47,7 +47,7 @@ print(json.dumps({"ms_per_update": 1000 * (time.perf_counter() - start) / update
 
 
 def run(variant: str, updates: int, fraction: float) -> dict[str, float]:
-    env = {**os.environ, "MXNET_SUBGRAPH_VERBOSE": "0", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, variant, str(updates), str(fraction)],
         check=True, capture_output=True, text=True, env=env,

@@ -203,10 +203,6 @@ def quantized_graph(fp32: Path, kind: str, out: Path, calibration: list[list[str
     return graph
 
 
-def package_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-
-
 # ------------------------------------------------------------------------------------------ measuring
 
 
@@ -390,7 +386,7 @@ def main() -> None:
             else:
                 path = export_variant(folder, packages / f"{name}-{kind}", "int8" if kind == "int8" else None)
                 tagger = Tagger.load(path, device="cpu", threads=1, workers=2)
-                size = package_bytes(path)
+                size = sum(tagger.package.file_sizes.values())
             info = {
                 "checkpoint": str(folder), "package": str(path), "quantization": kind,
                 "architecture": tagger.package.model.get("architecture"), "package_bytes": size,
@@ -402,7 +398,7 @@ def main() -> None:
     for name, path in packages.items():
         tagger = Tagger.load(path, device="cpu", threads=1, workers=2)
         info = {"package": str(path), "quantization": tagger.package.model.get("quantization"),
-                "architecture": tagger.package.model.get("architecture"), "package_bytes": package_bytes(path)}
+                "architecture": tagger.package.model.get("architecture"), "package_bytes": sum(tagger.package.file_sizes.values())}
         systems.append(System(
             name, "ner-fast", tagger.uses_pos,
             lambda w, p, t=tagger: t.tag_batch(w, p, batch_size=BATCH), lambda w, p, t=tagger: t.tag(w, p), info,

@@ -119,7 +119,7 @@ def _rel(a: float, b: float) -> float:
 
 def check_mxnet(work: Path, args: argparse.Namespace, device: str) -> dict[str, Any]:
     """Step 1: the probe, then one short epoch on the CPU and on `device`, compared."""
-    env = {**os.environ, "NVIDIA_TF32_OVERRIDE": "0", "MXNET_SUBGRAPH_VERBOSE": "0"}
+    env = {**os.environ, "NVIDIA_TF32_OVERRIDE": "0"}
     report: dict[str, Any] = {"probe": _run([sys.executable, "-c", PROBE, device], args.probe_timeout, env)}
     common = [
         "train", "--max-sentences", str(args.sentences), "--epochs", "1", "--patience", "0", "--dropout", "0",

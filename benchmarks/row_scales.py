@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             tagger = taggers[name]
             own_scores, gmb_scores = score_tagger(tagger, own), score_tagger(tagger, gmb)
             results[name] = {
-                "package_bytes": sum(p.stat().st_size for p in packages[name].iterdir()),
+                "package_bytes": sum(tagger.package.file_sizes.values()),
                 "load_s": statistics.median(loads),
                 "f1_run_validation": own_scores.f1,
                 "f1_gmb_validation": gmb_scores.f1,

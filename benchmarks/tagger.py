@@ -43,7 +43,6 @@ from __future__ import annotations
 import os
 
 os.environ["OMP_NUM_THREADS"] = os.environ.get("BENCH_THREADS", "2")
-os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from ner_fast.corpus import Corpus, read_corpus
+from ner_fast.metrics import prf
 from ner_fast.package import package_path
 from ner_fast.option_table import default_of
 from ner_fast.prepare import split_corpus
@@ -117,15 +118,12 @@ def agreement(corpus: Corpus) -> dict[str, Any]:
 def f1(gold: set[Span], pred: set[Span]) -> dict[str, Any]:
     """Micro precision/recall/F1 over exact (document, label, start, end) matches, and per label."""
 
-    def prf(g: set[Span], p: set[Span]) -> dict[str, float]:
-        right = len(g & p)
-        precision = right / len(p) if p else 0.0
-        recall = right / len(g) if g else 0.0
-        score = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(score, 4), "gold": len(g), "predicted": len(p)}
+    def counted(g: set[Span], p: set[Span]) -> dict[str, float]:
+        precision, recall, score = (round(float(v), 4) for v in prf(len(g & p), len(p), len(g)))
+        return {"precision": precision, "recall": recall, "f1": score, "gold": len(g), "predicted": len(p)}
 
     labels = sorted({s[1] for s in gold | pred})
-    return {**prf(gold, pred), "per_type": {k: prf({s for s in gold if s[1] == k}, {s for s in pred if s[1] == k}) for k in labels}}
+    return {**counted(gold, pred), "per_type": {k: counted({s for s in gold if s[1] == k}, {s for s in pred if s[1] == k}) for k in labels}}
 
 
 def spans_of_tags(doc: int, tags: Sequence[Sequence[str]], offsets: Sequence[tuple[int, int]]) -> Iterable[Span]:

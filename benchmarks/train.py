@@ -35,8 +35,6 @@ import tempfile
 import time
 from typing import Any
 
-os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
-
 from ner_fast.training.cpu import flush_denormals, omp_threads, set_mxnet_threads  # noqa: E402
 
 flush_denormals()  # as `ner-fast train` does, before MXNet starts its threads

@@ -14,12 +14,17 @@ ctypedef fused real_t:
     double
 
 
+#: The smallest probability taken as it is: below it, log(PROBA_FLOOR), so 0 is not -inf. Its one home:
+#: `decode.PROBA_FLOOR` (NumPy decoding and distillation) is this value.
+PROBA_FLOOR = 1e-30
+cdef double _FLOOR = PROBA_FLOOR
+
+
 cdef inline double _emission(real_t value, bint from_proba) noexcept nogil:
-    # A probability's log as `decode.log_proba` takes it (float64, floored at `decode.PROBA_FLOOR`, 1e-30, so 0
-    # is not -inf).
+    # A probability's log as `decode.log_proba` takes it (float64, floored at PROBA_FLOOR).
     cdef double v = <double>value
     if from_proba:
-        return log(v if v > 1e-30 else 1e-30)
+        return log(v if v > _FLOOR else _FLOOR)
     return v
 
 
@@ -81,7 +86,7 @@ def viterbi_path(
     scores (T,); -1 beyond each sentence's length (lengths are cut to L). -inf scores forbid.
 
     `scores` may be float32 or float64 and is read in place (sums are float64). With `from_proba`
-    they are probabilities, and each one's log, floored at 1e-30, is taken in float64 as it is
+    they are probabilities, and each one's log, floored at PROBA_FLOOR, is taken in float64 as it is
     read: the tagger decodes onnxruntime's float32 output without a float64 copy of it.
     """
     cdef Py_ssize_t batch = scores.shape[0], seq_len = scores.shape[1], n_tags = scores.shape[2], b

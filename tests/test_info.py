@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import onnx
@@ -402,3 +403,15 @@ def test_a_package_named_like_a_bundled_one_is_shown_as_a_path(tmp_path: Path, m
     assert res.exit_code == 0 and res.output.startswith("Model package ./ensemble\n"), res.output
     assert model_card("./ensemble")["package"]["path"] == "./ensemble"
     assert model_card("ensemble")["package"]["name"] == "ensemble"  # the bare name: the bundled one
+
+
+def test_the_size_counts_the_packages_own_files_not_others_in_its_folder(tmp_path: Path) -> None:
+    """`Package.file_sizes` is the one size of a package (info, export --json, the bundle): its manifest and what it
+    lists; a file someone left in the folder (a `--force` export keeps it) is not the package's."""
+    folder = tmp_path / "pkg"
+    shutil.copytree(default_package_path(), folder)
+    (folder / "notes.txt").write_bytes(b"x" * 1000)
+    listed = json.loads((folder / "manifest.json").read_text())["files"]
+    expected = {name: (folder / name).stat().st_size for name in [*listed, "manifest.json"]}
+    assert load_package(folder).file_sizes == expected and "notes.txt" not in expected
+    assert model_card(folder)["size"] == {"bytes": sum(expected.values()), "files": expected}

@@ -59,9 +59,9 @@ class CRF:
         return {"transitions": self.transitions.tolist(), "start": self.start.tolist(), "end": self.end.tolist()}
 
 
-#: The smallest probability taken as it is: below it, log(PROBA_FLOOR) (so 0 is not -inf). The compiled
-#: Viterbi (`cython/_decode.pyx`, `_emission`) floors at the same value.
-PROBA_FLOOR = 1e-30
+#: The smallest probability taken as it is: below it, log(PROBA_FLOOR) (so 0 is not -inf). Defined beside the
+#: compiled Viterbi that floors at it (`cython/_decode.pyx`), read from there.
+PROBA_FLOOR: float = _decode.PROBA_FLOOR
 
 
 def log_proba(proba: np.ndarray) -> np.ndarray:

@@ -21,8 +21,9 @@ from ner_fast.decode import CRF, DECODERS, crf_nll
 from ner_fast.decode import decode as decode_tags
 from ner_fast.schemes import TagScheme, entity_spans
 
-def _prf(correct: np.ndarray | int, predicted: np.ndarray | int, gold: np.ndarray | int) -> tuple[Any, Any, Any]:
-    """Precision, recall, F1 (0 where undefined), element-wise."""
+def prf(correct: np.ndarray | int, predicted: np.ndarray | int, gold: np.ndarray | int) -> tuple[Any, Any, Any]:
+    """Precision, recall, F1 (0 where undefined), element-wise, from counts of `correct` predictions, of
+    `predicted` and of `gold` items."""
     correct, predicted, gold = (np.asarray(a, dtype=np.float64) for a in (correct, predicted, gold))
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(predicted > 0, correct / predicted, 0.0)
@@ -85,7 +86,7 @@ def score(gold: np.ndarray, pred: np.ndarray, lengths: np.ndarray, scheme: TagSc
     pred_entity = pred != scheme.o_index
     gold_entity = gold != scheme.o_index
     right = int((pred_entity & (pred == gold)).sum())
-    tp, tr, tf = _prf(right, int(pred_entity.sum()), int(gold_entity.sum()))
+    tp, tr, tf = prf(right, int(pred_entity.sum()), int(gold_entity.sum()))
 
     gs, ge, gk = entity_spans(gold, lengths, scheme)
     ps, pe, pk = entity_spans(pred, lengths, scheme)
@@ -98,8 +99,8 @@ def score(gold: np.ndarray, pred: np.ndarray, lengths: np.ndarray, scheme: TagSc
     n_gold = np.bincount(gk, minlength=n_types)
     n_pred = np.bincount(pk, minlength=n_types)
     n_hit = np.bincount(hit, minlength=n_types)
-    p, r, f = _prf(n_hit.sum(), n_pred.sum(), n_gold.sum())
-    tp_, tr_, tf_ = _prf(n_hit, n_pred, n_gold)
+    p, r, f = prf(n_hit.sum(), n_pred.sum(), n_gold.sum())
+    tp_, tr_, tf_ = prf(n_hit, n_pred, n_gold)
     per_type = {
         name: {
             "precision": float(tp_[i]),

@@ -360,6 +360,12 @@ class Package:
         return self.path / graph_file(seq_len)
 
     @property
+    def file_sizes(self) -> dict[str, int]:
+        """Bytes of each of the package's own files: its manifest and what it lists, not others a `--force`
+        folder kept (the size `info`, `export` and the bundle report)."""
+        return {name: (self.path / name).stat().st_size for name in sorted({MANIFEST_FILE, *self.manifest["files"]})}
+
+    @property
     def char_graph_path(self) -> Path | None:
         """Path of the character graph (format 2, model.json `char_graph`), None for a package whose graphs
         compute their own character features."""

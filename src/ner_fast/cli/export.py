@@ -12,12 +12,10 @@ from ner_fast.option_table import command_options
 
 def package_summary(package: Path) -> dict:
     """Facts about a written package: its path, buckets, quantization and file sizes in bytes."""
-    from ner_fast.package import MANIFEST_FILE, load_package, quantization_scheme, shown_path
+    from ner_fast.package import load_package, quantization_scheme, shown_path
 
     pkg = load_package(package)
-    # The package's own files (its manifest and what it lists), not others a --force folder kept.
-    names = sorted({MANIFEST_FILE, *pkg.manifest["files"]})
-    sizes = {name: (package / name).stat().st_size for name in names}
+    sizes = pkg.file_sizes
     return {
         "package": shown_path(package),  # ./ensemble: the bare name reads back as the bundled package
         "buckets": pkg.buckets,

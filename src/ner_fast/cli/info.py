@@ -40,7 +40,6 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     its CPU; None when the package records none). Raises `PackageError` for a package that cannot be used.
     """
     from ner_fast.package import (
-        MANIFEST_FILE,
         bundled_name,
         load_package,
         package_checksum,
@@ -58,9 +57,8 @@ def model_card(package: str | Path | None = None) -> dict[str, Any]:
     source = model.get("source") or {}
     members = source.get("members") if isinstance(source, dict) else None
     labels, labels_scored = _labels(model, TagScheme(pkg.tags).types, validation, source if not members else None)
-    files = sorted(pkg.manifest["files"]) + [MANIFEST_FILE]
-    sizes = {name: (folder / name).stat().st_size for name in files}
-    graphs = [name for name in files if name.endswith(".onnx")]
+    sizes = pkg.file_sizes
+    graphs = [name for name in sizes if name.endswith(".onnx")]
     per_batch = sorted(set().union(*(graph_ops(folder / name, BATCH_DEPENDENT_OPS) for name in graphs)))
     scheme = quantization_scheme(model)
     return {

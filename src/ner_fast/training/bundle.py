@@ -274,8 +274,7 @@ def _publish(staged: Path, provenance: dict[str, Any], claim: Any) -> None:
     model_path.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     manifest = json.loads((staged / MANIFEST_FILE).read_text(encoding="utf-8"))
     write_manifest(staged, manifest["files"], manifest["versions"], manifest["format_version"])
-    load_package(staged)  # the rewritten manifest verifies
-    size = sum(p.stat().st_size for p in staged.iterdir())
+    size = sum(load_package(staged).file_sizes.values())  # the rewritten manifest verifies
     if size > MAX_BYTES:
         raise ValueError(f"the package weighs {size:,} bytes, more than the {MAX_BYTES:,} a bundled one may")
     with atomic_dir(claim) as final:
@@ -391,7 +390,7 @@ def build_command(
     if v is None:
         click.echo(f"wrote {path} (its source recorded no validation F1 to measure again)")
         return
-    size = sum(p.stat().st_size for p in path.iterdir())
+    size = sum(load_package(path, verify=False).file_sizes.values())
     per_type = ", ".join(f"{k} {t['f1']:.4f}" for k, t in v["per_type"].items())
     click.echo(
         f"wrote {path} ({size / 1e6:.1f} MB): validation entity F1 {v['f1']:.4f} (P {v['precision']:.4f},"
