@@ -146,32 +146,45 @@ def test_a_text_argument_that_is_not_utf8_is_one_line(pkg: Path, output_format: 
     assert "--text: character 6 is the byte 0xff, which is not valid UTF-8" in result.output
 
 
-def test_cut_lengths_against_a_plain_reference() -> None:
-    from ner_fast.buckets import cut_lengths
+def test_piece_lengths_of_plain_words_count_down_by_the_cap() -> None:
+    from ner_fast.text import piece_lengths
 
-    lengths = np.array([0, 3, 5, 6, 11, 10, 1], dtype=np.int64)
+    lengths = [0, 3, 5, 6, 11, 10, 1]
     expected: list[int] = []
-    for n in lengths.tolist():  # the reference: count down in steps of 5
+    for n in lengths:  # the reference: count down in steps of 5 (every place is between two plain words)
         left = n
         while left > 5:
             expected.append(5)
             left -= 5
         expected.append(left)
-    got = cut_lengths(lengths, 5)
-    assert got.tolist() == expected and got.sum() == lengths.sum()
-    assert cut_lengths(np.array([2, 4]), 5).tolist() == [2, 4]
+    assert piece_lengths(["w"] * sum(lengths), lengths, 5) == expected
+    assert piece_lengths(["w"] * 6, [2, 4], 5) == [2, 4]
+
+
+def test_piece_lengths_do_not_cut_inside_a_name() -> None:
+    from ner_fast.text import piece_lengths
+
+    # Cap 7: "Angela | Merkel" is at the cap; the last place between two plain tokens before it, "the | the", is 5.
+    words = ["the"] * 6 + ["Angela", "Merkel", "visited", "Paris", "."]
+    assert piece_lengths(["Paris", *words], [1, len(words)], 7) == [1, 5, 6]
+    # No plain place after the piece's start: the cap itself, and never an empty piece.
+    names = ["Name"] * 16
+    assert piece_lengths(names, [16], 7) == [7, 7, 2]
+    assert piece_lengths(["a", *names], [17], 7) == [7, 7, 3]
 
 
 def test_a_sentence_longer_than_a_batch_runs_in_pieces(pkg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A CoNLL file without blank lines is one sentence: its run's memory grows with its length
     (300,000 tokens: 8 GB). It is tagged as consecutive pieces of at most MAX_BATCH_TOKENS tokens,
-    each exactly as that piece alone would be."""
+    each exactly as that piece alone would be, cut where no name is split if it can (`text.run_cuts`)."""
     from ner_fast import Tagger, tagger as tagger_module
 
     monkeypatch.setattr(tagger_module, "MAX_BATCH_TOKENS", 7, raising=False)
     tagger = Tagger.load(pkg, device="cpu")
     words = ("Angela Merkel visited Paris on Monday and met Emmanuel Macron in Berlin with the UN".split() * 2)[:23]
-    pieces = [words[0:7], words[7:14], words[14:21], words[21:23]]
+    # At 7 "and | met" is plain; at 14 "the | UN" is not, "with | the" (13) is; from 13, nothing plain after "the"
+    # within the cap: 20, "on | Monday".
+    pieces = [words[0:7], words[7:13], words[13:20], words[20:23]]
     widths = [batch.shape[-1] for batch in tagger.features([words, ["Paris"]])]
     assert widths and max(widths) <= 7  # no graph run is longer than the cap
     expected_tags, expected_probs = tagger.tag_batch(pieces, proba=True)
@@ -254,3 +267,19 @@ def test_a_pipe_as_input(pkg: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and '"text":"Angela Merkel visited Paris."' in lines[0] and '"text":"Berlin"' in lines[1]
+
+
+def test_a_name_at_the_cap_of_a_long_pretokenized_sentence_stays_one_entity() -> None:
+    """A pre-tokenized sentence over MAX_BATCH_TOKENS runs in pieces; the cut that fell at the cap split
+    "Angela | Merkel" into two one-token entities. It moves back to "the | the" (8190), as the raw-text
+    splitter's does, and the sentence's tags are those of its two pieces alone."""
+    from ner_fast import Tagger
+    from ner_fast.buckets import MAX_BATCH_TOKENS
+
+    tagger = Tagger.load("default", device="cpu")
+    words = ["the"] * (MAX_BATCH_TOKENS - 1) + ["Angela", "Merkel", "visited", "Paris", "."]
+    tags = tagger.tag(words)
+    cut = MAX_BATCH_TOKENS - 2
+    assert tags == [t for piece in tagger.tag_batch([words[:cut], words[cut:]]) for t in piece]
+    names = [(e.label, e.text) for e in tagger.entities(words)]
+    assert ("per", "Angela Merkel") in names and ("per", "Angela") not in names, names

@@ -361,3 +361,30 @@ def test_nlp_evaluate_scores_the_entities() -> None:
     assert scores["ents_r"] == pytest.approx(right / len(gold))
     assert scores["ents_f"] == pytest.approx(2 * right / (len(predicted) + len(gold)))
     assert set(scores["ents_per_type"]) >= {label for *_, label in predicted}
+
+
+def test_entities_widened_onto_one_spacy_token_all_stay_in_the_span_group(nlp: spacy.language.Language) -> None:
+    """spaCy keeps `Sarkozy(France` one token; ner-fast's per and geo both widen onto it and overlap. `doc.ents`
+    cannot hold both (it keeps the longer); the span group keeps every entity."""
+    text = "Gordon Brown (UK) and Nicolas Sarkozy(France) met."
+    doc = nlp.make_doc(text)
+    assert "Sarkozy(France" in [t.text for t in doc]
+    per, geo = text.index("Nicolas Sarkozy"), text.index("France")
+    entities = [Entity("per", per, per + 15, "Nicolas Sarkozy", 0.9, 5, 7), Entity("geo", geo, geo + 6, "France", 0.8, 8, 9)]
+    doc = nlp.get_pipe("ner_fast").set_annotations(doc, entities)
+    assert doc._.ner_fast_misaligned == 2
+    grouped = {(s.label_, s.text) for s in doc.spans["ner_fast"]}
+    assert grouped == {("per", "Nicolas Sarkozy(France"), ("geo", "Sarkozy(France")}
+    assert [(e.label_, e.text) for e in doc.ents] == [("per", "Nicolas Sarkozy(France")]
+    assert {s._.ner_fast_score for s in doc.spans["ner_fast"]} == {0.9, 0.8}
+
+
+def test_the_span_group_holds_the_entities_keep_did_not_add() -> None:
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("entity_ruler").add_patterns([{"label": "CITY", "pattern": "Paris"}])
+    pipeline.add_pipe("ner_fast")
+    doc = pipeline(TEXT)
+    assert ("Paris", "CITY") in {(e.text, e.label_) for e in doc.ents}
+    assert ("Paris", "geo") in {(s.text, s.label_) for s in doc.spans["ner_fast"]}
+    again = spacy.tokens.Doc(pipeline.vocab).from_bytes(doc.to_bytes())  # the group survives serialization
+    assert [(s.text, s.label_) for s in again.spans["ner_fast"]] == [(s.text, s.label_) for s in doc.spans["ner_fast"]]

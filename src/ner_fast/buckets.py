@@ -24,24 +24,9 @@ IGNORE_LABEL = -1
 #: default dimensions, where one 2,000-token sentence padding 63 short ones took 2.7 GB.
 MAX_BATCH_TOKENS = 8192
 #: The longest bucket (`--buckets` of prepare, train and export): the tagger runs a longer sentence in
-#: pieces of `MAX_BATCH_TOKENS` (`cut_lengths`), so no longer padded length is ever used, and one batch
+#: pieces of at most `MAX_BATCH_TOKENS` (`text.piece_lengths`), so no longer padded length is ever used, and one batch
 #: of a bucket is its length times the batch size (a length of 10**21 ended in an OverflowError).
 MAX_BUCKET_LENGTH = MAX_BATCH_TOKENS
-
-
-def cut_lengths(lengths: np.ndarray, most: int = MAX_BATCH_TOKENS) -> np.ndarray:
-    """Sentence lengths (int64) with every sentence longer than `most` tokens cut into consecutive
-    pieces of `most` (the last one shorter), in order: the units the tagger runs. The network's
-    memory grows with one sequence's length (~23 kB a token for the bundled model: a CoNLL file
-    without blank lines, one 300,000-token sentence, took 8 GB); pieces of `MAX_BATCH_TOKENS` keep
-    one run within what a batch may hold anyway. Returns `lengths` itself when nothing is cut."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if most < 1:
-        raise ValueError(f"most must be positive, got {most}")
-    if not len(lengths) or int(lengths.max()) <= most:
-        return lengths
-    pieces = [[most] * (n // most) + ([n % most] if n % most else []) if n > most else [n] for n in lengths.tolist()]
-    return np.fromiter((p for sentence in pieces for p in sentence), dtype=np.int64)
 
 
 @dataclass

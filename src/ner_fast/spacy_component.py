@@ -29,6 +29,9 @@ read-only: the score of the entity ner-fast found over those characters with tha
 other span (an entity kept from before with another label);
 `doc._.ner_fast_misaligned` counts the entities of the document whose character span did not fall on
 spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave no span).
+`doc.spans["ner_fast"]` (the component's name) holds every aligned entity, also those `doc.ents` cannot:
+spaCy's entities never overlap, so of two that "expand" brings onto one spaCy token (`Sarkozy(France` is one
+there, two entities here) `doc.ents` keeps the longer, and "keep" adds none that overlap an earlier entity.
 
 The component tags `doc.text` with ner-fast's own tokenizer and sentence splitter (the ones the model was
 trained with), whatever spaCy's tokens are; `nlp.pipe` goes through `Tagger.pipe`, sentences of many
@@ -110,7 +113,8 @@ def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_AL
     tokens it touches, "contract" narrows it to the tokens wholly inside it (dropped when none is) and
     "strict" drops it. The default is "expand": an entity is never lost, and the tokens it touches are
     the ones an application reading `token.ent_type_` should see marked; the price is a few characters
-    more than the model marked (counted, and benchmarks/spacy.py measures what it changes in F1).
+    more than the model marked (counted, and benchmarks/spacy.py measures what it changes in F1), and two
+    entities widened onto one spaCy token overlap (both stay in the span group, `doc.ents` keeps one).
     """
     spans: list[Span] = []
     misaligned = 0
@@ -189,8 +193,10 @@ class NerFast:
             yield self.set_annotations(doc, found.entities)
 
     def set_annotations(self, doc: Doc, entities: Sequence[Entity]) -> Doc:
-        """Align `entities` to `doc`'s tokens (`align`) and merge them into `doc.ents` as `mode` says."""
+        """Align `entities` to `doc`'s tokens (`align`), all of them into the span group `doc.spans[name]`, and
+        merge them into `doc.ents` as `mode` says."""
         spans, misaligned = align(doc, entities, self.alignment_mode)
+        doc.spans[self.name] = spans
         merge = prioritize_new_ents_filter if self.mode == "overwrite" else prioritize_existing_ents_filter
         doc.ents = sorted(merge(list(doc.ents), spans))
         doc._.set(MISALIGNED, misaligned)

@@ -15,8 +15,9 @@ How a call runs: the compiled kernels of `ner_fast.features` turn all tokens int
 `buckets.plan_batches` makes the batches: each sentence in the smallest loaded bucket graph that fits it,
 and sentences longer than every bucket (all of them with a package holding the dynamic graph alone, the
 export default) sorted by length into batches under `buckets.MAX_BATCH_TOKENS` padded tokens, so the
-cost follows the real tokens; a sentence longer than that runs as consecutive pieces of that many
-tokens (`buckets.cut_lengths`), so that no input makes one run's memory grow without bound. Batches
+cost follows the real tokens; a sentence longer than that runs as consecutive pieces of at most that
+many tokens (`text.piece_lengths`, cut where no name is split if it can), so that no input makes one run's
+memory grow without bound. Batches
 run through onnxruntime and the results come back in input order.
 
 This module imports onnxruntime and NumPy only: never mxnet or onnx. One `Tagger` may be shared by
@@ -36,7 +37,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ner_fast import _kernels
-from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, checked_bucket_lengths, cut_lengths, plan_batches
+from ner_fast.buckets import MAX_BATCH_TOKENS, check_batch_size, checked_bucket_lengths, plan_batches
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE, check_capacity
 from ner_fast.cores import check_threads
 from ner_fast.decode import CRF, DECODERS, Decoder
@@ -59,7 +60,7 @@ from ner_fast.schemes import TagScheme
 from ner_fast.engine import BATCH_SIZE, TAG_BATCH_SIZE, Plan, TagWork, check_reads_no_pos, check_texts, tag_texts
 from ner_fast.engine import pipe as pipe_texts
 from ner_fast.doc import Doc, Entity, spans
-from ner_fast.text import token_fault
+from ner_fast.text import piece_lengths, token_fault
 from ner_fast.vocab import Vocabularies
 
 class Tagger:
@@ -403,9 +404,10 @@ class Tagger:
         """`_plan` of sentences given flat, unchecked: `words` (and `pos`, for a POS-input model) all
         sentences' tokens back to back, `lengths` (int64) each sentence's count. A token that is not a
         str raises TypeError. A sentence over `buckets.MAX_BATCH_TOKENS` tokens runs as consecutive
-        pieces (`buckets.cut_lengths`): the offsets and lengths returned are the pieces'; the flat
+        pieces (`text.piece_lengths`): the offsets and lengths returned are the pieces'; the flat
         per-token outputs are the same either way."""
-        lengths = cut_lengths(lengths, MAX_BATCH_TOKENS)
+        if len(lengths) and int(lengths.max()) > MAX_BATCH_TOKENS:
+            lengths = np.array(piece_lengths(words, lengths.tolist(), MAX_BATCH_TOKENS), dtype=np.int64)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         matrix = featurize(words, pos if self.uses_pos else None, self.vocabs, self.max_token_chars).matrix

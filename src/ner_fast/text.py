@@ -186,16 +186,36 @@ def _plain(word: str) -> bool:
     return word[0].islower() or not any(ch.isalnum() for ch in word)
 
 
-def _cap_run(words: Sequence[str], a: int, b: int) -> list[int]:
-    """The cuts inside the run `words[a:b]`, none of its pieces longer than `MAX_SENTENCE_TOKENS`: each at
-    the last place within `CUT_BACKOFF` tokens of the cap between two plain tokens, else at the cap."""
+def run_cuts(words: Sequence[str], a: int, b: int, most: int = MAX_SENTENCE_TOKENS) -> list[int]:
+    """The cuts inside the run `words[a:b]` (non-empty tokens), none of its pieces longer than `most`: each at
+    the last place within `CUT_BACKOFF` tokens of the cap, and after the piece's start, between two plain
+    tokens, else at the cap. The one rule for cutting a run too long for one piece: the sentence splitter's
+    (`most` = MAX_SENTENCE_TOKENS) and the tagger's for a pre-tokenized sentence (`piece_lengths`)."""
+    if most < 1:
+        raise ValueError(f"most must be positive, got {most}")
     cuts: list[int] = []
     start = a
-    while b - start > MAX_SENTENCE_TOKENS:
-        cap = start + MAX_SENTENCE_TOKENS
-        start = next((c for c in range(cap, cap - CUT_BACKOFF, -1) if _plain(words[c - 1]) and _plain(words[c])), cap)
+    while b - start > most:
+        cap = start + most
+        start = next((c for c in range(cap, max(start, cap - CUT_BACKOFF), -1) if _plain(words[c - 1]) and _plain(words[c])),
+                     cap)
         cuts.append(start)
     return cuts
+
+
+def piece_lengths(words: Sequence[str], lengths: Sequence[int], most: int) -> list[int]:
+    """Sentence lengths with every sentence longer than `most` tokens cut into consecutive pieces of at most
+    `most` (`run_cuts`, so not inside a name where a plain place is near), in order: `words` are all the
+    sentences' tokens back to back. The tagger runs these pieces (`most` = `buckets.MAX_BATCH_TOKENS`):
+    the network's memory grows with one sequence's length (~23 kB a token for the bundled model: a CoNLL
+    file without blank lines, one 300,000-token sentence, took 8 GB)."""
+    out: list[int] = []
+    start = 0
+    for n in lengths:
+        bounds = [start, *run_cuts(words, start, start + n, most), start + n] if n > most else [start, start + n]
+        out.extend(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+        start += n
+    return out
 
 
 def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends: Sequence[int]) -> list[int]:
@@ -225,7 +245,7 @@ def split_sentences(text: str, words: Sequence[str], starts: Sequence[int], ends
         return offsets
     capped = [0]
     for a, b in zip(offsets[:-1], offsets[1:]):
-        capped.extend(_cap_run(words, a, b))
+        capped.extend(run_cuts(words, a, b))
         capped.append(b)
     return capped
 
