@@ -23,12 +23,15 @@ from ner_fast.schemes import iob1_to_iob2
 
 
 def reference_gmb(raw: bytes, encoding: str = "cp1252") -> tuple[list[str], list[str], list[str], list[int]]:
-    """The GMB CSV read with the csv module, row by row (slow and obviously right)."""
+    """The GMB CSV read with the csv module, row by row (slow and obviously right): a sentence starts at a
+    sentence cell that is filled and unlike the last filled one (a column filled down repeats it)."""
     rows = list(csv.reader(io.StringIO(raw.decode(encoding), newline="")))[1:]
     words, pos, tags, starts = [], [], [], []
+    last = None
     for i, (sentence, word, p, tag) in enumerate(rows):
-        if sentence:
+        if sentence and sentence != last:
             starts.append(i)
+            last = sentence
         words.append(word)
         pos.append(p)
         tags.append(tag)
@@ -452,13 +455,17 @@ GMB_TAG = st.one_of(st.just("O"), st.builds("{}-{}".format, st.sampled_from("BES
     st.lists(st.tuples(st.booleans(), GMB_WORD, GMB_FIELD, GMB_TAG), min_size=1, max_size=30),
     st.sampled_from(["\r\n", "\n"]),
     st.sampled_from(["cp1252", "utf-8"]),
+    st.booleans(),
 )
-def test_gmb_reader_matches_csv_module(rows, line_end, encoding) -> None:
+def test_gmb_reader_matches_csv_module(rows, line_end, encoding, filled_down) -> None:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator=line_end)
     writer.writerow(["Sentence #", "Word", "POS", "Tag"])
+    cell = ""
     for i, (new, word, pos, tag) in enumerate(rows):
-        writer.writerow([f"Sentence: {i}" if new or i == 0 else "", word, pos, tag])
+        # GMB's own form names a sentence on its first row; pandas' ffill export on every row.
+        cell = f"Sentence: {i}" if new or i == 0 else (cell if filled_down else "")
+        writer.writerow([cell, word, pos, tag])
     raw = out.getvalue().encode(encoding)
     # The documented rule: bytes that are valid UTF-8 read as UTF-8, even when written as cp1252
     # (hypothesis found one: "é" + two NBSP is E9 A0 A0 in cp1252, the UTF-8 of U+9820); cp1252 with more
@@ -532,3 +539,16 @@ def test_a_quoted_gmb_header_is_sniffed_as_the_reader_reads_it() -> None:
     for fmt in ("gmb", "auto"):
         corpus = parse_corpus(raw, "<stdin>", fmt, name=None)
         assert corpus.words == ["Paris", "is"] and corpus.tags == ["B-geo", "O"] and corpus.pos == ["NNP", "VBZ"]
+
+
+def test_a_gmb_csv_with_the_sentence_column_filled_down_reads_as_gmb_does(tmp_path: Path) -> None:
+    """pandas' `ffill` export repeats "Sentence: N" on every row of sentence N: the same sentences, where every
+    token was read as a sentence of its own; a repeated number further down is a new sentence."""
+    gmb = "Sentence #,Word,POS,Tag\nSentence: 1,Angela,NNP,B-per\n,Merkel,NNP,I-per\n,left,VBD,O\nSentence: 2,Paris,NNP,B-geo\n,wept,VBD,O\n"
+    filled = ("Sentence #,Word,POS,Tag\nSentence: 1,Angela,NNP,B-per\nSentence: 1,Merkel,NNP,I-per\nSentence: 1,left,VBD,O\n"
+              "Sentence: 2,Paris,NNP,B-geo\nSentence: 2,wept,VBD,O\nSentence: 1,Again,RB,O\n")
+    (tmp_path / "gmb.csv").write_text(gmb)
+    (tmp_path / "filled.csv").write_text(filled)
+    original, read = read_corpus(tmp_path / "gmb.csv"), read_corpus(tmp_path / "filled.csv")
+    assert [read.sentence(i).words for i in range(len(read))] == [["Angela", "Merkel", "left"], ["Paris", "wept"], ["Again"]]
+    assert read.offsets.tolist()[:3] == original.offsets.tolist() and read.tags[:5] == original.tags

@@ -462,3 +462,52 @@ def test_an_output_folder_under_a_file_is_a_usage_error_naming_the_file(tmp_path
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # "[Errno 17] File exists: 'gone'" before
     with pytest.raises(OptionError, match=rf"--out: {tmp_path}/gone/pkg: {tmp_path}/gone is a link to nothing, not a folder"):
         claim_output_dir(tmp_path / "gone" / "pkg")
+
+
+def test_no_command_writes_into_a_folder_of_another_kind_even_with_force(tmp_path: Path) -> None:
+    """`package.claim_folder`: prepare, train, export and tag --output-dir refuse a folder that holds another
+    kind (with --force too). tag --output-dir into a run and export into prepared data went ahead: the new
+    manifest.json hid the run (evaluate, --resume, export said it was tagged text) or the data (train DATA
+    said it was a model package)."""
+    from ner_fast.package import KIND_NAMES, folder_kind
+
+    run, pkg, prepared, tagged = (tmp_path / name for name in ("run", "pkg", "prepared", "tagged"))
+    make_checkpoint(run, with_pos=False)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(run), "--out", str(pkg), "--buckets", "4"]).exit_code == 0
+    assert runner.invoke(cli, ["prepare", "--out", str(prepared), "--max-sentences", "30"]).exit_code == 0
+    tagged.mkdir()  # what `tag --output-dir` leaves: its manifest and parts (its own tests make real ones)
+    (tagged / "manifest.json").write_text(json.dumps({"settings": {}, "partitions": [{"part": "part-00000.jsonl"}]}))
+    (tagged / "part-00000.jsonl").write_text("{}\n")
+    text = tmp_path / "in.txt"
+    text.write_text("Paris\n", encoding="utf-8")
+    folders = {"run": run, "package": pkg, "prepared": prepared, "tagged": tagged}
+    assert {kind: folder_kind(path) for kind, path in folders.items()} == {kind: kind for kind in folders}
+    writers = {
+        "prepared": lambda out: ["prepare", "--out", str(out), "--max-sentences", "30", "--force"],
+        "run": lambda out: ["train", "--out", str(out), "--max-sentences", "30", "--epochs", "1", "--force"],
+        "package": lambda out: ["export", str(run), "--out", str(out), "--force"],
+        "tagged": lambda out: ["tag", str(pkg), str(text), "--input-format", "text", "--output-dir", str(out), "--force"],
+    }
+    before = {kind: _snapshot(path) for kind, path in folders.items()}
+    refused = 0
+    for writes, args in writers.items():
+        for kind, folder in folders.items():
+            if kind != writes:
+                _refused(runner.invoke(cli, args(folder)), f"{folder} is {KIND_NAMES[kind]}", "choose another folder")
+                refused += 1
+    assert refused == 12 and {kind: _snapshot(path) for kind, path in folders.items()} == before
+
+
+def test_a_damaged_tagging_manifest_is_still_a_tagging_folder_and_names_only_parts(tmp_path: Path) -> None:
+    from ner_fast.package import folder_kind, tagged_parts
+
+    out = tmp_path / "tagged"
+    out.mkdir()
+    for manifest in ({"settings": {}}, {"partitions": "x"}, {"settings": {}, "partitions": [{"nopart": 1}, 3]}):
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        assert folder_kind(out) == "tagged" and tagged_parts(out) == set()
+    # A manifest edited to list someone's file: only part-NNNNN.jsonl names are the run's (--force removes them).
+    (out / "manifest.json").write_text(json.dumps({"settings": {}, "partitions": [{"part": "notes.txt"}, {"part": "part-00001.jsonl"}]}))
+    assert tagged_parts(out) == {"part-00001.jsonl"}
+    assert folder_kind(tmp_path) is None

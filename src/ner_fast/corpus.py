@@ -346,8 +346,8 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     # Words, tags and POS all repeat (GMB: 35k distinct words among 1M tokens): decoding each
     # distinct value once and sharing the str objects beats creating a string per token, and
     # makes every later pass over the tokens cache-friendly.
-    cat_cols = [word_col, tag_col] + ([pos_col] if pos_col is not None else [])
-    new_sentence, cat_ids, cat_bounds, bad = _csv.parse_csv(body, ncols, sent_col, cat_cols)
+    cat_cols = [word_col, tag_col] + ([pos_col] if pos_col is not None else []) + [sent_col]
+    filled, cat_ids, cat_bounds, bad = _csv.parse_csv(body, ncols, sent_col, cat_cols)
     if bad is not None:
         row, n_fields = bad
         if n_fields < 0:
@@ -369,19 +369,29 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     words, tags = column(0, distinct(0)), column(1, tag_values)
     pos = column(2, distinct(2)) if pos_col is not None else None
 
-    if not new_sentence[0]:
+    if not filled[0]:
         raise CorpusError("the first row has no sentence number", source, 2)
     for name, values in (("word", words), ("tag", tags), ("POS", pos)):
         if values is not None and "" in values:
             raise CorpusError(f"empty {name}", source, values.index("") + 2)
     _check_words(words, source, lambda token: token + 2)
     _check_tags(tags, source, lambda token: token + 2)
-    offsets = np.append(np.flatnonzero(new_sentence), len(words)).astype(np.int64)
+    offsets = np.append(_sentence_starts(filled, cat_ids[-1]), len(words)).astype(np.int64)
     # IOB1 -> IOB2 as the CoNLL reader does, on the tag column's ids (a tenth of the time of strings).
     for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(tag_values)).tolist():
         tags[start] = begin(tags[start])
     # One row per line (a quoted field may not span lines), after the header.
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
+
+
+def _sentence_starts(filled: np.ndarray, sentence_ids: np.ndarray) -> np.ndarray:
+    """The rows that start a sentence: a non-empty sentence cell unlike the last non-empty one above it.
+    GMB leaves the cell empty after a sentence's first row; a copy with the column filled down (pandas'
+    `ffill`, a common export of this dataset) repeats it on every row of the sentence and reads the same,
+    where a cell's mere presence made every token a sentence of its own."""
+    rows = np.flatnonzero(filled)
+    ids = sentence_ids[rows]
+    return rows[np.r_[True, ids[1:] != ids[:-1]]] if len(rows) else rows
 
 
 _HIGH_BYTES = bytes(range(0x80, 0x100))

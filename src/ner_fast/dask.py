@@ -290,7 +290,8 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
                     force: bool) -> dict[str, dict[str, Any]]:
     """Claim the output folder (`atomic.claim_output_dir`: other files refuse it unless `force`, and are
     never touched); return the parts already done (by part name), which only `resume` keeps."""
-    from ner_fast.atomic import claim_output_dir, read_json
+    from ner_fast.atomic import read_json
+    from ner_fast.package import claim_folder
 
     if (out / MANIFEST_FILE).is_file():
         try:
@@ -298,7 +299,7 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
         except ValueError as err:  # truncated or damaged: it no longer says which files are the run's
             raise OptionError("--output-dir", f"the manifest is unreadable ({err}); remove it and the parts, or choose "
                                               "another folder") from None
-    claim = claim_output_dir(out, run_files, force=force, option="--output-dir",
+    claim = claim_folder(out, "tagged", run_files, force=force, option="--output-dir",
                              writes=[MANIFEST_FILE, *(p.part for p in plan)])
     if claim.previous and not (resume or force):
         raise OptionError("--output-dir", f"{out} holds a tagging run: --resume to finish it, or add --force to start over")
@@ -308,7 +309,9 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
         out.mkdir(parents=True, exist_ok=True)
         return {}
     manifest = read_json(out / MANIFEST_FILE, "tagging manifest")
-    recorded, old_settings = manifest["partitions"], manifest["settings"]
+    recorded, old_settings = manifest.get("partitions"), manifest.get("settings")
+    if not (isinstance(recorded, list) and all(isinstance(r, dict) for r in recorded) and isinstance(old_settings, dict)):
+        raise OptionError("--resume", f"{out}/{MANIFEST_FILE} is damaged (its partitions or settings); add --force to start over")
     # The package may have moved: its checksum, not its path, says whether it is the same model.
     same = {**settings, "package": settings["package"]["checksum"]}
     old_same = {**old_settings, "package": (old_settings.get("package") or {}).get("checksum")}

@@ -28,13 +28,13 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ner_fast.atomic import atomic_write_text, read_json
-from ner_fast.errors import PackageError
+from ner_fast.atomic import OutputDir, atomic_write_text, claim_output_dir, read_json
+from ner_fast.errors import OptionError, PackageError
 
 #: The newest package format this code writes. 1: every graph computes its own character features from its
 #: one input; 2: the character CNN is its own graph (`CHAR_GRAPH_FILE`, model.json `char_graph`) whose output the
@@ -230,13 +230,30 @@ def tagged_parts(folder: Path) -> set[str] | None:
 
 
 def planned_parts(manifest: Any) -> set[str] | None:
-    """The parts a parsed `manifest.json` plans if it is a tagging run's (its `settings` and `partitions`), else
-    None: the one rule of what a tagging run's manifest is (`tagged_parts`, `load_package`)."""
-    try:
-        manifest["settings"]
-        return {str(r["part"]) for r in manifest["partitions"]}
-    except (KeyError, TypeError, IndexError):
+    """The parts a parsed `manifest.json` plans if it is a tagging run's (an object with `settings` or
+    `partitions`, which a package's never has), else None: the one rule of what a tagging run's manifest is
+    (`tagged_parts`, `load_package`). A damaged one is still a tagging run's; only names as `TAGGED_PART`
+    are parts, so an edited manifest names no other file as the run's (which `--force` would remove)."""
+    if not isinstance(manifest, dict) or not {"settings", "partitions"} & manifest.keys():
         return None
+    entries = manifest.get("partitions")
+    return {r["part"] for r in (entries if isinstance(entries, list) else [])
+            if isinstance(r, dict) and isinstance(r.get("part"), str) and TAGGED_PART.fullmatch(r["part"])}
+
+
+def claim_folder(
+    path: str | os.PathLike[str], kind: str, owned: Callable[[Path], Collection[str] | None], *,
+    force: bool | None = False, option: str = "--out", writes: Collection[str] = (),
+) -> OutputDir:
+    """`atomic.claim_output_dir` for a command that writes a folder of `kind` (a `folder_kind`), first refusing,
+    even with --force, a folder of another kind that holds no earlier output of this command (`owned`): the
+    new files would hide it (`folder_kind` reads a manifest first, then a run, then prepared data) or replace
+    its own. The one rule of prepare, train, export, the bundle and `tag --output-dir`."""
+    found = folder_kind(path)
+    if found not in (None, kind) and owned(Path(path)) is None:
+        raise OptionError(option, f"{path} is {KIND_NAMES[found]}: {KIND_NAMES[kind]} written into it would hide it or"
+                                  " replace its files, even with --force; choose another folder")
+    return claim_output_dir(path, owned, force=force, option=option, writes=writes)
 
 
 #: How messages name each `folder_kind` (the one wording: "DIR: a model package, not a training run folder").

@@ -153,7 +153,7 @@ class NerFast:
         self.label_set = labels
         self.mode = mode
         self.alignment_mode = alignment_mode
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)  # np.int64 passes the check; the config is JSON
         # spaCy imports this module (its entry points) whenever it makes a pipeline: onnxruntime only here.
         from ner_fast.tagger import Tagger
 

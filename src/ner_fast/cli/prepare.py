@@ -34,7 +34,7 @@ def format_summary(summary: dict) -> str:
 def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str | None, as_json: bool, **values: Any) -> None:
     """Read a tagged corpus (default: the bundled GMB corpus), split it, build vocabularies on the
     training split and write the bucket tensors and vocabularies to OUT."""
-    from ner_fast.atomic import claim_output_dir
+    from ner_fast.package import claim_folder
     from ner_fast.cli.errors import user_errors
     from ner_fast.config import check_needs, given_options, recipe_defaults
     from ner_fast.prepare import PREPARED_FILES, data_warnings, prepare, prepared_files
@@ -44,7 +44,7 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
     settings.update(given)
     with user_errors():
         check_needs(given, settings)
-        claim = claim_output_dir(out, prepared_files, force=force, writes=PREPARED_FILES)  # before reading the corpus
+        claim = claim_folder(out, "prepared", prepared_files, force=force, writes=PREPARED_FILES)  # before reading the corpus
         prepared = prepare(data, **settings)
         prepared.save(claim)
     for warning in data_warnings(prepared):

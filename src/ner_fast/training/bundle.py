@@ -30,13 +30,13 @@ from typing import Any
 import click
 import numpy as np
 
-from ner_fast.atomic import atomic_dir, claim_output_dir
+from ner_fast.atomic import atomic_dir
 from ner_fast.config import default_of, portable_train
 from ner_fast.corpus import Corpus
 from ner_fast.metrics import PosCounts, Scores, TagScheme, score
 from ner_fast.option_table import command_options, row
 from ner_fast.package import (
-    DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, load_package, package_files, portable_path,
+    DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, RUN_VOCAB_FILE, claim_folder, load_package, package_files, portable_path,
     write_manifest,
 )
 from ner_fast.prepare import run_splits
@@ -240,7 +240,7 @@ def build_default_package(
     if min_word_count > 1:
         max_words = frequent_words(training, Vocabularies.load(run_dir / RUN_VOCAB_FILE), min_word_count)
     # Claimed before any work: a new or empty folder, or an earlier package (replaced only at the end).
-    claim = claim_output_dir(out, package_files, force=None)  # bundle has no --force
+    claim = claim_folder(out, "package", package_files, force=None)  # bundle has no --force
     with tempfile.TemporaryDirectory(prefix="ner-fast-build-") as tmp:
         staged = export_model(run_dir, Path(tmp) / "pkg", quantize=quantize, which=which, ensemble=members[1:], max_words=max_words)
         tagger = Tagger.load(staged, device="cpu")
@@ -336,7 +336,7 @@ def requantize_package(
     info["int8_matmul_weights"] = matmul_weights(graph)
     versions = _versions(OPSET)
     versions["trained_with_mxnet"] = str(pkg.model.get("versions", {}).get("trained_with_mxnet", "unknown"))
-    claim = claim_output_dir(out, package_files, force=None)  # bundle has no --force
+    claim = claim_folder(out, "package", package_files, force=None)  # bundle has no --force
     with tempfile.TemporaryDirectory(prefix="ner-fast-requantize-") as tmp:
         staged = write_package(Path(tmp) / "pkg", graph, pkg.buckets, info, versions, char_model=chars)
         if "validation" in before:

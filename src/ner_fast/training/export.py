@@ -44,7 +44,6 @@ import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from ner_fast import __version__
-from ner_fast.atomic import claim_output_dir
 from ner_fast.checkpoint import ModelConfig, check_params, inference_params
 from ner_fast.config import LSTM_DIRECTIONS, portable_train, trained_decode
 from ner_fast.option import graph_buckets
@@ -53,8 +52,8 @@ from ner_fast.decode import CRF
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.labels import default_descriptions
 from ner_fast.package import (
-    CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, KIND_NAMES, MANIFEST_FILE, MODEL_FILE, QUANTIZATIONS, WEIGHTS_FILE,
-    folder_kind, format_version, graph_file, onnxruntime_can_open, package_files, portable_path,
+    CHAR_GRAPH_FILE, DEFAULT_BUCKETS, DEFAULT_QUANTIZE, MANIFEST_FILE, MODEL_FILE, QUANTIZATIONS, WEIGHTS_FILE,
+    claim_folder, format_version, graph_file, onnxruntime_can_open, package_files, portable_path,
 )
 from ner_fast.errors import OptionError
 from ner_fast.training.quantize import matmul_weights, quantize as quantize_graph
@@ -369,18 +368,11 @@ def _versions(opset: int) -> dict[str, str]:
 
 
 def _check_target(target: Path) -> None:
-    """OptionError for an --out no package can go to, even with --force: a name onnxruntime cannot open, or a
-    folder of another kind whose own files a package's would hide or replace."""
+    """OptionError for an --out no package can go to, even with --force: a name onnxruntime cannot open (a
+    folder of another kind: `package.claim_folder`)."""
     if not onnxruntime_can_open(target.absolute()):
         raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
                           " there: choose another name")
-    kind = folder_kind(target)
-    if kind == "run":  # its manifest would make the run read as a package
-        raise OptionError("--out", f"{target} is {KIND_NAMES['run']}: a package written into it would hide the run from"
-                          " evaluate, --resume and --init; choose another folder")
-    if kind == "tagged":  # the package's manifest.json would replace the one listing its parts
-        raise OptionError("--out", f"{target} is {KIND_NAMES['tagged']}: a package's manifest.json would replace the"
-                          " one that lists its parts; choose another folder")
 
 
 def export_model(
@@ -423,8 +415,8 @@ def export_model(
     target = Path(out) if out is not None else Path("export") / model_dir.resolve().name
     _check_target(target)
     # Before any work; the names every package holds (`load_package` requires them).
-    claim = claim_output_dir(target, package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE,
-                                                                         graph_file(None)))
+    claim = claim_folder(target, "package", package_files, force=force, writes=(MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE,
+                                                                                 graph_file(None)))
     dirs = [model_dir, *map(Path, ensemble)]
     members = _load_members(dirs, which)
     # Recorded where it cut the vocabulary: the F1 the run logged was measured with every word.

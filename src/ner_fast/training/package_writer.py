@@ -14,9 +14,9 @@ from typing import Any
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from ner_fast.atomic import OutputDir, atomic_dir, claim_output_dir
+from ner_fast.atomic import OutputDir, atomic_dir
 from ner_fast.buckets import checked_bucket_lengths
-from ner_fast.package import CHAR_GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, format_version, graph_file, package_files, write_manifest
+from ner_fast.package import CHAR_GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, claim_folder, format_version, graph_file, package_files, write_manifest
 
 # Beside model.json in a package trained with --vectors: their attribution and licence (`vectors_notice`).
 NOTICE_FILE = "ATTRIBUTION.md"
@@ -90,7 +90,7 @@ def write_package(
     if (len(model.graph.input) > 1) != (char_model is not None):
         raise ValueError("the graph takes the character features as an input but no character graph was given"
                          if char_model is None else "a character graph was given, but the graph computes its own character features")
-    claim = out if isinstance(out, OutputDir) else claim_output_dir(out, package_files, force=force)
+    claim = out if isinstance(out, OutputDir) else claim_folder(out, "package", package_files, force=force)
     buckets = checked_bucket_lengths(buckets)
     with atomic_dir(claim) as tmp:
         shared, *chars = _externalize([model, *([char_model] if char_model is not None else [])], tmp / WEIGHTS_FILE)

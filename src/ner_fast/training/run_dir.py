@@ -12,13 +12,13 @@ from typing import Any, Callable, ContextManager
 
 import numpy as np
 
-from ner_fast.atomic import atomic_write_bytes, claim_output_dir, folder_lock, read_json
+from ner_fast.atomic import atomic_write_bytes, folder_lock, read_json
 from ner_fast.checkpoint import METRICS_FILE, RUN_FILES, STATE_FILE, pack_params, run_files, unpack_params
 from ner_fast.config import ModelConfig, OptionError
 from ner_fast.errors import place
 from ner_fast.npz import read_npz, write_npz
 from ner_fast.option_table import CHECKPOINTS
-from ner_fast.package import KIND_NAMES, folder_kind
+from ner_fast.package import claim_folder
 
 
 def module_canonical(module: Any, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -115,15 +115,12 @@ def claim_run_dir(out: Path, force: bool = False) -> list[str]:
     caller removes (`clear_previous`) only once the new run is set up, so that a refusal after this
     (a malformed corpus, --init, --teacher) loses nothing.
 
-    `atomic.claim_output_dir` with the run's files (`checkpoint.run_files`): other files refuse the
+    `package.claim_folder` (a folder of another kind is refused, even with --force) with the run's files
+    (`checkpoint.run_files`): other files refuse the
     folder unless `force`. A finished run (state.json) is only started over with `force`, since
     `--resume` continues it; the files of the earlier run are removed then, nothing else.
     """
-    kind = folder_kind(out)
-    if kind in ("package", "tagged"):  # even with --force: its manifest would hide the run (export's mirror)
-        raise OptionError("--out", f"{out} is {KIND_NAMES[kind]}: a run trained into it would stay hidden behind its"
-                          " manifest.json from evaluate, export, --resume and --init; choose another folder")
-    claim = claim_output_dir(out, run_files, force=force, writes=RUN_FILES)
+    claim = claim_folder(out, "run", run_files, force=force, writes=RUN_FILES)
     if (out / STATE_FILE).exists() and not force:
         raise OptionError(
             "--out", f"{out} holds a training run: continue it with --resume {out}, or add --force to start over"
