@@ -150,6 +150,8 @@ def test_a_package_with_a_pos_head_scores_its_pos_tags(package: Path, tmp_path: 
     assert result.exit_code == 0 and json.loads(result.output)["pos_accuracy"] == pytest.approx(expected, abs=1e-12)
     # Without POS tags in the corpus, or with a package that has no POS head: none.
     without, _, _ = gold_corpus(tmp_path)
-    for model, data in ((headed, without), (package, with_pos)):
+    # Another tag set (UPOS "X", a CoNLL file's chunk column): no gold tag the head knows, none either (it read 0.0).
+    upos = write_conll(tmp_path / "upos.conll", [[(w, "X", t) for w, t in zip(s, ts)] for s, ts in zip(sentences, tags)])
+    for model, data in ((headed, without), (package, with_pos), (tmp_path / "run", upos), (headed, upos), ("default", upos)):
         result = CliRunner().invoke(cli, ["evaluate", str(model), str(data), "--json"])
         assert result.exit_code == 0 and json.loads(result.output)["pos_accuracy"] is None, result.output

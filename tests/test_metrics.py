@@ -166,5 +166,13 @@ def test_pos_counts_score_only_tokens_with_a_gold_tag_and_none_without_any() -> 
     counts = PosCounts()
     assert counts.accuracy is None  # not 0.0: nothing was scored (a corpus without POS tags)
     gold = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
-    counts.add(np.array([[3, 2, 0, 9], [5, 7, 0, 0]]), gold, gold > 0)
+    counts.add(np.array([[3, 2, 0, 9], [5, 7, 0, 0]]), gold, gold > 0, gold > 1)
     assert (counts.right, counts.total) == (2, 3) and counts.accuracy == 2 / 3
+    # Gold tags the model does not know count as wrong, unless it knows none: another tag set (UPOS, chunk
+    # tags) is no score of the head (it read 0.0).
+    unknown = np.array([[1, 1, 0, 0]])
+    counts.add(np.array([[3, 2, 0, 0]]), unknown, unknown > 0, unknown > 1)
+    assert (counts.right, counts.total) == (2, 5) and counts.accuracy == 2 / 5
+    other = PosCounts()
+    other.add(np.array([[3, 2, 0, 0]]), unknown, unknown > 0, unknown > 1)
+    assert other.total == 2 and other.accuracy is None

@@ -58,19 +58,25 @@ class Scores:
 @dataclass
 class PosCounts:
     """The one rule of `Scores.pos_accuracy` (training's validation, `evaluate` of a run or a package):
-    the share of the tokens with a gold POS tag whose predicted one is equal; None where none has one."""
+    the share of the tokens with a gold POS tag whose predicted one is equal; None where none has one, or
+    where no gold tag is one the model knows (another tag set: UPOS, a CoNLL file's chunk column), which
+    would read as a POS head that is always wrong."""
 
     right: int = 0
     total: int = 0
+    known: int = 0
 
-    def add(self, predicted: np.ndarray, gold: np.ndarray, real: np.ndarray) -> None:
-        """Count the tokens where `real` (those with a gold POS tag) of equal-shaped `predicted` and `gold`."""
+    def add(self, predicted: np.ndarray, gold: np.ndarray, real: np.ndarray, known: np.ndarray) -> None:
+        """Count the tokens where `real` (those with a gold POS tag) of equal-shaped `predicted` and `gold`;
+        `known`: those whose gold tag the model's POS vocabulary holds."""
+        real = np.asarray(real, dtype=bool)
         self.right += int((np.asarray(predicted) == np.asarray(gold))[real].sum())
-        self.total += int(np.asarray(real).sum())
+        self.total += int(real.sum())
+        self.known += int((np.asarray(known, dtype=bool) & real).sum())
 
     @property
     def accuracy(self) -> float | None:
-        return self.right / self.total if self.total else None
+        return self.right / self.total if self.known else None
 
 
 def score(gold: np.ndarray, pred: np.ndarray, lengths: np.ndarray, scheme: TagScheme, loss: float | None = None) -> Scores:

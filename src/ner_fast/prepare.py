@@ -278,7 +278,7 @@ FEW_KNOWN = 0.75
 def data_warnings(prepared: PreparedData) -> list[str]:
     """The lines (`Warning: ...`, for stderr) that `ner-fast prepare` and `ner-fast train` give of the data
     they go on with: `valid_types_warning`, and where --vectors know fewer than `FEW_KNOWN` of the training
-    words (`vectors.coverage`), how many, with the count looked up lower-cased where that knows more."""
+    words (`vectors.coverage`), how many, with the count looked up lower-cased where that would know enough."""
     warnings = [valid_types_warning(prepared)]
     known = prepared.summary.get("vectors_coverage")
     if known and known["words"] and known["known"] < FEW_KNOWN * known["words"]:
@@ -286,7 +286,7 @@ def data_warnings(prepared: PreparedData) -> list[str]:
         lowered, of = known.get("known_lowercased", 0), known.get("lowercased_words", 0)
         hint = (f"; looked up lower-cased (--lowercase) they would know {lowered:,} of the {of:,} words a"
                 f" lower-cased vocabulary holds ({lowered / of:.0%})"
-                if of and lowered / of > known["known"] / known["words"] else " (vectors of another language or casing?)")
+                if of and lowered >= FEW_KNOWN * of else " (vectors of another language or casing?)")
         warnings.append(f"Warning: {prepared.settings.get('vectors')}: the vectors know {share}: the others start"
                         f" from random rows, as without --vectors{hint}")
     return [w for w in warnings if w]

@@ -263,13 +263,18 @@ def _parse_row(path: Path, lineno: int, text: str, dim: int, rows: list[np.ndarr
         got = len(text.split(" ")) - 1  # counted as the split is: by spaces only (a no-break space is in a word)
         raise VectorsError(f"{place(path, lineno)}expected a word and {_numbers(dim)}, got {_numbers(got)}")
     try:
+        # float() also takes 1_000, which no vectors file writes (a word may hold "_": only the numbers are looked at).
+        if "_" in text[len(word):]:
+            raise ValueError
         row = np.array(parts[1:], dtype=np.float32)
     except ValueError:
-        # Where a word with a space set the dimension ("new york 0.1 0.2"): "york" is read as a number.
-        spaced = sets_dim and not _is_number(parts[1]) and all(_is_number(p) for p in parts[2:])
+        bad = next(p for p in parts[1:] if not _is_number(p))
+        # Where a word with a space set the dimension ("new york 0.1 0.2"): "york", a word, is read as a number.
+        spaced = (sets_dim and bad == parts[1] and not any(ch.isdigit() for ch in bad)
+                  and all(_is_number(p) for p in parts[2:]))
         why = (" (the first line sets the dimension, so its word cannot hold a space: start the file with a"
                " word2vec header COUNT DIM)" if spaced else "")
-        raise VectorsError(f"{place(path, lineno)}a value is not a number{why}") from None
+        raise VectorsError(f"{place(path, lineno)}a value is not a number: {bad[:40]!r}{why}") from None
     if not np.isfinite(row).all():
         raise VectorsError(f"{place(path, lineno)}a value is not finite")
     rows.append(row)

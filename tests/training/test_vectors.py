@@ -113,7 +113,11 @@ def test_the_glove_wheel_when_installed() -> None:
     "text, expected",
     [
         ("the 1 2 3\nof 1 2\n", "2: expected a word and 3 numbers, got 2 numbers"),
-        ("the 1 2 3\nof 1 x 3\n", "2: a value is not a number"),
+        ("the 1 2 3\nof 1 x 3\n", "2: a value is not a number: 'x'"),
+        # float() takes 1_000 and a word may hold "_": only the numbers are refused for it.
+        ("new_york 1 2 3\nof 1 1_000 3\n", "2: a value is not a number: '1_000'"),
+        # Not a word with a space: no hint about the first line's word.
+        ("the 0x10 2 3\n", "1: a value is not a number: '0x10'"),
         ("the 1 2 3\nof 1 nan 3\n", "2: a value is not finite"),
         ("3 3\nthe 1 2 3\n", "1: the header says 3 vectors, the file has 1"),
         ("\n\n", " no vectors in it"),
@@ -122,10 +126,10 @@ def test_the_glove_wheel_when_installed() -> None:
         ("3 2\nthe 1 2 3\n", "2: expected a word and 2 numbers, got 3 numbers"),
         # A no-break space is no separator: counted as the split is ("got 2 numbers" contradicted the check).
         ("the 1 2\ncity\u00a01 2\n", "2: expected a word and 2 numbers, got 1 number"),
-        ("new york 1 2\nthe 1 2\n", "1: a value is not a number (the first line sets the dimension, so its word"
+        ("new york 1 2\nthe 1 2\n", "1: a value is not a number: 'york' (the first line sets the dimension, so its word"
                                    " cannot hold a space: start the file with a word2vec header COUNT DIM)"),
     ],
-    ids=["short-line", "not-a-number", "nan", "header-count", "empty", "long-line", "header-dim-small", "no-break-space",
+    ids=["short-line", "not-a-number", "underscore", "hex", "nan", "header-count", "empty", "long-line", "header-dim-small", "no-break-space",
          "first-word-with-a-space"],
 )
 def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
@@ -234,7 +238,8 @@ def test_known_rows_start_from_the_vectors(glove: tuple[Path, dict[str, np.ndarr
     start_from_vectors(pretrained_vectors(cfg, data.settings["vectors_source"]), data.vocabs, fresh, said.append, taken)
     kept = len(known) - len(taken)
     assert kept > 0 and taken
-    assert said == [f"word vectors {path.name}: {kept:,} of the {len(data.vocabs.words):,} words start from them; the"
+    words = len(data.vocabs.words) - 2  # not <pad> and <unk>, as the coverage warning counts
+    assert said == [f"word vectors {path.name}: {kept:,} of the {words:,} words start from them; the"
                     f" {len(taken):,} others they know start from --init SOURCE's rows"]
 
 
@@ -417,7 +422,7 @@ def test_each_bad_source_gets_one_line_and_an_exit_code(
     lines = result.output.strip().splitlines()
     expected = {
         "missing": (1, f"Error: --vectors {source}: no such file (give glove-6b-50d or a GloVe/word2vec text file)"),
-        "bad-line": (1, f"Error: {source}:2: a value is not a number"),
+        "bad-line": (1, f"Error: {source}:2: a value is not a number: 'x'"),
         "words-only": (1, f"Error: {source}:1: expected a word and its numbers, got 'the'"),
         "word-dim": (2, "--word-dim: 7 conflicts with --vectors"),
         "extra-missing": (1, "Error: --vectors glove-6b-50d needs the package no-such-distribution-ner-fast:"
@@ -460,6 +465,8 @@ def test_two_workers_train_with_vectors(glove: tuple[Path, dict[str, np.ndarray]
     ("no", ["visited", "on", "paris", "rome", "berlin", "monday"],
      "looked up lower-cased (--lowercase) they would know 6 of the 6 words a lower-cased vocabulary holds (100%)"),
     ("yes", ["paris"], "(vectors of another language or casing?)"),
+    # Lower-cased they would know 1 of 6, more than 1 of 7 but not enough: not offered as the remedy.
+    ("no", ["paris"], "(vectors of another language or casing?)"),
     ("yes", ["visited", "on", "paris", "rome", "berlin"], None),  # 5 of 6: no warning
 ])
 def test_vectors_that_know_few_training_words_are_said_so(tmp_path: Path, lowercase: str, known: list[str],

@@ -84,7 +84,8 @@ def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = SCORE_BATCH_SIZE
     tags, pos = tag_corpus(tagger, corpus, batch_size, return_pos=True)
     scores = score_tags(tags, corpus, tagger.tags)
     counts = PosCounts()
-    counts.add(np.array([p for sentence in pos for p in sentence]), np.array(corpus.pos), np.ones(len(corpus.pos), bool))
+    gold = np.array(corpus.pos)
+    counts.add(np.array([p for sentence in pos for p in sentence]), gold, np.ones(len(gold), bool), np.isin(gold, tagger.pos_tags))
     scores.pos_accuracy = counts.accuracy
     return scores
 
