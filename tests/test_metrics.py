@@ -176,3 +176,23 @@ def test_pos_counts_score_only_tokens_with_a_gold_tag_and_none_without_any() -> 
     other = PosCounts()
     other.add(np.array([[3, 2, 0, 0]]), unknown, unknown > 0, unknown > 1)
     assert other.total == 2 and other.accuracy is None
+
+
+def test_the_loss_does_not_depend_on_how_the_tokens_were_batched() -> None:
+    """`evaluate RUN --batch-size 1/7/50/500` printed four losses apart in their last digits: float32 sums of
+    each batch added in float64. Each token's term is kept and summed exactly (`math.fsum`) at the end."""
+    from ner_fast.metrics import Accumulator
+
+    rng = np.random.default_rng(3)
+    scheme = TagScheme(["O", "B-per", "I-per"])
+    proba = rng.dirichlet(np.ones(3), size=(40, 9)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(40, 9))
+    labels[:, 6:] = -1  # padding after six real tokens
+    losses = []
+    for size in (1, 7, 40):
+        acc = Accumulator(scheme)
+        for start in range(0, 40, size):
+            acc.add(labels[start:start + size], proba[start:start + size])
+        losses.append(acc.result().loss)
+    picked = proba[:, :6][np.arange(40)[:, None], np.arange(6)[None, :], labels[:, :6]].astype(np.float64)
+    assert losses[0] == losses[1] == losses[2] == pytest.approx(-np.log(picked).mean(), rel=1e-12)

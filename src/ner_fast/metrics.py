@@ -12,6 +12,7 @@ package's one chunker.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +147,7 @@ class Accumulator:
         self._gold: list[np.ndarray] = []
         self._pred: list[np.ndarray] = []
         self._lengths: list[np.ndarray] = []
-        self._nll = 0.0
+        self._nll: list[np.ndarray] = []  # float64 parts, summed exactly at the end (`result`)
 
     @property
     def tokens(self) -> int:
@@ -170,15 +171,16 @@ class Accumulator:
         self._pred.append(decode_tags(proba, lengths, self.scheme.tags, self.decode, crf)[mask])
         self._lengths.append(lengths)
         if nll is not None:
-            self._nll += nll
+            self._nll.append(np.array([nll], dtype=np.float64))
         elif crf is not None:
-            self._nll += float(crf_nll(proba, labels, crf).sum())
+            self._nll.append(np.asarray(crf_nll(proba, labels, crf), dtype=np.float64))
         else:
-            picked = proba[mask][np.arange(gold.size), gold]
-            self._nll += float(-np.log(np.maximum(picked, 1e-12)).sum())
+            picked = proba[mask][np.arange(gold.size), gold].astype(np.float64)
+            self._nll.append(-np.log(np.maximum(picked, 1e-12)))
 
     def result(self) -> Scores:
-        """Scores of everything added; `loss`: negative log-likelihood per real token."""
+        """Scores of everything added; `loss`: negative log-likelihood per real token, each token's (or CRF
+        sentence's) term summed exactly (`math.fsum`), so that how they were batched does not change it."""
         if not self._gold:
             return score(np.zeros(0), np.zeros(0), np.zeros(0), self.scheme, loss=0.0)
         gold = np.concatenate(self._gold)
@@ -187,7 +189,7 @@ class Accumulator:
             np.concatenate(self._pred),
             np.concatenate(self._lengths),
             self.scheme,
-            loss=self._nll / max(gold.size, 1),
+            loss=math.fsum(np.concatenate(self._nll)) / max(gold.size, 1),
         )
 
 
