@@ -511,3 +511,26 @@ def test_a_damaged_tagging_manifest_is_still_a_tagging_folder_and_names_only_par
     (out / "manifest.json").write_text(json.dumps({"settings": {}, "partitions": [{"part": "notes.txt"}, {"part": "part-00001.jsonl"}]}))
     assert tagged_parts(out) == {"part-00001.jsonl"}
     assert folder_kind(tmp_path) is None
+
+
+def test_a_folder_with_a_stray_file_of_another_kind_is_what_its_own_files_say(tmp_path: Path) -> None:
+    """Someone's config.json beside prepared data made `folder_kind` say "a training run" (train DATA refused it);
+    a prepared.json left in a run let `prepare --out RUN --force` replace the run's vocab.json."""
+    from ner_fast.package import folder_kind
+
+    runner = CliRunner()
+    prepared = tmp_path / "prepared"
+    assert runner.invoke(cli, ["prepare", "--out", str(prepared), "--max-sentences", "30"]).exit_code == 0
+    (prepared / "config.json").write_text('{"x": 1}', encoding="utf-8")
+    assert folder_kind(prepared) == "prepared"
+    result = runner.invoke(cli, ["prepare", "--out", str(prepared), "--max-sentences", "30", "--force"])
+    assert result.exit_code == 0 and (prepared / "config.json").read_text() == '{"x": 1}', result.output
+    result = runner.invoke(cli, ["train", str(prepared), "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden", "4",
+                                 "--word-dim", "4", "--filters", "2", "--char-dim", "2", "--patience", "0"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    make_checkpoint(run, with_pos=False)
+    (run / "prepared.json").write_text("{}", encoding="utf-8")
+    before = _snapshot(run)
+    _refused(runner.invoke(cli, ["prepare", "--out", str(run), "--max-sentences", "30", "--force"]), f"{run} is a training run")
+    assert _snapshot(run) == before

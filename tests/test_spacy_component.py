@@ -388,3 +388,14 @@ def test_the_span_group_holds_the_entities_keep_did_not_add() -> None:
     assert ("Paris", "geo") in {(s.text, s.label_) for s in doc.spans["ner_fast"]}
     again = spacy.tokens.Doc(pipeline.vocab).from_bytes(doc.to_bytes())  # the group survives serialization
     assert [(s.text, s.label_) for s in again.spans["ner_fast"]] == [(s.text, s.label_) for s in doc.spans["ner_fast"]]
+
+
+def test_two_components_keep_their_own_scores_in_their_span_groups() -> None:
+    pipeline = spacy.blank("en")
+    pipeline.add_pipe("ner_fast", name="one")
+    pipeline.add_pipe("ner_fast", name="two", config={"package": "ensemble"})
+    doc = pipeline(TEXT)
+    expected = {name: [e.score for e in Tagger.load(package)(TEXT).entities] for name, package in (("one", "default"), ("two", "ensemble"))}
+    for name in ("one", "two"):
+        assert doc.spans[name].attrs["scores"] == expected[name] and len(doc.spans[name]) == len(expected[name]) > 0
+    assert expected["one"] != expected["two"]  # else the test could not tell them apart

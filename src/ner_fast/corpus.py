@@ -376,7 +376,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
             raise CorpusError(f"empty {name}", source, values.index("") + 2)
     _check_words(words, source, lambda token: token + 2)
     _check_tags(tags, source, lambda token: token + 2)
-    offsets = np.append(_sentence_starts(filled, cat_ids[-1]), len(words)).astype(np.int64)
+    offsets = np.append(_sentence_starts(filled, cat_ids[-1], lambda: distinct(len(cat_cols) - 1)), len(words)).astype(np.int64)
     # IOB1 -> IOB2 as the CoNLL reader does, on the tag column's ids (a tenth of the time of strings).
     for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(tag_values)).tolist():
         tags[start] = begin(tags[start])
@@ -384,14 +384,17 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
 
-def _sentence_starts(filled: np.ndarray, sentence_ids: np.ndarray) -> np.ndarray:
-    """The rows that start a sentence: a non-empty sentence cell unlike the last non-empty one above it.
-    GMB leaves the cell empty after a sentence's first row; a copy with the column filled down (pandas'
-    `ffill`, a common export of this dataset) repeats it on every row of the sentence and reads the same,
-    where a cell's mere presence made every token a sentence of its own."""
-    rows = np.flatnonzero(filled)
-    ids = sentence_ids[rows]
-    return rows[np.r_[True, ids[1:] != ids[:-1]]] if len(rows) else rows
+def _sentence_starts(filled: np.ndarray, sentence_ids: np.ndarray, values: Callable[[], list[str]]) -> np.ndarray:
+    """The rows that start a sentence. GMB's own form names a sentence on its first row and leaves the cell
+    empty below: every filled cell starts one (two sentences in a row may share a number). A file whose every
+    cell is filled is the column filled down (pandas' `ffill`, a common export of this dataset): a sentence
+    starts where the value changes (`values()`, the distinct cells decoded, compared without the spaces around
+    them), where a cell's mere presence made every token a sentence of its own."""
+    if not filled.all():
+        return np.flatnonzero(filled)
+    canonical: dict[str, int] = {}
+    ids = np.array([canonical.setdefault(v.strip(), len(canonical)) for v in values()], dtype=np.int64)[sentence_ids]
+    return np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
 
 
 _HIGH_BYTES = bytes(range(0x80, 0x100))

@@ -209,15 +209,25 @@ def folder_kind(path: str | os.PathLike[str]) -> str | None:
     """What the folder `path` holds, by the files each kind starts from: "package" (a model package,
     `manifest.json`), "tagged" (a `ner-fast tag --output-dir` folder: a `manifest.json` of its own,
     `tagged_parts`, even before any part is done), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`,
-    written together when a run starts; a `config.json` alone is any other tool's), "prepared" (a
-    `ner-fast prepare` folder, `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher`
+    written together when a run starts, the first with a `model` section; another config.json is any other
+    tool's), "prepared" (a `ner-fast prepare` folder, `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher`
     SOURCE and the messages for a folder of another kind (`KIND_NAMES`) share."""
     folder = Path(path)
     if (folder / MANIFEST_FILE).is_file():
         return "package" if tagged_parts(folder) is None else "tagged"
-    if (folder / RUN_CONFIG_FILE).is_file() and (folder / RUN_VOCAB_FILE).is_file():
+    if _holds_run_config(folder) and (folder / RUN_VOCAB_FILE).is_file():
         return "run"
     return "prepared" if (folder / PREPARED_FILE).is_file() else None
+
+
+def _holds_run_config(folder: Path) -> bool:
+    """Whether `folder`'s config.json is a run's: a JSON object with a `model` section (what `config.read_config`
+    asks first), not another tool's config.json left beside prepared data."""
+    try:
+        doc = json.loads((folder / RUN_CONFIG_FILE).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("model"), dict)
 
 
 def tagged_parts(folder: Path) -> set[str] | None:
@@ -246,11 +256,12 @@ def claim_folder(
     force: bool | None = False, option: str = "--out", writes: Collection[str] = (),
 ) -> OutputDir:
     """`atomic.claim_output_dir` for a command that writes a folder of `kind` (a `folder_kind`), first refusing,
-    even with --force, a folder of another kind that holds no earlier output of this command (`owned`): the
-    new files would hide it (`folder_kind` reads a manifest first, then a run, then prepared data) or replace
-    its own. The one rule of prepare, train, export, the bundle and `tag --output-dir`."""
+    even with --force, a folder of another kind (also one holding a stray file of this command's, such as a
+    run with a prepared.json): the new files would hide it (`folder_kind` reads a manifest first, then a run,
+    then prepared data) or replace its own. The one rule of prepare, train, export, the bundle and
+    `tag --output-dir`."""
     found = folder_kind(path)
-    if found not in (None, kind) and owned(Path(path)) is None:
+    if found not in (None, kind):
         raise OptionError(option, f"{path} is {KIND_NAMES[found]}: {KIND_NAMES[kind]} written into it would hide it or"
                                   " replace its files, even with --force; choose another folder")
     return claim_output_dir(path, owned, force=force, option=option, writes=writes)

@@ -32,6 +32,8 @@ spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave
 `doc.spans["ner_fast"]` (the component's name) holds every aligned entity, also those `doc.ents` cannot:
 spaCy's entities never overlap, so of two that "expand" brings onto one spaCy token (`Sarkozy(France` is one
 there, two entities here) `doc.ents` keeps the longer, and "keep" adds none that overlap an earlier entity.
+The group's `attrs["scores"]` are its entities' scores in order: with two ner_fast components in a pipeline,
+`_.ner_fast_score` of an entity both found (same characters and label) is the later one's.
 
 The component tags `doc.text` with ner-fast's own tokenizer and sentence splitter (the ones the model was
 trained with), whatever spaCy's tokens are; `nlp.pipe` goes through `Tagger.pipe`, sentences of many
@@ -197,6 +199,9 @@ class NerFast:
         merge them into `doc.ents` as `mode` says."""
         spans, misaligned = align(doc, entities, self.alignment_mode)
         doc.spans[self.name] = spans
+        # Its own scores, in the group's order: `_.ner_fast_score` is keyed by characters and label, so a
+        # second ner_fast component that finds the same entity gives it its score.
+        doc.spans[self.name].attrs["scores"] = [span._.ner_fast_score for span in spans]
         merge = prioritize_new_ents_filter if self.mode == "overwrite" else prioritize_existing_ents_filter
         doc.ents = sorted(merge(list(doc.ents), spans))
         doc._.set(MISALIGNED, misaligned)

@@ -159,8 +159,8 @@ def _dim_of_first_vector(path: Path, lineno: int, text: str) -> int:
     return dim
 
 
-#: A number as vectors files write them (no nan, inf or 1_000, which float() takes too).
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+#: A number as vectors files write them (ASCII digits: no nan, inf, 1_000 or "٣", which float() takes too).
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _is_number(text: str) -> bool:
@@ -263,8 +263,10 @@ def _parse_row(path: Path, lineno: int, text: str, dim: int, rows: list[np.ndarr
         got = len(text.split(" ")) - 1  # counted as the split is: by spaces only (a no-break space is in a word)
         raise VectorsError(f"{place(path, lineno)}expected a word and {_numbers(dim)}, got {_numbers(got)}")
     try:
-        # float() also takes 1_000, which no vectors file writes (a word may hold "_": only the numbers are looked at).
-        if "_" in text[len(word):]:
+        # float() also takes 1_000 and other scripts' digits, which no vectors file writes (a word may hold
+        # them: only the numbers are looked at).
+        numbers = text[len(word):]
+        if "_" in numbers or not numbers.isascii():
             raise ValueError
         row = np.array(parts[1:], dtype=np.float32)
     except ValueError:
@@ -274,7 +276,8 @@ def _parse_row(path: Path, lineno: int, text: str, dim: int, rows: list[np.ndarr
                   and all(_is_number(p) for p in parts[2:]))
         why = (" (the first line sets the dimension, so its word cannot hold a space: start the file with a"
                " word2vec header COUNT DIM)" if spaced else "")
-        raise VectorsError(f"{place(path, lineno)}a value is not a number: {bad[:40]!r}{why}") from None
+        shown = "'' (two spaces in a row)" if not bad else repr(bad[:40])
+        raise VectorsError(f"{place(path, lineno)}a value is not a number: {shown}{why}") from None
     if not np.isfinite(row).all():
         raise VectorsError(f"{place(path, lineno)}a value is not finite")
     rows.append(row)

@@ -118,6 +118,8 @@ def test_the_glove_wheel_when_installed() -> None:
         ("new_york 1 2 3\nof 1 1_000 3\n", "2: a value is not a number: '1_000'"),
         # Not a word with a space: no hint about the first line's word.
         ("the 0x10 2 3\n", "1: a value is not a number: '0x10'"),
+        ("the 1 \u0663 3\n", "1: a value is not a number: '\u0663'"),  # ARABIC-INDIC DIGIT THREE: float() reads 3
+        ("the 1  3\n", "1: a value is not a number: '' (two spaces in a row)"),
         ("the 1 2 3\nof 1 nan 3\n", "2: a value is not finite"),
         ("3 3\nthe 1 2 3\n", "1: the header says 3 vectors, the file has 1"),
         ("\n\n", " no vectors in it"),
@@ -129,7 +131,7 @@ def test_the_glove_wheel_when_installed() -> None:
         ("new york 1 2\nthe 1 2\n", "1: a value is not a number: 'york' (the first line sets the dimension, so its word"
                                    " cannot hold a space: start the file with a word2vec header COUNT DIM)"),
     ],
-    ids=["short-line", "not-a-number", "underscore", "hex", "nan", "header-count", "empty", "long-line", "header-dim-small", "no-break-space",
+    ids=["short-line", "not-a-number", "underscore", "hex", "arabic-digit", "two-spaces", "nan", "header-count", "empty", "long-line", "header-dim-small", "no-break-space",
          "first-word-with-a-space"],
 )
 def test_a_bad_vectors_file_names_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
@@ -238,8 +240,8 @@ def test_known_rows_start_from_the_vectors(glove: tuple[Path, dict[str, np.ndarr
     start_from_vectors(pretrained_vectors(cfg, data.settings["vectors_source"]), data.vocabs, fresh, said.append, taken)
     kept = len(known) - len(taken)
     assert kept > 0 and taken
-    words = len(data.vocabs.words) - 2  # not <pad> and <unk>, as the coverage warning counts
-    assert said == [f"word vectors {path.name}: {kept:,} of the {words:,} words start from them; the"
+    words = len(data.vocabs.words) - 2  # the vocabulary without <pad> and <unk>
+    assert said == [f"word vectors {path.name}: {kept:,} of the {words:,} vocabulary words start from them; the"
                     f" {len(taken):,} others they know start from --init SOURCE's rows"]
 
 

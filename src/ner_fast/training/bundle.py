@@ -40,7 +40,7 @@ from ner_fast.package import (
     write_manifest,
 )
 from ner_fast.prepare import run_splits
-from ner_fast.vocab import Vocabularies
+from ner_fast.vocab import RESERVED, Vocabularies
 
 # The most a bundled package may weigh (it ships inside the wheel): issue 24's budget, 20 MB (decimal,
 # so within it however MB is read), room for an ensemble whose members carry pretrained vectors.
@@ -85,7 +85,8 @@ def score_tagger(tagger: Any, corpus: Corpus, batch_size: int = SCORE_BATCH_SIZE
     scores = score_tags(tags, corpus, tagger.tags)
     counts = PosCounts()
     gold = np.array(corpus.pos)
-    counts.add(np.array([p for sentence in pos for p in sentence]), gold, np.ones(len(gold), bool), np.isin(gold, tagger.pos_tags))
+    known = np.isin(gold, tagger.pos_tags[len(RESERVED):])  # not <pad>/<unk>, as a run's POS ids over UNK
+    counts.add(np.array([p for sentence in pos for p in sentence]), gold, np.ones(len(gold), bool), known)
     scores.pos_accuracy = counts.accuracy
     return scores
 

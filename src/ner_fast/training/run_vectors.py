@@ -63,16 +63,16 @@ def start_from_vectors(vectors: Any, vocabs: Vocabularies, fresh: np.ndarray, sa
     from ner_fast.training.rows import rows_by_word
 
     rows, known = rows_by_word(vocabs.words.itos, vectors.index, vectors.matrix, fresh, wider=True)
-    words = len(vocabs.words) - vocabs.words.first_id  # not <pad> and <unk>, as the coverage warning counts
+    words = len(vocabs.words) - vocabs.words.first_id  # the vocabulary: training words and those the vectors add
     inside = f" (their {vectors.dim} numbers, then {fresh.shape[1] - vectors.dim} zeros)" if fresh.shape[1] > vectors.dim else ""
     if taken:
         # --init's rows come after these: only the words SOURCE does not know keep the vectors' values
         # (with --init default, whose vocabulary holds GloVe's top words, often none).
         kept = sum(1 for w in vocabs.words.itos if w in vectors.index and w not in taken)
-        say(f"word vectors {vectors.name}: {kept:,} of the {words:,} words start from them{inside}; the"
+        say(f"word vectors {vectors.name}: {kept:,} of the {words:,} vocabulary words start from them{inside}; the"
             f" {known - kept:,} others they know start from --init SOURCE's rows")
     else:
-        say(f"word vectors {vectors.name}: {known:,} of the {words:,} words start from them{inside}")
+        say(f"word vectors {vectors.name}: {known:,} of the {words:,} vocabulary words start from them{inside}")
     return rows
 
 
