@@ -64,6 +64,7 @@ from ner_fast.decode import decode  # noqa: E402
 from ner_fast.features import featurize  # noqa: E402
 from ner_fast.metrics import TagScheme, score  # noqa: E402
 from ner_fast.training.export import export_model  # noqa: E402
+from ner_fast.package import load_package  # noqa: E402
 from ner_fast.prepare import run_splits  # noqa: E402
 from ner_fast.tagger import Tagger  # noqa: E402
 from _machine import load_average, write_json  # the CPU (model, flags, cores) in every result
@@ -210,7 +211,6 @@ def resident_mb() -> float:
 
 def validation_sentences(package: Path) -> tuple[list[list[str]], list[list[str]] | None]:
     """The GMB validation sentences (and POS when the package uses them)."""
-    from ner_fast.package import load_package
 
     valid = run_splits({})[1]
     sentences = [valid.sentence(i) for i in range(len(valid))]
@@ -430,7 +430,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         pred = vocabs.tags.lookup_many([t for s in end_to_end[name].pop("tags") for t in s])
         f1[name] = score(gold, pred, lengths, scheme).f1
     pool.shutdown()
-    sizes = {name: {p.name: p.stat().st_size for p in sorted(path.iterdir())} for name, path in packages.items()}
+    sizes = {name: load_package(path, verify=False).file_sizes for name, path in packages.items()}
 
     mx_speed = speed["mxnet"]
     ratios = {

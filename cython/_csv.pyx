@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, binding=True, embedsignature=True
 """The GMB CSV rows, split and numbered in one pass over the bytes (`parse_csv`; module `ner_fast._csv`,
 wrapped by `ner_fast.corpus`; stub `_csv.pyi`). Imports NumPy only."""
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memchr
 
 import numpy as np
@@ -47,8 +47,7 @@ cdef inline int32_t _category(
 
 
 cdef int64_t _parse_csv(
-    const unsigned char* base, Py_ssize_t n, int ncols, int flag_col, const int32_t[::1] cat_cols,
-    uint8_t[::1] flags, int32_t[:, ::1] cat_ids, int32_t[:, ::1] tables, int64_t[:, :, ::1] cat_firsts,
+    const unsigned char* base, Py_ssize_t n, int ncols, const int32_t[::1] cat_cols, int32_t[:, ::1] cat_ids, int32_t[:, ::1] tables, int64_t[:, :, ::1] cat_firsts,
     int64_t[::1] n_unique, int64_t* bad_fields,
 ) noexcept nogil:
     """Parse the rows; returns the number parsed (all of them, or the index of the first bad row)."""
@@ -57,14 +56,12 @@ cdef int64_t _parse_csv(
     cdef int64_t start = 0, stop, next_start, i, field_start
     cdef const unsigned char* nl
     cdef int col
-    cdef bint nonempty
     while True:
         nl = <const unsigned char*>memchr(base + start, 10, n - start)
         stop = (nl - base) if nl != NULL else n
         next_start = stop + 1
         if nl != NULL and stop > start and base[stop - 1] == 13:  # a '\r' before the '\n' is not data
             stop -= 1
-        flags[row] = 0
         col = 0
         i = start
         while True:  # one field per turn, base[field_start:i], quotes included
@@ -77,13 +74,9 @@ cdef int64_t _parse_csv(
                     bad_fields[0] = -1  # unclosed on this line, or text after the closing quote
                     return row
                 i += 1
-                nonempty = i - field_start > 2
             else:
                 while i < stop and base[i] != 44:
                     i += 1
-                nonempty = i > field_start
-            if col == flag_col:
-                flags[row] = nonempty
             for k in range(n_cats):
                 if cat_cols[k] == col:
                     cat_ids[k, row] = _category(base, field_start, i, &tables[k, 0], mask,
@@ -102,21 +95,18 @@ cdef int64_t _parse_csv(
     return row
 
 
-def parse_csv(const unsigned char[::1] data, int ncols, int flag_col, cat_cols):
+def parse_csv(const unsigned char[::1] data, int ncols, cat_cols):
     """Parse CSV rows (split at '\\n'; a '\\r' before it is dropped) in one pass.
 
     Fields are separated by ',' and may be quoted ('"', with '""' for a quote inside); a quoted
-    field may not span lines. For every row: whether field `flag_col` is non-empty, and for each
-    column of `cat_cols` the distinct number of its raw bytes (quotes included), so values decode
-    once per distinct value, not once per row.
+    field may not span lines. For every row and each column of `cat_cols`, the distinct number of
+    its raw bytes (quotes included), so values decode once per distinct value, not once per row.
 
-    Returns `(flags, cat_ids, cat_bounds, bad)`: bool (n_rows,); int32 (len(cat_cols), n_rows);
+    Returns `(cat_ids, cat_bounds, bad)`: int32 (len(cat_cols), n_rows);
     per column of `cat_cols`, int64 (distinct, 2) byte bounds of each distinct raw value's first
     occurrence; and `None`, or `(row, n_fields)` for the first row without `ncols` fields, with
     n_fields = -1 for bad quoting (parsing stops there).
     """
-    if not 0 <= flag_col < ncols:
-        raise ValueError("parse_csv: flag_col must be a column index")
     cdef const int32_t[::1] cats = np.asarray(cat_cols, dtype=np.int32)
     cdef Py_ssize_t n = data.shape[0], k, n_cats = cats.shape[0]
     for k in range(n_cats):
@@ -126,18 +116,16 @@ def parse_csv(const unsigned char[::1] data, int ncols, int flag_col, cat_cols):
     cdef int64_t n_rows
     with nogil:
         n_rows = _count_rows(base, n)
-    flags = np.empty(n_rows, dtype=np.uint8)
     cat_ids = np.empty((n_cats, n_rows), dtype=np.int32)
     tables = np.zeros((n_cats, _table_size(n_rows + 1)), dtype=np.int32)
     cat_firsts = np.empty((n_cats, n_rows + 1, 2), dtype=np.int64)
     n_unique = np.zeros(n_cats, dtype=np.int64)
-    cdef uint8_t[::1] fv = flags
     cdef int32_t[:, ::1] iv = cat_ids, tab = tables
     cdef int64_t[:, :, ::1] firsts = cat_firsts
     cdef int64_t[::1] uv = n_unique
     cdef int64_t bad_fields = 0, parsed
     with nogil:
-        parsed = _parse_csv(base, n, ncols, flag_col, cats, fv, iv, tab, firsts, uv, &bad_fields)
+        parsed = _parse_csv(base, n, ncols, cats, iv, tab, firsts, uv, &bad_fields)
     bad = (int(parsed), int(bad_fields)) if parsed < n_rows else None
     cat_bounds = [cat_firsts[k, : n_unique[k]].copy() for k in range(n_cats)]
-    return flags.view(np.bool_), cat_ids, cat_bounds, bad
+    return cat_ids, cat_bounds, bad

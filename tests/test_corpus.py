@@ -24,15 +24,14 @@ from ner_fast.schemes import iob1_to_iob2
 
 def reference_gmb(raw: bytes, encoding: str = "cp1252") -> tuple[list[str], list[str], list[str], list[int]]:
     """The GMB CSV read with the csv module, row by row (slow and obviously right): a sentence starts at a
-    filled sentence cell; where every cell is filled (the column filled down), where the value changes."""
+    sentence cell that is not blank and not the one right above it (a column filled down repeats it)."""
     rows = list(csv.reader(io.StringIO(raw.decode(encoding), newline="")))[1:]
-    filled_down = all(row[0] for row in rows)
     words, pos, tags, starts = [], [], [], []
-    last = None
+    above = ""
     for i, (sentence, word, p, tag) in enumerate(rows):
-        if sentence and (not filled_down or sentence.strip() != last):
+        if sentence.strip() and sentence.strip() != above:
             starts.append(i)
-        last = sentence.strip()
+        above = sentence.strip()
         words.append(word)
         pos.append(p)
         tags.append(tag)
@@ -545,8 +544,9 @@ def test_a_quoted_gmb_header_is_sniffed_as_the_reader_reads_it() -> None:
 def test_a_gmb_csv_with_the_sentence_column_filled_down_reads_as_gmb_does(tmp_path: Path) -> None:
     """pandas' `ffill` export repeats "Sentence: N" on every row of sentence N: the same sentences, where every
     token was read as a sentence of its own; a repeated number further down is a new sentence, and the same
-    value quoted or with spaces around it is the same. In GMB's own form (empty cells below a sentence's first
-    row) every filled cell starts a sentence, also one numbered as the sentence before it."""
+    value quoted or with spaces around it is the same, and a cell of spaces is empty. In GMB's own form (empty
+    cells below a sentence's first row) every filled cell starts a sentence, also one numbered as the sentence
+    before it; a stray empty cell in a column filled down starts one at the next filled cell."""
     gmb = "Sentence #,Word,POS,Tag\nSentence: 1,Angela,NNP,B-per\n,Merkel,NNP,I-per\n,left,VBD,O\nSentence: 2,Paris,NNP,B-geo\n,wept,VBD,O\n"
     filled = ("Sentence #,Word,POS,Tag\nSentence: 1,Angela,NNP,B-per\nSentence: 1,Merkel,NNP,I-per\nSentence: 1,left,VBD,O\n"
               "Sentence: 2,Paris,NNP,B-geo\nSentence: 2,wept,VBD,O\nSentence: 1,Again,RB,O\n")
@@ -559,3 +559,8 @@ def test_a_gmb_csv_with_the_sentence_column_filled_down_reads_as_gmb_does(tmp_pa
     assert read_corpus(tmp_path / "quoted.csv").offsets.tolist() == [0, 3, 4]
     (tmp_path / "twice.csv").write_text("Sentence #,Word,Tag\nSentence: 1,John,B-per\n,left,O\nSentence: 1,Mary,B-per\n,came,O\n")
     assert read_corpus(tmp_path / "twice.csv").offsets.tolist() == [0, 2, 4]
+    (tmp_path / "spaces.csv").write_text("Sentence #,Word,Tag\nSentence: 1,Angela,B-per\n ,Merkel,I-per\n  ,left,O\n")
+    spaces = read_corpus(tmp_path / "spaces.csv")
+    assert spaces.offsets.tolist() == [0, 3] and spaces.tags == ["B-per", "I-per", "O"]
+    (tmp_path / "stray.csv").write_text("Sentence #,Word,Tag\nSentence: 1,A,O\n,b,O\nSentence: 1,c,O\nSentence: 2,D,O\n")
+    assert read_corpus(tmp_path / "stray.csv").offsets.tolist() == [0, 2, 3, 4]

@@ -274,11 +274,10 @@ def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator=line_end).writerows(rows)
     data = out.getvalue().encode("utf-8").rstrip(b"\r\n")
-    flags, cat_ids, cat_bounds, bad = _csv.parse_csv(data, 3, 0, [2, 0, 1])
+    cat_ids, cat_bounds, bad = _csv.parse_csv(data, 3, [2, 0, 1])
     assert bad is None
     lines = [line.decode("utf-8") for line in data.split(b"\n")]
     expected = [next(csv.reader([line.removesuffix("\r")], strict=True)) for line in lines]
-    assert flags.tolist() == [bool(fields[0]) for fields in expected]
 
     def unquote(raw: bytes) -> str:
         text = raw.decode("utf-8")
@@ -301,16 +300,14 @@ def test_parse_csv_matches_the_csv_module(rows, line_end) -> None:
     ],
 )
 def test_parse_csv_reports_the_first_bad_row(data: bytes, bad) -> None:
-    assert _csv.parse_csv(data, 2, 0, [1])[-1] == bad
+    assert _csv.parse_csv(data, 2, [1])[-1] == bad
 
 
 def test_parse_csv_validates_columns() -> None:
-    flags, ids, bounds, bad = _csv.parse_csv(b"", 1, 0, [0])  # one empty row
-    assert flags.tolist() == [False] and ids.tolist() == [[0]] and bad is None
-    with pytest.raises(ValueError, match="flag_col"):
-        _csv.parse_csv(b"a,b", 2, 2, [])
+    ids, bounds, bad = _csv.parse_csv(b"", 1, [0])  # one empty row
+    assert ids.tolist() == [[0]] and bad is None
     with pytest.raises(ValueError, match="cat_cols"):
-        _csv.parse_csv(b"a,b", 2, 0, [5])
+        _csv.parse_csv(b"a,b", 2, [5])
 
 
 def reference_viterbi(scores: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

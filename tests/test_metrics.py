@@ -168,14 +168,16 @@ def test_pos_counts_score_only_tokens_with_a_gold_tag_and_none_without_any() -> 
     gold = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
     counts.add(np.array([[3, 2, 0, 9], [5, 7, 0, 0]]), gold, gold > 0, gold > 1)
     assert (counts.right, counts.total) == (2, 3) and counts.accuracy == 2 / 3
-    # Gold tags the model does not know count as wrong, unless it knows none: another tag set (UPOS, chunk
-    # tags) is no score of the head (it read 0.0).
+    # Gold tags the model does not know count as wrong (also where it predicts UNK), unless it knows under half
+    # of them: another tag set (UPOS, chunk tags) is no score of the head (it read 0.0).
     unknown = np.array([[1, 1, 0, 0]])
-    counts.add(np.array([[3, 2, 0, 0]]), unknown, unknown > 0, unknown > 1)
+    counts.add(np.array([[1, 2, 0, 0]]), unknown, unknown > 0, unknown > 1)
     assert (counts.right, counts.total) == (2, 5) and counts.accuracy == 2 / 5
     other = PosCounts()
     other.add(np.array([[3, 2, 0, 0]]), unknown, unknown > 0, unknown > 1)
     assert other.total == 2 and other.accuracy is None
+    other.add(np.array([[3, 4, 5]]), np.array([[3, 9, 9]]), np.ones((1, 3), bool), np.array([[True, False, False]]))
+    assert (other.right, other.total, other.known) == (1, 5, 1) and other.accuracy is None  # one shared tag of five
 
 
 def test_the_loss_does_not_depend_on_how_the_tokens_were_batched() -> None:

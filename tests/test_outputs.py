@@ -534,3 +534,23 @@ def test_a_folder_with_a_stray_file_of_another_kind_is_what_its_own_files_say(tm
     before = _snapshot(run)
     _refused(runner.invoke(cli, ["prepare", "--out", str(run), "--max-sentences", "30", "--force"]), f"{run} is a training run")
     assert _snapshot(run) == before
+
+
+def test_another_tools_manifest_or_config_is_no_kind(tmp_path: Path) -> None:
+    """Any manifest.json made a folder "a model package" (a web app's, refused even with --force); a package's has
+    a `files` object, a tagging run's its partitions; one that is not JSON may be a damaged package's."""
+    from ner_fast.package import folder_kind
+
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "manifest.json").write_text('{"name": "my app"}', encoding="utf-8")
+    (web / "config.json").write_text('{"port": 80}', encoding="utf-8")
+    (web / "vocab.json").write_text("{}", encoding="utf-8")
+    assert folder_kind(web) is None
+    result = CliRunner().invoke(cli, ["prepare", "--out", str(web), "--max-sentences", "30", "--force"])
+    assert result.exit_code == 2 and "vocab.json" in result.output, result.output  # its own file, never replaced
+    (web / "vocab.json").unlink()
+    result = CliRunner().invoke(cli, ["prepare", "--out", str(web), "--max-sentences", "30", "--force"])
+    assert result.exit_code == 0 and (web / "manifest.json").read_text() == '{"name": "my app"}', result.output
+    (web / "manifest.json").write_text('{"files": ', encoding="utf-8")
+    assert folder_kind(web) == "package"

@@ -119,7 +119,8 @@ def test_align_follows_char_span_and_counts_misaligned_entities(mode: str, expec
     assert [t.text for t in doc][:2] == ["N.Y.-based", "Acme"]  # spaCy keeps N.Y.-based one token
     inside = Entity("geo", 0, 4, "N.Y.", 0.9, 0, 1)  # a span that ends inside spaCy's token
     exact = Entity("org", 11, 15, "Acme", 0.8, 1, 2)
-    spans, misaligned = align(doc, [inside, exact], mode)
+    spans, scores, misaligned = align(doc, [inside, exact], mode)
+    assert scores == [s._.ner_fast_score for s in spans]
     assert misaligned == 1
     got = [(s.text, s.start_char, s.end_char) for s in spans]
     assert ("Acme", 11, 15) in got

@@ -2,5 +2,5 @@
 import numpy as np
 
 def parse_csv(
-    data: bytes, ncols: int, flag_col: int, cat_cols: list[int]
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], tuple[int, int] | None]: ...
+    data: bytes, ncols: int, cat_cols: list[int]
+) -> tuple[np.ndarray, list[np.ndarray], tuple[int, int] | None]: ...

@@ -325,8 +325,8 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
 
     Speed matters here (a million rows). One compiled pass (`parse_csv`) splits every row into
     fields (quoted ones included; a quoted field may not span lines), reporting a row with the
-    wrong number of fields at its line, and numbers the distinct values of the word, tag and POS
-    columns, which are then decoded and unquoted once each.
+    wrong number of fields at its line, and numbers the distinct values of the word, tag, POS and
+    sentence columns, which are then decoded and unquoted once each.
     """
     encoding = _encoding_of(raw, source)
     header_end = raw.find(b"\n")
@@ -347,7 +347,7 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     # distinct value once and sharing the str objects beats creating a string per token, and
     # makes every later pass over the tokens cache-friendly.
     cat_cols = [word_col, tag_col] + ([pos_col] if pos_col is not None else []) + [sent_col]
-    filled, cat_ids, cat_bounds, bad = _csv.parse_csv(body, ncols, sent_col, cat_cols)
+    cat_ids, cat_bounds, bad = _csv.parse_csv(body, ncols, cat_cols)
     if bad is not None:
         row, n_fields = bad
         if n_fields < 0:
@@ -369,14 +369,15 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     words, tags = column(0, distinct(0)), column(1, tag_values)
     pos = column(2, distinct(2)) if pos_col is not None else None
 
-    if not filled[0]:
+    sentence_cells = distinct(len(cat_cols) - 1)
+    if not sentence_cells[cat_ids[-1][0]].strip():
         raise CorpusError("the first row has no sentence number", source, 2)
     for name, values in (("word", words), ("tag", tags), ("POS", pos)):
         if values is not None and "" in values:
             raise CorpusError(f"empty {name}", source, values.index("") + 2)
     _check_words(words, source, lambda token: token + 2)
     _check_tags(tags, source, lambda token: token + 2)
-    offsets = np.append(_sentence_starts(filled, cat_ids[-1], lambda: distinct(len(cat_cols) - 1)), len(words)).astype(np.int64)
+    offsets = np.append(_sentence_starts(cat_ids[-1], sentence_cells), len(words)).astype(np.int64)
     # IOB1 -> IOB2 as the CoNLL reader does, on the tag column's ids (a tenth of the time of strings).
     for start in iob1_starts(cat_ids[1], np.diff(offsets), TagScheme(tag_values)).tolist():
         tags[start] = begin(tags[start])
@@ -384,17 +385,16 @@ def _read_gmb(raw: bytes, source: str) -> Corpus:
     return Corpus(words, pos, tags, offsets, source, "gmb", np.arange(2, len(words) + 2, dtype=np.int64))
 
 
-def _sentence_starts(filled: np.ndarray, sentence_ids: np.ndarray, values: Callable[[], list[str]]) -> np.ndarray:
-    """The rows that start a sentence. GMB's own form names a sentence on its first row and leaves the cell
-    empty below: every filled cell starts one (two sentences in a row may share a number). A file whose every
-    cell is filled is the column filled down (pandas' `ffill`, a common export of this dataset): a sentence
-    starts where the value changes (`values()`, the distinct cells decoded, compared without the spaces around
-    them), where a cell's mere presence made every token a sentence of its own."""
-    if not filled.all():
-        return np.flatnonzero(filled)
-    canonical: dict[str, int] = {}
-    ids = np.array([canonical.setdefault(v.strip(), len(canonical)) for v in values()], dtype=np.int64)[sentence_ids]
-    return np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+def _sentence_starts(sentence_ids: np.ndarray, values: list[str]) -> np.ndarray:
+    """The rows that start a sentence: a filled `Sentence #` cell (`values`: the distinct cells decoded, read
+    without the spaces around them; a cell of spaces is empty) unless the row right above holds the same
+    value. GMB's own form names a sentence on its first row and leaves the cells below empty; a copy with the
+    column filled down (pandas' `ffill`, a common export of this dataset), where a cell's mere presence made
+    every token a sentence of its own, repeats it on every row. Only two one-token sentences in a row numbered
+    alike would read as one, which GMB's numbering never does."""
+    canonical: dict[str, int] = {"": -1}
+    ids = np.array([canonical.setdefault(v.strip(), len(canonical)) for v in values], dtype=np.int64)[sentence_ids]
+    return np.flatnonzero((ids >= 0) & np.r_[True, ids[1:] != ids[:-1]])
 
 
 _HIGH_BYTES = bytes(range(0x80, 0x100))

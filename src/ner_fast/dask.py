@@ -288,8 +288,8 @@ def run_files(folder: Path) -> set[str] | None:
 
 def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], resume: bool,
                     force: bool) -> dict[str, dict[str, Any]]:
-    """Claim the output folder (`atomic.claim_output_dir`: other files refuse it unless `force`, and are
-    never touched); return the parts already done (by part name), which only `resume` keeps."""
+    """Claim the output folder (`package.claim_folder`: a folder of another kind is refused, other files refuse
+    it unless `force` and are never touched); return the parts already done (by part name), which only `resume` keeps."""
     from ner_fast.atomic import read_json
     from ner_fast.package import claim_folder
 
@@ -314,7 +314,8 @@ def _prepare_output(out: Path, plan: list[Partition], settings: dict[str, Any], 
         raise OptionError("--resume", f"{out}/{MANIFEST_FILE} is damaged (its partitions or settings); add --force to start over")
     # The package may have moved: its checksum, not its path, says whether it is the same model.
     same = {**settings, "package": settings["package"]["checksum"]}
-    old_same = {**old_settings, "package": (old_settings.get("package") or {}).get("checksum")}
+    recorded_package = old_settings.get("package")
+    old_same = {**old_settings, "package": recorded_package.get("checksum") if isinstance(recorded_package, dict) else None}
     if old_same != same:
         changed = sorted(k for k in same.keys() | old_same.keys() if old_same.get(k) != same.get(k))
         raise OptionError("--resume", f"{out} was started with other settings ({', '.join(changed)}); add --force to start over")

@@ -59,9 +59,12 @@ class Scores:
 @dataclass
 class PosCounts:
     """The one rule of `Scores.pos_accuracy` (training's validation, `evaluate` of a run or a package):
-    the share of the tokens with a gold POS tag whose predicted one is equal; None where none has one, or
-    where no gold tag is one the model knows (another tag set: UPOS, a CoNLL file's chunk column), which
-    would read as a POS head that is always wrong."""
+    the share of the tokens with a gold POS tag whose predicted one is equal (a tag the model does not know
+    counts as wrong); None where none has one, or where the model knows under `KNOWN_SHARE` of their gold
+    tags (another tag set: UPOS, a CoNLL file's chunk column), which would read as a head always wrong."""
+
+    #: The least share of gold POS tags the model must know for the accuracy to be one of its tag set.
+    KNOWN_SHARE = 0.5
 
     right: int = 0
     total: int = 0
@@ -71,13 +74,14 @@ class PosCounts:
         """Count the tokens where `real` (those with a gold POS tag) of equal-shaped `predicted` and `gold`;
         `known`: those whose gold tag the model's POS vocabulary holds."""
         real = np.asarray(real, dtype=bool)
-        self.right += int((np.asarray(predicted) == np.asarray(gold))[real].sum())
+        known = np.asarray(known, dtype=bool) & real  # an unknown gold tag never matches (UNK == UNK is no hit)
+        self.right += int((np.asarray(predicted) == np.asarray(gold))[known].sum())
         self.total += int(real.sum())
-        self.known += int((np.asarray(known, dtype=bool) & real).sum())
+        self.known += int(known.sum())
 
     @property
     def accuracy(self) -> float | None:
-        return self.right / self.total if self.known else None
+        return self.right / self.total if self.total and self.known >= self.KNOWN_SHARE * self.total else None
 
 
 def score(gold: np.ndarray, pred: np.ndarray, lengths: np.ndarray, scheme: TagScheme, loss: float | None = None) -> Scores:
@@ -180,7 +184,8 @@ class Accumulator:
 
     def result(self) -> Scores:
         """Scores of everything added; `loss`: negative log-likelihood per real token, each token's (or CRF
-        sentence's) term summed exactly (`math.fsum`), so that how they were batched does not change it."""
+        sentence's) term summed exactly (`math.fsum`), so that how they were batched does not change it
+        (`evaluate`; training's CRF validation adds the network's sum of each batch, `nll`)."""
         if not self._gold:
             return score(np.zeros(0), np.zeros(0), np.zeros(0), self.scheme, loss=0.0)
         gold = np.concatenate(self._gold)

@@ -206,33 +206,46 @@ def package_path(path: str | os.PathLike[str] | None) -> Path:
 
 
 def folder_kind(path: str | os.PathLike[str]) -> str | None:
-    """What the folder `path` holds, by the files each kind starts from: "package" (a model package,
-    `manifest.json`), "tagged" (a `ner-fast tag --output-dir` folder: a `manifest.json` of its own,
-    `tagged_parts`, even before any part is done), "run" (a `ner-fast train` folder: `config.json` and `vocab.json`,
-    written together when a run starts, the first with a `model` section; another config.json is any other
-    tool's), "prepared" (a `ner-fast prepare` folder, `prepared.json`) or None (none of them). The one rule that `--init`/`--teacher`
-    SOURCE and the messages for a folder of another kind (`KIND_NAMES`) share."""
+    """What the folder `path` holds, by the files each kind starts from: "package" (a model package: a
+    `manifest.json` with a `files` object, or one that is not JSON, a damaged package's as far as anyone can
+    tell), "tagged" (a `ner-fast tag --output-dir` folder: a `manifest.json` of its own, `planned_parts`, even
+    before any part is done), "run" (a `ner-fast train` folder: `vocab.json` and `config.json`, written together
+    when a run starts, the second with a `model` section), "prepared" (a `ner-fast prepare` folder,
+    `prepared.json`) or None (none of them: another tool's manifest.json or config.json is no kind). The one
+    rule that `--init`/`--teacher` SOURCE, `claim_folder` and the messages for a folder of another kind
+    (`KIND_NAMES`) share."""
     folder = Path(path)
-    if (folder / MANIFEST_FILE).is_file():
-        return "package" if tagged_parts(folder) is None else "tagged"
-    if _holds_run_config(folder) and (folder / RUN_VOCAB_FILE).is_file():
-        return "run"
+    manifest = _json_object(folder / MANIFEST_FILE)
+    if manifest is not None:
+        if planned_parts(manifest) is not None:
+            return "tagged"
+        if manifest is _UNREADABLE or isinstance(manifest.get("files"), dict):
+            return "package"
+    if (folder / RUN_VOCAB_FILE).is_file():
+        config = _json_object(folder / RUN_CONFIG_FILE)
+        if config is not None and isinstance(config.get("model"), dict):
+            return "run"  # the first check of `config.read_config`, which reads it whole
     return "prepared" if (folder / PREPARED_FILE).is_file() else None
 
 
-def _holds_run_config(folder: Path) -> bool:
-    """Whether `folder`'s config.json is a run's: a JSON object with a `model` section (what `config.read_config`
-    asks first), not another tool's config.json left beside prepared data."""
+_UNREADABLE: dict[str, Any] = {}  # `_json_object` of a file that is there but not JSON
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in the regular file `path`; `_UNREADABLE` where it is there but not JSON or not an
+    object; None where there is no such file (a FIFO is none: never opened)."""
+    if not path.is_file():
+        return None
     try:
-        doc = json.loads((folder / RUN_CONFIG_FILE).read_bytes())
+        doc = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and isinstance(doc.get("model"), dict)
+        return _UNREADABLE
+    return doc if isinstance(doc, dict) else _UNREADABLE
 
 
 def tagged_parts(folder: Path) -> set[str] | None:
     """The parts that the `manifest.json` of a `ner-fast tag --output-dir` run in `folder` plans, or None where
-    that file is none (missing, unreadable, a package's): for `folder_kind` and `dask.run_files`."""
+    that file is none (missing, unreadable, a package's): for `dask.run_files`."""
     try:
         return planned_parts(json.loads((folder / MANIFEST_FILE).read_bytes()))
     except (OSError, ValueError):

@@ -29,7 +29,8 @@ read-only: the score of the entity ner-fast found over those characters with tha
 other span (an entity kept from before with another label);
 `doc._.ner_fast_misaligned` counts the entities of the document whose character span did not fall on
 spaCy's token boundaries (aligned by `alignment_mode`, or dropped when that gave no span).
-`doc.spans["ner_fast"]` (the component's name) holds every aligned entity, also those `doc.ents` cannot:
+`doc.spans["ner_fast"]` (the component's name: a group of that name set before is replaced) holds every
+aligned entity (those "strict" and "contract" drop are not), also those `doc.ents` cannot:
 spaCy's entities never overlap, so of two that "expand" brings onto one spaCy token (`Sarkozy(France` is one
 there, two entities here) `doc.ents` keeps the longer, and "keep" adds none that overlap an earlier entity.
 The group's `attrs["scores"]` are its entities' scores in order: with two ner_fast components in a pipeline,
@@ -93,7 +94,7 @@ if not Doc.has_extension(MISALIGNED):
     "ner_fast",
     default_config={"package": None, "labels": PACKAGE, "mode": MODES[0], "alignment_mode": DEFAULT_ALIGNMENT,
                     "batch_size": BATCH_SIZE},
-    assigns=["doc.ents", "token.ent_iob", "token.ent_type", f"span._.{SCORE}", f"doc._.{MISALIGNED}"],
+    assigns=["doc.ents", "doc.spans", "token.ent_iob", "token.ent_type", f"span._.{SCORE}", f"doc._.{MISALIGNED}"],
     # What `nlp.evaluate` reports and weighs, as for spaCy's own "ner" (`NerFast.score`).
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
@@ -105,9 +106,9 @@ def make_ner_fast(
     return NerFast(name, package, labels, mode, alignment_mode, batch_size)
 
 
-def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_ALIGNMENT) -> tuple[list[Span], int]:
+def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_ALIGNMENT) -> tuple[list[Span], list[float], int]:
     """spaCy spans of ner-fast entities (character offsets into `doc.text`), each scored
-    (`span._.ner_fast_score`), and how many entities were misaligned.
+    (`span._.ner_fast_score`), their scores in order, and how many entities were misaligned.
 
     The rule: `doc.char_span(start, end, label, alignment_mode=...)`. An entity whose span starts and ends
     on spaCy token boundaries becomes exactly that span in every mode. Otherwise (spaCy keeps "U.S.-led"
@@ -119,6 +120,7 @@ def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_AL
     entities widened onto one spaCy token overlap (both stay in the span group, `doc.ents` keeps one).
     """
     spans: list[Span] = []
+    scores: list[float] = []
     misaligned = 0
     for e in entities:
         span = doc.char_span(e.start, e.end, label=e.label, alignment_mode=alignment_mode)
@@ -127,7 +129,8 @@ def align(doc: Doc, entities: Iterable[Entity], alignment_mode: str = DEFAULT_AL
         if span is not None and len(span):
             doc.user_data[(SCORE, span.start_char, span.end_char, span.label_)] = e.score
             spans.append(span)
-    return spans, misaligned
+            scores.append(e.score)
+    return spans, scores, misaligned
 
 
 class NerFast:
@@ -197,11 +200,11 @@ class NerFast:
     def set_annotations(self, doc: Doc, entities: Sequence[Entity]) -> Doc:
         """Align `entities` to `doc`'s tokens (`align`), all of them into the span group `doc.spans[name]`, and
         merge them into `doc.ents` as `mode` says."""
-        spans, misaligned = align(doc, entities, self.alignment_mode)
+        spans, scores, misaligned = align(doc, entities, self.alignment_mode)
         doc.spans[self.name] = spans
         # Its own scores, in the group's order: `_.ner_fast_score` is keyed by characters and label, so a
-        # second ner_fast component that finds the same entity gives it its score.
-        doc.spans[self.name].attrs["scores"] = [span._.ner_fast_score for span in spans]
+        # second ner_fast component (or a second entity widened onto the same tokens) gives it its score.
+        doc.spans[self.name].attrs["scores"] = scores
         merge = prioritize_new_ents_filter if self.mode == "overwrite" else prioritize_existing_ents_filter
         doc.ents = sorted(merge(list(doc.ents), spans))
         doc._.set(MISALIGNED, misaligned)

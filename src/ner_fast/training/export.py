@@ -368,8 +368,8 @@ def _versions(opset: int) -> dict[str, str]:
 
 
 def _check_target(target: Path) -> None:
-    """OptionError for an --out no package can go to, even with --force: a name onnxruntime cannot open (a
-    folder of another kind: `package.claim_folder`)."""
+    """OptionError for an --out no package can go to, even with --force, because onnxruntime cannot open
+    that name (a folder of another kind is `package.claim_folder`'s refusal)."""
     if not onnxruntime_can_open(target.absolute()):
         raise OptionError("--out", f"{target.absolute()} is not valid UTF-8, and onnxruntime could not open a package"
                           " there: choose another name")

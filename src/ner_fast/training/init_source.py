@@ -114,8 +114,8 @@ def resolve(spec: str) -> tuple[str, Path]:
     if kind in ("prepared", "tagged"):
         raise OptionError("--init", f"{spec}: {KIND_NAMES[kind]}; give a training run, a model package or a bundled"
                           " name")
-    raise OptionError("--init", f"{spec}: not a training run folder (config.json and vocab.json), a model package"
-                      f" folder (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
+    raise OptionError("--init", f"{spec}: not a training run folder (vocab.json and a config.json with a model"
+                      f" section), a model package folder (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
 
 
 def source_architecture(spec: str) -> ModelConfig:
