@@ -1,6 +1,7 @@
 """`ner-fast export` and `ner-fast tag`: formats in and out, stdin, errors with file and line, atomic output."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -281,3 +282,22 @@ def test_the_gmb_quirks_survive_tagging(packages: dict, gmb_file: Path) -> None:
     assert result.exit_code == 0, result.output
     tokens = [json.loads(line)["tokens"] for line in result.output.splitlines()]
     assert tokens == [["Thousands", "of", "London", "10,000", '"', "None"], ["5\xa0storm", "It\u2019s", "NA", "null"]]
+
+
+def test_the_pretty_view_is_coloured_on_a_terminal_unless_no_color_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ner_fast.cli.terminal import coloured
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert coloured(terminal) and not coloured(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "")  # empty: as if unset (no-color.org)
+    assert coloured(terminal)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not coloured(terminal)

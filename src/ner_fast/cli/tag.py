@@ -9,7 +9,7 @@ second when there are 3+ columns, the last column a tag, which is ignored), `gmb
 Output: `conll` (token TAB predicted tag, a blank line after each sentence), `jsonl` (pre-tokenized
 input: one JSON object a sentence with tokens, tags and entities, entity start/end being token
 indices; raw text: one `Doc.to_dict()` a document, character offsets) or `pretty` (raw text: each
-document with its entities marked, then one line per entity; coloured on a terminal). Default:
+document with its entities marked, then one line per entity; coloured on a terminal unless NO_COLOR is set). Default:
 `pretty` for `--text`, `jsonl` for other raw text, `conll` for pre-tokenized input. Written to stdout
 (no `--output`, or `--output -`) or to a file, whole then renamed.
 
@@ -33,7 +33,7 @@ import click
 
 from ner_fast.char_cache import DEFAULT_CHAR_CACHE
 from ner_fast.corpus import TEXT
-from ner_fast.cli.terminal import bars_shown, given
+from ner_fast.cli.terminal import bars_shown, coloured, given
 from ner_fast.engine import check_reads_no_pos
 from ner_fast.labels import PACKAGE
 from ner_fast.option_table import OUTPUT_FORMATS, command_options, row
@@ -214,7 +214,7 @@ def tag_file(
         documents = [text] if text is not None else read_documents(input_path, document)
         count = len(documents)
         write: Any = lambda out: _write_documents(out, tagger, documents, output_format, batch_size,
-                                                  progress and _bar_shown(output), out is sys.stdout and out.isatty())
+                                                  progress and _bar_shown(output), coloured(out))
     else:
         sentences, pos, corpus = read_input(input_path, input_format)
         if output_format == "conll":

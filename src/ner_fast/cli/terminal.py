@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import IO, Any
 
 import click
 from click.core import ParameterSource
@@ -25,6 +26,12 @@ def bars_shown(asked: bool = True) -> bool:
     if asked and given("progress"):
         return True
     return asked and sys.stderr is not None and sys.stderr.isatty()
+
+
+def coloured(out: IO[str]) -> bool:
+    """Whether output to `out` is coloured: standard output on a terminal, unless `NO_COLOR` is set to
+    anything but an empty string (no-color.org)."""
+    return out is sys.stdout and out.isatty() and not os.environ.get("NO_COLOR")
 
 
 def echo_json(result: Any) -> None:
