@@ -246,10 +246,7 @@ def _json_object(path: Path) -> dict[str, Any] | None:
 def tagged_parts(folder: Path) -> set[str] | None:
     """The parts that the `manifest.json` of a `ner-fast tag --output-dir` run in `folder` plans, or None where
     that file is none (missing, unreadable, a package's): for `dask.run_files`."""
-    try:
-        return planned_parts(json.loads((folder / MANIFEST_FILE).read_bytes()))
-    except (OSError, ValueError):
-        return None
+    return planned_parts(_json_object(folder / MANIFEST_FILE))
 
 
 def planned_parts(manifest: Any) -> set[str] | None:

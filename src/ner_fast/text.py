@@ -197,8 +197,8 @@ def run_cuts(words: Sequence[str], a: int, b: int, most: int = MAX_SENTENCE_TOKE
     start = a
     while b - start > most:
         cap = start + most
-        start = next((c for c in range(cap, max(start, cap - CUT_BACKOFF), -1) if _plain(words[c - 1]) and _plain(words[c])),
-                     cap)
+        places = range(cap, max(start, cap - CUT_BACKOFF), -1)  # from the cap back, never to the piece's start
+        start = next((c for c in places if _plain(words[c - 1]) and _plain(words[c])), cap)
         cuts.append(start)
     return cuts
 
