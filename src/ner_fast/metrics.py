@@ -79,6 +79,14 @@ class PosCounts:
         self.total += int(real.sum())
         self.known += int(known.sum())
 
+    def add_ids(self, predicted: np.ndarray, gold: np.ndarray) -> None:
+        """`add` for POS ids as a run's features hold them: 0 is padding (every token of a corpus without
+        POS), 1 (`vocab.UNK`) a tag the model does not know (training's validation and `evaluate RUN`)."""
+        from ner_fast.vocab import PAD, UNK
+
+        gold = np.asarray(gold)
+        self.add(predicted, gold, gold > PAD, gold > UNK)
+
     @property
     def accuracy(self) -> float | None:
         return self.right / self.total if self.total and self.known >= self.KNOWN_SHARE * self.total else None

@@ -175,7 +175,6 @@ def run_epoch(
     from tqdm import tqdm
 
     from ner_fast.features import ROW_POS
-    from ner_fast.vocab import UNK
 
     acc = Accumulator(scheme, decode)
     pos = PosCounts()
@@ -199,8 +198,7 @@ def run_epoch(
                 acc.add(labels, proba)
             if pos_index is not None:
                 gold_pos = batch.data[0].asnumpy()[:, ROW_POS]
-                # POS id 0 is padding, 1 a tag the model does not know (`evaluate` counts them so too).
-                pos.add(outputs[pos_index].asnumpy().argmax(axis=1), gold_pos, gold_pos > 0, gold_pos > UNK)
+                pos.add_ids(outputs[pos_index].asnumpy().argmax(axis=1), gold_pos)
             bar.update(1)
     seconds = time.perf_counter() - start
     scores = acc.result()

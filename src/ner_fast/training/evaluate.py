@@ -23,7 +23,6 @@ from ner_fast.features import ROW_POS
 from ner_fast.metrics import Accumulator, PosCounts, Scores, TagScheme
 from ner_fast.option_table import row
 from ner_fast.signals import interrupts_held
-from ner_fast.vocab import UNK
 
 #: Sentences a forward pass: the `--batch-size` default of `ner-fast evaluate` (the option table's row).
 BATCH_SIZE: int = row("evaluate", "batch_size").default
@@ -112,9 +111,7 @@ def score_buckets(
                 proba, pos = predictor.predict(bucket.features[rows])
                 acc.add(bucket.tags[rows], proba, crf)
                 if pos is not None:
-                    gold = bucket.features[rows][:, ROW_POS]
-                    # POS id 0 is padding (and every token of a corpus without POS), 1 a tag the model does not know.
-                    pos_counts.add(pos, gold, gold > 0, gold > UNK)
+                    pos_counts.add_ids(pos, bucket.features[rows][:, ROW_POS])
                 bar.update(1)
     scores = acc.result()
     scores.pos_accuracy = pos_counts.accuracy
