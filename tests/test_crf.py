@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import ner_fast.training.model as model
 from ner_fast.training import _kernels
 from ner_fast.checkpoint import init_params, load_model
-from ner_fast.training.crf_loss import crf_loss_symbol
+from ner_fast.training.crf_loss import crf_loss_symbol, soft_crf_nll_grad
 from ner_fast.decode import CRF, CRF_PARAMS, crf_marginals, crf_nll, decode, viterbi
 from ner_fast.training.evaluate import evaluate
 from ner_fast.prepare import prepare
@@ -285,6 +285,76 @@ def test_kernel_rejects_malformed_input() -> None:
         _kernels.crf_nll_grad(scores, np.array([[0, -1, 2, -1], [0, 1, -1, -1]]), z33, z3, z3)
 
 
+# --------------------------------------------------------------------------- the teacher's likelihood (--distill-target crf)
+
+
+def _enumerated_soft(scores: np.ndarray, q: np.ndarray, crf: CRF) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One sentence of scores (L, T) by enumerating every path: log Z minus the expected score of a path
+    drawn from `q` (L, T) tag by tag independently, and its gradients, each the student's marginal (by
+    summing path probabilities) minus the teacher's (q's, or for transitions q's outer products)."""
+    length, n_tags = scores.shape
+    paths = list(itertools.product(range(n_tags), repeat=length))
+    score = np.array([_path_score(scores, path, crf) for path in paths])
+    log_z = np.logaddexp.reduce(score)
+    p_path = np.exp(score - log_z)
+    q_path = np.array([np.prod([q[t, k] for t, k in enumerate(path)]) for path in paths])
+    d_scores, d_trans = np.zeros((length, n_tags)), np.zeros((n_tags, n_tags))
+    d_start, d_end = np.zeros(n_tags), np.zeros(n_tags)
+    for path, p, w in zip(paths, p_path, q_path):
+        for t, k in enumerate(path):
+            d_scores[t, k] += p - w
+        for a, b in zip(path, path[1:]):
+            d_trans[a, b] += p - w
+        d_start[path[0]] += p - w
+        d_end[path[-1]] += p - w
+    return float(log_z - (q_path * score).sum()), d_scores, d_trans, d_start, d_end
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 4), st.integers(1, 4))
+def test_the_teachers_likelihood_is_the_expectation_over_paths(seed: int, n_tags: int, seq_len: int) -> None:
+    # The oracle enumerates every path (at most 4**4); the code under test is linear in the indicators.
+    rng = np.random.default_rng(seed)
+    crf = _random_crf(rng, n_tags)
+    lengths = np.array([seq_len, 1, 0, rng.integers(1, seq_len + 1)])
+    scores, labels, _ = _random_batch(rng, len(lengths), seq_len, n_tags, lengths)
+    q = rng.dirichlet(np.full(n_tags, 0.7), size=(len(lengths), seq_len))
+    q[labels < 0] = 0
+    nll, d_scores, d_trans, d_start, d_end = soft_crf_nll_grad(scores, q, labels, crf.transitions, crf.start, crf.end)
+    expected = [(0.0, np.zeros((0, n_tags)), 0, 0, 0) if n == 0 else _enumerated_soft(scores[b, :n], q[b, :n], crf)
+                for b, n in enumerate(lengths)]
+    # float64 throughout: each path's score (seq_len * 2 + 2 terms) weighed and summed over n_tags**seq_len
+    # paths, on values up to the sentence's summed |scores| and transitions.
+    n_paths = n_tags**seq_len
+    scale = np.abs(scores).sum(axis=(1, 2)) + np.abs(crf.transitions).max() * (seq_len + 2) + 1
+    tol = float_tol(n_paths * (2 * seq_len + 2) + seq_len * (n_tags + 2), 1.0, np.float64) * scale
+    np.testing.assert_array_less(np.abs(nll - [e[0] for e in expected]), tol + 1e-300)
+    assert nll[2] == 0 and np.abs(nll).max() > 0
+    grad_tol = float_tol(n_paths * seq_len + 2 * seq_len * (n_tags + 2), 2.0 * (seq_len + 1), np.float64) * len(lengths)
+    for b, n in enumerate(lengths):
+        np.testing.assert_allclose(d_scores[b, :n], expected[b][1], atol=grad_tol)
+        assert (d_scores[b, n:] == 0).all()
+    for got, k in ((d_trans, 2), (d_start, 3), (d_end, 4)):
+        np.testing.assert_allclose(got, sum(e[k] for e in expected), atol=grad_tol)
+
+
+def test_the_teachers_likelihood_of_gold_one_hots_is_the_gold_likelihood() -> None:
+    # float32 as training gives it: the swapped indicators differ by exact zeros, so nothing moves.
+    rng = np.random.default_rng(7)
+    n_tags = 5
+    crf = _random_crf(rng, n_tags)
+    scores, labels, _ = _random_batch(rng, 6, 7, n_tags, np.array([7, 3, 1, 0, 7, 5]))
+    scores = scores.astype(np.float32)
+    params = [a.astype(np.float32) for a in (crf.transitions, crf.start, crf.end)]
+    onehots = np.eye(n_tags, dtype=np.float32)[np.maximum(labels, 0)] * (labels >= 0)[:, :, None]
+    soft = soft_crf_nll_grad(scores, onehots, labels, *params)
+    gold = _kernels.crf_nll_grad(scores, labels, *params)
+    for got, want in zip(soft, gold):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert np.abs(gold[1]).max() > 0.1
+
+
 # --------------------------------------------------------------------------- the MXNet operator
 
 
@@ -523,7 +593,7 @@ def test_the_network_with_the_operator_has_the_unrolled_graphs_loss_and_gradient
         inner = real(config, distill)
 
         def sym_gen(seq_len: int):  # type: ignore[no-untyped-def]
-            monkeypatch.setattr(model, "crf_loss_symbol", lambda s, l, n: unrolled_crf_loss(s, l, seq_len, n))
+            monkeypatch.setattr(model, "crf_loss_symbol", lambda s, l, n, params=None: unrolled_crf_loss(s, l, seq_len, n))
             return inner(seq_len)
 
         return sym_gen

@@ -273,6 +273,9 @@ class TrainConfig:
             raise ValueError(f"unknown architecture options: {sorted(unknown)}")
         self.arch = {o.name: o.default_for() for o in options("model")} | check_values(self.arch)
         check_combinations(self.arch)  # before any work
+        if self.teacher and self.distill_target == "crf" and not self.arch["crf"]:
+            raise OptionError("--distill-target", "crf trains the student's CRF output layer, and this student has none"
+                              " (--no-crf): give --crf, or --distill-target marginals")
         if self.init and is_distributed(self.kvstore) and (self.freeze_epochs or self.init_lr_scale != 1):
             # The servers hold the optimizer and its learning-rate multipliers, set once when it starts.
             raise OptionError("--freeze-epochs", "parameter servers (--kvstore dist_*) hold the learning rates, so"

@@ -56,7 +56,7 @@ MAX_TIMEOUT_SECONDS = 3600.0
 #: the latest epoch's.
 CHECKPOINTS = ("best", "last")
 #: `train --distill-target`: what a CRF teacher gives the student (`training.distill`).
-DISTILL_TARGETS = ("probs", "marginals")
+DISTILL_TARGETS = ("probs", "marginals", "crf")
 LABELS_METAVAR = "|".join(LABEL_SETS) + "|FILE.json"
 PREPARE_TRAIN = ("prepare", "train")
 
@@ -210,7 +210,9 @@ TABLE: tuple[Option, ...] = (
            low=0, low_open=True, needs="teacher"),
     Option("distill_target", "choice", "probs", "With --teacher: what the student learns from a teacher with a CRF"
            " output layer: its per-token softmax (probs) or the CRF's per-token marginals, its transition scores"
-           " included (marginals; a teacher without a CRF gives its softmax either way).", "train",
+           " included (marginals; a teacher without a CRF gives its softmax either way), each learned by the"
+           " student's per-token softmax; or those marginals learned by the student's CRF, its likelihood of"
+           " the teacher's tags (crf; the student needs --crf; T softens the marginals only).", "train",
            choices=DISTILL_TARGETS, needs="teacher"),
     # prepare and train: what they print
     _json("prepare", "Print the summary as JSON on stdout."),

@@ -164,6 +164,61 @@ def test_the_distillation_loss_and_its_gradient_are_numpys_soft_cross_entropy(cr
     np.testing.assert_allclose(grads[0.3], 0.7 * grads[0.0] + 0.3 * grads[1.0], atol=tol)
 
 
+@pytest.mark.numeric
+def test_the_crf_target_moves_the_students_crf_marginals_towards_the_teachers() -> None:
+    """`--distill-target crf`: at ALPHA 1 each logit's gradient is the student's CRF marginal (NumPy's
+    forward-backward over the inference graph's probabilities and the CRF's scores, `decode.crf_marginals`)
+    minus the teacher's, over the batch's real tokens; the bias sums it. ALPHA mixes it with the gold loss."""
+    import mxnet as mx
+
+    from ner_fast.decode import CRF, crf_marginals
+    from ner_fast.training.epoch import make_module
+    from ner_fast.training.iterators import BucketIter
+    from ner_fast.training.model import Distill, Predictor
+    from ner_fast.training.run_setup import model_config_for
+
+    data = prepare(**SMALL)
+    cfg = TrainConfig(out="", batch_size=16, arch={**TINY, "crf": True, "dropout": 0.0, "pos_aux_weight": 0.0})
+    config = model_config_for(cfg, data.vocabs, 20)
+    params = init_params(config, 3)
+    rng = np.random.default_rng(2)
+    for name in ("crf_transitions", "crf_start", "crf_end"):  # the CRF's own scores must count
+        params[name] = rng.normal(0, 1, params[name].shape).astype(np.float32)
+    teacher = []
+    for b in data.splits["train"]:
+        q = rng.dirichlet(np.ones(config.n_tags), size=(len(b), b.length)).astype(np.float32)
+        q[np.arange(b.length)[None, :] >= b.lengths[:, None]] = 0
+        teacher.append(q)
+    it = BucketIter(data.splits["train"], 16, teacher=teacher)
+    batch = next(iter(it))
+    q, labels = batch.label[1].asnumpy().astype(np.float64), batch.label[0].asnumpy()
+    lengths = (labels >= 0).sum(axis=1)
+    p = Predictor(config, params).predict_proba(batch.data[0].asnumpy())
+    crf = CRF.from_params(params)
+    grad_bias = sum((crf_marginals(p[b, :n], crf) - q[b, :n]).sum(axis=0) for b, n in enumerate(lengths) if n)
+    grad_bias /= max(int(lengths.sum()), 1)
+
+    grads = {}
+    for weight in (0.0, 1.0, 0.3):
+        module = make_module(config, params, [mx.cpu()], 16, it.default_bucket_key, Distill(weight, 1.0, through_crf=True))
+        module.forward(batch, is_train=True)
+        module.backward()
+        assert float(module.get_outputs()[-1].asnumpy()[0]) > 0  # log Z above any expected path score
+        group = module._curr_module._exec_group
+        grads[weight] = group.grad_arrays[group.param_names.index("fc_bias")][0].asnumpy()
+    # The probabilities through the float32 network (network_terms), then float64 marginals, summed over the tokens.
+    tol = float_tol(16 * batch.bucket_key * (network_terms(config, batch.bucket_key) + config.n_tags + 4), 1)
+    np.testing.assert_allclose(grads[1.0], grad_bias, atol=tol)
+    assert np.abs(grads[1.0] - grads[0.0]).max() > 10 * tol  # the teacher is not the gold tags
+    np.testing.assert_allclose(grads[0.3], 0.7 * grads[0.0] + 0.3 * grads[1.0], atol=tol)
+
+
+def test_the_crf_target_needs_a_crf_student() -> None:
+    with pytest.raises(OptionError, match="--distill-target: crf trains the student's CRF.*--no-crf"):
+        TrainConfig(out="x", teacher="default", distill_target="crf", arch={"crf": False})
+    assert TrainConfig(out="x", teacher="default", distill_target="crf").distill_target == "crf"
+
+
 def test_soften_is_the_softmax_of_log_probabilities_over_t() -> None:
     p = np.array([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], dtype=np.float32)
     assert np.array_equal(soften(p, 1.0), p)

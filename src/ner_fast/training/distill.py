@@ -144,8 +144,8 @@ def teacher_distributions(
 ) -> list[np.ndarray]:
     """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns in the
     order of `tags` (the student's); OptionError when a teacher's tags are not the same set. `target`
-    (`--distill-target`): "probs", each teacher's per-token softmax; "marginals", for a teacher with a CRF
-    its per-token marginals (`decode.crf_marginals`), its softmax otherwise."""
+    (`--distill-target`): "probs", each teacher's per-token softmax; "marginals" and "crf", for a teacher with
+    a CRF its per-token marginals (`decode.crf_marginals`), its softmax otherwise."""
     for teacher in teachers:  # every teacher's tag set first: a mismatch was found after minutes of tagging
         names = teacher.tags()
         if sorted(names) != sorted(tags):
@@ -158,7 +158,7 @@ def teacher_distributions(
         say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")
         get = _package_distributions if teacher.kind == "package" else _run_distributions
         names, probs, crf = get(teacher, sentences)
-        if target == "marginals" and crf is not None:
+        if target in ("marginals", "crf") and crf is not None:
             probs = [crf_marginals(p, crf) for p in probs]
         order = [names.index(t) for t in tags]
         probs = [p[:, order].astype(np.float64) for p in probs]

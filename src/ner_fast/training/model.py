@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from ner_fast.checkpoint import ModelConfig, check_params, pack_params
-from ner_fast.training.crf_loss import crf_loss_symbol
+from ner_fast.training.crf_loss import crf_loss_symbol, crf_params, soft_crf_loss_symbol
 from ner_fast.features import ROW_CASING, ROW_CHARS, ROW_POS, ROW_WORD
 from ner_fast.vocab import UNK
 
@@ -29,10 +29,12 @@ TEACHER_LABEL = "teacher_label"
 
 class Distill(NamedTuple):
     """Distillation in the training graph (`--teacher`): the distillation loss's weight ALPHA (the gold loss
-    gets 1 - ALPHA) and temperature T."""
+    gets 1 - ALPHA) and temperature T; `through_crf` (`--distill-target crf`): the student's CRF learns the
+    teacher's distributions (`crf_loss.soft_crf_loss_symbol`) rather than its per-token softmax."""
 
     weight: float
     temperature: float
+    through_crf: bool = False
 
 
 def label_names(distill: Distill | None = None) -> tuple[str, ...]:
@@ -209,9 +211,12 @@ def make_sym_gen(
     parameters: the heads read every position, whatever the length.
 
     With `distill` the graph has a second label, `TEACHER_LABEL` (B, L, T), the gold loss's gradient is
-    scaled by 1 - ALPHA and the distillation loss (`distill_loss_symbol`) is the last output; without it
-    the graph is the one it always was.
+    scaled by 1 - ALPHA and the distillation loss (`distill_loss_symbol`, or with `through_crf` the CRF's
+    likelihood of the teacher's distributions scaled by ALPHA) is the last output; without it the graph is
+    the one it always was.
     """
+    if distill is not None and distill.through_crf and not config.crf:
+        raise ValueError("distilling through the CRF (--distill-target crf) needs a network with a CRF")
     gold_scale = 1.0 if distill is None else 1.0 - distill.weight
 
     def sym_gen(seq_len: int) -> tuple[mx.sym.Symbol, tuple[str, ...], tuple[str, ...]]:
@@ -224,7 +229,8 @@ def make_sym_gen(
         scores = mx.sym.transpose(logits, axes=(0, 2, 1))
         if config.crf:
             proba = mx.sym.BlockGrad(mx.sym.softmax(scores, axis=1))
-            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, config.n_tags), name="crf_loss", **scaled)
+            crf = crf_params(config.n_tags)  # one set, shared with a distilling CRF loss
+            loss = mx.sym.MakeLoss(crf_loss_symbol(logits, label, config.n_tags, crf), name="crf_loss", **scaled)
             outputs = [proba, loss]
         else:
             outputs = [
@@ -246,7 +252,11 @@ def make_sym_gen(
             outputs.append(_aux_softmax(pos_scores, _row(data, ROW_POS), config.pos_aux_weight, "pos_softmax"))
         if config.lm_head:
             outputs += _lm_heads(config, seq_len, states, _row(data, ROW_WORD))
-        if distill is not None:
+        if distill is not None and distill.through_crf:
+            # The CRF's expected likelihood: its gradient does not shrink with T as the soft softmax's does.
+            soft = soft_crf_loss_symbol(logits, mx.sym.Variable(TEACHER_LABEL), label, crf)
+            outputs.append(mx.sym.MakeLoss(soft, grad_scale=distill.weight, name="distill_loss"))
+        elif distill is not None:
             outputs.append(distill_loss_symbol(logits, mx.sym.Variable(TEACHER_LABEL), label, distill))
         out = outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs)
         return out, ("data",), label_names(distill)

@@ -236,7 +236,7 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
     )
     # A distilling module binds the teacher's label: validation feeds zeros there (the loss is not read).
     valid_iter = BucketIter(data.splits["valid"], cfg.batch_size, soft_tags=len(data.vocabs.tags) if run.teacher else 0)
-    distill = Distill(cfg.distill_weight, cfg.distill_temperature) if run.teacher else None
+    distill = Distill(cfg.distill_weight, cfg.distill_temperature, cfg.distill_target == "crf") if run.teacher else None
     if params is None:
         params = init_params(config, cfg.seed)
         if run.vectors is not None:
