@@ -67,10 +67,11 @@ def _field(name: str) -> Any:
 # --------------------------------------------------------------------------- dataclasses
 
 
-def check_combinations(arch: Mapping[str, Any]) -> None:
+def check_combinations(arch: Mapping[str, Any], distill_target: str | None = None) -> None:
     """OptionError when architecture options (a `ModelConfig`'s values by name) exclude each other:
-    a model that would both read POS tags and predict them with its auxiliary head, or the
-    language-model loss (which needs the backward direction) on a forward-only LSTM."""
+    a model that would both read POS tags and predict them with its auxiliary head, the
+    language-model loss (which needs the backward direction) on a forward-only LSTM, or, with a teacher
+    (`distill_target` its --distill-target; None without one), distillation into a CRF the model lacks."""
     if arch["pos_aux_weight"] > 0 and arch["use_pos"]:
         raise OptionError(
             "--pos-aux-weight",
@@ -83,6 +84,9 @@ def check_combinations(arch: Mapping[str, Any]) -> None:
             "the language-model loss needs both directions (the backward LSTM predicts the previous word): with"
             " --directions 1 add --lm-aux-weight 0, or keep --directions 2",
         )
+    if distill_target == "crf" and not arch["crf"]:
+        raise OptionError("--distill-target", "crf trains the student's CRF output layer, and this student has none"
+                          " (without --crf: the option, or the recipe's default): add --crf, or take --distill-target marginals")
 
 
 def _refuse_unknown_keys(cls: type, data: Mapping[str, Any], section: str) -> None:
@@ -272,10 +276,7 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown architecture options: {sorted(unknown)}")
         self.arch = {o.name: o.default_for() for o in options("model")} | check_values(self.arch)
-        check_combinations(self.arch)  # before any work
-        if self.teacher and self.distill_target == "crf" and not self.arch["crf"]:
-            raise OptionError("--distill-target", "crf trains the student's CRF output layer, and this student has none"
-                              " (--no-crf): give --crf, or --distill-target marginals")
+        check_combinations(self.arch, self.distill_target if self.teacher else None)  # before any work
         if self.init and is_distributed(self.kvstore) and (self.freeze_epochs or self.init_lr_scale != 1):
             # The servers hold the optimizer and its learning-rate multipliers, set once when it starts.
             raise OptionError("--freeze-epochs", "parameter servers (--kvstore dist_*) hold the learning rates, so"

@@ -206,13 +206,14 @@ TABLE: tuple[Option, ...] = (
     Option("distill_weight", "float", 0.5, "With --teacher: weight ALPHA of the distillation loss; the gold loss"
            " gets 1 - ALPHA.", "train", low=0, high=1, needs="teacher"),
     Option("distill_temperature", "float", 1.0, "With --teacher: temperature T of the distillation loss (the student's"
-           " scores and the teacher's distribution both softened by T; the loss is scaled by T squared).", "train",
+           " scores and the teacher's distribution both softened by T; the loss is scaled by T squared; with"
+           " --distill-target crf only the teacher's marginals are softened, and not scaled).", "train",
            low=0, low_open=True, needs="teacher"),
     Option("distill_target", "choice", "probs", "With --teacher: what the student learns from a teacher with a CRF"
            " output layer: its per-token softmax (probs) or the CRF's per-token marginals, its transition scores"
            " included (marginals; a teacher without a CRF gives its softmax either way), each learned by the"
-           " student's per-token softmax; or those marginals learned by the student's CRF, its likelihood of"
-           " the teacher's tags (crf; the student needs --crf; T softens the marginals only).", "train",
+           " student's per-token softmax; or those marginals learned by the student's CRF, its expected"
+           " likelihood of tags drawn from them (crf; the student needs --crf).", "train",
            choices=DISTILL_TARGETS, needs="teacher"),
     # prepare and train: what they print
     _json("prepare", "Print the summary as JSON on stdout."),

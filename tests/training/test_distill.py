@@ -164,11 +164,31 @@ def test_the_distillation_loss_and_its_gradient_are_numpys_soft_cross_entropy(cr
     np.testing.assert_allclose(grads[0.3], 0.7 * grads[0.0] + 0.3 * grads[1.0], atol=tol)
 
 
+def _crf_expectations(logp: np.ndarray, crf: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One sentence's (L, T) log-probabilities under a CRF, by forward-backward in float64: each token's
+    tag marginals (L, T) and each neighbouring pair's (L - 1, T, T), (from, to)."""
+    def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+        return np.logaddexp.reduce(x, axis=axis)
+
+    n = len(logp)
+    alpha, beta = np.zeros_like(logp), np.zeros_like(logp)
+    alpha[0], beta[-1] = crf.start + logp[0], crf.end
+    for t in range(1, n):
+        alpha[t] = logsumexp(alpha[t - 1][:, None] + crf.transitions, axis=0) + logp[t]
+    for t in range(n - 2, -1, -1):
+        beta[t] = logsumexp(crf.transitions + (logp[t + 1] + beta[t + 1])[None, :], axis=1)
+    log_z = np.logaddexp.reduce(alpha[-1] + crf.end)
+    pairs = np.exp(alpha[:-1, :, None] + crf.transitions[None] + (logp[1:] + beta[1:])[:, None, :] - log_z)
+    return np.exp(alpha + beta - log_z), pairs
+
+
 @pytest.mark.numeric
 def test_the_crf_target_moves_the_students_crf_marginals_towards_the_teachers() -> None:
-    """`--distill-target crf`: at ALPHA 1 each logit's gradient is the student's CRF marginal (NumPy's
-    forward-backward over the inference graph's probabilities and the CRF's scores, `decode.crf_marginals`)
-    minus the teacher's, over the batch's real tokens; the bias sums it. ALPHA mixes it with the gold loss."""
+    """`--distill-target crf`: at ALPHA 1 each logit's gradient is the student's CRF marginal minus the
+    teacher's, each transition's the student's pair marginal minus the product of the teacher's two, start's
+    and end's those of the first and last tokens (NumPy's forward-backward over the inference graph's
+    probabilities and the CRF's scores), over the batch's real tokens: the bias sums the logits', and the
+    CRF's parameters, shared with the gold loss, get them whole. ALPHA mixes it with the gold loss."""
     import mxnet as mx
 
     from ner_fast.decode import CRF, crf_marginals
@@ -193,10 +213,17 @@ def test_the_crf_target_moves_the_students_crf_marginals_towards_the_teachers() 
     batch = next(iter(it))
     q, labels = batch.label[1].asnumpy().astype(np.float64), batch.label[0].asnumpy()
     lengths = (labels >= 0).sum(axis=1)
-    p = Predictor(config, params).predict_proba(batch.data[0].asnumpy())
+    p = Predictor(config, params).predict_proba(batch.data[0].asnumpy()).astype(np.float64)
     crf = CRF.from_params(params)
-    grad_bias = sum((crf_marginals(p[b, :n], crf) - q[b, :n]).sum(axis=0) for b, n in enumerate(lengths) if n)
-    grad_bias /= max(int(lengths.sum()), 1)
+    expected = dict.fromkeys(("fc_bias", "crf_transitions", "crf_start", "crf_end"), 0.0)
+    for b, n in enumerate(lengths[lengths > 0]):
+        marginals, pairs = _crf_expectations(np.log(p[b, :n]), crf)
+        assert np.allclose(marginals, crf_marginals(p[b, :n], crf), atol=1e-6)  # the two references agree
+        expected["fc_bias"] += (marginals - q[b, :n]).sum(axis=0)
+        expected["crf_transitions"] += pairs.sum(axis=0) - np.einsum("li,lj->ij", q[b, : n - 1], q[b, 1:n])
+        expected["crf_start"] += marginals[0] - q[b, 0]
+        expected["crf_end"] += marginals[-1] - q[b, n - 1]
+    expected = {k: v / max(int(lengths.sum()), 1) for k, v in expected.items()}
 
     grads = {}
     for weight in (0.0, 1.0, 0.3):
@@ -205,16 +232,20 @@ def test_the_crf_target_moves_the_students_crf_marginals_towards_the_teachers() 
         module.backward()
         assert float(module.get_outputs()[-1].asnumpy()[0]) > 0  # log Z above any expected path score
         group = module._curr_module._exec_group
-        grads[weight] = group.grad_arrays[group.param_names.index("fc_bias")][0].asnumpy()
+        grads[weight] = {k: group.grad_arrays[group.param_names.index(k)][0].asnumpy() for k in expected}
     # The probabilities through the float32 network (network_terms), then float64 marginals, summed over the tokens.
     tol = float_tol(16 * batch.bucket_key * (network_terms(config, batch.bucket_key) + config.n_tags + 4), 1)
-    np.testing.assert_allclose(grads[1.0], grad_bias, atol=tol)
-    assert np.abs(grads[1.0] - grads[0.0]).max() > 10 * tol  # the teacher is not the gold tags
-    np.testing.assert_allclose(grads[0.3], 0.7 * grads[0.0] + 0.3 * grads[1.0], atol=tol)
+    for name, want in expected.items():
+        np.testing.assert_allclose(grads[1.0][name], want, atol=tol, err_msg=name)
+        assert np.abs(grads[1.0][name] - grads[0.0][name]).max() > 2 * tol, name  # the teacher is not the gold tags
+        np.testing.assert_allclose(grads[0.3][name], 0.7 * grads[0.0][name] + 0.3 * grads[1.0][name], atol=tol, err_msg=name)
+    with pytest.raises(ValueError, match="needs a network with a CRF"):
+        make_module(model_config_for(TrainConfig(out="", arch={**TINY, "crf": False}), data.vocabs, 20), params,
+                    [mx.cpu()], 16, it.default_bucket_key, Distill(1.0, 1.0, through_crf=True))
 
 
 def test_the_crf_target_needs_a_crf_student() -> None:
-    with pytest.raises(OptionError, match="--distill-target: crf trains the student's CRF.*--no-crf"):
+    with pytest.raises(OptionError, match="--distill-target: crf trains the student's CRF.*without --crf"):
         TrainConfig(out="x", teacher="default", distill_target="crf", arch={"crf": False})
     assert TrainConfig(out="x", teacher="default", distill_target="crf").distill_target == "crf"
 

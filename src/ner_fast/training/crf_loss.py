@@ -9,12 +9,13 @@ and ~20 backward, each paying the engine's and OpenMP's overhead far above its a
 minus the gold indicators) in one call without the GIL, in the operator's forward, and the backward
 hands out the gradients kept from it, scaled by the incoming gradient.
 
-`soft_crf_loss_symbol(scores, teacher, label, n_tags)` is the same likelihood with the gold tags replaced by a
+`soft_crf_loss_symbol(scores, teacher, label, params)` is the same likelihood with the gold tags replaced by a
 teacher's per-token distributions (`train --distill-target crf`): the expected negative log-likelihood of a tag
 sequence drawn from the teacher, each token's tag independently (its marginals), so the gradient is the
-student's own CRF marginals minus the teacher's (Wang et al. 2020's posterior distillation, through the
-student's forward-backward), where the per-token distillation of `model.distill_loss_symbol` pulls the
-student's softmax, not its CRF, towards them.
+student's own CRF marginals minus the teacher's, through the student's forward-backward, where the per-token
+distillation of `model.distill_loss_symbol` pulls the student's softmax, not its CRF, towards them. This is
+Wang et al. (2021)'s structural distillation into a linear-chain CRF with the teacher's pairwise marginals
+taken as products of its per-token ones (a (T, T) table per token would not fit in memory for a corpus).
 
 Training code only: importing this module imports mxnet and registers the operators (`OP_TYPE`, `SOFT_OP_TYPE`).
 """
@@ -118,7 +119,7 @@ class _CRFLoss(mx.operator.CustomOp):
 
 @mx.operator.register(OP_TYPE)
 class _CRFLossProp(mx.operator.CustomOpProp):
-    soft = False
+    soft: bool = False  # the gold operator; `_SoftCRFLossProp` the teacher's
 
     def __init__(self) -> None:
         super().__init__(need_top_grad=True)
@@ -132,7 +133,8 @@ class _CRFLossProp(mx.operator.CustomOpProp):
     def infer_shape(self, in_shape: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
         scores, label = in_shape[0], in_shape[2 if self.soft else 1]
         if len(scores) != 3 or tuple(label) != tuple(scores[:2]):
-            raise ValueError(f"{OP_TYPE}: scores must be (B, L, T) and label (B, L), got {scores} and {label}")
+            raise ValueError(f"{SOFT_OP_TYPE if self.soft else OP_TYPE}: scores must be (B, L, T) and label (B, L),"
+                             f" got {scores} and {label}")
         n_tags = scores[2]
         shapes = [scores, label, [n_tags], [n_tags, n_tags], [n_tags]]
         return ([scores, scores] + shapes[1:] if self.soft else shapes), [[1]], []
@@ -152,8 +154,7 @@ class _CRFLossProp(mx.operator.CustomOpProp):
 
 @mx.operator.register(SOFT_OP_TYPE)
 class _SoftCRFLossProp(_CRFLossProp):
-    soft = True
-
+    soft: bool = True
 
 
 def crf_params(n_tags: int) -> tuple[mx.sym.Symbol, mx.sym.Symbol, mx.sym.Symbol]:
