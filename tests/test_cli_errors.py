@@ -245,7 +245,10 @@ def test_an_option_that_would_do_nothing_alone_is_refused(tmp_path: Path, comman
      (["--buckets", "0,4"], "--buckets"), (["--context", "tpu"], "--context"), (["--directions", "3"], "--directions"),
      (["--directions", "1", "--lm-aux-weight", "0.1"], "--lm-aux-weight"),
      # numpy's seeds are 0 .. 2**32 - 1; outside, its own words came out as exit 1, naming no option
-     (["--seed", "-1"], "--seed"), (["--seed", str(2**32)], "--seed")],
+     (["--seed", "-1"], "--seed"), (["--seed", str(2**32)], "--seed"),
+     # sizes no memory holds: each allocated until the kernel killed the process (exit 137, no message)
+     (["--hidden", "100000"], "--hidden"), (["--max-token-chars", "100000"], "--max-token-chars"),
+     (["--word-dim", "5000"], "--word-dim"), (["--filter-widths", "3,200"], "--filter-widths")],
 )  # fmt: skip
 def test_bad_values_are_usage_errors_naming_the_option(tmp_path: Path, args: list[str], flag: str) -> None:
     result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o"), *args])

@@ -335,6 +335,9 @@ def test_ambiguous_input_is_refused_naming_input_format(content: bytes, line: in
         (b"He\tO\nvisited\tO\nNew York\tB-geo\n\nShe\tO\nleft\tO\n", 3, "expected 2 columns, found 3"),
         (b"John B-per\nSmith\n\nHe O\nleft O\n", 2, "expected 2 columns, found 1"),
         (b"He O\nJohn FOO\n\nx O\n", 2, "tag 'FOO' is neither O nor PREFIX-TYPE"),
+        # the bad line first: the file's pattern is its lines' most common column count, not its first line's
+        (b"New York\tB-geo\nis\tO\nbig\tO\n\nParis\tB-geo\n", 1, "expected 2 columns, found 3"),
+        (b"-DOCSTART- -X- O\n\nNew York B-geo\nis O\nbig O\n", 3, "expected 2 columns, found 3"),
     ],
 )
 @pytest.mark.parametrize("tagged", [False, True], ids=["tag", "prepare"])

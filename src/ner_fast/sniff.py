@@ -103,9 +103,9 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
     # CoNLL: read as tokens it was tagged with its gold tags as words, exit 0. The CoNLL reader names the line.
     # Its lines share one column count and hold O tags; a tokens file whose lines end in "I-95" or "E-mail"
     # has neither.
-    counts = Counter(len(cols) for _, cols in rows if len(cols) >= 2 and is_tag(cols[-1]))
-    if counts:
-        width, lines = counts.most_common(1)[0]
+    common = conll_width([cols for _, cols in rows])
+    if common is not None:
+        width, lines = common
         tagged_o = any(len(cols) == width and cols[-1] == "O" for _, cols in rows)
         if 2 * lines > len(rows) >= 3 and tagged_o:
             return "conll"
@@ -128,6 +128,16 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
                 number,
             )
     return "tokens"
+
+
+def conll_width(rows: list[list[str]]) -> tuple[int, int] | None:
+    """The column count of a CoNLL file (its lines' `rows`, split by `COLUMN_SPLIT`; the first `SNIFF_LINES`
+    non-blank lines, `-DOCSTART-` aside): the most common count, at least two, among the lines whose last
+    column is a tag (the first such count on a tie), and how many lines have it; None where no line is
+    word ... tag. Rule 3 and the CoNLL reader share it, so the reader names the line that breaks the
+    file's pattern, not a good line after a bad first one."""
+    counts = Counter(len(cols) for cols in rows if len(cols) >= 2 and is_tag(cols[-1]))
+    return counts.most_common(1)[0] if counts else None
 
 
 def _is_json_object(line: str) -> bool:

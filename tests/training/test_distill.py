@@ -414,7 +414,7 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     res = runner.invoke(train_command, ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nowhere"), "--no-progress",
                                         "--max-sentences", "160", *TINY_FLAGS])
     assert res.exit_code == 2 and "Traceback" not in res.output
-    assert "--teacher" in res.output and "nowhere" in res.output
+    assert f"--teacher: {tmp_path / 'nowhere'}: no such file or folder" in res.output
     assert not (tmp_path / "a" / "config.json").exists()
     with pytest.raises(OptionError, match="--teacher.*tag set"):
         teacher_distributions(resolve_teachers(teacher_run), [["A", "dog"]], ["O", "B-PER", "I-PER"])
@@ -426,7 +426,8 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
         teacher_distributions(resolve_teachers("default,ensemble"), [["A", "dog"]], [t for t in tags if not t.endswith("-eve")],
                               say=said.append)
     assert str(caught.value) == ("--teacher: default knows tags the training data lacks (B-eve, I-eve): a teacher"
-                                 " must have the student's tag set")
+                                 " must have the student's tag set (the tags of DATA and --dev together; give data"
+                                 " holding every tag the teacher knows, or a teacher trained on your tags)")
     assert said == []
     folder = tmp_path / "prepared"
     prepare(**SMALL).save(folder)

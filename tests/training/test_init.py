@@ -287,7 +287,9 @@ def test_sizes_that_cannot_match_are_refused_naming_the_option(source: dict, tmp
     with pytest.raises(OptionError, match="^--freeze-epochs: parameter servers"):
         TrainConfig(out=str(tmp_path / "y"), init=run, kvstore="dist_sync")
     result = CliRunner().invoke(train_command, [str(data), "--init", str(tmp_path), "--out", str(tmp_path / "z")])
-    assert result.exit_code == 2 and "--init" in result.output and "not a training run folder" in result.output
+    assert result.exit_code == 2 and "--init" in result.output and "neither a training run folder" in result.output
+    result = CliRunner().invoke(train_command, [str(data), "--init", str(tmp_path / "gone"), "--out", str(tmp_path / "z")])
+    assert result.exit_code == 2 and f"--init: {tmp_path / 'gone'}: no such file or folder" in result.output
     # The tutorial recipe is the tutorial's network from nothing: with --init it would be neither.
     result = CliRunner().invoke(train_command, [str(data), "--init", run, "--recipe", "tutorial", "--out", str(tmp_path / "t")])
     assert result.exit_code == 2 and "Error: --recipe: the tutorial recipe trains" in result.output

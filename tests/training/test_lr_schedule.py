@@ -49,7 +49,7 @@ def _run(prepared: str, out: Path, every: int, epochs: int = 4) -> tuple[list[fl
         result = train(cfg, progress=False, echo=said.append)
     finally:
         mx.lr_scheduler.FactorScheduler.__init__ = real
-    batches = int(re.search(r"in (\d+) batches per epoch", "\n".join(said)).group(1))
+    batches = int(re.search(r"in (\d+) batch(?:es)? per epoch", "\n".join(said)).group(1))
     return [h["learning_rate"] for h in result.history], batches, steps
 
 

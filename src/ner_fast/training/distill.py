@@ -152,7 +152,10 @@ def teacher_distributions(
             extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
             differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []
             differ += [f"lacks tags of the training data ({', '.join(missing)})"] if missing else []
-            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set")
+            # The student's tags are those of DATA and --dev together; a small slice of GMB often lacks a rare one.
+            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set"
+                              " (the tags of DATA and --dev together; give data holding every tag the teacher knows,"
+                              " or a teacher trained on your tags)")
     total: list[np.ndarray] | None = None
     for teacher in teachers:
         say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")

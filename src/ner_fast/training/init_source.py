@@ -114,8 +114,12 @@ def resolve(spec: str) -> tuple[str, Path]:
     if kind in ("prepared", "tagged"):
         raise OptionError("--init", f"{spec}: {KIND_NAMES[kind]}; give a training run, a model package or a bundled"
                           " name")
-    raise OptionError("--init", f"{spec}: not a training run folder (vocab.json and a config.json with a model"
-                      f" section), a model package folder (manifest.json) or {' / '.join(BUNDLED_NAMES)}")
+    names = " / ".join(BUNDLED_NAMES)
+    if not path.exists():
+        raise OptionError("--init", f"{spec}: no such file or folder; give a training run folder, a model package folder"
+                          f" or {names}")
+    raise OptionError("--init", f"{spec}: neither a training run folder (vocab.json and a config.json with a model"
+                      f" section) nor a model package folder (manifest.json), nor {names}")
 
 
 def source_architecture(spec: str) -> ModelConfig:

@@ -273,7 +273,8 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
     run.module, run.train_iter, run.valid_iter = module, train_iter, valid_iter
 
     say(
-        f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches} batches per epoch"
+        f"training on {train_iter.num_tokens:,} tokens in {train_iter.num_batches}"
+        f" batch{'' if train_iter.num_batches == 1 else 'es'} per epoch"
         f" (worker {run.rank} of {run.num_workers}), validating on {valid_iter.num_tokens:,} tokens; {config.to_dict()}"
     )
     _say_data_notes(data, say)
