@@ -409,6 +409,33 @@ def test_a_teacher_of_gold_one_hots_gives_the_gold_gradient() -> None:
     assert checked == int(np.minimum(lengths, max(SMALL["buckets"])).sum()) and len(compared) >= 2  # (cut to the largest bucket)
 
 
+@pytest.mark.parametrize("target", ["probs", "marginals"])
+def test_a_teachers_tags_the_student_lacks_count_as_o(target: str) -> None:
+    # A GMB slice without `eve` or `art`, distilled from the bundled ensemble: those tags' probability goes to O,
+    # every other column is the teacher's own (its marginals over all its tags, for `marginals`).
+    from ner_fast.decode import crf_marginals
+
+    sentences = _sentences(read_corpus(None)[:12])
+    tagger = Tagger.load("ensemble")
+    student = [t for t in tagger.tags if not t.endswith(("-eve", "-art"))][::-1]
+    said: list[str] = []
+    dists = teacher_distributions(resolve_teachers("ensemble"), sentences, student, say=said.append, target=target)
+    dropped = [i for i, t in enumerate(tagger.tags) if t not in student]
+    assert said[-1] == f"--teacher ensemble: its tags the training data lacks ({', '.join(tagger.tags[i] for i in dropped)}) count as O"
+    _, probs = tagger.tag_batch(sentences, proba=True)
+    if target == "marginals":
+        probs = [crf_marginals(p, tagger.crf) for p in probs]
+    moved = 0.0
+    for got, p in zip(dists, probs):
+        p = np.asarray(p, np.float64)
+        expected = p[:, [tagger.tags.index(t) for t in student]]
+        expected[:, student.index("O")] += p[:, dropped].sum(axis=1)
+        np.testing.assert_allclose(got, expected, atol=float_tol(len(tagger.tags), 1.0))
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=float_tol(len(tagger.tags), 1.0))
+        moved += float(p[:, dropped].sum())
+    assert len(dists) == 12 and moved > 0  # the teacher did put some probability on the dropped tags
+
+
 def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(train_command, ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nowhere"), "--no-progress",
@@ -416,19 +443,17 @@ def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert f"--teacher: {tmp_path / 'nowhere'}: no such file or folder" in res.output
     assert not (tmp_path / "a" / "config.json").exists()
-    with pytest.raises(OptionError, match="--teacher.*tag set"):
-        teacher_distributions(resolve_teachers(teacher_run), [["A", "dog"]], ["O", "B-PER", "I-PER"])
-    # The message names the difference, not two lists of 17 tags to compare by eye (a GMB slice without
-    # `eve` against `--teacher ensemble`, the default package's teacher).
-    # Before any teacher tags (a mismatch of the second was found after the first had tagged the whole split).
-    tags, said = Tagger.load("ensemble").tags, []
+    # The message names the difference, not two lists of 17 tags to compare by eye; and it comes before any
+    # teacher tags (a mismatch of the second was found after the first had tagged the whole split).
+    said: list[str] = []
     with pytest.raises(OptionError) as caught:
-        teacher_distributions(resolve_teachers("default,ensemble"), [["A", "dog"]], [t for t in tags if not t.endswith("-eve")],
+        teacher_distributions(resolve_teachers(f"ensemble,{teacher_run}"), [["A", "dog"]], ["O", "B-PER", "I-PER", "B-geo"],
                               say=said.append)
-    assert str(caught.value) == ("--teacher: default knows tags the training data lacks (B-eve, I-eve): a teacher"
-                                 " must have the student's tag set (the tags of DATA and --dev together; give data"
-                                 " holding every tag the teacher knows, or a teacher trained on your tags)")
+    assert str(caught.value) == ("--teacher: ensemble lacks tags of the training data (B-PER, I-PER): a teacher"
+                                 " must know every tag of the student (the tags of DATA and --dev together)")
     assert said == []
+    with pytest.raises(OptionError, match="knows tags the training data lacks .*no O tag"):
+        teacher_distributions(resolve_teachers("ensemble"), [["A", "dog"]], [t for t in Tagger.load("ensemble").tags if t != "O"])
     folder = tmp_path / "prepared"
     prepare(**SMALL).save(folder)
     with pytest.raises(OptionError, match="--teacher: DATA is a prepared folder"):

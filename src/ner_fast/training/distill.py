@@ -143,19 +143,22 @@ def teacher_distributions(
     say: Callable[[str], None] = lambda msg: None, target: str = default_of("distill_target"),
 ) -> list[np.ndarray]:
     """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns in the
-    order of `tags` (the student's); OptionError when a teacher's tags are not the same set. `target`
-    (`--distill-target`): "probs", each teacher's per-token softmax; "marginals" and "crf", for a teacher with
-    a CRF its per-token marginals (`decode.crf_marginals`), its softmax otherwise."""
+    order of `tags` (the student's). A teacher must know every tag of the student (OptionError otherwise);
+    the probability of a tag only the teacher knows goes to the student's O: the student's data marks no such
+    entity, so where the teacher sees one the student's gold would read O (a small slice of GMB without
+    `art`, distilled from the bundled ensemble). `target` (`--distill-target`): "probs", each teacher's
+    per-token softmax; "marginals" and "crf", for a teacher with a CRF its per-token marginals
+    (`decode.crf_marginals`, over the teacher's own tags), its softmax otherwise."""
     for teacher in teachers:  # every teacher's tag set first: a mismatch was found after minutes of tagging
         names = teacher.tags()
-        if sorted(names) != sorted(tags):
-            extra, missing = sorted(set(names) - set(tags)), sorted(set(tags) - set(names))
-            differ = [f"knows tags the training data lacks ({', '.join(extra)})"] if extra else []
-            differ += [f"lacks tags of the training data ({', '.join(missing)})"] if missing else []
-            # The student's tags are those of DATA and --dev together; a small slice of GMB often lacks a rare one.
-            raise OptionError(OPTION, f"{teacher.spec} {' and '.join(differ)}: a teacher must have the student's tag set"
-                              " (the tags of DATA and --dev together; give data holding every tag the teacher knows,"
-                              " or a teacher trained on your tags)")
+        missing = sorted(set(tags) - set(names))
+        extra = sorted(set(names) - set(tags))
+        if missing or (extra and "O" not in tags):
+            # The student's tags are those of DATA and --dev together.
+            why = (f"lacks tags of the training data ({', '.join(missing)})" if missing else
+                   f"knows tags the training data lacks ({', '.join(extra)}), and the training data has no O tag to give them to")
+            raise OptionError(OPTION, f"{teacher.spec} {why}: a teacher must know every tag of the student (the tags"
+                              " of DATA and --dev together)")
     total: list[np.ndarray] | None = None
     for teacher in teachers:
         say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")
@@ -164,8 +167,18 @@ def teacher_distributions(
         if target in ("marginals", "crf") and crf is not None:
             probs = [crf_marginals(p, crf) for p in probs]
         order = [names.index(t) for t in tags]
-        probs = [p[:, order].astype(np.float64) for p in probs]
-        total = probs if total is None else [a + b for a, b in zip(total, probs)]
+        dropped = [i for i, t in enumerate(names) if t not in tags]
+        if dropped:
+            say(f"{OPTION} {teacher.spec}: its tags the training data lacks ({', '.join(names[i] for i in dropped)})"
+                " count as O")
+        outside = tags.index("O") if dropped else -1
+        projected = []
+        for p in probs:
+            q = p[:, order].astype(np.float64)
+            if dropped:
+                q[:, outside] += p[:, dropped].sum(axis=1, dtype=np.float64)
+            projected.append(q)
+        total = projected if total is None else [a + b for a, b in zip(total, projected)]
     assert total is not None
     return [(p / len(teachers)).astype(np.float32) for p in total]
 
