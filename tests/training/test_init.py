@@ -260,6 +260,35 @@ def test_a_new_tag_set_gets_a_fresh_output_layer_and_keeps_the_encoder(source: d
     np.testing.assert_array_equal(params["word_embed_weight"][1], src.params["word_embed_weight"][1])  # <unk>
 
 
+def test_a_tag_set_of_another_scheme_keeps_the_rows_by_name_and_starts_the_crf_fresh(tmp_path: Path) -> None:
+    # BIO into IOBES (and back): `B-per` is every entity's first token in one, a multi-token one's in the
+    # other, and the CRF's scores are the grammar (IOBES never has B-X then O): those start fresh.
+    src_config, _, _ = make_checkpoint(tmp_path / "bio", with_pos=False, corpus=_corpus(SOURCE_SENTENCES), crf=True)
+    src = load_source(str(tmp_path / "bio"))
+    iobes = [(["Angela", "Merkel", "visited", "Paris", "."], ["B-per", "E-per", "O", "S-geo", "O"]),
+             (["The", "UN", "met", "."], ["O", "S-org", "O", "O"])]
+    for first, second in ((src, iobes), (None, SOURCE_SENTENCES)):
+        if first is None:  # and the other way: an IOBES source into BIO data
+            make_checkpoint(tmp_path / "iobes", with_pos=False, corpus=_corpus(iobes), crf=True)
+            first = load_source(str(tmp_path / "iobes"))
+        vocabs = Vocabularies.build(_corpus(second), lowercase=True)
+        config = _target(first.config, vocabs)
+        fresh = init_params(config, seed=3)
+        params, report = initial_params(first, config, vocabs, fresh)
+        assert "not of one scheme" in report["note"]
+        for name in ("crf_transitions", "crf_start", "crf_end"):
+            assert name in report["fresh"] and name not in report["rows"]
+            np.testing.assert_array_equal(params[name], fresh[name])
+        shared = [t for t in vocabs.tags.itos if t in first.vocabs.tags.stoi]
+        assert {"O", "B-per"} <= set(shared) and report["rows"]["fc_weight"] == len(shared)
+        for tag in shared:
+            np.testing.assert_array_equal(params["fc_weight"][vocabs.tags.stoi[tag]], first.params["fc_weight"][first.vocabs.tags.stoi[tag]])
+    # One scheme on both sides: the CRF's scores by name, as before.
+    params, report = initial_params(src, _target(src.config, src.vocabs), src.vocabs, init_params(_target(src.config, src.vocabs), seed=3))
+    assert "note" not in report and report["rows"]["crf_transitions"] == len(src.vocabs.tags)
+    np.testing.assert_array_equal(params["crf_transitions"], src.params["crf_transitions"])
+
+
 def test_sizes_that_cannot_match_are_refused_naming_the_option(source: dict, tmp_path: Path) -> None:
     run = str(source["run"])
     with pytest.raises(OptionError, match=r"^--hidden: --init .* has hidden 7"):

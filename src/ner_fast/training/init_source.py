@@ -14,6 +14,9 @@ What starts from SOURCE (`initial_params`), every other parameter keeping its fr
   LSTM layer whole;
 - output layer rows (`fc`), CRF scores (`crf_*`) and POS head rows by tag (POS tag) name: tags in both
   keep theirs, a new tag gets a fresh row (a new tag set: a fresh output layer); the LM head is fresh.
+  Where one tag set is IOBES and the other is not, the CRF's scores start fresh: they encode the scheme's
+  grammar (IOBES forbids `B-X` then `O`, which BIO's one-token entities are), and the same names mean other
+  spans there.
 Architecture sizes that cannot match (`MUST_MATCH`) are refused with one line naming the option.
 
 This module reads packages with onnx (training side); the runtime never imports it.
@@ -33,6 +36,7 @@ from ner_fast.decode import CRF_PARAMS
 from ner_fast.engine import reads_pos_message
 # `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
 from ner_fast.package import BUNDLED_NAMES, MANIFEST_FILE
+from ner_fast.schemes import TagScheme
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
 from ner_fast.vocab import Vocab, Vocabularies, word_keys
@@ -418,10 +422,15 @@ def initial_params(source: Source, config: ModelConfig, vocabs: Vocabularies, fr
     by_name(param_map.WORD_EMBED, words, _known(source.vocabs.words), param_map.WORD_EMBED)
     by_name(param_map.CHAR_EMBED, vocabs.chars.itos, _known(source.vocabs.chars), param_map.CHAR_EMBED)
     tags = _known(source.vocabs.tags)
+    # The CRF's scores are the tag scheme's grammar: carried over only between tag sets of one scheme.
+    same_scheme = TagScheme(list(source.vocabs.tags.itos)).iobes == TagScheme(list(vocabs.tags.itos)).iobes
+    if not same_scheme:
+        report["note"] = ("SOURCE's tags and DATA's are not of one scheme (IOBES and not), so the CRF's scores,"
+                          " the scheme's grammar, start fresh")
     for name in ("fc_weight", "fc_bias", "crf_start", "crf_end"):
-        if name in out and name in src:
+        if name in out and name in src and (same_scheme or not name.startswith("crf_")):
             by_name(name, vocabs.tags.itos, tags, name)
-    if "crf_transitions" in out and "crf_transitions" in src:
+    if "crf_transitions" in out and "crf_transitions" in src and same_scheme:
         rows = [(i, tags[t]) for i, t in enumerate(vocabs.tags.itos) if t in tags]
         for i, si in rows:
             for j, sj in rows:

@@ -247,7 +247,8 @@ def make_trainer(run: Run, data: Any, params: dict[str, np.ndarray] | None, kv: 
 
             params, report = initial_params(run.init_source, config, data.vocabs, params)
             say(f"--init {cfg.init}: {len(report['whole'])} parameters whole, rows by name "
-                + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}")
+                + ", ".join(f"{n} {k}/{len(params[n])}" for n, k in report["rows"].items()) + f"; fresh: {', '.join(report['fresh']) or 'none'}"
+                + (f" ({report['note']})" if "note" in report else ""))
     longest = max(train_iter.default_bucket_key, valid_iter.default_bucket_key)
     check_bucket_params(config, [b.length for split in data.splits.values() for b in split], distill)
     module = make_module(config, params, contexts, cfg.batch_size, longest, distill)
