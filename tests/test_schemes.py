@@ -104,3 +104,13 @@ def test_first_invalid_of_iob2_tags_is_none() -> None:
     tags = ["O", "B-per", "I-per"]
     assert first_invalid(np.array([1, 0, 1, 2, 1]), np.array([2, 3]), tags) is None
     assert first_invalid(np.array([2, 0], dtype=np.int64), np.array([2]), tags) == (0, "first")
+
+
+def test_a_refused_tag_says_how_to_write_it_where_the_mistake_is_common() -> None:
+    from ner_fast.schemes import not_a_tag
+
+    assert not_a_tag("ORG").endswith("; a label without a prefix needs one: B-ORG on an entity's first token, I-ORG on the rest")
+    assert not_a_tag("L-PER").endswith("; BILOU's L- and U- are IOBES's E- and S-")
+    assert not_a_tag("U-PER").endswith("IOBES's E- and S-")
+    for plain in ("B-", "X-PER", "B_PER", "12"):  # no hint that would mislead
+        assert not_a_tag(plain).endswith(")"), plain

@@ -69,8 +69,15 @@ def marks_iobes(tag: str) -> bool:
 
 
 def not_a_tag(tag: str) -> str:
-    """What is said of a string that `is_tag` refuses (by the corpus readers and `TagScheme`)."""
-    return f"tag {tag!r} is neither O nor PREFIX-TYPE (PREFIX one of {', '.join(PREFIXES)})"
+    """What is said of a string that `is_tag` refuses (by the corpus readers and `TagScheme`), with how to
+    write it where the mistake is a common one: BILOU's L- and U- prefixes, a label without a prefix."""
+    head, sep, name = tag.partition("-")
+    hint = ""
+    if sep and name and head in ("L", "U"):
+        hint = "; BILOU's L- and U- are IOBES's E- and S-"
+    elif not sep and tag.isalpha():
+        hint = f"; a label without a prefix needs one: B-{tag} on an entity's first token, I-{tag} on the rest"
+    return f"tag {tag!r} is neither O nor PREFIX-TYPE (PREFIX one of {', '.join(PREFIXES)}){hint}"
 
 
 def begin(tag: str) -> str:
