@@ -524,7 +524,7 @@ def test_a_folder_with_another_tools_config_json_is_not_called_a_training_run(tm
     _fails(result, 1, f"{folder}: not a model package (manifest.json is missing)")
     assert "export" not in result.output
     result = CliRunner().invoke(cli, ["train", "--init", str(folder), "--out", str(tmp_path / "never")])
-    assert result.exit_code == 2 and "not a training run folder" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "neither a training run folder" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "never").exists()
 
 
