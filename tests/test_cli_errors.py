@@ -65,7 +65,7 @@ def test_force_keeps_the_earlier_run_until_the_new_one_is_set_up(copy: Path, tmp
            f"{bad}:4:")
     other = write_conll(tmp_path / "other.conll", [[("Ann", "B-PER"), ("runs", "O")]] * 20)
     _fails(CliRunner().invoke(cli, ["train", str(other), "--teacher", str(copy), "--out", str(copy), "--force",
-                                    "--epochs", "1", *TINY]), 2, "--teacher", "tag set")
+                                    "--epochs", "1", *TINY]), 2, "--teacher", "must know every tag of the student")
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
     # Set up, the new run replaces the earlier one's files: here it even starts from them (--init itself).
     result = CliRunner().invoke(cli, ["train", "--init", str(copy), "--out", str(copy), "--force", "--epochs", "1",

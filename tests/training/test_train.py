@@ -784,3 +784,21 @@ def test_a_resume_with_a_config_of_other_settings_is_refused_naming_the_option(p
         assert (out / "config.json").read_text() == before
     resumed = train(_cfg(prepared, out, epochs=2, patience=3), resume=True, progress=False, echo=_quiet)  # resumable ones
     assert len(resumed.history) == 2
+
+
+def test_a_closed_log_pipe_does_not_end_the_run(prepared: str, tmp_path: Path) -> None:
+    """`ner-fast train ... 2>&1 | head -1`: the reader goes away after the first line; the run trains on to
+    its last epoch and exits 0 (a closed pipe made the next log line end it, exit 1, nothing said)."""
+    out = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-m", "ner_fast", "train", prepared, "--out", str(out), "--epochs", "2",
+                              "--patience", "0", "--no-progress", *TINY_FLAGS],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline()  # the first line, then the reader is gone
+        child.stdout.close()
+        assert child.wait(timeout=300) == 0
+    finally:
+        child.kill()
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 2 and not state["interrupted"]

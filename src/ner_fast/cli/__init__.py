@@ -5,6 +5,7 @@ heavy imports (mxnet, onnx) happen inside the commands so `ner-fast --help` stay
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any, NoReturn
@@ -32,6 +33,18 @@ class OneLineErrors(click.Group):
     """The group, with a usage mistake reported in one line: `Error: MESSAGE (see 'ner-fast CMD --help')` on
     stderr, exit 2, instead of click's usage block, hint and blank line before it (the house rule: one line
     and an exit code). Everything else is click's own handling."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader of the output left (`ner-fast tag ... | head`): not an error, and what was written
+            # stands (click's own handling exits 1). Point stdout and stderr at devnull so that the
+            # interpreter's final flush does not raise again, and stop quietly.
+            null = os.open(os.devnull, os.O_WRONLY)
+            for stream in (sys.stdout, sys.stderr):
+                os.dup2(null, stream.fileno())
+            sys.exit(0)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:

@@ -27,6 +27,8 @@ def user_errors(*also: type[Exception], runtime: str | None = None) -> Iterator[
     caught = (ValueError, OSError, *also)
     try:
         yield
+    except BrokenPipeError:  # the reader left (`... | head`): not a mistake; `OneLineErrors.main` ends quietly
+        raise
     except OptionError as err:
         raise click.UsageError(str(err)) from None
     except UnknownLabels as err:  # `--labels` naming nothing: a usage error, as any other option's value

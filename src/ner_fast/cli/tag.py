@@ -376,11 +376,6 @@ def tag_command(
             raise click.ClickException(
                 f"stdout's encoding ({err.encoding}) cannot write {err.object[err.start]!r}: give --output FILE"
                 " (written as UTF-8), or set PYTHONIOENCODING=utf-8") from None
-        except BrokenPipeError:
-            # The reader of stdout left (`ner-fast tag ... | head`): not an error. Point stdout at devnull so
-            # that the interpreter's final flush does not raise again, and stop quietly.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
 
 
 def split_package(paths: tuple[str, ...], first_is_package: bool = False) -> tuple[str | Path | None, list[str]]:

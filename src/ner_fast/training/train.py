@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -77,6 +78,17 @@ def params_sha256(params: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _say(msg: str) -> None:
+    """A line of the run's log on stderr. When its reader has gone (`ner-fast train ... 2>&1 | head`), the
+    run goes on and its log goes to /dev/null: a closed pipe ended hours of training at the next line."""
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stderr.fileno())  # also what Python writes to stderr when it exits
+        os.close(null)
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -101,7 +113,7 @@ def train(
     if resume and force:
         raise OptionError("--force", "a resumed run continues in its own folder; --force only applies to a new run")
     check_worker_kvstore(cfg.kvstore, resumed=cfg.out if resume else None)
-    say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = echo or _say
     wall_start = time.perf_counter()
     with ExitStack() as hold:  # the run folder's lock (`run_dir.run_lock`), held until the run returns or raises
         run, data, params, kv, contexts = set_up(cfg, resume, force, say, hold)
