@@ -256,6 +256,17 @@ def test_bad_values_are_usage_errors_naming_the_option(tmp_path: Path, args: lis
     assert not (tmp_path / "o").exists()
 
 
+def test_the_size_caps_bound_the_command_line_not_a_recorded_run(tmp_path: Path) -> None:
+    # A run recorded before the caps (config.json's values are checked by the dataclasses) stays readable.
+    from ner_fast.config import ModelConfig, TrainConfig
+
+    cfg = TrainConfig(out=str(tmp_path / "o"), max_token_chars=200, arch={"hidden": 5000, "num_layers": 9})
+    assert (cfg.max_token_chars, cfg.arch["hidden"], cfg.arch["num_layers"]) == (200, 5000, 9)
+    assert ModelConfig(n_words=5, n_chars=5, n_tags=3, hidden=5000, max_token_chars=200).hidden == 5000
+    result = CliRunner().invoke(cli, ["prepare", "--out", str(tmp_path / "p"), "--max-token-chars", "129"])
+    _fails(result, 2, "--max-token-chars: must be at most 128")
+
+
 HUGE = ["999999999999999999999", "9" * 400, "10,8193"]
 
 

@@ -112,5 +112,14 @@ def test_a_refused_tag_says_how_to_write_it_where_the_mistake_is_common() -> Non
     assert not_a_tag("ORG").endswith("; a label without a prefix needs one: B-ORG on an entity's first token, I-ORG on the rest")
     assert not_a_tag("L-PER").endswith("; BILOU's L- and U- are IOBES's E- and S-")
     assert not_a_tag("U-PER").endswith("IOBES's E- and S-")
+    assert not_a_tag("o").endswith("; the outside tag is a capital O")
+    assert not_a_tag("b-per").endswith("; prefixes are capital letters: B-per")
+    assert not_a_tag("NNP").endswith("; it reads as a part-of-speech tag: the entity tag is each line's last column")
     for plain in ("B-", "X-PER", "B_PER", "12"):  # no hint that would mislead
         assert not_a_tag(plain).endswith(")"), plain
+
+
+def test_iob2_of_reads_iobes_prefixes_as_the_iob2_ones_they_refine() -> None:
+    from ner_fast.schemes import iob2_of
+
+    assert [iob2_of(t) for t in ("S-geo", "E-geo", "B-geo", "I-geo", "O", "S-a-b")] == ["B-geo", "I-geo", "B-geo", "I-geo", "O", "B-a-b"]

@@ -50,7 +50,10 @@ class Option:
     (`parse_buckets`), "split" (`parse_split`) or "graph_buckets" (`check_graph_buckets`).
 
     `default` is a value or `recipe(tuned, tutorial)`. `low`/`high` bound numbers, each one of a list
-    kind (`*_open`: the bound itself is excluded). `zero` says what 0 means, where 0 is special (shown in the help). `optional`:
+    kind (`*_open`: the bound itself is excluded). `cap`: a bound on a value given on the command line only
+    (`option_table.given_options`), where a bigger one cannot fit in memory, so that a runaway size is one
+    line, not an out-of-memory kill; a recorded config.json may hold more (made before the cap), and stays
+    readable. `zero` says what 0 means, where 0 is special (shown in the help). `optional`:
     None is allowed (no value). `resumable`: `train --resume` may change it. `commands`: the CLI
     commands that offer it. `needs`: the option without which this one does nothing (giving this one
     alone is refused, `check_needs`); `unused_with`: the option whose value makes this one do nothing, and why
@@ -72,6 +75,7 @@ class Option:
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
+    cap: float | None = None
     low_open: bool = False
     high_open: bool = False
     zero: str | None = None
@@ -107,6 +111,20 @@ class Option:
         lo = "" if self.low is None else f"{'more than' if self.low_open else 'at least'} {_show(self.low)}"
         hi = "" if self.high is None else f"{'less than' if self.high_open else 'at most'} {_show(self.high)}"
         return " and ".join(p for p in (lo, hi) if p) + self.unit
+
+    def check_cap(self, value: Any) -> None:
+        """OptionError (naming the flag) if a number of `value` is over `cap` (a value `check` refuses anyway
+        is left to it, which says what is wrong)."""
+        if self.cap is None:
+            return
+        try:
+            numbers = self._numbers(self._normalise(value))
+        except (TypeError, ValueError, OverflowError):
+            return
+        for v in numbers:
+            if v > self.cap:
+                raise OptionError(self.cli_flag, f"must be at most {_show(self.cap)} (a cap on sizes far past any this network has used:"
+                                  f" more would exhaust the memory), got {_show(v)}")
 
     def check(self, value: Any) -> Any:
         """`value` normalised to the option's type; OptionError (naming the flag) if it is not valid."""

@@ -55,10 +55,11 @@ MAX_TIMEOUT_SECONDS = 3600.0
 #: The parameters a run keeps (`--which`, `--checkpoint`; `checkpoint.params_file`): those that validated best, and
 #: the latest epoch's.
 CHECKPOINTS = ("best", "last")
-#: Upper bounds of the network's sizes, 10x and more beyond any published setting of this network (Chiu & Nichols
-#: 2016: 275 LSTM units, 300-dimensional words, 53 filters), so that a mistyped size is refused in one line rather
-#: than allocating until the kernel kills the process (`--hidden 100000`: a 298 GiB embedding of the vectors' words;
-#: `--max-token-chars 100000`: 24 GB for three sentences).
+#: Caps of the network's sizes given on the command line (`Option.cap`), 10x and more beyond any published setting of
+#: this network (Chiu & Nichols 2016: 275 LSTM units, 300-dimensional words, 53 filters), so that a mistyped size is
+#: refused in one line rather than allocating until the kernel kills the process (`--hidden 100000`: a 298 GiB
+#: embedding of the vectors' words; `--max-token-chars 100000`: 24 GB for three sentences). Runs recorded with more
+#: (before the caps) still read.
 MAX_WIDTH = 4096
 MAX_LAYERS = 8
 MAX_TOKEN_CHARS = 128
@@ -108,7 +109,7 @@ TABLE: tuple[Option, ...] = (
     Option("max_sentences", "int", None, "Use only the first N sentences of DATA (quick runs).", "data", low=1,
            optional=True, commands=("prepare", "train")),
     Option("max_token_chars", "int", 20, "Characters kept per token (cut or padded).", "data", low=1,
-           high=MAX_TOKEN_CHARS, commands=("prepare", "train")),
+           cap=MAX_TOKEN_CHARS, commands=("prepare", "train")),
     Option("buckets", "buckets", None, "Bucket lengths, comma separated, each at most"
            f" {MAX_BUCKET_LENGTH} (default: every length with at least --batch-size training sentences, the"
            " tutorial's rule; see --keep-long).", "data", high=MAX_BUCKET_LENGTH, unit=" tokens", optional=True,
@@ -165,18 +166,18 @@ TABLE: tuple[Option, ...] = (
     Option("kvstore", "choice", "device", "How gradients are combined across devices / machines (dist_*: see"
            " `ner-fast launch`).", "train", choices=KVSTORES),
     # model: the architecture (ModelConfig)
-    Option("char_dim", "int", 25, "Character embedding size.", "model", low=1, high=MAX_WIDTH),
+    Option("char_dim", "int", 25, "Character embedding size.", "model", low=1, cap=MAX_WIDTH),
     Option("filter_widths", "ints", [3], "Comma-separated character convolution widths.", "model", low=1,
-           high=MAX_TOKEN_CHARS),
-    Option("filters", "int", 53, "Filters per width.", "model", low=1, high=MAX_WIDTH),
+           cap=MAX_TOKEN_CHARS),
+    Option("filters", "int", 53, "Filters per width.", "model", low=1, cap=MAX_WIDTH),
     Option("word_dim", "int", 150, "Word embedding size (with --vectors: theirs when left out, at least theirs when"
-           " given).", "model", low=1, high=MAX_WIDTH),
+           " given).", "model", low=1, cap=MAX_WIDTH),
     Option("use_casing", "bool", recipe(True, False), "Add a casing-class embedding.", "model", flag="--casing"),
-    Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1, high=MAX_WIDTH,
+    Option("casing_dim", "int", 10, "Casing embedding size.", "model", low=1, cap=MAX_WIDTH,
            unused_at=("use_casing", False, "no casing embedding")),
     Option("use_pos", "bool", recipe(False, True), "Use one-hot POS where the corpus has it.", "model", flag="--pos"),
-    Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1, high=MAX_WIDTH),
-    Option("num_layers", "int", 1, "LSTM layers.", "model", flag="--layers", low=1, high=MAX_LAYERS),
+    Option("hidden", "int", 275, "LSTM units per direction.", "model", low=1, cap=MAX_WIDTH),
+    Option("num_layers", "int", 1, "LSTM layers.", "model", flag="--layers", low=1, cap=MAX_LAYERS),
     Option("directions", "int", 2, "LSTM directions per layer: 2 (a BiLSTM) or 1 (forward only: about half the"
            " LSTM's cost; no --lm-aux-weight).", "model", low=1, high=2),
     Option("dropout", "float", recipe(0.5, 0.1), "Dropout on the LSTM inputs and outputs.", "model", low=0, high=1,
@@ -189,7 +190,7 @@ TABLE: tuple[Option, ...] = (
            zero="none"),
     Option("lm_vocab", "int", 7500, "Words the language-model loss predicts (the most frequent; the rest count as"
            " unknown).", "model", low=3, unused_at=("lm_aux_weight", 0.0, "no language-model loss")),
-    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1, high=MAX_WIDTH,
+    Option("lm_dim", "int", 50, "Width of the language-model head's tanh layer.", "model", low=1, cap=MAX_WIDTH,
            unused_at=("lm_aux_weight", 0.0, "no language-model loss")),
     Option("fused", "bool", True, "Fused RNN operator (--unfused: unrolled LSTM cells).", "model", flag="--fused"),
     # starting from an earlier model (`training/init_source.py`, docs/TRAINING.md "Training from the bundled model")
@@ -439,5 +440,9 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def given_options(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The training options among click's `values` that were given on the command line (not None)."""
-    return {k: v for k, v in values.items() if k in BY_NAME and v is not None}
+    """The training options among click's `values` that were given on the command line (not None);
+    OptionError for one over its `cap`."""
+    given = {k: v for k, v in values.items() if k in BY_NAME and v is not None}
+    for name, value in given.items():
+        BY_NAME[name].check_cap(value)
+    return given

@@ -68,13 +68,31 @@ def marks_iobes(tag: str) -> bool:
     return tag[:2] in ("E-", "S-")
 
 
+# Penn Treebank part-of-speech tags that are words (GMB's POS column): one in the tag column means that column
+# is missing. Labels such as PER or ORG are not among them.
+_PENN_POS = frozenset("CC CD DT EX FW IN JJ JJR JJS LS MD NN NNS NNP NNPS PDT POS PRP PRP$ RB RBR RBS RP SYM TO UH VB"
+                      " VBD VBG VBN VBP VBZ WDT WP WP$ WRB".split())
+
+
+def iob2_of(tag: str) -> str:
+    """The IOB2 tag an IOBES tag refines: S-X is B-X (a one-token entity begins it), E-X is I-X; any other
+    tag is itself."""
+    return {"S-": "B-", "E-": "I-"}.get(tag[:2], tag[:2]) + tag[2:]
+
+
 def not_a_tag(tag: str) -> str:
     """What is said of a string that `is_tag` refuses (by the corpus readers and `TagScheme`), with how to
     write it where the mistake is a common one: BILOU's L- and U- prefixes, a label without a prefix."""
     head, sep, name = tag.partition("-")
     hint = ""
-    if sep and name and head in ("L", "U"):
+    if tag in ("o", "0"):
+        hint = "; the outside tag is a capital O"
+    elif sep and name and head.upper() in PREFIXES:
+        hint = f"; prefixes are capital letters: {head.upper()}-{name}"
+    elif sep and name and head in ("L", "U"):
         hint = "; BILOU's L- and U- are IOBES's E- and S-"
+    elif tag in _PENN_POS:
+        hint = "; it reads as a part-of-speech tag: the entity tag is each line's last column"
     elif not sep and tag.isalpha():
         hint = f"; a label without a prefix needs one: B-{tag} on an entity's first token, I-{tag} on the rest"
     return f"tag {tag!r} is neither O nor PREFIX-TYPE (PREFIX one of {', '.join(PREFIXES)}){hint}"

@@ -436,6 +436,37 @@ def test_a_teachers_tags_the_student_lacks_count_as_o(target: str) -> None:
     assert len(dists) == 12 and moved > 0  # the teacher did put some probability on the dropped tags
 
 
+def test_an_iobes_teachers_s_and_e_go_to_b_and_i_of_an_iob2_student(tmp_path: Path) -> None:
+    # IOBES refines IOB2: S-X is B-X there, E-X is I-X. The oracle: the teacher run's own probabilities.
+    from helpers import make_checkpoint
+    from ner_fast.checkpoint import load_model
+    from ner_fast.corpus import Corpus
+    from ner_fast.training.model import predict_proba
+
+    iobes = [(["Angela", "Merkel", "visited", "Paris", "."], ["B-per", "E-per", "O", "S-geo", "O"]),
+             (["The", "UN", "met", "in", "New", "York", "."], ["O", "S-org", "O", "O", "B-geo", "E-geo", "O"])]
+    make_checkpoint(tmp_path / "iobes", with_pos=False, corpus=Corpus.from_sentences([w for w, _ in iobes], None, [t for _, t in iobes]))
+    student = ["O", "B-geo", "I-geo", "B-per", "I-per"]  # no org: its S-org goes to O
+    sentences = [w for w, _ in iobes]
+    said: list[str] = []
+    dists = teacher_distributions(resolve_teachers(str(tmp_path / "iobes")), sentences, student, say=said.append)
+    assert said[-1].endswith("its tags the training data lacks (S-org) count as O")
+    config, params, vocabs, _ = load_model(tmp_path / "iobes", "best")
+    names = vocabs.tags.itos
+    into = {"O": ["O", "S-org"], "B-geo": ["B-geo", "S-geo"], "I-geo": ["E-geo"], "B-per": ["B-per"], "I-per": ["E-per"]}
+    assert sorted(sum(into.values(), [])) == sorted(names)  # every teacher tag lands once
+    for words, got in zip(sentences, dists):
+        p = predict_proba(params, config, featurize(words, None, vocabs, config.max_token_chars).matrix.T[None])[0].astype(np.float64)
+        expected = np.stack([p[:, [names.index(t) for t in into[s]]].sum(axis=1) for s in student], axis=1)
+        np.testing.assert_allclose(got, expected, atol=float_tol(len(names), 1.0))
+        assert (expected[:, student.index("I-geo")] > 0).all()  # E-geo's share is there
+    # The other way an IOB2 teacher cannot say where an IOBES entity ends: refused before tagging.
+    said.clear()
+    with pytest.raises(OptionError, match="ensemble tags in IOB2, the training data in IOBES: .*E-, S-"):
+        teacher_distributions(resolve_teachers("ensemble"), sentences, ["O", "B-geo", "E-geo", "S-geo"], say=said.append)
+    assert said == []
+
+
 def test_refusals_are_one_line(teacher_run: str, tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(train_command, ["--out", str(tmp_path / "a"), "--teacher", str(tmp_path / "nowhere"), "--no-progress",

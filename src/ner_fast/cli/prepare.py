@@ -40,9 +40,9 @@ def prepare_command(data: Path | None, out: Path, force: bool, recipe_name: str 
     from ner_fast.prepare import PREPARED_FILES, data_warnings, prepare, prepared_files
 
     settings = {o: v for o, v in recipe_defaults(recipe_name or DEFAULT_RECIPE).items() if o in values}
-    given = given_options(values)
-    settings.update(given)
     with user_errors():
+        given = given_options(values)
+        settings.update(given)
         check_needs(given, settings)
         claim = claim_folder(out, "prepared", prepared_files, force=force, writes=PREPARED_FILES)  # before reading the corpus
         prepared = prepare(data, **settings)

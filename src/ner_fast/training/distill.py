@@ -21,6 +21,7 @@ from ner_fast.config import OptionError, default_of, sources_of
 from ner_fast.decode import CRF, crf_marginals, log_proba
 from ner_fast.engine import reads_pos_message
 from ner_fast.recase import origin_of
+from ner_fast.schemes import TagScheme, iob2_of
 
 __all__ = ["Teacher", "resolve_teachers", "soften", "teacher_arrays", "teacher_distributions"]
 
@@ -138,27 +139,43 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (q / q.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def _columns(spec: str, names: Sequence[str], tags: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Where each of a teacher's tags `names` goes among the student's `tags`: a (teacher tags, student tags) 0/1
+    matrix, and the teacher's tags sent to O. An IOBES teacher of a student that is not IOBES gives its S-X
+    to B-X and E-X to I-X (IOBES refines IOB2); a tag the student still lacks goes to its O (the student's
+    data marks no such entity, so its gold reads O there). OptionError when a tag of the student gets none,
+    or the student is IOBES and the teacher not (no teacher's tag says where an entity ends)."""
+    teacher_iobes, student_iobes = TagScheme(list(names)).iobes, TagScheme(list(tags)).iobes
+    if student_iobes and not teacher_iobes:
+        raise OptionError(OPTION, f"{spec} tags in IOB2, the training data in IOBES: its tags cannot say which"
+                          " token ends an entity (E-, S-); give a teacher trained on IOBES tags, or the data in IOB2")
+    targets = [iob2_of(t) for t in names] if teacher_iobes and not student_iobes else list(names)
+    missing = sorted(set(tags) - set(targets))
+    if missing or ("O" not in tags and any(t not in tags for t in targets)):
+        why = (f"lacks tags of the training data ({', '.join(missing)})" if missing else
+               f"knows tags the training data lacks ({', '.join(t for t in names if t not in tags)}), and the training"
+               " data has no O tag to give them to")
+        # The student's tags are those of DATA and --dev together.
+        raise OptionError(OPTION, f"{spec} {why}: a teacher must know every tag of the student (the tags"
+                          " of DATA and --dev together)")
+    matrix = np.zeros((len(names), len(tags)))
+    to_o = [name for name, t in zip(names, targets) if t not in tags]
+    for i, t in enumerate(targets):
+        matrix[i, tags.index(t if t in tags else "O")] = 1.0
+    return matrix, to_o
+
+
 def teacher_distributions(
     teachers: Sequence[Teacher], sentences: Sequence[Sequence[str]], tags: Sequence[str],
     say: Callable[[str], None] = lambda msg: None, target: str = default_of("distill_target"),
 ) -> list[np.ndarray]:
-    """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns in the
-    order of `tags` (the student's). A teacher must know every tag of the student (OptionError otherwise);
-    the probability of a tag only the teacher knows goes to the student's O: the student's data marks no such
-    entity, so where the teacher sees one the student's gold would read O (a small slice of GMB without
-    `art`, distilled from the bundled ensemble). `target` (`--distill-target`): "probs", each teacher's
-    per-token softmax; "marginals" and "crf", for a teacher with a CRF its per-token marginals
-    (`decode.crf_marginals`, over the teacher's own tags), its softmax otherwise."""
-    for teacher in teachers:  # every teacher's tag set first: a mismatch was found after minutes of tagging
-        names = teacher.tags()
-        missing = sorted(set(tags) - set(names))
-        extra = sorted(set(names) - set(tags))
-        if missing or (extra and "O" not in tags):
-            # The student's tags are those of DATA and --dev together.
-            why = (f"lacks tags of the training data ({', '.join(missing)})" if missing else
-                   f"knows tags the training data lacks ({', '.join(extra)}), and the training data has no O tag to give them to")
-            raise OptionError(OPTION, f"{teacher.spec} {why}: a teacher must know every tag of the student (the tags"
-                              " of DATA and --dev together)")
+    """The teachers' mean distribution (len(sentence), len(tags)) over each of `sentences`, its columns the
+    student's `tags`, each teacher's tags put there by `_columns` (OptionError before any teacher tags when
+    one cannot be). `target` (`--distill-target`): "probs", each teacher's per-token softmax; "marginals"
+    and "crf", for a teacher with a CRF its per-token marginals (`decode.crf_marginals`, over the teacher's
+    own tags), its softmax otherwise."""
+    for teacher in teachers:  # every teacher's tags first: a mismatch was found after minutes of tagging
+        _columns(teacher.spec, teacher.tags(), tags)
     total: list[np.ndarray] | None = None
     for teacher in teachers:
         say(f"{OPTION} {teacher.spec}: tagging {len(sentences):,} training sentences")
@@ -166,18 +183,10 @@ def teacher_distributions(
         names, probs, crf = get(teacher, sentences)
         if target in ("marginals", "crf") and crf is not None:
             probs = [crf_marginals(p, crf) for p in probs]
-        order = [names.index(t) for t in tags]
-        dropped = [i for i, t in enumerate(names) if t not in tags]
-        if dropped:
-            say(f"{OPTION} {teacher.spec}: its tags the training data lacks ({', '.join(names[i] for i in dropped)})"
-                " count as O")
-        outside = tags.index("O") if dropped else -1
-        projected = []
-        for p in probs:
-            q = p[:, order].astype(np.float64)
-            if dropped:
-                q[:, outside] += p[:, dropped].sum(axis=1, dtype=np.float64)
-            projected.append(q)
+        matrix, to_o = _columns(teacher.spec, names, tags)
+        if to_o:
+            say(f"{OPTION} {teacher.spec}: its tags the training data lacks ({', '.join(to_o)}) count as O")
+        projected = [p.astype(np.float64) @ matrix for p in probs]
         total = projected if total is None else [a + b for a, b in zip(total, projected)]
     assert total is not None
     return [(p / len(teachers)).astype(np.float32) for p in total]

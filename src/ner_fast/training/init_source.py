@@ -15,8 +15,8 @@ What starts from SOURCE (`initial_params`), every other parameter keeping its fr
 - output layer rows (`fc`), CRF scores (`crf_*`) and POS head rows by tag (POS tag) name: tags in both
   keep theirs, a new tag gets a fresh row (a new tag set: a fresh output layer); the LM head is fresh.
   Where one tag set is IOBES and the other is not, the CRF's scores start fresh: they encode the scheme's
-  grammar (IOBES forbids `B-X` then `O`, which BIO's one-token entities are), and the same names mean other
-  spans there.
+  grammar (IOBES forbids `B-X` then `O`, which BIO's one-token entities are); from an IOB2 SOURCE, DATA's
+  S-X and E-X rows start from its B-X and I-X (`schemes.iob2_of`).
 Architecture sizes that cannot match (`MUST_MATCH`) are refused with one line naming the option.
 
 This module reads packages with onnx (training side); the runtime never imports it.
@@ -36,7 +36,7 @@ from ner_fast.decode import CRF_PARAMS
 from ner_fast.engine import reads_pos_message
 # `--init NAME` / `--teacher NAME`: the bundled packages, by the names `Tagger.load(NAME)` takes (one table).
 from ner_fast.package import BUNDLED_NAMES, MANIFEST_FILE
-from ner_fast.schemes import TagScheme
+from ner_fast.schemes import TagScheme, iob2_of
 from ner_fast.training import param_map
 from ner_fast.training.rows import rows_by_word
 from ner_fast.vocab import Vocab, Vocabularies, word_keys
@@ -423,8 +423,12 @@ def initial_params(source: Source, config: ModelConfig, vocabs: Vocabularies, fr
     by_name(param_map.CHAR_EMBED, vocabs.chars.itos, _known(source.vocabs.chars), param_map.CHAR_EMBED)
     tags = _known(source.vocabs.tags)
     # The CRF's scores are the tag scheme's grammar: carried over only between tag sets of one scheme.
-    same_scheme = TagScheme(list(source.vocabs.tags.itos)).iobes == TagScheme(list(vocabs.tags.itos)).iobes
-    if not same_scheme:
+    source_iobes, data_iobes = TagScheme(list(source.vocabs.tags.itos)).iobes, TagScheme(list(vocabs.tags.itos)).iobes
+    same_scheme = source_iobes == data_iobes
+    if data_iobes and not source_iobes:
+        # An IOB2 SOURCE's B-X row scores every entity's first token, I-X every other: S-X and E-X start there.
+        tags = {**{t: tags[iob2_of(t)] for t in vocabs.tags.itos if iob2_of(t) in tags}, **tags}
+    if not same_scheme and "crf_transitions" in src:
         report["note"] = ("SOURCE's tags and DATA's are not of one scheme (IOBES and not), so the CRF's scores,"
                           " the scheme's grammar, start fresh")
     for name in ("fc_weight", "fc_bias", "crf_start", "crf_end"):
