@@ -210,6 +210,8 @@ class Option:
         text = self.help
         if self.zero:
             text = text.rstrip(".") + f" (0: {self.zero})."
+        if self.cap is not None:
+            text = text.rstrip(".") + f" (at most {_show(self.cap)})."
         if self.by_recipe:
             text += "  [" + "; ".join(f"{r}: {_show(self.default[r])}" for r in RECIPE_NAMES) + "]"
         elif self.default is not None:
