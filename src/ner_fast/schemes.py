@@ -82,7 +82,8 @@ def iob2_of(tag: str) -> str:
 
 def not_a_tag(tag: str) -> str:
     """What is said of a string that `is_tag` refuses (by the corpus readers and `TagScheme`), with how to
-    write it where the mistake is a common one: BILOU's L- and U- prefixes, a label without a prefix."""
+    write it where the mistake is a common one: a lower-case o or prefix, BILOU's L- and U-, a POS tag where
+    the entity tag is missing, a label without a prefix."""
     head, sep, name = tag.partition("-")
     hint = ""
     if tag in ("o", "0"):
