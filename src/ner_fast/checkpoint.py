@@ -16,6 +16,7 @@ A checkpoint folder (`ner-fast train --out DIR`) holds `config.json`, `vocab.jso
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,17 @@ RUN_FILES = (RUN_CONFIG_FILE, RUN_VOCAB_FILE, *map(params_file, CHECKPOINTS), ST
 
 
 # --------------------------------------------------------------------------- parameters
+
+
+#: Float32 copies of every parameter that training keeps: the weights, their gradients, Adam's two moments and
+#: the moving average (`--average`).
+TRAINING_COPIES = 5
+
+
+def training_bytes(config: ModelConfig) -> int:
+    """The bytes training holds for a `config` network's parameters (`TRAINING_COPIES` float32 copies of each):
+    a floor of what it needs, its activations aside."""
+    return 4 * TRAINING_COPIES * sum(math.prod(shape) for shape in param_shapes(config).values())
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -1,5 +1,6 @@
 """How many cores this process may use: the one home of that count (training's OpenMP threads, the
-server's onnxruntime threads). Imports nothing heavy."""
+server's onnxruntime threads); and how much memory (`usable_memory`, training's check before it allocates a
+network). Imports nothing heavy."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,26 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def usable_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's physical memory, or its control group's limit where
+    that is lower (a container); None where neither can be read."""
+    limits = []
+    if hasattr(os, "sysconf"):
+        try:
+            limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError):
+            pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # cgroup v2, v1
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return min(limits) if limits else None
 
 
 #: The most threads a count may ask for, per usable core. More only queue behind one another: a tagger

@@ -5,6 +5,7 @@ the parameter average. What they build is a `Run`, which `train.py`'s epochs, sa
 """
 from __future__ import annotations
 
+import math
 import platform
 import random
 import time
@@ -19,12 +20,14 @@ from ner_fast import __version__
 from ner_fast.atomic import atomic_write_json, finish_group, read_json
 from ner_fast.buckets import MAX_BATCH_TOKENS
 from ner_fast.checkpoint import (
-    AVERAGE_FILE, CONFIG_VERSION, METRICS_FILE, STATES_FILE, check_params, init_params, load_params, pack_params, params_file,
+    AVERAGE_FILE, CONFIG_VERSION, METRICS_FILE, STATES_FILE, check_params, init_params, load_params, pack_params, param_shapes,
+    params_file, training_bytes,
 )
 from ner_fast.config import (
     N_CASING, ModelConfig, OptionError, TrainConfig, check_vectors_fit, default_of, parse_context, is_prepared,
     resumed_setting_error,
 )
+from ner_fast.cores import usable_memory
 from ner_fast.metrics import TagScheme
 from ner_fast.option_table import is_distributed
 from ner_fast.package import RUN_CONFIG_FILE, RUN_VOCAB_FILE
@@ -165,6 +168,7 @@ def set_up(
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
+    check_fits_memory(config, usable_memory())  # before the parameters are made: 298 GiB of them was a traceback
     described = data.settings.get("vectors_source")
     if described:  # a prepared folder's vectors against the network's words (the Python API can give both)
         check_vectors_fit(described["name"], described["dim"], config.word_dim)
@@ -469,6 +473,21 @@ def _check_batch_size(batch_size: int, sentences: int) -> None:
     if batch_size > largest:
         raise OptionError("--batch-size", f"{batch_size} is more than the {sentences:,} training sentences: every batch"
                           f" is padded to that many rows; give at most {largest}")
+
+
+def check_fits_memory(config: ModelConfig, available: int | None) -> None:
+    """OptionError when the network's parameters alone, as training holds them (`checkpoint.training_bytes`),
+    need more than `available` bytes (`cores.usable_memory`; None: unknown, not checked). Named by the size
+    that weighs most: the word embedding's --word-dim (with its vocabulary), or --hidden."""
+    need = training_bytes(config)
+    if available is None or need <= available:
+        return
+    shapes = param_shapes(config)
+    words = math.prod(shapes["word_embed_weight"])
+    flag = "--word-dim" if 2 * words > sum(math.prod(s) for s in shapes.values()) else "--hidden"
+    raise OptionError(flag, f"this network's parameters, with their gradients, Adam's moments and average, need"
+                      f" {need / 2**30:.1f} GiB, more than this machine's {available / 2**30:.1f} GiB of memory:"
+                      " give smaller sizes (--hidden, --layers, --word-dim, --filters)")
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
