@@ -58,15 +58,15 @@ RUN_FILES = (RUN_CONFIG_FILE, RUN_VOCAB_FILE, *map(params_file, CHECKPOINTS), ST
 # --------------------------------------------------------------------------- parameters
 
 
-#: Float32 copies of every parameter that training keeps: the weights, their gradients, Adam's two moments and
-#: the moving average (`--average`).
-TRAINING_COPIES = 5
+#: Float32 copies of every parameter that training keeps: the weights, their gradients and Adam's two moments;
+#: one more with the moving average (`--average`).
+TRAINING_COPIES = 4
 
 
-def training_bytes(config: ModelConfig) -> int:
-    """The bytes training holds for a `config` network's parameters (`TRAINING_COPIES` float32 copies of each):
-    a floor of what it needs, its activations aside."""
-    return 4 * TRAINING_COPIES * sum(math.prod(shape) for shape in param_shapes(config).values())
+def training_bytes(config: ModelConfig, average: bool = True) -> int:
+    """The bytes training holds for a `config` network's parameters (`TRAINING_COPIES` float32 copies of each,
+    and the moving average's with `average`): a floor of what it needs, its activations aside."""
+    return 4 * (TRAINING_COPIES + average) * sum(math.prod(shape) for shape in param_shapes(config).values())
 
 
 def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
