@@ -235,6 +235,24 @@ def test_a_closed_pipe_ends_quietly(packages: dict, tmp_path: Path) -> None:
     assert b"Error" not in err and b"Traceback" not in err
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["info", "default"], ["tag", "--help"]])
+def test_a_pipe_closed_before_anything_is_read_ends_any_command_quietly(args: list[str]) -> None:
+    # `ner-fast --help | head -0`: the group's own --help and --version print before any command runs.
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "from ner_fast.cli import main; main()", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        process.stdout.close()
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    assert err == b""
+
+
 @pytest.mark.parametrize(
     "model, options, exit_code, names",
     [

@@ -24,7 +24,7 @@ def usable_memory() -> int | None:
             limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError):
             pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # cgroup v2, v1
+    for path in _cgroup_memory_limits():
         try:
             with open(path, encoding="ascii") as f:
                 text = f.read().strip()
@@ -33,6 +33,26 @@ def usable_memory() -> int | None:
         if text.isdigit():
             limits.append(int(text))
     return min(limits) if limits else None
+
+
+def _cgroup_memory_limits() -> list[str]:
+    """The files that may hold this process's memory limit: its own control group's (from /proc/self/cgroup:
+    v2 `memory.max`, v1 `memory.limit_in_bytes`) and the root's (a container sees its own as the root)."""
+    paths = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return paths
+    for line in lines:
+        _, controllers, group = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        if group in ("", "/"):
+            continue
+        if controllers == "":  # cgroup v2's one hierarchy
+            paths.append(f"/sys/fs/cgroup{group}/memory.max")
+        elif "memory" in controllers.split(","):
+            paths.append(f"/sys/fs/cgroup/memory{group}/memory.limit_in_bytes")
+    return paths
 
 
 #: The most threads a count may ask for, per usable core. More only queue behind one another: a tagger

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +62,34 @@ def test_spinning_openmp_threads_is_a_default_the_user_overrides() -> None:
     assert spin_openmp_threads(env) == "ACTIVE" and env == {"OMP_WAIT_POLICY": "ACTIVE"}
     mine = {"OMP_WAIT_POLICY": "PASSIVE"}
     assert spin_openmp_threads(mine) == "PASSIVE" and mine == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def test_usable_memory_is_the_lowest_of_physical_memory_and_the_control_groups_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import ner_fast.cores as cores
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    here = cores.usable_memory()
+    assert here is not None and 0 < here <= physical
+    # Which files: the root's, then the process's own groups' from /proc/self/cgroup (v2's one hierarchy, v1's
+    # memory controller; a group at the root adds nothing).
+    real_open = open
+
+    def fake_open(path: str, *args: Any, **kwargs: Any) -> Any:
+        if path == "/proc/self/cgroup":
+            return io.StringIO("0::/user.slice/job.scope\n5:memory,cpu:/docker/abc\n3:pids:/x\n2:memory:/\n")
+        return real_open(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr("builtins.open", fake_open)
+        assert cores._cgroup_memory_limits() == [
+            "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/user.slice/job.scope/memory.max", "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes"]
+    # The lowest limit wins; "max" (v2's no limit) and a missing file count for nothing.
+    own, root = tmp_path / "own.max", tmp_path / "root.max"
+    own.write_text("1073741824\n")
+    root.write_text("max\n")
+    monkeypatch.setattr(cores, "_cgroup_memory_limits", lambda: [str(root), str(own), str(tmp_path / "missing")])
+    assert cores.usable_memory() == min(physical, 2**30)

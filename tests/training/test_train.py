@@ -817,15 +817,21 @@ def test_a_network_whose_parameters_exceed_the_memory_is_refused_before_it_is_ma
     assert 50 * 2**30 < lstm * 4 * 5 < 56 * 2**30  # the bulk: about 55 GiB with the embeddings and heads
     with pytest.raises(OptionError, match=r"^--hidden: this network's parameters.* need 5\d\.\d GiB, more than this"
                                           r" machine's 8\.0 GiB of memory"):
-        run_setup.check_fits_memory(big, True, 8 * 2**30)
+        run_setup.check_fits_memory(big, TrainConfig(out="x"), 8 * 2**30)
     # Without the average four copies: about 44 GiB (the LSTM alone, lstm * 4 * 4, is 44.1).
     with pytest.raises(OptionError, match=r" need 4[34]\.\d GiB"):
-        run_setup.check_fits_memory(big, False, 8 * 2**30)
-    run_setup.check_fits_memory(big, True, None)  # unknown: not checked
-    run_setup.check_fits_memory(ModelConfig(n_words=30_000, n_chars=100, n_tags=17, max_token_chars=20), True, 8 * 2**30)
+        run_setup.check_fits_memory(big, TrainConfig(out="x", average=0.0), 8 * 2**30)
+    run_setup.check_fits_memory(big, TrainConfig(out="x"), None)  # unknown: not checked
+    run_setup.check_fits_memory(ModelConfig(n_words=30_000, n_chars=100, n_tags=17, max_token_chars=20), TrainConfig(out="x"), 8 * 2**30)
+    # The words weigh most: named, and with --vectors so is the count of vector words that makes them many.
     wide = ModelConfig(n_words=400_000, n_chars=100, n_tags=17, max_token_chars=20, word_dim=4096)
-    with pytest.raises(OptionError, match="^--word-dim: "):
-        run_setup.check_fits_memory(wide, True, 8 * 2**30)
+    with pytest.raises(OptionError, match=r"^--word-dim: .*: give smaller --word-dim \(or --hidden, --layers, --filters\)$"):
+        run_setup.check_fits_memory(wide, TrainConfig(out="x"), 8 * 2**30)
+    with pytest.raises(OptionError, match=r"^--word-dim: .*: give smaller --word-dim and --vector-words \(or --hidden"):
+        run_setup.check_fits_memory(wide, TrainConfig(out="x", vectors="glove-6b-50d"), 8 * 2**30)
+    # A resumed run keeps its sizes: it is told to move, not to change them.
+    with pytest.raises(OptionError, match=r"^--resume: .*: resume it on a machine with more memory$"):
+        run_setup.check_fits_memory(big, TrainConfig(out="x"), 8 * 2**30, resumed=True)
     # Through the command: one line, exit 2, nothing of the run written.
     monkeypatch.setattr(run_setup, "usable_memory", lambda: 1000)
     out = tmp_path / "run"

@@ -29,22 +29,33 @@ from ner_fast.signals import Terminated, raise_on_sigterm, stop_behind
 _NO_ARGS_IS_HELP: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+def _closed_pipe() -> NoReturn:
+    """The reader of the output left: not an error, and what was written stands. Point stdout and stderr at
+    devnull so that the interpreter's final flush does not raise again, and stop quietly (exit 0)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(null, stream.fileno())
+    sys.exit(0)
+
+
 class OneLineErrors(click.Group):
     """The group, with a usage mistake reported in one line: `Error: MESSAGE (see 'ner-fast CMD --help')` on
     stderr, exit 2, instead of click's usage block, hint and blank line before it (the house rule: one line
     and an exit code). Everything else is click's own handling."""
 
+    # A closed output pipe (`ner-fast tag ... | head`) ends any command quietly, exit 0 (click's own handling
+    # exits 1): in `make_context` for the group's --help and --version, in `invoke` for the commands.
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            _closed_pipe()
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            # The reader of the output left (`ner-fast tag ... | head`): not an error, and what was written
-            # stands (click's own handling exits 1). Point stdout and stderr at devnull so that the
-            # interpreter's final flush does not raise again, and stop quietly.
-            null = os.open(os.devnull, os.O_WRONLY)
-            for stream in (sys.stdout, sys.stderr):
-                os.dup2(null, stream.fileno())
-            sys.exit(0)
+            _closed_pipe()
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:

@@ -168,7 +168,7 @@ def set_up(
     vocabs = data.vocabs
     max_token_chars = int(data.settings["max_token_chars"])
     config = model_config_for(cfg, vocabs, max_token_chars)
-    check_fits_memory(config, cfg.average > 0, usable_memory())  # before the parameters are made: 298 GiB was a traceback
+    check_fits_memory(config, cfg, usable_memory(), resumed=resume)  # before the parameters are made (298 GiB was a traceback)
     described = data.settings.get("vectors_source")
     if described:  # a prepared folder's vectors against the network's words (the Python API can give both)
         check_vectors_fit(described["name"], described["dim"], config.word_dim)
@@ -475,20 +475,25 @@ def _check_batch_size(batch_size: int, sentences: int) -> None:
                           f" is padded to that many rows; give at most {largest}")
 
 
-def check_fits_memory(config: ModelConfig, average: bool, available: int | None) -> None:
+def check_fits_memory(config: ModelConfig, cfg: TrainConfig, available: int | None, resumed: bool = False) -> None:
     """OptionError when the network's parameters alone, as training holds them (`checkpoint.training_bytes`,
-    with the moving average's copy where `average`), need more than `available` bytes (`cores.usable_memory`;
-    None: unknown, not checked). Named by the size that weighs most: the word embedding's --word-dim (with its
-    vocabulary), or --hidden."""
-    need = training_bytes(config, average)
+    with the moving average's copy where `cfg.average`), need more than `available` bytes
+    (`cores.usable_memory`; None: unknown, not checked). A new run is told which sizes to make smaller, the
+    one that weighs most first (the word embedding: --word-dim and, with --vectors, --vector-words; or the
+    LSTM's --hidden); a resumed run keeps its sizes, so it is told to move."""
+    need = training_bytes(config, cfg.average > 0)
     if available is None or need <= available:
         return
     shapes = param_shapes(config)
-    words = math.prod(shapes["word_embed_weight"])
-    flag = "--word-dim" if 2 * words > sum(math.prod(s) for s in shapes.values()) else "--hidden"
-    raise OptionError(flag, f"this network's parameters, with their gradients and Adam's moments, need"
-                      f" {need / 2**30:.1f} GiB, more than this machine's {available / 2**30:.1f} GiB of memory:"
-                      " give smaller sizes (--hidden, --layers, --word-dim, --filters)")
+    words = 2 * math.prod(shapes["word_embed_weight"]) > sum(math.prod(s) for s in shapes.values())
+    flag = "--word-dim" if words else "--hidden"
+    why = (f"this network's parameters, with their gradients and Adam's moments, need {need / 2**30:.1f} GiB,"
+           f" more than this machine's {available / 2**30:.1f} GiB of memory")
+    if resumed:
+        raise OptionError("--resume", f"{why}: resume it on a machine with more memory")
+    sizes = ["--word-dim", "--vector-words"] if words and cfg.vectors else [flag]
+    others = [f for f in ("--hidden", "--layers", "--word-dim", "--filters") if f not in sizes]
+    raise OptionError(flag, f"{why}: give smaller {' and '.join(sizes)} (or {', '.join(others)})")
 
 
 def model_config_for(cfg: TrainConfig, vocabs: Any, max_token_chars: int) -> ModelConfig:
