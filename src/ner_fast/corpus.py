@@ -50,7 +50,7 @@ import numpy as np
 from ner_fast import _csv
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import TagScheme, begin, iob1_starts, iob1_to_iob2, is_tag, not_a_tag
-from ner_fast.sniff import COLUMN_SPLIT, SNIFF_LINES, conll_width, format_of_name, gmb_columns, is_gmb_header, sniff_format
+from ner_fast.sniff import COLUMN_SPLIT, conll_width, format_of_name, gmb_columns, is_gmb_header, leading_rows, sniff_format
 from ner_fast.text import TOKEN_RULE, blank_token
 
 #: The `Corpus.format` of a corpus built in memory (`Corpus.from_sentences`): read from no file, so in no
@@ -464,11 +464,10 @@ def _read_conll(raw: bytes, source: str) -> Corpus:
 
     # The file's column count is its first lines' most common one (`sniff.conll_width`), so that a bad first
     # line ("New York<TAB>B-geo") is the line named, not the good line after it.
-    head = (line.strip(" \t\r") for line in text.split("\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4])
-    rows = [cols for cols in (COLUMN_SPLIT.split(line) for line in head if line) if cols[0] != "-DOCSTART-"]
-    common = conll_width(rows[:SNIFF_LINES])
+    lines_of_text = text.split("\n")
+    common = conll_width([cols for _, cols in leading_rows(lines_of_text)])
     ncols = common[0] if common is not None else 0
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(lines_of_text, 1):
         line = line.strip(" \t\r")
         if not line:
             end_sentence()

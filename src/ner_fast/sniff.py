@@ -26,6 +26,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Iterable
 
 from ner_fast.errors import CorpusError
 from ner_fast.schemes import is_tag
@@ -78,15 +79,7 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
     head = raw.split(b"\n", SNIFF_LINES * 4)[: SNIFF_LINES * 4]
     if is_gmb_header(gmb_columns(head[0].decode("latin-1").rstrip("\r"))):
         return "gmb"
-    rows: list[tuple[int, list[str]]] = []
-    for number, line in enumerate(head, 1):
-        text = line.decode("utf-8", errors="replace").strip(" \t\r")
-        # Columns as the CoNLL reader splits them (at spaces and tabs): a word may hold another space, such
-        # as GMB's '5\u00a0storm', which `str.split` would cut into two columns.
-        if text and COLUMN_SPLIT.split(text)[0] != "-DOCSTART-":
-            rows.append((number, COLUMN_SPLIT.split(text)))
-        if len(rows) == SNIFF_LINES:
-            break
+    rows = leading_rows(line.decode("utf-8", errors="replace") for line in head)
     option = "--format" if tagged else "--input-format"
     if not rows:
         raise CorpusError(f"no data in the first lines: cannot tell its format (give {option})", source, 1)
@@ -130,9 +123,23 @@ def sniff_format(raw: bytes, source: str = "<input>", name: str | None = None, t
     return "tokens"
 
 
+def leading_rows(lines: Iterable[str]) -> list[tuple[int, list[str]]]:
+    """(line number from 1, columns) of the first `SNIFF_LINES` non-blank lines of `lines`, `-DOCSTART-` lines
+    aside: what rules 3 and 4 and the CoNLL reader's column count (`conll_width`) look at. Columns as the
+    CoNLL reader splits them (at spaces and tabs): a word may hold another space, such as GMB's
+    '5\u00a0storm', which `str.split` would cut into two columns."""
+    rows: list[tuple[int, list[str]]] = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip(" \t\r")
+        if text and (cols := COLUMN_SPLIT.split(text))[0] != "-DOCSTART-":
+            rows.append((number, cols))
+            if len(rows) == SNIFF_LINES:
+                break
+    return rows
+
+
 def conll_width(rows: list[list[str]]) -> tuple[int, int] | None:
-    """The column count of a CoNLL file (its lines' `rows`, split by `COLUMN_SPLIT`; the first `SNIFF_LINES`
-    non-blank lines, `-DOCSTART-` aside): the most common count, at least two, among the lines whose last
+    """The column count of a CoNLL file (the columns of its `leading_rows`): the most common count, at least two, among the lines whose last
     column is a tag (the first such count on a tie), and how many lines have it; None where no line is
     word ... tag. Rule 3 and the CoNLL reader share it, so the reader names the line that breaks the
     file's pattern, not a good line after a bad first one."""
